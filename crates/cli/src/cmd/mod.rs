@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod addr;
+pub mod info;
+pub mod syms;
+pub mod zip;
+
+use anyhow::Context;
+use relive_image::Image;
+use std::path::Path;
+
+/// Opens `path`, adding the path to any error.
+pub fn open(path: &Path) -> anyhow::Result<Image> {
+    Image::open(path).with_context(|| format!("reading {}", path.display()))
+}

@@ -1,0 +1,99 @@
+//! Exit codes and how errors are shown.
+
+use relive_image::ImageError;
+
+/// Success.
+pub const OK: i32 = 0;
+/// The input could not be read or is not a valid file of its format.
+pub const FAILED: i32 = 1;
+// 2 is clap's code for bad command-line usage.
+/// The file is fine, but what was asked for is not in it (an address outside
+/// every segment, an absent architecture, ZIP entry or symbol table).
+pub const NOT_FOUND: i32 = 3;
+
+pub const HELP: &str = "Exit status:\n  \
+    0  success\n  \
+    1  the file could not be read or is damaged (the message names the structure and offset)\n  \
+    2  bad command-line usage\n  \
+    3  the file is fine but does not contain what was asked for (address, architecture, entry, symbols)";
+
+/// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
+/// A closed standard output (`relive syms X | head`) is how pipelines end,
+/// not a failure: it exits quietly with success.
+pub fn report(err: &anyhow::Error, json: bool) -> i32 {
+    if is_broken_pipe(err) {
+        return OK;
+    }
+    let code = code_for(err);
+    let message = format!("{err:#}");
+    let hint = hint_for(err);
+    if json {
+        let value = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
+        eprintln!("{value}");
+    } else {
+        eprintln!("relive: error: {message}");
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+    code
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn image_error(err: &anyhow::Error) -> Option<&ImageError> {
+    err.chain().find_map(|e| e.downcast_ref::<ImageError>())
+}
+
+fn code_for(err: &anyhow::Error) -> i32 {
+    match image_error(err) {
+        Some(
+            ImageError::NotMapped { .. }
+            | ImageError::NoFileBytes { .. }
+            | ImageError::NoView { .. }
+            | ImageError::ArchNotPresent { .. }
+            | ImageError::NoSymbols { .. }
+            | ImageError::NoZip
+            | ImageError::EntryNotFound { .. },
+        ) => NOT_FOUND,
+        _ => FAILED,
+    }
+}
+
+fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    Some(match image_error(err)? {
+        ImageError::NotMapped { .. } => "`relive info FILE` lists the segments and sections and the ranges they cover",
+        ImageError::ArchNotPresent { .. } => "pass --arch with one of the architectures listed",
+        ImageError::EntryNotFound { .. } => "`relive zip ls FILE` lists the entries",
+        ImageError::NoSymbols { .. } => "`relive info FILE` lists the symbol sources this file has",
+        ImageError::UnknownFormat { .. } => "relive reads APE, ELF, PE and Mach-O files",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_errors_get_their_own_code() {
+        let e = anyhow::Error::new(ImageError::NoZip);
+        assert_eq!(code_for(&e), NOT_FOUND);
+        let e = anyhow::Error::new(ImageError::Invalid {
+            what: "x",
+            offset: 0,
+            reason: "y".into(),
+        });
+        assert_eq!(code_for(&e), FAILED);
+        assert_eq!(code_for(&anyhow::anyhow!("other")), FAILED);
+        let _ = OK;
+    }
+}
