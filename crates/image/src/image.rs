@@ -26,6 +26,11 @@ pub enum SymbolSource {
     Elf { which: symbols::elf::Which },
     /// A companion debug ELF (`PROGRAM.dbg`, `PROGRAM.com.dbg`).
     Debug { path: PathBuf },
+    /// A plain PE or Mach-O file's own table, read through `object`.
+    Object {
+        format: Format,
+        which: symbols::generic::Which,
+    },
 }
 
 impl SymbolSource {
@@ -35,6 +40,7 @@ impl SymbolSource {
             SymbolSource::Zip { entry } => format!("zip:{entry}"),
             SymbolSource::Elf { which } => format!("elf:{}", which.section_name()),
             SymbolSource::Debug { path } => format!("debug:{}", path.display()),
+            SymbolSource::Object { format, which } => format!("{}:{}", format.name(), which.label()),
         }
     }
 }
@@ -199,6 +205,24 @@ impl Image {
         if let Some(arch) = elf_arch {
             self.push_elf_source(data, symbols::elf::Which::Dynsym, arch, &mut out, warnings);
         }
+        if matches!(self.layout.format, Format::Pe | Format::MachO) {
+            if let Some(arch) = self.layout.default_arch() {
+                for which in [symbols::generic::Which::Symbols, symbols::generic::Which::Exports] {
+                    match symbols::generic::read(data, which) {
+                        Ok(Some(list)) => out.push(SymbolSourceInfo {
+                            source: SymbolSource::Object {
+                                format: self.layout.format,
+                                which,
+                            },
+                            arch,
+                            count: list.len() as u64,
+                        }),
+                        Ok(None) => {}
+                        Err(e) => warnings.push(format!("{} {}: {e}", self.layout.format.name(), which.label())),
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -272,6 +296,7 @@ impl Image {
                     .map(|(_, s)| s)
                     .unwrap_or_default()
             }
+            SymbolSource::Object { which, .. } => symbols::generic::read(self.data(), *which)?.unwrap_or_default(),
         };
         Ok(SymbolTable::new(source.label(), arch, symbols))
     }

@@ -432,11 +432,16 @@ pub mod testing {
 
     /// Writes `central` at the end of `out`, then the end records.
     pub fn finish(out: &mut Vec<u8>, central: &[u8], count: u64, zip64: bool) {
-        let cd_offset = out.len() as u64;
+        finish_at(out, 0, central, count, zip64)
+    }
+
+    /// Like [`finish`], for bytes that will be written at file offset `base`.
+    pub fn finish_at(out: &mut Vec<u8>, base: u64, central: &[u8], count: u64, zip64: bool) {
+        let cd_offset = base + out.len() as u64;
         out.extend_from_slice(central);
         let cd_size = central.len() as u64;
         if zip64 {
-            let record = out.len() as u64;
+            let record = base + out.len() as u64;
             out.extend_from_slice(&0x0606_4b50u32.to_le_bytes());
             out.extend_from_slice(&44u64.to_le_bytes());
             out.extend_from_slice(&[45, 3, 45, 0]);
@@ -459,6 +464,80 @@ pub mod testing {
         out.extend_from_slice(&clamp32(cd_size).to_le_bytes());
         out.extend_from_slice(&clamp32(cd_offset).to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
+    }
+
+    /// Writes a llamafile-style file to `path`: `ape` (an APE with its own
+    /// ZIP) unchanged, then a STORE entry `weights.bin` of `payload_len` zero
+    /// bytes left as a sparse hole, then a ZIP64 central directory holding
+    /// the original entries (their offsets are absolute, so still valid)
+    /// plus the new one.
+    pub fn write_llamafile_like(ape: &[u8], payload_len: u64, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let original = super::ZipArchive::parse(ape)
+            .ok()
+            .flatten()
+            .ok_or_else(|| std::io::Error::other("the prefix file has no readable ZIP"))?;
+        let old_central = &ape[original.cd_offset as usize..(original.cd_offset + original.cd_size) as usize];
+
+        // CRC-32 of the zero payload by doubling, without hashing gigabytes.
+        let mut crc = flate2::Crc::new();
+        let mut chunk = flate2::Crc::new();
+        chunk.update(&vec![0u8; 1 << 20]);
+        let mut remaining = payload_len;
+        let mut piece = chunk;
+        let mut piece_len = 1u64 << 20;
+        assert!(
+            payload_len % piece_len == 0,
+            "payload length must be a multiple of 1 MiB"
+        );
+        remaining /= piece_len;
+        while remaining > 0 {
+            if remaining & 1 == 1 {
+                crc.combine(&piece);
+            }
+            let mut doubled = flate2::Crc::new();
+            doubled.combine(&piece);
+            doubled.combine(&piece);
+            piece = doubled;
+            piece_len *= 2;
+            remaining >>= 1;
+        }
+        let _ = piece_len;
+
+        let name = "weights.bin";
+        let local_offset = ape.len() as u64;
+        let mut local = Vec::new();
+        local.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        local.extend_from_slice(&[45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        local.extend_from_slice(&crc.sum().to_le_bytes());
+        local.extend_from_slice(&u32::MAX.to_le_bytes());
+        local.extend_from_slice(&u32::MAX.to_le_bytes());
+        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        let local_extra = zip64_extra(true, payload_len, payload_len, None);
+        local.extend_from_slice(&(local_extra.len() as u16).to_le_bytes());
+        local.extend_from_slice(name.as_bytes());
+        local.extend_from_slice(&local_extra);
+        let data_offset = local_offset + local.len() as u64;
+
+        let mut central = old_central.to_vec();
+        let extra = zip64_extra(true, payload_len, payload_len, Some(local_offset));
+        central_record(&mut central, name, 0, crc.sum(), u32::MAX, u32::MAX, u32::MAX, &extra);
+        let tail_offset = data_offset + payload_len;
+        let mut tail = Vec::new();
+        finish_at(
+            &mut tail,
+            tail_offset,
+            &central,
+            original.entries.len() as u64 + 1,
+            true,
+        );
+
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(ape)?;
+        file.write_all(&local)?;
+        file.seek(SeekFrom::Start(tail_offset))?;
+        file.write_all(&tail)?;
+        Ok(())
     }
 }
 

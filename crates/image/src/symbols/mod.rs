@@ -6,6 +6,7 @@
 
 pub mod cosmo;
 pub mod elf;
+pub mod generic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
