@@ -483,14 +483,12 @@ pub mod testing {
         let mut crc = flate2::Crc::new();
         let mut chunk = flate2::Crc::new();
         chunk.update(&vec![0u8; 1 << 20]);
-        let mut remaining = payload_len;
+        const MIB: u64 = 1 << 20;
+        if !payload_len.is_multiple_of(MIB) {
+            return Err(std::io::Error::other("payload length must be a multiple of 1 MiB"));
+        }
+        let mut remaining = payload_len / MIB;
         let mut piece = chunk;
-        let mut piece_len = 1u64 << 20;
-        assert!(
-            payload_len % piece_len == 0,
-            "payload length must be a multiple of 1 MiB"
-        );
-        remaining /= piece_len;
         while remaining > 0 {
             if remaining & 1 == 1 {
                 crc.combine(&piece);
@@ -499,10 +497,8 @@ pub mod testing {
             doubled.combine(&piece);
             doubled.combine(&piece);
             piece = doubled;
-            piece_len *= 2;
             remaining >>= 1;
         }
-        let _ = piece_len;
 
         let name = "weights.bin";
         let local_offset = ape.len() as u64;
