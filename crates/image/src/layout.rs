@@ -83,6 +83,9 @@ impl Layout {
             zip: Ok(None),
             warnings: Vec::new(),
         };
+        if data.is_empty() {
+            return Err(ImageError::invalid("file", 0, "the file is empty"));
+        }
         let head = data.get(..4).unwrap_or(data);
         if let Some(magic) = ApeMagic::detect(data) {
             layout.format = Format::Ape;

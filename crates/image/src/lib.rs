@@ -20,6 +20,8 @@ pub mod ape;
 pub mod arch;
 pub mod elf;
 pub mod error;
+#[doc(hidden)]
+pub mod exercise;
 pub mod image;
 pub mod layout;
 pub mod macho;

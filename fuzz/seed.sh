@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Seeds each fuzz target's corpus from the real APE fixtures.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+fixtures="$here/../../shared/fixtures/ape"
+mkdir -p "$here"/corpus/{ape_header,zip,cosmo_symtab,whole_file}
+for f in pledge.com ent.com ent.elf; do
+  head -c 8192 "$fixtures/$f" > "$here/corpus/ape_header/$f"
+  cp "$fixtures/$f" "$here/corpus/whole_file/$f"
+  python3 - "$fixtures/$f" "$here/corpus" <<'PY'
+import sys, zipfile, os
+path, corpus = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+z = zipfile.ZipFile(path)
+first = min(i.header_offset for i in z.infolist())
+open(os.path.join(corpus, "zip", os.path.basename(path)), "wb").write(data[first:])
+for i in z.infolist():
+    if i.filename.startswith(".symtab."):
+        open(os.path.join(corpus, "cosmo_symtab", os.path.basename(path) + i.filename), "wb").write(z.read(i))
+PY
+done
+echo "corpus ready in $here/corpus"
