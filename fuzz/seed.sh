@@ -12,8 +12,17 @@ import sys, zipfile, os
 path, corpus = sys.argv[1], sys.argv[2]
 data = open(path, "rb").read()
 z = zipfile.ZipFile(path)
-first = min(i.header_offset for i in z.infolist())
-open(os.path.join(corpus, "zip", os.path.basename(path)), "wb").write(data[first:])
+# Standalone archives (offsets from 0, as the zip target reads them) holding
+# the real entries, plain and forced ZIP64.
+for force64 in (False, True):
+    out = os.path.join(corpus, "zip", os.path.basename(path) + (".zip64" if force64 else "") + ".zip")
+    with zipfile.ZipFile(out, "w") as w:
+        for i in z.infolist():
+            method = zipfile.ZIP_DEFLATED if i.compress_type == 8 else zipfile.ZIP_STORED
+            info = zipfile.ZipInfo(i.filename)
+            info.compress_type = method
+            with w.open(info, "w", force_zip64=force64) as f:
+                f.write(z.read(i)[:4096])
 for i in z.infolist():
     if i.filename.startswith(".symtab."):
         open(os.path.join(corpus, "cosmo_symtab", os.path.basename(path) + i.filename), "wb").write(z.read(i))
