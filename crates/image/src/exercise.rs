@@ -38,7 +38,7 @@ pub fn whole_file(data: &[u8]) {
         Ok(image) => image,
         Err(_) => return,
     };
-    let _ = serde_json_free_info(&image);
+    let _ = touch_info(&image);
     for arch in image.layout().arches() {
         if let Ok(table) = image.symbols(Some(arch)) {
             lookups(&table);
@@ -85,8 +85,8 @@ fn lookups(table: &SymbolTable) {
     }
 }
 
-/// Builds the info report (what `relive info` serialises) without needing serde_json here.
-fn serde_json_free_info(image: &Image) -> usize {
+/// Builds the report `relive info` serialises, so its code paths are exercised too.
+fn touch_info(image: &Image) -> usize {
     let info = image.info();
     info.elf.len() + info.symbols.len() + info.warnings.len()
 }
