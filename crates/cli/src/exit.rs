@@ -10,12 +10,15 @@ pub const FAILED: i32 = 1;
 /// The file is fine, but what was asked for is not in it (an address outside
 /// every segment, an absent architecture, ZIP entry or symbol table).
 pub const NOT_FOUND: i32 = 3;
+/// The operating system refused access to a process (the message says why).
+pub const PERMISSION: i32 = 4;
 
 pub const HELP: &str = "Exit status:\n  \
     0  success\n  \
     1  the file could not be read or is damaged (the message names the structure and offset)\n  \
     2  bad command-line usage\n  \
-    3  the file is fine but does not contain what was asked for (address, architecture, entry, symbols)";
+    3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
+    4  permission denied for a process (the message says why and what to do)";
 
 /// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
 /// A closed standard output (`relive syms X | head`) is how pipelines end,
@@ -54,6 +57,14 @@ fn image_error(err: &anyhow::Error) -> Option<&ImageError> {
 }
 
 fn code_for(err: &anyhow::Error) -> i32 {
+    use relive_process::ProcessError as P;
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<P>()) {
+        return match e {
+            P::NoSuchProcess { .. } | P::NotMapped { .. } => NOT_FOUND,
+            P::PermissionDenied { .. } => PERMISSION,
+            _ => FAILED,
+        };
+    }
     match image_error(err) {
         Some(
             ImageError::NotMapped { .. }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "relive",
     version,
-    about = "Inspect binaries and live-patch running programs",
+    about = "Inspect binaries and running programs, and live-patch them",
     long_about = "relive reads executables (Actually Portable Executables from Cosmopolitan libc, \
                   ELF, PE, Mach-O) and will patch running programs with freshly compiled code.\n\n\
                   Numbers are printed in hex; with --json they are JSON integers. Numbers you type \
@@ -31,6 +31,8 @@ enum Command {
     Addr(cmd::addr::Args),
     #[command(subcommand)]
     Zip(cmd::zip::Command),
+    Peek(cmd::memory::PeekArgs),
+    Poke(cmd::memory::PokeArgs),
 }
 
 fn main() {
@@ -47,6 +49,14 @@ fn main() {
         Command::Addr(args) => {
             let json = args.json;
             (cmd::addr::run(args), json)
+        }
+        Command::Peek(args) => {
+            let json = args.json;
+            (cmd::memory::peek(args), json)
+        }
+        Command::Poke(args) => {
+            let json = args.json;
+            (cmd::memory::poke(args), json)
         }
         Command::Zip(command) => {
             let json = command.json();

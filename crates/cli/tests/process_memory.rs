@@ -1,0 +1,222 @@
+//! `relive peek` and `poke` against real running programs built by gcc.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use relive_image::Image;
+use serde_json::Value;
+
+const PROGRAM: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+// noipa: at -O2, gcc would otherwise fold the constant return into main.
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("addr %p\n", (void *)value);
+    for (;;) { printf("%d\n", value()); usleep(2000); }
+}
+"#;
+
+/// How long to wait for a line the program should print soon; a deadline
+/// against hangs, not a speed check.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+struct Target {
+    child: Child,
+    lines: Receiver<String>,
+    exe: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    fn start(flags: &[&str]) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("value.c"), PROGRAM).unwrap();
+        let exe = dir.path().join("value");
+        let status = Command::new("gcc")
+            .args(flags)
+            .arg("-o")
+            .arg(&exe)
+            .arg(dir.path().join("value.c"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut child = Command::new(&exe).stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Target {
+            child,
+            lines,
+            exe,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn next_line(&self) -> String {
+        self.lines.recv_timeout(PATIENCE).expect("the program stopped printing")
+    }
+
+    /// Waits until the program prints `want` (lines already in the pipe may
+    /// predate a patch).
+    fn wait_for(&self, want: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            last = self.next_line();
+            if last == want {
+                return;
+            }
+        }
+        panic!("the program never printed {want:?} (last line {last:?})");
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn relive(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = relive(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The function's bytes in the file, found through the image layer.
+fn file_bytes(exe: &Path, name: &str, len: usize) -> Vec<u8> {
+    let image = Image::open(exe).unwrap();
+    let symbol = image.symbols(None).unwrap().by_name(name)[0].clone();
+    let offset = image.view(None).unwrap().va_to_offset(symbol.addr).unwrap() as usize;
+    image.data()[offset..offset + len].to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn peek_and_poke(flags: &[&str]) {
+    let target = Target::start(flags);
+    let addr_line = target.next_line();
+    let addr = addr_line.strip_prefix("addr ").unwrap().to_string();
+    target.wait_for("1");
+    let pid = target.pid();
+
+    let peeked = json(&["peek", &pid, &addr, "16", "--json"]);
+    assert_eq!(
+        peeked["addr"],
+        u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap()
+    );
+    let original = file_bytes(&target.exe, "value", 16);
+    assert_eq!(
+        peeked["bytes"],
+        hex(&original),
+        "peek matches the file's bytes of value()"
+    );
+
+    // mov eax, 2; ret
+    let poked = json(&["poke", &pid, &addr, "b802000000c3", "--json"]);
+    assert_eq!(poked["old"], hex(&original[..6]));
+    target.wait_for("2");
+
+    let restored = json(&["poke", &pid, &addr, poked["old"].as_str().unwrap(), "--json"]);
+    assert_eq!(restored["old"], "b802000000c3");
+    target.wait_for("1");
+    assert_eq!(json(&["peek", &pid, &addr, "16", "--json"])["bytes"], hex(&original));
+
+    // An unmapped address: refused, exit 3, nothing written.
+    let out = relive(&["poke", &pid, "0x10", "90"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not mapped"));
+}
+
+#[test]
+fn peek_and_poke_a_pie_program() {
+    peek_and_poke(&["-O0", "-pie", "-fPIE"]);
+}
+
+#[test]
+fn peek_and_poke_a_non_pie_program() {
+    peek_and_poke(&["-O2", "-no-pie", "-fno-pie"]);
+}
+
+#[test]
+fn a_process_that_is_gone_is_reported() {
+    let mut target = Target::start(&["-O0"]);
+    let pid = target.pid();
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    let out = relive(&["peek", &pid, "0x1000", "4"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no process with pid {pid}")));
+}
+
+/// An unprivileged user cannot read or write a process it does not own:
+/// clear "permission denied", exit 4, and the target is unchanged.
+#[test]
+fn unprivileged_user_is_refused() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to start a target as another user (CI runs as root)");
+        return;
+    }
+    let target = Target::start(&["-O0"]);
+    let addr = target.next_line().strip_prefix("addr ").unwrap().to_string();
+    let pid = target.pid();
+    let before = json(&["peek", &pid, &addr, "8", "--json"]);
+    // A copy of relive that user `nobody` may execute.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let relive_copy = dir.path().join("relive");
+    std::fs::copy(env!("CARGO_BIN_EXE_relive"), &relive_copy).unwrap();
+    for args in [vec!["peek", &pid, &addr, "8"], vec!["poke", &pid, &addr, "c3"]] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&relive_copy)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("permission denied") && stderr.contains("uid 0"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        json(&["peek", &pid, &addr, "8", "--json"]),
+        before,
+        "nothing was written"
+    );
+    target.wait_for("1");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}

@@ -1,0 +1,34 @@
+//! Errors of the process layer. Each names the pid, and where relevant the
+//! address, and says what to do about it.
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = ProcessError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: u32 },
+
+    #[error("permission denied for pid {pid}: {why}")]
+    PermissionDenied { pid: u32, why: String },
+
+    #[error("process {pid} exited while relive was {doing}")]
+    Gone { pid: u32, doing: &'static str },
+
+    #[error("address range {addr:#x}..{end:#x} is not mapped in process {pid} (run `relive ps {pid}` or read /proc/{pid}/maps)", end = addr.saturating_add(*len as u64))]
+    NotMapped { pid: u32, addr: u64, len: usize },
+
+    #[error("process {pid}: {what}: {source}")]
+    Io {
+        pid: u32,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("process {pid}: malformed /proc/{pid}/maps line {line:?}")]
+    BadMaps { pid: u32, line: String },
+
+    #[error("{what} is not supported on this platform yet (only the Linux backend exists)")]
+    Unsupported { what: &'static str },
+}
