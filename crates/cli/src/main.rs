@@ -35,33 +35,30 @@ enum Command {
     Poke(cmd::memory::PokeArgs),
 }
 
+impl Command {
+    /// Whether the user asked for JSON, so errors are reported as JSON too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Info(a) => a.json,
+            Command::Syms(a) => a.json,
+            Command::Addr(a) => a.json,
+            Command::Peek(a) => a.json,
+            Command::Poke(a) => a.json,
+            Command::Zip(c) => c.json(),
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    let (result, json) = match cli.command {
-        Command::Info(args) => {
-            let json = args.json;
-            (cmd::info::run(args), json)
-        }
-        Command::Syms(args) => {
-            let json = args.json;
-            (cmd::syms::run(args), json)
-        }
-        Command::Addr(args) => {
-            let json = args.json;
-            (cmd::addr::run(args), json)
-        }
-        Command::Peek(args) => {
-            let json = args.json;
-            (cmd::memory::peek(args), json)
-        }
-        Command::Poke(args) => {
-            let json = args.json;
-            (cmd::memory::poke(args), json)
-        }
-        Command::Zip(command) => {
-            let json = command.json();
-            (cmd::zip::run(command), json)
-        }
+    let json = cli.command.json();
+    let result = match cli.command {
+        Command::Info(args) => cmd::info::run(args),
+        Command::Syms(args) => cmd::syms::run(args),
+        Command::Addr(args) => cmd::addr::run(args),
+        Command::Peek(args) => cmd::memory::peek(args),
+        Command::Poke(args) => cmd::memory::poke(args),
+        Command::Zip(command) => cmd::zip::run(command),
     };
     if let Err(err) = result {
         std::process::exit(exit::report(&err, json));

@@ -1,9 +1,11 @@
 //! `relive info`, `syms`, `addr` and `zip` run as a user runs them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod common;
+use common::{json, relive, text};
 
 fn fixture(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,30 +13,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name);
     assert!(path.is_file(), "missing fixture {}", path.display());
     path
-}
-
-fn relive(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = relive(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
-}
-
-fn text(args: &[&str]) -> String {
-    let out = relive(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn path_str(p: &Path) -> &str {

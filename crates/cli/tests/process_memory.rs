@@ -3,12 +3,13 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 use relive_image::Image;
-use serde_json::Value;
+mod common;
+use common::{json, relive};
 
 const PROGRAM: &str = r#"
 #include <stdio.h>
@@ -92,20 +93,6 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn relive(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = relive(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The function's bytes in the file, found through the image layer.

@@ -1,0 +1,30 @@
+//! Helpers shared by the CLI tests: run the built `relive` binary.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn relive(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
+}
+
+/// Runs `relive ARGS`, requires success, and returns stdout.
+pub fn text(args: &[&str]) -> String {
+    String::from_utf8(success(args)).unwrap()
+}
+
+/// Runs `relive ARGS`, requires success, and parses stdout as JSON.
+pub fn json(args: &[&str]) -> Value {
+    serde_json::from_slice(&success(args)).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+}
+
+fn success(args: &[&str]) -> Vec<u8> {
+    let out = relive(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
