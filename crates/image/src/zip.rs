@@ -371,21 +371,36 @@ pub mod testing {
             // Local header (with a different extra field length than the
             // central one, as real writers produce).
             let local_extra = [0xAAu8, 0xAA, 4, 0, 1, 2, 3, 4];
-            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-            out.extend_from_slice(&[20, 0, 0, 0]);
-            out.extend_from_slice(&method.to_le_bytes());
-            out.extend_from_slice(&[0; 4]);
-            out.extend_from_slice(&crc.sum().to_le_bytes());
-            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-            out.extend_from_slice(&(local_extra.len() as u16).to_le_bytes());
-            out.extend_from_slice(e.name.as_bytes());
-            out.extend_from_slice(&local_extra);
+            local_header(
+                out,
+                e.name,
+                method,
+                crc.sum(),
+                payload.len() as u32,
+                e.data.len() as u32,
+                &local_extra,
+            );
             out.extend_from_slice(&payload);
             central_record(&mut central, e.name, method, crc.sum(), csize32, size32, off32, &extra);
         }
         finish(out, &central, entries.len() as u64, zip64);
+    }
+
+    /// Writes one local file header (the payload follows it).
+    pub fn local_header(out: &mut Vec<u8>, name: &str, method: u16, crc: u32, csize: u32, size: u32, extra: &[u8]) {
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        // Version needed (4.5, ZIP64-capable) and flags.
+        out.extend_from_slice(&[45, 0, 0, 0]);
+        out.extend_from_slice(&method.to_le_bytes());
+        // Modification time and date.
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&csize.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(extra);
     }
 
     /// The ZIP64 extra field (0x0001) with size, compressed size and offset.
@@ -480,15 +495,14 @@ pub mod testing {
         let old_central = &ape[original.cd_offset as usize..(original.cd_offset + original.cd_size) as usize];
 
         // CRC-32 of the zero payload by doubling, without hashing gigabytes.
-        let mut crc = flate2::Crc::new();
-        let mut chunk = flate2::Crc::new();
-        chunk.update(&vec![0u8; 1 << 20]);
         const MIB: u64 = 1 << 20;
         if !payload_len.is_multiple_of(MIB) {
             return Err(std::io::Error::other("payload length must be a multiple of 1 MiB"));
         }
+        let mut crc = flate2::Crc::new();
+        let mut piece = flate2::Crc::new();
+        piece.update(&vec![0u8; MIB as usize]);
         let mut remaining = payload_len / MIB;
-        let mut piece = chunk;
         while remaining > 0 {
             if remaining & 1 == 1 {
                 crc.combine(&piece);
@@ -503,16 +517,8 @@ pub mod testing {
         let name = "weights.bin";
         let local_offset = ape.len() as u64;
         let mut local = Vec::new();
-        local.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        local.extend_from_slice(&[45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        local.extend_from_slice(&crc.sum().to_le_bytes());
-        local.extend_from_slice(&u32::MAX.to_le_bytes());
-        local.extend_from_slice(&u32::MAX.to_le_bytes());
-        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
         let local_extra = zip64_extra(true, payload_len, payload_len, None);
-        local.extend_from_slice(&(local_extra.len() as u16).to_le_bytes());
-        local.extend_from_slice(name.as_bytes());
-        local.extend_from_slice(&local_extra);
+        local_header(&mut local, name, 0, crc.sum(), u32::MAX, u32::MAX, &local_extra);
         let data_offset = local_offset + local.len() as u64;
 
         let mut central = old_central.to_vec();
