@@ -42,7 +42,8 @@ impl LinuxProcess {
     /// The program's executable as the kernel sees it (`/proc/PID/exe`). For
     /// an APE started through its loader, this is the loader.
     pub fn exe(&self) -> Result<PathBuf> {
-        std::fs::read_link(self.proc_path("exe")).map_err(|e| self.io_error("reading /proc/PID/exe", e))
+        std::fs::read_link(self.proc_path("exe"))
+            .map_err(|e| self.io_error("reading its executable link", "reading /proc/PID/exe", e))
     }
 
     fn mem(&self, write: bool, doing: &'static str) -> Result<File> {
@@ -53,7 +54,7 @@ impl LinuxProcess {
             .map_err(|e| match e.kind() {
                 ErrorKind::PermissionDenied => self.permission_denied(),
                 ErrorKind::NotFound => self.gone(doing),
-                _ => self.io_error("opening /proc/PID/mem", e),
+                _ => self.io_error(doing, "opening /proc/PID/mem", e),
             })
     }
 
@@ -61,9 +62,11 @@ impl LinuxProcess {
         ProcessError::Gone { pid: self.pid, doing }
     }
 
-    fn io_error(&self, what: &str, source: std::io::Error) -> ProcessError {
+    /// An I/O failure while `doing` something; if the process has vanished
+    /// meanwhile, that is the real cause and is reported instead.
+    fn io_error(&self, doing: &'static str, what: &str, source: std::io::Error) -> ProcessError {
         if !self.proc_path("").exists() {
-            return self.gone("reading it");
+            return self.gone(doing);
         }
         ProcessError::Io {
             pid: self.pid,
@@ -129,7 +132,7 @@ impl Process for LinuxProcess {
         let text = std::fs::read_to_string(self.proc_path("maps")).map_err(|e| match e.kind() {
             ErrorKind::NotFound => self.gone("reading its memory map"),
             ErrorKind::PermissionDenied => self.permission_denied(),
-            _ => self.io_error("reading /proc/PID/maps", e),
+            _ => self.io_error("reading its memory map", "reading /proc/PID/maps", e),
         })?;
         text.lines()
             .map(|line| {
@@ -160,13 +163,18 @@ impl Process for LinuxProcess {
         }
         let mem = self.mem(false, "reading its memory")?;
         mem.read_exact_at(buf, addr)
-            .map_err(|e| self.io_error(&format!("reading {wanted} bytes at {addr:#x}"), e))
+            .map_err(|e| self.io_error("reading its memory", &format!("reading {wanted} bytes at {addr:#x}"), e))
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.check_mapped(addr, data.len())?;
         let mem = self.mem(true, "writing its memory")?;
-        mem.write_all_at(data, addr)
-            .map_err(|e| self.io_error(&format!("writing {} bytes at {addr:#x}", data.len()), e))
+        mem.write_all_at(data, addr).map_err(|e| {
+            self.io_error(
+                "writing its memory",
+                &format!("writing {} bytes at {addr:#x}", data.len()),
+                e,
+            )
+        })
     }
 }
