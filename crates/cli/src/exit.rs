@@ -12,13 +12,17 @@ pub const FAILED: i32 = 1;
 pub const NOT_FOUND: i32 = 3;
 /// The operating system refused access to a process (the message says why).
 pub const PERMISSION: i32 = 4;
+/// The file on disk is not the one the process is running (rebuilt or
+/// replaced since it started), so its symbols cannot be trusted.
+pub const MISMATCH: i32 = 5;
 
 pub const HELP: &str = "Exit status:\n  \
     0  success\n  \
     1  the file could not be read or is damaged (the message names the structure and offset)\n  \
     2  bad command-line usage\n  \
     3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
-    4  permission denied for a process (the message says why and what to do)";
+    4  permission denied for a process (the message says why and what to do)\n  \
+    5  the program on disk is not the one the process is running (rebuilt since it started)";
 
 /// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
 /// A closed standard output (`relive syms X | head`) is how pipelines end,
@@ -60,10 +64,14 @@ fn code_for(err: &anyhow::Error) -> i32 {
     use relive_process::ProcessError as P;
     if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<P>()) {
         return match e {
-            P::NoSuchProcess { .. } | P::NotMapped { .. } => NOT_FOUND,
+            P::NoSuchProcess { .. } | P::Gone { .. } | P::NotMapped { .. } | P::NoSuchThread { .. } => NOT_FOUND,
             P::PermissionDenied { .. } => PERMISSION,
+            P::Mismatch { .. } => MISMATCH,
             _ => FAILED,
         };
+    }
+    if err.chain().any(|e| e.is::<crate::cmd::live::SymbolNotFound>()) {
+        return NOT_FOUND;
     }
     match image_error(err) {
         Some(

@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
     version,
     about = "Inspect binaries and running programs, and live-patch them",
     long_about = "relive reads executables (Actually Portable Executables from Cosmopolitan libc, \
-                  ELF, PE, Mach-O) and will patch running programs with freshly compiled code.\n\n\
+                  ELF, PE, Mach-O), inspects running programs (images, symbols, threads, memory) and will \
+                  patch them with freshly compiled code.\n\n\
                   Numbers are printed in hex; with --json they are JSON integers. Numbers you type \
                   may be decimal (4213215) or hex (0x4049e0).",
     after_help = exit::HELP
@@ -33,6 +34,9 @@ enum Command {
     Zip(cmd::zip::Command),
     Peek(cmd::memory::PeekArgs),
     Poke(cmd::memory::PokeArgs),
+    Ps(cmd::live::PsArgs),
+    Sym(cmd::live::SymArgs),
+    Threads(cmd::live::ThreadsArgs),
 }
 
 impl Command {
@@ -44,6 +48,9 @@ impl Command {
             Command::Addr(a) => a.json,
             Command::Peek(a) => a.json,
             Command::Poke(a) => a.json,
+            Command::Ps(a) => a.json,
+            Command::Sym(a) => a.json,
+            Command::Threads(a) => a.json,
             Command::Zip(c) => c.json(),
         }
     }
@@ -58,6 +65,9 @@ fn main() {
         Command::Addr(args) => cmd::addr::run(args),
         Command::Peek(args) => cmd::memory::peek(args),
         Command::Poke(args) => cmd::memory::poke(args),
+        Command::Ps(args) => cmd::live::ps(args),
+        Command::Sym(args) => cmd::live::sym(args),
+        Command::Threads(args) => cmd::live::threads(args),
         Command::Zip(command) => cmd::zip::run(command),
     };
     if let Err(err) = result {

@@ -1,15 +1,11 @@
 //! `relive peek` and `poke` against real running programs built by gcc.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+use std::process::Command;
 
-use relive_image::Image;
+use relive_testkit::{is_root, Target};
 mod common;
-use common::{json, relive};
+use common::{file_bytes, hex, json, relive};
 
 const PROGRAM: &str = r#"
 #include <stdio.h>
@@ -23,96 +19,12 @@ int main(void) {
 }
 "#;
 
-/// How long to wait for a line the program should print soon; a deadline
-/// against hangs, not a speed check.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-struct Target {
-    child: Child,
-    lines: Receiver<String>,
-    exe: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Target {
-    fn start(flags: &[&str]) -> Target {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("value.c"), PROGRAM).unwrap();
-        let exe = dir.path().join("value");
-        let status = Command::new("gcc")
-            .args(flags)
-            .arg("-o")
-            .arg(&exe)
-            .arg(dir.path().join("value.c"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut child = Command::new(&exe).stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Target {
-            child,
-            lines,
-            exe,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn next_line(&self) -> String {
-        self.lines.recv_timeout(PATIENCE).expect("the program stopped printing")
-    }
-
-    /// Waits until the program prints `want` (lines already in the pipe may
-    /// predate a patch).
-    fn wait_for(&self, want: &str) {
-        let deadline = std::time::Instant::now() + PATIENCE;
-        let mut last = String::new();
-        while std::time::Instant::now() < deadline {
-            last = self.next_line();
-            if last == want {
-                return;
-            }
-        }
-        panic!("the program never printed {want:?} (last line {last:?})");
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The function's bytes in the file, found through the image layer.
-fn file_bytes(exe: &Path, name: &str, len: usize) -> Vec<u8> {
-    let image = Image::open(exe).unwrap();
-    let symbol = image.symbols(None).unwrap().by_name(name)[0].clone();
-    let offset = image.view(None).unwrap().va_to_offset(symbol.addr).unwrap() as usize;
-    image.data()[offset..offset + len].to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn peek_and_poke(flags: &[&str]) {
-    let target = Target::start(flags);
+    let target = Target::start_c(PROGRAM, flags);
     let addr_line = target.next_line();
     let addr = addr_line.strip_prefix("addr ").unwrap().to_string();
     target.wait_for("1");
-    let pid = target.pid();
+    let pid = target.pid_arg();
 
     let peeked = json(&["peek", &pid, &addr, "16", "--json"]);
     assert_eq!(
@@ -154,8 +66,8 @@ fn peek_and_poke_a_non_pie_program() {
 
 #[test]
 fn a_process_that_is_gone_is_reported() {
-    let mut target = Target::start(&["-O0"]);
-    let pid = target.pid();
+    let mut target = Target::start_c(PROGRAM, &["-O0"]);
+    let pid = target.pid_arg();
     target.child.kill().unwrap();
     target.child.wait().unwrap();
     let out = relive(&["peek", &pid, "0x1000", "4"]);
@@ -167,13 +79,13 @@ fn a_process_that_is_gone_is_reported() {
 /// clear "permission denied", exit 4, and the target is unchanged.
 #[test]
 fn unprivileged_user_is_refused() {
-    if !nix_is_root() {
+    if !is_root() {
         eprintln!("skipped: needs root to start a target as another user (CI runs as root)");
         return;
     }
-    let target = Target::start(&["-O0"]);
+    let target = Target::start_c(PROGRAM, &["-O0"]);
     let addr = target.next_line().strip_prefix("addr ").unwrap().to_string();
-    let pid = target.pid();
+    let pid = target.pid_arg();
     let before = json(&["peek", &pid, &addr, "8", "--json"]);
     // A copy of relive that user `nobody` may execute.
     let dir = tempfile::tempdir().unwrap();
@@ -200,10 +112,4 @@ fn unprivileged_user_is_refused() {
         "nothing was written"
     );
     target.wait_for("1");
-}
-
-fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }

@@ -29,6 +29,34 @@ pub enum ProcessError {
     #[error("process {pid}: malformed /proc/{pid}/maps line {line:?}")]
     BadMaps { pid: u32, line: String },
 
+    #[error("process {pid} has no stopped thread {tid} (see `relive threads {pid}`)")]
+    NoSuchThread { pid: u32, tid: u32 },
+
+    #[error("process {pid}: {call} failed inside the process: {source}")]
+    RemoteSyscall {
+        pid: u32,
+        call: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("process {pid}: no free {len:#x}-byte range {wanted}; the nearest holes are taken (is the address space crowded, or is the program's image too large to reach?)")]
+    NoRoom { pid: u32, len: u64, wanted: String },
+
+    #[error("process {pid}: {path} on disk is not the file the process is running: {why}. Symbols read from it would be wrong; restart the program, or point relive at the file it was started from")]
+    Mismatch { pid: u32, path: String, why: String },
+
+    #[error("process {pid}: cannot find the program's image in /proc/{pid}/maps (executable {exe})")]
+    NoImage { pid: u32, exe: String },
+
+    #[error("process {pid}: {path}: {source}")]
+    Image {
+        pid: u32,
+        path: String,
+        #[source]
+        source: relive_image::ImageError,
+    },
+
     #[error("{what} is not supported on this platform yet (only the Linux backend exists)")]
     Unsupported { what: &'static str },
 }

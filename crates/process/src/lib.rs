@@ -4,14 +4,30 @@
 //! system gets one backend module behind it. Only Linux exists today; on
 //! other systems [`open`] returns [`ProcessError::Unsupported`] rather than a
 //! pretend implementation.
+//!
+//! On top of the trait, OS-neutral modules answer the questions a patcher
+//! asks: which files are mapped and with what load bias ([`modules`]), is
+//! the file on disk the one that is running ([`identity`]), where is a
+//! symbol in the live process ([`symbols`]), and where can new code go
+//! ([`alloc`]).
 
+pub mod alloc;
 pub mod error;
+pub mod identity;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod maps;
+pub mod modules;
+pub mod registers;
+pub mod symbols;
+pub mod threads;
+
+use std::path::PathBuf;
 
 pub use error::{ProcessError, Result};
 pub use maps::Mapping;
+pub use registers::Registers;
+pub use threads::{ThreadInfo, ThreadState};
 
 /// What relive needs from a running process.
 pub trait Process {
@@ -28,6 +44,73 @@ pub trait Process {
     /// with [`ProcessError::NotMapped`] (writing nothing) if any byte is
     /// outside the mappings.
     fn write(&self, addr: u64, data: &[u8]) -> Result<()>;
+
+    /// The executable the kernel started. For an APE run through its
+    /// loader this is the loader; [`modules::discover`] finds the program.
+    fn exe(&self) -> Result<PathBuf>;
+
+    /// When the process started, in seconds since the Unix epoch: a file
+    /// modified after this is not the one that was loaded.
+    fn start_time(&self) -> Result<u64>;
+
+    /// The threads, listed without stopping them.
+    fn threads(&self) -> Result<Vec<ThreadInfo>>;
+
+    /// Stops every thread (without sending signals) until the returned
+    /// value is resumed or dropped.
+    fn stop(&self) -> Result<Box<dyn Stopped + '_>>;
+}
+
+/// Page protections for memory allocated inside the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Protection {
+    pub const READ: Protection = Protection {
+        read: true,
+        write: false,
+        exec: false,
+    };
+    pub const READ_WRITE: Protection = Protection {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const READ_EXEC: Protection = Protection {
+        read: true,
+        write: false,
+        exec: true,
+    };
+}
+
+/// A process whose threads are all stopped. Dropping it resumes them.
+///
+/// Everything that needs the threads to stand still happens through this:
+/// reading their registers (to know where each one is) and running system
+/// calls inside the target.
+pub trait Stopped {
+    /// The stopped threads' ids.
+    fn thread_ids(&self) -> Vec<u32>;
+
+    fn registers(&self, tid: u32) -> Result<Registers>;
+
+    fn set_registers(&mut self, tid: u32, regs: &Registers) -> Result<()>;
+
+    /// Maps `len` bytes of anonymous private memory at exactly `addr`
+    /// without replacing anything already there. `Ok(None)` means the
+    /// range is (partly) occupied; nothing was mapped.
+    fn map_fixed(&mut self, addr: u64, len: u64, prot: Protection) -> Result<Option<u64>>;
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Protection) -> Result<()>;
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<()>;
+
+    /// Resumes every thread; reports a failure that dropping would hide.
+    fn resume(self: Box<Self>) -> Result<()>;
 }
 
 /// Opens the process `pid` with this platform's backend.

@@ -2,6 +2,7 @@
 
 pub mod addr;
 pub mod info;
+pub mod live;
 pub mod memory;
 pub mod syms;
 pub mod zip;

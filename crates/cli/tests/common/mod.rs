@@ -28,3 +28,16 @@ fn success(args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// The bytes of symbol `name` in the executable `exe`, found through the
+/// image layer.
+pub fn file_bytes(exe: &std::path::Path, name: &str, len: usize) -> Vec<u8> {
+    let image = relive_image::Image::open(exe).unwrap();
+    let symbol = image.symbols(None).unwrap().by_name(name)[0].clone();
+    let offset = image.view(None).unwrap().va_to_offset(symbol.addr).unwrap() as usize;
+    image.data()[offset..offset + len].to_vec()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -4,20 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `../shared/fixtures/ape` relative to the project root, where CI has it.
-pub fn fixtures() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ape");
-    assert!(
-        dir.join("pledge.com").is_file(),
-        "APE fixtures not found at {} (the project expects ../shared next to its root)",
-        dir.display()
-    );
-    dir
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    fixtures().join(name)
-}
+#[allow(unused_imports)]
+pub use relive_testkit::{fixture, fixtures};
 
 /// Runs the independent Python reader on `path`.
 pub fn reference(path: &Path) -> serde_json::Value {

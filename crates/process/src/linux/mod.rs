@@ -9,12 +9,16 @@ use std::io::{ErrorKind, IoSliceMut};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
+mod stop;
+pub use stop::LinuxStopped;
+
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
 
 use crate::error::{ProcessError, Result};
 use crate::maps::{self, Mapping};
-use crate::Process;
+use crate::threads::{self, ThreadInfo, ThreadState};
+use crate::{Process, Stopped};
 
 pub struct LinuxProcess {
     pid: u32,
@@ -39,11 +43,28 @@ impl LinuxProcess {
         PathBuf::from(format!("/proc/{}/{name}", self.pid))
     }
 
-    /// The program's executable as the kernel sees it (`/proc/PID/exe`). For
-    /// an APE started through its loader, this is the loader.
-    pub fn exe(&self) -> Result<PathBuf> {
-        std::fs::read_link(self.proc_path("exe"))
-            .map_err(|e| self.io_error("reading its executable link", "reading /proc/PID/exe", e))
+    /// The ids in `/proc/PID/task`: every thread, in no particular order.
+    pub fn task_ids(&self) -> Result<Vec<u32>> {
+        let dir = std::fs::read_dir(self.proc_path("task")).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => self.gone("listing its threads"),
+            _ => self.io_error("listing its threads", "reading /proc/PID/task", e),
+        })?;
+        Ok(dir
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// Stops every thread; see [`LinuxStopped`].
+    pub fn stop_all(&self) -> Result<LinuxStopped<'_>> {
+        LinuxStopped::attach_all(self)
+    }
+
+    fn read_proc_file(&self, name: &str, doing: &'static str) -> Result<String> {
+        std::fs::read_to_string(self.proc_path(name)).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => self.gone(doing),
+            ErrorKind::PermissionDenied => self.permission_denied(),
+            _ => self.io_error(doing, &format!("reading /proc/PID/{name}"), e),
+        })
     }
 
     fn mem(&self, write: bool, doing: &'static str) -> Result<File> {
@@ -58,13 +79,13 @@ impl LinuxProcess {
             })
     }
 
-    fn gone(&self, doing: &'static str) -> ProcessError {
+    pub(crate) fn gone(&self, doing: &'static str) -> ProcessError {
         ProcessError::Gone { pid: self.pid, doing }
     }
 
     /// An I/O failure while `doing` something; if the process has vanished
     /// meanwhile, that is the real cause and is reported instead.
-    fn io_error(&self, doing: &'static str, what: &str, source: std::io::Error) -> ProcessError {
+    pub(crate) fn io_error(&self, doing: &'static str, what: &str, source: std::io::Error) -> ProcessError {
         if !self.proc_path("").exists() {
             return self.gone(doing);
         }
@@ -77,7 +98,7 @@ impl LinuxProcess {
 
     /// Explains why access was refused: the target's owner, Yama's
     /// `ptrace_scope`, and whether we have CAP_SYS_PTRACE.
-    fn permission_denied(&self) -> ProcessError {
+    pub(crate) fn permission_denied(&self) -> ProcessError {
         let our_uid = nix::unistd::geteuid().as_raw();
         let their_uid = std::fs::metadata(self.proc_path("")).map(|m| m.uid()).ok();
         let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
@@ -129,11 +150,12 @@ impl Process for LinuxProcess {
     }
 
     fn maps(&self) -> Result<Vec<Mapping>> {
-        let text = std::fs::read_to_string(self.proc_path("maps")).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => self.gone("reading its memory map"),
-            ErrorKind::PermissionDenied => self.permission_denied(),
-            _ => self.io_error("reading its memory map", "reading /proc/PID/maps", e),
-        })?;
+        let text = self.read_proc_file("maps", "reading its memory map")?;
+        // A process that has exited but not been reaped (a zombie) has no
+        // address space left: as good as gone.
+        if text.is_empty() {
+            return Err(self.gone("reading its memory map"));
+        }
         text.lines()
             .map(|line| {
                 maps::parse_line(line).ok_or_else(|| ProcessError::BadMaps {
@@ -176,5 +198,63 @@ impl Process for LinuxProcess {
                 e,
             )
         })
+    }
+
+    fn exe(&self) -> Result<PathBuf> {
+        std::fs::read_link(self.proc_path("exe")).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => self.gone("reading its executable link"),
+            ErrorKind::PermissionDenied => self.permission_denied(),
+            _ => self.io_error("reading its executable link", "reading /proc/PID/exe", e),
+        })
+    }
+
+    fn start_time(&self) -> Result<u64> {
+        let doing = "reading its start time";
+        let stat = self.read_proc_file("stat", doing)?;
+        // Field 22, `starttime`, in clock ticks since boot; it is the 20th
+        // field after the parenthesised command name.
+        let ticks: Option<u64> = threads::stat_fields(&stat).and_then(|(_, f)| f.get(19)?.parse().ok());
+        let boot: Option<u64> = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()));
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&hz| hz > 0)
+            .unwrap_or(100) as u64;
+        match (ticks, boot) {
+            (Some(ticks), Some(boot)) => Ok(boot + ticks / hz),
+            _ => Err(ProcessError::Io {
+                pid: self.pid,
+                what: "parsing /proc/PID/stat and /proc/stat btime".into(),
+                source: std::io::Error::new(ErrorKind::InvalidData, "no start time"),
+            }),
+        }
+    }
+
+    fn threads(&self) -> Result<Vec<ThreadInfo>> {
+        let mut tids = self.task_ids()?;
+        tids.sort_unstable();
+        // A thread that exits between listing and reading its stat is
+        // simply no longer one of the threads.
+        let list: Vec<ThreadInfo> = tids
+            .into_iter()
+            .filter_map(|tid| {
+                let stat = std::fs::read_to_string(self.proc_path(&format!("task/{tid}/stat"))).ok()?;
+                threads::parse_stat(tid, &stat)
+            })
+            .collect();
+        // Only zombies left: the process has exited and awaits its parent.
+        if list
+            .iter()
+            .all(|t| matches!(t.state, ThreadState::Zombie | ThreadState::Dead))
+        {
+            return Err(self.gone("listing its threads"));
+        }
+        Ok(list)
+    }
+
+    fn stop(&self) -> Result<Box<dyn Stopped + '_>> {
+        Ok(Box::new(self.stop_all()?))
     }
 }

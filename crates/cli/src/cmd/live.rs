@@ -1,0 +1,295 @@
+//! `relive ps`, `relive sym` and `relive threads`: what a running process
+//! is made of, where its symbols are, and what its threads are doing.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::Context;
+use relive_process::identity::{self, Verified};
+use relive_process::modules::{self, LoadedModule, Module, ProcessModules};
+use relive_process::symbols::{LiveSymbol, LiveSymbols};
+use relive_process::{Process, ThreadState};
+use serde::Serialize;
+
+use crate::output::print_json;
+
+/// Show a running process's program image, shared libraries and threads.
+///
+/// Finds the program even when it is an APE run through its loader (then
+/// /proc/PID/exe is the loader and the program is the APE file it mapped),
+/// computes each image's load bias (PIE/ASLR), and checks that the file on
+/// disk is the one running (build-id, else inode and modification time).
+#[derive(clap::Args)]
+pub struct PsArgs {
+    pid: u32,
+    /// Print JSON: {"pid","exe","image":{…,"identity"},"threads","modules":[…],"symbols":{"source","count"}}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Find symbols in a running process: where NAME is in its memory now.
+///
+/// Searches the program (ELF .symtab/.dynsym, Cosmopolitan .symtab.amd64,
+/// a P.dbg companion) and every shared library, with each one's load bias
+/// applied. Every match is printed: a file-scope `static` may exist once per
+/// source file, told apart by "file". Refuses (exit 5) when the program on
+/// disk is not the file the process is running.
+#[derive(clap::Args)]
+pub struct SymArgs {
+    pid: u32,
+    /// Symbol names (exact).
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Print JSON: [{"name","addr","size","module","file"}].
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List a running process's threads with where each one is.
+///
+/// Stops every thread for a moment (ptrace, no signals) to read its program
+/// counter, then resumes them all; blocked system calls carry on.
+#[derive(clap::Args)]
+pub struct ThreadsArgs {
+    pid: u32,
+    /// Print JSON: [{"tid","name","state","pc","symbol"}].
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct PsReport {
+    pid: u32,
+    exe: String,
+    image: ImageReport,
+    threads: usize,
+    modules: Vec<Module>,
+    symbols: Option<SymbolsReport>,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ImageReport {
+    #[serde(flatten)]
+    module: Module,
+    identity: IdentityReport,
+}
+
+#[derive(Serialize)]
+struct IdentityReport {
+    verified: bool,
+    method: Option<&'static str>,
+    build_id: Option<String>,
+    /// Why the file on disk is not (or cannot be shown to be) the one running.
+    problem: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SymbolsReport {
+    source: String,
+    count: usize,
+}
+
+pub fn ps(args: PsArgs) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let found = modules::discover(process.as_ref())?;
+    let threads = process.threads()?.len();
+    let symbols = LiveSymbols::load(&found);
+    let identity = match identity::verify(process.as_ref(), &found.main) {
+        Ok(v) => IdentityReport {
+            verified: true,
+            method: Some(v.method),
+            build_id: v.fingerprint.build_id,
+            problem: None,
+        },
+        Err(e) => IdentityReport {
+            verified: false,
+            method: None,
+            build_id: None,
+            problem: Some(e.to_string()),
+        },
+    };
+    let report = PsReport {
+        pid: args.pid,
+        exe: found.exe.clone(),
+        image: ImageReport {
+            module: found.main.module.clone(),
+            identity,
+        },
+        threads,
+        modules: found.libraries.iter().map(|m| m.module.clone()).collect(),
+        symbols: symbols.main_source().map(|(source, count)| SymbolsReport {
+            source: source.to_string(),
+            count,
+        }),
+        warnings: symbols.warnings.clone(),
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    print_ps(&report)
+}
+
+fn print_ps(r: &PsReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let m = &r.image.module;
+    writeln!(out, "pid       {}", r.pid)?;
+    writeln!(out, "program   {} ({})", m.path, m.format.unwrap_or("unreadable"))?;
+    if r.exe != m.path {
+        writeln!(out, "exe       {} (the loader that runs it)", r.exe)?;
+    }
+    writeln!(
+        out,
+        "image     {:#x}-{:#x}  load bias {:#x}",
+        m.base, m.end, m.load_bias
+    )?;
+    match (&r.image.identity.method, &r.image.identity.problem) {
+        (Some(method), _) => writeln!(out, "identity  same file as on disk (checked by {method})")?,
+        (None, Some(problem)) => writeln!(out, "identity  NOT VERIFIED: {problem}")?,
+        _ => {}
+    }
+    match &r.symbols {
+        Some(s) => writeln!(out, "symbols   {} from {}", s.count, s.source)?,
+        None => writeln!(out, "symbols   none found")?,
+    }
+    writeln!(out, "threads   {}", r.threads)?;
+    writeln!(out, "modules   {}", r.modules.len())?;
+    for lib in &r.modules {
+        writeln!(
+            out,
+            "  {:#014x}-{:#014x}  bias {:#x}  {}",
+            lib.base, lib.end, lib.load_bias, lib.path
+        )?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+pub fn sym(args: SymArgs) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let found = modules::discover(process.as_ref())?;
+    let symbols = LiveSymbols::load(&found);
+    let mut matches: Vec<LiveSymbol> = Vec::new();
+    let mut missing = Vec::new();
+    for name in &args.names {
+        let hits = symbols.lookup(name);
+        if hits.is_empty() {
+            missing.push(name.as_str());
+        }
+        matches.extend(hits);
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(SymbolNotFound {
+            pid: args.pid,
+            names: missing.join(", "),
+            searched: found.all().count(),
+            warnings: symbols.warnings.join("; "),
+        });
+    }
+    verify_modules_of(process.as_ref(), &found, &matches)?;
+    if args.json {
+        return print_json(&matches);
+    }
+    let mut out = std::io::stdout().lock();
+    for s in &matches {
+        writeln!(
+            out,
+            "{:#014x} {:>8} {}{}  {}",
+            s.addr,
+            s.size,
+            s.name,
+            s.file.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default(),
+            s.module
+        )?;
+    }
+    Ok(())
+}
+
+/// A symbol is only as right as the file it was read from: check each
+/// module that supplied one.
+fn verify_modules_of(process: &dyn Process, found: &ProcessModules, matches: &[LiveSymbol]) -> anyhow::Result<()> {
+    let mut checked: HashMap<&str, Verified> = HashMap::new();
+    for s in matches {
+        if checked.contains_key(s.module.as_str()) {
+            continue;
+        }
+        let module: &LoadedModule = found
+            .all()
+            .find(|m| m.module.path == s.module)
+            .context("symbol from an unknown module")?;
+        checked.insert(&s.module, identity::verify(process, module)?);
+    }
+    Ok(())
+}
+
+/// No module of the process defines a name.
+#[derive(Debug, thiserror::Error)]
+#[error("process {pid}: no symbol named {names} in the program or its {n} shared libraries{w}", n = searched.saturating_sub(1), w = if warnings.is_empty() { String::new() } else { format!(" (unreadable: {warnings})") })]
+pub struct SymbolNotFound {
+    pub pid: u32,
+    pub names: String,
+    pub searched: usize,
+    pub warnings: String,
+}
+
+#[derive(Serialize)]
+struct ThreadReport {
+    tid: u32,
+    name: String,
+    state: ThreadState,
+    pc: u64,
+    symbol: String,
+}
+
+pub fn threads(args: ThreadsArgs) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let found = modules::discover(process.as_ref())?;
+    let symbols = LiveSymbols::load(&found);
+    // States as they were before relive stopped the threads.
+    let before: HashMap<u32, (ThreadState, String)> = process
+        .threads()?
+        .into_iter()
+        .map(|t| (t.tid, (t.state, t.name)))
+        .collect();
+    let stopped = process.stop()?;
+    let mut pcs = Vec::new();
+    for tid in stopped.thread_ids() {
+        pcs.push((tid, stopped.registers(tid)?.pc()));
+    }
+    stopped.resume()?;
+    pcs.sort_unstable();
+    let report: Vec<ThreadReport> = pcs
+        .into_iter()
+        .map(|(tid, pc)| {
+            let (state, name) = before
+                .get(&tid)
+                .cloned()
+                .unwrap_or((ThreadState::Unknown, String::new()));
+            ThreadReport {
+                tid,
+                name,
+                state,
+                pc,
+                symbol: symbols.describe(pc),
+            }
+        })
+        .collect();
+    if args.json {
+        return print_json(&report);
+    }
+    let mut out = std::io::stdout().lock();
+    for t in &report {
+        writeln!(
+            out,
+            "{:>8}  {:<16} {:<10} {:#014x}  {}",
+            t.tid,
+            t.name,
+            t.state.name(),
+            t.pc,
+            t.symbol
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! Stopping every thread of a process with ptrace, without signals, and
+//! running system calls inside it.
+//!
+//! `PTRACE_SEIZE` attaches without stopping; `PTRACE_INTERRUPT` then stops
+//! the thread with a ptrace event rather than a `SIGSTOP` the program could
+//! see. Threads are seized and interrupted in one pass and waited for in a
+//! second, so the pause is one round of syscalls per thread rather than one
+//! scheduling delay per thread. The task list is re-read until no new
+//! thread appears (a thread that was in `clone` while we attached).
+//!
+//! ptrace ties each tracee to the OS thread that attached it, so a
+//! [`LinuxStopped`] is neither `Send` nor `Sync`.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::LinuxProcess;
+use crate::error::{ProcessError, Result};
+use crate::{Process, Protection, Registers, Stopped};
+
+/// x86-64 Linux system call numbers used remotely.
+const SYS_MMAP: u64 = 9;
+const SYS_MPROTECT: u64 = 10;
+const SYS_MUNMAP: u64 = 11;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+/// The `syscall` instruction.
+const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+/// How far into executable file mappings to look for a `syscall`
+/// instruction when the vDSO has none.
+const SYSCALL_SEARCH_LIMIT: usize = 16 << 20;
+
+struct Tracee {
+    tid: u32,
+    /// A signal that arrived as we stopped the thread; handed back to it
+    /// when it is resumed so the program never loses one.
+    pending: Option<Signal>,
+}
+
+/// Every thread of one process, stopped. Dropping it resumes them all.
+pub struct LinuxStopped<'p> {
+    process: &'p LinuxProcess,
+    tracees: Vec<Tracee>,
+    /// Where a `syscall` instruction is, once found.
+    syscall_insn: Option<u64>,
+    detached: bool,
+    _bound_to_this_thread: PhantomData<*const ()>,
+}
+
+fn pid(tid: u32) -> Pid {
+    Pid::from_raw(tid as i32)
+}
+
+impl<'p> LinuxStopped<'p> {
+    pub(super) fn attach_all(process: &'p LinuxProcess) -> Result<LinuxStopped<'p>> {
+        let mut stopped = LinuxStopped {
+            process,
+            tracees: Vec::new(),
+            syscall_insn: None,
+            detached: false,
+            _bound_to_this_thread: PhantomData,
+        };
+        let mut seen = HashSet::new();
+        // Re-list until a pass finds no thread we have not seen: every
+        // thread we know of is stopped, so none can be creating new ones.
+        loop {
+            let new: Vec<u32> = process.task_ids()?.into_iter().filter(|t| seen.insert(*t)).collect();
+            if new.is_empty() {
+                break;
+            }
+            stopped.attach(&new)?;
+        }
+        if stopped.tracees.is_empty() {
+            return Err(process.gone("stopping its threads"));
+        }
+        Ok(stopped)
+    }
+
+    /// Seizes and interrupts `tids`, then waits for each to stop. Threads
+    /// that exit meanwhile are left out.
+    fn attach(&mut self, tids: &[u32]) -> Result<()> {
+        let mut seized = Vec::with_capacity(tids.len());
+        for &tid in tids {
+            match ptrace::seize(pid(tid), ptrace::Options::empty()) {
+                Ok(()) => seized.push(tid),
+                Err(Errno::ESRCH) => {}
+                // A zombie thread leader cannot be attached; it runs nothing.
+                Err(Errno::EPERM) if self.is_zombie(tid) => {}
+                Err(Errno::EPERM) => return Err(self.process.permission_denied()),
+                Err(e) => return Err(self.errno("attaching to a thread", tid, e)),
+            }
+        }
+        for &tid in &seized {
+            match ptrace::interrupt(pid(tid)) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => {
+                    self.tracees.push(Tracee { tid, pending: None });
+                    return Err(self.errno("interrupting a thread", tid, e));
+                }
+            }
+        }
+        for tid in seized {
+            // `None`: the thread exited meanwhile.
+            if let Some(pending) = self.wait_for_stop(tid)? {
+                self.tracees.push(Tracee { tid, pending });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `tid` is in a ptrace stop. `Some(pending)` when it is
+    /// (with the signal it stopped for, if any), `None` if it exited.
+    fn wait_for_stop(&self, tid: u32) -> Result<Option<Option<Signal>>> {
+        loop {
+            match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::PtraceEvent(..)) | Ok(WaitStatus::PtraceSyscall(_)) => return Ok(Some(None)),
+                // A signal raced our interrupt: the thread stopped to have
+                // it delivered. Keep it for the resume.
+                Ok(WaitStatus::Stopped(_, sig)) => return Ok(Some(Some(sig))),
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => return Ok(None),
+                Ok(WaitStatus::Continued(_)) | Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(self.errno("waiting for a thread to stop", tid, e)),
+            }
+        }
+    }
+
+    fn is_zombie(&self, tid: u32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/task/{tid}/stat", self.process.pid));
+        match stat {
+            Ok(stat) => crate::threads::parse_stat(tid, &stat)
+                .is_none_or(|t| matches!(t.state, crate::ThreadState::Zombie | crate::ThreadState::Dead)),
+            Err(_) => true,
+        }
+    }
+
+    fn errno(&self, doing: &'static str, tid: u32, e: Errno) -> ProcessError {
+        if e == Errno::ESRCH || !std::path::Path::new(&format!("/proc/{}", self.process.pid)).exists() {
+            return self.process.gone(doing);
+        }
+        ProcessError::Io {
+            pid: self.process.pid,
+            what: format!("{doing} (thread {tid})"),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    }
+
+    fn check_tid(&self, tid: u32) -> Result<()> {
+        if self.tracees.iter().any(|t| t.tid == tid) {
+            Ok(())
+        } else {
+            Err(ProcessError::NoSuchThread {
+                pid: self.process.pid,
+                tid,
+            })
+        }
+    }
+
+    /// The thread that runs remote system calls: the main thread if it is
+    /// stopped, else any.
+    fn worker(&self) -> u32 {
+        let leader = self.process.pid;
+        match self.tracees.iter().find(|t| t.tid == leader) {
+            Some(t) => t.tid,
+            None => self.tracees[0].tid,
+        }
+    }
+
+    /// Runs system call `nr` with `args` in the target and returns the raw
+    /// result (a negative errno on failure).
+    ///
+    /// The worker thread's registers are saved, pointed at a `syscall`
+    /// instruction (found in the vDSO or the program's code, or written
+    /// over the thread's current instruction and restored afterwards),
+    /// single-stepped, and restored. `orig_rax` is set to -1 meanwhile so
+    /// that the kernel does not "restart" a system call the thread was
+    /// blocked in; restoring the saved registers restores that restart, so a
+    /// thread stopped inside `read` or `nanosleep` carries on with it.
+    pub fn syscall(&mut self, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let tid = self.worker();
+        let saved = self.registers(tid)?;
+        let (insn, overwritten) = match self.find_syscall_insn()? {
+            Some(addr) => (addr, None),
+            None => {
+                let mut old = [0u8; 2];
+                self.process.read(saved.rip, &mut old)?;
+                self.process.write(saved.rip, &SYSCALL_INSN)?;
+                (saved.rip, Some(old))
+            }
+        };
+        let result = self.step_syscall(tid, &saved, insn, nr, args);
+        let restored = self.set_registers(tid, &saved);
+        let unpatched = match overwritten {
+            Some(old) => self.process.write(saved.rip, &old),
+            None => Ok(()),
+        };
+        let value = result?;
+        restored?;
+        unpatched?;
+        Ok(value)
+    }
+
+    fn step_syscall(&mut self, tid: u32, saved: &Registers, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let mut regs = *saved;
+        regs.rip = insn;
+        regs.rax = nr;
+        regs.orig_rax = u64::MAX;
+        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+        self.set_registers(tid, &regs)?;
+        let doing = "running a system call in it";
+        loop {
+            ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+            match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
+                // Another signal arrived before the step: keep it for the
+                // resume and step again.
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
+                        t.pending = Some(sig);
+                    }
+                }
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
+                    self.tracees.retain(|t| t.tid != tid);
+                    return Err(self.process.gone(doing));
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(self.errno(doing, tid, e)),
+            }
+        }
+        let after = self.registers(tid)?;
+        if after.rip != insn + 2 {
+            return Err(ProcessError::Io {
+                pid: self.process.pid,
+                what: format!(
+                    "single-stepping the syscall instruction at {insn:#x} left thread {tid} at {:#x}",
+                    after.rip
+                ),
+                source: std::io::Error::other("the system call did not run"),
+            });
+        }
+        Ok(after.rax as i64)
+    }
+
+    /// A `syscall` instruction in the target: the vDSO has them on x86-64;
+    /// otherwise the first one in executable file mappings. Any `0f 05`
+    /// byte pair works, even in the middle of another instruction, since
+    /// the CPU decodes from wherever RIP points.
+    fn find_syscall_insn(&mut self) -> Result<Option<u64>> {
+        if self.syscall_insn.is_some() {
+            return Ok(self.syscall_insn);
+        }
+        let maps = self.process.maps()?;
+        let vdso = maps.iter().filter(|m| m.path == "[vdso]");
+        let files = maps.iter().filter(|m| m.is_file());
+        let mut budget = SYSCALL_SEARCH_LIMIT;
+        for m in vdso.chain(files).filter(|m| m.executable() && m.readable()) {
+            let len = ((m.end - m.start) as usize).min(budget);
+            budget -= len;
+            let mut bytes = vec![0u8; len];
+            if self.process.read(m.start, &mut bytes).is_err() {
+                continue;
+            }
+            if let Some(at) = bytes.windows(2).position(|w| w == SYSCALL_INSN) {
+                self.syscall_insn = Some(m.start + at as u64);
+                break;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        Ok(self.syscall_insn)
+    }
+
+    fn syscall_ok(&mut self, name: &str, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let ret = self.syscall(nr, args)?;
+        if (-4095..0).contains(&ret) {
+            return Err(ProcessError::RemoteSyscall {
+                pid: self.process.pid,
+                call: name.to_string(),
+                source: std::io::Error::from_raw_os_error(-ret as i32),
+            });
+        }
+        Ok(ret)
+    }
+
+    fn detach_all(&mut self) -> Result<()> {
+        if self.detached {
+            return Ok(());
+        }
+        self.detached = true;
+        let mut first_error = None;
+        for t in &self.tracees {
+            match ptrace::detach(pid(t.tid), t.pending) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => {
+                    first_error.get_or_insert(self.errno("resuming its threads", t.tid, e));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Converts between the kernel's register layout and [`Registers`], field
+/// by field (the two have the same fields, named the same).
+macro_rules! register_conversions {
+    ($($field:ident),* $(,)?) => {
+        fn from_user_regs(r: &nix::libc::user_regs_struct) -> Registers {
+            Registers { $($field: r.$field),* }
+        }
+        fn to_user_regs(r: &Registers) -> nix::libc::user_regs_struct {
+            nix::libc::user_regs_struct { $($field: r.$field),* }
+        }
+    };
+}
+
+register_conversions!(
+    rip, rsp, rbp, rax, rbx, rcx, rdx, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15, eflags, orig_rax, fs_base,
+    gs_base, cs, ss, ds, es, fs, gs,
+);
+
+fn prot_bits(prot: Protection) -> u64 {
+    (prot.read as u64) | (prot.write as u64) << 1 | (prot.exec as u64) << 2
+}
+
+impl Stopped for LinuxStopped<'_> {
+    fn thread_ids(&self) -> Vec<u32> {
+        self.tracees.iter().map(|t| t.tid).collect()
+    }
+
+    fn registers(&self, tid: u32) -> Result<Registers> {
+        self.check_tid(tid)?;
+        let regs = ptrace::getregs(pid(tid)).map_err(|e| self.errno("reading registers", tid, e))?;
+        Ok(from_user_regs(&regs))
+    }
+
+    fn set_registers(&mut self, tid: u32, regs: &Registers) -> Result<()> {
+        self.check_tid(tid)?;
+        ptrace::setregs(pid(tid), to_user_regs(regs)).map_err(|e| self.errno("writing registers", tid, e))
+    }
+
+    fn map_fixed(&mut self, addr: u64, len: u64, prot: Protection) -> Result<Option<u64>> {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+        let ret = self.syscall(SYS_MMAP, [addr, len, prot_bits(prot), flags, u64::MAX, 0])?;
+        if ret == -(Errno::EEXIST as i64) {
+            return Ok(None);
+        }
+        if (-4095..0).contains(&ret) {
+            return Err(ProcessError::RemoteSyscall {
+                pid: self.process.pid,
+                call: format!("mmap({addr:#x}, {len:#x})"),
+                source: std::io::Error::from_raw_os_error(-ret as i32),
+            });
+        }
+        if ret as u64 != addr {
+            // A kernel older than 4.17 ignores MAP_FIXED_NOREPLACE and
+            // treats the address as a hint: give the memory back.
+            self.unmap(ret as u64, len)?;
+            return Ok(None);
+        }
+        Ok(Some(addr))
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Protection) -> Result<()> {
+        let call = format!("mprotect({addr:#x}, {len:#x})");
+        self.syscall_ok(&call, SYS_MPROTECT, [addr, len, prot_bits(prot), 0, 0, 0])
+            .map(drop)
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        let call = format!("munmap({addr:#x}, {len:#x})");
+        self.syscall_ok(&call, SYS_MUNMAP, [addr, len, 0, 0, 0, 0]).map(drop)
+    }
+
+    fn resume(mut self: Box<Self>) -> Result<()> {
+        self.detach_all()
+    }
+}
+
+impl Drop for LinuxStopped<'_> {
+    fn drop(&mut self) {
+        let _ = self.detach_all();
+    }
+}

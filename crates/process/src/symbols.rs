@@ -1,0 +1,124 @@
+//! Symbols of a live process: every module's table with its load bias
+//! applied, so a name gives the address the process uses, and an address
+//! gives the symbol (and module) it falls in.
+
+use std::sync::Arc;
+
+use relive_image::symbols::SymbolKind;
+use relive_image::{Symbol, SymbolTable};
+use serde::Serialize;
+
+use crate::modules::{LoadedModule, ProcessModules};
+
+/// A symbol at its address in the process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveSymbol {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    /// The file it comes from (program or shared library).
+    pub module: String,
+    /// For a local symbol, the source file it belongs to (`STT_FILE`),
+    /// which tells same-named statics apart.
+    pub file: Option<Arc<str>>,
+    pub kind: SymbolKind,
+}
+
+struct ModuleSymbols {
+    path: String,
+    bias: u64,
+    base: u64,
+    end: u64,
+    table: Option<SymbolTable>,
+}
+
+/// The symbol tables of every module of one process.
+pub struct LiveSymbols {
+    modules: Vec<ModuleSymbols>,
+    /// Per module without symbols: why (printed as warnings).
+    pub warnings: Vec<String>,
+}
+
+impl LiveSymbols {
+    /// Reads the symbol table of each module (program first). A module
+    /// without one is noted in `warnings`, not an error: the others still
+    /// resolve.
+    pub fn load(modules: &ProcessModules) -> LiveSymbols {
+        let mut warnings = Vec::new();
+        let modules = modules
+            .all()
+            .map(|m| {
+                let table = read_table(m).map_err(|e| warnings.push(format!("{}: {e}", m.module.path)));
+                ModuleSymbols {
+                    path: m.module.path.clone(),
+                    bias: m.module.load_bias,
+                    base: m.module.base,
+                    end: m.module.end,
+                    table: table.ok(),
+                }
+            })
+            .collect();
+        LiveSymbols { modules, warnings }
+    }
+
+    /// The program's table: where it came from and how many symbols.
+    pub fn main_source(&self) -> Option<(&str, usize)> {
+        let table = self.modules.first()?.table.as_ref()?;
+        Some((table.source.as_str(), table.len()))
+    }
+
+    /// Every defined symbol called `name`, program first, then libraries.
+    pub fn lookup(&self, name: &str) -> Vec<LiveSymbol> {
+        self.modules
+            .iter()
+            .flat_map(|m| {
+                let found = m.table.as_ref().map(|t| t.by_name(name)).unwrap_or_default();
+                found.into_iter().filter(|s| s.addr != 0).map(move |s| live(m, s))
+            })
+            .collect()
+    }
+
+    /// The symbol containing `addr` and the offset into it.
+    pub fn at(&self, addr: u64) -> Option<(LiveSymbol, u64)> {
+        let m = self.modules.iter().find(|m| m.base <= addr && addr < m.end)?;
+        let (symbol, offset) = m.table.as_ref()?.by_addr(addr.wrapping_sub(m.bias))?;
+        Some((live(m, symbol), offset))
+    }
+
+    /// `name+0x1f` (or `[module]+0x1234`, or the bare address) for display.
+    pub fn describe(&self, addr: u64) -> String {
+        if let Some((s, offset)) = self.at(addr) {
+            return match offset {
+                0 => s.name,
+                _ => format!("{}+{offset:#x}", s.name),
+            };
+        }
+        match self.modules.iter().find(|m| m.base <= addr && addr < m.end) {
+            Some(m) => format!("{}+{:#x}", short_name(&m.path), addr - m.base),
+            None => format!("{addr:#x}"),
+        }
+    }
+}
+
+fn read_table(m: &LoadedModule) -> Result<SymbolTable, String> {
+    let image = m
+        .image
+        .as_ref()
+        .ok_or_else(|| m.image_error.clone().unwrap_or_else(|| "cannot be read".into()))?;
+    image.symbols(None).map_err(|e| e.to_string())
+}
+
+fn live(m: &ModuleSymbols, s: &Symbol) -> LiveSymbol {
+    LiveSymbol {
+        name: s.name.clone(),
+        addr: s.addr.wrapping_add(m.bias),
+        size: s.size,
+        module: m.path.clone(),
+        file: s.file.clone(),
+        kind: s.kind,
+    }
+}
+
+fn short_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}

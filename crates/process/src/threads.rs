@@ -1,0 +1,90 @@
+//! What a thread was doing, as `/proc/PID/task/TID/stat` reports it.
+
+use serde::Serialize;
+
+/// The scheduler state of a thread (the third field of its `stat` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThreadState {
+    Running,
+    /// Waiting interruptibly, e.g. blocked in `read` or `nanosleep`.
+    Sleeping,
+    /// Waiting uninterruptibly (usually disk I/O).
+    DiskSleep,
+    /// Stopped by a signal (job control).
+    Stopped,
+    /// Stopped by a tracer (a debugger or relive).
+    TracingStop,
+    Zombie,
+    Dead,
+    Idle,
+    Unknown,
+}
+
+impl ThreadState {
+    pub fn from_code(code: char) -> ThreadState {
+        match code {
+            'R' => ThreadState::Running,
+            'S' => ThreadState::Sleeping,
+            'D' => ThreadState::DiskSleep,
+            'T' => ThreadState::Stopped,
+            't' => ThreadState::TracingStop,
+            'Z' => ThreadState::Zombie,
+            'X' | 'x' => ThreadState::Dead,
+            'I' => ThreadState::Idle,
+            _ => ThreadState::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadState::Running => "running",
+            ThreadState::Sleeping => "sleeping",
+            ThreadState::DiskSleep => "disk-sleep",
+            ThreadState::Stopped => "stopped",
+            ThreadState::TracingStop => "tracing-stop",
+            ThreadState::Zombie => "zombie",
+            ThreadState::Dead => "dead",
+            ThreadState::Idle => "idle",
+            ThreadState::Unknown => "unknown",
+        }
+    }
+}
+
+/// One thread, listed without stopping it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadInfo {
+    pub tid: u32,
+    pub state: ThreadState,
+    /// The thread's name (`comm`).
+    pub name: String,
+}
+
+/// Fields of a `stat` line after the `(comm)` field, which may itself
+/// contain spaces and parentheses: split at the last `)`.
+pub(crate) fn stat_fields(stat: &str) -> Option<(String, Vec<&str>)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    Some((name, stat.get(close + 1..)?.split_whitespace().collect()))
+}
+
+/// Parses a thread's `stat` line into its name and state.
+pub(crate) fn parse_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
+    let (name, fields) = stat_fields(stat)?;
+    let state = ThreadState::from_code(fields.first()?.chars().next()?);
+    Some(ThreadInfo { tid, state, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_parentheses_and_spaces() {
+        let t = parse_stat(7, "7 (a) b (c)) S 1 7 7 0 -1").unwrap();
+        assert_eq!((t.name.as_str(), t.state), ("a) b (c)", ThreadState::Sleeping));
+        assert!(parse_stat(7, "garbage").is_none());
+        assert_eq!(ThreadState::from_code('t').name(), "tracing-stop");
+    }
+}

@@ -1,0 +1,319 @@
+//! The process layer against real running programs: stopping and resuming
+//! many threads, remote system calls and allocation, symbols with load
+//! bias, identity, and processes that go away.
+
+use std::io::Write;
+
+use relive_process::alloc::{self, Placement, REL32_REACH};
+use relive_process::modules::{self, ProcessModules};
+use relive_process::symbols::LiveSymbols;
+use relive_process::{identity, Process, ProcessError, Protection, ThreadState};
+use relive_testkit::{hex_addr, Target, THREADS_PROGRAM, TICK_PROGRAM};
+
+fn open(target: &Target) -> Box<dyn Process> {
+    relive_process::open(target.pid()).unwrap()
+}
+
+fn threads_target(n: usize) -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "threads", THREADS_PROGRAM, &["-O1", "-pthread"]);
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg(n.to_string());
+    let target = Target::spawn(cmd, exe, dir);
+    assert_eq!(target.wait_for_prefix("ready "), n.to_string());
+    target
+}
+
+/// 500 threads, half blocked in `read` on a pipe and half in `nanosleep`,
+/// are all stopped (and seen stopped), resumed, stopped and resumed again;
+/// afterwards every blocked call completes normally: no EINTR, no lost byte.
+#[test]
+fn five_hundred_threads_stop_and_resume_with_their_syscalls_intact() {
+    let mut target = threads_target(500);
+    let process = open(&target);
+    for round in 0..2 {
+        let stopped = process.stop().unwrap();
+        let tids = stopped.thread_ids();
+        assert_eq!(tids.len(), 501, "round {round}: main thread + 500 workers");
+        let states = process.threads().unwrap();
+        assert!(
+            states.iter().all(|t| t.state == ThreadState::TracingStop),
+            "round {round}: every thread is stopped: {:?}",
+            states.iter().find(|t| t.state != ThreadState::TracingStop)
+        );
+        for &tid in &tids {
+            assert_ne!(stopped.registers(tid).unwrap().pc(), 0);
+        }
+        stopped.resume().unwrap();
+    }
+    assert!(process
+        .threads()
+        .unwrap()
+        .iter()
+        .all(|t| t.state != ThreadState::TracingStop));
+    writeln!(target.stdin(), "go").unwrap();
+    assert_eq!(
+        target.wait_for_prefix("readers "),
+        "250/250 sleepers 250/250 sleep_errors 0 read_errors 0"
+    );
+}
+
+/// Registers written while stopped are what the thread runs with: moving
+/// a thread's PC is seen, and restoring it resumes the program unharmed.
+#[test]
+fn registers_round_trip() {
+    let target = Target::start_c(TICK_PROGRAM, &["-O0"]);
+    target.next_tick();
+    let process = open(&target);
+    let mut stopped = process.stop().unwrap();
+    let tid = stopped.thread_ids()[0];
+    let saved = stopped.registers(tid).unwrap();
+    let mut changed = saved;
+    changed.r12 ^= 0x5a5a;
+    stopped.set_registers(tid, &changed).unwrap();
+    assert_eq!(stopped.registers(tid).unwrap().r12, saved.r12 ^ 0x5a5a);
+    stopped.set_registers(tid, &saved).unwrap();
+    assert_eq!(stopped.registers(tid).unwrap(), saved);
+    assert!(matches!(
+        stopped.registers(1),
+        Err(ProcessError::NoSuchThread { tid: 1, .. })
+    ));
+    stopped.resume().unwrap();
+    let n = target.next_tick();
+    assert!(target.next_tick() > n, "still counting after the stop");
+}
+
+fn main_image(process: &dyn Process) -> ProcessModules {
+    modules::discover(process).unwrap()
+}
+
+/// A remote `mmap` near the image lands within ±2 GiB of all of it (and
+/// below 4 GiB when asked, for non-PIC code), has the protections asked
+/// for, can be written through /proc/PID/mem and read back, and is gone
+/// after the remote `munmap`. The program keeps running throughout.
+fn remote_allocation(flags: &[&str], below_4g: bool) {
+    let target = Target::start_c(TICK_PROGRAM, flags);
+    target.next_tick();
+    let process = open(&target);
+    let found = main_image(process.as_ref());
+    let (base, end) = (found.main.module.base, found.main.module.end);
+    let mut placement = Placement::near_range(base, end);
+    if below_4g {
+        placement = placement.below(1 << 32);
+    }
+    let maps = process.maps().unwrap();
+    let mut stopped = process.stop().unwrap();
+    let a = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        10_000,
+        Protection::READ_EXEC,
+        &placement,
+    )
+    .unwrap();
+    assert_eq!(a.len, 12_288, "rounded up to pages");
+    assert!(a.addr.abs_diff(base) < REL32_REACH && (a.addr + a.len).abs_diff(end) < REL32_REACH);
+    if below_4g {
+        assert!(a.addr + a.len <= 1 << 32);
+    }
+    let mapping = process
+        .maps()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.start == a.addr)
+        .expect("the new mapping is in /proc/PID/maps");
+    assert_eq!((mapping.end, mapping.perms.as_str()), (a.addr + a.len, "r-xp"));
+    process.write(a.addr + 100, b"\xcc\xc3relive").unwrap();
+    let mut back = [0u8; 8];
+    process.read(a.addr + 100, &mut back).unwrap();
+    assert_eq!(&back, b"\xcc\xc3relive");
+    stopped.protect(a.addr, a.len, Protection::READ).unwrap();
+    assert!(process
+        .maps()
+        .unwrap()
+        .iter()
+        .any(|m| m.start == a.addr && m.perms == "r--p"));
+    stopped.unmap(a.addr, a.len).unwrap();
+    assert!(!process.maps().unwrap().iter().any(|m| m.contains(a.addr)));
+    stopped.resume().unwrap();
+    let n = target.next_tick();
+    assert!(target.next_tick() > n, "still counting after the remote calls");
+}
+
+#[test]
+fn remote_mmap_near_a_pie_image() {
+    remote_allocation(&["-O0", "-pie", "-fPIE"], false);
+}
+
+#[test]
+fn remote_mmap_below_4g_for_a_non_pie_image() {
+    remote_allocation(&["-O2", "-no-pie", "-fno-pie"], true);
+}
+
+/// `ent.com` through the APE loader, blocked in `read` on its standard
+/// input: memory is allocated inside it (the blocked `read` is interrupted
+/// for the remote call and restarted), then it reads its input and prints
+/// the same statistics as an undisturbed run.
+#[test]
+fn remote_mmap_in_an_ape_blocked_in_read() {
+    let input = b"relive patches running programs\n".repeat(64);
+    let expected = {
+        let mut quiet = Target::start_ape("ent.elf");
+        quiet.stdin().write_all(&input).unwrap();
+        quiet.close_stdin();
+        quiet.rest()
+    };
+    assert!(expected.iter().any(|l| l.contains("Entropy")), "{expected:?}");
+
+    let mut target = Target::start_ape("ent.com");
+    let process = open(&target);
+    let found = main_image(process.as_ref());
+    assert_eq!(found.main.module.format, Some("ape"));
+    assert_eq!(found.main.module.load_bias, 0);
+    assert!(found.exe.ends_with(".ape-1.10"), "{}", found.exe);
+    let maps = process.maps().unwrap();
+    let mut stopped = process.stop().unwrap();
+    let placement = Placement::near_range(found.main.module.base, found.main.module.end).below(1 << 31);
+    let a = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        4096,
+        Protection::READ_WRITE,
+        &placement,
+    )
+    .unwrap();
+    assert!(a.addr + a.len <= 1 << 31);
+    stopped.resume().unwrap();
+    target.stdin().write_all(&input).unwrap();
+    target.close_stdin();
+    assert_eq!(target.rest(), expected);
+}
+
+/// Symbols of a PIE and a non-PIE program, with the load bias applied,
+/// are the addresses the program itself prints; a `static` that exists in
+/// two source files is found twice, each with its file.
+#[test]
+fn live_symbols_are_the_addresses_the_program_uses() {
+    const A: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int global_counter = 3;
+static int hidden = 1;
+int *b_hidden(void);
+__attribute__((noinline)) int f(void) { return global_counter + hidden; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("%p %p %p %p\n", (void *)f, (void *)&global_counter, (void *)&hidden, (void *)b_hidden());
+    for (;;) pause();
+}
+"#;
+    const B: &str = "static int hidden = 2;\nint *b_hidden(void) { return &hidden; }\n";
+    for flags in [["-O0", "-pie", "-fPIE"], ["-O2", "-no-pie", "-fno-pie"]] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.c"), A).unwrap();
+        std::fs::write(dir.path().join("b.c"), B).unwrap();
+        let exe = dir.path().join("ab");
+        let ok = std::process::Command::new("gcc")
+            .args(flags)
+            .arg("-o")
+            .arg(&exe)
+            .args(["a.c", "b.c"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let target = Target::spawn(std::process::Command::new(&exe), exe.clone(), dir);
+        let printed: Vec<u64> = target.next_line().split(' ').map(hex_addr).collect();
+        let process = open(&target);
+        let found = main_image(process.as_ref());
+        assert_eq!(found.main.module.path, exe.to_str().unwrap());
+        assert!(found.libraries.iter().any(|m| m.module.path.contains("libc.so")));
+        if flags[1] == "-no-pie" {
+            assert_eq!(found.main.module.load_bias, 0);
+        } else {
+            assert_ne!(found.main.module.load_bias, 0);
+        }
+        let verified = identity::verify(process.as_ref(), &found.main).unwrap();
+        assert_eq!(verified.method, "build-id");
+        let symbols = LiveSymbols::load(&found);
+        let one = |name: &str| {
+            let hits = symbols.lookup(name);
+            assert_eq!(hits.len(), 1, "{name}: {hits:?}");
+            hits[0].addr
+        };
+        assert_eq!(one("f"), printed[0], "{flags:?}");
+        assert_eq!(one("global_counter"), printed[1]);
+        let mut statics: Vec<(Option<String>, u64)> = symbols
+            .lookup("hidden")
+            .into_iter()
+            .map(|s| (s.file.map(|f| f.to_string()), s.addr))
+            .collect();
+        statics.sort();
+        assert_eq!(
+            statics,
+            vec![(Some("a.c".into()), printed[2]), (Some("b.c".into()), printed[3])],
+            "{flags:?}"
+        );
+        assert_eq!(symbols.describe(printed[0] + 2), "f+0x2");
+        let printf = symbols.lookup("printf");
+        assert!(printf.iter().any(|s| s.module.contains("libc.so")), "{printf:?}");
+    }
+}
+
+/// A program rebuilt at the same path after it started is not the file the
+/// process runs: identity fails, naming the file and why.
+#[test]
+fn a_rebuilt_program_is_a_mismatch() {
+    let target = Target::start_c(TICK_PROGRAM, &["-O0"]);
+    target.next_tick();
+    let process = open(&target);
+    relive_testkit::compile(
+        target.dir.path(),
+        "target",
+        &TICK_PROGRAM.replace("n + 1", "n + 2"),
+        &["-O0"],
+    );
+    let found = main_image(process.as_ref());
+    match identity::verify(process.as_ref(), &found.main) {
+        Err(ProcessError::Mismatch { path, why, .. }) => {
+            // gcc replaced the file: the process maps a deleted one.
+            assert_eq!(path, target.exe.to_str().unwrap());
+            assert!(found.main.module.deleted);
+            assert!(why.contains("build-id"), "{why}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+/// A process that exits between being opened and being operated on gives
+/// the "process gone" error for each operation, whether it is already
+/// reaped or still a zombie.
+#[test]
+fn a_process_that_exits_mid_operation_is_gone() {
+    for reap in [true, false] {
+        let mut target = Target::start_c(TICK_PROGRAM, &["-O0"]);
+        target.next_tick();
+        let process = open(&target);
+        target.child.kill().unwrap();
+        if reap {
+            target.child.wait().unwrap();
+        } else {
+            // Wait for the kernel to tear the address space down without
+            // reaping: the process stays a zombie.
+            let stat = format!("/proc/{}/stat", target.pid());
+            while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+                std::thread::yield_now();
+            }
+        }
+        let gone = |r: Result<(), ProcessError>| match r {
+            Err(ProcessError::Gone { .. }) => {}
+            other => panic!("reap={reap}: expected Gone, got {other:?}"),
+        };
+        gone(process.maps().map(drop));
+        gone(process.read(0x400000, &mut [0u8; 4]));
+        gone(process.stop().map(drop));
+        gone(process.threads().map(drop));
+    }
+}

@@ -1,0 +1,290 @@
+//! Helpers for relive's tests: build small C programs with the machine's
+//! gcc, run them (or the shared APE fixtures) as real processes, and read
+//! what they print. Used only as a dev-dependency.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long to wait for something a program should do soon: a deadline
+/// against hangs, not a speed check.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// `../shared/fixtures/ape` relative to the project root, where CI has it.
+pub fn fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ape");
+    assert!(
+        dir.join("pledge.com").is_file(),
+        "APE fixtures not found at {} (the project expects ../shared next to its root)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+/// Compiles `source` with gcc and `flags` into `dir/name`.
+pub fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join(name);
+    let out = Command::new("gcc")
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("gcc is needed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "gcc {flags:?} {name}.c failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Whether the tests run as root (some need it to switch users).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// A running program whose standard output is read line by line, and whose
+/// standard input is a pipe the test holds. Killed when dropped.
+pub struct Target {
+    pub child: Child,
+    pub exe: PathBuf,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// Compiles `source` with `flags` in a fresh directory and starts it.
+    pub fn start_c(source: &str, flags: &[&str]) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = compile(dir.path(), "target", source, flags);
+        let cmd = Command::new(&exe);
+        Target::spawn(cmd, exe, dir)
+    }
+
+    /// Copies the APE fixture `name` (`ent.com`, `ent.elf`) into a fresh
+    /// directory and starts it, through `sh` for a raw APE so that the APE
+    /// loader is extracted into that directory. Its standard input is a
+    /// pipe the test holds: `ent` blocks reading it.
+    pub fn start_ape(name: &str) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join(name);
+        std::fs::copy(fixture(name), &exe).unwrap();
+        let mut cmd = if name.ends_with(".com") {
+            let mut sh = Command::new("sh");
+            sh.arg(format!("./{name}"));
+            sh
+        } else {
+            std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            Command::new(&exe)
+        };
+        cmd.current_dir(dir.path()).env("TMPDIR", dir.path());
+        let target = Target::spawn(cmd, exe.clone(), dir);
+        // Running once the program itself is mapped (the shell has exec'd
+        // the loader and the loader has mapped the APE).
+        let maps = format!("/proc/{}/maps", target.pid());
+        let want = exe.to_string_lossy().into_owned();
+        let deadline = Instant::now() + PATIENCE;
+        while !std::fs::read_to_string(&maps).unwrap_or_default().contains(&want) {
+            assert!(Instant::now() < deadline, "{name} never appeared in {maps}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        target
+    }
+
+    pub fn spawn(mut cmd: Command, exe: PathBuf, dir: tempfile::TempDir) -> Target {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Target {
+            child,
+            exe,
+            lines,
+            stdin,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn pid_arg(&self) -> String {
+        self.pid().to_string()
+    }
+
+    /// The pipe to the program's standard input.
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.stdin.as_mut().expect("standard input already closed")
+    }
+
+    /// Closes the program's standard input (end of file for it).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{} printed nothing more", self.exe.display()))
+    }
+
+    /// Waits for a line starting with `prefix` and returns the rest of it.
+    pub fn wait_for_prefix(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            last = self.next_line();
+            if let Some(rest) = last.strip_prefix(prefix) {
+                return rest.to_string();
+            }
+        }
+        panic!("the program never printed {prefix:?}… (last line {last:?})");
+    }
+
+    /// Waits until the program prints exactly `want` (lines already in the
+    /// pipe may predate a change).
+    pub fn wait_for(&self, want: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            last = self.next_line();
+            if last == want {
+                return;
+            }
+        }
+        panic!("the program never printed {want:?} (last line {last:?})");
+    }
+
+    /// Every line the program prints until it exits.
+    pub fn rest(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            out.push(line);
+        }
+        out
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `0x…` as printed by `%p`.
+pub fn hex_addr(text: &str) -> u64 {
+    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("{text:?} is not 0x-hex"))
+}
+
+/// A program with `argv[1]` worker threads: even-numbered ones block in
+/// `read` on a pipe, odd-numbered ones loop in `nanosleep`. It prints
+/// `ready N` once all are running, waits for a line on standard input, then
+/// feeds each reader one byte and checks that every reader got exactly its
+/// byte, every sleeper kept ticking, and no call failed with EINTR:
+/// `readers R/R sleepers S/S sleep_errors 0 read_errors 0` when all is well.
+pub const THREADS_PROGRAM: &str = r#"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX 4096
+static atomic_long ticks[MAX];
+static atomic_int started, read_ok, read_bad, sleep_bad;
+static int fds[2];
+
+static void *reader(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    char c;
+    if (read(fds[0], &c, 1) == 1 && c == 'x') atomic_fetch_add(&read_ok, 1);
+    else atomic_fetch_add(&read_bad, 1);
+    return NULL;
+}
+
+static void *sleeper(void *arg) {
+    long i = (long)arg;
+    atomic_fetch_add(&started, 1);
+    for (;;) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        if (nanosleep(&ts, NULL) != 0) atomic_fetch_add(&sleep_bad, 1);
+        atomic_fetch_add(&ticks[i], 1);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 2;
+    if (n < 1 || n > MAX || pipe(fds) != 0) return 2;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (long i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &attr, i % 2 ? sleeper : reader, (void *)i) != 0) return 3;
+    }
+    while (atomic_load(&started) < n) usleep(1000);
+    printf("ready %d\n", n);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) return 4;
+    int readers = (n + 1) / 2, sleepers = n / 2, advanced = 0;
+    static long before[MAX];
+    for (int i = 1; i < n; i += 2) before[i] = atomic_load(&ticks[i]);
+    for (int i = 0; i < readers; i++) if (write(fds[1], "x", 1) != 1) return 5;
+    while (atomic_load(&read_ok) + atomic_load(&read_bad) < readers) usleep(1000);
+    usleep(150 * 1000);
+    for (int i = 1; i < n; i += 2) advanced += atomic_load(&ticks[i]) > before[i];
+    printf("readers %d/%d sleepers %d/%d sleep_errors %d read_errors %d\n",
+           atomic_load(&read_ok), readers, advanced, sleepers,
+           atomic_load(&sleep_bad), atomic_load(&read_bad));
+    return 0;
+}
+"#;
+
+/// A program that prints `tick N` every 2 ms, counting up, with the address
+/// of its function `tick` first (`tick_fn 0x…`).
+pub const TICK_PROGRAM: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) long tick(long n) { return n + 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("tick_fn %p\n", (void *)tick);
+    for (long n = 0;; n = tick(n)) { printf("tick %ld\n", n); usleep(2000); }
+}
+"#;
+
+impl Target {
+    /// Waits for the next `tick N` line and returns N.
+    pub fn next_tick(&self) -> u64 {
+        self.wait_for_prefix("tick ").parse().unwrap()
+    }
+}
