@@ -2,7 +2,6 @@
 //! gcc-built PIE and non-PIE programs, and the APE fixtures `ent.com`
 //! (through the APE loader) and `ent.elf`.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 

@@ -92,7 +92,12 @@ fn unprivileged_user_is_refused() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let relive_copy = dir.path().join("relive");
     std::fs::copy(env!("CARGO_BIN_EXE_relive"), &relive_copy).unwrap();
-    for args in [vec!["peek", &pid, &addr, "8"], vec!["poke", &pid, &addr, "c3"]] {
+    for args in [
+        vec!["peek", &pid, &addr, "8"],
+        vec!["poke", &pid, &addr, "c3"],
+        vec!["threads", &pid],
+        vec!["sym", &pid, "value"],
+    ] {
         let out = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&relive_copy)

@@ -7,17 +7,12 @@
 //! case; the summary at the end prints the medians and the ratios measured
 //! in the same run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::Criterion;
 use relive_image::Image;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/ape")
-        .join(name)
-}
+use relive_testkit::fixture;
 
 /// What `relive info --json` does, minus printing to a terminal.
 fn open_and_report(path: &Path) -> usize {
@@ -25,12 +20,6 @@ fn open_and_report(path: &Path) -> usize {
     let mut out = Vec::with_capacity(16 << 10);
     serde_json::to_writer(&mut out, &image.info()).expect("serialise");
     out.len()
-}
-
-fn median_ns(dir: &Path, id: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
@@ -69,7 +58,7 @@ fn main() {
     println!("\nsummary (median of open + info + JSON, same run):");
     let medians: Vec<Option<f64>> = cases
         .iter()
-        .map(|(name, _)| median_ns(&out_dir, &format!("info_{name}")))
+        .map(|(name, _)| relive_testkit::criterion_median_ns(&out_dir, &format!("info_{name}")))
         .collect();
     for ((name, _), m) in cases.iter().zip(&medians) {
         match m {

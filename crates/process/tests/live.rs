@@ -7,7 +7,7 @@ use std::io::Write;
 use relive_process::alloc::{self, Placement, REL32_REACH};
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
-use relive_process::{identity, Process, ProcessError, Protection, ThreadState};
+use relive_process::{identity, Process, ProcessError, Protection, Stopped, ThreadState};
 use relive_testkit::{hex_addr, Target, THREADS_PROGRAM, TICK_PROGRAM};
 
 fn open(target: &Target) -> Box<dyn Process> {
@@ -316,4 +316,39 @@ fn a_process_that_exits_mid_operation_is_gone() {
         gone(process.stop().map(drop));
         gone(process.threads().map(drop));
     }
+}
+
+/// When no `syscall` instruction is borrowed from the target's code, one
+/// is written over the stopped thread's current instruction for the call:
+/// the allocation works and those bytes are exactly restored.
+#[test]
+fn a_temporarily_written_syscall_instruction_is_restored() {
+    use relive_process::linux::{LinuxProcess, SyscallSite};
+    let target = Target::start_c(TICK_PROGRAM, &["-O0"]);
+    target.next_tick();
+    let process = LinuxProcess::open(target.pid()).unwrap();
+    let maps = process.maps().unwrap();
+    let mut stopped = process.stop_all().unwrap();
+    stopped.use_syscall_site(SyscallSite::AtPc);
+    let tid = stopped.thread_ids()[0];
+    let pc = stopped.registers(tid).unwrap().pc();
+    let mut before = [0u8; 16];
+    process.read(pc, &mut before).unwrap();
+    let a = alloc::allocate(
+        &mut stopped,
+        process.pid(),
+        &maps,
+        4096,
+        Protection::READ_WRITE,
+        &Placement::near(pc),
+    )
+    .unwrap();
+    let mut after = [0u8; 16];
+    process.read(pc, &mut after).unwrap();
+    assert_eq!(before, after, "the instruction at the PC is back");
+    assert_eq!(stopped.registers(tid).unwrap().pc(), pc);
+    assert!(process.maps().unwrap().iter().any(|m| m.start == a.addr));
+    drop(stopped);
+    let n = target.next_tick();
+    assert!(target.next_tick() > n);
 }

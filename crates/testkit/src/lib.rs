@@ -2,9 +2,10 @@
 //! gcc, run them (or the shared APE fixtures) as real processes, and read
 //! what they print. Used only as a dev-dependency.
 
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -60,7 +61,7 @@ pub struct Target {
     pub child: Child,
     pub exe: PathBuf,
     lines: Receiver<String>,
-    stdin: Option<ChildStdin>,
+    stdin: Option<Box<dyn Write + Send>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -76,7 +77,8 @@ impl Target {
     /// Copies the APE fixture `name` (`ent.com`, `ent.elf`) into a fresh
     /// directory and starts it, through `sh` for a raw APE so that the APE
     /// loader is extracted into that directory. Its standard input is a
-    /// pipe the test holds: `ent` blocks reading it.
+    /// named FIFO whose writing end the test holds: `ent` blocks reading it
+    /// until [`Target::close_stdin`].
     pub fn start_ape(name: &str) -> Target {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join(name);
@@ -89,8 +91,16 @@ impl Target {
             std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
             Command::new(&exe)
         };
-        cmd.current_dir(dir.path()).env("TMPDIR", dir.path());
-        let target = Target::spawn(cmd, exe.clone(), dir);
+        let fifo = dir.path().join("input.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils)");
+        assert!(made.success());
+        // Opening for reading and writing never blocks, and once a writer
+        // exists, opening the reading end does not block either.
+        let writer = std::fs::File::options().read(true).write(true).open(&fifo).unwrap();
+        let reader = std::fs::File::open(&fifo).unwrap();
+        cmd.current_dir(dir.path()).env("TMPDIR", dir.path()).stdin(reader);
+        let mut target = Target::spawn_with_stdin(cmd, exe.clone(), dir, false);
+        target.stdin = Some(Box::new(writer));
         // Running once the program itself is mapped (the shell has exec'd
         // the loader and the loader has mapped the APE).
         let maps = format!("/proc/{}/maps", target.pid());
@@ -103,14 +113,22 @@ impl Target {
         target
     }
 
-    pub fn spawn(mut cmd: Command, exe: PathBuf, dir: tempfile::TempDir) -> Target {
+    /// Starts `cmd` with its standard output read by the test and its
+    /// standard input a pipe the test holds.
+    pub fn spawn(cmd: Command, exe: PathBuf, dir: tempfile::TempDir) -> Target {
+        Target::spawn_with_stdin(cmd, exe, dir, true)
+    }
+
+    fn spawn_with_stdin(mut cmd: Command, exe: PathBuf, dir: tempfile::TempDir, pipe_stdin: bool) -> Target {
+        if pipe_stdin {
+            cmd.stdin(Stdio::piped());
+        }
         let mut child = cmd
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
         let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
+        let stdin = child.stdin.take().map(|s| Box::new(s) as Box<dyn Write + Send>);
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -137,8 +155,8 @@ impl Target {
     }
 
     /// The pipe to the program's standard input.
-    pub fn stdin(&mut self) -> &mut ChildStdin {
-        self.stdin.as_mut().expect("standard input already closed")
+    pub fn stdin(&mut self) -> &mut (dyn Write + Send) {
+        self.stdin.as_deref_mut().expect("standard input already closed")
     }
 
     /// Closes the program's standard input (end of file for it).
@@ -202,7 +220,8 @@ pub fn hex_addr(text: &str) -> u64 {
 }
 
 /// A program with `argv[1]` worker threads: even-numbered ones block in
-/// `read` on a pipe, odd-numbered ones loop in `nanosleep`. It prints
+/// `read` on a pipe, odd-numbered ones loop in `nanosleep` (of `argv[2]`
+/// milliseconds, default 20). It prints
 /// `ready N` once all are running, waits for a line on standard input, then
 /// feeds each reader one byte and checks that every reader got exactly its
 /// byte, every sleeper kept ticking, and no call failed with EINTR:
@@ -219,6 +238,7 @@ pub const THREADS_PROGRAM: &str = r#"
 static atomic_long ticks[MAX];
 static atomic_int started, read_ok, read_bad, sleep_bad;
 static int fds[2];
+static long sleep_ms = 20;
 
 static void *reader(void *arg) {
     (void)arg;
@@ -233,7 +253,7 @@ static void *sleeper(void *arg) {
     long i = (long)arg;
     atomic_fetch_add(&started, 1);
     for (;;) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
+        struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000 * 1000};
         if (nanosleep(&ts, NULL) != 0) atomic_fetch_add(&sleep_bad, 1);
         atomic_fetch_add(&ticks[i], 1);
     }
@@ -242,6 +262,7 @@ static void *sleeper(void *arg) {
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 2;
+    if (argc > 2) sleep_ms = atol(argv[2]);
     if (n < 1 || n > MAX || pipe(fds) != 0) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0);
     pthread_attr_t attr;
@@ -287,4 +308,12 @@ impl Target {
     pub fn next_tick(&self) -> u64 {
         self.wait_for_prefix("tick ").parse().unwrap()
     }
+}
+
+/// The median Criterion recorded for benchmark `id` (its directory name,
+/// `group_case`) under `dir`, in nanoseconds.
+pub fn criterion_median_ns(dir: &Path, id: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
 mod stop;
-pub use stop::LinuxStopped;
+pub use stop::{LinuxStopped, SyscallSite};
 
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
@@ -52,6 +52,15 @@ impl LinuxProcess {
         Ok(dir
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .collect())
+    }
+
+    /// The number of live threads (`Threads:` in `/proc/PID/status`).
+    pub fn thread_count(&self) -> Option<usize> {
+        let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
     }
 
     /// Stops every thread; see [`LinuxStopped`].

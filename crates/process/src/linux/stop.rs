@@ -6,7 +6,8 @@
 //! see. Threads are seized and interrupted in one pass and waited for in a
 //! second, so the pause is one round of syscalls per thread rather than one
 //! scheduling delay per thread. The task list is re-read until no new
-//! thread appears (a thread that was in `clone` while we attached).
+//! thread appears (a thread that was in `clone` while we attached), or
+//! until the kernel's thread count says we hold every thread.
 //!
 //! ptrace ties each tracee to the OS thread that attached it, so a
 //! [`LinuxStopped`] is neither `Send` nor `Sync`.
@@ -37,6 +38,17 @@ const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 /// instruction when the vDSO has none.
 const SYSCALL_SEARCH_LIMIT: usize = 16 << 20;
 
+/// Where remote system calls find their `syscall` instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallSite {
+    /// An existing `0f 05` in the vDSO or the executable file mappings,
+    /// falling back to [`SyscallSite::AtPc`] when there is none.
+    Search,
+    /// Written over the worker thread's current instruction for the call
+    /// and restored right after.
+    AtPc,
+}
+
 struct Tracee {
     tid: u32,
     /// A signal that arrived as we stopped the thread; handed back to it
@@ -50,6 +62,7 @@ pub struct LinuxStopped<'p> {
     tracees: Vec<Tracee>,
     /// Where a `syscall` instruction is, once found.
     syscall_insn: Option<u64>,
+    site: SyscallSite,
     detached: bool,
     _bound_to_this_thread: PhantomData<*const ()>,
 }
@@ -64,6 +77,7 @@ impl<'p> LinuxStopped<'p> {
             process,
             tracees: Vec::new(),
             syscall_insn: None,
+            site: SyscallSite::Search,
             detached: false,
             _bound_to_this_thread: PhantomData,
         };
@@ -76,6 +90,13 @@ impl<'p> LinuxStopped<'p> {
                 break;
             }
             stopped.attach(&new)?;
+            // Shortcut for the usual case: stopped threads cannot exit, so
+            // if the kernel's live-thread count equals what we hold, we
+            // hold them all (reading `status` is much cheaper than listing
+            // a thousand tasks again).
+            if process.thread_count() == Some(stopped.tracees.len()) {
+                break;
+            }
         }
         if stopped.tracees.is_empty() {
             return Err(process.gone("stopping its threads"));
@@ -172,6 +193,12 @@ impl<'p> LinuxStopped<'p> {
         }
     }
 
+    /// Chooses where remote system calls find their instruction (the
+    /// default, [`SyscallSite::Search`], writes nothing to the target).
+    pub fn use_syscall_site(&mut self, site: SyscallSite) {
+        self.site = site;
+    }
+
     /// Runs system call `nr` with `args` in the target and returns the raw
     /// result (a negative errno on failure).
     ///
@@ -185,7 +212,11 @@ impl<'p> LinuxStopped<'p> {
     pub fn syscall(&mut self, nr: u64, args: [u64; 6]) -> Result<i64> {
         let tid = self.worker();
         let saved = self.registers(tid)?;
-        let (insn, overwritten) = match self.find_syscall_insn()? {
+        let found = match self.site {
+            SyscallSite::Search => self.find_syscall_insn()?,
+            SyscallSite::AtPc => None,
+        };
+        let (insn, overwritten) = match found {
             Some(addr) => (addr, None),
             None => {
                 let mut old = [0u8; 2];
