@@ -2,7 +2,6 @@
 //! many threads, remote system calls and allocation, symbols with load
 //! bias, identity, and processes that go away.
 
-use std::io::Write;
 
 use relive_process::alloc::{self, Placement, REL32_REACH};
 use relive_process::modules::{self, ProcessModules};
