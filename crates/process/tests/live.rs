@@ -2,7 +2,6 @@
 //! many threads, remote system calls and allocation, symbols with load
 //! bias, identity, and processes that go away.
 
-
 use relive_process::alloc::{self, Placement, REL32_REACH};
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
@@ -120,9 +119,10 @@ fn remote_allocation(flags: &[&str], below_4g: bool) {
         .maps()
         .unwrap()
         .into_iter()
-        .find(|m| m.start == a.addr)
+        .find(|m| m.contains(a.addr))
         .expect("the new mapping is in /proc/PID/maps");
-    assert_eq!((mapping.end, mapping.perms.as_str()), (a.addr + a.len, "r-xp"));
+    // (The kernel may merge it with an identical neighbour.)
+    assert!(mapping.end >= a.addr + a.len && mapping.perms == "r-xp", "{mapping:?}");
     process.write(a.addr + 100, b"\xcc\xc3relive").unwrap();
     let mut back = [0u8; 8];
     process.read(a.addr + 100, &mut back).unwrap();
@@ -132,7 +132,7 @@ fn remote_allocation(flags: &[&str], below_4g: bool) {
         .maps()
         .unwrap()
         .iter()
-        .any(|m| m.start == a.addr && m.perms == "r--p"));
+        .any(|m| m.contains(a.addr) && m.perms == "r--p"));
     stopped.unmap(a.addr, a.len).unwrap();
     assert!(!process.maps().unwrap().iter().any(|m| m.contains(a.addr)));
     stopped.resume().unwrap();
