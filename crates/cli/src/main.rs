@@ -35,6 +35,7 @@ enum Command {
     Peek(cmd::memory::PeekArgs),
     Poke(cmd::memory::PokeArgs),
     Ps(cmd::live::PsArgs),
+    Diff(cmd::diff::Args),
     Sym(cmd::live::SymArgs),
     Threads(cmd::live::ThreadsArgs),
 }
@@ -49,6 +50,7 @@ impl Command {
             Command::Peek(a) => a.json,
             Command::Poke(a) => a.json,
             Command::Ps(a) => a.json,
+            Command::Diff(a) => a.json,
             Command::Sym(a) => a.json,
             Command::Threads(a) => a.json,
             Command::Zip(c) => c.json(),
@@ -66,6 +68,7 @@ fn main() {
         Command::Peek(args) => cmd::memory::peek(args),
         Command::Poke(args) => cmd::memory::poke(args),
         Command::Ps(args) => cmd::live::ps(args),
+        Command::Diff(args) => cmd::diff::run(args),
         Command::Sym(args) => cmd::live::sym(args),
         Command::Threads(args) => cmd::live::threads(args),
         Command::Zip(command) => cmd::zip::run(command),

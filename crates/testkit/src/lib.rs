@@ -317,3 +317,13 @@ pub fn criterion_median_ns(dir: &Path, id: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
+
+/// Compiles `source` with `gcc -c` and `flags` into `dir/name.o`.
+pub fn compile_object(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let mut all = vec!["-c"];
+    all.extend_from_slice(flags);
+    let out = compile(dir, name, source, &all);
+    let object = dir.join(format!("{name}.o"));
+    std::fs::rename(out, &object).unwrap();
+    object
+}

@@ -1,0 +1,293 @@
+//! What changed between two compiles of one translation unit, symbol by
+//! symbol.
+//!
+//! Two builds of a function are the same only if their bytes match once
+//! every relocated field is masked, and their relocations match in place,
+//! type and target. Targets are compared by what they denote, not by
+//! numbering: a named symbol by its stable name (GCC's `.isra.N` and
+//! `n.N` renumbering removed; a function-local static by its owning
+//! function), a string literal by its text, a place in a section by the
+//! symbol covering it. Inlining needs no special case: a caller whose
+//! inlined copy changed has changed bytes.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::names;
+use crate::objfile::{Kind, ObjectFile, Reloc, Symbol, Target};
+
+/// One symbol present in both objects that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Its name in the new object.
+    pub name: String,
+    pub kind: Kind,
+    /// What differs, in words.
+    pub reason: String,
+    /// A data symbol whose size changed: the running program's state has
+    /// the old layout, so this cannot be patched in place.
+    pub layout: bool,
+    /// Its name in the old object, when GCC numbered it differently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_name: Option<String>,
+}
+
+/// A symbol present in only one of the objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// The result of comparing two objects.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diff {
+    pub changed: Vec<Change>,
+    pub added: Vec<Entry>,
+    pub removed: Vec<Entry>,
+    pub unchanged: usize,
+}
+
+impl Diff {
+    /// Data symbols whose layout changed (patching must refuse these).
+    pub fn layout_changes(&self) -> impl Iterator<Item = &Change> {
+        self.changed.iter().filter(|c| c.layout)
+    }
+}
+
+/// Compares `old` and `new`.
+pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
+    let old_keys = keys(old);
+    let new_keys = keys(new);
+    let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let mut result = Diff::default();
+    let mut matched = vec![false; old.symbols.len()];
+    for (n, key) in new_keys.iter().enumerate() {
+        let new_sym = &new.symbols[n];
+        let Some(&o) = old_by_key.get(key.as_str()) else {
+            result.added.push(Entry {
+                name: new_sym.name.clone(),
+                kind: new_sym.kind,
+            });
+            continue;
+        };
+        matched[o] = true;
+        let old_sym = &old.symbols[o];
+        let a = Side {
+            obj: old,
+            keys: &old_keys,
+            sym: old_sym,
+        };
+        let b = Side {
+            obj: new,
+            keys: &new_keys,
+            sym: new_sym,
+        };
+        match compare(&a, &b) {
+            None => result.unchanged += 1,
+            Some((reason, layout)) => result.changed.push(Change {
+                name: new_sym.name.clone(),
+                kind: new_sym.kind,
+                reason,
+                layout,
+                old_name: (old_sym.name != new_sym.name).then(|| old_sym.name.clone()),
+            }),
+        }
+    }
+    for (o, sym) in old.symbols.iter().enumerate() {
+        if !matched[o] {
+            result.removed.push(Entry {
+                name: sym.name.clone(),
+                kind: sym.kind,
+            });
+        }
+    }
+    result
+}
+
+/// Stable identities of the object's symbols, parallel to `obj.symbols`:
+/// a global by its name; a local by its GCC-stable name; a function-local
+/// static (`n.3`) by the function that refers to it and its base name.
+/// Identities that still collide get `#1`, `#2` in order.
+pub fn keys(obj: &ObjectFile) -> Vec<String> {
+    let owners = owners(obj);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    obj.symbols
+        .iter()
+        .enumerate()
+        .map(|(i, sym)| {
+            let parsed = names::parse(&sym.name);
+            let key = if !sym.local {
+                sym.name.clone()
+            } else if parsed.numbered && sym.kind != Kind::Function {
+                let owner = owners.get(&i).map(String::as_str).unwrap_or("?");
+                format!("static:{owner}::{}", parsed.base)
+            } else {
+                format!("local:{}", parsed.stable())
+            };
+            let n = seen.entry(key.clone()).or_default();
+            *n += 1;
+            match *n {
+                1 => key,
+                n => format!("{key}#{}", n - 1),
+            }
+        })
+        .collect()
+}
+
+/// For each data symbol referred to by functions: the stable name of the
+/// first (by name) function referring to it.
+fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
+    let mut owners: HashMap<usize, String> = HashMap::new();
+    for f in obj.symbols.iter().filter(|s| s.kind == Kind::Function) {
+        let fname = names::parse(&f.name).stable();
+        for r in &f.relocs {
+            let target = match r.target {
+                Target::Defined(i) => Some(i),
+                Target::Section { section, offset } => obj.symbol_at(section, offset + pc_adjust(r)).map(|(i, _)| i),
+                Target::Undefined(_) => None,
+            };
+            if let Some(i) = target {
+                let entry = owners.entry(i).or_insert_with(|| fname.clone());
+                if fname < *entry {
+                    *entry = fname.clone();
+                }
+            }
+        }
+    }
+    owners
+}
+
+/// A PC-relative field usually ends its instruction, so its addend is the
+/// target's offset minus 4 (`.bss - 4` for the start of `.bss`).
+fn pc_adjust(r: &Reloc) -> i64 {
+    if r.pc_relative() {
+        4
+    } else {
+        0
+    }
+}
+
+struct Side<'a> {
+    obj: &'a ObjectFile,
+    keys: &'a [String],
+    sym: &'a Symbol,
+}
+
+impl Side<'_> {
+    /// The symbol's bytes with every relocated field zeroed.
+    fn masked(&self) -> Option<Vec<u8>> {
+        let mut bytes = self.sym.bytes.clone()?;
+        for r in &self.sym.relocs {
+            let start = r.offset as usize;
+            let end = (start + r.width() as usize).min(bytes.len());
+            if start < end {
+                bytes[start..end].fill(0);
+            }
+        }
+        Some(bytes)
+    }
+
+    /// What a relocation points at, independent of numbering and layout.
+    fn describe(&self, r: &Reloc) -> String {
+        match &r.target {
+            Target::Defined(i) => format!("{}{:+}", self.keys[*i], r.addend),
+            Target::Undefined(name) => format!("{name}{:+}", r.addend),
+            Target::Section { section, offset } => {
+                let at = offset + pc_adjust(r);
+                if let Some((i, within)) = self.obj.symbol_at(*section, at) {
+                    return format!("{}{:+}", self.keys[i], within as i64 - pc_adjust(r));
+                }
+                let Some(sec) = self.obj.section(*section) else {
+                    return format!("section {section}{offset:+}");
+                };
+                match (&sec.bytes, sec.strings) {
+                    (Some(bytes), true) => match string_at(bytes, at) {
+                        Some((start, text)) => format!("string {text:?}{:+}", offset - start as i64),
+                        None => format!("{}{offset:+}", sec.name),
+                    },
+                    // No symbol covers it: anything in the section may be
+                    // what the code uses, so its whole content counts.
+                    (Some(bytes), false) => format!("{}{offset:+} (content {:016x})", sec.name, fnv1a(bytes)),
+                    (None, _) => format!("{}{offset:+}", sec.name),
+                }
+            }
+        }
+    }
+
+    fn references(&self) -> Vec<(u64, u32, String)> {
+        self.sym
+            .relocs
+            .iter()
+            .map(|r| (r.offset, r.r_type, self.describe(r)))
+            .collect()
+    }
+}
+
+/// `(start, text)` of the NUL-terminated string containing `at`.
+fn string_at(bytes: &[u8], at: i64) -> Option<(usize, String)> {
+    let at = usize::try_from(at).ok().filter(|&a| a < bytes.len())?;
+    let start = bytes[..at].iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
+    let end = bytes[at..].iter().position(|&b| b == 0).map_or(bytes.len(), |p| at + p);
+    Some((start, String::from_utf8_lossy(&bytes[start..end]).into_owned()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `Some((reason, layout_change))` when the two differ.
+fn compare(a: &Side, b: &Side) -> Option<(String, bool)> {
+    let (old, new) = (a.sym, b.sym);
+    if old.kind != new.kind {
+        return Some((
+            format!("kind: {:?} -> {:?}", old.kind, new.kind),
+            new.kind != Kind::Function,
+        ));
+    }
+    let function = new.kind == Kind::Function;
+    if old.size != new.size {
+        return Some(if function {
+            (format!("code: size {} -> {} bytes", old.size, new.size), false)
+        } else {
+            (format!("layout: size {} -> {} bytes", old.size, new.size), true)
+        });
+    }
+    let what = if function { "code" } else { "initial value" };
+    if a.masked() != b.masked() {
+        let first = match (a.masked(), b.masked()) {
+            (Some(x), Some(y)) => x.iter().zip(&y).position(|(p, q)| p != q),
+            _ => None,
+        };
+        return Some(match first {
+            Some(at) => (format!("{what}: bytes differ at +{at:#x}"), false),
+            None => (format!("{what}: one is zero-filled"), false),
+        });
+    }
+    let (ra, rb) = (a.references(), b.references());
+    if ra != rb {
+        let reason = match ra.iter().zip(&rb).find(|(x, y)| x != y) {
+            Some((x, y)) => format!("{what}: reference at +{:#x}: {} -> {}", y.0, x.2, y.2),
+            None => format!("{what}: {} -> {} references", ra.len(), rb.len()),
+        };
+        return Some((reason, false));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_found_by_any_offset_inside() {
+        let b = b"one\0two words\0";
+        assert_eq!(string_at(b, 0), Some((0, "one".into())));
+        assert_eq!(string_at(b, 6), Some((4, "two words".into())));
+        assert_eq!(string_at(b, 99), None);
+        assert_eq!(string_at(b, -1), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! GCC's renamed symbols, matched by what they are rather than how they
+//! happen to be numbered in one compile.
+//!
+//! GCC numbers function-local statics (`counter.0`, `counter.1`) and
+//! clones (`f.isra.0`, `f.constprop.1`, `f.part.0`, `f.cold`) in the order
+//! it meets them, so an unrelated edit renumbers them. The stable identity
+//! is the base name, the clone kind, and (for a static) the function that
+//! owns it.
+
+/// The clone suffixes GCC adds, each optionally followed by `.N`.
+const CLONE_KINDS: [&str; 5] = ["isra", "constprop", "part", "cold", "lto_priv"];
+
+/// A symbol name split into what is stable and what is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GccName {
+    /// The name before any GCC suffix (`f` in `f.isra.0`, `n` in `n.0`).
+    pub base: String,
+    /// Clone kinds in order (`["constprop", "isra"]` for
+    /// `f.constprop.0.isra.0`).
+    pub clones: Vec<String>,
+    /// A trailing `.N` not part of a clone suffix: a function-local
+    /// static's number.
+    pub numbered: bool,
+}
+
+impl GccName {
+    /// The stable part, for matching: `f.isra`, `f.constprop.isra`, `n`.
+    pub fn stable(&self) -> String {
+        let mut s = self.base.clone();
+        for c in &self.clones {
+            s.push('.');
+            s.push_str(c);
+        }
+        s
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Splits `name` into base, clone kinds and a static's number.
+pub fn parse(name: &str) -> GccName {
+    let parts: Vec<&str> = name.split('.').collect();
+    // Names starting with '.' (`.LC0`) or without dots are kept whole.
+    if parts.len() < 2 || parts[0].is_empty() {
+        return GccName {
+            base: name.to_string(),
+            clones: Vec::new(),
+            numbered: false,
+        };
+    }
+    let mut clones = Vec::new();
+    let mut numbered = false;
+    let mut i = 1;
+    while i < parts.len() {
+        if CLONE_KINDS.contains(&parts[i]) {
+            clones.push(parts[i].to_string());
+            i += 1;
+            if i < parts.len() && is_number(parts[i]) {
+                i += 1;
+            }
+        } else if is_number(parts[i]) && i + 1 == parts.len() {
+            numbered = true;
+            i += 1;
+        } else {
+            // Not a GCC suffix: the dot is part of the name.
+            return GccName {
+                base: name.to_string(),
+                clones: Vec::new(),
+                numbered: false,
+            };
+        }
+    }
+    GccName {
+        base: parts[0].to_string(),
+        clones,
+        numbered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcc_suffixes() {
+        assert_eq!(parse("f.isra.0").stable(), "f.isra");
+        assert_eq!(parse("f.constprop.12").stable(), "f.constprop");
+        assert_eq!(parse("f.constprop.0.isra.0").stable(), "f.constprop.isra");
+        assert_eq!(parse("f.part.0").stable(), "f.part");
+        assert_eq!(parse("f.cold").stable(), "f.cold");
+        let n = parse("counter.3");
+        assert_eq!((n.base.as_str(), n.numbered), ("counter", true));
+        assert_eq!(parse("main").stable(), "main");
+        assert_eq!(parse(".LC0").stable(), ".LC0");
+        assert_eq!(parse("a.b").stable(), "a.b");
+        assert!(!parse("a.b").numbered);
+    }
+}

@@ -1,0 +1,322 @@
+//! An ELF relocatable object (`.o`) read into the pieces the patch engine
+//! works with: each defined function and data symbol, its bytes, and the
+//! relocations that fall inside it.
+
+use std::path::Path;
+
+use object::elf;
+use object::read::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SymbolSection};
+use object::{SectionIndex, SectionKind, SymbolKind as ObjKind};
+use serde::Serialize;
+
+use crate::error::{PatchError, Result};
+
+/// `R_X86_64_*` numbers, as plain integers for matching.
+pub mod rtype {
+    use object::elf;
+    pub const R64: u32 = elf::R_X86_64_64.0;
+    pub const PC32: u32 = elf::R_X86_64_PC32.0;
+    pub const PLT32: u32 = elf::R_X86_64_PLT32.0;
+    pub const R32: u32 = elf::R_X86_64_32.0;
+    pub const R32S: u32 = elf::R_X86_64_32S.0;
+    pub const GOTPCREL: u32 = elf::R_X86_64_GOTPCREL.0;
+    pub const GOTPCRELX: u32 = elf::R_X86_64_GOTPCRELX.0;
+    pub const REX_GOTPCRELX: u32 = elf::R_X86_64_REX_GOTPCRELX.0;
+    pub const PC64: u32 = elf::R_X86_64_PC64.0;
+    pub const TPOFF32: u32 = elf::R_X86_64_TPOFF32.0;
+    pub const TPOFF64: u32 = elf::R_X86_64_TPOFF64.0;
+    pub const GOTTPOFF: u32 = elf::R_X86_64_GOTTPOFF.0;
+    pub const TLSGD: u32 = elf::R_X86_64_TLSGD.0;
+    pub const TLSLD: u32 = elf::R_X86_64_TLSLD.0;
+    pub const DTPOFF32: u32 = elf::R_X86_64_DTPOFF32.0;
+    pub const DTPOFF64: u32 = elf::R_X86_64_DTPOFF64.0;
+}
+
+/// What a symbol is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Function,
+    Object,
+    Tls,
+}
+
+/// Where a relocation points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A defined symbol of this object (by index into [`ObjectFile::symbols`]).
+    Defined(usize),
+    /// A symbol this object does not define (`printf`, another unit's global).
+    Undefined(String),
+    /// A place in a section, through the section's own symbol (GCC's way
+    /// of addressing statics and string literals: `.bss - 4`).
+    Section { section: usize, offset: i64 },
+}
+
+/// One relocation inside a symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloc {
+    /// Offset of the relocated field from the symbol's start.
+    pub offset: u64,
+    /// `R_X86_64_*`.
+    pub r_type: u32,
+    pub target: Target,
+    pub addend: i64,
+}
+
+impl Reloc {
+    /// Bytes of the field this relocation writes.
+    pub fn width(&self) -> u64 {
+        match self.r_type {
+            rtype::R64 | rtype::PC64 | rtype::DTPOFF64 | rtype::TPOFF64 => 8,
+            _ => 4,
+        }
+    }
+
+    /// Whether the field holds `target - place` (so the addend is offset by
+    /// the distance from the field to the end of the instruction).
+    pub fn pc_relative(&self) -> bool {
+        matches!(
+            self.r_type,
+            rtype::PC32
+                | rtype::PLT32
+                | rtype::GOTPCREL
+                | rtype::GOTPCRELX
+                | rtype::REX_GOTPCRELX
+                | rtype::PC64
+                | rtype::GOTTPOFF
+                | rtype::TLSGD
+                | rtype::TLSLD
+        )
+    }
+}
+
+/// A defined function or data symbol.
+#[derive(Debug, Clone)]
+pub struct Symbol {
+    pub name: String,
+    pub kind: Kind,
+    pub local: bool,
+    pub section: usize,
+    /// Offset in its section.
+    pub offset: u64,
+    pub size: u64,
+    /// Its bytes; `None` for zero-filled (`.bss`) data.
+    pub bytes: Option<Vec<u8>>,
+    pub relocs: Vec<Reloc>,
+}
+
+/// A section, as far as relocation targets need it.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    /// Its bytes (`None` for `.bss`-like sections).
+    pub bytes: Option<Vec<u8>>,
+    /// A mergeable string section (`.rodata.str1.1`): its contents are
+    /// NUL-terminated literals, identified by their text.
+    pub strings: bool,
+}
+
+/// One relocatable object.
+#[derive(Debug, Clone)]
+pub struct ObjectFile {
+    pub path: String,
+    pub symbols: Vec<Symbol>,
+    /// Indexed by ELF section index.
+    pub sections: Vec<Option<Section>>,
+    /// `STT_FILE`: the source file name, when the compiler recorded one.
+    pub source: Option<String>,
+}
+
+impl ObjectFile {
+    pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let data = std::fs::read(path).map_err(|source| PatchError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        ObjectFile::parse(&name, &data)
+    }
+
+    pub fn parse(path: &str, data: &[u8]) -> Result<ObjectFile> {
+        let not_object = |reason: String| PatchError::NotObject {
+            path: path.to_string(),
+            reason,
+        };
+        let file = object::File::parse(data).map_err(|e| not_object(e.to_string()))?;
+        if file.kind() != object::ObjectKind::Relocatable || file.format() != object::BinaryFormat::Elf {
+            return Err(not_object(format!(
+                "it is a {:?} {:?} file; compile with -c",
+                file.format(),
+                file.kind()
+            )));
+        }
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(not_object(format!(
+                "it is for {:?}; relive patches x86-64 code",
+                file.architecture()
+            )));
+        }
+
+        let mut sections: Vec<Option<Section>> = Vec::new();
+        for s in file.sections() {
+            let i = s.index().0;
+            if sections.len() <= i {
+                sections.resize(i + 1, None);
+            }
+            let strings =
+                matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & elf::SHF_STRINGS.0 != 0);
+            let bytes = match s.kind() {
+                SectionKind::UninitializedData | SectionKind::UninitializedTls => None,
+                _ => Some(
+                    s.data()
+                        .map_err(|e| malformed(path, &format!("section {}: {e}", s.name().unwrap_or("?"))))?
+                        .to_vec(),
+                ),
+            };
+            sections[i] = Some(Section {
+                name: s.name().unwrap_or("").to_string(),
+                bytes,
+                strings,
+            });
+        }
+
+        // Defined functions and data, remembering each one's ELF index.
+        let mut symbols = Vec::new();
+        let mut by_elf_index = std::collections::HashMap::new();
+        let mut section_symbols = std::collections::HashMap::new();
+        let mut source = None;
+        for sym in file.symbols() {
+            let name = sym.name().unwrap_or("").to_string();
+            if sym.kind() == ObjKind::File {
+                source.get_or_insert(name);
+                continue;
+            }
+            // Section symbols and local labels (`.LC0`, NOTYPE) stand for a
+            // place in a section; relocations through them are resolved to
+            // that place.
+            if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown) {
+                if let SymbolSection::Section(SectionIndex(i)) = sym.section() {
+                    section_symbols.insert(sym.index().0, (i, sym.address()));
+                }
+                continue;
+            }
+            let SymbolSection::Section(SectionIndex(section)) = sym.section() else {
+                continue;
+            };
+            let kind = match sym.kind() {
+                ObjKind::Text => Kind::Function,
+                ObjKind::Data => Kind::Object,
+                ObjKind::Tls => Kind::Tls,
+                _ => continue,
+            };
+            let sec = sections.get(section).and_then(|s| s.as_ref());
+            let bytes = match sec.and_then(|s| s.bytes.as_ref()) {
+                Some(b) => {
+                    let start = usize::try_from(sym.address()).ok();
+                    let end = start.and_then(|s| s.checked_add(usize::try_from(sym.size()).ok()?));
+                    let slice = start.zip(end).and_then(|(s, e)| b.get(s..e));
+                    Some(
+                        slice
+                            .ok_or_else(|| malformed(path, &format!("symbol {name} lies outside its section")))?
+                            .to_vec(),
+                    )
+                }
+                None => None,
+            };
+            by_elf_index.insert(sym.index().0, symbols.len());
+            symbols.push(Symbol {
+                name,
+                kind,
+                local: sym.is_local(),
+                section,
+                offset: sym.address(),
+                size: sym.size(),
+                bytes,
+                relocs: Vec::new(),
+            });
+        }
+
+        // Relocations, attached to the symbol whose bytes they patch.
+        for s in file.sections() {
+            let section = s.index().0;
+            for (offset, rel) in s.relocations() {
+                let RelocationFlags::Elf { r_type } = rel.flags() else {
+                    continue;
+                };
+                let r_type = r_type.0;
+                let target = match rel.target() {
+                    RelocationTarget::Symbol(idx) => {
+                        if let Some(&(sec, at)) = section_symbols.get(&idx.0) {
+                            Target::Section {
+                                section: sec,
+                                offset: (at as i64).wrapping_add(rel.addend()),
+                            }
+                        } else if let Some(&i) = by_elf_index.get(&idx.0) {
+                            Target::Defined(i)
+                        } else {
+                            let sym = file
+                                .symbol_by_index(idx)
+                                .map_err(|e| malformed(path, &format!("relocation at {offset:#x}: {e}")))?;
+                            Target::Undefined(sym.name().unwrap_or("").to_string())
+                        }
+                    }
+                    RelocationTarget::Section(SectionIndex(sec)) => Target::Section {
+                        section: sec,
+                        offset: rel.addend(),
+                    },
+                    _ => continue,
+                };
+                let owner = symbols
+                    .iter_mut()
+                    .filter(|sym| {
+                        sym.section == section && sym.offset <= offset && offset < sym.offset + sym.size.max(1)
+                    })
+                    .max_by_key(|sym| sym.offset);
+                if let Some(owner) = owner {
+                    owner.relocs.push(Reloc {
+                        offset: offset - owner.offset,
+                        r_type,
+                        addend: match target {
+                            Target::Section { .. } => 0,
+                            _ => rel.addend(),
+                        },
+                        target,
+                    });
+                }
+            }
+        }
+        for sym in &mut symbols {
+            sym.relocs.sort_by_key(|r| r.offset);
+        }
+        Ok(ObjectFile {
+            path: path.to_string(),
+            symbols,
+            sections,
+            source,
+        })
+    }
+
+    pub fn section(&self, index: usize) -> Option<&Section> {
+        self.sections.get(index).and_then(|s| s.as_ref())
+    }
+
+    /// The symbol of section `section` covering `offset`, if any.
+    pub fn symbol_at(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
+        let offset = u64::try_from(offset).ok()?;
+        self.symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.section == section && s.offset <= offset && offset < s.offset + s.size.max(1))
+            .max_by_key(|(_, s)| s.offset)
+            .map(|(i, s)| (i, offset - s.offset))
+    }
+}
+
+fn malformed(path: &str, what: &str) -> PatchError {
+    PatchError::Malformed {
+        path: path.to_string(),
+        what: what.to_string(),
+    }
+}

@@ -1,0 +1,185 @@
+//! Object diff on real gcc output: pairs of compiles of small C files, at
+//! -O0 and -O2, with and without -ffunction-sections.
+
+use relive_patch::diff::Diff;
+use relive_patch::objfile::Kind;
+use relive_patch::{diff, ObjectFile, PatchError};
+use relive_testkit::compile_object;
+
+const FLAG_SETS: [&[&str]; 4] = [
+    &["-O0"],
+    &["-O2"],
+    &["-O0", "-ffunction-sections", "-fdata-sections"],
+    &["-O2", "-ffunction-sections", "-fdata-sections"],
+];
+
+fn objects(old: &str, new: &str, flags: &[&str]) -> (ObjectFile, ObjectFile) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = compile_object(dir.path(), "old", old, flags);
+    let b = compile_object(dir.path(), "new", new, flags);
+    (ObjectFile::open(a).unwrap(), ObjectFile::open(b).unwrap())
+}
+
+fn run(old: &str, new: &str, flags: &[&str]) -> Diff {
+    let (a, b) = objects(old, new, flags);
+    diff(&a, &b)
+}
+
+fn changed(d: &Diff) -> Vec<&str> {
+    let mut v: Vec<&str> = d.changed.iter().map(|c| c.name.as_str()).collect();
+    v.sort();
+    v
+}
+
+const BASE: &str = r#"
+#include <stdio.h>
+int counter = 1;
+static int hidden = 2;
+int table[4] = {1, 2, 3, 4};
+int get(void) { static int n = 0; return ++n + counter + hidden; }
+int twice(int x) { return 2 * x + table[1]; }
+__attribute__((noinline)) int say(int x) { printf("hello %d\n", x); return x; }
+"#;
+
+#[test]
+fn the_same_source_has_no_changes() {
+    for flags in FLAG_SETS {
+        let d = run(BASE, BASE, flags);
+        assert!(
+            d.changed.is_empty() && d.added.is_empty() && d.removed.is_empty(),
+            "{flags:?}: {d:?}"
+        );
+        assert!(d.unchanged >= 6, "{flags:?}: {d:?}");
+    }
+}
+
+#[test]
+fn a_body_change_is_that_function_only() {
+    let new = BASE.replace("2 * x", "3 * x");
+    for flags in FLAG_SETS {
+        let d = run(BASE, &new, flags);
+        assert_eq!(changed(&d), ["twice"], "{flags:?}: {d:?}");
+        assert_eq!(d.changed[0].kind, Kind::Function);
+        assert!(d.changed[0].reason.starts_with("code"), "{:?}", d.changed[0]);
+        assert!(!d.changed[0].layout);
+    }
+}
+
+#[test]
+fn a_changed_string_literal_changes_its_user() {
+    let new = BASE.replace("hello", "HELLO");
+    for flags in FLAG_SETS {
+        let d = run(BASE, &new, flags);
+        assert_eq!(changed(&d), ["say"], "{flags:?}: {d:?}");
+    }
+    let d = run(BASE, &new, FLAG_SETS[3]);
+    assert!(d.changed[0].reason.contains("\"HELLO %d\\n\""), "{:?}", d.changed[0]);
+}
+
+#[test]
+fn added_and_removed_functions_and_data() {
+    let new = BASE.replace("int twice(int x) { return 2 * x + table[1]; }", "")
+        + "int added_fn(int x) { return x - 1; }\nint added_global = 42;\n";
+    for flags in FLAG_SETS {
+        let d = run(BASE, &new, flags);
+        let added: Vec<(&str, Kind)> = d.added.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+        assert!(added.contains(&("added_fn", Kind::Function)), "{flags:?}: {d:?}");
+        assert!(added.contains(&("added_global", Kind::Object)), "{flags:?}: {d:?}");
+        assert_eq!(d.removed.len(), 1, "{flags:?}: {d:?}");
+        assert_eq!(
+            (d.removed[0].name.as_str(), d.removed[0].kind),
+            ("twice", Kind::Function)
+        );
+    }
+}
+
+#[test]
+fn a_global_that_grows_is_a_layout_change() {
+    let new = BASE.replace("int table[4] = {1, 2, 3, 4};", "int table[8] = {1, 2, 3, 4};");
+    for flags in FLAG_SETS {
+        let d = run(BASE, &new, flags);
+        let layout: Vec<&str> = d.layout_changes().map(|c| c.name.as_str()).collect();
+        assert_eq!(layout, ["table"], "{flags:?}: {d:?}");
+        assert!(d
+            .changed
+            .iter()
+            .find(|c| c.name == "table")
+            .unwrap()
+            .reason
+            .contains("16 -> 32"));
+    }
+    // A new initial value of the same size is not a layout change.
+    let new = BASE.replace("int counter = 1;", "int counter = 7;");
+    let d = run(BASE, &new, FLAG_SETS[1]);
+    assert_eq!(changed(&d), ["counter"]);
+    assert!(!d.changed[0].layout && d.changed[0].reason.starts_with("initial value"));
+}
+
+/// GCC numbers function-local statics per file (`n.0`, `n.1`); a new one
+/// earlier in the file renumbers the rest, which must still match (by the
+/// function that owns them).
+#[test]
+fn renumbered_local_statics_match_by_owner() {
+    const OLD: &str = "int a(void) { static int n; return ++n; }\nint b(void) { static int n = 5; return n += 2; }\n";
+    let new = format!("int z(void) {{ static int n = 9; return n--; }}\n{OLD}");
+    for flags in FLAG_SETS {
+        let (old_obj, new_obj) = objects(OLD, &new, flags);
+        let names = |o: &ObjectFile| o.symbols.iter().filter(|s| s.name.starts_with("n.")).count();
+        assert_eq!((names(&old_obj), names(&new_obj)), (2, 3), "{flags:?}");
+        let d = diff(&old_obj, &new_obj);
+        assert!(d.changed.is_empty(), "{flags:?}: {d:?}");
+        let mut added: Vec<&str> = d.added.iter().map(|e| e.name.as_str()).collect();
+        added.sort();
+        assert_eq!(added.len(), 2, "{flags:?}: z and its static: {added:?}");
+        assert!(added.contains(&"z") && added.iter().any(|n| n.starts_with("n.")));
+    }
+}
+
+/// At -O2 GCC clones `scale` (`scale.constprop.0.isra.0`) and inlines
+/// `helper` into `g`: a change to `use` leaves the clone matched and
+/// unchanged; a change to `scale` changes the clone; a change to the inlined
+/// `helper` changes `g`.
+#[test]
+fn clones_and_inlined_callers() {
+    const SRC: &str = r#"
+struct big { int a[16]; };
+static __attribute__((noinline)) int scale(struct big *p, int k) { return p->a[3] * k; }
+int use(int x) { struct big b = {0}; b.a[3] = x; return scale(&b, 3) + 1; }
+static inline int helper(int x) { return x * 7; }
+int g(int x) { return helper(x) + 1; }
+"#;
+    let (old, _) = objects(SRC, SRC, &["-O2"]);
+    let clone = old
+        .symbols
+        .iter()
+        .find(|s| s.name.starts_with("scale."))
+        .expect("gcc -O2 clones scale")
+        .name
+        .clone();
+    assert!(clone.contains(".isra") || clone.contains(".constprop"), "{clone}");
+
+    let d = run(SRC, &SRC.replace("+ 1; }\nstatic", "+ 2; }\nstatic"), &["-O2"]);
+    assert_eq!(changed(&d), ["use"], "{d:?}");
+    let d = run(SRC, &SRC.replace("p->a[3] * k", "p->a[3] * k + 5"), &["-O2"]);
+    assert!(changed(&d).contains(&clone.as_str()), "{d:?}");
+    let d = run(SRC, &SRC.replace("x * 7", "x * 9"), &["-O2"]);
+    assert_eq!(changed(&d), ["g"], "{d:?}");
+}
+
+#[test]
+fn an_executable_is_not_an_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "prog", "int main(void) { return 0; }", &[]);
+    match ObjectFile::open(&exe) {
+        Err(PatchError::NotObject { reason, .. }) => assert!(reason.contains("-c"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ObjectFile::open(dir.path().join("missing.o")),
+        Err(PatchError::Io { .. })
+    ));
+    assert!(matches!(
+        ObjectFile::parse("junk.o", b"\x7fELF junk"),
+        Err(PatchError::NotObject { .. })
+    ));
+}
