@@ -145,7 +145,7 @@ fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
         for r in &f.relocs {
             let target = match r.target {
                 Target::Defined(i) => Some(i),
-                Target::Section { section, offset } => obj.symbol_at(section, offset + pc_adjust(r)).map(|(i, _)| i),
+                Target::Section { section, offset } => obj.symbol_at(section, offset + r.pc_bias).map(|(i, _)| i),
                 Target::Undefined(_) => None,
             };
             if let Some(i) = target {
@@ -157,16 +157,6 @@ fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
         }
     }
     owners
-}
-
-/// A PC-relative field usually ends its instruction, so its addend is the
-/// target's offset minus 4 (`.bss - 4` for the start of `.bss`).
-fn pc_adjust(r: &Reloc) -> i64 {
-    if r.pc_relative() {
-        4
-    } else {
-        0
-    }
 }
 
 struct Side<'a> {
@@ -195,9 +185,9 @@ impl Side<'_> {
             Target::Defined(i) => format!("{}{:+}", self.keys[*i], r.addend),
             Target::Undefined(name) => format!("{name}{:+}", r.addend),
             Target::Section { section, offset } => {
-                let at = offset + pc_adjust(r);
+                let at = offset + r.pc_bias;
                 if let Some((i, within)) = self.obj.symbol_at(*section, at) {
-                    return format!("{}{:+}", self.keys[i], within as i64 - pc_adjust(r));
+                    return format!("{}{:+}", self.keys[i], within as i64 - r.pc_bias);
                 }
                 let Some(sec) = self.obj.section(*section) else {
                     return format!("section {section}{offset:+}");

@@ -2,6 +2,7 @@
 //! unit ([`diff`]), and (as the engine grows) how the changed code is
 //! linked against a running process and written into it.
 
+pub mod code;
 pub mod diff;
 pub mod error;
 pub mod names;

@@ -9,6 +9,7 @@ use object::read::{Object, ObjectSection, ObjectSymbol, RelocationFlags, Relocat
 use object::{SectionIndex, SectionKind, SymbolKind as ObjKind};
 use serde::Serialize;
 
+use crate::code::{self, Decoded};
 use crate::error::{PatchError, Result};
 
 /// `R_X86_64_*` numbers, as plain integers for matching.
@@ -62,6 +63,14 @@ pub struct Reloc {
     pub r_type: u32,
     pub target: Target,
     pub addend: i64,
+    /// For a PC-relative field: the distance from the field to the end of
+    /// its instruction (4 unless an immediate follows), so the place it
+    /// denotes is `target + addend + pc_bias`.
+    pub pc_bias: i64,
+    /// Not in the object: the assembler resolved a branch or RIP-relative
+    /// reference to another function of the same section itself, and relive
+    /// added the relocation (found by decoding) so the code can move.
+    pub synthetic: bool,
 }
 
 impl Reloc {
@@ -104,6 +113,10 @@ pub struct Symbol {
     /// Its bytes; `None` for zero-filled (`.bss`) data.
     pub bytes: Option<Vec<u8>>,
     pub relocs: Vec<Reloc>,
+    /// For a function: its decoded instructions.
+    pub decoded: Option<Decoded>,
+    /// Why this function's code cannot be moved, if it cannot.
+    pub problem: Option<String>,
 }
 
 /// A section, as far as relocation targets need it.
@@ -235,6 +248,8 @@ impl ObjectFile {
                 size: sym.size(),
                 bytes,
                 relocs: Vec::new(),
+                decoded: None,
+                problem: None,
             });
         }
 
@@ -283,11 +298,16 @@ impl ObjectFile {
                             _ => rel.addend(),
                         },
                         target,
+                        pc_bias: 0,
+                        synthetic: false,
                     });
                 }
             }
         }
         for sym in &mut symbols {
+            if sym.kind == Kind::Function {
+                complete_code_relocations(sym);
+            }
             sym.relocs.sort_by_key(|r| r.offset);
         }
         Ok(ObjectFile {
@@ -312,6 +332,53 @@ impl ObjectFile {
             .max_by_key(|(_, s)| s.offset)
             .map(|(i, s)| (i, offset - s.offset))
     }
+}
+
+/// Decodes a function, records each PC-relative relocation's `pc_bias`,
+/// and adds the relocations the assembler left out (references to other
+/// code of the same section, resolved at assembly time).
+fn complete_code_relocations(sym: &mut Symbol) {
+    let Some(bytes) = &sym.bytes else {
+        return;
+    };
+    let decoded = code::decode(bytes);
+    for r in &mut sym.relocs {
+        if r.pc_relative() {
+            r.pc_bias = decoded
+                .instruction_at(r.offset)
+                .map_or(4, |(start, len)| (start + u64::from(len) - r.offset) as i64);
+        }
+    }
+    let covered: std::collections::HashSet<u64> = sym.relocs.iter().map(|r| r.offset).collect();
+    for f in &decoded.pc_relative {
+        if covered.contains(&f.field) || (0..sym.size as i64).contains(&f.target) {
+            continue;
+        }
+        if f.size != 4 {
+            sym.problem = Some(format!(
+                "a short branch at +{:#x} jumps out of the function, so its code cannot be moved",
+                f.field.saturating_sub(1)
+            ));
+            continue;
+        }
+        let pc_bias = (f.next - f.field) as i64;
+        sym.relocs.push(Reloc {
+            offset: f.field,
+            r_type: rtype::PC32,
+            target: Target::Section {
+                section: sym.section,
+                offset: sym.offset as i64 + f.target - pc_bias,
+            },
+            addend: 0,
+            pc_bias,
+            synthetic: true,
+        });
+    }
+    if let Some(at) = decoded.invalid_at {
+        sym.problem
+            .get_or_insert(format!("bytes at +{at:#x} do not decode as x86-64"));
+    }
+    sym.decoded = Some(decoded);
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {
