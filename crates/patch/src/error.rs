@@ -16,4 +16,25 @@ pub enum PatchError {
 
     #[error("{path}: {what}")]
     Malformed { path: String, what: String },
+
+    #[error("journal {path} {what}")]
+    Journal { path: String, what: String },
+
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+
+    #[error(transparent)]
+    Process(#[from] relive_process::ProcessError),
+
+    #[error("cannot redirect {name} at {addr:#x}: {reason}")]
+    Entry { name: String, addr: u64, reason: String },
+
+    #[error("thread {tid} of process {pid} stays inside the entry of {name} ({pc:#x}); try again")]
+    Busy { pid: u32, tid: u32, name: String, pc: u64 },
+
+    #[error("{what}")]
+    Refused { what: String },
+
+    #[error("{name} is not patched in process {pid} (see `relive status --pid {pid}`)")]
+    NotPatched { pid: u32, name: String },
 }

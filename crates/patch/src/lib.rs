@@ -2,9 +2,14 @@
 //! unit ([`diff`]), and (as the engine grows) how the changed code is
 //! linked against a running process and written into it.
 
+pub mod apply;
 pub mod code;
 pub mod diff;
+pub mod entry;
 pub mod error;
+pub mod journal;
+pub mod link;
+pub mod live;
 pub mod names;
 pub mod objfile;
 

@@ -117,6 +117,19 @@ pub struct Symbol {
     pub decoded: Option<Decoded>,
     /// Why this function's code cannot be moved, if it cannot.
     pub problem: Option<String>,
+    /// Short branches (`jmp`/`jcc` rel8) that leave the function: the
+    /// assembler relaxed a same-section tail call. The linker gives each an
+    /// island (`jmp rel32`) after the copied body.
+    pub short_exits: Vec<ShortExit>,
+}
+
+/// A rel8 branch out of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortExit {
+    /// Offset of the 1-byte displacement from the function's start.
+    pub field: u64,
+    /// Where it goes, as an offset in the function's section.
+    pub target: i64,
 }
 
 /// A section, as far as relocation targets need it.
@@ -128,6 +141,17 @@ pub struct Section {
     /// A mergeable string section (`.rodata.str1.1`): its contents are
     /// NUL-terminated literals, identified by their text.
     pub strings: bool,
+    /// `SHF_WRITE`: the running program may have changed its contents.
+    pub writable: bool,
+    /// `SHF_EXECINSTR`.
+    pub executable: bool,
+    /// `SHF_TLS`: per-thread data.
+    pub tls: bool,
+    /// `sh_addralign`.
+    pub align: u64,
+    /// Every relocation in the section (offsets from the section start):
+    /// what a copy of the whole section needs.
+    pub relocs: Vec<Reloc>,
 }
 
 /// One relocatable object.
@@ -178,8 +202,11 @@ impl ObjectFile {
             if sections.len() <= i {
                 sections.resize(i + 1, None);
             }
-            let strings =
-                matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & elf::SHF_STRINGS.0 != 0);
+            let sh_flags = match s.flags() {
+                object::SectionFlags::Elf { sh_flags, .. } => sh_flags.0,
+                _ => 0,
+            };
+            let flag = |f: elf::SectionFlags| sh_flags & f.0 != 0;
             let bytes = match s.kind() {
                 SectionKind::UninitializedData | SectionKind::UninitializedTls => None,
                 _ => Some(
@@ -191,7 +218,12 @@ impl ObjectFile {
             sections[i] = Some(Section {
                 name: s.name().unwrap_or("").to_string(),
                 bytes,
-                strings,
+                strings: flag(elf::SHF_STRINGS),
+                writable: flag(elf::SHF_WRITE),
+                executable: flag(elf::SHF_EXECINSTR),
+                tls: flag(elf::SHF_TLS),
+                align: s.align().max(1),
+                relocs: Vec::new(),
             });
         }
 
@@ -250,6 +282,7 @@ impl ObjectFile {
                 relocs: Vec::new(),
                 decoded: None,
                 problem: None,
+                short_exits: Vec::new(),
             });
         }
 
@@ -283,6 +316,20 @@ impl ObjectFile {
                     },
                     _ => continue,
                 };
+                let addend = match target {
+                    Target::Section { .. } => 0,
+                    _ => rel.addend(),
+                };
+                if let Some(Some(sec)) = sections.get_mut(section) {
+                    sec.relocs.push(Reloc {
+                        offset,
+                        r_type,
+                        target: target.clone(),
+                        addend,
+                        pc_bias: 0,
+                        synthetic: false,
+                    });
+                }
                 let owner = symbols
                     .iter_mut()
                     .filter(|sym| {
@@ -355,10 +402,10 @@ fn complete_code_relocations(sym: &mut Symbol) {
             continue;
         }
         if f.size != 4 {
-            sym.problem = Some(format!(
-                "a short branch at +{:#x} jumps out of the function, so its code cannot be moved",
-                f.field.saturating_sub(1)
-            ));
+            sym.short_exits.push(ShortExit {
+                field: f.field,
+                target: sym.offset as i64 + f.target,
+            });
             continue;
         }
         let pc_bias = (f.next - f.field) as i64;

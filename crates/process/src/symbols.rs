@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use relive_image::symbols::SymbolKind;
+use relive_image::symbols::{Binding, SymbolKind};
 use relive_image::{Symbol, SymbolTable};
 use serde::Serialize;
 
@@ -22,6 +22,7 @@ pub struct LiveSymbol {
     /// which tells same-named statics apart.
     pub file: Option<Arc<str>>,
     pub kind: SymbolKind,
+    pub binding: Binding,
 }
 
 struct ModuleSymbols {
@@ -65,6 +66,28 @@ impl LiveSymbols {
     pub fn main_source(&self) -> Option<(&str, usize)> {
         let table = self.modules.first()?.table.as_ref()?;
         Some((table.source.as_str(), table.len()))
+    }
+
+    /// The path of the program (the first module).
+    pub fn main_module(&self) -> Option<&str> {
+        self.modules.first().map(|m| m.path.as_str())
+    }
+
+    /// The program image's address range.
+    pub fn main_range(&self) -> Option<(u64, u64)> {
+        self.modules.first().map(|m| (m.base, m.end))
+    }
+
+    /// Every symbol of the program (the first module), load bias applied.
+    pub fn program_symbols(&self) -> Vec<LiveSymbol> {
+        match self.modules.first() {
+            Some(m) => m
+                .table
+                .as_ref()
+                .map(|t| t.symbols().iter().map(|s| live(m, s)).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
     }
 
     /// Every defined symbol called `name`, program first, then libraries.
@@ -116,6 +139,7 @@ fn live(m: &ModuleSymbols, s: &Symbol) -> LiveSymbol {
         module: m.path.clone(),
         file: s.file.clone(),
         kind: s.kind,
+        binding: s.binding,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod diff;
 pub mod info;
 pub mod live;
 pub mod memory;
+pub mod patch;
 pub mod syms;
 pub mod zip;
 

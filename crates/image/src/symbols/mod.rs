@@ -101,6 +101,11 @@ impl SymbolTable {
             running = running.max(s.end());
             max_end.push(running);
             by_name.entry(s.name.clone()).or_default().push(i as u32);
+            // A versioned name (`stdout@GLIBC_2.2.5`, the program's copy of
+            // a library variable) is also found by its plain name.
+            if let Some((plain, _)) = s.name.split_once('@').filter(|(p, _)| !p.is_empty()) {
+                by_name.entry(plain.to_string()).or_default().push(i as u32);
+            }
         }
         SymbolTable {
             source: source.into(),

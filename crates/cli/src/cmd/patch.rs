@@ -1,0 +1,259 @@
+//! `relive patch`, `relive revert` and `relive status`: put new code into a
+//! running process, take it out again, and show what is in.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use relive_patch::apply::{self, Target};
+use relive_patch::objfile::Kind;
+use relive_patch::{diff, ObjectFile, PatchError};
+use serde::Serialize;
+
+use crate::output::print_json;
+
+/// Patch a running process with a freshly compiled object file.
+///
+/// Each function of NEW.o that the program has is redirected to its new
+/// code (the first time by a jump at its entry, later by updating that
+/// jump's slot); functions the program lacks are added. Globals and statics
+/// the new code uses resolve to the program's own variables, so their
+/// values are kept. With --base OLD.o (the previous compile of the same
+/// file), only what changed is patched, and a global whose size changed is
+/// refused. The whole patch is one transaction: on any error the process is
+/// left exactly as it was.
+///
+/// Compile NEW.o with the program's flags plus -c (add -ffunction-sections
+/// to keep functions separately movable).
+#[derive(clap::Args)]
+pub struct PatchArgs {
+    /// The process to patch.
+    #[arg(long)]
+    pid: u32,
+    /// The new object (`gcc -c`).
+    new: PathBuf,
+    /// The previous object of the same source: patch only what differs.
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Patch only these functions.
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method"}],"added","data","timing_us","pause_us"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Undo patches: restore functions' original entries exactly.
+///
+/// Regions of patch code that nothing uses any more (no patch, no thread's
+/// registers or stack) are freed; others are kept and reported.
+#[derive(clap::Args)]
+pub struct RevertArgs {
+    #[arg(long)]
+    pid: u32,
+    /// Functions to revert.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    names: Vec<String>,
+    /// Revert every patch.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON: {"reverted":[{"name","addr"}],"freed":[{"addr","len"}],"kept":[…]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show which functions of a process are patched.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pid: u32,
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The functions of `new` to patch.
+fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
+    let mut names: Vec<String> = match base {
+        Some(old) => {
+            let d = diff(old, new);
+            let layout: Vec<String> = d
+                .layout_changes()
+                .map(|c| format!("{} ({})", c.name, c.reason))
+                .collect();
+            if !layout.is_empty() {
+                return Err(PatchError::Refused {
+                    what: format!(
+                        "the layout of data changed: {}; the running program's state has the old layout, so restart it",
+                        layout.join(", ")
+                    ),
+                }
+                .into());
+            }
+            d.changed
+                .iter()
+                .filter(|c| c.kind == Kind::Function)
+                .map(|c| c.name.clone())
+                .chain(
+                    d.added
+                        .iter()
+                        .filter(|a| a.kind == Kind::Function)
+                        .map(|a| a.name.clone()),
+                )
+                .collect()
+        }
+        None => new
+            .symbols
+            .iter()
+            .filter(|s| s.kind == Kind::Function)
+            .map(|s| s.name.clone())
+            .collect(),
+    };
+    if !only.is_empty() {
+        for n in only {
+            anyhow::ensure!(
+                new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function),
+                "{} defines no function {n}",
+                new.path
+            );
+        }
+        names.retain(|n| only.contains(n));
+    }
+    Ok(new
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == Kind::Function && names.contains(&s.name))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
+    let new = ObjectFile::open(&args.new)?;
+    let diff_start = Instant::now();
+    let base = args.base.as_ref().map(ObjectFile::open).transpose()?;
+    let functions = select(&new, base.as_ref(), &args.only)?;
+    let diff_us = if base.is_some() {
+        diff_start.elapsed().as_micros() as u64
+    } else {
+        0
+    };
+    let process = relive_process::open(args.pid)?;
+    let mut target = Target::open(process.as_ref())?;
+    let report = if functions.is_empty() {
+        None
+    } else {
+        Some(
+            apply::patch(&mut target, &new, &functions, diff_us)
+                .with_context(|| format!("patching process {}", args.pid))?,
+        )
+    };
+    if args.json {
+        return match report {
+            Some(r) => print_json(&r),
+            None => print_json(&serde_json::json!({"applied": [], "added": [], "data": [], "pause_us": 0})),
+        };
+    }
+    let mut out = std::io::stdout().lock();
+    let Some(r) = report else {
+        writeln!(out, "nothing to patch: no function changed")?;
+        return Ok(());
+    };
+    for a in &r.applied {
+        writeln!(
+            out,
+            "patched {} {:#x} -> {:#x} (generation {}, {})",
+            a.name, a.old_addr, a.new_addr, a.generation, a.method
+        )?;
+    }
+    for a in &r.added {
+        writeln!(out, "added   {} at {:#x}", a.name, a.addr)?;
+    }
+    for d in &r.data {
+        writeln!(out, "data    {} at {:#x} ({})", d.name, d.addr, d.action)?;
+    }
+    let t = &r.timing_us;
+    writeln!(
+        out,
+        "took {} µs (diff {}, link {}, alloc {}, stop {}, write {}); threads paused {} µs",
+        t.total, t.diff, t.link, t.alloc, t.stop, t.write, r.pause_us
+    )?;
+    for w in &r.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let mut target = Target::open(process.as_ref())?;
+    let names = (!args.all).then_some(args.names.as_slice());
+    let report = apply::revert(&mut target, names)?;
+    if args.json {
+        return print_json(&report);
+    }
+    let mut out = std::io::stdout().lock();
+    for r in &report.reverted {
+        writeln!(out, "reverted {} at {:#x}", r.name, r.addr)?;
+    }
+    for r in &report.freed {
+        writeln!(out, "freed    {:#x} ({} bytes)", r.addr, r.len)?;
+    }
+    for r in &report.kept {
+        writeln!(
+            out,
+            "kept     {:#x} ({} bytes): a thread may still be running code there",
+            r.addr, r.len
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Status {
+    patches: Vec<StatusEntry>,
+}
+
+#[derive(Serialize)]
+struct StatusEntry {
+    name: String,
+    orig_addr: u64,
+    current_addr: u64,
+    generation: u32,
+    method: String,
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let target = Target::open(process.as_ref())?;
+    let status = Status {
+        patches: target
+            .journal
+            .patches
+            .iter()
+            .map(|p| StatusEntry {
+                name: p.name.clone(),
+                orig_addr: p.orig_addr,
+                current_addr: p.current_addr,
+                generation: p.generation,
+                method: p.method.clone(),
+            })
+            .collect(),
+    };
+    if args.json {
+        return print_json(&status);
+    }
+    let mut out = std::io::stdout().lock();
+    if status.patches.is_empty() {
+        writeln!(out, "process {} has no patches", args.pid)?;
+    }
+    for p in &status.patches {
+        writeln!(
+            out,
+            "{:<24} {:#x} -> {:#x}  generation {} ({})",
+            p.name, p.orig_addr, p.current_addr, p.generation, p.method
+        )?;
+    }
+    Ok(())
+}

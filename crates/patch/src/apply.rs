@@ -1,0 +1,548 @@
+//! Applying and reverting patches in a running process, as transactions.
+//!
+//! A patch is linked and every entry redirect planned before the process
+//! is touched. Then its threads are stopped, the region is allocated near
+//! the image, filled and protected, and the entries redirected. Any
+//! failure on the way restores every byte written and frees the region, so
+//! the process is left exactly as it was. Activations already running in
+//! an old function finish there: only calls made after the patch reach the
+//! new code.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use relive_process::alloc::{self, Placement};
+use relive_process::modules::{self, ProcessModules};
+use relive_process::symbols::LiveSymbols;
+use relive_process::{identity, Process, Protection, Stopped};
+use serde::Serialize;
+
+use crate::entry::{self, Redirect};
+use crate::error::{PatchError, Result};
+use crate::journal::{self, Journal, PatchRecord, RegionRecord};
+use crate::link::{self, Linked, Resolver};
+use crate::live::LiveResolver;
+use crate::objfile::ObjectFile;
+
+/// How long to keep retrying while a thread sits inside bytes about to be
+/// replaced.
+const BUSY_PATIENCE: Duration = Duration::from_millis(200);
+
+/// A running process prepared for patching: its modules, symbols and
+/// journal, with its program image confirmed to be the file on disk.
+pub struct Target<'p> {
+    pub process: &'p dyn Process,
+    pub modules: ProcessModules,
+    pub resolver: LiveResolver,
+    pub journal: Journal,
+    pub journal_dir: PathBuf,
+}
+
+impl<'p> Target<'p> {
+    pub fn open(process: &'p dyn Process) -> Result<Target<'p>> {
+        let modules = modules::discover(process)?;
+        identity::verify(process, &modules.main)?;
+        let symbols = LiveSymbols::load(&modules);
+        let journal_dir = journal::state_dir();
+        let journal = Journal::load(
+            &journal_dir,
+            process.pid(),
+            process.start_time()?,
+            &modules.main.module.path,
+        )?;
+        Ok(Target {
+            process,
+            modules,
+            resolver: LiveResolver::new(symbols),
+            journal,
+            journal_dir,
+        })
+    }
+
+    /// The live address of function `i` of `obj`, if the program has it.
+    pub fn live_function(&self, obj: &ObjectFile, i: usize) -> Option<u64> {
+        let sym = &obj.symbols[i];
+        if sym.local {
+            self.resolver.local(obj.source.as_deref()?, &sym.name)
+        } else {
+            self.resolver.global(&sym.name)
+        }
+    }
+}
+
+/// One function now running new code.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub old_addr: u64,
+    pub new_addr: u64,
+    pub generation: u32,
+    /// `jump` (entry overwritten), `pad` (patchable-entry pad) or `slot`
+    /// (a later patch: only the jump slot changed).
+    pub method: &'static str,
+}
+
+/// A function the program did not have.
+#[derive(Debug, Clone, Serialize)]
+pub struct Added {
+    pub name: String,
+    pub addr: u64,
+}
+
+/// A data symbol the new code uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataUse {
+    pub name: String,
+    pub addr: u64,
+    /// `kept` (the program's variable, state intact) or `new`.
+    pub action: &'static str,
+}
+
+/// Microseconds per stage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timing {
+    pub diff: u64,
+    pub link: u64,
+    pub alloc: u64,
+    pub stop: u64,
+    pub write: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchReport {
+    pub applied: Vec<Applied>,
+    pub added: Vec<Added>,
+    pub data: Vec<DataUse>,
+    pub timing_us: Timing,
+    /// How long the program's threads were stopped.
+    pub pause_us: u64,
+    pub region: RegionRecord,
+    pub warnings: Vec<String>,
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+/// What to do at one entry.
+struct EntryWork {
+    name: String,
+    orig: u64,
+    new_addr: u64,
+    kind: EntryKind,
+}
+
+enum EntryKind {
+    /// A later patch: store the new address in the existing slot.
+    Slot { slot: u64 },
+    /// The first patch: redirect through the new region's slot at
+    /// `slot_offset` in its read-only part.
+    Redirect { redirect: Redirect, slot_offset: u64 },
+}
+
+/// Bytes written so far, to put back on failure.
+#[derive(Default)]
+struct Undo {
+    writes: Vec<(u64, Vec<u8>)>,
+}
+
+impl Undo {
+    fn write(&mut self, process: &dyn Process, addr: u64, bytes: &[u8]) -> Result<()> {
+        let mut old = vec![0u8; bytes.len()];
+        process.read(addr, &mut old)?;
+        process.write(addr, bytes)?;
+        self.writes.push((addr, old));
+        Ok(())
+    }
+
+    fn roll_back(self, process: &dyn Process) {
+        for (addr, old) in self.writes.into_iter().rev() {
+            let _ = process.write(addr, &old);
+        }
+    }
+}
+
+/// Links functions `functions` (symbol indices of `obj`) into the process
+/// and redirects those it already has. `diff_us` is reported as the diff
+/// stage's time.
+pub fn patch(target: &mut Target, obj: &ObjectFile, functions: &[usize], diff_us: u64) -> Result<PatchReport> {
+    let started = Instant::now();
+    let process = target.process;
+    let wanted: Vec<(usize, Option<u64>)> = functions.iter().map(|&i| (i, target.live_function(obj, i))).collect();
+    let linked = link::link(obj, &wanted, &target.resolver)?;
+    let link_done = Instant::now();
+
+    // Plan every entry before touching the process.
+    let mut work = Vec::new();
+    for f in &linked.functions {
+        let Some(orig) = f.replaces else { continue };
+        let kind = match target.journal.patch(orig) {
+            Some(record) => EntryKind::Slot { slot: record.slot },
+            None => {
+                let size = target.resolver.size_at(orig);
+                let mut before = vec![0u8; entry::BEFORE as usize];
+                let mut code = vec![0u8; (size + 2 * entry::JMP_SLOT_LEN) as usize];
+                process.read(orig - entry::BEFORE, &mut before).or_else(|_| {
+                    before.fill(0);
+                    Ok::<(), PatchError>(())
+                })?;
+                process.read(orig, &mut code)?;
+                let redirect =
+                    entry::plan(&f.name, orig, size, &before, &code).map_err(|reason| PatchError::Entry {
+                        name: f.name.clone(),
+                        addr: orig,
+                        reason,
+                    })?;
+                let slot_offset = linked
+                    .slots
+                    .iter()
+                    .find(|(n, _)| *n == f.name)
+                    .map(|&(_, o)| o)
+                    .expect("a slot for every replaced function");
+                EntryKind::Redirect { redirect, slot_offset }
+            }
+        };
+        work.push(EntryWork {
+            name: f.name.clone(),
+            orig,
+            new_addr: 0,
+            kind,
+        });
+    }
+
+    let maps = process.maps()?;
+    let (image_lo, image_hi) = (target.modules.main.module.base, target.modules.main.module.end);
+    let mut placement = Placement::near_range(image_lo, image_hi);
+    if let Some(limit) = linked.below {
+        placement = placement.below(limit);
+    }
+
+    let stop_start = Instant::now();
+    let mut stopped = stop_when_clear(process, &work)?;
+    let stopped_at = Instant::now();
+    let region = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        linked.len(),
+        Protection::READ,
+        &placement,
+    )?;
+    let alloc_done = Instant::now();
+    let layout = linked.layout(region.addr);
+    let mut undo = Undo::default();
+    let written = fill_and_redirect(process, stopped.as_mut(), &linked, &layout, &mut work, &mut undo);
+    if let Err(e) = written {
+        undo.roll_back(process);
+        let _ = stopped.unmap(region.addr, region.len);
+        return Err(e);
+    }
+    stopped.resume()?;
+    let resumed = Instant::now();
+
+    // Record what was done.
+    let mut applied = Vec::new();
+    for w in &work {
+        let (generation, method) = match &w.kind {
+            EntryKind::Slot { .. } => {
+                let record = target
+                    .journal
+                    .patches
+                    .iter_mut()
+                    .find(|p| p.orig_addr == w.orig)
+                    .expect("journal record of a slot");
+                record.current_addr = w.new_addr;
+                record.generation += 1;
+                (record.generation, "slot")
+            }
+            EntryKind::Redirect { redirect, slot_offset } => {
+                let (start, len) = redirect.span();
+                let original = undo
+                    .writes
+                    .iter()
+                    .find(|(a, old)| *a == start && old.len() as u64 == len)
+                    .map(|(_, old)| hex(old))
+                    .unwrap_or_default();
+                target.journal.patches.push(PatchRecord {
+                    name: w.name.clone(),
+                    orig_addr: w.orig,
+                    current_addr: w.new_addr,
+                    generation: 1,
+                    method: redirect.name().into(),
+                    span_start: start,
+                    original,
+                    slot: layout.read_only + slot_offset,
+                });
+                (1, redirect.name())
+            }
+        };
+        applied.push(Applied {
+            name: w.name.clone(),
+            old_addr: w.orig,
+            new_addr: w.new_addr,
+            generation,
+            method,
+        });
+    }
+    let record = RegionRecord {
+        addr: region.addr,
+        len: region.len,
+    };
+    target.journal.regions.push(record.clone());
+    target.journal.save(&target.journal_dir)?;
+
+    let added = linked
+        .functions
+        .iter()
+        .filter(|f| f.replaces.is_none())
+        .map(|f| Added {
+            name: f.name.clone(),
+            addr: layout.code + f.offset,
+        })
+        .collect();
+    let data = linked
+        .data
+        .iter()
+        .map(|d| DataUse {
+            name: d.name.clone(),
+            addr: linked.address(&layout, d.value),
+            action: d.action,
+        })
+        .collect();
+    let done = Instant::now();
+    Ok(PatchReport {
+        applied,
+        added,
+        data,
+        timing_us: Timing {
+            diff: diff_us,
+            link: micros(link_done - started),
+            alloc: micros(alloc_done - stopped_at),
+            stop: micros(stopped_at - stop_start),
+            write: micros(resumed - alloc_done),
+            total: micros(done - started) + diff_us,
+        },
+        pause_us: micros(resumed - stop_start),
+        region: record,
+        warnings: linked.warnings.clone(),
+    })
+}
+
+/// Stops the process at a moment when no thread is inside bytes that
+/// `work` replaces, retrying briefly; fails naming the thread and function.
+fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<Box<dyn Stopped + 'p>> {
+    let deadline = Instant::now() + BUSY_PATIENCE;
+    loop {
+        let stopped = process.stop()?;
+        let mut busy = None;
+        for tid in stopped.thread_ids() {
+            let pc = stopped.registers(tid)?.pc();
+            for w in work {
+                if let EntryKind::Redirect { redirect, .. } = &w.kind {
+                    if redirect.splits(pc) {
+                        busy = Some((tid, w.name.clone(), pc));
+                    }
+                }
+            }
+        }
+        let Some((tid, name, pc)) = busy else {
+            return Ok(stopped);
+        };
+        drop(stopped);
+        if Instant::now() > deadline {
+            return Err(PatchError::Busy {
+                pid: process.pid(),
+                tid,
+                name,
+                pc,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn fill_and_redirect(
+    process: &dyn Process,
+    stopped: &mut dyn Stopped,
+    linked: &Linked,
+    layout: &link::Layout,
+    work: &mut [EntryWork],
+    undo: &mut Undo,
+) -> Result<()> {
+    let [code, read_only, writable] = linked.finish(layout)?;
+    for (addr, bytes) in [
+        (layout.code, &code),
+        (layout.read_only, &read_only),
+        (layout.writable, &writable),
+    ] {
+        if !bytes.is_empty() {
+            process.write(addr, bytes)?;
+        }
+    }
+    let (code_len, ro_len, rw_len) = linked.sizes();
+    if code_len > 0 {
+        stopped.protect(layout.code, code_len, Protection::READ_EXEC)?;
+    }
+    if rw_len > 0 {
+        stopped.protect(layout.writable, rw_len, Protection::READ_WRITE)?;
+    }
+    let _ = ro_len;
+    for w in work.iter_mut() {
+        let f = linked
+            .functions
+            .iter()
+            .find(|f| f.replaces == Some(w.orig))
+            .expect("linked function for each entry");
+        w.new_addr = layout.code + f.offset;
+        match &w.kind {
+            EntryKind::Slot { slot } => undo.write(process, *slot, &w.new_addr.to_le_bytes())?,
+            EntryKind::Redirect { redirect, slot_offset } => {
+                let (start, _) = redirect.span();
+                undo.write(process, start, &redirect.bytes(layout.read_only + slot_offset))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The result of a revert.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevertReport {
+    pub reverted: Vec<Reverted>,
+    /// Regions unmapped: nothing can be using them any more.
+    pub freed: Vec<RegionRecord>,
+    /// Regions kept although no patch uses them, because a thread's
+    /// registers or stack still point into them.
+    pub kept: Vec<RegionRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reverted {
+    pub name: String,
+    pub addr: u64,
+}
+
+/// Restores the original entries of `names` (all patches when `None`) and
+/// frees regions nothing can still be using.
+pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertReport> {
+    let process = target.process;
+    let pid = process.pid();
+    if let Some(names) = names {
+        for n in names {
+            if !target.journal.patches.iter().any(|p| &p.name == n) {
+                return Err(PatchError::NotPatched { pid, name: n.clone() });
+            }
+        }
+    }
+    let selected: Vec<PatchRecord> = target
+        .journal
+        .patches
+        .iter()
+        .filter(|p| names.is_none_or(|n| n.contains(&p.name)))
+        .cloned()
+        .collect();
+    let mut stopped = process.stop()?;
+    let mut undo = Undo::default();
+    for p in &selected {
+        let original = unhex(&p.original).ok_or_else(|| PatchError::Journal {
+            path: Journal::path(&target.journal_dir, pid, target.journal.start_time)
+                .display()
+                .to_string(),
+            what: format!("has no original bytes for {}", p.name),
+        })?;
+        if let Err(e) = undo.write(process, p.span_start, &original) {
+            undo.roll_back(process);
+            return Err(e);
+        }
+    }
+    target
+        .journal
+        .patches
+        .retain(|p| !selected.iter().any(|s| s.orig_addr == p.orig_addr));
+
+    // Free regions no patch points into and no thread can be in.
+    let mut freed = Vec::new();
+    let mut kept = Vec::new();
+    let mut remaining = Vec::new();
+    for r in std::mem::take(&mut target.journal.regions) {
+        let inside = |a: u64| r.addr <= a && a < r.addr + r.len;
+        if target
+            .journal
+            .patches
+            .iter()
+            .any(|p| inside(p.slot) || inside(p.current_addr))
+        {
+            remaining.push(r);
+        } else if threads_reference(process, stopped.as_ref(), &r)? {
+            kept.push(r.clone());
+            remaining.push(r);
+        } else {
+            stopped.unmap(r.addr, r.len)?;
+            freed.push(r);
+        }
+    }
+    target.journal.regions = remaining;
+    stopped.resume()?;
+    target.journal.save(&target.journal_dir)?;
+    Ok(RevertReport {
+        reverted: selected
+            .iter()
+            .map(|p| Reverted {
+                name: p.name.clone(),
+                addr: p.orig_addr,
+            })
+            .collect(),
+        freed,
+        kept,
+    })
+}
+
+/// Maximum stack bytes scanned per thread for pointers into a region.
+const STACK_SCAN: u64 = 1 << 20;
+
+/// Whether any stopped thread's registers, or any word on its stack, point
+/// into `region`: then code there may still run (a return address) and the
+/// region must not be freed.
+fn threads_reference(process: &dyn Process, stopped: &dyn Stopped, region: &RegionRecord) -> Result<bool> {
+    let inside = |a: u64| region.addr <= a && a < region.addr + region.len;
+    let maps = process.maps()?;
+    for tid in stopped.thread_ids() {
+        let r = stopped.registers(tid)?;
+        let gprs = [
+            r.rip, r.rsp, r.rbp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
+            r.r14, r.r15,
+        ];
+        if gprs.iter().any(|&g| inside(g)) {
+            return Ok(true);
+        }
+        let Some(stack) = maps.iter().find(|m| m.contains(r.rsp)) else {
+            continue;
+        };
+        // Include the red zone below the stack pointer.
+        let from = r.rsp.saturating_sub(128).max(stack.start) & !7;
+        let to = stack.end.min(from + STACK_SCAN);
+        let mut bytes = vec![0u8; (to - from) as usize];
+        if process.read(from, &mut bytes).is_err() {
+            return Ok(true);
+        }
+        if bytes
+            .chunks_exact(8)
+            .any(|w| inside(u64::from_le_bytes(w.try_into().expect("8 bytes"))))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,150 @@
+//! What relive has done to a process, kept on disk so a later invocation
+//! can show it (`relive status`), patch the same function again through its
+//! existing jump slot, and revert it.
+//!
+//! One JSON file per target process, named by pid and start time (a pid is
+//! reused; the pair is not), written atomically: a temporary file in the
+//! same directory, synced, then renamed over the old one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PatchError, Result};
+
+/// One patched function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchRecord {
+    pub name: String,
+    /// The function's original entry in the program.
+    pub orig_addr: u64,
+    /// Where calls to it go now.
+    pub current_addr: u64,
+    /// 1 for the first patch, +1 for each later one.
+    pub generation: u32,
+    /// `jump` or `pad`.
+    pub method: String,
+    /// The bytes overwritten to redirect the entry, and where.
+    pub span_start: u64,
+    pub original: String,
+    /// The 8-byte cell the redirect jumps through.
+    pub slot: u64,
+}
+
+/// One patch region allocated in the process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRecord {
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// Everything relive did to one process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub pid: u32,
+    pub start_time: u64,
+    /// The program image the patches were linked against.
+    pub image: String,
+    pub patches: Vec<PatchRecord>,
+    pub regions: Vec<RegionRecord>,
+}
+
+/// Where journals live: `$RELIVE_STATE_DIR`, else
+/// `$XDG_RUNTIME_DIR/relive`, else `/tmp/relive-UID`.
+pub fn state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RELIVE_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("relive");
+    }
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
+    PathBuf::from(format!("/tmp/relive-{uid}"))
+}
+
+impl Journal {
+    pub fn path(dir: &Path, pid: u32, start_time: u64) -> PathBuf {
+        dir.join(format!("{pid}-{start_time}.json"))
+    }
+
+    /// Loads the journal of process `pid` started at `start_time`, or an
+    /// empty one.
+    pub fn load(dir: &Path, pid: u32, start_time: u64, image: &str) -> Result<Journal> {
+        let path = Journal::path(dir, pid, start_time);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
+                path: path.display().to_string(),
+                what: format!("cannot be read ({e}); delete it if the process is not patched"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Journal {
+                pid,
+                start_time,
+                image: image.to_string(),
+                ..Journal::default()
+            }),
+            Err(source) => Err(PatchError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the journal atomically (or removes it when nothing is left).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = Journal::path(dir, self.pid, self.start_time);
+        let io = |source| PatchError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if self.patches.is_empty() && self.regions.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            };
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = dir.join(format!(".{}-{}.json.tmp", self.pid, self.start_time));
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
+        self.patches.iter().find(|p| p.orig_addr == orig_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::load(dir.path(), 7, 99, "/bin/x").unwrap();
+        assert!(j.patches.is_empty());
+        j.patches.push(PatchRecord {
+            name: "f".into(),
+            orig_addr: 0x1000,
+            current_addr: 0x5000,
+            generation: 1,
+            method: "jump".into(),
+            span_start: 0x1000,
+            original: "554889e5c3cc".into(),
+            slot: 0x6000,
+        });
+        j.save(dir.path()).unwrap();
+        assert_eq!(Journal::load(dir.path(), 7, 99, "/bin/x").unwrap(), j);
+        j.patches.clear();
+        j.save(dir.path()).unwrap();
+        assert!(!Journal::path(dir.path(), 7, 99).exists());
+        std::fs::write(Journal::path(dir.path(), 7, 99), "{").unwrap();
+        assert!(matches!(
+            Journal::load(dir.path(), 7, 99, "/bin/x"),
+            Err(PatchError::Journal { .. })
+        ));
+    }
+}

@@ -1,0 +1,653 @@
+//! Patch linking: lay out new code and the data it needs in one region and
+//! resolve every relocation against the running program.
+//!
+//! The region has three page-aligned parts: code (`r-x`: the new
+//! functions and call stubs), read-only data (`r--`: copied literals and
+//! tables, GOT cells, jump slots) and writable data (`rw-`: globals that
+//! are new in this patch). Existing writable globals and statics are not
+//! copied: relocations resolve to their live addresses, so the program's
+//! state is kept. Linking happens in two steps: [`link`] decides the layout
+//! and every fixup without knowing where the region will be, and
+//! [`Linked::finish`] computes the bytes once it is allocated, checking
+//! that every value fits its field before anything is written.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::names;
+use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+
+const PAGE: u64 = 4096;
+/// `jmp *0(%rip)` followed by the 8-byte address: a call stub for a
+/// target beyond rel32 reach (a shared library).
+const STUB_JMP: [u8; 6] = [0xff, 0x25, 0, 0, 0, 0];
+const STUB_LEN: u64 = 14;
+
+/// Where the running program has things.
+pub trait Resolver {
+    /// A global or weak symbol: the program first, then its libraries.
+    fn global(&self, name: &str) -> Option<u64>;
+    /// A file-scope symbol of source file `file` in the program. `None`
+    /// when it has none, or cannot tell source files apart.
+    fn local(&self, file: &str, name: &str) -> Option<u64>;
+    /// Whether `addr` is in the program image, which the patch region is
+    /// placed within rel32 reach of.
+    fn in_image(&self, addr: u64) -> bool;
+}
+
+/// Which part of the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Code,
+    ReadOnly,
+    Writable,
+}
+
+/// An address: already in the process, or in the region to be allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Value {
+    Absolute(u64),
+    Region(Part, u64),
+}
+
+/// A field of the region to fill once its address is known.
+#[derive(Debug, Clone)]
+pub struct Fixup {
+    pub part: Part,
+    pub offset: u64,
+    pub r_type: u32,
+    pub value: Value,
+    pub addend: i64,
+    /// For messages: the symbol whose code or data holds the field, and
+    /// what it refers to.
+    pub context: String,
+}
+
+/// A function placed in the region.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedFunction {
+    pub name: String,
+    #[serde(skip)]
+    pub symbol: usize,
+    /// Offset in the code part.
+    pub offset: u64,
+    pub size: u64,
+    /// Its live address when it replaces a function of the program;
+    /// `None` for a function the program does not have (added).
+    pub replaces: Option<u64>,
+}
+
+/// What became of a data symbol the new code uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedData {
+    pub name: String,
+    /// `kept`: the program's own variable (its state is kept); `new`: a
+    /// fresh copy from the object (a new global, or read-only data).
+    pub action: &'static str,
+    #[serde(skip)]
+    pub value: Value,
+}
+
+/// Everything decided about a patch except its address.
+#[derive(Debug, Clone, Default)]
+pub struct Linked {
+    pub code: Vec<u8>,
+    pub read_only: Vec<u8>,
+    pub writable: Vec<u8>,
+    pub functions: Vec<LinkedFunction>,
+    pub data: Vec<LinkedData>,
+    pub fixups: Vec<Fixup>,
+    /// Jump slots to create, by function name: an 8-byte cell in the
+    /// read-only part holding the function's new address.
+    pub slots: Vec<(String, u64)>,
+    /// The region must end at or below this (absolute 32-bit relocations).
+    pub below: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+/// Why a patch cannot be linked. Nothing has been written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("{symbol} (used by {user}) is not defined in the patch, the program or its libraries")]
+    MissingSymbol { symbol: String, user: String },
+    #[error("{user} uses thread-local {symbol}: thread-local storage cannot be patched yet; restart the program")]
+    ThreadLocal { symbol: String, user: String },
+    #[error("{user}: relocation type {r_type} ({name}) is not supported")]
+    Unsupported { user: String, r_type: u32, name: String },
+    #[error("{user}: refers into code section {section} where no function is; cannot move that code")]
+    CodeReference { user: String, section: String },
+    #[error("{user} cannot be moved: {reason}")]
+    Unmovable { user: String, reason: String },
+    #[error("{context}: relocation {r_type} value {value:#x} does not fit its field (the patch region at {base:#x} is out of reach)")]
+    Overflow {
+        context: String,
+        r_type: u32,
+        value: i128,
+        base: u64,
+    },
+}
+
+fn type_name(r_type: u32) -> String {
+    match r_type {
+        rtype::TPOFF32 => "R_X86_64_TPOFF32",
+        rtype::TPOFF64 => "R_X86_64_TPOFF64",
+        rtype::GOTTPOFF => "R_X86_64_GOTTPOFF",
+        rtype::TLSGD => "R_X86_64_TLSGD",
+        rtype::TLSLD => "R_X86_64_TLSLD",
+        rtype::DTPOFF32 => "R_X86_64_DTPOFF32",
+        rtype::DTPOFF64 => "R_X86_64_DTPOFF64",
+        _ => "?",
+    }
+    .to_string()
+}
+
+struct Linker<'a> {
+    obj: &'a ObjectFile,
+    resolver: &'a dyn Resolver,
+    out: Linked,
+    /// Functions placed so far: symbol index -> code offset.
+    placed: HashMap<usize, u64>,
+    queue: Vec<usize>,
+    /// Data symbols resolved so far.
+    data: HashMap<usize, Value>,
+    sections: HashMap<usize, Value>,
+    got: HashMap<(Value, i64), u64>,
+    stubs: HashMap<u64, u64>,
+    /// Islands to relocate: (function, field offset in code, target
+    /// offset in the function's section).
+    islands: Vec<(usize, u64, i64)>,
+    island_error: Option<(String, u64)>,
+}
+
+/// Links `functions` (symbol indices of `obj`) for the process `resolver`
+/// describes. `replace` says, for each, which live address it replaces
+/// (`None`: added). Functions they call that the program lacks are pulled
+/// in as added functions.
+pub fn link(
+    obj: &ObjectFile,
+    functions: &[(usize, Option<u64>)],
+    resolver: &dyn Resolver,
+) -> Result<Linked, LinkError> {
+    let mut l = Linker {
+        obj,
+        resolver,
+        out: Linked::default(),
+        placed: HashMap::new(),
+        queue: Vec::new(),
+        data: HashMap::new(),
+        sections: HashMap::new(),
+        got: HashMap::new(),
+        stubs: HashMap::new(),
+        islands: Vec::new(),
+        island_error: None,
+    };
+    for &(i, replaces) in functions {
+        l.place_function(i, replaces);
+    }
+    while let Some(i) = l.queue.pop() {
+        let sym = &obj.symbols[i];
+        if let Some(reason) = &sym.problem {
+            return Err(LinkError::Unmovable {
+                user: sym.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let base = l.placed[&i];
+        for r in &sym.relocs {
+            l.relocate(Part::Code, base, r, &sym.name)?;
+        }
+        if let Some((user, field)) = l.island_error.take() {
+            return Err(LinkError::Unmovable {
+                user,
+                reason: format!("the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections", field - 1),
+            });
+        }
+        for (f, field, target) in std::mem::take(&mut l.islands) {
+            let r = Reloc {
+                offset: field,
+                r_type: rtype::PC32,
+                target: Target::Section {
+                    section: obj.symbols[f].section,
+                    offset: target - 4,
+                },
+                addend: 0,
+                pc_bias: 4,
+                synthetic: true,
+            };
+            l.relocate(Part::Code, 0, &r, &obj.symbols[f].name)?;
+        }
+    }
+    for f in &l.out.functions {
+        if f.replaces.is_some() {
+            let cell = l.out.read_only.len().next_multiple_of(8) as u64;
+            l.out.read_only.resize(cell as usize + 8, 0);
+            l.out.fixups.push(Fixup {
+                part: Part::ReadOnly,
+                offset: cell,
+                r_type: rtype::R64,
+                value: Value::Region(Part::Code, f.offset),
+                addend: 0,
+                context: format!("jump slot of {}", f.name),
+            });
+            l.out.slots.push((f.name.clone(), cell));
+        }
+    }
+    Ok(l.out)
+}
+
+fn align(buf: &mut Vec<u8>, to: u64, fill: u8) -> u64 {
+    let at = (buf.len() as u64).next_multiple_of(to.max(1));
+    buf.resize(at as usize, fill);
+    at
+}
+
+impl Linker<'_> {
+    fn place_function(&mut self, i: usize, replaces: Option<u64>) -> u64 {
+        if let Some(&off) = self.placed.get(&i) {
+            return off;
+        }
+        let sym = &self.obj.symbols[i];
+        // int3 between functions: a stray jump traps instead of sliding.
+        let off = align(&mut self.out.code, 16, 0xcc);
+        self.out.code.extend_from_slice(sym.bytes.as_deref().unwrap_or(&[]));
+        // Each short branch out of the function reaches the same target
+        // through an island after the body: `jmp rel32`.
+        for exit in &sym.short_exits {
+            let island = self.out.code.len() as u64;
+            let from = off + exit.field + 1;
+            let disp = island - from;
+            if disp > 127 {
+                self.island_error = Some((sym.name.clone(), exit.field));
+                continue;
+            }
+            self.out.code[(off + exit.field) as usize] = disp as u8;
+            self.out.code.extend_from_slice(&[0xe9, 0, 0, 0, 0]);
+            self.islands.push((i, island + 1, exit.target));
+        }
+        self.placed.insert(i, off);
+        self.queue.push(i);
+        self.out.functions.push(LinkedFunction {
+            name: sym.name.clone(),
+            symbol: i,
+            offset: off,
+            size: sym.size,
+            replaces,
+        });
+        off
+    }
+
+    fn buffer(&mut self, part: Part) -> &mut Vec<u8> {
+        match part {
+            Part::Code => &mut self.out.code,
+            Part::ReadOnly => &mut self.out.read_only,
+            Part::Writable => &mut self.out.writable,
+        }
+    }
+
+    /// Records the fixup for relocation `r` of bytes placed at `base` in
+    /// `part`.
+    fn relocate(&mut self, part: Part, base: u64, r: &Reloc, user: &str) -> Result<(), LinkError> {
+        let (value, addend) = self.resolve_target(r, user)?;
+        let offset = base + r.offset;
+        let context = format!("{user}+{:#x}", r.offset);
+        let (value, addend) = match r.r_type {
+            rtype::R64 | rtype::PC32 | rtype::R32 | rtype::R32S | rtype::PC64 => (value, addend),
+            rtype::PLT32 => match value {
+                // A call beyond rel32 reach goes through a stub.
+                Value::Absolute(a) if !self.resolver.in_image(a) => (self.stub(a), addend),
+                v => (v, addend),
+            },
+            rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
+                // The cell holds the symbol's address; the field's addend
+                // (usually -4) applies to the cell's address. Through a
+                // section symbol, the "symbol" is the section's start.
+                let (cell_addend, field_addend) = match r.target {
+                    Target::Section { offset, .. } => (addend - offset, offset),
+                    _ => (0, r.addend),
+                };
+                (
+                    Value::Region(Part::ReadOnly, self.got_cell(value, cell_addend)),
+                    field_addend,
+                )
+            }
+            rtype::TPOFF32
+            | rtype::TPOFF64
+            | rtype::GOTTPOFF
+            | rtype::TLSGD
+            | rtype::TLSLD
+            | rtype::DTPOFF32
+            | rtype::DTPOFF64 => {
+                return Err(LinkError::ThreadLocal {
+                    symbol: self.describe(&r.target),
+                    user: user.to_string(),
+                })
+            }
+            other => {
+                return Err(LinkError::Unsupported {
+                    user: user.to_string(),
+                    r_type: other,
+                    name: type_name(other),
+                })
+            }
+        };
+        if matches!(r.r_type, rtype::R32) {
+            self.out.below = Some(self.out.below.map_or(1 << 32, |b| b.min(1 << 32)));
+        }
+        if matches!(r.r_type, rtype::R32S) {
+            self.out.below = Some(1 << 31);
+        }
+        self.out.fixups.push(Fixup {
+            part,
+            offset,
+            r_type: r.r_type,
+            value,
+            addend,
+            context,
+        });
+        Ok(())
+    }
+
+    fn describe(&self, t: &Target) -> String {
+        match t {
+            Target::Defined(i) => self.obj.symbols[*i].name.clone(),
+            Target::Undefined(n) => n.clone(),
+            Target::Section { section, offset } => format!(
+                "{}{offset:+}",
+                self.obj.section(*section).map_or("?", |s| s.name.as_str())
+            ),
+        }
+    }
+
+    fn stub(&mut self, target: u64) -> Value {
+        if let Some(&off) = self.stubs.get(&target) {
+            return Value::Region(Part::Code, off);
+        }
+        let off = align(&mut self.out.code, 16, 0xcc);
+        self.out.code.extend_from_slice(&STUB_JMP);
+        self.out.code.extend_from_slice(&target.to_le_bytes());
+        debug_assert_eq!(self.out.code.len() as u64, off + STUB_LEN);
+        self.stubs.insert(target, off);
+        Value::Region(Part::Code, off)
+    }
+
+    fn got_cell(&mut self, value: Value, addend: i64) -> u64 {
+        if let Some(&off) = self.got.get(&(value, addend)) {
+            return off;
+        }
+        let off = align(&mut self.out.read_only, 8, 0);
+        self.out.read_only.extend_from_slice(&[0; 8]);
+        self.out.fixups.push(Fixup {
+            part: Part::ReadOnly,
+            offset: off,
+            r_type: rtype::R64,
+            value,
+            addend,
+            context: "GOT cell".into(),
+        });
+        self.got.insert((value, addend), off);
+        off
+    }
+
+    /// The value and addend a relocation's target stands for.
+    fn resolve_target(&mut self, r: &Reloc, user: &str) -> Result<(Value, i64), LinkError> {
+        match &r.target {
+            Target::Defined(i) => Ok((self.resolve_symbol(*i, user)?, r.addend)),
+            Target::Undefined(name) => match self.resolver.global(name) {
+                Some(a) => Ok((Value::Absolute(a), r.addend)),
+                None => Err(LinkError::MissingSymbol {
+                    symbol: name.clone(),
+                    user: user.to_string(),
+                }),
+            },
+            Target::Section { section, offset } => {
+                if let Some((i, _)) = self.obj.symbol_at(*section, offset + r.pc_bias) {
+                    let start = self.obj.symbols[i].offset as i64;
+                    return Ok((self.resolve_symbol(i, user)?, offset - start));
+                }
+                Ok((self.copy_section(*section, user)?, *offset))
+            }
+        }
+    }
+
+    fn resolve_symbol(&mut self, i: usize, user: &str) -> Result<Value, LinkError> {
+        let sym = &self.obj.symbols[i];
+        match sym.kind {
+            Kind::Function => {
+                if let Some(&off) = self.placed.get(&i) {
+                    return Ok(Value::Region(Part::Code, off));
+                }
+                if let Some(a) = self.live(i) {
+                    return Ok(Value::Absolute(a));
+                }
+                // The program has no such function (new, or a static the
+                // target's symbols cannot identify): it comes along.
+                Ok(Value::Region(Part::Code, self.place_function(i, None)))
+            }
+            Kind::Tls => Err(LinkError::ThreadLocal {
+                symbol: sym.name.clone(),
+                user: user.to_string(),
+            }),
+            Kind::Object => {
+                if let Some(&v) = self.data.get(&i) {
+                    return Ok(v);
+                }
+                let section = self.obj.section(sym.section);
+                let writable = section.is_some_and(|s| s.writable);
+                let live = if writable { self.live(i) } else { None };
+                let (value, action) = match live {
+                    Some(a) => (Value::Absolute(a), "kept"),
+                    None => {
+                        if writable && sym.local {
+                            self.out.warnings.push(format!(
+                                "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",
+                                sym.name,
+                                self.obj.source.as_deref().unwrap_or("the object"),
+                                if self.obj.source.is_some() { "have no such static for that source file" } else { "name no source files" }
+                            ));
+                        }
+                        (self.copy_symbol(i, writable, user)?, "new")
+                    }
+                };
+                self.data.insert(i, value);
+                self.out.data.push(LinkedData {
+                    name: sym.name.clone(),
+                    action,
+                    value,
+                });
+                Ok(value)
+            }
+        }
+    }
+
+    /// The program's address for symbol `i`: by name for a global; for a
+    /// static, by name (or GCC-stable name) within the object's source file.
+    fn live(&self, i: usize) -> Option<u64> {
+        let sym = &self.obj.symbols[i];
+        if !sym.local {
+            return self.resolver.global(&sym.name);
+        }
+        let file = self.obj.source.as_deref()?;
+        self.resolver.local(file, &sym.name).or_else(|| {
+            let stable = names::parse(&sym.name);
+            (stable.numbered || !stable.clones.is_empty())
+                .then(|| self.resolver.local(file, &stable.stable()))
+                .flatten()
+        })
+    }
+
+    fn copy_symbol(&mut self, i: usize, writable: bool, user: &str) -> Result<Value, LinkError> {
+        let sym = &self.obj.symbols[i];
+        let part = if writable { Part::Writable } else { Part::ReadOnly };
+        let section_align = self.obj.section(sym.section).map_or(8, |s| s.align);
+        let buf = self.buffer(part);
+        let off = align(buf, section_align.clamp(1, PAGE), 0);
+        match &sym.bytes {
+            Some(b) => buf.extend_from_slice(b),
+            None => buf.resize(buf.len() + sym.size as usize, 0),
+        }
+        let value = Value::Region(part, off);
+        self.data.insert(i, value);
+        let relocs = sym.relocs.clone();
+        let name = format!("{} (used by {user})", sym.name);
+        for r in &relocs {
+            self.relocate(part, off, r, &name)?;
+        }
+        Ok(value)
+    }
+
+    fn copy_section(&mut self, section: usize, user: &str) -> Result<Value, LinkError> {
+        if let Some(&v) = self.sections.get(&section) {
+            return Ok(v);
+        }
+        let Some(sec) = self.obj.section(section) else {
+            return Err(LinkError::MissingSymbol {
+                symbol: format!("section {section}"),
+                user: user.to_string(),
+            });
+        };
+        if sec.executable {
+            return Err(LinkError::CodeReference {
+                user: user.to_string(),
+                section: sec.name.clone(),
+            });
+        }
+        if sec.tls {
+            return Err(LinkError::ThreadLocal {
+                symbol: sec.name.clone(),
+                user: user.to_string(),
+            });
+        }
+        let part = if sec.writable { Part::Writable } else { Part::ReadOnly };
+        let (bytes, len, sec_align, name) = (
+            sec.bytes.clone(),
+            sec.bytes.as_ref().map_or(0, Vec::len),
+            sec.align,
+            sec.name.clone(),
+        );
+        let buf = self.buffer(part);
+        let off = align(buf, sec_align.clamp(1, PAGE), 0);
+        match bytes {
+            Some(b) => buf.extend_from_slice(&b),
+            None => buf.resize(buf.len() + len, 0),
+        }
+        let value = Value::Region(part, off);
+        self.sections.insert(section, value);
+        self.out.data.push(LinkedData {
+            name: name.clone(),
+            action: "new",
+            value,
+        });
+        let relocs = self.obj.section(section).map(|s| s.relocs.clone()).unwrap_or_default();
+        for r in &relocs {
+            self.relocate(part, off, r, &name)?;
+        }
+        Ok(value)
+    }
+}
+
+/// The region's parts as placed at `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub base: u64,
+    pub code: u64,
+    pub read_only: u64,
+    pub writable: u64,
+    pub len: u64,
+}
+
+impl Linked {
+    /// Offsets of the parts from the region's start, and its total length.
+    pub fn sizes(&self) -> (u64, u64, u64) {
+        let code = (self.code.len() as u64).next_multiple_of(PAGE);
+        let ro = (self.read_only.len() as u64).next_multiple_of(PAGE);
+        let rw = (self.writable.len() as u64).next_multiple_of(PAGE);
+        (code, ro, rw)
+    }
+
+    pub fn len(&self) -> u64 {
+        let (c, r, w) = self.sizes();
+        (c + r + w).max(PAGE)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty() && self.data.is_empty()
+    }
+
+    pub fn layout(&self, base: u64) -> Layout {
+        let (c, r, _) = self.sizes();
+        Layout {
+            base,
+            code: base,
+            read_only: base + c,
+            writable: base + c + r,
+            len: self.len(),
+        }
+    }
+
+    pub fn address(&self, layout: &Layout, value: Value) -> u64 {
+        match value {
+            Value::Absolute(a) => a,
+            Value::Region(Part::Code, o) => layout.code + o,
+            Value::Region(Part::ReadOnly, o) => layout.read_only + o,
+            Value::Region(Part::Writable, o) => layout.writable + o,
+        }
+    }
+
+    /// The final bytes of the three parts for a region at `layout.base`,
+    /// or the first relocation that does not fit.
+    pub fn finish(&self, layout: &Layout) -> Result<[Vec<u8>; 3], LinkError> {
+        let mut parts = [self.code.clone(), self.read_only.clone(), self.writable.clone()];
+        for f in &self.fixups {
+            let (buf, part_base) = match f.part {
+                Part::Code => (&mut parts[0], layout.code),
+                Part::ReadOnly => (&mut parts[1], layout.read_only),
+                Part::Writable => (&mut parts[2], layout.writable),
+            };
+            let s = i128::from(self.address(layout, f.value));
+            let a = i128::from(f.addend);
+            let p = i128::from(part_base + f.offset);
+            let overflow = |value: i128| LinkError::Overflow {
+                context: f.context.clone(),
+                r_type: f.r_type,
+                value,
+                base: layout.base,
+            };
+            let at = f.offset as usize;
+            match f.r_type {
+                rtype::R64 => write(buf, at, &((s + a) as u64).to_le_bytes()),
+                rtype::PC64 => write(buf, at, &((s + a - p) as i64).to_le_bytes()),
+                rtype::PC32 | rtype::PLT32 | rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
+                    let v = s + a - p;
+                    let v32 = i32::try_from(v).map_err(|_| overflow(v))?;
+                    write(buf, at, &v32.to_le_bytes());
+                }
+                rtype::R32 => {
+                    let v = s + a;
+                    let v32 = u32::try_from(v).map_err(|_| overflow(v))?;
+                    write(buf, at, &v32.to_le_bytes());
+                }
+                rtype::R32S => {
+                    let v = s + a;
+                    let v32 = i32::try_from(v).map_err(|_| overflow(v))?;
+                    write(buf, at, &v32.to_le_bytes());
+                }
+                other => {
+                    return Err(LinkError::Unsupported {
+                        user: f.context.clone(),
+                        r_type: other,
+                        name: type_name(other),
+                    })
+                }
+            }
+        }
+        Ok(parts)
+    }
+}
+
+fn write(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
