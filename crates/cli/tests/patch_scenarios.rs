@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use relive_testkit::{compile, Target};
+use relive_testkit::Target;
 use serde_json::Value;
 mod common;
-use common::relive;
 
 /// Code generation flags of the program and its patches.
 const BUILDS: [&[&str]; 4] = [
@@ -429,8 +428,411 @@ int main(void) {
     }
 }
 
-#[allow(dead_code)]
-fn unused() {
-    let _ = relive(&[]);
-    let _ = compile;
+/// S3: a function shorter than the jump. Packed tightly (-Os, no
+/// alignment) it is refused with the reason and the flag that fixes it;
+/// with -fpatchable-function-entry it is patched through its pad.
+#[test]
+fn s03_function_shorter_than_a_jump() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int ident(int x) { return x; }
+__attribute__((noinline, noipa)) int after(int x) { return x * 3 + 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("ident %d after %d\n", ident(5), after(1)); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(SRC, &["-Os", "-fno-align-functions", "-fno-pie", "-no-pie"]);
+    run.expect("ident 5 after 4");
+    let obj = run.object("app.c", &SRC.replace("return x;", "return x + 1;"));
+    let out = run.relive(&[
+        "patch",
+        "--pid",
+        &run.target.pid_arg(),
+        obj.to_str().unwrap(),
+        "--only",
+        "ident",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ident") && stderr.contains("shorter than") && stderr.contains("-fpatchable-function-entry"),
+        "{stderr}"
+    );
+    run.expect("ident 5 after 4");
+
+    for flags in [
+        &["-Os", "-fno-align-functions", "-fpatchable-function-entry=8,6"][..],
+        &["-O2", "-fpatchable-function-entry=8,6"][..],
+    ] {
+        let mut run = Run::start(SRC, flags);
+        run.expect("ident 5 after 4");
+        let r = run.replace("return x;", "return x + 1;");
+        assert_eq!(applied(&r, "ident")["method"], "pad", "{flags:?}");
+        run.expect("ident 6 after 4");
+        // A second patch only moves the slot.
+        let r = run.replace("return x + 1;", "return x + 2;");
+        assert_eq!(applied(&r, "ident")["method"], "slot");
+        run.expect("ident 7 after 4");
+    }
+}
+
+/// S6: a file-scope static with the same name in two translation units:
+/// each patched function uses its own unit's variable, with its state.
+#[test]
+fn s06_same_static_name_in_two_units() {
+    const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static int hidden = 1000;
+int other_step(void);
+__attribute__((noinline, noipa)) int app_step(void) { return hidden += 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { int a = app_step(); int o = other_step(); printf("app %d other %d\n", a, o); usleep(3000); }
+}
+"#;
+    const OTHER: &str = r#"
+static int hidden = 0;
+__attribute__((noinline, noipa)) int other_step(void) { return hidden += 1; }
+"#;
+    for flags in BUILDS {
+        let mut run = Run::start_files(&[("app.c", APP), ("other.c", OTHER)], flags);
+        run.target.wait_for_prefix("app ");
+        let obj = run.object("other.c", &OTHER.replace("hidden += 1", "hidden += 100"));
+        let r = run.patch_object(&obj, &[]);
+        assert_eq!(applied(&r, "other_step")["generation"], 1);
+        let kept = r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "hidden")
+            .unwrap()
+            .clone();
+        assert_eq!(kept["action"], "kept", "{r}");
+        let obj = run.object("app.c", &APP.replace("hidden += 1", "hidden += 2"));
+        run.patch_object(&obj, &[]);
+        // Both keep counting from where they were, in steps of 2 and 100.
+        let read = |run: &Run| -> (i64, i64) {
+            let rest = run.target.wait_for_prefix("app ");
+            let (a, o) = rest.split_once(" other ").unwrap();
+            (a.parse().unwrap(), o.parse().unwrap())
+        };
+        let mut prev = read(&run);
+        loop {
+            let now = read(&run);
+            if now.0 - prev.0 == 2 && now.1 - prev.1 == 100 {
+                assert!(now.0 > 1000 && now.1 > 100, "{now:?}: state kept");
+                break;
+            }
+            prev = now;
+        }
+    }
+}
+
+/// S7: a function-local static (GCC's `n.0`) keeps its value, also when a
+/// new static earlier in the file renumbers it (`n.1`) and `--base` names
+/// the previous compile.
+#[test]
+fn s07_function_local_static() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int counter(void) { static int n = 0; return ++n; }
+__attribute__((noinline, noipa)) int other(void) { static int n = 500; return n; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { int c = counter(); printf("n %d other %d\n", c, other()); usleep(3000); }
+}
+"#;
+    for flags in BUILDS {
+        let mut run = Run::start(SRC, flags);
+        run.target.wait_for_prefix("n ");
+        let base = run.object("app.c", SRC);
+        let edited = SRC
+            .replace(
+                "__attribute__((noinline, noipa)) int counter",
+                "__attribute__((noinline, noipa)) int early(void) { static int n = 7; return n; }\n__attribute__((noinline, noipa)) int counter",
+            )
+            .replace("return ++n;", "n += 1000; return n;");
+        let new = run.object("app.c", &edited);
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        assert_eq!(applied(&r, "counter")["generation"], 1);
+        let n = |run: &Run| -> (i64, String) {
+            let rest = run.target.wait_for_prefix("n ");
+            let (n, other) = rest.split_once(' ').unwrap();
+            (n.parse().unwrap(), other.to_string())
+        };
+        let mut prev = n(&run).0;
+        loop {
+            let (now, other) = n(&run);
+            if now - prev == 1000 {
+                assert!(now > 1000 && now % 1000 != 0, "{now}: kept counting from the old value");
+                assert_eq!(other, "other 500", "the other static untouched");
+                break;
+            }
+            prev = now;
+        }
+    }
+}
+
+/// S14: a recursive function patched while activations are on the stack:
+/// they finish in the old code, new calls run the new code; nothing else.
+#[test]
+fn s14_recursion_in_flight() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int rec(int n) {
+    if (n == 0) { usleep(20000); return 0; }
+    return 1 + rec(n - 1);
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) printf("rec %d\n", rec(3));
+}
+"#;
+    for flags in BUILDS {
+        let mut run = Run::start(SRC, flags);
+        run.expect("rec 3");
+        run.replace("return 1 + rec(n - 1);", "return 10 + rec(n - 1);");
+        let mut lines = Vec::new();
+        loop {
+            let l = run.target.next_line();
+            assert!(l == "rec 3" || l == "rec 30", "{flags:?}: {l}");
+            lines.push(l.clone());
+            if l == "rec 30" {
+                break;
+            }
+        }
+        run.expect("rec 30");
+    }
+}
+
+/// S15: the patched function runs in a tight loop on another thread during
+/// the patch: it lands, nothing crashes, the thread sees the new code.
+#[test]
+fn s15_function_running_on_another_thread() {
+    const SRC: &str = r#"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
+atomic_long seen_new, calls;
+__attribute__((noinline, noipa)) int work(int x) { return x + 1; }
+static void *spin(void *arg) {
+    (void)arg;
+    for (;;) { if (work(1) == 3) atomic_fetch_add(&seen_new, 1); atomic_fetch_add(&calls, 1); }
+    return NULL;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, spin, NULL);
+    for (;;) { printf("new %s\n", atomic_load(&seen_new) ? "yes" : "no"); usleep(3000); }
+}
+"#;
+    for flags in BUILDS {
+        let mut run = Run::start(SRC, flags);
+        run.expect("new no");
+        let obj = run.object("app.c", &SRC.replace("return x + 1;", "return x + 2;"));
+        run.patch_object(&obj, &["--only", "work"]);
+        run.expect("new yes");
+    }
+}
+
+/// S18: `-fcf-protection` (`endbr64` at every entry) and red-zone leaf code:
+/// the patch keeps the `endbr64` and the new code runs.
+#[test]
+fn s18_cet_entries_and_red_zone() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) long leaf(long x) { volatile long a[8]; for (int i = 0; i < 8; i++) a[i] = x + i; return a[7]; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("leaf %ld\n", leaf(1)); usleep(3000); }
+}
+"#;
+    for flags in [
+        &["-O0", "-fcf-protection=full"][..],
+        &["-O2", "-fcf-protection=full"][..],
+    ] {
+        let mut run = Run::start(SRC, flags);
+        run.expect("leaf 8");
+        let r = run.replace("a[i] = x + i;", "a[i] = x * 10 + i;");
+        let entry = applied(&r, "leaf")["old_addr"].as_u64().unwrap();
+        assert!(run.peek(entry, 4).starts_with("f30f1efa"), "endbr64 kept");
+        run.expect("leaf 17");
+    }
+}
+
+/// S24: -O2 clones (`.constprop`, `.isra`) and inlined callers: with
+/// `--base`, every function the edit affects is patched.
+#[test]
+fn s24_clones_and_inlined_callers() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+struct big { int a[16]; };
+static __attribute__((noinline)) int scale(struct big *p, int k) { return p->a[3] * k; }
+static inline int helper(int x) { return x * 7; }
+__attribute__((noinline, noipa)) int use(int x) { struct big b = {0}; b.a[3] = x; return scale(&b, 3) + helper(x); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("use %d\n", use(2)); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(SRC, &["-O2"]);
+    run.expect("use 20");
+    let base = run.object("app.c", SRC);
+    let old = relive_patch::ObjectFile::open(&base).unwrap();
+    assert!(
+        old.symbols.iter().any(|s| s.name.starts_with("scale.")),
+        "gcc cloned scale"
+    );
+    let new = run.object("app.c", &SRC.replace("p->a[3] * k", "p->a[3] * k * 100"));
+    let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    let names: Vec<&str> = r["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("scale.")), "{r}");
+    run.expect("use 614");
+    let base = new;
+    let new = run.object(
+        "app.c",
+        &SRC.replace("p->a[3] * k", "p->a[3] * k * 100")
+            .replace("x * 7", "x * 9"),
+    );
+    let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    assert_eq!(applied(&r, "use")["generation"], 1, "the inlined helper's caller");
+    run.expect("use 618");
+}
+
+/// S26: a running APE (`ent.com` through its loader, stdin on a FIFO) and
+/// its assimilated twin: `rt_end`, found through `.symtab.amd64`, is
+/// replaced by gcc-compiled C that also calls the program's own `printf`;
+/// the program's output changes.
+#[test]
+fn s26_patch_a_running_ape() {
+    const PATCH: &str = r#"
+int printf(const char *, ...);
+void rt_end(double *r_ent, double *r_chisq, double *r_mean, double *r_montepicalc, double *r_scc) {
+    printf("rt_end patched by relive\n");
+    *r_ent = 1.5; *r_chisq = 2.0; *r_mean = 64.0; *r_montepicalc = 3.0; *r_scc = 0.25;
+}
+"#;
+    for name in ["ent.com", "ent.elf"] {
+        let mut target = Target::start_ape(name);
+        let dir = target.dir.path().to_path_buf();
+        let obj = relive_testkit::compile_object(&dir, "patch", PATCH, &["-O2", "-fno-pie", "-fcf-protection=none"]);
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap(), "--json"])
+            .env("RELIVE_STATE_DIR", state.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(applied(&r, "rt_end")["method"], "pad", "{r}");
+        target.stdin().write_all(b"some input for ent\n").unwrap();
+        target.close_stdin();
+        let lines = target.rest();
+        assert!(
+            lines.iter().any(|l| l == "rt_end patched by relive"),
+            "{name}: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("Entropy = 1.500000 bits")),
+            "{name}: {lines:?}"
+        );
+    }
+}
+
+/// S27: the target exits while relive patches it, over and over: every
+/// attempt either lands or fails with a clear error (never a crash), and
+/// relive keeps working.
+#[test]
+fn s27_target_exits_mid_patch() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; i < 6; i++) { printf("value %d\n", value()); usleep(5000); }
+    return 0;
+}
+"#;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for _ in 0..4 {
+        let mut run = Run::start(SRC, &["-O0"]);
+        run.expect("value 1");
+        let obj = run.object("app.c", &SRC.replace("return 1;", "return 2;"));
+        let pid = run.target.pid_arg();
+        loop {
+            let out = run.relive(&["patch", "--pid", &pid, obj.to_str().unwrap(), "--only", "value"]);
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            match out.status.code() {
+                Some(0) => *outcomes.entry("patched").or_insert(0) += 1,
+                Some(1) | Some(3) => {
+                    assert!(
+                        stderr.contains("exited") || stderr.contains("no process") || stderr.contains("not mapped"),
+                        "unclear error: {stderr}"
+                    );
+                    *outcomes.entry("gone").or_insert(0) += 1;
+                    break;
+                }
+                other => panic!("relive ended with {other:?}: {stderr}"),
+            }
+        }
+    }
+    assert!(outcomes.contains_key("gone"), "{outcomes:?}");
+    // The tool stays usable.
+    let run = Run::start(TICKER, &["-O0"]);
+    run.expect("value 1 neighbour 100");
+    assert!(run.relive(&["status", "--pid", &run.target.pid_arg()]).status.success());
+}
+
+/// S28: a target owned by another user, patched without privileges:
+/// "permission denied" (exit 4), and not one byte written.
+#[test]
+fn s28_unprivileged_patch_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !relive_testkit::is_root() {
+        eprintln!("skipped: needs root to switch to an unprivileged user (CI runs as root)");
+        return;
+    }
+    let mut run = Run::start(TICKER, &["-O0"]);
+    run.expect("value 1 neighbour 100");
+    let obj = run.object("app.c", &TICKER.replace("return 1;", "return 2;"));
+    let entry = {
+        let out = run.relive(&["sym", &run.target.pid_arg(), "value", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["addr"].as_u64().unwrap()
+    };
+    let before = run.peek(entry, 16);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let relive_copy = dir.path().join("relive");
+    std::fs::copy(env!("CARGO_BIN_EXE_relive"), &relive_copy).unwrap();
+    let shared_obj = dir.path().join("app.o");
+    std::fs::copy(&obj, &shared_obj).unwrap();
+    std::fs::set_permissions(&shared_obj, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&relive_copy)
+        .args(["patch", "--pid", &run.target.pid_arg(), shared_obj.to_str().unwrap()])
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert_eq!(run.peek(entry, 16), before, "nothing written");
+    run.expect("value 1 neighbour 100");
 }

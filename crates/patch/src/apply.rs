@@ -59,11 +59,15 @@ impl<'p> Target<'p> {
         })
     }
 
-    /// The live address of function `i` of `obj`, if the program has it.
-    pub fn live_function(&self, obj: &ObjectFile, i: usize) -> Option<u64> {
+    /// The live address of function `i` of `obj`, if the program has it
+    /// (`old_name`: its name in the compile the program was built from).
+    pub fn live_function(&self, obj: &ObjectFile, i: usize, old_name: Option<&String>) -> Option<u64> {
         let sym = &obj.symbols[i];
         if sym.local {
-            self.resolver.local(obj.source.as_deref()?, &sym.name)
+            let file = obj.source.as_deref()?;
+            self.resolver
+                .local(file, old_name.unwrap_or(&sym.name))
+                .or_else(|| self.resolver.local(file, &sym.name))
         } else {
             self.resolver.global(&sym.name)
         }
@@ -164,13 +168,24 @@ impl Undo {
 }
 
 /// Links functions `functions` (symbol indices of `obj`) into the process
-/// and redirects those it already has. `diff_us` is reported as the diff
-/// stage's time.
-pub fn patch(target: &mut Target, obj: &ObjectFile, functions: &[usize], diff_us: u64) -> Result<PatchReport> {
+/// and redirects those it already has. `base` is the previous compile of
+/// the same source (what the program runs), which names GCC-renumbered
+/// statics reliably. `diff_us` is reported as the diff stage's time.
+pub fn patch(
+    target: &mut Target,
+    obj: &ObjectFile,
+    base: Option<&ObjectFile>,
+    functions: &[usize],
+    diff_us: u64,
+) -> Result<PatchReport> {
     let started = Instant::now();
     let process = target.process;
-    let wanted: Vec<(usize, Option<u64>)> = functions.iter().map(|&i| (i, target.live_function(obj, i))).collect();
-    let linked = link::link(obj, &wanted, &target.resolver)?;
+    let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
+    let wanted: Vec<(usize, Option<u64>)> = functions
+        .iter()
+        .map(|&i| (i, target.live_function(obj, i, base_names.get(&i))))
+        .collect();
+    let linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
     let link_done = Instant::now();
 
     // Plan every entry before touching the process.
@@ -182,12 +197,16 @@ pub fn patch(target: &mut Target, obj: &ObjectFile, functions: &[usize], diff_us
             None => {
                 let size = target.resolver.size_at(orig);
                 let mut before = vec![0u8; entry::BEFORE as usize];
-                let mut code = vec![0u8; (size + 2 * entry::JMP_SLOT_LEN) as usize];
+                let mut code = vec![0u8; (size + entry::AFTER) as usize];
                 process.read(orig - entry::BEFORE, &mut before).or_else(|_| {
                     before.fill(0);
                     Ok::<(), PatchError>(())
                 })?;
-                process.read(orig, &mut code)?;
+                // The bytes after the function may be the end of the mapping.
+                if process.read(orig, &mut code).is_err() {
+                    code.truncate(size as usize);
+                    process.read(orig, &mut code)?;
+                }
                 let redirect =
                     entry::plan(&f.name, orig, size, &before, &code).map_err(|reason| PatchError::Entry {
                         name: f.name.clone(),

@@ -20,6 +20,9 @@ pub const JMP_SLOT_LEN: u64 = 6;
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 /// Bytes of the function's neighbourhood read before the entry.
 pub const BEFORE: u64 = 16;
+/// Bytes read after the function's end (at least one whole multi-byte NOP
+/// past the jump).
+pub const AFTER: u64 = 32;
 
 /// How a function's entry is redirected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,7 +84,7 @@ impl Redirect {
 
 /// Decides how to redirect a function at `entry` of `size` bytes, given
 /// the live bytes `before` it ([`BEFORE`] bytes) and `code` from it (its
-/// size plus at least [`JMP_SLOT_LEN`] bytes). `Err` says why it cannot be
+/// size plus [`AFTER`] bytes, for the padding that may follow it). `Err` says why it cannot be
 /// done and what fixes it.
 pub fn plan(name: &str, entry: u64, size: u64, before: &[u8], code: &[u8]) -> Result<Redirect, String> {
     let pad_nops = before.iter().rev().take_while(|&&b| b == 0x90).count() as u64;
@@ -111,8 +114,8 @@ pub fn plan(name: &str, entry: u64, size: u64, before: &[u8], code: &[u8]) -> Re
     }
     let needed = skip + JMP_SLOT_LEN;
     if size < needed {
-        let after = code.get(size as usize..needed as usize).unwrap_or(&[]);
-        if after.len() < (needed - size) as usize || !is_padding(after) {
+        let after = code.get(size as usize..).unwrap_or(&[]);
+        if !is_padding(after, (needed - size) as usize) {
             return Err(format!(
                 "{name} is {size} bytes, shorter than the {needed}-byte entry jump, and no padding follows it; rebuild with -fpatchable-function-entry=8,6 (or -falign-functions=16)"
             ));
@@ -121,19 +124,23 @@ pub fn plan(name: &str, entry: u64, size: u64, before: &[u8], code: &[u8]) -> Re
     Ok(Redirect::Jump { at })
 }
 
-/// Alignment filler: int3 or NOP instructions only.
-fn is_padding(bytes: &[u8]) -> bool {
-    if bytes.iter().all(|&b| b == 0xcc || b == 0x90) {
-        return true;
+/// Whether the first `len` bytes of `bytes` are alignment filler: whole
+/// NOP or int3 instructions (multi-byte NOPs included) covering them.
+fn is_padding(bytes: &[u8], len: usize) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
+    let mut covered = 0usize;
+    while covered < len {
+        if !decoder.can_decode() {
+            return false;
+        }
+        let instr = decoder.decode();
+        if instr.is_invalid() || !matches!(instr.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
+            return false;
+        }
+        covered += instr.len();
     }
-    // Multi-byte NOPs (`0f 1f ...`, `66 0f 1f ...`, `66 2e 0f 1f ...`) may
-    // be cut off by the end of the range: decode what is whole.
-    let decoded = code::decode(bytes);
-    decoded.invalid_at.is_none()
-        && decoded.instructions.iter().all(|&(start, len)| {
-            let insn = &bytes[start as usize..(start as usize + len as usize).min(bytes.len())];
-            insn.iter().all(|&b| b == 0xcc) || insn.contains(&0x1f) || insn == [0x90] || insn == [0x66, 0x90]
-        })
+    true
 }
 
 #[cfg(test)]
@@ -175,6 +182,14 @@ mod tests {
         );
         // mov eax,edi; ret — then NOP padding: fine.
         let short = [0x89, 0xf8, 0xc3, 0x0f, 0x1f, 0x00, 0xcc, 0xcc];
+        // lea eax,[rdi+1]; ret — then a 10-byte NOP cut by nothing.
+        let aligned = [
+            0x8d, 0x47, 0x01, 0xc3, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0, 0x90, 0x90,
+        ];
+        assert_eq!(
+            plan("f", 0x1000, 4, &[0; 16], &aligned),
+            Ok(Redirect::Jump { at: 0x1000 })
+        );
         assert_eq!(
             plan("f", 0x1000, 3, &[0; 16], &short),
             Ok(Redirect::Jump { at: 0x1000 })

@@ -146,6 +146,9 @@ fn type_name(r_type: u32) -> String {
 struct Linker<'a> {
     obj: &'a ObjectFile,
     resolver: &'a dyn Resolver,
+    /// For statics GCC may have numbered differently: their names in the
+    /// previous compile, which the running program was built from.
+    base_names: &'a HashMap<usize, String>,
     out: Linked,
     /// Functions placed so far: symbol index -> code offset.
     placed: HashMap<usize, u64>,
@@ -162,17 +165,20 @@ struct Linker<'a> {
 }
 
 /// Links `functions` (symbol indices of `obj`) for the process `resolver`
-/// describes. `replace` says, for each, which live address it replaces
-/// (`None`: added). Functions they call that the program lacks are pulled
-/// in as added functions.
+/// describes. Each comes with the live address it replaces (`None`:
+/// added). Functions they call that the program lacks are pulled in as
+/// added functions. `base_names` maps local symbols of `obj` to their names
+/// in the previous compile (see [`base_names`]).
 pub fn link(
     obj: &ObjectFile,
     functions: &[(usize, Option<u64>)],
     resolver: &dyn Resolver,
+    base_names: &HashMap<usize, String>,
 ) -> Result<Linked, LinkError> {
     let mut l = Linker {
         obj,
         resolver,
+        base_names,
         out: Linked::default(),
         placed: HashMap::new(),
         queue: Vec::new(),
@@ -235,6 +241,20 @@ pub fn link(
         }
     }
     Ok(l.out)
+}
+
+/// For each local symbol of `new`, its name in `old` when the two differ
+/// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
+/// base name as the diff matches them.
+pub fn base_names(old: &ObjectFile, new: &ObjectFile) -> HashMap<usize, String> {
+    let old_keys = crate::diff::keys(old);
+    let by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    crate::diff::keys(new)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| new.symbols[*i].local)
+        .filter_map(|(i, k)| Some((i, old.symbols[*by_key.get(k.as_str())?].name.clone())))
+        .collect()
 }
 
 fn align(buf: &mut Vec<u8>, to: u64, fill: u8) -> u64 {
@@ -469,6 +489,9 @@ impl Linker<'_> {
             return self.resolver.global(&sym.name);
         }
         let file = self.obj.source.as_deref()?;
+        if let Some(old) = self.base_names.get(&i) {
+            return self.resolver.local(file, old);
+        }
         self.resolver.local(file, &sym.name).or_else(|| {
             let stable = names::parse(&sym.name);
             (stable.numbered || !stable.clones.is_empty())

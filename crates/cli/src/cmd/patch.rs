@@ -145,7 +145,7 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         None
     } else {
         Some(
-            apply::patch(&mut target, &new, &functions, diff_us)
+            apply::patch(&mut target, &new, base.as_ref(), &functions, diff_us)
                 .with_context(|| format!("patching process {}", args.pid))?,
         )
     };

@@ -54,6 +54,14 @@ impl LinuxProcess {
             .collect())
     }
 
+    /// Whether the process has exited and awaits its parent.
+    fn is_zombie(&self) -> bool {
+        std::fs::read_to_string(self.proc_path("stat"))
+            .ok()
+            .and_then(|stat| threads::parse_stat(self.pid, &stat))
+            .is_some_and(|t| matches!(t.state, ThreadState::Zombie | ThreadState::Dead))
+    }
+
     /// The number of live threads (`Threads:` in `/proc/PID/status`).
     pub fn thread_count(&self) -> Option<usize> {
         let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
@@ -95,7 +103,12 @@ impl LinuxProcess {
     /// An I/O failure while `doing` something; if the process has vanished
     /// meanwhile, that is the real cause and is reported instead.
     pub(crate) fn io_error(&self, doing: &'static str, what: &str, source: std::io::Error) -> ProcessError {
-        if !self.proc_path("").exists() {
+        // ESRCH, a missing /proc entry, or a zombie: the process has exited
+        // (or is exiting and has no memory left).
+        if source.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
+            || !self.proc_path("").exists()
+            || self.is_zombie()
+        {
             return self.gone(doing);
         }
         ProcessError::Io {
