@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::entry::{self, Redirect};
 use crate::error::{PatchError, Result};
 use crate::journal::{self, Journal, PatchRecord, RegionRecord};
-use crate::link::{self, Linked, Resolver};
+use crate::link::{self, Layout, Linked, Resolver, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 
@@ -119,8 +119,11 @@ pub struct PatchReport {
     pub added: Vec<Added>,
     pub data: Vec<DataUse>,
     pub timing_us: Timing,
-    /// How long the program's threads were stopped.
+    /// How long the program's threads were stopped in all (a new pool's
+    /// allocation, then the redirect).
     pub pause_us: u64,
+    /// The stop for the redirect alone.
+    pub redirect_pause_us: u64,
     pub region: RegionRecord,
     pub warnings: Vec<String>,
 }
@@ -230,35 +233,97 @@ pub fn patch(
         });
     }
 
-    let maps = process.maps()?;
-    let (image_lo, image_hi) = (target.modules.main.module.base, target.modules.main.module.end);
-    let mut placement = Placement::near_range(image_lo, image_hi);
-    if let Some(limit) = linked.below {
-        placement = placement.below(limit);
-    }
-
-    let stop_start = Instant::now();
-    let mut stopped = stop_when_clear(process, &work)?;
-    let stopped_at = Instant::now();
-    let region = alloc::allocate(
-        stopped.as_mut(),
-        process.pid(),
-        &maps,
-        linked.len(),
-        Protection::READ,
-        &placement,
-    )?;
+    // Room in an existing pool, or a new pool (allocated while the
+    // threads are briefly stopped: a remote mmap needs a stopped thread).
+    let (code_len, ro_len, rw_len) = linked.sizes();
+    let fits = |r: &RegionRecord| {
+        linked.below.is_none_or(|limit| r.addr + r.len <= limit)
+            && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some()
+    };
+    let mut alloc_pause = Duration::ZERO;
+    let alloc_start = Instant::now();
+    let (pool_index, new_pool) = match target.journal.regions.iter().position(fits) {
+        Some(i) => (i, false),
+        None => {
+            let pool = new_pool(target, &linked, code_len, ro_len, rw_len)?;
+            alloc_pause = pool.1;
+            target.journal.regions.push(pool.0);
+            (target.journal.regions.len() - 1, true)
+        }
+    };
     let alloc_done = Instant::now();
-    let layout = linked.layout(region.addr);
-    let mut undo = Undo::default();
-    let written = fill_and_redirect(process, stopped.as_mut(), &linked, &layout, &mut work, &mut undo);
-    if let Err(e) = written {
-        undo.roll_back(process);
-        let _ = stopped.unmap(region.addr, region.len);
+    let pool = target.journal.regions[pool_index].clone();
+    let (c, r, w) = pool.fit(code_len, ro_len, rw_len, PART_ALIGN).expect("the pool fits");
+    let layout = Layout {
+        code: pool.addr + c,
+        read_only: pool.read_only_start() + r,
+        writable: pool.writable_start() + w,
+    };
+    let forget_pool = |target: &mut Target| {
+        if new_pool {
+            let region = target.journal.regions.remove(pool_index);
+            if let Ok(mut stopped) = process.stop() {
+                let _ = stopped.unmap(region.addr, region.len);
+            }
+        }
+    };
+
+    // The new code and data go into unused pool memory: nothing runs it
+    // until the entries are redirected, so the threads keep running.
+    let filled = linked.finish(&layout).map_err(PatchError::from).and_then(|parts| {
+        for (addr, bytes) in [
+            (layout.code, &parts[0]),
+            (layout.read_only, &parts[1]),
+            (layout.writable, &parts[2]),
+        ] {
+            if !bytes.is_empty() {
+                process.write(addr, bytes)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = filled {
+        forget_pool(target);
         return Err(e);
     }
-    stopped.resume()?;
+
+    // The redirect: the only moment the program stands still. A function
+    // patched before only needs its slot updated: one aligned 8-byte store
+    // that running threads see whole, so nothing is stopped for it.
+    let first_redirects = work.iter().any(|w| matches!(w.kind, EntryKind::Redirect { .. }));
+    let stop_start = Instant::now();
+    let stopped = if first_redirects {
+        match stop_when_clear(process, &work) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                forget_pool(target);
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let stopped_at = Instant::now();
+    let mut undo = Undo::default();
+    if let Err(e) = redirect(process, &linked, &layout, &mut work, &mut undo) {
+        undo.roll_back(process);
+        drop(stopped);
+        forget_pool(target);
+        return Err(e);
+    }
+    if let Some(stopped) = stopped {
+        stopped.resume()?;
+    }
     let resumed = Instant::now();
+    let paused = if first_redirects {
+        resumed - stop_start
+    } else {
+        Duration::ZERO
+    };
+    let used = &mut target.journal.regions[pool_index];
+    used.code_used = c + code_len;
+    used.ro_used = r + ro_len;
+    used.rw_used = w + rw_len;
 
     // Record what was done.
     let mut applied = Vec::new();
@@ -304,11 +369,7 @@ pub fn patch(
             method,
         });
     }
-    let record = RegionRecord {
-        addr: region.addr,
-        len: region.len,
-    };
-    target.journal.regions.push(record.clone());
+    let record = target.journal.regions[pool_index].clone();
     target.journal.save(&target.journal_dir)?;
 
     let added = linked
@@ -337,12 +398,13 @@ pub fn patch(
         timing_us: Timing {
             diff: diff_us,
             link: micros(link_done - started),
-            alloc: micros(alloc_done - stopped_at),
+            alloc: micros(alloc_done - alloc_start),
             stop: micros(stopped_at - stop_start),
-            write: micros(resumed - alloc_done),
+            write: micros(stop_start - alloc_done) + micros(resumed - stopped_at),
             total: micros(done - started) + diff_us,
         },
-        pause_us: micros(resumed - stop_start),
+        pause_us: micros(paused) + micros(alloc_pause),
+        redirect_pause_us: micros(paused),
         region: record,
         warnings: linked.warnings.clone(),
     })
@@ -381,32 +443,14 @@ fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<B
     }
 }
 
-fn fill_and_redirect(
+/// Redirects each entry (or updates its slot), recording what it wrote.
+fn redirect(
     process: &dyn Process,
-    stopped: &mut dyn Stopped,
     linked: &Linked,
-    layout: &link::Layout,
+    layout: &Layout,
     work: &mut [EntryWork],
     undo: &mut Undo,
 ) -> Result<()> {
-    let [code, read_only, writable] = linked.finish(layout)?;
-    for (addr, bytes) in [
-        (layout.code, &code),
-        (layout.read_only, &read_only),
-        (layout.writable, &writable),
-    ] {
-        if !bytes.is_empty() {
-            process.write(addr, bytes)?;
-        }
-    }
-    let (code_len, ro_len, rw_len) = linked.sizes();
-    if code_len > 0 {
-        stopped.protect(layout.code, code_len, Protection::READ_EXEC)?;
-    }
-    if rw_len > 0 {
-        stopped.protect(layout.writable, rw_len, Protection::READ_WRITE)?;
-    }
-    let _ = ro_len;
     for w in work.iter_mut() {
         let f = linked
             .functions
@@ -423,6 +467,55 @@ fn fill_and_redirect(
         }
     }
     Ok(())
+}
+
+/// Smallest pool parts: most patches fit many times over.
+const POOL_CODE: u64 = 256 << 10;
+const POOL_DATA: u64 = 64 << 10;
+const PAGE: u64 = 4096;
+
+/// Allocates a new pool near the program image with room for parts of the
+/// given sizes; returns it and how long the threads were stopped.
+fn new_pool(target: &Target, linked: &Linked, code: u64, ro: u64, rw: u64) -> Result<(RegionRecord, Duration)> {
+    let process = target.process;
+    let size = |need: u64, min: u64| (need + PART_ALIGN).next_multiple_of(PAGE).max(min);
+    let (code_len, ro_len, rw_len) = (size(code, POOL_CODE), size(ro, POOL_DATA), size(rw, POOL_DATA));
+    let len = code_len + ro_len + rw_len;
+    let (lo, hi) = (target.modules.main.module.base, target.modules.main.module.end);
+    let mut placement = Placement::near_range(lo, hi);
+    if let Some(limit) = linked.below {
+        placement = placement.below(limit);
+    }
+    let maps = process.maps()?;
+    let start = Instant::now();
+    let mut stopped = process.stop()?;
+    let a = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        len,
+        Protection::READ,
+        &placement,
+    )?;
+    let protected = stopped
+        .protect(a.addr, code_len, Protection::READ_EXEC)
+        .and_then(|_| stopped.protect(a.addr + code_len + ro_len, rw_len, Protection::READ_WRITE));
+    if let Err(e) = protected {
+        let _ = stopped.unmap(a.addr, a.len);
+        return Err(e.into());
+    }
+    stopped.resume()?;
+    Ok((
+        RegionRecord {
+            addr: a.addr,
+            len: a.len,
+            code_len,
+            ro_len,
+            rw_len,
+            ..RegionRecord::default()
+        },
+        start.elapsed(),
+    ))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -496,7 +589,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     let mut kept = Vec::new();
     let mut remaining = Vec::new();
     for r in std::mem::take(&mut target.journal.regions) {
-        let inside = |a: u64| r.addr <= a && a < r.addr + r.len;
+        let inside = |a: u64| r.contains(a);
         if target
             .journal
             .patches

@@ -58,8 +58,8 @@ impl Diff {
 
 /// Compares `old` and `new`.
 pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
-    let old_keys = keys(old);
-    let new_keys = keys(new);
+    let old_keys = old.keys();
+    let new_keys = new.keys();
     let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut result = Diff::default();
     let mut matched = vec![false; old.symbols.len()];
@@ -76,12 +76,12 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
         let old_sym = &old.symbols[o];
         let a = Side {
             obj: old,
-            keys: &old_keys,
+            keys: old_keys,
             sym: old_sym,
         };
         let b = Side {
             obj: new,
-            keys: &new_keys,
+            keys: new_keys,
             sym: new_sym,
         };
         match compare(&a, &b) {

@@ -4,7 +4,7 @@
 //!
 //! One JSON file per target process, named by pid and start time (a pid is
 //! reused; the pair is not), written atomically: a temporary file in the
-//! same directory, synced, then renamed over the old one.
+//! same directory, renamed over the old one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,11 +32,42 @@ pub struct PatchRecord {
     pub slot: u64,
 }
 
-/// One patch region allocated in the process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One patch region allocated in the process: a pool that later patches
+/// fill further, so they need no new allocation. Its three parts follow
+/// each other: code (`r-x`), read-only data (`r--`), writable data (`rw-`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionRecord {
     pub addr: u64,
     pub len: u64,
+    pub code_len: u64,
+    pub ro_len: u64,
+    pub rw_len: u64,
+    /// Bytes of each part in use.
+    pub code_used: u64,
+    pub ro_used: u64,
+    pub rw_used: u64,
+}
+
+impl RegionRecord {
+    pub fn read_only_start(&self) -> u64 {
+        self.addr + self.code_len
+    }
+
+    pub fn writable_start(&self) -> u64 {
+        self.addr + self.code_len + self.ro_len
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.addr <= addr && addr < self.addr + self.len
+    }
+
+    /// Where parts of the given sizes would go, if they fit.
+    pub fn fit(&self, code: u64, ro: u64, rw: u64, align: u64) -> Option<(u64, u64, u64)> {
+        let c = self.code_used.next_multiple_of(align);
+        let r = self.ro_used.next_multiple_of(align);
+        let w = self.rw_used.next_multiple_of(align);
+        (c + code <= self.code_len && r + ro <= self.ro_len && w + rw <= self.rw_len).then_some((c, r, w))
+    }
 }
 
 /// Everything relive did to one process.
@@ -107,8 +138,9 @@ impl Journal {
         let tmp = dir.join(format!(".{}-{}.json.tmp", self.pid, self.start_time));
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        // No fsync: the journal describes a process that does not outlive
+        // the machine; the rename alone keeps it whole if relive dies.
         file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
     }
 

@@ -18,7 +18,9 @@ use serde::Serialize;
 use crate::names;
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
 
-const PAGE: u64 = 4096;
+/// Parts are placed at this alignment inside a pool, so data in them may
+/// ask for at most this much (wider alignment is rare: AVX-512 constants).
+pub const PART_ALIGN: u64 = 64;
 /// `jmp *0(%rip)` followed by the 8-byte address: a call stub for a
 /// target beyond rel32 reach (a shared library).
 const STUB_JMP: [u8; 6] = [0xff, 0x25, 0, 0, 0, 0];
@@ -247,9 +249,8 @@ pub fn link(
 /// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
 /// base name as the diff matches them.
 pub fn base_names(old: &ObjectFile, new: &ObjectFile) -> HashMap<usize, String> {
-    let old_keys = crate::diff::keys(old);
-    let by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
-    crate::diff::keys(new)
+    let by_key: HashMap<&str, usize> = old.keys().iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    new.keys()
         .iter()
         .enumerate()
         .filter(|(i, _)| new.symbols[*i].local)
@@ -505,7 +506,7 @@ impl Linker<'_> {
         let part = if writable { Part::Writable } else { Part::ReadOnly };
         let section_align = self.obj.section(sym.section).map_or(8, |s| s.align);
         let buf = self.buffer(part);
-        let off = align(buf, section_align.clamp(1, PAGE), 0);
+        let off = align(buf, section_align.clamp(1, PART_ALIGN), 0);
         match &sym.bytes {
             Some(b) => buf.extend_from_slice(b),
             None => buf.resize(buf.len() + sym.size as usize, 0),
@@ -550,7 +551,7 @@ impl Linker<'_> {
             sec.name.clone(),
         );
         let buf = self.buffer(part);
-        let off = align(buf, sec_align.clamp(1, PAGE), 0);
+        let off = align(buf, sec_align.clamp(1, PART_ALIGN), 0);
         match bytes {
             Some(b) => buf.extend_from_slice(&b),
             None => buf.resize(buf.len() + len, 0),
@@ -570,43 +571,26 @@ impl Linker<'_> {
     }
 }
 
-/// The region's parts as placed at `base`.
+/// Where the three parts of a linked patch are placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Layout {
-    pub base: u64,
     pub code: u64,
     pub read_only: u64,
     pub writable: u64,
-    pub len: u64,
 }
 
 impl Linked {
-    /// Offsets of the parts from the region's start, and its total length.
+    /// Bytes of each part: code, read-only, writable.
     pub fn sizes(&self) -> (u64, u64, u64) {
-        let code = (self.code.len() as u64).next_multiple_of(PAGE);
-        let ro = (self.read_only.len() as u64).next_multiple_of(PAGE);
-        let rw = (self.writable.len() as u64).next_multiple_of(PAGE);
-        (code, ro, rw)
-    }
-
-    pub fn len(&self) -> u64 {
-        let (c, r, w) = self.sizes();
-        (c + r + w).max(PAGE)
+        (
+            self.code.len() as u64,
+            self.read_only.len() as u64,
+            self.writable.len() as u64,
+        )
     }
 
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty() && self.data.is_empty()
-    }
-
-    pub fn layout(&self, base: u64) -> Layout {
-        let (c, r, _) = self.sizes();
-        Layout {
-            base,
-            code: base,
-            read_only: base + c,
-            writable: base + c + r,
-            len: self.len(),
-        }
     }
 
     pub fn address(&self, layout: &Layout, value: Value) -> u64 {
@@ -635,7 +619,7 @@ impl Linked {
                 context: f.context.clone(),
                 r_type: f.r_type,
                 value,
-                base: layout.base,
+                base: layout.code,
             };
             let at = f.offset as usize;
             match f.r_type {

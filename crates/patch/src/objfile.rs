@@ -163,9 +163,20 @@ pub struct ObjectFile {
     pub sections: Vec<Option<Section>>,
     /// `STT_FILE`: the source file name, when the compiler recorded one.
     pub source: Option<String>,
+    /// Per section: `(offset, end, symbol index)` sorted by offset, for
+    /// finding the symbol that covers a place.
+    by_section: std::collections::HashMap<usize, Vec<(u64, u64, usize)>>,
+    /// Stable identities of the symbols ([`crate::diff::keys`]), computed
+    /// once.
+    keys: std::sync::OnceLock<Vec<String>>,
 }
 
 impl ObjectFile {
+    /// The symbols' stable identities (see [`crate::diff::keys`]).
+    pub fn keys(&self) -> &[String] {
+        self.keys.get_or_init(|| crate::diff::keys(self))
+    }
+
     pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -357,11 +368,24 @@ impl ObjectFile {
             }
             sym.relocs.sort_by_key(|r| r.offset);
         }
+        let mut by_section: std::collections::HashMap<usize, Vec<(u64, u64, usize)>> = Default::default();
+        for (i, sym) in symbols.iter().enumerate() {
+            by_section.entry(sym.section).or_default().push((
+                sym.offset,
+                sym.offset.saturating_add(sym.size.max(1)),
+                i,
+            ));
+        }
+        for list in by_section.values_mut() {
+            list.sort_unstable();
+        }
         Ok(ObjectFile {
             path: path.to_string(),
             symbols,
             sections,
             source,
+            by_section,
+            keys: std::sync::OnceLock::new(),
         })
     }
 
@@ -369,15 +393,17 @@ impl ObjectFile {
         self.sections.get(index).and_then(|s| s.as_ref())
     }
 
-    /// The symbol of section `section` covering `offset`, if any.
+    /// The symbol of section `section` covering `offset` (the innermost,
+    /// i.e. latest-starting, when several do) and the offset into it.
     pub fn symbol_at(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
         let offset = u64::try_from(offset).ok()?;
-        self.symbols
+        let list = self.by_section.get(&section)?;
+        let upto = list.partition_point(|&(start, _, _)| start <= offset);
+        list[..upto]
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.section == section && s.offset <= offset && offset < s.offset + s.size.max(1))
-            .max_by_key(|(_, s)| s.offset)
-            .map(|(i, s)| (i, offset - s.offset))
+            .rev()
+            .find(|&&(_, end, _)| offset < end)
+            .map(|&(start, _, i)| (i, offset - start))
     }
 }
 

@@ -4,6 +4,7 @@
 //! FOLL_FORCE, so code pages that are mapped read-only can be patched.
 //! (`process_vm_writev` honours page protections and cannot write `.text`.)
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, IoSliceMut};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -22,13 +23,24 @@ use crate::{Process, Stopped};
 
 pub struct LinuxProcess {
     pid: u32,
+    /// The mappings last read. Bounds checks use them and re-read
+    /// `/proc/PID/maps` only when they do not cover a range (the address
+    /// space may have grown); a range unmapped since then still fails, in
+    /// the kernel, without writing anything.
+    maps_cache: RefCell<Option<Vec<Mapping>>>,
+    /// `/proc/PID/mem` opened for writing, kept for the next write.
+    mem_rw: RefCell<Option<File>>,
 }
 
 impl LinuxProcess {
     /// Opens `pid`, checking that it exists and that we may access its
     /// memory (which `/proc/PID/mem` requires: ptrace access rights).
     pub fn open(pid: u32) -> Result<LinuxProcess> {
-        let process = LinuxProcess { pid };
+        let process = LinuxProcess {
+            pid,
+            maps_cache: RefCell::new(None),
+            mem_rw: RefCell::new(None),
+        };
         let proc_dir = process.proc_path("");
         if pid == 0 || !proc_dir.exists() {
             return Err(ProcessError::NoSuchProcess { pid });
@@ -154,6 +166,11 @@ impl LinuxProcess {
     }
 
     fn check_mapped(&self, addr: u64, len: usize) -> Result<()> {
+        if let Some(cached) = self.maps_cache.borrow().as_ref() {
+            if maps::covers(cached, addr, len) {
+                return Ok(());
+            }
+        }
         if maps::covers(&self.maps()?, addr, len) {
             Ok(())
         } else {
@@ -178,14 +195,17 @@ impl Process for LinuxProcess {
         if text.is_empty() {
             return Err(self.gone("reading its memory map"));
         }
-        text.lines()
+        let maps: Vec<Mapping> = text
+            .lines()
             .map(|line| {
                 maps::parse_line(line).ok_or_else(|| ProcessError::BadMaps {
                     pid: self.pid,
                     line: line.to_string(),
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        *self.maps_cache.borrow_mut() = Some(maps.clone());
+        Ok(maps)
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
@@ -212,7 +232,11 @@ impl Process for LinuxProcess {
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.check_mapped(addr, data.len())?;
-        let mem = self.mem(true, "writing its memory")?;
+        let mut cached = self.mem_rw.borrow_mut();
+        if cached.is_none() {
+            *cached = Some(self.mem(true, "writing its memory")?);
+        }
+        let mem = cached.as_ref().expect("opened above");
         mem.write_all_at(data, addr).map_err(|e| {
             self.io_error(
                 "writing its memory",
