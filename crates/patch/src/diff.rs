@@ -112,7 +112,7 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
 /// Identities that still collide get `#1`, `#2` in order.
 pub fn keys(obj: &ObjectFile) -> Vec<String> {
     let owners = owners(obj);
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     obj.symbols
         .iter()
         .enumerate()
@@ -126,12 +126,15 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
             } else {
                 format!("local:{}", parsed.stable())
             };
-            let n = seen.entry(key.clone()).or_default();
-            *n += 1;
-            match *n {
-                1 => key,
-                n => format!("{key}#{}", n - 1),
+            // Unique in the object, deterministically (a later duplicate
+            // gets the first free `#n`).
+            let mut unique = key.clone();
+            let mut n = 0;
+            while !used.insert(unique.clone()) {
+                n += 1;
+                unique = format!("{key}#{n}");
             }
+            unique
         })
         .collect()
 }
@@ -145,7 +148,9 @@ fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
         for r in &f.relocs {
             let target = match r.target {
                 Target::Defined(i) => Some(i),
-                Target::Section { section, offset } => obj.symbol_at(section, offset + r.pc_bias).map(|(i, _)| i),
+                Target::Section { section, offset } => {
+                    obj.symbol_at(section, offset.wrapping_add(r.pc_bias)).map(|(i, _)| i)
+                }
                 Target::Undefined(_) => None,
             };
             if let Some(i) = target {
@@ -171,7 +176,7 @@ impl Side<'_> {
         let mut bytes = self.sym.bytes.clone()?;
         for r in &self.sym.relocs {
             let start = r.offset as usize;
-            let end = (start + r.width() as usize).min(bytes.len());
+            let end = start.saturating_add(r.width() as usize).min(bytes.len());
             if start < end {
                 bytes[start..end].fill(0);
             }
@@ -185,16 +190,16 @@ impl Side<'_> {
             Target::Defined(i) => format!("{}{:+}", self.keys[*i], r.addend),
             Target::Undefined(name) => format!("{name}{:+}", r.addend),
             Target::Section { section, offset } => {
-                let at = offset + r.pc_bias;
+                let at = offset.wrapping_add(r.pc_bias);
                 if let Some((i, within)) = self.obj.symbol_at(*section, at) {
-                    return format!("{}{:+}", self.keys[i], within as i64 - r.pc_bias);
+                    return format!("{}{:+}", self.keys[i], (within as i64).wrapping_sub(r.pc_bias));
                 }
                 let Some(sec) = self.obj.section(*section) else {
                     return format!("section {section}{offset:+}");
                 };
                 match (&sec.bytes, sec.strings) {
                     (Some(bytes), true) => match string_at(bytes, at) {
-                        Some((start, text)) => format!("string {text:?}{:+}", offset - start as i64),
+                        Some((start, text)) => format!("string {text:?}{:+}", offset.wrapping_sub(start as i64)),
                         None => format!("{}{offset:+}", sec.name),
                     },
                     // No symbol covers it: anything in the section may be

@@ -7,6 +7,8 @@ pub mod code;
 pub mod diff;
 pub mod entry;
 pub mod error;
+#[doc(hidden)]
+pub mod exercise;
 pub mod journal;
 pub mod link;
 pub mod live;

@@ -311,7 +311,7 @@ impl Linker<'_> {
     /// `part`.
     fn relocate(&mut self, part: Part, base: u64, r: &Reloc, user: &str) -> Result<(), LinkError> {
         let (value, addend) = self.resolve_target(r, user)?;
-        let offset = base + r.offset;
+        let offset = base.wrapping_add(r.offset);
         let context = format!("{user}+{:#x}", r.offset);
         let (value, addend) = match r.r_type {
             rtype::R64 | rtype::PC32 | rtype::R32 | rtype::R32S | rtype::PC64 => (value, addend),
@@ -423,9 +423,9 @@ impl Linker<'_> {
                 }),
             },
             Target::Section { section, offset } => {
-                if let Some((i, _)) = self.obj.symbol_at(*section, offset + r.pc_bias) {
+                if let Some((i, _)) = self.obj.symbol_at(*section, offset.wrapping_add(r.pc_bias)) {
                     let start = self.obj.symbols[i].offset as i64;
-                    return Ok((self.resolve_symbol(i, user)?, offset - start));
+                    return Ok((self.resolve_symbol(i, user)?, offset.wrapping_sub(start)));
                 }
                 Ok((self.copy_section(*section, user)?, *offset))
             }
@@ -614,7 +614,7 @@ impl Linked {
             };
             let s = i128::from(self.address(layout, f.value));
             let a = i128::from(f.addend);
-            let p = i128::from(part_base + f.offset);
+            let p = i128::from(part_base.wrapping_add(f.offset));
             let overflow = |value: i128| LinkError::Overflow {
                 context: f.context.clone(),
                 r_type: f.r_type,
@@ -654,7 +654,7 @@ impl Linked {
 }
 
 fn write(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+    if let Some(dst) = at.checked_add(bytes.len()).and_then(|end| buf.get_mut(at..end)) {
         dst.copy_from_slice(bytes);
     }
 }

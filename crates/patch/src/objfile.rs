@@ -12,6 +12,10 @@ use serde::Serialize;
 use crate::code::{self, Decoded};
 use crate::error::{PatchError, Result};
 
+/// Zero-filled sections larger than this are refused: a patch does not
+/// bring gigabytes of new state, and the size is taken from the file.
+const MAX_ZERO_FILLED: u64 = 256 << 20;
+
 /// `R_X86_64_*` numbers, as plain integers for matching.
 pub mod rtype {
     use object::elf;
@@ -149,6 +153,8 @@ pub struct Section {
     pub tls: bool,
     /// `sh_addralign`.
     pub align: u64,
+    /// `sh_size` (what a zero-filled section occupies).
+    pub size: u64,
     /// Every relocation in the section (offsets from the section start):
     /// what a copy of the whole section needs.
     pub relocs: Vec<Reloc>,
@@ -219,7 +225,19 @@ impl ObjectFile {
             };
             let flag = |f: elf::SectionFlags| sh_flags & f.0 != 0;
             let bytes = match s.kind() {
-                SectionKind::UninitializedData | SectionKind::UninitializedTls => None,
+                SectionKind::UninitializedData | SectionKind::UninitializedTls => {
+                    if s.size() > MAX_ZERO_FILLED {
+                        return Err(malformed(
+                            path,
+                            &format!(
+                                "section {} claims {} zero-filled bytes",
+                                s.name().unwrap_or("?"),
+                                s.size()
+                            ),
+                        ));
+                    }
+                    None
+                }
                 _ => Some(
                     s.data()
                         .map_err(|e| malformed(path, &format!("section {}: {e}", s.name().unwrap_or("?"))))?
@@ -234,6 +252,7 @@ impl ObjectFile {
                 executable: flag(elf::SHF_EXECINSTR),
                 tls: flag(elf::SHF_TLS),
                 align: s.align().max(1),
+                size: s.size(),
                 relocs: Vec::new(),
             });
         }
@@ -279,7 +298,14 @@ impl ObjectFile {
                             .to_vec(),
                     )
                 }
-                None => None,
+                None => {
+                    // Zero-filled: it must still lie inside its section.
+                    let size = sec.map_or(0, |s| s.size);
+                    if sym.address().checked_add(sym.size()).is_none_or(|end| end > size) {
+                        return Err(malformed(path, &format!("symbol {name} lies outside its section")));
+                    }
+                    None
+                }
             };
             by_elf_index.insert(sym.index().0, symbols.len());
             symbols.push(Symbol {
@@ -344,7 +370,9 @@ impl ObjectFile {
                 let owner = symbols
                     .iter_mut()
                     .filter(|sym| {
-                        sym.section == section && sym.offset <= offset && offset < sym.offset + sym.size.max(1)
+                        sym.section == section
+                            && sym.offset <= offset
+                            && offset < sym.offset.saturating_add(sym.size.max(1))
                     })
                     .max_by_key(|sym| sym.offset);
                 if let Some(owner) = owner {
@@ -430,7 +458,7 @@ fn complete_code_relocations(sym: &mut Symbol) {
         if f.size != 4 {
             sym.short_exits.push(ShortExit {
                 field: f.field,
-                target: sym.offset as i64 + f.target,
+                target: (sym.offset as i64).wrapping_add(f.target),
             });
             continue;
         }
@@ -440,7 +468,7 @@ fn complete_code_relocations(sym: &mut Symbol) {
             r_type: rtype::PC32,
             target: Target::Section {
                 section: sym.section,
-                offset: sym.offset as i64 + f.target - pc_bias,
+                offset: (sym.offset as i64).wrapping_add(f.target).wrapping_sub(pc_bias),
             },
             addend: 0,
             pc_bias,

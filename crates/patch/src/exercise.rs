@@ -1,0 +1,47 @@
+//! Drivers for fuzzing and mutation tests: run the object reader, the diff
+//! and the linker over arbitrary bytes. Not part of the API.
+
+use crate::link::{self, Layout, Resolver};
+use crate::objfile::Kind;
+use crate::{diff, ObjectFile};
+
+/// Resolves every global to an address derived from its name, no static.
+struct Everything;
+
+impl Resolver for Everything {
+    fn global(&self, name: &str) -> Option<u64> {
+        Some(0x40_0000 + (name.len() as u64) * 0x40)
+    }
+    fn local(&self, _file: &str, _name: &str) -> Option<u64> {
+        None
+    }
+    fn in_image(&self, addr: u64) -> bool {
+        addr < 0x1000_0000
+    }
+}
+
+/// Parses `data` as an object and, if it parses, diffs it against itself,
+/// computes the GCC-stable names, and links every function as a patch at
+/// a fixed address. Panics only on a bug.
+pub fn object(data: &[u8]) {
+    let Ok(obj) = ObjectFile::parse("fuzz.o", data) else {
+        return;
+    };
+    let d = diff(&obj, &obj);
+    assert!(d.changed.is_empty() && d.added.is_empty() && d.removed.is_empty());
+    let names = link::base_names(&obj, &obj);
+    let functions: Vec<(usize, Option<u64>)> = obj
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == Kind::Function)
+        .map(|(i, _)| (i, Some(0x40_1000)))
+        .collect();
+    if let Ok(linked) = link::link(&obj, &functions, &Everything, &names) {
+        let _ = linked.finish(&Layout {
+            code: 0x50_0000,
+            read_only: 0x60_0000,
+            writable: 0x70_0000,
+        });
+    }
+}
