@@ -18,7 +18,7 @@ pub const MISMATCH: i32 = 5;
 
 pub const HELP: &str = "Exit status:\n  \
     0  success\n  \
-    1  the file could not be read or is damaged (the message names the structure and offset)\n  \
+    1  the file could not be read or is damaged (the message names the structure and offset),\n     or a patch could not be applied (the message says why; the process is unchanged)\n  \
     2  bad command-line usage\n  \
     3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
     4  permission denied for a process (the message says why and what to do)\n  \
