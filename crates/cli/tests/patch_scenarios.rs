@@ -655,11 +655,9 @@ int main(void) {
     for (;;) { printf("leaf %ld\n", leaf(1)); usleep(3000); }
 }
 "#;
-    for flags in [
-        &["-O0", "-fcf-protection=full"][..],
-        &["-O2", "-fcf-protection=full"][..],
-    ] {
-        let mut run = Run::start(SRC, flags);
+    for build in BUILDS {
+        let flags: Vec<&str> = build.iter().copied().chain(["-fcf-protection=full"]).collect();
+        let mut run = Run::start(SRC, &flags);
         run.expect("leaf 8");
         let r = run.replace("a[i] = x + i;", "a[i] = x * 10 + i;");
         let entry = applied(&r, "leaf")["old_addr"].as_u64().unwrap();
@@ -684,15 +682,21 @@ int main(void) {
     for (;;) { printf("use %d\n", use(2)); usleep(3000); }
 }
 "#;
-    let mut run = Run::start(SRC, &["-O2"]);
+    for flags in [BUILDS[1], BUILDS[3]] {
+        s24_at(SRC, flags);
+    }
+}
+
+fn s24_at(src: &str, flags: &[&str]) {
+    let mut run = Run::start(src, flags);
     run.expect("use 20");
-    let base = run.object("app.c", SRC);
+    let base = run.object("app.c", src);
     let old = relive_patch::ObjectFile::open(&base).unwrap();
     assert!(
         old.symbols.iter().any(|s| s.name.starts_with("scale.")),
         "gcc cloned scale"
     );
-    let new = run.object("app.c", &SRC.replace("p->a[3] * k", "p->a[3] * k * 100"));
+    let new = run.object("app.c", &src.replace("p->a[3] * k", "p->a[3] * k * 100"));
     let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
     let names: Vec<&str> = r["applied"]
         .as_array()
@@ -705,7 +709,7 @@ int main(void) {
     let base = new;
     let new = run.object(
         "app.c",
-        &SRC.replace("p->a[3] * k", "p->a[3] * k * 100")
+        &src.replace("p->a[3] * k", "p->a[3] * k * 100")
             .replace("x * 7", "x * 9"),
     );
     let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
