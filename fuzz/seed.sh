@@ -35,6 +35,7 @@ tmp=$(mktemp -d)
 printf '#include <stdio.h>\nint g = 1; static int s;\nint f(int x) { static int n; n += x; printf("%%d %%s\\n", n, "lit"); return s + g; }\nstatic int h(int y) { return y * 3; }\nint k(int z) { return h(z) + f(z); }\n' > "$tmp/a.c"
 for o in -O0 -O2; do
   gcc $o -c "$tmp/a.c" -o "$here/corpus/object_diff/a$o.o"
+  gcc $o -g -c "$tmp/a.c" -o "$here/corpus/object_diff/a$o-g.o"
   gcc $o -ffunction-sections -fdata-sections -c "$tmp/a.c" -o "$here/corpus/object_diff/a$o-sections.o"
 done
 rm -rf "$tmp"

@@ -428,6 +428,51 @@ int main(void) {
     }
 }
 
+/// S23, signatures: a global function whose parameters change is refused
+/// with its old and new signature (read from -g DWARF); nothing patched.
+#[test]
+fn s23_signature_change_is_refused() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int scaled(int x) { return x * 2 + (x ^ 0x55) - (x >> 2); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("scaled %d\n", scaled(5)); usleep(3000); }
+}
+"#;
+    for build in BUILDS {
+        let flags: Vec<&str> = build.iter().copied().chain(["-g"]).collect();
+        let mut run = Run::start(SRC, &flags);
+        run.expect("scaled 89");
+        let base = run.object("app.c", SRC);
+        let changed = SRC
+            .replace(
+                "int scaled(int x) { return x * 2 + (x ^ 0x55) - (x >> 2); }",
+                "int scaled(int x, long k) { return x * (int)k; }",
+            )
+            .replace("scaled(5)", "scaled(5, 3)");
+        let new = run.object("app.c", &changed);
+        let pid = run.target.pid_arg();
+        let out = run.relive(&[
+            "patch",
+            "--pid",
+            &pid,
+            new.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("scaled: int(int) -> int(int, long int)"), "{stderr}");
+        run.expect("scaled 89");
+        // A body-only change of the same function is still fine.
+        let body = run.object("app.c", &SRC.replace("x * 2 +", "x * 4 +"));
+        run.patch_object(&body, &["--base", base.to_str().unwrap()]);
+        run.expect("scaled 99");
+    }
+}
+
 /// S3: a function shorter than the jump. Packed tightly (-Os, no
 /// alignment) it is refused with the reason and the flag that fixes it;
 /// with -fpatchable-function-entry it is patched through its pad.

@@ -91,6 +91,16 @@ fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyho
                 }
                 .into());
             }
+            let signatures = relive_patch::signature::changed(old, new);
+            if !signatures.is_empty() {
+                return Err(PatchError::Refused {
+                    what: format!(
+                        "the signature of a global function changed ({}); callers in files that were not recompiled would pass the old arguments, so restart the program",
+                        signatures.join("; ")
+                    ),
+                }
+                .into());
+            }
             d.changed
                 .iter()
                 .filter(|c| c.kind == Kind::Function)

@@ -1,0 +1,170 @@
+//! Function signatures from an object's DWARF (`-g`): what callers in
+//! other translation units rely on. A global function whose parameter or
+//! return types changed cannot be patched alone: the callers that were not
+//! recompiled still pass the old arguments.
+//!
+//! In a relocatable object, `.debug_info`'s references to strings are
+//! relocations (the field holds 0, the addend the offset), so those are
+//! applied to a copy of the section before reading it.
+
+use std::collections::HashMap;
+
+use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId, UnitOffset};
+
+use crate::objfile::{rtype, ObjectFile, Target};
+
+type Reader<'a> = EndianSlice<'a, LittleEndian>;
+
+/// How deep type chains are followed (a hostile file may loop).
+const MAX_DEPTH: u32 = 16;
+
+/// `name -> "ret(param, param)"` for each external function described in
+/// the object's DWARF; empty without debug information.
+pub fn signatures(obj: &ObjectFile) -> HashMap<String, String> {
+    read(obj).unwrap_or_default()
+}
+
+/// Global functions of `new` whose signature differs from `old`'s, as
+/// `name: old -> new` (only where both objects carry DWARF).
+pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<String> {
+    let (before, after) = (signatures(old), signatures(new));
+    let mut out: Vec<String> = after
+        .iter()
+        .filter_map(|(name, sig)| {
+            let was = before.get(name)?;
+            (was != sig).then(|| format!("{name}: {was} -> {sig}"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A debug section's bytes with its 32- and 64-bit absolute relocations
+/// against other sections applied (enough for string offsets).
+fn relocated(obj: &ObjectFile, name: &str) -> Vec<u8> {
+    let Some(section) = obj.sections.iter().flatten().find(|s| s.name == name) else {
+        return Vec::new();
+    };
+    let mut bytes = section.bytes.clone().unwrap_or_default();
+    for r in &section.relocs {
+        let Target::Section { offset, .. } = r.target else {
+            continue;
+        };
+        let at = r.offset as usize;
+        let field: Vec<u8> = match r.r_type {
+            rtype::R32 => (offset as u32).to_le_bytes().to_vec(),
+            rtype::R64 => (offset as u64).to_le_bytes().to_vec(),
+            _ => continue,
+        };
+        if let Some(dst) = at.checked_add(field.len()).and_then(|end| bytes.get_mut(at..end)) {
+            dst.copy_from_slice(&field);
+        }
+    }
+    bytes
+}
+
+fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
+    if !obj.sections.iter().flatten().any(|s| s.name == ".debug_info") {
+        return Ok(HashMap::new());
+    }
+    // Every section gimli asks for (the unit's root reads the line
+    // program too), relocated.
+    let mut data: HashMap<SectionId, Vec<u8>> = HashMap::new();
+    gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+        data.insert(id, relocated(obj, id.name()));
+        Ok(EndianSlice::new(&[], LittleEndian))
+    })?;
+    let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+        Ok(EndianSlice::new(
+            data.get(&id).map_or(&[][..], Vec::as_slice),
+            LittleEndian,
+        ))
+    })?;
+    let mut out = HashMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut tree = unit.entries_tree(None)?;
+        let root = tree.root()?;
+        let mut children = root.children();
+        while let Some(node) = children.next()? {
+            let entry = node.entry();
+            if entry.tag() != gimli::DW_TAG_subprogram {
+                continue;
+            }
+            let external = matches!(
+                entry.attr_value(gimli::DW_AT_external)?,
+                Some(AttributeValue::Flag(true))
+            );
+            let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
+                continue;
+            };
+            if !external || entry.attr_value(gimli::DW_AT_declaration)?.is_some() {
+                continue;
+            }
+            let name = dwarf.attr_string(&unit, name)?.to_string_lossy().into_owned();
+            let ret = type_name(&dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0);
+            let mut params = Vec::new();
+            let mut kids = node.children();
+            while let Some(kid) = kids.next()? {
+                match kid.entry().tag() {
+                    gimli::DW_TAG_formal_parameter => {
+                        params.push(type_name(&dwarf, &unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0))
+                    }
+                    gimli::DW_TAG_unspecified_parameters => params.push("...".into()),
+                    _ => {}
+                }
+            }
+            out.insert(name, format!("{ret}({})", params.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
+/// A readable name for the type `DW_AT_type` refers to.
+fn type_name(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    value: Option<AttributeValue<Reader>>,
+    depth: u32,
+) -> String {
+    let Some(AttributeValue::UnitRef(offset)) = value else {
+        return "void".into();
+    };
+    if depth > MAX_DEPTH {
+        return "?".into();
+    }
+    describe(dwarf, unit, offset, depth).unwrap_or_else(|_| "?".into())
+}
+
+fn describe(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    offset: UnitOffset,
+    depth: u32,
+) -> Result<String, gimli::Error> {
+    let entry = unit.entry(offset)?;
+    let inner = || -> Result<String, gimli::Error> {
+        Ok(type_name(dwarf, unit, entry.attr_value(gimli::DW_AT_type)?, depth + 1))
+    };
+    let name = || -> Result<String, gimli::Error> {
+        Ok(match entry.attr_value(gimli::DW_AT_name)? {
+            Some(v) => dwarf.attr_string(unit, v)?.to_string_lossy().into_owned(),
+            None => "<anonymous>".into(),
+        })
+    };
+    Ok(match entry.tag() {
+        gimli::DW_TAG_pointer_type => format!("{}*", inner()?),
+        gimli::DW_TAG_const_type => format!("const {}", inner()?),
+        gimli::DW_TAG_volatile_type => format!("volatile {}", inner()?),
+        gimli::DW_TAG_structure_type => format!("struct {}", name()?),
+        gimli::DW_TAG_union_type => format!("union {}", name()?),
+        gimli::DW_TAG_enumeration_type => format!("enum {}", name()?),
+        gimli::DW_TAG_array_type => format!("{}[]", inner()?),
+        gimli::DW_TAG_subroutine_type => "function".into(),
+        // Typedefs are compared by what they name: changing `typedef int
+        // T` to `typedef long T` changes the signature.
+        gimli::DW_TAG_typedef => format!("{} (= {})", name()?, inner()?),
+        _ => name()?,
+    })
+}
