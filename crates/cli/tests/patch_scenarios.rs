@@ -103,6 +103,24 @@ impl Run {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `relive patch --pid PID NEW --base BASE`, which must be refused
+    /// (exit 1); returns its message.
+    fn refused(&self, new: &std::path::Path, base: &std::path::Path) -> String {
+        let pid = self.target.pid_arg();
+        let args = [
+            "patch",
+            "--pid",
+            &pid,
+            new.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+        ];
+        let out = self.relive(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        stderr
+    }
+
     /// Edits `app.c` to `source`, compiles it and patches every function.
     fn edit(&mut self, source: &str) -> Value {
         self.source = source.to_string();
@@ -410,16 +428,7 @@ int main(void) {
             .replace("i < 4", "i < 8");
         let new = run.object("app.c", &grown);
         let pid = run.target.pid_arg();
-        let out = run.relive(&[
-            "patch",
-            "--pid",
-            &pid,
-            new.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let stderr = run.refused(&new, &base);
         assert!(stderr.contains("table") && stderr.contains("restart"), "{stderr}");
         run.expect("sum 10");
         let status = run.relive(&["status", "--pid", &pid, "--json"]);
@@ -453,17 +462,7 @@ int main(void) {
             )
             .replace("scaled(5)", "scaled(5, 3)");
         let new = run.object("app.c", &changed);
-        let pid = run.target.pid_arg();
-        let out = run.relive(&[
-            "patch",
-            "--pid",
-            &pid,
-            new.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let stderr = run.refused(&new, &base);
         assert!(stderr.contains("scaled: int(int) -> int(int, long int)"), "{stderr}");
         run.expect("scaled 89");
         // A body-only change of the same function is still fine.
