@@ -506,11 +506,14 @@ int main(void) {
     );
     run.expect("ident 5 after 4");
 
-    for flags in [
-        &["-Os", "-fno-align-functions", "-fpatchable-function-entry=8,6"][..],
-        &["-O2", "-fpatchable-function-entry=8,6"][..],
-    ] {
-        let mut run = Run::start(SRC, flags);
+    let packed: &[&str] = &["-Os", "-fno-align-functions", "-fno-pie", "-no-pie"];
+    for build in BUILDS.iter().chain([&packed]) {
+        let flags: Vec<&str> = build
+            .iter()
+            .copied()
+            .chain(["-fpatchable-function-entry=8,6"])
+            .collect();
+        let mut run = Run::start(SRC, &flags);
         run.expect("ident 5 after 4");
         let r = run.replace("return x;", "return x + 1;");
         assert_eq!(applied(&r, "ident")["method"], "pad", "{flags:?}");
@@ -817,8 +820,8 @@ int main(void) {
 }
 "#;
     let mut outcomes = std::collections::BTreeMap::new();
-    for _ in 0..4 {
-        let mut run = Run::start(SRC, &["-O0"]);
+    for flags in BUILDS.iter().chain(BUILDS.iter()) {
+        let mut run = Run::start(SRC, flags);
         run.expect("value 1");
         let obj = run.object("app.c", &SRC.replace("return 1;", "return 2;"));
         let pid = run.target.pid_arg();
@@ -850,12 +853,18 @@ int main(void) {
 /// "permission denied" (exit 4), and not one byte written.
 #[test]
 fn s28_unprivileged_patch_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     if !relive_testkit::is_root() {
         eprintln!("skipped: needs root to switch to an unprivileged user (CI runs as root)");
         return;
     }
-    let mut run = Run::start(TICKER, &["-O0"]);
+    for flags in BUILDS {
+        s28_at(flags);
+    }
+}
+
+fn s28_at(flags: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut run = Run::start(TICKER, flags);
     run.expect("value 1 neighbour 100");
     let obj = run.object("app.c", &TICKER.replace("return 1;", "return 2;"));
     let entry = {
