@@ -165,3 +165,31 @@ fn out_of_reach_is_an_error_before_writing() {
     assert_eq!(linked.below, Some(1 << 31), "R_X86_64_32S needs a low region");
     assert!(matches!(linked.finish(&LAYOUT), Err(LinkError::Overflow { .. })));
 }
+
+/// A table of pointers (`R_X86_64_64` in `.rodata`, or `.data.rel.ro`
+/// in PIE code) is copied with its entries pointing at the copied strings.
+#[test]
+fn pointer_tables_are_copied_and_relocated() {
+    for flags in [&["-O2", "-fno-pie"][..], &["-O2", "-fpie"][..]] {
+        let (_d, obj) = object(
+            "static const char *const names[] = {\"alpha\", \"beta\"};\nconst char *pick(int i) { return names[i & 1]; }\n",
+            flags,
+        );
+        let linked = link_function(&obj, "pick").unwrap();
+        let [_, ro, rw] = linked.finish(&LAYOUT).unwrap();
+        let string_at = |addr: u64| {
+            let off = (addr.checked_sub(LAYOUT.read_only)? as usize).min(ro.len());
+            let end = off + ro[off..].iter().position(|&b| b == 0)?;
+            Some(String::from_utf8_lossy(&ro[off..end]).into_owned())
+        };
+        // The table is in whichever data part its section asked for.
+        let found = [&ro, &rw].into_iter().find_map(|part| {
+            let word = |at: usize| u64::from_le_bytes(part[at..at + 8].try_into().unwrap());
+            (0..part.len().saturating_sub(15))
+                .step_by(8)
+                .find(|&at| string_at(word(at)).as_deref() == Some("alpha"))
+                .map(|at| string_at(word(at + 8)))
+        });
+        assert_eq!(found, Some(Some("beta".to_string())), "{flags:?}");
+    }
+}
