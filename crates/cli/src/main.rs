@@ -27,6 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Demo(cmd::demo::Args),
     Info(cmd::info::Args),
     Syms(cmd::syms::Args),
     Addr(cmd::addr::Args),
@@ -54,6 +55,7 @@ impl Command {
             Command::Poke(a) => a.json,
             Command::Ps(a) => a.json,
             Command::Diff(a) => a.json,
+            Command::Demo(_) => false,
             Command::Patch(a) => a.json,
             Command::Revert(a) => a.json,
             Command::Status(a) => a.json,
@@ -75,6 +77,7 @@ fn main() {
         Command::Poke(args) => cmd::memory::poke(args),
         Command::Ps(args) => cmd::live::ps(args),
         Command::Diff(args) => cmd::diff::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Patch(args) => cmd::patch::patch(args),
         Command::Revert(args) => cmd::patch::revert(args),
         Command::Status(args) => cmd::patch::status(args),

@@ -202,9 +202,19 @@ impl Side<'_> {
                         Some((start, text)) => format!("string {text:?}{:+}", offset.wrapping_sub(start as i64)),
                         None => format!("{}{offset:+}", sec.name),
                     },
-                    // No symbol covers it: anything in the section may be
-                    // what the code uses, so its whole content counts.
-                    (Some(bytes), false) => format!("{}{offset:+} (content {:016x})", sec.name, fnv1a(bytes)),
+                    // No symbol covers it: what the code uses is the piece
+                    // up to the next place anything refers to (a constant,
+                    // a literal), compared by content, not by offset.
+                    (Some(bytes), false) => match self.obj.chunk(*section, at) {
+                        Some(piece) => format!(
+                            "{} piece {:016x}/{}{:+}",
+                            sec.name,
+                            fnv1a(piece),
+                            piece.len(),
+                            -r.pc_bias
+                        ),
+                        None => format!("{}{offset:+} (content {:016x})", sec.name, fnv1a(bytes)),
+                    },
                     (None, _) => format!("{}{offset:+}", sec.name),
                 }
             }

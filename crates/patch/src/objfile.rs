@@ -175,9 +175,44 @@ pub struct ObjectFile {
     /// Stable identities of the symbols ([`crate::diff::keys`]), computed
     /// once.
     keys: std::sync::OnceLock<Vec<String>>,
+    /// Per section: every offset some relocation points at, sorted.
+    referenced: std::sync::OnceLock<std::collections::HashMap<usize, Vec<i64>>>,
 }
 
 impl ObjectFile {
+    /// The piece of section `section` that a reference to `at` denotes when
+    /// no symbol covers it: from `at` to the next place any relocation of
+    /// the object points at (a literal pool entry, a string, a table).
+    pub fn chunk(&self, section: usize, at: i64) -> Option<&[u8]> {
+        let referenced = self.referenced.get_or_init(|| {
+            let mut map: std::collections::HashMap<usize, Vec<i64>> = Default::default();
+            let all = self
+                .symbols
+                .iter()
+                .flat_map(|s| &s.relocs)
+                .chain(self.sections.iter().flatten().flat_map(|s| &s.relocs));
+            for r in all {
+                if let Target::Section { section, offset } = r.target {
+                    map.entry(section).or_default().push(offset.wrapping_add(r.pc_bias));
+                }
+            }
+            for v in map.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+            map
+        });
+        let bytes = self.section(section)?.bytes.as_deref()?;
+        let start = usize::try_from(at).ok().filter(|&a| a <= bytes.len())?;
+        let next = referenced
+            .get(&section)
+            .and_then(|v| v.iter().find(|&&o| o > at))
+            .and_then(|&o| usize::try_from(o).ok())
+            .unwrap_or(bytes.len())
+            .min(bytes.len());
+        Some(&bytes[start..next])
+    }
+
     /// The symbols' stable identities (see [`crate::diff::keys`]).
     pub fn keys(&self) -> &[String] {
         self.keys.get_or_init(|| crate::diff::keys(self))
@@ -414,6 +449,7 @@ impl ObjectFile {
             source,
             by_section,
             keys: std::sync::OnceLock::new(),
+            referenced: std::sync::OnceLock::new(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod addr;
+pub mod demo;
 pub mod diff;
 pub mod info;
 pub mod live;

@@ -1,0 +1,203 @@
+//! Live reload: recompile one translation unit, diff the new object
+//! against the previous one, and patch what changed into the running
+//! program, timing each stage.
+//!
+//! [`Reloader`] keeps, per source file, the object the program currently
+//! runs, so each reload patches exactly what the edit changed. (Watching
+//! files and finding compile commands build on this.)
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use relive_patch::apply::{self, Target};
+use relive_patch::objfile::Kind;
+use relive_patch::{diff, ObjectFile, PatchError};
+use relive_process::Process;
+use serde::Serialize;
+
+/// Milliseconds per stage of one reload.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageTimes {
+    pub compile: f64,
+    pub diff: f64,
+    pub link: f64,
+    pub apply: f64,
+    pub total: f64,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadEvent {
+    /// `patched`, `no_change`, `compile_error`, `refused` or `error`.
+    pub event: &'static str,
+    pub file: String,
+    /// Functions patched (or that would have been, when refused).
+    pub functions: Vec<String>,
+    pub timing_ms: StageTimes,
+    pub pause_us: u64,
+    /// The compiler's message, or why the change was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Errors that stop reloading altogether (not a bad edit).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("running the compiler {cc}: {source}")]
+    Compiler {
+        cc: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+}
+
+/// Reloads sources into one running process.
+pub struct Reloader<'p> {
+    target: Target<'p>,
+    /// The compiler and code-generation flags the program was built with.
+    cc: Vec<String>,
+    cache: PathBuf,
+    /// Per source file: the object the program runs now.
+    current: HashMap<PathBuf, ObjectFile>,
+    builds: usize,
+}
+
+impl<'p> Reloader<'p> {
+    /// `cc` is the compile command without `-c`, `-o` and the source
+    /// (e.g. `["gcc", "-O2", "-g"]`); objects go to `cache`.
+    pub fn new(process: &'p dyn Process, cc: Vec<String>, cache: PathBuf) -> Result<Reloader<'p>, ReloadError> {
+        Ok(Reloader {
+            target: Target::open(process)?,
+            cc,
+            cache,
+            current: HashMap::new(),
+            builds: 0,
+        })
+    }
+
+    fn compile(&mut self, source: &Path) -> Result<Result<ObjectFile, String>, ReloadError> {
+        self.builds += 1;
+        let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
+        let out = self.cache.join(format!("{stem}.{}.o", self.builds));
+        let (cc, flags) = self.cc.split_first().expect("a compiler");
+        let dir = source
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let result = Command::new(cc)
+            .args(flags)
+            .arg("-c")
+            .arg(source.file_name().expect("a file name"))
+            .arg("-o")
+            .arg(&out)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| ReloadError::Compiler {
+                cc: cc.clone(),
+                source: e,
+            })?;
+        if !result.status.success() {
+            return Ok(Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()));
+        }
+        Ok(ObjectFile::open(&out).map_err(|e| e.to_string()))
+    }
+
+    /// Records what the program runs for `source` (its object as built
+    /// with the program), the base the first reload is diffed against.
+    pub fn baseline(&mut self, source: &Path) -> Result<Result<(), String>, ReloadError> {
+        Ok(self.compile(source)?.map(|obj| {
+            self.current.insert(source.to_path_buf(), obj);
+        }))
+    }
+
+    /// Recompiles `source` and patches what changed since the last build.
+    pub fn reload(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
+        let start = Instant::now();
+        let file = source.display().to_string();
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+        let mut event = ReloadEvent {
+            event: "no_change",
+            file,
+            functions: Vec::new(),
+            timing_ms: StageTimes::default(),
+            pause_us: 0,
+            message: None,
+        };
+        let new = match self.compile(source)? {
+            Ok(obj) => obj,
+            Err(message) => {
+                event.event = "compile_error";
+                event.message = Some(message);
+                event.timing_ms.compile = ms(start);
+                event.timing_ms.total = event.timing_ms.compile;
+                return Ok(event);
+            }
+        };
+        event.timing_ms.compile = ms(start);
+        let diff_start = Instant::now();
+        let old = self.current.get(source);
+        let functions: Vec<usize> = match old {
+            Some(old) => {
+                let d = diff(old, &new);
+                let layout: Vec<String> = d
+                    .layout_changes()
+                    .map(|c| format!("{} ({})", c.name, c.reason))
+                    .collect();
+                let signatures = relive_patch::signature::changed(old, &new);
+                if !layout.is_empty() || !signatures.is_empty() {
+                    event.event = "refused";
+                    event.message = Some(format!(
+                        "{}; restart the program to pick this change up",
+                        layout.into_iter().chain(signatures).collect::<Vec<_>>().join("; ")
+                    ));
+                    event.timing_ms.total = ms(start);
+                    return Ok(event);
+                }
+                let names: Vec<&str> = d
+                    .changed
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.kind))
+                    .chain(d.added.iter().map(|a| (a.name.as_str(), a.kind)))
+                    .filter(|(_, k)| *k == Kind::Function)
+                    .map(|(n, _)| n)
+                    .collect();
+                new.symbols
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| names.contains(&s.name.as_str()))
+                    .map(|(i, _)| i)
+                    .collect()
+            }
+            None => (0..new.symbols.len())
+                .filter(|&i| new.symbols[i].kind == Kind::Function)
+                .collect(),
+        };
+        event.timing_ms.diff = ms(diff_start);
+        event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
+        if functions.is_empty() {
+            self.current.insert(source.to_path_buf(), new);
+            event.timing_ms.total = ms(start);
+            return Ok(event);
+        }
+        match apply::patch(&mut self.target, &new, old, &functions, 0) {
+            Ok(report) => {
+                event.event = "patched";
+                event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
+                event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
+                event.pause_us = report.pause_us;
+                self.current.insert(source.to_path_buf(), new);
+            }
+            Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
+            Err(e) => {
+                event.event = "refused";
+                event.message = Some(e.to_string());
+            }
+        }
+        event.timing_ms.total = ms(start);
+        Ok(event)
+    }
+}
