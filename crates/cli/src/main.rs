@@ -28,6 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Demo(cmd::demo::Args),
+    Run(cmd::run::RunArgs),
+    Watch(cmd::run::WatchArgs),
     Info(cmd::info::Args),
     Syms(cmd::syms::Args),
     Addr(cmd::addr::Args),
@@ -56,6 +58,8 @@ impl Command {
             Command::Ps(a) => a.json,
             Command::Diff(a) => a.json,
             Command::Demo(_) => false,
+            Command::Run(a) => a.options.json,
+            Command::Watch(a) => a.options.json,
             Command::Patch(a) => a.json,
             Command::Revert(a) => a.json,
             Command::Status(a) => a.json,
@@ -78,6 +82,8 @@ fn main() {
         Command::Ps(args) => cmd::live::ps(args),
         Command::Diff(args) => cmd::diff::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Watch(args) => cmd::run::watch_pid(args),
         Command::Patch(args) => cmd::patch::patch(args),
         Command::Revert(args) => cmd::patch::revert(args),
         Command::Status(args) => cmd::patch::status(args),

@@ -6,6 +6,9 @@
 //! runs, so each reload patches exactly what the edit changed. (Watching
 //! files and finding compile commands build on this.)
 
+pub mod sources;
+pub mod watch;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +45,23 @@ pub struct ReloadEvent {
     pub message: Option<String>,
 }
 
+impl ReloadEvent {
+    /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`.
+    pub fn summary(&self) -> String {
+        let t = &self.timing_ms;
+        format!(
+            "{} {} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs)",
+            self.event,
+            self.functions.join(", "),
+            t.compile,
+            t.diff,
+            t.link,
+            t.apply,
+            self.pause_us
+        )
+    }
+}
+
 /// Errors that stop reloading altogether (not a bad edit).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -53,6 +73,8 @@ pub enum ReloadError {
     },
     #[error(transparent)]
     Patch(#[from] PatchError),
+    #[error("watching the sources: {0}")]
+    Watch(#[from] notify::Error),
 }
 
 /// Reloads sources into one running process.
@@ -60,6 +82,8 @@ pub struct Reloader<'p> {
     target: Target<'p>,
     /// The compiler and code-generation flags the program was built with.
     cc: Vec<String>,
+    /// Per-file compile commands, where they differ from `cc`.
+    commands: HashMap<PathBuf, Vec<String>>,
     cache: PathBuf,
     /// Per source file: the object the program runs now.
     current: HashMap<PathBuf, ObjectFile>,
@@ -73,6 +97,7 @@ impl<'p> Reloader<'p> {
         Ok(Reloader {
             target: Target::open(process)?,
             cc,
+            commands: HashMap::new(),
             cache,
             current: HashMap::new(),
             builds: 0,
@@ -83,7 +108,8 @@ impl<'p> Reloader<'p> {
         self.builds += 1;
         let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
         let out = self.cache.join(format!("{stem}.{}.o", self.builds));
-        let (cc, flags) = self.cc.split_first().expect("a compiler");
+        let command = self.commands.get(source).unwrap_or(&self.cc).clone();
+        let (cc, flags) = command.split_first().expect("a compiler");
         let dir = source
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -97,13 +123,20 @@ impl<'p> Reloader<'p> {
             .current_dir(dir)
             .output()
             .map_err(|e| ReloadError::Compiler {
-                cc: cc.clone(),
+                cc: cc.to_string(),
                 source: e,
             })?;
         if !result.status.success() {
             return Ok(Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()));
         }
         Ok(ObjectFile::open(&out).map_err(|e| e.to_string()))
+    }
+
+    /// Compiles `source` with `command` instead of the default.
+    pub fn set_command(&mut self, source: &Path, command: Vec<String>) {
+        if !command.is_empty() {
+            self.commands.insert(source.to_path_buf(), command);
+        }
     }
 
     /// Records what the program runs for `source` (its object as built

@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use relive_reload::{ReloadEvent, Reloader};
+use relive_reload::Reloader;
 
 /// Run a live-reload tour on a bundled C program (needs only a C compiler).
 ///
@@ -152,20 +152,6 @@ fn default_compiler() -> String {
     }
 }
 
-fn describe(e: &ReloadEvent) -> String {
-    let t = &e.timing_ms;
-    format!(
-        "{} {} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms, threads paused {} µs)",
-        e.event,
-        e.functions.join(", "),
-        t.compile,
-        t.diff,
-        t.link,
-        t.apply,
-        e.pause_us
-    )
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cc = args
         .cc
@@ -226,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         text = text.replace(edit.from, edit.to);
         std::fs::write(&source, &text)?;
         let event = reloader.reload(&source)?;
-        writeln!(out, "  relive | {}", describe(&event))?;
+        writeln!(out, "  relive | {}", event.summary())?;
         if event.event != "patched" {
             bail!(
                 "the edit was not patched ({}): {}",

@@ -7,6 +7,7 @@ pub mod info;
 pub mod live;
 pub mod memory;
 pub mod patch;
+pub mod run;
 pub mod syms;
 pub mod zip;
 

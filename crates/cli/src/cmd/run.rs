@@ -1,0 +1,227 @@
+//! `relive run` and `relive watch`: live reload. Start (or attach to) a
+//! program, watch its C sources, and patch every saved edit into it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use relive_reload::sources;
+use relive_reload::watch::{watch, Ended};
+use relive_reload::{ReloadEvent, Reloader};
+
+/// Start a program and live-reload it: every saved edit to one of its C
+/// files is recompiled and patched into it while it runs.
+///
+/// Sources come from --watch, or else from the program's debug info (build
+/// it with -g). Each file is compiled with --cc, or else with the compiler
+/// and flags its debug info records, or else `cc -O0 -g`. One line per
+/// reload (stderr) says what changed and how long each stage took. When the
+/// program exits, relive exits with its status.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Source files to watch (default: the program's C sources from its DWARF).
+    #[arg(long = "watch", value_name = "PATH")]
+    watch: Vec<PathBuf>,
+    #[command(flatten)]
+    pub options: Options,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    program: Vec<String>,
+}
+
+/// Live-reload a program that is already running.
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    #[arg(long)]
+    pid: u32,
+    /// Source files to watch (default: the program's C sources from its DWARF).
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// What `run` and `watch` share.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Compile command, without -c, -o and the file (e.g. "gcc -O2 -g").
+    #[arg(long)]
+    cc: Option<String>,
+    /// Milliseconds of quiet after a change before compiling.
+    #[arg(long, default_value_t = 10)]
+    debounce_ms: u64,
+    /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
+    /// then per reload {"event","file","functions","timing_ms","pause_us"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn print_event(e: &ReloadEvent, json: bool) {
+    let mut err = std::io::stderr().lock();
+    if json {
+        let _ = writeln!(err, "{}", serde_json::to_string(e).unwrap_or_default());
+        return;
+    }
+    let _ = match e.event {
+        "patched" => writeln!(err, "relive: {}: {}", e.file, e.summary()),
+        "no_change" => writeln!(
+            err,
+            "relive: {}: no function changed ({:.1} ms)",
+            e.file, e.timing_ms.total
+        ),
+        "compile_error" => writeln!(
+            err,
+            "relive: {}: does not compile; the program runs on unchanged:\n{}",
+            e.file,
+            e.message.as_deref().unwrap_or("")
+        ),
+        _ => writeln!(
+            err,
+            "relive: {}: {} — {}",
+            e.file,
+            e.event,
+            e.message.as_deref().unwrap_or("")
+        ),
+    };
+}
+
+/// The files to watch and their compile commands.
+fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<(PathBuf, Vec<String>)>> {
+    let units = sources::units(exe).unwrap_or_default();
+    let files: Vec<PathBuf> = if explicit.is_empty() {
+        units.iter().map(|u| u.source.clone()).collect()
+    } else {
+        explicit
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect()
+    };
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no C sources to watch: {} has no debug info naming them; build it with -g or pass --watch FILE",
+        exe.display()
+    );
+    Ok(files
+        .into_iter()
+        .map(|f| {
+            let command = match cc {
+                Some(cc) => cc.split_whitespace().map(str::to_string).collect(),
+                None => units
+                    .iter()
+                    .find(|u| u.source == f)
+                    .map(|u| u.command())
+                    .unwrap_or_else(|| vec!["cc".into(), "-O0".into(), "-g".into()]),
+            };
+            (f, command)
+        })
+        .collect())
+}
+
+fn reload_loop(
+    pid: u32,
+    exe: &std::path::Path,
+    explicit: &[PathBuf],
+    options: &Options,
+    exited: impl FnMut() -> Option<i32>,
+) -> anyhow::Result<i32> {
+    let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
+    let files = plan(exe, explicit, cc)?;
+    let process = relive_process::open(pid)?;
+    let cache = std::env::temp_dir().join(format!("relive-cache-{pid}"));
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let default = files[0].1.clone();
+    let mut reloader = Reloader::new(process.as_ref(), default, cache.clone())?;
+    for (file, command) in &files {
+        reloader.set_command(file, command.clone());
+        if let Err(message) = reloader.baseline(file)? {
+            eprintln!(
+                "relive: {} does not compile now ({}); edits will be patched once it does",
+                file.display(),
+                message.lines().next().unwrap_or("")
+            );
+        }
+    }
+    let names: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
+    let ready = || {
+        if json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "watching", "files": names, "pid": pid})
+            );
+        } else {
+            eprintln!("relive: watching {} (pid {pid})", names.join(", "));
+        }
+    };
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    let ended = watch(
+        &mut reloader,
+        &paths,
+        Duration::from_millis(debounce),
+        ready,
+        exited,
+        |e| print_event(e, json),
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    match ended? {
+        Ended::Exited(code) => Ok(code),
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (program, rest) = args.program.split_first().expect("clap requires the program");
+    let mut child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let pid = child.id();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(program));
+    wait_until_mapped(pid, &exe);
+    let mut status = None;
+    let result = reload_loop(pid, &exe, &args.watch, &args.options, || {
+        let s = child.try_wait().ok()??;
+        let code = s
+            .code()
+            .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0));
+        status = Some(code);
+        Some(code)
+    });
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return Err(e);
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Right after `exec`, `/proc/PID/exe` already names the new program but
+/// the kernel may still be mapping it: wait (briefly) until it shows in the
+/// maps with its code.
+fn wait_until_mapped(pid: u32, exe: &std::path::Path) {
+    let want = exe.to_string_lossy();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if maps
+            .lines()
+            .any(|l| l.ends_with(&*want) && l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
+    let pid = args.pid;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("no process with pid {pid}"))?;
+    let code = reload_loop(pid, &exe, &args.paths, &args.options, || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
+    })?;
+    std::process::exit(code);
+}

@@ -1,0 +1,122 @@
+//! `relive run` end to end: a program started under relive, its source
+//! edited on disk, the running program's output checked (S1, S2, S5, S8,
+//! S20), and relive's exit status equal to the program's.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+
+use relive_testkit::{Target, PATIENCE};
+use serde_json::Value;
+
+const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+long counter = 0;
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { counter++; printf("value %d counter %ld\n", value(), counter); usleep(3000); }
+}
+"#;
+
+/// `relive run --json -- ./app` in a directory holding `app.c`, built with
+/// `flags`; relive's JSON events are read from its stderr.
+struct Session {
+    target: Target,
+    events: Receiver<Value>,
+    source: std::path::PathBuf,
+    text: String,
+}
+
+impl Session {
+    fn start(source: &str, flags: &[&str]) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = relive_testkit::compile(dir.path(), "app", source, flags);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(["run", "--json", "--"])
+            .arg(&exe)
+            .current_dir(dir.path())
+            .env("RELIVE_STATE_DIR", dir.path().join("state"))
+            .stderr(Stdio::piped());
+        let source_path = dir.path().join("app.c");
+        let mut target = Target::spawn(cmd, exe, dir);
+        let stderr = target.child.stderr.take().unwrap();
+        let (tx, events) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("relive: {line}"),
+                }
+            }
+        });
+        let session = Session {
+            target,
+            events,
+            source: source_path,
+            text: source.to_string(),
+        };
+        // Edits count from the moment relive says it is watching.
+        let ready = session.event();
+        assert_eq!(ready["event"], "watching", "{ready}");
+        session
+    }
+
+    /// Saves an edited source, the way an editor does.
+    fn edit(&mut self, from: &str, to: &str) {
+        assert!(self.text.contains(from));
+        self.text = self.text.replace(from, to);
+        std::fs::write(&self.source, &self.text).unwrap();
+    }
+
+    fn event(&self) -> Value {
+        self.events.recv_timeout(PATIENCE).expect("relive reported no reload")
+    }
+}
+
+#[test]
+fn edits_on_disk_reach_the_running_program() {
+    for flags in [&["-O0", "-g"][..], &["-O2", "-g", "-fno-pie", "-no-pie"][..]] {
+        let mut s = Session::start(APP, flags);
+        s.target.wait_for_prefix("value 1 ");
+        // S1: same-size change.
+        s.edit("return 1;", "return 2;");
+        let e = s.event();
+        assert_eq!(e["event"], "patched", "{e}");
+        assert_eq!(e["functions"], serde_json::json!(["value"]));
+        for stage in ["compile", "diff", "link", "apply", "total"] {
+            assert!(e["timing_ms"][stage].is_number(), "{e}");
+        }
+        let before: i64 = s.target.wait_for_prefix("value 2 counter ").parse().unwrap();
+        // S20: a compile error changes nothing; the next good edit applies.
+        s.edit("return 2;", "return 2 +;");
+        let e = s.event();
+        assert_eq!(e["event"], "compile_error", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("error"), "{e}");
+        s.target.wait_for_prefix("value 2 counter ");
+        // S2 + S8: the body grows and calls a new function.
+        s.edit(
+            "__attribute__((noinline, noipa)) int value(void) { return 2 +; }",
+            "__attribute__((noinline, noipa)) int extra(int x) { return x * 10; }\n__attribute__((noinline, noipa)) int value(void) { volatile int a[16]; int t = 0; for (int i = 0; i < 16; i++) { a[i] = i; t += a[i]; } return extra(t); }",
+        );
+        let e = s.event();
+        assert_eq!(e["event"], "patched", "{e}");
+        // S5: the global kept counting across all of it.
+        let after: i64 = s.target.wait_for_prefix("value 1200 counter ").parse().unwrap();
+        assert!(after > before, "{flags:?}: counter {after} after {before}");
+    }
+}
+
+#[test]
+fn relive_exits_with_the_programs_status() {
+    const SHORT: &str = "#include <unistd.h>\nint main(void) { usleep(300000); return 7; }\n";
+    let s = Session::start(SHORT, &["-O0", "-g"]);
+    let mut target = s.target;
+    let status = target.child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+}

@@ -1,0 +1,87 @@
+//! The reload loop: file events from `notify`, debounced and coalesced,
+//! each changed file reloaded in turn. Events that arrive during a compile
+//! wait in the channel and trigger another round, so the last edit always
+//! wins and none is lost.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::{ReloadError, ReloadEvent, Reloader};
+
+/// How often the loop checks whether the program is still there.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Why watching ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The program exited with this status (or signal, as 128 + n).
+    Exited(i32),
+}
+
+/// Watches `files` and reloads each one that changes into the process
+/// behind `reloader`, calling `report` after every reload. `ready` is
+/// called once the watches are in place (edits from then on are seen);
+/// `exited` is asked between events whether the program has ended.
+pub fn watch(
+    reloader: &mut Reloader,
+    files: &[PathBuf],
+    debounce: Duration,
+    ready: impl FnOnce(),
+    mut exited: impl FnMut() -> Option<i32>,
+    mut report: impl FnMut(&ReloadEvent),
+) -> Result<Ended, ReloadError> {
+    let wanted: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let (tx, rx) = channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    })?;
+    // Directories, not files: editors save by writing a new file and
+    // renaming it over the old one.
+    let dirs: BTreeSet<PathBuf> = wanted
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    ready();
+    loop {
+        if let Some(code) = exited() {
+            return Ok(Ended::Exited(code));
+        }
+        let first = match rx.recv_timeout(POLL) {
+            Ok(path) => path,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped").into()),
+        };
+        let mut changed = BTreeSet::new();
+        let mut note = |p: PathBuf| {
+            let p = absolute(&p);
+            if wanted.contains(&p) {
+                changed.insert(p);
+            }
+        };
+        note(first);
+        // Coalesce: keep collecting until the files have been quiet for
+        // `debounce`.
+        while let Ok(path) = rx.recv_timeout(debounce) {
+            note(path);
+        }
+        for file in changed {
+            report(&reloader.reload(&file)?);
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
