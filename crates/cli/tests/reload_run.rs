@@ -31,11 +31,19 @@ struct Session {
 
 impl Session {
     fn start(source: &str, flags: &[&str]) -> Session {
+        Session::start_with(source, flags, &[], &[])
+    }
+
+    /// With extra `relive run` options and program arguments.
+    fn start_with(source: &str, flags: &[&str], options: &[&str], program_args: &[&str]) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let exe = relive_testkit::compile(dir.path(), "app", source, flags);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-        cmd.args(["run", "--json", "--"])
+        cmd.args(["run", "--json"])
+            .args(options)
+            .arg("--")
             .arg(&exe)
+            .args(program_args)
             .current_dir(dir.path())
             .env("RELIVE_STATE_DIR", dir.path().join("state"))
             .stderr(Stdio::piped());
@@ -119,4 +127,73 @@ fn relive_exits_with_the_programs_status() {
     let mut target = s.target;
     let status = target.child.wait().unwrap();
     assert_eq!(status.code(), Some(7));
+}
+
+/// S21: an edit saved while the previous one compiles is not lost: the
+/// last edit wins.
+#[test]
+fn an_edit_during_a_compile_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow_cc = dir.path().join("slow-cc");
+    std::fs::write(&slow_cc, "#!/bin/sh\nsleep 0.3\nexec gcc \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow_cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cc = format!("{} -O0 -g", slow_cc.display());
+    let mut s = Session::start_with(APP, &["-O0", "-g"], &["--cc", &cc], &[]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit("return 1;", "return 2;");
+    // While that compiles (0.3 s), the next edit lands.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.edit("return 2;", "return 3;");
+    // The program ends up running the last edit.
+    s.target.wait_for_prefix("value 3 ");
+    assert_eq!(s.event()["event"], "patched");
+}
+
+/// S12: patched code that uses a thread-local variable is refused with the
+/// reason; the program runs on unchanged.
+#[test]
+fn thread_local_use_is_refused_clearly() {
+    const TLS: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__thread int per_thread = 5;
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(TLS, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1");
+    s.edit("{ return 1; }", "{ return per_thread++; }");
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("thread-local"), "{e}");
+    s.target.wait_for("value 1");
+}
+
+/// S16 + S17: a patch into a program with many threads, some blocked in
+/// `read` and some in `nanosleep`: all are stopped and resumed, and every
+/// blocked call completes normally afterwards.
+#[test]
+fn threads_blocked_in_syscalls_survive_a_reload() {
+    let mut s = Session::start_with(
+        relive_testkit::THREADS_PROGRAM,
+        &["-O1", "-g", "-pthread"],
+        &[],
+        &["500"],
+    );
+    s.target.wait_for_prefix("ready ");
+    s.edit("c == 'x'", "(c == 'x' || c == 'y')");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(
+        e["pause_us"].as_u64().unwrap() > 0,
+        "a first redirect stops the threads: {e}"
+    );
+    writeln!(s.target.stdin(), "go").unwrap();
+    assert_eq!(
+        s.target.wait_for_prefix("readers "),
+        "250/250 sleepers 250/250 sleep_errors 0 read_errors 0"
+    );
 }
