@@ -62,6 +62,19 @@ impl ReloadEvent {
     }
 }
 
+/// The files a process has mapped, as (path, inode), sorted.
+fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError> {
+    let maps = process.maps().map_err(PatchError::from)?;
+    let mut files: Vec<(String, u64)> = maps
+        .into_iter()
+        .filter(|m| m.is_file())
+        .map(|m| (m.path, m.inode))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
 /// Errors that stop reloading altogether (not a bad edit).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -79,7 +92,12 @@ pub enum ReloadError {
 
 /// Reloads sources into one running process.
 pub struct Reloader<'p> {
+    process: &'p dyn Process,
     target: Target<'p>,
+    /// The files mapped when `target` was read: when they change (the
+    /// dynamic loader has mapped libc since, or a library was opened),
+    /// the process's modules and symbols are read again.
+    mapped: Vec<(String, u64)>,
     /// The compiler and code-generation flags the program was built with.
     cc: Vec<String>,
     /// Per-file compile commands, where they differ from `cc`.
@@ -95,7 +113,9 @@ impl<'p> Reloader<'p> {
     /// (e.g. `["gcc", "-O2", "-g"]`); objects go to `cache`.
     pub fn new(process: &'p dyn Process, cc: Vec<String>, cache: PathBuf) -> Result<Reloader<'p>, ReloadError> {
         Ok(Reloader {
+            process,
             target: Target::open(process)?,
+            mapped: mapped_files(process)?,
             cc,
             commands: HashMap::new(),
             cache,
@@ -215,6 +235,11 @@ impl<'p> Reloader<'p> {
             self.current.insert(source.to_path_buf(), new);
             event.timing_ms.total = ms(start);
             return Ok(event);
+        }
+        let now_mapped = mapped_files(self.process)?;
+        if now_mapped != self.mapped {
+            self.target = Target::open(self.process)?;
+            self.mapped = now_mapped;
         }
         match apply::patch(&mut self.target, &new, old, &functions, 0) {
             Ok(report) => {
