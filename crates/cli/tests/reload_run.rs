@@ -197,3 +197,41 @@ fn threads_blocked_in_syscalls_survive_a_reload() {
         "250/250 sleepers 250/250 sleep_errors 0 read_errors 0"
     );
 }
+
+/// The compile command comes from compile_commands.json when there is
+/// one: here it defines a macro the program's DWARF does not record.
+#[test]
+fn compile_commands_json_gives_the_flags() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return VALUE; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let db = serde_json::json!([{
+        "directory": dir.path(),
+        "file": "app.c",
+        "command": "gcc -O0 -g -DVALUE=5 -c app.c -o app.o"
+    }]);
+    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=1"]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--json", "--"])
+        .arg(&exe)
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let stderr = BufReader::new(target.child.stderr.take().unwrap());
+    let mut events = stderr.lines().map_while(Result::ok);
+    assert!(events.next().unwrap().contains("watching"));
+    target.wait_for("value 1");
+    let source = target.dir.path().join("app.c");
+    std::fs::write(&source, SRC.replace("return VALUE;", "return VALUE + 10;")).unwrap();
+    let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(event["event"], "patched", "{event}");
+    target.wait_for("value 15");
+}

@@ -15,8 +15,9 @@ use relive_reload::{ReloadEvent, Reloader};
 /// files is recompiled and patched into it while it runs.
 ///
 /// Sources come from --watch, or else from the program's debug info (build
-/// it with -g). Each file is compiled with --cc, or else with the compiler
-/// and flags its debug info records, or else `cc -O0 -g`. One line per
+/// it with -g). Each file is compiled with --cc, or else with its entry in a
+/// compile_commands.json (searched upward from the file), or else with the
+/// compiler and flags its debug info records, or else `cc -O0 -g`. One line per
 /// reload (stderr) says what changed and how long each stage took. When the
 /// program exits, relive exits with its status.
 #[derive(clap::Args)]
@@ -105,12 +106,12 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
     Ok(files
         .into_iter()
         .map(|f| {
+            // --cc, then compile_commands.json, then the flags the
+            // program's DWARF records, then a default.
             let command = match cc {
                 Some(cc) => cc.split_whitespace().map(str::to_string).collect(),
-                None => units
-                    .iter()
-                    .find(|u| u.source == f)
-                    .map(|u| u.command())
+                None => sources::from_compile_commands(&f)
+                    .or_else(|| units.iter().find(|u| u.source == f).map(|u| u.command()))
                     .unwrap_or_else(|| vec!["cc".into(), "-O0".into(), "-g".into()]),
             };
             (f, command)
