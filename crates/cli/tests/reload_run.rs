@@ -219,14 +219,7 @@ int main(void) {
     }]);
     std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
     let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=1"]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json", "--"])
-        .arg(&exe)
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let stderr = BufReader::new(target.child.stderr.take().unwrap());
-    let mut events = stderr.lines().map_while(Result::ok);
+    let (target, mut events) = run_json(exe, dir);
     assert!(events.next().unwrap().contains("watching"));
     target.wait_for("value 1");
     let source = target.dir.path().join("app.c");
@@ -234,4 +227,67 @@ int main(void) {
     let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(event["event"], "patched", "{event}");
     target.wait_for("value 15");
+}
+
+/// `relive run --json -- EXE` with the program's output read by the test
+/// and relive's event lines returned as an iterator.
+fn run_json(exe: std::path::PathBuf, dir: tempfile::TempDir) -> (Target, Box<dyn Iterator<Item = String>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--json", "--"])
+        .arg(&exe)
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let stderr = BufReader::new(target.child.stderr.take().unwrap());
+    (target, Box::new(stderr.lines().map_while(Result::ok)))
+}
+
+/// S22: a header edit recompiles and patches every unit that includes it.
+#[test]
+fn a_header_edit_reloads_every_unit_that_uses_it() {
+    const HEADER: &str = "#define FACTOR 2\n";
+    const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+#include "shared.h"
+int other(int);
+__attribute__((noinline, noipa)) int mine(int x) { return x * FACTOR; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("mine %d other %d\n", mine(10), other(100)); usleep(3000); }
+}
+"#;
+    const OTHER: &str =
+        "#include \"shared.h\"\n__attribute__((noinline, noipa)) int other(int x) { return x * FACTOR; }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shared.h"), HEADER).unwrap();
+    std::fs::write(dir.path().join("other.c"), OTHER).unwrap();
+    std::fs::write(dir.path().join("app.c"), APP).unwrap();
+    let exe = dir.path().join("app");
+    let built = Command::new("gcc")
+        .args(["-O0", "-g", "-o"])
+        .arg(&exe)
+        .args(["app.c", "other.c"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let (target, mut events) = run_json(exe, dir);
+    let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(
+        ready["files"].as_array().unwrap().len(),
+        2,
+        "both units found in the DWARF: {ready}"
+    );
+    target.wait_for("mine 20 other 200");
+    std::fs::write(target.dir.path().join("shared.h"), "#define FACTOR 3\n").unwrap();
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
+        let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+        assert_eq!(e["event"], "patched", "{e}");
+        patched.push(e["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
+    }
+    patched.sort();
+    assert_eq!(patched, ["app.c", "other.c"]);
+    target.wait_for("mine 30 other 300");
 }

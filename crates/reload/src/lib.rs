@@ -62,6 +62,16 @@ impl ReloadEvent {
     }
 }
 
+/// The prerequisites a make-style depfile lists (`out.o: a.c b.h \\ c.h`).
+fn parse_depfile(text: &str) -> Vec<PathBuf> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.split_once(": ").or_else(|| l.split_once(':')))
+        .flat_map(|(_, deps)| deps.split_whitespace().map(PathBuf::from).collect::<Vec<_>>())
+        .collect()
+}
+
 /// The files a process has mapped, as (path, inode), sorted.
 fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError> {
     let maps = process.maps().map_err(PatchError::from)?;
@@ -105,6 +115,8 @@ pub struct Reloader<'p> {
     cache: PathBuf,
     /// Per source file: the object the program runs now.
     current: HashMap<PathBuf, ObjectFile>,
+    /// Per source file: the user headers it includes.
+    headers: HashMap<PathBuf, Vec<PathBuf>>,
     builds: usize,
 }
 
@@ -120,6 +132,7 @@ impl<'p> Reloader<'p> {
             commands: HashMap::new(),
             cache,
             current: HashMap::new(),
+            headers: HashMap::new(),
             builds: 0,
         })
     }
@@ -134,12 +147,18 @@ impl<'p> Reloader<'p> {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // -MMD writes the user headers the unit includes (without changing
+        // the code), so a header edit reloads every unit that uses it.
+        let depfile = out.with_extension("d");
         let result = Command::new(cc)
             .args(flags)
             .arg("-c")
             .arg(source.file_name().expect("a file name"))
             .arg("-o")
             .arg(&out)
+            .arg("-MMD")
+            .arg("-MF")
+            .arg(&depfile)
             .current_dir(dir)
             .output()
             .map_err(|e| ReloadError::Compiler {
@@ -149,7 +168,35 @@ impl<'p> Reloader<'p> {
         if !result.status.success() {
             return Ok(Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()));
         }
+        if let Ok(text) = std::fs::read_to_string(&depfile) {
+            let headers = parse_depfile(&text)
+                .into_iter()
+                .map(|d| std::path::absolute(dir.join(&d)).unwrap_or(d))
+                .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
+                .collect();
+            self.headers.insert(source.to_path_buf(), headers);
+        }
         Ok(ObjectFile::open(&out).map_err(|e| e.to_string()))
+    }
+
+    /// Every header some unit includes (from the last compiles).
+    pub fn headers(&self) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = self.headers.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The units that include `header`.
+    pub fn dependents(&self, header: &Path) -> Vec<PathBuf> {
+        let mut units: Vec<PathBuf> = self
+            .headers
+            .iter()
+            .filter(|(_, hs)| hs.iter().any(|h| h == header))
+            .map(|(unit, _)| unit.clone())
+            .collect();
+        units.sort();
+        units
     }
 
     /// Compiles `source` with `command` instead of the default.
@@ -257,5 +304,20 @@ impl<'p> Reloader<'p> {
         }
         event.timing_ms.total = ms(start);
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depfiles() {
+        let deps = parse_depfile("/c/app.3.o: app.c shared.h \\\n ../inc/util.h\n");
+        assert_eq!(
+            deps,
+            [PathBuf::from("app.c"), "shared.h".into(), "../inc/util.h".into()]
+        );
+        assert!(parse_depfile("").is_empty());
     }
 }

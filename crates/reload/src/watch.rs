@@ -34,7 +34,9 @@ pub fn watch(
     mut exited: impl FnMut() -> Option<i32>,
     mut report: impl FnMut(&ReloadEvent),
 ) -> Result<Ended, ReloadError> {
-    let wanted: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    // Sources and the headers they include.
+    let wanted: BTreeSet<PathBuf> = sources.iter().cloned().chain(reloader.headers()).collect();
     let (tx, rx) = channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -76,8 +78,16 @@ pub fn watch(
         while let Ok(path) = rx.recv_timeout(debounce) {
             note(path);
         }
-        for file in changed {
-            report(&reloader.reload(&file)?);
+        // A changed header reloads every unit that includes it.
+        let mut units = BTreeSet::new();
+        for path in changed {
+            if sources.contains(&path) {
+                units.insert(path.clone());
+            }
+            units.extend(reloader.dependents(&path));
+        }
+        for unit in units {
+            report(&reloader.reload(&unit)?);
         }
     }
 }
