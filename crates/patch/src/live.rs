@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use relive_image::symbols::Binding;
+use relive_image::symbols::{Binding, SymbolKind};
 use relive_process::symbols::LiveSymbols;
 
 use crate::link::Resolver;
@@ -61,11 +61,18 @@ impl Resolver for LiveResolver {
             Binding::Weak => 1,
             Binding::Local => 2,
         };
-        found
+        let chosen = found
             .iter()
             .filter(|s| s.binding != Binding::Local)
-            .min_by_key(|s| (s.module != self.symbols.main_module().unwrap_or(""), rank(s.binding)))
-            .map(|s| s.addr)
+            .min_by_key(|s| (s.module != self.symbols.main_module().unwrap_or(""), rank(s.binding)))?;
+        if chosen.kind != SymbolKind::Ifunc {
+            return Some(chosen.addr);
+        }
+        // An IFUNC's address is its resolver: find the implementation
+        // through relive's own copy of the same library.
+        let (base, inode) = self.symbols.module_base(&chosen.module)?;
+        let offset = relive_process::ifunc::implementation_offset(&chosen.module, inode, name)?;
+        Some(base + offset)
     }
 
     fn local(&self, file: &str, name: &str) -> Option<u64> {

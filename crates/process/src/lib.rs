@@ -15,6 +15,8 @@ pub mod alloc;
 pub mod error;
 pub mod identity;
 #[cfg(target_os = "linux")]
+pub mod ifunc;
+#[cfg(target_os = "linux")]
 pub mod linux;
 pub mod maps;
 pub mod modules;

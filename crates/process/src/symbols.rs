@@ -27,6 +27,7 @@ pub struct LiveSymbol {
 
 struct ModuleSymbols {
     path: String,
+    inode: u64,
     bias: u64,
     base: u64,
     end: u64,
@@ -52,6 +53,7 @@ impl LiveSymbols {
                 let table = read_table(m).map_err(|e| warnings.push(format!("{}: {e}", m.module.path)));
                 ModuleSymbols {
                     path: m.module.path.clone(),
+                    inode: m.module.inode,
                     bias: m.module.load_bias,
                     base: m.module.base,
                     end: m.module.end,
@@ -88,6 +90,12 @@ impl LiveSymbols {
                 .unwrap_or_default(),
             None => Vec::new(),
         }
+    }
+
+    /// The module `path`: its base (lowest mapped address) and inode, for
+    /// relating addresses across processes.
+    pub fn module_base(&self, path: &str) -> Option<(u64, u64)> {
+        self.modules.iter().find(|m| m.path == path).map(|m| (m.base, m.inode))
     }
 
     /// Every defined symbol called `name`, program first, then libraries.
