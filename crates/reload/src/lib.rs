@@ -124,10 +124,14 @@ impl<'p> Reloader<'p> {
     /// `cc` is the compile command without `-c`, `-o` and the source
     /// (e.g. `["gcc", "-O2", "-g"]`); objects go to `cache`.
     pub fn new(process: &'p dyn Process, cc: Vec<String>, cache: PathBuf) -> Result<Reloader<'p>, ReloadError> {
+        // The mapped files first: if the loader maps more while the
+        // modules are read, the next reload sees a difference and reads
+        // them again.
+        let mapped = mapped_files(process)?;
         Ok(Reloader {
             process,
             target: Target::open(process)?,
-            mapped: mapped_files(process)?,
+            mapped,
             cc,
             commands: HashMap::new(),
             cache,
