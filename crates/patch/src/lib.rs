@@ -14,6 +14,7 @@ pub mod link;
 pub mod live;
 pub mod names;
 pub mod objfile;
+pub mod select;
 pub mod signature;
 
 pub use diff::{diff, Diff};

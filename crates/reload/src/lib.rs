@@ -15,8 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use relive_patch::apply::{self, Target};
-use relive_patch::objfile::Kind;
-use relive_patch::{diff, ObjectFile, PatchError};
+use relive_patch::{ObjectFile, PatchError};
 use relive_process::Process;
 use serde::Serialize;
 
@@ -244,41 +243,15 @@ impl<'p> Reloader<'p> {
         event.timing_ms.compile = ms(start);
         let diff_start = Instant::now();
         let old = self.current.get(source);
-        let functions: Vec<usize> = match old {
-            Some(old) => {
-                let d = diff(old, &new);
-                let layout: Vec<String> = d
-                    .layout_changes()
-                    .map(|c| format!("{} ({})", c.name, c.reason))
-                    .collect();
-                let signatures = relive_patch::signature::changed(old, &new);
-                if !layout.is_empty() || !signatures.is_empty() {
-                    event.event = "refused";
-                    event.message = Some(format!(
-                        "{}; restart the program to pick this change up",
-                        layout.into_iter().chain(signatures).collect::<Vec<_>>().join("; ")
-                    ));
-                    event.timing_ms.total = ms(start);
-                    return Ok(event);
-                }
-                let names: Vec<&str> = d
-                    .changed
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.kind))
-                    .chain(d.added.iter().map(|a| (a.name.as_str(), a.kind)))
-                    .filter(|(_, k)| *k == Kind::Function)
-                    .map(|(n, _)| n)
-                    .collect();
-                new.symbols
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| names.contains(&s.name.as_str()))
-                    .map(|(i, _)| i)
-                    .collect()
+        let functions = match relive_patch::select::functions_to_patch(old, &new) {
+            Ok(functions) => functions,
+            Err(PatchError::Refused { what }) => {
+                event.event = "refused";
+                event.message = Some(what);
+                event.timing_ms.total = ms(start);
+                return Ok(event);
             }
-            None => (0..new.symbols.len())
-                .filter(|&i| new.symbols[i].kind == Kind::Function)
-                .collect(),
+            Err(e) => return Err(e.into()),
         };
         event.timing_ms.diff = ms(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();

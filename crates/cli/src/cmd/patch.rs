@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use relive_patch::apply::{self, Target};
 use relive_patch::objfile::Kind;
-use relive_patch::{diff, ObjectFile, PatchError};
+use relive_patch::select::functions_to_patch;
+use relive_patch::ObjectFile;
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -73,70 +74,20 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// The functions of `new` to patch.
+/// The functions of `new` to patch, narrowed to `only` when given.
 fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
-    let mut names: Vec<String> = match base {
-        Some(old) => {
-            let d = diff(old, new);
-            let layout: Vec<String> = d
-                .layout_changes()
-                .map(|c| format!("{} ({})", c.name, c.reason))
-                .collect();
-            if !layout.is_empty() {
-                return Err(PatchError::Refused {
-                    what: format!(
-                        "the layout of data changed: {}; the running program's state has the old layout, so restart it",
-                        layout.join(", ")
-                    ),
-                }
-                .into());
-            }
-            let signatures = relive_patch::signature::changed(old, new);
-            if !signatures.is_empty() {
-                return Err(PatchError::Refused {
-                    what: format!(
-                        "the signature of a global function changed ({}); callers in files that were not recompiled would pass the old arguments, so restart the program",
-                        signatures.join("; ")
-                    ),
-                }
-                .into());
-            }
-            d.changed
-                .iter()
-                .filter(|c| c.kind == Kind::Function)
-                .map(|c| c.name.clone())
-                .chain(
-                    d.added
-                        .iter()
-                        .filter(|a| a.kind == Kind::Function)
-                        .map(|a| a.name.clone()),
-                )
-                .collect()
-        }
-        None => new
-            .symbols
-            .iter()
-            .filter(|s| s.kind == Kind::Function)
-            .map(|s| s.name.clone())
-            .collect(),
-    };
-    if !only.is_empty() {
-        for n in only {
-            anyhow::ensure!(
-                new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function),
-                "{} defines no function {n}",
-                new.path
-            );
-        }
-        names.retain(|n| only.contains(n));
+    let mut functions = functions_to_patch(base, new)?;
+    for n in only {
+        anyhow::ensure!(
+            new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function),
+            "{} defines no function {n}",
+            new.path
+        );
     }
-    Ok(new
-        .symbols
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind == Kind::Function && names.contains(&s.name))
-        .map(|(i, _)| i)
-        .collect())
+    if !only.is_empty() {
+        functions.retain(|&i| only.contains(&new.symbols[i].name));
+    }
+    Ok(functions)
 }
 
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {

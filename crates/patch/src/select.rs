@@ -1,0 +1,54 @@
+//! Which functions of a new object to patch into a program built from an
+//! older one, and which changes must not be patched at all.
+
+use crate::diff::diff;
+use crate::error::{PatchError, Result};
+use crate::objfile::{Kind, ObjectFile};
+
+/// The functions (symbol indices of `new`) to patch. With `base`, the
+/// previous compile the program runs, only those the diff reports changed
+/// or added; a data layout change or a global function's signature change
+/// is refused, naming the symbols. Without it, every function of `new`.
+pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result<Vec<usize>> {
+    let Some(old) = base else {
+        return Ok(functions_where(new, |_| true));
+    };
+    let d = diff(old, new);
+    let layout: Vec<String> = d
+        .layout_changes()
+        .map(|c| format!("{} ({})", c.name, c.reason))
+        .collect();
+    if !layout.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the layout of data changed: {}; the running program's state has the old layout, so restart it",
+                layout.join(", ")
+            ),
+        });
+    }
+    let signatures = crate::signature::changed(old, new);
+    if !signatures.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the signature of a global function changed ({}); callers in files that were not recompiled would pass the old arguments, so restart the program",
+                signatures.join("; ")
+            ),
+        });
+    }
+    let names: Vec<&str> = d
+        .changed
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(d.added.iter().map(|a| a.name.as_str()))
+        .collect();
+    Ok(functions_where(new, |name| names.contains(&name)))
+}
+
+fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize> {
+    obj.symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == Kind::Function && wanted(&s.name))
+        .map(|(i, _)| i)
+        .collect()
+}
