@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::entry::{self, Redirect};
 use crate::error::{PatchError, Result};
 use crate::journal::{self, Journal, PatchRecord, RegionRecord};
-use crate::link::{self, Layout, Linked, Resolver, PART_ALIGN};
+use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 
@@ -57,20 +57,6 @@ impl<'p> Target<'p> {
             journal,
             journal_dir,
         })
-    }
-
-    /// The live address of function `i` of `obj`, if the program has it
-    /// (`old_name`: its name in the compile the program was built from).
-    pub fn live_function(&self, obj: &ObjectFile, i: usize, old_name: Option<&String>) -> Option<u64> {
-        let sym = &obj.symbols[i];
-        if sym.local {
-            let file = obj.source.as_deref()?;
-            self.resolver
-                .local(file, old_name.unwrap_or(&sym.name))
-                .or_else(|| self.resolver.local(file, &sym.name))
-        } else {
-            self.resolver.global(&sym.name)
-        }
     }
 }
 
@@ -186,7 +172,7 @@ pub fn patch(
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
     let wanted: Vec<(usize, Option<u64>)> = functions
         .iter()
-        .map(|&i| (i, target.live_function(obj, i, base_names.get(&i))))
+        .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
         .collect();
     let linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
     let link_done = Instant::now();

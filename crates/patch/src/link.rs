@@ -245,6 +245,32 @@ pub fn link(
     Ok(l.out)
 }
 
+/// The program's address for symbol `i` of `obj`: a global by its name; a
+/// static within the object's source file, by its name in the compile the
+/// program was built from (`base_names`) when known, else by its own name
+/// or, for GCC-numbered names, by their stable part.
+pub fn live_address(
+    obj: &ObjectFile,
+    i: usize,
+    resolver: &dyn Resolver,
+    base_names: &HashMap<usize, String>,
+) -> Option<u64> {
+    let sym = &obj.symbols[i];
+    if !sym.local {
+        return resolver.global(&sym.name);
+    }
+    let file = obj.source.as_deref()?;
+    if let Some(old) = base_names.get(&i) {
+        return resolver.local(file, old);
+    }
+    resolver.local(file, &sym.name).or_else(|| {
+        let stable = names::parse(&sym.name);
+        (stable.numbered || !stable.clones.is_empty())
+            .then(|| resolver.local(file, &stable.stable()))
+            .flatten()
+    })
+}
+
 /// For each local symbol of `new`, its name in `old` when the two differ
 /// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
 /// base name as the diff matches them.
@@ -482,23 +508,8 @@ impl Linker<'_> {
         }
     }
 
-    /// The program's address for symbol `i`: by name for a global; for a
-    /// static, by name (or GCC-stable name) within the object's source file.
     fn live(&self, i: usize) -> Option<u64> {
-        let sym = &self.obj.symbols[i];
-        if !sym.local {
-            return self.resolver.global(&sym.name);
-        }
-        let file = self.obj.source.as_deref()?;
-        if let Some(old) = self.base_names.get(&i) {
-            return self.resolver.local(file, old);
-        }
-        self.resolver.local(file, &sym.name).or_else(|| {
-            let stable = names::parse(&sym.name);
-            (stable.numbered || !stable.clones.is_empty())
-                .then(|| self.resolver.local(file, &stable.stable()))
-                .flatten()
-        })
+        live_address(self.obj, i, self.resolver, self.base_names)
     }
 
     fn copy_symbol(&mut self, i: usize, writable: bool, user: &str) -> Result<Value, LinkError> {
