@@ -36,6 +36,11 @@ impl ThreadState {
         }
     }
 
+    /// A thread that has exited (and awaits being reaped): it runs nothing.
+    pub fn has_exited(self) -> bool {
+        matches!(self, ThreadState::Zombie | ThreadState::Dead)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ThreadState::Running => "running",

@@ -68,10 +68,18 @@ impl LinuxProcess {
 
     /// Whether the process has exited and awaits its parent.
     fn is_zombie(&self) -> bool {
-        std::fs::read_to_string(self.proc_path("stat"))
-            .ok()
-            .and_then(|stat| threads::parse_stat(self.pid, &stat))
-            .is_some_and(|t| matches!(t.state, ThreadState::Zombie | ThreadState::Dead))
+        self.state(None).is_some_and(ThreadState::has_exited)
+    }
+
+    /// The scheduler state of thread `tid`, or of the process with `None`;
+    /// `None` when it cannot be read (the thread or process is gone).
+    pub(crate) fn state(&self, tid: Option<u32>) -> Option<ThreadState> {
+        let path = match tid {
+            Some(tid) => self.proc_path(&format!("task/{tid}/stat")),
+            None => self.proc_path("stat"),
+        };
+        let stat = std::fs::read_to_string(path).ok()?;
+        threads::parse_stat(tid.unwrap_or(self.pid), &stat).map(|t| t.state)
     }
 
     /// The number of live threads (`Threads:` in `/proc/PID/status`).
@@ -291,10 +299,7 @@ impl Process for LinuxProcess {
             })
             .collect();
         // Only zombies left: the process has exited and awaits its parent.
-        if list
-            .iter()
-            .all(|t| matches!(t.state, ThreadState::Zombie | ThreadState::Dead))
-        {
+        if list.iter().all(|t| t.state.has_exited()) {
             return Err(self.gone("listing its threads"));
         }
         Ok(list)

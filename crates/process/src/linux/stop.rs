@@ -153,12 +153,7 @@ impl<'p> LinuxStopped<'p> {
     }
 
     fn is_zombie(&self, tid: u32) -> bool {
-        let stat = std::fs::read_to_string(format!("/proc/{}/task/{tid}/stat", self.process.pid));
-        match stat {
-            Ok(stat) => crate::threads::parse_stat(tid, &stat)
-                .is_none_or(|t| matches!(t.state, crate::ThreadState::Zombie | crate::ThreadState::Dead)),
-            Err(_) => true,
-        }
+        self.process.state(Some(tid)).is_none_or(crate::ThreadState::has_exited)
     }
 
     fn errno(&self, doing: &'static str, tid: u32, e: Errno) -> ProcessError {
