@@ -192,6 +192,47 @@ fn s01_same_size_body_change() {
     }
 }
 
+/// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
+/// across the call to `value`, whose code it knows leaves `rdi` alone. A
+/// new `value` that calls functions writes `rdi`: it is entered through a
+/// thunk that keeps it (and only what the callers may rely on). At -O0
+/// nothing is assumed and calls go straight to the new code.
+#[test]
+fn registers_callers_keep_across_a_call_survive_a_patch() {
+    const SRC: &str = relive_testkit::VALUE_PROGRAM;
+    for build in BUILDS {
+        // With -g the object records how it was compiled (without, relive
+        // assumes the worst and keeps registers at -O0 too).
+        let flags: Vec<&str> = build.iter().copied().chain(["-g"]).collect();
+        let mut run = Run::start(SRC, &flags);
+        run.expect("value 1 counter 3");
+        let r = run.replace(
+            "int value(void) { return one; }",
+            "int value(void) { return (int)strlen(word) * 10 + one; }",
+        );
+        let value = applied(&r, "value");
+        let preserves: Vec<&str> = value["preserves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        if flags[0] == "-O2" {
+            assert!(preserves.contains(&"rdi"), "{flags:?}: {value}");
+            assert!(!preserves.contains(&"rax"), "the return value is not kept: {value}");
+            assert_ne!(value["entry_addr"], value["new_addr"]);
+        } else {
+            assert!(preserves.is_empty(), "{flags:?}: {value}");
+            assert_eq!(value["entry_addr"], value["new_addr"]);
+        }
+        run.target.wait_for_prefix("value 41 counter ");
+        // A second version through the same slot keeps them too.
+        let r = run.replace("* 10 + one", "* 100 + one");
+        assert_eq!(applied(&r, "value")["method"], "slot");
+        run.target.wait_for_prefix("value 401 counter ");
+    }
+}
+
 /// S2: the body grows past its old size and past the next function's
 /// start: the new body runs, the neighbour is untouched.
 #[test]

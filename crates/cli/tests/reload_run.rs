@@ -36,8 +36,13 @@ impl Session {
 
     /// With extra `relive run` options and program arguments.
     fn start_with(source: &str, flags: &[&str], options: &[&str], program_args: &[&str]) -> Session {
+        Session::start_built("gcc", source, flags, options, program_args)
+    }
+
+    /// Built by the C compiler `cc`.
+    fn start_built(cc: &str, source: &str, flags: &[&str], options: &[&str], program_args: &[&str]) -> Session {
         let dir = tempfile::tempdir().unwrap();
-        let exe = relive_testkit::compile(dir.path(), "app", source, flags);
+        let exe = relive_testkit::compile_with(cc, dir.path(), "app", source, flags);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
         cmd.args(["run", "--json"])
             .args(options)
@@ -290,4 +295,48 @@ int main(void) {
     patched.sort();
     assert_eq!(patched, ["app.c", "other.c"]);
     target.wait_for("mine 30 other 300");
+}
+
+/// S25: the core scenarios (S1 same-size change, S2 a body that grows, S5
+/// a global's state kept, S8 a new function, S11 calls into libc) through
+/// `relive run` for gcc and clang at -O0, -O2 and -Os, PIE and non-PIE.
+/// The program is built by the compiler under test, so the reload uses the
+/// compiler and flags its DWARF records.
+fn core_scenarios_with(cc: &str) {
+    const CORE: &str = relive_testkit::VALUE_PROGRAM;
+    for level in ["-O0", "-O2", "-Os"] {
+        for pie in [&["-fpie", "-pie"][..], &["-fno-pie", "-no-pie"][..]] {
+            let flags: Vec<&str> = [level, "-g"].iter().chain(pie).copied().collect();
+            let mut s = Session::start_built(cc, CORE, &flags, &[], &[]);
+            let before: i64 = s.target.wait_for_prefix("value 1 counter ").parse().unwrap();
+            // S1.
+            s.edit("return one;", "return one + 1;");
+            let e = s.event();
+            assert_eq!(e["event"], "patched", "{cc} {flags:?}: {e}");
+            s.target.wait_for_prefix("value 2 counter ");
+            // S2 + S8 + S11: value grows and calls a new function that
+            // calls strlen and printf.
+            s.edit(
+                "__attribute__((noinline)) int value(void) { return one + 1; }",
+                "__attribute__((noinline)) int helper(int x) { printf(\"helper %d\\n\", x); return x * 100 + (int)strlen(word); }\n\
+                 __attribute__((noinline)) int value(void) { volatile int a[16]; int t = 0; for (int i = 0; i < 16; i++) { a[i] = i; t += a[i]; } return helper(t + one); }",
+            );
+            let e = s.event();
+            assert_eq!(e["event"], "patched", "{cc} {flags:?}: {e}");
+            s.target.wait_for("helper 121");
+            // S5: the counter kept counting.
+            let after: i64 = s.target.wait_for_prefix("value 12104 counter ").parse().unwrap();
+            assert!(after > before, "{cc} {flags:?}: counter {after} after {before}");
+        }
+    }
+}
+
+#[test]
+fn core_scenarios_with_gcc() {
+    core_scenarios_with("gcc");
+}
+
+#[test]
+fn core_scenarios_with_clang() {
+    core_scenarios_with("clang");
 }

@@ -11,18 +11,21 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use relive_image::symbols::SymbolKind;
 use relive_process::alloc::{self, Placement};
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
 use relive_process::{identity, Process, Protection, Stopped};
 use serde::Serialize;
 
+use crate::clobber::{self, Regs};
 use crate::entry::{self, Redirect};
 use crate::error::{PatchError, Result};
 use crate::journal::{self, Journal, PatchRecord, RegionRecord};
 use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
+use crate::{signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
 /// replaced.
@@ -70,6 +73,11 @@ pub struct Applied {
     /// `jump` (entry overwritten), `pad` (patchable-entry pad) or `slot`
     /// (a later patch: only the jump slot changed).
     pub method: &'static str,
+    /// Registers the entry keeps for callers that rely on them (GCC
+    /// `-fipa-ra`), through a thunk at `entry_addr`; empty: calls go
+    /// straight to `new_addr`.
+    pub preserves: Vec<String>,
+    pub entry_addr: u64,
 }
 
 /// A function the program did not have.
@@ -123,8 +131,51 @@ struct EntryWork {
     name: String,
     orig: u64,
     new_addr: u64,
+    /// Where calls go: the new code, or its register-keeping thunk (an
+    /// offset in the code part until the region is placed).
+    entry_offset: u64,
+    entry_addr: u64,
+    /// Registers the thunk keeps (none: no thunk).
+    keeps: Regs,
+    /// The record's `assumed` after this patch.
+    assumed: Regs,
     kind: EntryKind,
 }
+
+/// The running program's original code, for [`clobber::in_process`]:
+/// program functions read from memory with every redirect undone.
+struct OriginalCode<'a> {
+    process: &'a dyn Process,
+    resolver: &'a LiveResolver,
+    journal: &'a Journal,
+}
+
+impl clobber::LiveCode for OriginalCode<'_> {
+    fn function(&self, addr: u64) -> Option<Vec<u8>> {
+        let symbols = self.resolver.symbols();
+        let (symbol, 0) = symbols.at(addr)? else { return None };
+        let program = symbols.main_module().is_some_and(|m| m == symbol.module);
+        let code = matches!(symbol.kind, SymbolKind::Function | SymbolKind::Unknown);
+        if !program || !code || symbol.size == 0 || symbol.size > MAX_SCANNED {
+            return None;
+        }
+        let mut bytes = vec![0u8; symbol.size as usize];
+        self.process.read(addr, &mut bytes).ok()?;
+        for p in &self.journal.patches {
+            let Some(original) = unhex(&p.original) else { continue };
+            for (k, b) in original.into_iter().enumerate() {
+                let at = p.span_start.wrapping_add(k as u64);
+                if let Some(slot) = at.checked_sub(addr).and_then(|o| bytes.get_mut(o as usize)) {
+                    *slot = b;
+                }
+            }
+        }
+        Some(bytes)
+    }
+}
+
+/// Functions larger than this are not read for register analysis.
+const MAX_SCANNED: u64 = 1 << 20;
 
 enum EntryKind {
     /// A later patch: store the new address in the existing slot.
@@ -174,14 +225,57 @@ pub fn patch(
         .iter()
         .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
         .collect();
-    let linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
-    let link_done = Instant::now();
+    let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
+    // Whether the program's callers may keep values in call-clobbered
+    // registers across calls (judged from how the new object was compiled:
+    // the same flags as the program's).
+    let ipa_ra = clobber::may_assume_preserved(signature::producer(obj).as_deref());
 
     // Plan every entry before touching the process.
     let mut work = Vec::new();
+    let mut thunks = Vec::new();
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
-        let kind = match target.journal.patch(orig) {
+        let record = target.journal.patch(orig);
+        let assumed = match record {
+            Some(record) => Regs(record.assumed),
+            None if ipa_ra => {
+                let code = OriginalCode {
+                    process,
+                    resolver: &target.resolver,
+                    journal: &target.journal,
+                };
+                Regs::CALL_CLOBBERED.minus(clobber::in_process(&code, orig))
+            }
+            None => Regs::NONE,
+        };
+        let (keeps, assumed_after) = if assumed.is_empty() {
+            (Regs::NONE, assumed)
+        } else {
+            let writes = clobber::in_object(obj, f.symbol);
+            let keeps = if writes.intersect(assumed).is_empty() {
+                Regs::NONE
+            } else {
+                writes.union(Regs::gpr(clobber::R11)).intersect(assumed)
+            };
+            // Callers compiled against this version may rely on what it
+            // leaves alone, too.
+            (keeps, assumed.union(Regs::CALL_CLOBBERED.minus(writes)))
+        };
+        let entry_offset = if keeps.is_empty() {
+            f.offset
+        } else {
+            let at =
+                (linked.code.len() as u64 + thunks.iter().map(Vec::len).sum::<usize>() as u64).next_multiple_of(16);
+            let code = thunk::preserving(keeps, at, f.offset).map_err(|e| PatchError::Entry {
+                name: f.name.clone(),
+                addr: orig,
+                reason: format!("cannot assemble its register-keeping thunk: {e}"),
+            })?;
+            thunks.push(code);
+            at
+        };
+        let kind = match record {
             Some(record) => EntryKind::Slot { slot: record.slot },
             None => {
                 let size = target.resolver.size_at(orig);
@@ -215,9 +309,22 @@ pub fn patch(
             name: f.name.clone(),
             orig,
             new_addr: 0,
+            entry_offset,
+            entry_addr: 0,
+            keeps,
+            assumed: assumed_after,
             kind,
         });
     }
+    for code in thunks {
+        let at = (linked.code.len() as u64).next_multiple_of(16);
+        linked.code.resize(at as usize, 0xcc);
+        linked.code.extend_from_slice(&code);
+    }
+    for w in work.iter().filter(|w| !w.keeps.is_empty()) {
+        linked.point_slot(&w.name, w.entry_offset);
+    }
+    let link_done = Instant::now();
 
     // Room in an existing pool, or a new pool (allocated while the
     // threads are briefly stopped: a remote mmap needs a stopped thread).
@@ -324,6 +431,7 @@ pub fn patch(
                     .expect("journal record of a slot");
                 record.current_addr = w.new_addr;
                 record.generation += 1;
+                record.assumed = w.assumed.0;
                 (record.generation, "slot")
             }
             EntryKind::Redirect { redirect, slot_offset } => {
@@ -343,6 +451,7 @@ pub fn patch(
                     span_start: start,
                     original,
                     slot: layout.read_only + slot_offset,
+                    assumed: w.assumed.0,
                 });
                 (1, redirect.name())
             }
@@ -353,6 +462,8 @@ pub fn patch(
             new_addr: w.new_addr,
             generation,
             method,
+            preserves: w.keeps.names(),
+            entry_addr: w.entry_addr,
         });
     }
     let record = target.journal.regions[pool_index].clone();
@@ -444,8 +555,9 @@ fn redirect(
             .find(|f| f.replaces == Some(w.orig))
             .expect("linked function for each entry");
         w.new_addr = layout.code + f.offset;
+        w.entry_addr = layout.code + w.entry_offset;
         match &w.kind {
-            EntryKind::Slot { slot } => undo.write(process, *slot, &w.new_addr.to_le_bytes())?,
+            EntryKind::Slot { slot } => undo.write(process, *slot, &w.entry_addr.to_le_bytes())?,
             EntryKind::Redirect { redirect, slot_offset } => {
                 let (start, _) = redirect.span();
                 undo.write(process, start, &redirect.bytes(layout.read_only + slot_offset))?;

@@ -30,6 +30,16 @@ pub struct PatchRecord {
     pub original: String,
     /// The 8-byte cell the redirect jumps through.
     pub slot: u64,
+    /// Call-clobbered registers callers of this function may keep values
+    /// in across a call (GCC `-fipa-ra`; [`crate::clobber::Regs`] bits):
+    /// every later version is entered through a thunk keeping those it
+    /// writes. Journals without it assume all.
+    #[serde(default = "all_call_clobbered")]
+    pub assumed: u32,
+}
+
+fn all_call_clobbered() -> u32 {
+    crate::clobber::Regs::CALL_CLOBBERED.0
 }
 
 /// One patch region allocated in the process: a pool that later patches
@@ -167,6 +177,7 @@ mod tests {
             span_start: 0x1000,
             original: "554889e5c3cc".into(),
             slot: 0x6000,
+            assumed: 0x80,
         });
         j.save(dir.path()).unwrap();
         assert_eq!(Journal::load(dir.path(), 7, 99, "/bin/x").unwrap(), j);

@@ -3,6 +3,7 @@
 //! linked against a running process and written into it.
 
 pub mod apply;
+pub mod clobber;
 pub mod code;
 pub mod diff;
 pub mod entry;
@@ -16,6 +17,7 @@ pub mod names;
 pub mod objfile;
 pub mod select;
 pub mod signature;
+pub mod thunk;
 
 pub use diff::{diff, Diff};
 pub use error::{PatchError, Result};

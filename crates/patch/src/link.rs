@@ -600,6 +600,19 @@ impl Linked {
         )
     }
 
+    /// Points `name`'s jump slot at `code_offset` in the code part (a
+    /// thunk in front of the new function) instead of the function.
+    pub fn point_slot(&mut self, name: &str, code_offset: u64) {
+        let Some(&(_, cell)) = self.slots.iter().find(|(n, _)| n == name) else {
+            return;
+        };
+        for f in &mut self.fixups {
+            if f.part == Part::ReadOnly && f.offset == cell {
+                f.value = Value::Region(Part::Code, code_offset);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty() && self.data.is_empty()
     }

@@ -306,7 +306,12 @@ impl ObjectFile {
             // Section symbols and local labels (`.LC0`, NOTYPE) stand for a
             // place in a section; relocations through them are resolved to
             // that place.
-            if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown) {
+            // Clang keeps its literals' assembler-private names (`.L.str.1`,
+            // typed as objects) for relocations into mergeable sections:
+            // they are renumbered by every added literal, so they are places
+            // too (a string compared by its text), not named data.
+            let private = sym.is_local() && name.starts_with(".L");
+            if private || matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown) {
                 if let SymbolSection::Section(SectionIndex(i)) = sym.section() {
                     section_symbols.insert(sym.index().0, (i, sym.address()));
                 }

@@ -63,9 +63,34 @@ fn relocated(obj: &ObjectFile, name: &str) -> Vec<u8> {
     bytes
 }
 
-fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
+/// The first compile unit's `DW_AT_producer` (compiler, version and the
+/// code-generation options GCC records), if the object has DWARF.
+pub fn producer(obj: &ObjectFile) -> Option<String> {
+    with_dwarf(obj, |dwarf| {
+        let mut units = dwarf.units();
+        let Some(header) = units.next()? else { return Ok(None) };
+        let unit = dwarf.unit(header)?;
+        let mut entries = unit.entries();
+        let Some((_, root)) = entries.next_dfs()? else {
+            return Ok(None);
+        };
+        let Some(value) = root.attr_value(gimli::DW_AT_producer)? else {
+            return Ok(None);
+        };
+        Ok(Some(dwarf.attr_string(&unit, value)?.to_string_lossy().into_owned()))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Runs `f` over the object's DWARF (relocated); `Ok(None)`-like default
+/// when there is none.
+fn with_dwarf<T: Default>(
+    obj: &ObjectFile,
+    f: impl FnOnce(&gimli::Dwarf<Reader>) -> Result<T, gimli::Error>,
+) -> Result<T, gimli::Error> {
     if !obj.sections.iter().flatten().any(|s| s.name == ".debug_info") {
-        return Ok(HashMap::new());
+        return Ok(T::default());
     }
     // Every section gimli asks for (the unit's root reads the line
     // program too), relocated.
@@ -80,6 +105,14 @@ fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
             LittleEndian,
         ))
     })?;
+    f(&dwarf)
+}
+
+fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
+    with_dwarf(obj, read_signatures)
+}
+
+fn read_signatures(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, String>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
@@ -103,13 +136,13 @@ fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
                 continue;
             }
             let name = dwarf.attr_string(&unit, name)?.to_string_lossy().into_owned();
-            let ret = type_name(&dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0);
+            let ret = type_name(dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0);
             let mut params = Vec::new();
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
                     gimli::DW_TAG_formal_parameter => {
-                        params.push(type_name(&dwarf, &unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0))
+                        params.push(type_name(dwarf, &unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0))
                     }
                     gimli::DW_TAG_unspecified_parameters => params.push("...".into()),
                     _ => {}

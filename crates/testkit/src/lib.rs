@@ -30,19 +30,24 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Compiles `source` with gcc and `flags` into `dir/name`.
 pub fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    compile_with("gcc", dir, name, source, flags)
+}
+
+/// [`compile`] with another C compiler (`clang`: `.ci/run` installs it).
+pub fn compile_with(cc: &str, dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
     std::fs::write(&src, source).unwrap();
     let exe = dir.join(name);
-    let out = Command::new("gcc")
+    let out = Command::new(cc)
         .args(flags)
         .arg("-o")
         .arg(&exe)
         .arg(&src)
         .output()
-        .expect("gcc is needed (.ci/run installs it)");
+        .unwrap_or_else(|e| panic!("{cc} is needed (.ci/run installs it): {e}"));
     assert!(
         out.status.success(),
-        "gcc {flags:?} {name}.c failed:\n{}",
+        "{cc} {flags:?} {name}.c failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     exe
@@ -287,6 +292,26 @@ int main(int argc, char **argv) {
            atomic_load(&read_ok), readers, advanced, sleepers,
            atomic_load(&sleep_bad), atomic_load(&read_bad));
     return 0;
+}
+"#;
+
+/// A program printing `value V counter N` every 3 ms, where `value()`
+/// reads a volatile (so no compiler folds it into `main`, even clang, which
+/// has no `noipa`) and `counter` is a global that keeps counting. Built by
+/// GCC at -O2, its `main` keeps `printf`'s format in `rdi` across the call
+/// to `value` (`-fipa-ra`). Includes `<string.h>` for edits that call
+/// `strlen(word)` (`word` is `"abcd"`).
+pub const VALUE_PROGRAM: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+long counter = 0;
+volatile int one = 1;
+const char *volatile word = "abcd";
+__attribute__((noinline)) int value(void) { return one; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { counter++; printf("value %d counter %ld\n", value(), counter); usleep(3000); }
 }
 "#;
 
