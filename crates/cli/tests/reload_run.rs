@@ -340,3 +340,24 @@ fn core_scenarios_with_gcc() {
 fn core_scenarios_with_clang() {
     core_scenarios_with("clang");
 }
+
+/// A program that writes a file next to its sources non-stop (a log):
+/// those events are not edits and do not hold a reload back.
+#[test]
+fn a_busy_file_beside_the_source_does_not_delay_reloads() {
+    const LOGGER: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    FILE *log = fopen("app.log", "w");
+    for (;;) { printf("value %d\n", value()); fprintf(log, "tick\n"); fflush(log); usleep(1000); }
+}
+"#;
+    let mut s = Session::start(LOGGER, &["-O0", "-g"]);
+    s.target.wait_for("value 1");
+    s.edit("return 1;", "return 2;");
+    assert_eq!(s.event()["event"], "patched");
+    s.target.wait_for("value 2");
+}

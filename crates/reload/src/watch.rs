@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
@@ -14,6 +14,9 @@ use crate::{ReloadError, ReloadEvent, Reloader};
 
 /// How often the loop checks whether the program is still there.
 const POLL: Duration = Duration::from_millis(50);
+
+/// The longest a burst of edits is coalesced before compiling.
+const MAX_COALESCE: Duration = Duration::from_millis(500);
 
 /// Why watching ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,22 +64,35 @@ pub fn watch(
             return Ok(Ended::Exited(code));
         }
         let first = match rx.recv_timeout(POLL) {
-            Ok(path) => path,
+            Ok(path) => absolute(&path),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped").into()),
         };
-        let mut changed = BTreeSet::new();
-        let mut note = |p: PathBuf| {
-            let p = absolute(&p);
-            if wanted.contains(&p) {
-                changed.insert(p);
+        // Other files in the same directories (a log the program writes
+        // next to its sources) are no reason to wait.
+        if !wanted.contains(&first) {
+            continue;
+        }
+        let mut changed = BTreeSet::from([first]);
+        // Coalesce: keep collecting until the watched files have been quiet
+        // for `debounce`, but not for ever (a file rewritten non-stop).
+        let started = Instant::now();
+        let mut quiet_from = started + debounce;
+        loop {
+            let now = Instant::now();
+            if now >= quiet_from || now >= started + MAX_COALESCE {
+                break;
             }
-        };
-        note(first);
-        // Coalesce: keep collecting until the files have been quiet for
-        // `debounce`.
-        while let Ok(path) = rx.recv_timeout(debounce) {
-            note(path);
+            match rx.recv_timeout(quiet_from - now) {
+                Ok(path) => {
+                    let path = absolute(&path);
+                    if wanted.contains(&path) {
+                        changed.insert(path);
+                        quiet_from = Instant::now() + debounce;
+                    }
+                }
+                Err(_) => break,
+            }
         }
         // A changed header reloads every unit that includes it.
         let mut units = BTreeSet::new();
