@@ -361,3 +361,56 @@ int main(void) {
     assert_eq!(s.event()["event"], "patched");
     s.target.wait_for("value 2");
 }
+
+/// S13: a function in a library the program `dlopen`s is patched: the new
+/// code goes near the library (its statics are within rel32 reach) and
+/// the library's static keeps counting. The function pointer the program
+/// got from `dlsym` before the patch reaches the new code.
+#[test]
+fn a_function_in_a_dlopened_library_is_patched() {
+    const MAIN: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    void *lib = dlopen("./libplug.so", RTLD_NOW);
+    if (!lib) { printf("dlopen: %s\n", dlerror()); return 1; }
+    int (*plug)(void) = (int (*)(void))dlsym(lib, "plug_value");
+    for (;;) { printf("plug %d\n", plug()); usleep(3000); }
+}
+"#;
+    const PLUG: &str = "static int calls;\nint plug_value(void) { calls++; return 1 * 1000000 + calls; }\n";
+    for level in ["-O0", "-O2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plug = dir.path().join("plug.c");
+        std::fs::write(&plug, PLUG).unwrap();
+        let built = Command::new("gcc")
+            .args([level, "-g", "-fPIC", "-shared", "-o", "libplug.so", "plug.c"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(built.success());
+        let exe = relive_testkit::compile(dir.path(), "app", MAIN, &[level, "-g"]);
+        let cc = format!("gcc {level} -g -fPIC");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(["run", "--json", "--watch", "plug.c", "--cc", &cc, "--"])
+            .arg(&exe)
+            .current_dir(dir.path())
+            .env("RELIVE_STATE_DIR", dir.path().join("state"))
+            .stderr(Stdio::piped());
+        let mut target = Target::spawn(cmd, exe, dir);
+        let mut events = BufReader::new(target.child.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        assert!(events.next().unwrap().contains("watching"));
+        let before: i64 = target.wait_for_prefix("plug 1").parse().unwrap();
+        std::fs::write(&plug, PLUG.replace("1 * 1000000", "2 * 1000000")).unwrap();
+        let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+        assert_eq!(e["event"], "patched", "{level}: {e}");
+        assert_eq!(e["functions"], serde_json::json!(["plug_value"]));
+        // The library's static kept its count.
+        let after: i64 = target.wait_for_prefix("plug 2").parse().unwrap();
+        assert!(after > before, "{level}: calls {after} after {before}");
+    }
+}

@@ -154,7 +154,7 @@ impl clobber::LiveCode for OriginalCode<'_> {
     fn function(&self, addr: u64) -> Option<Vec<u8>> {
         let symbols = self.resolver.symbols();
         let (symbol, 0) = symbols.at(addr)? else { return None };
-        let program = symbols.main_module().is_some_and(|m| m == symbol.module);
+        let program = self.resolver.home().0 == symbol.module;
         let code = matches!(symbol.kind, SymbolKind::Function | SymbolKind::Unknown);
         if !program || !code || symbol.size == 0 || symbol.size > MAX_SCANNED {
             return None;
@@ -225,6 +225,9 @@ pub fn patch(
         .iter()
         .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
         .collect();
+    // The code goes near the module it replaces code of: the program, or a
+    // (dlopen'ed) library.
+    target.resolver.set_home(wanted.iter().find_map(|&(_, a)| a));
     let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:
@@ -329,16 +332,15 @@ pub fn patch(
     // Room in an existing pool, or a new pool (allocated while the
     // threads are briefly stopped: a remote mmap needs a stopped thread).
     let (code_len, ro_len, rw_len) = linked.sizes();
-    let fits = |r: &RegionRecord| {
-        linked.below.is_none_or(|limit| r.addr + r.len <= limit)
-            && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some()
-    };
+    let placement = placement(target, &linked);
+    let fits =
+        |r: &RegionRecord| placement.admits(r.addr, r.len) && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some();
     let mut alloc_pause = Duration::ZERO;
     let alloc_start = Instant::now();
     let (pool_index, new_pool) = match target.journal.regions.iter().position(fits) {
         Some(i) => (i, false),
         None => {
-            let pool = new_pool(target, &linked, code_len, ro_len, rw_len)?;
+            let pool = new_pool(target, &placement, code_len, ro_len, rw_len)?;
             alloc_pause = pool.1;
             target.journal.regions.push(pool.0);
             (target.journal.regions.len() - 1, true)
@@ -560,11 +562,28 @@ fn redirect(
             EntryKind::Slot { slot } => undo.write(process, *slot, &w.entry_addr.to_le_bytes())?,
             EntryKind::Redirect { redirect, slot_offset } => {
                 let (start, _) = redirect.span();
-                undo.write(process, start, &redirect.bytes(layout.read_only + slot_offset))?;
+                let slot = layout.read_only + slot_offset;
+                let bytes = redirect.bytes(slot).ok_or_else(|| PatchError::Entry {
+                    name: w.name.clone(),
+                    addr: w.orig,
+                    reason: format!("its jump slot at {slot:#x} is beyond the jump's ±2 GiB reach"),
+                })?;
+                undo.write(process, start, &bytes)?;
             }
         }
     }
     Ok(())
+}
+
+/// Where a patch's region may be: within rel32 reach of its home module,
+/// and below a limit if absolute 32-bit relocations need one.
+fn placement(target: &Target, linked: &Linked) -> Placement {
+    let (_, lo, hi) = target.resolver.home();
+    let placement = Placement::near_range(lo, hi);
+    match linked.below {
+        Some(limit) => placement.below(limit),
+        None => placement,
+    }
 }
 
 /// Smallest pool parts: most patches fit many times over.
@@ -574,27 +593,15 @@ const PAGE: u64 = 4096;
 
 /// Allocates a new pool near the program image with room for parts of the
 /// given sizes; returns it and how long the threads were stopped.
-fn new_pool(target: &Target, linked: &Linked, code: u64, ro: u64, rw: u64) -> Result<(RegionRecord, Duration)> {
+fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64) -> Result<(RegionRecord, Duration)> {
     let process = target.process;
     let size = |need: u64, min: u64| (need + PART_ALIGN).next_multiple_of(PAGE).max(min);
     let (code_len, ro_len, rw_len) = (size(code, POOL_CODE), size(ro, POOL_DATA), size(rw, POOL_DATA));
     let len = code_len + ro_len + rw_len;
-    let (lo, hi) = (target.modules.main.module.base, target.modules.main.module.end);
-    let mut placement = Placement::near_range(lo, hi);
-    if let Some(limit) = linked.below {
-        placement = placement.below(limit);
-    }
     let maps = process.maps()?;
     let start = Instant::now();
     let mut stopped = process.stop()?;
-    let a = alloc::allocate(
-        stopped.as_mut(),
-        process.pid(),
-        &maps,
-        len,
-        Protection::READ,
-        &placement,
-    )?;
+    let a = alloc::allocate(stopped.as_mut(), process.pid(), &maps, len, Protection::READ, placement)?;
     let protected = stopped
         .protect(a.addr, code_len, Protection::READ_EXEC)
         .and_then(|_| stopped.protect(a.addr + code_len + ro_len, rw_len, Protection::READ_WRITE));

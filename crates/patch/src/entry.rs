@@ -52,13 +52,14 @@ impl Redirect {
         }
     }
 
-    /// The new bytes for the span, jumping through the cell at `slot`.
-    pub fn bytes(&self, slot: u64) -> Vec<u8> {
+    /// The new bytes for the span, jumping through the cell at `slot`;
+    /// `None` when the cell is beyond the jump's ±2 GiB reach.
+    pub fn bytes(&self, slot: u64) -> Option<Vec<u8>> {
         let jmp_at = match *self {
             Redirect::Jump { at } => at,
             Redirect::Pad { pad, .. } => pad,
         };
-        let disp = slot.wrapping_sub(jmp_at + JMP_SLOT_LEN) as i64 as i32;
+        let disp = i32::try_from(i128::from(slot) - i128::from(jmp_at) - i128::from(JMP_SLOT_LEN)).ok()?;
         let mut out = vec![0xff, 0x25];
         out.extend_from_slice(&disp.to_le_bytes());
         if let Redirect::Pad { pad, entry } = *self {
@@ -67,7 +68,7 @@ impl Redirect {
             let back = pad as i64 - (entry as i64 + 2);
             out.extend_from_slice(&[0xeb, back as i8 as u8]);
         }
-        out
+        Some(out)
     }
 
     /// Whether `pc` is strictly inside the overwritten bytes (a thread
@@ -150,13 +151,14 @@ mod tests {
     #[test]
     fn jump_bytes_point_at_the_slot() {
         let r = Redirect::Jump { at: 0x1000 };
-        assert_eq!(r.bytes(0x2000), [0xff, 0x25, 0xfa, 0x0f, 0, 0]);
+        assert_eq!(r.bytes(0x2000).unwrap(), [0xff, 0x25, 0xfa, 0x0f, 0, 0]);
+        assert_eq!(r.bytes(0x1000 + (3 << 30)), None);
         assert!(r.splits(0x1001) && !r.splits(0x1000) && !r.splits(0x1006));
         let p = Redirect::Pad {
             pad: 0x0ffa,
             entry: 0x1000,
         };
-        let b = p.bytes(0x2000);
+        let b = p.bytes(0x2000).unwrap();
         assert_eq!(&b[6..], [0xeb, 0xf8]);
         assert_eq!(p.span(), (0xffa, 8));
         assert!(p.splits(0x1001) && !p.splits(0x1000) && p.splits(0xffa));

@@ -33,8 +33,9 @@ pub trait Resolver {
     /// A file-scope symbol of source file `file` in the program. `None`
     /// when it has none, or cannot tell source files apart.
     fn local(&self, file: &str, name: &str) -> Option<u64>;
-    /// Whether `addr` is in the program image, which the patch region is
-    /// placed within rel32 reach of.
+    /// Whether `addr` is in the home module (the program image, or the
+    /// library whose code is patched), which the patch region is placed
+    /// within rel32 reach of.
     fn in_image(&self, addr: u64) -> bool;
 }
 

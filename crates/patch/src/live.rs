@@ -9,12 +9,19 @@ use relive_process::symbols::LiveSymbols;
 use crate::link::Resolver;
 use crate::names;
 
+/// A static of some module: (name, address, module path).
+type Static = (String, u64, String);
+
 /// Symbols of a running process, as the linker asks for them.
 pub struct LiveResolver {
     symbols: LiveSymbols,
-    /// Program statics by (source file's base name, GCC-stable name).
-    statics: HashMap<(String, String), Vec<(String, u64)>>,
-    image: (u64, u64),
+    /// Statics of every module by (source file's base name, GCC-stable
+    /// name): (name, address, module).
+    statics: HashMap<(String, String), Vec<Static>>,
+    /// The module the patched code belongs to (the program, or a shared
+    /// library): its path and range. The patch region is placed within
+    /// rel32 reach of it.
+    home: (String, u64, u64),
 }
 
 fn base_name(path: &str) -> &str {
@@ -23,19 +30,40 @@ fn base_name(path: &str) -> &str {
 
 impl LiveResolver {
     pub fn new(symbols: LiveSymbols) -> LiveResolver {
-        let mut statics: HashMap<(String, String), Vec<(String, u64)>> = HashMap::new();
-        for s in symbols.program_symbols() {
+        let mut statics: HashMap<(String, String), Vec<Static>> = HashMap::new();
+        for s in symbols.all_symbols() {
             if let (Binding::Local, Some(file)) = (s.binding, &s.file) {
                 let key = (base_name(file).to_string(), names::parse(&s.name).stable());
-                statics.entry(key).or_default().push((s.name.clone(), s.addr));
+                statics
+                    .entry(key)
+                    .or_default()
+                    .push((s.name.clone(), s.addr, s.module.clone()));
             }
         }
-        let image = symbols.main_range().unwrap_or((0, 0));
-        LiveResolver {
-            symbols,
-            statics,
-            image,
+        let (lo, hi) = symbols.main_range().unwrap_or((0, 0));
+        let home = (symbols.main_module().unwrap_or("").to_string(), lo, hi);
+        LiveResolver { symbols, statics, home }
+    }
+
+    /// Makes the module mapped at `addr` (where a function being replaced
+    /// lives) the home of the next patch; the program when `None` or
+    /// unmapped.
+    pub fn set_home(&mut self, addr: Option<u64>) {
+        let found = addr.and_then(|a| self.symbols.module_at(a));
+        let main = self
+            .symbols
+            .main_module()
+            .and_then(|m| self.symbols.module_base(m))
+            .map(|(b, _)| b);
+        let found = found.or_else(|| main.and_then(|b| self.symbols.module_at(b)));
+        if let Some((path, lo, hi)) = found {
+            self.home = (path.to_string(), lo, hi);
         }
+    }
+
+    /// The home module's path and address range.
+    pub fn home(&self) -> (&str, u64, u64) {
+        (&self.home.0, self.home.1, self.home.2)
     }
 
     pub fn symbols(&self) -> &LiveSymbols {
@@ -77,20 +105,24 @@ impl Resolver for LiveResolver {
 
     fn local(&self, file: &str, name: &str) -> Option<u64> {
         let stable = names::parse(name).stable();
-        let candidates = self.statics.get(&(base_name(file).to_string(), stable))?;
+        let all = self.statics.get(&(base_name(file).to_string(), stable))?;
+        // The home module's, if it has any (the same file name may be
+        // compiled into the program and a library).
+        let home: Vec<_> = all.iter().filter(|(_, _, m)| *m == self.home.0).collect();
+        let candidates: Vec<_> = if home.is_empty() { all.iter().collect() } else { home };
         // The same name exactly, else the only one with that stable name:
         // GCC's numbering may differ between the two compiles.
         candidates
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _, _)| n == name)
             .or(match candidates.as_slice() {
                 [only] => Some(only),
                 _ => None,
             })
-            .map(|&(_, addr)| addr)
+            .map(|&&(_, addr, _)| addr)
     }
 
     fn in_image(&self, addr: u64) -> bool {
-        self.image.0 <= addr && addr < self.image.1
+        self.home.1 <= addr && addr < self.home.2
     }
 }

@@ -62,6 +62,13 @@ impl Placement {
         }
     }
 
+    /// Whether `[addr, addr + len)` lies where this placement allows (an
+    /// existing region reused for it).
+    pub fn admits(&self, addr: u64, len: u64) -> bool {
+        let (lo, hi) = self.window(0);
+        addr >= lo && addr.checked_add(len).is_some_and(|end| end <= hi)
+    }
+
     /// The address range the allocation must lie in.
     fn window(&self, min_addr: u64) -> (u64, u64) {
         let lo = self.reach_hi.saturating_sub(REL32_REACH).max(min_addr);

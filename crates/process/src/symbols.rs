@@ -92,6 +92,26 @@ impl LiveSymbols {
         }
     }
 
+    /// Every symbol of every module, load bias applied, program first.
+    pub fn all_symbols(&self) -> Vec<LiveSymbol> {
+        self.modules
+            .iter()
+            .flat_map(|m| {
+                m.table
+                    .iter()
+                    .flat_map(move |t| t.symbols().iter().map(move |s| live(m, s)))
+            })
+            .collect()
+    }
+
+    /// The module mapped at `addr`: its path and address range.
+    pub fn module_at(&self, addr: u64) -> Option<(&str, u64, u64)> {
+        self.modules
+            .iter()
+            .find(|m| m.base <= addr && addr < m.end)
+            .map(|m| (m.path.as_str(), m.base, m.end))
+    }
+
     /// The module `path`: its base (lowest mapped address) and inode, for
     /// relating addresses across processes.
     pub fn module_base(&self, path: &str) -> Option<(u64, u64)> {
