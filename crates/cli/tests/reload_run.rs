@@ -414,3 +414,30 @@ int main(void) {
         assert!(after > before, "{level}: calls {after} after {before}");
     }
 }
+
+/// `relive watch --pid`: the same loop for a program already running;
+/// it ends (status 0) when the program does.
+#[test]
+fn watch_attaches_to_a_running_program() {
+    let mut target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for_prefix("value 1 ");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(watch.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(ready["event"], "watching", "{ready}");
+    let source = target.dir.path().join("target.c");
+    std::fs::write(&source, APP.replace("return 1;", "return 5;")).unwrap();
+    let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 5 ");
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
