@@ -44,6 +44,8 @@ enum Command {
     Status(cmd::patch::StatusArgs),
     Sym(cmd::live::SymArgs),
     Threads(cmd::live::ThreadsArgs),
+    #[command(subcommand)]
+    Smf(cmd::smf::Command),
 }
 
 impl Command {
@@ -66,6 +68,7 @@ impl Command {
             Command::Sym(a) => a.json,
             Command::Threads(a) => a.json,
             Command::Zip(c) => c.json(),
+            Command::Smf(c) => c.json(),
         }
     }
 }
@@ -90,6 +93,7 @@ fn main() {
         Command::Sym(args) => cmd::live::sym(args),
         Command::Threads(args) => cmd::live::threads(args),
         Command::Zip(command) => cmd::zip::run(command),
+        Command::Smf(command) => cmd::smf::run(command),
     };
     if let Err(err) = result {
         std::process::exit(exit::report(&err, json));

@@ -8,6 +8,7 @@ pub mod live;
 pub mod memory;
 pub mod patch;
 pub mod run;
+pub mod smf;
 pub mod syms;
 pub mod zip;
 

@@ -1,0 +1,216 @@
+//! `relive smf pack|info`: SMF modules, relive's format for code a program
+//! loads itself and replaces while running (docs/smf.md).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use relive_smf::format::{Module, SectionKind};
+use serde::Serialize;
+
+use crate::output::print_json;
+
+/// Build and inspect SMF modules.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Pack ELF relocatable objects (gcc/clang -c, -fPIC or -fPIE) into one module.
+    ///
+    /// Code, data, read-only data and zero-filled sections of all inputs are
+    /// merged; globals one input defines satisfy another's references; what
+    /// stays undefined becomes an import, resolved when the module is loaded
+    /// (other modules, then the host program). Unsupported relocations or
+    /// sections (TLS, constructors, COMMON symbols) are errors naming them.
+    Pack {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The entry point (default: main, if an input defines it).
+        #[arg(long)]
+        entry: Option<String>,
+        /// Print the packed module's summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a module's header, sections, symbols and relocation counts.
+    Info {
+        file: PathBuf,
+        /// Print JSON: {"version","platform","arch","flags","entry","module_hash","source_hash","sections","symbols","relocations"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Command {
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Pack { json, .. } | Command::Info { json, .. } => *json,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SectionInfo<'a> {
+    name: &'a str,
+    kind: SectionKind,
+    file_size: usize,
+    memory_size: u64,
+    alignment: u64,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    version: String,
+    platform: u16,
+    arch: u16,
+    flags: Vec<&'static str>,
+    entry: Option<&'a str>,
+    module_hash: u64,
+    source_hash: u64,
+    sections: Vec<SectionInfo<'a>>,
+    symbols: &'a [relive_smf::format::Symbol],
+    imports: Vec<&'a str>,
+    relocations: std::collections::BTreeMap<String, usize>,
+}
+
+fn summary(m: &Module) -> Summary<'_> {
+    let mut relocations = std::collections::BTreeMap::new();
+    for r in &m.relocations {
+        *relocations.entry(format!("{:?}", r.kind)).or_insert(0) += 1;
+    }
+    let names = [
+        (relive_smf::format::FLAG_EXECUTABLE, "executable"),
+        (relive_smf::format::FLAG_RELOADABLE, "reloadable"),
+        (relive_smf::format::FLAG_PIC, "pic"),
+    ];
+    Summary {
+        version: format!("1.{}", m.version_minor),
+        platform: m.platform,
+        arch: m.arch,
+        flags: names
+            .iter()
+            .filter(|(f, _)| m.flags & f != 0)
+            .map(|&(_, n)| n)
+            .collect(),
+        entry: m.entry.map(|e| m.symbols[e as usize].name.as_str()),
+        module_hash: m.module_hash,
+        source_hash: m.source_hash,
+        sections: m
+            .sections
+            .iter()
+            .map(|s| SectionInfo {
+                name: &s.name,
+                kind: s.kind,
+                file_size: s.bytes.len(),
+                memory_size: s.memory_size,
+                alignment: s.alignment,
+            })
+            .collect(),
+        symbols: &m.symbols,
+        imports: m
+            .symbols
+            .iter()
+            .filter(|s| s.section.is_none())
+            .map(|s| s.name.as_str())
+            .collect(),
+        relocations,
+    }
+}
+
+fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "SMF {}  arch {}  flags {}  entry {}",
+        s.version,
+        s.arch,
+        s.flags.join(","),
+        s.entry.unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "module hash {:016x}  source hash {:016x}",
+        s.module_hash, s.source_hash
+    )?;
+    writeln!(out, "sections:")?;
+    for sec in &s.sections {
+        writeln!(
+            out,
+            "  {:<8} {:<7} file {:#8x}  memory {:#8x}  align {}",
+            sec.name,
+            format!("{:?}", sec.kind),
+            sec.file_size,
+            sec.memory_size,
+            sec.alignment
+        )?;
+    }
+    writeln!(out, "symbols ({}):", s.symbols.len())?;
+    for sym in s
+        .symbols
+        .iter()
+        .filter(|s| s.kind != relive_smf::format::SymbolType::Section)
+    {
+        match sym.section {
+            Some(sec) => writeln!(
+                out,
+                "  {:<8} {:<6} {:>3}:{:#08x} {:>6}  {}",
+                format!("{:?}", sym.kind),
+                format!("{:?}", sym.binding),
+                sec,
+                sym.value,
+                sym.size,
+                sym.name
+            )?,
+            None => writeln!(out, "  import                                  {}", sym.name)?,
+        }
+    }
+    let counts: Vec<String> = s.relocations.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    writeln!(
+        out,
+        "relocations: {}",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    )
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Pack {
+            inputs,
+            output,
+            entry,
+            json,
+        } => {
+            let mut objects = Vec::new();
+            for path in &inputs {
+                let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                objects.push((path.display().to_string(), data));
+            }
+            let module = relive_smf::pack(&objects, entry.as_deref())?;
+            let bytes = module.to_bytes();
+            // Written whole or not at all: a temporary file renamed over.
+            let temporary = output.with_extension("smf.partial");
+            std::fs::write(&temporary, &bytes).with_context(|| format!("writing {}", temporary.display()))?;
+            std::fs::rename(&temporary, &output).with_context(|| format!("writing {}", output.display()))?;
+            let module = Module::parse(&bytes)?;
+            if json {
+                return print_json(&summary(&module));
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}: {} bytes", output.display(), bytes.len())?;
+            print_summary(&summary(&module), &mut out)?;
+            Ok(())
+        }
+        Command::Info { file, json } => {
+            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
+            if json {
+                return print_json(&summary(&module));
+            }
+            print_summary(&summary(&module), &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! SMF v1 files: reading and writing, field by field (docs/smf.md).
+//!
+//! Every field is read explicitly at its documented offset with checked
+//! arithmetic; every table and name is bounds-checked. A damaged file is an
+//! [`FormatError`] naming the structure and offset, never a panic.
+
+use serde::Serialize;
+
+pub const MAGIC: [u8; 4] = *b"SMF\0";
+pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 0;
+pub const HEADER_SIZE: u64 = 96;
+pub const SECTION_ENTRY: u64 = 48;
+pub const SYMBOL_ENTRY: u64 = 40;
+pub const RELOCATION_ENTRY: u64 = 32;
+pub const NO_ENTRY: u32 = u32::MAX;
+pub const IMPORT: u32 = u32::MAX;
+pub const ARCH_X86_64: u16 = 62;
+pub const MAX_ALIGN: u64 = 4096;
+
+pub const FLAG_EXECUTABLE: u32 = 1;
+pub const FLAG_RELOADABLE: u32 = 2;
+pub const FLAG_PIC: u32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SectionKind {
+    Code,
+    Data,
+    RoData,
+    Bss,
+}
+
+impl SectionKind {
+    fn code(self) -> u32 {
+        match self {
+            SectionKind::Code => 1,
+            SectionKind::Data => 2,
+            SectionKind::RoData => 3,
+            SectionKind::Bss => 4,
+        }
+    }
+
+    fn from_code(v: u32) -> Option<SectionKind> {
+        Some(match v {
+            1 => SectionKind::Code,
+            2 => SectionKind::Data,
+            3 => SectionKind::RoData,
+            4 => SectionKind::Bss,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SymbolType {
+    None,
+    Function,
+    Object,
+    Section,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Binding {
+    Local,
+    Global,
+    Weak,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum RelocType {
+    Abs64,
+    Pc32,
+    Plt32,
+    GotPcRel,
+}
+
+impl RelocType {
+    fn code(self) -> u32 {
+        match self {
+            RelocType::Abs64 => 1,
+            RelocType::Pc32 => 2,
+            RelocType::Plt32 => 3,
+            RelocType::GotPcRel => 4,
+        }
+    }
+
+    fn from_code(v: u32) -> Option<RelocType> {
+        Some(match v {
+            1 => RelocType::Abs64,
+            2 => RelocType::Pc32,
+            3 => RelocType::Plt32,
+            4 => RelocType::GotPcRel,
+            _ => return None,
+        })
+    }
+
+    /// Bytes of the field it fills.
+    pub fn width(self) -> u64 {
+        match self {
+            RelocType::Abs64 => 8,
+            _ => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    pub name: String,
+    pub kind: SectionKind,
+    /// File bytes (empty for Bss); memory beyond them is zero.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    pub memory_size: u64,
+    pub alignment: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Symbol {
+    pub name: String,
+    pub kind: SymbolType,
+    pub binding: Binding,
+    /// Section index; `None` for an import.
+    pub section: Option<u32>,
+    pub value: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relocation {
+    pub section: u32,
+    pub kind: RelocType,
+    pub offset: u64,
+    pub symbol: u32,
+    pub addend: i64,
+}
+
+/// One module, in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Module {
+    pub version_minor: u16,
+    pub platform: u16,
+    pub arch: u16,
+    pub flags: u32,
+    pub sections: Vec<Section>,
+    pub symbols: Vec<Symbol>,
+    pub relocations: Vec<Relocation>,
+    pub entry: Option<u32>,
+    pub module_hash: u64,
+    pub source_hash: u64,
+}
+
+/// Why a file is not a usable SMF module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("not an SMF module: the magic is {0:02x?}, not \"SMF\\0\"")]
+    Magic([u8; 4]),
+    #[error("SMF version {major}.{minor} is not supported (this relive reads 1.x)")]
+    Version { major: u16, minor: u16 },
+    #[error("truncated: {what} at offset {offset:#x} needs {need} bytes, the file has {len}")]
+    Truncated {
+        what: String,
+        offset: u64,
+        need: u64,
+        len: u64,
+    },
+    #[error("{what} at offset {offset:#x}: {reason}")]
+    Invalid { what: String, offset: u64, reason: String },
+}
+
+/// FNV-1a, 32-bit: symbol name hashes.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0x811c_9dc5, |h: u32, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// FNV-1a, 64-bit: module and source hashes.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h: u64, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Bounds-checked little-endian reads.
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn bytes(&self, offset: u64, len: u64, what: &str) -> Result<&[u8], FormatError> {
+        let truncated = || FormatError::Truncated {
+            what: what.to_string(),
+            offset,
+            need: len,
+            len: self.data.len() as u64,
+        };
+        let end = offset.checked_add(len).ok_or_else(truncated)?;
+        let (start, end) = (usize::try_from(offset), usize::try_from(end));
+        match (start, end) {
+            (Ok(s), Ok(e)) => self.data.get(s..e).ok_or_else(truncated),
+            _ => Err(truncated()),
+        }
+    }
+
+    fn u8(&self, offset: u64, what: &str) -> Result<u8, FormatError> {
+        Ok(self.bytes(offset, 1, what)?[0])
+    }
+
+    fn u16(&self, offset: u64, what: &str) -> Result<u16, FormatError> {
+        let b = self.bytes(offset, 2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&self, offset: u64, what: &str) -> Result<u32, FormatError> {
+        let b = self.bytes(offset, 4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&self, offset: u64, what: &str) -> Result<u64, FormatError> {
+        let b = self.bytes(offset, 8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+fn invalid(what: impl Into<String>, offset: u64, reason: impl Into<String>) -> FormatError {
+    FormatError::Invalid {
+        what: what.into(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// The start of entry `i` of a table of `size`-byte entries at `base`.
+fn entry_offset(base: u64, i: u64, size: u64, what: &str) -> Result<u64, FormatError> {
+    i.checked_mul(size)
+        .and_then(|o| base.checked_add(o))
+        .ok_or_else(|| invalid(what, base, "table offset overflows"))
+}
+
+impl Module {
+    /// Parses an SMF file.
+    pub fn parse(data: &[u8]) -> Result<Module, FormatError> {
+        let r = Reader { data };
+        let magic = r.bytes(0, 4, "magic")?;
+        if magic != MAGIC {
+            let mut m = [0u8; 4];
+            m.copy_from_slice(magic);
+            return Err(FormatError::Magic(m));
+        }
+        let major = r.u16(4, "version")?;
+        let minor = r.u16(6, "version")?;
+        if major != VERSION_MAJOR {
+            return Err(FormatError::Version { major, minor });
+        }
+        let header_size = u64::from(r.u16(8, "header_size")?);
+        if header_size < HEADER_SIZE {
+            return Err(invalid("header", 8, format!("header_size {header_size} is below 96")));
+        }
+        r.bytes(0, header_size, "header")?;
+        let platform = r.u16(10, "platform")?;
+        let arch = r.u16(12, "arch")?;
+        let flags = r.u32(16, "flags")?;
+        let section_count = u64::from(r.u32(20, "section_count")?);
+        let section_table = r.u64(24, "section_table_offset")?;
+        let symbol_count = u64::from(r.u32(32, "symbol_count")?);
+        let relocation_count = u64::from(r.u32(36, "relocation_count")?);
+        let symbol_table = r.u64(40, "symbol_table_offset")?;
+        let relocation_table = r.u64(48, "relocation_table_offset")?;
+        let strings_offset = r.u64(56, "string_table_offset")?;
+        let strings_size = r.u64(64, "string_table_size")?;
+        let entry = r.u32(72, "entry_symbol")?;
+        let module_hash = r.u64(80, "module_hash")?;
+        let source_hash = r.u64(88, "source_hash")?;
+
+        // Whole tables first: a count cannot promise more than the file has.
+        let table = |base: u64, count: u64, size: u64, what: &str| -> Result<(), FormatError> {
+            let len = count
+                .checked_mul(size)
+                .ok_or_else(|| invalid(what, base, "table size overflows"))?;
+            r.bytes(base, len, what).map(|_| ())
+        };
+        table(section_table, section_count, SECTION_ENTRY, "section table")?;
+        table(symbol_table, symbol_count, SYMBOL_ENTRY, "symbol table")?;
+        table(relocation_table, relocation_count, RELOCATION_ENTRY, "relocation table")?;
+        let strings = r.bytes(strings_offset, strings_size, "string table")?;
+        let name = |offset: u32, at: u64, what: &str| -> Result<String, FormatError> {
+            let rest = strings
+                .get(offset as usize..)
+                .ok_or_else(|| invalid(what, at, format!("name offset {offset} is past the string table")))?;
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| invalid(what, at, "name is not NUL-terminated"))?;
+            String::from_utf8(rest[..end].to_vec()).map_err(|_| invalid(what, at, "name is not UTF-8"))
+        };
+
+        let mut sections = Vec::new();
+        for i in 0..section_count {
+            let at = entry_offset(section_table, i, SECTION_ENTRY, "section")?;
+            let what = format!("section {i}");
+            let kind_code = r.u32(at + 4, &what)?;
+            let kind = SectionKind::from_code(kind_code)
+                .ok_or_else(|| invalid(&what, at + 4, format!("unknown kind {kind_code}")))?;
+            let file_offset = r.u64(at + 8, &what)?;
+            let file_size = r.u64(at + 16, &what)?;
+            let memory_size = r.u64(at + 24, &what)?;
+            let alignment = r.u64(at + 32, &what)?;
+            if !alignment.is_power_of_two() || alignment > MAX_ALIGN {
+                return Err(invalid(&what, at + 32, format!("alignment {alignment}")));
+            }
+            if memory_size < file_size {
+                return Err(invalid(&what, at + 24, "memory size below file size"));
+            }
+            if kind == SectionKind::Bss && file_size != 0 {
+                return Err(invalid(&what, at + 16, "a Bss section has file bytes"));
+            }
+            let bytes = r.bytes(file_offset, file_size, &what)?.to_vec();
+            sections.push(Section {
+                name: name(r.u32(at, &what)?, at, &what)?,
+                kind,
+                bytes,
+                memory_size,
+                alignment,
+            });
+        }
+
+        let mut symbols = Vec::new();
+        for i in 0..symbol_count {
+            let at = entry_offset(symbol_table, i, SYMBOL_ENTRY, "symbol")?;
+            let what = format!("symbol {i}");
+            let symbol_name = name(r.u32(at, &what)?, at, &what)?;
+            let hash = r.u32(at + 4, &what)?;
+            if hash != fnv1a32(symbol_name.as_bytes()) {
+                return Err(invalid(
+                    &what,
+                    at + 4,
+                    format!("name hash does not match {symbol_name:?}"),
+                ));
+            }
+            let kind = match r.u8(at + 8, &what)? {
+                0 => SymbolType::None,
+                1 => SymbolType::Function,
+                2 => SymbolType::Object,
+                3 => SymbolType::Section,
+                t => return Err(invalid(&what, at + 8, format!("unknown type {t}"))),
+            };
+            let binding = match r.u8(at + 9, &what)? {
+                0 => Binding::Local,
+                1 => Binding::Global,
+                2 => Binding::Weak,
+                b => return Err(invalid(&what, at + 9, format!("unknown binding {b}"))),
+            };
+            let section = match r.u32(at + 12, &what)? {
+                IMPORT => None,
+                s if u64::from(s) < section_count => Some(s),
+                s => return Err(invalid(&what, at + 12, format!("section {s} does not exist"))),
+            };
+            let value = r.u64(at + 16, &what)?;
+            let size = r.u64(at + 24, &what)?;
+            if let Some(s) = section {
+                let memory = sections[s as usize].memory_size;
+                if value.checked_add(size).is_none_or(|end| end > memory) {
+                    return Err(invalid(
+                        &what,
+                        at + 16,
+                        format!("{symbol_name} lies outside its section"),
+                    ));
+                }
+            }
+            symbols.push(Symbol {
+                name: symbol_name,
+                kind,
+                binding,
+                section,
+                value,
+                size,
+            });
+        }
+
+        let mut relocations = Vec::new();
+        for i in 0..relocation_count {
+            let at = entry_offset(relocation_table, i, RELOCATION_ENTRY, "relocation")?;
+            let what = format!("relocation {i}");
+            let section = r.u32(at, &what)?;
+            let type_code = r.u32(at + 4, &what)?;
+            let kind = RelocType::from_code(type_code)
+                .ok_or_else(|| invalid(&what, at + 4, format!("unknown type {type_code}")))?;
+            let offset = r.u64(at + 8, &what)?;
+            let symbol = r.u32(at + 16, &what)?;
+            let addend = r.u64(at + 24, &what)? as i64;
+            let target = sections
+                .get(section as usize)
+                .ok_or_else(|| invalid(&what, at, format!("section {section} does not exist")))?;
+            if target.kind == SectionKind::Bss
+                || offset
+                    .checked_add(kind.width())
+                    .is_none_or(|end| end > target.bytes.len() as u64)
+            {
+                return Err(invalid(
+                    &what,
+                    at + 8,
+                    format!("field at {offset:#x} is outside {}'s bytes", target.name),
+                ));
+            }
+            if symbol as usize >= symbols.len() {
+                return Err(invalid(&what, at + 16, format!("symbol {symbol} does not exist")));
+            }
+            relocations.push(Relocation {
+                section,
+                kind,
+                offset,
+                symbol,
+                addend,
+            });
+        }
+        let entry = match entry {
+            NO_ENTRY => None,
+            e if (e as usize) < symbols.len() => Some(e),
+            e => return Err(invalid("header", 72, format!("entry symbol {e} does not exist"))),
+        };
+        let rest = r.bytes(HEADER_SIZE, data.len() as u64 - HEADER_SIZE, "body")?;
+        if fnv1a64(rest) != module_hash {
+            return Err(invalid(
+                "header",
+                80,
+                "module hash does not match the contents (damaged file)",
+            ));
+        }
+        Ok(Module {
+            version_minor: minor,
+            platform,
+            arch,
+            flags,
+            sections,
+            symbols,
+            relocations,
+            entry,
+            module_hash,
+            source_hash,
+        })
+    }
+
+    /// The file bytes of this module (the module hash is computed here).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut intern = |s: &str| -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let at = strings.len() as u32;
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+            at
+        };
+        let section_names: Vec<u32> = self.sections.iter().map(|s| intern(&s.name)).collect();
+        let symbol_names: Vec<u32> = self.symbols.iter().map(|s| intern(&s.name)).collect();
+
+        let mut out = vec![0u8; HEADER_SIZE as usize];
+        let align = |out: &mut Vec<u8>, to: u64| {
+            let at = (out.len() as u64).next_multiple_of(to);
+            out.resize(at as usize, 0);
+            at
+        };
+        // Section bytes.
+        let mut file_offsets = Vec::new();
+        for s in &self.sections {
+            if s.bytes.is_empty() {
+                file_offsets.push(0);
+                continue;
+            }
+            file_offsets.push(align(&mut out, s.alignment.clamp(1, MAX_ALIGN)));
+            out.extend_from_slice(&s.bytes);
+        }
+        let section_table = align(&mut out, 8);
+        for (i, s) in self.sections.iter().enumerate() {
+            put32(&mut out, section_names[i]);
+            put32(&mut out, s.kind.code());
+            put64(&mut out, file_offsets[i]);
+            put64(&mut out, s.bytes.len() as u64);
+            put64(&mut out, s.memory_size);
+            put64(&mut out, s.alignment);
+            put32(&mut out, 0);
+            put32(&mut out, 0);
+        }
+        let symbol_table = out.len() as u64;
+        for (i, s) in self.symbols.iter().enumerate() {
+            put32(&mut out, symbol_names[i]);
+            put32(&mut out, fnv1a32(s.name.as_bytes()));
+            out.push(match s.kind {
+                SymbolType::None => 0,
+                SymbolType::Function => 1,
+                SymbolType::Object => 2,
+                SymbolType::Section => 3,
+            });
+            out.push(match s.binding {
+                Binding::Local => 0,
+                Binding::Global => 1,
+                Binding::Weak => 2,
+            });
+            out.extend_from_slice(&[0, 0]);
+            put32(&mut out, s.section.unwrap_or(IMPORT));
+            put64(&mut out, s.value);
+            put64(&mut out, s.size);
+            put64(&mut out, 0);
+        }
+        let relocation_table = out.len() as u64;
+        for r in &self.relocations {
+            put32(&mut out, r.section);
+            put32(&mut out, r.kind.code());
+            put64(&mut out, r.offset);
+            put32(&mut out, r.symbol);
+            put32(&mut out, 0);
+            put64(&mut out, r.addend as u64);
+        }
+        let strings_offset = out.len() as u64;
+        out.extend_from_slice(&strings);
+
+        let mut h = Vec::with_capacity(HEADER_SIZE as usize);
+        h.extend_from_slice(&MAGIC);
+        h.extend_from_slice(&VERSION_MAJOR.to_le_bytes());
+        h.extend_from_slice(&self.version_minor.to_le_bytes());
+        h.extend_from_slice(&(HEADER_SIZE as u16).to_le_bytes());
+        h.extend_from_slice(&self.platform.to_le_bytes());
+        h.extend_from_slice(&self.arch.to_le_bytes());
+        h.extend_from_slice(&[0, 0]);
+        put32(&mut h, self.flags);
+        put32(&mut h, self.sections.len() as u32);
+        put64(&mut h, section_table);
+        put32(&mut h, self.symbols.len() as u32);
+        put32(&mut h, self.relocations.len() as u32);
+        put64(&mut h, symbol_table);
+        put64(&mut h, relocation_table);
+        put64(&mut h, strings_offset);
+        put64(&mut h, strings.len() as u64);
+        put32(&mut h, self.entry.unwrap_or(NO_ENTRY));
+        put32(&mut h, 0);
+        put64(&mut h, fnv1a64(&out[HEADER_SIZE as usize..]));
+        put64(&mut h, self.source_hash);
+        out[..HEADER_SIZE as usize].copy_from_slice(&h);
+        out
+    }
+
+    /// The index of the global (or weak) symbol `name` defined here.
+    pub fn export(&self, name: &str) -> Option<usize> {
+        let hash = fnv1a32(name.as_bytes());
+        self.symbols.iter().position(|s| {
+            s.section.is_some() && s.binding != Binding::Local && fnv1a32(s.name.as_bytes()) == hash && s.name == name
+        })
+    }
+}
+
+fn put32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
