@@ -70,7 +70,10 @@ fn code_for(err: &anyhow::Error) -> i32 {
             _ => FAILED,
         };
     }
-    if err.chain().any(|e| e.is::<crate::cmd::live::SymbolNotFound>()) {
+    if err
+        .chain()
+        .any(|e| e.is::<crate::cmd::live::SymbolNotFound>() || e.is::<crate::cmd::smf::NoFunction>())
+    {
         return NOT_FOUND;
     }
     match image_error(err) {

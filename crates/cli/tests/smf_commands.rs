@@ -72,3 +72,38 @@ fn pack_then_info() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("thread-local"));
     assert!(!refused.exists());
 }
+
+#[test]
+fn call_a_function_of_a_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = relive_testkit::compile_object(
+        dir.path(),
+        "a",
+        "#include <string.h>\nstatic const char *w = \"four\";\nlong mix(long a, long b, long c, long d, long e, long f) { return a - b + 10*c + 100*d + 1000*e + 10000*f + (long)strlen(w); }\n",
+        &["-O2", "-fPIC"],
+    );
+    let out = dir.path().join("m.smf");
+    assert!(
+        relive(&["smf", "pack", a.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let m = out.to_str().unwrap();
+    let r = relive(&["smf", "call", m, "mix", "1", "-2", "3", "0x4", "5", "6"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout).trim(),
+        (1 + 2 + 30 + 400 + 5000 + 60000 + 4).to_string()
+    );
+    let r = relive(&["smf", "call", m, "mix", "--json"]);
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["result"], 4);
+    // A missing function: exit 3, naming it.
+    let r = relive(&["smf", "call", m, "absent"]);
+    assert_eq!(r.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no function absent"));
+    // A bad argument: exit 1 naming it.
+    let r = relive(&["smf", "call", m, "mix", "twelve"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("\"twelve\" is not an integer"));
+}

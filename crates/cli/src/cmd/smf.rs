@@ -39,14 +39,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load a module into relive and call one of its functions.
+    ///
+    /// The function is called as `extern "C"` with up to six 64-bit integer
+    /// arguments (decimal, negative, or 0x hex); its 64-bit result is printed
+    /// as a signed decimal. Imports resolve from relive's own process (libc).
+    Call {
+        file: PathBuf,
+        name: String,
+        #[arg(allow_hyphen_values = true, num_args = 0..=6)]
+        args: Vec<String>,
+        /// Print JSON: {"function","args","result"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {
     pub fn json(&self) -> bool {
         match self {
-            Command::Pack { json, .. } | Command::Info { json, .. } => *json,
+            Command::Pack { json, .. } | Command::Info { json, .. } | Command::Call { json, .. } => *json,
         }
     }
+}
+
+/// An integer argument: decimal (possibly negative) or 0x hex.
+fn integer(text: &str) -> anyhow::Result<u64> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text
+            .parse::<i64>()
+            .ok()
+            .map(|v| v as u64)
+            .or_else(|| text.parse::<u64>().ok()),
+    };
+    parsed.ok_or_else(|| anyhow::anyhow!("{text:?} is not an integer (decimal or 0x hex)"))
 }
 
 #[derive(Serialize)]
@@ -203,6 +230,23 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             print_summary(&summary(&module), &mut out)?;
             Ok(())
         }
+        Command::Call { file, name, args, json } => {
+            let values = args.iter().map(|a| integer(a)).collect::<anyhow::Result<Vec<u64>>>()?;
+            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
+            let loaded = relive_smf::LoadedModule::load(&module, &relive_smf::memory::host_symbol)
+                .with_context(|| format!("loading {}", file.display()))?;
+            let result = loaded.call(&name, &values).ok_or_else(|| NoFunction {
+                name: name.clone(),
+                file: file.display().to_string(),
+            })? as i64;
+            if json {
+                let signed: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+                return print_json(&serde_json::json!({"function": name, "args": signed, "result": result}));
+            }
+            println!("{result}");
+            Ok(())
+        }
         Command::Info { file, json } => {
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
@@ -213,4 +257,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The module exports no function of that name (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{file} exports no function {name} (see `relive smf info {file}`)")]
+pub struct NoFunction {
+    pub name: String,
+    pub file: String,
 }
