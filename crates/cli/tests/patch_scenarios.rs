@@ -233,6 +233,37 @@ fn registers_callers_keep_across_a_call_survive_a_patch() {
     }
 }
 
+/// Two functions entered through thunks in one patch: each thunk calls its
+/// own new function.
+#[test]
+fn two_register_keeping_thunks_in_one_patch() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+volatile int one = 1;
+const char *volatile word = "abcd";
+__attribute__((noinline)) int first(void) { return one; }
+__attribute__((noinline)) int second(void) { return one + 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("first %d second %d\n", first(), second()); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(TWO, &["-O2", "-fpie", "-pie", "-g"]);
+    run.expect("first 1 second 2");
+    let r = run.edit(
+        &TWO.replace("{ return one; }", "{ return (int)strlen(word) * 10 + one; }")
+            .replace("{ return one + 1; }", "{ return (int)strlen(word) * 100 + one; }"),
+    );
+    for name in ["first", "second"] {
+        let a = applied(&r, name);
+        assert!(!a["preserves"].as_array().unwrap().is_empty(), "{a}");
+        assert_ne!(a["entry_addr"], a["new_addr"], "{a}");
+    }
+    run.expect("first 41 second 401");
+}
+
 /// S2: the body grows past its old size and past the next function's
 /// start: the new body runs, the neighbour is untouched.
 #[test]

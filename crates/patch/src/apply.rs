@@ -236,7 +236,10 @@ pub fn patch(
 
     // Plan every entry before touching the process.
     let mut work = Vec::new();
-    let mut thunks = Vec::new();
+    // Thunks go after the linked code, each at a 16-byte boundary: (offset,
+    // code), offsets decided here because each thunk's call is relative.
+    let mut thunks: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut code_end = linked.code.len() as u64;
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
         let record = target.journal.patch(orig);
@@ -268,14 +271,14 @@ pub fn patch(
         let entry_offset = if keeps.is_empty() {
             f.offset
         } else {
-            let at =
-                (linked.code.len() as u64 + thunks.iter().map(Vec::len).sum::<usize>() as u64).next_multiple_of(16);
+            let at = code_end.next_multiple_of(16);
             let code = thunk::preserving(keeps, at, f.offset).map_err(|e| PatchError::Entry {
                 name: f.name.clone(),
                 addr: orig,
                 reason: format!("cannot assemble its register-keeping thunk: {e}"),
             })?;
-            thunks.push(code);
+            code_end = at + code.len() as u64;
+            thunks.push((at, code));
             at
         };
         let kind = match record {
@@ -319,8 +322,7 @@ pub fn patch(
             kind,
         });
     }
-    for code in thunks {
-        let at = (linked.code.len() as u64).next_multiple_of(16);
+    for (at, code) in thunks {
         linked.code.resize(at as usize, 0xcc);
         linked.code.extend_from_slice(&code);
     }
