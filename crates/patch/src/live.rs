@@ -24,6 +24,12 @@ pub struct LiveResolver {
     home: (String, u64, u64),
 }
 
+/// The program's path and address range: the home of a patch by default.
+fn program(symbols: &LiveSymbols) -> (String, u64, u64) {
+    let (lo, hi) = symbols.main_range().unwrap_or((0, 0));
+    (symbols.main_module().unwrap_or("").to_string(), lo, hi)
+}
+
 fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -40,8 +46,7 @@ impl LiveResolver {
                     .push((s.name.clone(), s.addr, s.module.clone()));
             }
         }
-        let (lo, hi) = symbols.main_range().unwrap_or((0, 0));
-        let home = (symbols.main_module().unwrap_or("").to_string(), lo, hi);
+        let home = program(&symbols);
         LiveResolver { symbols, statics, home }
     }
 
@@ -49,16 +54,10 @@ impl LiveResolver {
     /// lives) the home of the next patch; the program when `None` or
     /// unmapped.
     pub fn set_home(&mut self, addr: Option<u64>) {
-        let found = addr.and_then(|a| self.symbols.module_at(a));
-        let main = self
-            .symbols
-            .main_module()
-            .and_then(|m| self.symbols.module_base(m))
-            .map(|(b, _)| b);
-        let found = found.or_else(|| main.and_then(|b| self.symbols.module_at(b)));
-        if let Some((path, lo, hi)) = found {
-            self.home = (path.to_string(), lo, hi);
-        }
+        self.home = match addr.and_then(|a| self.symbols.module_at(a)) {
+            Some((path, lo, hi)) => (path.to_string(), lo, hi),
+            None => program(&self.symbols),
+        };
     }
 
     /// The home module's path and address range.

@@ -41,11 +41,16 @@ pub fn watch(
     // Sources and the headers they include.
     let wanted: BTreeSet<PathBuf> = sources.iter().cloned().chain(reloader.headers()).collect();
     let (tx, rx) = channel::<PathBuf>();
+    // Only the watched files pass: other files in the same directories (a
+    // log the program writes next to its sources) are no reason to wait.
+    let pass = wanted.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
-            for path in event.paths {
-                let _ = tx.send(path);
+            for path in event.paths.iter().map(|p| absolute(p)) {
+                if pass.contains(&path) {
+                    let _ = tx.send(path);
+                }
             }
         }
     })?;
@@ -64,15 +69,10 @@ pub fn watch(
             return Ok(Ended::Exited(code));
         }
         let first = match rx.recv_timeout(POLL) {
-            Ok(path) => absolute(&path),
+            Ok(path) => path,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped").into()),
         };
-        // Other files in the same directories (a log the program writes
-        // next to its sources) are no reason to wait.
-        if !wanted.contains(&first) {
-            continue;
-        }
         let mut changed = BTreeSet::from([first]);
         // Coalesce: keep collecting until the watched files have been quiet
         // for `debounce`, but not for ever (a file rewritten non-stop).
@@ -85,11 +85,8 @@ pub fn watch(
             }
             match rx.recv_timeout(quiet_from - now) {
                 Ok(path) => {
-                    let path = absolute(&path);
-                    if wanted.contains(&path) {
-                        changed.insert(path);
-                        quiet_from = Instant::now() + debounce;
-                    }
+                    changed.insert(path);
+                    quiet_from = Instant::now() + debounce;
                 }
                 Err(_) => break,
             }

@@ -232,8 +232,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Call { file, name, args, json } => {
             let values = args.iter().map(|a| integer(a)).collect::<anyhow::Result<Vec<u64>>>()?;
-            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
+            let module = read_module(&file)?;
             let loaded = relive_smf::LoadedModule::load(&module, &relive_smf::memory::host_symbol)
                 .with_context(|| format!("loading {}", file.display()))?;
             let result = loaded.call(&name, &values).ok_or_else(|| NoFunction {
@@ -248,8 +247,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Info { file, json } => {
-            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
+            let module = read_module(&file)?;
             if json {
                 return print_json(&summary(&module));
             }
@@ -257,6 +255,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads and checks the SMF file `file`, naming it in any error.
+fn read_module(file: &std::path::Path) -> anyhow::Result<Module> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    Module::parse(&data).with_context(|| format!("reading {}", file.display()))
 }
 
 /// The module exports no function of that name (exit 3).
