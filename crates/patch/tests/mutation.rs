@@ -2,7 +2,7 @@
 //! real gcc output through the object reader and the diff. Each must end
 //! in an error or a result, never a panic.
 
-use relive_testkit::compile_object;
+use relive_testkit::{compile_object, Rng};
 
 const SOURCE: &str = r#"
 #include <stdio.h>
@@ -14,21 +14,6 @@ int f(int x) { static int n; n += x; printf("%d %s\n", n, names[x & 1]); return 
 static int h(int y) { switch (y) { case 0: return 5; case 1: return 7; case 2: return 11; case 3: return 13; default: return (int)strlen("x"); } }
 int k(int z) { return h(z) + f(z); }
 "#;
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn damaged_objects_never_panic() {
@@ -63,7 +48,7 @@ fn damaged_objects_never_panic() {
                         let end = (at + 4).min(data.len());
                         data[at..end].copy_from_slice(&v[..end - at]);
                     }
-                    _ => data[at] = rng.next() as u8,
+                    _ => data[at] = rng.next_u64() as u8,
                 }
             }
             relive_patch::exercise::object(&data);

@@ -17,6 +17,9 @@ pub const NO_ENTRY: u32 = u32::MAX;
 pub const IMPORT: u32 = u32::MAX;
 pub const ARCH_X86_64: u16 = 62;
 pub const MAX_ALIGN: u64 = 4096;
+/// The largest section in memory (1 GiB): a loader sums section sizes and
+/// maps them, so a damaged size must fail here, not as an overflow there.
+pub const MAX_SECTION_SIZE: u64 = 1 << 30;
 
 pub const FLAG_EXECUTABLE: u32 = 1;
 pub const FLAG_RELOADABLE: u32 = 2;
@@ -309,6 +312,13 @@ impl Module {
             let alignment = r.u64(at + 32, &what)?;
             if !alignment.is_power_of_two() || alignment > MAX_ALIGN {
                 return Err(invalid(&what, at + 32, format!("alignment {alignment}")));
+            }
+            if memory_size > MAX_SECTION_SIZE {
+                return Err(invalid(
+                    &what,
+                    at + 24,
+                    format!("memory size {memory_size} exceeds 1 GiB"),
+                ));
             }
             if memory_size < file_size {
                 return Err(invalid(&what, at + 24, "memory size below file size"));

@@ -1,14 +1,19 @@
 //! SMF, relive's module format for code the program loads itself and
 //! replaces while it runs (docs/smf.md): [`format`] reads and writes
 //! files, [`pack`] builds one from gcc/clang ELF objects, [`loader`] maps
-//! and relocates one into this process ([`memory`] holds the crate's only
-//! `unsafe` code).
+//! and relocates one into this process, [`registry`] keeps several loaded
+//! and replaces them while they run, through the stable entry points of
+//! [`entries`] ([`memory`] holds the crate's only `unsafe` code).
 
+pub mod entries;
 pub mod format;
 pub mod loader;
 pub mod memory;
 pub mod pack;
+pub mod registry;
 
+pub use entries::StableFn;
 pub use format::{FormatError, Module};
 pub use loader::{LoadError, LoadedModule};
 pub use pack::{pack, PackError};
+pub use registry::{DataOutcome, ModuleLoader, ModuleRegistry, RegistryError, ReloadOptions, ReloadReport};

@@ -1,14 +1,19 @@
-//! Loading an SMF module into this process: one mapping per module with
-//! its code (`r-x`), read-only data and GOT (`r--`) and writable data
-//! (`rw-`) on separate pages, every relocation applied with its overflow
-//! checked before the pages get their final protection.
+//! Loading an SMF module into this process: its code (`r-x`) and
+//! read-only data plus GOT (`r--`) in one mapping, its writable data
+//! (`rw-`) in another, every relocation applied with its overflow checked
+//! before the pages get their final protection. No page is ever writable
+//! and executable at once.
 //!
-//! Imports resolve through a caller-supplied function (other modules, then
-//! the host: see [`crate::memory::host_symbol`]). A call (`Plt32`) to an
-//! import beyond rel32 reach goes through a 14-byte stub in the module's
-//! code pages; `GotPcRel` uses a module-local GOT cell per symbol.
+//! Imports resolve through the caller (other modules, then the host: see
+//! [`crate::memory::host_symbol`]). A call (`Plt32`) beyond rel32 reach
+//! goes through a 14-byte stub in the module's code pages; `GotPcRel` uses
+//! a module-local GOT cell per symbol. Under a registry, every reference to
+//! one of the module's functions (a call, a pointer in data, a GOT cell)
+//! is bound to the function's stable entry instead of its code, and the
+//! writable data can be the storage of the version being replaced.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::format::{Binding, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
 use crate::memory::{Access, Region, PAGE};
@@ -34,36 +39,117 @@ pub enum LoadError {
     },
     #[error("relocation field at {section}+{offset:#x} is outside the section's bytes")]
     Field { section: String, offset: u64 },
+    #[error("the kept data storage is {have} bytes; this version's data needs {need}")]
+    SharedData { have: u64, need: u64 },
     #[error("mapping the module: {0}")]
     Map(#[from] std::io::Error),
 }
 
-/// A module in memory, relocated and protected. Dropping it unmaps it.
+/// A name to an address.
+pub type Resolve<'a> = dyn Fn(&str) -> Option<u64> + 'a;
+
+/// How a load binds what the module refers to.
+pub struct Bindings<'a> {
+    /// Address of a symbol the module imports.
+    pub import: &'a Resolve<'a>,
+    /// The stable entry of one of the module's own functions, by its key
+    /// ([`function_keys`]); `None` binds references to the code itself.
+    pub entry: Option<&'a Resolve<'a>>,
+    /// Writable storage to use instead of fresh data: the previous
+    /// version's, when its [`DataLayout`] equals this module's. Its bytes
+    /// are kept as they are (the state survives; the new initial values
+    /// and data relocations are not applied to it).
+    pub data: Option<Arc<Region>>,
+}
+
+/// Where the writable data's named objects are: two modules with equal
+/// layouts can share one storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataLayout {
+    /// Per writable section, in order: kind, memory size, alignment.
+    sections: Vec<(SectionKind, u64, u64)>,
+    /// Named objects in writable sections: name, section, offset, size.
+    objects: Vec<(String, u32, u64, u64)>,
+}
+
+impl DataLayout {
+    pub fn of(module: &Module) -> DataLayout {
+        let writable = |k: SectionKind| matches!(k, SectionKind::Data | SectionKind::Bss);
+        DataLayout {
+            sections: module
+                .sections
+                .iter()
+                .filter(|s| writable(s.kind))
+                .map(|s| (s.kind, s.memory_size, s.alignment))
+                .collect(),
+            objects: module
+                .symbols
+                .iter()
+                .filter(|s| s.kind == SymbolType::Object)
+                .filter_map(|s| {
+                    let sec = s.section?;
+                    writable(module.sections.get(sec as usize)?.kind).then(|| (s.name.clone(), sec, s.value, s.size))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The key of each symbol that is a function defined by the module: its
+/// name, or `name#N` for the Nth further local function of that name (two
+/// inputs may each have a `static` one). `None` for other symbols.
+pub fn function_keys(module: &Module) -> Vec<Option<String>> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    module
+        .symbols
+        .iter()
+        .map(|s| {
+            if s.kind != SymbolType::Function || s.section.is_none() || s.name.is_empty() {
+                return None;
+            }
+            let n = seen.entry(&s.name).or_insert(0);
+            *n += 1;
+            Some(if *n == 1 {
+                s.name.clone()
+            } else {
+                format!("{}#{}", s.name, *n - 1)
+            })
+        })
+        .collect()
+}
+
+/// A module in memory, relocated and protected. Dropping it unmaps its
+/// code; its writable data lives as long as a version shares it.
 #[derive(Debug)]
 pub struct LoadedModule {
-    region: Region,
+    code: Region,
+    data: Arc<Region>,
     /// Exported (global and weak) symbols: name -> address.
     exports: HashMap<String, u64>,
     /// Each section's address.
     sections: Vec<u64>,
-    /// Objects (data symbols) defined by the module: name -> (address, size).
+    /// Named data objects: name -> (address, size); a local name defined
+    /// twice is left out (it names nothing unambiguous).
     objects: HashMap<String, (u64, u64)>,
-    /// Exported functions: name -> entry.
+    /// Exported functions: name -> code (not the stable entry).
     functions: HashMap<String, u64>,
+    /// Every defined function: key -> code.
+    function_code: Vec<(String, u64)>,
+    layout: DataLayout,
 }
 
 struct Layout {
-    /// Offset of each section in the region.
+    /// Offset of each section in its mapping (code or data).
     sections: Vec<u64>,
     stubs: u64,
     got: u64,
-    /// Page-aligned group boundaries: code, read-only, writable, end.
-    groups: [u64; 4],
+    /// Page-aligned boundaries in the code mapping: read-only part, end.
+    code_map: [u64; 2],
+    data_len: u64,
 }
 
-fn layout(module: &Module, imports: usize, got_cells: usize) -> Layout {
+fn layout(module: &Module, stubs: usize, got_cells: usize) -> Layout {
     let mut sections = vec![0; module.sections.len()];
-    let mut at = 0u64;
     let mut place = |kinds: &[SectionKind], at: &mut u64| {
         for (i, s) in module.sections.iter().enumerate() {
             if kinds.contains(&s.kind) {
@@ -73,56 +159,104 @@ fn layout(module: &Module, imports: usize, got_cells: usize) -> Layout {
             }
         }
     };
+    let mut at = 0;
     place(&[SectionKind::Code], &mut at);
-    let stubs = at.next_multiple_of(16);
-    let code_end = stubs + STUB_LEN * imports as u64;
-    let mut ro = code_end.next_multiple_of(PAGE);
+    let stub_at = at.next_multiple_of(16);
+    let mut ro = (stub_at + STUB_LEN * stubs as u64).next_multiple_of(PAGE);
     let ro_start = ro;
     place(&[SectionKind::RoData], &mut ro);
     let got = ro.next_multiple_of(8);
-    let ro_end = got + 8 * got_cells as u64;
-    let mut rw = ro_end.next_multiple_of(PAGE);
-    let rw_start = rw;
+    let end = (got + 8 * got_cells as u64).next_multiple_of(PAGE).max(ro_start + PAGE);
+    let mut rw = 0;
     place(&[SectionKind::Data, SectionKind::Bss], &mut rw);
-    let end = rw.next_multiple_of(PAGE).max(rw_start + PAGE);
     Layout {
         sections,
-        stubs,
+        stubs: stub_at,
         got,
-        groups: [0, ro_start, rw_start, end],
+        code_map: [ro_start, end],
+        data_len: rw.next_multiple_of(PAGE).max(PAGE),
     }
 }
 
+fn writable(kind: SectionKind) -> bool {
+    matches!(kind, SectionKind::Data | SectionKind::Bss)
+}
+
 impl LoadedModule {
-    /// Maps and relocates `module`; `import` gives the address of each
-    /// symbol the module does not define.
+    /// Maps and relocates `module` on its own (no stable entries, fresh
+    /// data); `import` gives the address of each symbol it does not define.
     pub fn load(module: &Module, import: &dyn Fn(&str) -> Option<u64>) -> Result<LoadedModule, LoadError> {
+        LoadedModule::load_with(
+            module,
+            Bindings {
+                import,
+                entry: None,
+                data: None,
+            },
+        )
+    }
+
+    /// Maps and relocates `module` as `bindings` say.
+    pub fn load_with(module: &Module, bindings: Bindings) -> Result<LoadedModule, LoadError> {
         if module.arch != ARCH_X86_64 {
             return Err(LoadError::Architecture(module.arch));
         }
+        let keys = function_keys(module);
         // GOT cells: one per symbol reached through GotPcRel.
         let mut got_index: HashMap<u32, u64> = HashMap::new();
         for r in module.relocations.iter().filter(|r| r.kind == RelocType::GotPcRel) {
             let next = got_index.len() as u64;
             got_index.entry(r.symbol).or_insert(next);
         }
-        let import_count = module.symbols.iter().filter(|s| s.section.is_none()).count();
-        let plan = layout(module, import_count, got_index.len());
-        let mut region = Region::new(plan.groups[3])?;
-        let base = region.addr();
-        let sections: Vec<u64> = plan.sections.iter().map(|o| base + o).collect();
+        // A stub for every symbol whose address is not the module's own
+        // code: imports, and functions bound to stable entries.
+        let stub_count = module
+            .symbols
+            .iter()
+            .zip(&keys)
+            .filter(|(s, key)| s.section.is_none() || (bindings.entry.is_some() && key.is_some()))
+            .count();
+        let plan = layout(module, stub_count, got_index.len());
+        let mut code = Region::new(plan.code_map[1])?;
+        let shared = bindings.data.is_some();
+        let mut data = match bindings.data {
+            Some(region) if region.len() < plan.data_len => {
+                return Err(LoadError::SharedData {
+                    have: region.len(),
+                    need: plan.data_len,
+                })
+            }
+            Some(region) => region,
+            None => Arc::new(Region::new(plan.data_len)?),
+        };
+        let sections: Vec<u64> = module
+            .sections
+            .iter()
+            .zip(&plan.sections)
+            .map(|(s, o)| if writable(s.kind) { data.addr() } else { code.addr() } + o)
+            .collect();
 
-        // Every symbol's address; imports resolved now.
+        // Every symbol's address (stable entries for functions when bound);
+        // imports resolved now.
         let mut addresses = Vec::with_capacity(module.symbols.len());
         let mut stub_of: HashMap<u32, u64> = HashMap::new();
+        let mut new_stub = |i: usize| {
+            let at = code.addr() + plan.stubs + STUB_LEN * stub_of.len() as u64;
+            stub_of.insert(i as u32, at);
+        };
         for (i, s) in module.symbols.iter().enumerate() {
-            let addr = match s.section {
-                Some(sec) => sections[sec as usize] + s.value,
-                None => {
-                    let addr = import(&s.name).ok_or_else(|| LoadError::MissingImport { symbol: s.name.clone() })?;
-                    stub_of.insert(i as u32, base + plan.stubs + STUB_LEN * stub_of.len() as u64);
+            let addr = match (s.section, &keys[i], bindings.entry) {
+                (None, _, _) => {
+                    let addr = (bindings.import)(&s.name)
+                        .ok_or_else(|| LoadError::MissingImport { symbol: s.name.clone() })?;
+                    new_stub(i);
                     addr
                 }
+                (Some(_), Some(key), Some(entry)) => {
+                    new_stub(i);
+                    entry(key).ok_or_else(|| LoadError::MissingImport { symbol: key.clone() })?
+                }
+                (Some(sec), _, _) => sections[sec as usize] + s.value,
             };
             addresses.push(addr);
         }
@@ -130,6 +264,9 @@ impl LoadedModule {
         // Section bytes, relocated in a copy, then written.
         let mut images: Vec<Vec<u8>> = module.sections.iter().map(|s| s.bytes.clone()).collect();
         for r in &module.relocations {
+            if shared && writable(module.sections[r.section as usize].kind) {
+                continue; // the kept storage keeps its values
+            }
             let s = i128::from(addresses[r.symbol as usize]);
             let a = i128::from(r.addend);
             let p = i128::from(sections[r.section as usize] + r.offset);
@@ -152,7 +289,7 @@ impl LoadedModule {
                     },
                 },
                 RelocType::GotPcRel => {
-                    let cell = base + plan.got + 8 * got_index[&r.symbol];
+                    let cell = code.addr() + plan.got + 8 * got_index[&r.symbol];
                     fit32(i128::from(cell) + a - p)?.to_le_bytes().to_vec()
                 }
             };
@@ -167,69 +304,98 @@ impl LoadedModule {
             dst.copy_from_slice(&field);
         }
         for (i, image) in images.iter().enumerate() {
-            region.write(plan.sections[i], image);
+            if !writable(module.sections[i].kind) {
+                code.write(plan.sections[i], image);
+            } else if !shared {
+                Arc::get_mut(&mut data)
+                    .expect("fresh data has one owner")
+                    .write(plan.sections[i], image);
+            }
         }
         for (&symbol, &stub) in &stub_of {
             let mut bytes = STUB.to_vec();
             bytes.extend_from_slice(&addresses[symbol as usize].to_le_bytes());
-            region.write(stub - base, &bytes);
+            code.write(stub - code.addr(), &bytes);
         }
         for (&symbol, &cell) in &got_index {
-            region.write(plan.got + 8 * cell, &addresses[symbol as usize].to_le_bytes());
+            code.write(plan.got + 8 * cell, &addresses[symbol as usize].to_le_bytes());
         }
-        let [code, ro, rw, end] = plan.groups;
-        region.protect(code, ro - code, Access::ReadExecute)?;
-        region.protect(ro, rw - ro, Access::Read)?;
-        region.protect(rw, end - rw, Access::ReadWrite)?;
+        let [ro, end] = plan.code_map;
+        code.protect(0, ro, Access::ReadExecute)?;
+        code.protect(ro, end - ro, Access::Read)?;
 
         let mut exports = HashMap::new();
         let mut objects = HashMap::new();
+        let mut ambiguous = Vec::new();
         let mut functions = HashMap::new();
+        let mut function_code = Vec::new();
         for (i, s) in module.symbols.iter().enumerate() {
-            if s.section.is_some() && s.binding != Binding::Local {
+            let Some(sec) = s.section else { continue };
+            let at = sections[sec as usize] + s.value;
+            if let Some(key) = &keys[i] {
+                function_code.push((key.clone(), at));
+            }
+            if s.kind == SymbolType::Object
+                && !s.name.is_empty()
+                && objects.insert(s.name.clone(), (at, s.size)).is_some()
+            {
+                ambiguous.push(s.name.clone());
+            }
+            if s.binding != Binding::Local {
                 exports.insert(s.name.clone(), addresses[i]);
-                match s.kind {
-                    SymbolType::Object => {
-                        objects.insert(s.name.clone(), (addresses[i], s.size));
-                    }
-                    SymbolType::Function => {
-                        functions.insert(s.name.clone(), addresses[i]);
-                    }
-                    _ => {}
+                if s.kind == SymbolType::Function {
+                    functions.insert(s.name.clone(), at);
                 }
             }
         }
+        for name in ambiguous {
+            objects.remove(&name);
+        }
         Ok(LoadedModule {
-            region,
+            code,
+            data,
             exports,
             sections,
             objects,
             functions,
+            function_code,
+            layout: DataLayout::of(module),
         })
     }
 
-    /// The address of exported symbol `name`.
+    /// The address of exported symbol `name` (a function's stable entry
+    /// when loaded under a registry).
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.exports.get(name).copied()
     }
 
-    /// Calls exported function `name` with up to six integer arguments;
-    /// `None` if the module exports no such function.
+    /// Calls exported function `name`'s code directly with up to six
+    /// integer arguments; `None` if the module exports no such function.
     pub fn call(&self, name: &str, args: &[u64]) -> Option<u64> {
         let addr = *self.functions.get(name)?;
         let mut all = [0u64; 6];
         let n = args.len().min(6);
         all[..n].copy_from_slice(&args[..n]);
-        crate::memory::call_in(&self.region, addr, all)
+        crate::memory::call_in(&self.code, addr, all)
     }
 
-    /// The current bytes of exported data object `name`.
+    /// The code address of exported function `name` (not a stable entry).
+    pub fn function(&self, name: &str) -> Option<u64> {
+        self.functions.get(name).copied()
+    }
+
+    /// Every function the module defines: key ([`function_keys`]) -> code.
+    pub fn function_code(&self) -> &[(String, u64)] {
+        &self.function_code
+    }
+
+    /// The current bytes of data object `name`.
     pub fn read_object(&self, name: &str) -> Option<Vec<u8>> {
         let &(addr, size) = self.objects.get(name)?;
-        self.region.read(addr, size)
+        self.data.read(addr, size).or_else(|| self.code.read(addr, size))
     }
 
-    /// Exported data objects: name -> (address, size).
+    /// Named data objects: name -> (address, size).
     pub fn objects(&self) -> &HashMap<String, (u64, u64)> {
         &self.objects
     }
@@ -239,8 +405,40 @@ impl LoadedModule {
         &self.sections
     }
 
-    /// The mapping's address range.
+    /// The code mapping's address range.
     pub fn range(&self) -> (u64, u64) {
-        (self.region.addr(), self.region.addr() + self.region.len())
+        (self.code.addr(), self.code.addr() + self.code.len())
+    }
+
+    /// The writable data's storage (shared with other versions when their
+    /// layouts are equal).
+    pub fn data_region(&self) -> &Arc<Region> {
+        &self.data
+    }
+
+    pub fn data_layout(&self) -> &DataLayout {
+        &self.layout
+    }
+
+    /// Copies the value of every object of `old` that this version also
+    /// has, by name and with the same size, into this version's data.
+    /// Returns the names copied; only before the data is shared.
+    pub fn copy_objects_from(&mut self, old: &LoadedModule) -> Vec<String> {
+        let data = Arc::get_mut(&mut self.data).expect("fresh data has one owner");
+        let mut copied = Vec::new();
+        for (name, &(at, size)) in &self.objects {
+            let Some(&(old_at, old_size)) = old.objects.get(name) else {
+                continue;
+            };
+            if old_size != size || !(data.addr()..data.addr() + data.len()).contains(&at) {
+                continue;
+            }
+            if let Some(bytes) = old.data.read(old_at, old_size) {
+                data.write(at - data.addr(), &bytes);
+                copied.push(name.clone());
+            }
+        }
+        copied.sort();
+        copied
     }
 }

@@ -8,6 +8,7 @@
 use std::ffi::CString;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::mman::{mmap_anonymous, mprotect, munmap, MapFlags, ProtFlags};
 
@@ -142,6 +143,37 @@ pub fn call_in(region: &Region, addr: u64, args: [u64; 6]) -> Option<u64> {
 }
 
 impl Region {
+    /// Stores `value` at `offset` (8-byte aligned, inside the region, on a
+    /// read-write page) with one atomic release store, so a thread that
+    /// jumps through the cell at the same moment reads either the old or
+    /// the new address, never a torn one, and finds the code it names
+    /// fully written.
+    pub fn store_cell(&self, offset: u64, value: u64) {
+        assert!(
+            offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
+            "cell outside the region"
+        );
+        // SAFETY: the cell is inside this live mapping, 8-byte aligned, and
+        // on a page the owner keeps read-write (the entry table's cell
+        // pages); every access to it, here and from the trampolines' `jmp
+        // *cell`, is a single aligned 8-byte access, so treating it as an
+        // AtomicU64 is sound.
+        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
+        cell.store(value, Ordering::Release);
+    }
+
+    /// Reads the cell at `offset` (see [`Region::store_cell`]).
+    pub fn load_cell(&self, offset: u64) -> u64 {
+        assert!(
+            offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
+            "cell outside the region"
+        );
+        // SAFETY: as in `store_cell`: aligned, inside the live mapping,
+        // only ever accessed as one 8-byte word.
+        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
+        cell.load(Ordering::Acquire)
+    }
+
     /// Copies `len` bytes at address `addr` out of the region (which must
     /// hold them and be readable there: loaded data, not guard space).
     pub fn read(&self, addr: u64, len: u64) -> Option<Vec<u8>> {

@@ -352,3 +352,21 @@ pub fn compile_object(dir: &Path, name: &str, source: &str, flags: &[&str]) -> P
     std::fs::rename(out, &object).unwrap();
     object
 }
+
+/// A small deterministic generator (xorshift) for mutation tests, so a
+/// failure reproduces from its round number.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}

@@ -1,0 +1,167 @@
+//! Stable entry points: one trampoline and one cell per function (the
+//! Zig linker's idea of an indirection per function).
+//!
+//! A block is two pages in one mapping: page 0 holds 511 trampolines of 8
+//! bytes, each `jmp *cell(%rip)` for its own cell, and a `ud2` trap in the
+//! last 8 bytes; page 1 holds the 512 cells. The trampolines are written
+//! once, before the page becomes `r-x`, and never change: the displacement
+//! from trampoline `i` to cell `i` is the same for every `i` (4096 − 6), so
+//! a new function needs no new code, only a cell. Reloading a function is
+//! one atomic store into its cell. A cell that names no code (a function
+//! that was unloaded, or removed by a reload) points at the trap, so a
+//! stale pointer stops the program with SIGILL at a recognisable address
+//! instead of running freed memory.
+
+use std::sync::Arc;
+
+use crate::memory::{call_in, Access, Region, PAGE};
+
+/// Trampolines per block (the last 8 bytes of the code page are the trap).
+pub const PER_BLOCK: usize = (PAGE as usize / 8) - 1;
+const TRAP_OFFSET: u64 = PAGE - 8;
+/// `jmp *(4096 - 6)(%rip)`: from the end of trampoline `i` (offset 8i + 6)
+/// to cell `i` (offset 4096 + 8i); then int3 padding.
+const TRAMPOLINE: [u8; 8] = [0xff, 0x25, 0xfa, 0x0f, 0x00, 0x00, 0xcc, 0xcc];
+/// `ud2`, then int3 padding.
+const TRAP: [u8; 8] = [0x0f, 0x0b, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc];
+
+/// An entry handed out to the host: the address stays valid (and calls the
+/// function's newest code) for as long as this value or the registry that
+/// made it lives.
+#[derive(Debug, Clone)]
+pub struct StableFn {
+    block: Arc<Region>,
+    addr: u64,
+}
+
+impl StableFn {
+    /// The trampoline's address: what a C host would store as a function
+    /// pointer.
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    /// The code the entry jumps to now.
+    pub fn target(&self) -> u64 {
+        self.block.load_cell(self.addr - self.block.addr() + PAGE)
+    }
+
+    /// Whether the entry traps (its function is unloaded or gone).
+    pub fn traps(&self) -> bool {
+        self.target() == self.block.addr() + TRAP_OFFSET
+    }
+
+    /// Calls the function's current code with up to six integer arguments
+    /// (System V registers; a callee taking fewer ignores the rest).
+    pub fn call(&self, args: &[u64]) -> u64 {
+        let mut all = [0u64; 6];
+        let n = args.len().min(6);
+        all[..n].copy_from_slice(&args[..n]);
+        call_in(&self.block, self.addr, all).expect("a stable entry lies in its block")
+    }
+}
+
+/// Where one function's entry is: block and slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntryId {
+    block: usize,
+    slot: usize,
+}
+
+/// Every entry handed out so far. Entries are never taken back: an
+/// unloaded function's entry traps, and loading a function of the same
+/// module and name again reuses it, so pointers the host kept work again.
+#[derive(Debug, Default)]
+pub struct EntryTable {
+    blocks: Vec<Arc<Region>>,
+    used: usize,
+}
+
+impl EntryTable {
+    /// A new entry (pointing at the trap until [`EntryTable::point`]).
+    pub fn allocate(&mut self) -> std::io::Result<EntryId> {
+        let slot = self.used % PER_BLOCK;
+        if slot == 0 {
+            self.blocks.push(Arc::new(new_block()?));
+        }
+        self.used += 1;
+        Ok(EntryId {
+            block: self.blocks.len() - 1,
+            slot,
+        })
+    }
+
+    /// The trampoline's address.
+    pub fn address(&self, id: EntryId) -> u64 {
+        self.blocks[id.block].addr() + 8 * id.slot as u64
+    }
+
+    /// Makes `id` jump to `code` (one atomic store).
+    pub fn point(&self, id: EntryId, code: u64) {
+        self.blocks[id.block].store_cell(PAGE + 8 * id.slot as u64, code);
+    }
+
+    /// Makes `id` trap.
+    pub fn unpoint(&self, id: EntryId) {
+        let block = &self.blocks[id.block];
+        block.store_cell(PAGE + 8 * id.slot as u64, block.addr() + TRAP_OFFSET);
+    }
+
+    /// Where `id` jumps now.
+    pub fn target(&self, id: EntryId) -> u64 {
+        self.blocks[id.block].load_cell(PAGE + 8 * id.slot as u64)
+    }
+
+    /// Whether `id` currently traps.
+    pub fn traps(&self, id: EntryId) -> bool {
+        self.target(id) == self.blocks[id.block].addr() + TRAP_OFFSET
+    }
+
+    pub fn handle(&self, id: EntryId) -> StableFn {
+        StableFn {
+            block: self.blocks[id.block].clone(),
+            addr: self.address(id),
+        }
+    }
+}
+
+fn new_block() -> std::io::Result<Region> {
+    let mut region = Region::new(2 * PAGE)?;
+    let mut code = TRAMPOLINE.repeat(PER_BLOCK);
+    code.extend_from_slice(&TRAP);
+    region.write(0, &code);
+    let trap = region.addr() + TRAP_OFFSET;
+    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trap.to_le_bytes()).collect();
+    region.write(PAGE, &cells);
+    region.protect(0, PAGE, Access::ReadExecute)?;
+    Ok(region)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trampolines_reach_their_own_cells() {
+        // rip after trampoline i = base + 8i + 6; + disp = base + 4096 + 8i.
+        let disp = i32::from_le_bytes(TRAMPOLINE[2..6].try_into().unwrap()) as u64;
+        for i in [0u64, 1, 300, PER_BLOCK as u64 - 1] {
+            assert_eq!(8 * i + 6 + disp, PAGE + 8 * i);
+        }
+        assert_eq!(8 * PER_BLOCK as u64, TRAP_OFFSET);
+    }
+
+    #[test]
+    fn new_entries_trap_and_blocks_grow() {
+        let mut table = EntryTable::default();
+        let ids: Vec<EntryId> = (0..PER_BLOCK + 2).map(|_| table.allocate().unwrap()).collect();
+        assert_eq!(table.blocks.len(), 2);
+        assert!(ids.iter().all(|&id| table.traps(id)));
+        table.point(ids[3], 0x1234);
+        assert_eq!(table.target(ids[3]), 0x1234);
+        assert!(!table.traps(ids[3]));
+        table.unpoint(ids[3]);
+        assert!(table.traps(ids[3]));
+        assert_eq!(table.address(ids[PER_BLOCK]), table.blocks[1].addr());
+    }
+}

@@ -1,0 +1,475 @@
+//! Several modules in one process, each replaceable while it runs.
+//!
+//! Every function a module defines is reached through a stable entry
+//! ([`crate::entries`]): the address the host gets from
+//! [`ModuleRegistry::get_function`], the address other modules' imports
+//! bind to, and the address the module's own calls, function pointers and
+//! GOT cells hold. [`ModuleRegistry::reload`] loads the new version next to
+//! the old one and then points each entry at the new code with one atomic
+//! store, so a pointer taken before the reload calls the new code after it.
+//!
+//! ## State across a reload
+//! With [`ReloadOptions::keep_data`] (the default), when the new version's
+//! writable data has the same layout as the old one's (the same writable
+//! sections, sizes and alignments, and every named object at the same
+//! place with the same size), the new code is linked against the old
+//! storage itself: every global and static keeps its value, and code of
+//! the old version that is still running (a loop that has not returned)
+//! shares it with the new code. When the layout changed, the new version
+//! gets fresh data initialised from the file, and every named object that
+//! still exists with the same size gets the old value copied in before the
+//! switch; old code still running after that uses the old copy. With
+//! `keep_data: false` every object starts from the file's values.
+//!
+//! ## When old code is freed
+//! Never by a reload or unload: a thread may be inside the old code or
+//! hold a return address into it, and data may hold pointers into the old
+//! read-only data (a `const char *` global pointing at a literal). Replaced
+//! and unloaded versions are kept mapped until the host calls
+//! [`ModuleRegistry::free_retired`] at a point where it knows no thread runs
+//! or will return into them and no kept data points into them (for a host
+//! calling modules from one loop: between two iterations), or until the
+//! registry is dropped. Dropping the registry points every entry at a trap
+//! (`ud2`), so a stale pointer stops at once instead of running freed memory.
+//!
+//! Entries are switched one function at a time: a call that starts during
+//! a reload runs either the old or the new code of the function it enters,
+//! but a chain of calls in flight can see old and new functions mixed.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use crate::entries::{EntryId, EntryTable, StableFn};
+use crate::format::{FormatError, Module};
+use crate::loader::{function_keys, Bindings, DataLayout, LoadError, LoadedModule};
+use crate::memory::host_symbol;
+
+/// Why a registry operation did nothing. The registry and every entry are
+/// as they were before the call.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("module {module}: {source}")]
+    Load {
+        module: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: ReadError,
+    },
+    #[error("a module named {0} is already loaded (use reload to replace it)")]
+    AlreadyLoaded(String),
+    #[error("no module named {0} is loaded")]
+    NotLoaded(String),
+    #[error("module {by} imports {symbol} from {module}; unload or reload {by} first")]
+    StillImported { module: String, symbol: String, by: String },
+}
+
+/// Why a module file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Format(#[from] FormatError),
+}
+
+/// Resolves what modules import from the host and loads single modules.
+/// Symbols given with [`ModuleLoader::define`] come first (a host can hand
+/// its own functions to modules), then the process's dynamic symbols
+/// (`dlsym`), unless [`ModuleLoader::without_dlsym`] was used.
+#[derive(Debug, Clone)]
+pub struct ModuleLoader {
+    defined: HashMap<String, u64>,
+    dlsym: bool,
+}
+
+impl Default for ModuleLoader {
+    fn default() -> Self {
+        ModuleLoader {
+            defined: HashMap::new(),
+            dlsym: true,
+        }
+    }
+}
+
+impl ModuleLoader {
+    pub fn new() -> ModuleLoader {
+        ModuleLoader::default()
+    }
+
+    /// Only what [`ModuleLoader::define`] gives is importable from the host.
+    pub fn without_dlsym(mut self) -> ModuleLoader {
+        self.dlsym = false;
+        self
+    }
+
+    /// Makes `name` resolve to `addr` for every module loaded afterwards.
+    pub fn define(&mut self, name: &str, addr: u64) -> &mut ModuleLoader {
+        self.defined.insert(name.to_string(), addr);
+        self
+    }
+
+    /// The host's address for `name`.
+    pub fn host(&self, name: &str) -> Option<u64> {
+        self.defined
+            .get(name)
+            .copied()
+            .or_else(|| if self.dlsym { host_symbol(name) } else { None })
+    }
+
+    /// Reads and checks an SMF file.
+    pub fn read(&self, path: &Path) -> Result<Module, ReadError> {
+        let bytes = std::fs::read(path)?;
+        Ok(Module::parse(&bytes)?)
+    }
+
+    /// Loads one module on its own (no registry, no stable entries).
+    pub fn load(&self, module: &Module) -> Result<LoadedModule, LoadError> {
+        LoadedModule::load(module, &|name| self.host(name))
+    }
+}
+
+/// What a reload keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadOptions {
+    /// Keep the values of globals and statics (see the module docs).
+    pub keep_data: bool,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions { keep_data: true }
+    }
+}
+
+/// What happened to the module's writable data in a reload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DataOutcome {
+    /// Same layout: the new code uses the old storage.
+    Shared,
+    /// Layout changed: these objects' values were copied; others start
+    /// from the file's values.
+    Copied { kept: Vec<String> },
+    /// `keep_data: false`: everything starts from the file's values.
+    Fresh,
+}
+
+/// The outcome of a reload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    pub version: u64,
+    pub data: DataOutcome,
+    /// Functions the new version defines.
+    pub functions: usize,
+    /// Functions the old version did not have.
+    pub added: Vec<String>,
+    /// Functions the new version lacks (their entries now trap).
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    current: LoadedModule,
+    version: u64,
+    /// Function keys whose entries point into `current`.
+    functions: Vec<String>,
+    /// (module, symbol) this module's imports were bound to.
+    imports: BTreeSet<(String, String)>,
+}
+
+/// Loaded modules, their stable entries, and the versions they replaced.
+#[derive(Debug)]
+pub struct ModuleRegistry {
+    loader: ModuleLoader,
+    entries: EntryTable,
+    /// (module, function key) -> its entry, for the registry's lifetime.
+    entry_ids: HashMap<(String, String), EntryId>,
+    /// In load order: imports prefer earlier modules.
+    modules: Vec<Slot>,
+    retired: Vec<LoadedModule>,
+}
+
+impl ModuleRegistry {
+    pub fn new() -> ModuleRegistry {
+        ModuleRegistry::with_loader(ModuleLoader::default())
+    }
+
+    /// A registry whose host imports come from `loader`.
+    pub fn with_loader(loader: ModuleLoader) -> ModuleRegistry {
+        ModuleRegistry {
+            loader,
+            entries: EntryTable::default(),
+            entry_ids: HashMap::new(),
+            modules: Vec::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Loads `module` under `name`.
+    pub fn load(&mut self, name: &str, module: &Module) -> Result<(), RegistryError> {
+        if self.slot(name).is_some() {
+            return Err(RegistryError::AlreadyLoaded(name.to_string()));
+        }
+        let (loaded, imports) = self.link(name, module, None)?;
+        let functions = self.switch(name, &loaded, &[]);
+        self.modules.push(Slot {
+            name: name.to_string(),
+            current: loaded,
+            version: 1,
+            functions,
+            imports,
+        });
+        Ok(())
+    }
+
+    /// Reads `path` and loads it under `name`.
+    pub fn load_file(&mut self, name: &str, path: &Path) -> Result<(), RegistryError> {
+        let module = self.read(path)?;
+        self.load(name, &module)
+    }
+
+    /// Replaces module `name` by `module`: entries switch to the new code,
+    /// the data is kept as `options` says, the version goes up by one, and
+    /// the old version is retired (still mapped; see the module docs).
+    pub fn reload(
+        &mut self,
+        name: &str,
+        module: &Module,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, RegistryError> {
+        let index = self
+            .slot(name)
+            .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
+        // A function other modules import must still be there.
+        let keys: BTreeSet<String> = function_keys(module).into_iter().flatten().collect();
+        let exported: BTreeSet<&str> = module
+            .symbols
+            .iter()
+            .filter(|s| s.section.is_some() && s.binding != crate::format::Binding::Local)
+            .map(|s| s.name.as_str())
+            .collect();
+        if let Some((by, symbol)) = self.importers(name).find(|(_, s)| !exported.contains(s.as_str())) {
+            return Err(RegistryError::StillImported {
+                module: name.to_string(),
+                symbol,
+                by,
+            });
+        }
+        let old = &self.modules[index].current;
+        let share = options.keep_data && *old.data_layout() == DataLayout::of(module);
+        let data = share.then(|| old.data_region().clone());
+        let (mut loaded, imports) = self.link(name, module, data)?;
+        let outcome = if share {
+            DataOutcome::Shared
+        } else if options.keep_data {
+            DataOutcome::Copied {
+                kept: loaded.copy_objects_from(&self.modules[index].current),
+            }
+        } else {
+            DataOutcome::Fresh
+        };
+        let old_keys = self.modules[index].functions.clone();
+        let functions = self.switch(name, &loaded, &old_keys);
+        let slot = &mut self.modules[index];
+        let old = std::mem::replace(&mut slot.current, loaded);
+        self.retired.push(old);
+        slot.version += 1;
+        slot.imports = imports;
+        let added = keys.iter().filter(|k| !old_keys.contains(k)).cloned().collect();
+        let removed = old_keys.iter().filter(|k| !keys.contains(*k)).cloned().collect();
+        slot.functions = functions;
+        Ok(ReloadReport {
+            version: slot.version,
+            data: outcome,
+            functions: keys.len(),
+            added,
+            removed,
+        })
+    }
+
+    /// Reads `path` and reloads module `name` from it.
+    pub fn reload_file(
+        &mut self,
+        name: &str,
+        path: &Path,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, RegistryError> {
+        let module = self.read(path)?;
+        self.reload(name, &module, options)
+    }
+
+    /// Unloads module `name`: its entries trap from now on and its code is
+    /// retired (unmapped by [`ModuleRegistry::free_retired`]). Refused while
+    /// another module imports from it.
+    pub fn unload(&mut self, name: &str) -> Result<(), RegistryError> {
+        let index = self
+            .slot(name)
+            .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
+        if let Some((by, symbol)) = self.importers(name).next() {
+            return Err(RegistryError::StillImported {
+                module: name.to_string(),
+                symbol,
+                by,
+            });
+        }
+        let slot = self.modules.remove(index);
+        for key in &slot.functions {
+            self.entries.unpoint(self.entry_ids[&(name.to_string(), key.clone())]);
+        }
+        self.retired.push(slot.current);
+        Ok(())
+    }
+
+    /// Unmaps every replaced or unloaded version; returns how many. Call
+    /// only where no thread runs, or will return into, their code (see the
+    /// module docs): the registry cannot know that by itself.
+    pub fn free_retired(&mut self) -> usize {
+        let n = self.retired.len();
+        self.retired.clear();
+        n
+    }
+
+    /// Versions kept mapped until [`ModuleRegistry::free_retired`].
+    pub fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// The stable entry of function `function` of module `module`: valid
+    /// across reloads of the module for as long as the handle lives.
+    pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
+        let slot = &self.modules[self.slot(module)?];
+        slot.functions.iter().any(|k| k == function).then_some(())?;
+        let id = self.entry_ids.get(&(module.to_string(), function.to_string()))?;
+        Some(self.entries.handle(*id))
+    }
+
+    /// The address of exported symbol `name` in the first loaded module
+    /// that exports it (functions: their stable entries).
+    pub fn resolve(&self, name: &str) -> Option<u64> {
+        self.modules.iter().find_map(|m| m.current.symbol(name))
+    }
+
+    /// Module `name`'s version: 1 when loaded, one more per reload.
+    pub fn version(&self, name: &str) -> Option<u64> {
+        Some(self.modules[self.slot(name)?].version)
+    }
+
+    /// Module `name`'s current version in memory.
+    pub fn module(&self, name: &str) -> Option<&LoadedModule> {
+        Some(&self.modules[self.slot(name)?].current)
+    }
+
+    /// Loaded modules' names, in load order.
+    pub fn names(&self) -> Vec<&str> {
+        self.modules.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.modules.iter().position(|m| m.name == name)
+    }
+
+    fn read(&self, path: &Path) -> Result<Module, RegistryError> {
+        self.loader.read(path).map_err(|source| RegistryError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// (importing module, symbol) for every import bound to module `name`.
+    fn importers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
+        self.modules.iter().filter(move |m| m.name != name).flat_map(move |m| {
+            m.imports
+                .iter()
+                .filter(move |(from, _)| from == name)
+                .map(move |(_, symbol)| (m.name.clone(), symbol.clone()))
+        })
+    }
+
+    /// Loads `module` for `name` with its functions bound to their entries
+    /// (allocated as needed) and imports bound to other modules, then the
+    /// host; returns what the imports were bound to.
+    fn link(
+        &mut self,
+        name: &str,
+        module: &Module,
+        data: Option<std::sync::Arc<crate::memory::Region>>,
+    ) -> Result<(LoadedModule, BTreeSet<(String, String)>), RegistryError> {
+        let failed = |source: LoadError| RegistryError::Load {
+            module: name.to_string(),
+            source,
+        };
+        for key in function_keys(module).into_iter().flatten() {
+            let id = (name.to_string(), key);
+            if !self.entry_ids.contains_key(&id) {
+                let entry = self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?;
+                self.entry_ids.insert(id, entry);
+            }
+        }
+        let used = RefCell::new(BTreeSet::new());
+        let import = |symbol: &str| {
+            let from_module = self
+                .modules
+                .iter()
+                .filter(|m| m.name != name)
+                .find_map(|m| Some((m.name.clone(), m.current.symbol(symbol)?)));
+            match from_module {
+                Some((from, addr)) => {
+                    used.borrow_mut().insert((from, symbol.to_string()));
+                    Some(addr)
+                }
+                None => self.loader.host(symbol),
+            }
+        };
+        let entry = |key: &str| {
+            let id = self.entry_ids.get(&(name.to_string(), key.to_string()))?;
+            Some(self.entries.address(*id))
+        };
+        let loaded = LoadedModule::load_with(
+            module,
+            Bindings {
+                import: &import,
+                entry: Some(&entry),
+                data,
+            },
+        )
+        .map_err(failed)?;
+        Ok((loaded, used.into_inner()))
+    }
+
+    /// Points the entries of `loaded`'s functions at its code and those of
+    /// `previous` keys it lacks at the trap; returns its keys.
+    fn switch(&self, name: &str, loaded: &LoadedModule, previous: &[String]) -> Vec<String> {
+        let id = |key: &str| self.entry_ids[&(name.to_string(), key.to_string())];
+        for (key, code) in loaded.function_code() {
+            self.entries.point(id(key), *code);
+        }
+        let keys: Vec<String> = loaded.function_code().iter().map(|(k, _)| k.clone()).collect();
+        for key in previous.iter().filter(|k| !keys.contains(k)) {
+            self.entries.unpoint(id(key));
+        }
+        keys
+    }
+}
+
+impl Default for ModuleRegistry {
+    fn default() -> Self {
+        ModuleRegistry::new()
+    }
+}
+
+impl Drop for ModuleRegistry {
+    fn drop(&mut self) {
+        // Handles may outlive the registry (they keep the entry pages);
+        // make them trap rather than jump into unmapped code.
+        for id in self.entry_ids.values() {
+            self.entries.unpoint(*id);
+        }
+    }
+}

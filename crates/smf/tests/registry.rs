@@ -1,0 +1,273 @@
+//! Hot reload through the registry, with modules compiled from C by gcc:
+//! stable entries taken before a reload run the new code, state survives,
+//! versions move, imports bind across modules, and threads calling in a
+//! loop during 1,000 reloads only ever see the old or the new result.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use relive_smf::{pack, DataOutcome, Module, ModuleRegistry, RegistryError, ReloadOptions};
+
+/// Compiles each (name, C text) with gcc `flags` and packs them into one
+/// module, read back through the file format.
+fn module(sources: &[(&str, &str)], flags: &[&str]) -> Module {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<(String, Vec<u8>)> = sources
+        .iter()
+        .map(|(name, text)| {
+            let path = relive_testkit::compile_object(dir.path(), name, text, flags);
+            (name.to_string(), std::fs::read(path).unwrap())
+        })
+        .collect();
+    Module::parse(&pack(&inputs, None).unwrap().to_bytes()).unwrap()
+}
+
+const COUNTER_V1: &str = r#"
+long counter = 10;
+static long calls;
+long bump(long x) { calls++; counter += x; return counter; }
+long calls_made(void) { return calls; }
+long which(void) { return 1; }
+long via_pointer(long x) { long (*f)(long) = bump; return f(x); }
+"#;
+// Same data layout, different code.
+const COUNTER_V2: &str = r#"
+long counter = 10;
+static long calls;
+long bump(long x) { calls++; counter += 100 * x; return counter; }
+long calls_made(void) { return calls; }
+long which(void) { return 2; }
+long via_pointer(long x) { long (*f)(long) = bump; return f(x) + 1; }
+"#;
+// A new global: the data layout changes.
+const COUNTER_V3: &str = r#"
+long counter = 10;
+long extra = 7;
+static long calls;
+long bump(long x) { calls++; counter += x; return counter + extra; }
+long calls_made(void) { return calls; }
+long which(void) { return 3; }
+"#;
+
+#[test]
+fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
+    for flags in [&["-O0", "-fPIC"][..], &["-O2", "-fPIC"][..]] {
+        let mut registry = ModuleRegistry::new();
+        registry.load("counter", &module(&[("c", COUNTER_V1)], flags)).unwrap();
+        let which = registry.get_function("counter", "which").unwrap();
+        let bump = registry.get_function("counter", "bump").unwrap();
+        let via_pointer = registry.get_function("counter", "via_pointer").unwrap();
+        assert_eq!(which.call(&[]), 1);
+        assert_eq!(bump.call(&[5]), 15);
+        assert_eq!(via_pointer.call(&[1]), 16);
+        assert_eq!(registry.version("counter"), Some(1));
+        // The module's own function pointer is the stable entry too.
+        assert_eq!(registry.resolve("bump"), Some(bump.addr()));
+
+        let report = registry
+            .reload(
+                "counter",
+                &module(&[("c", COUNTER_V2)], flags),
+                ReloadOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(report.version, 2, "{flags:?}");
+        assert_eq!(report.data, DataOutcome::Shared, "{flags:?}");
+        assert_eq!(registry.version("counter"), Some(2));
+        assert_eq!(which.call(&[]), 2, "{flags:?}: the old pointer runs the new code");
+        assert_eq!(bump.call(&[1]), 116, "{flags:?}: counter kept its value (16)");
+        assert_eq!(
+            via_pointer.call(&[1]),
+            217,
+            "{flags:?}: a pointer inside the module follows too"
+        );
+        let calls = registry.get_function("counter", "calls_made").unwrap();
+        assert_eq!(calls.call(&[]), 4, "{flags:?}: the static kept counting");
+        assert_eq!(registry.retired(), 1, "the old code stays mapped");
+
+        // Layout change: values copied by name and size.
+        let report = registry
+            .reload(
+                "counter",
+                &module(&[("c", COUNTER_V3)], flags),
+                ReloadOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(report.version, 3);
+        let DataOutcome::Copied { kept } = &report.data else {
+            panic!("{flags:?}: {:?}", report.data)
+        };
+        assert!(kept.contains(&"counter".to_string()), "{kept:?}");
+        assert_eq!(report.removed, vec!["via_pointer".to_string()]);
+        assert_eq!(which.call(&[]), 3);
+        assert_eq!(
+            bump.call(&[1]),
+            217 + 7,
+            "{flags:?}: counter copied (216), extra from the file"
+        );
+        assert!(registry.get_function("counter", "via_pointer").is_none());
+        let counter = registry.module("counter").unwrap().read_object("counter").unwrap();
+        assert_eq!(counter, 217u64.to_le_bytes());
+
+        // Opting out: everything from the file.
+        let report = registry
+            .reload(
+                "counter",
+                &module(&[("c", COUNTER_V1)], flags),
+                ReloadOptions { keep_data: false },
+            )
+            .unwrap();
+        assert_eq!(report.data, DataOutcome::Fresh);
+        assert_eq!(report.added, vec!["via_pointer".to_string()]);
+        assert_eq!(bump.call(&[1]), 11, "{flags:?}: counter back to its initial 10");
+        assert_eq!(via_pointer.call(&[1]), 12, "{flags:?}: the earlier handle works again");
+        assert_eq!(registry.free_retired(), 3);
+        assert_eq!(which.call(&[]), 1, "the current version survives freeing the old ones");
+    }
+}
+
+const LIB_V1: &str = "long base = 1000;\nlong twice(long x) { return 2 * x + base; }\n";
+const LIB_V2: &str = "long base = 1000;\nlong twice(long x) { return 3 * x + base; }\n";
+const APP: &str = r#"
+#include <string.h>
+extern long twice(long);
+extern long base;
+long use(const char *s) { return twice((long)strlen(s)); }
+long read_base(void) { return base; }
+"#;
+
+#[test]
+fn imports_bind_to_other_modules_then_the_host() {
+    let flags = &["-O2", "-fPIC"];
+    let mut registry = ModuleRegistry::new();
+    let app = module(&[("app", APP)], flags);
+    match registry.load("app", &app) {
+        Err(RegistryError::Load { module, source }) => {
+            assert_eq!(module, "app");
+            let message = source.to_string();
+            assert!(message.contains("twice") || message.contains("base"), "{message}");
+        }
+        other => panic!("app without its library: {other:?}"),
+    }
+    registry.load("lib", &module(&[("lib", LIB_V1)], flags)).unwrap();
+    registry.load("app", &app).unwrap();
+    assert_eq!(registry.names(), vec!["lib", "app"]);
+    let text = std::ffi::CString::new("four").unwrap();
+    let use_fn = registry.get_function("app", "use").unwrap();
+    assert_eq!(
+        use_fn.call(&[text.as_ptr() as u64]),
+        1008,
+        "strlen from the host, twice from lib"
+    );
+    assert_eq!(registry.get_function("app", "read_base").unwrap().call(&[]), 1000);
+
+    // Reloading the library reaches the importing module's calls.
+    registry
+        .reload("lib", &module(&[("lib", LIB_V2)], flags), ReloadOptions::default())
+        .unwrap();
+    assert_eq!(use_fn.call(&[text.as_ptr() as u64]), 1012);
+    assert_eq!(registry.version("app"), Some(1));
+
+    // A library whose importer needs a symbol it drops, or that is still
+    // imported, is refused and left as it was.
+    let without = module(&[("lib", "long base = 1;\nlong other(long x) { return x; }\n")], flags);
+    let err = registry.reload("lib", &without, ReloadOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::StillImported { symbol, by, .. } if symbol == "twice" && by == "app"),
+        "{err}"
+    );
+    let err = registry.unload("lib").unwrap_err();
+    assert!(matches!(err, RegistryError::StillImported { .. }), "{err}");
+    assert_eq!(use_fn.call(&[text.as_ptr() as u64]), 1012);
+    assert_eq!(registry.version("lib"), Some(2));
+
+    registry.unload("app").unwrap();
+    registry.unload("lib").unwrap();
+    assert!(registry.names().is_empty());
+    assert!(registry.get_function("app", "use").is_none());
+    assert!(matches!(registry.unload("lib"), Err(RegistryError::NotLoaded(_))));
+}
+
+const LEAF_V1: &str = "long hits;\nlong compute(long x) { hits++; return 3 * x + 1; }\n";
+const LEAF_V2: &str = "long hits;\nlong compute(long x) { hits++; return 5 * x + 2; }\n";
+
+#[test]
+fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
+    let flags = &["-O2", "-fPIC"];
+    let versions = [module(&[("leaf", LEAF_V1)], flags), module(&[("leaf", LEAF_V2)], flags)];
+    let mut registry = ModuleRegistry::new();
+    registry.load("leaf", &versions[0]).unwrap();
+    let compute = registry.get_function("leaf", "compute").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU64::new(0));
+    const THREADS: usize = 3;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (compute, stop, started) = (compute.clone(), stop.clone(), started.clone());
+            std::thread::spawn(move || {
+                let (mut old, mut new, mut wrong) = (0u64, 0u64, Vec::new());
+                let mut x = t as u64;
+                started.fetch_add(1, Ordering::SeqCst);
+                while !stop.load(Ordering::Relaxed) {
+                    x = (x + 7) % 100_000;
+                    match compute.call(&[x]) {
+                        r if r == 3 * x + 1 => old += 1,
+                        r if r == 5 * x + 2 => new += 1,
+                        r => wrong.push((x, r)),
+                    }
+                }
+                (old, new, wrong)
+            })
+        })
+        .collect();
+    while started.load(Ordering::SeqCst) < THREADS as u64 {
+        std::thread::yield_now();
+    }
+    for i in 0..1000 {
+        let report = registry
+            .reload("leaf", &versions[(i + 1) % 2], ReloadOptions::default())
+            .unwrap();
+        assert_eq!(report.data, DataOutcome::Shared);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (mut old, mut new) = (0, 0);
+    for w in workers {
+        let (o, n, wrong) = w.join().expect("no worker crashed");
+        assert!(wrong.is_empty(), "results neither old nor new: {wrong:?}");
+        old += o;
+        new += n;
+    }
+    assert!(old > 0 && new > 0, "both versions ran: old {old}, new {new}");
+    assert_eq!(registry.version("leaf"), Some(1001));
+    let hits = u64::from_le_bytes(
+        registry
+            .module("leaf")
+            .unwrap()
+            .read_object("hits")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    assert!(hits > 0, "the shared counter saw the calls");
+    assert_eq!(registry.free_retired(), 1000);
+    assert_eq!(compute.call(&[1]), 4, "1,000 reloads end on the first version");
+}
+
+#[test]
+fn dropping_the_registry_makes_old_handles_trap_not_run_freed_code() {
+    let mut registry = ModuleRegistry::new();
+    registry
+        .load("leaf", &module(&[("leaf", LEAF_V1)], &["-O0", "-fPIC"]))
+        .unwrap();
+    let compute = registry.get_function("leaf", "compute").unwrap();
+    let code = registry.module("leaf").unwrap().function("compute").unwrap();
+    assert_eq!(compute.call(&[2]), 7);
+    assert_eq!(compute.target(), code);
+    assert!(!compute.traps());
+    drop(registry);
+    // The trampoline page outlives the registry (the handle holds it), but
+    // the cell no longer names the unmapped code: a call would stop with
+    // SIGILL at the trap.
+    assert!(compute.traps());
+    assert_ne!(compute.target(), code);
+}
