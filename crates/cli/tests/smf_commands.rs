@@ -107,3 +107,140 @@ fn call_a_function_of_a_module() {
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("\"twelve\" is not an integer"));
 }
+
+const LOOPING: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+long frames;
+long tick(void) { return TICK; }
+int main(int argc, char **argv) {
+    printf("start %s %d\n", argc > 1 ? argv[1] : "-", argc);
+    fflush(0);
+    for (;;) {
+        long t = tick();
+        if (t < 0) return 7;
+        frames++;
+        printf("tick %ld frames %ld\n", t, frames);
+        fflush(0);
+        usleep(5000);
+    }
+}
+"#;
+
+/// Compiles LOOPING with `tick` returning `tick` and packs it over `out`
+/// with `relive smf pack` (which renames a finished file over the old one).
+fn pack_looping(dir: &std::path::Path, tick: i64, out: &std::path::Path) {
+    let source = LOOPING.replace("TICK", &tick.to_string());
+    let obj = relive_testkit::compile_object(dir, &format!("loop{}", tick.abs()), &source, &["-O2", "-fPIC"]);
+    let packed = relive(&["smf", "pack", obj.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
+}
+
+#[test]
+fn smf_run_watch_reloads_a_running_module() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc::channel;
+
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("app.smf");
+    pack_looping(dir.path(), 1, &module);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args([
+            "smf",
+            "run",
+            module.to_str().unwrap(),
+            "--watch",
+            "--json",
+            "--",
+            "hello",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel::<(bool, String)>();
+    for (is_out, stream) in [
+        (
+            true,
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        ),
+        (false, Box::new(child.stderr.take().unwrap())),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send((is_out, line));
+            }
+        });
+    }
+    // Lines until one satisfies `want` (stdout lines and stderr events).
+    let mut seen = Vec::new();
+    let mut wait_for = |want: &dyn Fn(bool, &str) -> bool| -> String {
+        let deadline = std::time::Instant::now() + relive_testkit::PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((is_out, line)) => {
+                    seen.push(line.clone());
+                    if want(is_out, &line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("timed out; lines so far: {seen:#?}"),
+            }
+        }
+    };
+    let frames = |line: &str| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    wait_for(&|out, l| out && l == "start hello 2");
+    let before = frames(&wait_for(&|out, l| out && l.starts_with("tick 1 ")));
+
+    pack_looping(dir.path(), 2, &module);
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["event"], "reloaded", "{event}");
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["data"]["kind"], "shared");
+    // The loop that never returned now calls the new tick, and the global
+    // it counts with kept its value.
+    let after = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    assert!(after > before, "frames went on: {before} then {after}");
+
+    // A damaged file is reported; the module keeps running.
+    std::fs::write(&module, b"SMF\0 this is not a module").unwrap();
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["event"], "error", "{event}");
+    assert!(v["message"].as_str().unwrap().contains("app.smf"), "{event}");
+    let later = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    assert!(later > after);
+
+    // A version whose tick ends the loop: main returns 7, so does relive.
+    pack_looping(dir.path(), -1, &module);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "lines: {seen:#?}");
+}
+
+#[test]
+fn smf_run_passes_arguments_and_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = relive_testkit::compile_object(
+        dir.path(),
+        "m",
+        "#include <stdio.h>\n#include <stdlib.h>\nint main(int argc, char **argv) { printf(\"%s\\n\", argv[argc - 1]); return atoi(argv[1]); }\nlong other(void) { return 300; }\n",
+        &["-O0", "-fPIC"],
+    );
+    let module = dir.path().join("m.smf");
+    let module = module.to_str().unwrap();
+    assert!(relive(&["smf", "pack", obj.to_str().unwrap(), "-o", module])
+        .status
+        .success());
+    let run = relive(&["smf", "run", module, "--", "5", "last"]);
+    assert_eq!(run.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "last\n");
+    // --entry picks another function; its result is the status (low 8 bits).
+    let other = relive(&["smf", "run", module, "--entry", "other"]);
+    assert_eq!(other.status.code(), Some(300 & 0xff));
+    let missing = relive(&["smf", "run", module, "--entry", "absent"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("absent"));
+}

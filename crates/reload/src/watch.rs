@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::{ReloadError, ReloadEvent, Reloader};
 
@@ -40,57 +40,15 @@ pub fn watch(
     let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     // Sources and the headers they include.
     let wanted: BTreeSet<PathBuf> = sources.iter().cloned().chain(reloader.headers()).collect();
-    let (tx, rx) = channel::<PathBuf>();
-    // Only the watched files pass: other files in the same directories (a
-    // log the program writes next to its sources) are no reason to wait.
-    let pass = wanted.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
-            for path in event.paths.iter().map(|p| absolute(p)) {
-                if pass.contains(&path) {
-                    let _ = tx.send(path);
-                }
-            }
-        }
-    })?;
-    // Directories, not files: editors save by writing a new file and
-    // renaming it over the old one.
-    let dirs: BTreeSet<PathBuf> = wanted
-        .iter()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect();
-    for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
+    let events = FileEvents::new(wanted)?;
     ready();
     loop {
         if let Some(code) = exited() {
             return Ok(Ended::Exited(code));
         }
-        let first = match rx.recv_timeout(POLL) {
-            Ok(path) => path,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped").into()),
+        let Some(changed) = events.next(POLL, debounce)? else {
+            continue;
         };
-        let mut changed = BTreeSet::from([first]);
-        // Coalesce: keep collecting until the watched files have been quiet
-        // for `debounce`, but not for ever (a file rewritten non-stop).
-        let started = Instant::now();
-        let mut quiet_from = started + debounce;
-        loop {
-            let now = Instant::now();
-            if now >= quiet_from || now >= started + MAX_COALESCE {
-                break;
-            }
-            match rx.recv_timeout(quiet_from - now) {
-                Ok(path) => {
-                    changed.insert(path);
-                    quiet_from = Instant::now() + debounce;
-                }
-                Err(_) => break,
-            }
-        }
         // A changed header reloads every unit that includes it.
         let mut units = BTreeSet::new();
         for path in changed {
@@ -101,6 +59,71 @@ pub fn watch(
         }
         for unit in units {
             report(&reloader.reload(&unit)?);
+        }
+    }
+}
+
+/// Changes to a set of files. The files' directories are watched, not
+/// the files (editors and `relive smf pack` save by renaming a new file
+/// over the old one), and only events for the files themselves pass.
+pub struct FileEvents {
+    rx: Receiver<PathBuf>,
+    _watcher: RecommendedWatcher,
+}
+
+impl FileEvents {
+    pub fn new(files: impl IntoIterator<Item = PathBuf>) -> notify::Result<FileEvents> {
+        let wanted: BTreeSet<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
+        let (tx, rx) = channel::<PathBuf>();
+        // Only the watched files pass: other files in the same directories
+        // (a log the program writes next to its sources) are no reason to
+        // wait.
+        let pass = wanted.clone();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+                for path in event.paths.iter().map(|p| absolute(p)) {
+                    if pass.contains(&path) {
+                        let _ = tx.send(path);
+                    }
+                }
+            }
+        })?;
+        let dirs: BTreeSet<PathBuf> = wanted
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for dir in &dirs {
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        }
+        Ok(FileEvents { rx, _watcher: watcher })
+    }
+
+    /// The files changed in the next burst of edits: waits up to `poll`
+    /// for a first change (`None` if there is none), then keeps collecting
+    /// until the files have been quiet for `debounce`, but at most 500 ms
+    /// (a file rewritten non-stop still gets handled).
+    pub fn next(&self, poll: Duration, debounce: Duration) -> notify::Result<Option<BTreeSet<PathBuf>>> {
+        let first = match self.rx.recv_timeout(poll) {
+            Ok(path) => path,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped")),
+        };
+        let mut changed = BTreeSet::from([first]);
+        let started = Instant::now();
+        let mut quiet_from = started + debounce;
+        loop {
+            let now = Instant::now();
+            if now >= quiet_from || now >= started + MAX_COALESCE {
+                return Ok(Some(changed));
+            }
+            match self.rx.recv_timeout(quiet_from - now) {
+                Ok(path) => {
+                    changed.insert(path);
+                    quiet_from = Instant::now() + debounce;
+                }
+                Err(_) => return Ok(Some(changed)),
+            }
         }
     }
 }

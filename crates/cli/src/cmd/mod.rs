@@ -9,6 +9,7 @@ pub mod memory;
 pub mod patch;
 pub mod run;
 pub mod smf;
+pub mod smf_run;
 pub mod syms;
 pub mod zip;
 

@@ -53,12 +53,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a module's entry point in relive's process; with --watch, reload
+    /// the module whenever the file changes while it keeps running.
+    ///
+    /// The entry point (main by default) gets argc/argv (the file, then the
+    /// arguments after --) and its result is relive's exit status. Every
+    /// function of the module is reached through a stable entry, so calls
+    /// made by code that is still running (a main loop) reach the new
+    /// version after a reload. Globals and statics keep their values across
+    /// reloads (in place when the data layout is unchanged; copied by name
+    /// and size when it changed) unless --fresh-data is given. Build the
+    /// module from -fPIC objects: calls between global functions then go
+    /// through relocations (static functions the compiler called directly,
+    /// or inlined, change only when their caller changes).
+    Run(crate::cmd::smf_run::RunArgs),
 }
 
 impl Command {
     pub fn json(&self) -> bool {
         match self {
             Command::Pack { json, .. } | Command::Info { json, .. } | Command::Call { json, .. } => *json,
+            Command::Run(args) => args.json(),
         }
     }
 }
@@ -204,6 +219,7 @@ fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(args) => crate::cmd::smf_run::run(args),
         Command::Pack {
             inputs,
             output,

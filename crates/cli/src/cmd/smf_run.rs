@@ -1,0 +1,188 @@
+//! `relive smf run X.smf [--watch]`: loads a module into relive's own
+//! process, runs its entry point through its stable entry, and with
+//! `--watch` reloads the module each time the file is replaced, so a
+//! long-running module's calls reach the new code without a restart.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use relive_smf::{ModuleRegistry, RegistryError, ReloadOptions, ReloadReport};
+use serde::Serialize;
+
+/// The C stack a module's entry point gets (glibc's default for a main
+/// thread is 8 MiB; Rust threads get 2 MiB).
+const ENTRY_STACK: usize = 8 << 20;
+/// How often the watch loop checks whether the entry point returned.
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    file: PathBuf,
+    /// Reload the module whenever the file changes (rewritten or replaced,
+    /// e.g. by `relive smf pack -o FILE`); running code keeps going and its
+    /// calls through functions' stable entries reach the new code.
+    #[arg(long)]
+    watch: bool,
+    /// The function to run (default: the module's entry point, usually main).
+    #[arg(long)]
+    entry: Option<String>,
+    /// Start each reloaded version with its globals' values from the file
+    /// instead of keeping the running values.
+    #[arg(long)]
+    fresh_data: bool,
+    /// Milliseconds of quiet after a change before reloading.
+    #[arg(long, default_value_t = 10)]
+    debounce_ms: u64,
+    /// Print each reload as one JSON object per line on stderr:
+    /// {"event": "reloaded"|"error", "file", "version", "functions", "added",
+    /// "removed", "data": {"kind": "shared"|"copied"|"fresh", ...}, "ms", "message"}.
+    #[arg(long)]
+    json: bool,
+    /// Arguments for the entry point (argv[1]...; argv[0] is the file).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    event: &'static str,
+    file: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    report: Option<&'a ReloadReport>,
+    ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Runs the module; exits with the entry point's result (its low 8 bits,
+/// as for a C program's `main`).
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let name = args
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module".into());
+    let mut registry = ModuleRegistry::new();
+    let module = relive_smf::ModuleLoader::new()
+        .read(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let entry_name = match &args.entry {
+        Some(e) => e.clone(),
+        None => module
+            .entry
+            .map(|i| module.symbols[i as usize].name.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has no entry point; pass --entry NAME (see `relive smf info {}`)",
+                    args.file.display(),
+                    args.file.display()
+                )
+            })?,
+    };
+    registry
+        .load(&name, &module)
+        .with_context(|| format!("loading {}", args.file.display()))?;
+    let entry = registry
+        .get_function(&name, &entry_name)
+        .ok_or_else(|| crate::cmd::smf::NoFunction {
+            name: entry_name.clone(),
+            file: args.file.display().to_string(),
+        })?;
+
+    // argv for a C main: the file, then the arguments, then NULL.
+    let strings: Vec<CString> = std::iter::once(args.file.display().to_string())
+        .chain(args.args.iter().cloned())
+        .map(|s| CString::new(s).context("an argument contains a NUL byte"))
+        .collect::<anyhow::Result<_>>()?;
+    let argc = strings.len() as u64;
+    let argv: Vec<usize> = strings
+        .iter()
+        .map(|s| s.as_ptr() as usize)
+        .chain(std::iter::once(0))
+        .collect();
+    // `strings` and `argv` live until the process exits below.
+    let argv_addr = argv.as_ptr() as u64;
+
+    if !args.watch {
+        std::process::exit(entry.call(&[argc, argv_addr]) as i32);
+    }
+    let events = relive_reload::watch::FileEvents::new([args.file.clone()])
+        .with_context(|| format!("watching {}", args.file.display()))?;
+    let running = std::thread::Builder::new()
+        .name(format!("{name}:{entry_name}"))
+        .stack_size(ENTRY_STACK)
+        .spawn(move || entry.call(&[argc, argv_addr]))
+        .context("starting the entry point's thread")?;
+    let options = ReloadOptions {
+        keep_data: !args.fresh_data,
+    };
+    let debounce = Duration::from_millis(args.debounce_ms);
+    let file = args.file.display().to_string();
+    while !running.is_finished() {
+        if events.next(POLL, debounce)?.is_none() {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = registry.reload_file(&name, &args.file, options);
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        report(&file, &outcome, ms, args.json);
+    }
+    let status = running
+        .join()
+        .map_err(|_| anyhow::anyhow!("the entry point's thread panicked"))?;
+    std::process::exit(status as i32)
+}
+
+fn report(file: &str, outcome: &Result<ReloadReport, RegistryError>, ms: f64, json: bool) {
+    let event = match outcome {
+        Ok(r) => Event {
+            event: "reloaded",
+            file,
+            report: Some(r),
+            ms,
+            message: None,
+        },
+        Err(e) => Event {
+            event: "error",
+            file,
+            report: None,
+            ms,
+            message: Some(format!("{e}; the running version is unchanged")),
+        },
+    };
+    if json {
+        eprintln!("{}", serde_json::to_string(&event).expect("plain data"));
+        return;
+    }
+    match outcome {
+        Ok(r) => {
+            let data = match &r.data {
+                relive_smf::DataOutcome::Shared => "data kept in place".to_string(),
+                relive_smf::DataOutcome::Copied { kept } => {
+                    format!("data layout changed, {} value(s) copied", kept.len())
+                }
+                relive_smf::DataOutcome::Fresh => "data from the file".to_string(),
+            };
+            let mut changes = String::new();
+            if !r.added.is_empty() {
+                changes += &format!(", added {}", r.added.join(" "));
+            }
+            if !r.removed.is_empty() {
+                changes += &format!(", removed {}", r.removed.join(" "));
+            }
+            eprintln!(
+                "relive: reloaded {file}: version {}, {} function(s){changes}, {data}, {ms:.2} ms",
+                r.version, r.functions
+            );
+        }
+        Err(_) => eprintln!("relive: {file}: {}", event.message.unwrap_or_default()),
+    }
+}
