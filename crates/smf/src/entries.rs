@@ -41,6 +41,11 @@ impl StableFn {
         self.addr
     }
 
+    /// The mapping holding the trampoline (for [`crate::memory::call_in`]).
+    pub fn region(&self) -> &Region {
+        &self.block
+    }
+
     /// The code the entry jumps to now.
     pub fn target(&self) -> u64 {
         self.block.load_cell(self.addr - self.block.addr() + PAGE)

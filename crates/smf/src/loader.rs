@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::format::{Binding, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
+use crate::format::{fnv1a32, Binding, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
 use crate::memory::{Access, Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -124,18 +124,26 @@ pub fn function_keys(module: &Module) -> Vec<Option<String>> {
 pub struct LoadedModule {
     code: Region,
     data: Arc<Region>,
-    /// Exported (global and weak) symbols: name -> address.
-    exports: HashMap<String, u64>,
     /// Each section's address.
     sections: Vec<u64>,
-    /// Named data objects: name -> (address, size); a local name defined
-    /// twice is left out (it names nothing unambiguous).
-    objects: HashMap<String, (u64, u64)>,
-    /// Exported functions: name -> code (not the stable entry).
-    functions: HashMap<String, u64>,
-    /// Every defined function: key -> code.
+    /// Defined named symbols, sorted by name hash (the file's FNV-1a 32):
+    /// lookups hash the name once and compare strings only on a match.
+    defined: Vec<Defined>,
+    /// Every defined function: key -> code (filled under a registry).
     function_code: Vec<(String, u64)>,
-    layout: DataLayout,
+}
+
+#[derive(Debug)]
+struct Defined {
+    hash: u32,
+    name: String,
+    kind: SymbolType,
+    exported: bool,
+    /// What references bind to: a function's stable entry under a registry.
+    bound: u64,
+    /// The code or data itself.
+    at: u64,
+    size: u64,
 }
 
 struct Layout {
@@ -178,6 +186,13 @@ fn layout(module: &Module, stubs: usize, got_cells: usize) -> Layout {
     }
 }
 
+/// A 32-bit field's bytes in an 8-byte buffer.
+fn widen(value: i32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
 fn writable(kind: SectionKind) -> bool {
     matches!(kind, SectionKind::Data | SectionKind::Bss)
 }
@@ -201,12 +216,22 @@ impl LoadedModule {
         if module.arch != ARCH_X86_64 {
             return Err(LoadError::Architecture(module.arch));
         }
-        let keys = function_keys(module);
+        // Keys name functions for the registry's entries; alone, no function
+        // needs one (and computing them costs allocations).
+        let keys = match bindings.entry {
+            Some(_) => function_keys(module),
+            None => vec![None; module.symbols.len()],
+        };
         // GOT cells: one per symbol reached through GotPcRel.
-        let mut got_index: HashMap<u32, u64> = HashMap::new();
+        const NONE: u64 = u64::MAX;
+        let mut got_index = vec![NONE; module.symbols.len()];
+        let mut got_cells = 0u64;
         for r in module.relocations.iter().filter(|r| r.kind == RelocType::GotPcRel) {
-            let next = got_index.len() as u64;
-            got_index.entry(r.symbol).or_insert(next);
+            let cell = &mut got_index[r.symbol as usize];
+            if *cell == NONE {
+                *cell = got_cells;
+                got_cells += 1;
+            }
         }
         // A stub for every symbol whose address is not the module's own
         // code: imports, and functions bound to stable entries.
@@ -216,7 +241,7 @@ impl LoadedModule {
             .zip(&keys)
             .filter(|(s, key)| s.section.is_none() || (bindings.entry.is_some() && key.is_some()))
             .count();
-        let plan = layout(module, stub_count, got_index.len());
+        let plan = layout(module, stub_count, got_cells as usize);
         let mut code = Region::new(plan.code_map[1])?;
         let shared = bindings.data.is_some();
         let mut data = match bindings.data {
@@ -239,10 +264,11 @@ impl LoadedModule {
         // Every symbol's address (stable entries for functions when bound);
         // imports resolved now.
         let mut addresses = Vec::with_capacity(module.symbols.len());
-        let mut stub_of: HashMap<u32, u64> = HashMap::new();
+        let mut stub_of = vec![0u64; module.symbols.len()];
+        let mut stubs = 0u64;
         let mut new_stub = |i: usize| {
-            let at = code.addr() + plan.stubs + STUB_LEN * stub_of.len() as u64;
-            stub_of.insert(i as u32, at);
+            stub_of[i] = code.addr() + plan.stubs + STUB_LEN * stubs;
+            stubs += 1;
         };
         for (i, s) in module.symbols.iter().enumerate() {
             let addr = match (s.section, &keys[i], bindings.entry) {
@@ -278,30 +304,30 @@ impl LoadedModule {
                 value,
             };
             let fit32 = |v: i128| i32::try_from(v).map_err(|_| overflow(v));
-            let field: Vec<u8> = match r.kind {
-                RelocType::Abs64 => ((s + a) as u64).to_le_bytes().to_vec(),
-                RelocType::Pc32 => fit32(s + a - p)?.to_le_bytes().to_vec(),
+            let (field, width): ([u8; 8], usize) = match r.kind {
+                RelocType::Abs64 => (((s + a) as u64).to_le_bytes(), 8),
+                RelocType::Pc32 => (widen(fit32(s + a - p)?), 4),
                 RelocType::Plt32 => match fit32(s + a - p) {
-                    Ok(v) => v.to_le_bytes().to_vec(),
-                    Err(e) => match stub_of.get(&r.symbol) {
-                        Some(&stub) => fit32(i128::from(stub) + a - p)?.to_le_bytes().to_vec(),
-                        None => return Err(e),
+                    Ok(v) => (widen(v), 4),
+                    Err(e) => match stub_of[r.symbol as usize] {
+                        0 => return Err(e),
+                        stub => (widen(fit32(i128::from(stub) + a - p)?), 4),
                     },
                 },
                 RelocType::GotPcRel => {
-                    let cell = code.addr() + plan.got + 8 * got_index[&r.symbol];
-                    fit32(i128::from(cell) + a - p)?.to_le_bytes().to_vec()
+                    let cell = code.addr() + plan.got + 8 * got_index[r.symbol as usize];
+                    (widen(fit32(i128::from(cell) + a - p)?), 4)
                 }
             };
             let at = r.offset as usize;
             let section = &mut images[r.section as usize];
-            let Some(dst) = section.get_mut(at..at + field.len()) else {
+            let Some(dst) = section.get_mut(at..at + width) else {
                 return Err(LoadError::Field {
                     section: module.sections[r.section as usize].name.clone(),
                     offset: r.offset,
                 });
             };
-            dst.copy_from_slice(&field);
+            dst.copy_from_slice(&field[..width]);
         }
         for (i, image) in images.iter().enumerate() {
             if !writable(module.sections[i].kind) {
@@ -312,22 +338,20 @@ impl LoadedModule {
                     .write(plan.sections[i], image);
             }
         }
-        for (&symbol, &stub) in &stub_of {
-            let mut bytes = STUB.to_vec();
-            bytes.extend_from_slice(&addresses[symbol as usize].to_le_bytes());
+        for (symbol, &stub) in stub_of.iter().enumerate().filter(|(_, &s)| s != 0) {
+            let mut bytes = [0u8; STUB_LEN as usize];
+            bytes[..STUB.len()].copy_from_slice(&STUB);
+            bytes[STUB.len()..STUB.len() + 8].copy_from_slice(&addresses[symbol].to_le_bytes());
             code.write(stub - code.addr(), &bytes);
         }
-        for (&symbol, &cell) in &got_index {
-            code.write(plan.got + 8 * cell, &addresses[symbol as usize].to_le_bytes());
+        for (symbol, &cell) in got_index.iter().enumerate().filter(|(_, &c)| c != NONE) {
+            code.write(plan.got + 8 * cell, &addresses[symbol].to_le_bytes());
         }
         let [ro, end] = plan.code_map;
         code.protect(0, ro, Access::ReadExecute)?;
         code.protect(ro, end - ro, Access::Read)?;
 
-        let mut exports = HashMap::new();
-        let mut objects = HashMap::new();
-        let mut ambiguous = Vec::new();
-        let mut functions = HashMap::new();
+        let mut defined = Vec::new();
         let mut function_code = Vec::new();
         for (i, s) in module.symbols.iter().enumerate() {
             let Some(sec) = s.section else { continue };
@@ -335,44 +359,57 @@ impl LoadedModule {
             if let Some(key) = &keys[i] {
                 function_code.push((key.clone(), at));
             }
-            if s.kind == SymbolType::Object
-                && !s.name.is_empty()
-                && objects.insert(s.name.clone(), (at, s.size)).is_some()
-            {
-                ambiguous.push(s.name.clone());
+            if s.name.is_empty() || !matches!(s.kind, SymbolType::Function | SymbolType::Object) {
+                continue;
             }
-            if s.binding != Binding::Local {
-                exports.insert(s.name.clone(), addresses[i]);
-                if s.kind == SymbolType::Function {
-                    functions.insert(s.name.clone(), at);
-                }
-            }
+            defined.push(Defined {
+                hash: fnv1a32(s.name.as_bytes()),
+                name: s.name.clone(),
+                kind: s.kind,
+                exported: s.binding != Binding::Local,
+                bound: addresses[i],
+                at,
+                size: s.size,
+            });
         }
-        for name in ambiguous {
-            objects.remove(&name);
-        }
+        defined.sort_unstable_by_key(|d| d.hash);
         Ok(LoadedModule {
             code,
             data,
-            exports,
             sections,
-            objects,
-            functions,
+            defined,
             function_code,
-            layout: DataLayout::of(module),
         })
+    }
+
+    /// Every defined symbol named `name` (functions and objects).
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Defined> + 'a {
+        let hash = fnv1a32(name.as_bytes());
+        let first = self.defined.partition_point(|d| d.hash < hash);
+        self.defined[first..]
+            .iter()
+            .take_while(move |d| d.hash == hash)
+            .filter(move |d| d.name == name)
+    }
+
+    /// The one data object named `name` (a local name defined twice names
+    /// nothing unambiguous).
+    fn object<'a>(&'a self, name: &'a str) -> Option<&'a Defined> {
+        let mut objects = self.named(name).filter(|d| d.kind == SymbolType::Object);
+        let first = objects.next()?;
+        objects.next().is_none().then_some(first)
     }
 
     /// The address of exported symbol `name` (a function's stable entry
     /// when loaded under a registry).
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        self.exports.get(name).copied()
+        self.named(name).find(|d| d.exported).map(|d| d.bound)
     }
 
     /// Calls exported function `name`'s code directly with up to six
     /// integer arguments; `None` if the module exports no such function.
     pub fn call(&self, name: &str, args: &[u64]) -> Option<u64> {
-        let addr = *self.functions.get(name)?;
+        let addr = self.function(name)?;
         let mut all = [0u64; 6];
         let n = args.len().min(6);
         all[..n].copy_from_slice(&args[..n]);
@@ -381,7 +418,9 @@ impl LoadedModule {
 
     /// The code address of exported function `name` (not a stable entry).
     pub fn function(&self, name: &str) -> Option<u64> {
-        self.functions.get(name).copied()
+        self.named(name)
+            .find(|d| d.exported && d.kind == SymbolType::Function)
+            .map(|d| d.at)
     }
 
     /// Every function the module defines: key ([`function_keys`]) -> code.
@@ -391,13 +430,8 @@ impl LoadedModule {
 
     /// The current bytes of data object `name`.
     pub fn read_object(&self, name: &str) -> Option<Vec<u8>> {
-        let &(addr, size) = self.objects.get(name)?;
-        self.data.read(addr, size).or_else(|| self.code.read(addr, size))
-    }
-
-    /// Named data objects: name -> (address, size).
-    pub fn objects(&self) -> &HashMap<String, (u64, u64)> {
-        &self.objects
+        let o = self.object(name)?;
+        self.data.read(o.at, o.size).or_else(|| self.code.read(o.at, o.size))
     }
 
     /// Where each section was placed.
@@ -410,33 +444,39 @@ impl LoadedModule {
         (self.code.addr(), self.code.addr() + self.code.len())
     }
 
+    /// The mapping holding the code (for [`crate::memory::call_in`]).
+    pub fn code_region(&self) -> &Region {
+        &self.code
+    }
+
     /// The writable data's storage (shared with other versions when their
     /// layouts are equal).
     pub fn data_region(&self) -> &Arc<Region> {
         &self.data
     }
 
-    pub fn data_layout(&self) -> &DataLayout {
-        &self.layout
-    }
-
     /// Copies the value of every object of `old` that this version also
     /// has, by name and with the same size, into this version's data.
     /// Returns the names copied; only before the data is shared.
     pub fn copy_objects_from(&mut self, old: &LoadedModule) -> Vec<String> {
-        let data = Arc::get_mut(&mut self.data).expect("fresh data has one owner");
-        let mut copied = Vec::new();
-        for (name, &(at, size)) in &self.objects {
-            let Some(&(old_at, old_size)) = old.objects.get(name) else {
+        let (start, end) = (self.data.addr(), self.data.addr() + self.data.len());
+        let mut writes = Vec::new();
+        for new in self.defined.iter().filter(|d| d.kind == SymbolType::Object) {
+            let Some(previous) = self.object(&new.name).and(old.object(&new.name)) else {
                 continue;
             };
-            if old_size != size || !(data.addr()..data.addr() + data.len()).contains(&at) {
+            if previous.size != new.size || !(start..end).contains(&new.at) {
                 continue;
             }
-            if let Some(bytes) = old.data.read(old_at, old_size) {
-                data.write(at - data.addr(), &bytes);
-                copied.push(name.clone());
+            if let Some(bytes) = old.data.read(previous.at, previous.size) {
+                writes.push((new.at - start, bytes, new.name.clone()));
             }
+        }
+        let data = Arc::get_mut(&mut self.data).expect("fresh data has one owner");
+        let mut copied = Vec::new();
+        for (offset, bytes, name) in writes {
+            data.write(offset, &bytes);
+            copied.push(name);
         }
         copied.sort();
         copied

@@ -37,6 +37,8 @@ unsafe impl Sync for Region {}
 
 impl Region {
     /// Maps `len` bytes (rounded up to pages), read-write, zero-filled.
+    /// (Populating small regions at once with MAP_POPULATE was measured
+    /// slower than the page faults it saves.)
     pub fn new(len: u64) -> std::io::Result<Region> {
         let len = usize::try_from(len.max(1).next_multiple_of(PAGE)).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
         let size = NonZeroUsize::new(len).expect("at least one page");
@@ -186,5 +188,56 @@ impl Region {
         // loaded module is readable (r-x, r-- or rw-).
         unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), len as usize) };
         Some(out)
+    }
+}
+
+/// A shared library opened with `dlopen(RTLD_NOW | RTLD_LOCAL)`: what SMF
+/// loading is compared with (the benchmark's baseline), and a way for a
+/// host to offer a library's symbols to modules. Closed when dropped.
+#[derive(Debug)]
+pub struct SharedLibrary {
+    handle: NonNull<std::ffi::c_void>,
+}
+
+impl SharedLibrary {
+    pub fn open(path: &std::path::Path) -> Result<SharedLibrary, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let name = CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: dlopen reads the NUL-terminated path; the library's
+        // constructors run as they would for any dlopen.
+        let handle = unsafe { nix::libc::dlopen(name.as_ptr(), nix::libc::RTLD_NOW | nix::libc::RTLD_LOCAL) };
+        NonNull::new(handle)
+            .map(|handle| SharedLibrary { handle })
+            .ok_or_else(|| format!("{}: {}", path.display(), dl_error()))
+    }
+
+    /// `dlsym(handle, name)`.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: the handle is open (owned by self); dlsym reads the name.
+        let addr = unsafe { nix::libc::dlsym(self.handle.as_ptr(), name.as_ptr()) } as u64;
+        (addr != 0).then_some(addr)
+    }
+}
+
+impl Drop for SharedLibrary {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from dlopen and is closed once, here;
+        // addresses taken from it are not used after the drop by the
+        // library's callers (documented on `symbol`'s users).
+        unsafe { nix::libc::dlclose(self.handle.as_ptr()) };
+    }
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by the
+    // loader, valid until the next dl* call on this thread; copied at once.
+    unsafe {
+        let message = nix::libc::dlerror();
+        if message.is_null() {
+            "dlopen failed".into()
+        } else {
+            std::ffi::CStr::from_ptr(message).to_string_lossy().into_owned()
+        }
     }
 }

@@ -179,9 +179,11 @@ struct Slot {
     current: LoadedModule,
     version: u64,
     /// Function keys whose entries point into `current`.
-    functions: Vec<String>,
+    functions: BTreeSet<String>,
     /// (module, symbol) this module's imports were bound to.
     imports: BTreeSet<(String, String)>,
+    /// Where `current`'s named writable objects are.
+    layout: DataLayout,
 }
 
 /// Loaded modules, their stable entries, and the versions they replaced.
@@ -190,7 +192,7 @@ pub struct ModuleRegistry {
     loader: ModuleLoader,
     entries: EntryTable,
     /// (module, function key) -> its entry, for the registry's lifetime.
-    entry_ids: HashMap<(String, String), EntryId>,
+    entry_ids: HashMap<String, HashMap<String, EntryId>>,
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
@@ -218,13 +220,14 @@ impl ModuleRegistry {
             return Err(RegistryError::AlreadyLoaded(name.to_string()));
         }
         let (loaded, imports) = self.link(name, module, None)?;
-        let functions = self.switch(name, &loaded, &[]);
+        let functions = self.switch(name, &loaded, &BTreeSet::new());
         self.modules.push(Slot {
             name: name.to_string(),
             current: loaded,
             version: 1,
             functions,
             imports,
+            layout: DataLayout::of(module),
         });
         Ok(())
     }
@@ -263,7 +266,8 @@ impl ModuleRegistry {
             });
         }
         let old = &self.modules[index].current;
-        let share = options.keep_data && *old.data_layout() == DataLayout::of(module);
+        let layout = DataLayout::of(module);
+        let share = options.keep_data && self.modules[index].layout == layout;
         let data = share.then(|| old.data_region().clone());
         let (mut loaded, imports) = self.link(name, module, data)?;
         let outcome = if share {
@@ -282,8 +286,9 @@ impl ModuleRegistry {
         self.retired.push(old);
         slot.version += 1;
         slot.imports = imports;
-        let added = keys.iter().filter(|k| !old_keys.contains(k)).cloned().collect();
-        let removed = old_keys.iter().filter(|k| !keys.contains(*k)).cloned().collect();
+        slot.layout = layout;
+        let added = keys.difference(&old_keys).cloned().collect();
+        let removed = old_keys.difference(&keys).cloned().collect();
         slot.functions = functions;
         Ok(ReloadReport {
             version: slot.version,
@@ -321,7 +326,7 @@ impl ModuleRegistry {
         }
         let slot = self.modules.remove(index);
         for key in &slot.functions {
-            self.entries.unpoint(self.entry_ids[&(name.to_string(), key.clone())]);
+            self.entries.unpoint(self.entry_ids[name][key]);
         }
         self.retired.push(slot.current);
         Ok(())
@@ -344,10 +349,10 @@ impl ModuleRegistry {
     /// The stable entry of function `function` of module `module`: valid
     /// across reloads of the module for as long as the handle lives.
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
-        let slot = &self.modules[self.slot(module)?];
-        slot.functions.iter().any(|k| k == function).then_some(())?;
-        let id = self.entry_ids.get(&(module.to_string(), function.to_string()))?;
-        Some(self.entries.handle(*id))
+        self.slot(module)?;
+        // A function the current version lacks has an entry that traps.
+        let id = *self.entry_ids.get(module)?.get(function)?;
+        (!self.entries.traps(id)).then(|| self.entries.handle(id))
     }
 
     /// The address of exported symbol `name` in the first loaded module
@@ -405,11 +410,10 @@ impl ModuleRegistry {
             module: name.to_string(),
             source,
         };
+        let ids = self.entry_ids.entry(name.to_string()).or_default();
         for key in function_keys(module).into_iter().flatten() {
-            let id = (name.to_string(), key);
-            if !self.entry_ids.contains_key(&id) {
-                let entry = self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?;
-                self.entry_ids.insert(id, entry);
+            if let std::collections::hash_map::Entry::Vacant(slot) = ids.entry(key) {
+                slot.insert(self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?);
             }
         }
         let used = RefCell::new(BTreeSet::new());
@@ -427,10 +431,7 @@ impl ModuleRegistry {
                 None => self.loader.host(symbol),
             }
         };
-        let entry = |key: &str| {
-            let id = self.entry_ids.get(&(name.to_string(), key.to_string()))?;
-            Some(self.entries.address(*id))
-        };
+        let entry = |key: &str| Some(self.entries.address(*ids.get(key)?));
         let loaded = LoadedModule::load_with(
             module,
             Bindings {
@@ -445,14 +446,14 @@ impl ModuleRegistry {
 
     /// Points the entries of `loaded`'s functions at its code and those of
     /// `previous` keys it lacks at the trap; returns its keys.
-    fn switch(&self, name: &str, loaded: &LoadedModule, previous: &[String]) -> Vec<String> {
-        let id = |key: &str| self.entry_ids[&(name.to_string(), key.to_string())];
+    fn switch(&self, name: &str, loaded: &LoadedModule, previous: &BTreeSet<String>) -> BTreeSet<String> {
+        let ids = &self.entry_ids[name];
         for (key, code) in loaded.function_code() {
-            self.entries.point(id(key), *code);
+            self.entries.point(ids[key], *code);
         }
-        let keys: Vec<String> = loaded.function_code().iter().map(|(k, _)| k.clone()).collect();
-        for key in previous.iter().filter(|k| !keys.contains(k)) {
-            self.entries.unpoint(id(key));
+        let keys: BTreeSet<String> = loaded.function_code().iter().map(|(k, _)| k.clone()).collect();
+        for key in previous.difference(&keys) {
+            self.entries.unpoint(ids[key]);
         }
         keys
     }
@@ -468,7 +469,7 @@ impl Drop for ModuleRegistry {
     fn drop(&mut self) {
         // Handles may outlive the registry (they keep the entry pages);
         // make them trap rather than jump into unmapped code.
-        for id in self.entry_ids.values() {
+        for id in self.entry_ids.values().flat_map(|ids| ids.values()) {
             self.entries.unpoint(*id);
         }
     }

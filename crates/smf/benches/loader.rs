@@ -1,0 +1,214 @@
+//! SMF loading against `dlopen`/`dlsym` of the same C code built as a
+//! shared library, all in one run (medians):
+//! - load + relocate: read + check + map + relocate an SMF file (alone, and
+//!   under a registry with stable entries) vs `dlopen(RTLD_NOW)` + `dlclose`
+//!   (goal: ratio at most 0.5);
+//! - symbol lookup: `LoadedModule::symbol` and `ModuleRegistry::get_function`
+//!   vs `dlsym`;
+//! - call overhead: a leaf function called through its stable entry vs its
+//!   code directly, through the same Rust call wrapper (goal: under 1 ns
+//!   extra per call).
+//!
+//! Run: `cargo bench -p relive-smf --bench loader`.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use relive_smf::memory::{call_in, host_symbol, SharedLibrary};
+use relive_smf::{pack, LoadedModule, Module, ModuleRegistry};
+
+const FUNCTIONS: usize = 200;
+const LOAD_ROUNDS: usize = 301;
+const LOOKUPS: usize = 100_000;
+const CALLS: usize = 10_000_000;
+const CALL_ROUNDS: usize = 11;
+
+fn source() -> String {
+    let mut s = String::from(
+        "#include <string.h>\nstatic long table[8] = {1, 2, 3, 4, 5, 6, 7, 8};\nlong total;\nstatic char buffer[64];\n",
+    );
+    for i in 0..FUNCTIONS {
+        writeln!(
+            s,
+            "long f{i}(long x) {{ total += x; return x * {} + table[{}]; }}",
+            i + 1,
+            i % 8
+        )
+        .unwrap();
+    }
+    s.push_str("long measure(const char *t) { memcpy(buffer, t, 8); return (long)strlen(buffer); }\n");
+    s.push_str("long leaf(long x) { return x + 1; }\n");
+    s
+}
+
+fn gcc(dir: &Path, args: &[&str]) {
+    let status = Command::new("gcc").args(args).current_dir(dir).status().unwrap();
+    assert!(status.success(), "gcc {args:?}");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> f64 {
+    let started = Instant::now();
+    black_box(f());
+    started.elapsed().as_secs_f64() * 1e9
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return; // `cargo test --benches` only checks that this builds
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.c"), source()).unwrap();
+    gcc(dir.path(), &["-O2", "-fPIC", "-c", "m.c", "-o", "m.o"]);
+    gcc(dir.path(), &["-shared", "-o", "libm_bench.so", "m.o"]);
+    let object = std::fs::read(dir.path().join("m.o")).unwrap();
+    let smf_path = dir.path().join("m.smf");
+    std::fs::write(&smf_path, pack(&[("m.o".into(), object)], None).unwrap().to_bytes()).unwrap();
+    let so_path = dir.path().join("libm_bench.so");
+    let smf_size = std::fs::metadata(&smf_path).unwrap().len();
+    let so_size = std::fs::metadata(&so_path).unwrap().len();
+
+    if let Some(what) = std::env::var_os("SMF_BENCH_LOOP") {
+        // For a profiler: one step, many times.
+        let bytes = std::fs::read(&smf_path).unwrap();
+        let module = Module::parse(&bytes).unwrap();
+        for _ in 0..20_000 {
+            if what == "parse" {
+                black_box(Module::parse(&bytes).unwrap());
+            } else {
+                black_box(LoadedModule::load(&module, &host_symbol).unwrap());
+            }
+        }
+        return;
+    }
+    // Load + relocate, interleaved so drift hits all three alike.
+    let (mut dl, mut smf, mut registry) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..LOAD_ROUNDS {
+        dl.push(time(|| {
+            let lib = SharedLibrary::open(&so_path).unwrap();
+            lib.symbol("leaf").unwrap()
+        }));
+        smf.push(time(|| {
+            let module = Module::parse(&std::fs::read(&smf_path).unwrap()).unwrap();
+            let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+            loaded.symbol("leaf").unwrap()
+        }));
+        registry.push(time(|| {
+            let mut r = ModuleRegistry::new();
+            r.load_file("m", &smf_path).unwrap();
+            r.get_function("m", "leaf").unwrap().addr()
+        }));
+    }
+    let (dl, smf, registry) = (median(dl), median(smf), median(registry));
+    if std::env::var_os("SMF_BENCH_DETAIL").is_some() {
+        let bytes = std::fs::read(&smf_path).unwrap();
+        let read = median((0..101).map(|_| time(|| std::fs::read(&smf_path).unwrap())).collect());
+        let parse = median((0..101).map(|_| time(|| Module::parse(&bytes).unwrap())).collect());
+        let module = Module::parse(&bytes).unwrap();
+        let load = median(
+            (0..101)
+                .map(|_| time(|| LoadedModule::load(&module, &host_symbol).unwrap()))
+                .collect(),
+        );
+        let region = median(
+            (0..101)
+                .map(|_| time(|| relive_smf::memory::Region::new(8192).unwrap()))
+                .collect(),
+        );
+        let dlsym = median((0..101).map(|_| time(|| host_symbol("strlen").unwrap())).collect());
+        println!(
+            "detail: read {:.1} µs, parse {:.1} µs, load {:.1} µs, one 2-page region {:.1} µs, one dlsym {:.1} µs",
+            read / 1e3,
+            parse / 1e3,
+            load / 1e3,
+            region / 1e3,
+            dlsym / 1e3
+        );
+    }
+
+    // Symbol lookup.
+    let lib = SharedLibrary::open(&so_path).unwrap();
+    let module = Module::parse(&std::fs::read(&smf_path).unwrap()).unwrap();
+    let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+    let mut reg = ModuleRegistry::new();
+    reg.load("m", &module).unwrap();
+    let names: Vec<String> = (0..FUNCTIONS).map(|i| format!("f{i}")).collect();
+    let per_lookup = |f: &dyn Fn(&str) -> u64| {
+        median(
+            (0..5)
+                .map(|_| time(|| (0..LOOKUPS).map(|i| f(&names[i % FUNCTIONS])).sum::<u64>()) / LOOKUPS as f64)
+                .collect(),
+        )
+    };
+    let dlsym_ns = per_lookup(&|n| lib.symbol(n).unwrap());
+    let symbol_ns = per_lookup(&|n| loaded.symbol(n).unwrap());
+    let get_function_ns = per_lookup(&|n| reg.get_function("m", n).unwrap().addr());
+
+    // Calls: the same wrapper (range check + indirect call) around the code
+    // itself and around its stable entry.
+    let stable = reg.get_function("m", "leaf").unwrap();
+    let code = reg.module("m").unwrap().function("leaf").unwrap();
+    let region = reg.module("m").unwrap().code_region();
+    assert_eq!(stable.call(&[41]), 42);
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..CALL_ROUNDS {
+        direct.push(
+            time(|| {
+                let mut x = 0u64;
+                for _ in 0..CALLS {
+                    x = call_in(region, black_box(code), [x, 0, 0, 0, 0, 0]).unwrap();
+                }
+                x
+            }) / CALLS as f64,
+        );
+        through.push(
+            time(|| {
+                let mut x = 0u64;
+                for _ in 0..CALLS {
+                    x = call_in(stable.region(), black_box(stable.addr()), [x, 0, 0, 0, 0, 0]).unwrap();
+                }
+                x
+            }) / CALLS as f64,
+        );
+    }
+    let (direct, through) = (median(direct), median(through));
+    drop(lib);
+
+    println!("SMF loader vs dlopen/dlsym ({FUNCTIONS} functions + data, gcc -O2 -fPIC; medians, one run)");
+    println!("  files: m.smf {smf_size} bytes, libm_bench.so {so_size} bytes");
+    println!("load + relocate ({LOAD_ROUNDS} rounds):");
+    println!("  dlopen(RTLD_NOW)+dlsym+dlclose  {:>9.1} µs", dl / 1e3);
+    println!(
+        "  SMF read+parse+load+unmap       {:>9.1} µs   ratio to dlopen {:.2} (goal <= 0.5)",
+        smf / 1e3,
+        smf / dl
+    );
+    println!(
+        "  SMF under a registry (entries)  {:>9.1} µs   ratio to dlopen {:.2}",
+        registry / 1e3,
+        registry / dl
+    );
+    println!("symbol lookup ({LOOKUPS} lookups):");
+    println!("  dlsym                           {dlsym_ns:>9.1} ns");
+    println!(
+        "  LoadedModule::symbol            {symbol_ns:>9.1} ns   ratio {:.2}",
+        symbol_ns / dlsym_ns
+    );
+    println!(
+        "  ModuleRegistry::get_function    {get_function_ns:>9.1} ns   ratio {:.2}",
+        get_function_ns / dlsym_ns
+    );
+    println!("call ({CALLS} calls x {CALL_ROUNDS} rounds, same wrapper):");
+    println!("  direct to the code              {direct:>9.2} ns");
+    println!(
+        "  through the stable entry        {through:>9.2} ns   extra {:.2} ns per call (goal < 1 ns)",
+        through - direct
+    );
+}
