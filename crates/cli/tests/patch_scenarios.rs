@@ -230,6 +230,20 @@ fn registers_callers_keep_across_a_call_survive_a_patch() {
         let r = run.replace("* 10 + one", "* 100 + one");
         assert_eq!(applied(&r, "value")["method"], "slot");
         run.target.wait_for_prefix("value 401 counter ");
+        if flags[0] == "-O2" {
+            // The human report says so too.
+            let source = run.source.replace("* 100 + one", "* 1000 + one");
+            let obj = run.object("app.c", &source);
+            run.source = source;
+            let pid = run.target.pid_arg();
+            let out = run.relive(&["patch", "--pid", &pid, obj.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("through a thunk keeping") && text.contains("rdi"),
+                "{text}"
+            );
+            run.target.wait_for_prefix("value 4001 counter ");
+        }
     }
 }
 

@@ -82,6 +82,10 @@ fn main() {
         for _ in 0..20_000 {
             if what == "parse" {
                 black_box(Module::parse(&bytes).unwrap());
+            } else if what == "registry" {
+                let mut r = ModuleRegistry::new();
+                r.load("m", &module).unwrap();
+                black_box(r.get_function("m", "leaf").unwrap().addr());
             } else {
                 black_box(LoadedModule::load(&module, &host_symbol).unwrap());
             }
@@ -107,6 +111,19 @@ fn main() {
         }));
     }
     let (dl, smf, registry) = (median(dl), median(smf), median(registry));
+    // A reload into a long-lived registry (the hot-reload path: entries and
+    // their pages exist already), file read and parse included.
+    let mut live = ModuleRegistry::new();
+    live.load_file("m", &smf_path).unwrap();
+    let reload = median(
+        (0..LOAD_ROUNDS)
+            .map(|_| {
+                let t = time(|| live.reload_file("m", &smf_path, Default::default()).unwrap());
+                live.free_retired();
+                t
+            })
+            .collect(),
+    );
     if std::env::var_os("SMF_BENCH_DETAIL").is_some() {
         let bytes = std::fs::read(&smf_path).unwrap();
         let read = median((0..101).map(|_| time(|| std::fs::read(&smf_path).unwrap())).collect());
@@ -194,6 +211,11 @@ fn main() {
         "  SMF under a registry (entries)  {:>9.1} µs   ratio to dlopen {:.2}",
         registry / 1e3,
         registry / dl
+    );
+    println!(
+        "  reload in a live registry       {:>9.1} µs   ratio to dlopen {:.2}",
+        reload / 1e3,
+        reload / dl
     );
     println!("symbol lookup ({LOOKUPS} lookups):");
     println!("  dlsym                           {dlsym_ns:>9.1} ns");

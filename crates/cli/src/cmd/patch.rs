@@ -122,9 +122,14 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     for a in &r.applied {
+        // A thunk keeps registers the old callers rely on (GCC -fipa-ra).
+        let thunk = match a.preserves.is_empty() {
+            true => String::new(),
+            false => format!(", entered through a thunk keeping {}", a.preserves.join(" ")),
+        };
         writeln!(
             out,
-            "patched {} {:#x} -> {:#x} (generation {}, {})",
+            "patched {} {:#x} -> {:#x} (generation {}, {}{thunk})",
             a.name, a.old_addr, a.new_addr, a.generation, a.method
         )?;
     }
