@@ -126,9 +126,11 @@ pub struct LoadedModule {
     data: Arc<Region>,
     /// Each section's address.
     sections: Vec<u64>,
-    /// Defined named symbols, sorted by name hash (the file's FNV-1a 32):
-    /// lookups hash the name once and compare strings only on a match.
+    /// Defined named symbols; lookups go through `by_hash` (the file's
+    /// FNV-1a 32 name hashes) and compare strings only on a match.
     defined: Vec<Defined>,
+    /// (name hash, index into `defined`), sorted: small entries sort fast.
+    by_hash: Vec<(u32, u32)>,
     /// Every defined function: key -> code (filled under a registry).
     function_code: Vec<(String, u64)>,
 }
@@ -372,12 +374,14 @@ impl LoadedModule {
                 size: s.size,
             });
         }
-        defined.sort_unstable_by_key(|d| d.hash);
+        let mut by_hash: Vec<(u32, u32)> = defined.iter().enumerate().map(|(i, d)| (d.hash, i as u32)).collect();
+        by_hash.sort_unstable();
         Ok(LoadedModule {
             code,
             data,
             sections,
             defined,
+            by_hash,
             function_code,
         })
     }
@@ -385,10 +389,11 @@ impl LoadedModule {
     /// Every defined symbol named `name` (functions and objects).
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Defined> + 'a {
         let hash = fnv1a32(name.as_bytes());
-        let first = self.defined.partition_point(|d| d.hash < hash);
-        self.defined[first..]
+        let first = self.by_hash.partition_point(|&(h, _)| h < hash);
+        self.by_hash[first..]
             .iter()
-            .take_while(move |d| d.hash == hash)
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, i)| &self.defined[i as usize])
             .filter(move |d| d.name == name)
     }
 
