@@ -207,7 +207,7 @@ fn smf_run_watch_reloads_a_running_module() {
 
     // A damaged file is reported; the module keeps running.
     std::fs::write(&module, b"SMF\0 this is not a module").unwrap();
-    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let event = wait_for(&|out, l| !out && l.contains("\"event\":\"error\""));
     let v: Value = serde_json::from_str(&event).unwrap();
     assert_eq!(v["event"], "error", "{event}");
     assert!(v["message"].as_str().unwrap().contains("app.smf"), "{event}");
