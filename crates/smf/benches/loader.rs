@@ -82,6 +82,16 @@ fn main() {
         for _ in 0..20_000 {
             if what == "parse" {
                 black_box(Module::parse(&bytes).unwrap());
+            } else if what == "reload" {
+                static LIVE: std::sync::Mutex<Option<ModuleRegistry>> = std::sync::Mutex::new(None);
+                let mut live = LIVE.lock().unwrap();
+                let r = live.get_or_insert_with(|| {
+                    let mut r = ModuleRegistry::new();
+                    r.load("m", &module).unwrap();
+                    r
+                });
+                black_box(r.reload("m", &module, Default::default()).unwrap());
+                r.free_retired();
             } else if what == "registry" {
                 let mut r = ModuleRegistry::new();
                 r.load("m", &module).unwrap();
