@@ -55,6 +55,8 @@ pub struct Bindings<'a> {
     /// The stable entry of one of the module's own functions, by its key
     /// ([`function_keys`]); `None` binds references to the code itself.
     pub entry: Option<&'a Resolve<'a>>,
+    /// [`function_keys`] of the module, if the caller computed them already.
+    pub keys: Option<&'a [Option<String>]>,
     /// Writable storage to use instead of fresh data: the previous
     /// version's, when its [`DataLayout`] equals this module's. Its bytes
     /// are kept as they are (the state survives; the new initial values
@@ -208,6 +210,7 @@ impl LoadedModule {
             Bindings {
                 import,
                 entry: None,
+                keys: None,
                 data: None,
             },
         )
@@ -220,9 +223,17 @@ impl LoadedModule {
         }
         // Keys name functions for the registry's entries; alone, no function
         // needs one (and computing them costs allocations).
-        let keys = match bindings.entry {
-            Some(_) => function_keys(module),
-            None => vec![None; module.symbols.len()],
+        let computed;
+        let keys: &[Option<String>] = match (bindings.keys, bindings.entry) {
+            (Some(keys), _) if keys.len() == module.symbols.len() => keys,
+            (_, Some(_)) => {
+                computed = function_keys(module);
+                &computed
+            }
+            _ => {
+                computed = vec![None; module.symbols.len()];
+                &computed
+            }
         };
         // GOT cells: one per symbol reached through GotPcRel.
         const NONE: u64 = u64::MAX;
@@ -240,7 +251,7 @@ impl LoadedModule {
         let stub_count = module
             .symbols
             .iter()
-            .zip(&keys)
+            .zip(keys)
             .filter(|(s, key)| s.section.is_none() || (bindings.entry.is_some() && key.is_some()))
             .count();
         let plan = layout(module, stub_count, got_cells as usize);

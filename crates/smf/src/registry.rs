@@ -250,15 +250,14 @@ impl ModuleRegistry {
         let index = self
             .slot(name)
             .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
-        // A function other modules import must still be there.
-        let keys: BTreeSet<String> = function_keys(module).into_iter().flatten().collect();
-        let exported: BTreeSet<&str> = module
-            .symbols
-            .iter()
-            .filter(|s| s.section.is_some() && s.binding != crate::format::Binding::Local)
-            .map(|s| s.name.as_str())
-            .collect();
-        if let Some((by, symbol)) = self.importers(name).find(|(_, s)| !exported.contains(s.as_str())) {
+        // A symbol other modules import must still be there.
+        let exports = |symbol: &str| {
+            module
+                .symbols
+                .iter()
+                .any(|s| s.section.is_some() && s.binding != crate::format::Binding::Local && s.name == symbol)
+        };
+        if let Some((by, symbol)) = self.importers(name).find(|(_, s)| !exports(s)) {
             return Err(RegistryError::StillImported {
                 module: name.to_string(),
                 symbol,
@@ -279,8 +278,8 @@ impl ModuleRegistry {
         } else {
             DataOutcome::Fresh
         };
-        let old_keys = self.modules[index].functions.clone();
-        let functions = self.switch(name, &loaded, &old_keys);
+        let old_keys = std::mem::take(&mut self.modules[index].functions);
+        let keys = self.switch(name, &loaded, &old_keys);
         let slot = &mut self.modules[index];
         let old = std::mem::replace(&mut slot.current, loaded);
         self.retired.push(old);
@@ -289,11 +288,12 @@ impl ModuleRegistry {
         slot.layout = layout;
         let added = keys.difference(&old_keys).cloned().collect();
         let removed = old_keys.difference(&keys).cloned().collect();
-        slot.functions = functions;
+        let functions = keys.len();
+        slot.functions = keys;
         Ok(ReloadReport {
             version: slot.version,
             data: outcome,
-            functions: keys.len(),
+            functions,
             added,
             removed,
         })
@@ -410,9 +410,10 @@ impl ModuleRegistry {
             module: name.to_string(),
             source,
         };
+        let keys = function_keys(module);
         let ids = self.entry_ids.entry(name.to_string()).or_default();
-        for key in function_keys(module).into_iter().flatten() {
-            if let std::collections::hash_map::Entry::Vacant(slot) = ids.entry(key) {
+        for key in keys.iter().flatten() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = ids.entry(key.clone()) {
                 slot.insert(self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?);
             }
         }
@@ -437,6 +438,7 @@ impl ModuleRegistry {
             Bindings {
                 import: &import,
                 entry: Some(&entry),
+                keys: Some(&keys),
                 data,
             },
         )
