@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::memory::{call_in, Access, Region, PAGE};
+use crate::memory::{call_in, six_args, Access, Region, PAGE};
 
 /// Trampolines per block (the last 8 bytes of the code page are the trap).
 pub const PER_BLOCK: usize = (PAGE as usize / 8) - 1;
@@ -31,14 +31,14 @@ const TRAP: [u8; 8] = [0x0f, 0x0b, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc];
 #[derive(Debug, Clone)]
 pub struct StableFn {
     block: Arc<Region>,
-    addr: u64,
+    slot: usize,
 }
 
 impl StableFn {
     /// The trampoline's address: what a C host would store as a function
     /// pointer.
     pub fn addr(&self) -> u64 {
-        self.addr
+        trampoline(&self.block, self.slot)
     }
 
     /// The mapping holding the trampoline (for [`crate::memory::call_in`]).
@@ -48,21 +48,18 @@ impl StableFn {
 
     /// The code the entry jumps to now.
     pub fn target(&self) -> u64 {
-        self.block.load_cell(self.addr - self.block.addr() + PAGE)
+        self.block.load_cell(cell(self.slot))
     }
 
     /// Whether the entry traps (its function is unloaded or gone).
     pub fn traps(&self) -> bool {
-        self.target() == self.block.addr() + TRAP_OFFSET
+        self.target() == trap(&self.block)
     }
 
     /// Calls the function's current code with up to six integer arguments
     /// (System V registers; a callee taking fewer ignores the rest).
     pub fn call(&self, args: &[u64]) -> u64 {
-        let mut all = [0u64; 6];
-        let n = args.len().min(6);
-        all[..n].copy_from_slice(&args[..n]);
-        call_in(&self.block, self.addr, all).expect("a stable entry lies in its block")
+        call_in(&self.block, self.addr(), six_args(args)).expect("a stable entry lies in its block")
     }
 }
 
@@ -98,36 +95,43 @@ impl EntryTable {
 
     /// The trampoline's address.
     pub fn address(&self, id: EntryId) -> u64 {
-        self.blocks[id.block].addr() + 8 * id.slot as u64
+        trampoline(&self.blocks[id.block], id.slot)
     }
 
     /// Makes `id` jump to `code` (one atomic store).
     pub fn point(&self, id: EntryId, code: u64) {
-        self.blocks[id.block].store_cell(PAGE + 8 * id.slot as u64, code);
+        self.blocks[id.block].store_cell(cell(id.slot), code);
     }
 
     /// Makes `id` trap.
     pub fn unpoint(&self, id: EntryId) {
         let block = &self.blocks[id.block];
-        block.store_cell(PAGE + 8 * id.slot as u64, block.addr() + TRAP_OFFSET);
+        block.store_cell(cell(id.slot), trap(block));
     }
 
-    /// Where `id` jumps now.
-    pub fn target(&self, id: EntryId) -> u64 {
-        self.blocks[id.block].load_cell(PAGE + 8 * id.slot as u64)
-    }
-
-    /// Whether `id` currently traps.
-    pub fn traps(&self, id: EntryId) -> bool {
-        self.target(id) == self.blocks[id.block].addr() + TRAP_OFFSET
-    }
-
+    /// The entry as a handle (which also says where it jumps now and
+    /// whether it traps).
     pub fn handle(&self, id: EntryId) -> StableFn {
         StableFn {
             block: self.blocks[id.block].clone(),
-            addr: self.address(id),
+            slot: id.slot,
         }
     }
+}
+
+/// Trampoline `slot` of `block`.
+fn trampoline(block: &Region, slot: usize) -> u64 {
+    block.addr() + 8 * slot as u64
+}
+
+/// The offset of cell `slot` in its block.
+fn cell(slot: usize) -> u64 {
+    PAGE + 8 * slot as u64
+}
+
+/// The trap every unpointed cell of `block` names.
+fn trap(block: &Region) -> u64 {
+    block.addr() + TRAP_OFFSET
 }
 
 fn new_block() -> std::io::Result<Region> {
@@ -135,8 +139,8 @@ fn new_block() -> std::io::Result<Region> {
     let mut code = TRAMPOLINE.repeat(PER_BLOCK);
     code.extend_from_slice(&TRAP);
     region.write(0, &code);
-    let trap = region.addr() + TRAP_OFFSET;
-    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trap.to_le_bytes()).collect();
+    let trapping = trap(&region);
+    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trapping.to_le_bytes()).collect();
     region.write(PAGE, &cells);
     region.protect(0, PAGE, Access::ReadExecute)?;
     Ok(region)
@@ -161,12 +165,12 @@ mod tests {
         let mut table = EntryTable::default();
         let ids: Vec<EntryId> = (0..PER_BLOCK + 2).map(|_| table.allocate().unwrap()).collect();
         assert_eq!(table.blocks.len(), 2);
-        assert!(ids.iter().all(|&id| table.traps(id)));
+        assert!(ids.iter().all(|&id| table.handle(id).traps()));
         table.point(ids[3], 0x1234);
-        assert_eq!(table.target(ids[3]), 0x1234);
-        assert!(!table.traps(ids[3]));
+        assert_eq!(table.handle(ids[3]).target(), 0x1234);
+        assert!(!table.handle(ids[3]).traps());
         table.unpoint(ids[3]);
-        assert!(table.traps(ids[3]));
+        assert!(table.handle(ids[3]).traps());
         assert_eq!(table.address(ids[PER_BLOCK]), table.blocks[1].addr());
     }
 }

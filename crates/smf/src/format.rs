@@ -230,8 +230,8 @@ struct Reader<'a> {
     data: &'a [u8],
 }
 
-impl Reader<'_> {
-    fn bytes(&self, offset: u64, len: u64, what: impl Display + Copy) -> Result<&[u8], FormatError> {
+impl<'a> Reader<'a> {
+    fn bytes(&self, offset: u64, len: u64, what: impl Display + Copy) -> Result<&'a [u8], FormatError> {
         let truncated = || FormatError::Truncated {
             what: what.to_string(),
             offset,
@@ -286,11 +286,21 @@ fn invalid(what: impl Display, offset: u64, reason: impl Into<String>) -> Format
     }
 }
 
-/// The start of entry `i` of a table of `size`-byte entries at `base`.
-fn entry_offset(base: u64, i: u64, size: u64, what: impl Display) -> Result<u64, FormatError> {
-    i.checked_mul(size)
+/// Entry `index` of the table of `size`-byte entries at `base`: where it
+/// is, its name in errors, and its bytes.
+fn table_entry<'a>(
+    r: &Reader<'a>,
+    base: u64,
+    index: u64,
+    size: u64,
+    table: &'static str,
+) -> Result<(u64, Entry, Fields<'a>), FormatError> {
+    let what = Entry { table, index };
+    let at = index
+        .checked_mul(size)
         .and_then(|o| base.checked_add(o))
-        .ok_or_else(|| invalid(what, base, "table offset overflows"))
+        .ok_or_else(|| invalid(what, base, "table offset overflows"))?;
+    Ok((at, what, Fields(r.bytes(at, size, what)?)))
 }
 
 impl Module {
@@ -352,12 +362,7 @@ impl Module {
 
         let mut sections = Vec::new();
         for i in 0..section_count {
-            let at = entry_offset(section_table, i, SECTION_ENTRY, "section")?;
-            let what = Entry {
-                table: "section",
-                index: i,
-            };
-            let e = Fields(r.bytes(at, SECTION_ENTRY, what)?);
+            let (at, what, e) = table_entry(&r, section_table, i, SECTION_ENTRY, "section")?;
             let kind_code = e.u32(4);
             let kind = SectionKind::from_code(kind_code)
                 .ok_or_else(|| invalid(what, at + 4, format!("unknown kind {kind_code}")))?;
@@ -393,12 +398,7 @@ impl Module {
 
         let mut symbols = Vec::new();
         for i in 0..symbol_count {
-            let at = entry_offset(symbol_table, i, SYMBOL_ENTRY, "symbol")?;
-            let what = Entry {
-                table: "symbol",
-                index: i,
-            };
-            let e = Fields(r.bytes(at, SYMBOL_ENTRY, what)?);
+            let (at, what, e) = table_entry(&r, symbol_table, i, SYMBOL_ENTRY, "symbol")?;
             let symbol_name = name(e.u32(0), at, what)?;
             let hash = e.u32(4);
             if hash != fnv1a32(symbol_name.as_bytes()) {
@@ -450,12 +450,7 @@ impl Module {
 
         let mut relocations = Vec::new();
         for i in 0..relocation_count {
-            let at = entry_offset(relocation_table, i, RELOCATION_ENTRY, "relocation")?;
-            let what = Entry {
-                table: "relocation",
-                index: i,
-            };
-            let e = Fields(r.bytes(at, RELOCATION_ENTRY, what)?);
+            let (at, what, e) = table_entry(&r, relocation_table, i, RELOCATION_ENTRY, "relocation")?;
             let section = e.u32(0);
             let type_code = e.u32(4);
             let kind = RelocType::from_code(type_code)

@@ -52,16 +52,22 @@ pub type Resolve<'a> = dyn Fn(&str) -> Option<u64> + 'a;
 pub struct Bindings<'a> {
     /// Address of a symbol the module imports.
     pub import: &'a Resolve<'a>,
-    /// The stable entry of one of the module's own functions, by its key
-    /// ([`function_keys`]); `None` binds references to the code itself.
-    pub entry: Option<&'a Resolve<'a>>,
-    /// [`function_keys`] of the module, if the caller computed them already.
-    pub keys: Option<&'a [Option<String>]>,
+    /// Stable entries for the module's own functions; `None` binds
+    /// references to the code itself.
+    pub entries: Option<EntryBinding<'a>>,
     /// Writable storage to use instead of fresh data: the previous
     /// version's, when its [`DataLayout`] equals this module's. Its bytes
     /// are kept as they are (the state survives; the new initial values
     /// and data relocations are not applied to it).
     pub data: Option<Arc<Region>>,
+}
+
+/// Every reference to one of the module's functions goes to its entry.
+pub struct EntryBinding<'a> {
+    /// [`function_keys`] of this module (one per symbol).
+    pub keys: &'a [Option<String>],
+    /// A function's entry, by key.
+    pub address: &'a Resolve<'a>,
 }
 
 /// Where the writable data's named objects are: two modules with equal
@@ -209,8 +215,7 @@ impl LoadedModule {
             module,
             Bindings {
                 import,
-                entry: None,
-                keys: None,
+                entries: None,
                 data: None,
             },
         )
@@ -221,20 +226,17 @@ impl LoadedModule {
         if module.arch != ARCH_X86_64 {
             return Err(LoadError::Architecture(module.arch));
         }
-        // Keys name functions for the registry's entries; alone, no function
-        // needs one (and computing them costs allocations).
-        let computed;
-        let keys: &[Option<String>] = match (bindings.keys, bindings.entry) {
-            (Some(keys), _) if keys.len() == module.symbols.len() => keys,
-            (_, Some(_)) => {
-                computed = function_keys(module);
-                &computed
-            }
-            _ => {
-                computed = vec![None; module.symbols.len()];
-                &computed
+        // Keys name functions for the registry's entries; alone, no
+        // function has one.
+        let no_keys;
+        let keys: &[Option<String>] = match &bindings.entries {
+            Some(entries) => entries.keys,
+            None => {
+                no_keys = vec![None; module.symbols.len()];
+                &no_keys
             }
         };
+        assert_eq!(keys.len(), module.symbols.len(), "function keys of another module");
         // GOT cells: one per symbol reached through GotPcRel.
         const NONE: u64 = u64::MAX;
         let mut got_index = vec![NONE; module.symbols.len()];
@@ -252,7 +254,7 @@ impl LoadedModule {
             .symbols
             .iter()
             .zip(keys)
-            .filter(|(s, key)| s.section.is_none() || (bindings.entry.is_some() && key.is_some()))
+            .filter(|(s, key)| s.section.is_none() || key.is_some())
             .count();
         let plan = layout(module, stub_count, got_cells as usize);
         let mut code = Region::new(plan.code_map[1])?;
@@ -284,16 +286,16 @@ impl LoadedModule {
             stubs += 1;
         };
         for (i, s) in module.symbols.iter().enumerate() {
-            let addr = match (s.section, &keys[i], bindings.entry) {
+            let addr = match (s.section, &keys[i], &bindings.entries) {
                 (None, _, _) => {
                     let addr = (bindings.import)(&s.name)
                         .ok_or_else(|| LoadError::MissingImport { symbol: s.name.clone() })?;
                     new_stub(i);
                     addr
                 }
-                (Some(_), Some(key), Some(entry)) => {
+                (Some(_), Some(key), Some(entries)) => {
                     new_stub(i);
-                    entry(key).ok_or_else(|| LoadError::MissingImport { symbol: key.clone() })?
+                    (entries.address)(key).ok_or_else(|| LoadError::MissingImport { symbol: key.clone() })?
                 }
                 (Some(sec), _, _) => sections[sec as usize] + s.value,
             };
@@ -426,10 +428,7 @@ impl LoadedModule {
     /// integer arguments; `None` if the module exports no such function.
     pub fn call(&self, name: &str, args: &[u64]) -> Option<u64> {
         let addr = self.function(name)?;
-        let mut all = [0u64; 6];
-        let n = args.len().min(6);
-        all[..n].copy_from_slice(&args[..n]);
-        crate::memory::call_in(&self.code, addr, all)
+        crate::memory::call_in(&self.code, addr, crate::memory::six_args(args))
     }
 
     /// The code address of exported function `name` (not a stable entry).

@@ -125,6 +125,15 @@ pub fn host_symbol(name: &str) -> Option<u64> {
     (addr != 0).then_some(addr)
 }
 
+/// Up to six integer arguments as the six argument registers (missing ones
+/// zero; more than six are not passed).
+pub fn six_args(args: &[u64]) -> [u64; 6] {
+    let mut all = [0u64; 6];
+    let n = args.len().min(6);
+    all[..n].copy_from_slice(&args[..n]);
+    all
+}
+
 /// Calls the `extern "C"` function at `addr`, which must lie in `region`'s
 /// code, with six 64-bit integer arguments (a callee taking fewer ignores
 /// the rest: the System V ABI passes them in registers) and returns `rax`.

@@ -42,7 +42,7 @@ use std::path::Path;
 
 use crate::entries::{EntryId, EntryTable, StableFn};
 use crate::format::{FormatError, Module};
-use crate::loader::{function_keys, Bindings, DataLayout, LoadError, LoadedModule};
+use crate::loader::{function_keys, Bindings, DataLayout, EntryBinding, LoadError, LoadedModule};
 use crate::memory::host_symbol;
 
 /// Why a registry operation did nothing. The registry and every entry are
@@ -251,19 +251,12 @@ impl ModuleRegistry {
             .slot(name)
             .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
         // A symbol other modules import must still be there.
-        let exports = |symbol: &str| {
+        self.refuse_lost_imports(name, |symbol| {
             module
                 .symbols
                 .iter()
                 .any(|s| s.section.is_some() && s.binding != crate::format::Binding::Local && s.name == symbol)
-        };
-        if let Some((by, symbol)) = self.importers(name).find(|(_, s)| !exports(s)) {
-            return Err(RegistryError::StillImported {
-                module: name.to_string(),
-                symbol,
-                by,
-            });
-        }
+        })?;
         let old = &self.modules[index].current;
         let layout = DataLayout::of(module);
         let share = options.keep_data && self.modules[index].layout == layout;
@@ -317,13 +310,7 @@ impl ModuleRegistry {
         let index = self
             .slot(name)
             .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
-        if let Some((by, symbol)) = self.importers(name).next() {
-            return Err(RegistryError::StillImported {
-                module: name.to_string(),
-                symbol,
-                by,
-            });
-        }
+        self.refuse_lost_imports(name, |_| false)?;
         let slot = self.modules.remove(index);
         for key in &slot.functions {
             self.entries.unpoint(self.entry_ids[name][key]);
@@ -351,8 +338,8 @@ impl ModuleRegistry {
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
         self.slot(module)?;
         // A function the current version lacks has an entry that traps.
-        let id = *self.entry_ids.get(module)?.get(function)?;
-        (!self.entries.traps(id)).then(|| self.entries.handle(id))
+        let handle = self.entries.handle(*self.entry_ids.get(module)?.get(function)?);
+        (!handle.traps()).then_some(handle)
     }
 
     /// The address of exported symbol `name` in the first loaded module
@@ -387,14 +374,19 @@ impl ModuleRegistry {
         })
     }
 
-    /// (importing module, symbol) for every import bound to module `name`.
-    fn importers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
-        self.modules.iter().filter(move |m| m.name != name).flat_map(move |m| {
-            m.imports
-                .iter()
-                .filter(move |(from, _)| from == name)
-                .map(move |(_, symbol)| (m.name.clone(), symbol.clone()))
-        })
+    /// Refuses (naming the importer) when another module imports from
+    /// module `name` a symbol that `still_there` says would be gone.
+    fn refuse_lost_imports(&self, name: &str, still_there: impl Fn(&str) -> bool) -> Result<(), RegistryError> {
+        for m in self.modules.iter().filter(|m| m.name != name) {
+            if let Some((_, symbol)) = m.imports.iter().find(|(from, s)| from == name && !still_there(s)) {
+                return Err(RegistryError::StillImported {
+                    module: name.to_string(),
+                    symbol: symbol.clone(),
+                    by: m.name.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Loads `module` for `name` with its functions bound to their entries
@@ -437,8 +429,10 @@ impl ModuleRegistry {
             module,
             Bindings {
                 import: &import,
-                entry: Some(&entry),
-                keys: Some(&keys),
+                entries: Some(EntryBinding {
+                    keys: &keys,
+                    address: &entry,
+                }),
                 data,
             },
         )

@@ -274,7 +274,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Reads and checks the SMF file `file`, naming it in any error.
-fn read_module(file: &std::path::Path) -> anyhow::Result<Module> {
+pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     Module::parse(&data).with_context(|| format!("reading {}", file.display()))
 }

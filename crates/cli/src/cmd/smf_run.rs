@@ -71,9 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "module".into());
     let mut registry = ModuleRegistry::new();
-    let module = relive_smf::ModuleLoader::new()
-        .read(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let module = crate::cmd::smf::read_module(&args.file)?;
     let entry_name = match &args.entry {
         Some(e) => e.clone(),
         None => module
