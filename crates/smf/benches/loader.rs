@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use relive_smf::memory::{call_in, host_symbol, SharedLibrary};
+use relive_smf::memory::{call_in, host_symbol, set_pool_limit, SharedLibrary};
 use relive_smf::{pack, LoadedModule, Module, ModuleRegistry};
 
 const FUNCTIONS: usize = 200;
@@ -79,8 +79,11 @@ fn main() {
         // For a profiler: one step, many times.
         let bytes = std::fs::read(&smf_path).unwrap();
         let module = Module::parse(&bytes).unwrap();
+        let started = Instant::now();
         for _ in 0..20_000 {
-            if what == "parse" {
+            if what == "hash" {
+                black_box(relive_smf::format::module_hash(black_box(&bytes[96..])));
+            } else if what == "parse" {
                 black_box(Module::parse(&bytes).unwrap());
             } else if what == "reload" {
                 static LIVE: std::sync::Mutex<Option<ModuleRegistry>> = std::sync::Mutex::new(None);
@@ -100,27 +103,41 @@ fn main() {
                 black_box(LoadedModule::load(&module, &host_symbol).unwrap());
             }
         }
+        println!(
+            "{:?}: {:.2} µs each",
+            what,
+            started.elapsed().as_secs_f64() * 1e6 / 20_000.0
+        );
         return;
     }
-    // Load + relocate, interleaved so drift hits all three alike.
-    let (mut dl, mut smf, mut registry) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..LOAD_ROUNDS {
-        dl.push(time(|| {
-            let lib = SharedLibrary::open(&so_path).unwrap();
-            lib.symbol("leaf").unwrap()
-        }));
-        smf.push(time(|| {
-            let module = Module::parse(&std::fs::read(&smf_path).unwrap()).unwrap();
-            let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
-            loaded.symbol("leaf").unwrap()
-        }));
-        registry.push(time(|| {
-            let mut r = ModuleRegistry::new();
-            r.load_file("m", &smf_path).unwrap();
-            r.get_function("m", "leaf").unwrap().addr()
-        }));
-    }
-    let (dl, smf, registry) = (median(dl), median(smf), median(registry));
+    // Load + relocate, interleaved so drift hits all three alike: first
+    // with the region pool (the steady state of a process that loads and
+    // reloads: freed module memory is reused), then into fresh mappings.
+    let load_rounds = || {
+        let (mut dl, mut smf, mut registry) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..LOAD_ROUNDS {
+            dl.push(time(|| {
+                let lib = SharedLibrary::open(&so_path).unwrap();
+                lib.symbol("leaf").unwrap()
+            }));
+            smf.push(time(|| {
+                let bytes = std::fs::read(&smf_path).unwrap();
+                let module = Module::parse(&bytes).unwrap();
+                let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+                loaded.symbol("leaf").unwrap()
+            }));
+            registry.push(time(|| {
+                let mut r = ModuleRegistry::new();
+                r.load_file("m", &smf_path).unwrap();
+                r.get_function("m", "leaf").unwrap().addr()
+            }));
+        }
+        (median(dl), median(smf), median(registry))
+    };
+    let (dl, smf, registry) = load_rounds();
+    let pool = set_pool_limit(0);
+    let (cold_dl, cold_smf, cold_registry) = load_rounds();
+    set_pool_limit(pool);
     // A reload into a long-lived registry (the hot-reload path: entries and
     // their pages exist already), file read and parse included.
     let mut live = ModuleRegistry::new();
@@ -162,7 +179,8 @@ fn main() {
 
     // Symbol lookup.
     let lib = SharedLibrary::open(&so_path).unwrap();
-    let module = Module::parse(&std::fs::read(&smf_path).unwrap()).unwrap();
+    let bytes = std::fs::read(&smf_path).unwrap();
+    let module = Module::parse(&bytes).unwrap();
     let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
     let mut reg = ModuleRegistry::new();
     reg.load("m", &module).unwrap();
@@ -210,18 +228,28 @@ fn main() {
 
     println!("SMF loader vs dlopen/dlsym ({FUNCTIONS} functions + data, gcc -O2 -fPIC; medians, one run)");
     println!("  files: m.smf {smf_size} bytes, libm_bench.so {so_size} bytes");
-    println!("load + relocate ({LOAD_ROUNDS} rounds):");
-    println!("  dlopen(RTLD_NOW)+dlsym+dlclose  {:>9.1} µs", dl / 1e3);
-    println!(
-        "  SMF read+parse+load+unmap       {:>9.1} µs   ratio to dlopen {:.2} (goal <= 0.5)",
-        smf / 1e3,
-        smf / dl
-    );
-    println!(
-        "  SMF under a registry (entries)  {:>9.1} µs   ratio to dlopen {:.2}",
-        registry / 1e3,
-        registry / dl
-    );
+    for (title, dl, smf, registry) in [
+        (
+            "freed module memory reused (region pool, the default)",
+            dl,
+            smf,
+            registry,
+        ),
+        ("fresh mappings every time (pool off)", cold_dl, cold_smf, cold_registry),
+    ] {
+        println!("load + relocate ({LOAD_ROUNDS} rounds), {title}:");
+        println!("  dlopen(RTLD_NOW)+dlsym+dlclose  {:>9.1} µs", dl / 1e3);
+        println!(
+            "  SMF read+parse+load+unmap       {:>9.1} µs   ratio to dlopen {:.2} (goal <= 0.5)",
+            smf / 1e3,
+            smf / dl
+        );
+        println!(
+            "  SMF under a registry (entries)  {:>9.1} µs   ratio to dlopen {:.2}",
+            registry / 1e3,
+            registry / dl
+        );
+    }
     println!(
         "  reload in a live registry       {:>9.1} µs   ratio to dlopen {:.2}",
         reload / 1e3,

@@ -4,6 +4,7 @@
 //! arithmetic; every table and name is bounds-checked. A damaged file is an
 //! [`FormatError`] naming the structure and offset, never a panic.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 
 use serde::Serialize;
@@ -108,20 +109,22 @@ impl RelocType {
     }
 }
 
+/// A section. Parsed from a file, its name and bytes borrow the file's
+/// (no copy); built by [`crate::pack`], it owns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Section {
-    pub name: String,
+pub struct Section<'a> {
+    pub name: Cow<'a, str>,
     pub kind: SectionKind,
     /// File bytes (empty for Bss); memory beyond them is zero.
     #[serde(skip)]
-    pub bytes: Vec<u8>,
+    pub bytes: Cow<'a, [u8]>,
     pub memory_size: u64,
     pub alignment: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Symbol {
-    pub name: String,
+pub struct Symbol<'a> {
+    pub name: Cow<'a, str>,
     pub kind: SymbolType,
     pub binding: Binding,
     /// Section index; `None` for an import.
@@ -139,15 +142,16 @@ pub struct Relocation {
     pub addend: i64,
 }
 
-/// One module, in memory.
+/// One module, in memory. `'a` is the file it was parsed from (names and
+/// section bytes borrow it); [`Module::into_owned`] detaches it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Module {
+pub struct Module<'a> {
     pub version_minor: u16,
     pub platform: u16,
     pub arch: u16,
     pub flags: u32,
-    pub sections: Vec<Section>,
-    pub symbols: Vec<Symbol>,
+    pub sections: Vec<Section<'a>>,
+    pub symbols: Vec<Symbol<'a>>,
     pub relocations: Vec<Relocation>,
     pub entry: Option<u32>,
     pub module_hash: u64,
@@ -186,25 +190,34 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The module hash (docs/smf.md): FNV-1a 64 steps over the bytes read as
-/// little-endian 64-bit words (the last one zero-padded), then the length
-/// xored in and one more step. Eight times fewer dependent multiplies than
-/// byte-wise FNV-1a, which dominated parsing; still every single-word
-/// change alters the result (each step is a bijection of the state).
+/// The module hash (docs/smf.md): the bytes read as little-endian 64-bit
+/// words (the last one zero-padded); word `k` goes to lane `k % 4`; lane
+/// `j` starts at the FNV-1a 64 offset basis xor `j` and takes each word
+/// with an FNV-1a 64 step; then the lanes, in order, and the byte count
+/// are folded into the basis with the same step. Four independent lanes
+/// keep the multiplier busy (a single chain of dependent multiplies was
+/// most of the parse time); every single-word change still alters the
+/// result (each step is a bijection of the state).
 pub fn module_hash(bytes: &[u8]) -> u64 {
+    const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x100_0000_01b3;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for word in &mut chunks {
-        h = (h ^ u64::from_le_bytes(word.try_into().expect("8 bytes"))).wrapping_mul(PRIME);
+    let step = |h: u64, word: u64| (h ^ word).wrapping_mul(PRIME);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let mut lanes = [BASIS, BASIS ^ 1, BASIS ^ 2, BASIS ^ 3];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            *lane = step(*lane, word(&block[8 * j..8 * j + 8]));
+        }
     }
-    let mut last = [0u8; 8];
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        last[..tail.len()].copy_from_slice(tail);
-        h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
+    let rest = blocks.remainder();
+    for (j, chunk) in rest.chunks(8).enumerate() {
+        let mut last = [0u8; 8];
+        last[..chunk.len()].copy_from_slice(chunk);
+        lanes[j] = step(lanes[j], u64::from_le_bytes(last));
     }
-    (h ^ bytes.len() as u64).wrapping_mul(PRIME)
+    let h = lanes.iter().fold(BASIS, |h, &lane| step(h, lane));
+    step(h, bytes.len() as u64)
 }
 
 /// One table entry's bytes (already bounds-checked as a whole): fields at
@@ -286,26 +299,10 @@ fn invalid(what: impl Display, offset: u64, reason: impl Into<String>) -> Format
     }
 }
 
-/// Entry `index` of the table of `size`-byte entries at `base`: where it
-/// is, its name in errors, and its bytes.
-fn table_entry<'a>(
-    r: &Reader<'a>,
-    base: u64,
-    index: u64,
-    size: u64,
-    table: &'static str,
-) -> Result<(u64, Entry, Fields<'a>), FormatError> {
-    let what = Entry { table, index };
-    let at = index
-        .checked_mul(size)
-        .and_then(|o| base.checked_add(o))
-        .ok_or_else(|| invalid(what, base, "table offset overflows"))?;
-    Ok((at, what, Fields(r.bytes(at, size, what)?)))
-}
-
-impl Module {
-    /// Parses an SMF file.
-    pub fn parse(data: &[u8]) -> Result<Module, FormatError> {
+impl<'a> Module<'a> {
+    /// Parses an SMF file. Nothing is copied: names and section bytes
+    /// borrow `data`.
+    pub fn parse(data: &'a [u8]) -> Result<Module<'a>, FormatError> {
         let r = Reader { data };
         let magic = r.bytes(0, 4, "magic")?;
         if magic != MAGIC {
@@ -348,21 +345,45 @@ impl Module {
         table(section_table, section_count, SECTION_ENTRY, "section table")?;
         table(symbol_table, symbol_count, SYMBOL_ENTRY, "symbol table")?;
         table(relocation_table, relocation_count, RELOCATION_ENTRY, "relocation table")?;
-        let strings = r.bytes(strings_offset, strings_size, "string table")?;
-        let name = |offset: u32, at: u64, what: Entry| -> Result<String, FormatError> {
-            let rest = strings
-                .get(offset as usize..)
-                .ok_or_else(|| invalid(what, at, format!("name offset {offset} is past the string table")))?;
+        // The whole table is UTF-8 (checked once: per name it cost a third
+        // of the parse); a name ends at a NUL, so it is a whole `str`.
+        let strings = std::str::from_utf8(r.bytes(strings_offset, strings_size, "string table")?).map_err(|e| {
+            invalid(
+                "string table",
+                strings_offset,
+                format!("not UTF-8 at byte {}", e.valid_up_to()),
+            )
+        })?;
+        let name = |offset: u32, at: u64, what: Entry| -> Result<&'a str, FormatError> {
+            let rest = strings.get(offset as usize..).ok_or_else(|| {
+                invalid(
+                    what,
+                    at,
+                    format!("name offset {offset} is past the string table or inside a character"),
+                )
+            })?;
             let end = rest
-                .iter()
-                .position(|&b| b == 0)
+                .bytes()
+                .position(|b| b == 0)
                 .ok_or_else(|| invalid(what, at, "name is not NUL-terminated"))?;
-            String::from_utf8(rest[..end].to_vec()).map_err(|_| invalid(what, at, "name is not UTF-8"))
+            Ok(&rest[..end])
         };
 
-        let mut sections = Vec::new();
-        for i in 0..section_count {
-            let (at, what, e) = table_entry(&r, section_table, i, SECTION_ENTRY, "section")?;
+        // Each table is bounds-checked as a whole above; entries are
+        // walked as fixed-size chunks and `at` is only computed for errors.
+        let entries = |base: u64, count: u64, size: u64| {
+            let bytes = &data[base as usize..(base + count * size) as usize];
+            bytes
+                .chunks_exact(size as usize)
+                .enumerate()
+                .map(move |(i, e)| (i as u64, base + i as u64 * size, Fields(e)))
+        };
+        let mut sections = Vec::with_capacity(section_count as usize);
+        for (i, at, e) in entries(section_table, section_count, SECTION_ENTRY) {
+            let what = Entry {
+                table: "section",
+                index: i,
+            };
             let kind_code = e.u32(4);
             let kind = SectionKind::from_code(kind_code)
                 .ok_or_else(|| invalid(what, at + 4, format!("unknown kind {kind_code}")))?;
@@ -386,22 +407,24 @@ impl Module {
             if kind == SectionKind::Bss && file_size != 0 {
                 return Err(invalid(what, at + 16, "a Bss section has file bytes"));
             }
-            let bytes = r.bytes(file_offset, file_size, what)?.to_vec();
+            let bytes = r.bytes(file_offset, file_size, what)?;
             sections.push(Section {
-                name: name(e.u32(0), at, what)?,
+                name: Cow::Borrowed(name(e.u32(0), at, what)?),
                 kind,
-                bytes,
+                bytes: Cow::Borrowed(bytes),
                 memory_size,
                 alignment,
             });
         }
 
-        let mut symbols = Vec::new();
-        for i in 0..symbol_count {
-            let (at, what, e) = table_entry(&r, symbol_table, i, SYMBOL_ENTRY, "symbol")?;
+        let mut symbols = Vec::with_capacity(symbol_count as usize);
+        for (i, at, e) in entries(symbol_table, symbol_count, SYMBOL_ENTRY) {
+            let what = Entry {
+                table: "symbol",
+                index: i,
+            };
             let symbol_name = name(e.u32(0), at, what)?;
-            let hash = e.u32(4);
-            if hash != fnv1a32(symbol_name.as_bytes()) {
+            if e.u32(4) != fnv1a32(symbol_name.as_bytes()) {
                 return Err(invalid(
                     what,
                     at + 4,
@@ -439,7 +462,7 @@ impl Module {
                 }
             }
             symbols.push(Symbol {
-                name: symbol_name,
+                name: Cow::Borrowed(symbol_name),
                 kind,
                 binding,
                 section,
@@ -448,9 +471,12 @@ impl Module {
             });
         }
 
-        let mut relocations = Vec::new();
-        for i in 0..relocation_count {
-            let (at, what, e) = table_entry(&r, relocation_table, i, RELOCATION_ENTRY, "relocation")?;
+        let mut relocations = Vec::with_capacity(relocation_count as usize);
+        for (i, at, e) in entries(relocation_table, relocation_count, RELOCATION_ENTRY) {
+            let what = Entry {
+                table: "relocation",
+                index: i,
+            };
             let section = e.u32(0);
             let type_code = e.u32(4);
             let kind = RelocType::from_code(type_code)
@@ -508,6 +534,39 @@ impl Module {
             module_hash,
             source_hash,
         })
+    }
+
+    /// The same module owning its names and bytes.
+    pub fn into_owned(self) -> Module<'static> {
+        Module {
+            version_minor: self.version_minor,
+            platform: self.platform,
+            arch: self.arch,
+            flags: self.flags,
+            sections: self
+                .sections
+                .into_iter()
+                .map(|s| Section {
+                    name: Cow::Owned(s.name.into_owned()),
+                    kind: s.kind,
+                    bytes: Cow::Owned(s.bytes.into_owned()),
+                    memory_size: s.memory_size,
+                    alignment: s.alignment,
+                })
+                .collect(),
+            symbols: self
+                .symbols
+                .into_iter()
+                .map(|s| Symbol {
+                    name: Cow::Owned(s.name.into_owned()),
+                    ..s
+                })
+                .collect(),
+            relocations: self.relocations,
+            entry: self.entry,
+            module_hash: self.module_hash,
+            source_hash: self.source_hash,
+        }
     }
 
     /// The file bytes of this module (the module hash is computed here).

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::format::{fnv1a32, Binding, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
-use crate::memory::{Access, Region, PAGE};
+use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
 const STUB: [u8; 6] = [0xff, 0x25, 0, 0, 0, 0];
@@ -96,7 +96,8 @@ impl DataLayout {
                 .filter(|s| s.kind == SymbolType::Object)
                 .filter_map(|s| {
                     let sec = s.section?;
-                    writable(module.sections.get(sec as usize)?.kind).then(|| (s.name.clone(), sec, s.value, s.size))
+                    writable(module.sections.get(sec as usize)?.kind)
+                        .then(|| (s.name.to_string(), sec, s.value, s.size))
                 })
                 .collect(),
         }
@@ -118,7 +119,7 @@ pub fn function_keys(module: &Module) -> Vec<Option<String>> {
             let n = seen.entry(&s.name).or_insert(0);
             *n += 1;
             Some(if *n == 1 {
-                s.name.clone()
+                s.name.to_string()
             } else {
                 format!("{}#{}", s.name, *n - 1)
             })
@@ -134,11 +135,13 @@ pub struct LoadedModule {
     data: Arc<Region>,
     /// Each section's address.
     sections: Vec<u64>,
-    /// Defined named symbols; lookups go through `by_hash` (the file's
-    /// FNV-1a 32 name hashes) and compare strings only on a match.
+    /// The names of `defined`, one after another.
+    names: String,
+    /// Defined named symbols; lookups go through `by_hash` (FNV-1a 32 name
+    /// hashes) and compare strings only on a match.
     defined: Vec<Defined>,
     /// (name hash, index into `defined`), sorted: small entries sort fast.
-    by_hash: Vec<(u32, u32)>,
+    by_hash: HashIndex,
     /// Every defined function: key -> code (filled under a registry).
     function_code: Vec<(String, u64)>,
 }
@@ -146,7 +149,8 @@ pub struct LoadedModule {
 #[derive(Debug)]
 struct Defined {
     hash: u32,
-    name: String,
+    /// Where the name is in `LoadedModule::names`.
+    name: std::ops::Range<u32>,
     kind: SymbolType,
     exported: bool,
     /// What references bind to: a function's stable entry under a registry.
@@ -154,6 +158,40 @@ struct Defined {
     /// The code or data itself.
     at: u64,
     size: u64,
+}
+
+/// An open-addressing table from name hash to symbol index: built in one
+/// pass (sorting the hashes instead cost more than the relocating).
+#[derive(Debug)]
+struct HashIndex {
+    /// Symbol index per slot, `EMPTY` if free; at most half full.
+    slots: Vec<u32>,
+}
+
+impl HashIndex {
+    const EMPTY: u32 = u32::MAX;
+
+    fn new(hashes: impl ExactSizeIterator<Item = u32>) -> HashIndex {
+        let size = (hashes.len() * 2).next_power_of_two().max(2);
+        let mut slots = vec![HashIndex::EMPTY; size];
+        for (i, hash) in hashes.enumerate() {
+            let mut at = hash as usize & (size - 1);
+            while slots[at] != HashIndex::EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            slots[at] = i as u32;
+        }
+        HashIndex { slots }
+    }
+
+    /// Indices that may have `hash`: the probe run from its home slot.
+    fn candidates(&self, hash: u32) -> impl Iterator<Item = u32> + '_ {
+        let mask = self.slots.len() - 1;
+        let home = hash as usize & mask;
+        (0..self.slots.len())
+            .map(move |k| self.slots[(home + k) & mask])
+            .take_while(|&i| i != HashIndex::EMPTY)
+    }
 }
 
 struct Layout {
@@ -196,6 +234,12 @@ fn layout(module: &Module, stubs: usize, got_cells: usize) -> Layout {
     }
 }
 
+/// Copies `bytes` into `image` at `offset` (inside it by the layout).
+fn put(image: &mut [u8], offset: u64, bytes: &[u8]) {
+    let at = offset as usize;
+    image[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
 /// A 32-bit field's bytes in an 8-byte buffer.
 fn widen(value: i32) -> [u8; 8] {
     let mut out = [0u8; 8];
@@ -222,21 +266,22 @@ impl LoadedModule {
     }
 
     /// Maps and relocates `module` as `bindings` say.
+    ///
+    /// Section bytes are copied straight into the mapping and relocated
+    /// there; nothing is allocated per symbol or relocation (names live in
+    /// one buffer), because at a few hundred symbols that bookkeeping cost
+    /// more than the relocating itself.
     pub fn load_with(module: &Module, bindings: Bindings) -> Result<LoadedModule, LoadError> {
         if module.arch != ARCH_X86_64 {
             return Err(LoadError::Architecture(module.arch));
         }
         // Keys name functions for the registry's entries; alone, no
         // function has one.
-        let no_keys;
-        let keys: &[Option<String>] = match &bindings.entries {
-            Some(entries) => entries.keys,
-            None => {
-                no_keys = vec![None; module.symbols.len()];
-                &no_keys
-            }
-        };
-        assert_eq!(keys.len(), module.symbols.len(), "function keys of another module");
+        let keys = bindings.entries.as_ref().map(|e| e.keys);
+        if let Some(keys) = keys {
+            assert_eq!(keys.len(), module.symbols.len(), "function keys of another module");
+        }
+        let key = |i: usize| keys.and_then(|k| k[i].as_deref());
         // GOT cells: one per symbol reached through GotPcRel.
         const NONE: u64 = u64::MAX;
         let mut got_index = vec![NONE; module.symbols.len()];
@@ -250,14 +295,14 @@ impl LoadedModule {
         }
         // A stub for every symbol whose address is not the module's own
         // code: imports, and functions bound to stable entries.
-        let stub_count = module
-            .symbols
-            .iter()
-            .zip(keys)
-            .filter(|(s, key)| s.section.is_none() || key.is_some())
+        let stub_count = (0..module.symbols.len())
+            .filter(|&i| module.symbols[i].section.is_none() || key(i).is_some())
             .count();
         let plan = layout(module, stub_count, got_cells as usize);
-        let mut code = Region::new(plan.code_map[1])?;
+        let [ro, end] = plan.code_map;
+        let mut code = Region::new_code(end, ro)?;
+        // The code mapping's bytes, built here and installed at once.
+        let mut image = vec![0u8; code.len() as usize];
         let shared = bindings.data.is_some();
         let mut data = match bindings.data {
             Some(region) if region.len() < plan.data_len => {
@@ -277,35 +322,43 @@ impl LoadedModule {
             .collect();
 
         // Every symbol's address (stable entries for functions when bound);
-        // imports resolved now.
+        // imports resolved now. `stub_of` is an offset in `code` (0: none).
         let mut addresses = Vec::with_capacity(module.symbols.len());
         let mut stub_of = vec![0u64; module.symbols.len()];
         let mut stubs = 0u64;
-        let mut new_stub = |i: usize| {
-            stub_of[i] = code.addr() + plan.stubs + STUB_LEN * stubs;
-            stubs += 1;
-        };
         for (i, s) in module.symbols.iter().enumerate() {
-            let addr = match (s.section, &keys[i], &bindings.entries) {
-                (None, _, _) => {
-                    let addr = (bindings.import)(&s.name)
-                        .ok_or_else(|| LoadError::MissingImport { symbol: s.name.clone() })?;
-                    new_stub(i);
-                    addr
-                }
+            let addr = match (s.section, key(i), &bindings.entries) {
+                (None, _, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
+                    symbol: s.name.to_string(),
+                })?,
                 (Some(_), Some(key), Some(entries)) => {
-                    new_stub(i);
-                    (entries.address)(key).ok_or_else(|| LoadError::MissingImport { symbol: key.clone() })?
+                    (entries.address)(key).ok_or_else(|| LoadError::MissingImport {
+                        symbol: key.to_string(),
+                    })?
                 }
                 (Some(sec), _, _) => sections[sec as usize] + s.value,
             };
+            if s.section.is_none() || key(i).is_some() {
+                stub_of[i] = plan.stubs + STUB_LEN * stubs;
+                stubs += 1;
+            }
             addresses.push(addr);
         }
 
-        // Section bytes, relocated in a copy, then written.
-        let mut images: Vec<Vec<u8>> = module.sections.iter().map(|s| s.bytes.clone()).collect();
+        // Section bytes (kept storage keeps its own), then relocations in
+        // place: every page is still read-write.
+        for (i, s) in module.sections.iter().enumerate() {
+            if !writable(s.kind) {
+                put(&mut image, plan.sections[i], &s.bytes);
+            } else if !shared {
+                Arc::get_mut(&mut data)
+                    .expect("fresh data has one owner")
+                    .write(plan.sections[i], &s.bytes);
+            }
+        }
         for r in &module.relocations {
-            if shared && writable(module.sections[r.section as usize].kind) {
+            let section = &module.sections[r.section as usize];
+            if shared && writable(section.kind) {
                 continue; // the kept storage keeps its values
             }
             let s = i128::from(addresses[r.symbol as usize]);
@@ -313,20 +366,20 @@ impl LoadedModule {
             let p = i128::from(sections[r.section as usize] + r.offset);
             let overflow = |value: i128| LoadError::Overflow {
                 kind: r.kind,
-                section: module.sections[r.section as usize].name.clone(),
+                section: section.name.to_string(),
                 offset: r.offset,
-                symbol: module.symbols[r.symbol as usize].name.clone(),
+                symbol: module.symbols[r.symbol as usize].name.to_string(),
                 value,
             };
             let fit32 = |v: i128| i32::try_from(v).map_err(|_| overflow(v));
-            let (field, width): ([u8; 8], usize) = match r.kind {
+            let (field, width): ([u8; 8], u64) = match r.kind {
                 RelocType::Abs64 => (((s + a) as u64).to_le_bytes(), 8),
                 RelocType::Pc32 => (widen(fit32(s + a - p)?), 4),
                 RelocType::Plt32 => match fit32(s + a - p) {
                     Ok(v) => (widen(v), 4),
                     Err(e) => match stub_of[r.symbol as usize] {
                         0 => return Err(e),
-                        stub => (widen(fit32(i128::from(stub) + a - p)?), 4),
+                        stub => (widen(fit32(i128::from(code.addr() + stub) + a - p)?), 4),
                     },
                 },
                 RelocType::GotPcRel => {
@@ -334,52 +387,55 @@ impl LoadedModule {
                     (widen(fit32(i128::from(cell) + a - p)?), 4)
                 }
             };
-            let at = r.offset as usize;
-            let section = &mut images[r.section as usize];
-            let Some(dst) = section.get_mut(at..at + width) else {
+            // Only the section's file bytes are relocatable (a hand-built
+            // module may claim otherwise).
+            if r.offset
+                .checked_add(width)
+                .is_none_or(|end| end > section.bytes.len() as u64)
+            {
                 return Err(LoadError::Field {
-                    section: module.sections[r.section as usize].name.clone(),
+                    section: section.name.to_string(),
                     offset: r.offset,
                 });
-            };
-            dst.copy_from_slice(&field[..width]);
-        }
-        for (i, image) in images.iter().enumerate() {
-            if !writable(module.sections[i].kind) {
-                code.write(plan.sections[i], image);
-            } else if !shared {
+            }
+            let at = plan.sections[r.section as usize] + r.offset;
+            let field = &field[..width as usize];
+            if writable(section.kind) {
                 Arc::get_mut(&mut data)
                     .expect("fresh data has one owner")
-                    .write(plan.sections[i], image);
+                    .write(at, field);
+            } else {
+                put(&mut image, at, field);
             }
         }
         for (symbol, &stub) in stub_of.iter().enumerate().filter(|(_, &s)| s != 0) {
             let mut bytes = [0u8; STUB_LEN as usize];
             bytes[..STUB.len()].copy_from_slice(&STUB);
             bytes[STUB.len()..STUB.len() + 8].copy_from_slice(&addresses[symbol].to_le_bytes());
-            code.write(stub - code.addr(), &bytes);
+            put(&mut image, stub, &bytes);
         }
         for (symbol, &cell) in got_index.iter().enumerate().filter(|(_, &c)| c != NONE) {
-            code.write(plan.got + 8 * cell, &addresses[symbol].to_le_bytes());
+            put(&mut image, plan.got + 8 * cell, &addresses[symbol].to_le_bytes());
         }
-        let [ro, end] = plan.code_map;
-        code.protect(0, ro, Access::ReadExecute)?;
-        code.protect(ro, end - ro, Access::Read)?;
+        code.install(&image, ro)?;
 
         let mut defined = Vec::new();
+        let mut names = String::new();
         let mut function_code = Vec::new();
         for (i, s) in module.symbols.iter().enumerate() {
             let Some(sec) = s.section else { continue };
             let at = sections[sec as usize] + s.value;
-            if let Some(key) = &keys[i] {
-                function_code.push((key.clone(), at));
+            if let Some(key) = key(i) {
+                function_code.push((key.to_string(), at));
             }
             if s.name.is_empty() || !matches!(s.kind, SymbolType::Function | SymbolType::Object) {
                 continue;
             }
+            let name = names.len() as u32..(names.len() + s.name.len()) as u32;
+            names.push_str(&s.name);
             defined.push(Defined {
                 hash: fnv1a32(s.name.as_bytes()),
-                name: s.name.clone(),
+                name,
                 kind: s.kind,
                 exported: s.binding != Binding::Local,
                 bound: addresses[i],
@@ -387,27 +443,30 @@ impl LoadedModule {
                 size: s.size,
             });
         }
-        let mut by_hash: Vec<(u32, u32)> = defined.iter().enumerate().map(|(i, d)| (d.hash, i as u32)).collect();
-        by_hash.sort_unstable();
+        let by_hash = HashIndex::new(defined.iter().map(|d| d.hash));
         Ok(LoadedModule {
             code,
             data,
             sections,
+            names,
             defined,
             by_hash,
             function_code,
         })
     }
 
+    fn name_of(&self, d: &Defined) -> &str {
+        &self.names[d.name.start as usize..d.name.end as usize]
+    }
+
     /// Every defined symbol named `name` (functions and objects).
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Defined> + 'a {
         let hash = fnv1a32(name.as_bytes());
-        let first = self.by_hash.partition_point(|&(h, _)| h < hash);
-        self.by_hash[first..]
-            .iter()
-            .take_while(move |&&(h, _)| h == hash)
-            .map(|&(_, i)| &self.defined[i as usize])
-            .filter(move |d| d.name == name)
+        self.by_hash
+            .candidates(hash)
+            .map(|i| &self.defined[i as usize])
+            .filter(move |d| d.hash == hash)
+            .filter(move |d| self.name_of(d) == name)
     }
 
     /// The one data object named `name` (a local name defined twice names
@@ -477,14 +536,15 @@ impl LoadedModule {
         let (start, end) = (self.data.addr(), self.data.addr() + self.data.len());
         let mut writes = Vec::new();
         for new in self.defined.iter().filter(|d| d.kind == SymbolType::Object) {
-            let Some(previous) = self.object(&new.name).and(old.object(&new.name)) else {
+            let name = self.name_of(new);
+            let Some(previous) = self.object(name).and(old.object(name)) else {
                 continue;
             };
             if previous.size != new.size || !(start..end).contains(&new.at) {
                 continue;
             }
             if let Some(bytes) = old.data.read(previous.at, previous.size) {
-                writes.push((new.at - start, bytes, new.name.clone()));
+                writes.push((new.at - start, bytes, name.to_string()));
             }
         }
         let data = Arc::get_mut(&mut self.data).expect("fresh data has one owner");

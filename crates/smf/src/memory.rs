@@ -3,12 +3,34 @@
 //! A [`Region`] is an anonymous private mapping that starts read-write and
 //! is then given its final protections page range by page range; no page is
 //! ever writable and executable at once. Host symbols come from `dlsym`, and
-//! [`call`] enters loaded code.
+//! [`call_in`] enters loaded code.
+//!
+//! ## The region pool
+//! Mapping fresh memory costs two system calls and a page fault for every
+//! page touched (about 2.5 µs each on the machines measured), and each
+//! protection change about 3 µs: together more than everything else a
+//! load does. So a dropped region of up to [`MAX_POOLED_REGION`] bytes is
+//! not unmapped but kept, up to [`set_pool_limit`] bytes in all, for the
+//! next region of the same size:
+//! - a code region ([`Region::new_code`], [`Region::install`]) keeps its
+//!   `r-x`/`r--` pages and goes to the next code region of the same size
+//!   and layout, which is written through `/proc/self/mem` (the kernel
+//!   writes the pages as a debugger's poke does; they are never mapped
+//!   writable) in one system call instead of three protection changes. If
+//!   that write is refused (a kernel that forbids it), the region is made
+//!   read-write, written and protected again;
+//! - any other region is made read-write (never executable) and handed
+//!   out zero-filled.
+//!
+//! A region is dropped only when nothing can run its code any more (the
+//! registry's rule), so reuse is as safe as the kernel reusing the address;
+//! until then a pooled code region still holds the old code.
 
 use std::ffi::CString;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use nix::sys::mman::{mmap_anonymous, mprotect, munmap, MapFlags, ProtFlags};
 
@@ -22,11 +44,85 @@ pub enum Access {
     ReadWrite,
 }
 
-/// An anonymous mapping owned by a loaded module; unmapped when dropped.
+/// The largest region the pool keeps (zero-filling it on reuse must stay
+/// cheaper than mapping it afresh).
+pub const MAX_POOLED_REGION: usize = 64 << 10;
+const DEFAULT_POOL_LIMIT: usize = 8 << 20;
+
+/// A dropped region ready for reuse.
+#[derive(Clone, Copy)]
+struct Pooled {
+    start: usize,
+    len: usize,
+    /// `Some(ro)`: a code region in its final layout (see
+    /// [`Region::new_code`]); `None`: read-write.
+    code: Option<usize>,
+}
+
+static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
+static POOL_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_POOL_LIMIT);
+/// Whether [`Region::install`] may write through `/proc/self/mem`.
+static PROC_MEM_WRITES: AtomicBool = AtomicBool::new(true);
+
+/// Turns writing reused code regions through `/proc/self/mem` on or off
+/// (on by default; off, they are made writable, written and protected
+/// again). Returns the previous setting. For tests of both paths.
+pub fn set_proc_mem_writes(on: bool) -> bool {
+    PROC_MEM_WRITES.swap(on, Ordering::Relaxed)
+}
+
+static PROC_MEM_INSTALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many [`Region::install`]s so far wrote through `/proc/self/mem`
+/// (the rest protected pages instead): lets tests and tools see which
+/// path ran.
+pub fn proc_mem_installs() -> u64 {
+    PROC_MEM_INSTALLS.load(Ordering::Relaxed)
+}
+
+/// This process's memory as a file, opened once.
+fn proc_self_mem() -> Option<&'static std::fs::File> {
+    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/proc/self/mem")
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Sets how many bytes of dropped regions are kept for reuse (default 8 MiB;
+/// 0 turns the pool off and unmaps what it holds) and returns the previous
+/// limit. Benchmarks use 0 to measure loads into fresh mappings.
+pub fn set_pool_limit(bytes: usize) -> usize {
+    let previous = POOL_LIMIT.swap(bytes, Ordering::Relaxed);
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kept = 0;
+    pool.retain(|p| {
+        kept += p.len;
+        if kept <= bytes {
+            return true;
+        }
+        // SAFETY: pooled mappings are owned by the pool alone (no Region
+        // refers to them any more); each was mapped with this length.
+        let _ = unsafe { munmap(NonNull::new(p.start as *mut _).expect("mapped"), p.len) };
+        false
+    });
+    previous
+}
+
+/// An anonymous mapping owned by a loaded module; unmapped (or pooled)
+/// when dropped.
 #[derive(Debug)]
 pub struct Region {
     start: NonNull<std::ffi::c_void>,
     len: usize,
+    /// Some page is not read-write (giving it back to the pool restores it).
+    protected: bool,
+    /// `Some(ro)` once [`Region::install`] gave it its code layout.
+    code: Option<usize>,
 }
 
 // SAFETY: the region is plain memory owned by this value; moving the
@@ -36,11 +132,15 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// Maps `len` bytes (rounded up to pages), read-write, zero-filled.
+    /// Maps `len` bytes (rounded up to pages), read-write, zero-filled: a
+    /// pooled region of that size if there is one (see the module docs).
     /// (Populating small regions at once with MAP_POPULATE was measured
     /// slower than the page faults it saves.)
     pub fn new(len: u64) -> std::io::Result<Region> {
         let len = usize::try_from(len.max(1).next_multiple_of(PAGE)).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
+        if let Some(region) = Region::reuse(len, None) {
+            return Ok(region);
+        }
         let size = NonZeroUsize::new(len).expect("at least one page");
         // SAFETY: an anonymous private mapping at an address of the
         // kernel's choosing aliases no Rust object.
@@ -52,7 +152,108 @@ impl Region {
                 MapFlags::MAP_PRIVATE,
             )
         }?;
-        Ok(Region { start, len })
+        Ok(Region {
+            start,
+            len,
+            protected: false,
+            code: None,
+        })
+    }
+
+    /// A region of `len` bytes (rounded up to pages) for code: pages
+    /// `[0, ro)` will be `r-x` and `[ro, len)` `r--` once
+    /// [`Region::install`] has written them. Until then it may hold stale
+    /// bytes (a pooled code region of that layout) or zeros; write it only
+    /// with `install`.
+    pub fn new_code(len: u64, ro: u64) -> std::io::Result<Region> {
+        let rounded = len.max(1).next_multiple_of(PAGE);
+        let (Ok(size), Ok(ro)) = (usize::try_from(rounded), usize::try_from(ro)) else {
+            return Err(std::io::ErrorKind::OutOfMemory.into());
+        };
+        if !ro.is_multiple_of(PAGE as usize) || ro > size {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        }
+        match Region::reuse(size, Some(ro)) {
+            Some(region) => Ok(region),
+            None => Region::new(rounded),
+        }
+    }
+
+    /// Writes `image` (the whole region's bytes, `len` of them) and gives
+    /// the pages the code layout `new_code` was asked for: through
+    /// `/proc/self/mem` if the region already has that layout (reused),
+    /// else by writing while read-write and then protecting.
+    pub fn install(&mut self, image: &[u8], ro: u64) -> std::io::Result<()> {
+        assert_eq!(image.len(), self.len, "install writes the whole region");
+        let ro = ro as usize;
+        if self.code == Some(ro) && PROC_MEM_WRITES.load(Ordering::Relaxed) {
+            if let Some(file) = proc_self_mem() {
+                use std::os::unix::fs::FileExt;
+                // The kernel writes this region's pages (owned by `&mut
+                // self`: no reference into them, no thread runs them) while
+                // they stay mapped without write permission.
+                if file.write_all_at(image, self.addr()).is_ok() {
+                    PROC_MEM_INSTALLS.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+        if self.protected {
+            self.protect(0, self.len as u64, Access::ReadWrite)?;
+        }
+        self.code = None;
+        self.write(0, image);
+        self.protect(0, ro as u64, Access::ReadExecute)?;
+        self.protect(ro as u64, (self.len - ro) as u64, Access::Read)?;
+        self.code = Some(ro);
+        Ok(())
+    }
+
+    /// A pooled region of exactly `len` bytes: a code region of layout
+    /// `code`, else a read-write one (zero-filled).
+    fn reuse(len: usize, code: Option<usize>) -> Option<Region> {
+        let taken = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let at = pool
+                .iter()
+                .rposition(|p| p.len == len && p.code == code)
+                .or_else(|| pool.iter().rposition(|p| p.len == len && p.code.is_none()))?;
+            pool.swap_remove(at)
+        };
+        if taken.code.is_none() {
+            // SAFETY: the pool owned this read-write mapping of `len`
+            // bytes alone; it now belongs to the new region, so nothing
+            // else reads or runs it while it is cleared.
+            unsafe { std::ptr::write_bytes(taken.start as *mut u8, 0, len) };
+        }
+        Some(Region {
+            start: NonNull::new(taken.start as *mut _).expect("mapped"),
+            len,
+            protected: taken.code.is_some(),
+            code: taken.code,
+        })
+    }
+
+    /// Hands the mapping to the pool (a code region as it is, any other
+    /// read-write again); false if the pool does not take it.
+    fn give_back(&mut self) -> bool {
+        let limit = POOL_LIMIT.load(Ordering::Relaxed);
+        if self.len > MAX_POOLED_REGION || self.len > limit {
+            return false;
+        }
+        if self.code.is_none() && self.protected && self.protect(0, self.len as u64, Access::ReadWrite).is_err() {
+            return false;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.iter().map(|p| p.len).sum::<usize>() + self.len > limit {
+            return false;
+        }
+        pool.push(Pooled {
+            start: self.start.as_ptr() as usize,
+            len: self.len,
+            code: self.code,
+        });
+        true
     }
 
     pub fn addr(&self) -> u64 {
@@ -104,12 +305,17 @@ impl Region {
             let at = NonNull::new_unchecked((self.start.as_ptr() as *mut u8).add(offset as usize) as *mut _);
             mprotect(at, len.next_multiple_of(PAGE) as usize, flags)?;
         }
+        self.protected |= access != Access::ReadWrite;
+        self.code = None; // a layout set by `install` alone
         Ok(())
     }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
+        if self.give_back() {
+            return;
+        }
         // SAFETY: the mapping was created by `new` with this length and is
         // owned by this value alone; the registry drops a region only when
         // no thread can be running its code (see the loader's rule).

@@ -42,8 +42,8 @@ enum Mapped {
 }
 
 struct Packer {
-    sections: Vec<Section>,
-    symbols: Vec<Symbol>,
+    sections: Vec<Section<'static>>,
+    symbols: Vec<Symbol<'static>>,
     relocations: Vec<Relocation>,
     /// Output section symbol of each merged section.
     section_symbols: Vec<u32>,
@@ -53,14 +53,14 @@ struct Packer {
 
 /// Packs `inputs` (name, ELF object bytes); `entry` names the entry point
 /// (default: `main` if some input defines it).
-pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module, PackError> {
+pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<'static>, PackError> {
     let mut p = Packer {
         sections: KINDS
             .iter()
             .map(|&(kind, name)| Section {
                 name: name.into(),
                 kind,
-                bytes: Vec::new(),
+                bytes: Vec::new().into(),
                 memory_size: 0,
                 alignment: 1,
             })
@@ -156,7 +156,7 @@ impl Packer {
         }
         let i = self.symbols.len() as u32;
         self.symbols.push(Symbol {
-            name: name.to_string(),
+            name: name.to_string().into(),
             kind: SymbolType::None,
             binding: Binding::Global,
             section: None,
@@ -232,8 +232,9 @@ impl Packer {
             } else {
                 let bytes = s.data().map_err(|e| error(input, format!("section {name}: {e}")))?;
                 let at = (out.bytes.len() as u64).next_multiple_of(align);
-                out.bytes.resize(at as usize, 0);
-                out.bytes.extend_from_slice(bytes);
+                let merged = out.bytes.to_mut();
+                merged.resize(at as usize, 0);
+                merged.extend_from_slice(bytes);
                 at
             };
             placed.insert(s.index(), (out_index, offset));
@@ -266,7 +267,7 @@ impl Packer {
                                 Binding::Local
                             };
                             self.symbols.push(Symbol {
-                                name: name.clone(),
+                                name: name.clone().into(),
                                 kind: match sym.kind() {
                                     object::SymbolKind::Text => SymbolType::Function,
                                     object::SymbolKind::Data => SymbolType::Object,

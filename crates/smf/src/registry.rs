@@ -123,9 +123,9 @@ impl ModuleLoader {
     }
 
     /// Reads and checks an SMF file.
-    pub fn read(&self, path: &Path) -> Result<Module, ReadError> {
+    pub fn read(&self, path: &Path) -> Result<Module<'static>, ReadError> {
         let bytes = std::fs::read(path)?;
-        Ok(Module::parse(&bytes)?)
+        Ok(Module::parse(&bytes)?.into_owned())
     }
 
     /// Loads one module on its own (no registry, no stable entries).
@@ -234,8 +234,8 @@ impl ModuleRegistry {
 
     /// Reads `path` and loads it under `name`.
     pub fn load_file(&mut self, name: &str, path: &Path) -> Result<(), RegistryError> {
-        let module = self.read(path)?;
-        self.load(name, &module)
+        let bytes = read_bytes(path)?;
+        self.load(name, &parse(path, &bytes)?)
     }
 
     /// Replaces module `name` by `module`: entries switch to the new code,
@@ -299,8 +299,8 @@ impl ModuleRegistry {
         path: &Path,
         options: ReloadOptions,
     ) -> Result<ReloadReport, RegistryError> {
-        let module = self.read(path)?;
-        self.reload(name, &module, options)
+        let bytes = read_bytes(path)?;
+        self.reload(name, &parse(path, &bytes)?, options)
     }
 
     /// Unloads module `name`: its entries trap from now on and its code is
@@ -365,13 +365,6 @@ impl ModuleRegistry {
 
     fn slot(&self, name: &str) -> Option<usize> {
         self.modules.iter().position(|m| m.name == name)
-    }
-
-    fn read(&self, path: &Path) -> Result<Module, RegistryError> {
-        self.loader.read(path).map_err(|source| RegistryError::Read {
-            path: path.display().to_string(),
-            source,
-        })
     }
 
     /// Refuses (naming the importer) when another module imports from
@@ -452,6 +445,22 @@ impl ModuleRegistry {
             self.entries.unpoint(ids[key]);
         }
         keys
+    }
+}
+
+/// A module file's bytes (parsed in place by [`parse`]: no copy).
+fn read_bytes(path: &Path) -> Result<Vec<u8>, RegistryError> {
+    std::fs::read(path).map_err(|e| read_error(path, e.into()))
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Module<'a>, RegistryError> {
+    Module::parse(bytes).map_err(|e| read_error(path, e.into()))
+}
+
+fn read_error(path: &Path, source: ReadError) -> RegistryError {
+    RegistryError::Read {
+        path: path.display().to_string(),
+        source,
     }
 }
 

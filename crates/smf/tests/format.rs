@@ -31,7 +31,7 @@ fn objects(flags: &[&str], sources: &[(&str, &str)]) -> (tempfile::TempDir, Vec<
     (dir, objects)
 }
 
-fn packed(flags: &[&str]) -> Module {
+fn packed(flags: &[&str]) -> Module<'static> {
     let (_dir, inputs) = objects(flags, &[("main", MAIN), ("helper", HELPER)]);
     pack(&inputs, None).unwrap()
 }
@@ -49,7 +49,7 @@ fn gcc_objects_pack_and_read_back() {
         // Written again, byte for byte the same.
         assert_eq!(read.to_bytes(), bytes);
 
-        let names: Vec<&str> = read.symbols.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = read.symbols.iter().map(|s| &*s.name).collect();
         for want in ["add", "counter", "name_length", "call_twice", "twice", "main", "table"] {
             let i = read
                 .export(want)
@@ -61,11 +61,11 @@ fn gcc_objects_pack_and_read_back() {
             .symbols
             .iter()
             .filter(|s| s.section.is_none())
-            .map(|s| s.name.as_str())
+            .map(|s| &*s.name)
             .collect();
         assert!(imports.contains(&"strlen"), "{imports:?}");
         assert!(!imports.contains(&"twice"), "{imports:?}");
-        assert_eq!(read.entry.map(|e| read.symbols[e as usize].name.as_str()), Some("main"));
+        assert_eq!(read.entry.map(|e| &*read.symbols[e as usize].name), Some("main"));
         // The pointer table needs an absolute relocation; calls a PLT32 or
         // PC32; the zero-filled static is in Bss.
         let kinds: Vec<RelocType> = read.relocations.iter().map(|r| r.kind).collect();
@@ -157,4 +157,42 @@ fn damaged_files_are_errors_not_panics() {
     v2[4] = 2;
     assert!(Module::parse(&v2).unwrap_err().to_string().contains("version 2.0"));
     assert!(Module::parse(b"\x7fELF").unwrap_err().to_string().contains("magic"));
+}
+
+/// The module hash as docs/smf.md defines it, word by word: pins the
+/// format (a faster implementation must give the same numbers).
+#[test]
+fn module_hash_follows_the_documented_definition() {
+    fn documented(bytes: &[u8]) -> u64 {
+        let step = |h: u64, w: u64| (h ^ w).wrapping_mul(0x100_0000_01b3);
+        let basis: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut lanes = [basis, basis ^ 1, basis ^ 2, basis ^ 3];
+        for (k, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            lanes[k % 4] = step(lanes[k % 4], u64::from_le_bytes(word));
+        }
+        let h = lanes.iter().fold(basis, |h, &lane| step(h, lane));
+        step(h, bytes.len() as u64)
+    }
+    let bytes: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+    for len in [0, 1, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 299, 300] {
+        assert_eq!(
+            relive_smf::format::module_hash(&bytes[..len]),
+            documented(&bytes[..len]),
+            "{len} bytes"
+        );
+    }
+    // One changed word changes the hash, whichever lane it falls in.
+    let base = relive_smf::format::module_hash(&bytes);
+    for at in [0, 8, 16, 24, 32, 296] {
+        let mut changed = bytes.clone();
+        changed[at] ^= 1;
+        assert_ne!(relive_smf::format::module_hash(&changed), base, "byte {at}");
+    }
+    // Two words swapped between lanes change it too.
+    let mut swapped = bytes.clone();
+    let (a, b) = swapped.split_at_mut(8);
+    a[..8].swap_with_slice(&mut b[..8]);
+    assert_ne!(relive_smf::format::module_hash(&swapped), base);
 }

@@ -25,7 +25,7 @@ long six(long a, long b, long c, long d, long e, long f) { return a + 2*b + 3*c 
 "#;
 const HELPER: &str = "long shared_total = 100;\nlong twice(long x) { return 2 * x; }\n";
 
-fn build(flags: &[&str]) -> (Module, tempfile::TempDir) {
+fn build(flags: &[&str]) -> (Module<'static>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<(String, Vec<u8>)> = [("main", MAIN), ("helper", HELPER)]
         .iter()
@@ -36,7 +36,7 @@ fn build(flags: &[&str]) -> (Module, tempfile::TempDir) {
         .collect();
     let module = pack(&inputs, None).unwrap();
     // Through the file format, as a loader sees it.
-    (Module::parse(&module.to_bytes()).unwrap(), dir)
+    (Module::parse(&module.to_bytes()).unwrap().into_owned(), dir)
 }
 
 fn invoke(m: &LoadedModule, name: &str, args: &[u64]) -> i64 {

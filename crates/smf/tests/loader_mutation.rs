@@ -118,7 +118,8 @@ fn damaged_modules_load_or_fail_cleanly_and_failed_reloads_change_nothing() {
         for _ in 0..1 + rng.below(3) {
             damage(&mut module, &mut rng);
         }
-        let Ok(module) = Module::parse(&module.to_bytes()) else {
+        let bytes = module.to_bytes();
+        let Ok(module) = Module::parse(&bytes) else {
             continue;
         };
         parsed += 1;

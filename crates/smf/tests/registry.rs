@@ -10,7 +10,7 @@ use relive_smf::{pack, DataOutcome, Module, ModuleRegistry, RegistryError, Reloa
 
 /// Compiles each (name, C text) with gcc `flags` and packs them into one
 /// module, read back through the file format.
-fn module(sources: &[(&str, &str)], flags: &[&str]) -> Module {
+fn module(sources: &[(&str, &str)], flags: &[&str]) -> Module<'static> {
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<(String, Vec<u8>)> = sources
         .iter()
@@ -19,7 +19,9 @@ fn module(sources: &[(&str, &str)], flags: &[&str]) -> Module {
             (name.to_string(), std::fs::read(path).unwrap())
         })
         .collect();
-    Module::parse(&pack(&inputs, None).unwrap().to_bytes()).unwrap()
+    Module::parse(&pack(&inputs, None).unwrap().to_bytes())
+        .unwrap()
+        .into_owned()
 }
 
 const COUNTER_V1: &str = r#"

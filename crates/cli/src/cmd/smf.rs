@@ -110,12 +110,12 @@ struct Summary<'a> {
     module_hash: u64,
     source_hash: u64,
     sections: Vec<SectionInfo<'a>>,
-    symbols: &'a [relive_smf::format::Symbol],
+    symbols: &'a [relive_smf::format::Symbol<'a>],
     imports: Vec<&'a str>,
     relocations: std::collections::BTreeMap<String, usize>,
 }
 
-fn summary(m: &Module) -> Summary<'_> {
+fn summary<'a>(m: &'a Module<'a>) -> Summary<'a> {
     let mut relocations = std::collections::BTreeMap::new();
     for r in &m.relocations {
         *relocations.entry(format!("{:?}", r.kind)).or_insert(0) += 1;
@@ -134,7 +134,7 @@ fn summary(m: &Module) -> Summary<'_> {
             .filter(|(f, _)| m.flags & f != 0)
             .map(|&(_, n)| n)
             .collect(),
-        entry: m.entry.map(|e| m.symbols[e as usize].name.as_str()),
+        entry: m.entry.map(|e| &*m.symbols[e as usize].name),
         module_hash: m.module_hash,
         source_hash: m.source_hash,
         sections: m
@@ -153,7 +153,7 @@ fn summary(m: &Module) -> Summary<'_> {
             .symbols
             .iter()
             .filter(|s| s.section.is_none())
-            .map(|s| s.name.as_str())
+            .map(|s| &*s.name)
             .collect(),
         relocations,
     }
@@ -274,9 +274,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Reads and checks the SMF file `file`, naming it in any error.
-pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module> {
+pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module<'static>> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    Module::parse(&data).with_context(|| format!("reading {}", file.display()))
+    let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
+    Ok(module.into_owned())
 }
 
 /// The module exports no function of that name (exit 3).

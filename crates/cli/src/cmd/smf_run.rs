@@ -76,7 +76,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(e) => e.clone(),
         None => module
             .entry
-            .map(|i| module.symbols[i as usize].name.clone())
+            .map(|i| module.symbols[i as usize].name.to_string())
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "{} has no entry point; pass --entry NAME (see `relive smf info {}`)",
