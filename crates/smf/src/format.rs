@@ -110,7 +110,7 @@ impl RelocType {
 }
 
 /// A section. Parsed from a file, its name and bytes borrow the file's
-/// (no copy); built by [`crate::pack`], it owns them.
+/// (no copy); built by `pack`, it owns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Section<'a> {
     pub name: Cow<'a, str>,

@@ -1,8 +1,8 @@
 //! Loading an SMF module into this process: its code (`r-x`) and
 //! read-only data plus GOT (`r--`) in one mapping, its writable data
-//! (`rw-`) in another, every relocation applied with its overflow checked
-//! before the pages get their final protection. No page is ever writable
-//! and executable at once.
+//! (`rw-`) in another. The code mapping's bytes are built and relocated
+//! (every overflow checked) in memory, then installed at once
+//! ([`Region::install`]); no page is ever writable and executable at once.
 //!
 //! Imports resolve through the caller (other modules, then the host: see
 //! [`crate::memory::host_symbol`]). A call (`Plt32`) beyond rel32 reach

@@ -173,10 +173,29 @@ impl Region {
         if !ro.is_multiple_of(PAGE as usize) || ro > size {
             return Err(std::io::ErrorKind::InvalidInput.into());
         }
-        match Region::reuse(size, Some(ro)) {
-            Some(region) => Ok(region),
-            None => Region::new(rounded),
+        if let Some(region) = Region::reuse(size, Some(ro)) {
+            return Ok(region);
         }
+        if !PROC_MEM_WRITES.load(Ordering::Relaxed) || proc_self_mem().is_none() {
+            return Region::new(rounded);
+        }
+        // A fresh mapping laid out for code from the start: `install`
+        // writes it through /proc/self/mem, which also faults the pages in
+        // within the kernel (cheaper than a trap per page), and no page
+        // ever needs a protection change to write.
+        let nonzero = NonZeroUsize::new(size).expect("at least one page");
+        // SAFETY: an anonymous private mapping at an address of the
+        // kernel's choosing aliases no Rust object.
+        let start = unsafe { mmap_anonymous(None, nonzero, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE) }?;
+        let mut region = Region {
+            start,
+            len: size,
+            protected: true,
+            code: None,
+        };
+        region.protect(0, ro as u64, Access::ReadExecute)?;
+        region.code = Some(ro);
+        Ok(region)
     }
 
     /// Writes `image` (the whole region's bytes, `len` of them) and gives
