@@ -7,7 +7,8 @@ use relive_smf::format::Module;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(module) = Module::parse(data) {
-        let again = Module::parse(&module.to_bytes()).expect("a written module reads back");
+        let written = module.to_bytes();
+        let again = Module::parse(&written).expect("a written module reads back");
         assert_eq!(again.symbols, module.symbols);
         assert_eq!(again.relocations, module.relocations);
     }
