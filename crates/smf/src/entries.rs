@@ -162,6 +162,7 @@ mod tests {
 
     #[test]
     fn new_entries_trap_and_blocks_grow() {
+        let _serial = crate::memory::tests::MAPPING.lock().unwrap_or_else(|e| e.into_inner());
         let mut table = EntryTable::default();
         let ids: Vec<EntryId> = (0..PER_BLOCK + 2).map(|_| table.allocate().unwrap()).collect();
         assert_eq!(table.blocks.len(), 2);

@@ -80,17 +80,26 @@ pub fn proc_mem_installs() -> u64 {
     PROC_MEM_INSTALLS.load(Ordering::Relaxed)
 }
 
-/// This process's memory as a file, opened once.
-fn proc_self_mem() -> Option<&'static std::fs::File> {
-    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/proc/self/mem")
-            .ok()
-    })
-    .as_ref()
+/// This process's memory as a file. Reopened when the process id changes:
+/// a child of `fork` inherits the parent's open file, which still names
+/// the parent's memory.
+fn proc_self_mem() -> Option<std::sync::Arc<std::fs::File>> {
+    static FILE: Mutex<Option<(u32, Option<std::sync::Arc<std::fs::File>>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut file = FILE.lock().unwrap_or_else(|e| e.into_inner());
+    match &*file {
+        Some((opened_by, f)) if *opened_by == pid => f.clone(),
+        _ => {
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/proc/self/mem")
+                .ok()
+                .map(std::sync::Arc::new);
+            *file = Some((pid, opened.clone()));
+            opened
+        }
+    }
 }
 
 /// Sets how many bytes of dropped regions are kept for reuse (default 8 MiB;
@@ -472,6 +481,59 @@ fn dl_error() -> String {
             "dlopen failed".into()
         } else {
             std::ffi::CStr::from_ptr(message).to_string_lossy().into_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Held by every unit test that maps memory, so none holds the pool's
+    /// lock at the moment another one forks (the child would wait on it
+    /// forever).
+    pub(crate) static MAPPING: Mutex<()> = Mutex::new(());
+
+    /// A child of `fork` inherits the pool and, if it were kept, the
+    /// parent's `/proc/self/mem` file: installing code in the child must
+    /// write the child's pages, never the parent's.
+    #[test]
+    fn a_forked_child_installs_into_its_own_memory() {
+        let _serial = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        // A size no other test uses, so the pooled region stays ours.
+        let (len, ro) = (7 * PAGE, 3 * PAGE);
+        let image = |fill: u8| vec![fill; len as usize];
+        let mut code = Region::new_code(len, ro).unwrap();
+        code.install(&image(0x44), ro).unwrap();
+        let at = code.addr();
+        drop(code);
+        assert!(proc_self_mem().is_some(), "the parent opened /proc/self/mem");
+        // SAFETY: the child only maps, writes and reads its own memory and
+        // then leaves with `_exit`, running no destructors or atexit
+        // handlers of the parent's threads.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ok = Region::new_code(len, ro).is_ok_and(|mut r| {
+                    r.addr() == at && r.install(&image(0x55), ro).is_ok() && r.read(at, len) == Some(image(0x55))
+                });
+                // SAFETY: ends the child at once (see above).
+                unsafe { nix::libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "the child saw its own write"
+                );
+                let reused = Region::new_code(len, ro).unwrap();
+                assert_eq!(reused.addr(), at);
+                assert_eq!(
+                    reused.read(at, len),
+                    Some(image(0x44)),
+                    "the parent's pages are untouched"
+                );
+            }
         }
     }
 }
