@@ -336,15 +336,15 @@ impl<'a> Module<'a> {
         let source_hash = r.u64(88, "source_hash")?;
 
         // Whole tables first: a count cannot promise more than the file has.
-        let table = |base: u64, count: u64, size: u64, what: &str| -> Result<(), FormatError> {
+        let table = |base: u64, count: u64, size: u64, what: &str| -> Result<&'a [u8], FormatError> {
             let len = count
                 .checked_mul(size)
                 .ok_or_else(|| invalid(what, base, "table size overflows"))?;
-            r.bytes(base, len, what).map(|_| ())
+            r.bytes(base, len, what)
         };
-        table(section_table, section_count, SECTION_ENTRY, "section table")?;
-        table(symbol_table, symbol_count, SYMBOL_ENTRY, "symbol table")?;
-        table(relocation_table, relocation_count, RELOCATION_ENTRY, "relocation table")?;
+        let section_bytes = table(section_table, section_count, SECTION_ENTRY, "section table")?;
+        let symbol_bytes = table(symbol_table, symbol_count, SYMBOL_ENTRY, "symbol table")?;
+        let relocation_bytes = table(relocation_table, relocation_count, RELOCATION_ENTRY, "relocation table")?;
         // The whole table is UTF-8 (checked once: per name it cost a third
         // of the parse); a name ends at a NUL, so it is a whole `str`.
         let strings = std::str::from_utf8(r.bytes(strings_offset, strings_size, "string table")?).map_err(|e| {
@@ -369,21 +369,16 @@ impl<'a> Module<'a> {
             Ok(&rest[..end])
         };
 
-        // Each table is bounds-checked as a whole above; entries are
-        // walked as fixed-size chunks and `at` is only computed for errors.
-        let entries = |base: u64, count: u64, size: u64| {
-            let bytes = &data[base as usize..(base + count * size) as usize];
-            bytes
-                .chunks_exact(size as usize)
-                .enumerate()
-                .map(move |(i, e)| (i as u64, base + i as u64 * size, Fields(e)))
+        // Each table was bounds-checked as a whole above; its entries are
+        // walked as fixed-size chunks: (file offset, name in errors, fields).
+        let entries = |bytes: &'a [u8], base: u64, size: u64, table: &'static str| {
+            bytes.chunks_exact(size as usize).enumerate().map(move |(i, e)| {
+                let index = i as u64;
+                (base + index * size, Entry { table, index }, Fields(e))
+            })
         };
         let mut sections = Vec::with_capacity(section_count as usize);
-        for (i, at, e) in entries(section_table, section_count, SECTION_ENTRY) {
-            let what = Entry {
-                table: "section",
-                index: i,
-            };
+        for (at, what, e) in entries(section_bytes, section_table, SECTION_ENTRY, "section") {
             let kind_code = e.u32(4);
             let kind = SectionKind::from_code(kind_code)
                 .ok_or_else(|| invalid(what, at + 4, format!("unknown kind {kind_code}")))?;
@@ -418,11 +413,7 @@ impl<'a> Module<'a> {
         }
 
         let mut symbols = Vec::with_capacity(symbol_count as usize);
-        for (i, at, e) in entries(symbol_table, symbol_count, SYMBOL_ENTRY) {
-            let what = Entry {
-                table: "symbol",
-                index: i,
-            };
+        for (at, what, e) in entries(symbol_bytes, symbol_table, SYMBOL_ENTRY, "symbol") {
             let symbol_name = name(e.u32(0), at, what)?;
             if e.u32(4) != fnv1a32(symbol_name.as_bytes()) {
                 return Err(invalid(
@@ -472,11 +463,7 @@ impl<'a> Module<'a> {
         }
 
         let mut relocations = Vec::with_capacity(relocation_count as usize);
-        for (i, at, e) in entries(relocation_table, relocation_count, RELOCATION_ENTRY) {
-            let what = Entry {
-                table: "relocation",
-                index: i,
-            };
+        for (at, what, e) in entries(relocation_bytes, relocation_table, RELOCATION_ENTRY, "relocation") {
             let section = e.u32(0);
             let type_code = e.u32(4);
             let kind = RelocType::from_code(type_code)

@@ -282,6 +282,9 @@ impl LoadedModule {
             assert_eq!(keys.len(), module.symbols.len(), "function keys of another module");
         }
         let key = |i: usize| keys.and_then(|k| k[i].as_deref());
+        // Symbols whose address is not the module's own code get a stub:
+        // imports, and functions bound to stable entries.
+        let stubbed = |i: usize| module.symbols[i].section.is_none() || key(i).is_some();
         // GOT cells: one per symbol reached through GotPcRel.
         const NONE: u64 = u64::MAX;
         let mut got_index = vec![NONE; module.symbols.len()];
@@ -293,11 +296,7 @@ impl LoadedModule {
                 got_cells += 1;
             }
         }
-        // A stub for every symbol whose address is not the module's own
-        // code: imports, and functions bound to stable entries.
-        let stub_count = (0..module.symbols.len())
-            .filter(|&i| module.symbols[i].section.is_none() || key(i).is_some())
-            .count();
+        let stub_count = (0..module.symbols.len()).filter(|&i| stubbed(i)).count();
         let plan = layout(module, stub_count, got_cells as usize);
         let [ro, end] = plan.code_map;
         let mut code = Region::new_code(end, ro)?;
@@ -338,27 +337,26 @@ impl LoadedModule {
                 }
                 (Some(sec), _, _) => sections[sec as usize] + s.value,
             };
-            if s.section.is_none() || key(i).is_some() {
+            if stubbed(i) {
                 stub_of[i] = plan.stubs + STUB_LEN * stubs;
                 stubs += 1;
             }
             addresses.push(addr);
         }
 
-        // Section bytes (kept storage keeps its own), then relocations in
-        // place: every page is still read-write.
+        // Section bytes (kept storage keeps its own), then relocations:
+        // code-side sections into the image, writable ones into fresh data.
+        let mut fresh_data = (!shared).then(|| Arc::get_mut(&mut data).expect("fresh data has one owner"));
         for (i, s) in module.sections.iter().enumerate() {
             if !writable(s.kind) {
                 put(&mut image, plan.sections[i], &s.bytes);
-            } else if !shared {
-                Arc::get_mut(&mut data)
-                    .expect("fresh data has one owner")
-                    .write(plan.sections[i], &s.bytes);
+            } else if let Some(fresh) = fresh_data.as_deref_mut() {
+                fresh.write(plan.sections[i], &s.bytes);
             }
         }
         for r in &module.relocations {
             let section = &module.sections[r.section as usize];
-            if shared && writable(section.kind) {
+            if writable(section.kind) && fresh_data.is_none() {
                 continue; // the kept storage keeps its values
             }
             let s = i128::from(addresses[r.symbol as usize]);
@@ -400,12 +398,9 @@ impl LoadedModule {
             }
             let at = plan.sections[r.section as usize] + r.offset;
             let field = &field[..width as usize];
-            if writable(section.kind) {
-                Arc::get_mut(&mut data)
-                    .expect("fresh data has one owner")
-                    .write(at, field);
-            } else {
-                put(&mut image, at, field);
+            match fresh_data.as_deref_mut() {
+                Some(fresh) if writable(section.kind) => fresh.write(at, field),
+                _ => put(&mut image, at, field),
             }
         }
         for (symbol, &stub) in stub_of.iter().enumerate().filter(|(_, &s)| s != 0) {

@@ -44,6 +44,16 @@ pub enum Access {
     ReadWrite,
 }
 
+impl Access {
+    fn flags(self) -> ProtFlags {
+        match self {
+            Access::ReadExecute => ProtFlags::PROT_READ | ProtFlags::PROT_EXEC,
+            Access::Read => ProtFlags::PROT_READ,
+            Access::ReadWrite => ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+        }
+    }
+}
+
 /// The largest region the pool keeps (zero-filling it on reuse must stay
 /// cheaper than mapping it afresh).
 pub const MAX_POOLED_REGION: usize = 64 << 10;
@@ -150,21 +160,20 @@ impl Region {
         if let Some(region) = Region::reuse(len, None) {
             return Ok(region);
         }
+        Region::map(len, Access::ReadWrite)
+    }
+
+    /// A fresh anonymous mapping of `len` bytes (a page multiple), zero,
+    /// with `access`.
+    fn map(len: usize, access: Access) -> std::io::Result<Region> {
         let size = NonZeroUsize::new(len).expect("at least one page");
         // SAFETY: an anonymous private mapping at an address of the
         // kernel's choosing aliases no Rust object.
-        let start = unsafe {
-            mmap_anonymous(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE,
-            )
-        }?;
+        let start = unsafe { mmap_anonymous(None, size, access.flags(), MapFlags::MAP_PRIVATE) }?;
         Ok(Region {
             start,
             len,
-            protected: false,
+            protected: access != Access::ReadWrite,
             code: None,
         })
     }
@@ -192,16 +201,7 @@ impl Region {
         // writes it through /proc/self/mem, which also faults the pages in
         // within the kernel (cheaper than a trap per page), and no page
         // ever needs a protection change to write.
-        let nonzero = NonZeroUsize::new(size).expect("at least one page");
-        // SAFETY: an anonymous private mapping at an address of the
-        // kernel's choosing aliases no Rust object.
-        let start = unsafe { mmap_anonymous(None, nonzero, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE) }?;
-        let mut region = Region {
-            start,
-            len: size,
-            protected: true,
-            code: None,
-        };
+        let mut region = Region::map(size, Access::Read)?;
         region.protect(0, ro as u64, Access::ReadExecute)?;
         region.code = Some(ro);
         Ok(region)
@@ -322,11 +322,7 @@ impl Region {
             offset.is_multiple_of(PAGE) && offset + len <= self.len as u64,
             "protect outside the region"
         );
-        let flags = match access {
-            Access::ReadExecute => ProtFlags::PROT_READ | ProtFlags::PROT_EXEC,
-            Access::Read => ProtFlags::PROT_READ,
-            Access::ReadWrite => ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-        };
+        let flags = access.flags();
         // SAFETY: the pages belong to this mapping; no Rust reference
         // points into them (writes go through `write`).
         unsafe {
