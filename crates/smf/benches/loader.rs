@@ -95,6 +95,10 @@ fn main() {
                 });
                 black_box(r.reload("m", &module, Default::default()).unwrap());
                 r.free_retired();
+            } else if what == "full" {
+                let bytes = std::fs::read(&smf_path).unwrap();
+                let module = Module::parse(&bytes).unwrap();
+                black_box(LoadedModule::load(&module, &host_symbol).unwrap().symbol("leaf"));
             } else if what == "registry" {
                 let mut r = ModuleRegistry::new();
                 r.load("m", &module).unwrap();

@@ -64,7 +64,7 @@ impl StableFn {
 }
 
 /// Where one function's entry is: block and slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId {
     block: usize,
     slot: usize,

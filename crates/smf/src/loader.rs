@@ -12,10 +12,10 @@
 //! is bound to the function's stable entry instead of its code, and the
 //! writable data can be the storage of the version being replaced.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::format::{fnv1a32, Binding, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
+use crate::format::{fnv1a32, Binding, FnvMap, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
 use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -52,22 +52,15 @@ pub type Resolve<'a> = dyn Fn(&str) -> Option<u64> + 'a;
 pub struct Bindings<'a> {
     /// Address of a symbol the module imports.
     pub import: &'a Resolve<'a>,
-    /// Stable entries for the module's own functions; `None` binds
-    /// references to the code itself.
-    pub entries: Option<EntryBinding<'a>>,
+    /// Per symbol of the module (in order): the stable entry that
+    /// references to it bind to (a function under a registry), or `None`
+    /// for its code or data itself. `None` for the whole: no entries.
+    pub entries: Option<&'a [Option<u64>]>,
     /// Writable storage to use instead of fresh data: the previous
     /// version's, when its [`DataLayout`] equals this module's. Its bytes
     /// are kept as they are (the state survives; the new initial values
     /// and data relocations are not applied to it).
     pub data: Option<Arc<Region>>,
-}
-
-/// Every reference to one of the module's functions goes to its entry.
-pub struct EntryBinding<'a> {
-    /// [`function_keys`] of this module (one per symbol).
-    pub keys: &'a [Option<String>],
-    /// A function's entry, by key.
-    pub address: &'a Resolve<'a>,
 }
 
 /// Where the writable data's named objects are: two modules with equal
@@ -107,8 +100,8 @@ impl DataLayout {
 /// The key of each symbol that is a function defined by the module: its
 /// name, or `name#N` for the Nth further local function of that name (two
 /// inputs may each have a `static` one). `None` for other symbols.
-pub fn function_keys(module: &Module) -> Vec<Option<String>> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+pub fn function_keys<'m>(module: &'m Module) -> Vec<Option<Cow<'m, str>>> {
+    let mut seen: FnvMap<&str, usize> = FnvMap::default();
     module
         .symbols
         .iter()
@@ -119,9 +112,9 @@ pub fn function_keys(module: &Module) -> Vec<Option<String>> {
             let n = seen.entry(&s.name).or_insert(0);
             *n += 1;
             Some(if *n == 1 {
-                s.name.to_string()
+                Cow::Borrowed(&*s.name)
             } else {
-                format!("{}#{}", s.name, *n - 1)
+                Cow::Owned(format!("{}#{}", s.name, *n - 1))
             })
         })
         .collect()
@@ -142,8 +135,8 @@ pub struct LoadedModule {
     defined: Vec<Defined>,
     /// (name hash, index into `defined`), sorted: small entries sort fast.
     by_hash: HashIndex,
-    /// Every defined function: key -> code (filled under a registry).
-    function_code: Vec<(String, u64)>,
+    /// Every function bound to an entry: (symbol index, code address).
+    function_code: Vec<(u32, u64)>,
 }
 
 #[derive(Debug)]
@@ -275,16 +268,14 @@ impl LoadedModule {
         if module.arch != ARCH_X86_64 {
             return Err(LoadError::Architecture(module.arch));
         }
-        // Keys name functions for the registry's entries; alone, no
-        // function has one.
-        let keys = bindings.entries.as_ref().map(|e| e.keys);
-        if let Some(keys) = keys {
-            assert_eq!(keys.len(), module.symbols.len(), "function keys of another module");
+        // Alone, no symbol is bound to an entry.
+        if let Some(entries) = bindings.entries {
+            assert_eq!(entries.len(), module.symbols.len(), "entries of another module");
         }
-        let key = |i: usize| keys.and_then(|k| k[i].as_deref());
+        let entry = |i: usize| bindings.entries.and_then(|e| e[i]);
         // Symbols whose address is not the module's own code get a stub:
         // imports, and functions bound to stable entries.
-        let stubbed = |i: usize| module.symbols[i].section.is_none() || key(i).is_some();
+        let stubbed = |i: usize| module.symbols[i].section.is_none() || entry(i).is_some();
         // GOT cells: one per symbol reached through GotPcRel.
         const NONE: u64 = u64::MAX;
         let mut got_index = vec![NONE; module.symbols.len()];
@@ -326,16 +317,12 @@ impl LoadedModule {
         let mut stub_of = vec![0u64; module.symbols.len()];
         let mut stubs = 0u64;
         for (i, s) in module.symbols.iter().enumerate() {
-            let addr = match (s.section, key(i), &bindings.entries) {
-                (None, _, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
+            let addr = match (s.section, entry(i)) {
+                (None, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
                     symbol: s.name.to_string(),
                 })?,
-                (Some(_), Some(key), Some(entries)) => {
-                    (entries.address)(key).ok_or_else(|| LoadError::MissingImport {
-                        symbol: key.to_string(),
-                    })?
-                }
-                (Some(sec), _, _) => sections[sec as usize] + s.value,
+                (Some(_), Some(entry)) => entry,
+                (Some(sec), None) => sections[sec as usize] + s.value,
             };
             if stubbed(i) {
                 stub_of[i] = plan.stubs + STUB_LEN * stubs;
@@ -420,8 +407,8 @@ impl LoadedModule {
         for (i, s) in module.symbols.iter().enumerate() {
             let Some(sec) = s.section else { continue };
             let at = sections[sec as usize] + s.value;
-            if let Some(key) = key(i) {
-                function_code.push((key.to_string(), at));
+            if entry(i).is_some() {
+                function_code.push((i as u32, at));
             }
             if s.name.is_empty() || !matches!(s.kind, SymbolType::Function | SymbolType::Object) {
                 continue;
@@ -492,8 +479,9 @@ impl LoadedModule {
             .map(|d| d.at)
     }
 
-    /// Every function the module defines: key ([`function_keys`]) -> code.
-    pub fn function_code(&self) -> &[(String, u64)] {
+    /// Every function bound to a stable entry when loaded: (index of its
+    /// symbol in the module, its code address).
+    pub fn function_code(&self) -> &[(u32, u64)] {
         &self.function_code
     }
 

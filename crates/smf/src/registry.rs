@@ -41,8 +41,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::entries::{EntryId, EntryTable, StableFn};
-use crate::format::{FormatError, Module};
-use crate::loader::{function_keys, Bindings, DataLayout, EntryBinding, LoadError, LoadedModule};
+use crate::format::{FnvMap, FormatError, Module};
+use crate::loader::{function_keys, Bindings, DataLayout, LoadError, LoadedModule};
 use crate::memory::host_symbol;
 
 /// Why a registry operation did nothing. The registry and every entry are
@@ -178,8 +178,8 @@ struct Slot {
     name: String,
     current: LoadedModule,
     version: u64,
-    /// Function keys whose entries point into `current`.
-    functions: BTreeSet<String>,
+    /// The entries that point into `current`, sorted.
+    functions: Vec<EntryId>,
     /// (module, symbol) this module's imports were bound to.
     imports: BTreeSet<(String, String)>,
     /// Where `current`'s named writable objects are.
@@ -191,8 +191,9 @@ struct Slot {
 pub struct ModuleRegistry {
     loader: ModuleLoader,
     entries: EntryTable,
-    /// (module, function key) -> its entry, for the registry's lifetime.
-    entry_ids: HashMap<String, HashMap<String, EntryId>>,
+    /// Module name -> function key -> its entry, for the registry's
+    /// lifetime.
+    entry_ids: FnvMap<String, FnvMap<String, EntryId>>,
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
@@ -208,7 +209,7 @@ impl ModuleRegistry {
         ModuleRegistry {
             loader,
             entries: EntryTable::default(),
-            entry_ids: HashMap::new(),
+            entry_ids: FnvMap::default(),
             modules: Vec::new(),
             retired: Vec::new(),
         }
@@ -219,8 +220,8 @@ impl ModuleRegistry {
         if self.slot(name).is_some() {
             return Err(RegistryError::AlreadyLoaded(name.to_string()));
         }
-        let (loaded, imports) = self.link(name, module, None)?;
-        let functions = self.switch(name, &loaded, &BTreeSet::new());
+        let (loaded, imports, ids) = self.link(name, module, None)?;
+        let functions = self.switch(&loaded, &ids, &[]);
         self.modules.push(Slot {
             name: name.to_string(),
             current: loaded,
@@ -261,7 +262,7 @@ impl ModuleRegistry {
         let layout = DataLayout::of(module);
         let share = options.keep_data && self.modules[index].layout == layout;
         let data = share.then(|| old.data_region().clone());
-        let (mut loaded, imports) = self.link(name, module, data)?;
+        let (mut loaded, imports, ids) = self.link(name, module, data)?;
         let outcome = if share {
             DataOutcome::Shared
         } else if options.keep_data {
@@ -271,18 +272,18 @@ impl ModuleRegistry {
         } else {
             DataOutcome::Fresh
         };
-        let old_keys = std::mem::take(&mut self.modules[index].functions);
-        let keys = self.switch(name, &loaded, &old_keys);
+        let before = std::mem::take(&mut self.modules[index].functions);
+        let after = self.switch(&loaded, &ids, &before);
+        let added = self.keys_of(name, &after, &before);
+        let removed = self.keys_of(name, &before, &after);
         let slot = &mut self.modules[index];
         let old = std::mem::replace(&mut slot.current, loaded);
         self.retired.push(old);
         slot.version += 1;
         slot.imports = imports;
         slot.layout = layout;
-        let added = keys.difference(&old_keys).cloned().collect();
-        let removed = old_keys.difference(&keys).cloned().collect();
-        let functions = keys.len();
-        slot.functions = keys;
+        let functions = after.len();
+        slot.functions = after;
         Ok(ReloadReport {
             version: slot.version,
             data: outcome,
@@ -312,8 +313,8 @@ impl ModuleRegistry {
             .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
         self.refuse_lost_imports(name, |_| false)?;
         let slot = self.modules.remove(index);
-        for key in &slot.functions {
-            self.entries.unpoint(self.entry_ids[name][key]);
+        for &id in &slot.functions {
+            self.entries.unpoint(id);
         }
         self.retired.push(slot.current);
         Ok(())
@@ -384,24 +385,40 @@ impl ModuleRegistry {
 
     /// Loads `module` for `name` with its functions bound to their entries
     /// (allocated as needed) and imports bound to other modules, then the
-    /// host; returns what the imports were bound to.
+    /// host; returns what the imports were bound to and each symbol's
+    /// entry.
     fn link(
         &mut self,
         name: &str,
         module: &Module,
         data: Option<std::sync::Arc<crate::memory::Region>>,
-    ) -> Result<(LoadedModule, BTreeSet<(String, String)>), RegistryError> {
+    ) -> Result<Linked, RegistryError> {
         let failed = |source: LoadError| RegistryError::Load {
             module: name.to_string(),
             source,
         };
-        let keys = function_keys(module);
-        let ids = self.entry_ids.entry(name.to_string()).or_default();
-        for key in keys.iter().flatten() {
-            if let std::collections::hash_map::Entry::Vacant(slot) = ids.entry(key.clone()) {
-                slot.insert(self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?);
-            }
+        if !self.entry_ids.contains_key(name) {
+            self.entry_ids.insert(name.to_string(), FnvMap::default());
         }
+        let ids = self.entry_ids.get_mut(name).expect("inserted above");
+        let mut symbol_ids = Vec::with_capacity(module.symbols.len());
+        for key in function_keys(module) {
+            symbol_ids.push(match key {
+                None => None,
+                Some(key) => Some(match ids.get(&*key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?;
+                        ids.insert(key.into_owned(), id);
+                        id
+                    }
+                }),
+            });
+        }
+        let entry_addresses: Vec<Option<u64>> = symbol_ids
+            .iter()
+            .map(|id| id.map(|id| self.entries.address(id)))
+            .collect();
         let used = RefCell::new(BTreeSet::new());
         let import = |symbol: &str| {
             let from_module = self
@@ -417,36 +434,65 @@ impl ModuleRegistry {
                 None => self.loader.host(symbol),
             }
         };
-        let entry = |key: &str| Some(self.entries.address(*ids.get(key)?));
         let loaded = LoadedModule::load_with(
             module,
             Bindings {
                 import: &import,
-                entries: Some(EntryBinding {
-                    keys: &keys,
-                    address: &entry,
-                }),
+                entries: Some(&entry_addresses),
                 data,
             },
         )
         .map_err(failed)?;
-        Ok((loaded, used.into_inner()))
+        Ok((loaded, used.into_inner(), symbol_ids))
     }
 
-    /// Points the entries of `loaded`'s functions at its code and those of
-    /// `previous` keys it lacks at the trap; returns its keys.
-    fn switch(&self, name: &str, loaded: &LoadedModule, previous: &BTreeSet<String>) -> BTreeSet<String> {
-        let ids = &self.entry_ids[name];
-        for (key, code) in loaded.function_code() {
-            self.entries.point(ids[key], *code);
+    /// Points the entries of `loaded`'s functions (`ids`: each symbol's
+    /// entry) at its code and those of `previous` it lacks at the trap;
+    /// returns its entries, sorted.
+    fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>], previous: &[EntryId]) -> Vec<EntryId> {
+        let mut now = Vec::with_capacity(loaded.function_code().len());
+        for &(symbol, code) in loaded.function_code() {
+            if let Some(&Some(id)) = ids.get(symbol as usize) {
+                self.entries.point(id, code);
+                now.push(id);
+            }
         }
-        let keys: BTreeSet<String> = loaded.function_code().iter().map(|(k, _)| k.clone()).collect();
-        for key in previous.difference(&keys) {
-            self.entries.unpoint(ids[key]);
+        now.sort_unstable();
+        for &id in previous {
+            if now.binary_search(&id).is_err() {
+                self.entries.unpoint(id);
+            }
         }
+        now
+    }
+
+    /// The function keys of module `name` whose entries are in `these`
+    /// (sorted) but not in `those` (sorted), sorted by key.
+    fn keys_of(&self, name: &str, these: &[EntryId], those: &[EntryId]) -> Vec<String> {
+        let only: Vec<EntryId> = these
+            .iter()
+            .filter(|id| those.binary_search(id).is_err())
+            .copied()
+            .collect();
+        if only.is_empty() {
+            return Vec::new(); // the usual reload: the same functions
+        }
+        let mut keys: Vec<String> = self
+            .entry_ids
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|(_, id)| only.contains(id))
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort();
         keys
     }
 }
+
+/// What [`ModuleRegistry::link`] made: the module, what its imports were
+/// bound to ((module, symbol)), and each symbol's entry.
+type Linked = (LoadedModule, BTreeSet<(String, String)>, Vec<Option<EntryId>>);
 
 /// A module file's bytes (parsed in place by [`parse`]: no copy).
 fn read_bytes(path: &Path) -> Result<Vec<u8>, RegistryError> {
