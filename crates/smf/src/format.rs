@@ -378,14 +378,12 @@ fn section<'a>(
     })
 }
 
+/// Checks one symbol entry; [`decode_symbol`] then builds it. Two passes
+/// because building while checking kept the fields on the stack and the
+/// copy into the `Vec` stalled (store forwarding); a pass that only builds
+/// writes straight into it.
 #[inline(always)]
-fn symbol<'a>(
-    at: u64,
-    what: Entry,
-    e: Fields<'a>,
-    name: &NameOf<'_, 'a>,
-    sections: &[Section],
-) -> Result<Symbol<'a>, FormatError> {
+fn check_symbol(at: u64, what: Entry, e: Fields, name: &NameOf, sections: &[Section]) -> Result<(), FormatError> {
     let symbol_name = name(e.u32(0), at, what)?;
     if e.u32(4) != fnv1a32(symbol_name.as_bytes()) {
         return Err(invalid(
@@ -394,23 +392,15 @@ fn symbol<'a>(
             format!("name hash does not match {symbol_name:?}"),
         ));
     }
-    let kind = match e.u8(8) {
-        0 => SymbolType::None,
-        1 => SymbolType::Function,
-        2 => SymbolType::Object,
-        3 => SymbolType::Section,
-        t => return Err(invalid(what, at + 8, format!("unknown type {t}"))),
-    };
-    let binding = match e.u8(9) {
-        0 => Binding::Local,
-        1 => Binding::Global,
-        2 => Binding::Weak,
-        b => return Err(invalid(what, at + 9, format!("unknown binding {b}"))),
-    };
-    let value = e.u64(16);
-    let size = e.u64(24);
-    let section = match e.u32(12) {
-        IMPORT => None,
+    if symbol_type(e.u8(8)).is_none() {
+        return Err(invalid(what, at + 8, format!("unknown type {}", e.u8(8))));
+    }
+    if binding(e.u8(9)).is_none() {
+        return Err(invalid(what, at + 9, format!("unknown binding {}", e.u8(9))));
+    }
+    let (value, size) = (e.u64(16), e.u64(24));
+    match e.u32(12) {
+        IMPORT => Ok(()),
         s => {
             let memory = sections
                 .get(s as usize)
@@ -423,34 +413,63 @@ fn symbol<'a>(
                     format!("{symbol_name} lies outside its section"),
                 ));
             }
-            Some(s)
+            Ok(())
         }
-    };
-    Ok(Symbol {
-        name: Cow::Borrowed(symbol_name),
-        kind,
-        binding,
-        section,
-        value,
-        size,
+    }
+}
+
+/// Builds a symbol entry [`check_symbol`] accepted (the fallbacks below
+/// cannot be reached).
+#[inline(always)]
+fn decode_symbol<'a>(e: Fields<'a>, strings: &'a str) -> Symbol<'a> {
+    Symbol {
+        name: Cow::Borrowed(name_at(strings, e.u32(0)).unwrap_or_default()),
+        kind: symbol_type(e.u8(8)).unwrap_or(SymbolType::None),
+        binding: binding(e.u8(9)).unwrap_or(Binding::Local),
+        section: match e.u32(12) {
+            IMPORT => None,
+            s => Some(s),
+        },
+        value: e.u64(16),
+        size: e.u64(24),
+    }
+}
+
+fn symbol_type(code: u8) -> Option<SymbolType> {
+    Some(match code {
+        0 => SymbolType::None,
+        1 => SymbolType::Function,
+        2 => SymbolType::Object,
+        3 => SymbolType::Section,
+        _ => return None,
     })
 }
 
+fn binding(code: u8) -> Option<Binding> {
+    Some(match code {
+        0 => Binding::Local,
+        1 => Binding::Global,
+        2 => Binding::Weak,
+        _ => return None,
+    })
+}
+
+/// The NUL-terminated name at `offset` in the string table.
+fn name_at(strings: &str, offset: u32) -> Option<&str> {
+    let rest = strings.get(offset as usize..)?;
+    rest.bytes().position(|b| b == 0).map(|end| &rest[..end])
+}
+
+/// Checks one relocation entry; [`decode_relocation`] then builds it (two
+/// passes, as for symbols).
 #[inline(always)]
-fn relocation(
-    at: u64,
-    what: Entry,
-    e: Fields,
-    sections: &[Section],
-    symbols: usize,
-) -> Result<Relocation, FormatError> {
+fn check_relocation(at: u64, what: Entry, e: Fields, sections: &[Section], symbols: usize) -> Result<(), FormatError> {
     let section = e.u32(0);
     let type_code = e.u32(4);
     let kind =
         RelocType::from_code(type_code).ok_or_else(|| invalid(what, at + 4, format!("unknown type {type_code}")))?;
     let offset = e.u64(8);
     let symbol = e.u32(16);
-    let addend = e.u64(24) as i64;
     let target = sections
         .get(section as usize)
         .ok_or_else(|| invalid(what, at, format!("section {section} does not exist")))?;
@@ -468,13 +487,19 @@ fn relocation(
     if symbol as usize >= symbols {
         return Err(invalid(what, at + 16, format!("symbol {symbol} does not exist")));
     }
-    Ok(Relocation {
-        section,
-        kind,
-        offset,
-        symbol,
-        addend,
-    })
+    Ok(())
+}
+
+/// Builds a relocation entry [`check_relocation`] accepted.
+#[inline(always)]
+fn decode_relocation(e: Fields) -> Relocation {
+    Relocation {
+        section: e.u32(0),
+        kind: RelocType::from_code(e.u32(4)).unwrap_or(RelocType::Abs64),
+        offset: e.u64(8),
+        symbol: e.u32(16),
+        addend: e.u64(24) as i64,
+    }
 }
 
 impl<'a> Module<'a> {
@@ -533,18 +558,14 @@ impl<'a> Module<'a> {
             )
         })?;
         let name = |offset: u32, at: u64, what: Entry| -> Result<&'a str, FormatError> {
-            let rest = strings.get(offset as usize..).ok_or_else(|| {
-                invalid(
-                    what,
-                    at,
-                    format!("name offset {offset} is past the string table or inside a character"),
-                )
-            })?;
-            let end = rest
-                .bytes()
-                .position(|b| b == 0)
-                .ok_or_else(|| invalid(what, at, "name is not NUL-terminated"))?;
-            Ok(&rest[..end])
+            name_at(strings, offset).ok_or_else(|| {
+                let reason = if strings.get(offset as usize..).is_none() {
+                    format!("name offset {offset} is past the string table or inside a character")
+                } else {
+                    "name is not NUL-terminated".to_string()
+                };
+                invalid(what, at, reason)
+            })
         };
 
         // Each table was bounds-checked as a whole above; its entries are
@@ -559,14 +580,20 @@ impl<'a> Module<'a> {
         for (at, what, e) in entries(section_bytes, section_table, SECTION_ENTRY, "section") {
             sections.push(section(&r, at, what, e, &name)?);
         }
-        let mut symbols = Vec::with_capacity(symbol_count as usize);
         for (at, what, e) in entries(symbol_bytes, symbol_table, SYMBOL_ENTRY, "symbol") {
-            symbols.push(symbol(at, what, e, &name, &sections)?);
+            check_symbol(at, what, e, &name, &sections)?;
         }
-        let mut relocations = Vec::with_capacity(relocation_count as usize);
+        let symbols: Vec<Symbol> = symbol_bytes
+            .chunks_exact(SYMBOL_ENTRY as usize)
+            .map(|e| decode_symbol(Fields(e), strings))
+            .collect();
         for (at, what, e) in entries(relocation_bytes, relocation_table, RELOCATION_ENTRY, "relocation") {
-            relocations.push(relocation(at, what, e, &sections, symbols.len())?);
+            check_relocation(at, what, e, &sections, symbols.len())?;
         }
+        let relocations: Vec<Relocation> = relocation_bytes
+            .chunks_exact(RELOCATION_ENTRY as usize)
+            .map(|e| decode_relocation(Fields(e)))
+            .collect();
         let entry = match entry {
             NO_ENTRY => None,
             e if (e as usize) < symbols.len() => Some(e),

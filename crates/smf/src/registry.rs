@@ -458,10 +458,8 @@ impl ModuleRegistry {
             }
         }
         now.sort_unstable();
-        for &id in previous {
-            if now.binary_search(&id).is_err() {
-                self.entries.unpoint(id);
-            }
+        for id in sorted_difference(previous, &now) {
+            self.entries.unpoint(id);
         }
         now
     }
@@ -469,11 +467,7 @@ impl ModuleRegistry {
     /// The function keys of module `name` whose entries are in `these`
     /// (sorted) but not in `those` (sorted), sorted by key.
     fn keys_of(&self, name: &str, these: &[EntryId], those: &[EntryId]) -> Vec<String> {
-        let only: Vec<EntryId> = these
-            .iter()
-            .filter(|id| those.binary_search(id).is_err())
-            .copied()
-            .collect();
+        let only = sorted_difference(these, those);
         if only.is_empty() {
             return Vec::new(); // the usual reload: the same functions
         }
@@ -488,6 +482,20 @@ impl ModuleRegistry {
         keys.sort();
         keys
     }
+}
+
+/// The ids in `a` that are not in `b`, both sorted: one merge pass (a
+/// binary search per id was a sixth of a reload).
+fn sorted_difference(a: &[EntryId], b: &[EntryId]) -> Vec<EntryId> {
+    let mut rest = b.iter().peekable();
+    let mut out = Vec::new();
+    for &id in a {
+        while rest.next_if(|&&other| other < id).is_some() {}
+        if rest.peek() != Some(&&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// What [`ModuleRegistry::link`] made: the module, what its imports were
