@@ -313,9 +313,17 @@ impl LoadedModule {
 
         // Every symbol's address (stable entries for functions when bound);
         // imports resolved now. `stub_of` is an offset in `code` (0: none).
+        // The same pass records the defined symbols for lookups.
         let mut addresses = Vec::with_capacity(module.symbols.len());
         let mut stub_of = vec![0u64; module.symbols.len()];
         let mut stubs = 0u64;
+        let mut defined = Vec::with_capacity(module.symbols.len());
+        let mut names = String::with_capacity(module.symbols.iter().map(|s| s.name.len()).sum());
+        let mut function_code = Vec::with_capacity(if bindings.entries.is_some() {
+            module.symbols.len()
+        } else {
+            0
+        });
         for (i, s) in module.symbols.iter().enumerate() {
             let addr = match (s.section, entry(i)) {
                 (None, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
@@ -327,6 +335,25 @@ impl LoadedModule {
             if stubbed(i) {
                 stub_of[i] = plan.stubs + STUB_LEN * stubs;
                 stubs += 1;
+            }
+            if let Some(sec) = s.section {
+                let at = sections[sec as usize] + s.value;
+                if entry(i).is_some() {
+                    function_code.push((i as u32, at));
+                }
+                if !s.name.is_empty() && matches!(s.kind, SymbolType::Function | SymbolType::Object) {
+                    let name = names.len() as u32..(names.len() + s.name.len()) as u32;
+                    names.push_str(&s.name);
+                    defined.push(Defined {
+                        hash: fnv1a32(s.name.as_bytes()),
+                        name,
+                        kind: s.kind,
+                        exported: s.binding != Binding::Local,
+                        bound: addr,
+                        at,
+                        size: s.size,
+                    });
+                }
             }
             addresses.push(addr);
         }
@@ -401,30 +428,6 @@ impl LoadedModule {
         }
         code.install(&image, ro)?;
 
-        let mut defined = Vec::new();
-        let mut names = String::new();
-        let mut function_code = Vec::new();
-        for (i, s) in module.symbols.iter().enumerate() {
-            let Some(sec) = s.section else { continue };
-            let at = sections[sec as usize] + s.value;
-            if entry(i).is_some() {
-                function_code.push((i as u32, at));
-            }
-            if s.name.is_empty() || !matches!(s.kind, SymbolType::Function | SymbolType::Object) {
-                continue;
-            }
-            let name = names.len() as u32..(names.len() + s.name.len()) as u32;
-            names.push_str(&s.name);
-            defined.push(Defined {
-                hash: fnv1a32(s.name.as_bytes()),
-                name,
-                kind: s.kind,
-                exported: s.binding != Binding::Local,
-                bound: addresses[i],
-                at,
-                size: s.size,
-            });
-        }
         let by_hash = HashIndex::new(defined.iter().map(|d| d.hash));
         Ok(LoadedModule {
             code,
