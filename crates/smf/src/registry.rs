@@ -543,7 +543,10 @@ mod tests {
         let mut table = EntryTable::default();
         let ids: Vec<EntryId> = (0..6).map(|_| table.allocate().unwrap()).collect();
         let pick = |which: &[usize]| which.iter().map(|&i| ids[i]).collect::<Vec<_>>();
-        assert_eq!(sorted_difference(&pick(&[0, 1, 2, 3]), &pick(&[1, 3, 4])), pick(&[0, 2]));
+        assert_eq!(
+            sorted_difference(&pick(&[0, 1, 2, 3]), &pick(&[1, 3, 4])),
+            pick(&[0, 2])
+        );
         assert_eq!(sorted_difference(&pick(&[1, 3, 4]), &pick(&[0, 1, 2, 3])), pick(&[4]));
         assert_eq!(sorted_difference(&pick(&[0, 5]), &[]), pick(&[0, 5]));
         assert!(sorted_difference(&[], &pick(&[0])).is_empty());
