@@ -183,11 +183,15 @@ pub fn fnv1a32(bytes: &[u8]) -> u32 {
         .fold(0x811c_9dc5, |h: u32, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
+/// FNV-1a 64's offset basis and prime (the module hash's lanes use them too).
+const FNV64_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV64_PRIME: u64 = 0x100_0000_01b3;
+
 /// FNV-1a, 64-bit: module and source hashes.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h: u64, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    let mut h = FnvHasher::default();
+    std::hash::Hasher::write(&mut h, bytes);
+    h.0
 }
 
 /// FNV-1a 64 as a `Hasher`, for the loader's and registry's maps keyed by
@@ -199,7 +203,7 @@ pub struct FnvHasher(u64);
 
 impl Default for FnvHasher {
     fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
+        FnvHasher(FNV64_BASIS)
     }
 }
 
@@ -210,7 +214,7 @@ impl std::hash::Hasher for FnvHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV64_PRIME);
         }
     }
 }
@@ -227,11 +231,9 @@ pub type FnvMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDe
 /// most of the parse time); every single-word change still alters the
 /// result (each step is a bijection of the state).
 pub fn module_hash(bytes: &[u8]) -> u64 {
-    const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x100_0000_01b3;
-    let step = |h: u64, word: u64| (h ^ word).wrapping_mul(PRIME);
+    let step = |h: u64, word: u64| (h ^ word).wrapping_mul(FNV64_PRIME);
     let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-    let mut lanes = [BASIS, BASIS ^ 1, BASIS ^ 2, BASIS ^ 3];
+    let mut lanes = [FNV64_BASIS, FNV64_BASIS ^ 1, FNV64_BASIS ^ 2, FNV64_BASIS ^ 3];
     let mut blocks = bytes.chunks_exact(32);
     for block in &mut blocks {
         for (j, lane) in lanes.iter_mut().enumerate() {
@@ -244,7 +246,7 @@ pub fn module_hash(bytes: &[u8]) -> u64 {
         last[..chunk.len()].copy_from_slice(chunk);
         lanes[j] = step(lanes[j], u64::from_le_bytes(last));
     }
-    let h = lanes.iter().fold(BASIS, |h, &lane| step(h, lane));
+    let h = lanes.iter().fold(FNV64_BASIS, |h, &lane| step(h, lane));
     step(h, bytes.len() as u64)
 }
 
@@ -331,11 +333,12 @@ fn invalid(what: impl Display, offset: u64, reason: impl Into<String>) -> Format
 /// A name from the string table: `(offset, entry offset, entry)`.
 type NameOf<'s, 'a> = dyn Fn(u32, u64, Entry) -> Result<&'a str, FormatError> + 's;
 
-// One function per table entry kind, each checking every field. They are
-// inlined (`inline(always)`) so each entry is built in place in its `Vec`:
-// returned through a `Result`, every entry was written to the stack and
-// copied, and those copies stalled on store forwarding (parse took 7.1 µs
-// for the 200-function bench module instead of 5.5).
+// Per table entry kind: the checks of every field. They are inlined
+// (`inline(always)`): out of line, each entry came back through a `Result`
+// on the stack and the copies stalled on store forwarding. For the two
+// big tables, symbols and relocations, checking and building are separate
+// passes for the same reason (parse: 7.1 µs for the 200-function bench
+// module before, 4.2 after).
 
 #[inline(always)]
 fn section<'a>(

@@ -325,19 +325,20 @@ impl LoadedModule {
             0
         });
         for (i, s) in module.symbols.iter().enumerate() {
-            let addr = match (s.section, entry(i)) {
+            // Where a defined symbol is; what references to it bind to.
+            let at = s.section.map(|sec| sections[sec as usize] + s.value);
+            let addr = match (at, entry(i)) {
                 (None, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
                     symbol: s.name.to_string(),
                 })?,
                 (Some(_), Some(entry)) => entry,
-                (Some(sec), None) => sections[sec as usize] + s.value,
+                (Some(at), None) => at,
             };
             if stubbed(i) {
                 stub_of[i] = plan.stubs + STUB_LEN * stubs;
                 stubs += 1;
             }
-            if let Some(sec) = s.section {
-                let at = sections[sec as usize] + s.value;
+            if let Some(at) = at {
                 if entry(i).is_some() {
                     function_code.push((i as u32, at));
                 }
