@@ -170,18 +170,23 @@ fn main() {
                 .map(|_| time(|| LoadedModule::load(&module, &host_symbol).unwrap()))
                 .collect(),
         );
-        // The kernel's part of a load into fresh mappings, alone: the bench
-        // module's 3-page code mapping (2 r-x, 1 r--) written through
-        // /proc/self/mem and its 1-page data mapping written, then both
-        // unmapped. No parsing or relocating: the floor for that column.
-        let image = vec![0x90u8; 3 * 4096];
+        // The kernel's part of a load into fresh mappings, alone: a code
+        // mapping the size of the bench module's (all `r-x`: its GOT fits
+        // in the last code page) written through /proc/self/mem and a
+        // 1-page data mapping written, then both unmapped. No parsing or
+        // relocating: the floor for that column.
+        let code_len = {
+            let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+            loaded.range().1 - loaded.range().0
+        };
+        let image = vec![0x90u8; code_len as usize];
         let pool = set_pool_limit(0);
         let fresh_floor = median(
             (0..101)
                 .map(|_| {
                     time(|| {
-                        let mut code = relive_smf::memory::Region::new_code(3 * 4096, 2 * 4096).unwrap();
-                        code.install(&image, 2 * 4096).unwrap();
+                        let mut code = relive_smf::memory::Region::new_code(code_len, code_len).unwrap();
+                        code.install(&image, code_len).unwrap();
                         let mut data = relive_smf::memory::Region::new(4096).unwrap();
                         data.write(0, &image[..64]);
                         (code, data)

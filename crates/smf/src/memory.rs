@@ -179,7 +179,7 @@ impl Region {
     }
 
     /// A region of `len` bytes (rounded up to pages) for code: pages
-    /// `[0, ro)` will be `r-x` and `[ro, len)` `r--` once
+    /// `[0, ro)` will be `r-x` and `[ro, len)` (none if `ro` is `len`) `r--` once
     /// [`Region::install`] has written them. Until then it may hold stale
     /// bytes (a pooled code region of that layout) or zeros; write it only
     /// with `install`.
@@ -201,8 +201,13 @@ impl Region {
         // writes it through /proc/self/mem, which also faults the pages in
         // within the kernel (cheaper than a trap per page), and no page
         // ever needs a protection change to write.
-        let mut region = Region::map(size, Access::Read)?;
-        region.protect(0, ro as u64, Access::ReadExecute)?;
+        let mut region = if ro == size {
+            Region::map(size, Access::ReadExecute)?
+        } else {
+            let mut region = Region::map(size, Access::Read)?;
+            region.protect(0, ro as u64, Access::ReadExecute)?;
+            region
+        };
         region.code = Some(ro);
         Ok(region)
     }

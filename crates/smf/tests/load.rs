@@ -2,9 +2,10 @@
 //! called: every relocation type, a definition from a second object, and
 //! imports from the host (`strlen`, `memcpy`).
 
-use relive_smf::format::RelocType;
-use relive_smf::memory::host_symbol;
+use relive_smf::format::{RelocType, SectionKind};
+use relive_smf::memory::{host_symbol, PAGE};
 use relive_smf::{pack, LoadedModule, Module};
+use relive_testkit::page_permissions;
 
 const MAIN: &str = r#"
 #include <string.h>
@@ -81,4 +82,54 @@ fn missing_imports_are_named() {
     let module = pack(&[("m".into(), std::fs::read(obj).unwrap())], None).unwrap();
     let err = LoadedModule::load(&module, &host_symbol).unwrap_err().to_string();
     assert!(err.contains("nowhere_to_be_found"), "{err}");
+}
+
+/// The page permissions of every page of `loaded`'s code mapping.
+fn code_pages(loaded: &LoadedModule) -> Vec<String> {
+    let (start, end) = loaded.range();
+    (start..end)
+        .step_by(PAGE as usize)
+        .map(|page| page_permissions(page).unwrap_or_else(|| panic!("{page:#x} is mapped")))
+        .collect()
+}
+
+/// Where the module's read-only data was placed.
+fn rodata_address(module: &Module, loaded: &LoadedModule) -> u64 {
+    let index = module
+        .sections
+        .iter()
+        .position(|s| s.kind == SectionKind::RoData)
+        .unwrap();
+    loaded.section_addresses()[index]
+}
+
+#[test]
+fn read_only_data_shares_the_last_code_page_only_when_it_fits() {
+    // A few bytes of read-only data and a GOT cell fit in the tail of the
+    // code page: one page, `r-x`, and nothing in it writable.
+    let (module, _dir) = build(&["-O2", "-fPIC"]);
+    let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+    assert_eq!(code_pages(&loaded), ["r-xp"]);
+    let (start, end) = loaded.range();
+    assert!((start..end).contains(&rodata_address(&module, &loaded)));
+    assert_eq!(invoke(&loaded, "copy_and_measure", &[]), 10, "reads the read-only data");
+    assert_eq!(invoke(&loaded, "accumulate", &[1]), 101, "through the GOT");
+
+    // 8 KiB of read-only data do not fit: they get pages of their own,
+    // `r--` (not executable), after the code's.
+    let dir = tempfile::tempdir().unwrap();
+    let big = "static const long big[1024] = { [0 ... 1023] = 7, [3] = 11 };\n\
+               long pick(long i) { return big[i & 1023]; }\n";
+    let object = relive_testkit::compile_object(dir.path(), "big", big, &["-O2", "-fPIC"]);
+    let module = pack(&[("big".into(), std::fs::read(object).unwrap())], None).unwrap();
+    let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+    assert_eq!(code_pages(&loaded), ["r-xp", "r--p", "r--p"]);
+    let rodata = rodata_address(&module, &loaded);
+    assert_eq!(
+        rodata,
+        loaded.range().0 + PAGE,
+        "the read-only part starts on its own page"
+    );
+    assert_eq!(invoke(&loaded, "pick", &[3]), 11);
+    assert_eq!(invoke(&loaded, "pick", &[1000]), 7);
 }

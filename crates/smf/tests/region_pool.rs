@@ -6,16 +6,7 @@
 
 use relive_smf::memory::{proc_mem_installs, set_pool_limit, set_proc_mem_writes, Access, Region, PAGE};
 
-/// The permissions /proc/self/maps shows for the page at `addr`, if mapped.
-fn permissions(addr: u64) -> Option<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().find_map(|line| {
-        let (range, rest) = line.split_once(' ')?;
-        let (start, end) = range.split_once('-')?;
-        let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
-        (start <= addr && addr < end).then(|| rest[..4].to_string())
-    })
-}
+use relive_testkit::page_permissions as permissions;
 
 #[test]
 fn regions_are_reused_cleared_and_never_left_executable() {

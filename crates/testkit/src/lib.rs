@@ -353,6 +353,18 @@ pub fn compile_object(dir: &Path, name: &str, source: &str, flags: &[&str]) -> P
     object
 }
 
+/// The permissions (`r-xp`, …) /proc/self/maps shows for the page of this
+/// process at `addr`, if it is mapped.
+pub fn page_permissions(addr: u64) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().find_map(|line| {
+        let (range, rest) = line.split_once(' ')?;
+        let (start, end) = range.split_once('-')?;
+        let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
+        (start <= addr && addr < end).then(|| rest.get(..4).unwrap_or(rest).to_string())
+    })
+}
+
 /// A small deterministic generator (xorshift) for mutation tests, so a
 /// failure reproduces from its round number.
 pub struct Rng(pub u64);
