@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::format::{fnv1a32, Binding, FnvMap, Module, RelocType, SectionKind, SymbolType, ARCH_X86_64};
+use crate::format::{fnv1a32, Binding, FnvMap, Module, RelocType, Relocation, SectionKind, SymbolType, ARCH_X86_64};
 use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -101,7 +101,8 @@ impl DataLayout {
 /// name, or `name#N` for the Nth further local function of that name (two
 /// inputs may each have a `static` one). `None` for other symbols.
 pub fn function_keys<'m>(module: &'m Module) -> Vec<Option<Cow<'m, str>>> {
-    let mut seen: FnvMap<&str, usize> = FnvMap::default();
+    // Sized up front: growing it was a tenth of a reload.
+    let mut seen: FnvMap<&str, usize> = FnvMap::with_capacity_and_hasher(module.symbols.len(), Default::default());
     module
         .symbols
         .iter()
@@ -248,6 +249,49 @@ fn layout(module: &Module, stubs: usize, got_cells: usize) -> Layout {
     }
 }
 
+/// No stub or GOT cell.
+const NONE: u64 = u64::MAX;
+
+/// What references to one symbol of a module being loaded bind to.
+#[derive(Clone, Copy)]
+struct Bound {
+    addr: u64,
+    /// Offset of its stub in the code mapping, or `NONE`.
+    stub: u64,
+    /// Offset of its GOT cell in the code mapping, or `NONE`.
+    got: u64,
+}
+
+/// Where one section of a module being loaded went.
+struct Placed {
+    addr: u64,
+    /// Offset in its mapping (the code image or the data).
+    offset: u64,
+    /// Bytes from the file: relocations may patch these alone.
+    file_size: u64,
+    writable: bool,
+}
+
+/// The 32-bit field `target + addend - place`, if it fits.
+#[inline(always)]
+fn pc32(target: u64, addend: i64, place: u64) -> Option<[u8; 8]> {
+    let value = i128::from(target) + i128::from(addend) - i128::from(place);
+    i32::try_from(value).ok().map(widen)
+}
+
+/// The error for relocation `r` whose value (`target + addend - place`)
+/// does not fit its field.
+#[cold]
+fn overflow(module: &Module, r: &Relocation, target: u64, place: u64) -> LoadError {
+    LoadError::Overflow {
+        kind: r.kind,
+        section: module.sections[r.section as usize].name.to_string(),
+        offset: r.offset,
+        symbol: module.symbols[r.symbol as usize].name.to_string(),
+        value: i128::from(target) + i128::from(r.addend) - i128::from(place),
+    }
+}
+
 /// Copies `bytes` into `image` at `offset` (inside it by the layout).
 fn put(image: &mut [u8], offset: u64, bytes: &[u8]) {
     let at = offset as usize;
@@ -297,12 +341,22 @@ impl LoadedModule {
         // Symbols whose address is not the module's own code get a stub:
         // imports, and functions bound to stable entries.
         let stubbed = |i: usize| module.symbols[i].section.is_none() || entry(i).is_some();
-        // GOT cells: one per symbol reached through GotPcRel.
-        const NONE: u64 = u64::MAX;
-        let mut got_index = vec![NONE; module.symbols.len()];
+        // Per symbol: what references bind to, its stub and GOT cell
+        // (offsets in the code mapping; `NONE`: none). One record each,
+        // one allocation for all.
+        let mut bound = vec![
+            Bound {
+                addr: 0,
+                stub: NONE,
+                got: NONE
+            };
+            module.symbols.len()
+        ];
+        // GOT cells: one per symbol reached through GotPcRel (numbered
+        // here, placed once the layout is known).
         let mut got_cells = 0u64;
         for r in module.relocations.iter().filter(|r| r.kind == RelocType::GotPcRel) {
-            let cell = &mut got_index[r.symbol as usize];
+            let cell = &mut bound[r.symbol as usize].got;
             if *cell == NONE {
                 *cell = got_cells;
                 got_cells += 1;
@@ -325,18 +379,21 @@ impl LoadedModule {
             Some(region) => region,
             None => Arc::new(Region::new(plan.data_len)?),
         };
-        let sections: Vec<u64> = module
+        let placed: Vec<Placed> = module
             .sections
             .iter()
             .zip(&plan.sections)
-            .map(|(s, o)| if writable(s.kind) { data.addr() } else { code.addr() } + o)
+            .map(|(s, &offset)| Placed {
+                addr: if writable(s.kind) { data.addr() } else { code.addr() } + offset,
+                offset,
+                file_size: s.bytes.len() as u64,
+                writable: writable(s.kind),
+            })
             .collect();
 
         // Every symbol's address (stable entries for functions when bound);
-        // imports resolved now. `stub_of` is an offset in `code` (0: none).
-        // The same pass records the defined symbols for lookups.
-        let mut addresses = Vec::with_capacity(module.symbols.len());
-        let mut stub_of = vec![0u64; module.symbols.len()];
+        // imports resolved now. The same pass records the defined symbols
+        // for lookups.
         let mut stubs = 0u64;
         let mut defined = Vec::with_capacity(module.symbols.len());
         let mut names = String::with_capacity(module.symbols.iter().map(|s| s.name.len()).sum());
@@ -347,7 +404,7 @@ impl LoadedModule {
         });
         for (i, s) in module.symbols.iter().enumerate() {
             // Where a defined symbol is; what references to it bind to.
-            let at = s.section.map(|sec| sections[sec as usize] + s.value);
+            let at = s.section.map(|sec| placed[sec as usize].addr + s.value);
             let addr = match (at, entry(i)) {
                 (None, _) => (bindings.import)(&s.name).ok_or_else(|| LoadError::MissingImport {
                     symbol: s.name.to_string(),
@@ -355,8 +412,13 @@ impl LoadedModule {
                 (Some(_), Some(entry)) => entry,
                 (Some(at), None) => at,
             };
+            let this = &mut bound[i];
+            this.addr = addr;
+            if this.got != NONE {
+                this.got = plan.got + 8 * this.got;
+            }
             if stubbed(i) {
-                stub_of[i] = plan.stubs + STUB_LEN * stubs;
+                this.stub = plan.stubs + STUB_LEN * stubs;
                 stubs += 1;
             }
             if let Some(at) = at {
@@ -377,76 +439,69 @@ impl LoadedModule {
                     });
                 }
             }
-            addresses.push(addr);
         }
 
         // Section bytes (kept storage keeps its own), then relocations:
         // code-side sections into the image, writable ones into fresh data.
         let mut fresh_data = (!shared).then(|| Arc::get_mut(&mut data).expect("fresh data has one owner"));
-        for (i, s) in module.sections.iter().enumerate() {
-            if !writable(s.kind) {
-                put(&mut image, plan.sections[i], &s.bytes);
+        for (s, at) in module.sections.iter().zip(&placed) {
+            if !at.writable {
+                put(&mut image, at.offset, &s.bytes);
             } else if let Some(fresh) = fresh_data.as_deref_mut() {
-                fresh.write(plan.sections[i], &s.bytes);
+                fresh.write(at.offset, &s.bytes);
             }
         }
         for r in &module.relocations {
-            let section = &module.sections[r.section as usize];
-            if writable(section.kind) && fresh_data.is_none() {
+            let target = &placed[r.section as usize];
+            if target.writable && fresh_data.is_none() {
                 continue; // the kept storage keeps its values
             }
-            let s = i128::from(addresses[r.symbol as usize]);
-            let a = i128::from(r.addend);
-            let p = i128::from(sections[r.section as usize] + r.offset);
-            let overflow = |value: i128| LoadError::Overflow {
-                kind: r.kind,
-                section: section.name.to_string(),
-                offset: r.offset,
-                symbol: module.symbols[r.symbol as usize].name.to_string(),
-                value,
-            };
-            let fit32 = |v: i128| i32::try_from(v).map_err(|_| overflow(v));
+            let symbol = &bound[r.symbol as usize];
+            let p = target.addr + r.offset;
             let (field, width): ([u8; 8], u64) = match r.kind {
-                RelocType::Abs64 => (((s + a) as u64).to_le_bytes(), 8),
-                RelocType::Pc32 => (widen(fit32(s + a - p)?), 4),
-                RelocType::Plt32 => match fit32(s + a - p) {
-                    Ok(v) => (widen(v), 4),
-                    Err(e) => match stub_of[r.symbol as usize] {
-                        0 => return Err(e),
-                        stub => (widen(fit32(i128::from(code.addr() + stub) + a - p)?), 4),
-                    },
+                RelocType::Abs64 => (symbol.addr.wrapping_add_signed(r.addend).to_le_bytes(), 8),
+                RelocType::Pc32 => (
+                    pc32(symbol.addr, r.addend, p).ok_or_else(|| overflow(module, r, symbol.addr, p))?,
+                    4,
+                ),
+                RelocType::Plt32 => match (pc32(symbol.addr, r.addend, p), symbol.stub) {
+                    (Some(field), _) => (field, 4),
+                    (None, NONE) => return Err(overflow(module, r, symbol.addr, p)),
+                    (None, stub) => {
+                        let stub = code.addr() + stub;
+                        (pc32(stub, r.addend, p).ok_or_else(|| overflow(module, r, stub, p))?, 4)
+                    }
                 },
                 RelocType::GotPcRel => {
-                    let cell = code.addr() + plan.got + 8 * got_index[r.symbol as usize];
-                    (widen(fit32(i128::from(cell) + a - p)?), 4)
+                    let cell = code.addr() + symbol.got;
+                    (pc32(cell, r.addend, p).ok_or_else(|| overflow(module, r, cell, p))?, 4)
                 }
             };
             // Only the section's file bytes are relocatable (a hand-built
             // module may claim otherwise).
-            if r.offset
-                .checked_add(width)
-                .is_none_or(|end| end > section.bytes.len() as u64)
-            {
+            if r.offset.checked_add(width).is_none_or(|end| end > target.file_size) {
                 return Err(LoadError::Field {
-                    section: section.name.to_string(),
+                    section: module.sections[r.section as usize].name.to_string(),
                     offset: r.offset,
                 });
             }
-            let at = plan.sections[r.section as usize] + r.offset;
+            let at = target.offset + r.offset;
             let field = &field[..width as usize];
             match fresh_data.as_deref_mut() {
-                Some(fresh) if writable(section.kind) => fresh.write(at, field),
+                Some(fresh) if target.writable => fresh.write(at, field),
                 _ => put(&mut image, at, field),
             }
         }
-        for (symbol, &stub) in stub_of.iter().enumerate().filter(|(_, &s)| s != 0) {
-            let mut bytes = [0u8; STUB_LEN as usize];
-            bytes[..STUB.len()].copy_from_slice(&STUB);
-            bytes[STUB.len()..STUB.len() + 8].copy_from_slice(&addresses[symbol].to_le_bytes());
-            put(&mut image, stub, &bytes);
-        }
-        for (symbol, &cell) in got_index.iter().enumerate().filter(|(_, &c)| c != NONE) {
-            put(&mut image, plan.got + 8 * cell, &addresses[symbol].to_le_bytes());
+        for symbol in &bound {
+            if symbol.stub != NONE {
+                let mut bytes = [0u8; STUB_LEN as usize];
+                bytes[..STUB.len()].copy_from_slice(&STUB);
+                bytes[STUB.len()..STUB.len() + 8].copy_from_slice(&symbol.addr.to_le_bytes());
+                put(&mut image, symbol.stub, &bytes);
+            }
+            if symbol.got != NONE {
+                put(&mut image, symbol.got, &symbol.addr.to_le_bytes());
+            }
         }
         code.install(&image, ro)?;
 
@@ -454,7 +509,7 @@ impl LoadedModule {
         Ok(LoadedModule {
             code,
             data,
-            sections,
+            sections: placed.iter().map(|p| p.addr).collect(),
             names,
             defined,
             by_hash,
