@@ -15,7 +15,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::format::{fnv1a32, Binding, FnvMap, Module, RelocType, Relocation, SectionKind, SymbolType, ARCH_X86_64};
+use crate::format::{
+    fnv1a32, Binding, FnvMap, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64,
+};
 use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -97,6 +99,12 @@ impl DataLayout {
     }
 }
 
+/// Whether `symbol` is a named function the module defines: one with a
+/// key in [`function_keys`] (and a stable entry under a registry).
+pub fn has_function_key(symbol: &Symbol) -> bool {
+    symbol.kind == SymbolType::Function && symbol.section.is_some() && !symbol.name.is_empty()
+}
+
 /// The key of each symbol that is a function defined by the module: its
 /// name, or `name#N` for the Nth further local function of that name (two
 /// inputs may each have a `static` one). `None` for other symbols.
@@ -107,7 +115,7 @@ pub fn function_keys<'m>(module: &'m Module) -> Vec<Option<Cow<'m, str>>> {
         .symbols
         .iter()
         .map(|s| {
-            if s.kind != SymbolType::Function || s.section.is_none() || s.name.is_empty() {
+            if !has_function_key(s) {
                 return None;
             }
             let n = seen.entry(&s.name).or_insert(0);

@@ -42,7 +42,7 @@ use std::path::Path;
 
 use crate::entries::{EntryId, EntryTable, StableFn};
 use crate::format::{FnvMap, FormatError, Module};
-use crate::loader::{function_keys, Bindings, DataLayout, LoadError, LoadedModule};
+use crate::loader::{function_keys, has_function_key, Bindings, DataLayout, LoadError, LoadedModule};
 use crate::memory::host_symbol;
 
 /// Why a registry operation did nothing. The registry and every entry are
@@ -184,6 +184,52 @@ struct Slot {
     imports: BTreeSet<(String, String)>,
     /// Where `current`'s named writable objects are.
     layout: DataLayout,
+    /// `current`'s symbols' entries.
+    symbol_ids: SymbolIds,
+}
+
+/// Each symbol's entry in a loaded version, and the names of the symbols
+/// that have one (each followed by a NUL, which no name contains). A new
+/// version with the same functions in the same symbol order, the usual
+/// edit of a function's body, gets the same entries by comparing names
+/// in order instead of looking each up (that was a quarter of a reload).
+#[derive(Debug)]
+struct SymbolIds {
+    ids: Vec<Option<EntryId>>,
+    names: String,
+}
+
+impl SymbolIds {
+    fn of(module: &Module, ids: Vec<Option<EntryId>>) -> SymbolIds {
+        let mut names = String::new();
+        for s in module.symbols.iter().filter(|s| has_function_key(s)) {
+            names.push_str(&s.name);
+            names.push('\0');
+        }
+        SymbolIds { ids, names }
+    }
+
+    /// Whether `module`'s functions are the ones these ids were given for,
+    /// at the same symbol indices.
+    fn fit(&self, module: &Module) -> bool {
+        if module.symbols.len() != self.ids.len() {
+            return false;
+        }
+        let mut rest = self.names.as_bytes();
+        for (s, id) in module.symbols.iter().zip(&self.ids) {
+            if has_function_key(s) != id.is_some() {
+                return false;
+            }
+            if id.is_some() {
+                let name = s.name.as_bytes();
+                match rest.strip_prefix(name).and_then(|r| r.strip_prefix(b"\0")) {
+                    Some(after) => rest = after,
+                    None => return false,
+                }
+            }
+        }
+        rest.is_empty()
+    }
 }
 
 /// Loaded modules, their stable entries, and the versions they replaced.
@@ -229,6 +275,7 @@ impl ModuleRegistry {
             functions,
             imports,
             layout: DataLayout::of(module),
+            symbol_ids: SymbolIds::of(module, ids),
         });
         Ok(())
     }
@@ -282,6 +329,9 @@ impl ModuleRegistry {
         slot.version += 1;
         slot.imports = imports;
         slot.layout = layout;
+        if slot.symbol_ids.ids != ids {
+            slot.symbol_ids = SymbolIds::of(module, ids);
+        }
         let functions = after.len();
         slot.functions = after;
         Ok(ReloadReport {
@@ -397,24 +447,14 @@ impl ModuleRegistry {
             module: name.to_string(),
             source,
         };
-        if !self.entry_ids.contains_key(name) {
-            self.entry_ids.insert(name.to_string(), FnvMap::default());
-        }
-        let ids = self.entry_ids.get_mut(name).expect("inserted above");
-        let mut symbol_ids = Vec::with_capacity(module.symbols.len());
-        for key in function_keys(module) {
-            symbol_ids.push(match key {
-                None => None,
-                Some(key) => Some(match ids.get(&*key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.entries.allocate().map_err(|e| failed(LoadError::Map(e)))?;
-                        ids.insert(key.into_owned(), id);
-                        id
-                    }
-                }),
-            });
-        }
+        let same_functions = self
+            .slot(name)
+            .map(|index| &self.modules[index].symbol_ids)
+            .filter(|ids| ids.fit(module));
+        let symbol_ids = match same_functions {
+            Some(previous) => previous.ids.clone(),
+            None => self.function_ids(name, module).map_err(|e| failed(LoadError::Map(e)))?,
+        };
         let entry_addresses: Vec<Option<u64>> = symbol_ids
             .iter()
             .map(|id| id.map(|id| self.entries.address(id)))
@@ -444,6 +484,30 @@ impl ModuleRegistry {
         )
         .map_err(failed)?;
         Ok((loaded, used.into_inner(), symbol_ids))
+    }
+
+    /// Each symbol's entry (functions of `module`, loaded as `name`): the
+    /// one its key had before, or a new one.
+    fn function_ids(&mut self, name: &str, module: &Module) -> std::io::Result<Vec<Option<EntryId>>> {
+        if !self.entry_ids.contains_key(name) {
+            self.entry_ids.insert(name.to_string(), FnvMap::default());
+        }
+        let ids = self.entry_ids.get_mut(name).expect("inserted above");
+        let mut symbol_ids = Vec::with_capacity(module.symbols.len());
+        for key in function_keys(module) {
+            symbol_ids.push(match key {
+                None => None,
+                Some(key) => Some(match ids.get(&*key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.entries.allocate()?;
+                        ids.insert(key.into_owned(), id);
+                        id
+                    }
+                }),
+            });
+        }
+        Ok(symbol_ids)
     }
 
     /// Points the entries of `loaded`'s functions (`ids`: each symbol's
@@ -540,6 +604,55 @@ impl Drop for ModuleRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A module of these symbols: (name, is a defined function).
+    fn module_of(symbols: &[(&str, bool)]) -> Module<'static> {
+        use crate::format::{Binding, Symbol, SymbolType};
+        Module {
+            symbols: symbols
+                .iter()
+                .map(|&(name, function)| Symbol {
+                    name: name.to_string().into(),
+                    kind: if function {
+                        SymbolType::Function
+                    } else {
+                        SymbolType::Object
+                    },
+                    binding: Binding::Global,
+                    section: Some(0),
+                    value: 0,
+                    size: 0,
+                })
+                .collect(),
+            ..Module::default()
+        }
+    }
+
+    #[test]
+    fn entries_are_reused_only_for_the_same_functions_in_the_same_order() {
+        let _serial = crate::memory::tests::MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = EntryTable::default();
+        let (f, g) = (table.allocate().unwrap(), table.allocate().unwrap());
+        let first = module_of(&[("f", true), ("data", false), ("g", true)]);
+        let ids = SymbolIds::of(&first, vec![Some(f), None, Some(g)]);
+        assert_eq!(ids.names, "f\0g\0");
+        assert!(ids.fit(&first));
+        assert!(
+            ids.fit(&module_of(&[("f", true), ("other", false), ("g", true)])),
+            "objects have no entry"
+        );
+        for changed in [
+            &[("g", true), ("data", false), ("f", true)][..],
+            &[("f", true), ("data", false), ("h", true)],
+            &[("f", true), ("data", true), ("g", true)],
+            &[("f", true), ("data", false), ("g", false)],
+            &[("f", true), ("data", false), ("g", true), ("h", true)],
+            &[("f", true), ("data", false)],
+            &[("fg", true), ("data", false), ("", true)],
+        ] {
+            assert!(!ids.fit(&module_of(changed)), "{changed:?}");
+        }
+    }
 
     #[test]
     fn sorted_difference_keeps_what_only_the_first_has() {
