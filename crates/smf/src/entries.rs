@@ -11,10 +11,24 @@
 //! that was unloaded, or removed by a reload) points at the trap, so a
 //! stale pointer stops the program with SIGILL at a recognisable address
 //! instead of running freed memory.
+//!
+//! Blocks are reused: when a table is dropped, each block no handle holds
+//! any more has every cell pointed back at its trap and is kept (up to
+//! [`SPARE_BLOCKS`], and only while the region pool is on: see
+//! [`crate::memory::set_pool_limit`]) for the next table, as it is. Its
+//! trampolines never change, so reuse needs no mapping and no protection
+//! change (those were a sixth of creating a registry and loading a module
+//! into it).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::memory::{call_in, six_args, Access, Region, PAGE};
+use crate::memory::{call_in, pool_limit, six_args, Access, Region, PAGE};
+
+/// Blocks kept for reuse at most (4 MiB of entries: 8 KiB each).
+pub const SPARE_BLOCKS: usize = 512;
+
+/// Blocks of dropped tables, every cell pointing at its block's trap.
+static SPARE: Mutex<Vec<Region>> = Mutex::new(Vec::new());
 
 /// Trampolines per block (the last 8 bytes of the code page are the trap).
 pub const PER_BLOCK: usize = (PAGE as usize / 8) - 1;
@@ -84,7 +98,7 @@ impl EntryTable {
     pub fn allocate(&mut self) -> std::io::Result<EntryId> {
         let slot = self.used % PER_BLOCK;
         if slot == 0 {
-            self.blocks.push(Arc::new(new_block()?));
+            self.blocks.push(Arc::new(take_block()?));
         }
         self.used += 1;
         Ok(EntryId {
@@ -119,6 +133,52 @@ impl EntryTable {
     }
 }
 
+impl Drop for EntryTable {
+    /// Keeps the blocks no handle holds for the next table (see the
+    /// module docs); the others go when their last handle does.
+    fn drop(&mut self) {
+        let keep = pool_limit() > 0;
+        for block in self.blocks.drain(..) {
+            let Ok(mut block) = Arc::try_unwrap(block) else {
+                continue;
+            };
+            if !keep {
+                continue;
+            }
+            reset_cells(&mut block);
+            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < SPARE_BLOCKS {
+                spare.push(block);
+            }
+        }
+    }
+}
+
+/// A block whose every cell traps: a spare one if the pool is on, else a
+/// new one (and the spares are let go).
+fn take_block() -> std::io::Result<Region> {
+    let spare = {
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if pool_limit() > 0 {
+            spare.pop()
+        } else {
+            spare.clear();
+            None
+        }
+    };
+    match spare {
+        Some(block) => Ok(block),
+        None => new_block(),
+    }
+}
+
+/// Points every cell of `block` at its trap.
+fn reset_cells(block: &mut Region) {
+    let trapping = trap(block);
+    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trapping.to_le_bytes()).collect();
+    block.write(PAGE, &cells);
+}
+
 /// Trampoline `slot` of `block`.
 fn trampoline(block: &Region, slot: usize) -> u64 {
     block.addr() + 8 * slot as u64
@@ -139,9 +199,7 @@ fn new_block() -> std::io::Result<Region> {
     let mut code = TRAMPOLINE.repeat(PER_BLOCK);
     code.extend_from_slice(&TRAP);
     region.write(0, &code);
-    let trapping = trap(&region);
-    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trapping.to_le_bytes()).collect();
-    region.write(PAGE, &cells);
+    reset_cells(&mut region);
     region.protect(0, PAGE, Access::ReadExecute)?;
     Ok(region)
 }

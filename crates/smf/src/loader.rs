@@ -346,9 +346,6 @@ impl LoadedModule {
             assert_eq!(entries.len(), module.symbols.len(), "entries of another module");
         }
         let entry = |i: usize| bindings.entries.and_then(|e| e[i]);
-        // Symbols whose address is not the module's own code get a stub:
-        // imports, and functions bound to stable entries.
-        let stubbed = |i: usize| module.symbols[i].section.is_none() || entry(i).is_some();
         // Per symbol: what references bind to, its stub and GOT cell
         // (offsets in the code mapping; `NONE`: none). One record each,
         // one allocation for all.
@@ -361,17 +358,31 @@ impl LoadedModule {
             module.symbols.len()
         ];
         // GOT cells: one per symbol reached through GotPcRel (numbered
-        // here, placed once the layout is known).
+        // here, placed once the layout is known). Stubs: one per symbol
+        // called (Plt32) whose address is not the module's own code, an
+        // import or a function bound to its stable entry, for a call that
+        // cannot reach it (the others need none: under a registry, giving
+        // every function one made the code mapping a page longer).
         let mut got_cells = 0u64;
-        for r in module.relocations.iter().filter(|r| r.kind == RelocType::GotPcRel) {
-            let cell = &mut bound[r.symbol as usize].got;
-            if *cell == NONE {
-                *cell = got_cells;
-                got_cells += 1;
+        let mut stub_count = 0u64;
+        for r in &module.relocations {
+            let i = r.symbol as usize;
+            let this = &mut bound[i];
+            match r.kind {
+                RelocType::GotPcRel if this.got == NONE => {
+                    this.got = got_cells;
+                    got_cells += 1;
+                }
+                RelocType::Plt32
+                    if this.stub == NONE && (module.symbols[i].section.is_none() || entry(i).is_some()) =>
+                {
+                    this.stub = stub_count;
+                    stub_count += 1;
+                }
+                _ => {}
             }
         }
-        let stub_count = (0..module.symbols.len()).filter(|&i| stubbed(i)).count();
-        let plan = layout(module, stub_count, got_cells as usize);
+        let plan = layout(module, stub_count as usize, got_cells as usize);
         let [ro, end] = plan.code_map;
         let mut code = Region::new_code(end, ro)?;
         // The code mapping's bytes, built here and installed at once.
@@ -402,7 +413,6 @@ impl LoadedModule {
         // Every symbol's address (stable entries for functions when bound);
         // imports resolved now. The same pass records the defined symbols
         // for lookups.
-        let mut stubs = 0u64;
         let mut defined = Vec::with_capacity(module.symbols.len());
         let mut names = String::with_capacity(module.symbols.iter().map(|s| s.name.len()).sum());
         let mut function_code = Vec::with_capacity(if bindings.entries.is_some() {
@@ -425,9 +435,8 @@ impl LoadedModule {
             if this.got != NONE {
                 this.got = plan.got + 8 * this.got;
             }
-            if stubbed(i) {
-                this.stub = plan.stubs + STUB_LEN * stubs;
-                stubs += 1;
+            if this.stub != NONE {
+                this.stub = plan.stubs + STUB_LEN * this.stub;
             }
             if let Some(at) = at {
                 if entry(i).is_some() {

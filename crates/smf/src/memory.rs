@@ -112,6 +112,12 @@ fn proc_self_mem() -> Option<std::sync::Arc<std::fs::File>> {
     }
 }
 
+/// How many bytes of dropped regions may be kept for reuse (0: none; see
+/// [`set_pool_limit`]).
+pub fn pool_limit() -> usize {
+    POOL_LIMIT.load(Ordering::Relaxed)
+}
+
 /// Sets how many bytes of dropped regions are kept for reuse (default 8 MiB;
 /// 0 turns the pool off and unmaps what it holds) and returns the previous
 /// limit. Benchmarks use 0 to measure loads into fresh mappings.

@@ -490,7 +490,11 @@ impl ModuleRegistry {
     /// one its key had before, or a new one.
     fn function_ids(&mut self, name: &str, module: &Module) -> std::io::Result<Vec<Option<EntryId>>> {
         if !self.entry_ids.contains_key(name) {
-            self.entry_ids.insert(name.to_string(), FnvMap::default());
+            // Sized for the first version's functions: growing it was a
+            // tenth of a first load.
+            let functions = module.symbols.iter().filter(|s| has_function_key(s)).count();
+            let ids = FnvMap::with_capacity_and_hasher(functions, Default::default());
+            self.entry_ids.insert(name.to_string(), ids);
         }
         let ids = self.entry_ids.get_mut(name).expect("inserted above");
         let mut symbol_ids = Vec::with_capacity(module.symbols.len());

@@ -4,7 +4,7 @@
 
 use relive_smf::format::{RelocType, SectionKind};
 use relive_smf::memory::{host_symbol, PAGE};
-use relive_smf::{pack, LoadedModule, Module};
+use relive_smf::{pack, LoadedModule, Module, ModuleLoader};
 use relive_testkit::page_permissions;
 
 const MAIN: &str = r#"
@@ -132,4 +132,28 @@ fn read_only_data_shares_the_last_code_page_only_when_it_fits() {
     );
     assert_eq!(invoke(&loaded, "pick", &[3]), 11);
     assert_eq!(invoke(&loaded, "pick", &[1000]), 7);
+}
+
+/// A host function in this test program's code, which lies far (more than
+/// 2 GiB) from the mappings modules are loaded into.
+extern "C" fn tripled(x: i64) -> i64 {
+    x * 3
+}
+
+#[test]
+fn a_call_beyond_rel32_reach_goes_through_a_stub() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "long tripled(long);\nlong call_far(long x) { return tripled(x) + 1; }\n";
+    let object = relive_testkit::compile_object(dir.path(), "far", source, &["-O2", "-fPIC"]);
+    let module = pack(&[("far".into(), std::fs::read(object).unwrap())], None).unwrap();
+    assert!(module.relocations.iter().any(|r| r.kind == RelocType::Plt32));
+    let mut loader = ModuleLoader::new().without_dlsym();
+    let target = tripled as extern "C" fn(i64) -> i64 as usize as u64;
+    loader.define("tripled", target);
+    let loaded = loader.load(&module).unwrap();
+    assert!(
+        target.abs_diff(loaded.range().0) > i32::MAX as u64,
+        "the host function should be out of rel32 reach for this test to mean anything"
+    );
+    assert_eq!(invoke(&loaded, "call_far", &[5]), 16);
 }
