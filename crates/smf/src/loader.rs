@@ -357,12 +357,12 @@ impl LoadedModule {
             };
             module.symbols.len()
         ];
-        // GOT cells: one per symbol reached through GotPcRel (numbered
-        // here, placed once the layout is known). Stubs: one per symbol
-        // called (Plt32) whose address is not the module's own code, an
-        // import or a function bound to its stable entry, for a call that
-        // cannot reach it (the others need none: under a registry, giving
-        // every function one made the code mapping a page longer).
+        // Numbered here, placed once the layout is known: a GOT cell per
+        // symbol reached through GotPcRel, and a stub per symbol a Plt32
+        // calls whose address is not the module's own code (an import, or
+        // a function bound to its stable entry), for a call that cannot
+        // reach it directly. No other symbol needs a stub: under a
+        // registry, giving every function one made the code a page longer.
         let mut got_cells = 0u64;
         let mut stub_count = 0u64;
         for r in &module.relocations {
