@@ -243,6 +243,9 @@ pub struct ModuleRegistry {
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
+    /// The buffer `load_file`/`reload_file` read files into, kept (and
+    /// all initialised) so the next read needs no allocation.
+    read_buffer: Vec<u8>,
 }
 
 impl ModuleRegistry {
@@ -258,6 +261,7 @@ impl ModuleRegistry {
             entry_ids: FnvMap::default(),
             modules: Vec::new(),
             retired: Vec::new(),
+            read_buffer: Vec::new(),
         }
     }
 
@@ -282,8 +286,10 @@ impl ModuleRegistry {
 
     /// Reads `path` and loads it under `name`.
     pub fn load_file(&mut self, name: &str, path: &Path) -> Result<(), RegistryError> {
-        let bytes = read_bytes(path)?;
-        self.load(name, &parse(path, &bytes)?)
+        let (bytes, len) = self.read(path)?;
+        let loaded = parse(path, &bytes[..len]).and_then(|module| self.load(name, &module));
+        self.keep_read_buffer(bytes);
+        loaded
     }
 
     /// Replaces module `name` by `module`: entries switch to the new code,
@@ -350,8 +356,54 @@ impl ModuleRegistry {
         path: &Path,
         options: ReloadOptions,
     ) -> Result<ReloadReport, RegistryError> {
-        let bytes = read_bytes(path)?;
-        self.reload(name, &parse(path, &bytes)?, options)
+        let (bytes, len) = self.read(path)?;
+        let reloaded = parse(path, &bytes[..len]).and_then(|module| self.reload(name, &module, options));
+        self.keep_read_buffer(bytes);
+        reloaded
+    }
+
+    /// A module file's bytes: the first `len` of the buffer returned, which
+    /// is the one the last read used (taken from the registry until given
+    /// back). Read until the end with no size query first: a buffer that
+    /// is big enough needs one `read` that fills it and one that ends.
+    fn read(&mut self, path: &Path) -> Result<(Vec<u8>, usize), RegistryError> {
+        use std::io::Read;
+        let mut bytes = std::mem::take(&mut self.read_buffer);
+        let mut read = || {
+            let mut file = std::fs::File::open(path)?;
+            if bytes.is_empty() {
+                // The first read: one byte more than the file, so that the
+                // read after the file's bytes finds its end.
+                bytes.resize(file.metadata()?.len() as usize + 1, 0);
+            }
+            let mut len = 0;
+            loop {
+                if len == bytes.len() {
+                    bytes.resize(2 * len, 0);
+                }
+                match file.read(&mut bytes[len..]) {
+                    Ok(0) => return Ok(len),
+                    Ok(n) => len += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match read() {
+            Ok(len) => Ok((bytes, len)),
+            Err(e) => {
+                self.keep_read_buffer(bytes);
+                Err(read_error(path, e.into()))
+            }
+        }
+    }
+
+    /// Keeps `bytes` for the next read, unless it grew past 4 MiB (one
+    /// big module is no reason to hold that much for good).
+    fn keep_read_buffer(&mut self, bytes: Vec<u8>) {
+        if bytes.len() <= 4 << 20 {
+            self.read_buffer = bytes;
+        }
     }
 
     /// Unloads module `name`: its entries trap from now on and its code is
@@ -572,11 +624,6 @@ fn sorted_difference(a: &[EntryId], b: &[EntryId]) -> Vec<EntryId> {
 /// What [`ModuleRegistry::link`] made: the module, what its imports were
 /// bound to ((module, symbol)), and each symbol's entry.
 type Linked = (LoadedModule, BTreeSet<(String, String)>, Vec<Option<EntryId>>);
-
-/// A module file's bytes (parsed in place by [`parse`]: no copy).
-fn read_bytes(path: &Path) -> Result<Vec<u8>, RegistryError> {
-    std::fs::read(path).map_err(|e| read_error(path, e.into()))
-}
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Module<'a>, RegistryError> {
     Module::parse(bytes).map_err(|e| read_error(path, e.into()))

@@ -273,3 +273,51 @@ fn dropping_the_registry_makes_old_handles_trap_not_run_freed_code() {
     assert!(compute.traps());
     assert_ne!(compute.target(), code);
 }
+
+#[test]
+fn module_files_are_read_whole_whatever_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("counter.smf");
+    let write = |text: &str| {
+        let bytes = module(&[("c", text)], &["-O2", "-fPIC"]).to_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        bytes.len()
+    };
+    // 32 KiB of read-only data: the file grows several times over, then
+    // shrinks back.
+    let big = format!(
+        "{COUNTER_V2}static const long big[4096] = {{ [0 ... 4095] = 5 }};\nlong big_at(long i) {{ return big[i & 4095]; }}\n"
+    );
+    let small = write(COUNTER_V1);
+    let mut registry = ModuleRegistry::new();
+    registry.load_file("counter", &path).unwrap();
+    let which = registry.get_function("counter", "which").unwrap();
+    assert_eq!(which.call(&[]), 1);
+
+    assert!(write(&big) > 4 * small);
+    registry
+        .reload_file("counter", &path, ReloadOptions::default())
+        .unwrap();
+    assert_eq!(which.call(&[]), 2);
+    assert_eq!(registry.get_function("counter", "big_at").unwrap().call(&[7]), 5);
+
+    write(COUNTER_V3);
+    registry
+        .reload_file("counter", &path, ReloadOptions::default())
+        .unwrap();
+    assert_eq!(which.call(&[]), 3, "a shorter file after a longer one");
+
+    // A missing file is named, changes nothing, and the next read works.
+    let missing = dir.path().join("missing.smf");
+    let err = registry
+        .reload_file("counter", &missing, ReloadOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("missing.smf"), "{err}");
+    assert_eq!(registry.version("counter"), Some(3));
+    write(COUNTER_V1);
+    registry
+        .reload_file("counter", &path, ReloadOptions::default())
+        .unwrap();
+    assert_eq!(which.call(&[]), 1);
+}
