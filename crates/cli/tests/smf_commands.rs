@@ -1,11 +1,21 @@
 //! `relive smf pack` and `relive smf info` on real gcc objects.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn relive(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
+}
+
+/// Compiles `source` with gcc `flags` into `dir/name.o` and packs it over
+/// `out` with `relive smf pack` (which renames a finished file over the
+/// old one).
+fn pack_source(dir: &Path, name: &str, source: &str, flags: &[&str], out: &Path) {
+    let obj = relive_testkit::compile_object(dir, name, source, flags);
+    let packed = relive(&["smf", "pack", obj.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
 }
 
 #[test]
@@ -76,17 +86,13 @@ fn pack_then_info() {
 #[test]
 fn call_a_function_of_a_module() {
     let dir = tempfile::tempdir().unwrap();
-    let a = relive_testkit::compile_object(
+    let out = dir.path().join("m.smf");
+    pack_source(
         dir.path(),
         "a",
         "#include <string.h>\nstatic const char *w = \"four\";\nlong mix(long a, long b, long c, long d, long e, long f) { return a - b + 10*c + 100*d + 1000*e + 10000*f + (long)strlen(w); }\n",
         &["-O2", "-fPIC"],
-    );
-    let out = dir.path().join("m.smf");
-    assert!(
-        relive(&["smf", "pack", a.to_str().unwrap(), "-o", out.to_str().unwrap()])
-            .status
-            .success()
+        &out,
     );
     let m = out.to_str().unwrap();
     let r = relive(&["smf", "call", m, "mix", "1", "-2", "3", "0x4", "5", "6"]);
@@ -127,13 +133,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// Compiles LOOPING with `tick` returning `tick` and packs it over `out`
-/// with `relive smf pack` (which renames a finished file over the old one).
-fn pack_looping(dir: &std::path::Path, tick: i64, out: &std::path::Path) {
+/// Compiles LOOPING with `tick` returning `tick` and packs it over `out`.
+fn pack_looping(dir: &Path, tick: i64, out: &Path) {
     let source = LOOPING.replace("TICK", &tick.to_string());
-    let obj = relive_testkit::compile_object(dir, &format!("loop{}", tick.abs()), &source, &["-O2", "-fPIC"]);
-    let packed = relive(&["smf", "pack", obj.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
+    pack_source(dir, &format!("loop{}", tick.abs()), &source, &["-O2", "-fPIC"], out);
 }
 
 #[test]
@@ -223,17 +226,15 @@ fn smf_run_watch_reloads_a_running_module() {
 #[test]
 fn smf_run_passes_arguments_and_the_exit_status() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = relive_testkit::compile_object(
+    let module = dir.path().join("m.smf");
+    pack_source(
         dir.path(),
         "m",
         "#include <stdio.h>\n#include <stdlib.h>\nint main(int argc, char **argv) { printf(\"%s\\n\", argv[argc - 1]); return atoi(argv[1]); }\nlong other(void) { return 300; }\n",
         &["-O0", "-fPIC"],
+        &module,
     );
-    let module = dir.path().join("m.smf");
     let module = module.to_str().unwrap();
-    assert!(relive(&["smf", "pack", obj.to_str().unwrap(), "-o", module])
-        .status
-        .success());
     let run = relive(&["smf", "run", module, "--", "5", "last"]);
     assert_eq!(run.status.code(), Some(5));
     assert_eq!(String::from_utf8_lossy(&run.stdout), "last\n");

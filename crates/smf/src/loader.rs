@@ -402,11 +402,14 @@ impl LoadedModule {
             .sections
             .iter()
             .zip(&plan.sections)
-            .map(|(s, &offset)| Placed {
-                addr: if writable(s.kind) { data.addr() } else { code.addr() } + offset,
-                offset,
-                file_size: s.bytes.len() as u64,
-                writable: writable(s.kind),
+            .map(|(s, &offset)| {
+                let writable = writable(s.kind);
+                Placed {
+                    addr: if writable { data.addr() } else { code.addr() } + offset,
+                    offset,
+                    file_size: s.bytes.len() as u64,
+                    writable,
+                }
             })
             .collect();
 

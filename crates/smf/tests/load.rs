@@ -40,6 +40,13 @@ fn build(flags: &[&str]) -> (Module<'static>, tempfile::TempDir) {
     (Module::parse(&module.to_bytes()).unwrap().into_owned(), dir)
 }
 
+/// `source` compiled by gcc (-O2 -fPIC) and packed alone.
+fn pack_c(source: &str) -> Module<'static> {
+    let dir = tempfile::tempdir().unwrap();
+    let object = relive_testkit::compile_object(dir.path(), "m", source, &["-O2", "-fPIC"]);
+    pack(&[("m".into(), std::fs::read(object).unwrap())], None).unwrap()
+}
+
 fn invoke(m: &LoadedModule, name: &str, args: &[u64]) -> i64 {
     m.call(name, args).unwrap_or_else(|| panic!("{name} exported")) as i64
 }
@@ -72,14 +79,7 @@ fn gcc_modules_load_and_compute() {
 
 #[test]
 fn missing_imports_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let obj = relive_testkit::compile_object(
-        dir.path(),
-        "m",
-        "long nowhere_to_be_found(long);\nlong f(long x) { return nowhere_to_be_found(x); }\n",
-        &["-O2", "-fPIC"],
-    );
-    let module = pack(&[("m".into(), std::fs::read(obj).unwrap())], None).unwrap();
+    let module = pack_c("long nowhere_to_be_found(long);\nlong f(long x) { return nowhere_to_be_found(x); }\n");
     let err = LoadedModule::load(&module, &host_symbol).unwrap_err().to_string();
     assert!(err.contains("nowhere_to_be_found"), "{err}");
 }
@@ -117,11 +117,10 @@ fn read_only_data_shares_the_last_code_page_only_when_it_fits() {
 
     // 8 KiB of read-only data do not fit: they get pages of their own,
     // `r--` (not executable), after the code's.
-    let dir = tempfile::tempdir().unwrap();
-    let big = "static const long big[1024] = { [0 ... 1023] = 7, [3] = 11 };\n\
-               long pick(long i) { return big[i & 1023]; }\n";
-    let object = relive_testkit::compile_object(dir.path(), "big", big, &["-O2", "-fPIC"]);
-    let module = pack(&[("big".into(), std::fs::read(object).unwrap())], None).unwrap();
+    let module = pack_c(
+        "static const long big[1024] = { [0 ... 1023] = 7, [3] = 11 };\n\
+         long pick(long i) { return big[i & 1023]; }\n",
+    );
     let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
     assert_eq!(code_pages(&loaded), ["r-xp", "r--p", "r--p"]);
     let rodata = rodata_address(&module, &loaded);
@@ -142,10 +141,7 @@ extern "C" fn tripled(x: i64) -> i64 {
 
 #[test]
 fn a_call_beyond_rel32_reach_goes_through_a_stub() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = "long tripled(long);\nlong call_far(long x) { return tripled(x) + 1; }\n";
-    let object = relive_testkit::compile_object(dir.path(), "far", source, &["-O2", "-fPIC"]);
-    let module = pack(&[("far".into(), std::fs::read(object).unwrap())], None).unwrap();
+    let module = pack_c("long tripled(long);\nlong call_far(long x) { return tripled(x) + 1; }\n");
     assert!(module.relocations.iter().any(|r| r.kind == RelocType::Plt32));
     let mut loader = ModuleLoader::new().without_dlsym();
     let target = tripled as extern "C" fn(i64) -> i64 as usize as u64;
