@@ -84,6 +84,14 @@ pub struct EntryId {
     slot: usize,
 }
 
+#[cfg(test)]
+impl EntryId {
+    /// Entry `n` of the first block, for tests of what holds ids.
+    pub(crate) fn for_test(n: usize) -> EntryId {
+        EntryId { block: 0, slot: n }
+    }
+}
+
 /// Every entry handed out so far. Entries are never taken back: an
 /// unloaded function's entry traps, and loading a function of the same
 /// module and name again reuses it, so pointers the host kept work again.

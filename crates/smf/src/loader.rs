@@ -12,12 +12,9 @@
 //! is bound to the function's stable entry instead of its code, and the
 //! writable data can be the storage of the version being replaced.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::format::{
-    fnv1a32, Binding, FnvMap, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64,
-};
+use crate::format::{fnv1a32, Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
 use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -100,33 +97,10 @@ impl DataLayout {
 }
 
 /// Whether `symbol` is a named function the module defines: one with a
-/// key in [`function_keys`] (and a stable entry under a registry).
+/// function key in a registry (`name`, or `name#N` for the Nth further
+/// local function of that name) and a stable entry there.
 pub fn has_function_key(symbol: &Symbol) -> bool {
     symbol.kind == SymbolType::Function && symbol.section.is_some() && !symbol.name.is_empty()
-}
-
-/// The key of each symbol that is a function defined by the module: its
-/// name, or `name#N` for the Nth further local function of that name (two
-/// inputs may each have a `static` one). `None` for other symbols.
-pub fn function_keys<'m>(module: &'m Module) -> Vec<Option<Cow<'m, str>>> {
-    // Sized up front: growing it was a tenth of a reload.
-    let mut seen: FnvMap<&str, usize> = FnvMap::with_capacity_and_hasher(module.symbols.len(), Default::default());
-    module
-        .symbols
-        .iter()
-        .map(|s| {
-            if !has_function_key(s) {
-                return None;
-            }
-            let n = seen.entry(&s.name).or_insert(0);
-            *n += 1;
-            Some(if *n == 1 {
-                Cow::Borrowed(&*s.name)
-            } else {
-                Cow::Owned(format!("{}#{}", s.name, *n - 1))
-            })
-        })
-        .collect()
 }
 
 /// A module in memory, relocated and protected. Dropping it unmaps its

@@ -42,7 +42,8 @@ use std::path::Path;
 
 use crate::entries::{EntryId, EntryTable, StableFn};
 use crate::format::{FnvMap, FormatError, Module};
-use crate::loader::{function_keys, has_function_key, Bindings, DataLayout, LoadError, LoadedModule};
+use crate::keys::FunctionKeys;
+use crate::loader::{has_function_key, Bindings, DataLayout, LoadError, LoadedModule};
 use crate::memory::host_symbol;
 
 /// Why a registry operation did nothing. The registry and every entry are
@@ -237,9 +238,9 @@ impl SymbolIds {
 pub struct ModuleRegistry {
     loader: ModuleLoader,
     entries: EntryTable,
-    /// Module name -> function key -> its entry, for the registry's
-    /// lifetime.
-    entry_ids: FnvMap<String, FnvMap<String, EntryId>>,
+    /// Module name -> its function keys and their entries, for the
+    /// registry's lifetime.
+    entry_ids: FnvMap<String, FunctionKeys>,
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
@@ -441,7 +442,7 @@ impl ModuleRegistry {
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
         self.slot(module)?;
         // A function the current version lacks has an entry that traps.
-        let handle = self.entries.handle(*self.entry_ids.get(module)?.get(function)?);
+        let handle = self.entries.handle(self.entry_ids.get(module)?.get(function)?);
         (!handle.traps()).then_some(handle)
     }
 
@@ -545,25 +546,12 @@ impl ModuleRegistry {
             // Sized for the first version's functions: growing it was a
             // tenth of a first load.
             let functions = module.symbols.iter().filter(|s| has_function_key(s)).count();
-            let ids = FnvMap::with_capacity_and_hasher(functions, Default::default());
-            self.entry_ids.insert(name.to_string(), ids);
+            self.entry_ids
+                .insert(name.to_string(), FunctionKeys::with_capacity(functions));
         }
-        let ids = self.entry_ids.get_mut(name).expect("inserted above");
-        let mut symbol_ids = Vec::with_capacity(module.symbols.len());
-        for key in function_keys(module) {
-            symbol_ids.push(match key {
-                None => None,
-                Some(key) => Some(match ids.get(&*key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.entries.allocate()?;
-                        ids.insert(key.into_owned(), id);
-                        id
-                    }
-                }),
-            });
-        }
-        Ok(symbol_ids)
+        let keys = self.entry_ids.get_mut(name).expect("inserted above");
+        let entries = &mut self.entries;
+        keys.assign(module, || entries.allocate())
     }
 
     /// Points the entries of `loaded`'s functions (`ids`: each symbol's
@@ -591,16 +579,9 @@ impl ModuleRegistry {
         if only.is_empty() {
             return Vec::new(); // the usual reload: the same functions
         }
-        let mut keys: Vec<String> = self
-            .entry_ids
+        self.entry_ids
             .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|(_, id)| only.contains(id))
-            .map(|(key, _)| key.clone())
-            .collect();
-        keys.sort();
-        keys
+            .map_or_else(Vec::new, |keys| keys.keys_of(&only))
     }
 }
 
@@ -646,8 +627,8 @@ impl Drop for ModuleRegistry {
     fn drop(&mut self) {
         // Handles may outlive the registry (they keep the entry pages);
         // make them trap rather than jump into unmapped code.
-        for id in self.entry_ids.values().flat_map(|ids| ids.values()) {
-            self.entries.unpoint(*id);
+        for id in self.entry_ids.values().flat_map(|keys| keys.ids()) {
+            self.entries.unpoint(id);
         }
     }
 }

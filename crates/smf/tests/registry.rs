@@ -321,3 +321,54 @@ fn module_files_are_read_whole_whatever_their_size() {
         .unwrap();
     assert_eq!(which.call(&[]), 1);
 }
+
+/// One `static` function named `scale` in each of two objects of a
+/// module, multiplying by `first` and `second`.
+fn two_scales(first: i64, second: i64) -> Module<'static> {
+    let source = |export: &str, factor: i64| {
+        format!(
+            "__attribute__((noinline)) static long scale(long x) {{ return x * {factor}; }}\n\
+             long {export}(long x) {{ return scale(x) + 1; }}\n"
+        )
+    };
+    module(
+        &[("a", &source("first", first)), ("b", &source("second", second))],
+        &["-O2", "-fPIC"],
+    )
+}
+
+#[test]
+fn same_named_static_functions_get_their_own_entries_across_reloads() {
+    let mut registry = ModuleRegistry::new();
+    registry.load("m", &two_scales(2, 3)).unwrap();
+    // Keys: the first object's `scale`, then `scale#1` for the second's.
+    let first = registry.get_function("m", "scale").unwrap();
+    let second = registry.get_function("m", "scale#1").unwrap();
+    assert_ne!(first.addr(), second.addr());
+    assert_eq!(first.call(&[10]), 20);
+    assert_eq!(second.call(&[10]), 30);
+    for missing in ["scale#2", "scale#0", "scale#01", "first#1"] {
+        assert!(registry.get_function("m", missing).is_none(), "{missing}");
+    }
+
+    let report = registry
+        .reload("m", &two_scales(5, 7), ReloadOptions::default())
+        .unwrap();
+    assert!(report.added.is_empty() && report.removed.is_empty(), "{report:?}");
+    assert_eq!(first.call(&[10]), 50, "the handle follows the first object's scale");
+    assert_eq!(second.call(&[10]), 70, "and this one the second's");
+    assert_eq!(registry.get_function("m", "second").unwrap().call(&[10]), 71);
+
+    // Without the second object its keys are reported gone and trap.
+    let first_only = module(
+        &[(
+            "a",
+            "static long scale(long x) { return x * 9; }\nlong first(long x) { return scale(x); }\n",
+        )],
+        &["-O0", "-fPIC"],
+    );
+    let report = registry.reload("m", &first_only, ReloadOptions::default()).unwrap();
+    assert_eq!(report.removed, ["scale#1", "second"]);
+    assert!(second.traps());
+    assert_eq!(first.call(&[10]), 90);
+}
