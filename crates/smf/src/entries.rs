@@ -182,8 +182,11 @@ fn take_block() -> std::io::Result<Region> {
 
 /// Points every cell of `block` at its trap.
 fn reset_cells(block: &mut Region) {
-    let trapping = trap(block);
-    let cells: Vec<u8> = (0..PAGE / 8).flat_map(|_| trapping.to_le_bytes()).collect();
+    let trapping = trap(block).to_le_bytes();
+    let mut cells = [0u8; PAGE as usize];
+    for cell in cells.chunks_exact_mut(8) {
+        cell.copy_from_slice(&trapping);
+    }
     block.write(PAGE, &cells);
 }
 

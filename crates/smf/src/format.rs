@@ -187,40 +187,12 @@ pub fn fnv1a32(bytes: &[u8]) -> u32 {
 const FNV64_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV64_PRIME: u64 = 0x100_0000_01b3;
 
-/// FNV-1a, 64-bit: module and source hashes.
+/// FNV-1a, 64-bit: the source hash.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h = FnvHasher::default();
-    std::hash::Hasher::write(&mut h, bytes);
-    h.0
+    bytes
+        .iter()
+        .fold(FNV64_BASIS, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV64_PRIME))
 }
-
-/// FNV-1a 64 as a `Hasher`, for the loader's and registry's maps keyed by
-/// symbol names: names are short, and SipHash (std's default, built
-/// against hash flooding) was a fifth of a reload's time. The keys come
-/// from modules the host chose to load, not from the network.
-#[derive(Clone, Copy)]
-pub struct FnvHasher(u64);
-
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(FNV64_BASIS)
-    }
-}
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV64_PRIME);
-        }
-    }
-}
-
-/// A `HashMap` hashed with [`FnvHasher`].
-pub type FnvMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
 
 /// The module hash (docs/smf.md): the bytes read as little-endian 64-bit
 /// words (the last one zero-padded); word `k` goes to lane `k % 4`; lane

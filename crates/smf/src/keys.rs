@@ -3,15 +3,16 @@
 //!
 //! A key is a function's name, or `name#N` for the Nth further local
 //! function of that name in one version (two inputs may each have a
-//! `static` one). Keys live as (name, N) in one name buffer with a hash
-//! table of positions over them, not as a `String` per key in a map:
-//! allocating, hashing and freeing those strings was most of creating a
-//! registry and loading a module into it.
+//! `static` one). Keys live as (name, N) in a hash table, their names in
+//! one buffer, not as a `String` per key in a map: allocating, hashing
+//! and freeing those strings was most of creating a registry and loading
+//! a module into it.
 
 use hashbrown::HashTable;
 
 use crate::entries::EntryId;
-use crate::format::{fnv1a64, Module};
+use crate::format::Module;
+use crate::hash::name_hash;
 use crate::loader::has_function_key;
 
 /// One key: its name in the buffer, its N, its entry, and the assignment
@@ -30,21 +31,24 @@ struct Key {
 #[derive(Debug, Default)]
 pub struct FunctionKeys {
     names: String,
-    keys: Vec<Key>,
-    /// Positions in `keys`, hashed by (name, N).
-    index: HashTable<u32>,
+    /// Hashed by (name, N).
+    keys: HashTable<Key>,
     /// Assignment passes so far.
     passes: u64,
 }
 
-/// The hash of key (name, N): FNV-1a of the name, folded through one wide
-/// multiply. The table takes its 7-bit tags from the top bits, which raw
-/// FNV leaves alike for names that differ only at the end (`f1`, `f2`,
-/// ...): every probe then compared names (measured: half of assigning
-/// keys).
+/// The hash of key (name, N).
 fn key_hash(name: &[u8], nth: u32) -> u64 {
-    let h = u128::from(fnv1a64(name) ^ u64::from(nth)) * 0x9e37_79b9_7f4a_7c15;
-    (h as u64) ^ ((h >> 64) as u64)
+    name_hash(name) ^ u64::from(nth).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// `key`'s name in `names`.
+fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
+    // Bytes, not a `str` slice: that checks char boundaries.
+    names
+        .as_bytes()
+        .get(key.start as usize..(key.start + key.len) as usize)
+        .unwrap_or_default()
 }
 
 impl FunctionKeys {
@@ -52,24 +56,18 @@ impl FunctionKeys {
     pub fn with_capacity(functions: usize) -> FunctionKeys {
         FunctionKeys {
             names: String::new(),
-            keys: Vec::with_capacity(functions),
-            index: HashTable::with_capacity(functions),
+            keys: HashTable::with_capacity(functions),
             passes: 0,
         }
     }
 
-    fn name_of(&self, key: &Key) -> &str {
-        &self.names[key.start as usize..(key.start + key.len) as usize]
-    }
-
-    /// The position of key (name, N).
-    fn find(&self, name: &str, nth: u32) -> Option<usize> {
-        self.index
-            .find(key_hash(name.as_bytes(), nth), |&at| {
-                let key = &self.keys[at as usize];
-                key.nth == nth && self.name_of(key) == name
-            })
-            .map(|&at| at as usize)
+    /// Key (name, N).
+    #[inline]
+    fn find(&self, name: &str, nth: u32) -> Option<&Key> {
+        let names = &self.names;
+        self.keys.find(key_hash(name.as_bytes(), nth), |key| {
+            key.nth == nth && name_bytes(names, key) == name.as_bytes()
+        })
     }
 
     /// Each symbol's entry (`None` for a symbol that is not a function the
@@ -90,11 +88,15 @@ impl FunctionKeys {
             }
             let mut nth = 0;
             let id = loop {
-                match self.find(&s.name, nth) {
-                    Some(at) if self.keys[at].last_pass == pass => nth += 1,
-                    Some(at) => {
-                        self.keys[at].last_pass = pass;
-                        break self.keys[at].id;
+                let names = &self.names;
+                let found = self.keys.find_mut(key_hash(s.name.as_bytes(), nth), |key| {
+                    key.nth == nth && name_bytes(names, key) == s.name.as_bytes()
+                });
+                match found {
+                    Some(key) if key.last_pass == pass => nth += 1,
+                    Some(key) => {
+                        key.last_pass = pass;
+                        break key.id;
                     }
                     None => {
                         let id = allocate()?;
@@ -109,28 +111,23 @@ impl FunctionKeys {
     }
 
     fn insert(&mut self, name: &str, nth: u32, id: EntryId, pass: u64) {
-        let at = self.keys.len() as u32;
-        self.keys.push(Key {
+        let key = Key {
             start: self.names.len() as u32,
             len: name.len() as u32,
             nth,
             id,
             last_pass: pass,
-        });
+        };
         self.names.push_str(name);
-        let (names, keys) = (&self.names, &self.keys);
-        self.index.insert_unique(key_hash(name.as_bytes(), nth), at, |&at| {
-            let key = &keys[at as usize];
-            key_hash(
-                &names.as_bytes()[key.start as usize..(key.start + key.len) as usize],
-                key.nth,
-            )
+        let names = &self.names;
+        self.keys.insert_unique(key_hash(name.as_bytes(), nth), key, |key| {
+            key_hash(name_bytes(names, key), key.nth)
         });
     }
 
     /// The entry of `key` (`name`, or `name#N` with N ≥ 1).
     pub fn get(&self, key: &str) -> Option<EntryId> {
-        let at = self.find(key, 0).or_else(|| {
+        let found = self.find(key, 0).or_else(|| {
             let (name, nth) = key.rsplit_once('#')?;
             // Only the spelling `key_string` gives (no sign, no leading 0).
             if nth.starts_with('0') || !nth.bytes().all(|b| b.is_ascii_digit()) {
@@ -138,14 +135,15 @@ impl FunctionKeys {
             }
             self.find(name, nth.parse().ok().filter(|&n| n >= 1)?)
         })?;
-        Some(self.keys[at].id)
+        Some(found.id)
     }
 
     /// The key spelled out.
     fn key_string(&self, key: &Key) -> String {
+        let name = String::from_utf8_lossy(name_bytes(&self.names, key));
         match key.nth {
-            0 => self.name_of(key).to_string(),
-            n => format!("{}#{n}", self.name_of(key)),
+            0 => name.into_owned(),
+            n => format!("{name}#{n}"),
         }
     }
 

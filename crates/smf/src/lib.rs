@@ -7,6 +7,7 @@
 
 pub mod entries;
 pub mod format;
+mod hash;
 mod keys;
 pub mod loader;
 pub mod memory;

@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use crate::format::{fnv1a32, Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
+use crate::format::{Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
+use crate::hash::name_hash;
 use crate::memory::{Region, PAGE};
 
 /// `jmp *0(%rip)` then the 8-byte target.
@@ -113,10 +114,9 @@ pub struct LoadedModule {
     sections: Vec<u64>,
     /// The names of `defined`, one after another.
     names: String,
-    /// Defined named symbols; lookups go through `by_hash` (FNV-1a 32 name
-    /// hashes) and compare strings only on a match.
+    /// Defined named symbols; lookups go through `by_hash` (the low 32
+    /// bits of [`name_hash`]) and compare strings only on a match.
     defined: Vec<Defined>,
-    /// (name hash, index into `defined`), sorted: small entries sort fast.
     by_hash: HashIndex,
     /// Every function bound to an entry: (symbol index, code address).
     function_code: Vec<(u32, u64)>,
@@ -423,7 +423,7 @@ impl LoadedModule {
                     let name = names.len() as u32..(names.len() + s.name.len()) as u32;
                     names.push_str(&s.name);
                     defined.push(Defined {
-                        hash: fnv1a32(s.name.as_bytes()),
+                        hash: name_hash(s.name.as_bytes()) as u32,
                         name,
                         kind: s.kind,
                         exported: s.binding != Binding::Local,
@@ -517,7 +517,7 @@ impl LoadedModule {
 
     /// Every defined symbol named `name` (functions and objects).
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Defined> + 'a {
-        let hash = fnv1a32(name.as_bytes());
+        let hash = name_hash(name.as_bytes()) as u32;
         self.by_hash
             .candidates(hash)
             .map(|i| &self.defined[i as usize])

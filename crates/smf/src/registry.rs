@@ -41,7 +41,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::entries::{EntryId, EntryTable, StableFn};
-use crate::format::{FnvMap, FormatError, Module};
+use crate::format::{FormatError, Module};
+use crate::hash::NameMap;
 use crate::keys::FunctionKeys;
 use crate::loader::{has_function_key, Bindings, DataLayout, LoadError, LoadedModule};
 use crate::memory::host_symbol;
@@ -197,17 +198,20 @@ struct Slot {
 #[derive(Debug)]
 struct SymbolIds {
     ids: Vec<Option<EntryId>>,
+    /// The address of each symbol's entry.
+    addresses: Vec<Option<u64>>,
     names: String,
 }
 
 impl SymbolIds {
-    fn of(module: &Module, ids: Vec<Option<EntryId>>) -> SymbolIds {
+    fn of(module: &Module, ids: Vec<Option<EntryId>>, entries: &EntryTable) -> SymbolIds {
         let mut names = String::new();
         for s in module.symbols.iter().filter(|s| has_function_key(s)) {
             names.push_str(&s.name);
             names.push('\0');
         }
-        SymbolIds { ids, names }
+        let addresses = ids.iter().map(|id| id.map(|id| entries.address(id))).collect();
+        SymbolIds { ids, addresses, names }
     }
 
     /// Whether `module`'s functions are the ones these ids were given for,
@@ -240,7 +244,7 @@ pub struct ModuleRegistry {
     entries: EntryTable,
     /// Module name -> its function keys and their entries, for the
     /// registry's lifetime.
-    entry_ids: FnvMap<String, FunctionKeys>,
+    entry_ids: NameMap<String, FunctionKeys>,
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
@@ -259,7 +263,7 @@ impl ModuleRegistry {
         ModuleRegistry {
             loader,
             entries: EntryTable::default(),
-            entry_ids: FnvMap::default(),
+            entry_ids: NameMap::default(),
             modules: Vec::new(),
             retired: Vec::new(),
             read_buffer: Vec::new(),
@@ -271,8 +275,9 @@ impl ModuleRegistry {
         if self.slot(name).is_some() {
             return Err(RegistryError::AlreadyLoaded(name.to_string()));
         }
-        let (loaded, imports, ids) = self.link(name, module, None)?;
-        let functions = self.switch(&loaded, &ids, &[]);
+        let Linked { loaded, imports, ids } = self.link(name, module, None)?;
+        let ids = ids.expect("a first load has no previous entries to keep");
+        let functions = self.switch(&loaded, &ids.ids, &[]);
         self.modules.push(Slot {
             name: name.to_string(),
             current: loaded,
@@ -280,7 +285,7 @@ impl ModuleRegistry {
             functions,
             imports,
             layout: DataLayout::of(module),
-            symbol_ids: SymbolIds::of(module, ids),
+            symbol_ids: ids,
         });
         Ok(())
     }
@@ -316,7 +321,11 @@ impl ModuleRegistry {
         let layout = DataLayout::of(module);
         let share = options.keep_data && self.modules[index].layout == layout;
         let data = share.then(|| old.data_region().clone());
-        let (mut loaded, imports, ids) = self.link(name, module, data)?;
+        let Linked {
+            mut loaded,
+            imports,
+            ids,
+        } = self.link(name, module, data)?;
         let outcome = if share {
             DataOutcome::Shared
         } else if options.keep_data {
@@ -327,17 +336,27 @@ impl ModuleRegistry {
             DataOutcome::Fresh
         };
         let before = std::mem::take(&mut self.modules[index].functions);
-        let after = self.switch(&loaded, &ids, &before);
-        let added = self.keys_of(name, &after, &before);
-        let removed = self.keys_of(name, &before, &after);
+        let (after, added, removed) = match &ids {
+            // The usual edit: the same functions, so the same entries.
+            None => {
+                self.point(&loaded, &self.modules[index].symbol_ids.ids);
+                (before, Vec::new(), Vec::new())
+            }
+            Some(ids) => {
+                let after = self.switch(&loaded, &ids.ids, &before);
+                let added = self.keys_of(name, &after, &before);
+                let removed = self.keys_of(name, &before, &after);
+                (after, added, removed)
+            }
+        };
         let slot = &mut self.modules[index];
         let old = std::mem::replace(&mut slot.current, loaded);
         self.retired.push(old);
         slot.version += 1;
         slot.imports = imports;
         slot.layout = layout;
-        if slot.symbol_ids.ids != ids {
-            slot.symbol_ids = SymbolIds::of(module, ids);
+        if let Some(ids) = ids {
+            slot.symbol_ids = ids;
         }
         let functions = after.len();
         slot.functions = after;
@@ -440,8 +459,8 @@ impl ModuleRegistry {
     /// The stable entry of function `function` of module `module`: valid
     /// across reloads of the module for as long as the handle lives.
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
-        self.slot(module)?;
-        // A function the current version lacks has an entry that traps.
+        // A function the current version lacks (or of a module unloaded
+        // since) has an entry that traps.
         let handle = self.entries.handle(self.entry_ids.get(module)?.get(function)?);
         (!handle.traps()).then_some(handle)
     }
@@ -500,18 +519,19 @@ impl ModuleRegistry {
             module: name.to_string(),
             source,
         };
-        let same_functions = self
-            .slot(name)
-            .map(|index| &self.modules[index].symbol_ids)
-            .filter(|ids| ids.fit(module));
-        let symbol_ids = match same_functions {
-            Some(previous) => previous.ids.clone(),
-            None => self.function_ids(name, module).map_err(|e| failed(LoadError::Map(e)))?,
+        let slot = self.slot(name);
+        let same_functions = slot.is_some_and(|index| self.modules[index].symbol_ids.fit(module));
+        let new_ids = if same_functions {
+            None
+        } else {
+            let ids = self.function_ids(name, module).map_err(|e| failed(LoadError::Map(e)))?;
+            Some(SymbolIds::of(module, ids, &self.entries))
         };
-        let entry_addresses: Vec<Option<u64>> = symbol_ids
-            .iter()
-            .map(|id| id.map(|id| self.entries.address(id)))
-            .collect();
+        let entry_addresses = match (&new_ids, slot) {
+            (Some(ids), _) => &ids.addresses,
+            (None, Some(index)) => &self.modules[index].symbol_ids.addresses,
+            (None, None) => unreachable!("same functions as a loaded version"),
+        };
         let used = RefCell::new(BTreeSet::new());
         let import = |symbol: &str| {
             let from_module = self
@@ -531,12 +551,16 @@ impl ModuleRegistry {
             module,
             Bindings {
                 import: &import,
-                entries: Some(&entry_addresses),
+                entries: Some(entry_addresses),
                 data,
             },
         )
         .map_err(failed)?;
-        Ok((loaded, used.into_inner(), symbol_ids))
+        Ok(Linked {
+            loaded,
+            imports: used.into_inner(),
+            ids: new_ids,
+        })
     }
 
     /// Each symbol's entry (functions of `module`, loaded as `name`): the
@@ -558,16 +582,23 @@ impl ModuleRegistry {
     /// entry) at its code and those of `previous` it lacks at the trap;
     /// returns its entries, sorted.
     fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>], previous: &[EntryId]) -> Vec<EntryId> {
+        let mut now = self.point(loaded, ids);
+        now.sort_unstable();
+        for id in sorted_difference(previous, &now) {
+            self.entries.unpoint(id);
+        }
+        now
+    }
+
+    /// Points the entries of `loaded`'s functions (`ids`: each symbol's
+    /// entry) at its code; returns those entries.
+    fn point(&self, loaded: &LoadedModule, ids: &[Option<EntryId>]) -> Vec<EntryId> {
         let mut now = Vec::with_capacity(loaded.function_code().len());
         for &(symbol, code) in loaded.function_code() {
             if let Some(&Some(id)) = ids.get(symbol as usize) {
                 self.entries.point(id, code);
                 now.push(id);
             }
-        }
-        now.sort_unstable();
-        for id in sorted_difference(previous, &now) {
-            self.entries.unpoint(id);
         }
         now
     }
@@ -602,9 +633,15 @@ fn sorted_difference(a: &[EntryId], b: &[EntryId]) -> Vec<EntryId> {
     out
 }
 
-/// What [`ModuleRegistry::link`] made: the module, what its imports were
-/// bound to ((module, symbol)), and each symbol's entry.
-type Linked = (LoadedModule, BTreeSet<(String, String)>, Vec<Option<EntryId>>);
+/// What [`ModuleRegistry::link`] made.
+struct Linked {
+    loaded: LoadedModule,
+    /// What the imports were bound to: (module, symbol).
+    imports: BTreeSet<(String, String)>,
+    /// Each symbol's entry; `None` when they are the previous version's
+    /// (the same functions in the same symbol order).
+    ids: Option<SymbolIds>,
+}
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Module<'a>, RegistryError> {
     Module::parse(bytes).map_err(|e| read_error(path, e.into()))
@@ -666,8 +703,9 @@ mod tests {
         let mut table = EntryTable::default();
         let (f, g) = (table.allocate().unwrap(), table.allocate().unwrap());
         let first = module_of(&[("f", true), ("data", false), ("g", true)]);
-        let ids = SymbolIds::of(&first, vec![Some(f), None, Some(g)]);
+        let ids = SymbolIds::of(&first, vec![Some(f), None, Some(g)], &table);
         assert_eq!(ids.names, "f\0g\0");
+        assert_eq!(ids.addresses, [Some(table.address(f)), None, Some(table.address(g))]);
         assert!(ids.fit(&first));
         assert!(
             ids.fit(&module_of(&[("f", true), ("other", false), ("g", true)])),
