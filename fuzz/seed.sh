@@ -38,13 +38,14 @@ for o in -O0 -O2; do
   gcc $o -g -c "$tmp/a.c" -o "$here/corpus/object_diff/a$o-g.o"
   gcc $o -ffunction-sections -fdata-sections -c "$tmp/a.c" -o "$here/corpus/object_diff/a$o-sections.o"
 done
-# SMF modules for smf_parse and smf_load, packed by relive from the same C file.
-mkdir -p "$here/corpus/smf_parse" "$here/corpus/smf_load"
+# SMF modules for smf_parse, smf_load and smf_registry, packed by relive from the same C file.
+mkdir -p "$here/corpus/smf_parse" "$here/corpus/smf_load" "$here/corpus/smf_registry"
 relive="$here/../target/debug/relive"
 [ -x "$relive" ] || (cd "$here/.." && cargo build -q -p relive)
 for o in -O0 -O2; do
   gcc $o -fPIC -c "$tmp/a.c" -o "$tmp/a$o.o"
   "$relive" smf pack "$tmp/a$o.o" -o "$here/corpus/smf_parse/a$o.smf" >/dev/null
   cp "$here/corpus/smf_parse/a$o.smf" "$here/corpus/smf_load/"
+  cp "$here/corpus/smf_parse/a$o.smf" "$here/corpus/smf_registry/"
 done
 rm -rf "$tmp"

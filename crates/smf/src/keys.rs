@@ -20,8 +20,8 @@ use crate::loader::has_function_key;
 /// the same name in one version gets the next N).
 #[derive(Debug)]
 struct Key {
-    start: u32,
-    len: u32,
+    start: usize,
+    len: usize,
     nth: u32,
     id: EntryId,
     last_pass: u64,
@@ -45,10 +45,7 @@ fn key_hash(name: &[u8], nth: u32) -> u64 {
 /// `key`'s name in `names`.
 fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
     // Bytes, not a `str` slice: that checks char boundaries.
-    names
-        .as_bytes()
-        .get(key.start as usize..(key.start + key.len) as usize)
-        .unwrap_or_default()
+    names.as_bytes().get(key.start..key.start + key.len).unwrap_or_default()
 }
 
 impl FunctionKeys {
@@ -112,8 +109,8 @@ impl FunctionKeys {
 
     fn insert(&mut self, name: &str, nth: u32, id: EntryId, pass: u64) {
         let key = Key {
-            start: self.names.len() as u32,
-            len: name.len() as u32,
+            start: self.names.len(),
+            len: name.len(),
             nth,
             id,
             last_pass: pass,

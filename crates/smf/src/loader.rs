@@ -231,6 +231,24 @@ fn layout(module: &Module, stubs: usize, got_cells: usize) -> Layout {
     }
 }
 
+/// The ranges of the code image that may hold non-zero bytes, from its
+/// pieces' (offset, length): sorted, and merged where less than a page
+/// apart (a page in between is written anyway). A section's memory beyond
+/// its file bytes is not among them: it stays untouched zero pages.
+fn content(pieces: impl Iterator<Item = (u64, u64)>) -> Vec<std::ops::Range<usize>> {
+    let mut pieces: Vec<(u64, u64)> = pieces.filter(|&(_, len)| len > 0).collect();
+    pieces.sort_unstable();
+    let mut parts: Vec<std::ops::Range<usize>> = Vec::with_capacity(pieces.len());
+    for (offset, len) in pieces {
+        let (start, end) = (offset as usize, (offset + len) as usize);
+        match parts.last_mut() {
+            Some(last) if start <= last.end + PAGE as usize => last.end = last.end.max(end),
+            _ => parts.push(start..end),
+        }
+    }
+    parts
+}
+
 /// No stub or GOT cell.
 const NONE: u64 = u64::MAX;
 
@@ -497,7 +515,14 @@ impl LoadedModule {
                 put(&mut image, symbol.got, &symbol.addr.to_le_bytes());
             }
         }
-        code.install(&image, ro)?;
+        let parts = content(
+            placed
+                .iter()
+                .filter(|p| !p.writable)
+                .map(|p| (p.offset, p.file_size))
+                .chain([(plan.stubs, STUB_LEN * stub_count), (plan.got, 8 * got_cells)]),
+        );
+        code.install_parts(&image, ro, &parts)?;
 
         let by_hash = HashIndex::new(defined.iter().map(|d| d.hash));
         Ok(LoadedModule {

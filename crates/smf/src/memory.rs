@@ -148,6 +148,9 @@ pub struct Region {
     protected: bool,
     /// `Some(ro)` once [`Region::install`] gave it its code layout.
     code: Option<usize>,
+    /// Every byte is zero (a new mapping, or a pooled read-write one
+    /// cleared): [`Region::install_parts`] writes only what is not.
+    zero: bool,
 }
 
 // SAFETY: the region is plain memory owned by this value; moving the
@@ -181,6 +184,7 @@ impl Region {
             len,
             protected: access != Access::ReadWrite,
             code: None,
+            zero: true,
         })
     }
 
@@ -223,7 +227,17 @@ impl Region {
     /// `/proc/self/mem` if the region already has that layout (reused),
     /// else by writing while read-write and then protecting.
     pub fn install(&mut self, image: &[u8], ro: u64) -> std::io::Result<()> {
+        self.install_parts(image, ro, std::slice::from_ref(&(0..image.len())))
+    }
+
+    /// [`Region::install`], where `image` is zero outside `parts` (sorted,
+    /// disjoint ranges): a region that is all zero gets only those written.
+    /// Writing the rest would fault in, and so allocate, every page of a
+    /// section's zero tail, which a module file may claim at 1 GiB each.
+    pub fn install_parts(&mut self, image: &[u8], ro: u64, parts: &[std::ops::Range<usize>]) -> std::io::Result<()> {
         assert_eq!(image.len(), self.len, "install writes the whole region");
+        let whole = 0..image.len();
+        let parts = if self.zero { parts } else { std::slice::from_ref(&whole) };
         let ro = ro as usize;
         if self.code == Some(ro) && PROC_MEM_WRITES.load(Ordering::Relaxed) {
             if let Some(file) = proc_self_mem() {
@@ -231,8 +245,12 @@ impl Region {
                 // The kernel writes this region's pages (owned by `&mut
                 // self`: no reference into them, no thread runs them) while
                 // they stay mapped without write permission.
-                if file.write_all_at(image, self.addr()).is_ok() {
+                if parts.iter().all(|part| {
+                    file.write_all_at(&image[part.clone()], self.addr() + part.start as u64)
+                        .is_ok()
+                }) {
                     PROC_MEM_INSTALLS.fetch_add(1, Ordering::Relaxed);
+                    self.zero = false;
                     return Ok(());
                 }
             }
@@ -241,7 +259,9 @@ impl Region {
             self.protect(0, self.len as u64, Access::ReadWrite)?;
         }
         self.code = None;
-        self.write(0, image);
+        for part in parts {
+            self.write(part.start as u64, &image[part.clone()]);
+        }
         self.protect(0, ro as u64, Access::ReadExecute)?;
         self.protect(ro as u64, (self.len - ro) as u64, Access::Read)?;
         self.code = Some(ro);
@@ -270,6 +290,7 @@ impl Region {
             len,
             protected: taken.code.is_some(),
             code: taken.code,
+            zero: taken.code.is_none(),
         })
     }
 
@@ -312,6 +333,7 @@ impl Region {
     pub fn write(&mut self, offset: u64, bytes: &[u8]) {
         let end = offset.checked_add(bytes.len() as u64);
         assert!(end.is_some_and(|e| e <= self.len as u64), "write outside the region");
+        self.zero = false;
         // SAFETY: the range was checked to lie inside this mapping, which
         // this value owns exclusively (&mut self) and which is still
         // read-write: the loader writes before it protects.

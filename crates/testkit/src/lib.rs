@@ -365,6 +365,25 @@ pub fn page_permissions(addr: u64) -> Option<String> {
     })
 }
 
+/// The resident memory (KiB, /proc/self/smaps `Rss`) of the mapping of
+/// this process that holds `addr`, if one does.
+pub fn resident_kib(addr: u64) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let header = line.split_once(' ').and_then(|(range, _)| {
+            let (start, end) = range.split_once('-')?;
+            Some((u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?))
+        });
+        if let Some((start, end)) = header {
+            inside = start <= addr && addr < end;
+        } else if let Some(kib) = line.strip_prefix("Rss:").filter(|_| inside) {
+            return kib.trim().trim_end_matches("kB").trim().parse().ok();
+        }
+    }
+    None
+}
+
 /// A small deterministic generator (xorshift) for mutation tests, so a
 /// failure reproduces from its round number.
 pub struct Rng(pub u64);
