@@ -5,15 +5,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relive_smf::format::{module_hash, Module};
+use relive_smf::format::Module;
 use relive_smf::LoadedModule;
 
+#[path = "smf_common.rs"]
+mod smf_common;
+
 fuzz_target!(|data: &[u8]| {
-    let mut bytes = data.to_vec();
-    if bytes.len() >= 96 {
-        let hash = module_hash(&bytes[96..]);
-        bytes[80..88].copy_from_slice(&hash.to_le_bytes());
-    }
+    let bytes = smf_common::with_module_hash_fixed(data);
     if let Ok(module) = Module::parse(&bytes) {
         let _ = LoadedModule::load(&module, &|_| Some(0x10_0000));
     }
