@@ -42,6 +42,11 @@ fn key_hash(name: &[u8], nth: u32) -> u64 {
     name_hash(name) ^ u64::from(nth).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// Whether `key` is (name, N), its name in `names`.
+fn is_key<'a>(names: &'a str, name: &'a str, nth: u32) -> impl Fn(&Key) -> bool + 'a {
+    move |key| key.nth == nth && name_bytes(names, key) == name.as_bytes()
+}
+
 /// `key`'s name in `names`.
 fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
     // Bytes, not a `str` slice: that checks char boundaries.
@@ -61,10 +66,8 @@ impl FunctionKeys {
     /// Key (name, N).
     #[inline]
     fn find(&self, name: &str, nth: u32) -> Option<&Key> {
-        let names = &self.names;
-        self.keys.find(key_hash(name.as_bytes(), nth), |key| {
-            key.nth == nth && name_bytes(names, key) == name.as_bytes()
-        })
+        self.keys
+            .find(key_hash(name.as_bytes(), nth), is_key(&self.names, name, nth))
     }
 
     /// Each symbol's entry (`None` for a symbol that is not a function the
@@ -85,11 +88,8 @@ impl FunctionKeys {
             }
             let mut nth = 0;
             let id = loop {
-                let names = &self.names;
-                let found = self.keys.find_mut(key_hash(s.name.as_bytes(), nth), |key| {
-                    key.nth == nth && name_bytes(names, key) == s.name.as_bytes()
-                });
-                match found {
+                let hash = key_hash(s.name.as_bytes(), nth);
+                match self.keys.find_mut(hash, is_key(&self.names, &s.name, nth)) {
                     Some(key) if key.last_pass == pass => nth += 1,
                     Some(key) => {
                         key.last_pass = pass;
@@ -97,7 +97,7 @@ impl FunctionKeys {
                     }
                     None => {
                         let id = allocate()?;
-                        self.insert(&s.name, nth, id, pass);
+                        self.insert(hash, &s.name, nth, id, pass);
                         break id;
                     }
                 }
@@ -107,7 +107,8 @@ impl FunctionKeys {
         Ok(ids)
     }
 
-    fn insert(&mut self, name: &str, nth: u32, id: EntryId, pass: u64) {
+    /// Adds key (name, N), whose hash is `hash`.
+    fn insert(&mut self, hash: u64, name: &str, nth: u32, id: EntryId, pass: u64) {
         let key = Key {
             start: self.names.len(),
             len: name.len(),
@@ -117,9 +118,8 @@ impl FunctionKeys {
         };
         self.names.push_str(name);
         let names = &self.names;
-        self.keys.insert_unique(key_hash(name.as_bytes(), nth), key, |key| {
-            key_hash(name_bytes(names, key), key.nth)
-        });
+        self.keys
+            .insert_unique(hash, key, |key| key_hash(name_bytes(names, key), key.nth));
     }
 
     /// The entry of `key` (`name`, or `name#N` with N ≥ 1).

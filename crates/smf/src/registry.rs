@@ -339,7 +339,9 @@ impl ModuleRegistry {
         let (after, added, removed) = match &ids {
             // The usual edit: the same functions, so the same entries.
             None => {
-                self.point(&loaded, &self.modules[index].symbol_ids.ids);
+                for (id, code) in entry_code(&loaded, &self.modules[index].symbol_ids.ids) {
+                    self.entries.point(id, code);
+                }
                 (before, Vec::new(), Vec::new())
             }
             Some(ids) => {
@@ -582,23 +584,14 @@ impl ModuleRegistry {
     /// entry) at its code and those of `previous` it lacks at the trap;
     /// returns its entries, sorted.
     fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>], previous: &[EntryId]) -> Vec<EntryId> {
-        let mut now = self.point(loaded, ids);
+        let mut now = Vec::with_capacity(loaded.function_code().len());
+        for (id, code) in entry_code(loaded, ids) {
+            self.entries.point(id, code);
+            now.push(id);
+        }
         now.sort_unstable();
         for id in sorted_difference(previous, &now) {
             self.entries.unpoint(id);
-        }
-        now
-    }
-
-    /// Points the entries of `loaded`'s functions (`ids`: each symbol's
-    /// entry) at its code; returns those entries.
-    fn point(&self, loaded: &LoadedModule, ids: &[Option<EntryId>]) -> Vec<EntryId> {
-        let mut now = Vec::with_capacity(loaded.function_code().len());
-        for &(symbol, code) in loaded.function_code() {
-            if let Some(&Some(id)) = ids.get(symbol as usize) {
-                self.entries.point(id, code);
-                now.push(id);
-            }
         }
         now
     }
@@ -614,6 +607,15 @@ impl ModuleRegistry {
             .get(name)
             .map_or_else(Vec::new, |keys| keys.keys_of(&only))
     }
+}
+
+/// Each entry of `loaded`'s functions (`ids`: each symbol's entry) and
+/// the code it is to jump to.
+fn entry_code<'a>(loaded: &'a LoadedModule, ids: &'a [Option<EntryId>]) -> impl Iterator<Item = (EntryId, u64)> + 'a {
+    loaded
+        .function_code()
+        .iter()
+        .filter_map(|&(symbol, code)| Some((ids.get(symbol as usize).copied().flatten()?, code)))
 }
 
 /// The ids in `a` that are not in `b`, both sorted: one merge pass (a

@@ -358,11 +358,16 @@ pub fn compile_object(dir: &Path, name: &str, source: &str, flags: &[&str]) -> P
 pub fn page_permissions(addr: u64) -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     maps.lines().find_map(|line| {
-        let (range, rest) = line.split_once(' ')?;
-        let (start, end) = range.split_once('-')?;
-        let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
+        let (start, end) = mapping_range(line)?;
+        let rest = line.split_once(' ')?.1;
         (start <= addr && addr < end).then(|| rest.get(..4).unwrap_or(rest).to_string())
     })
+}
+
+/// The address range a /proc/PID/maps line (or smaps header line) names.
+fn mapping_range(line: &str) -> Option<(u64, u64)> {
+    let (start, end) = line.split_once(' ')?.0.split_once('-')?;
+    Some((u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?))
 }
 
 /// The resident memory (KiB, /proc/self/smaps `Rss`) of the mapping of
@@ -371,11 +376,7 @@ pub fn resident_kib(addr: u64) -> Option<u64> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
     let mut inside = false;
     for line in smaps.lines() {
-        let header = line.split_once(' ').and_then(|(range, _)| {
-            let (start, end) = range.split_once('-')?;
-            Some((u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?))
-        });
-        if let Some((start, end)) = header {
+        if let Some((start, end)) = mapping_range(line) {
             inside = start <= addr && addr < end;
         } else if let Some(kib) = line.strip_prefix("Rss:").filter(|_| inside) {
             return kib.trim().trim_end_matches("kB").trim().parse().ok();
