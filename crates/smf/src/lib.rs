@@ -1,6 +1,6 @@
 //! SMF, relive's module format for code the program loads itself and
-//! replaces while it runs (docs/smf.md): [`format`] reads and writes
-//! files, [`pack`] builds one from gcc/clang ELF objects, [`loader`] maps
+//! replaces while it runs (docs/smf.md): [`format`](mod@format) reads and writes
+//! files, [`pack`](mod@pack) builds one from gcc/clang ELF objects, [`loader`] maps
 //! and relocates one into this process, [`registry`] keeps several loaded
 //! and replaces them while they run, through the stable entry points of
 //! [`entries`] ([`memory`] holds the crate's only `unsafe` code).

@@ -120,6 +120,12 @@ pub struct LoadedModule {
     by_hash: HashIndex,
     /// Every function bound to an entry: (symbol index, code address).
     function_code: Vec<(u32, u64)>,
+    /// Every pointer field of the writable data (an Abs64 relocation):
+    /// (offset in the data mapping, the value this version's link gives
+    /// it), sorted by offset. What lets a reload tell a pointer the
+    /// program never changed from one it did (see
+    /// [`LoadedModule::follow_pointers`]).
+    pointer_fields: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -463,9 +469,10 @@ impl LoadedModule {
                 fresh.write(at.offset, &s.bytes);
             }
         }
+        let mut pointer_fields = Vec::new();
         for r in &module.relocations {
             let target = &placed[r.section as usize];
-            if target.writable && fresh_data.is_none() {
+            if target.writable && fresh_data.is_none() && r.kind != RelocType::Abs64 {
                 continue; // the kept storage keeps its values
             }
             let symbol = &bound[r.symbol as usize];
@@ -499,11 +506,19 @@ impl LoadedModule {
             }
             let at = target.offset + r.offset;
             let field = &field[..width as usize];
-            match fresh_data.as_deref_mut() {
-                Some(fresh) if target.writable => fresh.write(at, field),
-                _ => put(&mut image, at, field),
+            if !target.writable {
+                put(&mut image, at, field);
+                continue;
+            }
+            if r.kind == RelocType::Abs64 {
+                pointer_fields.push((at, symbol.addr.wrapping_add_signed(r.addend)));
+            }
+            // Kept storage keeps its values.
+            if let Some(fresh) = fresh_data.as_deref_mut() {
+                fresh.write(at, field);
             }
         }
+        pointer_fields.sort_unstable_by_key(|&(offset, _)| offset);
         for symbol in &bound {
             if symbol.stub != NONE {
                 let mut bytes = [0u8; STUB_LEN as usize];
@@ -533,6 +548,7 @@ impl LoadedModule {
             defined,
             by_hash,
             function_code,
+            pointer_fields,
         })
     }
 
@@ -614,9 +630,18 @@ impl LoadedModule {
     /// Copies the value of every object of `old` that this version also
     /// has, by name and with the same size, into this version's data.
     /// Returns the names copied; only before the data is shared.
+    ///
+    /// A pointer field among them (see [`LoadedModule::follow_pointers`])
+    /// that still holds what `old`'s link gave it gets what this version's
+    /// link gives it; one the program pointed into an object that is
+    /// copied points into that object's new copy, at the same offset.
+    /// Other pointers keep their values.
     pub fn copy_objects_from(&mut self, old: &LoadedModule) -> Vec<String> {
         let (start, end) = (self.data.addr(), self.data.addr() + self.data.len());
+        // (offset here, bytes, name, offset in old's data)
         let mut writes = Vec::new();
+        // Each copied object: (old address, size, new address).
+        let mut moved = Vec::new();
         for new in self.defined.iter().filter(|d| d.kind == SymbolType::Object) {
             let name = self.name_of(new);
             let Some(previous) = self.object(name).and(old.object(name)) else {
@@ -626,16 +651,90 @@ impl LoadedModule {
                 continue;
             }
             if let Some(bytes) = old.data.read(previous.at, previous.size) {
-                writes.push((new.at - start, bytes, name.to_string()));
+                writes.push((new.at - start, bytes, name.to_string(), previous.at - old.data.addr()));
+                moved.push((previous.at, previous.size, new.at));
             }
         }
+        moved.sort_unstable();
         let data = Arc::get_mut(&mut self.data).expect("fresh data has one owner");
         let mut copied = Vec::new();
-        for (offset, bytes, name) in writes {
+        for (offset, mut bytes, name, old_offset) in writes {
+            let first = self.pointer_fields.partition_point(|&(at, _)| at < offset);
+            for &(at, linked) in &self.pointer_fields[first..] {
+                let k = (at - offset) as usize;
+                let Some(field) = bytes.get_mut(k..k + 8) else { break };
+                let value = u64::from_le_bytes(field.try_into().expect("8 bytes"));
+                let untouched = old.linked_pointer(old_offset + k as u64) == Some(value);
+                let follows = if untouched {
+                    Some(linked)
+                } else {
+                    translate(&moved, value)
+                };
+                if let Some(follows) = follows {
+                    field.copy_from_slice(&follows.to_le_bytes());
+                }
+            }
             data.write(offset, &bytes);
             copied.push(name);
         }
         copied.sort();
         copied
+    }
+
+    /// After a reload that kept `old`'s writable storage (this version
+    /// shares it): each pointer field the program has not changed since
+    /// `old` was linked (it still holds what that link gave it) gets what
+    /// this version's link gives it. So a `const char *` initialised to a
+    /// literal follows the literal into the new code mapping, and an
+    /// imported object's address follows the object, instead of keeping
+    /// an address in the retired version that `free_retired` unmaps. A
+    /// pointer the program changed keeps its value. Each field is replaced
+    /// with one compare-and-exchange, so a thread storing to it at the
+    /// same moment keeps its own value. Returns how many followed.
+    pub fn follow_pointers(&self, old: &LoadedModule) -> usize {
+        debug_assert!(Arc::ptr_eq(&self.data, &old.data), "storage kept from old");
+        let mut followed = 0;
+        for &(offset, linked) in &self.pointer_fields {
+            let Some(before) = old.linked_pointer(offset) else {
+                continue;
+            };
+            if before != linked && offset.is_multiple_of(8) && self.data.replace_cell(offset, before, linked) {
+                followed += 1;
+            }
+        }
+        followed
+    }
+
+    /// What this version's link gave the pointer field at `offset` in its
+    /// data, if there is one.
+    fn linked_pointer(&self, offset: u64) -> Option<u64> {
+        let i = self.pointer_fields.binary_search_by_key(&offset, |&(at, _)| at).ok()?;
+        Some(self.pointer_fields[i].1)
+    }
+}
+
+/// `value` moved along with the copied object it points into: `moved`
+/// holds (old address, size, new address), sorted.
+fn translate(moved: &[(u64, u64, u64)], value: u64) -> Option<u64> {
+    let i = moved.partition_point(|&(at, _, _)| at <= value).checked_sub(1)?;
+    let (at, size, new) = moved[i];
+    (value - at < size).then(|| new + (value - at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::translate;
+
+    #[test]
+    fn a_pointer_moves_with_the_object_it_points_into_and_only_then() {
+        // (old address, size, new address), sorted by old address.
+        let moved = [(0x1000, 16, 0x9000), (0x1010, 8, 0x8000), (0x2000, 0, 0x7000)];
+        assert_eq!(translate(&moved, 0x1000), Some(0x9000));
+        assert_eq!(translate(&moved, 0x100f), Some(0x900f));
+        assert_eq!(translate(&moved, 0x1010), Some(0x8000), "the next object's start");
+        assert_eq!(translate(&moved, 0x1018), None, "one past the end");
+        assert_eq!(translate(&moved, 0xfff), None, "before every object");
+        assert_eq!(translate(&moved, 0x2000), None, "an empty object holds nothing");
+        assert_eq!(translate(&[], 0x1000), None);
     }
 }

@@ -436,6 +436,25 @@ impl Region {
         cell.store(value, Ordering::Release);
     }
 
+    /// Replaces the 8-byte word at `offset` (aligned, inside the region,
+    /// on a read-write page) by `new` if it still holds `current`, with
+    /// one atomic compare-and-exchange: a thread storing to it at the same
+    /// moment either wins (its value stays) or sees `new`. Returns whether
+    /// it was replaced.
+    pub fn replace_cell(&self, offset: u64, current: u64, new: u64) -> bool {
+        assert!(
+            offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
+            "cell outside the region"
+        );
+        // SAFETY: the word is inside this live mapping, 8-byte aligned and
+        // read-write (the caller's data pages); the code using it accesses
+        // it as one aligned 8-byte word (a pointer), so treating it as an
+        // AtomicU64 for this one exchange is sound.
+        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
+        cell.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Reads the cell at `offset` (see [`Region::store_cell`]).
     pub fn load_cell(&self, offset: u64) -> u64 {
         assert!(

@@ -21,14 +21,21 @@
 //! switch; old code still running after that uses the old copy. With
 //! `keep_data: false` every object starts from the file's values.
 //!
+//! In kept or copied data, a pointer that still holds what the linker gave
+//! it follows its target (a literal, an object) into the new version
+//! ([`LoadedModule::follow_pointers`]). Other modules importing an object
+//! or read-only data that moved are linked again against its new address
+//! (see the `relink` module).
+//!
 //! ## When old code is freed
 //! Never by a reload or unload: a thread may be inside the old code or
-//! hold a return address into it, and data may hold pointers into the old
-//! read-only data (a `const char *` global pointing at a literal). Replaced
-//! and unloaded versions are kept mapped until the host calls
-//! [`ModuleRegistry::free_retired`] at a point where it knows no thread runs
-//! or will return into them and no kept data points into them (for a host
-//! calling modules from one loop: between two iterations), or until the
+//! hold a return address into it, and data may hold pointers the program
+//! set into the old read-only data (a `const char *` global it pointed at
+//! another literal). Replaced and unloaded versions are kept mapped until
+//! the host calls [`ModuleRegistry::free_retired`] at a point where it
+//! knows no thread runs or will return into them and no such pointer
+//! points into them (for a host calling modules from one loop: between
+//! two iterations), or until the
 //! registry is dropped. Dropping the registry points every entry at a trap
 //! (`ud2`), so a stale pointer stops at once instead of running freed memory.
 //!
@@ -46,6 +53,8 @@ use crate::hash::NameMap;
 use crate::keys::FunctionKeys;
 use crate::loader::{has_function_key, Bindings, DataLayout, LoadError, LoadedModule};
 use crate::memory::host_symbol;
+
+mod relink;
 
 /// Why a registry operation did nothing. The registry and every entry are
 /// as they were before the call.
@@ -69,6 +78,16 @@ pub enum RegistryError {
     NotLoaded(String),
     #[error("module {by} imports {symbol} from {module}; unload or reload {by} first")]
     StillImported { module: String, symbol: String, by: String },
+    #[error(
+        "module {module} imports {symbol} from {from}, which would have to be linked again after {module} \
+         (modules that import each other's objects or read-only data cannot both follow a reload); \
+         import functions instead, or keep such data in one module"
+    )]
+    RelinkCycle {
+        module: String,
+        symbol: String,
+        from: String,
+    },
 }
 
 /// Why a module file cannot be read.
@@ -173,6 +192,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Functions the new version lacks (their entries now trap).
     pub removed: Vec<String>,
+    /// Other modules linked again because something they import from
+    /// this one (an object, read-only data) moved; their data and
+    /// versions stay as they were.
+    pub relinked: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -184,6 +207,10 @@ struct Slot {
     functions: Vec<EntryId>,
     /// (module, symbol) this module's imports were bound to.
     imports: BTreeSet<(String, String)>,
+    /// The module `current` was linked from, kept while it imports from
+    /// other modules: it is linked again when something it imports moves
+    /// (see the `relink` module).
+    source: Option<Module<'static>>,
     /// Where `current`'s named writable objects are.
     layout: DataLayout,
     /// `current`'s symbols' entries.
@@ -275,7 +302,7 @@ impl ModuleRegistry {
         if self.slot(name).is_some() {
             return Err(RegistryError::AlreadyLoaded(name.to_string()));
         }
-        let Linked { loaded, imports, ids } = self.link(name, module, None)?;
+        let Linked { loaded, imports, ids } = self.link(name, module, None, &[])?;
         let ids = ids.expect("a first load has no previous entries to keep");
         let functions = self.switch(&loaded, &ids.ids, &[]);
         self.modules.push(Slot {
@@ -283,6 +310,7 @@ impl ModuleRegistry {
             current: loaded,
             version: 1,
             functions,
+            source: kept_source(module, &imports),
             imports,
             layout: DataLayout::of(module),
             symbol_ids: ids,
@@ -325,7 +353,7 @@ impl ModuleRegistry {
             mut loaded,
             imports,
             ids,
-        } = self.link(name, module, data)?;
+        } = self.link(name, module, data, &[])?;
         let outcome = if share {
             DataOutcome::Shared
         } else if options.keep_data {
@@ -335,6 +363,12 @@ impl ModuleRegistry {
         } else {
             DataOutcome::Fresh
         };
+        // Modules importing what this version moves follow it; if one
+        // cannot, nothing has changed yet.
+        let relinked = self.relink_importers(index, &loaded, &imports)?;
+        if share {
+            loaded.follow_pointers(&self.modules[index].current);
+        }
         let before = std::mem::take(&mut self.modules[index].functions);
         let (after, added, removed) = match &ids {
             // The usual edit: the same functions, so the same entries.
@@ -355,6 +389,7 @@ impl ModuleRegistry {
         let old = std::mem::replace(&mut slot.current, loaded);
         self.retired.push(old);
         slot.version += 1;
+        slot.source = kept_source(module, &imports);
         slot.imports = imports;
         slot.layout = layout;
         if let Some(ids) = ids {
@@ -362,12 +397,15 @@ impl ModuleRegistry {
         }
         let functions = after.len();
         slot.functions = after;
+        let version = slot.version;
+        let relinked = self.commit_relinked(relinked);
         Ok(ReloadReport {
-            version: slot.version,
+            version,
             data: outcome,
             functions,
             added,
             removed,
+            relinked,
         })
     }
 
@@ -511,11 +549,15 @@ impl ModuleRegistry {
     /// (allocated as needed) and imports bound to other modules, then the
     /// host; returns what the imports were bound to and each symbol's
     /// entry.
+    /// `replaced`: (slot, version) pairs to bind imports to instead of
+    /// those slots' current versions (a reload's new versions, not yet
+    /// switched to).
     fn link(
         &mut self,
         name: &str,
         module: &Module,
         data: Option<std::sync::Arc<crate::memory::Region>>,
+        replaced: &[(usize, &LoadedModule)],
     ) -> Result<Linked, RegistryError> {
         let failed = |source: LoadError| RegistryError::Load {
             module: name.to_string(),
@@ -539,8 +581,9 @@ impl ModuleRegistry {
             let from_module = self
                 .modules
                 .iter()
-                .filter(|m| m.name != name)
-                .find_map(|m| Some((m.name.clone(), m.current.symbol(symbol)?)));
+                .enumerate()
+                .filter(|(_, m)| m.name != name)
+                .find_map(|(j, m)| Some((m.name.clone(), version_of(replaced, j, m).symbol(symbol)?)));
             match from_module {
                 Some((from, addr)) => {
                     used.borrow_mut().insert((from, symbol.to_string()));
@@ -633,6 +676,21 @@ fn sorted_difference(a: &[EntryId], b: &[EntryId]) -> Vec<EntryId> {
         }
     }
     out
+}
+
+/// Slot `j`'s version to bind to: its entry in `replaced`, else its
+/// current one.
+fn version_of<'a>(replaced: &[(usize, &'a LoadedModule)], j: usize, slot: &'a Slot) -> &'a LoadedModule {
+    replaced
+        .iter()
+        .find(|(index, _)| *index == j)
+        .map_or(&slot.current, |(_, version)| version)
+}
+
+/// `module`, owned, if it imports from other modules (`imports`): what a
+/// slot keeps to link it again (see the `relink` module).
+fn kept_source(module: &Module, imports: &BTreeSet<(String, String)>) -> Option<Module<'static>> {
+    (!imports.is_empty()).then(|| module.clone().into_owned())
 }
 
 /// What [`ModuleRegistry::link`] made.

@@ -372,3 +372,231 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
     assert!(second.traps());
     assert_eq!(first.call(&[10]), 90);
 }
+
+// A library whose data and read-only data another module imports.
+const SHARED_V1: &str = r#"
+long base = 1000;
+const char greeting[] = "hello";
+long get_base(void) { return base; }
+"#;
+// A new global moves `base` (the data layout changes) and the literal.
+const SHARED_V2: &str = r#"
+long added = 5;
+long base = 1000;
+const char greeting[] = "howdy, world";
+long get_base(void) { return base + added - 5; }
+"#;
+const USER: &str = r#"
+#include <string.h>
+extern long base;
+extern const char greeting[];
+long *base_pointer = &base;
+long add_base(long x) { base += x; return base; }
+long greeting_length(void) { return (long)strlen(greeting); }
+long through_pointer(void) { return *base_pointer; }
+"#;
+
+#[test]
+fn an_importer_follows_objects_its_library_moves_and_never_reads_freed_memory() {
+    for flags in [&["-O0", "-fPIC"][..], &["-O2", "-fPIC"][..], &["-O2"][..]] {
+        let mut registry = ModuleRegistry::new();
+        registry.load("lib", &module(&[("lib", SHARED_V1)], flags)).unwrap();
+        registry.load("user", &module(&[("user", USER)], flags)).unwrap();
+        let get_base = registry.get_function("lib", "get_base").unwrap();
+        let add_base = registry.get_function("user", "add_base").unwrap();
+        let greeting_length = registry.get_function("user", "greeting_length").unwrap();
+        assert_eq!(add_base.call(&[1]), 1001);
+        assert_eq!(get_base.call(&[]), 1001, "{flags:?}: one `base`");
+        assert_eq!(greeting_length.call(&[]), 5);
+
+        // The library's data moves: the importer is relinked to the new
+        // place, so both modules keep sharing one `base`.
+        let report = registry
+            .reload("lib", &module(&[("lib", SHARED_V2)], flags), ReloadOptions::default())
+            .unwrap();
+        assert!(matches!(&report.data, DataOutcome::Copied { .. }), "{:?}", report.data);
+        assert_eq!(report.relinked, vec!["user".to_string()], "{flags:?}");
+        assert_eq!(get_base.call(&[]), 1001, "{flags:?}: value copied");
+        assert_eq!(add_base.call(&[10]), 1011);
+        assert_eq!(
+            get_base.call(&[]),
+            1011,
+            "{flags:?}: the library sees the importer's write"
+        );
+        assert_eq!(registry.version("user"), Some(1), "a relink is not a new version");
+        let through_pointer = registry.get_function("user", "through_pointer").unwrap();
+        assert_eq!(
+            through_pointer.call(&[]),
+            1011,
+            "{flags:?}: a pointer in the importer's data follows too"
+        );
+
+        // Old versions freed: the importer reads the new literal, not the
+        // unmapped old one.
+        assert!(registry.free_retired() >= 2);
+        assert_eq!(greeting_length.call(&[]), 12, "{flags:?}");
+
+        // Same layout: data stays where it was; the literal still moves
+        // with the code, so the importer is relinked again.
+        let report = registry
+            .reload("lib", &module(&[("lib", SHARED_V2)], flags), ReloadOptions::default())
+            .unwrap();
+        assert_eq!(report.data, DataOutcome::Shared);
+        assert_eq!(report.relinked, vec!["user".to_string()]);
+        registry.free_retired();
+        assert_eq!(greeting_length.call(&[]), 12);
+        assert_eq!(add_base.call(&[1]), 1012);
+        assert_eq!(get_base.call(&[]), 1012);
+    }
+}
+
+const MIDDLE: &str = r#"
+extern long base;
+const long scaled[2] = {3, 4};
+long middle(void) { return base * scaled[0]; }
+"#;
+const TOP: &str = r#"
+extern const long scaled[2];
+long top(void) { return scaled[1]; }
+"#;
+// The library importing read-only data of a module that imports its own.
+const CYCLIC: &str = r#"
+long base = 1000;
+const char greeting[] = "hello";
+extern const long scaled[2];
+long get_base(void) { return base + scaled[1]; }
+"#;
+
+#[test]
+fn relinks_cascade_through_read_only_data_and_a_cycle_is_refused_unchanged() {
+    let flags = &["-O2", "-fPIC"];
+    let mut registry = ModuleRegistry::new();
+    registry.load("lib", &module(&[("lib", SHARED_V1)], flags)).unwrap();
+    registry.load("middle", &module(&[("middle", MIDDLE)], flags)).unwrap();
+    registry.load("top", &module(&[("top", TOP)], flags)).unwrap();
+    let middle = registry.get_function("middle", "middle").unwrap();
+    let top = registry.get_function("top", "top").unwrap();
+
+    // `base` moves; middle follows it, and its own `scaled` moves with its
+    // new code, so top follows that.
+    let report = registry
+        .reload("lib", &module(&[("lib", SHARED_V2)], flags), ReloadOptions::default())
+        .unwrap();
+    assert_eq!(report.relinked, vec!["middle".to_string(), "top".to_string()]);
+    assert_eq!(registry.free_retired(), 3);
+    assert_eq!(middle.call(&[]), 3000);
+    assert_eq!(top.call(&[]), 4);
+    assert_eq!(registry.version("middle"), Some(1));
+
+    // A library that now imports middle's read-only data, which moves when
+    // middle follows the library: refused, nothing changed.
+    let err = registry
+        .reload("lib", &module(&[("lib", CYCLIC)], flags), ReloadOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::RelinkCycle { module, symbol, from }
+            if module == "lib" && symbol == "scaled" && from == "middle"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("import functions instead"), "{err}");
+    assert_eq!(registry.version("lib"), Some(2));
+    assert_eq!(registry.retired(), 0, "the failed reload kept nothing");
+    assert_eq!(registry.get_function("lib", "get_base").unwrap().call(&[]), 1000);
+    assert_eq!(middle.call(&[]), 3000);
+    assert_eq!(top.call(&[]), 4);
+}
+
+// A pointer global initialised to a literal, which lives with the code.
+const POINTER_V1: &str = r#"
+#include <string.h>
+const char *message = "hello";
+char buffer[16] = "in data";
+long message_length(void) { return (long)strlen(message); }
+void point_at_buffer(void) { message = buffer; }
+void point_at_literal(void) { message = "bye"; }
+"#;
+// Same layout, another literal.
+const POINTER_V2: &str = r#"
+#include <string.h>
+const char *message = "hello, world";
+char buffer[16] = "in data";
+long message_length(void) { return (long)strlen(message); }
+void point_at_buffer(void) { message = buffer; }
+void point_at_literal(void) { message = "bye"; }
+"#;
+// A new global first: the layout changes and `message` is copied.
+const POINTER_V3: &str = r#"
+#include <string.h>
+long added;
+const char *message = "hi";
+char buffer[16] = "in data";
+long message_length(void) { return (long)strlen(message) + added; }
+void point_at_buffer(void) { message = buffer; }
+void point_at_literal(void) { message = "bye"; }
+"#;
+
+#[test]
+fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
+    for flags in [&["-O0", "-fPIC"][..], &["-O2", "-fPIC"][..], &["-O2"][..]] {
+        let mut registry = ModuleRegistry::new();
+        registry.load("m", &module(&[("m", POINTER_V1)], flags)).unwrap();
+        let length = registry.get_function("m", "message_length").unwrap();
+        assert_eq!(length.call(&[]), 5);
+
+        // Kept storage: the pointer still holds its initial value, so it
+        // moves to the new literal; the old code is then freed.
+        let report = registry
+            .reload("m", &module(&[("m", POINTER_V2)], flags), ReloadOptions::default())
+            .unwrap();
+        assert_eq!(report.data, DataOutcome::Shared);
+        assert_eq!(registry.free_retired(), 1);
+        assert_eq!(length.call(&[]), 12, "{flags:?}: message follows its literal");
+        let in_code = |registry: &ModuleRegistry| {
+            let (start, end) = registry.module("m").unwrap().range();
+            (start..end).contains(&message(registry))
+        };
+        assert!(in_code(&registry), "{flags:?}: into the current code mapping");
+
+        // Copied storage, the same.
+        let report = registry
+            .reload("m", &module(&[("m", POINTER_V3)], flags), ReloadOptions::default())
+            .unwrap();
+        assert!(matches!(&report.data, DataOutcome::Copied { kept } if kept.contains(&"message".to_string())));
+        registry.free_retired();
+        assert_eq!(length.call(&[]), 2, "{flags:?}");
+        assert!(in_code(&registry), "{flags:?}");
+
+        // A pointer the program changed keeps its value.
+        registry.get_function("m", "point_at_buffer").unwrap().call(&[]);
+        assert_eq!(length.call(&[]), 7);
+        registry
+            .reload("m", &module(&[("m", POINTER_V2)], flags), ReloadOptions::default())
+            .unwrap();
+        registry.free_retired();
+        assert_eq!(length.call(&[]), 7, "{flags:?}: still the buffer");
+        assert_eq!(
+            message(&registry),
+            registry.resolve("buffer").unwrap(),
+            "{flags:?}: the copied buffer, not the freed one"
+        );
+
+        // A literal the program chose stays where it is (in the retired
+        // code: the host must not free that while the pointer is in use).
+        registry.get_function("m", "point_at_literal").unwrap().call(&[]);
+        let chosen = message(&registry);
+        registry
+            .reload("m", &module(&[("m", POINTER_V2)], flags), ReloadOptions::default())
+            .unwrap();
+        assert_eq!(
+            message(&registry),
+            chosen,
+            "{flags:?}: a pointer the program set keeps its value"
+        );
+    }
+}
+
+/// The value of module `m`'s pointer global `message`.
+fn message(registry: &ModuleRegistry) -> u64 {
+    let bytes = registry.module("m").unwrap().read_object("message").unwrap();
+    u64::from_le_bytes(bytes.try_into().unwrap())
+}
