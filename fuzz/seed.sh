@@ -48,4 +48,25 @@ for o in -O0 -O2; do
   cp "$here/corpus/smf_parse/a$o.smf" "$here/corpus/smf_load/"
   cp "$here/corpus/smf_parse/a$o.smf" "$here/corpus/smf_registry/"
 done
+# For smf_registry: a module that exports an object under the name it
+# imports from the host, so its second copy imports the first's object and
+# is relinked when the first's data moves. (Its name hash is fixed here;
+# the target fixes the module hash.)
+printf 'extern char **environ;\nlong environ2 = 5;\nlong *p = &environ2;\nlong get(void) { return (long)environ + environ2 + *p; }\n' > "$tmp/e.c"
+gcc -O2 -fPIC -c "$tmp/e.c" -o "$tmp/e.o"
+"$relive" smf pack "$tmp/e.o" -o "$tmp/e.smf" >/dev/null
+python3 - "$tmp/e.smf" "$here/corpus/smf_registry/self-import.smf" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+count, table = struct.unpack_from("<I", b, 32)[0], struct.unpack_from("<Q", b, 40)[0]
+strings = struct.unpack_from("<Q", b, 56)[0]
+def name(offset):
+    return bytes(b[strings + offset:b.index(0, strings + offset)])
+entries = {name(struct.unpack_from("<I", b, table + 40 * i)[0]): table + 40 * i for i in range(count)}
+h = 0x811C9DC5
+for c in b"environ":
+    h = ((h ^ c) * 0x01000193) & 0xFFFFFFFF
+struct.pack_into("<II", b, entries[b"environ2"], struct.unpack_from("<I", b, entries[b"environ"])[0], h)
+open(sys.argv[2], "wb").write(b)
+PY
 rm -rf "$tmp"
