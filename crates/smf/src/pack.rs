@@ -89,6 +89,7 @@ pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<
         all.extend_from_slice(data);
         p.input(name, data, &mut pending)?;
     }
+    let function_starts = function_starts(&p.symbols);
     for (input, section, offset, kind, target, addend) in pending {
         let (symbol, extra) = match target {
             Mapped::Symbol(s, extra) => (s, extra),
@@ -100,12 +101,19 @@ pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<
                 })
             }
         };
+        let (symbol, addend) = to_function(
+            &function_starts,
+            p.section_symbols[0],
+            kind,
+            symbol,
+            addend.wrapping_add(extra),
+        );
         p.relocations.push(Relocation {
             section,
             kind,
             offset,
             symbol,
-            addend: addend.wrapping_add(extra),
+            addend,
         });
     }
     for s in &mut p.sections {
@@ -137,6 +145,45 @@ pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<
         module_hash: 0,
         source_hash: fnv1a64(&all),
     })
+}
+
+/// Each named function's start in the merged code: offset -> symbol (the
+/// first of aliases).
+fn function_starts(symbols: &[Symbol]) -> HashMap<u64, u32> {
+    let mut starts = HashMap::new();
+    for (i, s) in symbols.iter().enumerate() {
+        if s.kind == SymbolType::Function && s.section == Some(0) && !s.name.is_empty() {
+            starts.entry(s.value).or_insert(i as u32);
+        }
+    }
+    starts
+}
+
+/// A reference through the code's section symbol that lands exactly on a
+/// function's start, restated against that function (the same address
+/// when bound to code). The assembler writes calls and address-takings of
+/// a `static` function in another section (`-ffunction-sections`, or a
+/// table of handlers in data) this way; against the function itself, a
+/// registry binds them to its stable entry, so code still running, or a
+/// table, reaches the new version after a reload. For Pc32/Plt32 the
+/// place referred to is `addend + 4` (the field ends the instruction, as
+/// in a call, jump or `lea`); for Abs64 it is `addend`.
+fn to_function(starts: &HashMap<u64, u32>, code_section: u32, kind: RelocType, symbol: u32, addend: i64) -> (u32, i64) {
+    if symbol != code_section {
+        return (symbol, addend);
+    }
+    let place = match kind {
+        RelocType::Pc32 | RelocType::Plt32 => addend.checked_add(4),
+        RelocType::Abs64 => Some(addend),
+        RelocType::GotPcRel => None,
+    };
+    match place
+        .and_then(|p| u64::try_from(p).ok())
+        .and_then(|p| starts.get(&p).map(|&f| (f, p)))
+    {
+        Some((function, start)) => (function, addend - start as i64),
+        None => (symbol, addend),
+    }
 }
 
 fn error(input: &str, reason: impl Into<String>) -> PackError {
@@ -332,5 +379,32 @@ impl Packer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_landing_on_a_function_start_are_restated_against_the_function() {
+        // Code section symbol 0; function 7 starts at 0x40, function 8 at 0.
+        let starts = HashMap::from([(0x40, 7), (0, 8)]);
+        let at = |kind, symbol, addend| to_function(&starts, 0, kind, symbol, addend);
+        assert_eq!(at(RelocType::Plt32, 0, 0x40 - 4), (7, -4), "a call");
+        assert_eq!(at(RelocType::Pc32, 0, -4), (8, -4), "a call or lea at offset 0");
+        assert_eq!(at(RelocType::Abs64, 0, 0x40), (7, 0), "a pointer in data");
+        assert_eq!(
+            at(RelocType::Pc32, 0, 0x41 - 4),
+            (0, 0x3d),
+            "inside a function: unchanged"
+        );
+        assert_eq!(at(RelocType::Abs64, 0, -8), (0, -8), "before the section: unchanged");
+        assert_eq!(at(RelocType::GotPcRel, 0, 0x40 - 4), (0, 0x3c), "GOT cells: unchanged");
+        assert_eq!(
+            at(RelocType::Pc32, 3, 0x40 - 4),
+            (3, 0x3c),
+            "another section: unchanged"
+        );
     }
 }

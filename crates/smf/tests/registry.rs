@@ -600,3 +600,45 @@ fn message(registry: &ModuleRegistry) -> u64 {
     let bytes = registry.module("m").unwrap().read_object("message").unwrap();
     u64::from_le_bytes(bytes.try_into().unwrap())
 }
+
+/// A loop that never returns to its caller while it runs, calling a
+/// `static` function (as a program's main loop does).
+fn spinner(factor: i64, flags: &[&str]) -> Module<'static> {
+    let source = format!(
+        "long steps;\n\
+         __attribute__((noinline)) static long step(long x) {{ steps++; return x * {factor}; }}\n\
+         long spin(volatile long *stop, long x) {{ long last = 0; while (!*stop) last = step(x); return last; }}\n"
+    );
+    module(&[("spin", &source)], flags)
+}
+
+#[test]
+fn with_function_sections_old_code_still_running_calls_the_new_static_function() {
+    // Without -ffunction-sections the assembler resolves the call to
+    // `step` inside the section: the running loop keeps the old `step`.
+    // With it, the call has a relocation and goes through `step`'s entry.
+    for (flags, new_step_reached) in [
+        (&["-O2", "-fPIC"][..], false),
+        (&["-O2", "-fPIC", "-ffunction-sections"][..], true),
+    ] {
+        let mut registry = ModuleRegistry::new();
+        registry.load("spin", &spinner(2, flags)).unwrap();
+        let spin = registry.get_function("spin", "spin").unwrap();
+        let stop = Arc::new(AtomicU64::new(0));
+        let running = {
+            let (spin, stop) = (spin.clone(), stop.clone());
+            std::thread::spawn(move || spin.call(&[stop.as_ptr() as u64, 21]))
+        };
+        // The loop is in the first version's code before the reload...
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        registry
+            .reload("spin", &spinner(3, flags), ReloadOptions::default())
+            .unwrap();
+        // ...and runs on after it, calling `step` again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.store(1, Ordering::SeqCst);
+        let last = running.join().expect("the loop ran to its end");
+        let expected = if new_step_reached { 63 } else { 42 };
+        assert_eq!(last, expected, "{flags:?}");
+    }
+}

@@ -20,6 +20,10 @@ pub enum Command {
     /// stays undefined becomes an import, resolved when the module is loaded
     /// (other modules, then the host program). Unsupported relocations or
     /// sections (TLS, constructors, COMMON symbols) are errors naming them.
+    /// For hot reload, compile with -fPIC -ffunction-sections: calls to
+    /// static functions then reach the new code through stable entries too.
+    /// Example: gcc -O2 -fPIC -ffunction-sections -c a.c b.c && relive smf
+    /// pack a.o b.o -o m.smf
     Pack {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
@@ -63,9 +67,11 @@ pub enum Command {
     /// version after a reload. Globals and statics keep their values across
     /// reloads (in place when the data layout is unchanged; copied by name
     /// and size when it changed) unless --fresh-data is given. Build the
-    /// module from -fPIC objects: calls between global functions then go
-    /// through relocations (static functions the compiler called directly,
-    /// or inlined, change only when their caller changes).
+    /// module from `-fPIC -ffunction-sections` objects: every call between
+    /// functions, static ones included, then has a relocation and goes
+    /// through an entry (without -ffunction-sections, a static function
+    /// called within its section changes only when its caller changes, as
+    /// does inlined code).
     Run(crate::cmd::smf_run::RunArgs),
 }
 
