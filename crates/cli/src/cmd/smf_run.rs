@@ -37,7 +37,9 @@ pub struct RunArgs {
     debounce_ms: u64,
     /// Print each reload as one JSON object per line on stderr:
     /// {"event": "reloaded"|"error", "file", "version", "functions", "added",
-    /// "removed", "data": {"kind": "shared"|"copied"|"fresh", ...}, "ms", "message"}.
+    /// "removed", "relinked" (other modules linked again: none here, with
+    /// one module), "data": {"kind": "shared"|"copied"|"fresh", ...}, "ms",
+    /// "message"}.
     #[arg(long)]
     json: bool,
     /// Arguments for the entry point (argv[1]...; argv[0] is the file).
