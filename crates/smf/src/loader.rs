@@ -690,19 +690,16 @@ impl LoadedModule {
     /// an address in the retired version that `free_retired` unmaps. A
     /// pointer the program changed keeps its value. Each field is replaced
     /// with one compare-and-exchange, so a thread storing to it at the
-    /// same moment keeps its own value. Returns how many followed.
-    pub fn follow_pointers(&self, old: &LoadedModule) -> usize {
+    /// same moment keeps its own value.
+    pub fn follow_pointers(&self, old: &LoadedModule) {
         debug_assert!(Arc::ptr_eq(&self.data, &old.data), "storage kept from old");
-        let mut followed = 0;
         for &(offset, linked) in &self.pointer_fields {
-            let Some(before) = old.linked_pointer(offset) else {
-                continue;
-            };
-            if before != linked && offset.is_multiple_of(8) && self.data.replace_cell(offset, before, linked) {
-                followed += 1;
+            if let Some(before) = old.linked_pointer(offset) {
+                if before != linked && offset.is_multiple_of(8) {
+                    self.data.replace_cell(offset, before, linked);
+                }
             }
         }
-        followed
     }
 
     /// What this version's link gave the pointer field at `offset` in its

@@ -417,54 +417,46 @@ pub fn call_in(region: &Region, addr: u64, args: [u64; 6]) -> Option<u64> {
 }
 
 impl Region {
-    /// Stores `value` at `offset` (8-byte aligned, inside the region, on a
-    /// read-write page) with one atomic release store, so a thread that
-    /// jumps through the cell at the same moment reads either the old or
-    /// the new address, never a torn one, and finds the code it names
-    /// fully written.
-    pub fn store_cell(&self, offset: u64, value: u64) {
+    /// The 8-byte word at `offset` (aligned, inside the region, on a
+    /// read-write page), as an atomic: the entry table's cells and pointer
+    /// fields in module data. Panics if it is not aligned or not inside.
+    fn cell(&self, offset: u64) -> &AtomicU64 {
         assert!(
             offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
             "cell outside the region"
         );
-        // SAFETY: the cell is inside this live mapping, 8-byte aligned, and
-        // on a page the owner keeps read-write (the entry table's cell
-        // pages); every access to it, here and from the trampolines' `jmp
-        // *cell`, is a single aligned 8-byte access, so treating it as an
-        // AtomicU64 is sound.
-        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
-        cell.store(value, Ordering::Release);
+        // SAFETY: the word is inside this live mapping (checked above),
+        // 8-byte aligned, and on a page the owner keeps read-write (the
+        // entry table's cell pages; module data). Every other access to it
+        // is a single aligned 8-byte access (the trampolines' `jmp *cell`;
+        // module code using a pointer), so treating it as an AtomicU64 is
+        // sound, and the reference lives no longer than `&self`, which
+        // keeps the mapping.
+        unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) }
     }
 
-    /// Replaces the 8-byte word at `offset` (aligned, inside the region,
-    /// on a read-write page) by `new` if it still holds `current`, with
-    /// one atomic compare-and-exchange: a thread storing to it at the same
-    /// moment either wins (its value stays) or sees `new`. Returns whether
-    /// it was replaced.
+    /// Stores `value` in the cell at `offset` with one atomic release
+    /// store, so a thread that jumps through the cell at the same moment
+    /// reads either the old or the new address, never a torn one, and
+    /// finds the code it names fully written.
+    pub fn store_cell(&self, offset: u64, value: u64) {
+        self.cell(offset).store(value, Ordering::Release);
+    }
+
+    /// Replaces the 8-byte word at `offset` (see [`Region::store_cell`]) by
+    /// `new` if it still holds `current`, with one atomic
+    /// compare-and-exchange: a thread storing to it at the same moment
+    /// either wins (its value stays) or sees `new`. Returns whether it was
+    /// replaced.
     pub fn replace_cell(&self, offset: u64, current: u64, new: u64) -> bool {
-        assert!(
-            offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
-            "cell outside the region"
-        );
-        // SAFETY: the word is inside this live mapping, 8-byte aligned and
-        // read-write (the caller's data pages); the code using it accesses
-        // it as one aligned 8-byte word (a pointer), so treating it as an
-        // AtomicU64 for this one exchange is sound.
-        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
-        cell.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+        self.cell(offset)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     }
 
     /// Reads the cell at `offset` (see [`Region::store_cell`]).
     pub fn load_cell(&self, offset: u64) -> u64 {
-        assert!(
-            offset.is_multiple_of(8) && offset.checked_add(8).is_some_and(|e| e <= self.len as u64),
-            "cell outside the region"
-        );
-        // SAFETY: as in `store_cell`: aligned, inside the live mapping,
-        // only ever accessed as one 8-byte word.
-        let cell = unsafe { &*((self.start.as_ptr() as *const u8).add(offset as usize) as *const AtomicU64) };
-        cell.load(Ordering::Acquire)
+        self.cell(offset).load(Ordering::Acquire)
     }
 
     /// Copies `len` bytes at address `addr` out of the region (which must

@@ -373,9 +373,7 @@ impl ModuleRegistry {
         let (after, added, removed) = match &ids {
             // The usual edit: the same functions, so the same entries.
             None => {
-                for (id, code) in entry_code(&loaded, &self.modules[index].symbol_ids.ids) {
-                    self.entries.point(id, code);
-                }
+                self.point_same_entries(index, &loaded);
                 (before, Vec::new(), Vec::new())
             }
             Some(ids) => {
@@ -621,6 +619,15 @@ impl ModuleRegistry {
         let keys = self.entry_ids.get_mut(name).expect("inserted above");
         let entries = &mut self.entries;
         keys.assign(module, || entries.allocate())
+    }
+
+    /// Points slot `index`'s entries at `loaded`'s code: a version with
+    /// the same functions in the same symbol order as the slot's current
+    /// one (the usual edit, or a relink), so the same entries.
+    fn point_same_entries(&self, index: usize, loaded: &LoadedModule) {
+        for (id, code) in entry_code(loaded, &self.modules[index].symbol_ids.ids) {
+            self.entries.point(id, code);
+        }
     }
 
     /// Points the entries of `loaded`'s functions (`ids`: each symbol's

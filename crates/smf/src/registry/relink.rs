@@ -21,7 +21,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{entry_code, Linked, ModuleRegistry, RegistryError, Slot};
+use super::{Linked, ModuleRegistry, RegistryError, Slot};
 use crate::loader::LoadedModule;
 
 impl ModuleRegistry {
@@ -99,9 +99,7 @@ impl ModuleRegistry {
         for (j, linked) in relinked {
             // The same module again: the same functions, the same entries.
             debug_assert!(linked.ids.is_none(), "a relink keeps its entries");
-            for (id, code) in entry_code(&linked.loaded, &self.modules[j].symbol_ids.ids) {
-                self.entries.point(id, code);
-            }
+            self.point_same_entries(j, &linked.loaded);
             let slot = &mut self.modules[j];
             linked.loaded.follow_pointers(&slot.current);
             let old = std::mem::replace(&mut slot.current, linked.loaded);
