@@ -40,22 +40,17 @@ impl ModuleRegistry {
             return Ok(relinked); // no module imports from another
         }
         loop {
-            let stale = {
-                let replaced = replacements(index, new, &relinked);
-                (0..self.modules.len())
-                    .filter(|&j| j != index && relinked.iter().all(|(r, _)| *r != j))
-                    .find(|&j| self.moved_import(&self.modules[j].imports, &replaced).is_some())
-            };
+            let replaced = replacements(index, new, &relinked);
+            let stale = (0..self.modules.len())
+                .filter(|&j| j != index && relinked.iter().all(|(r, _)| *r != j))
+                .find(|&j| self.moved_import(&self.modules[j].imports, &replaced).is_some());
             let Some(j) = stale else { break };
             let Some(source) = self.modules[j].source.take() else {
                 unreachable!("a module importing from another keeps its source")
             };
             let name = self.modules[j].name.clone();
             let data = self.modules[j].current.data_region().clone();
-            let linked = {
-                let replaced = replacements(index, new, &relinked);
-                self.link(&name, &source, Some(data), &replaced)
-            };
+            let linked = self.link(&name, &source, Some(data), &replaced);
             self.modules[j].source = Some(source);
             relinked.push((j, linked?));
         }
