@@ -1,4 +1,4 @@
-//! Modules compiled from C by gcc, packed, loaded into this process and
+//! Modules compiled from C by gcc and clang, packed, loaded into this process and
 //! called: every relocation type, a definition from a second object, and
 //! imports from the host (`strlen`, `memcpy`).
 
@@ -26,12 +26,12 @@ long six(long a, long b, long c, long d, long e, long f) { return a + 2*b + 3*c 
 "#;
 const HELPER: &str = "long shared_total = 100;\nlong twice(long x) { return 2 * x; }\n";
 
-fn build(flags: &[&str]) -> (Module<'static>, tempfile::TempDir) {
+fn build(cc: &str, flags: &[&str]) -> (Module<'static>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<(String, Vec<u8>)> = [("main", MAIN), ("helper", HELPER)]
         .iter()
         .map(|(name, text)| {
-            let path = relive_testkit::compile_object(dir.path(), name, text, flags);
+            let path = relive_testkit::compile_object_with(cc, dir.path(), name, text, flags);
             (name.to_string(), std::fs::read(path).unwrap())
         })
         .collect();
@@ -52,17 +52,21 @@ fn invoke(m: &LoadedModule, name: &str, args: &[u64]) -> i64 {
 }
 
 #[test]
-fn gcc_modules_load_and_compute() {
-    for flags in [&["-O0", "-fPIC"][..], &["-O2", "-fPIC"][..]] {
-        let (module, _dir) = build(flags);
+fn gcc_and_clang_modules_load_and_compute() {
+    let builds = ["gcc", "clang"]
+        .into_iter()
+        .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])]);
+    for (cc, flags) in builds {
+        let what = format!("{cc} {flags:?}");
+        let (module, _dir) = build(cc, flags);
         let kinds: Vec<RelocType> = module.relocations.iter().map(|r| r.kind).collect();
         for k in [RelocType::Abs64, RelocType::Pc32, RelocType::Plt32, RelocType::GotPcRel] {
-            assert!(kinds.contains(&k), "{flags:?}: no {k:?} in {kinds:?}");
+            assert!(kinds.contains(&k), "{what}: no {k:?} in {kinds:?}");
         }
         let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
         assert_eq!(invoke(&loaded, "add", &[40, 2]), 42);
         assert_eq!(invoke(&loaded, "add", &[1, 1]), 2);
-        assert_eq!(invoke(&loaded, "count", &[]), 2, "{flags:?}: the static counts calls");
+        assert_eq!(invoke(&loaded, "count", &[]), 2, "{what}: the static counts calls");
         let text = std::ffi::CString::new("twelve chars").unwrap();
         assert_eq!(invoke(&loaded, "length", &[text.as_ptr() as u64]), 12);
         assert_eq!(invoke(&loaded, "copy_and_measure", &[]), 10);
@@ -107,7 +111,7 @@ fn rodata_address(module: &Module, loaded: &LoadedModule) -> u64 {
 fn read_only_data_shares_the_last_code_page_only_when_it_fits() {
     // A few bytes of read-only data and a GOT cell fit in the tail of the
     // code page: one page, `r-x`, and nothing in it writable.
-    let (module, _dir) = build(&["-O2", "-fPIC"]);
+    let (module, _dir) = build("gcc", &["-O2", "-fPIC"]);
     let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
     assert_eq!(code_pages(&loaded), ["r-xp"]);
     let (start, end) = loaded.range();

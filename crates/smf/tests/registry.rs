@@ -1,4 +1,5 @@
-//! Hot reload through the registry, with modules compiled from C by gcc:
+//! Hot reload through the registry, with modules compiled from C by gcc
+//! (and clang):
 //! stable entries taken before a reload run the new code, state survives,
 //! versions move, imports bind across modules, and threads calling in a
 //! loop during 1,000 reloads only ever see the old or the new result.
@@ -11,11 +12,16 @@ use relive_smf::{pack, DataOutcome, Module, ModuleRegistry, RegistryError, Reloa
 /// Compiles each (name, C text) with gcc `flags` and packs them into one
 /// module, read back through the file format.
 fn module(sources: &[(&str, &str)], flags: &[&str]) -> Module<'static> {
+    module_with("gcc", sources, flags)
+}
+
+/// [`module`] compiled by `cc`.
+fn module_with(cc: &str, sources: &[(&str, &str)], flags: &[&str]) -> Module<'static> {
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<(String, Vec<u8>)> = sources
         .iter()
         .map(|(name, text)| {
-            let path = relive_testkit::compile_object(dir.path(), name, text, flags);
+            let path = relive_testkit::compile_object_with(cc, dir.path(), name, text, flags);
             (name.to_string(), std::fs::read(path).unwrap())
         })
         .collect();
@@ -53,7 +59,12 @@ long which(void) { return 3; }
 
 #[test]
 fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
-    for flags in [&["-O0", "-fPIC"][..], &["-O2", "-fPIC"][..]] {
+    let builds = ["gcc", "clang"]
+        .into_iter()
+        .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])]);
+    for (cc, flags) in builds {
+        let module = |sources: &[(&str, &str)], flags: &[&str]| module_with(cc, sources, flags);
+        let what = format!("{cc} {flags:?}");
         let mut registry = ModuleRegistry::new();
         registry.load("counter", &module(&[("c", COUNTER_V1)], flags)).unwrap();
         let which = registry.get_function("counter", "which").unwrap();
@@ -73,18 +84,18 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
                 ReloadOptions::default(),
             )
             .unwrap();
-        assert_eq!(report.version, 2, "{flags:?}");
-        assert_eq!(report.data, DataOutcome::Shared, "{flags:?}");
+        assert_eq!(report.version, 2, "{what}");
+        assert_eq!(report.data, DataOutcome::Shared, "{what}");
         assert_eq!(registry.version("counter"), Some(2));
-        assert_eq!(which.call(&[]), 2, "{flags:?}: the old pointer runs the new code");
-        assert_eq!(bump.call(&[1]), 116, "{flags:?}: counter kept its value (16)");
+        assert_eq!(which.call(&[]), 2, "{what}: the old pointer runs the new code");
+        assert_eq!(bump.call(&[1]), 116, "{what}: counter kept its value (16)");
         assert_eq!(
             via_pointer.call(&[1]),
             217,
-            "{flags:?}: a pointer inside the module follows too"
+            "{what}: a pointer inside the module follows too"
         );
         let calls = registry.get_function("counter", "calls_made").unwrap();
-        assert_eq!(calls.call(&[]), 4, "{flags:?}: the static kept counting");
+        assert_eq!(calls.call(&[]), 4, "{what}: the static kept counting");
         assert_eq!(registry.retired(), 1, "the old code stays mapped");
 
         // Layout change: values copied by name and size.
@@ -97,7 +108,7 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
             .unwrap();
         assert_eq!(report.version, 3);
         let DataOutcome::Copied { kept } = &report.data else {
-            panic!("{flags:?}: {:?}", report.data)
+            panic!("{what}: {:?}", report.data)
         };
         assert!(kept.contains(&"counter".to_string()), "{kept:?}");
         assert_eq!(report.removed, vec!["via_pointer".to_string()]);
@@ -105,7 +116,7 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
         assert_eq!(
             bump.call(&[1]),
             217 + 7,
-            "{flags:?}: counter copied (216), extra from the file"
+            "{what}: counter copied (216), extra from the file"
         );
         assert!(registry.get_function("counter", "via_pointer").is_none());
         let counter = registry.module("counter").unwrap().read_object("counter").unwrap();
@@ -121,8 +132,8 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
             .unwrap();
         assert_eq!(report.data, DataOutcome::Fresh);
         assert_eq!(report.added, vec!["via_pointer".to_string()]);
-        assert_eq!(bump.call(&[1]), 11, "{flags:?}: counter back to its initial 10");
-        assert_eq!(via_pointer.call(&[1]), 12, "{flags:?}: the earlier handle works again");
+        assert_eq!(bump.call(&[1]), 11, "{what}: counter back to its initial 10");
+        assert_eq!(via_pointer.call(&[1]), 12, "{what}: the earlier handle works again");
         assert_eq!(registry.free_retired(), 3);
         assert_eq!(which.call(&[]), 1, "the current version survives freeing the old ones");
     }
@@ -603,26 +614,29 @@ fn message(registry: &ModuleRegistry) -> u64 {
 
 /// A loop that never returns to its caller while it runs, calling a
 /// `static` function (as a program's main loop does).
-fn spinner(factor: i64, flags: &[&str]) -> Module<'static> {
+fn spinner(cc: &str, factor: i64, flags: &[&str]) -> Module<'static> {
     let source = format!(
         "long steps;\n\
          __attribute__((noinline)) static long step(long x) {{ steps++; return x * {factor}; }}\n\
          long spin(volatile long *stop, long x) {{ long last = 0; while (!*stop) last = step(x); return last; }}\n"
     );
-    module(&[("spin", &source)], flags)
+    module_with(cc, &[("spin", &source)], flags)
 }
 
 #[test]
 fn with_function_sections_old_code_still_running_calls_the_new_static_function() {
-    // Without -ffunction-sections the assembler resolves the call to
-    // `step` inside the section: the running loop keeps the old `step`.
+    // Without -ffunction-sections the assembler (gcc's as, clang's own)
+    // resolves the call to `step` inside the section: the running loop
+    // keeps the old `step`.
     // With it, the call has a relocation and goes through `step`'s entry.
-    for (flags, new_step_reached) in [
-        (&["-O2", "-fPIC"][..], false),
-        (&["-O2", "-fPIC", "-ffunction-sections"][..], true),
+    for (cc, flags, new_step_reached) in [
+        ("gcc", &["-O2", "-fPIC"][..], false),
+        ("gcc", &["-O2", "-fPIC", "-ffunction-sections"][..], true),
+        ("clang", &["-O2", "-fPIC"][..], false),
+        ("clang", &["-O2", "-fPIC", "-ffunction-sections"][..], true),
     ] {
         let mut registry = ModuleRegistry::new();
-        registry.load("spin", &spinner(2, flags)).unwrap();
+        registry.load("spin", &spinner(cc, 2, flags)).unwrap();
         let spin = registry.get_function("spin", "spin").unwrap();
         let stop = Arc::new(AtomicU64::new(0));
         let running = {
@@ -632,13 +646,13 @@ fn with_function_sections_old_code_still_running_calls_the_new_static_function()
         // The loop is in the first version's code before the reload...
         std::thread::sleep(std::time::Duration::from_millis(20));
         registry
-            .reload("spin", &spinner(3, flags), ReloadOptions::default())
+            .reload("spin", &spinner(cc, 3, flags), ReloadOptions::default())
             .unwrap();
         // ...and runs on after it, calling `step` again.
         std::thread::sleep(std::time::Duration::from_millis(20));
         stop.store(1, Ordering::SeqCst);
         let last = running.join().expect("the loop ran to its end");
         let expected = if new_step_reached { 63 } else { 42 };
-        assert_eq!(last, expected, "{flags:?}");
+        assert_eq!(last, expected, "{cc} {flags:?}");
     }
 }

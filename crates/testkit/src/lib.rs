@@ -345,9 +345,14 @@ pub fn criterion_median_ns(dir: &Path, id: &str) -> Option<f64> {
 
 /// Compiles `source` with `gcc -c` and `flags` into `dir/name.o`.
 pub fn compile_object(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    compile_object_with("gcc", dir, name, source, flags)
+}
+
+/// [`compile_object`] with another C compiler (`clang`: `.ci/run` installs it).
+pub fn compile_object_with(cc: &str, dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
     let mut all = vec!["-c"];
     all.extend_from_slice(flags);
-    let out = compile(dir, name, source, &all);
+    let out = compile_with(cc, dir, name, source, &all);
     let object = dir.join(format!("{name}.o"));
     std::fs::rename(out, &object).unwrap();
     object
