@@ -135,8 +135,16 @@ int main(int argc, char **argv) {
 
 /// Compiles LOOPING with `tick` returning `tick` and packs it over `out`.
 fn pack_looping(dir: &Path, tick: i64, out: &Path) {
-    let source = LOOPING.replace("TICK", &tick.to_string());
-    pack_source(dir, &format!("loop{}", tick.abs()), &source, &["-O2", "-fPIC"], out);
+    pack_looping_counting(dir, tick, 1, out);
+}
+
+/// [`pack_looping`] with main counting frames `by` at a time.
+fn pack_looping_counting(dir: &Path, tick: i64, by: u64, out: &Path) {
+    let source = LOOPING
+        .replace("TICK", &tick.to_string())
+        .replace("frames++", &format!("frames += {by}"));
+    let name = format!("loop{}_{by}", tick.abs());
+    pack_source(dir, &name, &source, &["-O2", "-fPIC"], out);
 }
 
 #[test]
@@ -203,6 +211,8 @@ fn smf_run_watch_reloads_a_running_module() {
     assert_eq!(v["event"], "reloaded", "{event}");
     assert_eq!(v["version"], 2);
     assert_eq!(v["data"]["kind"], "shared");
+    assert_eq!(v["changed"], serde_json::json!(["tick"]), "{event}");
+    assert_eq!(v["entry_changed"], false, "{event}");
     // The loop that never returned now calls the new tick, and the global
     // it counts with kept its value.
     let after = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
@@ -216,6 +226,18 @@ fn smf_run_watch_reloads_a_running_module() {
     assert!(v["message"].as_str().unwrap().contains("app.smf"), "{event}");
     let later = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
     assert!(later > after);
+
+    // An edit of main itself: named, and flagged, since main's running
+    // call keeps its old code: frames still go up by one.
+    pack_looping_counting(dir.path(), 2, 2, &module);
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["version"], 3, "{event}");
+    assert_eq!(v["changed"], serde_json::json!(["main"]), "{event}");
+    assert_eq!(v["entry_changed"], true, "{event}");
+    let one = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    let next = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    assert_eq!(next, one + 1, "the running main is the old code");
 
     // A version whose tick ends the loop: main returns 7, so does relive.
     pack_looping(dir.path(), -1, &module);

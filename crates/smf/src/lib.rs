@@ -3,8 +3,10 @@
 //! files, [`pack`](mod@pack) builds one from gcc/clang ELF objects, [`loader`] maps
 //! and relocates one into this process, [`registry`] keeps several loaded
 //! and replaces them while they run, through the stable entry points of
-//! [`entries`] ([`memory`] holds the crate's only `unsafe` code).
+//! [`entries`], and [`diff`] names the functions two versions differ in
+//! ([`memory`] holds the crate's only `unsafe` code).
 
+pub mod diff;
 pub mod entries;
 pub mod format;
 mod hash;

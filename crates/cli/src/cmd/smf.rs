@@ -71,7 +71,9 @@ pub enum Command {
     /// functions, static ones included, then has a relocation and goes
     /// through an entry (without -ffunction-sections, a static function
     /// called within its section changes only when its caller changes, as
-    /// does inlined code).
+    /// does inlined code). Each reload prints the functions it changed; an
+    /// edit of the entry point itself is flagged, since its running call
+    /// keeps the old code.
     Run(crate::cmd::smf_run::RunArgs),
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use relive_smf::{ModuleRegistry, RegistryError, ReloadOptions, ReloadReport};
+use relive_smf::{ModuleRegistry, ReloadOptions, ReloadReport};
 use serde::Serialize;
 
 /// The C stack a module's entry point gets (glibc's default for a main
@@ -19,6 +19,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 #[derive(clap::Args)]
 pub struct RunArgs {
+    /// The module to run (made by `relive smf pack OBJECTS -o FILE`).
     file: PathBuf,
     /// Reload the module whenever the file changes (rewritten or replaced,
     /// e.g. by `relive smf pack -o FILE`); running code keeps going and its
@@ -37,9 +38,11 @@ pub struct RunArgs {
     debounce_ms: u64,
     /// Print each reload as one JSON object per line on stderr:
     /// {"event": "reloaded"|"error", "file", "version", "functions", "added",
-    /// "removed", "relinked" (other modules linked again: none here, with
-    /// one module), "data": {"kind": "shared"|"copied"|"fresh", ...}, "ms",
-    /// "message"}.
+    /// "removed", "changed" (functions whose code differs from the previous
+    /// version's), "entry_changed" (the running entry point is among them:
+    /// its running call keeps its old code), "relinked" (other modules
+    /// linked again: none here, with one module), "data": {"kind":
+    /// "shared"|"copied"|"fresh", ...}, "ms" (read + reload), "message"}.
     #[arg(long)]
     json: bool,
     /// Arguments for the entry point (argv[1]...; argv[0] is the file).
@@ -53,12 +56,24 @@ impl RunArgs {
     }
 }
 
+/// A reload that happened, with what it changed.
+#[derive(Serialize)]
+struct Reloaded {
+    #[serde(flatten)]
+    report: ReloadReport,
+    /// Functions of both versions whose code differs.
+    changed: Vec<String>,
+    /// The entry point is in `changed`: its call that is running keeps
+    /// the old code (and so does code inlined into it).
+    entry_changed: bool,
+}
+
 #[derive(Serialize)]
 struct Event<'a> {
     event: &'static str,
     file: &'a str,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    report: Option<&'a ReloadReport>,
+    reloaded: Option<&'a Reloaded>,
     ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
@@ -126,14 +141,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let debounce = Duration::from_millis(args.debounce_ms);
     let file = args.file.display().to_string();
+    // The version running now, to name what the next one changes.
+    let mut current = module;
     while !running.is_finished() {
         if events.next(POLL, debounce)?.is_none() {
             continue;
         }
         let started = Instant::now();
-        let outcome = registry.reload_file(&name, &args.file, options);
+        let outcome = crate::cmd::smf::read_module(&args.file).and_then(|new| {
+            let report = registry
+                .reload(&name, &new, options)
+                .with_context(|| format!("reloading {file}"))?;
+            Ok((report, new))
+        });
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        report(&file, &outcome, ms, args.json);
+        let outcome = outcome
+            .map(|(report, new)| {
+                let changed = relive_smf::diff::changed_functions(&current, &new);
+                current = new;
+                Reloaded {
+                    entry_changed: changed.contains(&entry_name),
+                    report,
+                    changed,
+                }
+            })
+            .map_err(|e| format!("{e:#}"));
+        report(&file, &entry_name, &outcome, ms, args.json);
     }
     let status = running
         .join()
@@ -141,19 +174,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     std::process::exit(status as i32)
 }
 
-fn report(file: &str, outcome: &Result<ReloadReport, RegistryError>, ms: f64, json: bool) {
+fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, json: bool) {
     let event = match outcome {
         Ok(r) => Event {
             event: "reloaded",
             file,
-            report: Some(r),
+            reloaded: Some(r),
             ms,
             message: None,
         },
         Err(e) => Event {
             event: "error",
             file,
-            report: None,
+            reloaded: None,
             ms,
             message: Some(format!("{e}; the running version is unchanged")),
         },
@@ -163,7 +196,11 @@ fn report(file: &str, outcome: &Result<ReloadReport, RegistryError>, ms: f64, js
         return;
     }
     match outcome {
-        Ok(r) => {
+        Ok(Reloaded {
+            report: r,
+            changed,
+            entry_changed,
+        }) => {
             let data = match &r.data {
                 relive_smf::DataOutcome::Shared => "data kept in place".to_string(),
                 relive_smf::DataOutcome::Copied { kept } => {
@@ -172,17 +209,28 @@ fn report(file: &str, outcome: &Result<ReloadReport, RegistryError>, ms: f64, js
                 relive_smf::DataOutcome::Fresh => "data from the file".to_string(),
             };
             let mut changes = String::new();
-            if !r.added.is_empty() {
-                changes += &format!(", added {}", r.added.join(" "));
+            for (what, names) in [("changed", changed), ("added", &r.added), ("removed", &r.removed)] {
+                if !names.is_empty() {
+                    changes += &format!(", {what} {}", names.join(" "));
+                }
             }
-            if !r.removed.is_empty() {
-                changes += &format!(", removed {}", r.removed.join(" "));
+            if changes.is_empty() {
+                changes = ", no function changed".to_string();
             }
             eprintln!(
                 "relive: reloaded {file}: version {}, {} function(s){changes}, {data}, {ms:.2} ms",
                 r.version, r.functions
             );
+            if *entry_changed {
+                eprintln!(
+                    "relive: note: {entry} changed, but its call that is running keeps its old code (and code \
+                     inlined into it, such as a static function called once); calls it makes to other functions \
+                     reach their new code. Move the work you edit out of {entry}'s loop into a function \
+                     (noinline if static) to see it change"
+                );
+            }
         }
-        Err(_) => eprintln!("relive: {file}: {}", event.message.unwrap_or_default()),
+        // The message names the file.
+        Err(_) => eprintln!("relive: {}", event.message.unwrap_or_default()),
     }
 }
