@@ -213,20 +213,34 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
     let compute = registry.get_function("leaf", "compute").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicU64::new(0));
+    // Whether any worker got the old, the new result.
+    let seen = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
     const THREADS: usize = 3;
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (compute, stop, started) = (compute.clone(), stop.clone(), started.clone());
+            let (compute, stop, started, seen) = (compute.clone(), stop.clone(), started.clone(), seen.clone());
             std::thread::spawn(move || {
                 let (mut old, mut new, mut wrong) = (0u64, 0u64, Vec::new());
                 let mut x = t as u64;
                 started.fetch_add(1, Ordering::SeqCst);
                 while !stop.load(Ordering::Relaxed) {
                     x = (x + 7) % 100_000;
-                    match compute.call(&[x]) {
-                        r if r == 3 * x + 1 => old += 1,
-                        r if r == 5 * x + 2 => new += 1,
-                        r => wrong.push((x, r)),
+                    let version = match compute.call(&[x]) {
+                        r if r == 3 * x + 1 => {
+                            old += 1;
+                            0
+                        }
+                        r if r == 5 * x + 2 => {
+                            new += 1;
+                            1
+                        }
+                        r => {
+                            wrong.push((x, r));
+                            continue;
+                        }
+                    };
+                    if !seen[version].load(Ordering::Relaxed) {
+                        seen[version].store(true, Ordering::Relaxed);
                     }
                 }
                 (old, new, wrong)
@@ -236,11 +250,17 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
     while started.load(Ordering::SeqCst) < THREADS as u64 {
         std::thread::yield_now();
     }
-    for i in 0..1000 {
-        let report = registry
-            .reload("leaf", &versions[(i + 1) % 2], ReloadOptions::default())
-            .unwrap();
-        assert_eq!(report.data, DataOutcome::Shared);
+    // At least 1,000 reloads, in pairs (so they end on the first version),
+    // and on until the workers got both results: on a busy machine they
+    // may not run at all during the first 1,000 (about 20 ms).
+    let deadline = std::time::Instant::now() + relive_testkit::PATIENCE;
+    let mut reloads = 0;
+    while reloads < 1000 || (!seen.iter().all(|s| s.load(Ordering::Relaxed)) && std::time::Instant::now() < deadline) {
+        for version in [&versions[1], &versions[0]] {
+            let report = registry.reload("leaf", version, ReloadOptions::default()).unwrap();
+            assert_eq!(report.data, DataOutcome::Shared);
+        }
+        reloads += 2;
     }
     stop.store(true, Ordering::SeqCst);
     let (mut old, mut new) = (0, 0);
@@ -251,7 +271,7 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
         new += n;
     }
     assert!(old > 0 && new > 0, "both versions ran: old {old}, new {new}");
-    assert_eq!(registry.version("leaf"), Some(1001));
+    assert_eq!(registry.version("leaf"), Some(1 + reloads));
     let hits = u64::from_le_bytes(
         registry
             .module("leaf")
@@ -262,8 +282,8 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
             .unwrap(),
     );
     assert!(hits > 0, "the shared counter saw the calls");
-    assert_eq!(registry.free_retired(), 1000);
-    assert_eq!(compute.call(&[1]), 4, "1,000 reloads end on the first version");
+    assert_eq!(registry.free_retired() as u64, reloads);
+    assert_eq!(compute.call(&[1]), 4, "pairs of reloads end on the first version");
 }
 
 #[test]
@@ -644,12 +664,25 @@ fn with_function_sections_old_code_still_running_calls_the_new_static_function()
             std::thread::spawn(move || spin.call(&[stop.as_ptr() as u64, 21]))
         };
         // The loop is in the first version's code before the reload...
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let steps = |registry: &ModuleRegistry| {
+            let bytes = registry.module("spin").unwrap().read_object("steps").unwrap();
+            u64::from_le_bytes(bytes.try_into().unwrap())
+        };
+        let until_steps_pass = |registry: &ModuleRegistry, count: u64| {
+            let deadline = std::time::Instant::now() + relive_testkit::PATIENCE;
+            while steps(registry) <= count {
+                assert!(std::time::Instant::now() < deadline, "the loop does not run");
+                std::thread::yield_now();
+            }
+        };
+        until_steps_pass(&registry, 0);
         registry
             .reload("spin", &spinner(cc, 3, flags), ReloadOptions::default())
             .unwrap();
-        // ...and runs on after it, calling `step` again.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // ...and runs on after it, calling `step` again (`steps` is kept
+        // in place, so it counts on).
+        let at_reload = steps(&registry);
+        until_steps_pass(&registry, at_reload + 1000);
         stop.store(1, Ordering::SeqCst);
         let last = running.join().expect("the loop ran to its end");
         let expected = if new_step_reached { 63 } else { 42 };
