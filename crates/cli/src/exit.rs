@@ -32,7 +32,7 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
         return OK;
     }
     let code = code_for(err);
-    let message = format!("{err:#}");
+    let message = message(err);
     let hint = hint_for(err);
     if json {
         let value = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
@@ -44,6 +44,24 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
         }
     }
     code
+}
+
+/// `err` and its causes, each once: "context: error: cause". The
+/// project's errors state their cause in their own message too ("{path}:
+/// {source}", so one printed alone is complete), and anyhow's `{:#}` would
+/// then print each cause twice; a cause whose text already ends the
+/// message is left out.
+pub fn message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for e in err.chain() {
+        let text = e.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -117,5 +135,26 @@ mod tests {
         assert_eq!(code_for(&e), FAILED);
         assert_eq!(code_for(&anyhow::anyhow!("other")), FAILED);
         let _ = OK;
+    }
+
+    #[test]
+    fn a_cause_an_error_already_states_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{path}: {source}")]
+        struct Reading {
+            path: String,
+            #[source]
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let stated = anyhow::Error::new(Reading {
+            path: "m.smf".into(),
+            source: io(),
+        })
+        .context("loading m.smf");
+        assert_eq!(message(&stated), "loading m.smf: m.smf: entity not found");
+        // A cause the message does not state is still printed.
+        let unstated = anyhow::Error::new(io()).context("reading m.smf");
+        assert_eq!(message(&unstated), "reading m.smf: entity not found");
     }
 }

@@ -165,7 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     changed,
                 }
             })
-            .map_err(|e| format!("{e:#}"));
+            .map_err(|e| crate::exit::message(&e));
         report(&file, &entry_name, &outcome, ms, args.json);
     }
     let status = running
