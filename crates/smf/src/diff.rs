@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::format::{Module, RelocType, Symbol, SymbolType};
+use crate::keys::spell;
 use crate::loader::has_function_key;
 
 /// What a relocation in a function refers to, in terms that survive a
@@ -56,10 +57,7 @@ fn fingerprints<'m>(module: &'m Module) -> impl Iterator<Item = (String, Fingerp
     let mut seen: HashMap<&str, u32> = HashMap::new();
     module.symbols.iter().filter(|s| has_function_key(s)).map(move |s| {
         let nth = seen.entry(&s.name).or_insert(0);
-        let key = match *nth {
-            0 => s.name.to_string(),
-            n => format!("{}#{n}", s.name),
-        };
+        let key = spell(&s.name, *nth);
         *nth += 1;
         (key, fingerprint(module, s, &order))
     })

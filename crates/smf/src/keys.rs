@@ -37,6 +37,14 @@ pub struct FunctionKeys {
     passes: u64,
 }
 
+/// Key (name, N) as the host names it: `name`, or `name#N` for N ≥ 1.
+pub(crate) fn spell(name: &str, nth: u32) -> String {
+    match nth {
+        0 => name.to_string(),
+        n => format!("{name}#{n}"),
+    }
+}
+
 /// The hash of key (name, N).
 fn key_hash(name: &[u8], nth: u32) -> u64 {
     name_hash(name) ^ u64::from(nth).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -137,11 +145,7 @@ impl FunctionKeys {
 
     /// The key spelled out.
     fn key_string(&self, key: &Key) -> String {
-        let name = String::from_utf8_lossy(name_bytes(&self.names, key));
-        match key.nth {
-            0 => name.into_owned(),
-            n => format!("{name}#{n}"),
-        }
+        spell(&String::from_utf8_lossy(name_bytes(&self.names, key)), key.nth)
     }
 
     /// The keys whose entries are in `ids` (sorted), sorted.

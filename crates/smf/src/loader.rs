@@ -75,7 +75,6 @@ pub struct DataLayout {
 
 impl DataLayout {
     pub fn of(module: &Module) -> DataLayout {
-        let writable = |k: SectionKind| matches!(k, SectionKind::Data | SectionKind::Bss);
         DataLayout {
             sections: module
                 .sections

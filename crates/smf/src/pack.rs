@@ -12,6 +12,7 @@ use crate::format::{
     fnv1a64, Binding, Module, RelocType, Relocation, Section, SectionKind, Symbol, SymbolType, ARCH_X86_64,
     FLAG_EXECUTABLE, FLAG_PIC, FLAG_RELOADABLE, MAX_ALIGN,
 };
+use crate::loader::has_function_key;
 
 /// Why the objects cannot be packed; names the input and the place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,7 +153,7 @@ pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<
 fn function_starts(symbols: &[Symbol]) -> HashMap<u64, u32> {
     let mut starts = HashMap::new();
     for (i, s) in symbols.iter().enumerate() {
-        if s.kind == SymbolType::Function && s.section == Some(0) && !s.name.is_empty() {
+        if has_function_key(s) && s.section == Some(0) {
             starts.entry(s.value).or_insert(i as u32);
         }
     }

@@ -53,10 +53,7 @@ fn invoke(m: &LoadedModule, name: &str, args: &[u64]) -> i64 {
 
 #[test]
 fn gcc_and_clang_modules_load_and_compute() {
-    let builds = ["gcc", "clang"]
-        .into_iter()
-        .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])]);
-    for (cc, flags) in builds {
+    for (cc, flags) in relive_testkit::pic_builds() {
         let what = format!("{cc} {flags:?}");
         let (module, _dir) = build(cc, flags);
         let kinds: Vec<RelocType> = module.relocations.iter().map(|r| r.kind).collect();

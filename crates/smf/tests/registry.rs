@@ -59,10 +59,7 @@ long which(void) { return 3; }
 
 #[test]
 fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
-    let builds = ["gcc", "clang"]
-        .into_iter()
-        .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])]);
-    for (cc, flags) in builds {
+    for (cc, flags) in relive_testkit::pic_builds() {
         let module = |sources: &[(&str, &str)], flags: &[&str]| module_with(cc, sources, flags);
         let what = format!("{cc} {flags:?}");
         let mut registry = ModuleRegistry::new();

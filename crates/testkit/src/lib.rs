@@ -358,6 +358,15 @@ pub fn compile_object_with(cc: &str, dir: &Path, name: &str, source: &str, flags
     object
 }
 
+/// Each C compiler the tests build modules with (gcc, and clang, which
+/// `.ci/run` installs) at -O0 and -O2, position-independent: (compiler,
+/// flags).
+pub fn pic_builds() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    ["gcc", "clang"]
+        .into_iter()
+        .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])])
+}
+
 /// The permissions (`r-xp`, …) /proc/self/maps shows for the page of this
 /// process at `addr`, if it is mapped.
 pub fn page_permissions(addr: u64) -> Option<String> {

@@ -283,9 +283,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 /// Reads and checks the SMF file `file`, naming it in any error.
 pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module<'static>> {
-    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let module = Module::parse(&data).with_context(|| format!("reading {}", file.display()))?;
-    Ok(module.into_owned())
+    relive_smf::ModuleLoader::new()
+        .read(file)
+        .with_context(|| format!("reading {}", file.display()))
 }
 
 /// The module exports no function of that name (exit 3).
