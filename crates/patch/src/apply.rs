@@ -15,7 +15,7 @@ use relive_image::symbols::SymbolKind;
 use relive_process::alloc::{self, Placement};
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
-use relive_process::{identity, Process, Protection, Stopped};
+use relive_process::{identity, Process, Protection, Stopped, ThreadPosition};
 use serde::Serialize;
 
 use crate::clobber::{self, Regs};
@@ -25,6 +25,7 @@ use crate::journal::{self, Journal, PatchRecord, RegionRecord};
 use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
+use crate::reach::{self, Reach};
 use crate::{signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
@@ -53,10 +54,12 @@ impl<'p> Target<'p> {
             process.start_time()?,
             &modules.main.module.path,
         )?;
+        let mut resolver = LiveResolver::new(symbols);
+        resolver.remember_added(&journal.added);
         Ok(Target {
             process,
             modules,
-            resolver: LiveResolver::new(symbols),
+            resolver,
             journal,
             journal_dir,
         })
@@ -78,6 +81,8 @@ pub struct Applied {
     /// straight to `new_addr`.
     pub preserves: Vec<String>,
     pub entry_addr: u64,
+    /// Whether later calls can run the new code, and what to know.
+    pub reach: Reach,
 }
 
 /// A function the program did not have.
@@ -152,14 +157,25 @@ struct OriginalCode<'a> {
 
 impl clobber::LiveCode for OriginalCode<'_> {
     fn function(&self, addr: u64) -> Option<Vec<u8>> {
-        let symbols = self.resolver.symbols();
-        let (symbol, 0) = symbols.at(addr)? else { return None };
-        let program = self.resolver.home().0 == symbol.module;
-        let code = matches!(symbol.kind, SymbolKind::Function | SymbolKind::Unknown);
-        if !program || !code || symbol.size == 0 || symbol.size > MAX_SCANNED {
+        // A function an earlier patch added is code of the program too
+        // (the previous patch's callers were compiled against it).
+        let size = match self.resolver.added_function_size(addr) {
+            Some(size) => size,
+            None => {
+                let symbols = self.resolver.symbols();
+                let (symbol, 0) = symbols.at(addr)? else { return None };
+                let program = self.resolver.home().0 == symbol.module;
+                let code = matches!(symbol.kind, SymbolKind::Function | SymbolKind::Unknown);
+                if !program || !code {
+                    return None;
+                }
+                symbol.size
+            }
+        };
+        if size == 0 || size > MAX_SCANNED {
             return None;
         }
-        let mut bytes = vec![0u8; symbol.size as usize];
+        let mut bytes = vec![0u8; size as usize];
         self.process.read(addr, &mut bytes).ok()?;
         for p in &self.journal.patches {
             let Some(original) = unhex(&p.original) else { continue };
@@ -408,6 +424,15 @@ pub fn patch(
         forget_pool(target);
         return Err(e);
     }
+    // Where the threads are, for telling whether the new code can run.
+    let positions: Vec<ThreadPosition> = match &stopped {
+        Some(s) => s
+            .thread_ids()
+            .into_iter()
+            .map(|tid| (tid, s.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+            .collect(),
+        None => process.thread_positions().unwrap_or_default(),
+    };
     if let Some(stopped) = stopped {
         stopped.resume()?;
     }
@@ -468,8 +493,18 @@ pub fn patch(
             method,
             preserves: w.keeps.names(),
             entry_addr: w.entry_addr,
+            reach: Reach::default(),
         });
     }
+    let reaches = reachability(target, &linked, &layout, &positions);
+    for a in &mut applied {
+        if let Some(r) = reaches.iter().find(|(orig, _)| *orig == a.old_addr) {
+            a.reach = r.1.clone();
+        }
+    }
+    let added_records = added_records(obj, &linked, &layout);
+    target.resolver.remember_added(&added_records);
+    target.journal.added.extend(added_records);
     let record = target.journal.regions[pool_index].clone();
     target.journal.save(&target.journal_dir)?;
 
@@ -509,6 +544,107 @@ pub fn patch(
         region: record,
         warnings: linked.warnings.clone(),
     })
+}
+
+/// For each replaced function of `linked` (by original entry): whether
+/// its new code can run ([`reach::analyse`]).
+fn reachability(target: &Target, linked: &Linked, layout: &Layout, positions: &[ThreadPosition]) -> Vec<(u64, Reach)> {
+    // Candidates: every linked function; a replaced one by its original
+    // entry, an added one by its new address.
+    let entry = |f: &link::LinkedFunction| f.replaces.unwrap_or(layout.code + f.offset);
+    let size = |f: &link::LinkedFunction| match f.replaces {
+        Some(orig) => target.resolver.size_at(orig).max(1),
+        None => f.size,
+    };
+    let mut candidates: Vec<reach::Candidate> = linked
+        .functions
+        .iter()
+        .map(|f| reach::Candidate {
+            name: f.name.clone(),
+            old: entry(f),
+            size: size(f),
+            referenced_by: Vec::new(),
+            exported: f.replaces.is_some_and(|orig| exported(target, orig)),
+            entry_once: f.name == "main" && f.replaces.is_some(),
+        })
+        .collect();
+    // Which new code refers to which: a fixup in function j's new code
+    // whose value is candidate i's entry (through the old entry) or new code.
+    for fx in linked.fixups.iter().filter(|fx| fx.part == link::Part::Code) {
+        let Some(j) = linked
+            .functions
+            .iter()
+            .position(|f| f.offset <= fx.offset && fx.offset < f.offset + f.size.max(1))
+        else {
+            continue;
+        };
+        let i = match fx.value {
+            link::Value::Absolute(a) => linked.functions.iter().position(|f| f.replaces == Some(a)),
+            link::Value::Region(link::Part::Code, off) => linked.functions.iter().position(|f| f.offset == off),
+            _ => None,
+        };
+        if let Some(i) = i.filter(|&i| i != j) {
+            if !candidates[i].referenced_by.contains(&j) {
+                candidates[i].referenced_by.push(j);
+            }
+        }
+    }
+    let pools: Vec<(u64, u64)> = target
+        .journal
+        .regions
+        .iter()
+        .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
+        .collect();
+    let (home, _, _) = target.resolver.home();
+    let reaches = reach::analyse(target.process, home, &pools, &candidates, positions);
+    linked
+        .functions
+        .iter()
+        .zip(reaches)
+        .filter_map(|(f, r)| Some((f.replaces?, r)))
+        .collect()
+}
+
+/// Whether the function at `addr` is a global of a shared library (the
+/// home module is not the program): other modules and `dlsym` reach it.
+fn exported(target: &Target, addr: u64) -> bool {
+    let symbols = target.resolver.symbols();
+    let Some((symbol, 0)) = symbols.at(addr) else {
+        return false;
+    };
+    symbols.main_module() != Some(symbol.module.as_str())
+        && matches!(
+            symbol.binding,
+            relive_image::symbols::Binding::Global | relive_image::symbols::Binding::Weak
+        )
+}
+
+/// What a linked patch adds to the program: functions it lacked, and new
+/// variables (writable data copied from the object), for later patches to
+/// resolve.
+fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<journal::AddedRecord> {
+    let record = |i: usize, addr: u64, kind: &str| {
+        let sym = &obj.symbols[i];
+        journal::AddedRecord {
+            name: sym.name.clone(),
+            file: obj.source.clone(),
+            local: sym.local,
+            addr,
+            size: sym.size,
+            kind: kind.into(),
+        }
+    };
+    let functions = linked
+        .functions
+        .iter()
+        .filter(|f| f.replaces.is_none())
+        .map(|f| record(f.symbol, layout.code + f.offset, "function"));
+    let variables = linked
+        .data
+        .iter()
+        .filter(|d| d.action == "new" && matches!(d.value, link::Value::Region(link::Part::Writable, _)))
+        .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "object")));
+    functions.chain(variables).collect()
 }
 
 /// Stops the process at a moment when no thread is inside bytes that
@@ -709,6 +845,8 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             remaining.push(r);
         } else {
             stopped.unmap(r.addr, r.len)?;
+            target.journal.added.retain(|a| !r.contains(a.addr));
+            target.resolver.forget_added(r.addr, r.addr + r.len);
             freed.push(r);
         }
     }

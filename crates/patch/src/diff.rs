@@ -186,6 +186,14 @@ impl Side<'_> {
 
     /// What a relocation points at, independent of numbering and layout.
     fn describe(&self, r: &Reloc) -> String {
+        self.describe_target(r, true)
+    }
+
+    /// [`Side::describe`]; with `inner`, a piece of data no symbol covers
+    /// is described with the relocations inside it too (a jump table's
+    /// entries are relocations: its bytes are all zero in the object), one
+    /// level deep.
+    fn describe_target(&self, r: &Reloc, inner: bool) -> String {
         match &r.target {
             Target::Defined(i) => format!("{}{:+}", self.keys[*i], r.addend),
             Target::Undefined(name) => format!("{name}{:+}", r.addend),
@@ -206,13 +214,28 @@ impl Side<'_> {
                     // up to the next place anything refers to (a constant,
                     // a literal), compared by content, not by offset.
                     (Some(bytes), false) => match self.obj.chunk(*section, at) {
-                        Some(piece) => format!(
-                            "{} piece {:016x}/{}{:+}",
-                            sec.name,
-                            fnv1a(piece),
-                            piece.len(),
-                            -r.pc_bias
-                        ),
+                        Some(piece) => {
+                            let mut text = format!(
+                                "{} piece {:016x}/{}{:+}",
+                                sec.name,
+                                fnv1a(piece),
+                                piece.len(),
+                                -r.pc_bias
+                            );
+                            if inner {
+                                let from = u64::try_from(at).unwrap_or(0);
+                                let end = from.saturating_add(piece.len() as u64);
+                                let first = sec.relocs.partition_point(|x| x.offset < from);
+                                for x in sec.relocs[first..].iter().take_while(|x| x.offset < end) {
+                                    text.push_str(&format!(
+                                        " [+{:#x} {}]",
+                                        x.offset - from,
+                                        self.describe_target(x, false)
+                                    ));
+                                }
+                            }
+                            text
+                        }
                         None => format!("{}{offset:+} (content {:016x})", sec.name, fnv1a(bytes)),
                     },
                     (None, _) => format!("{}{offset:+}", sec.name),

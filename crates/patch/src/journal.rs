@@ -42,6 +42,25 @@ fn all_call_clobbered() -> u32 {
     crate::clobber::Regs::CALL_CLOBBERED.0
 }
 
+/// A function or variable that a patch brought and the program did not
+/// have: later patches of the same source resolve it here, so a second
+/// edit of an added function redirects the copy the first patch's code
+/// calls, and an added variable keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedRecord {
+    pub name: String,
+    /// The source file of the object that brought it (`STT_FILE`), which
+    /// tells same-named statics of different files apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Whether it was a file-scope symbol (`static`) in that object.
+    pub local: bool,
+    pub addr: u64,
+    pub size: u64,
+    /// `function` or `object`.
+    pub kind: String,
+}
+
 /// One patch region allocated in the process: a pool that later patches
 /// fill further, so they need no new allocation. Its three parts follow
 /// each other: code (`r-x`), read-only data (`r--`), writable data (`rw-`).
@@ -89,6 +108,9 @@ pub struct Journal {
     pub image: String,
     pub patches: Vec<PatchRecord>,
     pub regions: Vec<RegionRecord>,
+    /// What patches added, in the order they added it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<AddedRecord>,
 }
 
 /// Where journals live: `$RELIVE_STATE_DIR`, else

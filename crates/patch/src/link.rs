@@ -37,6 +37,11 @@ pub trait Resolver {
     /// library whose code is patched), which the patch region is placed
     /// within rel32 reach of.
     fn in_image(&self, addr: u64) -> bool;
+    /// A function or variable an earlier patch added (it lives in a patch
+    /// region): by source file (for a static) and name.
+    fn added(&self, _file: Option<&str>, _name: &str, _local: bool) -> Option<u64> {
+        None
+    }
 }
 
 /// Which part of the region.
@@ -86,6 +91,9 @@ pub struct LinkedFunction {
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkedData {
     pub name: String,
+    /// The object's symbol, when the data is one (not a copied section).
+    #[serde(skip)]
+    pub symbol: Option<usize>,
     /// `kept`: the program's own variable (its state is kept); `new`: a
     /// fresh copy from the object (a new global, or read-only data).
     pub action: &'static str,
@@ -257,19 +265,29 @@ pub fn live_address(
     base_names: &HashMap<usize, String>,
 ) -> Option<u64> {
     let sym = &obj.symbols[i];
+    let file = obj.source.as_deref();
+    let added = || {
+        let old = base_names.get(&i).unwrap_or(&sym.name);
+        resolver.added(file, old, sym.local)
+    };
     if !sym.local {
-        return resolver.global(&sym.name);
+        return resolver.global(&sym.name).or_else(added);
     }
-    let file = obj.source.as_deref()?;
+    let Some(file) = file else {
+        return added();
+    };
     if let Some(old) = base_names.get(&i) {
-        return resolver.local(file, old);
+        return resolver.local(file, old).or_else(added);
     }
-    resolver.local(file, &sym.name).or_else(|| {
-        let stable = names::parse(&sym.name);
-        (stable.numbered || !stable.clones.is_empty())
-            .then(|| resolver.local(file, &stable.stable()))
-            .flatten()
-    })
+    resolver
+        .local(file, &sym.name)
+        .or_else(|| {
+            let stable = names::parse(&sym.name);
+            (stable.numbered || !stable.clones.is_empty())
+                .then(|| resolver.local(file, &stable.stable()))
+                .flatten()
+        })
+        .or_else(added)
 }
 
 /// For each local symbol of `new`, its name in `old` when the two differ
@@ -487,7 +505,10 @@ impl Linker<'_> {
                 let (value, action) = match live {
                     Some(a) => (Value::Absolute(a), "kept"),
                     None => {
-                        if writable && sym.local {
+                        // A static the previous compile did not have is
+                        // new in this edit: of course it starts over.
+                        let new_in_edit = !self.base_names.is_empty() && !self.base_names.contains_key(&i);
+                        if writable && sym.local && !new_in_edit {
                             self.out.warnings.push(format!(
                                 "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",
                                 sym.name,
@@ -501,6 +522,7 @@ impl Linker<'_> {
                 self.data.insert(i, value);
                 self.out.data.push(LinkedData {
                     name: sym.name.clone(),
+                    symbol: Some(i),
                     action,
                     value,
                 });
@@ -572,6 +594,7 @@ impl Linker<'_> {
         self.sections.insert(section, value);
         self.out.data.push(LinkedData {
             name: name.clone(),
+            symbol: None,
             action: "new",
             value,
         });

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use relive_image::symbols::{Binding, SymbolKind};
-use relive_process::symbols::LiveSymbols;
+use relive_process::symbols::{LiveSymbol, LiveSymbols};
 
+use crate::journal::AddedRecord;
 use crate::link::Resolver;
 use crate::names;
 
@@ -22,6 +23,8 @@ pub struct LiveResolver {
     /// library): its path and range. The patch region is placed within
     /// rel32 reach of it.
     home: (String, u64, u64),
+    /// What earlier patches added (from the journal).
+    added: Vec<AddedRecord>,
 }
 
 /// The program's path and address range: the home of a patch by default.
@@ -47,7 +50,12 @@ impl LiveResolver {
             }
         }
         let home = program(&symbols);
-        LiveResolver { symbols, statics, home }
+        LiveResolver {
+            symbols,
+            statics,
+            home,
+            added: Vec::new(),
+        }
     }
 
     /// Makes the module mapped at `addr` (where a function being replaced
@@ -69,12 +77,54 @@ impl LiveResolver {
         &self.symbols
     }
 
-    /// The size of the function or object at `addr` (0 if unknown).
+    /// The size of the function or object at `addr` (0 if unknown),
+    /// including what earlier patches added.
     pub fn size_at(&self, addr: u64) -> u64 {
+        if let Some(a) = self.added.iter().find(|a| a.addr == addr) {
+            return a.size;
+        }
         match self.symbols.at(addr) {
             Some((s, 0)) => s.size,
             _ => 0,
         }
+    }
+
+    /// The size of a function an earlier patch added at `addr`.
+    pub fn added_function_size(&self, addr: u64) -> Option<u64> {
+        self.added
+            .iter()
+            .find(|a| a.addr == addr && a.kind == "function")
+            .map(|a| a.size)
+    }
+
+    /// Makes what a patch added resolvable by later patches.
+    pub fn remember_added(&mut self, records: &[AddedRecord]) {
+        self.added.extend_from_slice(records);
+    }
+
+    /// Forgets what was added in `[start, end)` (a freed region).
+    pub fn forget_added(&mut self, start: u64, end: u64) {
+        self.added.retain(|a| !(start <= a.addr && a.addr < end));
+    }
+}
+
+/// A global of hidden or internal visibility (a library's internal API,
+/// `__attribute__((visibility("hidden")))`) after the static link: the
+/// linker made it `LOCAL` and put it after an empty-named `STT_FILE`, so
+/// it belongs to no source file. One such symbol of the home module, or of
+/// exactly one module, is the program's definition; a same-named `static`
+/// of some source file is not.
+fn hidden<'s>(found: &'s [LiveSymbol], home: &str) -> Option<&'s LiveSymbol> {
+    let candidates: Vec<&LiveSymbol> = found
+        .iter()
+        .filter(|s| s.binding == Binding::Local && s.file.as_deref().is_none_or(str::is_empty))
+        .collect();
+    let in_home: Vec<&LiveSymbol> = candidates.iter().copied().filter(|s| s.module == home).collect();
+    let pick = if in_home.is_empty() { candidates } else { in_home };
+    match pick.as_slice() {
+        [only] => Some(only),
+        [first, rest @ ..] if rest.iter().all(|s| s.addr == first.addr) => Some(first),
+        _ => None,
     }
 }
 
@@ -91,7 +141,18 @@ impl Resolver for LiveResolver {
         let chosen = found
             .iter()
             .filter(|s| s.binding != Binding::Local)
-            .min_by_key(|s| (s.module != self.symbols.main_module().unwrap_or(""), rank(s.binding)))?;
+            .min_by_key(|s| (s.module != self.symbols.main_module().unwrap_or(""), rank(s.binding)));
+        // The home module's own hidden definition goes before another
+        // module's export of the same name: the object was compiled as
+        // part of the home module.
+        let main = self.symbols.main_module().unwrap_or("");
+        let chosen = match chosen {
+            Some(c) if c.module == main || c.module == self.home.0 => Some(c),
+            other => hidden(&found, &self.home.0)
+                .filter(|h| h.module == self.home.0)
+                .or(other),
+        }
+        .or_else(|| hidden(&found, &self.home.0))?;
         if chosen.kind != SymbolKind::Ifunc {
             return Some(chosen.addr);
         }
@@ -119,6 +180,20 @@ impl Resolver for LiveResolver {
                 _ => None,
             })
             .map(|&&(_, addr, _)| addr)
+    }
+
+    fn added(&self, file: Option<&str>, name: &str, local: bool) -> Option<u64> {
+        // The latest addition wins (an added variable is never added twice:
+        // the second patch finds this one).
+        self.added
+            .iter()
+            .rev()
+            .find(|a| {
+                a.name == name
+                    && a.local == local
+                    && (!local || a.file.as_deref().map(base_name) == file.map(base_name))
+            })
+            .map(|a| a.addr)
     }
 
     fn in_image(&self, addr: u64) -> bool {

@@ -436,6 +436,10 @@ impl ObjectFile {
             }
             sym.relocs.sort_by_key(|r| r.offset);
         }
+        for sec in sections.iter_mut().flatten() {
+            sec.relocs.sort_by_key(|r| r.offset);
+        }
+        bias_table_entries(&mut symbols, &mut sections);
         let mut by_section: std::collections::HashMap<usize, Vec<(u64, u64, usize)>> = Default::default();
         for (i, sym) in symbols.iter().enumerate() {
             by_section.entry(sym.section).or_default().push((
@@ -473,6 +477,79 @@ impl ObjectFile {
             .rev()
             .find(|&&(_, end, _)| offset < end)
             .map(|&(start, _, i)| (i, offset - start))
+    }
+}
+
+/// Gives each entry of a relative jump table its `pc_bias`.
+///
+/// A switch table in read-only data holds `.long .Lcase - .Ltable`: the
+/// assembler writes it as a PC-relative relocation against the code
+/// section whose addend is the case label's offset plus the entry's
+/// distance from the table's start (the field is `S + A - P`, and `P` is
+/// the entry, not the table). The place such an entry denotes is therefore
+/// `target + addend - (entry - table)`: without the bias the entries of a
+/// large table seem to point past their function, into the next one or
+/// into padding. The table's start is the nearest place at or before the
+/// entry that code refers to (the `lea .Ltable(%rip)` of the dispatch).
+fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) {
+    let executable =
+        |sections: &[Option<Section>], i: usize| sections.get(i).and_then(|s| s.as_ref()).is_some_and(|s| s.executable);
+    // Per data section: every place code refers to, sorted.
+    let mut code_refs: std::collections::HashMap<usize, Vec<i64>> = Default::default();
+    for f in symbols.iter().filter(|s| s.kind == Kind::Function) {
+        for r in &f.relocs {
+            if let Target::Section { section, offset } = r.target {
+                if !executable(sections, section) {
+                    code_refs
+                        .entry(section)
+                        .or_default()
+                        .push(offset.wrapping_add(r.pc_bias));
+                }
+            }
+        }
+    }
+    if code_refs.is_empty() {
+        return;
+    }
+    for list in code_refs.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let bias = |sections: &[Option<Section>], section: usize, place: u64, r: &Reloc| -> Option<i64> {
+        if !matches!(r.r_type, rtype::PC32 | rtype::PC64) {
+            return None;
+        }
+        let Target::Section { section: to, .. } = r.target else {
+            return None;
+        };
+        if !executable(sections, to) || executable(sections, section) {
+            return None;
+        }
+        let place = i64::try_from(place).ok()?;
+        let refs = code_refs.get(&section)?;
+        let base = refs[..refs.partition_point(|&o| o <= place)].last()?;
+        Some(base - place)
+    };
+    for i in 0..sections.len() {
+        let Some(mut relocs) = sections[i].as_mut().map(|s| std::mem::take(&mut s.relocs)) else {
+            continue;
+        };
+        for r in &mut relocs {
+            if let Some(b) = bias(sections, i, r.offset, r) {
+                r.pc_bias = b;
+            }
+        }
+        if let Some(s) = sections[i].as_mut() {
+            s.relocs = relocs;
+        }
+    }
+    for sym in symbols.iter_mut().filter(|s| s.kind != Kind::Function) {
+        let (section, start) = (sym.section, sym.offset);
+        for r in &mut sym.relocs {
+            if let Some(b) = bias(sections, section, start.wrapping_add(r.offset), r) {
+                r.pc_bias = b;
+            }
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub use maps::Mapping;
 pub use registers::Registers;
 pub use threads::{ThreadInfo, ThreadState};
 
+/// A thread and, when it is blocked in the kernel, its `(pc, sp)`.
+pub type ThreadPosition = (u32, Option<(u64, u64)>);
+
 /// What relive needs from a running process.
 pub trait Process {
     fn pid(&self) -> u32;
@@ -57,6 +60,14 @@ pub trait Process {
 
     /// The threads, listed without stopping them.
     fn threads(&self) -> Result<Vec<ThreadInfo>>;
+
+    /// Where each thread is, as far as can be told without stopping it:
+    /// `(tid, Some((pc, sp)))` for a thread blocked in the kernel (a
+    /// system call, a sleep), `(tid, None)` for one running on a CPU now.
+    /// Default: unknown for every thread.
+    fn thread_positions(&self) -> Result<Vec<ThreadPosition>> {
+        Ok(self.threads()?.into_iter().map(|t| (t.tid, None)).collect())
+    }
 
     /// Stops every thread (without sending signals) until the returned
     /// value is resumed or dropped.

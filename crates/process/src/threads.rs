@@ -65,6 +65,19 @@ pub struct ThreadInfo {
     pub name: String,
 }
 
+/// The stack pointer and PC of a blocked thread from its
+/// `/proc/PID/task/TID/syscall` line (`NR ARG1..ARG6 SP PC`, or `-1 SP PC`
+/// when blocked outside a system call); `None` for `running` or anything
+/// unreadable.
+pub fn parse_syscall_position(line: &str) -> Option<(u64, u64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let hex = |s: &str| u64::from_str_radix(s.strip_prefix("0x")?, 16).ok();
+    match fields.as_slice() {
+        [.., sp, pc] if fields.len() == 3 || fields.len() == 9 => Some((hex(pc)?, hex(sp)?)),
+        _ => None,
+    }
+}
+
 /// Fields of a `stat` line after the `(comm)` field, which may itself
 /// contain spaces and parentheses: split at the last `)`.
 pub(crate) fn stat_fields(stat: &str) -> Option<(String, Vec<&str>)> {
@@ -91,5 +104,25 @@ mod tests {
         assert_eq!((t.name.as_str(), t.state), ("a) b (c)", ThreadState::Sleeping));
         assert!(parse_stat(7, "garbage").is_none());
         assert_eq!(ThreadState::from_code('t').name(), "tracing-stop");
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::parse_syscall_position;
+
+    #[test]
+    fn syscall_lines() {
+        assert_eq!(
+            parse_syscall_position("0 0x3 0x7ffd 0x400 0x0 0x0 0x0 0x7ffc10 0x7f1234\n"),
+            Some((0x7f1234, 0x7ffc10))
+        );
+        assert_eq!(
+            parse_syscall_position("-1 0x7ffc10 0x401000\n"),
+            Some((0x401000, 0x7ffc10))
+        );
+        assert_eq!(parse_syscall_position("running\n"), None);
+        assert_eq!(parse_syscall_position(""), None);
+        assert_eq!(parse_syscall_position("0 zz 1 2 3 4 5 6 7"), None);
     }
 }

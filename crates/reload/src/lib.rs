@@ -35,8 +35,20 @@ pub struct ReloadEvent {
     /// `patched`, `no_change`, `compile_error`, `refused` or `error`.
     pub event: &'static str,
     pub file: String,
-    /// Functions patched (or that would have been, when refused).
+    /// Functions patched whose new code later calls run (or that would
+    /// have been patched, when refused).
     pub functions: Vec<String>,
+    /// Functions the program did not have, added by this reload.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<String>,
+    /// Functions redirected whose new code cannot run (see `notes`):
+    /// never reported as patched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+    /// What to know about the patched functions (why one is unreachable,
+    /// which are running their old code now).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub timing_ms: StageTimes,
     pub pause_us: u64,
     /// The compiler's message, or why the change was refused.
@@ -45,13 +57,24 @@ pub struct ReloadEvent {
 }
 
 impl ReloadEvent {
-    /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`.
+    /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`,
+    /// with added and unreachable functions and notes on lines of their own.
     pub fn summary(&self) -> String {
         let t = &self.timing_ms;
+        let mut what = Vec::new();
+        if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
+            what.push(format!("{} {}", self.event, self.functions.join(", ")));
+        }
+        if !self.added.is_empty() {
+            what.push(format!("added {}", self.added.join(", ")));
+        }
+        if !self.unreachable.is_empty() {
+            what.push(format!("NOT REACHABLE {}", self.unreachable.join(", ")));
+        }
+        let notes: String = self.notes.iter().map(|n| format!("\n  note: {n}")).collect();
         format!(
-            "{} {} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs)",
-            self.event,
-            self.functions.join(", "),
+            "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs){notes}",
+            what.join("; "),
             t.compile,
             t.diff,
             t.link,
@@ -226,6 +249,9 @@ impl<'p> Reloader<'p> {
             event: "no_change",
             file,
             functions: Vec::new(),
+            added: Vec::new(),
+            unreachable: Vec::new(),
+            notes: Vec::new(),
             timing_ms: StageTimes::default(),
             pause_us: 0,
             message: None,
@@ -268,6 +294,24 @@ impl<'p> Reloader<'p> {
         match apply::patch(&mut self.target, &new, old, &functions, 0) {
             Ok(report) => {
                 event.event = "patched";
+                event.functions = report
+                    .applied
+                    .iter()
+                    .filter(|a| a.reach.reachable)
+                    .map(|a| a.name.clone())
+                    .collect();
+                event.unreachable = report
+                    .applied
+                    .iter()
+                    .filter(|a| !a.reach.reachable)
+                    .map(|a| a.name.clone())
+                    .collect();
+                event.added = report.added.iter().map(|a| a.name.clone()).collect();
+                event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
+                event.notes.extend(report.warnings.iter().cloned());
+                if event.functions.is_empty() && event.added.is_empty() {
+                    event.event = "unreachable";
+                }
                 event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
                 event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
                 event.pause_us = report.pause_us;

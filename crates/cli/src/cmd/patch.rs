@@ -127,11 +127,16 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
             true => String::new(),
             false => format!(", entered through a thunk keeping {}", a.preserves.join(" ")),
         };
+        // "patched" only for code a later call can run.
+        let verb = if a.reach.reachable { "patched" } else { "unreachable" };
         writeln!(
             out,
-            "patched {} {:#x} -> {:#x} (generation {}, {}{thunk})",
+            "{verb} {} {:#x} -> {:#x} (generation {}, {}{thunk})",
             a.name, a.old_addr, a.new_addr, a.generation, a.method
         )?;
+        if let Some(note) = &a.reach.note {
+            writeln!(out, "  note: {note}")?;
+        }
     }
     for a in &r.added {
         writeln!(out, "added   {} at {:#x}", a.name, a.addr)?;

@@ -65,7 +65,7 @@ fn print_event(e: &ReloadEvent, json: bool) {
         return;
     }
     let _ = match e.event {
-        "patched" => writeln!(err, "relive: {}: {}", e.file, e.summary()),
+        "patched" | "unreachable" => writeln!(err, "relive: {}: {}", e.file, e.summary()),
         "no_change" => writeln!(
             err,
             "relive: {}: no function changed ({:.1} ms)",

@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use crate::error::{ProcessError, Result};
 use crate::maps::{self, Mapping};
 use crate::threads::{self, ThreadInfo, ThreadState};
-use crate::{Process, Stopped};
+use crate::{Process, Stopped, ThreadPosition};
 
 pub struct LinuxProcess {
     pid: u32,
@@ -284,6 +284,18 @@ impl Process for LinuxProcess {
                 source: std::io::Error::new(ErrorKind::InvalidData, "no start time"),
             }),
         }
+    }
+
+    fn thread_positions(&self) -> Result<Vec<ThreadPosition>> {
+        let mut tids = self.task_ids()?;
+        tids.sort_unstable();
+        Ok(tids
+            .into_iter()
+            .map(|tid| {
+                let line = std::fs::read_to_string(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
+                (tid, threads::parse_syscall_position(&line))
+            })
+            .collect())
     }
 
     fn threads(&self) -> Result<Vec<ThreadInfo>> {

@@ -1,0 +1,405 @@
+//! Defects found by patching real programs (issue 18), each checked the
+//! differential way: the patched process must print what the same program
+//! freshly built from the edited sources prints (the oracle). Programs are
+//! driven one step per input line, so both runs compute the same rounds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use relive_testkit::Target;
+use serde_json::Value;
+
+/// A program built from several C files, running, plus its edits.
+struct Program {
+    target: Target,
+    cc: String,
+    flags: Vec<String>,
+    files: Vec<(String, String)>,
+    state: tempfile::TempDir,
+    builds: usize,
+}
+
+fn cc_available(cc: &str) -> bool {
+    let found = Command::new(cc)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED for {cc}: it is not installed (.ci/run installs gcc and clang)");
+    }
+    found
+}
+
+fn build(cc: &str, flags: &[String], dir: &Path, files: &[(String, String)], exe: &Path) {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let out = Command::new(cc)
+        .args(flags)
+        .arg("-o")
+        .arg(exe)
+        .args(files.iter().map(|(n, _)| n))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Program {
+    fn start(cc: &str, flags: &[&str], files: &[(&str, &str)]) -> Program {
+        let dir = tempfile::tempdir().unwrap();
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).chain(["-g".into()]).collect();
+        let files: Vec<(String, String)> = files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        let exe = dir.path().join("app");
+        build(cc, &flags, dir.path(), &files, &exe);
+        let target = Target::spawn(Command::new(&exe), exe, dir);
+        Program {
+            target,
+            cc: cc.into(),
+            flags,
+            files,
+            state: tempfile::tempdir().unwrap(),
+            builds: 0,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.target.dir.path().to_path_buf()
+    }
+
+    /// One round: a line in, the program's line out.
+    fn step(&mut self) -> String {
+        writeln!(self.target.stdin(), "step").unwrap();
+        self.target.next_line()
+    }
+
+    /// Compiles `file` as it is now into an object (the program's flags
+    /// plus -c), in the program's directory so its source name is the
+    /// same.
+    fn object(&mut self, file: &str) -> PathBuf {
+        self.builds += 1;
+        let obj = self.dir().join(format!("{file}.{}.o", self.builds));
+        let out = Command::new(&self.cc)
+            .args(&self.flags)
+            .arg("-c")
+            .arg(file)
+            .arg("-o")
+            .arg(&obj)
+            .current_dir(self.dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        obj
+    }
+
+    fn text(&self, file: &str) -> String {
+        self.files.iter().find(|(n, _)| n == file).unwrap().1.clone()
+    }
+
+    /// Replaces `from` by `to` in `file` and patches the running program
+    /// with the new object against the old one; returns the JSON report.
+    fn edit(&mut self, file: &str, from: &str, to: &str) -> Value {
+        let old_text = self.text(file);
+        assert!(old_text.contains(from), "{from:?} is not in {file}");
+        std::fs::write(self.dir().join(file), &old_text).unwrap();
+        let base = self.object(file);
+        let new_text = old_text.replace(from, to);
+        std::fs::write(self.dir().join(file), &new_text).unwrap();
+        self.files.iter_mut().find(|(n, _)| n == file).unwrap().1 = new_text;
+        let new = self.object(file);
+        let report = self.relive(&[
+            "patch",
+            "--pid",
+            &self.target.pid_arg(),
+            new.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            report.status.success(),
+            "{} {:?}: {}",
+            self.cc,
+            self.flags,
+            String::from_utf8_lossy(&report.stderr)
+        );
+        serde_json::from_slice(&report.stdout).unwrap()
+    }
+
+    fn relive(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(args)
+            .env("RELIVE_STATE_DIR", self.state.path())
+            .output()
+            .unwrap()
+    }
+
+    /// The first `rounds` lines a fresh build of the current sources
+    /// prints: what the patched program must print now.
+    fn oracle(&self, rounds: usize) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("oracle");
+        build(&self.cc, &self.flags, dir.path(), &self.files, &exe);
+        let out = Command::new(&exe)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all("step\n".repeat(rounds).as_bytes())?;
+                drop(stdin);
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The patched program's next round equals a fresh build's first.
+    fn matches_oracle(&mut self, what: &str) {
+        let got = self.step();
+        let want = self.oracle(1).remove(0);
+        assert_eq!(
+            got, want,
+            "{what} ({} {:?}): patched program vs fresh build",
+            self.cc, self.flags
+        );
+    }
+}
+
+use std::io::Write;
+
+fn applied<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["applied"].as_array().unwrap().iter().find(|a| a["name"] == name)
+}
+
+/// A switch dispatched through a relative jump table (case bodies that
+/// compute, so no lookup table replaces it), with another function after
+/// it in the same section.
+const SWITCH: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) int pick(int x, int y) {
+    switch (x) {
+    case 0: return y * 3 + 1;
+    case 1: return y ^ 0x55;
+    case 2: return y - 17;
+    case 3: return y * y;
+    case 4: return y / 3 + 4;
+    case 5: return y << 2;
+    case 6: return y % 7 + 60;
+    case 7: return ~y;
+    case 8: return y * 11 - 5;
+    case 9: return y + 1000;
+    case 10: return y * 5;
+    case 11: return y - 128;
+    default: return -1;
+    }
+}
+const char *label(int v) { return v & 1 ? "odd" : "even"; }
+/* Read each round: clang finds pick pure and would otherwise compute the
+   loop once, before the first round, and never call pick again. */
+volatile int bias = 40;
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        long s = 0;
+        for (int i = 0; i < 13; i++) s = s * 7 + pick(i, i + bias);
+        printf("%ld %s\n", s, label((int)s));
+        fflush(stdout);
+    }
+    return 0;
+}
+"#;
+
+const SWITCH_BUILDS: [&[&str]; 4] = [
+    &["-O0"],
+    &["-O2", "-falign-functions=1"],
+    &["-O2", "-fno-pie", "-no-pie"],
+    &["-Os"],
+];
+
+/// Defect 1: a jump table entry `.long .Lcase - .Ltable` is relocated
+/// against `.text + case + (entry - table)`; taken without the entry's
+/// distance, the last entries pointed into the next function (old code ran
+/// for the last cases) or into padding (the file was refused).
+#[test]
+fn jump_table_entries_reach_the_new_cases() {
+    for cc in ["gcc", "clang"] {
+        if !cc_available(cc) {
+            continue;
+        }
+        for flags in SWITCH_BUILDS {
+            let mut p = Program::start(cc, flags, &[("app.c", SWITCH)]);
+            p.step();
+            let r = p.edit("app.c", "return y - 128;", "return y - 129;");
+            assert!(applied(&r, "pick").is_some(), "{r}");
+            p.matches_oracle("last case edited");
+            p.edit("app.c", "return y * 3 + 1;", "return y * 3 + 2;");
+            p.matches_oracle("first case edited");
+        }
+    }
+}
+
+/// Defect 4: swapping two case labels changes only the jump table (the
+/// code is the same bytes); `relive diff` said unchanged and nothing was
+/// patched.
+#[test]
+fn a_change_only_in_the_jump_table_is_patched() {
+    for cc in ["gcc", "clang"] {
+        if !cc_available(cc) {
+            continue;
+        }
+        let mut p = Program::start(cc, &["-O0"], &[("app.c", SWITCH)]);
+        p.step();
+        let swapped = SWITCH
+            .replace("case 1: return y ^ 0x55;", "case 9: return y ^ 0x55;")
+            .replace("case 9: return y + 1000;", "case 1: return y + 1000;");
+        // One edit that swaps two labels: the case bodies stay in place.
+        let old = p.text("app.c");
+        let r = p.edit("app.c", &old, &swapped);
+        assert!(applied(&r, "pick").is_some(), "{cc}: pick not patched: {r}");
+        p.matches_oracle("case labels swapped");
+    }
+}
+
+const HIDDEN_LIB: &str = r#"
+#define INTERNAL __attribute__((visibility("hidden")))
+INTERNAL int scale(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * 3; return s; }
+INTERNAL int api(int x) { int s = 1; for (int i = 0; i < x; i++) s = s * 3 + (i ^ 5); return s + 100; }
+"#;
+
+const HIDDEN_APP: &str = r#"
+#include <stdio.h>
+int api(int);
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d\n", api(9)); fflush(stdout); }
+    return 0;
+}
+"#;
+
+/// Defect 2: hidden-visibility functions are LOCAL symbols of the linked
+/// program (under an empty-named STT_FILE): an edit of one must redirect
+/// the program's copy, and new code calling another must find it.
+#[test]
+fn hidden_visibility_functions_are_the_programs() {
+    for cc in ["gcc", "clang"] {
+        if !cc_available(cc) {
+            continue;
+        }
+        for flags in [&["-O0"][..], &["-O2", "-falign-functions=16"]] {
+            let mut p = Program::start(cc, flags, &[("app.c", HIDDEN_APP), ("lib.c", HIDDEN_LIB)]);
+            p.step();
+            let r = p.edit("lib.c", "return s + 100;", "return s + 200;");
+            let api = applied(&r, "api").unwrap_or_else(|| panic!("api not redirected: {r}"));
+            assert_eq!(api["reach"]["reachable"], true, "{r}");
+            assert!(
+                r["added"].as_array().unwrap().is_empty(),
+                "api was added, not replaced: {r}"
+            );
+            p.matches_oracle("hidden function edited");
+            p.edit("lib.c", "return s + 200;", "return s + scale(x);");
+            p.matches_oracle("calls another hidden function");
+        }
+    }
+}
+
+const ADDS: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) int f(int x) { int s = 0; for (int i = 0; i < x; i++) s += i; return s + 1; }
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d\n", f(5)); fflush(stdout); }
+    return 0;
+}
+"#;
+
+/// Defect 3: patch 1 adds `static int h()` (and a static counter) called
+/// from `f`; patch 2 changes only `h`: calls must reach the second `h`,
+/// and the counter keeps counting.
+#[test]
+fn a_function_added_by_a_patch_can_be_patched_again() {
+    for flags in [&["-O0"][..], &["-O2", "-falign-functions=16"]] {
+        let mut p = Program::start("gcc", flags, &[("app.c", ADDS)]);
+        assert_eq!(p.step(), "11");
+        let r = p.edit(
+            "app.c",
+            "__attribute__((noinline)) int f(int x) { int s = 0; for (int i = 0; i < x; i++) s += i; return s + 1; }",
+            "static int calls;\n__attribute__((noinline)) static int h(int x) { calls++; return x * 10 + calls; }\n__attribute__((noinline)) int f(int x) { int s = 0; for (int i = 0; i < x; i++) s += i; return s + h(x); }",
+        );
+        assert!(r["added"].as_array().unwrap().iter().any(|a| a["name"] == "h"), "{r}");
+        assert_eq!(p.step(), "61", "{flags:?}"); // 10 + 5*10 + 1
+        assert_eq!(p.step(), "62", "{flags:?}");
+        let r = p.edit("app.c", "return x * 10 + calls;", "return x * 100 + calls;");
+        assert!(applied(&r, "h").is_some(), "h not redirected: {r}");
+        let calls = r["data"].as_array().unwrap().iter().find(|d| d["name"] == "calls");
+        assert_eq!(calls.map(|c| &c["action"]), Some(&Value::from("kept")), "{r}");
+        assert_eq!(p.step(), "513", "{flags:?}: the second h runs with the counter kept");
+    }
+}
+
+const LOOP: &str = r#"
+#include <stdio.h>
+int compute(int x) { return x * 3 + 1; }
+__attribute__((noinline)) int step(int x) { int s = 0; for (int i = 0; i < x; i++) s += compute(i) ^ i; return s; }
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d %d\n", compute(5), step(5)); fflush(stdout); }
+    return 0;
+}
+"#;
+
+/// Defect 8: `compute` is inlined into `main`'s running loop (and into
+/// `step`). The out-of-line `compute` is called by nothing and `main`'s
+/// running call never returns: both are reported as unreachable, never as
+/// patched; `step` is patched and its new code runs.
+#[test]
+fn unreachable_new_code_is_reported_not_patched() {
+    for flags in [&["-O2"][..], &["-O2", "-fno-pie", "-no-pie"]] {
+        let mut p = Program::start("gcc", flags, &[("app.c", LOOP)]);
+        assert_eq!(p.step(), "16 29");
+        let r = p.edit("app.c", "return x * 3 + 1;", "return x * 4 + 1;");
+        let reach = |n: &str| applied(&r, n).unwrap_or_else(|| panic!("{n}: {r}"))["reach"].clone();
+        assert_eq!(reach("step")["reachable"], true, "{r}");
+        assert_eq!(reach("main")["reachable"], false, "{r}");
+        assert!(reach("main")["note"].as_str().unwrap().contains("outermost"), "{r}");
+        assert_eq!(reach("compute")["reachable"], false, "{r}");
+        // What the report says is what runs: main's loop keeps the old
+        // compute inline, step runs the new one.
+        assert_eq!(p.step(), "16 51");
+        // The words a user reads.
+        let text = p.relive(&["status", "--pid", &p.target.pid_arg()]);
+        assert!(text.status.success());
+    }
+}
+
+/// The same edit as a user sees it on the terminal: `unreachable main`
+/// with the reason, and no `patched main`.
+#[test]
+fn unreachable_functions_are_named_in_the_text_report() {
+    let mut p = Program::start("gcc", &["-O2"], &[("app.c", LOOP)]);
+    p.step();
+    let dir = p.dir();
+    std::fs::write(dir.join("app.c"), LOOP).unwrap();
+    let base = p.object("app.c");
+    std::fs::write(dir.join("app.c"), LOOP.replace("x * 3 + 1", "x * 4 + 1")).unwrap();
+    let new = p.object("app.c");
+    let out = p.relive(&[
+        "patch",
+        "--pid",
+        &p.target.pid_arg(),
+        new.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("unreachable main"), "{text}");
+    assert!(!text.contains("patched main"), "{text}");
+    assert!(text.contains("patched step"), "{text}");
+    assert!(text.contains("note: main is the outermost function"), "{text}");
+}

@@ -1,0 +1,397 @@
+//! Whether the new code of a patched function can run at all.
+//!
+//! Redirecting an entry makes every *later call* run the new code. A
+//! change can still never be seen: when the function is only ever entered
+//! once and is running now (`main`'s loop, a thread's start routine), or
+//! when its out-of-line copy is called by nothing (the compiler inlined it
+//! into its callers) and the callers that carry the change are themselves
+//! stuck in their old code. relive must say so instead of printing
+//! "patched". The analysis is evidence-based and errs towards "reachable":
+//! any call site, taken address or reference from reachable new code
+//! counts.
+
+use std::collections::HashMap;
+
+use relive_process::{Mapping, Process, ThreadPosition};
+use serde::Serialize;
+
+/// Bytes of one thread's stack scanned for return addresses.
+const STACK_SCAN: u64 = 1 << 20;
+/// Writable memory of the image (and its heap) scanned for stored function
+/// pointers, at most.
+const DATA_SCAN: u64 = 64 << 20;
+
+/// One redirected function, as the analysis needs it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub name: String,
+    /// Its original entry and size in the program.
+    pub old: u64,
+    pub size: u64,
+    /// Other candidates (indices) whose new code calls or refers to this
+    /// one.
+    pub referenced_by: Vec<usize>,
+    /// Exported from a shared library: any module (or `dlsym`) may call
+    /// it.
+    pub exported: bool,
+    /// The program's entry function (`main`): entered once, never again.
+    pub entry_once: bool,
+}
+
+/// What the analysis found for one candidate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    /// Some later call can run the new code.
+    pub reachable: bool,
+    /// Threads with a running call of the old code (those calls finish in
+    /// it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<u32>,
+    /// Why the new code is not reachable, or what to know about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Evidence about one candidate.
+#[derive(Debug, Default, Clone)]
+struct Evidence {
+    /// Direct calls and jumps to the entry from code that still runs.
+    calls: usize,
+    /// Other references to the entry: an address taken in code or stored
+    /// in data.
+    addresses: usize,
+    running: Vec<u32>,
+    /// Running as the outermost function of the home module on some
+    /// thread's stack: entered once, for the life of the thread.
+    outermost: Option<u32>,
+}
+
+/// Analyses `candidates` (already redirected) in `process`, whose home
+/// module (the one patched) is `home` with code mapped in `maps`.
+/// `threads` are the threads' positions `(tid, (pc, sp))` where known.
+/// `extra_code` are other ranges of code that may call them (patch
+/// regions).
+pub fn analyse(
+    process: &dyn Process,
+    home: &str,
+    extra_code: &[(u64, u64)],
+    candidates: &[Candidate],
+    threads: &[ThreadPosition],
+) -> Vec<Reach> {
+    let Ok(maps) = process.maps() else {
+        return candidates.iter().map(|_| unknown()).collect();
+    };
+    let mut code = read_code(process, &maps, home);
+    for &(start, end) in extra_code {
+        let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
+        if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
+            code.push((start, bytes));
+        }
+    }
+    let mut evidence = vec![Evidence::default(); candidates.len()];
+    let by_entry: HashMap<u64, usize> = candidates.iter().enumerate().map(|(i, c)| (c.old, i)).collect();
+
+    // Who is running which old body: PCs and return addresses on stacks.
+    for &(tid, position) in threads {
+        let Some((pc, sp)) = position else { continue };
+        // A function pointer held in a local variable (a `dlsym` result).
+        for (i, n) in stack_pointers(process, &maps, candidates, sp) {
+            evidence[i].addresses += n;
+        }
+        for (i, frame) in running_frames(process, &maps, &code, candidates, pc, sp) {
+            let e = &mut evidence[i];
+            if !e.running.contains(&tid) {
+                e.running.push(tid);
+            }
+            if frame.outermost {
+                e.outermost.get_or_insert(tid);
+            }
+        }
+    }
+    let running = |i: usize| !evidence[i].running.is_empty();
+    let stale: Vec<(u64, u64)> = candidates
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !running(i))
+        .map(|(_, c)| (c.old, c.old + c.size.max(1)))
+        .collect();
+    let in_stale = |site: u64| stale.iter().any(|&(lo, hi)| lo <= site && site < hi);
+
+    // Call sites and taken addresses in the code that runs.
+    let mut found: Vec<(usize, bool)> = Vec::new();
+    for (start, bytes) in &code {
+        for p in 0..bytes.len().saturating_sub(3) {
+            let field: [u8; 4] = bytes[p..p + 4].try_into().expect("4 bytes");
+            let site = start + p as u64;
+            let relative = site
+                .wrapping_add(4)
+                .wrapping_add(i32::from_le_bytes(field) as i64 as u64);
+            let absolute = u64::from(u32::from_le_bytes(field));
+            // A zero field "refers" to the next byte: zero padding just
+            // before a function would look like a reference to it.
+            if field == [0; 4] {
+                continue;
+            }
+            for (target, rel) in [(relative, true), (absolute, false)] {
+                let Some(&i) = by_entry.get(&target) else { continue };
+                let c = &candidates[i];
+                if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) {
+                    continue;
+                }
+                let branch = rel
+                    && p >= 1
+                    && (matches!(bytes[p - 1], 0xe8 | 0xe9)
+                        || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80));
+                found.push((i, branch));
+            }
+        }
+    }
+    for (i, branch) in found {
+        if branch {
+            evidence[i].calls += 1;
+        } else {
+            evidence[i].addresses += 1;
+        }
+    }
+    // Function pointers stored in the image's data and the heap.
+    for (i, n) in stored_pointers(process, &maps, home, candidates) {
+        evidence[i].addresses += n;
+    }
+
+    // New code that can run reaches what it calls.
+    // The entry function running as the outermost frame is never entered
+    // again; another outermost function (a thread's start routine) is, if
+    // the program starts a new thread with it.
+    let mut reachable: Vec<bool> = evidence
+        .iter()
+        .zip(candidates)
+        .map(|(e, c)| {
+            let once = c.entry_once && e.outermost.is_some();
+            !once && (e.calls > 0 || e.addresses > 0 || c.exported)
+        })
+        .collect();
+    loop {
+        let mut grew = false;
+        for (i, c) in candidates.iter().enumerate() {
+            if !reachable[i] && c.referenced_by.iter().any(|&j| reachable[j]) {
+                reachable[i] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let e = &evidence[i];
+            let note = if reachable[i] && e.outermost.is_some() {
+                Some(format!(
+                    "{} is the outermost function running on thread {}: those calls keep the old code for good; only a new call (a thread started with it) runs the new one",
+                    c.name,
+                    list(&e.running)
+                ))
+            } else if reachable[i] {
+                (!e.running.is_empty()).then(|| {
+                    format!(
+                        "{} is running on thread {}: that call finishes in the old code; later calls run the new one",
+                        c.name,
+                        list(&e.running)
+                    )
+                })
+            } else if let Some(tid) = e.outermost.filter(|_| c.entry_once) {
+                Some(format!(
+                    "{} is the outermost function running on thread {tid} and nothing calls it again, so its running call keeps the old code for good; move the code you edit (a loop's body) into a function it calls, or restart the program",
+                    c.name
+                ))
+            } else {
+                let via: Vec<&str> = c.referenced_by.iter().map(|&j| candidates[j].name.as_str()).collect();
+                Some(if via.is_empty() {
+                    format!(
+                        "nothing in the program calls {} or takes its address (its callers have it inlined, or it is unused), so its new code never runs",
+                        c.name
+                    )
+                } else {
+                    format!(
+                        "nothing in the program calls {} (its callers have it inlined); only the new code of {} does, and that cannot run either",
+                        c.name,
+                        via.join(", ")
+                    )
+                })
+            };
+            Reach {
+                reachable: reachable[i],
+                running: e.running.clone(),
+                note,
+            }
+        })
+        .collect()
+}
+
+fn unknown() -> Reach {
+    Reach {
+        reachable: true,
+        running: Vec::new(),
+        note: None,
+    }
+}
+
+fn list(tids: &[u32]) -> String {
+    tids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The home module's executable mappings and their bytes.
+fn read_code(process: &dyn Process, maps: &[Mapping], home: &str) -> Vec<(u64, Vec<u8>)> {
+    maps.iter()
+        .filter(|m| m.path == home && m.executable() && m.readable())
+        .filter_map(|m| {
+            let mut bytes = vec![0u8; (m.end - m.start) as usize];
+            process.read(m.start, &mut bytes).ok()?;
+            Some((m.start, bytes))
+        })
+        .collect()
+}
+
+struct Frame {
+    outermost: bool,
+}
+
+fn byte_at(code: &[(u64, Vec<u8>)], a: u64) -> Option<u8> {
+    code.iter()
+        .find(|(s, b)| *s <= a && a < s + b.len() as u64)
+        .map(|(s, b)| b[(a - s) as usize])
+}
+
+/// Whether `addr` follows a call instruction in `code` (so it is a return
+/// address, not a stray value).
+fn after_call(code: &[(u64, Vec<u8>)], addr: u64) -> bool {
+    let byte = |a: u64| byte_at(code, a);
+    if byte(addr.wrapping_sub(5)) == Some(0xe8) {
+        return true;
+    }
+    // call *r/m: ff /2, 2 to 7 bytes long.
+    (2..=7).any(|n| {
+        byte(addr.wrapping_sub(n)) == Some(0xff)
+            && byte(addr.wrapping_sub(n - 1)).is_some_and(|modrm| (modrm >> 3) & 7 == 2)
+    })
+}
+
+/// The candidates a thread at `pc` with stack pointer `sp` is running,
+/// with whether each is its outermost function of the home module.
+fn running_frames(
+    process: &dyn Process,
+    maps: &[Mapping],
+    code: &[(u64, Vec<u8>)],
+    candidates: &[Candidate],
+    pc: u64,
+    sp: u64,
+) -> Vec<(usize, Frame)> {
+    let in_home_code = |a: u64| code.iter().any(|(s, b)| *s <= a && a < s + b.len() as u64);
+    let body = |a: u64| candidates.iter().position(|c| c.old <= a && a < c.old + c.size.max(1));
+    // (stack position, candidate) of each frame found; the PC counts as
+    // the innermost.
+    let mut frames: Vec<(u64, usize)> = Vec::new();
+    if let Some(i) = body(pc) {
+        frames.push((sp, i));
+    }
+    let mut return_addresses: Vec<u64> = Vec::new();
+    if let Some(stack) = maps.iter().find(|m| m.contains(sp)) {
+        let from = sp & !7;
+        let to = stack.end.min(from + STACK_SCAN);
+        let mut bytes = vec![0u8; (to - from) as usize];
+        if process.read(from, &mut bytes).is_ok() {
+            for (k, w) in bytes.chunks_exact(8).enumerate() {
+                let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                // A call that never returns (`_start`'s call of
+                // `__libc_start_main`) is followed by `hlt`: not a frame
+                // anything returns to.
+                if !in_home_code(value) || !after_call(code, value) || byte_at(code, value) == Some(0xf4) {
+                    continue;
+                }
+                let at = from + 8 * k as u64;
+                return_addresses.push(at);
+                // A return address points just past the call: the call
+                // itself is inside the body even when it is the last
+                // instruction.
+                if let Some(i) = body(value - 1) {
+                    frames.push((at, i));
+                }
+            }
+        }
+    }
+    let mut out: Vec<(usize, Frame)> = Vec::new();
+    for &(at, i) in &frames {
+        // Outermost: no return address into the home module's code above
+        // this frame.
+        let outermost = !return_addresses.iter().any(|&r| r > at);
+        match out.iter_mut().find(|(j, _)| *j == i) {
+            Some((_, f)) => f.outermost |= outermost,
+            None => out.push((i, Frame { outermost })),
+        }
+    }
+    out
+}
+
+/// Per candidate: how many words of the stack above `sp` hold its entry.
+fn stack_pointers(process: &dyn Process, maps: &[Mapping], candidates: &[Candidate], sp: u64) -> Vec<(usize, usize)> {
+    let Some(stack) = maps.iter().find(|m| m.contains(sp)) else {
+        return Vec::new();
+    };
+    let from = sp & !7;
+    let to = stack.end.min(from + STACK_SCAN);
+    let mut bytes = vec![0u8; (to - from) as usize];
+    if process.read(from, &mut bytes).is_err() {
+        return Vec::new();
+    }
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for w in bytes.chunks_exact(8) {
+        let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        if let Some(i) = candidates.iter().position(|c| c.old == value) {
+            *counts.entry(i).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// Per candidate: how many aligned words of the home module's writable
+/// data (and the heap) hold its entry address.
+fn stored_pointers(
+    process: &dyn Process,
+    maps: &[Mapping],
+    home: &str,
+    candidates: &[Candidate],
+) -> Vec<(usize, usize)> {
+    let by_entry: HashMap<u64, usize> = candidates.iter().enumerate().map(|(i, c)| (c.old, i)).collect();
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    let mut budget = DATA_SCAN;
+    let mut previous_home_end = None;
+    for m in maps {
+        let home_data = m.path == home && !m.executable();
+        // The image's .bss continues in anonymous memory right after it.
+        let bss = m.path.is_empty() && previous_home_end == Some(m.start);
+        let heap = m.path == "[heap]";
+        previous_home_end = (m.path == home).then_some(m.end);
+        if !(home_data || bss || heap) || !m.readable() {
+            continue;
+        }
+        let len = (m.end - m.start).min(budget);
+        budget -= len;
+        let mut bytes = vec![0u8; len as usize];
+        if process.read(m.start, &mut bytes).is_err() {
+            continue;
+        }
+        for w in bytes.chunks_exact(8) {
+            let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            if let Some(&i) = by_entry.get(&value) {
+                *counts.entry(i).or_default() += 1;
+            }
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    counts.into_iter().collect()
+}
