@@ -171,8 +171,6 @@ impl Program {
     }
 }
 
-use std::io::Write;
-
 fn applied<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
     report["applied"].as_array().unwrap().iter().find(|a| a["name"] == name)
 }
