@@ -748,6 +748,61 @@ int main(void) {
     }
 }
 
+/// Zeros between functions (here two, from a top-level `.skip`) are
+/// padding too: the 3-byte `zero` borrows them for the 5-byte jump.
+#[test]
+fn s29_zero_padding_is_borrowed() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa, aligned(16))) int zero(void) { return 0; }
+__asm__(".skip 2, 0");
+__attribute__((noinline, noipa)) int after(int x) { return x * 7 + 2; }
+volatile int five = 5;
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("zero %d after %d\n", zero(), after(five)); usleep(3000); }
+}
+"#;
+    for flags in [
+        &["-O2", "-falign-functions=1", "-fno-toplevel-reorder", "-fpie", "-pie"],
+        &[
+            "-O2",
+            "-falign-functions=1",
+            "-fno-toplevel-reorder",
+            "-fno-pie",
+            "-no-pie",
+        ],
+    ] {
+        let mut run = Run::start(SRC, flags);
+        let image = relive_image::Image::open(&run.target.exe).unwrap();
+        let table = image.symbols(None).unwrap();
+        let (zero, after) = (table.by_name("zero")[0].clone(), table.by_name("after")[0].clone());
+        assert_eq!((zero.size, after.addr - zero.addr), (3, 5), "{flags:?}");
+        let original = common::file_bytes(&run.target.exe, "zero", 16);
+        assert_eq!(original[3..5], [0, 0], "{flags:?}");
+        run.expect("zero 0 after 37");
+        let base = run.object("app.c", SRC);
+        let v1 = SRC.replace("return 0;", "return 4;");
+        let new = run.object("app.c", &v1);
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        assert_eq!(applied(&r, "zero")["method"], "near", "{flags:?}: {r}");
+        run.expect("zero 4 after 37");
+        let at = applied(&r, "zero")["old_addr"].as_u64().unwrap();
+        let patched = run.peek(at, 16);
+        assert_eq!(&patched[..2], "e9");
+        assert_eq!(patched[10..], common::hex(&original)[10..], "after untouched");
+        let v2 = run.object("app.c", &v1.replace("return 4;", "return 5;"));
+        let r = run.patch_object(&v2, &["--base", new.to_str().unwrap()]);
+        assert_eq!(applied(&r, "zero")["method"], "slot");
+        run.expect("zero 5 after 37");
+        let out = run.relive(&["revert", "--pid", &run.target.pid_arg(), "--all"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(run.peek(at, 16), common::hex(&original), "{flags:?}");
+        run.expect("zero 0 after 37");
+    }
+}
+
 /// NOPs after a short function that are the next function's own code (its
 /// `patchable_function_entry(4, 0)` NOPs, at its symbol) are not padding:
 /// the 4-byte `inc` right before it is refused, and both keep running.
