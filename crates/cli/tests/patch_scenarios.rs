@@ -21,6 +21,8 @@ const BUILDS: [&[&str]; 4] = [
 /// A running program built from `app.c`, and its patches.
 struct Run {
     target: Target,
+    /// The C compiler of the program and its patches.
+    cc: String,
     flags: Vec<String>,
     source: String,
     patches: usize,
@@ -34,12 +36,17 @@ impl Run {
 
     /// Builds a program from several files (the first is `app.c`).
     fn start_files(files: &[(&str, &str)], flags: &[&str]) -> Run {
+        Run::start_with("gcc", files, flags)
+    }
+
+    /// Builds a program from several files with C compiler `cc`.
+    fn start_with(cc: &str, files: &[(&str, &str)], flags: &[&str]) -> Run {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         let exe = dir.path().join("app");
-        let out = Command::new("gcc")
+        let out = Command::new(cc)
             .args(flags)
             .args(["-pthread", "-o"])
             .arg(&exe)
@@ -51,6 +58,7 @@ impl Run {
         let target = Target::spawn(Command::new(&exe), exe, dir);
         Run {
             target,
+            cc: cc.to_string(),
             flags: flags.iter().map(|s| s.to_string()).collect(),
             source: files[0].1.to_string(),
             patches: 0,
@@ -67,7 +75,7 @@ impl Run {
         std::fs::write(self.dir().join(file), source).unwrap();
         self.patches += 1;
         let obj = self.dir().join(format!("{file}.{}.o", self.patches));
-        let out = Command::new("gcc")
+        let out = Command::new(&self.cc)
             .args(&self.flags)
             .arg("-c")
             .arg(file)
@@ -609,6 +617,227 @@ int main(void) {
         let r = run.replace("return x + 1;", "return x + 2;");
         assert_eq!(applied(&r, "ident")["method"], "slot");
         run.expect("ident 7 after 4");
+    }
+}
+
+/// Small functions at -O2 (issue 18): a 5-byte `neg` with the next
+/// function right after it, and a 4-byte `inc` with one byte of alignment
+/// NOP, both packed with -falign-functions=1 (clang: -Os), are redirected
+/// by a 5-byte `jmp rel32` to a stub in the pool (`near`), after an
+/// `endbr64` where there is one; a second patch only moves the slot; revert
+/// restores the exact bytes. The 3-byte `zero` directly followed by `after`
+/// is refused, naming the flags that fix it.
+#[test]
+fn s29_small_functions_at_o2() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa, aligned(16))) int neg(int x) { return -x; }
+__attribute__((noinline, noipa)) int inc(int x) { return x + 1; }
+__attribute__((noinline, noipa, aligned(2))) int zero(void) { return 0; }
+__attribute__((noinline, noipa)) int after(int x) { return x * 7 + 2; }
+/* Read each time: clang (no noipa) would call the functions only once. */
+volatile int five = 5;
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("neg %d inc %d zero %d after %d\n", neg(five), inc(five), zero(), after(1)); usleep(3000); }
+}
+"#;
+    let builds: [(&str, &[&str]); 6] = [
+        ("gcc", &["-O2", "-falign-functions=1", "-fpie", "-pie"]),
+        ("gcc", &["-O2", "-falign-functions=1", "-fno-pie", "-no-pie"]),
+        (
+            "gcc",
+            &["-O2", "-falign-functions=1", "-fcf-protection", "-fpie", "-pie"],
+        ),
+        ("clang", &["-Os", "-Wno-unknown-attributes", "-fpie", "-pie"]),
+        ("clang", &["-Os", "-Wno-unknown-attributes", "-fno-pie", "-no-pie"]),
+        (
+            "clang",
+            &["-Os", "-Wno-unknown-attributes", "-fcf-protection", "-fpie", "-pie"],
+        ),
+    ];
+    for (cc, flags) in builds {
+        let mut run = Run::start_with(cc, &[("app.c", SRC)], flags);
+        let cet = flags.contains(&"-fcf-protection");
+        let endbr = if cet { 4 } else { 0 };
+        // The layout this test is about, read from the program file.
+        let image = relive_image::Image::open(&run.target.exe).unwrap();
+        let table = image.symbols(None).unwrap();
+        let sym = |name: &str| table.by_name(name)[0].clone();
+        let (neg, inc, zero, after) = (sym("neg"), sym("inc"), sym("zero"), sym("after"));
+        let layout = (
+            neg.size,
+            inc.addr - neg.addr,
+            inc.size,
+            zero.addr - inc.addr,
+            zero.size,
+            after.addr - zero.addr,
+        );
+        let want = (5 + endbr, 5 + endbr, 4 + endbr, 5 + endbr, 3 + endbr, 3 + endbr);
+        assert_eq!(
+            layout, want,
+            "{cc} {flags:?}: (size, distance to the next) of neg, inc, zero"
+        );
+        assert_eq!(
+            common::file_bytes(&run.target.exe, "inc", 5 + endbr as usize)[4 + endbr as usize],
+            0x90,
+            "{cc} {flags:?}: one NOP after inc"
+        );
+        let original = common::file_bytes(&run.target.exe, "neg", 32);
+        run.expect("neg -5 inc 6 zero 0 after 9");
+
+        let base = run.object("app.c", SRC);
+        let v1 = SRC.replace("return -x;", "return -x - 1;").replace("x + 1;", "x + 2;");
+        let new = run.object("app.c", &v1);
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        for name in ["neg", "inc"] {
+            assert_eq!(applied(&r, name)["method"], "near", "{cc} {flags:?}: {r}");
+            assert_eq!(applied(&r, name)["generation"], 1);
+        }
+        run.expect("neg -6 inc 7 zero 0 after 9");
+        // Each entry: its endbr64 kept, then e9 rel32; the bytes after the
+        // jumps (zero, after) untouched.
+        let at = applied(&r, "neg")["old_addr"].as_u64().unwrap();
+        assert_eq!(applied(&r, "inc")["old_addr"].as_u64(), Some(at + 5 + endbr));
+        let patched = run.peek(at, 32);
+        let byte = |hex: &str, k: u64| hex[2 * k as usize..2 * k as usize + 2].to_string();
+        let original_hex = common::hex(&original);
+        let (nj, ij) = (endbr, 5 + 2 * endbr);
+        assert_eq!(patched[..2 * nj as usize], original_hex[..2 * nj as usize]);
+        assert_eq!(
+            (byte(&patched, nj), byte(&patched, ij)),
+            ("e9".into(), "e9".into()),
+            "{patched}"
+        );
+        assert_eq!(patched[2 * (ij + 5) as usize..], original_hex[2 * (ij + 5) as usize..]);
+
+        // Generation 2: only the slot changes, the entries stay as they are.
+        let v2 = v1
+            .replace("return -x - 1;", "return -x - 2;")
+            .replace("x + 2;", "x + 3;");
+        let v2_obj = run.object("app.c", &v2);
+        let r = run.patch_object(&v2_obj, &["--base", new.to_str().unwrap()]);
+        for name in ["neg", "inc"] {
+            assert_eq!(applied(&r, name)["method"], "slot", "{r}");
+            assert_eq!(applied(&r, name)["generation"], 2);
+        }
+        run.expect("neg -7 inc 8 zero 0 after 9");
+        assert_eq!(run.peek(at, 32), patched);
+
+        // 3 bytes (7 with endbr64) and no padding: refused, naming the fix.
+        let tiny = run.object("app.c", &v2.replace("return 0;", "return 4;"));
+        let stderr = run.refused(&tiny, &v2_obj);
+        assert!(
+            stderr.contains(&format!("zero is {} bytes", 3 + endbr))
+                && stderr.contains("-fpatchable-function-entry=8,6")
+                && stderr.contains("-falign-functions=16"),
+            "{cc} {flags:?}: {stderr}"
+        );
+        run.expect("neg -7 inc 8 zero 0 after 9");
+
+        let pid = run.target.pid_arg();
+        let out = run.relive(&["revert", "--pid", &pid, "--all", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            run.peek(at, 32),
+            original_hex,
+            "{cc} {flags:?}: original bytes restored exactly"
+        );
+        run.expect("neg -5 inc 6 zero 0 after 9");
+    }
+}
+
+/// Zeros between functions (here two, from a top-level `.skip`) are
+/// padding too: the 3-byte `zero` borrows them for the 5-byte jump.
+#[test]
+fn s29_zero_padding_is_borrowed() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa, aligned(16))) int zero(void) { return 0; }
+__asm__(".skip 2, 0");
+__attribute__((noinline, noipa)) int after(int x) { return x * 7 + 2; }
+volatile int five = 5;
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("zero %d after %d\n", zero(), after(five)); usleep(3000); }
+}
+"#;
+    for flags in [
+        &["-O2", "-falign-functions=1", "-fno-toplevel-reorder", "-fpie", "-pie"],
+        &[
+            "-O2",
+            "-falign-functions=1",
+            "-fno-toplevel-reorder",
+            "-fno-pie",
+            "-no-pie",
+        ],
+    ] {
+        let mut run = Run::start(SRC, flags);
+        let image = relive_image::Image::open(&run.target.exe).unwrap();
+        let table = image.symbols(None).unwrap();
+        let (zero, after) = (table.by_name("zero")[0].clone(), table.by_name("after")[0].clone());
+        assert_eq!((zero.size, after.addr - zero.addr), (3, 5), "{flags:?}");
+        let original = common::file_bytes(&run.target.exe, "zero", 16);
+        assert_eq!(original[3..5], [0, 0], "{flags:?}");
+        run.expect("zero 0 after 37");
+        let base = run.object("app.c", SRC);
+        let v1 = SRC.replace("return 0;", "return 4;");
+        let new = run.object("app.c", &v1);
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        assert_eq!(applied(&r, "zero")["method"], "near", "{flags:?}: {r}");
+        run.expect("zero 4 after 37");
+        let at = applied(&r, "zero")["old_addr"].as_u64().unwrap();
+        let patched = run.peek(at, 16);
+        assert_eq!(&patched[..2], "e9");
+        assert_eq!(patched[10..], common::hex(&original)[10..], "after untouched");
+        let v2 = run.object("app.c", &v1.replace("return 4;", "return 5;"));
+        let r = run.patch_object(&v2, &["--base", new.to_str().unwrap()]);
+        assert_eq!(applied(&r, "zero")["method"], "slot");
+        run.expect("zero 5 after 37");
+        let out = run.relive(&["revert", "--pid", &run.target.pid_arg(), "--all"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(run.peek(at, 16), common::hex(&original), "{flags:?}");
+        run.expect("zero 0 after 37");
+    }
+}
+
+/// NOPs after a short function that are the next function's own code (its
+/// `patchable_function_entry(4, 0)` NOPs, at its symbol) are not padding:
+/// the 4-byte `inc` right before it is refused, and both keep running.
+#[test]
+fn s29_nops_a_symbol_starts_at_are_not_borrowed() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa, aligned(16))) int inc(int x) { return x + 1; }
+__attribute__((noinline, noipa, patchable_function_entry(4, 0))) int zero(void) { return 0; }
+volatile int five = 5;
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("inc %d zero %d\n", inc(five), zero()); usleep(3000); }
+}
+"#;
+    for flags in [
+        &["-O2", "-falign-functions=1", "-fpie", "-pie"],
+        &["-O2", "-falign-functions=1", "-fno-pie", "-no-pie"],
+    ] {
+        let mut run = Run::start(SRC, flags);
+        let image = relive_image::Image::open(&run.target.exe).unwrap();
+        let table = image.symbols(None).unwrap();
+        let (inc, zero) = (table.by_name("inc")[0].clone(), table.by_name("zero")[0].clone());
+        assert_eq!((inc.size, zero.addr - inc.addr), (4, 4), "{flags:?}");
+        assert_eq!(common::file_bytes(&run.target.exe, "zero", 4), [0x90; 4], "{flags:?}");
+        run.expect("inc 6 zero 0");
+        let base = run.object("app.c", SRC);
+        let new = run.object("app.c", &SRC.replace("x + 1;", "x + 2;"));
+        let stderr = run.refused(&new, &base);
+        assert!(
+            stderr.contains("inc is 4 bytes") && stderr.contains("no padding follows it"),
+            "{flags:?}: {stderr}"
+        );
+        run.expect("inc 6 zero 0");
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use relive_image::symbols::SymbolKind;
 use relive_process::alloc::{self, Placement};
+use relive_process::maps::Mapping;
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
 use relive_process::{identity, Process, Protection, Stopped, ThreadPosition};
@@ -73,8 +74,10 @@ pub struct Applied {
     pub old_addr: u64,
     pub new_addr: u64,
     pub generation: u32,
-    /// `jump` (entry overwritten), `pad` (patchable-entry pad) or `slot`
-    /// (a later patch: only the jump slot changed).
+    /// `jump` (entry overwritten with `jmp *slot`), `near` (entry
+    /// overwritten with `jmp` to a stub in the pool, for functions too
+    /// short for the other), `pad` (patchable-entry pad) or `slot` (a
+    /// later patch: only the jump slot changed).
     pub method: &'static str,
     /// Registers the entry keeps for callers that rely on them (GCC
     /// `-fipa-ra`), through a thunk at `entry_addr`; empty: calls go
@@ -197,8 +200,13 @@ enum EntryKind {
     /// A later patch: store the new address in the existing slot.
     Slot { slot: u64 },
     /// The first patch: redirect through the new region's slot at
-    /// `slot_offset` in its read-only part.
-    Redirect { redirect: Redirect, slot_offset: u64 },
+    /// `slot_offset` in its read-only part (a near redirect: through its
+    /// stub at `stub_offset` in the code part).
+    Redirect {
+        redirect: Redirect,
+        slot_offset: u64,
+        stub_offset: Option<u64>,
+    },
 }
 
 /// Bytes written so far, to put back on failure.
@@ -208,11 +216,24 @@ struct Undo {
 }
 
 impl Undo {
+    /// Writes `bytes` at `addr`, then reads them back: a write that did
+    /// not take (or was changed under us) fails the transaction rather
+    /// than leave a half-written jump the journal does not describe.
     fn write(&mut self, process: &dyn Process, addr: u64, bytes: &[u8]) -> Result<()> {
         let mut old = vec![0u8; bytes.len()];
         process.read(addr, &mut old)?;
         process.write(addr, bytes)?;
         self.writes.push((addr, old));
+        let mut back = vec![0u8; bytes.len()];
+        process.read(addr, &mut back)?;
+        if back != bytes {
+            return Err(PatchError::Verify {
+                pid: process.pid(),
+                addr,
+                wrote: hex(bytes),
+                found: hex(&back),
+            });
+        }
         Ok(())
     }
 
@@ -252,9 +273,14 @@ pub fn patch(
 
     // Plan every entry before touching the process.
     let mut work = Vec::new();
-    // Thunks go after the linked code, each at a 16-byte boundary: (offset,
-    // code), offsets decided here because each thunk's call is relative.
+    // Thunks go after the linked code, each at a 16-byte boundary, and the
+    // stubs of near redirects at 8-byte ones: (offset, code), offsets
+    // decided here because each thunk's call is relative (a stub's jump is
+    // filled in once the pool is placed).
     let mut thunks: Vec<(u64, Vec<u8>)> = Vec::new();
+    // The process's mappings, read once: a redirect must stay inside the
+    // executable mapping of its function.
+    let mut maps = None;
     let mut code_end = linked.code.len() as u64;
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
@@ -312,19 +338,42 @@ pub fn patch(
                     code.truncate(size as usize);
                     process.read(orig, &mut code)?;
                 }
-                let redirect =
-                    entry::plan(&f.name, orig, size, &before, &code).map_err(|reason| PatchError::Entry {
-                        name: f.name.clone(),
-                        addr: orig,
-                        reason,
-                    })?;
+                let site = entry::Site {
+                    entry: orig,
+                    size,
+                    before: &before,
+                    code: &code,
+                    unclaimed: unclaimed(target.resolver.symbols(), orig.saturating_add(size)),
+                };
+                let refuse = |reason: String| PatchError::Entry {
+                    name: f.name.clone(),
+                    addr: orig,
+                    reason,
+                };
+                let redirect = entry::plan(&f.name, &site).map_err(refuse)?;
+                let maps = match &maps {
+                    Some(m) => m,
+                    None => maps.insert(process.maps()?),
+                };
+                check_mapped(maps, orig, &redirect).map_err(refuse)?;
                 let slot_offset = linked
                     .slots
                     .iter()
                     .find(|(n, _)| *n == f.name)
                     .map(|&(_, o)| o)
                     .expect("a slot for every replaced function");
-                EntryKind::Redirect { redirect, slot_offset }
+                let stub_offset = redirect.needs_stub().then(|| {
+                    let at = code_end.next_multiple_of(8);
+                    code_end = at + entry::STUB_LEN;
+                    // Filled in with the slot's address once placed.
+                    thunks.push((at, vec![0xcc; entry::STUB_LEN as usize]));
+                    at
+                });
+                EntryKind::Redirect {
+                    redirect,
+                    slot_offset,
+                    stub_offset,
+                }
             }
         };
         work.push(EntryWork {
@@ -383,7 +432,8 @@ pub fn patch(
 
     // The new code and data go into unused pool memory: nothing runs it
     // until the entries are redirected, so the threads keep running.
-    let filled = linked.finish(&layout).map_err(PatchError::from).and_then(|parts| {
+    let filled = linked.finish(&layout).map_err(PatchError::from).and_then(|mut parts| {
+        fill_stubs(&mut parts[0], &layout, &work)?;
         for (addr, bytes) in [
             (layout.code, &parts[0]),
             (layout.read_only, &parts[1]),
@@ -463,7 +513,9 @@ pub fn patch(
                 record.assumed = w.assumed.0;
                 (record.generation, "slot")
             }
-            EntryKind::Redirect { redirect, slot_offset } => {
+            EntryKind::Redirect {
+                redirect, slot_offset, ..
+            } => {
                 let (start, len) = redirect.span();
                 let original = undo
                     .writes
@@ -698,16 +750,74 @@ fn redirect(
         w.entry_addr = layout.code + w.entry_offset;
         match &w.kind {
             EntryKind::Slot { slot } => undo.write(process, *slot, &w.entry_addr.to_le_bytes())?,
-            EntryKind::Redirect { redirect, slot_offset } => {
+            EntryKind::Redirect {
+                redirect,
+                slot_offset,
+                stub_offset,
+            } => {
                 let (start, _) = redirect.span();
                 let slot = layout.read_only + slot_offset;
-                let bytes = redirect.bytes(slot).ok_or_else(|| PatchError::Entry {
+                let stub = stub_offset.map(|o| layout.code + o);
+                let bytes = redirect.bytes(slot, stub).map_err(|reason| PatchError::Entry {
                     name: w.name.clone(),
                     addr: w.orig,
-                    reason: format!("its jump slot at {slot:#x} is beyond the jump's ±2 GiB reach"),
+                    reason,
                 })?;
                 undo.write(process, start, &bytes)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes from `end` (where a function ends) no symbol of the
+/// process covers or starts in, up to [`entry::AFTER`]: padding a short
+/// function may borrow must not be anybody's code.
+fn unclaimed(symbols: &LiveSymbols, end: u64) -> u64 {
+    (0..entry::AFTER)
+        .take_while(|&k| end.checked_add(k).is_some_and(|a| symbols.at(a).is_none()))
+        .count() as u64
+}
+
+/// Refuses a redirect whose bytes would leave the executable mapping of
+/// the function at `entry` (padding borrowed at the very end of a code
+/// segment must still be code).
+fn check_mapped(maps: &[Mapping], entry: u64, redirect: &Redirect) -> std::result::Result<(), String> {
+    let (start, len) = redirect.span();
+    let inside = maps
+        .iter()
+        .find(|m| m.contains(entry))
+        .is_some_and(|m| m.executable() && m.contains(start) && m.contains(start + len - 1));
+    if inside {
+        Ok(())
+    } else {
+        Err(format!(
+            "its {len}-byte entry jump at {start:#x} would not lie in its executable mapping"
+        ))
+    }
+}
+
+/// Writes each near redirect's stub, `jmp *slot(%rip)`, into `code` (the
+/// code part) now that `layout` says where the stub and its slot are.
+fn fill_stubs(code: &mut [u8], layout: &Layout, work: &[EntryWork]) -> Result<()> {
+    for w in work {
+        if let EntryKind::Redirect {
+            slot_offset,
+            stub_offset: Some(stub),
+            ..
+        } = w.kind
+        {
+            let (at, slot) = (layout.code + stub, layout.read_only + slot_offset);
+            let placed = entry::stub_bytes(at, slot).and_then(|bytes| {
+                let dst = code.get_mut(stub as usize..stub as usize + bytes.len())?;
+                dst.copy_from_slice(&bytes);
+                Some(())
+            });
+            placed.ok_or_else(|| PatchError::Entry {
+                name: w.name.clone(),
+                addr: w.orig,
+                reason: format!("its stub at {at:#x} cannot reach its jump slot at {slot:#x}"),
+            })?;
         }
     }
     Ok(())
@@ -902,4 +1012,122 @@ fn threads_reference(process: &dyn Process, stopped: &dyn Stopped, region: &Regi
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    use relive_process::{ProcessError, ThreadInfo};
+
+    use super::*;
+
+    /// Memory at `base` whose writes may silently not take (a write to a
+    /// page the kernel refuses, or another writer in between).
+    struct Memory {
+        base: u64,
+        bytes: RefCell<Vec<u8>>,
+        /// A byte changed after the next write: `(offset, value)`.
+        tamper: Cell<Option<(usize, u8)>>,
+    }
+
+    impl Memory {
+        fn new(tamper: Option<(usize, u8)>) -> Memory {
+            Memory {
+                base: 0x1000,
+                bytes: RefCell::new((0..32).collect()),
+                tamper: Cell::new(tamper),
+            }
+        }
+
+        fn range(&self, addr: u64, len: usize) -> relive_process::Result<std::ops::Range<usize>> {
+            let start = addr.checked_sub(self.base).map(|o| o as usize);
+            match start {
+                Some(s) if s + len <= self.bytes.borrow().len() => Ok(s..s + len),
+                _ => Err(ProcessError::NotMapped { pid: 7, addr, len }),
+            }
+        }
+    }
+
+    impl Process for Memory {
+        fn pid(&self) -> u32 {
+            7
+        }
+        fn maps(&self) -> relive_process::Result<Vec<Mapping>> {
+            Ok(Vec::new())
+        }
+        fn read(&self, addr: u64, buf: &mut [u8]) -> relive_process::Result<()> {
+            let r = self.range(addr, buf.len())?;
+            buf.copy_from_slice(&self.bytes.borrow()[r]);
+            Ok(())
+        }
+        fn write(&self, addr: u64, data: &[u8]) -> relive_process::Result<()> {
+            let r = self.range(addr, data.len())?;
+            let mut bytes = self.bytes.borrow_mut();
+            bytes[r.clone()].copy_from_slice(data);
+            if let Some((k, v)) = self.tamper.take() {
+                bytes[r.start + k] = v;
+            }
+            Ok(())
+        }
+        fn exe(&self) -> relive_process::Result<PathBuf> {
+            Err(ProcessError::Gone {
+                pid: 7,
+                doing: "testing",
+            })
+        }
+        fn start_time(&self) -> relive_process::Result<u64> {
+            Ok(0)
+        }
+        fn threads(&self) -> relive_process::Result<Vec<ThreadInfo>> {
+            Ok(Vec::new())
+        }
+        fn stop(&self) -> relive_process::Result<Box<dyn Stopped + '_>> {
+            Err(ProcessError::Gone {
+                pid: 7,
+                doing: "testing",
+            })
+        }
+    }
+
+    #[test]
+    fn writes_are_read_back() {
+        let jump = [0xe9, 0xfb, 0x1f, 0, 0];
+        let good = Memory::new(None);
+        let mut undo = Undo::default();
+        undo.write(&good, 0x1004, &jump).unwrap();
+        assert_eq!(&good.bytes.borrow()[4..9], jump);
+
+        // The fourth byte does not take: the write fails, naming what was
+        // meant and what is there, and rolling back restores the original.
+        let bad = Memory::new(Some((3, 0x55)));
+        let mut undo = Undo::default();
+        let err = undo.write(&bad, 0x1004, &jump).unwrap_err();
+        assert!(
+            matches!(&err, PatchError::Verify { addr: 0x1004, wrote, found, .. } if wrote == "e9fb1f0000" && found == "e9fb1f5500"),
+            "{err}"
+        );
+        undo.roll_back(&bad);
+        assert_eq!(*bad.bytes.borrow(), (0..32).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn a_redirect_stays_in_its_code_mapping() {
+        let map = |start: u64, end: u64, perms: &str| Mapping {
+            start,
+            end,
+            perms: perms.into(),
+            offset: 0,
+            dev: "00:00".into(),
+            inode: 1,
+            path: "/app".into(),
+        };
+        let maps = [map(0x1000, 0x2000, "r-xp"), map(0x2000, 0x3000, "r--p")];
+        assert!(check_mapped(&maps, 0x1ff0, &Redirect::Near { at: 0x1ff0 }).is_ok());
+        assert!(check_mapped(&maps, 0x1ffb, &Redirect::Near { at: 0x1ffb }).is_ok());
+        // Borrowing "padding" past the end of the code segment: refused.
+        let err = check_mapped(&maps, 0x1ffc, &Redirect::Near { at: 0x1ffc }).unwrap_err();
+        assert!(err.contains("executable mapping"), "{err}");
+        assert!(check_mapped(&maps, 0x2000, &Redirect::Jump { at: 0x2000 }).is_err());
+    }
 }

@@ -1,15 +1,32 @@
 //! Redirecting a function's entry to its jump slot.
 //!
-//! The first patch of `f` writes `jmp *slot(%rip)` (6 bytes) at its entry;
-//! later patches only store a new address in the slot. Where the function
-//! has a `-fpatchable-function-entry` pad (NOPs before the entry and a
-//! NOP at it, as Cosmopolitan builds everything), the long jump goes into
-//! the pad and the entry's single 2-byte NOP becomes `jmp short` to it, so
-//! no instruction is ever half-overwritten. An `endbr64` at the entry is
-//! kept (indirect calls under CET must land on one), and the jump follows
-//! it. Without a pad, the bytes the jump covers must not be a branch
-//! target inside the function, and a function shorter than the jump needs
-//! padding (NOPs/int3) after it.
+//! The first patch of `f` writes a jump at its entry that ends up in the
+//! 8-byte jump slot of the patch pool; later patches only store a new
+//! address in the slot (one aligned 8-byte write). Three ways:
+//!
+//! - [`Redirect::Jump`]: `jmp *slot(%rip)` (6 bytes) at the entry. Used
+//!   wherever it fits, because it is one hop and needs nothing but the slot.
+//! - [`Redirect::Near`]: `jmp rel32` (5 bytes) to a per-function stub in the
+//!   pool's code part, the stub being `jmp *slot(%rip)`. Used where the 6
+//!   bytes do not fit: a 5-byte function (`lea eax,[rdi+rdi*2+1]; ret`) or
+//!   a 4-byte one followed by one byte of padding, both common at -O2, or a
+//!   branch target or return address at +5. It overwrites one byte less;
+//!   the cost is one extra direct jump on each call. (Using it always would
+//!   change nothing for safety but add that hop to every function.)
+//! - [`Redirect::Pad`]: where the function has a `-fpatchable-function-entry`
+//!   pad (NOPs before the entry and a NOP at it, as Cosmopolitan builds
+//!   everything), the long jump goes into the pad and the entry's single
+//!   2-byte NOP becomes `jmp short` to it, so no instruction is ever
+//!   half-overwritten.
+//!
+//! An `endbr64` at the entry is kept (indirect calls under CET must land on
+//! one), and the jump follows it. Without a pad, the bytes the jump covers
+//! must hold no branch target of the function and no return address of a
+//! call in it (a thread returning there would run the middle of the new
+//! jump). A function shorter than the jump may borrow the bytes after it
+//! when they are filler (NOPs, int3, or zeros up to the next 16-byte
+//! boundary) that no symbol of the program claims; below 5 bytes with no
+//! such filler it is refused, naming the build flag that gives it room.
 
 use serde::Serialize;
 
@@ -17,12 +34,20 @@ use crate::code;
 
 /// `jmp *disp32(%rip)`.
 pub const JMP_SLOT_LEN: u64 = 6;
+/// `jmp rel32`.
+pub const JMP_NEAR_LEN: u64 = 5;
+/// A near redirect's stub in the pool: `jmp *disp32(%rip)`.
+pub const STUB_LEN: u64 = JMP_SLOT_LEN;
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 /// Bytes of the function's neighbourhood read before the entry.
 pub const BEFORE: u64 = 16;
 /// Bytes read after the function's end (at least one whole multi-byte NOP
 /// past the jump).
 pub const AFTER: u64 = 32;
+/// Zero filler is only trusted up to this boundary past a function's end:
+/// a function (or anything else the compiler aligns) may start at the
+/// next one even where the symbol table names nothing.
+const ZERO_FILL_ALIGN: u64 = 16;
 
 /// How a function's entry is redirected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,63 +56,124 @@ pub enum Redirect {
     /// `jmp *slot(%rip)` written at `at` (the entry, or just after its
     /// `endbr64`).
     Jump { at: u64 },
+    /// `jmp rel32` written at `at` (the entry, or just after its
+    /// `endbr64`) to the function's stub in the pool, which jumps through
+    /// the slot.
+    Near { at: u64 },
     /// `jmp *slot(%rip)` written at `pad` before the entry, and `jmp short`
     /// to it over the entry's 2-byte NOP.
     Pad { pad: u64, entry: u64 },
 }
 
+/// `jmp *disp32(%rip)` at `at` through the cell at `slot`; `None` when the
+/// cell is beyond its ±2 GiB reach.
+fn jmp_slot(at: u64, slot: u64) -> Option<[u8; JMP_SLOT_LEN as usize]> {
+    let disp = i32::try_from(i128::from(slot) - i128::from(at) - i128::from(JMP_SLOT_LEN)).ok()?;
+    let d = disp.to_le_bytes();
+    Some([0xff, 0x25, d[0], d[1], d[2], d[3]])
+}
+
+/// The stub of a [`Redirect::Near`] at `stub` in the pool's code part:
+/// `jmp *slot(%rip)`, so that a later patch still only stores a new
+/// address in the slot. `None` when the slot is out of reach (never, for a
+/// stub and slot of one pool).
+pub fn stub_bytes(stub: u64, slot: u64) -> Option<[u8; STUB_LEN as usize]> {
+    jmp_slot(stub, slot)
+}
+
 impl Redirect {
-    /// The bytes this redirect overwrites: `(start, length)`.
+    /// The bytes this redirect overwrites: `(start, length)`. For a jump
+    /// that borrows the padding after a short function, the span reaches
+    /// into it.
     pub fn span(&self) -> (u64, u64) {
         match *self {
             Redirect::Jump { at } => (at, JMP_SLOT_LEN),
+            Redirect::Near { at } => (at, JMP_NEAR_LEN),
             Redirect::Pad { pad, entry } => (pad, entry + 2 - pad),
         }
     }
 
+    /// The journal's and report's `method`.
     pub fn name(&self) -> &'static str {
         match self {
             Redirect::Jump { .. } => "jump",
+            Redirect::Near { .. } => "near",
             Redirect::Pad { .. } => "pad",
         }
     }
 
-    /// The new bytes for the span, jumping through the cell at `slot`;
-    /// `None` when the cell is beyond the jump's ±2 GiB reach.
-    pub fn bytes(&self, slot: u64) -> Option<Vec<u8>> {
-        let jmp_at = match *self {
-            Redirect::Jump { at } => at,
-            Redirect::Pad { pad, .. } => pad,
-        };
-        let disp = i32::try_from(i128::from(slot) - i128::from(jmp_at) - i128::from(JMP_SLOT_LEN)).ok()?;
-        let mut out = vec![0xff, 0x25];
-        out.extend_from_slice(&disp.to_le_bytes());
-        if let Redirect::Pad { pad, entry } = *self {
-            // NOPs stay NOPs between the long jump and the entry.
-            out.resize((entry - pad) as usize, 0x90);
-            let back = pad as i64 - (entry as i64 + 2);
-            out.extend_from_slice(&[0xeb, back as i8 as u8]);
+    /// Whether the redirect goes through a stub in the pool's code part.
+    pub fn needs_stub(&self) -> bool {
+        matches!(self, Redirect::Near { .. })
+    }
+
+    /// The new bytes for the span, jumping through the cell at `slot` (a
+    /// near redirect: to its `stub`, which does). `Err` says what is out of
+    /// the jump's ±2 GiB reach.
+    pub fn bytes(&self, slot: u64, stub: Option<u64>) -> Result<Vec<u8>, String> {
+        let far = |what: &str, addr: u64| format!("{what} at {addr:#x} is beyond the entry jump's ±2 GiB reach");
+        match *self {
+            Redirect::Jump { at } => jmp_slot(at, slot)
+                .map(|b| b.to_vec())
+                .ok_or_else(|| far("its jump slot", slot)),
+            Redirect::Near { at } => {
+                let stub = stub.ok_or("its near jump has no stub in the patch pool")?;
+                let disp = i32::try_from(i128::from(stub) - i128::from(at) - i128::from(JMP_NEAR_LEN))
+                    .map_err(|_| far("its stub in the patch pool", stub))?;
+                let mut out = vec![0xe9];
+                out.extend_from_slice(&disp.to_le_bytes());
+                Ok(out)
+            }
+            Redirect::Pad { pad, entry } => {
+                let mut out = jmp_slot(pad, slot).ok_or_else(|| far("its jump slot", slot))?.to_vec();
+                // NOPs stay NOPs between the long jump and the entry.
+                out.resize((entry - pad) as usize, 0x90);
+                let back = pad as i64 - (entry as i64 + 2);
+                out.extend_from_slice(&[0xeb, back as i8 as u8]);
+                Ok(out)
+            }
         }
-        Some(out)
     }
 
     /// Whether `pc` is strictly inside the overwritten bytes (a thread
     /// there would resume in the middle of a new instruction). A thread at
-    /// the first byte simply runs the new jump.
+    /// the first byte simply runs the new jump. The span includes any
+    /// padding a short function borrows.
     pub fn splits(&self, pc: u64) -> bool {
         let (start, len) = self.span();
         match *self {
-            Redirect::Jump { .. } => pc > start && pc < start + len,
+            Redirect::Jump { .. } | Redirect::Near { .. } => pc > start && pc < start + len,
             Redirect::Pad { entry, .. } => (pc >= start && pc < entry) || pc == entry + 1,
         }
     }
 }
 
-/// Decides how to redirect a function at `entry` of `size` bytes, given
-/// the live bytes `before` it ([`BEFORE`] bytes) and `code` from it (its
-/// size plus [`AFTER`] bytes, for the padding that may follow it). `Err` says why it cannot be
-/// done and what fixes it.
-pub fn plan(name: &str, entry: u64, size: u64, before: &[u8], code: &[u8]) -> Result<Redirect, String> {
+/// What [`plan`] knows about a function in the running process.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    /// Its entry address and size (from the symbol table).
+    pub entry: u64,
+    pub size: u64,
+    /// The live bytes before the entry ([`BEFORE`] of them).
+    pub before: &'a [u8],
+    /// The live bytes from the entry: its size plus up to [`AFTER`] bytes
+    /// (fewer at the end of a mapping).
+    pub code: &'a [u8],
+    /// How many bytes after the function's end no symbol of the program
+    /// covers or starts in (up to [`AFTER`]): only those may be borrowed.
+    pub unclaimed: u64,
+}
+
+/// Decides how to redirect the function `name` at `site`. `Err` says why
+/// it cannot be done and what fixes it.
+pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
+    let Site {
+        entry,
+        size,
+        before,
+        code,
+        unclaimed,
+    } = *site;
     let pad_nops = before.iter().rev().take_while(|&&b| b == 0x90).count() as u64;
     let entry_nop = code.starts_with(&[0x66, 0x90]) || code.starts_with(&[0x90, 0x90]);
     if pad_nops >= JMP_SLOT_LEN && entry_nop {
@@ -96,72 +182,149 @@ pub fn plan(name: &str, entry: u64, size: u64, before: &[u8], code: &[u8]) -> Re
             entry,
         });
     }
-    let skip = if code.starts_with(&ENDBR64) {
+    let skip = if code.starts_with(&ENDBR64) && size >= ENDBR64.len() as u64 {
         ENDBR64.len() as u64
     } else {
         0
     };
     let at = entry + skip;
-    let body = &code[..(size as usize).min(code.len())];
-    let decoded = code::decode(body);
-    if let Some(&t) = decoded
-        .branch_targets
-        .iter()
-        .find(|&&t| t > skip && t < skip + JMP_SLOT_LEN)
-    {
+    let body = code.get(..size as usize).unwrap_or(code);
+    let resumes = resume_points(body);
+    let after = code.get(body.len()..).unwrap_or(&[]);
+    let borrowed = filler(after, entry.wrapping_add(body.len() as u64), unclaimed);
+    // Bytes from the jump's start to the end of what may be overwritten.
+    let room = (body.len() as u64).saturating_sub(skip) + borrowed;
+    let mut blocked = None;
+    for (len, redirect) in [
+        (JMP_SLOT_LEN, Redirect::Jump { at }),
+        (JMP_NEAR_LEN, Redirect::Near { at }),
+    ] {
+        if room < len {
+            continue;
+        }
+        match resumes.iter().find(|&&(t, _)| t > skip && t < skip + len) {
+            Some(&hit) => blocked = Some(hit),
+            None => return Ok(redirect),
+        }
+    }
+    if let Some((t, why)) = blocked {
         return Err(format!(
-            "a branch inside {name} jumps to +{t:#x}, which the {JMP_SLOT_LEN}-byte entry jump would overwrite; rebuild with -fpatchable-function-entry=8,6 to give it a pad"
+            "{why} +{t:#x} inside {name}, which the {JMP_NEAR_LEN}-byte entry jump would overwrite; rebuild with -fpatchable-function-entry=8,6 to give it a pad"
         ));
     }
-    let needed = skip + JMP_SLOT_LEN;
-    if size < needed {
-        let after = code.get(size as usize..).unwrap_or(&[]);
-        if !is_padding(after, (needed - size) as usize) {
-            return Err(format!(
-                "{name} is {size} bytes, shorter than the {needed}-byte entry jump, and no padding follows it; rebuild with -fpatchable-function-entry=8,6 (or -falign-functions=16)"
-            ));
-        }
-    }
-    Ok(Redirect::Jump { at })
+    let needed = skip + JMP_NEAR_LEN;
+    let padding = if borrowed == 0 {
+        "no padding follows it".to_string()
+    } else {
+        format!("only {borrowed} byte(s) of padding follow it")
+    };
+    let endbr = if skip > 0 { " (after its endbr64)" } else { "" };
+    Err(format!(
+        "{name} is {size} bytes, shorter than the {needed}-byte entry jump{endbr}, and {padding}; rebuild its file with -fpatchable-function-entry=8,6 (a pad before each entry) or -falign-functions=16 (padding after each function)"
+    ))
 }
 
-/// Whether the first `len` bytes of `bytes` are alignment filler: whole
-/// NOP or int3 instructions (multi-byte NOPs included) covering them.
-fn is_padding(bytes: &[u8], len: usize) -> bool {
-    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
-    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
-    let mut covered = 0usize;
-    while covered < len {
-        if !decoder.can_decode() {
-            return false;
+/// Offsets inside a function where execution may resume other than at its
+/// entry, with what makes them so: the targets of its branches, and the
+/// return address of each of its calls (a thread inside the callee comes
+/// back there). Sorted.
+fn resume_points(body: &[u8]) -> Vec<(u64, &'static str)> {
+    use iced_x86::{Decoder, DecoderOptions};
+    let mut points: Vec<(u64, &'static str)> = code::decode(body)
+        .branch_targets
+        .into_iter()
+        .map(|t| (t, "a branch jumps to"))
+        .collect();
+    let mut decoder = Decoder::with_ip(64, body, 0, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        let instr = decoder.decode();
+        if instr.is_invalid() {
+            break;
         }
+        if instr.is_call_near() || instr.is_call_near_indirect() || instr.is_call_far() || instr.is_call_far_indirect()
+        {
+            points.push((instr.next_ip(), "a call returns to"));
+        }
+    }
+    points.sort_unstable();
+    points
+}
+
+/// How many bytes from the start of `after` (the bytes at `end`, where a
+/// function ends) are alignment filler it may borrow: a run of whole NOP
+/// or int3 instructions, or of zeros up to the next
+/// [`ZERO_FILL_ALIGN`] boundary; never past `unclaimed`, where a symbol
+/// begins.
+fn filler(after: &[u8], end: u64, unclaimed: u64) -> u64 {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let limit = unclaimed.min(after.len() as u64);
+    let after = &after[..limit as usize];
+    if after.first() == Some(&0) {
+        let zeros = after.iter().take_while(|&&b| b == 0).count() as u64;
+        let boundary = end.checked_next_multiple_of(ZERO_FILL_ALIGN).map_or(0, |b| b - end);
+        return zeros.min(boundary);
+    }
+    // A multi-byte NOP cut by `limit` does not decode: only whole
+    // instructions count.
+    let mut decoder = Decoder::with_ip(64, after, 0, DecoderOptions::NONE);
+    let mut covered = 0;
+    while decoder.can_decode() {
         let instr = decoder.decode();
         if instr.is_invalid() || !matches!(instr.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
-            return false;
+            break;
         }
-        covered += instr.len();
+        covered += instr.len() as u64;
     }
-    true
+    covered
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A site at 0x1000 with no symbol in the first 32 bytes after it.
+    fn site<'a>(size: u64, before: &'a [u8], code: &'a [u8]) -> Site<'a> {
+        Site {
+            entry: 0x1000,
+            size,
+            before,
+            code,
+            unclaimed: AFTER,
+        }
+    }
+
     #[test]
     fn jump_bytes_point_at_the_slot() {
         let r = Redirect::Jump { at: 0x1000 };
-        assert_eq!(r.bytes(0x2000).unwrap(), [0xff, 0x25, 0xfa, 0x0f, 0, 0]);
-        assert_eq!(r.bytes(0x1000 + (3 << 30)), None);
+        assert_eq!(r.bytes(0x2000, None).unwrap(), [0xff, 0x25, 0xfa, 0x0f, 0, 0]);
+        assert!(r.bytes(0x1000 + (3 << 30), None).unwrap_err().contains("jump slot"));
         assert!(r.splits(0x1001) && !r.splits(0x1000) && !r.splits(0x1006));
         let p = Redirect::Pad {
             pad: 0x0ffa,
             entry: 0x1000,
         };
-        let b = p.bytes(0x2000).unwrap();
+        let b = p.bytes(0x2000, None).unwrap();
         assert_eq!(&b[6..], [0xeb, 0xf8]);
         assert_eq!(p.span(), (0xffa, 8));
         assert!(p.splits(0x1001) && !p.splits(0x1000) && p.splits(0xffa));
+    }
+
+    #[test]
+    fn near_jump_goes_to_the_stub_which_goes_through_the_slot() {
+        let r = Redirect::Near { at: 0x1000 };
+        // e9 rel32: 0x3000 - 0x1005.
+        assert_eq!(r.bytes(0x9000, Some(0x3000)).unwrap(), [0xe9, 0xfb, 0x1f, 0, 0]);
+        // Backwards: the pool may be below the image.
+        assert_eq!(r.bytes(0x9000, Some(0x0ff0)).unwrap(), [0xe9, 0xeb, 0xff, 0xff, 0xff]);
+        assert!(r.bytes(0x9000, None).is_err());
+        let err = r.bytes(0x9000, Some(0x1000 + (3 << 30))).unwrap_err();
+        assert!(err.contains("stub") && err.contains("reach"), "{err}");
+        assert_eq!(r.span(), (0x1000, 5));
+        assert_eq!(r.name(), "near");
+        assert!(r.needs_stub() && !Redirect::Jump { at: 0 }.needs_stub());
+        assert!(!r.splits(0x1000) && r.splits(0x1001) && r.splits(0x1004) && !r.splits(0x1005));
+        // The stub: jmp *slot(%rip), slot 0x4000 - (0x3000 + 6).
+        assert_eq!(stub_bytes(0x3000, 0x4000).unwrap(), [0xff, 0x25, 0xfa, 0x0f, 0, 0]);
     }
 
     #[test]
@@ -170,7 +333,7 @@ mod tests {
         // Cosmopolitan-style pad: 16 NOPs, then 66 90 at the entry.
         let cosmo = [0x66, 0x90, 0x55, 0x48, 0x89, 0xe5, 0xc3, 0xcc];
         assert_eq!(
-            plan("f", 0x1000, 7, &nops, &cosmo),
+            plan("f", &site(7, &nops, &cosmo)),
             Ok(Redirect::Pad {
                 pad: 0xffa,
                 entry: 0x1000
@@ -179,7 +342,7 @@ mod tests {
         // endbr64 kept.
         let cet = [0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3];
         assert_eq!(
-            plan("f", 0x1000, 10, &[0xcc; 16], &cet),
+            plan("f", &site(10, &[0xcc; 16], &cet)),
             Ok(Redirect::Jump { at: 0x1004 })
         );
         // mov eax,edi; ret — then NOP padding: fine.
@@ -189,20 +352,180 @@ mod tests {
             0x8d, 0x47, 0x01, 0xc3, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0, 0x90, 0x90,
         ];
         assert_eq!(
-            plan("f", 0x1000, 4, &[0; 16], &aligned),
+            plan("f", &site(4, &[0; 16], &aligned)),
             Ok(Redirect::Jump { at: 0x1000 })
         );
-        assert_eq!(
-            plan("f", 0x1000, 3, &[0; 16], &short),
-            Ok(Redirect::Jump { at: 0x1000 })
-        );
+        assert_eq!(plan("f", &site(3, &[0; 16], &short)), Ok(Redirect::Jump { at: 0x1000 }));
         // ... but followed by another function: refused, naming the flag.
         let tight = [0x89, 0xf8, 0xc3, 0x55, 0x48, 0x89, 0xe5, 0xc3];
-        let err = plan("f", 0x1000, 3, &[0; 16], &tight).unwrap_err();
+        let err = plan("f", &site(3, &[0; 16], &tight)).unwrap_err();
         assert!(err.contains("-fpatchable-function-entry"), "{err}");
         // A loop back to +2 (inside the jump's bytes): refused.
         let looping = [0x31, 0xc0, 0xff, 0xc0, 0x83, 0xf8, 0x0a, 0x75, 0xf9, 0xc3, 0xcc, 0xcc];
-        let err = plan("f", 0x1000, 10, &[0; 16], &looping).unwrap_err();
+        let err = plan("f", &site(10, &[0; 16], &looping)).unwrap_err();
         assert!(err.contains("+0x2"), "{err}");
+    }
+
+    /// `lea eax,[rdi+rdi*2+1]; ret`, directly followed by another function
+    /// (`push rbp; ...`).
+    const FIVE: [u8; 9] = [0x8d, 0x44, 0x7f, 0x01, 0xc3, 0x55, 0x48, 0x89, 0xe5];
+    /// `lea eax,[rdi+1]; ret`.
+    const FOUR: [u8; 4] = [0x8d, 0x47, 0x01, 0xc3];
+
+    fn four_then(after: &[u8]) -> Vec<u8> {
+        FOUR.iter().chain(after).copied().collect()
+    }
+
+    #[test]
+    fn five_byte_function_gets_the_near_jump() {
+        assert_eq!(
+            plan("tri", &site(5, &[0xcc; 16], &FIVE)),
+            Ok(Redirect::Near { at: 0x1000 })
+        );
+        // The next function's symbol starts right after it: nothing to
+        // borrow, still fine.
+        let tight = Site {
+            unclaimed: 0,
+            ..site(5, &[0xcc; 16], &FIVE)
+        };
+        assert_eq!(plan("tri", &tight), Ok(Redirect::Near { at: 0x1000 }));
+        // With one NOP after it, the 6-byte jump fits and is preferred.
+        let padded = [0x8d, 0x44, 0x7f, 0x01, 0xc3, 0x90, 0x55];
+        assert_eq!(
+            plan("tri", &site(5, &[0xcc; 16], &padded)),
+            Ok(Redirect::Jump { at: 0x1000 })
+        );
+    }
+
+    #[test]
+    fn four_byte_function_borrows_padding() {
+        // One NOP: the near jump fits, the 6-byte one does not.
+        let one = four_then(&[0x90, 0x55, 0x48]);
+        assert_eq!(plan("inc", &site(4, &[0; 16], &one)), Ok(Redirect::Near { at: 0x1000 }));
+        // One int3.
+        let int3 = four_then(&[0xcc, 0x55, 0x48]);
+        assert_eq!(
+            plan("inc", &site(4, &[0; 16], &int3)),
+            Ok(Redirect::Near { at: 0x1000 })
+        );
+        // No padding at all: refused with the reason and the fix.
+        let none = four_then(&[0x55, 0x48, 0x89, 0xe5]);
+        let err = plan("inc", &site(4, &[0; 16], &none)).unwrap_err();
+        assert!(err.contains("inc is 4 bytes") && err.contains("5-byte"), "{err}");
+        assert!(
+            err.contains("-fpatchable-function-entry=8,6") && err.contains("-falign-functions=16"),
+            "{err}"
+        );
+        // At the end of a mapping (nothing read after it): refused too.
+        assert!(plan("inc", &site(4, &[0; 16], &FOUR)).is_err());
+    }
+
+    #[test]
+    fn zero_padding_up_to_the_alignment_boundary() {
+        // At 0x1000 the function ends at 0x1004: zeros to 0x1010 are filler.
+        let zeros = four_then(&[0; 12]);
+        assert_eq!(
+            plan("inc", &site(4, &[0; 16], &zeros)),
+            Ok(Redirect::Jump { at: 0x1000 })
+        );
+        // Ending at 0x100f, one zero is before the boundary: enough for
+        // the near jump, not for the 6-byte one.
+        let late = Site {
+            entry: 0x100b,
+            ..site(4, &[0; 16], &zeros)
+        };
+        assert_eq!(plan("inc", &late), Ok(Redirect::Near { at: 0x100b }));
+        // xor eax,eax; ret at 0x100d: ends at 0x1010 exactly, so the zeros
+        // after it are not its padding: refused.
+        let three = [0x31, 0xc0, 0xc3, 0, 0, 0, 0, 0, 0, 0];
+        let boundary = Site {
+            entry: 0x100d,
+            ..site(3, &[0; 16], &three)
+        };
+        assert!(plan("zero", &boundary).unwrap_err().contains("no padding"));
+        // ... but at 0x100b the two zeros up to 0x1010 are.
+        let inside = Site {
+            entry: 0x100b,
+            ..site(3, &[0; 16], &three)
+        };
+        assert_eq!(plan("zero", &inside), Ok(Redirect::Near { at: 0x100b }));
+        // Two zeros, then code: not enough for a 2-byte function.
+        let two = [0xf3, 0xc3, 0, 0, 0x55];
+        let err = plan("ret2", &site(2, &[0; 16], &two)).unwrap_err();
+        assert!(err.contains("only 2 byte(s) of padding"), "{err}");
+    }
+
+    #[test]
+    fn padding_a_symbol_starts_in_is_not_borrowed() {
+        // Three NOPs follow, but a symbol (say, the next function with
+        // -fpatchable-function-entry=N,0, whose NOPs are its own code)
+        // starts at the first of them.
+        let nops = four_then(&[0x90, 0x90, 0x90, 0x55]);
+        let claimed = Site {
+            unclaimed: 0,
+            ..site(4, &[0; 16], &nops)
+        };
+        assert!(plan("inc", &claimed).unwrap_err().contains("no padding"));
+        // A symbol at the second NOP: one byte is still free, enough for
+        // the near jump but not the 6-byte one.
+        let one_free = Site {
+            unclaimed: 1,
+            ..site(4, &[0; 16], &nops)
+        };
+        assert_eq!(plan("inc", &one_free), Ok(Redirect::Near { at: 0x1000 }));
+        // The same for zeros.
+        let zeros = four_then(&[0; 12]);
+        let claimed = Site {
+            unclaimed: 0,
+            ..site(4, &[0; 16], &zeros)
+        };
+        assert!(plan("inc", &claimed).is_err());
+    }
+
+    #[test]
+    fn branch_targets_and_return_addresses_in_the_span() {
+        // A branch to +4, inside both jumps: refused, naming the offset.
+        // 0: xor eax,eax 2: inc eax 4: cmp eax,10 7: jne 4  9: ret
+        let to4 = [0x31, 0xc0, 0xff, 0xc0, 0x83, 0xf8, 0x0a, 0x75, 0xfb, 0xc3, 0xcc, 0xcc];
+        let err = plan("f", &site(10, &[0; 16], &to4)).unwrap_err();
+        assert!(err.contains("+0x4") && err.contains("branch"), "{err}");
+        // A branch to +5: inside the 6-byte jump, just past the near one.
+        // 0: mov eax,edi 2: xor ecx,ecx 4: nop 5: inc ecx 7: cmp ecx,eax 9: jl 5 b: ret
+        let to5 = [
+            0x89, 0xf8, 0x31, 0xc9, 0x90, 0xff, 0xc1, 0x39, 0xc1, 0x7c, 0xfa, 0xc3, 0xcc,
+        ];
+        assert_eq!(plan("f", &site(12, &[0; 16], &to5)), Ok(Redirect::Near { at: 0x1000 }));
+        // call rel32 first: a thread in the callee returns to +5, inside the
+        // 6-byte jump; the near jump ends there.
+        let call = [0xe8, 0x10, 0, 0, 0, 0x48, 0x83, 0xc4, 0x08, 0xc3];
+        assert_eq!(plan("f", &site(10, &[0; 16], &call)), Ok(Redirect::Near { at: 0x1000 }));
+        // call *rax first returns to +2: refused.
+        let indirect = [0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3];
+        let err = plan("f", &site(7, &[0; 16], &indirect)).unwrap_err();
+        assert!(err.contains("a call returns to +0x2"), "{err}");
+    }
+
+    #[test]
+    fn endbr64_stays_and_the_near_jump_follows_it() {
+        // endbr64; lea eax,[rdi+rdi*2+1]; ret, then the next function.
+        let cet = [0xf3, 0x0f, 0x1e, 0xfa, 0x8d, 0x44, 0x7f, 0x01, 0xc3, 0xf3, 0x0f];
+        let tight = Site {
+            unclaimed: 0,
+            ..site(9, &[0xcc; 16], &cet)
+        };
+        assert_eq!(plan("tri", &tight), Ok(Redirect::Near { at: 0x1004 }));
+        // endbr64; xor eax,eax; ret: 7 bytes, 9 needed.
+        let small = [0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xc3, 0x55];
+        let err = plan("zero", &site(7, &[0xcc; 16], &small)).unwrap_err();
+        assert!(err.contains("9-byte") && err.contains("endbr64"), "{err}");
+    }
+
+    #[test]
+    fn below_five_bytes_is_refused() {
+        for (size, code) in [(1u64, &[0xc3u8, 0x55][..]), (3, &[0x31, 0xc0, 0xc3, 0x55][..])] {
+            let err = plan("tiny", &site(size, &[0; 16], code)).unwrap_err();
+            assert!(err.contains(&format!("tiny is {size} bytes")), "{err}");
+            assert!(err.contains("-fpatchable-function-entry=8,6"), "{err}");
+        }
     }
 }

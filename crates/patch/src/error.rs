@@ -29,6 +29,16 @@ pub enum PatchError {
     #[error("cannot redirect {name} at {addr:#x}: {reason}")]
     Entry { name: String, addr: u64, reason: String },
 
+    #[error(
+        "process {pid}: wrote {wrote} at {addr:#x} but read back {found}; every write of the transaction was undone"
+    )]
+    Verify {
+        pid: u32,
+        addr: u64,
+        wrote: String,
+        found: String,
+    },
+
     #[error("thread {tid} of process {pid} stays inside the entry of {name} ({pc:#x}); try again")]
     Busy { pid: u32, tid: u32, name: String, pc: u64 },
 

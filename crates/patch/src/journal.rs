@@ -23,7 +23,9 @@ pub struct PatchRecord {
     pub current_addr: u64,
     /// 1 for the first patch, +1 for each later one.
     pub generation: u32,
-    /// `jump` or `pad`.
+    /// `jump`, `near` (through a stub in the pool) or `pad`: how the
+    /// entry was redirected. Revert needs only the span and its bytes, so
+    /// journals of any method read back alike.
     pub method: String,
     /// The bytes overwritten to redirect the entry, and where.
     pub span_start: u64,
