@@ -41,12 +41,15 @@ pub struct Target<'p> {
     pub resolver: LiveResolver,
     pub journal: Journal,
     pub journal_dir: PathBuf,
+    /// What the user should know about the target (its program was
+    /// rebuilt while it ran); every patch report repeats them.
+    pub warnings: Vec<String>,
 }
 
 impl<'p> Target<'p> {
     pub fn open(process: &'p dyn Process) -> Result<Target<'p>> {
         let modules = modules::discover(process)?;
-        identity::verify(process, &modules.main)?;
+        let verified = identity::verify(process, &modules.main)?;
         let symbols = LiveSymbols::load(&modules);
         let journal_dir = journal::state_dir();
         let journal = Journal::load(
@@ -63,6 +66,7 @@ impl<'p> Target<'p> {
             resolver,
             journal,
             journal_dir,
+            warnings: verified.warning.into_iter().collect(),
         })
     }
 }
@@ -594,7 +598,7 @@ pub fn patch(
         pause_us: micros(paused) + micros(alloc_pause),
         redirect_pause_us: micros(paused),
         region: record,
-        warnings: linked.warnings.clone(),
+        warnings: target.warnings.iter().chain(&linked.warnings).cloned().collect(),
     })
 }
 

@@ -15,6 +15,7 @@ pub mod link;
 pub mod live;
 pub mod names;
 pub mod objfile;
+pub mod origin;
 pub mod reach;
 pub mod select;
 pub mod signature;

@@ -157,10 +157,19 @@ impl Resolver for LiveResolver {
             return Some(chosen.addr);
         }
         // An IFUNC's address is its resolver: find the implementation
-        // through relive's own copy of the same library.
+        // through relive's own copy of the same library (glibc's `time` and
+        // `gettimeofday` choose the kernel's vDSO: the target's own).
+        use relive_process::ifunc::{self, Implementation};
         let (base, inode) = self.symbols.module_base(&chosen.module)?;
-        let offset = relive_process::ifunc::implementation_offset(&chosen.module, inode, name)?;
-        Some(base + offset)
+        match ifunc::implementation(&chosen.module, inode, name)? {
+            Implementation::InModule(offset) => Some(base + offset),
+            Implementation::Vdso(function) => self
+                .symbols
+                .lookup(&function)
+                .into_iter()
+                .find(|s| s.module == relive_process::vdso::PATH)
+                .map(|s| s.addr),
+        }
     }
 
     fn local(&self, file: &str, name: &str) -> Option<u64> {

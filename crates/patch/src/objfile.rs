@@ -228,11 +228,21 @@ impl ObjectFile {
         ObjectFile::parse(&name, &data)
     }
 
+    /// Reads an object from its bytes. Objects without machine code are
+    /// refused: LLVM bitcode (`clang -flto`) and GCC's slim LTO objects
+    /// (`gcc -flto`); a fat LTO object (`-ffat-lto-objects`) has real code
+    /// as well and is read like any other.
     pub fn parse(path: &str, data: &[u8]) -> Result<ObjectFile> {
         let not_object = |reason: String| PatchError::NotObject {
             path: path.to_string(),
             reason,
         };
+        if is_llvm_bitcode(data) {
+            return Err(not_object(
+                "it is LLVM bitcode (clang -flto), not machine code; recompile this file without -flto (add -fno-lto)"
+                    .into(),
+            ));
+        }
         let file = object::File::parse(data).map_err(|e| not_object(e.to_string()))?;
         if file.kind() != object::ObjectKind::Relocatable || file.format() != object::BinaryFormat::Elf {
             return Err(not_object(format!(
@@ -246,6 +256,13 @@ impl ObjectFile {
                 "it is for {:?}; relive patches x86-64 code",
                 file.architecture()
             )));
+        }
+
+        if is_slim_lto(&file) {
+            return Err(not_object(
+                "it is a GCC LTO object (-flto): it holds GCC's intermediate code (.gnu.lto_* sections), no machine code; recompile this file without -flto (add -fno-lto), or with -ffat-lto-objects to have both"
+                    .into(),
+            ));
         }
 
         let mut sections: Vec<Option<Section>> = Vec::new();
@@ -605,4 +622,27 @@ fn malformed(path: &str, what: &str) -> PatchError {
         path: path.to_string(),
         what: what.to_string(),
     }
+}
+
+/// LLVM bitcode, raw (`BC\xC0\xDE`) or in its wrapper (`0x0B17C0DE`).
+fn is_llvm_bitcode(data: &[u8]) -> bool {
+    data.starts_with(b"BC\xC0\xDE") || data.starts_with(&0x0B17_C0DEu32.to_le_bytes())
+}
+
+/// A GCC LTO object without machine code: it has `.gnu.lto_*` sections
+/// and either GCC's `__gnu_lto_slim` marker or no allocated section with
+/// contents (a fat object's `.text` and data are real).
+fn is_slim_lto(file: &object::File) -> bool {
+    let lto = file
+        .sections()
+        .any(|s| s.name().is_ok_and(|n| n.starts_with(".gnu.lto_")));
+    if !lto {
+        return false;
+    }
+    let marked = file.symbols().any(|s| s.name() == Ok("__gnu_lto_slim"));
+    let allocated = |s: &object::Section| match s.flags() {
+        object::SectionFlags::Elf { sh_flags, .. } => sh_flags.0 & elf::SHF_ALLOC.0 != 0,
+        _ => false,
+    };
+    marked || !file.sections().any(|s| allocated(&s) && s.size() > 0)
 }

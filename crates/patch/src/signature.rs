@@ -85,7 +85,7 @@ pub fn producer(obj: &ObjectFile) -> Option<String> {
 
 /// Runs `f` over the object's DWARF (relocated); `Ok(None)`-like default
 /// when there is none.
-fn with_dwarf<T: Default>(
+pub(crate) fn with_dwarf<T: Default>(
     obj: &ObjectFile,
     f: impl FnOnce(&gimli::Dwarf<Reader>) -> Result<T, gimli::Error>,
 ) -> Result<T, gimli::Error> {

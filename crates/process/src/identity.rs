@@ -6,6 +6,11 @@
 //! in the process's memory must equal the file's; otherwise the path must
 //! still name the mapped inode on the mapped device, and must not have
 //! been modified since the process started.
+//!
+//! A module read from the process's own view of its mapped file
+//! (`/proc/PID/exe` after a rebuild) or from its memory (the vDSO) is the
+//! running image by construction; the former comes with a warning that
+//! the file on disk is not what runs.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -13,7 +18,7 @@ use relive_image::elf::SegmentType;
 use serde::Serialize;
 
 use crate::error::{ProcessError, Result};
-use crate::modules::{host_elf, LoadedModule};
+use crate::modules::{host_elf, ImageSource, LoadedModule};
 use crate::Process;
 
 const PT_NOTE: SegmentType = SegmentType(4);
@@ -37,9 +42,13 @@ pub struct Fingerprint {
 /// How a module was confirmed to be the file on disk.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verified {
-    /// `build-id` or `inode-and-mtime`.
+    /// `build-id` or `inode-and-mtime`; `running-image` when the path on
+    /// disk names another file now and the image was read from the mapped
+    /// file itself; `memory` for the vDSO.
     pub method: &'static str,
     pub fingerprint: Fingerprint,
+    /// Something the user should know (the file on disk is not what runs).
+    pub warning: Option<String>,
 }
 
 /// Reads a file's fingerprint (`build_id` is left for the caller, who has
@@ -63,6 +72,16 @@ fn dev_string(dev: u64) -> String {
     format!("{major:02x}:{minor:02x}")
 }
 
+/// Whether `st_dev` is the device `/proc/PID/maps` prints as `dev`.
+pub(crate) fn same_dev(st_dev: u64, dev: &str) -> bool {
+    parse_dev(&dev_string(st_dev)).is_some_and(|d| Some(d) == parse_dev(dev))
+}
+
+/// Whether two `major:minor` strings name the same device.
+fn same_dev_string(a: &str, b: &str) -> bool {
+    parse_dev(a).is_some_and(|d| Some(d) == parse_dev(b))
+}
+
 /// `major:minor` normalised, so `fe:00` and `0fe:000` compare equal.
 fn parse_dev(dev: &str) -> Option<(u64, u64)> {
     let (major, minor) = dev.split_once(':')?;
@@ -81,6 +100,48 @@ pub fn verify(process: &dyn Process, loaded: &LoadedModule) -> Result<Verified> 
         path: path.clone(),
         why,
     };
+    match &loaded.module.source {
+        ImageSource::Path => {}
+        ImageSource::Memory => {
+            return Ok(Verified {
+                method: "memory",
+                fingerprint: Fingerprint {
+                    path: path.clone(),
+                    dev: loaded.module.dev.clone(),
+                    inode: loaded.module.inode,
+                    size: loaded.module.end - loaded.module.base,
+                    mtime: 0,
+                    build_id: None,
+                },
+                warning: None,
+            })
+        }
+        ImageSource::Running { file } => {
+            let mut print = fingerprint(file).map_err(|e| mismatch(format!("{file} cannot be read ({e})")))?;
+            if print.inode != loaded.module.inode || !same_dev_string(&print.dev, &loaded.module.dev) {
+                return Err(mismatch(format!(
+                    "{file} now opens inode {} on device {}, not the mapped inode {}",
+                    print.inode, print.dev, loaded.module.inode
+                )));
+            }
+            print.build_id = loaded
+                .image
+                .as_deref()
+                .and_then(host_elf)
+                .and_then(|e| e.build_id.clone());
+            let now = match fingerprint(&path) {
+                Ok(_) => "names a newer build",
+                Err(_) => "is gone",
+            };
+            return Ok(Verified {
+                method: "running-image",
+                fingerprint: print,
+                warning: Some(format!(
+                    "{path} on disk is not the file process {pid} runs (it was rebuilt or replaced after the program started, and the path {now}): symbols are read from the running image through {file}; compile patches from the source of the running build"
+                )),
+            });
+        }
+    }
     let mut print = fingerprint(&path).map_err(|e| mismatch(format!("it cannot be read ({e})")))?;
     let image = loaded.image.as_ref().ok_or_else(|| {
         mismatch(
@@ -103,17 +164,18 @@ pub fn verify(process: &dyn Process, loaded: &LoadedModule) -> Result<Verified> 
         return Ok(Verified {
             method: "build-id",
             fingerprint: print,
+            warning: None,
         });
     }
 
     if loaded.module.deleted {
         return Err(mismatch(
-            "the file the process mapped was deleted or replaced after the program started".into(),
+            format!("the file the process mapped was deleted or replaced after the program started, and relive cannot open the running image (/proc/{pid}/map_files needs CAP_CHECKPOINT_RESTORE or root)"),
         ));
     }
     if parse_dev(&print.dev) != parse_dev(&loaded.module.dev) || print.inode != loaded.module.inode {
         return Err(mismatch(format!(
-            "the path now names inode {} on device {}, but the process mapped inode {} on device {} (the file was rebuilt or replaced after the program started)",
+            "the path now names inode {} on device {}, but the process mapped inode {} on device {} (the file was rebuilt or replaced after the program started, and relive cannot open the running image: /proc/{pid}/map_files needs CAP_CHECKPOINT_RESTORE or root)",
             print.inode, print.dev, loaded.module.inode, loaded.module.dev
         )));
     }
@@ -129,6 +191,7 @@ pub fn verify(process: &dyn Process, loaded: &LoadedModule) -> Result<Verified> 
     Ok(Verified {
         method: "inode-and-mtime",
         fingerprint: print,
+        warning: None,
     })
 }
 

@@ -8,14 +8,30 @@
 //! (same inode) relive has loaded, `dlsym` in relive returns the resolved
 //! implementation, and its offset from relive's copy of the library is its
 //! offset in the target's copy.
+//!
+//! Some resolvers choose the kernel's code: glibc's `time` and
+//! `gettimeofday` return the vDSO's `__vdso_time` and
+//! `__vdso_gettimeofday`. relive's dlsym then lands in relive's own vDSO,
+//! which is mapped elsewhere in the target: the answer is the name of the
+//! vDSO function, to be found in the target's vDSO.
 
 use std::ffi::CString;
 
 use crate::maps;
 
-/// The implementation's offset from the base of `module` (where file
-/// offset 0 is mapped), when relive has the same file (`inode`) loaded.
-pub fn implementation_offset(module: &str, inode: u64, name: &str) -> Option<u64> {
+/// Where an IFUNC's chosen implementation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Implementation {
+    /// At this offset from the base of the IFUNC's own module (where file
+    /// offset 0 is mapped).
+    InModule(u64),
+    /// The vDSO's function of this name ([`crate::vdso`]).
+    Vdso(String),
+}
+
+/// The implementation `module`'s IFUNC `name` resolves to on this machine,
+/// when relive has the same file (`inode`) loaded.
+pub fn implementation(module: &str, inode: u64, name: &str) -> Option<Implementation> {
     let ours = std::fs::read_to_string("/proc/self/maps").ok()?;
     let mappings: Vec<maps::Mapping> = ours.lines().filter_map(maps::parse_line).collect();
     // The loaded library's code mapping (relive may also have the file
@@ -32,5 +48,8 @@ pub fn implementation_offset(module: &str, inode: u64, name: &str) -> Option<u64
     // tables; RTLD_DEFAULT searches the libraries relive already has. The
     // returned pointer is used as a number, never dereferenced.
     let addr = unsafe { nix::libc::dlsym(nix::libc::RTLD_DEFAULT, symbol.as_ptr()) } as u64;
-    (code.start..end).contains(&addr).then(|| addr - base)
+    if (code.start..end).contains(&addr) {
+        return Some(Implementation::InModule(addr - base));
+    }
+    crate::vdso::own_function_at(addr).map(Implementation::Vdso)
 }

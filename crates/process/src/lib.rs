@@ -23,6 +23,7 @@ pub mod modules;
 pub mod registers;
 pub mod symbols;
 pub mod threads;
+pub mod vdso;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,16 @@ pub trait Process {
     /// The executable the kernel started. For an APE run through its
     /// loader this is the loader; [`modules::discover`] finds the program.
     fn exe(&self) -> Result<PathBuf>;
+
+    /// Paths that open the very file behind `mapping`, even if it has been
+    /// deleted or replaced on disk since it was mapped (Linux:
+    /// `/proc/PID/exe` for the executable, `/proc/PID/map_files/START-END`
+    /// for any mapping). The caller checks each one's device and inode:
+    /// some may be refused (`map_files` needs `CAP_CHECKPOINT_RESTORE`).
+    fn mapped_file_paths(&self, mapping: &Mapping) -> Vec<PathBuf> {
+        let _ = mapping;
+        Vec::new()
+    }
 
     /// When the process started, in seconds since the Unix epoch: a file
     /// modified after this is not the one that was loaded.

@@ -6,6 +6,12 @@
 //! `/usr/bin/ape`) and the program is only visible as an APE file mapped at
 //! its link address. So when the executable is not itself an APE and an
 //! APE file is mapped, that file is the program.
+//!
+//! A file rebuilt or replaced on disk since the process mapped it is read
+//! from the process's own view of it (`/proc/PID/exe`,
+//! `/proc/PID/map_files/…`), which still opens the old inode: its symbols
+//! are the running code's. The kernel's vDSO, which has no file, is read
+//! out of the process's memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use relive_image::{Arch, Image};
 use serde::Serialize;
 
 use crate::error::{ProcessError, Result};
+use crate::identity;
 use crate::maps::Mapping;
 use crate::Process;
 
@@ -44,6 +51,23 @@ pub struct Module {
     /// `ape`, `ape-assimilated`, `elf`…; absent when the file could not be
     /// read (deleted, or in another mount namespace).
     pub format: Option<&'static str>,
+    /// Where the image was read from.
+    pub source: ImageSource,
+}
+
+/// Where a module's image was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    /// The file at the module's path ([`crate::identity::verify`] checks
+    /// that it is the one mapped).
+    Path,
+    /// The mapped file itself, through `file` (`/proc/PID/exe`,
+    /// `/proc/PID/map_files/…`): the path on disk names another file now,
+    /// or none (the program was rebuilt or replaced while it ran).
+    Running { file: String },
+    /// The process's memory: the kernel's vDSO, which has no file.
+    Memory,
 }
 
 impl Module {
@@ -90,7 +114,10 @@ pub fn discover(process: &dyn Process) -> Result<ProcessModules> {
     let exe = process.exe()?.to_string_lossy().into_owned();
     let exe = exe.strip_suffix(" (deleted)").map(str::to_string).unwrap_or(exe);
     let pid = process.pid();
-    let mut modules: Vec<LoadedModule> = group_files(&maps).into_iter().map(load).collect();
+    let mut modules: Vec<LoadedModule> = group_files(&maps)
+        .into_iter()
+        .map(|group| load(process, group))
+        .collect();
     let is_ape = |m: &LoadedModule| m.image.as_ref().is_some_and(|i| i.format().is_ape());
     let exe_index = modules.iter().position(|m| m.module.path == exe);
     let main_index = match exe_index {
@@ -103,6 +130,8 @@ pub fn discover(process: &dyn Process) -> Result<ProcessModules> {
         return Err(ProcessError::NoImage { pid, exe });
     };
     let main = modules.remove(main_index);
+    // Last, so that a name both libc and the vDSO define is libc's.
+    modules.extend(crate::vdso::load(process, &maps));
     Ok(ProcessModules {
         pid,
         exe,
@@ -130,15 +159,46 @@ fn group_files(maps: &[Mapping]) -> Vec<Vec<Mapping>> {
         .collect()
 }
 
-fn load(mappings: Vec<Mapping>) -> LoadedModule {
+/// Whether `path` is the file with device `dev` (`major:minor`, as in
+/// `/proc/PID/maps`) and `inode`.
+fn same_file(path: &std::path::Path, dev: &str, inode: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino() == inode && identity::same_dev(meta.dev(), dev)
+    })
+}
+
+/// The file to read a module's image from: its path when that still names
+/// the mapped file, else the process's own view of the mapped file (which
+/// opens the old inode even when it has been deleted or replaced).
+fn image_file(process: &dyn Process, first: &Mapping, path: &str) -> (String, ImageSource) {
+    if same_file(path.as_ref(), &first.dev, first.inode) {
+        return (path.to_string(), ImageSource::Path);
+    }
+    match process
+        .mapped_file_paths(first)
+        .into_iter()
+        .find(|p| same_file(p, &first.dev, first.inode))
+    {
+        Some(running) => {
+            let file = running.to_string_lossy().into_owned();
+            (file.clone(), ImageSource::Running { file })
+        }
+        // Neither opens the mapped file: read the path (verify explains).
+        None => (path.to_string(), ImageSource::Path),
+    }
+}
+
+fn load(process: &dyn Process, mappings: Vec<Mapping>) -> LoadedModule {
     let first = &mappings[0];
     let (path, deleted) = match first.path.strip_suffix(" (deleted)") {
         Some(path) => (path.to_string(), true),
         None => (first.path.clone(), false),
     };
+    let (file, source) = image_file(process, first, &path);
     let lowest = mappings.iter().map(|m| m.start).min().unwrap_or(first.start);
     let highest = mappings.iter().map(|m| m.end).max().unwrap_or(first.end);
-    let mut module = Module {
+    let module = Module {
         path: path.clone(),
         deleted,
         dev: first.dev.clone(),
@@ -149,11 +209,22 @@ fn load(mappings: Vec<Mapping>) -> LoadedModule {
         // mapping of file offset 0 is at the image's link address 0.
         load_bias: mappings.iter().find(|m| m.offset == 0).map_or(lowest, |m| m.start),
         format: None,
+        source,
     };
-    let (image, image_error) = match Image::open(&path) {
+    let (image, image_error) = match Image::open(&file) {
         Ok(image) => (Some(Arc::new(image)), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    finish(module, image, image_error, mappings)
+}
+
+/// Completes `module` from its parsed image: format, load bias and extent.
+pub(crate) fn finish(
+    mut module: Module,
+    image: Option<Arc<Image>>,
+    image_error: Option<String>,
+    mappings: Vec<Mapping>,
+) -> LoadedModule {
     if let Some(image) = &image {
         module.format = Some(image.format().name());
         if let Some(elf) = host_elf(image) {

@@ -261,28 +261,85 @@ int main(void) {
     }
 }
 
-/// A program rebuilt at the same path after it started is not the file the
-/// process runs: identity fails, naming the file and why.
+/// A program rebuilt at the same path after it started (the old file is
+/// deleted, the path names a build whose `tick` is elsewhere) is read from
+/// its running image, `/proc/PID/exe`: its symbols are the addresses the
+/// process uses, and identity says that the file on disk is not what runs.
 #[test]
-fn a_rebuilt_program_is_a_mismatch() {
+fn a_rebuilt_program_is_read_from_its_running_image() {
+    let target = Target::start_c(TICK_PROGRAM, &["-O0"]);
+    let running_tick = hex_addr(&target.wait_for_prefix("tick_fn "));
+    let process = open(&target);
+    let shifted = TICK_PROGRAM.replace(
+        "__attribute__((noinline, noipa)) long tick",
+        "long pad(long x) { return x * x * x + 7 * x - 3; }\n__attribute__((noinline, noipa)) long tick",
+    );
+    relive_testkit::compile(target.dir.path(), "target", &shifted, &["-O0"]);
+    let found = main_image(process.as_ref());
+    assert_eq!(found.main.module.path, target.exe.to_str().unwrap());
+    assert!(
+        found.main.module.deleted,
+        "gcc replaced the file: the process maps a deleted one"
+    );
+    let exe_link = format!("/proc/{}/exe", target.pid());
+    assert_eq!(
+        found.main.module.source,
+        modules::ImageSource::Running { file: exe_link.clone() }
+    );
+    let verified = identity::verify(process.as_ref(), &found.main).unwrap();
+    assert_eq!(verified.method, "running-image");
+    let warning = verified.warning.unwrap();
+    assert!(
+        warning.contains(target.exe.to_str().unwrap()) && warning.contains(&exe_link),
+        "{warning}"
+    );
+    assert!(warning.contains("rebuilt or replaced"), "{warning}");
+    let symbols = LiveSymbols::load(&found);
+    assert_eq!(symbols.lookup("tick")[0].addr, running_tick);
+    // The file on disk would have given another address.
+    let on_disk = relive_image::Image::open(&target.exe).unwrap();
+    let disk_tick = on_disk.symbols(None).unwrap().by_name("tick")[0].addr + found.main.module.load_bias;
+    assert_ne!(disk_tick, running_tick);
+}
+
+/// The kernel's vDSO is a module read from the process's memory: its
+/// functions have addresses inside the `[vdso]` mapping, identity is the
+/// memory itself, and glibc's `time` IFUNC, resolved in relive, names the
+/// vDSO function the target's copy leads to.
+#[test]
+fn the_vdso_is_read_from_memory() {
     let target = Target::start_c(TICK_PROGRAM, &["-O0"]);
     target.next_tick();
     let process = open(&target);
-    relive_testkit::compile(
-        target.dir.path(),
-        "target",
-        &TICK_PROGRAM.replace("n + 1", "n + 2"),
-        &["-O0"],
-    );
     let found = main_image(process.as_ref());
-    match identity::verify(process.as_ref(), &found.main) {
-        Err(ProcessError::Mismatch { path, why, .. }) => {
-            // gcc replaced the file: the process maps a deleted one.
-            assert_eq!(path, target.exe.to_str().unwrap());
-            assert!(found.main.module.deleted);
-            assert!(why.contains("build-id"), "{why}");
+    let vdso = found
+        .libraries
+        .iter()
+        .find(|m| m.module.path == relive_process::vdso::PATH)
+        .expect("a [vdso] module");
+    assert_eq!(vdso.module.source, modules::ImageSource::Memory);
+    assert_eq!(identity::verify(process.as_ref(), vdso).unwrap().method, "memory");
+    let mapping = process
+        .maps()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.path == "[vdso]")
+        .unwrap();
+    let symbols = LiveSymbols::load(&found);
+    let clock = symbols.lookup("__vdso_clock_gettime");
+    assert_eq!(clock.len(), 1, "{clock:?}");
+    assert!(mapping.contains(clock[0].addr), "{clock:?} in {mapping:?}");
+    let libc = found
+        .libraries
+        .iter()
+        .find(|m| m.module.path.contains("libc.so"))
+        .unwrap();
+    match relive_process::ifunc::implementation(&libc.module.path, libc.module.inode, "time") {
+        Some(relive_process::ifunc::Implementation::Vdso(name)) => {
+            let hit = symbols.lookup(&name);
+            assert!(hit.iter().any(|s| mapping.contains(s.addr)), "{name}: {hit:?}");
         }
-        other => panic!("expected a mismatch, got {other:?}"),
+        other => panic!("glibc's time resolves into the vDSO, got {other:?}"),
     }
 }
 

@@ -4,9 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use gimli::{EndianSlice, LittleEndian, SectionId};
-use object::{Object, ObjectSection};
-
 /// One translation unit of the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
@@ -50,36 +47,16 @@ pub fn parse_producer(producer: &str) -> (String, Vec<String>) {
 /// The program's C compile units whose sources exist on disk.
 pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     let data = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
-    let section = |id: SectionId| -> Result<EndianSlice<'_, LittleEndian>, gimli::Error> {
-        let bytes = file
-            .section_by_name(id.name())
-            .and_then(|s| s.data().ok())
-            .unwrap_or(&[]);
-        Ok(EndianSlice::new(bytes, LittleEndian))
-    };
-    let dwarf = gimli::Dwarf::load(section).map_err(|e| e.to_string())?;
+    object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
     let mut out = Vec::new();
-    let mut headers = dwarf.units();
-    while let Ok(Some(header)) = headers.next() {
-        let Ok(unit) = dwarf.unit(header) else { continue };
-        let mut entries = unit.entries();
-        let Ok(Some((_, root))) = entries.next_dfs() else {
-            continue;
-        };
-        let text = |at| -> Option<String> {
-            let value = root.attr_value(at).ok()??;
-            Some(dwarf.attr_string(&unit, value).ok()?.to_string_lossy().into_owned())
-        };
-        let (Some(name), Some(dir)) = (text(gimli::DW_AT_name), text(gimli::DW_AT_comp_dir)) else {
-            continue;
-        };
+    for unit in relive_patch::origin::image_units(&data).unwrap_or_default() {
+        let Some(dir) = unit.dir else { continue };
         let dir = PathBuf::from(dir);
-        let source = dir.join(&name);
+        let source = dir.join(&unit.name);
         if source.extension().is_none_or(|e| e != "c") || !source.is_file() {
             continue;
         }
-        let (compiler, flags) = parse_producer(&text(gimli::DW_AT_producer).unwrap_or_default());
+        let (compiler, flags) = parse_producer(unit.producer.as_deref().unwrap_or_default());
         out.push(Unit {
             source,
             dir,

@@ -82,6 +82,9 @@ struct IdentityReport {
     build_id: Option<String>,
     /// Why the file on disk is not (or cannot be shown to be) the one running.
     problem: Option<String>,
+    /// The file on disk is not the one running, but the running image
+    /// could be read (`running-image`).
+    warning: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -101,12 +104,14 @@ pub fn ps(args: PsArgs) -> anyhow::Result<()> {
             method: Some(v.method),
             build_id: v.fingerprint.build_id,
             problem: None,
+            warning: v.warning,
         },
         Err(e) => IdentityReport {
             verified: false,
             method: None,
             build_id: None,
             problem: Some(e.to_string()),
+            warning: None,
         },
     };
     let report = PsReport {
@@ -144,6 +149,11 @@ fn print_ps(r: &PsReport) -> anyhow::Result<()> {
         m.base, m.end, m.load_bias
     )?;
     match (&r.image.identity.method, &r.image.identity.problem) {
+        (Some(_), _) if r.image.identity.warning.is_some() => writeln!(
+            out,
+            "identity  NOT the file on disk: {}",
+            r.image.identity.warning.as_deref().unwrap_or_default()
+        )?,
         (Some(method), _) => writeln!(out, "identity  same file as on disk (checked by {method})")?,
         (None, Some(problem)) => writeln!(out, "identity  NOT VERIFIED: {problem}")?,
         _ => {}

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::Context;
 use relive_patch::apply::{self, Target};
 use relive_patch::objfile::Kind;
+use relive_patch::origin::{self, Verdict};
 use relive_patch::select::functions_to_patch;
-use relive_patch::ObjectFile;
+use relive_patch::{ObjectFile, PatchError};
 use serde::Serialize;
 
 use crate::output::print_json;
@@ -26,7 +27,9 @@ use crate::output::print_json;
 /// left exactly as it was.
 ///
 /// Compile NEW.o with the program's flags plus -c (add -ffunction-sections
-/// to keep functions separately movable).
+/// to keep functions separately movable). When the program has debug
+/// information (-g), NEW.o must come from one of its source files (its
+/// DWARF compile units), else the patch is refused unless --force.
 #[derive(clap::Args)]
 pub struct PatchArgs {
     /// The process to patch.
@@ -40,6 +43,10 @@ pub struct PatchArgs {
     /// Patch only these functions.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
+    /// Patch even when NEW.o's source file is not one the program was
+    /// built from (by the program's debug information).
+    #[arg(long)]
+    force: bool,
     /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method"}],"added","data","timing_us","pause_us"}.
     #[arg(long)]
     pub json: bool,
@@ -102,6 +109,14 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     };
     let process = relive_process::open(args.pid)?;
     let mut target = Target::open(process.as_ref())?;
+    let verdict = origin::check(&new, &target.modules);
+    let concern = match (verdict.message(&new.path, args.pid), &verdict) {
+        (Some(why), Verdict::Foreign { .. }) if args.force => Some(format!("patched anyway (--force): {why}")),
+        (concern, _) => concern,
+    };
+    if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, args.force) {
+        return Err(PatchError::Refused { what: why.clone() }.into());
+    }
     let report = if functions.is_empty() {
         None
     } else {
@@ -110,15 +125,25 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("patching process {}", args.pid))?,
         )
     };
+    let report = report.map(|mut r| {
+        r.warnings.extend(concern.clone());
+        r
+    });
     if args.json {
         return match report {
             Some(r) => print_json(&r),
-            None => print_json(&serde_json::json!({"applied": [], "added": [], "data": [], "pause_us": 0})),
+            None => print_json(&serde_json::json!({
+                "applied": [], "added": [], "data": [], "pause_us": 0,
+                "warnings": target.warnings.iter().chain(&concern).collect::<Vec<_>>(),
+            })),
         };
     }
     let mut out = std::io::stdout().lock();
     let Some(r) = report else {
         writeln!(out, "nothing to patch: no function changed")?;
+        for w in target.warnings.iter().chain(&concern) {
+            writeln!(out, "warning: {w}")?;
+        }
         return Ok(());
     };
     for a in &r.applied {

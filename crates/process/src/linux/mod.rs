@@ -262,6 +262,18 @@ impl Process for LinuxProcess {
         })
     }
 
+    fn mapped_file_paths(&self, mapping: &Mapping) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        let strip = |p: &str| p.strip_suffix(" (deleted)").unwrap_or(p).to_string();
+        if let Ok(exe) = std::fs::read_link(self.proc_path("exe")) {
+            if strip(&exe.to_string_lossy()) == strip(&mapping.path) {
+                paths.push(self.proc_path("exe"));
+            }
+        }
+        paths.push(self.proc_path(&format!("map_files/{:x}-{:x}", mapping.start, mapping.end)));
+        paths
+    }
+
     fn start_time(&self) -> Result<u64> {
         let doing = "reading its start time";
         let stat = self.read_proc_file("stat", doing)?;

@@ -1,0 +1,337 @@
+//! `relive patch` with the inputs of issue 18: new code calling the
+//! kernel's vDSO functions, LTO objects, a program rebuilt while it runs,
+//! and an object compiled from another program's source. Real C programs
+//! built by gcc (and clang), running, patched and checked by what they
+//! print.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use relive_testkit::Target;
+use serde_json::Value;
+
+/// Position-independent and fixed-address builds, with debug information
+/// (so the object's source is checked against the program's).
+const BUILDS: [&[&str]; 2] = [&["-O2", "-g", "-fpie", "-pie"], &["-O2", "-g", "-fno-pie", "-no-pie"]];
+
+/// A program built from `app.c` in its own directory, running.
+struct Run {
+    target: Target,
+    flags: Vec<String>,
+    state: tempfile::TempDir,
+    objects: usize,
+}
+
+fn gcc(dir: &Path, args: &[&str]) {
+    let out = Command::new("gcc").args(args).current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "gcc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Run {
+    fn start(source: &str, flags: &[&str]) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.c"), source).unwrap();
+        let mut args = flags.to_vec();
+        args.extend(["-o", "app", "app.c"]);
+        gcc(dir.path(), &args);
+        let exe = dir.path().join("app");
+        Run {
+            target: Target::spawn(Command::new(&exe), exe, dir),
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            state: tempfile::tempdir().unwrap(),
+            objects: 0,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.target.dir.path().to_path_buf()
+    }
+
+    /// `app.c` rewritten as `source` and compiled with the program's flags
+    /// plus `extra` and -c.
+    fn object(&mut self, source: &str, extra: &[&str]) -> PathBuf {
+        std::fs::write(self.dir().join("app.c"), source).unwrap();
+        self.objects += 1;
+        let obj = format!("app.{}.o", self.objects);
+        let mut args: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        args.extend(["-c", "app.c", "-o", &obj]);
+        gcc(&self.dir(), &args);
+        self.dir().join(obj)
+    }
+
+    fn relive(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(args)
+            .env("RELIVE_STATE_DIR", self.state.path())
+            .output()
+            .unwrap()
+    }
+
+    /// `relive patch --pid PID OBJ EXTRA --json`: its exit code, JSON
+    /// report (on success) and standard error.
+    fn patch(&self, obj: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+        let pid = self.target.pid_arg();
+        let mut args = vec!["patch", "--pid", &pid, obj.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.relive(&args);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.code(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A patch that must succeed: its report.
+    fn patched(&self, obj: &Path, extra: &[&str]) -> Value {
+        let (code, report, stderr) = self.patch(obj, extra);
+        assert_eq!(code, Some(0), "{:?}: {stderr}", self.flags);
+        report
+    }
+}
+
+fn applied(report: &Value) -> Vec<String> {
+    let mut names: Vec<String> = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn warnings(report: &Value) -> String {
+    report["warnings"]
+        .as_array()
+        .map(|w| w.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+const CLOCKS: &str = r#"#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) void report(void) { printf("report none\n"); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    time_t started = time(NULL);
+    for (;;) {
+        report();
+        if (time(NULL) < started) printf("the clock went back (line %d)\n", __LINE__);
+        usleep(3000);
+    }
+}
+"#;
+
+/// The new `report`: three lines longer, which moves `main`'s __LINE__.
+const CLOCKS_REPORT: &str = r#"__attribute__((noinline, noipa)) void report(void) {
+    struct timeval tv = {0, 0};
+    struct timespec ts = {0, 0};
+    unsigned cpu = 9999;
+    gettimeofday(&tv, NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    getcpu(&cpu, NULL);
+    printf("report %ld %ld %ld %u\n", (long)time(NULL), (long)tv.tv_sec, (long)ts.tv_sec, cpu);
+}"#;
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// New code calls `time`, `gettimeofday` (glibc IFUNCs that resolve into
+/// the kernel's vDSO), `clock_gettime` and `getcpu`: they are linked to
+/// what the program itself would call, and return the real time. `main`,
+/// changed by the shifted `__LINE__` and calling `time` too, links as well.
+#[test]
+fn new_code_calls_the_vdso_clock_functions() {
+    for flags in BUILDS {
+        let mut run = Run::start(CLOCKS, flags);
+        run.target.wait_for("report none");
+        let base = run.object(CLOCKS, &[]);
+        let new_source = CLOCKS.replace(
+            r#"__attribute__((noinline, noipa)) void report(void) { printf("report none\n"); }"#,
+            CLOCKS_REPORT,
+        );
+        let new = run.object(&new_source, &[]);
+        let report = run.patched(&new, &["--base", base.to_str().unwrap()]);
+        assert_eq!(applied(&report), ["main", "report"], "{flags:?}: {report}");
+        let line = loop {
+            let rest = run.target.wait_for_prefix("report ");
+            if rest != "none" {
+                break rest;
+            }
+        };
+        let values: Vec<i64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+        let [time, gettimeofday, clock_gettime, cpu] = values[..] else {
+            panic!("{line:?}")
+        };
+        let now = now();
+        for (name, seconds) in [
+            ("time", time),
+            ("gettimeofday", gettimeofday),
+            ("clock_gettime", clock_gettime),
+        ] {
+            assert!(
+                (seconds - now).abs() <= 5,
+                "{flags:?}: {name} gave {seconds}, now is {now}"
+            );
+        }
+        assert!((0..4096).contains(&cpu), "{flags:?}: getcpu gave {cpu}");
+    }
+}
+
+const TICKER: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+
+/// A rebuild with `value` elsewhere (a function before it) and other code.
+fn rebuilt_source() -> String {
+    TICKER
+        .replace(
+            "__attribute__((noinline, noipa)) int value",
+            "int pad(int x) { return x * x * x + 7 * x - 3; }\n__attribute__((noinline, noipa)) int value",
+        )
+        .replace("return 1;", "return 50;")
+}
+
+/// The program's executable is rebuilt while it runs (a new build renamed
+/// over it; or deleted and compiled again): `relive patch` reads the
+/// running image through /proc, patches the right addresses, and warns
+/// that the file on disk is not what runs.
+#[test]
+fn a_program_rebuilt_while_it_runs_is_still_patched() {
+    for (flags, rename) in [(BUILDS[0], true), (BUILDS[1], false), (BUILDS[0], false)] {
+        let mut run = Run::start(TICKER, flags);
+        run.target.wait_for("value 1");
+        let base = run.object(TICKER, &[]);
+        // The rebuild, from another directory's copy of the new source.
+        let build = tempfile::tempdir().unwrap();
+        std::fs::write(build.path().join("app.c"), rebuilt_source()).unwrap();
+        let exe = run.target.exe.clone();
+        let mut args = flags.to_vec();
+        if rename {
+            args.extend(["-o", "app.new", "app.c"]);
+            gcc(build.path(), &args);
+            std::fs::rename(build.path().join("app.new"), &exe).unwrap();
+        } else {
+            std::fs::remove_file(&exe).unwrap();
+            let out = exe.to_str().unwrap();
+            args.extend(["-o", out, "app.c"]);
+            gcc(build.path(), &args);
+        }
+        let new = run.object(&TICKER.replace("return 1;", "return 2;"), &[]);
+        let report = run.patched(&new, &["--base", base.to_str().unwrap()]);
+        assert_eq!(applied(&report), ["value"], "{flags:?}: {report}");
+        run.target.wait_for("value 2");
+        let warned = warnings(&report);
+        assert!(
+            warned.contains(&format!("{} on disk is not the file process", exe.display()))
+                && warned.contains(&format!("/proc/{}/exe", run.target.pid())),
+            "{flags:?}: {warned}"
+        );
+        let ps = run.relive(&["ps", &run.target.pid_arg(), "--json"]);
+        let ps: Value = serde_json::from_slice(&ps.stdout).unwrap();
+        assert_eq!(ps["image"]["identity"]["method"], "running-image", "{ps}");
+    }
+}
+
+/// An object compiled from another program's source is refused (exit 1,
+/// naming the object's source and the program) unless --force; with
+/// --force it is patched, with a warning. A program without debug
+/// information cannot be checked: the patch goes in with a warning that
+/// says so. The program's own source passes without a word.
+#[test]
+fn an_object_from_another_programs_source_is_refused() {
+    const OTHER: &str = "int value(void) { return 77; }\n";
+    for flags in BUILDS {
+        let mut run = Run::start(TICKER, flags);
+        run.target.wait_for("value 1");
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("counter.c"), OTHER).unwrap();
+        let mut args = flags.to_vec();
+        args.extend(["-c", "counter.c", "-o", "counter.o"]);
+        gcc(elsewhere.path(), &args);
+        let foreign = elsewhere.path().join("counter.o");
+        let (code, _, stderr) = run.patch(&foreign, &[]);
+        assert_eq!(code, Some(1), "{flags:?}: {stderr}");
+        let source = elsewhere.path().join("counter.c");
+        for part in [
+            source.to_str().unwrap(),
+            run.target.exe.to_str().unwrap(),
+            &run.dir().join("app.c").display().to_string(),
+            "--force",
+        ] {
+            assert!(stderr.contains(part), "{flags:?}: {part:?} not in {stderr}");
+        }
+        run.target.wait_for("value 1");
+        let report = run.patched(&foreign, &["--force"]);
+        assert_eq!(applied(&report), ["value"]);
+        assert!(warnings(&report).contains("--force"), "{report}");
+        run.target.wait_for("value 77");
+        // The program's own source: no word about it.
+        let own = run.object(&TICKER.replace("return 1;", "return 3;"), &[]);
+        let report = run.patched(&own, &[]);
+        assert!(!warnings(&report).contains("compiled from"), "{report}");
+        run.target.wait_for("value 3");
+    }
+    // Without -g in the program there is nothing to compare with.
+    let mut run = Run::start(TICKER, &["-O2"]);
+    run.target.wait_for("value 1");
+    let obj = run.object(&TICKER.replace("return 1;", "return 4;"), &[]);
+    let report = run.patched(&obj, &[]);
+    assert!(warnings(&report).contains("has no debug information"), "{report}");
+    run.target.wait_for("value 4");
+}
+
+/// LTO objects have no machine code to patch with: `relive diff` and
+/// `relive patch` refuse them (exit 1) naming LTO and the fix, and the
+/// program is left alone.
+#[test]
+fn lto_objects_are_refused() {
+    let mut run = Run::start(TICKER, &["-O2"]);
+    run.target.wait_for("value 1");
+    let base = run.object(TICKER, &[]);
+    let edited = TICKER.replace("return 1;", "return 2;");
+    let gcc_lto = run.object(&edited, &["-flto"]);
+    let clang_lto = run.dir().join("clang.o");
+    let out = Command::new("clang")
+        .args(["-O2", "-flto", "-c", "app.c", "-o"])
+        .arg(&clang_lto)
+        .current_dir(run.dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (obj, says) in [
+        (&gcc_lto, "GCC LTO object (-flto)"),
+        (&clang_lto, "LLVM bitcode (clang -flto)"),
+    ] {
+        let diff = run.relive(&["diff", base.to_str().unwrap(), obj.to_str().unwrap()]);
+        let (code, _, patch) = run.patch(obj, &["--base", base.to_str().unwrap()]);
+        let diff_stderr = String::from_utf8_lossy(&diff.stderr).into_owned();
+        for (what, code, stderr) in [("diff", diff.status.code(), &diff_stderr), ("patch", code, &patch)] {
+            assert_eq!(code, Some(1), "{what} {}: {stderr}", obj.display());
+            assert!(stderr.contains(obj.to_str().unwrap()), "{what}: {stderr}");
+            assert!(stderr.contains(says) && stderr.contains("-fno-lto"), "{what}: {stderr}");
+        }
+    }
+    run.target.wait_for("value 1");
+    // A fat LTO object has real code: it patches.
+    let fat = run.object(&edited, &["-flto", "-ffat-lto-objects"]);
+    let report = run.patched(&fat, &["--base", base.to_str().unwrap()]);
+    assert_eq!(applied(&report), ["value"]);
+    run.target.wait_for("value 2");
+}
