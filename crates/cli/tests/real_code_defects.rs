@@ -401,3 +401,34 @@ fn unreachable_functions_are_named_in_the_text_report() {
     assert!(text.contains("patched step"), "{text}");
     assert!(text.contains("note: main is the outermost function"), "{text}");
 }
+
+const CONSTANTS: &str = r#"
+#include <stdio.h>
+static const int table[4] = {1, 2, 3, 4};
+__attribute__((noinline)) int sum(int n) { int s = 0; for (int i = 0; i < n; i++) s += table[i & 3] * i; return s; }
+volatile int n = 9; /* read each round: clang would fold sum(9) */
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d\n", sum(n)); fflush(stdout); }
+    return 0;
+}
+"#;
+
+/// Found by the differential harness (zlib's `configuration_table`): a
+/// changed constant table was "nothing to patch". The functions that read
+/// it are patched with a new copy of it.
+#[test]
+fn a_changed_constant_table_patches_its_readers() {
+    for cc in ["gcc", "clang"] {
+        if !cc_available(cc) {
+            continue;
+        }
+        for flags in [&["-O0"][..], &["-O2"]] {
+            let mut p = Program::start(cc, flags, &[("app.c", CONSTANTS)]);
+            p.step();
+            let r = p.edit("app.c", "{1, 2, 3, 4}", "{1, 2, 3, 5}");
+            assert!(applied(&r, "sum").is_some(), "{cc} {flags:?}: {r}");
+            p.matches_oracle("constant table changed");
+        }
+    }
+}

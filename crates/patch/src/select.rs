@@ -3,7 +3,7 @@
 
 use crate::diff::diff;
 use crate::error::{PatchError, Result};
-use crate::objfile::{Kind, ObjectFile};
+use crate::objfile::{Kind, ObjectFile, Target};
 
 /// The functions (symbol indices of `new`) to patch. With `base`, the
 /// previous compile the program runs, only those the diff reports changed
@@ -35,12 +35,41 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
             ),
         });
     }
-    let names: Vec<&str> = d
+    let mut names: Vec<&str> = d
         .changed
         .iter()
         .map(|c| c.name.as_str())
         .chain(d.added.iter().map(|a| a.name.as_str()))
         .collect();
+    // Read-only data is copied with the code that uses it (the program's
+    // copy cannot change): a changed constant table means every function
+    // that refers to it runs again with the new copy.
+    let changed_constants: Vec<usize> = d
+        .changed
+        .iter()
+        .filter(|c| c.kind == Kind::Object)
+        .filter_map(|c| {
+            new.symbols
+                .iter()
+                .position(|s| s.name == c.name && s.kind == Kind::Object)
+        })
+        .filter(|&i| new.section(new.symbols[i].section).is_some_and(|s| !s.writable))
+        .collect();
+    for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
+        let uses = f.relocs.iter().any(|r| {
+            let target = match r.target {
+                Target::Defined(i) => Some(i),
+                Target::Section { section, offset } => {
+                    new.symbol_at(section, offset.wrapping_add(r.pc_bias)).map(|(i, _)| i)
+                }
+                Target::Undefined(_) => None,
+            };
+            target.is_some_and(|i| changed_constants.contains(&i))
+        });
+        if uses && !names.contains(&f.name.as_str()) {
+            names.push(&f.name);
+        }
+    }
     Ok(functions_where(new, |name| names.contains(&name)))
 }
 
