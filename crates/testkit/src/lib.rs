@@ -436,16 +436,44 @@ impl Rng {
 }
 
 /// The directory holding the sources of the package `name` that the
-/// workspace depends on (a crates.io crate under
-/// `$CARGO_HOME/registry/src/*/NAME-VERSION/`, or a path dependency), as
-/// `cargo metadata` reports its manifest, so the version is Cargo.lock's.
-/// `cargo test` has downloaded it when it is a dependency of the test.
+/// workspace depends on: a crates.io crate, unpacked by cargo under
+/// `$CARGO_HOME/registry/src/*/NAME-VERSION/` with the version Cargo.lock
+/// names (`cargo test` has downloaded it when it is a dependency of the
+/// test). Failing that, where `cargo metadata` puts its manifest.
 pub fn package_dir(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
+    let versions: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|p| p.lines().any(|l| l.trim() == format!("name = \"{name}\"")))
+        .filter_map(|p| {
+            p.lines()
+                .find_map(|l| l.trim().strip_prefix("version = \"")?.strip_suffix('"'))
+        })
+        .collect();
+    assert!(
+        versions.len() == 1,
+        "Cargo.lock has {} versions of {name}: {versions:?}",
+        versions.len()
+    );
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let unpacked = cargo_home
+        .map(|h| h.join("registry/src"))
+        .and_then(|src| std::fs::read_dir(src).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|index| index.path().join(format!("{name}-{}", versions[0])))
+        .find(|dir| dir.join("Cargo.toml").is_file());
+    if let Some(dir) = unpacked {
+        return dir;
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     let out = Command::new(&cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
-        .arg(&workspace)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
         .output()
         .unwrap_or_else(|e| panic!("cargo metadata ({}): {e}", Path::new(&cargo).display()));
     assert!(
