@@ -169,6 +169,17 @@ impl Target {
         self.stdin = None;
     }
 
+    /// The next line, waiting at most `timeout`: `Err(Waited::Exited)` once
+    /// the program has closed its standard output (exited or crashed),
+    /// `Err(Waited::Timeout)` if it printed nothing in time. For tests that
+    /// expect a program may hang or die; [`Target::next_line`] panics.
+    pub fn line_within(&self, timeout: Duration) -> Result<String, Waited> {
+        self.lines.recv_timeout(timeout).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => Waited::Timeout,
+            std::sync::mpsc::RecvTimeoutError::Disconnected => Waited::Exited,
+        })
+    }
+
     pub fn next_line(&self) -> String {
         self.lines
             .recv_timeout(PATIENCE)
@@ -210,6 +221,13 @@ impl Target {
         }
         out
     }
+}
+
+/// Why [`Target::line_within`] returned no line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    Timeout,
+    Exited,
 }
 
 impl Drop for Target {
@@ -415,4 +433,61 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
+}
+
+/// The directory holding the sources of the package `name` that the
+/// workspace depends on: a crates.io crate, unpacked by cargo under
+/// `$CARGO_HOME/registry/src/*/NAME-VERSION/` with the version Cargo.lock
+/// names (`cargo test` has downloaded it when it is a dependency of the
+/// test). Failing that, where `cargo metadata` puts its manifest.
+pub fn package_dir(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock");
+    let versions: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|p| p.lines().any(|l| l.trim() == format!("name = \"{name}\"")))
+        .filter_map(|p| {
+            p.lines()
+                .find_map(|l| l.trim().strip_prefix("version = \"")?.strip_suffix('"'))
+        })
+        .collect();
+    assert!(
+        versions.len() == 1,
+        "Cargo.lock has {} versions of {name}: {versions:?}",
+        versions.len()
+    );
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let unpacked = cargo_home
+        .map(|h| h.join("registry/src"))
+        .and_then(|src| std::fs::read_dir(src).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|index| index.path().join(format!("{name}-{}", versions[0])))
+        .find(|dir| dir.join("Cargo.toml").is_file());
+    if let Some(dir) = unpacked {
+        return dir;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("cargo metadata ({}): {e}", Path::new(&cargo).display()));
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["manifest_path"].as_str())
+        .unwrap_or_else(|| panic!("no package {name} in the workspace's dependencies (cargo metadata)"));
+    Path::new(manifest).parent().unwrap().to_path_buf()
 }
