@@ -500,7 +500,7 @@ impl Linker<'_> {
                     return Ok(v);
                 }
                 let section = self.obj.section(sym.section);
-                let writable = section.is_some_and(|s| s.writable);
+                let writable = section.is_some_and(|s| !s.constant());
                 let live = if writable { self.live(i) } else { None };
                 let (value, action) = match live {
                     Some(a) => (Value::Absolute(a), "kept"),

@@ -160,6 +160,16 @@ pub struct Section {
     pub relocs: Vec<Reloc>,
 }
 
+impl Section {
+    /// Data the running program never changes: read-only sections, and
+    /// `.data.rel.ro` (writable only while the dynamic loader relocates it;
+    /// RELRO then protects it). A patch copies such data with the code that
+    /// uses it instead of sharing the program's.
+    pub fn constant(&self) -> bool {
+        !self.writable || self.name == ".data.rel.ro" || self.name.starts_with(".data.rel.ro.")
+    }
+}
+
 /// One relocatable object.
 #[derive(Debug, Clone)]
 pub struct ObjectFile {

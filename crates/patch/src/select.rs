@@ -53,7 +53,7 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
                 .iter()
                 .position(|s| s.name == c.name && s.kind == Kind::Object)
         })
-        .filter(|&i| new.section(new.symbols[i].section).is_some_and(|s| !s.writable))
+        .filter(|&i| new.section(new.symbols[i].section).is_some_and(|s| s.constant()))
         .collect();
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
         let uses = f.relocs.iter().any(|r| {
