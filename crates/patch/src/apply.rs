@@ -8,6 +8,7 @@
 //! an old function finish there: only calls made after the patch reach the
 //! new code.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -502,6 +503,7 @@ pub fn patch(
     used.rw_used = w + rw_len;
 
     // Record what was done.
+    let mut reaches = reachability(target, &linked, &layout, &positions);
     let mut applied = Vec::new();
     for w in &work {
         let (generation, method) = match &w.kind {
@@ -549,14 +551,8 @@ pub fn patch(
             method,
             preserves: w.keeps.names(),
             entry_addr: w.entry_addr,
-            reach: Reach::default(),
+            reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
         });
-    }
-    let reaches = reachability(target, &linked, &layout, &positions);
-    for a in &mut applied {
-        if let Some(r) = reaches.iter().find(|(orig, _)| *orig == a.old_addr) {
-            a.reach = r.1.clone();
-        }
     }
     let added_records = added_records(obj, &linked, &layout);
     target.resolver.remember_added(&added_records);
@@ -604,7 +600,12 @@ pub fn patch(
 
 /// For each replaced function of `linked` (by original entry): whether
 /// its new code can run ([`reach::analyse`]).
-fn reachability(target: &Target, linked: &Linked, layout: &Layout, positions: &[ThreadPosition]) -> Vec<(u64, Reach)> {
+fn reachability(
+    target: &Target,
+    linked: &Linked,
+    layout: &Layout,
+    positions: &[ThreadPosition],
+) -> HashMap<u64, Reach> {
     // Candidates: every linked function; a replaced one by its original
     // entry, an added one by its new address.
     let entry = |f: &link::LinkedFunction| f.replaces.unwrap_or(layout.code + f.offset);
@@ -980,9 +981,6 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     })
 }
 
-/// Maximum stack bytes scanned per thread for pointers into a region.
-const STACK_SCAN: u64 = 1 << 20;
-
 /// Whether any stopped thread's registers, or any word on its stack, point
 /// into `region`: then code there may still run (a return address) and the
 /// region must not be freed.
@@ -998,12 +996,10 @@ fn threads_reference(process: &dyn Process, stopped: &dyn Stopped, region: &Regi
         if gprs.iter().any(|&g| inside(g)) {
             return Ok(true);
         }
-        let Some(stack) = maps.iter().find(|m| m.contains(r.rsp)) else {
+        // Include the red zone below the stack pointer.
+        let Some((from, to)) = reach::stack_range(&maps, r.rsp, 128) else {
             continue;
         };
-        // Include the red zone below the stack pointer.
-        let from = r.rsp.saturating_sub(128).max(stack.start) & !7;
-        let to = stack.end.min(from + STACK_SCAN);
         let mut bytes = vec![0u8; (to - from) as usize];
         if process.read(from, &mut bytes).is_err() {
             return Ok(true);

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, InstructionInfoFactory, OpAccess, Register};
 
-use crate::objfile::{Kind, ObjectFile, Target};
+use crate::objfile::{Kind, ObjectFile};
 
 /// A set of x86-64 registers: bits 0–15 the general-purpose registers in
 /// encoding order (`rax`, `rcx`, `rdx`, `rbx`, `rsp`, `rbp`, `rsi`, `rdi`,
@@ -193,13 +193,8 @@ pub fn in_object(obj: &ObjectFile, root: usize) -> Regs {
                 return Regs::CALL_CLOBBERED;
             };
             let reloc = sym.relocs.iter().find(|r| at <= r.offset && r.offset < next);
-            let callee = match reloc.map(|r| &r.target) {
-                Some(Target::Defined(j)) => Some(*j),
-                Some(Target::Section { section, offset }) => {
-                    let r = reloc.expect("matched above");
-                    obj.symbol_at(*section, offset.wrapping_add(r.pc_bias)).map(|(j, _)| j)
-                }
-                Some(Target::Undefined(_)) => None,
+            let callee = match reloc {
+                Some(r) => obj.referenced_symbol(r),
                 // Assembled in place: inside the function is not an exit.
                 None if target < sym.size => continue,
                 None => None,

@@ -146,14 +146,7 @@ fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
     for f in obj.symbols.iter().filter(|s| s.kind == Kind::Function) {
         let fname = names::parse(&f.name).stable();
         for r in &f.relocs {
-            let target = match r.target {
-                Target::Defined(i) => Some(i),
-                Target::Section { section, offset } => {
-                    obj.symbol_at(section, offset.wrapping_add(r.pc_bias)).map(|(i, _)| i)
-                }
-                Target::Undefined(_) => None,
-            };
-            if let Some(i) = target {
+            if let Some(i) = obj.referenced_symbol(r) {
                 let entry = owners.entry(i).or_insert_with(|| fname.clone());
                 if fname < *entry {
                     *entry = fname.clone();

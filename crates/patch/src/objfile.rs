@@ -493,6 +493,20 @@ impl ObjectFile {
         self.sections.get(index).and_then(|s| s.as_ref())
     }
 
+    /// The defined symbol relocation `r` refers to: its target symbol, or
+    /// the symbol covering the place it denotes through a section
+    /// (`.rodata + 8`); `None` for an undefined symbol or a place no
+    /// symbol covers.
+    pub fn referenced_symbol(&self, r: &Reloc) -> Option<usize> {
+        match r.target {
+            Target::Defined(i) => Some(i),
+            Target::Section { section, offset } => {
+                self.symbol_at(section, offset.wrapping_add(r.pc_bias)).map(|(i, _)| i)
+            }
+            Target::Undefined(_) => None,
+        }
+    }
+
     /// The symbol of section `section` covering `offset` (the innermost,
     /// i.e. latest-starting, when several do) and the offset into it.
     pub fn symbol_at(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
@@ -519,14 +533,17 @@ impl ObjectFile {
 /// into padding. The table's start is the nearest place at or before the
 /// entry that code refers to (the `lea .Ltable(%rip)` of the dispatch).
 fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) {
-    let executable =
-        |sections: &[Option<Section>], i: usize| sections.get(i).and_then(|s| s.as_ref()).is_some_and(|s| s.executable);
+    let executable: Vec<bool> = sections
+        .iter()
+        .map(|s| s.as_ref().is_some_and(|s| s.executable))
+        .collect();
+    let is_code = |i: usize| executable.get(i).copied().unwrap_or(false);
     // Per data section: every place code refers to, sorted.
     let mut code_refs: std::collections::HashMap<usize, Vec<i64>> = Default::default();
     for f in symbols.iter().filter(|s| s.kind == Kind::Function) {
         for r in &f.relocs {
             if let Target::Section { section, offset } = r.target {
-                if !executable(sections, section) {
+                if !is_code(section) {
                     code_refs
                         .entry(section)
                         .or_default()
@@ -542,14 +559,14 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
         list.sort_unstable();
         list.dedup();
     }
-    let bias = |sections: &[Option<Section>], section: usize, place: u64, r: &Reloc| -> Option<i64> {
+    let bias = |section: usize, place: u64, r: &Reloc| -> Option<i64> {
         if !matches!(r.r_type, rtype::PC32 | rtype::PC64) {
             return None;
         }
         let Target::Section { section: to, .. } = r.target else {
             return None;
         };
-        if !executable(sections, to) || executable(sections, section) {
+        if !is_code(to) || is_code(section) {
             return None;
         }
         let place = i64::try_from(place).ok()?;
@@ -557,23 +574,17 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
         let base = refs[..refs.partition_point(|&o| o <= place)].last()?;
         Some(base - place)
     };
-    for i in 0..sections.len() {
-        let Some(mut relocs) = sections[i].as_mut().map(|s| std::mem::take(&mut s.relocs)) else {
-            continue;
-        };
-        for r in &mut relocs {
-            if let Some(b) = bias(sections, i, r.offset, r) {
+    for (i, sec) in sections.iter_mut().enumerate() {
+        for r in sec.iter_mut().flat_map(|s| &mut s.relocs) {
+            if let Some(b) = bias(i, r.offset, r) {
                 r.pc_bias = b;
             }
-        }
-        if let Some(s) = sections[i].as_mut() {
-            s.relocs = relocs;
         }
     }
     for sym in symbols.iter_mut().filter(|s| s.kind != Kind::Function) {
         let (section, start) = (sym.section, sym.offset);
         for r in &mut sym.relocs {
-            if let Some(b) = bias(sections, section, start.wrapping_add(r.offset), r) {
+            if let Some(b) = bias(section, start.wrapping_add(r.offset), r) {
                 r.pc_bias = b;
             }
         }

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use relive_process::{Mapping, Process, ThreadPosition};
 use serde::Serialize;
 
-/// Bytes of one thread's stack scanned for return addresses.
-const STACK_SCAN: u64 = 1 << 20;
+/// Bytes of one thread's stack scanned for return addresses and pointers.
+pub(crate) const STACK_SCAN: u64 = 1 << 20;
 /// Writable memory of the image (and its heap) scanned for stored function
 /// pointers, at most.
 const DATA_SCAN: u64 = 64 << 20;
@@ -67,8 +67,8 @@ struct Evidence {
 }
 
 /// Analyses `candidates` (already redirected) in `process`, whose home
-/// module (the one patched) is `home` with code mapped in `maps`.
-/// `threads` are the threads' positions `(tid, (pc, sp))` where known.
+/// module (the one patched) is `home`. `threads` are the threads'
+/// positions `(tid, (pc, sp))` where known.
 /// `extra_code` are other ranges of code that may call them (patch
 /// regions).
 pub fn analyse(
@@ -94,11 +94,16 @@ pub fn analyse(
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
+        let stack = stack_range(&maps, sp, 0).and_then(|(from, to)| {
+            let mut bytes = vec![0u8; (to - from) as usize];
+            process.read(from, &mut bytes).ok().map(|()| (from, bytes))
+        });
+        let (from, words) = stack.as_ref().map_or((sp, &[][..]), |(f, b)| (*f, b.as_slice()));
         // A function pointer held in a local variable (a `dlsym` result).
-        for (i, n) in stack_pointers(process, &maps, candidates, sp) {
+        for (i, n) in count_entries(words, &by_entry) {
             evidence[i].addresses += n;
         }
-        for (i, frame) in running_frames(process, &maps, &code, candidates, pc, sp) {
+        for (i, frame) in running_frames(&code, candidates, pc, sp, from, words) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
@@ -154,7 +159,7 @@ pub fn analyse(
         }
     }
     // Function pointers stored in the image's data and the heap.
-    for (i, n) in stored_pointers(process, &maps, home, candidates) {
+    for (i, n) in stored_pointers(process, &maps, home, &by_entry) {
         evidence[i].addresses += n;
     }
 
@@ -231,7 +236,9 @@ pub fn analyse(
         .collect()
 }
 
-fn unknown() -> Reach {
+/// No evidence either way (the process's mappings could not be read):
+/// reachable, as before the analysis existed.
+pub fn unknown() -> Reach {
     Reach {
         reachable: true,
         running: Vec::new(),
@@ -279,17 +286,26 @@ fn after_call(code: &[(u64, Vec<u8>)], addr: u64) -> bool {
     })
 }
 
+/// The stack words a thread's scan covers: from `sp` (less `below` bytes,
+/// the red zone) to the end of its mapping, at most [`STACK_SCAN`] bytes,
+/// 8-byte aligned; `None` when no mapping holds `sp`.
+pub(crate) fn stack_range(maps: &[Mapping], sp: u64, below: u64) -> Option<(u64, u64)> {
+    let stack = maps.iter().find(|m| m.contains(sp))?;
+    let from = sp.saturating_sub(below).max(stack.start) & !7;
+    Some((from, stack.end.min(from + STACK_SCAN)))
+}
+
 /// The candidates a thread at `pc` with stack pointer `sp` is running,
 /// with whether each is its outermost function of the home module.
+/// `words` are its stack's bytes from `from` up.
 fn running_frames(
-    process: &dyn Process,
-    maps: &[Mapping],
     code: &[(u64, Vec<u8>)],
     candidates: &[Candidate],
     pc: u64,
     sp: u64,
+    from: u64,
+    words: &[u8],
 ) -> Vec<(usize, Frame)> {
-    let in_home_code = |a: u64| code.iter().any(|(s, b)| *s <= a && a < s + b.len() as u64);
     let body = |a: u64| candidates.iter().position(|c| c.old <= a && a < c.old + c.size.max(1));
     // (stack position, candidate) of each frame found; the PC counts as
     // the innermost.
@@ -298,28 +314,23 @@ fn running_frames(
         frames.push((sp, i));
     }
     let mut return_addresses: Vec<u64> = Vec::new();
-    if let Some(stack) = maps.iter().find(|m| m.contains(sp)) {
-        let from = sp & !7;
-        let to = stack.end.min(from + STACK_SCAN);
-        let mut bytes = vec![0u8; (to - from) as usize];
-        if process.read(from, &mut bytes).is_ok() {
-            for (k, w) in bytes.chunks_exact(8).enumerate() {
-                let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                // A call that never returns (`_start`'s call of
-                // `__libc_start_main`) is followed by `hlt`: not a frame
-                // anything returns to.
-                if !in_home_code(value) || !after_call(code, value) || byte_at(code, value) == Some(0xf4) {
-                    continue;
-                }
-                let at = from + 8 * k as u64;
-                return_addresses.push(at);
-                // A return address points just past the call: the call
-                // itself is inside the body even when it is the last
-                // instruction.
-                if let Some(i) = body(value - 1) {
-                    frames.push((at, i));
-                }
-            }
+    for (k, w) in words.chunks_exact(8).enumerate() {
+        let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        // Only a value just past a call in the home module's code is a
+        // return address; a call that never returns (`_start`'s call of
+        // `__libc_start_main`) is followed by `hlt`: not a frame anything
+        // returns to.
+        match byte_at(code, value) {
+            Some(0xf4) | None => continue,
+            Some(_) if !after_call(code, value) => continue,
+            Some(_) => {}
+        }
+        let at = from + 8 * k as u64;
+        return_addresses.push(at);
+        // A return address points just past the call: the call itself is
+        // inside the body even when it is the last instruction.
+        if let Some(i) = body(value - 1) {
+            frames.push((at, i));
         }
     }
     let mut out: Vec<(usize, Frame)> = Vec::new();
@@ -335,25 +346,17 @@ fn running_frames(
     out
 }
 
-/// Per candidate: how many words of the stack above `sp` hold its entry.
-fn stack_pointers(process: &dyn Process, maps: &[Mapping], candidates: &[Candidate], sp: u64) -> Vec<(usize, usize)> {
-    let Some(stack) = maps.iter().find(|m| m.contains(sp)) else {
-        return Vec::new();
-    };
-    let from = sp & !7;
-    let to = stack.end.min(from + STACK_SCAN);
-    let mut bytes = vec![0u8; (to - from) as usize];
-    if process.read(from, &mut bytes).is_err() {
-        return Vec::new();
-    }
+/// Per candidate (by entry): how many aligned 8-byte words of `bytes`
+/// hold its entry address.
+fn count_entries(bytes: &[u8], by_entry: &HashMap<u64, usize>) -> HashMap<usize, usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
     for w in bytes.chunks_exact(8) {
         let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        if let Some(i) = candidates.iter().position(|c| c.old == value) {
+        if let Some(&i) = by_entry.get(&value) {
             *counts.entry(i).or_default() += 1;
         }
     }
-    counts.into_iter().collect()
+    counts
 }
 
 /// Per candidate: how many aligned words of the home module's writable
@@ -362,9 +365,8 @@ fn stored_pointers(
     process: &dyn Process,
     maps: &[Mapping],
     home: &str,
-    candidates: &[Candidate],
-) -> Vec<(usize, usize)> {
-    let by_entry: HashMap<u64, usize> = candidates.iter().enumerate().map(|(i, c)| (c.old, i)).collect();
+    by_entry: &HashMap<u64, usize>,
+) -> HashMap<usize, usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
     let mut budget = DATA_SCAN;
     let mut previous_home_end = None;
@@ -383,15 +385,12 @@ fn stored_pointers(
         if process.read(m.start, &mut bytes).is_err() {
             continue;
         }
-        for w in bytes.chunks_exact(8) {
-            let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-            if let Some(&i) = by_entry.get(&value) {
-                *counts.entry(i).or_default() += 1;
-            }
+        for (i, n) in count_entries(&bytes, by_entry) {
+            *counts.entry(i).or_default() += n;
         }
         if budget == 0 {
             break;
         }
     }
-    counts.into_iter().collect()
+    counts
 }

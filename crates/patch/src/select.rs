@@ -3,7 +3,7 @@
 
 use crate::diff::diff;
 use crate::error::{PatchError, Result};
-use crate::objfile::{Kind, ObjectFile, Target};
+use crate::objfile::{Kind, ObjectFile};
 
 /// The functions (symbol indices of `new`) to patch. With `base`, the
 /// previous compile the program runs, only those the diff reports changed
@@ -56,16 +56,10 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
         .filter(|&i| new.section(new.symbols[i].section).is_some_and(|s| s.constant()))
         .collect();
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
-        let uses = f.relocs.iter().any(|r| {
-            let target = match r.target {
-                Target::Defined(i) => Some(i),
-                Target::Section { section, offset } => {
-                    new.symbol_at(section, offset.wrapping_add(r.pc_bias)).map(|(i, _)| i)
-                }
-                Target::Undefined(_) => None,
-            };
-            target.is_some_and(|i| changed_constants.contains(&i))
-        });
+        let uses = f
+            .relocs
+            .iter()
+            .any(|r| new.referenced_symbol(r).is_some_and(|i| changed_constants.contains(&i)));
         if uses && !names.contains(&f.name.as_str()) {
             names.push(&f.name);
         }

@@ -32,7 +32,8 @@ pub struct StageTimes {
 /// What one reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadEvent {
-    /// `patched`, `no_change`, `compile_error`, `refused` or `error`.
+    /// `patched`, `unreachable` (every function redirected, none whose new
+    /// code can run), `no_change`, `compile_error`, `refused` or `error`.
     pub event: &'static str,
     pub file: String,
     /// Functions patched whose new code later calls run (or that would
@@ -294,18 +295,9 @@ impl<'p> Reloader<'p> {
         match apply::patch(&mut self.target, &new, old, &functions, 0) {
             Ok(report) => {
                 event.event = "patched";
-                event.functions = report
-                    .applied
-                    .iter()
-                    .filter(|a| a.reach.reachable)
-                    .map(|a| a.name.clone())
-                    .collect();
-                event.unreachable = report
-                    .applied
-                    .iter()
-                    .filter(|a| !a.reach.reachable)
-                    .map(|a| a.name.clone())
-                    .collect();
+                let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
+                event.functions = reachable.iter().map(|a| a.name.clone()).collect();
+                event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
                 event.added = report.added.iter().map(|a| a.name.clone()).collect();
                 event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
                 event.notes.extend(report.warnings.iter().cloned());
