@@ -327,9 +327,11 @@ fn running_frames(
         }
         let at = from + 8 * k as u64;
         return_addresses.push(at);
-        // A return address points just past the call: the call itself is
-        // inside the body even when it is the last instruction.
-        if let Some(i) = body(value - 1) {
+        // A return address points just past its call, inside the body: a
+        // value at the very end of a body is the next function's entry (a
+        // stored function pointer, such as `main`'s address kept for
+        // `__libc_start_main`), and a call ending a body never returns.
+        if let Some(i) = body(value).filter(|&i| candidates[i].old != value) {
             frames.push((at, i));
         }
     }
@@ -393,4 +395,57 @@ fn stored_pointers(
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(name: &str, old: u64, size: u64) -> Candidate {
+        Candidate {
+            name: name.into(),
+            old,
+            size,
+            referenced_by: Vec::new(),
+            exported: false,
+            entry_once: false,
+        }
+    }
+
+    /// `a` at 0x1000 (16 bytes) calls at +3 (returning to +8) and ends
+    /// with a call (+0xb); `b` follows at 0x1010.
+    fn code() -> Vec<(u64, Vec<u8>)> {
+        let mut a = vec![0x90u8; 0x20];
+        a[3] = 0xe8;
+        a[0xb] = 0xe8;
+        vec![(0x1000, a)]
+    }
+
+    fn words(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn a_return_address_inside_a_body_is_a_running_frame() {
+        let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
+        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1008]));
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, 0);
+        assert!(frames[0].1.outermost);
+    }
+
+    /// A stored pointer to `b` follows `a`'s closing call byte for byte
+    /// like a return address; it is `b`'s entry, not a frame of `a` or `b`
+    /// (the demo's `report` was said to be running for good because of
+    /// `main`'s address on the stack).
+    #[test]
+    fn a_function_entry_on_the_stack_is_not_a_frame() {
+        let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
+        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1010]));
+        assert!(
+            frames.is_empty(),
+            "{:?}",
+            frames.iter().map(|f| f.0).collect::<Vec<_>>()
+        );
+    }
 }
