@@ -89,7 +89,7 @@ pub fn analyse(
         }
     }
     let mut evidence = vec![Evidence::default(); candidates.len()];
-    let by_entry: HashMap<u64, usize> = candidates.iter().enumerate().map(|(i, c)| (c.old, i)).collect();
+    let by_entry = Entries::new(candidates);
 
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
@@ -138,7 +138,7 @@ pub fn analyse(
                 continue;
             }
             for (target, rel) in [(relative, true), (absolute, false)] {
-                let Some(&i) = by_entry.get(&target) else { continue };
+                let Some(i) = by_entry.get(target) else { continue };
                 let c = &candidates[i];
                 if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) {
                     continue;
@@ -348,13 +348,39 @@ fn running_frames(
     out
 }
 
+/// The candidates by entry address. Every byte of the program's code and
+/// every word of its data and stacks is looked up: the range check turns
+/// almost all of them away before the hash.
+struct Entries {
+    map: HashMap<u64, usize>,
+    lo: u64,
+    hi: u64,
+}
+
+impl Entries {
+    fn new(candidates: &[Candidate]) -> Entries {
+        Entries {
+            map: candidates.iter().enumerate().map(|(i, c)| (c.old, i)).collect(),
+            lo: candidates.iter().map(|c| c.old).min().unwrap_or(u64::MAX),
+            hi: candidates.iter().map(|c| c.old).max().unwrap_or(0),
+        }
+    }
+
+    fn get(&self, addr: u64) -> Option<usize> {
+        if addr < self.lo || addr > self.hi {
+            return None;
+        }
+        self.map.get(&addr).copied()
+    }
+}
+
 /// Per candidate (by entry): how many aligned 8-byte words of `bytes`
 /// hold its entry address.
-fn count_entries(bytes: &[u8], by_entry: &HashMap<u64, usize>) -> HashMap<usize, usize> {
+fn count_entries(bytes: &[u8], by_entry: &Entries) -> HashMap<usize, usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
     for w in bytes.chunks_exact(8) {
         let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        if let Some(&i) = by_entry.get(&value) {
+        if let Some(i) = by_entry.get(value) {
             *counts.entry(i).or_default() += 1;
         }
     }
@@ -363,12 +389,7 @@ fn count_entries(bytes: &[u8], by_entry: &HashMap<u64, usize>) -> HashMap<usize,
 
 /// Per candidate: how many aligned words of the home module's writable
 /// data (and the heap) hold its entry address.
-fn stored_pointers(
-    process: &dyn Process,
-    maps: &[Mapping],
-    home: &str,
-    by_entry: &HashMap<u64, usize>,
-) -> HashMap<usize, usize> {
+fn stored_pointers(process: &dyn Process, maps: &[Mapping], home: &str, by_entry: &Entries) -> HashMap<usize, usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
     let mut budget = DATA_SCAN;
     let mut previous_home_end = None;
