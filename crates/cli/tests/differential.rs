@@ -1146,10 +1146,8 @@ fn unreachable(report: &Value) -> Vec<String> {
 /// name: printed as KNOWN-DEFECT and counted, not failed, so the rest of
 /// the run guards everything else. Each entry is a defect to fix, not an
 /// accepted result.
-const KNOWN_DEFECTS: &[(&str, &str)] = &[(
-    "gcc-O0-pie/inflate-literal-same-length",
-    "issue 18 defect 4: a same-length literal change at gcc -O0 PIE is not seen by the diff",
-)];
+/// (Empty: defect 4, the last one listed, is fixed.)
+const KNOWN_DEFECTS: &[(&str, &str)] = &[];
 
 fn known_defect(case: &str) -> Option<&'static str> {
     KNOWN_DEFECTS

@@ -206,13 +206,20 @@ impl Side<'_> {
                     // No symbol covers it: what the code uses is the piece
                     // up to the next place anything refers to (a constant,
                     // a literal), compared by content, not by offset.
+                    // Its trailing zeros are left out: they are the
+                    // padding before whatever the section holds next, and
+                    // an edit elsewhere in the file moves that (a longer
+                    // literal shifts a jump table's alignment), which is no
+                    // change of this piece. A literal's own NUL ends the
+                    // text either way.
                     (Some(bytes), false) => match self.obj.chunk(*section, at) {
                         Some(piece) => {
+                            let content = &piece[..piece.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)];
                             let mut text = format!(
                                 "{} piece {:016x}/{}{:+}",
                                 sec.name,
-                                fnv1a(piece),
-                                piece.len(),
+                                fnv1a(content),
+                                content.len(),
                                 -r.pc_bias
                             );
                             if inner {

@@ -80,10 +80,7 @@ pub struct Reloc {
 impl Reloc {
     /// Bytes of the field this relocation writes.
     pub fn width(&self) -> u64 {
-        match self.r_type {
-            rtype::R64 | rtype::PC64 | rtype::DTPOFF64 | rtype::TPOFF64 => 8,
-            _ => 4,
-        }
+        field_width(self.r_type)
     }
 
     /// Whether the field holds `target - place` (so the addend is offset by
@@ -181,7 +178,7 @@ pub struct ObjectFile {
     pub source: Option<String>,
     /// Per section: `(offset, end, symbol index)` sorted by offset, for
     /// finding the symbol that covers a place.
-    by_section: std::collections::HashMap<usize, Vec<(u64, u64, usize)>>,
+    by_section: std::collections::HashMap<usize, Covering>,
     /// Stable identities of the symbols ([`crate::diff::keys`]), computed
     /// once.
     keys: std::sync::OnceLock<Vec<String>>,
@@ -192,7 +189,9 @@ pub struct ObjectFile {
 impl ObjectFile {
     /// The piece of section `section` that a reference to `at` denotes when
     /// no symbol covers it: from `at` to the next place any relocation of
-    /// the object points at (a literal pool entry, a string, a table).
+    /// the object points at (a literal pool entry, a string, a table) or
+    /// the next symbol, whichever comes first. It may end in alignment
+    /// padding.
     pub fn chunk(&self, section: usize, at: i64) -> Option<&[u8]> {
         let referenced = self.referenced.get_or_init(|| {
             let mut map: std::collections::HashMap<usize, Vec<i64>> = Default::default();
@@ -214,12 +213,20 @@ impl ObjectFile {
         });
         let bytes = self.section(section)?.bytes.as_deref()?;
         let start = usize::try_from(at).ok().filter(|&a| a <= bytes.len())?;
-        let next = referenced
+        let next_reference = referenced.get(&section).and_then(|v| {
+            let k = v.partition_point(|&o| o <= at);
+            v.get(k).and_then(|&o| usize::try_from(o).ok())
+        });
+        // A named object after it (a static table) is not part of it either.
+        let next_symbol = self
+            .by_section
             .get(&section)
-            .and_then(|v| v.iter().find(|&&o| o > at))
-            .and_then(|&o| usize::try_from(o).ok())
-            .unwrap_or(bytes.len())
-            .min(bytes.len());
+            .and_then(|c| c.next_start(start as u64))
+            .and_then(|o| usize::try_from(o).ok());
+        let next = [next_reference, next_symbol]
+            .into_iter()
+            .flatten()
+            .fold(bytes.len(), usize::min);
         Some(&bytes[start..next])
     }
 
@@ -390,14 +397,34 @@ impl ObjectFile {
             });
         }
 
+        // Per section, the symbols sorted by place: each relocation finds
+        // the symbol whose bytes it patches by binary search, so reading
+        // an object stays linear in its size (DWARF brings many times more
+        // relocations than code has symbols).
+        let by_section = Covering::index(&symbols);
+
         // Relocations, attached to the symbol whose bytes they patch.
         for s in file.sections() {
             let section = s.index().0;
+            let section_size = s.size();
             for (offset, rel) in s.relocations() {
                 let RelocationFlags::Elf { r_type } = rel.flags() else {
                     continue;
                 };
                 let r_type = r_type.0;
+                // Every byte is hostile: a field outside its section would
+                // be written outside the copy made of it.
+                let width = field_width(r_type);
+                if offset.checked_add(width).is_none_or(|end| end > section_size) {
+                    return Err(malformed(
+                        path,
+                        &format!(
+                            "relocation {} at {offset:#x} lies outside section {} ({section_size:#x} bytes)",
+                            relocation_name(r_type),
+                            s.name().unwrap_or("?"),
+                        ),
+                    ));
+                }
                 let target = match rel.target() {
                     RelocationTarget::Symbol(idx) => {
                         if let Some(&(sec, at)) = section_symbols.get(&idx.0) {
@@ -424,60 +451,36 @@ impl ObjectFile {
                     Target::Section { .. } => 0,
                     _ => rel.addend(),
                 };
+                let reloc = Reloc {
+                    offset,
+                    r_type,
+                    target,
+                    addend,
+                    pc_bias: 0,
+                    synthetic: false,
+                };
+                if let Some((owner, within)) = by_section.get(&section).and_then(|c| c.at(offset)) {
+                    symbols[owner].relocs.push(Reloc {
+                        offset: within,
+                        ..reloc.clone()
+                    });
+                }
                 if let Some(Some(sec)) = sections.get_mut(section) {
-                    sec.relocs.push(Reloc {
-                        offset,
-                        r_type,
-                        target: target.clone(),
-                        addend,
-                        pc_bias: 0,
-                        synthetic: false,
-                    });
-                }
-                let owner = symbols
-                    .iter_mut()
-                    .filter(|sym| {
-                        sym.section == section
-                            && sym.offset <= offset
-                            && offset < sym.offset.saturating_add(sym.size.max(1))
-                    })
-                    .max_by_key(|sym| sym.offset);
-                if let Some(owner) = owner {
-                    owner.relocs.push(Reloc {
-                        offset: offset - owner.offset,
-                        r_type,
-                        addend: match target {
-                            Target::Section { .. } => 0,
-                            _ => rel.addend(),
-                        },
-                        target,
-                        pc_bias: 0,
-                        synthetic: false,
-                    });
+                    sec.relocs.push(reloc);
                 }
             }
-        }
-        for sym in &mut symbols {
-            if sym.kind == Kind::Function {
-                complete_code_relocations(sym);
-            }
-            sym.relocs.sort_by_key(|r| r.offset);
         }
         for sec in sections.iter_mut().flatten() {
             sec.relocs.sort_by_key(|r| r.offset);
         }
+        for sym in &mut symbols {
+            if sym.kind == Kind::Function {
+                complete_code_relocations(sym);
+                share_code_biases(sym, &mut sections);
+            }
+            sym.relocs.sort_by_key(|r| r.offset);
+        }
         bias_table_entries(&mut symbols, &mut sections);
-        let mut by_section: std::collections::HashMap<usize, Vec<(u64, u64, usize)>> = Default::default();
-        for (i, sym) in symbols.iter().enumerate() {
-            by_section.entry(sym.section).or_default().push((
-                sym.offset,
-                sym.offset.saturating_add(sym.size.max(1)),
-                i,
-            ));
-        }
-        for list in by_section.values_mut() {
-            list.sort_unstable();
-        }
         Ok(ObjectFile {
             path: path.to_string(),
             symbols,
@@ -511,13 +514,109 @@ impl ObjectFile {
     /// i.e. latest-starting, when several do) and the offset into it.
     pub fn symbol_at(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
         let offset = u64::try_from(offset).ok()?;
-        let list = self.by_section.get(&section)?;
-        let upto = list.partition_point(|&(start, _, _)| start <= offset);
-        list[..upto]
-            .iter()
+        self.by_section.get(&section)?.at(offset)
+    }
+}
+
+/// One section's symbols sorted by place, for finding the symbol that
+/// covers an offset in logarithmic time.
+#[derive(Debug, Clone, Default)]
+struct Covering {
+    /// `(start, end, symbol index)`, sorted.
+    spans: Vec<(u64, u64, usize)>,
+    /// `reach[k]`: the largest `end` among `spans[..=k]`, so a search for a
+    /// place no symbol covers stops as soon as nothing earlier can reach it.
+    reach: Vec<u64>,
+}
+
+impl Covering {
+    /// Every section's index. A symbol of size 0 covers its first byte.
+    fn index(symbols: &[Symbol]) -> std::collections::HashMap<usize, Covering> {
+        let mut by_section: std::collections::HashMap<usize, Covering> = Default::default();
+        for (i, sym) in symbols.iter().enumerate() {
+            by_section.entry(sym.section).or_default().spans.push((
+                sym.offset,
+                sym.offset.saturating_add(sym.size.max(1)),
+                i,
+            ));
+        }
+        for c in by_section.values_mut() {
+            c.spans.sort_unstable();
+            let mut max = 0;
+            c.reach = c
+                .spans
+                .iter()
+                .map(|&(_, end, _)| {
+                    max = max.max(end);
+                    max
+                })
+                .collect();
+        }
+        by_section
+    }
+
+    /// Where the first symbol starting after `offset` starts.
+    fn next_start(&self, offset: u64) -> Option<u64> {
+        let k = self.spans.partition_point(|&(start, _, _)| start <= offset);
+        self.spans.get(k).map(|&(start, _, _)| start)
+    }
+
+    /// The latest-starting symbol covering `offset`, and the offset into it.
+    fn at(&self, offset: u64) -> Option<(usize, u64)> {
+        let upto = self.spans.partition_point(|&(start, _, _)| start <= offset);
+        (0..upto)
             .rev()
-            .find(|&&(_, end, _)| offset < end)
-            .map(|&(start, _, i)| (i, offset - start))
+            .take_while(|&k| self.reach[k] > offset)
+            .map(|k| self.spans[k])
+            .find(|&(_, end, _)| offset < end)
+            .map(|(start, _, i)| (i, offset - start))
+    }
+}
+
+/// Bytes a relocation of type `r_type` writes (`R_X86_64_*`, psABI table).
+fn field_width(r_type: u32) -> u64 {
+    match r_type {
+        0 => 0,
+        14 | 15 => 1,
+        12 | 13 => 2,
+        rtype::R64 | rtype::PC64 | rtype::DTPOFF64 | rtype::TPOFF64 | 25 | 29 | 33 => 8,
+        _ => 4,
+    }
+}
+
+/// `R_X86_64_PC32`-style name of a relocation type, as `readelf` prints it.
+fn relocation_name(r_type: u32) -> String {
+    match r_type {
+        rtype::R64 => "R_X86_64_64".into(),
+        rtype::PC32 => "R_X86_64_PC32".into(),
+        rtype::PLT32 => "R_X86_64_PLT32".into(),
+        rtype::R32 => "R_X86_64_32".into(),
+        rtype::R32S => "R_X86_64_32S".into(),
+        rtype::GOTPCREL => "R_X86_64_GOTPCREL".into(),
+        rtype::GOTPCRELX => "R_X86_64_GOTPCRELX".into(),
+        rtype::REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX".into(),
+        rtype::PC64 => "R_X86_64_PC64".into(),
+        other => format!("type {other}"),
+    }
+}
+
+/// Copies a function's PC-relative biases (found by decoding) onto the
+/// same relocations in its section's list. Both lists describe one field;
+/// without this the section's copy says the field denotes `target +
+/// addend`, four bytes before the literal the code really uses, and a
+/// literal that follows another one directly looked shorter than it is
+/// (gcc -O0 keeps literals in plain `.rodata`: a change after the fourth
+/// byte from the end was not seen).
+fn share_code_biases(sym: &Symbol, sections: &mut [Option<Section>]) {
+    let Some(Some(sec)) = sections.get_mut(sym.section) else {
+        return;
+    };
+    for r in sym.relocs.iter().filter(|r| !r.synthetic && r.pc_bias != 0) {
+        let place = sym.offset.saturating_add(r.offset);
+        let first = sec.relocs.partition_point(|x| x.offset < place);
+        for x in sec.relocs[first..].iter_mut().take_while(|x| x.offset == place) {
+            x.pc_bias = r.pc_bias;
+        }
     }
 }
 
@@ -563,10 +662,7 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
         if !matches!(r.r_type, rtype::PC32 | rtype::PC64) {
             return None;
         }
-        let Target::Section { section: to, .. } = r.target else {
-            return None;
-        };
-        if !is_code(to) || is_code(section) {
+        if !matches!(r.target, Target::Section { .. }) || is_code(section) {
             return None;
         }
         let place = i64::try_from(place).ok()?;

@@ -76,6 +76,85 @@ fn a_changed_string_literal_changes_its_user() {
     assert!(d.changed[0].reason.contains("\"HELLO %d\\n\""), "{:?}", d.changed[0]);
 }
 
+/// A literal's last characters, when another literal the code uses follows
+/// it directly (gcc -O0 keeps literals in plain `.rodata`, one after the
+/// other): issue 18 defect 4, where zlib's `"invalid block type"` ->
+/// `"invalid block tYpe"` was "unchanged" because the section's copy of
+/// the code's relocations lacked their PC bias and so seemed to point four
+/// bytes before the next literal.
+#[test]
+fn a_change_in_the_last_bytes_of_a_literal_followed_by_another() {
+    let base = r#"
+const char *msg;
+__attribute__((noinline)) void pick(int mode) {
+    switch (mode) {
+    case 0: msg = "invalid block type"; break;
+    case 1: msg = "invalid stored block lengths"; break;
+    case 2: msg = "too many length or distance symbols"; break;
+    case 3: msg = "invalid code lengths set"; break;
+    case 4: msg = "invalid bit length repeat"; break;
+    default: msg = "unknown"; break;
+    }
+}
+"#;
+    for (from, to) in [("block type\"", "block tYpe\""), ("block type\"", "block typE\"")] {
+        let new = base.replace(from, to);
+        for cc in ["gcc", "clang"] {
+            for flags in FLAG_SETS
+                .iter()
+                .copied()
+                .chain([&["-O0", "-fPIE"][..], &["-O0", "-fno-pie"][..]])
+            {
+                let dir = tempfile::tempdir().unwrap();
+                let a = relive_testkit::compile_object_with(cc, dir.path(), "old", base, flags);
+                let b = relive_testkit::compile_object_with(cc, dir.path(), "new", &new, flags);
+                let d = diff(&ObjectFile::open(a).unwrap(), &ObjectFile::open(b).unwrap());
+                assert_eq!(changed(&d), ["pick"], "{cc} {flags:?} {to}: {d:?}");
+            }
+        }
+    }
+}
+
+/// Issue 18 defect 9: an edit of one function's literals moves what
+/// follows them in the section (other literals, a switch's jump table, its
+/// alignment padding); functions whose code and data are the same are not
+/// changed by that shift.
+#[test]
+fn literals_shifted_by_an_edit_elsewhere_change_nothing_else() {
+    let base = r#"
+#include <stdio.h>
+void f(int x) { printf("f says %d\n", x); }
+void g(int x) { printf("g says %d %f\n", x, x * 2.5); }
+void h(int x) {
+    switch (x) {
+    case 0: puts("zero"); break;
+    case 1: puts("one"); break;
+    case 2: puts("two"); break;
+    case 3: puts("three"); break;
+    case 4: puts("four"); break;
+    default: puts("many");
+    }
+}
+int k(int x) { static const int t[] = {1, 2, 3, 4, 5, 6, 7, 8}; return t[x & 7] + 3; }
+"#;
+    let edits = [
+        base.replace("x);", "x); puts(\"an extra literal\");"),
+        base.replace("f says", "f SAYS now"),
+        base.replace("f says", "f"),
+    ];
+    for new in &edits {
+        for cc in ["gcc", "clang"] {
+            for flags in FLAG_SETS.iter().copied().chain([&["-O0", "-fPIE"][..], &["-Os"][..]]) {
+                let dir = tempfile::tempdir().unwrap();
+                let a = relive_testkit::compile_object_with(cc, dir.path(), "old", base, flags);
+                let b = relive_testkit::compile_object_with(cc, dir.path(), "new", new, flags);
+                let d = diff(&ObjectFile::open(a).unwrap(), &ObjectFile::open(b).unwrap());
+                assert_eq!(changed(&d), ["f"], "{cc} {flags:?}: {d:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn added_and_removed_functions_and_data() {
     let new = BASE.replace("int twice(int x) { return 2 * x + table[1]; }", "")

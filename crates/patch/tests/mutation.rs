@@ -57,3 +57,33 @@ fn damaged_objects_never_panic() {
     }
     assert!(runs > 4500);
 }
+
+/// A relocation whose field lies outside its section (issue 19: an offset
+/// of 0x8000000c0 in a 0x175-byte `.text` was accepted, explained wrongly
+/// by `diff` and applied by `patch`) is refused, naming the relocation,
+/// its offset and the section.
+#[test]
+fn a_relocation_outside_its_section_is_refused() {
+    use object::{Object, ObjectSection};
+    let dir = tempfile::tempdir().unwrap();
+    let path = compile_object(dir.path(), "m", SOURCE, &["-O0"]);
+    let mut data = std::fs::read(&path).unwrap();
+    relive_patch::ObjectFile::parse("m.o", &data).expect("the compiler's object reads");
+    // The first Elf64_Rela of .rela.text: r_offset is its first 8 bytes.
+    let (at, text_size) = {
+        let file = object::File::parse(&*data).unwrap();
+        let rela = file.section_by_name(".rela.text").unwrap();
+        let text = file.section_by_name(".text").unwrap();
+        (rela.file_range().unwrap().0 as usize, text.size())
+    };
+    for bad in [0x8_0000_00c0u64, text_size, text_size - 2] {
+        data[at..at + 8].copy_from_slice(&bad.to_le_bytes());
+        let err = relive_patch::ObjectFile::parse("m.o", &data)
+            .expect_err("a field outside .text")
+            .to_string();
+        assert!(
+            err.contains(&format!("at {bad:#x}")) && err.contains("outside section .text") && err.contains("R_X86_64_"),
+            "{err}"
+        );
+    }
+}
