@@ -15,14 +15,17 @@ pub const PERMISSION: i32 = 4;
 /// The file on disk is not the one the process is running (rebuilt or
 /// replaced since it started), so its symbols cannot be trusted.
 pub const MISMATCH: i32 = 5;
+/// Another relive session owns the process (`run`/`watch`).
+pub const BUSY: i32 = 6;
 
 pub const HELP: &str = "Exit status:\n  \
     0  success\n  \
     1  the file could not be read or is damaged (the message names the structure and offset),\n     or a patch could not be applied (the message says why; the process is unchanged)\n  \
     2  bad command-line usage\n  \
     3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
-    4  permission denied for a process (the message says why and what to do)\n  \
-    5  the program on disk is not the one the process is running (rebuilt since it started)";
+    4  permission denied for a process (the message says why and what to do: another tracer,\n     another user, Yama), or relive's state directory is not safe to use\n  \
+    5  the program on disk is not the one the process is running (rebuilt since it started)\n  \
+    6  another relive session (`run`/`watch`, named in the message) owns the process";
 
 /// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
 /// A closed standard output (`relive syms X | head`) is how pipelines end,
@@ -83,10 +86,19 @@ fn code_for(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<P>()) {
         return match e {
             P::NoSuchProcess { .. } | P::Gone { .. } | P::NotMapped { .. } | P::NoSuchThread { .. } => NOT_FOUND,
-            P::PermissionDenied { .. } => PERMISSION,
+            P::PermissionDenied { .. } | P::Traced { .. } => PERMISSION,
             P::Mismatch { .. } => MISMATCH,
             _ => FAILED,
         };
+    }
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<relive_patch::PatchError>()) {
+        use relive_patch::PatchError as E;
+        match e {
+            E::Owned { .. } => return BUSY,
+            E::UnsafeState { .. } => return PERMISSION,
+            E::NotPatched { .. } => return NOT_FOUND,
+            _ => {}
+        }
     }
     if err
         .chain()

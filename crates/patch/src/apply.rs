@@ -9,7 +9,6 @@
 //! new code.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use relive_image::symbols::SymbolKind;
@@ -28,6 +27,7 @@ use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 use crate::reach::{self, Reach};
+use crate::state::{StateDir, TransactionLock};
 use crate::{signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
@@ -41,7 +41,7 @@ pub struct Target<'p> {
     pub modules: ProcessModules,
     pub resolver: LiveResolver,
     pub journal: Journal,
-    pub journal_dir: PathBuf,
+    pub journal_dir: StateDir,
     /// What the user should know about the target (its program was
     /// rebuilt while it ran); every patch report repeats them.
     pub warnings: Vec<String>,
@@ -52,7 +52,7 @@ impl<'p> Target<'p> {
         let modules = modules::discover(process)?;
         let verified = identity::verify(process, &modules.main)?;
         let symbols = LiveSymbols::load(&modules);
-        let journal_dir = journal::state_dir();
+        let journal_dir = StateDir::open()?;
         let journal = Journal::load(
             &journal_dir,
             process.pid(),
@@ -69,6 +69,27 @@ impl<'p> Target<'p> {
             journal_dir,
             warnings: verified.warning.into_iter().collect(),
         })
+    }
+
+    /// Starts a transaction on the process: waits for any other relive's
+    /// to end, then reads the journal again, so what another command did
+    /// meanwhile (a `revert` from another terminal while `relive run`
+    /// owns the process) is what this one builds on. Held until dropped.
+    pub fn transaction(&mut self) -> Result<TransactionLock> {
+        let lock = self
+            .journal_dir
+            .transaction(self.journal.pid, self.journal.start_time)?;
+        let fresh = Journal::load(
+            &self.journal_dir,
+            self.journal.pid,
+            self.journal.start_time,
+            &self.journal.image,
+        )?;
+        if fresh != self.journal {
+            self.resolver.set_added(&fresh.added);
+            self.journal = fresh;
+        }
+        Ok(lock)
     }
 }
 
@@ -217,7 +238,10 @@ enum EntryKind {
 /// Bytes written so far, to put back on failure.
 #[derive(Default)]
 struct Undo {
+    /// `(address, bytes before)`, in the order written.
     writes: Vec<(u64, Vec<u8>)>,
+    /// `(address, bytes written)`, parallel to `writes`.
+    written: Vec<(u64, Vec<u8>)>,
 }
 
 impl Undo {
@@ -229,6 +253,7 @@ impl Undo {
         process.read(addr, &mut old)?;
         process.write(addr, bytes)?;
         self.writes.push((addr, old));
+        self.written.push((addr, bytes.to_vec()));
         let mut back = vec![0u8; bytes.len()];
         process.read(addr, &mut back)?;
         if back != bytes {
@@ -261,6 +286,7 @@ pub fn patch(
     diff_us: u64,
 ) -> Result<PatchReport> {
     let started = Instant::now();
+    let _transaction = target.transaction()?;
     let process = target.process;
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
     let wanted: Vec<(usize, Option<u64>)> = functions
@@ -523,12 +549,14 @@ pub fn patch(
                 redirect, slot_offset, ..
             } => {
                 let (start, len) = redirect.span();
-                let original = undo
-                    .writes
-                    .iter()
-                    .find(|(a, old)| *a == start && old.len() as u64 == len)
-                    .map(|(_, old)| hex(old))
-                    .unwrap_or_default();
+                let span = |writes: &[(u64, Vec<u8>)]| {
+                    writes
+                        .iter()
+                        .find(|(a, b)| *a == start && b.len() as u64 == len)
+                        .map(|(_, b)| hex(b))
+                        .unwrap_or_default()
+                };
+                let (original, patched) = (span(&undo.writes), span(&undo.written));
                 target.journal.patches.push(PatchRecord {
                     name: w.name.clone(),
                     orig_addr: w.orig,
@@ -537,6 +565,7 @@ pub fn patch(
                     method: redirect.name().into(),
                     span_start: start,
                     original,
+                    patched,
                     slot: layout.read_only + slot_offset,
                     assumed: w.assumed.0,
                 });
@@ -894,7 +923,7 @@ pub struct RevertReport {
     /// Regions unmapped: nothing can be using them any more.
     pub freed: Vec<RegionRecord>,
     /// Regions kept although no patch uses them, because a thread's
-    /// registers or stack still point into them.
+    /// registers, a stack or the program's data still point into them.
     pub kept: Vec<RegionRecord>,
 }
 
@@ -907,6 +936,7 @@ pub struct Reverted {
 /// Restores the original entries of `names` (all patches when `None`) and
 /// frees regions nothing can still be using.
 pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertReport> {
+    let _transaction = target.transaction()?;
     let process = target.process;
     let pid = process.pid();
     if let Some(names) = names {
@@ -923,16 +953,24 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         .filter(|p| names.is_none_or(|n| n.contains(&p.name)))
         .cloned()
         .collect();
+    let journal_path = Journal::path(&target.journal_dir, pid, target.journal.start_time)
+        .display()
+        .to_string();
+    let maps = process.maps()?;
+    let mut originals = Vec::new();
+    for p in &selected {
+        originals.push(
+            checked_original(process, &maps, p).map_err(|what| PatchError::Tampered {
+                pid,
+                path: journal_path.clone(),
+                what,
+            })?,
+        );
+    }
     let mut stopped = process.stop()?;
     let mut undo = Undo::default();
-    for p in &selected {
-        let original = unhex(&p.original).ok_or_else(|| PatchError::Journal {
-            path: Journal::path(&target.journal_dir, pid, target.journal.start_time)
-                .display()
-                .to_string(),
-            what: format!("has no original bytes for {}", p.name),
-        })?;
-        if let Err(e) = undo.write(process, p.span_start, &original) {
+    for (p, original) in selected.iter().zip(&originals) {
+        if let Err(e) = undo.write(process, p.span_start, original) {
             undo.roll_back(process);
             return Err(e);
         }
@@ -955,7 +993,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             .any(|p| inside(p.slot) || inside(p.current_addr))
         {
             remaining.push(r);
-        } else if threads_reference(process, stopped.as_ref(), &r)? {
+        } else if region_referenced(process, stopped.as_ref(), &r)? {
             kept.push(r.clone());
             remaining.push(r);
         } else {
@@ -981,12 +1019,81 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     })
 }
 
-/// Whether any stopped thread's registers, or any word on its stack, point
-/// into `region`: then code there may still run (a return address) and the
-/// region must not be freed.
-fn threads_reference(process: &dyn Process, stopped: &dyn Stopped, region: &RegionRecord) -> Result<bool> {
-    let inside = |a: u64| region.addr <= a && a < region.addr + region.len;
-    let maps = process.maps()?;
+/// The bytes a revert of `p` writes back, once checked: memory at the
+/// entry holds exactly the redirect the journal says was written, and
+/// where the entry lies in a mapped file (the program or a library), the
+/// original bytes are that file's. A journal that fails either check is
+/// stale or was changed by someone: writing it back could put anything
+/// into the process.
+fn checked_original(process: &dyn Process, maps: &[Mapping], p: &PatchRecord) -> std::result::Result<Vec<u8>, String> {
+    let original = unhex(&p.original)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| format!("it has no original bytes for {}", p.name))?;
+    if !p.patched.is_empty() {
+        let patched = unhex(&p.patched).ok_or_else(|| format!("its patched bytes of {} are not hex", p.name))?;
+        let mut now = vec![0u8; patched.len()];
+        process
+            .read(p.span_start, &mut now)
+            .map_err(|e| format!("the entry of {} at {:#x} cannot be read ({e})", p.name, p.span_start))?;
+        if now != patched {
+            return Err(format!(
+                "the entry of {} at {:#x} holds {}, not the redirect {} relive wrote",
+                p.name,
+                p.span_start,
+                hex(&now),
+                p.patched
+            ));
+        }
+    }
+    let end = p.span_start + original.len() as u64;
+    if let Some(m) = maps
+        .iter()
+        .find(|m| m.start <= p.span_start && end <= m.end && m.is_file() && m.inode != 0)
+    {
+        if let Some(file_bytes) = file_bytes(m, p.span_start, original.len()) {
+            if file_bytes != original {
+                return Err(format!(
+                    "its original bytes of {} at {:#x} are {}, but {} has {} there",
+                    p.name,
+                    p.span_start,
+                    p.original,
+                    m.path,
+                    hex(&file_bytes)
+                ));
+            }
+        }
+    }
+    Ok(original)
+}
+
+/// `len` bytes of the file mapped by `m` at `addr`, if the file at its
+/// path is still the mapped one (same inode).
+fn file_bytes(m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let mut file = std::fs::File::open(&m.path).ok()?;
+    if file.metadata().ok()?.ino() != m.inode {
+        return None;
+    }
+    file.seek(SeekFrom::Start(m.offset + (addr - m.start))).ok()?;
+    let mut bytes = vec![0u8; len];
+    file.read_exact(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// How much writable memory a revert reads looking for pointers into a
+/// region it would free (beyond that, the region is kept).
+const REFERENCE_SCAN: u64 = 1 << 30;
+
+/// Whether anything may still reach code or data in `region`: a stopped
+/// thread's registers, or an aligned word anywhere in the process's
+/// writable memory (stacks, the program's and libraries' data, the heap,
+/// anonymous mappings) pointing into it. A program that stored the address
+/// of a function a patch added (a callback in a global or on the heap)
+/// calls it later: freeing the region would crash it. The region's own
+/// words do not count (its jump slots point at its own code).
+fn region_referenced(process: &dyn Process, stopped: &dyn Stopped, region: &RegionRecord) -> Result<bool> {
+    let inside = |a: u64| region.contains(a);
     for tid in stopped.thread_ids() {
         let r = stopped.registers(tid)?;
         let gprs = [
@@ -996,13 +1103,22 @@ fn threads_reference(process: &dyn Process, stopped: &dyn Stopped, region: &Regi
         if gprs.iter().any(|&g| inside(g)) {
             return Ok(true);
         }
-        // Include the red zone below the stack pointer.
-        let Some((from, to)) = reach::stack_range(&maps, r.rsp, 128) else {
+    }
+    let mut budget = REFERENCE_SCAN;
+    for m in process.maps()? {
+        let own = m.start < region.addr + region.len && region.addr < m.end;
+        if own || !m.readable() || !m.writable() || m.path.starts_with("[v") {
             continue;
-        };
-        let mut bytes = vec![0u8; (to - from) as usize];
-        if process.read(from, &mut bytes).is_err() {
+        }
+        let len = m.end - m.start;
+        if len > budget {
+            // Too much to read: keep the region rather than guess.
             return Ok(true);
+        }
+        budget -= len;
+        let mut bytes = vec![0u8; len as usize];
+        if process.read(m.start, &mut bytes).is_err() {
+            continue;
         }
         if bytes
             .chunks_exact(8)
@@ -1070,7 +1186,7 @@ mod tests {
             }
             Ok(())
         }
-        fn exe(&self) -> relive_process::Result<PathBuf> {
+        fn exe(&self) -> relive_process::Result<std::path::PathBuf> {
             Err(ProcessError::Gone {
                 pid: 7,
                 doing: "testing",

@@ -6,12 +6,12 @@
 //! reused; the pair is not), written atomically: a temporary file in the
 //! same directory, renamed over the old one.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PatchError, Result};
+use crate::state::StateDir;
 
 /// One patched function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,11 @@ pub struct PatchRecord {
     /// The bytes overwritten to redirect the entry, and where.
     pub span_start: u64,
     pub original: String,
+    /// The bytes written over `original` (the redirect): a revert writes
+    /// the original back only where memory still holds exactly these.
+    /// Journals without it (older relive) are not checked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub patched: String,
     /// The 8-byte cell the redirect jumps through.
     pub slot: u64,
     /// Call-clobbered registers callers of this function may keep values
@@ -115,67 +120,46 @@ pub struct Journal {
     pub added: Vec<AddedRecord>,
 }
 
-/// Where journals live: `$RELIVE_STATE_DIR`, else
-/// `$XDG_RUNTIME_DIR/relive`, else `/tmp/relive-UID`.
-pub fn state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RELIVE_STATE_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        return PathBuf::from(dir).join("relive");
-    }
-    let uid = std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
-    PathBuf::from(format!("/tmp/relive-{uid}"))
-}
-
 impl Journal {
-    pub fn path(dir: &Path, pid: u32, start_time: u64) -> PathBuf {
-        dir.join(format!("{pid}-{start_time}.json"))
+    /// The journal's file name in the state directory.
+    pub fn file_name(pid: u32, start_time: u64) -> String {
+        format!("{pid}-{start_time}.json")
+    }
+
+    pub fn path(dir: &StateDir, pid: u32, start_time: u64) -> PathBuf {
+        dir.path().join(Journal::file_name(pid, start_time))
     }
 
     /// Loads the journal of process `pid` started at `start_time`, or an
-    /// empty one.
-    pub fn load(dir: &Path, pid: u32, start_time: u64, image: &str) -> Result<Journal> {
+    /// empty one. A journal another user could have written is refused.
+    pub fn load(dir: &StateDir, pid: u32, start_time: u64, image: &str) -> Result<Journal> {
         let path = Journal::path(dir, pid, start_time);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
+        match dir.read_private(&Journal::file_name(pid, start_time))? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
                 path: path.display().to_string(),
                 what: format!("cannot be read ({e}); delete it if the process is not patched"),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Journal {
+            None => Ok(Journal {
                 pid,
                 start_time,
                 image: image.to_string(),
                 ..Journal::default()
             }),
-            Err(source) => Err(PatchError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
         }
     }
 
-    /// Writes the journal atomically (or removes it when nothing is left).
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = Journal::path(dir, self.pid, self.start_time);
-        let io = |source| PatchError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+    /// Writes the journal atomically, mode 0600 (or removes it when
+    /// nothing is left).
+    pub fn save(&self, dir: &StateDir) -> Result<()> {
+        let name = Journal::file_name(self.pid, self.start_time);
         if self.patches.is_empty() && self.regions.is_empty() {
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-                _ => Ok(()),
-            };
+            return dir.remove(&name);
         }
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = dir.join(format!(".{}-{}.json.tmp", self.pid, self.start_time));
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
-        // No fsync: the journal describes a process that does not outlive
-        // the machine; the rename alone keeps it whole if relive dies.
-        file.write_all(&bytes).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| PatchError::Io {
+            path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        dir.write_private(&name, &bytes)
     }
 
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
@@ -189,8 +173,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_removal() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::load(dir.path(), 7, 99, "/bin/x").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
         assert!(j.patches.is_empty());
         j.patches.push(PatchRecord {
             name: "f".into(),
@@ -200,17 +185,18 @@ mod tests {
             method: "jump".into(),
             span_start: 0x1000,
             original: "554889e5c3cc".into(),
+            patched: "ff2500000000".into(),
             slot: 0x6000,
             assumed: 0x80,
         });
-        j.save(dir.path()).unwrap();
-        assert_eq!(Journal::load(dir.path(), 7, 99, "/bin/x").unwrap(), j);
+        j.save(dir).unwrap();
+        assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
         j.patches.clear();
-        j.save(dir.path()).unwrap();
-        assert!(!Journal::path(dir.path(), 7, 99).exists());
-        std::fs::write(Journal::path(dir.path(), 7, 99), "{").unwrap();
+        j.save(dir).unwrap();
+        assert!(!Journal::path(dir, 7, 99).exists());
+        std::fs::write(Journal::path(dir, 7, 99), "{").unwrap();
         assert!(matches!(
-            Journal::load(dir.path(), 7, 99, "/bin/x"),
+            Journal::load(dir, 7, 99, "/bin/x"),
             Err(PatchError::Journal { .. })
         ));
     }

@@ -19,6 +19,7 @@ pub mod origin;
 pub mod reach;
 pub mod select;
 pub mod signature;
+pub mod state;
 pub mod thunk;
 
 pub use diff::{diff, Diff};

@@ -12,6 +12,9 @@ pub enum ProcessError {
     #[error("permission denied for pid {pid}: {why}")]
     PermissionDenied { pid: u32, why: String },
 
+    #[error("process {pid} is traced by pid {tracer} ({name}): a process has one tracer at a time; detach it (quit the debugger, stop strace) and run relive again")]
+    Traced { pid: u32, tracer: u32, name: String },
+
     #[error("process {pid} exited while relive was {doing}")]
     Gone { pid: u32, doing: &'static str },
 

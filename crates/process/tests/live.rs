@@ -409,3 +409,54 @@ fn a_temporarily_written_syscall_instruction_is_restored() {
     let n = target.next_tick();
     assert!(target.next_tick() > n);
 }
+
+/// Issue 19: the target SIGKILLed while relive stops its threads or holds
+/// them stopped. Waiting on the thread-group leader then blocked forever
+/// (the kernel reports the leader's death only once the other threads,
+/// traced by relive, are reaped) and every thread stayed a traced zombie.
+/// Now each attempt ends, with "gone" or a stop that resumes, and nothing
+/// is left behind.
+#[test]
+fn a_target_killed_while_its_threads_are_stopped_ends_cleanly() {
+    for round in 0..24u64 {
+        let threads = [1usize, 8, 32][round as usize % 3];
+        let mut target = threads_target(threads);
+        let pid = target.pid();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_micros(round * 37 % 400));
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        });
+        // ptrace binds tracees to the thread that stopped them: all of it
+        // runs on one thread, watched from here.
+        std::thread::spawn(move || {
+            let stop_and_call = || -> Result<String, ProcessError> {
+                let process = relive_process::open(pid)?;
+                let mut stopped = process.stop()?;
+                let call = stopped.protect(0x10000, 4096, Protection::READ);
+                Ok(format!("{call:?} / {:?}", stopped.resume()))
+            };
+            let outcome = stop_and_call().unwrap_or_else(|e| format!("{e:?}"));
+            let _ = tx.send(outcome);
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: relive hung on a target killed while stopped"));
+        killer.join().unwrap();
+        // The test is the target's parent as well as its tracer: the
+        // tracer's wait may have collected the exit status already.
+        match target.child.wait() {
+            Ok(status) => assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9),
+                "{outcome}"
+            ),
+            Err(e) => assert_eq!(e.raw_os_error(), Some(10), "{outcome}: {e}"),
+        }
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{outcome}");
+    }
+}

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+use relive_patch::state::StateDir;
 use relive_reload::sources;
 use relive_reload::watch::{watch, Ended};
 use relive_reload::{ReloadEvent, Reloader};
@@ -119,20 +120,55 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
         .collect())
 }
 
+/// What a session remembers of its last patch, for the report when the
+/// program dies.
+#[derive(Default)]
+struct LastReload {
+    at: Option<std::time::Instant>,
+    file: String,
+    functions: Vec<String>,
+}
+
+/// The private directory of the session's objects, removed when relive
+/// ends, also by SIGINT, SIGTERM or SIGHUP (which end relive with a word on
+/// what stays applied).
+static SESSION: std::sync::Mutex<Option<(PathBuf, u32)>> = std::sync::Mutex::new(None);
+
+fn end_session_on_signals() {
+    let _ = ctrlc::set_handler(|| {
+        if let Some((cache, pid)) = SESSION.lock().ok().and_then(|mut s| s.take()) {
+            let _ = std::fs::remove_dir_all(&cache);
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!(
+                    "relive: stopped watching; the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert --pid {pid} --all` undoes them)"
+                );
+            }
+        }
+        std::process::exit(130);
+    });
+}
+
 fn reload_loop(
     pid: u32,
     exe: &std::path::Path,
     explicit: &[PathBuf],
     options: &Options,
+    command: &str,
     exited: impl FnMut() -> Option<i32>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
     let files = plan(exe, explicit, cc)?;
     let process = relive_process::open(pid)?;
-    let cache = std::env::temp_dir().join(format!("relive-cache-{pid}"));
-    std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    // One `run`/`watch` per process: a second one is refused naming this.
+    let _owner = StateDir::open()?.own(pid, process.start_time()?, command)?;
+    let cache = tempfile::Builder::new()
+        .prefix(&format!("relive-cache-{pid}-"))
+        .tempdir()
+        .context("creating relive's private directory for compiled objects")?;
+    *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some((cache.path().to_path_buf(), pid));
+    end_session_on_signals();
     let default = files[0].1.clone();
-    let mut reloader = Reloader::new(process.as_ref(), default, cache.clone())?;
+    let mut reloader = Reloader::new(process.as_ref(), default, cache.path().to_path_buf())?;
     for (file, command) in &files {
         reloader.set_command(file, command.clone());
         if let Err(message) = reloader.baseline(file)? {
@@ -155,18 +191,86 @@ fn reload_loop(
         }
     };
     let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    let mut last = LastReload::default();
     let ended = watch(
         &mut reloader,
         &paths,
         Duration::from_millis(debounce),
         ready,
         exited,
-        |e| print_event(e, json),
+        |e| {
+            if e.event == "patched" {
+                last = LastReload {
+                    at: Some(std::time::Instant::now()),
+                    file: e.file.clone(),
+                    functions: e.functions.iter().chain(&e.added).cloned().collect(),
+                };
+            }
+            print_event(e, json)
+        },
     );
-    let _ = std::fs::remove_dir_all(&cache);
+    SESSION.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(cache);
     match ended? {
-        Ended::Exited(code) => Ok(code),
+        Ended::Exited(code) => Ok((code, last)),
     }
+}
+
+/// Says how the program ended when a signal killed it, with what the last
+/// reload patched (the likely suspect), as text or a JSON `exited` event.
+fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, json: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(signal) = status.signal() else {
+        if json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "exited", "pid": pid, "status": status.code()})
+            );
+        }
+        return;
+    };
+    let name = signal_name(signal);
+    let since = last.at.map(|t| t.elapsed().as_secs_f64());
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "event": "exited", "pid": pid, "signal": signal, "signal_name": name,
+                "seconds_since_last_reload": since, "last_reload_file": last.file,
+                "last_reload_functions": last.functions,
+            })
+        );
+        return;
+    }
+    let mut text = format!("relive: the program (pid {pid}) was killed by {name} (signal {signal})");
+    match since {
+        Some(s) => text.push_str(&format!(
+            ", {s:.1} s after the last reload, which patched {} in {}",
+            last.functions.join(", "),
+            last.file
+        )),
+        None => text.push_str("; no reload had patched it"),
+    }
+    eprintln!("{text}");
+}
+
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_string()
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -179,25 +283,48 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(program));
     wait_until_mapped(pid, &exe);
     let mut status = None;
-    let result = reload_loop(pid, &exe, &args.watch, &args.options, || {
+    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", || {
         let s = child.try_wait().ok()??;
-        let code = s
-            .code()
-            .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0));
-        status = Some(code);
-        Some(code)
+        status = Some(s);
+        Some(exit_code(&s))
     });
-    let code = match result {
-        Ok(code) => code,
+    let (code, last) = match result {
+        Ok(done) => done,
         Err(e) => {
-            if status.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
+            // The program ended before relive could attach (or while it
+            // read it): its status is what `relive run` promises.
+            // An error while reading a program that is exiting: give it a
+            // moment to finish, then its status is the answer.
+            let ended = status.or_else(|| {
+                let deadline = std::time::Instant::now() + Duration::from_millis(200);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(s)) => return Some(s),
+                        Ok(None) if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        _ => return None,
+                    }
+                }
+            });
+            if let Some(s) = ended {
+                report_death(pid, &s, &LastReload::default(), args.options.json);
+                std::process::exit(exit_code(&s));
             }
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(e);
         }
     };
+    if let Some(s) = &status {
+        report_death(pid, s, &last, args.options.json);
+    }
     std::process::exit(code);
+}
+
+fn exit_code(s: &std::process::ExitStatus) -> i32 {
+    s.code()
+        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(s).unwrap_or(0))
 }
 
 /// Right after `exec`, `/proc/PID/exe` already names the new program but
@@ -221,7 +348,7 @@ fn wait_until_mapped(pid: u32, exe: &std::path::Path) {
 pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     let pid = args.pid;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("no process with pid {pid}"))?;
-    let code = reload_loop(pid, &exe, &args.paths, &args.options, || {
+    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
     std::process::exit(code);

@@ -116,6 +116,16 @@ impl LinuxProcess {
             })
     }
 
+    /// The pid tracing the process (`TracerPid` in its status), if any.
+    fn tracer(&self) -> Option<u32> {
+        let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&t| t != 0)
+    }
+
     pub(crate) fn gone(&self, doing: &'static str) -> ProcessError {
         ProcessError::Gone { pid: self.pid, doing }
     }
@@ -141,6 +151,18 @@ impl LinuxProcess {
     /// Explains why access was refused: the target's owner, Yama's
     /// `ptrace_scope`, and whether we have CAP_SYS_PTRACE.
     pub(crate) fn permission_denied(&self) -> ProcessError {
+        // Another debugger (gdb, strace, a second relive) holds the
+        // process: ptrace allows one tracer, whoever is asking.
+        if let Some(tracer) = self.tracer().filter(|&t| t != std::process::id()) {
+            let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|_| "?".into());
+            return ProcessError::Traced {
+                pid: self.pid,
+                tracer,
+                name,
+            };
+        }
         let our_uid = nix::unistd::geteuid().as_raw();
         let their_uid = std::fs::metadata(self.proc_path("")).map(|m| m.uid()).ok();
         let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")

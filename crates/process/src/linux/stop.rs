@@ -140,7 +140,7 @@ impl<'p> LinuxStopped<'p> {
     /// (with the signal it stopped for, if any), `None` if it exited.
     fn wait_for_stop(&self, tid: u32) -> Result<Option<Option<Signal>>> {
         loop {
-            match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+            match self.wait(tid) {
                 Ok(WaitStatus::PtraceEvent(..)) | Ok(WaitStatus::PtraceSyscall(_)) => return Ok(Some(None)),
                 // A signal raced our interrupt: the thread stopped to have
                 // it delivered. Keep it for the resume.
@@ -149,6 +149,44 @@ impl<'p> LinuxStopped<'p> {
                 Ok(WaitStatus::Continued(_)) | Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(self.errno("waiting for a thread to stop", tid, e)),
             }
+        }
+    }
+
+    /// `waitpid` on one tracee that cannot hang when the process dies.
+    ///
+    /// A blocking wait would: when the process is killed while its threads
+    /// are stopped, the kernel reports the thread-group leader's death only
+    /// after every other thread has been reaped, and those are traced by
+    /// relive, waiting on the leader. So this polls; while the thread has
+    /// not changed state it checks whether it is dying, and then reaps the
+    /// other tracees and reports the thread as gone (`ESRCH`).
+    fn wait(&self, tid: u32) -> nix::Result<WaitStatus> {
+        let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+        let mut polls = 0u32;
+        loop {
+            match waitpid(pid(tid), Some(flags)) {
+                Ok(WaitStatus::StillAlive) => {}
+                other => return other,
+            }
+            polls += 1;
+            // Threads stop within microseconds: yield first, then look at
+            // /proc between short sleeps.
+            if polls < 64 {
+                std::thread::yield_now();
+                continue;
+            }
+            if self.is_zombie(tid) {
+                for t in self.tracees.iter().filter(|t| t.tid != tid) {
+                    while let Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) =
+                        waitpid(pid(t.tid), Some(flags))
+                    {}
+                }
+                return match waitpid(pid(tid), Some(flags)) {
+                    Ok(WaitStatus::StillAlive) => Err(Errno::ESRCH),
+                    other => other,
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
 
@@ -242,7 +280,7 @@ impl<'p> LinuxStopped<'p> {
         let doing = "running a system call in it";
         loop {
             ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
-            match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+            match self.wait(tid) {
                 Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
                 // Another signal arrived before the step: keep it for the
                 // resume and step again.

@@ -1,0 +1,442 @@
+//! Issue 19: relive commands acting on one process know about each other,
+//! and nothing they do (or another user, or another tracer) harms it.
+//! Real processes, the real `relive` binary, a private state directory per
+//! test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+
+use relive_testkit::{Target, PATIENCE};
+use serde_json::Value;
+
+const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+long counter = 0;
+void (*callback)(void) = 0;
+__attribute__((noinline)) int value(void) { return 1; }
+__attribute__((noinline)) void tick(void) { if (callback) callback(); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { counter++; tick(); printf("value %d counter %ld\n", value(), counter); usleep(3000); }
+}
+"#;
+
+fn relive(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("RELIVE_STATE_DIR", state)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The program built with `-O0 -g` in its own directory, running.
+fn start() -> (Target, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", APP, &["-O0", "-g"]);
+    let state = dir.path().join("state");
+    let target = Target::spawn(Command::new(&exe), exe, dir);
+    target.wait_for_prefix("value 1 ");
+    (target, state)
+}
+
+/// Compiles `source` as `app.c` beside the program into `name`.o.
+fn object(target: &Target, source: &str, name: &str) -> PathBuf {
+    let dir = target.dir.path();
+    std::fs::write(dir.join("app.c"), source).unwrap();
+    let obj = dir.join(format!("{name}.o"));
+    let out = Command::new("gcc")
+        .args(["-O0", "-g", "-c", "app.c", "-o"])
+        .arg(&obj)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    obj
+}
+
+/// A `relive watch`/`run` session's JSON events.
+fn events(child: &mut std::process::Child) -> Receiver<Value> {
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => eprintln!("relive: {line}"),
+            }
+        }
+    });
+    rx
+}
+
+fn watch(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args([
+            "watch",
+            "--pid",
+            &target.pid_arg(),
+            "app.c",
+            "--cc",
+            "gcc -O0 -g",
+            "--json",
+        ])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = events(&mut child);
+    let ready = rx.recv_timeout(PATIENCE).expect("watch started");
+    assert_eq!(ready["event"], "watching", "{ready}");
+    (child, rx)
+}
+
+fn save(target: &Target, source: &str) {
+    std::fs::write(target.dir.path().join("app.c"), source).unwrap();
+}
+
+/// The issue's first report: under a live session, `relive revert --all`
+/// from another terminal freed the pool the session still used; its next
+/// reload wrote into unmapped memory and killed the program. Now the
+/// session re-reads the journal: the reverted function stays reverted,
+/// the next edit applies, and the program lives on with its state.
+#[test]
+fn a_revert_from_another_terminal_during_a_session() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut session, rx) = watch(&target, &state);
+    save(&target, &APP.replace("return 1;", "return 2;"));
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 2 ");
+
+    let out = relive(&state, &["revert", "--pid", &target.pid_arg(), "--all", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counter: i64 = target.wait_for_prefix("value 1 counter ").parse().unwrap();
+
+    // The next edit changes main's callee `tick` only: value stays reverted.
+    save(
+        &target,
+        &APP.replace("return 1;", "return 2;").replace(
+            "if (callback) callback();",
+            "if (callback) callback(); counter += 1000;",
+        ),
+    );
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["tick"]), "{e}");
+    let later: i64 = target.wait_for_prefix("value 1 counter ").parse().unwrap();
+    let jumped: i64 = loop {
+        let line = target.wait_for_prefix("value 1 counter ");
+        let n: i64 = line.parse().unwrap();
+        if n > later + 1500 {
+            break n;
+        }
+    };
+    assert!(jumped > counter, "the counter kept its state: {counter} -> {jumped}");
+    let status = relive(&state, &["status", "--pid", &target.pid_arg(), "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let names: Vec<&str> = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tick"], "{status}");
+    session.kill().unwrap();
+    let _ = session.wait();
+}
+
+/// A second watcher is refused naming the first (exit 6), and the first
+/// keeps working; it did not delete anything the first uses.
+#[test]
+fn a_second_watcher_is_refused_naming_the_first() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut first, rx) = watch(&target, &state);
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--pid", &target.pid_arg(), "app.c", "--cc", "gcc -O0 -g"])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{message}");
+    assert!(
+        message.contains(&format!("relive pid {}", first.id())) && message.contains("relive watch"),
+        "{message}"
+    );
+    save(&target, &APP.replace("return 1;", "return 3;"));
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 3 ");
+    first.kill().unwrap();
+    let _ = first.wait();
+}
+
+/// `relive run` of a program that exits with 7 at once exits 7 (it said
+/// "process exited while relive was checking access" and exited 3).
+#[test]
+fn relive_run_of_a_program_that_exits_at_once_passes_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "quick", "int main(void) { return 7; }", &["-O0", "-g"]);
+    for _ in 0..5 {
+        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["run", "--watch"])
+            .arg(dir.path().join("quick.c"))
+            .arg("--")
+            .arg(&exe)
+            .env("RELIVE_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    }
+}
+
+/// A function a patch added, whose address the program stored in a
+/// global, is still called after `revert --all`: the revert restores
+/// every entry but keeps the pool (it said it freed it, and the program
+/// crashed at the freed address).
+#[test]
+fn revert_keeps_code_the_program_still_points_to() {
+    let (target, state) = start();
+    let with_hook = APP.replace(
+        "__attribute__((noinline)) void tick(void) { if (callback) callback(); }",
+        "static void bump(void) { counter += 1000000; }\n__attribute__((noinline)) void tick(void) { callback = bump; if (callback) callback(); }",
+    );
+    let obj = object(&target, &with_hook, "hook");
+    let out = relive(
+        &state,
+        &["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Lines printed before the patch are still queued: read on until the
+    // added function's effect shows.
+    while target.wait_for_prefix("value 1 counter ").parse::<i64>().unwrap() < 1_000_000 {}
+
+    let out = relive(&state, &["revert", "--pid", &target.pid_arg(), "--all", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["freed"], serde_json::json!([]), "{report}");
+    assert_eq!(report["kept"].as_array().map(Vec::len), Some(1), "{report}");
+    // The original tick calls the stored callback: still the added code.
+    // (About 30 lines a tenth of a second: the last of 60 read are new.)
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let counters: Vec<i64> = (0..60)
+        .map(|_| target.wait_for_prefix("value 1 counter ").parse().unwrap())
+        .collect();
+    assert!(
+        counters.windows(2).rev().take(20).all(|w| w[1] - w[0] >= 1_000_000),
+        "the program lives and calls bump: {counters:?}"
+    );
+}
+
+/// Two `relive patch` commands on one pid at once take turns: both
+/// succeed, never sharing pool bytes (5 of 60 pairs crashed the target).
+#[test]
+fn two_patch_commands_at_once_take_turns() {
+    let (target, state) = start();
+    let pid = target.pid_arg();
+    for round in 0..12 {
+        let a = object(
+            &target,
+            &APP.replace("return 1;", &format!("return {};", 10 + round)),
+            &format!("a{round}"),
+        );
+        let b = object(
+            &target,
+            &APP.replace(
+                "if (callback) callback();",
+                &format!("if (callback) callback(); counter += {round};"),
+            ),
+            &format!("b{round}"),
+        );
+        let spawn = |obj: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_relive"))
+                .args(["patch", "--pid", &pid, obj.to_str().unwrap(), "--json"])
+                .env("RELIVE_STATE_DIR", &state)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (pa, pb) = (spawn(&a), spawn(&b));
+        for p in [pa, pb] {
+            let out = p.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+        let line = target.wait_for_prefix("value ");
+        assert!(
+            line.starts_with(&format!("{} ", 10 + round))
+                || line.starts_with("1 ")
+                || line.starts_with(&format!("{} ", 9 + round)),
+            "round {round}: {line}"
+        );
+    }
+    let out = relive(&state, &["revert", "--pid", &pid, "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 1 ");
+}
+
+/// Another user's state directory (here: one anybody may write) is
+/// refused naming its path, exit 4; nothing is written into the process.
+#[test]
+fn a_state_directory_others_can_write_is_refused() {
+    let (target, _) = start();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("relive-state");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&shared).unwrap().permissions(), 0o777);
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let obj = object(&target, &APP.replace("return 1;", "return 5;"), "five");
+    let out = relive(&shared, &["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap()]);
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{message}");
+    assert!(
+        message.contains(&shared.display().to_string()) && message.contains("0777"),
+        "{message}"
+    );
+    target.wait_for_prefix("value 1 ");
+    target.wait_for_prefix("value 1 ");
+}
+
+/// A journal whose recorded bytes are not what the process holds (changed
+/// by someone, or stale) is refused by revert, naming the journal; the
+/// process keeps running the patch.
+#[test]
+fn a_changed_journal_is_refused() {
+    let (target, state) = start();
+    let obj = object(&target, &APP.replace("return 1;", "return 6;"), "six");
+    let out = relive(&state, &["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 6 ");
+    let journal = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let mut j: Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    // "mov eax, 42; ret" where the original entry was.
+    j["patches"][0]["original"] = Value::from("b82a000000c3");
+    std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();
+    let out = relive(&state, &["revert", "--pid", &target.pid_arg(), "--all"]);
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains(&journal.display().to_string()) && message.contains("does not match"),
+        "{message}"
+    );
+    target.wait_for_prefix("value 6 ");
+    target.wait_for_prefix("value 6 ");
+}
+
+/// With another tracer attached, relive names it (pid and name), exit 4;
+/// it said "permission denied … run relive as root".
+#[test]
+fn another_tracer_is_named() {
+    let (target, state) = start();
+    let dir = tempfile::tempdir().unwrap();
+    let tracer_exe = relive_testkit::compile(
+        dir.path(),
+        "tracer",
+        r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (ptrace(PTRACE_SEIZE, atoi(argv[1]), 0, 0) != 0) { perror("seize"); return 1; }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("attached\n");
+    pause();
+}
+"#,
+        &["-O0"],
+    );
+    let mut cmd = Command::new(&tracer_exe);
+    cmd.arg(target.pid_arg());
+    let tracer = Target::spawn(cmd, tracer_exe, dir);
+    tracer.wait_for("attached");
+    let out = relive(&state, &["threads", &target.pid_arg()]);
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{message}");
+    assert!(
+        message.contains(&format!("traced by pid {} (tracer)", tracer.pid())),
+        "{message}"
+    );
+}
+
+/// Found by a new-user trial on Lua: a one-shot `relive patch` made while
+/// `relive watch` owned the process was overwritten by the watcher's next
+/// reload (it reused the pool bytes the one-shot patch had filled, from
+/// its stale copy of the journal), and the patched function then ran
+/// another function's new code. The watcher now re-reads the journal.
+#[test]
+fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut session, rx) = watch(&target, &state);
+    let first = APP.replace("return 1;", "return 2;");
+    save(&target, &first);
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 2 ");
+
+    // The one-shot patch, compiled elsewhere from the same file name.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("app.c"), APP.replace("return 1;", "return 7;")).unwrap();
+    let out = Command::new("gcc")
+        .args(["-O0", "-g", "-c", "app.c", "-o", "seven.o"])
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let obj = other.path().join("seven.o");
+    let out = relive(
+        &state,
+        &[
+            "patch",
+            "--pid",
+            &target.pid_arg(),
+            obj.to_str().unwrap(),
+            "--only",
+            "value",
+            "--force",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 7 ");
+
+    // The watcher's next reload changes tick only.
+    save(
+        &target,
+        &first.replace(
+            "if (callback) callback();",
+            "if (callback) callback(); counter += 1000;",
+        ),
+    );
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["tick"]), "{e}");
+    let start: i64 = target.wait_for_prefix("value 7 counter ").parse().unwrap();
+    loop {
+        let line = target.wait_for_prefix("value ");
+        assert!(line.starts_with("7 counter "), "value runs the one-shot patch: {line}");
+        if line["7 counter ".len()..].parse::<i64>().unwrap() > start + 3000 {
+            break;
+        }
+    }
+    session.kill().unwrap();
+    let _ = session.wait();
+}
