@@ -29,7 +29,9 @@ use crate::output::print_json;
 /// Compile NEW.o with the program's flags plus -c (add -ffunction-sections
 /// to keep functions separately movable). When the program has debug
 /// information (-g), NEW.o must come from one of its source files (its
-/// DWARF compile units), else the patch is refused unless --force.
+/// DWARF compile units), else the patch is refused unless --force. A file
+/// of the same name in another directory (a moved or copied tree) is
+/// patched with a warning naming both paths.
 #[derive(clap::Args)]
 pub struct PatchArgs {
     /// The process to patch.
