@@ -60,7 +60,7 @@ impl<'p> Target<'p> {
             &modules.main.module.path,
         )?;
         let mut resolver = LiveResolver::new(symbols);
-        resolver.remember_added(&journal.added);
+        resolver.set_added(&journal.added);
         Ok(Target {
             process,
             modules,
@@ -79,16 +79,15 @@ impl<'p> Target<'p> {
         let lock = self
             .journal_dir
             .transaction(self.journal.pid, self.journal.start_time)?;
-        let fresh = Journal::load(
+        self.journal = Journal::load(
             &self.journal_dir,
             self.journal.pid,
             self.journal.start_time,
             &self.journal.image,
         )?;
-        if fresh != self.journal {
-            self.resolver.set_added(&fresh.added);
-            self.journal = fresh;
-        }
+        // The one place the resolver learns what patches added: every
+        // patch and revert starts here.
+        self.resolver.set_added(&self.journal.added);
         Ok(lock)
     }
 }
@@ -238,10 +237,15 @@ enum EntryKind {
 /// Bytes written so far, to put back on failure.
 #[derive(Default)]
 struct Undo {
-    /// `(address, bytes before)`, in the order written.
-    writes: Vec<(u64, Vec<u8>)>,
-    /// `(address, bytes written)`, parallel to `writes`.
-    written: Vec<(u64, Vec<u8>)>,
+    /// In the order written.
+    writes: Vec<Write>,
+}
+
+/// One write of a transaction.
+struct Write {
+    addr: u64,
+    before: Vec<u8>,
+    after: Vec<u8>,
 }
 
 impl Undo {
@@ -252,8 +256,11 @@ impl Undo {
         let mut old = vec![0u8; bytes.len()];
         process.read(addr, &mut old)?;
         process.write(addr, bytes)?;
-        self.writes.push((addr, old));
-        self.written.push((addr, bytes.to_vec()));
+        self.writes.push(Write {
+            addr,
+            before: old,
+            after: bytes.to_vec(),
+        });
         let mut back = vec![0u8; bytes.len()];
         process.read(addr, &mut back)?;
         if back != bytes {
@@ -268,8 +275,8 @@ impl Undo {
     }
 
     fn roll_back(self, process: &dyn Process) {
-        for (addr, old) in self.writes.into_iter().rev() {
-            let _ = process.write(addr, &old);
+        for w in self.writes.into_iter().rev() {
+            let _ = process.write(w.addr, &w.before);
         }
     }
 }
@@ -549,14 +556,12 @@ pub fn patch(
                 redirect, slot_offset, ..
             } => {
                 let (start, len) = redirect.span();
-                let span = |writes: &[(u64, Vec<u8>)]| {
-                    writes
-                        .iter()
-                        .find(|(a, b)| *a == start && b.len() as u64 == len)
-                        .map(|(_, b)| hex(b))
-                        .unwrap_or_default()
-                };
-                let (original, patched) = (span(&undo.writes), span(&undo.written));
+                let (original, patched) = undo
+                    .writes
+                    .iter()
+                    .find(|w| w.addr == start && w.before.len() as u64 == len)
+                    .map(|w| (hex(&w.before), hex(&w.after)))
+                    .unwrap_or_default();
                 target.journal.patches.push(PatchRecord {
                     name: w.name.clone(),
                     orig_addr: w.orig,
@@ -583,9 +588,7 @@ pub fn patch(
             reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
         });
     }
-    let added_records = added_records(obj, &linked, &layout);
-    target.resolver.remember_added(&added_records);
-    target.journal.added.extend(added_records);
+    target.journal.added.extend(added_records(obj, &linked, &layout));
     let record = target.journal.regions[pool_index].clone();
     target.journal.save(&target.journal_dir)?;
 
@@ -956,6 +959,9 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     let journal_path = Journal::path(&target.journal_dir, pid, target.journal.start_time)
         .display()
         .to_string();
+    // Stopped first: the mappings read now hold until the regions are
+    // freed, and a refusal resumes the threads with nothing written.
+    let mut stopped = process.stop()?;
     let maps = process.maps()?;
     let mut originals = Vec::new();
     for p in &selected {
@@ -967,7 +973,6 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             })?,
         );
     }
-    let mut stopped = process.stop()?;
     let mut undo = Undo::default();
     for (p, original) in selected.iter().zip(&originals) {
         if let Err(e) = undo.write(process, p.span_start, original) {
@@ -993,13 +998,12 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             .any(|p| inside(p.slot) || inside(p.current_addr))
         {
             remaining.push(r);
-        } else if region_referenced(process, stopped.as_ref(), &r)? {
+        } else if region_referenced(process, stopped.as_ref(), &maps, &r)? {
             kept.push(r.clone());
             remaining.push(r);
         } else {
             stopped.unmap(r.addr, r.len)?;
             target.journal.added.retain(|a| !r.contains(a.addr));
-            target.resolver.forget_added(r.addr, r.addr + r.len);
             freed.push(r);
         }
     }
@@ -1092,7 +1096,12 @@ const REFERENCE_SCAN: u64 = 1 << 30;
 /// of a function a patch added (a callback in a global or on the heap)
 /// calls it later: freeing the region would crash it. The region's own
 /// words do not count (its jump slots point at its own code).
-fn region_referenced(process: &dyn Process, stopped: &dyn Stopped, region: &RegionRecord) -> Result<bool> {
+fn region_referenced(
+    process: &dyn Process,
+    stopped: &dyn Stopped,
+    maps: &[Mapping],
+    region: &RegionRecord,
+) -> Result<bool> {
     let inside = |a: u64| region.contains(a);
     for tid in stopped.thread_ids() {
         let r = stopped.registers(tid)?;
@@ -1105,7 +1114,7 @@ fn region_referenced(process: &dyn Process, stopped: &dyn Stopped, region: &Regi
         }
     }
     let mut budget = REFERENCE_SCAN;
-    for m in process.maps()? {
+    for m in maps {
         let own = m.start < region.addr + region.len && region.addr < m.end;
         if own || !m.readable() || !m.writable() || m.path.starts_with("[v") {
             continue;

@@ -140,18 +140,10 @@ pub enum LinkError {
     },
 }
 
+/// The psABI name of a relocation type relive does not link, for the
+/// message (`?` for a type without one).
 fn type_name(r_type: u32) -> String {
-    match r_type {
-        rtype::TPOFF32 => "R_X86_64_TPOFF32",
-        rtype::TPOFF64 => "R_X86_64_TPOFF64",
-        rtype::GOTTPOFF => "R_X86_64_GOTTPOFF",
-        rtype::TLSGD => "R_X86_64_TLSGD",
-        rtype::TLSLD => "R_X86_64_TLSLD",
-        rtype::DTPOFF32 => "R_X86_64_DTPOFF32",
-        rtype::DTPOFF64 => "R_X86_64_DTPOFF64",
-        _ => "?",
-    }
-    .to_string()
+    rtype::name(r_type).unwrap_or("?").to_string()
 }
 
 struct Linker<'a> {

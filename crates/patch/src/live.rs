@@ -97,20 +97,10 @@ impl LiveResolver {
             .map(|a| a.size)
     }
 
-    /// Makes what a patch added resolvable by later patches.
-    pub fn remember_added(&mut self, records: &[AddedRecord]) {
-        self.added.extend_from_slice(records);
-    }
-
     /// What earlier patches added, as the journal now says (another
     /// relive may have reverted and freed some since).
     pub fn set_added(&mut self, records: &[AddedRecord]) {
         self.added = records.to_vec();
-    }
-
-    /// Forgets what was added in `[start, end)` (a freed region).
-    pub fn forget_added(&mut self, start: u64, end: u64) {
-        self.added.retain(|a| !(start <= a.addr && a.addr < end));
     }
 }
 

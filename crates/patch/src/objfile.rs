@@ -19,15 +19,23 @@ const MAX_ZERO_FILLED: u64 = 256 << 20;
 /// `R_X86_64_*` numbers, as plain integers for matching.
 pub mod rtype {
     use object::elf;
+    pub const NONE: u32 = elf::R_X86_64_NONE.0;
     pub const R64: u32 = elf::R_X86_64_64.0;
     pub const PC32: u32 = elf::R_X86_64_PC32.0;
     pub const PLT32: u32 = elf::R_X86_64_PLT32.0;
     pub const R32: u32 = elf::R_X86_64_32.0;
     pub const R32S: u32 = elf::R_X86_64_32S.0;
+    pub const R16: u32 = elf::R_X86_64_16.0;
+    pub const PC16: u32 = elf::R_X86_64_PC16.0;
+    pub const R8: u32 = elf::R_X86_64_8.0;
+    pub const PC8: u32 = elf::R_X86_64_PC8.0;
     pub const GOTPCREL: u32 = elf::R_X86_64_GOTPCREL.0;
     pub const GOTPCRELX: u32 = elf::R_X86_64_GOTPCRELX.0;
     pub const REX_GOTPCRELX: u32 = elf::R_X86_64_REX_GOTPCRELX.0;
     pub const PC64: u32 = elf::R_X86_64_PC64.0;
+    pub const GOTOFF64: u32 = elf::R_X86_64_GOTOFF64.0;
+    pub const GOTPC64: u32 = elf::R_X86_64_GOTPC64.0;
+    pub const SIZE64: u32 = elf::R_X86_64_SIZE64.0;
     pub const TPOFF32: u32 = elf::R_X86_64_TPOFF32.0;
     pub const TPOFF64: u32 = elf::R_X86_64_TPOFF64.0;
     pub const GOTTPOFF: u32 = elf::R_X86_64_GOTTPOFF.0;
@@ -35,6 +43,49 @@ pub mod rtype {
     pub const TLSLD: u32 = elf::R_X86_64_TLSLD.0;
     pub const DTPOFF32: u32 = elf::R_X86_64_DTPOFF32.0;
     pub const DTPOFF64: u32 = elf::R_X86_64_DTPOFF64.0;
+
+    /// Bytes of the field a relocation of this type writes (psABI table).
+    pub fn width(r_type: u32) -> u64 {
+        match r_type {
+            NONE => 0,
+            R8 | PC8 => 1,
+            R16 | PC16 => 2,
+            R64 | PC64 | DTPOFF64 | TPOFF64 | GOTOFF64 | GOTPC64 | SIZE64 => 8,
+            _ => 4,
+        }
+    }
+
+    /// The type's psABI name, as `readelf -r` prints it, for the types
+    /// relive reads or refuses by name.
+    pub fn name(r_type: u32) -> Option<&'static str> {
+        Some(match r_type {
+            NONE => "R_X86_64_NONE",
+            R64 => "R_X86_64_64",
+            PC32 => "R_X86_64_PC32",
+            PLT32 => "R_X86_64_PLT32",
+            R32 => "R_X86_64_32",
+            R32S => "R_X86_64_32S",
+            R16 => "R_X86_64_16",
+            PC16 => "R_X86_64_PC16",
+            R8 => "R_X86_64_8",
+            PC8 => "R_X86_64_PC8",
+            GOTPCREL => "R_X86_64_GOTPCREL",
+            GOTPCRELX => "R_X86_64_GOTPCRELX",
+            REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
+            PC64 => "R_X86_64_PC64",
+            GOTOFF64 => "R_X86_64_GOTOFF64",
+            GOTPC64 => "R_X86_64_GOTPC64",
+            SIZE64 => "R_X86_64_SIZE64",
+            TPOFF32 => "R_X86_64_TPOFF32",
+            TPOFF64 => "R_X86_64_TPOFF64",
+            GOTTPOFF => "R_X86_64_GOTTPOFF",
+            TLSGD => "R_X86_64_TLSGD",
+            TLSLD => "R_X86_64_TLSLD",
+            DTPOFF32 => "R_X86_64_DTPOFF32",
+            DTPOFF64 => "R_X86_64_DTPOFF64",
+            _ => return None,
+        })
+    }
 }
 
 /// What a symbol is.
@@ -80,7 +131,7 @@ pub struct Reloc {
 impl Reloc {
     /// Bytes of the field this relocation writes.
     pub fn width(&self) -> u64 {
-        field_width(self.r_type)
+        rtype::width(self.r_type)
     }
 
     /// Whether the field holds `target - place` (so the addend is offset by
@@ -176,8 +227,8 @@ pub struct ObjectFile {
     pub sections: Vec<Option<Section>>,
     /// `STT_FILE`: the source file name, when the compiler recorded one.
     pub source: Option<String>,
-    /// Per section: `(offset, end, symbol index)` sorted by offset, for
-    /// finding the symbol that covers a place.
+    /// Per section: its symbols by place, for finding the symbol that
+    /// covers a place.
     by_section: std::collections::HashMap<usize, Covering>,
     /// Stable identities of the symbols ([`crate::diff::keys`]), computed
     /// once.
@@ -414,13 +465,13 @@ impl ObjectFile {
                 let r_type = r_type.0;
                 // Every byte is hostile: a field outside its section would
                 // be written outside the copy made of it.
-                let width = field_width(r_type);
+                let width = rtype::width(r_type);
                 if offset.checked_add(width).is_none_or(|end| end > section_size) {
                     return Err(malformed(
                         path,
                         &format!(
                             "relocation {} at {offset:#x} lies outside section {} ({section_size:#x} bytes)",
-                            relocation_name(r_type),
+                            rtype::name(r_type).map_or_else(|| format!("type {r_type}"), str::to_string),
                             s.name().unwrap_or("?"),
                         ),
                     ));
@@ -570,33 +621,6 @@ impl Covering {
             .map(|k| self.spans[k])
             .find(|&(_, end, _)| offset < end)
             .map(|(start, _, i)| (i, offset - start))
-    }
-}
-
-/// Bytes a relocation of type `r_type` writes (`R_X86_64_*`, psABI table).
-fn field_width(r_type: u32) -> u64 {
-    match r_type {
-        0 => 0,
-        14 | 15 => 1,
-        12 | 13 => 2,
-        rtype::R64 | rtype::PC64 | rtype::DTPOFF64 | rtype::TPOFF64 | 25 | 29 | 33 => 8,
-        _ => 4,
-    }
-}
-
-/// `R_X86_64_PC32`-style name of a relocation type, as `readelf` prints it.
-fn relocation_name(r_type: u32) -> String {
-    match r_type {
-        rtype::R64 => "R_X86_64_64".into(),
-        rtype::PC32 => "R_X86_64_PC32".into(),
-        rtype::PLT32 => "R_X86_64_PLT32".into(),
-        rtype::R32 => "R_X86_64_32".into(),
-        rtype::R32S => "R_X86_64_32S".into(),
-        rtype::GOTPCREL => "R_X86_64_GOTPCREL".into(),
-        rtype::GOTPCRELX => "R_X86_64_GOTPCRELX".into(),
-        rtype::REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX".into(),
-        rtype::PC64 => "R_X86_64_PC64".into(),
-        other => format!("type {other}"),
     }
 }
 

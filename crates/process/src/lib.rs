@@ -150,3 +150,16 @@ pub fn open(_pid: u32) -> Result<Box<dyn Process>> {
         what: "opening a process",
     })
 }
+
+/// The name of signal number `signal` on this platform (`SIGSEGV`), or
+/// `signal N` for one it does not name.
+#[cfg(target_os = "linux")]
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
+}
+
+/// The name of signal number `signal` on this platform.
+#[cfg(not(target_os = "linux"))]
+pub fn signal_name(signal: i32) -> String {
+    format!("signal {signal}")
+}

@@ -229,7 +229,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
         }
         return;
     };
-    let name = signal_name(signal);
+    let name = relive_process::signal_name(signal);
     let since = last.at.map(|t| t.elapsed().as_secs_f64());
     if json {
         eprintln!(
@@ -254,25 +254,6 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     eprintln!("{text}");
 }
 
-fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        15 => "SIGTERM",
-        _ => return format!("signal {signal}"),
-    };
-    name.to_string()
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (program, rest) = args.program.split_first().expect("clap requires the program");
     let mut child = Command::new(program)
@@ -291,10 +272,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (code, last) = match result {
         Ok(done) => done,
         Err(e) => {
-            // The program ended before relive could attach (or while it
-            // read it): its status is what `relive run` promises.
-            // An error while reading a program that is exiting: give it a
-            // moment to finish, then its status is the answer.
+            // The program ended before relive could attach, or is ending
+            // while relive reads it: given a moment to finish, its status
+            // is what `relive run` promises.
             let ended = status.or_else(|| {
                 let deadline = std::time::Instant::now() + Duration::from_millis(200);
                 loop {

@@ -82,13 +82,18 @@ impl LinuxProcess {
         threads::parse_stat(tid.unwrap_or(self.pid), &stat).map(|t| t.state)
     }
 
-    /// The number of live threads (`Threads:` in `/proc/PID/status`).
-    pub fn thread_count(&self) -> Option<usize> {
+    /// A numeric field of `/proc/PID/status` (`Threads:`, `TracerPid:`).
+    fn status_field<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
         let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok())
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The number of live threads (`Threads:` in `/proc/PID/status`).
+    pub fn thread_count(&self) -> Option<usize> {
+        self.status_field("Threads")
     }
 
     /// Stops every thread; see [`LinuxStopped`].
@@ -118,12 +123,7 @@ impl LinuxProcess {
 
     /// The pid tracing the process (`TracerPid` in its status), if any.
     fn tracer(&self) -> Option<u32> {
-        let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("TracerPid:"))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|&t| t != 0)
+        self.status_field::<u32>("TracerPid").filter(|&t| t != 0)
     }
 
     pub(crate) fn gone(&self, doing: &'static str) -> ProcessError {
