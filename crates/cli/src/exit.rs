@@ -23,7 +23,7 @@ pub const HELP: &str = "Exit status:\n  \
     1  the file could not be read or is damaged (the message names the structure and offset),\n     or a patch could not be applied (the message says why; the process is unchanged)\n  \
     2  bad command-line usage\n  \
     3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
-    4  permission denied for a process (the message says why and what to do: another tracer,\n     another user, Yama), or relive's state directory is not safe to use\n  \
+    4  permission denied for a process (the message says why and what to do: another tracer,\n     another user, Yama; for `relive build`: ptrace refused), or relive's state directory is not safe to use\n  \
     5  the program on disk is not the one the process is running (rebuilt since it started)\n  \
     6  another relive session (`run`/`watch`, named in the message) owns the process";
 
@@ -86,7 +86,7 @@ fn code_for(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<P>()) {
         return match e {
             P::NoSuchProcess { .. } | P::Gone { .. } | P::NotMapped { .. } | P::NoSuchThread { .. } => NOT_FOUND,
-            P::PermissionDenied { .. } | P::Traced { .. } => PERMISSION,
+            P::PermissionDenied { .. } | P::Traced { .. } | P::TraceRefused { .. } => PERMISSION,
             P::Mismatch { .. } => MISMATCH,
             _ => FAILED,
         };

@@ -327,6 +327,9 @@ fn build(base: &'static CodeBase, variant: Variant, jobs: usize) -> Build {
     );
     let baseline = run_rounds(&exe, BASELINE_ROUNDS)
         .unwrap_or_else(|e| panic!("the original {} {} fails: {e}", base.name, variant.name()));
+    if !variant.lto {
+        verify_objects(&exe, &objects, dir.path(), &format!("{} {}", base.name, variant.name()));
+    }
     eprintln!(
         "differential: built {} {} in {:.1} s",
         base.name,
@@ -400,6 +403,51 @@ fn link_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &dest).unwrap();
         }
     }
+}
+
+/// `relive verify` must find every object the program was linked from to
+/// be exactly the code it runs (what `relive run` checks each baseline
+/// with): a function reported as differing here would have its edits
+/// refused for nothing.
+fn verify_objects(exe: &Path, objects: &BTreeMap<String, PathBuf>, work: &Path, name: &str) {
+    let program = Program::start(exe).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let state = work.join("verify-state");
+    let pid = program.pid();
+    let mut args = vec!["verify", "--pid", &pid, "--json"];
+    let paths: Vec<String> = objects.values().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(&args)
+        .env("RELIVE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    // Exit 5 (a function differs) still prints the report.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{name}: relive verify ({}) printed no report ({e}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let differing: Vec<String> = report
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["differs"].as_array().is_some_and(|d| !d.is_empty()))
+        .map(|o| format!("{}: {}", o["object"], o["differs"]))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{name}: objects it was built from verified as differing:\n{}",
+        differing.join("\n")
+    );
+    let same: u64 = report
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["same"].as_u64())
+        .sum();
+    assert!(same > 10, "{name}: only {same} functions compared");
 }
 
 // ---------------------------------------------------------------------

@@ -3,10 +3,9 @@
 //! Real processes, the real `relive` binary, a private state directory per
 //! test.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 
 use relive_testkit::{Target, PATIENCE};
 use serde_json::Value;
@@ -63,21 +62,7 @@ fn object(target: &Target, source: &str, name: &str) -> PathBuf {
 
 /// A `relive watch`/`run` session's JSON events.
 fn events(child: &mut std::process::Child) -> Receiver<Value> {
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            match serde_json::from_str::<Value>(&line) {
-                Ok(v) => {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => eprintln!("relive: {line}"),
-            }
-        }
-    });
-    rx
+    relive_testkit::json_lines(child.stderr.take().unwrap())
 }
 
 fn watch(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>) {

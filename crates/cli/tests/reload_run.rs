@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 
 use relive_testkit::{Target, PATIENCE};
 use serde_json::Value;
@@ -54,20 +54,7 @@ impl Session {
             .stderr(Stdio::piped());
         let source_path = dir.path().join("app.c");
         let mut target = Target::spawn(cmd, exe, dir);
-        let stderr = target.child.stderr.take().unwrap();
-        let (tx, events) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("relive: {line}"),
-                }
-            }
-        });
+        let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
         let session = Session {
             target,
             events,
@@ -223,15 +210,65 @@ int main(void) {
         "command": "gcc -O0 -g -DVALUE=5 -c app.c -o app.o"
     }]);
     std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
-    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=1"]);
+    // Built as the database says: without it relive would compile with
+    // no VALUE at all (the debug info does not record -D).
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=5"]);
     let (target, mut events) = run_json(exe, dir);
     assert!(events.next().unwrap().contains("watching"));
-    target.wait_for("value 1");
+    target.wait_for("value 5");
     let source = target.dir.path().join("app.c");
     std::fs::write(&source, SRC.replace("return VALUE;", "return VALUE + 10;")).unwrap();
     let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(event["event"], "patched", "{event}");
     target.wait_for("value 15");
+}
+
+/// A database that is not how the running program was built (its -D
+/// differs): relive names the function whose compile differs from the
+/// running code and refuses to patch an edit of it, naming the fix,
+/// instead of patching code the build would not make.
+#[test]
+fn a_compile_command_unlike_the_build_is_named_and_its_functions_refused() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return VALUE; }
+__attribute__((noinline, noipa)) int other(void) { return 7; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d other %d\n", value(), other()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let db = serde_json::json!([{
+        "directory": dir.path(), "file": "app.c", "command": "gcc -O0 -g -DVALUE=5 -c app.c -o app.o"
+    }]);
+    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=1"]);
+    let (target, mut events) = run_json(exe, dir);
+    let baseline: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(baseline["event"], "baseline", "{baseline}");
+    assert_eq!(baseline["status"], "differs", "{baseline}");
+    assert_eq!(baseline["functions"], serde_json::json!(["value"]), "{baseline}");
+    assert!(events.next().unwrap().contains("watching"));
+    target.wait_for("value 1 other 7");
+    let source = target.dir.path().join("app.c");
+    // An edit of the function whose compile differs: refused.
+    std::fs::write(&source, SRC.replace("return VALUE;", "return VALUE + 10;")).unwrap();
+    let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(event["event"], "refused", "{event}");
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains("relive build") && message.contains("compile_commands.json"),
+        "{message}"
+    );
+    target.wait_for("value 1 other 7");
+    // An edit of a function that compiles into the running code: patched.
+    std::fs::write(&source, SRC.replace("return 7;", "return 8;")).unwrap();
+    let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(event["event"], "patched", "{event}");
+    assert_eq!(event["functions"], serde_json::json!(["other"]), "{event}");
+    target.wait_for("value 1 other 8");
 }
 
 /// `relive run --json -- EXE` with the program's output read by the test

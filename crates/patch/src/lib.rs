@@ -21,6 +21,7 @@ pub mod select;
 pub mod signature;
 pub mod state;
 pub mod thunk;
+pub mod verify;
 
 pub use diff::{diff, Diff};
 pub use error::{PatchError, Result};

@@ -60,6 +60,16 @@ pub enum ProcessError {
         source: relive_image::ImageError,
     },
 
+    #[error("cannot trace {program}: {why}. Without ptrace relive cannot see the commands a build runs: record them with `bear -- make` instead, or write compile_commands.json another way (CMake: -DCMAKE_EXPORT_COMPILE_COMMANDS=ON)")]
+    TraceRefused { program: String, why: String },
+
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{what} is not supported on this platform yet (only the Linux backend exists)")]
     Unsupported { what: &'static str },
 }

@@ -10,9 +10,13 @@
 //! the file on disk the one that is running ([`identity`]), where is a
 //! symbol in the live process ([`symbols`]), and where can new code go
 //! ([`alloc`]).
+//!
+//! [`exec_trace`] runs a command and reports every program it executes
+//! (how `relive build` records a build's compile commands).
 
 pub mod alloc;
 pub mod error;
+pub mod exec_trace;
 pub mod identity;
 #[cfg(target_os = "linux")]
 pub mod ifunc;

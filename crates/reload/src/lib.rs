@@ -6,6 +6,8 @@
 //! runs, so each reload patches exactly what the edit changed. (Watching
 //! files and finding compile commands build on this.)
 
+pub mod compdb;
+pub mod dwarf;
 pub mod sources;
 pub mod watch;
 
@@ -15,9 +17,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use relive_patch::apply::{self, Target};
+use relive_patch::verify::{self, Verification};
 use relive_patch::{ObjectFile, PatchError};
 use relive_process::Process;
 use serde::Serialize;
+use sources::CompileCommand;
 
 /// Milliseconds per stage of one reload.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,6 +62,21 @@ pub struct ReloadEvent {
 }
 
 impl ReloadEvent {
+    /// Nothing done yet for `source`.
+    fn new(source: &Path) -> ReloadEvent {
+        ReloadEvent {
+            event: "no_change",
+            file: source.display().to_string(),
+            functions: Vec::new(),
+            added: Vec::new(),
+            unreachable: Vec::new(),
+            notes: Vec::new(),
+            timing_ms: StageTimes::default(),
+            pause_us: 0,
+            message: None,
+        }
+    }
+
     /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`,
     /// with added and unreachable functions and notes on lines of their own.
     pub fn summary(&self) -> String {
@@ -83,6 +102,26 @@ impl ReloadEvent {
             self.pause_us
         )
     }
+}
+
+/// `args` without the build's dependency-file options (`-MD`, `-MF
+/// FILE`, ...): relive's compile writes its own, and must not overwrite
+/// the build's.
+fn without_dependency_options(args: &[String]) -> Vec<&String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        match a.as_str() {
+            "-MD" | "-MMD" | "-MP" | "-M" | "-MM" => {}
+            "-MF" | "-MT" | "-MQ" => skip = true,
+            a if a.starts_with("-MF") || a.starts_with("-MT") || a.starts_with("-MQ") => {}
+            _ => out.push(a),
+        }
+    }
+    out
 }
 
 /// The prerequisites a make-style depfile lists (`out.o: a.c b.h \\ c.h`).
@@ -123,6 +162,9 @@ pub enum ReloadError {
     Watch(#[from] notify::Error),
 }
 
+/// A callback shown each compile command.
+pub type ShowCommand = Box<dyn Fn(&CompileCommand) + Send + Sync>;
+
 /// Reloads sources into one running process.
 pub struct Reloader<'p> {
     process: &'p dyn Process,
@@ -134,8 +176,15 @@ pub struct Reloader<'p> {
     /// The compiler and code-generation flags the program was built with.
     cc: Vec<String>,
     /// Per-file compile commands, where they differ from `cc`.
-    commands: HashMap<PathBuf, Vec<String>>,
+    commands: HashMap<PathBuf, CompileCommand>,
     cache: PathBuf,
+    /// Per source file: functions whose baseline compile is not the code
+    /// the program runs (and why), so edits to them are refused.
+    unverified: HashMap<PathBuf, Vec<(String, String)>>,
+    /// Patch even where the baseline does not match the running code.
+    pub trust_baselines: bool,
+    /// Called with every compile command relive runs (`--verbose`).
+    pub on_compile: Option<ShowCommand>,
     /// Per source file: the object the program runs now.
     current: HashMap<PathBuf, ObjectFile>,
     /// Per source file: the user headers it includes.
@@ -158,52 +207,34 @@ impl<'p> Reloader<'p> {
             cc,
             commands: HashMap::new(),
             cache,
+            unverified: HashMap::new(),
+            trust_baselines: false,
+            on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
             builds: 0,
         })
     }
 
+    /// The command `source` is compiled with.
+    pub fn command(&self, source: &Path) -> CompileCommand {
+        self.commands
+            .get(source)
+            .cloned()
+            .unwrap_or_else(|| CompileCommand::plain(self.cc.clone(), source, "default"))
+    }
+
     fn compile(&mut self, source: &Path) -> Result<Result<ObjectFile, String>, ReloadError> {
         self.builds += 1;
-        let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
-        let out = self.cache.join(format!("{stem}.{}.o", self.builds));
-        let command = self.commands.get(source).unwrap_or(&self.cc).clone();
-        let (cc, flags) = command.split_first().expect("a compiler");
-        let dir = source
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        // -MMD writes the user headers the unit includes (without changing
-        // the code), so a header edit reloads every unit that uses it.
-        let depfile = out.with_extension("d");
-        let result = Command::new(cc)
-            .args(flags)
-            .arg("-c")
-            .arg(source.file_name().expect("a file name"))
-            .arg("-o")
-            .arg(&out)
-            .arg("-MMD")
-            .arg("-MF")
-            .arg(&depfile)
-            .current_dir(dir)
-            .output()
-            .map_err(|e| ReloadError::Compiler {
-                cc: cc.to_string(),
-                source: e,
-            })?;
-        if !result.status.success() {
-            return Ok(Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()));
+        let command = self.command(source);
+        if let Some(show) = &self.on_compile {
+            show(&command);
         }
-        if let Ok(text) = std::fs::read_to_string(&depfile) {
-            let headers = parse_depfile(&text)
-                .into_iter()
-                .map(|d| std::path::absolute(dir.join(&d)).unwrap_or(d))
-                .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
-                .collect();
+        let (result, headers) = compile(&command, source, &self.cache, self.builds)?;
+        if let Some(headers) = headers {
             self.headers.insert(source.to_path_buf(), headers);
         }
-        Ok(ObjectFile::open(&out).map_err(|e| e.to_string()))
+        Ok(result)
     }
 
     /// Every header some unit includes (from the last compiles).
@@ -227,47 +258,228 @@ impl<'p> Reloader<'p> {
     }
 
     /// Compiles `source` with `command` instead of the default.
-    pub fn set_command(&mut self, source: &Path, command: Vec<String>) {
-        if !command.is_empty() {
+    pub fn set_command(&mut self, source: &Path, command: CompileCommand) {
+        if !command.args.is_empty() {
             self.commands.insert(source.to_path_buf(), command);
         }
     }
 
     /// Records what the program runs for `source` (its object as built
-    /// with the program), the base the first reload is diffed against.
-    pub fn baseline(&mut self, source: &Path) -> Result<Result<(), String>, ReloadError> {
-        Ok(self.compile(source)?.map(|obj| {
-            self.current.insert(source.to_path_buf(), obj);
-        }))
+    /// with the program), the base the first reload is diffed against,
+    /// and compares it with the running code.
+    pub fn baseline(&mut self, source: &Path) -> Result<Baseline, ReloadError> {
+        let compiled = self.compile(source)?;
+        Ok(self.adopt_baseline(source, compiled))
+    }
+
+    /// Compiles the baselines of `sources`, `jobs` at a time (the compiler
+    /// runs in parallel; comparing with the process does not), calling
+    /// `progress` after each compile with the number done.
+    pub fn baselines(
+        &mut self,
+        sources: &[PathBuf],
+        jobs: usize,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<(PathBuf, Baseline)>, ReloadError> {
+        let compiled = self.compile_all(sources, jobs, progress)?;
+        Ok(compiled
+            .into_iter()
+            .map(|(source, result, _)| {
+                let outcome = self.adopt_baseline(&source, result);
+                (source, outcome)
+            })
+            .collect())
+    }
+
+    /// Compiles `sources`, `jobs` at a time: each one's object (or the
+    /// compiler's message) and how long its compile took, in milliseconds.
+    fn compile_all(
+        &mut self,
+        sources: &[PathBuf],
+        jobs: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Fresh>, ReloadError> {
+        let commands: Vec<(PathBuf, CompileCommand, usize)> = sources
+            .iter()
+            .map(|s| {
+                self.builds += 1;
+                (s.clone(), self.command(s), self.builds)
+            })
+            .collect();
+        if let Some(show) = &self.on_compile {
+            commands.iter().for_each(|(_, c, _)| show(c));
+        }
+        let cache = self.cache.clone();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let compiled: Vec<_> = std::thread::scope(|scope| {
+            for _ in 0..jobs.clamp(1, commands.len().max(1)) {
+                let tx = tx.clone();
+                let (next, commands, cache) = (&next, &commands, &cache);
+                scope.spawn(move || loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((source, command, n)) = commands.get(k) else {
+                        break;
+                    };
+                    let started = Instant::now();
+                    let result = compile(command, source, cache, *n);
+                    if tx.send((k, result, started.elapsed().as_secs_f64() * 1000.0)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut results: Vec<Option<_>> = (0..commands.len()).map(|_| None).collect();
+            for (done, (k, result, ms)) in rx.iter().enumerate() {
+                progress(done + 1, commands.len());
+                results[k] = Some((result, ms));
+            }
+            results
+        });
+        let mut out = Vec::new();
+        for ((source, _, _), result) in commands.into_iter().zip(compiled) {
+            let Some((result, ms)) = result else { continue };
+            let (compiled, headers) = result?;
+            if let Some(headers) = headers {
+                self.headers.insert(source.clone(), headers);
+            }
+            out.push((source, compiled, ms));
+        }
+        Ok(out)
+    }
+
+    /// Tries the compile commands `candidates` for `source` (whose
+    /// baseline differs from the running code) until one compiles into
+    /// exactly the running code: the build's options when the debug info
+    /// did not record them (clang without `-grecord-command-line`). That
+    /// one becomes the file's command. `None` when none does (the
+    /// baseline stays as it was).
+    pub fn find_command(
+        &mut self,
+        source: &Path,
+        candidates: &[CompileCommand],
+    ) -> Result<Option<CompileCommand>, ReloadError> {
+        for candidate in candidates {
+            self.builds += 1;
+            if let Some(show) = &self.on_compile {
+                show(candidate);
+            }
+            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds)? else {
+                continue;
+            };
+            if verify::against_process(&self.target, &obj).is_verified() {
+                if let Some(headers) = headers {
+                    self.headers.insert(source.to_path_buf(), headers);
+                }
+                self.set_command(source, candidate.clone());
+                self.adopt_baseline(source, Ok(obj));
+                return Ok(Some(candidate.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes a baseline compile as what runs for `source`, after checking
+    /// it against the process.
+    fn adopt_baseline(&mut self, source: &Path, compiled: Result<ObjectFile, String>) -> Baseline {
+        let obj = match compiled {
+            Ok(obj) => obj,
+            Err(message) => return Baseline::CompileError(message),
+        };
+        let check = verify::against_process(&self.target, &obj);
+        self.current.insert(source.to_path_buf(), obj);
+        if check.is_verified() {
+            self.unverified.remove(source);
+            return Baseline::Verified(check);
+        }
+        self.unverified.insert(source.to_path_buf(), check.differs.clone());
+        let edited = self.edited_since_build(source);
+        Baseline::Differs { check, edited }
+    }
+
+    /// Whether `source` or a header it includes was modified after the
+    /// program's file: an edit made while no relive ran, rather than a
+    /// compile command unlike the build's.
+    fn edited_since_build(&self, source: &Path) -> bool {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let Some(built) = self.process.exe().ok().and_then(|exe| modified(&exe)) else {
+            return false;
+        };
+        std::iter::once(source.to_path_buf())
+            .chain(self.headers.get(source).cloned().unwrap_or_default())
+            .any(|p| modified(&p).is_some_and(|m| m > built))
+    }
+
+    /// Patches the functions of `source`'s baseline that differ from the
+    /// running code (an edit made before relive started), so the program
+    /// runs what the file says now.
+    pub fn catch_up(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
+        let start = Instant::now();
+        let mut event = ReloadEvent::new(source);
+        let Some(differs) = self.unverified.get(source).cloned() else {
+            return Ok(event);
+        };
+        let Some(obj) = self.current.remove(source) else {
+            return Ok(event);
+        };
+        let names: Vec<&str> = differs.iter().map(|(n, _)| n.as_str()).collect();
+        let functions: Vec<usize> = obj
+            .symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| names.contains(&s.name.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let result = self.apply(&mut event, &obj, None, &functions);
+        if event.event == "patched" || event.event == "unreachable" {
+            self.unverified.remove(source);
+        }
+        self.current.insert(source.to_path_buf(), obj);
+        result?;
+        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+        Ok(event)
     }
 
     /// Recompiles `source` and patches what changed since the last build.
     pub fn reload(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
+        let mut events = self.reload_all(&[source.to_path_buf()], 1)?;
+        Ok(events.pop().unwrap_or_else(|| ReloadEvent::new(source)))
+    }
+
+    /// Reloads files saved together: compiled once each, `jobs` at a time,
+    /// then each one's changes patched in turn. Each event's `compile` time
+    /// is its own compile's, and `total` counts from the start of all.
+    pub fn reload_all(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<ReloadEvent>, ReloadError> {
         let start = Instant::now();
-        let file = source.display().to_string();
+        let compiled = self.compile_all(sources, jobs, |_, _| {})?;
+        let mut events = Vec::new();
+        for (source, result, compile_ms) in compiled {
+            events.push(self.reload_compiled(&source, result, compile_ms, start)?);
+        }
+        Ok(events)
+    }
+
+    /// Diffs a fresh compile of `source` against what runs and patches the
+    /// difference.
+    fn reload_compiled(
+        &mut self,
+        source: &Path,
+        compiled: Result<ObjectFile, String>,
+        compile_ms: f64,
+        start: Instant,
+    ) -> Result<ReloadEvent, ReloadError> {
         let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
-        let mut event = ReloadEvent {
-            event: "no_change",
-            file,
-            functions: Vec::new(),
-            added: Vec::new(),
-            unreachable: Vec::new(),
-            notes: Vec::new(),
-            timing_ms: StageTimes::default(),
-            pause_us: 0,
-            message: None,
-        };
-        let new = match self.compile(source)? {
+        let mut event = ReloadEvent::new(source);
+        event.timing_ms.compile = compile_ms;
+        let new = match compiled {
             Ok(obj) => obj,
             Err(message) => {
                 event.event = "compile_error";
                 event.message = Some(message);
-                event.timing_ms.compile = ms(start);
-                event.timing_ms.total = event.timing_ms.compile;
+                event.timing_ms.total = ms(start);
                 return Ok(event);
             }
         };
-        event.timing_ms.compile = ms(start);
         let diff_start = Instant::now();
         let old = self.current.get(source);
         let functions = match relive_patch::select::functions_to_patch(old, &new) {
@@ -285,14 +497,73 @@ impl<'p> Reloader<'p> {
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
             event.timing_ms.total = ms(start);
+            // relive's compile is not the build's here: an edit under an
+            // #if it takes the other way looks like no change at all.
+            if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
+                event.event = "refused";
+                event.message = Some(format!(
+                    "no function changed in relive's compile of {}, but that compile differs from the running code (in {}), so an edit the build would see may be invisible to it; {FIX_FLAGS}",
+                    source.display(),
+                    differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
             return Ok(event);
         }
+        if let Some(refusal) = self.unverified_refusal(source, &event.functions) {
+            event.event = "refused";
+            event.message = Some(refusal);
+            event.timing_ms.total = ms(start);
+            return Ok(event);
+        }
+        let old = self.current.get(source).cloned();
+        let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+        if event.event == "patched" || event.event == "unreachable" {
+            self.current.insert(source.to_path_buf(), new);
+            if let Some(differs) = self.unverified.get(source).filter(|d| !d.is_empty()) {
+                event.notes.push(format!(
+                    "{}'s baseline compile differs from the running code in {} (not changed by this edit); {}",
+                    source.display(),
+                    differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                    FIX_FLAGS
+                ));
+            }
+        }
+        result?;
+        event.timing_ms.total = ms(start);
+        Ok(event)
+    }
+
+    /// Why a change of `changed` in `source` cannot be patched: its
+    /// baseline differs from the running code in one of them, so the diff
+    /// says nothing about what the program would run.
+    fn unverified_refusal(&self, source: &Path, changed: &[String]) -> Option<String> {
+        if self.trust_baselines {
+            return None;
+        }
+        let differs = self.unverified.get(source)?;
+        let hit: Vec<&(String, String)> = differs.iter().filter(|(n, _)| changed.contains(n)).collect();
+        let (first, why) = hit.first()?;
+        Some(format!(
+            "{} is compiled here into code that differs from what the program runs (before this edit: {first} {why}{}), so the edit's effect cannot be known; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
+            source.display(),
+            if hit.len() > 1 { format!(", and {} more", hit.len() - 1) } else { String::new() }
+        ))
+    }
+
+    /// Patches `functions` of `new` over `old` and fills in `event`.
+    fn apply(
+        &mut self,
+        event: &mut ReloadEvent,
+        new: &ObjectFile,
+        old: Option<&ObjectFile>,
+        functions: &[usize],
+    ) -> Result<(), ReloadError> {
         let now_mapped = mapped_files(self.process)?;
         if now_mapped != self.mapped {
             self.target = Target::open(self.process)?;
             self.mapped = now_mapped;
         }
-        match apply::patch(&mut self.target, &new, old, &functions, 0) {
+        match apply::patch(&mut self.target, new, old, functions, 0) {
             Ok(report) => {
                 event.event = "patched";
                 let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
@@ -307,7 +578,6 @@ impl<'p> Reloader<'p> {
                 event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
                 event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
                 event.pause_us = report.pause_us;
-                self.current.insert(source.to_path_buf(), new);
             }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
@@ -315,9 +585,71 @@ impl<'p> Reloader<'p> {
                 event.message = Some(e.to_string());
             }
         }
-        event.timing_ms.total = ms(start);
-        Ok(event)
+        Ok(())
     }
+}
+
+/// What to do when a compile is not the build's, for messages.
+pub const FIX_FLAGS: &str = "the compile command probably lacks the build's -D/-I options or the sources differ from the running build: record the build's commands with `relive build -- make` (or another compile_commands.json), or give them with --cc";
+
+/// How a baseline compile compares with the running program.
+#[derive(Debug)]
+pub enum Baseline {
+    /// Every function is the running code.
+    Verified(Verification),
+    /// Some functions differ. `edited`: the file (or a header it
+    /// includes) was modified after the program was built, so the likely
+    /// reason is an edit made while no relive ran.
+    Differs { check: Verification, edited: bool },
+    /// It does not compile now.
+    CompileError(String),
+}
+
+/// Compiles `source` with `command` into `cache` (object number `n`):
+/// the object or the compiler's message, and the user headers it
+/// includes when the compiler listed them.
+type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
+
+/// A source, its fresh compile (or the compiler's message) and how long
+/// the compile took, in milliseconds.
+type Fresh = (PathBuf, Result<ObjectFile, String>, f64);
+
+fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Result<Compiled, ReloadError> {
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
+    let out = cache.join(format!("{stem}.{n}.o"));
+    let (cc, flags) = command.args.split_first().expect("a compiler");
+    // -MMD writes the user headers the unit includes (without changing
+    // the code), so a header edit reloads every unit that uses it.
+    let depfile = out.with_extension("d");
+    let result = Command::new(cc)
+        .args(without_dependency_options(flags))
+        .arg("-c")
+        .arg(&command.file)
+        .arg("-o")
+        .arg(&out)
+        .arg("-MMD")
+        .arg("-MF")
+        .arg(&depfile)
+        .current_dir(&command.dir)
+        .output()
+        .map_err(|e| ReloadError::Compiler {
+            cc: cc.to_string(),
+            source: e,
+        })?;
+    if !result.status.success() {
+        return Ok((
+            Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),
+            None,
+        ));
+    }
+    let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
+        parse_depfile(&text)
+            .into_iter()
+            .map(|d| std::path::absolute(command.dir.join(&d)).unwrap_or(d))
+            .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
+            .collect()
+    });
+    Ok((ObjectFile::open(&out).map_err(|e| e.to_string()), headers))
 }
 
 #[cfg(test)]
@@ -332,5 +664,13 @@ mod tests {
             [PathBuf::from("app.c"), "shared.h".into(), "../inc/util.h".into()]
         );
         assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn dependency_options_are_relives() {
+        let args: Vec<String> = ["-O2", "-MD", "-MF", "dep/a.d", "-MT", "a.o", "-MFx.d", "-MP", "-DX"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(without_dependency_options(&args), ["-O2", "-DX"]);
     }
 }

@@ -1,8 +1,57 @@
 //! Which source files a program was built from, and with what flags: the
-//! compile units in its DWARF (`DW_AT_name` under `DW_AT_comp_dir`, and
-//! GCC's `DW_AT_producer`, which records the code-generation options).
+//! compile units in its DWARF (`DW_AT_name` under `DW_AT_comp_dir`, GCC's
+//! `DW_AT_producer`, which records the code-generation options, and with
+//! `-g3` the command line's macros), or a `compile_commands.json`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+use crate::dwarf::{self, MacroChange};
+
+/// How to compile one translation unit the way the build did: in `dir`,
+/// `args` then `file` (as the build spelled it, so `__FILE__` and the
+/// debug info name it alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileCommand {
+    /// The compiler and its options, without `-c`, `-o FILE` and the source.
+    pub args: Vec<String>,
+    pub dir: PathBuf,
+    /// The source as given to the compiler (relative to `dir`, or absolute).
+    pub file: PathBuf,
+    /// Where the command came from, for messages: `--cc`,
+    /// `compile_commands.json`, `debug info`, `default`.
+    pub origin: &'static str,
+}
+
+impl CompileCommand {
+    /// `args` compiling `source` in its own directory.
+    pub fn plain(args: Vec<String>, source: &Path, origin: &'static str) -> CompileCommand {
+        CompileCommand {
+            args,
+            dir: source
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            file: source
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| source.to_path_buf()),
+            origin,
+        }
+    }
+
+    /// The whole command line, for `--verbose` and messages.
+    pub fn display(&self) -> String {
+        let mut words: Vec<String> = self.args.clone();
+        words.extend(["-c".to_string(), self.file.display().to_string()]);
+        format!(
+            "(cd {} && {})",
+            self.dir.display(),
+            shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+        )
+    }
+}
 
 /// One translation unit of the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,10 +60,19 @@ pub struct Unit {
     pub source: PathBuf,
     /// The directory it was compiled in.
     pub dir: PathBuf,
+    /// The source as the compiler was given it (`DW_AT_name`).
+    pub name: PathBuf,
     /// `gcc`, `clang` or `cc`, from the producer string.
     pub compiler: String,
     /// Options the producer string records (`-O2`, `-g`, `-fno-pie`, …).
     pub flags: Vec<String>,
+    /// `-D`/`-U` options recovered from the macro information (`-g3`):
+    /// line-0 macros the compiler does not predefine.
+    pub defines: Vec<String>,
+    /// Whether the unit has macro information, so `defines` is complete.
+    pub has_macros: bool,
+    /// `-I` options recovered from the line table's directories.
+    pub includes: Vec<String>,
 }
 
 impl Unit {
@@ -22,49 +80,189 @@ impl Unit {
     pub fn command(&self) -> Vec<String> {
         let mut cmd = vec![self.compiler.clone()];
         cmd.extend(self.flags.iter().cloned());
+        cmd.extend(self.includes.iter().cloned());
+        cmd.extend(self.defines.iter().cloned());
         cmd
+    }
+
+    /// [`Unit::command`] run where the build ran it.
+    pub fn compile_command(&self) -> CompileCommand {
+        CompileCommand {
+            args: self.command(),
+            dir: self.dir.clone(),
+            file: self.name.clone(),
+            origin: "debug info",
+        }
+    }
+
+    /// What the debug info did not say, for the user: `None` when the
+    /// macros are known (`-g3`).
+    pub fn missing(&self) -> Option<&'static str> {
+        (!self.has_macros).then_some(
+            "built without -g3, its -D options are not recorded (relive build -- make records them in compile_commands.json)",
+        )
     }
 }
 
 /// Parses a producer string: `GNU C17 12.2.0 -mtune=generic -O2 -g` gives
-/// (`gcc`, [`-mtune=generic`, `-O2`, `-g`]).
+/// (`gcc`, [`-mtune=generic`, `-O2`, `-g`]). clang records options only
+/// with `-grecord-command-line`, then as its whole command line (`Debian
+/// clang version 14.0.6 /usr/bin/clang -O2 -D MODE=2 -c a.c -o a.o`):
+/// the compiler is that path, the options are its words without `-c`,
+/// `-o FILE` and the source.
 pub fn parse_producer(producer: &str) -> (String, Vec<String>) {
-    let compiler = if producer.starts_with("GNU") {
-        "gcc"
-    } else if producer.contains("clang") {
-        "clang"
-    } else {
-        "cc"
+    if producer.starts_with("GNU") {
+        let flags = producer
+            .split_whitespace()
+            .filter(|w| w.starts_with('-'))
+            .map(str::to_string)
+            .collect();
+        return ("gcc".to_string(), flags);
+    }
+    if !producer.contains("clang") {
+        return ("cc".to_string(), Vec::new());
+    }
+    let words: Vec<&str> = producer.split_whitespace().collect();
+    // After "version X": the binary's path, when the command was recorded.
+    let Some(binary) = words
+        .iter()
+        .position(|w| *w == "version")
+        .map(|k| k + 2)
+        .filter(|&k| words.get(k).is_some_and(|w| !w.starts_with('-') && !w.starts_with('(')))
+    else {
+        return ("clang".to_string(), Vec::new());
     };
-    let flags = producer
-        .split_whitespace()
-        .filter(|w| w.starts_with('-'))
-        .map(str::to_string)
-        .collect();
-    (compiler.to_string(), flags)
+    let mut flags = Vec::new();
+    let mut rest = words[binary + 1..].iter();
+    while let Some(&w) = rest.next() {
+        match w {
+            "-c" => {}
+            "-o" => {
+                rest.next();
+            }
+            w if crate::compdb::TAKES_VALUE.contains(&w) => {
+                flags.push(w.to_string());
+                flags.extend(rest.next().map(|v| v.to_string()));
+            }
+            w if w.starts_with('-') => flags.push(w.to_string()),
+            _ => {} // the source
+        }
+    }
+    (words[binary].to_string(), flags)
 }
 
 /// The program's C compile units whose sources exist on disk.
 pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     let data = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let mut predefined = Predefined::default();
     let mut out = Vec::new();
-    for unit in relive_patch::origin::image_units(&data).unwrap_or_default() {
-        let Some(dir) = unit.dir else { continue };
+    for unit in dwarf::units(&data) {
+        let Some(dir) = unit.dir.clone() else { continue };
         let dir = PathBuf::from(dir);
         let source = dir.join(&unit.name);
         if source.extension().is_none_or(|e| e != "c") || !source.is_file() {
             continue;
         }
         let (compiler, flags) = parse_producer(unit.producer.as_deref().unwrap_or_default());
+        let known = predefined.macros(&compiler, &flags, &dir);
+        let defines = unit
+            .line0_macros
+            .iter()
+            .filter(|m| match m {
+                MacroChange::Define(text) => !known.contains(text.as_str()),
+                MacroChange::Undef(_) => true,
+            })
+            .map(MacroChange::option)
+            .collect();
+        let includes = include_options(&unit.include_dirs, &dir, &source);
         out.push(Unit {
+            name: PathBuf::from(&unit.name),
             source,
             dir,
             compiler,
             flags,
+            defines,
+            has_macros: unit.has_macros,
+            includes,
         });
     }
+    // A header that gives a unit no code (macros, prototypes) leaves no
+    // trace in its line table; projects mostly give every unit the same
+    // -I, so each unit also gets the directories the others show.
+    let mut all: Vec<String> = Vec::new();
+    for unit in &out {
+        for i in &unit.includes {
+            if !all.contains(i) {
+                all.push(i.clone());
+            }
+        }
+    }
+    for unit in &mut out {
+        let missing: Vec<String> = all.iter().filter(|i| !unit.includes.contains(i)).cloned().collect();
+        unit.includes.extend(missing);
+    }
     Ok(out)
+}
+
+/// `-I` options for the line table's directories that are neither the
+/// system's (under `/usr`) nor the unit's own (searched anyway), that
+/// exist, in table order.
+fn include_options(dirs: &[String], comp_dir: &Path, source: &Path) -> Vec<String> {
+    let own = source.parent().map(normalize);
+    let mut seen = HashSet::new();
+    dirs.iter()
+        .map(|d| normalize(&comp_dir.join(d)))
+        .filter(|d| !d.starts_with("/usr") && Some(d) != own.as_ref() && d != &normalize(comp_dir) && d.is_dir())
+        .filter(|d| seen.insert(d.clone()))
+        .map(|d| format!("-I{}", d.display()))
+        .collect()
+}
+
+/// `path` with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The macros a compiler defines by itself for a set of flags
+/// (`cc FLAGS -dM -E -x c /dev/null`), as DWARF writes them (`NAME
+/// VALUE`), asked once per distinct command.
+#[derive(Default)]
+struct Predefined {
+    known: HashMap<Vec<String>, HashSet<String>>,
+}
+
+impl Predefined {
+    fn macros(&mut self, compiler: &str, flags: &[String], dir: &Path) -> &HashSet<String> {
+        let mut key = vec![dir.display().to_string(), compiler.to_string()];
+        key.extend(flags.iter().cloned());
+        self.known.entry(key).or_insert_with(|| {
+            let out = std::process::Command::new(compiler)
+                .args(flags.iter().filter(|f| !f.starts_with("-g")))
+                .args(["-dM", "-E", "-x", "c", "/dev/null"])
+                .current_dir(dir)
+                .stderr(std::process::Stdio::null())
+                .output();
+            out.map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("#define "))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -76,14 +274,25 @@ mod tests {
         let (cc, flags) = parse_producer("GNU C17 12.2.0 -mtune=generic -march=x86-64 -g -O2 -fno-pie");
         assert_eq!(cc, "gcc");
         assert_eq!(flags, ["-mtune=generic", "-march=x86-64", "-g", "-O2", "-fno-pie"]);
-        assert_eq!(parse_producer("Debian clang version 14.0.6").0, "clang");
+        assert_eq!(
+            parse_producer("Debian clang version 14.0.6"),
+            ("clang".to_string(), vec![])
+        );
+        let (cc, flags) = parse_producer(
+            "Debian clang version 14.0.6 /usr/lib/llvm-14/bin/clang -O2 -g -grecord-command-line -D MODE=2 -I inc -c a.c -o c.o",
+        );
+        assert_eq!(cc, "/usr/lib/llvm-14/bin/clang");
+        assert_eq!(
+            flags,
+            ["-O2", "-g", "-grecord-command-line", "-D", "MODE=2", "-I", "inc"]
+        );
     }
 }
 
 /// The compile command for `source` from a `compile_commands.json` found
 /// in its directory or above: the compiler and flags, without `-c`, `-o
-/// FILE` and the source itself.
-pub fn from_compile_commands(source: &Path) -> Option<Vec<String>> {
+/// FILE` and the source itself, run where the build ran it.
+pub fn from_compile_commands(source: &Path) -> Option<CompileCommand> {
     let source = std::path::absolute(source).ok()?;
     let mut dir = source.parent();
     while let Some(d) = dir {
@@ -99,16 +308,20 @@ pub fn from_compile_commands(source: &Path) -> Option<Vec<String>> {
 }
 
 /// Finds `source` in a compilation database's text.
-fn command_in(text: &str, source: &Path) -> Option<Vec<String>> {
+fn command_in(text: &str, source: &Path) -> Option<CompileCommand> {
     let entries: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
     let entry = entries.iter().find(|e| {
         let dir = PathBuf::from(e["directory"].as_str().unwrap_or(""));
         let file = PathBuf::from(e["file"].as_str().unwrap_or(""));
-        std::path::absolute(dir.join(file)).ok().as_deref() == Some(source)
+        std::path::absolute(dir.join(file))
+            .ok()
+            .map(|p| normalize(&p))
+            .as_deref()
+            == Some(source)
     })?;
     let args: Vec<String> = match entry["arguments"].as_array() {
         Some(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-        None => split_command(entry["command"].as_str()?),
+        None => shlex::split(entry["command"].as_str()?)?,
     };
     let file = entry["file"].as_str().unwrap_or("");
     let mut out = Vec::new();
@@ -127,47 +340,12 @@ fn command_in(text: &str, source: &Path) -> Option<Vec<String>> {
         }
         out.push(a);
     }
-    (!out.is_empty()).then_some(out)
-}
-
-/// Splits a shell command line: whitespace separates words; single and
-/// double quotes group; a backslash escapes the next character.
-fn split_command(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    word.push(n);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => word.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
+    (!out.is_empty()).then(|| CompileCommand {
+        args: out,
+        dir: PathBuf::from(entry["directory"].as_str().unwrap_or(".")),
+        file: PathBuf::from(file),
+        origin: "compile_commands.json",
+    })
 }
 
 #[cfg(test)]
@@ -176,10 +354,6 @@ mod database_tests {
 
     #[test]
     fn commands_and_arguments() {
-        assert_eq!(
-            split_command(r#"gcc -DMSG="a b" -I'x y' -O2 a\ b.c"#),
-            ["gcc", "-DMSG=a b", "-Ix y", "-O2", "a b.c"]
-        );
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
@@ -190,12 +364,17 @@ mod database_tests {
             {"directory": dir.path(), "file": "src/app.c", "command": "gcc -O2 -DVALUE=5 -c src/app.c -o build/app.o"}
         ]);
         std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
-        assert_eq!(from_compile_commands(&file).unwrap(), ["gcc", "-O2", "-DVALUE=5"]);
+        let cmd = from_compile_commands(&file).unwrap();
+        assert_eq!(cmd.args, ["gcc", "-O2", "-DVALUE=5"]);
+        assert_eq!(
+            (cmd.dir.as_path(), cmd.file.as_path()),
+            (dir.path(), Path::new("src/app.c"))
+        );
         let db = serde_json::json!([
             {"directory": src, "file": "app.c", "arguments": ["clang", "-g", "-c", "app.c", "-o", "app.o"]}
         ]);
         std::fs::write(src.join("compile_commands.json"), db.to_string()).unwrap();
-        assert_eq!(from_compile_commands(&file).unwrap(), ["clang", "-g"]);
+        assert_eq!(from_compile_commands(&file).unwrap().args, ["clang", "-g"]);
         assert_eq!(from_compile_commands(&dir.path().join("none.c")), None);
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -25,12 +26,15 @@ pub enum Ended {
     Exited(i32),
 }
 
-/// Watches `files` and reloads each one that changes into the process
-/// behind `reloader`, calling `report` after every reload. `ready` is
-/// called once the watches are in place (edits from then on are seen);
-/// `exited` is asked between events whether the program has ended.
+/// Reloads each of `files` that changes into the process behind
+/// `reloader`, calling `report` after every reload. `events` was created
+/// before the baselines were compiled, so an edit saved meanwhile is
+/// waiting in it; the headers the baselines include are added to it here.
+/// `ready` is called once the watches are in place; `exited` is asked
+/// between events whether the program has ended.
 pub fn watch(
     reloader: &mut Reloader,
+    events: &mut FileEvents,
     files: &[PathBuf],
     debounce: Duration,
     ready: impl FnOnce(),
@@ -38,9 +42,7 @@ pub fn watch(
     mut report: impl FnMut(&ReloadEvent),
 ) -> Result<Ended, ReloadError> {
     let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
-    // Sources and the headers they include.
-    let wanted: BTreeSet<PathBuf> = sources.iter().cloned().chain(reloader.headers()).collect();
-    let events = FileEvents::new(wanted)?;
+    events.add(sources.iter().cloned().chain(reloader.headers()))?;
     ready();
     loop {
         if let Some(code) = exited() {
@@ -57,8 +59,12 @@ pub fn watch(
             }
             units.extend(reloader.dependents(&path));
         }
-        for unit in units {
-            report(&reloader.reload(&unit)?);
+        // Files saved together (or the includers of a header) compile at
+        // once, one job per core, each once.
+        let units: Vec<PathBuf> = units.into_iter().collect();
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for event in reloader.reload_all(&units, jobs)? {
+            report(&event);
         }
     }
 }
@@ -68,20 +74,25 @@ pub fn watch(
 /// over the old one), and only events for the files themselves pass.
 pub struct FileEvents {
     rx: Receiver<PathBuf>,
-    _watcher: RecommendedWatcher,
+    watcher: RecommendedWatcher,
+    /// The files whose events pass (shared with the watcher's thread).
+    wanted: Arc<Mutex<BTreeSet<PathBuf>>>,
+    /// The directories watched.
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl FileEvents {
     pub fn new(files: impl IntoIterator<Item = PathBuf>) -> notify::Result<FileEvents> {
-        let wanted: BTreeSet<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
         let (tx, rx) = channel::<PathBuf>();
         // Only the watched files pass: other files in the same directories
         // (a log the program writes next to its sources) are no reason to
         // wait.
+        let wanted: Arc<Mutex<BTreeSet<PathBuf>>> = Arc::default();
         let pass = wanted.clone();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
             if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
+                let pass = pass.lock().unwrap_or_else(|e| e.into_inner());
                 for path in event.paths.iter().map(|p| absolute(p)) {
                     if pass.contains(&path) {
                         let _ = tx.send(path);
@@ -89,14 +100,26 @@ impl FileEvents {
                 }
             }
         })?;
-        let dirs: BTreeSet<PathBuf> = wanted
-            .iter()
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect();
-        for dir in &dirs {
-            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        let mut events = FileEvents {
+            rx,
+            watcher,
+            wanted,
+            dirs: BTreeSet::new(),
+        };
+        events.add(files)?;
+        Ok(events)
+    }
+
+    /// Watches `files` too.
+    pub fn add(&mut self, files: impl IntoIterator<Item = PathBuf>) -> notify::Result<()> {
+        let files: Vec<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
+        for dir in files.iter().filter_map(|f| f.parent()) {
+            if self.dirs.insert(dir.to_path_buf()) {
+                self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            }
         }
-        Ok(FileEvents { rx, _watcher: watcher })
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).extend(files);
+        Ok(())
     }
 
     /// The files changed in the next burst of edits: waits up to `poll`

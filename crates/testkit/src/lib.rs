@@ -491,3 +491,22 @@ pub fn package_dir(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no package {name} in the workspace's dependencies (cargo metadata)"));
     Path::new(manifest).parent().unwrap().to_path_buf()
 }
+
+/// The JSON lines a relive session prints on `stderr` (`run`/`watch
+/// --json`), as they come; other lines are echoed to the test's stderr.
+pub fn json_lines(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) => {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => eprintln!("relive: {line}"),
+            }
+        }
+    });
+    rx
+}

@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use relive_reload::Reloader;
+use relive_reload::{Baseline, Reloader};
 
 /// Run a live-reload tour on a bundled C program (needs only a C compiler).
 ///
@@ -201,8 +201,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cc_command = vec![cc.clone()];
     cc_command.extend(flags.iter().map(|s| s.to_string()));
     let mut reloader = Reloader::new(process.as_ref(), cc_command, dir.clone())?;
-    if let Err(message) = reloader.baseline(&source)? {
-        bail!("compiling the demo's baseline object failed:\n{message}");
+    match reloader.baseline(&source)? {
+        Baseline::CompileError(message) => bail!("compiling the demo's baseline object failed:\n{message}"),
+        Baseline::Differs { check, .. } => bail!(
+            "the demo's baseline object is not the code the program runs: {}",
+            check
+                .differs
+                .iter()
+                .map(|(f, why)| format!("{f}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Baseline::Verified(check) => writeln!(
+            out,
+            "relive: compiled {} again: its {} functions are the code the program runs",
+            source.display(),
+            check.same.len()
+        )?,
     }
 
     let mut text = PROGRAM.to_string();

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod addr;
+pub mod build;
 pub mod demo;
 pub mod diff;
 pub mod info;
@@ -11,6 +12,7 @@ pub mod run;
 pub mod smf;
 pub mod smf_run;
 pub mod syms;
+pub mod verify;
 pub mod zip;
 
 use anyhow::Context;

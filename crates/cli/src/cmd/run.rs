@@ -8,19 +8,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use relive_patch::state::StateDir;
-use relive_reload::sources;
-use relive_reload::watch::{watch, Ended};
-use relive_reload::{ReloadEvent, Reloader};
+use relive_reload::sources::{self, CompileCommand};
+use relive_reload::watch::{watch, Ended, FileEvents};
+use relive_reload::{Baseline, ReloadEvent, Reloader};
 
 /// Start a program and live-reload it: every saved edit to one of its C
 /// files is recompiled and patched into it while it runs.
 ///
 /// Sources come from --watch, or else from the program's debug info (build
 /// it with -g). Each file is compiled with --cc, or else with its entry in a
-/// compile_commands.json (searched upward from the file), or else with the
-/// compiler and flags its debug info records, or else `cc -O0 -g`. One line per
-/// reload (stderr) says what changed and how long each stage took. When the
-/// program exits, relive exits with its status.
+/// compile_commands.json (searched upward from the file; `relive build -- make`
+/// records one), or else with what its debug info records (the compiler's
+/// options; with -g3 also the -D/-U options; -I from the header directories),
+/// or else `cc -O0 -g`. At start every file is compiled once and compared,
+/// function by function, with the code the program runs: a file edited
+/// since the build has its changed functions patched at once; one whose
+/// compile differs otherwise (a missing -D) is named, and edits of the
+/// functions that differ are refused rather than patched wrong. One line
+/// per reload (stderr) says what changed and how long each stage took. When
+/// the program exits, relive exits with its status.
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Source files to watch (default: the program's C sources from its DWARF).
@@ -50,6 +56,18 @@ pub struct Options {
     /// Compile command, without -c, -o and the file (e.g. "gcc -O2 -g").
     #[arg(long)]
     cc: Option<String>,
+    /// Compile this many files at once at start (default: one per core).
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Only report functions edited before relive started (default: patch them).
+    #[arg(long)]
+    no_catch_up: bool,
+    /// Patch edits even of functions whose compile here differs from the running code.
+    #[arg(long)]
+    trust_baselines: bool,
+    /// Print every compile command relive runs, and where it came from.
+    #[arg(short, long)]
+    verbose: bool,
     /// Milliseconds of quiet after a change before compiling.
     #[arg(long, default_value_t = 10)]
     debounce_ms: u64,
@@ -89,7 +107,11 @@ fn print_event(e: &ReloadEvent, json: bool) {
 }
 
 /// The files to watch and their compile commands.
-fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<(PathBuf, Vec<String>)>> {
+fn plan(
+    exe: &std::path::Path,
+    explicit: &[PathBuf],
+    cc: Option<&str>,
+) -> anyhow::Result<Vec<(PathBuf, CompileCommand)>> {
     let units = sources::units(exe).unwrap_or_default();
     let files: Vec<PathBuf> = if explicit.is_empty() {
         units.iter().map(|u| u.source.clone()).collect()
@@ -104,20 +126,175 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
         "no C sources to watch: {} has no debug info naming them; build it with -g or pass --watch FILE",
         exe.display()
     );
+    let cc = match cc {
+        Some(cc) => Some(
+            shlex::split(cc)
+                .filter(|w| !w.is_empty())
+                .with_context(|| format!("--cc {cc:?}: unbalanced quotes"))?,
+        ),
+        None => None,
+    };
     Ok(files
         .into_iter()
         .map(|f| {
-            // --cc, then compile_commands.json, then the flags the
-            // program's DWARF records, then a default.
-            let command = match cc {
-                Some(cc) => cc.split_whitespace().map(str::to_string).collect(),
+            // --cc, then compile_commands.json, then what the program's
+            // DWARF records, then a default.
+            let command = match &cc {
+                Some(cc) => CompileCommand::plain(cc.clone(), &f, "--cc"),
                 None => sources::from_compile_commands(&f)
-                    .or_else(|| units.iter().find(|u| u.source == f).map(|u| u.command()))
-                    .unwrap_or_else(|| vec!["cc".into(), "-O0".into(), "-g".into()]),
+                    .or_else(|| units.iter().find(|u| u.source == f).map(|u| u.compile_command()))
+                    .unwrap_or_else(|| {
+                        CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default")
+                    }),
             };
             (f, command)
         })
         .collect())
+}
+
+/// Compiles every file's baseline (in parallel, with a progress line),
+/// compares each with the running code and says what differs: files
+/// edited since the build are patched now (unless --no-catch-up).
+fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], options: &Options) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let jobs = options
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show_progress = tty && !options.json && files.len() > 1;
+    let results = reloader.baselines(&paths, jobs, |done, all| {
+        if show_progress {
+            eprint!("\rrelive: compiling {all} files to compare with the running code: {done}/{all}");
+        }
+    })?;
+    if show_progress {
+        eprintln!();
+    }
+    let mut verified = 0;
+    let mut found: Option<Vec<String>> = None;
+    for (file, mut outcome) in results {
+        // Options the debug info did not record (clang): the ones that
+        // compile into the running code are the build's.
+        if let Baseline::Differs { edited: false, .. } = outcome {
+            let command = reloader.command(&file);
+            if matches!(command.origin, "debug info" | "default") {
+                let candidates = guesses(&command, found.as_deref());
+                if let Some(hit) = reloader.find_command(&file, &candidates)? {
+                    if !options.json {
+                        eprintln!(
+                            "relive: {} compiles into the running code with {} (options guessed: the debug info does not record them)",
+                            file.display(),
+                            hit.args.join(" ")
+                        );
+                    }
+                    found = Some(hit.args);
+                    outcome = Baseline::Verified(Default::default());
+                }
+            }
+        }
+        let name = file.display().to_string();
+        match outcome {
+            Baseline::Verified(_) => verified += 1,
+            Baseline::CompileError(message) => {
+                let command = reloader.command(&file);
+                let hint = match command.origin {
+                    "debug info" | "default" => format!(
+                        "\n  its compile command comes from the {}, which records no -I/-D options: {}",
+                        command.origin,
+                        relive_reload::FIX_FLAGS
+                    ),
+                    _ => String::new(),
+                };
+                report_baseline(
+                    options.json,
+                    serde_json::json!({"event": "baseline", "file": name, "status": "compile_error", "message": message, "command": command.display()}),
+                    format!(
+                        "relive: {name} does not compile now ({}); edits will be patched once it does{hint}",
+                        message.lines().next().unwrap_or("")
+                    ),
+                )
+            }
+            Baseline::Differs { check, edited } => {
+                let listed: Vec<String> = check.differs.iter().map(|(f, why)| format!("{f} ({why})")).collect();
+                if edited && !options.no_catch_up {
+                    report_baseline(
+                        options.json,
+                        serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing()}),
+                        format!(
+                            "relive: {name} was edited after the program was built: {} differ from the running code; patching them now",
+                            check.differing().join(", ")
+                        ),
+                    );
+                    print_event(&reloader.catch_up(&file)?, options.json);
+                } else {
+                    let why = if edited {
+                        "was edited after the program was built (not patched: --no-catch-up); edits of these functions are refused until the program runs them".to_string()
+                    } else {
+                        let command = reloader.command(&file);
+                        format!(
+                            "compiles into code that differs from what the program runs, with {} from {}; {}",
+                            command.display(),
+                            command.origin,
+                            relive_reload::FIX_FLAGS
+                        )
+                    };
+                    report_baseline(
+                        options.json,
+                        serde_json::json!({"event": "baseline", "file": name, "status": if edited { "edited" } else { "differs" },
+                                           "functions": check.differing(), "details": listed, "message": why}),
+                        format!(
+                            "relive: WARNING: {name} {why}.\n  differing: {}\n  edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched",
+                            listed.join("; ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if !options.json {
+        eprintln!(
+            "relive: {verified} of {} files compile into exactly the code the program runs ({:.1} s, {jobs} at a time)",
+            files.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Compile commands to try when `command` (from the debug info) does not
+/// compile into the running code: the last options that did first, then
+/// each optimisation level with and without PIE, keeping `-I`/`-D`.
+fn guesses(command: &CompileCommand, last: Option<&[String]>) -> Vec<CompileCommand> {
+    let (cc, rest) = command.args.split_first().expect("a compiler");
+    let kept: Vec<String> = rest
+        .iter()
+        .filter(|a| a.starts_with("-I") || a.starts_with("-D") || a.starts_with("-U"))
+        .cloned()
+        .collect();
+    let mut out: Vec<Vec<String>> = last.map(|l| vec![l.to_vec()]).unwrap_or_default();
+    for level in ["-O2", "-O0", "-O1", "-O3", "-Os", "-Og"] {
+        for pie in ["-fpie", "-fno-pie"] {
+            let mut args = vec![cc.clone(), "-g".to_string(), level.to_string(), pie.to_string()];
+            args.extend(kept.iter().cloned());
+            out.push(args);
+        }
+    }
+    out.into_iter()
+        .map(|args| CompileCommand {
+            args,
+            origin: "guessed",
+            ..command.clone()
+        })
+        .collect()
+}
+
+fn report_baseline(json: bool, value: serde_json::Value, text: String) {
+    if json {
+        eprintln!("{value}");
+    } else {
+        eprintln!("{text}");
+    }
 }
 
 /// What a session remembers of its last patch, for the report when the
@@ -167,18 +344,21 @@ fn reload_loop(
         .context("creating relive's private directory for compiled objects")?;
     *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some((cache.path().to_path_buf(), pid));
     end_session_on_signals();
-    let default = files[0].1.clone();
+    // The watch is armed first: an edit saved while the baselines compile
+    // waits in it and is reloaded right after.
+    let mut events = FileEvents::new(files.iter().map(|(f, _)| f.clone()))?;
+    let default = files[0].1.args.clone();
     let mut reloader = Reloader::new(process.as_ref(), default, cache.path().to_path_buf())?;
+    reloader.trust_baselines = options.trust_baselines;
+    if options.verbose {
+        reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
+            eprintln!("relive: compile ({}): {}", c.origin, c.display())
+        }));
+    }
     for (file, command) in &files {
         reloader.set_command(file, command.clone());
-        if let Err(message) = reloader.baseline(file)? {
-            eprintln!(
-                "relive: {} does not compile now ({}); edits will be patched once it does",
-                file.display(),
-                message.lines().next().unwrap_or("")
-            );
-        }
     }
+    baselines(&mut reloader, &files, options)?;
     let names: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
     let ready = || {
         if json {
@@ -194,6 +374,7 @@ fn reload_loop(
     let mut last = LastReload::default();
     let ended = watch(
         &mut reloader,
+        &mut events,
         &paths,
         Duration::from_millis(debounce),
         ready,

@@ -10,6 +10,7 @@ use std::io::{ErrorKind, IoSliceMut};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
+pub(crate) mod exec_trace;
 mod stop;
 pub use stop::{LinuxStopped, SyscallSite};
 

@@ -1,0 +1,115 @@
+//! `relive verify`: is an object the code a process runs?
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use relive_patch::apply::Target;
+use relive_patch::verify;
+use relive_patch::ObjectFile;
+use serde::Serialize;
+
+use crate::exit;
+use crate::output::print_json;
+
+/// Compare objects with the code a process runs, function by function.
+///
+/// Every byte outside relocated fields must be equal, and every relocated
+/// field must denote the same thing in the process (the same function or
+/// variable, through the PLT or GOT where the linker put one, or a literal
+/// with the same bytes). A function relive has patched is compared with
+/// its current version. Use it to check that a compile command is the
+/// build's before diffing against its objects: `relive run`/`watch` do
+/// this for every source at start.
+///
+/// Exits 0 when every object matches, 5 when a function differs.
+///
+/// Examples:
+///   gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify --pid 4242 /tmp/app.o
+///   relive verify --pid 4242 build/*.o --json
+#[derive(clap::Args)]
+pub struct Args {
+    /// The process.
+    #[arg(long)]
+    pid: u32,
+    /// Objects (`gcc -c`) of the program's sources.
+    #[arg(required = true)]
+    objects: Vec<PathBuf>,
+    /// Print JSON: [{"object","same","differs":[{"function","why"}],"absent"}].
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ObjectReport {
+    object: String,
+    same: usize,
+    differs: Vec<Differing>,
+    /// Functions of the object the program does not have (inlined into
+    /// every caller, or dropped by the linker).
+    absent: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Differing {
+    function: String,
+    why: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let process = relive_process::open(args.pid)?;
+    let target = Target::open(process.as_ref()).with_context(|| format!("reading process {}", args.pid))?;
+    let mut reports = Vec::new();
+    for path in &args.objects {
+        let obj = ObjectFile::open(path)?;
+        let check = verify::against_process(&target, &obj);
+        reports.push(ObjectReport {
+            object: path.display().to_string(),
+            same: check.same.len(),
+            differs: check
+                .differs
+                .into_iter()
+                .map(|(function, why)| Differing { function, why })
+                .collect(),
+            absent: check.absent,
+        });
+    }
+    let all_same = reports.iter().all(|r| r.differs.is_empty());
+    if args.json {
+        print_json(&reports)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &reports {
+            if r.differs.is_empty() {
+                writeln!(
+                    out,
+                    "{}: the {} functions are the code pid {} runs",
+                    r.object, r.same, args.pid
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} of {} functions DIFFER from the code pid {} runs:",
+                    r.object,
+                    r.differs.len(),
+                    r.same + r.differs.len(),
+                    args.pid
+                )?;
+                for d in &r.differs {
+                    writeln!(out, "  {}: {}", d.function, d.why)?;
+                }
+            }
+            if !r.absent.is_empty() {
+                writeln!(
+                    out,
+                    "  not in the program (inlined or dropped): {}",
+                    r.absent.join(", ")
+                )?;
+            }
+        }
+    }
+    if !all_same {
+        std::process::exit(exit::MISMATCH);
+    }
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! Issue 20: relive compiles each file the way the build did, checks that
+//! against the running code, and loses no edit. A make project whose code
+//! depends on `-DMODE=2 -Iinc` (its header defaults MODE to 1, so a
+//! compile without the -D succeeds and makes other code) is edited while it
+//! runs; the oracle is `make` of the edited tree, run fresh.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use relive_testkit::{Target, PATIENCE};
+use serde_json::Value;
+
+const HEADER: &str = "#ifndef MODE\n#define MODE 1\n#endif\n#define OFFSET 5\nint scale(int x);\nint shift(int x);\n";
+const CALC: &str = r#"#include "mode.h"
+__attribute__((noinline)) int scale(int x) {
+#if MODE == 2
+    return x * 3 + OFFSET;
+#else
+    return x + 100;
+#endif
+}
+__attribute__((noinline)) int shift(int x) { return x - 1; }
+"#;
+const MAIN: &str = r#"#include <stdio.h>
+#include <unistd.h>
+#include "mode.h"
+static long ticks;
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { ticks++; printf("v %d %d\n", scale(4), shift(9)); usleep(2000); }
+}
+"#;
+/// The edit: inside the MODE == 2 branch, which only the build's -D takes.
+const EDIT: (&str, &str) = ("x * 3 + OFFSET", "x * 4 + OFFSET");
+
+/// The project in a fresh directory, built by `make` with `cflags` (the
+/// Makefile adds `-DMODE=2 -Iinc`).
+fn project(cflags: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::create_dir_all(p.join("inc")).unwrap();
+    std::fs::write(p.join("inc/mode.h"), HEADER).unwrap();
+    std::fs::write(p.join("src/calc.c"), CALC).unwrap();
+    std::fs::write(p.join("src/main.c"), MAIN).unwrap();
+    std::fs::write(
+        p.join("Makefile"),
+        format!(
+            "CFLAGS = {cflags} -DMODE=2 -Iinc\napp: src/main.o src/calc.o\n\tgcc -o $@ $^\nsrc/%.o: src/%.c inc/mode.h\n\tgcc $(CFLAGS) -c $< -o $@\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn make(dir: &Path) {
+    let out = Command::new("make")
+        .arg("-s")
+        .current_dir(dir)
+        .output()
+        .expect("make is needed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "make failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the program built from the edited tree prints first.
+fn oracle(cflags: &str) -> String {
+    let dir = project(cflags);
+    let calc = dir.path().join("src/calc.c");
+    std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    make(dir.path());
+    let mut child = Command::new(dir.path().join("app"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line.trim().to_string()
+}
+
+/// relive (`run -- ./app`, or `watch --pid P`) with JSON events.
+struct Session {
+    target: Target,
+    events: Receiver<Value>,
+    relive: Option<std::process::Child>,
+}
+
+impl Session {
+    fn run(dir: tempfile::TempDir, options: &[&str]) -> Session {
+        let exe = dir.path().join("app");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(["run", "--json"])
+            .args(options)
+            .arg("--")
+            .arg(&exe)
+            .current_dir(dir.path())
+            .env("RELIVE_STATE_DIR", dir.path().join("state"))
+            .stderr(Stdio::piped());
+        let mut target = Target::spawn(cmd, exe, dir);
+        let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
+        Session {
+            target,
+            events,
+            relive: None,
+        }
+    }
+
+    fn watch(dir: tempfile::TempDir) -> Session {
+        let exe = dir.path().join("app");
+        let mut cmd = Command::new(&exe);
+        cmd.current_dir(dir.path());
+        let target = Target::spawn(cmd, exe, dir);
+        target.wait_for_prefix("v ");
+        let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["watch", "--json", "--pid", &target.pid_arg()])
+            .current_dir(target.dir.path())
+            .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let events = relive_testkit::json_lines(relive.stderr.take().unwrap());
+        Session {
+            target,
+            events,
+            relive: Some(relive),
+        }
+    }
+
+    fn event(&self) -> Value {
+        self.events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("relive said nothing in {PATIENCE:?}"))
+    }
+
+    /// Events up to and including the first of kind `want`.
+    fn until(&self, want: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self.event();
+            let done = e["event"] == want;
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    fn edit(&self) {
+        let calc = self.target.dir.path().join("src/calc.c");
+        std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    }
+
+    /// Waits until the program prints `line`.
+    fn prints(&self, line: &str) {
+        self.target.wait_for(line);
+    }
+
+    /// The program's lines for a while: none may be `line`.
+    fn never_prints(&self, line: &str, for_: Duration) {
+        let end = Instant::now() + for_;
+        while Instant::now() < end {
+            if let Ok(l) = self.target.line_within(Duration::from_millis(50)) {
+                assert_ne!(l, line, "the program runs code relive refused to patch");
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(r) = &mut self.relive {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+}
+
+fn expected_first_lines() -> (&'static str, String) {
+    // scale(4) = 4*3+5, shift(9) = 8 before; the oracle says after.
+    ("v 17 8", oracle("-O2 -g"))
+}
+
+/// `relive build -- make` records the -D and -I the debug info lacks;
+/// `relive run` then patches the edit exactly as make builds it.
+#[test]
+fn after_relive_build_an_edit_computes_what_make_builds() {
+    let (before, after) = expected_first_lines();
+    assert_eq!(after, "v 21 8");
+    let dir = project("-O2 -g");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["build", "--", "make", "-s"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "relive build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("compile_commands.json").is_file());
+    let s = Session::run(dir, &[]);
+    let ready = s.until("watching");
+    assert_eq!(ready.len(), 1, "every baseline matches the running code: {ready:?}");
+    s.prints(before);
+    s.edit();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["scale"]), "{e}");
+    s.prints(&after);
+}
+
+/// Built with -g3 and nothing recorded: the -D options come from the
+/// macro information, the -I from the header directories.
+#[test]
+fn with_g3_and_nothing_recorded_an_edit_computes_what_make_builds() {
+    let (before, _) = expected_first_lines();
+    let after = oracle("-O2 -g3");
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    let ready = s.until("watching");
+    assert_eq!(ready.len(), 1, "every baseline matches the running code: {ready:?}");
+    s.prints(before);
+    s.edit();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.prints(&after);
+}
+
+/// Built with plain -g and nothing recorded: relive cannot know MODE. It
+/// says so at start, and the edit is refused naming the fix; the program
+/// keeps running what it ran.
+#[test]
+fn with_plain_g_and_nothing_recorded_an_edit_is_refused_never_wrong() {
+    let (before, after) = expected_first_lines();
+    let dir = project("-O2 -g");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    let start = s.until("watching");
+    let differs = start
+        .iter()
+        .find(|e| e["event"] == "baseline" && e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")))
+        .unwrap_or_else(|| panic!("no word on calc.c's compile: {start:?}"));
+    assert_eq!(differs["status"], "differs", "{differs}");
+    assert!(
+        differs["functions"].as_array().unwrap().iter().any(|f| f == "scale"),
+        "{differs}"
+    );
+    s.prints(before);
+    s.edit();
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("relive build") && message.contains("compile_commands.json"),
+        "{message}"
+    );
+    s.never_prints(&after, Duration::from_millis(300));
+    s.prints(before);
+}
+
+/// An edit saved 50 ms after `relive run` starts (while the baselines
+/// compile) reaches the program.
+#[test]
+fn an_edit_saved_while_relive_starts_reaches_the_program() {
+    let (before, _) = expected_first_lines();
+    let after = oracle("-O2 -g3");
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let calc = dir.path().join("src/calc.c");
+    let s = Session::run(dir, &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    // Whichever way it lands (in the baseline compile, as an edit since
+    // the build; or after it, as a reload), the program runs it.
+    let deadline = Instant::now() + PATIENCE;
+    let mut events = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the edit never reached the program: {events:?}"
+        );
+        if let Ok(e) = s.events.recv_timeout(Duration::from_millis(20)) {
+            assert!(!matches!(e["event"].as_str(), Some("refused" | "error")), "{e}");
+            events.push(e);
+        }
+        if events.iter().any(|e| e["event"] == "patched") {
+            break;
+        }
+    }
+    let _ = before;
+    s.prints(&after);
+}
+
+/// An edit made before `relive watch --pid` attaches (while no relive
+/// ran) is found by comparing with the running code, reported and
+/// applied.
+#[test]
+fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
+    let (before, _) = expected_first_lines();
+    let after = oracle("-O2 -g3");
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    // The source is newer than the program: an edit since the build.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(dir.path().join("src/calc.c"), CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    let s = Session::watch(dir);
+    s.prints(before);
+    let start = s.until("watching");
+    let edited = start
+        .iter()
+        .find(|e| e["event"] == "baseline")
+        .unwrap_or_else(|| panic!("the edit was not reported: {start:?}"));
+    assert_eq!(edited["status"], "edited", "{edited}");
+    assert_eq!(edited["functions"], serde_json::json!(["scale"]), "{edited}");
+    let patched = start
+        .iter()
+        .find(|e| e["event"] == "patched")
+        .unwrap_or_else(|| panic!("the edit was not applied: {start:?}"));
+    assert_eq!(patched["functions"], serde_json::json!(["scale"]), "{patched}");
+    s.prints(&after);
+}
+
+/// `relive verify` tells an object of the running build from one compiled
+/// without the build's -D.
+#[test]
+fn verify_tells_the_builds_object_from_one_without_its_defines() {
+    let dir = project("-O2 -g");
+    make(dir.path());
+    let p = dir.path().to_path_buf();
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    let compile = |extra: &[&str], out: &str| -> PathBuf {
+        let o = p.join(out);
+        let status = Command::new("gcc")
+            .args(["-O2", "-g", "-Iinc"])
+            .args(extra)
+            .args(["-c", "src/calc.c", "-o"])
+            .arg(&o)
+            .current_dir(&p)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        o
+    };
+    let good = compile(&["-DMODE=2"], "good.o");
+    let bad = compile(&[], "bad.o");
+    let verify = |obj: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["verify", "--json", "--pid", &target.pid_arg()])
+            .arg(obj)
+            .env("RELIVE_STATE_DIR", p.join("state"))
+            .output()
+            .unwrap()
+    };
+    let out = verify(&good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = verify(&bad);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["differs"][0]["function"], "scale", "{report}");
+    assert_eq!(report[0]["same"], 1, "shift is the same: {report}");
+}

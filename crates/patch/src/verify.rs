@@ -1,0 +1,290 @@
+//! Is an object the code a process runs? Every later diff is made against
+//! a baseline object, so a baseline compiled with other flags (a missing
+//! `-D`, another `-O`) or from other sources than the running build makes
+//! relive patch the wrong change. [`against_process`] compares each
+//! function of the object with the running one, relocation-aware: bytes
+//! outside relocated fields must be equal, and each relocated field must
+//! denote the same thing (the same symbol, through the PLT or GOT when the
+//! linker made it so, or a literal with the same bytes).
+
+use std::collections::HashMap;
+
+use relive_process::Process;
+
+use crate::apply;
+use crate::link::{live_address, Resolver};
+use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+
+/// How one function compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The running code is the object's.
+    Same,
+    /// It differs: where and how.
+    Differs(String),
+    /// The program has no such function (inlined everywhere, or dropped).
+    Absent,
+}
+
+/// The result for one object: each function by name.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    pub same: Vec<String>,
+    /// (function, where it differs).
+    pub differs: Vec<(String, String)>,
+    pub absent: Vec<String>,
+}
+
+impl Verification {
+    pub fn is_verified(&self) -> bool {
+        self.differs.is_empty()
+    }
+
+    /// The names of the functions that differ.
+    pub fn differing(&self) -> Vec<String> {
+        self.differs.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// Compares every function of `obj` with the code `target`'s process runs
+/// for it (the current version of a function relive has patched).
+pub fn against_process(target: &apply::Target, obj: &ObjectFile) -> Verification {
+    let mut out = Verification::default();
+    let no_renames = HashMap::new();
+    for (i, sym) in obj.symbols.iter().enumerate() {
+        if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() {
+            continue;
+        }
+        let check = match live_address(obj, i, &target.resolver, &no_renames) {
+            None => Check::Absent,
+            Some(addr) => {
+                let running = target.journal.patch(addr).map_or(addr, |p| p.current_addr);
+                let live_size = target.resolver.size_at(addr);
+                if running == addr && live_size != 0 && live_size != sym.size {
+                    Check::Differs(format!("{} bytes long, the running one {live_size}", sym.size))
+                } else {
+                    function(target, obj, i, running)
+                }
+            }
+        };
+        match check {
+            Check::Same => out.same.push(sym.name.clone()),
+            Check::Differs(why) => out.differs.push((sym.name.clone(), why)),
+            Check::Absent => out.absent.push(sym.name.clone()),
+        }
+    }
+    out
+}
+
+/// Bytes before a GOT-relative field the linker may rewrite when it
+/// relaxes the instruction (`mov foo@GOTPCREL(%rip)` to `lea`, or to `mov
+/// $foo` with another REX prefix and opcode).
+const RELAXED_PREFIX: u64 = 3;
+/// Bytes around a TLS field its relaxation may rewrite (a whole
+/// general-dynamic sequence becomes an initial-exec one).
+const TLS_SPAN: u64 = 12;
+
+fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Check {
+    let sym = &obj.symbols[i];
+    let ours = sym.bytes.as_deref().unwrap_or_default();
+    let mut live = vec![0u8; ours.len()];
+    if let Err(e) = target.process.read(at, &mut live) {
+        return Check::Differs(format!("its code at {at:#x} cannot be read: {e}"));
+    }
+    let mut masked = vec![false; ours.len()];
+    let mut mask = |from: u64, to: u64| {
+        for m in masked
+            .iter_mut()
+            .take(to.min(ours.len() as u64) as usize)
+            .skip(from as usize)
+        {
+            *m = true;
+        }
+    };
+    for r in &sym.relocs {
+        let (from, to) = match r.r_type {
+            rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
+                (r.offset.saturating_sub(RELAXED_PREFIX), r.offset + r.width())
+            }
+            rtype::TLSGD | rtype::TLSLD | rtype::GOTTPOFF | rtype::DTPOFF32 | rtype::TPOFF32 => {
+                (r.offset.saturating_sub(TLS_SPAN), r.offset + r.width() + TLS_SPAN)
+            }
+            _ => (r.offset, r.offset + r.width()),
+        };
+        mask(from, to);
+    }
+    // Short branches leaving the function reach an island in a patched
+    // copy: their displacement is the linker's.
+    for exit in &sym.short_exits {
+        mask(exit.field, exit.field + 1);
+    }
+    if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
+        return Check::Differs(format!("its code differs at +{k:#x}"));
+    }
+    for r in &sym.relocs {
+        if let Some(why) = reference(target, obj, r, at, &live) {
+            return Check::Differs(format!("+{:#x}: {why}", r.offset));
+        }
+    }
+    Check::Same
+}
+
+/// Why relocated field `r` of the running code at `at` (its bytes `live`)
+/// denotes something else than the object's, or `None` when it denotes
+/// the same (or cannot be told: a variable's contents change).
+fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live: &[u8]) -> Option<String> {
+    let field = at + r.offset;
+    let value = field_value(r, live)?;
+    // The place the running field denotes, and the one the object's does.
+    let place = if r.pc_relative() {
+        field.wrapping_add(value as u64).wrapping_add(r.pc_bias as u64)
+    } else {
+        (value as u64).wrapping_add(r.pc_bias as u64)
+    };
+    let resolver = &target.resolver;
+    let no_renames = HashMap::new();
+    let symbol = |i: usize| live_address(obj, i, resolver, &no_renames);
+    let (expected, name) = match &r.target {
+        Target::Defined(i) => (
+            symbol(*i)?.wrapping_add((r.addend + r.pc_bias) as u64),
+            obj.symbols[*i].name.clone(),
+        ),
+        Target::Undefined(name) => (
+            resolver.global(name)?.wrapping_add((r.addend + r.pc_bias) as u64),
+            name.clone(),
+        ),
+        Target::Section { section, offset } => {
+            let at_place = offset.wrapping_add(r.pc_bias);
+            match obj.symbol_at(*section, at_place) {
+                Some((i, into)) => (symbol(i)?.wrapping_add(into), obj.symbols[i].name.clone()),
+                None => return literal(target, obj, *section, at_place, place),
+            }
+        }
+    };
+    if place == expected || through_linkage(target.process, r, place, value, expected) {
+        return None;
+    }
+    Some(format!(
+        "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
+    ))
+}
+
+/// The running field's value, sign-extended.
+fn field_value(r: &Reloc, live: &[u8]) -> Option<i64> {
+    let at = r.offset as usize;
+    let bytes = live.get(at..at + r.width() as usize)?;
+    Some(match bytes.len() {
+        8 => i64::from_le_bytes(bytes.try_into().ok()?),
+        4 if r.r_type == rtype::R32 => u32::from_le_bytes(bytes.try_into().ok()?) as i64,
+        4 => i32::from_le_bytes(bytes.try_into().ok()?) as i64,
+        _ => return None,
+    })
+}
+
+/// Whether the running field reaches `symbol` the way a linker makes it:
+/// a call through a PLT entry or a patch's far-call stub, a GOT cell
+/// holding it, or a GOT load relaxed to an immediate.
+fn through_linkage(process: &dyn Process, r: &Reloc, place: u64, value: i64, symbol: u64) -> bool {
+    let read_u64 = |addr: u64| {
+        let mut b = [0u8; 8];
+        process.read(addr, &mut b).ok().map(|_| u64::from_le_bytes(b))
+    };
+    match r.r_type {
+        rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
+            read_u64(place) == Some(symbol) || value as u32 as u64 == symbol
+        }
+        rtype::PLT32 | rtype::PC32 => {
+            let mut code = [0u8; 16];
+            if process.read(place, &mut code).is_err() {
+                return false;
+            }
+            // endbr64 and a bnd prefix may come first in a PLT entry.
+            let mut k = 0;
+            if code[..4] == [0xf3, 0x0f, 0x1e, 0xfa] {
+                k = 4;
+            }
+            if code[k] == 0xf2 {
+                k += 1;
+            }
+            if code[k..k + 2] != [0xff, 0x25] {
+                return false;
+            }
+            let disp = i32::from_le_bytes(code[k + 2..k + 6].try_into().unwrap_or_default());
+            let cell = place.wrapping_add(k as u64 + 6).wrapping_add(disp as u64);
+            match read_u64(cell) {
+                Some(v) if v == symbol => true,
+                // Lazy binding: the cell still points into the PLT, at
+                // the entry's own resolver push.
+                Some(v) => v.abs_diff(place) < 64,
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a reference to a place no symbol covers (a string literal, a
+/// constant, a jump table) finds the same bytes in the process.
+fn literal(target: &apply::Target, obj: &ObjectFile, section: usize, at: i64, place: u64) -> Option<String> {
+    let sec = obj.section(section)?;
+    if sec.executable || !sec.constant() {
+        // Code without a symbol, or a variable's current contents: not
+        // comparable.
+        return None;
+    }
+    let ours: &[u8] = if sec.strings {
+        let bytes = sec.bytes.as_deref()?;
+        let start = usize::try_from(at).ok()?;
+        let rest = bytes.get(start..)?;
+        &rest[..rest.iter().position(|&b| b == 0).map_or(rest.len(), |n| n + 1)]
+    } else {
+        let chunk = obj.chunk(section, at)?;
+        &chunk[..chunk.iter().rposition(|&b| b != 0).map_or(0, |n| n + 1)]
+    };
+    let mut live = vec![0u8; ours.len()];
+    if target.process.read(place, &mut live).is_err() {
+        return Some(format!(
+            "refers to {place:#x}, which cannot be read, for {} bytes of {}",
+            ours.len(),
+            sec.name
+        ));
+    }
+    // Relocated fields inside the data (a jump table's entries) are the
+    // linker's.
+    let mut differs = (0..ours.len()).filter(|&k| ours[k] != live[k]);
+    let masked = |k: usize| {
+        let off = at + k as i64;
+        sec.relocs
+            .iter()
+            .any(|r| (r.offset as i64..r.offset as i64 + r.width() as i64).contains(&off))
+    };
+    differs.find(|&k| !masked(k)).map(|k| {
+        format!(
+            "refers to {} bytes of {} that differ from the running ones at {place:#x} (first at +{k})",
+            ours.len(),
+            sec.name
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_values() {
+        let r = |r_type, offset| Reloc {
+            offset,
+            r_type,
+            target: Target::Undefined("f".into()),
+            addend: -4,
+            pc_bias: 4,
+            synthetic: false,
+        };
+        let live = [0xe8, 0xfc, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(field_value(&r(rtype::PLT32, 1), &live), Some(-4));
+        assert_eq!(field_value(&r(rtype::R32, 1), &live), Some(0xffff_fffc));
+        assert_eq!(field_value(&r(rtype::R64, 5), &live), Some(1));
+        assert_eq!(field_value(&r(rtype::R64, 6), &live), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! Run a command and see every program it (and everything it starts)
+//! executes: `strace -f -e execve`, without tracing system calls.
+//!
+//! This is how `relive build` learns the compile commands of a build
+//! whatever the build system: a Makefile that hard-codes `/usr/bin/gcc`,
+//! `make -j`, `ccache gcc`, a shell script. The tracer stops the build's
+//! processes only when one forks, clones, executes a program or receives a
+//! signal (which the tracer passes on), so a build runs at nearly its own
+//! speed.
+//!
+//! The build's processes are ptrace tracees of relive: a debugger, `strace`
+//! or LeakSanitizer (an `-fsanitize=address` program run by the build)
+//! started *inside* the build cannot attach to them (a process has one
+//! tracer), and a setuid program it runs gets no privileges. Stop signals
+//! (`SIGTSTP`: Ctrl-Z) are not passed on: a traced process in a group-stop
+//! would wait for a ptrace request, not for `SIGCONT`. When relive dies (even by `SIGKILL`), the kernel kills every
+//! process of the build it still traces (`PTRACE_O_EXITKILL`): an untraced
+//! build must not carry on half-observed. When the command itself exits,
+//! processes it left running in the background (a compiler cache's server,
+//! `sleep 30 &`) are let go, untraced, and keep running.
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+#[cfg(not(target_os = "linux"))]
+use crate::error::ProcessError;
+use crate::error::Result;
+
+/// One successful `execve` inside the traced command, seen while the
+/// process stands stopped right after it (before the new program runs a
+/// single instruction: files it names still exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// The process (thread group id) that executed the program.
+    pub pid: u32,
+    /// The traced processes it descends from, its parent first (empty for
+    /// the command itself). A wrapper such as `ccache` that runs the real
+    /// compiler is among the compiler's ancestors (or is the same pid when
+    /// it replaces itself with it).
+    pub ancestors: Vec<u32>,
+    /// Its working directory.
+    pub cwd: PathBuf,
+    /// Its arguments, `argv[0]` first, as the program received them
+    /// (invalid UTF-8 replaced by U+FFFD).
+    pub argv: Vec<String>,
+    /// The executable the kernel loaded (symlinks resolved: `cc` may be
+    /// `/usr/bin/x86_64-linux-gnu-gcc-12`).
+    pub exe: PathBuf,
+}
+
+/// Runs `program` with `args` (found through `PATH` like
+/// [`std::process::Command`]; standard streams inherited) and calls
+/// `on_exec` for every program executed in it, the command's own `exec`
+/// first, in the order the kernel reports them. Returns the command's exit
+/// status (a death by a signal is an [`ExitStatus`] too) once the command
+/// has exited.
+///
+/// `on_exec` runs while the process that executed stands stopped; keep it
+/// short (it delays that process only).
+///
+/// Errors: [`crate::ProcessError::TraceRefused`] when the kernel does not let
+/// relive trace (Yama `ptrace_scope` 2 or 3, a container's seccomp
+/// profile), naming the fix; [`crate::ProcessError::Spawn`] when the
+/// command cannot be started.
+#[cfg(target_os = "linux")]
+pub fn run_traced(program: &str, args: &[String], on_exec: &mut (dyn FnMut(&Exec) + Send)) -> Result<ExitStatus> {
+    crate::linux::exec_trace::run_traced(program, args, on_exec)
+}
+
+/// Runs `program` traced: only the Linux backend exists.
+#[cfg(not(target_os = "linux"))]
+pub fn run_traced(_program: &str, _args: &[String], _on_exec: &mut (dyn FnMut(&Exec) + Send)) -> Result<ExitStatus> {
+    Err(ProcessError::Unsupported {
+        what: "tracing the programs a command executes",
+    })
+}
+
+/// Passes an interrupt relive received (SIGINT, SIGTERM, SIGHUP) on to
+/// the traced command `pid` (the [`Exec::pid`] of the first exec reported,
+/// whose `ancestors` are empty), so the build ends its own way (make
+/// removes half-written targets) and [`run_traced`] returns as usual.
+///
+/// A Ctrl-C at the terminal reaches every process of the foreground
+/// process group, the build's too: when relive is in that group nothing is
+/// sent (a second signal could cut make's own clean-up short). Otherwise
+/// the command gets `SIGTERM` (make then stops its jobs). Returns whether a
+/// signal was sent.
+#[cfg(target_os = "linux")]
+pub fn pass_on_interrupt(pid: u32) -> bool {
+    if crate::linux::exec_trace::in_terminal_foreground() {
+        return false;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .is_ok()
+}
+
+/// Passes an interrupt on to the traced command: only the Linux backend exists.
+#[cfg(not(target_os = "linux"))]
+pub fn pass_on_interrupt(_pid: u32) -> bool {
+    false
+}
