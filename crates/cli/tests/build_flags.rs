@@ -28,9 +28,10 @@ const MAIN: &str = r#"#include <stdio.h>
 #include <unistd.h>
 #include "mode.h"
 static long ticks;
+__attribute__((noinline)) int first(void) { return scale(4); }
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (;;) { ticks++; printf("v %d %d\n", scale(4), shift(9)); usleep(2000); }
+    for (;;) { ticks++; printf("v %d %d\n", first(), shift(9)); usleep(2000); }
 }
 "#;
 /// The edit: inside the MODE == 2 branch, which only the build's -D takes.
@@ -39,6 +40,11 @@ const EDIT: (&str, &str) = ("x * 3 + OFFSET", "x * 4 + OFFSET");
 /// The project in a fresh directory, built by `make` with `cflags` (the
 /// Makefile adds `-DMODE=2 -Iinc`).
 fn project(cflags: &str) -> tempfile::TempDir {
+    project_with("gcc", cflags)
+}
+
+/// [`project`] built by the C compiler `cc`.
+fn project_with(cc: &str, cflags: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     std::fs::create_dir_all(p.join("src")).unwrap();
@@ -49,7 +55,7 @@ fn project(cflags: &str) -> tempfile::TempDir {
     std::fs::write(
         p.join("Makefile"),
         format!(
-            "CFLAGS = {cflags} -DMODE=2 -Iinc\napp: src/main.o src/calc.o\n\tgcc -o $@ $^\nsrc/%.o: src/%.c inc/mode.h\n\tgcc $(CFLAGS) -c $< -o $@\n"
+            "CFLAGS = {cflags} -DMODE=2 -Iinc\napp: src/main.o src/calc.o\n\t{cc} -o $@ $^\nsrc/%.o: src/%.c inc/mode.h\n\t{cc} $(CFLAGS) -c $< -o $@\n"
         ),
     )
     .unwrap();
@@ -71,7 +77,11 @@ fn make(dir: &Path) {
 
 /// What the program built from the edited tree prints first.
 fn oracle(cflags: &str) -> String {
-    let dir = project(cflags);
+    oracle_with("gcc", cflags)
+}
+
+fn oracle_with(cc: &str, cflags: &str) -> String {
+    let dir = project_with(cc, cflags);
     let calc = dir.path().join("src/calc.c");
     std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
     make(dir.path());
@@ -372,4 +382,142 @@ fn verify_tells_the_builds_object_from_one_without_its_defines() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report[0]["differs"][0]["function"], "scale", "{report}");
     assert_eq!(report[0]["same"], 1, "shift is the same: {report}");
+}
+
+/// A header edit reloads each file that includes it once (compiled
+/// together), and the program computes what make builds from it.
+#[test]
+fn a_header_edit_reloads_each_includer_once() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let header = s.target.dir.path().join("inc/mode.h");
+    std::fs::write(&header, HEADER.replace("OFFSET 5", "OFFSET 6")).unwrap();
+    let mut files: Vec<String> = (0..2)
+        .map(|_| {
+            let e = s.event();
+            assert!(matches!(e["event"].as_str(), Some("patched" | "no_change")), "{e}");
+            e["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files, ["calc.c", "main.c"]);
+    // scale(4) = 4*3+6 now; nothing else is reloaded.
+    s.prints("v 18 8");
+    assert!(
+        s.events.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a file was reloaded twice"
+    );
+}
+
+/// Two files saved together, one calling a function the other adds: both
+/// are patched (the caller after the callee), whatever order they come in.
+#[test]
+fn files_saved_together_may_call_what_the_other_adds() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let src = s.target.dir.path().join("src");
+    // calc.c (reloaded first: files go in path order) calls bonus(),
+    // which main.c adds.
+    let calc = CALC
+        .replace("#include \"mode.h\"", "#include \"mode.h\"\nint bonus(int x);")
+        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + bonus(1);");
+    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 1000; }}\n");
+    std::fs::write(src.join("calc.c"), calc).unwrap();
+    std::fs::write(src.join("main.c"), main).unwrap();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &Value| e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) && e["event"] == "patched")
+    {
+        let e = s
+            .events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no patch of calc.c: {seen:?}"));
+        assert_ne!(e["event"], "refused", "{e}");
+        seen.push(e);
+    }
+    s.prints("v 1017 8");
+}
+
+/// clang records no options without -grecord-command-line; with
+/// -fdebug-macro (not implied by -g3 in clang 14) it records the macros,
+/// after the main file, unlike GCC. relive recovers
+/// the -D, finds the optimisation level that compiles into the running
+/// code, and patches the edit as make builds it.
+#[test]
+fn a_clang_g3_build_is_recompiled_as_built() {
+    let after = oracle_with("clang", "-O2 -g3 -fdebug-macro");
+    let dir = project_with("clang", "-O2 -g3 -fdebug-macro");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    let ready = s.until("watching");
+    assert_eq!(ready.len(), 1, "every baseline matches the running code: {ready:?}");
+    s.prints("v 17 8");
+    s.edit();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.prints(&after);
+}
+
+/// A file modified after the build, with a compile command not known to
+/// be the build's (plain -g: no macros recorded): the difference may be a
+/// missing -D as well as an edit, so it is reported, not patched.
+#[test]
+fn a_difference_with_an_incomplete_command_is_reported_not_caught_up() {
+    let dir = project("-O2 -g");
+    make(dir.path());
+    std::thread::sleep(Duration::from_millis(20));
+    // A comment: the program's code is what this source makes with the
+    // build's options; without -DMODE=2 relive's compile differs.
+    let calc = dir.path().join("src/calc.c");
+    std::fs::write(&calc, format!("/* touched */\n{CALC}")).unwrap();
+    let s = Session::watch(dir);
+    let start = s.until("watching");
+    let baseline = start
+        .iter()
+        .find(|e| e["event"] == "baseline" && e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")))
+        .unwrap_or_else(|| panic!("no word on calc.c: {start:?}"));
+    assert_eq!(baseline["status"], "differs", "{baseline}");
+    assert!(
+        !start.iter().any(|e| e["event"] == "patched"),
+        "patched from an untrusted compile: {start:?}"
+    );
+    s.never_prints("v 104 8", Duration::from_millis(200));
+    s.prints("v 17 8");
+}
+
+/// A file that does not compile when relive starts has no baseline: its
+/// first good compile is compared with the running code, and only what
+/// differs from it is patched (with a trusted command).
+#[test]
+fn the_first_good_compile_of_a_broken_file_is_verified() {
+    let after = oracle("-O2 -g3");
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let calc = dir.path().join("src/calc.c");
+    std::fs::write(&calc, format!("{CALC}\nthis does not compile;\n")).unwrap();
+    let s = Session::run(dir, &[]);
+    let start = s.until("watching");
+    assert!(
+        start
+            .iter()
+            .any(|e| e["event"] == "baseline" && e["status"] == "compile_error"),
+        "{start:?}"
+    );
+    s.prints("v 17 8");
+    s.edit();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(
+        e["functions"],
+        serde_json::json!(["scale"]),
+        "only what differs from the running code: {e}"
+    );
+    s.prints(&after);
 }

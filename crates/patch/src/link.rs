@@ -452,7 +452,12 @@ impl Linker<'_> {
     fn resolve_target(&mut self, r: &Reloc, user: &str) -> Result<(Value, i64), LinkError> {
         match &r.target {
             Target::Defined(i) => Ok((self.resolve_symbol(*i, user)?, r.addend)),
-            Target::Undefined(name) => match self.resolver.global(name) {
+            // Another file's patch may have added it.
+            Target::Undefined(name) => match self
+                .resolver
+                .global(name)
+                .or_else(|| self.resolver.added(None, name, false))
+            {
                 Some(a) => Ok((Value::Absolute(a), r.addend)),
                 None => Err(LinkError::MissingSymbol {
                     symbol: name.clone(),

@@ -9,8 +9,6 @@
 
 use std::collections::HashMap;
 
-use relive_process::Process;
-
 use crate::apply;
 use crate::link::{live_address, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
@@ -36,8 +34,15 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// No function differs. (One whose functions are all absent from
+    /// the program also passes: see [`Verification::compared`].)
     pub fn is_verified(&self) -> bool {
         self.differs.is_empty()
+    }
+
+    /// Whether any function could be compared at all.
+    pub fn compared(&self) -> bool {
+        !self.same.is_empty() || !self.differs.is_empty()
     }
 
     /// The names of the functions that differ.
@@ -101,13 +106,19 @@ fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Chec
             *m = true;
         }
     };
+    // Fields inside a TLS access sequence the linker may rewrite whole
+    // (general- or local-dynamic to initial- or local-exec), including the
+    // call to __tls_get_addr in it.
+    let mut tls_sequences: Vec<(u64, u64)> = Vec::new();
     for r in &sym.relocs {
         let (from, to) = match r.r_type {
             rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
                 (r.offset.saturating_sub(RELAXED_PREFIX), r.offset + r.width())
             }
-            rtype::TLSGD | rtype::TLSLD | rtype::GOTTPOFF | rtype::DTPOFF32 | rtype::TPOFF32 => {
-                (r.offset.saturating_sub(TLS_SPAN), r.offset + r.width() + TLS_SPAN)
+            rtype::TLSGD | rtype::TLSLD | rtype::GOTTPOFF => {
+                let span = (r.offset.saturating_sub(TLS_SPAN), r.offset + r.width() + TLS_SPAN);
+                tls_sequences.push(span);
+                span
             }
             _ => (r.offset, r.offset + r.width()),
         };
@@ -122,6 +133,19 @@ fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Chec
         return Check::Differs(format!("its code differs at +{k:#x}"));
     }
     for r in &sym.relocs {
+        let thread_local = matches!(
+            r.r_type,
+            rtype::TLSGD
+                | rtype::TLSLD
+                | rtype::GOTTPOFF
+                | rtype::TPOFF32
+                | rtype::DTPOFF32
+                | rtype::TPOFF64
+                | rtype::DTPOFF64
+        );
+        if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
+            continue;
+        }
         if let Some(why) = reference(target, obj, r, at, &live) {
             return Check::Differs(format!("+{:#x}: {why}", r.offset));
         }
@@ -132,9 +156,9 @@ fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Chec
 /// Why relocated field `r` of the running code at `at` (its bytes `live`)
 /// denotes something else than the object's, or `None` when it denotes
 /// the same (or cannot be told: a variable's contents change).
-fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live: &[u8]) -> Option<String> {
+fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_bytes: &[u8]) -> Option<String> {
     let field = at + r.offset;
-    let value = field_value(r, live)?;
+    let value = field_value(r, live_bytes)?;
     // The place the running field denotes, and the one the object's does.
     let place = if r.pc_relative() {
         field.wrapping_add(value as u64).wrapping_add(r.pc_bias as u64)
@@ -144,29 +168,65 @@ fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live:
     let resolver = &target.resolver;
     let no_renames = HashMap::new();
     let symbol = |i: usize| live_address(obj, i, resolver, &no_renames);
-    let (expected, name) = match &r.target {
-        Target::Defined(i) => (
-            symbol(*i)?.wrapping_add((r.addend + r.pc_bias) as u64),
-            obj.symbols[*i].name.clone(),
-        ),
-        Target::Undefined(name) => (
-            resolver.global(name)?.wrapping_add((r.addend + r.pc_bias) as u64),
-            name.clone(),
-        ),
+    let bias = (r.addend + r.pc_bias) as u64;
+    // The symbol the object refers to, its live address when the program
+    // has it, and the offset into it.
+    let (i, live, into, name) = match &r.target {
+        Target::Defined(i) => (Some(*i), symbol(*i), bias, obj.symbols[*i].name.clone()),
+        Target::Undefined(name) => match resolver.global(name).or_else(|| resolver.added(None, name, false)) {
+            Some(a) => (None, Some(a), bias, name.clone()),
+            None => return Some(format!("refers to {name}, which the program does not have")),
+        },
         Target::Section { section, offset } => {
             let at_place = offset.wrapping_add(r.pc_bias);
             match obj.symbol_at(*section, at_place) {
-                Some((i, into)) => (symbol(i)?.wrapping_add(into), obj.symbols[i].name.clone()),
+                Some((i, into)) => (Some(i), symbol(i), into, obj.symbols[i].name.clone()),
                 None => return literal(target, obj, *section, at_place, place),
             }
         }
     };
-    if place == expected || through_linkage(target.process, r, place, value, expected) {
-        return None;
+    let constant = i.filter(|&i| {
+        let sym = &obj.symbols[i];
+        sym.kind == Kind::Object && obj.section(sym.section).is_some_and(|s| s.constant())
+    });
+    let Some(live) = live else {
+        // A constant the program's symbols do not name (a local table):
+        // what the running code refers to must hold the same bytes.
+        if let Some(i) = constant {
+            return contents(target, obj, i, place.wrapping_sub(into));
+        }
+        return Some(format!("refers to {name}, which the program does not have"));
+    };
+    let expected = live.wrapping_add(into);
+    if place != expected && !through_linkage(target, r, at, live_bytes, place, value, expected) {
+        return Some(format!(
+            "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
+        ));
     }
-    Some(format!(
-        "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
-    ))
+    // The same table, but does it hold what this compile puts in it?
+    constant.and_then(|i| contents(target, obj, i, live))
+}
+
+/// Whether constant object `i` of `obj` (a `static const` table) holds
+/// the same bytes at `addr` in the process, relocated fields aside.
+fn contents(target: &apply::Target, obj: &ObjectFile, i: usize, addr: u64) -> Option<String> {
+    let sym = &obj.symbols[i];
+    let ours = sym.bytes.as_deref()?;
+    let mut live = vec![0u8; ours.len()];
+    if target.process.read(addr, &mut live).is_err() {
+        return Some(format!("refers to {} at {addr:#x}, which cannot be read", sym.name));
+    }
+    let masked = |k: usize| {
+        sym.relocs
+            .iter()
+            .any(|r| (r.offset..r.offset + r.width()).contains(&(k as u64)))
+    };
+    (0..ours.len()).find(|&k| ours[k] != live[k] && !masked(k)).map(|k| {
+        format!(
+            "refers to {}, whose contents differ from the running one's (at +{k})",
+            sym.name
+        )
+    })
 }
 
 /// The running field's value, sign-extended.
@@ -183,14 +243,33 @@ fn field_value(r: &Reloc, live: &[u8]) -> Option<i64> {
 
 /// Whether the running field reaches `symbol` the way a linker makes it:
 /// a call through a PLT entry or a patch's far-call stub, a GOT cell
-/// holding it, or a GOT load relaxed to an immediate.
-fn through_linkage(process: &dyn Process, r: &Reloc, place: u64, value: i64, symbol: u64) -> bool {
+/// holding it, or a GOT load relaxed to an immediate or a direct jump.
+fn through_linkage(
+    target: &apply::Target,
+    r: &Reloc,
+    at: u64,
+    live: &[u8],
+    place: u64,
+    value: i64,
+    symbol: u64,
+) -> bool {
+    let process = target.process;
     let read_u64 = |addr: u64| {
         let mut b = [0u8; 8];
         process.read(addr, &mut b).ok().map(|_| u64::from_le_bytes(b))
     };
     match r.r_type {
         rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
+            // `jmp *f@GOTPCREL(%rip)` (-fno-plt) relaxed to `jmp f; nop`,
+            // which starts a byte earlier.
+            let k = r.offset as usize;
+            if k >= 2 && live.get(k - 2) == Some(&0xe9) && live.get(k + 3) == Some(&0x90) {
+                let disp = live
+                    .get(k - 1..k + 3)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i32::from_le_bytes);
+                return disp.is_some_and(|d| (at + r.offset + 3).wrapping_add(d as i64 as u64) == symbol);
+            }
             read_u64(place) == Some(symbol) || value as u32 as u64 == symbol
         }
         rtype::PLT32 | rtype::PC32 => {
@@ -213,9 +292,10 @@ fn through_linkage(process: &dyn Process, r: &Reloc, place: u64, value: i64, sym
             let cell = place.wrapping_add(k as u64 + 6).wrapping_add(disp as u64);
             match read_u64(cell) {
                 Some(v) if v == symbol => true,
-                // Lazy binding: the cell still points into the PLT, at
-                // the entry's own resolver push.
-                Some(v) => v.abs_diff(place) < 64,
+                // Lazy binding: the cell still points back into the
+                // program's PLT (at the entry's resolver push, in `.plt`
+                // when the entry itself is in `.plt.sec`).
+                Some(v) => target.resolver.in_image(v) && target.resolver.in_image(place),
                 None => false,
             }
         }

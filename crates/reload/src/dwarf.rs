@@ -139,20 +139,23 @@ fn unit_facts(dwarf: &gimli::Dwarf<Reader<'_>>, unit: &gimli::Unit<Reader<'_>>) 
     Some(facts)
 }
 
-/// The line-0 entries before the first file starts, following imports
-/// one level (GCC puts them in an imported unit).
+/// The line-0 entries outside every file (GCC puts them first, in an
+/// imported unit; clang after the main file's end), following imports
+/// made there one level.
 fn line0_macros<'a>(
     dwarf: &gimli::Dwarf<Reader<'a>>,
     unit: gimli::UnitRef<'_, Reader<'a>>,
     mut list: gimli::MacroIter<Reader<'a>>,
 ) -> Vec<MacroChange> {
     let mut out = Vec::new();
+    let mut depth = 0usize;
     // A hostile or damaged list ends the walk, never loops: each entry is
     // read once and imports are followed one level.
     while let Ok(Some(entry)) = list.next() {
         match &entry {
-            gimli::MacroEntry::StartFile { .. } => break,
-            gimli::MacroEntry::Import { offset } => {
+            gimli::MacroEntry::StartFile { .. } => depth += 1,
+            gimli::MacroEntry::EndFile => depth = depth.saturating_sub(1),
+            gimli::MacroEntry::Import { offset } if depth == 0 => {
                 if let Ok(mut imported) = dwarf.macros(*offset) {
                     while let Ok(Some(e)) = imported.next() {
                         if matches!(e, gimli::MacroEntry::StartFile { .. }) {
@@ -162,7 +165,8 @@ fn line0_macros<'a>(
                     }
                 }
             }
-            e => out.extend(line0(unit, e)),
+            e if depth == 0 => out.extend(line0(unit, e)),
+            _ => {}
         }
     }
     out

@@ -183,6 +183,8 @@ pub struct Reloader<'p> {
     unverified: HashMap<PathBuf, Vec<(String, String)>>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
+    /// The last patch was refused for a symbol nothing defines (yet).
+    missing_symbol: bool,
     /// Called with every compile command relive runs (`--verbose`).
     pub on_compile: Option<ShowCommand>,
     /// Per source file: the object the program runs now.
@@ -209,6 +211,7 @@ impl<'p> Reloader<'p> {
             cache,
             unverified: HashMap::new(),
             trust_baselines: false,
+            missing_symbol: false,
             on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
@@ -367,7 +370,8 @@ impl<'p> Reloader<'p> {
             let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds)? else {
                 continue;
             };
-            if verify::against_process(&self.target, &obj).is_verified() {
+            let check = verify::against_process(&self.target, &obj);
+            if check.is_verified() && check.compared() {
                 if let Some(headers) = headers {
                     self.headers.insert(source.to_path_buf(), headers);
                 }
@@ -394,7 +398,8 @@ impl<'p> Reloader<'p> {
         }
         self.unverified.insert(source.to_path_buf(), check.differs.clone());
         let edited = self.edited_since_build(source);
-        Baseline::Differs { check, edited }
+        let trusted = self.command(source).complete && !check.same.is_empty();
+        Baseline::Differs { check, edited, trusted }
     }
 
     /// Whether `source` or a header it includes was modified after the
@@ -453,8 +458,40 @@ impl<'p> Reloader<'p> {
         let start = Instant::now();
         let compiled = self.compile_all(sources, jobs, |_, _| {})?;
         let mut events = Vec::new();
+        let mut waiting = Vec::new();
         for (source, result, compile_ms) in compiled {
-            events.push(self.reload_compiled(&source, result, compile_ms, start)?);
+            // A copy to patch again later, when several files are saved together.
+            let kept = if sources.len() > 1 {
+                result.as_ref().ok().cloned()
+            } else {
+                None
+            };
+            let event = self.reload_compiled(&source, result, compile_ms, start)?;
+            match (std::mem::take(&mut self.missing_symbol), kept) {
+                // It calls something another of the files adds: again
+                // once the others are in.
+                (true, Some(obj)) => waiting.push((source, obj, compile_ms, event)),
+                _ => events.push(event),
+            }
+        }
+        // Files that call what other files of the same save add are patched
+        // after them, as long as that makes progress.
+        while !waiting.is_empty() {
+            let mut still = Vec::new();
+            let before = waiting.len();
+            for (source, obj, compile_ms, _) in std::mem::take(&mut waiting) {
+                let event = self.reload_compiled(&source, Ok(obj.clone()), compile_ms, start)?;
+                if std::mem::take(&mut self.missing_symbol) {
+                    still.push((source, obj, compile_ms, event));
+                } else {
+                    events.push(event);
+                }
+            }
+            if still.len() == before {
+                events.extend(still.into_iter().map(|(_, _, _, event)| event));
+                break;
+            }
+            waiting = still;
         }
         Ok(events)
     }
@@ -480,6 +517,9 @@ impl<'p> Reloader<'p> {
                 return Ok(event);
             }
         };
+        if !self.current.contains_key(source) {
+            return self.first_compile(source, new, event, start);
+        }
         let diff_start = Instant::now();
         let old = self.current.get(source);
         let functions = match relive_patch::select::functions_to_patch(old, &new) {
@@ -519,17 +559,66 @@ impl<'p> Reloader<'p> {
         let result = self.apply(&mut event, &new, old.as_ref(), &functions);
         if event.event == "patched" || event.event == "unreachable" {
             self.current.insert(source.to_path_buf(), new);
-            if let Some(differs) = self.unverified.get(source).filter(|d| !d.is_empty()) {
-                event.notes.push(format!(
-                    "{}'s baseline compile differs from the running code in {} (not changed by this edit); {}",
-                    source.display(),
-                    differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-                    FIX_FLAGS
-                ));
+            if let Some(differs) = self.unverified.get(source) {
+                let (patched, others): (Vec<&str>, Vec<&str>) = differs
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .partition(|n| event.functions.iter().any(|f| f == n));
+                if !patched.is_empty() {
+                    event.notes.push(format!(
+                        "patched although relive's compile of {} differs from the running code in them (--trust-baselines): {}",
+                        patched.join(", "),
+                        source.display()
+                    ));
+                }
+                if !others.is_empty() {
+                    event.notes.push(format!(
+                        "relive's compile of {} differs from the running code in {} (not changed by this edit); {FIX_FLAGS}",
+                        source.display(),
+                        others.join(", ")
+                    ));
+                }
             }
         }
         result?;
         event.timing_ms.total = ms(start);
+        Ok(event)
+    }
+
+    /// The first compile of a file that did not compile when relive
+    /// started: no baseline to diff against, so it is compared with the
+    /// running code, and what differs is patched when the compile command
+    /// is known to be the build's (else refused, saying why).
+    fn first_compile(
+        &mut self,
+        source: &Path,
+        new: ObjectFile,
+        mut event: ReloadEvent,
+        start: Instant,
+    ) -> Result<ReloadEvent, ReloadError> {
+        let compile_ms = event.timing_ms.compile;
+        match self.adopt_baseline(source, Ok(new)) {
+            Baseline::Differs { trusted, .. } if trusted || self.trust_baselines => {
+                let mut event = self.catch_up(source)?;
+                event.timing_ms.compile = compile_ms;
+                event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+                return Ok(event);
+            }
+            Baseline::Differs { check, .. } => {
+                event.event = "refused";
+                event.message = Some(format!(
+                    "{} did not compile when relive started, so there is no earlier compile to diff against; this one differs from the running code in {}, and its compile command ({}) is not known to be the build's, so the difference may be a missing option rather than your edit; {FIX_FLAGS}, or pass --trust-baselines",
+                    source.display(),
+                    check.differing().join(", "),
+                    self.command(source).origin
+                ));
+            }
+            _ => event.notes.push(format!(
+                "{} compiles now, into exactly the code the program runs",
+                source.display()
+            )),
+        }
+        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
         Ok(event)
     }
 
@@ -558,6 +647,7 @@ impl<'p> Reloader<'p> {
         old: Option<&ObjectFile>,
         functions: &[usize],
     ) -> Result<(), ReloadError> {
+        self.missing_symbol = false;
         let now_mapped = mapped_files(self.process)?;
         if now_mapped != self.mapped {
             self.target = Target::open(self.process)?;
@@ -581,6 +671,8 @@ impl<'p> Reloader<'p> {
             }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
+                self.missing_symbol =
+                    matches!(e, PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }));
                 event.event = "refused";
                 event.message = Some(e.to_string());
             }
@@ -595,12 +687,18 @@ pub const FIX_FLAGS: &str = "the compile command probably lacks the build's -D/-
 /// How a baseline compile compares with the running program.
 #[derive(Debug)]
 pub enum Baseline {
-    /// Every function is the running code.
+    /// No function differs.
     Verified(Verification),
     /// Some functions differ. `edited`: the file (or a header it
-    /// includes) was modified after the program was built, so the likely
-    /// reason is an edit made while no relive ran.
-    Differs { check: Verification, edited: bool },
+    /// includes) was modified after the program was built, so an edit
+    /// made while no relive ran is a likely reason. `trusted`: the compile
+    /// command is known to be the build's whole command and other
+    /// functions of the file match, so the difference is that edit.
+    Differs {
+        check: Verification,
+        edited: bool,
+        trusted: bool,
+    },
     /// It does not compile now.
     CompileError(String),
 }
@@ -631,11 +729,21 @@ fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> R
         .arg("-MF")
         .arg(&depfile)
         .current_dir(&command.dir)
-        .output()
-        .map_err(|e| ReloadError::Compiler {
-            cc: cc.to_string(),
-            source: e,
-        })?;
+        .output();
+    // A compiler that cannot be started is this file's problem (a
+    // recorded compiler since uninstalled), not every file's.
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok((
+                Err(format!(
+                    "cannot run the compiler {cc} (in {}): {e}",
+                    command.dir.display()
+                )),
+                None,
+            ))
+        }
+    };
     if !result.status.success() {
         return Ok((
             Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),

@@ -19,8 +19,13 @@ pub struct CompileCommand {
     /// The source as given to the compiler (relative to `dir`, or absolute).
     pub file: PathBuf,
     /// Where the command came from, for messages: `--cc`,
-    /// `compile_commands.json`, `debug info`, `default`.
+    /// `compile_commands.json`, `debug info`, `guessed`, `default`.
     pub origin: &'static str,
+    /// Whether these are known to be all of the build's options (given,
+    /// recorded from the build, or read from debug info that records
+    /// macros too), so a difference from the running code is an edit, not
+    /// a missing option.
+    pub complete: bool,
 }
 
 impl CompileCommand {
@@ -38,6 +43,7 @@ impl CompileCommand {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| source.to_path_buf()),
             origin,
+            complete: origin == "--cc",
         }
     }
 
@@ -73,6 +79,9 @@ pub struct Unit {
     pub has_macros: bool,
     /// `-I` options recovered from the line table's directories.
     pub includes: Vec<String>,
+    /// The producer recorded the whole command line (clang's
+    /// `-grecord-command-line`), `-D` and `-I` included.
+    pub recorded_command: bool,
 }
 
 impl Unit {
@@ -92,6 +101,9 @@ impl Unit {
             dir: self.dir.clone(),
             file: self.name.clone(),
             origin: "debug info",
+            // GCC's producer has the options and -g3 the macros; clang's
+            // has either everything or nothing.
+            complete: self.recorded_command || (self.has_macros && self.compiler == "gcc"),
         }
     }
 
@@ -104,36 +116,58 @@ impl Unit {
     }
 }
 
+/// What a producer string says about the compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Producer {
+    /// `gcc`, `clang`, the recorded compiler's path, or `cc`.
+    pub compiler: String,
+    pub flags: Vec<String>,
+    /// The whole command line was recorded (clang's
+    /// `-grecord-command-line`), `-D` and `-I` included.
+    pub whole_command: bool,
+}
+
 /// Parses a producer string: `GNU C17 12.2.0 -mtune=generic -O2 -g` gives
-/// (`gcc`, [`-mtune=generic`, `-O2`, `-g`]). clang records options only
-/// with `-grecord-command-line`, then as its whole command line (`Debian
-/// clang version 14.0.6 /usr/bin/clang -O2 -D MODE=2 -c a.c -o a.o`):
-/// the compiler is that path, the options are its words without `-c`,
-/// `-o FILE` and the source.
-pub fn parse_producer(producer: &str) -> (String, Vec<String>) {
+/// `gcc` with [`-mtune=generic`, `-O2`, `-g`] (GCC records code-generation
+/// options only). clang records options only with
+/// `-grecord-command-line`, then as its whole command line (`Debian clang
+/// version 14.0.6 /usr/bin/clang -O2 -D MODE=2 -c a.c -o a.o`, perhaps with
+/// a parenthesised repository after the version): the compiler is that
+/// path, the options are its words without `-c`, `-o FILE` and the source.
+pub fn parse_producer(producer: &str) -> Producer {
+    let simple = |compiler: &str, flags: Vec<String>| Producer {
+        compiler: compiler.to_string(),
+        flags,
+        whole_command: false,
+    };
     if producer.starts_with("GNU") {
         let flags = producer
             .split_whitespace()
             .filter(|w| w.starts_with('-'))
             .map(str::to_string)
             .collect();
-        return ("gcc".to_string(), flags);
+        return simple("gcc", flags);
     }
     if !producer.contains("clang") {
-        return ("cc".to_string(), Vec::new());
+        return simple("cc", Vec::new());
     }
     let words: Vec<&str> = producer.split_whitespace().collect();
-    // After "version X": the binary's path, when the command was recorded.
-    let Some(binary) = words
-        .iter()
-        .position(|w| *w == "version")
-        .map(|k| k + 2)
-        .filter(|&k| words.get(k).is_some_and(|w| !w.starts_with('-') && !w.starts_with('(')))
-    else {
-        return ("clang".to_string(), Vec::new());
+    // After "version X" and any "(...)" group: the binary's path, when the
+    // command was recorded.
+    let Some(mut k) = words.iter().position(|w| *w == "version").map(|k| k + 2) else {
+        return simple("clang", Vec::new());
+    };
+    if words.get(k).is_some_and(|w| w.starts_with('(')) {
+        while words.get(k).is_some_and(|w| !w.ends_with(')')) {
+            k += 1;
+        }
+        k += 1;
+    }
+    let Some(binary) = words.get(k).filter(|w| !w.starts_with('-')) else {
+        return simple("clang", Vec::new());
     };
     let mut flags = Vec::new();
-    let mut rest = words[binary + 1..].iter();
+    let mut rest = words[k + 1..].iter();
     while let Some(&w) = rest.next() {
         match w {
             "-c" => {}
@@ -148,7 +182,11 @@ pub fn parse_producer(producer: &str) -> (String, Vec<String>) {
             _ => {} // the source
         }
     }
-    (words[binary].to_string(), flags)
+    Producer {
+        compiler: binary.to_string(),
+        flags,
+        whole_command: true,
+    }
 }
 
 /// The program's C compile units whose sources exist on disk.
@@ -160,22 +198,29 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     for unit in dwarf::units(&data) {
         let Some(dir) = unit.dir.clone() else { continue };
         let dir = PathBuf::from(dir);
-        let source = dir.join(&unit.name);
+        let source = normalize(&dir.join(&unit.name));
         if source.extension().is_none_or(|e| e != "c") || !source.is_file() {
             continue;
         }
-        let (compiler, flags) = parse_producer(unit.producer.as_deref().unwrap_or_default());
+        let Producer {
+            compiler,
+            flags,
+            whole_command,
+        } = parse_producer(unit.producer.as_deref().unwrap_or_default());
         let known = predefined.macros(&compiler, &flags, &dir);
         let defines = unit
             .line0_macros
             .iter()
             .filter(|m| match m {
-                MacroChange::Define(text) => !known.contains(text.as_str()),
+                // Names with two underscores are the compiler's own
+                // (`__OPTIMIZE__` comes from -O, which the probe may lack).
+                MacroChange::Define(text) => !known.contains(text.as_str()) && !m.name().starts_with("__"),
                 MacroChange::Undef(_) => true,
             })
             .map(MacroChange::option)
             .collect();
-        let includes = include_options(&unit.include_dirs, &dir, &source);
+        let system = predefined.search_dirs(&compiler, &dir).to_vec();
+        let includes = include_options(&unit.include_dirs, &dir, &source, &system);
         out.push(Unit {
             name: PathBuf::from(&unit.name),
             source,
@@ -185,6 +230,7 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             defines,
             has_macros: unit.has_macros,
             includes,
+            recorded_command: whole_command,
         });
     }
     // A header that gives a unit no code (macros, prototypes) leaves no
@@ -206,14 +252,21 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
 }
 
 /// `-I` options for the line table's directories that are neither the
-/// system's (under `/usr`) nor the unit's own (searched anyway), that
-/// exist, in table order.
-fn include_options(dirs: &[String], comp_dir: &Path, source: &Path) -> Vec<String> {
+/// compiler's own search directories (`system`, and anything under
+/// `/usr`) nor the unit's own (searched anyway), that exist, in table
+/// order.
+fn include_options(dirs: &[String], comp_dir: &Path, source: &Path, system: &[PathBuf]) -> Vec<String> {
     let own = source.parent().map(normalize);
     let mut seen = HashSet::new();
     dirs.iter()
         .map(|d| normalize(&comp_dir.join(d)))
-        .filter(|d| !d.starts_with("/usr") && Some(d) != own.as_ref() && d != &normalize(comp_dir) && d.is_dir())
+        .filter(|d| {
+            !d.starts_with("/usr")
+                && !system.iter().any(|s| d.starts_with(s))
+                && Some(d) != own.as_ref()
+                && d != &normalize(comp_dir)
+                && d.is_dir()
+        })
         .filter(|d| seen.insert(d.clone()))
         .map(|d| format!("-I{}", d.display()))
         .collect()
@@ -240,9 +293,30 @@ fn normalize(path: &Path) -> PathBuf {
 #[derive(Default)]
 struct Predefined {
     known: HashMap<Vec<String>, HashSet<String>>,
+    /// Per compiler: the directories it searches by itself (`cc -E -v`).
+    search: HashMap<String, Vec<PathBuf>>,
 }
 
 impl Predefined {
+    fn search_dirs(&mut self, compiler: &str, dir: &Path) -> &[PathBuf] {
+        self.search.entry(compiler.to_string()).or_insert_with(|| {
+            let out = std::process::Command::new(compiler)
+                .args(["-E", "-v", "-x", "c", "/dev/null"])
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .output();
+            let text = out
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            text.lines()
+                .skip_while(|l| !l.starts_with("#include <...> search starts here"))
+                .skip(1)
+                .take_while(|l| l.starts_with(' '))
+                .map(|l| normalize(Path::new(l.trim())))
+                .collect()
+        })
+    }
+
     fn macros(&mut self, compiler: &str, flags: &[String], dir: &Path) -> &HashSet<String> {
         let mut key = vec![dir.display().to_string(), compiler.to_string()];
         key.extend(flags.iter().cloned());
@@ -271,21 +345,31 @@ mod tests {
 
     #[test]
     fn producers() {
-        let (cc, flags) = parse_producer("GNU C17 12.2.0 -mtune=generic -march=x86-64 -g -O2 -fno-pie");
-        assert_eq!(cc, "gcc");
-        assert_eq!(flags, ["-mtune=generic", "-march=x86-64", "-g", "-O2", "-fno-pie"]);
+        let gcc = parse_producer("GNU C17 12.2.0 -mtune=generic -march=x86-64 -g -O2 -fno-pie");
+        assert_eq!(gcc.compiler, "gcc");
+        assert_eq!(gcc.flags, ["-mtune=generic", "-march=x86-64", "-g", "-O2", "-fno-pie"]);
+        assert!(!gcc.whole_command);
+        let bare = parse_producer("Debian clang version 14.0.6");
         assert_eq!(
-            parse_producer("Debian clang version 14.0.6"),
-            ("clang".to_string(), vec![])
+            (bare.compiler.as_str(), bare.flags.len(), bare.whole_command),
+            ("clang", 0, false)
         );
-        let (cc, flags) = parse_producer(
+        let recorded = parse_producer(
             "Debian clang version 14.0.6 /usr/lib/llvm-14/bin/clang -O2 -g -grecord-command-line -D MODE=2 -I inc -c a.c -o c.o",
         );
-        assert_eq!(cc, "/usr/lib/llvm-14/bin/clang");
+        assert_eq!(recorded.compiler, "/usr/lib/llvm-14/bin/clang");
         assert_eq!(
-            flags,
+            recorded.flags,
             ["-O2", "-g", "-grecord-command-line", "-D", "MODE=2", "-I", "inc"]
         );
+        assert!(recorded.whole_command);
+        let upstream = parse_producer(
+            "clang version 18.1.8 (https://github.com/llvm/llvm-project.git 3b5b5c1ec4a3095ab096dd780e84d7ab81f3d7ff) /usr/bin/clang -Os -c a.c",
+        );
+        assert_eq!(upstream.compiler, "/usr/bin/clang");
+        assert_eq!(upstream.flags, ["-Os"]);
+        let unrecorded = parse_producer("clang version 18.1.8 (https://github.com/llvm/llvm-project.git 3b5b5c1)");
+        assert!(unrecorded.flags.is_empty() && !unrecorded.whole_command);
     }
 }
 
@@ -345,6 +429,7 @@ fn command_in(text: &str, source: &Path) -> Option<CompileCommand> {
         dir: PathBuf::from(entry["directory"].as_str().unwrap_or(".")),
         file: PathBuf::from(file),
         origin: "compile_commands.json",
+        complete: true,
     })
 }
 

@@ -32,24 +32,43 @@ pub enum Ended {
 /// waiting in it; the headers the baselines include are added to it here.
 /// `ready` is called once the watches are in place; `exited` is asked
 /// between events whether the program has ended.
+///
+/// Headers become known only from the baseline compiles: one saved since
+/// `since` (when they started) is taken as changed.
+#[allow(clippy::too_many_arguments)]
 pub fn watch(
     reloader: &mut Reloader,
     events: &mut FileEvents,
     files: &[PathBuf],
+    since: std::time::SystemTime,
     debounce: Duration,
     ready: impl FnOnce(),
     mut exited: impl FnMut() -> Option<i32>,
     mut report: impl FnMut(&ReloadEvent),
 ) -> Result<Ended, ReloadError> {
     let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
-    events.add(sources.iter().cloned().chain(reloader.headers()))?;
+    let headers = reloader.headers();
+    events.add(sources.iter().cloned().chain(headers.iter().cloned()))?;
+    let mut pending: BTreeSet<PathBuf> = headers
+        .into_iter()
+        .filter(|h| {
+            std::fs::metadata(h)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m >= since)
+        })
+        .collect();
     ready();
     loop {
         if let Some(code) = exited() {
             return Ok(Ended::Exited(code));
         }
-        let Some(changed) = events.next(POLL, debounce)? else {
-            continue;
+        let changed = if pending.is_empty() {
+            match events.next(POLL, debounce)? {
+                Some(changed) => changed,
+                None => continue,
+            }
+        } else {
+            std::mem::take(&mut pending)
         };
         // A changed header reloads every unit that includes it.
         let mut units = BTreeSet::new();

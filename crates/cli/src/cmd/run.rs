@@ -127,11 +127,14 @@ fn plan(
         exe.display()
     );
     let cc = match cc {
-        Some(cc) => Some(
-            shlex::split(cc)
-                .filter(|w| !w.is_empty())
-                .with_context(|| format!("--cc {cc:?}: unbalanced quotes"))?,
-        ),
+        Some(cc) => {
+            let words = shlex::split(cc).with_context(|| format!("--cc {cc:?}: unbalanced quotes"))?;
+            anyhow::ensure!(
+                !words.is_empty(),
+                "--cc is empty: give the compile command, e.g. --cc \"gcc -O2 -g\""
+            );
+            Some(words)
+        }
         None => None,
     };
     Ok(files
@@ -178,7 +181,8 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
         // compile into the running code are the build's.
         if let Baseline::Differs { edited: false, .. } = outcome {
             let command = reloader.command(&file);
-            if matches!(command.origin, "debug info" | "default") {
+            let recorded_nothing = !command.args.iter().any(|a| a.starts_with("-O"));
+            if matches!(command.origin, "debug info" | "default") && recorded_nothing {
                 let candidates = guesses(&command, found.as_deref());
                 if let Some(hit) = reloader.find_command(&file, &candidates)? {
                     if !options.json {
@@ -188,7 +192,7 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
                             hit.args.join(" ")
                         );
                     }
-                    found = Some(hit.args);
+                    found = Some(hit.args[2..4].to_vec());
                     outcome = Baseline::Verified(Default::default());
                 }
             }
@@ -215,9 +219,9 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
                     ),
                 )
             }
-            Baseline::Differs { check, edited } => {
+            Baseline::Differs { check, edited, trusted } => {
                 let listed: Vec<String> = check.differs.iter().map(|(f, why)| format!("{f} ({why})")).collect();
-                if edited && !options.no_catch_up {
+                if edited && trusted && !options.no_catch_up {
                     report_baseline(
                         options.json,
                         serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing()}),
@@ -227,28 +231,33 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
                         ),
                     );
                     print_event(&reloader.catch_up(&file)?, options.json);
-                } else {
-                    let why = if edited {
-                        "was edited after the program was built (not patched: --no-catch-up); edits of these functions are refused until the program runs them".to_string()
-                    } else {
-                        let command = reloader.command(&file);
-                        format!(
-                            "compiles into code that differs from what the program runs, with {} from {}; {}",
-                            command.display(),
-                            command.origin,
-                            relive_reload::FIX_FLAGS
-                        )
-                    };
-                    report_baseline(
-                        options.json,
-                        serde_json::json!({"event": "baseline", "file": name, "status": if edited { "edited" } else { "differs" },
-                                           "functions": check.differing(), "details": listed, "message": why}),
-                        format!(
-                            "relive: WARNING: {name} {why}.\n  differing: {}\n  edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched",
-                            listed.join("; ")
-                        ),
-                    );
+                    continue;
                 }
+                let command = reloader.command(&file);
+                let why = if edited && trusted {
+                    "was edited after the program was built (not patched: --no-catch-up); edits of these functions are refused until the program runs them".to_string()
+                } else {
+                    format!(
+                        "compiles into code that differs from what the program runs, with {} from {}{}; {}",
+                        command.display(),
+                        command.origin,
+                        if edited {
+                            " (it was also modified after the program was built, but with a compile command not known to be the build's, that cannot be told from a missing option)"
+                        } else {
+                            ""
+                        },
+                        relive_reload::FIX_FLAGS
+                    )
+                };
+                report_baseline(
+                    options.json,
+                    serde_json::json!({"event": "baseline", "file": name, "status": if edited && trusted { "edited" } else { "differs" },
+                                       "functions": check.differing(), "details": listed, "message": why}),
+                    format!(
+                        "relive: WARNING: {name} {why}.\n  differing: {}\n  edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched",
+                        listed.join("; ")
+                    ),
+                );
             }
         }
     }
@@ -262,9 +271,11 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
     Ok(())
 }
 
-/// Compile commands to try when `command` (from the debug info) does not
-/// compile into the running code: the last options that did first, then
-/// each optimisation level with and without PIE, keeping `-I`/`-D`.
+/// Compile commands to try when `command` (from debug info that records
+/// no options: clang without -grecord-command-line) does not compile into
+/// the running code: the optimisation level and PIE choice that worked
+/// for another file first, then each level with and without PIE, keeping
+/// this file's `-I`/`-D`.
 fn guesses(command: &CompileCommand, last: Option<&[String]>) -> Vec<CompileCommand> {
     let (cc, rest) = command.args.split_first().expect("a compiler");
     let kept: Vec<String> = rest
@@ -272,19 +283,25 @@ fn guesses(command: &CompileCommand, last: Option<&[String]>) -> Vec<CompileComm
         .filter(|a| a.starts_with("-I") || a.starts_with("-D") || a.starts_with("-U"))
         .cloned()
         .collect();
-    let mut out: Vec<Vec<String>> = last.map(|l| vec![l.to_vec()]).unwrap_or_default();
+    let mut choices: Vec<[String; 2]> = Vec::new();
+    if let Some([level, pie]) = last {
+        choices.push([level.clone(), pie.clone()]);
+    }
     for level in ["-O2", "-O0", "-O1", "-O3", "-Os", "-Og"] {
         for pie in ["-fpie", "-fno-pie"] {
-            let mut args = vec![cc.clone(), "-g".to_string(), level.to_string(), pie.to_string()];
-            args.extend(kept.iter().cloned());
-            out.push(args);
+            choices.push([level.to_string(), pie.to_string()]);
         }
     }
-    out.into_iter()
-        .map(|args| CompileCommand {
-            args,
-            origin: "guessed",
-            ..command.clone()
+    choices
+        .into_iter()
+        .map(|[level, pie]| {
+            let mut args = vec![cc.clone(), "-g".to_string(), level, pie];
+            args.extend(kept.iter().cloned());
+            CompileCommand {
+                args,
+                origin: "guessed",
+                ..command.clone()
+            }
         })
         .collect()
 }
@@ -358,6 +375,7 @@ fn reload_loop(
     for (file, command) in &files {
         reloader.set_command(file, command.clone());
     }
+    let since = std::time::SystemTime::now();
     baselines(&mut reloader, &files, options)?;
     let names: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
     let ready = || {
@@ -376,6 +394,7 @@ fn reload_loop(
         &mut reloader,
         &mut events,
         &paths,
+        since,
         Duration::from_millis(debounce),
         ready,
         exited,

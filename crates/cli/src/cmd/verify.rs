@@ -22,7 +22,8 @@ use crate::output::print_json;
 /// build's before diffing against its objects: `relive run`/`watch` do
 /// this for every source at start.
 ///
-/// Exits 0 when every object matches, 5 when a function differs.
+/// Exits 0 when every object matches, 5 when a function differs or an
+/// object has no function the program has.
 ///
 /// Examples:
 ///   gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify --pid 4242 /tmp/app.o
@@ -74,13 +75,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             absent: check.absent,
         });
     }
-    let all_same = reports.iter().all(|r| r.differs.is_empty());
+    // An object none of whose functions the program has proves nothing.
+    let all_same = reports.iter().all(|r| r.differs.is_empty() && r.same > 0);
     if args.json {
         print_json(&reports)?;
     } else {
         let mut out = std::io::stdout().lock();
         for r in &reports {
-            if r.differs.is_empty() {
+            if r.differs.is_empty() && r.same == 0 {
+                writeln!(
+                    out,
+                    "{}: NOT VERIFIED: none of its functions is in pid {} (an object of another program, or every function inlined away)",
+                    r.object, args.pid
+                )?;
+            } else if r.differs.is_empty() {
                 writeln!(
                     out,
                     "{}: the {} functions are the code pid {} runs",

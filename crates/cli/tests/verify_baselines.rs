@@ -1,0 +1,152 @@
+//! `relive verify` (the check every `relive run` baseline goes through):
+//! an object compiled with the build's options is the running code; one
+//! compiled without an option the code depends on is not, wherever the
+//! difference hides (a constant table, which function is called, a TLS
+//! store's immediate), and the linker's own rewrites (`-fno-plt` jumps,
+//! relaxed TLS sequences) are not differences.
+
+use std::path::Path;
+use std::process::Command;
+
+use relive_testkit::Target;
+use serde_json::Value;
+
+/// Runs the program built from `source` with `build` flags, compiles
+/// `source` again with `object` flags, and returns `relive verify`'s exit
+/// code and report.
+fn verify(source: &str, build: &[&str], object: &[&str]) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(p.join("app.c"), source).unwrap();
+    let status = Command::new("gcc")
+        .args(build)
+        .args(["app.c", "-o", "app"])
+        .current_dir(&p)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building with {build:?}");
+    let status = Command::new("gcc")
+        .args(object)
+        .args(["-c", "app.c", "-o", "other.o"])
+        .current_dir(&p)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling with {object:?}");
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["verify", "--json", "--pid", &target.pid_arg()])
+        .arg(Path::new(&p).join("other.o"))
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn differing(report: &Value) -> Vec<String> {
+    report[0]["differs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["function"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const LOOP: &str =
+    "int main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", f(3)); usleep(2000); } }\n";
+
+fn program(body: &str) -> String {
+    format!("#include <stdio.h>\n#include <unistd.h>\n{body}\n{LOOP}")
+}
+
+#[test]
+fn a_constant_table_built_with_another_define_differs() {
+    let src = program(
+        "static const int table[4] = {MODE, 2, 3, 4};\n__attribute__((noinline)) int f(int i) { return table[i & 3] + table[(i + 1) & 3]; }",
+    );
+    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=2"]);
+    assert_eq!(code, 0, "{report}");
+    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=5"]);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(differing(&report), ["f"], "{report}");
+}
+
+#[test]
+fn a_call_to_a_function_the_program_lacks_differs() {
+    let src = program(
+        "#ifdef FAST\n__attribute__((noinline)) int fast_impl(int x) { return x * 2; }\n#define impl fast_impl\n#else\n__attribute__((noinline)) int slow_impl(int x) { int t = 0; for (int i = 0; i < x; i++) t += 2; return t; }\n#define impl slow_impl\n#endif\n__attribute__((noinline)) int f(int x) { return impl(x) + 1; }",
+    );
+    let (code, report) = verify(&src, &["-O2", "-g"], &["-O2", "-g", "-DFAST"]);
+    assert_eq!(code, 5, "{report}");
+    assert!(differing(&report).contains(&"f".to_string()), "{report}");
+}
+
+#[test]
+fn an_object_with_no_function_of_the_program_is_not_verified() {
+    let src = program("#ifdef OTHER\nint unrelated(int x) { return x; }\n#else\n__attribute__((noinline)) int f(int x) { return x + 1; }\n#endif");
+    let dir_src = "#include <stdio.h>\nint unrelated_elsewhere(int x) { return x * 7; }\n";
+    // The object is another file's: nothing to compare.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(p.join("app.c"), &src).unwrap();
+    std::fs::write(p.join("lib.c"), dir_src).unwrap();
+    assert!(Command::new("gcc")
+        .args(["-O2", "-g", "app.c", "-o", "app"])
+        .current_dir(&p)
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("gcc")
+        .args(["-O2", "-g", "-c", "lib.c"])
+        .current_dir(&p)
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["verify", "--pid", &target.pid_arg()])
+        .arg(p.join("lib.o"))
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("NOT VERIFIED"), "{text}");
+}
+
+#[test]
+fn a_thread_local_store_of_another_constant_differs() {
+    let src = program(
+        "__thread int counter;\n__attribute__((noinline)) int f(int x) { counter = MODE; return x + counter; }",
+    );
+    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=2"]);
+    assert_eq!(code, 0, "{report}");
+    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=7"]);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(differing(&report), ["f"], "{report}");
+}
+
+#[test]
+fn linker_rewrites_are_not_differences() {
+    // -fno-plt: `jmp *f@GOTPCREL(%rip)` becomes `jmp f; nop`. -fPIC with
+    // __thread, linked into an executable: the general-dynamic sequence
+    // becomes local-exec.
+    let src = program(
+        "#include <stdlib.h>\n__thread int counter;\n__attribute__((noinline)) int g(int x) { return abs(x - 10); }\n__attribute__((noinline)) int tail(int x) { return g(x); }\n__attribute__((noinline)) int f(int x) { counter += x; return tail(x) + counter % 3 + (int)labs((long)x); }",
+    );
+    for flags in [
+        &["-O2", "-g", "-fno-plt"][..],
+        &["-O2", "-g", "-fPIC"][..],
+        &["-O2", "-g", "-fPIC", "-fno-plt"][..],
+    ] {
+        let (code, report) = verify(&src, flags, flags);
+        assert_eq!(code, 0, "{flags:?}: {report}");
+    }
+}
