@@ -100,10 +100,11 @@ fn code_for(err: &anyhow::Error) -> i32 {
             _ => {}
         }
     }
-    if err
-        .chain()
-        .any(|e| e.is::<crate::cmd::live::SymbolNotFound>() || e.is::<crate::cmd::smf::NoFunction>())
-    {
+    if err.chain().any(|e| {
+        e.is::<crate::cmd::live::SymbolNotFound>()
+            || e.is::<crate::cmd::smf::NoFunction>()
+            || e.is::<crate::cmd::patch::NoSuchFunction>()
+    }) {
         return NOT_FOUND;
     }
     match image_error(err) {

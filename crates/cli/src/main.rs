@@ -77,8 +77,43 @@ impl Command {
     }
 }
 
+/// Subcommands whose first argument is a process id.
+const TAKE_A_PID: &[&str] = &[
+    "ps", "sym", "threads", "peek", "poke", "patch", "revert", "status", "watch", "verify",
+];
+
+/// One way to name a process everywhere: `PID` first, or `--pid PID`
+/// (`--pid=PID`) anywhere before a `--`, which is moved to that place.
+fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(command) = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|k| k + 1)
+    else {
+        return args;
+    };
+    if !TAKE_A_PID.contains(&args[command].to_string_lossy().as_ref()) {
+        return args;
+    }
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut out = args.clone();
+    for k in command + 1..end {
+        let arg = args[k].to_string_lossy();
+        let (value, taken) = match arg.strip_prefix("--pid") {
+            Some("") if k + 1 < end => (args[k + 1].clone(), 2),
+            Some(v) if v.starts_with('=') => (v[1..].into(), 1),
+            _ => continue,
+        };
+        out.drain(k..k + taken);
+        out.insert(command + 1, value);
+        return out;
+    }
+    args
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(pid_first(std::env::args_os().collect()));
     let json = cli.command.json();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
@@ -103,5 +138,41 @@ fn main() {
     };
     if let Err(err) = result {
         std::process::exit(exit::report(&err, json));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<std::ffi::OsString> {
+        line.split_whitespace().map(Into::into).collect()
+    }
+
+    #[test]
+    fn a_pid_option_becomes_the_first_argument() {
+        assert_eq!(
+            pid_first(args("relive patch --pid 42 new.o --json")),
+            args("relive patch 42 new.o --json")
+        );
+        assert_eq!(
+            pid_first(args("relive status --json --pid=42")),
+            args("relive status 42 --json")
+        );
+        assert_eq!(
+            pid_first(args("relive revert 42 --all")),
+            args("relive revert 42 --all")
+        );
+        // Not for other commands, nor after `--`.
+        assert_eq!(
+            pid_first(args("relive run -- ./app --pid 3")),
+            args("relive run -- ./app --pid 3")
+        );
+        assert_eq!(pid_first(args("relive info --pid 3")), args("relive info --pid 3"));
+        // A second --pid is left for clap to refuse.
+        assert_eq!(
+            pid_first(args("relive status --pid 1 --pid 2")),
+            args("relive status 1 --pid 2")
+        );
     }
 }

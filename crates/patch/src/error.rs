@@ -45,7 +45,7 @@ pub enum PatchError {
     #[error("{what}")]
     Refused { what: String },
 
-    #[error("{name} is not patched in process {pid} (see `relive status --pid {pid}`)")]
+    #[error("{name} is not patched in process {pid} (see `relive status {pid}`)")]
     NotPatched { pid: u32, name: String },
 
     #[error("state directory {path} is not safe to use: {why}. The journal in it decides what `relive revert` writes into processes, so relive uses only a directory no other user can change: remove it (relive creates it again with mode 0700), or set RELIVE_STATE_DIR to a directory only you can write")]
@@ -54,6 +54,6 @@ pub enum PatchError {
     #[error("process {pid} is live-reloaded by {owner}: one `relive run`/`watch` per process. Stop that one first; `relive patch`, `revert` and `status` work beside it")]
     Owned { pid: u32, owner: String },
 
-    #[error("journal {path} does not match process {pid}: {what}. It was changed or is stale; nothing was written into the process (check `relive status --pid {pid}`; delete the journal if the process is not patched)")]
+    #[error("journal {path} does not match process {pid}: {what}. It was changed or is stale; nothing was written into the process (check `relive status {pid}`; delete the journal if the process is not patched)")]
     Tampered { pid: u32, path: String, what: String },
 }

@@ -21,6 +21,7 @@ use crate::output::print_json;
 /// disk is the one running (build-id, else inode and modification time).
 #[derive(clap::Args)]
 pub struct PsArgs {
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Print JSON: {"pid","exe","image":{…,"identity"},"threads","modules":[…],"symbols":{"source","count"}}.
     #[arg(long)]
@@ -36,6 +37,7 @@ pub struct PsArgs {
 /// disk is not the file the process is running.
 #[derive(clap::Args)]
 pub struct SymArgs {
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Symbol names (exact).
     #[arg(required = true)]
@@ -51,6 +53,7 @@ pub struct SymArgs {
 /// counter, then resumes them all; blocked system calls carry on.
 #[derive(clap::Args)]
 pub struct ThreadsArgs {
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Print JSON: [{"tid","name","state","pc","symbol"}].
     #[arg(long)]

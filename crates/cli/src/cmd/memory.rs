@@ -13,6 +13,7 @@ use crate::output::{parse_number, print_json};
 /// must be mapped, or nothing is read and the exit status is 3.
 #[derive(clap::Args)]
 pub struct PeekArgs {
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Start address (decimal or 0x hex).
     #[arg(value_parser = parse_number)]
@@ -32,6 +33,7 @@ pub struct PeekArgs {
 /// whole range must be mapped, or nothing is written (exit status 3).
 #[derive(clap::Args)]
 pub struct PokeArgs {
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Start address (decimal or 0x hex).
     #[arg(value_parser = parse_number)]

@@ -34,8 +34,7 @@ use crate::output::print_json;
 /// patched with a warning naming both paths.
 #[derive(clap::Args)]
 pub struct PatchArgs {
-    /// The process to patch.
-    #[arg(long)]
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// The new object (`gcc -c`).
     new: PathBuf,
@@ -60,7 +59,7 @@ pub struct PatchArgs {
 /// registers or stack) are freed; others are kept and reported.
 #[derive(clap::Args)]
 pub struct RevertArgs {
-    #[arg(long)]
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Functions to revert.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -76,22 +75,32 @@ pub struct RevertArgs {
 /// Show which functions of a process are patched.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    #[arg(long)]
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation"}]}.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `--only NAME` names no function of the object (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{object} defines no function {name} (`relive diff OLD.o {object}` lists its functions)")]
+pub struct NoSuchFunction {
+    pub object: String,
+    pub name: String,
+}
+
 /// The functions of `new` to patch, narrowed to `only` when given.
 fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
     let mut functions = functions_to_patch(base, new)?;
     for n in only {
-        anyhow::ensure!(
-            new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function),
-            "{} defines no function {n}",
-            new.path
-        );
+        if !new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function) {
+            return Err(NoSuchFunction {
+                object: new.path.clone(),
+                name: n.clone(),
+            }
+            .into());
+        }
     }
     if !only.is_empty() {
         functions.retain(|&i| only.contains(&new.symbols[i].name));

@@ -42,7 +42,7 @@ pub struct RunArgs {
 /// Live-reload a program that is already running.
 #[derive(clap::Args)]
 pub struct WatchArgs {
-    #[arg(long)]
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Source files to watch (default: the program's C sources from its DWARF).
     paths: Vec<PathBuf>,
@@ -334,7 +334,7 @@ fn end_session_on_signals() {
             let _ = std::fs::remove_dir_all(&cache);
             if std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 eprintln!(
-                    "relive: stopped watching; the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert --pid {pid} --all` undoes them)"
+                    "relive: stopped watching; the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
                 );
             }
         }
@@ -527,7 +527,8 @@ fn wait_until_mapped(pid: u32, exe: &std::path::Path) {
 
 pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     let pid = args.pid;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("no process with pid {pid}"))?;
+    // A process that is not there (or not ours) is named as such, exit 3 or 4.
+    let exe = relive_process::open(pid)?.exe()?;
     let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;

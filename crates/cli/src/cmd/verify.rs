@@ -26,12 +26,11 @@ use crate::output::print_json;
 /// object has no function the program has.
 ///
 /// Examples:
-///   gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify --pid 4242 /tmp/app.o
-///   relive verify --pid 4242 build/*.o --json
+///   gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify 4242 /tmp/app.o
+///   relive verify 4242 build/*.o --json
 #[derive(clap::Args)]
 pub struct Args {
-    /// The process.
-    #[arg(long)]
+    /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
