@@ -388,3 +388,248 @@ fn an_interrupted_build_still_records_what_it_compiled() {
     assert!(status.contains("TracerPid:\t0"), "{status}");
     let _ = Command::new("kill").arg(pid.trim()).status();
 }
+
+/// A project whose build compiles a.c, then spends 30 s on a slow target.
+fn slow_project() -> tempfile::TempDir {
+    project(&[
+        (
+            "Makefile",
+            "all: a.o slow\na.o: a.c\n\tgcc -O1 -c a.c -o a.o\nslow: a.o\n\tsleep 30\n",
+        ),
+        ("a.c", "int a(void) { return 1; }\n"),
+    ])
+}
+
+/// The live processes whose working directory is `dir`, with their names.
+fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A zombie has no working directory: it is not running.
+        if std::fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(dir.as_path()) {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            found.push((pid, name.trim().to_string()));
+        }
+    }
+    found
+}
+
+/// Polls `done` until it holds or the testkit's patience runs out.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + relive_testkit::PATIENCE;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn kill(signal: &str, pid: u32) {
+    let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
+}
+
+/// A `relive build` under way in `dir`: relive itself, or `script`
+/// running it in a terminal (a pseudo-terminal) of its own, in the
+/// terminal's foreground process group.
+struct Build {
+    dir: PathBuf,
+    child: std::process::Child,
+    /// relive's pid (not `script`'s).
+    relive: u32,
+    /// What relive writes on stderr (in a terminal: everything the
+    /// terminal shows).
+    output: std::thread::JoinHandle<String>,
+    /// The terminal's keyboard: `script` passes what is written here on.
+    keyboard: Option<std::process::ChildStdin>,
+}
+
+/// Whether `script` (util-linux) can give relive a terminal.
+fn have_script() -> bool {
+    let found = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed: no terminal for relive");
+    }
+    found
+}
+
+impl Build {
+    fn start(dir: &Path, in_terminal: bool, command: &[&str]) -> Build {
+        use std::process::Stdio;
+        let relive = env!("CARGO_BIN_EXE_relive");
+        let mut child = if in_terminal {
+            let mut words = vec![relive, "build", "--"];
+            words.extend_from_slice(command);
+            Command::new("script")
+                .args(["-qec", &shlex::try_join(words).unwrap(), "/dev/null"])
+                .env("SHELL", "/bin/sh")
+                .current_dir(dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            Command::new(relive)
+                .args(["build", "--"])
+                .args(command)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut stream: Box<dyn std::io::Read + Send> = match child.stdout.take() {
+            Some(out) => Box::new(out),
+            None => Box::new(child.stderr.take().unwrap()),
+        };
+        let output = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stream.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        let keyboard = child.stdin.take();
+        let pid = if in_terminal {
+            let exe = Path::new(relive).canonicalize().unwrap();
+            let mut found = None;
+            eventually("relive starts in the terminal", || {
+                found = processes_in(dir)
+                    .into_iter()
+                    .map(|(pid, _)| pid)
+                    .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&exe));
+                found.is_some()
+            });
+            found.unwrap()
+        } else {
+            child.id()
+        };
+        Build {
+            dir: dir.to_path_buf(),
+            child,
+            relive: pid,
+            output,
+            keyboard,
+        }
+    }
+
+    /// Waits for relive (and `script`) to end, requires that no process
+    /// of the build is left running, and returns the exit status and the
+    /// output.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + relive_testkit::PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                for (pid, _) in processes_in(&self.dir) {
+                    kill("-KILL", pid);
+                }
+                let _ = self.child.wait();
+                panic!("relive did not end: the build was not stopped");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        // What relive let go ends by itself, at once (a shell's `sleep
+        // 0.2`): the build itself must not be running on.
+        let left = (0..200)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                processes_in(&self.dir)
+            })
+            .find(Vec::is_empty);
+        if left.is_none() {
+            let left = processes_in(&self.dir);
+            for &(pid, _) in &left {
+                kill("-KILL", pid);
+            }
+            panic!("processes of the build run on after relive ended ({status}): {left:?}");
+        }
+        drop(self.keyboard.take());
+        (status, self.output.join().unwrap())
+    }
+}
+
+#[test]
+fn a_sigterm_right_after_start_leaves_no_process_of_the_build() {
+    let terminals: &[bool] = if have_script() { &[false, true] } else { &[false] };
+    for &in_terminal in terminals {
+        for delay_ms in [0, 1, 2, 3, 5, 8, 12, 20, 50, 120, 300] {
+            let dir = slow_project();
+            let build = Build::start(dir.path(), in_terminal, &["sh", "-c", "sleep 0.2; exec make"]);
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            kill("-TERM", build.relive);
+            let (status, output) = build.finish();
+            let case = format!("terminal {in_terminal}, {delay_ms} ms: {status}: {output}");
+            // Killed before it could handle signals, or the build was
+            // ended by the SIGTERM passed on to it.
+            let killed = !output.contains("relive:")
+                && (status.code() == Some(128 + 15)
+                    || std::os::unix::process::ExitStatusExt::signal(&status) == Some(15));
+            if !killed {
+                assert_eq!(status.code(), Some(128 + 15), "{case}");
+                assert!(output.contains("interrupted by SIGTERM"), "{case}");
+                assert!(!output.contains("got too"), "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_sigterm_in_the_middle_of_a_slow_target_ends_the_build() {
+    let terminals: &[bool] = if have_script() { &[false, true] } else { &[false] };
+    for &in_terminal in terminals {
+        let dir = slow_project();
+        let build = Build::start(dir.path(), in_terminal, &["make"]);
+        eventually("make runs its slow target", || {
+            processes_in(dir.path()).iter().any(|(_, name)| name == "sleep")
+        });
+        kill("-TERM", build.relive);
+        let (status, output) = build.finish();
+        let case = format!("terminal {in_terminal}: {status}: {output}");
+        assert_eq!(status.code(), Some(128 + 15), "make's death by SIGTERM: {case}");
+        assert!(
+            output.contains("interrupted by SIGTERM: passed on to the build (SIGTERM to pid"),
+            "{case}"
+        );
+        assert!(output.contains("recorded 1 compile command for 1 file"), "{case}");
+        assert!(output.contains("the build was interrupted"), "{case}");
+        let db = database(dir.path());
+        assert_eq!(
+            arguments(entries_for(&db, "a.c")[0]),
+            ["gcc", "-O1", "-c", "a.c", "-o", "a.o"]
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_in_a_terminal_is_left_to_the_build() {
+    if !have_script() {
+        return;
+    }
+    let dir = slow_project();
+    let mut build = Build::start(dir.path(), true, &["make"]);
+    eventually("make runs its slow target", || {
+        processes_in(dir.path()).iter().any(|(_, name)| name == "sleep")
+    });
+    use std::io::Write;
+    build.keyboard.as_mut().unwrap().write_all(b"\x03").unwrap();
+    build.keyboard.as_mut().unwrap().flush().unwrap();
+    let (status, output) = build.finish();
+    // make got the terminal's SIGINT and ended by it; relive sent nothing.
+    assert_eq!(status.code(), Some(128 + 2), "{output}");
+    // relive may handle the signal after make has ended by it.
+    assert!(
+        output.contains("interrupted by SIGINT, which the build got too")
+            || output.contains("interrupted by SIGINT: the build has ended"),
+        "{output}"
+    );
+    assert!(!output.contains("passed on"), "{output}");
+    assert!(output.contains("recorded 1 compile command for 1 file"), "{output}");
+    assert_eq!(entries_for(&database(dir.path()), "a.c").len(), 1);
+}

@@ -140,7 +140,7 @@ const LINK_ONLY: &[&str] = &[
 const LINK_ONLY_PREFIXES: &[&str] = &["-l", "-L", "-Wl,", "-T", "-fuse-ld=", "--ld-path="];
 
 /// Whether `argv0` names a C/C++ compiler driver: its file name is one of
-/// [`COMPILERS`], after an optional target prefix
+/// `COMPILERS` (`cc`, `gcc`, `clang++`, …), after an optional target prefix
 /// (`x86_64-linux-gnu-gcc`) and version suffix (`gcc-12`, `clang++-14`).
 pub fn is_compiler(argv0: &str) -> bool {
     let name = file_name(argv0);
@@ -379,21 +379,75 @@ impl Recorder {
     }
 }
 
-/// `directory` joined with `file`, `.` and `..` resolved lexically.
+/// `directory` joined with `file`, normalized: a database entry's source.
 fn key(directory: &str, file: &str) -> PathBuf {
+    normalize(&Path::new(directory).join(file))
+}
+
+/// `path` with `.` and `..` resolved lexically, without asking the file
+/// system (a `..` after a symlink is not resolved through it), and
+/// repeated or trailing `/` dropped: `/p/build/../src/./a.c` is
+/// `/p/src/a.c`. `..` at the root stays at the root (`/..` is `/`); a
+/// relative path keeps the `..` that climb above its start (`../src/a.c`,
+/// `a/../..` is `..`; `a/..` is the empty path).
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
-    for c in Path::new(directory).join(file).components() {
+    for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                Some(Component::ParentDir | Component::CurDir) | None => out.push(".."),
+            },
             c => out.push(c),
         }
     }
     out
+}
+
+/// Every entry of the compilation database text `db_text` that compiles
+/// `source`, in the database's order: those whose `directory` joined with
+/// `file` is `source` once both are made absolute (against the current
+/// directory, for a relative one) and [`normalize`]d. A file may be
+/// compiled more than once (libtool compiles each source with and without
+/// `-fPIC`; a test build adds `-DTEST`), and its entries may name it
+/// differently (`../src/a.c` from an out-of-tree build directory).
+///
+/// An entry in the `command` form is returned with that command split
+/// into `arguments` (shell quoting, as the specification says). Entries
+/// that have no `file`, or neither a usable `arguments` array nor
+/// `command`, are skipped; text that is not a JSON array gives none.
+pub fn entries_for(db_text: &str, source: &Path) -> Vec<Entry> {
+    let Ok(db) = serde_json::from_str::<Vec<serde_json::Value>>(db_text) else {
+        return Vec::new();
+    };
+    let absolute = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    let wanted = absolute(source);
+    db.iter()
+        .filter_map(|e| {
+            let directory = e["directory"].as_str().unwrap_or("");
+            let file = e["file"].as_str()?;
+            if absolute(&Path::new(directory).join(file)) != wanted {
+                return None;
+            }
+            let arguments = match e["arguments"].as_array() {
+                Some(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()?,
+                None => shlex::split(e["command"].as_str()?)?,
+            };
+            (!arguments.is_empty()).then(|| Entry {
+                directory: directory.to_string(),
+                file: file.to_string(),
+                arguments,
+                output: e["output"].as_str().map(str::to_string),
+            })
+        })
+        .collect()
 }
 
 /// Why an existing database cannot be merged into.
@@ -753,6 +807,65 @@ mod tests {
         // Into nothing.
         let v: Vec<Entry> = serde_json::from_str(&merge("", &new).unwrap()).unwrap();
         assert_eq!(v, new);
+    }
+
+    #[test]
+    fn normalize_resolves_dots_lexically() {
+        for (path, normal) in [
+            ("/p/build/../src/./a.c", "/p/src/a.c"),
+            ("/p//src/a.c/", "/p/src/a.c"),
+            ("/p/./././a.c", "/p/a.c"),
+            ("/../a.c", "/a.c"),
+            ("/p/../..", "/"),
+            ("/", "/"),
+            ("../src/a.c", "../src/a.c"),
+            ("./../../a.c", "../../a.c"),
+            ("a/../../b", "../b"),
+            ("a/b/../../..", ".."),
+            ("a/..", ""),
+            ("a.c", "a.c"),
+            ("", ""),
+        ] {
+            assert_eq!(normalize(Path::new(path)), PathBuf::from(normal), "{path}");
+        }
+        // An entry's key is its directory and file, normalized.
+        assert_eq!(key("/p/build", "../src/a.c"), PathBuf::from("/p/src/a.c"));
+        assert_eq!(key("/p", "/q/./a.c"), PathBuf::from("/q/a.c"));
+    }
+
+    #[test]
+    fn entries_for_finds_every_entry_of_a_source() {
+        let db = r#"[
+          {"directory": "/p/src", "file": "a.c", "command": "libtool-gcc -DPIC -fPIC -c a.c -o .libs/a.o"},
+          {"directory": "/p/src", "file": "b.c", "arguments": ["gcc", "-c", "b.c"]},
+          {"directory": "/p/build", "file": "../src/a.c", "arguments": ["gcc", "-O2", "-c", "../src/a.c"], "output": "a.o"},
+          {"directory": "/q/src", "file": "a.c", "arguments": ["gcc", "-c", "a.c"]},
+          {"directory": "/p/src/", "file": "/p/src/./a.c", "command": "gcc -DNAME='\"two words\"' -c /p/src/a.c"},
+          {"directory": "/p/src", "arguments": ["gcc", "-c", "a.c"]},
+          {"directory": "/p/src", "file": "a.c"},
+          {"directory": "/p/src", "file": "a.c", "arguments": ["gcc", 7]}
+        ]"#;
+        for source in ["/p/src/a.c", "/p/build/../src/a.c", "/p/src//a.c"] {
+            let found = entries_for(db, Path::new(source));
+            assert_eq!(
+                found.iter().map(|e| e.arguments[1].as_str()).collect::<Vec<_>>(),
+                ["-DPIC", "-O2", "-DNAME=\"two words\""],
+                "{source}: {found:#?}"
+            );
+            assert_eq!(found[0].file, "a.c");
+            assert_eq!(found[1].directory, "/p/build");
+            assert_eq!(found[1].file, "../src/a.c");
+            assert_eq!(found[1].output.as_deref(), Some("a.o"));
+            assert_eq!(found[0].output, None);
+        }
+        assert_eq!(entries_for(db, Path::new("/p/src/b.c")).len(), 1);
+        assert!(entries_for(db, Path::new("/p/src/c.c")).is_empty());
+        assert!(entries_for("not json", Path::new("/p/src/a.c")).is_empty());
+        assert!(entries_for("{\"file\": \"a.c\"}", Path::new("/p/src/a.c")).is_empty());
+        // A relative source is taken from the current directory.
+        let here = std::env::current_dir().unwrap();
+        let db = serde_json::json!([{"directory": here, "file": "x/../a.c", "command": "cc -c a.c"}]).to_string();
+        assert_eq!(entries_for(&db, Path::new("./a.c")).len(), 1);
     }
 
     #[test]

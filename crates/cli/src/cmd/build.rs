@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 use relive_process::exec_trace;
 use relive_reload::compdb::{self, Recorder};
@@ -23,7 +23,9 @@ use relive_reload::compdb::{self, Recorder};
 /// clean`, or `make -B`). If the build fails, what it compiled is still
 /// recorded and relive exits with the build's status. After Ctrl-C the build
 /// ends its own way (make removes half-written files) and what it compiled
-/// is recorded; a second Ctrl-C, or relive being killed, kills the build.
+/// is recorded; a SIGINT, SIGTERM or SIGHUP sent to relive alone (`kill
+/// PID`) is passed on to the build as SIGTERM, with the same outcome. A
+/// second interrupt, or relive being killed, kills the build.
 ///
 /// Examples:
 ///   relive build -- make -j8
@@ -48,46 +50,121 @@ pub struct Args {
     command: Vec<String>,
 }
 
-/// The build's own process, once it has started, for the signal handler.
-static ROOT: AtomicU32 = AtomicU32::new(0);
-/// How many times relive was asked to stop.
-static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+/// `eprintln!` in one `write`: the build writes to the same stderr, and
+/// std's unbuffered stderr writes a formatted line in pieces, which the
+/// build's lines could land between.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }};
+}
 
-/// Ctrl-C (SIGINT, also SIGTERM and SIGHUP) lets the build end its own way
-/// (see [`exec_trace::pass_on_interrupt`]); relive then records what it
-/// compiled. A second one ends relive at once, and the build with it.
-fn interrupt_the_build_on_signals() {
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) > 0 {
-            eprintln!("relive: interrupted again: the build is killed and nothing is recorded");
+/// Where the build stands, for the interrupt handler.
+struct Interrupts {
+    /// The build's own process, once its first exec has been reported.
+    root: Option<u32>,
+    /// The build has ended (relive is writing the database).
+    ended: bool,
+    /// How many times relive was asked to stop.
+    count: u32,
+    /// An interrupt that came before the build's process was known: it
+    /// is sent SIGTERM as soon as it is.
+    pending: Option<exec_trace::Interrupt>,
+}
+
+static INTERRUPTS: Mutex<Interrupts> = Mutex::new(Interrupts {
+    root: None,
+    ended: false,
+    count: 0,
+    pending: None,
+});
+
+fn interrupts() -> std::sync::MutexGuard<'static, Interrupts> {
+    INTERRUPTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SIGINT, SIGTERM and SIGHUP let the build end its own way; relive then
+/// records what it compiled. A signal that reached the build too (Ctrl-C
+/// at the terminal) is left to it; one sent to relive alone (`kill PID`)
+/// is passed on to the build as SIGTERM, also when it comes before the
+/// build's process has started. A second one ends relive at once, and the
+/// build with it (its processes are killed with their tracer).
+fn interrupt_the_build_on_signals() -> anyhow::Result<()> {
+    exec_trace::handle_interrupts(|interrupt| {
+        let name = relive_process::signal_name(interrupt.signal);
+        let mut state = interrupts();
+        state.count += 1;
+        if state.count > 1 {
+            say!("relive: interrupted again ({name}): the build is killed and nothing is recorded");
             std::process::exit(130);
         }
-        match ROOT.load(Ordering::SeqCst) {
-            0 => std::process::exit(130),
-            pid => {
-                exec_trace::pass_on_interrupt(pid);
-                eprintln!("relive: interrupted: waiting for the build to stop (interrupt again to kill it)");
+        let again = "interrupt again to kill it";
+        if state.ended {
+            say!("relive: interrupted by {name}: the build has ended; writing what it compiled (interrupt again to stop at once)");
+        } else if let Some(pid) = state.root {
+            if exec_trace::pass_on_interrupt(pid, interrupt) {
+                say!(
+                    "relive: interrupted by {name}: passed on to the build (SIGTERM to pid {pid}); waiting for it to stop ({again})"
+                );
+            } else {
+                say!("relive: interrupted by {name}, which the build got too; waiting for it to stop ({again})");
             }
+        } else {
+            state.pending = Some(interrupt);
+            say!(
+                "relive: interrupted by {name} before the build started: it is sent SIGTERM as soon as it starts ({again})"
+            );
         }
-    });
+    })?;
+    Ok(())
+}
+
+/// The build's process has started: an interrupt that came before is
+/// passed on to it now.
+fn build_started(pid: u32) {
+    let mut state = interrupts();
+    if state.root.is_some() {
+        return;
+    }
+    state.root = Some(pid);
+    if let Some(interrupt) = state.pending.take() {
+        // It may well not have been there for the signal relive got,
+        // whatever its origin: tell it.
+        let interrupt = exec_trace::Interrupt {
+            from_terminal: false,
+            ..interrupt
+        };
+        exec_trace::pass_on_interrupt(pid, interrupt);
+    }
+}
+
+/// The build has ended: an interrupt now is not passed on.
+fn build_ended() {
+    let mut state = interrupts();
+    state.root = None;
+    state.ended = true;
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (program, rest) = args.command.split_first().expect("clap requires the command");
     let progress = !(args.quiet || args.json);
-    interrupt_the_build_on_signals();
+    interrupt_the_build_on_signals()?;
     let mut recorder = Recorder::new();
     let status = exec_trace::run_traced(program, rest, &mut |exec| {
         if exec.ancestors.is_empty() {
-            let _ = ROOT.compare_exchange(0, exec.pid, Ordering::SeqCst, Ordering::SeqCst);
+            build_started(exec.pid);
         }
         for entry in recorder.observe(exec) {
             if progress {
-                eprintln!("relive: recorded {} (in {})", entry.summary(), entry.directory);
+                say!("relive: recorded {} (in {})", entry.summary(), entry.directory);
             }
         }
-    })?;
-    ROOT.store(0, Ordering::SeqCst);
+    });
+    build_ended();
+    let status = status?;
     let code = exit_code(&status);
 
     let entries = recorder.finish();
@@ -98,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let database = std::path::absolute(&args.output).unwrap_or_else(|_| args.output.clone());
     if args.json {
-        eprintln!(
+        say!(
             "{}",
             serde_json::json!({
                 "event": "built", "status": code, "recorded": entries.len(), "files": files,
@@ -110,9 +187,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(signal) => format!("was killed by {}", relive_process::signal_name(signal)),
             None => format!("failed (exit status {code})"),
         };
-        let interrupted = INTERRUPTS.load(Ordering::SeqCst) > 0;
+        let interrupted = interrupts().count > 0;
         if written {
-            eprintln!(
+            say!(
                 "relive: recorded {} compile command{} for {} file{} into {}",
                 entries.len(),
                 plural(entries.len()),
@@ -122,15 +199,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             if code != 0 {
                 let why = if interrupted { "was interrupted" } else { &ended };
-                eprintln!("relive: the build {why}; the compiles it ran before that are recorded all the same");
+                say!("relive: the build {why}; the compiles it ran before that are recorded all the same");
             }
         } else if code != 0 {
-            eprintln!(
+            say!(
                 "relive: the build {ended} before compiling any C/C++ file; {} is left as it was",
                 args.output.display()
             );
         } else {
-            eprintln!(
+            say!(
                 "relive: the build compiled no C/C++ file, so {} is left as it was. Was everything up to date? \
                  Rebuild from clean: `make clean` first, or `make -B`",
                 args.output.display()

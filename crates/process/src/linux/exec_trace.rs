@@ -13,13 +13,15 @@ use std::ffi::c_void;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 
 use nix::libc;
 use nix::sys::ptrace::{self, Options};
 use nix::unistd::Pid;
 
 use crate::error::{ProcessError, Result};
-use crate::exec_trace::Exec;
+use crate::exec_trace::{Exec, Interrupt};
 
 /// See [`crate::exec_trace::run_traced`].
 pub fn run_traced(program: &str, args: &[String], on_exec: &mut (dyn FnMut(&Exec) + Send)) -> Result<ExitStatus> {
@@ -53,20 +55,44 @@ struct Tracer {
     pending: HashMap<i32, i32>,
     /// The command has exited: the tracees left are being let go.
     draining: bool,
+    /// The command's exit (or death) has been collected: its pid may
+    /// belong to another process now.
+    root_reaped: bool,
+    /// `waitpid` said there is no tracee left (ECHILD).
+    none_left: bool,
 }
 
 impl Tracer {
     fn start(program: &str, args: &[String]) -> Result<Tracer> {
         let mut command = Command::new(program);
         command.args(args);
+        // The child asks to be traced; it then stops with SIGTRAP at its
+        // exec (it does not stop itself here: spawn waits for the exec,
+        // which would deadlock). It also asks for SIGKILL when the thread
+        // that started it (this tracer) ends: the command is always reaped
+        // before the tracer returns, so this fires only when relive dies
+        // before the command's first stop has been handled, when the
+        // tracing options (and their `PTRACE_O_EXITKILL`) are not set yet
+        // and the command would otherwise run on, untraced. `getppid` tells
+        // whether relive died before the request was made.
+        //
         // SAFETY: the closure runs in the forked child between fork and
-        // exec, where only async-signal-safe work is allowed: it makes one
-        // system call (ptrace(PTRACE_TRACEME)) and, on failure, builds an
-        // io::Error from the errno, which does not allocate. The child then
-        // stops with SIGTRAP at its exec; it does not stop itself here
-        // (spawn waits for the exec, which would deadlock).
+        // exec, where only async-signal-safe work is allowed: it makes
+        // three system calls (ptrace(PTRACE_TRACEME), prctl, getppid) and,
+        // on failure, builds an io::Error from an errno, which does not
+        // allocate.
+        let parent = std::process::id() as libc::pid_t;
         unsafe {
-            command.pre_exec(|| ptrace::traceme().map_err(io::Error::from));
+            command.pre_exec(move || {
+                ptrace::traceme().map_err(io::Error::from)?;
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
         }
         let child = match command.spawn() {
             Ok(child) => child,
@@ -90,6 +116,8 @@ impl Tracer {
             live: HashSet::new(),
             pending: HashMap::new(),
             draining: false,
+            root_reaped: false,
+            none_left: false,
         })
     }
 
@@ -102,7 +130,10 @@ impl Tracer {
             let (pid, status) = match wait_any() {
                 Ok(stop) => stop,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break,
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    self.none_left = true;
+                    break;
+                }
                 Err(source) => {
                     return Err(ProcessError::Io {
                         pid: self.root as u32,
@@ -131,6 +162,7 @@ impl Tracer {
         if pid != self.root {
             return Ok(());
         }
+        self.root_reaped = true;
         if !self.root_started && libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS {
             return Err(refused(
                 &self.program,
@@ -153,8 +185,11 @@ impl Tracer {
                     | Options::PTRACE_O_TRACECLONE
                     | Options::PTRACE_O_TRACEEXEC
                     | Options::PTRACE_O_EXITKILL;
-                if let Err(e) = ptrace::setoptions(Pid::from_raw(pid), options) {
-                    return Err(refused(&self.program, &format!("PTRACE_SETOPTIONS failed: {e}")));
+                match ptrace::setoptions(Pid::from_raw(pid), options) {
+                    Ok(()) => {}
+                    // Killed meanwhile: the next wait reports its death.
+                    Err(nix::errno::Errno::ESRCH) => return Ok(()),
+                    Err(e) => return Err(refused(&self.program, &format!("PTRACE_SETOPTIONS failed: {e}"))),
                 }
                 report(pid, on_exec);
                 resume(pid, 0);
@@ -213,6 +248,49 @@ impl Tracer {
         Ok(())
     }
 
+    /// Ends the traced command after an error (or a panic in `on_exec`):
+    /// kills the command and every tracee known, and reaps them, so that
+    /// nothing of the build runs on once the tracer is gone. (The command
+    /// may still stand stopped at its first exec, its tracing options and
+    /// their `PTRACE_O_EXITKILL` not set yet: left alone, it would be
+    /// detached when this thread ends and run on, unobserved.) Every pid
+    /// killed is an unreaped tracee of this thread, so cannot have been
+    /// reused.
+    fn abort(&mut self) {
+        if self.none_left {
+            return;
+        }
+        let kill = |pid: i32| {
+            // SAFETY: kill takes two integers and touches no memory of ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        };
+        if !self.root_reaped {
+            kill(self.root);
+        }
+        self.live.iter().copied().for_each(kill);
+        self.pending
+            .iter()
+            .filter(|&(_, &n)| n > 0)
+            .for_each(|(&pid, _)| kill(pid));
+        // Until none is left: a tracee that appears meanwhile (a fork
+        // under way) is killed at its first stop.
+        loop {
+            match wait_any() {
+                Ok((pid, status)) => {
+                    if libc::WIFSTOPPED(status) {
+                        kill(pid);
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        self.live.clear();
+        self.pending.clear();
+        self.root_reaped = true;
+        self.none_left = true;
+    }
+
     fn count(&mut self, pid: i32, delta: i32) {
         let n = self.pending.entry(pid).or_insert(0);
         *n += delta;
@@ -237,6 +315,17 @@ impl Tracer {
             if !sent {
                 self.live.remove(&tid);
             }
+        }
+    }
+}
+
+impl Drop for Tracer {
+    /// A tracer dropped before the command and its tracees are all
+    /// accounted for returns an error or unwinds a panic: see
+    /// [`Tracer::abort`].
+    fn drop(&mut self) {
+        if !self.done() {
+            self.abort();
         }
     }
 }
@@ -342,20 +431,130 @@ fn status_field(pid: u32, name: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Whether this process is in the foreground process group of its
-/// controlling terminal (`/proc/self/stat`: pgrp equals tpgid), where a
-/// Ctrl-C reaches it and the build alike.
-pub(crate) fn in_terminal_foreground() -> bool {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+/// Whether process `pid` is in this process's process group, where a
+/// signal the terminal sends to relive reaches it too.
+pub(crate) fn in_my_process_group(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    // After "pid (comm) ": state ppid pgrp session tty_nr tpgid …
-    let fields: Vec<&str> = stat
+    // After "pid (comm) ": state ppid pgrp …
+    let pgrp = stat
         .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    match (fields.get(2), fields.get(5)) {
-        (Some(pgrp), Some(tpgid)) => pgrp == tpgid,
-        _ => false,
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|p| p.parse::<libc::pid_t>().ok());
+    // SAFETY: getpgrp takes nothing and cannot fail.
+    pgrp == Some(unsafe { libc::getpgrp() })
+}
+
+/// The write end of the pipe the signal handler reports on (-1: none yet).
+static INTERRUPT_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The process that installed the handler: a child between fork and exec
+/// inherits the handler, and must not report to relive's pipe.
+static HANDLER_OWNER: AtomicI32 = AtomicI32::new(0);
+/// What is called for each interrupt (replaced by a later call).
+type InterruptHandler = Box<dyn FnMut(Interrupt) + Send>;
+static INTERRUPT_HANDLER: Mutex<Option<InterruptHandler>> = Mutex::new(None);
+
+const INTERRUPT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// See [`crate::exec_trace::handle_interrupts`].
+pub(crate) fn handle_interrupts(handler: Box<dyn FnMut(Interrupt) + Send>) -> Result<()> {
+    *INTERRUPT_HANDLER.lock().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    if INTERRUPT_PIPE.load(Ordering::SeqCst) >= 0 {
+        return Ok(());
+    }
+    let me = std::process::id();
+    let io_error = |what: &str| ProcessError::Io {
+        pid: me,
+        what: what.into(),
+        source: io::Error::last_os_error(),
+    };
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid, writable array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io_error("creating the pipe for interrupts"));
+    }
+    let [read_end, write_end] = fds;
+    // The handler must never block: a full pipe loses the report, not the process.
+    // SAFETY: fcntl on a descriptor this function just created.
+    unsafe { libc::fcntl(write_end, libc::F_SETFL, libc::O_NONBLOCK) };
+    std::thread::Builder::new()
+        .name("relive-interrupts".into())
+        .spawn(move || report_interrupts(read_end))
+        .map_err(|source| ProcessError::Io {
+            pid: me,
+            what: "starting the thread that handles interrupts".into(),
+            source,
+        })?;
+    HANDLER_OWNER.store(me as i32, Ordering::SeqCst);
+    INTERRUPT_PIPE.store(write_end, Ordering::SeqCst);
+    for signal in INTERRUPT_SIGNALS {
+        // SAFETY: a zeroed sigaction is a valid value (no flags, empty
+        // mask) that is then filled in; `on_interrupt_signal` has the
+        // signature SA_SIGINFO requires and is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_interrupt_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                return Err(io_error("installing the handler of SIGINT, SIGTERM and SIGHUP"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The signal handler: two bytes down the pipe, the signal and whether the
+/// kernel sent it for the terminal (`SI_KERNEL`: Ctrl-C, a hangup; a
+/// process's `kill` is `SI_USER`). Async-signal-safe: getpid, write,
+/// sigaction and raise only, errno preserved.
+extern "C" fn on_interrupt_signal(signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut c_void) {
+    // SAFETY: only async-signal-safe calls; `info` is the kernel's
+    // siginfo for this delivery (checked for null), errno is this
+    // thread's.
+    unsafe {
+        let errno = *libc::__errno_location();
+        if libc::getpid() != HANDLER_OWNER.load(Ordering::SeqCst) {
+            // A child of relive between fork and exec: do what it would
+            // have done without relive's handler (the signal is blocked
+            // until this returns, then ends it).
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+            libc::raise(signal);
+        } else {
+            let code = if info.is_null() { 0 } else { (*info).si_code };
+            let record = [signal as u8, u8::from(code == libc::SI_KERNEL)];
+            libc::write(
+                INTERRUPT_PIPE.load(Ordering::SeqCst),
+                record.as_ptr().cast(),
+                record.len(),
+            );
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// The thread that calls the interrupt handler for each report.
+fn report_interrupts(read_end: libc::c_int) {
+    let mut record = [0u8; 2];
+    loop {
+        // SAFETY: `record` is a valid, writable buffer of its length.
+        let n = unsafe { libc::read(read_end, record.as_mut_ptr().cast(), record.len()) };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n != record.len() as isize {
+            return;
+        }
+        let interrupt = Interrupt {
+            signal: i32::from(record[0]),
+            from_terminal: record[1] != 0,
+        };
+        if let Some(handler) = INTERRUPT_HANDLER.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            handler(interrupt);
+        }
     }
 }
 
@@ -476,6 +675,110 @@ mod tests {
         let (status, _) = traced("sleep 0.5");
         assert!(status.success());
         assert!(other.wait().unwrap().success());
+    }
+
+    /// Whether process `pid` is gone, or a zombie about to be (a tracee
+    /// that is not our child is reaped by its parent, or by init).
+    fn gone(pid: u32) -> bool {
+        let deadline = Instant::now() + relive_testkit::PATIENCE;
+        loop {
+            match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                Err(_) => return true,
+                Ok(status) if status.contains("State:\tZ") => return true,
+                Ok(_) if Instant::now() > deadline => return false,
+                Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_kills_and_reaps_the_command_stopped_at_its_exec() {
+        // The command stands stopped at its exec, its options (and
+        // PTRACE_O_EXITKILL) not set: the state a PTRACE_SETOPTIONS
+        // failure leaves. Dropping the tracer, as its error return does,
+        // must not let it run on.
+        let tracer = Tracer::start("sh", &["-c".into(), "sleep 30".into()]).unwrap();
+        let root = tracer.root;
+        let (pid, status) = wait_any().unwrap();
+        assert_eq!(pid, root);
+        assert!(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP);
+        drop(tracer);
+        // Reaped: not even a zombie is left.
+        assert!(
+            std::fs::metadata(format!("/proc/{root}")).is_err(),
+            "the command runs on: {:?}",
+            std::fs::read_to_string(format!("/proc/{root}/status"))
+        );
+        assert_eq!(
+            wait_any().unwrap_err().raw_os_error(),
+            Some(libc::ECHILD),
+            "a tracee is left"
+        );
+    }
+
+    #[test]
+    fn a_panic_in_on_exec_kills_the_command_and_its_tracees() {
+        for panic_at in ["sh", "sleep"] {
+            let mut pids = Vec::new();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_traced(
+                    "sh",
+                    &["-c".into(), "sleep 31 & sleep 30; wait".into()],
+                    &mut |e: &Exec| {
+                        pids.push(e.pid);
+                        if e.argv[0] == panic_at {
+                            panic!("on_exec fails at {panic_at}");
+                        }
+                    },
+                )
+            }));
+            assert!(result.is_err(), "{panic_at}: the panic is passed on");
+            assert!(!pids.is_empty());
+            for pid in pids {
+                assert!(gone(pid), "{panic_at}: process {pid} runs on");
+            }
+        }
+    }
+
+    #[test]
+    fn interrupts_are_reported_with_their_origin() {
+        let (send, receive) = std::sync::mpsc::channel();
+        handle_interrupts(Box::new(move |i| {
+            let _ = send.send(i);
+        }))
+        .unwrap();
+        nix::sys::signal::kill(
+            Pid::from_raw(std::process::id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        let got = receive.recv_timeout(relive_testkit::PATIENCE).unwrap();
+        assert_eq!(
+            got,
+            Interrupt {
+                signal: libc::SIGHUP,
+                from_terminal: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_interrupt_is_passed_on_unless_the_command_got_it_from_the_terminal() {
+        let from = |from_terminal| Interrupt {
+            signal: libc::SIGINT,
+            from_terminal,
+        };
+        // In relive's process group: a Ctrl-C reached it too.
+        let mut same = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!crate::exec_trace::pass_on_interrupt(same.id(), from(true)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(same.try_wait().unwrap(), None);
+        assert!(crate::exec_trace::pass_on_interrupt(same.id(), from(false)));
+        assert_eq!(same.wait().unwrap().signal(), Some(libc::SIGTERM));
+        // In a process group of its own: the terminal's signal missed it.
+        let mut own = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        assert!(crate::exec_trace::pass_on_interrupt(own.id(), from(true)));
+        assert_eq!(own.wait().unwrap().signal(), Some(libc::SIGTERM));
     }
 
     #[test]
