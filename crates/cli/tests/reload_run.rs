@@ -223,6 +223,36 @@ int main(void) {
     target.wait_for("value 15");
 }
 
+/// A database with two commands for the file (libtool compiles a file
+/// twice): the one that compiles into the running code is used.
+#[test]
+fn of_two_recorded_commands_the_one_the_program_was_built_with_is_used() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return VALUE; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let db = serde_json::json!([
+        {"directory": dir.path(), "file": "app.c", "command": "gcc -O0 -g -DVALUE=1 -c app.c -o pic/app.o"},
+        {"directory": dir.path(), "file": "app.c", "command": "gcc -O0 -g -DVALUE=5 -c app.c -o app.o"}
+    ]);
+    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=5"]);
+    let (target, mut events) = run_json(exe, dir);
+    assert!(events.next().unwrap().contains("watching"));
+    target.wait_for("value 5");
+    let source = target.dir.path().join("app.c");
+    std::fs::write(&source, SRC.replace("return VALUE;", "return VALUE + 10;")).unwrap();
+    let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(event["event"], "patched", "{event}");
+    target.wait_for("value 15");
+}
+
 /// A database that is not how the running program was built (its -D
 /// differs): relive names the function whose compile differs from the
 /// running code and refuses to patch an edit of it, naming the fix,

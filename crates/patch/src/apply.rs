@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::clobber::{self, Regs};
 use crate::entry::{self, Redirect};
 use crate::error::{PatchError, Result};
-use crate::journal::{self, Journal, PatchRecord, RegionRecord};
+use crate::journal::{self, unhex, Journal, PatchRecord, RegionRecord};
 use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
@@ -85,6 +85,21 @@ impl<'p> Target<'p> {
             self.journal.start_time,
             &self.journal.image,
         )?;
+        // A change a dead relive left half done is settled first, by what
+        // the process's memory shows.
+        if self.journal.intent.is_some() {
+            let process = self.process;
+            let maps = process.maps().unwrap_or_default();
+            let memory = |addr: u64, len: usize| {
+                let mut buf = vec![0u8; len];
+                process.read(addr, &mut buf).ok().map(|_| buf)
+            };
+            let mapped = |addr: u64| maps.iter().any(|m| m.start <= addr && addr < m.end);
+            if let Some(note) = self.journal.recover(&memory, &mapped) {
+                self.journal.save(&self.journal_dir)?;
+                self.warnings.push(note);
+            }
+        }
         // The one place the resolver learns what patches added: every
         // patch and revert starts here.
         self.resolver.set_added(&self.journal.added);
@@ -245,7 +260,6 @@ struct Undo {
 struct Write {
     addr: u64,
     before: Vec<u8>,
-    after: Vec<u8>,
 }
 
 impl Undo {
@@ -256,11 +270,7 @@ impl Undo {
         let mut old = vec![0u8; bytes.len()];
         process.read(addr, &mut old)?;
         process.write(addr, bytes)?;
-        self.writes.push(Write {
-            addr,
-            before: old,
-            after: bytes.to_vec(),
-        });
+        self.writes.push(Write { addr, before: old });
         let mut back = vec![0u8; bytes.len()];
         process.read(addr, &mut back)?;
         if back != bytes {
@@ -459,14 +469,99 @@ pub fn patch(
         read_only: pool.read_only_start() + r,
         writable: pool.writable_start() + w,
     };
-    let forget_pool = |target: &mut Target| {
+    // Undoes what was done to the process before the redirect (a pool
+    // this patch mapped) and brings the journal back to its state before,
+    // on disk too once an intent was written.
+    let abandon = |target: &mut Target, before: &journal::State, written: bool| {
         if new_pool {
             let region = target.journal.regions.remove(pool_index);
             if let Ok(mut stopped) = process.stop() {
                 let _ = stopped.unmap(region.addr, region.len);
             }
         }
+        if written {
+            target.journal.patches = before.patches.clone();
+            target.journal.regions = before.regions.clone();
+            target.journal.added = before.added.clone();
+            target.journal.intent = None;
+            let _ = target.journal.save(&target.journal_dir);
+        }
     };
+    let mut before = target.journal.state();
+    if new_pool {
+        // The pool is mapped already: if this relive dies, the recovery
+        // keeps it recorded (unused space, not a leak of unknown memory).
+        before.regions.truncate(pool_index);
+    }
+
+    // Every write the redirect will make, and the journal once done,
+    // decided before anything is written: they are saved ahead.
+    let planned = match plan_writes(process, &linked, &layout, &mut work) {
+        Ok(p) => p,
+        Err(e) => {
+            abandon(target, &before, false);
+            return Err(e);
+        }
+    };
+    let mut after = target.journal.state();
+    let used = &mut after.regions[pool_index];
+    used.code_used = c + code_len;
+    used.ro_used = r + ro_len;
+    used.rw_used = w + rw_len;
+    let mut generations = Vec::new();
+    for (w, write) in work.iter().zip(&planned) {
+        let generation = match &w.kind {
+            EntryKind::Slot { .. } => {
+                let record = after
+                    .patches
+                    .iter_mut()
+                    .find(|p| p.orig_addr == w.orig)
+                    .expect("journal record of a slot");
+                record.current_addr = w.new_addr;
+                record.generation += 1;
+                record.assumed = w.assumed.0;
+                record.generation
+            }
+            EntryKind::Redirect {
+                redirect, slot_offset, ..
+            } => {
+                after.patches.push(PatchRecord {
+                    name: w.name.clone(),
+                    orig_addr: w.orig,
+                    current_addr: w.new_addr,
+                    generation: 1,
+                    method: redirect.name().into(),
+                    span_start: write.addr,
+                    original: hex(&write.before),
+                    patched: hex(&write.bytes),
+                    slot: layout.read_only + slot_offset,
+                    assumed: w.assumed.0,
+                });
+                1
+            }
+        };
+        generations.push(generation);
+    }
+    after.added.extend(added_records(obj, &linked, &layout));
+    let intent = journal::Intent {
+        by: "patch".into(),
+        after: after.clone(),
+        writes: work
+            .iter()
+            .zip(&planned)
+            .map(|(w, p)| journal::IntentWrite {
+                record: w.orig,
+                addr: p.addr,
+                bytes: hex(&p.bytes),
+            })
+            .collect(),
+    };
+    if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
+        target.journal.intent = None;
+        abandon(target, &before, false);
+        return Err(e);
+    }
+    failpoint("patch-after-intent");
 
     // The new code and data go into unused pool memory: nothing runs it
     // until the entries are redirected, so the threads keep running.
@@ -484,9 +579,10 @@ pub fn patch(
         Ok(())
     });
     if let Err(e) = filled {
-        forget_pool(target);
+        abandon(target, &before, true);
         return Err(e);
     }
+    failpoint("patch-after-fill");
 
     // The redirect: the only moment the program stands still. A function
     // patched before only needs its slot updated: one aligned 8-byte store
@@ -497,7 +593,7 @@ pub fn patch(
         match stop_when_clear(process, &work) {
             Ok(s) => Some(s),
             Err(e) => {
-                forget_pool(target);
+                abandon(target, &before, true);
                 return Err(e);
             }
         }
@@ -506,11 +602,16 @@ pub fn patch(
     };
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
-    if let Err(e) = redirect(process, &linked, &layout, &mut work, &mut undo) {
-        undo.roll_back(process);
-        drop(stopped);
-        forget_pool(target);
-        return Err(e);
+    for (k, write) in planned.iter().enumerate() {
+        if let Err(e) = undo.write(process, write.addr, &write.bytes) {
+            undo.roll_back(process);
+            drop(stopped);
+            abandon(target, &before, true);
+            return Err(e);
+        }
+        if k == 0 {
+            failpoint("patch-after-first-write");
+        }
     }
     // Where the threads are, for telling whether the new code can run.
     let positions: Vec<ThreadPosition> = match &stopped {
@@ -530,65 +631,30 @@ pub fn patch(
     } else {
         Duration::ZERO
     };
-    let used = &mut target.journal.regions[pool_index];
-    used.code_used = c + code_len;
-    used.ro_used = r + ro_len;
-    used.rw_used = w + rw_len;
 
-    // Record what was done.
+    // The change is complete: the journal adopts the state written ahead.
+    target.journal.patches = after.patches;
+    target.journal.regions = after.regions;
+    target.journal.added = after.added;
+    target.journal.intent = None;
     let mut reaches = reachability(target, &linked, &layout, &positions);
-    let mut applied = Vec::new();
-    for w in &work {
-        let (generation, method) = match &w.kind {
-            EntryKind::Slot { .. } => {
-                let record = target
-                    .journal
-                    .patches
-                    .iter_mut()
-                    .find(|p| p.orig_addr == w.orig)
-                    .expect("journal record of a slot");
-                record.current_addr = w.new_addr;
-                record.generation += 1;
-                record.assumed = w.assumed.0;
-                (record.generation, "slot")
-            }
-            EntryKind::Redirect {
-                redirect, slot_offset, ..
-            } => {
-                let (start, len) = redirect.span();
-                let (original, patched) = undo
-                    .writes
-                    .iter()
-                    .find(|w| w.addr == start && w.before.len() as u64 == len)
-                    .map(|w| (hex(&w.before), hex(&w.after)))
-                    .unwrap_or_default();
-                target.journal.patches.push(PatchRecord {
-                    name: w.name.clone(),
-                    orig_addr: w.orig,
-                    current_addr: w.new_addr,
-                    generation: 1,
-                    method: redirect.name().into(),
-                    span_start: start,
-                    original,
-                    patched,
-                    slot: layout.read_only + slot_offset,
-                    assumed: w.assumed.0,
-                });
-                (1, redirect.name())
-            }
-        };
-        applied.push(Applied {
+    let applied: Vec<Applied> = work
+        .iter()
+        .zip(generations)
+        .map(|(w, generation)| Applied {
             name: w.name.clone(),
             old_addr: w.orig,
             new_addr: w.new_addr,
             generation,
-            method,
+            method: match &w.kind {
+                EntryKind::Slot { .. } => "slot",
+                EntryKind::Redirect { redirect, .. } => redirect.name(),
+            },
             preserves: w.keeps.names(),
             entry_addr: w.entry_addr,
             reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
-        });
-    }
-    target.journal.added.extend(added_records(obj, &linked, &layout));
+        })
+        .collect();
     let record = target.journal.regions[pool_index].clone();
     target.journal.save(&target.journal_dir)?;
 
@@ -769,14 +835,22 @@ fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<B
     }
 }
 
-/// Redirects each entry (or updates its slot), recording what it wrote.
-fn redirect(
+/// One write the redirect makes: `bytes` at `addr`, where `before` is now.
+struct PlannedWrite {
+    addr: u64,
+    before: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// Decides each entry's write (a redirect, or the slot's new address) now
+/// that the region is placed, and reads what it will replace.
+fn plan_writes(
     process: &dyn Process,
     linked: &Linked,
     layout: &Layout,
     work: &mut [EntryWork],
-    undo: &mut Undo,
-) -> Result<()> {
+) -> Result<Vec<PlannedWrite>> {
+    let mut out = Vec::new();
     for w in work.iter_mut() {
         let f = linked
             .functions
@@ -785,8 +859,8 @@ fn redirect(
             .expect("linked function for each entry");
         w.new_addr = layout.code + f.offset;
         w.entry_addr = layout.code + w.entry_offset;
-        match &w.kind {
-            EntryKind::Slot { slot } => undo.write(process, *slot, &w.entry_addr.to_le_bytes())?,
+        let (addr, bytes) = match &w.kind {
+            EntryKind::Slot { slot } => (*slot, w.entry_addr.to_le_bytes().to_vec()),
             EntryKind::Redirect {
                 redirect,
                 slot_offset,
@@ -800,11 +874,23 @@ fn redirect(
                     addr: w.orig,
                     reason,
                 })?;
-                undo.write(process, start, &bytes)?;
+                (start, bytes)
             }
-        }
+        };
+        let mut before = vec![0u8; bytes.len()];
+        process.read(addr, &mut before)?;
+        out.push(PlannedWrite { addr, before, bytes });
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Dies here when `RELIVE_FAILPOINT` names this point: how the tests
+/// kill relive at an exact step of a change (a SIGKILL from outside could
+/// not aim), to check what a later relive finds.
+fn failpoint(name: &str) {
+    if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
 }
 
 /// How many bytes from `end` (where a function ends) no symbol of the
@@ -912,13 +998,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The result of a revert.
 #[derive(Debug, Clone, Serialize)]
 pub struct RevertReport {
@@ -973,42 +1052,62 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             })?,
         );
     }
-    let mut undo = Undo::default();
-    for (p, original) in selected.iter().zip(&originals) {
-        if let Err(e) = undo.write(process, p.span_start, original) {
-            undo.roll_back(process);
-            return Err(e);
-        }
-    }
-    target
-        .journal
+    // The journal once done, decided (and saved ahead) before anything
+    // is written: which regions go, given the patches that remain.
+    let mut after = target.journal.state();
+    after
         .patches
         .retain(|p| !selected.iter().any(|s| s.orig_addr == p.orig_addr));
-
-    // Free regions no patch points into and no thread can be in.
     let mut freed = Vec::new();
     let mut kept = Vec::new();
     let mut remaining = Vec::new();
-    for r in std::mem::take(&mut target.journal.regions) {
+    for r in std::mem::take(&mut after.regions) {
         let inside = |a: u64| r.contains(a);
-        if target
-            .journal
-            .patches
-            .iter()
-            .any(|p| inside(p.slot) || inside(p.current_addr))
-        {
+        if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
             remaining.push(r);
         } else if region_referenced(process, stopped.as_ref(), &maps, &r)? {
             kept.push(r.clone());
             remaining.push(r);
         } else {
-            stopped.unmap(r.addr, r.len)?;
-            target.journal.added.retain(|a| !r.contains(a.addr));
+            after.added.retain(|a| !r.contains(a.addr));
             freed.push(r);
         }
     }
-    target.journal.regions = remaining;
+    after.regions = remaining;
+    let intent = journal::Intent {
+        by: "revert".into(),
+        after: after.clone(),
+        writes: selected
+            .iter()
+            .zip(&originals)
+            .map(|(p, original)| journal::IntentWrite {
+                record: p.orig_addr,
+                addr: p.span_start,
+                bytes: hex(original),
+            })
+            .collect(),
+    };
+    target.journal.begin(&target.journal_dir, intent)?;
+    let mut undo = Undo::default();
+    for (k, (p, original)) in selected.iter().zip(&originals).enumerate() {
+        if let Err(e) = undo.write(process, p.span_start, original) {
+            undo.roll_back(process);
+            target.journal.intent = None;
+            let _ = target.journal.save(&target.journal_dir);
+            return Err(e);
+        }
+        if k == 0 {
+            failpoint("revert-after-first-write");
+        }
+    }
+    for r in &freed {
+        stopped.unmap(r.addr, r.len)?;
+    }
     stopped.resume()?;
+    target.journal.patches = after.patches;
+    target.journal.regions = after.regions;
+    target.journal.added = after.added;
+    target.journal.intent = None;
     target.journal.save(&target.journal_dir)?;
     Ok(RevertReport {
         reverted: selected

@@ -5,6 +5,17 @@
 //! One JSON file per target process, named by pid and start time (a pid is
 //! reused; the pair is not), written atomically: a temporary file in the
 //! same directory, renamed over the old one.
+//!
+//! A relive killed half-way (SIGKILL, a crash, the machine's OOM killer)
+//! must not leave the journal describing another process than the real
+//! one: a later patch would reuse pool memory that running code lives in,
+//! and a later revert would refuse (or write wrong bytes). So every change
+//! is written ahead ([`Intent`]): before the first write into the process,
+//! the journal records the state it will have afterwards and each write it
+//! is about to make; once done, the state is adopted and the intent
+//! cleared. Whoever finds an intent left behind ([`Journal::recover`])
+//! reads the process to see which writes happened and keeps, for each
+//! patch record, the version that matches memory.
 
 use std::path::PathBuf;
 
@@ -118,9 +129,108 @@ pub struct Journal {
     /// What patches added, in the order they added it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<AddedRecord>,
+    /// A change under way (or left by a relive that died during it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+}
+
+/// The part of a journal a patch or revert changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub patches: Vec<PatchRecord>,
+    pub regions: Vec<RegionRecord>,
+    pub added: Vec<AddedRecord>,
+}
+
+/// A change written ahead: the state once it is complete, and the writes
+/// into the process that make it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// `patch` or `revert`, for messages.
+    pub by: String,
+    pub after: State,
+    pub writes: Vec<IntentWrite>,
+}
+
+/// One write of an [`Intent`]: `bytes` (hex) at `addr`, for the patch
+/// record of the function whose original entry is `record`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentWrite {
+    pub record: u64,
+    pub addr: u64,
+    pub bytes: String,
 }
 
 impl Journal {
+    /// The state recorded now.
+    pub fn state(&self) -> State {
+        State {
+            patches: self.patches.clone(),
+            regions: self.regions.clone(),
+            added: self.added.clone(),
+        }
+    }
+
+    /// Writes `intent` ahead (saved before anything is written into the
+    /// process).
+    pub fn begin(&mut self, dir: &StateDir, intent: Intent) -> Result<()> {
+        self.intent = Some(intent);
+        self.save(dir)
+    }
+
+    /// Settles an intent a dead relive left: for each patch record the
+    /// intent touches, the version after the change if every write for it
+    /// is in memory, else the one before; pool regions that are mapped;
+    /// what the change added if any write happened. `memory(addr, len)`
+    /// reads the process; `mapped(addr)` says whether an address is
+    /// mapped. Returns what was decided, for the user; `None` without an
+    /// intent.
+    pub fn recover(
+        &mut self,
+        memory: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+        mapped: &dyn Fn(u64) -> bool,
+    ) -> Option<String> {
+        let intent = self.intent.take()?;
+        let done = |w: &IntentWrite| {
+            let want = unhex(&w.bytes);
+            want.is_some_and(|b| memory(w.addr, b.len()).as_ref() == Some(&b))
+        };
+        let mut keys: Vec<u64> = intent.writes.iter().map(|w| w.record).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut settled = 0;
+        for key in &keys {
+            let all = intent.writes.iter().filter(|w| w.record == *key).all(done);
+            if !all {
+                continue;
+            }
+            settled += 1;
+            self.patches.retain(|p| p.orig_addr != *key);
+            if let Some(p) = intent.after.patches.iter().find(|p| p.orig_addr == *key) {
+                self.patches.push(p.clone());
+            }
+        }
+        let any = intent.writes.iter().any(done);
+        if any {
+            self.added = intent.after.added.clone();
+        }
+        // Every region either state names that is still there: usage as
+        // the change planned it (never less than before), so memory the
+        // change may have filled is not handed out again.
+        let mut regions: Vec<RegionRecord> = intent.after.regions.clone();
+        for r in &self.regions {
+            if !regions.iter().any(|a| a.addr == r.addr) {
+                regions.push(r.clone());
+            }
+        }
+        regions.retain(|r| mapped(r.addr));
+        self.regions = regions;
+        Some(format!(
+            "a relive {} was interrupted: {settled} of {} functions it changed are as it left them, the rest as before",
+            intent.by,
+            keys.len()
+        ))
+    }
     /// The journal's file name in the state directory.
     pub fn file_name(pid: u32, start_time: u64) -> String {
         format!("{pid}-{start_time}.json")
@@ -152,7 +262,7 @@ impl Journal {
     /// nothing is left).
     pub fn save(&self, dir: &StateDir) -> Result<()> {
         let name = Journal::file_name(self.pid, self.start_time);
-        if self.patches.is_empty() && self.regions.is_empty() {
+        if self.patches.is_empty() && self.regions.is_empty() && self.intent.is_none() {
             return dir.remove(&name);
         }
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| PatchError::Io {
@@ -165,6 +275,14 @@ impl Journal {
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
         self.patches.iter().find(|p| p.orig_addr == orig_addr)
     }
+}
+
+/// Bytes from hex text (`None` if it is not).
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -199,5 +317,74 @@ mod tests {
             Journal::load(dir, 7, 99, "/bin/x"),
             Err(PatchError::Journal { .. })
         ));
+    }
+
+    fn record(name: &str, orig: u64, generation: u32) -> PatchRecord {
+        PatchRecord {
+            name: name.into(),
+            orig_addr: orig,
+            current_addr: orig + 0x10000,
+            generation,
+            method: "jump".into(),
+            span_start: orig,
+            original: "5548".into(),
+            patched: "ff25".into(),
+            slot: 0x9000,
+            assumed: 0,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_change_is_settled_by_memory() {
+        let region = |addr| RegionRecord {
+            addr,
+            len: 0x3000,
+            ..RegionRecord::default()
+        };
+        let mut j = Journal {
+            patches: vec![record("f", 0x1000, 1)],
+            regions: vec![region(0x9000)],
+            ..Journal::default()
+        };
+        let after = State {
+            patches: vec![record("f", 0x1000, 2), record("g", 0x2000, 1), record("h", 0x3000, 1)],
+            regions: vec![region(0x9000), region(0x20000)],
+            added: vec![],
+        };
+        let write = |record, addr, bytes: &str| IntentWrite {
+            record,
+            addr,
+            bytes: bytes.into(),
+        };
+        j.intent = Some(Intent {
+            by: "patch".into(),
+            after,
+            // f's slot got its new value, g's entry its jump; h's write
+            // never happened; a damaged hex string is never "done".
+            writes: vec![
+                write(0x1000, 0x9000, "aabb"),
+                write(0x2000, 0x2000, "ff25"),
+                write(0x3000, 0x3000, "ff25"),
+                write(0x3000, 0x3002, "zz"),
+            ],
+        });
+        let memory = |addr: u64, len: usize| -> Option<Vec<u8>> {
+            let bytes: &[u8] = match addr {
+                0x9000 => &[0xaa, 0xbb],
+                0x2000 => &[0xff, 0x25],
+                _ => &[0x55, 0x48],
+            };
+            Some(bytes[..len.min(bytes.len())].to_vec())
+        };
+        let mapped = |addr: u64| addr != 0x20000;
+        let note = j.recover(&memory, &mapped).unwrap();
+        assert!(note.contains("2 of 3"), "{note}");
+        let mut names: Vec<(String, u32)> = j.patches.iter().map(|p| (p.name.clone(), p.generation)).collect();
+        names.sort();
+        assert_eq!(names, [("f".to_string(), 2), ("g".to_string(), 1)]);
+        // The new pool was never mapped: not recorded.
+        assert_eq!(j.regions.iter().map(|r| r.addr).collect::<Vec<_>>(), [0x9000]);
+        assert!(j.intent.is_none());
+        assert!(j.recover(&memory, &mapped).is_none());
     }
 }

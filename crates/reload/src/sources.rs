@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::compdb::{self, normalize};
 use crate::dwarf::{self, MacroChange};
 
 /// How to compile one translation unit the way the build did: in `dir`,
@@ -272,21 +273,6 @@ fn include_options(dirs: &[String], comp_dir: &Path, source: &Path, system: &[Pa
         .collect()
 }
 
-/// `path` with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// The macros a compiler defines by itself for a set of flags
 /// (`cc FLAGS -dM -E -x c /dev/null`), as DWARF writes them (`NAME
 /// VALUE`), asked once per distinct command.
@@ -373,61 +359,51 @@ mod tests {
     }
 }
 
-/// The compile command for `source` from a `compile_commands.json` found
-/// in its directory or above: the compiler and flags, without `-c`, `-o
-/// FILE` and the source itself, run where the build ran it.
-pub fn from_compile_commands(source: &Path) -> Option<CompileCommand> {
-    let source = std::path::absolute(source).ok()?;
+/// The compile commands for `source` in the first `compile_commands.json`
+/// found in its directory or above that has any: the compiler and flags,
+/// without `-c`, `-o FILE` and the source itself, run where the build ran
+/// them. Several when the build compiled the file more than once
+/// (libtool's PIC and non-PIC objects): the first that compiles into the
+/// running code is the one.
+pub fn from_compile_commands(source: &Path) -> Vec<CompileCommand> {
+    let Ok(source) = std::path::absolute(source) else {
+        return Vec::new();
+    };
+    let source = normalize(&source);
     let mut dir = source.parent();
     while let Some(d) = dir {
-        let db = d.join("compile_commands.json");
-        if let Ok(text) = std::fs::read_to_string(&db) {
-            if let Some(cmd) = command_in(&text, &source) {
-                return Some(cmd);
+        if let Ok(text) = std::fs::read_to_string(d.join("compile_commands.json")) {
+            let found: Vec<CompileCommand> = compdb::entries_for(&text, &source)
+                .iter()
+                .filter_map(|e| command_of(e, &source))
+                .collect();
+            if !found.is_empty() {
+                return found;
             }
         }
         dir = d.parent();
     }
-    None
+    Vec::new()
 }
 
-/// Finds `source` in a compilation database's text.
-fn command_in(text: &str, source: &Path) -> Option<CompileCommand> {
-    let entries: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
-    let entry = entries.iter().find(|e| {
-        let dir = PathBuf::from(e["directory"].as_str().unwrap_or(""));
-        let file = PathBuf::from(e["file"].as_str().unwrap_or(""));
-        std::path::absolute(dir.join(file))
-            .ok()
-            .map(|p| normalize(&p))
-            .as_deref()
-            == Some(source)
-    })?;
-    let args: Vec<String> = match entry["arguments"].as_array() {
-        Some(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-        None => shlex::split(entry["command"].as_str()?)?,
-    };
-    let file = entry["file"].as_str().unwrap_or("");
+/// A database entry as a compile command.
+fn command_of(entry: &compdb::Entry, source: &Path) -> Option<CompileCommand> {
     let mut out = Vec::new();
-    let mut skip_next = false;
-    for a in args {
-        if skip_next {
-            skip_next = false;
-            continue;
+    let mut args = entry.arguments.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-o" => {
+                args.next();
+            }
+            "-c" => {}
+            a if a == entry.file || Path::new(a) == source => {}
+            _ => out.push(a.clone()),
         }
-        if a == "-o" {
-            skip_next = true;
-            continue;
-        }
-        if a == "-c" || a == file || Path::new(&a) == source {
-            continue;
-        }
-        out.push(a);
     }
     (!out.is_empty()).then(|| CompileCommand {
         args: out,
-        dir: PathBuf::from(entry["directory"].as_str().unwrap_or(".")),
-        file: PathBuf::from(file),
+        dir: PathBuf::from(&entry.directory),
+        file: PathBuf::from(&entry.file),
         origin: "compile_commands.json",
         complete: true,
     })
@@ -449,7 +425,7 @@ mod database_tests {
             {"directory": dir.path(), "file": "src/app.c", "command": "gcc -O2 -DVALUE=5 -c src/app.c -o build/app.o"}
         ]);
         std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
-        let cmd = from_compile_commands(&file).unwrap();
+        let cmd = from_compile_commands(&file).remove(0);
         assert_eq!(cmd.args, ["gcc", "-O2", "-DVALUE=5"]);
         assert_eq!(
             (cmd.dir.as_path(), cmd.file.as_path()),
@@ -459,7 +435,7 @@ mod database_tests {
             {"directory": src, "file": "app.c", "arguments": ["clang", "-g", "-c", "app.c", "-o", "app.o"]}
         ]);
         std::fs::write(src.join("compile_commands.json"), db.to_string()).unwrap();
-        assert_eq!(from_compile_commands(&file).unwrap().args, ["clang", "-g"]);
-        assert_eq!(from_compile_commands(&dir.path().join("none.c")), None);
+        assert_eq!(from_compile_commands(&file)[0].args, ["clang", "-g"]);
+        assert!(from_compile_commands(&dir.path().join("none.c")).is_empty());
     }
 }

@@ -233,7 +233,13 @@ struct StatusEntry {
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
-    let target = Target::open(process.as_ref())?;
+    let mut target = Target::open(process.as_ref())?;
+    // Under the lock: a change in progress finishes first, and one a dead
+    // relive left is settled by what the process's memory shows.
+    let _lock = target.transaction()?;
+    for note in &target.warnings {
+        eprintln!("relive: note: {note}");
+    }
     let status = Status {
         patches: target
             .journal

@@ -106,12 +106,12 @@ fn print_event(e: &ReloadEvent, json: bool) {
     };
 }
 
+/// A file to watch, its compile command, and other commands the build
+/// recorded for it.
+type Planned = (PathBuf, CompileCommand, Vec<CompileCommand>);
+
 /// The files to watch and their compile commands.
-fn plan(
-    exe: &std::path::Path,
-    explicit: &[PathBuf],
-    cc: Option<&str>,
-) -> anyhow::Result<Vec<(PathBuf, CompileCommand)>> {
+fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
     let units = sources::units(exe).unwrap_or_default();
     let files: Vec<PathBuf> = if explicit.is_empty() {
         units.iter().map(|u| u.source.clone()).collect()
@@ -142,15 +142,24 @@ fn plan(
         .map(|f| {
             // --cc, then compile_commands.json, then what the program's
             // DWARF records, then a default.
-            let command = match &cc {
-                Some(cc) => CompileCommand::plain(cc.clone(), &f, "--cc"),
-                None => sources::from_compile_commands(&f)
-                    .or_else(|| units.iter().find(|u| u.source == f).map(|u| u.compile_command()))
+            let mut recorded = match &cc {
+                Some(cc) => vec![CompileCommand::plain(cc.clone(), &f, "--cc")],
+                None => sources::from_compile_commands(&f),
+            };
+            let command = if recorded.is_empty() {
+                units
+                    .iter()
+                    .find(|u| u.source == f)
+                    .map(|u| u.compile_command())
                     .unwrap_or_else(|| {
                         CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default")
-                    }),
+                    })
+            } else {
+                recorded.remove(0)
             };
-            (f, command)
+            // The database's other commands for the file, tried when the
+            // first does not compile into the running code.
+            (f, command, recorded)
         })
         .collect())
 }
@@ -158,12 +167,12 @@ fn plan(
 /// Compiles every file's baseline (in parallel, with a progress line),
 /// compares each with the running code and says what differs: files
 /// edited since the build are patched now (unless --no-catch-up).
-fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], options: &Options) -> anyhow::Result<()> {
+fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let jobs = options
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let show_progress = tty && !options.json && files.len() > 1;
     let results = reloader.baselines(&paths, jobs, |done, all| {
@@ -179,6 +188,23 @@ fn baselines(reloader: &mut Reloader, files: &[(PathBuf, CompileCommand)], optio
     for (file, mut outcome) in results {
         // Options the debug info did not record (clang): the ones that
         // compile into the running code are the build's.
+        if let Baseline::Differs { edited: false, .. } = outcome {
+            let others = files
+                .iter()
+                .find(|(f, _, _)| *f == file)
+                .map(|(_, _, o)| o.clone())
+                .unwrap_or_default();
+            if let Some(hit) = reloader.find_command(&file, &others)? {
+                if !options.json {
+                    eprintln!(
+                        "relive: {} compiles into the running code with compile_commands.json's other entry for it: {}",
+                        file.display(),
+                        hit.display()
+                    );
+                }
+                outcome = Baseline::Verified(Default::default());
+            }
+        }
         if let Baseline::Differs { edited: false, .. } = outcome {
             let command = reloader.command(&file);
             let recorded_nothing = !command.args.iter().any(|a| a.starts_with("-O"));
@@ -363,7 +389,7 @@ fn reload_loop(
     end_session_on_signals();
     // The watch is armed first: an edit saved while the baselines compile
     // waits in it and is reloaded right after.
-    let mut events = FileEvents::new(files.iter().map(|(f, _)| f.clone()))?;
+    let mut events = FileEvents::new(files.iter().map(|(f, _, _)| f.clone()))?;
     let default = files[0].1.args.clone();
     let mut reloader = Reloader::new(process.as_ref(), default, cache.path().to_path_buf())?;
     reloader.trust_baselines = options.trust_baselines;
@@ -372,12 +398,12 @@ fn reload_loop(
             eprintln!("relive: compile ({}): {}", c.origin, c.display())
         }));
     }
-    for (file, command) in &files {
+    for (file, command, _) in &files {
         reloader.set_command(file, command.clone());
     }
     let since = std::time::SystemTime::now();
     baselines(&mut reloader, &files, options)?;
-    let names: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
+    let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
     let ready = || {
         if json {
             eprintln!(
@@ -388,7 +414,7 @@ fn reload_loop(
             eprintln!("relive: watching {} (pid {pid})", names.join(", "));
         }
     };
-    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let mut last = LastReload::default();
     let ended = watch(
         &mut reloader,

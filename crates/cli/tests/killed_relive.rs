@@ -1,0 +1,147 @@
+//! A relive killed half-way through a change leaves the target running and
+//! the journal telling the truth (issues 19 and 21: the change is written
+//! ahead and settled by the next relive from what memory shows). relive is
+//! made to abort at exact steps (`RELIVE_FAILPOINT`); afterwards `status`
+//! lists exactly the functions whose entries are redirected, a new patch
+//! does not overwrite code the program runs, and `revert` restores the
+//! original behaviour.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use relive_testkit::Target;
+use serde_json::Value;
+
+const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int a(void) { return 1; }
+__attribute__((noinline, noipa)) int b(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d %d\n", a(), b()); usleep(2000); }
+}
+"#;
+
+fn relive(args: &[&str], state: &Path, failpoint: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(args).env("RELIVE_STATE_DIR", state);
+    if let Some(f) = failpoint {
+        cmd.env("RELIVE_FAILPOINT", f);
+    }
+    cmd.output().unwrap()
+}
+
+/// An object of the program's source with a() returning `x` and b() `y`.
+fn object(target: &Target, x: i32, y: i32) -> String {
+    let source = APP
+        .replace("return 1;", &format!("return {x};"))
+        .replace("return 10;", &format!("return {y};"));
+    relive_testkit::compile_object(target.dir.path(), "target", &source, &["-O2", "-g"])
+        .display()
+        .to_string()
+}
+
+fn patched(target: &Target, state: &Path) -> Vec<String> {
+    let out = relive(&["status", &target.pid_arg(), "--json"], state, None);
+    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = v["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn aborted(out: &Output) {
+    assert!(
+        !out.status.success() && out.status.code().is_none(),
+        "relive was to die at the failpoint: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_patch_killed_at_any_step_leaves_the_truth() {
+    for (failpoint, redirected) in [
+        ("patch-after-intent", 0),
+        ("patch-after-fill", 0),
+        ("patch-after-first-write", 1),
+    ] {
+        let target = Target::start_c(APP, &["-O2", "-g"]);
+        target.wait_for("v 1 10");
+        let state = target.dir.path().join("state");
+        let pid = target.pid_arg();
+        let first = object(&target, 2, 20);
+        aborted(&relive(&["patch", &pid, &first], &state, Some(failpoint)));
+        // Still running; status says exactly what memory shows.
+        let line = target.wait_for_prefix("v ");
+        let names = patched(&target, &state);
+        assert_eq!(
+            names.len(),
+            redirected,
+            "{failpoint}: status {names:?}, program prints v {line}"
+        );
+        let expected = match names.as_slice() {
+            [] => "1 10".to_string(),
+            [n] if n == "a" => "2 10".to_string(),
+            _ => "1 20".to_string(),
+        };
+        target.wait_for(&format!("v {expected}"));
+        // A new patch reuses the pool without overwriting what runs.
+        let second = object(&target, 3, 30);
+        let out = relive(&["patch", &pid, &second], &state, None);
+        assert!(
+            out.status.success(),
+            "{failpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 3 30");
+        for _ in 0..20 {
+            assert_eq!(target.wait_for_prefix("v "), "3 30", "{failpoint}");
+        }
+        // And everything reverts to the original.
+        let out = relive(&["revert", &pid, "--all"], &state, None);
+        assert!(
+            out.status.success(),
+            "{failpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 1 10");
+        assert!(patched(&target, &state).is_empty(), "{failpoint}");
+    }
+}
+
+#[test]
+fn a_revert_killed_half_way_leaves_the_truth() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let state = target.dir.path().join("state");
+    let pid = target.pid_arg();
+    let new = object(&target, 2, 20);
+    let out = relive(&["patch", &pid, &new], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 2 20");
+    let all = patched(&target, &state);
+    aborted(&relive(
+        &["revert", &pid, "--all"],
+        &state,
+        Some("revert-after-first-write"),
+    ));
+    // One entry is back, the others still redirected, and status says
+    // which.
+    let names = patched(&target, &state);
+    assert_eq!(names.len(), all.len() - 1, "{names:?} of {all:?}");
+    let a = if names.contains(&"a".to_string()) { 2 } else { 1 };
+    let b = if names.contains(&"b".to_string()) { 20 } else { 10 };
+    target.wait_for(&format!("v {a} {b}"));
+    // The rest reverts normally (a journal out of step would be refused).
+    let out = relive(&["revert", &pid, "--all"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+    assert!(patched(&target, &state).is_empty());
+}
