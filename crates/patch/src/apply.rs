@@ -33,6 +33,9 @@ use crate::{signature, thunk};
 /// How long to keep retrying while a thread sits inside bytes about to be
 /// replaced.
 const BUSY_PATIENCE: Duration = Duration::from_millis(200);
+/// How many instructions a thread found inside an entry about to be
+/// replaced is single-stepped to leave it.
+const STEP_OUT: u32 = 16;
 
 /// A running process prepared for patching: its modules, symbols and
 /// journal, with its program image confirmed to be the file on disk.
@@ -806,17 +809,31 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
 /// `work` replaces, retrying briefly; fails naming the thread and function.
 fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<Box<dyn Stopped + 'p>> {
     let deadline = Instant::now() + BUSY_PATIENCE;
+    // Whose bytes `pc` is inside of, if any.
+    let splitting = |pc: u64| {
+        work.iter().find_map(|w| match &w.kind {
+            EntryKind::Redirect { redirect, .. } if redirect.splits(pc) => Some(w.name.clone()),
+            _ => None,
+        })
+    };
     loop {
-        let stopped = process.stop()?;
+        let mut stopped = process.stop()?;
         let mut busy = None;
         for tid in stopped.thread_ids() {
-            let pc = stopped.registers(tid)?.pc();
-            for w in work {
-                if let EntryKind::Redirect { redirect, .. } = &w.kind {
-                    if redirect.splits(pc) {
-                        busy = Some((tid, w.name.clone(), pc));
-                    }
-                }
+            let regs = stopped.registers(tid)?;
+            let mut pc = regs.pc();
+            // A thread inside bytes about to be replaced is stepped out
+            // of them (a few instructions: the span is one redirect long),
+            // unless it is in a system call, which a step would restart
+            // and wait for.
+            let in_syscall = (regs.orig_rax as i64) >= 0;
+            let mut steps = 0;
+            while !in_syscall && splitting(pc).is_some() && steps < STEP_OUT {
+                pc = stopped.step(tid)?.pc();
+                steps += 1;
+            }
+            if let Some(name) = splitting(pc) {
+                busy = Some((tid, name, pc));
             }
         }
         let Some((tid, name, pc)) = busy else {

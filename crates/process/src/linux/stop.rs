@@ -409,6 +409,31 @@ impl Stopped for LinuxStopped<'_> {
         ptrace::setregs(pid(tid), to_user_regs(regs)).map_err(|e| self.errno("writing registers", tid, e))
     }
 
+    fn step(&mut self, tid: u32) -> Result<Registers> {
+        self.check_tid(tid)?;
+        let doing = "single-stepping it";
+        loop {
+            ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+            match self.wait(tid) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
+                // A signal arrived instead: kept for the resume, and the
+                // step tried again.
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
+                        t.pending = Some(sig);
+                    }
+                }
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
+                    self.tracees.retain(|t| t.tid != tid);
+                    return Err(self.process.gone(doing));
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(self.errno(doing, tid, e)),
+            }
+        }
+        self.registers(tid)
+    }
+
     fn map_fixed(&mut self, addr: u64, len: u64, prot: Protection) -> Result<Option<u64>> {
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
         let ret = self.syscall(SYS_MMAP, [addr, len, prot_bits(prot), flags, u64::MAX, 0])?;
