@@ -145,3 +145,98 @@ fn a_revert_killed_half_way_leaves_the_truth() {
     target.wait_for("v 1 10");
     assert!(patched(&target, &state).is_empty());
 }
+
+/// relive SIGKILLed at random moments during 100 first patches of a
+/// 4-thread program: the target is never left stopped or traced, computes
+/// the old or the new result, and a clean patch and revert work after.
+#[test]
+fn relive_killed_at_random_moments_never_harms_the_target() {
+    const THREADS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int a(void) { return 1; }
+__attribute__((noinline, noipa)) int b(void) { return 10; }
+static void *worker(void *arg) { volatile long s = 0; for (;;) s += a() + b() + (long)arg; return 0; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t[3];
+    for (long i = 0; i < 3; i++) pthread_create(&t[i], 0, worker, (void *)i);
+    for (;;) { printf("v %d %d\n", a(), b()); usleep(1000); }
+}
+"#;
+    let target = Target::start_c(THREADS, &["-O2", "-g", "-pthread"]);
+    target.wait_for("v 1 10");
+    let state = target.dir.path().join("state");
+    let pid = target.pid_arg();
+    let source = THREADS
+        .replace("return 1;", "return 2;")
+        .replace("return 10;", "return 20;");
+    let new = relive_testkit::compile_object(target.dir.path(), "target", &source, &["-O2", "-g", "-pthread"]);
+    // Kills land anywhere in a patch: the window is one whole patch's
+    // time (measured: a patch and its revert), so some come before, some
+    // during and some after the change.
+    let timed = std::time::Instant::now();
+    let out = relive(&["patch", &pid, new.to_str().unwrap()], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let window = (timed.elapsed().as_micros() as usize).max(1000) * 6 / 5;
+    let out = relive(&["revert", &pid, "--all"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+    let mut rng = relive_testkit::Rng(19);
+    let mut outcomes = [0usize; 2];
+    for round in 0..100 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["patch", &pid, new.to_str().unwrap()])
+            .env("RELIVE_STATE_DIR", &state)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(rng.below(window) as u64));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Never left stopped or traced.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("TracerPid:"), "0", "round {round}: still traced");
+        assert!(
+            !field("State:").starts_with('t') && !field("State:").starts_with('T'),
+            "round {round}: {}",
+            field("State:")
+        );
+        // Old or new, and status agrees with what it computes.
+        let names = patched(&target, &state);
+        let line = target.wait_for_prefix("v ");
+        let line = target.wait_for_prefix("v ").max(line);
+        let expect_a = if names.contains(&"a".to_string()) { "2" } else { "1" };
+        let expect_b = if names.contains(&"b".to_string()) { "20" } else { "10" };
+        target.wait_for(&format!("v {expect_a} {expect_b}"));
+        let _ = line;
+        outcomes[usize::from(!names.is_empty())] += 1;
+        // Clean up for the next round: a full revert must work.
+        let out = relive(&["revert", &pid, "--all"], &state, None);
+        assert!(
+            out.status.success() || names.is_empty(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 1 10");
+    }
+    eprintln!(
+        "relive killed 100 times within {window} µs: {} left it unpatched, {} patched",
+        outcomes[0], outcomes[1]
+    );
+    let out = relive(&["patch", &pid, new.to_str().unwrap()], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 2 20");
+    let out = relive(&["revert", &pid, "--all"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+}

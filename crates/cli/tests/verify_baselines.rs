@@ -18,15 +18,17 @@ fn verify(source: &str, build: &[&str], object: &[&str]) -> (i32, Value) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().to_path_buf();
     std::fs::write(p.join("app.c"), source).unwrap();
+    let (libs, flags): (Vec<&str>, Vec<&str>) = build.iter().partition(|f| f.starts_with("-l"));
     let status = Command::new("gcc")
-        .args(build)
+        .args(flags)
         .args(["app.c", "-o", "app"])
+        .args(libs)
         .current_dir(&p)
         .status()
         .unwrap();
     assert!(status.success(), "building with {build:?}");
     let status = Command::new("gcc")
-        .args(object)
+        .args(object.iter().filter(|f| !f.starts_with("-l")))
         .args(["-c", "app.c", "-o", "other.o"])
         .current_dir(&p)
         .status()
@@ -149,4 +151,13 @@ fn linker_rewrites_are_not_differences() {
         let (code, report) = verify(&src, flags, flags);
         assert_eq!(code, 0, "{flags:?}: {report}");
     }
+}
+
+/// A function two libraries define (frexp: libc and libm) is whichever
+/// the dynamic linker bound the program to.
+#[test]
+fn a_function_two_libraries_define_is_the_one_the_program_uses() {
+    let src = program("#include <math.h>\n__attribute__((noinline)) int f(int x) { int e; double m = frexp((double)x * 3.5, &e); return (int)(m * 100) + e; }");
+    let (code, report) = verify(&src, &["-O2", "-g", "-lm"], &["-O2", "-g"]);
+    assert_eq!(code, 0, "{report}");
 }

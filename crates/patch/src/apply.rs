@@ -309,10 +309,11 @@ pub fn patch(
     let _transaction = target.transaction()?;
     let process = target.process;
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
-    let wanted: Vec<(usize, Option<u64>)> = functions
+    let all: Vec<(usize, Option<u64>)> = functions
         .iter()
         .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
         .collect();
+    let (wanted, folded) = one_per_entry(obj, all, &|i| link::live_address(obj, i, &target.resolver, &base_names))?;
     // The code goes near the module it replaces code of: the program, or a
     // (dlopen'ed) library.
     target.resolver.set_home(wanted.iter().find_map(|&(_, a)| a));
@@ -695,8 +696,79 @@ pub fn patch(
         pause_us: micros(paused) + micros(alloc_pause),
         redirect_pause_us: micros(paused),
         region: record,
-        warnings: target.warnings.iter().chain(&linked.warnings).cloned().collect(),
+        warnings: target
+            .warnings
+            .iter()
+            .chain(&linked.warnings)
+            .chain(&folded)
+            .cloned()
+            .collect(),
     })
+}
+
+/// Functions to patch, each with the live address it replaces (`None`:
+/// added).
+type Wanted = Vec<(usize, Option<u64>)>;
+
+/// Functions the program has at one address (GCC's identical-code
+/// folding made them one) are one entry: patched once when the new code is
+/// still one (aliases in the object), refused when the edit makes them
+/// differ, since one entry cannot run two bodies. Returns the functions to
+/// patch and a word for each one folded into another.
+fn one_per_entry(
+    obj: &ObjectFile,
+    all: Vec<(usize, Option<u64>)>,
+    live: &dyn Fn(usize) -> Option<u64>,
+) -> Result<(Wanted, Vec<String>)> {
+    // A function of the object not being patched whose program copy is
+    // the same entry as one being patched would run the other's new code.
+    let targets: std::collections::HashSet<u64> = all.iter().filter_map(|&(_, a)| a).collect();
+    for (j, y) in obj.symbols.iter().enumerate() {
+        if y.kind != crate::objfile::Kind::Function || y.size == 0 || all.iter().any(|&(i, _)| i == j) {
+            continue;
+        }
+        let Some(a) = live(j).filter(|a| targets.contains(a)) else {
+            continue;
+        };
+        let Some(&(i, _)) = all.iter().find(|&&(_, b)| b == Some(a)) else {
+            continue;
+        };
+        let x = &obj.symbols[i];
+        if (x.section, x.offset, x.size) != (y.section, y.offset, y.size) {
+            return Err(PatchError::Refused {
+                what: format!(
+                    "{} and {} are one function at {a:#x} in the running program (the compiler folded their identical code), and this edit changes only {}: redirecting that entry would change {} too. Build with -fno-ipa-icf (GCC) to keep them apart, or restart the program",
+                    x.name, y.name, x.name, y.name
+                ),
+            });
+        }
+    }
+    let mut at: HashMap<u64, usize> = HashMap::new();
+    let mut wanted = Vec::new();
+    let mut folded = Vec::new();
+    for (i, addr) in all {
+        if let Some(a) = addr {
+            if let Some(&j) = at.get(&a) {
+                let (x, y) = (&obj.symbols[i], &obj.symbols[j]);
+                if (x.section, x.offset, x.size) != (y.section, y.offset, y.size) {
+                    return Err(PatchError::Refused {
+                        what: format!(
+                            "{} and {} are one function at {a:#x} in the running program (the compiler folded their identical code), and this edit makes them differ: one entry cannot run both. Build with -fno-ipa-icf (GCC) to keep them apart, or restart the program",
+                            y.name, x.name
+                        ),
+                    });
+                }
+                folded.push(format!(
+                    "{} and {} are one function in the program (identical code): patched once",
+                    y.name, x.name
+                ));
+                continue;
+            }
+            at.insert(a, i);
+        }
+        wanted.push((i, addr));
+    }
+    Ok((wanted, folded))
 }
 
 /// For each replaced function of `linked` (by original entry): whether

@@ -524,6 +524,7 @@ impl ObjectFile {
         for sec in sections.iter_mut().flatten() {
             sec.relocs.sort_by_key(|r| r.offset);
         }
+        share_alias_relocations(&mut symbols);
         for sym in &mut symbols {
             if sym.kind == Kind::Function {
                 complete_code_relocations(sym);
@@ -621,6 +622,29 @@ impl Covering {
             .map(|k| self.spans[k])
             .find(|&(_, end, _)| offset < end)
             .map(|(start, _, i)| (i, offset - start))
+    }
+}
+
+/// Symbols that name the same bytes (aliases: GCC's identical-code
+/// folding makes `f` an alias of `g`; `__attribute__((alias))`) get the
+/// same relocations: each was given to one of them only.
+fn share_alias_relocations(symbols: &mut [Symbol]) {
+    let mut groups: std::collections::HashMap<(usize, u64, u64), Vec<usize>> = Default::default();
+    for (i, s) in symbols.iter().enumerate() {
+        if s.size > 0 {
+            groups.entry((s.section, s.offset, s.size)).or_default().push(i);
+        }
+    }
+    for members in groups.values().filter(|m| m.len() > 1) {
+        let Some(&owner) = members.iter().max_by_key(|&&i| symbols[i].relocs.len()) else {
+            continue;
+        };
+        let relocs = symbols[owner].relocs.clone();
+        for &i in members {
+            if symbols[i].relocs.is_empty() {
+                symbols[i].relocs = relocs.clone();
+            }
+        }
     }
 }
 

@@ -174,7 +174,24 @@ fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_
     let (i, live, into, name) = match &r.target {
         Target::Defined(i) => (Some(*i), symbol(*i), bias, obj.symbols[*i].name.clone()),
         Target::Undefined(name) => match resolver.global(name).or_else(|| resolver.added(None, name, false)) {
-            Some(a) => (None, Some(a), bias, name.clone()),
+            Some(a) => {
+                // Two libraries may define it (frexp: libc and libm); the
+                // dynamic linker's choice is the program's, whichever
+                // module relive would pick.
+                let others = resolver
+                    .symbols()
+                    .lookup(name)
+                    .into_iter()
+                    .filter(|s| s.binding != relive_image::symbols::Binding::Local && s.addr != a)
+                    .map(|s| s.addr);
+                if others.into_iter().any(|o| {
+                    place == o.wrapping_add(bias)
+                        || through_linkage(target, r, at, live_bytes, place, value, o.wrapping_add(bias))
+                }) {
+                    return None;
+                }
+                (None, Some(a), bias, name.clone())
+            }
             // A weak reference to what nothing defines is 0 in the
             // program (zstd's optional trace hooks); any other is not it.
             None => {
