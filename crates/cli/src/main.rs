@@ -175,4 +175,46 @@ mod tests {
             args("relive status 1 --pid 2")
         );
     }
+
+    /// Every command's help ends with examples, and every example that is
+    /// a plain relive command line parses.
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            let commands: Vec<&clap::Command> = if sub.has_subcommands() {
+                sub.get_subcommands().collect()
+            } else {
+                vec![sub]
+            };
+            for command in commands {
+                let help = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(
+                    help.starts_with("Examples:"),
+                    "relive {} has no examples",
+                    command.get_name()
+                );
+                for line in help.lines().skip(1) {
+                    let line = line.split("  #").next().unwrap_or("").trim();
+                    // Shell around relive (pipes, substitutions, other
+                    // tools first) is not clap's to parse.
+                    let Some(words) = line.find("relive ").map(|k| &line[k..]) else {
+                        continue;
+                    };
+                    if words.contains("$(") || words.contains(['|', '>', '<']) || words.contains("&&") {
+                        continue;
+                    }
+                    let args: Vec<std::ffi::OsString> =
+                        shlex::split(words).unwrap().into_iter().map(Into::into).collect();
+                    if let Err(e) = Cli::try_parse_from(pid_first(args)) {
+                        panic!("example `{line}` does not parse: {e}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} examples checked");
+    }
 }

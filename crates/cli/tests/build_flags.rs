@@ -521,3 +521,40 @@ fn the_first_good_compile_of_a_broken_file_is_verified() {
     );
     s.prints(&after);
 }
+
+/// A file written in two pieces (an editor saving a big file in place)
+/// whose first half was compiled: the failure is not reported as the
+/// user's compile error; the whole save is patched.
+#[test]
+fn a_save_written_in_pieces_is_not_reported_as_a_compile_error() {
+    // Enough code that a compile takes well over the gap between the
+    // pieces.
+    let mut big = String::from(CALC);
+    big.push_str("int big(int x) {\n    switch (x) {\n");
+    for k in 0..3000 {
+        big.push_str(&format!("    case {k}: return x * {k} + {};\n", k % 7));
+    }
+    big.push_str("    }\n    return 0;\n}\n");
+    let dir = project("-O2 -g3");
+    std::fs::write(dir.path().join("src/calc.c"), &big).unwrap();
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let edited = big.replace(EDIT.0, EDIT.1);
+    let calc = s.target.dir.path().join("src/calc.c");
+    let (first, second) = edited.split_at(edited.len() / 2);
+    std::fs::write(&calc, first).unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    let mut file = std::fs::OpenOptions::new().append(true).open(&calc).unwrap();
+    std::io::Write::write_all(&mut file, second.as_bytes()).unwrap();
+    drop(file);
+    loop {
+        let e = s.event();
+        assert_ne!(e["event"], "compile_error", "{e}");
+        if e["event"] == "patched" {
+            break;
+        }
+    }
+    s.prints("v 21 8");
+}

@@ -37,7 +37,9 @@ pub struct StageTimes {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadEvent {
     /// `patched`, `unreachable` (every function redirected, none whose new
-    /// code can run), `no_change`, `compile_error`, `refused` or `error`.
+    /// code can run), `no_change`, `compile_error`, `superseded` (it
+    /// failed to compile while the file was being written again), `refused`
+    /// or `error`.
     pub event: &'static str,
     pub file: String,
     /// Functions patched whose new code later calls run (or that would
@@ -456,7 +458,33 @@ impl<'p> Reloader<'p> {
     /// is its own compile's, and `total` counts from the start of all.
     pub fn reload_all(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<ReloadEvent>, ReloadError> {
         let start = Instant::now();
+        let began = std::time::SystemTime::now();
         let compiled = self.compile_all(sources, jobs, |_, _| {})?;
+        // A file written again while it compiled (an editor saving in
+        // pieces) failed on a half-written text: the newer save, already
+        // queued, is what counts.
+        // A failure right after a write waits a moment for the rest of it.
+        let compiled: Vec<Fresh> = compiled
+            .into_iter()
+            .map(|(source, result, ms)| {
+                let modified = || std::fs::metadata(&source).and_then(|m| m.modified()).ok();
+                let rewritten = match (&result, modified()) {
+                    (Err(_), Some(m)) if m > began => true,
+                    (Err(_), Some(m)) => {
+                        let age = m.elapsed().unwrap_or(WRITE_GRACE);
+                        if age < WRITE_GRACE {
+                            std::thread::sleep(WRITE_GRACE - age);
+                        }
+                        modified() != Some(m)
+                    }
+                    _ => false,
+                };
+                match result {
+                    Err(_) if rewritten => (source, Err(SUPERSEDED.to_string()), ms),
+                    other => (source, other, ms),
+                }
+            })
+            .collect();
         let mut events = Vec::new();
         let mut waiting = Vec::new();
         for (source, result, compile_ms) in compiled {
@@ -511,7 +539,11 @@ impl<'p> Reloader<'p> {
         let new = match compiled {
             Ok(obj) => obj,
             Err(message) => {
-                event.event = "compile_error";
+                event.event = if message == SUPERSEDED {
+                    "superseded"
+                } else {
+                    "compile_error"
+                };
                 event.message = Some(message);
                 event.timing_ms.total = ms(start);
                 return Ok(event);
@@ -680,6 +712,14 @@ impl<'p> Reloader<'p> {
         Ok(())
     }
 }
+
+/// How long after a write a compile failure waits for more of it before
+/// it is reported.
+const WRITE_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Why a compile's failure is not reported: the file changed while it
+/// compiled, or right after.
+const SUPERSEDED: &str = "the file was written again while it compiled; compiling the newer save";
 
 /// What to do when a compile is not the build's, for messages.
 pub const FIX_FLAGS: &str = "the compile command probably lacks the build's -D/-I options or the sources differ from the running build: record the build's commands with `relive build -- make` (or another compile_commands.json), or give them with --cc";

@@ -27,7 +27,7 @@ pub enum Ended {
 }
 
 /// Reloads each of `files` that changes into the process behind
-/// `reloader`, calling `report` after every reload. `events` was created
+/// `reloader`, calling `report` with the reloads of each burst of saves. `events` was created
 /// before the baselines were compiled, so an edit saved meanwhile is
 /// waiting in it; the headers the baselines include are added to it here.
 /// `ready` is called once the watches are in place; `exited` is asked
@@ -44,7 +44,7 @@ pub fn watch(
     debounce: Duration,
     ready: impl FnOnce(),
     mut exited: impl FnMut() -> Option<i32>,
-    mut report: impl FnMut(&ReloadEvent),
+    mut report: impl FnMut(&[ReloadEvent]),
 ) -> Result<Ended, ReloadError> {
     let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let headers = reloader.headers();
@@ -82,9 +82,7 @@ pub fn watch(
         // once, one job per core, each once.
         let units: Vec<PathBuf> = units.into_iter().collect();
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for event in reloader.reload_all(&units, jobs)? {
-            report(&event);
-        }
+        report(&reloader.reload_all(&units, jobs)?);
     }
 }
 

@@ -15,6 +15,9 @@ use crate::output::{hex_or_dash, parse_arch, parse_number, print_json};
 /// uses the PE sections when the file has them; RVA = VA − image base. An
 /// address outside every segment is an error (exit status 3), never a guess.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  relive addr ./app --va 0x401136\n  relive addr redbean.com --offset 0x1000 --json"
+)]
 #[command(group = clap::ArgGroup::new("address").required(true))]
 pub struct Args {
     file: PathBuf,

@@ -26,14 +26,11 @@ use relive_reload::compdb::{self, Recorder};
 /// is recorded; a SIGINT, SIGTERM or SIGHUP sent to relive alone (`kill
 /// PID`) is passed on to the build as SIGTERM, with the same outcome. A
 /// second interrupt, or relive being killed, kills the build.
-///
-/// Examples:
-///   relive build -- make -j8
-///   relive build -- make -B CC=clang
-///   relive build -o build/compile_commands.json -- ninja -C build
-///   relive build --json -- sh build.sh
 #[derive(clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  relive build -- make -j8\n  relive build -- make -B CC=clang\n  relive build -o build/compile_commands.json -- ninja -C build\n  relive build --json -- sh build.sh"
+)]
 pub struct Args {
     /// The database to write (merged with what it holds).
     #[arg(short, long, value_name = "PATH", default_value = "compile_commands.json")]

@@ -21,6 +21,7 @@ use relive_reload::{Baseline, Reloader};
 /// reload's timings are shown. Everything happens in a temporary directory
 /// that is removed afterwards. Exit status 0 means every step was seen.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive demo")]
 pub struct Args {
     /// The C compiler (default: $CC, else cc, else gcc).
     #[arg(long)]

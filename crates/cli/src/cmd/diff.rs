@@ -14,6 +14,7 @@ use crate::output::print_json;
 /// owner and base name, string literals by their text. A data symbol whose
 /// size changed is a layout change, which patching refuses.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive diff app.old.o app.new.o\n  relive diff app.old.o app.new.o --json")]
 pub struct Args {
     /// The previous object (`gcc -c`).
     old: PathBuf,

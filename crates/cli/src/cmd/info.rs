@@ -13,6 +13,7 @@ use crate::output::{hex_or_dash, print_json};
 /// Mach-O header the `dd` line points at, the PE header and the ZipOS
 /// archive. Only headers are read, so it is instant even on multi-GiB files.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive info ./app\n  relive info redbean.com --json")]
 pub struct Args {
     /// The file to inspect.
     file: PathBuf,

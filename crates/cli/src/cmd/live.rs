@@ -20,6 +20,7 @@ use crate::output::print_json;
 /// computes each image's load bias (PIE/ASLR), and checks that the file on
 /// disk is the one running (build-id, else inode and modification time).
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive ps 4242\n  relive ps $(pgrep -n app) --json")]
 pub struct PsArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -36,6 +37,7 @@ pub struct PsArgs {
 /// source file, told apart by "file". Refuses (exit 5) when the program on
 /// disk is not the file the process is running.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive sym 4242 main counter\n  relive sym 4242 printf --json")]
 pub struct SymArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -52,6 +54,7 @@ pub struct SymArgs {
 /// Stops every thread for a moment (ptrace, no signals) to read its program
 /// counter, then resumes them all; blocked system calls carry on.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive threads 4242")]
 pub struct ThreadsArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,

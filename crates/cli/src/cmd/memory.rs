@@ -12,6 +12,9 @@ use crate::output::{parse_number, print_json};
 /// Reads through `process_vm_readv` (or `/proc/PID/mem`); the whole range
 /// must be mapped, or nothing is read and the exit status is 3.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  relive peek 4242 0x401136 16\n  relive peek 4242 $(relive sym 4242 counter --json | jq '.[0].addr') 8"
+)]
 pub struct PeekArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -32,6 +35,9 @@ pub struct PeekArgs {
 /// it replaced are printed, so `relive poke PID ADDR OLD` undoes it. The
 /// whole range must be mapped, or nothing is written (exit status 3).
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  relive poke 4242 0x401136 b802000000c3\n  relive poke 4242 0x401136 \"55 48 89 e5\"  # put back the bytes it printed"
+)]
 pub struct PokeArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,

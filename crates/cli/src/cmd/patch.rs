@@ -33,6 +33,9 @@ use crate::output::print_json;
 /// of the same name in another directory (a moved or copied tree) is
 /// patched with a warning naming both paths.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  gcc -O2 -g -c app.c -o app.new.o && relive patch 4242 app.new.o --base app.old.o\n  relive patch 4242 app.new.o --only compute --json"
+)]
 pub struct PatchArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -58,6 +61,7 @@ pub struct PatchArgs {
 /// Regions of patch code that nothing uses any more (no patch, no thread's
 /// registers or stack) are freed; others are kept and reported.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all")]
 pub struct RevertArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -74,6 +78,7 @@ pub struct RevertArgs {
 
 /// Show which functions of a process are patched.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive status 4242\n  relive status 4242 --json")]
 pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,

@@ -28,6 +28,9 @@ use relive_reload::{Baseline, ReloadEvent, Reloader};
 /// per reload (stderr) says what changed and how long each stage took. When
 /// the program exits, relive exits with its status.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  relive run -- ./app --port 8080\n  relive build -- make && relive run -- ./app\n  relive run --cc \"gcc -O2 -g -DMODE=2 -Iinc\" --watch src/app.c -- ./app"
+)]
 pub struct RunArgs {
     /// Source files to watch (default: the program's C sources from its DWARF).
     #[arg(long = "watch", value_name = "PATH")]
@@ -41,6 +44,7 @@ pub struct RunArgs {
 
 /// Live-reload a program that is already running.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json")]
 pub struct WatchArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
@@ -104,6 +108,24 @@ fn print_event(e: &ReloadEvent, json: bool) {
             e.message.as_deref().unwrap_or("")
         ),
     };
+}
+
+/// The reloads of one burst of saves: JSON lines one per file; as text,
+/// the files where nothing changed (a header's other includers) on one
+/// line.
+fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
+    let quiet = !json && !verbose && events.len() > 1;
+    let unchanged: Vec<String> = events
+        .iter()
+        .filter(|e| quiet && e.event == "no_change" && e.notes.is_empty())
+        .map(|e| e.file.clone())
+        .collect();
+    for e in events.iter().filter(|e| !unchanged.contains(&e.file)) {
+        print_event(e, json);
+    }
+    if !unchanged.is_empty() {
+        eprintln!("relive: no function changed in {}", list_briefly(&unchanged, false));
+    }
 }
 
 /// A file to watch, its compile command, and other commands the build
@@ -185,6 +207,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
     }
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
+    let mut guessed: Vec<String> = Vec::new();
     for (file, mut outcome) in results {
         // Options the debug info did not record (clang): the ones that
         // compile into the running code are the build's.
@@ -211,13 +234,14 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
             if matches!(command.origin, "debug info" | "default") && recorded_nothing {
                 let candidates = guesses(&command, found.as_deref());
                 if let Some(hit) = reloader.find_command(&file, &candidates)? {
-                    if !options.json {
+                    if options.verbose {
                         eprintln!(
-                            "relive: {} compiles into the running code with {} (options guessed: the debug info does not record them)",
+                            "relive: {} compiles into the running code with {} (options guessed)",
                             file.display(),
                             hit.args.join(" ")
                         );
                     }
+                    guessed.push(file.display().to_string());
                     found = Some(hit.args[2..4].to_vec());
                     outcome = Baseline::Verified(Default::default());
                 }
@@ -252,8 +276,10 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                         options.json,
                         serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing()}),
                         format!(
-                            "relive: {name} was edited after the program was built: {} differ from the running code; patching them now",
-                            check.differing().join(", ")
+                            "relive: {name} was edited after the program was built: {} {} from the running code; patching {} now",
+                            check.differing().join(", "),
+                            if check.differs.len() == 1 { "differs" } else { "differ" },
+                            if check.differs.len() == 1 { "it" } else { "them" }
                         ),
                     );
                     print_event(&reloader.catch_up(&file)?, options.json);
@@ -286,6 +312,14 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                 );
             }
         }
+    }
+    if !guessed.is_empty() && !options.json {
+        eprintln!(
+            "relive: the debug info records no compiler options for {}; {} compile into the running code with {} (-v shows each)",
+            list_briefly(&guessed, options.verbose),
+            if guessed.len() == 1 { "it does" } else { "they do" },
+            found.as_deref().unwrap_or_default().join(" ")
+        );
     }
     if !options.json {
         eprintln!(
@@ -330,6 +364,19 @@ fn guesses(command: &CompileCommand, last: Option<&[String]>) -> Vec<CompileComm
             }
         })
         .collect()
+}
+
+/// `a, b, c and 30 more` (every name with `all`).
+fn list_briefly(names: &[String], all: bool) -> String {
+    const SHOWN: usize = 4;
+    if all || names.len() <= SHOWN + 1 {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more (-v lists them)",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
 }
 
 fn report_baseline(json: bool, value: serde_json::Value, text: String) {
@@ -404,6 +451,7 @@ fn reload_loop(
     let since = std::time::SystemTime::now();
     baselines(&mut reloader, &files, options)?;
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
+    let verbose = options.verbose;
     let ready = || {
         if json {
             eprintln!(
@@ -411,7 +459,7 @@ fn reload_loop(
                 serde_json::json!({"event": "watching", "files": names, "pid": pid})
             );
         } else {
-            eprintln!("relive: watching {} (pid {pid})", names.join(", "));
+            eprintln!("relive: watching {} (pid {pid})", list_briefly(&names, verbose));
         }
     };
     let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
@@ -424,15 +472,15 @@ fn reload_loop(
         Duration::from_millis(debounce),
         ready,
         exited,
-        |e| {
-            if e.event == "patched" {
+        |events| {
+            for e in events.iter().filter(|e| e.event == "patched") {
                 last = LastReload {
                     at: Some(std::time::Instant::now()),
                     file: e.file.clone(),
                     functions: e.functions.iter().chain(&e.added).cloned().collect(),
                 };
             }
-            print_event(e, json)
+            print_events(events, json, verbose)
         },
     );
     SESSION.lock().unwrap_or_else(|e| e.into_inner()).take();

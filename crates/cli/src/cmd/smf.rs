@@ -22,8 +22,9 @@ pub enum Command {
     /// sections (TLS, constructors, COMMON symbols) are errors naming them.
     /// For hot reload, compile with -fPIC -ffunction-sections: calls to
     /// static functions then reach the new code through stable entries too.
-    /// Example: gcc -O2 -fPIC -ffunction-sections -c a.c b.c && relive smf
-    /// pack a.o b.o -o m.smf
+    #[command(
+        after_help = "Examples:\n  gcc -O2 -fPIC -ffunction-sections -c a.c b.c && relive smf pack a.o b.o -o m.smf\n  relive smf pack a.o -o m.smf --entry start --json"
+    )]
     Pack {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
@@ -37,6 +38,7 @@ pub enum Command {
         json: bool,
     },
     /// Show a module's header, sections, symbols and relocation counts.
+    #[command(after_help = "Examples:\n  relive smf info m.smf\n  relive smf info m.smf --json")]
     Info {
         file: PathBuf,
         /// Print JSON: {"version","platform","arch","flags","entry","module_hash","source_hash","sections","symbols","relocations"}.
@@ -48,6 +50,9 @@ pub enum Command {
     /// The function is called as `extern "C"` with up to six 64-bit integer
     /// arguments (decimal, negative, or 0x hex); its 64-bit result is printed
     /// as a signed decimal. Imports resolve from relive's own process (libc).
+    #[command(
+        after_help = "Examples:\n  relive smf call m.smf add 2 40\n  relive smf call m.smf scale -- -3 0x10 --json"
+    )]
     Call {
         file: PathBuf,
         name: String,
@@ -74,6 +79,7 @@ pub enum Command {
     /// does inlined code). Each reload prints the functions it changed; an
     /// edit of the entry point itself is flagged, since its running call
     /// keeps the old code.
+    #[command(after_help = "Examples:\n  relive smf run m.smf\n  relive smf run m.smf --watch -- --verbose")]
     Run(crate::cmd::smf_run::RunArgs),
 }
 

@@ -14,6 +14,7 @@ use crate::output::{parse_arch, print_json};
 /// (`FILE.dbg`, `FILE.com.dbg`), then `.dynsym`. `--source` picks one
 /// explicitly (`relive info FILE` lists them).
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  relive syms ./app\n  relive syms redbean.com --json | jq length")]
 pub struct Args {
     file: PathBuf,
     /// Architecture of an APE's image to use (x86_64/amd64, aarch64/arm64, …).

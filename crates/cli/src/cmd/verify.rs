@@ -24,11 +24,10 @@ use crate::output::print_json;
 ///
 /// Exits 0 when every object matches, 5 when a function differs or an
 /// object has no function the program has.
-///
-/// Examples:
-///   gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify 4242 /tmp/app.o
-///   relive verify 4242 build/*.o --json
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  gcc -O2 -g -c src/app.c -o /tmp/app.o && relive verify 4242 /tmp/app.o\n  relive verify 4242 build/*.o --json"
+)]
 pub struct Args {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,

@@ -12,6 +12,7 @@ use crate::output::print_json;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// List the entries with their offsets, methods, sizes and CRC-32.
+    #[command(after_help = "Examples:\n  relive zip ls redbean.com\n  relive zip ls redbean.com --json")]
     Ls {
         file: PathBuf,
         /// Print JSON: {"eocd_offset","cd_offset","zip64","entries":[…]}.
@@ -19,6 +20,9 @@ pub enum Command {
         json: bool,
     },
     /// Write one entry's uncompressed bytes to standard output (CRC-checked first).
+    #[command(
+        after_help = "Examples:\n  relive zip cat redbean.com .init.lua\n  relive zip cat pledge.com usr/share/zoneinfo/UTC > UTC"
+    )]
     Cat { file: PathBuf, name: String },
 }
 
