@@ -56,6 +56,14 @@ impl<'p> Target<'p> {
         let verified = identity::verify(process, &modules.main)?;
         let symbols = LiveSymbols::load(&modules);
         let journal_dir = StateDir::open()?;
+        // Journals of processes that have exited are of no use to anyone.
+        // Only a process known to be gone counts: one relive cannot read
+        // now keeps its journal.
+        journal_dir.clean_stale(&|pid, start| match relive_process::started_at(pid) {
+            Ok(Some(t)) => t == start,
+            Ok(None) => false,
+            Err(_) => true,
+        });
         let journal = Journal::load(
             &journal_dir,
             process.pid(),
@@ -513,6 +521,18 @@ pub fn patch(
     used.ro_used = r + ro_len;
     used.rw_used = w + rw_len;
     let mut generations = Vec::new();
+    after.changes += 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let version = |w: &EntryWork, generation: u32| journal::Generation {
+        generation,
+        change: after.changes,
+        at: now,
+        source: obj.source.clone(),
+        code: w.new_addr,
+        slot_value: w.entry_addr,
+    };
     for (w, write) in work.iter().zip(&planned) {
         let generation = match &w.kind {
             EntryKind::Slot { .. } => {
@@ -524,6 +544,7 @@ pub fn patch(
                 record.current_addr = w.new_addr;
                 record.generation += 1;
                 record.assumed = w.assumed.0;
+                record.history.push(version(w, record.generation));
                 record.generation
             }
             EntryKind::Redirect {
@@ -540,6 +561,7 @@ pub fn patch(
                     patched: hex(&write.bytes),
                     slot: layout.read_only + slot_offset,
                     assumed: w.assumed.0,
+                    history: vec![version(w, 1)],
                 });
                 1
             }
@@ -640,6 +662,7 @@ pub fn patch(
     target.journal.patches = after.patches;
     target.journal.regions = after.regions;
     target.journal.added = after.added;
+    target.journal.changes = after.changes;
     target.journal.intent = None;
     let mut reaches = reachability(target, &linked, &layout, &positions);
     let applied: Vec<Applied> = work
@@ -904,6 +927,11 @@ fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<B
                 pc = stopped.step(tid)?.pc();
                 steps += 1;
             }
+            if steps > 0 {
+                // Its trap flag goes now, not when the threads resume: a
+                // relive killed in between must not leave it set.
+                pc = stopped.end_step(tid)?.pc();
+            }
             if let Some(name) = splitting(pc) {
                 busy = Some((tid, name, pc));
             }
@@ -1088,7 +1116,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The result of a revert.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RevertReport {
     pub reverted: Vec<Reverted>,
     /// Regions unmapped: nothing can be using them any more.
@@ -1102,6 +1130,98 @@ pub struct RevertReport {
 pub struct Reverted {
     pub name: String,
     pub addr: u64,
+    /// The generation it runs now (`revert --last` of a later patch); none
+    /// when its original code is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u32>,
+}
+
+/// Undoes the last patch (`revert --last`): each function it changed runs
+/// the generation before again (its jump slot gets back that one's entry:
+/// one 8-byte store, nothing stopped), or its original code when that
+/// patch was its first.
+pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
+    let lock = target.transaction()?;
+    let pid = target.process.pid();
+    let last = target
+        .journal
+        .patches
+        .iter()
+        .filter_map(|p| p.history.last().map(|g| g.change))
+        .max();
+    let Some(last) = last else {
+        return Err(PatchError::Refused {
+            what: if target.journal.patches.is_empty() {
+                format!("process {pid} has no patches")
+            } else {
+                format!("process {pid}'s journal has no history of its patches (made by an older relive): revert functions by name or --all")
+            },
+        });
+    };
+    let touched: Vec<PatchRecord> = target
+        .journal
+        .patches
+        .iter()
+        .filter(|p| p.history.last().is_some_and(|g| g.change == last))
+        .cloned()
+        .collect();
+    let (firsts, laters): (Vec<PatchRecord>, Vec<PatchRecord>) = touched.into_iter().partition(|p| p.history.len() < 2);
+    let mut report = RevertReport::default();
+    if !laters.is_empty() {
+        let mut after = target.journal.state();
+        let mut writes = Vec::new();
+        for p in &laters {
+            let record = after
+                .patches
+                .iter_mut()
+                .find(|r| r.orig_addr == p.orig_addr)
+                .expect("the record just read");
+            record.history.pop();
+            let previous = record.history.last().expect("two generations").clone();
+            record.generation = previous.generation;
+            record.current_addr = previous.code;
+            writes.push(journal::IntentWrite {
+                record: p.orig_addr,
+                addr: p.slot,
+                bytes: hex(&previous.slot_value.to_le_bytes()),
+            });
+            report.reverted.push(Reverted {
+                name: p.name.clone(),
+                addr: p.orig_addr,
+                generation: Some(previous.generation),
+            });
+        }
+        target.journal.begin(
+            &target.journal_dir,
+            journal::Intent {
+                by: "revert --last".into(),
+                after: after.clone(),
+                writes: writes.clone(),
+            },
+        )?;
+        let mut undo = Undo::default();
+        for w in &writes {
+            let bytes = unhex(&w.bytes).expect("hex just written");
+            if let Err(e) = undo.write(target.process, w.addr, &bytes) {
+                undo.roll_back(target.process);
+                target.journal.intent = None;
+                let _ = target.journal.save(&target.journal_dir);
+                return Err(e);
+            }
+        }
+        target.journal.patches = after.patches;
+        target.journal.intent = None;
+        target.journal.save(&target.journal_dir)?;
+    }
+    drop(lock);
+    if !firsts.is_empty() {
+        let names: Vec<String> = firsts.iter().map(|p| p.name.clone()).collect();
+        let full = revert(target, Some(&names))?;
+        report.reverted.extend(full.reverted);
+        report.freed = full.freed;
+        report.kept = full.kept;
+    }
+    Ok(report)
 }
 
 /// Restores the original entries of `names` (all patches when `None`) and
@@ -1204,6 +1324,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             .map(|p| Reverted {
                 name: p.name.clone(),
                 addr: p.orig_addr,
+                generation: None,
             })
             .collect(),
         freed,

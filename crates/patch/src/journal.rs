@@ -54,6 +54,27 @@ pub struct PatchRecord {
     /// writes. Journals without it assume all.
     #[serde(default = "all_call_clobbered")]
     pub assumed: u32,
+    /// Every generation still in the pool, oldest first: what `revert
+    /// --last` goes back to. Empty in journals of older relive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Generation>,
+}
+
+/// One version of a patched function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub generation: u32,
+    /// Which change made it (the journal's count of changes then).
+    pub change: u64,
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+    /// The source file of the object it came from (`STT_FILE`), if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Its code, and what the jump slot held for it (its entry: the code
+    /// or a register-keeping thunk before it).
+    pub code: u64,
+    pub slot_value: u64,
 }
 
 fn all_call_clobbered() -> u32 {
@@ -129,6 +150,10 @@ pub struct Journal {
     /// What patches added, in the order they added it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<AddedRecord>,
+    /// How many patches were applied so far: each generation records its
+    /// number, so the last change is known.
+    #[serde(default)]
+    pub changes: u64,
     /// A change under way (or left by a relive that died during it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
@@ -140,6 +165,8 @@ pub struct State {
     pub patches: Vec<PatchRecord>,
     pub regions: Vec<RegionRecord>,
     pub added: Vec<AddedRecord>,
+    #[serde(default)]
+    pub changes: u64,
 }
 
 /// A change written ahead: the state once it is complete, and the writes
@@ -168,6 +195,7 @@ impl Journal {
             patches: self.patches.clone(),
             regions: self.regions.clone(),
             added: self.added.clone(),
+            changes: self.changes,
         }
     }
 
@@ -213,6 +241,7 @@ impl Journal {
         let any = intent.writes.iter().any(done);
         if any {
             self.added = intent.after.added.clone();
+            self.changes = self.changes.max(intent.after.changes);
         }
         // Every region either state names that is still there: usage as
         // the change planned it (never less than before), so memory the
@@ -306,6 +335,7 @@ mod tests {
             patched: "ff2500000000".into(),
             slot: 0x6000,
             assumed: 0x80,
+            history: vec![],
         });
         j.save(dir).unwrap();
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
@@ -331,6 +361,7 @@ mod tests {
             patched: "ff25".into(),
             slot: 0x9000,
             assumed: 0,
+            history: vec![],
         }
     }
 
@@ -350,6 +381,7 @@ mod tests {
             patches: vec![record("f", 0x1000, 2), record("g", 0x2000, 1), record("h", 0x3000, 1)],
             regions: vec![region(0x9000), region(0x20000)],
             added: vec![],
+            changes: 1,
         };
         let write = |record, addr, bytes: &str| IntentWrite {
             record,

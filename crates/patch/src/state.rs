@@ -173,6 +173,37 @@ impl StateDir {
         }
     }
 
+    /// Removes the journals and lock files of processes that are gone
+    /// (`alive(pid, start_time)` says which are not: the pid is free, or
+    /// reused by a process that started at another time). Returns how many
+    /// files went. Nothing else in the directory is touched.
+    pub fn clean_stale(&self, alive: &dyn Fn(u32, u64) -> bool) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some((stem, kind)) = name.rsplit_once('.') else {
+                continue;
+            };
+            if !matches!(kind, "json" | "lock" | "owner") {
+                continue;
+            }
+            let Some((pid, start)) = stem.split_once('-') else {
+                continue;
+            };
+            let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+                continue;
+            };
+            if !alive(pid, start) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn lock_file(&self, name: &str) -> Result<(PathBuf, File)> {
         let path = self.path.join(name);
         let file = OpenOptions::new()
@@ -313,5 +344,31 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn journals_of_gone_processes_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = StateDir::at(root.path().join("state")).unwrap();
+        for name in [
+            "10-5.json",
+            "10-5.lock",
+            "10-5.owner",
+            "11-7.json",
+            "11-8.json",
+            "notes.txt",
+            "12-x.json",
+        ] {
+            dir.write_private(name, b"{}").unwrap();
+        }
+        // Process 11 started at time 7 is alive; everything else is gone.
+        let removed = dir.clean_stale(&|pid, start| pid == 11 && start == 7);
+        assert_eq!(removed, 4);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["11-7.json", "12-x.json", "notes.txt"]);
     }
 }

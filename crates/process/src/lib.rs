@@ -133,6 +133,12 @@ pub trait Stopped {
     /// about to be replaced.
     fn step(&mut self, tid: u32) -> Result<Registers>;
 
+    /// Ends the single-stepping of `tid`: its trap flag cleared, the thread
+    /// still stopped where it is; returns its registers. A stepped thread keeps
+    /// its trap flag until it is resumed by its tracer; if relive died
+    /// before that, the thread would take a SIGTRAP and kill the process.
+    fn end_step(&mut self, tid: u32) -> Result<Registers>;
+
     /// Maps `len` bytes of anonymous private memory at exactly `addr`
     /// without replacing anything already there. `Ok(None)` means the
     /// range is (partly) occupied; nothing was mapped.
@@ -150,6 +156,21 @@ pub trait Stopped {
 #[cfg(target_os = "linux")]
 pub fn open(pid: u32) -> Result<Box<dyn Process>> {
     Ok(Box::new(linux::LinuxProcess::open(pid)?))
+}
+
+/// When process `pid` started (seconds since the Unix epoch, as
+/// [`Process::start_time`]), `None` when there is no such process: how a
+/// journal of a process that is gone is told from one of a process relive
+/// cannot open now (another user's, or traced by someone else).
+#[cfg(target_os = "linux")]
+pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
+    linux::started_at(pid)
+}
+
+/// When process `pid` started (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn started_at(_pid: u32) -> std::io::Result<Option<u64>> {
+    Err(std::io::Error::other("not supported on this platform"))
 }
 
 /// Opens the process `pid` with this platform's backend.

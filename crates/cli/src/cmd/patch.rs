@@ -56,22 +56,31 @@ pub struct PatchArgs {
     pub json: bool,
 }
 
-/// Undo patches: restore functions' original entries exactly.
+/// Undo patches: restore functions' original entries exactly, or (with
+/// --last) undo the last patch only.
 ///
 /// Regions of patch code that nothing uses any more (no patch, no thread's
-/// registers or stack) are freed; others are kept and reported.
+/// registers or stack) are freed; others are kept and reported. `--last`
+/// puts each function the last patch changed back to its generation before
+/// (`relive status` lists them), or to its original code if that patch was
+/// its first.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all")]
+#[command(
+    after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last"
+)]
 pub struct RevertArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
     /// Functions to revert.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "last"], conflicts_with_all = ["all", "last"])]
     names: Vec<String>,
     /// Revert every patch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "last")]
     all: bool,
-    /// Print JSON: {"reverted":[{"name","addr"}],"freed":[{"addr","len"}],"kept":[…]}.
+    /// Undo the last patch (one reload): its functions run the generation before.
+    #[arg(long)]
+    last: bool,
+    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[…]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -82,7 +91,7 @@ pub struct RevertArgs {
 pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation"}]}.
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -200,14 +209,21 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
 pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
     let mut target = Target::open(process.as_ref())?;
-    let names = (!args.all).then_some(args.names.as_slice());
-    let report = apply::revert(&mut target, names)?;
+    let report = if args.last {
+        apply::revert_last(&mut target)?
+    } else {
+        let names = (!args.all).then_some(args.names.as_slice());
+        apply::revert(&mut target, names)?
+    };
     if args.json {
         return print_json(&report);
     }
     let mut out = std::io::stdout().lock();
     for r in &report.reverted {
-        writeln!(out, "reverted {} at {:#x}", r.name, r.addr)?;
+        match r.generation {
+            Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", r.name, r.addr)?,
+            None => writeln!(out, "reverted {} at {:#x}", r.name, r.addr)?,
+        }
     }
     for r in &report.freed {
         writeln!(out, "freed    {:#x} ({} bytes)", r.addr, r.len)?;
@@ -234,6 +250,8 @@ struct StatusEntry {
     current_addr: u64,
     generation: u32,
     method: String,
+    /// Every generation still in the pool, oldest first.
+    history: Vec<relive_patch::journal::Generation>,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -256,6 +274,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 current_addr: p.current_addr,
                 generation: p.generation,
                 method: p.method.clone(),
+                history: p.history.clone(),
             })
             .collect(),
     };
@@ -272,6 +291,20 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             "{:<24} {:#x} -> {:#x}  generation {} ({})",
             p.name, p.orig_addr, p.current_addr, p.generation, p.method
         )?;
+        for g in p.history.iter().rev() {
+            let ago = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .saturating_sub(g.at);
+            writeln!(
+                out,
+                "    generation {:<3} {:#x}  {ago} s ago{}  (change {})",
+                g.generation,
+                g.code,
+                g.source.as_deref().map(|s| format!(", from {s}")).unwrap_or_default(),
+                g.change
+            )?;
+        }
     }
     Ok(())
 }

@@ -300,20 +300,9 @@ impl Process for LinuxProcess {
     fn start_time(&self) -> Result<u64> {
         let doing = "reading its start time";
         let stat = self.read_proc_file("stat", doing)?;
-        // Field 22, `starttime`, in clock ticks since boot; it is the 20th
-        // field after the parenthesised command name.
-        let ticks: Option<u64> = threads::stat_fields(&stat).and_then(|(_, f)| f.get(19)?.parse().ok());
-        let boot: Option<u64> = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()));
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .filter(|&hz| hz > 0)
-            .unwrap_or(100) as u64;
-        match (ticks, boot) {
-            (Some(ticks), Some(boot)) => Ok(boot + ticks / hz),
-            _ => Err(ProcessError::Io {
+        match start_time_in(&stat) {
+            Some(t) => Ok(t),
+            None => Err(ProcessError::Io {
                 pid: self.pid,
                 what: "parsing /proc/PID/stat and /proc/stat btime".into(),
                 source: std::io::Error::new(ErrorKind::InvalidData, "no start time"),
@@ -354,5 +343,33 @@ impl Process for LinuxProcess {
 
     fn stop(&self) -> Result<Box<dyn Stopped + '_>> {
         Ok(Box::new(self.stop_all()?))
+    }
+}
+
+/// The start time (seconds since the Unix epoch) in a `/proc/PID/stat`
+/// text: field 22, `starttime`, in clock ticks since boot (the 20th field
+/// after the parenthesised command name), plus the boot time.
+fn start_time_in(stat: &str) -> Option<u64> {
+    let ticks: u64 = threads::stat_fields(stat).and_then(|(_, f)| f.get(19)?.parse().ok())?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()))?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&hz| hz > 0)
+        .unwrap_or(100) as u64;
+    Some(boot + ticks / hz)
+}
+
+/// When process `pid` started, `None` when there is no such process; an
+/// error when that cannot be told.
+pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => start_time_in(&stat)
+            .map(Some)
+            .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no start time in /proc/PID/stat")),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }

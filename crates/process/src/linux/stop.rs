@@ -258,8 +258,12 @@ impl<'p> LinuxStopped<'p> {
                 (saved.rip, Some(old))
             }
         };
+        // From here until the registers are restored, a relive that dies
+        // leaves this thread running someone else's registers: kept as
+        // short as it can be (a few system calls; once per new pool).
         let result = self.step_syscall(tid, &saved, insn, nr, args);
         let restored = self.set_registers(tid, &saved);
+        let restored = restored.and_then(|()| self.clear_step(tid));
         let unpatched = match overwritten {
             Some(old) => self.process.write(saved.rip, &old),
             None => Ok(()),
@@ -268,6 +272,34 @@ impl<'p> LinuxStopped<'p> {
         restored?;
         unpatched?;
         Ok(value)
+    }
+
+    /// Clears the single-step state of stopped thread `tid` without
+    /// letting it run: the interrupt, asked for while it is stopped, is a
+    /// trap pending for its next resume, and PTRACE_CONT (which ends
+    /// single-stepping) resumes it straight into that trap. Left set, the
+    /// trap flag would kill the process with SIGTRAP if relive died before
+    /// resuming the thread.
+    fn clear_step(&mut self, tid: u32) -> Result<()> {
+        let doing = "ending the single-stepping of a thread";
+        match ptrace::interrupt(pid(tid)) {
+            Ok(()) => {}
+            Err(Errno::ESRCH) => return Err(self.process.gone(doing)),
+            Err(e) => return Err(self.errno(doing, tid, e)),
+        }
+        ptrace::cont(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+        match self.wait_for_stop(tid)? {
+            Some(pending) => {
+                if let (Some(sig), Some(t)) = (pending, self.tracees.iter_mut().find(|t| t.tid == tid)) {
+                    t.pending = Some(sig);
+                }
+                Ok(())
+            }
+            None => {
+                self.tracees.retain(|t| t.tid != tid);
+                Err(self.process.gone(doing))
+            }
+        }
     }
 
     fn step_syscall(&mut self, tid: u32, saved: &Registers, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
@@ -431,6 +463,12 @@ impl Stopped for LinuxStopped<'_> {
                 Err(e) => return Err(self.errno(doing, tid, e)),
             }
         }
+        self.registers(tid)
+    }
+
+    fn end_step(&mut self, tid: u32) -> Result<Registers> {
+        self.check_tid(tid)?;
+        self.clear_step(tid)?;
         self.registers(tid)
     }
 

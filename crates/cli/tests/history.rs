@@ -1,0 +1,142 @@
+//! History (issue 19): `status` lists each function's generations, and
+//! `revert --last` undoes the last patch only, putting each function it
+//! changed back to the generation before (or its original code).
+
+use std::process::{Command, Output};
+
+use relive_testkit::Target;
+use serde_json::Value;
+
+const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int a(void) { return 1; }
+__attribute__((noinline, noipa)) int b(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d %d\n", a(), b()); usleep(2000); }
+}
+"#;
+
+fn relive(target: &Target, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap()
+}
+
+fn object(target: &Target, a: i32, b: i32, name: &str) -> String {
+    let dir = target.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = APP
+        .replace("return 1;", &format!("return {a};"))
+        .replace("return 10;", &format!("return {b};"));
+    relive_testkit::compile_object(&dir, "target", &source, &["-O2", "-g"])
+        .display()
+        .to_string()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn generations(target: &Target, name: &str) -> Vec<u64> {
+    let out = ok(relive(target, &["status", &target.pid_arg(), "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == name)
+        .flat_map(|p| {
+            p["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["generation"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn revert_last_goes_back_one_patch() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let pid = target.pid_arg();
+    let base = object(&target, 1, 10, "base");
+    let one = object(&target, 2, 10, "one");
+    let two = object(&target, 3, 20, "two");
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 2 10");
+    ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
+    target.wait_for("v 3 20");
+    assert_eq!(generations(&target, "a"), [1, 2]);
+    assert_eq!(generations(&target, "b"), [1]);
+    // The human status lists the generations too.
+    let text = String::from_utf8(ok(relive(&target, &["status", &pid])).stdout).unwrap();
+    assert!(
+        text.contains("generation 2") && text.contains("generation 1  "),
+        "{text}"
+    );
+    // Undo the second patch: a back to generation 1, b to its original.
+    let out = ok(relive(&target, &["revert", &pid, "--last", "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut reverted: Vec<(String, Option<u64>)> = report["reverted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r["generation"].as_u64()))
+        .collect();
+    reverted.sort();
+    assert_eq!(
+        reverted,
+        [("a".to_string(), Some(1)), ("b".to_string(), None)],
+        "{report}"
+    );
+    target.wait_for("v 2 10");
+    assert_eq!(generations(&target, "a"), [1]);
+    // And the first: the original program.
+    ok(relive(&target, &["revert", &pid, "--last"]));
+    target.wait_for("v 1 10");
+    let out = relive(&target, &["revert", &pid, "--last"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no patches"));
+    // A patch after a --last builds on what runs.
+    ok(relive(&target, &["patch", &pid, &two, "--base", &base]));
+    target.wait_for("v 3 20");
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 1 10");
+}
+
+/// Journals of processes that have exited are removed by the next relive
+/// command, whatever process it is for.
+#[test]
+fn journals_of_exited_processes_are_cleaned() {
+    let mut first = Target::start_c(APP, &["-O2", "-g"]);
+    first.wait_for("v 1 10");
+    let state = first.dir.path().join("state");
+    let new = object(&first, 2, 10, "new");
+    ok(relive(&first, &["patch", &first.pid_arg(), &new]));
+    first.wait_for("v 2 10");
+    let journals = || {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count()
+    };
+    assert_eq!(journals(), 1);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Target::start_c(APP, &["-O2", "-g"]);
+    second.wait_for("v 1 10");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["status", &second.pid_arg()])
+        .env("RELIVE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(journals(), 0, "the exited process's journal is still there");
+}
