@@ -302,20 +302,13 @@ impl<'p> LinuxStopped<'p> {
         }
     }
 
-    fn step_syscall(&mut self, tid: u32, saved: &Registers, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
-        let mut regs = *saved;
-        regs.rip = insn;
-        regs.rax = nr;
-        regs.orig_rax = u64::MAX;
-        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
-        self.set_registers(tid, &regs)?;
-        let doing = "running a system call in it";
+    /// Runs one instruction of `tid`. A signal that arrives instead is
+    /// kept for the resume, and the step tried again.
+    fn single_step(&mut self, tid: u32, doing: &'static str) -> Result<()> {
         loop {
             ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
             match self.wait(tid) {
-                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
-                // Another signal arrived before the step: keep it for the
-                // resume and step again.
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => return Ok(()),
                 Ok(WaitStatus::Stopped(_, sig)) => {
                     if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
                         t.pending = Some(sig);
@@ -329,6 +322,16 @@ impl<'p> LinuxStopped<'p> {
                 Err(e) => return Err(self.errno(doing, tid, e)),
             }
         }
+    }
+
+    fn step_syscall(&mut self, tid: u32, saved: &Registers, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let mut regs = *saved;
+        regs.rip = insn;
+        regs.rax = nr;
+        regs.orig_rax = u64::MAX;
+        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+        self.set_registers(tid, &regs)?;
+        self.single_step(tid, "running a system call in it")?;
         let after = self.registers(tid)?;
         if after.rip != insn + 2 {
             return Err(ProcessError::Io {
@@ -443,26 +446,7 @@ impl Stopped for LinuxStopped<'_> {
 
     fn step(&mut self, tid: u32) -> Result<Registers> {
         self.check_tid(tid)?;
-        let doing = "single-stepping it";
-        loop {
-            ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
-            match self.wait(tid) {
-                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
-                // A signal arrived instead: kept for the resume, and the
-                // step tried again.
-                Ok(WaitStatus::Stopped(_, sig)) => {
-                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
-                        t.pending = Some(sig);
-                    }
-                }
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
-                    self.tracees.retain(|t| t.tid != tid);
-                    return Err(self.process.gone(doing));
-                }
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(self.errno(doing, tid, e)),
-            }
-        }
+        self.single_step(tid, "single-stepping it")?;
         self.registers(tid)
     }
 
