@@ -28,7 +28,7 @@ use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 use crate::reach::{self, Reach};
 use crate::state::{StateDir, TransactionLock};
-use crate::{signature, thunk};
+use crate::{names, signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
 /// replaced.
@@ -321,7 +321,7 @@ pub fn patch(
         .iter()
         .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
         .collect();
-    let (wanted, folded) = one_per_entry(obj, all, &|i| link::live_address(obj, i, &target.resolver, &base_names))?;
+    let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     // The code goes near the module it replaces code of: the program, or a
     // (dlopen'ed) library.
     target.resolver.set_home(wanted.iter().find_map(|&(_, a)| a));
@@ -545,6 +545,10 @@ pub fn patch(
                 record.generation += 1;
                 record.assumed = w.assumed.0;
                 record.history.push(version(w, record.generation));
+                // `revert --last` goes back this far; older generations stay
+                // in the pool, unrecorded.
+                let keep = record.history.len().saturating_sub(journal::HISTORY);
+                record.history.drain(..keep);
                 record.generation
             }
             EntryKind::Redirect {
@@ -569,9 +573,20 @@ pub fn patch(
         generations.push(generation);
     }
     after.added.extend(added_records(obj, &linked, &layout));
+    // Written ahead: the records this patch touches (the others stay as
+    // they are), the regions and what it adds.
+    let touched = journal::State {
+        patches: after
+            .patches
+            .iter()
+            .filter(|p| work.iter().any(|w| w.orig == p.orig_addr))
+            .cloned()
+            .collect(),
+        ..after.clone()
+    };
     let intent = journal::Intent {
         by: "patch".into(),
-        after: after.clone(),
+        after: touched,
         writes: work
             .iter()
             .zip(&planned)
@@ -741,29 +756,40 @@ type Wanted = Vec<(usize, Option<u64>)>;
 fn one_per_entry(
     obj: &ObjectFile,
     all: Vec<(usize, Option<u64>)>,
-    live: &dyn Fn(usize) -> Option<u64>,
+    symbols: &LiveSymbols,
 ) -> Result<(Wanted, Vec<String>)> {
-    // A function of the object not being patched whose program copy is
-    // the same entry as one being patched would run the other's new code.
-    let targets: std::collections::HashSet<u64> = all.iter().filter_map(|&(_, a)| a).collect();
-    for (j, y) in obj.symbols.iter().enumerate() {
-        if y.kind != crate::objfile::Kind::Function || y.size == 0 || all.iter().any(|&(i, _)| i == j) {
-            continue;
-        }
-        let Some(a) = live(j).filter(|a| targets.contains(a)) else {
-            continue;
-        };
-        let Some(&(i, _)) = all.iter().find(|&&(_, b)| b == Some(a)) else {
-            continue;
-        };
+    // Another name the program has at an entry being patched (code the
+    // compiler folded) would run the new code too: fine only for an alias
+    // of it in the new object (the same bytes), or one patched with it.
+    for &(i, addr) in &all {
+        let Some(a) = addr else { continue };
         let x = &obj.symbols[i];
-        if (x.section, x.offset, x.size) != (y.section, y.offset, y.size) {
-            return Err(PatchError::Refused {
-                what: format!(
-                    "{} and {} are one function at {a:#x} in the running program (the compiler folded their identical code), and this edit changes only {}: redirecting that entry would change {} too. Build with -fno-ipa-icf (GCC) to keep them apart, or restart the program",
-                    x.name, y.name, x.name, y.name
-                ),
-            });
+        for other in symbols.starting_at(a) {
+            if other.size == 0
+                || other.kind != SymbolKind::Function
+                || names::parse(&other.name).stable() == names::parse(&x.name).stable()
+            {
+                continue;
+            }
+            let stable = names::parse(&other.name).stable();
+            let partner =
+                obj.symbols.iter().enumerate().find(|(_, y)| {
+                    y.kind == crate::objfile::Kind::Function && names::parse(&y.name).stable() == stable
+                });
+            let same = match partner {
+                Some((j, y)) => {
+                    all.iter().any(|&(k, _)| k == j) || (x.section, x.offset, x.size) == (y.section, y.offset, y.size)
+                }
+                None => false,
+            };
+            if !same {
+                return Err(PatchError::Refused {
+                    what: format!(
+                        "{} and {} are one function at {a:#x} in the running program (the compiler folded their identical code), and this edit does not change {} alike: redirecting that entry would change {} too. Build with -fno-ipa-icf (GCC) to keep them apart, or restart the program",
+                        x.name, other.name, other.name, other.name
+                    ),
+                });
+            }
         }
     }
     let mut at: HashMap<u64, usize> = HashMap::new();

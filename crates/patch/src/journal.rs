@@ -60,6 +60,9 @@ pub struct PatchRecord {
     pub history: Vec<Generation>,
 }
 
+/// How many generations of a function the journal remembers.
+pub const HISTORY: usize = 8;
+
 /// One version of a patched function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generation {
@@ -154,8 +157,10 @@ pub struct Journal {
     /// number, so the last change is known.
     #[serde(default)]
     pub changes: u64,
-    /// A change under way (or left by a relive that died during it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A change under way (or left by a relive that died during it),
+    /// kept in a file of its own (`PID-START.intent`): written ahead, it
+    /// costs only what the change touches, not the whole journal.
+    #[serde(skip)]
     pub intent: Option<Intent>,
 }
 
@@ -175,6 +180,9 @@ pub struct State {
 pub struct Intent {
     /// `patch` or `revert`, for messages.
     pub by: String,
+    /// The state after the change: the patch records it touches (by
+    /// original entry; one absent is removed), every region and every
+    /// added symbol.
     pub after: State,
     pub writes: Vec<IntentWrite>,
 }
@@ -202,8 +210,17 @@ impl Journal {
     /// Writes `intent` ahead (saved before anything is written into the
     /// process).
     pub fn begin(&mut self, dir: &StateDir, intent: Intent) -> Result<()> {
+        let bytes = serde_json::to_vec(&intent).map_err(|e| PatchError::Io {
+            path: dir.path().join(self.intent_name()).display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        dir.write_private(&self.intent_name(), &bytes)?;
         self.intent = Some(intent);
-        self.save(dir)
+        Ok(())
+    }
+
+    fn intent_name(&self) -> String {
+        format!("{}-{}.intent", self.pid, self.start_time)
     }
 
     /// Settles an intent a dead relive left: for each patch record the
@@ -273,32 +290,48 @@ impl Journal {
     /// empty one. A journal another user could have written is refused.
     pub fn load(dir: &StateDir, pid: u32, start_time: u64, image: &str) -> Result<Journal> {
         let path = Journal::path(dir, pid, start_time);
-        match dir.read_private(&Journal::file_name(pid, start_time))? {
+        let mut journal = match dir.read_private(&Journal::file_name(pid, start_time))? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
                 path: path.display().to_string(),
                 what: format!("cannot be read ({e}); delete it if the process is not patched"),
-            }),
-            None => Ok(Journal {
+            })?,
+            None => Journal {
                 pid,
                 start_time,
                 image: image.to_string(),
                 ..Journal::default()
-            }),
+            },
+        };
+        let intent_name = journal.intent_name();
+        if let Some(bytes) = dir.read_private(&intent_name)? {
+            journal.intent = Some(serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
+                path: dir.path().join(&intent_name).display().to_string(),
+                what: format!("cannot be read ({e}); delete it if no relive is changing the process"),
+            })?);
         }
+        Ok(journal)
     }
 
     /// Writes the journal atomically, mode 0600 (or removes it when
     /// nothing is left).
     pub fn save(&self, dir: &StateDir) -> Result<()> {
         let name = Journal::file_name(self.pid, self.start_time);
-        if self.patches.is_empty() && self.regions.is_empty() && self.intent.is_none() {
-            return dir.remove(&name);
+        if self.patches.is_empty() && self.regions.is_empty() {
+            dir.remove(&name)?;
+        } else {
+            let bytes = serde_json::to_vec(self).map_err(|e| PatchError::Io {
+                path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+            dir.write_private(&name, &bytes)?;
         }
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| PatchError::Io {
-            path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
-        dir.write_private(&name, &bytes)
+        // The state is on disk: an intent settled or abandoned goes (after
+        // the journal, so a relive killed in between finds both, and
+        // settling again changes nothing).
+        if self.intent.is_none() {
+            dir.remove(&self.intent_name())?;
+        }
+        Ok(())
     }
 
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {

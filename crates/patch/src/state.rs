@@ -188,7 +188,7 @@ impl StateDir {
             let Some((stem, kind)) = name.rsplit_once('.') else {
                 continue;
             };
-            if !matches!(kind, "json" | "lock" | "owner") {
+            if !matches!(kind, "json" | "lock" | "owner" | "intent") {
                 continue;
             }
             let Some((pid, start)) = stem.split_once('-') else {

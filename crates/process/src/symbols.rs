@@ -130,6 +130,23 @@ impl LiveSymbols {
     }
 
     /// The symbol containing `addr` and the offset into it.
+    /// Every symbol starting exactly at `addr`: one function known by
+    /// several names (aliases, or code the compiler folded into one).
+    pub fn starting_at(&self, addr: u64) -> Vec<LiveSymbol> {
+        let Some(m) = self.modules.iter().find(|m| m.base <= addr && addr < m.end) else {
+            return Vec::new();
+        };
+        m.table
+            .as_ref()
+            .map(|t| {
+                t.starting_at(addr.wrapping_sub(m.bias))
+                    .into_iter()
+                    .map(|s| live(m, s))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn at(&self, addr: u64) -> Option<(LiveSymbol, u64)> {
         let m = self.modules.iter().find(|m| m.base <= addr && addr < m.end)?;
         let (symbol, offset) = m.table.as_ref()?.by_addr(addr.wrapping_sub(m.bias))?;

@@ -140,6 +140,13 @@ impl SymbolTable {
     /// The symbol containing `addr` and the offset into it. Where several
     /// contain it, the innermost (highest start) wins, then sized over
     /// zero-sized, typed over untyped, global over weak over local.
+    /// Every symbol that starts exactly at `addr` (aliases: several names
+    /// for one function or object).
+    pub fn starting_at(&self, addr: u64) -> Vec<&Symbol> {
+        let from = self.symbols.partition_point(|s| s.addr < addr);
+        self.symbols[from..].iter().take_while(|s| s.addr == addr).collect()
+    }
+
     pub fn by_addr(&self, addr: u64) -> Option<(&Symbol, u64)> {
         let upto = self.symbols.partition_point(|s| s.addr <= addr);
         let mut best: Option<&Symbol> = None;
