@@ -256,3 +256,70 @@ int main(void) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     target.wait_for("v 1 10");
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM at any moment of a patch that maps a new
+/// pool: relive holds them back while the program's threads are stopped
+/// (a thread may be running mmap with borrowed registers), so the program
+/// never dies of it (a trial had it die once in 250 interrupts).
+#[test]
+fn an_interrupted_relive_never_kills_the_target() {
+    let mut target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let state = target.dir.path().join("state");
+    let pid = target.pid_arg();
+    let new = object(&target, 2, 20);
+    let timed = std::time::Instant::now();
+    let out = relive(&["patch", &pid, &new], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let window = (timed.elapsed().as_micros() as usize).max(1000) * 6 / 5;
+    // Deterministically: SIGINT while a thread runs the pool's mmap with
+    // borrowed registers. relive ends by it, after resuming the threads.
+    let out = relive(&["revert", &pid, "--all"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = relive(&["patch", &pid, &new], &state, Some("sigint-in-remote-syscall"));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(2),
+        "relive was to end by the SIGINT: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    if let Ok(Some(died)) = target.child.try_wait() {
+        panic!("the target died ({died}) of a SIGINT to relive in a remote system call");
+    }
+    let names = patched(&target, &state);
+    target.wait_for(if names.is_empty() { "v 1 10" } else { "v 2 20" });
+    let mut rng = relive_testkit::Rng(21);
+    for round in 0..80 {
+        // Every round maps a new pool: revert --all frees the last one.
+        let out = relive(&["revert", &pid, "--all"], &state, None);
+        assert!(
+            out.status.success() || out.status.code() == Some(3),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 1 10");
+        let child = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["patch", &pid, &new])
+            .env("RELIVE_STATE_DIR", &state)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(rng.below(window) as u64));
+        let signal = if round % 2 == 0 {
+            nix::sys::signal::Signal::SIGINT
+        } else {
+            nix::sys::signal::Signal::SIGTERM
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        let _ = child.wait_with_output();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if let Ok(Some(died)) = target.child.try_wait() {
+            panic!("round {round}: the target died ({died}) when relive was interrupted");
+        }
+        let names = patched(&target, &state);
+        target.wait_for(if names.is_empty() { "v 1 10" } else { "v 2 20" });
+    }
+}

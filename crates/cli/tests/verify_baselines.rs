@@ -161,3 +161,50 @@ fn a_function_two_libraries_define_is_the_one_the_program_uses() {
     let (code, report) = verify(&src, &["-O2", "-g", "-lm"], &["-O2", "-g"]);
     assert_eq!(code, 0, "{report}");
 }
+
+/// After `relive patch`, the patched object is the code the process runs:
+/// its functions are compared with their current versions, whose calls to
+/// each other go to the new copies directly.
+#[test]
+fn a_patched_object_verifies_against_the_patched_process() {
+    let src = program("__attribute__((noinline, noipa)) int g(int x) { return x + 1; }\n__attribute__((noinline)) int f(int x) { return g(x) * 2; }");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(p.join("app.c"), &src).unwrap();
+    assert!(Command::new("gcc")
+        .args(["-O2", "-g", "app.c", "-o", "app"])
+        .current_dir(&p)
+        .status()
+        .unwrap()
+        .success());
+    let new_dir = p.join("new");
+    std::fs::create_dir(&new_dir).unwrap();
+    std::fs::write(
+        new_dir.join("app.c"),
+        src.replace("x + 1", "x + 2").replace("* 2", "* 3"),
+    )
+    .unwrap();
+    assert!(Command::new("gcc")
+        .args(["-O2", "-g", "-c", "app.c", "-o", "app.o"])
+        .current_dir(&new_dir)
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for("v 8");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(args)
+            .env("RELIVE_STATE_DIR", p.join("state"))
+            .output()
+            .unwrap()
+    };
+    let obj = new_dir.join("app.o");
+    let out = run(&["patch", &target.pid_arg(), obj.to_str().unwrap(), "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 15");
+    let out = run(&["verify", &target.pid_arg(), obj.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -185,6 +185,11 @@ impl StateDir {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            // A killed relive's temporary file: `.PID-START.json.N.tmp`.
+            let name = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+                Some(inner) => inner.rsplit_once('.').map_or(inner, |(file, _)| file),
+                None => name,
+            };
             let Some((stem, kind)) = name.rsplit_once('.') else {
                 continue;
             };
@@ -354,6 +359,7 @@ mod tests {
             "10-5.json",
             "10-5.lock",
             "10-5.owner",
+            ".10-5.json.999.tmp",
             "11-7.json",
             "11-8.json",
             "notes.txt",
@@ -363,7 +369,7 @@ mod tests {
         }
         // Process 11 started at time 7 is alive; everything else is gone.
         let removed = dir.clean_stale(&|pid, start| pid == 11 && start == 7);
-        assert_eq!(removed, 4);
+        assert_eq!(removed, 5);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -223,7 +223,15 @@ fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_
         return Some(format!("refers to {name}, which the program does not have"));
     };
     let expected = live.wrapping_add(into);
-    if place != expected && !through_linkage(target, r, at, live_bytes, place, value, expected) {
+    // Code relive patched in calls the current version of a function it
+    // patched with it directly (its new code, or the thunk before it).
+    let patched_copy = target.journal.patch(live).is_some_and(|p| {
+        place == p.current_addr.wrapping_add(into)
+            || p.history
+                .last()
+                .is_some_and(|g| place == g.slot_value.wrapping_add(into))
+    });
+    if place != expected && !patched_copy && !through_linkage(target, r, at, live_bytes, place, value, expected) {
         return Some(format!(
             "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
         ));

@@ -15,6 +15,7 @@
 //! (how `relive build` records a build's compile commands).
 
 pub mod alloc;
+pub mod critical;
 pub mod error;
 pub mod exec_trace;
 pub mod identity;

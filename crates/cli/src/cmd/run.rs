@@ -403,6 +403,9 @@ static SESSION: std::sync::Mutex<Option<(PathBuf, u32)>> = std::sync::Mutex::new
 
 fn end_session_on_signals() {
     let _ = ctrlc::set_handler(|| {
+        // Not while a reload holds the program's threads stopped: that
+        // reload finishes (and resumes them) first.
+        let _still = relive_process::critical::wait_until_safe();
         if let Some((cache, pid)) = SESSION.lock().ok().and_then(|mut s| s.take()) {
             let _ = std::fs::remove_dir_all(&cache);
             if std::path::Path::new(&format!("/proc/{pid}")).exists() {

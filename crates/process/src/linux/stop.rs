@@ -64,6 +64,8 @@ pub struct LinuxStopped<'p> {
     syscall_insn: Option<u64>,
     site: SyscallSite,
     detached: bool,
+    /// Termination signals held back until the threads are resumed.
+    _still: crate::critical::Critical,
     _bound_to_this_thread: PhantomData<*const ()>,
 }
 
@@ -79,6 +81,7 @@ impl<'p> LinuxStopped<'p> {
             syscall_insn: None,
             site: SyscallSite::Search,
             detached: false,
+            _still: crate::critical::Critical::enter(),
             _bound_to_this_thread: PhantomData,
         };
         let mut seen = HashSet::new();
@@ -331,6 +334,11 @@ impl<'p> LinuxStopped<'p> {
         regs.orig_rax = u64::MAX;
         [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
         self.set_registers(tid, &regs)?;
+        // For the tests: Ctrl-C at the worst moment, the thread running
+        // borrowed registers (it must wait until the threads are resumed).
+        if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == "sigint-in-remote-syscall") {
+            let _ = nix::sys::signal::raise(Signal::SIGINT);
+        }
         self.single_step(tid, "running a system call in it")?;
         let after = self.registers(tid)?;
         if after.rip != insn + 2 {
