@@ -96,7 +96,7 @@ fn code_for(err: &anyhow::Error) -> i32 {
         match e {
             E::Owned { .. } => return BUSY,
             E::UnsafeState { .. } => return PERMISSION,
-            E::NotPatched { .. } => return NOT_FOUND,
+            E::NotPatched { .. } | E::NoPatches { .. } => return NOT_FOUND,
             _ => {}
         }
     }

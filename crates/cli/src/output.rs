@@ -21,6 +21,13 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
     parsed.map_err(|_| format!("{text:?} is not a number (use decimal like 4213215 or hex like 0x4049e0)"))
 }
 
+/// Parses a process id: decimal, or hex with `0x` (as every number relive
+/// reads).
+pub fn parse_pid(text: &str) -> Result<u32, String> {
+    let n = parse_number(text)?;
+    u32::try_from(n).map_err(|_| format!("{text:?} is not a process id (too large)"))
+}
+
 /// Parses an architecture name or alias.
 pub fn parse_arch(text: &str) -> Result<relive_image::Arch, String> {
     relive_image::Arch::parse(text).ok_or_else(|| {

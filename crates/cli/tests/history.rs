@@ -101,7 +101,7 @@ fn revert_last_goes_back_one_patch() {
     ok(relive(&target, &["revert", &pid, "--last"]));
     target.wait_for("v 1 10");
     let out = relive(&target, &["revert", &pid, "--last"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "nothing to revert is not found");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no patches"));
     // A patch after a --last builds on what runs.
     ok(relive(&target, &["patch", &pid, &two, "--base", &base]));

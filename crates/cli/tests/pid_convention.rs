@@ -30,13 +30,14 @@ fn every_process_command_takes_the_pid_first_or_as_an_option() {
     );
     let obj = obj.to_str().unwrap();
     // Read-only commands: the same output either way.
-    let forms: [(&[&str], &[&str]); 5] = [
+    let forms: [(&[&str], &[&str]); 6] = [
         (&["status", &pid, "--json"], &["status", "--pid", &pid, "--json"]),
         (
             &["sym", &pid, "value", "--json"],
             &["sym", "--json", "--pid", &pid, "value"],
         ),
         (&["ps", &pid, "--json"], &["ps", &format!("--pid={pid}"), "--json"]),
+        (&["status", &pid], &["status", &format!("{:#x}", target.pid())]),
         (
             &["verify", &pid, obj, "--json"],
             &["verify", "--pid", &pid, obj, "--json"],

@@ -1176,12 +1176,11 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
         .filter_map(|p| p.history.last().map(|g| g.change))
         .max();
     let Some(last) = last else {
+        if target.journal.patches.is_empty() {
+            return Err(PatchError::NoPatches { pid });
+        }
         return Err(PatchError::Refused {
-            what: if target.journal.patches.is_empty() {
-                format!("process {pid} has no patches")
-            } else {
-                format!("process {pid}'s journal has no history of its patches (made by an older relive): revert functions by name or --all")
-            },
+            what: format!("process {pid}'s journal has no history of its patches (made by an older relive): revert functions by name or --all"),
         });
     };
     let touched: Vec<PatchRecord> = target

@@ -45,6 +45,9 @@ pub enum PatchError {
     #[error("{what}")]
     Refused { what: String },
 
+    #[error("process {pid} has no patches to revert")]
+    NoPatches { pid: u32 },
+
     #[error("{name} is not patched in process {pid} (see `relive status {pid}`)")]
     NotPatched { pid: u32, name: String },
 

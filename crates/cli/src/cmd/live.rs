@@ -23,6 +23,7 @@ use crate::output::print_json;
 #[command(after_help = "Examples:\n  relive ps 4242\n  relive ps $(pgrep -n app) --json")]
 pub struct PsArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Print JSON: {"pid","exe","image":{…,"identity"},"threads","modules":[…],"symbols":{"source","count"}}.
     #[arg(long)]
@@ -40,6 +41,7 @@ pub struct PsArgs {
 #[command(after_help = "Examples:\n  relive sym 4242 main counter\n  relive sym 4242 printf --json")]
 pub struct SymArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Symbol names (exact).
     #[arg(required = true)]
@@ -57,6 +59,7 @@ pub struct SymArgs {
 #[command(after_help = "Examples:\n  relive threads 4242")]
 pub struct ThreadsArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Print JSON: [{"tid","name","state","pc","symbol"}].
     #[arg(long)]

@@ -17,6 +17,7 @@ use crate::output::{parse_number, print_json};
 )]
 pub struct PeekArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Start address (decimal or 0x hex).
     #[arg(value_parser = parse_number)]
@@ -40,6 +41,7 @@ pub struct PeekArgs {
 )]
 pub struct PokeArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Start address (decimal or 0x hex).
     #[arg(value_parser = parse_number)]

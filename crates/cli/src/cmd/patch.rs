@@ -38,6 +38,7 @@ use crate::output::print_json;
 )]
 pub struct PatchArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// The new object (`gcc -c`).
     new: PathBuf,
@@ -70,6 +71,7 @@ pub struct PatchArgs {
 )]
 pub struct RevertArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Functions to revert.
     #[arg(required_unless_present_any = ["all", "last"], conflicts_with_all = ["all", "last"])]
@@ -90,6 +92,7 @@ pub struct RevertArgs {
 #[command(after_help = "Examples:\n  relive status 4242\n  relive status 4242 --json")]
 pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}]}.
     #[arg(long)]
@@ -283,7 +286,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if status.patches.is_empty() {
-        writeln!(out, "process {} has no patches", args.pid)?;
+        writeln!(
+            out,
+            "process {} has no patches (journals in {}; another RELIVE_STATE_DIR keeps its own)",
+            args.pid,
+            target.journal_dir.path().display()
+        )?;
     }
     for p in &status.patches {
         writeln!(

@@ -47,6 +47,7 @@ pub struct RunArgs {
 #[command(after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json")]
 pub struct WatchArgs {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Source files to watch (default: the program's C sources from its DWARF).
     paths: Vec<PathBuf>,

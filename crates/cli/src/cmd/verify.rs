@@ -30,6 +30,7 @@ use crate::output::print_json;
 )]
 pub struct Args {
     /// The process, by pid (`--pid PID` works too).
+    #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
