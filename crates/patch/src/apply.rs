@@ -580,13 +580,17 @@ pub fn patch(
             .patches
             .iter()
             .filter(|p| work.iter().any(|w| w.orig == p.orig_addr))
-            .cloned()
+            .map(|p| journal::PatchRecord {
+                history: p.history.last().cloned().into_iter().collect(),
+                ..p.clone()
+            })
             .collect(),
         ..after.clone()
     };
     let intent = journal::Intent {
         by: "patch".into(),
         after: touched,
+        history_appended: true,
         writes: work
             .iter()
             .zip(&planned)
@@ -1222,6 +1226,7 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
                 by: "revert --last".into(),
                 after: after.clone(),
                 writes: writes.clone(),
+                history_appended: false,
             },
         )?;
         let mut undo = Undo::default();
@@ -1311,6 +1316,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     let intent = journal::Intent {
         by: "revert".into(),
         after: after.clone(),
+        history_appended: false,
         writes: selected
             .iter()
             .zip(&originals)

@@ -185,6 +185,10 @@ pub struct Intent {
     /// added symbol.
     pub after: State,
     pub writes: Vec<IntentWrite>,
+    /// The records in `after` hold only their newest generation, to be
+    /// appended to the history recorded before.
+    #[serde(default)]
+    pub history_appended: bool,
 }
 
 /// One write of an [`Intent`]: `bytes` (hex) at `addr`, for the patch
@@ -250,9 +254,19 @@ impl Journal {
                 continue;
             }
             settled += 1;
+            let before = self.patches.iter().find(|p| p.orig_addr == *key).cloned();
             self.patches.retain(|p| p.orig_addr != *key);
             if let Some(p) = intent.after.patches.iter().find(|p| p.orig_addr == *key) {
-                self.patches.push(p.clone());
+                let mut p = p.clone();
+                // A patch writes only its new generation ahead.
+                if intent.history_appended {
+                    let mut history = before.map(|b| b.history).unwrap_or_default();
+                    history.extend(p.history);
+                    let extra = history.len().saturating_sub(HISTORY);
+                    history.drain(..extra);
+                    p.history = history;
+                }
+                self.patches.push(p);
             }
         }
         let any = intent.writes.iter().any(done);
@@ -424,6 +438,7 @@ mod tests {
         j.intent = Some(Intent {
             by: "patch".into(),
             after,
+            history_appended: false,
             // f's slot got its new value, g's entry its jump; h's write
             // never happened; a damaged hex string is never "done".
             writes: vec![
@@ -451,5 +466,42 @@ mod tests {
         assert_eq!(j.regions.iter().map(|r| r.addr).collect::<Vec<_>>(), [0x9000]);
         assert!(j.intent.is_none());
         assert!(j.recover(&memory, &mapped).is_none());
+    }
+
+    #[test]
+    fn a_settled_patch_appends_its_generation_to_the_history() {
+        let generation = |n: u32| Generation {
+            generation: n,
+            change: u64::from(n),
+            at: 0,
+            source: None,
+            code: 0x5000 + u64::from(n),
+            slot_value: 0x5000 + u64::from(n),
+        };
+        let mut before = record("f", 0x1000, 1);
+        before.history = vec![generation(1)];
+        let mut j = Journal {
+            patches: vec![before],
+            ..Journal::default()
+        };
+        let mut after = record("f", 0x1000, 2);
+        after.history = vec![generation(2)];
+        j.intent = Some(Intent {
+            by: "patch".into(),
+            after: State {
+                patches: vec![after],
+                ..State::default()
+            },
+            writes: vec![IntentWrite {
+                record: 0x1000,
+                addr: 0x9000,
+                bytes: "aa".into(),
+            }],
+            history_appended: true,
+        });
+        j.recover(&|_, _| Some(vec![0xaa]), &|_| true).unwrap();
+        let history: Vec<u32> = j.patches[0].history.iter().map(|g| g.generation).collect();
+        assert_eq!(history, [1, 2]);
+        assert_eq!(j.patches[0].generation, 2);
     }
 }
