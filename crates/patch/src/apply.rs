@@ -492,11 +492,7 @@ pub fn patch(
             }
         }
         if written {
-            target.journal.patches = before.patches.clone();
-            target.journal.regions = before.regions.clone();
-            target.journal.added = before.added.clone();
-            target.journal.intent = None;
-            let _ = target.journal.save(&target.journal_dir);
+            let _ = target.journal.commit(&target.journal_dir, before.clone());
         }
     };
     let mut before = target.journal.state();
@@ -602,7 +598,6 @@ pub fn patch(
             .collect(),
     };
     if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
-        target.journal.intent = None;
         abandon(target, &before, false);
         return Err(e);
     }
@@ -678,11 +673,7 @@ pub fn patch(
     };
 
     // The change is complete: the journal adopts the state written ahead.
-    target.journal.patches = after.patches;
-    target.journal.regions = after.regions;
-    target.journal.added = after.added;
-    target.journal.changes = after.changes;
-    target.journal.intent = None;
+    target.journal.commit(&target.journal_dir, after)?;
     let mut reaches = reachability(target, &linked, &layout, &positions);
     let applied: Vec<Applied> = work
         .iter()
@@ -702,7 +693,6 @@ pub fn patch(
         })
         .collect();
     let record = target.journal.regions[pool_index].clone();
-    target.journal.save(&target.journal_dir)?;
 
     let added = linked
         .functions
@@ -1199,6 +1189,7 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
     if !laters.is_empty() {
         let mut after = target.journal.state();
         let mut writes = Vec::new();
+        let mut slots: Vec<(u64, u64)> = Vec::new();
         for p in &laters {
             let record = after
                 .patches
@@ -1214,6 +1205,7 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
                 addr: p.slot,
                 bytes: hex(&previous.slot_value.to_le_bytes()),
             });
+            slots.push((p.slot, previous.slot_value));
             report.reverted.push(Reverted {
                 name: p.name.clone(),
                 addr: p.orig_addr,
@@ -1225,23 +1217,19 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
             journal::Intent {
                 by: "revert --last".into(),
                 after: after.clone(),
-                writes: writes.clone(),
+                writes,
                 history_appended: false,
             },
         )?;
         let mut undo = Undo::default();
-        for w in &writes {
-            let bytes = unhex(&w.bytes).expect("hex just written");
-            if let Err(e) = undo.write(target.process, w.addr, &bytes) {
+        for (addr, value) in &slots {
+            if let Err(e) = undo.write(target.process, *addr, &value.to_le_bytes()) {
                 undo.roll_back(target.process);
-                target.journal.intent = None;
-                let _ = target.journal.save(&target.journal_dir);
+                target.journal.abandon(&target.journal_dir);
                 return Err(e);
             }
         }
-        target.journal.patches = after.patches;
-        target.journal.intent = None;
-        target.journal.save(&target.journal_dir)?;
+        target.journal.commit(&target.journal_dir, after)?;
     }
     drop(lock);
     if !firsts.is_empty() {
@@ -1332,8 +1320,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     for (k, (p, original)) in selected.iter().zip(&originals).enumerate() {
         if let Err(e) = undo.write(process, p.span_start, original) {
             undo.roll_back(process);
-            target.journal.intent = None;
-            let _ = target.journal.save(&target.journal_dir);
+            target.journal.abandon(&target.journal_dir);
             return Err(e);
         }
         if k == 0 {
@@ -1344,11 +1331,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         stopped.unmap(r.addr, r.len)?;
     }
     stopped.resume()?;
-    target.journal.patches = after.patches;
-    target.journal.regions = after.regions;
-    target.journal.added = after.added;
-    target.journal.intent = None;
-    target.journal.save(&target.journal_dir)?;
+    target.journal.commit(&target.journal_dir, after)?;
     Ok(RevertReport {
         reverted: selected
             .iter()

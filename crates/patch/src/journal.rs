@@ -223,6 +223,25 @@ impl Journal {
         Ok(())
     }
 
+    /// Ends a change: `state` is what the journal records from now on,
+    /// saved, and the intent written ahead for it is gone.
+    pub fn commit(&mut self, dir: &StateDir, state: State) -> Result<()> {
+        self.patches = state.patches;
+        self.regions = state.regions;
+        self.added = state.added;
+        self.changes = state.changes;
+        self.intent = None;
+        self.save(dir)
+    }
+
+    /// Drops a change that failed before touching anything the journal
+    /// records (its writes were rolled back): the intent goes. A failure
+    /// to save is left for the next relive to settle from memory.
+    pub fn abandon(&mut self, dir: &StateDir) {
+        self.intent = None;
+        let _ = self.save(dir);
+    }
+
     fn intent_name(&self) -> String {
         format!("{}-{}.intent", self.pid, self.start_time)
     }

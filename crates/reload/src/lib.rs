@@ -152,12 +152,6 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
 /// Errors that stop reloading altogether (not a bad edit).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("running the compiler {cc}: {source}")]
-    Compiler {
-        cc: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error("watching the sources: {0}")]
@@ -229,19 +223,6 @@ impl<'p> Reloader<'p> {
             .unwrap_or_else(|| CompileCommand::plain(self.cc.clone(), source, "default"))
     }
 
-    fn compile(&mut self, source: &Path) -> Result<Result<ObjectFile, String>, ReloadError> {
-        self.builds += 1;
-        let command = self.command(source);
-        if let Some(show) = &self.on_compile {
-            show(&command);
-        }
-        let (result, headers) = compile(&command, source, &self.cache, self.builds)?;
-        if let Some(headers) = headers {
-            self.headers.insert(source.to_path_buf(), headers);
-        }
-        Ok(result)
-    }
-
     /// Every header some unit includes (from the last compiles).
     pub fn headers(&self) -> Vec<PathBuf> {
         let mut all: Vec<PathBuf> = self.headers.values().flatten().cloned().collect();
@@ -273,8 +254,10 @@ impl<'p> Reloader<'p> {
     /// with the program), the base the first reload is diffed against,
     /// and compares it with the running code.
     pub fn baseline(&mut self, source: &Path) -> Result<Baseline, ReloadError> {
-        let compiled = self.compile(source)?;
-        Ok(self.adopt_baseline(source, compiled))
+        let mut outcomes = self.baselines(&[source.to_path_buf()], 1, |_, _| {})?;
+        Ok(outcomes
+            .pop()
+            .map_or_else(|| Baseline::CompileError("nothing compiled".into()), |(_, b)| b))
     }
 
     /// Compiles the baselines of `sources`, `jobs` at a time (the compiler
@@ -343,8 +326,9 @@ impl<'p> Reloader<'p> {
         });
         let mut out = Vec::new();
         for ((source, _, _), result) in commands.into_iter().zip(compiled) {
-            let Some((result, ms)) = result else { continue };
-            let (compiled, headers) = result?;
+            let Some(((compiled, headers), ms)) = result else {
+                continue;
+            };
             if let Some(headers) = headers {
                 self.headers.insert(source.clone(), headers);
             }
@@ -369,7 +353,7 @@ impl<'p> Reloader<'p> {
             if let Some(show) = &self.on_compile {
                 show(candidate);
             }
-            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds)? else {
+            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds) else {
                 continue;
             };
             let check = verify::against_process(&self.target, &obj);
@@ -378,7 +362,7 @@ impl<'p> Reloader<'p> {
                     self.headers.insert(source.to_path_buf(), headers);
                 }
                 self.set_command(source, candidate.clone());
-                self.adopt_baseline(source, Ok(obj));
+                self.adopt_checked(source, obj, check);
                 return Ok(Some(candidate.clone()));
             }
         }
@@ -393,6 +377,12 @@ impl<'p> Reloader<'p> {
             Err(message) => return Baseline::CompileError(message),
         };
         let check = verify::against_process(&self.target, &obj);
+        self.adopt_checked(source, obj, check)
+    }
+
+    /// Takes `obj`, already compared with the process (`check`), as what
+    /// runs for `source`.
+    fn adopt_checked(&mut self, source: &Path, obj: ObjectFile, check: Verification) -> Baseline {
         self.current.insert(source.to_path_buf(), obj);
         if check.is_verified() {
             self.unverified.remove(source);
@@ -587,10 +577,21 @@ impl<'p> Reloader<'p> {
             event.timing_ms.total = ms(start);
             return Ok(event);
         }
-        let old = self.current.get(source).cloned();
+        // Out of the map while the patch borrows `self` (no copy of the
+        // object on every reload); back in, or replaced by the new one.
+        let old = self.current.remove(source);
         let result = self.apply(&mut event, &new, old.as_ref(), &functions);
-        if event.event == "patched" || event.event == "unreachable" {
-            self.current.insert(source.to_path_buf(), new);
+        let took = event.event == "patched" || event.event == "unreachable";
+        match (took, old) {
+            (true, _) => {
+                self.current.insert(source.to_path_buf(), new);
+            }
+            (false, Some(old)) => {
+                self.current.insert(source.to_path_buf(), old);
+            }
+            (false, None) => {}
+        }
+        if took {
             if let Some(differs) = self.unverified.get(source) {
                 let (patched, others): (Vec<&str>, Vec<&str>) = differs
                     .iter()
@@ -752,7 +753,7 @@ type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
 /// the compile took, in milliseconds.
 type Fresh = (PathBuf, Result<ObjectFile, String>, f64);
 
-fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Result<Compiled, ReloadError> {
+fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Compiled {
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
     let out = cache.join(format!("{stem}.{n}.o"));
     let (cc, flags) = command.args.split_first().expect("a compiler");
@@ -775,20 +776,20 @@ fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> R
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            return Ok((
+            return (
                 Err(format!(
                     "cannot run the compiler {cc} (in {}): {e}",
                     command.dir.display()
                 )),
                 None,
-            ))
+            )
         }
     };
     if !result.status.success() {
-        return Ok((
+        return (
             Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),
             None,
-        ));
+        );
     }
     let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
         parse_depfile(&text)
@@ -797,7 +798,7 @@ fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> R
             .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
             .collect()
     });
-    Ok((ObjectFile::open(&out).map_err(|e| e.to_string()), headers))
+    (ObjectFile::open(&out).map_err(|e| e.to_string()), headers)
 }
 
 #[cfg(test)]
