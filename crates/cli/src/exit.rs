@@ -27,6 +27,15 @@ pub const HELP: &str = "Exit status:\n  \
     5  the program on disk is not the one the process is running (rebuilt since it started)\n  \
     6  another relive session (`run`/`watch`, named in the message) owns the process";
 
+/// A child's exit status as relive's own (`run`, `build` pass their
+/// program's on): its code, or 128 + the signal that killed it, as a shell
+/// reports it.
+pub fn of_status(status: &std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0))
+}
+
 /// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
 /// A closed standard output (`relive syms X | head`) is how pipelines end,
 /// not a failure: it exits quietly with success.

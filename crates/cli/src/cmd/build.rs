@@ -162,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     build_ended();
     let status = status?;
-    let code = exit_code(&status);
+    let code = crate::exit::of_status(&status);
 
     let entries = recorder.finish();
     let files: BTreeSet<String> = entries.iter().map(|e| e.path().display().to_string()).collect();
@@ -215,13 +215,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::process::exit(code);
     }
     Ok(())
-}
-
-/// The build's exit status as relive's: its code, or 128 + the signal that killed it.
-fn exit_code(status: &std::process::ExitStatus) -> i32 {
-    status
-        .code()
-        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0))
 }
 
 fn plural(n: usize) -> &'static str {

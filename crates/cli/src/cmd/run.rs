@@ -545,7 +545,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", || {
         let s = child.try_wait().ok()??;
         status = Some(s);
-        Some(exit_code(&s))
+        Some(crate::exit::of_status(&s))
     });
     let (code, last) = match result {
         Ok(done) => done,
@@ -567,7 +567,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             });
             if let Some(s) = ended {
                 report_death(pid, &s, &LastReload::default(), args.options.json);
-                std::process::exit(exit_code(&s));
+                std::process::exit(crate::exit::of_status(&s));
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -578,11 +578,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         report_death(pid, s, &last, args.options.json);
     }
     std::process::exit(code);
-}
-
-fn exit_code(s: &std::process::ExitStatus) -> i32 {
-    s.code()
-        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(s).unwrap_or(0))
 }
 
 /// Right after `exec`, `/proc/PID/exe` already names the new program but
