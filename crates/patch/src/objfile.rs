@@ -199,6 +199,9 @@ pub struct Section {
     pub executable: bool,
     /// `SHF_TLS`: per-thread data.
     pub tls: bool,
+    /// `SHF_ALLOC`: part of a program's memory. Other sections (DWARF,
+    /// notes, `.comment`) keep neither bytes nor relocations here.
+    pub loaded: bool,
     /// `sh_addralign`.
     pub align: u64,
     /// `sh_size` (what a zero-filled section occupies).
@@ -235,6 +238,13 @@ pub struct ObjectFile {
     keys: std::sync::OnceLock<Vec<String>>,
     /// Per section: every offset some relocation points at, sorted.
     referenced: std::sync::OnceLock<std::collections::HashMap<usize, Vec<i64>>>,
+    /// The file's bytes: sections that are not loaded (DWARF, notes) are
+    /// read from here only when asked for, so reading an object costs what
+    /// its code and data cost, not its debug information's (`-g` brings
+    /// many times more bytes and relocations than the code has).
+    raw: std::sync::Arc<Vec<u8>>,
+    /// The `.debug_*` sections, relocated, read once on first use.
+    debug: std::sync::OnceLock<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl ObjectFile {
@@ -293,7 +303,7 @@ impl ObjectFile {
             path: name.clone(),
             source,
         })?;
-        ObjectFile::parse(&name, &data)
+        ObjectFile::parse_owned(&name, data)
     }
 
     /// Reads an object from its bytes. Objects without machine code are
@@ -301,6 +311,14 @@ impl ObjectFile {
     /// (`gcc -flto`); a fat LTO object (`-ffat-lto-objects`) has real code
     /// as well and is read like any other.
     pub fn parse(path: &str, data: &[u8]) -> Result<ObjectFile> {
+        ObjectFile::parse_owned(path, data.to_vec())
+    }
+
+    /// [`ObjectFile::parse`] of bytes it keeps (for the sections it reads
+    /// later: see [`ObjectFile::debug_section`]).
+    pub fn parse_owned(path: &str, data: Vec<u8>) -> Result<ObjectFile> {
+        let raw = std::sync::Arc::new(data);
+        let data: &[u8] = &raw;
         let not_object = |reason: String| PatchError::NotObject {
             path: path.to_string(),
             reason,
@@ -345,6 +363,9 @@ impl ObjectFile {
             };
             let flag = |f: elf::SectionFlags| sh_flags & f.0 != 0;
             let bytes = match s.kind() {
+                // Not loaded: nothing of it is copied into a process (DWARF
+                // is read through `debug_section`).
+                _ if !flag(elf::SHF_ALLOC) => None,
                 SectionKind::UninitializedData | SectionKind::UninitializedTls => {
                     if s.size() > MAX_ZERO_FILLED {
                         return Err(malformed(
@@ -371,6 +392,7 @@ impl ObjectFile {
                 writable: flag(elf::SHF_WRITE),
                 executable: flag(elf::SHF_EXECINSTR),
                 tls: flag(elf::SHF_TLS),
+                loaded: flag(elf::SHF_ALLOC),
                 align: s.align().max(1),
                 size: s.size(),
                 relocs: Vec::new(),
@@ -458,6 +480,9 @@ impl ObjectFile {
         for s in file.sections() {
             let section = s.index().0;
             let section_size = s.size();
+            if !sections.get(section).and_then(Option::as_ref).is_some_and(|s| s.loaded) {
+                continue;
+            }
             for (offset, rel) in s.relocations() {
                 let RelocationFlags::Elf { r_type } = rel.flags() else {
                     continue;
@@ -541,7 +566,24 @@ impl ObjectFile {
             by_section,
             keys: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
+            raw,
+            debug: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A debug section's bytes (`.debug_info`, `.debug_str`, ...) with the
+    /// relocations that hold section offsets applied (32- and 64-bit
+    /// absolute ones against a section or a local label: string and unit
+    /// offsets; others are left as the file has them). Empty when the
+    /// object has no such section.
+    pub fn debug_section(&self, name: &str) -> &[u8] {
+        let all = self.debug.get_or_init(|| read_debug_sections(&self.raw));
+        all.get(name).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Whether the object carries DWARF (`-g`).
+    pub fn has_debug_info(&self) -> bool {
+        self.sections.iter().flatten().any(|s| s.name == ".debug_info")
     }
 
     pub fn section(&self, index: usize) -> Option<&Section> {
@@ -780,6 +822,56 @@ fn complete_code_relocations(sym: &mut Symbol) {
             .get_or_insert(format!("bytes at +{at:#x} do not decode as x86-64"));
     }
     sym.decoded = Some(decoded);
+}
+
+/// Every `.debug_*` section of an object, relocated (see
+/// [`ObjectFile::debug_section`]). The bytes were parsed once already, so
+/// an error here leaves that section out.
+fn read_debug_sections(data: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(file) = object::File::parse(data) else {
+        return out;
+    };
+    for s in file.sections() {
+        let Ok(name) = s.name() else { continue };
+        if !name.starts_with(".debug_") {
+            continue;
+        }
+        let Ok(bytes) = s.data() else { continue };
+        let mut bytes = bytes.to_vec();
+        for (offset, rel) in s.relocations() {
+            let RelocationFlags::Elf { r_type } = rel.flags() else {
+                continue;
+            };
+            // Where the field points: a section's start or a local label
+            // (how assemblers refer to `.debug_str` and `.debug_abbrev`).
+            let base = match rel.target() {
+                RelocationTarget::Section(_) => 0,
+                RelocationTarget::Symbol(idx) => match file.symbol_by_index(idx) {
+                    Ok(sym)
+                        if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
+                            || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
+                    {
+                        sym.address() as i64
+                    }
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let value = base.wrapping_add(rel.addend());
+            let field: &[u8] = match r_type.0 {
+                rtype::R32 => &(value as u32).to_le_bytes(),
+                rtype::R64 => &(value as u64).to_le_bytes(),
+                _ => continue,
+            };
+            let at = usize::try_from(offset).ok();
+            if let Some(dst) = at.and_then(|at| bytes.get_mut(at..at.checked_add(field.len())?)) {
+                dst.copy_from_slice(field);
+            }
+        }
+        out.insert(name.to_string(), bytes);
+    }
+    out
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {

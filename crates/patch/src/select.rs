@@ -26,7 +26,13 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
             ),
         });
     }
-    let signatures = crate::signature::changed(old, new);
+    let changed_code: Vec<&str> = d
+        .changed
+        .iter()
+        .filter(|c| c.kind == Kind::Function)
+        .map(|c| c.name.as_str())
+        .collect();
+    let signatures = crate::signature::changed(old, new, &changed_code);
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
             what: format!(

@@ -11,23 +11,29 @@ use std::collections::HashMap;
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId, UnitOffset};
 
-use crate::objfile::{rtype, ObjectFile, Target};
+use crate::objfile::ObjectFile;
 
 type Reader<'a> = EndianSlice<'a, LittleEndian>;
 
 /// How deep type chains are followed (a hostile file may loop).
 const MAX_DEPTH: u32 = 16;
 
-/// `name -> "ret(param, param)"` for each external function described in
-/// the object's DWARF; empty without debug information.
-pub fn signatures(obj: &ObjectFile) -> HashMap<String, String> {
-    read(obj).unwrap_or_default()
+/// `name -> "ret(param, param)"` for each external function of `names`
+/// described in the object's DWARF; empty without debug information.
+pub fn signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    if names.is_empty() {
+        return HashMap::new();
+    }
+    let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+    with_dwarf(obj, |dwarf| read_signatures(dwarf, &wanted)).unwrap_or_default()
 }
 
-/// Global functions of `new` whose signature differs from `old`'s, as
-/// `name: old -> new` (only where both objects carry DWARF).
-pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<String> {
-    let (before, after) = (signatures(old), signatures(new));
+/// Global functions among `names` (those whose code changed: a function
+/// whose code is the same runs the same for old and new callers) whose
+/// signature in `new` differs from `old`'s, as `name: old -> new` (only
+/// where both objects carry DWARF).
+pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    let (before, after) = (signatures(old, names), signatures(new, names));
     let mut out: Vec<String> = after
         .iter()
         .filter_map(|(name, sig)| {
@@ -37,30 +43,6 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// A debug section's bytes with its 32- and 64-bit absolute relocations
-/// against other sections applied (enough for string offsets).
-fn relocated(obj: &ObjectFile, name: &str) -> Vec<u8> {
-    let Some(section) = obj.sections.iter().flatten().find(|s| s.name == name) else {
-        return Vec::new();
-    };
-    let mut bytes = section.bytes.clone().unwrap_or_default();
-    for r in &section.relocs {
-        let Target::Section { offset, .. } = r.target else {
-            continue;
-        };
-        let at = r.offset as usize;
-        let field: Vec<u8> = match r.r_type {
-            rtype::R32 => (offset as u32).to_le_bytes().to_vec(),
-            rtype::R64 => (offset as u64).to_le_bytes().to_vec(),
-            _ => continue,
-        };
-        if let Some(dst) = at.checked_add(field.len()).and_then(|end| bytes.get_mut(at..end)) {
-            dst.copy_from_slice(&field);
-        }
-    }
-    bytes
 }
 
 /// The first compile unit's `DW_AT_producer` (compiler, version and the
@@ -89,30 +71,19 @@ pub(crate) fn with_dwarf<T: Default>(
     obj: &ObjectFile,
     f: impl FnOnce(&gimli::Dwarf<Reader>) -> Result<T, gimli::Error>,
 ) -> Result<T, gimli::Error> {
-    if !obj.sections.iter().flatten().any(|s| s.name == ".debug_info") {
+    if !obj.has_debug_info() {
         return Ok(T::default());
     }
-    // Every section gimli asks for (the unit's root reads the line
-    // program too), relocated.
-    let mut data: HashMap<SectionId, Vec<u8>> = HashMap::new();
-    gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        data.insert(id, relocated(obj, id.name()));
-        Ok(EndianSlice::new(&[], LittleEndian))
-    })?;
-    let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        Ok(EndianSlice::new(
-            data.get(&id).map_or(&[][..], Vec::as_slice),
-            LittleEndian,
-        ))
+    let dwarf = gimli::Dwarf::load(|id: SectionId| -> Result<Reader, gimli::Error> {
+        Ok(EndianSlice::new(obj.debug_section(id.name()), LittleEndian))
     })?;
     f(&dwarf)
 }
 
-fn read(obj: &ObjectFile) -> Result<HashMap<String, String>, gimli::Error> {
-    with_dwarf(obj, read_signatures)
-}
-
-fn read_signatures(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, String>, gimli::Error> {
+fn read_signatures(
+    dwarf: &gimli::Dwarf<Reader>,
+    wanted: &std::collections::HashSet<&str>,
+) -> Result<HashMap<String, String>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
@@ -135,7 +106,11 @@ fn read_signatures(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, Strin
             if !external || entry.attr_value(gimli::DW_AT_declaration)?.is_some() {
                 continue;
             }
-            let name = dwarf.attr_string(&unit, name)?.to_string_lossy().into_owned();
+            let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
+            if !wanted.contains(&*name) {
+                continue;
+            }
+            let name = name.into_owned();
             let ret = type_name(dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0);
             let mut params = Vec::new();
             let mut kids = node.children();
