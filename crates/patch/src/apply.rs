@@ -172,11 +172,12 @@ pub struct PatchReport {
     pub added: Vec<Added>,
     pub data: Vec<DataUse>,
     pub timing_us: Timing,
-    /// How long the program's threads were stopped in all (a new pool's
-    /// allocation, then the redirect).
+    /// How long every thread of the program was stopped: the redirect of
+    /// functions patched for the first time (0 when only slots changed).
     pub pause_us: u64,
-    /// The stop for the redirect alone.
-    pub redirect_pause_us: u64,
+    /// How long the one thread that ran a new pool's `mmap` was stopped
+    /// (the others ran on meanwhile); 0 when a pool was reused.
+    pub alloc_pause_us: u64,
     pub region: RegionRecord,
     pub warnings: Vec<String>,
 }
@@ -456,8 +457,8 @@ pub fn patch(
     }
     let link_done = Instant::now();
 
-    // Room in an existing pool, or a new pool (allocated while the
-    // threads are briefly stopped: a remote mmap needs a stopped thread).
+    // Room in an existing pool, or a new pool (allocated while one thread
+    // is briefly stopped: a remote mmap needs a stopped thread).
     let (code_len, ro_len, rw_len) = linked.sizes();
     let placement = placement(target, &linked);
     let fits =
@@ -725,8 +726,8 @@ pub fn patch(
             write: micros(stop_start - alloc_done) + micros(resumed - stopped_at),
             total: micros(done - started) + diff_us,
         },
-        pause_us: micros(paused) + micros(alloc_pause),
-        redirect_pause_us: micros(paused),
+        pause_us: micros(paused),
+        alloc_pause_us: micros(alloc_pause),
         region: record,
         warnings: target
             .warnings
@@ -1108,7 +1109,8 @@ fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64)
     let len = code_len + ro_len + rw_len;
     let maps = process.maps()?;
     let start = Instant::now();
-    let mut stopped = process.stop()?;
+    // One thread runs the system calls; the others never stop for it.
+    let mut stopped = process.stop_one()?;
     let a = alloc::allocate(stopped.as_mut(), process.pid(), &maps, len, Protection::READ, placement)?;
     let protected = stopped
         .protect(a.addr, code_len, Protection::READ_EXEC)

@@ -88,6 +88,14 @@ pub trait Process {
     /// Stops every thread (without sending signals) until the returned
     /// value is resumed or dropped.
     fn stop(&self) -> Result<Box<dyn Stopped + '_>>;
+
+    /// Stops one thread (the main thread while it lives) and leaves the
+    /// others running: enough for remote system calls, which act on the
+    /// whole process (a new mapping is every thread's), so allocating
+    /// memory does not pause the program. Default: every thread.
+    fn stop_one(&self) -> Result<Box<dyn Stopped + '_>> {
+        self.stop()
+    }
 }
 
 /// Page protections for memory allocated inside the target.

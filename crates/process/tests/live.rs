@@ -460,3 +460,43 @@ fn a_target_killed_while_its_threads_are_stopped_ends_cleanly() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{outcome}");
     }
 }
+
+/// Memory is mapped with one thread stopped (the main thread, blocked in
+/// `read` on its standard input) while the other 8 run on: the mapping is
+/// every thread's, only one thread was ever stopped, and the main thread's
+/// interrupted `read`, restarted, still gets its line (the workers' blocked
+/// calls complete normally too).
+#[test]
+fn one_stopped_thread_maps_memory_for_all() {
+    let mut target = threads_target(8);
+    let process = open(&target);
+    let found = main_image(process.as_ref());
+    let maps = process.maps().unwrap();
+    let mut stopped = process.stop_one().unwrap();
+    assert_eq!(stopped.thread_ids(), vec![process.pid()]);
+    let states = process.threads().unwrap();
+    let stopped_threads = states.iter().filter(|t| t.state == ThreadState::TracingStop).count();
+    assert_eq!(stopped_threads, 1, "{states:?}");
+    let placement = Placement::near_range(found.main.module.base, found.main.module.end);
+    let a = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        8192,
+        Protection::READ_WRITE,
+        &placement,
+    )
+    .unwrap();
+    stopped.resume().unwrap();
+    process.write(a.addr, b"mapped for every thread").unwrap();
+    assert!(process
+        .threads()
+        .unwrap()
+        .iter()
+        .all(|t| t.state != ThreadState::TracingStop));
+    writeln!(target.stdin(), "go").unwrap();
+    assert_eq!(
+        target.wait_for_prefix("readers "),
+        "4/4 sleepers 4/4 sleep_errors 0 read_errors 0"
+    );
+}

@@ -198,9 +198,13 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         writeln!(out, "data    {} at {:#x} ({})", d.name, d.addr, d.action)?;
     }
     let t = &r.timing_us;
+    let pool = match r.alloc_pause_us {
+        0 => String::new(),
+        us => format!(" (and one thread {us} µs to map a new pool)"),
+    };
     writeln!(
         out,
-        "took {} µs (diff {}, link {}, alloc {}, stop {}, write {}); threads paused {} µs",
+        "took {} µs (diff {}, link {}, alloc {}, stop {}, write {}); threads paused {} µs{pool}",
         t.total, t.diff, t.link, t.alloc, t.stop, t.write, r.pause_us
     )?;
     for w in &r.warnings {

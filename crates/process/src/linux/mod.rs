@@ -11,6 +11,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
 pub(crate) mod exec_trace;
+mod return_frame;
 mod stop;
 pub use stop::{LinuxStopped, SyscallSite};
 
@@ -343,6 +344,10 @@ impl Process for LinuxProcess {
 
     fn stop(&self) -> Result<Box<dyn Stopped + '_>> {
         Ok(Box::new(self.stop_all()?))
+    }
+
+    fn stop_one(&self) -> Result<Box<dyn Stopped + '_>> {
+        Ok(Box::new(LinuxStopped::attach_one(self)?))
     }
 }
 

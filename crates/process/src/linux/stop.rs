@@ -21,6 +21,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::return_frame::{self, Gadgets};
 use super::LinuxProcess;
 use crate::error::{ProcessError, Result};
 use crate::{Process, Protection, Registers, Stopped};
@@ -49,6 +50,15 @@ pub enum SyscallSite {
     AtPc,
 }
 
+/// What [`LinuxStopped::run_until`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// One instruction run (`PTRACE_SINGLESTEP`).
+    Stepped,
+    /// A system call's entry or exit (`PTRACE_SYSCALL`).
+    SyscallStop,
+}
+
 struct Tracee {
     tid: u32,
     /// A signal that arrived as we stopped the thread; handed back to it
@@ -62,6 +72,10 @@ pub struct LinuxStopped<'p> {
     tracees: Vec<Tracee>,
     /// Where a `syscall` instruction is, once found.
     syscall_insn: Option<u64>,
+    /// The instructions a borrowed thread's way back runs through
+    /// ([`return_frame`]), once searched for (`Some(None)`: the program
+    /// has none, and system calls run the unprotected way).
+    gadgets: Option<Option<Gadgets>>,
     site: SyscallSite,
     detached: bool,
     /// Termination signals held back until the threads are resumed.
@@ -79,6 +93,7 @@ impl<'p> LinuxStopped<'p> {
             process,
             tracees: Vec::new(),
             syscall_insn: None,
+            gadgets: None,
             site: SyscallSite::Search,
             detached: false,
             _still: crate::critical::Critical::enter(),
@@ -105,6 +120,31 @@ impl<'p> LinuxStopped<'p> {
             return Err(process.gone("stopping its threads"));
         }
         Ok(stopped)
+    }
+
+    /// Stops one thread: the main thread, or (a zombie leader runs
+    /// nothing) the first other thread that can be stopped.
+    pub(super) fn attach_one(process: &'p LinuxProcess) -> Result<LinuxStopped<'p>> {
+        let mut stopped = LinuxStopped {
+            process,
+            tracees: Vec::new(),
+            syscall_insn: None,
+            gadgets: None,
+            site: SyscallSite::Search,
+            detached: false,
+            _still: crate::critical::Critical::enter(),
+            _bound_to_this_thread: PhantomData,
+        };
+        let mut tids = process.task_ids()?;
+        // The leader first.
+        tids.sort_by_key(|&t| t != process.pid);
+        for tid in tids {
+            stopped.attach(&[tid])?;
+            if !stopped.tracees.is_empty() {
+                return Ok(stopped);
+            }
+        }
+        Err(process.gone("stopping one of its threads"))
     }
 
     /// Seizes and interrupts `tids`, then waits for each to stop. Threads
@@ -248,6 +288,11 @@ impl<'p> LinuxStopped<'p> {
     pub fn syscall(&mut self, nr: u64, args: [u64; 6]) -> Result<i64> {
         let tid = self.worker();
         let saved = self.registers(tid)?;
+        if self.site == SyscallSite::Search {
+            if let Some(frame) = self.way_back(tid, &saved)? {
+                return self.syscall_with_way_back(tid, &saved, frame, nr, args);
+            }
+        }
         let found = match self.site {
             SyscallSite::Search => self.find_syscall_insn()?,
             SyscallSite::AtPc => None,
@@ -262,8 +307,8 @@ impl<'p> LinuxStopped<'p> {
             }
         };
         // From here until the registers are restored, a relive that dies
-        // leaves this thread running someone else's registers: kept as
-        // short as it can be (a few system calls; once per new pool).
+        // leaves this thread running someone else's registers: only for
+        // a program without the instructions a way back needs.
         let result = self.step_syscall(tid, &saved, insn, nr, args);
         let restored = self.set_registers(tid, &saved);
         let restored = restored.and_then(|()| self.clear_step(tid));
@@ -275,6 +320,131 @@ impl<'p> LinuxStopped<'p> {
         restored?;
         unpatched?;
         Ok(value)
+    }
+
+    /// Writes the way back ([`return_frame`]) for thread `tid` below its
+    /// stack; `None` (nothing written) when the program lacks the
+    /// instructions it needs or the thread's state cannot be read.
+    fn way_back(&mut self, tid: u32, saved: &Registers) -> Result<Option<return_frame::Frame>> {
+        let Some(gadgets) = self.find_gadgets()? else {
+            return Ok(None);
+        };
+        let (Some(xstate), Some(sigmask)) = (xstate(tid), sigmask(tid)) else {
+            return Ok(None);
+        };
+        let Some(frame) = return_frame::build(saved, sigmask, &xstate, gadgets) else {
+            return Ok(None);
+        };
+        // A stack too small for the frame (a signal would not fit either):
+        // the unprotected way.
+        if self.process.write(frame.addr, &frame.bytes).is_err() {
+            return Ok(None);
+        }
+        let mut back = vec![0u8; frame.bytes.len()];
+        if self.process.read(frame.addr, &mut back).is_err() || back != frame.bytes {
+            return Ok(None);
+        }
+        Ok(Some(frame))
+    }
+
+    /// Runs the system call with the thread's stack pointing at its way
+    /// back, stopping it at the call's entry and exit (`PTRACE_SYSCALL`:
+    /// no trap flag is ever set, so nothing is left behind if relive
+    /// dies), then gives the thread its registers back.
+    fn syscall_with_way_back(
+        &mut self,
+        tid: u32,
+        saved: &Registers,
+        frame: return_frame::Frame,
+        nr: u64,
+        args: [u64; 6],
+    ) -> Result<i64> {
+        let gadgets = self.gadgets.flatten().expect("found before the frame was built");
+        let mut regs = *saved;
+        regs.rip = gadgets.syscall_ret;
+        regs.rsp = frame.sp;
+        regs.rax = nr;
+        regs.orig_rax = u64::MAX;
+        [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
+        self.set_registers(tid, &regs)?;
+        failpoint_in_remote_syscall("in-remote-syscall");
+        let run = self
+            .syscall_stop(tid)
+            .and_then(|()| {
+                failpoint_in_remote_syscall("at-remote-syscall-entry");
+                self.syscall_stop(tid)
+            })
+            .and_then(|()| self.registers(tid));
+        // The restart of an interrupted call is applied to the registers
+        // themselves: from this stop the kernel would not restart it.
+        let restored = self.set_registers(tid, &return_frame::resumable(saved, true));
+        let restored = restored.and_then(|()| self.clear_step(tid));
+        let after = run?;
+        restored?;
+        if after.rip != gadgets.syscall_ret + 2 {
+            return Err(ProcessError::Io {
+                pid: self.process.pid,
+                what: format!(
+                    "running a system call at {:#x} left thread {tid} at {:#x}",
+                    gadgets.syscall_ret, after.rip
+                ),
+                source: std::io::Error::other("the system call did not run"),
+            });
+        }
+        Ok(after.rax as i64)
+    }
+
+    /// Resumes `tid` until its next system-call stop (entry or exit). A
+    /// signal that arrives instead is kept for the resume.
+    fn syscall_stop(&mut self, tid: u32) -> Result<()> {
+        let doing = "running a system call in it";
+        if let Err(e) = ptrace::setoptions(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD) {
+            return Err(self.errno(doing, tid, e));
+        }
+        self.run_until(tid, Until::SyscallStop, doing)
+    }
+
+    /// `syscall; ret` and `pop rax; ret` in the program's code (searched
+    /// once, with the same bounds as [`Self::find_syscall_insn`]).
+    fn find_gadgets(&mut self) -> Result<Option<Gadgets>> {
+        if let Some(found) = self.gadgets {
+            return Ok(found);
+        }
+        let maps = self.process.maps()?;
+        let files = maps.iter().filter(|m| m.is_file());
+        let mut budget = SYSCALL_SEARCH_LIMIT;
+        let mut found = (None, None);
+        // In pieces: both are usually within the first few pages of libc.
+        const PIECE: u64 = 64 << 10;
+        'mappings: for m in files.filter(|m| m.executable() && m.readable()) {
+            let mut at = m.start;
+            while at < m.end && budget > 0 {
+                // Overlapping by 2 bytes, so a pattern across pieces is seen.
+                let len = (m.end - at).min(PIECE).min(budget as u64);
+                let mut bytes = vec![0u8; len as usize];
+                if self.process.read(at, &mut bytes).is_err() {
+                    continue 'mappings;
+                }
+                Gadgets::search(&mut found, at, &bytes);
+                if found.0.is_some() && found.1.is_some() {
+                    break 'mappings;
+                }
+                budget = budget.saturating_sub(len as usize);
+                if at + len >= m.end {
+                    break;
+                }
+                at += len - 2;
+            }
+        }
+        let gadgets = match found {
+            (Some(syscall_ret), Some(pop_rax_ret)) => Some(Gadgets {
+                syscall_ret,
+                pop_rax_ret,
+            }),
+            _ => None,
+        };
+        self.gadgets = Some(gadgets);
+        Ok(gadgets)
     }
 
     /// Clears the single-step state of stopped thread `tid` without
@@ -308,10 +478,21 @@ impl<'p> LinuxStopped<'p> {
     /// Runs one instruction of `tid`. A signal that arrives instead is
     /// kept for the resume, and the step tried again.
     fn single_step(&mut self, tid: u32, doing: &'static str) -> Result<()> {
+        self.run_until(tid, Until::Stepped, doing)
+    }
+
+    /// Resumes `tid` until `until` happens; a signal that arrives first
+    /// is kept for the resume, and the thread resumed again.
+    fn run_until(&mut self, tid: u32, until: Until, doing: &'static str) -> Result<()> {
         loop {
-            ptrace::step(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+            let resumed = match until {
+                Until::Stepped => ptrace::step(pid(tid), None),
+                Until::SyscallStop => ptrace::syscall(pid(tid), None),
+            };
+            resumed.map_err(|e| self.errno(doing, tid, e))?;
             match self.wait(tid) {
-                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => return Ok(()),
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) if until == Until::Stepped => return Ok(()),
+                Ok(WaitStatus::PtraceSyscall(_)) if until == Until::SyscallStop => return Ok(()),
                 Ok(WaitStatus::Stopped(_, sig)) => {
                     if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
                         t.pending = Some(sig);
@@ -334,11 +515,7 @@ impl<'p> LinuxStopped<'p> {
         regs.orig_rax = u64::MAX;
         [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = args;
         self.set_registers(tid, &regs)?;
-        // For the tests: Ctrl-C at the worst moment, the thread running
-        // borrowed registers (it must wait until the threads are resumed).
-        if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == "sigint-in-remote-syscall") {
-            let _ = nix::sys::signal::raise(Signal::SIGINT);
-        }
+        failpoint_in_remote_syscall("in-remote-syscall");
         self.single_step(tid, "running a system call in it")?;
         let after = self.registers(tid)?;
         if after.rip != insn + 2 {
@@ -412,6 +589,65 @@ impl<'p> LinuxStopped<'p> {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// For the tests: relive dies (SIGKILL) at this point of a remote system
+/// call, with a thread running borrowed registers.
+fn failpoint_in_remote_syscall(point: &str) {
+    if std::env::var("RELIVE_FAILPOINT").is_ok_and(|v| v.strip_prefix("kill-").is_some_and(|p| p == point)) {
+        let _ = nix::sys::signal::raise(Signal::SIGKILL);
+    }
+    if point == "in-remote-syscall"
+        && std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == "sigint-in-remote-syscall")
+    {
+        // Ctrl-C at the worst moment: it must wait until the threads are
+        // resumed.
+        let _ = nix::sys::signal::raise(Signal::SIGINT);
+    }
+}
+
+/// The XSAVE state (x87, SSE, AVX, ...) of stopped thread `tid`, in the
+/// layout a signal frame holds.
+fn xstate(tid: u32) -> Option<Vec<u8>> {
+    const NT_X86_XSTATE: usize = 0x202;
+    // Large enough for every state component x86-64 has (AMX included).
+    let mut buf = vec![0u8; 16 << 10];
+    let mut iov = nix::libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: PTRACE_GETREGSET writes at most `iov.iov_len` bytes to
+    // `iov.iov_base`, which points at `buf` (alive and that long), and
+    // stores the length it wrote back into `iov`.
+    let ret = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_GETREGSET,
+            tid as nix::libc::pid_t,
+            NT_X86_XSTATE as *mut nix::libc::c_void,
+            (&mut iov as *mut nix::libc::iovec).cast::<nix::libc::c_void>(),
+        )
+    };
+    if ret != 0 {
+        return None;
+    }
+    buf.truncate(iov.iov_len);
+    Some(buf)
+}
+
+/// The blocked-signal mask of stopped thread `tid`.
+fn sigmask(tid: u32) -> Option<u64> {
+    let mut mask = 0u64;
+    // SAFETY: PTRACE_GETSIGMASK writes `addr` (8) bytes to `data`, which
+    // points at `mask`, an 8-byte integer on this stack frame.
+    let ret = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_GETSIGMASK,
+            tid as nix::libc::pid_t,
+            std::mem::size_of::<u64>() as *mut nix::libc::c_void,
+            (&mut mask as *mut u64).cast::<nix::libc::c_void>(),
+        )
+    };
+    (ret == 0).then_some(mask)
 }
 
 /// Converts between the kernel's register layout and [`Registers`], field
