@@ -88,8 +88,9 @@ fn pid(tid: u32) -> Pid {
 }
 
 impl<'p> LinuxStopped<'p> {
-    pub(super) fn attach_all(process: &'p LinuxProcess) -> Result<LinuxStopped<'p>> {
-        let mut stopped = LinuxStopped {
+    /// No thread held yet (termination signals already held back).
+    fn holding_none(process: &'p LinuxProcess) -> LinuxStopped<'p> {
+        LinuxStopped {
             process,
             tracees: Vec::new(),
             syscall_insn: None,
@@ -98,7 +99,11 @@ impl<'p> LinuxStopped<'p> {
             detached: false,
             _still: crate::critical::Critical::enter(),
             _bound_to_this_thread: PhantomData,
-        };
+        }
+    }
+
+    pub(super) fn attach_all(process: &'p LinuxProcess) -> Result<LinuxStopped<'p>> {
+        let mut stopped = LinuxStopped::holding_none(process);
         let mut seen = HashSet::new();
         // Re-list until a pass finds no thread we have not seen: every
         // thread we know of is stopped, so none can be creating new ones.
@@ -125,16 +130,7 @@ impl<'p> LinuxStopped<'p> {
     /// Stops one thread: the main thread, or (a zombie leader runs
     /// nothing) the first other thread that can be stopped.
     pub(super) fn attach_one(process: &'p LinuxProcess) -> Result<LinuxStopped<'p>> {
-        let mut stopped = LinuxStopped {
-            process,
-            tracees: Vec::new(),
-            syscall_insn: None,
-            gadgets: None,
-            site: SyscallSite::Search,
-            detached: false,
-            _still: crate::critical::Critical::enter(),
-            _bound_to_this_thread: PhantomData,
-        };
+        let mut stopped = LinuxStopped::holding_none(process);
         let mut tids = process.task_ids()?;
         // The leader first.
         tids.sort_by_key(|&t| t != process.pid);
