@@ -112,7 +112,17 @@ fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     args
 }
 
+/// When this command started (the first thing `main` does): the clock a
+/// command's reported total runs on, so it covers all the command did.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Microseconds since the command started.
+fn since_start_us() -> u64 {
+    STARTED.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+}
+
 fn main() {
+    STARTED.get_or_init(std::time::Instant::now);
     let cli = Cli::parse_from(pid_first(std::env::args_os().collect()));
     let json = cli.command.json();
     let result = match cli.command {

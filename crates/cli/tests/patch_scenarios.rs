@@ -200,6 +200,42 @@ fn s01_same_size_body_change() {
     }
 }
 
+/// The report's times account for the whole command (issue 22): every
+/// stage is a whole number of µs, the stages add up to no more than the
+/// total, and the total is no more than the command took as the caller
+/// saw it (the difference is starting and ending the process). A first
+/// patch stops one thread for the new pool and all of them only for the
+/// redirect.
+#[test]
+fn reported_times_cover_the_whole_command() {
+    let mut run = Run::start(TICKER, BUILDS[1]);
+    run.expect("value 1 neighbour 100");
+    let obj = run.object("app.c", &TICKER.replace("return 1;", "return 2;"));
+    let started = std::time::Instant::now();
+    let r = run.patch_object(&obj, &[]);
+    let seen_us = started.elapsed().as_micros() as u64;
+    run.expect("value 2 neighbour 100");
+    let t = &r["timing_us"];
+    let stage = |name: &str| {
+        t[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} is not whole µs: {t}"))
+    };
+    let stages: u64 = ["read", "diff", "open", "link", "alloc", "stop", "write", "check"]
+        .iter()
+        .map(|s| stage(s))
+        .sum();
+    let total = stage("total");
+    assert!(stages <= total, "stages {stages} µs > total {total} µs: {t}");
+    assert!(
+        total <= seen_us,
+        "total {total} µs > the {seen_us} µs the command took: {t}"
+    );
+    assert!(stage("read") > 0 && stage("open") > 0, "{t}");
+    let (pause, alloc_pause) = (r["pause_us"].as_u64().unwrap(), r["alloc_pause_us"].as_u64().unwrap());
+    assert!(pause > 0 && alloc_pause > 0 && alloc_pause <= stage("alloc"), "{r}");
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

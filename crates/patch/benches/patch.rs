@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
-use relive_patch::apply::{self, PatchReport, Target as PatchTarget};
+use relive_patch::apply::{self, PatchReport, Target as PatchTarget, Timing};
 use relive_patch::objfile::Kind;
 use relive_patch::{diff, ObjectFile};
 use relive_process::linux::LinuxProcess;
@@ -91,7 +91,11 @@ fn run(label: &str, changed: &[usize]) {
             .collect();
         assert_eq!(functions.len(), changed.len(), "{d:?}");
         let diff_us = t.elapsed().as_micros() as u64;
-        reports.push(apply::patch(&mut patch_target, new, Some(old), &functions, diff_us).unwrap());
+        let earlier = Timing {
+            diff: diff_us,
+            ..Timing::default()
+        };
+        reports.push(apply::patch(&mut patch_target, new, Some(old), &functions, earlier).unwrap());
     }
     // The first patch allocates the pool; the rest update slots.
     let first = &reports[0];
@@ -105,7 +109,14 @@ fn run(label: &str, changed: &[usize]) {
             .map(|i| {
                 let name = format!("f{i}");
                 let idx = objects[1].symbols.iter().position(|s| s.name == name).unwrap();
-                apply::patch(&mut patch_target, &objects[1], Some(&objects[0]), &[idx], 0).unwrap()
+                apply::patch(
+                    &mut patch_target,
+                    &objects[1],
+                    Some(&objects[0]),
+                    &[idx],
+                    Timing::default(),
+                )
+                .unwrap()
             })
             .collect()
     } else {

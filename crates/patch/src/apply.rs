@@ -158,11 +158,25 @@ pub struct DataUse {
 /// Microseconds per stage.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timing {
+    /// Reading the objects (measured by the caller).
+    pub read: u64,
+    /// Comparing them, choosing what to patch (measured by the caller).
     pub diff: u64,
+    /// Reading the process: its modules, symbols and journal (measured by
+    /// the caller).
+    pub open: u64,
+    /// Taking the process's lock, linking and planning every write.
     pub link: u64,
+    /// Finding room, or mapping a new pool.
     pub alloc: u64,
+    /// Stopping the threads for a first redirect.
     pub stop: u64,
+    /// Writing the code and the entries, each read back.
     pub write: u64,
+    /// After the writes: the journal's commit, and whether each new
+    /// function can be reached.
+    pub check: u64,
+    /// All of the above; a command sets it to its whole run.
     pub total: u64,
 }
 
@@ -306,13 +320,14 @@ impl Undo {
 /// Links functions `functions` (symbol indices of `obj`) into the process
 /// and redirects those it already has. `base` is the previous compile of
 /// the same source (what the program runs), which names GCC-renumbered
-/// statics reliably. `diff_us` is reported as the diff stage's time.
+/// statics reliably. `earlier` holds the stages the caller measured
+/// (reading the objects, the diff, opening the process).
 pub fn patch(
     target: &mut Target,
     obj: &ObjectFile,
     base: Option<&ObjectFile>,
     functions: &[usize],
-    diff_us: u64,
+    earlier: Timing,
 ) -> Result<PatchReport> {
     let started = Instant::now();
     let _transaction = target.transaction()?;
@@ -674,6 +689,7 @@ pub fn patch(
     };
 
     // The change is complete: the journal adopts the state written ahead.
+    let check_start = Instant::now();
     target.journal.commit(&target.journal_dir, after)?;
     let mut reaches = reachability(target, &linked, &layout, &positions);
     let applied: Vec<Applied> = work
@@ -719,12 +735,13 @@ pub fn patch(
         added,
         data,
         timing_us: Timing {
-            diff: diff_us,
             link: micros(link_done - started),
             alloc: micros(alloc_done - alloc_start),
             stop: micros(stopped_at - stop_start),
-            write: micros(stop_start - alloc_done) + micros(resumed - stopped_at),
-            total: micros(done - started) + diff_us,
+            write: micros(stop_start - alloc_done) + micros(check_start - stopped_at),
+            check: micros(done - check_start),
+            total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
+            ..earlier
         },
         pause_us: micros(paused),
         alloc_pause_us: micros(alloc_pause),

@@ -40,14 +40,13 @@ fn base_name(path: &str) -> &str {
 impl LiveResolver {
     pub fn new(symbols: LiveSymbols) -> LiveResolver {
         let mut statics: HashMap<(String, String), Vec<Static>> = HashMap::new();
-        for s in symbols.all_symbols() {
-            if let (Binding::Local, Some(file)) = (s.binding, &s.file) {
-                let key = (base_name(file).to_string(), names::parse(&s.name).stable());
-                statics
-                    .entry(key)
-                    .or_default()
-                    .push((s.name.clone(), s.addr, s.module.clone()));
-            }
+        for (s, addr, module) in symbols.file_locals() {
+            let file = s.file.as_deref().unwrap_or_default();
+            let key = (base_name(file).to_string(), names::parse(&s.name).stable());
+            statics
+                .entry(key)
+                .or_default()
+                .push((s.name.clone(), addr, module.to_string()));
         }
         let home = program(&symbols);
         LiveResolver {

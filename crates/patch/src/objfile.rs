@@ -243,8 +243,10 @@ pub struct ObjectFile {
     /// its code and data cost, not its debug information's (`-g` brings
     /// many times more bytes and relocations than the code has).
     raw: std::sync::Arc<Vec<u8>>,
-    /// The `.debug_*` sections, relocated, read once on first use.
-    debug: std::sync::OnceLock<std::collections::HashMap<String, Vec<u8>>>,
+    /// The `.debug_*` sections by name, each relocated on first use
+    /// (signatures need `.debug_info`, `.debug_abbrev` and the strings,
+    /// not the line table or the location lists).
+    debug: std::collections::HashMap<String, std::sync::OnceLock<Vec<u8>>>,
 }
 
 impl ObjectFile {
@@ -566,8 +568,12 @@ impl ObjectFile {
             by_section,
             keys: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
+            debug: file
+                .sections()
+                .filter_map(|s| s.name().ok().filter(|n| n.starts_with(".debug_")).map(str::to_string))
+                .map(|name| (name, std::sync::OnceLock::new()))
+                .collect(),
             raw,
-            debug: std::sync::OnceLock::new(),
         })
     }
 
@@ -577,8 +583,10 @@ impl ObjectFile {
     /// offsets; others are left as the file has them). Empty when the
     /// object has no such section.
     pub fn debug_section(&self, name: &str) -> &[u8] {
-        let all = self.debug.get_or_init(|| read_debug_sections(&self.raw));
-        all.get(name).map_or(&[][..], Vec::as_slice)
+        match self.debug.get(name) {
+            Some(cell) => cell.get_or_init(|| relocated_debug_section(&self.raw, name)),
+            None => &[],
+        }
     }
 
     /// Whether the object carries DWARF (`-g`).
@@ -824,54 +832,51 @@ fn complete_code_relocations(sym: &mut Symbol) {
     sym.decoded = Some(decoded);
 }
 
-/// Every `.debug_*` section of an object, relocated (see
+/// Debug section `name` of an object, relocated (see
 /// [`ObjectFile::debug_section`]). The bytes were parsed once already, so
-/// an error here leaves that section out.
-fn read_debug_sections(data: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
-    let mut out = std::collections::HashMap::new();
+/// an error here gives an empty section.
+fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
     let Ok(file) = object::File::parse(data) else {
-        return out;
+        return Vec::new();
     };
-    for s in file.sections() {
-        let Ok(name) = s.name() else { continue };
-        if !name.starts_with(".debug_") {
+    let Some(s) = file.section_by_name(name) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = s.data() else {
+        return Vec::new();
+    };
+    let mut bytes = bytes.to_vec();
+    for (offset, rel) in s.relocations() {
+        let RelocationFlags::Elf { r_type } = rel.flags() else {
             continue;
-        }
-        let Ok(bytes) = s.data() else { continue };
-        let mut bytes = bytes.to_vec();
-        for (offset, rel) in s.relocations() {
-            let RelocationFlags::Elf { r_type } = rel.flags() else {
-                continue;
-            };
-            // Where the field points: a section's start or a local label
-            // (how assemblers refer to `.debug_str` and `.debug_abbrev`).
-            let base = match rel.target() {
-                RelocationTarget::Section(_) => 0,
-                RelocationTarget::Symbol(idx) => match file.symbol_by_index(idx) {
-                    Ok(sym)
-                        if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
-                            || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
-                    {
-                        sym.address() as i64
-                    }
-                    _ => continue,
-                },
+        };
+        // Where the field points: a section's start or a local label (how
+        // assemblers refer to `.debug_str` and `.debug_abbrev`).
+        let base = match rel.target() {
+            RelocationTarget::Section(_) => 0,
+            RelocationTarget::Symbol(idx) => match file.symbol_by_index(idx) {
+                Ok(sym)
+                    if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
+                        || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
+                {
+                    sym.address() as i64
+                }
                 _ => continue,
-            };
-            let value = base.wrapping_add(rel.addend());
-            let field: &[u8] = match r_type.0 {
-                rtype::R32 => &(value as u32).to_le_bytes(),
-                rtype::R64 => &(value as u64).to_le_bytes(),
-                _ => continue,
-            };
-            let at = usize::try_from(offset).ok();
-            if let Some(dst) = at.and_then(|at| bytes.get_mut(at..at.checked_add(field.len())?)) {
-                dst.copy_from_slice(field);
-            }
+            },
+            _ => continue,
+        };
+        let value = base.wrapping_add(rel.addend());
+        let field: &[u8] = match r_type.0 {
+            rtype::R32 => &(value as u32).to_le_bytes(),
+            rtype::R64 => &(value as u64).to_le_bytes(),
+            _ => continue,
+        };
+        let at = usize::try_from(offset).ok();
+        if let Some(dst) = at.and_then(|at| bytes.get_mut(at..at.checked_add(field.len())?)) {
+            dst.copy_from_slice(field);
         }
-        out.insert(name.to_string(), bytes);
     }
-    out
+    bytes
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {

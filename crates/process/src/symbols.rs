@@ -92,16 +92,18 @@ impl LiveSymbols {
         }
     }
 
-    /// Every symbol of every module, load bias applied, program first.
-    pub fn all_symbols(&self) -> Vec<LiveSymbol> {
-        self.modules
-            .iter()
-            .flat_map(|m| {
-                m.table
-                    .iter()
-                    .flat_map(move |t| t.symbols().iter().map(move |s| live(m, s)))
-            })
-            .collect()
+    /// Every local symbol that names its source file (`STT_FILE`), of
+    /// every module, program first: `(symbol, its address in the process,
+    /// module path)`. Borrowed, because a library has thousands of symbols
+    /// and only these are wanted.
+    pub fn file_locals(&self) -> impl Iterator<Item = (&Symbol, u64, &str)> {
+        self.modules.iter().flat_map(|m| {
+            m.table
+                .iter()
+                .flat_map(|t| t.symbols().iter())
+                .filter(|s| s.binding == Binding::Local && s.file.is_some())
+                .map(move |s| (s, s.addr.wrapping_add(m.bias), m.path.as_str()))
+        })
     }
 
     /// The module mapped at `addr`: its path and address range.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use relive_patch::apply::{self, Target};
+use relive_patch::apply::{self, Target, Timing};
 use relive_patch::verify::{self, Verification};
 use relive_patch::{ObjectFile, PatchError};
 use relive_process::Process;
@@ -686,7 +686,7 @@ impl<'p> Reloader<'p> {
             self.target = Target::open(self.process)?;
             self.mapped = now_mapped;
         }
-        match apply::patch(&mut self.target, new, old, functions, 0) {
+        match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
             Ok(report) => {
                 event.event = "patched";
                 let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);

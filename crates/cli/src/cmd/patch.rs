@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use relive_patch::apply::{self, Target};
+use relive_patch::apply::{self, Target, Timing};
 use relive_patch::objfile::Kind;
 use relive_patch::origin::{self, Verdict};
 use relive_patch::select::functions_to_patch;
@@ -52,7 +52,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method"}],"added","data","timing_us","pause_us"}.
+    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","total"},"pause_us","alloc_pause_us"} (times in whole µs).
     #[arg(long)]
     pub json: bool,
 }
@@ -126,18 +126,24 @@ fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyho
 }
 
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
+    let micros = |since: Instant| since.elapsed().as_micros() as u64;
+    let read_start = Instant::now();
     let new = ObjectFile::open(&args.new)?;
-    let diff_start = Instant::now();
     let base = args.base.as_ref().map(ObjectFile::open).transpose()?;
+    let read = micros(read_start);
+    let diff_start = Instant::now();
     let functions = select(&new, base.as_ref(), &args.only)?;
-    let diff_us = if base.is_some() {
-        diff_start.elapsed().as_micros() as u64
-    } else {
-        0
-    };
+    let diff = micros(diff_start);
+    let open_start = Instant::now();
     let process = relive_process::open(args.pid)?;
     let mut target = Target::open(process.as_ref())?;
     let verdict = origin::check(&new, &target.modules);
+    let earlier = Timing {
+        read,
+        diff,
+        open: micros(open_start),
+        ..Timing::default()
+    };
     let concern = match (verdict.message(&new.path, args.pid), &verdict) {
         (Some(why), Verdict::Foreign { .. }) if args.force => Some(format!("patched anyway (--force): {why}")),
         (concern, _) => concern,
@@ -149,12 +155,14 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         None
     } else {
         Some(
-            apply::patch(&mut target, &new, base.as_ref(), &functions, diff_us)
+            apply::patch(&mut target, &new, base.as_ref(), &functions, earlier)
                 .with_context(|| format!("patching process {}", args.pid))?,
         )
     };
     let report = report.map(|mut r| {
         r.warnings.extend(concern.clone());
+        // The whole command, from its first step to this report.
+        r.timing_us.total = crate::since_start_us();
         r
     });
     if args.json {
@@ -204,8 +212,8 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     };
     writeln!(
         out,
-        "took {} µs (diff {}, link {}, alloc {}, stop {}, write {}); threads paused {} µs{pool}",
-        t.total, t.diff, t.link, t.alloc, t.stop, t.write, r.pause_us
+        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}); threads paused {} µs{pool}",
+        t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
     )?;
     for w in &r.warnings {
         writeln!(out, "warning: {w}")?;

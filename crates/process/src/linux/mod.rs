@@ -356,9 +356,14 @@ impl Process for LinuxProcess {
 /// after the parenthesised command name), plus the boot time.
 fn start_time_in(stat: &str) -> Option<u64> {
     let ticks: u64 = threads::stat_fields(stat).and_then(|(_, f)| f.get(19)?.parse().ok())?;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()))?;
+    // The boot time does not change: read once per relive (/proc/stat is
+    // long, and every journal's owner is checked).
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let boot = (*BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()))
+    }))?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
