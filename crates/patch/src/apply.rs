@@ -585,6 +585,9 @@ pub fn patch(
         generations.push(generation);
     }
     after.added.extend(added_records(obj, &linked, &layout));
+    if let Some(blocks) = &mut after.code_blocks {
+        blocks.push((layout.code, layout.code + linked.code.len() as u64));
+    }
     // Written ahead: the records this patch touches (the others stay as
     // they are), the regions and what it adds.
     let touched = journal::State {
@@ -880,12 +883,18 @@ fn reachability(
             }
         }
     }
-    let pools: Vec<(u64, u64)> = target
-        .journal
-        .regions
-        .iter()
-        .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
-        .collect();
+    // The pool code that runs: each live patch's block (dead generations
+    // are never read), or every pool's used code for a journal of an
+    // older relive.
+    let pools: Vec<(u64, u64)> = match &target.journal.code_blocks {
+        Some(blocks) => blocks.clone(),
+        None => target
+            .journal
+            .regions
+            .iter()
+            .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
+            .collect(),
+    };
     let (home, _, _) = target.resolver.home();
     let reaches = reach::analyse(target.process, home, &pools, &candidates, positions);
     linked
@@ -1181,6 +1190,7 @@ pub struct Reverted {
 /// patch was its first.
 pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
     let lock = target.transaction()?;
+    target.journal.load_history(&target.journal_dir)?;
     let pid = target.process.pid();
     let last = target
         .journal

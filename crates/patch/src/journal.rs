@@ -54,11 +54,33 @@ pub struct PatchRecord {
     /// writes. Journals without it assume all.
     #[serde(default = "all_call_clobbered")]
     pub assumed: u32,
-    /// Every generation still in the pool, oldest first: what `revert
-    /// --last` goes back to. Empty in journals of older relive.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Generations still in the pool, oldest first: what `revert --last`
+    /// goes back to. The journal file keeps only the newest (the one
+    /// running); the older ones are in the history file (`PID-START.history`,
+    /// appended to, never rewritten by a patch), read by
+    /// [`Journal::load_history`]. Empty in journals of older relive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "newest_only")]
     pub history: Vec<Generation>,
 }
+
+/// Serialises only the newest generation: every transaction reads and
+/// writes the journal, so its size must not grow with the history.
+fn newest_only<S: serde::Serializer>(history: &[Generation], s: S) -> std::result::Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&history[history.len().saturating_sub(1)..], s)
+}
+
+/// One line of the history file: a generation of the patch record of the
+/// function whose original entry is `record`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct HistoryLine {
+    record: u64,
+    #[serde(flatten)]
+    generation: Generation,
+}
+
+/// The history file is compacted (rewritten with only what is kept) when
+/// an append makes it larger than this.
+const HISTORY_FILE_LIMIT: u64 = 1 << 20;
 
 /// How many generations of a function the journal remembers.
 pub const HISTORY: usize = 8;
@@ -157,11 +179,21 @@ pub struct Journal {
     /// number, so the last change is known.
     #[serde(default)]
     pub changes: u64,
+    /// Where the code of each patch that still runs lies in the pools
+    /// (`[start, end)`: one block per patch, its functions, thunks and
+    /// islands): what runs of the pools, for telling whether new code can
+    /// be reached, without reading the dead generations patches left
+    /// behind. `None` in journals of older relive (every pool is read).
+    #[serde(default)]
+    pub code_blocks: Option<Vec<(u64, u64)>>,
     /// A change under way (or left by a relive that died during it),
     /// kept in a file of its own (`PID-START.intent`): written ahead, it
     /// costs only what the change touches, not the whole journal.
     #[serde(skip)]
     pub intent: Option<Intent>,
+    /// Generations to append to the history file at the next save.
+    #[serde(skip)]
+    pending_history: Vec<HistoryLine>,
 }
 
 /// The part of a journal a patch or revert changes.
@@ -172,6 +204,8 @@ pub struct State {
     pub added: Vec<AddedRecord>,
     #[serde(default)]
     pub changes: u64,
+    #[serde(default)]
+    pub code_blocks: Option<Vec<(u64, u64)>>,
 }
 
 /// A change written ahead: the state once it is complete, and the writes
@@ -208,6 +242,7 @@ impl Journal {
             regions: self.regions.clone(),
             added: self.added.clone(),
             changes: self.changes,
+            code_blocks: self.code_blocks.clone(),
         }
     }
 
@@ -226,6 +261,11 @@ impl Journal {
     /// Ends a change: `state` is what the journal records from now on,
     /// saved, and the intent written ahead for it is gone.
     pub fn commit(&mut self, dir: &StateDir, state: State) -> Result<()> {
+        self.pending_history
+            .extend(new_generations(&state.patches, state.changes));
+        self.code_blocks = state
+            .code_blocks
+            .map(|blocks| live_blocks(blocks, &state.patches, &state.added));
         self.patches = state.patches;
         self.regions = state.regions;
         self.added = state.added;
@@ -279,6 +319,8 @@ impl Journal {
                 let mut p = p.clone();
                 // A patch writes only its new generation ahead.
                 if intent.history_appended {
+                    self.pending_history
+                        .extend(new_generations(std::slice::from_ref(&p), intent.after.changes));
                     let mut history = before.map(|b| b.history).unwrap_or_default();
                     history.extend(p.history);
                     let extra = history.len().saturating_sub(HISTORY);
@@ -291,6 +333,10 @@ impl Journal {
         let any = intent.writes.iter().any(done);
         if any {
             self.added = intent.after.added.clone();
+            // Both changes' blocks: which of the new code runs is not known.
+            if let (Some(mine), Some(theirs)) = (&mut self.code_blocks, &intent.after.code_blocks) {
+                mine.extend(theirs.iter().filter(|b| !mine.contains(b)).copied().collect::<Vec<_>>());
+            }
             self.changes = self.changes.max(intent.after.changes);
         }
         // Every region either state names that is still there: usage as
@@ -332,9 +378,20 @@ impl Journal {
                 pid,
                 start_time,
                 image: image.to_string(),
+                code_blocks: Some(Vec::new()),
                 ..Journal::default()
             },
         };
+        // A journal of an older relive holds whole histories: what the
+        // history file will keep from the next save on.
+        for p in &journal.patches {
+            for g in &p.history[..p.history.len().saturating_sub(1)] {
+                journal.pending_history.push(HistoryLine {
+                    record: p.orig_addr,
+                    generation: g.clone(),
+                });
+            }
+        }
         let intent_name = journal.intent_name();
         if let Some(bytes) = dir.read_private(&intent_name)? {
             journal.intent = Some(serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
@@ -347,7 +404,7 @@ impl Journal {
 
     /// Writes the journal atomically, mode 0600 (or removes it when
     /// nothing is left).
-    pub fn save(&self, dir: &StateDir) -> Result<()> {
+    pub fn save(&mut self, dir: &StateDir) -> Result<()> {
         let name = Journal::file_name(self.pid, self.start_time);
         if self.patches.is_empty() && self.regions.is_empty() {
             dir.remove(&name)?;
@@ -364,12 +421,126 @@ impl Journal {
         if self.intent.is_none() {
             dir.remove(&self.intent_name())?;
         }
+        self.append_history(dir)
+    }
+
+    fn history_name(&self) -> String {
+        format!("{}-{}.history", self.pid, self.start_time)
+    }
+
+    /// Appends the generations made since the last save to the history
+    /// file (after the journal: a relive killed in between loses only
+    /// older generations, never the running one), compacting it when it
+    /// has grown large.
+    fn append_history(&mut self, dir: &StateDir) -> Result<()> {
+        if self.pending_history.is_empty() {
+            return Ok(());
+        }
+        let mut text = Vec::new();
+        for line in self.pending_history.drain(..) {
+            if serde_json::to_writer(&mut text, &line).is_ok() {
+                text.push(b'\n');
+            }
+        }
+        let size = dir.append_private(&self.history_name(), &text)?;
+        if size > HISTORY_FILE_LIMIT {
+            let mut full = self.clone();
+            full.load_history(dir)?;
+            let mut text = Vec::new();
+            for p in &full.patches {
+                for g in &p.history {
+                    let line = HistoryLine {
+                        record: p.orig_addr,
+                        generation: g.clone(),
+                    };
+                    if serde_json::to_writer(&mut text, &line).is_ok() {
+                        text.push(b'\n');
+                    }
+                }
+            }
+            dir.write_private(&self.history_name(), &text)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the history file into each record's `history` (its last
+    /// `HISTORY` generations), for `status` and `revert --last`. A line
+    /// names a record and generation; the latest line for a generation
+    /// wins (a function reverted and patched again counts from 1 anew),
+    /// generations past a record's current one are gone (undone by
+    /// `revert --last`), and the journal's own newest generation is the
+    /// truth for the one running. Unreadable lines are skipped.
+    pub fn load_history(&mut self, dir: &StateDir) -> Result<()> {
+        let Some(bytes) = dir.read_private(&self.history_name())? else {
+            return Ok(());
+        };
+        let mut by_record: std::collections::HashMap<u64, std::collections::BTreeMap<u32, Generation>> =
+            Default::default();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
+                continue;
+            };
+            if line.generation.change > self.changes {
+                continue;
+            }
+            by_record
+                .entry(line.record)
+                .or_default()
+                .insert(line.generation.generation, line.generation);
+        }
+        for p in &mut self.patches {
+            let Some(lines) = by_record.remove(&p.orig_addr) else {
+                continue;
+            };
+            let newest = p.history.last().cloned();
+            let mut history: Vec<Generation> = lines
+                .into_values()
+                .filter(|g| g.generation < newest.as_ref().map_or(p.generation + 1, |n| n.generation))
+                .collect();
+            history.extend(newest);
+            let extra = history.len().saturating_sub(HISTORY);
+            history.drain(..extra);
+            p.history = history;
+        }
         Ok(())
     }
 
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
         self.patches.iter().find(|p| p.orig_addr == orig_addr)
     }
+}
+
+/// The blocks that hold code still running: a patched function's current
+/// code or entry (thunk), or an added function.
+fn live_blocks(blocks: Vec<(u64, u64)>, patches: &[PatchRecord], added: &[AddedRecord]) -> Vec<(u64, u64)> {
+    let live: Vec<u64> = patches
+        .iter()
+        .flat_map(|p| [Some(p.current_addr), p.history.last().map(|g| g.slot_value)])
+        .flatten()
+        .chain(added.iter().filter(|a| a.kind == "function").map(|a| a.addr))
+        .collect();
+    let mut blocks: Vec<(u64, u64)> = blocks
+        .into_iter()
+        .filter(|&(start, end)| live.iter().any(|&a| start <= a && a < end))
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
+}
+
+/// The generations `change` made: each record's newest, when that change
+/// made it.
+fn new_generations(patches: &[PatchRecord], change: u64) -> Vec<HistoryLine> {
+    patches
+        .iter()
+        .filter_map(|p| {
+            let g = p.history.last()?;
+            (g.change == change).then(|| HistoryLine {
+                record: p.orig_addr,
+                generation: g.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Bytes from hex text (`None` if it is not).
@@ -448,6 +619,7 @@ mod tests {
             regions: vec![region(0x9000), region(0x20000)],
             added: vec![],
             changes: 1,
+            code_blocks: None,
         };
         let write = |record, addr, bytes: &str| IntentWrite {
             record,
@@ -522,5 +694,166 @@ mod tests {
         let history: Vec<u32> = j.patches[0].history.iter().map(|g| g.generation).collect();
         assert_eq!(history, [1, 2]);
         assert_eq!(j.patches[0].generation, 2);
+    }
+}
+
+#[cfg(test)]
+mod history_file_tests {
+    use super::*;
+
+    fn generation(n: u32, change: u64) -> Generation {
+        Generation {
+            generation: n,
+            change,
+            at: 0,
+            source: Some("app.c".into()),
+            code: 0x5000 + u64::from(n),
+            slot_value: 0x5000 + u64::from(n),
+        }
+    }
+
+    /// Commits generation `n` of f as change `change`.
+    fn patch_f(j: &mut Journal, dir: &StateDir, n: u32, change: u64) {
+        let mut state = j.state();
+        state.changes = change;
+        match state.patches.iter_mut().find(|p| p.orig_addr == 0x1000) {
+            Some(p) => {
+                p.generation = n;
+                p.history.push(generation(n, change));
+            }
+            None => state.patches.push(PatchRecord {
+                name: "f".into(),
+                orig_addr: 0x1000,
+                current_addr: 0x5000,
+                generation: n,
+                method: "jump".into(),
+                span_start: 0x1000,
+                original: "5548".into(),
+                patched: "ff25".into(),
+                slot: 0x9000,
+                assumed: 0,
+                history: vec![generation(n, change)],
+            }),
+        }
+        j.commit(dir, state).unwrap();
+    }
+
+    fn generations(j: &Journal) -> Vec<u32> {
+        j.patches[0].history.iter().map(|g| g.generation).collect()
+    }
+
+    /// The journal file every transaction reads keeps one generation per
+    /// record however many patches were made (it held all of them, and
+    /// every patch got slower as the history grew); the history file
+    /// keeps the rest for `status` and `revert --last`.
+    #[test]
+    fn the_journal_keeps_only_the_running_generation() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        for n in 1..=12 {
+            patch_f(&mut j, dir, n, u64::from(n));
+            j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+            assert_eq!(generations(&j), [n], "the journal file holds generation {n} only");
+        }
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), (5..=12).collect::<Vec<_>>());
+
+        // revert --last: generation 11 runs again, and 12 is gone.
+        let mut state = j.state();
+        let p = &mut state.patches[0];
+        p.history.pop();
+        p.generation = 11;
+        j.commit(dir, state).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), (4..=11).collect::<Vec<_>>());
+
+        // A later patch makes a new generation 12.
+        patch_f(&mut j, dir, 12, 13);
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), (5..=12).collect::<Vec<_>>());
+        assert_eq!(j.patches[0].history.last().unwrap().change, 13);
+
+        // Reverted for good, then patched anew: it counts from 1 again.
+        let mut state = j.state();
+        state.patches.clear();
+        j.commit(dir, state).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        patch_f(&mut j, dir, 1, 14);
+        patch_f(&mut j, dir, 2, 15);
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), [1, 2]);
+        assert_eq!(j.patches[0].history[0].change, 14);
+    }
+
+    /// A journal written by an older relive, with whole histories inline,
+    /// keeps them: they move to the history file at the next save.
+    #[test]
+    fn inline_histories_of_older_journals_move_to_the_history_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        patch_f(&mut j, dir, 1, 1);
+        let mut old = serde_json::to_value(&j).unwrap();
+        old["patches"][0]["generation"] = 3.into();
+        old["patches"][0]["history"] =
+            serde_json::to_value([generation(1, 1), generation(2, 2), generation(3, 3)]).unwrap();
+        old["changes"] = 3.into();
+        std::fs::remove_file(dir.path().join("7-99.history")).unwrap();
+        dir.write_private("7-99.json", &serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert_eq!(generations(&j), [1, 2, 3]);
+        j.save(dir).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert_eq!(generations(&j), [3]);
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), [1, 2, 3]);
+    }
+}
+
+#[cfg(test)]
+mod code_block_tests {
+    use super::*;
+
+    /// A patch's block of pool code is kept while some function runs code
+    /// in it (a record's current code, or an added function) and dropped
+    /// once superseded, so telling what new code can reach reads the live
+    /// code only, however many patches were made.
+    #[test]
+    fn blocks_of_superseded_code_are_dropped() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        let mut state = j.state();
+        state.code_blocks = Some(vec![(0x5000, 0x5100), (0x6000, 0x6100), (0x7000, 0x7100)]);
+        state.patches.push(PatchRecord {
+            name: "f".into(),
+            orig_addr: 0x1000,
+            current_addr: 0x6010,
+            generation: 2,
+            method: "jump".into(),
+            span_start: 0x1000,
+            original: "5548".into(),
+            patched: "ff25".into(),
+            slot: 0x9000,
+            assumed: 0,
+            history: vec![],
+        });
+        state.added.push(AddedRecord {
+            name: "helper".into(),
+            file: None,
+            local: true,
+            addr: 0x7080,
+            size: 0x10,
+            kind: "function".into(),
+        });
+        j.commit(dir, state).unwrap();
+        assert_eq!(j.code_blocks, Some(vec![(0x6000, 0x6100), (0x7000, 0x7100)]));
+        let j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert_eq!(j.code_blocks, Some(vec![(0x6000, 0x6100), (0x7000, 0x7100)]));
     }
 }

@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{PatchError, Result};
 
+/// `O_NOFOLLOW` (Linux): a symbolic link planted in its place is not
+/// followed.
+const O_NOFOLLOW: i32 = 0o400000;
+
 /// Group- and other-write bits.
 const OTHERS_WRITE: u32 = 0o022;
 
@@ -161,6 +165,27 @@ impl StateDir {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
+    /// Appends `bytes` to `name` (created with mode 0600; an existing file
+    /// must be the user's own and private, like every file read here).
+    /// Returns the file's size afterwards.
+    pub fn append_private(&self, name: &str, bytes: &[u8]) -> Result<u64> {
+        let path = self.path.join(name);
+        let io = |source| PatchError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(O_NOFOLLOW)
+            .open(&path)
+            .map_err(io)?;
+        check_owned(&path, &file.metadata().map_err(io)?, "file")?;
+        file.write_all(bytes).map_err(io)?;
+        Ok(file.metadata().map_err(io)?.len())
+    }
+
     /// Removes `name` if it exists.
     pub fn remove(&self, name: &str) -> Result<()> {
         let path = self.path.join(name);
@@ -193,7 +218,7 @@ impl StateDir {
             let Some((stem, kind)) = name.rsplit_once('.') else {
                 continue;
             };
-            if !matches!(kind, "json" | "lock" | "owner" | "intent") {
+            if !matches!(kind, "json" | "lock" | "owner" | "intent" | "history") {
                 continue;
             }
             let Some((pid, start)) = stem.split_once('-') else {

@@ -275,6 +275,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     // Under the lock: a change in progress finishes first, and one a dead
     // relive left is settled by what the process's memory shows.
     let _lock = target.transaction()?;
+    target.journal.load_history(&target.journal_dir)?;
     for note in &target.warnings {
         eprintln!("relive: note: {note}");
     }
