@@ -586,7 +586,7 @@ mod tests {
         ));
     }
 
-    fn record(name: &str, orig: u64, generation: u32) -> PatchRecord {
+    pub(super) fn record(name: &str, orig: u64, generation: u32) -> PatchRecord {
         PatchRecord {
             name: name.into(),
             orig_addr: orig,
@@ -722,17 +722,9 @@ mod history_file_tests {
                 p.history.push(generation(n, change));
             }
             None => state.patches.push(PatchRecord {
-                name: "f".into(),
-                orig_addr: 0x1000,
                 current_addr: 0x5000,
-                generation: n,
-                method: "jump".into(),
-                span_start: 0x1000,
-                original: "5548".into(),
-                patched: "ff25".into(),
-                slot: 0x9000,
-                assumed: 0,
                 history: vec![generation(n, change)],
+                ..super::tests::record("f", 0x1000, n)
             }),
         }
         j.commit(dir, state).unwrap();
@@ -831,17 +823,8 @@ mod code_block_tests {
         let mut state = j.state();
         state.code_blocks = Some(vec![(0x5000, 0x5100), (0x6000, 0x6100), (0x7000, 0x7100)]);
         state.patches.push(PatchRecord {
-            name: "f".into(),
-            orig_addr: 0x1000,
             current_addr: 0x6010,
-            generation: 2,
-            method: "jump".into(),
-            span_start: 0x1000,
-            original: "5548".into(),
-            patched: "ff25".into(),
-            slot: 0x9000,
-            assumed: 0,
-            history: vec![],
+            ..super::tests::record("f", 0x1000, 2)
         });
         state.added.push(AddedRecord {
             name: "helper".into(),
