@@ -215,6 +215,14 @@ fn revert_keeps_code_the_program_still_points_to() {
         &["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap(), "--json"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    let patched: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bump = patched["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "bump")
+        .and_then(|a| a["addr"].as_u64())
+        .expect("bump added");
     // Lines printed before the patch are still queued: read on until the
     // added function's effect shows.
     while target.wait_for_prefix("value 1 counter ").parse::<i64>().unwrap() < 1_000_000 {}
@@ -224,6 +232,12 @@ fn revert_keeps_code_the_program_still_points_to() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["freed"], serde_json::json!([]), "{report}");
     assert_eq!(report["kept"].as_array().map(Vec::len), Some(1), "{report}");
+    // It says what keeps it: the global holding bump's address.
+    let why = report["kept"][0]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("the word at 0x") && why.ends_with(&format!("holds {bump:#x}")),
+        "{report}"
+    );
     // The original tick calls the stored callback: still the added code.
     let counters: Vec<i64> = lines_from_now(&target)
         .iter()

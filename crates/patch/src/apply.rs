@@ -1163,6 +1163,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A region a revert did not free, and the reference that keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptRegion {
+    #[serde(flatten)]
+    pub region: RegionRecord,
+    /// What points into it: a thread's register, or a word of writable
+    /// memory (its address and mapping), in words.
+    pub why: String,
+}
+
 /// The result of a revert.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RevertReport {
@@ -1171,7 +1181,7 @@ pub struct RevertReport {
     pub freed: Vec<RegionRecord>,
     /// Regions kept although no patch uses them, because a thread's
     /// registers, a stack or the program's data still point into them.
-    pub kept: Vec<RegionRecord>,
+    pub kept: Vec<KeptRegion>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1321,8 +1331,8 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         let inside = |a: u64| r.contains(a);
         if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
             remaining.push(r);
-        } else if region_referenced(process, stopped.as_ref(), &maps, &r)? {
-            kept.push(r.clone());
+        } else if let Some(why) = region_referenced(process, stopped.as_ref(), &maps, &r)? {
+            kept.push(KeptRegion { region: r.clone(), why });
             remaining.push(r);
         } else {
             after.added.retain(|a| !r.contains(a.addr));
@@ -1441,28 +1451,44 @@ fn file_bytes(m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
 /// region it would free (beyond that, the region is kept).
 const REFERENCE_SCAN: u64 = 1 << 30;
 
-/// Whether anything may still reach code or data in `region`: a stopped
-/// thread's registers, or an aligned word anywhere in the process's
+/// What may still reach code or data in `region`, if anything: a stopped
+/// thread's register, or an aligned word anywhere in the process's
 /// writable memory (stacks, the program's and libraries' data, the heap,
 /// anonymous mappings) pointing into it. A program that stored the address
 /// of a function a patch added (a callback in a global or on the heap)
 /// calls it later: freeing the region would crash it. The region's own
-/// words do not count (its jump slots point at its own code).
+/// words do not count (its jump slots point at its own code). The answer
+/// names the first reference found, for the user to judge.
 fn region_referenced(
     process: &dyn Process,
     stopped: &dyn Stopped,
     maps: &[Mapping],
     region: &RegionRecord,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let inside = |a: u64| region.contains(a);
     for tid in stopped.thread_ids() {
         let r = stopped.registers(tid)?;
         let gprs = [
-            r.rip, r.rsp, r.rbp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
-            r.r14, r.r15,
+            ("rip", r.rip),
+            ("rsp", r.rsp),
+            ("rbp", r.rbp),
+            ("rax", r.rax),
+            ("rbx", r.rbx),
+            ("rcx", r.rcx),
+            ("rdx", r.rdx),
+            ("rsi", r.rsi),
+            ("rdi", r.rdi),
+            ("r8", r.r8),
+            ("r9", r.r9),
+            ("r10", r.r10),
+            ("r11", r.r11),
+            ("r12", r.r12),
+            ("r13", r.r13),
+            ("r14", r.r14),
+            ("r15", r.r15),
         ];
-        if gprs.iter().any(|&g| inside(g)) {
-            return Ok(true);
+        if let Some((name, value)) = gprs.iter().find(|(_, g)| inside(*g)) {
+            return Ok(Some(format!("thread {tid}'s {name} holds {value:#x}")));
         }
     }
     let mut budget = REFERENCE_SCAN;
@@ -1473,22 +1499,31 @@ fn region_referenced(
         }
         let len = m.end - m.start;
         if len > budget {
-            // Too much to read: keep the region rather than guess.
-            return Ok(true);
+            return Ok(Some(format!(
+                "the process has more than {} MiB of writable memory, too much to search for pointers into it",
+                REFERENCE_SCAN >> 20
+            )));
         }
         budget -= len;
         let mut bytes = vec![0u8; len as usize];
         if process.read(m.start, &mut bytes).is_err() {
             continue;
         }
-        if bytes
+        let found = bytes
             .chunks_exact(8)
-            .any(|w| inside(u64::from_le_bytes(w.try_into().expect("8 bytes"))))
-        {
-            return Ok(true);
+            .position(|w| inside(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+        if let Some(k) = found {
+            let at = m.start + 8 * k as u64;
+            let value = u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().expect("8 bytes"));
+            let place = if m.path.is_empty() {
+                "anonymous memory"
+            } else {
+                m.path.as_str()
+            };
+            return Ok(Some(format!("the word at {at:#x} ({place}) holds {value:#x}")));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 #[cfg(test)]

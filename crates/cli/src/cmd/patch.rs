@@ -82,7 +82,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[…]}.
+    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -243,11 +243,11 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
     for r in &report.freed {
         writeln!(out, "freed    {:#x} ({} bytes)", r.addr, r.len)?;
     }
-    for r in &report.kept {
+    for k in &report.kept {
         writeln!(
             out,
-            "kept     {:#x} ({} bytes): a thread may still be running code there",
-            r.addr, r.len
+            "kept     {:#x} ({} bytes): still referenced: {}",
+            k.region.addr, k.region.len, k.why
         )?;
     }
     Ok(())
