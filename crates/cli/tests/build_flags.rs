@@ -445,6 +445,62 @@ fn files_saved_together_may_call_what_the_other_adds() {
     s.prints("v 1017 8");
 }
 
+/// Two files saved together, each changing a function, are patched as
+/// one transaction: one intent, one stop, so the program never runs one
+/// file's new code with the other's old (a change spanning files is never
+/// seen half done). Both events say so, and both functions' new
+/// generations carry the same change number in `relive status`.
+#[test]
+fn files_saved_together_are_patched_in_one_transaction() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &["--debounce-ms", "300"]);
+    let watching = s.until("watching").pop().unwrap();
+    let pid = watching["pid"]
+        .as_u64()
+        .expect("the watching event names the pid")
+        .to_string();
+    s.prints("v 17 8");
+    let src = s.target.dir.path().join("src");
+    std::fs::write(src.join("calc.c"), CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    std::fs::write(
+        src.join("main.c"),
+        MAIN.replace("return scale(4); }", "return scale(4) + 1000; }"),
+    )
+    .unwrap();
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
+        let e = s.event();
+        assert_ne!(e["event"], "refused", "{e}");
+        if e["event"] == "patched" {
+            patched.push(e);
+        }
+    }
+    for e in &patched {
+        let notes = e["notes"].to_string();
+        assert!(notes.contains("patched in one step with"), "{e}");
+    }
+    // first() = scale(4) + 1000 = 4 * 4 + 5 + 1000.
+    s.prints("v 1021 8");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["status", &pid, "--json"])
+        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let change = |name: &str| {
+        status["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["history"].as_array()?.last()?["change"].as_u64())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    assert_eq!(change("scale"), change("first"), "{status}");
+}
+
 /// clang records no options without -grecord-command-line; with
 /// -fdebug-macro (not implied by -g3 in clang 14) it records the macros,
 /// after the main file, unlike GCC. relive recovers

@@ -329,8 +329,375 @@ pub fn patch(
     functions: &[usize],
     earlier: Timing,
 ) -> Result<PatchReport> {
+    let unit = Unit { obj, base, functions };
+    let mut reports = patch_together(target, &[unit], earlier)?;
+    Ok(reports.remove(0))
+}
+
+/// Patches several objects (files saved together) as one transaction:
+/// their code goes into one pool, one intent is written ahead for all, the
+/// threads stop once for every first redirect, and either every function
+/// of every unit runs its new code afterwards or the process is left as it
+/// was. So a change that spans files (a function and its callers) is never
+/// seen half done. One report per unit, in order; the stages' times are
+/// the transaction's.
+pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> Result<Vec<PatchReport>> {
     let started = Instant::now();
     let _transaction = target.transaction()?;
+    let process = target.process;
+    let mut home = None;
+    let mut prepared = Vec::with_capacity(units.len());
+    for unit in units {
+        prepared.push(prepare(target, unit, &mut home)?);
+    }
+    let link_done = Instant::now();
+
+    // Room in an existing pool, or a new pool (allocated while one thread
+    // is briefly stopped: a remote mmap needs a stopped thread). The units'
+    // parts follow each other, each aligned.
+    let mut offsets = Vec::with_capacity(prepared.len());
+    let (mut code_len, mut ro_len, mut rw_len) = (0u64, 0u64, 0u64);
+    for p in &prepared {
+        let at = (
+            code_len.next_multiple_of(PART_ALIGN),
+            ro_len.next_multiple_of(PART_ALIGN),
+            rw_len.next_multiple_of(PART_ALIGN),
+        );
+        let (c, r, w) = p.linked.sizes();
+        (code_len, ro_len, rw_len) = (at.0 + c, at.1 + r, at.2 + w);
+        offsets.push(at);
+    }
+    let placement = placement(target, prepared.iter().filter_map(|p| p.linked.below).min());
+    let fits =
+        |r: &RegionRecord| placement.admits(r.addr, r.len) && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some();
+    let mut alloc_pause = Duration::ZERO;
+    let alloc_start = Instant::now();
+    let (pool_index, new_pool) = match target.journal.regions.iter().position(fits) {
+        Some(i) => (i, false),
+        None => {
+            let pool = new_pool(target, &placement, code_len, ro_len, rw_len)?;
+            alloc_pause = pool.1;
+            target.journal.regions.push(pool.0);
+            (target.journal.regions.len() - 1, true)
+        }
+    };
+    let alloc_done = Instant::now();
+    let pool = target.journal.regions[pool_index].clone();
+    let (c, r, w) = pool.fit(code_len, ro_len, rw_len, PART_ALIGN).expect("the pool fits");
+    let layouts: Vec<Layout> = offsets
+        .iter()
+        .map(|&(oc, or, ow)| Layout {
+            code: pool.addr + c + oc,
+            read_only: pool.read_only_start() + r + or,
+            writable: pool.writable_start() + w + ow,
+        })
+        .collect();
+    // Undoes what was done to the process before the redirect (a pool
+    // this patch mapped) and brings the journal back to its state before,
+    // on disk too once an intent was written.
+    let abandon = |target: &mut Target, before: &journal::State, written: bool| {
+        if new_pool {
+            let region = target.journal.regions.remove(pool_index);
+            if let Ok(mut stopped) = process.stop() {
+                let _ = stopped.unmap(region.addr, region.len);
+            }
+        }
+        if written {
+            let _ = target.journal.commit(&target.journal_dir, before.clone());
+        }
+    };
+    let mut before = target.journal.state();
+    if new_pool {
+        // The pool is mapped already: if this relive dies, the recovery
+        // keeps it recorded (unused space, not a leak of unknown memory).
+        before.regions.truncate(pool_index);
+    }
+
+    // Every write the redirect will make, and the journal once done,
+    // decided before anything is written: they are saved ahead.
+    let mut planned = Vec::with_capacity(prepared.len());
+    for (p, layout) in prepared.iter_mut().zip(&layouts) {
+        match plan_writes(process, &p.linked, layout, &mut p.work) {
+            Ok(writes) => planned.push(writes),
+            Err(e) => {
+                abandon(target, &before, false);
+                return Err(e);
+            }
+        }
+    }
+    let mut after = target.journal.state();
+    let used = &mut after.regions[pool_index];
+    used.code_used = c + code_len;
+    used.ro_used = r + ro_len;
+    used.rw_used = w + rw_len;
+    let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
+    after.changes += 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let change = after.changes;
+    for ((p, writes), layout) in prepared.iter().zip(&planned).zip(&layouts) {
+        let version = |w: &EntryWork, generation: u32| journal::Generation {
+            generation,
+            change,
+            at: now,
+            source: p.obj.source.clone(),
+            code: w.new_addr,
+            slot_value: w.entry_addr,
+        };
+        let mut unit_generations = Vec::with_capacity(p.work.len());
+        for (w, write) in p.work.iter().zip(writes) {
+            let generation = match &w.kind {
+                EntryKind::Slot { .. } => {
+                    let record = after
+                        .patches
+                        .iter_mut()
+                        .find(|p| p.orig_addr == w.orig)
+                        .expect("journal record of a slot");
+                    record.current_addr = w.new_addr;
+                    record.generation += 1;
+                    record.assumed = w.assumed.0;
+                    record.history.push(version(w, record.generation));
+                    // `revert --last` goes back this far; older generations stay
+                    // in the pool, unrecorded.
+                    let keep = record.history.len().saturating_sub(journal::HISTORY);
+                    record.history.drain(..keep);
+                    record.generation
+                }
+                EntryKind::Redirect {
+                    redirect, slot_offset, ..
+                } => {
+                    after.patches.push(PatchRecord {
+                        name: w.name.clone(),
+                        orig_addr: w.orig,
+                        current_addr: w.new_addr,
+                        generation: 1,
+                        method: redirect.name().into(),
+                        span_start: write.addr,
+                        original: hex(&write.before),
+                        patched: hex(&write.bytes),
+                        slot: layout.read_only + slot_offset,
+                        assumed: w.assumed.0,
+                        history: vec![version(w, 1)],
+                    });
+                    1
+                }
+            };
+            unit_generations.push(generation);
+        }
+        generations.push(unit_generations);
+        after.added.extend(added_records(p.obj, &p.linked, layout));
+    }
+    if let Some(blocks) = &mut after.code_blocks {
+        blocks.push((layouts[0].code, pool.addr + c + code_len));
+    }
+    let all_work: Vec<&EntryWork> = prepared.iter().flat_map(|p| &p.work).collect();
+    let all_planned: Vec<&PlannedWrite> = planned.iter().flatten().collect();
+    // Written ahead: the records this patch touches (the others stay as
+    // they are), the regions and what it adds.
+    let touched = journal::State {
+        patches: after
+            .patches
+            .iter()
+            .filter(|p| all_work.iter().any(|w| w.orig == p.orig_addr))
+            .map(|p| journal::PatchRecord {
+                history: p.history.last().cloned().into_iter().collect(),
+                ..p.clone()
+            })
+            .collect(),
+        ..after.clone()
+    };
+    let intent = journal::Intent {
+        by: "patch".into(),
+        after: touched,
+        history_appended: true,
+        writes: all_work
+            .iter()
+            .zip(&all_planned)
+            .map(|(w, p)| journal::IntentWrite {
+                record: w.orig,
+                addr: p.addr,
+                bytes: hex(&p.bytes),
+            })
+            .collect(),
+    };
+    if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
+        abandon(target, &before, false);
+        return Err(e);
+    }
+    failpoint("patch-after-intent");
+
+    // The new code and data go into unused pool memory: nothing runs it
+    // until the entries are redirected, so the threads keep running.
+    let filled = prepared.iter().zip(&layouts).try_for_each(|(p, layout)| {
+        let mut parts = p.linked.finish(layout)?;
+        fill_stubs(&mut parts[0], layout, &p.work)?;
+        for (addr, bytes) in [
+            (layout.code, &parts[0]),
+            (layout.read_only, &parts[1]),
+            (layout.writable, &parts[2]),
+        ] {
+            if !bytes.is_empty() {
+                process.write(addr, bytes)?;
+            }
+        }
+        Ok::<(), PatchError>(())
+    });
+    if let Err(e) = filled {
+        abandon(target, &before, true);
+        return Err(e);
+    }
+    failpoint("patch-after-fill");
+
+    // The redirect: the only moment the program stands still. A function
+    // patched before only needs its slot updated: one aligned 8-byte store
+    // that running threads see whole, so nothing is stopped for it.
+    let first_redirects = all_work.iter().any(|w| matches!(w.kind, EntryKind::Redirect { .. }));
+    let stop_start = Instant::now();
+    let stopped = if first_redirects {
+        match stop_when_clear(process, &all_work) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                abandon(target, &before, true);
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let stopped_at = Instant::now();
+    let mut undo = Undo::default();
+    for (k, write) in all_planned.iter().enumerate() {
+        if let Err(e) = undo.write(process, write.addr, &write.bytes) {
+            undo.roll_back(process);
+            drop(stopped);
+            abandon(target, &before, true);
+            return Err(e);
+        }
+        if k == 0 {
+            failpoint("patch-after-first-write");
+        }
+    }
+    // Where the threads are, for telling whether the new code can run.
+    let positions: Vec<ThreadPosition> = match &stopped {
+        Some(s) => s
+            .thread_ids()
+            .into_iter()
+            .map(|tid| (tid, s.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+            .collect(),
+        None => process.thread_positions().unwrap_or_default(),
+    };
+    if let Some(stopped) = stopped {
+        stopped.resume()?;
+    }
+    let resumed = Instant::now();
+    let paused = if first_redirects {
+        resumed - stop_start
+    } else {
+        Duration::ZERO
+    };
+
+    // The change is complete: the journal adopts the state written ahead.
+    let check_start = Instant::now();
+    target.journal.commit(&target.journal_dir, after)?;
+    let record = target.journal.regions[pool_index].clone();
+    let done = Instant::now();
+    let timing = Timing {
+        link: micros(link_done - started),
+        alloc: micros(alloc_done - alloc_start),
+        stop: micros(stopped_at - stop_start),
+        write: micros(stop_start - alloc_done) + micros(check_start - stopped_at),
+        check: micros(done - check_start),
+        total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
+        ..earlier
+    };
+    let reports = prepared
+        .iter()
+        .zip(&layouts)
+        .zip(generations)
+        .map(|((p, layout), generations)| {
+            let mut reaches = reachability(target, &p.linked, layout, &positions);
+            let applied = p
+                .work
+                .iter()
+                .zip(generations)
+                .map(|(w, generation)| Applied {
+                    name: w.name.clone(),
+                    old_addr: w.orig,
+                    new_addr: w.new_addr,
+                    generation,
+                    method: match &w.kind {
+                        EntryKind::Slot { .. } => "slot",
+                        EntryKind::Redirect { redirect, .. } => redirect.name(),
+                    },
+                    preserves: w.keeps.names(),
+                    entry_addr: w.entry_addr,
+                    reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
+                })
+                .collect();
+            let added = p
+                .linked
+                .functions
+                .iter()
+                .filter(|f| f.replaces.is_none())
+                .map(|f| Added {
+                    name: f.name.clone(),
+                    addr: layout.code + f.offset,
+                })
+                .collect();
+            let data = p
+                .linked
+                .data
+                .iter()
+                .map(|d| DataUse {
+                    name: d.name.clone(),
+                    addr: p.linked.address(layout, d.value),
+                    action: d.action,
+                })
+                .collect();
+            PatchReport {
+                applied,
+                added,
+                data,
+                timing_us: timing.clone(),
+                pause_us: micros(paused),
+                alloc_pause_us: micros(alloc_pause),
+                region: record.clone(),
+                warnings: target
+                    .warnings
+                    .iter()
+                    .chain(&p.linked.warnings)
+                    .chain(&p.folded)
+                    .cloned()
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(reports)
+}
+
+/// One object's share of a patch: functions `functions` (symbol indices
+/// of `obj`), over `base`, the previous compile of the same source (what
+/// the program runs), which names GCC-renumbered statics reliably.
+pub struct Unit<'o> {
+    pub obj: &'o ObjectFile,
+    pub base: Option<&'o ObjectFile>,
+    pub functions: &'o [usize],
+}
+
+/// A unit linked and its entries planned, before anything is placed.
+struct Prepared<'o> {
+    obj: &'o ObjectFile,
+    linked: Linked,
+    work: Vec<EntryWork>,
+    folded: Vec<String>,
+}
+
+/// Links `unit` and plans its entries (nothing is written). `home` is the
+/// first unit's module (set by it): every unit must replace code of the
+/// same one, since their code shares a pool near it.
+fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u64>>) -> Result<Prepared<'o>> {
+    let (obj, base, functions) = (unit.obj, unit.base, unit.functions);
     let process = target.process;
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
     let all: Vec<(usize, Option<u64>)> = functions
@@ -339,8 +706,31 @@ pub fn patch(
         .collect();
     let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     // The code goes near the module it replaces code of: the program, or a
-    // (dlopen'ed) library.
-    target.resolver.set_home(wanted.iter().find_map(|&(_, a)| a));
+    // (dlopen'ed) library; one module per transaction.
+    let here = wanted.iter().find_map(|&(_, a)| a);
+    match *home {
+        None => {
+            target.resolver.set_home(here);
+            *home = Some(here);
+        }
+        Some(first) => {
+            let module = |a: Option<u64>| {
+                let symbols = target.resolver.symbols();
+                a.and_then(|a| symbols.module_at(a).map(|(path, _, _)| path.to_string()))
+                    .or_else(|| symbols.main_module().map(str::to_string))
+            };
+            if module(first) != module(here) {
+                return Err(PatchError::Refused {
+                    what: format!(
+                        "{} replaces code of {} and another file of the same change code of {}: such files are patched one at a time",
+                        obj.path,
+                        module(here).unwrap_or_default(),
+                        module(first).unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
     let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:
@@ -470,292 +860,11 @@ pub fn patch(
     for w in work.iter().filter(|w| !w.keeps.is_empty()) {
         linked.point_slot(&w.name, w.entry_offset);
     }
-    let link_done = Instant::now();
-
-    // Room in an existing pool, or a new pool (allocated while one thread
-    // is briefly stopped: a remote mmap needs a stopped thread).
-    let (code_len, ro_len, rw_len) = linked.sizes();
-    let placement = placement(target, &linked);
-    let fits =
-        |r: &RegionRecord| placement.admits(r.addr, r.len) && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some();
-    let mut alloc_pause = Duration::ZERO;
-    let alloc_start = Instant::now();
-    let (pool_index, new_pool) = match target.journal.regions.iter().position(fits) {
-        Some(i) => (i, false),
-        None => {
-            let pool = new_pool(target, &placement, code_len, ro_len, rw_len)?;
-            alloc_pause = pool.1;
-            target.journal.regions.push(pool.0);
-            (target.journal.regions.len() - 1, true)
-        }
-    };
-    let alloc_done = Instant::now();
-    let pool = target.journal.regions[pool_index].clone();
-    let (c, r, w) = pool.fit(code_len, ro_len, rw_len, PART_ALIGN).expect("the pool fits");
-    let layout = Layout {
-        code: pool.addr + c,
-        read_only: pool.read_only_start() + r,
-        writable: pool.writable_start() + w,
-    };
-    // Undoes what was done to the process before the redirect (a pool
-    // this patch mapped) and brings the journal back to its state before,
-    // on disk too once an intent was written.
-    let abandon = |target: &mut Target, before: &journal::State, written: bool| {
-        if new_pool {
-            let region = target.journal.regions.remove(pool_index);
-            if let Ok(mut stopped) = process.stop() {
-                let _ = stopped.unmap(region.addr, region.len);
-            }
-        }
-        if written {
-            let _ = target.journal.commit(&target.journal_dir, before.clone());
-        }
-    };
-    let mut before = target.journal.state();
-    if new_pool {
-        // The pool is mapped already: if this relive dies, the recovery
-        // keeps it recorded (unused space, not a leak of unknown memory).
-        before.regions.truncate(pool_index);
-    }
-
-    // Every write the redirect will make, and the journal once done,
-    // decided before anything is written: they are saved ahead.
-    let planned = match plan_writes(process, &linked, &layout, &mut work) {
-        Ok(p) => p,
-        Err(e) => {
-            abandon(target, &before, false);
-            return Err(e);
-        }
-    };
-    let mut after = target.journal.state();
-    let used = &mut after.regions[pool_index];
-    used.code_used = c + code_len;
-    used.ro_used = r + ro_len;
-    used.rw_used = w + rw_len;
-    let mut generations = Vec::new();
-    after.changes += 1;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let version = |w: &EntryWork, generation: u32| journal::Generation {
-        generation,
-        change: after.changes,
-        at: now,
-        source: obj.source.clone(),
-        code: w.new_addr,
-        slot_value: w.entry_addr,
-    };
-    for (w, write) in work.iter().zip(&planned) {
-        let generation = match &w.kind {
-            EntryKind::Slot { .. } => {
-                let record = after
-                    .patches
-                    .iter_mut()
-                    .find(|p| p.orig_addr == w.orig)
-                    .expect("journal record of a slot");
-                record.current_addr = w.new_addr;
-                record.generation += 1;
-                record.assumed = w.assumed.0;
-                record.history.push(version(w, record.generation));
-                // `revert --last` goes back this far; older generations stay
-                // in the pool, unrecorded.
-                let keep = record.history.len().saturating_sub(journal::HISTORY);
-                record.history.drain(..keep);
-                record.generation
-            }
-            EntryKind::Redirect {
-                redirect, slot_offset, ..
-            } => {
-                after.patches.push(PatchRecord {
-                    name: w.name.clone(),
-                    orig_addr: w.orig,
-                    current_addr: w.new_addr,
-                    generation: 1,
-                    method: redirect.name().into(),
-                    span_start: write.addr,
-                    original: hex(&write.before),
-                    patched: hex(&write.bytes),
-                    slot: layout.read_only + slot_offset,
-                    assumed: w.assumed.0,
-                    history: vec![version(w, 1)],
-                });
-                1
-            }
-        };
-        generations.push(generation);
-    }
-    after.added.extend(added_records(obj, &linked, &layout));
-    if let Some(blocks) = &mut after.code_blocks {
-        blocks.push((layout.code, layout.code + linked.code.len() as u64));
-    }
-    // Written ahead: the records this patch touches (the others stay as
-    // they are), the regions and what it adds.
-    let touched = journal::State {
-        patches: after
-            .patches
-            .iter()
-            .filter(|p| work.iter().any(|w| w.orig == p.orig_addr))
-            .map(|p| journal::PatchRecord {
-                history: p.history.last().cloned().into_iter().collect(),
-                ..p.clone()
-            })
-            .collect(),
-        ..after.clone()
-    };
-    let intent = journal::Intent {
-        by: "patch".into(),
-        after: touched,
-        history_appended: true,
-        writes: work
-            .iter()
-            .zip(&planned)
-            .map(|(w, p)| journal::IntentWrite {
-                record: w.orig,
-                addr: p.addr,
-                bytes: hex(&p.bytes),
-            })
-            .collect(),
-    };
-    if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
-        abandon(target, &before, false);
-        return Err(e);
-    }
-    failpoint("patch-after-intent");
-
-    // The new code and data go into unused pool memory: nothing runs it
-    // until the entries are redirected, so the threads keep running.
-    let filled = linked.finish(&layout).map_err(PatchError::from).and_then(|mut parts| {
-        fill_stubs(&mut parts[0], &layout, &work)?;
-        for (addr, bytes) in [
-            (layout.code, &parts[0]),
-            (layout.read_only, &parts[1]),
-            (layout.writable, &parts[2]),
-        ] {
-            if !bytes.is_empty() {
-                process.write(addr, bytes)?;
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = filled {
-        abandon(target, &before, true);
-        return Err(e);
-    }
-    failpoint("patch-after-fill");
-
-    // The redirect: the only moment the program stands still. A function
-    // patched before only needs its slot updated: one aligned 8-byte store
-    // that running threads see whole, so nothing is stopped for it.
-    let first_redirects = work.iter().any(|w| matches!(w.kind, EntryKind::Redirect { .. }));
-    let stop_start = Instant::now();
-    let stopped = if first_redirects {
-        match stop_when_clear(process, &work) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                abandon(target, &before, true);
-                return Err(e);
-            }
-        }
-    } else {
-        None
-    };
-    let stopped_at = Instant::now();
-    let mut undo = Undo::default();
-    for (k, write) in planned.iter().enumerate() {
-        if let Err(e) = undo.write(process, write.addr, &write.bytes) {
-            undo.roll_back(process);
-            drop(stopped);
-            abandon(target, &before, true);
-            return Err(e);
-        }
-        if k == 0 {
-            failpoint("patch-after-first-write");
-        }
-    }
-    // Where the threads are, for telling whether the new code can run.
-    let positions: Vec<ThreadPosition> = match &stopped {
-        Some(s) => s
-            .thread_ids()
-            .into_iter()
-            .map(|tid| (tid, s.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
-            .collect(),
-        None => process.thread_positions().unwrap_or_default(),
-    };
-    if let Some(stopped) = stopped {
-        stopped.resume()?;
-    }
-    let resumed = Instant::now();
-    let paused = if first_redirects {
-        resumed - stop_start
-    } else {
-        Duration::ZERO
-    };
-
-    // The change is complete: the journal adopts the state written ahead.
-    let check_start = Instant::now();
-    target.journal.commit(&target.journal_dir, after)?;
-    let mut reaches = reachability(target, &linked, &layout, &positions);
-    let applied: Vec<Applied> = work
-        .iter()
-        .zip(generations)
-        .map(|(w, generation)| Applied {
-            name: w.name.clone(),
-            old_addr: w.orig,
-            new_addr: w.new_addr,
-            generation,
-            method: match &w.kind {
-                EntryKind::Slot { .. } => "slot",
-                EntryKind::Redirect { redirect, .. } => redirect.name(),
-            },
-            preserves: w.keeps.names(),
-            entry_addr: w.entry_addr,
-            reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
-        })
-        .collect();
-    let record = target.journal.regions[pool_index].clone();
-
-    let added = linked
-        .functions
-        .iter()
-        .filter(|f| f.replaces.is_none())
-        .map(|f| Added {
-            name: f.name.clone(),
-            addr: layout.code + f.offset,
-        })
-        .collect();
-    let data = linked
-        .data
-        .iter()
-        .map(|d| DataUse {
-            name: d.name.clone(),
-            addr: linked.address(&layout, d.value),
-            action: d.action,
-        })
-        .collect();
-    let done = Instant::now();
-    Ok(PatchReport {
-        applied,
-        added,
-        data,
-        timing_us: Timing {
-            link: micros(link_done - started),
-            alloc: micros(alloc_done - alloc_start),
-            stop: micros(stopped_at - stop_start),
-            write: micros(stop_start - alloc_done) + micros(check_start - stopped_at),
-            check: micros(done - check_start),
-            total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
-            ..earlier
-        },
-        pause_us: micros(paused),
-        alloc_pause_us: micros(alloc_pause),
-        region: record,
-        warnings: target
-            .warnings
-            .iter()
-            .chain(&linked.warnings)
-            .chain(&folded)
-            .cloned()
-            .collect(),
+    Ok(Prepared {
+        obj,
+        linked,
+        work,
+        folded,
     })
 }
 
@@ -949,7 +1058,7 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
 
 /// Stops the process at a moment when no thread is inside bytes that
 /// `work` replaces, retrying briefly; fails naming the thread and function.
-fn stop_when_clear<'p>(process: &'p dyn Process, work: &[EntryWork]) -> Result<Box<dyn Stopped + 'p>> {
+fn stop_when_clear<'p>(process: &'p dyn Process, work: &[&EntryWork]) -> Result<Box<dyn Stopped + 'p>> {
     let deadline = Instant::now() + BUSY_PATIENCE;
     // Whose bytes `pc` is inside of, if any.
     let splitting = |pc: u64| {
@@ -1111,11 +1220,11 @@ fn fill_stubs(code: &mut [u8], layout: &Layout, work: &[EntryWork]) -> Result<()
 }
 
 /// Where a patch's region may be: within rel32 reach of its home module,
-/// and below a limit if absolute 32-bit relocations need one.
-fn placement(target: &Target, linked: &Linked) -> Placement {
+/// and below `below` if absolute 32-bit relocations need a limit.
+fn placement(target: &Target, below: Option<u64>) -> Placement {
     let (_, lo, hi) = target.resolver.home();
     let placement = Placement::near_range(lo, hi);
-    match linked.below {
+    match below {
         Some(limit) => placement.below(limit),
         None => placement,
     }

@@ -475,6 +475,14 @@ impl<'p> Reloader<'p> {
                 }
             })
             .collect();
+        let compiled = if compiled.len() > 1 {
+            match self.reload_together(compiled, start)? {
+                Together::Done(events) => return Ok(events),
+                Together::OneByOne(compiled) => compiled,
+            }
+        } else {
+            compiled
+        };
         let mut events = Vec::new();
         let mut waiting = Vec::new();
         for (source, result, compile_ms) in compiled {
@@ -523,6 +531,104 @@ impl<'p> Reloader<'p> {
         compile_ms: f64,
         start: Instant,
     ) -> Result<ReloadEvent, ReloadError> {
+        let (new, functions, mut event) = match self.prepare_reload(source, compiled, compile_ms, start)? {
+            Step::Done(event) => return Ok(event),
+            Step::Patch { new, functions, event } => (*new, functions, event),
+        };
+        // Out of the map while the patch borrows `self` (no copy of the
+        // object on every reload); back in, or replaced by the new one.
+        let old = self.current.remove(source);
+        let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+        self.settle(source, new, old, &mut event);
+        result?;
+        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+        Ok(event)
+    }
+
+    /// Files saved together, patched as one transaction when each has
+    /// functions to patch and nothing stands in the way; otherwise (one
+    /// file needs what another adds, their code belongs to different
+    /// modules) the compiles are handed back to be patched one by one.
+    fn reload_together(&mut self, compiled: Vec<Fresh>, start: Instant) -> Result<Together, ReloadError> {
+        // Whether each would be patched, judged without touching anything
+        // (a refusal, a compile error or no change is its own event).
+        let mut ready = Vec::new();
+        let mut settled = Vec::new();
+        for (source, result, compile_ms) in &compiled {
+            let known = self.current.contains_key(source);
+            match (known, result) {
+                (true, Ok(obj)) => match self.prepare_reload(source, Ok(obj.clone()), *compile_ms, start)? {
+                    Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
+                    Step::Done(event) => settled.push(event),
+                },
+                _ => return Ok(Together::OneByOne(compiled)),
+            }
+        }
+        if ready.len() < 2 {
+            return Ok(Together::OneByOne(compiled));
+        }
+        self.refresh_target()?;
+        let olds: Vec<Option<ObjectFile>> = ready.iter().map(|(source, ..)| self.current.remove(source)).collect();
+        let units: Vec<apply::Unit> = ready
+            .iter()
+            .zip(&olds)
+            .map(|((_, new, functions, _), old)| apply::Unit {
+                obj: new,
+                base: old.as_ref(),
+                functions,
+            })
+            .collect();
+        let result = apply::patch_together(&mut self.target, &units, Timing::default());
+        drop(units);
+        let reports = match result {
+            Ok(reports) => reports,
+            Err(PatchError::Process(e)) => {
+                for ((source, ..), old) in ready.iter().zip(olds) {
+                    if let Some(old) = old {
+                        self.current.insert(source.clone(), old);
+                    }
+                }
+                return Err(PatchError::Process(e).into());
+            }
+            Err(_) => {
+                // Nothing was changed: each file on its own says why.
+                for ((source, ..), old) in ready.iter().zip(olds) {
+                    if let Some(old) = old {
+                        self.current.insert(source.clone(), old);
+                    }
+                }
+                return Ok(Together::OneByOne(compiled));
+            }
+        };
+        let names: Vec<String> = ready.iter().map(|(source, ..)| source.display().to_string()).collect();
+        let mut events = settled;
+        for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
+            record_patch(&mut event, &report);
+            let others: Vec<&str> = names
+                .iter()
+                .filter(|n| **n != source.display().to_string())
+                .map(String::as_str)
+                .collect();
+            event
+                .notes
+                .push(format!("patched in one step with {}", others.join(", ")));
+            self.settle(&source, new, old, &mut event);
+            event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+            events.push(event);
+        }
+        Ok(Together::Done(events))
+    }
+
+    /// What reloading `source` comes to before anything is patched: an
+    /// event already (a compile error, a refusal, no change, a first
+    /// compile), or functions of the new compile to patch.
+    fn prepare_reload(
+        &mut self,
+        source: &Path,
+        compiled: Result<ObjectFile, String>,
+        compile_ms: f64,
+        start: Instant,
+    ) -> Result<Step, ReloadError> {
         let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
         let mut event = ReloadEvent::new(source);
         event.timing_ms.compile = compile_ms;
@@ -536,11 +642,11 @@ impl<'p> Reloader<'p> {
                 };
                 event.message = Some(message);
                 event.timing_ms.total = ms(start);
-                return Ok(event);
+                return Ok(Step::Done(event));
             }
         };
         if !self.current.contains_key(source) {
-            return self.first_compile(source, new, event, start);
+            return self.first_compile(source, new, event, start).map(Step::Done);
         }
         let diff_start = Instant::now();
         let old = self.current.get(source);
@@ -550,7 +656,7 @@ impl<'p> Reloader<'p> {
                 event.event = "refused";
                 event.message = Some(what);
                 event.timing_ms.total = ms(start);
-                return Ok(event);
+                return Ok(Step::Done(event));
             }
             Err(e) => return Err(e.into()),
         };
@@ -569,18 +675,25 @@ impl<'p> Reloader<'p> {
                     differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
                 ));
             }
-            return Ok(event);
+            return Ok(Step::Done(event));
         }
         if let Some(refusal) = self.unverified_refusal(source, &event.functions) {
             event.event = "refused";
             event.message = Some(refusal);
             event.timing_ms.total = ms(start);
-            return Ok(event);
+            return Ok(Step::Done(event));
         }
-        // Out of the map while the patch borrows `self` (no copy of the
-        // object on every reload); back in, or replaced by the new one.
-        let old = self.current.remove(source);
-        let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+        Ok(Step::Patch {
+            new: Box::new(new),
+            functions,
+            event,
+        })
+    }
+
+    /// After a patch of `source` (taken or not): the baseline becomes
+    /// `new` if it was taken, else stays `old`; notes on functions whose
+    /// baseline was not verified.
+    fn settle(&mut self, source: &Path, new: ObjectFile, old: Option<ObjectFile>, event: &mut ReloadEvent) {
         let took = event.event == "patched" || event.event == "unreachable";
         match (took, old) {
             (true, _) => {
@@ -613,9 +726,6 @@ impl<'p> Reloader<'p> {
                 }
             }
         }
-        result?;
-        event.timing_ms.total = ms(start);
-        Ok(event)
     }
 
     /// The first compile of a file that did not compile when relive
@@ -672,6 +782,17 @@ impl<'p> Reloader<'p> {
         ))
     }
 
+    /// Reads the process's modules and symbols again when its mapped files
+    /// changed (a library loaded or unloaded since).
+    fn refresh_target(&mut self) -> Result<(), ReloadError> {
+        let now_mapped = mapped_files(self.process)?;
+        if now_mapped != self.mapped {
+            self.target = Target::open(self.process)?;
+            self.mapped = now_mapped;
+        }
+        Ok(())
+    }
+
     /// Patches `functions` of `new` over `old` and fills in `event`.
     fn apply(
         &mut self,
@@ -681,27 +802,9 @@ impl<'p> Reloader<'p> {
         functions: &[usize],
     ) -> Result<(), ReloadError> {
         self.missing_symbol = false;
-        let now_mapped = mapped_files(self.process)?;
-        if now_mapped != self.mapped {
-            self.target = Target::open(self.process)?;
-            self.mapped = now_mapped;
-        }
+        self.refresh_target()?;
         match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
-            Ok(report) => {
-                event.event = "patched";
-                let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
-                event.functions = reachable.iter().map(|a| a.name.clone()).collect();
-                event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
-                event.added = report.added.iter().map(|a| a.name.clone()).collect();
-                event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
-                event.notes.extend(report.warnings.iter().cloned());
-                if event.functions.is_empty() && event.added.is_empty() {
-                    event.event = "unreachable";
-                }
-                event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
-                event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
-                event.pause_us = report.pause_us;
-            }
+            Ok(report) => record_patch(event, &report),
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
                 self.missing_symbol =
@@ -712,6 +815,42 @@ impl<'p> Reloader<'p> {
         }
         Ok(())
     }
+}
+
+/// Where one file's reload stands before anything is patched.
+enum Step {
+    /// Nothing to patch: the event says what happened.
+    Done(ReloadEvent),
+    /// `functions` of the fresh compile `new` to patch.
+    Patch {
+        new: Box<ObjectFile>,
+        functions: Vec<usize>,
+        event: ReloadEvent,
+    },
+}
+
+/// The outcome of trying files saved together as one transaction.
+enum Together {
+    Done(Vec<ReloadEvent>),
+    /// Not as one: to be reloaded one by one.
+    OneByOne(Vec<Fresh>),
+}
+
+/// Fills in `event` from the report of the patch it describes.
+fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
+    event.event = "patched";
+    let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
+    event.functions = reachable.iter().map(|a| a.name.clone()).collect();
+    event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
+    event.added = report.added.iter().map(|a| a.name.clone()).collect();
+    event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
+    event.notes.extend(report.warnings.iter().cloned());
+    if event.functions.is_empty() && event.added.is_empty() {
+        event.event = "unreachable";
+    }
+    event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
+    event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
+    event.pause_us = report.pause_us;
 }
 
 /// How long after a write a compile failure waits for more of it before
