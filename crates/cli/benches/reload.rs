@@ -158,8 +158,8 @@ fn main() {
             }
         };
         assert_eq!(event["event"], "patched", "{event}");
-        let t = &event["timing_ms"];
-        let stage = |k: &str| t[k].as_f64().unwrap_or(0.0);
+        let t = &event["timing_us"];
+        let stage = |k: &str| t[k].as_u64().unwrap_or(0) as f64 / 1000.0;
         relive_compile.push(stage("compile"));
         relive_rest.push(stage("diff") + stage("link") + stage("apply"));
         std::thread::sleep(Duration::from_millis(30));

@@ -23,14 +23,14 @@ use relive_process::Process;
 use serde::Serialize;
 use sources::CompileCommand;
 
-/// Milliseconds per stage of one reload.
+/// Microseconds per stage of one reload.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageTimes {
-    pub compile: f64,
-    pub diff: f64,
-    pub link: f64,
-    pub apply: f64,
-    pub total: f64,
+    pub compile: u64,
+    pub diff: u64,
+    pub link: u64,
+    pub apply: u64,
+    pub total: u64,
 }
 
 /// What one reload did.
@@ -56,7 +56,7 @@ pub struct ReloadEvent {
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    pub timing_ms: StageTimes,
+    pub timing_us: StageTimes,
     pub pause_us: u64,
     /// The compiler's message, or why the change was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,7 +73,7 @@ impl ReloadEvent {
             added: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
-            timing_ms: StageTimes::default(),
+            timing_us: StageTimes::default(),
             pause_us: 0,
             message: None,
         }
@@ -82,7 +82,7 @@ impl ReloadEvent {
     /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`,
     /// with added and unreachable functions and notes on lines of their own.
     pub fn summary(&self) -> String {
-        let t = &self.timing_ms;
+        let t = &self.timing_us;
         let mut what = Vec::new();
         if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
             what.push(format!("{} {}", self.event, self.functions.join(", ")));
@@ -97,13 +97,18 @@ impl ReloadEvent {
         format!(
             "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs){notes}",
             what.join("; "),
-            t.compile,
-            t.diff,
-            t.link,
-            t.apply,
+            ms(t.compile),
+            ms(t.diff),
+            ms(t.link),
+            ms(t.apply),
             self.pause_us
         )
     }
+}
+
+/// Microseconds as milliseconds, for text.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
 }
 
 /// `args` without the build's dependency-file options (`-MD`, `-MF
@@ -280,7 +285,7 @@ impl<'p> Reloader<'p> {
     }
 
     /// Compiles `sources`, `jobs` at a time: each one's object (or the
-    /// compiler's message) and how long its compile took, in milliseconds.
+    /// compiler's message) and how long its compile took, in microseconds.
     fn compile_all(
         &mut self,
         sources: &[PathBuf],
@@ -311,7 +316,7 @@ impl<'p> Reloader<'p> {
                     };
                     let started = Instant::now();
                     let result = compile(command, source, cache, *n);
-                    if tx.send((k, result, started.elapsed().as_secs_f64() * 1000.0)).is_err() {
+                    if tx.send((k, result, started.elapsed().as_micros() as u64)).is_err() {
                         break;
                     }
                 });
@@ -433,7 +438,7 @@ impl<'p> Reloader<'p> {
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
-        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+        event.timing_us.total = start.elapsed().as_micros() as u64;
         Ok(event)
     }
 
@@ -485,18 +490,18 @@ impl<'p> Reloader<'p> {
         };
         let mut events = Vec::new();
         let mut waiting = Vec::new();
-        for (source, result, compile_ms) in compiled {
+        for (source, result, compile_us) in compiled {
             // A copy to patch again later, when several files are saved together.
             let kept = if sources.len() > 1 {
                 result.as_ref().ok().cloned()
             } else {
                 None
             };
-            let event = self.reload_compiled(&source, result, compile_ms, start)?;
+            let event = self.reload_compiled(&source, result, compile_us, start)?;
             match (std::mem::take(&mut self.missing_symbol), kept) {
                 // It calls something another of the files adds: again
                 // once the others are in.
-                (true, Some(obj)) => waiting.push((source, obj, compile_ms, event)),
+                (true, Some(obj)) => waiting.push((source, obj, compile_us, event)),
                 _ => events.push(event),
             }
         }
@@ -505,10 +510,10 @@ impl<'p> Reloader<'p> {
         while !waiting.is_empty() {
             let mut still = Vec::new();
             let before = waiting.len();
-            for (source, obj, compile_ms, _) in std::mem::take(&mut waiting) {
-                let event = self.reload_compiled(&source, Ok(obj.clone()), compile_ms, start)?;
+            for (source, obj, compile_us, _) in std::mem::take(&mut waiting) {
+                let event = self.reload_compiled(&source, Ok(obj.clone()), compile_us, start)?;
                 if std::mem::take(&mut self.missing_symbol) {
-                    still.push((source, obj, compile_ms, event));
+                    still.push((source, obj, compile_us, event));
                 } else {
                     events.push(event);
                 }
@@ -528,10 +533,10 @@ impl<'p> Reloader<'p> {
         &mut self,
         source: &Path,
         compiled: Result<ObjectFile, String>,
-        compile_ms: f64,
+        compile_us: u64,
         start: Instant,
     ) -> Result<ReloadEvent, ReloadError> {
-        let (new, functions, mut event) = match self.prepare_reload(source, compiled, compile_ms, start)? {
+        let (new, functions, mut event) = match self.prepare_reload(source, compiled, compile_us, start)? {
             Step::Done(event) => return Ok(event),
             Step::Patch { new, functions, event } => (*new, functions, event),
         };
@@ -541,7 +546,7 @@ impl<'p> Reloader<'p> {
         let result = self.apply(&mut event, &new, old.as_ref(), &functions);
         self.settle(source, new, old, &mut event);
         result?;
-        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+        event.timing_us.total = start.elapsed().as_micros() as u64;
         Ok(event)
     }
 
@@ -554,10 +559,10 @@ impl<'p> Reloader<'p> {
         // (a refusal, a compile error or no change is its own event).
         let mut ready = Vec::new();
         let mut settled = Vec::new();
-        for (source, result, compile_ms) in &compiled {
+        for (source, result, compile_us) in &compiled {
             let known = self.current.contains_key(source);
             match (known, result) {
-                (true, Ok(obj)) => match self.prepare_reload(source, Ok(obj.clone()), *compile_ms, start)? {
+                (true, Ok(obj)) => match self.prepare_reload(source, Ok(obj.clone()), *compile_us, start)? {
                     Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
                     Step::Done(event) => settled.push(event),
                 },
@@ -613,7 +618,7 @@ impl<'p> Reloader<'p> {
                 .notes
                 .push(format!("patched in one step with {}", others.join(", ")));
             self.settle(&source, new, old, &mut event);
-            event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+            event.timing_us.total = start.elapsed().as_micros() as u64;
             events.push(event);
         }
         Ok(Together::Done(events))
@@ -626,12 +631,12 @@ impl<'p> Reloader<'p> {
         &mut self,
         source: &Path,
         compiled: Result<ObjectFile, String>,
-        compile_ms: f64,
+        compile_us: u64,
         start: Instant,
     ) -> Result<Step, ReloadError> {
-        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+        let us = |t: Instant| t.elapsed().as_micros() as u64;
         let mut event = ReloadEvent::new(source);
-        event.timing_ms.compile = compile_ms;
+        event.timing_us.compile = compile_us;
         let new = match compiled {
             Ok(obj) => obj,
             Err(message) => {
@@ -641,7 +646,7 @@ impl<'p> Reloader<'p> {
                     "compile_error"
                 };
                 event.message = Some(message);
-                event.timing_ms.total = ms(start);
+                event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
         };
@@ -655,16 +660,16 @@ impl<'p> Reloader<'p> {
             Err(PatchError::Refused { what }) => {
                 event.event = "refused";
                 event.message = Some(what);
-                event.timing_ms.total = ms(start);
+                event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
             Err(e) => return Err(e.into()),
         };
-        event.timing_ms.diff = ms(diff_start);
+        event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
-            event.timing_ms.total = ms(start);
+            event.timing_us.total = us(start);
             // relive's compile is not the build's here: an edit under an
             // #if it takes the other way looks like no change at all.
             if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
@@ -680,7 +685,7 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.unverified_refusal(source, &event.functions) {
             event.event = "refused";
             event.message = Some(refusal);
-            event.timing_ms.total = ms(start);
+            event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
         Ok(Step::Patch {
@@ -739,12 +744,12 @@ impl<'p> Reloader<'p> {
         mut event: ReloadEvent,
         start: Instant,
     ) -> Result<ReloadEvent, ReloadError> {
-        let compile_ms = event.timing_ms.compile;
+        let compile_us = event.timing_us.compile;
         match self.adopt_baseline(source, Ok(new)) {
             Baseline::Differs { trusted, .. } if trusted || self.trust_baselines => {
                 let mut event = self.catch_up(source)?;
-                event.timing_ms.compile = compile_ms;
-                event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+                event.timing_us.compile = compile_us;
+                event.timing_us.total = start.elapsed().as_micros() as u64;
                 return Ok(event);
             }
             Baseline::Differs { check, .. } => {
@@ -761,7 +766,7 @@ impl<'p> Reloader<'p> {
                 source.display()
             )),
         }
-        event.timing_ms.total = start.elapsed().as_secs_f64() * 1000.0;
+        event.timing_us.total = start.elapsed().as_micros() as u64;
         Ok(event)
     }
 
@@ -848,8 +853,8 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     if event.functions.is_empty() && event.added.is_empty() {
         event.event = "unreachable";
     }
-    event.timing_ms.link = report.timing_us.link as f64 / 1000.0;
-    event.timing_ms.apply = (report.timing_us.total - report.timing_us.link) as f64 / 1000.0;
+    event.timing_us.link = report.timing_us.link;
+    event.timing_us.apply = report.timing_us.total.saturating_sub(report.timing_us.link);
     event.pause_us = report.pause_us;
 }
 
@@ -889,8 +894,8 @@ pub enum Baseline {
 type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
 
 /// A source, its fresh compile (or the compiler's message) and how long
-/// the compile took, in milliseconds.
-type Fresh = (PathBuf, Result<ObjectFile, String>, f64);
+/// the compile took, in microseconds.
+type Fresh = (PathBuf, Result<ObjectFile, String>, u64);
 
 fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Compiled {
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");

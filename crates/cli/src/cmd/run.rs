@@ -77,7 +77,7 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     debounce_ms: u64,
     /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
-    /// then per reload {"event","file","functions","timing_ms","pause_us"}.
+    /// then per reload {"event","file","functions","timing_us","pause_us"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -93,7 +93,8 @@ fn print_event(e: &ReloadEvent, json: bool) {
         "no_change" => writeln!(
             err,
             "relive: {}: no function changed ({:.1} ms)",
-            e.file, e.timing_ms.total
+            e.file,
+            relive_reload::ms(e.timing_us.total)
         ),
         "compile_error" => writeln!(
             err,
