@@ -128,13 +128,13 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
             };
             // Unique in the object, deterministically (a later duplicate
             // gets the first free `#n`).
-            let mut unique = key.clone();
-            let mut n = 0;
-            while !used.insert(unique.clone()) {
-                n += 1;
-                unique = format!("{key}#{n}");
+            if used.insert(key.clone()) {
+                return key;
             }
-            unique
+            (1..)
+                .map(|n| format!("{key}#{n}"))
+                .find(|unique| used.insert(unique.clone()))
+                .expect("a free number")
         })
         .collect()
 }

@@ -679,18 +679,23 @@ impl Covering {
 /// folding makes `f` an alias of `g`; `__attribute__((alias))`) get the
 /// same relocations: each was given to one of them only.
 fn share_alias_relocations(symbols: &mut [Symbol]) {
-    let mut groups: std::collections::HashMap<(usize, u64, u64), Vec<usize>> = Default::default();
-    for (i, s) in symbols.iter().enumerate() {
-        if s.size > 0 {
-            groups.entry((s.section, s.offset, s.size)).or_default().push(i);
+    // Symbols by place, so aliases are neighbours (no map of every symbol).
+    let mut by_place: Vec<(usize, u64, u64, usize)> = symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.size > 0)
+        .map(|(i, s)| (s.section, s.offset, s.size, i))
+        .collect();
+    by_place.sort_unstable();
+    for group in by_place.chunk_by(|x, y| (x.0, x.1, x.2) == (y.0, y.1, y.2)) {
+        if group.len() < 2 {
+            continue;
         }
-    }
-    for members in groups.values().filter(|m| m.len() > 1) {
-        let Some(&owner) = members.iter().max_by_key(|&&i| symbols[i].relocs.len()) else {
+        let Some(owner) = group.iter().map(|g| g.3).max_by_key(|&i| symbols[i].relocs.len()) else {
             continue;
         };
         let relocs = symbols[owner].relocs.clone();
-        for &i in members {
+        for &(.., i) in group {
             if symbols[i].relocs.is_empty() {
                 symbols[i].relocs = relocs.clone();
             }
