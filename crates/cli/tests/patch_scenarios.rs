@@ -476,6 +476,40 @@ int main(void) {
     }
 }
 
+/// A patch brings only the literals its functions use: a function whose
+/// literal changed, in a file with 300 literals used elsewhere, adds
+/// its one string to the pool (every patch copied the file's whole string
+/// section, and pools filled up: SQLite's is hundreds of kilobytes).
+/// Optimised builds, whose literals are in string sections (`-O0` puts them
+/// in plain `.rodata` with other constants, still copied whole).
+#[test]
+fn only_the_literals_a_patch_uses_are_copied() {
+    let mut src = String::from("#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline, noipa)) const char *label(int i) {\n    switch (i % 300) {\n");
+    // Short ones: GCC keeps them in `.rodata.str1.1` with "hello" (long
+    // literals go to `.rodata.str1.8`).
+    for k in 0..300 {
+        src.push_str(&format!("    case {k}: return \"label {k}\";\n"));
+    }
+    src.push_str("    }\n    return \"\";\n}\n__attribute__((noinline, noipa)) const char *greeting(void) { return \"hello\"; }\nint main(void) {\n    setvbuf(stdout, NULL, _IOLBF, 0);\n    for (int n = 0;; n++) { printf(\"%s %.8s\\n\", greeting(), label(n)); usleep(3000); }\n}\n");
+    for flags in BUILDS.iter().filter(|f| f.contains(&"-O2")) {
+        let mut run = Run::start(&src, flags);
+        run.expect("hello label 12");
+        let base = run.object("app.c", &src);
+        let new = run.object("app.c", &src.replace("\"hello\"", "\"bonjour, relive\""));
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        let copied: Vec<&Value> = r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["action"] == "new")
+            .collect();
+        assert_eq!(copied.len(), 1, "one literal: {r}");
+        let ro_used = r["region"]["ro_used"].as_u64().unwrap();
+        assert!(ro_used < 256, "the pool's read-only part holds {ro_used} bytes: {r}");
+        run.expect("bonjour, relive label 12");
+    }
+}
+
 /// S11: patched code calls libc (`printf`, and `strlen` on a string only
 /// known at run time, so it is a real call to glibc's IFUNC) and reads libc
 /// data (`stderr`).

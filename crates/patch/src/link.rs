@@ -159,6 +159,9 @@ struct Linker<'a> {
     /// Data symbols resolved so far.
     data: HashMap<usize, Value>,
     sections: HashMap<usize, Value>,
+    /// String literals copied one by one: (section, offset of the
+    /// string) -> where the copy is.
+    strings: HashMap<(usize, i64), Value>,
     got: HashMap<(Value, i64), u64>,
     stubs: HashMap<u64, u64>,
     /// Islands to relocate: (function, field offset in code, target
@@ -187,6 +190,7 @@ pub fn link(
         queue: Vec::new(),
         data: HashMap::new(),
         sections: HashMap::new(),
+        strings: HashMap::new(),
         got: HashMap::new(),
         stubs: HashMap::new(),
         islands: Vec::new(),
@@ -469,6 +473,9 @@ impl Linker<'_> {
                     let start = self.obj.symbols[i].offset as i64;
                     return Ok((self.resolve_symbol(i, user)?, offset.wrapping_sub(start)));
                 }
+                if let Some(copied) = self.copy_string(*section, *offset, r.pc_bias) {
+                    return Ok(copied);
+                }
                 Ok((self.copy_section(*section, user)?, *offset))
             }
         }
@@ -550,6 +557,50 @@ impl Linker<'_> {
             self.relocate(part, off, r, &name)?;
         }
         Ok(value)
+    }
+
+    /// The string literal a reference to `offset` (+ `pc_bias`, the place
+    /// it denotes) in a string section (`.rodata.str1.*`: NUL-terminated
+    /// literals, nothing else) falls in, copied alone, and the addend that
+    /// keeps the reference where it was inside it. A patch then brings the
+    /// literals its functions use, not every literal of the file (SQLite's
+    /// run to hundreds of kilobytes: each patch copied them all).
+    /// `None` when the section is not such a one or the place is in no
+    /// literal.
+    fn copy_string(&mut self, section: usize, offset: i64, pc_bias: i64) -> Option<(Value, i64)> {
+        let sec = self.obj.section(section)?;
+        if !sec.strings || !sec.name.starts_with(".rodata.str1.") || sec.writable {
+            return None;
+        }
+        let bytes = sec.bytes.as_deref()?;
+        let place = usize::try_from(offset.wrapping_add(pc_bias)).ok()?;
+        let end = place + bytes.get(place..)?.iter().position(|&b| b == 0)?;
+        let start = bytes[..place].iter().rposition(|&b| b == 0).map_or(0, |nul| nul + 1);
+        let key = (section, start as i64);
+        let value = match self.strings.get(&key) {
+            Some(&v) => v,
+            None => {
+                // At the same place modulo the section's alignment: GCC puts
+                // literals it copies with aligned vector loads in
+                // `.rodata.str1.16` at aligned offsets.
+                let align_to = sec.align.clamp(1, PART_ALIGN);
+                let buf = self.buffer(Part::ReadOnly);
+                let base = align(buf, align_to, 0);
+                let off = base + start as u64 % align_to;
+                buf.resize(off as usize, 0);
+                buf.extend_from_slice(&bytes[start..=end]);
+                let v = Value::Region(Part::ReadOnly, off);
+                self.strings.insert(key, v);
+                self.out.data.push(LinkedData {
+                    name: format!("{}+{start:#x}", sec.name),
+                    symbol: None,
+                    action: "new",
+                    value: v,
+                });
+                v
+            }
+        };
+        Some((value, offset.wrapping_sub(start as i64)))
     }
 
     fn copy_section(&mut self, section: usize, user: &str) -> Result<Value, LinkError> {
