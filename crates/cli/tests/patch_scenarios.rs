@@ -1266,13 +1266,27 @@ fn s28_at(flags: &[&str]) {
     let shared_obj = dir.path().join("app.o");
     std::fs::copy(&obj, &shared_obj).unwrap();
     std::fs::set_permissions(&shared_obj, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&relive_copy)
-        .args(["patch", "--pid", &run.target.pid_arg(), shared_obj.to_str().unwrap()])
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
+    // The copy was just written: another test's child, forked while it
+    // was open, may still hold it open for writing until it execs, and
+    // exec then fails with "Text file busy" (ETXTBSY). Tried again.
+    let out = (0..50)
+        .map(|_| {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&relive_copy)
+                .args(["patch", "--pid", &run.target.pid_arg(), shared_obj.to_str().unwrap()])
+                .env("RELIVE_STATE_DIR", dir.path().join("state"))
+                .output()
+                .unwrap()
+        })
+        .find(|out| {
+            let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+            if busy {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            !busy
+        })
+        .expect("the copy of relive stays busy");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("permission denied"), "{stderr}");
