@@ -1259,34 +1259,16 @@ fn s28_at(flags: &[&str]) {
         v[0]["addr"].as_u64().unwrap()
     };
     let before = run.peek(entry, 16);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let relive_copy = dir.path().join("relive");
-    std::fs::copy(env!("CARGO_BIN_EXE_relive"), &relive_copy).unwrap();
+    let (dir, relive_copy) = relive_testkit::public_copy(std::path::Path::new(env!("CARGO_BIN_EXE_relive")));
     let shared_obj = dir.path().join("app.o");
     std::fs::copy(&obj, &shared_obj).unwrap();
     std::fs::set_permissions(&shared_obj, std::fs::Permissions::from_mode(0o644)).unwrap();
-    // The copy was just written: another test's child, forked while it
-    // was open, may still hold it open for writing until it execs, and
-    // exec then fails with "Text file busy" (ETXTBSY). Tried again.
-    let out = (0..50)
-        .map(|_| {
-            Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(&relive_copy)
-                .args(["patch", "--pid", &run.target.pid_arg(), shared_obj.to_str().unwrap()])
-                .env("RELIVE_STATE_DIR", dir.path().join("state"))
-                .output()
-                .unwrap()
-        })
-        .find(|out| {
-            let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
-            if busy {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            !busy
-        })
-        .expect("the copy of relive stays busy");
+    let state = dir.path().join("state");
+    let out = relive_testkit::run_as_nobody(
+        &relive_copy,
+        &["patch", "--pid", &run.target.pid_arg(), shared_obj.to_str().unwrap()],
+        &[("RELIVE_STATE_DIR", &state)],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("permission denied"), "{stderr}");

@@ -1,8 +1,5 @@
 //! `relive peek` and `poke` against real running programs built by gcc.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
-
 use relive_testkit::{is_root, Target};
 mod common;
 use common::{file_bytes, hex, json, relive};
@@ -88,22 +85,14 @@ fn unprivileged_user_is_refused() {
     let pid = target.pid_arg();
     let before = json(&["peek", &pid, &addr, "8", "--json"]);
     // A copy of relive that user `nobody` may execute.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let relive_copy = dir.path().join("relive");
-    std::fs::copy(env!("CARGO_BIN_EXE_relive"), &relive_copy).unwrap();
+    let (_dir, relive_copy) = relive_testkit::public_copy(std::path::Path::new(env!("CARGO_BIN_EXE_relive")));
     for args in [
         vec!["peek", &pid, &addr, "8"],
         vec!["poke", &pid, &addr, "c3"],
         vec!["threads", &pid],
         vec!["sym", &pid, "value"],
     ] {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&relive_copy)
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = relive_testkit::run_as_nobody(&relive_copy, &args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
         assert!(

@@ -510,3 +510,36 @@ pub fn json_lines(stderr: impl std::io::Read + Send + 'static) -> std::sync::mps
     });
     rx
 }
+
+/// A copy of the executable `exe` that any user may run (in a fresh 0755
+/// directory, kept while the returned directory lives), for tests that run
+/// it as an unprivileged user.
+pub fn public_copy(exe: &Path) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    let copy = dir.path().join(exe.file_name().expect("a file name"));
+    std::fs::copy(exe, &copy).expect("copying the executable");
+    (dir, copy)
+}
+
+/// Runs `exe` with `args` and `envs` as user and group 65534 (`nobody`),
+/// through `setpriv`. A copy just written may be refused for a moment with
+/// "Text file busy" (another test's child, forked while it was open for
+/// writing, holds it until it execs): tried again then.
+pub fn run_as_nobody(exe: &Path, args: &[&str], envs: &[(&str, &Path)]) -> std::process::Output {
+    for _ in 0..50 {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(exe)
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, *v)))
+            .output()
+            .expect("running setpriv");
+        if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} stays busy", exe.display());
+}
