@@ -9,6 +9,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::{ReloadError, ReloadEvent, Reloader};
@@ -18,6 +19,35 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// The longest a burst of edits is coalesced before compiling.
 const MAX_COALESCE: Duration = Duration::from_millis(500);
+
+/// How long the files must be quiet before a burst of edits is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// After a write that more of the same save may follow.
+    pub partial: Duration,
+    /// Once every changed file was closed after writing or renamed into
+    /// place (a save is complete): only long enough to catch files saved
+    /// together.
+    pub complete: Duration,
+}
+
+impl Debounce {
+    /// relive's default: 10 ms while a file may still be written, 2 ms
+    /// after complete saves (the fixed 10 ms was most of what relive added
+    /// to a compile between a save and the new code running).
+    pub const ADAPTIVE: Debounce = Debounce {
+        partial: Duration::from_millis(10),
+        complete: Duration::from_millis(2),
+    };
+
+    /// The same quiet whatever the events (`--debounce-ms`).
+    pub fn fixed(quiet: Duration) -> Debounce {
+        Debounce {
+            partial: quiet,
+            complete: quiet,
+        }
+    }
+}
 
 /// Why watching ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +71,7 @@ pub fn watch(
     events: &mut FileEvents,
     files: &[PathBuf],
     since: std::time::SystemTime,
-    debounce: Duration,
+    debounce: Debounce,
     ready: impl FnOnce(),
     mut exited: impl FnMut() -> Option<i32>,
     mut report: impl FnMut(&[ReloadEvent]),
@@ -90,7 +120,9 @@ pub fn watch(
 /// the files (editors and `relive smf pack` save by renaming a new file
 /// over the old one), and only events for the files themselves pass.
 pub struct FileEvents {
-    rx: Receiver<PathBuf>,
+    /// Each event's file, and whether it completes a save (the file was
+    /// closed after writing, or created or renamed into place).
+    rx: Receiver<(PathBuf, bool)>,
     watcher: RecommendedWatcher,
     /// The files whose events pass (shared with the watcher's thread).
     wanted: Arc<Mutex<BTreeSet<PathBuf>>>,
@@ -100,7 +132,7 @@ pub struct FileEvents {
 
 impl FileEvents {
     pub fn new(files: impl IntoIterator<Item = PathBuf>) -> notify::Result<FileEvents> {
-        let (tx, rx) = channel::<PathBuf>();
+        let (tx, rx) = channel::<(PathBuf, bool)>();
         // Only the watched files pass: other files in the same directories
         // (a log the program writes next to its sources) are no reason to
         // wait.
@@ -108,12 +140,13 @@ impl FileEvents {
         let pass = wanted.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
-            if matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
-                let pass = pass.lock().unwrap_or_else(|e| e.into_inner());
-                for path in event.paths.iter().map(|p| absolute(p)) {
-                    if pass.contains(&path) {
-                        let _ = tx.send(path);
-                    }
+            let Some(complete) = completes_save(&event.kind) else {
+                return;
+            };
+            let pass = pass.lock().unwrap_or_else(|e| e.into_inner());
+            for path in event.paths.iter().map(|p| absolute(p)) {
+                if pass.contains(&path) {
+                    let _ = tx.send((path, complete));
                 }
             }
         })?;
@@ -141,33 +174,91 @@ impl FileEvents {
 
     /// The files changed in the next burst of edits: waits up to `poll`
     /// for a first change (`None` if there is none), then keeps collecting
-    /// until the files have been quiet for `debounce`, but at most 500 ms
-    /// (a file rewritten non-stop still gets handled).
-    pub fn next(&self, poll: Duration, debounce: Duration) -> notify::Result<Option<BTreeSet<PathBuf>>> {
+    /// until the files have been quiet for `debounce` (its `complete`
+    /// quiet once every changed file's last event completed a save), but
+    /// at most 500 ms (a file rewritten non-stop still gets handled).
+    pub fn next(&self, poll: Duration, debounce: Debounce) -> notify::Result<Option<BTreeSet<PathBuf>>> {
         let first = match self.rx.recv_timeout(poll) {
-            Ok(path) => path,
+            Ok(event) => event,
             Err(RecvTimeoutError::Timeout) => return Ok(None),
             Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped")),
         };
-        let mut changed = BTreeSet::from([first]);
         let started = Instant::now();
-        let mut quiet_from = started + debounce;
+        // Each changed file, and whether its last event completed a save.
+        let mut changed = std::collections::BTreeMap::from([first]);
+        let quiet = |changed: &std::collections::BTreeMap<PathBuf, bool>| {
+            if changed.values().all(|&complete| complete) {
+                debounce.complete
+            } else {
+                debounce.partial
+            }
+        };
+        let mut quiet_from = started + quiet(&changed);
         loop {
             let now = Instant::now();
             if now >= quiet_from || now >= started + MAX_COALESCE {
-                return Ok(Some(changed));
+                return Ok(Some(changed.into_keys().collect()));
             }
             match self.rx.recv_timeout(quiet_from - now) {
-                Ok(path) => {
-                    changed.insert(path);
-                    quiet_from = Instant::now() + debounce;
+                Ok((path, complete)) => {
+                    changed.insert(path, complete);
+                    quiet_from = Instant::now() + quiet(&changed);
                 }
-                Err(_) => return Ok(Some(changed)),
+                Err(_) => return Ok(Some(changed.into_keys().collect())),
             }
         }
     }
 }
 
+/// Whether an event of `kind` ends a save of its file (`Some(true)`:
+/// closed after writing, created, renamed into place), may be followed by
+/// more of it (`Some(false)`: a write), or is no change (`None`: a read).
+fn completes_save(kind: &EventKind) -> Option<bool> {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Create(_)
+        | EventKind::Modify(ModifyKind::Name(_)) => Some(true),
+        EventKind::Modify(_) => Some(false),
+        _ => None,
+    }
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn saves_are_complete_when_closed_or_renamed_into_place() {
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(completes_save(&close), Some(true));
+        assert_eq!(completes_save(&EventKind::Create(CreateKind::File)), Some(true));
+        let rename = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert_eq!(completes_save(&rename), Some(true));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        assert_eq!(completes_save(&write), Some(false));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(completes_save(&read), None);
+    }
+
+    /// A file written and closed is seen as one complete save: the burst
+    /// ends after the short quiet, and the file is in it.
+    #[test]
+    fn a_written_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.c");
+        std::fs::write(&file, "int a;\n").unwrap();
+        let events = FileEvents::new([file.clone()]).unwrap();
+        std::fs::write(&file, "int a = 1;\n").unwrap();
+        let burst = events
+            .next(Duration::from_secs(5), Debounce::ADAPTIVE)
+            .unwrap()
+            .expect("a change");
+        assert!(burst.contains(&absolute(&file)), "{burst:?}");
+    }
 }

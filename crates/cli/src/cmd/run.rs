@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use relive_patch::state::StateDir;
 use relive_reload::sources::{self, CompileCommand};
-use relive_reload::watch::{watch, Ended, FileEvents};
+use relive_reload::watch::{watch, Debounce, Ended, FileEvents};
 use relive_reload::{Baseline, ReloadEvent, Reloader};
 
 /// Start a program and live-reload it: every saved edit to one of its C
@@ -73,9 +73,11 @@ pub struct Options {
     /// Print every compile command relive runs, and where it came from.
     #[arg(short, long)]
     verbose: bool,
-    /// Milliseconds of quiet after a change before compiling.
-    #[arg(long, default_value_t = 10)]
-    debounce_ms: u64,
+    /// Milliseconds of quiet after a change before compiling. Default: 2
+    /// once the changed files were closed after writing or renamed into
+    /// place (a complete save), 10 while one may still be written.
+    #[arg(long)]
+    debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
     /// then per reload {"event","file","functions","timing_us","pause_us"}.
     #[arg(long)]
@@ -474,7 +476,7 @@ fn reload_loop(
         &mut events,
         &paths,
         since,
-        Duration::from_millis(debounce),
+        debounce.map_or(Debounce::ADAPTIVE, |ms| Debounce::fixed(Duration::from_millis(ms))),
         ready,
         exited,
         |events| {

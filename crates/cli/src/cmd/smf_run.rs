@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let options = ReloadOptions {
         keep_data: !args.fresh_data,
     };
-    let debounce = Duration::from_millis(args.debounce_ms);
+    let debounce = relive_reload::watch::Debounce::fixed(Duration::from_millis(args.debounce_ms));
     let file = args.file.display().to_string();
     // The version running now, to name what the next one changes.
     let mut current = module;
