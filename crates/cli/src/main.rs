@@ -1,6 +1,9 @@
 //! `relive`: live-patch native code. This binary is a thin front-end: it
 //! parses arguments, calls the library crates and prints their results,
 //! human-readable (numbers in hex) or as JSON (numbers as integers).
+// No unsafe code here: only the process and memory layers (relive-process,
+// relive-smf's loader, relive-image's file mapping) touch raw memory.
+#![forbid(unsafe_code)]
 
 mod cmd;
 mod exit;

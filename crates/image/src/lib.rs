@@ -15,6 +15,8 @@
 //! println!("main at {:#x}, file offset {:#x}", main.addr, view.va_to_offset(main.addr)?);
 //! # Ok::<(), relive_image::ImageError>(())
 //! ```
+// Only the file mapping (`mapped`) may use unsafe code.
+#![deny(unsafe_code)]
 
 pub mod ape;
 pub mod arch;
@@ -25,6 +27,7 @@ pub mod exercise;
 pub mod image;
 pub mod layout;
 pub mod macho;
+#[allow(unsafe_code)]
 mod mapped;
 pub mod pe;
 mod read;

@@ -1,6 +1,9 @@
 //! The patch engine: what changed between two compiles of a translation
 //! unit ([`diff`]), and (as the engine grows) how the changed code is
 //! linked against a running process and written into it.
+// No unsafe code here: only the process and memory layers (relive-process,
+// relive-smf's loader, relive-image's file mapping) touch raw memory.
+#![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod clobber;

@@ -13,6 +13,8 @@
 //!
 //! [`exec_trace`] runs a command and reports every program it executes
 //! (how `relive build` records a build's compile commands).
+// Every unsafe block states why it is sound (`// SAFETY:`).
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
 pub mod critical;

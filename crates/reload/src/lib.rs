@@ -5,6 +5,9 @@
 //! [`Reloader`] keeps, per source file, the object the program currently
 //! runs, so each reload patches exactly what the edit changed. (Watching
 //! files and finding compile commands build on this.)
+// No unsafe code here: only the process and memory layers (relive-process,
+// relive-smf's loader, relive-image's file mapping) touch raw memory.
+#![forbid(unsafe_code)]
 
 pub mod compdb;
 pub mod dwarf;

@@ -5,6 +5,8 @@
 //! and replaces them while they run, through the stable entry points of
 //! [`entries`], and [`diff`] names the functions two versions differ in
 //! ([`memory`] holds the crate's only `unsafe` code).
+// Every unsafe block states why it is sound (`// SAFETY:`).
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod diff;
 pub mod entries;

@@ -1,6 +1,9 @@
 //! Helpers for relive's tests: build small C programs with the machine's
 //! gcc, run them (or the shared APE fixtures) as real processes, and read
 //! what they print. Used only as a dev-dependency.
+// No unsafe code here: only the process and memory layers (relive-process,
+// relive-smf's loader, relive-image's file mapping) touch raw memory.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::io::{BufRead, BufReader};

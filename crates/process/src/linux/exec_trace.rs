@@ -76,12 +76,12 @@ impl Tracer {
         // and the command would otherwise run on, untraced. `getppid` tells
         // whether relive died before the request was made.
         //
+        let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the forked child between fork and
         // exec, where only async-signal-safe work is allowed: it makes
         // three system calls (ptrace(PTRACE_TRACEME), prctl, getppid) and,
         // on failure, builds an io::Error from an errno, which does not
         // allocate.
-        let parent = std::process::id() as libc::pid_t;
         unsafe {
             command.pre_exec(move || {
                 ptrace::traceme().map_err(io::Error::from)?;
