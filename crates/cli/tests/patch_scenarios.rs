@@ -236,6 +236,27 @@ fn reported_times_cover_the_whole_command() {
     assert!(pause > 0 && alloc_pause > 0 && alloc_pause <= stage("alloc"), "{r}");
 }
 
+/// Profilers can name patched code: each patch appends `START SIZE NAME`
+/// for every function it placed to `/tmp/perf-PID.map`, the JIT map perf
+/// reads (samples in the anonymous pool showed as `[unknown]`).
+#[test]
+fn patched_code_is_named_for_profilers() {
+    let mut run = Run::start(TICKER, BUILDS[1]);
+    run.expect("value 1 neighbour 100");
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", run.target.pid()));
+    let _ = std::fs::remove_file(&map);
+    let r = run.replace("return 1;", "return 2;");
+    run.expect("value 2 neighbour 100");
+    let new_addr = applied(&r, "value")["new_addr"].as_u64().unwrap();
+    let text = std::fs::read_to_string(&map).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{new_addr:x} ")))
+        .unwrap_or_else(|| panic!("no line for {new_addr:#x} in {text}"));
+    assert!(line.ends_with(" value [relive generation 1]"), "{line}");
+    let _ = std::fs::remove_file(&map);
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

@@ -601,6 +601,30 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let check_start = Instant::now();
     target.journal.commit(&target.journal_dir, after)?;
     let record = target.journal.regions[pool_index].clone();
+    // Profilers name the new code (perf reads /tmp/perf-PID.map).
+    let mut map_lines = String::new();
+    for ((p, layout), generations) in prepared.iter().zip(&layouts).zip(&generations) {
+        for f in &p.linked.functions {
+            let generation = p
+                .work
+                .iter()
+                .zip(generations)
+                .find(|(w, _)| f.replaces == Some(w.orig))
+                .map(|(_, g)| format!(" [relive generation {g}]"))
+                .unwrap_or_else(|| " [relive added]".to_string());
+            map_lines.push_str(&crate::perf_map::line(
+                layout.code + f.offset,
+                f.size.max(1),
+                &format!("{}{generation}", f.name),
+            ));
+        }
+    }
+    let map_warning = crate::perf_map::append(process.pid(), &map_lines).err().map(|e| {
+        format!(
+            "could not name the new code for profilers in {}: {e}",
+            crate::perf_map::path(process.pid()).display()
+        )
+    });
     let done = Instant::now();
     let timing = Timing {
         link: micros(link_done - started),
@@ -668,6 +692,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .iter()
                     .chain(&p.linked.warnings)
                     .chain(&p.folded)
+                    .chain(&map_warning)
                     .cloned()
                     .collect(),
             }

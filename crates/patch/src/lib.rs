@@ -19,6 +19,7 @@ pub mod live;
 pub mod names;
 pub mod objfile;
 pub mod origin;
+pub mod perf_map;
 pub mod reach;
 pub mod select;
 pub mod signature;
