@@ -257,6 +257,40 @@ fn patched_code_is_named_for_profilers() {
     let _ = std::fs::remove_file(&map);
 }
 
+/// A C++ member function is patched, and relive's lines name it as
+/// people write it (`Sq::area() const`, not `_ZNK2Sq4areaEv`).
+#[test]
+fn cxx_names_are_shown_demangled() {
+    const SRC: &str = r#"
+#include <cstdio>
+#include <unistd.h>
+struct Sq {
+    int s;
+    int area() const;
+};
+__attribute__((noinline)) int Sq::area() const { return s * s; }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    Sq q{3};
+    for (;;) { std::printf("area %d\n", q.area()); usleep(3000); }
+}
+"#;
+    let mut run = Run::start_with("g++", &[("app.cpp", SRC)], &["-O2", "-g"]);
+    run.expect("area 9");
+    let obj = run.object("app.cpp", &SRC.replace("return s * s;", "return s * s + 1;"));
+    let out = run.relive(&[
+        "patch",
+        &run.target.pid_arg(),
+        obj.to_str().unwrap(),
+        "--only",
+        "_ZNK2Sq4areaEv",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("patched Sq::area() const "), "{stdout}");
+    run.expect("area 10");
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

@@ -79,6 +79,27 @@ pub fn parse(name: &str) -> GccName {
     }
 }
 
+/// A symbol as people write it: a C++ name demangled
+/// (`_ZNK2Sq4areaEv` -> `Sq::area() const`), with a GCC clone suffix kept
+/// the way `c++filt` shows it (`[clone .isra.0]`); any other name as it is.
+pub fn readable(symbol: &str) -> String {
+    if !symbol.starts_with("_Z") {
+        return symbol.to_string();
+    }
+    let (mangled, suffix) = match symbol.find('.') {
+        Some(dot) => (&symbol[..dot], &symbol[dot..]),
+        None => (symbol, ""),
+    };
+    let Ok(parsed) = cpp_demangle::Symbol::new(mangled) else {
+        return symbol.to_string();
+    };
+    match parsed.demangle(&cpp_demangle::DemangleOptions::default()) {
+        Ok(text) if suffix.is_empty() => text,
+        Ok(text) => format!("{text} [clone {suffix}]"),
+        Err(_) => symbol.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +117,13 @@ mod tests {
         assert_eq!(parse(".LC0").stable(), ".LC0");
         assert_eq!(parse("a.b").stable(), "a.b");
         assert!(!parse("a.b").numbered);
+    }
+
+    #[test]
+    fn cxx_names_are_demangled_and_others_kept() {
+        assert_eq!(readable("_ZNK2Sq4areaEv"), "Sq::area() const");
+        assert_eq!(readable("_Z5scalei.isra.0"), "scale(int) [clone .isra.0]");
+        assert_eq!(readable("compute"), "compute");
+        assert_eq!(readable("_Znot-a-name"), "_Znot-a-name");
     }
 }

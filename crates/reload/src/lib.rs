@@ -88,13 +88,13 @@ impl ReloadEvent {
         let t = &self.timing_us;
         let mut what = Vec::new();
         if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
-            what.push(format!("{} {}", self.event, self.functions.join(", ")));
+            what.push(format!("{} {}", self.event, readable_list(&self.functions)));
         }
         if !self.added.is_empty() {
-            what.push(format!("added {}", self.added.join(", ")));
+            what.push(format!("added {}", readable_list(&self.added)));
         }
         if !self.unreachable.is_empty() {
-            what.push(format!("NOT REACHABLE {}", self.unreachable.join(", ")));
+            what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable)));
         }
         let notes: String = self.notes.iter().map(|n| format!("\n  note: {n}")).collect();
         format!(
@@ -107,6 +107,15 @@ impl ReloadEvent {
             self.pause_us
         )
     }
+}
+
+/// Symbol names as people write them (C++ demangled), comma-separated.
+fn readable_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| relive_patch::names::readable(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Microseconds as milliseconds, for text.

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use relive_patch::names::readable;
 use relive_patch::{diff, ObjectFile};
 
 use crate::output::print_json;
@@ -35,13 +36,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for c in &d.changed {
         let renamed = c.old_name.as_deref().map(|o| format!(" (was {o})")).unwrap_or_default();
-        writeln!(out, "changed   {} ({:?}){renamed}: {}", c.name, c.kind, c.reason)?;
+        writeln!(
+            out,
+            "changed   {} ({:?}){renamed}: {}",
+            readable(&c.name),
+            c.kind,
+            c.reason
+        )?;
     }
     for a in &d.added {
-        writeln!(out, "added     {} ({:?})", a.name, a.kind)?;
+        writeln!(out, "added     {} ({:?})", readable(&a.name), a.kind)?;
     }
     for r in &d.removed {
-        writeln!(out, "removed   {} ({:?})", r.name, r.kind)?;
+        writeln!(out, "removed   {} ({:?})", readable(&r.name), r.kind)?;
     }
     writeln!(out, "unchanged {}", d.unchanged)?;
     Ok(())

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use relive_patch::apply::{self, Target, Timing};
+use relive_patch::names::readable;
 use relive_patch::objfile::Kind;
 use relive_patch::origin::{self, Verdict};
 use relive_patch::select::functions_to_patch;
@@ -198,17 +199,21 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{verb} {} {:#x} -> {:#x} (generation {}, {}{thunk})",
-            a.name, a.old_addr, a.new_addr, a.generation, a.method
+            readable(&a.name),
+            a.old_addr,
+            a.new_addr,
+            a.generation,
+            a.method
         )?;
         if let Some(note) = &a.reach.note {
             writeln!(out, "  note: {note}")?;
         }
     }
     for a in &r.added {
-        writeln!(out, "added   {} at {:#x}", a.name, a.addr)?;
+        writeln!(out, "added   {} at {:#x}", readable(&a.name), a.addr)?;
     }
     for d in &r.data {
-        writeln!(out, "data    {} at {:#x} ({})", d.name, d.addr, d.action)?;
+        writeln!(out, "data    {} at {:#x} ({})", readable(&d.name), d.addr, d.action)?;
     }
     let t = &r.timing_us;
     let pool = match r.alloc_pause_us {
@@ -241,8 +246,8 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for r in &report.reverted {
         match r.generation {
-            Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", r.name, r.addr)?,
-            None => writeln!(out, "reverted {} at {:#x}", r.name, r.addr)?,
+            Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,
+            None => writeln!(out, "reverted {} at {:#x}", readable(&r.name), r.addr)?,
         }
     }
     for r in &report.freed {
@@ -315,7 +320,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<24} {:#x} -> {:#x}  generation {} ({})",
-            p.name, p.orig_addr, p.current_addr, p.generation, p.method
+            readable(&p.name),
+            p.orig_addr,
+            p.current_addr,
+            p.generation,
+            p.method
         )?;
         for g in p.history.iter().rev() {
             let ago = std::time::SystemTime::now()
