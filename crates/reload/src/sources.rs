@@ -142,12 +142,13 @@ pub fn parse_producer(producer: &str) -> Producer {
         whole_command: false,
     };
     if producer.starts_with("GNU") {
+        let compiler = if producer.starts_with("GNU C++") { "g++" } else { "gcc" };
         let flags = producer
             .split_whitespace()
             .filter(|w| w.starts_with('-'))
             .map(str::to_string)
             .collect();
-        return simple("gcc", flags);
+        return simple(compiler, flags);
     }
     if !producer.contains("clang") {
         return simple("cc", Vec::new());
@@ -190,7 +191,14 @@ pub fn parse_producer(producer: &str) -> Producer {
     }
 }
 
-/// The program's C compile units whose sources exist on disk.
+/// Whether `path` is a C++ source file, by its extension (GCC's list).
+pub fn is_cxx(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "cc" | "cp" | "cxx" | "cpp" | "CPP" | "c++" | "C"))
+}
+
+/// The program's C and C++ compile units whose sources exist on disk.
 pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     let data = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
@@ -200,14 +208,20 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
         let Some(dir) = unit.dir.clone() else { continue };
         let dir = PathBuf::from(dir);
         let source = normalize(&dir.join(&unit.name));
-        if source.extension().is_none_or(|e| e != "c") || !source.is_file() {
+        let cxx = is_cxx(&source);
+        if !(cxx || source.extension().is_some_and(|e| e == "c")) || !source.is_file() {
             continue;
         }
         let Producer {
-            compiler,
+            mut compiler,
             flags,
             whole_command,
         } = parse_producer(unit.producer.as_deref().unwrap_or_default());
+        // clang's producer does not say which driver: C++ needs clang++
+        // (its library and its language).
+        if cxx && compiler == "clang" {
+            compiler = "clang++".to_string();
+        }
         let known = predefined.macros(&compiler, &flags, &dir);
         let defines = unit
             .line0_macros
@@ -273,6 +287,16 @@ fn include_options(dirs: &[String], comp_dir: &Path, source: &Path, system: &[Pa
         .collect()
 }
 
+/// The `-x` language a compiler driver compiles (`c++` for g++ and
+/// clang++).
+fn language(compiler: &str) -> &'static str {
+    if compiler.ends_with("++") {
+        "c++"
+    } else {
+        "c"
+    }
+}
+
 /// The macros a compiler defines by itself for a set of flags
 /// (`cc FLAGS -dM -E -x c /dev/null`), as DWARF writes them (`NAME
 /// VALUE`), asked once per distinct command.
@@ -287,7 +311,7 @@ impl Predefined {
     fn search_dirs(&mut self, compiler: &str, dir: &Path) -> &[PathBuf] {
         self.search.entry(compiler.to_string()).or_insert_with(|| {
             let out = std::process::Command::new(compiler)
-                .args(["-E", "-v", "-x", "c", "/dev/null"])
+                .args(["-E", "-v", "-x", language(compiler), "/dev/null"])
                 .current_dir(dir)
                 .stdout(std::process::Stdio::null())
                 .output();
@@ -309,7 +333,7 @@ impl Predefined {
         self.known.entry(key).or_insert_with(|| {
             let out = std::process::Command::new(compiler)
                 .args(flags.iter().filter(|f| !f.starts_with("-g")))
-                .args(["-dM", "-E", "-x", "c", "/dev/null"])
+                .args(["-dM", "-E", "-x", language(compiler), "/dev/null"])
                 .current_dir(dir)
                 .stderr(std::process::Stdio::null())
                 .output();
@@ -333,6 +357,9 @@ mod tests {
     fn producers() {
         let gcc = parse_producer("GNU C17 12.2.0 -mtune=generic -march=x86-64 -g -O2 -fno-pie");
         assert_eq!(gcc.compiler, "gcc");
+        let gxx = parse_producer("GNU C++17 12.2.0 -mtune=generic -march=x86-64 -g -O2");
+        assert_eq!((gxx.compiler.as_str(), gxx.flags.len()), ("g++", 4));
+        assert!(is_cxx(Path::new("a/b.cpp")) && is_cxx(Path::new("x.cc")) && !is_cxx(Path::new("x.c")));
         assert_eq!(gcc.flags, ["-mtune=generic", "-march=x86-64", "-g", "-O2", "-fno-pie"]);
         assert!(!gcc.whole_command);
         let bare = parse_producer("Debian clang version 14.0.6");

@@ -32,7 +32,7 @@ use relive_reload::{Baseline, ReloadEvent, Reloader};
     after_help = "Examples:\n  relive run -- ./app --port 8080\n  relive build -- make && relive run -- ./app\n  relive run --cc \"gcc -O2 -g -DMODE=2 -Iinc\" --watch src/app.c -- ./app"
 )]
 pub struct RunArgs {
-    /// Source files to watch (default: the program's C sources from its DWARF).
+    /// Source files to watch (default: the program's C and C++ sources from its DWARF).
     #[arg(long = "watch", value_name = "PATH")]
     watch: Vec<PathBuf>,
     #[command(flatten)]
@@ -49,7 +49,7 @@ pub struct WatchArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Source files to watch (default: the program's C sources from its DWARF).
+    /// Source files to watch (default: the program's C and C++ sources from its DWARF).
     paths: Vec<PathBuf>,
     #[command(flatten)]
     pub options: Options,
@@ -149,7 +149,7 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
     };
     anyhow::ensure!(
         !files.is_empty(),
-        "no C sources to watch: {} has no debug info naming them; build it with -g or pass --watch FILE",
+        "no C or C++ sources to watch: {} has no debug info naming them; build it with -g or pass --watch FILE",
         exe.display()
     );
     let cc = match cc {
