@@ -110,9 +110,9 @@ fn code_for(err: &anyhow::Error) -> i32 {
         }
     }
     if err.chain().any(|e| {
-        e.is::<crate::cmd::live::SymbolNotFound>()
-            || e.is::<crate::cmd::smf::NoFunction>()
-            || e.is::<crate::cmd::patch::NoSuchFunction>()
+        e.is::<crate::not_found::SymbolNotFound>()
+            || e.is::<crate::not_found::NoFunction>()
+            || e.is::<crate::not_found::NoSuchFunction>()
     }) {
         return NOT_FOUND;
     }

@@ -7,6 +7,7 @@
 
 mod cmd;
 mod exit;
+mod not_found;
 mod output;
 
 use clap::{Parser, Subcommand};

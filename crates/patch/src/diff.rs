@@ -58,8 +58,8 @@ impl Diff {
 
 /// Compares `old` and `new`.
 pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
-    let old_keys = old.keys();
-    let new_keys = new.keys();
+    let old_keys = stable_keys(old);
+    let new_keys = stable_keys(new);
     let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut result = Diff::default();
     let mut matched = vec![false; old.symbols.len()];
@@ -104,6 +104,11 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
         }
     }
     result
+}
+
+/// [`keys`] of `obj`, computed once per object.
+pub fn stable_keys(obj: &ObjectFile) -> &[String] {
+    obj.keys_cache().get_or_init(|| keys(obj))
 }
 
 /// Stable identities of the object's symbols, parallel to `obj.symbols`:

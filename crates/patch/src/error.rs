@@ -21,7 +21,7 @@ pub enum PatchError {
     Journal { path: String, what: String },
 
     #[error(transparent)]
-    Link(#[from] crate::link::LinkError),
+    Link(#[from] LinkError),
 
     #[error(transparent)]
     Process(#[from] relive_process::ProcessError),
@@ -59,4 +59,26 @@ pub enum PatchError {
 
     #[error("journal {path} does not match process {pid}: {what}. It was changed or is stale; nothing was written into the process (check `relive status {pid}`; delete the journal if the process is not patched)")]
     Tampered { pid: u32, path: String, what: String },
+}
+
+/// Why a patch cannot be linked. Nothing has been written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("{symbol} (used by {user}) is not defined in the patch, the program or its libraries")]
+    MissingSymbol { symbol: String, user: String },
+    #[error("{user} uses thread-local {symbol}: thread-local storage cannot be patched yet; restart the program")]
+    ThreadLocal { symbol: String, user: String },
+    #[error("{user}: relocation type {r_type} ({name}) is not supported")]
+    Unsupported { user: String, r_type: u32, name: String },
+    #[error("{user}: refers into code section {section} where no function is; cannot move that code")]
+    CodeReference { user: String, section: String },
+    #[error("{user} cannot be moved: {reason}")]
+    Unmovable { user: String, reason: String },
+    #[error("{context}: relocation {r_type} value {value:#x} does not fit its field (the patch region at {base:#x} is out of reach)")]
+    Overflow {
+        context: String,
+        r_type: u32,
+        value: i128,
+        base: u64,
+    },
 }

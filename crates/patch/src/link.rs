@@ -118,27 +118,9 @@ pub struct Linked {
     pub warnings: Vec<String>,
 }
 
-/// Why a patch cannot be linked. Nothing has been written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    #[error("{symbol} (used by {user}) is not defined in the patch, the program or its libraries")]
-    MissingSymbol { symbol: String, user: String },
-    #[error("{user} uses thread-local {symbol}: thread-local storage cannot be patched yet; restart the program")]
-    ThreadLocal { symbol: String, user: String },
-    #[error("{user}: relocation type {r_type} ({name}) is not supported")]
-    Unsupported { user: String, r_type: u32, name: String },
-    #[error("{user}: refers into code section {section} where no function is; cannot move that code")]
-    CodeReference { user: String, section: String },
-    #[error("{user} cannot be moved: {reason}")]
-    Unmovable { user: String, reason: String },
-    #[error("{context}: relocation {r_type} value {value:#x} does not fit its field (the patch region at {base:#x} is out of reach)")]
-    Overflow {
-        context: String,
-        r_type: u32,
-        value: i128,
-        base: u64,
-    },
-}
+// Defined with the crate's other errors (error.rs needs it, and no
+// module imports back the module that imports it).
+pub use crate::error::LinkError;
 
 /// The psABI name of a relocation type relive does not link, for the
 /// message (`?` for a type without one).
@@ -290,8 +272,12 @@ pub fn live_address(
 /// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
 /// base name as the diff matches them.
 pub fn base_names(old: &ObjectFile, new: &ObjectFile) -> HashMap<usize, String> {
-    let by_key: HashMap<&str, usize> = old.keys().iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
-    new.keys()
+    let by_key: HashMap<&str, usize> = crate::diff::stable_keys(old)
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    crate::diff::stable_keys(new)
         .iter()
         .enumerate()
         .filter(|(i, _)| new.symbols[*i].local)

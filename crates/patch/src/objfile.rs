@@ -233,8 +233,8 @@ pub struct ObjectFile {
     /// Per section: its symbols by place, for finding the symbol that
     /// covers a place.
     by_section: std::collections::HashMap<usize, Covering>,
-    /// Stable identities of the symbols ([`crate::diff::keys`]), computed
-    /// once.
+    /// Stable identities of the symbols ([`crate::diff::stable_keys`]),
+    /// computed once.
     keys: std::sync::OnceLock<Vec<String>>,
     /// Per section: every offset some relocation points at, sorted.
     referenced: std::sync::OnceLock<std::collections::HashMap<usize, Vec<i64>>>,
@@ -293,9 +293,10 @@ impl ObjectFile {
         Some(&bytes[start..next])
     }
 
-    /// The symbols' stable identities (see [`crate::diff::keys`]).
-    pub fn keys(&self) -> &[String] {
-        self.keys.get_or_init(|| crate::diff::keys(self))
+    /// Where the symbols' stable identities are kept once computed
+    /// ([`crate::diff::stable_keys`] computes and reads them).
+    pub(crate) fn keys_cache(&self) -> &std::sync::OnceLock<Vec<String>> {
+        &self.keys
     }
 
     pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {

@@ -1,6 +1,7 @@
 //! `relive ps`, `relive sym` and `relive threads`: what a running process
 //! is made of, where its symbols are, and what its threads are doing.
 
+use crate::not_found::SymbolNotFound;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -241,16 +242,6 @@ fn verify_modules_of(process: &dyn Process, found: &ProcessModules, matches: &[L
         checked.insert(&s.module, identity::verify(process, module)?);
     }
     Ok(())
-}
-
-/// No module of the process defines a name.
-#[derive(Debug, thiserror::Error)]
-#[error("process {pid}: no symbol named {names} in the program or its {n} shared libraries{w}", n = searched.saturating_sub(1), w = if warnings.is_empty() { String::new() } else { format!(" (unreadable: {warnings})") })]
-pub struct SymbolNotFound {
-    pub pid: u32,
-    pub names: String,
-    pub searched: usize,
-    pub warnings: String,
 }
 
 #[derive(Serialize)]

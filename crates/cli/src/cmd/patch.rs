@@ -1,6 +1,7 @@
 //! `relive patch`, `relive revert` and `relive status`: put new code into a
 //! running process, take it out again, and show what is in.
 
+use crate::not_found::NoSuchFunction;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -98,14 +99,6 @@ pub struct StatusArgs {
     /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}]}.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `--only NAME` names no function of the object (exit 3).
-#[derive(Debug, thiserror::Error)]
-#[error("{object} defines no function {name} (`relive diff OLD.o {object}` lists its functions)")]
-pub struct NoSuchFunction {
-    pub object: String,
-    pub name: String,
 }
 
 /// The functions of `new` to patch, narrowed to `only` when given.

@@ -1,6 +1,7 @@
 //! `relive smf pack|info`: SMF modules, relive's format for code a program
 //! loads itself and replaces while running (docs/smf.md).
 
+use crate::not_found::NoFunction;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -292,12 +293,4 @@ pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module<'stat
     relive_smf::ModuleLoader::new()
         .read(file)
         .with_context(|| format!("reading {}", file.display()))
-}
-
-/// The module exports no function of that name (exit 3).
-#[derive(Debug, thiserror::Error)]
-#[error("{file} exports no function {name} (see `relive smf info {file}`)")]
-pub struct NoFunction {
-    pub name: String,
-    pub file: String,
 }

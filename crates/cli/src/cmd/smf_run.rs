@@ -107,7 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading {}", args.file.display()))?;
     let entry = registry
         .get_function(&name, &entry_name)
-        .ok_or_else(|| crate::cmd::smf::NoFunction {
+        .ok_or_else(|| crate::not_found::NoFunction {
             name: entry_name.clone(),
             file: args.file.display().to_string(),
         })?;
