@@ -17,6 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use relive_image::elf::SegmentType;
 use serde::Serialize;
 
+use crate::device::{dev_string, parse_dev, same_dev_string};
 use crate::error::{ProcessError, Result};
 use crate::modules::{host_elf, ImageSource, LoadedModule};
 use crate::Process;
@@ -63,32 +64,6 @@ pub fn fingerprint(path: &str) -> std::io::Result<Fingerprint> {
         mtime: meta.mtime(),
         build_id: None,
     })
-}
-
-/// `st_dev` as `major:minor` (glibc's encoding of the two numbers).
-fn dev_string(dev: u64) -> String {
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    format!("{major:02x}:{minor:02x}")
-}
-
-/// Whether `st_dev` is the device `/proc/PID/maps` prints as `dev`.
-pub(crate) fn same_dev(st_dev: u64, dev: &str) -> bool {
-    parse_dev(&dev_string(st_dev)).is_some_and(|d| Some(d) == parse_dev(dev))
-}
-
-/// Whether two `major:minor` strings name the same device.
-fn same_dev_string(a: &str, b: &str) -> bool {
-    parse_dev(a).is_some_and(|d| Some(d) == parse_dev(b))
-}
-
-/// `major:minor` normalised, so `fe:00` and `0fe:000` compare equal.
-fn parse_dev(dev: &str) -> Option<(u64, u64)> {
-    let (major, minor) = dev.split_once(':')?;
-    Some((
-        u64::from_str_radix(major, 16).ok()?,
-        u64::from_str_radix(minor, 16).ok()?,
-    ))
 }
 
 /// Confirms that `loaded`'s file on disk is what `process` has mapped.

@@ -18,6 +18,7 @@
 
 pub mod alloc;
 pub mod critical;
+mod device;
 pub mod error;
 pub mod exec_trace;
 pub mod identity;
@@ -30,7 +31,8 @@ pub mod modules;
 pub mod registers;
 pub mod symbols;
 pub mod threads;
-pub mod vdso;
+/// The vDSO is a module of every process (see [`modules`]).
+pub use modules::vdso;
 
 use std::path::PathBuf;
 

@@ -13,6 +13,8 @@
 //! are the running code's. The kernel's vDSO, which has no file, is read
 //! out of the process's memory.
 
+pub mod vdso;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,7 +23,6 @@ use relive_image::{Arch, Image};
 use serde::Serialize;
 
 use crate::error::{ProcessError, Result};
-use crate::identity;
 use crate::maps::Mapping;
 use crate::Process;
 
@@ -131,7 +132,7 @@ pub fn discover(process: &dyn Process) -> Result<ProcessModules> {
     };
     let main = modules.remove(main_index);
     // Last, so that a name both libc and the vDSO define is libc's.
-    modules.extend(crate::vdso::load(process, &maps));
+    modules.extend(vdso::load(process, &maps));
     Ok(ProcessModules {
         pid,
         exe,
@@ -164,7 +165,7 @@ fn group_files(maps: &[Mapping]) -> Vec<Vec<Mapping>> {
 fn same_file(path: &std::path::Path, dev: &str, inode: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| {
         use std::os::unix::fs::MetadataExt;
-        meta.ino() == inode && identity::same_dev(meta.dev(), dev)
+        meta.ino() == inode && crate::device::same_dev(meta.dev(), dev)
     })
 }
 
