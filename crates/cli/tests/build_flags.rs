@@ -501,6 +501,53 @@ fn files_saved_together_are_patched_in_one_transaction() {
     assert_eq!(change("scale"), change("first"), "{status}");
 }
 
+/// All or nothing for files saved together: one that does not compile
+/// holds back the other (it was patched alone, half a change, and the
+/// message said the program ran on unchanged); once the broken file is
+/// fixed and saved alone, both are patched, and the program computes
+/// what the build of both edits computes (the held file was never retried).
+#[test]
+fn a_file_saved_with_a_broken_one_waits_for_it() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &["--debounce-ms", "300"]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let src = s.target.dir.path().join("src");
+    let fixed = CALC.replace(EDIT.0, EDIT.1);
+    std::fs::write(src.join("calc.c"), fixed.replace("OFFSET;", "OFFSET")).unwrap();
+    std::fs::write(
+        src.join("main.c"),
+        MAIN.replace("return scale(4); }", "return scale(4) + 1000; }"),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(s.event());
+    }
+    let kind = |file: &str| {
+        seen.iter()
+            .find(|e| e["file"].as_str().is_some_and(|f| f.ends_with(file)))
+            .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no event for {file}: {seen:?}"))
+    };
+    assert_eq!(kind("calc.c"), "compile_error", "{seen:?}");
+    assert_eq!(kind("main.c"), "held", "{seen:?}");
+    s.never_prints("v 1017 8", Duration::from_millis(300));
+    s.prints("v 17 8");
+    std::fs::write(src.join("calc.c"), fixed).unwrap();
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
+        let e = s.event();
+        assert_ne!(e["event"], "refused", "{e}");
+        if e["event"] == "patched" {
+            patched.push(e["file"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    // first() = scale(4) + 1000 = 4 * 4 + 5 + 1000.
+    s.prints("v 1021 8");
+}
+
 /// clang records no options without -grecord-command-line; with
 /// -fdebug-macro (not implied by -g3 in clang 14) it records the macros,
 /// after the main file, unlike GCC. relive recovers

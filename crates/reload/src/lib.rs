@@ -41,8 +41,9 @@ pub struct StageTimes {
 pub struct ReloadEvent {
     /// `patched`, `unreachable` (every function redirected, none whose new
     /// code can run), `no_change`, `compile_error`, `superseded` (it
-    /// failed to compile while the file was being written again), `refused`
-    /// or `error`.
+    /// failed to compile while the file was being written again), `refused`,
+    /// `held` (not patched because a file saved with it failed; patched with
+    /// the next good save) or `error`.
     pub event: &'static str,
     pub file: String,
     /// Functions patched whose new code later calls run (or that would
@@ -198,6 +199,10 @@ pub struct Reloader<'p> {
     pub trust_baselines: bool,
     /// The last patch was refused for a symbol nothing defines (yet).
     missing_symbol: bool,
+    /// Files whose last save is not in the program because another file
+    /// saved with them failed (did not compile, was refused): patched
+    /// with the next save of any file.
+    held: std::collections::BTreeSet<PathBuf>,
     /// Called with every compile command relive runs (`--verbose`).
     pub on_compile: Option<ShowCommand>,
     /// Per source file: the object the program runs now.
@@ -225,6 +230,7 @@ impl<'p> Reloader<'p> {
             unverified: HashMap::new(),
             trust_baselines: false,
             missing_symbol: false,
+            held: Default::default(),
             on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
@@ -466,6 +472,14 @@ impl<'p> Reloader<'p> {
     pub fn reload_all(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<ReloadEvent>, ReloadError> {
         let start = Instant::now();
         let began = std::time::SystemTime::now();
+        // Files held back by an earlier failed batch go with this one.
+        let mut sources: Vec<PathBuf> = sources.to_vec();
+        for held in std::mem::take(&mut self.held) {
+            if !sources.contains(&held) {
+                sources.push(held);
+            }
+        }
+        let sources = &sources[..];
         let compiled = self.compile_all(sources, jobs, |_, _| {})?;
         // A file written again while it compiled (an editor saving in
         // pieces) failed on a half-written text: the newer save, already
@@ -569,17 +583,54 @@ impl<'p> Reloader<'p> {
     fn reload_together(&mut self, compiled: Vec<Fresh>, start: Instant) -> Result<Together, ReloadError> {
         // Whether each would be patched, judged without touching anything
         // (a refusal, a compile error or no change is its own event).
+        if compiled
+            .iter()
+            .any(|(source, result, _)| result.is_ok() && !self.current.contains_key(source))
+        {
+            // A first good compile is compared with the running code.
+            return Ok(Together::OneByOne(compiled));
+        }
         let mut ready = Vec::new();
         let mut settled = Vec::new();
         for (source, result, compile_us) in &compiled {
-            let known = self.current.contains_key(source);
-            match (known, result) {
-                (true, Ok(obj)) => match self.prepare_reload(source, Ok(obj.clone()), *compile_us, start)? {
-                    Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
-                    Step::Done(event) => settled.push(event),
-                },
-                _ => return Ok(Together::OneByOne(compiled)),
+            let step = match result {
+                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start)?,
+                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start)?,
+            };
+            match step {
+                Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
+                Step::Done(event) => settled.push(event),
             }
+        }
+        // All or nothing: a file saved with one that did not compile or
+        // was refused is not patched alone (a change spanning files would
+        // run half done: a caller whose callee kept its old signature);
+        // it is held, and patched with the next save of any file.
+        let failed: Vec<String> = settled
+            .iter()
+            .filter_map(|e| {
+                let why = match e.event {
+                    "compile_error" => "does not compile",
+                    "superseded" => "is being written again",
+                    "refused" => "was refused",
+                    _ => return None,
+                };
+                Some(format!("{} ({why})", e.file))
+            })
+            .collect();
+        if !failed.is_empty() && !ready.is_empty() {
+            let mut events = settled;
+            for (source, _, _, mut event) in ready {
+                event.event = "held";
+                event.message = Some(format!(
+                    "not patched, so that the files saved together are patched together: {}; it is patched with the next good save",
+                    failed.join(", ")
+                ));
+                event.timing_us.total = start.elapsed().as_micros() as u64;
+                self.held.insert(source);
+                events.push(event);
+            }
+            return Ok(Together::Done(events));
         }
         if ready.len() < 2 {
             return Ok(Together::OneByOne(compiled));
@@ -599,22 +650,32 @@ impl<'p> Reloader<'p> {
         drop(units);
         let reports = match result {
             Ok(reports) => reports,
-            Err(PatchError::Process(e)) => {
+            Err(e) => {
+                // Nothing was changed.
                 for ((source, ..), old) in ready.iter().zip(olds) {
                     if let Some(old) = old {
                         self.current.insert(source.clone(), old);
                     }
                 }
-                return Err(PatchError::Process(e).into());
-            }
-            Err(_) => {
-                // Nothing was changed: each file on its own says why.
-                for ((source, ..), old) in ready.iter().zip(olds) {
-                    if let Some(old) = old {
-                        self.current.insert(source.clone(), old);
+                return match e {
+                    PatchError::Process(e) => Err(PatchError::Process(e).into()),
+                    // One calls what another adds: patched one by one,
+                    // the caller after the callee.
+                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }) => {
+                        Ok(Together::OneByOne(compiled))
                     }
-                }
-                return Ok(Together::OneByOne(compiled));
+                    e => {
+                        let mut events = settled;
+                        let why = e.to_string();
+                        for (_, _, _, mut event) in ready {
+                            event.event = "refused";
+                            event.message = Some(format!("the files saved together were not patched: {why}"));
+                            event.timing_us.total = start.elapsed().as_micros() as u64;
+                            events.push(event);
+                        }
+                        Ok(Together::Done(events))
+                    }
+                };
             }
         };
         let names: Vec<String> = ready.iter().map(|(source, ..)| source.display().to_string()).collect();
