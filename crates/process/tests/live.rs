@@ -500,3 +500,78 @@ fn one_stopped_thread_maps_memory_for_all() {
         "4/4 sleepers 4/4 sleep_errors 0 read_errors 0"
     );
 }
+
+/// A remote system call in a thread that runs a signal handler on a small
+/// alternate stack in the program's data writes nothing below that stack:
+/// the data there (a guard array right below it) stays intact. (The
+/// kill-safe way back, a signal frame below the stack pointer, overwrote
+/// 1,230 bytes of it: it is only used on the main stack.)
+#[test]
+fn a_thread_on_an_alternate_signal_stack_keeps_the_data_below_it() {
+    const PROGRAM: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static struct { char guard[16384]; char alt[4096]; } mem;
+/* Shallow: write(2) and nanosleep(2) only, so the handler itself stays
+   well inside its small stack. */
+static void handler(int sig) {
+    (void)sig;
+    for (;;) {
+        int broken = 0;
+        for (unsigned i = 0; i < sizeof mem.guard; i++) broken += mem.guard[i] != 0;
+        char line[32] = "guard ";
+        int n = 6;
+        char digits[12];
+        int d = 0;
+        do { digits[d++] = (char)('0' + broken % 10); broken /= 10; } while (broken);
+        while (d) line[n++] = digits[--d];
+        line[n++] = '\n';
+        write(1, line, n);
+        struct timespec t = { 0, 2000000 };
+        nanosleep(&t, 0);
+    }
+}
+int main(void) {
+    stack_t ss = { .ss_sp = mem.alt, .ss_size = sizeof mem.alt, .ss_flags = 0 };
+    if (sigaltstack(&ss, 0) != 0) { perror("sigaltstack"); return 1; }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGUSR1, &sa, 0);
+    raise(SIGUSR1);
+    return 0;
+}
+"#;
+    // Bound at load (-z now): a lazy binding on the small stack saves the
+    // whole XSAVE state there and overflows it by itself.
+    let target = Target::start_c(PROGRAM, &["-O1", "-Wl,-z,now"]);
+    assert_eq!(target.wait_for_prefix("guard "), "0");
+    let process = open(&target);
+    let found = main_image(process.as_ref());
+    let placement = Placement::near_range(found.main.module.base, found.main.module.end);
+    for round in 0..5 {
+        let maps = process.maps().unwrap();
+        let mut stopped = process.stop_one().unwrap();
+        let got = alloc::allocate(
+            stopped.as_mut(),
+            process.pid(),
+            &maps,
+            4096,
+            Protection::READ_WRITE,
+            &placement,
+        );
+        stopped.resume().unwrap();
+        got.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            target.wait_for_prefix("guard "),
+            "0",
+            "the data below the alternate stack changed"
+        );
+    }
+}

@@ -33,6 +33,9 @@ const SYS_MUNMAP: u64 = 11;
 const MAP_PRIVATE: u64 = 0x02;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+/// Room the way-back frame leaves between itself and the lowest page of
+/// the main stack's mapping (the kernel grows the stack below it).
+const MAIN_STACK_MARGIN: u64 = 4096;
 /// The `syscall` instruction.
 const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 /// How far into executable file mappings to look for a `syscall`
@@ -331,8 +334,18 @@ impl<'p> LinuxStopped<'p> {
         let Some(frame) = return_frame::build(saved, sigmask, &xstate, gadgets) else {
             return Ok(None);
         };
-        // A stack too small for the frame (a signal would not fit either):
-        // the unprotected way.
+        // Only below the stack pointer of the main stack, with the frame
+        // inside it: a thread running a signal handler on an alternate
+        // stack (a buffer in .bss or on the heap) has the program's data
+        // below that stack, and relive cannot read where it ends. Else the
+        // unprotected way.
+        let maps = self.process.maps()?;
+        let on_main_stack = maps
+            .iter()
+            .any(|m| m.path == "[stack]" && m.start + MAIN_STACK_MARGIN <= frame.addr && saved.rsp <= m.end);
+        if !on_main_stack {
+            return Ok(None);
+        }
         if self.process.write(frame.addr, &frame.bytes).is_err() {
             return Ok(None);
         }
