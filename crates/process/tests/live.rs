@@ -575,3 +575,72 @@ int main(void) {
         );
     }
 }
+
+/// Real-time signals flooding the thread that runs the remote system
+/// calls: every allocation succeeds and no signal is lost (nix's wait
+/// status has no value for SIGRTMIN: the wait failed with EINVAL, the
+/// patch failed, and the signal that stopped the thread was dropped).
+#[test]
+fn real_time_signals_to_the_working_thread_are_kept() {
+    const PROGRAM: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile long got;
+static long sent;
+static pthread_t main_thread;
+static void handler(int sig) { (void)sig; got++; }
+static void *sender(void *arg) {
+    (void)arg;
+    for (;;) {
+        union sigval v = { 0 };
+        if (pthread_sigqueue(main_thread, SIGRTMIN, v) == 0) __atomic_add_fetch(&sent, 1, __ATOMIC_SEQ_CST);
+        usleep(200);
+    }
+    return 0;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    main_thread = pthread_self();
+    signal(SIGRTMIN, handler);
+    pthread_t t;
+    pthread_create(&t, 0, sender, 0);
+    for (;;) {
+        usleep(20000);
+        /* Block it for a moment so the count is exact: lost = sent - got. */
+        sigset_t rt, old;
+        sigemptyset(&rt);
+        sigaddset(&rt, SIGRTMIN);
+        pthread_sigmask(SIG_BLOCK, &rt, &old);
+        long s = __atomic_load_n(&sent, __ATOMIC_SEQ_CST);
+        pthread_sigmask(SIG_SETMASK, &old, 0);
+        usleep(5000);
+        printf("lost %ld\n", s - got > 0 ? s - got : 0);
+    }
+}
+"#;
+    let target = Target::start_c(PROGRAM, &["-O1", "-pthread"]);
+    target.wait_for_prefix("lost ");
+    let process = open(&target);
+    let found = main_image(process.as_ref());
+    let placement = Placement::near_range(found.main.module.base, found.main.module.end);
+    for round in 0..40 {
+        let maps = process.maps().unwrap();
+        let mut stopped = process.stop_one().unwrap();
+        let got = alloc::allocate(
+            stopped.as_mut(),
+            process.pid(),
+            &maps,
+            4096,
+            Protection::READ_WRITE,
+            &placement,
+        );
+        stopped.resume().unwrap();
+        got.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    // Signals queued while the thread was stopped arrive once it runs.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let settled: Vec<String> = (0..3).map(|_| target.wait_for_prefix("lost ")).collect();
+    assert!(settled.iter().any(|l| l == "0"), "signals were lost: {settled:?}");
+}

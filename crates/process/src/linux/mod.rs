@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub(crate) mod exec_trace;
 mod return_frame;
 mod stop;
+mod wait;
 pub use stop::{LinuxStopped, SyscallSite};
 
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};

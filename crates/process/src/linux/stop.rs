@@ -18,10 +18,10 @@ use std::marker::PhantomData;
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::return_frame::{self, Gadgets};
+use super::wait::{self, Waited};
 use super::LinuxProcess;
 use crate::error::{ProcessError, Result};
 use crate::{Process, Protection, Registers, Stopped};
@@ -66,7 +66,8 @@ struct Tracee {
     tid: u32,
     /// A signal that arrived as we stopped the thread; handed back to it
     /// when it is resumed so the program never loses one.
-    pending: Option<Signal>,
+    /// (A number: real-time signals have no `Signal` value.)
+    pending: Option<i32>,
 }
 
 /// Every thread of one process, stopped. Dropping it resumes them all.
@@ -180,15 +181,15 @@ impl<'p> LinuxStopped<'p> {
 
     /// Waits until `tid` is in a ptrace stop. `Some(pending)` when it is
     /// (with the signal it stopped for, if any), `None` if it exited.
-    fn wait_for_stop(&self, tid: u32) -> Result<Option<Option<Signal>>> {
+    fn wait_for_stop(&self, tid: u32) -> Result<Option<Option<i32>>> {
         loop {
             match self.wait(tid) {
-                Ok(WaitStatus::PtraceEvent(..)) | Ok(WaitStatus::PtraceSyscall(_)) => return Ok(Some(None)),
+                Ok(Waited::Event) | Ok(Waited::Syscall) => return Ok(Some(None)),
                 // A signal raced our interrupt: the thread stopped to have
                 // it delivered. Keep it for the resume.
-                Ok(WaitStatus::Stopped(_, sig)) => return Ok(Some(Some(sig))),
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => return Ok(None),
-                Ok(WaitStatus::Continued(_)) | Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => continue,
+                Ok(Waited::Signal(sig)) => return Ok(Some(Some(sig))),
+                Ok(Waited::Gone) | Err(Errno::ECHILD) => return Ok(None),
+                Ok(Waited::Continued) | Ok(Waited::StillAlive) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(self.errno("waiting for a thread to stop", tid, e)),
             }
         }
@@ -202,12 +203,11 @@ impl<'p> LinuxStopped<'p> {
     /// relive, waiting on the leader. So this polls; while the thread has
     /// not changed state it checks whether it is dying, and then reaps the
     /// other tracees and reports the thread as gone (`ESRCH`).
-    fn wait(&self, tid: u32) -> nix::Result<WaitStatus> {
-        let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+    fn wait(&self, tid: u32) -> nix::Result<Waited> {
         let mut polls = 0u32;
         loop {
-            match waitpid(pid(tid), Some(flags)) {
-                Ok(WaitStatus::StillAlive) => {}
+            match wait::poll(tid) {
+                Ok(Waited::StillAlive) => {}
                 other => return other,
             }
             polls += 1;
@@ -219,12 +219,10 @@ impl<'p> LinuxStopped<'p> {
             }
             if self.is_zombie(tid) {
                 for t in self.tracees.iter().filter(|t| t.tid != tid) {
-                    while let Ok(WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..)) =
-                        waitpid(pid(t.tid), Some(flags))
-                    {}
+                    while let Ok(Waited::Event | Waited::Signal(_) | Waited::Syscall) = wait::poll(t.tid) {}
                 }
-                return match waitpid(pid(tid), Some(flags)) {
-                    Ok(WaitStatus::StillAlive) => Err(Errno::ESRCH),
+                return match wait::poll(tid) {
+                    Ok(Waited::StillAlive) => Err(Errno::ESRCH),
                     other => other,
                 };
             }
@@ -500,14 +498,14 @@ impl<'p> LinuxStopped<'p> {
             };
             resumed.map_err(|e| self.errno(doing, tid, e))?;
             match self.wait(tid) {
-                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) if until == Until::Stepped => return Ok(()),
-                Ok(WaitStatus::PtraceSyscall(_)) if until == Until::SyscallStop => return Ok(()),
-                Ok(WaitStatus::Stopped(_, sig)) => {
+                Ok(Waited::Signal(nix::libc::SIGTRAP)) if until == Until::Stepped => return Ok(()),
+                Ok(Waited::Syscall) if until == Until::SyscallStop => return Ok(()),
+                Ok(Waited::Signal(sig)) => {
                     if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
                         t.pending = Some(sig);
                     }
                 }
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
+                Ok(Waited::Gone) | Err(Errno::ECHILD) => {
                     self.tracees.retain(|t| t.tid != tid);
                     return Err(self.process.gone(doing));
                 }
@@ -589,7 +587,7 @@ impl<'p> LinuxStopped<'p> {
         self.detached = true;
         let mut first_error = None;
         for t in &self.tracees {
-            match ptrace::detach(pid(t.tid), t.pending) {
+            match wait::detach(t.tid, t.pending.unwrap_or(0)) {
                 Ok(()) | Err(Errno::ESRCH) => {}
                 Err(e) => {
                     first_error.get_or_insert(self.errno("resuming its threads", t.tid, e));
