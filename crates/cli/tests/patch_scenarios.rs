@@ -291,6 +291,39 @@ int main() {
     run.expect("area 10");
 }
 
+/// `revert --all` frees a pool that only dead stack words point into: a
+/// patched function called a helper that kept the address of the patch's
+/// literal in a local array, then both returned; the words stay below the
+/// thread's stack pointer (dead) and kept the pool mapped for good.
+#[test]
+fn dead_stack_words_do_not_keep_a_pool() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int deep(const char *s) {
+    volatile const char *keep[256];
+    for (int i = 0; i < 256; i++) keep[i] = s;
+    return keep[255][0];
+}
+__attribute__((noinline, noipa)) int tick(void) { return deep("old"); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("tick %c\n", tick()); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(SRC, BUILDS[1]);
+    run.expect("tick o");
+    let r = run.replace("deep(\"old\")", "deep(\"new\")");
+    assert_eq!(applied(&r, "tick")["generation"], 1, "{r}");
+    run.expect("tick n");
+    let out = run.relive(&["revert", &run.target.pid_arg(), "--all", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kept"], serde_json::json!([]), "{report}");
+    assert_eq!(report["freed"].as_array().map(Vec::len), Some(1), "{report}");
+    run.expect("tick o");
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

@@ -1581,6 +1581,9 @@ fn file_bytes(m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The System V red zone below a stack pointer, which leaf code may use.
+const RED_ZONE: u64 = 128;
+
 /// How much writable memory a revert reads looking for pointers into a
 /// region it would free (beyond that, the region is kept).
 const REFERENCE_SCAN: u64 = 1 << 30;
@@ -1600,8 +1603,12 @@ fn region_referenced(
     region: &RegionRecord,
 ) -> Result<Option<String>> {
     let inside = |a: u64| region.contains(a);
+    // Below a thread's stack pointer (and its red zone) a stack holds
+    // only dead words: an old frame's pointer there reaches nothing.
+    let mut stack_pointers = Vec::new();
     for tid in stopped.thread_ids() {
         let r = stopped.registers(tid)?;
+        stack_pointers.push(r.rsp);
         let gprs = [
             ("rip", r.rip),
             ("rsp", r.rsp),
@@ -1639,15 +1646,20 @@ fn region_referenced(
             )));
         }
         budget -= len;
-        let mut bytes = vec![0u8; len as usize];
-        if process.read(m.start, &mut bytes).is_err() {
+        let live_from = stack_pointers
+            .iter()
+            .filter(|&&sp| m.start <= sp && sp < m.end)
+            .min()
+            .map_or(m.start, |&sp| sp.saturating_sub(RED_ZONE).max(m.start) & !7);
+        let mut bytes = vec![0u8; (m.end - live_from) as usize];
+        if process.read(live_from, &mut bytes).is_err() {
             continue;
         }
         let found = bytes
             .chunks_exact(8)
             .position(|w| inside(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
         if let Some(k) = found {
-            let at = m.start + 8 * k as u64;
+            let at = live_from + 8 * k as u64;
             let value = u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().expect("8 bytes"));
             let place = if m.path.is_empty() {
                 "anonymous memory"
