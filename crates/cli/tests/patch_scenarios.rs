@@ -324,6 +324,35 @@ int main(void) {
     run.expect("tick o");
 }
 
+/// A function that is only a tail call through a function pointer
+/// (`jmp *fp(%rip)`) writes no register itself, but what it jumps to
+/// returns in rax: its callers assume nothing kept, so the new code is
+/// entered directly (it was entered through a thunk keeping rax, and the
+/// return value was lost: `call_fp(19) = 0`).
+#[test]
+fn a_tail_call_through_a_pointer_keeps_its_return_value() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) int twice(int x) { return 2 * x; }
+int (*volatile fp)(int) = twice;
+__attribute__((noinline)) int call_fp(int x) { return fp(x); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int n = 0;; n++) { printf("call_fp(19) = %d\n", call_fp(19)); usleep(3000); }
+}
+"#;
+    for flags in BUILDS.iter().filter(|f| f.contains(&"-O2")) {
+        let mut run = Run::start(SRC, flags);
+        run.expect("call_fp(19) = 38");
+        let obj = run.object("app.c", &SRC.replace("return fp(x); }", "return fp(x) + 1000; }"));
+        let r = run.patch_object(&obj, &["--only", "call_fp"]);
+        let preserves = applied(&r, "call_fp")["preserves"].to_string();
+        assert!(!preserves.contains("rax"), "{r}");
+        run.expect("call_fp(19) = 1038");
+    }
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

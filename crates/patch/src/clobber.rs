@@ -132,11 +132,19 @@ pub fn scan(bytes: &[u8], ip: u64) -> (Scan, bool) {
     let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let mut factory = InstructionInfoFactory::new();
     let mut instr = Instruction::default();
+    // A switch's dispatch reads its table with a scaled index
+    // (`movslq (%rdx,%rax,4)`, `jmp *.L4(,%rax,8)`); a jump through a
+    // register without one is a tail call through a function pointer.
+    let mut table_read = false;
     while decoder.can_decode() {
         decoder.decode_out(&mut instr);
         if instr.is_invalid() {
             return (out, false);
         }
+        let indexed = (0..instr.op_count()).any(|k| instr.op_kind(k) == iced_x86::OpKind::Memory)
+            && instr.memory_index() != iced_x86::Register::None
+            && matches!(instr.memory_index_scale(), 4 | 8);
+        table_read |= indexed;
         for used in factory.info(&instr).used_registers() {
             if matches!(
                 used.access(),
@@ -151,7 +159,14 @@ pub fn scan(bytes: &[u8], ip: u64) -> (Scan, bool) {
         }
         let call = instr.is_call_near() || instr.is_call_far();
         if instr.is_call_near_indirect() || instr.is_jmp_near_indirect() || instr.is_call_far_indirect() {
-            out.exits.push(Exit::Indirect { call });
+            // A jump through memory without an index (`jmp *fp(%rip)`), or
+            // through a register in a function that reads no table, runs
+            // unknown code like a call: its callee writes the return value.
+            let through_memory = (0..instr.op_count()).any(|k| instr.op_kind(k) == iced_x86::OpKind::Memory);
+            let tail_call = !call && !indexed && (through_memory || !table_read);
+            out.exits.push(Exit::Indirect {
+                call: call || tail_call,
+            });
         } else if call || instr.is_jmp_short_or_near() || instr.is_jcc_short_or_near() {
             let target = instr.near_branch_target();
             if call || !(ip..end).contains(&target) {
@@ -302,9 +317,26 @@ mod tests {
     }
 
     #[test]
+    fn tail_calls_through_pointers_run_unknown_code() {
+        // jmp *0x10(%rip): a tail call through a function pointer.
+        let (s, _) = scan(&[0xff, 0x25, 0x10, 0, 0, 0], 0x100);
+        assert_eq!(s.exits, [Exit::Indirect { call: true }]);
+        // mov 8(%rdi),%rax; jmp *%rax: the same through a register.
+        let (s, _) = scan(&[0x48, 0x8b, 0x47, 0x08, 0xff, 0xe0], 0x100);
+        assert_eq!(s.exits, [Exit::Indirect { call: true }]);
+        // jmp *0x0(,%rax,8): a switch's table.
+        let (s, _) = scan(&[0xff, 0x24, 0xc5, 0, 0, 0, 0], 0x100);
+        assert_eq!(s.exits, [Exit::Indirect { call: false }]);
+    }
+
+    #[test]
     fn exits() {
-        // call +0x10 (outside); jmp -2 (itself: inside); jmp *rax
-        let (s, _) = scan(&[0xe8, 0x10, 0, 0, 0, 0xeb, 0xfe, 0xff, 0xe0], 0x100);
+        // call +0x10 (outside); jmp -2 (itself: inside); movslq
+        // (%rdx,%rax,4),%rax (a table read); jmp *rax
+        let (s, _) = scan(
+            &[0xe8, 0x10, 0, 0, 0, 0xeb, 0xfe, 0x48, 0x63, 0x04, 0x82, 0xff, 0xe0],
+            0x100,
+        );
         assert_eq!(
             s.exits,
             [
