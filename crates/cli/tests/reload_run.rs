@@ -576,3 +576,41 @@ int main() {
     assert!(patched.contains("Square::area() const"), "{patched}");
     target.wait_for("area 109");
 }
+
+/// `--json` is JSON to the end, with whole numbers: a program killed by a
+/// signal gives an `exited` event (`ms_since_last_reload` an integer or
+/// null), and relive stopped by SIGINT gives a `stopped` event saying
+/// whether the program still runs (it printed a text line, and said the
+/// patches stay applied when the same Ctrl-C had ended the program).
+#[test]
+fn json_sessions_end_in_json() {
+    const CRASHER: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("up\n"); usleep(300000); raise(SIGSEGV); return 0; }
+"#;
+    let s = Session::start(CRASHER, &["-O0", "-g"]);
+    let exited = loop {
+        let e = s.event();
+        if e["event"] == "exited" {
+            break e;
+        }
+    };
+    assert_eq!(exited["signal"], 11, "{exited}");
+    assert!(exited["ms_since_last_reload"].is_null(), "{exited}");
+
+    let s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.target.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let stopped = s.event();
+    assert_eq!(stopped["event"], "stopped", "{stopped}");
+    assert_eq!(stopped["program_running"], true, "{stopped}");
+    // The program outlives relive: end it.
+    let pid = stopped["pid"].as_u64().unwrap() as i32;
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+}

@@ -79,7 +79,8 @@ pub struct Options {
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
-    /// then per reload {"event","file","functions","timing_us","pause_us"}.
+    /// then per reload {"event","file","functions","timing_us","pause_us"}; at the end
+    /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -403,16 +404,28 @@ struct LastReload {
 /// The private directory of the session's objects, removed when relive
 /// ends, also by SIGINT, SIGTERM or SIGHUP (which end relive with a word on
 /// what stays applied).
-static SESSION: std::sync::Mutex<Option<(PathBuf, u32)>> = std::sync::Mutex::new(None);
+/// With the program's pid, and whether to speak JSON.
+static SESSION: std::sync::Mutex<Option<(PathBuf, u32, bool)>> = std::sync::Mutex::new(None);
 
 fn end_session_on_signals() {
     let _ = ctrlc::set_handler(|| {
         // Not while a reload holds the program's threads stopped: that
         // reload finishes (and resumes them) first.
         let _still = relive_process::critical::wait_until_safe();
-        if let Some((cache, pid)) = SESSION.lock().ok().and_then(|mut s| s.take()) {
+        if let Some((cache, pid, json)) = SESSION.lock().ok().and_then(|mut s| s.take()) {
             let _ = std::fs::remove_dir_all(&cache);
-            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // The same Ctrl-C may have ended the program too (a zombie
+            // until reaped): then nothing stays applied.
+            let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+                .unwrap_or(false);
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "stopped", "pid": pid, "program_running": running})
+                );
+            } else if running {
                 eprintln!(
                     "relive: stopped watching; the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
                 );
@@ -439,7 +452,7 @@ fn reload_loop(
         .prefix(&format!("relive-cache-{pid}-"))
         .tempdir()
         .context("creating relive's private directory for compiled objects")?;
-    *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some((cache.path().to_path_buf(), pid));
+    *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some((cache.path().to_path_buf(), pid, json));
     end_session_on_signals();
     // The watch is armed first: an edit saved while the baselines compile
     // waits in it and is reloaded right after.
@@ -511,13 +524,13 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
         return;
     };
     let name = relive_process::signal_name(signal);
-    let since = last.at.map(|t| t.elapsed().as_secs_f64());
+    let since = last.at.map(|t| t.elapsed());
     if json {
         eprintln!(
             "{}",
             serde_json::json!({
                 "event": "exited", "pid": pid, "signal": signal, "signal_name": name,
-                "seconds_since_last_reload": since, "last_reload_file": last.file,
+                "ms_since_last_reload": since.map(|d| d.as_millis() as u64), "last_reload_file": last.file,
                 "last_reload_functions": last.functions,
             })
         );
@@ -526,7 +539,8 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     let mut text = format!("relive: the program (pid {pid}) was killed by {name} (signal {signal})");
     match since {
         Some(s) => text.push_str(&format!(
-            ", {s:.1} s after the last reload, which patched {} in {}",
+            ", {:.1} s after the last reload, which patched {} in {}",
+            s.as_secs_f64(),
             last.functions.join(", "),
             last.file
         )),
