@@ -353,6 +353,34 @@ int main(void) {
     }
 }
 
+/// The contents of a global constant table that another file reads are
+/// refused, naming it: the patch copied the new table for this file's
+/// functions only, and the other file's code kept reading the old one (a
+/// trial on Lua: `luaT_typenames_` changed in ltm.c, lapi.c still printed
+/// the old name, nothing said so).
+#[test]
+fn a_changed_global_constant_other_files_read_is_refused() {
+    const A: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+const char *const names[3] = {"zero", "one", "two"};
+const char *other(int i);
+__attribute__((noinline)) const char *mine(int i) { return names[i % 3]; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("%s %s\n", mine(1), other(2)); usleep(3000); }
+}
+"#;
+    const B: &str = "extern const char *const names[3];\n__attribute__((noinline)) const char *other(int i) { return names[i % 3]; }\n";
+    let mut run = Run::start_files(&[("app.c", A), ("b.c", B)], &["-O2", "-g"]);
+    run.expect("one two");
+    let base = run.object("app.c", A);
+    let new = run.object("app.c", &A.replace("\"two\"", "\"TWO\""));
+    let stderr = run.refused(&new, &base);
+    assert!(stderr.contains("global constant names"), "{stderr}");
+    run.expect("one two");
+}
+
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`
 /// across the call to `value`, whose code it knows leaves `rdi` alone. A
 /// new `value` that calls functions writes `rdi`: it is entered through a

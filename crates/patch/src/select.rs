@@ -61,6 +61,23 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
         })
         .filter(|&i| new.section(new.symbols[i].section).is_some_and(|s| s.constant()))
         .collect();
+    // A global constant other files may read: their code keeps reading
+    // the program's copy, which a patch does not change, so only this
+    // file's functions would see the new contents.
+    let shared: Vec<&str> = changed_constants
+        .iter()
+        .map(|&i| &new.symbols[i])
+        .filter(|s| !s.local)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !shared.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the contents of global constant {} changed; code in other files reads the program's copy, which a patch cannot change, so only this file would see the new contents: restart the program (a constant only this file uses can be static)",
+                shared.join(", ")
+            ),
+        });
+    }
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
         let uses = f
             .relocs
