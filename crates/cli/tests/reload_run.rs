@@ -614,3 +614,30 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("up\n"); usleep(300000
     let pid = stopped["pid"].as_u64().unwrap() as i32;
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
 }
+
+/// The program file rebuilt on disk while `relive run` watches it
+/// (`/proc/PID/maps` then names it `PATH (deleted)`): the next edit is
+/// still found reachable from the running code and reported "patched" (it
+/// said NOT REACHABLE, reading no code of the program).
+#[test]
+fn a_program_rebuilt_on_disk_is_still_searched_for_callers() {
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit("return 1;", "return 2;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for_prefix("value 2 ");
+    // A rebuild: a new file renamed over the program's path.
+    let dir = s.source.parent().unwrap().to_path_buf();
+    let out = Command::new("gcc")
+        .args(["-O2", "-g", "-o", "app.rebuilt", "app.c"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(dir.join("app.rebuilt"), dir.join("app")).unwrap();
+    s.edit("return 2;", "return 3;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for_prefix("value 3 ");
+}

@@ -250,10 +250,17 @@ fn list(tids: &[u32]) -> String {
     tids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// Whether mapping `m` is of module `path`: also when the file was
+/// replaced on disk while the program runs (rebuilt), which
+/// `/proc/PID/maps` shows as `PATH (deleted)`.
+fn of_module(m: &Mapping, path: &str) -> bool {
+    m.path == path || m.path.strip_suffix(" (deleted)") == Some(path)
+}
+
 /// The home module's executable mappings and their bytes.
 fn read_code(process: &dyn Process, maps: &[Mapping], home: &str) -> Vec<(u64, Vec<u8>)> {
     maps.iter()
-        .filter(|m| m.path == home && m.executable() && m.readable())
+        .filter(|m| of_module(m, home) && m.executable() && m.readable())
         .filter_map(|m| {
             let mut bytes = vec![0u8; (m.end - m.start) as usize];
             process.read(m.start, &mut bytes).ok()?;
@@ -394,11 +401,11 @@ fn stored_pointers(process: &dyn Process, maps: &[Mapping], home: &str, by_entry
     let mut budget = DATA_SCAN;
     let mut previous_home_end = None;
     for m in maps {
-        let home_data = m.path == home && !m.executable();
+        let home_data = of_module(m, home) && !m.executable();
         // The image's .bss continues in anonymous memory right after it.
         let bss = m.path.is_empty() && previous_home_end == Some(m.start);
         let heap = m.path == "[heap]";
-        previous_home_end = (m.path == home).then_some(m.end);
+        previous_home_end = of_module(m, home).then_some(m.end);
         if !(home_data || bss || heap) || !m.readable() {
             continue;
         }
