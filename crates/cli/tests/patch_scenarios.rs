@@ -254,6 +254,15 @@ fn patched_code_is_named_for_profilers() {
         .find(|l| l.starts_with(&format!("{new_addr:x} ")))
         .unwrap_or_else(|| panic!("no line for {new_addr:#x} in {text}"));
     assert!(line.ends_with(" value [relive generation 1]"), "{line}");
+    // A revert that frees the pool takes its lines out: later code at the
+    // same addresses is not named after it.
+    let out = run.relive(&["revert", &run.target.pid_arg(), "--all", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    if report["freed"].as_array().is_some_and(|f| !f.is_empty()) {
+        let text = std::fs::read_to_string(&map).unwrap_or_default();
+        assert!(!text.contains(&format!("{new_addr:x} ")), "{text}");
+    }
     let _ = std::fs::remove_file(&map);
 }
 

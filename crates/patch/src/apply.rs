@@ -1505,6 +1505,10 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     }
     stopped.resume()?;
     target.journal.commit(&target.journal_dir, after)?;
+    // Profilers must not name later code at these addresses after what
+    // was here (best effort, like the lines themselves).
+    let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
+    let _ = crate::perf_map::forget(pid, &gone);
     Ok(RevertReport {
         reverted: selected
             .iter()

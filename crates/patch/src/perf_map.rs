@@ -35,8 +35,56 @@ pub fn append(pid: u32, lines: &str) -> std::io::Result<()> {
     file.write_all(lines.as_bytes())
 }
 
+/// Drops the lines of code that lay in `ranges` (freed pools) from
+/// process `pid`'s map, rewriting it in place (temporary file, rename).
+pub fn forget(pid: u32, ranges: &[(u64, u64)]) -> std::io::Result<()> {
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let text = match std::fs::read_to_string(path(pid)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let kept = keep_outside(&text, ranges);
+    if kept.len() == text.len() {
+        return Ok(());
+    }
+    let tmp = PathBuf::from(format!("/tmp/.perf-{pid}.map.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    file.write_all(kept.as_bytes())?;
+    std::fs::rename(&tmp, path(pid))
+}
+
+/// The lines of `text` whose start lies outside every range.
+fn keep_outside(text: &str, ranges: &[(u64, u64)]) -> String {
+    text.lines()
+        .filter(|line| {
+            let start = line
+                .split_whitespace()
+                .next()
+                .and_then(|s| u64::from_str_radix(s, 16).ok());
+            !start.is_some_and(|a| ranges.iter().any(|&(lo, hi)| lo <= a && a < hi))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lines_in_freed_ranges_are_dropped() {
+        let text = "1000 10 a [relive generation 1]\n2000 10 b [relive added]\n3000 10 c\n";
+        assert_eq!(
+            super::keep_outside(text, &[(0x1800, 0x2800)]),
+            "1000 10 a [relive generation 1]\n3000 10 c\n"
+        );
+    }
+
     #[test]
     fn lines_are_hex_start_size_name() {
         assert_eq!(
