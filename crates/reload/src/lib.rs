@@ -292,7 +292,25 @@ impl<'p> Reloader<'p> {
         jobs: usize,
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<(PathBuf, Baseline)>, ReloadError> {
-        let compiled = self.compile_all(sources, jobs, progress)?;
+        let began = std::time::SystemTime::now();
+        let mut compiled = self.compile_all(sources, jobs, progress)?;
+        // A file saved while it compiled may have been read half written
+        // (an empty file compiles, into an object without functions, and
+        // the next reload then "adds" every function): compiled again
+        // until it stays the same across its compile.
+        let modified = |source: &Path| std::fs::metadata(source).and_then(|m| m.modified()).ok();
+        for entry in &mut compiled {
+            let mut since = began;
+            for _ in 0..5 {
+                if modified(&entry.0).is_none_or(|m| m <= since) {
+                    break;
+                }
+                since = std::time::SystemTime::now();
+                if let Some(again) = self.compile_all(std::slice::from_ref(&entry.0), 1, |_, _| {})?.pop() {
+                    *entry = again;
+                }
+            }
+        }
         Ok(compiled
             .into_iter()
             .map(|(source, result, _)| {
