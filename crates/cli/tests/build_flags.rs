@@ -548,6 +548,57 @@ fn a_file_saved_with_a_broken_one_waits_for_it() {
     s.prints("v 1021 8");
 }
 
+/// A caller compiled against a prototype the program does not run is
+/// refused: the callee's signature change was refused (a global function's
+/// other callers are not recompiled), and the caller, saved later on its
+/// own, would pass a pointer to the old `scale(int)` (a re-trial saw the
+/// program print garbage for good). Compared in the DWARF: the caller's
+/// declaration against the running file's definition.
+#[test]
+fn a_caller_of_a_prototype_the_program_does_not_run_is_refused() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &["--debounce-ms", "200"]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    std::fs::write(
+        root.join("inc/mode.h"),
+        HEADER.replace("int scale(int x);", "int scale(const int *x);"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/calc.c"),
+        CALC.replace("int scale(int x) {", "int scale(const int *p) {\n    int x = *p;"),
+    )
+    .unwrap();
+    // calc.c is refused (its global function's signature changed).
+    loop {
+        let e = s.event();
+        if e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) {
+            assert_eq!(e["event"], "refused", "{e}");
+            break;
+        }
+    }
+    // Later, main.c alone, calling the new prototype.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(
+        root.join("src/main.c"),
+        MAIN.replace("return scale(4); }", "int four = 4; return scale(&four); }"),
+    )
+    .unwrap();
+    let e = loop {
+        let e = s.event();
+        if e["file"].as_str().is_some_and(|f| f.ends_with("main.c")) && e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_ne!(e["event"], "patched", "{e}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("calls scale as"), "{e}");
+    s.prints("v 17 8");
+}
+
 /// clang records no options without -grecord-command-line; with
 /// -fdebug-macro (not implied by -g3 in clang 14) it records the macros,
 /// after the main file, unlike GCC. relive recovers

@@ -21,11 +21,37 @@ const MAX_DEPTH: u32 = 16;
 /// `name -> "ret(param, param)"` for each external function of `names`
 /// described in the object's DWARF; empty without debug information.
 pub fn signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    read(obj, names, Kind::Definitions)
+}
+
+/// `name -> "ret(param, param)"` as the object's code declares the
+/// external functions of `names` that it calls but does not define (the
+/// prototype it was compiled against).
+pub fn declarations(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    read(obj, names, Kind::Declarations)
+}
+
+/// [`signatures`] with typedefs written as what they name, to compare
+/// with [`declarations`].
+pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    read(obj, names, Kind::DefinitionsResolved)
+}
+
+/// Which subprograms [`read`] describes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Definitions,
+    /// Definitions, typedefs resolved.
+    DefinitionsResolved,
+    Declarations,
+}
+
+fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String> {
     if names.is_empty() {
         return HashMap::new();
     }
     let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
-    with_dwarf(obj, |dwarf| read_signatures(dwarf, &wanted)).unwrap_or_default()
+    with_dwarf(obj, |dwarf| read_signatures(dwarf, &wanted, kind)).unwrap_or_default()
 }
 
 /// Global functions among `names` (those whose code changed: a function
@@ -83,6 +109,7 @@ pub(crate) fn with_dwarf<T: Default>(
 fn read_signatures(
     dwarf: &gimli::Dwarf<Reader>,
     wanted: &std::collections::HashSet<&str>,
+    kind: Kind,
 ) -> Result<HashMap<String, String>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = dwarf.units();
@@ -103,7 +130,8 @@ fn read_signatures(
             let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
                 continue;
             };
-            if !external || entry.attr_value(gimli::DW_AT_declaration)?.is_some() {
+            let declaration = entry.attr_value(gimli::DW_AT_declaration)?.is_some();
+            if !external || declaration != (kind == Kind::Declarations) {
                 continue;
             }
             let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
@@ -111,14 +139,21 @@ fn read_signatures(
                 continue;
             }
             let name = name.into_owned();
-            let ret = type_name(dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0);
+            // Declarations are compared with definitions spelled in other
+            // files: typedefs by what they name.
+            let resolve = kind != Kind::Definitions;
+            let ret = type_name(dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0, resolve);
             let mut params = Vec::new();
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
-                    gimli::DW_TAG_formal_parameter => {
-                        params.push(type_name(dwarf, &unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0))
-                    }
+                    gimli::DW_TAG_formal_parameter => params.push(type_name(
+                        dwarf,
+                        &unit,
+                        kid.entry().attr_value(gimli::DW_AT_type)?,
+                        0,
+                        resolve,
+                    )),
                     gimli::DW_TAG_unspecified_parameters => params.push("...".into()),
                     _ => {}
                 }
@@ -135,6 +170,7 @@ fn type_name(
     unit: &gimli::Unit<Reader>,
     value: Option<AttributeValue<Reader>>,
     depth: u32,
+    resolve: bool,
 ) -> String {
     let Some(AttributeValue::UnitRef(offset)) = value else {
         return "void".into();
@@ -142,7 +178,7 @@ fn type_name(
     if depth > MAX_DEPTH {
         return "?".into();
     }
-    describe(dwarf, unit, offset, depth).unwrap_or_else(|_| "?".into())
+    describe(dwarf, unit, offset, depth, resolve).unwrap_or_else(|_| "?".into())
 }
 
 fn describe(
@@ -150,10 +186,17 @@ fn describe(
     unit: &gimli::Unit<Reader>,
     offset: UnitOffset,
     depth: u32,
+    resolve: bool,
 ) -> Result<String, gimli::Error> {
     let entry = unit.entry(offset)?;
     let inner = || -> Result<String, gimli::Error> {
-        Ok(type_name(dwarf, unit, entry.attr_value(gimli::DW_AT_type)?, depth + 1))
+        Ok(type_name(
+            dwarf,
+            unit,
+            entry.attr_value(gimli::DW_AT_type)?,
+            depth + 1,
+            resolve,
+        ))
     };
     let name = || -> Result<String, gimli::Error> {
         Ok(match entry.attr_value(gimli::DW_AT_name)? {
@@ -172,6 +215,7 @@ fn describe(
         gimli::DW_TAG_subroutine_type => "function".into(),
         // Typedefs are compared by what they name: changing `typedef int
         // T` to `typedef long T` changes the signature.
+        gimli::DW_TAG_typedef if resolve => inner()?,
         gimli::DW_TAG_typedef => format!("{} (= {})", name()?, inner()?),
         _ => name()?,
     })

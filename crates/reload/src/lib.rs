@@ -779,6 +779,12 @@ impl<'p> Reloader<'p> {
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
+        if let Some(refusal) = self.callee_mismatch(source, &new, &functions) {
+            event.event = "refused";
+            event.message = Some(refusal);
+            event.timing_us.total = us(start);
+            return Ok(Step::Done(event));
+        }
         Ok(Step::Patch {
             new: Box::new(new),
             functions,
@@ -859,6 +865,59 @@ impl<'p> Reloader<'p> {
         }
         event.timing_us.total = start.elapsed().as_micros() as u64;
         Ok(event)
+    }
+
+    /// Why the new code of `functions` (of `new`, compiled from `source`)
+    /// must not run: it calls a function of another file by a prototype
+    /// that is not the one the program runs (that file's signature change
+    /// was refused, or is not saved yet), so it would pass the wrong
+    /// arguments. Read from the DWARF: the new object's declaration of the
+    /// callee against the definition in the other file's object the
+    /// program runs.
+    fn callee_mismatch(&self, source: &Path, new: &ObjectFile, functions: &[usize]) -> Option<String> {
+        let mut called: Vec<&str> = functions
+            .iter()
+            .flat_map(|&i| &new.symbols[i].relocs)
+            .filter_map(|r| match &r.target {
+                relive_patch::objfile::Target::Undefined(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        called.sort_unstable();
+        called.dedup();
+        if called.is_empty() {
+            return None;
+        }
+        let declared = relive_patch::signature::declarations(new, &called);
+        for (file, runs) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
+            let defined: Vec<&str> = called
+                .iter()
+                .copied()
+                .filter(|name| declared.contains_key(*name))
+                .filter(|name| {
+                    runs.symbols
+                        .iter()
+                        .any(|s| s.name == *name && s.kind == relive_patch::objfile::Kind::Function && !s.local)
+                })
+                .collect();
+            if defined.is_empty() {
+                continue;
+            }
+            let running = relive_patch::signature::definitions_resolved(runs, &defined);
+            for name in defined {
+                let (Some(wants), Some(is)) = (declared.get(name), running.get(name)) else {
+                    continue;
+                };
+                if wants != is {
+                    return Some(format!(
+                        "{} calls {name} as {wants}, but the program runs {name} from {} as {is} (that change was not patched); save the files so that both compile, or restart the program",
+                        source.display(),
+                        file.display()
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// Why a change of `changed` in `source` cannot be patched: its
