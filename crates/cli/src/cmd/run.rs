@@ -493,11 +493,19 @@ fn reload_loop(
         ready,
         exited,
         |events| {
-            for e in events.iter().filter(|e| e.event == "patched") {
+            // Every reload that changed the program, also one whose new
+            // code cannot run (its entries were redirected all the same).
+            for e in events.iter().filter(|e| matches!(e.event, "patched" | "unreachable")) {
                 last = LastReload {
                     at: Some(std::time::Instant::now()),
                     file: e.file.clone(),
-                    functions: e.functions.iter().chain(&e.added).cloned().collect(),
+                    functions: e
+                        .functions
+                        .iter()
+                        .chain(&e.added)
+                        .chain(&e.unreachable)
+                        .cloned()
+                        .collect(),
                 };
             }
             print_events(events, json, verbose)
