@@ -551,22 +551,7 @@ int main(void) {
     let target = Target::start_c(PROGRAM, &["-O1", "-Wl,-z,now"]);
     assert_eq!(target.wait_for_prefix("guard "), "0");
     let process = open(&target);
-    let found = main_image(process.as_ref());
-    let placement = Placement::near_range(found.main.module.base, found.main.module.end);
-    for round in 0..5 {
-        let maps = process.maps().unwrap();
-        let mut stopped = process.stop_one().unwrap();
-        let got = alloc::allocate(
-            stopped.as_mut(),
-            process.pid(),
-            &maps,
-            4096,
-            Protection::READ_WRITE,
-            &placement,
-        );
-        stopped.resume().unwrap();
-        got.unwrap_or_else(|e| panic!("round {round}: {e}"));
-    }
+    allocate_with_one_thread_stopped(process.as_ref(), 5);
     for _ in 0..5 {
         assert_eq!(
             target.wait_for_prefix("guard "),
@@ -623,9 +608,19 @@ int main(void) {
     let target = Target::start_c(PROGRAM, &["-O1", "-pthread"]);
     target.wait_for_prefix("lost ");
     let process = open(&target);
-    let found = main_image(process.as_ref());
+    allocate_with_one_thread_stopped(process.as_ref(), 40);
+    // Signals queued while the thread was stopped arrive once it runs.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let settled: Vec<String> = (0..3).map(|_| target.wait_for_prefix("lost ")).collect();
+    assert!(settled.iter().any(|l| l == "0"), "signals were lost: {settled:?}");
+}
+
+/// Maps a page near the program `rounds` times, each with one thread (the
+/// main thread) stopped for the remote system calls.
+fn allocate_with_one_thread_stopped(process: &dyn Process, rounds: usize) {
+    let found = main_image(process);
     let placement = Placement::near_range(found.main.module.base, found.main.module.end);
-    for round in 0..40 {
+    for round in 0..rounds {
         let maps = process.maps().unwrap();
         let mut stopped = process.stop_one().unwrap();
         let got = alloc::allocate(
@@ -639,8 +634,4 @@ int main(void) {
         stopped.resume().unwrap();
         got.unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
-    // Signals queued while the thread was stopped arrive once it runs.
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let settled: Vec<String> = (0..3).map(|_| target.wait_for_prefix("lost ")).collect();
-    assert!(settled.iter().any(|l| l == "0"), "signals were lost: {settled:?}");
 }
