@@ -272,9 +272,17 @@ fn an_interrupted_relive_never_kills_the_target() {
     let window = (timed.elapsed().as_micros() as usize).max(1000) * 6 / 5;
     // Deterministically: SIGINT while a thread runs the pool's mmap with
     // borrowed registers. relive ends by it, after resuming the threads.
-    let out = relive(&["revert", &pid, "--all"], &state, None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = relive(&["patch", &pid, &new], &state, Some("sigint-in-remote-syscall"));
+    // A fresh process, so that the patch must map a pool (a revert may
+    // keep the old one: a thread can be inside it when it looks).
+    let mut fresh = Target::start_c(APP, &["-O2", "-g"]);
+    fresh.wait_for("v 1 10");
+    let fresh_state = fresh.dir.path().join("state");
+    let fresh_new = object(&fresh, 2, 20);
+    let out = relive(
+        &["patch", &fresh.pid_arg(), &fresh_new],
+        &fresh_state,
+        Some("sigint-in-remote-syscall"),
+    );
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(2),
@@ -283,11 +291,11 @@ fn an_interrupted_relive_never_kills_the_target() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(std::time::Duration::from_millis(5));
-    if let Ok(Some(died)) = target.child.try_wait() {
+    if let Ok(Some(died)) = fresh.child.try_wait() {
         panic!("the target died ({died}) of a SIGINT to relive in a remote system call");
     }
-    let names = patched(&target, &state);
-    target.wait_for(if names.is_empty() { "v 1 10" } else { "v 2 20" });
+    let names = patched(&fresh, &fresh_state);
+    fresh.wait_for(if names.is_empty() { "v 1 10" } else { "v 2 20" });
     let mut rng = relive_testkit::Rng(21);
     for round in 0..80 {
         // Every round maps a new pool: revert --all frees the last one.
