@@ -261,6 +261,13 @@ int main(void) {
 /// never dies of it (a trial had it die once in 250 interrupts).
 #[test]
 fn an_interrupted_relive_never_kills_the_target() {
+    // A test run started in the background by a non-interactive shell
+    // (`cmd &`) inherits SIGINT ignored, and so would every relive it
+    // starts: this test is about a relive SIGINT ends, as at a terminal.
+    // SAFETY: setting a signal's disposition to its default installs no
+    // handler; no other test of this binary expects SIGINT ignored.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl) }
+        .expect("SIGINT to its default action");
     let mut target = Target::start_c(APP, &["-O2", "-g"]);
     target.wait_for("v 1 10");
     let state = target.dir.path().join("state");
