@@ -651,7 +651,18 @@ impl<'p> Reloader<'p> {
             return Ok(Together::Done(events));
         }
         if ready.len() < 2 {
-            return Ok(Together::OneByOne(compiled));
+            // One file to patch (the others unchanged): patched alone, from
+            // the diff just made rather than a second one.
+            let mut events = settled;
+            for (source, new, functions, mut event) in ready {
+                let old = self.current.remove(&source);
+                let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+                self.settle(&source, new, old, &mut event);
+                result?;
+                event.timing_us.total = start.elapsed().as_micros() as u64;
+                events.push(event);
+            }
+            return Ok(Together::Done(events));
         }
         self.refresh_target()?;
         let olds: Vec<Option<ObjectFile>> = ready.iter().map(|(source, ..)| self.current.remove(source)).collect();
