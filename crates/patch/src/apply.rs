@@ -90,12 +90,14 @@ impl<'p> Target<'p> {
         let lock = self
             .journal_dir
             .transaction(self.journal.pid, self.journal.start_time)?;
-        self.journal = Journal::load(
-            &self.journal_dir,
-            self.journal.pid,
-            self.journal.start_time,
-            &self.journal.image,
-        )?;
+        if !self.journal.reuse_disk_copy(&self.journal_dir) {
+            self.journal = Journal::load(
+                &self.journal_dir,
+                self.journal.pid,
+                self.journal.start_time,
+                &self.journal.image,
+            )?;
+        }
         // A change a dead relive left half done is settled first, by what
         // the process's memory shows.
         if self.journal.intent.is_some() {
@@ -176,6 +178,9 @@ pub struct Timing {
     /// After the writes: the journal's commit, and whether each new
     /// function can be reached.
     pub check: u64,
+    /// Running the program's reload hooks ([`crate::hooks`]), before and
+    /// after the redirect.
+    pub hooks: u64,
     /// All of the above; a command sets it to its whole run.
     pub total: u64,
 }
@@ -194,6 +199,10 @@ pub struct PatchReport {
     pub alloc_pause_us: u64,
     pub region: RegionRecord,
     pub warnings: Vec<String>,
+    /// The program's reload hooks that ran around this change (in the
+    /// first report of a change of several files only: they run once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookRun>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -289,23 +298,46 @@ struct Write {
 }
 
 impl Undo {
-    /// Writes `bytes` at `addr`, then reads them back: a write that did
-    /// not take (or was changed under us) fails the transaction rather
-    /// than leave a half-written jump the journal does not describe.
-    fn write(&mut self, process: &dyn Process, addr: u64, bytes: &[u8]) -> Result<()> {
-        let mut old = vec![0u8; bytes.len()];
-        process.read(addr, &mut old)?;
-        process.write(addr, bytes)?;
-        self.writes.push(Write { addr, before: old });
-        let mut back = vec![0u8; bytes.len()];
-        process.read(addr, &mut back)?;
-        if back != bytes {
-            return Err(PatchError::Verify {
-                pid: process.pid(),
-                addr,
-                wrote: hex(bytes),
-                found: hex(&back),
+    /// Writes each `(addr, bytes)` in order, then reads them all back: a
+    /// write that did not take (or was changed under us) fails the
+    /// transaction rather than leave a half-written jump the journal does
+    /// not describe. The bytes before and the read-back are each one
+    /// scattered read ([`Process::read_many`]), not one per write: a
+    /// 100-function re-patch made 300 system calls for its slots.
+    /// `after_first` runs after the first write (a failpoint).
+    fn write_all(&mut self, process: &dyn Process, writes: &[(u64, &[u8])], after_first: &dyn Fn()) -> Result<()> {
+        let read_all = |out: &mut Vec<Vec<u8>>| {
+            *out = writes.iter().map(|(_, b)| vec![0u8; b.len()]).collect();
+            let mut parts: Vec<(u64, &mut [u8])> = writes
+                .iter()
+                .zip(out.iter_mut())
+                .map(|((a, _), b)| (*a, b.as_mut_slice()))
+                .collect();
+            process.read_many(&mut parts)
+        };
+        let mut before = Vec::new();
+        read_all(&mut before)?;
+        for (k, ((addr, bytes), old)) in writes.iter().zip(before).enumerate() {
+            process.write(*addr, bytes)?;
+            self.writes.push(Write {
+                addr: *addr,
+                before: old,
             });
+            if k == 0 {
+                after_first();
+            }
+        }
+        let mut back = Vec::new();
+        read_all(&mut back)?;
+        for ((addr, bytes), back) in writes.iter().zip(&back) {
+            if back != bytes {
+                return Err(PatchError::Verify {
+                    pid: process.pid(),
+                    addr: *addr,
+                    wrote: hex(bytes),
+                    found: hex(back),
+                });
+            }
         }
         Ok(())
     }
@@ -495,17 +527,25 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let all_planned: Vec<&PlannedWrite> = planned.iter().flatten().collect();
     // Written ahead: the records this patch touches (the others stay as
     // they are), the regions and what it adds.
+    let touched_entries: std::collections::HashSet<u64> = all_work.iter().map(|w| w.orig).collect();
     let touched = journal::State {
         patches: after
             .patches
             .iter()
-            .filter(|p| all_work.iter().any(|w| w.orig == p.orig_addr))
+            .filter(|p| touched_entries.contains(&p.orig_addr))
             .map(|p| journal::PatchRecord {
+                name: p.name.clone(),
+                method: p.method.clone(),
+                original: p.original.clone(),
+                patched: p.patched.clone(),
                 history: p.history.last().cloned().into_iter().collect(),
-                ..p.clone()
+                ..*p
             })
             .collect(),
-        ..after.clone()
+        regions: after.regions.clone(),
+        added: after.added.clone(),
+        changes: after.changes,
+        code_blocks: after.code_blocks.clone(),
     };
     let intent = journal::Intent {
         by: "patch".into(),
@@ -548,6 +588,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         return Err(e);
     }
     failpoint("patch-after-fill");
+    let hooks_start = Instant::now();
+    let mut hook_runs = crate::hooks::run(
+        process,
+        &crate::hooks::program_hooks(target, crate::hooks::Phase::BeforePatch),
+        crate::hooks::Phase::BeforePatch,
+    );
+    let before_hooks_time = hooks_start.elapsed();
+    let mut hooks_time = before_hooks_time;
 
     // The redirect: the only moment the program stands still. A function
     // patched before only needs its slot updated: one aligned 8-byte store
@@ -567,16 +615,12 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     };
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
-    for (k, write) in all_planned.iter().enumerate() {
-        if let Err(e) = undo.write(process, write.addr, &write.bytes) {
-            undo.roll_back(process);
-            drop(stopped);
-            abandon(target, &before, true);
-            return Err(e);
-        }
-        if k == 0 {
-            failpoint("patch-after-first-write");
-        }
+    let writes: Vec<(u64, &[u8])> = all_planned.iter().map(|w| (w.addr, w.bytes.as_slice())).collect();
+    if let Err(e) = undo.write_all(process, &writes, &|| failpoint("patch-after-first-write")) {
+        undo.roll_back(process);
+        drop(stopped);
+        abandon(target, &before, true);
+        return Err(e);
     }
     // Where the threads are, for telling whether the new code can run.
     let positions: Vec<ThreadPosition> = match &stopped {
@@ -600,6 +644,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // The change is complete: the journal adopts the state written ahead.
     let check_start = Instant::now();
     target.journal.commit(&target.journal_dir, after)?;
+    let hooks_start = Instant::now();
+    hook_runs.extend(crate::hooks::run(
+        process,
+        &crate::hooks::program_hooks(target, crate::hooks::Phase::AfterPatch),
+        crate::hooks::Phase::AfterPatch,
+    ));
+    hooks_time += hooks_start.elapsed();
     let record = target.journal.regions[pool_index].clone();
     // Profilers name the new code (perf reads /tmp/perf-PID.map).
     let mut map_lines = String::new();
@@ -625,13 +676,22 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             crate::perf_map::path(process.pid()).display()
         )
     });
+    // Whether each new function can run: part of what the command does,
+    // so inside its time.
+    let reaches: Vec<HashMap<u64, Reach>> = prepared
+        .iter()
+        .zip(&layouts)
+        .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
+        .collect();
     let done = Instant::now();
     let timing = Timing {
         link: micros(link_done - started),
         alloc: micros(alloc_done - alloc_start),
         stop: micros(stopped_at - stop_start),
-        write: micros(stop_start - alloc_done) + micros(check_start - stopped_at),
-        check: micros(done - check_start),
+        write: (micros(stop_start - alloc_done) + micros(check_start - stopped_at))
+            .saturating_sub(micros(before_hooks_time)),
+        check: micros(done - check_start).saturating_sub(micros(hooks_time - before_hooks_time)),
+        hooks: micros(hooks_time),
         total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
         ..earlier
     };
@@ -639,8 +699,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .iter()
         .zip(&layouts)
         .zip(generations)
-        .map(|((p, layout), generations)| {
-            let mut reaches = reachability(target, &p.linked, layout, &positions);
+        .zip(reaches)
+        .enumerate()
+        .map(|(k, (((p, layout), generations), mut reaches))| {
             let applied = p
                 .work
                 .iter()
@@ -695,6 +756,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&map_warning)
                     .cloned()
                     .collect(),
+                hooks: if k == 0 {
+                    std::mem::take(&mut hook_runs)
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
@@ -1175,10 +1241,11 @@ fn plan_writes(
                 (start, bytes)
             }
         };
-        let mut before = vec![0u8; bytes.len()];
-        process.read(addr, &mut before)?;
+        let before = vec![0u8; bytes.len()];
         out.push(PlannedWrite { addr, before, bytes });
     }
+    let mut parts: Vec<(u64, &mut [u8])> = out.iter_mut().map(|w| (w.addr, w.before.as_mut_slice())).collect();
+    process.read_many(&mut parts)?;
     Ok(out)
 }
 
@@ -1395,12 +1462,16 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
             },
         )?;
         let mut undo = Undo::default();
-        for (addr, value) in &slots {
-            if let Err(e) = undo.write(target.process, *addr, &value.to_le_bytes()) {
-                undo.roll_back(target.process);
-                target.journal.abandon(&target.journal_dir);
-                return Err(e);
-            }
+        let values: Vec<[u8; 8]> = slots.iter().map(|(_, value)| value.to_le_bytes()).collect();
+        let writes: Vec<(u64, &[u8])> = slots
+            .iter()
+            .zip(&values)
+            .map(|((addr, _), v)| (*addr, &v[..]))
+            .collect();
+        if let Err(e) = undo.write_all(target.process, &writes, &|| ()) {
+            undo.roll_back(target.process);
+            target.journal.abandon(&target.journal_dir);
+            return Err(e);
         }
         target.journal.commit(&target.journal_dir, after)?;
     }
@@ -1490,15 +1561,15 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     };
     target.journal.begin(&target.journal_dir, intent)?;
     let mut undo = Undo::default();
-    for (k, (p, original)) in selected.iter().zip(&originals).enumerate() {
-        if let Err(e) = undo.write(process, p.span_start, original) {
-            undo.roll_back(process);
-            target.journal.abandon(&target.journal_dir);
-            return Err(e);
-        }
-        if k == 0 {
-            failpoint("revert-after-first-write");
-        }
+    let writes: Vec<(u64, &[u8])> = selected
+        .iter()
+        .zip(&originals)
+        .map(|(p, original)| (p.span_start, original.as_slice()))
+        .collect();
+    if let Err(e) = undo.write_all(process, &writes, &|| failpoint("revert-after-first-write")) {
+        undo.roll_back(process);
+        target.journal.abandon(&target.journal_dir);
+        return Err(e);
     }
     for r in &freed {
         stopped.unmap(r.addr, r.len)?;
@@ -1757,20 +1828,47 @@ mod tests {
         let jump = [0xe9, 0xfb, 0x1f, 0, 0];
         let good = Memory::new(None);
         let mut undo = Undo::default();
-        undo.write(&good, 0x1004, &jump).unwrap();
+        undo.write_all(&good, &[(0x1004, &jump)], &|| ()).unwrap();
         assert_eq!(&good.bytes.borrow()[4..9], jump);
 
         // The fourth byte does not take: the write fails, naming what was
         // meant and what is there, and rolling back restores the original.
         let bad = Memory::new(Some((3, 0x55)));
         let mut undo = Undo::default();
-        let err = undo.write(&bad, 0x1004, &jump).unwrap_err();
+        let err = undo.write_all(&bad, &[(0x1004, &jump)], &|| ()).unwrap_err();
         assert!(
             matches!(&err, PatchError::Verify { addr: 0x1004, wrote, found, .. } if wrote == "e9fb1f0000" && found == "e9fb1f5500"),
             "{err}"
         );
         undo.roll_back(&bad);
         assert_eq!(*bad.bytes.borrow(), (0..32).collect::<Vec<u8>>());
+    }
+
+    /// Several writes are read back together after the last: one that did
+    /// not take fails the whole, naming its address, and rolling back
+    /// restores every byte, the other writes' too.
+    #[test]
+    fn a_batch_of_writes_is_read_back_and_rolled_back_whole() {
+        let memory = Memory::new(Some((1, 0x55)));
+        let mut undo = Undo::default();
+        let first = Cell::new(0);
+        let writes: [(u64, &[u8]); 3] = [(0x1000, &[0xaa; 4]), (0x1008, &[0xbb; 8]), (0x1018, &[0xcc; 2])];
+        let err = undo
+            .write_all(&memory, &writes, &|| first.set(first.get() + 1))
+            .unwrap_err();
+        assert!(matches!(&err, PatchError::Verify { addr: 0x1000, .. }), "{err}");
+        assert_eq!(first.get(), 1, "after the first write only");
+        assert_eq!(&memory.bytes.borrow()[0x18..0x1a], [0xcc, 0xcc], "every write was made");
+        undo.roll_back(&memory);
+        assert_eq!(*memory.bytes.borrow(), (0..32).collect::<Vec<u8>>());
+
+        // A write outside memory: refused before anything is written.
+        let memory = Memory::new(None);
+        let mut undo = Undo::default();
+        let writes: [(u64, &[u8]); 2] = [(0x1000, &[0xaa; 4]), (0x1010, &[0xbb; 32])];
+        assert!(undo.write_all(&memory, &writes, &|| ()).is_err());
+        assert!(undo.writes.is_empty());
+        assert_eq!(*memory.bytes.borrow(), (0..32).collect::<Vec<u8>>());
     }
 
     #[test]

@@ -2,9 +2,16 @@
 //! can show it (`relive status`), patch the same function again through its
 //! existing jump slot, and revert it.
 //!
-//! One JSON file per target process, named by pid and start time (a pid is
-//! reused; the pair is not), written atomically: a temporary file in the
-//! same directory, renamed over the old one.
+//! One file per target process, named by pid and start time (a pid is
+//! reused; the pair is not): a log of JSON states, one line each, the last
+//! whole line current. A change appends its state; a relive killed during
+//! the append leaves a torn last line, which readers skip (the state
+//! before, with the change's intent, which settles it). Appending, not
+//! renaming a new file over the old one: on ext4 a rename over an existing
+//! file forces the new file's blocks to be allocated at once, and that
+//! flush cost more than the rest of a 100-function re-patch's journal work
+//! together. The log is compacted (rewritten atomically, renamed) when it
+//! grows past [`JOURNAL_FILE_LIMIT`].
 //!
 //! A relive killed half-way (SIGKILL, a crash, the machine's OOM killer)
 //! must not leave the journal describing another process than the real
@@ -22,7 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PatchError, Result};
-use crate::state::StateDir;
+use crate::state::{Stamp, StateDir};
 
 /// One patched function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,10 @@ struct HistoryLine {
     #[serde(flatten)]
     generation: Generation,
 }
+
+/// The journal file is compacted (rewritten with only its current state)
+/// when an append makes it larger than this.
+const JOURNAL_FILE_LIMIT: u64 = 1 << 20;
 
 /// The history file is compacted (rewritten with only what is kept) when
 /// an append makes it larger than this.
@@ -194,7 +205,32 @@ pub struct Journal {
     /// Generations to append to the history file at the next save.
     #[serde(skip)]
     pending_history: Vec<HistoryLine>,
+    /// The file read does not end with a whole line (a torn append, or a
+    /// journal of an older relive): the next save rewrites it, since an
+    /// append would join the new line to the broken one.
+    #[serde(skip)]
+    rewrite_next: bool,
+    /// The state the file held when this relive last read or wrote it,
+    /// and the file's stamp then: a transaction that finds the stamp
+    /// unchanged takes the state from here instead of parsing the file
+    /// again (a 100-record journal took a quarter of a re-patch).
+    #[serde(skip)]
+    disk: DiskCopy,
 }
+
+/// A copy of what the journal file holds, and the file's stamp (`None`:
+/// no file). A cache, not part of the journal's value: journals compare
+/// equal whatever their copies.
+#[derive(Debug, Clone, Default)]
+struct DiskCopy(Option<(Option<Stamp>, State)>);
+
+impl PartialEq for DiskCopy {
+    fn eq(&self, _: &DiskCopy) -> bool {
+        true
+    }
+}
+
+impl Eq for DiskCopy {}
 
 /// The part of a journal a patch or revert changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,8 +405,10 @@ impl Journal {
     /// empty one. A journal another user could have written is refused.
     pub fn load(dir: &StateDir, pid: u32, start_time: u64, image: &str) -> Result<Journal> {
         let path = Journal::path(dir, pid, start_time);
-        let mut journal = match dir.read_private(&Journal::file_name(pid, start_time))? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
+        let name = Journal::file_name(pid, start_time);
+        let stamp = dir.stamp(&name);
+        let mut journal = match dir.read_private(&name)? {
+            Some(bytes) => newest_state(&bytes).map_err(|e| PatchError::Journal {
                 path: path.display().to_string(),
                 what: format!("cannot be read ({e}); delete it if the process is not patched"),
             })?,
@@ -392,6 +430,11 @@ impl Journal {
                 });
             }
         }
+        // Another relive may have written the file meanwhile: the copy
+        // is kept only if what was read is the version stamped.
+        if stamp == dir.stamp(&name) {
+            journal.remember_disk(stamp);
+        }
         let intent_name = journal.intent_name();
         if let Some(bytes) = dir.read_private(&intent_name)? {
             journal.intent = Some(serde_json::from_slice(&bytes).map_err(|e| PatchError::Journal {
@@ -409,12 +452,17 @@ impl Journal {
         if self.patches.is_empty() && self.regions.is_empty() {
             dir.remove(&name)?;
         } else {
-            let bytes = serde_json::to_vec(self).map_err(|e| PatchError::Io {
+            let mut line = serde_json::to_vec(self).map_err(|e| PatchError::Io {
                 path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
                 source: std::io::Error::other(e),
             })?;
-            dir.write_private(&name, &bytes)?;
+            line.push(b'\n');
+            if self.rewrite_next || dir.append_private(&name, &line)? > JOURNAL_FILE_LIMIT {
+                dir.write_private(&name, &line)?;
+                self.rewrite_next = false;
+            }
         }
+        self.remember_disk(dir.stamp(&name));
         // The state is on disk: an intent settled or abandoned goes (after
         // the journal, so a relive killed in between finds both, and
         // settling again changes nothing).
@@ -422,6 +470,40 @@ impl Journal {
             dir.remove(&self.intent_name())?;
         }
         self.append_history(dir)
+    }
+
+    /// Keeps a copy of the state as the file (stamped `stamp`) holds it:
+    /// each record with its newest generation only.
+    fn remember_disk(&mut self, stamp: Option<Stamp>) {
+        let mut state = self.state();
+        for p in &mut state.patches {
+            let older = p.history.len().saturating_sub(1);
+            p.history.drain(..older);
+        }
+        self.disk = DiskCopy(Some((stamp, state)));
+    }
+
+    /// Brings the journal back to what its file holds, as
+    /// [`Journal::load`] would, without reading the file when it has not
+    /// changed since this relive last read or wrote it (and no intent is
+    /// pending). Returns whether it could.
+    pub fn reuse_disk_copy(&mut self, dir: &StateDir) -> bool {
+        if self.intent.is_some() || dir.stamp(&self.intent_name()).is_some() {
+            return false;
+        }
+        let Some((stamp, state)) = &self.disk.0 else {
+            return false;
+        };
+        if *stamp != dir.stamp(&Journal::file_name(self.pid, self.start_time)) {
+            return false;
+        }
+        let state = state.clone();
+        self.patches = state.patches;
+        self.regions = state.regions;
+        self.added = state.added;
+        self.changes = state.changes;
+        self.code_blocks = state.code_blocks;
+        true
     }
 
     fn history_name(&self) -> String {
@@ -510,6 +592,37 @@ impl Journal {
     }
 }
 
+/// The journal a log file holds: its last whole line that reads as one
+/// (lines after it were torn by a relive killed while appending). Marked
+/// for a rewrite unless the file ends with that line.
+fn newest_state(bytes: &[u8]) -> std::result::Result<Journal, serde_json::Error> {
+    let mut first_error = None;
+    let mut after_it = false;
+    for line in bytes.rsplit(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Journal>(line) {
+            Ok(mut journal) => {
+                journal.rewrite_next = after_it || !bytes.ends_with(b"\n");
+                return Ok(journal);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                after_it = true;
+            }
+        }
+    }
+    // No line reads: the whole file (an older relive's journal, printed
+    // on several lines), or the first line's error.
+    serde_json::from_slice::<Journal>(bytes)
+        .map(|mut journal| {
+            journal.rewrite_next = true;
+            journal
+        })
+        .map_err(|e| first_error.unwrap_or(e))
+}
+
 /// The blocks that hold code still running: a patched function's current
 /// code or entry (thunk), or an added function.
 fn live_blocks(blocks: Vec<(u64, u64)>, patches: &[PatchRecord], added: &[AddedRecord]) -> Vec<(u64, u64)> {
@@ -584,6 +697,83 @@ mod tests {
             Journal::load(dir, 7, 99, "/bin/x"),
             Err(PatchError::Journal { .. })
         ));
+    }
+
+    /// A commit appends its state; a relive killed during the append
+    /// leaves a torn line, which is skipped (the state before stands, as
+    /// with an interrupted rename) and rewritten at the next save, so a
+    /// later append is not joined to it.
+    #[test]
+    fn a_torn_append_leaves_the_state_before() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let path = Journal::path(dir, 7, 99);
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        j.patches.push(record("f", 0x1000, 1));
+        j.save(dir).unwrap();
+        let one = j.clone();
+        j.patches.push(record("g", 0x2000, 1));
+        j.save(dir).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "appended: {text}");
+        assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap().patches, j.patches);
+
+        std::fs::write(&path, &text[..text.len() - 10]).unwrap();
+        let mut torn = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert_eq!(torn.patches, one.patches);
+        torn.patches.push(record("h", 0x3000, 1));
+        torn.save(dir).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "rewritten: {text}");
+        assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap().patches, torn.patches);
+
+        // An older relive's journal: one object, no newline.
+        std::fs::write(&path, serde_json::to_vec(&one).unwrap()).unwrap();
+        let mut old = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert_eq!(old.patches, one.patches);
+        old.changes += 1;
+        old.save(dir).unwrap();
+        old.changes += 1;
+        old.save(dir).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "rewritten, then appended: {text}");
+        assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap().changes, old.changes);
+    }
+
+    /// A transaction re-reads the journal only when another relive wrote
+    /// it since (or left an intent): otherwise the state comes from the
+    /// copy kept at the last read or write, as a read would give it,
+    /// dropping what was changed in memory only.
+    #[test]
+    fn an_unchanged_journal_is_not_read_again() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut mine = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        mine.patches.push(record("f", 0x1000, 1));
+        mine.save(dir).unwrap();
+        mine.patches.push(record("only in memory", 0x2000, 1));
+        assert!(mine.reuse_disk_copy(dir));
+        assert_eq!(mine, Journal::load(dir, 7, 99, "/bin/x").unwrap());
+
+        // Another relive appends a change: the copy is stale.
+        let mut theirs = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        theirs.changes += 1;
+        theirs.save(dir).unwrap();
+        assert!(!mine.reuse_disk_copy(dir));
+        // It removes the journal: stale too.
+        let mut mine = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        theirs.patches.clear();
+        theirs.save(dir).unwrap();
+        assert!(!mine.reuse_disk_copy(dir));
+
+        // An intent left behind is settled by a full read.
+        let mut mine = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        mine.begin(dir, Intent::default()).unwrap();
+        let mut other = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        assert!(other.intent.is_some());
+        assert!(!other.reuse_disk_copy(dir));
+        mine.abandon(dir);
+        assert!(mine.reuse_disk_copy(dir));
     }
 
     pub(super) fn record(name: &str, orig: u64, generation: u32) -> PatchRecord {

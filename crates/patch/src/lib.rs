@@ -13,6 +13,7 @@ pub mod entry;
 pub mod error;
 #[doc(hidden)]
 pub mod exercise;
+pub mod hooks;
 pub mod journal;
 pub mod link;
 pub mod live;

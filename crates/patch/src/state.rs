@@ -50,6 +50,16 @@ pub fn default_path() -> PathBuf {
     PathBuf::from(format!("/tmp/relive-{}", our_uid()))
 }
 
+/// One version of a file: its identity, size and change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
 /// A state directory checked to be this user's alone.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -184,6 +194,21 @@ impl StateDir {
         check_owned(&path, &file.metadata().map_err(io)?, "file")?;
         file.write_all(bytes).map_err(io)?;
         Ok(file.metadata().map_err(io)?.len())
+    }
+
+    /// What identifies the present version of `name` (`None`: there is
+    /// none): an append or a rename over it changes it. Lets a relive
+    /// that saved or read a file tell, with one `stat`, that nobody wrote
+    /// it since.
+    pub fn stamp(&self, name: &str) -> Option<Stamp> {
+        let meta = std::fs::symlink_metadata(self.path.join(name)).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
     }
 
     /// Removes `name` if it exists.

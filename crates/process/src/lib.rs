@@ -55,6 +55,13 @@ pub trait Process {
     /// [`ProcessError::NotMapped`] if any byte is outside the mappings.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// Reads each `(addr, buf)` of `parts`, as [`Process::read`] would:
+    /// scattered small reads (the slots and entries a patch wrote, read
+    /// back) in one system call where the OS allows. Default: one by one.
+    fn read_many(&self, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
+        parts.iter_mut().try_for_each(|(addr, buf)| self.read(*addr, buf))
+    }
+
     /// Writes `data` at `addr`, through read-only code pages too. Fails
     /// with [`ProcessError::NotMapped`] (writing nothing) if any byte is
     /// outside the mappings.
@@ -161,8 +168,35 @@ pub trait Stopped {
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()>;
 
+    /// Calls the function at `addr` (no arguments, System V ABI) on one
+    /// stopped thread, the main thread if it is stopped, and gives the
+    /// thread back its own registers afterwards, whatever the function
+    /// did: how a program's reload hooks run. A function that faults or
+    /// has not returned within `timeout` is abandoned where it is (see
+    /// [`CallOutcome`]). Default: not supported.
+    fn call(&mut self, addr: u64, timeout: std::time::Duration) -> Result<CallOutcome> {
+        let _ = (addr, timeout);
+        Err(ProcessError::Unsupported {
+            what: "calling a function in the process",
+        })
+    }
+
     /// Resumes every thread; reports a failure that dropping would hide.
     fn resume(self: Box<Self>) -> Result<()>;
+}
+
+/// What a function [`Stopped::call`] ran did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// It returned.
+    Returned,
+    /// It raised `signal` (a fault) at `rip`; the signal was not
+    /// delivered, and whatever the function had done until then stays
+    /// done (a lock it took stays taken).
+    Crashed { signal: i32, rip: u64 },
+    /// It had not returned in the time allowed (at `rip` then); abandoned
+    /// likewise.
+    TimedOut { rip: u64 },
 }
 
 /// Opens the process `pid` with this platform's backend.

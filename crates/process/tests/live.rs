@@ -127,6 +127,37 @@ fn remote_allocation(flags: &[&str], below_4g: bool) {
     let mut back = [0u8; 8];
     process.read(a.addr + 100, &mut back).unwrap();
     assert_eq!(&back, b"\xcc\xc3relive");
+    // Scattered reads in one call, a part on a page no one may read
+    // (PROT_NONE) among them: each part as `read` gives it.
+    let mut image = [0u8; 4];
+    process.read(base, &mut image).unwrap();
+    for protection in [
+        Protection::READ_EXEC,
+        Protection {
+            read: false,
+            write: false,
+            exec: false,
+        },
+    ] {
+        stopped.protect(a.addr, 4096, protection).unwrap();
+        let (mut first, mut second, mut third) = ([0u8; 8], [0u8; 4], [0u8; 2]);
+        let mut parts: Vec<(u64, &mut [u8])> = vec![
+            (a.addr + 100, &mut first),
+            (base, &mut second),
+            (a.addr + 101, &mut third),
+        ];
+        process.read_many(&mut parts).unwrap();
+        assert_eq!(
+            (&first, second, &third),
+            (b"\xcc\xc3relive", image, b"\xc3r"),
+            "{protection:?}"
+        );
+    }
+    let mut outside: Vec<(u64, &mut [u8])> = vec![(base, &mut image), (8, &mut back)];
+    assert!(matches!(
+        process.read_many(&mut outside),
+        Err(ProcessError::NotMapped { addr: 8, .. })
+    ));
     stopped.protect(a.addr, a.len, Protection::READ).unwrap();
     assert!(process
         .maps()

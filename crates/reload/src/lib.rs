@@ -65,6 +65,9 @@ pub struct ReloadEvent {
     /// The compiler's message, or why the change was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The program's reload hooks that ran around the patch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<relive_patch::hooks::HookRun>,
 }
 
 impl ReloadEvent {
@@ -77,6 +80,7 @@ impl ReloadEvent {
             added: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
+            hooks: Vec::new(),
             timing_us: StageTimes::default(),
             pause_us: 0,
             message: None,
@@ -97,7 +101,12 @@ impl ReloadEvent {
         if !self.unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable)));
         }
-        let notes: String = self.notes.iter().map(|n| format!("\n  note: {n}")).collect();
+        let notes: String = self
+            .hooks
+            .iter()
+            .map(|h| format!("\n  {}", h.describe()))
+            .chain(self.notes.iter().map(|n| format!("\n  note: {n}")))
+            .collect();
         format!(
             "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs){notes}",
             what.join("; "),
@@ -1011,6 +1020,7 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.added = report.added.iter().map(|a| a.name.clone()).collect();
     event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
     event.notes.extend(report.warnings.iter().cloned());
+    event.hooks = report.hooks.clone();
     if event.functions.is_empty() && event.added.is_empty() {
         event.event = "unreachable";
     }

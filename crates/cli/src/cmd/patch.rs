@@ -213,11 +213,21 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         0 => String::new(),
         us => format!(" (and one thread {us} µs to map a new pool)"),
     };
+    let hooks = match t.hooks {
+        0 => String::new(),
+        us => format!(", hooks {us}"),
+    };
     writeln!(
         out,
-        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}); threads paused {} µs{pool}",
+        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}",
         t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
     )?;
+    for h in &r.hooks {
+        match h.failed() {
+            false => writeln!(out, "{}", h.describe())?,
+            true => writeln!(out, "warning: {}", h.describe())?,
+        }
+    }
     for w in &r.warnings {
         writeln!(out, "warning: {w}")?;
     }

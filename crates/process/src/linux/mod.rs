@@ -263,6 +263,36 @@ impl Process for LinuxProcess {
             .map_err(|e| self.io_error("reading its memory", &format!("reading {wanted} bytes at {addr:#x}"), e))
     }
 
+    fn read_many(&self, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
+        // At most IOV_MAX (1024) vectors per call; any shortfall (a part
+        // on a PROT_NONE page, a partial read) is read again one by one,
+        // through the fallbacks of `read`.
+        for chunk in parts.chunks_mut(1024) {
+            for (addr, buf) in chunk.iter() {
+                self.check_mapped(*addr, buf.len())?;
+            }
+            let remote: Vec<RemoteIoVec> = chunk
+                .iter()
+                .map(|(addr, buf)| RemoteIoVec {
+                    base: *addr as usize,
+                    len: buf.len(),
+                })
+                .collect();
+            let wanted: usize = remote.iter().map(|r| r.len).sum();
+            let mut local: Vec<IoSliceMut> = chunk.iter_mut().map(|(_, buf)| IoSliceMut::new(buf)).collect();
+            match process_vm_readv(Pid::from_raw(self.pid as i32), &mut local, &remote) {
+                Ok(n) if n == wanted => continue,
+                Err(nix::errno::Errno::ESRCH) => return Err(self.gone("reading its memory")),
+                _ => {}
+            }
+            drop(local);
+            for (addr, buf) in chunk.iter_mut() {
+                self.read(*addr, buf)?;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.check_mapped(addr, data.len())?;
         let mut cached = self.mem_rw.borrow_mut();

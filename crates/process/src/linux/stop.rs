@@ -24,7 +24,7 @@ use super::return_frame::{self, Gadgets};
 use super::wait::{self, Waited};
 use super::LinuxProcess;
 use crate::error::{ProcessError, Result};
-use crate::{Process, Protection, Registers, Stopped};
+use crate::{CallOutcome, Process, Protection, Registers, Stopped};
 
 /// x86-64 Linux system call numbers used remotely.
 const SYS_MMAP: u64 = 9;
@@ -36,6 +36,17 @@ const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// Room the way-back frame leaves between itself and the lowest page of
 /// the main stack's mapping (the kernel grows the stack below it).
 const MAIN_STACK_MARGIN: u64 = 4096;
+/// The x86-64 trap flag.
+const EFLAGS_TF: u64 = 0x100;
+/// Signals a function raises by faulting: a called function that raises
+/// one is abandoned (the signal is not delivered).
+const SYNCHRONOUS_FAULTS: [i32; 5] = [
+    nix::libc::SIGSEGV,
+    nix::libc::SIGBUS,
+    nix::libc::SIGILL,
+    nix::libc::SIGFPE,
+    nix::libc::SIGTRAP,
+];
 /// The `syscall` instruction.
 const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 /// How far into executable file mappings to look for a `syscall`
@@ -204,11 +215,19 @@ impl<'p> LinuxStopped<'p> {
     /// not changed state it checks whether it is dying, and then reaps the
     /// other tracees and reports the thread as gone (`ESRCH`).
     fn wait(&self, tid: u32) -> nix::Result<Waited> {
+        self.wait_until(tid, None)
+    }
+
+    /// [`Self::wait`], giving up at `deadline` (`Ok(Waited::StillAlive)`).
+    fn wait_until(&self, tid: u32, deadline: Option<std::time::Instant>) -> nix::Result<Waited> {
         let mut polls = 0u32;
         loop {
             match wait::poll(tid) {
                 Ok(Waited::StillAlive) => {}
                 other => return other,
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(Waited::StillAlive);
             }
             polls += 1;
             // Threads stop within microseconds: yield first, then look at
@@ -399,6 +418,90 @@ impl<'p> LinuxStopped<'p> {
             });
         }
         Ok(after.rax as i64)
+    }
+
+    /// Runs the function at `addr` on thread `tid`, whose registers are
+    /// `saved`, over the way back `frame`: the function returns into the
+    /// way back's chain (through a plain `ret` first, so it starts with
+    /// the stack aligned as after a call), which ends in `rt_sigreturn`.
+    /// relive watches for that system call (`PTRACE_SYSCALL`, no trap
+    /// flag), so if relive dies meanwhile the thread still finishes the
+    /// call and carries on where it was.
+    fn call_with_way_back(
+        &mut self,
+        tid: u32,
+        saved: &Registers,
+        frame: &return_frame::Frame,
+        addr: u64,
+        timeout: std::time::Duration,
+    ) -> Result<CallOutcome> {
+        let doing = "calling a function in it";
+        let gadgets = self.gadgets.flatten().expect("found before the frame was built");
+        // `pop rax; ret` + 1 is a `ret`.
+        let entry_sp = frame.sp - 8;
+        self.process.write(entry_sp, &(gadgets.pop_rax_ret + 1).to_le_bytes())?;
+        let mut regs = *saved;
+        regs.rip = addr;
+        regs.rsp = entry_sp;
+        regs.rax = 0;
+        regs.orig_rax = u64::MAX;
+        regs.eflags &= !EFLAGS_TF;
+        self.set_registers(tid, &regs)?;
+        if let Err(e) = ptrace::setoptions(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD) {
+            return Err(self.errno(doing, tid, e));
+        }
+        let back = gadgets.syscall_ret + 2;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            ptrace::syscall(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+            match self.wait_until(tid, Some(deadline)) {
+                Ok(Waited::Syscall) => {
+                    let now = self.registers(tid)?;
+                    if now.rip == back && now.orig_rax == return_frame::SYS_RT_SIGRETURN {
+                        // Let the rt_sigreturn run (it loads the frame's
+                        // registers) up to its exit stop, where the
+                        // caller sets them itself.
+                        self.syscall_stop(tid)?;
+                        return Ok(CallOutcome::Returned);
+                    }
+                }
+                Ok(Waited::Signal(sig)) if SYNCHRONOUS_FAULTS.contains(&sig) => {
+                    let rip = self.registers(tid)?.rip;
+                    return Ok(CallOutcome::Crashed { signal: sig, rip });
+                }
+                Ok(Waited::Signal(sig)) => {
+                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
+                        t.pending = Some(sig);
+                    }
+                }
+                Ok(Waited::StillAlive) => {
+                    // Out of time: stop it where it is.
+                    match ptrace::interrupt(pid(tid)) {
+                        Ok(()) | Err(Errno::ESRCH) => {}
+                        Err(e) => return Err(self.errno(doing, tid, e)),
+                    }
+                    match self.wait_for_stop(tid)? {
+                        Some(pending) => {
+                            if let (Some(sig), Some(t)) = (pending, self.tracees.iter_mut().find(|t| t.tid == tid)) {
+                                t.pending = Some(sig);
+                            }
+                        }
+                        None => {
+                            self.tracees.retain(|t| t.tid != tid);
+                            return Err(self.process.gone(doing));
+                        }
+                    }
+                    let rip = self.registers(tid)?.rip;
+                    return Ok(CallOutcome::TimedOut { rip });
+                }
+                Ok(Waited::Gone) | Err(Errno::ECHILD) => {
+                    self.tracees.retain(|t| t.tid != tid);
+                    return Err(self.process.gone(doing));
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(self.errno(doing, tid, e)),
+            }
+        }
     }
 
     /// Resumes `tid` until its next system-call stop (entry or exit). A
@@ -738,6 +841,24 @@ impl Stopped for LinuxStopped<'_> {
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
         let call = format!("munmap({addr:#x}, {len:#x})");
         self.syscall_ok(&call, SYS_MUNMAP, [addr, len, 0, 0, 0, 0]).map(drop)
+    }
+
+    fn call(&mut self, addr: u64, timeout: std::time::Duration) -> Result<CallOutcome> {
+        let tid = self.worker();
+        let saved = self.registers(tid)?;
+        let Some(frame) = self.way_back(tid, &saved)? else {
+            return Err(ProcessError::Unsupported {
+                what: "calling a function in a process without the instructions of a way back (`syscall; ret`, `pop rax; ret`) or whose main thread is not on its main stack",
+            });
+        };
+        let outcome = self.call_with_way_back(tid, &saved, &frame, addr, timeout);
+        // Whatever happened, the thread gets its own registers back; the
+        // restart of an interrupted system call is in them.
+        let restored = self.set_registers(tid, &return_frame::resumable(&saved, true));
+        let restored = restored.and_then(|()| self.clear_step(tid));
+        let outcome = outcome?;
+        restored?;
+        Ok(outcome)
     }
 
     fn resume(mut self: Box<Self>) -> Result<()> {
