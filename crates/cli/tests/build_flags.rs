@@ -279,6 +279,40 @@ fn with_plain_g_and_nothing_recorded_an_edit_is_refused_never_wrong() {
     s.prints(before);
 }
 
+/// In a file whose compile here differs from the running code (a missing
+/// -D), an edit of a function that did match is refused too: the edit may
+/// make it depend on the missing option (`shift` gains an `#if MODE`), and
+/// relive would patch the other branch (the trial's `util_mix`).
+#[test]
+fn with_plain_g_an_edit_of_a_matching_function_in_a_differing_file_is_refused() {
+    // A `shift` long enough to redirect.
+    let running = CALC.replace("return x - 1;", "return x * x - 1 - x / 3;");
+    let dir = project("-O2 -g");
+    std::fs::write(dir.path().join("src/calc.c"), &running).unwrap();
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 77");
+    let calc = s.target.dir.path().join("src/calc.c");
+    let edited = running.replace(
+        "return x * x - 1 - x / 3;",
+        "\n#if MODE == 2\n    return x * x - 2 - x / 3;\n#else\n    return x * x - 7 - x / 3;\n#endif\n",
+    );
+    assert_ne!(edited, running);
+    std::fs::write(&calc, edited).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("scale") && message.contains("relive build") && message.contains("--trust-baselines"),
+        "{message}"
+    );
+    // `make` would run the first branch (v 17 76); relive's compile has
+    // the other.
+    s.never_prints("v 17 71", Duration::from_millis(300));
+    s.prints("v 17 77");
+}
+
 /// An edit saved 50 ms after `relive run` starts (while the baselines
 /// compile) reaches the program.
 #[test]

@@ -949,11 +949,27 @@ impl<'p> Reloader<'p> {
         }
         let differs = self.unverified.get(source)?;
         let hit: Vec<&(String, String)> = differs.iter().filter(|(n, _)| changed.contains(n)).collect();
-        let (first, why) = hit.first()?;
+        if let Some((first, why)) = hit.first() {
+            return Some(format!(
+                "{} is compiled here into code that differs from what the program runs (before this edit: {first} {why}{}), so the edit's effect cannot be known; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
+                source.display(),
+                if hit.len() > 1 { format!(", and {} more", hit.len() - 1) } else { String::new() }
+            ));
+        }
+        // The edit changed only functions that matched. With a command
+        // not known to be the build's, the difference elsewhere says its
+        // options are not the build's: the edit may make a matching
+        // function depend on one (an `#if` on a missing -D), and its new
+        // code would then be what no build makes.
+        let command = self.command(source);
+        if command.complete {
+            return None;
+        }
+        let (first, why) = differs.first()?;
         Some(format!(
-            "{} is compiled here into code that differs from what the program runs (before this edit: {first} {why}{}), so the edit's effect cannot be known; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
+            "{} is compiled here into code that differs from what the program runs in {first} ({why}), which this edit did not change; its compile command ({}) is not known to be the build's, so the edited functions may be compiled unlike the build too; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
             source.display(),
-            if hit.len() > 1 { format!(", and {} more", hit.len() - 1) } else { String::new() }
+            command.origin
         ))
     }
 
