@@ -81,9 +81,13 @@ fn oracle(cflags: &str) -> String {
 }
 
 fn oracle_with(cc: &str, cflags: &str) -> String {
+    oracle_of(cc, cflags, &CALC.replace(EDIT.0, EDIT.1))
+}
+
+/// What the program built with `calc` as its calc.c prints first.
+fn oracle_of(cc: &str, cflags: &str, calc: &str) -> String {
     let dir = project_with(cc, cflags);
-    let calc = dir.path().join("src/calc.c");
-    std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    std::fs::write(dir.path().join("src/calc.c"), calc).unwrap();
     make(dir.path());
     let mut child = Command::new(dir.path().join("app"))
         .stdout(Stdio::piped())
@@ -349,6 +353,45 @@ fn an_edit_saved_while_relive_starts_reaches_the_program() {
 /// An edit made before `relive watch --pid` attaches (while no relive
 /// ran) is found by comparing with the running code, reported and
 /// applied.
+/// An edit saved while relive starts that changes every function of its
+/// file is an edit too, not a sign of a compile command unlike the build's
+/// (nothing in the file matches the running code then): with the build's
+/// whole command known, it is applied (the trial lost it, 11 times of 11).
+#[test]
+fn an_edit_of_every_function_of_a_file_saved_while_relive_starts_is_applied() {
+    // A `shift` long enough to redirect.
+    let running = CALC.replace("return x - 1;", "return x * x - 1 - x / 3;");
+    let edited = running
+        .replace(EDIT.0, EDIT.1)
+        .replace("return x * x - 1 - x / 3;", "return x * x - 2 - x / 3;");
+    let after = oracle_of("gcc", "-O2 -g3", &edited);
+    let dir = project("-O2 -g3");
+    let calc = dir.path().join("src/calc.c");
+    std::fs::write(&calc, &running).unwrap();
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&calc, &edited).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut events = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "the edit never reached the program: {events:?}");
+        if let Ok(e) = s.events.recv_timeout(Duration::from_millis(20)) {
+            assert!(!matches!(e["event"].as_str(), Some("refused" | "error")), "{e}");
+            let differs = e["event"] == "baseline" && e["status"] == "differs";
+            assert!(
+                !differs || !e.to_string().contains("probably lacks"),
+                "blamed on the compile command: {e}"
+            );
+            events.push(e);
+        }
+        if events.iter().any(|e| e["event"] == "patched") {
+            break;
+        }
+    }
+    s.prints(&after);
+}
+
 #[test]
 fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
     let (before, _) = expected_first_lines();
