@@ -375,7 +375,10 @@ fn an_edit_of_every_function_of_a_file_saved_while_relive_starts_is_applied() {
     let deadline = Instant::now() + PATIENCE;
     let mut events = Vec::new();
     loop {
-        assert!(Instant::now() < deadline, "the edit never reached the program: {events:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the edit never reached the program: {events:?}"
+        );
         if let Ok(e) = s.events.recv_timeout(Duration::from_millis(20)) {
             assert!(!matches!(e["event"].as_str(), Some("refused" | "error")), "{e}");
             let differs = e["event"] == "baseline" && e["status"] == "differs";
@@ -390,6 +393,39 @@ fn an_edit_of_every_function_of_a_file_saved_while_relive_starts_is_applied() {
         }
     }
     s.prints(&after);
+}
+
+/// A program killed after relive caught up an edit made before it started
+/// is reported with that reload (it said "no reload had patched it").
+#[test]
+fn a_death_after_a_catch_up_names_it() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    // Made after the build, before relive starts: caught up at start; the
+    // new `scale` traps.
+    std::fs::write(
+        dir.path().join("src/calc.c"),
+        CALC.replace("return x * 3 + OFFSET;", "__builtin_trap();"),
+    )
+    .unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("exited");
+    let exited = events.last().unwrap();
+    assert_eq!(exited["signal_name"], "SIGILL", "{events:?}");
+    assert!(
+        exited["last_reload_file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("calc.c")),
+        "{exited}"
+    );
+    assert!(
+        exited["last_reload_functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "scale"),
+        "{exited}"
+    );
 }
 
 #[test]

@@ -194,7 +194,10 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
 /// Compiles every file's baseline (in parallel, with a progress line),
 /// compares each with the running code and says what differs: files
 /// edited since the build are patched now (unless --no-catch-up).
-fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> anyhow::Result<()> {
+/// Compiles and checks every file's baseline; returns the reloads that
+/// caught up edits made before relive started (they count as reloads in
+/// the report of the program's death).
+fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> anyhow::Result<Vec<ReloadEvent>> {
     let started = std::time::Instant::now();
     let jobs = options
         .jobs
@@ -213,6 +216,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
     let mut guessed: Vec<String> = Vec::new();
+    let mut caught_up = Vec::new();
     for (file, mut outcome) in results {
         // Options the debug info did not record (clang): the ones that
         // compile into the running code are the build's.
@@ -287,7 +291,9 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                             if check.differs.len() == 1 { "it" } else { "them" }
                         ),
                     );
-                    print_event(&reloader.catch_up(&file)?, options.json);
+                    let event = reloader.catch_up(&file)?;
+                    print_event(&event, options.json);
+                    caught_up.push(event);
                     continue;
                 }
                 let command = reloader.command(&file);
@@ -311,8 +317,13 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                     serde_json::json!({"event": "baseline", "file": name, "status": if edited && trusted { "edited" } else { "differs" },
                                        "functions": check.differing(), "details": listed, "message": why}),
                     format!(
-                        "relive: WARNING: {name} {why}.\n  differing: {}\n  edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched",
-                        listed.join("; ")
+                        "relive: WARNING: {name} {why}.\n  differing: {}\n  {}",
+                        listed.join("; "),
+                        if command.complete {
+                            "edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched"
+                        } else {
+                            "edits anywhere in this file are refused, since its compile command may lack an option some other function depends on (--trust-baselines patches them anyway)"
+                        }
                     ),
                 );
             }
@@ -333,7 +344,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(())
+    Ok(caught_up)
 }
 
 /// Compile commands to try when `command` (from debug info that records
@@ -399,6 +410,27 @@ struct LastReload {
     at: Option<std::time::Instant>,
     file: String,
     functions: Vec<String>,
+}
+
+impl LastReload {
+    /// Remembers the last of `events` that changed the program, also one
+    /// whose new code cannot run (its entries were redirected all the
+    /// same).
+    fn note(&mut self, events: &[ReloadEvent]) {
+        for e in events.iter().filter(|e| matches!(e.event, "patched" | "unreachable")) {
+            *self = LastReload {
+                at: Some(std::time::Instant::now()),
+                file: e.file.clone(),
+                functions: e
+                    .functions
+                    .iter()
+                    .chain(&e.added)
+                    .chain(&e.unreachable)
+                    .cloned()
+                    .collect(),
+            };
+        }
+    }
 }
 
 /// The private directory of the session's objects, removed when relive
@@ -469,7 +501,7 @@ fn reload_loop(
         reloader.set_command(file, command.clone());
     }
     let since = std::time::SystemTime::now();
-    baselines(&mut reloader, &files, options)?;
+    let caught_up = baselines(&mut reloader, &files, options)?;
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
     let verbose = options.verbose;
     let ready = || {
@@ -484,6 +516,7 @@ fn reload_loop(
     };
     let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let mut last = LastReload::default();
+    last.note(&caught_up);
     let ended = watch(
         &mut reloader,
         &mut events,
@@ -493,21 +526,7 @@ fn reload_loop(
         ready,
         exited,
         |events| {
-            // Every reload that changed the program, also one whose new
-            // code cannot run (its entries were redirected all the same).
-            for e in events.iter().filter(|e| matches!(e.event, "patched" | "unreachable")) {
-                last = LastReload {
-                    at: Some(std::time::Instant::now()),
-                    file: e.file.clone(),
-                    functions: e
-                        .functions
-                        .iter()
-                        .chain(&e.added)
-                        .chain(&e.unreachable)
-                        .cloned()
-                        .collect(),
-                };
-            }
+            last.note(events);
             print_events(events, json, verbose)
         },
     );
