@@ -428,6 +428,31 @@ fn a_death_after_a_catch_up_names_it() {
     );
 }
 
+/// A compile error an option of the build would fix (a header found only
+/// through a -I the debug info does not record) names the likely cause and
+/// the fix, not only the compiler's message.
+#[test]
+fn a_header_only_the_build_finds_is_explained() {
+    let dir = project("-O2 -g");
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("extra")).unwrap();
+    std::fs::write(p.join("extra/bonus.h"), "#define BONUS 1\n").unwrap();
+    let makefile = std::fs::read_to_string(p.join("Makefile")).unwrap();
+    std::fs::write(p.join("Makefile"), makefile.replace("-Iinc", "-Iinc -Iextra")).unwrap();
+    make(p);
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    let calc = s.target.dir.path().join("src/calc.c");
+    std::fs::write(&calc, format!("#include \"bonus.h\"\n{CALC}")).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "compile_error", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("bonus.h") && message.contains("-I/-D") && message.contains("relive build"),
+        "{message}"
+    );
+}
+
 #[test]
 fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
     let (before, _) = expected_first_lines();

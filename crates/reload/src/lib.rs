@@ -760,7 +760,11 @@ impl<'p> Reloader<'p> {
                 } else {
                     "compile_error"
                 };
-                event.message = Some(message);
+                let hint = match event.event {
+                    "compile_error" => self.missing_option_hint(source, &message),
+                    _ => String::new(),
+                };
+                event.message = Some(message + &hint);
                 event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
@@ -889,6 +893,29 @@ impl<'p> Reloader<'p> {
         }
         event.timing_us.total = start.elapsed().as_micros() as u64;
         Ok(event)
+    }
+
+    /// For a compile error that a build's option would likely fix (a
+    /// header not found, an undeclared identifier) when relive's command
+    /// is not known to be the build's: a line saying so and how to fix it.
+    fn missing_option_hint(&self, source: &Path, message: &str) -> String {
+        let likely = [
+            "No such file or directory",
+            "undeclared",
+            "not declared",
+            "file not found",
+        ]
+        .iter()
+        .any(|m| message.contains(m));
+        let command = self.command(source);
+        if !likely || command.complete {
+            return String::new();
+        }
+        format!(
+            "\n(relive compiled it with {} from {}, which may lack the build's -I/-D options: {FIX_FLAGS})",
+            command.display(),
+            command.origin
+        )
     }
 
     /// Why the new code of `functions` (of `new`, compiled from `source`)
