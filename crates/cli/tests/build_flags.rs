@@ -588,6 +588,40 @@ fn files_saved_together_may_call_what_the_other_adds() {
 /// file's new code with the other's old (a change spanning files is never
 /// seen half done). Both events say so, and both functions' new
 /// generations carry the same change number in `relive status`.
+/// A file refused because it calls what another file does not define yet
+/// is patched once that file is saved (it stayed unpatched, silently).
+#[test]
+fn a_caller_saved_before_its_callee_is_patched_with_it() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let src = s.target.dir.path().join("src");
+    let calc = CALC
+        .replace("#include \"mode.h\"", "#include \"mode.h\"\nint bonus(int x);")
+        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + bonus(1);");
+    std::fs::write(src.join("calc.c"), calc).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("bonus"), "{e}");
+    std::thread::sleep(Duration::from_millis(100));
+    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 1000; }}\n");
+    std::fs::write(src.join("main.c"), main).unwrap();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &Value| e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) && e["event"] == "patched")
+    {
+        let e = s
+            .events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("calc.c was not patched again: {seen:?}"));
+        seen.push(e);
+    }
+    s.prints("v 1017 8");
+}
+
 #[test]
 fn files_saved_together_are_patched_in_one_transaction() {
     let dir = project("-O2 -g3");

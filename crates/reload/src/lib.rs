@@ -559,6 +559,7 @@ impl<'p> Reloader<'p> {
                 // It calls something another of the files adds: again
                 // once the others are in.
                 (true, Some(obj)) => waiting.push((source, obj, compile_us, event)),
+                (true, None) => events.push(self.hold_for_missing(source, event)),
                 _ => events.push(event),
             }
         }
@@ -576,12 +577,26 @@ impl<'p> Reloader<'p> {
                 }
             }
             if still.len() == before {
-                events.extend(still.into_iter().map(|(_, _, _, event)| event));
+                for (source, _, _, event) in still {
+                    events.push(self.hold_for_missing(source, event));
+                }
                 break;
             }
             waiting = still;
         }
         Ok(events)
+    }
+
+    /// A file refused because it calls what nothing defines yet (the file
+    /// that adds it is not saved yet) is tried again with the next save of
+    /// any file, so it is patched once that one is: it was left unpatched,
+    /// with nothing telling the user.
+    fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
+        if let Some(message) = &mut event.message {
+            message.push_str("; relive tries this file again with the next save (of the file that defines it, say)");
+        }
+        self.held.insert(source);
+        event
     }
 
     /// Diffs a fresh compile of `source` against what runs and patches the
