@@ -68,6 +68,12 @@ fn revert_last_goes_back_one_patch() {
     let base = object(&target, 1, 10, "base");
     let one = object(&target, 2, 10, "one");
     let two = object(&target, 3, 20, "two");
+    let o = ok(relive(&target, &["diff", &base, &one]));
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!(
+        "{}",
+        std::fs::read_to_string(std::path::Path::new(&one).with_extension("c")).unwrap()
+    );
     ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
     target.wait_for("v 2 10");
     ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
@@ -139,4 +145,49 @@ fn journals_of_exited_processes_are_cleaned() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(journals(), 0, "the exited process's journal is still there");
+}
+
+/// A patch that changes a caller and its callee together, then one that
+/// changes only the callee: the caller runs the callee's newest code. The
+/// first patch's caller called its own copy of the callee directly, and
+/// the second patch (a slot update) never reached it (trial: zlib's
+/// adler32 → adler32_z; deflate's configuration_table).
+#[test]
+fn a_callee_patched_alone_later_is_what_its_patched_caller_calls() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) int callee(int x) { return x + 1; }
+__attribute__((noinline)) int caller(int x) { return callee(x) * 2; }
+typedef int (*op)(int);
+static const op table[] = { callee, caller };
+__attribute__((noinline, noipa)) int through_table(int k) { return table[k](5); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d %d\n", caller(1), through_table(0)); usleep(2000); }
+}
+"#;
+    let target = Target::start_c(TWO, &["-O2", "-g"]);
+    target.wait_for("v 4 6");
+    let pid = target.pid_arg();
+    let build = |name: &str, text: &str| {
+        let dir = target.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        relive_testkit::compile_object(&dir, "target", text, &["-O2", "-g"])
+            .display()
+            .to_string()
+    };
+    let base = build("base", TWO);
+    // Both change (and the table, which the patch copies, points at them).
+    let one_text = TWO
+        .replace("return x + 1;", "return x + 100;")
+        .replace("* 2;", "* 3;")
+        .replace("table[k](5)", "table[k](6)");
+    let one = build("one", &one_text);
+    // Only the callee changes.
+    let two = build("two", &one_text.replace("return x + 100;", "return x + 7;"));
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 303 106");
+    ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
+    target.wait_for("v 24 13");
 }

@@ -137,6 +137,9 @@ struct Linker<'a> {
     out: Linked,
     /// Functions placed so far: symbol index -> code offset.
     placed: HashMap<usize, u64>,
+    /// Of those, the ones that replace a function of the program: symbol
+    /// index -> its original entry.
+    replaced: HashMap<usize, u64>,
     queue: Vec<usize>,
     /// Data symbols resolved so far.
     data: HashMap<usize, Value>,
@@ -169,6 +172,7 @@ pub fn link(
         base_names,
         out: Linked::default(),
         placed: HashMap::new(),
+        replaced: HashMap::new(),
         queue: Vec::new(),
         data: HashMap::new(),
         sections: HashMap::new(),
@@ -315,6 +319,9 @@ impl Linker<'_> {
             self.islands.push((i, island + 1, exit.target));
         }
         self.placed.insert(i, off);
+        if let Some(orig) = replaces {
+            self.replaced.insert(i, orig);
+        }
         self.queue.push(i);
         self.out.functions.push(LinkedFunction {
             name: sym.name.clone(),
@@ -472,6 +479,15 @@ impl Linker<'_> {
         match sym.kind {
             Kind::Function => {
                 if let Some(&off) = self.placed.get(&i) {
+                    // A function this patch replaces is reached through
+                    // its original entry, as the program reaches it (one
+                    // jump more): a later patch of it alone updates the
+                    // jump slot, which this code would bypass if it called
+                    // this patch's copy directly, running that copy for
+                    // good. Its own recursive calls stay direct.
+                    if let Some(orig) = self.replaced.get(&i).filter(|_| sym.name != user) {
+                        return Ok(Value::Absolute(*orig));
+                    }
                     return Ok(Value::Region(Part::Code, off));
                 }
                 if let Some(a) = self.live(i) {

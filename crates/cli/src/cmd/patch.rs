@@ -213,9 +213,9 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         0 => String::new(),
         us => format!(" (and one thread {us} µs to map a new pool)"),
     };
-    let hooks = match t.hooks {
-        0 => String::new(),
-        us => format!(", hooks {us}"),
+    let hooks = match r.hooks.is_empty() {
+        true => String::new(),
+        false => format!(", hooks {}", t.hooks),
     };
     writeln!(
         out,
