@@ -190,4 +190,13 @@ int main(void) {
     target.wait_for("v 303 106");
     ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
     target.wait_for("v 24 13");
+    // `verify` agrees that this is what runs, the table the first patch
+    // copied included (it said the copy was another table).
+    let out = relive(&target, &["verify", &pid, &two]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -231,6 +231,13 @@ fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_
                 .last()
                 .is_some_and(|g| place == g.slot_value.wrapping_add(into))
     });
+    // A constant table a patch brought its own copy of (the code relive
+    // linked refers to it in the pool): the copy must hold what this
+    // compile puts in it.
+    let copy = place.wrapping_sub(into);
+    if let Some(i) = constant.filter(|_| place != expected && target.journal.regions.iter().any(|g| g.contains(copy))) {
+        return contents(target, obj, i, copy);
+    }
     if place != expected && !patched_copy && !through_linkage(target, r, at, live_bytes, place, value, expected) {
         return Some(format!(
             "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
