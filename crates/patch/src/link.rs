@@ -448,7 +448,10 @@ impl Linker<'_> {
     /// The value and addend a relocation's target stands for.
     fn resolve_target(&mut self, r: &Reloc, user: &str) -> Result<(Value, i64), LinkError> {
         match &r.target {
-            Target::Defined(i) => Ok((self.resolve_symbol(*i, user)?, r.addend)),
+            Target::Defined(i) => {
+                let entry = r.addend.wrapping_add(r.pc_bias) == 0;
+                Ok((self.resolve_symbol(*i, user, entry)?, r.addend))
+            }
             // Another file's patch may have added it.
             Target::Undefined(name) => match self
                 .resolver
@@ -464,7 +467,8 @@ impl Linker<'_> {
             Target::Section { section, offset } => {
                 if let Some((i, _)) = self.obj.symbol_at(*section, offset.wrapping_add(r.pc_bias)) {
                     let start = self.obj.symbols[i].offset as i64;
-                    return Ok((self.resolve_symbol(i, user)?, offset.wrapping_sub(start)));
+                    let entry = offset.wrapping_add(r.pc_bias) == start;
+                    return Ok((self.resolve_symbol(i, user, entry)?, offset.wrapping_sub(start)));
                 }
                 if let Some(copied) = self.copy_string(*section, *offset, r.pc_bias) {
                     return Ok(copied);
@@ -474,7 +478,10 @@ impl Linker<'_> {
         }
     }
 
-    fn resolve_symbol(&mut self, i: usize, user: &str) -> Result<Value, LinkError> {
+    /// The value of symbol `i` for a reference by `user`; `entry`: the
+    /// reference denotes the symbol's first byte (a call, a function
+    /// pointer), not a place inside it (a jump table's case).
+    fn resolve_symbol(&mut self, i: usize, user: &str, entry: bool) -> Result<Value, LinkError> {
         let sym = &self.obj.symbols[i];
         match sym.kind {
             Kind::Function => {
@@ -484,8 +491,10 @@ impl Linker<'_> {
                     // jump more): a later patch of it alone updates the
                     // jump slot, which this code would bypass if it called
                     // this patch's copy directly, running that copy for
-                    // good. Its own recursive calls stay direct.
-                    if let Some(orig) = self.replaced.get(&i).filter(|_| sym.name != user) {
+                    // good. Its own recursive calls stay direct, and so
+                    // does a place inside it (a jump table's case), which
+                    // only this copy has.
+                    if let Some(orig) = self.replaced.get(&i).filter(|_| entry && sym.name != user) {
                         return Ok(Value::Absolute(*orig));
                     }
                     return Ok(Value::Region(Part::Code, off));

@@ -10,6 +10,18 @@ use crate::objfile::{Kind, ObjectFile};
 /// or added; a data layout change or a global function's signature change
 /// is refused, naming the symbols. Without it, every function of `new`.
 pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result<Vec<usize>> {
+    functions_to_patch_allowing(base, new, &|_| false)
+}
+
+/// [`functions_to_patch`], where the signature change of a global function
+/// that `callers_follow` accepts is no reason to refuse: every caller the
+/// program has is patched with it, to the new signature (files saved
+/// together).
+pub fn functions_to_patch_allowing(
+    base: Option<&ObjectFile>,
+    new: &ObjectFile,
+    callers_follow: &dyn Fn(&str) -> bool,
+) -> Result<Vec<usize>> {
     let Some(old) = base else {
         return Ok(functions_where(new, |_| true));
     };
@@ -32,7 +44,10 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
         .filter(|c| c.kind == Kind::Function)
         .map(|c| c.name.as_str())
         .collect();
-    let signatures = crate::signature::changed(old, new, &changed_code);
+    let signatures: Vec<String> = crate::signature::changed(old, new, &changed_code)
+        .into_iter()
+        .filter(|change| !callers_follow(change.split_once(": ").map_or(change.as_str(), |(name, _)| name)))
+        .collect();
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
             what: format!(

@@ -206,6 +206,10 @@ pub struct Reloader<'p> {
     unverified: HashMap<PathBuf, Vec<(String, String)>>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
+    /// Every compile unit of the program is watched (not a list the user
+    /// gave): a function's callers are all known, so a signature change
+    /// saved with every caller can be patched.
+    pub every_unit_watched: bool,
     /// The last patch was refused for a symbol nothing defines (yet).
     missing_symbol: bool,
     /// Files whose last save is not in the program because another file
@@ -238,6 +242,7 @@ impl<'p> Reloader<'p> {
             cache,
             unverified: HashMap::new(),
             trust_baselines: false,
+            every_unit_watched: false,
             missing_symbol: false,
             held: Default::default(),
             on_compile: None,
@@ -608,7 +613,7 @@ impl<'p> Reloader<'p> {
         compile_us: u64,
         start: Instant,
     ) -> Result<ReloadEvent, ReloadError> {
-        let (new, functions, mut event) = match self.prepare_reload(source, compiled, compile_us, start)? {
+        let (new, functions, mut event) = match self.prepare_reload(source, compiled, compile_us, start, &[])? {
             Step::Done(event) => return Ok(event),
             Step::Patch { new, functions, event } => (*new, functions, event),
         };
@@ -638,10 +643,16 @@ impl<'p> Reloader<'p> {
         }
         let mut ready = Vec::new();
         let mut settled = Vec::new();
+        // Each file's new compile, for the others' checks: a signature
+        // change is patched when every caller is saved with it.
+        let batch: Vec<(&Path, &ObjectFile)> = compiled
+            .iter()
+            .filter_map(|(source, result, _)| Some((source.as_path(), result.as_ref().ok()?)))
+            .collect();
         for (source, result, compile_us) in &compiled {
             let step = match result {
-                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start)?,
-                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start)?,
+                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch)?,
+                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start, &batch)?,
             };
             match step {
                 Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
@@ -763,6 +774,7 @@ impl<'p> Reloader<'p> {
         compiled: Result<ObjectFile, String>,
         compile_us: u64,
         start: Instant,
+        batch: &[(&Path, &ObjectFile)],
     ) -> Result<Step, ReloadError> {
         let us = |t: Instant| t.elapsed().as_micros() as u64;
         let mut event = ReloadEvent::new(source);
@@ -789,7 +801,8 @@ impl<'p> Reloader<'p> {
         }
         let diff_start = Instant::now();
         let old = self.current.get(source);
-        let functions = match relive_patch::select::functions_to_patch(old, &new) {
+        let follow = |name: &str| self.callers_follow(source, &new, name, batch);
+        let functions = match relive_patch::select::functions_to_patch_allowing(old, &new, &follow) {
             Ok(functions) => functions,
             Err(PatchError::Refused { what }) => {
                 event.event = "refused";
@@ -822,7 +835,7 @@ impl<'p> Reloader<'p> {
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
-        if let Some(refusal) = self.callee_mismatch(source, &new, &functions) {
+        if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
             event.event = "refused";
             event.message = Some(refusal);
             event.timing_us.total = us(start);
@@ -940,7 +953,13 @@ impl<'p> Reloader<'p> {
     /// arguments. Read from the DWARF: the new object's declaration of the
     /// callee against the definition in the other file's object the
     /// program runs.
-    fn callee_mismatch(&self, source: &Path, new: &ObjectFile, functions: &[usize]) -> Option<String> {
+    fn callee_mismatch(
+        &self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &[usize],
+        batch: &[(&Path, &ObjectFile)],
+    ) -> Option<String> {
         let mut called: Vec<&str> = functions
             .iter()
             .flat_map(|&i| &new.symbols[i].relocs)
@@ -956,6 +975,11 @@ impl<'p> Reloader<'p> {
         }
         let declared = relive_patch::signature::declarations(new, &called);
         for (file, runs) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
+            // A file saved with this one runs its new compile afterwards.
+            let runs: &ObjectFile = batch
+                .iter()
+                .find(|(f, _)| *f == file.as_path())
+                .map_or(runs, |(_, obj)| *obj);
             let defined: Vec<&str> = called
                 .iter()
                 .copied()
@@ -984,6 +1008,42 @@ impl<'p> Reloader<'p> {
             }
         }
         None
+    }
+
+    /// Whether global function `name`, whose signature `new` (the fresh
+    /// compile of `source`) changes, can be patched: every other file of
+    /// the program that calls it is saved with it (in `batch`) and calls it
+    /// by the new prototype, and none takes its address (a pointer's
+    /// callers cannot be known). Only when every compile unit is watched:
+    /// another may call it.
+    fn callers_follow(&self, source: &Path, new: &ObjectFile, name: &str, batch: &[(&Path, &ObjectFile)]) -> bool {
+        if !self.every_unit_watched {
+            return false;
+        }
+        let defined = relive_patch::signature::definitions_resolved(new, &[name]);
+        let Some(is) = defined.get(name) else {
+            return false;
+        };
+        for (file, runs) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
+            let uses = references(runs, name);
+            if uses.is_empty() {
+                continue;
+            }
+            if uses.iter().any(|&call| !call) {
+                return false;
+            }
+            let Some((_, updated)) = batch.iter().find(|(f, _)| *f == file.as_path()) else {
+                return false;
+            };
+            if references(updated, name).iter().any(|&call| !call) {
+                return false;
+            }
+            let declared = relive_patch::signature::declarations(updated, &[name]);
+            if declared.get(name) != Some(is) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Why a change of `changed` in `source` cannot be patched: its
@@ -1053,6 +1113,28 @@ impl<'p> Reloader<'p> {
         Ok(())
     }
 }
+
+/// How `obj` refers to the function `name` it does not define: one entry
+/// per reference, `true` for a call (`R_X86_64_PLT32` in code), `false`
+/// for anything else (its address taken, stored in data).
+fn references(obj: &ObjectFile, name: &str) -> Vec<bool> {
+    use relive_patch::objfile::{Kind, Target};
+    let named = |r: &&relive_patch::objfile::Reloc| matches!(&r.target, Target::Undefined(n) if n == name);
+    let in_code = obj
+        .symbols
+        .iter()
+        .filter(|s| s.kind == Kind::Function)
+        .flat_map(|s| s.relocs.iter().filter(named).map(|r| r.r_type == PLT32));
+    let in_data = obj
+        .symbols
+        .iter()
+        .filter(|s| s.kind != Kind::Function)
+        .flat_map(|s| s.relocs.iter().filter(named).map(|_| false));
+    in_code.chain(in_data).collect()
+}
+
+/// `R_X86_64_PLT32`: a call.
+const PLT32: u32 = 4;
 
 /// Where one file's reload stands before anything is patched.
 enum Step {

@@ -492,6 +492,7 @@ fn reload_loop(
     let default = files[0].1.args.clone();
     let mut reloader = Reloader::new(process.as_ref(), default, cache.path().to_path_buf())?;
     reloader.trust_baselines = options.trust_baselines;
+    reloader.every_unit_watched = explicit.is_empty();
     if options.verbose {
         reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
             eprintln!("relive: compile ({}): {}", c.origin, c.display())
