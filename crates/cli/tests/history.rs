@@ -200,3 +200,31 @@ int main(void) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A `--base` that is not what runs (another patch came since) is
+/// refused: the diff against it is not the change the program sees, and
+/// the program ran a mix of both patches (trial: two patches with the
+/// same base).
+#[test]
+fn a_stale_base_is_refused() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let pid = target.pid_arg();
+    let base = object(&target, 1, 10, "base");
+    let one = object(&target, 2, 10, "one");
+    let other = object(&target, 1, 30, "other");
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 2 10");
+    // `other` changes only b against `base`; the program runs `one`'s a.
+    let out = relive(&target, &["patch", &pid, &other, "--base", &base]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(
+        message.contains("is not what process") && message.contains("--base"),
+        "{message}"
+    );
+    target.wait_for("v 2 10");
+    // With the right base, it is a change of b and a back to 1.
+    ok(relive(&target, &["patch", &pid, &other, "--base", &one]));
+    target.wait_for("v 1 30");
+}

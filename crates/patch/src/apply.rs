@@ -48,6 +48,13 @@ pub struct Target<'p> {
     /// What the user should know about the target (its program was
     /// rebuilt while it ran); every patch report repeats them.
     pub warnings: Vec<String>,
+    /// Check, once the process is locked for the patch, that the base
+    /// object's version of each function to patch is what runs: a base
+    /// that is not (an older compile, or another relive patched since)
+    /// makes a diff that leaves the program running a mix of versions.
+    /// `relive patch --base` sets it; the reloader's bases are its own
+    /// compiles, already checked.
+    pub check_base: bool,
 }
 
 impl<'p> Target<'p> {
@@ -79,6 +86,7 @@ impl<'p> Target<'p> {
             journal,
             journal_dir,
             warnings: verified.warning.into_iter().collect(),
+            check_base: false,
         })
     }
 
@@ -790,6 +798,27 @@ struct Prepared<'o> {
 fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u64>>) -> Result<Prepared<'o>> {
     let (obj, base, functions) = (unit.obj, unit.base, unit.functions);
     let process = target.process;
+    if let (Some(base), true) = (base, target.check_base) {
+        // The functions to patch, and those patched before (a base older
+        // than the last patch differs there, even when this diff does
+        // not touch them).
+        let names: Vec<&str> = functions
+            .iter()
+            .map(|&i| obj.symbols[i].name.as_str())
+            .chain(target.journal.patches.iter().map(|p| p.name.as_str()))
+            .collect();
+        let check = crate::verify::functions_against_process(target, base, |n| names.contains(&n));
+        if let Some((name, why)) = check.differs.first() {
+            return Err(PatchError::Refused {
+                what: format!(
+                    "the base {} is not what process {} runs: its {name} differs from the running code ({why}), so the diff against it is not the change the program would see (another patch since, or an older compile); pass the object of what runs now (the last patch's) as --base, or leave --base out to patch every function of {}",
+                    base.path,
+                    process.pid(),
+                    obj.path
+                ),
+            });
+        }
+    }
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
     let all: Vec<(usize, Option<u64>)> = functions
         .iter()

@@ -131,6 +131,7 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let open_start = Instant::now();
     let process = relive_process::open(args.pid)?;
     let mut target = Target::open(process.as_ref())?;
+    target.check_base = true;
     let verdict = origin::check(&new, &target.modules);
     let earlier = Timing {
         read,
