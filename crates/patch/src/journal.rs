@@ -450,7 +450,11 @@ impl Journal {
     pub fn save(&mut self, dir: &StateDir) -> Result<()> {
         let name = Journal::file_name(self.pid, self.start_time);
         if self.patches.is_empty() && self.regions.is_empty() {
+            // Nothing patched and no pool left: the history of what was
+            // goes too (`status` has nothing to show it with).
             dir.remove(&name)?;
+            dir.remove(&self.history_name())?;
+            self.pending_history.clear();
         } else {
             let mut line = serde_json::to_vec(self).map_err(|e| PatchError::Io {
                 path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
@@ -689,9 +693,11 @@ mod tests {
         });
         j.save(dir).unwrap();
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
+        dir.append_private(&j.history_name(), b"{}\n").unwrap();
         j.patches.clear();
         j.save(dir).unwrap();
         assert!(!Journal::path(dir, 7, 99).exists());
+        assert!(!dir.path().join(j.history_name()).exists(), "the history goes with it");
         std::fs::write(Journal::path(dir, 7, 99), "{").unwrap();
         assert!(matches!(
             Journal::load(dir, 7, 99, "/bin/x"),
