@@ -54,10 +54,20 @@ impl Verification {
 /// Compares every function of `obj` with the code `target`'s process runs
 /// for it (the current version of a function relive has patched).
 pub fn against_process(target: &apply::Target, obj: &ObjectFile) -> Verification {
+    functions_against_process(target, obj, |_| true)
+}
+
+/// [`against_process`] for the functions of `obj` whose names `wanted`
+/// accepts.
+pub fn functions_against_process(
+    target: &apply::Target,
+    obj: &ObjectFile,
+    wanted: impl Fn(&str) -> bool,
+) -> Verification {
     let mut out = Verification::default();
     let no_renames = HashMap::new();
     for (i, sym) in obj.symbols.iter().enumerate() {
-        if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() {
+        if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() || !wanted(&sym.name) {
             continue;
         }
         let check = match live_address(obj, i, &target.resolver, &no_renames) {
