@@ -187,3 +187,56 @@ fn a_hook_outlives_a_killed_relive() {
     relive.wait().unwrap();
     settles_on(&target, "value 2 before 1/1 after 1/2", 20);
 }
+
+/// A hook a patch adds (a new function its object lists) runs after that
+/// patch, and around every later one.
+#[test]
+fn a_hook_a_patch_adds_runs_after_it_and_later_patches() {
+    const PLAIN: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+#include "relive.h"
+static volatile int added_runs;
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d added %d\n", value(), added_runs); usleep(3000); }
+}
+"#;
+    let dir = project();
+    let exe = relive_testkit::compile(dir.path(), "app", PLAIN, &["-O2", "-g"]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--json", "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let source = dir.path().join("app.c");
+    let mut target = Target::spawn(cmd, exe, dir);
+    let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
+    assert_eq!(events.recv_timeout(PATIENCE).unwrap()["event"], "watching");
+    target.wait_for("value 1 added 0");
+    let with_hook = PLAIN.replace(
+        "int main(void) {",
+        "static void on_reload(void) { added_runs++; }\nRELIVE_AFTER_PATCH(on_reload);\nint main(void) {",
+    );
+    for (n, text) in [
+        with_hook.replace("return 1;", "return 2;"),
+        with_hook.replace("return 1;", "return 3;"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&source, &text).unwrap();
+        let e = events.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(e["event"], "patched", "{e}");
+        let ran: Vec<&str> = e["hooks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no hooks in {e}"))
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(ran, ["on_reload"], "{e}");
+        settles_on(&target, &format!("value {} added {}", n + 2, n + 1), 20);
+    }
+}

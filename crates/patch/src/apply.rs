@@ -599,7 +599,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let hooks_start = Instant::now();
     let mut hook_runs = crate::hooks::run(
         process,
-        &crate::hooks::program_hooks(target, crate::hooks::Phase::BeforePatch),
+        &crate::hooks::all_hooks(target, crate::hooks::Phase::BeforePatch),
         crate::hooks::Phase::BeforePatch,
     );
     let before_hooks_time = hooks_start.elapsed();
@@ -655,7 +655,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let hooks_start = Instant::now();
     hook_runs.extend(crate::hooks::run(
         process,
-        &crate::hooks::program_hooks(target, crate::hooks::Phase::AfterPatch),
+        &crate::hooks::all_hooks(target, crate::hooks::Phase::AfterPatch),
         crate::hooks::Phase::AfterPatch,
     ));
     hooks_time += hooks_start.elapsed();
@@ -1161,6 +1161,9 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
             addr,
             size: sym.size,
             kind: kind.into(),
+            hook: (kind == "function")
+                .then(|| crate::hooks::listed_as_hook(obj, i))
+                .flatten(),
         }
     };
     let functions = linked

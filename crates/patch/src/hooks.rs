@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::apply::Target;
 use crate::names;
+use crate::objfile::ObjectFile;
 
 /// The sections hooks are listed in, by when they run.
 pub const BEFORE_SECTION: &str = "relive_before_patch";
@@ -43,7 +44,7 @@ pub fn timeout() -> Duration {
 }
 
 /// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     BeforePatch,
@@ -164,6 +165,37 @@ pub fn program_hooks(target: &Target, phase: Phase) -> Vec<Hook> {
         hooks.push(Hook { name, addr });
     }
     hooks
+}
+
+/// Every hook for `phase`: the program's, then those earlier patches
+/// added (functions of theirs their objects listed as hooks).
+pub fn all_hooks(target: &Target, phase: Phase) -> Vec<Hook> {
+    let mut hooks = program_hooks(target, phase);
+    for a in target.journal.added.iter().filter(|a| a.hook == Some(phase)) {
+        if !hooks.iter().any(|h| h.addr == a.addr) {
+            hooks.push(Hook {
+                name: a.name.clone(),
+                addr: a.addr,
+            });
+        }
+    }
+    hooks
+}
+
+/// The phase for which `obj` lists its function `symbol` (by index) as a
+/// hook: a pointer to it in one of the hook sections.
+pub fn listed_as_hook(obj: &ObjectFile, symbol: usize) -> Option<Phase> {
+    [Phase::BeforePatch, Phase::AfterPatch].into_iter().find(|phase| {
+        obj.sections.iter().enumerate().any(|(k, section)| {
+            let Some(section) = section.as_ref().filter(|s| s.name == phase.section()) else {
+                return false;
+            };
+            let in_symbols = obj.symbols.iter().filter(|s| s.section == k).flat_map(|s| &s.relocs);
+            in_symbols
+                .chain(&section.relocs)
+                .any(|r| obj.referenced_symbol(r) == Some(symbol))
+        })
+    })
 }
 
 /// Calls `hooks` in `process`, in order, on one stopped thread.

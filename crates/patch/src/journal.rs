@@ -134,6 +134,11 @@ pub struct AddedRecord {
     pub size: u64,
     /// `function` or `object`.
     pub kind: String,
+    /// A function the patch's object lists as a reload hook (its
+    /// `relive_before_patch` / `relive_after_patch` section): run around
+    /// later patches too, while it is in the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<crate::hooks::Phase>,
 }
 
 /// One patch region allocated in the process: a pool that later patches
@@ -1029,6 +1034,7 @@ mod code_block_tests {
             addr: 0x7080,
             size: 0x10,
             kind: "function".into(),
+            hook: None,
         });
         j.commit(dir, state).unwrap();
         assert_eq!(j.code_blocks, Some(vec![(0x6000, 0x6100), (0x7000, 0x7100)]));
