@@ -620,6 +620,19 @@ fn a_caller_saved_before_its_callee_is_patched_with_it() {
         seen.push(e);
     }
     s.prints("v 1017 8");
+    // The added function edited: its new code is called (from calc.c's
+    // patched code, through a stub): reachable, not "NOT REACHABLE".
+    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 2000; }}\n");
+    std::fs::write(src.join("main.c"), main).unwrap();
+    let e = loop {
+        let e = s.event();
+        if e["file"].as_str().is_some_and(|f| f.ends_with("main.c")) && e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["bonus"]), "{e}");
+    s.prints("v 2017 8");
 }
 
 #[test]

@@ -137,7 +137,14 @@ pub fn analyse(
             if field == [0; 4] {
                 continue;
             }
-            for (target, rel) in [(relative, true), (absolute, false)] {
+            // An 8-byte address in code: the absolute jump of a stub
+            // relive linked in (a call from pool code to a function in
+            // another pool goes through one).
+            let wide = bytes
+                .get(p..p + 8)
+                .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+                .unwrap_or(0);
+            for (target, rel) in [(relative, true), (absolute, false), (wide, false)] {
                 let Some(i) = by_entry.get(target) else { continue };
                 let c = &candidates[i];
                 if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) {
