@@ -448,7 +448,7 @@ fn a_header_only_the_build_finds_is_explained() {
     assert_eq!(e["event"], "compile_error", "{e}");
     let message = e["message"].as_str().unwrap();
     assert!(
-        message.contains("bonus.h") && message.contains("-I/-D") && message.contains("relive build"),
+        message.contains("bonus.h") && message.contains("-D/-I") && message.contains("relive build"),
         "{message}"
     );
 }
@@ -810,6 +810,9 @@ fn a_caller_of_a_prototype_the_program_does_not_run_is_refused() {
         let e = s.event();
         if e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) {
             assert_eq!(e["event"], "refused", "{e}");
+            // It says which files to save with it.
+            let message = e["message"].as_str().unwrap_or_default();
+            assert!(message.contains("touch") && message.contains("main.c"), "{e}");
             break;
         }
     }
@@ -830,7 +833,7 @@ fn a_caller_of_a_prototype_the_program_does_not_run_is_refused() {
     };
     assert_ne!(e["event"], "patched", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
-    assert!(message.contains("calls scale as"), "{e}");
+    assert!(message.contains("calls scale as") && message.contains("touch"), "{e}");
     s.prints("v 17 8");
 }
 

@@ -112,11 +112,11 @@ impl HookRun {
         match &self.result {
             HookResult::Returned => format!("hook {name} ran {} ({} µs)", self.phase.label(), self.micros),
             HookResult::Crashed { signal, rip } => format!(
-                "hook {name} crashed {} ({signal} at {rip:#x}): it was abandoned there, the signal not delivered; the program runs on, but what the hook left half done stays so",
+                "hook {name} crashed {} ({signal} at instruction {rip:#x}): it was abandoned there, the signal not delivered; the program runs on, but what the hook left half done stays so",
                 self.phase.label()
             ),
             HookResult::TimedOut { rip } => format!(
-                "hook {name} did not return within {} ms {} (it was at {rip:#x}, perhaps waiting for a lock): it was abandoned there; a hook must not wait for other threads",
+                "hook {name} did not return within {} ms {} (still running at instruction {rip:#x}: a loop, or waiting for a lock): it was abandoned there; a hook must not wait for other threads",
                 timeout().as_millis(),
                 self.phase.label()
             ),

@@ -806,7 +806,11 @@ impl<'p> Reloader<'p> {
             Ok(functions) => functions,
             Err(PatchError::Refused { what }) => {
                 event.event = "refused";
-                event.message = Some(what);
+                let advice = old.and_then(|old| self.signature_advice(source, old, &new));
+                event.message = Some(match advice {
+                    Some(advice) => format!("{what}; {advice}"),
+                    None => what,
+                });
                 event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
@@ -940,7 +944,7 @@ impl<'p> Reloader<'p> {
             return String::new();
         }
         format!(
-            "\n(relive compiled it with {} from {}, which may lack the build's -I/-D options: {FIX_FLAGS})",
+            "\n(relive compiled it with {} from {}; {FIX_FLAGS})",
             command.display(),
             command.origin
         )
@@ -1000,9 +1004,11 @@ impl<'p> Reloader<'p> {
                 };
                 if wants != is {
                     return Some(format!(
-                        "{} calls {name} as {wants}, but the program runs {name} from {} as {is} (that change was not patched); save the files so that both compile, or restart the program",
+                        "{} calls {name} as {wants}, but the program runs {name} from {} as {is} (that change was not patched): save both files together (e.g. `touch {} {}`) and they are patched in one step, or restart the program",
                         source.display(),
-                        file.display()
+                        file.display(),
+                        file.display(),
+                        source.display()
                     ));
                 }
             }
@@ -1044,6 +1050,49 @@ impl<'p> Reloader<'p> {
             }
         }
         true
+    }
+
+    /// For a refused signature change of `source` (`old` → `new`): which
+    /// files call the functions concerned and how to have them patched
+    /// with it.
+    fn signature_advice(&self, source: &Path, old: &ObjectFile, new: &ObjectFile) -> Option<String> {
+        let globals: Vec<&str> = new
+            .symbols
+            .iter()
+            .filter(|s| s.kind == relive_patch::objfile::Kind::Function && !s.local)
+            .map(|s| s.name.as_str())
+            .collect();
+        let changed = relive_patch::signature::changed(old, new, &globals);
+        let names: Vec<&str> = changed
+            .iter()
+            .filter_map(|c| c.split_once(": ").map(|(name, _)| name))
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        if !self.every_unit_watched {
+            return Some(
+                "relive watches only the files you named, so it cannot know every caller: watch them all (no file arguments) to have such a change patched"
+                    .into(),
+            );
+        }
+        let mut callers: Vec<String> = self
+            .current
+            .iter()
+            .filter(|(f, runs)| f.as_path() != source && names.iter().any(|n| !references(runs, n).is_empty()))
+            .map(|(f, _)| f.display().to_string())
+            .collect();
+        callers.sort();
+        if callers.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "or save it together with the files that call {} ({}), e.g. `touch {} {}`: they are patched in one step",
+            names.join(", "),
+            callers.join(", "),
+            source.display(),
+            callers.join(" ")
+        ))
     }
 
     /// Why a change of `changed` in `source` cannot be patched: its
