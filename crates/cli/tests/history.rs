@@ -228,3 +228,36 @@ fn a_stale_base_is_refused() {
     ok(relive(&target, &["patch", &pid, &other, "--base", &one]));
     target.wait_for("v 1 30");
 }
+
+/// A function that refers to a weak symbol nothing defines (zstd's
+/// optional trace hooks) is patched, the reference 0 as in the program: it
+/// was refused as "not defined in the patch, the program or its
+/// libraries" (trial).
+#[test]
+fn a_weak_reference_to_nothing_is_patched_as_zero() {
+    const WEAK: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+extern void hook(int) __attribute__((weak));
+__attribute__((noinline)) int f(int x) { if (hook) hook(x); return x + 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d\n", f(1)); usleep(2000); }
+}
+"#;
+    for flags in [&["-O2", "-g"][..], &["-O0", "-g", "-fno-pie", "-no-pie"][..]] {
+        let target = Target::start_c(WEAK, flags);
+        target.wait_for("v 2");
+        let build = |name: &str, text: &str| {
+            let dir = target.dir.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            relive_testkit::compile_object(&dir, "target", text, flags)
+                .display()
+                .to_string()
+        };
+        let base = build("base", WEAK);
+        let new = build("new", &WEAK.replace("x + 1", "x + 2"));
+        ok(relive(&target, &["patch", &target.pid_arg(), &new, "--base", &base]));
+        target.wait_for("v 3");
+    }
+}

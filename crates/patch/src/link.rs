@@ -459,6 +459,8 @@ impl Linker<'_> {
                 .or_else(|| self.resolver.added(None, name, false))
             {
                 Some(a) => Ok((Value::Absolute(a), r.addend)),
+                // Weak, and defined nowhere: 0, as in the program.
+                None if self.obj.weak_undefined.contains(name) => Ok((Value::Absolute(0), r.addend)),
                 None => Err(LinkError::MissingSymbol {
                     symbol: name.clone(),
                     user: user.to_string(),

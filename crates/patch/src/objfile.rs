@@ -230,6 +230,10 @@ pub struct ObjectFile {
     pub sections: Vec<Option<Section>>,
     /// `STT_FILE`: the source file name, when the compiler recorded one.
     pub source: Option<String>,
+    /// Undefined symbols the object refers to weakly (`__attribute__((weak))`
+    /// declarations, zstd's optional trace hooks): a link where nothing
+    /// defines one gives it address 0, as the program's link did.
+    pub weak_undefined: std::collections::BTreeSet<String>,
     /// Per section: its symbols by place, for finding the symbol that
     /// covers a place.
     by_section: std::collections::HashMap<usize, Covering>,
@@ -404,6 +408,7 @@ impl ObjectFile {
 
         // Defined functions and data, remembering each one's ELF index.
         let mut symbols = Vec::new();
+        let mut weak_undefined = std::collections::BTreeSet::new();
         let mut by_elf_index = std::collections::HashMap::new();
         let mut section_symbols = std::collections::HashMap::new();
         let mut source = None;
@@ -517,7 +522,11 @@ impl ObjectFile {
                             let sym = file
                                 .symbol_by_index(idx)
                                 .map_err(|e| malformed(path, &format!("relocation at {offset:#x}: {e}")))?;
-                            Target::Undefined(sym.name().unwrap_or("").to_string())
+                            let name = sym.name().unwrap_or("").to_string();
+                            if sym.is_weak() && sym.is_undefined() {
+                                weak_undefined.insert(name.clone());
+                            }
+                            Target::Undefined(name)
                         }
                     }
                     RelocationTarget::Section(SectionIndex(sec)) => Target::Section {
@@ -566,6 +575,7 @@ impl ObjectFile {
             symbols,
             sections,
             source,
+            weak_undefined,
             by_section,
             keys: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
