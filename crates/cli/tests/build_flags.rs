@@ -453,6 +453,34 @@ fn a_header_only_the_build_finds_is_explained() {
     );
 }
 
+/// Files edited before relive started are caught up as one change (a
+/// header edit makes every includer differ): they switch together, as a
+/// save of them would (they were patched one by one).
+#[test]
+fn edits_made_before_relive_started_are_caught_up_together() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let p = dir.path();
+    std::fs::write(p.join("src/calc.c"), CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    std::fs::write(
+        p.join("src/main.c"),
+        MAIN.replace("return scale(4);", "return scale(5);"),
+    )
+    .unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    let patched: Vec<&Value> = events.iter().filter(|e| e["event"] == "patched").collect();
+    assert_eq!(patched.len(), 2, "{events:?}");
+    assert!(
+        patched
+            .iter()
+            .all(|e| e["notes"].to_string().contains("patched in one step with")),
+        "{patched:?}"
+    );
+    // scale(5) = 5 * 4 + 5.
+    s.prints("v 25 8");
+}
+
 #[test]
 fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
     let (before, _) = expected_first_lines();

@@ -470,6 +470,87 @@ impl<'p> Reloader<'p> {
     /// running code (an edit made before relive started), so the program
     /// runs what the file says now.
     pub fn catch_up(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
+        Ok(self
+            .catch_up_all(&[source.to_path_buf()])?
+            .pop()
+            .unwrap_or_else(|| ReloadEvent::new(source)))
+    }
+
+    /// [`Reloader::catch_up`] of several files as one transaction (a header
+    /// edited before relive started differs in every file including it:
+    /// they switch together, as a save of them would). One by one when
+    /// that cannot be (one calls what another adds).
+    pub fn catch_up_all(&mut self, sources: &[PathBuf]) -> Result<Vec<ReloadEvent>, ReloadError> {
+        if sources.len() < 2 {
+            return sources.iter().map(|s| self.catch_up_one(s)).collect();
+        }
+        let start = Instant::now();
+        let mut taken: Vec<(PathBuf, ObjectFile, Vec<usize>)> = Vec::new();
+        for source in sources {
+            let Some(differs) = self.unverified.get(source) else {
+                continue;
+            };
+            let names: Vec<&str> = differs.iter().map(|(n, _)| n.as_str()).collect();
+            let Some(obj) = self.current.get(source) else { continue };
+            let functions: Vec<usize> = obj
+                .symbols
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| names.contains(&s.name.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            let obj = self.current.remove(source).expect("looked up above");
+            taken.push((source.clone(), obj, functions));
+        }
+        self.refresh_target()?;
+        let units: Vec<apply::Unit> = taken
+            .iter()
+            .map(|(_, obj, functions)| apply::Unit {
+                obj,
+                base: None,
+                functions,
+            })
+            .collect();
+        let result = apply::patch_together(&mut self.target, &units, Timing::default());
+        drop(units);
+        let names: Vec<String> = taken.iter().map(|(s, ..)| s.display().to_string()).collect();
+        let mut events = Vec::new();
+        let reports = match result {
+            Ok(reports) => reports,
+            Err(PatchError::Process(e)) => {
+                for (source, obj, _) in taken {
+                    self.current.insert(source, obj);
+                }
+                return Err(PatchError::Process(e).into());
+            }
+            Err(_) => {
+                // Nothing was changed: one by one, each with its own word.
+                for (source, obj, _) in taken {
+                    self.current.insert(source, obj);
+                }
+                return sources.iter().map(|s| self.catch_up_one(s)).collect();
+            }
+        };
+        for ((source, obj, _), report) in taken.into_iter().zip(reports) {
+            let mut event = ReloadEvent::new(&source);
+            record_patch(&mut event, &report);
+            let others: Vec<&str> = names
+                .iter()
+                .filter(|n| **n != source.display().to_string())
+                .map(String::as_str)
+                .collect();
+            event
+                .notes
+                .push(format!("patched in one step with {}", others.join(", ")));
+            self.unverified.remove(&source);
+            self.current.insert(source, obj);
+            event.timing_us.total = start.elapsed().as_micros() as u64;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    fn catch_up_one(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
         let start = Instant::now();
         let mut event = ReloadEvent::new(source);
         let Some(differs) = self.unverified.get(source).cloned() else {

@@ -216,7 +216,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
     let mut guessed: Vec<String> = Vec::new();
-    let mut caught_up = Vec::new();
+    let mut to_catch_up = Vec::new();
     for (file, mut outcome) in results {
         // Options the debug info did not record (clang): the ones that
         // compile into the running code are the build's.
@@ -291,9 +291,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                             if check.differs.len() == 1 { "it" } else { "them" }
                         ),
                     );
-                    let event = reloader.catch_up(&file)?;
-                    print_event(&event, options.json);
-                    caught_up.push(event);
+                    to_catch_up.push(file.clone());
                     continue;
                 }
                 let command = reloader.command(&file);
@@ -328,6 +326,11 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                 );
             }
         }
+    }
+    // Edits made before relive started, patched as one change.
+    let caught_up = reloader.catch_up_all(&to_catch_up)?;
+    for event in &caught_up {
+        print_event(event, options.json);
     }
     if !guessed.is_empty() && !options.json {
         eprintln!(
