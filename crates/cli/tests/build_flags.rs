@@ -767,12 +767,10 @@ fn a_file_saved_with_a_broken_one_waits_for_it() {
 /// own, would pass a pointer to the old `scale(int)` (a re-trial saw the
 /// program print garbage for good). Compared in the DWARF: the caller's
 /// declaration against the running file's definition.
-/// A signature change saved with every caller of the function (the
-/// header, the callee's file and the caller's, in one save) is patched in
-/// one transaction: it was refused, each file blaming the other, although
-/// restarting relive patched it.
-#[test]
-fn a_signature_change_saved_with_its_callers_is_patched() {
+/// A session of the project built with -g3, watching with a 200 ms
+/// debounce, after the header and calc.c (now `calc`) give `scale` a
+/// second parameter.
+fn with_two_parameter_scale(calc: &str) -> (Session, PathBuf) {
     let dir = project("-O2 -g3");
     make(dir.path());
     let s = Session::run(dir, &["--debounce-ms", "200"]);
@@ -784,12 +782,21 @@ fn a_signature_change_saved_with_its_callers_is_patched() {
         HEADER.replace("int scale(int x);", "int scale(int x, int y);"),
     )
     .unwrap();
-    std::fs::write(
-        root.join("src/calc.c"),
-        CALC.replace("int scale(int x) {", "int scale(int x, int y) {")
+    std::fs::write(root.join("src/calc.c"), calc).unwrap();
+    (s, root)
+}
+
+/// A signature change saved with every caller of the function (the
+/// header, the callee's file and the caller's, in one save) is patched in
+/// one transaction: it was refused, each file blaming the other, although
+/// restarting relive patched it.
+#[test]
+fn a_signature_change_saved_with_its_callers_is_patched() {
+    let (s, root) = with_two_parameter_scale(
+        &CALC
+            .replace("int scale(int x) {", "int scale(int x, int y) {")
             .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + y;"),
-    )
-    .unwrap();
+    );
     std::fs::write(
         root.join("src/main.c"),
         MAIN.replace("return scale(4); }", "return scale(4, 1000); }"),
@@ -817,22 +824,8 @@ fn a_signature_change_saved_with_its_callers_is_patched() {
 
 #[test]
 fn a_caller_of_a_prototype_the_program_does_not_run_is_refused() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &["--debounce-ms", "200"]);
-    s.until("watching");
-    s.prints("v 17 8");
-    let root = s.target.dir.path().to_path_buf();
-    std::fs::write(
-        root.join("inc/mode.h"),
-        HEADER.replace("int scale(int x);", "int scale(int x, int y);"),
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("src/calc.c"),
-        CALC.replace("int scale(int x) {", "int scale(int x, int y) {\n    x += y;"),
-    )
-    .unwrap();
+    let (s, root) =
+        with_two_parameter_scale(&CALC.replace("int scale(int x) {", "int scale(int x, int y) {\n    x += y;"));
     // calc.c is refused (its global function's signature changed).
     loop {
         let e = s.event();

@@ -534,14 +534,7 @@ impl<'p> Reloader<'p> {
         for ((source, obj, _), report) in taken.into_iter().zip(reports) {
             let mut event = ReloadEvent::new(&source);
             record_patch(&mut event, &report);
-            let others: Vec<&str> = names
-                .iter()
-                .filter(|n| **n != source.display().to_string())
-                .map(String::as_str)
-                .collect();
-            event
-                .notes
-                .push(format!("patched in one step with {}", others.join(", ")));
+            note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
             self.current.insert(source, obj);
             event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -831,14 +824,7 @@ impl<'p> Reloader<'p> {
         let mut events = settled;
         for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
             record_patch(&mut event, &report);
-            let others: Vec<&str> = names
-                .iter()
-                .filter(|n| **n != source.display().to_string())
-                .map(String::as_str)
-                .collect();
-            event
-                .notes
-                .push(format!("patched in one step with {}", others.join(", ")));
+            note_together(&mut event, &source, &names);
             self.settle(&source, new, old, &mut event);
             event.timing_us.total = start.elapsed().as_micros() as u64;
             events.push(event);
@@ -1283,6 +1269,16 @@ enum Together {
     Done(Vec<ReloadEvent>),
     /// Not as one: to be reloaded one by one.
     OneByOne(Vec<Fresh>),
+}
+
+/// Notes on `event` (of `source`) the other files of `names` it was
+/// patched with in one transaction.
+fn note_together(event: &mut ReloadEvent, source: &Path, names: &[String]) {
+    let me = source.display().to_string();
+    let others: Vec<&str> = names.iter().filter(|n| **n != me).map(String::as_str).collect();
+    event
+        .notes
+        .push(format!("patched in one step with {}", others.join(", ")));
 }
 
 /// Fills in `event` from the report of the patch it describes.
