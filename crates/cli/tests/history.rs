@@ -261,3 +261,45 @@ int main(void) {
         target.wait_for("v 3");
     }
 }
+
+/// A static the edit adds starts from its initial value without a warning
+/// that it "was not found in the program": the base has no statics at
+/// all, which made the patch take it for a static that went missing
+/// (trial: zutil.c's new counter).
+#[test]
+fn a_static_new_in_the_edit_is_not_a_missing_one() {
+    const APP1: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int f(int x) { return x * x + 3 - x / 5; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d\n", f(1)); usleep(2000); }
+}
+"#;
+    let target = Target::start_c(APP1, &["-O2", "-g"]);
+    target.wait_for("v 4");
+    let build = |name: &str, text: &str| {
+        let dir = target.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        relive_testkit::compile_object(&dir, "target", text, &["-O2", "-g"])
+            .display()
+            .to_string()
+    };
+    let base = build("base", APP1);
+    let new = build(
+        "new",
+        &APP1.replace(
+            "return x * x + 3 - x / 5;",
+            "static volatile int calls; calls = 10; return x * x + 3 - x / 5 + calls;",
+        ),
+    );
+    let out = ok(relive(&target, &["patch", &target.pid_arg(), &new, "--base", &base]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("data    calls.0") && stdout.contains("(new)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("was not found in the program"), "{stdout}");
+    target.wait_for("v 14");
+}

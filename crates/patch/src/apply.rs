@@ -851,7 +851,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             }
         }
     }
-    let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
+    let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:
     // the same flags as the program's).

@@ -134,6 +134,8 @@ struct Linker<'a> {
     /// For statics GCC may have numbered differently: their names in the
     /// previous compile, which the running program was built from.
     base_names: &'a HashMap<usize, String>,
+    /// There is a previous compile (see [`link_over`]).
+    with_base: bool,
     out: Linked,
     /// Functions placed so far: symbol index -> code offset.
     placed: HashMap<usize, u64>,
@@ -166,10 +168,25 @@ pub fn link(
     resolver: &dyn Resolver,
     base_names: &HashMap<usize, String>,
 ) -> Result<Linked, LinkError> {
+    link_over(obj, functions, resolver, base_names, !base_names.is_empty())
+}
+
+/// [`link`], saying whether there is a previous compile (`with_base`): a
+/// static that has no name in it ([`base_names`]) is new in this edit,
+/// and starting over is no surprise (an empty map alone cannot tell: a
+/// base may have no statics at all).
+pub fn link_over(
+    obj: &ObjectFile,
+    functions: &[(usize, Option<u64>)],
+    resolver: &dyn Resolver,
+    base_names: &HashMap<usize, String>,
+    with_base: bool,
+) -> Result<Linked, LinkError> {
     let mut l = Linker {
         obj,
         resolver,
         base_names,
+        with_base,
         out: Linked::default(),
         placed: HashMap::new(),
         replaced: HashMap::new(),
@@ -524,7 +541,7 @@ impl Linker<'_> {
                     None => {
                         // A static the previous compile did not have is
                         // new in this edit: of course it starts over.
-                        let new_in_edit = !self.base_names.is_empty() && !self.base_names.contains_key(&i);
+                        let new_in_edit = self.with_base && !self.base_names.contains_key(&i);
                         if writable && sym.local && !new_in_edit {
                             self.out.warnings.push(format!(
                                 "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",
