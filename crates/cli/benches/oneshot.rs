@@ -90,12 +90,14 @@ struct Figures {
     floor: u64,
 }
 
-/// Patches a running `app` (built from `dir/file`) with `new.o` and
+/// Patches a running `app` (built from `dir/file`, printing a line that
+/// starts with `expect` once running) with `new.o` and
 /// `old.o` in turn, each against the other, `ROUNDS` times after a first
 /// patch that maps the pool.
 fn patch_rounds(dir: &Path, app: &Path, expect: &str) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
     let target = Target::spawn(Command::new(app), app.to_path_buf(), tempfile::tempdir().unwrap());
-    target.wait_for(expect);
+    // A line starting with `expect` (SQLite's names its version).
+    target.wait_for_prefix(expect);
     let state = tempfile::tempdir().unwrap();
     let pid = target.pid_arg();
     let patch = |new: &str, old: &str| {
