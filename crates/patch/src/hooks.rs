@@ -225,7 +225,7 @@ pub fn run(process: &dyn Process, hooks: &[Hook], phase: Phase) -> Vec<HookRun> 
         let result = match stopped.call(hook.addr, timeout()) {
             Ok(CallOutcome::Returned) => HookResult::Returned,
             Ok(CallOutcome::Crashed { signal, rip }) => HookResult::Crashed {
-                signal: signal_name(signal),
+                signal: relive_process::signal_name(signal),
                 rip,
             },
             Ok(CallOutcome::TimedOut { rip }) => HookResult::TimedOut { rip },
@@ -247,15 +247,4 @@ pub fn run(process: &dyn Process, hooks: &[Hook], phase: Phase) -> Vec<HookRun> 
         }
     }
     runs
-}
-
-fn signal_name(signal: i32) -> String {
-    match signal {
-        4 => "SIGILL".into(),
-        5 => "SIGTRAP".into(),
-        7 => "SIGBUS".into(),
-        8 => "SIGFPE".into(),
-        11 => "SIGSEGV".into(),
-        n => format!("signal {n}"),
-    }
 }

@@ -27,7 +27,7 @@ const SW_BYTES: usize = 464;
 /// `UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS`.
 const UC_FLAGS: u64 = 0x1 | 0x2 | 0x4;
 /// The x86-64 trap flag: never restored into the thread.
-const EFLAGS_TF: u64 = 0x100;
+pub(super) const EFLAGS_TF: u64 = 0x100;
 /// Not an `ss_flags` value `sigaltstack` accepts, so the `rt_sigreturn`
 /// leaves the thread's alternate signal stack as it is (it ignores the
 /// error): relive cannot read that setting.

@@ -36,8 +36,6 @@ const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// Room the way-back frame leaves between itself and the lowest page of
 /// the main stack's mapping (the kernel grows the stack below it).
 const MAIN_STACK_MARGIN: u64 = 4096;
-/// The x86-64 trap flag.
-const EFLAGS_TF: u64 = 0x100;
 /// Signals a function raises by faulting: a called function that raises
 /// one is abandoned (the signal is not delivered).
 const SYNCHRONOUS_FAULTS: [i32; 5] = [
@@ -445,7 +443,7 @@ impl<'p> LinuxStopped<'p> {
         regs.rsp = entry_sp;
         regs.rax = 0;
         regs.orig_rax = u64::MAX;
-        regs.eflags &= !EFLAGS_TF;
+        regs.eflags &= !return_frame::EFLAGS_TF;
         self.set_registers(tid, &regs)?;
         if let Err(e) = ptrace::setoptions(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD) {
             return Err(self.errno(doing, tid, e));
@@ -469,28 +467,14 @@ impl<'p> LinuxStopped<'p> {
                     let rip = self.registers(tid)?.rip;
                     return Ok(CallOutcome::Crashed { signal: sig, rip });
                 }
-                Ok(Waited::Signal(sig)) => {
-                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
-                        t.pending = Some(sig);
-                    }
-                }
+                Ok(Waited::Signal(sig)) => self.keep_pending(tid, sig),
                 Ok(Waited::StillAlive) => {
                     // Out of time: stop it where it is.
                     match ptrace::interrupt(pid(tid)) {
                         Ok(()) | Err(Errno::ESRCH) => {}
                         Err(e) => return Err(self.errno(doing, tid, e)),
                     }
-                    match self.wait_for_stop(tid)? {
-                        Some(pending) => {
-                            if let (Some(sig), Some(t)) = (pending, self.tracees.iter_mut().find(|t| t.tid == tid)) {
-                                t.pending = Some(sig);
-                            }
-                        }
-                        None => {
-                            self.tracees.retain(|t| t.tid != tid);
-                            return Err(self.process.gone(doing));
-                        }
-                    }
+                    self.settle_stop(tid, doing)?;
                     let rip = self.registers(tid)?.rip;
                     return Ok(CallOutcome::TimedOut { rip });
                 }
@@ -571,10 +555,17 @@ impl<'p> LinuxStopped<'p> {
             Err(e) => return Err(self.errno(doing, tid, e)),
         }
         ptrace::cont(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
+        self.settle_stop(tid, doing)
+    }
+
+    /// Waits for `tid`, interrupted, to stop, keeping a signal that raced
+    /// the interrupt for its resume; a thread that exited instead is
+    /// forgotten and reported gone.
+    fn settle_stop(&mut self, tid: u32, doing: &'static str) -> Result<()> {
         match self.wait_for_stop(tid)? {
             Some(pending) => {
-                if let (Some(sig), Some(t)) = (pending, self.tracees.iter_mut().find(|t| t.tid == tid)) {
-                    t.pending = Some(sig);
+                if let Some(sig) = pending {
+                    self.keep_pending(tid, sig);
                 }
                 Ok(())
             }
@@ -582,6 +573,14 @@ impl<'p> LinuxStopped<'p> {
                 self.tracees.retain(|t| t.tid != tid);
                 Err(self.process.gone(doing))
             }
+        }
+    }
+
+    /// Keeps signal `sig`, which arrived for `tid` while relive held it,
+    /// to be delivered when it is resumed.
+    fn keep_pending(&mut self, tid: u32, sig: i32) {
+        if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
+            t.pending = Some(sig);
         }
     }
 
@@ -603,11 +602,7 @@ impl<'p> LinuxStopped<'p> {
             match self.wait(tid) {
                 Ok(Waited::Signal(nix::libc::SIGTRAP)) if until == Until::Stepped => return Ok(()),
                 Ok(Waited::Syscall) if until == Until::SyscallStop => return Ok(()),
-                Ok(Waited::Signal(sig)) => {
-                    if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
-                        t.pending = Some(sig);
-                    }
-                }
+                Ok(Waited::Signal(sig)) => self.keep_pending(tid, sig),
                 Ok(Waited::Gone) | Err(Errno::ECHILD) => {
                     self.tracees.retain(|t| t.tid != tid);
                     return Err(self.process.gone(doing));
