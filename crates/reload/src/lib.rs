@@ -487,19 +487,10 @@ impl<'p> Reloader<'p> {
         let start = Instant::now();
         let mut taken: Vec<(PathBuf, ObjectFile, Vec<usize>)> = Vec::new();
         for source in sources {
-            let Some(differs) = self.unverified.get(source) else {
+            let Some(functions) = self.differing_functions(source) else {
                 continue;
             };
-            let names: Vec<&str> = differs.iter().map(|(n, _)| n.as_str()).collect();
-            let Some(obj) = self.current.get(source) else { continue };
-            let functions: Vec<usize> = obj
-                .symbols
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| names.contains(&s.name.as_str()))
-                .map(|(i, _)| i)
-                .collect();
-            let obj = self.current.remove(source).expect("looked up above");
+            let obj = self.current.remove(source).expect("a baseline to differ");
             taken.push((source.clone(), obj, functions));
         }
         self.refresh_target()?;
@@ -517,16 +508,15 @@ impl<'p> Reloader<'p> {
         let mut events = Vec::new();
         let reports = match result {
             Ok(reports) => reports,
-            Err(PatchError::Process(e)) => {
+            Err(e) => {
+                // Nothing was changed: the baselines go back, and (unless
+                // the process is gone) the files are caught up one by one,
+                // each with its own word.
                 for (source, obj, _) in taken {
                     self.current.insert(source, obj);
                 }
-                return Err(PatchError::Process(e).into());
-            }
-            Err(_) => {
-                // Nothing was changed: one by one, each with its own word.
-                for (source, obj, _) in taken {
-                    self.current.insert(source, obj);
+                if let PatchError::Process(e) = e {
+                    return Err(PatchError::Process(e).into());
                 }
                 return sources.iter().map(|s| self.catch_up_one(s)).collect();
             }
@@ -543,23 +533,30 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
+    /// The functions (symbol indices) of `source`'s baseline that differ
+    /// from the running code; `None` when none does or there is no
+    /// baseline.
+    fn differing_functions(&self, source: &Path) -> Option<Vec<usize>> {
+        let differs = self.unverified.get(source)?;
+        let obj = self.current.get(source)?;
+        let names: Vec<&str> = differs.iter().map(|(n, _)| n.as_str()).collect();
+        Some(
+            obj.symbols
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| names.contains(&s.name.as_str()))
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
     fn catch_up_one(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
         let start = Instant::now();
         let mut event = ReloadEvent::new(source);
-        let Some(differs) = self.unverified.get(source).cloned() else {
+        let Some(functions) = self.differing_functions(source) else {
             return Ok(event);
         };
-        let Some(obj) = self.current.remove(source) else {
-            return Ok(event);
-        };
-        let names: Vec<&str> = differs.iter().map(|(n, _)| n.as_str()).collect();
-        let functions: Vec<usize> = obj
-            .symbols
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| names.contains(&s.name.as_str()))
-            .map(|(i, _)| i)
-            .collect();
+        let obj = self.current.remove(source).expect("a baseline to differ");
         let result = self.apply(&mut event, &obj, None, &functions);
         if event.event == "patched" || event.event == "unreachable" {
             self.unverified.remove(source);
