@@ -578,6 +578,18 @@ fn a_header_edit_reloads_each_includer_once() {
     );
 }
 
+/// calc.c with `scale` calling `bonus`, a function main.c does not have
+/// yet.
+fn calc_calling_bonus() -> String {
+    CALC.replace("#include \"mode.h\"", "#include \"mode.h\"\nint bonus(int x);")
+        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + bonus(1);")
+}
+
+/// main.c adding `bonus`, which returns `x * factor`.
+fn main_adding_bonus(factor: i32) -> String {
+    format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * {factor}; }}\n")
+}
+
 /// Two files saved together, one calling a function the other adds: both
 /// are patched (the caller after the callee), whatever order they come in.
 #[test]
@@ -590,10 +602,8 @@ fn files_saved_together_may_call_what_the_other_adds() {
     let src = s.target.dir.path().join("src");
     // calc.c (reloaded first: files go in path order) calls bonus(),
     // which main.c adds.
-    let calc = CALC
-        .replace("#include \"mode.h\"", "#include \"mode.h\"\nint bonus(int x);")
-        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + bonus(1);");
-    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 1000; }}\n");
+    let calc = calc_calling_bonus();
+    let main = main_adding_bonus(1000);
     std::fs::write(src.join("calc.c"), calc).unwrap();
     std::fs::write(src.join("main.c"), main).unwrap();
     let mut seen = Vec::new();
@@ -626,15 +636,13 @@ fn a_caller_saved_before_its_callee_is_patched_with_it() {
     s.until("watching");
     s.prints("v 17 8");
     let src = s.target.dir.path().join("src");
-    let calc = CALC
-        .replace("#include \"mode.h\"", "#include \"mode.h\"\nint bonus(int x);")
-        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + bonus(1);");
+    let calc = calc_calling_bonus();
     std::fs::write(src.join("calc.c"), calc).unwrap();
     let e = s.event();
     assert_eq!(e["event"], "refused", "{e}");
     assert!(e["message"].as_str().unwrap().contains("bonus"), "{e}");
     std::thread::sleep(Duration::from_millis(100));
-    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 1000; }}\n");
+    let main = main_adding_bonus(1000);
     std::fs::write(src.join("main.c"), main).unwrap();
     let mut seen = Vec::new();
     while !seen
@@ -650,7 +658,7 @@ fn a_caller_saved_before_its_callee_is_patched_with_it() {
     s.prints("v 1017 8");
     // The added function edited: its new code is called (from calc.c's
     // patched code, through a stub): reachable, not "NOT REACHABLE".
-    let main = format!("{MAIN}__attribute__((noinline)) int bonus(int x) {{ return x * 2000; }}\n");
+    let main = main_adding_bonus(2000);
     std::fs::write(src.join("main.c"), main).unwrap();
     let e = loop {
         let e = s.event();

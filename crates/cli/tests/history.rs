@@ -27,12 +27,18 @@ fn relive(target: &Target, args: &[&str]) -> Output {
 }
 
 fn object(target: &Target, a: i32, b: i32, name: &str) -> String {
-    let dir = target.dir.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
     let source = APP
         .replace("return 1;", &format!("return {a};"))
         .replace("return 10;", &format!("return {b};"));
-    relive_testkit::compile_object(&dir, "target", &source, &["-O2", "-g"])
+    build_object(target, name, &source, &["-O2", "-g"])
+}
+
+/// `text` compiled with `flags` as `target.c` (the running program's
+/// source name) in directory `name` of the target's: the object's path.
+fn build_object(target: &Target, name: &str, text: &str, flags: &[&str]) -> String {
+    let dir = target.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    relive_testkit::compile_object(&dir, "target", text, flags)
         .display()
         .to_string()
 }
@@ -170,13 +176,7 @@ int main(void) {
     let target = Target::start_c(TWO, &["-O2", "-g"]);
     target.wait_for("v 4 6");
     let pid = target.pid_arg();
-    let build = |name: &str, text: &str| {
-        let dir = target.dir.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        relive_testkit::compile_object(&dir, "target", text, &["-O2", "-g"])
-            .display()
-            .to_string()
-    };
+    let build = |name: &str, text: &str| build_object(&target, name, text, &["-O2", "-g"]);
     let base = build("base", TWO);
     // Both change (and the table, which the patch copies, points at them).
     let one_text = TWO
@@ -248,13 +248,7 @@ int main(void) {
     for flags in [&["-O2", "-g"][..], &["-O0", "-g", "-fno-pie", "-no-pie"][..]] {
         let target = Target::start_c(WEAK, flags);
         target.wait_for("v 2");
-        let build = |name: &str, text: &str| {
-            let dir = target.dir.path().join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            relive_testkit::compile_object(&dir, "target", text, flags)
-                .display()
-                .to_string()
-        };
+        let build = |name: &str, text: &str| build_object(&target, name, text, flags);
         let base = build("base", WEAK);
         let new = build("new", &WEAK.replace("x + 1", "x + 2"));
         ok(relive(&target, &["patch", &target.pid_arg(), &new, "--base", &base]));
@@ -279,13 +273,7 @@ int main(void) {
 "#;
     let target = Target::start_c(APP1, &["-O2", "-g"]);
     target.wait_for("v 4");
-    let build = |name: &str, text: &str| {
-        let dir = target.dir.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        relive_testkit::compile_object(&dir, "target", text, &["-O2", "-g"])
-            .display()
-            .to_string()
-    };
+    let build = |name: &str, text: &str| build_object(&target, name, text, &["-O2", "-g"]);
     let base = build("base", APP1);
     let new = build(
         "new",
