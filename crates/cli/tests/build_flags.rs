@@ -169,6 +169,23 @@ impl Session {
         }
     }
 
+    /// Events up to and including the first that patched the file whose
+    /// path ends with `file`.
+    fn until_patched(&self, file: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self
+                .events
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no patch of {file}: {seen:?}"));
+            let done = e["file"].as_str().is_some_and(|f| f.ends_with(file)) && e["event"] == "patched";
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+
     fn edit(&self) {
         let calc = self.target.dir.path().join("src/calc.c");
         std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
@@ -606,26 +623,12 @@ fn files_saved_together_may_call_what_the_other_adds() {
     let main = main_adding_bonus(1000);
     std::fs::write(src.join("calc.c"), calc).unwrap();
     std::fs::write(src.join("main.c"), main).unwrap();
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|e: &Value| e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) && e["event"] == "patched")
-    {
-        let e = s
-            .events
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("no patch of calc.c: {seen:?}"));
+    for e in s.until_patched("calc.c") {
         assert_ne!(e["event"], "refused", "{e}");
-        seen.push(e);
     }
     s.prints("v 1017 8");
 }
 
-/// Two files saved together, each changing a function, are patched as
-/// one transaction: one intent, one stop, so the program never runs one
-/// file's new code with the other's old (a change spanning files is never
-/// seen half done). Both events say so, and both functions' new
-/// generations carry the same change number in `relive status`.
 /// A file refused because it calls what another file does not define yet
 /// is patched once that file is saved (it stayed unpatched, silently).
 #[test]
@@ -644,17 +647,7 @@ fn a_caller_saved_before_its_callee_is_patched_with_it() {
     std::thread::sleep(Duration::from_millis(100));
     let main = main_adding_bonus(1000);
     std::fs::write(src.join("main.c"), main).unwrap();
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|e: &Value| e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) && e["event"] == "patched")
-    {
-        let e = s
-            .events
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("calc.c was not patched again: {seen:?}"));
-        seen.push(e);
-    }
+    s.until_patched("calc.c");
     s.prints("v 1017 8");
     // The added function edited: its new code is called (from calc.c's
     // patched code, through a stub): reachable, not "NOT REACHABLE".
@@ -671,6 +664,11 @@ fn a_caller_saved_before_its_callee_is_patched_with_it() {
     s.prints("v 2017 8");
 }
 
+/// Two files saved together, each changing a function, are patched as
+/// one transaction: one intent, one stop, so the program never runs one
+/// file's new code with the other's old (a change spanning files is never
+/// seen half done). Both events say so, and both functions' new
+/// generations carry the same change number in `relive status`.
 #[test]
 fn files_saved_together_are_patched_in_one_transaction() {
     let dir = project("-O2 -g3");
