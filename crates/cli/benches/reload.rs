@@ -138,7 +138,8 @@ fn main() {
         rx
     };
     let next_event = || events.recv_timeout(Duration::from_secs(30)).expect("a relive event");
-    assert!(next_event().contains("watching"));
+    // Start-up events (`starting`, `baseline`) come first.
+    while !next_event().contains("\"watching\"") {}
     until(&output, "gen 0 ");
 
     let (mut reload, mut compile_only, mut relive_compile, mut relive_rest) = (vec![], vec![], vec![], vec![]);

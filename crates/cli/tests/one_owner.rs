@@ -82,8 +82,7 @@ fn watch(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>
         .spawn()
         .unwrap();
     let rx = events(&mut child);
-    let ready = rx.recv_timeout(PATIENCE).expect("watch started");
-    assert_eq!(ready["event"], "watching", "{ready}");
+    relive_testkit::events_until(&rx, "watching");
     (child, rx)
 }
 

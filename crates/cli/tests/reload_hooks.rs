@@ -49,17 +49,9 @@ fn settles_on(target: &Target, line: &str, more: usize) {
 fn one_reload_runs_each_hook_once_around_the_redirect() {
     let dir = project();
     let exe = relive_testkit::compile(dir.path(), "app", APP, &["-O2", "-g"]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json", "--"])
-        .arg(&exe)
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
     let source = dir.path().join("app.c");
-    let mut target = Target::spawn(cmd, exe, dir);
-    let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
-    let ready = events.recv_timeout(PATIENCE).unwrap();
-    assert_eq!(ready["event"], "watching", "{ready}");
+    let relive = std::path::Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
     target.wait_for("value 1 before 0/0 after 0/0");
 
     let mut text = APP.to_string();
@@ -205,16 +197,9 @@ int main(void) {
 "#;
     let dir = project();
     let exe = relive_testkit::compile(dir.path(), "app", PLAIN, &["-O2", "-g"]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json", "--"])
-        .arg(&exe)
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
     let source = dir.path().join("app.c");
-    let mut target = Target::spawn(cmd, exe, dir);
-    let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
-    assert_eq!(events.recv_timeout(PATIENCE).unwrap()["event"], "watching");
+    let relive = std::path::Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
     target.wait_for("value 1 added 0");
     let with_hook = PLAIN.replace(
         "int main(void) {",

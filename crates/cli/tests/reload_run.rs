@@ -3,6 +3,7 @@
 //! S20), and relive's exit status equal to the program's.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 
@@ -43,28 +44,16 @@ impl Session {
     fn start_built(cc: &str, source: &str, flags: &[&str], options: &[&str], program_args: &[&str]) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let exe = relive_testkit::compile_with(cc, dir.path(), "app", source, flags);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-        cmd.args(["run", "--json"])
-            .args(options)
-            .arg("--")
-            .arg(&exe)
-            .args(program_args)
-            .current_dir(dir.path())
-            .env("RELIVE_STATE_DIR", dir.path().join("state"))
-            .stderr(Stdio::piped());
         let source_path = dir.path().join("app.c");
-        let mut target = Target::spawn(cmd, exe, dir);
-        let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
-        let session = Session {
+        // Edits count from the moment relive says it is watching.
+        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+        let (target, events) = relive_testkit::relive_run(relive, options, exe, program_args, dir);
+        Session {
             target,
             events,
             source: source_path,
             text: source.to_string(),
-        };
-        // Edits count from the moment relive says it is watching.
-        let ready = session.event();
-        assert_eq!(ready["event"], "watching", "{ready}");
-        session
+        }
     }
 
     /// Saves an edited source, the way an editor does.
@@ -610,9 +599,32 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("up\n"); usleep(300000
     let stopped = s.event();
     assert_eq!(stopped["event"], "stopped", "{stopped}");
     assert_eq!(stopped["program_running"], true, "{stopped}");
+    assert_eq!(stopped["signal"], 2, "{stopped}");
     // The program outlives relive: end it.
     let pid = stopped["pid"].as_u64().unwrap() as i32;
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let mut s = s;
+    assert_eq!(s.target.child.wait().unwrap().code(), Some(130));
+}
+
+/// relive ended by SIGTERM exits 143, as a program the signal ended (the
+/// shell's 128 + 15), after saying it stopped: it exited 130, as for
+/// Ctrl-C.
+#[test]
+fn sigterm_ends_relive_run_with_143() {
+    let mut s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.target.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let stopped = s.event();
+    assert_eq!(stopped["event"], "stopped", "{stopped}");
+    assert_eq!(stopped["signal"], 15, "{stopped}");
+    let pid = stopped["pid"].as_u64().unwrap() as i32;
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(s.target.child.wait().unwrap().code(), Some(143));
 }
 
 /// The program file rebuilt on disk while `relive run` watches it

@@ -10,15 +10,17 @@
 #![forbid(unsafe_code)]
 
 pub mod compdb;
+mod compile;
 pub mod dwarf;
+pub mod snapshot;
 pub mod sources;
 pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
+use compile::{compile, Fresh};
 use relive_patch::apply::{self, Target, Timing};
 use relive_patch::verify::{self, Verification};
 use relive_patch::{ObjectFile, PatchError};
@@ -133,36 +135,6 @@ pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-/// `args` without the build's dependency-file options (`-MD`, `-MF
-/// FILE`, ...): relive's compile writes its own, and must not overwrite
-/// the build's.
-fn without_dependency_options(args: &[String]) -> Vec<&String> {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in args {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        match a.as_str() {
-            "-MD" | "-MMD" | "-MP" | "-M" | "-MM" => {}
-            "-MF" | "-MT" | "-MQ" => skip = true,
-            a if a.starts_with("-MF") || a.starts_with("-MT") || a.starts_with("-MQ") => {}
-            _ => out.push(a),
-        }
-    }
-    out
-}
-
-/// The prerequisites a make-style depfile lists (`out.o: a.c b.h \\ c.h`).
-fn parse_depfile(text: &str) -> Vec<PathBuf> {
-    let joined = text.replace("\\\n", " ");
-    joined
-        .lines()
-        .filter_map(|l| l.split_once(": ").or_else(|| l.split_once(':')))
-        .flat_map(|(_, deps)| deps.split_whitespace().map(PathBuf::from).collect::<Vec<_>>())
-        .collect()
-}
-
 /// The files a process has mapped, as (path, inode), sorted.
 fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError> {
     let maps = process.maps().map_err(PatchError::from)?;
@@ -223,6 +195,12 @@ pub struct Reloader<'p> {
     /// Per source file: the user headers it includes.
     headers: HashMap<PathBuf, Vec<PathBuf>>,
     builds: usize,
+    /// The sources' text when relive started: baselines are compiled from
+    /// it where a file was saved since.
+    pub snapshot: snapshot::Snapshot,
+    /// Per source file: how long its baseline compile took (µs), the
+    /// compile of a catch-up.
+    baseline_us: HashMap<PathBuf, u64>,
 }
 
 impl<'p> Reloader<'p> {
@@ -249,6 +227,8 @@ impl<'p> Reloader<'p> {
             current: HashMap::new(),
             headers: HashMap::new(),
             builds: 0,
+            snapshot: Default::default(),
+            baseline_us: HashMap::new(),
         })
     }
 
@@ -324,10 +304,27 @@ impl<'p> Reloader<'p> {
                     *entry = again;
                 }
             }
+            // Saved since relive started: what runs is the text of then,
+            // and the save (waiting in the watch) is an edit of it.
+            if let Some(text) = self.snapshot.changed_since(&entry.0) {
+                self.builds += 1;
+                let command = self.command(&entry.0);
+                if let Some(show) = &self.on_compile {
+                    show(&command);
+                }
+                let started = Instant::now();
+                let (result, _) = compile::compile_text(&command, &entry.0, text, &self.cache, self.builds);
+                // A compiler that cannot compile a copy in place (older
+                // than GCC 8 or clang 10) leaves the file's own compile.
+                if result.is_ok() {
+                    *entry = (entry.0.clone(), result, started.elapsed().as_micros() as u64);
+                }
+            }
         }
         Ok(compiled
             .into_iter()
-            .map(|(source, result, _)| {
+            .map(|(source, result, compile_us)| {
+                self.baseline_us.insert(source.clone(), compile_us);
                 let outcome = self.adopt_baseline(&source, result);
                 (source, outcome)
             })
@@ -526,8 +523,8 @@ impl<'p> Reloader<'p> {
             record_patch(&mut event, &report);
             note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
+            self.time_catch_up(&mut event, &source, start);
             self.current.insert(source, obj);
-            event.timing_us.total = start.elapsed().as_micros() as u64;
             events.push(event);
         }
         Ok(events)
@@ -563,8 +560,16 @@ impl<'p> Reloader<'p> {
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
-        event.timing_us.total = start.elapsed().as_micros() as u64;
+        self.time_catch_up(&mut event, source, start);
         Ok(event)
+    }
+
+    /// A catch-up's compile was `source`'s baseline compile: its time is
+    /// the event's compile time, and part of its total.
+    fn time_catch_up(&self, event: &mut ReloadEvent, source: &Path, start: Instant) {
+        let compile = self.baseline_us.get(source).copied().unwrap_or_default();
+        event.timing_us.compile = compile;
+        event.timing_us.total = compile + start.elapsed().as_micros() as u64;
     }
 
     /// Recompiles `source` and patches what changed since the last build.
@@ -1324,84 +1329,4 @@ pub enum Baseline {
     },
     /// It does not compile now.
     CompileError(String),
-}
-
-/// Compiles `source` with `command` into `cache` (object number `n`):
-/// the object or the compiler's message, and the user headers it
-/// includes when the compiler listed them.
-type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
-
-/// A source, its fresh compile (or the compiler's message) and how long
-/// the compile took, in microseconds.
-type Fresh = (PathBuf, Result<ObjectFile, String>, u64);
-
-fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Compiled {
-    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
-    let out = cache.join(format!("{stem}.{n}.o"));
-    let (cc, flags) = command.args.split_first().expect("a compiler");
-    // -MMD writes the user headers the unit includes (without changing
-    // the code), so a header edit reloads every unit that uses it.
-    let depfile = out.with_extension("d");
-    let result = Command::new(cc)
-        .args(without_dependency_options(flags))
-        .arg("-c")
-        .arg(&command.file)
-        .arg("-o")
-        .arg(&out)
-        .arg("-MMD")
-        .arg("-MF")
-        .arg(&depfile)
-        .current_dir(&command.dir)
-        .output();
-    // A compiler that cannot be started is this file's problem (a
-    // recorded compiler since uninstalled), not every file's.
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                Err(format!(
-                    "cannot run the compiler {cc} (in {}): {e}",
-                    command.dir.display()
-                )),
-                None,
-            )
-        }
-    };
-    if !result.status.success() {
-        return (
-            Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),
-            None,
-        );
-    }
-    let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
-        parse_depfile(&text)
-            .into_iter()
-            .map(|d| std::path::absolute(command.dir.join(&d)).unwrap_or(d))
-            .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
-            .collect()
-    });
-    (ObjectFile::open(&out).map_err(|e| e.to_string()), headers)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depfiles() {
-        let deps = parse_depfile("/c/app.3.o: app.c shared.h \\\n ../inc/util.h\n");
-        assert_eq!(
-            deps,
-            [PathBuf::from("app.c"), "shared.h".into(), "../inc/util.h".into()]
-        );
-        assert!(parse_depfile("").is_empty());
-    }
-
-    #[test]
-    fn dependency_options_are_relives() {
-        let args: Vec<String> = ["-O2", "-MD", "-MF", "dep/a.d", "-MT", "a.o", "-MFx.d", "-MP", "-DX"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(without_dependency_options(&args), ["-O2", "-DX"]);
-    }
 }

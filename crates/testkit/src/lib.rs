@@ -514,6 +514,47 @@ pub fn json_lines(stderr: impl std::io::Read + Send + 'static) -> std::sync::mps
     rx
 }
 
+/// The JSON events from `events` up to and including the first of kind
+/// `want` (relive's `watching` after its start-up events, say).
+pub fn events_until(events: &Receiver<serde_json::Value>, want: &str) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    loop {
+        let e = events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("relive said no {want:?} in {PATIENCE:?}; before: {seen:?}"));
+        let done = e["event"] == want;
+        seen.push(e);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// `relive run --json OPTIONS -- EXE` (the relive binary `relive`) in
+/// `dir`, with its state in `dir/state`, once it says it is watching: the
+/// session and its JSON events from then on.
+pub fn relive_run(
+    relive: &Path,
+    options: &[&str],
+    exe: PathBuf,
+    args: &[&str],
+    dir: tempfile::TempDir,
+) -> (Target, Receiver<serde_json::Value>) {
+    let mut cmd = Command::new(relive);
+    cmd.args(["run", "--json"])
+        .args(options)
+        .arg("--")
+        .arg(&exe)
+        .args(args)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
+    events_until(&events, "watching");
+    (target, events)
+}
+
 /// A copy of the executable `exe` that any user may run (in a fresh 0755
 /// directory, kept while the returned directory lives), for tests that run
 /// it as an unprivileged user.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use relive_patch::state::StateDir;
+use relive_reload::snapshot::Snapshot;
 use relive_reload::sources::{self, CompileCommand};
 use relive_reload::watch::{watch, Debounce, Ended, FileEvents};
 use relive_reload::{Baseline, ReloadEvent, Reloader};
@@ -437,13 +438,20 @@ impl LastReload {
 }
 
 /// The private directory of the session's objects, removed when relive
-/// ends, also by SIGINT, SIGTERM or SIGHUP (which end relive with a word on
-/// what stays applied).
-/// With the program's pid, and whether to speak JSON.
+/// ends, also by SIGINT, SIGTERM, SIGHUP or SIGQUIT (which end relive with
+/// a word on what stays applied, and exit status 128 + the signal), with
+/// the program's pid, and whether to speak JSON.
 static SESSION: std::sync::Mutex<Option<(PathBuf, u32, bool)>> = std::sync::Mutex::new(None);
 
 fn end_session_on_signals() {
-    let _ = ctrlc::set_handler(|| {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let Some(signal) = signals.forever().next() else {
+            return;
+        };
         // Not while a reload holds the program's threads stopped: that
         // reload finishes (and resumes them) first.
         let _still = relive_process::critical::wait_until_safe();
@@ -455,18 +463,20 @@ fn end_session_on_signals() {
                 .ok()
                 .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
                 .unwrap_or(false);
+            let name = relive_process::signal_name(signal);
             if json {
                 eprintln!(
                     "{}",
-                    serde_json::json!({"event": "stopped", "pid": pid, "program_running": running})
+                    serde_json::json!({"event": "stopped", "pid": pid, "signal": signal, "program_running": running})
                 );
             } else if running {
                 eprintln!(
-                    "relive: stopped watching; the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
+                    "relive: stopped watching ({name}); the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
                 );
             }
         }
-        std::process::exit(130);
+        // The shell's convention for a death by this signal.
+        std::process::exit(128 + signal);
     });
 }
 
@@ -492,8 +502,20 @@ fn reload_loop(
     // The watch is armed first: an edit saved while the baselines compile
     // waits in it and is reloaded right after.
     let mut events = FileEvents::new(files.iter().map(|(f, _, _)| f.clone()))?;
+    // What the sources say now is what runs (unless edited before relive
+    // started): a save from here on is an edit, also one saved while its
+    // baseline compiles.
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
+    let snapshot = Snapshot::take(&paths);
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"event": "starting", "pid": pid, "files": snapshot.len()})
+        );
+    }
     let default = files[0].1.args.clone();
     let mut reloader = Reloader::new(process.as_ref(), default, cache.path().to_path_buf())?;
+    reloader.snapshot = snapshot;
     reloader.trust_baselines = options.trust_baselines;
     reloader.every_unit_watched = explicit.is_empty();
     if options.verbose {
@@ -518,7 +540,6 @@ fn reload_loop(
             eprintln!("relive: watching {} (pid {pid})", list_briefly(&names, verbose));
         }
     };
-    let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let mut last = LastReload::default();
     last.note(&caught_up);
     let ended = watch(

@@ -1,0 +1,226 @@
+//! Running the compiler: one source into an object in relive's private
+//! directory, with the user headers it includes, from the file itself or
+//! from a copy of its text taken earlier (the snapshot of the sources
+//! when relive started, see [`crate::snapshot`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use relive_patch::ObjectFile;
+
+use crate::sources::CompileCommand;
+
+/// `args` without the build's dependency-file options (`-MD`, `-MF
+/// FILE`, ...): relive's compile writes its own, and must not overwrite
+/// the build's.
+fn without_dependency_options(args: &[String]) -> Vec<&String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        match a.as_str() {
+            "-MD" | "-MMD" | "-MP" | "-M" | "-MM" => {}
+            "-MF" | "-MT" | "-MQ" => skip = true,
+            a if a.starts_with("-MF") || a.starts_with("-MT") || a.starts_with("-MQ") => {}
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// The prerequisites a make-style depfile lists (`out.o: a.c b.h \\ c.h`).
+fn parse_depfile(text: &str) -> Vec<PathBuf> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.split_once(": ").or_else(|| l.split_once(':')))
+        .flat_map(|(_, deps)| deps.split_whitespace().map(PathBuf::from).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The object of a compile or the compiler's message, and the user
+/// headers the unit includes when the compiler listed them.
+pub(crate) type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
+
+/// A source, its fresh compile (or the compiler's message) and how long
+/// the compile took, in microseconds.
+pub(crate) type Fresh = (PathBuf, Result<ObjectFile, String>, u64);
+
+/// Compiles `source` with `command` into `cache` (object number `n`).
+pub(crate) fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Compiled {
+    compile_from(command, source, cache, n, None)
+}
+
+/// Compiles `text`, an earlier content of `source`, as `command` compiles
+/// the file itself: the same object (`__FILE__`, the debug info's names
+/// and quoted includes are the file's), found in the same headers. The
+/// headers are not reported: the text is not what the file says now.
+pub(crate) fn compile_text(command: &CompileCommand, source: &Path, text: &[u8], cache: &Path, n: usize) -> Compiled {
+    let (result, _) = compile_from(command, source, cache, n, Some(text));
+    (result, None)
+}
+
+fn compile_from(command: &CompileCommand, source: &Path, cache: &Path, n: usize, text: Option<&[u8]>) -> Compiled {
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
+    let out = cache.join(format!("{stem}.{n}.o"));
+    let (cc, flags) = command.args.split_first().expect("a compiler");
+    let (file, in_place) = match text {
+        None => (command.file.clone(), Vec::new()),
+        Some(text) => match copy_in_place_of(command, text, &cache.join(format!("text.{n}"))) {
+            Ok(copy) => copy,
+            Err(e) => return (Err(format!("copying {} for its compile: {e}", source.display())), None),
+        },
+    };
+    // -MMD writes the user headers the unit includes (without changing
+    // the code), so a header edit reloads every unit that uses it.
+    let depfile = out.with_extension("d");
+    let result = Command::new(cc)
+        .args(in_place)
+        .args(without_dependency_options(flags))
+        .arg("-c")
+        .arg(&file)
+        .arg("-o")
+        .arg(&out)
+        .arg("-MMD")
+        .arg("-MF")
+        .arg(&depfile)
+        .current_dir(&command.dir)
+        .output();
+    // A compiler that cannot be started is this file's problem (a
+    // recorded compiler since uninstalled), not every file's.
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Err(format!(
+                    "cannot run the compiler {cc} (in {}): {e}",
+                    command.dir.display()
+                )),
+                None,
+            )
+        }
+    };
+    if !result.status.success() {
+        return (
+            Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),
+            None,
+        );
+    }
+    let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
+        parse_depfile(&text)
+            .into_iter()
+            .map(|d| std::path::absolute(command.dir.join(&d)).unwrap_or(d))
+            .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
+            .collect()
+    });
+    (ObjectFile::open(&out).map_err(|e| e.to_string()), headers)
+}
+
+/// Writes `text` under `root` where the compiler can take it for
+/// `command.file`: the copy's path is the file's own (absolute, or as
+/// given relative to `command.dir`) under `root`, and the options returned
+/// map that path back for `__FILE__` and the debug info
+/// (`-ffile-prefix-map`, GCC 8 and clang 10 on) and look for quoted
+/// includes in the file's own directory first (`-iquote`, searched right
+/// after the copy's directory, which holds nothing else).
+fn copy_in_place_of(command: &CompileCommand, text: &[u8], root: &Path) -> std::io::Result<(PathBuf, Vec<String>)> {
+    let under_root = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let dir = std::path::absolute(&command.dir)?;
+    let (copy, mapped, to) = if command.file.is_absolute() {
+        (under_root(&command.file), root.to_path_buf(), "/")
+    } else {
+        (under_root(&dir).join(&command.file), under_root(&dir), "")
+    };
+    std::fs::create_dir_all(under_root(&dir))?;
+    if let Some(parent) = copy.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&copy, text)?;
+    let own_dir = dir.join(&command.file);
+    let own_dir = own_dir.parent().unwrap_or(&dir);
+    let options = vec![
+        "-iquote".to_string(),
+        own_dir.display().to_string(),
+        format!("-ffile-prefix-map={}/={to}", mapped.display()),
+    ];
+    Ok((copy, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depfiles() {
+        let deps = parse_depfile("/c/app.3.o: app.c shared.h \\\n ../inc/util.h\n");
+        assert_eq!(
+            deps,
+            [PathBuf::from("app.c"), "shared.h".into(), "../inc/util.h".into()]
+        );
+        assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn dependency_options_are_relives() {
+        let args: Vec<String> = ["-O2", "-MD", "-MF", "dep/a.d", "-MT", "a.o", "-MFx.d", "-MP", "-DX"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(without_dependency_options(&args), ["-O2", "-DX"]);
+    }
+
+    /// The bytes of every section with contents, by name.
+    fn sections(path: &Path) -> Vec<(String, Vec<u8>)> {
+        use object::{Object, ObjectSection};
+        let data = std::fs::read(path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        file.sections()
+            .filter(|s| [".text", ".rodata.str1.1", ".rodata"].contains(&s.name().unwrap_or("")))
+            .map(|s| (s.name().unwrap().to_string(), s.data().unwrap().to_vec()))
+            .collect()
+    }
+
+    /// A copy compiled in place of the file makes the file's object: its
+    /// `__FILE__` string, and the header found next to the file (a quoted
+    /// include), for a file given relative to the compile's directory and
+    /// for one given by its absolute path, with gcc and clang.
+    #[test]
+    fn a_copy_compiles_as_the_file_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("src")).unwrap();
+        std::fs::write(p.join("src/near.h"), "#define NEAR 7\n").unwrap();
+        let text =
+            "#include \"near.h\"\nconst char *where(void) { return __FILE__; }\nint near(void) { return NEAR; }\n";
+        std::fs::write(p.join("src/unit.c"), text).unwrap();
+        let cache = p.join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        for cc in ["gcc", "clang"] {
+            if Command::new(cc).arg("--version").output().is_err() {
+                eprintln!("SKIPPED for {cc}: not installed (.ci/run installs it)");
+                continue;
+            }
+            for file in [PathBuf::from("src/unit.c"), p.join("src/unit.c")] {
+                let command = CompileCommand {
+                    args: vec![cc.into(), "-O2".into(), "-g".into()],
+                    dir: p.to_path_buf(),
+                    file: file.clone(),
+                    origin: "test",
+                    complete: true,
+                };
+                let source = p.join("src/unit.c");
+                let (own, headers) = compile(&command, &source, &cache, 1);
+                own.unwrap();
+                assert_eq!(headers.unwrap(), [p.join("src/near.h")]);
+                let (copy, _) = compile_text(&command, &source, text.as_bytes(), &cache, 2);
+                copy.unwrap();
+                let own = sections(&cache.join("unit.1.o"));
+                assert!(own.iter().any(|(_, b)| b
+                    .windows(file.as_os_str().len())
+                    .any(|w| w == file.as_os_str().as_encoded_bytes())));
+                assert_eq!(own, sections(&cache.join("unit.2.o")), "{cc} {}", file.display());
+            }
+        }
+    }
+}
