@@ -681,6 +681,24 @@ fn s11_patched_code_calls_libc() {
     }
 }
 
+/// S11 in a statically linked program: its own `memcpy` and `strlen` are
+/// IFUNCs relive has no copy of, so patched code calls what the program's
+/// start-up chose (read from the IRELATIVE slots). It was refused: "memcpy
+/// is not defined in the patch, the program or its libraries".
+#[test]
+fn s11_patched_code_calls_the_ifuncs_of_a_static_program() {
+    for flags in [&["-O2", "-static"][..], &["-O0", "-static-pie"][..]] {
+        let mut run = Run::start(TICKER, flags);
+        run.expect("value 1 neighbour 100");
+        run.replace(
+            "__attribute__((noinline, noipa)) int value(void) { return 1; }",
+            "#include <string.h>\nconst char *volatile word = \"relive\";\nvolatile int keep = 5;\n__attribute__((noinline, noipa)) int value(void) { char b[16] = {0}; memcpy(b, word, keep); printf(\"copied %s\\n\", b); return (int)strlen(b + 1); }",
+        );
+        run.expect("copied reliv");
+        run.expect("value 4 neighbour 100");
+    }
+}
+
 /// S19: patch, revert (the original bytes exactly), patch again.
 #[test]
 fn s19_patch_revert_repatch() {

@@ -9,6 +9,7 @@ use crate::translate::ArchView;
 
 /// Parses `data` as a whole file and touches every view of it.
 pub fn whole_file(data: &[u8]) {
+    let _ = crate::irelative::x86_64_irelative(data);
     let Ok(layout) = Layout::parse(data) else {
         return;
     };

@@ -25,6 +25,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod exercise;
 pub mod image;
+pub mod irelative;
 pub mod layout;
 pub mod macho;
 #[allow(unsafe_code)]

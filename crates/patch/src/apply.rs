@@ -77,7 +77,9 @@ impl<'p> Target<'p> {
             process.start_time()?,
             &modules.main.module.path,
         )?;
+        let ifunc_choices = relive_process::ifunc::chosen_in_modules(process, &modules, &symbols);
         let mut resolver = LiveResolver::new(symbols);
+        resolver.set_ifunc_choices(ifunc_choices);
         resolver.set_added(&journal.added);
         Ok(Target {
             process,

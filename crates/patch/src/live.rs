@@ -25,6 +25,9 @@ pub struct LiveResolver {
     home: (String, u64, u64),
     /// What earlier patches added (from the journal).
     added: Vec<AddedRecord>,
+    /// IFUNC resolver address → the implementation it chose in the
+    /// process, for modules relive has no copy of (a static program).
+    ifunc_chosen: HashMap<u64, u64>,
 }
 
 /// The program's path and address range: the home of a patch by default.
@@ -54,7 +57,14 @@ impl LiveResolver {
             statics,
             home,
             added: Vec::new(),
+            ifunc_chosen: HashMap::new(),
         }
+    }
+
+    /// What the IFUNCs of modules relive has not loaded chose in the
+    /// process ([`relive_process::ifunc::chosen_in_modules`]).
+    pub fn set_ifunc_choices(&mut self, chosen: HashMap<u64, u64>) {
+        self.ifunc_chosen = chosen;
     }
 
     /// Makes the module mapped at `addr` (where a function being replaced
@@ -150,6 +160,10 @@ impl Resolver for LiveResolver {
         .or_else(|| hidden(&found, &self.home.0))?;
         if chosen.kind != SymbolKind::Ifunc {
             return Some(chosen.addr);
+        }
+        // What the program's own start-up stored for it.
+        if let Some(&implementation) = self.ifunc_chosen.get(&chosen.addr) {
+            return Some(implementation);
         }
         // An IFUNC's address is its resolver: find the implementation
         // through relive's own copy of the same library (glibc's `time` and

@@ -14,10 +14,19 @@
 //! `__vdso_gettimeofday`. relive's dlsym then lands in relive's own vDSO,
 //! which is mapped elsewhere in the target: the answer is the name of the
 //! vDSO function, to be found in the target's vDSO.
+//!
+//! A module relive does not have loaded (a statically linked program, with
+//! its own `memcpy`) keeps the choice in memory: each IFUNC it calls has a
+//! GOT slot its IRELATIVE relocation filled at start-up
+//! ([`relive_image::irelative`]); [`chosen_in_process`] reads those.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 
 use crate::maps;
+use crate::modules::{LoadedModule, ProcessModules};
+use crate::symbols::LiveSymbols;
+use crate::Process;
 
 /// Where an IFUNC's chosen implementation is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,4 +61,59 @@ pub fn implementation(module: &str, inode: u64, name: &str) -> Option<Implementa
         return Some(Implementation::InModule(addr - base));
     }
     crate::vdso::own_function_at(addr).map(Implementation::Vdso)
+}
+
+/// What the IFUNCs of `module` chose in `process`, read from the slots
+/// their IRELATIVE relocations filled: resolver address → implementation
+/// address, both as the process sees them. A slot that cannot be read, or
+/// that does not point into code, is left out: an
+/// IFUNC without a usable slot (one the program never calls) is not
+/// resolved this way.
+pub fn chosen_in_process(process: &dyn Process, module: &LoadedModule) -> HashMap<u64, u64> {
+    let Some(image) = &module.image else {
+        return HashMap::new();
+    };
+    let bias = module.module.load_bias;
+    let relocations = relive_image::irelative::x86_64_irelative(image.data());
+    if relocations.is_empty() {
+        return HashMap::new();
+    }
+    let mut slots = vec![[0u8; 8]; relocations.len()];
+    let mut parts: Vec<(u64, &mut [u8])> = relocations
+        .iter()
+        .zip(slots.iter_mut())
+        .map(|(r, buf)| (r.slot.wrapping_add(bias), &mut buf[..]))
+        .collect();
+    if process.read_many(&mut parts).is_err() {
+        return HashMap::new();
+    }
+    // The module's code, or the vDSO's (`time`).
+    let maps = process.maps().unwrap_or_default();
+    let code = |addr: u64| maps.iter().any(|m| m.executable() && m.start <= addr && addr < m.end);
+    relocations
+        .iter()
+        .zip(slots)
+        .map(|(r, slot)| (r.resolver.wrapping_add(bias), u64::from_le_bytes(slot)))
+        .filter(|&(_, chosen)| code(chosen))
+        .collect()
+}
+
+/// [`chosen_in_process`] of each module of `modules` that defines IFUNCs
+/// (by `symbols`) and that relive has not loaded itself ([`implementation`]
+/// answers for those): a statically linked program, or a library only the
+/// target uses.
+pub fn chosen_in_modules(process: &dyn Process, modules: &ProcessModules, symbols: &LiveSymbols) -> HashMap<u64, u64> {
+    let ours = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    // Loaded as code: relive maps the target's files as data to read them.
+    let loaded: Vec<u64> = ours
+        .lines()
+        .filter_map(maps::parse_line)
+        .filter(|m| m.executable())
+        .map(|m| m.inode)
+        .collect();
+    modules
+        .all()
+        .filter(|m| !loaded.contains(&m.module.inode) && symbols.defines_ifuncs(&m.module.path))
+        .flat_map(|m| chosen_in_process(process, m))
+        .collect()
 }

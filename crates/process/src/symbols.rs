@@ -114,6 +114,15 @@ impl LiveSymbols {
             .map(|m| (m.path.as_str(), m.base, m.end))
     }
 
+    /// Whether module `path` defines a GNU indirect function.
+    pub fn defines_ifuncs(&self, path: &str) -> bool {
+        self.modules
+            .iter()
+            .filter(|m| m.path == path)
+            .filter_map(|m| m.table.as_ref())
+            .any(|t| t.symbols().iter().any(|s| s.kind == SymbolKind::Ifunc))
+    }
+
     /// The module `path`: its base (lowest mapped address) and inode, for
     /// relating addresses across processes.
     pub fn module_base(&self, path: &str) -> Option<(u64, u64)> {
