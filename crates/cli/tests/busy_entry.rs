@@ -1,6 +1,8 @@
 //! First patches of a function 8 threads are spinning in (issue 19): a
-//! thread found inside the bytes a redirect replaces is single-stepped out
-//! of them, so the patch succeeds instead of giving up after 200 ms.
+//! thread found inside the bytes a redirect replaces carries on in a
+//! relocated copy of them, so the patch succeeds instead of giving up after
+//! 200 ms, and a relive killed right then leaves no thread harmed (a
+//! single-stepped thread died of SIGTRAP when its tracer vanished).
 
 use std::process::Command;
 
@@ -27,32 +29,45 @@ int main(void) {
 }
 "#;
 
-#[test]
-fn first_patches_of_a_function_eight_threads_spin_in_succeed() {
+/// The program running, printing its first result, and an object of it
+/// whose `spin` adds 2 instead of 1.
+fn started() -> (Target, std::path::PathBuf) {
     let target = Target::start_c(APP, &["-O2", "-g", "-pthread"]);
     target.wait_for("v 4");
-    let pid = target.pid_arg();
-    let state = target.dir.path().join("state");
     let new = relive_testkit::compile_object(
         target.dir.path(),
         "target",
         &APP.replace("x / y + 1", "x / y + 2"),
         &["-O2", "-g", "-pthread"],
     );
-    let relive = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_relive"))
-            .args(args)
-            .env("RELIVE_STATE_DIR", &state)
-            .output()
-            .unwrap()
-    };
+    (target, new)
+}
+
+/// `relive ARGS` on `target`'s state, aborting at `failpoint` if given.
+fn relive(target: &Target, args: &[&str], failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(args).env("RELIVE_STATE_DIR", target.dir.path().join("state"));
+    if let Some(f) = failpoint {
+        cmd.env("RELIVE_FAILPOINT", f);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn first_patches_of_a_function_eight_threads_spin_in_succeed() {
+    let (target, new) = started();
+    let pid = target.pid_arg();
+    let relive = |args: &[&str]| relive(&target, args, None);
+    let mut moved = 0;
     for round in 0..30 {
-        let out = relive(&["patch", &pid, new.to_str().unwrap(), "--only", "spin"]);
+        let out = relive(&["patch", &pid, new.to_str().unwrap(), "--only", "spin", "--json"]);
         assert!(
             out.status.success(),
             "round {round}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        moved += report["threads_moved"].as_u64().unwrap_or(0);
         target.wait_for("v 5");
         let out = relive(&["revert", &pid, "--all"]);
         assert!(
@@ -62,4 +77,53 @@ fn first_patches_of_a_function_eight_threads_spin_in_succeed() {
         );
         target.wait_for("v 4");
     }
+    assert!(
+        moved > 0,
+        "no thread was ever found inside the entry: the test proves nothing"
+    );
+}
+
+/// relive killed right after it moved threads into copies of the entry's
+/// bytes (before the redirect is written): the program runs on, its
+/// threads' results unharmed, and a later patch and revert work.
+#[test]
+fn relive_killed_after_moving_threads_harms_none() {
+    let (target, new) = started();
+    let pid = target.pid_arg();
+    let relive = |args: &[&str], failpoint| relive(&target, args, failpoint);
+    let mut killed = 0;
+    for round in 0..20 {
+        let out = relive(
+            &["patch", &pid, new.to_str().unwrap(), "--only", "spin"],
+            Some("patch-after-move"),
+        );
+        if out.status.code().is_none() {
+            killed += 1;
+            // Nothing was redirected: the old code still runs, in every
+            // thread (a worker killed by SIGTRAP would end the process).
+            target.wait_for("v 4");
+            for _ in 0..20 {
+                assert_eq!(target.wait_for_prefix("v "), "4", "round {round}");
+            }
+        } else {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.wait_for("v 5");
+        }
+        let out = relive(&["revert", &pid, "--all"], None);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 4");
+    }
+    assert!(killed > 0, "no round moved a thread: the test proves nothing");
+    // Afterwards a patch still works.
+    let out = relive(&["patch", &pid, new.to_str().unwrap(), "--only", "spin"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 5");
 }

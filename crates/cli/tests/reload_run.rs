@@ -299,8 +299,19 @@ fn run_json(exe: std::path::PathBuf, dir: tempfile::TempDir) -> (Target, Box<dyn
         .env("RELIVE_STATE_DIR", dir.path().join("state"))
         .stderr(Stdio::piped());
     let mut target = Target::spawn(cmd, exe, dir);
-    let stderr = BufReader::new(target.child.stderr.take().unwrap());
-    (target, Box::new(stderr.lines().map_while(Result::ok)))
+    let events = event_lines(target.child.stderr.take().unwrap());
+    (target, events)
+}
+
+/// relive's stderr lines, without the `starting` event every `run` and
+/// `watch` begins with.
+fn event_lines(stderr: impl std::io::Read + 'static) -> Box<dyn Iterator<Item = String>> {
+    Box::new(
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| !l.starts_with("{\"event\":\"starting\"")),
+    )
 }
 
 /// S22: a header edit recompiles and patches every unit that includes it.
@@ -456,9 +467,7 @@ int main(void) {
             .env("RELIVE_STATE_DIR", dir.path().join("state"))
             .stderr(Stdio::piped());
         let mut target = Target::spawn(cmd, exe, dir);
-        let mut events = BufReader::new(target.child.stderr.take().unwrap())
-            .lines()
-            .map_while(Result::ok);
+        let mut events = event_lines(target.child.stderr.take().unwrap());
         assert!(events.next().unwrap().contains("watching"));
         let before: i64 = target.wait_for_prefix("plug 1").parse().unwrap();
         std::fs::write(&plug, PLUG.replace("1 * 1000000", "2 * 1000000")).unwrap();
@@ -483,9 +492,7 @@ fn watch_attaches_to_a_running_program() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut events = BufReader::new(watch.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
+    let mut events = event_lines(watch.stderr.take().unwrap());
     let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(ready["event"], "watching", "{ready}");
     let source = target.dir.path().join("target.c");

@@ -16,10 +16,11 @@ use relive_process::alloc::{self, Placement};
 use relive_process::maps::Mapping;
 use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
-use relive_process::{identity, Process, Protection, Stopped, ThreadPosition};
+use relive_process::{identity, Process, Protection, Registers, Stopped, ThreadPosition};
 use serde::Serialize;
 
 use crate::clobber::{self, Regs};
+use crate::displaced::{self, Displaced};
 use crate::entry::{self, Redirect};
 use crate::error::{PatchError, Result};
 use crate::journal::{self, unhex, Journal, PatchRecord, RegionRecord};
@@ -31,11 +32,8 @@ use crate::state::{StateDir, TransactionLock};
 use crate::{names, signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
-/// replaced.
+/// replaced and cannot be moved out of them (it is in a system call there).
 const BUSY_PATIENCE: Duration = Duration::from_millis(200);
-/// How many instructions a thread found inside an entry about to be
-/// replaced is single-stepped to leave it.
-const STEP_OUT: u32 = 16;
 
 /// A running process prepared for patching: its modules, symbols and
 /// journal, with its program image confirmed to be the file on disk.
@@ -209,10 +207,18 @@ pub struct PatchReport {
     pub alloc_pause_us: u64,
     pub region: RegionRecord,
     pub warnings: Vec<String>,
+    /// Threads found inside bytes a first redirect replaced, moved into a
+    /// relocated copy of them (see `displaced`) to carry on from there.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub threads_moved: usize,
     /// The program's reload hooks that ran around this change (in the
     /// first report of a change of several files only: they run once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::hooks::HookRun>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn micros(d: Duration) -> u64 {
@@ -409,6 +415,17 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         (code_len, ro_len, rw_len) = (at.0 + c, at.1 + r, at.2 + w);
         offsets.push(at);
     }
+    // Room for copies of the bytes first redirects replace, where a thread
+    // found inside them continues (see `displaced`).
+    let first_redirects = prepared
+        .iter()
+        .flat_map(|p| &p.work)
+        .any(|w| matches!(w.kind, EntryKind::Redirect { .. }));
+    let displaced_offset = first_redirects.then(|| {
+        let at = code_len.next_multiple_of(PART_ALIGN);
+        code_len = at + displaced::COPIES * displaced::COPY_LEN;
+        at
+    });
     let placement = placement(target, prepared.iter().filter_map(|p| p.linked.below).min());
     let fits =
         |r: &RegionRecord| placement.admits(r.addr, r.len) && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some();
@@ -426,6 +443,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let alloc_done = Instant::now();
     let pool = target.journal.regions[pool_index].clone();
     let (c, r, w) = pool.fit(code_len, ro_len, rw_len, PART_ALIGN).expect("the pool fits");
+    let displaced_area = displaced_offset.map(|o| pool.addr + c + o);
     let layouts: Vec<Layout> = offsets
         .iter()
         .map(|&(oc, or, ow)| Layout {
@@ -610,24 +628,30 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // The redirect: the only moment the program stands still. A function
     // patched before only needs its slot updated: one aligned 8-byte store
     // that running threads see whole, so nothing is stopped for it.
-    let first_redirects = all_work.iter().any(|w| matches!(w.kind, EntryKind::Redirect { .. }));
     let stop_start = Instant::now();
-    let stopped = if first_redirects {
-        match stop_when_clear(process, &all_work) {
-            Ok(s) => Some(s),
+    let (mut stopped, moved) = match displaced_area {
+        Some(area) => match stop_when_clear(process, &all_work, area) {
+            Ok((s, moved)) => (Some(s), moved),
             Err(e) => {
                 abandon(target, &before, true);
                 return Err(e);
             }
-        }
-    } else {
-        None
+        },
+        None => (None, Vec::new()),
     };
+    if !moved.is_empty() {
+        failpoint("patch-after-move");
+    }
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
     let writes: Vec<(u64, &[u8])> = all_planned.iter().map(|w| (w.addr, w.bytes.as_slice())).collect();
     if let Err(e) = undo.write_all(process, &writes, &|| failpoint("patch-after-first-write")) {
         undo.roll_back(process);
+        // Threads moved into copies go back where they were before the
+        // pool that holds the copies may be unmapped.
+        if let Some(s) = stopped.as_mut() {
+            put_back(s.as_mut(), &moved);
+        }
         drop(stopped);
         abandon(target, &before, true);
         return Err(e);
@@ -757,6 +781,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 timing_us: timing.clone(),
                 pause_us: micros(paused),
                 alloc_pause_us: micros(alloc_pause),
+                threads_moved: if k == 0 { moved.len() } else { 0 },
                 region: record.clone(),
                 warnings: target
                     .warnings
@@ -1181,45 +1206,64 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
     functions.chain(variables).collect()
 }
 
-/// Stops the process at a moment when no thread is inside bytes that
-/// `work` replaces, retrying briefly; fails naming the thread and function.
-fn stop_when_clear<'p>(process: &'p dyn Process, work: &[&EntryWork]) -> Result<Box<dyn Stopped + 'p>> {
+/// A thread moved into a copy of the bytes a redirect replaces: its
+/// registers before, and its program counter in the copy.
+struct Moved {
+    tid: u32,
+    registers: Registers,
+    to: u64,
+}
+
+/// Stops the process with no thread inside bytes that `work` replaces:
+/// each one found inside them continues in a relocated copy of them
+/// written into `area` (room for [`displaced::COPIES`] copies in the
+/// pool), never single-stepped. One in a system call there (which a
+/// changed program counter would not restart) or beyond the copies' room
+/// is waited for, briefly; fails naming the thread and function.
+fn stop_when_clear<'p>(
+    process: &'p dyn Process,
+    work: &[&EntryWork],
+    area: u64,
+) -> Result<(Box<dyn Stopped + 'p>, Vec<Moved>)> {
     let deadline = Instant::now() + BUSY_PATIENCE;
-    // Whose bytes `pc` is inside of, if any.
+    // The redirect whose bytes `pc` is inside of, if any.
     let splitting = |pc: u64| {
         work.iter().find_map(|w| match &w.kind {
-            EntryKind::Redirect { redirect, .. } if redirect.splits(pc) => Some(w.name.clone()),
+            EntryKind::Redirect { redirect, .. } if redirect.splits(pc) => Some((w.name.as_str(), redirect.span())),
             _ => None,
         })
     };
     loop {
         let mut stopped = process.stop()?;
+        let mut copies: Vec<Displaced> = Vec::new();
+        let mut moved = Vec::new();
         let mut busy = None;
         for tid in stopped.thread_ids() {
-            let regs = stopped.registers(tid)?;
-            let mut pc = regs.pc();
-            // A thread inside bytes about to be replaced is stepped out
-            // of them (a few instructions: the span is one redirect long),
-            // unless it is in a system call, which a step would restart
-            // and wait for.
-            let in_syscall = (regs.orig_rax as i64) >= 0;
-            let mut steps = 0;
-            while !in_syscall && splitting(pc).is_some() && steps < STEP_OUT {
-                pc = stopped.step(tid)?.pc();
-                steps += 1;
-            }
-            if steps > 0 {
-                // Its trap flag goes now, not when the threads resume: a
-                // relive killed in between must not leave it set.
-                pc = stopped.end_step(tid)?.pc();
-            }
-            if let Some(name) = splitting(pc) {
-                busy = Some((tid, name, pc));
+            let registers = stopped.registers(tid)?;
+            let pc = registers.pc();
+            let Some((name, (start, len))) = splitting(pc) else {
+                continue;
+            };
+            let in_syscall = (registers.orig_rax as i64) >= 0;
+            let to = if in_syscall {
+                None
+            } else {
+                copy_for(process, &mut copies, start, len, area)?.and_then(|c| c.moved(pc))
+            };
+            match to {
+                Some(to) => {
+                    let mut there = registers;
+                    there.rip = to;
+                    stopped.set_registers(tid, &there)?;
+                    moved.push(Moved { tid, registers, to });
+                }
+                None => busy = Some((tid, name.to_string(), pc)),
             }
         }
         let Some((tid, name, pc)) = busy else {
-            return Ok(stopped);
+            return Ok((stopped, moved));
         };
+        put_back(stopped.as_mut(), &moved);
         drop(stopped);
         if Instant::now() > deadline {
             return Err(PatchError::Busy {
@@ -1230,6 +1274,54 @@ fn stop_when_clear<'p>(process: &'p dyn Process, work: &[&EntryWork]) -> Result<
             });
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The copy of the span at `start` (`len` bytes) in `copies`, or a new
+/// one relocated into the next room of `area` and written there (read
+/// back) before any thread is moved into it; `None` when there is no room
+/// left or the span cannot be copied.
+fn copy_for<'c>(
+    process: &dyn Process,
+    copies: &'c mut Vec<Displaced>,
+    start: u64,
+    len: u64,
+    area: u64,
+) -> Result<Option<&'c Displaced>> {
+    if let Some(k) = copies.iter().position(|c| c.moved(start).is_some()) {
+        return Ok(Some(&copies[k]));
+    }
+    if copies.len() as u64 >= displaced::COPIES {
+        return Ok(None);
+    }
+    let at = area + copies.len() as u64 * displaced::COPY_LEN;
+    let mut code = vec![0u8; displaced::READ_LEN];
+    process.read(start, &mut code)?;
+    let Some(copy) = Displaced::relocate(&code, start, len, at) else {
+        return Ok(None);
+    };
+    process.write(copy.at, &copy.bytes)?;
+    let mut back = vec![0u8; copy.bytes.len()];
+    process.read(copy.at, &mut back)?;
+    if back != copy.bytes {
+        return Err(PatchError::Verify {
+            pid: process.pid(),
+            addr: copy.at,
+            wrote: hex(&copy.bytes),
+            found: hex(&back),
+        });
+    }
+    copies.push(copy);
+    Ok(copies.last())
+}
+
+/// Gives threads moved into copies their own registers back, each one
+/// still at its copy (none has run since).
+fn put_back(stopped: &mut dyn Stopped, moved: &[Moved]) {
+    for m in moved {
+        if stopped.registers(m.tid).is_ok_and(|r| r.pc() == m.to) {
+            let _ = stopped.set_registers(m.tid, &m.registers);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod clobber;
 pub mod code;
 pub mod diff;
+pub mod displaced;
 pub mod entry;
 pub mod error;
 #[doc(hidden)]

@@ -147,10 +147,16 @@ impl StateDir {
             }
         };
         check_owned(&path, &meta, "file")?;
-        std::fs::read(&path).map(Some).map_err(|source| PatchError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            // Removed since it was looked at: another relive finished the
+            // change it recorded (an intent) or left nothing to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(PatchError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
     }
 
     /// Writes `name` atomically with mode 0600: a private temporary file

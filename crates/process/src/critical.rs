@@ -1,7 +1,7 @@
 //! While relive holds a process's threads stopped, it must not die of a
 //! signal: a thread may be running a system call with borrowed registers
-//! (mapping a pool), or carry a single-step trap flag, and a tracer that
-//! vanishes then leaves the target to crash. SIGKILL cannot be stopped;
+//! (mapping a pool, in a program without the instructions of a way
+//! back), and a tracer that vanishes then leaves the target to crash. SIGKILL cannot be stopped;
 //! the termination signals a user sends (Ctrl-C's SIGINT, SIGTERM, SIGHUP,
 //! SIGQUIT) can: [`Critical`] holds them back on the thread doing the work
 //! and makes a handler on another thread ([`wait_until_safe`]) wait for

@@ -148,17 +148,6 @@ pub trait Stopped {
 
     fn set_registers(&mut self, tid: u32, regs: &Registers) -> Result<()>;
 
-    /// Runs one instruction of thread `tid` (the others stay stopped) and
-    /// returns its registers after it: how a thread is moved out of bytes
-    /// about to be replaced.
-    fn step(&mut self, tid: u32) -> Result<Registers>;
-
-    /// Ends the single-stepping of `tid`: its trap flag cleared, the thread
-    /// still stopped where it is; returns its registers. A stepped thread keeps
-    /// its trap flag until it is resumed by its tracer; if relive died
-    /// before that, the thread would take a SIGTRAP and kill the process.
-    fn end_step(&mut self, tid: u32) -> Result<Registers>;
-
     /// Maps `len` bytes of anonymous private memory at exactly `addr`
     /// without replacing anything already there. `Ok(None)` means the
     /// range is (partly) occupied; nothing was mapped.

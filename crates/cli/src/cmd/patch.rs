@@ -214,13 +214,18 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         0 => String::new(),
         us => format!(" (and one thread {us} µs to map a new pool)"),
     };
+    let moved = match r.threads_moved {
+        0 => String::new(),
+        1 => "; 1 thread inside a replaced entry carries on in a copy of its instructions".to_string(),
+        n => format!("; {n} threads inside replaced entries carry on in copies of their instructions"),
+    };
     let hooks = match r.hooks.is_empty() {
         true => String::new(),
         false => format!(", hooks {}", t.hooks),
     };
     writeln!(
         out,
-        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}",
+        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}{moved}",
         t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
     )?;
     for h in &r.hooks {

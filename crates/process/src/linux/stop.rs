@@ -793,18 +793,6 @@ impl Stopped for LinuxStopped<'_> {
         ptrace::setregs(pid(tid), to_user_regs(regs)).map_err(|e| self.errno("writing registers", tid, e))
     }
 
-    fn step(&mut self, tid: u32) -> Result<Registers> {
-        self.check_tid(tid)?;
-        self.single_step(tid, "single-stepping it")?;
-        self.registers(tid)
-    }
-
-    fn end_step(&mut self, tid: u32) -> Result<Registers> {
-        self.check_tid(tid)?;
-        self.clear_step(tid)?;
-        self.registers(tid)
-    }
-
     fn map_fixed(&mut self, addr: u64, len: u64, prot: Protection) -> Result<Option<u64>> {
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
         let ret = self.syscall(SYS_MMAP, [addr, len, prot_bits(prot), flags, u64::MAX, 0])?;
