@@ -121,6 +121,15 @@ impl<'p> Target<'p> {
                 self.warnings.push(note);
             }
         }
+        // A pool a killed relive mapped before it recorded it.
+        if let Some((addr, len)) = self.journal.mapping_pool.take() {
+            if !self.journal.regions.iter().any(|r| r.addr == addr) {
+                if let Some(note) = free_unrecorded(self.process, addr, len) {
+                    self.warnings.push(note);
+                }
+            }
+            self.journal.save(&self.journal_dir)?;
+        }
         // The one place the resolver learns what patches added: every
         // patch and revert starts here.
         self.resolver.set_added(&self.journal.added);
@@ -1455,7 +1464,13 @@ const PAGE: u64 = 4096;
 
 /// Allocates a new pool near the program image with room for parts of the
 /// given sizes; returns it and how long the threads were stopped.
-fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64) -> Result<(RegionRecord, Duration)> {
+fn new_pool(
+    target: &mut Target,
+    placement: &Placement,
+    code: u64,
+    ro: u64,
+    rw: u64,
+) -> Result<(RegionRecord, Duration)> {
     let process = target.process;
     let size = |need: u64, min: u64| (need + PART_ALIGN).next_multiple_of(PAGE).max(min);
     let (code_len, ro_len, rw_len) = (size(code, POOL_CODE), size(ro, POOL_DATA), size(rw, POOL_DATA));
@@ -1464,7 +1479,21 @@ fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64)
     let start = Instant::now();
     // One thread runs the system calls; the others never stop for it.
     let mut stopped = process.stop_one()?;
-    let a = alloc::allocate(stopped.as_mut(), process.pid(), &maps, len, Protection::READ, placement)?;
+    // Each try is recorded before it is mapped (see `mapping_pool`).
+    let (journal, dir) = (&mut target.journal, &target.journal_dir);
+    let mut announce = |addr: u64, len: u64| {
+        journal.mapping_pool = Some((addr, len));
+        journal.save(dir).map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let a = alloc::allocate_announced(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        len,
+        Protection::READ,
+        placement,
+        &mut announce,
+    )?;
     let protected = stopped
         .protect(a.addr, code_len, Protection::READ_EXEC)
         .and_then(|_| stopped.protect(a.addr + code_len + ro_len, rw_len, Protection::READ_WRITE));
@@ -1472,7 +1501,11 @@ fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64)
         let _ = stopped.unmap(a.addr, a.len);
         return Err(e.into());
     }
+    failpoint("pool-after-map");
     stopped.resume()?;
+    // Recorded as a region from here on; the file drops the mark with
+    // the next save.
+    target.journal.mapping_pool = None;
     Ok((
         RegionRecord {
             addr: a.addr,
@@ -1484,6 +1517,33 @@ fn new_pool(target: &Target, placement: &Placement, code: u64, ro: u64, rw: u64)
         },
         start.elapsed(),
     ))
+}
+
+/// Unmaps `[addr, addr + len)`, memory a relive killed while it created a
+/// pool had announced and may have mapped (`Journal::mapping_pool`), when
+/// anonymous private memory covers all of it, as that mapping would (its
+/// parts' protections changed, maybe merged with neighbours). Nothing when
+/// the kill came before the `mmap`. Returns what was done, for the user.
+fn free_unrecorded(process: &dyn Process, addr: u64, len: u64) -> Option<String> {
+    let maps = process.maps().ok()?;
+    let end = addr.checked_add(len)?;
+    let mut at = addr;
+    while at < end {
+        let m = maps.iter().find(|m| m.start <= at && at < m.end)?;
+        if m.inode != 0 || !m.path.is_empty() {
+            return None;
+        }
+        at = m.end;
+    }
+    let mut stopped = process.stop_one().ok()?;
+    let unmapped = stopped.unmap(addr, len);
+    let _ = stopped.resume();
+    Some(match unmapped {
+        Ok(()) => format!("freed {len:#x} bytes at {addr:#x}: a pool a killed relive had mapped but not yet used"),
+        Err(e) => format!(
+            "a pool a killed relive had mapped at {addr:#x} ({len:#x} bytes, never used) could not be freed: {e}"
+        ),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -202,6 +202,12 @@ pub struct Journal {
     /// behind. `None` in journals of older relive (every pool is read).
     #[serde(default)]
     pub code_blocks: Option<Vec<(u64, u64)>>,
+    /// Memory relive is about to map for a new pool, `(address, length)`,
+    /// saved before the remote `mmap`: until the change that uses the
+    /// pool is written ahead, this is the only record of the mapping, so a
+    /// relive killed in between leaves the next one able to free it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_pool: Option<(u64, u64)>,
     /// A change under way (or left by a relive that died during it),
     /// kept in a file of its own (`PID-START.intent`): written ahead, it
     /// costs only what the change touches, not the whole journal.
@@ -454,7 +460,7 @@ impl Journal {
     /// nothing is left).
     pub fn save(&mut self, dir: &StateDir) -> Result<()> {
         let name = Journal::file_name(self.pid, self.start_time);
-        if self.patches.is_empty() && self.regions.is_empty() {
+        if self.patches.is_empty() && self.regions.is_empty() && self.mapping_pool.is_none() {
             // Nothing patched and no pool left: the history of what was
             // goes too (`status` has nothing to show it with).
             dir.remove(&name)?;

@@ -141,6 +141,21 @@ pub fn allocate(
     prot: Protection,
     placement: &Placement,
 ) -> Result<Allocation> {
+    allocate_announced(stopped, pid, maps, len, prot, placement, &mut |_, _| Ok(()))
+}
+
+/// [`allocate`], calling `announce` with each address and length before
+/// it is tried: a caller that records it first can find (and free) the
+/// memory if it dies before it records what it got.
+pub fn allocate_announced(
+    stopped: &mut dyn Stopped,
+    pid: u32,
+    maps: &[Mapping],
+    len: u64,
+    prot: Protection,
+    placement: &Placement,
+    announce: &mut dyn FnMut(u64, u64) -> std::io::Result<()>,
+) -> Result<Allocation> {
     let len = len.max(1).checked_add(PAGE - 1).ok_or(ProcessError::NoRoom {
         pid,
         len,
@@ -150,6 +165,11 @@ pub fn allocate(
         .into_iter()
         .take(MAX_TRIES)
     {
+        announce(addr, len).map_err(|source| ProcessError::Io {
+            pid,
+            what: format!("recording the memory about to be mapped at {addr:#x}"),
+            source,
+        })?;
         if let Some(addr) = stopped.map_fixed(addr, len, prot)? {
             return Ok(Allocation { addr, len });
         }
