@@ -33,9 +33,9 @@ use serde::Serialize;
 use crate::code;
 
 /// `jmp *disp32(%rip)`.
-pub const JMP_SLOT_LEN: u64 = 6;
+pub const JMP_SLOT_LEN: u64 = relive_x86::jump::RIP_LEN;
 /// `jmp rel32`.
-pub const JMP_NEAR_LEN: u64 = 5;
+pub const JMP_NEAR_LEN: u64 = relive_x86::jump::REL32_LEN;
 /// A near redirect's stub in the pool: `jmp *disp32(%rip)`.
 pub const STUB_LEN: u64 = JMP_SLOT_LEN;
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
@@ -68,9 +68,7 @@ pub enum Redirect {
 /// `jmp *disp32(%rip)` at `at` through the cell at `slot`; `None` when the
 /// cell is beyond its ±2 GiB reach.
 fn jmp_slot(at: u64, slot: u64) -> Option<[u8; JMP_SLOT_LEN as usize]> {
-    let disp = i32::try_from(i128::from(slot) - i128::from(at) - i128::from(JMP_SLOT_LEN)).ok()?;
-    let d = disp.to_le_bytes();
-    Some([0xff, 0x25, d[0], d[1], d[2], d[3]])
+    relive_x86::jump::through(at, slot)
 }
 
 /// The stub of a [`Redirect::Near`] at `stub` in the pool's code part:
@@ -118,11 +116,9 @@ impl Redirect {
                 .ok_or_else(|| far("its jump slot", slot)),
             Redirect::Near { at } => {
                 let stub = stub.ok_or("its near jump has no stub in the patch pool")?;
-                let disp = i32::try_from(i128::from(stub) - i128::from(at) - i128::from(JMP_NEAR_LEN))
-                    .map_err(|_| far("its stub in the patch pool", stub))?;
-                let mut out = vec![0xe9];
-                out.extend_from_slice(&disp.to_le_bytes());
-                Ok(out)
+                relive_x86::jump::near(at, stub)
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| far("its stub in the patch pool", stub))
             }
             Redirect::Pad { pad, entry } => {
                 let mut out = jmp_slot(pad, slot).ok_or_else(|| far("its jump slot", slot))?.to_vec();

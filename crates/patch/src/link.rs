@@ -17,14 +17,11 @@ use serde::Serialize;
 
 use crate::names;
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+use relive_x86::jump;
 
 /// Parts are placed at this alignment inside a pool, so data in them may
 /// ask for at most this much (wider alignment is rare: AVX-512 constants).
 pub const PART_ALIGN: u64 = 64;
-/// `jmp *0(%rip)` followed by the 8-byte address: a call stub for a
-/// target beyond rel32 reach (a shared library).
-const STUB_JMP: [u8; 6] = [0xff, 0x25, 0, 0, 0, 0];
-const STUB_LEN: u64 = 14;
 
 /// Where the running program has things.
 pub trait Resolver {
@@ -437,9 +434,7 @@ impl Linker<'_> {
             return Value::Region(Part::Code, off);
         }
         let off = align(&mut self.out.code, 16, 0xcc);
-        self.out.code.extend_from_slice(&STUB_JMP);
-        self.out.code.extend_from_slice(&target.to_le_bytes());
-        debug_assert_eq!(self.out.code.len() as u64, off + STUB_LEN);
+        self.out.code.extend_from_slice(&jump::absolute(target));
         self.stubs.insert(target, off);
         Value::Region(Part::Code, off)
     }
@@ -738,39 +733,23 @@ impl Linked {
                 Part::ReadOnly => (&mut parts[1], layout.read_only),
                 Part::Writable => (&mut parts[2], layout.writable),
             };
-            let s = i128::from(self.address(layout, f.value));
-            let a = i128::from(f.addend);
-            let p = i128::from(part_base.wrapping_add(f.offset));
-            let overflow = |value: i128| LinkError::Overflow {
-                context: f.context.clone(),
-                r_type: f.r_type,
-                value,
-                base: layout.code,
-            };
-            let at = f.offset as usize;
-            match f.r_type {
-                rtype::R64 => write(buf, at, &((s + a) as u64).to_le_bytes()),
-                rtype::PC64 => write(buf, at, &((s + a - p) as i64).to_le_bytes()),
-                rtype::PC32 | rtype::PLT32 | rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX => {
-                    let v = s + a - p;
-                    let v32 = i32::try_from(v).map_err(|_| overflow(v))?;
-                    write(buf, at, &v32.to_le_bytes());
+            let s = self.address(layout, f.value);
+            let p = part_base.wrapping_add(f.offset);
+            match rtype::apply(f.r_type, s, f.addend, p) {
+                Ok(field) => write(buf, f.offset as usize, field.bytes()),
+                Err(rtype::Unfit::Overflow(value)) => {
+                    return Err(LinkError::Overflow {
+                        context: f.context.clone(),
+                        r_type: f.r_type,
+                        value,
+                        base: layout.code,
+                    })
                 }
-                rtype::R32 => {
-                    let v = s + a;
-                    let v32 = u32::try_from(v).map_err(|_| overflow(v))?;
-                    write(buf, at, &v32.to_le_bytes());
-                }
-                rtype::R32S => {
-                    let v = s + a;
-                    let v32 = i32::try_from(v).map_err(|_| overflow(v))?;
-                    write(buf, at, &v32.to_le_bytes());
-                }
-                other => {
+                Err(rtype::Unfit::Unsupported) => {
                     return Err(LinkError::Unsupported {
                         user: f.context.clone(),
-                        r_type: other,
-                        name: type_name(other),
+                        r_type: f.r_type,
+                        name: type_name(f.r_type),
                     })
                 }
             }

@@ -16,77 +16,7 @@ use crate::error::{PatchError, Result};
 /// bring gigabytes of new state, and the size is taken from the file.
 const MAX_ZERO_FILLED: u64 = 256 << 20;
 
-/// `R_X86_64_*` numbers, as plain integers for matching.
-pub mod rtype {
-    use object::elf;
-    pub const NONE: u32 = elf::R_X86_64_NONE.0;
-    pub const R64: u32 = elf::R_X86_64_64.0;
-    pub const PC32: u32 = elf::R_X86_64_PC32.0;
-    pub const PLT32: u32 = elf::R_X86_64_PLT32.0;
-    pub const R32: u32 = elf::R_X86_64_32.0;
-    pub const R32S: u32 = elf::R_X86_64_32S.0;
-    pub const R16: u32 = elf::R_X86_64_16.0;
-    pub const PC16: u32 = elf::R_X86_64_PC16.0;
-    pub const R8: u32 = elf::R_X86_64_8.0;
-    pub const PC8: u32 = elf::R_X86_64_PC8.0;
-    pub const GOTPCREL: u32 = elf::R_X86_64_GOTPCREL.0;
-    pub const GOTPCRELX: u32 = elf::R_X86_64_GOTPCRELX.0;
-    pub const REX_GOTPCRELX: u32 = elf::R_X86_64_REX_GOTPCRELX.0;
-    pub const PC64: u32 = elf::R_X86_64_PC64.0;
-    pub const GOTOFF64: u32 = elf::R_X86_64_GOTOFF64.0;
-    pub const GOTPC64: u32 = elf::R_X86_64_GOTPC64.0;
-    pub const SIZE64: u32 = elf::R_X86_64_SIZE64.0;
-    pub const TPOFF32: u32 = elf::R_X86_64_TPOFF32.0;
-    pub const TPOFF64: u32 = elf::R_X86_64_TPOFF64.0;
-    pub const GOTTPOFF: u32 = elf::R_X86_64_GOTTPOFF.0;
-    pub const TLSGD: u32 = elf::R_X86_64_TLSGD.0;
-    pub const TLSLD: u32 = elf::R_X86_64_TLSLD.0;
-    pub const DTPOFF32: u32 = elf::R_X86_64_DTPOFF32.0;
-    pub const DTPOFF64: u32 = elf::R_X86_64_DTPOFF64.0;
-
-    /// Bytes of the field a relocation of this type writes (psABI table).
-    pub fn width(r_type: u32) -> u64 {
-        match r_type {
-            NONE => 0,
-            R8 | PC8 => 1,
-            R16 | PC16 => 2,
-            R64 | PC64 | DTPOFF64 | TPOFF64 | GOTOFF64 | GOTPC64 | SIZE64 => 8,
-            _ => 4,
-        }
-    }
-
-    /// The type's psABI name, as `readelf -r` prints it, for the types
-    /// relive reads or refuses by name.
-    pub fn name(r_type: u32) -> Option<&'static str> {
-        Some(match r_type {
-            NONE => "R_X86_64_NONE",
-            R64 => "R_X86_64_64",
-            PC32 => "R_X86_64_PC32",
-            PLT32 => "R_X86_64_PLT32",
-            R32 => "R_X86_64_32",
-            R32S => "R_X86_64_32S",
-            R16 => "R_X86_64_16",
-            PC16 => "R_X86_64_PC16",
-            R8 => "R_X86_64_8",
-            PC8 => "R_X86_64_PC8",
-            GOTPCREL => "R_X86_64_GOTPCREL",
-            GOTPCRELX => "R_X86_64_GOTPCRELX",
-            REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
-            PC64 => "R_X86_64_PC64",
-            GOTOFF64 => "R_X86_64_GOTOFF64",
-            GOTPC64 => "R_X86_64_GOTPC64",
-            SIZE64 => "R_X86_64_SIZE64",
-            TPOFF32 => "R_X86_64_TPOFF32",
-            TPOFF64 => "R_X86_64_TPOFF64",
-            GOTTPOFF => "R_X86_64_GOTTPOFF",
-            TLSGD => "R_X86_64_TLSGD",
-            TLSLD => "R_X86_64_TLSLD",
-            DTPOFF32 => "R_X86_64_DTPOFF32",
-            DTPOFF64 => "R_X86_64_DTPOFF64",
-            _ => return None,
-        })
-    }
-}
+pub use relive_x86::rtype;
 
 /// What a symbol is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,18 +67,7 @@ impl Reloc {
     /// Whether the field holds `target - place` (so the addend is offset by
     /// the distance from the field to the end of the instruction).
     pub fn pc_relative(&self) -> bool {
-        matches!(
-            self.r_type,
-            rtype::PC32
-                | rtype::PLT32
-                | rtype::GOTPCREL
-                | rtype::GOTPCRELX
-                | rtype::REX_GOTPCRELX
-                | rtype::PC64
-                | rtype::GOTTPOFF
-                | rtype::TLSGD
-                | rtype::TLSLD
-        )
+        rtype::pc_relative(self.r_type)
     }
 }
 

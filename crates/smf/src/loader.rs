@@ -17,9 +17,10 @@ use std::sync::Arc;
 use crate::format::{Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
 use crate::hash::name_hash;
 use crate::memory::{Region, PAGE};
+use relive_x86::{jump, rtype};
 
-/// `jmp *0(%rip)` then the 8-byte target.
-const STUB: [u8; 6] = [0xff, 0x25, 0, 0, 0, 0];
+/// A call stub's room: `jmp *0(%rip)` then the 8-byte target
+/// ([`jump::absolute`], 14 bytes), 16-byte aligned.
 const STUB_LEN: u64 = 16;
 
 /// Why a module cannot be loaded. Nothing stays mapped.
@@ -280,8 +281,10 @@ struct Placed {
 /// The 32-bit field `target + addend - place`, if it fits.
 #[inline(always)]
 fn pc32(target: u64, addend: i64, place: u64) -> Option<[u8; 8]> {
-    let value = i128::from(target) + i128::from(addend) - i128::from(place);
-    i32::try_from(value).ok().map(widen)
+    let field = rtype::apply(rtype::PC32, target, addend, place).ok()?;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(field.bytes());
+    Some(out)
 }
 
 /// The error for relocation `r` whose value (`target + addend - place`)
@@ -301,13 +304,6 @@ fn overflow(module: &Module, r: &Relocation, target: u64, place: u64) -> LoadErr
 fn put(image: &mut [u8], offset: u64, bytes: &[u8]) {
     let at = offset as usize;
     image[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
-/// A 32-bit field's bytes in an 8-byte buffer.
-fn widen(value: i32) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&value.to_le_bytes());
-    out
 }
 
 fn writable(kind: SectionKind) -> bool {
@@ -520,10 +516,7 @@ impl LoadedModule {
         pointer_fields.sort_unstable_by_key(|&(offset, _)| offset);
         for symbol in &bound {
             if symbol.stub != NONE {
-                let mut bytes = [0u8; STUB_LEN as usize];
-                bytes[..STUB.len()].copy_from_slice(&STUB);
-                bytes[STUB.len()..STUB.len() + 8].copy_from_slice(&symbol.addr.to_le_bytes());
-                put(&mut image, symbol.stub, &bytes);
+                put(&mut image, symbol.stub, &jump::absolute(symbol.addr));
             }
             if symbol.got != NONE {
                 put(&mut image, symbol.got, &symbol.addr.to_le_bytes());

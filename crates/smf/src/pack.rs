@@ -364,7 +364,7 @@ impl Packer {
                             input,
                             format!(
                                 "{section_name}+{offset:#x}: relocation {} is not supported (SMF v1 has Abs64, Pc32, Plt32, GotPcRel; build with -fPIC or -fPIE, without TLS)",
-                                relocation_name(other)
+                                relive_x86::rtype::describe(other.0)
                             ),
                         ))
                     }
@@ -381,48 +381,6 @@ impl Packer {
         }
         Ok(())
     }
-}
-
-/// An x86-64 ELF relocation type as the psABI (and `readelf -r`) names it,
-/// with its number: what a user can look up or grep their objects for.
-fn relocation_name(r_type: elf::RelocationType) -> String {
-    let name = match r_type {
-        elf::R_X86_64_GOT32 => "R_X86_64_GOT32",
-        elf::R_X86_64_COPY => "R_X86_64_COPY",
-        elf::R_X86_64_GLOB_DAT => "R_X86_64_GLOB_DAT",
-        elf::R_X86_64_JUMP_SLOT => "R_X86_64_JUMP_SLOT",
-        elf::R_X86_64_RELATIVE => "R_X86_64_RELATIVE",
-        elf::R_X86_64_32 => "R_X86_64_32",
-        elf::R_X86_64_32S => "R_X86_64_32S",
-        elf::R_X86_64_16 => "R_X86_64_16",
-        elf::R_X86_64_PC16 => "R_X86_64_PC16",
-        elf::R_X86_64_8 => "R_X86_64_8",
-        elf::R_X86_64_PC8 => "R_X86_64_PC8",
-        elf::R_X86_64_DTPMOD64 => "R_X86_64_DTPMOD64",
-        elf::R_X86_64_DTPOFF64 => "R_X86_64_DTPOFF64",
-        elf::R_X86_64_TPOFF64 => "R_X86_64_TPOFF64",
-        elf::R_X86_64_TLSGD => "R_X86_64_TLSGD",
-        elf::R_X86_64_TLSLD => "R_X86_64_TLSLD",
-        elf::R_X86_64_DTPOFF32 => "R_X86_64_DTPOFF32",
-        elf::R_X86_64_GOTTPOFF => "R_X86_64_GOTTPOFF",
-        elf::R_X86_64_TPOFF32 => "R_X86_64_TPOFF32",
-        elf::R_X86_64_PC64 => "R_X86_64_PC64",
-        elf::R_X86_64_GOTOFF64 => "R_X86_64_GOTOFF64",
-        elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32",
-        elf::R_X86_64_GOT64 => "R_X86_64_GOT64",
-        elf::R_X86_64_GOTPCREL64 => "R_X86_64_GOTPCREL64",
-        elf::R_X86_64_GOTPC64 => "R_X86_64_GOTPC64",
-        elf::R_X86_64_GOTPLT64 => "R_X86_64_GOTPLT64",
-        elf::R_X86_64_PLTOFF64 => "R_X86_64_PLTOFF64",
-        elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32",
-        elf::R_X86_64_SIZE64 => "R_X86_64_SIZE64",
-        elf::R_X86_64_GOTPC32_TLSDESC => "R_X86_64_GOTPC32_TLSDESC",
-        elf::R_X86_64_TLSDESC_CALL => "R_X86_64_TLSDESC_CALL",
-        elf::R_X86_64_TLSDESC => "R_X86_64_TLSDESC",
-        elf::R_X86_64_IRELATIVE => "R_X86_64_IRELATIVE",
-        _ => return format!("type {}", r_type.0),
-    };
-    format!("{name} (type {})", r_type.0)
 }
 
 #[cfg(test)]
