@@ -59,11 +59,26 @@ fn pack_then_info() {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert!(names.contains(&"f") && names.contains(&"twice"), "{names:?}");
-    assert!(v["relocations"]["Plt32"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["relocations"]["plt32"].as_u64().unwrap() >= 1, "{v}");
+    // Lowercase names, as everywhere in relive's JSON (it said "Code",
+    // "Function", "Plt32"), and the 64-bit hashes as hex strings a JSON
+    // reader cannot round (numbers above 2^53 lost bits).
+    assert!(
+        v["sections"].as_array().unwrap().iter().any(|s| s["kind"] == "code"),
+        "{v}"
+    );
+    assert!(
+        v["symbols"].as_array().unwrap().iter().any(|s| s["kind"] == "function"),
+        "{v}"
+    );
+    let hash = v["module_hash"].as_str().unwrap();
+    assert_eq!(hash.len(), 16, "{v}");
 
     let human = relive(&["smf", "info", out.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("import") && text.contains("strlen"), "{text}");
+    assert!(text.contains(&format!("module hash {hash}")), "{text}");
+    assert!(text.contains(" code ") && !text.contains("Code"), "{text}");
 
     // Not an SMF file: exit 1, the message says what it is not.
     let wrong = relive(&["smf", "info", a.to_str().unwrap()]);

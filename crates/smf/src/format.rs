@@ -29,6 +29,7 @@ pub const FLAG_RELOADABLE: u32 = 2;
 pub const FLAG_PIC: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SectionKind {
     Code,
     Data,
@@ -37,6 +38,16 @@ pub enum SectionKind {
 }
 
 impl SectionKind {
+    /// Its name in relive's output (text and JSON alike).
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Code => "code",
+            SectionKind::Data => "data",
+            SectionKind::RoData => "ro_data",
+            SectionKind::Bss => "bss",
+        }
+    }
+
     fn code(self) -> u32 {
         match self {
             SectionKind::Code => 1,
@@ -58,6 +69,7 @@ impl SectionKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SymbolType {
     None,
     Function,
@@ -66,6 +78,7 @@ pub enum SymbolType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Binding {
     Local,
     Global,
@@ -73,6 +86,7 @@ pub enum Binding {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RelocType {
     Abs64,
     Pc32,
@@ -81,6 +95,16 @@ pub enum RelocType {
 }
 
 impl RelocType {
+    /// Its name in relive's output (text and JSON alike).
+    pub fn name(self) -> &'static str {
+        match self {
+            RelocType::Abs64 => "abs64",
+            RelocType::Pc32 => "pc32",
+            RelocType::Plt32 => "plt32",
+            RelocType::GotPcRel => "got_pc_rel",
+        }
+    }
+
     fn code(self) -> u32 {
         match self {
             RelocType::Abs64 => 1,

@@ -122,8 +122,10 @@ struct Summary<'a> {
     arch: u16,
     flags: Vec<&'static str>,
     entry: Option<&'a str>,
-    module_hash: u64,
-    source_hash: u64,
+    /// 64-bit hashes as hex strings: JSON readers that hold numbers as
+    /// doubles lose bits above 2^53.
+    module_hash: String,
+    source_hash: String,
     sections: Vec<SectionInfo<'a>>,
     symbols: &'a [relive_smf::format::Symbol<'a>],
     imports: Vec<&'a str>,
@@ -133,7 +135,7 @@ struct Summary<'a> {
 fn summary<'a>(m: &'a Module<'a>) -> Summary<'a> {
     let mut relocations = std::collections::BTreeMap::new();
     for r in &m.relocations {
-        *relocations.entry(format!("{:?}", r.kind)).or_insert(0) += 1;
+        *relocations.entry(r.kind.name().to_string()).or_insert(0) += 1;
     }
     let names = [
         (relive_smf::format::FLAG_EXECUTABLE, "executable"),
@@ -150,8 +152,8 @@ fn summary<'a>(m: &'a Module<'a>) -> Summary<'a> {
             .map(|&(_, n)| n)
             .collect(),
         entry: m.entry.map(|e| &*m.symbols[e as usize].name),
-        module_hash: m.module_hash,
-        source_hash: m.source_hash,
+        module_hash: format!("{:016x}", m.module_hash),
+        source_hash: format!("{:016x}", m.source_hash),
         sections: m
             .sections
             .iter()
@@ -183,18 +185,14 @@ fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
         s.flags.join(","),
         s.entry.unwrap_or("-")
     )?;
-    writeln!(
-        out,
-        "module hash {:016x}  source hash {:016x}",
-        s.module_hash, s.source_hash
-    )?;
+    writeln!(out, "module hash {}  source hash {}", s.module_hash, s.source_hash)?;
     writeln!(out, "sections:")?;
     for sec in &s.sections {
         writeln!(
             out,
             "  {:<8} {:<7} file {:#8x}  memory {:#8x}  align {}",
             sec.name,
-            format!("{:?}", sec.kind),
+            sec.kind.name(),
             sec.file_size,
             sec.memory_size,
             sec.alignment
