@@ -38,15 +38,59 @@ pub struct StageTimes {
     pub total: u64,
 }
 
+/// What a reload did with a file (the JSON `event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Its changed functions run their new code.
+    Patched,
+    /// Every changed function was redirected, but none whose new code can
+    /// run (see the event's notes).
+    Unreachable,
+    /// No function changed.
+    NoChange,
+    /// It does not compile; the program runs on unchanged.
+    CompileError,
+    /// It failed to compile while being written again: the newer save
+    /// counts.
+    Superseded,
+    /// Not patched, for the reason in the message.
+    Refused,
+    /// Not patched because a file saved with it failed; patched with the
+    /// next good save.
+    Held,
+}
+
+impl EventKind {
+    /// Its name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Patched => "patched",
+            EventKind::Unreachable => "unreachable",
+            EventKind::NoChange => "no_change",
+            EventKind::CompileError => "compile_error",
+            EventKind::Superseded => "superseded",
+            EventKind::Refused => "refused",
+            EventKind::Held => "held",
+        }
+    }
+
+    /// Whether the change is in the program (its entries redirected).
+    pub fn applied(self) -> bool {
+        matches!(self, EventKind::Patched | EventKind::Unreachable)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What one reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadEvent {
-    /// `patched`, `unreachable` (every function redirected, none whose new
-    /// code can run), `no_change`, `compile_error`, `superseded` (it
-    /// failed to compile while the file was being written again), `refused`,
-    /// `held` (not patched because a file saved with it failed; patched with
-    /// the next good save) or `error`.
-    pub event: &'static str,
+    pub event: EventKind,
     pub file: String,
     /// Functions patched whose new code later calls run (or that would
     /// have been patched, when refused).
@@ -76,7 +120,7 @@ impl ReloadEvent {
     /// Nothing done yet for `source`.
     fn new(source: &Path) -> ReloadEvent {
         ReloadEvent {
-            event: "no_change",
+            event: EventKind::NoChange,
             file: source.display().to_string(),
             functions: Vec::new(),
             added: Vec::new(),
@@ -555,7 +599,7 @@ impl<'p> Reloader<'p> {
         };
         let obj = self.current.remove(source).expect("a baseline to differ");
         let result = self.apply(&mut event, &obj, None, &functions);
-        if event.event == "patched" || event.event == "unreachable" {
+        if event.event.applied() {
             self.unverified.remove(source);
         }
         self.current.insert(source.to_path_buf(), obj);
@@ -743,9 +787,9 @@ impl<'p> Reloader<'p> {
             .iter()
             .filter_map(|e| {
                 let why = match e.event {
-                    "compile_error" => "does not compile",
-                    "superseded" => "is being written again",
-                    "refused" => "was refused",
+                    EventKind::CompileError => "does not compile",
+                    EventKind::Superseded => "is being written again",
+                    EventKind::Refused => "was refused",
                     _ => return None,
                 };
                 Some(format!("{} ({why})", e.file))
@@ -754,7 +798,7 @@ impl<'p> Reloader<'p> {
         if !failed.is_empty() && !ready.is_empty() {
             let mut events = settled;
             for (source, _, _, mut event) in ready {
-                event.event = "held";
+                event.event = EventKind::Held;
                 event.message = Some(format!(
                     "not patched, so that the files saved together are patched together: {}; it is patched with the next good save",
                     failed.join(", ")
@@ -812,7 +856,7 @@ impl<'p> Reloader<'p> {
                         let mut events = settled;
                         let why = e.to_string();
                         for (_, _, _, mut event) in ready {
-                            event.event = "refused";
+                            event.event = EventKind::Refused;
                             event.message = Some(format!("the files saved together were not patched: {why}"));
                             event.timing_us.total = start.elapsed().as_micros() as u64;
                             events.push(event);
@@ -852,12 +896,12 @@ impl<'p> Reloader<'p> {
             Ok(obj) => obj,
             Err(message) => {
                 event.event = if message == SUPERSEDED {
-                    "superseded"
+                    EventKind::Superseded
                 } else {
-                    "compile_error"
+                    EventKind::CompileError
                 };
                 let hint = match event.event {
-                    "compile_error" => self.missing_option_hint(source, &message),
+                    EventKind::CompileError => self.missing_option_hint(source, &message),
                     _ => String::new(),
                 };
                 event.message = Some(message + &hint);
@@ -874,7 +918,7 @@ impl<'p> Reloader<'p> {
         let functions = match relive_patch::select::functions_to_patch_allowing(old, &new, &follow) {
             Ok(functions) => functions,
             Err(PatchError::Refused { what }) => {
-                event.event = "refused";
+                event.event = EventKind::Refused;
                 let advice = old.and_then(|old| self.signature_advice(source, old, &new));
                 event.message = Some(match advice {
                     Some(advice) => format!("{what}; {advice}"),
@@ -893,7 +937,7 @@ impl<'p> Reloader<'p> {
             // relive's compile is not the build's here: an edit under an
             // #if it takes the other way looks like no change at all.
             if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
-                event.event = "refused";
+                event.event = EventKind::Refused;
                 event.message = Some(format!(
                     "no function changed in relive's compile of {}, but that compile differs from the running code (in {}), so an edit the build would see may be invisible to it; {FIX_FLAGS}",
                     source.display(),
@@ -903,13 +947,13 @@ impl<'p> Reloader<'p> {
             return Ok(Step::Done(event));
         }
         if let Some(refusal) = self.unverified_refusal(source, &event.functions) {
-            event.event = "refused";
+            event.event = EventKind::Refused;
             event.message = Some(refusal);
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
         if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
-            event.event = "refused";
+            event.event = EventKind::Refused;
             event.message = Some(refusal);
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
@@ -925,7 +969,7 @@ impl<'p> Reloader<'p> {
     /// `new` if it was taken, else stays `old`; notes on functions whose
     /// baseline was not verified.
     fn settle(&mut self, source: &Path, new: ObjectFile, old: Option<ObjectFile>, event: &mut ReloadEvent) {
-        let took = event.event == "patched" || event.event == "unreachable";
+        let took = event.event.applied();
         match (took, old) {
             (true, _) => {
                 self.current.insert(source.to_path_buf(), new);
@@ -979,7 +1023,7 @@ impl<'p> Reloader<'p> {
                 return Ok(event);
             }
             Baseline::Differs { check, .. } => {
-                event.event = "refused";
+                event.event = EventKind::Refused;
                 event.message = Some(format!(
                     "{} did not compile when relive started, so there is no earlier compile to diff against; this one differs from the running code in {}, and its compile command ({}) is not known to be the build's, so the difference may be a missing option rather than your edit; {FIX_FLAGS}, or pass --trust-baselines",
                     source.display(),
@@ -1224,7 +1268,7 @@ impl<'p> Reloader<'p> {
             Err(e) => {
                 self.missing_symbol =
                     matches!(e, PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }));
-                event.event = "refused";
+                event.event = EventKind::Refused;
                 event.message = Some(e.to_string());
             }
         }
@@ -1285,7 +1329,7 @@ fn note_together(event: &mut ReloadEvent, source: &Path, names: &[String]) {
 
 /// Fills in `event` from the report of the patch it describes.
 fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
-    event.event = "patched";
+    event.event = EventKind::Patched;
     let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
     event.functions = reachable.iter().map(|a| a.name.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
@@ -1294,7 +1338,7 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.notes.extend(report.warnings.iter().cloned());
     event.hooks = report.hooks.clone();
     if event.functions.is_empty() && event.added.is_empty() {
-        event.event = "unreachable";
+        event.event = EventKind::Unreachable;
     }
     event.timing_us.link = report.timing_us.link;
     event.timing_us.apply = report.timing_us.total.saturating_sub(report.timing_us.link);

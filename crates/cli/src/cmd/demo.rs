@@ -229,7 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(&source, &text)?;
         let event = reloader.reload(&source)?;
         writeln!(out, "  relive | {}", event.summary())?;
-        if event.event != "patched" {
+        if event.event != relive_reload::EventKind::Patched {
             bail!(
                 "the edit was not patched ({}): {}",
                 event.event,

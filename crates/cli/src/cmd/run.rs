@@ -11,7 +11,7 @@ use relive_patch::state::StateDir;
 use relive_reload::snapshot::Snapshot;
 use relive_reload::sources::{self, CompileCommand};
 use relive_reload::watch::{watch, Debounce, Ended, FileEvents};
-use relive_reload::{Baseline, ReloadEvent, Reloader};
+use relive_reload::{Baseline, EventKind, ReloadEvent, Reloader};
 
 /// Start a program and live-reload it: every saved edit to one of its C
 /// files is recompiled and patched into it while it runs.
@@ -93,14 +93,14 @@ fn print_event(e: &ReloadEvent, json: bool) {
         return;
     }
     let _ = match e.event {
-        "patched" | "unreachable" => writeln!(err, "relive: {}: {}", e.file, e.summary()),
-        "no_change" => writeln!(
+        EventKind::Patched | EventKind::Unreachable => writeln!(err, "relive: {}: {}", e.file, e.summary()),
+        EventKind::NoChange => writeln!(
             err,
             "relive: {}: no function changed ({:.1} ms)",
             e.file,
             relive_reload::ms(e.timing_us.total)
         ),
-        "compile_error" => writeln!(
+        EventKind::CompileError => writeln!(
             err,
             "relive: {}: does not compile; the program runs on unchanged:\n{}",
             e.file,
@@ -123,7 +123,7 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
     let quiet = !json && !verbose && events.len() > 1;
     let unchanged: Vec<String> = events
         .iter()
-        .filter(|e| quiet && e.event == "no_change" && e.notes.is_empty())
+        .filter(|e| quiet && e.event == EventKind::NoChange && e.notes.is_empty())
         .map(|e| e.file.clone())
         .collect();
     for e in events.iter().filter(|e| !unchanged.contains(&e.file)) {
@@ -421,7 +421,7 @@ impl LastReload {
     /// whose new code cannot run (its entries were redirected all the
     /// same).
     fn note(&mut self, events: &[ReloadEvent]) {
-        for e in events.iter().filter(|e| matches!(e.event, "patched" | "unreachable")) {
+        for e in events.iter().filter(|e| e.event.applied()) {
             *self = LastReload {
                 at: Some(std::time::Instant::now()),
                 file: e.file.clone(),
