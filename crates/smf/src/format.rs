@@ -92,6 +92,11 @@ pub enum RelocType {
     Pc32,
     Plt32,
     GotPcRel,
+    /// `S + A` in 4 bytes, zero-extended (`R_X86_64_32`): code built
+    /// without `-fPIC`; the module is placed in the low 2 GiB.
+    Abs32,
+    /// `S + A` in 4 bytes, sign-extended (`R_X86_64_32S`), likewise.
+    Abs32S,
 }
 
 impl RelocType {
@@ -102,6 +107,8 @@ impl RelocType {
             RelocType::Pc32 => "pc32",
             RelocType::Plt32 => "plt32",
             RelocType::GotPcRel => "got_pc_rel",
+            RelocType::Abs32 => "abs32",
+            RelocType::Abs32S => "abs32s",
         }
     }
 
@@ -111,6 +118,8 @@ impl RelocType {
             RelocType::Pc32 => 2,
             RelocType::Plt32 => 3,
             RelocType::GotPcRel => 4,
+            RelocType::Abs32 => 5,
+            RelocType::Abs32S => 6,
         }
     }
 
@@ -120,8 +129,16 @@ impl RelocType {
             2 => RelocType::Pc32,
             3 => RelocType::Plt32,
             4 => RelocType::GotPcRel,
+            5 => RelocType::Abs32,
+            6 => RelocType::Abs32S,
             _ => return None,
         })
+    }
+
+    /// Whether it holds a 32-bit address, so the module must be placed in
+    /// the low 2 GiB.
+    pub fn needs_low_placement(self) -> bool {
+        matches!(self, RelocType::Abs32 | RelocType::Abs32S)
     }
 
     /// Bytes of the field it fills.

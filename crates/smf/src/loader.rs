@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::format::{Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
 use crate::hash::name_hash;
-use crate::memory::{Region, PAGE};
+use crate::memory::{Placement, Region, PAGE};
 use relive_x86::{jump, rtype};
 
 /// A call stub's room: `jmp *0(%rip)` then the 8-byte target
@@ -30,7 +30,7 @@ pub enum LoadError {
     Architecture(u16),
     #[error("import {symbol} is not defined by any loaded module or the host program")]
     MissingImport { symbol: String },
-    #[error("relocation {kind:?} at {section}+{offset:#x} to {symbol}: value {value:#x} does not fit 32 bits")]
+    #[error("relocation {} at {section}+{offset:#x} to {symbol}: value {value:#x} does not fit 32 bits{}", kind.name(), if kind.needs_low_placement() { " (code built without -fPIC holds 32-bit addresses: the target must be in the low 2 GiB; a host symbol is not: build with -fPIC)" } else { "" })]
     Overflow {
         kind: RelocType,
         section: String,
@@ -377,7 +377,13 @@ impl LoadedModule {
         }
         let plan = layout(module, stub_count as usize, got_cells as usize);
         let [ro, end] = plan.code_map;
-        let mut code = Region::new_code(end, ro)?;
+        // Code with 32-bit absolute addresses (built without -fPIC) and
+        // its data go in the low 2 GiB.
+        let placement = match module.relocations.iter().any(|r| r.kind.needs_low_placement()) {
+            true => Placement::Low,
+            false => Placement::Anywhere,
+        };
+        let mut code = Region::new_code_at(end, ro, placement)?;
         // The code mapping's bytes, built here and installed at once.
         let mut image = vec![0u8; code.len() as usize];
         let shared = bindings.data.is_some();
@@ -389,7 +395,7 @@ impl LoadedModule {
                 })
             }
             Some(region) => region,
-            None => Arc::new(Region::new(plan.data_len)?),
+            None => Arc::new(Region::new_at(plan.data_len, placement)?),
         };
         let placed: Vec<Placed> = module
             .sections
@@ -489,6 +495,17 @@ impl LoadedModule {
                 RelocType::GotPcRel => {
                     let cell = code.addr() + symbol.got;
                     (pc32(cell, r.addend, p).ok_or_else(|| overflow(module, r, cell, p))?, 4)
+                }
+                RelocType::Abs32 | RelocType::Abs32S => {
+                    let r_type = match r.kind {
+                        RelocType::Abs32 => rtype::R32,
+                        _ => rtype::R32S,
+                    };
+                    let field = rtype::apply(r_type, symbol.addr, r.addend, p)
+                        .map_err(|_| overflow(module, r, symbol.addr, 0))?;
+                    let mut out = [0u8; 8];
+                    out[..4].copy_from_slice(field.bytes());
+                    (out, 4)
                 }
             };
             // Only the section's file bytes are relocatable (a hand-built

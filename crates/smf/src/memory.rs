@@ -67,6 +67,8 @@ struct Pooled {
     /// `Some(ro)`: a code region in its final layout (see
     /// [`Region::new_code`]); `None`: read-write.
     code: Option<usize>,
+    /// Mapped in the low 2 GiB ([`Placement::Low`]).
+    low: bool,
 }
 
 static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
@@ -148,6 +150,8 @@ pub struct Region {
     protected: bool,
     /// `Some(ro)` once [`Region::install`] gave it its code layout.
     code: Option<usize>,
+    /// Mapped in the low 2 GiB.
+    low: bool,
     /// Every byte is zero (a new mapping, or a pooled read-write one
     /// cleared): [`Region::install_parts`] writes only what is not.
     zero: bool,
@@ -159,31 +163,52 @@ unsafe impl Send for Region {}
 // SAFETY: shared references only read the address and length.
 unsafe impl Sync for Region {}
 
+/// Where a region may be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Anywhere the kernel chooses.
+    Anywhere,
+    /// In the low 2 GiB (`MAP_32BIT`): code built without `-fPIC` holds
+    /// addresses in 32-bit fields (`R_X86_64_32`, `32S`).
+    Low,
+}
+
 impl Region {
     /// Maps `len` bytes (rounded up to pages), read-write, zero-filled: a
     /// pooled region of that size if there is one (see the module docs).
     /// (Populating small regions at once with MAP_POPULATE was measured
     /// slower than the page faults it saves.)
     pub fn new(len: u64) -> std::io::Result<Region> {
+        Region::new_at(len, Placement::Anywhere)
+    }
+
+    /// [`Region::new`] where `placement` says.
+    pub fn new_at(len: u64, placement: Placement) -> std::io::Result<Region> {
         let len = usize::try_from(len.max(1).next_multiple_of(PAGE)).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
-        if let Some(region) = Region::reuse(len, None) {
+        let low = placement == Placement::Low;
+        if let Some(region) = Region::reuse(len, None, low) {
             return Ok(region);
         }
-        Region::map(len, Access::ReadWrite)
+        Region::map(len, Access::ReadWrite, low)
     }
 
     /// A fresh anonymous mapping of `len` bytes (a page multiple), zero,
-    /// with `access`.
-    fn map(len: usize, access: Access) -> std::io::Result<Region> {
+    /// with `access`, in the low 2 GiB if `low`.
+    fn map(len: usize, access: Access, low: bool) -> std::io::Result<Region> {
         let size = NonZeroUsize::new(len).expect("at least one page");
+        let flags = match low {
+            true => MapFlags::MAP_PRIVATE | MapFlags::MAP_32BIT,
+            false => MapFlags::MAP_PRIVATE,
+        };
         // SAFETY: an anonymous private mapping at an address of the
         // kernel's choosing aliases no Rust object.
-        let start = unsafe { mmap_anonymous(None, size, access.flags(), MapFlags::MAP_PRIVATE) }?;
+        let start = unsafe { mmap_anonymous(None, size, access.flags(), flags) }?;
         Ok(Region {
             start,
             len,
             protected: access != Access::ReadWrite,
             code: None,
+            low,
             zero: true,
         })
     }
@@ -194,6 +219,12 @@ impl Region {
     /// bytes (a pooled code region of that layout) or zeros; write it only
     /// with `install`.
     pub fn new_code(len: u64, ro: u64) -> std::io::Result<Region> {
+        Region::new_code_at(len, ro, Placement::Anywhere)
+    }
+
+    /// [`Region::new_code`] where `placement` says.
+    pub fn new_code_at(len: u64, ro: u64, placement: Placement) -> std::io::Result<Region> {
+        let low = placement == Placement::Low;
         let rounded = len.max(1).next_multiple_of(PAGE);
         let (Ok(size), Ok(ro)) = (usize::try_from(rounded), usize::try_from(ro)) else {
             return Err(std::io::ErrorKind::OutOfMemory.into());
@@ -201,20 +232,20 @@ impl Region {
         if !ro.is_multiple_of(PAGE as usize) || ro > size {
             return Err(std::io::ErrorKind::InvalidInput.into());
         }
-        if let Some(region) = Region::reuse(size, Some(ro)) {
+        if let Some(region) = Region::reuse(size, Some(ro), low) {
             return Ok(region);
         }
         if !PROC_MEM_WRITES.load(Ordering::Relaxed) || proc_self_mem().is_none() {
-            return Region::new(rounded);
+            return Region::new_at(rounded, placement);
         }
         // A fresh mapping laid out for code from the start: `install`
         // writes it through /proc/self/mem, which also faults the pages in
         // within the kernel (cheaper than a trap per page), and no page
         // ever needs a protection change to write.
         let mut region = if ro == size {
-            Region::map(size, Access::ReadExecute)?
+            Region::map(size, Access::ReadExecute, low)?
         } else {
-            let mut region = Region::map(size, Access::Read)?;
+            let mut region = Region::map(size, Access::Read, low)?;
             region.protect(0, ro as u64, Access::ReadExecute)?;
             region
         };
@@ -270,13 +301,16 @@ impl Region {
 
     /// A pooled region of exactly `len` bytes: a code region of layout
     /// `code`, else a read-write one (zero-filled).
-    fn reuse(len: usize, code: Option<usize>) -> Option<Region> {
+    fn reuse(len: usize, code: Option<usize>, low: bool) -> Option<Region> {
         let taken = {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             let at = pool
                 .iter()
-                .rposition(|p| p.len == len && p.code == code)
-                .or_else(|| pool.iter().rposition(|p| p.len == len && p.code.is_none()))?;
+                .rposition(|p| p.len == len && p.code == code && p.low == low)
+                .or_else(|| {
+                    pool.iter()
+                        .rposition(|p| p.len == len && p.code.is_none() && p.low == low)
+                })?;
             pool.swap_remove(at)
         };
         if taken.code.is_none() {
@@ -290,6 +324,7 @@ impl Region {
             len,
             protected: taken.code.is_some(),
             code: taken.code,
+            low,
             zero: taken.code.is_none(),
         })
     }
@@ -312,6 +347,7 @@ impl Region {
             start: self.start.as_ptr() as usize,
             len: self.len,
             code: self.code,
+            low: self.low,
         });
         true
     }

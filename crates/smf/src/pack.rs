@@ -130,7 +130,12 @@ pub fn pack(inputs: &[(String, Vec<u8>)], entry: Option<&str>) -> Result<Module<
         })?),
         None => None,
     };
-    let mut flags = FLAG_RELOADABLE | FLAG_PIC;
+    // Code with 32-bit absolute addresses (built without -fPIC) runs only
+    // where the loader places it in the low 2 GiB.
+    let mut flags = FLAG_RELOADABLE;
+    if !p.relocations.iter().any(|r| r.kind.needs_low_placement()) {
+        flags |= FLAG_PIC;
+    }
     if entry.is_some() {
         flags |= FLAG_EXECUTABLE;
     }
@@ -168,14 +173,14 @@ fn function_starts(symbols: &[Symbol]) -> HashMap<u64, u32> {
 /// registry binds them to its stable entry, so code still running, or a
 /// table, reaches the new version after a reload. For Pc32/Plt32 the
 /// place referred to is `addend + 4` (the field ends the instruction, as
-/// in a call, jump or `lea`); for Abs64 it is `addend`.
+/// in a call, jump or `lea`); for the absolute kinds it is `addend`.
 fn to_function(starts: &HashMap<u64, u32>, code_section: u32, kind: RelocType, symbol: u32, addend: i64) -> (u32, i64) {
     if symbol != code_section {
         return (symbol, addend);
     }
     let place = match kind {
         RelocType::Pc32 | RelocType::Plt32 => addend.checked_add(4),
-        RelocType::Abs64 => Some(addend),
+        RelocType::Abs64 | RelocType::Abs32 | RelocType::Abs32S => Some(addend),
         RelocType::GotPcRel => None,
     };
     match place
@@ -359,11 +364,13 @@ impl Packer {
                     elf::R_X86_64_GOTPCREL | elf::R_X86_64_GOTPCRELX | elf::R_X86_64_REX_GOTPCRELX => {
                         RelocType::GotPcRel
                     }
+                    elf::R_X86_64_32 => RelocType::Abs32,
+                    elf::R_X86_64_32S => RelocType::Abs32S,
                     other => {
                         return Err(error(
                             input,
                             format!(
-                                "{section_name}+{offset:#x}: relocation {} is not supported (SMF v1 has Abs64, Pc32, Plt32, GotPcRel; build with -fPIC or -fPIE, without TLS)",
+                                "{section_name}+{offset:#x}: relocation {} is not supported (SMF v1 has Abs64, Pc32, Plt32, GotPcRel, Abs32, Abs32S; build without TLS)",
                                 relive_x86::rtype::describe(other.0)
                             ),
                         ))

@@ -154,3 +154,45 @@ fn a_call_beyond_rel32_reach_goes_through_a_stub() {
     );
     assert_eq!(invoke(&loaded, "call_far", &[5]), 16);
 }
+
+/// Code built without -fPIC (`R_X86_64_32S` array indexing, `R_X86_64_32`
+/// address-taking) loads: placed in the low 2 GiB, its 32-bit absolute
+/// fields hold the module's own addresses. It was refused at packing.
+#[test]
+fn a_module_built_without_pic_loads_low_and_computes() {
+    const NON_PIC: &str = r#"
+static int table[8] = {1, 2, 3, 5, 8, 13, 21, 34};
+static int hits;
+int pick(int i) { hits++; return table[i & 7]; }
+int hits_so_far(void) { return hits; }
+"#;
+    for cc in ["gcc", "clang"] {
+        let dir = tempfile::tempdir().unwrap();
+        let object = relive_testkit::compile_object_with(
+            cc,
+            dir.path(),
+            "m",
+            NON_PIC,
+            &["-O2", "-fno-pic", "-mcmodel=small", "-fno-stack-protector"],
+        );
+        let module = pack(&[("m".into(), std::fs::read(object).unwrap())], None).unwrap();
+        let module = Module::parse(&module.to_bytes()).unwrap().into_owned();
+        let kinds: Vec<RelocType> = module.relocations.iter().map(|r| r.kind).collect();
+        assert!(
+            kinds.iter().any(|k| k.needs_low_placement()),
+            "{cc}: no 32-bit absolute relocation in {kinds:?}"
+        );
+        assert_eq!(module.flags & relive_smf::format::FLAG_PIC, 0, "{cc}: not PIC");
+        let loaded = LoadedModule::load(&module, &host_symbol).unwrap();
+        assert_eq!(invoke(&loaded, "pick", &[4]), 8, "{cc}");
+        assert_eq!(invoke(&loaded, "pick", &[7]), 34, "{cc}");
+        assert_eq!(invoke(&loaded, "hits_so_far", &[]), 2, "{cc}");
+        let (start, end) = loaded.range();
+        assert!(
+            end <= 1 << 31,
+            "{cc}: placed at {start:#x}..{end:#x}, not in the low 2 GiB"
+        );
+        let data = loaded.data_region();
+        assert!(data.addr() + data.len() <= 1 << 31, "{cc}: data at {:#x}", data.addr());
+    }
+}
