@@ -36,6 +36,21 @@ pub fn of_status(status: &std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0))
 }
 
+/// Prints clap's usage error `err` as a JSON error on stderr (the first
+/// line of its message, and the usage in `hint`) and returns its exit code
+/// (2).
+pub fn report_usage(err: &clap::Error) -> i32 {
+    let text = err.render().to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let message = lines.next().unwrap_or("bad command-line usage");
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let hint: Vec<&str> = lines.map(str::trim).collect();
+    let code = err.exit_code();
+    let value = serde_json::json!({ "error": message, "hint": hint.join("; "), "exit_code": code });
+    eprintln!("{value}");
+    code
+}
+
 /// Prints `err` (as JSON on stderr with `--json`) and returns the exit code.
 /// A closed standard output (`relive syms X | head`) is how pipelines end,
 /// not a failure: it exits quietly with success.

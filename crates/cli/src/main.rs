@@ -116,6 +116,35 @@ fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     args
 }
 
+/// `--json` may come before the command too (`relive --json status PID`):
+/// it is moved to just after the command's name, where every command that
+/// has it reads it (one convention: the flag means the same wherever it
+/// stands). Only before the first word that is not an option.
+fn json_anywhere(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(command) = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|k| k + 1)
+    else {
+        return args;
+    };
+    let Some(flag) = args[1..command].iter().position(|a| a == "--json").map(|k| k + 1) else {
+        return args;
+    };
+    let mut out = args;
+    let json = out.remove(flag);
+    // `smf`, `zip`: the flag belongs to the subcommand after them.
+    let name = out[command - 1].to_string_lossy().to_string();
+    let at = if ["smf", "zip"].contains(&name.as_str()) && out.len() > command {
+        command + 1
+    } else {
+        command
+    };
+    out.insert(at, json);
+    out
+}
+
 /// When this command started (the first thing `main` does): the clock a
 /// command's reported total runs on, so it covers all the command did.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -127,7 +156,15 @@ fn since_start_us() -> u64 {
 
 fn main() {
     STARTED.get_or_init(std::time::Instant::now);
-    let cli = Cli::parse_from(pid_first(std::env::args_os().collect()));
+    let args = json_anywhere(pid_first(std::env::args_os().collect()));
+    let wants_json = args.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // Help and version go out as clap prints them; a usage error
+        // under --json is JSON like every other error (exit 2).
+        Err(e) if wants_json && e.use_stderr() => std::process::exit(exit::report_usage(&e)),
+        Err(e) => e.exit(),
+    };
     let json = cli.command.json();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
@@ -161,6 +198,23 @@ mod tests {
 
     fn args(line: &str) -> Vec<std::ffi::OsString> {
         line.split_whitespace().map(Into::into).collect()
+    }
+
+    #[test]
+    fn json_before_the_command_goes_after_it() {
+        assert_eq!(
+            json_anywhere(args("relive --json status 42")),
+            args("relive status --json 42")
+        );
+        assert_eq!(
+            json_anywhere(args("relive --json smf info m.smf")),
+            args("relive smf info --json m.smf")
+        );
+        assert_eq!(
+            json_anywhere(args("relive status 42 --json")),
+            args("relive status 42 --json")
+        );
+        assert_eq!(json_anywhere(args("relive --json")), args("relive --json"));
     }
 
     #[test]

@@ -90,3 +90,31 @@ fn what_is_not_there_exits_3() {
         assert!(!out.stderr.is_empty(), "{args:?} says nothing");
     }
 }
+
+/// `--json` means the same before the command as after it, and a usage
+/// error under `--json` is a JSON error with exit 2 (clap printed text).
+#[test]
+fn json_is_one_flag_wherever_it_stands() {
+    let target = Target::start_c(APP, &["-O1", "-g"]);
+    target.wait_for("v 1");
+    let pid = target.pid_arg();
+    let state = target.dir.path().join("state");
+    let before = relive(&["--json", "ps", &pid], &state);
+    let after = relive(&["ps", &pid, "--json"], &state);
+    assert!(before.status.success(), "{}", String::from_utf8_lossy(&before.stderr));
+    let parse = |o: &Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    assert_eq!(parse(&before)["pid"], parse(&after)["pid"]);
+    assert_eq!(parse(&before)["threads"], parse(&after)["threads"]);
+    let missing = relive(&["--json", "status", "999999999"], &state);
+    assert_eq!(missing.status.code(), Some(3));
+    let usage = relive(&["status", &pid, "--json", "--no-such-option"], &state);
+    assert_eq!(usage.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&usage.stderr)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&usage.stderr)));
+    assert_eq!(error["exit_code"], 2, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("--no-such-option"), "{error}");
+    // Without --json, clap's own text.
+    let text = relive(&["status", &pid, "--no-such-option"], &state);
+    assert_eq!(text.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&text.stderr).starts_with("error: "));
+}
