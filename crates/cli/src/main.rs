@@ -86,15 +86,19 @@ const TAKE_A_PID: &[&str] = &[
     "ps", "sym", "threads", "peek", "poke", "patch", "revert", "status", "watch", "verify",
 ];
 
-/// One way to name a process everywhere: `PID` first, or `--pid PID`
-/// (`--pid=PID`) anywhere before a `--`, which is moved to that place.
-fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let Some(command) = args
-        .iter()
+/// Where the command's name is: the first argument after the program's
+/// name that is not an option.
+fn command_position(args: &[std::ffi::OsString]) -> Option<usize> {
+    args.iter()
         .skip(1)
         .position(|a| !a.to_string_lossy().starts_with('-'))
         .map(|k| k + 1)
-    else {
+}
+
+/// One way to name a process everywhere: `PID` first, or `--pid PID`
+/// (`--pid=PID`) anywhere before a `--`, which is moved to that place.
+fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(command) = command_position(&args) else {
         return args;
     };
     if !TAKE_A_PID.contains(&args[command].to_string_lossy().as_ref()) {
@@ -121,12 +125,7 @@ fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
 /// has it reads it (one convention: the flag means the same wherever it
 /// stands). Only before the first word that is not an option.
 fn json_anywhere(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let Some(command) = args
-        .iter()
-        .skip(1)
-        .position(|a| !a.to_string_lossy().starts_with('-'))
-        .map(|k| k + 1)
-    else {
+    let Some(command) = command_position(&args) else {
         return args;
     };
     let Some(flag) = args[1..command].iter().position(|a| a == "--json").map(|k| k + 1) else {

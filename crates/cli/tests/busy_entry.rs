@@ -67,7 +67,9 @@ fn first_patches_of_a_function_eight_threads_spin_in_succeed() {
             String::from_utf8_lossy(&out.stderr)
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        moved += report["threads_moved"].as_u64().unwrap_or(0);
+        moved += report["threads_moved"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no threads_moved (0 is said too): {report}"));
         target.wait_for("v 5");
         let out = relive(&["revert", &pid, "--all"]);
         assert!(

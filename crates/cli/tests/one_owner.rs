@@ -237,6 +237,14 @@ fn revert_keeps_code_the_program_still_points_to() {
         why.starts_with("the word at 0x") && why.ends_with(&format!("holds {bump:#x}")),
         "{report}"
     );
+    // `status` shows the memory kept (it said only "no patches").
+    let out = relive(&state, &["status", "--pid", &target.pid_arg(), "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["patches"], serde_json::json!([]), "{status}");
+    assert_eq!(status["pools"][0]["addr"], report["kept"][0]["addr"], "{status}");
+    let out = relive(&state, &["status", "--pid", &target.pid_arg()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("still mapped") && text.contains("pool 0x"), "{text}");
     // The original tick calls the stored callback: still the added code.
     let counters: Vec<i64> = lines_from_now(&target)
         .iter()

@@ -723,6 +723,9 @@ fn s19_patch_revert_repatch() {
             v["reverted"].as_array().unwrap().iter().any(|r| r["name"] == "value"),
             "{v}"
         );
+        // The documented field is there: null, the original code is back.
+        assert!(v["reverted"][0]["generation"].is_null(), "{v}");
+        assert!(v["reverted"][0].as_object().unwrap().contains_key("generation"), "{v}");
         assert_eq!(v["freed"].as_array().unwrap().len(), 1, "{v}");
         assert_eq!(run.peek(orig, 16), before, "original bytes restored exactly");
         run.expect("value 1 neighbour 100");

@@ -218,16 +218,11 @@ pub struct PatchReport {
     pub warnings: Vec<String>,
     /// Threads found inside bytes a first redirect replaced, moved into a
     /// relocated copy of them (see `displaced`) to carry on from there.
-    #[serde(skip_serializing_if = "is_zero")]
     pub threads_moved: usize,
     /// The program's reload hooks that ran around this change (in the
     /// first report of a change of several files only: they run once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::hooks::HookRun>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 fn micros(d: Duration) -> u64 {
@@ -1575,9 +1570,8 @@ pub struct RevertReport {
 pub struct Reverted {
     pub name: String,
     pub addr: u64,
-    /// The generation it runs now (`revert --last` of a later patch); none
+    /// The generation it runs now (`revert --last` of a later patch); null
     /// when its original code is back.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<u32>,
 }
 

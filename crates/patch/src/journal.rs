@@ -397,11 +397,29 @@ impl Journal {
         }
         regions.retain(|r| mapped(r.addr));
         self.regions = regions;
-        Some(format!(
-            "a relive {} was interrupted: {settled} of {} functions it changed are as it left them, the rest as before",
-            intent.by,
-            keys.len()
-        ))
+        let all = keys.len();
+        let plural = |n: usize| if n == 1 { "function" } else { "functions" };
+        Some(match settled {
+            0 => format!(
+                "a relive {} was interrupted before it changed anything: the {all} {} it was changing run{} as before",
+                intent.by,
+                plural(all),
+                if all == 1 { "s" } else { "" }
+            ),
+            n if n == all => format!(
+                "a relive {} was interrupted after its writes: all {all} {} it changed run{} as it left {}",
+                intent.by,
+                plural(all),
+                if all == 1 { "s" } else { "" },
+                if all == 1 { "it" } else { "them" }
+            ),
+            n => format!(
+                "a relive {} was interrupted half-way: {n} of the {all} functions it was changing run{} as it left them, the other {} as before",
+                intent.by,
+                if n == 1 { "s" } else { "" },
+                all - n
+            ),
+        })
     }
     /// The journal's file name in the state directory.
     pub fn file_name(pid: u32, start_time: u64) -> String {

@@ -54,7 +54,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","total"},"pause_us","alloc_pause_us"} (times in whole µs).
+    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
     #[arg(long)]
     pub json: bool,
 }
@@ -84,7 +84,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}]}.
+    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}]} ("generation": what runs now after --last, null when the original code is back).
     #[arg(long)]
     pub json: bool,
 }
@@ -96,7 +96,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}]}.
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -275,6 +275,9 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
 #[derive(Serialize)]
 struct Status {
     patches: Vec<StatusEntry>,
+    /// The patch memory relive has mapped in the process (also what a
+    /// revert kept because something still pointed into it).
+    pools: Vec<relive_patch::journal::RegionRecord>,
 }
 
 #[derive(Serialize)]
@@ -312,6 +315,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 history: p.history.clone(),
             })
             .collect(),
+        pools: target.journal.regions.clone(),
     };
     if args.json {
         return print_json(&status);
@@ -324,6 +328,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             args.pid,
             target.journal_dir.path().display()
         )?;
+        if !status.pools.is_empty() {
+            writeln!(
+                out,
+                "relive memory is still mapped in it (a revert kept it: something pointed into it); `relive revert {} --all` frees it once nothing does:",
+                args.pid
+            )?;
+        }
     }
     for p in &status.patches {
         writeln!(
@@ -349,6 +360,18 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 g.change
             )?;
         }
+    }
+    for r in &status.pools {
+        writeln!(
+            out,
+            "pool {:#x}-{:#x}  code {} of {} bytes used, data {} of {}",
+            r.addr,
+            r.addr + r.len,
+            r.code_used,
+            r.code_len,
+            r.ro_used + r.rw_used,
+            r.ro_len + r.rw_len
+        )?;
     }
     Ok(())
 }
