@@ -18,8 +18,9 @@ use clap::{Parser, Subcommand};
     version,
     about = "Inspect binaries and running programs, and live-patch them",
     long_about = "relive reads executables (Actually Portable Executables from Cosmopolitan libc, \
-                  ELF, PE, Mach-O), inspects running programs (images, symbols, threads, memory) and will \
-                  patch them with freshly compiled code.\n\n\
+                  ELF, PE, Mach-O), inspects running programs (images, symbols, threads, memory) and \
+                  live-patches them with freshly compiled code: `relive run -- ./app` patches every \
+                  saved edit of its sources into it.\n\n\
                   Numbers are printed in hex; with --json they are JSON integers. Numbers you type \
                   may be decimal (4213215) or hex (0x4049e0).",
     after_help = exit::HELP
