@@ -27,6 +27,17 @@ pub enum Kind {
     Tls,
 }
 
+impl Kind {
+    /// Its name in relive's output (text and JSON alike).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Function => "function",
+            Kind::Object => "object",
+            Kind::Tls => "tls",
+        }
+    }
+}
+
 /// Where a relocation points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -257,10 +268,22 @@ impl ObjectFile {
         }
         let file = object::File::parse(data).map_err(|e| not_object(e.to_string()))?;
         if file.kind() != object::ObjectKind::Relocatable || file.format() != object::BinaryFormat::Elf {
+            let format = match file.format() {
+                object::BinaryFormat::Elf => "ELF",
+                object::BinaryFormat::Pe => "PE",
+                object::BinaryFormat::MachO => "Mach-O",
+                object::BinaryFormat::Coff => "COFF",
+                _ => "non-ELF",
+            };
+            let kind = match file.kind() {
+                object::ObjectKind::Executable => "an executable",
+                object::ObjectKind::Dynamic => "a shared library or PIE executable",
+                object::ObjectKind::Core => "a core dump",
+                object::ObjectKind::Relocatable => "an object",
+                _ => "a file",
+            };
             return Err(not_object(format!(
-                "it is a {:?} {:?} file; compile with -c",
-                file.format(),
-                file.kind()
+                "it is {kind} ({format}), not an object file; compile with -c"
             )));
         }
         if file.architecture() != object::Architecture::X86_64 {

@@ -77,12 +77,35 @@ pub enum SymbolType {
     Section,
 }
 
+impl SymbolType {
+    /// Its name in relive's output (text and JSON alike).
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolType::None => "none",
+            SymbolType::Function => "function",
+            SymbolType::Object => "object",
+            SymbolType::Section => "section",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Binding {
     Local,
     Global,
     Weak,
+}
+
+impl Binding {
+    /// Its name in relive's output (text and JSON alike).
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::Local => "local",
+            Binding::Global => "global",
+            Binding::Weak => "weak",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -38,17 +38,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let renamed = c.old_name.as_deref().map(|o| format!(" (was {o})")).unwrap_or_default();
         writeln!(
             out,
-            "changed   {} ({:?}){renamed}: {}",
+            "changed   {} ({}){renamed}: {}",
             readable(&c.name),
-            c.kind,
+            c.kind.name(),
             c.reason
         )?;
     }
     for a in &d.added {
-        writeln!(out, "added     {} ({:?})", readable(&a.name), a.kind)?;
+        writeln!(out, "added     {} ({})", readable(&a.name), a.kind.name())?;
     }
     for r in &d.removed {
-        writeln!(out, "removed   {} ({:?})", readable(&r.name), r.kind)?;
+        writeln!(out, "removed   {} ({})", readable(&r.name), r.kind.name())?;
     }
     writeln!(out, "unchanged {}", d.unchanged)?;
     Ok(())

@@ -208,8 +208,8 @@ fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
             Some(sec) => writeln!(
                 out,
                 "  {:<8} {:<6} {:>3}:{:#08x} {:>6}  {}",
-                format!("{:?}", sym.kind),
-                format!("{:?}", sym.binding),
+                sym.kind.name(),
+                sym.binding.name(),
                 sec,
                 sym.value,
                 sym.size,
