@@ -874,7 +874,7 @@ mod tests {
         };
         let mapped = |addr: u64| addr != 0x20000;
         let note = j.recover(&memory, &mapped).unwrap();
-        assert!(note.contains("2 of 3"), "{note}");
+        assert!(note.contains("2 of the 3 functions"), "{note}");
         let mut names: Vec<(String, u32)> = j.patches.iter().map(|p| (p.name.clone(), p.generation)).collect();
         names.sort();
         assert_eq!(names, [("f".to_string(), 2), ("g".to_string(), 1)]);
