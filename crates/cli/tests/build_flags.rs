@@ -178,6 +178,16 @@ impl Session {
         }
     }
 
+    /// The next event about the file whose path ends with `file`.
+    fn until_event_for(&self, file: &str) -> Value {
+        loop {
+            let e = self.event();
+            if e["file"].as_str().is_some_and(|f| f.ends_with(file)) {
+                return e;
+            }
+        }
+    }
+
     fn edit(&self) {
         let calc = self.target.dir.path().join("src/calc.c");
         std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
@@ -296,6 +306,39 @@ fn with_plain_g_and_nothing_recorded_an_edit_is_refused_never_wrong() {
     );
     s.never_prints(&after, Duration::from_millis(300));
     s.prints(before);
+}
+
+/// Built with plain -g: main.c compiles into exactly the running code
+/// (none of its functions uses MODE yet), and an edit makes `first` use
+/// MODE, which mode.h defaults to 1 under `#ifndef` and the build sets to
+/// 2. relive's compile would take 1 and it reported "patched" (the
+/// trial's zlib `MAX_MEM_LEVEL`): the edit is refused naming MODE and the
+/// fix.
+#[test]
+fn with_plain_g_an_edit_that_starts_to_use_a_defaulted_macro_is_refused() {
+    let dir = project("-O2 -g");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    let start = s.until("watching");
+    assert!(
+        !start
+            .iter()
+            .any(|e| e["event"] == "baseline" && e["file"].as_str().is_some_and(|f| f.ends_with("main.c"))),
+        "main.c was to match the running code: {start:?}"
+    );
+    s.prints("v 17 8");
+    let main = s.target.dir.path().join("src/main.c");
+    std::fs::write(&main, MAIN.replace("return scale(4);", "return scale(4) + MODE;")).unwrap();
+    let e = s.until_event_for("main.c");
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("MODE") && message.contains("relive build") && message.contains("-g3"),
+        "{message}"
+    );
+    // make would print v 19 8; relive's compile, v 18 8.
+    s.never_prints("v 18 8", Duration::from_millis(300));
+    s.prints("v 17 8");
 }
 
 /// In a file whose compile here differs from the running code (a missing

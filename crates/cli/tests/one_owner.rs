@@ -335,7 +335,10 @@ fn a_changed_journal_is_refused() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "json"))
         .unwrap();
-    let mut j: Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    // The journal is a log of states, one JSON line each: the last is the
+    // current one.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut j: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     // "mov eax, 42; ret" where the original entry was.
     j["patches"][0]["original"] = Value::from("b82a000000c3");
     std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();

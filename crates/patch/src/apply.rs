@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use relive_image::symbols::SymbolKind;
 use relive_process::alloc::{self, Placement};
 use relive_process::maps::Mapping;
-use relive_process::modules::{self, ProcessModules};
 use relive_process::symbols::LiveSymbols;
-use relive_process::{identity, Process, Protection, Registers, Stopped, ThreadPosition};
+use relive_process::{Process, Protection, Registers, Stopped, ThreadPosition};
 use serde::Serialize;
 
 use crate::clobber::{self, Regs};
@@ -28,114 +27,12 @@ use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 use crate::reach::{self, Reach};
-use crate::state::{StateDir, TransactionLock};
+pub use crate::target::Target;
 use crate::{names, signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
 /// replaced and cannot be moved out of them (it is in a system call there).
 const BUSY_PATIENCE: Duration = Duration::from_millis(200);
-
-/// A running process prepared for patching: its modules, symbols and
-/// journal, with its program image confirmed to be the file on disk.
-pub struct Target<'p> {
-    pub process: &'p dyn Process,
-    pub modules: ProcessModules,
-    pub resolver: LiveResolver,
-    pub journal: Journal,
-    pub journal_dir: StateDir,
-    /// What the user should know about the target (its program was
-    /// rebuilt while it ran); every patch report repeats them.
-    pub warnings: Vec<String>,
-    /// Check, once the process is locked for the patch, that the base
-    /// object's version of each function to patch is what runs: a base
-    /// that is not (an older compile, or another relive patched since)
-    /// makes a diff that leaves the program running a mix of versions.
-    /// `relive patch --base` sets it; the reloader's bases are its own
-    /// compiles, already checked.
-    pub check_base: bool,
-}
-
-impl<'p> Target<'p> {
-    pub fn open(process: &'p dyn Process) -> Result<Target<'p>> {
-        let modules = modules::discover(process)?;
-        let verified = identity::verify(process, &modules.main)?;
-        let symbols = LiveSymbols::load(&modules);
-        let journal_dir = StateDir::open()?;
-        // Journals of processes that have exited are of no use to anyone.
-        // Only a process known to be gone counts: one relive cannot read
-        // now keeps its journal.
-        journal_dir.clean_stale(&|pid, start| match relive_process::started_at(pid) {
-            Ok(Some(t)) => t == start,
-            Ok(None) => false,
-            Err(_) => true,
-        });
-        let journal = Journal::load(
-            &journal_dir,
-            process.pid(),
-            process.start_time()?,
-            &modules.main.module.path,
-        )?;
-        let ifunc_choices = relive_process::ifunc::chosen_in_modules(process, &modules, &symbols);
-        let mut resolver = LiveResolver::new(symbols);
-        resolver.set_ifunc_choices(ifunc_choices);
-        resolver.set_added(&journal.added);
-        Ok(Target {
-            process,
-            modules,
-            resolver,
-            journal,
-            journal_dir,
-            warnings: verified.warning.into_iter().collect(),
-            check_base: false,
-        })
-    }
-
-    /// Starts a transaction on the process: waits for any other relive's
-    /// to end, then reads the journal again, so what another command did
-    /// meanwhile (a `revert` from another terminal while `relive run`
-    /// owns the process) is what this one builds on. Held until dropped.
-    pub fn transaction(&mut self) -> Result<TransactionLock> {
-        let lock = self
-            .journal_dir
-            .transaction(self.journal.pid, self.journal.start_time)?;
-        if !self.journal.reuse_disk_copy(&self.journal_dir) {
-            self.journal = Journal::load(
-                &self.journal_dir,
-                self.journal.pid,
-                self.journal.start_time,
-                &self.journal.image,
-            )?;
-        }
-        // A change a dead relive left half done is settled first, by what
-        // the process's memory shows.
-        if self.journal.intent.is_some() {
-            let process = self.process;
-            let maps = process.maps().unwrap_or_default();
-            let memory = |addr: u64, len: usize| {
-                let mut buf = vec![0u8; len];
-                process.read(addr, &mut buf).ok().map(|_| buf)
-            };
-            let mapped = |addr: u64| maps.iter().any(|m| m.start <= addr && addr < m.end);
-            if let Some(note) = self.journal.recover(&memory, &mapped) {
-                self.journal.save(&self.journal_dir)?;
-                self.warnings.push(note);
-            }
-        }
-        // A pool a killed relive mapped before it recorded it.
-        if let Some((addr, len)) = self.journal.mapping_pool.take() {
-            if !self.journal.regions.iter().any(|r| r.addr == addr) {
-                if let Some(note) = free_unrecorded(self.process, addr, len) {
-                    self.warnings.push(note);
-                }
-            }
-            self.journal.save(&self.journal_dir)?;
-        }
-        // The one place the resolver learns what patches added: every
-        // patch and revert starts here.
-        self.resolver.set_added(&self.journal.added);
-        Ok(lock)
-    }
-}
 
 /// One function now running new code.
 #[derive(Debug, Clone, Serialize)]
@@ -1512,33 +1409,6 @@ fn new_pool(
         },
         start.elapsed(),
     ))
-}
-
-/// Unmaps `[addr, addr + len)`, memory a relive killed while it created a
-/// pool had announced and may have mapped (`Journal::mapping_pool`), when
-/// anonymous private memory covers all of it, as that mapping would (its
-/// parts' protections changed, maybe merged with neighbours). Nothing when
-/// the kill came before the `mmap`. Returns what was done, for the user.
-fn free_unrecorded(process: &dyn Process, addr: u64, len: u64) -> Option<String> {
-    let maps = process.maps().ok()?;
-    let end = addr.checked_add(len)?;
-    let mut at = addr;
-    while at < end {
-        let m = maps.iter().find(|m| m.start <= at && at < m.end)?;
-        if m.inode != 0 || !m.path.is_empty() {
-            return None;
-        }
-        at = m.end;
-    }
-    let mut stopped = process.stop_one().ok()?;
-    let unmapped = stopped.unmap(addr, len);
-    let _ = stopped.resume();
-    Some(match unmapped {
-        Ok(()) => format!("freed {len:#x} bytes at {addr:#x}: a pool a killed relive had mapped but not yet used"),
-        Err(e) => format!(
-            "a pool a killed relive had mapped at {addr:#x} ({len:#x} bytes, never used) could not be freed: {e}"
-        ),
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {

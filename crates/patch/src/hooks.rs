@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use relive_process::{CallOutcome, Process};
 use serde::Serialize;
 
-use crate::apply::Target;
 use crate::names;
 use crate::objfile::ObjectFile;
+use crate::target::Target;
 
 /// The sections hooks are listed in, by when they run.
 pub const BEFORE_SECTION: &str = "relive_before_patch";
@@ -43,27 +43,13 @@ pub fn timeout() -> Duration {
         .map_or(TIMEOUT, Duration::from_millis)
 }
 
-/// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    BeforePatch,
-    AfterPatch,
-}
+pub use crate::journal::Phase;
 
-impl Phase {
-    fn section(self) -> &'static str {
-        match self {
-            Phase::BeforePatch => BEFORE_SECTION,
-            Phase::AfterPatch => AFTER_SECTION,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::BeforePatch => "before the patch",
-            Phase::AfterPatch => "after the patch",
-        }
+/// The ELF section that lists the hooks of `phase`.
+fn section_of(phase: Phase) -> &'static str {
+    match phase {
+        Phase::BeforePatch => BEFORE_SECTION,
+        Phase::AfterPatch => AFTER_SECTION,
     }
 }
 
@@ -141,7 +127,11 @@ pub fn program_hooks(target: &Target, phase: Phase) -> Vec<Hook> {
     let Some(elf) = relive_process::modules::host_elf(image) else {
         return Vec::new();
     };
-    let Some(section) = elf.sections.iter().find(|s| s.name == phase.section() && s.is_alloc()) else {
+    let Some(section) = elf
+        .sections
+        .iter()
+        .find(|s| s.name == section_of(phase) && s.is_alloc())
+    else {
         return Vec::new();
     };
     // At most a few thousand hooks: a larger section is not a list of them.
@@ -187,7 +177,7 @@ pub fn all_hooks(target: &Target, phase: Phase) -> Vec<Hook> {
 pub fn listed_as_hook(obj: &ObjectFile, symbol: usize) -> Option<Phase> {
     [Phase::BeforePatch, Phase::AfterPatch].into_iter().find(|phase| {
         obj.sections.iter().enumerate().any(|(k, section)| {
-            let Some(section) = section.as_ref().filter(|s| s.name == phase.section()) else {
+            let Some(section) = section.as_ref().filter(|s| s.name == section_of(*phase)) else {
                 return false;
             };
             let in_symbols = obj.symbols.iter().filter(|s| s.section == k).flat_map(|s| &s.relocs);

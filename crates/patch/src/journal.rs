@@ -117,6 +117,24 @@ fn all_call_clobbered() -> u32 {
     crate::clobber::Regs::CALL_CLOBBERED.0
 }
 
+/// When a reload hook runs (see `hooks`): recorded for the hooks a patch
+/// adds, so later patches run them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    BeforePatch,
+    AfterPatch,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::BeforePatch => "before the patch",
+            Phase::AfterPatch => "after the patch",
+        }
+    }
+}
+
 /// A function or variable that a patch brought and the program did not
 /// have: later patches of the same source resolve it here, so a second
 /// edit of an added function redirects the copy the first patch's code
@@ -138,7 +156,7 @@ pub struct AddedRecord {
     /// `relive_before_patch` / `relive_after_patch` section): run around
     /// later patches too, while it is in the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook: Option<crate::hooks::Phase>,
+    pub hook: Option<Phase>,
 }
 
 /// One patch region allocated in the process: a pool that later patches

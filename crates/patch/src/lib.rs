@@ -26,6 +26,7 @@ pub mod reach;
 pub mod select;
 pub mod signature;
 pub mod state;
+pub mod target;
 pub mod thunk;
 pub mod verify;
 

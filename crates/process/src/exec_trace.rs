@@ -25,34 +25,13 @@
 //! [`handle_interrupts`] and [`pass_on_interrupt`] let relive, asked to
 //! stop (SIGINT, SIGTERM, SIGHUP), have the build stop its own way.
 
-use std::path::PathBuf;
 use std::process::ExitStatus;
 
 #[cfg(not(target_os = "linux"))]
 use crate::error::ProcessError;
 use crate::error::Result;
 
-/// One successful `execve` inside the traced command, seen while the
-/// process stands stopped right after it (before the new program runs a
-/// single instruction: files it names still exist).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exec {
-    /// The process (thread group id) that executed the program.
-    pub pid: u32,
-    /// The traced processes it descends from, its parent first (empty for
-    /// the command itself). A wrapper such as `ccache` that runs the real
-    /// compiler is among the compiler's ancestors (or is the same pid when
-    /// it replaces itself with it).
-    pub ancestors: Vec<u32>,
-    /// Its working directory.
-    pub cwd: PathBuf,
-    /// Its arguments, `argv[0]` first, as the program received them
-    /// (invalid UTF-8 replaced by U+FFFD).
-    pub argv: Vec<String>,
-    /// The executable the kernel loaded (symlinks resolved: `cc` may be
-    /// `/usr/bin/x86_64-linux-gnu-gcc-12`).
-    pub exe: PathBuf,
-}
+pub use crate::exec_events::{Exec, Interrupt};
 
 /// Runs `program` with `args` (found through `PATH` like
 /// [`std::process::Command`]; standard streams inherited) and calls
@@ -81,18 +60,6 @@ pub fn run_traced(_program: &str, _args: &[String], _on_exec: &mut (dyn FnMut(&E
     Err(ProcessError::Unsupported {
         what: "tracing the programs a command executes",
     })
-}
-
-/// A request to stop that relive received: SIGINT, SIGTERM or SIGHUP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupt {
-    /// The signal's number.
-    pub signal: i32,
-    /// The kernel sent it for the terminal (Ctrl-C, a hangup) to the
-    /// terminal's foreground process group, which the traced command is
-    /// in too unless it left relive's process group. Otherwise a process
-    /// sent it (`kill PID`): to relive alone, as far as relive can tell.
-    pub from_terminal: bool,
 }
 
 /// From now on SIGINT, SIGTERM and SIGHUP no longer end relive: `handler`

@@ -20,6 +20,7 @@ pub mod alloc;
 pub mod critical;
 mod device;
 pub mod error;
+pub mod exec_events;
 pub mod exec_trace;
 pub mod identity;
 #[cfg(target_os = "linux")]

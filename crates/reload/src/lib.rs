@@ -12,6 +12,7 @@
 pub mod compdb;
 mod compile;
 pub mod dwarf;
+pub mod macros;
 pub mod snapshot;
 pub mod sources;
 pub mod watch;
@@ -245,6 +246,11 @@ pub struct Reloader<'p> {
     /// Per source file: how long its baseline compile took (µs), the
     /// compile of a catch-up.
     baseline_us: HashMap<PathBuf, u64>,
+    /// Per source file compiled with a command not known to be the
+    /// build's: the text the program runs, and the text a reload under way
+    /// would make it run (see `macros`).
+    texts: HashMap<PathBuf, String>,
+    pending_texts: HashMap<PathBuf, String>,
 }
 
 impl<'p> Reloader<'p> {
@@ -273,6 +279,8 @@ impl<'p> Reloader<'p> {
             builds: 0,
             snapshot: Default::default(),
             baseline_us: HashMap::new(),
+            texts: HashMap::new(),
+            pending_texts: HashMap::new(),
         })
     }
 
@@ -337,6 +345,9 @@ impl<'p> Reloader<'p> {
         // the next reload then "adds" every function): compiled again
         // until it stays the same across its compile.
         let modified = |source: &Path| std::fs::metadata(source).and_then(|m| m.modified()).ok();
+        // The sources whose baselines were compiled from the snapshot, with
+        // that text.
+        let mut from_snapshot: HashMap<PathBuf, Vec<u8>> = HashMap::new();
         for entry in &mut compiled {
             let mut since = began;
             for _ in 0..5 {
@@ -361,6 +372,7 @@ impl<'p> Reloader<'p> {
                 // A compiler that cannot compile a copy in place (older
                 // than GCC 8 or clang 10) leaves the file's own compile.
                 if result.is_ok() {
+                    from_snapshot.insert(entry.0.clone(), text.to_vec());
                     *entry = (entry.0.clone(), result, started.elapsed().as_micros() as u64);
                 }
             }
@@ -369,6 +381,8 @@ impl<'p> Reloader<'p> {
             .into_iter()
             .map(|(source, result, compile_us)| {
                 self.baseline_us.insert(source.clone(), compile_us);
+                let snapshot_text = from_snapshot.remove(&source);
+                self.remember_text(&source, snapshot_text.as_deref());
                 let outcome = self.adopt_baseline(&source, result);
                 (source, outcome)
             })
@@ -952,6 +966,12 @@ impl<'p> Reloader<'p> {
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
+        if let Some(refusal) = self.new_macro_refusal(source, &event.functions) {
+            event.event = EventKind::Refused;
+            event.message = Some(refusal);
+            event.timing_us.total = us(start);
+            return Ok(Step::Done(event));
+        }
         if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
             event.event = EventKind::Refused;
             event.message = Some(refusal);
@@ -970,6 +990,9 @@ impl<'p> Reloader<'p> {
     /// baseline was not verified.
     fn settle(&mut self, source: &Path, new: ObjectFile, old: Option<ObjectFile>, event: &mut ReloadEvent) {
         let took = event.event.applied();
+        if let Some(text) = self.pending_texts.remove(source).filter(|_| took) {
+            self.texts.insert(source.to_path_buf(), text);
+        }
         match (took, old) {
             (true, _) => {
                 self.current.insert(source.to_path_buf(), new);
@@ -1237,6 +1260,60 @@ impl<'p> Reloader<'p> {
         Some(format!(
             "{} is compiled here into code that differs from what the program runs in {first} ({why}), which this edit did not change; its compile command ({}) is not known to be the build's, so the edited functions may be compiled unlike the build too; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
             source.display(),
+            command.origin
+        ))
+    }
+
+    /// Keeps `source`'s text (`text`, else the file's now) as what the
+    /// program runs, when its compile command is not known to be the
+    /// build's (see [`Reloader::new_macro_refusal`]).
+    fn remember_text(&mut self, source: &Path, text: Option<&[u8]>) {
+        if self.command(source).complete {
+            return;
+        }
+        let text = match text {
+            Some(t) => String::from_utf8_lossy(t).into_owned(),
+            None => match std::fs::read_to_string(source) {
+                Ok(t) => t,
+                Err(_) => return,
+            },
+        };
+        self.texts.insert(source.to_path_buf(), text);
+    }
+
+    /// Refuses an edit of `source` (changing `changed`) that makes its code
+    /// use a macro the sources test for definedness (a default the build
+    /// may override with `-D`) when the compile command is not known to
+    /// carry the build's `-D` options: the patched code would take the
+    /// default, whatever the build says ([`macros`]). Otherwise the new
+    /// text waits to become what runs.
+    fn new_macro_refusal(&mut self, source: &Path, changed: &[String]) -> Option<String> {
+        if self.trust_baselines || self.command(source).complete {
+            return None;
+        }
+        let new = std::fs::read_to_string(source).ok()?;
+        let Some(old) = self.texts.get(source) else {
+            self.pending_texts.insert(source.to_path_buf(), new);
+            return None;
+        };
+        let mut tested = macros::tested(&new);
+        for header in self.headers.get(source).into_iter().flatten() {
+            if let Ok(text) = std::fs::read_to_string(header) {
+                tested.extend(macros::tested(&text));
+            }
+        }
+        let names = macros::newly_used(old, &new, &tested);
+        if names.is_empty() {
+            self.pending_texts.insert(source.to_path_buf(), new);
+            return None;
+        }
+        let command = self.command(source);
+        Some(format!(
+            "the edit of {} ({}) makes its code use {}, which the sources test with #ifdef/#ifndef (a default a build may override with -D), and the compile command ({}, from {}) is not known to carry the build's -D options: the patched code could run another value than a build of the edited sources; {FIX_FLAGS}, build with -g3, or pass --trust-baselines to patch anyway",
+            source.display(),
+            readable_list(changed),
+            names.join(", "),
+            command.display(),
             command.origin
         ))
     }

@@ -3,7 +3,7 @@
 //! wait in the channel and trigger another round, so the last edit always
 //! wins and none is lost.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -124,8 +124,10 @@ pub struct FileEvents {
     /// closed after writing, or created or renamed into place).
     rx: Receiver<(PathBuf, bool)>,
     watcher: RecommendedWatcher,
-    /// The files whose events pass (shared with the watcher's thread).
-    wanted: Arc<Mutex<BTreeSet<PathBuf>>>,
+    /// The files whose events pass, by their real path (the watched
+    /// directory's, joined with the name), with the name to report them by
+    /// (shared with the watcher's thread).
+    wanted: Arc<Mutex<BTreeMap<PathBuf, PathBuf>>>,
     /// The directories watched.
     dirs: BTreeSet<PathBuf>,
 }
@@ -136,7 +138,7 @@ impl FileEvents {
         // Only the watched files pass: other files in the same directories
         // (a log the program writes next to its sources) are no reason to
         // wait.
-        let wanted: Arc<Mutex<BTreeSet<PathBuf>>> = Arc::default();
+        let wanted: Arc<Mutex<BTreeMap<PathBuf, PathBuf>>> = Arc::default();
         let pass = wanted.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
@@ -144,9 +146,9 @@ impl FileEvents {
                 return;
             };
             let pass = pass.lock().unwrap_or_else(|e| e.into_inner());
-            for path in event.paths.iter().map(|p| absolute(p)) {
-                if pass.contains(&path) {
-                    let _ = tx.send((path, complete));
+            for path in &event.paths {
+                if let Some(named) = pass.get(path) {
+                    let _ = tx.send((named.clone(), complete));
                 }
             }
         })?;
@@ -161,14 +163,26 @@ impl FileEvents {
     }
 
     /// Watches `files` too.
+    ///
+    /// Each directory is watched once, by its real path: the kernel has
+    /// one watch per directory, and a second spelling of it (a header
+    /// included as `lib/compress/../common/x.h`, a symlink) would take
+    /// that watch over, so events for the files named the first way
+    /// stopped matching (every save in zstd's `lib/common` was lost).
+    /// Events are reported with each file's own normalized name.
     pub fn add(&mut self, files: impl IntoIterator<Item = PathBuf>) -> notify::Result<()> {
-        let files: Vec<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
-        for dir in files.iter().filter_map(|f| f.parent()) {
-            if self.dirs.insert(dir.to_path_buf()) {
-                self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        for file in files {
+            let named = absolute(&file);
+            let (Some(dir), Some(name)) = (named.parent(), named.file_name()) else {
+                continue;
+            };
+            let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            if self.dirs.insert(real_dir.clone()) {
+                self.watcher.watch(&real_dir, RecursiveMode::NonRecursive)?;
             }
+            wanted.insert(real_dir.join(name), named);
         }
-        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).extend(files);
         Ok(())
     }
 
@@ -223,8 +237,10 @@ fn completes_save(kind: &EventKind) -> Option<bool> {
     }
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+/// `path` absolute and without `.` and `..` components: the one spelling
+/// of a file that sources, headers and events are compared in.
+pub fn absolute(path: &Path) -> PathBuf {
+    crate::compdb::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 #[cfg(test)]
@@ -260,5 +276,35 @@ mod tests {
             .unwrap()
             .expect("a change");
         assert!(burst.contains(&absolute(&file)), "{burst:?}");
+    }
+
+    /// A directory named a second way (a header a file includes as
+    /// `../common/x.h`, found from `lib/compress`) is still the one watch:
+    /// saves of the files named the first way are reported (zstd's
+    /// `lib/common` edits were lost), by the name they were given.
+    #[test]
+    fn a_directory_named_two_ways_still_reports_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (common, compress) = (dir.path().join("lib/common"), dir.path().join("lib/compress"));
+        std::fs::create_dir_all(&common).unwrap();
+        std::fs::create_dir_all(&compress).unwrap();
+        let (a, b, h) = (common.join("a.c"), compress.join("b.c"), common.join("x.h"));
+        for f in [&a, &b, &h] {
+            std::fs::write(f, "int a;\n").unwrap();
+        }
+        let mut events = FileEvents::new([a.clone(), b.clone()]).unwrap();
+        // As gcc's depfiles name them: from `lib/common/pool.c` and from
+        // `lib/compress/hist.c`.
+        events
+            .add([common.join("../common/x.h"), compress.join("../common/x.h")])
+            .unwrap();
+        for (file, said) in [(&a, absolute(&a)), (&h, absolute(&h))] {
+            std::fs::write(file, "int a = 1;\n").unwrap();
+            let burst = events
+                .next(Duration::from_secs(5), Debounce::ADAPTIVE)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no event for {}", file.display()));
+            assert_eq!(burst, BTreeSet::from([said]));
+        }
     }
 }

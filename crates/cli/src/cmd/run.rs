@@ -141,13 +141,14 @@ type Planned = (PathBuf, CompileCommand, Vec<CompileCommand>);
 /// The files to watch and their compile commands.
 fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
     let units = sources::units(exe).unwrap_or_default();
+    // One spelling per file (absolute, no `..`), as the watch reports it.
     let files: Vec<PathBuf> = if explicit.is_empty() {
-        units.iter().map(|u| u.source.clone()).collect()
-    } else {
-        explicit
+        units
             .iter()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .map(|u| relive_reload::watch::absolute(&u.source))
             .collect()
+    } else {
+        explicit.iter().map(|p| relive_reload::watch::absolute(p)).collect()
     };
     anyhow::ensure!(
         !files.is_empty(),
@@ -177,7 +178,7 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
             let command = if recorded.is_empty() {
                 units
                     .iter()
-                    .find(|u| u.source == f)
+                    .find(|u| relive_reload::watch::absolute(&u.source) == f)
                     .map(|u| u.compile_command())
                     .unwrap_or_else(|| {
                         CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default")

@@ -21,7 +21,7 @@ use nix::sys::ptrace::{self, Options};
 use nix::unistd::Pid;
 
 use crate::error::{ProcessError, Result};
-use crate::exec_trace::{Exec, Interrupt};
+use crate::exec_events::{Exec, Interrupt};
 
 /// See [`crate::exec_trace::run_traced`].
 pub fn run_traced(program: &str, args: &[String], on_exec: &mut (dyn FnMut(&Exec) + Send)) -> Result<ExitStatus> {
