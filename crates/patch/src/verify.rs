@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 
-use crate::apply;
 use crate::link::{live_address, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+use crate::target::Target as LiveTarget;
 
 /// How one function compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,17 +53,13 @@ impl Verification {
 
 /// Compares every function of `obj` with the code `target`'s process runs
 /// for it (the current version of a function relive has patched).
-pub fn against_process(target: &apply::Target, obj: &ObjectFile) -> Verification {
+pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
     functions_against_process(target, obj, |_| true)
 }
 
 /// [`against_process`] for the functions of `obj` whose names `wanted`
 /// accepts.
-pub fn functions_against_process(
-    target: &apply::Target,
-    obj: &ObjectFile,
-    wanted: impl Fn(&str) -> bool,
-) -> Verification {
+pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Verification {
     let mut out = Verification::default();
     let no_renames = HashMap::new();
     for (i, sym) in obj.symbols.iter().enumerate() {
@@ -99,7 +95,7 @@ const RELAXED_PREFIX: u64 = 3;
 /// general-dynamic sequence becomes an initial-exec one).
 const TLS_SPAN: u64 = 12;
 
-fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Check {
+fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
     let sym = &obj.symbols[i];
     let ours = sym.bytes.as_deref().unwrap_or_default();
     let mut live = vec![0u8; ours.len()];
@@ -166,7 +162,7 @@ fn function(target: &apply::Target, obj: &ObjectFile, i: usize, at: u64) -> Chec
 /// Why relocated field `r` of the running code at `at` (its bytes `live`)
 /// denotes something else than the object's, or `None` when it denotes
 /// the same (or cannot be told: a variable's contents change).
-fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_bytes: &[u8]) -> Option<String> {
+fn reference(target: &LiveTarget, obj: &ObjectFile, r: &Reloc, at: u64, live_bytes: &[u8]) -> Option<String> {
     let field = at + r.offset;
     let value = field_value(r, live_bytes)?;
     // The place the running field denotes, and the one the object's does.
@@ -259,7 +255,7 @@ fn reference(target: &apply::Target, obj: &ObjectFile, r: &Reloc, at: u64, live_
 
 /// Whether constant object `i` of `obj` (a `static const` table) holds
 /// the same bytes at `addr` in the process, relocated fields aside.
-fn contents(target: &apply::Target, obj: &ObjectFile, i: usize, addr: u64) -> Option<String> {
+fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64) -> Option<String> {
     let sym = &obj.symbols[i];
     let ours = sym.bytes.as_deref()?;
     let mut live = vec![0u8; ours.len()];
@@ -294,15 +290,7 @@ fn field_value(r: &Reloc, live: &[u8]) -> Option<i64> {
 /// Whether the running field reaches `symbol` the way a linker makes it:
 /// a call through a PLT entry or a patch's far-call stub, a GOT cell
 /// holding it, or a GOT load relaxed to an immediate or a direct jump.
-fn through_linkage(
-    target: &apply::Target,
-    r: &Reloc,
-    at: u64,
-    live: &[u8],
-    place: u64,
-    value: i64,
-    symbol: u64,
-) -> bool {
+fn through_linkage(target: &LiveTarget, r: &Reloc, at: u64, live: &[u8], place: u64, value: i64, symbol: u64) -> bool {
     let process = target.process;
     let read_u64 = |addr: u64| {
         let mut b = [0u8; 8];
@@ -355,7 +343,7 @@ fn through_linkage(
 
 /// Whether a reference to a place no symbol covers (a string literal, a
 /// constant, a jump table) finds the same bytes in the process.
-fn literal(target: &apply::Target, obj: &ObjectFile, section: usize, at: i64, place: u64) -> Option<String> {
+fn literal(target: &LiveTarget, obj: &ObjectFile, section: usize, at: i64, place: u64) -> Option<String> {
     let sec = obj.section(section)?;
     if sec.executable || !sec.constant() {
         // Code without a symbol, or a variable's current contents: not

@@ -9,6 +9,7 @@ use anyhow::Context;
 use relive_smf::format::{Module, SectionKind};
 use serde::Serialize;
 
+use crate::cmd::smf_run::read_module;
 use crate::output::print_json;
 
 /// Build and inspect SMF modules.
@@ -284,11 +285,4 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Reads and checks the SMF file `file`, naming it in any error.
-pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<Module<'static>> {
-    relive_smf::ModuleLoader::new()
-        .read(file)
-        .with_context(|| format!("reading {}", file.display()))
 }

@@ -88,7 +88,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "module".into());
     let mut registry = ModuleRegistry::new();
-    let module = crate::cmd::smf::read_module(&args.file)?;
+    let module = read_module(&args.file)?;
     let entry_name = match &args.entry {
         Some(e) => e.clone(),
         None => module
@@ -148,7 +148,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             continue;
         }
         let started = Instant::now();
-        let outcome = crate::cmd::smf::read_module(&args.file).and_then(|new| {
+        let outcome = read_module(&args.file).and_then(|new| {
             let report = registry
                 .reload(&name, &new, options)
                 .with_context(|| format!("reloading {file}"))?;
@@ -233,4 +233,11 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
         // The message names the file.
         Err(_) => eprintln!("relive: {}", event.message.unwrap_or_default()),
     }
+}
+
+/// Reads and checks the SMF file `file`, naming it in any error.
+pub(crate) fn read_module(file: &std::path::Path) -> anyhow::Result<relive_smf::Module<'static>> {
+    relive_smf::ModuleLoader::new()
+        .read(file)
+        .with_context(|| format!("reading {}", file.display()))
 }
