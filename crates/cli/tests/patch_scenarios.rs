@@ -247,7 +247,7 @@ fn patched_code_is_named_for_profilers() {
     let _ = std::fs::remove_file(&map);
     let r = run.replace("return 1;", "return 2;");
     run.expect("value 2 neighbour 100");
-    let new_addr = applied(&r, "value")["new_addr"].as_u64().unwrap();
+    let new_addr = applied(&r, "value")["current_addr"].as_u64().unwrap();
     let text = std::fs::read_to_string(&map).unwrap();
     let line = text
         .lines()
@@ -418,10 +418,10 @@ fn registers_callers_keep_across_a_call_survive_a_patch() {
         if flags[0] == "-O2" {
             assert!(preserves.contains(&"rdi"), "{flags:?}: {value}");
             assert!(!preserves.contains(&"rax"), "the return value is not kept: {value}");
-            assert_ne!(value["entry_addr"], value["new_addr"]);
+            assert_ne!(value["entry_addr"], value["current_addr"]);
         } else {
             assert!(preserves.is_empty(), "{flags:?}: {value}");
-            assert_eq!(value["entry_addr"], value["new_addr"]);
+            assert_eq!(value["entry_addr"], value["current_addr"]);
         }
         run.target.wait_for_prefix("value 41 counter ");
         // A second version through the same slot keeps them too.
@@ -471,7 +471,7 @@ int main(void) {
     for name in ["first", "second"] {
         let a = applied(&r, name);
         assert!(!a["preserves"].as_array().unwrap().is_empty(), "{a}");
-        assert_ne!(a["entry_addr"], a["new_addr"], "{a}");
+        assert_ne!(a["entry_addr"], a["current_addr"], "{a}");
     }
     run.expect("first 41 second 401");
 }
@@ -706,7 +706,7 @@ fn s19_patch_revert_repatch() {
         let mut run = Run::start(TICKER, flags);
         run.expect("value 1 neighbour 100");
         let r = run.replace("return 1;", "return 2;");
-        let orig = applied(&r, "value")["old_addr"].as_u64().unwrap();
+        let orig = applied(&r, "value")["orig_addr"].as_u64().unwrap();
         run.expect("value 2 neighbour 100");
         let pid = run.target.pid_arg();
         let before = {
@@ -943,8 +943,8 @@ int main(void) {
         run.expect("neg -6 inc 7 zero 0 after 9");
         // Each entry: its endbr64 kept, then e9 rel32; the bytes after the
         // jumps (zero, after) untouched.
-        let at = applied(&r, "neg")["old_addr"].as_u64().unwrap();
-        assert_eq!(applied(&r, "inc")["old_addr"].as_u64(), Some(at + 5 + endbr));
+        let at = applied(&r, "neg")["orig_addr"].as_u64().unwrap();
+        assert_eq!(applied(&r, "inc")["orig_addr"].as_u64(), Some(at + 5 + endbr));
         let patched = run.peek(at, 32);
         let byte = |hex: &str, k: u64| hex[2 * k as usize..2 * k as usize + 2].to_string();
         let original_hex = common::hex(&original);
@@ -1033,7 +1033,7 @@ int main(void) {
         let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
         assert_eq!(applied(&r, "zero")["method"], "near", "{flags:?}: {r}");
         run.expect("zero 4 after 37");
-        let at = applied(&r, "zero")["old_addr"].as_u64().unwrap();
+        let at = applied(&r, "zero")["orig_addr"].as_u64().unwrap();
         let patched = run.peek(at, 16);
         assert_eq!(&patched[..2], "e9");
         assert_eq!(patched[10..], common::hex(&original)[10..], "after untouched");
@@ -1268,7 +1268,7 @@ int main(void) {
         let mut run = Run::start(SRC, &flags);
         run.expect("leaf 8");
         let r = run.replace("a[i] = x + i;", "a[i] = x * 10 + i;");
-        let entry = applied(&r, "leaf")["old_addr"].as_u64().unwrap();
+        let entry = applied(&r, "leaf")["orig_addr"].as_u64().unwrap();
         assert!(run.peek(entry, 4).starts_with("f30f1efa"), "endbr64 kept");
         run.expect("leaf 17");
     }

@@ -38,8 +38,10 @@ const BUSY_PATIENCE: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
     pub name: String,
-    pub old_addr: u64,
-    pub new_addr: u64,
+    /// The function's original entry (`status` names it the same).
+    pub orig_addr: u64,
+    /// Where it runs now: the new code (`status`: `current_addr`).
+    pub current_addr: u64,
     pub generation: u32,
     /// `jump` (entry overwritten with `jmp *slot`), `near` (entry
     /// overwritten with `jmp` to a stub in the pool, for functions too
@@ -48,7 +50,7 @@ pub struct Applied {
     pub method: &'static str,
     /// Registers the entry keeps for callers that rely on them (GCC
     /// `-fipa-ra`), through a thunk at `entry_addr`; empty: calls go
-    /// straight to `new_addr`.
+    /// straight to `current_addr`.
     pub preserves: Vec<String>,
     pub entry_addr: u64,
     /// Whether later calls can run the new code, and what to know.
@@ -643,8 +645,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .zip(generations)
                 .map(|(w, generation)| Applied {
                     name: w.name.clone(),
-                    old_addr: w.orig,
-                    new_addr: w.new_addr,
+                    orig_addr: w.orig,
+                    current_addr: w.new_addr,
                     generation,
                     method: match &w.kind {
                         EntryKind::Slot { .. } => "slot",

@@ -54,7 +54,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","old_addr","new_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
+    /// Print JSON: {"applied":[{"name","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
     #[arg(long)]
     pub json: bool,
 }
@@ -194,8 +194,8 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
             out,
             "{verb} {} {:#x} -> {:#x} (generation {}, {}{thunk})",
             readable(&a.name),
-            a.old_addr,
-            a.new_addr,
+            a.orig_addr,
+            a.current_addr,
             a.generation,
             a.method
         )?;
