@@ -23,6 +23,16 @@ int main(void) {
 }
 "#;
 
+/// The program running and printing its first line, its state directory
+/// and its pid as relive takes it.
+fn started() -> (Target, std::path::PathBuf, String) {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let state = target.dir.path().join("state");
+    let pid = target.pid_arg();
+    (target, state, pid)
+}
+
 fn relive(args: &[&str], state: &Path, failpoint: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
     cmd.args(args).env("RELIVE_STATE_DIR", state);
@@ -136,10 +146,7 @@ fn anonymous_code(pid: &str) -> Vec<String> {
 /// so, and patching works after. (The pool leaked: nothing recorded it.)
 #[test]
 fn a_pool_mapped_by_a_killed_relive_is_freed_by_the_next() {
-    let target = Target::start_c(APP, &["-O2", "-g"]);
-    target.wait_for("v 1 10");
-    let state = target.dir.path().join("state");
-    let pid = target.pid_arg();
+    let (target, state, pid) = started();
     assert!(anonymous_code(&pid).is_empty(), "{:?}", anonymous_code(&pid));
     let first = object(&target, 2, 20);
     aborted(&relive(&["patch", &pid, &first], &state, Some("pool-after-map")));
@@ -157,10 +164,7 @@ fn a_pool_mapped_by_a_killed_relive_is_freed_by_the_next() {
 
 #[test]
 fn a_revert_killed_half_way_leaves_the_truth() {
-    let target = Target::start_c(APP, &["-O2", "-g"]);
-    target.wait_for("v 1 10");
-    let state = target.dir.path().join("state");
-    let pid = target.pid_arg();
+    let (target, state, pid) = started();
     let new = object(&target, 2, 20);
     let out = relive(&["patch", &pid, &new], &state, None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -596,22 +596,24 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("up\n"); usleep(300000
     assert_eq!(exited["signal"], 11, "{exited}");
     assert!(exited["ms_since_last_reload"].is_null(), "{exited}");
 
-    let s = Session::start(APP, &["-O0", "-g"]);
+    let (stopped, code) = relive_run_ended_by(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(stopped["program_running"], true, "{stopped}");
+    assert_eq!(code, Some(130));
+}
+
+/// `relive run` (of a program that goes on) sent `signal`: its `stopped`
+/// event (checked to name the signal) and relive's exit code. The program
+/// outlives relive and is ended here.
+fn relive_run_ended_by(signal: nix::sys::signal::Signal) -> (Value, Option<i32>) {
+    let mut s = Session::start(APP, &["-O0", "-g"]);
     s.target.wait_for_prefix("value 1 ");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.target.child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.target.child.id() as i32), signal).unwrap();
     let stopped = s.event();
     assert_eq!(stopped["event"], "stopped", "{stopped}");
-    assert_eq!(stopped["program_running"], true, "{stopped}");
-    assert_eq!(stopped["signal"], 2, "{stopped}");
-    // The program outlives relive: end it.
+    assert_eq!(stopped["signal"], signal as i32, "{stopped}");
     let pid = stopped["pid"].as_u64().unwrap() as i32;
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    let mut s = s;
-    assert_eq!(s.target.child.wait().unwrap().code(), Some(130));
+    (stopped, s.target.child.wait().unwrap().code())
 }
 
 /// relive ended by SIGTERM exits 143, as a program the signal ended (the
@@ -619,19 +621,8 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("up\n"); usleep(300000
 /// Ctrl-C.
 #[test]
 fn sigterm_ends_relive_run_with_143() {
-    let mut s = Session::start(APP, &["-O0", "-g"]);
-    s.target.wait_for_prefix("value 1 ");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.target.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let stopped = s.event();
-    assert_eq!(stopped["event"], "stopped", "{stopped}");
-    assert_eq!(stopped["signal"], 15, "{stopped}");
-    let pid = stopped["pid"].as_u64().unwrap() as i32;
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    assert_eq!(s.target.child.wait().unwrap().code(), Some(143));
+    let (_, code) = relive_run_ended_by(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(143));
 }
 
 /// The program file rebuilt on disk while `relive run` watches it
