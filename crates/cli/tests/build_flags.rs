@@ -339,6 +339,13 @@ fn with_plain_g_an_edit_that_starts_to_use_a_defaulted_macro_is_refused() {
     // make would print v 19 8; relive's compile, v 18 8.
     s.never_prints("v 18 8", Duration::from_millis(300));
     s.prints("v 17 8");
+    // An edit that relive's compile (MODE 1) folds to no change at all, but
+    // make's (MODE 2) does not: refused, not "no_change" (the retrial's
+    // zlib `MAX_MEM_LEVEL - 9`).
+    std::fs::write(&main, MAIN.replace("return scale(4);", "return scale(4) + (MODE - 1);")).unwrap();
+    let e = s.until_event_for("main.c");
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("MODE"), "{e}");
 }
 
 /// In a file whose compile here differs from the running code (a missing

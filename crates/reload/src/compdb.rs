@@ -425,12 +425,29 @@ pub fn entries_for(db_text: &str, source: &Path) -> Vec<Entry> {
         return Vec::new();
     };
     let absolute = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    // The real path too: a build run from a symlinked directory records
+    // its physical directory, while the compiler's debug info (where the
+    // source's name comes from) keeps the logical one.
+    // Looked up only when no entry names the source as given (one system
+    // call per entry).
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
     let wanted = absolute(source);
+    let named = |e: &serde_json::Value| {
+        Some(absolute(
+            &Path::new(e["directory"].as_str().unwrap_or("")).join(e["file"].as_str()?),
+        ))
+    };
+    let by_name = db.iter().any(|e| named(e).as_ref() == Some(&wanted));
+    let wanted_real = if by_name { None } else { real(&wanted) };
     db.iter()
         .filter_map(|e| {
             let directory = e["directory"].as_str().unwrap_or("");
             let file = e["file"].as_str()?;
-            if absolute(&Path::new(directory).join(file)) != wanted {
+            let same = match &wanted_real {
+                None => named(e)? == wanted,
+                Some(r) => named(e).and_then(|n| real(&n)).as_ref() == Some(r),
+            };
+            if !same {
                 return None;
             }
             let arguments = match e["arguments"].as_array() {
@@ -900,5 +917,31 @@ mod tests {
         let err = update(&db, &[entry("/p", "a.c", "-O1")]).unwrap_err();
         assert!(matches!(err, CompdbError::Invalid { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&db).unwrap(), "garbage");
+    }
+
+    /// A build run from a symlinked directory records the physical
+    /// directory; the debug info names the source through the link. The
+    /// entry is found either way (it was not: relive compiled without the
+    /// build's -D).
+    #[test]
+    fn an_entry_is_found_through_a_symlinked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("src")).unwrap();
+        std::fs::write(real.join("src/a.c"), "int a;\n").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let db = serde_json::json!([{
+            "directory": real,
+            "file": "src/a.c",
+            "arguments": ["gcc", "-DX=1", "-c", "src/a.c"],
+        }])
+        .to_string();
+        for source in [real.join("src/a.c"), link.join("src/a.c")] {
+            let found = entries_for(&db, &source);
+            assert_eq!(found.len(), 1, "{}", source.display());
+            assert!(found[0].arguments.contains(&"-DX=1".to_string()));
+        }
+        assert!(entries_for(&db, &link.join("src/b.c")).is_empty());
     }
 }

@@ -948,6 +948,15 @@ impl<'p> Reloader<'p> {
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
+            // An edit that folds to the same code with the default of a
+            // macro the build may set is no change only for relive's
+            // compile.
+            if let Some(refusal) = self.new_macro_refusal(source, &[]) {
+                event.event = EventKind::Refused;
+                event.message = Some(refusal);
+                return Ok(Step::Done(event));
+            }
+            self.pending_texts.remove(source);
             // relive's compile is not the build's here: an edit under an
             // #if it takes the other way looks like no change at all.
             if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
@@ -1296,22 +1305,24 @@ impl<'p> Reloader<'p> {
             self.pending_texts.insert(source.to_path_buf(), new);
             return None;
         };
-        let mut tested = macros::tested(&new);
-        for header in self.headers.get(source).into_iter().flatten() {
-            if let Ok(text) = std::fs::read_to_string(header) {
-                tested.extend(macros::tested(&text));
-            }
-        }
-        let names = macros::newly_used(old, &new, &tested);
+        let headers: Vec<String> = self
+            .headers
+            .get(source)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| std::fs::read_to_string(h).ok())
+            .collect();
+        let overridable = macros::overridable(std::iter::once(new.as_str()).chain(headers.iter().map(String::as_str)));
+        let names = macros::newly_used(old, &new, &overridable);
         if names.is_empty() {
             self.pending_texts.insert(source.to_path_buf(), new);
             return None;
         }
         let command = self.command(source);
         Some(format!(
-            "the edit of {} ({}) makes its code use {}, which the sources test with #ifdef/#ifndef (a default a build may override with -D), and the compile command ({}, from {}) is not known to carry the build's -D options: the patched code could run another value than a build of the edited sources; {FIX_FLAGS}, build with -g3, or pass --trust-baselines to patch anyway",
+            "the edit of {}{} makes its code use {}, whose value a build may set with -D (the sources test it with #ifdef/#ifndef, or define it from one that is), and the compile command ({}, from {}) is not known to carry the build's -D options: the patched code could run another value than a build of the edited sources (or, where relive's compile saw no change, the build's would); {FIX_FLAGS}, build with -g3, or pass --trust-baselines to patch anyway",
             source.display(),
-            readable_list(changed),
+            if changed.is_empty() { String::new() } else { format!(" ({})", readable_list(changed)) },
             names.join(", "),
             command.display(),
             command.origin

@@ -19,15 +19,13 @@ use std::collections::BTreeSet;
 pub fn tested(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in directives(text) {
-        let body = line.trim_start_matches('#').trim_start();
-        for keyword in ["ifndef", "ifdef"] {
-            if let Some(rest) = body.strip_prefix(keyword) {
-                if let Some(name) = identifiers(rest).into_iter().next() {
-                    out.insert(name);
-                }
+        let (keyword, rest) = split_directive(&line);
+        if matches!(keyword, "ifndef" | "ifdef") {
+            if let Some(name) = identifiers(rest).into_iter().next() {
+                out.insert(name);
             }
         }
-        let words = identifiers(body);
+        let words = identifiers(rest);
         for pair in words.windows(2) {
             if pair[0] == "defined" {
                 out.insert(pair[1].clone());
@@ -37,19 +35,126 @@ pub fn tested(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// Include guards of `text`: `#ifndef X` (or `#if !defined(X)`) directly
+/// followed by `#define X` with nothing after it. Tested, but never a
+/// build option.
+fn guards(text: &str) -> BTreeSet<String> {
+    let lines = directives(text);
+    let mut out = BTreeSet::new();
+    for pair in lines.windows(2) {
+        let (k0, r0) = split_directive(&pair[0]);
+        let (k1, r1) = split_directive(&pair[1]);
+        let tested = match k0 {
+            "ifndef" => identifiers(r0).into_iter().next(),
+            "if" => identifiers(r0).into_iter().find(|w| w != "defined"),
+            _ => None,
+        };
+        // `#define X` and nothing else: a value (`#define X 9`) makes X a
+        // default, not a guard.
+        let bare = r1.trim();
+        if let (Some(name), "define") = (tested, k1) {
+            if bare == name {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// The macros whose value a build may set on its command line, as far as
+/// `texts` (a file and the headers it includes) tell: every name they
+/// test for definedness (not include guards), and every macro defined in
+/// terms of one, or under a condition on one (zlib's `DEF_MEM_LEVEL`,
+/// defined by `#if MAX_MEM_LEVEL >= 8`), transitively.
+pub fn overridable<'t>(texts: impl IntoIterator<Item = &'t str>) -> BTreeSet<String> {
+    let mut seeds = BTreeSet::new();
+    let mut guarded = BTreeSet::new();
+    // Each #define: its name, and the names its body and the conditions
+    // around it mention.
+    let mut defines: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for text in texts {
+        seeds.extend(tested(text));
+        guarded.extend(guards(text));
+        let mut conditions: Vec<Vec<String>> = Vec::new();
+        for line in directives(text) {
+            let (keyword, rest) = split_directive(&line);
+            match keyword {
+                "if" | "ifdef" | "ifndef" => conditions.push(identifiers(rest)),
+                "elif" | "elifdef" | "elifndef" => {
+                    if let Some(top) = conditions.last_mut() {
+                        top.extend(identifiers(rest));
+                    }
+                }
+                "endif" => {
+                    conditions.pop();
+                }
+                "define" => {
+                    let mut words = identifiers(rest).into_iter();
+                    let Some(name) = words.next() else { continue };
+                    let mut mentions: BTreeSet<String> = words.collect();
+                    mentions.extend(conditions.iter().flatten().cloned());
+                    defines.push((name, mentions));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Reserved names (`__GNUC__`, `_WIN32`) are the compiler's and the
+    // platform's: the same in relive's compile.
+    let reserved = |n: &String| {
+        n.starts_with("__") || (n.starts_with('_') && n[1..].starts_with(|c: char| c.is_ascii_uppercase()))
+    };
+    let mut tainted: BTreeSet<String> = seeds.difference(&guarded).filter(|n| !reserved(n)).cloned().collect();
+    loop {
+        let before = tainted.len();
+        for (name, mentions) in &defines {
+            if !tainted.contains(name) && mentions.iter().any(|m| tainted.contains(m)) {
+                tainted.insert(name.clone());
+            }
+        }
+        if tainted.len() == before {
+            return tainted;
+        }
+    }
+}
+
 /// The identifiers `text`'s code uses: outside comments, string and
 /// character literals, and preprocessor directives.
 pub fn used_in_code(text: &str) -> BTreeSet<String> {
     identifiers(&code_only(text)).into_iter().collect()
 }
 
-/// The names of `tested` that `new`'s code uses and `old`'s did not.
-pub fn newly_used(old: &str, new: &str, tested: &BTreeSet<String>) -> Vec<String> {
-    let before = used_in_code(old);
-    used_in_code(new)
+/// What `text` uses that may decide its code: the code's identifiers and
+/// those its own conditionals test (`#if MAX_MEM_LEVEL >= 8` inside a
+/// function).
+fn used(text: &str) -> BTreeSet<String> {
+    let mut out = used_in_code(text);
+    for line in directives(text) {
+        let (keyword, rest) = split_directive(&line);
+        if matches!(keyword, "if" | "ifdef" | "ifndef" | "elif" | "elifdef" | "elifndef") {
+            out.extend(identifiers(rest));
+        }
+    }
+    out
+}
+
+/// The names of `overridable` that `new` uses (in its code or its own
+/// conditionals) and `old` did not.
+pub fn newly_used(old: &str, new: &str, overridable: &BTreeSet<String>) -> Vec<String> {
+    let before = used(old);
+    used(new)
         .into_iter()
-        .filter(|name| tested.contains(name) && !before.contains(name))
+        .filter(|name| overridable.contains(name) && !before.contains(name))
         .collect()
+}
+
+/// A directive's keyword (`define`, `if`, ...) and the rest of its line.
+fn split_directive(line: &str) -> (&str, &str) {
+    let body = line.trim_start().trim_start_matches('#').trim_start();
+    let end = body
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(body.len());
+    (&body[..end], &body[end..])
 }
 
 /// `text` with comments, literals and directive lines blanked out.
@@ -161,7 +266,8 @@ fn identifiers(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const ZCONF: &str = "#ifndef MAX_MEM_LEVEL\n#  define MAX_MEM_LEVEL 9\n#endif\n#if defined(Z_SOLO) || !defined ( STDC )\n#endif\n#ifdef  MAX_WBITS\n#endif\n";
+    const ZCONF: &str = "#ifndef ZCONF_H\n#define ZCONF_H\n#ifndef MAX_MEM_LEVEL\n#  define MAX_MEM_LEVEL 9\n#endif\n#if defined(Z_SOLO) || !defined ( STDC )\n#endif\n#ifdef  MAX_WBITS\n#endif\n#ifdef __GNUC__\n#define LIKELY 1\n#endif\n#define local static\n#endif\n";
+    const ZUTIL: &str = "#ifndef ZUTIL_H\n#define ZUTIL_H\n#if MAX_MEM_LEVEL >= 8\n#  define DEF_MEM_LEVEL 8\n#else\n#  define DEF_MEM_LEVEL  MAX_MEM_LEVEL\n#endif\n#define TWICE_LEVEL (2 * DEF_MEM_LEVEL)\n#endif\n";
 
     #[test]
     fn names_tested_for_definedness() {
@@ -172,18 +278,56 @@ mod tests {
         assert!(!t.contains("define") && !t.contains("defined"), "{t:?}");
     }
 
+    /// Tested names and what is defined from them, transitively; not
+    /// include guards, the compiler's own names, or what only sits inside
+    /// an include guard.
+    #[test]
+    fn what_a_build_may_set() {
+        let o = overridable([ZCONF, ZUTIL]);
+        for name in ["MAX_MEM_LEVEL", "MAX_WBITS", "STDC", "DEF_MEM_LEVEL", "TWICE_LEVEL"] {
+            assert!(o.contains(name), "{name}: {o:?}");
+        }
+        for name in ["ZCONF_H", "ZUTIL_H", "local", "__GNUC__", "LIKELY"] {
+            assert!(!o.contains(name), "{name}: {o:?}");
+        }
+    }
+
     /// zlib's compress.c: the edit passes MAX_MEM_LEVEL, which zconf.h
     /// defaults and the build may set; a use in a comment, a string or a
     /// directive does not count, nor one the code had before.
     #[test]
     fn an_edit_that_starts_to_use_a_tested_name_is_found() {
+        let o = overridable([ZCONF]);
         let old = "int f(void) {\n  /* MAX_WBITS */ return deflateInit(&s, level);\n}\n";
-        let new = "#define X MAX_MEM_LEVEL\nint f(void) {\n  puts(\"MAX_WBITS\"); return deflateInit2(&s, level, 8, MAX_WBITS, MAX_MEM_LEVEL, 0);\n}\n";
-        assert_eq!(newly_used(old, new, &tested(ZCONF)), ["MAX_MEM_LEVEL", "MAX_WBITS"]);
+        let new = "int f(void) {\n  puts(\"MAX_WBITS\"); return deflateInit2(&s, level, 8, MAX_WBITS, MAX_MEM_LEVEL, 0);\n}\n";
+        assert_eq!(newly_used(old, new, &o), ["MAX_MEM_LEVEL", "MAX_WBITS"]);
         let already = "int g(void) { return MAX_MEM_LEVEL; }\n";
         let both = format!("{already}{new}");
-        assert_eq!(newly_used(already, &both, &tested(ZCONF)), ["MAX_WBITS"]);
-        assert!(newly_used(new, new, &tested(ZCONF)).is_empty());
+        assert_eq!(newly_used(already, &both, &o), ["MAX_WBITS"]);
+        assert!(newly_used(new, new, &o).is_empty());
+    }
+
+    /// The retrial's misses: a macro of the edited file defined from one
+    /// (`#define LIVE_ML MAX_MEM_LEVEL`), one a header defines under a
+    /// condition on one (`DEF_MEM_LEVEL`), and one tested by an `#if` in
+    /// the function.
+    #[test]
+    fn derived_and_conditional_uses_are_found() {
+        let old = "int f(void) { return deflateInit(&s, 6); }\n";
+        let alias = "#define LIVE_ML (MAX_MEM_LEVEL + 0)\nint f(void) { return g(LIVE_ML); }\n";
+        assert_eq!(newly_used(old, alias, &overridable([ZCONF, alias])), ["LIVE_ML"]);
+        let derived = "#include \"zutil.h\"\nint f(void) { return g(DEF_MEM_LEVEL); }\n";
+        assert_eq!(
+            newly_used(old, derived, &overridable([ZCONF, ZUTIL, derived])),
+            ["DEF_MEM_LEVEL"]
+        );
+        let tested_here = "int f(void) {\n#if MAX_MEM_LEVEL >= 8\n  return 1;\n#endif\n  return 0;\n}\n";
+        assert_eq!(
+            newly_used(old, tested_here, &overridable([ZCONF, tested_here])),
+            ["MAX_MEM_LEVEL"]
+        );
+        let flag = "int f(void) {\n#ifdef HAVE_HIDDEN\n  return 3;\n#endif\n  return 0;\n}\n";
+        assert_eq!(newly_used(old, flag, &overridable([flag])), ["HAVE_HIDDEN"]);
     }
 
     #[test]
