@@ -69,9 +69,7 @@ fn guards(text: &str) -> BTreeSet<String> {
 pub fn overridable<'t>(texts: impl IntoIterator<Item = &'t str>) -> BTreeSet<String> {
     let mut seeds = BTreeSet::new();
     let mut guarded = BTreeSet::new();
-    // Each #define: its name, and the names its body and the conditions
-    // around it mention.
-    let mut defines: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut defines: Vec<Define> = Vec::new();
     for text in texts {
         seeds.extend(tested(text));
         guarded.extend(guards(text));
@@ -89,11 +87,10 @@ pub fn overridable<'t>(texts: impl IntoIterator<Item = &'t str>) -> BTreeSet<Str
                     conditions.pop();
                 }
                 "define" => {
-                    let mut words = identifiers(rest).into_iter();
-                    let Some(name) = words.next() else { continue };
-                    let mut mentions: BTreeSet<String> = words.collect();
-                    mentions.extend(conditions.iter().flatten().cloned());
-                    defines.push((name, mentions));
+                    let Some(define) = Define::parse(rest, &conditions) else {
+                        continue;
+                    };
+                    defines.push(define);
                 }
                 _ => {}
             }
@@ -107,14 +104,73 @@ pub fn overridable<'t>(texts: impl IntoIterator<Item = &'t str>) -> BTreeSet<Str
     let mut tainted: BTreeSet<String> = seeds.difference(&guarded).filter(|n| !reserved(n)).cloned().collect();
     loop {
         let before = tainted.len();
-        for (name, mentions) in &defines {
-            if !tainted.contains(name) && mentions.iter().any(|m| tainted.contains(m)) {
-                tainted.insert(name.clone());
+        for d in &defines {
+            if !tainted.contains(&d.name) && d.depends_on(&tainted) {
+                tainted.insert(d.name.clone());
             }
         }
         if tainted.len() == before {
             return tainted;
         }
+    }
+}
+
+/// One `#define`, as far as its value may depend on a build option.
+struct Define {
+    name: String,
+    /// The names its body mentions (parameters excluded).
+    body: BTreeSet<String>,
+    /// The names the conditions around it mention.
+    conditions: BTreeSet<String>,
+    /// Its body holds a value (a number, a string or character literal)
+    /// or is empty, rather than only other names: a definition under a
+    /// condition that picks a value (`DEF_MEM_LEVEL 8`), not one that
+    /// renames (zlib's `#define adler32 z_adler32` under `Z_PREFIX`, which
+    /// the link would catch: the renamed function would not exist).
+    valued: bool,
+}
+
+impl Define {
+    /// `rest`: what follows `#define`.
+    fn parse(rest: &str, conditions: &[Vec<String>]) -> Option<Define> {
+        let rest = rest.trim_start();
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        let name = rest[..end].to_string();
+        if name.is_empty() {
+            return None;
+        }
+        let mut body = &rest[end..];
+        let mut parameters = Vec::new();
+        // A function-like macro: its parameter list follows the name at once.
+        if let Some(list) = body.strip_prefix('(') {
+            let close = list.find(')')?;
+            parameters = identifiers(&list[..close]);
+            body = &list[close + 1..];
+        }
+        let body_text = body.trim();
+        let valued = body_text.is_empty()
+            || body_text.contains(['"', '\''])
+            || body_text
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .any(|w| w.starts_with(|c: char| c.is_ascii_digit()));
+        Some(Define {
+            name,
+            body: identifiers(body)
+                .into_iter()
+                .filter(|w| !parameters.contains(w))
+                .collect(),
+            conditions: conditions.iter().flatten().cloned().collect(),
+            valued,
+        })
+    }
+
+    /// Whether its value may follow one of `tainted`: its body mentions
+    /// one, or it picks a value under a condition on one.
+    fn depends_on(&self, tainted: &BTreeSet<String>) -> bool {
+        self.body.iter().any(|m| tainted.contains(m))
+            || (self.valued && self.conditions.iter().any(|m| tainted.contains(m)))
     }
 }
 
@@ -328,6 +384,25 @@ mod tests {
         );
         let flag = "int f(void) {\n#ifdef HAVE_HIDDEN\n  return 3;\n#endif\n  return 0;\n}\n";
         assert_eq!(newly_used(old, flag, &overridable([flag])), ["HAVE_HIDDEN"]);
+    }
+
+    /// The second retrial's over-eager refusals: zlib renames its API
+    /// under `#ifdef Z_PREFIX` (a rename the link catches) and defines
+    /// `deflateInit2` as a call in both branches of `#ifdef Z_PREFIX_SET`;
+    /// a value picked under a condition still counts.
+    #[test]
+    fn renames_under_a_condition_are_not_values() {
+        let zlib = "#ifdef Z_PREFIX\n#  define adler32 z_adler32\n#  define deflateInit2_ z_deflateInit2_\n#endif\n#ifdef Z_PREFIX_SET\n#  define z_deflateInit2(strm, level) z_deflateInit2_((strm), (level), ZLIB_VERSION)\n#else\n#  define deflateInit2(strm, level) deflateInit2_((strm), (level), ZLIB_VERSION)\n#endif\n#ifdef HAVE_HIDDEN\n#  define LIVE_K 3\n#else\n#  define LIVE_K 4\n#endif\n#ifndef OS_CODE\n#  define OS_STR \"unix\"\n#endif\n";
+        let o = overridable([zlib]);
+        for name in ["adler32", "deflateInit2_", "deflateInit2", "z_deflateInit2"] {
+            assert!(!o.contains(name), "{name}: {o:?}");
+        }
+        for name in ["Z_PREFIX", "LIVE_K", "HAVE_HIDDEN", "OS_STR"] {
+            assert!(o.contains(name), "{name}: {o:?}");
+        }
+        let old = "int f(void) { return deflateEnd(0); }\n";
+        let new = "int f(void) { return deflateEnd(0) + adler32(1, 0, 0) + deflateInit2(0, 5); }\n";
+        assert!(newly_used(old, new, &o).is_empty());
     }
 
     #[test]
