@@ -162,6 +162,39 @@ fn a_pool_mapped_by_a_killed_relive_is_freed_by_the_next() {
     target.wait_for("v 2 20");
 }
 
+/// The journal cannot be saved once the process was changed (a full
+/// disk, here injected): the patch stands and relive says so with exit 0
+/// and a warning naming the intent it keeps (it exited 1 with an error
+/// while the program ran the new code); the next command settles the
+/// change from memory, and a revert works.
+#[test]
+fn a_journal_that_cannot_be_saved_after_the_change_is_a_warning() {
+    let (target, state, pid) = started();
+    let first = object(&target, 2, 20);
+    let out = relive(&["patch", &pid, &first], &state, Some("journal-commit"));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("journal could not be saved") && said.contains(".intent"),
+        "{said}"
+    );
+    target.wait_for("v 2 20");
+    // Settled from the intent: what memory shows.
+    let names = patched(&target, &state);
+    assert!(
+        names.contains(&"a".to_string()) && names.contains(&"b".to_string()),
+        "{names:?}"
+    );
+    let out = relive(&["revert", &pid, "--all"], &state, Some("journal-commit"));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("journal could not be saved"),
+        "{said}"
+    );
+    target.wait_for("v 1 10");
+    assert!(patched(&target, &state).is_empty());
+}
+
 #[test]
 fn a_revert_killed_half_way_leaves_the_truth() {
     let (target, state, pid) = started();

@@ -580,7 +580,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
 
     // The change is complete: the journal adopts the state written ahead.
     let check_start = Instant::now();
-    target.journal.commit(&target.journal_dir, after)?;
+    let unsaved = target.journal.commit_after_change(&target.journal_dir, after);
     let hooks_start = Instant::now();
     hook_runs.extend(crate::hooks::run(
         process,
@@ -692,6 +692,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&p.linked.warnings)
                     .chain(&p.folded)
                     .chain(&map_warning)
+                    .chain(&unsaved)
                     .cloned()
                     .collect(),
                 hooks: if k == 0 {
@@ -1436,6 +1437,8 @@ pub struct RevertReport {
     /// Regions kept although no patch uses them, because a thread's
     /// registers, a stack or the program's data still point into them.
     pub kept: Vec<KeptRegion>,
+    /// What the user should know (the journal could not be saved).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1525,7 +1528,9 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
             target.journal.abandon(&target.journal_dir);
             return Err(e);
         }
-        target.journal.commit(&target.journal_dir, after)?;
+        report
+            .warnings
+            .extend(target.journal.commit_after_change(&target.journal_dir, after));
     }
     drop(lock);
     if !firsts.is_empty() {
@@ -1627,7 +1632,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         stopped.unmap(r.addr, r.len)?;
     }
     stopped.resume()?;
-    target.journal.commit(&target.journal_dir, after)?;
+    let unsaved = target.journal.commit_after_change(&target.journal_dir, after);
     // Profilers must not name later code at these addresses after what
     // was here (best effort, like the lines themselves).
     let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
@@ -1643,6 +1648,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             .collect(),
         freed,
         kept,
+        warnings: unsaved.into_iter().collect(),
     })
 }
 

@@ -336,7 +336,21 @@ impl Journal {
         self.added = state.added;
         self.changes = state.changes;
         self.intent = None;
+        injected_failure("journal-commit", dir)?;
         self.save(dir)
+    }
+
+    /// [`Journal::commit`] after the process was changed, where a failure
+    /// to save must not read as a failed change: the change stands, its
+    /// intent (written ahead) stays on disk, and the next relive command
+    /// settles it from the process's memory. `None`, or that warning.
+    pub fn commit_after_change(&mut self, dir: &StateDir, state: State) -> Option<String> {
+        self.commit(dir, state).err().map(|e| {
+            format!(
+                "the change is made, but the journal could not be saved ({e}); it stays recorded as in progress in {}, and the next relive command settles it from the process's memory",
+                dir.path().join(self.intent_name()).display()
+            )
+        })
     }
 
     /// Drops a change that failed before touching anything the journal
@@ -713,6 +727,18 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
         .collect()
+}
+
+/// `RELIVE_FAILPOINT=NAME` makes this step fail as a full disk would:
+/// how the tests reach a failure after the process was changed.
+fn injected_failure(name: &str, dir: &StateDir) -> Result<()> {
+    if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
+        return Err(PatchError::Io {
+            path: dir.path().display().to_string(),
+            source: std::io::Error::other(format!("failpoint {name}")),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}]} ("generation": what runs now after --last, null when the original code is back).
+    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"warnings"} ("generation": what runs now after --last, null when the original code is back).
     #[arg(long)]
     pub json: bool,
 }
@@ -268,6 +268,9 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
             "kept     {:#x} ({} bytes): still referenced: {}",
             k.region.addr, k.region.len, k.why
         )?;
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
     }
     Ok(())
 }
