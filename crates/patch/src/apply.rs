@@ -34,6 +34,42 @@ use crate::{names, signature, thunk};
 /// replaced and cannot be moved out of them (it is in a system call there).
 const BUSY_PATIENCE: Duration = Duration::from_millis(200);
 
+/// How a function was switched to its new code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Its entry overwritten with `jmp *slot`.
+    Jump,
+    /// Its entry overwritten with `jmp` to a stub in the pool (a function
+    /// too short for the other).
+    Near,
+    /// Through its patchable-entry pad.
+    Pad,
+    /// A later patch: only the jump slot changed.
+    Slot,
+}
+
+impl Method {
+    fn of(redirect: &Redirect) -> Method {
+        match redirect {
+            Redirect::Jump { .. } => Method::Jump,
+            Redirect::Near { .. } => Method::Near,
+            Redirect::Pad { .. } => Method::Pad,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Jump => "jump",
+            Method::Near => "near",
+            Method::Pad => "pad",
+            Method::Slot => "slot",
+        })
+    }
+}
+
 /// One function now running new code.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
@@ -43,11 +79,7 @@ pub struct Applied {
     /// Where it runs now: the new code (`status`: `current_addr`).
     pub current_addr: u64,
     pub generation: u32,
-    /// `jump` (entry overwritten with `jmp *slot`), `near` (entry
-    /// overwritten with `jmp` to a stub in the pool, for functions too
-    /// short for the other), `pad` (patchable-entry pad) or `slot` (a
-    /// later patch: only the jump slot changed).
-    pub method: &'static str,
+    pub method: Method,
     /// Registers the entry keeps for callers that rely on them (GCC
     /// `-fipa-ra`), through a thunk at `entry_addr`; empty: calls go
     /// straight to `current_addr`.
@@ -70,7 +102,7 @@ pub struct DataUse {
     pub name: String,
     pub addr: u64,
     /// `kept` (the program's variable, state intact) or `new`.
-    pub action: &'static str,
+    pub action: link::DataAction,
 }
 
 /// Microseconds per stage.
@@ -649,8 +681,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     current_addr: w.new_addr,
                     generation,
                     method: match &w.kind {
-                        EntryKind::Slot { .. } => "slot",
-                        EntryKind::Redirect { redirect, .. } => redirect.name(),
+                        EntryKind::Slot { .. } => Method::Slot,
+                        EntryKind::Redirect { redirect, .. } => Method::of(redirect),
                     },
                     preserves: w.keeps.names(),
                     entry_addr: w.entry_addr,
@@ -1105,7 +1137,9 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
     let variables = linked
         .data
         .iter()
-        .filter(|d| d.action == "new" && matches!(d.value, link::Value::Region(link::Part::Writable, _)))
+        .filter(|d| {
+            d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::Writable, _))
+        })
         .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "object")));
     functions.chain(variables).collect()
 }

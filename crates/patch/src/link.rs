@@ -85,15 +85,32 @@ pub struct LinkedFunction {
 }
 
 /// What became of a data symbol the new code uses.
+/// What a patch does with a data symbol its code uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataAction {
+    /// The program's own variable: its state is kept.
+    Kept,
+    /// A fresh copy from the object (a new global, or read-only data).
+    New,
+}
+
+impl std::fmt::Display for DataAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataAction::Kept => "kept",
+            DataAction::New => "new",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkedData {
     pub name: String,
     /// The object's symbol, when the data is one (not a copied section).
     #[serde(skip)]
     pub symbol: Option<usize>,
-    /// `kept`: the program's own variable (its state is kept); `new`: a
-    /// fresh copy from the object (a new global, or read-only data).
-    pub action: &'static str,
+    pub action: DataAction,
     #[serde(skip)]
     pub value: Value,
 }
@@ -532,7 +549,7 @@ impl Linker<'_> {
                 let writable = section.is_some_and(|s| !s.constant());
                 let live = if writable { self.live(i) } else { None };
                 let (value, action) = match live {
-                    Some(a) => (Value::Absolute(a), "kept"),
+                    Some(a) => (Value::Absolute(a), DataAction::Kept),
                     None => {
                         // A static the previous compile did not have is
                         // new in this edit: of course it starts over.
@@ -545,7 +562,7 @@ impl Linker<'_> {
                                 if self.obj.source.is_some() { "have no such static for that source file" } else { "name no source files" }
                             ));
                         }
-                        (self.copy_symbol(i, writable, user)?, "new")
+                        (self.copy_symbol(i, writable, user)?, DataAction::New)
                     }
                 };
                 self.data.insert(i, value);
@@ -619,7 +636,7 @@ impl Linker<'_> {
                 self.out.data.push(LinkedData {
                     name: format!("{}+{start:#x}", sec.name),
                     symbol: None,
-                    action: "new",
+                    action: DataAction::New,
                     value: v,
                 });
                 v
@@ -668,7 +685,7 @@ impl Linker<'_> {
         self.out.data.push(LinkedData {
             name: name.clone(),
             symbol: None,
-            action: "new",
+            action: DataAction::New,
             value,
         });
         let relocs = self.obj.section(section).map(|s| s.relocs.clone()).unwrap_or_default();
