@@ -93,7 +93,10 @@ fn globals_resolve_to_the_program_and_far_calls_go_through_a_stub() {
     );
     // The string literal was copied into the read-only part.
     assert!(ro.windows(2).any(|w| w == b"x\0"));
-    assert!(linked.data.iter().any(|d| d.action == relive_patch::link::DataAction::New));
+    assert!(linked
+        .data
+        .iter()
+        .any(|d| d.action == relive_patch::link::DataAction::New));
     // A jump slot holds the new function's address.
     let (_, slot) = linked.slots[0];
     assert_eq!(
