@@ -41,15 +41,10 @@ pub enum Implementation {
 /// The implementation `module`'s IFUNC `name` resolves to on this machine,
 /// when relive has the same file (`inode`) loaded.
 pub fn implementation(module: &str, inode: u64, name: &str) -> Option<Implementation> {
-    let ours = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let mappings: Vec<maps::Mapping> = ours.lines().filter_map(maps::parse_line).collect();
-    // The loaded library's code mapping (relive may also have the file
-    // mapped as data, to read its symbols): its start less its file offset
-    // is the library's base, as in the target, where code is mapped at
-    // the address its offset says.
-    let code = mappings
-        .iter()
-        .find(|m| m.inode == inode && m.path == module && m.executable())?;
+    // Its start less its file offset is the library's base, as in the
+    // target, where code is mapped at the address its offset says.
+    let ours = own_code_mappings();
+    let code = own_code(&ours, module, inode)?;
     let base = code.start.checked_sub(code.offset)?;
     let end = code.end;
     let symbol = CString::new(name).ok()?;
@@ -103,17 +98,27 @@ pub fn chosen_in_process(process: &dyn Process, module: &LoadedModule) -> HashMa
 /// answers for those): a statically linked program, or a library only the
 /// target uses.
 pub fn chosen_in_modules(process: &dyn Process, modules: &ProcessModules, symbols: &LiveSymbols) -> HashMap<u64, u64> {
-    let ours = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    // Loaded as code: relive maps the target's files as data to read them.
-    let loaded: Vec<u64> = ours
-        .lines()
-        .filter_map(maps::parse_line)
-        .filter(|m| m.executable())
-        .map(|m| m.inode)
-        .collect();
+    let ours = own_code_mappings();
     modules
         .all()
-        .filter(|m| !loaded.contains(&m.module.inode) && symbols.defines_ifuncs(&m.module.path))
+        .filter(|m| own_code(&ours, &m.module.path, m.module.inode).is_none())
+        .filter(|m| symbols.defines_ifuncs(&m.module.path))
         .flat_map(|m| chosen_in_process(process, m))
         .collect()
+}
+
+/// relive's own executable mappings.
+fn own_code_mappings() -> Vec<maps::Mapping> {
+    let ours = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    ours.lines()
+        .filter_map(maps::parse_line)
+        .filter(|m| m.executable())
+        .collect()
+}
+
+/// relive's code mapping of the file `path` (inode `inode`), if relive has
+/// it loaded: only code counts, since relive also maps the target's files
+/// as data to read their symbols.
+fn own_code<'m>(ours: &'m [maps::Mapping], path: &str, inode: u64) -> Option<&'m maps::Mapping> {
+    ours.iter().find(|m| m.inode == inode && m.path == path)
 }
