@@ -4,6 +4,7 @@
 //! compile without the -D succeeds and makes other code) is edited while it
 //! runs; the oracle is `make` of the edited tree, run fresh.
 
+use std::borrow::Borrow;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -505,6 +506,23 @@ fn an_edit_saved_during_start_up_under_an_unknown_command_is_patched() {
     s.prints("v 21 76");
 }
 
+/// Each of `patched` (events of files patched together) says so, and
+/// counts its compile, inside its total (a catch-up's is its baseline's
+/// compile: it said 0).
+fn patched_in_one_step_with_their_compiles_counted<V: std::borrow::Borrow<Value> + std::fmt::Debug>(patched: &[V]) {
+    for e in patched.iter().map(Borrow::borrow) {
+        assert!(
+            e["notes"].to_string().contains("patched in one step with"),
+            "{patched:?}"
+        );
+        assert!(e["timing_us"]["compile"].as_u64() > Some(0), "{patched:?}");
+        assert!(
+            e["timing_us"]["total"].as_u64() > e["timing_us"]["compile"].as_u64(),
+            "{patched:?}"
+        );
+    }
+}
+
 /// A program killed after relive caught up an edit made before it started
 /// is reported with that reload (it said "no reload had patched it").
 #[test]
@@ -581,18 +599,7 @@ fn edits_made_before_relive_started_are_caught_up_together() {
     let events = s.until("watching");
     let patched: Vec<&Value> = events.iter().filter(|e| e["event"] == "patched").collect();
     assert_eq!(patched.len(), 2, "{events:?}");
-    assert!(
-        patched
-            .iter()
-            .all(|e| e["notes"].to_string().contains("patched in one step with")),
-        "{patched:?}"
-    );
-    // Their compile was the baseline's, and it is counted (it said 0).
-    assert!(
-        patched.iter().all(|e| e["timing_us"]["compile"].as_u64() > Some(0)
-            && e["timing_us"]["total"].as_u64() > e["timing_us"]["compile"].as_u64()),
-        "{patched:?}"
-    );
+    patched_in_one_step_with_their_compiles_counted(&patched);
     // scale(5) = 5 * 4 + 5.
     s.prints("v 25 8");
 }
@@ -919,18 +926,7 @@ fn a_signature_change_saved_with_its_callers_is_patched() {
             patched.push(e);
         }
     }
-    assert!(
-        patched
-            .iter()
-            .all(|e| e["notes"].to_string().contains("patched in one step with")),
-        "{patched:?}"
-    );
-    // Their compile was the baseline's, and it is counted (it said 0).
-    assert!(
-        patched.iter().all(|e| e["timing_us"]["compile"].as_u64() > Some(0)
-            && e["timing_us"]["total"].as_u64() > e["timing_us"]["compile"].as_u64()),
-        "{patched:?}"
-    );
+    patched_in_one_step_with_their_compiles_counted(&patched);
     s.prints("v 1017 8");
 }
 
