@@ -408,6 +408,13 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// `path` absolute and without `.` and `..` components: the one spelling
+/// of a file that sources, headers, watch events and database entries are
+/// compared in.
+pub fn absolute(path: &Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
 /// Every entry of the compilation database text `db_text` that compiles
 /// `source`, in the database's order: those whose `directory` joined with
 /// `file` is `source` once both are made absolute (against the current
@@ -424,7 +431,6 @@ pub fn entries_for(db_text: &str, source: &Path) -> Vec<Entry> {
     let Ok(db) = serde_json::from_str::<Vec<serde_json::Value>>(db_text) else {
         return Vec::new();
     };
-    let absolute = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     // The real path too: a build run from a symlinked directory records
     // its physical directory, while the compiler's debug info (where the
     // source's name comes from) keeps the logical one.

@@ -111,7 +111,7 @@ fn compile_from(command: &CompileCommand, source: &Path, cache: &Path, n: usize,
     let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
         parse_depfile(&text)
             .into_iter()
-            .map(|d| crate::watch::absolute(&command.dir.join(d)))
+            .map(|d| crate::compdb::absolute(&command.dir.join(d)))
             .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
             .collect()
     });

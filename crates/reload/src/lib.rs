@@ -345,9 +345,11 @@ impl<'p> Reloader<'p> {
         // the next reload then "adds" every function): compiled again
         // until it stays the same across its compile.
         let modified = |source: &Path| std::fs::metadata(source).and_then(|m| m.modified()).ok();
-        // The sources whose baselines were compiled from the snapshot, with
-        // that text.
-        let mut from_snapshot: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        // Used here only: what the sources said when relive started.
+        let snapshot = std::mem::take(&mut self.snapshot);
+        // Sources saved since then whose baselines are the file's compile
+        // after all (the snapshot's text did not compile).
+        let mut from_file = std::collections::HashSet::new();
         for entry in &mut compiled {
             let mut since = began;
             for _ in 0..5 {
@@ -361,7 +363,7 @@ impl<'p> Reloader<'p> {
             }
             // Saved since relive started: what runs is the text of then,
             // and the save (waiting in the watch) is an edit of it.
-            if let Some(text) = self.snapshot.changed_since(&entry.0) {
+            if let Some(text) = snapshot.changed_since(&entry.0) {
                 self.builds += 1;
                 let command = self.command(&entry.0);
                 if let Some(show) = &self.on_compile {
@@ -372,8 +374,9 @@ impl<'p> Reloader<'p> {
                 // A compiler that cannot compile a copy in place (older
                 // than GCC 8 or clang 10) leaves the file's own compile.
                 if result.is_ok() {
-                    from_snapshot.insert(entry.0.clone(), text.to_vec());
                     *entry = (entry.0.clone(), result, started.elapsed().as_micros() as u64);
+                } else {
+                    from_file.insert(entry.0.clone());
                 }
             }
         }
@@ -381,8 +384,10 @@ impl<'p> Reloader<'p> {
             .into_iter()
             .map(|(source, result, compile_us)| {
                 self.baseline_us.insert(source.clone(), compile_us);
-                let snapshot_text = from_snapshot.remove(&source);
-                self.remember_text(&source, snapshot_text.as_deref());
+                // The text the baseline was compiled from: the snapshot's
+                // (the file's, unchanged since, or the copy compiled above).
+                let text = snapshot.text(&source).filter(|_| !from_file.contains(&source));
+                self.remember_text(&source, text);
                 let outcome = self.adopt_baseline(&source, result);
                 (source, outcome)
             })

@@ -8,18 +8,19 @@
 //! `MAX_MEM_LEVEL` in zconf.h) and the build overrides with `-D`: relive's
 //! compile then takes the default, and the patched program computes what
 //! no build of the sources does. Such an edit is recognised here, by
-//! text: a name tested for definedness (`#ifndef`, `#ifdef`,
-//! `defined(...)`) in the file or its headers that the code (not the
-//! directives) uses after the edit and did not before.
+//! text: a macro a build may set ([`overridable`]: a name the file or its
+//! headers test for definedness, or one defined from such a name or picked
+//! under a condition on it) that the file's code or its own conditionals
+//! use after the edit and did not before (comments and strings aside).
 
 use std::collections::BTreeSet;
 
-/// Names whose definedness `text` tests: `#ifdef NAME`, `#ifndef NAME`,
-/// `defined NAME`, `defined(NAME)`.
-pub fn tested(text: &str) -> BTreeSet<String> {
+/// Names whose definedness the directive lines `lines` test: `#ifdef
+/// NAME`, `#ifndef NAME`, `defined NAME`, `defined(NAME)`.
+fn tested(lines: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for line in directives(text) {
-        let (keyword, rest) = split_directive(&line);
+    for line in lines {
+        let (keyword, rest) = split_directive(line);
         if matches!(keyword, "ifndef" | "ifdef") {
             if let Some(name) = identifiers(rest).into_iter().next() {
                 out.insert(name);
@@ -35,11 +36,10 @@ pub fn tested(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// Include guards of `text`: `#ifndef X` (or `#if !defined(X)`) directly
-/// followed by `#define X` with nothing after it. Tested, but never a
-/// build option.
-fn guards(text: &str) -> BTreeSet<String> {
-    let lines = directives(text);
+/// Include guards among the directive lines `lines`: `#ifndef X` (or `#if
+/// !defined(X)`) directly followed by `#define X` with nothing after it.
+/// Tested, but never a build option.
+fn guards(lines: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for pair in lines.windows(2) {
         let (k0, r0) = split_directive(&pair[0]);
@@ -71,11 +71,12 @@ pub fn overridable<'t>(texts: impl IntoIterator<Item = &'t str>) -> BTreeSet<Str
     let mut guarded = BTreeSet::new();
     let mut defines: Vec<Define> = Vec::new();
     for text in texts {
-        seeds.extend(tested(text));
-        guarded.extend(guards(text));
+        let lines = directives(text);
+        seeds.extend(tested(&lines));
+        guarded.extend(guards(&lines));
         let mut conditions: Vec<Vec<String>> = Vec::new();
-        for line in directives(text) {
-            let (keyword, rest) = split_directive(&line);
+        for line in &lines {
+            let (keyword, rest) = split_directive(line);
             match keyword {
                 "if" | "ifdef" | "ifndef" => conditions.push(identifiers(rest)),
                 "elif" | "elifdef" | "elifndef" => {
@@ -327,7 +328,7 @@ mod tests {
 
     #[test]
     fn names_tested_for_definedness() {
-        let t = tested(ZCONF);
+        let t = tested(&directives(ZCONF));
         for name in ["MAX_MEM_LEVEL", "Z_SOLO", "STDC", "MAX_WBITS"] {
             assert!(t.contains(name), "{name}: {t:?}");
         }
@@ -415,6 +416,6 @@ mod tests {
         );
         assert!(!used.contains("HIDDEN") && !used.contains("USED_IN_STRING"), "{used:?}");
         assert!(!used.contains("F"), "a number's digits are not a name: {used:?}");
-        assert!(tested("#if defined \\\n (SPLIT)\n").contains("SPLIT"));
+        assert!(tested(&directives("#if defined \\\n (SPLIT)\n")).contains("SPLIT"));
     }
 }

@@ -39,6 +39,11 @@ impl Snapshot {
         }
     }
 
+    /// `source`'s text when the snapshot was taken.
+    pub fn text(&self, source: &Path) -> Option<&[u8]> {
+        self.texts.get(source).map(Vec::as_slice)
+    }
+
     /// How many sources it holds.
     pub fn len(&self) -> usize {
         self.texts.len()

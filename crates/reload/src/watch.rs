@@ -4,13 +4,15 @@
 //! wins and none is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::compdb::absolute;
 
 use crate::{ReloadError, ReloadEvent, Reloader};
 
@@ -235,12 +237,6 @@ fn completes_save(kind: &EventKind) -> Option<bool> {
         EventKind::Modify(_) => Some(false),
         _ => None,
     }
-}
-
-/// `path` absolute and without `.` and `..` components: the one spelling
-/// of a file that sources, headers and events are compared in.
-pub fn absolute(path: &Path) -> PathBuf {
-    crate::compdb::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 #[cfg(test)]

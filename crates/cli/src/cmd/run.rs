@@ -141,14 +141,16 @@ type Planned = (PathBuf, CompileCommand, Vec<CompileCommand>);
 /// The files to watch and their compile commands.
 fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
     let units = sources::units(exe).unwrap_or_default();
-    // One spelling per file (absolute, no `..`), as the watch reports it.
+    // One spelling per file (absolute, no `..`), as the watch reports it;
+    // each unit's compile command keeps the name the compiler saw.
+    let units: Vec<(PathBuf, sources::Unit)> = units
+        .into_iter()
+        .map(|u| (relive_reload::compdb::absolute(&u.source), u))
+        .collect();
     let files: Vec<PathBuf> = if explicit.is_empty() {
-        units
-            .iter()
-            .map(|u| relive_reload::watch::absolute(&u.source))
-            .collect()
+        units.iter().map(|(f, _)| f.clone()).collect()
     } else {
-        explicit.iter().map(|p| relive_reload::watch::absolute(p)).collect()
+        explicit.iter().map(|p| relive_reload::compdb::absolute(p)).collect()
     };
     anyhow::ensure!(
         !files.is_empty(),
@@ -178,8 +180,8 @@ fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow
             let command = if recorded.is_empty() {
                 units
                     .iter()
-                    .find(|u| relive_reload::watch::absolute(&u.source) == f)
-                    .map(|u| u.compile_command())
+                    .find(|(named, _)| *named == f)
+                    .map(|(_, u)| u.compile_command())
                     .unwrap_or_else(|| {
                         CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default")
                     })
