@@ -240,8 +240,9 @@ pub struct Reloader<'p> {
     /// Per source file: the user headers it includes.
     headers: HashMap<PathBuf, Vec<PathBuf>>,
     builds: usize,
-    /// The sources' text when relive started: baselines are compiled from
-    /// it where a file was saved since.
+    /// The sources' text when relive started, for [`Reloader::baselines`]
+    /// (which takes it): baselines are compiled from it where a file was
+    /// saved since.
     pub snapshot: snapshot::Snapshot,
     /// Per source file: how long its baseline compile took (µs), the
     /// compile of a catch-up.
