@@ -65,7 +65,10 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
         let value = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
         eprintln!("{value}");
     } else {
-        eprintln!("relive: error: {message}");
+        eprintln!(
+            "relive: {} {message}",
+            crate::output::paint("error:", crate::output::Tone::Bad)
+        );
         if let Some(hint) = hint {
             eprintln!("hint: {hint}");
         }
@@ -73,22 +76,13 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
     code
 }
 
-/// `err` and its causes, each once: "context: error: cause". The
-/// project's errors state their cause in their own message too ("{path}:
-/// {source}", so one printed alone is complete), and anyhow's `{:#}` would
-/// then print each cause twice; a cause whose text already ends the
-/// message is left out.
+/// `err` and its causes: "context: error: cause". Every error type of
+/// relive either states its cause in its own message (then it does not
+/// return it as its `source()`: a message printed alone, as the reloader's
+/// events print them, is complete) or returns it and leaves it out, so
+/// walking the chain prints each cause once.
 pub fn message(err: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for e in err.chain() {
-        let text = e.to_string();
-        if message.is_empty() {
-            message = text;
-        } else if !message.ends_with(&text) {
-            message = format!("{message}: {text}");
-        }
-    }
-    message
+    format!("{err:#}")
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -107,7 +101,15 @@ fn image_error(err: &anyhow::Error) -> Option<&ImageError> {
 
 fn code_for(err: &anyhow::Error) -> i32 {
     use relive_process::ProcessError as P;
-    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<P>()) {
+    // A process error may come wrapped, transparently, in a patch error.
+    fn process_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e P> {
+        e.downcast_ref::<P>()
+            .or(match e.downcast_ref::<relive_patch::PatchError>() {
+                Some(relive_patch::PatchError::Process(p)) => Some(p),
+                _ => None,
+            })
+    }
+    if let Some(e) = err.chain().find_map(process_error) {
         return match e {
             P::NoSuchProcess { .. } | P::Gone { .. } | P::NotMapped { .. } | P::NoSuchThread { .. } => NOT_FOUND,
             P::PermissionDenied { .. } | P::Traced { .. } | P::TraceRefused { .. } => PERMISSION,
@@ -174,24 +176,81 @@ mod tests {
         let _ = OK;
     }
 
+    /// One error of every type that has a cause, built as relive builds
+    /// them.
+    fn errors_with_causes() -> Vec<anyhow::Error> {
+        use relive_process::ProcessError;
+        let io = || std::io::Error::other("disk on fire");
+        let image = || relive_image::ImageError::Io {
+            path: "app".into(),
+            cause: std::sync::Arc::new(io()),
+        };
+        vec![
+            image().into(),
+            relive_patch::PatchError::Io {
+                path: "j".into(),
+                cause: io(),
+            }
+            .into(),
+            ProcessError::Io {
+                pid: 1,
+                what: "reading".into(),
+                cause: io(),
+            }
+            .into(),
+            ProcessError::RemoteSyscall {
+                pid: 1,
+                call: "mmap".into(),
+                cause: io(),
+            }
+            .into(),
+            ProcessError::Image {
+                pid: 1,
+                path: "app".into(),
+                cause: image(),
+            }
+            .into(),
+            ProcessError::Spawn {
+                program: "cc".into(),
+                cause: io(),
+            }
+            .into(),
+            relive_patch::PatchError::from(ProcessError::Io {
+                pid: 1,
+                what: "reading".into(),
+                cause: io(),
+            })
+            .into(),
+            relive_reload::compdb::CompdbError::Io {
+                path: "compile_commands.json".into(),
+                what: "reading",
+                cause: io(),
+            }
+            .into(),
+            relive_smf::loader::LoadError::from(io()).into(),
+            relive_smf::registry::RegistryError::Load {
+                module: "m".into(),
+                cause: relive_smf::loader::LoadError::from(io()),
+            }
+            .into(),
+            relive_smf::registry::RegistryError::Read {
+                path: "m.smf".into(),
+                cause: relive_smf::registry::ReadError::from(io()),
+            }
+            .into(),
+            relive_reload::ReloadError::from(notify::Error::generic("disk on fire")).into(),
+        ]
+    }
+
     #[test]
-    fn a_cause_an_error_already_states_is_printed_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("{path}: {source}")]
-        struct Reading {
-            path: String,
-            #[source]
-            source: std::io::Error,
+    fn every_cause_is_printed_once() {
+        for e in errors_with_causes() {
+            let shown = message(&e.context("doing it"));
+            assert!(shown.starts_with("doing it: "), "{shown}");
+            assert_eq!(shown.matches("disk on fire").count(), 1, "{shown}");
         }
-        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
-        let stated = anyhow::Error::new(Reading {
-            path: "m.smf".into(),
-            source: io(),
-        })
-        .context("loading m.smf");
-        assert_eq!(message(&stated), "loading m.smf: m.smf: entity not found");
-        // A cause the message does not state is still printed.
-        let unstated = anyhow::Error::new(io()).context("reading m.smf");
-        assert_eq!(message(&unstated), "reading m.smf: entity not found");
+        // A cause an error does not state is printed after it.
+        let unstated = anyhow::Error::new(std::io::Error::other("gone")).context("reading m.smf");
+        assert_eq!(message(&unstated), "reading m.smf: gone");
     }
 }

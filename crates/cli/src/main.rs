@@ -1,9 +1,11 @@
 //! `relive`: live-patch native code. This binary is a thin front-end: it
 //! parses arguments, calls the library crates and prints their results,
 //! human-readable (numbers in hex) or as JSON (numbers as integers).
-// No unsafe code here: only the process and memory layers (relive-process,
-// relive-smf's loader, relive-image's file mapping) touch raw memory.
-#![forbid(unsafe_code)]
+// Only the process and memory layers (relive-process, relive-smf's
+// loader, relive-image's file mapping) touch raw memory. The one unsafe
+// thing here is running a module's code when the user asks for it (`smf
+// call`, `smf run`), allowed by name at those two places.
+#![deny(unsafe_code)]
 
 mod cmd;
 mod exit;
@@ -28,6 +30,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say less: errors, warnings and results only (no progress lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more: every compile command and where it came from, each file
+    /// of a burst of saves on its own line.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Colour words on stderr (errors, warnings, "patched").
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value = "auto")]
+    color: output::ColorChoice,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +177,14 @@ fn main() {
         Err(e) if wants_json && e.use_stderr() => std::process::exit(exit::report_usage(&e)),
         Err(e) => e.exit(),
     };
+    output::init(
+        match (cli.quiet, cli.verbose) {
+            (true, _) => output::Verbosity::Quiet,
+            (_, true) => output::Verbosity::Verbose,
+            _ => output::Verbosity::Normal,
+        },
+        cli.color,
+    );
     let json = cli.command.json();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),

@@ -1,6 +1,116 @@
-//! Shared output helpers: JSON printing and number parsing.
+//! Shared output helpers: JSON printing, number parsing, and how much and
+//! in what colours relive talks (`-q`, `-v`, `--color`, one setting for
+//! every command).
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use serde::Serialize;
+
+/// `--color`: when to colour what relive prints on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set or `TERM` is `dumb`.
+    Auto,
+    Always,
+    Never,
+}
+
+/// How much relive says: `-q` (errors, warnings and results only), the
+/// default, or `-v` (also every compile command and each file's line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+struct Ui {
+    verbosity: Verbosity,
+    /// Colour on stdout and on stderr: each is decided by whether that
+    /// stream is a terminal.
+    color_out: bool,
+    color_err: bool,
+}
+
+static UI: OnceLock<Ui> = OnceLock::new();
+
+/// Settles the global output settings (once, from the command line).
+pub fn init(verbosity: Verbosity, color: ColorChoice) {
+    let wanted = |terminal: bool| match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        }
+    };
+    let _ = UI.set(Ui {
+        verbosity,
+        color_out: wanted(std::io::stdout().is_terminal()),
+        color_err: wanted(std::io::stderr().is_terminal()),
+    });
+}
+
+fn ui() -> &'static Ui {
+    UI.get_or_init(|| Ui {
+        verbosity: Verbosity::Normal,
+        color_out: false,
+        color_err: false,
+    })
+}
+
+/// `-q`: progress and notes are left out.
+pub fn quiet() -> bool {
+    ui().verbosity == Verbosity::Quiet
+}
+
+/// `-v`: every detail.
+pub fn verbose() -> bool {
+    ui().verbosity == Verbosity::Verbose
+}
+
+/// Prints a progress line or note on stderr, unless `-q`.
+pub fn note(text: &str) {
+    if !quiet() {
+        eprintln!("{text}");
+    }
+}
+
+/// What a coloured word means.
+#[derive(Debug, Clone, Copy)]
+pub enum Tone {
+    /// Done as asked (`patched`).
+    Good,
+    /// Worth a look (`warning`, a refusal that left the program as it was).
+    Warn,
+    /// Failed (`error`).
+    Bad,
+}
+
+/// `text` in `tone`'s colour for stderr when colour is on there (ANSI),
+/// else as it is.
+pub fn paint(text: &str, tone: Tone) -> String {
+    painted(text, tone, ui().color_err)
+}
+
+/// [`paint`] for stdout.
+pub fn paint_out(text: &str, tone: Tone) -> String {
+    painted(text, tone, ui().color_out)
+}
+
+fn painted(text: &str, tone: Tone, on: bool) -> String {
+    if !on {
+        return text.to_string();
+    }
+    let code = match tone {
+        Tone::Good => "32",
+        Tone::Warn => "33",
+        Tone::Bad => "1;31",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {

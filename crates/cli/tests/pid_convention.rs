@@ -118,3 +118,102 @@ fn json_is_one_flag_wherever_it_stands() {
     assert_eq!(text.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&text.stderr).starts_with("error: "));
 }
+
+/// `--color`, `-q` and `-v` are global: the same before or after the
+/// command. Colour goes only where asked (or to a terminal, unless
+/// `NO_COLOR`); `-q` and `-v` cannot be given together.
+#[test]
+fn color_quiet_and_verbose_are_global_flags() {
+    let state = tempfile::tempdir().unwrap();
+    let with_env = |args: &[&str], no_color: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(args).env("RELIVE_STATE_DIR", state.path());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let red = "\x1b[1;31merror:\x1b[0m";
+    for args in [
+        &["--color", "always", "status", "999999999"][..],
+        &["status", "999999999", "--color=always"],
+    ] {
+        let out = with_env(args, true);
+        assert_eq!(out.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(&format!("relive: {red} ")), "{args:?}: {stderr:?}");
+    }
+    for (args, no_color) in [
+        (&["--color", "never", "status", "999999999"][..], false),
+        (&["status", "999999999"], false),
+        (&["--color", "auto", "status", "999999999"], true),
+    ] {
+        let out = with_env(args, no_color);
+        assert_eq!(out.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("relive: error: ") && !stderr.contains('\x1b'),
+            "{args:?}: {stderr:?}"
+        );
+    }
+    let both = with_env(&["-q", "-v", "status", "1"], false);
+    assert_eq!(both.status.code(), Some(2), "{}", String::from_utf8_lossy(&both.stderr));
+    let bad = with_env(&["--color", "sometimes", "status", "1"], false);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `-q` leaves out progress (`relive: watching …`) and keeps results (the
+/// patched line); `-v` adds every compile command, wherever the flag
+/// stands.
+#[test]
+fn quiet_and_verbose_change_what_watch_says() {
+    use std::io::BufRead;
+    let target = Target::start_c(APP, &["-O1", "-g"]);
+    target.wait_for("v 1");
+    let pid = target.pid_arg();
+    let source = target.dir.path().join("target.c");
+    let mut value = 1;
+    for (flags, progress, compiles) in [
+        (&["-q"][..], false, false),
+        (&[][..], true, false),
+        (&["-v"][..], true, true),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(flags)
+            .args(["watch", &pid])
+            .arg(&source)
+            .args(["--cc", "cc -O1 -g"])
+            .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let lines = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sender = lines.0;
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        // An edit saved while relive starts is patched either way: as a
+        // catch-up at start or as a save.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        value += 1;
+        std::fs::write(&source, APP.replace("return 1;", &format!("return {value};"))).unwrap();
+        let mut seen: Vec<String> = Vec::new();
+        while !seen.last().is_some_and(|l| l.contains(": patched ")) {
+            let line = lines
+                .1
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{flags:?}: no patched line; saw {seen:?}"));
+            seen.push(line);
+        }
+        let patched = seen.last().unwrap().clone();
+        target.wait_for(&format!("v {value}"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(patched.contains("value"), "{patched}");
+        let watching = seen.iter().any(|l| l.starts_with("relive: watching "));
+        let compile = seen.iter().any(|l| l.starts_with("relive: compile ("));
+        assert_eq!((watching, compile), (progress, compiles), "{flags:?}: {seen:?}");
+    }
+}

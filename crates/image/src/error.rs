@@ -34,12 +34,8 @@ impl std::fmt::Display for AddressKind {
 /// Everything that can go wrong while reading a binary image.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ImageError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: Arc<std::io::Error>,
-    },
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: Arc<std::io::Error> },
 
     #[error("truncated {what}: needs {need} bytes at offset {offset:#x}, but the data is {len} bytes long")]
     Truncated {
@@ -99,7 +95,7 @@ impl ImageError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ImageError::Io {
             path: path.to_path_buf(),
-            source: Arc::new(source),
+            cause: Arc::new(source),
         }
     }
 

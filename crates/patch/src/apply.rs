@@ -390,7 +390,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Undoes what was done to the process before the redirect (a pool
     // this patch mapped) and brings the journal back to its state before,
     // on disk too once an intent was written.
-    let abandon = |target: &mut Target, before: &journal::State, written: bool| {
+    // `filled`: the writes into unused pool space (new code, data, thread
+    // copies), put back so that a failed patch leaves even the pool's
+    // unused bytes as they were.
+    let abandon = |target: &mut Target, before: &journal::State, written: bool, filled: Undo| {
+        filled.roll_back(process);
         if new_pool {
             let region = target.journal.regions.remove(pool_index);
             if let Ok(mut stopped) = process.stop() {
@@ -415,7 +419,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         match plan_writes(process, &p.linked, layout, &mut p.work) {
             Ok(writes) => planned.push(writes),
             Err(e) => {
-                abandon(target, &before, false);
+                abandon(target, &before, false, Undo::default());
                 return Err(e);
             }
         }
@@ -525,29 +529,30 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             .collect(),
     };
     if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
-        abandon(target, &before, false);
+        abandon(target, &before, false, Undo::default());
         return Err(e);
     }
     failpoint("patch-after-intent");
 
     // The new code and data go into unused pool memory: nothing runs it
     // until the entries are redirected, so the threads keep running.
-    let filled = prepared.iter().zip(&layouts).try_for_each(|(p, layout)| {
+    let mut filled = Undo::default();
+    let fill = prepared.iter().zip(&layouts).try_for_each(|(p, layout)| {
         let mut parts = p.linked.finish(layout)?;
         fill_stubs(&mut parts[0], layout, &p.work)?;
-        for (addr, bytes) in [
+        let writes: Vec<(u64, &[u8])> = [
             (layout.code, &parts[0]),
             (layout.read_only, &parts[1]),
             (layout.writable, &parts[2]),
-        ] {
-            if !bytes.is_empty() {
-                process.write(addr, bytes)?;
-            }
-        }
-        Ok::<(), PatchError>(())
+        ]
+        .into_iter()
+        .filter(|(_, bytes)| !bytes.is_empty())
+        .map(|(addr, bytes)| (addr, bytes.as_slice()))
+        .collect();
+        filled.write_all(process, &writes, &|| ())
     });
-    if let Err(e) = filled {
-        abandon(target, &before, true);
+    if let Err(e) = fill {
+        abandon(target, &before, true, filled);
         return Err(e);
     }
     failpoint("patch-after-fill");
@@ -565,10 +570,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // that running threads see whole, so nothing is stopped for it.
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
-        Some(area) => match stop_when_clear(process, &all_work, area) {
+        Some(area) => match stop_when_clear(process, &all_work, area, &mut filled) {
             Ok((s, moved)) => (Some(s), moved),
             Err(e) => {
-                abandon(target, &before, true);
+                abandon(target, &before, true, filled);
                 return Err(e);
             }
         },
@@ -588,7 +593,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             put_back(s.as_mut(), &moved);
         }
         drop(stopped);
-        abandon(target, &before, true);
+        abandon(target, &before, true, filled);
         return Err(e);
     }
     // Where the threads are, for telling whether the new code can run.
@@ -1162,6 +1167,7 @@ fn stop_when_clear<'p>(
     process: &'p dyn Process,
     work: &[&EntryWork],
     area: u64,
+    filled: &mut Undo,
 ) -> Result<(Box<dyn Stopped + 'p>, Vec<Moved>)> {
     let deadline = Instant::now() + BUSY_PATIENCE;
     // The redirect whose bytes `pc` is inside of, if any.
@@ -1176,27 +1182,35 @@ fn stop_when_clear<'p>(
         let mut copies: Vec<Displaced> = Vec::new();
         let mut moved = Vec::new();
         let mut busy = None;
-        for tid in stopped.thread_ids() {
-            let registers = stopped.registers(tid)?;
-            let pc = registers.pc();
-            let Some((name, (start, len))) = splitting(pc) else {
-                continue;
-            };
-            let in_syscall = (registers.orig_rax as i64) >= 0;
-            let to = if in_syscall {
-                None
-            } else {
-                copy_for(process, &mut copies, start, len, area)?.and_then(|c| c.moved(pc))
-            };
-            match to {
-                Some(to) => {
-                    let mut there = registers;
-                    there.rip = to;
-                    stopped.set_registers(tid, &there)?;
-                    moved.push(Moved { tid, registers, to });
+        let mut each_thread = || -> Result<()> {
+            for tid in stopped.thread_ids() {
+                let registers = stopped.registers(tid)?;
+                let pc = registers.pc();
+                let Some((name, (start, len))) = splitting(pc) else {
+                    continue;
+                };
+                let in_syscall = (registers.orig_rax as i64) >= 0;
+                let to = if in_syscall {
+                    None
+                } else {
+                    copy_for(process, &mut copies, start, len, area, filled)?.and_then(|c| c.moved(pc))
+                };
+                match to {
+                    Some(to) => {
+                        let mut there = registers;
+                        there.rip = to;
+                        stopped.set_registers(tid, &there)?;
+                        moved.push(Moved { tid, registers, to });
+                    }
+                    None => busy = Some((tid, name.to_string(), pc)),
                 }
-                None => busy = Some((tid, name.to_string(), pc)),
             }
+            Ok(())
+        };
+        if let Err(e) = each_thread() {
+            // Threads moved so far go back before their copies can go.
+            put_back(stopped.as_mut(), &moved);
+            return Err(e);
         }
         let Some((tid, name, pc)) = busy else {
             return Ok((stopped, moved));
@@ -1225,6 +1239,7 @@ fn copy_for<'c>(
     start: u64,
     len: u64,
     area: u64,
+    filled: &mut Undo,
 ) -> Result<Option<&'c Displaced>> {
     if let Some(k) = copies.iter().position(|c| c.moved(start).is_some()) {
         return Ok(Some(&copies[k]));
@@ -1238,17 +1253,7 @@ fn copy_for<'c>(
     let Some(copy) = Displaced::relocate(&code, start, len, at) else {
         return Ok(None);
     };
-    process.write(copy.at, &copy.bytes)?;
-    let mut back = vec![0u8; copy.bytes.len()];
-    process.read(copy.at, &mut back)?;
-    if back != copy.bytes {
-        return Err(PatchError::Verify {
-            pid: process.pid(),
-            addr: copy.at,
-            wrote: hex(&copy.bytes),
-            found: hex(&back),
-        });
-    }
+    filled.write_all(process, &[(copy.at, &copy.bytes)], &|| ())?;
     copies.push(copy);
     Ok(copies.last())
 }
@@ -1489,7 +1494,7 @@ pub struct Reverted {
 /// one 8-byte store, nothing stopped), or its original code when that
 /// patch was its first.
 pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
-    let lock = target.transaction()?;
+    let _transaction = target.transaction()?;
     target.journal.load_history(&target.journal_dir)?;
     let pid = target.process.pid();
     let last = target
@@ -1514,75 +1519,14 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
         .cloned()
         .collect();
     let (firsts, laters): (Vec<PatchRecord>, Vec<PatchRecord>) = touched.into_iter().partition(|p| p.history.len() < 2);
-    let mut report = RevertReport::default();
-    if !laters.is_empty() {
-        let mut after = target.journal.state();
-        let mut writes = Vec::new();
-        let mut slots: Vec<(u64, u64)> = Vec::new();
-        for p in &laters {
-            let record = after
-                .patches
-                .iter_mut()
-                .find(|r| r.orig_addr == p.orig_addr)
-                .expect("the record just read");
-            record.history.pop();
-            let previous = record.history.last().expect("two generations").clone();
-            record.generation = previous.generation;
-            record.current_addr = previous.code;
-            writes.push(journal::IntentWrite {
-                record: p.orig_addr,
-                addr: p.slot,
-                bytes: hex(&previous.slot_value.to_le_bytes()),
-            });
-            slots.push((p.slot, previous.slot_value));
-            report.reverted.push(Reverted {
-                name: p.name.clone(),
-                addr: p.orig_addr,
-                generation: Some(previous.generation),
-            });
-        }
-        target.journal.begin(
-            &target.journal_dir,
-            journal::Intent {
-                by: "revert --last".into(),
-                after: after.clone(),
-                writes,
-                history_appended: false,
-            },
-        )?;
-        let mut undo = Undo::default();
-        let values: Vec<[u8; 8]> = slots.iter().map(|(_, value)| value.to_le_bytes()).collect();
-        let writes: Vec<(u64, &[u8])> = slots
-            .iter()
-            .zip(&values)
-            .map(|((addr, _), v)| (*addr, &v[..]))
-            .collect();
-        if let Err(e) = undo.write_all(target.process, &writes, &|| ()) {
-            undo.roll_back(target.process);
-            target.journal.abandon(&target.journal_dir);
-            return Err(e);
-        }
-        report
-            .warnings
-            .extend(target.journal.commit_after_change(&target.journal_dir, after));
-    }
-    drop(lock);
-    if !firsts.is_empty() {
-        let names: Vec<String> = firsts.iter().map(|p| p.name.clone()).collect();
-        let full = revert(target, Some(&names))?;
-        report.reverted.extend(full.reverted);
-        report.freed = full.freed;
-        report.kept = full.kept;
-    }
-    Ok(report)
+    revert_change(target, "revert --last", &firsts, &laters)
 }
 
 /// Restores the original entries of `names` (all patches when `None`) and
 /// frees regions nothing can still be using.
 pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertReport> {
     let _transaction = target.transaction()?;
-    let process = target.process;
-    let pid = process.pid();
+    let pid = target.process.pid();
     if let Some(names) = names {
         for n in names {
             if !target.journal.patches.iter().any(|p| &p.name == n) {
@@ -1597,15 +1541,33 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         .filter(|p| names.is_none_or(|n| n.contains(&p.name)))
         .cloned()
         .collect();
+    revert_change(target, "revert", &selected, &[])
+}
+
+/// One revert, as one transaction (the caller holds its lock): the
+/// functions of `whole` get their original entries back, and those of
+/// `one_back` (patched more than once) their previous generation, through
+/// their slots. Either all of it is done or none: `revert --last` over a
+/// change that patched one function for the first time and re-patched
+/// another must not leave one reverted and the other not.
+fn revert_change(
+    target: &mut Target,
+    by: &str,
+    whole: &[PatchRecord],
+    one_back: &[PatchRecord],
+) -> Result<RevertReport> {
+    let process = target.process;
+    let pid = process.pid();
     let journal_path = Journal::path(&target.journal_dir, pid, target.journal.start_time)
         .display()
         .to_string();
-    // Stopped first: the mappings read now hold until the regions are
-    // freed, and a refusal resumes the threads with nothing written.
-    let mut stopped = process.stop()?;
+    // Entries are written with the threads stopped, and the mappings read
+    // then hold until the regions are freed; a refusal resumes the threads
+    // with nothing written. Slots alone are single aligned stores.
+    let mut stopped = if whole.is_empty() { None } else { Some(process.stop()?) };
     let maps = process.maps()?;
     let mut originals = Vec::new();
-    for p in &selected {
+    for p in whole {
         originals.push(
             checked_original(process, &maps, p).map_err(|what| PatchError::Tampered {
                 pid,
@@ -1619,70 +1581,109 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     let mut after = target.journal.state();
     after
         .patches
-        .retain(|p| !selected.iter().any(|s| s.orig_addr == p.orig_addr));
+        .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
+    let mut reverted = Vec::new();
+    let mut writes: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+    for (p, original) in whole.iter().zip(&originals) {
+        writes.push((p.span_start, original.clone(), p.orig_addr));
+        reverted.push(Reverted {
+            name: p.name.clone(),
+            addr: p.orig_addr,
+            generation: None,
+        });
+    }
+    for p in one_back {
+        let record = after
+            .patches
+            .iter_mut()
+            .find(|r| r.orig_addr == p.orig_addr)
+            .expect("the record just read");
+        record.history.pop();
+        let previous = record.history.last().expect("two generations").clone();
+        record.generation = previous.generation;
+        record.current_addr = previous.code;
+        writes.push((p.slot, previous.slot_value.to_le_bytes().to_vec(), p.orig_addr));
+        reverted.push(Reverted {
+            name: p.name.clone(),
+            addr: p.orig_addr,
+            generation: Some(previous.generation),
+        });
+    }
     let mut freed = Vec::new();
     let mut kept = Vec::new();
-    let mut remaining = Vec::new();
-    for r in std::mem::take(&mut after.regions) {
-        let inside = |a: u64| r.contains(a);
-        if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
-            remaining.push(r);
-        } else if let Some(why) = region_referenced(process, stopped.as_ref(), &maps, &r)? {
-            kept.push(KeptRegion { region: r.clone(), why });
-            remaining.push(r);
-        } else {
-            after.added.retain(|a| !r.contains(a.addr));
-            freed.push(r);
+    if let Some(stopped) = &stopped {
+        let mut remaining = Vec::new();
+        for r in std::mem::take(&mut after.regions) {
+            let inside = |a: u64| r.contains(a);
+            if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
+                remaining.push(r);
+            } else if let Some(why) = region_referenced(process, stopped.as_ref(), &maps, &r)? {
+                kept.push(KeptRegion { region: r.clone(), why });
+                remaining.push(r);
+            } else {
+                after.added.retain(|a| !r.contains(a.addr));
+                freed.push(r);
+            }
         }
+        after.regions = remaining;
     }
-    after.regions = remaining;
     let intent = journal::Intent {
-        by: "revert".into(),
+        by: by.into(),
         after: after.clone(),
         history_appended: false,
-        writes: selected
+        writes: writes
             .iter()
-            .zip(&originals)
-            .map(|(p, original)| journal::IntentWrite {
-                record: p.orig_addr,
-                addr: p.span_start,
-                bytes: hex(original),
+            .map(|(addr, bytes, record)| journal::IntentWrite {
+                record: *record,
+                addr: *addr,
+                bytes: hex(bytes),
             })
             .collect(),
     };
     target.journal.begin(&target.journal_dir, intent)?;
     let mut undo = Undo::default();
-    let writes: Vec<(u64, &[u8])> = selected
+    let slices: Vec<(u64, &[u8])> = writes
         .iter()
-        .zip(&originals)
-        .map(|(p, original)| (p.span_start, original.as_slice()))
+        .map(|(addr, bytes, _)| (*addr, bytes.as_slice()))
         .collect();
-    if let Err(e) = undo.write_all(process, &writes, &|| failpoint("revert-after-first-write")) {
+    if let Err(e) = undo.write_all(process, &slices, &|| failpoint("revert-after-first-write")) {
         undo.roll_back(process);
         target.journal.abandon(&target.journal_dir);
         return Err(e);
     }
-    for r in &freed {
-        stopped.unmap(r.addr, r.len)?;
+    // The change is made: from here a failure is reported, not undone.
+    let mut warnings = Vec::new();
+    if let Some(stopped) = stopped.as_mut() {
+        let mut unmapped = Vec::new();
+        for r in freed {
+            match stopped.unmap(r.addr, r.len) {
+                Ok(()) => unmapped.push(r),
+                Err(e) => {
+                    warnings.push(format!(
+                        "the region at {:#x} ({:#x} bytes) is no longer used but could not be unmapped ({e}); it stays recorded",
+                        r.addr, r.len
+                    ));
+                    after.regions.push(r);
+                }
+            }
+        }
+        freed = unmapped;
     }
-    stopped.resume()?;
-    let unsaved = target.journal.commit_after_change(&target.journal_dir, after);
+    if let Some(stopped) = stopped {
+        if let Err(e) = stopped.resume() {
+            warnings.push(format!("the threads of process {pid} could not all be resumed: {e}"));
+        }
+    }
+    warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     // Profilers must not name later code at these addresses after what
     // was here (best effort, like the lines themselves).
     let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
     let _ = crate::perf_map::forget(pid, &gone);
     Ok(RevertReport {
-        reverted: selected
-            .iter()
-            .map(|p| Reverted {
-                name: p.name.clone(),
-                addr: p.orig_addr,
-                generation: None,
-            })
-            .collect(),
+        reverted,
         freed,
         kept,
-        warnings: unsaved.into_iter().collect(),
+        warnings,
     })
 }
 

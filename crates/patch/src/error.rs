@@ -4,12 +4,8 @@ pub type Result<T, E = PatchError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 
     #[error("{path}: not an ELF relocatable object: {reason}")]
     NotObject { path: String, reason: String },

@@ -316,7 +316,7 @@ impl Journal {
     pub fn begin(&mut self, dir: &StateDir, intent: Intent) -> Result<()> {
         let bytes = serde_json::to_vec(&intent).map_err(|e| PatchError::Io {
             path: dir.path().join(self.intent_name()).display().to_string(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
         dir.write_private(&self.intent_name(), &bytes)?;
         self.intent = Some(intent);
@@ -519,7 +519,7 @@ impl Journal {
         } else {
             let mut line = serde_json::to_vec(self).map_err(|e| PatchError::Io {
                 path: Journal::path(dir, self.pid, self.start_time).display().to_string(),
-                source: std::io::Error::other(e),
+                cause: std::io::Error::other(e),
             })?;
             line.push(b'\n');
             if self.rewrite_next || dir.append_private(&name, &line)? > JOURNAL_FILE_LIMIT {
@@ -735,7 +735,7 @@ fn injected_failure(name: &str, dir: &StateDir) -> Result<()> {
     if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
         return Err(PatchError::Io {
             path: dir.path().display().to_string(),
-            source: std::io::Error::other(format!("failpoint {name}")),
+            cause: std::io::Error::other(format!("failpoint {name}")),
         });
     }
     Ok(())

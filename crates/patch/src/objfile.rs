@@ -238,7 +238,7 @@ impl ObjectFile {
         let name = path.display().to_string();
         let data = std::fs::read(path).map_err(|source| PatchError::Io {
             path: name.clone(),
-            source,
+            cause: source,
         })?;
         ObjectFile::parse_owned(&name, data)
     }

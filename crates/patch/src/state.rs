@@ -113,12 +113,12 @@ impl StateDir {
                 .create(&path)
                 .map_err(|source| PatchError::Io {
                     path: path.display().to_string(),
-                    source,
+                    cause: source,
                 })?;
         }
         let meta = std::fs::symlink_metadata(&path).map_err(|source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         check_owned(&path, &meta, "directory")?;
         if !meta.is_dir() {
@@ -142,7 +142,7 @@ impl StateDir {
             Err(source) => {
                 return Err(PatchError::Io {
                     path: path.display().to_string(),
-                    source,
+                    cause: source,
                 })
             }
         };
@@ -154,7 +154,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(PatchError::Io {
                 path: path.display().to_string(),
-                source,
+                cause: source,
             }),
         }
     }
@@ -165,7 +165,7 @@ impl StateDir {
         let path = self.path.join(name);
         let io = |source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         };
         let tmp = self.path.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut file = OpenOptions::new()
@@ -188,7 +188,7 @@ impl StateDir {
         let path = self.path.join(name);
         let io = |source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         };
         let mut file = OpenOptions::new()
             .append(true)
@@ -223,7 +223,7 @@ impl StateDir {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PatchError::Io {
                 path: path.display().to_string(),
-                source: e,
+                cause: e,
             }),
             _ => Ok(()),
         }
@@ -276,11 +276,11 @@ impl StateDir {
             .open(&path)
             .map_err(|source| PatchError::Io {
                 path: path.display().to_string(),
-                source,
+                cause: source,
             })?;
         let meta = file.metadata().map_err(|source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         check_owned(&path, &meta, "file")?;
         Ok((path, file))
@@ -292,7 +292,7 @@ impl StateDir {
         let (path, file) = self.lock_file(&format!("{pid}-{start_time}.lock"))?;
         file.lock().map_err(|source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         Ok(TransactionLock { _file: file })
     }
@@ -320,7 +320,7 @@ impl StateDir {
             Err(std::fs::TryLockError::Error(source)) => {
                 return Err(PatchError::Io {
                     path: path.display().to_string(),
-                    source,
+                    cause: source,
                 })
             }
         }
@@ -328,7 +328,7 @@ impl StateDir {
         let written = file.set_len(0).and_then(|()| file.write_all(text.as_bytes()));
         written.map_err(|source| PatchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         Ok(Ownership { _file: file })
     }

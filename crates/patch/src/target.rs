@@ -33,10 +33,15 @@ pub struct Target<'p> {
 
 impl<'p> Target<'p> {
     pub fn open(process: &'p dyn Process) -> Result<Target<'p>> {
+        Target::open_in(process, StateDir::open()?)
+    }
+
+    /// [`Target::open`] with the journals in `journal_dir` rather than the
+    /// user's state directory: how tests keep each trial's journal apart.
+    pub fn open_in(process: &'p dyn Process, journal_dir: StateDir) -> Result<Target<'p>> {
         let modules = modules::discover(process)?;
         let verified = identity::verify(process, &modules.main)?;
         let symbols = LiveSymbols::load(&modules);
-        let journal_dir = StateDir::open()?;
         // Journals of processes that have exited are of no use to anyone.
         // Only a process known to be gone counts: one relive cannot read
         // now keeps its journal.

@@ -168,7 +168,7 @@ pub fn allocate_announced(
         announce(addr, len).map_err(|source| ProcessError::Io {
             pid,
             what: format!("recording the memory about to be mapped at {addr:#x}"),
-            source,
+            cause: source,
         })?;
         if let Some(addr) = stopped.map_fixed(addr, len, prot)? {
             return Ok(Allocation { addr, len });

@@ -21,12 +21,11 @@ pub enum ProcessError {
     #[error("address range {addr:#x}..{end:#x} is not mapped in process {pid} (run `relive ps {pid}` or read /proc/{pid}/maps)", end = addr.saturating_add(*len as u64))]
     NotMapped { pid: u32, addr: u64, len: usize },
 
-    #[error("process {pid}: {what}: {source}")]
+    #[error("process {pid}: {what}: {cause}")]
     Io {
         pid: u32,
         what: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("process {pid}: malformed /proc/{pid}/maps line {line:?}")]
@@ -35,12 +34,11 @@ pub enum ProcessError {
     #[error("process {pid} has no stopped thread {tid} (see `relive threads {pid}`)")]
     NoSuchThread { pid: u32, tid: u32 },
 
-    #[error("process {pid}: {call} failed inside the process: {source}")]
+    #[error("process {pid}: {call} failed inside the process: {cause}")]
     RemoteSyscall {
         pid: u32,
         call: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("process {pid}: no free {len:#x}-byte range {wanted}; the nearest holes are taken (is the address space crowded, or is the program's image too large to reach?)")]
@@ -52,23 +50,18 @@ pub enum ProcessError {
     #[error("process {pid}: cannot find the program's image in /proc/{pid}/maps (executable {exe})")]
     NoImage { pid: u32, exe: String },
 
-    #[error("process {pid}: {path}: {source}")]
+    #[error("process {pid}: {path}: {cause}")]
     Image {
         pid: u32,
         path: String,
-        #[source]
-        source: relive_image::ImageError,
+        cause: relive_image::ImageError,
     },
 
     #[error("cannot trace {program}: {why}. Without ptrace relive cannot see the commands a build runs: record them with `bear -- make` instead, or write compile_commands.json another way (CMake: -DCMAKE_EXPORT_COMPILE_COMMANDS=ON)")]
     TraceRefused { program: String, why: String },
 
-    #[error("cannot start {program}: {source}")]
-    Spawn {
-        program: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot start {program}: {cause}")]
+    Spawn { program: String, cause: std::io::Error },
 
     #[error("{what} is not supported on this platform yet (only the Linux backend exists)")]
     Unsupported { what: &'static str },

@@ -21,7 +21,6 @@
 //! ([`relive_image::irelative`]); [`chosen_in_process`] reads those.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 
 use crate::maps;
 use crate::modules::{LoadedModule, ProcessModules};
@@ -47,11 +46,7 @@ pub fn implementation(module: &str, inode: u64, name: &str) -> Option<Implementa
     let code = own_code(&ours, module, inode)?;
     let base = code.start.checked_sub(code.offset)?;
     let end = code.end;
-    let symbol = CString::new(name).ok()?;
-    // SAFETY: dlsym only reads the NUL-terminated name and the loader's
-    // tables; RTLD_DEFAULT searches the libraries relive already has. The
-    // returned pointer is used as a number, never dereferenced.
-    let addr = unsafe { nix::libc::dlsym(nix::libc::RTLD_DEFAULT, symbol.as_ptr()) } as u64;
+    let addr = relive_host::symbol(name)?;
     if (code.start..end).contains(&addr) {
         return Some(Implementation::InModule(addr - base));
     }

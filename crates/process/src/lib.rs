@@ -30,6 +30,8 @@ pub mod linux;
 pub mod maps;
 pub mod modules;
 pub mod registers;
+#[cfg(any(test, feature = "simulated"))]
+pub mod simulated;
 pub mod symbols;
 pub mod threads;
 /// The vDSO is a module of every process (see [`modules`]).

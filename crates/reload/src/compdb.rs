@@ -479,12 +479,11 @@ pub enum CompdbError {
     #[error("{path} is not a compilation database (a JSON array of objects): {reason}. relive leaves it as it is: fix or remove it, or write elsewhere with -o")]
     Invalid { path: String, reason: String },
 
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {cause}")]
     Io {
         path: String,
         what: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -554,7 +553,7 @@ pub fn update(path: &Path, new: &[Entry]) -> Result<(), CompdbError> {
     let io = |what, source| CompdbError::Io {
         path: path.display().to_string(),
         what,
-        source,
+        cause: source,
     };
     let target = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),

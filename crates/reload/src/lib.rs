@@ -199,7 +199,15 @@ pub enum ReloadError {
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error("watching the sources: {0}")]
-    Watch(#[from] notify::Error),
+    Watch(notify::Error),
+}
+
+// Not `#[from]`: that would make the error its source as well, and its
+// text would be printed twice (the message states it).
+impl From<notify::Error> for ReloadError {
+    fn from(e: notify::Error) -> Self {
+        ReloadError::Watch(e)
+    }
 }
 
 /// A callback shown each compile command.

@@ -241,14 +241,17 @@ fn main() {
     let stable = reg.get_function("m", "leaf").unwrap();
     let code = reg.module("m").unwrap().function("leaf").unwrap();
     let region = reg.module("m").unwrap().code_region();
-    assert_eq!(stable.call(&[41]), 42);
+    // SAFETY: `leaf` is the bench's own C function, `long leaf(long)`.
+    let answer = unsafe { stable.call(&[41]) };
+    assert_eq!(answer, 42);
     let (mut direct, mut through) = (Vec::new(), Vec::new());
     for _ in 0..CALL_ROUNDS {
         direct.push(
             time(|| {
                 let mut x = 0u64;
                 for _ in 0..CALLS {
-                    x = call_in(region, black_box(code), [x, 0, 0, 0, 0, 0]).unwrap();
+                    // SAFETY: `leaf`, as above.
+                    x = unsafe { call_in(region, black_box(code), [x, 0, 0, 0, 0, 0]) }.unwrap();
                 }
                 x
             }) / CALLS as f64,
@@ -257,7 +260,8 @@ fn main() {
             time(|| {
                 let mut x = 0u64;
                 for _ in 0..CALLS {
-                    x = call_in(stable.region(), black_box(stable.addr()), [x, 0, 0, 0, 0, 0]).unwrap();
+                    // SAFETY: `leaf`, as above.
+                    x = unsafe { call_in(stable.region(), black_box(stable.addr()), [x, 0, 0, 0, 0, 0]) }.unwrap();
                 }
                 x
             }) / CALLS as f64,

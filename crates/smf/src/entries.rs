@@ -72,8 +72,15 @@ impl StableFn {
 
     /// Calls the function's current code with up to six integer arguments
     /// (System V registers; a callee taking fewer ignores the rest).
-    pub fn call(&self, args: &[u64]) -> u64 {
-        call_in(&self.block, self.addr(), six_args(args)).expect("a stable entry lies in its block")
+    ///
+    /// # Safety
+    /// As [`call_in`]: the function must take at most six integer or
+    /// pointer arguments and return an integer (or nothing), and running
+    /// it with `args` must be sound.
+    pub unsafe fn call(&self, args: &[u64]) -> u64 {
+        // SAFETY: the entry is a function entry inside its block, which
+        // stays mapped; the caller vouches for the signature and arguments.
+        unsafe { call_in(&self.block, self.addr(), six_args(args)) }.expect("a stable entry lies in its block")
     }
 }
 

@@ -43,7 +43,15 @@ pub enum LoadError {
     #[error("the kept data storage is {have} bytes; this version's data needs {need}")]
     SharedData { have: u64, need: u64 },
     #[error("mapping the module: {0}")]
-    Map(#[from] std::io::Error),
+    Map(std::io::Error),
+}
+
+// Not `#[from]`: that would make the error its source as well, and its
+// text would be printed twice (the message states it).
+impl From<std::io::Error> for LoadError {
+    fn from(e: std::io::Error) -> Self {
+        LoadError::Map(e)
+    }
 }
 
 /// A name to an address.
@@ -591,9 +599,16 @@ impl LoadedModule {
 
     /// Calls exported function `name`'s code directly with up to six
     /// integer arguments; `None` if the module exports no such function.
-    pub fn call(&self, name: &str, args: &[u64]) -> Option<u64> {
+    ///
+    /// # Safety
+    /// As [`crate::memory::call_in`]: `name` must take at most six integer
+    /// or pointer arguments and return an integer (or nothing), and running
+    /// it with `args` must be sound.
+    pub unsafe fn call(&self, name: &str, args: &[u64]) -> Option<u64> {
         let addr = self.function(name)?;
-        crate::memory::call_in(&self.code, addr, crate::memory::six_args(args))
+        // SAFETY: `addr` is an exported function of this module's code
+        // region; the caller vouches for its signature and arguments.
+        unsafe { crate::memory::call_in(&self.code, addr, crate::memory::six_args(args)) }
     }
 
     /// The code address of exported function `name` (not a stable entry).

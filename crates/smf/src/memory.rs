@@ -418,10 +418,7 @@ impl Drop for Region {
 
 /// The host process's address for `name` (`dlsym(RTLD_DEFAULT, …)`).
 pub fn host_symbol(name: &str) -> Option<u64> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: dlsym reads the NUL-terminated name and the loader's tables.
-    let addr = unsafe { nix::libc::dlsym(nix::libc::RTLD_DEFAULT, name.as_ptr()) } as u64;
-    (addr != 0).then_some(addr)
+    relive_host::symbol(name)
 }
 
 /// Up to six integer arguments as the six argument registers (missing ones
@@ -438,16 +435,20 @@ pub fn six_args(args: &[u64]) -> [u64; 6] {
 /// the rest: the System V ABI passes them in registers) and returns `rax`.
 /// `None` when `addr` is outside the region.
 ///
-/// The loaded module is trusted code, exactly as a `dlopen`ed library is:
-/// calling it is as safe as the C function it is.
-pub fn call_in(region: &Region, addr: u64, args: [u64; 6]) -> Option<u64> {
+/// # Safety
+/// Module code is trusted as a `dlopen`ed library's is, and this runs it:
+/// `addr` must be the entry of a function of the System V ABI that takes
+/// at most six integer or pointer arguments and returns an integer (or
+/// nothing), and running it with `args` must be sound (pointers among
+/// them valid for what the function does with them).
+pub unsafe fn call_in(region: &Region, addr: u64, args: [u64; 6]) -> Option<u64> {
     if !(region.addr()..region.addr() + region.len()).contains(&addr) {
         return None;
     }
     type Entry = extern "C" fn(u64, u64, u64, u64, u64, u64) -> u64;
     // SAFETY: `addr` is inside a mapping of loaded, relocated code that the
-    // borrowed `region` keeps mapped for the duration of the call; the
-    // loader passes only exported function entries.
+    // borrowed `region` keeps mapped for the duration of the call, and the
+    // caller promises it is such a function's entry.
     let f: Entry = unsafe { std::mem::transmute::<usize, Entry>(addr as usize) };
     Some(f(args[0], args[1], args[2], args[3], args[4], args[5]))
 }

@@ -60,18 +60,10 @@ mod relink;
 /// as they were before the call.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("module {module}: {source}")]
-    Load {
-        module: String,
-        #[source]
-        source: LoadError,
-    },
-    #[error("{path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: ReadError,
-    },
+    #[error("module {module}: {cause}")]
+    Load { module: String, cause: LoadError },
+    #[error("{path}: {cause}")]
+    Read { path: String, cause: ReadError },
     #[error("a module named {0} is already loaded (use reload to replace it)")]
     AlreadyLoaded(String),
     #[error("no module named {0} is loaded")]
@@ -93,9 +85,9 @@ pub enum RegistryError {
 /// Why a module file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Format(#[from] FormatError),
 }
 
@@ -559,7 +551,7 @@ impl ModuleRegistry {
     ) -> Result<Linked, RegistryError> {
         let failed = |source: LoadError| RegistryError::Load {
             module: name.to_string(),
-            source,
+            cause: source,
         };
         let slot = self.slot(name);
         let same_functions = slot.is_some_and(|index| self.modules[index].symbol_ids.fit(module));
@@ -717,7 +709,7 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Module<'a>, RegistryError> 
 fn read_error(path: &Path, source: ReadError) -> RegistryError {
     RegistryError::Read {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }
 

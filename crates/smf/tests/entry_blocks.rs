@@ -4,6 +4,10 @@
 //! mapping); one a handle outlives its registry with stays that handle's,
 //! trapping; with the region pool off, blocks are unmapped.
 
+mod common;
+#[allow(unused_imports)]
+use common::{RunEntry, RunExport};
+
 use relive_smf::memory::{set_pool_limit, PAGE};
 use relive_smf::{pack, Module, ModuleRegistry};
 use relive_testkit::page_permissions;
@@ -37,8 +41,8 @@ fn entry_blocks_are_reused_only_when_no_handle_holds_them() {
     let second = registry_with(&module);
     let handle = second.get_function("m", "seven").unwrap();
     assert_eq!(handle.addr(), seven, "the kept block is reused");
-    assert_eq!(handle.call(&[]), 7);
-    assert_eq!(second.get_function("m", "eight").unwrap().call(&[]), 8);
+    assert_eq!(handle.run(&[]), 7);
+    assert_eq!(second.get_function("m", "eight").unwrap().run(&[]), 8);
 
     // A handle outlives the second registry: its block stays its own and
     // traps; the third registry gets a block of its own.
@@ -47,7 +51,7 @@ fn entry_blocks_are_reused_only_when_no_handle_holds_them() {
     let third = registry_with(&module);
     let other = third.get_function("m", "seven").unwrap();
     assert_ne!(other.addr() & !(PAGE - 1), block, "a held block is not reused");
-    assert_eq!(other.call(&[]), 7);
+    assert_eq!(other.run(&[]), 7);
     assert!(handle.traps(), "still trapping");
     drop(other);
     drop(third);

@@ -2,6 +2,10 @@
 //! called: every relocation type, a definition from a second object, and
 //! imports from the host (`strlen`, `memcpy`).
 
+mod common;
+#[allow(unused_imports)]
+use common::{RunEntry, RunExport};
+
 use relive_smf::format::{RelocType, SectionKind};
 use relive_smf::memory::{host_symbol, PAGE};
 use relive_smf::{pack, LoadedModule, Module, ModuleLoader};
@@ -48,7 +52,7 @@ fn pack_c(source: &str) -> Module<'static> {
 }
 
 fn invoke(m: &LoadedModule, name: &str, args: &[u64]) -> i64 {
-    m.call(name, args).unwrap_or_else(|| panic!("{name} exported")) as i64
+    m.run(name, args).unwrap_or_else(|| panic!("{name} exported")) as i64
 }
 
 #[test]
@@ -74,7 +78,7 @@ fn gcc_and_clang_modules_load_and_compute() {
         // The data symbol is where the code writes.
         let total = loaded.read_object("shared_total").unwrap();
         assert_eq!(total, 110u64.to_le_bytes());
-        assert_eq!(loaded.call("shared_total", &[]), None, "data is not callable");
+        assert_eq!(loaded.run("shared_total", &[]), None, "data is not callable");
     }
 }
 

@@ -5,6 +5,10 @@
 //! a panic, and a failed reload leaves the running version exactly as it
 //! was.
 
+mod common;
+#[allow(unused_imports)]
+use common::{RunEntry, RunExport};
+
 use relive_smf::format::{Binding, RelocType, SectionKind, SymbolType};
 use relive_smf::{pack, Module, ModuleLoader, ModuleRegistry, ReloadOptions};
 use relive_testkit::Rng;
@@ -139,13 +143,9 @@ fn damaged_modules_load_or_fail_cleanly_and_failed_reloads_change_nothing() {
             }
             Err(_) => assert_eq!(registry.version("m"), Some(version), "round {round}"),
         }
-        assert_eq!(which.call(&[]), 7, "round {round}");
+        assert_eq!(which.run(&[]), 7, "round {round}");
         expected_total += 1;
-        assert_eq!(
-            step.call(&[1]) as i64,
-            expected_total + 8,
-            "round {round}: state intact"
-        );
+        assert_eq!(step.run(&[1]) as i64, expected_total + 8, "round {round}: state intact");
         if round % 200 == 0 {
             registry.free_retired();
         }

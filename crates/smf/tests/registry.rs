@@ -4,6 +4,10 @@
 //! versions move, imports bind across modules, and threads calling in a
 //! loop during 1,000 reloads only ever see the old or the new result.
 
+mod common;
+#[allow(unused_imports)]
+use common::{RunEntry, RunExport};
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -67,9 +71,9 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
         let which = registry.get_function("counter", "which").unwrap();
         let bump = registry.get_function("counter", "bump").unwrap();
         let via_pointer = registry.get_function("counter", "via_pointer").unwrap();
-        assert_eq!(which.call(&[]), 1);
-        assert_eq!(bump.call(&[5]), 15);
-        assert_eq!(via_pointer.call(&[1]), 16);
+        assert_eq!(which.run(&[]), 1);
+        assert_eq!(bump.run(&[5]), 15);
+        assert_eq!(via_pointer.run(&[1]), 16);
         assert_eq!(registry.version("counter"), Some(1));
         // The module's own function pointer is the stable entry too.
         assert_eq!(registry.resolve("bump"), Some(bump.addr()));
@@ -84,15 +88,15 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
         assert_eq!(report.version, 2, "{what}");
         assert_eq!(report.data, DataOutcome::Shared, "{what}");
         assert_eq!(registry.version("counter"), Some(2));
-        assert_eq!(which.call(&[]), 2, "{what}: the old pointer runs the new code");
-        assert_eq!(bump.call(&[1]), 116, "{what}: counter kept its value (16)");
+        assert_eq!(which.run(&[]), 2, "{what}: the old pointer runs the new code");
+        assert_eq!(bump.run(&[1]), 116, "{what}: counter kept its value (16)");
         assert_eq!(
-            via_pointer.call(&[1]),
+            via_pointer.run(&[1]),
             217,
             "{what}: a pointer inside the module follows too"
         );
         let calls = registry.get_function("counter", "calls_made").unwrap();
-        assert_eq!(calls.call(&[]), 4, "{what}: the static kept counting");
+        assert_eq!(calls.run(&[]), 4, "{what}: the static kept counting");
         assert_eq!(registry.retired(), 1, "the old code stays mapped");
 
         // Layout change: values copied by name and size.
@@ -109,9 +113,9 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
         };
         assert!(kept.contains(&"counter".to_string()), "{kept:?}");
         assert_eq!(report.removed, vec!["via_pointer".to_string()]);
-        assert_eq!(which.call(&[]), 3);
+        assert_eq!(which.run(&[]), 3);
         assert_eq!(
-            bump.call(&[1]),
+            bump.run(&[1]),
             217 + 7,
             "{what}: counter copied (216), extra from the file"
         );
@@ -129,10 +133,10 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
             .unwrap();
         assert_eq!(report.data, DataOutcome::Fresh);
         assert_eq!(report.added, vec!["via_pointer".to_string()]);
-        assert_eq!(bump.call(&[1]), 11, "{what}: counter back to its initial 10");
-        assert_eq!(via_pointer.call(&[1]), 12, "{what}: the earlier handle works again");
+        assert_eq!(bump.run(&[1]), 11, "{what}: counter back to its initial 10");
+        assert_eq!(via_pointer.run(&[1]), 12, "{what}: the earlier handle works again");
         assert_eq!(registry.free_retired(), 3);
-        assert_eq!(which.call(&[]), 1, "the current version survives freeing the old ones");
+        assert_eq!(which.run(&[]), 1, "the current version survives freeing the old ones");
     }
 }
 
@@ -152,7 +156,7 @@ fn imports_bind_to_other_modules_then_the_host() {
     let mut registry = ModuleRegistry::new();
     let app = module(&[("app", APP)], flags);
     match registry.load("app", &app) {
-        Err(RegistryError::Load { module, source }) => {
+        Err(RegistryError::Load { module, cause: source }) => {
             assert_eq!(module, "app");
             let message = source.to_string();
             assert!(message.contains("twice") || message.contains("base"), "{message}");
@@ -165,17 +169,17 @@ fn imports_bind_to_other_modules_then_the_host() {
     let text = std::ffi::CString::new("four").unwrap();
     let use_fn = registry.get_function("app", "use").unwrap();
     assert_eq!(
-        use_fn.call(&[text.as_ptr() as u64]),
+        use_fn.run(&[text.as_ptr() as u64]),
         1008,
         "strlen from the host, twice from lib"
     );
-    assert_eq!(registry.get_function("app", "read_base").unwrap().call(&[]), 1000);
+    assert_eq!(registry.get_function("app", "read_base").unwrap().run(&[]), 1000);
 
     // Reloading the library reaches the importing module's calls.
     registry
         .reload("lib", &module(&[("lib", LIB_V2)], flags), ReloadOptions::default())
         .unwrap();
-    assert_eq!(use_fn.call(&[text.as_ptr() as u64]), 1012);
+    assert_eq!(use_fn.run(&[text.as_ptr() as u64]), 1012);
     assert_eq!(registry.version("app"), Some(1));
 
     // A library whose importer needs a symbol it drops, or that is still
@@ -188,7 +192,7 @@ fn imports_bind_to_other_modules_then_the_host() {
     );
     let err = registry.unload("lib").unwrap_err();
     assert!(matches!(err, RegistryError::StillImported { .. }), "{err}");
-    assert_eq!(use_fn.call(&[text.as_ptr() as u64]), 1012);
+    assert_eq!(use_fn.run(&[text.as_ptr() as u64]), 1012);
     assert_eq!(registry.version("lib"), Some(2));
 
     registry.unload("app").unwrap();
@@ -222,7 +226,7 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
                 started.fetch_add(1, Ordering::SeqCst);
                 while !stop.load(Ordering::Relaxed) {
                     x = (x + 7) % 100_000;
-                    let version = match compute.call(&[x]) {
+                    let version = match compute.run(&[x]) {
                         r if r == 3 * x + 1 => {
                             old += 1;
                             0
@@ -280,7 +284,7 @@ fn threads_calling_through_entries_during_1000_reloads_see_old_or_new() {
     );
     assert!(hits > 0, "the shared counter saw the calls");
     assert_eq!(registry.free_retired() as u64, reloads);
-    assert_eq!(compute.call(&[1]), 4, "pairs of reloads end on the first version");
+    assert_eq!(compute.run(&[1]), 4, "pairs of reloads end on the first version");
 }
 
 #[test]
@@ -291,7 +295,7 @@ fn dropping_the_registry_makes_old_handles_trap_not_run_freed_code() {
         .unwrap();
     let compute = registry.get_function("leaf", "compute").unwrap();
     let code = registry.module("leaf").unwrap().function("compute").unwrap();
-    assert_eq!(compute.call(&[2]), 7);
+    assert_eq!(compute.run(&[2]), 7);
     assert_eq!(compute.target(), code);
     assert!(!compute.traps());
     drop(registry);
@@ -320,20 +324,20 @@ fn module_files_are_read_whole_whatever_their_size() {
     let mut registry = ModuleRegistry::new();
     registry.load_file("counter", &path).unwrap();
     let which = registry.get_function("counter", "which").unwrap();
-    assert_eq!(which.call(&[]), 1);
+    assert_eq!(which.run(&[]), 1);
 
     assert!(write(&big) > 4 * small);
     registry
         .reload_file("counter", &path, ReloadOptions::default())
         .unwrap();
-    assert_eq!(which.call(&[]), 2);
-    assert_eq!(registry.get_function("counter", "big_at").unwrap().call(&[7]), 5);
+    assert_eq!(which.run(&[]), 2);
+    assert_eq!(registry.get_function("counter", "big_at").unwrap().run(&[7]), 5);
 
     write(COUNTER_V3);
     registry
         .reload_file("counter", &path, ReloadOptions::default())
         .unwrap();
-    assert_eq!(which.call(&[]), 3, "a shorter file after a longer one");
+    assert_eq!(which.run(&[]), 3, "a shorter file after a longer one");
 
     // A missing file is named, changes nothing, and the next read works.
     let missing = dir.path().join("missing.smf");
@@ -347,7 +351,7 @@ fn module_files_are_read_whole_whatever_their_size() {
     registry
         .reload_file("counter", &path, ReloadOptions::default())
         .unwrap();
-    assert_eq!(which.call(&[]), 1);
+    assert_eq!(which.run(&[]), 1);
 }
 
 /// One `static` function named `scale` in each of two objects of a
@@ -373,8 +377,8 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
     let first = registry.get_function("m", "scale").unwrap();
     let second = registry.get_function("m", "scale#1").unwrap();
     assert_ne!(first.addr(), second.addr());
-    assert_eq!(first.call(&[10]), 20);
-    assert_eq!(second.call(&[10]), 30);
+    assert_eq!(first.run(&[10]), 20);
+    assert_eq!(second.run(&[10]), 30);
     for missing in ["scale#2", "scale#0", "scale#01", "first#1"] {
         assert!(registry.get_function("m", missing).is_none(), "{missing}");
     }
@@ -383,9 +387,9 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
         .reload("m", &two_scales(5, 7), ReloadOptions::default())
         .unwrap();
     assert!(report.added.is_empty() && report.removed.is_empty(), "{report:?}");
-    assert_eq!(first.call(&[10]), 50, "the handle follows the first object's scale");
-    assert_eq!(second.call(&[10]), 70, "and this one the second's");
-    assert_eq!(registry.get_function("m", "second").unwrap().call(&[10]), 71);
+    assert_eq!(first.run(&[10]), 50, "the handle follows the first object's scale");
+    assert_eq!(second.run(&[10]), 70, "and this one the second's");
+    assert_eq!(registry.get_function("m", "second").unwrap().run(&[10]), 71);
 
     // Without the second object its keys are reported gone and trap.
     let first_only = module(
@@ -398,7 +402,7 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
     let report = registry.reload("m", &first_only, ReloadOptions::default()).unwrap();
     assert_eq!(report.removed, ["scale#1", "second"]);
     assert!(second.traps());
-    assert_eq!(first.call(&[10]), 90);
+    assert_eq!(first.run(&[10]), 90);
 }
 
 // A library whose data and read-only data another module imports.
@@ -433,9 +437,9 @@ fn an_importer_follows_objects_its_library_moves_and_never_reads_freed_memory() 
         let get_base = registry.get_function("lib", "get_base").unwrap();
         let add_base = registry.get_function("user", "add_base").unwrap();
         let greeting_length = registry.get_function("user", "greeting_length").unwrap();
-        assert_eq!(add_base.call(&[1]), 1001);
-        assert_eq!(get_base.call(&[]), 1001, "{flags:?}: one `base`");
-        assert_eq!(greeting_length.call(&[]), 5);
+        assert_eq!(add_base.run(&[1]), 1001);
+        assert_eq!(get_base.run(&[]), 1001, "{flags:?}: one `base`");
+        assert_eq!(greeting_length.run(&[]), 5);
 
         // The library's data moves: the importer is relinked to the new
         // place, so both modules keep sharing one `base`.
@@ -444,17 +448,17 @@ fn an_importer_follows_objects_its_library_moves_and_never_reads_freed_memory() 
             .unwrap();
         assert!(matches!(&report.data, DataOutcome::Copied { .. }), "{:?}", report.data);
         assert_eq!(report.relinked, vec!["user".to_string()], "{flags:?}");
-        assert_eq!(get_base.call(&[]), 1001, "{flags:?}: value copied");
-        assert_eq!(add_base.call(&[10]), 1011);
+        assert_eq!(get_base.run(&[]), 1001, "{flags:?}: value copied");
+        assert_eq!(add_base.run(&[10]), 1011);
         assert_eq!(
-            get_base.call(&[]),
+            get_base.run(&[]),
             1011,
             "{flags:?}: the library sees the importer's write"
         );
         assert_eq!(registry.version("user"), Some(1), "a relink is not a new version");
         let through_pointer = registry.get_function("user", "through_pointer").unwrap();
         assert_eq!(
-            through_pointer.call(&[]),
+            through_pointer.run(&[]),
             1011,
             "{flags:?}: a pointer in the importer's data follows too"
         );
@@ -462,7 +466,7 @@ fn an_importer_follows_objects_its_library_moves_and_never_reads_freed_memory() 
         // Old versions freed: the importer reads the new literal, not the
         // unmapped old one.
         assert!(registry.free_retired() >= 2);
-        assert_eq!(greeting_length.call(&[]), 12, "{flags:?}");
+        assert_eq!(greeting_length.run(&[]), 12, "{flags:?}");
 
         // Same layout: data stays where it was; the literal still moves
         // with the code, so the importer is relinked again.
@@ -472,9 +476,9 @@ fn an_importer_follows_objects_its_library_moves_and_never_reads_freed_memory() 
         assert_eq!(report.data, DataOutcome::Shared);
         assert_eq!(report.relinked, vec!["user".to_string()]);
         registry.free_retired();
-        assert_eq!(greeting_length.call(&[]), 12);
-        assert_eq!(add_base.call(&[1]), 1012);
-        assert_eq!(get_base.call(&[]), 1012);
+        assert_eq!(greeting_length.run(&[]), 12);
+        assert_eq!(add_base.run(&[1]), 1012);
+        assert_eq!(get_base.run(&[]), 1012);
     }
 }
 
@@ -512,8 +516,8 @@ fn relinks_cascade_through_read_only_data_and_a_cycle_is_refused_unchanged() {
         .unwrap();
     assert_eq!(report.relinked, vec!["middle".to_string(), "top".to_string()]);
     assert_eq!(registry.free_retired(), 3);
-    assert_eq!(middle.call(&[]), 3000);
-    assert_eq!(top.call(&[]), 4);
+    assert_eq!(middle.run(&[]), 3000);
+    assert_eq!(top.run(&[]), 4);
     assert_eq!(registry.version("middle"), Some(1));
 
     // A library that now imports middle's read-only data, which moves when
@@ -529,9 +533,9 @@ fn relinks_cascade_through_read_only_data_and_a_cycle_is_refused_unchanged() {
     assert!(err.to_string().contains("import functions instead"), "{err}");
     assert_eq!(registry.version("lib"), Some(2));
     assert_eq!(registry.retired(), 0, "the failed reload kept nothing");
-    assert_eq!(registry.get_function("lib", "get_base").unwrap().call(&[]), 1000);
-    assert_eq!(middle.call(&[]), 3000);
-    assert_eq!(top.call(&[]), 4);
+    assert_eq!(registry.get_function("lib", "get_base").unwrap().run(&[]), 1000);
+    assert_eq!(middle.run(&[]), 3000);
+    assert_eq!(top.run(&[]), 4);
 }
 
 // A pointer global initialised to a literal, which lives with the code.
@@ -569,7 +573,7 @@ fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
         let mut registry = ModuleRegistry::new();
         registry.load("m", &module(&[("m", POINTER_V1)], flags)).unwrap();
         let length = registry.get_function("m", "message_length").unwrap();
-        assert_eq!(length.call(&[]), 5);
+        assert_eq!(length.run(&[]), 5);
 
         // Kept storage: the pointer still holds its initial value, so it
         // moves to the new literal; the old code is then freed.
@@ -578,7 +582,7 @@ fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
             .unwrap();
         assert_eq!(report.data, DataOutcome::Shared);
         assert_eq!(registry.free_retired(), 1);
-        assert_eq!(length.call(&[]), 12, "{flags:?}: message follows its literal");
+        assert_eq!(length.run(&[]), 12, "{flags:?}: message follows its literal");
         let in_code = |registry: &ModuleRegistry| {
             let (start, end) = registry.module("m").unwrap().range();
             (start..end).contains(&message(registry))
@@ -591,17 +595,17 @@ fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
             .unwrap();
         assert!(matches!(&report.data, DataOutcome::Copied { kept } if kept.contains(&"message".to_string())));
         registry.free_retired();
-        assert_eq!(length.call(&[]), 2, "{flags:?}");
+        assert_eq!(length.run(&[]), 2, "{flags:?}");
         assert!(in_code(&registry), "{flags:?}");
 
         // A pointer the program changed keeps its value.
-        registry.get_function("m", "point_at_buffer").unwrap().call(&[]);
-        assert_eq!(length.call(&[]), 7);
+        registry.get_function("m", "point_at_buffer").unwrap().run(&[]);
+        assert_eq!(length.run(&[]), 7);
         registry
             .reload("m", &module(&[("m", POINTER_V2)], flags), ReloadOptions::default())
             .unwrap();
         registry.free_retired();
-        assert_eq!(length.call(&[]), 7, "{flags:?}: still the buffer");
+        assert_eq!(length.run(&[]), 7, "{flags:?}: still the buffer");
         assert_eq!(
             message(&registry),
             registry.resolve("buffer").unwrap(),
@@ -610,7 +614,7 @@ fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
 
         // A literal the program chose stays where it is (in the retired
         // code: the host must not free that while the pointer is in use).
-        registry.get_function("m", "point_at_literal").unwrap().call(&[]);
+        registry.get_function("m", "point_at_literal").unwrap().run(&[]);
         let chosen = message(&registry);
         registry
             .reload("m", &module(&[("m", POINTER_V2)], flags), ReloadOptions::default())
@@ -658,7 +662,7 @@ fn with_function_sections_old_code_still_running_calls_the_new_static_function()
         let stop = Arc::new(AtomicU64::new(0));
         let running = {
             let (spin, stop) = (spin.clone(), stop.clone());
-            std::thread::spawn(move || spin.call(&[stop.as_ptr() as u64, 21]))
+            std::thread::spawn(move || spin.run(&[stop.as_ptr() as u64, 21]))
         };
         // The loop is in the first version's code before the reload...
         let steps = |registry: &ModuleRegistry| {

@@ -5,6 +5,10 @@
 //! Both install paths (/proc/self/mem, and protect-write-protect), in a
 //! process of its own since the switch between them is process-wide.
 
+mod common;
+#[allow(unused_imports)]
+use common::{RunEntry, RunExport};
+
 use relive_smf::format::SectionKind;
 use relive_smf::memory::{set_proc_mem_writes, Region, PAGE};
 use relive_smf::{pack, LoadedModule};
@@ -61,7 +65,7 @@ fn a_code_section_claiming_far_more_memory_than_bytes_loads_without_allocating_i
         let resident = resident_kib(start).unwrap();
         assert!(resident <= 64, "proc_mem {proc_mem}: {resident} KiB resident");
         // Code at the start and the literal past the gap were both written.
-        assert_eq!(loaded.call("first", &[]), Some(u64::from(b'h')), "proc_mem {proc_mem}");
+        assert_eq!(loaded.run("first", &[]), Some(u64::from(b'h')), "proc_mem {proc_mem}");
     }
     set_proc_mem_writes(true);
 }

@@ -35,9 +35,6 @@ pub struct Args {
     /// The database to write (merged with what it holds).
     #[arg(short, long, value_name = "PATH", default_value = "compile_commands.json")]
     output: PathBuf,
-    /// No line per recorded compile, only the summary.
-    #[arg(short, long)]
-    quiet: bool,
     /// At the end, one JSON object on stderr instead of text:
     /// {"event":"built","status","recorded","files","database","written"}.
     #[arg(long)]
@@ -147,7 +144,7 @@ fn build_ended() {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (program, rest) = args.command.split_first().expect("clap requires the command");
-    let progress = !(args.quiet || args.json);
+    let progress = !(crate::output::quiet() || args.json);
     interrupt_the_build_on_signals()?;
     let mut recorder = Recorder::new();
     let status = exec_trace::run_traced(program, rest, &mut |exec| {

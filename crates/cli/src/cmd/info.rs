@@ -32,7 +32,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     print_human(&mut w, &info, image.layout())?;
     w.flush()?;
     for warning in &info.warnings {
-        eprintln!("warning: {warning}");
+        eprintln!(
+            "{} {warning}",
+            crate::output::paint("warning:", crate::output::Tone::Warn)
+        );
     }
     Ok(())
 }

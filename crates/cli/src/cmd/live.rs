@@ -13,6 +13,7 @@ use relive_process::{Process, ThreadState};
 use serde::Serialize;
 
 use crate::output::print_json;
+use crate::output::{paint_out, Tone};
 
 /// Show a running process's program image, shared libraries and threads.
 ///
@@ -182,7 +183,7 @@ fn print_ps(r: &PsReport) -> anyhow::Result<()> {
         )?;
     }
     for w in &r.warnings {
-        writeln!(out, "warning: {w}")?;
+        writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
     }
     Ok(())
 }

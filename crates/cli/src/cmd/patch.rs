@@ -16,6 +16,7 @@ use relive_patch::{ObjectFile, PatchError};
 use serde::Serialize;
 
 use crate::output::print_json;
+use crate::output::{paint_out, Tone};
 
 /// Patch a running process with a freshly compiled object file.
 ///
@@ -178,7 +179,7 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let Some(r) = report else {
         writeln!(out, "nothing to patch: no function changed")?;
         for w in target.warnings.iter().chain(&concern) {
-            writeln!(out, "warning: {w}")?;
+            writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
         }
         return Ok(());
     };
@@ -231,11 +232,11 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     for h in &r.hooks {
         match h.failed() {
             false => writeln!(out, "{}", h.describe())?,
-            true => writeln!(out, "warning: {}", h.describe())?,
+            true => writeln!(out, "{} {}", paint_out("warning:", Tone::Warn), h.describe())?,
         }
     }
     for w in &r.warnings {
-        writeln!(out, "warning: {w}")?;
+        writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
     }
     Ok(())
 }
@@ -270,7 +271,7 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
         )?;
     }
     for w in &report.warnings {
-        writeln!(out, "warning: {w}")?;
+        writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
     }
     Ok(())
 }

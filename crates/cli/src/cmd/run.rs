@@ -13,6 +13,8 @@ use relive_reload::sources::{self, CompileCommand};
 use relive_reload::watch::{watch, Debounce, Ended, FileEvents};
 use relive_reload::{Baseline, EventKind, ReloadEvent, Reloader};
 
+use crate::output::{paint, Tone};
+
 /// Start a program and live-reload it: every saved edit to one of its C
 /// files is recompiled and patched into it while it runs.
 ///
@@ -71,9 +73,6 @@ pub struct Options {
     /// Patch edits even of functions whose compile here differs from the running code.
     #[arg(long)]
     trust_baselines: bool,
-    /// Print every compile command relive runs, and where it came from.
-    #[arg(short, long)]
-    verbose: bool,
     /// Milliseconds of quiet after a change before compiling. Default: 2
     /// once the changed files were closed after writing or renamed into
     /// place (a complete save), 10 while one may still be written.
@@ -93,7 +92,8 @@ fn print_event(e: &ReloadEvent, json: bool) {
         return;
     }
     let _ = match e.event {
-        EventKind::Patched | EventKind::Unreachable => writeln!(err, "relive: {}: {}", e.file, e.summary()),
+        EventKind::Patched => writeln!(err, "relive: {}: {}", e.file, paint(&e.summary(), Tone::Good)),
+        EventKind::Unreachable => writeln!(err, "relive: {}: {}", e.file, paint(&e.summary(), Tone::Warn)),
         EventKind::NoChange => writeln!(
             err,
             "relive: {}: no function changed ({:.1} ms)",
@@ -102,15 +102,16 @@ fn print_event(e: &ReloadEvent, json: bool) {
         ),
         EventKind::CompileError => writeln!(
             err,
-            "relive: {}: does not compile; the program runs on unchanged:\n{}",
+            "relive: {}: {}; the program runs on unchanged:\n{}",
             e.file,
+            paint("does not compile", Tone::Bad),
             e.message.as_deref().unwrap_or("")
         ),
         _ => writeln!(
             err,
             "relive: {}: {} — {}",
             e.file,
-            e.event,
+            paint(&e.event.to_string(), Tone::Warn),
             e.message.as_deref().unwrap_or("")
         ),
     };
@@ -130,7 +131,10 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
         print_event(e, json);
     }
     if !unchanged.is_empty() {
-        eprintln!("relive: no function changed in {}", list_briefly(&unchanged, false));
+        crate::output::note(&format!(
+            "relive: no function changed in {}",
+            list_briefly(&unchanged, false)
+        ));
     }
 }
 
@@ -232,11 +236,11 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                 .unwrap_or_default();
             if let Some(hit) = reloader.find_command(&file, &others)? {
                 if !options.json {
-                    eprintln!(
+                    crate::output::note(&format!(
                         "relive: {} compiles into the running code with compile_commands.json's other entry for it: {}",
                         file.display(),
                         hit.display()
-                    );
+                    ));
                 }
                 outcome = Baseline::Verified(Default::default());
             }
@@ -247,12 +251,12 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
             if matches!(command.origin, "debug info" | "default") && recorded_nothing {
                 let candidates = guesses(&command, found.as_deref());
                 if let Some(hit) = reloader.find_command(&file, &candidates)? {
-                    if options.verbose {
-                        eprintln!(
+                    if crate::output::verbose() {
+                        crate::output::note(&format!(
                             "relive: {} compiles into the running code with {} (options guessed)",
                             file.display(),
                             hit.args.join(" ")
-                        );
+                        ));
                     }
                     guessed.push(file.display().to_string());
                     found = Some(hit.args[2..4].to_vec());
@@ -337,19 +341,19 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
         print_event(event, options.json);
     }
     if !guessed.is_empty() && !options.json {
-        eprintln!(
+        crate::output::note(&format!(
             "relive: the debug info records no compiler options for {}; {} compile into the running code with {} (-v shows each)",
-            list_briefly(&guessed, options.verbose),
+            list_briefly(&guessed, crate::output::verbose()),
             if guessed.len() == 1 { "it does" } else { "they do" },
             found.as_deref().unwrap_or_default().join(" ")
-        );
+        ));
     }
     if !options.json {
-        eprintln!(
+        crate::output::note(&format!(
             "relive: {verified} of {} files compile into exactly the code the program runs ({:.1} s, {jobs} at a time)",
             files.len(),
             started.elapsed().as_secs_f64()
-        );
+        ));
     }
     Ok(caught_up)
 }
@@ -473,9 +477,9 @@ fn end_session_on_signals() {
                     serde_json::json!({"event": "stopped", "pid": pid, "signal": signal, "program_running": running})
                 );
             } else if running {
-                eprintln!(
+                crate::output::note(&format!(
                     "relive: stopped watching ({name}); the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
-                );
+                ));
             }
         }
         // The shell's convention for a death by this signal.
@@ -521,7 +525,7 @@ fn reload_loop(
     reloader.snapshot = snapshot;
     reloader.trust_baselines = options.trust_baselines;
     reloader.every_unit_watched = explicit.is_empty();
-    if options.verbose {
+    if crate::output::verbose() {
         reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
             eprintln!("relive: compile ({}): {}", c.origin, c.display())
         }));
@@ -532,7 +536,7 @@ fn reload_loop(
     let since = std::time::SystemTime::now();
     let caught_up = baselines(&mut reloader, &files, options)?;
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
-    let verbose = options.verbose;
+    let verbose = crate::output::verbose();
     let ready = || {
         if json {
             eprintln!(
@@ -540,7 +544,10 @@ fn reload_loop(
                 serde_json::json!({"event": "watching", "files": names, "pid": pid})
             );
         } else {
-            eprintln!("relive: watching {} (pid {pid})", list_briefly(&names, verbose));
+            crate::output::note(&format!(
+                "relive: watching {} (pid {pid})",
+                list_briefly(&names, verbose)
+            ));
         }
     };
     let mut last = LastReload::default();

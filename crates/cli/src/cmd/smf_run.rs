@@ -126,15 +126,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // `strings` and `argv` live until the process exits below.
     let argv_addr = argv.as_ptr() as u64;
 
+    // Running the module is what the user asked for: its entry point has
+    // `main`'s shape, `int (int argc, char **argv)`, and `argv` (with the
+    // strings it points to) outlives every call.
+    let run = move || {
+        #[allow(unsafe_code)]
+        // SAFETY: as above; the module is the user's own code, trusted as
+        // a program they run is.
+        let status = unsafe { entry.call(&[argc, argv_addr]) };
+        status
+    };
     if !args.watch {
-        std::process::exit(entry.call(&[argc, argv_addr]) as i32);
+        std::process::exit(run() as i32);
     }
     let events = relive_reload::watch::FileEvents::new([args.file.clone()])
         .with_context(|| format!("watching {}", args.file.display()))?;
     let running = std::thread::Builder::new()
         .name(format!("{name}:{entry_name}"))
         .stack_size(ENTRY_STACK)
-        .spawn(move || entry.call(&[argc, argv_addr]))
+        .spawn(run)
         .context("starting the entry point's thread")?;
     let options = ReloadOptions {
         keep_data: !args.fresh_data,

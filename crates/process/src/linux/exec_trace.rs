@@ -102,7 +102,7 @@ impl Tracer {
             Err(source) => {
                 return Err(ProcessError::Spawn {
                     program: program.to_string(),
-                    source,
+                    cause: source,
                 })
             }
         };
@@ -138,7 +138,7 @@ impl Tracer {
                     return Err(ProcessError::Io {
                         pid: self.root as u32,
                         what: "waiting for the traced command".into(),
-                        source,
+                        cause: source,
                     })
                 }
             };
@@ -467,7 +467,7 @@ pub(crate) fn handle_interrupts(handler: Box<dyn FnMut(Interrupt) + Send>) -> Re
     let io_error = |what: &str| ProcessError::Io {
         pid: me,
         what: what.into(),
-        source: io::Error::last_os_error(),
+        cause: io::Error::last_os_error(),
     };
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid, writable array of two ints.
@@ -484,7 +484,7 @@ pub(crate) fn handle_interrupts(handler: Box<dyn FnMut(Interrupt) + Send>) -> Re
         .map_err(|source| ProcessError::Io {
             pid: me,
             what: "starting the thread that handles interrupts".into(),
-            source,
+            cause: source,
         })?;
     HANDLER_OWNER.store(me as i32, Ordering::SeqCst);
     INTERRUPT_PIPE.store(write_end, Ordering::SeqCst);

@@ -147,7 +147,7 @@ impl LinuxProcess {
         ProcessError::Io {
             pid: self.pid,
             what: what.to_string(),
-            source,
+            cause: source,
         }
     }
 
@@ -337,7 +337,7 @@ impl Process for LinuxProcess {
             None => Err(ProcessError::Io {
                 pid: self.pid,
                 what: "parsing /proc/PID/stat and /proc/stat btime".into(),
-                source: std::io::Error::new(ErrorKind::InvalidData, "no start time"),
+                cause: std::io::Error::new(ErrorKind::InvalidData, "no start time"),
             }),
         }
     }

@@ -258,7 +258,7 @@ impl<'p> LinuxStopped<'p> {
         ProcessError::Io {
             pid: self.process.pid,
             what: format!("{doing} (thread {tid})"),
-            source: std::io::Error::from_raw_os_error(e as i32),
+            cause: std::io::Error::from_raw_os_error(e as i32),
         }
     }
 
@@ -412,7 +412,7 @@ impl<'p> LinuxStopped<'p> {
                     "running a system call at {:#x} left thread {tid} at {:#x}",
                     gadgets.syscall_ret, after.rip
                 ),
-                source: std::io::Error::other("the system call did not run"),
+                cause: std::io::Error::other("the system call did not run"),
             });
         }
         Ok(after.rax as i64)
@@ -630,7 +630,7 @@ impl<'p> LinuxStopped<'p> {
                     "single-stepping the syscall instruction at {insn:#x} left thread {tid} at {:#x}",
                     after.rip
                 ),
-                source: std::io::Error::other("the system call did not run"),
+                cause: std::io::Error::other("the system call did not run"),
             });
         }
         Ok(after.rax as i64)
@@ -672,7 +672,7 @@ impl<'p> LinuxStopped<'p> {
             return Err(ProcessError::RemoteSyscall {
                 pid: self.process.pid,
                 call: name.to_string(),
-                source: std::io::Error::from_raw_os_error(-ret as i32),
+                cause: std::io::Error::from_raw_os_error(-ret as i32),
             });
         }
         Ok(ret)
@@ -803,7 +803,7 @@ impl Stopped for LinuxStopped<'_> {
             return Err(ProcessError::RemoteSyscall {
                 pid: self.process.pid,
                 call: format!("mmap({addr:#x}, {len:#x})"),
-                source: std::io::Error::from_raw_os_error(-ret as i32),
+                cause: std::io::Error::from_raw_os_error(-ret as i32),
             });
         }
         if ret as u64 != addr {
