@@ -47,7 +47,7 @@ pub fn report_usage(err: &clap::Error) -> i32 {
     let hint: Vec<&str> = lines.map(str::trim).collect();
     let code = err.exit_code();
     let value = serde_json::json!({ "error": message, "hint": hint.join("; "), "exit_code": code });
-    eprintln!("{value}");
+    crate::output::say!("{value}");
     code
 }
 
@@ -63,14 +63,14 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
     let hint = hint_for(err);
     if json {
         let value = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
-        eprintln!("{value}");
+        crate::output::say!("{value}");
     } else {
-        eprintln!(
+        crate::output::say!(
             "relive: {} {message}",
             crate::output::paint("error:", crate::output::Tone::Bad)
         );
         if let Some(hint) = hint {
-            eprintln!("hint: {hint}");
+            crate::output::say!("hint: {hint}");
         }
     }
     code

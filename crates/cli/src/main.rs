@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
                   live-patches them with freshly compiled code: `relive run -- ./app` patches every \
                   saved edit of its sources into it.\n\n\
                   Numbers are printed in hex; with --json they are JSON integers. Numbers you type \
-                  may be decimal (4213215) or hex (0x4049e0).",
+                  may be decimal (4213215) or hex (0x4049e0). --json, -q, -v and --color mean the same \
+                  before or after the command's name.",
     after_help = exit::HELP
 )]
 struct Cli {
@@ -102,11 +103,24 @@ const TAKE_A_PID: &[&str] = &[
 /// Where the command's name is: the first argument after the program's
 /// name that is not an option.
 fn command_position(args: &[std::ffi::OsString]) -> Option<usize> {
-    args.iter()
-        .skip(1)
-        .position(|a| !a.to_string_lossy().starts_with('-'))
-        .map(|k| k + 1)
+    let mut k = 1;
+    while let Some(arg) = args.get(k) {
+        let arg = arg.to_string_lossy();
+        if !arg.starts_with('-') {
+            return Some(k);
+        }
+        // A global option's value is not the command (`--color always`).
+        k += if GLOBAL_WITH_VALUE.contains(&arg.as_ref()) {
+            2
+        } else {
+            1
+        };
+    }
+    None
 }
+
+/// Global options given with a separate value.
+const GLOBAL_WITH_VALUE: &[&str] = &["--color"];
 
 /// One way to name a process everywhere: `PID` first, or `--pid PID`
 /// (`--pid=PID`) anywhere before a `--`, which is moved to that place.
@@ -235,6 +249,14 @@ mod tests {
             args("relive status 42 --json")
         );
         assert_eq!(json_anywhere(args("relive --json")), args("relive --json"));
+        assert_eq!(
+            json_anywhere(args("relive --json --color always status 42")),
+            args("relive --color always status --json 42")
+        );
+        assert_eq!(
+            json_anywhere(args("relive --color always --json status 42")),
+            args("relive --color always status --json 42")
+        );
     }
 
     #[test]

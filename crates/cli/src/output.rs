@@ -71,10 +71,21 @@ pub fn verbose() -> bool {
     ui().verbosity == Verbosity::Verbose
 }
 
+/// Prints a line on stderr, ignoring a closed stderr: `relive run … 2>&1
+/// | head` ends the reader, not relive and the program it watches
+/// (`eprintln!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Prints a progress line or note on stderr, unless `-q`.
 pub fn note(text: &str) {
     if !quiet() {
-        eprintln!("{text}");
+        say!("{text}");
     }
 }
 

@@ -217,3 +217,25 @@ fn quiet_and_verbose_change_what_watch_says() {
         assert_eq!((watching, compile), (progress, compiles), "{flags:?}: {seen:?}");
     }
 }
+
+/// `RELIVE_STATE_DIR=` (set but empty) is as if unset: the default state
+/// directory, not an error naming an empty path.
+#[test]
+fn an_empty_state_dir_variable_means_the_default() {
+    let target = Target::start_c(APP, &["-O1", "-g"]);
+    target.wait_for("v 1");
+    let runtime = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(runtime.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["status", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", "")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || out.status.code() == Some(3), "{text}");
+    assert!(
+        text.contains(&runtime.path().join("relive").display().to_string()),
+        "{text}"
+    );
+}

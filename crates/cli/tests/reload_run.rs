@@ -314,6 +314,39 @@ fn event_lines(stderr: impl std::io::Read + 'static) -> Box<dyn Iterator<Item = 
     )
 }
 
+/// `relive watch --json PID` on `target`'s program, its state beside it:
+/// the session and its event lines, read up to its `watching` event.
+fn watch_json(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>) {
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = event_lines(watch.stderr.take().unwrap());
+    let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(ready["event"], "watching", "{ready}");
+    (watch, events)
+}
+
+/// Saves `text` as `target`'s source and waits for its `patched` event,
+/// then for the program to print a line starting with `prints`; stops the
+/// program, and with it the watch (status 0).
+fn edit_under_watch(
+    mut target: Target,
+    (mut watch, mut events): (std::process::Child, Box<dyn Iterator<Item = String>>),
+    text: &str,
+    prints: &str,
+) {
+    std::fs::write(target.dir.path().join("target.c"), text).unwrap();
+    let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix(prints);
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {
@@ -484,25 +517,10 @@ int main(void) {
 /// it ends (status 0) when the program does.
 #[test]
 fn watch_attaches_to_a_running_program() {
-    let mut target = Target::start_c(APP, &["-O2", "-g"]);
+    let target = Target::start_c(APP, &["-O2", "-g"]);
     target.wait_for_prefix("value 1 ");
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["watch", "--json", "--pid", &target.pid_arg()])
-        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut events = event_lines(watch.stderr.take().unwrap());
-    let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
-    assert_eq!(ready["event"], "watching", "{ready}");
-    let source = target.dir.path().join("target.c");
-    std::fs::write(&source, APP.replace("return 1;", "return 5;")).unwrap();
-    let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
-    assert_eq!(e["event"], "patched", "{e}");
-    target.wait_for_prefix("value 5 ");
-    target.child.kill().unwrap();
-    target.child.wait().unwrap();
-    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    let session = watch_json(&target);
+    edit_under_watch(target, session, &APP.replace("return 1;", "return 5;"), "value 5 ");
 }
 
 /// A two-file C++ program built with `g++ -O2 -g`, under plain `relive run
@@ -650,4 +668,142 @@ fn a_program_rebuilt_on_disk_is_still_searched_for_callers() {
     let e = s.event();
     assert_eq!(e["event"], "patched", "{e}");
     s.target.wait_for_prefix("value 3 ");
+}
+
+/// A function this session patched and another relive command reverted
+/// stays reverted (the user asked for that), and the next save of its
+/// file says so: the program then runs other code than the file has.
+/// Before, the save said only "patched second" and the mix went unsaid.
+#[test]
+fn a_save_after_another_commands_revert_says_what_runs() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int first(void) { return 1; }
+__attribute__((noinline, noipa)) int second(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("sum %d\n", first() + second()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(TWO, &["-O2", "-g"]);
+    s.target.wait_for("sum 11");
+    s.edit("return 1;", "return 2;");
+    s.edit("return 10;", "return 20;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("sum 22");
+    let state = s.target.dir.path().join("state");
+    // The program is relive's child.
+    let relive_pid = s.target.pid();
+    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
+    let program = children
+        .split_whitespace()
+        .next()
+        .expect("the program runs")
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &program, "first"])
+        .env("RELIVE_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.target.wait_for("sum 21");
+    // Only `second` changes in this save; `first` stays reverted, said.
+    s.edit("return 20;", "return 30;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("first was reverted or patched by another relive command"),
+        "{e}"
+    );
+    s.target.wait_for("sum 31");
+    // Said once; a change to `first` patches it from the file again.
+    s.edit("return 30;", "return 40;");
+    let e = s.event();
+    assert!(!e["notes"].to_string().contains("another relive command"), "{e}");
+    s.target.wait_for("sum 41");
+    s.edit("return 2;", "return 3;");
+    let e = s.event();
+    assert_eq!(e["functions"], serde_json::json!(["first"]), "{e}");
+    s.target.wait_for("sum 43");
+}
+
+/// A reader of relive's messages that goes away (`relive run … 2>&1 |
+/// head -3`) does not end relive with a panic (exit 101): it runs on and
+/// exits with the program's status.
+#[test]
+fn a_closed_stderr_does_not_end_relive() {
+    const SHORT: &str = "#include <unistd.h>\nint main(void) { usleep(1500000); return 7; }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SHORT, &["-O0", "-g"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.starts_with("relive: "), "{first}");
+    drop(stderr);
+    // relive says the program exited, into the closed pipe.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+}
+
+/// `relive watch PID` on a program whose file was replaced on disk after
+/// it started (`make -B`): its sources are read from the running image's
+/// debug info (before: "no C or C++ sources to watch … (deleted)").
+#[test]
+fn watch_finds_the_sources_of_a_program_replaced_on_disk() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for_prefix("value 1 ");
+    let bytes = std::fs::read(&target.exe).unwrap();
+    std::fs::remove_file(&target.exe).unwrap();
+    std::fs::write(&target.exe, bytes).unwrap();
+    let session = watch_json(&target);
+    edit_under_watch(target, session, &APP.replace("return 1;", "return 6;"), "value 6 ");
+}
+
+/// An edit saved while no relive ran, then the program's file rebuilt on
+/// disk, then `relive watch PID`: the edit is newer than the running image
+/// (not than the file now on disk), so it is caught up at start (before:
+/// the baseline was taken for a wrong compile command and the edit
+/// refused).
+#[test]
+fn an_edit_older_than_a_rebuild_but_newer_than_the_running_image_is_caught_up() {
+    let mut target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for_prefix("value 1 ");
+    // The build's command, known (as `relive build` records it): a
+    // difference from the running code is then the edit.
+    let db = serde_json::json!([{
+        "directory": target.dir.path(),
+        "file": "target.c",
+        "command": "gcc -O2 -g -c target.c -o target.o"
+    }]);
+    std::fs::write(target.dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    // File times have a resolution coarser than this test's steps.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let source = target.dir.path().join("target.c");
+    std::fs::write(&source, APP.replace("return 1;", "return 8;")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let bytes = std::fs::read(&target.exe).unwrap();
+    std::fs::remove_file(&target.exe).unwrap();
+    std::fs::write(&target.exe, bytes).unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    target.wait_for_prefix("value 8 ");
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
 }

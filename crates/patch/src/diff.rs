@@ -116,23 +116,40 @@ pub fn stable_keys(obj: &ObjectFile) -> &[String] {
 /// static (`n.3`) by the function that refers to it and its base name.
 /// Identities that still collide get `#1`, `#2` in order.
 pub fn keys(obj: &ObjectFile) -> Vec<String> {
-    let owners = owners(obj);
-    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
-    obj.symbols
+    // Only numbered statics need their owners (a walk over every
+    // function's relocations): most objects have few or none.
+    let static_local = |sym: &Symbol| sym.local && sym.kind != Kind::Function && sym.name.contains('.');
+    let owners = if obj.symbols.iter().any(static_local) {
+        owners(obj)
+    } else {
+        HashMap::new()
+    };
+    let keys: Vec<String> = obj
+        .symbols
         .iter()
         .enumerate()
         .map(|(i, sym)| {
+            if !sym.local {
+                return sym.name.clone();
+            }
             let parsed = names::parse(&sym.name);
-            let key = if !sym.local {
-                sym.name.clone()
-            } else if parsed.numbered && sym.kind != Kind::Function {
+            if parsed.numbered && sym.kind != Kind::Function {
                 let owner = owners.get(&i).map(String::as_str).unwrap_or("?");
                 format!("static:{owner}::{}", parsed.base)
             } else {
                 format!("local:{}", parsed.stable())
-            };
-            // Unique in the object, deterministically (a later duplicate
-            // gets the first free `#n`).
+            }
+        })
+        .collect();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(keys.len());
+    if keys.iter().all(|k| seen.insert(k.as_str())) {
+        return keys;
+    }
+    // Unique in the object, deterministically: a later duplicate gets the
+    // first `#n` no earlier key has.
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    keys.into_iter()
+        .map(|key| {
             if used.insert(key.clone()) {
                 return key;
             }

@@ -28,6 +28,7 @@ pub mod signature;
 pub mod state;
 pub mod target;
 pub mod thunk;
+pub mod type_layout;
 pub mod verify;
 
 pub use diff::{diff, Diff};

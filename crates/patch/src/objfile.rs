@@ -351,8 +351,11 @@ impl ObjectFile {
         // Defined functions and data, remembering each one's ELF index.
         let mut symbols = Vec::new();
         let mut weak_undefined = std::collections::BTreeSet::new();
-        let mut by_elf_index = std::collections::HashMap::new();
-        let mut section_symbols = std::collections::HashMap::new();
+        // By ELF symbol index (dense: a vector, not a map; a relocation
+        // looks its symbol up here).
+        let elf_symbols = file.symbols().map(|s| s.index().0 + 1).max().unwrap_or(0);
+        let mut by_elf_index: Vec<Option<usize>> = vec![None; elf_symbols];
+        let mut section_symbols: Vec<Option<(usize, u64)>> = vec![None; elf_symbols];
         let mut source = None;
         for sym in file.symbols() {
             let name = sym.name().unwrap_or("").to_string();
@@ -370,7 +373,7 @@ impl ObjectFile {
             let private = sym.is_local() && name.starts_with(".L");
             if private || matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown) {
                 if let SymbolSection::Section(SectionIndex(i)) = sym.section() {
-                    section_symbols.insert(sym.index().0, (i, sym.address()));
+                    section_symbols[sym.index().0] = Some((i, sym.address()));
                 }
                 continue;
             }
@@ -404,7 +407,7 @@ impl ObjectFile {
                     None
                 }
             };
-            by_elf_index.insert(sym.index().0, symbols.len());
+            by_elf_index[sym.index().0] = Some(symbols.len());
             symbols.push(Symbol {
                 name,
                 kind,
@@ -433,6 +436,7 @@ impl ObjectFile {
             if !sections.get(section).and_then(Option::as_ref).is_some_and(|s| s.loaded) {
                 continue;
             }
+            let covering = by_section.get(&section);
             for (offset, rel) in s.relocations() {
                 let RelocationFlags::Elf { r_type } = rel.flags() else {
                     continue;
@@ -453,12 +457,12 @@ impl ObjectFile {
                 }
                 let target = match rel.target() {
                     RelocationTarget::Symbol(idx) => {
-                        if let Some(&(sec, at)) = section_symbols.get(&idx.0) {
+                        if let Some(&Some((sec, at))) = section_symbols.get(idx.0) {
                             Target::Section {
                                 section: sec,
                                 offset: (at as i64).wrapping_add(rel.addend()),
                             }
-                        } else if let Some(&i) = by_elf_index.get(&idx.0) {
+                        } else if let Some(&Some(i)) = by_elf_index.get(idx.0) {
                             Target::Defined(i)
                         } else {
                             let sym = file
@@ -489,7 +493,7 @@ impl ObjectFile {
                     pc_bias: 0,
                     synthetic: false,
                 };
-                if let Some((owner, within)) = by_section.get(&section).and_then(|c| c.at(offset)) {
+                if let Some((owner, within)) = covering.and_then(|c| c.at(offset)) {
                     symbols[owner].relocs.push(Reloc {
                         offset: within,
                         ..reloc.clone()

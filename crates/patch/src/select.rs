@@ -56,6 +56,17 @@ pub fn functions_to_patch_allowing(
             ),
         });
     }
+    // Live data keeps the old layout of every type: new code that reads
+    // it through a changed definition reads the wrong bytes.
+    let types = crate::type_layout::changed(old, new, &changed_code);
+    if !types.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the layout of a type the changed code uses changed ({}); data the program already has (on its heap, in its globals) keeps the old layout and the new code would misread it, so restart the program",
+                types.join("; ")
+            ),
+        });
+    }
     let mut names: Vec<&str> = d
         .changed
         .iter()

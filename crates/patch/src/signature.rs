@@ -115,34 +115,51 @@ fn read_signatures(
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
-        let mut tree = unit.entries_tree(None)?;
-        let root = tree.root()?;
-        let mut children = root.children();
-        while let Some(node) = children.next()? {
-            let entry = node.entry();
-            if entry.tag() != gimli::DW_TAG_subprogram {
-                continue;
-            }
-            let external = matches!(
-                entry.attr_value(gimli::DW_AT_external)?,
-                Some(AttributeValue::Flag(true))
-            );
-            let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
+        // First the wanted subprograms' places, reading the unit's entries
+        // raw: an entry that is not a subprogram of the unit itself has its
+        // attributes skipped by their forms, not parsed (a unit has
+        // thousands of functions and only a few are wanted).
+        let mut found = Vec::new();
+        let mut raw = unit.entries_raw(None)?;
+        while !raw.is_empty() {
+            let depth = raw.next_depth();
+            let offset = raw.next_offset();
+            let Some(abbrev) = raw.read_abbreviation()? else {
                 continue;
             };
-            let declaration = entry.attr_value(gimli::DW_AT_declaration)?.is_some();
+            if depth != 1 || abbrev.tag() != gimli::DW_TAG_subprogram {
+                raw.skip_attributes(abbrev.attributes())?;
+                continue;
+            }
+            let (mut external, mut declaration, mut name) = (false, false, None);
+            for spec in abbrev.attributes() {
+                let attr = raw.read_attribute(*spec)?;
+                match attr.name() {
+                    gimli::DW_AT_external => external = matches!(attr.value(), AttributeValue::Flag(true)),
+                    gimli::DW_AT_declaration => declaration = true,
+                    gimli::DW_AT_name => name = Some(attr.value()),
+                    _ => {}
+                }
+            }
+            let Some(name) = name else {
+                continue;
+            };
             if !external || declaration != (kind == Kind::Declarations) {
                 continue;
             }
             let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
-            if !wanted.contains(&*name) {
-                continue;
+            if wanted.contains(&*name) {
+                found.push((name.into_owned(), offset));
             }
-            let name = name.into_owned();
+        }
+        // Then each one's return and parameter types.
+        for (name, offset) in found {
+            let mut tree = unit.entries_tree(Some(offset))?;
+            let node = tree.root()?;
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
             let resolve = kind != Kind::Definitions;
-            let ret = type_name(dwarf, &unit, entry.attr_value(gimli::DW_AT_type)?, 0, resolve);
+            let ret = type_name(dwarf, &unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
             let mut params = Vec::new();
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {

@@ -41,10 +41,12 @@ fn our_uid() -> u32 {
 /// `$XDG_RUNTIME_DIR/relive`, else `/tmp/relive-UID`. Not checked: see
 /// [`StateDir::open`].
 pub fn default_path() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RELIVE_STATE_DIR") {
+    // Set but empty counts as unset, as shells treat `VAR=`.
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("RELIVE_STATE_DIR") {
         return PathBuf::from(dir);
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+    if let Some(dir) = set("XDG_RUNTIME_DIR") {
         return PathBuf::from(dir).join("relive");
     }
     PathBuf::from(format!("/tmp/relive-{}", our_uid()))

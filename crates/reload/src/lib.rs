@@ -260,6 +260,12 @@ pub struct Reloader<'p> {
     /// would make it run (see `macros`).
     texts: HashMap<PathBuf, String>,
     pending_texts: HashMap<PathBuf, String>,
+    /// Per source file (as events name it): each function this session
+    /// patched, by name, with its original address and the code it was
+    /// left running. Another relive command (`revert`, `patch`) may change
+    /// that behind the session's back; the next save of the file says so,
+    /// since the program then runs other code than the file has.
+    applied: HashMap<String, HashMap<String, (u64, u64)>>,
 }
 
 impl<'p> Reloader<'p> {
@@ -290,6 +296,7 @@ impl<'p> Reloader<'p> {
             baseline_us: HashMap::new(),
             texts: HashMap::new(),
             pending_texts: HashMap::new(),
+            applied: HashMap::new(),
         })
     }
 
@@ -527,7 +534,10 @@ impl<'p> Reloader<'p> {
     /// compile command unlike the build's.
     fn edited_since_build(&self, source: &Path) -> bool {
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let Some(built) = self.process.exe().ok().and_then(|exe| modified(&exe)) else {
+        // The running image's time, not the path's: after a rebuild on
+        // disk the path names a newer file than the one that runs.
+        let running = relive_process::identity::verify(self.process, &self.target.modules.main).ok();
+        let Some(built) = running.and_then(|v| modified(Path::new(&v.fingerprint.path))) else {
             return false;
         };
         std::iter::once(source.to_path_buf())
@@ -593,6 +603,7 @@ impl<'p> Reloader<'p> {
         for ((source, obj, _), report) in taken.into_iter().zip(reports) {
             let mut event = ReloadEvent::new(&source);
             record_patch(&mut event, &report);
+            self.remember_applied(&event.file, &report);
             note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
             self.time_catch_up(&mut event, &source, start);
@@ -898,6 +909,7 @@ impl<'p> Reloader<'p> {
         let mut events = settled;
         for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
             record_patch(&mut event, &report);
+            self.remember_applied(&event.file, &report);
             note_together(&mut event, &source, &names);
             self.settle(&source, new, old, &mut event);
             event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -957,6 +969,19 @@ impl<'p> Reloader<'p> {
             }
             Err(e) => return Err(e.into()),
         };
+        // Another command's revert or patch stands (the user asked for it),
+        // but the program then does not run what the file says: told once.
+        for (i, name) in self.changed_behind_our_back(&event.file, &new) {
+            if !functions.contains(&i) {
+                event.notes.push(format!(
+                    "{name} was reverted or patched by another relive command after this session patched it: the program runs that code, not {name} as {} has it; save a change to {name} to patch it from the file again",
+                    event.file
+                ));
+            }
+            if let Some(mine) = self.applied.get_mut(&event.file) {
+                mine.remove(&name);
+            }
+        }
         event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
@@ -1343,6 +1368,53 @@ impl<'p> Reloader<'p> {
         ))
     }
 
+    /// After a patch: what each function of it now runs, for
+    /// [`Reloader::changed_behind_our_back`].
+    fn remember_applied(&mut self, file: &str, report: &apply::PatchReport) {
+        let mine = self.applied.entry(file.to_string()).or_default();
+        for a in &report.applied {
+            mine.insert(a.name.clone(), (a.orig_addr, a.current_addr));
+        }
+    }
+
+    /// Functions of `file` (indices into `new`, with names) that this
+    /// session patched and the journal now shows otherwise: reverted, or
+    /// running other code, by another relive command. Read from the
+    /// journal on disk, which every command keeps.
+    fn changed_behind_our_back(&self, file: &str, new: &ObjectFile) -> Vec<(usize, String)> {
+        let Some(mine) = self.applied.get(file).filter(|m| !m.is_empty()) else {
+            return Vec::new();
+        };
+        let journal = &self.target.journal;
+        let Ok(now) = relive_patch::journal::Journal::load(
+            &self.target.journal_dir,
+            journal.pid,
+            journal.start_time,
+            &journal.image,
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, &(orig, current)) in mine {
+            let same = now
+                .patches
+                .iter()
+                .any(|p| p.orig_addr == orig && p.current_addr == current);
+            if same {
+                continue;
+            }
+            if let Some(i) = new
+                .symbols
+                .iter()
+                .position(|s| &s.name == name && s.kind == relive_patch::objfile::Kind::Function)
+            {
+                out.push((i, name.clone()));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Reads the process's modules and symbols again when its mapped files
     /// changed (a library loaded or unloaded since).
     fn refresh_target(&mut self) -> Result<(), ReloadError> {
@@ -1365,7 +1437,10 @@ impl<'p> Reloader<'p> {
         self.missing_symbol = false;
         self.refresh_target()?;
         match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
-            Ok(report) => record_patch(event, &report),
+            Ok(report) => {
+                record_patch(event, &report);
+                self.remember_applied(&event.file, &report);
+            }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
                 self.missing_symbol =
@@ -1436,7 +1511,10 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.functions = reachable.iter().map(|a| a.name.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
     event.added = report.added.iter().map(|a| a.name.clone()).collect();
-    event.notes = report.applied.iter().filter_map(|a| a.reach.note.clone()).collect();
+    // Notes made before the patch (a function patched again) stay first.
+    event
+        .notes
+        .extend(report.applied.iter().filter_map(|a| a.reach.note.clone()));
     event.notes.extend(report.warnings.iter().cloned());
     event.hooks = report.hooks.clone();
     if event.functions.is_empty() && event.added.is_empty() {

@@ -224,11 +224,14 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         true => String::new(),
         false => format!(", hooks {}", t.hooks),
     };
-    writeln!(
-        out,
-        "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}{moved}",
-        t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
-    )?;
+    // Timings are detail: left out under -q.
+    if !crate::output::quiet() {
+        writeln!(
+            out,
+            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}{moved}",
+            t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
+        )?;
+    }
     for h in &r.hooks {
         match h.failed() {
             false => writeln!(out, "{}", h.describe())?,
@@ -254,6 +257,9 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
         return print_json(&report);
     }
     let mut out = std::io::stdout().lock();
+    if report.reverted.is_empty() {
+        writeln!(out, "process {} has no patches: nothing to revert", args.pid)?;
+    }
     for r in &report.reverted {
         match r.generation {
             Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,

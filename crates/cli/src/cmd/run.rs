@@ -92,8 +92,18 @@ fn print_event(e: &ReloadEvent, json: bool) {
         return;
     }
     let _ = match e.event {
-        EventKind::Patched => writeln!(err, "relive: {}: {}", e.file, paint(&e.summary(), Tone::Good)),
-        EventKind::Unreachable => writeln!(err, "relive: {}: {}", e.file, paint(&e.summary(), Tone::Warn)),
+        EventKind::Patched => writeln!(
+            err,
+            "relive: {}: {}",
+            e.file,
+            first_word_painted(&e.summary(), Tone::Good)
+        ),
+        EventKind::Unreachable => writeln!(
+            err,
+            "relive: {}: {}",
+            e.file,
+            first_word_painted(&e.summary(), Tone::Warn)
+        ),
         EventKind::NoChange => writeln!(
             err,
             "relive: {}: no function changed ({:.1} ms)",
@@ -115,6 +125,13 @@ fn print_event(e: &ReloadEvent, json: bool) {
             e.message.as_deref().unwrap_or("")
         ),
     };
+}
+
+/// `text` with its first word (the outcome: `patched`) in `tone`'s colour.
+fn first_word_painted(text: &str, tone: Tone) -> String {
+    let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let space = if rest.is_empty() { "" } else { " " };
+    format!("{}{space}{rest}", paint(word, tone))
 }
 
 /// The reloads of one burst of saves: JSON lines one per file; as text,
@@ -143,8 +160,19 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
 type Planned = (PathBuf, CompileCommand, Vec<CompileCommand>);
 
 /// The files to watch and their compile commands.
-fn plan(exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
-    let units = sources::units(exe).unwrap_or_default();
+/// `/proc/PID/exe`: the file process `pid` runs, which the kernel keeps
+/// open even when its path (`exe`) was deleted or names a newer build.
+fn running_image(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/exe"))
+}
+
+fn plan(pid: u32, exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
+    // A program rebuilt (or deleted) on disk since it started: its debug
+    // info is read from the running image, which the kernel keeps.
+    let units = match sources::units(exe) {
+        Ok(units) => units,
+        Err(_) => sources::units(&running_image(pid)).unwrap_or_default(),
+    };
     // One spelling per file (absolute, no `..`), as the watch reports it;
     // each unit's compile command keeps the name the compiler saw.
     let units: Vec<(PathBuf, sources::Unit)> = units
@@ -219,7 +247,7 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
         }
     })?;
     if show_progress {
-        eprintln!();
+        crate::output::say!();
     }
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
@@ -408,9 +436,9 @@ fn list_briefly(names: &[String], all: bool) -> String {
 
 fn report_baseline(json: bool, value: serde_json::Value, text: String) {
     if json {
-        eprintln!("{value}");
+        crate::output::say!("{value}");
     } else {
-        eprintln!("{text}");
+        crate::output::say!("{text}");
     }
 }
 
@@ -472,7 +500,7 @@ fn end_session_on_signals() {
                 .unwrap_or(false);
             let name = relive_process::signal_name(signal);
             if json {
-                eprintln!(
+                crate::output::say!(
                     "{}",
                     serde_json::json!({"event": "stopped", "pid": pid, "signal": signal, "program_running": running})
                 );
@@ -496,7 +524,7 @@ fn reload_loop(
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
-    let files = plan(exe, explicit, cc)?;
+    let files = plan(pid, exe, explicit, cc)?;
     let process = relive_process::open(pid)?;
     // One `run`/`watch` per process: a second one is refused naming this.
     let _owner = StateDir::open()?.own(pid, process.start_time()?, command)?;
@@ -515,7 +543,7 @@ fn reload_loop(
     let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let snapshot = Snapshot::take(&paths);
     if json {
-        eprintln!(
+        crate::output::say!(
             "{}",
             serde_json::json!({"event": "starting", "pid": pid, "files": snapshot.len()})
         );
@@ -527,7 +555,7 @@ fn reload_loop(
     reloader.every_unit_watched = explicit.is_empty();
     if crate::output::verbose() {
         reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
-            eprintln!("relive: compile ({}): {}", c.origin, c.display())
+            crate::output::say!("relive: compile ({}): {}", c.origin, c.display())
         }));
     }
     for (file, command, _) in &files {
@@ -539,7 +567,7 @@ fn reload_loop(
     let verbose = crate::output::verbose();
     let ready = || {
         if json {
-            eprintln!(
+            crate::output::say!(
                 "{}",
                 serde_json::json!({"event": "watching", "files": names, "pid": pid})
             );
@@ -578,7 +606,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     use std::os::unix::process::ExitStatusExt;
     let Some(signal) = status.signal() else {
         if json {
-            eprintln!(
+            crate::output::say!(
                 "{}",
                 serde_json::json!({"event": "exited", "pid": pid, "status": status.code()})
             );
@@ -588,7 +616,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     let name = relive_process::signal_name(signal);
     let since = last.at.map(|t| t.elapsed());
     if json {
-        eprintln!(
+        crate::output::say!(
             "{}",
             serde_json::json!({
                 "event": "exited", "pid": pid, "signal": signal, "signal_name": name,
@@ -608,7 +636,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
         )),
         None => text.push_str("; no reload had patched it"),
     }
-    eprintln!("{text}");
+    crate::output::say!("{text}");
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {

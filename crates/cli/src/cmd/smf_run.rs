@@ -202,7 +202,7 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
         },
     };
     if json {
-        eprintln!("{}", serde_json::to_string(&event).expect("plain data"));
+        crate::output::say!("{}", serde_json::to_string(&event).expect("plain data"));
         return;
     }
     match outcome {
@@ -227,12 +227,13 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
             if changes.is_empty() {
                 changes = ", no function changed".to_string();
             }
-            eprintln!(
+            crate::output::say!(
                 "relive: reloaded {file}: version {}, {} function(s){changes}, {data}, {ms:.2} ms",
-                r.version, r.functions
+                r.version,
+                r.functions
             );
             if *entry_changed {
-                eprintln!(
+                crate::output::say!(
                     "relive: note: {entry} changed, but its call that is running keeps its old code (and code \
                      inlined into it, such as a static function called once); calls it makes to other functions \
                      reach their new code. Move the work you edit out of {entry}'s loop into a function \
@@ -241,7 +242,7 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
             }
         }
         // The message names the file.
-        Err(_) => eprintln!("relive: {}", event.message.unwrap_or_default()),
+        Err(_) => crate::output::say!("relive: {}", event.message.unwrap_or_default()),
     }
 }
 

@@ -88,11 +88,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     r.object, args.pid
                 )?;
             } else if r.differs.is_empty() {
-                writeln!(
-                    out,
-                    "{}: the {} functions are the code pid {} runs",
-                    r.object, r.same, args.pid
-                )?;
+                let functions = match r.same {
+                    1 => "its 1 function is".to_string(),
+                    n => format!("the {n} functions are"),
+                };
+                writeln!(out, "{}: {functions} the code pid {} runs", r.object, args.pid)?;
             } else {
                 writeln!(
                     out,

@@ -186,7 +186,12 @@ impl LinuxProcess {
             Some(3) => why.push("Yama ptrace_scope is 3 (attaching is disabled until reboot)".into()),
             _ => {}
         }
-        if why.is_empty() {
+        if why.is_empty() && our_uid == 0 {
+            why.push(
+                "the kernel refused ptrace access although relive runs as root: relive lacks CAP_SYS_PTRACE (a container started without it), or a security module (AppArmor, SELinux) forbids tracing this process"
+                    .into(),
+            );
+        } else if why.is_empty() {
             why.push(
                 "the kernel refused ptrace access (the target may be non-dumpable, e.g. setuid); run relive as root"
                     .into(),

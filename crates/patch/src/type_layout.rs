@@ -1,0 +1,351 @@
+//! Layout pre-flight: the structs, unions and classes a changed function
+//! uses, compared between the running build's object and the new one.
+//!
+//! Why: a program's live data (on its heap, in its globals, on its stacks)
+//! was laid out by the old definitions. New code that reads a `struct
+//! node` whose field moved reads the wrong bytes of every node that
+//! already exists, the top cause of crashes after a live patch. Globals
+//! whose size changed are refused by the diff; this also catches a type
+//! reached through a pointer (`struct node *`), which a diff of the code
+//! alone cannot see.
+
+use std::collections::{HashMap, HashSet};
+
+use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
+
+use crate::objfile::{Kind, ObjectFile};
+use crate::signature::with_dwarf;
+
+type Reader<'a> = EndianSlice<'a, LittleEndian>;
+
+/// How deep a chain of types is followed (pointers to structs holding
+/// pointers to structs...): far enough for real data structures, bounded
+/// for hostile input.
+const MAX_DEPTH: u32 = 24;
+
+/// The types whose layout differs between `old` and `new` among those the
+/// functions `names` of `new` use, each as "struct node: field next moved
+/// from offset 8 to 16". Empty without debug information.
+pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let wanted: HashSet<&str> = names.iter().copied().collect();
+    // The variables they refer to by name (globals and statics, whose
+    // types their own debug entries do not mention).
+    let mut variables: HashSet<String> = HashSet::new();
+    for f in new
+        .symbols
+        .iter()
+        .filter(|s| s.kind == Kind::Function && wanted.contains(s.name.as_str()))
+    {
+        for r in &f.relocs {
+            match (&r.target, new.referenced_symbol(r)) {
+                (_, Some(i)) if new.symbols[i].kind == Kind::Object => {
+                    variables.insert(crate::names::parse(&new.symbols[i].name).base);
+                }
+                // Declared here, defined in another file (`extern`).
+                (crate::objfile::Target::Undefined(name), _) => {
+                    variables.insert(name.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    let roots = Roots {
+        functions: &wanted,
+        variables: &variables,
+    };
+    let used = with_dwarf(new, |dwarf| layouts(dwarf, Some(&roots))).unwrap_or_default();
+    if used.is_empty() {
+        return Vec::new();
+    }
+    let before = with_dwarf(old, |dwarf| layouts(dwarf, None)).unwrap_or_default();
+    let mut out: Vec<String> = used
+        .iter()
+        .filter_map(|(name, now)| {
+            let was = before.get(name)?;
+            (was != now).then(|| format!("{name}: {}", difference(was, now)))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One type's layout: its size and each member's name, place and type.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Layout {
+    size: Option<u64>,
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    name: String,
+    offset: Option<u64>,
+    bits: Option<(u64, u64)>,
+    type_name: String,
+}
+
+/// The first difference between two layouts of one type, in words.
+fn difference(was: &Layout, now: &Layout) -> String {
+    for m in &now.members {
+        match was.members.iter().find(|o| o.name == m.name) {
+            None => return format!("field {} was added", m.name),
+            Some(o) if o.offset != m.offset || o.bits != m.bits => {
+                return format!(
+                    "field {} moved from offset {} to {}",
+                    m.name,
+                    o.offset.map_or("?".into(), |v| v.to_string()),
+                    m.offset.map_or("?".into(), |v| v.to_string())
+                )
+            }
+            Some(o) if o.type_name != m.type_name => {
+                return format!("field {} changed type from {} to {}", m.name, o.type_name, m.type_name)
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(o) = was
+        .members
+        .iter()
+        .find(|o| !now.members.iter().any(|m| m.name == o.name))
+    {
+        return format!("field {} was removed", o.name);
+    }
+    format!(
+        "its size changed from {} to {} bytes",
+        was.size.map_or("?".into(), |v| v.to_string()),
+        now.size.map_or("?".into(), |v| v.to_string())
+    )
+}
+
+/// The layouts of the named aggregate types of every unit: with `wanted`,
+/// those reachable from the definitions of the subprograms so named (their
+/// return and parameter types, their variables, through pointers,
+/// typedefs, arrays and members); without, every one defined at a unit's
+/// top level.
+/// Where [`layouts`] starts: definitions of these functions, and unit
+/// level variables of these names.
+struct Roots<'a, 'n> {
+    functions: &'a HashSet<&'n str>,
+    variables: &'a HashSet<String>,
+}
+
+fn layouts(dwarf: &gimli::Dwarf<Reader>, wanted: Option<&Roots>) -> Result<HashMap<String, Layout>, gimli::Error> {
+    let mut out = HashMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut walker = Walker {
+            dwarf,
+            unit: &unit,
+            seen: HashSet::new(),
+            out: &mut out,
+        };
+        let mut tree = unit.entries_tree(None)?;
+        let root = tree.root()?;
+        let mut children = root.children();
+        while let Some(node) = children.next()? {
+            let entry = node.entry();
+            let offset = entry.offset();
+            match (wanted, entry.tag()) {
+                (None, tag) if is_aggregate(tag) || tag == gimli::DW_TAG_typedef => walker.visit_type(offset, 0, None),
+                (Some(wanted), tag @ (gimli::DW_TAG_subprogram | gimli::DW_TAG_variable)) => {
+                    let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
+                        continue;
+                    };
+                    let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
+                    let root = match tag {
+                        gimli::DW_TAG_subprogram => {
+                            entry.attr_value(gimli::DW_AT_declaration)?.is_none() && wanted.functions.contains(&*name)
+                        }
+                        _ => wanted.variables.contains(&*name),
+                    };
+                    if root {
+                        walker.visit_subtree(node, 0)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_aggregate(tag: gimli::DwTag) -> bool {
+    matches!(
+        tag,
+        gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type | gimli::DW_TAG_class_type
+    )
+}
+
+struct Walker<'a, 'd> {
+    dwarf: &'a gimli::Dwarf<Reader<'d>>,
+    unit: &'a gimli::Unit<Reader<'d>>,
+    seen: HashSet<UnitOffset>,
+    out: &'a mut HashMap<String, Layout>,
+}
+
+impl Walker<'_, '_> {
+    /// Every type a subprogram's entries refer to.
+    fn visit_subtree(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
+        if depth > MAX_DEPTH {
+            return Ok(());
+        }
+        if let Some(AttributeValue::UnitRef(t)) = node.entry().attr_value(gimli::DW_AT_type)? {
+            self.visit_type(t, 0, None);
+        }
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            self.visit_subtree(child, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// The type at `offset` and what it leads to; `alias` names an
+    /// anonymous aggregate after the typedef it was reached through.
+    fn visit_type(&mut self, offset: UnitOffset, depth: u32, alias: Option<String>) {
+        if depth > MAX_DEPTH || !self.seen.insert(offset) {
+            return;
+        }
+        let Ok(entry) = self.unit.entry(offset) else {
+            return;
+        };
+        let tag = entry.tag();
+        let next = |e: &gimli::DebuggingInformationEntry<Reader>| match e.attr_value(gimli::DW_AT_type) {
+            Ok(Some(AttributeValue::UnitRef(t))) => Some(t),
+            _ => None,
+        };
+        if tag == gimli::DW_TAG_typedef {
+            if let Some(t) = next(&entry) {
+                // An anonymous struct is known by its typedef's name; the
+                // typedef is seen again for it.
+                self.seen.remove(&t);
+                self.visit_type(t, depth + 1, self.name(&entry));
+            }
+            return;
+        }
+        if !is_aggregate(tag) {
+            if let Some(t) = next(&entry) {
+                self.visit_type(t, depth + 1, None);
+            }
+            return;
+        }
+        if entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some() {
+            return;
+        }
+        let kind = match tag {
+            gimli::DW_TAG_union_type => "union",
+            gimli::DW_TAG_class_type => "class",
+            _ => "struct",
+        };
+        let key = match (self.name(&entry), alias) {
+            (Some(name), _) => format!("{kind} {name}"),
+            (None, Some(alias)) => alias,
+            (None, None) => return,
+        };
+        let mut layout = Layout {
+            size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
+            members: Vec::new(),
+        };
+        let mut member_types = Vec::new();
+        if let Ok(mut tree) = self.unit.entries_tree(Some(offset)) {
+            if let Ok(root) = tree.root() {
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let m = child.entry();
+                    if m.tag() != gimli::DW_TAG_member {
+                        continue;
+                    }
+                    let t = next(m);
+                    member_types.extend(t);
+                    let bits = udata(m.attr_value(gimli::DW_AT_bit_size).ok().flatten()).map(|size| {
+                        let at = udata(m.attr_value(gimli::DW_AT_data_bit_offset).ok().flatten()).unwrap_or(0);
+                        (at, size)
+                    });
+                    layout.members.push(Member {
+                        name: self.name(m).unwrap_or_else(|| "<anonymous>".into()),
+                        offset: udata(m.attr_value(gimli::DW_AT_data_member_location).ok().flatten()),
+                        bits,
+                        type_name: t.map_or_else(|| "?".into(), |t| self.type_name(t, 0, true)),
+                    });
+                }
+            }
+        }
+        self.out.insert(key, layout);
+        for t in member_types {
+            self.visit_type(t, depth + 1, None);
+        }
+    }
+
+    fn name(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<String> {
+        let value = entry.attr_value(gimli::DW_AT_name).ok()??;
+        Some(
+            self.dwarf
+                .attr_string(self.unit, value)
+                .ok()?
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
+    /// A member's type, spelled with its size where it has one: a field
+    /// that keeps its name and place but changes from `int` to `long`
+    /// changes the layout. What a pointer points to is named, not sized:
+    /// the pointer is 8 bytes whatever its target's size (the target's own
+    /// layout is compared on its own).
+    fn type_name(&self, offset: UnitOffset, depth: u32, sized: bool) -> String {
+        if depth > MAX_DEPTH {
+            return "?".into();
+        }
+        let Ok(entry) = self.unit.entry(offset) else {
+            return "?".into();
+        };
+        let inner = |sized: bool| match entry.attr_value(gimli::DW_AT_type) {
+            Ok(Some(AttributeValue::UnitRef(t))) => self.type_name(t, depth + 1, sized),
+            _ => "void".into(),
+        };
+        let name = self.name(&entry).unwrap_or_else(|| "<anonymous>".into());
+        match entry.tag() {
+            gimli::DW_TAG_pointer_type => format!("{}*", inner(false)),
+            gimli::DW_TAG_const_type => format!("const {}", inner(sized)),
+            gimli::DW_TAG_volatile_type => format!("volatile {}", inner(sized)),
+            gimli::DW_TAG_typedef => inner(sized),
+            gimli::DW_TAG_array_type => {
+                let count = self.array_count(offset);
+                format!("{}[{}]", inner(sized), count.map_or(String::new(), |n| n.to_string()))
+            }
+            _ if sized => {
+                let size = udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten());
+                format!("{name} ({} bytes)", size.unwrap_or(0))
+            }
+            _ => name,
+        }
+    }
+
+    /// The element count of an array type's first dimension.
+    fn array_count(&self, offset: UnitOffset) -> Option<u64> {
+        let mut tree = self.unit.entries_tree(Some(offset)).ok()?;
+        let root = tree.root().ok()?;
+        let mut children = root.children();
+        let child = children.next().ok()??;
+        let e = child.entry();
+        if let Some(n) = udata(e.attr_value(gimli::DW_AT_count).ok().flatten()) {
+            return Some(n);
+        }
+        udata(e.attr_value(gimli::DW_AT_upper_bound).ok().flatten()).map(|u| u + 1)
+    }
+}
+
+fn udata(value: Option<AttributeValue<Reader>>) -> Option<u64> {
+    match value? {
+        AttributeValue::Udata(v) => Some(v),
+        AttributeValue::Data1(v) => Some(v.into()),
+        AttributeValue::Data2(v) => Some(v.into()),
+        AttributeValue::Data4(v) => Some(v.into()),
+        AttributeValue::Data8(v) => Some(v),
+        AttributeValue::Sdata(v) => u64::try_from(v).ok(),
+        _ => None,
+    }
+}
