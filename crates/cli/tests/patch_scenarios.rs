@@ -266,11 +266,8 @@ fn patched_code_is_named_for_profilers() {
     let _ = std::fs::remove_file(&map);
 }
 
-/// A C++ member function is patched, and relive's lines name it as
-/// people write it (`Sq::area() const`, not `_ZNK2Sq4areaEv`).
-#[test]
-fn cxx_names_are_shown_demangled() {
-    const SRC: &str = r#"
+/// A C++ program with a member function, printing its result.
+const SQ: &str = r#"
 #include <cstdio>
 #include <unistd.h>
 struct Sq {
@@ -284,9 +281,14 @@ int main() {
     for (;;) { std::printf("area %d\n", q.area()); usleep(3000); }
 }
 "#;
-    let mut run = Run::start_with("g++", &[("app.cpp", SRC)], &["-O2", "-g"]);
+
+/// A C++ member function is patched, and relive's lines name it as
+/// people write it (`Sq::area() const`, not `_ZNK2Sq4areaEv`).
+#[test]
+fn cxx_names_are_shown_demangled() {
+    let mut run = Run::start_with("g++", &[("app.cpp", SQ)], &["-O2", "-g"]);
     run.expect("area 9");
-    let obj = run.object("app.cpp", &SRC.replace("return s * s;", "return s * s + 1;"));
+    let obj = run.object("app.cpp", &SQ.replace("return s * s;", "return s * s + 1;"));
     let out = run.relive(&[
         "patch",
         &run.target.pid_arg(),
@@ -1449,4 +1451,31 @@ fn s28_at(flags: &[&str]) {
     assert!(stderr.contains("permission denied"), "{stderr}");
     assert_eq!(run.peek(entry, 16), before, "nothing written");
     run.expect("value 1 neighbour 100");
+}
+
+/// JSON names a C++ function both ways: `name` as people write it and
+/// `symbol` as the object has it; `revert` and `--only` take either.
+#[test]
+fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
+    let mut run = Run::start_with("g++", &[("app.cpp", SQ)], &["-O2", "-g"]);
+    run.expect("area 9");
+    let obj = run.object("app.cpp", &SQ.replace("return s * s;", "return s * s + 1;"));
+    for (only, revert) in [
+        ("Sq::area() const", "_ZNK2Sq4areaEv"),
+        ("_ZNK2Sq4areaEv", "Sq::area() const"),
+    ] {
+        let pid = run.target.pid_arg();
+        let out = run.relive(&["patch", &pid, obj.to_str().unwrap(), "--only", only, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["applied"][0]["name"], "Sq::area() const", "{report}");
+        assert_eq!(report["applied"][0]["symbol"], "_ZNK2Sq4areaEv", "{report}");
+        run.expect("area 10");
+        let out = run.relive(&["revert", &pid, revert, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["reverted"][0]["name"], "Sq::area() const", "{report}");
+        assert_eq!(report["reverted"][0]["symbol"], "_ZNK2Sq4areaEv", "{report}");
+        run.expect("area 9");
+    }
 }

@@ -73,7 +73,11 @@ impl std::fmt::Display for Method {
 /// One function now running new code.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
+    /// As people write it (C++ demangled: `Sq::area() const`).
     pub name: String,
+    /// The symbol as the object names it (`_ZNK2Sq4areaEv`; the same as
+    /// `name` in C).
+    pub symbol: String,
     /// The function's original entry (`status` names it the same).
     pub orig_addr: u64,
     /// Where it runs now: the new code (`status`: `current_addr`).
@@ -92,14 +96,22 @@ pub struct Applied {
 /// A function the program did not have.
 #[derive(Debug, Clone, Serialize)]
 pub struct Added {
+    /// As people write it (C++ demangled: `Sq::area() const`).
     pub name: String,
+    /// The symbol as the object names it (`_ZNK2Sq4areaEv`; the same as
+    /// `name` in C).
+    pub symbol: String,
     pub addr: u64,
 }
 
 /// A data symbol the new code uses.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataUse {
+    /// As people write it (C++ demangled: `Sq::area() const`).
     pub name: String,
+    /// The symbol as the object names it (`_ZNK2Sq4areaEv`; the same as
+    /// `name` in C).
+    pub symbol: String,
     pub addr: u64,
     /// `kept` (the program's variable, state intact) or `new`.
     pub action: link::DataAction,
@@ -681,7 +693,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .iter()
                 .zip(generations)
                 .map(|(w, generation)| Applied {
-                    name: w.name.clone(),
+                    name: crate::names::readable(&w.name),
+                    symbol: w.name.clone(),
                     orig_addr: w.orig,
                     current_addr: w.new_addr,
                     generation,
@@ -700,7 +713,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .iter()
                 .filter(|f| f.replaces.is_none())
                 .map(|f| Added {
-                    name: f.name.clone(),
+                    name: crate::names::readable(&f.name),
+                    symbol: f.name.clone(),
                     addr: layout.code + f.offset,
                 })
                 .collect();
@@ -709,7 +723,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .data
                 .iter()
                 .map(|d| DataUse {
-                    name: d.name.clone(),
+                    name: crate::names::readable(&d.name),
+                    symbol: d.name.clone(),
                     addr: p.linked.address(layout, d.value),
                     action: d.action,
                 })
@@ -1482,7 +1497,11 @@ pub struct RevertReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reverted {
+    /// As people write it (C++ demangled: `Sq::area() const`).
     pub name: String,
+    /// The symbol as the object names it (`_ZNK2Sq4areaEv`; the same as
+    /// `name` in C).
+    pub symbol: String,
     pub addr: u64,
     /// The generation it runs now (`revert --last` of a later patch); null
     /// when its original code is back.
@@ -1527,9 +1546,12 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
 pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertReport> {
     let _transaction = target.transaction()?;
     let pid = target.process.pid();
+    // A function is named by its symbol or as people write it (C++
+    // demangled, as relive prints it).
+    let named = |p: &PatchRecord, n: &String| &p.name == n || crate::names::readable(&p.name) == *n;
     if let Some(names) = names {
         for n in names {
-            if !target.journal.patches.iter().any(|p| &p.name == n) {
+            if !target.journal.patches.iter().any(|p| named(p, n)) {
                 return Err(PatchError::NotPatched { pid, name: n.clone() });
             }
         }
@@ -1538,7 +1560,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         .journal
         .patches
         .iter()
-        .filter(|p| names.is_none_or(|n| n.contains(&p.name)))
+        .filter(|p| names.is_none_or(|names| names.iter().any(|n| named(p, n))))
         .cloned()
         .collect();
     revert_change(target, "revert", &selected, &[])
@@ -1587,7 +1609,8 @@ fn revert_change(
     for (p, original) in whole.iter().zip(&originals) {
         writes.push((p.span_start, original.clone(), p.orig_addr));
         reverted.push(Reverted {
-            name: p.name.clone(),
+            name: crate::names::readable(&p.name),
+            symbol: p.name.clone(),
             addr: p.orig_addr,
             generation: None,
         });
@@ -1604,7 +1627,8 @@ fn revert_change(
         record.current_addr = previous.code;
         writes.push((p.slot, previous.slot_value.to_le_bytes().to_vec(), p.orig_addr));
         reverted.push(Reverted {
-            name: p.name.clone(),
+            name: crate::names::readable(&p.name),
+            symbol: p.name.clone(),
             addr: p.orig_addr,
             generation: Some(previous.generation),
         });

@@ -3,7 +3,7 @@
 
 use crate::diff::diff;
 use crate::error::{PatchError, Result};
-use crate::objfile::{Kind, ObjectFile};
+use crate::objfile::{Kind, ObjectFile, Target};
 
 /// The functions (symbol indices of `new`) to patch. With `base`, the
 /// previous compile the program runs, only those the diff reports changed
@@ -23,7 +23,9 @@ pub fn functions_to_patch_allowing(
     callers_follow: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<usize>> {
     let Some(old) = base else {
-        return Ok(functions_where(new, |_| true));
+        let all = functions_where(new, |_| true);
+        refuse_exception_handling(new, &all)?;
+        return Ok(all);
     };
     let d = diff(old, new);
     let layout: Vec<String> = d
@@ -113,7 +115,41 @@ pub fn functions_to_patch_allowing(
             names.push(&f.name);
         }
     }
-    Ok(functions_where(new, |name| names.contains(&name)))
+    let chosen = functions_where(new, |name| names.contains(&name));
+    refuse_exception_handling(new, &chosen)?;
+    Ok(chosen)
+}
+
+/// What C++ code calls to throw, catch, or clean up while an exception
+/// passes: code that calls one of these runs the unwinder over its own
+/// frame.
+const UNWINDING: [&str; 4] = ["__cxa_throw", "__cxa_rethrow", "__cxa_begin_catch", "_Unwind_Resume"];
+
+/// Refuses functions that throw, catch or clean up after C++ exceptions:
+/// relive does not yet register unwind information (`.eh_frame`) for new
+/// code, and the unwinder, finding none for such a frame, ends the
+/// program (`std::terminate`) at the first exception. Refused, the
+/// program runs on with its old code, which unwinds as built.
+fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()> {
+    let unwinding: Vec<String> = functions
+        .iter()
+        .map(|&i| &obj.symbols[i])
+        .filter(|f| {
+            f.relocs
+                .iter()
+                .any(|r| matches!(&r.target, Target::Undefined(name) if UNWINDING.contains(&name.as_str())))
+        })
+        .map(|f| crate::names::readable(&f.name))
+        .collect();
+    if unwinding.is_empty() {
+        return Ok(());
+    }
+    Err(PatchError::Refused {
+        what: format!(
+            "{} throw, catch or clean up after C++ exceptions, and relive does not yet register unwind information for new code: the first exception in them would end the program (std::terminate); the program runs on unchanged: restart it to change them",
+            unwinding.join(", ")
+        ),
+    })
 }
 
 fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize> {

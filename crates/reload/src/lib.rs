@@ -1373,7 +1373,7 @@ impl<'p> Reloader<'p> {
     fn remember_applied(&mut self, file: &str, report: &apply::PatchReport) {
         let mine = self.applied.entry(file.to_string()).or_default();
         for a in &report.applied {
-            mine.insert(a.name.clone(), (a.orig_addr, a.current_addr));
+            mine.insert(a.symbol.clone(), (a.orig_addr, a.current_addr));
         }
     }
 
@@ -1508,9 +1508,9 @@ fn note_together(event: &mut ReloadEvent, source: &Path, names: &[String]) {
 fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.event = EventKind::Patched;
     let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
-    event.functions = reachable.iter().map(|a| a.name.clone()).collect();
-    event.unreachable = unreachable.iter().map(|a| a.name.clone()).collect();
-    event.added = report.added.iter().map(|a| a.name.clone()).collect();
+    event.functions = reachable.iter().map(|a| a.symbol.clone()).collect();
+    event.unreachable = unreachable.iter().map(|a| a.symbol.clone()).collect();
+    event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
     // Notes made before the patch (a function patched again) stay first.
     event
         .notes

@@ -55,7 +55,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
     #[arg(long)]
     pub json: bool,
 }
@@ -85,7 +85,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"warnings"} ("generation": what runs now after --last, null when the original code is back).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"warnings"} ("generation": what runs now after --last, null when the original code is back).
     #[arg(long)]
     pub json: bool,
 }
@@ -105,8 +105,14 @@ pub struct StatusArgs {
 /// The functions of `new` to patch, narrowed to `only` when given.
 fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
     let mut functions = functions_to_patch(base, new)?;
+    // By symbol or as people write it (C++ demangled).
+    let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
     for n in only {
-        if !new.symbols.iter().any(|s| &s.name == n && s.kind == Kind::Function) {
+        if !new
+            .symbols
+            .iter()
+            .any(|s| named(&s.name, n) && s.kind == Kind::Function)
+        {
             return Err(NoSuchFunction {
                 object: new.path.clone(),
                 name: n.clone(),
@@ -115,7 +121,7 @@ fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyho
         }
     }
     if !only.is_empty() {
-        functions.retain(|&i| only.contains(&new.symbols[i].name));
+        functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
     }
     Ok(functions)
 }
