@@ -1,9 +1,10 @@
 //! C++ code that throws: relive does not yet register unwind information
 //! for new code, and an exception thrown in a patched function used to end
 //! the program (`terminate called after throwing ...`) after relive said
-//! "patched". Such a function is now refused, naming it, and the program
-//! runs on, catching its exceptions as built; code that does not throw in
-//! the same file is patched.
+//! "patched". Such a function is now refused, naming it, and so is one an
+//! exception only passes through (it calls a function of the file that
+//! throws); the program runs on, catching its exceptions as built. Code no
+//! exception can be in is patched.
 
 use std::process::Command;
 
@@ -19,10 +20,12 @@ __attribute__((noinline)) int risky(int i) {
 }
 volatile int zero;
 __attribute__((noinline)) int twice(int i) { return 2 * i + zero; }
+// An exception thrown in risky passes through this frame.
+__attribute__((noinline)) int pass(int i) { return risky(i) + zero; }
 int main() {
     setvbuf(stdout, nullptr, _IOLBF, 0);
     for (int i = 0;; i++) {
-        try { printf("ok %d\n", twice(risky(i))); }
+        try { printf("ok %d\n", twice(pass(i))); }
         catch (const std::exception &e) { printf("caught %s\n", e.what()); }
         usleep(2000);
     }
@@ -82,6 +85,26 @@ fn a_function_that_throws_is_refused_and_the_program_lives_on() {
         for _ in 0..3 {
             target.wait_for("caught odd one");
         }
+
+        let passer = object(
+            dir.path(),
+            "passer.o",
+            &APP.replace("risky(i) + zero;", "risky(i) + zero + 2;"),
+            flags,
+        );
+        let out = relive(&passer);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            message.contains("pass(int)") && message.contains("passed through"),
+            "{message}"
+        );
+        target.wait_for("caught odd one");
 
         let doubler = object(
             dir.path(),

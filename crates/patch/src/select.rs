@@ -125,29 +125,63 @@ pub fn functions_to_patch_allowing(
 /// frame.
 const UNWINDING: [&str; 4] = ["__cxa_throw", "__cxa_rethrow", "__cxa_begin_catch", "_Unwind_Resume"];
 
-/// Refuses functions that throw, catch or clean up after C++ exceptions:
-/// relive does not yet register unwind information (`.eh_frame`) for new
-/// code, and the unwinder, finding none for such a frame, ends the
-/// program (`std::terminate`) at the first exception. Refused, the
-/// program runs on with its old code, which unwinds as built.
+/// Refuses functions an exception may be in: those that throw, catch or
+/// clean up after C++ exceptions, and those that call (directly or through
+/// other functions of the object) one that throws, since the exception
+/// passes through their frames. relive does not yet register unwind
+/// information (`.eh_frame`) for new code, and the unwinder, finding none
+/// for such a frame, ends the program (`std::terminate`) at the first
+/// exception. Refused, the program runs on with its old code, which
+/// unwinds as built. (A function of another file or library that throws
+/// is not seen from here.)
 fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()> {
-    let unwinding: Vec<String> = functions
+    let unwinds = |f: &crate::objfile::Symbol| {
+        f.relocs
+            .iter()
+            .any(|r| matches!(&r.target, Target::Undefined(name) if UNWINDING.contains(&name.as_str())))
+    };
+    // Functions of the object an exception may pass through: the ones that
+    // unwind, then their callers, until nothing is added.
+    let mut exposed: Vec<bool> = obj
+        .symbols
         .iter()
-        .map(|&i| &obj.symbols[i])
-        .filter(|f| {
-            f.relocs
-                .iter()
-                .any(|r| matches!(&r.target, Target::Undefined(name) if UNWINDING.contains(&name.as_str())))
-        })
-        .map(|f| crate::names::readable(&f.name))
+        .map(|s| s.kind == Kind::Function && unwinds(s))
         .collect();
-    if unwinding.is_empty() {
+    if !exposed.iter().any(|&e| e) {
+        return Ok(());
+    }
+    loop {
+        let mut added = false;
+        for (i, f) in obj.symbols.iter().enumerate() {
+            if exposed[i] || f.kind != Kind::Function {
+                continue;
+            }
+            if f.relocs
+                .iter()
+                .any(|r| obj.referenced_symbol(r).is_some_and(|t| t != i && exposed[t]))
+            {
+                exposed[i] = true;
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    let mut named: Vec<String> = functions
+        .iter()
+        .filter(|&&i| exposed[i])
+        // A clone (`f.cold`) is named as its function.
+        .map(|&i| crate::names::readable(&crate::names::parse(&obj.symbols[i].name).base))
+        .collect();
+    named.dedup();
+    if named.is_empty() {
         return Ok(());
     }
     Err(PatchError::Refused {
         what: format!(
-            "{} throw, catch or clean up after C++ exceptions, and relive does not yet register unwind information for new code: the first exception in them would end the program (std::terminate); the program runs on unchanged: restart it to change them",
-            unwinding.join(", ")
+            "C++ exceptions may be thrown, caught or passed through {} (they throw, catch or clean up, or call a function of this file that throws), and relive does not yet register unwind information for new code: the first exception there would end the program (std::terminate); the program runs on unchanged: restart it to change them",
+            named.join(", ")
         ),
     })
 }

@@ -93,12 +93,16 @@ fn difference(was: &Layout, now: &Layout) -> String {
         match was.members.iter().find(|o| o.name == m.name) {
             None => return format!("field {} was added", m.name),
             Some(o) if o.offset != m.offset || o.bits != m.bits => {
+                let retyped = match o.type_name != m.type_name {
+                    true => format!(" and changed type from {} to {}", o.type_name, m.type_name),
+                    false => String::new(),
+                };
                 return format!(
-                    "field {} moved from offset {} to {}",
+                    "field {} moved from offset {} to {}{retyped}",
                     m.name,
                     o.offset.map_or("?".into(), |v| v.to_string()),
                     m.offset.map_or("?".into(), |v| v.to_string())
-                )
+                );
             }
             Some(o) if o.type_name != m.type_name => {
                 return format!("field {} changed type from {} to {}", m.name, o.type_name, m.type_name)
@@ -347,5 +351,54 @@ fn udata(value: Option<AttributeValue<Reader>>) -> Option<u64> {
         AttributeValue::Data8(v) => Some(v),
         AttributeValue::Sdata(v) => u64::try_from(v).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, offset: u64, type_name: &str) -> Member {
+        Member {
+            name: name.into(),
+            offset: Some(offset),
+            bits: None,
+            type_name: type_name.into(),
+        }
+    }
+
+    fn layout(size: u64, members: Vec<Member>) -> Layout {
+        Layout {
+            size: Some(size),
+            members,
+        }
+    }
+
+    #[test]
+    fn the_first_difference_is_named_with_what_changed() {
+        let was = layout(
+            8,
+            vec![member("a", 0, "int (4 bytes)"), member("b", 4, "int (4 bytes)")],
+        );
+        let widened = layout(
+            16,
+            vec![member("a", 0, "int (4 bytes)"), member("b", 8, "long (8 bytes)")],
+        );
+        assert_eq!(
+            difference(&was, &widened),
+            "field b moved from offset 4 to 8 and changed type from int (4 bytes) to long (8 bytes)"
+        );
+        let retyped = layout(
+            8,
+            vec![member("a", 0, "int (4 bytes)"), member("b", 4, "float (4 bytes)")],
+        );
+        assert_eq!(
+            difference(&was, &retyped),
+            "field b changed type from int (4 bytes) to float (4 bytes)"
+        );
+        let fewer = layout(8, vec![member("a", 0, "int (4 bytes)")]);
+        assert_eq!(difference(&was, &fewer), "field b was removed");
+        let padded = layout(16, was.members.clone());
+        assert_eq!(difference(&was, &padded), "its size changed from 8 to 16 bytes");
     }
 }

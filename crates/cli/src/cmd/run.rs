@@ -631,7 +631,11 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
         Some(s) => text.push_str(&format!(
             ", {:.1} s after the last reload, which patched {} in {}",
             s.as_secs_f64(),
-            last.functions.join(", "),
+            last.functions
+                .iter()
+                .map(|f| relive_patch::names::readable(f))
+                .collect::<Vec<_>>()
+                .join(", "),
             last.file
         )),
         None => text.push_str("; no reload had patched it"),
