@@ -69,42 +69,29 @@ fn a_function_that_throws_is_refused_and_the_program_lives_on() {
                 .output()
                 .unwrap()
         };
+        // Refused naming `function`, the program catching on as built.
+        let refused = |object_file: &str, function: &str| {
+            let out = relive(object_file);
+            let message = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{flags:?}: {message}");
+            assert!(
+                message.contains(function)
+                    && message.contains("C++ exceptions may be thrown, caught or passed through"),
+                "{message}"
+            );
+            for _ in 0..3 {
+                target.wait_for("caught odd one");
+            }
+        };
         let thrower = object(dir.path(), "thrower.o", &APP.replace("odd one", "odd two"), flags);
-        let out = relive(&thrower);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{flags:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let message = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            message.contains("risky(int)") && message.contains("C++ exceptions"),
-            "{message}"
-        );
-        for _ in 0..3 {
-            target.wait_for("caught odd one");
-        }
-
+        refused(&thrower, "risky(int)");
         let passer = object(
             dir.path(),
             "passer.o",
             &APP.replace("risky(i) + zero;", "risky(i) + zero + 2;"),
             flags,
         );
-        let out = relive(&passer);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{flags:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let message = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            message.contains("pass(int)") && message.contains("passed through"),
-            "{message}"
-        );
-        target.wait_for("caught odd one");
+        refused(&passer, "pass(int)");
 
         let doubler = object(
             dir.path(),
