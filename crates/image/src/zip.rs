@@ -112,14 +112,17 @@ impl ZipArchive {
 /// fits in the file and whose comment does not run past the end.
 fn find_eocd(data: &[u8]) -> Option<u64> {
     let len = data.len() as u64;
-    let last = len.checked_sub(EOCD_LEN)?;
+    len.checked_sub(EOCD_LEN)?;
     let first = len.saturating_sub(EOCD_SCAN + EOCD_LEN);
-    (first..=last).rev().find(|&at| {
-        u32_at(data, at, "").ok() == Some(EOCD_SIG)
-            && u16_at(data, at + 20, "")
-                .map(|comment| at + EOCD_LEN + u64::from(comment) <= len)
-                .unwrap_or(false)
-    })
+    let window = &data[first as usize..];
+    memchr::memmem::rfind_iter(window, &EOCD_SIG.to_le_bytes())
+        .map(|i| first + i as u64)
+        .find(|&at| {
+            at + EOCD_LEN <= len
+                && u16_at(data, at + 20, "")
+                    .map(|comment| at + EOCD_LEN + u64::from(comment) <= len)
+                    .unwrap_or(false)
+        })
 }
 
 /// Parses the central record at `at` within `directory`; returns the entry

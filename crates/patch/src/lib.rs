@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod clobber;
 pub mod code;
+pub mod debug_index;
 pub mod diff;
 pub mod displaced;
 pub mod entry;

@@ -2,6 +2,7 @@
 //! the process's live symbol tables.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use relive_image::symbols::{Binding, SymbolKind};
 use relive_process::symbols::{LiveSymbol, LiveSymbols};
@@ -12,13 +13,16 @@ use crate::names;
 
 /// A static of some module: (name, address, module path).
 type Static = (String, u64, String);
+/// Statics by (source file's base name, GCC-stable name).
+type Statics = HashMap<(String, String), Vec<Static>>;
 
 /// Symbols of a running process, as the linker asks for them.
 pub struct LiveResolver {
     symbols: LiveSymbols,
-    /// Statics of every module by (source file's base name, GCC-stable
-    /// name): (name, address, module).
-    statics: HashMap<(String, String), Vec<Static>>,
+    /// Statics of the home module, then of every module, gathered when
+    /// first asked for (reading the tables they come from).
+    home_statics: OnceLock<Statics>,
+    all_statics: OnceLock<Statics>,
     /// The module the patched code belongs to (the program, or a shared
     /// library): its path and range. The patch region is placed within
     /// rel32 reach of it.
@@ -42,19 +46,11 @@ fn base_name(path: &str) -> &str {
 
 impl LiveResolver {
     pub fn new(symbols: LiveSymbols) -> LiveResolver {
-        let mut statics: HashMap<(String, String), Vec<Static>> = HashMap::new();
-        for (s, addr, module) in symbols.file_locals() {
-            let file = s.file.as_deref().unwrap_or_default();
-            let key = (base_name(file).to_string(), names::parse(&s.name).stable());
-            statics
-                .entry(key)
-                .or_default()
-                .push((s.name.clone(), addr, module.to_string()));
-        }
         let home = program(&symbols);
         LiveResolver {
             symbols,
-            statics,
+            home_statics: OnceLock::new(),
+            all_statics: OnceLock::new(),
             home,
             added: Vec::new(),
             ifunc_chosen: HashMap::new(),
@@ -71,10 +67,28 @@ impl LiveResolver {
     /// lives) the home of the next patch; the program when `None` or
     /// unmapped.
     pub fn set_home(&mut self, addr: Option<u64>) {
-        self.home = match addr.and_then(|a| self.symbols.module_at(a)) {
+        let home = match addr.and_then(|a| self.symbols.module_at(a)) {
             Some((path, lo, hi)) => (path.to_string(), lo, hi),
             None => program(&self.symbols),
         };
+        if home.0 != self.home.0 {
+            self.home_statics = OnceLock::new();
+        }
+        self.home = home;
+    }
+
+    /// The statics of the module `module` (every module when `None`).
+    fn gather_statics(&self, module: Option<&str>) -> Statics {
+        let mut statics = Statics::new();
+        for (s, addr, module) in self.symbols.file_locals(module) {
+            let file = s.file.as_deref().unwrap_or_default();
+            let key = (base_name(file).to_string(), names::parse(&s.name).stable());
+            statics
+                .entry(key)
+                .or_default()
+                .push((s.name.clone(), addr, module.to_string()));
+        }
+        statics
     }
 
     /// The home module's path and address range.
@@ -135,7 +149,15 @@ fn hidden<'s>(found: &'s [LiveSymbol], home: &str) -> Option<&'s LiveSymbol> {
 
 impl Resolver for LiveResolver {
     fn global(&self, name: &str) -> Option<u64> {
-        let found = self.symbols.lookup(name);
+        // The program's own definition goes before every library's (below),
+        // so the libraries' tables are read only when it has none.
+        let main = self.symbols.main_module().unwrap_or("");
+        let in_main = self.symbols.lookup_in(name, Some(main));
+        let found = if in_main.iter().any(|s| s.binding != Binding::Local) {
+            in_main
+        } else {
+            self.symbols.lookup(name)
+        };
         // Program first (lookup's order), global over weak; a symbol table
         // without bindings (Cosmopolitan's) counts as global.
         let rank = |b: Binding| match b {
@@ -150,7 +172,6 @@ impl Resolver for LiveResolver {
         // The home module's own hidden definition goes before another
         // module's export of the same name: the object was compiled as
         // part of the home module.
-        let main = self.symbols.main_module().unwrap_or("");
         let chosen = match chosen {
             Some(c) if c.module == main || c.module == self.home.0 => Some(c),
             other => hidden(&found, &self.home.0)
@@ -182,12 +203,22 @@ impl Resolver for LiveResolver {
     }
 
     fn local(&self, file: &str, name: &str) -> Option<u64> {
-        let stable = names::parse(name).stable();
-        let all = self.statics.get(&(base_name(file).to_string(), stable))?;
+        let key = (base_name(file).to_string(), names::parse(name).stable());
         // The home module's, if it has any (the same file name may be
-        // compiled into the program and a library).
-        let home: Vec<_> = all.iter().filter(|(_, _, m)| *m == self.home.0).collect();
-        let candidates: Vec<_> = if home.is_empty() { all.iter().collect() } else { home };
+        // compiled into the program and a library): the other modules'
+        // tables are read only when it has none.
+        let home = self
+            .home_statics
+            .get_or_init(|| self.gather_statics(Some(&self.home.0)));
+        let candidates: Vec<&Static> = match home.get(&key) {
+            Some(found) => found.iter().collect(),
+            None => self
+                .all_statics
+                .get_or_init(|| self.gather_statics(None))
+                .get(&key)?
+                .iter()
+                .collect(),
+        };
         // The same name exactly, else the only one with that stable name:
         // GCC's numbering may differ between the two compiles.
         candidates

@@ -171,7 +171,10 @@ pub struct ObjectFile {
     /// computed once.
     keys: std::sync::OnceLock<Vec<String>>,
     /// Per section: every offset some relocation points at, sorted.
-    referenced: std::sync::OnceLock<std::collections::HashMap<usize, Vec<i64>>>,
+    referenced: std::sync::OnceLock<Vec<Vec<i64>>>,
+    /// The DWARF's top-level entries by name, read once when first asked
+    /// for ([`crate::signature::index`]).
+    debug_index: std::sync::OnceLock<crate::debug_index::DebugIndex>,
     /// The file's bytes: sections that are not loaded (DWARF, notes) are
     /// read from here only when asked for, so reading an object costs what
     /// its code and data cost, not its debug information's (`-g` brings
@@ -191,7 +194,9 @@ impl ObjectFile {
     /// padding.
     pub fn chunk(&self, section: usize, at: i64) -> Option<&[u8]> {
         let referenced = self.referenced.get_or_init(|| {
-            let mut map: std::collections::HashMap<usize, Vec<i64>> = Default::default();
+            // Indexed by section (a relocation's section index is one of
+            // the file's, checked when it was read).
+            let mut map: Vec<Vec<i64>> = vec![Vec::new(); self.sections.len()];
             let all = self
                 .symbols
                 .iter()
@@ -199,10 +204,12 @@ impl ObjectFile {
                 .chain(self.sections.iter().flatten().flat_map(|s| &s.relocs));
             for r in all {
                 if let Target::Section { section, offset } = r.target {
-                    map.entry(section).or_default().push(offset.wrapping_add(r.pc_bias));
+                    if let Some(v) = map.get_mut(section) {
+                        v.push(offset.wrapping_add(r.pc_bias));
+                    }
                 }
             }
-            for v in map.values_mut() {
+            for v in &mut map {
                 v.sort_unstable();
                 v.dedup();
             }
@@ -210,7 +217,7 @@ impl ObjectFile {
         });
         let bytes = self.section(section)?.bytes.as_deref()?;
         let start = usize::try_from(at).ok().filter(|&a| a <= bytes.len())?;
-        let next_reference = referenced.get(&section).and_then(|v| {
+        let next_reference = referenced.get(section).and_then(|v| {
             let k = v.partition_point(|&o| o <= at);
             v.get(k).and_then(|&o| usize::try_from(o).ok())
         });
@@ -231,6 +238,11 @@ impl ObjectFile {
     /// ([`crate::diff::stable_keys`] computes and reads them).
     pub(crate) fn keys_cache(&self) -> &std::sync::OnceLock<Vec<String>> {
         &self.keys
+    }
+
+    /// Where the DWARF index is kept once read ([`crate::signature::index`]).
+    pub(crate) fn debug_index_cache(&self) -> &std::sync::OnceLock<crate::debug_index::DebugIndex> {
+        &self.debug_index
     }
 
     pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {
@@ -509,11 +521,12 @@ impl ObjectFile {
         }
         share_alias_relocations(&mut symbols);
         for sym in &mut symbols {
+            sym.relocs.sort_by_key(|r| r.offset);
             if sym.kind == Kind::Function {
                 complete_code_relocations(sym);
                 share_code_biases(sym, &mut sections);
+                sym.relocs.sort_by_key(|r| r.offset);
             }
-            sym.relocs.sort_by_key(|r| r.offset);
         }
         bias_table_entries(&mut symbols, &mut sections);
         Ok(ObjectFile {
@@ -525,6 +538,7 @@ impl ObjectFile {
             by_section,
             keys: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
+            debug_index: std::sync::OnceLock::new(),
             debug: file
                 .sections()
                 .filter_map(|s| s.name().ok().filter(|n| n.starts_with(".debug_")).map(str::to_string))
@@ -762,9 +776,11 @@ fn complete_code_relocations(sym: &mut Symbol) {
                 .map_or(4, |(start, len)| (start + u64::from(len) - r.offset) as i64);
         }
     }
-    let covered: std::collections::HashSet<u64> = sym.relocs.iter().map(|r| r.offset).collect();
+    // The relocations are sorted by offset (the caller's order).
+    let mut added = Vec::new();
     for f in &decoded.pc_relative {
-        if covered.contains(&f.field) || (0..sym.size as i64).contains(&f.target) {
+        let covered = sym.relocs.binary_search_by_key(&f.field, |r| r.offset).is_ok();
+        if covered || (0..sym.size as i64).contains(&f.target) {
             continue;
         }
         if f.size != 4 {
@@ -775,7 +791,7 @@ fn complete_code_relocations(sym: &mut Symbol) {
             continue;
         }
         let pc_bias = (f.next - f.field) as i64;
-        sym.relocs.push(Reloc {
+        added.push(Reloc {
             offset: f.field,
             r_type: rtype::PC32,
             target: Target::Section {
@@ -787,6 +803,7 @@ fn complete_code_relocations(sym: &mut Symbol) {
             synthetic: true,
         });
     }
+    sym.relocs.extend(added);
     if let Some(at) = decoded.invalid_at {
         sym.problem
             .get_or_insert(format!("bytes at +{at:#x} do not decode as x86-64"));
@@ -808,27 +825,46 @@ fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
         return Vec::new();
     };
     let mut bytes = bytes.to_vec();
-    for (offset, rel) in s.relocations() {
-        let RelocationFlags::Elf { r_type } = rel.flags() else {
+    // Where a field points, per symbol: a section's start or a local label
+    // (how assemblers refer to `.debug_str` and `.debug_abbrev`); `None`
+    // for any other symbol, whose fields are left as they are. Asked once
+    // per symbol, not per relocation: `-g` gives hundreds of thousands of
+    // relocations against a handful of symbols.
+    let mut bases: Vec<Option<Option<i64>>> = Vec::new();
+    let mut base_of = |idx: object::SymbolIndex| -> Option<i64> {
+        if bases.len() <= idx.0 {
+            bases.resize(idx.0 + 1, None);
+        }
+        *bases[idx.0].get_or_insert_with(|| match file.symbol_by_index(idx) {
+            Ok(sym)
+                if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
+                    || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
+            {
+                Some(sym.address() as i64)
+            }
+            _ => None,
+        })
+    };
+    // The `Elf64_Rela` entries read straight from their section: through
+    // the generic relocation iterator, they cost most of a large unit's
+    // diff. (x86-64 objects carry RELA only.)
+    let rela_name = format!(".rela{name}");
+    let Some(rela) = file.section_by_name(&rela_name).and_then(|r| r.data().ok()) else {
+        return bytes;
+    };
+    for entry in rela.chunks_exact(24) {
+        let word = |i: usize| u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let (offset, info, addend) = (word(0), word(1), word(2) as i64);
+        let (symbol, r_type) = ((info >> 32) as usize, (info & 0xffff_ffff) as u32);
+        // Symbol 0 is none; a hostile index beyond the table is none too.
+        if symbol == 0 || symbol >= (1 << 24) {
+            continue;
+        }
+        let Some(base) = base_of(object::SymbolIndex(symbol)) else {
             continue;
         };
-        // Where the field points: a section's start or a local label (how
-        // assemblers refer to `.debug_str` and `.debug_abbrev`).
-        let base = match rel.target() {
-            RelocationTarget::Section(_) => 0,
-            RelocationTarget::Symbol(idx) => match file.symbol_by_index(idx) {
-                Ok(sym)
-                    if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
-                        || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
-                {
-                    sym.address() as i64
-                }
-                _ => continue,
-            },
-            _ => continue,
-        };
-        let value = base.wrapping_add(rel.addend());
-        let field: &[u8] = match r_type.0 {
+        let value = base.wrapping_add(addend);
+        let field: &[u8] = match r_type {
             rtype::R32 => &(value as u32).to_le_bytes(),
             rtype::R64 => &(value as u64).to_le_bytes(),
             _ => continue,

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 
-use gimli::{AttributeValue, EndianSlice, LittleEndian, SectionId, UnitOffset};
+use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, SectionId, UnitOffset};
 
+use crate::debug_index::{DebugIndex, TopEntry};
 use crate::objfile::ObjectFile;
 
 type Reader<'a> = EndianSlice<'a, LittleEndian>;
@@ -50,8 +51,8 @@ fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String>
     if names.is_empty() {
         return HashMap::new();
     }
-    let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
-    with_dwarf(obj, |dwarf| read_signatures(dwarf, &wanted, kind)).unwrap_or_default()
+    let index = index(obj);
+    with_dwarf(obj, |dwarf| read_signatures(dwarf, index, names, kind)).unwrap_or_default()
 }
 
 /// Global functions among `names` (those whose code changed: a function
@@ -100,73 +101,98 @@ pub(crate) fn with_dwarf<T: Default>(
     if !obj.has_debug_info() {
         return Ok(T::default());
     }
+    // Only what entries, names, types and the unit's line program header
+    // need: location and range lists are most of a large unit's
+    // relocations, and nothing here reads them.
     let dwarf = gimli::Dwarf::load(|id: SectionId| -> Result<Reader, gimli::Error> {
-        Ok(EndianSlice::new(obj.debug_section(id.name()), LittleEndian))
+        let needed = matches!(
+            id,
+            SectionId::DebugInfo
+                | SectionId::DebugAbbrev
+                | SectionId::DebugStr
+                | SectionId::DebugLineStr
+                | SectionId::DebugLine
+                | SectionId::DebugStrOffsets
+                | SectionId::DebugAddr
+        );
+        let bytes = if needed { obj.debug_section(id.name()) } else { &[] };
+        Ok(EndianSlice::new(bytes, LittleEndian))
     })?;
     f(&dwarf)
 }
 
+/// The object's top-level DWARF entries by name, read on first use
+/// (empty without debug information or when it cannot be read).
+pub(crate) fn index(obj: &ObjectFile) -> &DebugIndex {
+    obj.debug_index_cache()
+        .get_or_init(|| with_dwarf(obj, DebugIndex::build).unwrap_or_default())
+}
+
+/// The compile unit whose header is at `offset`, parsed once per caller
+/// (an object usually has one).
+pub(crate) fn unit_at<'d>(
+    dwarf: &gimli::Dwarf<Reader<'d>>,
+    units: &mut HashMap<DebugInfoOffset, gimli::Unit<Reader<'d>>>,
+    offset: DebugInfoOffset,
+) -> Result<(), gimli::Error> {
+    if let std::collections::hash_map::Entry::Vacant(slot) = units.entry(offset) {
+        let header = dwarf.debug_info.header_from_offset(offset)?;
+        slot.insert(dwarf.unit(header)?);
+    }
+    Ok(())
+}
+
+/// The entries of `index` named `name` (its candidates whose name is
+/// `name`), their units parsed into `units`.
+pub(crate) fn entries_named<'d>(
+    dwarf: &gimli::Dwarf<Reader<'d>>,
+    units: &mut HashMap<DebugInfoOffset, gimli::Unit<Reader<'d>>>,
+    index: &DebugIndex,
+    name: &str,
+) -> Result<Vec<TopEntry>, gimli::Error> {
+    let mut out = Vec::new();
+    for e in index.get(name) {
+        unit_at(dwarf, units, e.unit)?;
+        let unit = &units[&e.unit];
+        let named = match unit.entry(e.offset)?.attr_value(gimli::DW_AT_name)? {
+            Some(value) => dwarf.attr_string(unit, value)?.slice() == name.as_bytes(),
+            None => false,
+        };
+        if named {
+            out.push(*e);
+        }
+    }
+    Ok(out)
+}
+
 fn read_signatures(
     dwarf: &gimli::Dwarf<Reader>,
-    wanted: &std::collections::HashSet<&str>,
+    index: &DebugIndex,
+    names: &[&str],
     kind: Kind,
 ) -> Result<HashMap<String, String>, gimli::Error> {
     let mut out = HashMap::new();
-    let mut units = dwarf.units();
-    while let Some(header) = units.next()? {
-        let unit = dwarf.unit(header)?;
-        // First the wanted subprograms' places, reading the unit's entries
-        // raw: an entry that is not a subprogram of the unit itself has its
-        // attributes skipped by their forms, not parsed (a unit has
-        // thousands of functions and only a few are wanted).
-        let mut found = Vec::new();
-        let mut raw = unit.entries_raw(None)?;
-        while !raw.is_empty() {
-            let depth = raw.next_depth();
-            let offset = raw.next_offset();
-            let Some(abbrev) = raw.read_abbreviation()? else {
-                continue;
-            };
-            if depth != 1 || abbrev.tag() != gimli::DW_TAG_subprogram {
-                raw.skip_attributes(abbrev.attributes())?;
-                continue;
-            }
-            let (mut external, mut declaration, mut name) = (false, false, None);
-            for spec in abbrev.attributes() {
-                let attr = raw.read_attribute(*spec)?;
-                match attr.name() {
-                    gimli::DW_AT_external => external = matches!(attr.value(), AttributeValue::Flag(true)),
-                    gimli::DW_AT_declaration => declaration = true,
-                    gimli::DW_AT_name => name = Some(attr.value()),
-                    _ => {}
-                }
-            }
-            let Some(name) = name else {
-                continue;
-            };
-            if !external || declaration != (kind == Kind::Declarations) {
-                continue;
-            }
-            let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
-            if wanted.contains(&*name) {
-                found.push((name.into_owned(), offset));
-            }
-        }
-        // Then each one's return and parameter types.
-        for (name, offset) in found {
-            let mut tree = unit.entries_tree(Some(offset))?;
+    let mut units = HashMap::new();
+    for &name in names {
+        let entries = entries_named(dwarf, &mut units, index, name)?;
+        let entries = entries.iter().filter(|e| {
+            e.tag == gimli::DW_TAG_subprogram && e.external && e.declaration == (kind == Kind::Declarations)
+        });
+        for e in entries {
+            let unit = &units[&e.unit];
+            let mut tree = unit.entries_tree(Some(e.offset))?;
             let node = tree.root()?;
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
             let resolve = kind != Kind::Definitions;
-            let ret = type_name(dwarf, &unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
+            let ret = type_name(dwarf, unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
             let mut params = Vec::new();
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
                     gimli::DW_TAG_formal_parameter => params.push(type_name(
                         dwarf,
-                        &unit,
+                        unit,
                         kid.entry().attr_value(gimli::DW_AT_type)?,
                         0,
                         resolve,
@@ -175,7 +201,7 @@ fn read_signatures(
                     _ => {}
                 }
             }
-            out.insert(name, format!("{ret}({})", params.join(", ")));
+            out.insert(name.to_string(), format!("{ret}({})", params.join(", ")));
         }
     }
     Ok(out)

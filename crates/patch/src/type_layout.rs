@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 
+use crate::debug_index::DebugIndex;
 use crate::objfile::{Kind, ObjectFile};
 use crate::signature::with_dwarf;
 
@@ -56,11 +57,12 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
         functions: &wanted,
         variables: &variables,
     };
-    let used = with_dwarf(new, |dwarf| layouts(dwarf, Some(&roots))).unwrap_or_default();
+    let index = crate::signature::index(new);
+    let used = with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
     if used.is_empty() {
         return Vec::new();
     }
-    let before = with_dwarf(old, |dwarf| layouts(dwarf, None)).unwrap_or_default();
+    let before = with_dwarf(old, all_layouts).unwrap_or_default();
     let mut out: Vec<String> = used
         .iter()
         .filter_map(|(name, now)| {
@@ -124,19 +126,67 @@ fn difference(was: &Layout, now: &Layout) -> String {
     )
 }
 
-/// The layouts of the named aggregate types of every unit: with `wanted`,
-/// those reachable from the definitions of the subprograms so named (their
-/// return and parameter types, their variables, through pointers,
-/// typedefs, arrays and members); without, every one defined at a unit's
-/// top level.
-/// Where [`layouts`] starts: definitions of these functions, and unit
+/// Where [`used_layouts`] starts: definitions of these functions, and unit
 /// level variables of these names.
 struct Roots<'a, 'n> {
     functions: &'a HashSet<&'n str>,
     variables: &'a HashSet<String>,
 }
 
-fn layouts(dwarf: &gimli::Dwarf<Reader>, wanted: Option<&Roots>) -> Result<HashMap<String, Layout>, gimli::Error> {
+/// The layouts reachable from `roots`: the definitions of those
+/// functions and the unit-level variables of those names (their return,
+/// parameter and variable types, through pointers, typedefs, arrays and
+/// members), found through `index`.
+fn used_layouts(
+    dwarf: &gimli::Dwarf<Reader>,
+    index: &DebugIndex,
+    roots: &Roots,
+) -> Result<HashMap<String, Layout>, gimli::Error> {
+    let mut units = HashMap::new();
+    let mut starts = Vec::new();
+    for name in roots.functions.iter().copied() {
+        let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
+        starts.extend(
+            found
+                .iter()
+                .filter(|e| e.tag == gimli::DW_TAG_subprogram && !e.declaration)
+                .map(|e| (e.unit, e.offset)),
+        );
+    }
+    for name in roots.variables {
+        let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
+        starts.extend(
+            found
+                .iter()
+                .filter(|e| e.tag == gimli::DW_TAG_variable)
+                .map(|e| (e.unit, e.offset)),
+        );
+    }
+    // In file order, as a walk of the unit meets them.
+    starts.sort_unstable_by_key(|&(unit, offset)| (unit.0, offset.0));
+    starts.dedup();
+    let mut out = HashMap::new();
+    let mut at = 0;
+    while let Some(&(unit_offset, _)) = starts.get(at) {
+        crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
+        let unit = &units[&unit_offset];
+        let mut walker = Walker {
+            dwarf,
+            unit,
+            seen: HashSet::new(),
+            out: &mut out,
+        };
+        while let Some(&(_, offset)) = starts.get(at).filter(|(u, _)| *u == unit_offset) {
+            let mut tree = unit.entries_tree(Some(offset))?;
+            walker.visit_subtree(tree.root()?, 0)?;
+            at += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Every struct, union, class and typedef defined at a unit's top level.
+fn all_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, Layout>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
@@ -151,26 +201,9 @@ fn layouts(dwarf: &gimli::Dwarf<Reader>, wanted: Option<&Roots>) -> Result<HashM
         let root = tree.root()?;
         let mut children = root.children();
         while let Some(node) = children.next()? {
-            let entry = node.entry();
-            let offset = entry.offset();
-            match (wanted, entry.tag()) {
-                (None, tag) if is_aggregate(tag) || tag == gimli::DW_TAG_typedef => walker.visit_type(offset, 0, None),
-                (Some(wanted), tag @ (gimli::DW_TAG_subprogram | gimli::DW_TAG_variable)) => {
-                    let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
-                        continue;
-                    };
-                    let name = dwarf.attr_string(&unit, name)?.to_string_lossy();
-                    let root = match tag {
-                        gimli::DW_TAG_subprogram => {
-                            entry.attr_value(gimli::DW_AT_declaration)?.is_none() && wanted.functions.contains(&*name)
-                        }
-                        _ => wanted.variables.contains(&*name),
-                    };
-                    if root {
-                        walker.visit_subtree(node, 0)?;
-                    }
-                }
-                _ => {}
+            let tag = node.entry().tag();
+            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef {
+                walker.visit_type(node.entry().offset(), 0, None);
             }
         }
     }

@@ -1,8 +1,14 @@
 //! Symbols of a live process: every module's table with its load bias
 //! applied, so a name gives the address the process uses, and an address
 //! gives the symbol (and module) it falls in.
+//!
+//! Each module's table is read when first needed: a patch that refers
+//! only to the program's own symbols never reads libc's thousands (that
+//! read was a fifth of a small patch's time).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use relive_image::Image;
 
 use relive_image::symbols::{Binding, SymbolKind};
 use relive_image::{Symbol, SymbolTable};
@@ -31,42 +37,62 @@ struct ModuleSymbols {
     bias: u64,
     base: u64,
     end: u64,
-    table: Option<SymbolTable>,
+    image: Result<Arc<Image>, String>,
+    /// Read from `image` on first use; why not, when it cannot be.
+    table: OnceLock<Result<SymbolTable, String>>,
+}
+
+impl ModuleSymbols {
+    /// The module's table, read now if it was not yet.
+    fn table(&self) -> Option<&SymbolTable> {
+        self.read().as_ref().ok()
+    }
+
+    fn read(&self) -> &Result<SymbolTable, String> {
+        self.table.get_or_init(|| match &self.image {
+            Ok(image) => image.symbols(None).map_err(|e| e.to_string()),
+            Err(why) => Err(why.clone()),
+        })
+    }
 }
 
 /// The symbol tables of every module of one process.
 pub struct LiveSymbols {
     modules: Vec<ModuleSymbols>,
-    /// Per module without symbols: why (printed as warnings).
-    pub warnings: Vec<String>,
 }
 
 impl LiveSymbols {
-    /// Reads the symbol table of each module (program first). A module
-    /// without one is noted in `warnings`, not an error: the others still
-    /// resolve.
+    /// The symbol tables of each module (program first), each read when
+    /// first needed. A module without one resolves nothing; the others
+    /// still do ([`LiveSymbols::warnings`] says why).
     pub fn load(modules: &ProcessModules) -> LiveSymbols {
-        let mut warnings = Vec::new();
         let modules = modules
             .all()
-            .map(|m| {
-                let table = read_table(m).map_err(|e| warnings.push(format!("{}: {e}", m.module.path)));
-                ModuleSymbols {
-                    path: m.module.path.clone(),
-                    inode: m.module.inode,
-                    bias: m.module.load_bias,
-                    base: m.module.base,
-                    end: m.module.end,
-                    table: table.ok(),
-                }
+            .map(|m| ModuleSymbols {
+                path: m.module.path.clone(),
+                inode: m.module.inode,
+                bias: m.module.load_bias,
+                base: m.module.base,
+                end: m.module.end,
+                image: image_of(m),
+                table: OnceLock::new(),
             })
             .collect();
-        LiveSymbols { modules, warnings }
+        LiveSymbols { modules }
+    }
+
+    /// Per module without symbols: why (printed as warnings). Reads every
+    /// module's table.
+    pub fn warnings(&self) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter_map(|m| m.read().as_ref().err().map(|e| format!("{}: {e}", m.path)))
+            .collect()
     }
 
     /// The program's table: where it came from and how many symbols.
     pub fn main_source(&self) -> Option<(&str, usize)> {
-        let table = self.modules.first()?.table.as_ref()?;
+        let table = self.modules.first()?.table()?;
         Some((table.source.as_str(), table.len()))
     }
 
@@ -84,26 +110,29 @@ impl LiveSymbols {
     pub fn program_symbols(&self) -> Vec<LiveSymbol> {
         match self.modules.first() {
             Some(m) => m
-                .table
-                .as_ref()
+                .table()
                 .map(|t| t.symbols().iter().map(|s| live(m, s)).collect())
                 .unwrap_or_default(),
             None => Vec::new(),
         }
     }
 
-    /// Every local symbol that names its source file (`STT_FILE`), of
-    /// every module, program first: `(symbol, its address in the process,
-    /// module path)`. Borrowed, because a library has thousands of symbols
-    /// and only these are wanted.
-    pub fn file_locals(&self) -> impl Iterator<Item = (&Symbol, u64, &str)> {
-        self.modules.iter().flat_map(|m| {
-            m.table
-                .iter()
-                .flat_map(|t| t.symbols().iter())
-                .filter(|s| s.binding == Binding::Local && s.file.is_some())
-                .map(move |s| (s, s.addr.wrapping_add(m.bias), m.path.as_str()))
-        })
+    /// Every local symbol that names its source file (`STT_FILE`) of the
+    /// modules `module` selects (every module when `None`), program first:
+    /// `(symbol, its address in the process, module path)`. Borrowed,
+    /// because a library has thousands of symbols and only these are
+    /// wanted.
+    pub fn file_locals<'s>(&'s self, module: Option<&'s str>) -> impl Iterator<Item = (&'s Symbol, u64, &'s str)> {
+        self.modules
+            .iter()
+            .filter(move |m| module.is_none_or(|path| m.path == path))
+            .flat_map(|m| {
+                m.table()
+                    .into_iter()
+                    .flat_map(|t| t.symbols().iter())
+                    .filter(|s| s.binding == Binding::Local && s.file.is_some())
+                    .map(move |s| (s, s.addr.wrapping_add(m.bias), m.path.as_str()))
+            })
     }
 
     /// The module mapped at `addr`: its path and address range.
@@ -119,7 +148,7 @@ impl LiveSymbols {
         self.modules
             .iter()
             .filter(|m| m.path == path)
-            .filter_map(|m| m.table.as_ref())
+            .filter_map(|m| m.table())
             .any(|t| t.symbols().iter().any(|s| s.kind == SymbolKind::Ifunc))
     }
 
@@ -131,10 +160,17 @@ impl LiveSymbols {
 
     /// Every defined symbol called `name`, program first, then libraries.
     pub fn lookup(&self, name: &str) -> Vec<LiveSymbol> {
+        self.lookup_in(name, None)
+    }
+
+    /// [`LiveSymbols::lookup`] in the modules `module` selects only (every
+    /// module when `None`), reading no other module's table.
+    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<LiveSymbol> {
         self.modules
             .iter()
+            .filter(|m| module.is_none_or(|path| m.path == path))
             .flat_map(|m| {
-                let found = m.table.as_ref().map(|t| t.by_name(name)).unwrap_or_default();
+                let found = m.table().map(|t| t.by_name(name)).unwrap_or_default();
                 found.into_iter().filter(|s| s.addr != 0).map(move |s| live(m, s))
             })
             .collect()
@@ -147,8 +183,7 @@ impl LiveSymbols {
         let Some(m) = self.modules.iter().find(|m| m.base <= addr && addr < m.end) else {
             return Vec::new();
         };
-        m.table
-            .as_ref()
+        m.table()
             .map(|t| {
                 t.starting_at(addr.wrapping_sub(m.bias))
                     .into_iter()
@@ -160,7 +195,7 @@ impl LiveSymbols {
 
     pub fn at(&self, addr: u64) -> Option<(LiveSymbol, u64)> {
         let m = self.modules.iter().find(|m| m.base <= addr && addr < m.end)?;
-        let (symbol, offset) = m.table.as_ref()?.by_addr(addr.wrapping_sub(m.bias))?;
+        let (symbol, offset) = m.table()?.by_addr(addr.wrapping_sub(m.bias))?;
         Some((live(m, symbol), offset))
     }
 
@@ -179,12 +214,10 @@ impl LiveSymbols {
     }
 }
 
-fn read_table(m: &LoadedModule) -> Result<SymbolTable, String> {
-    let image = m
-        .image
-        .as_ref()
-        .ok_or_else(|| m.image_error.clone().unwrap_or_else(|| "cannot be read".into()))?;
-    image.symbols(None).map_err(|e| e.to_string())
+fn image_of(m: &LoadedModule) -> Result<Arc<Image>, String> {
+    m.image
+        .clone()
+        .ok_or_else(|| m.image_error.clone().unwrap_or_else(|| "cannot be read".into()))
 }
 
 fn live(m: &ModuleSymbols, s: &Symbol) -> LiveSymbol {

@@ -138,7 +138,7 @@ pub fn ps(args: PsArgs) -> anyhow::Result<()> {
             source: source.to_string(),
             count,
         }),
-        warnings: symbols.warnings.clone(),
+        warnings: symbols.warnings(),
     };
     if args.json {
         return print_json(&report);
@@ -206,7 +206,7 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
             pid: args.pid,
             names: missing.join(", "),
             searched: found.all().count(),
-            warnings: symbols.warnings.join("; "),
+            warnings: symbols.warnings().join("; "),
         });
     }
     verify_modules_of(process.as_ref(), &found, &matches)?;

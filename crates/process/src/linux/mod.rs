@@ -10,6 +10,7 @@ use std::io::{ErrorKind, IoSliceMut};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
+mod code_search;
 pub(crate) mod exec_trace;
 mod return_frame;
 mod stop;

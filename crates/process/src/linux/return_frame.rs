@@ -68,23 +68,6 @@ pub struct Gadgets {
     pub pop_rax_ret: u64,
 }
 
-impl Gadgets {
-    /// Finds both in `bytes`, which the target maps at `base`; each may
-    /// already be known (`found`).
-    pub fn search(found: &mut (Option<u64>, Option<u64>), base: u64, bytes: &[u8]) {
-        if found.0.is_none() {
-            found.0 = find(bytes, &[0x0f, 0x05, 0xc3]).map(|at| base + at as u64);
-        }
-        if found.1.is_none() {
-            found.1 = find(bytes, &[0x58, 0xc3]).map(|at| base + at as u64);
-        }
-    }
-}
-
-fn find(bytes: &[u8], pattern: &[u8]) -> Option<usize> {
-    bytes.windows(pattern.len()).position(|w| w == pattern)
-}
-
 /// The registers a stopped thread must get back to carry on as if it had
 /// never been stopped: a system call the stop interrupted is restarted
 /// the way the kernel restarts it (the instruction pointer back on the

@@ -20,7 +20,8 @@ use nix::sys::ptrace;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::return_frame::{self, Gadgets};
+use super::code_search::{self, Found};
+use super::return_frame;
 use super::wait::{self, Waited};
 use super::LinuxProcess;
 use crate::error::{ProcessError, Result};
@@ -45,8 +46,6 @@ const SYNCHRONOUS_FAULTS: [i32; 5] = [
     nix::libc::SIGFPE,
     nix::libc::SIGTRAP,
 ];
-/// The `syscall` instruction.
-const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 /// How far into executable file mappings to look for a `syscall`
 /// instruction when the vDSO has none.
 const SYSCALL_SEARCH_LIMIT: usize = 16 << 20;
@@ -83,12 +82,10 @@ struct Tracee {
 pub struct LinuxStopped<'p> {
     process: &'p LinuxProcess,
     tracees: Vec<Tracee>,
-    /// Where a `syscall` instruction is, once found.
-    syscall_insn: Option<u64>,
-    /// The instructions a borrowed thread's way back runs through
-    /// ([`return_frame`]), once searched for (`Some(None)`: the program
-    /// has none, and system calls run the unprotected way).
-    gadgets: Option<Option<Gadgets>>,
+    /// The `syscall` instruction and the instructions a borrowed
+    /// thread's way back runs through ([`return_frame`]), once searched
+    /// for (without gadgets, system calls run the unprotected way).
+    code: Option<Found>,
     site: SyscallSite,
     detached: bool,
     /// Termination signals held back until the threads are resumed.
@@ -106,8 +103,7 @@ impl<'p> LinuxStopped<'p> {
         LinuxStopped {
             process,
             tracees: Vec::new(),
-            syscall_insn: None,
-            gadgets: None,
+            code: None,
             site: SyscallSite::Search,
             detached: false,
             _still: crate::critical::Critical::enter(),
@@ -308,7 +304,7 @@ impl<'p> LinuxStopped<'p> {
             }
         }
         let found = match self.site {
-            SyscallSite::Search => self.find_syscall_insn()?,
+            SyscallSite::Search => self.search_code()?.syscall,
             SyscallSite::AtPc => None,
         };
         let (insn, overwritten) = match found {
@@ -316,7 +312,7 @@ impl<'p> LinuxStopped<'p> {
             None => {
                 let mut old = [0u8; 2];
                 self.process.read(saved.rip, &mut old)?;
-                self.process.write(saved.rip, &SYSCALL_INSN)?;
+                self.process.write(saved.rip, &code_search::SYSCALL)?;
                 (saved.rip, Some(old))
             }
         };
@@ -340,7 +336,7 @@ impl<'p> LinuxStopped<'p> {
     /// stack; `None` (nothing written) when the program lacks the
     /// instructions it needs or the thread's state cannot be read.
     fn way_back(&mut self, tid: u32, saved: &Registers) -> Result<Option<return_frame::Frame>> {
-        let Some(gadgets) = self.find_gadgets()? else {
+        let Some(gadgets) = self.search_code()?.gadgets() else {
             return Ok(None);
         };
         let (Some(xstate), Some(sigmask)) = (xstate(tid), sigmask(tid)) else {
@@ -383,7 +379,10 @@ impl<'p> LinuxStopped<'p> {
         nr: u64,
         args: [u64; 6],
     ) -> Result<i64> {
-        let gadgets = self.gadgets.flatten().expect("found before the frame was built");
+        let gadgets = self
+            .code
+            .and_then(|c| c.gadgets())
+            .expect("found before the frame was built");
         let mut regs = *saved;
         regs.rip = gadgets.syscall_ret;
         regs.rsp = frame.sp;
@@ -434,7 +433,10 @@ impl<'p> LinuxStopped<'p> {
         timeout: std::time::Duration,
     ) -> Result<CallOutcome> {
         let doing = "calling a function in it";
-        let gadgets = self.gadgets.flatten().expect("found before the frame was built");
+        let gadgets = self
+            .code
+            .and_then(|c| c.gadgets())
+            .expect("found before the frame was built");
         // `pop rax; ret` + 1 is a `ret`.
         let entry_sp = frame.sp - 8;
         self.process.write(entry_sp, &(gadgets.pop_rax_ret + 1).to_le_bytes())?;
@@ -496,49 +498,6 @@ impl<'p> LinuxStopped<'p> {
             return Err(self.errno(doing, tid, e));
         }
         self.run_until(tid, Until::SyscallStop, doing)
-    }
-
-    /// `syscall; ret` and `pop rax; ret` in the program's code (searched
-    /// once, with the same bounds as [`Self::find_syscall_insn`]).
-    fn find_gadgets(&mut self) -> Result<Option<Gadgets>> {
-        if let Some(found) = self.gadgets {
-            return Ok(found);
-        }
-        let maps = self.process.maps()?;
-        let files = maps.iter().filter(|m| m.is_file());
-        let mut budget = SYSCALL_SEARCH_LIMIT;
-        let mut found = (None, None);
-        // In pieces: both are usually within the first few pages of libc.
-        const PIECE: u64 = 64 << 10;
-        'mappings: for m in files.filter(|m| m.executable() && m.readable()) {
-            let mut at = m.start;
-            while at < m.end && budget > 0 {
-                // Overlapping by 2 bytes, so a pattern across pieces is seen.
-                let len = (m.end - at).min(PIECE).min(budget as u64);
-                let mut bytes = vec![0u8; len as usize];
-                if self.process.read(at, &mut bytes).is_err() {
-                    continue 'mappings;
-                }
-                Gadgets::search(&mut found, at, &bytes);
-                if found.0.is_some() && found.1.is_some() {
-                    break 'mappings;
-                }
-                budget = budget.saturating_sub(len as usize);
-                if at + len >= m.end {
-                    break;
-                }
-                at += len - 2;
-            }
-        }
-        let gadgets = match found {
-            (Some(syscall_ret), Some(pop_rax_ret)) => Some(Gadgets {
-                syscall_ret,
-                pop_rax_ret,
-            }),
-            _ => None,
-        };
-        self.gadgets = Some(gadgets);
-        Ok(gadgets)
     }
 
     /// Clears the single-step state of stopped thread `tid` without
@@ -636,34 +595,40 @@ impl<'p> LinuxStopped<'p> {
         Ok(after.rax as i64)
     }
 
-    /// A `syscall` instruction in the target: the vDSO has them on x86-64;
-    /// otherwise the first one in executable file mappings. Any `0f 05`
-    /// byte pair works, even in the middle of another instruction, since
-    /// the CPU decodes from wherever RIP points.
-    fn find_syscall_insn(&mut self) -> Result<Option<u64>> {
-        if self.syscall_insn.is_some() {
-            return Ok(self.syscall_insn);
+    /// A `syscall` instruction and the way back's gadgets in the target's
+    /// code, searched for once: the vDSO first (it has `syscall` on
+    /// x86-64), then executable file mappings in pieces (what is wanted is
+    /// usually within the first few pages of libc), at most
+    /// [`SYSCALL_SEARCH_LIMIT`] bytes in all.
+    fn search_code(&mut self) -> Result<Found> {
+        if let Some(found) = self.code {
+            return Ok(found);
         }
         let maps = self.process.maps()?;
         let vdso = maps.iter().filter(|m| m.path == "[vdso]");
         let files = maps.iter().filter(|m| m.is_file());
-        let mut budget = SYSCALL_SEARCH_LIMIT;
-        for m in vdso.chain(files).filter(|m| m.executable() && m.readable()) {
-            let len = ((m.end - m.start) as usize).min(budget);
-            budget -= len;
-            let mut bytes = vec![0u8; len];
-            if self.process.read(m.start, &mut bytes).is_err() {
-                continue;
-            }
-            if let Some(at) = bytes.windows(2).position(|w| w == SYSCALL_INSN) {
-                self.syscall_insn = Some(m.start + at as u64);
-                break;
-            }
-            if budget == 0 {
-                break;
+        let mut budget = SYSCALL_SEARCH_LIMIT as u64;
+        let mut found = Found::default();
+        const PIECE: u64 = 64 << 10;
+        let mut bytes = Vec::new();
+        'mappings: for m in vdso.chain(files).filter(|m| m.executable() && m.readable()) {
+            let mut at = m.start;
+            while at < m.end && budget > 0 && !found.complete() {
+                let len = (m.end - at).min(PIECE).min(budget);
+                bytes.resize(len as usize, 0);
+                if self.process.read(at, &mut bytes).is_err() {
+                    continue 'mappings;
+                }
+                found.search(at, &bytes);
+                budget -= len;
+                if at + len >= m.end {
+                    break;
+                }
+                at += len.saturating_sub(code_search::OVERLAP).max(1);
             }
         }
-        Ok(self.syscall_insn)
+        self.code = Some(found);
+        Ok(found)
     }
 
     fn syscall_ok(&mut self, name: &str, nr: u64, args: [u64; 6]) -> Result<i64> {

@@ -1,0 +1,127 @@
+//! The top-level subprograms and variables of an object's DWARF by name,
+//! found by one raw pass per object: the signature check and the layout
+//! pre-flight each look at a few changed functions of a unit that
+//! describes thousands, and used to walk (and parse) all of them each.
+//!
+//! The pass reads only the four attributes it needs of each top-level
+//! entry (the others are skipped by their forms), steps over its children
+//! with `DW_AT_sibling` when the compiler gave one (GCC and clang do for
+//! entries with children), and keeps a hash of each name, not the name:
+//! [`DebugIndex::get`] gives candidates that the caller checks by name
+//! ([`crate::signature::entries_named`]).
+
+use std::hash::BuildHasher;
+
+use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, UnitOffset};
+
+type Reader<'a> = EndianSlice<'a, LittleEndian>;
+
+/// One top-level entry of a compile unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopEntry {
+    /// Its unit's header, in `.debug_info`.
+    pub unit: DebugInfoOffset,
+    /// The entry within the unit.
+    pub offset: UnitOffset,
+    /// `DW_TAG_subprogram` or `DW_TAG_variable`.
+    pub tag: gimli::DwTag,
+    /// `DW_AT_external`.
+    pub external: bool,
+    /// `DW_AT_declaration`: declared here, defined elsewhere.
+    pub declaration: bool,
+}
+
+/// Top-level subprograms and variables by the hash of their `DW_AT_name`,
+/// each name's in the order the file has them.
+#[derive(Debug, Clone, Default)]
+pub struct DebugIndex {
+    /// Sorted by hash, then place (file order within one hash).
+    by_hash: Vec<(u64, TopEntry)>,
+}
+
+fn hash(name: &[u8]) -> u64 {
+    foldhash::fast::FixedState::with_seed(0).hash_one(name)
+}
+
+impl DebugIndex {
+    /// The entries whose name hashes like `name`: those named `name`, and
+    /// rarely another (the caller compares the names).
+    pub fn get(&self, name: &str) -> impl Iterator<Item = &TopEntry> {
+        let key = hash(name.as_bytes());
+        let start = self.by_hash.partition_point(|(h, _)| *h < key);
+        self.by_hash[start..]
+            .iter()
+            .take_while(move |(h, _)| *h == key)
+            .map(|(_, e)| e)
+    }
+
+    /// Reads the index of `dwarf`.
+    pub fn build(dwarf: &gimli::Dwarf<Reader>) -> Result<DebugIndex, gimli::Error> {
+        let mut by_hash = Vec::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            let Some(unit_offset) = header.offset().as_debug_info_offset() else {
+                continue;
+            };
+            let unit = dwarf.unit(header)?;
+            let mut raw = unit.entries_raw(None)?;
+            // Depth of the cursor's first entry in the unit: 1 once it was
+            // restarted at a sibling.
+            let mut shift = 0isize;
+            while !raw.is_empty() {
+                let depth = raw.next_depth() + shift;
+                let offset = raw.next_offset();
+                let Some(abbrev) = raw.read_abbreviation()? else {
+                    continue;
+                };
+                if depth != 1 {
+                    raw.skip_attributes(abbrev.attributes())?;
+                    continue;
+                }
+                let tag = abbrev.tag();
+                let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
+                let (mut external, mut declaration, mut name, mut sibling) = (false, false, None, None);
+                for spec in abbrev.attributes() {
+                    if !matches!(
+                        spec.name(),
+                        gimli::DW_AT_external | gimli::DW_AT_declaration | gimli::DW_AT_name | gimli::DW_AT_sibling
+                    ) {
+                        raw.skip_attributes(std::slice::from_ref(spec))?;
+                        continue;
+                    }
+                    let attr = raw.read_attribute(*spec)?;
+                    match attr.name() {
+                        gimli::DW_AT_external => external = matches!(attr.value(), AttributeValue::Flag(true)),
+                        gimli::DW_AT_declaration => declaration = true,
+                        gimli::DW_AT_name if wanted => name = Some(attr.value()),
+                        gimli::DW_AT_sibling => {
+                            if let AttributeValue::UnitRef(to) = attr.value() {
+                                sibling = Some(to);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(name) = name {
+                    let name = dwarf.attr_string(&unit, name)?;
+                    let entry = TopEntry {
+                        unit: unit_offset,
+                        offset,
+                        tag,
+                        external,
+                        declaration,
+                    };
+                    by_hash.push((hash(name.slice()), entry));
+                }
+                // Over the children, to the next top-level entry (only
+                // forwards: a hostile file must not loop).
+                if let Some(to) = sibling.filter(|to| to.0 > offset.0 && abbrev.has_children()) {
+                    raw = unit.entries_raw(Some(to))?;
+                    shift = 1;
+                }
+            }
+        }
+        by_hash.sort_unstable_by_key(|&(h, e)| (h, e.unit.0, e.offset.0));
+        Ok(DebugIndex { by_hash })
+    }
+}
