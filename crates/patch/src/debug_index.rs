@@ -81,15 +81,26 @@ impl DebugIndex {
                 let tag = abbrev.tag();
                 let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
                 let (mut external, mut declaration, mut name, mut sibling) = (false, false, None, None);
-                for spec in abbrev.attributes() {
-                    if !matches!(
+                let specs = abbrev.attributes();
+                let needed = |spec: &gimli::AttributeSpecification| {
+                    matches!(
                         spec.name(),
                         gimli::DW_AT_external | gimli::DW_AT_declaration | gimli::DW_AT_name | gimli::DW_AT_sibling
-                    ) {
-                        raw.skip_attributes(std::slice::from_ref(spec))?;
+                    )
+                };
+                let mut at = 0;
+                while at < specs.len() {
+                    // The run of attributes not needed, skipped at once
+                    // (fixed-size forms add up to one step).
+                    let run = specs[at..].iter().take_while(|spec| !needed(spec)).count();
+                    if run > 0 {
+                        raw.skip_attributes(&specs[at..at + run])?;
+                        at += run;
                         continue;
                     }
-                    let attr = raw.read_attribute(*spec)?;
+                    let spec = specs[at];
+                    at += 1;
+                    let attr = raw.read_attribute(spec)?;
                     match attr.name() {
                         gimli::DW_AT_external => external = matches!(attr.value(), AttributeValue::Flag(true)),
                         gimli::DW_AT_declaration => declaration = true,

@@ -70,10 +70,14 @@ pub enum LinkError {
     CodeReference { user: String, section: String },
     #[error("{user} cannot be moved: {reason}")]
     Unmovable { user: String, reason: String },
-    #[error("{context}: relocation {r_type} value {value:#x} does not fit its field (the patch region at {base:#x} is out of reach)")]
+    #[error(
+        "{context}: {value:#x} does not fit its {name} field: what it refers to is beyond that field's reach from the patch region at {base:#x}. Code compiled without -fPIC reaches data within ±2 GiB only, and a shared library's variable the program never uses itself (so it has no copy of it) lies farther; recompile this file with -fPIC (it then reaches such data through the GOT), or refer to it through a function"
+    )]
     Overflow {
         context: String,
         r_type: u32,
+        /// The relocation type's psABI name.
+        name: String,
         value: i128,
         base: u64,
     },

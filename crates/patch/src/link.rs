@@ -377,7 +377,7 @@ impl Linker<'_> {
     fn relocate(&mut self, part: Part, base: u64, r: &Reloc, user: &str) -> Result<(), LinkError> {
         let (value, addend) = self.resolve_target(r, user)?;
         let offset = base.wrapping_add(r.offset);
-        let context = format!("{user}+{:#x}", r.offset);
+        let context = format!("{user}+{:#x} (a reference to {})", r.offset, self.describe(&r.target));
         let (value, addend) = match r.r_type {
             rtype::R64 | rtype::PC32 | rtype::R32 | rtype::R32S | rtype::PC64 => (value, addend),
             rtype::PLT32 => match value {
@@ -758,6 +758,7 @@ impl Linked {
                     return Err(LinkError::Overflow {
                         context: f.context.clone(),
                         r_type: f.r_type,
+                        name: type_name(f.r_type),
                         value,
                         base: layout.code,
                     })

@@ -53,7 +53,7 @@ pub fn functions_to_patch_allowing(
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
-                "the signature of a global function changed ({}); callers in files that were not recompiled would pass the old arguments, so restart the program",
+                "the signature of a global function changed ({}); callers in files that were not recompiled would still pass the old arguments and read the old return type, so restart the program",
                 signatures.join("; ")
             ),
         });

@@ -155,7 +155,14 @@ fn out_of_reach_is_an_error_before_writing() {
     );
     let linked = link_function(&obj, "h").unwrap();
     match linked.finish(&LAYOUT) {
-        Err(e @ LinkError::Overflow { .. }) => assert!(e.to_string().contains("h+0x"), "{e}"),
+        Err(e @ LinkError::Overflow { .. }) => {
+            // It names the place, what is out of reach, and the fix.
+            let text = e.to_string();
+            assert!(text.contains("h+0x"), "{text}");
+            assert!(text.contains("a reference to far_data"), "{text}");
+            assert!(text.contains("R_X86_64_PC32"), "{text}");
+            assert!(text.contains("-fPIC"), "{text}");
+        }
         other => panic!("{other:?}"),
     }
     // Indexing a global array uses a sign-extended 32-bit absolute address:

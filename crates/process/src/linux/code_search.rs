@@ -29,11 +29,16 @@ pub struct Found {
 
 impl Found {
     /// Looks for what is still missing in `bytes`, which the target maps
-    /// at `base`.
-    pub fn search(&mut self, base: u64, bytes: &[u8]) {
+    /// at `base`; for the way back's gadgets only when `gadgets` (they are
+    /// taken from the program's files, never the vDSO: a signal that
+    /// arrived while a borrowed thread ran a system call there was lost).
+    pub fn search(&mut self, base: u64, bytes: &[u8], gadgets: bool) {
         let at = |pattern: &[u8]| memmem::find(bytes, pattern).map(|i| base + i as u64);
         if self.syscall.is_none() {
             self.syscall = at(&SYSCALL);
+        }
+        if !gadgets {
+            return;
         }
         if self.syscall_ret.is_none() {
             self.syscall_ret = at(&SYSCALL_RET);
@@ -64,11 +69,15 @@ mod tests {
     #[test]
     fn finds_each_first_occurrence_and_keeps_what_it_had() {
         let mut found = Found::default();
-        found.search(0x1000, &[0x90, 0x0f, 0x05, 0x90, 0x0f, 0x05, 0xc3]);
+        found.search(0x500, &[0x0f, 0x05, 0xc3, 0x58, 0xc3], false);
+        assert_eq!(found.syscall, Some(0x500));
+        assert_eq!(found.gadgets(), None, "no gadget where they are not wanted");
+        found = Found::default();
+        found.search(0x1000, &[0x90, 0x0f, 0x05, 0x90, 0x0f, 0x05, 0xc3], true);
         assert_eq!(found.syscall, Some(0x1001));
         assert_eq!(found.gadgets(), None);
         assert!(!found.complete());
-        found.search(0x2000, &[0x58, 0xc3, 0x0f, 0x05]);
+        found.search(0x2000, &[0x58, 0xc3, 0x0f, 0x05], true);
         assert_eq!(found.syscall, Some(0x1001), "a later piece does not replace a find");
         assert_eq!(
             found.gadgets(),

@@ -72,10 +72,13 @@ enum Until {
 
 struct Tracee {
     tid: u32,
-    /// A signal that arrived as we stopped the thread; handed back to it
-    /// when it is resumed so the program never loses one.
-    /// (A number: real-time signals have no `Signal` value.)
-    pending: Option<i32>,
+    /// Signals that arrived while relive held the thread, in order: the
+    /// first is handed back as the thread is resumed, the others queued
+    /// to it again just before, so the program loses none. (Real-time
+    /// signals queue: a flood of them stops a thread running a remote
+    /// system call once per signal, and keeping only the last lost the
+    /// others.)
+    pending: Vec<wait::Held>,
 }
 
 /// Every thread of one process, stopped. Dropping it resumes them all.
@@ -170,7 +173,10 @@ impl<'p> LinuxStopped<'p> {
             match ptrace::interrupt(pid(tid)) {
                 Ok(()) | Err(Errno::ESRCH) => {}
                 Err(e) => {
-                    self.tracees.push(Tracee { tid, pending: None });
+                    self.tracees.push(Tracee {
+                        tid,
+                        pending: Vec::new(),
+                    });
                     return Err(self.errno("interrupting a thread", tid, e));
                 }
             }
@@ -178,7 +184,13 @@ impl<'p> LinuxStopped<'p> {
         for tid in seized {
             // `None`: the thread exited meanwhile.
             if let Some(pending) = self.wait_for_stop(tid)? {
-                self.tracees.push(Tracee { tid, pending });
+                self.tracees.push(Tracee {
+                    tid,
+                    pending: Vec::new(),
+                });
+                if let Some(sig) = pending {
+                    self.keep_pending(tid, sig);
+                }
             }
         }
         Ok(())
@@ -538,8 +550,11 @@ impl<'p> LinuxStopped<'p> {
     /// Keeps signal `sig`, which arrived for `tid` while relive held it,
     /// to be delivered when it is resumed.
     fn keep_pending(&mut self, tid: u32, sig: i32) {
+        // What the kernel says of it (sender, value), read while the
+        // thread is in its signal-delivery stop.
+        let info = ptrace::getsiginfo(pid(tid)).ok();
         if let Some(t) = self.tracees.iter_mut().find(|t| t.tid == tid) {
-            t.pending = Some(sig);
+            t.pending.push(wait::Held { sig, info });
         }
     }
 
@@ -619,7 +634,7 @@ impl<'p> LinuxStopped<'p> {
                 if self.process.read(at, &mut bytes).is_err() {
                     continue 'mappings;
                 }
-                found.search(at, &bytes);
+                found.search(at, &bytes, m.is_file());
                 budget -= len;
                 if at + len >= m.end {
                     break;
@@ -650,7 +665,16 @@ impl<'p> LinuxStopped<'p> {
         self.detached = true;
         let mut first_error = None;
         for t in &self.tracees {
-            match wait::detach(t.tid, t.pending.unwrap_or(0)) {
+            let (first, rest) = match t.pending.split_first() {
+                Some((first, rest)) => (first.sig, rest),
+                None => (0, &[][..]),
+            };
+            for held in rest {
+                if let Err(e) = wait::requeue(self.process.pid, t.tid, held) {
+                    first_error.get_or_insert(self.errno("handing a thread back its signals", t.tid, e));
+                }
+            }
+            match wait::detach(t.tid, first) {
                 Ok(()) | Err(Errno::ESRCH) => {}
                 Err(e) => {
                     first_error.get_or_insert(self.errno("resuming its threads", t.tid, e));

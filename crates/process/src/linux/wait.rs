@@ -76,6 +76,45 @@ pub fn detach(tid: u32, sig: i32) -> Result<(), Errno> {
     }
 }
 
+/// A signal relive took from a thread's delivery while it held it.
+#[derive(Clone, Copy)]
+pub struct Held {
+    pub sig: i32,
+    /// Its `siginfo`, when `PTRACE_GETSIGINFO` could read it.
+    pub info: Option<libc::siginfo_t>,
+}
+
+/// Queues `held` to thread `tid` of process `tgid` again: with its own
+/// `siginfo` (`rt_tgsigqueueinfo`, which keeps a real-time signal's
+/// value) when the kernel accepts it, else as a plain `tgkill` (the
+/// kernel refuses another process's `siginfo` for signals it made
+/// itself).
+pub fn requeue(tgid: u32, tid: u32, held: &Held) -> Result<(), Errno> {
+    if let Some(info) = &held.info {
+        // SAFETY: rt_tgsigqueueinfo reads one `siginfo_t` through the
+        // pointer, which points at a live value for the whole call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                tgid as libc::pid_t,
+                tid as libc::pid_t,
+                held.sig,
+                info as *const libc::siginfo_t,
+            )
+        };
+        if ret == 0 {
+            return Ok(());
+        }
+    }
+    // SAFETY: tgkill takes three integers and touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_tgkill, tgid as libc::pid_t, tid as libc::pid_t, held.sig) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
