@@ -8,7 +8,6 @@ pub mod cosmo;
 pub mod elf;
 pub mod generic;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -88,7 +87,13 @@ pub struct SymbolTable {
     /// `max_end[i]` = the largest end of `symbols[..=i]`: lets address lookup
     /// stop walking backwards as soon as no earlier symbol can reach `addr`.
     max_end: Vec<u64>,
-    by_name: HashMap<String, Vec<u32>>,
+    /// Name lookup: `(symbol, length)` for every symbol's name and for the
+    /// plain part of a versioned one (`stdout` of `stdout@GLIBC_2.2.5`),
+    /// sorted by that part of the name, then by symbol (address order).
+    /// A sorted index rather than a map of owned names: building it
+    /// allocates nothing per symbol, and a program's table is read on
+    /// every patch.
+    by_name: Vec<(u32, u32)>,
 }
 
 impl SymbolTable {
@@ -96,17 +101,19 @@ impl SymbolTable {
         symbols.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| a.name.cmp(&b.name)));
         let mut max_end = Vec::with_capacity(symbols.len());
         let mut running = 0u64;
-        let mut by_name: HashMap<String, Vec<u32>> = HashMap::with_capacity(symbols.len());
+        let mut by_name: Vec<(u32, u32)> = Vec::with_capacity(symbols.len());
         for (i, s) in symbols.iter().enumerate() {
             running = running.max(s.end());
             max_end.push(running);
-            by_name.entry(s.name.clone()).or_default().push(i as u32);
+            by_name.push((i as u32, s.name.len() as u32));
             // A versioned name (`stdout@GLIBC_2.2.5`, the program's copy of
             // a library variable) is also found by its plain name.
             if let Some((plain, _)) = s.name.split_once('@').filter(|(p, _)| !p.is_empty()) {
-                by_name.entry(plain.to_string()).or_default().push(i as u32);
+                by_name.push((i as u32, plain.len() as u32));
             }
         }
+        let key = |&(i, len): &(u32, u32)| &symbols[i as usize].name[..len as usize];
+        by_name.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.0.cmp(&b.0)));
         SymbolTable {
             source: source.into(),
             arch,
@@ -131,10 +138,13 @@ impl SymbolTable {
 
     /// Every symbol with this exact name, in address order.
     pub fn by_name(&self, name: &str) -> Vec<&Symbol> {
-        self.by_name
-            .get(name)
-            .map(|ids| ids.iter().map(|&i| &self.symbols[i as usize]).collect())
-            .unwrap_or_default()
+        let key = |&(i, len): &(u32, u32)| &self.symbols[i as usize].name[..len as usize];
+        let from = self.by_name.partition_point(|e| key(e) < name);
+        self.by_name[from..]
+            .iter()
+            .take_while(|e| key(e) == name)
+            .map(|&(i, _)| &self.symbols[i as usize])
+            .collect()
     }
 
     /// The symbol containing `addr` and the offset into it. Where several

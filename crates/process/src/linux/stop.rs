@@ -72,12 +72,11 @@ enum Until {
 
 struct Tracee {
     tid: u32,
-    /// Signals that arrived while relive held the thread, in order: the
-    /// first is handed back as the thread is resumed, the others queued
-    /// to it again just before, so the program loses none. (Real-time
-    /// signals queue: a flood of them stops a thread running a remote
-    /// system call once per signal, and keeping only the last lost the
-    /// others.)
+    /// Signals taken out of the thread's queue while relive held it, in
+    /// order, queued to it again as it is resumed so the program loses
+    /// none. (Rare: signals race only the stop itself, and remote system
+    /// calls run with signals blocked. Keeping only the last of them lost
+    /// real-time signals, which queue.)
     pending: Vec<wait::Held>,
 }
 
@@ -203,8 +202,18 @@ impl<'p> LinuxStopped<'p> {
             match self.wait(tid) {
                 Ok(Waited::Event) | Ok(Waited::Syscall) => return Ok(Some(None)),
                 // A signal raced our interrupt: the thread stopped to have
-                // it delivered. Keep it for the resume.
-                Ok(Waited::Signal(sig)) => return Ok(Some(Some(sig))),
+                // it delivered. Deliver it now, in its place in the queue
+                // (kept for later, it would be queued again behind the
+                // signals that came after it), and ask for the stop again.
+                Ok(Waited::Signal(sig)) => {
+                    let delivered = wait::cont(tid, sig).and_then(|()| ptrace::interrupt(pid(tid)));
+                    match delivered {
+                        Ok(()) => continue,
+                        Err(Errno::ESRCH) => return Ok(None),
+                        // Kept for the resume instead.
+                        Err(_) => return Ok(Some(Some(sig))),
+                    }
+                }
                 Ok(Waited::Gone) | Err(Errno::ECHILD) => return Ok(None),
                 Ok(Waited::Continued) | Ok(Waited::StillAlive) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(self.errno("waiting for a thread to stop", tid, e)),
@@ -307,8 +316,30 @@ impl<'p> LinuxStopped<'p> {
     /// that the kernel does not "restart" a system call the thread was
     /// blocked in; restoring the saved registers restores that restart, so a
     /// thread stopped inside `read` or `nanosleep` carries on with it.
+    ///
+    /// Every signal the thread can block is blocked meanwhile
+    /// (`PTRACE_SETSIGMASK`), so signals sent to it stay queued in the
+    /// kernel, in their order, and are delivered once the mask is back: a
+    /// signal delivered during the call would stop the thread, be taken
+    /// out of the queue and have to be queued again behind later ones.
+    /// (The way back's frame holds the thread's own mask, so a relive
+    /// killed meanwhile leaves it as it was.)
     pub fn syscall(&mut self, nr: u64, args: [u64; 6]) -> Result<i64> {
         let tid = self.worker();
+        let mask = sigmask(tid);
+        let masked = mask.is_some() && set_sigmask(tid, !0u64);
+        let ran = self.syscall_masked(tid, nr, args);
+        if masked {
+            if let Some(mask) = mask {
+                if !set_sigmask(tid, mask) && ran.is_ok() {
+                    return Err(self.errno("giving a thread back its signal mask", tid, Errno::last()));
+                }
+            }
+        }
+        ran
+    }
+
+    fn syscall_masked(&mut self, tid: u32, nr: u64, args: [u64; 6]) -> Result<i64> {
         let saved = self.registers(tid)?;
         if self.site == SyscallSite::Search {
             if let Some(frame) = self.way_back(tid, &saved)? {
@@ -665,16 +696,15 @@ impl<'p> LinuxStopped<'p> {
         self.detached = true;
         let mut first_error = None;
         for t in &self.tracees {
-            let (first, rest) = match t.pending.split_first() {
-                Some((first, rest)) => (first.sig, rest),
-                None => (0, &[][..]),
-            };
-            for held in rest {
+            // Queued again, not injected by the detach: the kernel injects a
+            // detach's signal only from a signal-delivery stop, and ignores
+            // it in the other stops a held thread ends in.
+            for held in &t.pending {
                 if let Err(e) = wait::requeue(self.process.pid, t.tid, held) {
                     first_error.get_or_insert(self.errno("handing a thread back its signals", t.tid, e));
                 }
             }
-            match wait::detach(t.tid, first) {
+            match wait::detach(t.tid, 0) {
                 Ok(()) | Err(Errno::ESRCH) => {}
                 Err(e) => {
                     first_error.get_or_insert(self.errno("resuming its threads", t.tid, e));
@@ -742,6 +772,22 @@ fn sigmask(tid: u32) -> Option<u64> {
         )
     };
     (ret == 0).then_some(mask)
+}
+
+/// Sets the blocked-signal mask of stopped thread `tid` (the kernel never
+/// blocks SIGKILL and SIGSTOP whatever the mask says); whether it did.
+fn set_sigmask(tid: u32, mask: u64) -> bool {
+    // SAFETY: PTRACE_SETSIGMASK reads `addr` (8) bytes from `data`, which
+    // points at `mask`, an 8-byte integer on this stack frame.
+    let ret = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_SETSIGMASK,
+            tid as nix::libc::pid_t,
+            std::mem::size_of::<u64>() as *mut nix::libc::c_void,
+            (&mask as *const u64).cast_mut().cast::<nix::libc::c_void>(),
+        )
+    };
+    ret == 0
 }
 
 /// Converts between the kernel's register layout and [`Registers`], field

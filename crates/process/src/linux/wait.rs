@@ -59,11 +59,22 @@ pub fn poll(tid: u32) -> Result<Waited, Errno> {
 
 /// `PTRACE_DETACH` of stopped `tid`, delivering signal `sig` (0: none).
 pub fn detach(tid: u32, sig: i32) -> Result<(), Errno> {
-    // SAFETY: PTRACE_DETACH reads `data` as a signal number and ignores
-    // `addr`; no memory is passed.
+    restart(libc::PTRACE_DETACH, tid, sig)
+}
+
+/// Resumes stopped thread `tid`, delivering signal `sig` (any number:
+/// nix's `Signal` has no real-time values).
+pub fn cont(tid: u32, sig: i32) -> Result<(), Errno> {
+    restart(libc::PTRACE_CONT, tid, sig)
+}
+
+/// A ptrace request that restarts `tid` with signal `sig`.
+fn restart(request: libc::c_uint, tid: u32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_DETACH and PTRACE_CONT read `data` as a signal
+    // number and ignore `addr`; no memory is passed.
     let ret = unsafe {
         libc::ptrace(
-            libc::PTRACE_DETACH,
+            request,
             tid as libc::pid_t,
             std::ptr::null_mut::<libc::c_void>(),
             sig as usize as *mut libc::c_void,
