@@ -663,6 +663,56 @@ fn only_the_literals_a_patch_uses_are_copied() {
         let ro_used = r["region"]["ro_used"].as_u64().unwrap();
         assert!(ro_used < 256, "the pool's read-only part holds {ro_used} bytes: {r}");
         run.expect("bonjour, relive label 12");
+        // A changed function that uses 299 unchanged literals and one new
+        // one: the program's own copies serve, only the new one is brought.
+        let one_changed = src
+            .replace("\"hello\"", "\"bonjour, relive\"")
+            .replace("case 7: return \"label 7\";", "case 7: return \"seventh!\";");
+        let changed = run.object("app.c", &one_changed);
+        let r = run.patch_object(&changed, &["--base", new.to_str().unwrap()]);
+        let literals = |action: &str| {
+            r["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["action"] == action && d["name"].as_str().unwrap().starts_with(".rodata.str"))
+                .count()
+        };
+        assert_eq!(literals("new"), 1, "only the new literal is copied: {r}");
+        assert!(literals("kept") >= 299, "the program's literals serve: {r}");
+        run.expect("bonjour, relive label 12");
+        run.expect("bonjour, relive seventh!");
+        run.expect("bonjour, relive label 99");
+        // A function that uses 300 new literals, in words: one line for
+        // the literal pieces, not one per piece.
+        let relabelled = src
+            .replace("\"hello\"", "\"bonjour, relive\"")
+            .replace("return \"label ", "return \"LABEL ");
+        let newer = run.object("app.c", &relabelled);
+        let pid = run.target.pid_arg();
+        let out = run.relive(&[
+            "patch",
+            "--pid",
+            &pid,
+            newer.to_str().unwrap(),
+            "--base",
+            changed.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        // (Named data, such as a switch's table, keeps its own line.)
+        let pieces: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("data ") && l.contains(".rodata"))
+            .collect();
+        assert_eq!(pieces.len(), 1, "{text}");
+        assert!(
+            pieces[0].contains(" literal pieces of ")
+                && pieces[0].contains(".rodata.str1.1")
+                && pieces[0].contains("--json lists each"),
+            "{text}"
+        );
+        run.expect("bonjour, relive LABEL 12");
     }
 }
 

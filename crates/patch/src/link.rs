@@ -39,6 +39,12 @@ pub trait Resolver {
     fn added(&self, _file: Option<&str>, _name: &str, _local: bool) -> Option<u64> {
         None
     }
+    /// Where the home module's read-only data already holds `bytes` (a
+    /// string literal with its NUL) at an address `phase` modulo `align`:
+    /// the patch refers to that copy instead of bringing its own.
+    fn existing_literal(&self, _bytes: &[u8], _align: u64, _phase: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// Which part of the region.
@@ -626,6 +632,24 @@ impl Linker<'_> {
                 // literals it copies with aligned vector loads in
                 // `.rodata.str1.16` at aligned offsets.
                 let align_to = sec.align.clamp(1, PART_ALIGN);
+                // The program's own copy, when it has the same bytes (most
+                // literals of a changed function did not change): nothing
+                // to bring, and pools last longer.
+                let literal = &bytes[start..=end];
+                if let Some(addr) = self
+                    .resolver
+                    .existing_literal(literal, align_to, start as u64 % align_to)
+                {
+                    let v = Value::Absolute(addr);
+                    self.strings.insert(key, v);
+                    self.out.data.push(LinkedData {
+                        name: format!("{}+{start:#x}", sec.name),
+                        symbol: None,
+                        action: DataAction::Kept,
+                        value: v,
+                    });
+                    return Some((v, offset.wrapping_sub(start as i64)));
+                }
                 let buf = self.buffer(Part::ReadOnly);
                 let base = align(buf, align_to, 0);
                 let off = base + start as u64 % align_to;

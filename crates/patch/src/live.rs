@@ -23,6 +23,9 @@ pub struct LiveResolver {
     /// first asked for (reading the tables they come from).
     home_statics: OnceLock<Statics>,
     all_statics: OnceLock<Statics>,
+    /// The home module's read-only data, read when a patch first looks
+    /// for a literal in it.
+    home_constants: OnceLock<Option<Constants>>,
     /// The module the patched code belongs to (the program, or a shared
     /// library): its path and range. The patch region is placed within
     /// rel32 reach of it.
@@ -51,6 +54,7 @@ impl LiveResolver {
             symbols,
             home_statics: OnceLock::new(),
             all_statics: OnceLock::new(),
+            home_constants: OnceLock::new(),
             home,
             added: Vec::new(),
             ifunc_chosen: HashMap::new(),
@@ -73,6 +77,7 @@ impl LiveResolver {
         };
         if home.0 != self.home.0 {
             self.home_statics = OnceLock::new();
+            self.home_constants = OnceLock::new();
         }
         self.home = home;
     }
@@ -124,6 +129,45 @@ impl LiveResolver {
     /// relive may have reverted and freed some since).
     pub fn set_added(&mut self, records: &[AddedRecord]) {
         self.added = records.to_vec();
+    }
+}
+
+/// A module's read-only data as the file has it (which is what the
+/// process maps: nothing writes it): the image, and each allocated
+/// read-only section's address in the process and bytes in the file.
+struct Constants {
+    image: std::sync::Arc<relive_image::Image>,
+    sections: Vec<(u64, std::ops::Range<usize>)>,
+}
+
+impl Constants {
+    /// The read-only, non-executable sections of `image` (an ELF file:
+    /// other formats give none), at `bias`.
+    fn read(image: std::sync::Arc<relive_image::Image>, bias: u64) -> Option<Constants> {
+        use object::{Object, ObjectSection, SectionKind};
+        let file = object::File::parse(image.data()).ok()?;
+        let sections = file
+            .sections()
+            .filter(|s| matches!(s.kind(), SectionKind::ReadOnlyData | SectionKind::ReadOnlyString))
+            .filter_map(|s| {
+                let (offset, size) = s.file_range()?;
+                let start = usize::try_from(offset).ok()?;
+                let end = start.checked_add(usize::try_from(size).ok()?)?;
+                (end <= image.data().len() && s.address() != 0).then(|| (s.address().wrapping_add(bias), start..end))
+            })
+            .collect();
+        Some(Constants { image, sections })
+    }
+
+    /// The first place holding `bytes` at an address `phase` modulo `align`.
+    fn find(&self, bytes: &[u8], align: u64, phase: u64) -> Option<u64> {
+        let finder = memchr::memmem::Finder::new(bytes);
+        self.sections.iter().find_map(|(addr, range)| {
+            finder
+                .find_iter(&self.image.data()[range.clone()])
+                .map(|at| addr.wrapping_add(at as u64))
+                .find(|a| a % align.max(1) == phase)
+        })
     }
 }
 
@@ -247,5 +291,15 @@ impl Resolver for LiveResolver {
 
     fn in_image(&self, addr: u64) -> bool {
         self.home.1 <= addr && addr < self.home.2
+    }
+
+    fn existing_literal(&self, bytes: &[u8], align: u64, phase: u64) -> Option<u64> {
+        let constants = self.home_constants.get_or_init(|| {
+            let (image, bias) = self.symbols.module_image(&self.home.0)?;
+            Constants::read(image, bias)
+        });
+        let found = constants.as_ref()?.find(bytes, align, phase)?;
+        // Within the home module, which the patch region is placed near.
+        self.in_image(found).then_some(found)
     }
 }

@@ -152,6 +152,13 @@ impl LiveSymbols {
             .any(|t| t.symbols().iter().any(|s| s.kind == SymbolKind::Ifunc))
     }
 
+    /// The image of module `path` and its load bias, when relive could
+    /// read the file.
+    pub fn module_image(&self, path: &str) -> Option<(Arc<Image>, u64)> {
+        let m = self.modules.iter().find(|m| m.path == path)?;
+        Some((m.image.as_ref().ok()?.clone(), m.bias))
+    }
+
     /// The module `path`: its base (lowest mapped address) and inode, for
     /// relating addresses across processes.
     pub fn module_base(&self, path: &str) -> Option<(u64, u64)> {

@@ -213,8 +213,30 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     for a in &r.added {
         writeln!(out, "added   {} at {:#x}", readable(&a.name), a.addr)?;
     }
-    for d in &r.data {
+    // Named data one line each; the anonymous pieces (string literals and
+    // constants the changed code uses, named after their section) in one
+    // line when there are many: a function returning error strings copies
+    // dozens. `--json` lists every one.
+    let (pieces, named): (Vec<_>, Vec<_>) = r.data.iter().partition(|d| d.name.starts_with('.'));
+    for d in named.iter().chain(if pieces.len() > 3 { &[][..] } else { &pieces[..] }) {
         writeln!(out, "data    {} at {:#x} ({})", readable(&d.name), d.addr, d.action)?;
+    }
+    if pieces.len() > 3 {
+        let mut sections: Vec<&str> = pieces.iter().map(|d| d.name.split('+').next().unwrap_or("")).collect();
+        sections.sort_unstable();
+        sections.dedup();
+        let mut actions: Vec<String> = pieces.iter().map(|d| d.action.to_string()).collect();
+        actions.sort_unstable();
+        actions.dedup();
+        let low = pieces.iter().map(|d| d.addr).min().unwrap_or(0);
+        let high = pieces.iter().map(|d| d.addr).max().unwrap_or(0);
+        writeln!(
+            out,
+            "data    {} literal pieces of {} at {low:#x}..={high:#x} ({}; --json lists each)",
+            pieces.len(),
+            sections.join(", "),
+            actions.join(", ")
+        )?;
     }
     let t = &r.timing_us;
     let pool = match r.alloc_pause_us {
