@@ -111,19 +111,23 @@ impl Run {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// `relive patch --pid PID NEW --base BASE`, which must be refused
-    /// (exit 1); returns its message.
-    fn refused(&self, new: &std::path::Path, base: &std::path::Path) -> String {
+    /// `relive patch --pid PID NEW --base BASE`, reporting in words.
+    fn patch_in_words(&self, new: &std::path::Path, base: &std::path::Path) -> std::process::Output {
         let pid = self.target.pid_arg();
-        let args = [
+        self.relive(&[
             "patch",
             "--pid",
             &pid,
             new.to_str().unwrap(),
             "--base",
             base.to_str().unwrap(),
-        ];
-        let out = self.relive(&args);
+        ])
+    }
+
+    /// `relive patch --pid PID NEW --base BASE`, which must be refused
+    /// (exit 1); returns its message.
+    fn refused(&self, new: &std::path::Path, base: &std::path::Path) -> String {
+        let out = self.patch_in_words(new, base);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         stderr
@@ -689,15 +693,7 @@ fn only_the_literals_a_patch_uses_are_copied() {
             .replace("\"hello\"", "\"bonjour, relive\"")
             .replace("return \"label ", "return \"LABEL ");
         let newer = run.object("app.c", &relabelled);
-        let pid = run.target.pid_arg();
-        let out = run.relive(&[
-            "patch",
-            "--pid",
-            &pid,
-            newer.to_str().unwrap(),
-            "--base",
-            changed.to_str().unwrap(),
-        ]);
+        let out = run.patch_in_words(&newer, &changed);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
         // (Named data, such as a switch's table, keeps its own line.)

@@ -636,31 +636,25 @@ impl Linker<'_> {
                 // literals of a changed function did not change): nothing
                 // to bring, and pools last longer.
                 let literal = &bytes[start..=end];
-                if let Some(addr) = self
+                let (v, action) = match self
                     .resolver
                     .existing_literal(literal, align_to, start as u64 % align_to)
                 {
-                    let v = Value::Absolute(addr);
-                    self.strings.insert(key, v);
-                    self.out.data.push(LinkedData {
-                        name: format!("{}+{start:#x}", sec.name),
-                        symbol: None,
-                        action: DataAction::Kept,
-                        value: v,
-                    });
-                    return Some((v, offset.wrapping_sub(start as i64)));
-                }
-                let buf = self.buffer(Part::ReadOnly);
-                let base = align(buf, align_to, 0);
-                let off = base + start as u64 % align_to;
-                buf.resize(off as usize, 0);
-                buf.extend_from_slice(&bytes[start..=end]);
-                let v = Value::Region(Part::ReadOnly, off);
+                    Some(addr) => (Value::Absolute(addr), DataAction::Kept),
+                    None => {
+                        let buf = self.buffer(Part::ReadOnly);
+                        let base = align(buf, align_to, 0);
+                        let off = base + start as u64 % align_to;
+                        buf.resize(off as usize, 0);
+                        buf.extend_from_slice(literal);
+                        (Value::Region(Part::ReadOnly, off), DataAction::New)
+                    }
+                };
                 self.strings.insert(key, v);
                 self.out.data.push(LinkedData {
                     name: format!("{}+{start:#x}", sec.name),
                     symbol: None,
-                    action: DataAction::New,
+                    action,
                     value: v,
                 });
                 v
