@@ -705,7 +705,8 @@ fn only_the_literals_a_patch_uses_are_copied() {
         assert!(
             pieces[0].contains(" literal pieces of ")
                 && pieces[0].contains(".rodata.str1.1")
-                && pieces[0].contains("--json lists each"),
+                && pieces[0].contains(" new at 0x")
+                && pieces[0].contains("the program's own (--json lists each)"),
             "{text}"
         );
         run.expect("bonjour, relive LABEL 12");

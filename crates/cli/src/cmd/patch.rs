@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use relive_patch::apply::{self, Target, Timing};
+use relive_patch::link::DataAction;
 use relive_patch::names::readable;
 use relive_patch::objfile::Kind;
 use relive_patch::origin::{self, Verdict};
@@ -225,17 +226,21 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         let mut sections: Vec<&str> = pieces.iter().map(|d| d.name.split('+').next().unwrap_or("")).collect();
         sections.sort_unstable();
         sections.dedup();
-        let mut actions: Vec<String> = pieces.iter().map(|d| d.action.to_string()).collect();
-        actions.sort_unstable();
-        actions.dedup();
-        let low = pieces.iter().map(|d| d.addr).min().unwrap_or(0);
-        let high = pieces.iter().map(|d| d.addr).max().unwrap_or(0);
+        // The program's own copies and the copies in the pool, apart: one
+        // address range over both would say little.
+        let (new, own): (Vec<&apply::DataUse>, Vec<&apply::DataUse>) =
+            pieces.iter().copied().partition(|d| d.action == DataAction::New);
+        let placed = match (new.iter().map(|d| d.addr).min(), new.iter().map(|d| d.addr).max()) {
+            (Some(low), Some(high)) => format!(" at {low:#x}..={high:#x}"),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "data    {} literal pieces of {} at {low:#x}..={high:#x} ({}; --json lists each)",
+            "data    {} literal pieces of {}: {} new{placed}, {} the program's own (--json lists each)",
             pieces.len(),
             sections.join(", "),
-            actions.join(", ")
+            new.len(),
+            own.len()
         )?;
     }
     let t = &r.timing_us;
