@@ -89,41 +89,49 @@ struct Member {
     type_name: String,
 }
 
-/// The first difference between two layouts of one type, in words.
+/// The differences between two layouts of one type, in words.
 fn difference(was: &Layout, now: &Layout) -> String {
+    let mut changes = Vec::new();
     for m in &now.members {
         match was.members.iter().find(|o| o.name == m.name) {
-            None => return format!("field {} was added", m.name),
+            None => changes.push(format!("field {} was added", m.name)),
             Some(o) if o.offset != m.offset || o.bits != m.bits => {
                 let retyped = match o.type_name != m.type_name {
                     true => format!(" and changed type from {} to {}", o.type_name, m.type_name),
                     false => String::new(),
                 };
-                return format!(
+                changes.push(format!(
                     "field {} moved from offset {} to {}{retyped}",
                     m.name,
                     o.offset.map_or("?".into(), |v| v.to_string()),
                     m.offset.map_or("?".into(), |v| v.to_string())
-                );
+                ));
             }
-            Some(o) if o.type_name != m.type_name => {
-                return format!("field {} changed type from {} to {}", m.name, o.type_name, m.type_name)
-            }
+            Some(o) if o.type_name != m.type_name => changes.push(format!(
+                "field {} changed type from {} to {}",
+                m.name, o.type_name, m.type_name
+            )),
             Some(_) => {}
         }
     }
-    if let Some(o) = was
-        .members
-        .iter()
-        .find(|o| !now.members.iter().any(|m| m.name == o.name))
-    {
-        return format!("field {} was removed", o.name);
+    changes.extend(
+        was.members
+            .iter()
+            .filter(|o| !now.members.iter().any(|m| m.name == o.name))
+            .map(|o| format!("field {} was removed", o.name)),
+    );
+    // Every change, up to a few: a renamed field is one added and one
+    // removed, and naming only the first hid the other.
+    const SHOWN: usize = 4;
+    match changes.len() {
+        0 => format!(
+            "its size changed from {} to {} bytes",
+            was.size.map_or("?".into(), |v| v.to_string()),
+            now.size.map_or("?".into(), |v| v.to_string())
+        ),
+        n if n <= SHOWN => changes.join(", "),
+        n => format!("{}, and {} more", changes[..SHOWN].join(", "), n - SHOWN),
     }
-    format!(
-        "its size changed from {} to {} bytes",
-        was.size.map_or("?".into(), |v| v.to_string()),
-        now.size.map_or("?".into(), |v| v.to_string())
-    )
 }
 
 /// Where [`used_layouts`] starts: definitions of these functions, and unit
@@ -408,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_difference_is_named_with_what_changed() {
+    fn each_difference_is_named_with_what_changed() {
         let was = layout(
             8,
             vec![member("a", 0, "int (4 bytes)"), member("b", 4, "int (4 bytes)")],
@@ -433,5 +441,21 @@ mod tests {
         assert_eq!(difference(&was, &fewer), "field b was removed");
         let padded = layout(16, was.members.clone());
         assert_eq!(difference(&was, &padded), "its size changed from 8 to 16 bytes");
+        // A renamed field: both sides of it.
+        let renamed = layout(
+            8,
+            vec![member("a", 0, "int (4 bytes)"), member("c", 4, "int (4 bytes)")],
+        );
+        assert_eq!(difference(&was, &renamed), "field c was added, field b was removed");
+        let many = layout(
+            24,
+            (0..6)
+                .map(|i| member(&format!("f{i}"), i * 4, "int (4 bytes)"))
+                .collect(),
+        );
+        assert_eq!(
+            difference(&was, &many),
+            "field f0 was added, field f1 was added, field f2 was added, field f3 was added, and 4 more"
+        );
     }
 }
