@@ -126,10 +126,14 @@ fn code_for(err: &anyhow::Error) -> i32 {
             _ => {}
         }
     }
+    if err.chain().any(|e| e.is::<crate::not_found::OtherBuild>()) {
+        return MISMATCH;
+    }
     if err.chain().any(|e| {
         e.is::<crate::not_found::SymbolNotFound>()
             || e.is::<crate::not_found::NoFunction>()
             || e.is::<crate::not_found::NoSuchFunction>()
+            || e.is::<crate::not_found::NoProcessRuns>()
     }) {
         return NOT_FOUND;
     }

@@ -59,6 +59,8 @@ enum Command {
     Ps(cmd::live::PsArgs),
     Diff(cmd::diff::Args),
     Patch(cmd::patch::PatchArgs),
+    Bundle(cmd::bundle::BundleArgs),
+    Apply(cmd::bundle::ApplyArgs),
     Revert(cmd::patch::RevertArgs),
     Status(cmd::patch::StatusArgs),
     Verify(cmd::verify::Args),
@@ -84,6 +86,8 @@ impl Command {
             Command::Build(a) => a.json,
             Command::Watch(a) => a.options.json,
             Command::Patch(a) => a.json,
+            Command::Bundle(a) => a.json,
+            Command::Apply(a) => a.json,
             Command::Revert(a) => a.json,
             Command::Status(a) => a.json,
             Command::Verify(a) => a.json,
@@ -97,7 +101,7 @@ impl Command {
 
 /// Subcommands whose first argument is a process id.
 const TAKE_A_PID: &[&str] = &[
-    "ps", "sym", "threads", "peek", "poke", "patch", "revert", "status", "watch", "verify",
+    "ps", "sym", "threads", "peek", "poke", "patch", "apply", "revert", "status", "watch", "verify",
 ];
 
 /// Where the command's name is: the first argument after the program's
@@ -122,8 +126,15 @@ fn command_position(args: &[std::ffi::OsString]) -> Option<usize> {
 /// Global options given with a separate value.
 const GLOBAL_WITH_VALUE: &[&str] = &["--color"];
 
+/// Commands that change processes also take `--exe PATH` in the pid's
+/// place: every process running that file.
+const TAKE_AN_EXE: &[&str] = &["patch", "apply", "revert"];
+
 /// One way to name a process everywhere: `PID` first, or `--pid PID`
-/// (`--pid=PID`) anywhere before a `--`, which is moved to that place.
+/// (`--pid=PID`) anywhere before a `--`, which is moved to that place;
+/// for [`TAKE_AN_EXE`], `--exe PATH` likewise, as `exe:PATH` (what the
+/// positional's parser reads as a file). An option cannot stand in for a
+/// positional before another positional, which is why it is moved.
 fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let Some(command) = command_position(&args) else {
         return args;
@@ -135,9 +146,16 @@ fn pid_first(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut out = args.clone();
     for k in command + 1..end {
         let arg = args[k].to_string_lossy();
-        let (value, taken) = match arg.strip_prefix("--pid") {
-            Some("") if k + 1 < end => (args[k + 1].clone(), 2),
-            Some(v) if v.starts_with('=') => (v[1..].into(), 1),
+        let exe = TAKE_AN_EXE.contains(&args[command].to_string_lossy().as_ref());
+        let (value, taken) = match (arg.strip_prefix("--pid"), arg.strip_prefix("--exe")) {
+            (Some(""), _) if k + 1 < end => (args[k + 1].clone(), 2),
+            (Some(v), _) if v.starts_with('=') => (v[1..].into(), 1),
+            (_, Some("")) if exe && k + 1 < end => {
+                let mut value = std::ffi::OsString::from("exe:");
+                value.push(&args[k + 1]);
+                (value, 2)
+            }
+            (_, Some(v)) if exe && v.starts_with('=') => (format!("exe:{}", &v[1..]).into(), 1),
             _ => continue,
         };
         out.drain(k..k + taken);
@@ -213,6 +231,8 @@ fn main() {
         Command::Build(args) => cmd::build::run(args),
         Command::Watch(args) => cmd::run::watch_pid(args),
         Command::Patch(args) => cmd::patch::patch(args),
+        Command::Bundle(args) => cmd::bundle::bundle(args),
+        Command::Apply(args) => cmd::bundle::apply(args),
         Command::Revert(args) => cmd::patch::revert(args),
         Command::Status(args) => cmd::patch::status(args),
         Command::Verify(args) => cmd::verify::run(args),
@@ -279,6 +299,19 @@ mod tests {
             args("relive run -- ./app --pid 3")
         );
         assert_eq!(pid_first(args("relive info --pid 3")), args("relive info --pid 3"));
+        // `--exe PATH` likewise, for the commands that change processes.
+        assert_eq!(
+            pid_first(args("relive patch --tree --exe ./app new.o --json")),
+            args("relive patch exe:./app --tree new.o --json")
+        );
+        assert_eq!(
+            pid_first(args("relive revert --all --exe=./app")),
+            args("relive revert exe:./app --all")
+        );
+        assert_eq!(
+            pid_first(args("relive status --exe ./app")),
+            args("relive status --exe ./app")
+        );
         // A second --pid is left for clap to refuse.
         assert_eq!(
             pid_first(args("relive status --pid 1 --pid 2")),

@@ -1,6 +1,7 @@
 //! Errors that name something the user asked for and that does not exist
-//! (exit 3): commands return them, `exit` maps them to the code. Their own
-//! module, so neither imports the other.
+//! (exit 3), or a build other than the one asked for (exit 5): commands
+//! return them, `exit` maps them to the code. Their own module, so neither
+//! imports the other.
 
 /// No module of the process defines a name.
 #[derive(Debug, thiserror::Error)]
@@ -26,4 +27,20 @@ pub struct NoFunction {
 pub struct NoSuchFunction {
     pub object: String,
     pub name: String,
+}
+
+/// `--exe PATH` when no process runs that file.
+#[derive(Debug, thiserror::Error)]
+#[error("no process runs {0} (as its executable, /proc/PID/exe); start the program, or give a pid")]
+pub struct NoProcessRuns(pub String);
+
+/// A bundle made for one build, applied to a process running another
+/// (exit 5, as for a program rebuilt since it started).
+#[derive(Debug, thiserror::Error)]
+#[error("process {pid} runs {program} with build-id {}, but the bundle was made for build-id {want} (another build): nothing was changed; make a bundle from this build's objects with `relive bundle ... --for {program}`", has.as_deref().unwrap_or("(none)"))]
+pub struct OtherBuild {
+    pub pid: u32,
+    pub program: String,
+    pub has: Option<String>,
+    pub want: String,
 }

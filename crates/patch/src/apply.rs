@@ -792,6 +792,9 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             .collect();
         let check = crate::verify::functions_against_process(target, base, |n| names.contains(&n));
         if let Some((name, why)) = check.differs.first() {
+            if let Some(why) = crate::verify::entry_changed(target, base, name) {
+                return Err(PatchError::Refused { what: why });
+            }
             return Err(PatchError::Refused {
                 what: format!(
                     "the base {} is not what process {} runs: its {name} differs from the running code ({why}), so the diff against it is not the change the program would see (another patch since, or an older compile); pass the object of what runs now (the last patch's) as --base, or leave --base out to patch every function of {}",
@@ -850,6 +853,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     // The process's mappings, read once: a redirect must stay inside the
     // executable mapping of its function.
     let mut maps = None;
+    let mut files = FileCache::default();
     let mut code_end = linked.code.len() as u64;
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
@@ -925,6 +929,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     None => maps.insert(process.maps()?),
                 };
                 check_mapped(maps, orig, &redirect).map_err(refuse)?;
+                check_unchanged(maps, &site, &redirect, &mut files).map_err(refuse)?;
                 let slot_offset = linked
                     .slots
                     .iter()
@@ -1369,6 +1374,47 @@ fn check_mapped(maps: &[Mapping], entry: u64, redirect: &Redirect) -> std::resul
     }
 }
 
+/// Refuses a first redirect whose bytes in memory are not the program
+/// file's: they would be recorded as the original and written back by a
+/// revert. A process forked after its parent was patched holds the
+/// parent's redirects (its own journal is adopted from the parent's, see
+/// [`crate::inherit`]); a debugger's breakpoint or another patcher changes
+/// them too. Entries outside a file mapping, or whose file was replaced,
+/// are not checked.
+fn check_unchanged(
+    maps: &[Mapping],
+    site: &entry::Site,
+    redirect: &Redirect,
+    files: &mut FileCache,
+) -> std::result::Result<(), String> {
+    let (start, len) = redirect.span();
+    let Some(m) = maps
+        .iter()
+        .find(|m| m.start <= start && start + len <= m.end && m.is_file() && m.inode != 0)
+    else {
+        return Ok(());
+    };
+    // The span in what was read: `site.before` ends at the entry, `site.code` starts there.
+    let memory: Vec<u8> = (start..start + len)
+        .map_while(|a| match a.checked_sub(site.entry) {
+            Some(k) => site.code.get(k as usize).copied(),
+            None => site.before.get((entry::BEFORE - (site.entry - a)) as usize).copied(),
+        })
+        .collect();
+    let Some(file) = files.bytes(m, start, len as usize) else {
+        return Ok(());
+    };
+    if memory.len() == file.len() && memory != file {
+        return Err(format!(
+            "its entry at {start:#x} holds {}, not the program's code ({} has {} there): something changed it after the program started (a parent process patched before it forked this one, whose journal relive cannot find; another patcher; a debugger's breakpoint), and relive will not record changed bytes as the original; restart the process",
+            hex(&memory),
+            m.path,
+            hex(&file)
+        ));
+    }
+    Ok(())
+}
+
 /// Writes each near redirect's stub, `jmp *slot(%rip)`, into `code` (the
 /// code part) now that `layout` says where the stub and its slot are.
 fn fill_stubs(code: &mut [u8], layout: &Layout, work: &[EntryWork]) -> Result<()> {
@@ -1513,6 +1559,18 @@ pub struct Reverted {
 /// one 8-byte store, nothing stopped), or its original code when that
 /// patch was its first.
 pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
+    undo(target, None)
+}
+
+/// Undoes change number `change` (the journal's `changes` right after
+/// it was made), if it is still the last: how a patch of several
+/// processes takes back what it did in the others when one fails. A
+/// change another relive made since is not undone (an error says so).
+pub fn undo_change(target: &mut Target, change: u64) -> Result<RevertReport> {
+    undo(target, Some(change))
+}
+
+fn undo(target: &mut Target, expected: Option<u64>) -> Result<RevertReport> {
     let _transaction = target.transaction()?;
     target.journal.load_history(&target.journal_dir)?;
     let pid = target.process.pid();
@@ -1530,6 +1588,11 @@ pub fn revert_last(target: &mut Target) -> Result<RevertReport> {
             what: format!("process {pid}'s journal has no history of its patches (made by an older relive): revert functions by name or --all"),
         });
     };
+    if expected.is_some_and(|change| change != last) {
+        return Err(PatchError::Refused {
+            what: format!("process {pid} was changed by another relive since (its last change is number {last}): it is left as it is"),
+        });
+    }
     let touched: Vec<PatchRecord> = target
         .journal
         .patches
@@ -1760,17 +1823,37 @@ fn checked_original(process: &dyn Process, maps: &[Mapping], p: &PatchRecord) ->
 
 /// `len` bytes of the file mapped by `m` at `addr`, if the file at its
 /// path is still the mapped one (same inode).
-fn file_bytes(m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::MetadataExt;
-    let mut file = std::fs::File::open(&m.path).ok()?;
-    if file.metadata().ok()?.ino() != m.inode {
-        return None;
+pub(crate) fn file_bytes(m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
+    FileCache::default().bytes(m, addr, len)
+}
+
+/// The mapped files a change reads back, each opened once (a first patch
+/// of every function of a large file checks each entry).
+#[derive(Default)]
+struct FileCache {
+    open: Vec<((String, u64), Option<std::fs::File>)>,
+}
+
+impl FileCache {
+    /// `len` bytes of the file mapped by `m` at `addr`, if the file at its
+    /// path is still the mapped one (same inode).
+    fn bytes(&mut self, m: &Mapping, addr: u64, len: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let k = match self.open.iter().position(|((p, i), _)| *p == m.path && *i == m.inode) {
+            Some(k) => k,
+            None => {
+                let file = std::fs::File::open(&m.path)
+                    .ok()
+                    .filter(|f| f.metadata().is_ok_and(|meta| meta.ino() == m.inode));
+                self.open.push(((m.path.clone(), m.inode), file));
+                self.open.len() - 1
+            }
+        };
+        let file = self.open[k].1.as_ref()?;
+        let mut bytes = vec![0u8; len];
+        file.read_exact_at(&mut bytes, m.offset + (addr - m.start)).ok()?;
+        Some(bytes)
     }
-    file.seek(SeekFrom::Start(m.offset + (addr - m.start))).ok()?;
-    let mut bytes = vec![0u8; len];
-    file.read_exact(&mut bytes).ok()?;
-    Some(bytes)
 }
 
 /// The System V red zone below a stack pointer, which leaf code may use.

@@ -48,3 +48,18 @@ pub fn object(data: &[u8]) {
         });
     }
 }
+
+/// Reads `data` as a patch bundle and, if it reads, writes it again (it
+/// must read back the same) and runs its objects through [`object`].
+/// Panics only on a bug.
+pub fn bundle(data: &[u8]) {
+    let Ok(bundle) = crate::bundle::Bundle::from_bytes(data) else {
+        return;
+    };
+    let again = bundle.to_bytes().expect("a bundle read can be written");
+    assert_eq!(crate::bundle::Bundle::from_bytes(&again).ok().as_ref(), Some(&bundle));
+    object(&bundle.new);
+    if let Some(base) = &bundle.base {
+        object(base);
+    }
+}

@@ -652,6 +652,37 @@ impl Journal {
         Ok(())
     }
 
+    /// This journal (its histories loaded) as the journal of process
+    /// `pid` started at `start_time`, which was forked from this one's
+    /// process and runs what it records: written in full at its first
+    /// save, histories included.
+    pub fn adopted_by(&self, pid: u32, start_time: u64) -> Journal {
+        let mut adopted = Journal {
+            pid,
+            start_time,
+            image: self.image.clone(),
+            patches: self.patches.clone(),
+            regions: self.regions.clone(),
+            added: self.added.clone(),
+            changes: self.changes,
+            code_blocks: self.code_blocks.clone(),
+            rewrite_next: true,
+            ..Journal::default()
+        };
+        // The history file holds every generation, the running one too.
+        adopted.pending_history = self
+            .patches
+            .iter()
+            .flat_map(|p| {
+                p.history.iter().map(|g| HistoryLine {
+                    record: p.orig_addr,
+                    generation: g.clone(),
+                })
+            })
+            .collect();
+        adopted
+    }
+
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
         self.patches.iter().find(|p| p.orig_addr == orig_addr)
     }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod bundle;
 pub mod clobber;
 pub mod code;
 pub mod debug_index;
@@ -15,7 +16,9 @@ pub mod entry;
 pub mod error;
 #[doc(hidden)]
 pub mod exercise;
+pub mod fleet;
 pub mod hooks;
+pub mod inherit;
 pub mod journal;
 pub mod link;
 pub mod live;

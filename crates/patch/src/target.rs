@@ -7,6 +7,7 @@ use relive_process::symbols::LiveSymbols;
 use relive_process::{identity, Process};
 
 use crate::error::Result;
+use crate::inherit::{self, Inherited};
 use crate::journal::Journal;
 use crate::live::LiveResolver;
 use crate::state::{StateDir, TransactionLock};
@@ -29,6 +30,13 @@ pub struct Target<'p> {
     /// `relive patch --base` sets it; the reloader's bases are its own
     /// compiles, already checked.
     pub check_base: bool,
+    /// The GNU build-id of the program the process runs, if it has one:
+    /// what a patch bundle made for one build is checked against.
+    pub build_id: Option<String>,
+    /// The process was forked from one relive patched, but does not run
+    /// what that one's journal records now: it may run code relive has
+    /// no record of (see [`crate::inherit`]).
+    pub unrecorded: bool,
 }
 
 impl<'p> Target<'p> {
@@ -66,8 +74,10 @@ impl<'p> Target<'p> {
             resolver,
             journal,
             journal_dir,
+            build_id: verified.fingerprint.build_id.clone(),
             warnings: verified.warning.into_iter().collect(),
             check_base: false,
+            unrecorded: false,
         })
     }
 
@@ -86,6 +96,24 @@ impl<'p> Target<'p> {
                 self.journal.start_time,
                 &self.journal.image,
             )?;
+        }
+        // A process forked from a patched one runs its patches too.
+        let journal = &self.journal;
+        if journal.patches.is_empty()
+            && journal.regions.is_empty()
+            && journal.intent.is_none()
+            && journal.mapping_pool.is_none()
+        {
+            if let Some(found) = inherit::find(self.process, &self.journal_dir, &journal.image)? {
+                self.warnings.push(found.note(self.process.pid()));
+                match found {
+                    Inherited::Adopted { journal, .. } => {
+                        self.journal = *journal;
+                        self.journal.save(&self.journal_dir)?;
+                    }
+                    Inherited::Differs { .. } => self.unrecorded = true,
+                }
+            }
         }
         // A change a dead relive left half done is settled first, by what
         // the process's memory shows.

@@ -51,6 +51,36 @@ impl Verification {
     }
 }
 
+/// Why function `name` of `obj` cannot be compared with what runs, when
+/// its entry in memory is not the program file's code although relive's
+/// journal records no patch of it: something relive has no record of
+/// changed it (a parent process that relive patched before it forked
+/// this one, and patched again since; another patcher). `None` when the
+/// entry is the program's, or is patched as the journal says.
+pub fn entry_changed(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<String> {
+    let i = obj.symbols.iter().position(|s| s.name == name)?;
+    let addr = live_address(obj, i, &target.resolver, &HashMap::new())?;
+    if target.journal.patch(addr).is_some() {
+        return None;
+    }
+    let maps = target.process.maps().ok()?;
+    let m = maps.iter().find(|m| m.contains(addr) && m.is_file())?;
+    const LEN: usize = 8;
+    let file = crate::apply::file_bytes(m, addr, LEN)?;
+    let mut memory = vec![0u8; LEN];
+    target.process.read(addr, &mut memory).ok()?;
+    let pid = target.process.pid();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    (memory != file).then(|| {
+        format!(
+            "{name}'s entry at {addr:#x} in process {pid} is not the program's code (it holds {}, {} has {}), and relive's journal records no patch of it: it was changed by something relive has no record of (a parent process relive patched before it forked this one, and patched again since; another patcher), so relive cannot tell what runs there and will not patch it; restart process {pid}",
+            hex(&memory),
+            m.path,
+            hex(&file)
+        )
+    })
+}
+
 /// Compares every function of `obj` with the code `target`'s process runs
 /// for it (the current version of a function relive has patched).
 pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {

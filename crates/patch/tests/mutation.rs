@@ -58,6 +58,50 @@ fn damaged_objects_never_panic() {
     assert!(runs > 4500);
 }
 
+/// Damaged patch bundles (the file `relive apply` reads on hosts that
+/// did not make it): mutations of a real bundle, compressed and not, end
+/// in an error or a bundle, never a panic.
+#[test]
+fn damaged_bundles_never_panic() {
+    use relive_patch::bundle::{Bundle, Entry, Manifest, FORMAT};
+    let dir = tempfile::tempdir().unwrap();
+    let new = std::fs::read(compile_object(dir.path(), "m", SOURCE, &["-O2"])).unwrap();
+    let base = std::fs::read(compile_object(dir.path(), "m", SOURCE, &["-O0"])).unwrap();
+    let entry = |role: &str, size: usize| Entry {
+        role: role.into(),
+        name: format!("{role}.o"),
+        size: size as u64,
+    };
+    let bundle = Bundle {
+        manifest: Manifest {
+            format: FORMAT,
+            made_by: "test".into(),
+            created: 0,
+            build_id: "abcdef".into(),
+            program: "m".into(),
+            functions: vec!["f".into()],
+            only: Vec::new(),
+            objects: vec![entry("new", new.len()), entry("base", base.len())],
+        },
+        new,
+        base: Some(base),
+    };
+    let original = bundle.to_bytes().unwrap();
+    relive_patch::exercise::bundle(&original);
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    for len in (0..original.len()).step_by(97) {
+        relive_patch::exercise::bundle(&original[..len]);
+    }
+    for _ in 0..2000 {
+        let mut data = original.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(data.len());
+            data[at] = rng.next_u64() as u8;
+        }
+        relive_patch::exercise::bundle(&data);
+    }
+}
+
 /// A relocation whose field lies outside its section (issue 19: an offset
 /// of 0x8000000c0 in a 0x175-byte `.text` was accepted, explained wrongly
 /// by `diff` and applied by `patch`) is refused, naming the relocation,

@@ -206,6 +206,57 @@ pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
     linux::started_at(pid)
 }
 
+/// The parent of process `pid`, `None` when it has none or is gone: how
+/// a process forked from a patched one finds the journal it inherited.
+#[cfg(target_os = "linux")]
+pub fn parent_of(pid: u32) -> Option<u32> {
+    linux::parent_of(pid)
+}
+
+/// The descendants of process `pid`, parents before children (none on
+/// platforms where this is not known yet).
+#[cfg(target_os = "linux")]
+pub fn descendants(pid: u32) -> Vec<u32> {
+    linux::family::descendants(pid)
+}
+
+/// The descendants of process `pid` (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn descendants(_pid: u32) -> Vec<u32> {
+    Vec::new()
+}
+
+/// Whether processes `a` and `b` run the same executable file (a forked
+/// worker does; one that called `exec` does not).
+#[cfg(target_os = "linux")]
+pub fn same_program(a: u32, b: u32) -> bool {
+    linux::family::same_program(a, b)
+}
+
+/// Whether two processes run the same file (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn same_program(_a: u32, _b: u32) -> bool {
+    false
+}
+
+/// The processes running the executable file at `path`, in pid order.
+#[cfg(target_os = "linux")]
+pub fn running(path: &std::path::Path) -> std::io::Result<Vec<u32>> {
+    linux::family::running(path)
+}
+
+/// The processes running a file (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn running(_path: &std::path::Path) -> std::io::Result<Vec<u32>> {
+    Err(std::io::Error::other("not supported on this platform"))
+}
+
+/// The parent of process `pid` (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn parent_of(_pid: u32) -> Option<u32> {
+    None
+}
+
 /// When process `pid` started (not known on this platform).
 #[cfg(not(target_os = "linux"))]
 pub fn started_at(_pid: u32) -> std::io::Result<Option<u64>> {

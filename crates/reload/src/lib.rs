@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use compile::{compile, Fresh};
 use relive_patch::apply::{self, Target, Timing};
+use relive_patch::fleet;
 use relive_patch::verify::{self, Verification};
 use relive_patch::{ObjectFile, PatchError};
 use relive_process::Process;
@@ -115,6 +116,10 @@ pub struct ReloadEvent {
     /// The program's reload hooks that ran around the patch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<relive_patch::hooks::HookRun>,
+    /// The program's other processes (workers it forked) that got the
+    /// same patch, with [`Reloader::tree`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<u32>,
 }
 
 impl ReloadEvent {
@@ -128,6 +133,7 @@ impl ReloadEvent {
             unreachable: Vec::new(),
             notes: Vec::new(),
             hooks: Vec::new(),
+            processes: Vec::new(),
             timing_us: StageTimes::default(),
             pause_us: 0,
             message: None,
@@ -148,10 +154,16 @@ impl ReloadEvent {
         if !self.unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable)));
         }
-        let notes: String = self
-            .hooks
-            .iter()
-            .map(|h| format!("\n  {}", h.describe()))
+        let workers = match self.processes.len() {
+            0 => String::new(),
+            n => format!(
+                "\n  and in the program's {n} other process{} (forked workers): {}",
+                if n == 1 { "" } else { "es" },
+                self.processes.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let notes: String = std::iter::once(workers)
+            .chain(self.hooks.iter().map(|h| format!("\n  {}", h.describe())))
             .chain(self.notes.iter().map(|n| format!("\n  note: {n}")))
             .collect();
         format!(
@@ -241,6 +253,10 @@ pub struct Reloader<'p> {
     /// saved with them failed (did not compile, was refused): patched
     /// with the next save of any file.
     held: std::collections::BTreeSet<PathBuf>,
+    /// Patch the program's descendants that run the same program too
+    /// (a server's workers), as one transaction with the process itself:
+    /// `relive run` sets it.
+    pub tree: bool,
     /// Called with every compile command relive runs (`--verbose`).
     pub on_compile: Option<ShowCommand>,
     /// Per source file: the object the program runs now.
@@ -288,6 +304,7 @@ impl<'p> Reloader<'p> {
             every_unit_watched: false,
             missing_symbol: false,
             held: Default::default(),
+            tree: false,
             on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
@@ -581,12 +598,20 @@ impl<'p> Reloader<'p> {
                 functions,
             })
             .collect();
+        let workers = self.settle_tree();
         let result = apply::patch_together(&mut self.target, &units, Timing::default());
+        let result = match result {
+            Ok(reports) => match self.spread(&workers, &units, &reports) {
+                Ok(pids) => Ok((reports, pids)),
+                Err(why) => Err(PatchError::Refused { what: why }),
+            },
+            Err(e) => Err(e),
+        };
         drop(units);
         let names: Vec<String> = taken.iter().map(|(s, ..)| s.display().to_string()).collect();
         let mut events = Vec::new();
-        let reports = match result {
-            Ok(reports) => reports,
+        let (reports, pids) = match result {
+            Ok(done) => done,
             Err(e) => {
                 // Nothing was changed: the baselines go back, and (unless
                 // the process is gone) the files are caught up one by one,
@@ -603,6 +628,7 @@ impl<'p> Reloader<'p> {
         for ((source, obj, _), report) in taken.into_iter().zip(reports) {
             let mut event = ReloadEvent::new(&source);
             record_patch(&mut event, &report);
+            event.processes = pids.clone();
             self.remember_applied(&event.file, &report);
             note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
@@ -1426,6 +1452,83 @@ impl<'p> Reloader<'p> {
         Ok(())
     }
 
+    /// With [`Reloader::tree`]: the program's other processes (workers
+    /// it forked), each journal settled before the process itself is
+    /// patched (a worker forked after an earlier patch adopts its parent's
+    /// journal, which it could not once the parent is patched again).
+    fn settle_tree(&self) -> Vec<u32> {
+        if !self.tree {
+            return Vec::new();
+        }
+        let (workers, _) = fleet::tree(self.process.pid());
+        for &pid in &workers {
+            if !fleet::has_journal(&self.target.journal_dir, pid) {
+                let _ = fleet::settle(pid);
+            }
+        }
+        workers
+    }
+
+    /// The patch just made in the process itself (`reports`, of `units`)
+    /// made in each of `workers` too. A worker forked after it runs it
+    /// already; one that exited needs nothing. If one cannot be patched,
+    /// every one patched is rolled back, the process itself too, and the
+    /// error says so: the program's processes never run different code.
+    fn spread(
+        &mut self,
+        workers: &[u32],
+        units: &[apply::Unit],
+        reports: &[apply::PatchReport],
+    ) -> Result<Vec<u32>, String> {
+        let mut done: Vec<(u32, u64)> = Vec::new();
+        let mut failure = None;
+        for &pid in workers {
+            let patched = relive_process::open(pid).map_err(PatchError::from).and_then(|process| {
+                let mut target = Target::open(process.as_ref())?;
+                drop(target.transaction()?);
+                if reports.iter().any(|r| fleet::runs_already(&target, r)) {
+                    return Ok(None);
+                }
+                apply::patch_together(&mut target, units, Timing::default())?;
+                Ok(Some(target.journal.changes))
+            });
+            match patched {
+                Ok(Some(change)) => done.push((pid, change)),
+                Ok(None) => {}
+                Err(_) if matches!(relive_process::started_at(pid), Ok(None)) => {}
+                Err(e) => {
+                    failure = Some((pid, e));
+                    break;
+                }
+            }
+        }
+        let Some((pid, e)) = failure else {
+            return Ok(done.into_iter().map(|(pid, _)| pid).collect());
+        };
+        let mut undone = Vec::new();
+        for &(pid, change) in done.iter().rev() {
+            if let Err(e) = fleet::undo_in(pid, change) {
+                undone.push(format!("process {pid} could not be rolled back ({e})"));
+            }
+        }
+        let change = self.target.journal.changes;
+        let applied = reports.iter().any(|r| !r.applied.is_empty());
+        if let Err(e) = applied
+            .then(|| apply::undo_change(&mut self.target, change))
+            .transpose()
+        {
+            undone.push(format!("process {} could not be rolled back ({e})", self.process.pid()));
+        }
+        let outcome = match undone.is_empty() {
+            true => "every process of the program was rolled back and runs what it ran before".to_string(),
+            false => undone.join("; "),
+        };
+        Err(format!(
+            "not patched: process {pid}, a worker of process {}, could not be patched ({e}); {outcome}",
+            self.process.pid()
+        ))
+    }
+
     /// Patches `functions` of `new` over `old` and fills in `event`.
     fn apply(
         &mut self,
@@ -1436,10 +1539,25 @@ impl<'p> Reloader<'p> {
     ) -> Result<(), ReloadError> {
         self.missing_symbol = false;
         self.refresh_target()?;
+        let workers = self.settle_tree();
         match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
             Ok(report) => {
-                record_patch(event, &report);
-                self.remember_applied(&event.file, &report);
+                let unit = apply::Unit {
+                    obj: new,
+                    base: old,
+                    functions,
+                };
+                match self.spread(&workers, &[unit], std::slice::from_ref(&report)) {
+                    Ok(pids) => {
+                        record_patch(event, &report);
+                        event.processes = pids;
+                        self.remember_applied(&event.file, &report);
+                    }
+                    Err(why) => {
+                        event.event = EventKind::Refused;
+                        event.message = Some(why);
+                    }
+                }
             }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {

@@ -2,12 +2,14 @@
 
 pub mod addr;
 pub mod build;
+pub mod bundle;
 pub mod demo;
 pub mod diff;
 pub mod info;
 pub mod live;
 pub mod memory;
 pub mod patch;
+pub mod processes;
 pub mod run;
 pub mod smf;
 pub mod smf_run;

@@ -1,13 +1,14 @@
 //! `relive patch`, `relive revert` and `relive status`: put new code into a
 //! running process, take it out again, and show what is in.
 
-use crate::not_found::NoSuchFunction;
+use crate::not_found::{NoSuchFunction, OtherBuild};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use relive_patch::apply::{self, Target, Timing};
+use relive_patch::apply::{self, PatchReport, Target, Timing};
+use relive_patch::fleet;
 use relive_patch::link::DataAction;
 use relive_patch::names::readable;
 use relive_patch::objfile::Kind;
@@ -16,6 +17,7 @@ use relive_patch::select::functions_to_patch;
 use relive_patch::{ObjectFile, PatchError};
 use serde::Serialize;
 
+use crate::cmd::processes::Which;
 use crate::output::print_json;
 use crate::output::{paint_out, Tone};
 
@@ -36,14 +38,18 @@ use crate::output::{paint_out, Tone};
 /// DWARF compile units), else the patch is refused unless --force. A file
 /// of the same name in another directory (a moved or copied tree) is
 /// patched with a warning naming both paths.
+///
+/// With --tree or --exe, every process chosen is patched, one after the
+/// other, as one transaction: if one fails, the others are rolled back. A
+/// process forked from a patched one runs its parent's patches, and
+/// relive knows it (`relive status` shows them).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  gcc -O2 -g -c app.c -o app.new.o && relive patch 4242 app.new.o --base app.old.o\n  relive patch 4242 app.new.o --only compute --json"
+    after_help = "Examples:\n  gcc -O2 -g -c app.c -o app.new.o && relive patch 4242 app.new.o --base app.old.o\n  relive patch 4242 app.new.o --only compute --json\n  relive patch 4242 --tree app.new.o --base app.old.o   (a server and its workers)\n  relive patch --exe ./app app.new.o --base app.old.o   (every process running ./app)"
 )]
 pub struct PatchArgs {
-    /// The process, by pid (`--pid PID` works too).
-    #[arg(value_parser = crate::output::parse_pid)]
-    pid: u32,
+    #[command(flatten)]
+    which: Which,
     /// The new object (`gcc -c`).
     new: PathBuf,
     /// The previous object of the same source: patch only what differs.
@@ -56,7 +62,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs).
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs). With --tree/--exe: {"processes":[{"pid","inherited",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -69,14 +75,16 @@ pub struct PatchArgs {
 /// puts each function the last patch changed back to its generation before
 /// (`relive status` lists them), or to its original code if that patch was
 /// its first.
+///
+/// With --tree or --exe, each process chosen is reverted in turn; one
+/// that fails is reported and the others are reverted still.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last"
+    after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last\n  relive revert --exe ./app --last   (every process running ./app)"
 )]
 pub struct RevertArgs {
-    /// The process, by pid (`--pid PID` works too).
-    #[arg(value_parser = crate::output::parse_pid)]
-    pid: u32,
+    #[command(flatten)]
+    which: Which,
     /// Functions to revert.
     #[arg(required_unless_present_any = ["all", "last"], conflicts_with_all = ["all", "last"])]
     names: Vec<String>,
@@ -98,13 +106,13 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used"}]}.
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used"}],"unrecorded","notes"} ("unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of).
     #[arg(long)]
     pub json: bool,
 }
 
 /// The functions of `new` to patch, narrowed to `only` when given.
-fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
+pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
     let mut functions = functions_to_patch(base, new)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
@@ -127,6 +135,94 @@ fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyho
     Ok(functions)
 }
 
+/// What patching one process did.
+struct Patched {
+    pid: u32,
+    /// `None` when no function changed.
+    report: Option<PatchReport>,
+    /// The journal's change number after the patch (what a rollback
+    /// undoes).
+    change: u64,
+    /// What to tell the user about the process when nothing was patched.
+    warnings: Vec<String>,
+    /// The process was forked after another one was patched here, and
+    /// already ran this patch.
+    inherited: bool,
+}
+
+/// Patches one process with `functions` of `new`.
+fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow::Result<Patched> {
+    let micros = |since: Instant| since.elapsed().as_micros() as u64;
+    let own_start = Instant::now();
+    let shared = earlier.read + earlier.diff;
+    let open_start = Instant::now();
+    let process = relive_process::open(pid)?;
+    let mut target = Target::open(process.as_ref())?;
+    target.check_base = true;
+    if let Some(want) = how.build_id {
+        if target.build_id.as_deref() != Some(want) {
+            return Err(OtherBuild {
+                pid,
+                program: target.modules.main.module.path.clone(),
+                has: target.build_id.clone(),
+                want: want.to_string(),
+            }
+            .into());
+        }
+    }
+    let verdict = origin::check(&objects.new, &target.modules);
+    let earlier = Timing {
+        open: micros(open_start),
+        ..earlier
+    };
+    let concern = match (verdict.message(&objects.new.path, pid), &verdict) {
+        (Some(why), Verdict::Foreign { .. }) if how.force => Some(format!("patched anyway (--force): {why}")),
+        (concern, _) => concern,
+    };
+    if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, how.force) {
+        return Err(PatchError::Refused { what: why.clone() }.into());
+    }
+    let report = if objects.functions.is_empty() {
+        None
+    } else {
+        Some(
+            apply::patch(
+                &mut target,
+                &objects.new,
+                objects.base.as_ref(),
+                &objects.functions,
+                earlier,
+            )
+            .with_context(|| format!("patching process {pid}"))?,
+        )
+    };
+    let report = report.map(|mut r| {
+        r.warnings.extend(concern.clone());
+        // The whole command, from its first step to this report; of
+        // several processes, each one's own part (and the objects' read
+        // and diff, which all share).
+        r.timing_us.total = match how.which.many() {
+            false => crate::since_start_us(),
+            true => shared + micros(own_start),
+        };
+        r
+    });
+    Ok(Patched {
+        pid,
+        report,
+        change: target.journal.changes,
+        warnings: target.warnings.iter().cloned().chain(concern).collect(),
+        inherited: false,
+    })
+}
+
+/// The objects of a patch, read once for every process.
+pub struct Objects {
+    pub new: ObjectFile,
+    pub base: Option<ObjectFile>,
+    pub functions: Vec<usize>,
+}
+
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let micros = |since: Instant| since.elapsed().as_micros() as u64;
     let read_start = Instant::now();
@@ -135,57 +231,66 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let read = micros(read_start);
     let diff_start = Instant::now();
     let functions = select(&new, base.as_ref(), &args.only)?;
-    let diff = micros(diff_start);
-    let open_start = Instant::now();
-    let process = relive_process::open(args.pid)?;
-    let mut target = Target::open(process.as_ref())?;
-    target.check_base = true;
-    let verdict = origin::check(&new, &target.modules);
     let earlier = Timing {
         read,
-        diff,
-        open: micros(open_start),
+        diff: micros(diff_start),
         ..Timing::default()
     };
-    let concern = match (verdict.message(&new.path, args.pid), &verdict) {
-        (Some(why), Verdict::Foreign { .. }) if args.force => Some(format!("patched anyway (--force): {why}")),
-        (concern, _) => concern,
+    let objects = Objects { new, base, functions };
+    let how = How {
+        which: &args.which,
+        force: args.force,
+        json: args.json,
+        build_id: None,
     };
-    if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, args.force) {
-        return Err(PatchError::Refused { what: why.clone() }.into());
-    }
-    let report = if functions.is_empty() {
-        None
-    } else {
-        Some(
-            apply::patch(&mut target, &new, base.as_ref(), &functions, earlier)
-                .with_context(|| format!("patching process {}", args.pid))?,
-        )
-    };
+    let outcome = patch_processes(&how, &objects, earlier);
     // The objects are of no further use and the process ends soon: their
     // memory goes back with it, not piece by piece (10,000 functions are
     // hundreds of thousands of allocations).
-    std::mem::forget(new);
-    std::mem::forget(base);
-    let report = report.map(|mut r| {
-        r.warnings.extend(concern.clone());
-        // The whole command, from its first step to this report.
-        r.timing_us.total = crate::since_start_us();
-        r
-    });
-    if args.json {
-        return match report {
+    std::mem::forget(objects);
+    outcome
+}
+
+/// Patches the processes `how` chooses with `objects` and prints the
+/// report: what `patch` and `apply` share.
+pub fn patch_processes(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<()> {
+    if how.which.many() {
+        patch_many(how, objects, earlier)
+    } else {
+        let pid = how.which.pid().expect("one process by pid");
+        patch_one(how, pid, objects, earlier).and_then(|one| show_one(how, one))
+    }
+}
+
+/// How processes are patched: what `patch` and `apply` share.
+pub struct How<'a> {
+    pub which: &'a Which,
+    pub force: bool,
+    pub json: bool,
+    /// The build-id the program must have (a bundle's): another build is
+    /// refused.
+    pub build_id: Option<&'a str>,
+}
+
+/// Prints what patching one process did.
+fn show_one(how: &How, one: Patched) -> anyhow::Result<()> {
+    if how.json {
+        return match one.report {
             Some(r) => print_json(&r),
             None => print_json(&serde_json::json!({
-                "applied": [], "added": [], "data": [], "pause_us": 0,
-                "warnings": target.warnings.iter().chain(&concern).collect::<Vec<_>>(),
+                "applied": [], "added": [], "data": [], "pause_us": 0, "warnings": one.warnings,
             })),
         };
     }
     let mut out = std::io::stdout().lock();
-    let Some(r) = report else {
+    print_patched(&mut out, &one)
+}
+
+/// The text report of one process's patch.
+fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
+    let Some(r) = &one.report else {
         writeln!(out, "nothing to patch: no function changed")?;
-        for w in target.warnings.iter().chain(&concern) {
+        for w in &one.warnings {
             writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
         }
         return Ok(());
@@ -277,21 +382,270 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
-    let process = relive_process::open(args.pid)?;
+/// Patches every process `how.which` chooses, as one transaction: when
+/// one fails, those patched before it are rolled back. Processes forked
+/// meanwhile are patched too (or found to run the patch already).
+fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<()> {
+    let chosen = how.which.choose()?;
+    // Each process's journal settled first (a worker forked after its
+    // parent was patched adopts the parent's journal): once the parent is
+    // patched again below, the worker no longer runs what that journal
+    // says, and could not be told from a stranger.
+    let mut notes: std::collections::HashMap<u32, Vec<String>> = Default::default();
+    for &pid in &chosen.pids {
+        if let Ok(found) = fleet::settle(pid) {
+            notes.insert(pid, found);
+        }
+    }
+    let mut done: Vec<Patched> = Vec::new();
+    let mut queue = chosen.pids.clone();
+    let mut skipped = chosen.skipped.clone();
+    // A process forked while others were patched: at most a few rounds
+    // (a program forking without end is patched as far as it got).
+    for _round in 0..4 {
+        for &pid in &queue {
+            let first = done.is_empty();
+            match patch_or_inherit(how, pid, objects, earlier.clone(), &done) {
+                Ok(mut one) => {
+                    let found = notes.remove(&pid).unwrap_or_default();
+                    match &mut one.report {
+                        Some(r) => r.warnings.splice(0..0, found),
+                        None => one.warnings.splice(0..0, found),
+                    };
+                    done.push(one)
+                }
+                // A worker that exited meanwhile needs no patch.
+                Err(e) if !first && gone(&e) => skipped.push((pid, "exited before it was patched".into())),
+                Err(e) => {
+                    let rolled = roll_back(&done);
+                    let n = chosen.pids.len().max(done.len() + 1);
+                    return Err(e.context(format!("patching {} processes, process {pid} failed{rolled}", n)));
+                }
+            }
+        }
+        let known: Vec<u32> = done.iter().map(|d| d.pid).collect();
+        queue = how.which.newcomers(&known, &skipped);
+        if queue.is_empty() {
+            break;
+        }
+    }
+    if how.json {
+        #[derive(Serialize)]
+        struct Each<'a> {
+            pid: u32,
+            inherited: bool,
+            #[serde(flatten)]
+            report: Option<&'a PatchReport>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            notes: &'a [String],
+        }
+        let processes: Vec<Each> = done
+            .iter()
+            .map(|d| Each {
+                pid: d.pid,
+                inherited: d.inherited,
+                report: d.report.as_ref(),
+                notes: if d.report.is_some() { &[] } else { &d.warnings },
+            })
+            .collect();
+        let skipped: Vec<serde_json::Value> = skipped
+            .iter()
+            .map(|(pid, why)| serde_json::json!({"pid": pid, "why": why}))
+            .collect();
+        return print_json(&serde_json::json!({ "processes": processes, "skipped": skipped }));
+    }
+    let mut out = std::io::stdout().lock();
+    let n = done.len();
+    for (k, one) in done.iter().enumerate() {
+        writeln!(out, "process {} ({} of {n}):", one.pid, k + 1)?;
+        if one.inherited {
+            writeln!(out, "already runs this patch (forked after its parent was patched)")?;
+            continue;
+        }
+        print_patched(&mut out, one)?;
+    }
+    for (pid, why) in &skipped {
+        writeln!(out, "skipped process {pid}: {why}")?;
+    }
+    if !crate::output::quiet() {
+        writeln!(out, "{n} processes in {} µs", crate::since_start_us())?;
+    }
+    Ok(())
+}
+
+/// Patches `pid`, unless it was forked after one of `done` was patched
+/// and already runs exactly that patch (its inherited journal shows each
+/// of the functions at the same new code).
+fn patch_or_inherit(
+    how: &How,
+    pid: u32,
+    objects: &Objects,
+    earlier: Timing,
+    done: &[Patched],
+) -> anyhow::Result<Patched> {
+    if !done.is_empty() {
+        let process = relive_process::open(pid)?;
+        let mut target = Target::open(process.as_ref())?;
+        // Settles the journal (adopts a parent's).
+        drop(target.transaction()?);
+        if done
+            .iter()
+            .filter_map(|d| d.report.as_ref())
+            .any(|r| fleet::runs_already(&target, r))
+        {
+            return Ok(Patched {
+                pid,
+                report: None,
+                change: target.journal.changes,
+                warnings: target.warnings.clone(),
+                inherited: true,
+            });
+        }
+    }
+    patch_one(how, pid, objects, earlier)
+}
+
+/// Whether `e` says the process is gone.
+fn gone(e: &anyhow::Error) -> bool {
+    use relive_process::ProcessError as P;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<P>().or(match c.downcast_ref::<PatchError>() {
+                Some(PatchError::Process(p)) => Some(p),
+                _ => None,
+            }),
+            Some(P::NoSuchProcess { .. } | P::Gone { .. })
+        )
+    })
+}
+
+/// Undoes the patch in each of `done` (newest first); says what became of
+/// them, for the error.
+fn roll_back(done: &[Patched]) -> String {
+    let mut back = Vec::new();
+    let mut failed = Vec::new();
+    for one in done.iter().rev() {
+        if one.inherited || one.report.as_ref().is_none_or(|r| r.applied.is_empty()) {
+            continue;
+        }
+        match fleet::undo_in(one.pid, one.change) {
+            Ok(()) => back.push(one.pid.to_string()),
+            Err(e) => failed.push(format!("process {} could not be rolled back ({e:#})", one.pid)),
+        }
+    }
+    let mut text = String::new();
+    if !back.is_empty() {
+        text += &format!(
+            "; rolled back process{} {}, which run{} what {} ran before",
+            if back.len() == 1 { "" } else { "es" },
+            back.join(", "),
+            if back.len() == 1 { "s" } else { "" },
+            if back.len() == 1 { "it" } else { "they" }
+        );
+    }
+    for f in failed {
+        text += &format!("; {f}");
+    }
+    text
+}
+
+fn revert_one(args: &RevertArgs, pid: u32) -> anyhow::Result<apply::RevertReport> {
+    let process = relive_process::open(pid)?;
     let mut target = Target::open(process.as_ref())?;
-    let report = if args.last {
+    let mut report = if args.last {
         apply::revert_last(&mut target)?
     } else {
         let names = (!args.all).then_some(args.names.as_slice());
         apply::revert(&mut target, names)?
     };
+    report.warnings.splice(0..0, target.warnings);
+    Ok(report)
+}
+
+pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
+    let Some(pid) = args.which.pid().filter(|_| !args.which.many()) else {
+        return revert_many(&args);
+    };
+    let report = revert_one(&args, pid)?;
     if args.json {
         return print_json(&report);
     }
-    let mut out = std::io::stdout().lock();
+    print_reverted(&mut std::io::stdout().lock(), pid, &report)
+}
+
+/// Reverts every process `args.which` chooses; one that fails does not
+/// stop the others (a revert puts back what the program was built with).
+fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
+    let chosen = args.which.choose()?;
+    // Every journal settled before any process is reverted: a worker
+    // forked after a patch adopts its parent's journal only while the
+    // parent still runs what it records.
+    let mut notes: std::collections::HashMap<u32, Vec<String>> = Default::default();
+    for &pid in &chosen.pids {
+        if let Ok(found) = fleet::settle(pid) {
+            notes.insert(pid, found);
+        }
+    }
+    let mut results = Vec::new();
+    for &pid in &chosen.pids {
+        let result = revert_one(args, pid).map(|mut report| {
+            let found = notes.remove(&pid).unwrap_or_default();
+            report.warnings.retain(|w| !found.contains(w));
+            report.warnings.splice(0..0, found);
+            report
+        });
+        results.push((pid, result));
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(pid, r)| r.as_ref().err().map(|e| format!("process {pid}: {e:#}")))
+        .collect();
+    if args.json {
+        let processes: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(pid, r)| match r {
+                Ok(report) => {
+                    let mut v = serde_json::to_value(report).unwrap_or_default();
+                    v["pid"] = (*pid).into();
+                    v
+                }
+                Err(e) => serde_json::json!({ "pid": pid, "error": format!("{e:#}") }),
+            })
+            .collect();
+        print_json(&serde_json::json!({ "processes": processes }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        let n = results.len();
+        for (k, (pid, r)) in results.iter().enumerate() {
+            writeln!(out, "process {pid} ({} of {n}):", k + 1)?;
+            match r {
+                Ok(report) => print_reverted(&mut out, *pid, report)?,
+                Err(_) => writeln!(out, "{} not reverted (below)", paint_out("failed:", Tone::Warn))?,
+            }
+        }
+    }
+    let total = results.len();
+    let mut errors = results.into_iter().filter_map(|(pid, r)| r.err().map(|e| (pid, e)));
+    if let Some((pid, first)) = errors.next() {
+        // The first failure is the error (its exit status too); the
+        // others are named with it.
+        let others: Vec<String> = failed.into_iter().skip(1).collect();
+        let also = match others.is_empty() {
+            true => String::new(),
+            false => format!(" (also {})", others.join("; ")),
+        };
+        return Err(first.context(format!(
+            "{} of {total} processes were not reverted{also}; process {pid}",
+            others.len() + 1
+        )));
+    }
+    Ok(())
+}
+
+/// The text report of one process's revert.
+fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -> anyhow::Result<()> {
     if report.reverted.is_empty() {
-        writeln!(out, "process {} has no patches: nothing to revert", args.pid)?;
+        writeln!(out, "process {pid} has no patches: nothing to revert")?;
     }
     for r in &report.reverted {
         match r.generation {
@@ -321,6 +675,12 @@ struct Status {
     /// The patch memory relive has mapped in the process (also what a
     /// revert kept because something still pointed into it).
     pools: Vec<relive_patch::journal::RegionRecord>,
+    /// The process may run code relive has no record of (forked from a
+    /// patched process that was patched again since): `notes` says more.
+    unrecorded: bool,
+    /// What the user should know (also printed on stderr).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -359,12 +719,21 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             })
             .collect(),
         pools: target.journal.regions.clone(),
+        unrecorded: target.unrecorded,
+        notes: target.warnings.clone(),
     };
     if args.json {
         return print_json(&status);
     }
     let mut out = std::io::stdout().lock();
-    if status.patches.is_empty() {
+    if status.patches.is_empty() && target.unrecorded {
+        writeln!(
+            out,
+            "process {} has no patches in relive's journal (journals in {}), but see the note above: it may run code relive did not record",
+            args.pid,
+            target.journal_dir.path().display()
+        )?;
+    } else if status.patches.is_empty() {
         writeln!(
             out,
             "process {} has no patches (journals in {}; another RELIVE_STATE_DIR keeps its own)",

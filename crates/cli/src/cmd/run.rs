@@ -30,6 +30,11 @@ use crate::output::{paint, Tone};
 /// functions that differ are refused rather than patched wrong. One line
 /// per reload (stderr) says what changed and how long each stage took. When
 /// the program exits, relive exits with its status.
+///
+/// A program that forks (a prefork server's workers) has every process
+/// that runs the same program patched at each reload, as one transaction:
+/// if one cannot be patched, all are rolled back. A worker forked after a
+/// reload already runs it, and relive knows it.
 #[derive(clap::Args)]
 #[command(
     after_help = "Examples:\n  relive run -- ./app --port 8080\n  relive build -- make && relive run -- ./app\n  relive run --cc \"gcc -O2 -g -DMODE=2 -Iinc\" --watch src/app.c -- ./app"
@@ -47,13 +52,20 @@ pub struct RunArgs {
 
 /// Live-reload a program that is already running.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json")]
+#[command(
+    after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json\n  relive watch 4242 --tree   (a server and its workers)"
+)]
 pub struct WatchArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
     /// Source files to watch (default: the program's C and C++ sources from its DWARF).
     paths: Vec<PathBuf>,
+    /// Also patch every descendant of PID that runs the same program (a
+    /// server's workers, also those it forks later), each reload one
+    /// transaction over all of them. `relive run` always does.
+    #[arg(long)]
+    tree: bool,
     #[command(flatten)]
     pub options: Options,
 }
@@ -521,6 +533,7 @@ fn reload_loop(
     explicit: &[PathBuf],
     options: &Options,
     command: &str,
+    tree: bool,
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
@@ -553,6 +566,7 @@ fn reload_loop(
     reloader.snapshot = snapshot;
     reloader.trust_baselines = options.trust_baselines;
     reloader.every_unit_watched = explicit.is_empty();
+    reloader.tree = tree;
     if crate::output::verbose() {
         reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
             crate::output::say!("relive: compile ({}): {}", c.origin, c.display())
@@ -653,7 +667,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(program));
     wait_until_mapped(pid, &exe);
     let mut status = None;
-    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", || {
+    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", true, || {
         let s = child.try_wait().ok()??;
         status = Some(s);
         Some(crate::exit::of_status(&s))
@@ -713,7 +727,7 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     let pid = args.pid;
     // A process that is not there (or not ours) is named as such, exit 3 or 4.
     let exe = relive_process::open(pid)?.exe()?;
-    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", || {
+    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", args.tree, || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
     std::process::exit(code);

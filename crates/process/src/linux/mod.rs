@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod code_search;
 pub(crate) mod exec_trace;
+pub mod family;
 mod return_frame;
 mod stop;
 mod wait;
@@ -407,6 +408,15 @@ fn start_time_in(stat: &str) -> Option<u64> {
         .filter(|&hz| hz > 0)
         .unwrap_or(100) as u64;
     Some(boot + ticks / hz)
+}
+
+/// The parent of process `pid` (`/proc/PID/stat` field 4), `None` when
+/// there is no such process or it has none (pid 1, a kernel thread).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    threads::stat_fields(&stat)
+        .and_then(|(_, f)| f.get(1)?.parse().ok())
+        .filter(|&p| p != 0)
 }
 
 /// When process `pid` started, `None` when there is no such process; an

@@ -1,0 +1,163 @@
+//! Patch bundles (issue 24 item 6): `relive bundle` on a build host writes
+//! one file; `relive apply` puts it into processes of the same build on a
+//! host with no compiler, and refuses a process of another build.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use relive_testkit::Target;
+
+const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int compute(int x) {
+    int s = FLAVOUR;
+    for (int i = 0; i < x; i++) s += i ^ (x * 2);
+    return s + x * 2;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 1;; i++) { printf("%d\n", compute(21)); usleep(3000); }
+}
+"#;
+
+/// Compiles `source` with `-DFLAVOUR=flavour` as `dir/name` (an object
+/// with `-c`), from `dir/app.c` as a build would.
+fn build(dir: &Path, source: &str, flavour: u32, name: &str, object: bool) -> std::path::PathBuf {
+    std::fs::write(dir.join("app.c"), source).unwrap();
+    let out = dir.join(name);
+    let mut cc = Command::new("gcc");
+    cc.args(["-O2", "-g", &format!("-DFLAVOUR={flavour}")]);
+    if object {
+        cc.arg("-c");
+    }
+    let status = cc.arg("app.c").arg("-o").arg(&out).current_dir(dir).status().unwrap();
+    assert!(status.success());
+    out
+}
+
+/// `relive ARGS` with no compiler to be found (PATH empty).
+fn relive_without_compiler(args: &[&str]) -> Output {
+    let empty = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("PATH", empty.path())
+        .output()
+        .unwrap()
+}
+
+/// Waits until `target` prints `want` twice in a row.
+fn prints(target: &Target, want: i32) {
+    let want = want.to_string();
+    target.wait_for(&want);
+    assert_eq!(target.next_line(), want);
+}
+
+/// What `compute(21)` returns with `x * 2` made `x * k`, built with
+/// `-DFLAVOUR=flavour`.
+fn value(k: i32, flavour: i32) -> i32 {
+    flavour + (0..21).map(|i| i ^ (21 * k)).sum::<i32>() + 21 * k
+}
+
+#[test]
+fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exe = build(d, APP, 0, "app", false);
+    let old = build(d, APP, 0, "old.o", true);
+    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
+    std::fs::write(d.join("app.c"), APP).unwrap();
+    let bundle = d.join("fix.rpatch");
+    let made = common::json(&[
+        "bundle",
+        new.to_str().unwrap(),
+        "--base",
+        old.to_str().unwrap(),
+        "--for",
+        exe.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(made["functions"], serde_json::json!(["compute"]), "{made}");
+    assert!(made["build_id"].as_str().is_some_and(|b| b.len() >= 16), "{made}");
+
+    // Two processes of the build, patched one by --pid, one by position.
+    let start = || {
+        let t = Target::spawn(Command::new(&exe), exe.clone(), tempfile::tempdir().unwrap());
+        prints(&t, value(2, 0));
+        t
+    };
+    let (first, second) = (start(), start());
+    for args in [
+        vec!["apply", bundle.to_str().unwrap(), "--pid", &first.pid_arg()],
+        vec!["apply", &second.pid_arg(), bundle.to_str().unwrap()],
+    ] {
+        let out = relive_without_compiler(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("patched compute"));
+    }
+    prints(&first, value(3, 0));
+    prints(&second, value(3, 0));
+
+    // Another build of the program (another build-id): refused, exit 5,
+    // and it runs on unchanged.
+    let other_exe = build(d, APP, 1, "app-rebuilt", false);
+    let other = Target::spawn(
+        Command::new(&other_exe),
+        other_exe.clone(),
+        tempfile::tempdir().unwrap(),
+    );
+    prints(&other, value(2, 1));
+    let out = relive_without_compiler(&["apply", bundle.to_str().unwrap(), "--pid", &other.pid_arg()]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{message}");
+    assert!(message.contains("another build"), "{message}");
+    prints(&other, value(2, 1));
+
+    // A damaged bundle is refused, naming the damage.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = d.join("damaged.rpatch");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = relive_without_compiler(&["apply", damaged.to_str().unwrap(), "--pid", &other.pid_arg()]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(message.contains("damaged.rpatch: damaged"), "{message}");
+    prints(&other, value(2, 1));
+}
+
+#[test]
+fn a_binary_without_a_build_id_cannot_have_a_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("app.c"), APP).unwrap();
+    let exe = d.join("app");
+    let status = Command::new("gcc")
+        .args(["-O2", "-g", "-DFLAVOUR=0", "-Wl,--build-id=none", "app.c", "-o"])
+        .arg(&exe)
+        .current_dir(d)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
+    let out = common::relive(&[
+        "bundle",
+        new.to_str().unwrap(),
+        "--for",
+        exe.to_str().unwrap(),
+        "-o",
+        d.join("x.rpatch").to_str().unwrap(),
+    ]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(message.contains("-Wl,--build-id"), "{message}");
+    assert!(!d.join("x.rpatch").exists());
+}

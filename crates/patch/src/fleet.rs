@@ -1,0 +1,72 @@
+//! Several processes running one program, changed together: a prefork
+//! server's parent and its workers (`relive run`, `relive patch --tree`),
+//! or every process running a file (`--exe`). Each process keeps its own
+//! journal; what this module adds is choosing them, settling each one's
+//! journal before any is changed, telling a worker that already runs a
+//! patch (forked after it) from one that needs it, and taking a patch
+//! back out of the ones done when a later one fails.
+
+use crate::apply::{self, PatchReport, Target};
+use crate::error::Result;
+use crate::journal::Journal;
+use crate::state::StateDir;
+
+/// The descendants of process `root` that run its program (parents
+/// before children), and those that run another program, with why.
+pub fn tree(root: u32) -> (Vec<u32>, Vec<(u32, String)>) {
+    let mut same = Vec::new();
+    let mut other = Vec::new();
+    for pid in relive_process::descendants(root) {
+        if relive_process::same_program(root, pid) {
+            same.push(pid);
+        } else {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "another program".into());
+            other.push((pid, format!("runs {exe}, not process {root}'s program")));
+        }
+    }
+    (same, other)
+}
+
+/// Settles process `pid`'s journal (a change a dead relive left, a
+/// journal inherited from the parent it was forked from: see
+/// [`Target::transaction`]) and returns what the user should know.
+/// Done for every process before any is patched: once its parent is
+/// patched again, a worker no longer runs what the parent's journal says
+/// and could not adopt it.
+pub fn settle(pid: u32) -> Result<Vec<String>> {
+    let process = relive_process::open(pid)?;
+    let mut target = Target::open(process.as_ref())?;
+    drop(target.transaction()?);
+    Ok(target.warnings)
+}
+
+/// Whether process `pid` has a journal of its own already (then
+/// [`settle`] has nothing to adopt).
+pub fn has_journal(dir: &StateDir, pid: u32) -> bool {
+    matches!(relive_process::started_at(pid), Ok(Some(start)) if Journal::path(dir, pid, start).exists())
+}
+
+/// Whether `target` runs every function `report` patched at the same new
+/// code: it was forked after the process of `report` was patched, and
+/// adopted its journal. Forked processes share their parent's addresses,
+/// so an equal address is the same code.
+pub fn runs_already(target: &Target, report: &PatchReport) -> bool {
+    !report.applied.is_empty()
+        && report.applied.iter().all(|a| {
+            target
+                .journal
+                .patch(a.orig_addr)
+                .is_some_and(|p| p.current_addr == a.current_addr)
+        })
+}
+
+/// Undoes change number `change` of process `pid` (see
+/// [`apply::undo_change`]).
+pub fn undo_in(pid: u32, change: u64) -> Result<()> {
+    let process = relive_process::open(pid)?;
+    let mut target = Target::open(process.as_ref())?;
+    apply::undo_change(&mut target, change)?;
+    Ok(())
+}
