@@ -424,3 +424,62 @@ fn a_changed_constant_table_patches_its_readers() {
         }
     }
 }
+
+/// `compute` is `const` to GCC (no memory touched): a call before a loop
+/// whose every turn calls it again is hoisted out, and the loop prints
+/// the kept result. Called once, never again.
+const HOISTED: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) int compute(int x) { int s = 0; for (int i = 0; i < x; i++) s += i ^ (x * 2); return s + x * 2; }
+int main(void) {
+    char line[64];
+    do { printf("%d\n", compute(21)); fflush(stdout); } while (fgets(line, sizeof line, stdin));
+    return 0;
+}
+"#;
+
+/// The same function called in the loop, after the read: not hoisted.
+const IN_THE_LOOP: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) int compute(int x) { int s = 0; for (int i = 0; i < x; i++) s += i ^ (x * 2); return s + x * 2; }
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d\n", compute(21)); fflush(stdout); }
+    return 0;
+}
+"#;
+
+/// Found by a bundle test: relive said "patched compute" while `main`
+/// kept printing the old result, because the only call of `compute` is
+/// one `main` made before its loop. relive's verdict must be what the
+/// program does: "patched" exactly when its output changes.
+#[test]
+fn a_call_main_made_before_its_loop_does_not_count_as_reachable() {
+    for cc in compilers() {
+        for (program, source) in [("hoisted", HOISTED), ("in the loop", IN_THE_LOOP)] {
+            let mut p = Program::start(cc, &["-O2"], &[("app.c", source)]);
+            let before = p.step();
+            assert_eq!(before, "966", "{cc} {program}");
+            let r = p.edit("app.c", "(x * 2)", "(x * 3)");
+            let reach = applied(&r, "compute").unwrap_or_else(|| panic!("{cc} {program}: {r}"))["reach"].clone();
+            let after = p.step();
+            let reachable = reach["reachable"] == true;
+            assert_eq!(
+                reachable,
+                after != before,
+                "{cc} {program}: relive says {reach}, the program printed {after}"
+            );
+            if cc == "gcc" {
+                // GCC hoists the call in the first program, not in the second.
+                assert_eq!(reachable, program == "in the loop", "{cc} {program}: {r}");
+            }
+            if !reachable {
+                let note = reach["note"].as_str().unwrap_or_default();
+                assert!(
+                    note.contains("part of main that its thread has passed"),
+                    "{cc} {program}: {reach}"
+                );
+            }
+        }
+    }
+}

@@ -1113,7 +1113,23 @@ fn reachability(
             .collect(),
     };
     let (home, _, _) = target.resolver.home();
-    let reaches = reach::analyse(target.process, home, &pools, &candidates, positions);
+    // The program's entry function, when the patch is of the program;
+    // not where exceptions may be caught (landing pads are reached by
+    // the unwinder, not by any branch the flow analysis follows).
+    let program = &target.modules.main;
+    let unwinds = program
+        .image
+        .as_deref()
+        .and_then(relive_process::modules::host_elf)
+        .is_none_or(|elf| elf.sections.iter().any(|s| s.name == ".gcc_except_table"));
+    let main = target
+        .resolver
+        .symbols()
+        .lookup_in("main", Some(home))
+        .into_iter()
+        .find(|s| s.size > 0 && s.module == program.module.path && !unwinds)
+        .map(|s| (s.addr, s.size));
+    let reaches = reach::analyse(target.process, home, &pools, &candidates, positions, main);
     linked
         .functions
         .iter()

@@ -17,6 +17,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod exercise;
 pub mod fleet;
+pub mod flow;
 pub mod hooks;
 pub mod inherit;
 pub mod journal;

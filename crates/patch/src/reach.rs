@@ -64,19 +64,25 @@ struct Evidence {
     /// Running as the outermost function of the home module on some
     /// thread's stack: entered once, for the life of the thread.
     outermost: Option<u32>,
+    /// Direct calls from the part of the program's entry function its
+    /// thread has left behind (see [`crate::flow`]): they never run again.
+    passed: usize,
 }
 
 /// Analyses `candidates` (already redirected) in `process`, whose home
 /// module (the one patched) is `home`. `threads` are the threads'
 /// positions `(tid, (pc, sp))` where known.
 /// `extra_code` are other ranges of code that may call them (patch
-/// regions).
+/// regions). `entry` is the program's entry function (`main`: address
+/// and size) in the home module, if known: entered once, so a call in the
+/// part of it its thread has passed never runs again.
 pub fn analyse(
     process: &dyn Process,
     home: &str,
     extra_code: &[(u64, u64)],
     candidates: &[Candidate],
     threads: &[ThreadPosition],
+    entry: Option<(u64, u64)>,
 ) -> Vec<Reach> {
     let Ok(maps) = process.maps() else {
         return candidates.iter().map(|_| unknown()).collect();
@@ -91,6 +97,8 @@ pub fn analyse(
     let mut evidence = vec![Evidence::default(); candidates.len()];
     let by_entry = Entries::new(candidates);
 
+    // Where the entry function's running call can go from here.
+    let mut entry_from: Vec<u64> = Vec::new();
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
@@ -102,6 +110,18 @@ pub fn analyse(
         // A function pointer held in a local variable (a `dlsym` result).
         for (i, n) in count_entries(words, &by_entry) {
             evidence[i].addresses += n;
+        }
+        if let Some((a, len)) = entry {
+            let inside = |v: u64| a < v && v < a + len;
+            if inside(pc) || pc == a {
+                entry_from.push(pc);
+            }
+            for w in words.chunks_exact(8) {
+                let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                if inside(v) && after_call(&code, v) {
+                    entry_from.push(v);
+                }
+            }
         }
         for (i, frame) in running_frames(&code, candidates, pc, sp, from, words) {
             let e = &mut evidence[i];
@@ -121,9 +141,21 @@ pub fn analyse(
         .map(|(_, c)| (c.old, c.old + c.size.max(1)))
         .collect();
     let in_stale = |site: u64| stale.iter().any(|&(lo, hi)| lo <= site && site < hi);
+    // The instructions of the entry function that can still run, when
+    // its thread's position in it is known and its flow can be followed.
+    let entry_live = entry.filter(|_| !entry_from.is_empty()).and_then(|(a, len)| {
+        let (start, bytes) = code.iter().find(|(s, b)| *s <= a && a + len <= s + b.len() as u64)?;
+        let at = (a - start) as usize;
+        crate::flow::reachable(&bytes[at..at + len as usize], a, &entry_from).map(|live| (a, len, live))
+    });
+    let passed_in_entry = |site: u64| {
+        entry_live
+            .as_ref()
+            .is_some_and(|(a, len, live)| *a <= site && site < a + len && !crate::flow::covers(live, site))
+    };
 
     // Call sites and taken addresses in the code that runs.
-    let mut found: Vec<(usize, bool)> = Vec::new();
+    let mut found: Vec<(usize, bool, bool)> = Vec::new();
     for (start, bytes) in &code {
         for p in 0..bytes.len().saturating_sub(3) {
             let field: [u8; 4] = bytes[p..p + 4].try_into().expect("4 bytes");
@@ -154,15 +186,17 @@ pub fn analyse(
                     && p >= 1
                     && (matches!(bytes[p - 1], 0xe8 | 0xe9)
                         || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80));
-                found.push((i, branch));
+                found.push((i, branch, passed_in_entry(site)));
             }
         }
     }
-    for (i, branch) in found {
-        if branch {
-            evidence[i].calls += 1;
-        } else {
-            evidence[i].addresses += 1;
+    for (i, branch, passed) in found {
+        // An address taken in passed code still counts: it may be kept
+        // in a register the loop calls through.
+        match (branch, passed) {
+            (true, true) => evidence[i].passed += 1,
+            (true, false) => evidence[i].calls += 1,
+            (false, _) => evidence[i].addresses += 1,
         }
     }
     // Function pointers stored in the image's data and the heap.
@@ -214,6 +248,11 @@ pub fn analyse(
                         list(&e.running)
                     )
                 })
+            } else if e.passed > 0 {
+                Some(format!(
+                    "{} is called only from the part of main that its thread has passed and will not run again (the compiler may have moved the call out of main's loop and kept its result), so its new code never runs; move the loop's work into a function main calls, or restart the program",
+                    c.name
+                ))
             } else if let Some(tid) = e.outermost.filter(|_| c.entry_once) {
                 Some(format!(
                     "{} is the outermost function running on thread {tid} and nothing calls it again, so its running call keeps the old code for good; move the code you edit (a loop's body) into a function it calls, or restart the program",

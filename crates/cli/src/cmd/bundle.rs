@@ -25,7 +25,7 @@ use crate::output::print_json;
 /// compiled for that build's code and symbols.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive bundle app.new.o --base app.old.o --for ./app -o fix.rpatch\n  relive apply fix.rpatch --exe /usr/local/bin/app   (then, on each host)"
+    after_help = "Examples:\n  relive bundle app.new.o --base app.old.o --for ./app -o fix.rpatch\n  relive apply fix.rpatch --exe /usr/local/bin/app  # then, on each host"
 )]
 pub struct BundleArgs {
     /// The new object (`gcc -c`, the build's flags).

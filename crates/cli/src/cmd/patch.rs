@@ -45,7 +45,7 @@ use crate::output::{paint_out, Tone};
 /// relive knows it (`relive status` shows them).
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  gcc -O2 -g -c app.c -o app.new.o && relive patch 4242 app.new.o --base app.old.o\n  relive patch 4242 app.new.o --only compute --json\n  relive patch 4242 --tree app.new.o --base app.old.o   (a server and its workers)\n  relive patch --exe ./app app.new.o --base app.old.o   (every process running ./app)"
+    after_help = "Examples:\n  gcc -O2 -g -c app.c -o app.new.o && relive patch 4242 app.new.o --base app.old.o\n  relive patch 4242 app.new.o --only compute --json\n  relive patch 4242 --tree app.new.o --base app.old.o   # a server and its workers\n  relive patch --exe ./app app.new.o --base app.old.o  # every process running ./app"
 )]
 pub struct PatchArgs {
     #[command(flatten)]
@@ -80,7 +80,7 @@ pub struct PatchArgs {
 /// that fails is reported and the others are reverted still.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last\n  relive revert --exe ./app --last   (every process running ./app)"
+    after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last\n  relive revert --exe ./app --last  # every process running ./app"
 )]
 pub struct RevertArgs {
     #[command(flatten)]

@@ -53,7 +53,7 @@ pub struct RunArgs {
 /// Live-reload a program that is already running.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json\n  relive watch 4242 --tree   (a server and its workers)"
+    after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json\n  relive watch 4242 --tree  # a server and its workers"
 )]
 pub struct WatchArgs {
     /// The process, by pid (`--pid PID` works too).
