@@ -31,7 +31,7 @@ pub struct NoSuchFunction {
 
 /// `--exe PATH` when no process runs that file.
 #[derive(Debug, thiserror::Error)]
-#[error("no process runs {0} (as its executable, /proc/PID/exe); start the program, or give a pid")]
+#[error("no process runs {0} (as its executable, /proc/PID/exe; or there is no such file); start the program, or give a pid")]
 pub struct NoProcessRuns(pub String);
 
 /// A bundle made for one build, applied to a process running another

@@ -106,6 +106,31 @@ fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
     prints(&first, value(3, 0));
     prints(&second, value(3, 0));
 
+    // Applied again (a play run twice, a restarted pod), to these two and
+    // a third that does not have it yet: the two say so and change
+    // nothing, the third is patched.
+    let third = start();
+    let again = common::json(&[
+        "apply",
+        bundle.to_str().unwrap(),
+        "--exe",
+        exe.to_str().unwrap(),
+        "--json",
+    ]);
+    let processes = again["processes"].as_array().unwrap();
+    let already: Vec<bool> = processes.iter().map(|p| p.get("already").is_some()).collect();
+    assert_eq!(already, [true, true, false], "{again}");
+    assert_eq!(processes[2]["applied"][0]["name"], "compute", "{again}");
+    prints(&third, value(3, 0));
+    // Out of all three, and out again: nothing left to revert is no failure.
+    for _ in 0..2 {
+        let out = relive_without_compiler(&["revert", "--exe", exe.to_str().unwrap(), "--last"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for t in [&first, &second, &third] {
+        prints(t, value(2, 0));
+    }
+
     // Another build of the program (another build-id): refused, exit 5,
     // and it runs on unchanged.
     let other_exe = build(d, APP, 1, "app-rebuilt", false);
@@ -132,6 +157,74 @@ fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
     assert_eq!(out.status.code(), Some(1), "{message}");
     assert!(message.contains("damaged.rpatch: damaged"), "{message}");
     prints(&other, value(2, 1));
+    // So is one with bytes appended.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    bytes.extend_from_slice(b"garbage");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = relive_without_compiler(&["apply", damaged.to_str().unwrap(), "--pid", &other.pid_arg()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A file no process runs, or none at all: exit 3.
+    for exe in [d.join("app.c"), d.join("nothing")] {
+        let out = relive_without_compiler(&["apply", bundle.to_str().unwrap(), "--exe", exe.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A bundle never replaces an input.
+    let out = common::relive(&[
+        "bundle",
+        new.to_str().unwrap(),
+        "--base",
+        old.to_str().unwrap(),
+        "--for",
+        exe.to_str().unwrap(),
+        "-o",
+        new.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names an input"));
+    assert!(
+        relive_patch::ObjectFile::open(&new).is_ok(),
+        "the object was overwritten"
+    );
+}
+
+/// A stripped program (its build-id kept): the functions a bundle
+/// replaces cannot be found in it; refused as such, not as some
+/// function that "cannot be moved".
+#[test]
+fn a_stripped_program_is_refused_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let exe = build(d, APP, 0, "app", false);
+    let old = build(d, APP, 0, "old.o", true);
+    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
+    std::fs::write(d.join("app.c"), APP).unwrap();
+    let stripped = d.join("app-stripped");
+    let status = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bundle = d.join("fix.rpatch");
+    common::text(&[
+        "bundle",
+        new.to_str().unwrap(),
+        "--base",
+        old.to_str().unwrap(),
+        "--for",
+        exe.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    let t = Target::spawn(Command::new(&stripped), stripped.clone(), tempfile::tempdir().unwrap());
+    prints(&t, value(2, 0));
+    let out = relive_without_compiler(&["apply", bundle.to_str().unwrap(), "--pid", &t.pid_arg()]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(message.contains("is stripped"), "{message}");
+    prints(&t, value(2, 0));
 }
 
 #[test]

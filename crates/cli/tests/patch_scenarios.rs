@@ -713,6 +713,68 @@ fn only_the_literals_a_patch_uses_are_copied() {
     }
 }
 
+/// A constant table a changed function uses is the program's own when it
+/// did not change (zlib's `crc_table`, 8 KiB: every patch of `crc32_z`
+/// copied it); a table that changed is brought, and its new contents are
+/// what the program uses.
+#[test]
+fn unchanged_constant_tables_are_the_programs_own() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static const unsigned table[256] = { TABLE };
+__attribute__((noinline, noipa)) unsigned mix(unsigned x) { return table[x & 255] * 3 + table[(x >> 8) & 255]; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("%u\n", mix(0x1234)); usleep(3000); }
+}
+"#;
+    let entries = |k: u32| {
+        (0..256u32)
+            .map(|i| (i * 7 + k).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let value = |k: u32| (0x34 * 7 + k) * 3 + (0x12 * 7 + k);
+    let src = SRC.replace("TABLE", &entries(1));
+    for flags in BUILDS {
+        let mut run = Run::start(&src, flags);
+        run.expect(&value(1).to_string());
+        let base = run.object("app.c", &src);
+        // The function changes, the table does not: the program's table.
+        let new = run.object("app.c", &src.replace("* 3 +", "* 5 +"));
+        let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+        let table = r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "table")
+            .cloned();
+        assert_eq!(
+            table.as_ref().map(|t| t["action"].clone()),
+            Some("kept".into()),
+            "{flags:?}: {r}"
+        );
+        let five = |k: u32| (0x34 * 7 + k) * 5 + (0x12 * 7 + k);
+        run.expect(&five(1).to_string());
+        // The table changes too: its new contents are brought.
+        let newer = run.object("app.c", &SRC.replace("TABLE", &entries(2)).replace("* 3 +", "* 5 +"));
+        let r = run.patch_object(&newer, &["--base", new.to_str().unwrap()]);
+        let table = r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "table")
+            .cloned();
+        assert_eq!(
+            table.as_ref().map(|t| t["action"].clone()),
+            Some("new".into()),
+            "{flags:?}: {r}"
+        );
+        run.expect(&five(2).to_string());
+    }
+}
+
 /// S11: patched code calls libc (`printf`, and `strlen` on a string only
 /// known at run time, so it is a real call to glibc's IFUNC) and reads libc
 /// data (`stderr`).

@@ -656,12 +656,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             ));
         }
     }
-    let map_warning = crate::perf_map::append(process.pid(), &map_lines).err().map(|e| {
-        format!(
-            "could not name the new code for profilers in {}: {e}",
-            crate::perf_map::path(process.pid()).display()
-        )
-    });
+    let map_warning = crate::perf_map::append(process.pid(), target.journal.start_time, &map_lines)
+        .err()
+        .map(|e| {
+            format!(
+                "could not name the new code for profilers in {}: {e}",
+                crate::perf_map::path(process.pid()).display()
+            )
+        });
     // Whether each new function can run: part of what the command does,
     // so inside its time.
     let reaches: Vec<HashMap<u64, Reach>> = prepared

@@ -100,10 +100,18 @@ impl Bundle {
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
         let body = bytes.strip_prefix(&MAGIC[..]).ok_or(BundleError::NotBundle)?;
         let mut expanded = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .take(MAX_EXPANDED + 1)
+        let mut decoder = flate2::bufread::GzDecoder::new(body).take(MAX_EXPANDED + 1);
+        decoder
             .read_to_end(&mut expanded)
             .map_err(|e| BundleError::Damaged(format!("its compressed contents cannot be read ({e})")))?;
+        // One gzip stream and nothing after it: bytes appended to a
+        // bundle are damage too.
+        let after = decoder.into_inner().into_inner().len();
+        if after > 0 && expanded.len() as u64 <= MAX_EXPANDED {
+            return Err(BundleError::Damaged(format!(
+                "{after} bytes follow its compressed contents"
+            )));
+        }
         if expanded.len() as u64 > MAX_EXPANDED {
             return Err(BundleError::Damaged(format!(
                 "it expands to more than {} MiB",
@@ -233,6 +241,13 @@ mod tests {
                 }
             }
         }
+        // Anything appended.
+        let mut appended = bytes.clone();
+        appended.extend_from_slice(b"garbage\n");
+        assert!(matches!(
+            Bundle::from_bytes(&appended),
+            Err(BundleError::Damaged(m)) if m.contains("8 bytes follow")
+        ));
         // Sizes that do not add up.
         let mut long = sample();
         long.manifest.objects[0].size = 100;

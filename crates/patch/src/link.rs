@@ -45,6 +45,13 @@ pub trait Resolver {
     fn existing_literal(&self, _bytes: &[u8], _align: u64, _phase: u64) -> Option<u64> {
         None
     }
+
+    /// Whether the program's read-only data at `addr` holds exactly
+    /// `bytes`: a constant table the new code uses that did not change is
+    /// the program's own, not a copy.
+    fn holds_constant(&self, _addr: u64, _bytes: &[u8]) -> bool {
+        false
+    }
 }
 
 /// Which part of the region.
@@ -553,7 +560,19 @@ impl Linker<'_> {
                 }
                 let section = self.obj.section(sym.section);
                 let writable = section.is_some_and(|s| !s.constant());
-                let live = if writable { self.live(i) } else { None };
+                // Constant data is the program's when it holds the same
+                // bytes (a table of addresses, relocated, never is).
+                let same_constant = |a: &u64| {
+                    sym.relocs.is_empty()
+                        && sym
+                            .bytes
+                            .as_ref()
+                            .is_some_and(|b| !b.is_empty() && self.resolver.holds_constant(*a, b))
+                };
+                let live = match writable {
+                    true => self.live(i),
+                    false => self.live(i).filter(same_constant),
+                };
                 let (value, action) = match live {
                     Some(a) => (Value::Absolute(a), DataAction::Kept),
                     None => {

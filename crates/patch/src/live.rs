@@ -48,6 +48,17 @@ fn base_name(path: &str) -> &str {
 }
 
 impl LiveResolver {
+    /// The home module's read-only data, read the first time a patch
+    /// looks for a literal or constant in it.
+    fn constants(&self) -> Option<&Constants> {
+        self.home_constants
+            .get_or_init(|| {
+                let (image, bias) = self.symbols.module_image(&self.home.0)?;
+                Constants::read(image, bias)
+            })
+            .as_ref()
+    }
+
     pub fn new(symbols: LiveSymbols) -> LiveResolver {
         let home = program(&symbols);
         LiveResolver {
@@ -157,6 +168,16 @@ impl Constants {
             })
             .collect();
         Some(Constants { image, sections })
+    }
+
+    /// Whether a read-only section holds `bytes` at `addr`.
+    fn holds(&self, addr: u64, bytes: &[u8]) -> bool {
+        self.sections.iter().any(|(start, range)| {
+            let Some(at) = addr.checked_sub(*start).and_then(|k| usize::try_from(k).ok()) else {
+                return false;
+            };
+            self.image.data()[range.clone()].get(at..at.saturating_add(bytes.len())) == Some(bytes)
+        })
     }
 
     /// The first place holding `bytes` at an address `phase` modulo `align`.
@@ -294,12 +315,12 @@ impl Resolver for LiveResolver {
     }
 
     fn existing_literal(&self, bytes: &[u8], align: u64, phase: u64) -> Option<u64> {
-        let constants = self.home_constants.get_or_init(|| {
-            let (image, bias) = self.symbols.module_image(&self.home.0)?;
-            Constants::read(image, bias)
-        });
-        let found = constants.as_ref()?.find(bytes, align, phase)?;
+        let found = self.constants()?.find(bytes, align, phase)?;
         // Within the home module, which the patch region is placed near.
         self.in_image(found).then_some(found)
+    }
+
+    fn holds_constant(&self, addr: u64, bytes: &[u8]) -> bool {
+        self.constants().is_some_and(|c| c.holds(addr, bytes))
     }
 }

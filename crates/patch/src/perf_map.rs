@@ -18,10 +18,13 @@ pub fn line(start: u64, size: u64, name: &str) -> String {
     format!("{start:x} {size:x} {name}\n")
 }
 
-/// Appends `lines` to process `pid`'s map. Best effort: a profiler's
-/// convenience never fails a patch (the error is returned for a warning).
-/// A symbolic link in the map's place is not followed (`/tmp` is shared).
-pub fn append(pid: u32, lines: &str) -> std::io::Result<()> {
+/// Appends `lines` to process `pid`, started at `started` (seconds since
+/// the epoch): a map last written before it started is an earlier
+/// process's of the same pid, and is emptied first. Best effort: a
+/// profiler's convenience never fails a patch (the error is returned for
+/// a warning). A symbolic link in the map's place is not followed (`/tmp`
+/// is shared).
+pub fn append(pid: u32, started: u64, lines: &str) -> std::io::Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -32,6 +35,11 @@ pub fn append(pid: u32, lines: &str) -> std::io::Result<()> {
         .mode(0o644)
         .custom_flags(O_NOFOLLOW)
         .open(path(pid))?;
+    let written = file.metadata()?.modified()?;
+    let written = written.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if written < started {
+        file.set_len(0)?;
+    }
     file.write_all(lines.as_bytes())
 }
 

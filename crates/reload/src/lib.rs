@@ -257,6 +257,8 @@ pub struct Reloader<'p> {
     /// (a server's workers), as one transaction with the process itself:
     /// `relive run` sets it.
     pub tree: bool,
+    /// The program's other processes, being listed (see `start_tree_scan`).
+    tree_scan: Option<std::thread::JoinHandle<Vec<u32>>>,
     /// Called with every compile command relive runs (`--verbose`).
     pub on_compile: Option<ShowCommand>,
     /// Per source file: the object the program runs now.
@@ -305,6 +307,7 @@ impl<'p> Reloader<'p> {
             missing_symbol: false,
             held: Default::default(),
             tree: false,
+            tree_scan: None,
             on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
@@ -577,6 +580,7 @@ impl<'p> Reloader<'p> {
     /// they switch together, as a save of them would). One by one when
     /// that cannot be (one calls what another adds).
     pub fn catch_up_all(&mut self, sources: &[PathBuf]) -> Result<Vec<ReloadEvent>, ReloadError> {
+        self.start_tree_scan();
         if sources.len() < 2 {
             return sources.iter().map(|s| self.catch_up_one(s)).collect();
         }
@@ -691,6 +695,7 @@ impl<'p> Reloader<'p> {
     /// then each one's changes patched in turn. Each event's `compile` time
     /// is its own compile's, and `total` counts from the start of all.
     pub fn reload_all(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<ReloadEvent>, ReloadError> {
+        self.start_tree_scan();
         let start = Instant::now();
         let began = std::time::SystemTime::now();
         // Files held back by an earlier failed batch go with this one.
@@ -1456,17 +1461,29 @@ impl<'p> Reloader<'p> {
     /// it forked), each journal settled before the process itself is
     /// patched (a worker forked after an earlier patch adopts its parent's
     /// journal, which it could not once the parent is patched again).
-    fn settle_tree(&self) -> Vec<u32> {
+    fn settle_tree(&mut self) -> Vec<u32> {
         if !self.tree {
             return Vec::new();
         }
-        let (workers, _) = fleet::tree(self.process.pid());
+        let scanned = self.tree_scan.take().and_then(|scan| scan.join().ok());
+        let workers = scanned.unwrap_or_else(|| fleet::tree(self.process.pid()).0);
         for &pid in &workers {
             if !fleet::has_journal(&self.target.journal_dir, pid) {
                 let _ = fleet::settle(pid);
             }
         }
         workers
+    }
+
+    /// With [`Reloader::tree`]: the program's processes are listed while
+    /// the sources compile (reading every process's `/proc` entry takes a
+    /// millisecond or more, on a busy host several), not after.
+    fn start_tree_scan(&mut self) {
+        // A scan a reload left unused (nothing to patch) is stale: anew.
+        if self.tree {
+            let root = self.process.pid();
+            self.tree_scan = Some(std::thread::spawn(move || fleet::tree(root).0));
+        }
     }
 
     /// The patch just made in the process itself (`reports`, of `units`)

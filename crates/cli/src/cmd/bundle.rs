@@ -75,17 +75,41 @@ pub fn bundle(args: BundleArgs) -> anyhow::Result<()> {
         let object = ObjectFile::parse(&path.display().to_string(), &bytes)?;
         Ok((bytes, object))
     };
+    // The output must not be one of the inputs (it would be replaced).
+    let same_file = |a: &PathBuf, b: &PathBuf| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(input) = std::iter::once(&args.new)
+        .chain(&args.base)
+        .chain([&args.program])
+        .find(|p| same_file(p, &args.output))
+    {
+        anyhow::bail!(
+            "-o {} names an input ({}): write the bundle to a file of its own (fix.rpatch)",
+            args.output.display(),
+            input.display()
+        );
+    }
     let (new_bytes, new) = read(&args.new)?;
     let base = args.base.as_ref().map(read).transpose()?;
     let functions = select(&new, base.as_ref().map(|(_, o)| o), &args.only)?;
     if functions.is_empty() {
-        anyhow::bail!(
-            "nothing to bundle: no function of {} differs from {}",
-            args.new.display(),
-            args.base
-                .as_ref()
-                .map_or("the program".into(), |b| b.display().to_string())
-        );
+        let against = args
+            .base
+            .as_ref()
+            .map_or("the program".into(), |b| b.display().to_string());
+        match args.only.is_empty() {
+            true => anyhow::bail!(
+                "nothing to bundle: no function of {} differs from {against}",
+                args.new.display()
+            ),
+            false => anyhow::bail!(
+                "nothing to bundle: none of the functions --only names ({}) differs between {} and {against}",
+                args.only.join(", "),
+                args.new.display()
+            ),
+        }
     }
     let program = crate::cmd::open(&args.program)?;
     let build_id = relive_process::modules::host_elf(&program)

@@ -62,7 +62,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs). With --tree/--exe: {"processes":[{"pid","inherited",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks"} (times in whole µs); "already": the functions a process already ran the new version of (nothing written; with --base). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -148,6 +148,9 @@ struct Patched {
     /// The process was forked after another one was patched here, and
     /// already ran this patch.
     inherited: bool,
+    /// The process already ran the new object's version of these
+    /// functions (applied before): nothing was written.
+    already: Option<Vec<String>>,
 }
 
 /// Patches one process with `functions` of `new`.
@@ -182,6 +185,16 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
     if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, how.force) {
         return Err(PatchError::Refused { what: why.clone() }.into());
     }
+    if let Some(already) = already_runs(&target, objects)? {
+        return Ok(Patched {
+            pid,
+            report: None,
+            change: target.journal.changes,
+            warnings: target.warnings.iter().cloned().chain(concern).collect(),
+            inherited: false,
+            already: Some(already),
+        });
+    }
     let report = if objects.functions.is_empty() {
         None
     } else {
@@ -213,7 +226,49 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         change: target.journal.changes,
         warnings: target.warnings.iter().cloned().chain(concern).collect(),
         inherited: false,
+        already: None,
     })
+}
+
+/// With a base: whether the process already runs the new object's
+/// version of every function to patch (the same bundle applied again, a
+/// play run twice): the names, for the report; nothing is written then.
+/// Refuses a stripped program where none of them can be found, which a
+/// patch would otherwise only add, unreachable, beside the code that runs.
+fn already_runs(target: &Target, objects: &Objects) -> anyhow::Result<Option<Vec<String>>> {
+    if objects.base.is_none() || objects.functions.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = objects
+        .functions
+        .iter()
+        .map(|&i| objects.new.symbols[i].name.as_str())
+        .collect();
+    let check = relive_patch::verify::functions_against_process(target, &objects.new, |n| names.contains(&n));
+    if check.absent.len() == names.len() && stripped(target) {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the program {} is stripped (it has no .symtab), so relive cannot find {} in it: relive finds the functions and statics a patch replaces by the program's full symbol table; patch processes started from an unstripped binary of the same build",
+                target.modules.main.module.path,
+                names.iter().map(|n| readable(n)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+        .into());
+    }
+    let all_same = check.differs.is_empty() && check.same.len() == names.len();
+    Ok(all_same.then(|| names.iter().map(|n| n.to_string()).collect()))
+}
+
+/// Whether the program's file has section headers but no symbol table.
+fn stripped(target: &Target) -> bool {
+    const SHT_SYMTAB: u32 = 2;
+    target
+        .modules
+        .main
+        .image
+        .as_deref()
+        .and_then(relive_process::modules::host_elf)
+        .is_some_and(|elf| !elf.sections.is_empty() && !elf.sections.iter().any(|s| s.sh_type == SHT_SYMTAB))
 }
 
 /// The objects of a patch, read once for every process.
@@ -279,6 +334,7 @@ fn show_one(how: &How, one: Patched) -> anyhow::Result<()> {
             Some(r) => print_json(&r),
             None => print_json(&serde_json::json!({
                 "applied": [], "added": [], "data": [], "pause_us": 0, "warnings": one.warnings,
+                "already": one.already.unwrap_or_default(),
             })),
         };
     }
@@ -289,7 +345,15 @@ fn show_one(how: &How, one: Patched) -> anyhow::Result<()> {
 /// The text report of one process's patch.
 fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
     let Some(r) = &one.report else {
-        writeln!(out, "nothing to patch: no function changed")?;
+        match &one.already {
+            Some(names) => writeln!(
+                out,
+                "already applied: process {} runs the new version of {} (nothing written)",
+                one.pid,
+                names.iter().map(|n| readable(n)).collect::<Vec<_>>().join(", ")
+            )?,
+            None => writeln!(out, "nothing to patch: no function changed")?,
+        }
         for w in &one.warnings {
             writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
         }
@@ -419,7 +483,10 @@ fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<(
                 Err(e) => {
                     let rolled = roll_back(&done);
                     let n = chosen.pids.len().max(done.len() + 1);
-                    return Err(e.context(format!("patching {} processes, process {pid} failed{rolled}", n)));
+                    return Err(e.context(format!(
+                        "patching {n} process{}, process {pid} failed{rolled}",
+                        if n == 1 { "" } else { "es" }
+                    )));
                 }
             }
         }
@@ -438,6 +505,9 @@ fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<(
             report: Option<&'a PatchReport>,
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             notes: &'a [String],
+            /// Functions it already ran the new version of.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            already: Option<&'a [String]>,
         }
         let processes: Vec<Each> = done
             .iter()
@@ -446,6 +516,7 @@ fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<(
                 inherited: d.inherited,
                 report: d.report.as_ref(),
                 notes: if d.report.is_some() { &[] } else { &d.warnings },
+                already: d.already.as_deref(),
             })
             .collect();
         let skipped: Vec<serde_json::Value> = skipped
@@ -499,6 +570,7 @@ fn patch_or_inherit(
                 change: target.journal.changes,
                 warnings: target.warnings.clone(),
                 inherited: true,
+                already: None,
             });
         }
     }
@@ -588,7 +660,15 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
     }
     let mut results = Vec::new();
     for &pid in &chosen.pids {
-        let result = revert_one(args, pid).map(|mut report| {
+        // A process with nothing to revert is as asked (a play run on a
+        // host where some processes never got the patch).
+        let result = match revert_one(args, pid) {
+            Err(e) if matches!(e.downcast_ref::<PatchError>(), Some(PatchError::NoPatches { .. })) => {
+                Ok(apply::RevertReport::default())
+            }
+            other => other,
+        };
+        let result = result.map(|mut report| {
             let found = notes.remove(&pid).unwrap_or_default();
             report.warnings.retain(|w| !found.contains(w));
             report.warnings.splice(0..0, found);

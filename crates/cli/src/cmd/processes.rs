@@ -18,7 +18,9 @@ pub enum Named {
 fn parse_named(text: &str) -> Result<Named, String> {
     match text.strip_prefix("exe:") {
         Some(path) if !path.is_empty() => Ok(Named::Exe(path.into())),
-        _ => crate::output::parse_pid(text).map(Named::Pid),
+        _ => crate::output::parse_pid(text)
+            .map(Named::Pid)
+            .map_err(|e| format!("{e}: name the process first (PID), or anywhere as --pid PID or --exe PATH")),
     }
 }
 
@@ -65,7 +67,8 @@ impl Which {
                     exe.display()
                 ));
             }
-            let pids = relive_process::running(exe).map_err(|e| anyhow::anyhow!("{}: {e}", exe.display()))?;
+            // A file that is not there runs in no process either.
+            let pids = relive_process::running(exe).unwrap_or_default();
             if pids.is_empty() {
                 return Err(NoProcessRuns(exe.display().to_string()).into());
             }
