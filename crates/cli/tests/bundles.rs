@@ -48,6 +48,16 @@ fn relive_without_compiler(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `relive bundle NEW --base OLD --for EXE -o OUT` and `extra` options.
+fn make_bundle(new: &Path, old: &Path, exe: &Path, out: &Path, extra: &[&str]) -> Output {
+    let paths = [new, old, exe, out].map(|p| p.to_str().unwrap().to_string());
+    let mut args = vec![
+        "bundle", &paths[0], "--base", &paths[1], "--for", &paths[2], "-o", &paths[3],
+    ];
+    args.extend_from_slice(extra);
+    common::relive(&args)
+}
+
 /// Waits until `target` prints `want` twice in a row.
 fn prints(target: &Target, want: i32) {
     let want = want.to_string();
@@ -70,17 +80,9 @@ fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
     let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
     std::fs::write(d.join("app.c"), APP).unwrap();
     let bundle = d.join("fix.rpatch");
-    let made = common::json(&[
-        "bundle",
-        new.to_str().unwrap(),
-        "--base",
-        old.to_str().unwrap(),
-        "--for",
-        exe.to_str().unwrap(),
-        "-o",
-        bundle.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = make_bundle(&new, &old, &exe, &bundle, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(made["functions"], serde_json::json!(["compute"]), "{made}");
     assert!(made["build_id"].as_str().is_some_and(|b| b.len() >= 16), "{made}");
 
@@ -170,16 +172,7 @@ fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
         assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // A bundle never replaces an input.
-    let out = common::relive(&[
-        "bundle",
-        new.to_str().unwrap(),
-        "--base",
-        old.to_str().unwrap(),
-        "--for",
-        exe.to_str().unwrap(),
-        "-o",
-        new.to_str().unwrap(),
-    ]);
+    let out = make_bundle(&new, &old, &exe, &new, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("names an input"));
     assert!(
@@ -208,16 +201,7 @@ fn a_stripped_program_is_refused_for_what_it_is() {
         .unwrap();
     assert!(status.success());
     let bundle = d.join("fix.rpatch");
-    common::text(&[
-        "bundle",
-        new.to_str().unwrap(),
-        "--base",
-        old.to_str().unwrap(),
-        "--for",
-        exe.to_str().unwrap(),
-        "-o",
-        bundle.to_str().unwrap(),
-    ]);
+    assert!(make_bundle(&new, &old, &exe, &bundle, &[]).status.success());
     let t = Target::spawn(Command::new(&stripped), stripped.clone(), tempfile::tempdir().unwrap());
     prints(&t, value(2, 0));
     let out = relive_without_compiler(&["apply", bundle.to_str().unwrap(), "--pid", &t.pid_arg()]);

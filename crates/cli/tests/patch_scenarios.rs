@@ -736,6 +736,11 @@ int main(void) {
             .join(", ")
     };
     let value = |k: u32| (0x34 * 7 + k) * 3 + (0x12 * 7 + k);
+    // What the patch did with `table`.
+    let table_action = |r: &Value| {
+        let data = r["data"].as_array().unwrap();
+        data.iter().find(|d| d["name"] == "table").map(|t| t["action"].clone())
+    };
     let src = SRC.replace("TABLE", &entries(1));
     for flags in BUILDS {
         let mut run = Run::start(&src, flags);
@@ -744,33 +749,13 @@ int main(void) {
         // The function changes, the table does not: the program's table.
         let new = run.object("app.c", &src.replace("* 3 +", "* 5 +"));
         let r = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
-        let table = r["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["name"] == "table")
-            .cloned();
-        assert_eq!(
-            table.as_ref().map(|t| t["action"].clone()),
-            Some("kept".into()),
-            "{flags:?}: {r}"
-        );
+        assert_eq!(table_action(&r), Some("kept".into()), "{flags:?}: {r}");
         let five = |k: u32| (0x34 * 7 + k) * 5 + (0x12 * 7 + k);
         run.expect(&five(1).to_string());
         // The table changes too: its new contents are brought.
         let newer = run.object("app.c", &SRC.replace("TABLE", &entries(2)).replace("* 3 +", "* 5 +"));
         let r = run.patch_object(&newer, &["--base", new.to_str().unwrap()]);
-        let table = r["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["name"] == "table")
-            .cloned();
-        assert_eq!(
-            table.as_ref().map(|t| t["action"].clone()),
-            Some("new".into()),
-            "{flags:?}: {r}"
-        );
+        assert_eq!(table_action(&r), Some("new".into()), "{flags:?}: {r}");
         run.expect(&five(2).to_string());
     }
 }
