@@ -4,6 +4,8 @@
 //! test.
 
 use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 
@@ -24,11 +26,7 @@ int main(void) {
 "#;
 
 fn relive(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(args)
-        .env("RELIVE_STATE_DIR", state)
-        .output()
-        .unwrap()
+    common::relive_in(state, args)
 }
 
 fn stderr(out: &Output) -> String {

@@ -130,27 +130,50 @@ fn an_edit_during_a_compile_is_not_lost() {
     assert_eq!(s.event()["event"], "patched");
 }
 
-/// S12: patched code that uses a thread-local variable is refused with the
-/// reason; the program runs on unchanged.
+/// S12: patched code that uses the program's thread-local variables
+/// reaches each thread's own copy (local-exec offsets from the thread
+/// pointer); every thread keeps its value.
 #[test]
-fn thread_local_use_is_refused_clearly() {
+fn thread_locals_keep_each_threads_value() {
     const TLS: &str = r#"
 #include <stdio.h>
+#include <pthread.h>
 #include <unistd.h>
 __thread int per_thread = 5;
-__attribute__((noinline, noipa)) int value(void) { return 1; }
+static __thread long calls;
+__attribute__((noinline, noipa)) int value(int id) { calls++; return id * 1000 + per_thread; }
+static void *run(void *arg) {
+    int id = (int)(long)arg;
+    per_thread = id * 10;
+    for (;;) { int v = value(id); printf("value %d %d %ld\n", id, v, calls); usleep(3000); }
+}
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (;;) { printf("value %d\n", value()); usleep(3000); }
+    pthread_t t[3];
+    for (long i = 0; i < 3; i++) pthread_create(&t[i], 0, run, (void *)(i + 1));
+    pthread_join(t[0], 0);
 }
 "#;
-    let mut s = Session::start(TLS, &["-O2", "-g"]);
-    s.target.wait_for_prefix("value 1");
-    s.edit("{ return 1; }", "{ return per_thread++; }");
+    let mut s = Session::start(TLS, &["-O2", "-g", "-pthread"]);
+    s.target.wait_for_prefix("value 3 3030 ");
+    s.edit(
+        "return id * 1000 + per_thread;",
+        "return id * 100000 + per_thread + calls % 2;",
+    );
     let e = s.event();
-    assert_eq!(e["event"], "refused", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("thread-local"), "{e}");
-    s.target.wait_for("value 1");
+    assert_eq!(e["event"], "patched", "{e}");
+    // Each thread: its own per_thread (id * 10) and its own count of calls.
+    for id in 1..=3i64 {
+        let (got, calls) = loop {
+            let rest = s.target.wait_for_prefix(&format!("value {id} "));
+            let words: Vec<i64> = rest.split(' ').map(|w| w.parse().unwrap()).collect();
+            if words[0] >= 100000 {
+                break (words[0], words[1]);
+            }
+        };
+        assert_eq!(got, id * 100000 + id * 10 + calls % 2, "thread {id}");
+        assert!(calls > 1, "thread {id} lost its count of calls");
+    }
 }
 
 /// S16 + S17: a patch into a program with many threads, some blocked in

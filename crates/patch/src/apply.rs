@@ -839,6 +839,20 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             }
         }
     }
+    // Thread-locals the new code uses are found through the modules'
+    // GOTs, read once and only for such a patch.
+    if crate::tls::used_by(obj) && !target.resolver.knows_tls() {
+        let symbols = target.resolver.symbols();
+        let defined = |name: &str| {
+            let found = symbols.thread_locals(name);
+            let (module, s) = found
+                .iter()
+                .find(|(_, s)| s.binding != relive_image::symbols::Binding::Local)?;
+            Some((module.to_string(), s.addr))
+        };
+        let modules = crate::tls::modules(target.process, &target.modules, &defined);
+        target.resolver.set_tls(modules);
+    }
     let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:

@@ -62,8 +62,8 @@ pub enum PatchError {
 pub enum LinkError {
     #[error("{symbol} (used by {user}) is not defined in the patch, the program or its libraries")]
     MissingSymbol { symbol: String, user: String },
-    #[error("{user} uses thread-local {symbol}: thread-local storage cannot be patched yet; restart the program")]
-    ThreadLocal { symbol: String, user: String },
+    #[error("{user} uses thread-local {symbol}, which cannot be linked: {why}")]
+    ThreadLocal { symbol: String, user: String, why: String },
     #[error("{user}: relocation type {r_type} ({name}) is not supported")]
     Unsupported { user: String, r_type: u32, name: String },
     #[error("{user}: refers into code section {section} where no function is; cannot move that code")]

@@ -33,6 +33,7 @@ pub mod signature;
 pub mod state;
 pub mod target;
 pub mod thunk;
+pub mod tls;
 pub mod type_layout;
 pub mod verify;
 

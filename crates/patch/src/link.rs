@@ -52,6 +52,14 @@ pub trait Resolver {
     fn holds_constant(&self, _addr: u64, _bytes: &[u8]) -> bool {
         false
     }
+
+    /// Where the program's thread-local `name` is (a `static` of source
+    /// file `file` when given); `name` `None`: the home module's block
+    /// (what a local-dynamic sequence asks for). Why not, when that
+    /// cannot be told.
+    fn thread_local(&self, _name: Option<&str>, _file: Option<&str>) -> Result<crate::tls::TlsPlace, String> {
+        Err("the program's thread-local storage is not known here".into())
+    }
 }
 
 /// Which part of the region.
@@ -177,6 +185,8 @@ struct Linker<'a> {
     /// string) -> where the copy is.
     strings: HashMap<(usize, i64), Value>,
     got: HashMap<(Value, i64), u64>,
+    /// Constant cells (thread-pointer offsets, TLS indexes) by contents.
+    cells: HashMap<Vec<u64>, u64>,
     stubs: HashMap<u64, u64>,
     /// Islands to relocate: (function, field offset in code, target
     /// offset in the function's section).
@@ -222,6 +232,7 @@ pub fn link_over(
         sections: HashMap::new(),
         strings: HashMap::new(),
         got: HashMap::new(),
+        cells: HashMap::new(),
         stubs: HashMap::new(),
         islands: Vec::new(),
         island_error: None,
@@ -388,6 +399,9 @@ impl Linker<'_> {
     /// Records the fixup for relocation `r` of bytes placed at `base` in
     /// `part`.
     fn relocate(&mut self, part: Part, base: u64, r: &Reloc, user: &str) -> Result<(), LinkError> {
+        if crate::tls::is_tls(r.r_type) {
+            return self.relocate_tls(part, base, r, user);
+        }
         let (value, addend) = self.resolve_target(r, user)?;
         let offset = base.wrapping_add(r.offset);
         let context = format!("{user}+{:#x} (a reference to {})", r.offset, self.describe(&r.target));
@@ -417,12 +431,7 @@ impl Linker<'_> {
             | rtype::TLSGD
             | rtype::TLSLD
             | rtype::DTPOFF32
-            | rtype::DTPOFF64 => {
-                return Err(LinkError::ThreadLocal {
-                    symbol: self.describe(&r.target),
-                    user: user.to_string(),
-                })
-            }
+            | rtype::DTPOFF64 => unreachable!("thread-local relocations are linked by relocate_tls"),
             other => {
                 return Err(LinkError::Unsupported {
                     user: user.to_string(),
@@ -446,6 +455,122 @@ impl Linker<'_> {
             context,
         });
         Ok(())
+    }
+
+    /// Links a reference to a thread-local variable of the program
+    /// (see [`crate::tls`]): its distance from the thread pointer
+    /// (local-exec, or in a GOT cell for initial-exec), or a TLS index
+    /// `{module, offset}` for `__tls_get_addr` (general- and
+    /// local-dynamic). Each thread then reaches its own copy. A
+    /// thread-local the program does not have (new in the patch) is
+    /// refused: no thread has room for it.
+    fn relocate_tls(&mut self, part: Part, base: u64, r: &Reloc, user: &str) -> Result<(), LinkError> {
+        let refuse = |why: String| LinkError::ThreadLocal {
+            symbol: self.describe(&r.target),
+            user: user.to_string(),
+            why,
+        };
+        // The variable, and the place inside it the reference denotes.
+        let (variable, inner): (Option<usize>, i64) = match &r.target {
+            Target::Defined(i) => (Some(*i), r.addend.wrapping_add(r.pc_bias)),
+            Target::Undefined(_) => (None, r.addend.wrapping_add(r.pc_bias)),
+            Target::Section { section, offset } => {
+                let at = offset.wrapping_add(r.pc_bias);
+                match self.obj.symbol_at(*section, at) {
+                    Some((i, _)) => (Some(i), at.wrapping_sub(self.obj.symbols[i].offset as i64)),
+                    // The module's block itself (a local-dynamic base).
+                    None if r.r_type == rtype::TLSLD => (None, 0),
+                    None => return Err(refuse("it names no variable of the object".into())),
+                }
+            }
+        };
+        let place = match (&r.target, variable) {
+            (_, _) if r.r_type == rtype::TLSLD => self.resolver.thread_local(None, None),
+            (_, Some(i)) => {
+                let sym = &self.obj.symbols[i];
+                let file = sym.local.then_some(self.obj.source.as_deref()).flatten();
+                self.resolver.thread_local(Some(&sym.name), file)
+            }
+            (Target::Undefined(name), None) => self.resolver.thread_local(Some(name), None),
+            _ => Err("it names no variable".into()),
+        }
+        .map_err(refuse)?;
+        let offset = base.wrapping_add(r.offset);
+        let context = format!("{user}+{:#x} (a reference to {})", r.offset, self.describe(&r.target));
+        let needs = |what: Option<i64>, how: &str| {
+            what.ok_or_else(|| {
+                refuse(format!(
+                    "its module's {how} is not known (it is not in static TLS, or its own code never reaches it through its GOT); compile the patch with -ftls-model=global-dynamic, or restart the program"
+                ))
+            })
+        };
+        let (r_type, value, addend) = match r.r_type {
+            rtype::TPOFF32 | rtype::TPOFF64 => {
+                let tpoff = needs(place.tpoff, "distance from the thread pointer")?;
+                let r_type = if r.r_type == rtype::TPOFF32 {
+                    rtype::R32S
+                } else {
+                    rtype::R64
+                };
+                (r_type, Value::Absolute(0), tpoff.wrapping_add(inner))
+            }
+            rtype::DTPOFF32 | rtype::DTPOFF64 => {
+                let r_type = if r.r_type == rtype::DTPOFF32 {
+                    rtype::R32S
+                } else {
+                    rtype::R64
+                };
+                (r_type, Value::Absolute(0), (place.offset as i64).wrapping_add(inner))
+            }
+            rtype::GOTTPOFF => {
+                let tpoff = needs(place.tpoff, "distance from the thread pointer")?;
+                let cell = self.constant_cells(&[tpoff.wrapping_add(inner) as u64]);
+                (
+                    rtype::PC32,
+                    Value::Region(Part::ReadOnly, cell),
+                    r.pc_bias.wrapping_neg(),
+                )
+            }
+            _ => {
+                // TLSGD, TLSLD: a `tls_index` for `__tls_get_addr`.
+                let modid = needs(place.modid.map(|m| m as i64), "TLS module index")? as u64;
+                let offset_in_block = match r.r_type {
+                    rtype::TLSLD => 0,
+                    _ => place.offset.wrapping_add(inner as u64),
+                };
+                let cell = self.constant_cells(&[modid, offset_in_block]);
+                (
+                    rtype::PC32,
+                    Value::Region(Part::ReadOnly, cell),
+                    r.pc_bias.wrapping_neg(),
+                )
+            }
+        };
+        self.out.fixups.push(Fixup {
+            part,
+            offset,
+            r_type,
+            value,
+            addend,
+            context,
+        });
+        Ok(())
+    }
+
+    /// 8-byte constants in the read-only part (a GOT cell, a TLS index),
+    /// each set once: their offset.
+    fn constant_cells(&mut self, values: &[u64]) -> u64 {
+        let key: Vec<u64> = values.to_vec();
+        if let Some(&off) = self.cells.get(&key) {
+            return off;
+        }
+        let buf = self.buffer(Part::ReadOnly);
+        let off = align(buf, 16, 0);
+        for v in values {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        self.cells.insert(key, off);
+        off
     }
 
     fn describe(&self, t: &Target) -> String {
@@ -553,6 +678,7 @@ impl Linker<'_> {
             Kind::Tls => Err(LinkError::ThreadLocal {
                 symbol: sym.name.clone(),
                 user: user.to_string(),
+                why: "its address is taken other than through a thread-local access".into(),
             }),
             Kind::Object => {
                 if let Some(&v) = self.data.get(&i) {
@@ -702,6 +828,7 @@ impl Linker<'_> {
             return Err(LinkError::ThreadLocal {
                 symbol: sec.name.clone(),
                 user: user.to_string(),
+                why: "a thread-local section is referred to other than through a thread-local access".into(),
             });
         }
         let part = if sec.writable { Part::Writable } else { Part::ReadOnly };

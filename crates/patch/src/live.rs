@@ -10,6 +10,7 @@ use relive_process::symbols::{LiveSymbol, LiveSymbols};
 use crate::journal::AddedRecord;
 use crate::link::Resolver;
 use crate::names;
+use crate::tls::{TlsModule, TlsPlace};
 
 /// A static of some module: (name, address, module path).
 type Static = (String, u64, String);
@@ -35,6 +36,9 @@ pub struct LiveResolver {
     /// IFUNC resolver address → the implementation it chose in the
     /// process, for modules relive has no copy of (a static program).
     ifunc_chosen: HashMap<u64, u64>,
+    /// The modules' thread-local storage, once a patch that uses it has
+    /// had it read ([`LiveResolver::set_tls`]).
+    tls: Option<Vec<TlsModule>>,
 }
 
 /// The program's path and address range: the home of a patch by default.
@@ -69,6 +73,7 @@ impl LiveResolver {
             home,
             added: Vec::new(),
             ifunc_chosen: HashMap::new(),
+            tls: None,
         }
     }
 
@@ -140,6 +145,32 @@ impl LiveResolver {
     /// relive may have reverted and freed some since).
     pub fn set_added(&mut self, records: &[AddedRecord]) {
         self.added = records.to_vec();
+    }
+
+    /// Whether the modules' thread-local storage was read.
+    pub fn knows_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The modules' thread-local storage (see [`crate::tls::modules`]).
+    pub fn set_tls(&mut self, modules: Vec<TlsModule>) {
+        self.tls = Some(modules);
+    }
+
+    /// The live thread-local symbol `name` (of source file `file` for a
+    /// static): its module and its offset in that module's block. The
+    /// home module's first.
+    fn tls_symbol(&self, name: &str, file: Option<&str>) -> Option<(String, u64)> {
+        let home = &self.home.0;
+        self.symbols
+            .thread_locals(name)
+            .into_iter()
+            .filter(|(_, s)| match file {
+                Some(file) => s.binding == Binding::Local && s.file.as_deref().map(base_name) == Some(base_name(file)),
+                None => s.binding != Binding::Local,
+            })
+            .min_by_key(|(module, _)| *module != home)
+            .map(|(module, s)| (module.to_string(), s.addr))
     }
 }
 
@@ -318,6 +349,24 @@ impl Resolver for LiveResolver {
         let found = self.constants()?.find(bytes, align, phase)?;
         // Within the home module, which the patch region is placed near.
         self.in_image(found).then_some(found)
+    }
+
+    fn thread_local(&self, name: Option<&str>, file: Option<&str>) -> Result<TlsPlace, String> {
+        let modules = self
+            .tls
+            .as_ref()
+            .ok_or("the program's thread-local storage was not read")?;
+        let (module, offset) = match name {
+            Some(name) => self.tls_symbol(name, file).ok_or_else(|| {
+                "the program has no such thread-local (a new one: it cannot be added to running threads; restart the program)".to_string()
+            })?,
+            None => (self.home.0.clone(), 0),
+        };
+        let tls = modules
+            .iter()
+            .find(|m| m.path == module)
+            .ok_or_else(|| format!("{module} has no thread-local storage relive can find"))?;
+        Ok(tls.place(offset))
     }
 
     fn holds_constant(&self, addr: u64, bytes: &[u8]) -> bool {

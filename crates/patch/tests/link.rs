@@ -128,8 +128,11 @@ fn got_references_get_a_cell_holding_the_address() {
 fn refusals_name_the_symbol() {
     let (_d, obj) = object("__thread int t; int f(void) { return ++t; }\n", &["-O2", "-fpie"]);
     match link_function(&obj, "f") {
-        Err(LinkError::ThreadLocal { symbol, user }) => {
+        // A resolver that knows no thread-local storage: refused, naming
+        // the variable, its user and why.
+        Err(LinkError::ThreadLocal { symbol, user, why }) => {
             assert!(symbol.contains('t') && user == "f", "{symbol} {user}");
+            assert!(why.contains("thread-local storage is not known"), "{why}");
         }
         other => panic!("{other:?}"),
     }

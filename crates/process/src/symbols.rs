@@ -183,6 +183,23 @@ impl LiveSymbols {
             .collect()
     }
 
+    /// Every thread-local symbol named `name`, in every module: the
+    /// module's path and the symbol as its table has it (`addr` is the
+    /// offset in the module's TLS block, not an address: no bias
+    /// applied, and 0 is a valid offset).
+    pub fn thread_locals(&self, name: &str) -> Vec<(&str, Symbol)> {
+        self.modules
+            .iter()
+            .flat_map(|m| {
+                let found = m.table().map(|t| t.by_name(name)).unwrap_or_default();
+                found
+                    .into_iter()
+                    .filter(|s| s.kind == SymbolKind::Tls)
+                    .map(move |s| (m.path.as_str(), s.clone()))
+            })
+            .collect()
+    }
+
     /// The symbol containing `addr` and the offset into it.
     /// Every symbol starting exactly at `addr`: one function known by
     /// several names (aliases, or code the compiler folded into one).

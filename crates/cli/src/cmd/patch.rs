@@ -256,7 +256,14 @@ fn already_runs(target: &Target, objects: &Objects) -> anyhow::Result<Option<Vec
         .into());
     }
     let all_same = check.differs.is_empty() && check.same.len() == names.len();
-    Ok(all_same.then(|| names.iter().map(|n| n.to_string()).collect()))
+    if !all_same {
+        return Ok(None);
+    }
+    // And not the base's: a change only in data the code refers to (a
+    // literal, a jump table) compares equal either way, and is patched.
+    let base = objects.base.as_ref().expect("checked above");
+    let runs_base = relive_patch::verify::functions_against_process(target, base, |n| names.contains(&n));
+    Ok((!runs_base.differs.is_empty()).then(|| names.iter().map(|n| n.to_string()).collect()))
 }
 
 /// Whether the program's file has section headers but no symbol table.

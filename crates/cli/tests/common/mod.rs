@@ -9,6 +9,15 @@ pub fn relive(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_relive")).args(args).output().unwrap()
 }
 
+/// `relive ARGS` with its journals in `state` (RELIVE_STATE_DIR).
+pub fn relive_in(state: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("RELIVE_STATE_DIR", state)
+        .output()
+        .unwrap()
+}
+
 /// Runs `relive ARGS`, requires success, and returns stdout.
 pub fn text(args: &[&str]) -> String {
     String::from_utf8(success(args)).unwrap()
