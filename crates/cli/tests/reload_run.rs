@@ -235,6 +235,59 @@ int main(void) {
     target.wait_for("value 15");
 }
 
+/// Patches survive a restart (issue 24 item 5): a program started again
+/// under `relive run` from a build older than its sources is held at its
+/// entry until the edits are compared and patched in, so it runs the
+/// edited code from its first call. A program whose sources are not newer
+/// starts at once.
+#[test]
+fn a_restart_runs_the_edited_code_from_its_first_call() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let db = serde_json::json!([{
+        "directory": dir.path(),
+        "file": "app.c",
+        "command": "gcc -O2 -g -c app.c -o app.o"
+    }]);
+    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O2", "-g"]);
+    // The edit of a session that ended: the source is newer than the
+    // binary (whose time is set back, not slept for).
+    std::fs::write(dir.path().join("app.c"), SRC.replace("return 1;", "return 2;")).unwrap();
+    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&exe)
+        .unwrap()
+        .set_modified(built)
+        .unwrap();
+    let (target, mut events) = run_json(exe.clone(), dir);
+    let before_watching: Vec<String> = events.by_ref().take_while(|e| !e.contains("\"watching\"")).collect();
+    assert!(
+        before_watching
+            .iter()
+            .any(|e| e.contains("\"patched\"") && e.contains("value")),
+        "{before_watching:?}"
+    );
+    // Its very first line is the edited code's.
+    assert_eq!(target.next_line(), "value 2");
+    drop(target);
+
+    // Started again with nothing newer than it: at once, as built.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O2", "-g"]);
+    let (target, _events) = run_json(exe, dir);
+    assert_eq!(target.next_line(), "value 1");
+}
+
 /// A database with two commands for the file (libtool compiles a file
 /// twice): the one that compiles into the running code is used.
 #[test]

@@ -208,3 +208,45 @@ fn a_patched_object_verifies_against_the_patched_process() {
     let out = run(&["verify", &target.pid_arg(), obj.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A shared library calls its own exported functions through its PLT,
+/// whose GOT cells point back into the library's own PLT until the first
+/// call binds them: a compile of the library's source is its running code
+/// (zstd built with `-shared`: relive named 70 functions as differing and
+/// refused edits of them, or patched unedited ones at start).
+#[test]
+fn a_librarys_calls_through_its_own_unbound_plt_are_not_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let lib = "__attribute__((noinline)) int g(int x) { return x * 3 + 1; }\n\
+               __attribute__((noinline)) int k(int x) { return x * 5 + 2; }\n\
+               __attribute__((noinline)) int never_called(int x) { return k(x) + 7; }\n\
+               __attribute__((noinline)) int f(int x) { return g(x) + g(x + 1); }\n";
+    std::fs::write(p.join("lib.c"), lib).unwrap();
+    std::fs::write(
+        p.join("app.c"),
+        format!("#include <stdio.h>\n#include <unistd.h>\nint f(int);\n{LOOP}"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let status = Command::new("gcc").args(args).current_dir(&p).status().unwrap();
+        assert!(status.success(), "gcc {args:?}");
+    };
+    run(&["-O2", "-g", "-fPIC", "-shared", "lib.c", "-o", "libl.so"]);
+    let rpath = format!("-Wl,-rpath,{}", p.display());
+    run(&["-O2", "-g", "app.c", "-o", "app", "-L.", "-ll", &rpath]);
+    run(&["-O2", "-g", "-fPIC", "-c", "lib.c", "-o", "lib.o"]);
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["verify", "--json", "--pid", &target.pid_arg()])
+        .arg(p.join("lib.o"))
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(differing(&report), Vec::<String>::new(), "{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+}

@@ -358,7 +358,7 @@ impl Resolver for LiveResolver {
             .ok_or("the program's thread-local storage was not read")?;
         let (module, offset) = match name {
             Some(name) => self.tls_symbol(name, file).ok_or_else(|| {
-                "the program has no such thread-local (a new one: it cannot be added to running threads; restart the program)".to_string()
+                "neither the program nor its libraries have such a thread-local: it is new in this patch, and running threads have no room for it; restart the program".to_string()
             })?,
             None => (self.home.0.clone(), 0),
         };

@@ -361,9 +361,14 @@ fn through_linkage(target: &LiveTarget, r: &Reloc, at: u64, live: &[u8], place: 
             match read_u64(cell) {
                 Some(v) if v == symbol => true,
                 // Lazy binding: the cell still points back into the
-                // program's PLT (at the entry's resolver push, in `.plt`
-                // when the entry itself is in `.plt.sec`).
-                Some(v) => target.resolver.in_image(v) && target.resolver.in_image(place),
+                // module's own PLT (at the entry's resolver push, in `.plt`
+                // when the entry itself is in `.plt.sec`): the program's,
+                // or a shared library's calling its own exported functions.
+                Some(v) => {
+                    let symbols = target.resolver.symbols();
+                    let module = |a: u64| symbols.module_at(a).map(|(path, _, _)| path);
+                    module(v).is_some_and(|m| Some(m) == module(place))
+                }
                 None => false,
             }
         }

@@ -251,6 +251,31 @@ pub fn running(_path: &std::path::Path) -> std::io::Result<Vec<u32>> {
     Err(std::io::Error::other("not supported on this platform"))
 }
 
+/// Starts `command` held at its entry point: loaded and linked, none of
+/// its code run, until [`release`] (see `linux::held`).
+#[cfg(target_os = "linux")]
+pub fn spawn_held(command: &mut std::process::Command) -> Result<std::process::Child> {
+    linux::held::spawn_held(command)
+}
+
+/// Starting a program held (not supported on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn spawn_held(_command: &mut std::process::Command) -> Result<std::process::Child> {
+    Err(ProcessError::Unsupported {
+        what: "starting a program held at its entry",
+    })
+}
+
+/// Lets a program [`spawn_held`] started run.
+#[cfg(target_os = "linux")]
+pub fn release(pid: u32) {
+    linux::held::release(pid)
+}
+
+/// Lets a held program run (nothing to do on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn release(_pid: u32) {}
+
 /// The parent of process `pid` (not known on this platform).
 #[cfg(not(target_os = "linux"))]
 pub fn parent_of(_pid: u32) -> Option<u32> {

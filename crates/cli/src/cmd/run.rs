@@ -527,6 +527,30 @@ fn end_session_on_signals() {
     });
 }
 
+/// A program `relive run` started held at its entry: let go when dropped
+/// (at the latest when relive ends its start-up, whatever happens).
+struct Held(u32);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        relive_process::release(self.0);
+    }
+}
+
+/// The sources of `files` modified after the program file `exe` was.
+fn newer_than(exe: &std::path::Path, files: &[Planned]) -> Vec<PathBuf> {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(exe) else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter(|(f, _, _)| modified(f).is_some_and(|m| m > built))
+        .map(|(f, _, _)| f.clone())
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn reload_loop(
     pid: u32,
     exe: &std::path::Path,
@@ -534,10 +558,28 @@ fn reload_loop(
     options: &Options,
     command: &str,
     tree: bool,
+    mut held: Option<Held>,
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
     let files = plan(pid, exe, explicit, cc)?;
+    // A program started held waits for the start-up compare only when a
+    // source is newer than it (edited since the build: patched in before
+    // its first call); otherwise it starts at once.
+    let newer = newer_than(exe, &files);
+    if held.is_some() && newer.is_empty() {
+        held = None;
+    } else if held.is_some() && !json && !options.no_catch_up {
+        let names: Vec<String> = newer.iter().map(|f| f.display().to_string()).collect();
+        crate::output::note(&format!(
+            "relive: {} newer than {}: the program waits at its entry until {} compared with the running code and patched in",
+            list_briefly(&names, crate::output::verbose()),
+            exe.display(),
+            if names.len() == 1 { "it is" } else { "they are" }
+        ));
+    } else if options.no_catch_up {
+        held = None;
+    }
     let process = relive_process::open(pid)?;
     // One `run`/`watch` per process: a second one is refused naming this.
     let _owner = StateDir::open()?.own(pid, process.start_time()?, command)?;
@@ -577,6 +619,8 @@ fn reload_loop(
     }
     let since = std::time::SystemTime::now();
     let caught_up = baselines(&mut reloader, &files, options)?;
+    // Edits made before it started are in: the program may run.
+    drop(held);
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
     let verbose = crate::output::verbose();
     let ready = || {
@@ -659,15 +703,40 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (program, rest) = args.program.split_first().expect("clap requires the program");
-    let mut child = Command::new(program)
-        .args(rest)
-        .spawn()
-        .with_context(|| format!("starting {program}"))?;
+    let mut command = Command::new(program);
+    command.args(rest);
+    // A plain ELF program starts held at its entry (see `Held`); an APE
+    // runs through a shell or loader first, which is not held.
+    let elf = which(program).is_some_and(|p| {
+        let mut magic = [0u8; 4];
+        std::fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF"
+    });
+    let (mut child, held) = match elf.then(|| relive_process::spawn_held(&mut command)) {
+        Some(Ok(child)) => {
+            let pid = child.id();
+            (child, Some(Held(pid)))
+        }
+        other => {
+            if let Some(Err(e)) = other {
+                crate::output::note(&format!(
+                    "relive: {program} could not be started held at its entry ({e}); sources edited since its build are patched in once it runs"
+                ));
+            }
+            let child = Command::new(program)
+                .args(rest)
+                .spawn()
+                .with_context(|| format!("starting {program}"))?;
+            (child, None)
+        }
+    };
     let pid = child.id();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(program));
     wait_until_mapped(pid, &exe);
     let mut status = None;
-    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", true, || {
+    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", true, held, || {
         let s = child.try_wait().ok()??;
         status = Some(s);
         Some(crate::exit::of_status(&s))
@@ -705,6 +774,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     std::process::exit(code);
 }
 
+/// Where `program` is found, as `Command` finds it: a path with a slash
+/// as given, else the first match on `PATH`.
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 /// Right after `exec`, `/proc/PID/exe` already names the new program but
 /// the kernel may still be mapping it: wait (briefly) until it shows in the
 /// maps with its code.
@@ -727,7 +809,7 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     let pid = args.pid;
     // A process that is not there (or not ours) is named as such, exit 3 or 4.
     let exe = relive_process::open(pid)?.exe()?;
-    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", args.tree, || {
+    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", args.tree, None, || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
     std::process::exit(code);

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 mod code_search;
 pub(crate) mod exec_trace;
 pub mod family;
+pub mod held;
 mod return_frame;
 mod stop;
 mod wait;
