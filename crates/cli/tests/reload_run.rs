@@ -202,11 +202,8 @@ fn threads_blocked_in_syscalls_survive_a_reload() {
     );
 }
 
-/// The compile command comes from compile_commands.json when there is
-/// one: here it defines a macro the program's DWARF does not record.
-#[test]
-fn compile_commands_json_gives_the_flags() {
-    const SRC: &str = r#"
+/// A program printing `value()`, which returns VALUE.
+const VALUE_APP: &str = r#"
 #include <stdio.h>
 #include <unistd.h>
 __attribute__((noinline, noipa)) int value(void) { return VALUE; }
@@ -215,13 +212,22 @@ int main(void) {
     for (;;) { printf("value %d\n", value()); usleep(3000); }
 }
 "#;
+
+/// A fresh directory whose compile_commands.json compiles `app.c` with
+/// `command`.
+fn with_database(command: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let db = serde_json::json!([{
-        "directory": dir.path(),
-        "file": "app.c",
-        "command": "gcc -O0 -g -DVALUE=5 -c app.c -o app.o"
-    }]);
+    let db = serde_json::json!([{ "directory": dir.path(), "file": "app.c", "command": command }]);
     std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    dir
+}
+
+/// The compile command comes from compile_commands.json when there is
+/// one: here it defines a macro the program's DWARF does not record.
+#[test]
+fn compile_commands_json_gives_the_flags() {
+    const SRC: &str = VALUE_APP;
+    let dir = with_database("gcc -O0 -g -DVALUE=5 -c app.c -o app.o");
     // Built as the database says: without it relive would compile with
     // no VALUE at all (the debug info does not record -D).
     let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=5"]);
@@ -242,26 +248,12 @@ int main(void) {
 /// starts at once.
 #[test]
 fn a_restart_runs_the_edited_code_from_its_first_call() {
-    const SRC: &str = r#"
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((noinline, noipa)) int value(void) { return 1; }
-int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    for (;;) { printf("value %d\n", value()); usleep(3000); }
-}
-"#;
-    let dir = tempfile::tempdir().unwrap();
-    let db = serde_json::json!([{
-        "directory": dir.path(),
-        "file": "app.c",
-        "command": "gcc -O2 -g -c app.c -o app.o"
-    }]);
-    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
-    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O2", "-g"]);
+    let src = VALUE_APP.replace("return VALUE;", "return 1;");
+    let dir = with_database("gcc -O2 -g -c app.c -o app.o");
+    let exe = relive_testkit::compile(dir.path(), "app", &src, &["-O2", "-g"]);
     // The edit of a session that ended: the source is newer than the
     // binary (whose time is set back, not slept for).
-    std::fs::write(dir.path().join("app.c"), SRC.replace("return 1;", "return 2;")).unwrap();
+    std::fs::write(dir.path().join("app.c"), src.replace("return 1;", "return 2;")).unwrap();
     let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     std::fs::File::options()
         .write(true)
@@ -283,7 +275,7 @@ int main(void) {
 
     // Started again with nothing newer than it: at once, as built.
     let dir = tempfile::tempdir().unwrap();
-    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O2", "-g"]);
+    let exe = relive_testkit::compile(dir.path(), "app", &src, &["-O2", "-g"]);
     let (target, _events) = run_json(exe, dir);
     assert_eq!(target.next_line(), "value 1");
 }

@@ -38,10 +38,16 @@ fn verify(source: &str, build: &[&str], object: &[&str]) -> (i32, Value) {
     cmd.current_dir(&p);
     let target = Target::spawn(cmd, p.join("app"), dir);
     target.wait_for_prefix("v ");
+    verify_object(&target, &Path::new(&p).join("other.o"))
+}
+
+/// `relive verify --json --pid` of `target` with `object`: its exit code
+/// and report.
+fn verify_object(target: &Target, object: &Path) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args(["verify", "--json", "--pid", &target.pid_arg()])
-        .arg(Path::new(&p).join("other.o"))
-        .env("RELIVE_STATE_DIR", p.join("state"))
+        .arg(object)
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
         .output()
         .unwrap();
     let report = serde_json::from_slice(&out.stdout)
@@ -240,13 +246,7 @@ fn a_librarys_calls_through_its_own_unbound_plt_are_not_differences() {
     cmd.current_dir(&p);
     let target = Target::spawn(cmd, p.join("app"), dir);
     target.wait_for_prefix("v ");
-    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["verify", "--json", "--pid", &target.pid_arg()])
-        .arg(p.join("lib.o"))
-        .env("RELIVE_STATE_DIR", p.join("state"))
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = verify_object(&target, &p.join("lib.o"));
     assert_eq!(differing(&report), Vec::<String>::new(), "{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(code, 0, "{report}");
 }
