@@ -241,6 +241,15 @@ fn compile_commands_json_gives_the_flags() {
     target.wait_for("value 15");
 }
 
+/// `src` edited in `dir` (1 becomes 2) after `exe` was built: the edit
+/// of a session that ended, the binary's time set back, not slept for.
+fn edited_after_build(dir: &std::path::Path, exe: &std::path::Path, src: &str) {
+    std::fs::write(dir.join("app.c"), src.replace("return 1;", "return 2;")).unwrap();
+    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let file = std::fs::File::options().write(true).open(exe).unwrap();
+    file.set_modified(built).unwrap();
+}
+
 /// Patches survive a restart (issue 24 item 5): a program started again
 /// under `relive run` from a build older than its sources is held at its
 /// entry until the edits are compared and patched in, so it runs the
@@ -251,16 +260,7 @@ fn a_restart_runs_the_edited_code_from_its_first_call() {
     let src = VALUE_APP.replace("return VALUE;", "return 1;");
     let dir = with_database("gcc -O2 -g -c app.c -o app.o");
     let exe = relive_testkit::compile(dir.path(), "app", &src, &["-O2", "-g"]);
-    // The edit of a session that ended: the source is newer than the
-    // binary (whose time is set back, not slept for).
-    std::fs::write(dir.path().join("app.c"), src.replace("return 1;", "return 2;")).unwrap();
-    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    std::fs::File::options()
-        .write(true)
-        .open(&exe)
-        .unwrap()
-        .set_modified(built)
-        .unwrap();
+    edited_after_build(dir.path(), &exe, &src);
     let (target, mut events) = run_json(exe.clone(), dir);
     let before_watching: Vec<String> = events.by_ref().take_while(|e| !e.contains("\"watching\"")).collect();
     assert!(
@@ -276,8 +276,18 @@ fn a_restart_runs_the_edited_code_from_its_first_call() {
     // Started again with nothing newer than it: at once, as built.
     let dir = tempfile::tempdir().unwrap();
     let exe = relive_testkit::compile(dir.path(), "app", &src, &["-O2", "-g"]);
-    let (target, _events) = run_json(exe, dir);
+    let (target, _events) = run_json(exe.clone(), dir);
     assert_eq!(target.next_line(), "value 1");
+    drop(target);
+
+    // With no record of the build's commands (the debug info's), only
+    // --trust-baselines patches such an edit in: the difference cannot be
+    // told from a missing -D.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", &src, &["-O2", "-g"]);
+    edited_after_build(dir.path(), &exe, &src);
+    let (target, _events) = run_json_with(exe, dir, &["--trust-baselines"]);
+    assert_eq!(target.next_line(), "value 2");
 }
 
 /// A database with two commands for the file (libtool compiles a file
@@ -361,8 +371,19 @@ int main(void) {
 /// `relive run --json -- EXE` with the program's output read by the test
 /// and relive's event lines returned as an iterator.
 fn run_json(exe: std::path::PathBuf, dir: tempfile::TempDir) -> (Target, Box<dyn Iterator<Item = String>>) {
+    run_json_with(exe, dir, &[])
+}
+
+/// [`run_json`] with `relive run` options.
+fn run_json_with(
+    exe: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    options: &[&str],
+) -> (Target, Box<dyn Iterator<Item = String>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json", "--"])
+    cmd.args(["run", "--json"])
+        .args(options)
+        .arg("--")
         .arg(&exe)
         .env("RELIVE_STATE_DIR", dir.path().join("state"))
         .stderr(Stdio::piped());
@@ -707,8 +728,10 @@ fn relive_run_ended_by(signal: nix::sys::signal::Signal) -> (Value, Option<i32>)
 /// Ctrl-C.
 #[test]
 fn sigterm_ends_relive_run_with_143() {
-    let (_, code) = relive_run_ended_by(nix::sys::signal::Signal::SIGTERM);
+    let (stopped, code) = relive_run_ended_by(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(code, Some(143));
+    // Nothing was edited, so nothing "stays applied".
+    assert_eq!(stopped["patched"], false, "{stopped}");
 }
 
 /// The program file rebuilt on disk while `relive run` watches it

@@ -92,7 +92,7 @@ pub struct Options {
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
     /// then per reload {"event","file","functions","timing_us","pause_us"}; at the end
-    /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running"}.
+    /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -245,7 +245,12 @@ fn plan(pid: u32, exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>)
 /// Compiles and checks every file's baseline; returns the reloads that
 /// caught up edits made before relive started (they count as reloads in
 /// the report of the program's death).
-fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> anyhow::Result<Vec<ReloadEvent>> {
+fn baselines(
+    pid: u32,
+    reloader: &mut Reloader,
+    files: &[Planned],
+    options: &Options,
+) -> anyhow::Result<Vec<ReloadEvent>> {
     let started = std::time::Instant::now();
     let jobs = options
         .jobs
@@ -260,6 +265,12 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
     })?;
     if show_progress {
         crate::output::say!();
+    }
+    // A program that ended meanwhile runs nothing to compare with: the
+    // differences its exit made are not the build's (the watch loop then
+    // reports the exit).
+    if !matches!(relive_process::started_at(pid), Ok(Some(_))) || zombie(pid) {
+        return Ok(Vec::new());
     }
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
@@ -322,13 +333,17 @@ fn baselines(reloader: &mut Reloader, files: &[Planned], options: &Options) -> a
                     serde_json::json!({"event": "baseline", "file": name, "status": "compile_error", "message": message, "command": command.display()}),
                     format!(
                         "relive: {name} does not compile now ({}); edits will be patched once it does{hint}",
-                        message.lines().next().unwrap_or("")
+                        message
+                            .lines()
+                            .find(|l| l.contains("error"))
+                            .or(message.lines().next())
+                            .unwrap_or("")
                     ),
                 )
             }
             Baseline::Differs { check, edited, trusted } => {
                 let listed: Vec<String> = check.differs.iter().map(|(f, why)| format!("{f} ({why})")).collect();
-                if edited && trusted && !options.no_catch_up {
+                if edited && (trusted || options.trust_baselines) && !options.no_catch_up {
                     report_baseline(
                         options.json,
                         serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing()}),
@@ -506,25 +521,36 @@ fn end_session_on_signals() {
             let _ = std::fs::remove_dir_all(&cache);
             // The same Ctrl-C may have ended the program too (a zombie
             // until reaped): then nothing stays applied.
-            let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with(['Z', 'X'])))
-                .unwrap_or(false);
+            let running = !zombie(pid);
             let name = relive_process::signal_name(signal);
+            // Patched at all? (Stopped during the start-up compare, say,
+            // nothing was: the program runs as it was built.)
+            let patched = StateDir::open().is_ok_and(|dir| relive_patch::fleet::has_journal(&dir, pid));
             if json {
                 crate::output::say!(
                     "{}",
-                    serde_json::json!({"event": "stopped", "pid": pid, "signal": signal, "program_running": running})
+                    serde_json::json!({"event": "stopped", "pid": pid, "signal": signal, "program_running": running, "patched": patched})
                 );
             } else if running {
-                crate::output::note(&format!(
-                    "relive: stopped watching ({name}); the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
-                ));
+                crate::output::note(&match patched {
+                    true => format!(
+                        "relive: stopped watching ({name}); the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
+                    ),
+                    false => format!("relive: stopped watching ({name}); nothing was patched: pid {pid} runs as it was built"),
+                });
             }
         }
         // The shell's convention for a death by this signal.
         std::process::exit(128 + signal);
     });
+}
+
+/// Whether process `pid` has ended and waits to be reaped.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with(['Z', 'X'])))
+        .unwrap_or(true)
 }
 
 /// A program `relive run` started held at its entry: let go when dropped
@@ -572,10 +598,9 @@ fn reload_loop(
     } else if held.is_some() && !json && !options.no_catch_up {
         let names: Vec<String> = newer.iter().map(|f| f.display().to_string()).collect();
         crate::output::note(&format!(
-            "relive: {} newer than {}: the program waits at its entry until {} compared with the running code and patched in",
+            "relive: {} newer than {}: the program waits at its entry until the sources are compared with the running code and the edits patched in (where the compile command is the build's)",
             list_briefly(&names, crate::output::verbose()),
-            exe.display(),
-            if names.len() == 1 { "it is" } else { "they are" }
+            exe.display()
         ));
     } else if options.no_catch_up {
         held = None;
@@ -618,7 +643,7 @@ fn reload_loop(
         reloader.set_command(file, command.clone());
     }
     let since = std::time::SystemTime::now();
-    let caught_up = baselines(&mut reloader, &files, options)?;
+    let caught_up = baselines(pid, &mut reloader, &files, options)?;
     // Edits made before it started are in: the program may run.
     drop(held);
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
