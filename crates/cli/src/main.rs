@@ -128,7 +128,7 @@ const GLOBAL_WITH_VALUE: &[&str] = &["--color"];
 
 /// Commands that change processes also take `--exe PATH` in the pid's
 /// place: every process running that file.
-const TAKE_AN_EXE: &[&str] = &["patch", "apply", "revert"];
+const TAKE_AN_EXE: &[&str] = &["patch", "apply", "revert", "watch"];
 
 /// One way to name a process everywhere: `PID` first, or `--pid PID`
 /// (`--pid=PID`) anywhere before a `--`, which is moved to that place;

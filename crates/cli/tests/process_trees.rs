@@ -366,3 +366,25 @@ fn relive_run_patches_every_worker_of_a_forking_program_at_each_reload() {
     assert_eq!(e["processes"].as_array().map(Vec::len), Some(4), "{e}");
     all_print(&target, &pids, value(5));
 }
+
+/// `relive watch --exe PATH`: every process running the file (here a
+/// server and its workers, started without relive) gets each reload.
+#[test]
+fn relive_watch_exe_reloads_every_process_running_the_file() {
+    let (target, pids) = start(3);
+    all_print(&target, &pids, value(2));
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--exe", &exe_arg(&target), "--json"])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = relive_testkit::json_lines(watch.stderr.take().unwrap());
+    relive_testkit::events_until(&events, "watching");
+    std::fs::write(target.dir.path().join("server.c"), source(3)).unwrap();
+    let patched = relive_testkit::events_until(&events, "patched").pop().unwrap();
+    assert_eq!(patched["processes"].as_array().map(Vec::len), Some(3), "{patched}");
+    all_print(&target, &pids, value(3));
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

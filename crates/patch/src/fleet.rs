@@ -29,6 +29,33 @@ pub fn tree(root: u32) -> (Vec<u32>, Vec<(u32, String)>) {
     (same, other)
 }
 
+/// Which other processes a live-reload session patches with the one it
+/// owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Followers {
+    /// None.
+    #[default]
+    None,
+    /// Its descendants that run the same program (`relive run`,
+    /// `relive watch --tree`).
+    Tree,
+    /// Every other process running this file (`relive watch --exe`).
+    Exe(std::path::PathBuf),
+}
+
+/// The processes that `followers` of `root` names now.
+pub fn followers(root: u32, followers: &Followers) -> Vec<u32> {
+    match followers {
+        Followers::None => Vec::new(),
+        Followers::Tree => tree(root).0,
+        Followers::Exe(path) => relive_process::running(path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&p| p != root)
+            .collect(),
+    }
+}
+
 /// Settles process `pid`'s journal (a change a dead relive left, a
 /// journal inherited from the parent it was forked from: see
 /// [`Target::transaction`]) and returns what the user should know.

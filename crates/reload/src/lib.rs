@@ -117,7 +117,7 @@ pub struct ReloadEvent {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<relive_patch::hooks::HookRun>,
     /// The program's other processes (workers it forked) that got the
-    /// same patch, with [`Reloader::tree`].
+    /// same patch, with [`Reloader::followers`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<u32>,
 }
@@ -253,10 +253,10 @@ pub struct Reloader<'p> {
     /// saved with them failed (did not compile, was refused): patched
     /// with the next save of any file.
     held: std::collections::BTreeSet<PathBuf>,
-    /// Patch the program's descendants that run the same program too
-    /// (a server's workers), as one transaction with the process itself:
-    /// `relive run` sets it.
-    pub tree: bool,
+    /// Other processes patched with the process itself, as one
+    /// transaction: its descendants running the same program (a server's
+    /// workers; `relive run` sets it), or every process running its file.
+    pub followers: fleet::Followers,
     /// The program's other processes, being listed (see `start_tree_scan`).
     tree_scan: Option<std::thread::JoinHandle<Vec<u32>>>,
     /// Called with every compile command relive runs (`--verbose`).
@@ -306,7 +306,7 @@ impl<'p> Reloader<'p> {
             every_unit_watched: false,
             missing_symbol: false,
             held: Default::default(),
-            tree: false,
+            followers: fleet::Followers::None,
             tree_scan: None,
             on_compile: None,
             current: HashMap::new(),
@@ -1457,16 +1457,16 @@ impl<'p> Reloader<'p> {
         Ok(())
     }
 
-    /// With [`Reloader::tree`]: the program's other processes (workers
+    /// With [`Reloader::followers`]: the program's other processes (workers
     /// it forked), each journal settled before the process itself is
     /// patched (a worker forked after an earlier patch adopts its parent's
     /// journal, which it could not once the parent is patched again).
     fn settle_tree(&mut self) -> Vec<u32> {
-        if !self.tree {
+        if self.followers == fleet::Followers::None {
             return Vec::new();
         }
         let scanned = self.tree_scan.take().and_then(|scan| scan.join().ok());
-        let workers = scanned.unwrap_or_else(|| fleet::tree(self.process.pid()).0);
+        let workers = scanned.unwrap_or_else(|| fleet::followers(self.process.pid(), &self.followers));
         for &pid in &workers {
             if !fleet::has_journal(&self.target.journal_dir, pid) {
                 let _ = fleet::settle(pid);
@@ -1475,14 +1475,14 @@ impl<'p> Reloader<'p> {
         workers
     }
 
-    /// With [`Reloader::tree`]: the program's processes are listed while
+    /// With [`Reloader::followers`]: the program's processes are listed while
     /// the sources compile (reading every process's `/proc` entry takes a
     /// millisecond or more, on a busy host several), not after.
     fn start_tree_scan(&mut self) {
         // A scan a reload left unused (nothing to patch) is stale: anew.
-        if self.tree {
-            let root = self.process.pid();
-            self.tree_scan = Some(std::thread::spawn(move || fleet::tree(root).0));
+        if self.followers != fleet::Followers::None {
+            let (root, followers) = (self.process.pid(), self.followers.clone());
+            self.tree_scan = Some(std::thread::spawn(move || fleet::followers(root, &followers)));
         }
     }
 

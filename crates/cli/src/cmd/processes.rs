@@ -15,7 +15,7 @@ pub enum Named {
 }
 
 /// Parses the pid positional: a pid, or `exe:PATH` (`--exe PATH`).
-fn parse_named(text: &str) -> Result<Named, String> {
+pub fn parse_named(text: &str) -> Result<Named, String> {
     match text.strip_prefix("exe:") {
         Some(path) if !path.is_empty() => Ok(Named::Exe(path.into())),
         _ => crate::output::parse_pid(text)

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::cmd::processes::Named;
+use crate::not_found::NoProcessRuns;
 use anyhow::Context;
+use relive_patch::fleet::Followers;
 use relive_patch::state::StateDir;
 use relive_reload::snapshot::Snapshot;
 use relive_reload::sources::{self, CompileCommand};
@@ -53,12 +56,14 @@ pub struct RunArgs {
 /// Live-reload a program that is already running.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json\n  relive watch 4242 --tree  # a server and its workers"
+    after_help = "Examples:\n  relive watch 4242\n  relive watch 4242 src/app.c src/util.c --json\n  relive watch 4242 --tree  # a server and its workers\n  relive watch --exe ./app  # every process running ./app"
 )]
 pub struct WatchArgs {
-    /// The process, by pid (`--pid PID` works too).
-    #[arg(value_parser = crate::output::parse_pid)]
-    pid: u32,
+    /// The process, by pid (`--pid PID` works too). `--exe PATH` in its
+    /// place: every process running that file (each reload patches them
+    /// all, as one transaction).
+    #[arg(value_name = "PID", value_parser = crate::cmd::processes::parse_named)]
+    named: Named,
     /// Source files to watch (default: the program's C and C++ sources from its DWARF).
     paths: Vec<PathBuf>,
     /// Also patch every descendant of PID that runs the same program (a
@@ -583,7 +588,7 @@ fn reload_loop(
     explicit: &[PathBuf],
     options: &Options,
     command: &str,
-    tree: bool,
+    followers: Followers,
     mut held: Option<Held>,
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
@@ -633,7 +638,7 @@ fn reload_loop(
     reloader.snapshot = snapshot;
     reloader.trust_baselines = options.trust_baselines;
     reloader.every_unit_watched = explicit.is_empty();
-    reloader.tree = tree;
+    reloader.followers = followers;
     if crate::output::verbose() {
         reloader.on_compile = Some(Box::new(|c: &CompileCommand| {
             crate::output::say!("relive: compile ({}): {}", c.origin, c.display())
@@ -761,11 +766,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(program));
     wait_until_mapped(pid, &exe);
     let mut status = None;
-    let result = reload_loop(pid, &exe, &args.watch, &args.options, "run", true, held, || {
-        let s = child.try_wait().ok()??;
-        status = Some(s);
-        Some(crate::exit::of_status(&s))
-    });
+    let result = reload_loop(
+        pid,
+        &exe,
+        &args.watch,
+        &args.options,
+        "run",
+        Followers::Tree,
+        held,
+        || {
+            let s = child.try_wait().ok()??;
+            status = Some(s);
+            Some(crate::exit::of_status(&s))
+        },
+    );
     let (code, last) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -831,10 +845,25 @@ fn wait_until_mapped(pid: u32, exe: &std::path::Path) {
 }
 
 pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
-    let pid = args.pid;
+    // With --exe: the first process running the file is the one the
+    // session owns and follows; the others are patched with it.
+    let (pid, followers) = match &args.named {
+        Named::Pid(pid) => (*pid, if args.tree { Followers::Tree } else { Followers::None }),
+        Named::Exe(path) => {
+            if args.tree {
+                anyhow::bail!(
+                    "--tree takes a pid (the root of the tree); --exe already names every process running {}",
+                    path.display()
+                );
+            }
+            let pids = relive_process::running(path).unwrap_or_default();
+            let first = *pids.first().ok_or_else(|| NoProcessRuns(path.display().to_string()))?;
+            (first, Followers::Exe(path.clone()))
+        }
+    };
     // A process that is not there (or not ours) is named as such, exit 3 or 4.
     let exe = relive_process::open(pid)?.exe()?;
-    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", args.tree, None, || {
+    let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", followers, None, || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
     std::process::exit(code);
