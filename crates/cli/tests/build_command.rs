@@ -623,10 +623,13 @@ fn ctrl_c_in_a_terminal_is_left_to_the_build() {
     let (status, output) = build.finish();
     // make got the terminal's SIGINT and ended by it; relive sent nothing.
     assert_eq!(status.code(), Some(128 + 2), "{output}");
-    // relive may handle the signal after make has ended by it.
+    // relive may handle the signal after make has ended by it, or not at
+    // all before it has reported the build's death by it (the terminal
+    // sends both the signal at once: seen once under load in CI).
     assert!(
         output.contains("interrupted by SIGINT, which the build got too")
-            || output.contains("interrupted by SIGINT: the build has ended"),
+            || output.contains("interrupted by SIGINT: the build has ended")
+            || output.contains("the build was killed by SIGINT"),
         "{output}"
     );
     assert!(!output.contains("passed on"), "{output}");
