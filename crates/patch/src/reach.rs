@@ -143,19 +143,24 @@ pub fn analyse(
     let in_stale = |site: u64| stale.iter().any(|&(lo, hi)| lo <= site && site < hi);
     // The instructions of the entry function that can still run, when
     // its thread's position in it is known and its flow can be followed.
-    let entry_live = entry.filter(|_| !entry_from.is_empty()).and_then(|(a, len)| {
-        let (start, bytes) = code.iter().find(|(s, b)| *s <= a && a + len <= s + b.len() as u64)?;
-        let at = (a - start) as usize;
-        crate::flow::reachable(&bytes[at..at + len as usize], a, &entry_from).map(|live| (a, len, live))
-    });
+    // Decoded only when a call into a candidate lies in it (a large
+    // `main` is thousands of instructions).
+    let entry = entry.filter(|_| !entry_from.is_empty());
+    let entry_live: std::cell::OnceCell<Option<Vec<(u64, u64)>>> = std::cell::OnceCell::new();
     let passed_in_entry = |site: u64| {
-        entry_live
-            .as_ref()
-            .is_some_and(|(a, len, live)| *a <= site && site < a + len && !crate::flow::covers(live, site))
+        let Some((a, len)) = entry.filter(|&(a, len)| a <= site && site < a + len) else {
+            return false;
+        };
+        let live = entry_live.get_or_init(|| {
+            let (start, bytes) = code.iter().find(|(s, b)| *s <= a && a + len <= s + b.len() as u64)?;
+            let at = (a - start) as usize;
+            crate::flow::reachable(&bytes[at..at + len as usize], a, &entry_from)
+        });
+        live.as_ref().is_some_and(|live| !crate::flow::covers(live, site))
     };
 
     // Call sites and taken addresses in the code that runs.
-    let mut found: Vec<(usize, bool, bool)> = Vec::new();
+    let mut found: Vec<(usize, bool, u64)> = Vec::new();
     for (start, bytes) in &code {
         for p in 0..bytes.len().saturating_sub(3) {
             let field: [u8; 4] = bytes[p..p + 4].try_into().expect("4 bytes");
@@ -186,14 +191,16 @@ pub fn analyse(
                     && p >= 1
                     && (matches!(bytes[p - 1], 0xe8 | 0xe9)
                         || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80));
-                found.push((i, branch, passed_in_entry(site)));
+                found.push((i, branch, site));
             }
         }
     }
-    for (i, branch, passed) in found {
+    // (Judged here, not in the scan above: every byte of the program's
+    // code goes through that loop.)
+    for (i, branch, site) in found {
         // An address taken in passed code still counts: it may be kept
         // in a register the loop calls through.
-        match (branch, passed) {
+        match (branch, branch && passed_in_entry(site)) {
             (true, true) => evidence[i].passed += 1,
             (true, false) => evidence[i].calls += 1,
             (false, _) => evidence[i].addresses += 1,
