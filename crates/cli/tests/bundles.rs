@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use relive_testkit::Target;
@@ -36,6 +36,16 @@ fn build(dir: &Path, source: &str, flavour: u32, name: &str, object: bool) -> st
     let status = cc.arg("app.c").arg("-o").arg(&out).current_dir(dir).status().unwrap();
     assert!(status.success());
     out
+}
+
+/// The program built in `d`, the object it was built from, and one with
+/// `x * 2` made `x * 3`; `app.c` left as built.
+fn project(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let exe = build(d, APP, 0, "app", false);
+    let old = build(d, APP, 0, "old.o", true);
+    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
+    std::fs::write(d.join("app.c"), APP).unwrap();
+    (exe, old, new)
 }
 
 /// `relive ARGS` with no compiler to be found (PATH empty).
@@ -75,10 +85,7 @@ fn value(k: i32, flavour: i32) -> i32 {
 fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let exe = build(d, APP, 0, "app", false);
-    let old = build(d, APP, 0, "old.o", true);
-    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
-    std::fs::write(d.join("app.c"), APP).unwrap();
+    let (exe, old, new) = project(d);
     let bundle = d.join("fix.rpatch");
     let out = make_bundle(&new, &old, &exe, &bundle, &["--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -188,10 +195,7 @@ fn a_bundle_patches_processes_of_its_build_and_refuses_another() {
 fn a_stripped_program_is_refused_for_what_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let exe = build(d, APP, 0, "app", false);
-    let old = build(d, APP, 0, "old.o", true);
-    let new = build(d, &APP.replace("x * 2", "x * 3"), 0, "new.o", true);
-    std::fs::write(d.join("app.c"), APP).unwrap();
+    let (exe, old, new) = project(d);
     let stripped = d.join("app-stripped");
     let status = Command::new("strip")
         .arg("-o")

@@ -139,6 +139,20 @@ fn fork_worker_of(target: &Target, server: u32) -> u32 {
     }
 }
 
+/// `relive patch PID --tree NEW --base BASE` and `extra` options.
+fn patch_tree<'a>(pid: &'a str, new: &'a Path, base: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "patch",
+        pid,
+        "--tree",
+        new.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A revert report of `n` processes, each of which reverted `compute`.
 fn each_reverted(report: &serde_json::Value, n: usize) {
     let processes = report["processes"].as_array().unwrap();
@@ -161,15 +175,7 @@ fn one_edit_reaches_the_parent_and_every_worker_before_and_after_forks() {
 
     // --tree: the parent and its three workers, one report each.
     let root = target.pid_arg();
-    let report = common::json(&[
-        "patch",
-        &root,
-        "--tree",
-        v3.to_str().unwrap(),
-        "--base",
-        v2.to_str().unwrap(),
-        "--json",
-    ]);
+    let report = common::json(&patch_tree(&root, &v3, &v2, &["--json"]));
     let processes = report["processes"].as_array().unwrap();
     let patched: Vec<u64> = processes.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
     assert_eq!(patched, pids.iter().map(|&p| p as u64).collect::<Vec<_>>());
@@ -222,14 +228,7 @@ fn a_process_that_cannot_be_patched_rolls_back_the_others() {
     let held = nix::unistd::Pid::from_raw(pids[3] as i32);
     nix::sys::ptrace::seize(held, nix::sys::ptrace::Options::empty()).unwrap();
 
-    let out = common::relive(&[
-        "patch",
-        &target.pid_arg(),
-        "--tree",
-        v3.to_str().unwrap(),
-        "--base",
-        v2.to_str().unwrap(),
-    ]);
+    let out = common::relive(&patch_tree(&target.pid_arg(), &v3, &v2, &[]));
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{message}");
     assert!(message.contains(&format!("process {} failed", pids[3])), "{message}");
@@ -249,14 +248,7 @@ fn a_process_that_cannot_be_patched_rolls_back_the_others() {
     nix::sys::ptrace::interrupt(held).unwrap();
     nix::sys::wait::waitpid(held, Some(nix::sys::wait::WaitPidFlag::__WALL)).unwrap();
     nix::sys::ptrace::detach(held, None).unwrap();
-    common::text(&[
-        "patch",
-        &target.pid_arg(),
-        "--tree",
-        v3.to_str().unwrap(),
-        "--base",
-        v2.to_str().unwrap(),
-    ]);
+    common::text(&patch_tree(&target.pid_arg(), &v3, &v2, &[]));
     all_print(&target, &pids, value(3));
 
     // A revert of the tree reverts every process it can, and a failure
@@ -279,14 +271,7 @@ fn a_worker_forked_after_a_patch_is_reverted_with_its_tree() {
     let dir = target.dir.path();
     let (v2, v3) = (object(dir, 2), object(dir, 3));
     let root = target.pid_arg();
-    common::text(&[
-        "patch",
-        &root,
-        "--tree",
-        v3.to_str().unwrap(),
-        "--base",
-        v2.to_str().unwrap(),
-    ]);
+    common::text(&patch_tree(&root, &v3, &v2, &[]));
     pids.push(fork_worker(&target));
     all_print(&target, &pids, value(3));
     // Nothing has looked at the late worker yet: the revert of the tree
