@@ -99,16 +99,17 @@ fn image_error(err: &anyhow::Error) -> Option<&ImageError> {
     err.chain().find_map(|e| e.downcast_ref::<ImageError>())
 }
 
+/// The process error `e` is, or wraps transparently as a patch error.
+pub fn process_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e relive_process::ProcessError> {
+    e.downcast_ref::<relive_process::ProcessError>()
+        .or(match e.downcast_ref::<relive_patch::PatchError>() {
+            Some(relive_patch::PatchError::Process(p)) => Some(p),
+            _ => None,
+        })
+}
+
 fn code_for(err: &anyhow::Error) -> i32 {
     use relive_process::ProcessError as P;
-    // A process error may come wrapped, transparently, in a patch error.
-    fn process_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e P> {
-        e.downcast_ref::<P>()
-            .or(match e.downcast_ref::<relive_patch::PatchError>() {
-                Some(relive_patch::PatchError::Process(p)) => Some(p),
-                _ => None,
-            })
-    }
     if let Some(e) = err.chain().find_map(process_error) {
         return match e {
             P::NoSuchProcess { .. } | P::Gone { .. } | P::NotMapped { .. } | P::NoSuchThread { .. } => NOT_FOUND,

@@ -769,6 +769,27 @@ pub struct Unit<'o> {
     pub functions: &'o [usize],
 }
 
+/// When the base's version of some function to patch is not what runs
+/// (`base_check`): whether the process runs the new object's version of
+/// every one of them instead (the same patch applied before: a play run
+/// twice), their names. A change only in data the code refers to (a
+/// literal, a jump table) compares equal both ways, and is patched: the
+/// base must differ in one of the functions themselves.
+fn already_applied(
+    target: &Target,
+    obj: &ObjectFile,
+    functions: &[usize],
+    base_check: &crate::verify::Verification,
+) -> Option<Vec<String>> {
+    let names: Vec<&str> = functions.iter().map(|&i| obj.symbols[i].name.as_str()).collect();
+    if !base_check.differs.iter().any(|(n, _)| names.contains(&n.as_str())) {
+        return None;
+    }
+    let runs_new = crate::verify::functions_against_process(target, obj, |n| names.contains(&n));
+    (runs_new.differs.is_empty() && runs_new.same.len() == names.len())
+        .then(|| names.iter().map(|n| n.to_string()).collect())
+}
+
 /// A unit linked and its entries planned, before anything is placed.
 struct Prepared<'o> {
     obj: &'o ObjectFile,
@@ -794,6 +815,12 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             .collect();
         let check = crate::verify::functions_against_process(target, base, |n| names.contains(&n));
         if let Some((name, why)) = check.differs.first() {
+            if let Some(functions) = already_applied(target, obj, functions, &check) {
+                return Err(PatchError::AlreadyApplied {
+                    pid: process.pid(),
+                    functions,
+                });
+            }
             if let Some(why) = crate::verify::entry_changed(target, base, name) {
                 return Err(PatchError::Refused { what: why });
             }

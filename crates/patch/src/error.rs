@@ -41,6 +41,12 @@ pub enum PatchError {
     #[error("{what}")]
     Refused { what: String },
 
+    /// With a base that is not what runs: the process already runs the
+    /// new object's version of every function to patch (the same patch
+    /// applied before). Nothing was written.
+    #[error("process {pid} already runs the new version of {}", functions.join(", "))]
+    AlreadyApplied { pid: u32, functions: Vec<String> },
+
     #[error("process {pid} has no patches to revert")]
     NoPatches { pid: u32 },
 

@@ -6,6 +6,8 @@
 //! patch (forked after it) from one that needs it, and taking a patch
 //! back out of the ones done when a later one fails.
 
+use std::collections::HashMap;
+
 use crate::apply::{self, PatchReport, Target};
 use crate::error::Result;
 use crate::journal::Journal;
@@ -67,6 +69,31 @@ pub fn settle(pid: u32) -> Result<Vec<String>> {
     let mut target = Target::open(process.as_ref())?;
     drop(target.transaction()?);
     Ok(target.warnings)
+}
+
+/// Settles the journal of each of `pids` that has none of its own yet
+/// (see [`settle`]; one that has has nothing to adopt), before any of
+/// them is changed: what the user should know about each.
+pub fn settle_new(dir: &StateDir, pids: &[u32]) -> HashMap<u32, Vec<String>> {
+    pids.iter()
+        .filter(|&&pid| !has_journal(dir, pid))
+        .filter_map(|&pid| Some((pid, settle(pid).ok()?)))
+        .collect()
+}
+
+/// Undoes each `(pid, change)` of `done`, newest first (see
+/// [`undo_in`]): the processes rolled back, and why each of the others
+/// could not be.
+pub fn roll_back(done: &[(u32, u64)]) -> (Vec<u32>, Vec<String>) {
+    let mut back = Vec::new();
+    let mut failed = Vec::new();
+    for &(pid, change) in done.iter().rev() {
+        match undo_in(pid, change) {
+            Ok(()) => back.push(pid),
+            Err(e) => failed.push(format!("process {pid} could not be rolled back ({e})")),
+        }
+    }
+    (back, failed)
 }
 
 /// Whether process `pid` has a journal of its own already (then

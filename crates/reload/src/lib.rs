@@ -1467,11 +1467,7 @@ impl<'p> Reloader<'p> {
         }
         let scanned = self.tree_scan.take().and_then(|scan| scan.join().ok());
         let workers = scanned.unwrap_or_else(|| fleet::followers(self.process.pid(), &self.followers));
-        for &pid in &workers {
-            if !fleet::has_journal(&self.target.journal_dir, pid) {
-                let _ = fleet::settle(pid);
-            }
-        }
+        fleet::settle_new(&self.target.journal_dir, &workers);
         workers
     }
 
@@ -1522,12 +1518,7 @@ impl<'p> Reloader<'p> {
         let Some((pid, e)) = failure else {
             return Ok(done.into_iter().map(|(pid, _)| pid).collect());
         };
-        let mut undone = Vec::new();
-        for &(pid, change) in done.iter().rev() {
-            if let Err(e) = fleet::undo_in(pid, change) {
-                undone.push(format!("process {pid} could not be rolled back ({e})"));
-            }
-        }
+        let (_, mut undone) = fleet::roll_back(&done);
         let change = self.target.journal.changes;
         let applied = reports.iter().any(|r| !r.applied.is_empty());
         if let Err(e) = applied

@@ -14,6 +14,7 @@ use relive_patch::names::readable;
 use relive_patch::objfile::Kind;
 use relive_patch::origin::{self, Verdict};
 use relive_patch::select::functions_to_patch;
+use relive_patch::state::StateDir;
 use relive_patch::{ObjectFile, PatchError};
 use serde::Serialize;
 
@@ -185,29 +186,30 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
     if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, how.force) {
         return Err(PatchError::Refused { what: why.clone() }.into());
     }
-    if let Some(already) = already_runs(&target, objects)? {
-        return Ok(Patched {
-            pid,
-            report: None,
-            change: target.journal.changes,
-            warnings: target.warnings.iter().cloned().chain(concern).collect(),
-            inherited: false,
-            already: Some(already),
-        });
-    }
+    refuse_stripped(&target, objects)?;
     let report = if objects.functions.is_empty() {
         None
     } else {
-        Some(
-            apply::patch(
-                &mut target,
-                &objects.new,
-                objects.base.as_ref(),
-                &objects.functions,
-                earlier,
-            )
-            .with_context(|| format!("patching process {pid}"))?,
-        )
+        let patched = apply::patch(
+            &mut target,
+            &objects.new,
+            objects.base.as_ref(),
+            &objects.functions,
+            earlier,
+        );
+        match patched {
+            Err(PatchError::AlreadyApplied { functions, .. }) => {
+                return Ok(Patched {
+                    pid,
+                    report: None,
+                    change: target.journal.changes,
+                    warnings: target.warnings.iter().cloned().chain(concern).collect(),
+                    inherited: false,
+                    already: Some(functions),
+                })
+            }
+            patched => Some(patched.with_context(|| format!("patching process {pid}"))?),
+        }
     };
     let report = report.map(|mut r| {
         r.warnings.extend(concern.clone());
@@ -230,14 +232,12 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
     })
 }
 
-/// With a base: whether the process already runs the new object's
-/// version of every function to patch (the same bundle applied again, a
-/// play run twice): the names, for the report; nothing is written then.
-/// Refuses a stripped program where none of them can be found, which a
-/// patch would otherwise only add, unreachable, beside the code that runs.
-fn already_runs(target: &Target, objects: &Objects) -> anyhow::Result<Option<Vec<String>>> {
-    if objects.base.is_none() || objects.functions.is_empty() {
-        return Ok(None);
+/// With a base, a stripped program where none of the functions to patch
+/// can be found is refused: a patch would only add them, unreachable,
+/// beside the code that runs.
+fn refuse_stripped(target: &Target, objects: &Objects) -> anyhow::Result<()> {
+    if objects.base.is_none() || objects.functions.is_empty() || !stripped(target) {
+        return Ok(());
     }
     let names: Vec<&str> = objects
         .functions
@@ -245,25 +245,17 @@ fn already_runs(target: &Target, objects: &Objects) -> anyhow::Result<Option<Vec
         .map(|&i| objects.new.symbols[i].name.as_str())
         .collect();
     let check = relive_patch::verify::functions_against_process(target, &objects.new, |n| names.contains(&n));
-    if check.absent.len() == names.len() && stripped(target) {
-        return Err(PatchError::Refused {
-            what: format!(
-                "the program {} is stripped (it has no .symtab), so relive cannot find {} in it: relive finds the functions and statics a patch replaces by the program's full symbol table; patch processes started from an unstripped binary of the same build",
-                target.modules.main.module.path,
-                names.iter().map(|n| readable(n)).collect::<Vec<_>>().join(", ")
-            ),
-        }
-        .into());
+    if check.absent.len() < names.len() {
+        return Ok(());
     }
-    let all_same = check.differs.is_empty() && check.same.len() == names.len();
-    if !all_same {
-        return Ok(None);
+    Err(PatchError::Refused {
+        what: format!(
+            "the program {} is stripped (it has no .symtab), so relive cannot find {} in it: relive finds the functions and statics a patch replaces by the program's full symbol table; patch processes started from an unstripped binary of the same build",
+            target.modules.main.module.path,
+            names.iter().map(|n| readable(n)).collect::<Vec<_>>().join(", ")
+        ),
     }
-    // And not the base's: a change only in data the code refers to (a
-    // literal, a jump table) compares equal either way, and is patched.
-    let base = objects.base.as_ref().expect("checked above");
-    let runs_base = relive_patch::verify::functions_against_process(target, base, |n| names.contains(&n));
-    Ok((!runs_base.differs.is_empty()).then(|| names.iter().map(|n| n.to_string()).collect()))
+    .into())
 }
 
 /// Whether the program's file has section headers but no symbol table.
@@ -462,12 +454,7 @@ fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<(
     // parent was patched adopts the parent's journal): once the parent is
     // patched again below, the worker no longer runs what that journal
     // says, and could not be told from a stranger.
-    let mut notes: std::collections::HashMap<u32, Vec<String>> = Default::default();
-    for &pid in &chosen.pids {
-        if let Ok(found) = fleet::settle(pid) {
-            notes.insert(pid, found);
-        }
-    }
+    let mut notes = fleet::settle_new(&StateDir::open()?, &chosen.pids);
     let mut done: Vec<Patched> = Vec::new();
     let mut queue = chosen.pids.clone();
     let mut skipped = chosen.skipped.clone();
@@ -480,9 +467,9 @@ fn patch_many(how: &How, objects: &Objects, earlier: Timing) -> anyhow::Result<(
                 Ok(mut one) => {
                     let found = notes.remove(&pid).unwrap_or_default();
                     match &mut one.report {
-                        Some(r) => r.warnings.splice(0..0, found),
-                        None => one.warnings.splice(0..0, found),
-                    };
+                        Some(r) => notes_first(&mut r.warnings, found),
+                        None => notes_first(&mut one.warnings, found),
+                    }
                     done.push(one)
                 }
                 // A worker that exited meanwhile needs no patch.
@@ -587,31 +574,29 @@ fn patch_or_inherit(
 /// Whether `e` says the process is gone.
 fn gone(e: &anyhow::Error) -> bool {
     use relive_process::ProcessError as P;
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<P>().or(match c.downcast_ref::<PatchError>() {
-                Some(PatchError::Process(p)) => Some(p),
-                _ => None,
-            }),
-            Some(P::NoSuchProcess { .. } | P::Gone { .. })
-        )
-    })
+    matches!(
+        e.chain().find_map(crate::exit::process_error),
+        Some(P::NoSuchProcess { .. } | P::Gone { .. })
+    )
+}
+
+/// `found` (what settling a process's journal said) before `warnings`,
+/// once: a note the process's own report repeats is said once.
+fn notes_first(warnings: &mut Vec<String>, found: Vec<String>) {
+    warnings.retain(|w| !found.contains(w));
+    warnings.splice(0..0, found);
 }
 
 /// Undoes the patch in each of `done` (newest first); says what became of
 /// them, for the error.
 fn roll_back(done: &[Patched]) -> String {
-    let mut back = Vec::new();
-    let mut failed = Vec::new();
-    for one in done.iter().rev() {
-        if one.inherited || one.report.as_ref().is_none_or(|r| r.applied.is_empty()) {
-            continue;
-        }
-        match fleet::undo_in(one.pid, one.change) {
-            Ok(()) => back.push(one.pid.to_string()),
-            Err(e) => failed.push(format!("process {} could not be rolled back ({e:#})", one.pid)),
-        }
-    }
+    let changed: Vec<(u32, u64)> = done
+        .iter()
+        .filter(|one| !one.inherited && one.report.as_ref().is_some_and(|r| !r.applied.is_empty()))
+        .map(|one| (one.pid, one.change))
+        .collect();
+    let (back, failed) = fleet::roll_back(&changed);
+    let back: Vec<String> = back.iter().map(u32::to_string).collect();
     let mut text = String::new();
     if !back.is_empty() {
         text += &format!(
@@ -659,12 +644,7 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
     // Every journal settled before any process is reverted: a worker
     // forked after a patch adopts its parent's journal only while the
     // parent still runs what it records.
-    let mut notes: std::collections::HashMap<u32, Vec<String>> = Default::default();
-    for &pid in &chosen.pids {
-        if let Ok(found) = fleet::settle(pid) {
-            notes.insert(pid, found);
-        }
-    }
+    let mut notes = fleet::settle_new(&StateDir::open()?, &chosen.pids);
     let mut results = Vec::new();
     for &pid in &chosen.pids {
         // A process with nothing to revert is as asked (a play run on a
@@ -676,9 +656,7 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
             other => other,
         };
         let result = result.map(|mut report| {
-            let found = notes.remove(&pid).unwrap_or_default();
-            report.warnings.retain(|w| !found.contains(w));
-            report.warnings.splice(0..0, found);
+            notes_first(&mut report.warnings, notes.remove(&pid).unwrap_or_default());
             report
         });
         results.push((pid, result));
