@@ -310,13 +310,17 @@ fn cxx_names_are_shown_demangled() {
 /// patched function called a helper that kept the address of the patch's
 /// literal in a local array, then both returned; the words stay below the
 /// thread's stack pointer (dead) and kept the pool mapped for good.
+/// The words are written 62 KiB below `tick`'s frame: live frames of
+/// `printf` and `usleep` reuse the stack just below it, and a slot they
+/// leave unwritten would hold the address for real (a live word, which
+/// rightly keeps the pool).
 #[test]
 fn dead_stack_words_do_not_keep_a_pool() {
     const SRC: &str = r#"
 #include <stdio.h>
 #include <unistd.h>
 __attribute__((noinline, noipa)) int deep(const char *s) {
-    volatile const char *keep[256];
+    volatile const char *keep[8192];
     for (int i = 0; i < 256; i++) keep[i] = s;
     return keep[255][0];
 }

@@ -166,6 +166,24 @@ pub struct PatchReport {
     /// first report of a change of several files only: they run once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::hooks::HookRun>,
+    /// Whether the process's unwinder can walk through the new code.
+    pub unwind: UnwindStatus,
+}
+
+/// What became of a patch's unwind information ([`crate::unwind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnwindStatus {
+    /// Handed to the process's unwinder: exceptions, `backtrace()` and
+    /// thread cancellation go through the new code.
+    Registered,
+    /// The object has none for the new functions.
+    None,
+    /// The process has no unwinder loaded (a C program before its first
+    /// `backtrace()`): nothing walks stacks there yet.
+    NoUnwinder,
+    /// Registering failed (a warning says why).
+    Failed,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -441,6 +459,25 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     used.code_used = c + code_len;
     used.ro_used = r + ro_len;
     used.rw_used = w + rw_len;
+    // Unwind tables for the unwinder, recorded ahead as uncertain: a
+    // relive killed during the call leaves them never taken back.
+    let unwinder = crate::unwind::unwinder(target);
+    let tables: Vec<journal::FrameRecord> = match unwinder {
+        Some(_) => prepared
+            .iter()
+            .zip(&layouts)
+            .filter_map(|(p, layout)| p.linked.unwind.map(|u| (u, layout)))
+            .map(|(u, layout)| journal::FrameRecord {
+                eh_frame: layout.read_only + u.eh_frame,
+                len: u.len,
+                object: layout.writable + u.object,
+                uncertain: false,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    used.frames
+        .extend(tables.iter().map(|t| journal::FrameRecord { uncertain: true, ..*t }));
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -568,6 +605,43 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         return Err(e);
     }
     failpoint("patch-after-fill");
+    // Before the redirect, so the new code is never run without it (the
+    // calls count in the `write` stage).
+    let (registered, unwind_problem) = match &unwinder {
+        Some(u) => crate::unwind::register(process, u, &tables),
+        None => (Vec::new(), None),
+    };
+    {
+        let frames = &mut after.regions[pool_index].frames;
+        frames.retain(|f| !tables.iter().any(|t| t.eh_frame == f.eh_frame));
+        frames.extend(registered.iter().copied());
+    }
+    // A failure from here on takes the tables back first: the bytes they
+    // are in are put back, or unmapped, with the rest.
+    let abandon = |target: &mut Target, before: &journal::State, written: bool, filled: Undo| {
+        match crate::unwind::deregister(process, unwinder.as_ref(), &registered) {
+            Ok(()) => abandon(target, before, written, filled),
+            Err(_) => {
+                // The unwinder may hold them: their pool stays, in use, and
+                // they are never taken back.
+                let mut kept = before.clone();
+                let mut pool = target.journal.regions[pool_index].clone();
+                pool.code_used = pool.code_used.max(c + code_len);
+                pool.ro_used = pool.ro_used.max(r + ro_len);
+                pool.rw_used = pool.rw_used.max(w + rw_len);
+                pool.frames.extend(
+                    registered
+                        .iter()
+                        .map(|f| journal::FrameRecord { uncertain: true, ..*f }),
+                );
+                match kept.regions.iter_mut().find(|r| r.addr == pool.addr) {
+                    Some(r) => *r = pool,
+                    None => kept.regions.push(pool),
+                }
+                let _ = target.journal.commit(&target.journal_dir, kept);
+            }
+        }
+    };
     let hooks_start = Instant::now();
     let mut hook_runs = crate::hooks::run(
         process,
@@ -731,7 +805,22 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     action: d.action,
                 })
                 .collect();
+            let unwind = match p.linked.unwind {
+                None => UnwindStatus::None,
+                Some(_) if unwinder.is_none() => UnwindStatus::NoUnwinder,
+                Some(u) if registered.iter().any(|f| f.eh_frame == layout.read_only + u.eh_frame) => {
+                    UnwindStatus::Registered
+                }
+                Some(_) => UnwindStatus::Failed,
+            };
+            let unwind_warning = (unwind == UnwindStatus::Failed).then(|| {
+                format!(
+                    "the new code's unwind information was not handed to the process's unwinder ({}): an exception thrown through it ends the program, and backtrace() stops there",
+                    unwind_problem.as_deref().unwrap_or("an earlier table failed")
+                )
+            });
             PatchReport {
+                unwind,
                 applied,
                 added,
                 data,
@@ -747,6 +836,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&p.folded)
                     .chain(&map_warning)
                     .chain(&unsaved)
+                    .chain(&unwind_warning)
                     .cloned()
                     .collect(),
                 hooks: if k == 0 {
@@ -833,6 +923,9 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                 ),
             });
         }
+    }
+    if crate::unwind::unwinder(target).is_none() {
+        crate::select::refuse_exception_handling(obj, functions)?;
     }
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
     let all: Vec<(usize, Option<u64>)> = functions
@@ -1799,6 +1892,35 @@ fn revert_change(
     }
     // The change is made: from here a failure is reported, not undone.
     let mut warnings = Vec::new();
+    // Unwind tables in the regions to free go back to the unwinder first,
+    // with the threads running (see `unwind::deregister`); a region whose
+    // tables cannot is kept.
+    if freed.iter().any(|r| !r.frames.is_empty()) {
+        if let Some(s) = stopped.take() {
+            s.resume()?;
+        }
+        let unwinder = crate::unwind::unwinder(target);
+        let mut still_freed = Vec::new();
+        for r in freed {
+            match crate::unwind::deregister(process, unwinder.as_ref(), &r.frames) {
+                Ok(()) => still_freed.push(r),
+                Err(why) => {
+                    after
+                        .added
+                        .extend(target.journal.added.iter().filter(|a| r.contains(a.addr)).cloned());
+                    kept.push(KeptRegion {
+                        region: r.clone(),
+                        why: format!("its unwind information could not be taken back from the unwinder: {why}"),
+                    });
+                    after.regions.push(r);
+                }
+            }
+        }
+        freed = still_freed;
+        if !freed.is_empty() {
+            stopped = Some(process.stop()?);
+        }
+    }
     if let Some(stopped) = stopped.as_mut() {
         let mut unmapped = Vec::new();
         for r in freed {
@@ -1989,9 +2111,14 @@ fn region_referenced(
         if process.read(live_from, &mut bytes).is_err() {
             continue;
         }
+        // The unwinder's pointers into the region's unwind tables (its
+        // index of their entries, its list of them) are not uses: they go
+        // with the tables, which are taken back before the region goes. A
+        // thread using a table now has a frame in the region's code too.
+        let referenced = |a: u64| inside(a) && !region.frames.iter().any(|f| f.unwinder_owns(a));
         let found = bytes
             .chunks_exact(8)
-            .position(|w| inside(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+            .position(|w| referenced(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
         if let Some(k) = found {
             let at = live_from + 8 * k as u64;
             let value = u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().expect("8 bytes"));

@@ -212,7 +212,7 @@ pub fn run(process: &dyn Process, hooks: &[Hook], phase: Phase) -> Vec<HookRun> 
     let mut runs = Vec::with_capacity(hooks.len());
     for hook in hooks {
         let start = Instant::now();
-        let result = match stopped.call(hook.addr, timeout()) {
+        let result = match stopped.call(hook.addr, &[], timeout()) {
             Ok(CallOutcome::Returned) => HookResult::Returned,
             Ok(CallOutcome::Crashed { signal, rip }) => HookResult::Crashed {
                 signal: relive_process::signal_name(signal),

@@ -173,6 +173,41 @@ pub struct RegionRecord {
     pub code_used: u64,
     pub ro_used: u64,
     pub rw_used: u64,
+    /// Unwind tables of patches in this pool handed to the process's
+    /// unwinder: they are taken back before the pool is unmapped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<FrameRecord>,
+}
+
+/// A patch's `.eh_frame` in a pool, and the unwinder's bookkeeping for it
+/// (libgcc's `struct object`, in the pool's writable part). Whether the
+/// unwinder holds it is read from the process, not recorded: the
+/// unwinder fills the bookkeeping when it takes the table, and relive
+/// clears it when it takes it back, so a relive killed between the call
+/// and its record leaves nothing to guess.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameRecord {
+    pub eh_frame: u64,
+    /// Bytes of the table and the exception tables after it.
+    #[serde(default)]
+    pub len: u64,
+    pub object: u64,
+    /// A call into the unwinder for it did not return: whether the
+    /// unwinder holds the table is not known, so it is never taken back
+    /// (a table it does not hold would end the program) and its pool is
+    /// never unmapped (one it holds must stay readable).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
+}
+
+impl FrameRecord {
+    /// Whether `addr` lies in the table or its bookkeeping: where only the
+    /// unwinder points (its index of the table's entries, its list of
+    /// tables; stale copies of both in memory it freed).
+    pub fn unwinder_owns(&self, addr: u64) -> bool {
+        (self.eh_frame..self.eh_frame + self.len).contains(&addr)
+            || (self.object..self.object + crate::link::UNWINDER_OBJECT as u64).contains(&addr)
+    }
 }
 
 impl RegionRecord {

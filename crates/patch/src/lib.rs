@@ -12,6 +12,7 @@ pub mod code;
 pub mod debug_index;
 pub mod diff;
 pub mod displaced;
+pub mod eh_frame;
 pub mod entry;
 pub mod error;
 #[doc(hidden)]
@@ -35,6 +36,7 @@ pub mod target;
 pub mod thunk;
 pub mod tls;
 pub mod type_layout;
+pub mod unwind;
 pub mod verify;
 
 pub use diff::{diff, Diff};

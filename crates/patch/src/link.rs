@@ -151,7 +151,30 @@ pub struct Linked {
     /// The region must end at or below this (absolute 32-bit relocations).
     pub below: Option<u64>,
     pub warnings: Vec<String>,
+    /// The unwind information of the placed functions, for the process's
+    /// unwinder (see [`crate::unwind`]); `None` when the object has none
+    /// for them.
+    pub unwind: Option<UnwindTable>,
 }
+
+/// A patch's own `.eh_frame`: the CIEs and FDEs of the functions it
+/// places, relocated for where they land, ending with a terminator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwindTable {
+    /// Offset of the table in the read-only part.
+    pub eh_frame: u64,
+    /// Its bytes, the terminator included, and the language-specific
+    /// data (exception tables) placed after it.
+    pub len: u64,
+    /// Offset in the writable part of the unwinder's bookkeeping for it
+    /// (libgcc's `struct object`, [`UNWINDER_OBJECT`] zero bytes).
+    pub object: u64,
+    /// How many functions it describes.
+    pub fdes: usize,
+}
+
+/// Room for libgcc's `struct object` (seven words in GCC 4 to 14).
+pub const UNWINDER_OBJECT: usize = 64;
 
 // Defined with the crate's other errors (error.rs needs it, and no
 // module imports back the module that imports it).
@@ -240,39 +263,12 @@ pub fn link_over(
     for &(i, replaces) in functions {
         l.place_function(i, replaces);
     }
-    while let Some(i) = l.queue.pop() {
-        let sym = &obj.symbols[i];
-        if let Some(reason) = &sym.problem {
-            return Err(LinkError::Unmovable {
-                user: sym.name.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let base = l.placed[&i];
-        for r in &sym.relocs {
-            l.relocate(Part::Code, base, r, &sym.name)?;
-        }
-        if let Some((user, field)) = l.island_error.take() {
-            return Err(LinkError::Unmovable {
-                user,
-                reason: format!("the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections", field - 1),
-            });
-        }
-        for (f, field, target) in std::mem::take(&mut l.islands) {
-            let r = Reloc {
-                offset: field,
-                r_type: rtype::PC32,
-                target: Target::Section {
-                    section: obj.symbols[f].section,
-                    offset: target - 4,
-                },
-                addend: 0,
-                pc_bias: 4,
-                synthetic: true,
-            };
-            l.relocate(Part::Code, 0, &r, &obj.symbols[f].name)?;
-        }
-    }
+    l.link_queued()?;
+    l.link_unwind_table()?;
+    // What the unwind table refers to may bring functions (never in
+    // practice: it refers to the personality routine and type
+    // information); they come without unwind information.
+    l.link_queued()?;
     for f in &l.out.functions {
         if f.replaces.is_some() {
             let cell = l.out.read_only.len().next_multiple_of(8) as u64;
@@ -289,6 +285,203 @@ pub fn link_over(
         }
     }
     Ok(l.out)
+}
+
+impl Linker<'_> {
+    /// Links the functions placed and not yet linked, and those they
+    /// bring.
+    fn link_queued(&mut self) -> Result<(), LinkError> {
+        let obj = self.obj;
+        let l = self;
+        while let Some(i) = l.queue.pop() {
+            let sym = &obj.symbols[i];
+            if let Some(reason) = &sym.problem {
+                return Err(LinkError::Unmovable {
+                    user: sym.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            let base = l.placed[&i];
+            for r in &sym.relocs {
+                l.relocate(Part::Code, base, r, &sym.name)?;
+            }
+            if let Some((user, field)) = l.island_error.take() {
+                return Err(LinkError::Unmovable {
+                user,
+                reason: format!("the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections", field - 1),
+            });
+            }
+            for (f, field, target) in std::mem::take(&mut l.islands) {
+                let r = Reloc {
+                    offset: field,
+                    r_type: rtype::PC32,
+                    target: Target::Section {
+                        section: obj.symbols[f].section,
+                        offset: target - 4,
+                    },
+                    addend: 0,
+                    pc_bias: 4,
+                    synthetic: true,
+                };
+                l.relocate(Part::Code, 0, &r, &obj.symbols[f].name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the patch's `.eh_frame` from the object's: the FDE of each
+    /// placed function, pointing at its copy, and the CIEs they use, with
+    /// their personality routine and language-specific data (C++'s
+    /// exception tables, copied with their type references) linked like
+    /// any data. Without it the unwinder cannot leave new code: a C++
+    /// exception thrown through it ends the program, and `backtrace()`
+    /// stops there. Damaged framing gives no table and a warning.
+    fn link_unwind_table(&mut self) -> Result<(), LinkError> {
+        let obj = self.obj;
+        let Some(section) = obj.sections.iter().flatten().find(|s| s.name == ".eh_frame") else {
+            return Ok(());
+        };
+        let Some(bytes) = section.bytes.as_deref() else {
+            return Ok(());
+        };
+        let entries = match crate::eh_frame::entries(bytes) {
+            Ok(e) => e,
+            Err(why) => {
+                self.out.warnings.push(format!(
+                    "the unwind information (.eh_frame) of {} is damaged ({why}): the new code has none, so an exception or backtrace() through it stops there",
+                    obj.path
+                ));
+                return Ok(());
+            }
+        };
+        let relocs = &section.relocs;
+        let relocs_in = |start: usize, end: usize| {
+            let first = relocs.partition_point(|r| (r.offset as usize) < start);
+            relocs[first..].iter().take_while(move |r| (r.offset as usize) < end)
+        };
+        // The FDEs of placed functions, with where their code lands.
+        let mut kept: Vec<(crate::eh_frame::Entry, u64, usize)> = Vec::new();
+        for e in entries.iter().filter(|e| e.cie.is_some()) {
+            let Some(r) = relocs_in(e.pc_begin(), e.pc_begin() + 1).next() else {
+                continue;
+            };
+            let place = match &r.target {
+                Target::Section { section, offset } => Some((*section, *offset)),
+                Target::Defined(i) => {
+                    let s = &obj.symbols[*i];
+                    Some((s.section, (s.offset as i64).wrapping_add(r.addend)))
+                }
+                Target::Undefined(_) => None,
+            };
+            let Some((f, within)) = place.and_then(|(sec, at)| obj.symbol_at(sec, at)) else {
+                continue;
+            };
+            if let Some(&code) = self.placed.get(&f) {
+                kept.push((*e, code + within, f));
+            }
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let base = align(&mut self.out.read_only, 8, 0);
+        let mut table: Vec<u8> = Vec::new();
+        let mut cies: HashMap<usize, usize> = HashMap::new();
+        // (relocation, its offset in the table, whose entry).
+        let mut fields: Vec<(Reloc, u64, String)> = Vec::new();
+        let mut starts: Vec<(u64, u64, u32, String)> = Vec::new();
+        for (fde, code, f) in &kept {
+            let cie_start = fde.cie.expect("an FDE");
+            let new_cie = match cies.get(&cie_start) {
+                Some(&at) => at,
+                None => {
+                    let cie = entries.iter().find(|e| e.start == cie_start).expect("framed");
+                    let at = table.len();
+                    table.extend(crate::eh_frame::moved(bytes, cie, at, None));
+                    for r in relocs_in(cie.start, cie.end) {
+                        fields.push((r.clone(), (at + r.offset as usize - cie.start) as u64, "a CIE".into()));
+                    }
+                    cies.insert(cie_start, at);
+                    at
+                }
+            };
+            let at = table.len();
+            table.extend(crate::eh_frame::moved(bytes, fde, at, Some(new_cie)));
+            let name = format!("the unwind information of {}", obj.symbols[*f].name);
+            for r in relocs_in(fde.start, fde.end) {
+                let offset = (at + r.offset as usize - fde.start) as u64;
+                if r.offset as usize == fde.pc_begin() {
+                    starts.push((offset, *code, r.r_type, name.clone()));
+                } else {
+                    fields.push((r.clone(), offset, name.clone()));
+                }
+            }
+        }
+        table.extend([0; 4]);
+        self.out.read_only.extend_from_slice(&table);
+        // The language-specific data the FDEs point at (C++'s exception
+        // tables) right after the table, so the unwinder's part of the
+        // region is one range: stale pointers into it (in exceptions
+        // freed long ago) are not uses of the region.
+        let mut lsda: Vec<(usize, u64)> = Vec::new();
+        for (r, _, _) in &fields {
+            let Target::Section { section, .. } = r.target else {
+                continue;
+            };
+            let Some(sec) = obj.section(section) else {
+                continue;
+            };
+            if !sec.name.starts_with(".gcc_except_table") || self.sections.contains_key(&section) {
+                continue;
+            }
+            let off = align(&mut self.out.read_only, sec.align.clamp(1, PART_ALIGN), 0);
+            match &sec.bytes {
+                Some(b) => self.out.read_only.extend_from_slice(b),
+                None => self
+                    .out
+                    .read_only
+                    .resize(self.out.read_only.len() + sec.size as usize, 0),
+            }
+            let value = Value::Region(Part::ReadOnly, off);
+            self.sections.insert(section, value);
+            self.out.data.push(LinkedData {
+                name: sec.name.clone(),
+                symbol: None,
+                action: DataAction::New,
+                value,
+            });
+            lsda.push((section, off));
+        }
+        let unwinder_part = self.out.read_only.len() as u64 - base;
+        for (section, off) in lsda {
+            let sec = obj.section(section).expect("copied above");
+            for r in &sec.relocs {
+                self.relocate(Part::ReadOnly, off, r, &sec.name)?;
+            }
+        }
+        for (offset, code, r_type, context) in starts {
+            self.out.fixups.push(Fixup {
+                part: Part::ReadOnly,
+                offset: base + offset,
+                r_type,
+                value: Value::Region(Part::Code, code),
+                addend: 0,
+                context,
+            });
+        }
+        for (r, offset, user) in fields {
+            let r = Reloc { offset, ..r };
+            self.relocate(Part::ReadOnly, base, &r, &user)?;
+        }
+        let object = align(&mut self.out.writable, 16, 0);
+        self.out.writable.resize(object as usize + UNWINDER_OBJECT, 0);
+        self.out.unwind = Some(UnwindTable {
+            eh_frame: base,
+            len: unwinder_part,
+            object,
+            fdes: kept.len(),
+        });
+        Ok(())
+    }
 }
 
 /// The program's address for symbol `i` of `obj`: a global by its name; a
@@ -406,6 +599,15 @@ impl Linker<'_> {
         let offset = base.wrapping_add(r.offset);
         let context = format!("{user}+{:#x} (a reference to {})", r.offset, self.describe(&r.target));
         let (value, addend) = match r.r_type {
+            rtype::PC32 if part == Part::Code && self.far_address_taken(base, r, value) => {
+                // `lea sym(%rip), %reg` of data beyond rel32 reach (a
+                // library's typeinfo or variable the program has no copy
+                // of): `mov cell(%rip), %reg` from a cell holding the
+                // address, as a link through the GOT would.
+                self.out.code[(base + r.offset - 2) as usize] = 0x8b;
+                let place = addend.wrapping_add(r.pc_bias);
+                (Value::Region(Part::ReadOnly, self.got_cell(value, place)), -r.pc_bias)
+            }
             rtype::R64 | rtype::PC32 | rtype::R32 | rtype::R32S | rtype::PC64 => (value, addend),
             rtype::PLT32 => match value {
                 // A call beyond rel32 reach goes through a stub.
@@ -555,6 +757,17 @@ impl Linker<'_> {
             context,
         });
         Ok(())
+    }
+
+    /// Whether the PC-relative field `r` of code placed at `base` is the
+    /// displacement of a 64-bit `lea` (REX.W, `8d`, RIP-relative ModRM)
+    /// whose target lies outside the program's image, where the region
+    /// may be out of its reach.
+    fn far_address_taken(&self, base: u64, r: &Reloc, value: Value) -> bool {
+        let Value::Absolute(a) = value else {
+            return false;
+        };
+        r.pc_bias == 4 && !self.resolver.in_image(a) && crate::verify::lea_of_rip(&self.out.code, base + r.offset)
     }
 
     /// 8-byte constants in the read-only part (a GOT cell, a TLS index),

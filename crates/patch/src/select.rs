@@ -23,9 +23,7 @@ pub fn functions_to_patch_allowing(
     callers_follow: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<usize>> {
     let Some(old) = base else {
-        let all = functions_where(new, |_| true);
-        refuse_exception_handling(new, &all)?;
-        return Ok(all);
+        return Ok(functions_where(new, |_| true));
     };
     let d = diff(old, new);
     let layout: Vec<String> = d
@@ -115,9 +113,7 @@ pub fn functions_to_patch_allowing(
             names.push(&f.name);
         }
     }
-    let chosen = functions_where(new, |name| names.contains(&name));
-    refuse_exception_handling(new, &chosen)?;
-    Ok(chosen)
+    Ok(functions_where(new, |name| names.contains(&name)))
 }
 
 /// What C++ code calls to throw, catch, or clean up while an exception
@@ -125,16 +121,16 @@ pub fn functions_to_patch_allowing(
 /// frame.
 const UNWINDING: [&str; 4] = ["__cxa_throw", "__cxa_rethrow", "__cxa_begin_catch", "_Unwind_Resume"];
 
-/// Refuses functions an exception may be in: those that throw, catch or
-/// clean up after C++ exceptions, and those that call (directly or through
-/// other functions of the object) one that throws, since the exception
-/// passes through their frames. relive does not yet register unwind
-/// information (`.eh_frame`) for new code, and the unwinder, finding none
-/// for such a frame, ends the program (`std::terminate`) at the first
-/// exception. Refused, the program runs on with its old code, which
-/// unwinds as built. (A function of another file or library that throws
-/// is not seen from here.)
-fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()> {
+/// Refuses functions an exception may be in, for a process without an
+/// unwinder to hand their unwind information to (see [`crate::unwind`]):
+/// those that throw, catch or clean up after C++ exceptions, and those
+/// that call (directly or through other functions of the object) one that
+/// throws, since the exception passes through their frames. The unwinder,
+/// finding no unwind information for such a frame, ends the program
+/// (`std::terminate`) at the first exception. Refused, the program runs
+/// on with its old code, which unwinds as built. (A function of another
+/// file or library that throws is not seen from here.)
+pub fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()> {
     let unwinds = |f: &crate::objfile::Symbol| {
         f.relocs
             .iter()
@@ -180,7 +176,7 @@ fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()
     }
     Err(PatchError::Refused {
         what: format!(
-            "C++ exceptions may be thrown, caught or passed through {} (they throw, catch or clean up, or call a function of this file that throws), and relive does not yet register unwind information for new code: the first exception there would end the program (std::terminate); the program runs on unchanged: restart it to change them",
+            "C++ exceptions may be thrown, caught or passed through {} (they throw, catch or clean up, or call a function of this file that throws), and the process has no unwinder loaded (libgcc's __register_frame_info) to hand the new code's unwind information to: the first exception there would end the program (std::terminate); the program runs on unchanged: restart it to change them",
             named.join(", ")
         ),
     })

@@ -156,6 +156,8 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
                 tls_sequences.push(span);
                 span
             }
+            // A patch's `lea` of far data became `mov` from a cell.
+            rtype::PC32 if lea_of_rip(ours, r.offset) => (r.offset - 2, r.offset + r.width()),
             _ => (r.offset, r.offset + r.width()),
         };
         mask(from, to);
@@ -340,6 +342,14 @@ fn through_linkage(target: &LiveTarget, r: &Reloc, at: u64, live: &[u8], place: 
             }
             read_u64(place) == Some(symbol) || value as u32 as u64 == symbol
         }
+        rtype::PC32
+            if live.get(r.offset as usize - 2) == Some(&0x8b) && lea_of_rip(live_lea(live, r.offset).as_slice(), 3) =>
+        {
+            // The link rewrote `lea sym(%rip)` to `mov cell(%rip)`, the
+            // cell holding the address (see `link`).
+            let wanted = symbol.wrapping_add(r.addend.wrapping_add(r.pc_bias) as u64);
+            read_u64(place) == Some(wanted) || read_u64(place) == Some(symbol)
+        }
         rtype::PLT32 | rtype::PC32 => {
             let mut code = [0u8; 16];
             if process.read(place, &mut code).is_err() {
@@ -418,6 +428,27 @@ fn literal(target: &LiveTarget, obj: &ObjectFile, section: usize, at: i64, place
             sec.name
         )
     })
+}
+
+/// Whether the 4-byte field at `field` of `code` is the displacement of a
+/// 64-bit RIP-relative `lea` (REX.W, `8d`, ModRM with mod 00 and r/m 101).
+pub(crate) fn lea_of_rip(code: &[u8], field: u64) -> bool {
+    let k = field as usize;
+    k >= 3
+        && code.get(k - 3).is_some_and(|b| b & 0xf8 == 0x48)
+        && code.get(k - 2) == Some(&0x8d)
+        && code.get(k - 1).is_some_and(|m| m & 0xc7 == 0x05)
+}
+
+/// The three bytes before the field at `field` of running code, with the
+/// opcode a patch's link rewrites (`8b`, `mov`) read as the `lea` it was.
+fn live_lea(live: &[u8], field: u64) -> Vec<u8> {
+    let k = field as usize;
+    let mut b = live.get(k.saturating_sub(3)..k).map(<[u8]>::to_vec).unwrap_or_default();
+    if b.len() == 3 && b[1] == 0x8b {
+        b[1] = 0x8d;
+    }
+    b
 }
 
 #[cfg(test)]

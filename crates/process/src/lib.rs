@@ -160,14 +160,16 @@ pub trait Stopped {
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()>;
 
-    /// Calls the function at `addr` (no arguments, System V ABI) on one
+    /// Calls the function at `addr` with up to six integer arguments
+    /// (System V ABI: `rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`) on one
     /// stopped thread, the main thread if it is stopped, and gives the
     /// thread back its own registers afterwards, whatever the function
-    /// did: how a program's reload hooks run. A function that faults or
-    /// has not returned within `timeout` is abandoned where it is (see
-    /// [`CallOutcome`]). Default: not supported.
-    fn call(&mut self, addr: u64, timeout: std::time::Duration) -> Result<CallOutcome> {
-        let _ = (addr, timeout);
+    /// did: how a program's reload hooks run, and how the unwinder learns
+    /// of new code. A function that faults or has not returned within
+    /// `timeout` is abandoned where it is (see [`CallOutcome`]). Default:
+    /// not supported.
+    fn call(&mut self, addr: u64, args: &[u64], timeout: std::time::Duration) -> Result<CallOutcome> {
+        let _ = (addr, args, timeout);
         Err(ProcessError::Unsupported {
             what: "calling a function in the process",
         })

@@ -460,8 +460,8 @@ impl Stopped for SimulatedStop<'_> {
         Ok(())
     }
 
-    fn call(&mut self, addr: u64, _timeout: std::time::Duration) -> Result<CallOutcome> {
-        let _ = addr;
+    fn call(&mut self, addr: u64, args: &[u64], _timeout: std::time::Duration) -> Result<CallOutcome> {
+        let _ = (addr, args);
         Err(ProcessError::Unsupported {
             what: "calling a function in a simulated process",
         })

@@ -473,6 +473,7 @@ impl<'p> LinuxStopped<'p> {
         saved: &Registers,
         frame: &return_frame::Frame,
         addr: u64,
+        args: &[u64],
         timeout: std::time::Duration,
     ) -> Result<CallOutcome> {
         let doing = "calling a function in it";
@@ -489,6 +490,17 @@ impl<'p> LinuxStopped<'p> {
         regs.rax = 0;
         regs.orig_rax = u64::MAX;
         regs.eflags &= !return_frame::EFLAGS_TF;
+        let argument_registers = [
+            &mut regs.rdi,
+            &mut regs.rsi,
+            &mut regs.rdx,
+            &mut regs.rcx,
+            &mut regs.r8,
+            &mut regs.r9,
+        ];
+        for (register, &value) in argument_registers.into_iter().zip(args) {
+            *register = value;
+        }
         self.set_registers(tid, &regs)?;
         if let Err(e) = ptrace::setoptions(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD) {
             return Err(self.errno(doing, tid, e));
@@ -861,7 +873,12 @@ impl Stopped for LinuxStopped<'_> {
         self.syscall_ok(&call, SYS_MUNMAP, [addr, len, 0, 0, 0, 0]).map(drop)
     }
 
-    fn call(&mut self, addr: u64, timeout: std::time::Duration) -> Result<CallOutcome> {
+    fn call(&mut self, addr: u64, args: &[u64], timeout: std::time::Duration) -> Result<CallOutcome> {
+        if args.len() > 6 {
+            return Err(ProcessError::Unsupported {
+                what: "calling a function with more than six arguments",
+            });
+        }
         let tid = self.worker();
         let saved = self.registers(tid)?;
         let Some(frame) = self.way_back(tid, &saved)? else {
@@ -869,7 +886,7 @@ impl Stopped for LinuxStopped<'_> {
                 what: "calling a function in a process without the instructions of a way back (`syscall; ret`, `pop rax; ret`) or whose main thread is not on its main stack",
             });
         };
-        let outcome = self.call_with_way_back(tid, &saved, &frame, addr, timeout);
+        let outcome = self.call_with_way_back(tid, &saved, &frame, addr, args, timeout);
         // Whatever happened, the thread gets its own registers back; the
         // restart of an interrupted system call is in them.
         let restored = self.set_registers(tid, &return_frame::resumable(&saved, true));

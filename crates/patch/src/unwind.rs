@@ -1,0 +1,200 @@
+//! Handing a patch's unwind table to the process's unwinder, and taking
+//! it back before its pool is unmapped.
+//!
+//! The unwinder (libgcc's, in `libgcc_s.so.1` or linked into a static
+//! program) finds the frames of a program and its libraries through
+//! `dl_iterate_phdr`; code in an anonymous pool is in no module, so
+//! without this an exception thrown in new code ends the program and
+//! `backtrace()` stops at it. `__register_frame_info(table, object)` adds
+//! a table, keeping `object` (memory of the caller's: here the pool's
+//! writable part) as its bookkeeping; `__deregister_frame_info(table)`
+//! removes it. JIT compilers call the same pair.
+//!
+//! Both run in the target on its main thread (a remote call, the other
+//! threads running on) and take the unwinder's lock. Registering
+//! allocates nothing, so it is safe wherever the thread was stopped (if
+//! the thread itself held the lock, the call times out waiting and is
+//! abandoned without having taken anything). Taking back may free the
+//! unwinder's sorted index (`free`), which is only safe where the thread
+//! holds no allocator lock: relive calls it only while the main thread
+//! waits in a blocking system call (`read`, `poll`, `nanosleep`, ...),
+//! and otherwise keeps the pool, saying why.
+
+use std::time::Duration;
+
+use relive_process::{CallOutcome, Process};
+
+use crate::journal::FrameRecord;
+use crate::link::Resolver;
+use crate::target::Target;
+
+/// How long a call into the unwinder may take: it only takes a lock and
+/// links a list, so a call that has not returned by then waits for a lock
+/// its own thread holds.
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often, and how far apart, relive looks for the main thread waiting
+/// in a system call before it gives up taking a table back.
+const QUIET_TRIES: u32 = 25;
+const QUIET_PAUSE: Duration = Duration::from_millis(2);
+
+/// System calls a thread waits in outside the allocator and the unwinder
+/// (x86-64 numbers): read, poll, select, nanosleep, pause, accept,
+/// recvfrom, recvmsg, wait4, rt_sigtimedwait, rt_sigsuspend,
+/// epoll_wait, clock_nanosleep, waitid, pselect6, ppoll, epoll_pwait,
+/// accept4, epoll_pwait2.
+const QUIET_SYSCALLS: [u64; 19] = [
+    0, 7, 23, 35, 34, 43, 45, 47, 61, 128, 130, 232, 230, 247, 270, 271, 281, 288, 441,
+];
+
+/// The process's unwinder: its two entry points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unwinder {
+    pub register: u64,
+    pub deregister: u64,
+}
+
+/// The unwinder the program's own code uses (its static copy first, else
+/// the loaded `libgcc_s`); `None` when the process has none loaded (a C
+/// program that has not called `backtrace()` yet).
+pub fn unwinder(target: &Target) -> Option<Unwinder> {
+    Some(Unwinder {
+        register: target.resolver.global("__register_frame_info")?,
+        deregister: target.resolver.global("__deregister_frame_info")?,
+    })
+}
+
+/// Whether the unwinder holds the table whose bookkeeping is at `object`:
+/// it sets the first word (the lowest address covered, `-1` until it
+/// first searches the table) when it takes the table; relive clears the
+/// bookkeeping when it takes it back.
+pub fn held(process: &dyn Process, frame: &FrameRecord) -> bool {
+    let mut word = [0u8; 8];
+    process.read(frame.object, &mut word).is_ok() && word != [0; 8]
+}
+
+/// Hands each table to the unwinder. Returns the records to keep (each
+/// marked uncertain when its call did not return) and, if something went
+/// wrong, why.
+pub fn register(
+    process: &dyn Process,
+    unwinder: &Unwinder,
+    tables: &[FrameRecord],
+) -> (Vec<FrameRecord>, Option<String>) {
+    if tables.is_empty() {
+        return (Vec::new(), None);
+    }
+    let mut stopped = match process.stop_one() {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(format!("the process could not be stopped: {e}"))),
+    };
+    let mut records = Vec::with_capacity(tables.len());
+    let mut problem = None;
+    for table in tables {
+        match stopped.call(unwinder.register, &[table.eh_frame, table.object], CALL_TIMEOUT) {
+            Ok(CallOutcome::Returned) if held(process, table) => records.push(*table),
+            Ok(CallOutcome::Returned) => {
+                problem = Some(format!(
+                    "the unwinder's __register_frame_info at {:#x} returned without taking the table at {:#x}",
+                    unwinder.register, table.eh_frame
+                ));
+            }
+            Ok(outcome) => {
+                records.push(FrameRecord {
+                    uncertain: true,
+                    ..*table
+                });
+                problem = Some(format!(
+                    "__register_frame_info {} (the main thread was probably stopped inside the unwinder); its pool stays mapped for good",
+                    describe(&outcome)
+                ));
+                break;
+            }
+            Err(e) => {
+                problem = Some(format!("__register_frame_info could not be called: {e}"));
+                break;
+            }
+        }
+    }
+    if let Err(e) = stopped.resume() {
+        problem.get_or_insert(format!("the main thread could not be resumed: {e}"));
+    }
+    (records, problem)
+}
+
+/// Takes back every table of `frames` the unwinder holds, so their pool
+/// can be unmapped. `Err` (the reason) when one could not be taken back:
+/// the pool must stay.
+pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[FrameRecord]) -> Result<(), String> {
+    if let Some(f) = frames.iter().find(|f| f.uncertain) {
+        return Err(format!(
+            "the unwinder may hold the unwind table at {:#x} (a call registering it did not return)",
+            f.eh_frame
+        ));
+    }
+    let held: Vec<&FrameRecord> = frames.iter().filter(|f| held(process, f)).collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    let Some(unwinder) = unwinder else {
+        return Err("the unwinder holds its unwind tables, and its __deregister_frame_info is not found".into());
+    };
+    for _ in 0..QUIET_TRIES {
+        let mut stopped = process
+            .stop_one()
+            .map_err(|e| format!("the process could not be stopped: {e}"))?;
+        let quiet = stopped
+            .thread_ids()
+            .first()
+            .and_then(|&tid| stopped.registers(tid).ok())
+            .is_some_and(|r| QUIET_SYSCALLS.contains(&r.orig_rax));
+        if !quiet {
+            stopped
+                .resume()
+                .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+            std::thread::sleep(QUIET_PAUSE);
+            continue;
+        }
+        let mut result = Ok(());
+        for frame in &held {
+            match stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT) {
+                Ok(CallOutcome::Returned) => {
+                    // Cleared: the table is no longer the unwinder's.
+                    if let Err(e) = process.write(frame.object, &[0; crate::link::UNWINDER_OBJECT]) {
+                        result = Err(format!(
+                            "its bookkeeping at {:#x} could not be cleared: {e}",
+                            frame.object
+                        ));
+                        break;
+                    }
+                }
+                Ok(outcome) => {
+                    result = Err(format!("__deregister_frame_info {}", describe(&outcome)));
+                    break;
+                }
+                Err(e) => {
+                    result = Err(format!("__deregister_frame_info could not be called: {e}"));
+                    break;
+                }
+            }
+        }
+        stopped
+            .resume()
+            .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+        return result;
+    }
+    Err(format!(
+        "the unwinder holds its unwind tables, and the main thread was never found waiting in a system call within {} ms (taking them back may free memory, which is only safe there)",
+        (QUIET_PAUSE * QUIET_TRIES).as_millis()
+    ))
+}
+
+fn describe(outcome: &CallOutcome) -> String {
+    match outcome {
+        CallOutcome::Returned => "returned".into(),
+        CallOutcome::Crashed { signal, rip } => {
+            format!("crashed ({} at {rip:#x})", relive_process::signal_name(*signal))
+        }
+        CallOutcome::TimedOut { rip } => format!("did not return within {} ms (at {rip:#x})", CALL_TIMEOUT.as_millis()),
+    }
+}
