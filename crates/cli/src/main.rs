@@ -64,6 +64,7 @@ enum Command {
     Revert(cmd::patch::RevertArgs),
     Status(cmd::patch::StatusArgs),
     Verify(cmd::verify::Args),
+    Gdb(cmd::gdb::Args),
     Sym(cmd::live::SymArgs),
     Threads(cmd::live::ThreadsArgs),
     #[command(subcommand)]
@@ -91,6 +92,7 @@ impl Command {
             Command::Revert(a) => a.json,
             Command::Status(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Gdb(a) => a.json,
             Command::Sym(a) => a.json,
             Command::Threads(a) => a.json,
             Command::Zip(c) => c.json(),
@@ -101,7 +103,7 @@ impl Command {
 
 /// Subcommands whose first argument is a process id.
 const TAKE_A_PID: &[&str] = &[
-    "ps", "sym", "threads", "peek", "poke", "patch", "apply", "revert", "status", "watch", "verify",
+    "ps", "sym", "threads", "peek", "poke", "patch", "apply", "revert", "status", "watch", "verify", "gdb",
 ];
 
 /// Where the command's name is: the first argument after the program's
@@ -236,6 +238,7 @@ fn main() {
         Command::Revert(args) => cmd::patch::revert(args),
         Command::Status(args) => cmd::patch::status(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Gdb(args) => cmd::gdb::run(args),
         Command::Sym(args) => cmd::live::sym(args),
         Command::Threads(args) => cmd::live::threads(args),
         Command::Zip(command) => cmd::zip::run(command),

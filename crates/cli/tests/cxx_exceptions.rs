@@ -7,9 +7,9 @@
 //! (`terminate called after throwing ...`), and such functions were then
 //! refused.
 
-use std::process::Command;
+mod common;
 
-use relive_testkit::Target;
+use common::{compile, patch_json, relive_in, start};
 use serde_json::Value;
 
 const APP: &str = r#"
@@ -37,25 +37,6 @@ int main() {
 }
 "#;
 
-/// Source file `source` of `dir` with `text`, compiled by `compiler`
-/// with `flags` into `object` (the program's source file, as an edit
-/// saves it).
-fn compile(dir: &std::path::Path, compiler: &str, source: &str, object: &str, text: &str, flags: &[&str]) -> String {
-    let source = dir.join(source);
-    std::fs::write(&source, text).unwrap();
-    let out = dir.join(object);
-    let built = Command::new(compiler)
-        .args(flags)
-        .arg("-c")
-        .arg(&source)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("{compiler} is needed (.ci/run installs it): {e}"));
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    out.display().to_string()
-}
-
 #[test]
 fn exceptions_are_thrown_caught_and_passed_through_in_new_code() {
     let builds: [(&str, &[&str]); 3] = [
@@ -67,18 +48,11 @@ fn exceptions_are_thrown_caught_and_passed_through_in_new_code() {
         let dir = tempfile::tempdir().unwrap();
         let what = format!("{compiler} {flags:?}");
         let mut base = compile(dir.path(), compiler, "app.cpp", "app.o", APP, flags);
-        let exe = dir.path().join("app");
-        let linked = Command::new(compiler).arg(&base).arg("-o").arg(&exe).output().unwrap();
-        assert!(linked.status.success(), "{}", String::from_utf8_lossy(&linked.stderr));
-        let target = Target::spawn(Command::new(&exe), exe.clone(), tempfile::tempdir().unwrap());
+        let target = start(dir.path(), compiler, &base, "app");
         target.wait_for("caught odd one");
         let state = dir.path().join("state");
         let relive = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-                .args(args)
-                .env("RELIVE_STATE_DIR", &state)
-                .output()
-                .unwrap();
+            let out = relive_in(&state, args);
             assert!(
                 out.status.success(),
                 "{what}: {}{}",
@@ -93,7 +67,7 @@ fn exceptions_are_thrown_caught_and_passed_through_in_new_code() {
             assert!(text.contains(from));
             text = text.replace(from, to);
             let new = compile(dir.path(), compiler, "app.cpp", &format!("edit{n}.o"), &text, flags);
-            let report = relive(&["patch", &target.pid_arg(), &new, "--base", &base, "--json"]);
+            let report = patch_json(&state, target.pid(), &new, &base);
             assert_eq!(report["unwind"], "registered", "{what}: {report}");
             base = new;
         };
@@ -161,26 +135,16 @@ int main(void) {
             "new.o",
             &SRC.replace("return backtrace(frames, 64);", "return 100 + backtrace(frames, 64);"),
         );
-        let exe = dir.path().join("bt");
-        assert!(Command::new("gcc")
-            .arg(&base)
-            .arg("-o")
-            .arg(&exe)
-            .status()
-            .unwrap()
-            .success());
-        let target = Target::spawn(Command::new(&exe), exe.clone(), tempfile::tempdir().unwrap());
+        let target = start(dir.path(), "gcc", &base, "bt");
+        let state = dir.path().join("state");
         let before: i64 = target.wait_for_prefix("depth ").parse().unwrap();
         assert!(before >= 3, "{flags:?}: depth {before}");
-        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-            .args(["patch", &target.pid_arg(), &new, "--base", &base, "--json"])
-            .env("RELIVE_STATE_DIR", dir.path().join("state"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = patch_json(&state, target.pid(), &new, &base);
         // The program called backtrace() already: its unwinder is loaded.
         assert_eq!(report["unwind"], "registered", "{report}");
+        // At -O2 `middle` is `jmp depth`, two bytes: a call all the same
+        // (it was reported unreachable).
+        assert_eq!(report["applied"][0]["reach"]["reachable"], true, "{flags:?}: {report}");
         loop {
             let now: i64 = target.wait_for_prefix("depth ").parse().unwrap();
             if now >= 100 {
@@ -195,17 +159,59 @@ int main(void) {
         // Reverted, the table goes back to the unwinder before its pool is
         // unmapped: the unwinder reads every table it holds at each
         // backtrace(), and one in unmapped memory would crash the program.
-        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-            .args(["revert", &target.pid_arg(), "--all", "--json"])
-            .env("RELIVE_STATE_DIR", dir.path().join("state"))
-            .output()
-            .unwrap();
+        let out = relive_in(&state, &["revert", &target.pid_arg(), "--all", "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let reverted: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(reverted["freed"].as_array().map(Vec::len), Some(1), "{reverted}");
         target.wait_for(&format!("depth {before}"));
         for _ in 0..5 {
             assert_eq!(target.wait_for_prefix("depth "), before.to_string());
+        }
+    }
+}
+
+/// An unwinder passes through the register-keeping thunk relive puts in
+/// front of new code whose old version was a leaf its callers relied on
+/// (GCC's -fipa-ra: `main` keeps values in registers the old `compute`
+/// left alone). The thunk has unwind information of its own: without it
+/// `backtrace()` in the new code stopped at the thunk.
+#[test]
+fn backtrace_walks_through_a_register_keeping_thunk() {
+    const SRC: &str = r#"#include <execinfo.h>
+#include <stdio.h>
+#include <unistd.h>
+volatile int bias;
+__attribute__((noinline)) int compute(int x) {
+    int y = x * 2 + bias;
+    return y;
+}
+int main(void) {
+    void *start[8];
+    backtrace(start, 8); /* loads the unwinder */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0;; i++) { printf("value %d\n", compute(i % 10)); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["-O2", "-g"];
+    let base = compile(dir.path(), "gcc", "app.c", "app.o", SRC, &flags);
+    let new_text = SRC.replace(
+        "int y = x * 2 + bias;",
+        "void *f[64]; int y = 1000 * backtrace(f, 64) + x * 2 + bias;",
+    );
+    let new = compile(dir.path(), "gcc", "app.c", "new.o", &new_text, &flags);
+    let target = start(dir.path(), "gcc", &base, "app");
+    target.wait_for("value 18");
+    let report = patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+    assert_eq!(report["unwind"], "registered", "{report}");
+    // The case at hand: entered through a thunk.
+    assert_ne!(report["applied"][0]["preserves"], serde_json::json!([]), "{report}");
+    loop {
+        let value: i64 = target.wait_for_prefix("value ").parse().unwrap();
+        if value >= 1000 {
+            // compute, the thunk, main, and the C library's frames below it.
+            assert!(value / 1000 >= 5, "backtrace() stopped after {} frames", value / 1000);
+            break;
         }
     }
 }

@@ -466,7 +466,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         Some(_) => prepared
             .iter()
             .zip(&layouts)
-            .filter_map(|(p, layout)| p.linked.unwind.map(|u| (u, layout)))
+            .flat_map(|(p, layout)| p.linked.unwind_tables().map(move |u| (u, layout)))
             .map(|(u, layout)| journal::FrameRecord {
                 eh_frame: layout.read_only + u.eh_frame,
                 len: u.len,
@@ -738,6 +738,28 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 crate::perf_map::path(process.pid()).display()
             )
         });
+    // Debuggers see the new code through a symbol file per unit (`relive
+    // gdb`): best effort, like the profiler's map.
+    let mut symbol_warning = None;
+    for (k, (p, layout)) in prepared.iter().zip(&layouts).enumerate() {
+        if !p.obj.has_debug_info() && p.linked.unwind.is_none() {
+            continue;
+        }
+        let saved = p.linked.finish(layout).map(|[_, read_only, _]| {
+            let data_address = |i: usize| link::live_address(p.obj, i, &target.resolver, &p.base_names);
+            let placed = crate::debug_file::Placed {
+                obj: p.obj,
+                linked: &p.linked,
+                layout,
+                read_only: &read_only,
+                data_address: &data_address,
+            };
+            crate::debug_file::save(target, &placed, change, k)
+        });
+        if let Ok(Err(e)) | Err(e) = saved.map_err(crate::error::PatchError::from) {
+            symbol_warning = Some(format!("could not write the new code's symbol file for debuggers: {e}"));
+        }
+    }
     // Whether each new function can run: part of what the command does,
     // so inside its time.
     let reaches: Vec<HashMap<u64, Reach>> = prepared
@@ -805,12 +827,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     action: d.action,
                 })
                 .collect();
+            let all_registered = p
+                .linked
+                .unwind_tables()
+                .all(|u| registered.iter().any(|f| f.eh_frame == layout.read_only + u.eh_frame));
             let unwind = match p.linked.unwind {
                 None => UnwindStatus::None,
                 Some(_) if unwinder.is_none() => UnwindStatus::NoUnwinder,
-                Some(u) if registered.iter().any(|f| f.eh_frame == layout.read_only + u.eh_frame) => {
-                    UnwindStatus::Registered
-                }
+                Some(_) if all_registered => UnwindStatus::Registered,
                 Some(_) => UnwindStatus::Failed,
             };
             let unwind_warning = (unwind == UnwindStatus::Failed).then(|| {
@@ -837,6 +861,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&map_warning)
                     .chain(&unsaved)
                     .chain(&unwind_warning)
+                    .chain(&symbol_warning)
                     .cloned()
                     .collect(),
                 hooks: if k == 0 {
@@ -883,6 +908,8 @@ fn already_applied(
 /// A unit linked and its entries planned, before anything is placed.
 struct Prepared<'o> {
     obj: &'o ObjectFile,
+    /// The object's statics by their names in the previous compile.
+    base_names: HashMap<usize, String>,
     linked: Linked,
     work: Vec<EntryWork>,
     folded: Vec<String>,
@@ -986,6 +1013,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     // decided here because each thunk's call is relative (a stub's jump is
     // filled in once the pool is placed).
     let mut thunks: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut thunk_frames = Vec::new();
     // The process's mappings, read once: a redirect must stay inside the
     // executable mapping of its function.
     let mut maps = None;
@@ -1029,6 +1057,17 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                 reason: format!("cannot assemble its register-keeping thunk: {e}"),
             })?;
             code_end = at + code.len() as u64;
+            if let Some((frame, sub_len)) = thunk::frame_of(&code) {
+                thunk_frames.push((
+                    f.name.clone(),
+                    crate::eh_frame::ThunkFrame {
+                        offset: at,
+                        len: code.len() as u64,
+                        frame,
+                        sub_len,
+                    },
+                ));
+            }
             thunks.push((at, code));
             at
         };
@@ -1104,8 +1143,14 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     for w in work.iter().filter(|w| !w.keeps.is_empty()) {
         linked.point_slot(&w.name, w.entry_offset);
     }
+    // Only where the functions themselves have unwind information: a
+    // thunk's alone would not take an unwinder further.
+    if linked.unwind.is_some() {
+        linked.add_thunk_unwind(thunk_frames);
+    }
     Ok(Prepared {
         obj,
+        base_names,
         linked,
         work,
         folded,

@@ -81,6 +81,117 @@ pub fn moved(section: &[u8], entry: &Entry, new_start: usize, new_cie: Option<us
     bytes
 }
 
+/// A register-keeping thunk's frame (see [`crate::thunk`]): it starts
+/// with `sub rsp, frame` (`sub_len` bytes) and ends with the same `add`
+/// and a `ret`; in between the return address is `frame` bytes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThunkFrame {
+    /// Offset of the thunk in the patch's code part.
+    pub offset: u64,
+    pub len: u64,
+    pub frame: u64,
+    pub sub_len: u64,
+}
+
+fn uleb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `DW_CFA_advance_loc*` by `delta` bytes.
+fn advance(out: &mut Vec<u8>, delta: u64) {
+    match delta {
+        0..=0x3f => out.push(0x40 | delta as u8),
+        0x40..=0xff => out.extend([0x02, delta as u8]),
+        _ => {
+            out.push(0x03);
+            out.extend_from_slice(&(delta as u16).to_le_bytes());
+        }
+    }
+}
+
+/// The call frame instructions of a thunk: the CFA moves up by its frame
+/// after the `sub`, and back before the `ret`.
+fn thunk_instructions(t: &ThunkFrame) -> Vec<u8> {
+    let mut out = Vec::new();
+    advance(&mut out, t.sub_len);
+    out.push(0x0e); // DW_CFA_def_cfa_offset
+    uleb(&mut out, t.frame + 8);
+    advance(&mut out, t.len.saturating_sub(1 + t.sub_len));
+    out.push(0x0e);
+    uleb(&mut out, 8);
+    out
+}
+
+/// Ends an entry (`length` then `body`) padded with `DW_CFA_nop` to a
+/// multiple of 8 bytes.
+fn entry(out: &mut Vec<u8>, mut body: Vec<u8>) {
+    while !(4 + body.len()).is_multiple_of(8) {
+        body.push(0);
+    }
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Code and data alignment factors, return address column, and the CFA
+/// at entry (`rsp + 8`, the return address just above it), as compilers
+/// give them for x86-64.
+const CIE_TAIL: [u8; 8] = [1, 0x78, 16, 0x0c, 7, 8, 0x90, 1];
+
+/// An `.eh_frame` for `thunks`: one CIE, an FDE each (initial location
+/// PC-relative, 4 bytes: the offsets of those fields are returned, for the
+/// linker to fill), and a terminator.
+pub fn thunk_eh_frame(thunks: &[ThunkFrame]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::new();
+    // Augmentation "zR": a size, then the FDE pointer encoding (pcrel sdata4).
+    let mut cie = vec![0, 0, 0, 0, 1, b'z', b'R', 0];
+    cie.extend_from_slice(&CIE_TAIL[..3]);
+    cie.extend([1, 0x1b]);
+    cie.extend_from_slice(&CIE_TAIL[3..]);
+    entry(&mut out, cie);
+    let mut fields = Vec::with_capacity(thunks.len());
+    for t in thunks {
+        let start = out.len();
+        let mut fde = ((start + 4) as u32).to_le_bytes().to_vec();
+        fields.push(start + 8);
+        fde.extend_from_slice(&[0; 4]);
+        fde.extend_from_slice(&(t.len as u32).to_le_bytes());
+        fde.push(0); // no augmentation data
+        fde.extend(thunk_instructions(t));
+        entry(&mut out, fde);
+    }
+    out.extend_from_slice(&[0; 4]);
+    (out, fields)
+}
+
+/// The same unwind information as a `.debug_frame` with absolute
+/// addresses (the code part at `code`), for a debugger's symbol file.
+pub fn thunk_debug_frame(thunks: &[ThunkFrame], code: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if thunks.is_empty() {
+        return out;
+    }
+    let mut cie = u32::MAX.to_le_bytes().to_vec();
+    cie.extend([1, 0]); // version 1, no augmentation
+    cie.extend_from_slice(&CIE_TAIL);
+    entry(&mut out, cie);
+    for t in thunks {
+        let mut fde = 0u32.to_le_bytes().to_vec();
+        fde.extend_from_slice(&(code + t.offset).to_le_bytes());
+        fde.extend_from_slice(&t.len.to_le_bytes());
+        fde.extend(thunk_instructions(t));
+        entry(&mut out, fde);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +226,25 @@ mod tests {
         );
         let m = moved(&s, &e[1], 100, Some(40));
         assert_eq!(u32::from_le_bytes(m[4..8].try_into().unwrap()), 64);
+    }
+
+    #[test]
+    fn thunk_tables_are_framed() {
+        let t = ThunkFrame {
+            offset: 0x40,
+            len: 0x90,
+            frame: 0x68,
+            sub_len: 4,
+        };
+        let (table, fields) = thunk_eh_frame(&[t, ThunkFrame { offset: 0x100, ..t }]);
+        let e = entries(&table).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1].cie, Some(0));
+        assert_eq!(e[2].cie, Some(0));
+        assert_eq!(fields, [e[1].pc_begin(), e[2].pc_begin()]);
+        assert_eq!(&table[table.len() - 4..], [0; 4]);
+        // advance 4; cfa offset 0x70; to the ret (0x90 - 1): advance 0x8b; cfa offset 8.
+        assert_eq!(thunk_instructions(&t), [0x44, 0x0e, 0x70, 0x02, 0x8b, 0x0e, 8]);
     }
 
     #[test]

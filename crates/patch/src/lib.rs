@@ -9,6 +9,7 @@ pub mod apply;
 pub mod bundle;
 pub mod clobber;
 pub mod code;
+pub mod debug_file;
 pub mod debug_index;
 pub mod diff;
 pub mod displaced;

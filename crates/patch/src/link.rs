@@ -155,6 +155,11 @@ pub struct Linked {
     /// unwinder (see [`crate::unwind`]); `None` when the object has none
     /// for them.
     pub unwind: Option<UnwindTable>,
+    /// That of the register-keeping thunks in front of some of them
+    /// ([`Linked::add_thunk_unwind`]), and the thunks' frames.
+    pub thunk_unwind: Option<UnwindTable>,
+    /// By the name of the function each thunk is in front of.
+    pub thunk_frames: Vec<(String, crate::eh_frame::ThunkFrame)>,
 }
 
 /// A patch's own `.eh_frame`: the CIEs and FDEs of the functions it
@@ -1102,6 +1107,43 @@ impl Linked {
                 f.value = Value::Region(Part::Code, code_offset);
             }
         }
+    }
+
+    /// Adds unwind information for `thunks` (placed in the code part
+    /// after linking): a table of its own, so an exception or a backtrace
+    /// passes through a thunk between an old caller and new code.
+    pub fn add_thunk_unwind(&mut self, named: Vec<(String, crate::eh_frame::ThunkFrame)>) {
+        if named.is_empty() {
+            return;
+        }
+        let thunks: Vec<crate::eh_frame::ThunkFrame> = named.iter().map(|(_, t)| *t).collect();
+        let (table, fields) = crate::eh_frame::thunk_eh_frame(&thunks);
+        let base = align(&mut self.read_only, 8, 0);
+        self.read_only.extend_from_slice(&table);
+        for (field, t) in fields.iter().zip(&thunks) {
+            self.fixups.push(Fixup {
+                part: Part::ReadOnly,
+                offset: base + *field as u64,
+                r_type: rtype::PC32,
+                value: Value::Region(Part::Code, t.offset),
+                addend: 0,
+                context: "the unwind information of a register-keeping thunk".into(),
+            });
+        }
+        let object = align(&mut self.writable, 16, 0);
+        self.writable.resize(object as usize + UNWINDER_OBJECT, 0);
+        self.thunk_unwind = Some(UnwindTable {
+            eh_frame: base,
+            len: table.len() as u64,
+            object,
+            fdes: thunks.len(),
+        });
+        self.thunk_frames = named;
+    }
+
+    /// Its unwind tables: the functions', the thunks'.
+    pub fn unwind_tables(&self) -> impl Iterator<Item = &UnwindTable> {
+        self.unwind.iter().chain(&self.thunk_unwind)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -560,6 +560,16 @@ impl ObjectFile {
         }
     }
 
+    /// The file's bytes, as read.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The names of its `.debug_*` sections.
+    pub fn debug_section_names(&self) -> impl Iterator<Item = &str> {
+        self.debug.keys().map(String::as_str)
+    }
+
     /// Whether the object carries DWARF (`-g`).
     pub fn has_debug_info(&self) -> bool {
         self.sections.iter().flatten().any(|s| s.name == ".debug_info")
@@ -818,24 +828,17 @@ fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
     let Ok(file) = object::File::parse(data) else {
         return Vec::new();
     };
-    let Some(s) = file.section_by_name(name) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = s.data() else {
-        return Vec::new();
-    };
-    let mut bytes = bytes.to_vec();
     // Where a field points, per symbol: a section's start or a local label
     // (how assemblers refer to `.debug_str` and `.debug_abbrev`); `None`
     // for any other symbol, whose fields are left as they are. Asked once
     // per symbol, not per relocation: `-g` gives hundreds of thousands of
     // relocations against a handful of symbols.
     let mut bases: Vec<Option<Option<i64>>> = Vec::new();
-    let mut base_of = |idx: object::SymbolIndex| -> Option<i64> {
+    let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
         if bases.len() <= idx.0 {
             bases.resize(idx.0 + 1, None);
         }
-        *bases[idx.0].get_or_insert_with(|| match file.symbol_by_index(idx) {
+        let base = *bases[idx.0].get_or_insert_with(|| match file.symbol_by_index(idx) {
             Ok(sym)
                 if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
                     || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
@@ -843,8 +846,43 @@ fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
                 Some(sym.address() as i64)
             }
             _ => None,
-        })
+        });
+        base.map(|b| b.wrapping_add(addend) as u64)
     };
+    apply_debug_relocations(&file, name, &mut value_of)
+}
+
+/// Debug section `name` of the object in `data`, each relocated field set
+/// to `place(section, offset)`: the address the place `offset` of section
+/// `section` (by ELF index) has now, `None` to leave the field as it is.
+/// For a debugger's view of code that moved (see [`crate::debug_file`]).
+pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) -> Option<u64>) -> Vec<u8> {
+    let Ok(file) = object::File::parse(data) else {
+        return Vec::new();
+    };
+    let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
+        let sym = file.symbol_by_index(idx).ok()?;
+        let section = sym.section_index()?;
+        place(section.0, (sym.address() as i64).wrapping_add(addend))
+    };
+    apply_debug_relocations(&file, name, &mut value_of)
+}
+
+/// The bytes of section `name` with its absolute relocations (`R_X86_64_32`
+/// and `_64`, all DWARF has) applied: `value_of(symbol, addend)` gives a
+/// field's value, `None` leaves it.
+fn apply_debug_relocations(
+    file: &object::File,
+    name: &str,
+    value_of: &mut dyn FnMut(object::SymbolIndex, i64) -> Option<u64>,
+) -> Vec<u8> {
+    let Some(s) = file.section_by_name(name) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = s.data() else {
+        return Vec::new();
+    };
+    let mut bytes = bytes.to_vec();
     // The `Elf64_Rela` entries read straight from their section: through
     // the generic relocation iterator, they cost most of a large unit's
     // diff. (x86-64 objects carry RELA only.)
@@ -860,13 +898,12 @@ fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
         if symbol == 0 || symbol >= (1 << 24) {
             continue;
         }
-        let Some(base) = base_of(object::SymbolIndex(symbol)) else {
+        let Some(value) = value_of(object::SymbolIndex(symbol), addend) else {
             continue;
         };
-        let value = base.wrapping_add(addend);
         let field: &[u8] = match r_type {
             rtype::R32 => &(value as u32).to_le_bytes(),
-            rtype::R64 => &(value as u64).to_le_bytes(),
+            rtype::R64 => &value.to_le_bytes(),
             _ => continue,
         };
         let at = usize::try_from(offset).ok();

@@ -181,16 +181,24 @@ pub fn analyse(
                 .get(p..p + 8)
                 .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
                 .unwrap_or(0);
-            for (target, rel) in [(relative, true), (absolute, false), (wide, false)] {
+            // A short jump (`jmp rel8`, `jcc rel8`): a neighbour's tail
+            // call (`middle: jmp depth`, two bytes). Read as one wherever
+            // such a byte is: a stray match only makes a function count as
+            // called, never the reverse.
+            let short = (bytes[p] == 0xeb || bytes[p] & 0xf0 == 0x70)
+                .then(|| site.wrapping_add(2).wrapping_add(bytes[p + 1] as i8 as i64 as u64));
+            let targets = [(relative, true, false), (absolute, false, false), (wide, false, false)];
+            for (target, rel, is_short) in targets.into_iter().chain(short.map(|t| (t, true, true))) {
                 let Some(i) = by_entry.get(target) else { continue };
                 let c = &candidates[i];
                 if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) {
                     continue;
                 }
-                let branch = rel
-                    && p >= 1
-                    && (matches!(bytes[p - 1], 0xe8 | 0xe9)
-                        || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80));
+                let branch = is_short
+                    || (rel
+                        && p >= 1
+                        && (matches!(bytes[p - 1], 0xe8 | 0xe9)
+                            || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80)));
                 found.push((i, branch, site));
             }
         }

@@ -251,9 +251,11 @@ impl StateDir {
             let Some((stem, kind)) = name.rsplit_once('.') else {
                 continue;
             };
-            if !matches!(kind, "json" | "lock" | "owner" | "intent" | "history") {
+            if !matches!(kind, "json" | "lock" | "owner" | "intent" | "history" | "sym" | "gdb") {
                 continue;
             }
+            // A patch's symbol file: `PID-START.CHANGE-UNIT.sym`.
+            let stem = stem.split('.').next().unwrap_or(stem);
             let Some((pid, start)) = stem.split_once('-') else {
                 continue;
             };

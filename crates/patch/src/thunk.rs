@@ -17,8 +17,9 @@
 //! (a 7th to 14th integer argument, a small struct by value, varargs)
 //! work unchanged; larger stack arguments are not supported behind a thunk.
 //! Writes the callee makes to its stack arguments land in the copy, which
-//! the System V ABI allows (the callee owns that area). The thunk has no
-//! unwind information: a debugger's backtrace may stop at it.
+//! the System V ABI allows (the callee owns that area). Its unwind
+//! information ([`frame_of`], [`crate::eh_frame::thunk_eh_frame`]) lets
+//! exceptions, `backtrace()` and debuggers pass through it.
 
 use iced_x86::code_asm::{registers::gpr64, registers::xmm, *};
 
@@ -103,6 +104,16 @@ pub fn preserving(keep: Regs, at: u64, callee: u64) -> Result<Vec<u8>, IcedError
     a.assemble(at)
 }
 
+/// The frame of a thunk [`preserving`] made, from its first instruction
+/// (`sub rsp, FRAME`): FRAME, and that instruction's length.
+pub fn frame_of(code: &[u8]) -> Option<(u64, u64)> {
+    match code {
+        [0x48, 0x83, 0xec, imm, ..] => Some((u64::from(*imm), 4)),
+        [0x48, 0x81, 0xec, a, b, c, d, ..] => Some((u64::from(u32::from_le_bytes([*a, *b, *c, *d])), 7)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +138,7 @@ mod tests {
         let t = text(&code, 0x1000);
         // 64 copy + 16 gprs = 80, xmm at 80..96 → 96, aligned to ≡ 8: 104.
         assert_eq!(t[0], "sub rsp,68h");
+        assert_eq!(frame_of(&code), Some((0x68, 4)));
         assert_eq!(t[1], "mov [rsp+40h],rdi");
         assert_eq!(t[2], "mov [rsp+48h],r11");
         assert_eq!(t[3], "movdqu [rsp+50h],xmm3");

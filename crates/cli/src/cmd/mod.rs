@@ -5,6 +5,7 @@ pub mod build;
 pub mod bundle;
 pub mod demo;
 pub mod diff;
+pub mod gdb;
 pub mod info;
 pub mod live;
 pub mod memory;

@@ -50,3 +50,50 @@ pub fn file_bytes(exe: &std::path::Path, name: &str, len: usize) -> Vec<u8> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `text` saved as `source` in `dir` (as an edit saves it) and compiled by
+/// `compiler` with `flags` into `object` there; the object's path.
+pub fn compile(
+    dir: &std::path::Path,
+    compiler: &str,
+    source: &str,
+    object: &str,
+    text: &str,
+    flags: &[&str],
+) -> String {
+    let source = dir.join(source);
+    std::fs::write(&source, text).unwrap();
+    let out = dir.join(object);
+    let built = Command::new(compiler)
+        .args(flags)
+        .arg("-c")
+        .arg(&source)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler} is needed (.ci/run installs it): {e}"));
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    out.display().to_string()
+}
+
+/// `object` linked by `compiler` into `dir/name`, started with its output
+/// read by the test.
+pub fn start(dir: &std::path::Path, compiler: &str, object: &str, name: &str) -> relive_testkit::Target {
+    let exe = dir.join(name);
+    let linked = Command::new(compiler).arg(object).arg("-o").arg(&exe).output().unwrap();
+    assert!(linked.status.success(), "{}", String::from_utf8_lossy(&linked.stderr));
+    relive_testkit::Target::spawn(Command::new(&exe), exe.clone(), tempfile::tempdir().unwrap())
+}
+
+/// `relive patch PID NEW --base BASE --json` with the journals in
+/// `state`, required to succeed: its report.
+pub fn patch_json(state: &std::path::Path, pid: u32, new: &str, base: &str) -> Value {
+    let out = relive_in(state, &["patch", &pid.to_string(), new, "--base", base, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

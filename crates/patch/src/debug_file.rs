@@ -1,0 +1,388 @@
+//! A symbol file for debuggers, one per patch: where its functions are,
+//! their names, source lines and variables (the object's DWARF with its
+//! addresses moved to where the code landed), and its unwind table. gdb
+//! loads it with `add-symbol-file` (`relive gdb PID` does that for every
+//! patch in force), then stops at FILE:LINE in new code, shows it in `bt`
+//! with its line, and unwinds through it to the old callers. Without it,
+//! gdb shows `??` for new code and cannot unwind past it.
+//!
+//! The file is an `ET_EXEC` ELF with section headers only: `.text` (no
+//! bytes: gdb reads code from the process) at the patch's code, `.eh_frame`
+//! at its table, the `.debug_*` sections, a `.debug_aranges` built for the
+//! placed functions (the object's ranges describe its own layout, which
+//! the patch does not keep), and a symbol table.
+
+use object::elf;
+use object::endian::{LittleEndian as LE, U16, U32, U64};
+use object::pod::bytes_of;
+
+use crate::link::{Layout, Linked, Part, Value};
+use crate::objfile::ObjectFile;
+use crate::target::Target;
+
+/// The state-directory file name of the symbol file of unit `unit` of
+/// change `change` of process `pid` started at `start_time`.
+pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String {
+    format!("{pid}-{start_time}.{change}-{unit}.sym")
+}
+
+/// The symbol files of the patches whose code is still mapped in the
+/// process: those whose code lies in one of its pools. The others (their
+/// pool freed by a revert) are removed.
+pub fn in_force(target: &Target) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{}-{}.", target.process.pid(), target.journal.start_time);
+    let Ok(entries) = std::fs::read_dir(target.journal_dir.path()) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(&prefix) || !name.ends_with(".sym") {
+            continue;
+        }
+        let Ok(Some(bytes)) = target.journal_dir.read_private(name) else {
+            continue;
+        };
+        let code = text_address(&bytes);
+        match code.filter(|&a| target.journal.regions.iter().any(|r| r.contains(a))) {
+            Some(a) => files.push((a, entry.path())),
+            None => {
+                let _ = target.journal_dir.remove(name);
+            }
+        }
+    }
+    files.sort();
+    files.into_iter().map(|(_, path)| path).collect()
+}
+
+/// The address of a symbol file's `.text`.
+fn text_address(bytes: &[u8]) -> Option<u64> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(bytes).ok()?;
+    Some(file.section_by_name(".text")?.address())
+}
+
+/// Writes the symbol file of unit `unit` of change `change` into the
+/// state directory.
+pub fn save(target: &Target, placed: &Placed, change: u64, unit: usize) -> crate::error::Result<()> {
+    let name = file_name(target.process.pid(), target.journal.start_time, change, unit);
+    target.journal_dir.write_private(&name, &write(placed))
+}
+
+/// What the symbol file of one patch is made from.
+pub struct Placed<'a> {
+    pub obj: &'a ObjectFile,
+    pub linked: &'a Linked,
+    pub layout: &'a Layout,
+    /// The read-only part as written into the process (the unwind table is
+    /// in it, relocated).
+    pub read_only: &'a [u8],
+    /// The live address of a data symbol of the object the patch did not
+    /// copy (the program's variable), if known.
+    pub data_address: &'a dyn Fn(usize) -> Option<u64>,
+}
+
+impl Placed<'_> {
+    /// Where place `offset` of the object's section `section` is in the
+    /// process: code by the function that covers it (0 for code the patch
+    /// did not place), data by the copy or the program's variable, and a
+    /// debug section's place as itself (DWARF refers across its sections
+    /// by offset).
+    fn address(&self, section: usize, offset: i64) -> Option<u64> {
+        let sec = self.obj.section(section)?;
+        if !sec.loaded {
+            return Some(offset as u64);
+        }
+        let Some((i, within)) = self.obj.symbol_at(section, offset) else {
+            return Some(0);
+        };
+        if let Some(f) = self.linked.functions.iter().find(|f| f.symbol == i) {
+            return Some(self.layout.code + f.offset + within);
+        }
+        let copied = self.linked.data.iter().find(|d| d.symbol == Some(i)).map(|d| d.value);
+        let base = match copied {
+            Some(v) => Some(self.linked.address(self.layout, v)),
+            None => (self.data_address)(i),
+        };
+        Some(base.map_or(0, |b| b + within))
+    }
+}
+
+/// The symbol file's bytes.
+pub fn write(p: &Placed) -> Vec<u8> {
+    let mut sections: Vec<Section> = Vec::new();
+    let code_len = p.linked.code.len() as u64;
+    sections.push(Section {
+        name: ".text",
+        kind: elf::SHT_NOBITS,
+        flags: elf::SectionFlags(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0),
+        addr: p.layout.code,
+        bytes: Vec::new(),
+        size: code_len,
+        link: 0,
+        info: 0,
+        entsize: 0,
+        align: 16,
+    });
+    if let Some(u) = p.linked.unwind {
+        let start = u.eh_frame as usize;
+        let table = p.read_only.get(start..).unwrap_or_default();
+        // The table proper (up to its terminator), without the exception
+        // tables after it.
+        let len = crate::eh_frame::entries(table)
+            .ok()
+            .and_then(|e| e.last().map(|last| last.end + 4))
+            .unwrap_or(0)
+            .min(table.len());
+        sections.push(Section {
+            name: ".eh_frame",
+            kind: elf::SHT_PROGBITS,
+            flags: elf::SHF_ALLOC,
+            addr: p.linked.address(p.layout, Value::Region(Part::ReadOnly, u.eh_frame)),
+            bytes: table[..len].to_vec(),
+            size: len as u64,
+            link: 0,
+            info: 0,
+            entsize: 0,
+            align: 8,
+        });
+    }
+    let frames: Vec<crate::eh_frame::ThunkFrame> = p.linked.thunk_frames.iter().map(|(_, t)| *t).collect();
+    let thunks = crate::eh_frame::thunk_debug_frame(&frames, p.layout.code);
+    if !thunks.is_empty() {
+        sections.push(Section::debug(".debug_frame", thunks));
+    }
+    let mut names: Vec<&str> = p.obj.debug_section_names().filter(|n| *n != ".debug_aranges").collect();
+    names.sort_unstable();
+    let place = |section: usize, offset: i64| p.address(section, offset);
+    for name in names {
+        let bytes = crate::objfile::placed_debug_section(p.obj.raw(), name, &place);
+        sections.push(Section::debug(name, bytes));
+    }
+    if p.obj.has_debug_info() {
+        sections.push(Section::debug(".debug_aranges", aranges(p)));
+    }
+    let (symtab, strtab) = symbols(p);
+    let symbol_count = symtab.len() / std::mem::size_of::<elf::Sym64<LE>>();
+    sections.push(Section {
+        name: ".symtab",
+        kind: elf::SHT_SYMTAB,
+        flags: elf::SectionFlags(0),
+        addr: 0,
+        size: symtab.len() as u64,
+        bytes: symtab,
+        // The string table follows it.
+        link: (sections.len() + 2) as u32,
+        // One local symbol: the null one.
+        info: 1,
+        entsize: std::mem::size_of::<elf::Sym64<LE>>() as u64,
+        align: 8,
+    });
+    debug_assert!(symbol_count >= 1);
+    sections.push(Section {
+        name: ".strtab",
+        kind: elf::SHT_STRTAB,
+        flags: elf::SectionFlags(0),
+        addr: 0,
+        size: strtab.len() as u64,
+        bytes: strtab,
+        link: 0,
+        info: 0,
+        entsize: 0,
+        align: 1,
+    });
+    layout_file(sections)
+}
+
+struct Section {
+    name: &'static str,
+    kind: elf::SectionType,
+    flags: elf::SectionFlags,
+    addr: u64,
+    bytes: Vec<u8>,
+    size: u64,
+    link: u32,
+    info: u32,
+    entsize: u64,
+    align: u64,
+}
+
+impl Section {
+    fn debug(name: &str, bytes: Vec<u8>) -> Section {
+        Section {
+            // Section names live as long as the file is written; the set
+            // of DWARF names is small and fixed.
+            name: Box::leak(name.to_string().into_boxed_str()),
+            kind: elf::SHT_PROGBITS,
+            flags: elf::SectionFlags(0),
+            addr: 0,
+            size: bytes.len() as u64,
+            bytes,
+            link: 0,
+            info: 0,
+            entsize: 0,
+            align: 1,
+        }
+    }
+}
+
+/// A `.debug_aranges` for the first compile unit: the placed functions'
+/// address ranges, so the debugger finds their unit by address.
+fn aranges(p: &Placed) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0u32.to_le_bytes()); // unit_length, set below
+    out.extend_from_slice(&2u16.to_le_bytes()); // version
+    out.extend_from_slice(&0u32.to_le_bytes()); // debug_info_offset
+    out.push(8); // address_size
+    out.push(0); // segment_selector_size
+    out.resize(16, 0); // tuples start at a multiple of twice the address size
+    for f in &p.linked.functions {
+        out.extend_from_slice(&(p.layout.code + f.offset).to_le_bytes());
+        out.extend_from_slice(&f.size.max(1).to_le_bytes());
+    }
+    out.extend_from_slice(&[0; 16]);
+    let unit_length = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&unit_length.to_le_bytes());
+    out
+}
+
+/// The symbol table (the null symbol, then one per placed function and
+/// one per thunk, `NAME.relive_thunk`, as compilers name a function's
+/// parts) and its string table.
+fn symbols(p: &Placed) -> (Vec<u8>, Vec<u8>) {
+    let mut symtab = bytes_of(&empty_symbol()).to_vec();
+    let mut strtab = vec![0u8];
+    let functions = p.linked.functions.iter().map(|f| (f.name.clone(), f.offset, f.size));
+    let thunks = p
+        .linked
+        .thunk_frames
+        .iter()
+        .map(|(name, t)| (format!("{name}.relive_thunk"), t.offset, t.len));
+    for (symbol, offset, size) in functions.chain(thunks) {
+        let name = strtab.len() as u32;
+        strtab.extend_from_slice(symbol.as_bytes());
+        strtab.push(0);
+        let sym = elf::Sym64::<LE> {
+            st_name: U32::new(LE, name),
+            st_info: elf::SymbolInfo::new(elf::STB_GLOBAL, elf::STT_FUNC),
+            st_other: elf::STV_DEFAULT.into(),
+            // `.text`, the first section after the null one.
+            st_shndx: U16::new(LE, elf::SymbolSection(1)),
+            st_value: U64::new(LE, p.layout.code + offset),
+            st_size: U64::new(LE, size),
+        };
+        symtab.extend_from_slice(bytes_of(&sym));
+    }
+    (symtab, strtab)
+}
+
+fn empty_symbol() -> elf::Sym64<LE> {
+    elf::Sym64::<LE> {
+        st_name: U32::new(LE, 0),
+        st_info: elf::SymbolInfo(0),
+        st_other: elf::SymbolOther(0),
+        st_shndx: U16::new(LE, elf::SHN_UNDEF),
+        st_value: U64::new(LE, 0),
+        st_size: U64::new(LE, 0),
+    }
+}
+
+/// The file: its header, the sections' bytes, the section name table,
+/// and the section headers.
+fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
+    let mut shstrtab = vec![0u8];
+    let mut name_offsets = Vec::with_capacity(sections.len() + 1);
+    for s in &sections {
+        name_offsets.push(shstrtab.len() as u32);
+        shstrtab.extend_from_slice(s.name.as_bytes());
+        shstrtab.push(0);
+    }
+    name_offsets.push(shstrtab.len() as u32);
+    shstrtab.extend_from_slice(b".shstrtab\0");
+    sections.push(Section {
+        name: ".shstrtab",
+        kind: elf::SHT_STRTAB,
+        flags: elf::SectionFlags(0),
+        addr: 0,
+        size: shstrtab.len() as u64,
+        bytes: shstrtab,
+        link: 0,
+        info: 0,
+        entsize: 0,
+        align: 1,
+    });
+    let header_size = std::mem::size_of::<elf::FileHeader64<LE>>();
+    let mut out = vec![0u8; header_size];
+    let mut offsets = Vec::with_capacity(sections.len());
+    for s in &sections {
+        let at = out.len().next_multiple_of(s.align.max(1) as usize);
+        out.resize(at, 0);
+        offsets.push(at as u64);
+        out.extend_from_slice(&s.bytes);
+    }
+    let headers_at = out.len().next_multiple_of(8);
+    out.resize(headers_at, 0);
+    let null_header = section_header(0, elf::SHT_NULL, elf::SectionFlags(0), 0, 0, 0, 0, 0, 0, 0);
+    out.extend_from_slice(bytes_of(&null_header));
+    for ((s, &offset), &name) in sections.iter().zip(&offsets).zip(&name_offsets) {
+        let header = section_header(
+            name, s.kind, s.flags, s.addr, offset, s.size, s.link, s.info, s.align, s.entsize,
+        );
+        out.extend_from_slice(bytes_of(&header));
+    }
+    let header = elf::FileHeader64::<LE> {
+        e_ident: elf::Ident {
+            magic: elf::ELFMAG,
+            class: elf::ELFCLASS64,
+            data: elf::ELFDATA2LSB,
+            version: elf::EV_CURRENT,
+            os_abi: elf::ELFOSABI_NONE,
+            abi_version: 0,
+            padding: [0; 7],
+        },
+        e_type: U16::new(LE, elf::ET_EXEC),
+        e_machine: U16::new(LE, elf::EM_X86_64),
+        e_version: U32::new(LE, u32::from(elf::EV_CURRENT.0)),
+        e_entry: U64::new(LE, 0),
+        e_phoff: U64::new(LE, 0),
+        e_shoff: U64::new(LE, headers_at as u64),
+        e_flags: U32::new(LE, elf::FileFlags(0)),
+        e_ehsize: U16::new(LE, header_size as u16),
+        e_phentsize: U16::new(LE, 0),
+        e_phnum: U16::new(LE, 0),
+        e_shentsize: U16::new(LE, std::mem::size_of::<elf::SectionHeader64<LE>>() as u16),
+        e_shnum: U16::new(LE, sections.len() as u16 + 1),
+        // `.shstrtab` is the last section.
+        e_shstrndx: U16::new(LE, elf::SymbolSection(sections.len() as u16)),
+    };
+    out[..header_size].copy_from_slice(bytes_of(&header));
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section_header(
+    name: u32,
+    kind: elf::SectionType,
+    flags: elf::SectionFlags,
+    addr: u64,
+    offset: u64,
+    size: u64,
+    link: u32,
+    info: u32,
+    align: u64,
+    entsize: u64,
+) -> elf::SectionHeader64<LE> {
+    elf::SectionHeader64::<LE> {
+        sh_name: U32::new(LE, name),
+        sh_type: U32::new(LE, kind),
+        sh_flags: U64::new(LE, flags),
+        sh_addr: U64::new(LE, addr),
+        sh_offset: U64::new(LE, offset),
+        sh_size: U64::new(LE, size),
+        sh_link: U32::new(LE, link),
+        sh_info: U32::new(LE, info),
+        sh_addralign: U64::new(LE, align),
+        sh_entsize: U64::new(LE, entsize),
+    }
+}
