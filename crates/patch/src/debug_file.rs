@@ -89,7 +89,12 @@ impl Placed<'_> {
     /// did not place), data by the copy or the program's variable, and a
     /// debug section's place as itself (DWARF refers across its sections
     /// by offset).
-    fn address(&self, section: usize, offset: i64) -> Option<u64> {
+    fn address(
+        &self,
+        section: usize,
+        offset: i64,
+        data: &std::cell::RefCell<std::collections::HashMap<usize, Option<u64>>>,
+    ) -> Option<u64> {
         let sec = self.obj.section(section)?;
         if !sec.loaded {
             return Some(offset as u64);
@@ -100,11 +105,15 @@ impl Placed<'_> {
         if let Some(f) = self.linked.functions.iter().find(|f| f.symbol == i) {
             return Some(self.layout.code + f.offset + within);
         }
-        let copied = self.linked.data.iter().find(|d| d.symbol == Some(i)).map(|d| d.value);
-        let base = match copied {
-            Some(v) => Some(self.linked.address(self.layout, v)),
-            None => (self.data_address)(i),
-        };
+        if sec.executable {
+            return Some(0);
+        }
+        let base = *data.borrow_mut().entry(i).or_insert_with(|| {
+            match self.linked.data.iter().find(|d| d.symbol == Some(i)) {
+                Some(d) => Some(self.linked.address(self.layout, d.value)),
+                None => (self.data_address)(i),
+            }
+        });
         Some(base.map_or(0, |b| b + within))
     }
 }
@@ -155,7 +164,9 @@ pub fn write(p: &Placed) -> Vec<u8> {
     }
     let mut names: Vec<&str> = p.obj.debug_section_names().filter(|n| *n != ".debug_aranges").collect();
     names.sort_unstable();
-    let place = |section: usize, offset: i64| p.address(section, offset);
+    // Data addresses by symbol, each looked up once.
+    let data = std::cell::RefCell::new(std::collections::HashMap::new());
+    let place = |section: usize, offset: i64| p.address(section, offset, &data);
     for name in names {
         let bytes = crate::objfile::placed_debug_section(p.obj.raw(), name, &place);
         sections.push(Section::debug(name, bytes));

@@ -860,10 +860,18 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
     let Ok(file) = object::File::parse(data) else {
         return Vec::new();
     };
+    // Each symbol's section and value, read once (SQLite's DWARF has a
+    // few hundred thousand relocations against a handful of symbols).
+    let mut symbols: Vec<Option<Option<(usize, i64)>>> = Vec::new();
     let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
-        let sym = file.symbol_by_index(idx).ok()?;
-        let section = sym.section_index()?;
-        place(section.0, (sym.address() as i64).wrapping_add(addend))
+        if symbols.len() <= idx.0 {
+            symbols.resize(idx.0 + 1, None);
+        }
+        let (section, value) = (*symbols[idx.0].get_or_insert_with(|| {
+            let sym = file.symbol_by_index(idx).ok()?;
+            Some((sym.section_index()?.0, sym.address() as i64))
+        }))?;
+        place(section, value.wrapping_add(addend))
     };
     apply_debug_relocations(&file, name, &mut value_of)
 }
