@@ -1001,6 +1001,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         target.resolver.set_tls(modules);
     }
     let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
+    refuse_unconstructed(obj, &linked)?;
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:
     // the same flags as the program's).
@@ -1154,6 +1155,49 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         linked,
         work,
         folded,
+    })
+}
+
+/// Refuses a patch whose code uses a new global that only the file's
+/// static initializer gives its value (a C++ global with a constructor,
+/// `static const std::string s = "..."`): the program ran its
+/// initializers when it started, and the patch's copy would be used
+/// unconstructed (zeros: the string printed `(null)` while relive said
+/// "patched").
+fn refuse_unconstructed(obj: &ObjectFile, linked: &Linked) -> Result<()> {
+    let (initializers, constructed) = obj.dynamically_initialized();
+    if constructed.is_empty() {
+        return Ok(());
+    }
+    // What the new code other than the initializers (which never run
+    // again) refers to.
+    let used: std::collections::BTreeSet<usize> = linked
+        .functions
+        .iter()
+        .filter(|f| !initializers.contains(&f.symbol))
+        .flat_map(|f| &obj.symbols[f.symbol].relocs)
+        .filter_map(|r| obj.referenced_symbol(r))
+        .collect();
+    let mut names: Vec<String> = linked
+        .data
+        .iter()
+        .filter(|d| d.action == link::DataAction::New)
+        .filter_map(|d| d.symbol.filter(|i| constructed.contains(i) && used.contains(i)))
+        .map(|i| crate::names::readable(&obj.symbols[i].name))
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(PatchError::Refused {
+        what: format!(
+            "{} {} new and given {} value by the file's static initializer (a constructor, or an initial value computed at start): the program ran its initializers when it started and relive does not run them again, so the new code would use {} unconstructed; make {} a function-local static (constructed at its first use) or constexpr/constinit, or restart the program",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+            if names.len() == 1 { "its" } else { "their" },
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "it" } else { "them" },
+        ),
     })
 }
 

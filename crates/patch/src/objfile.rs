@@ -560,6 +560,38 @@ impl ObjectFile {
         }
     }
 
+    /// The object's static initializers (the functions `.init_array`
+    /// lists, and the functions of the object they call), and the
+    /// zero-filled data they refer to: C++ globals with a constructor or a
+    /// non-constant initial value, which only those initializers give
+    /// their value.
+    pub fn dynamically_initialized(&self) -> (std::collections::BTreeSet<usize>, std::collections::BTreeSet<usize>) {
+        let mut queue: Vec<usize> = self
+            .sections
+            .iter()
+            .flatten()
+            .filter(|s| s.name == ".init_array" || s.name.starts_with(".init_array.") || s.name == ".ctors")
+            .flat_map(|s| &s.relocs)
+            .filter_map(|r| self.referenced_symbol(r))
+            .collect();
+        let mut seen: std::collections::BTreeSet<usize> = queue.iter().copied().collect();
+        let mut data = std::collections::BTreeSet::new();
+        while let Some(f) = queue.pop() {
+            for r in &self.symbols[f].relocs {
+                let Some(t) = self.referenced_symbol(r) else { continue };
+                let sym = &self.symbols[t];
+                match sym.kind {
+                    Kind::Function if seen.insert(t) => queue.push(t),
+                    Kind::Object if sym.bytes.is_none() => {
+                        data.insert(t);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (seen, data)
+    }
+
     /// The file's bytes, as read.
     pub fn raw(&self) -> &[u8] {
         &self.raw
