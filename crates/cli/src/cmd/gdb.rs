@@ -14,7 +14,7 @@ use crate::output::print_json;
 /// shows it with its line and its old callers, and `info symbol` names it.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  relive gdb 4242\n  relive gdb 4242 -- -batch -ex 'break app.c:12' -ex continue -ex bt\n  gdb -p 4242 -x \"$(relive gdb 4242 --script)\""
+    after_help = "Examples:\n  relive gdb 4242\n  relive gdb 4242 -- -batch -ex 'break app.c:12' -ex continue -ex bt\n  relive gdb 4242 --script  # its path, for your own gdb -p 4242 -x PATH"
 )]
 pub struct Args {
     /// The process, by pid (`--pid PID` works too).
