@@ -123,7 +123,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
     let mut sections: Vec<Section> = Vec::new();
     let code_len = p.linked.code.len() as u64;
     sections.push(Section {
-        name: ".text",
+        name: ".text".into(),
         kind: elf::SHT_NOBITS,
         flags: elf::SectionFlags(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0),
         addr: p.layout.code,
@@ -145,7 +145,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
             .unwrap_or(0)
             .min(table.len());
         sections.push(Section {
-            name: ".eh_frame",
+            name: ".eh_frame".into(),
             kind: elf::SHT_PROGBITS,
             flags: elf::SHF_ALLOC,
             addr: p.linked.address(p.layout, Value::Region(Part::ReadOnly, u.eh_frame)),
@@ -177,7 +177,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
     let (symtab, strtab) = symbols(p);
     let symbol_count = symtab.len() / std::mem::size_of::<elf::Sym64<LE>>();
     sections.push(Section {
-        name: ".symtab",
+        name: ".symtab".into(),
         kind: elf::SHT_SYMTAB,
         flags: elf::SectionFlags(0),
         addr: 0,
@@ -192,7 +192,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
     });
     debug_assert!(symbol_count >= 1);
     sections.push(Section {
-        name: ".strtab",
+        name: ".strtab".into(),
         kind: elf::SHT_STRTAB,
         flags: elf::SectionFlags(0),
         addr: 0,
@@ -207,7 +207,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
 }
 
 struct Section {
-    name: &'static str,
+    name: String,
     kind: elf::SectionType,
     flags: elf::SectionFlags,
     addr: u64,
@@ -222,9 +222,7 @@ struct Section {
 impl Section {
     fn debug(name: &str, bytes: Vec<u8>) -> Section {
         Section {
-            // Section names live as long as the file is written; the set
-            // of DWARF names is small and fixed.
-            name: Box::leak(name.to_string().into_boxed_str()),
+            name: name.to_string(),
             kind: elf::SHT_PROGBITS,
             flags: elf::SectionFlags(0),
             addr: 0,
@@ -312,7 +310,7 @@ fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
     name_offsets.push(shstrtab.len() as u32);
     shstrtab.extend_from_slice(b".shstrtab\0");
     sections.push(Section {
-        name: ".shstrtab",
+        name: ".shstrtab".into(),
         kind: elf::SHT_STRTAB,
         flags: elf::SectionFlags(0),
         addr: 0,

@@ -40,12 +40,23 @@ pub fn object(data: &[u8]) {
         .filter(|(_, s)| s.kind == Kind::Function)
         .map(|(i, _)| (i, Some(0x40_1000)))
         .collect();
+    let _ = obj.dynamically_initialized();
     if let Ok(linked) = link::link(&obj, &functions, &Everything, &names) {
-        let _ = linked.finish(&Layout {
+        let layout = Layout {
             code: 0x50_0000,
             read_only: 0x60_0000,
             writable: 0x70_0000,
-        });
+        };
+        if let Ok([_, read_only, _]) = linked.finish(&layout) {
+            // The symbol file a debugger would load for it.
+            let _ = crate::debug_file::write(&crate::debug_file::Placed {
+                obj: &obj,
+                linked: &linked,
+                layout: &layout,
+                read_only: &read_only,
+                data_address: &|_| None,
+            });
+        }
     }
 }
 

@@ -23,6 +23,8 @@ fn damaged_objects_never_panic() {
         &["-O0"][..],
         &["-O2", "-ffunction-sections", "-fdata-sections"][..],
         &["-O2", "-fpie"][..],
+        // DWARF: what a debugger's symbol file is made from.
+        &["-O2", "-g"][..],
     ] {
         let obj = compile_object(dir.path(), "m", SOURCE, flags);
         inputs.push(std::fs::read(obj).unwrap());
