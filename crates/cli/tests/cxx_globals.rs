@@ -1,73 +1,119 @@
 //! New C++ globals that a constructor gives their value. The program ran
-//! its static initializers when it started; relive does not run them
-//! again, and a patch's copy of such a global is zeros. Before, a patch
-//! whose code used one said "patched" while the program printed
-//! `(null)` for a new `static const std::string`. Such a patch is now
-//! refused, naming the global and the ways out; a function-local static
-//! (constructed at its first use) patches and works.
+//! its static initializers when it started, and a patch's copy of such a
+//! global is zeros: a patch whose code used one said "patched" while the
+//! program printed `(null)` for a new `static const std::string`. Now the
+//! patch's initializer runs in the process before the redirect, its code
+//! constructing stand-ins instead of the program's own globals (whose
+//! state is kept), and the pool stays for good (the new global's
+//! destructor runs from it at exit).
 
 mod common;
 
 use common::{compile, patch_json, relive_in, start};
 
 const APP: &str = r#"#include <cstdio>
+#include <fcntl.h>
 #include <string>
 #include <unistd.h>
 std::string name = "world";
 __attribute__((noinline)) void greet(int i) { printf("hi %s %d\n", name.c_str(), i % 2); }
 int main() {
     setvbuf(stdout, nullptr, _IOLBF, 0);
-    for (int i = 0;; i++) { greet(i); usleep(3000); }
+    fcntl(0, F_SETFL, O_NONBLOCK);
+    for (int i = 0;; i++) {
+        greet(i);
+        char c;
+        if (read(0, &c, 1) == 0) { puts("bye"); return 0; }
+        if (i == 3) name += "!";
+        usleep(3000);
+    }
 }
 "#;
 
+/// The edit: a new global with a constructor, used by the new code.
+fn with_greeting() -> String {
+    APP.replace(
+        "std::string name = \"world\";",
+        "std::string name = \"world\";\nstatic const std::string greeting = \"hello\";",
+    )
+    .replace("\"hi %s %d\\n\", name", "\"%s %s %d\\n\", greeting.c_str(), name")
+}
+
 #[test]
-fn a_new_global_with_a_constructor_is_refused_and_a_local_static_works() {
+fn a_new_global_with_a_constructor_is_constructed_before_new_code_uses_it() {
     for flags in [&["-O0", "-g"][..], &["-O2", "-g"][..]] {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, flags);
-        let target = start(dir.path(), "g++", &base, "app");
-        target.wait_for("hi world 1");
+        let mut target = start(dir.path(), "g++", &base, "app");
+        target.wait_for("hi world! 1");
+        let new = compile(dir.path(), "g++", "app.cpp", "new.o", &with_greeting(), flags);
 
-        // Used by the new code: refused, the program runs on as it was.
-        let global = APP
-            .replace(
-                "std::string name = \"world\";",
-                "std::string name = \"world\";\nstatic const std::string greeting = \"hello\";",
-            )
-            .replace("\"hi %s %d\\n\", name", "\"%s %s %d\\n\", greeting.c_str(), name");
-        let new = compile(dir.path(), "g++", "app.cpp", "global.o", &global, flags);
-        let out = relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+        // Without its initializer the new global would be used
+        // unconstructed: refused.
+        let out = relive_in(
+            &state,
+            &[
+                "patch",
+                &target.pid_arg(),
+                &new,
+                "--base",
+                &base,
+                "--only",
+                "greet(int)",
+            ],
+        );
         let message = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{flags:?}: {message}");
         assert!(
             message.contains("greeting is new") && message.contains("function-local static"),
-            "{flags:?}: {message}"
+            "{message}"
         );
-        target.wait_for("hi world 0");
 
-        // Only the initializer refers to it (the new code does not): the
-        // edit of greet patches.
-        let unused = APP
-            .replace(
-                "std::string name = \"world\";",
-                "std::string name = \"world\";\nstd::string spare = \"unused\";",
-            )
-            .replace("\"hi %s %d\\n\"", "\"hey %s %d\\n\"");
-        let new = compile(dir.path(), "g++", "app.cpp", "unused.o", &unused, flags);
+        // Constructed, and the program's own `name` keeps its state (the
+        // "!" it added after starting).
         patch_json(&state, target.pid(), &new, &base);
-        target.wait_for("hey world 1");
+        target.wait_for("hello world! 1");
+        target.wait_for("hello world! 0");
 
-        // A function-local static is constructed at its first use.
-        let local = unused.replace(
-            "__attribute__((noinline)) void greet(int i) { printf(\"hey %s %d\\n\", name.c_str(), i % 2); }",
-            "__attribute__((noinline)) void greet(int i) { static const std::string greeting = \"hello\"; printf(\"%s %s %d\\n\", greeting.c_str(), name.c_str(), i % 2); }",
+        // A revert keeps the pool, saying why.
+        let out = relive_in(&state, &["revert", &target.pid_arg(), "--all", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let reverted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            reverted["kept"][0]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("greeting was constructed")),
+            "{reverted}"
         );
-        assert_ne!(local, unused);
-        let newer = compile(dir.path(), "g++", "app.cpp", "local.o", &local, flags);
-        patch_json(&state, target.pid(), &newer, &new);
-        target.wait_for("hello world 1");
-        target.wait_for("hello world 0");
+        target.wait_for("hi world! 1");
+        // Patched again; then the program ends normally, running the
+        // destructors of both constructed copies from their pools.
+        patch_json(&state, target.pid(), &new, &base);
+        target.wait_for("hello world! 0");
+        target.close_stdin();
+        assert_eq!(target.rest().last().map(String::as_str), Some("bye"));
+        assert!(target.wait().success(), "{flags:?}");
     }
+}
+
+/// A function-local static is constructed at its first use: it patches
+/// with nothing to run.
+#[test]
+fn a_new_function_local_static_is_constructed_at_its_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flags = ["-O2", "-g"];
+    let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, &flags);
+    let target = start(dir.path(), "g++", &base, "app");
+    target.wait_for("hi world! 1");
+    let local = APP.replace(
+        "{ printf(\"hi %s %d\\n\", name.c_str(), i % 2); }",
+        "{ static const std::string greeting = \"hello\"; printf(\"%s %s %d\\n\", greeting.c_str(), name.c_str(), i % 2); }",
+    );
+    assert_ne!(local, APP);
+    let new = compile(dir.path(), "g++", "app.cpp", "local.o", &local, &flags);
+    let report = patch_json(&state, target.pid(), &new, &base);
+    assert_eq!(report["region"]["pinned"], serde_json::Value::Null, "{report}");
+    target.wait_for("hello world! 1");
 }

@@ -478,6 +478,28 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     };
     used.frames
         .extend(tables.iter().map(|t| journal::FrameRecord { uncertain: true, ..*t }));
+    // The static initializers that construct new globals the new code
+    // uses: run before the redirect; the pool then stays for good.
+    let constructors: Vec<u64> = prepared
+        .iter()
+        .zip(&layouts)
+        .filter(|(p, _)| !p.constructed.is_empty())
+        .flat_map(|(p, layout)| p.linked.constructors.iter().map(|o| layout.code + o))
+        .collect();
+    let constructed: Vec<String> = prepared.iter().flat_map(|p| p.constructed.iter().cloned()).collect();
+    if !constructors.is_empty() {
+        used.pinned = Some(format!(
+            "the new global{} {} {} constructed in it, and {} from it when the program exits",
+            if constructed.len() == 1 { "" } else { "s" },
+            constructed.join(", "),
+            if constructed.len() == 1 { "was" } else { "were" },
+            if constructed.len() == 1 {
+                "its destructor runs"
+            } else {
+                "their destructors run"
+            },
+        ));
+    }
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -618,10 +640,12 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     // A failure from here on takes the tables back first: the bytes they
     // are in are put back, or unmapped, with the rest.
+    let pinned = after.regions[pool_index].pinned.clone();
     let abandon = |target: &mut Target, before: &journal::State, written: bool, filled: Undo| {
         match crate::unwind::deregister(process, unwinder.as_ref(), &registered) {
-            Ok(()) => abandon(target, before, written, filled),
-            Err(_) => {
+            // Nothing constructed in the pool: it goes back as it was.
+            Ok(()) if pinned.is_none() => abandon(target, before, written, filled),
+            _ => {
                 // The unwinder may hold them: their pool stays, in use, and
                 // they are never taken back.
                 let mut kept = before.clone();
@@ -634,6 +658,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                         .iter()
                         .map(|f| journal::FrameRecord { uncertain: true, ..*f }),
                 );
+                pool.pinned.clone_from(&pinned);
                 match kept.regions.iter_mut().find(|r| r.addr == pool.addr) {
                     Some(r) => *r = pool,
                     None => kept.regions.push(pool),
@@ -642,6 +667,18 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             }
         }
     };
+    if !constructors.is_empty() {
+        if let Err(why) = crate::unwind::construct(process, &constructors) {
+            abandon(target, &before, true, filled);
+            return Err(PatchError::Refused {
+                what: format!(
+                    "the new global{} {} could not be constructed ({why}); nothing was redirected and the program runs on unchanged (the pool stays mapped: what the initializer did stays done)",
+                    if constructed.len() == 1 { "" } else { "s" },
+                    constructed.join(", ")
+                ),
+            });
+        }
+    }
     let hooks_start = Instant::now();
     let mut hook_runs = crate::hooks::run(
         process,
@@ -908,6 +945,9 @@ fn already_applied(
 /// A unit linked and its entries planned, before anything is placed.
 struct Prepared<'o> {
     obj: &'o ObjectFile,
+    /// New globals its code uses that its static initializers construct
+    /// (they are run before the redirect).
+    constructed: Vec<String>,
     /// The object's statics by their names in the previous compile.
     base_names: HashMap<usize, String>,
     linked: Linked,
@@ -1001,7 +1041,19 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         target.resolver.set_tls(modules);
     }
     let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
-    refuse_unconstructed(obj, &linked)?;
+    let constructed = unconstructed(obj, &linked);
+    if !constructed.is_empty() && linked.constructors.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "{} {} new and given {} value by the file's static initializer, which this patch does not bring: the new code would use {} unconstructed; make {} a function-local static (constructed at its first use) or constexpr/constinit, or restart the program",
+                constructed.join(", "),
+                if constructed.len() == 1 { "is" } else { "are" },
+                if constructed.len() == 1 { "its" } else { "their" },
+                if constructed.len() == 1 { "it" } else { "them" },
+                if constructed.len() == 1 { "it" } else { "them" },
+            ),
+        });
+    }
     // Whether the program's callers may keep values in call-clobbered
     // registers across calls (judged from how the new object was compiled:
     // the same flags as the program's).
@@ -1151,6 +1203,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     }
     Ok(Prepared {
         obj,
+        constructed,
         base_names,
         linked,
         work,
@@ -1158,19 +1211,17 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     })
 }
 
-/// Refuses a patch whose code uses a new global that only the file's
-/// static initializer gives its value (a C++ global with a constructor,
-/// `static const std::string s = "..."`): the program ran its
-/// initializers when it started, and the patch's copy would be used
-/// unconstructed (zeros: the string printed `(null)` while relive said
-/// "patched").
-fn refuse_unconstructed(obj: &ObjectFile, linked: &Linked) -> Result<()> {
+/// The new globals the patch's code (other than the static initializers,
+/// which never run again by themselves) uses that only the file's static
+/// initializer gives their value: a C++ global with a constructor
+/// (`static const std::string s = "..."`). The program ran its
+/// initializers when it started; unconstructed, the patch's copy is zeros
+/// (the string printed `(null)` while relive said "patched").
+fn unconstructed(obj: &ObjectFile, linked: &Linked) -> Vec<String> {
     let (initializers, constructed) = obj.dynamically_initialized();
     if constructed.is_empty() {
-        return Ok(());
+        return Vec::new();
     }
-    // What the new code other than the initializers (which never run
-    // again) refers to.
     let used: std::collections::BTreeSet<usize> = linked
         .functions
         .iter()
@@ -1186,19 +1237,7 @@ fn refuse_unconstructed(obj: &ObjectFile, linked: &Linked) -> Result<()> {
         .map(|i| crate::names::readable(&obj.symbols[i].name))
         .collect();
     names.dedup();
-    if names.is_empty() {
-        return Ok(());
-    }
-    Err(PatchError::Refused {
-        what: format!(
-            "{} {} new and given {} value by the file's static initializer (a constructor, or an initial value computed at start): the program ran its initializers when it started and relive does not run them again, so the new code would use {} unconstructed; make {} a function-local static (constructed at its first use) or constexpr/constinit, or restart the program",
-            names.join(", "),
-            if names.len() == 1 { "is" } else { "are" },
-            if names.len() == 1 { "its" } else { "their" },
-            if names.len() == 1 { "it" } else { "them" },
-            if names.len() == 1 { "it" } else { "them" },
-        ),
-    })
+    names
 }
 
 /// Functions to patch, each with the live address it replaces (`None`:
@@ -1944,6 +1983,9 @@ fn revert_change(
         for r in std::mem::take(&mut after.regions) {
             let inside = |a: u64| r.contains(a);
             if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
+                remaining.push(r);
+            } else if let Some(why) = r.pinned.clone() {
+                kept.push(KeptRegion { region: r.clone(), why });
                 remaining.push(r);
             } else if let Some(why) = region_referenced(process, stopped.as_ref(), &maps, &r)? {
                 kept.push(KeptRegion { region: r.clone(), why });

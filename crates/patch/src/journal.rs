@@ -177,6 +177,10 @@ pub struct RegionRecord {
     /// unwinder: they are taken back before the pool is unmapped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<FrameRecord>,
+    /// Why the pool stays mapped for good (the patch's new globals were
+    /// constructed in it, and their destructors run from it at exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 /// A patch's `.eh_frame` in a pool, and the unwinder's bookkeeping for it

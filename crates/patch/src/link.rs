@@ -160,6 +160,10 @@ pub struct Linked {
     pub thunk_unwind: Option<UnwindTable>,
     /// By the name of the function each thunk is in front of.
     pub thunk_frames: Vec<(String, crate::eh_frame::ThunkFrame)>,
+    /// The object's static initializers this patch placed, in `.init_array`
+    /// order (code offsets): run, they construct the patch's new globals
+    /// (the program's own are replaced by stand-ins in their code).
+    pub constructors: Vec<u64>,
 }
 
 /// A patch's own `.eh_frame`: the CIEs and FDEs of the functions it
@@ -220,6 +224,12 @@ struct Linker<'a> {
     /// offset in the function's section).
     islands: Vec<(usize, u64, i64)>,
     island_error: Option<(String, u64)>,
+    /// The object's static initializers and the functions of it they
+    /// call, and the function whose relocations are being linked.
+    initializers: std::collections::BTreeSet<usize>,
+    current: Option<usize>,
+    /// Stand-ins for the program's own globals in the initializers' code.
+    stand_ins: HashMap<usize, Value>,
 }
 
 /// Links `functions` (symbol indices of `obj`) for the process `resolver`
@@ -264,6 +274,9 @@ pub fn link_over(
         stubs: HashMap::new(),
         islands: Vec::new(),
         island_error: None,
+        initializers: obj.dynamically_initialized().0,
+        current: None,
+        stand_ins: HashMap::new(),
     };
     for &(i, replaces) in functions {
         l.place_function(i, replaces);
@@ -274,6 +287,21 @@ pub fn link_over(
     // practice: it refers to the personality routine and type
     // information); they come without unwind information.
     l.link_queued()?;
+    // A file's initializer that did not change itself but calls one that
+    // did (GCC's `_GLOBAL__sub_I_file` calling
+    // `__static_initialization_and_destruction_0` at -O0) comes along, so
+    // the patch has an entry point that constructs its new globals.
+    let initializers = obj.static_initializers();
+    if l.initializers.iter().any(|f| l.placed.contains_key(f)) {
+        for &i in &initializers {
+            l.place_function(i, None);
+        }
+        l.link_queued()?;
+    }
+    l.out.constructors = initializers
+        .into_iter()
+        .filter_map(|i| l.placed.get(&i).copied())
+        .collect();
     for f in &l.out.functions {
         if f.replaces.is_some() {
             let cell = l.out.read_only.len().next_multiple_of(8) as u64;
@@ -307,6 +335,7 @@ impl Linker<'_> {
                 });
             }
             let base = l.placed[&i];
+            l.current = Some(i);
             for r in &sym.relocs {
                 l.relocate(Part::Code, base, r, &sym.name)?;
             }
@@ -881,7 +910,15 @@ impl Linker<'_> {
                     // good. Its own recursive calls stay direct, and so
                     // does a place inside it (a jump table's case), which
                     // only this copy has.
-                    if let Some(orig) = self.replaced.get(&i).filter(|_| entry && sym.name != user) {
+                    // In a static initializer, though, the copy: it runs
+                    // before the redirect, and the original would construct
+                    // the program's own globals again.
+                    let in_initializer = self.current.is_some_and(|f| self.initializers.contains(&f));
+                    if let Some(orig) = self
+                        .replaced
+                        .get(&i)
+                        .filter(|_| entry && sym.name != user && !in_initializer)
+                    {
                         return Ok(Value::Absolute(*orig));
                     }
                     return Ok(Value::Region(Part::Code, off));
@@ -899,6 +936,9 @@ impl Linker<'_> {
                 why: "its address is taken other than through a thread-local access".into(),
             }),
             Kind::Object => {
+                if let Some(v) = self.stand_in(i)? {
+                    return Ok(v);
+                }
                 if let Some(&v) = self.data.get(&i) {
                     return Ok(v);
                 }
@@ -944,6 +984,43 @@ impl Linker<'_> {
                 Ok(value)
             }
         }
+    }
+
+    /// In a static initializer's code, a stand-in for a global the
+    /// program already has: zeros of its size in the writable part, which
+    /// the initializer constructs instead. Run in the process to construct
+    /// the patch's new globals, the initializer then leaves the program's
+    /// own (constructed when it started, and changed since) alone. `None`
+    /// elsewhere, and for the patch's new globals and constants.
+    fn stand_in(&mut self, i: usize) -> Result<Option<Value>, LinkError> {
+        if !self.current.is_some_and(|f| self.initializers.contains(&f)) {
+            return Ok(None);
+        }
+        if let Some(&v) = self.stand_ins.get(&i) {
+            return Ok(Some(v));
+        }
+        let sym = &self.obj.symbols[i];
+        let writable = self.obj.section(sym.section).is_some_and(|s| !s.constant());
+        // Zero-filled: what initializers construct (data with an initial
+        // value they only read, and the program's value is the one to read).
+        if !writable || sym.bytes.is_some() || self.live(i).is_none() {
+            return Ok(None);
+        }
+        let section_align = self.obj.section(sym.section).map_or(8, |s| s.align);
+        let off = align(&mut self.out.writable, section_align.clamp(1, PART_ALIGN), 0);
+        self.out.writable.resize(off as usize + sym.size as usize, 0);
+        let value = Value::Region(Part::Writable, off);
+        self.stand_ins.insert(i, value);
+        self.out.data.push(LinkedData {
+            name: format!(
+                "{} (a stand-in its initializer constructs, the program's own left alone)",
+                names::readable(&sym.name)
+            ),
+            symbol: None,
+            action: DataAction::New,
+            value,
+        });
+        Ok(Some(value))
     }
 
     fn live(&self, i: usize) -> Option<u64> {

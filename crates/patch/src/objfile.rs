@@ -560,35 +560,62 @@ impl ObjectFile {
         }
     }
 
+    /// The functions `.init_array` (or `.ctors`) lists, in order: what
+    /// runs before `main` to give the file's globals their values.
+    pub fn static_initializers(&self) -> Vec<usize> {
+        self.sections
+            .iter()
+            .flatten()
+            .filter(|s| s.name == ".init_array" || s.name.starts_with(".init_array.") || s.name == ".ctors")
+            .flat_map(|s| &s.relocs)
+            .filter_map(|r| self.referenced_symbol(r))
+            .filter(|&i| self.symbols[i].kind == Kind::Function)
+            .collect()
+    }
+
     /// The object's static initializers (the functions `.init_array`
     /// lists, and the functions of the object they call), and the
     /// zero-filled data they refer to: C++ globals with a constructor or a
     /// non-constant initial value, which only those initializers give
     /// their value.
     pub fn dynamically_initialized(&self) -> (std::collections::BTreeSet<usize>, std::collections::BTreeSet<usize>) {
-        let mut queue: Vec<usize> = self
-            .sections
-            .iter()
-            .flatten()
-            .filter(|s| s.name == ".init_array" || s.name.starts_with(".init_array.") || s.name == ".ctors")
-            .flat_map(|s| &s.relocs)
-            .filter_map(|r| self.referenced_symbol(r))
-            .collect();
+        let entries = self.static_initializers();
+        let mut queue = entries.clone();
         let mut seen: std::collections::BTreeSet<usize> = queue.iter().copied().collect();
-        let mut data = std::collections::BTreeSet::new();
         while let Some(f) = queue.pop() {
             for r in &self.symbols[f].relocs {
                 let Some(t) = self.referenced_symbol(r) else { continue };
-                let sym = &self.symbols[t];
-                match sym.kind {
-                    Kind::Function if seen.insert(t) => queue.push(t),
-                    Kind::Object if sym.bytes.is_none() => {
-                        data.insert(t);
-                    }
-                    _ => {}
+                if self.symbols[t].kind == Kind::Function && seen.insert(t) {
+                    queue.push(t);
                 }
             }
         }
+        // Only what nothing else of the object refers to: a helper the
+        // file's other code calls too is no initializer's alone.
+        loop {
+            let shared: Vec<usize> = seen
+                .iter()
+                .copied()
+                .filter(|f| !entries.contains(f))
+                .filter(|&f| {
+                    self.symbols.iter().enumerate().any(|(g, s)| {
+                        !seen.contains(&g) && s.relocs.iter().any(|r| self.referenced_symbol(r) == Some(f))
+                    })
+                })
+                .collect();
+            if shared.is_empty() {
+                break;
+            }
+            for f in shared {
+                seen.remove(&f);
+            }
+        }
+        let data = seen
+            .iter()
+            .flat_map(|&f| &self.symbols[f].relocs)
+            .filter_map(|r| self.referenced_symbol(r))
+            .filter(|&t| self.symbols[t].kind == Kind::Object && self.symbols[t].bytes.is_none())
+            .collect();
         (seen, data)
     }
 

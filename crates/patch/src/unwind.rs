@@ -139,8 +139,43 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
     let Some(unwinder) = unwinder else {
         return Err("the unwinder holds its unwind tables, and its __deregister_frame_info is not found".into());
     };
+    let mut stopped = stop_at_quiet_point(process)?;
+    let mut result = Ok(());
+    for frame in &held {
+        match stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT) {
+            Ok(CallOutcome::Returned) => {
+                // Cleared: the table is no longer the unwinder's.
+                if let Err(e) = process.write(frame.object, &[0; crate::link::UNWINDER_OBJECT]) {
+                    result = Err(format!(
+                        "its bookkeeping at {:#x} could not be cleared: {e}",
+                        frame.object
+                    ));
+                    break;
+                }
+            }
+            Ok(outcome) => {
+                result = Err(format!("__deregister_frame_info {}", describe(&outcome)));
+                break;
+            }
+            Err(e) => {
+                result = Err(format!("__deregister_frame_info could not be called: {e}"));
+                break;
+            }
+        }
+    }
+    stopped
+        .resume()
+        .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+    result
+}
+
+/// The main thread stopped while it waits in a blocking system call
+/// (`read`, `poll`, `nanosleep`, ...), the other threads running on: a
+/// point where it holds no allocator lock, so a function called there may
+/// allocate and free. Tried [`QUIET_TRIES`] times, [`QUIET_PAUSE`] apart.
+pub fn stop_at_quiet_point(process: &dyn Process) -> Result<Box<dyn relive_process::Stopped + '_>, String> {
     for _ in 0..QUIET_TRIES {
-        let mut stopped = process
+        let stopped = process
             .stop_one()
             .map_err(|e| format!("the process could not be stopped: {e}"))?;
         let quiet = stopped
@@ -148,45 +183,44 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
             .first()
             .and_then(|&tid| stopped.registers(tid).ok())
             .is_some_and(|r| QUIET_SYSCALLS.contains(&r.orig_rax));
-        if !quiet {
-            stopped
-                .resume()
-                .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
-            std::thread::sleep(QUIET_PAUSE);
-            continue;
-        }
-        let mut result = Ok(());
-        for frame in &held {
-            match stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT) {
-                Ok(CallOutcome::Returned) => {
-                    // Cleared: the table is no longer the unwinder's.
-                    if let Err(e) = process.write(frame.object, &[0; crate::link::UNWINDER_OBJECT]) {
-                        result = Err(format!(
-                            "its bookkeeping at {:#x} could not be cleared: {e}",
-                            frame.object
-                        ));
-                        break;
-                    }
-                }
-                Ok(outcome) => {
-                    result = Err(format!("__deregister_frame_info {}", describe(&outcome)));
-                    break;
-                }
-                Err(e) => {
-                    result = Err(format!("__deregister_frame_info could not be called: {e}"));
-                    break;
-                }
-            }
+        if quiet {
+            return Ok(stopped);
         }
         stopped
             .resume()
             .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
-        return result;
+        std::thread::sleep(QUIET_PAUSE);
     }
     Err(format!(
-        "the unwinder holds its unwind tables, and the main thread was never found waiting in a system call within {} ms (taking them back may free memory, which is only safe there)",
+        "the main thread was never found waiting in a system call within {} ms (code that may allocate memory is only run there)",
         (QUIET_PAUSE * QUIET_TRIES).as_millis()
     ))
+}
+
+/// Runs the patch's static initializers (at `addrs`, in order) in the
+/// process at a quiet point ([`stop_at_quiet_point`]): they construct its
+/// new globals before any new code uses them. `Err` with why when one did
+/// not run to its end (what it did stays done).
+pub fn construct(process: &dyn Process, addrs: &[u64]) -> Result<(), String> {
+    let mut stopped = stop_at_quiet_point(process)?;
+    let mut result = Ok(());
+    for &addr in addrs {
+        match stopped.call(addr, &[], crate::hooks::timeout()) {
+            Ok(CallOutcome::Returned) => {}
+            Ok(outcome) => {
+                result = Err(format!("the static initializer at {addr:#x} {}", describe(&outcome)));
+                break;
+            }
+            Err(e) => {
+                result = Err(format!("the static initializer at {addr:#x} could not be called: {e}"));
+                break;
+            }
+        }
+    }
+    stopped
+        .resume()
+        .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+    result
 }
 
 fn describe(outcome: &CallOutcome) -> String {

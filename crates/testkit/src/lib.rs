@@ -216,6 +216,11 @@ impl Target {
         panic!("the program never printed {want:?} (last line {last:?})");
     }
 
+    /// Waits for the program to exit: how it ended.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("the program's status")
+    }
+
     /// Every line the program prints until it exits.
     pub fn rest(&self) -> Vec<String> {
         let mut out = Vec::new();
