@@ -15,13 +15,14 @@ use serde_json::Value;
 const SRC: &str = r#"#include <stdio.h>
 #include <unistd.h>
 volatile int bias;
+__attribute__((noinline)) int first(int x) { return x + bias; }
 __attribute__((noinline)) int compute(int x) {
     int y = x * 2 + bias;
     return y;
 }
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (int i = 0;; i++) { printf("value %d\n", compute(i % 10)); usleep(3000); }
+    for (int i = 0;; i++) { printf("value %d\n", compute(first(i % 10))); usleep(3000); }
 }
 "#;
 
@@ -37,6 +38,17 @@ fn have_gdb() -> bool {
     ok
 }
 
+/// `relive ARGS` (journals in `state`), killed after 60 s.
+fn bounded(state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("RELIVE_STATE_DIR", state)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn gdb_stops_in_new_code_and_unwinds_to_its_old_callers() {
     if !have_gdb() {
@@ -46,7 +58,8 @@ fn gdb_stops_in_new_code_and_unwinds_to_its_old_callers() {
         let dir = tempfile::tempdir().unwrap();
         let compile = |text: &str, object: &str| common::compile(dir.path(), "gcc", "app.c", object, text, flags);
         let base = compile(SRC, "app.o");
-        // Line 6 is `return y;` in both.
+        // Line 7 is `return y;` in both; `compute` is not first in `.text`
+        // (its line rows are an advance from the section's start).
         let new = compile(&SRC.replace("x * 2 + bias", "x * 3 + bias"), "new.o");
         let target = common::start(dir.path(), "gcc", &base, "app");
         target.wait_for("value 18");
@@ -56,22 +69,27 @@ fn gdb_stops_in_new_code_and_unwinds_to_its_old_callers() {
         let new_code = report["applied"][0]["current_addr"].as_u64().unwrap();
         target.wait_for("value 27");
 
-        let gdb = relive(&[
-            "gdb",
-            &target.pid_arg(),
-            "--",
-            "-batch",
-            "-ex",
-            "break app.c:6",
-            "-ex",
-            "continue",
-            "-ex",
-            "bt",
-            "-ex",
-            "info symbol $pc",
-            "-ex",
-            "print/x $pc",
-        ]);
+        // Bounded: a breakpoint in code that never runs (the old copy)
+        // would leave `continue` waiting for good.
+        let gdb = bounded(
+            &state,
+            &[
+                "gdb",
+                &target.pid_arg(),
+                "--",
+                "-batch",
+                "-ex",
+                "break app.c:7",
+                "-ex",
+                "continue",
+                "-ex",
+                "bt",
+                "-ex",
+                "info symbol $pc",
+                "-ex",
+                "print/x $pc",
+            ],
+        );
         let text = String::from_utf8_lossy(&gdb.stdout);
         let what = format!("{flags:?}:\n{text}{}", String::from_utf8_lossy(&gdb.stderr));
         assert!(gdb.status.success(), "{what}");
@@ -79,7 +97,7 @@ fn gdb_stops_in_new_code_and_unwinds_to_its_old_callers() {
         assert!(
             frames
                 .first()
-                .is_some_and(|f| f.contains("compute (") && f.contains("app.c:6")),
+                .is_some_and(|f| f.contains("compute (") && f.contains("app.c:7")),
             "{what}"
         );
         // Then the old caller, maybe through the thunk that keeps the

@@ -168,7 +168,12 @@ pub fn write(p: &Placed) -> Vec<u8> {
     let data = std::cell::RefCell::new(std::collections::HashMap::new());
     let place = |section: usize, offset: i64| p.address(section, offset, &data);
     for name in names {
-        let bytes = crate::objfile::placed_debug_section(p.obj.raw(), name, &place);
+        let bytes = match name {
+            ".debug_line" => {
+                line_table(p).unwrap_or_else(|| crate::objfile::placed_debug_section(p.obj.raw(), name, &place))
+            }
+            _ => crate::objfile::placed_debug_section(p.obj.raw(), name, &place),
+        };
         sections.push(Section::debug(name, bytes));
     }
     if p.obj.has_debug_info() {
@@ -234,6 +239,32 @@ impl Section {
             align: 1,
         }
     }
+}
+
+/// The line table of the placed code (see [`crate::line_table`]).
+fn line_table(p: &Placed) -> Option<Vec<u8>> {
+    let obj = p.obj;
+    let code_places = |section: usize, offset: i64| match obj.section(section) {
+        Some(s) if s.executable => Some(crate::line_table::code_place(section, offset)),
+        Some(s) if !s.loaded => Some(offset as u64),
+        _ => None,
+    };
+    let debug_line = crate::objfile::placed_debug_section(obj.raw(), ".debug_line", &code_places);
+    let moved = |section: usize, offset: u64| {
+        let (i, within) = obj.symbol_at(section, offset as i64)?;
+        let f = p.linked.functions.iter().find(|f| f.symbol == i)?;
+        let start = p.layout.code + f.offset;
+        Some(crate::line_table::Moved {
+            start,
+            len: f.size.max(1),
+            address: start + within,
+        })
+    };
+    let strings = crate::line_table::Strings {
+        line_str: obj.debug_section(".debug_line_str"),
+        str: obj.debug_section(".debug_str"),
+    };
+    crate::line_table::placed(&debug_line, &strings, &moved)
 }
 
 /// A `.debug_aranges` for the first compile unit: the placed functions'

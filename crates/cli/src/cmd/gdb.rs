@@ -28,8 +28,9 @@ pub struct Args {
     /// Print JSON: {"script","symbol_files":[...]} (implies --script).
     #[arg(long)]
     pub json: bool,
-    /// Arguments for gdb, after `--`.
-    #[arg(last = true)]
+    /// Arguments for gdb, after `--` (not with --script or --json, which
+    /// start no gdb).
+    #[arg(last = true, conflicts_with_all = ["script", "json"])]
     gdb_args: Vec<String>,
 }
 
