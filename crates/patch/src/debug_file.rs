@@ -260,11 +260,7 @@ fn line_table(p: &Placed) -> Option<Vec<u8>> {
             address: start + within,
         })
     };
-    let strings = crate::line_table::Strings {
-        line_str: obj.debug_section(".debug_line_str"),
-        str: obj.debug_section(".debug_str"),
-    };
-    crate::line_table::placed(&debug_line, &strings, &moved)
+    crate::line_table::placed(&debug_line, &moved)
 }
 
 /// A `.debug_aranges` for the first compile unit: the placed functions'

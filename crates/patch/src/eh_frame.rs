@@ -93,7 +93,9 @@ pub struct ThunkFrame {
     pub sub_len: u64,
 }
 
-fn uleb(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as an unsigned LEB128 number (DWARF's variable-length
+/// integers).
+pub(crate) fn uleb(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let byte = (v & 0x7f) as u8;
         v >>= 7;

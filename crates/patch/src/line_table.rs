@@ -6,12 +6,14 @@
 //! `.text` would land where the section's start lands, not where the
 //! function was placed (a breakpoint at FILE:LINE then went into the old
 //! code). Here the object's line program is read with every code place
-//! given a distinct address ([`code_place`]), and written anew: one
-//! sequence per placed function, its rows moved with it, and no rows for
-//! code the patch did not place.
+//! given a distinct address ([`code_place`]), and its program written
+//! anew after the object's own header (whose file table the rest of the
+//! DWARF refers to by index): one sequence per placed function, its rows
+//! moved with it, and no rows for code the patch did not place.
 
-use gimli::write::{Address, EndianVec, LineProgram, LineString};
 use gimli::{LittleEndian, ReaderOffset};
+
+use crate::eh_frame::uleb;
 
 /// Bits of a [`code_place`] address that hold the offset in its section.
 const OFFSET_BITS: u32 = 40;
@@ -36,19 +38,13 @@ pub struct Moved {
     pub address: u64,
 }
 
-/// The debug string sections a line program's names may be in.
-pub struct Strings<'a> {
-    pub line_str: &'a [u8],
-    pub str: &'a [u8],
-}
-
 /// A `.debug_line` holding the object's line program (`debug_line`, read
 /// with code places from [`code_place`]) for the placed code only:
 /// `moved(section, offset)` says where a code place went, `None` for code
 /// not placed. `None` when the section is not one program (several compile
 /// units: their `DW_AT_stmt_list` offsets would no longer hold) or cannot
 /// be read.
-pub fn placed(debug_line: &[u8], strings: &Strings, moved: &dyn Fn(usize, u64) -> Option<Moved>) -> Option<Vec<u8>> {
+pub fn placed(debug_line: &[u8], moved: &dyn Fn(usize, u64) -> Option<Moved>) -> Option<Vec<u8>> {
     let section = gimli::DebugLine::new(debug_line, LittleEndian);
     let program = section.program(gimli::DebugLineOffset(0), 8, None, None).ok()?;
     let header = program.header().clone();
@@ -58,60 +54,14 @@ pub fn placed(debug_line: &[u8], strings: &Strings, moved: &dyn Fn(usize, u64) -
         } else {
             4
         };
-    if length != debug_line.len() as u64 {
-        return None;
-    }
-    let bytes = |value: gimli::AttributeValue<gimli::EndianSlice<LittleEndian>>| -> Option<Vec<u8>> {
-        let from = |data: &[u8], at: usize| {
-            let rest = data.get(at..)?;
-            Some(rest[..rest.iter().position(|&b| b == 0)?].to_vec())
-        };
-        match value {
-            gimli::AttributeValue::String(s) => Some(s.slice().to_vec()),
-            gimli::AttributeValue::DebugLineStrRef(o) => from(strings.line_str, o.0),
-            gimli::AttributeValue::DebugStrRef(o) => from(strings.str, o.0),
-            _ => None,
-        }
-    };
-    let encoding = header.encoding();
-    // What the writer accepts (x86-64 compilers always give such): every
-    // byte is hostile, and the writer asserts on the rest.
+    // One program, and addresses that advance byte by byte (the opcodes
+    // written below assume both; x86-64 compilers give them).
     let le = header.line_encoding();
-    let sane = (2..=5).contains(&encoding.version)
-        && encoding.address_size == 8
-        && le.minimum_instruction_length == 1
-        && le.maximum_operations_per_instruction == 1
-        && le.line_base <= 0
-        && (1..=127).contains(&le.line_range)
-        && i16::from(le.line_base) + i16::from(le.line_range) > 0;
-    if !sane {
+    if length != debug_line.len() as u64
+        || le.minimum_instruction_length != 1
+        || le.maximum_operations_per_instruction != 1
+    {
         return None;
-    }
-    let comp_dir = header.directory(0).and_then(&bytes).unwrap_or_default();
-    let comp_file = header
-        .file(if encoding.version >= 5 { 0 } else { 1 })
-        .and_then(|f| bytes(f.path_name()))
-        .unwrap_or_default();
-    let mut out = LineProgram::new(
-        encoding,
-        header.line_encoding(),
-        LineString::String(comp_dir),
-        None,
-        LineString::String(comp_file),
-        None,
-    );
-    // The files rows name, by their index in the object's program.
-    let mut files = std::collections::HashMap::new();
-    let first = if encoding.version >= 5 { 0 } else { 1 };
-    for index in first..first + header.file_names().len() as u64 {
-        let Some(file) = header.file(index) else { continue };
-        let dir_name = header
-            .directory(file.directory_index())
-            .and_then(&bytes)
-            .unwrap_or_default();
-        let dir = out.add_directory(LineString::String(dir_name));
-        let name = bytes(file.path_name()).unwrap_or_default();
-        files.insert(index, out.add_file(LineString::String(name), dir, None));
     }
     // The rows of each placed function, by its new start.
     let mut sequences: std::collections::BTreeMap<u64, (u64, Vec<(u64, gimli::LineRow)>)> = Default::default();
@@ -129,39 +79,121 @@ pub fn placed(debug_line: &[u8], strings: &Strings, moved: &dyn Fn(usize, u64) -
             .1
             .push((m.address, *row));
     }
+    // The object's header as it is (its file and directory tables keep
+    // the indices the DWARF refers to), then a program of its own.
+    let program_len = header.raw_program_buf().len();
+    let header_start = if header.format() == gimli::Format::Dwarf64 {
+        12
+    } else {
+        4
+    };
+    let header_bytes = debug_line.get(header_start..debug_line.len().checked_sub(program_len)?)?;
+    let mut ops = Vec::new();
     for (start, (len, mut rows)) in sequences {
         rows.sort_by_key(|(address, _)| *address);
-        out.begin_sequence(Some(Address::Constant(start)));
+        // DW_LNE_set_address
+        ops.extend([0, 9, 2]);
+        ops.extend_from_slice(&start.to_le_bytes());
+        let mut state = Registers {
+            address: start,
+            file: 1,
+            line: 1,
+            column: 0,
+            is_stmt: header.line_encoding().default_is_stmt,
+        };
         for (address, row) in rows {
-            let Some(&file) = files.get(&row.file_index()) else {
-                continue;
-            };
-            let r = out.row();
-            r.address_offset = address.saturating_sub(start);
-            r.file = file;
-            r.line = row.line().map_or(0, |l| l.get());
-            r.column = match row.column() {
+            let column = match row.column() {
                 gimli::ColumnType::LeftEdge => 0,
                 gimli::ColumnType::Column(c) => c.get(),
             };
-            r.is_statement = row.is_stmt();
-            r.prologue_end = row.prologue_end();
-            r.epilogue_begin = row.epilogue_begin();
-            r.discriminator = row.discriminator();
-            out.generate_row();
+            state.emit(
+                &mut ops,
+                address,
+                row.file_index(),
+                row.line().map_or(0, |l| l.get()),
+                column,
+                row.is_stmt(),
+            );
+            if row.discriminator() != 0 {
+                // DW_LNE_set_discriminator
+                let mut d = Vec::new();
+                uleb(&mut d, row.discriminator());
+                ops.push(0);
+                uleb(&mut ops, 1 + d.len() as u64);
+                ops.push(4);
+                ops.extend(d);
+            }
+            if row.prologue_end() {
+                ops.push(0x0a); // DW_LNS_set_prologue_end
+            }
+            ops.push(0x01); // DW_LNS_copy
         }
-        out.end_sequence(len);
+        // To the end of the function, and DW_LNE_end_sequence.
+        ops.push(0x02);
+        uleb(&mut ops, (start + len).saturating_sub(state.address));
+        ops.extend([0, 1, 1]);
     }
-    let mut debug_line_out = gimli::write::DebugLine(EndianVec::new(LittleEndian));
-    let line_strings = gimli::write::LineStringTable::default();
-    let strings_table = gimli::write::StringTable::default();
-    let line_str_offsets = line_strings
-        .write(&mut gimli::write::DebugLineStr(EndianVec::new(LittleEndian)))
-        .ok()?;
-    let str_offsets = strings_table
-        .write(&mut gimli::write::DebugStr(EndianVec::new(LittleEndian)))
-        .ok()?;
-    out.write(&mut debug_line_out, encoding, &line_str_offsets, &str_offsets)
-        .ok()?;
-    Some(debug_line_out.0.into_vec())
+    let mut out = Vec::with_capacity(header_start + header_bytes.len() + ops.len());
+    let unit_length = (header_bytes.len() + ops.len()) as u64;
+    if header_start == 12 {
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        out.extend_from_slice(&unit_length.to_le_bytes());
+    } else {
+        out.extend_from_slice(&u32::try_from(unit_length).ok()?.to_le_bytes());
+    }
+    out.extend_from_slice(header_bytes);
+    out.extend(ops);
+    Some(out)
+}
+
+/// The line-number state machine's registers a row sets.
+struct Registers {
+    address: u64,
+    file: u64,
+    line: u64,
+    column: u64,
+    is_stmt: bool,
+}
+
+impl Registers {
+    /// The standard opcodes that move the registers to a row's values
+    /// (the caller then appends the row with `DW_LNS_copy`).
+    fn emit(&mut self, ops: &mut Vec<u8>, address: u64, file: u64, line: u64, column: u64, is_stmt: bool) {
+        if address != self.address {
+            ops.push(0x02); // DW_LNS_advance_pc
+            uleb(ops, address - self.address);
+            self.address = address;
+        }
+        if file != self.file {
+            ops.push(0x04); // DW_LNS_set_file
+            uleb(ops, file);
+            self.file = file;
+        }
+        if line != self.line {
+            ops.push(0x03); // DW_LNS_advance_line
+            sleb(ops, line as i64 - self.line as i64);
+            self.line = line;
+        }
+        if column != self.column {
+            ops.push(0x05); // DW_LNS_set_column
+            uleb(ops, column);
+            self.column = column;
+        }
+        if is_stmt != self.is_stmt {
+            ops.push(0x06); // DW_LNS_negate_stmt
+            self.is_stmt = is_stmt;
+        }
+    }
+}
+
+fn sleb(out: &mut Vec<u8>, mut v: i64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        let done = (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0);
+        out.push(if done { byte } else { byte | 0x80 });
+        if done {
+            return;
+        }
+    }
 }
