@@ -215,3 +215,64 @@ int main(void) {
         }
     }
 }
+
+/// g++ -O2 splits a function's rarely run paths (here: the throws) into a
+/// cold part, `check(int) [clone .cold]`, that its hot part jumps into,
+/// in the middle as well as at the start. An edit there alone was
+/// "patched" by redirecting the cold part's entry, which nothing enters:
+/// the old message went on. The hot part is now patched with it, and the
+/// new cold part comes along for it alone.
+#[test]
+fn an_edit_only_in_a_cold_part_reaches_the_program() {
+    const LIB: &str = r#"#include <stdexcept>
+#include <string>
+int check(int v) {
+  if (v < 0) throw std::invalid_argument("negative: " + std::to_string(v));
+  if (v > 100) throw std::out_of_range("too big: " + std::to_string(v));
+  return v * 2;
+}
+int main();
+"#;
+    const MAIN: &str = r#"#include <cstdio>
+#include <stdexcept>
+#include <unistd.h>
+int check(int v);
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (int i = 0;; i++) {
+        try { printf("ok %d\n", check(i % 2 ? 7 : 1000)); }
+        catch (const std::exception &e) { printf("caught: %s\n", e.what()); }
+        usleep(3000);
+    }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["-O2", "-g"];
+    let base = compile(dir.path(), "g++", "lib.cpp", "lib.o", LIB, &flags);
+    let main = compile(dir.path(), "g++", "main.cpp", "main.o", MAIN, &flags);
+    let new = compile(
+        dir.path(),
+        "g++",
+        "lib.cpp",
+        "new.o",
+        &LIB.replace("too big: ", "TOO BIG: "),
+        &flags,
+    );
+    let exe = dir.path().join("app");
+    let linked = std::process::Command::new("g++")
+        .args([&base, &main, "-o"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(linked.status.success(), "{}", String::from_utf8_lossy(&linked.stderr));
+    let target = relive_testkit::Target::spawn(
+        std::process::Command::new(&exe),
+        exe.clone(),
+        tempfile::tempdir().unwrap(),
+    );
+    target.wait_for("caught: too big: 1000");
+    let report = patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+    assert_eq!(report["unwind"], "registered", "{report}");
+    target.wait_for("caught: TOO BIG: 1000");
+    target.wait_for("ok 14");
+}

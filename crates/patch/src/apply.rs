@@ -667,6 +667,24 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             }
         }
     };
+    // New code an exception may pass through must not run without its
+    // unwind information: the first exception would end the program.
+    let unregistered = unwind_problem.is_some() || registered.iter().any(|f| f.uncertain);
+    if unregistered {
+        let exposed = prepared.iter().find_map(|p| {
+            let placed: Vec<usize> = p.linked.functions.iter().map(|f| f.symbol).collect();
+            crate::select::refuse_exception_handling(p.obj, &placed).err()
+        });
+        if let Some(refusal) = exposed {
+            abandon(target, &before, true, filled);
+            return Err(PatchError::Refused {
+                what: format!(
+                    "the new code's unwind information could not be handed to the process's unwinder ({}), and {refusal}",
+                    unwind_problem.as_deref().unwrap_or("its call did not return")
+                ),
+            });
+        }
+    }
     if !constructors.is_empty() {
         if let Err(why) = crate::unwind::construct(process, &constructors) {
             abandon(target, &before, true, filled);
@@ -864,10 +882,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     action: d.action,
                 })
                 .collect();
-            let all_registered = p
-                .linked
-                .unwind_tables()
-                .all(|u| registered.iter().any(|f| f.eh_frame == layout.read_only + u.eh_frame));
+            let all_registered = p.linked.unwind_tables().all(|u| {
+                registered
+                    .iter()
+                    .any(|f| f.eh_frame == layout.read_only + u.eh_frame && !f.uncertain)
+            });
             let unwind = match p.linked.unwind {
                 None => UnwindStatus::None,
                 Some(_) if unwinder.is_none() => UnwindStatus::NoUnwinder,
@@ -995,9 +1014,37 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         crate::select::refuse_exception_handling(obj, functions)?;
     }
     let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
+    // A cold part (`f.cold`) is entered only by jumps from its hot part,
+    // into its middle as well as at its start: a change there alone would
+    // never run through a redirect of its entry, and a redirect would send
+    // an old call already running into code laid out for the new hot
+    // part. So the hot part is patched with it, and the new cold part
+    // comes along unredirected, for the new hot part alone.
+    let mut functions: Vec<usize> = functions.to_vec();
+    let cold_parent = |i: usize| {
+        let name = &obj.symbols[i].name;
+        (crate::names::parse(name).clones.last().map(String::as_str) == Some("cold"))
+            .then(|| name.rfind(".cold").map(|k| &name[..k]))
+            .flatten()
+    };
+    for k in 0..functions.len() {
+        let Some(hot) = cold_parent(functions[k]) else { continue };
+        if let Some(h) = obj
+            .symbols
+            .iter()
+            .position(|s| s.kind == crate::objfile::Kind::Function && s.name == hot)
+        {
+            if !functions.contains(&h) {
+                functions.push(h);
+            }
+        }
+    }
     let all: Vec<(usize, Option<u64>)> = functions
         .iter()
-        .map(|&i| (i, link::live_address(obj, i, &target.resolver, &base_names)))
+        .map(|&i| match cold_parent(i) {
+            Some(_) => (i, None),
+            None => (i, link::live_address(obj, i, &target.resolver, &base_names)),
+        })
         .collect();
     let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     // The code goes near the module it replaces code of: the program, or a

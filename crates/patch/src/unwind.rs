@@ -30,8 +30,9 @@ use crate::target::Target;
 
 /// How long a call into the unwinder may take: it only takes a lock and
 /// links a list, so a call that has not returned by then waits for a lock
-/// its own thread holds.
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// its own thread holds (or one threads throwing without pause keep
+/// taking: the traced call stops at each of its system calls).
+const CALL_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// How often, and how far apart, relive looks for the main thread waiting
 /// in a system call before it gives up taking a table back.

@@ -276,7 +276,18 @@ fn reference(target: &LiveTarget, obj: &ObjectFile, r: &Reloc, at: u64, live_byt
     if let Some(i) = constant.filter(|_| place != expected && target.journal.regions.iter().any(|g| g.contains(copy))) {
         return contents(target, obj, i, copy);
     }
-    if place != expected && !patched_copy && !through_linkage(target, r, at, live_bytes, place, value, expected) {
+    // Or the copy a patch brought of a function it does not redirect (a
+    // cold part, which only its own hot part enters).
+    let added_copy = target
+        .journal
+        .added
+        .iter()
+        .any(|a| a.name == name && place == a.addr.wrapping_add(into));
+    if place != expected
+        && !patched_copy
+        && !added_copy
+        && !through_linkage(target, r, at, live_bytes, place, value, expected)
+    {
         return Some(format!(
             "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
         ));
