@@ -488,16 +488,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .collect();
     let constructed: Vec<String> = prepared.iter().flat_map(|p| p.constructed.iter().cloned()).collect();
     if !constructors.is_empty() {
+        let one = |single, plural| number(&constructed, single, plural);
         used.pinned = Some(format!(
             "the new global{} {} {} constructed in it, and {} from it when the program exits",
-            if constructed.len() == 1 { "" } else { "s" },
+            one("", "s"),
             constructed.join(", "),
-            if constructed.len() == 1 { "was" } else { "were" },
-            if constructed.len() == 1 {
-                "its destructor runs"
-            } else {
-                "their destructors run"
-            },
+            one("was", "were"),
+            one("its destructor runs", "their destructors run"),
         ));
     }
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
@@ -608,6 +605,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // The new code and data go into unused pool memory: nothing runs it
     // until the entries are redirected, so the threads keep running.
     let mut filled = Undo::default();
+    // Each unit's read-only part as written: the symbol file for
+    // debuggers takes the unwind table from it.
+    let mut read_only_parts: Vec<Vec<u8>> = Vec::with_capacity(prepared.len());
     let fill = prepared.iter().zip(&layouts).try_for_each(|(p, layout)| {
         let mut parts = p.linked.finish(layout)?;
         fill_stubs(&mut parts[0], layout, &p.work)?;
@@ -620,7 +620,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .filter(|(_, bytes)| !bytes.is_empty())
         .map(|(addr, bytes)| (addr, bytes.as_slice()))
         .collect();
-        filled.write_all(process, &writes, &|| ())
+        let written = filled.write_all(process, &writes, &|| ());
+        read_only_parts.push(std::mem::take(&mut parts[1]));
+        written
     });
     if let Err(e) = fill {
         abandon(target, &before, true, filled);
@@ -691,7 +693,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             return Err(PatchError::Refused {
                 what: format!(
                     "the new global{} {} could not be constructed ({why}); nothing was redirected and the program runs on unchanged (the pool stays mapped: what the initializer did stays done)",
-                    if constructed.len() == 1 { "" } else { "s" },
+                    number(&constructed, "", "s"),
                     constructed.join(", ")
                 ),
             });
@@ -796,22 +798,19 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Debuggers see the new code through a symbol file per unit (`relive
     // gdb`): best effort, like the profiler's map.
     let mut symbol_warning = None;
-    for (k, (p, layout)) in prepared.iter().zip(&layouts).enumerate() {
+    for (k, ((p, layout), read_only)) in prepared.iter().zip(&layouts).zip(&read_only_parts).enumerate() {
         if !p.obj.has_debug_info() && p.linked.unwind.is_none() {
             continue;
         }
-        let saved = p.linked.finish(layout).map(|[_, read_only, _]| {
-            let data_address = |i: usize| link::live_address(p.obj, i, &target.resolver, &p.base_names);
-            let placed = crate::debug_file::Placed {
-                obj: p.obj,
-                linked: &p.linked,
-                layout,
-                read_only: &read_only,
-                data_address: &data_address,
-            };
-            crate::debug_file::save(target, &placed, change, k)
-        });
-        if let Ok(Err(e)) | Err(e) = saved.map_err(crate::error::PatchError::from) {
+        let data_address = |i: usize| link::live_address(p.obj, i, &target.resolver, &p.base_names);
+        let placed = crate::debug_file::Placed {
+            obj: p.obj,
+            linked: &p.linked,
+            layout,
+            read_only,
+            data_address: &data_address,
+        };
+        if let Err(e) = crate::debug_file::save(target, &placed, change, k) {
             symbol_warning = Some(format!("could not write the new code's symbol file for debuggers: {e}"));
         }
     }
@@ -1088,16 +1087,21 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         target.resolver.set_tls(modules);
     }
     let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
-    let constructed = unconstructed(obj, &linked);
+    let mut constructed: Vec<String> = linked
+        .constructed
+        .iter()
+        .map(|&i| crate::names::readable(&obj.symbols[i].name))
+        .collect();
+    constructed.dedup();
     if !constructed.is_empty() && linked.constructors.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
                 "{} {} new and given {} value by the file's static initializer, which this patch does not bring: the new code would use {} unconstructed; make {} a function-local static (constructed at its first use) or constexpr/constinit, or restart the program",
                 constructed.join(", "),
-                if constructed.len() == 1 { "is" } else { "are" },
-                if constructed.len() == 1 { "its" } else { "their" },
-                if constructed.len() == 1 { "it" } else { "them" },
-                if constructed.len() == 1 { "it" } else { "them" },
+                number(&constructed, "is", "are"),
+                number(&constructed, "its", "their"),
+                number(&constructed, "it", "them"),
+                number(&constructed, "it", "them"),
             ),
         });
     }
@@ -1258,33 +1262,14 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     })
 }
 
-/// The new globals the patch's code (other than the static initializers,
-/// which never run again by themselves) uses that only the file's static
-/// initializer gives their value: a C++ global with a constructor
-/// (`static const std::string s = "..."`). The program ran its
-/// initializers when it started; unconstructed, the patch's copy is zeros
-/// (the string printed `(null)` while relive said "patched").
-fn unconstructed(obj: &ObjectFile, linked: &Linked) -> Vec<String> {
-    let (initializers, constructed) = obj.dynamically_initialized();
-    if constructed.is_empty() {
-        return Vec::new();
+/// `single` for one name, `plural` for several: the words around a list
+/// of names in a message.
+fn number<'w>(names: &[String], single: &'w str, plural: &'w str) -> &'w str {
+    if names.len() == 1 {
+        single
+    } else {
+        plural
     }
-    let used: std::collections::BTreeSet<usize> = linked
-        .functions
-        .iter()
-        .filter(|f| !initializers.contains(&f.symbol))
-        .flat_map(|f| &obj.symbols[f.symbol].relocs)
-        .filter_map(|r| obj.referenced_symbol(r))
-        .collect();
-    let mut names: Vec<String> = linked
-        .data
-        .iter()
-        .filter(|d| d.action == link::DataAction::New)
-        .filter_map(|d| d.symbol.filter(|i| constructed.contains(i) && used.contains(i)))
-        .map(|i| crate::names::readable(&obj.symbols[i].name))
-        .collect();
-    names.dedup();
-    names
 }
 
 /// Functions to patch, each with the live address it replaces (`None`:

@@ -11,7 +11,7 @@
 //! [`Linked::finish`] computes the bytes once it is allocated, checking
 //! that every value fits its field before anything is written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -164,6 +164,12 @@ pub struct Linked {
     /// order (code offsets): run, they construct the patch's new globals
     /// (the program's own are replaced by stand-ins in their code).
     pub constructors: Vec<u64>,
+    /// New globals (symbol indices) that only those initializers give
+    /// their value and that the patch's other code uses: a C++ global with
+    /// a constructor (`static const std::string s = "..."`). Unless the
+    /// initializers run, the code would use zeros (the string printed
+    /// `(null)` while relive said "patched").
+    pub constructed: Vec<usize>,
 }
 
 /// A patch's own `.eh_frame`: the CIEs and FDEs of the functions it
@@ -178,12 +184,18 @@ pub struct UnwindTable {
     /// Offset in the writable part of the unwinder's bookkeeping for it
     /// (libgcc's `struct object`, [`UNWINDER_OBJECT`] zero bytes).
     pub object: u64,
-    /// How many functions it describes.
-    pub fdes: usize,
 }
 
 /// Room for libgcc's `struct object` (seven words in GCC 4 to 14).
 pub const UNWINDER_OBJECT: usize = 64;
+
+/// Zeroed room for the unwinder's bookkeeping of a table, at the end of
+/// the writable part `writable`: its offset.
+fn unwinder_object(writable: &mut Vec<u8>) -> u64 {
+    let object = align(writable, 16, 0);
+    writable.resize(object as usize + UNWINDER_OBJECT, 0);
+    object
+}
 
 // Defined with the crate's other errors (error.rs needs it, and no
 // module imports back the module that imports it).
@@ -225,8 +237,10 @@ struct Linker<'a> {
     islands: Vec<(usize, u64, i64)>,
     island_error: Option<(String, u64)>,
     /// The object's static initializers and the functions of it they
-    /// call, and the function whose relocations are being linked.
-    initializers: std::collections::BTreeSet<usize>,
+    /// call, the zero-filled data they refer to, and the function whose
+    /// relocations are being linked.
+    initializers: BTreeSet<usize>,
+    initialized: BTreeSet<usize>,
     current: Option<usize>,
     /// Stand-ins for the program's own globals in the initializers' code.
     stand_ins: HashMap<usize, Value>,
@@ -274,10 +288,12 @@ pub fn link_over(
         stubs: HashMap::new(),
         islands: Vec::new(),
         island_error: None,
-        initializers: obj.dynamically_initialized().0,
+        initializers: BTreeSet::new(),
+        initialized: BTreeSet::new(),
         current: None,
         stand_ins: HashMap::new(),
     };
+    (l.initializers, l.initialized) = obj.dynamically_initialized();
     for &(i, replaces) in functions {
         l.place_function(i, replaces);
     }
@@ -302,6 +318,7 @@ pub fn link_over(
         .into_iter()
         .filter_map(|i| l.placed.get(&i).copied())
         .collect();
+    l.out.constructed = l.constructed();
     for f in &l.out.functions {
         if f.replaces.is_some() {
             let cell = l.out.read_only.len().next_multiple_of(8) as u64;
@@ -456,7 +473,7 @@ impl Linker<'_> {
         // tables) right after the table, so the unwinder's part of the
         // region is one range: stale pointers into it (in exceptions
         // freed long ago) are not uses of the region.
-        let mut lsda: Vec<(usize, u64)> = Vec::new();
+        let mut lsda: Vec<(usize, Value)> = Vec::new();
         for (r, _, _) in &fields {
             let Target::Section { section, .. } = r.target else {
                 continue;
@@ -467,30 +484,11 @@ impl Linker<'_> {
             if !sec.name.starts_with(".gcc_except_table") || self.sections.contains_key(&section) {
                 continue;
             }
-            let off = align(&mut self.out.read_only, sec.align.clamp(1, PART_ALIGN), 0);
-            match &sec.bytes {
-                Some(b) => self.out.read_only.extend_from_slice(b),
-                None => self
-                    .out
-                    .read_only
-                    .resize(self.out.read_only.len() + sec.size as usize, 0),
-            }
-            let value = Value::Region(Part::ReadOnly, off);
-            self.sections.insert(section, value);
-            self.out.data.push(LinkedData {
-                name: sec.name.clone(),
-                symbol: None,
-                action: DataAction::New,
-                value,
-            });
-            lsda.push((section, off));
+            lsda.push((section, self.place_section(section)));
         }
         let unwinder_part = self.out.read_only.len() as u64 - base;
-        for (section, off) in lsda {
-            let sec = obj.section(section).expect("copied above");
-            for r in &sec.relocs {
-                self.relocate(Part::ReadOnly, off, r, &sec.name)?;
-            }
+        for (section, value) in lsda {
+            self.relocate_section(section, value)?;
         }
         for (offset, code, r_type, context) in starts {
             self.out.fixups.push(Fixup {
@@ -506,13 +504,10 @@ impl Linker<'_> {
             let r = Reloc { offset, ..r };
             self.relocate(Part::ReadOnly, base, &r, &user)?;
         }
-        let object = align(&mut self.out.writable, 16, 0);
-        self.out.writable.resize(object as usize + UNWINDER_OBJECT, 0);
         self.out.unwind = Some(UnwindTable {
             eh_frame: base,
             len: unwinder_part,
-            object,
-            fdes: kept.len(),
+            object: unwinder_object(&mut self.out.writable),
         });
         Ok(())
     }
@@ -913,11 +908,10 @@ impl Linker<'_> {
                     // In a static initializer, though, the copy: it runs
                     // before the redirect, and the original would construct
                     // the program's own globals again.
-                    let in_initializer = self.current.is_some_and(|f| self.initializers.contains(&f));
                     if let Some(orig) = self
                         .replaced
                         .get(&i)
-                        .filter(|_| entry && sym.name != user && !in_initializer)
+                        .filter(|_| entry && sym.name != user && !self.in_initializer())
                     {
                         return Ok(Value::Absolute(*orig));
                     }
@@ -936,7 +930,7 @@ impl Linker<'_> {
                 why: "its address is taken other than through a thread-local access".into(),
             }),
             Kind::Object => {
-                if let Some(v) = self.stand_in(i)? {
+                if let Some(v) = self.stand_in(i) {
                     return Ok(v);
                 }
                 if let Some(&v) = self.data.get(&i) {
@@ -992,19 +986,19 @@ impl Linker<'_> {
     /// the patch's new globals, the initializer then leaves the program's
     /// own (constructed when it started, and changed since) alone. `None`
     /// elsewhere, and for the patch's new globals and constants.
-    fn stand_in(&mut self, i: usize) -> Result<Option<Value>, LinkError> {
-        if !self.current.is_some_and(|f| self.initializers.contains(&f)) {
-            return Ok(None);
+    fn stand_in(&mut self, i: usize) -> Option<Value> {
+        if !self.in_initializer() {
+            return None;
         }
         if let Some(&v) = self.stand_ins.get(&i) {
-            return Ok(Some(v));
+            return Some(v);
         }
         let sym = &self.obj.symbols[i];
         let writable = self.obj.section(sym.section).is_some_and(|s| !s.constant());
         // Zero-filled: what initializers construct (data with an initial
         // value they only read, and the program's value is the one to read).
         if !writable || sym.bytes.is_some() || self.live(i).is_none() {
-            return Ok(None);
+            return None;
         }
         let section_align = self.obj.section(sym.section).map_or(8, |s| s.align);
         let off = align(&mut self.out.writable, section_align.clamp(1, PART_ALIGN), 0);
@@ -1020,7 +1014,37 @@ impl Linker<'_> {
             action: DataAction::New,
             value,
         });
-        Ok(Some(value))
+        Some(value)
+    }
+
+    /// See [`Linked::constructed`].
+    fn constructed(&self) -> Vec<usize> {
+        if self.initialized.is_empty() {
+            return Vec::new();
+        }
+        let used: BTreeSet<usize> = self
+            .out
+            .functions
+            .iter()
+            .filter(|f| !self.initializers.contains(&f.symbol))
+            .flat_map(|f| &self.obj.symbols[f.symbol].relocs)
+            .filter_map(|r| self.obj.referenced_symbol(r))
+            .collect();
+        let mut constructed: Vec<usize> = self
+            .out
+            .data
+            .iter()
+            .filter(|d| d.action == DataAction::New)
+            .filter_map(|d| d.symbol.filter(|i| self.initialized.contains(i) && used.contains(i)))
+            .collect();
+        constructed.dedup();
+        constructed
+    }
+
+    /// Whether the function being linked is one of the object's static
+    /// initializers (or a function only they call).
+    fn in_initializer(&self) -> bool {
+        self.current.is_some_and(|f| self.initializers.contains(&f))
     }
 
     fn live(&self, i: usize) -> Option<u64> {
@@ -1126,32 +1150,45 @@ impl Linker<'_> {
                 why: "a thread-local section is referred to other than through a thread-local access".into(),
             });
         }
+        let value = self.place_section(section);
+        self.relocate_section(section, value)?;
+        Ok(value)
+    }
+
+    /// A copy of section `section` (of the object: it exists) in the part
+    /// its flags call for, recorded as copied; its relocations are
+    /// [`Linker::relocate_section`]'s.
+    fn place_section(&mut self, section: usize) -> Value {
+        let obj = self.obj;
+        let sec = obj.section(section).expect("a section of the object");
         let part = if sec.writable { Part::Writable } else { Part::ReadOnly };
-        let (bytes, len, sec_align, name) = (
-            sec.bytes.clone(),
-            sec.bytes.as_ref().map_or(0, Vec::len),
-            sec.align,
-            sec.name.clone(),
-        );
         let buf = self.buffer(part);
-        let off = align(buf, sec_align.clamp(1, PART_ALIGN), 0);
-        match bytes {
-            Some(b) => buf.extend_from_slice(&b),
-            None => buf.resize(buf.len() + len, 0),
+        let off = align(buf, sec.align.clamp(1, PART_ALIGN), 0);
+        if let Some(b) = &sec.bytes {
+            buf.extend_from_slice(b);
         }
         let value = Value::Region(part, off);
         self.sections.insert(section, value);
         self.out.data.push(LinkedData {
-            name: name.clone(),
+            name: sec.name.clone(),
             symbol: None,
             action: DataAction::New,
             value,
         });
-        let relocs = self.obj.section(section).map(|s| s.relocs.clone()).unwrap_or_default();
-        for r in &relocs {
-            self.relocate(part, off, r, &name)?;
+        value
+    }
+
+    /// Links the relocations of section `section`, copied at `value`.
+    fn relocate_section(&mut self, section: usize, value: Value) -> Result<(), LinkError> {
+        let obj = self.obj;
+        let Value::Region(part, off) = value else {
+            return Ok(());
+        };
+        let sec = obj.section(section).expect("a section of the object");
+        for r in &sec.relocs {
+            self.relocate(part, off, r, &sec.name)?;
         }
-        Ok(value)
+        Ok(())
     }
 }
 
@@ -1207,13 +1244,10 @@ impl Linked {
                 context: "the unwind information of a register-keeping thunk".into(),
             });
         }
-        let object = align(&mut self.writable, 16, 0);
-        self.writable.resize(object as usize + UNWINDER_OBJECT, 0);
         self.thunk_unwind = Some(UnwindTable {
             eh_frame: base,
             len: table.len() as u64,
-            object,
-            fdes: thunks.len(),
+            object: unwinder_object(&mut self.writable),
         });
         self.thunk_frames = named;
     }

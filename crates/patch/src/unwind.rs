@@ -141,33 +141,17 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
         return Err("the unwinder holds its unwind tables, and its __deregister_frame_info is not found".into());
     };
     let mut stopped = stop_at_quiet_point(process)?;
-    let mut result = Ok(());
-    for frame in &held {
-        match stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT) {
-            Ok(CallOutcome::Returned) => {
-                // Cleared: the table is no longer the unwinder's.
-                if let Err(e) = process.write(frame.object, &[0; crate::link::UNWINDER_OBJECT]) {
-                    result = Err(format!(
-                        "its bookkeeping at {:#x} could not be cleared: {e}",
-                        frame.object
-                    ));
-                    break;
-                }
-            }
-            Ok(outcome) => {
-                result = Err(format!("__deregister_frame_info {}", describe(&outcome)));
-                break;
-            }
-            Err(e) => {
-                result = Err(format!("__deregister_frame_info could not be called: {e}"));
-                break;
-            }
-        }
-    }
-    stopped
-        .resume()
-        .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
-    result
+    let result = held.iter().try_for_each(|frame| {
+        returned(
+            stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT),
+            "__deregister_frame_info",
+        )?;
+        // Cleared: the table is no longer the unwinder's.
+        process
+            .write(frame.object, &[0; crate::link::UNWINDER_OBJECT])
+            .map_err(|e| format!("its bookkeeping at {:#x} could not be cleared: {e}", frame.object))
+    });
+    resumed(stopped, result)
 }
 
 /// The main thread stopped while it waits in a blocking system call
@@ -204,20 +188,27 @@ pub fn stop_at_quiet_point(process: &dyn Process) -> Result<Box<dyn relive_proce
 /// not run to its end (what it did stays done).
 pub fn construct(process: &dyn Process, addrs: &[u64]) -> Result<(), String> {
     let mut stopped = stop_at_quiet_point(process)?;
-    let mut result = Ok(());
-    for &addr in addrs {
-        match stopped.call(addr, &[], crate::hooks::timeout()) {
-            Ok(CallOutcome::Returned) => {}
-            Ok(outcome) => {
-                result = Err(format!("the static initializer at {addr:#x} {}", describe(&outcome)));
-                break;
-            }
-            Err(e) => {
-                result = Err(format!("the static initializer at {addr:#x} could not be called: {e}"));
-                break;
-            }
-        }
+    let result = addrs.iter().try_for_each(|&addr| {
+        returned(
+            stopped.call(addr, &[], crate::hooks::timeout()),
+            &format!("the static initializer at {addr:#x}"),
+        )
+    });
+    resumed(stopped, result)
+}
+
+/// What a remote call of `what` did, as a result: `Ok` when it returned.
+fn returned(outcome: relive_process::Result<CallOutcome>, what: &str) -> Result<(), String> {
+    match outcome {
+        Ok(CallOutcome::Returned) => Ok(()),
+        Ok(outcome) => Err(format!("{what} {}", describe(&outcome))),
+        Err(e) => Err(format!("{what} could not be called: {e}")),
     }
+}
+
+/// Resumes the thread the calls ran on, then gives their `result` (a
+/// failure to resume comes first: the thread stays stopped).
+fn resumed(stopped: Box<dyn relive_process::Stopped + '_>, result: Result<(), String>) -> Result<(), String> {
     stopped
         .resume()
         .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
