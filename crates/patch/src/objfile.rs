@@ -591,17 +591,23 @@ impl ObjectFile {
             }
         }
         // Only what nothing else of the object refers to: a helper the
-        // file's other code calls too is no initializer's alone.
+        // file's other code calls too is no initializer's alone. Who
+        // refers to each is found in one pass over the relocations.
+        let mut referrers: std::collections::BTreeMap<usize, Vec<usize>> =
+            seen.iter().map(|&f| (f, Vec::new())).collect();
+        for (g, s) in self.symbols.iter().enumerate() {
+            for r in &s.relocs {
+                if let Some(by) = self.referenced_symbol(r).and_then(|f| referrers.get_mut(&f)) {
+                    by.push(g);
+                }
+            }
+        }
         loop {
             let shared: Vec<usize> = seen
                 .iter()
                 .copied()
                 .filter(|f| !entries.contains(f))
-                .filter(|&f| {
-                    self.symbols.iter().enumerate().any(|(g, s)| {
-                        !seen.contains(&g) && s.relocs.iter().any(|r| self.referenced_symbol(r) == Some(f))
-                    })
-                })
+                .filter(|f| referrers[f].iter().any(|g| !seen.contains(g)))
                 .collect();
             if shared.is_empty() {
                 break;
