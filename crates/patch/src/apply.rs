@@ -673,16 +673,20 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // unwind information: the first exception would end the program.
     let unregistered = unwind_problem.is_some() || registered.iter().any(|f| f.uncertain);
     if unregistered {
-        let exposed = prepared.iter().find_map(|p| {
-            let placed: Vec<usize> = p.linked.functions.iter().map(|f| f.symbol).collect();
-            crate::select::refuse_exception_handling(p.obj, &placed).err()
-        });
-        if let Some(refusal) = exposed {
+        let exposed: Vec<String> = prepared
+            .iter()
+            .flat_map(|p| {
+                let placed: Vec<usize> = p.linked.functions.iter().map(|f| f.symbol).collect();
+                crate::select::exception_exposed(p.obj, &placed)
+            })
+            .collect();
+        if !exposed.is_empty() {
             abandon(target, &before, true, filled);
             return Err(PatchError::Refused {
                 what: format!(
-                    "the new code's unwind information could not be handed to the process's unwinder ({}), and {refusal}",
-                    unwind_problem.as_deref().unwrap_or("its call did not return")
+                    "the new code's unwind information could not be handed to the process's unwinder ({}), and C++ exceptions may be thrown, caught or passed through {}: the first exception there would end the program (std::terminate); nothing was redirected and the program runs on unchanged: patch again, or restart it to change them",
+                    unwind_problem.as_deref().unwrap_or("its call did not return"),
+                    exposed.join(", ")
                 ),
             });
         }

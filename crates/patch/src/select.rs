@@ -121,16 +121,32 @@ pub fn functions_to_patch_allowing(
 /// frame.
 const UNWINDING: [&str; 4] = ["__cxa_throw", "__cxa_rethrow", "__cxa_begin_catch", "_Unwind_Resume"];
 
-/// Refuses functions an exception may be in, for a process without an
-/// unwinder to hand their unwind information to (see [`crate::unwind`]):
-/// those that throw, catch or clean up after C++ exceptions, and those
-/// that call (directly or through other functions of the object) one that
-/// throws, since the exception passes through their frames. The unwinder,
-/// finding no unwind information for such a frame, ends the program
-/// (`std::terminate`) at the first exception. Refused, the program runs
-/// on with its old code, which unwinds as built. (A function of another
-/// file or library that throws is not seen from here.)
+/// Refuses functions an exception may be in ([`exception_exposed`]), for
+/// a process without an unwinder to hand their unwind information to (see
+/// [`crate::unwind`]): the unwinder, finding no unwind information for
+/// such a frame, ends the program (`std::terminate`) at the first
+/// exception. Refused, the program runs on with its old code, which
+/// unwinds as built.
 pub fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Result<()> {
+    let named = exception_exposed(obj, functions);
+    if named.is_empty() {
+        return Ok(());
+    }
+    Err(PatchError::Refused {
+        what: format!(
+            "C++ exceptions may be thrown, caught or passed through {} (they throw, catch or clean up, or call a function of this file that throws), and the process has no unwinder loaded (libgcc's __register_frame_info) to hand the new code's unwind information to: the first exception there would end the program (std::terminate); the program runs on unchanged: restart it to change them",
+            named.join(", ")
+        ),
+    })
+}
+
+/// The functions of `functions` (by their readable names) an exception
+/// may be in: those that throw, catch or clean up after C++ exceptions,
+/// and those that call (directly or through other functions of the
+/// object) one that throws, since the exception passes through their
+/// frames. (A function of another file or library that throws is not
+/// seen from here.)
+pub fn exception_exposed(obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
     let unwinds = |f: &crate::objfile::Symbol| {
         f.relocs
             .iter()
@@ -144,7 +160,7 @@ pub fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Resul
         .map(|s| s.kind == Kind::Function && unwinds(s))
         .collect();
     if !exposed.iter().any(|&e| e) {
-        return Ok(());
+        return Vec::new();
     }
     loop {
         let mut added = false;
@@ -171,15 +187,7 @@ pub fn refuse_exception_handling(obj: &ObjectFile, functions: &[usize]) -> Resul
         .map(|&i| crate::names::readable(&crate::names::parse(&obj.symbols[i].name).base))
         .collect();
     named.dedup();
-    if named.is_empty() {
-        return Ok(());
-    }
-    Err(PatchError::Refused {
-        what: format!(
-            "C++ exceptions may be thrown, caught or passed through {} (they throw, catch or clean up, or call a function of this file that throws), and the process has no unwinder loaded (libgcc's __register_frame_info) to hand the new code's unwind information to: the first exception there would end the program (std::terminate); the program runs on unchanged: restart it to change them",
-            named.join(", ")
-        ),
-    })
+    named
 }
 
 fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize> {
