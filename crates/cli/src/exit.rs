@@ -65,9 +65,11 @@ pub fn report(err: &anyhow::Error, json: bool) -> i32 {
         let value = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
         crate::output::say!("{value}");
     } else {
+        // Symbols as people write them (JSON keeps the object's spelling).
         crate::output::say!(
-            "relive: {} {message}",
-            crate::output::paint("error:", crate::output::Tone::Bad)
+            "relive: {} {}",
+            crate::output::paint("error:", crate::output::Tone::Bad),
+            relive_patch::names::readable_text(&message)
         );
         if let Some(hint) = hint {
             crate::output::say!("hint: {hint}");

@@ -612,73 +612,7 @@ fn watch_attaches_to_a_running_program() {
     edit_under_watch(target, session, &APP.replace("return 1;", "return 5;"), "value 5 ");
 }
 
-/// A two-file C++ program built with `g++ -O2 -g`, under plain `relive run
-/// -- ./app` (no --watch, no --cc): its .cpp sources are found in the debug
-/// information and recompiled with g++; a virtual method's edit reaches
-/// the running program (the object's vtable points at the old entry, which
-/// is redirected), and the text line names it demangled (before: "no C
-/// sources to watch").
-#[test]
-fn a_cxx_program_is_reloaded_from_its_debug_info() {
-    const SHAPE: &str = r#"#include "shape.h"
-int Square::area() const { return side * side; }
-"#;
-    const HEADER: &str = r#"struct Shape { virtual ~Shape() {} virtual int area() const = 0; };
-struct Square : Shape { int side; explicit Square(int s) : side(s) {} int area() const override; };
-"#;
-    const MAIN: &str = r#"#include <cstdio>
-#include <memory>
-#include <unistd.h>
-#include "shape.h"
-int main() {
-    setvbuf(stdout, nullptr, _IOLBF, 0);
-    std::unique_ptr<Shape> s(new Square(3));
-    for (;;) { std::printf("area %d\n", s->area()); usleep(3000); }
-}
-"#;
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in [("shape.cpp", SHAPE), ("shape.h", HEADER), ("main.cpp", MAIN)] {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let exe = dir.path().join("app");
-    let out = Command::new("g++")
-        .args(["-O2", "-g", "-o", "app", "shape.cpp", "main.cpp"])
-        .current_dir(dir.path())
-        .output()
-        .expect("g++ (.ci/run installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--", "./app"])
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
-    let shape = dir.path().join("shape.cpp");
-    let mut target = Target::spawn(cmd, exe, dir);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = target.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = |want: &str| loop {
-        let l = rx
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("relive never said {want:?}"));
-        if l.contains(want) {
-            return l;
-        }
-    };
-    line("watching");
-    target.wait_for("area 9");
-    std::fs::write(&shape, SHAPE.replace("side * side", "side * side + 100")).unwrap();
-    let patched = line("patched");
-    assert!(patched.contains("Square::area() const"), "{patched}");
-    target.wait_for("area 109");
-}
+// A two-file C++ program under plain `relive run`: tests/cxx_run.rs.
 
 /// `--json` is JSON to the end, with whole numbers: a program killed by a
 /// signal gives an `exited` event (`ms_since_last_reload` an integer or

@@ -45,6 +45,9 @@ pub enum Method {
     Near,
     /// Through its patchable-entry pad.
     Pad,
+    /// `jmp short` to a jump in the filler before its entry (a function
+    /// too short for the others).
+    Hop,
     /// A later patch: only the jump slot changed.
     Slot,
 }
@@ -55,6 +58,7 @@ impl Method {
             Redirect::Jump { .. } => Method::Jump,
             Redirect::Near { .. } => Method::Near,
             Redirect::Pad { .. } => Method::Pad,
+            Redirect::Hop { .. } => Method::Hop,
         }
     }
 }
@@ -65,6 +69,7 @@ impl std::fmt::Display for Method {
             Method::Jump => "jump",
             Method::Near => "near",
             Method::Pad => "pad",
+            Method::Hop => "hop",
             Method::Slot => "slot",
         })
     }
@@ -168,6 +173,11 @@ pub struct PatchReport {
     pub hooks: Vec<crate::hooks::HookRun>,
     /// Whether the process's unwinder can walk through the new code.
     pub unwind: UnwindStatus,
+    /// New globals constructed in the process by the patch's static
+    /// initializer before the redirect (C++: `static const std::string
+    /// s = "…";`), as people write them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constructed: Vec<String>,
 }
 
 /// What became of a patch's unwind information ([`crate::unwind`]).
@@ -363,6 +373,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     for unit in units {
         prepared.push(prepare(target, unit, &mut home)?);
     }
+    let shared = redirect_once(&mut prepared);
     let link_done = Instant::now();
 
     // Room in an existing pool, or a new pool (allocated while one thread
@@ -554,6 +565,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         }
         generations.push(unit_generations);
         after.added.extend(added_records(p.obj, &p.linked, layout));
+        after.added.extend(p.aliases.iter().cloned());
     }
     if let Some(blocks) = &mut after.code_blocks {
         blocks.push((layouts[0].code, pool.addr + c + code_len));
@@ -837,7 +849,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
         ..earlier
     };
-    let reports = prepared
+    let mut reports = prepared
         .iter()
         .zip(&layouts)
         .zip(generations)
@@ -904,6 +916,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             });
             PatchReport {
                 unwind,
+                constructed: p.constructed.iter().map(|n| crate::names::readable(n)).collect(),
                 applied,
                 added,
                 data,
@@ -930,8 +943,49 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 },
             }
         })
-        .collect();
+        .collect::<Vec<PatchReport>>();
+    for (k, entries) in shared.iter().enumerate() {
+        for &(orig, owner) in entries {
+            let Some(applied) = reports[owner].applied.iter().find(|a| a.orig_addr == orig).cloned() else {
+                continue;
+            };
+            let source = prepared[owner].obj.source.as_deref().unwrap_or("another file");
+            reports[k].warnings.push(format!(
+                "{} is one function in the program, compiled in several of these files (an inline function or template): redirected once, to the new copy from {source}",
+                applied.name
+            ));
+            reports[k].applied.push(applied);
+        }
+    }
     Ok(reports)
+}
+
+/// An inline function or template instantiation (COMDAT) compiled in
+/// several of the units is one function in the program, the copy the
+/// linker kept: its entry is redirected once, to the first unit's new
+/// copy (the same code, by the one-definition rule). Two redirects of one
+/// entry would each record the other's jump as the original. Returns, per
+/// unit, the entries left to another unit: `(entry, that unit)`.
+fn redirect_once(prepared: &mut [Prepared]) -> Vec<Vec<(u64, usize)>> {
+    let mut owner: HashMap<u64, usize> = HashMap::new();
+    prepared
+        .iter_mut()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut left = Vec::new();
+            p.work.retain(|w| match owner.get(&w.orig) {
+                Some(&first) => {
+                    left.push((w.orig, first));
+                    false
+                }
+                None => {
+                    owner.insert(w.orig, k);
+                    true
+                }
+            });
+            left
+        })
+        .collect()
 }
 
 /// One object's share of a patch: functions `functions` (symbol indices
@@ -972,6 +1026,8 @@ struct Prepared<'o> {
     constructed: Vec<String>,
     /// The object's statics by their names in the previous compile.
     base_names: HashMap<usize, String>,
+    /// Where the program has the object's renumbered lambdas.
+    aliases: Vec<journal::AddedRecord>,
     linked: Linked,
     work: Vec<EntryWork>,
     folded: Vec<String>,
@@ -1200,6 +1256,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     before: &before,
                     code: &code,
                     unclaimed: unclaimed(target.resolver.symbols(), orig.saturating_add(size)),
+                    unclaimed_before: unclaimed_before(target.resolver.symbols(), orig),
                 };
                 let refuse = |reason: String| PatchError::Entry {
                     name: f.name.clone(),
@@ -1256,9 +1313,11 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     if linked.unwind.is_some() {
         linked.add_thunk_unwind(thunk_frames);
     }
+    let aliases = lambda_aliases(obj, &base_names, &target.resolver);
     Ok(Prepared {
         obj,
         constructed,
+        aliases,
         base_names,
         linked,
         work,
@@ -1455,6 +1514,39 @@ fn exported(target: &Target, addr: u64) -> bool {
 /// What a linked patch adds to the program: functions it lacked, and new
 /// variables (writable data copied from the object), for later patches to
 /// resolve.
+/// Journal records saying where the program has each of `obj`'s lambda
+/// symbols whose name the edit renumbered ([`crate::lambdas`]): the next
+/// patch's object names them as this one does, and the program's symbol
+/// of that name is another lambda.
+fn lambda_aliases(
+    obj: &ObjectFile,
+    base_names: &HashMap<usize, String>,
+    resolver: &LiveResolver,
+) -> Vec<journal::AddedRecord> {
+    let mut renamed: Vec<usize> = base_names
+        .iter()
+        .filter(|(&i, old)| !old.is_empty() && **old != obj.symbols[i].name)
+        .map(|(&i, _)| i)
+        .filter(|&i| crate::lambdas::mentions_lambda(&obj.symbols[i].name))
+        .collect();
+    renamed.sort_unstable();
+    renamed
+        .into_iter()
+        .filter_map(|i| {
+            let sym = &obj.symbols[i];
+            Some(journal::AddedRecord {
+                name: sym.name.clone(),
+                file: obj.source.clone(),
+                local: sym.local,
+                addr: link::live_address(obj, i, resolver, base_names)?,
+                size: sym.size,
+                kind: "alias".into(),
+                hook: None,
+            })
+        })
+        .collect()
+}
+
 fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<journal::AddedRecord> {
     let record = |i: usize, addr: u64, kind: &str| {
         let sym = &obj.symbols[i];
@@ -1669,6 +1761,15 @@ fn failpoint(name: &str) {
 fn unclaimed(symbols: &LiveSymbols, end: u64) -> u64 {
     (0..entry::AFTER)
         .take_while(|&k| end.checked_add(k).is_some_and(|a| symbols.at(a).is_none()))
+        .count() as u64
+}
+
+/// How many bytes just before `entry` no symbol of the process covers,
+/// up to [`entry::BEFORE`]: the previous function's alignment filler,
+/// where a function too short for the entry jump may have it.
+fn unclaimed_before(symbols: &LiveSymbols, entry: u64) -> u64 {
+    (1..=entry::BEFORE)
+        .take_while(|&k| entry.checked_sub(k).is_some_and(|a| symbols.at(a).is_none()))
         .count() as u64
 }
 

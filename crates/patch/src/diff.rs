@@ -59,7 +59,8 @@ impl Diff {
 /// Compares `old` and `new`.
 pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
     let old_keys = stable_keys(old);
-    let new_keys = stable_keys(new);
+    let paired = crate::lambdas::paired_keys(old, new);
+    let new_keys: &[String] = &paired;
     let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut result = Diff::default();
     let mut matched = vec![false; old.symbols.len()];
@@ -86,6 +87,7 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
         };
         match compare(&a, &b) {
             None => result.unchanged += 1,
+            Some(_) if renamed_type_name(old_sym, new_sym) => result.unchanged += 1,
             Some((reason, layout)) => result.changed.push(Change {
                 name: new_sym.name.clone(),
                 kind: new_sym.kind,
@@ -177,6 +179,37 @@ fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
         }
     }
     owners
+}
+
+/// Each relocation's place, type and what it points at.
+pub(crate) type References = Vec<(u64, u32, String)>;
+
+/// Whether `old` and `new` are the type name (`_ZTS…`, the text RTTI
+/// compares) of one type under two names: a renumbered lambda's closure
+/// ([`crate::lambdas`]) spells its number, but is the same type.
+fn renamed_type_name(old: &Symbol, new: &Symbol) -> bool {
+    let spells_itself = |s: &Symbol| {
+        s.name.strip_prefix("_ZTS").is_some_and(|text| {
+            s.bytes
+                .as_deref()
+                .and_then(|b| b.strip_suffix(&[0]))
+                // `*`: a local type's, compared by address, not text.
+                .is_some_and(|b| b.strip_prefix(b"*").unwrap_or(b) == text.as_bytes())
+        })
+    };
+    old.name != new.name && spells_itself(old) && spells_itself(new)
+}
+
+/// Symbol `i` of `obj` as the diff compares it: its bytes with relocated
+/// fields zeroed, and each relocation's place, type and what it points
+/// at (by `keys`, the object's stable identities).
+pub(crate) fn content(obj: &ObjectFile, keys: &[String], i: usize) -> (Option<Vec<u8>>, References) {
+    let side = Side {
+        obj,
+        keys,
+        sym: &obj.symbols[i],
+    };
+    (side.masked(), side.references())
 }
 
 struct Side<'a> {
@@ -310,7 +343,7 @@ impl Side<'_> {
             })
     }
 
-    fn references(&self) -> Vec<(u64, u32, String)> {
+    fn references(&self) -> References {
         self.sym
             .relocs
             .iter()

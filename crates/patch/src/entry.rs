@@ -18,6 +18,11 @@
 //!   everything), the long jump goes into the pad and the entry's single
 //!   2-byte NOP becomes `jmp short` to it, so no instruction is ever
 //!   half-overwritten.
+//! - [`Redirect::Hop`]: a function too short for either jump (a 4-byte
+//!   `lea eax,[rdi+rdi]; ret` that is the last function of `.text`, with
+//!   nothing to borrow after it) whose entry follows the previous
+//!   function's alignment filler: the long jump goes into that filler, and
+//!   `jmp short` to it over the entry's first 2 bytes.
 //!
 //! An `endbr64` at the entry is kept (indirect calls under CET must land on
 //! one), and the jump follows it. Without a pad, the bytes the jump covers
@@ -63,6 +68,10 @@ pub enum Redirect {
     /// `jmp *slot(%rip)` written at `pad` before the entry, and `jmp short`
     /// to it over the entry's 2-byte NOP.
     Pad { pad: u64, entry: u64 },
+    /// `jmp *slot(%rip)` written at `pad`, in the unclaimed filler just
+    /// before the entry, and `jmp short` to it at `at` (the entry, or just
+    /// after its `endbr64`), over whatever instructions start there.
+    Hop { pad: u64, entry: u64, at: u64 },
 }
 
 /// `jmp *disp32(%rip)` at `at` through the cell at `slot`; `None` when the
@@ -88,6 +97,7 @@ impl Redirect {
             Redirect::Jump { at } => (at, JMP_SLOT_LEN),
             Redirect::Near { at } => (at, JMP_NEAR_LEN),
             Redirect::Pad { pad, entry } => (pad, entry + 2 - pad),
+            Redirect::Hop { pad, at, .. } => (pad, at + 2 - pad),
         }
     }
 
@@ -97,6 +107,7 @@ impl Redirect {
             Redirect::Jump { .. } => "jump",
             Redirect::Near { .. } => "near",
             Redirect::Pad { .. } => "pad",
+            Redirect::Hop { .. } => "hop",
         }
     }
 
@@ -124,8 +135,16 @@ impl Redirect {
                 let mut out = jmp_slot(pad, slot).ok_or_else(|| far("its jump slot", slot))?.to_vec();
                 // NOPs stay NOPs between the long jump and the entry.
                 out.resize((entry - pad) as usize, 0x90);
-                let back = pad as i64 - (entry as i64 + 2);
-                out.extend_from_slice(&[0xeb, back as i8 as u8]);
+                out.extend_from_slice(&short_jump(entry, pad));
+                Ok(out)
+            }
+            Redirect::Hop { pad, entry, at } => {
+                let mut out = jmp_slot(pad, slot).ok_or_else(|| far("its jump slot", slot))?.to_vec();
+                out.resize((entry - pad) as usize, 0x90);
+                if at > entry {
+                    out.extend_from_slice(&ENDBR64);
+                }
+                out.extend_from_slice(&short_jump(at, pad));
                 Ok(out)
             }
         }
@@ -140,8 +159,18 @@ impl Redirect {
         match *self {
             Redirect::Jump { .. } | Redirect::Near { .. } => pc > start && pc < start + len,
             Redirect::Pad { entry, .. } => (pc >= start && pc < entry) || pc == entry + 1,
+            // The filler is never run; an instruction of one byte at the
+            // entry leaves a thread that ran it in the new short jump.
+            Redirect::Hop { entry, at, .. } => (pc >= start && pc < entry) || pc == at + 1,
         }
     }
+}
+
+/// `jmp short` at `at` to `to` (within -128..127 of its end, as every
+/// caller arranges).
+fn short_jump(at: u64, to: u64) -> [u8; 2] {
+    let back = to as i64 - (at as i64 + 2);
+    [0xeb, back as i8 as u8]
 }
 
 /// What [`plan`] knows about a function in the running process.
@@ -158,6 +187,10 @@ pub struct Site<'a> {
     /// How many bytes after the function's end no symbol of the program
     /// covers or starts in (up to [`AFTER`]): only those may be borrowed.
     pub unclaimed: u64,
+    /// How many bytes just before the entry no symbol covers (up to
+    /// [`BEFORE`]): the previous function's alignment filler, if they
+    /// decode as such.
+    pub unclaimed_before: u64,
 }
 
 /// Decides how to redirect the function `name` at `site`. `Err` says why
@@ -169,6 +202,7 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
         before,
         code,
         unclaimed,
+        unclaimed_before,
     } = *site;
     let pad_nops = before.iter().rev().take_while(|&&b| b == 0x90).count() as u64;
     let entry_nop = code.starts_with(&[0x66, 0x90]) || code.starts_with(&[0x90, 0x90]);
@@ -187,7 +221,7 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
     let body = code.get(..size as usize).unwrap_or(code);
     let resumes = resume_points(body);
     let after = code.get(body.len()..).unwrap_or(&[]);
-    let borrowed = filler(after, entry.wrapping_add(body.len() as u64), unclaimed);
+    let borrowed = filler(after, entry.wrapping_add(body.len() as u64), unclaimed, true);
     // Bytes from the jump's start to the end of what may be overwritten.
     let room = (body.len() as u64).saturating_sub(skip) + borrowed;
     let mut blocked = None;
@@ -201,6 +235,18 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
         match resumes.iter().find(|&&(t, _)| t > skip && t < skip + len) {
             Some(&hit) => blocked = Some(hit),
             None => return Ok(redirect),
+        }
+    }
+    if blocked.is_none() && room >= 2 && !resumes.iter().any(|&(t, _)| t == skip + 1) {
+        let free = unclaimed_before.min(before.len() as u64);
+        let start = entry - free;
+        let filler_before = filler(&before[before.len() - free as usize..], start, free, false);
+        if free >= JMP_SLOT_LEN && filler_before == free {
+            return Ok(Redirect::Hop {
+                pad: entry - JMP_SLOT_LEN,
+                entry,
+                at,
+            });
         }
     }
     if let Some((t, why)) = blocked {
@@ -248,14 +294,14 @@ fn resume_points(body: &[u8]) -> Vec<(u64, &'static str)> {
 
 /// How many bytes from the start of `after` (the bytes at `end`, where a
 /// function ends) are alignment filler it may borrow: a run of whole NOP
-/// or int3 instructions, or of zeros up to the next
+/// or int3 instructions, or (`zeros`) of zeros up to the next
 /// [`ZERO_FILL_ALIGN`] boundary; never past `unclaimed`, where a symbol
 /// begins.
-fn filler(after: &[u8], end: u64, unclaimed: u64) -> u64 {
+fn filler(after: &[u8], end: u64, unclaimed: u64, zeros: bool) -> u64 {
     use iced_x86::{Decoder, DecoderOptions, Mnemonic};
     let limit = unclaimed.min(after.len() as u64);
     let after = &after[..limit as usize];
-    if after.first() == Some(&0) {
+    if zeros && after.first() == Some(&0) {
         let zeros = after.iter().take_while(|&&b| b == 0).count() as u64;
         let boundary = end.checked_next_multiple_of(ZERO_FILL_ALIGN).map_or(0, |b| b - end);
         return zeros.min(boundary);
@@ -286,6 +332,7 @@ mod tests {
             before,
             code,
             unclaimed: AFTER,
+            unclaimed_before: 0,
         }
     }
 
@@ -514,6 +561,73 @@ mod tests {
         let small = [0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xc3, 0x55];
         let err = plan("zero", &site(7, &[0xcc; 16], &small)).unwrap_err();
         assert!(err.contains("9-byte") && err.contains("endbr64"), "{err}");
+    }
+
+    /// `lea eax,[rdi+rdi]; ret` as the last function of `.text` (the
+    /// next bytes `_fini`'s), after the previous function's 6-byte NOP.
+    #[test]
+    fn a_short_function_after_filler_hops_back_into_it() {
+        let lea = [0x8d, 0x04, 0x3f, 0xc3, 0xf3, 0x0f, 0x1e, 0xfa];
+        let mut before = [0xccu8; 16];
+        before[10..].copy_from_slice(&[0x66, 0x0f, 0x1f, 0x44, 0, 0]);
+        let last = Site {
+            unclaimed: 0,
+            unclaimed_before: 6,
+            ..site(4, &before, &lea)
+        };
+        let hop = plan("double", &last).unwrap();
+        assert_eq!(
+            hop,
+            Redirect::Hop {
+                pad: 0xffa,
+                entry: 0x1000,
+                at: 0x1000
+            }
+        );
+        assert_eq!(hop.span(), (0xffa, 8));
+        // jmp *slot(%rip) at 0xffa (slot 0x2000 - 0x1000), then jmp -8.
+        let bytes = hop.bytes(0x2000, None).unwrap();
+        assert_eq!(bytes, [0xff, 0x25, 0x00, 0x10, 0, 0, 0xeb, 0xf8]);
+        assert!(hop.splits(0x1001) && !hop.splits(0x1000) && !hop.splits(0x1002) && hop.splits(0xffb));
+        // Fewer than 6 free bytes, or some of them code (a symbol covers
+        // them, or they do not decode as NOPs): refused as before.
+        for (free, bytes) in [(5u64, before), (6, [0x55u8; 16])] {
+            let tight = Site {
+                unclaimed: 0,
+                unclaimed_before: free,
+                ..site(4, &bytes, &lea)
+            };
+            assert!(plan("double", &tight).unwrap_err().contains("no padding"));
+        }
+        // A branch back to +1 (inside the short jump): refused.
+        let looping = [0x90, 0xeb, 0xfe, 0xc3];
+        let target_at_one = Site {
+            unclaimed: 0,
+            unclaimed_before: 6,
+            ..site(4, &before, &looping)
+        };
+        assert!(plan("spin", &target_at_one).is_err());
+        // endbr64 kept, the short jump after it.
+        let cet = [0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xc3, 0x55];
+        let hop = plan(
+            "zero",
+            &Site {
+                unclaimed: 0,
+                unclaimed_before: 6,
+                ..site(7, &before, &cet)
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            hop,
+            Redirect::Hop {
+                pad: 0xffa,
+                entry: 0x1000,
+                at: 0x1004
+            }
+        );
+        let bytes = hop.bytes(0x2000, None).unwrap();
+        assert_eq!(&bytes[6..], [0xf3, 0x0f, 0x1e, 0xfa, 0xeb, 0xf4]);
     }
 
     #[test]

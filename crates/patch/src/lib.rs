@@ -23,6 +23,7 @@ pub mod flow;
 pub mod hooks;
 pub mod inherit;
 pub mod journal;
+pub mod lambdas;
 pub mod line_table;
 pub mod link;
 pub mod live;

@@ -516,7 +516,9 @@ impl Linker<'_> {
 /// The program's address for symbol `i` of `obj`: a global by its name; a
 /// static within the object's source file, by its name in the compile the
 /// program was built from (`base_names`) when known, else by its own name
-/// or, for GCC-numbered names, by their stable part.
+/// or, for GCC-numbered names, by their stable part. What an earlier
+/// patch defined under the name goes first: a renumbered lambda's name
+/// is another lambda's in the program ([`crate::lambdas`]).
 pub fn live_address(
     obj: &ObjectFile,
     i: usize,
@@ -525,44 +527,51 @@ pub fn live_address(
 ) -> Option<u64> {
     let sym = &obj.symbols[i];
     let file = obj.source.as_deref();
-    let added = || {
-        let old = base_names.get(&i).unwrap_or(&sym.name);
-        resolver.added(file, old, sym.local)
-    };
+    // Its name in the compile the program runs; empty: new in this edit.
+    let old = base_names.get(&i);
+    let name = old.filter(|n| !n.is_empty()).unwrap_or(&sym.name);
+    if let Some(earlier) = resolver.added(file, name, sym.local) {
+        return Some(earlier);
+    }
+    if old.is_some_and(String::is_empty) {
+        return None;
+    }
     if !sym.local {
-        return resolver.global(&sym.name).or_else(added);
+        return resolver.global(name);
     }
-    let Some(file) = file else {
-        return added();
-    };
-    if let Some(old) = base_names.get(&i) {
-        return resolver.local(file, old).or_else(added);
+    let file = file?;
+    if old.is_some() {
+        return resolver.local(file, name);
     }
-    resolver
-        .local(file, &sym.name)
-        .or_else(|| {
-            let stable = names::parse(&sym.name);
-            (stable.numbered || !stable.clones.is_empty())
-                .then(|| resolver.local(file, &stable.stable()))
-                .flatten()
-        })
-        .or_else(added)
+    resolver.local(file, &sym.name).or_else(|| {
+        let stable = names::parse(&sym.name);
+        (stable.numbered || !stable.clones.is_empty())
+            .then(|| resolver.local(file, &stable.stable()))
+            .flatten()
+    })
 }
 
 /// For each local symbol of `new`, its name in `old` when the two differ
 /// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
-/// base name as the diff matches them.
+/// base name as the diff matches them; and any symbol of a renumbered C++
+/// lambda ([`crate::lambdas`]), global ones too, by its old twin's name.
 pub fn base_names(old: &ObjectFile, new: &ObjectFile) -> HashMap<usize, String> {
     let by_key: HashMap<&str, usize> = crate::diff::stable_keys(old)
         .iter()
         .enumerate()
         .map(|(i, k)| (k.as_str(), i))
         .collect();
-    crate::diff::stable_keys(new)
+    crate::lambdas::paired_keys(old, new)
         .iter()
         .enumerate()
-        .filter(|(i, _)| new.symbols[*i].local)
-        .filter_map(|(i, k)| Some((i, old.symbols[*by_key.get(k.as_str())?].name.clone())))
+        .filter_map(|(i, k)| match by_key.get(k.as_str()) {
+            Some(&o) => Some((i, old.symbols[o].name.clone())),
+            // A lambda the edit added, though the program has one of its
+            // name: never the program's.
+            None if crate::lambdas::is_fresh(k) => Some((i, String::new())),
+            None => None,
+        })
+        .filter(|(i, name)| new.symbols[*i].local || *name != new.symbols[*i].name)
         .collect()
 }
 

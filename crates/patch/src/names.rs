@@ -100,6 +100,46 @@ pub fn readable(symbol: &str) -> String {
     }
 }
 
+/// Whether `symbol` is code the compiler writes to construct a file's
+/// globals at start-up (GCC's `_GLOBAL__sub_I_*` and
+/// `__static_initialization_and_destruction_0`, Clang's
+/// `__cxx_global_var_init*`), not a function anybody wrote: output says
+/// what it constructs instead of naming it.
+pub fn is_static_initializer(symbol: &str) -> bool {
+    symbol.starts_with("_GLOBAL__sub_I_")
+        || symbol.starts_with("__cxx_global_var_init")
+        || symbol.starts_with("_Z41__static_initialization_and_destruction_0")
+        || symbol.starts_with("__static_initialization_and_destruction_")
+}
+
+/// `text` (a message) with every mangled C++ name in it demangled, as
+/// people read them: errors from every layer name symbols as the object
+/// spells them.
+pub fn readable_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("_Z") {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let len = rest[at..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(rest.len() - at);
+        // A sentence's full stop is not part of the name.
+        let token = rest[at..at + len].trim_end_matches('.');
+        out.push_str(&rest[..at]);
+        if starts_word && token.len() > 2 {
+            out.push_str(&readable(token));
+        } else {
+            out.push_str(token);
+        }
+        rest = &rest[at + token.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +165,21 @@ mod tests {
         assert_eq!(readable("_Z5scalei.isra.0"), "scale(int) [clone .isra.0]");
         assert_eq!(readable("compute"), "compute");
         assert_eq!(readable("_Znot-a-name"), "_Znot-a-name");
+    }
+
+    #[test]
+    fn names_in_messages_are_demangled() {
+        assert_eq!(
+            readable_text("cannot redirect _Z14scaled_in_maini at 0x10: _Z14scaled_in_maini is 4 bytes."),
+            "cannot redirect scaled_in_main(int) at 0x10: scaled_in_main(int) is 4 bytes."
+        );
+        assert_eq!(readable_text("_ZNK2Sq4areaEv.cold"), "Sq::area() const [clone .cold]");
+        // Not names: kept as they are.
+        for kept in ["my_Zone", "_Z", "x _Znot", "plain text"] {
+            assert_eq!(readable_text(kept), kept);
+        }
+        assert!(is_static_initializer("_GLOBAL__sub_I_shape.cpp"));
+        assert!(is_static_initializer("__cxx_global_var_init.1"));
+        assert!(!is_static_initializer("label"));
     }
 }

@@ -100,6 +100,9 @@ pub struct ReloadEvent {
     /// Functions the program did not have, added by this reload.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<String>,
+    /// New globals constructed in the program before the new code ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constructed: Vec<String>,
     /// Functions redirected whose new code cannot run (see `notes`):
     /// never reported as patched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +133,7 @@ impl ReloadEvent {
             file: source.display().to_string(),
             functions: Vec::new(),
             added: Vec::new(),
+            constructed: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
             hooks: Vec::new(),
@@ -148,8 +152,19 @@ impl ReloadEvent {
         if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
             what.push(format!("{} {}", self.event, readable_list(&self.functions)));
         }
-        if !self.added.is_empty() {
-            what.push(format!("added {}", readable_list(&self.added)));
+        // The compiler's static initializers are not functions anybody
+        // added: what they constructed is said instead.
+        let added: Vec<String> = self
+            .added
+            .iter()
+            .filter(|n| !relive_patch::names::is_static_initializer(n))
+            .cloned()
+            .collect();
+        if !added.is_empty() {
+            what.push(format!("added {}", readable_list(&added)));
+        }
+        if !self.constructed.is_empty() {
+            what.push(format!("constructed {}", self.constructed.join(", ")));
         }
         if !self.unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable)));
@@ -164,7 +179,11 @@ impl ReloadEvent {
         };
         let notes: String = std::iter::once(workers)
             .chain(self.hooks.iter().map(|h| format!("\n  {}", h.describe())))
-            .chain(self.notes.iter().map(|n| format!("\n  note: {n}")))
+            .chain(
+                self.notes
+                    .iter()
+                    .map(|n| format!("\n  note: {}", relive_patch::names::readable_text(n))),
+            )
             .collect();
         format!(
             "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs){notes}",
@@ -1637,6 +1656,7 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.functions = reachable.iter().map(|a| a.symbol.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.symbol.clone()).collect();
     event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
+    event.constructed = report.constructed.clone();
     // Notes made before the patch (a function patched again) stay first.
     event
         .notes

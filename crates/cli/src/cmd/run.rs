@@ -139,7 +139,7 @@ fn print_event(e: &ReloadEvent, json: bool) {
             "relive: {}: {} — {}",
             e.file,
             paint(&e.event.to_string(), Tone::Warn),
-            e.message.as_deref().unwrap_or("")
+            relive_patch::names::readable_text(e.message.as_deref().unwrap_or(""))
         ),
     };
 }

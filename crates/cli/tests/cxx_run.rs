@@ -1,0 +1,239 @@
+//! Issue 23's must-hold scenario: a two-file C++ program built with `-g`
+//! under plain `relive run -- ./app` (no --watch, no --cc), with g++ and
+//! clang++ at -O0 and -O2. Four edits, each checked in what the running
+//! program prints, its state (a counter) kept throughout:
+//!
+//! 1. a virtual method (the object's vtable points at the old entry);
+//! 2. an exception's text, thrown from patched code and caught by the old
+//!    `main` (the new code's unwind information registered);
+//! 3. a new global `std::string` with a constructor, used by new code
+//!    (constructed in the process before the redirect);
+//! 4. an inline function in a header both files use: at -O0 one COMDAT
+//!    copy in the program, compiled in both units and redirected once
+//!    (two redirects of one entry failed their read-back); at -O2
+//!    inlined into a function of each file (g++ puts `main.cpp`'s last in
+//!    `.text`, 4 bytes with nothing to borrow after it: redirected through
+//!    the filler before its entry).
+//!
+//! Output names are demangled, and the compiler's static initializer is
+//! not reported as a function the edit added.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+
+use common::{compile, relive_in, start};
+use relive_testkit::{Target, PATIENCE};
+
+const HEADER: &str = r#"#include <string>
+struct Shape { virtual ~Shape() {} virtual int area() const = 0; };
+struct Square : Shape { int side; explicit Square(int s) : side(s) {} int area() const override; };
+inline int scale(int x) { return x * 2; }
+int checked(long v);
+std::string label();
+"#;
+
+const SHAPE: &str = r#"#include "shape.h"
+#include <stdexcept>
+int Square::area() const { return side * side; }
+int checked(long v) {
+    if (v % 3 == 0) throw std::runtime_error("old failure");
+    return (int)v;
+}
+std::string label() { return "plain"; }
+__attribute__((noinline)) int scaled_in_shape(int x) { return scale(x); }
+"#;
+
+const MAIN: &str = r#"#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <unistd.h>
+#include "shape.h"
+long counter = 0;
+int scaled_in_shape(int x);
+__attribute__((noinline)) int scaled_in_main(int x) { return scale(x); }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::unique_ptr<Shape> s(new Square(3));
+    for (;;) {
+        counter++;
+        const char *err = "none";
+        std::string caught;
+        try { checked(counter); } catch (const std::exception &e) { caught = e.what(); err = caught.c_str(); }
+        if (counter % 3 == 0)
+            std::printf("area %d label %s scale %d %d err %s counter %ld\n", s->area(), label().c_str(),
+                        scaled_in_main(5), scaled_in_shape(5), err, counter);
+        usleep(2000);
+    }
+}
+"#;
+
+/// relive's stderr, line by line.
+struct Lines(Receiver<String>);
+
+impl Lines {
+    /// The next line containing `want` (lines before it are skipped).
+    fn until(&self, want: &str) -> String {
+        loop {
+            let line = self
+                .0
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("relive never said {want:?}"));
+            if line.contains(want) {
+                return line;
+            }
+        }
+    }
+}
+
+/// The counter in the program's next line starting with `prefix`.
+fn counter_after(target: &mut Target, prefix: &str) -> i64 {
+    let rest = target.wait_for_prefix(prefix);
+    rest.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a counter after {prefix:?}: {rest:?}"))
+}
+
+fn scenario(cxx: &str, opt: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    for (name, text) in [("shape.h", HEADER), ("shape.cpp", SHAPE), ("main.cpp", MAIN)] {
+        std::fs::write(path(name), text).unwrap();
+    }
+    let out = Command::new(cxx)
+        .args([opt, "-g", "-o", "app", "shape.cpp", "main.cpp"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{cxx} (.ci/run installs it): {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exe = path("app");
+    let (shape, header) = (path("shape.cpp"), path("shape.h"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--", "./app"])
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", path("state"))
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = target.child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let lines = Lines(rx);
+    let case = format!("{cxx} {opt}");
+    lines.until("watching");
+    let first = counter_after(&mut target, "area 9 label plain scale 10 10 err old failure counter ");
+
+    // 1. The virtual method.
+    let mut source = SHAPE.replace("side * side", "side * side + 100");
+    std::fs::write(&shape, &source).unwrap();
+    let patched = lines.until("shape.cpp: ");
+    assert!(patched.contains("patched Square::area() const"), "{case}: {patched}");
+    let after_area = counter_after(&mut target, "area 109 label plain scale 10 10 err old failure counter ");
+    assert!(after_area > first, "{case}: the counter restarted");
+
+    // 2. The exception's text: thrown by new code, caught by the old main.
+    source = source.replace("old failure", "new failure");
+    std::fs::write(&shape, &source).unwrap();
+    let patched = lines.until("shape.cpp: ");
+    assert!(patched.contains("patched checked(long)"), "{case}: {patched}");
+    let after_throw = counter_after(&mut target, "area 109 label plain scale 10 10 err new failure counter ");
+    // Thrown and caught again and again, the program lives on.
+    let later = counter_after(&mut target, "area 109 label plain scale 10 10 err new failure counter ");
+    assert!(later > after_throw && after_throw > after_area, "{case}");
+
+    // 3. A new global with a constructor, used by the new code.
+    source = source.replace(
+        "std::string label() { return \"plain\"; }",
+        "static const std::string fancy = \"fancy\";\nstd::string label() { return fancy; }",
+    );
+    std::fs::write(&shape, &source).unwrap();
+    let patched = lines.until("shape.cpp: ");
+    assert!(
+        patched.contains("patched label[abi:cxx11]()") && patched.contains("constructed fancy"),
+        "{case}: {patched}"
+    );
+    assert!(
+        !patched.contains("_GLOBAL__") && !patched.contains("global_var_init"),
+        "{case}: {patched}"
+    );
+    let after_global = counter_after(&mut target, "area 109 label fancy scale 10 10 err new failure counter ");
+    assert!(after_global > later, "{case}");
+
+    // 4. The inline function in the header both files include.
+    std::fs::write(&header, HEADER.replace("x * 2", "x * 3")).unwrap();
+    let one = lines.until(".cpp: ");
+    let two = lines.until(".cpp: ");
+    let both = format!("{one}\n{two}");
+    assert!(
+        both.contains("main.cpp: ") && both.contains("shape.cpp: "),
+        "{case}: {both}"
+    );
+    assert!(!both.contains("_Z"), "{case}: names demangled: {both}");
+    let last = counter_after(&mut target, "area 109 label fancy scale 15 15 err new failure counter ");
+    assert!(last > after_global, "{case}");
+}
+
+#[test]
+fn gxx_o0() {
+    scenario("g++", "-O0");
+}
+
+#[test]
+fn gxx_o2() {
+    scenario("g++", "-O2");
+}
+
+#[test]
+fn clangxx_o0() {
+    scenario("clang++", "-O0");
+}
+
+#[test]
+fn clangxx_o2() {
+    scenario("clang++", "-O2");
+}
+
+/// A message naming a C++ function that cannot be redirected names it as
+/// people write it (the error came from the object's symbol names).
+#[test]
+fn refusals_name_cxx_functions_demangled() {
+    // Shorter than any jump, between two functions with no filler (built
+    // without alignment), so it is refused: the message is what is tested.
+    const TINY: &str = r#"#include <cstdio>
+#include <unistd.h>
+__attribute__((noinline)) int before_it(int x) { return x * 7 + 3; }
+__attribute__((noinline)) int twice(int x) { return x + x; }
+__attribute__((noinline)) int after_it(int x) { return x * 5 - 1; }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (int i = 0;; i++) { std::printf("v %d\n", (before_it(i) + twice(i) + after_it(i)) & 1); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flags = ["-O2", "-g", "-fno-align-functions", "-fcf-protection=none"];
+    let base = compile(dir.path(), "g++", "app.cpp", "app.o", TINY, &flags);
+    let new = compile(
+        dir.path(),
+        "g++",
+        "app.cpp",
+        "new.o",
+        &TINY.replace("x + x", "x + x + 1"),
+        &flags,
+    );
+    let target = start(dir.path(), "g++", &base, "app");
+    target.wait_for_prefix("v ");
+    let out = relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(message.contains("twice(int) is 4 bytes"), "{message}");
+    assert!(!message.contains("_Z5twicei"), "{message}");
+}

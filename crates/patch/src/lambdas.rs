@@ -1,0 +1,269 @@
+//! C++ lambdas matched by what they are, not by their number.
+//!
+//! A lambda's closure type is named by its scope and its order among the
+//! lambdas of the same signature there: `work(int)::{lambda(int)#1}`
+//! (`_ZZ4workiENKUliE_clEi`). A lambda written above it makes it `#2`, so
+//! by name the edit changed `#1` (the old one's code replaced by the new
+//! lambda's) and added `#2`: a `std::function` kept from before the patch
+//! then ran the other lambda's body. Here each closure of the new object
+//! is matched with the old closure whose code is the same (every function
+//! of the closure's: its `operator()`, the `std::function` handlers made
+//! for it), and the new object's keys are rewritten to the old names; a
+//! lambda with no old twin keeps its number when that closure is free
+//! (an edited lambda), else it is new.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use crate::objfile::{Kind, ObjectFile};
+
+/// The marker of a closure type in a demangled name.
+const LAMBDA: &str = "{lambda(";
+
+/// How the key of a symbol of a lambda with no old twin starts.
+const FRESH: &str = "lambda:";
+
+/// Whether `key` (of [`paired_keys`]) is of a lambda the edit added.
+pub fn is_fresh(key: &str) -> bool {
+    key.starts_with(FRESH)
+}
+
+/// Whether `symbol` names a closure type or something made for one.
+pub fn mentions_lambda(symbol: &str) -> bool {
+    symbol.starts_with("_Z") && symbol.contains("Ul") && crate::names::readable(symbol).contains(LAMBDA)
+}
+
+/// The keys of `new` for comparing with `old` (their
+/// [`crate::diff::stable_keys`]): symbols of renumbered lambdas get the
+/// keys of their old twins, those of lambdas with no twin fresh keys.
+/// Borrowed as they are when no lambda was renumbered (most objects have
+/// none).
+pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String]> {
+    let new_keys = crate::diff::stable_keys(new);
+    let (old_closures, new_closures) = (closures(old), closures(new));
+    if new_closures.symbols.is_empty() {
+        return Cow::Borrowed(new_keys);
+    }
+    let renames = match_closures(old, &old_closures, new, &new_closures);
+    if renames.is_empty() {
+        return Cow::Borrowed(new_keys);
+    }
+    let old_keys = crate::diff::stable_keys(old);
+    let old_by_text: HashMap<&str, usize> = old_closures
+        .symbols
+        .iter()
+        .map(|(i, text)| (text.as_str(), *i))
+        .collect();
+    let mut keys = new_keys.to_vec();
+    for (i, text) in &new_closures.symbols {
+        let renamed = rename(text, &renames);
+        if renamed == *text {
+            continue;
+        }
+        keys[*i] = match old_by_text.get(renamed.as_str()) {
+            Some(&o) => old_keys[o].clone(),
+            None => format!("{FRESH}{renamed}"),
+        };
+    }
+    Cow::Owned(keys)
+}
+
+/// `text` with every closure named in `renames` renamed.
+fn rename(text: &str, renames: &HashMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for id in ids(text) {
+        if let Some(to) = renames.get(id) {
+            out = out.replace(id, to);
+        }
+    }
+    out
+}
+
+/// The symbols of an object that mention a closure type, demangled.
+struct Closures {
+    symbols: Vec<(usize, String)>,
+}
+
+fn closures(obj: &ObjectFile) -> Closures {
+    // `Ul` starts a closure type's mangled name: only those are demangled.
+    let symbols = obj
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name.starts_with("_Z") && s.name.contains("Ul"))
+        .map(|(i, s)| (i, crate::names::readable(&s.name)))
+        .filter(|(_, text)| text.contains(LAMBDA))
+        .collect();
+    Closures { symbols }
+}
+
+/// The closure types named in `text`: `scope::{lambda(SIG)#N}`, the scope
+/// being the name before it (`work(int)`), up to the enclosing template
+/// argument list or the start.
+fn ids(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(k) = text[from..].find(LAMBDA) {
+        let start = from + k;
+        let Some(end) = closing_brace(text, start) else { break };
+        let scope = scope_start(text, start);
+        found.push(&text[scope..=end]);
+        from = start + LAMBDA.len();
+    }
+    found
+}
+
+/// The `}` closing the `{` at `open`.
+fn closing_brace(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(open + k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Where the scope of the closure at `lambda` (`{lambda(` preceded by
+/// `::`) starts: back over balanced `()`/`<>` to a space, comma or
+/// opening bracket at the outer level.
+fn scope_start(text: &str, lambda: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut k = lambda;
+    while k > 0 {
+        let c = bytes[k - 1];
+        match c {
+            b')' | b'>' | b']' => depth += 1,
+            b'(' | b'<' | b'[' if depth > 0 => depth -= 1,
+            b'(' | b'<' | b'[' | b' ' | b',' if depth == 0 => break,
+            _ => {}
+        }
+        k -= 1;
+    }
+    k
+}
+
+/// The closure without its number: lambdas of one family can be renumbered
+/// into each other.
+fn family(id: &str) -> &str {
+    id.rfind('#').map_or(id, |k| &id[..k])
+}
+
+/// What each closure of an object is: the content of every function that
+/// mentions it, the closure itself written as `λ`, in name order.
+fn fingerprints(obj: &ObjectFile, closures: &Closures) -> HashMap<String, Vec<String>> {
+    let keys = crate::diff::stable_keys(obj);
+    let mut prints: HashMap<String, Vec<String>> = HashMap::new();
+    for (i, text) in &closures.symbols {
+        if obj.symbols[*i].kind != Kind::Function {
+            continue;
+        }
+        let (bytes, references) = crate::diff::content(obj, keys, *i);
+        for id in ids(text) {
+            let neutral = |s: &str| s.replace(id, "λ");
+            let mut print = format!("{} {:02x?}", neutral(text), bytes.as_deref().unwrap_or(&[]));
+            for (offset, r_type, target) in &references {
+                let target = crate::names::readable_text(target);
+                print.push_str(&format!(" [{offset:#x} {r_type} {}]", neutral(&target)));
+            }
+            prints.entry(id.to_string()).or_default().push(print);
+        }
+    }
+    for print in prints.values_mut() {
+        print.sort_unstable();
+    }
+    prints
+}
+
+/// New closure -> the old closure it is (or a fresh name when new), for
+/// every closure whose name changes.
+fn match_closures(
+    old: &ObjectFile,
+    old_closures: &Closures,
+    new: &ObjectFile,
+    new_closures: &Closures,
+) -> HashMap<String, String> {
+    let old_prints = fingerprints(old, old_closures);
+    let new_prints = fingerprints(new, new_closures);
+    let mut new_ids: Vec<&String> = new_prints.keys().collect();
+    new_ids.sort_unstable();
+    let mut claimed: HashSet<&str> = HashSet::new();
+    let mut decided: HashMap<&str, Option<&str>> = HashMap::new();
+    // The same lambda under the same number first, then under another.
+    for id in &new_ids {
+        if old_prints.get(id.as_str()) == new_prints.get(id.as_str()) {
+            claimed.insert(id.as_str());
+            decided.insert(id.as_str(), None);
+        }
+    }
+    for id in &new_ids {
+        if decided.contains_key(id.as_str()) {
+            continue;
+        }
+        let twin = old_prints
+            .iter()
+            .filter(|(o, print)| {
+                family(o) == family(id) && !claimed.contains(o.as_str()) && Some(*print) == new_prints.get(id.as_str())
+            })
+            .map(|(o, _)| o.as_str())
+            .min();
+        if let Some(o) = twin {
+            claimed.insert(o);
+            decided.insert(id.as_str(), Some(o));
+        }
+    }
+    let mut renames = HashMap::new();
+    for id in &new_ids {
+        match decided.get(id.as_str()) {
+            Some(None) => {}
+            Some(Some(o)) => {
+                renames.insert(id.to_string(), o.to_string());
+            }
+            // Edited in place when its old namesake is nobody else's;
+            // else a lambda the edit added.
+            None if old_prints.contains_key(id.as_str()) && !claimed.contains(id.as_str()) => {
+                claimed.insert(id.as_str());
+            }
+            None => {
+                renames.insert(id.to_string(), format!("{id} (new)"));
+            }
+        }
+    }
+    renames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closure_names_and_scopes() {
+        assert_eq!(
+            ids("work(int)::{lambda(int)#1}::operator()(int) const"),
+            ["work(int)::{lambda(int)#1}"]
+        );
+        assert_eq!(
+            ids("std::_Function_handler<int (int), work(int)::{lambda(int)#2}>::_M_invoke(std::_Any_data const&, int&&)"),
+            ["work(int)::{lambda(int)#2}"]
+        );
+        assert_eq!(
+            ids("int std::__invoke_impl<int, ns::f<int>(int)::{lambda()#1}&, int>(std::__invoke_other)"),
+            ["ns::f<int>(int)::{lambda()#1}"]
+        );
+        assert!(ids("plain(int)").is_empty());
+        assert_eq!(family("work(int)::{lambda(int)#12}"), "work(int)::{lambda(int)");
+        let renames = HashMap::from([("f()::{lambda()#1}".to_string(), "f()::{lambda()#2}".to_string())]);
+        assert_eq!(
+            rename("f()::{lambda()#1}::operator()() const", &renames),
+            "f()::{lambda()#2}::operator()() const"
+        );
+    }
+}
