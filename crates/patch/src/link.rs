@@ -516,9 +516,10 @@ impl Linker<'_> {
 /// The program's address for symbol `i` of `obj`: a global by its name; a
 /// static within the object's source file, by its name in the compile the
 /// program was built from (`base_names`) when known, else by its own name
-/// or, for GCC-numbered names, by their stable part. What an earlier
-/// patch defined under the name goes first: a renumbered lambda's name
-/// is another lambda's in the program ([`crate::lambdas`]).
+/// or, for GCC-numbered names, by their stable part; else what an earlier
+/// patch added. For a lambda's symbols what an earlier patch defined goes
+/// first: a renumbered lambda's name is another lambda's in the program
+/// ([`crate::lambdas`]).
 pub fn live_address(
     obj: &ObjectFile,
     i: usize,
@@ -530,25 +531,33 @@ pub fn live_address(
     // Its name in the compile the program runs; empty: new in this edit.
     let old = base_names.get(&i);
     let name = old.filter(|n| !n.is_empty()).unwrap_or(&sym.name);
-    if let Some(earlier) = resolver.added(file, name, sym.local) {
-        return Some(earlier);
+    let added = || resolver.added(file, name, sym.local);
+    if crate::lambdas::mentions_lambda(&sym.name) {
+        if let Some(earlier) = added() {
+            return Some(earlier);
+        }
     }
     if old.is_some_and(String::is_empty) {
         return None;
     }
     if !sym.local {
-        return resolver.global(name);
+        return resolver.global(name).or_else(added);
     }
-    let file = file?;
+    let Some(file) = file else {
+        return added();
+    };
     if old.is_some() {
-        return resolver.local(file, name);
+        return resolver.local(file, name).or_else(added);
     }
-    resolver.local(file, &sym.name).or_else(|| {
-        let stable = names::parse(&sym.name);
-        (stable.numbered || !stable.clones.is_empty())
-            .then(|| resolver.local(file, &stable.stable()))
-            .flatten()
-    })
+    resolver
+        .local(file, &sym.name)
+        .or_else(|| {
+            let stable = names::parse(&sym.name);
+            (stable.numbered || !stable.clones.is_empty())
+                .then(|| resolver.local(file, &stable.stable()))
+                .flatten()
+        })
+        .or_else(added)
 }
 
 /// For each local symbol of `new`, its name in `old` when the two differ
