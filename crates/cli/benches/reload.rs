@@ -1,18 +1,24 @@
 //! Edit-to-output time of `relive run`, against plain `cc -c` and against
 //! restarting, measured in the same run (`cargo bench -p relive --bench
-//! reload`; prints its figures).
+//! reload`; prints its figures). Two programs:
 //!
-//! A 300-line C program prints `gen K` every 200 µs, where `K` comes from
-//! its function `generation()`. Each of 20 scripted edits changes
-//! `generation()` to return the edit's number and changes one of 25
-//! other functions, then saves the file. Measured per edit:
+//! - a 300-line C file (`gcc -O0 -g`);
+//! - a 2,000-line C++ file (`g++ -O0 -g`: classes with virtual methods,
+//!   templates, lambdas kept in `std::function`, `std::string`s,
+//!   exceptions), for issue 23's goal: relive's own stages (diff, link,
+//!   apply) at most 2% of the compile.
+//!
+//! Each prints `gen K` every 200 µs, where `K` comes from its function
+//! `generation()`. Each of 20 scripted edits changes `generation()` to
+//! return the edit's number and changes one of the other functions, then
+//! saves the file. Measured per edit:
 //! - relive: from the moment the file is saved (renamed over) to the moment the
 //!   program's first `gen K` line is read (so it includes inotify, the
 //!   compile, diff, link, apply and up to one 200 µs loop of the program);
-//! - `cc -c`: the same file compiled with the same flags (`gcc -O0 -g`,
-//!   what the program's DWARF records), nothing else;
-//! - restart: kill the program, rebuild it (`gcc -O0 -g -o`), start it and
-//!   read its first line (5 times).
+//! - `cc -c`: the same file compiled with the same flags (what the
+//!   program's DWARF records), nothing else;
+//! - restart: kill the program, rebuild it (`-o`), start it and read its
+//!   first line (5 times).
 //!
 //! relive runs with `--debounce-ms 0`: the default 10 ms debounce (which
 //! coalesces an editor's bursts of writes) adds up to 10 ms on top.
@@ -26,8 +32,23 @@ use std::time::{Duration, Instant};
 const EDITS: usize = 20;
 const FUNCTIONS: usize = 25;
 const FLAGS: [&str; 2] = ["-O0", "-g"];
+/// Classes (each with a template, a lambda and a string) in the C++ file.
+const CLASSES: usize = 90;
 
-/// The program, with `generation()` returning `generation` and function
+/// One of the two programs measured.
+struct Language {
+    /// For the report.
+    what: &'static str,
+    compiler: &'static str,
+    source: &'static str,
+    /// Its text with `generation()` returning `generation` and part
+    /// `edited` using `constant`.
+    program: fn(usize, usize, usize) -> String,
+    lines: std::ops::RangeInclusive<usize>,
+    parts: usize,
+}
+
+/// The C program, with `generation()` returning `generation` and function
 /// `f{edited}` using `constant`.
 fn program(generation: usize, edited: usize, constant: usize) -> String {
     let mut s = String::from(
@@ -52,6 +73,38 @@ fn program(generation: usize, edited: usize, constant: usize) -> String {
         "    return x;\n}\n\nint main(void) {\n    setvbuf(stdout, NULL, _IOLBF, 0);\n    for (;;) {\n        \
          total += step(total);\n        printf(\"gen %d total %ld\\n\", generation(), total);\n        \
          usleep(200);\n    }\n}\n",
+    );
+    s
+}
+
+/// The C++ program: class `C{edited}`'s `eval` uses `constant`.
+fn cxx_program(generation: usize, edited: usize, constant: usize) -> String {
+    let mut s = format!(
+        "#include <cstdio>\n#include <functional>\n#include <memory>\n#include <stdexcept>\n\
+         #include <string>\n#include <vector>\n#include <unistd.h>\n\n\
+         long total = 0;\n\n__attribute__((noinline)) int generation() {{\n    return {generation};\n}}\n\n\
+         struct Base {{\n    virtual ~Base() {{}}\n    virtual long eval(long x) const = 0;\n}};\n\n"
+    );
+    for c in 0..CLASSES {
+        let k = if c == edited { constant } else { c + 1 };
+        s.push_str(&format!(
+            "template <typename T> T mix{c}(T x) {{\n    T y = x;\n    for (int i = 0; i < 2; i++)\n        \
+             y = (y << 1) ^ (x + {c});\n    return y;\n}}\n\n\
+             struct C{c} : Base {{\n    std::string name = \"c{c}\";\n    std::function<long(long)> scale;\n    \
+             C{c}() : scale([](long v) {{ return v * {k} + {c}; }}) {{}}\n    long eval(long x) const override;\n}};\n\n\
+             long C{c}::eval(long x) const {{\n    if (x < 0)\n        throw std::runtime_error(name);\n    \
+             long y = scale(x) + mix{c}<long>(x % {k1});\n    y += (long)name.size();\n    return y & 0xffff;\n}}\n\n",
+            k1 = k + 2
+        ));
+    }
+    s.push_str("std::vector<std::unique_ptr<Base>> all() {\n    std::vector<std::unique_ptr<Base>> v;\n");
+    for c in 0..CLASSES {
+        s.push_str(&format!("    v.emplace_back(new C{c});\n"));
+    }
+    s.push_str(
+        "    return v;\n}\n\nint main() {\n    setvbuf(stdout, nullptr, _IOLBF, 0);\n    auto objects = all();\n    \
+         for (;;) {\n        for (auto &o : objects)\n            total = o->eval(total);\n        \
+         std::printf(\"gen %d total %ld\\n\", generation(), total);\n        usleep(200);\n    }\n}\n",
     );
     s
 }
@@ -82,14 +135,14 @@ fn until(rx: &Receiver<(Instant, String)>, prefix: &str) -> Instant {
     }
 }
 
-fn gcc(dir: &Path, args: &[&str]) {
-    let status = Command::new("gcc")
+fn build(compiler: &str, dir: &Path, args: &[&str]) {
+    let status = Command::new(compiler)
         .args(FLAGS)
         .args(args)
         .current_dir(dir)
         .status()
-        .expect("gcc");
-    assert!(status.success());
+        .expect(compiler);
+    assert!(status.success(), "{compiler} {args:?}");
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -109,12 +162,46 @@ fn main() {
     {
         return;
     }
+    let languages = [
+        Language {
+            what: "300-line C file, gcc -O0 -g",
+            compiler: "gcc",
+            source: "app.c",
+            program,
+            lines: 290..=340,
+            parts: FUNCTIONS,
+        },
+        Language {
+            what: "2,000-line C++ file, g++ -O0 -g",
+            compiler: "g++",
+            source: "app.cpp",
+            program: cxx_program,
+            lines: 1900..=2200,
+            parts: CLASSES,
+        },
+    ];
+    for language in &languages {
+        measure(language);
+    }
+}
+
+/// Runs the edits of `language`'s program under `relive run`, then the
+/// baselines, and prints the figures.
+fn measure(language: &Language) {
+    let Language {
+        what,
+        compiler,
+        source: name,
+        program,
+        ref lines,
+        parts,
+    } = *language;
     let dir = tempfile::tempdir().expect("temp dir");
-    let source = dir.path().join("app.c");
-    std::fs::write(&source, program(0, FUNCTIONS, 0)).expect("write app.c");
+    let source = dir.path().join(name);
+    std::fs::write(&source, program(0, parts, 0)).expect("write the source");
     let length = program(0, 0, 0).lines().count();
-    assert!((290..=340).contains(&length), "{length} lines");
-    gcc(dir.path(), &["-o", "app", "app.c"]);
+    assert!(lines.contains(&length), "{length} lines");
+    build(compiler, dir.path(), &["-o", "app", name]);
 
     let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args(["run", "--json", "--debounce-ms", "0", "--", "./app"])
@@ -124,7 +211,7 @@ fn main() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("relive run");
-    let output = lines(&mut relive);
+    let output = self::lines(&mut relive);
     let events = {
         let err = relive.stderr.take().expect("piped stderr");
         let (tx, rx) = channel::<String>();
@@ -144,12 +231,12 @@ fn main() {
 
     let (mut reload, mut compile_only, mut relive_compile, mut relive_rest) = (vec![], vec![], vec![], vec![]);
     for edit in 1..=EDITS {
-        let text = program(edit, edit % FUNCTIONS, 100 + edit);
+        let text = program(edit, edit % parts, 100 + edit);
         // Saved the way editors do: a new file renamed over the old one.
-        let saved = dir.path().join(".app.c.new");
-        std::fs::write(&saved, &text).expect("write the new app.c");
+        let saved = dir.path().join(format!(".{name}.new"));
+        std::fs::write(&saved, &text).expect("write the new source");
         let start = Instant::now();
-        std::fs::rename(&saved, &source).expect("save app.c");
+        std::fs::rename(&saved, &source).expect("save the source");
         let seen = until(&output, &format!("gen {edit} "));
         reload.push(ms(seen - start));
         let event = loop {
@@ -166,7 +253,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(30));
         // The baseline: the same compile, by hand.
         let start = Instant::now();
-        gcc(dir.path(), &["-c", "app.c", "-o", "baseline.o"]);
+        build(compiler, dir.path(), &["-c", name, "-o", "baseline.o"]);
         compile_only.push(ms(start.elapsed()));
     }
     let _ = relive.kill();
@@ -184,13 +271,13 @@ fn main() {
         let start = Instant::now();
         let _ = app.kill();
         let _ = app.wait();
-        gcc(dir.path(), &["-o", "app", "app.c"]);
+        build(compiler, dir.path(), &["-o", "app", name]);
         app = Command::new("./app")
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .spawn()
             .expect("app");
-        let rx = lines(&mut app);
+        let rx = self::lines(&mut app);
         until(&rx, "gen ");
         restart.push(ms(start.elapsed()));
     }
@@ -206,14 +293,16 @@ fn main() {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "edit-to-output, 300-line C file, gcc -O0 -g, {EDITS} edits (medians, ms):\n  \
+        "edit-to-output, {what}, {EDITS} edits (medians, ms):\n  \
          relive run (write -> first new output): {reload:8.2}\n  \
          plain cc -c of the same file:           {compile_only:8.2}\n  \
          overhead: {:.2} ms, ratio {:.3}\n  \
-         relive's own stages: compile {relive_compile:.2}, diff+link+apply {relive_rest:.2}\n  \
+         relive's own stages: compile {relive_compile:.2}, diff+link+apply {relive_rest:.2} \
+         ({:.2}% of the compile)\n  \
          restart instead (kill, gcc -o, start, first output): {restart:.2} (ratio {:.2} vs cc -c)",
         reload - compile_only,
         reload / compile_only,
+        100.0 * relive_rest / relive_compile,
         restart / compile_only
     );
 }

@@ -117,3 +117,30 @@ fn a_new_function_local_static_is_constructed_at_its_first_use() {
     assert_eq!(report["region"]["pinned"], serde_json::Value::Null, "{report}");
     target.wait_for("hello world! 1");
 }
+
+/// A global's initial value edited: its initializer ran when the program
+/// started and never runs again, so the program keeps the value it has.
+/// The changed initializer was reported "patched" while the program
+/// printed the old value: it is now unreachable, saying why.
+#[test]
+fn an_edited_initial_value_is_not_reported_as_patched() {
+    for flags in [&["-O0", "-g"][..], &["-O2", "-g"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, flags);
+        let target = start(dir.path(), "g++", &base, "app");
+        target.wait_for("hi world! 1");
+        let edited = APP.replace("std::string name = \"world\";", "std::string name = \"earth\";");
+        let new = compile(dir.path(), "g++", "app.cpp", "new.o", &edited, flags);
+        let report = patch_json(&state, target.pid(), &new, &base);
+        let applied = report["applied"].as_array().expect("applied");
+        assert!(!applied.is_empty(), "{flags:?}: {report}");
+        for a in applied {
+            assert_eq!(a["reach"]["reachable"], false, "{flags:?}: {a}");
+            let note = a["reach"]["note"].as_str().unwrap_or_default();
+            assert!(note.contains("runs only when the program starts"), "{flags:?}: {a}");
+        }
+        target.wait_for("hi world! 1");
+        target.wait_for("hi world! 0");
+    }
+}

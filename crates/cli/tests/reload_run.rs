@@ -130,6 +130,41 @@ fn an_edit_during_a_compile_is_not_lost() {
     assert_eq!(s.event()["event"], "patched");
 }
 
+/// An edit saved while relive compares the sources with the running code
+/// (its start-up compiles, slow here) is reloaded once it watches, and it
+/// says so at once: a new user, seeing only "watching", took the edit
+/// for lost while its compile ran.
+#[test]
+fn an_edit_saved_while_relive_starts_is_announced_and_patched() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow_cc = dir.path().join("slow-cc");
+    std::fs::write(&slow_cc, "#!/bin/sh\nsleep 1\nexec gcc \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow_cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cc = format!("{} -O0 -g", slow_cc.display());
+    let exe = relive_testkit::compile_with("gcc", dir.path(), "app", APP, &["-O0", "-g"]);
+    let source = dir.path().join("app.c");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--json", "--cc", &cc, "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
+    relive_testkit::events_until(&events, "starting");
+    target.wait_for_prefix("value 1 ");
+    std::fs::write(&source, APP.replace("return 1;", "return 2;")).unwrap();
+    let watching = relive_testkit::events_until(&events, "watching").pop().unwrap();
+    let saved = watching["saved_while_starting"].as_array().expect("a list");
+    assert!(
+        saved.iter().any(|f| f.as_str().is_some_and(|f| f.ends_with("app.c"))),
+        "{watching}"
+    );
+    let patched = relive_testkit::events_until(&events, "patched").pop().unwrap();
+    assert_eq!(patched["functions"], serde_json::json!(["value"]), "{patched}");
+    target.wait_for_prefix("value 2 ");
+}
+
 /// S12: patched code that uses the program's thread-local variables
 /// reaches each thread's own copy (local-exec offsets from the thread
 /// pointer); every thread keeps its value.

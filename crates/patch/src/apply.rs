@@ -1493,8 +1493,27 @@ fn reachability(
         .functions
         .iter()
         .zip(reaches)
-        .filter_map(|(f, r)| Some((f.replaces?, r)))
+        .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
         .collect()
+}
+
+/// `reach` of the program's static initializer `name` (C++: the code
+/// that constructs its globals): a call to it from the initializer list
+/// counts as reachable, but that ran when the program started. An edited
+/// initial value (`std::string banner = "PIPE";`) said "patched" while the
+/// program printed the old one.
+fn start_up_only(name: &str, reach: Reach) -> Reach {
+    if !crate::names::is_static_initializer(name) {
+        return reach;
+    }
+    Reach {
+        reachable: false,
+        note: Some(format!(
+            "{} runs only when the program starts: the globals it initializes keep the values they have (a changed initial value takes effect when the program is restarted)",
+            crate::names::readable(name)
+        )),
+        ..reach
+    }
 }
 
 /// Whether the function at `addr` is a global of a shared library (the

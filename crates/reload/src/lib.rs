@@ -147,10 +147,18 @@ impl ReloadEvent {
     /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`,
     /// with added and unreachable functions and notes on lines of their own.
     pub fn summary(&self) -> String {
+        self.summary_listing(false)
+    }
+
+    /// [`ReloadEvent::summary`]; `every` lists every name, where the
+    /// summary names a file's own functions first, at most
+    /// [`LISTED`] of them, and counts the standard library's template
+    /// instances (a lambda stored in a `std::function` brings dozens).
+    pub fn summary_listing(&self, every: bool) -> String {
         let t = &self.timing_us;
         let mut what = Vec::new();
         if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
-            what.push(format!("{} {}", self.event, readable_list(&self.functions)));
+            what.push(format!("{} {}", self.event, readable_list(&self.functions, every)));
         }
         // The compiler's static initializers are not functions anybody
         // added: what they constructed is said instead.
@@ -161,13 +169,13 @@ impl ReloadEvent {
             .cloned()
             .collect();
         if !added.is_empty() {
-            what.push(format!("added {}", readable_list(&added)));
+            what.push(format!("added {}", readable_list(&added, every)));
         }
         if !self.constructed.is_empty() {
             what.push(format!("constructed {}", self.constructed.join(", ")));
         }
         if !self.unreachable.is_empty() {
-            what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable)));
+            what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable, every)));
         }
         let workers = match self.processes.len() {
             0 => String::new(),
@@ -185,25 +193,78 @@ impl ReloadEvent {
                     .map(|n| format!("\n  note: {}", relive_patch::names::readable_text(n))),
             )
             .collect();
+        // Later patches of a function only store a new address: nothing
+        // stops.
+        let paused = match self.pause_us {
+            0 => "no thread paused".to_string(),
+            us => format!("threads paused {us} µs"),
+        };
         format!(
-            "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; threads paused {} µs){notes}",
+            "{} (compile {:.1} ms, diff {:.2} ms, link {:.2} ms, apply {:.2} ms; {paused}){notes}",
             what.join("; "),
             ms(t.compile),
             ms(t.diff),
             ms(t.link),
             ms(t.apply),
-            self.pause_us
         )
     }
 }
 
 /// Symbol names as people write them (C++ demangled), comma-separated.
-fn readable_list(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| relive_patch::names::readable(n))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn readable_list(names: &[String], every: bool) -> String {
+    // As people read them; a constructor's or destructor's variants (the
+    // complete and base object ones) read the same, and are counted.
+    let mut counted: Vec<(String, usize)> = Vec::new();
+    for name in names {
+        let text = relive_patch::names::readable(name);
+        match counted.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, k)) => *k += 1,
+            None => counted.push((text, 1)),
+        }
+    }
+    let shown = |(text, k): &(String, usize)| match k {
+        1 => text.clone(),
+        k => format!("{text} ({k} variants)"),
+    };
+    if every {
+        return counted.iter().map(shown).collect::<Vec<_>>().join(", ");
+    }
+    let (own, library): (Vec<_>, Vec<_>) = counted.iter().partition(|(t, _)| !in_standard_library(t));
+    let mut text: Vec<String> = own.iter().take(LISTED).map(|c| shown(c)).collect();
+    if own.len() > LISTED {
+        text.push(format!("{} more", own.len() - LISTED));
+    }
+    match (library.len(), text.is_empty()) {
+        (0, _) => {}
+        (1, true) => text.push(shown(library[0])),
+        (n, _) => text.push(format!(
+            "{n} standard-library template instance{}",
+            if n == 1 { "" } else { "s" }
+        )),
+    }
+    text.join(", ")
+}
+
+/// How many of a file's own functions a summary names (`-v`: all).
+pub const LISTED: usize = 8;
+
+/// Whether the function `text` (demangled) is the standard library's: its
+/// name, past any return type and before its parameters, is in `std::` or
+/// `__gnu_cxx::`.
+fn in_standard_library(text: &str) -> bool {
+    let mut depth = 0i32;
+    let mut name_start = 0;
+    for (k, c) in text.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ' ' if depth == 0 => name_start = k + 1,
+            '(' if depth == 0 => break,
+            _ => {}
+        }
+    }
+    let name = &text[name_start.min(text.len())..];
+    name.starts_with("std::") || name.starts_with("__gnu_cxx::")
 }
 
 /// Microseconds as milliseconds, for text.
@@ -1411,7 +1472,7 @@ impl<'p> Reloader<'p> {
         Some(format!(
             "the edit of {}{} makes its code use {}, whose value a build may set with -D (the sources test it with #ifdef/#ifndef, or define it from one that is), and the compile command ({}, from {}) is not known to carry the build's -D options: the patched code could run another value than a build of the edited sources (or, where relive's compile saw no change, the build's would); {FIX_FLAGS}, build with -g3, or pass --trust-baselines to patch anyway",
             source.display(),
-            if changed.is_empty() { String::new() } else { format!(" ({})", readable_list(changed)) },
+            if changed.is_empty() { String::new() } else { format!(" ({})", readable_list(changed, false)) },
             names.join(", "),
             command.display(),
             command.origin
@@ -1699,4 +1760,41 @@ pub enum Baseline {
     },
     /// It does not compile now.
     CompileError(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_own_functions_and_count_the_rest() {
+        let names: Vec<String> = [
+            "_ZN8TriangleD0Ev",
+            "_ZN8TriangleD1Ev",
+            "_ZN8TriangleD2Ev",
+            "_ZNSt17_Function_handlerIFiiEZ4workiEUliE_E9_M_invokeERKSt9_Any_dataOi",
+            "_ZNSt14_Function_base13_Base_managerIZ4workiEUliE_E10_M_managerERSt9_Any_dataRKS3_St18_Manager_operation",
+            "_ZZ4workiENKUliE_clEi",
+            "main",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let brief = readable_list(&names, false);
+        assert_eq!(
+            brief,
+            "Triangle::~Triangle() (3 variants), work(int)::{lambda(int)#1}::operator()(int) const, main, 2 standard-library template instances"
+        );
+        let every = readable_list(&names, true);
+        assert!(
+            every.contains("std::_Function_handler<int (int), work(int)::{lambda(int)#1}>::_M_invoke"),
+            "{every}"
+        );
+        let many: Vec<String> = (0..12).map(|k| format!("f{k}")).collect();
+        assert!(readable_list(&many, false).ends_with("f7, 4 more"));
+        assert!(in_standard_library(
+            "int std::__invoke_impl<int, work(int)::{lambda(int)#2}&, int>(std::__invoke_other)"
+        ));
+        assert!(!in_standard_library("(anonymous namespace)::Circle::area() const"));
+    }
 }

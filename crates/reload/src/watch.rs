@@ -62,7 +62,9 @@ pub enum Ended {
 /// `reloader`, calling `report` with the reloads of each burst of saves. `events` was created
 /// before the baselines were compiled, so an edit saved meanwhile is
 /// waiting in it; the headers the baselines include are added to it here.
-/// `ready` is called once the watches are in place; `exited` is asked
+/// `ready` is called once the watches are in place, with the files saved
+/// while the baselines compiled (reloaded first: their compile may take a
+/// while, and the user should know one is coming); `exited` is asked
 /// between events whether the program has ended.
 ///
 /// Headers become known only from the baseline compiles: one saved since
@@ -74,7 +76,7 @@ pub fn watch(
     files: &[PathBuf],
     since: std::time::SystemTime,
     debounce: Debounce,
-    ready: impl FnOnce(),
+    ready: impl FnOnce(&[PathBuf]),
     mut exited: impl FnMut() -> Option<i32>,
     mut report: impl FnMut(&[ReloadEvent]),
 ) -> Result<Ended, ReloadError> {
@@ -89,7 +91,10 @@ pub fn watch(
                 .is_ok_and(|m| m >= since)
         })
         .collect();
-    ready();
+    if let Some(saved) = events.next(Duration::ZERO, debounce)? {
+        pending.extend(saved);
+    }
+    ready(&pending.iter().cloned().collect::<Vec<_>>());
     loop {
         if let Some(code) = exited() {
             return Ok(Ended::Exited(code));

@@ -95,7 +95,7 @@ pub struct Options {
     /// place (a complete save), 10 while one may still be written.
     #[arg(long)]
     debounce_ms: Option<u64>,
-    /// One JSON object per line on stderr: {"event":"watching","files","pid"} once ready,
+    /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions","timing_us","pause_us"}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
@@ -113,13 +113,13 @@ fn print_event(e: &ReloadEvent, json: bool) {
             err,
             "relive: {}: {}",
             e.file,
-            first_word_painted(&e.summary(), Tone::Good)
+            first_word_painted(&e.summary_listing(crate::output::verbose()), Tone::Good)
         ),
         EventKind::Unreachable => writeln!(
             err,
             "relive: {}: {}",
             e.file,
-            first_word_painted(&e.summary(), Tone::Warn)
+            first_word_painted(&e.summary_listing(crate::output::verbose()), Tone::Warn)
         ),
         EventKind::NoChange => writeln!(
             err,
@@ -470,7 +470,7 @@ fn report_baseline(json: bool, value: serde_json::Value, text: String) {
     if json {
         crate::output::say!("{value}");
     } else {
-        crate::output::say!("{text}");
+        crate::output::say!("{}", relive_patch::names::readable_text(&text));
     }
 }
 
@@ -653,17 +653,25 @@ fn reload_loop(
     drop(held);
     let names: Vec<String> = files.iter().map(|(f, _, _)| f.display().to_string()).collect();
     let verbose = crate::output::verbose();
-    let ready = || {
+    let ready = |saved: &[PathBuf]| {
+        let saved: Vec<String> = saved.iter().map(|f| f.display().to_string()).collect();
         if json {
             crate::output::say!(
                 "{}",
-                serde_json::json!({"event": "watching", "files": names, "pid": pid})
+                serde_json::json!({"event": "watching", "files": names, "pid": pid, "saved_while_starting": saved})
             );
         } else {
             crate::output::note(&format!(
                 "relive: watching {} (pid {pid})",
                 list_briefly(&names, verbose)
             ));
+            if !saved.is_empty() {
+                crate::output::note(&format!(
+                    "relive: {} saved while relive started: compiling {} now",
+                    list_briefly(&saved, verbose),
+                    if saved.len() == 1 { "it" } else { "them" }
+                ));
+            }
         }
     };
     let mut last = LastReload::default();
