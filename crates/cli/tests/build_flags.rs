@@ -113,16 +113,8 @@ struct Session {
 impl Session {
     fn run(dir: tempfile::TempDir, options: &[&str]) -> Session {
         let exe = dir.path().join("app");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-        cmd.args(["run", "--json"])
-            .args(options)
-            .arg("--")
-            .arg(&exe)
-            .current_dir(dir.path())
-            .env("RELIVE_STATE_DIR", dir.path().join("state"))
-            .stderr(Stdio::piped());
-        let mut target = Target::spawn(cmd, exe, dir);
-        let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
+        let relive = std::path::Path::new(env!("CARGO_BIN_EXE_relive"));
+        let (target, events) = relive_testkit::relive_run_starting(relive, options, exe, &[], dir);
         Session {
             target,
             events,

@@ -115,10 +115,7 @@ fn relive_exits_with_the_programs_status() {
 #[test]
 fn an_edit_during_a_compile_is_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let slow_cc = dir.path().join("slow-cc");
-    std::fs::write(&slow_cc, "#!/bin/sh\nsleep 0.3\nexec gcc \"$@\"\n").unwrap();
-    std::fs::set_permissions(&slow_cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let cc = format!("{} -O0 -g", slow_cc.display());
+    let cc = slow_cc(dir.path(), "0.3");
     let mut s = Session::start_with(APP, &["-O0", "-g"], &["--cc", &cc], &[]);
     s.target.wait_for_prefix("value 1 ");
     s.edit("return 1;", "return 2;");
@@ -130,6 +127,14 @@ fn an_edit_during_a_compile_is_not_lost() {
     assert_eq!(s.event()["event"], "patched");
 }
 
+/// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
+fn slow_cc(dir: &Path, seconds: &str) -> String {
+    let script = dir.join("slow-cc");
+    std::fs::write(&script, format!("#!/bin/sh\nsleep {seconds}\nexec gcc \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    format!("{} -O0 -g", script.display())
+}
+
 /// An edit saved while relive compares the sources with the running code
 /// (its start-up compiles, slow here) is reloaded once it watches, and it
 /// says so at once: a new user, seeing only "watching", took the edit
@@ -137,20 +142,11 @@ fn an_edit_during_a_compile_is_not_lost() {
 #[test]
 fn an_edit_saved_while_relive_starts_is_announced_and_patched() {
     let dir = tempfile::tempdir().unwrap();
-    let slow_cc = dir.path().join("slow-cc");
-    std::fs::write(&slow_cc, "#!/bin/sh\nsleep 1\nexec gcc \"$@\"\n").unwrap();
-    std::fs::set_permissions(&slow_cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let cc = format!("{} -O0 -g", slow_cc.display());
+    let cc = slow_cc(dir.path(), "1");
     let exe = relive_testkit::compile_with("gcc", dir.path(), "app", APP, &["-O0", "-g"]);
     let source = dir.path().join("app.c");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json", "--cc", &cc, "--"])
-        .arg(&exe)
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let events = relive_testkit::json_lines(target.child.stderr.take().unwrap());
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run_starting(relive, &["--cc", &cc], exe, &[], dir);
     relive_testkit::events_until(&events, "starting");
     target.wait_for_prefix("value 1 ");
     std::fs::write(&source, APP.replace("return 1;", "return 2;")).unwrap();

@@ -545,6 +545,20 @@ pub fn relive_run(
     args: &[&str],
     dir: tempfile::TempDir,
 ) -> (Target, Receiver<serde_json::Value>) {
+    let (target, events) = relive_run_starting(relive, options, exe, args, dir);
+    events_until(&events, "watching");
+    (target, events)
+}
+
+/// [`relive_run`], returning at once: relive may still be comparing the
+/// sources with the running code.
+pub fn relive_run_starting(
+    relive: &Path,
+    options: &[&str],
+    exe: PathBuf,
+    args: &[&str],
+    dir: tempfile::TempDir,
+) -> (Target, Receiver<serde_json::Value>) {
     let mut cmd = Command::new(relive);
     cmd.args(["run", "--json"])
         .args(options)
@@ -556,7 +570,6 @@ pub fn relive_run(
         .stderr(Stdio::piped());
     let mut target = Target::spawn(cmd, exe, dir);
     let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
-    events_until(&events, "watching");
     (target, events)
 }
 
