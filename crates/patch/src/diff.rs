@@ -374,7 +374,8 @@ fn string_bytes_at(bytes: &[u8], at: i64) -> Option<(usize, &[u8])> {
     Some((start, &bytes[start..end]))
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a of `bytes`: content named by a number in descriptions.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

@@ -30,7 +30,13 @@ pub fn is_fresh(key: &str) -> bool {
 
 /// Whether `symbol` names a closure type or something made for one.
 pub fn mentions_lambda(symbol: &str) -> bool {
-    symbol.starts_with("_Z") && symbol.contains("Ul") && crate::names::readable(symbol).contains(LAMBDA)
+    maybe_closure(symbol) && crate::names::readable(symbol).contains(LAMBDA)
+}
+
+/// Whether the mangled `symbol` may mention a closure type (`Ul…E…_`),
+/// without demangling it.
+fn maybe_closure(symbol: &str) -> bool {
+    symbol.starts_with("_Z") && symbol.contains("Ul")
 }
 
 /// The keys of `new` for comparing with `old` (their
@@ -40,7 +46,17 @@ pub fn mentions_lambda(symbol: &str) -> bool {
 /// none).
 pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String]> {
     let new_keys = crate::diff::stable_keys(new);
-    let (old_closures, new_closures) = (closures(old), closures(new));
+    // Most edits add or remove no lambda: the same closure symbols by
+    // name, nothing renumbered, and nothing demangled.
+    let (old_names, new_names) = (closure_candidates(old), closure_candidates(new));
+    if old_names == new_names {
+        return Cow::Borrowed(new_keys);
+    }
+    // Only the scopes where closures came or went can have renumbered
+    // ones: symbols naming none of them are not demangled (a C++ file has
+    // thousands for its lambdas' `std::function` handlers).
+    let scopes = scope_names(old_names.symmetric_difference(&new_names).copied());
+    let (old_closures, new_closures) = (closures(old, scopes.as_deref()), closures(new, scopes.as_deref()));
     if new_closures.symbols.is_empty() {
         return Cow::Borrowed(new_keys);
     }
@@ -68,6 +84,15 @@ pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String
     Cow::Owned(keys)
 }
 
+/// The names of `obj`'s symbols that may mention a closure type.
+fn closure_candidates(obj: &ObjectFile) -> HashSet<&str> {
+    obj.symbols
+        .iter()
+        .filter(|s| maybe_closure(&s.name))
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
 /// `text` with every closure named in `renames` renamed.
 fn rename(text: &str, renames: &HashMap<String, String>) -> String {
     let mut out = text.to_string();
@@ -84,17 +109,46 @@ struct Closures {
     symbols: Vec<(usize, String)>,
 }
 
-fn closures(obj: &ObjectFile) -> Closures {
-    // `Ul` starts a closure type's mangled name: only those are demangled.
+fn closures(obj: &ObjectFile, scopes: Option<&[String]>) -> Closures {
+    // `Ul` starts a closure type's mangled name: only those are demangled,
+    // and of those only the ones naming one of `scopes` (all: `None`).
     let symbols = obj
         .symbols
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.name.starts_with("_Z") && s.name.contains("Ul"))
+        .filter(|(_, s)| maybe_closure(&s.name))
+        .filter(|(_, s)| scopes.is_none_or(|scopes| scopes.iter().any(|n| s.name.contains(n.as_str()))))
         .map(|(i, s)| (i, crate::names::readable(&s.name)))
         .filter(|(_, text)| text.contains(LAMBDA))
         .collect();
     Closures { symbols }
+}
+
+/// The source names, as mangled (`4work`), of the scopes of the closures
+/// the `symbols` name: whatever mentions such a closure spells them (the
+/// first mention of a name is never a substitution). `None` when one
+/// cannot be spelled so (an operator, another closure): then every symbol
+/// is looked at.
+fn scope_names<'a>(symbols: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for symbol in symbols {
+        let text = crate::names::readable(symbol);
+        for id in ids(&text) {
+            let scope = id.rfind("::{lambda(").map_or(id, |k| &id[..k]);
+            // Its innermost named component: `eval` of `C1::eval(long) const`.
+            let head = scope.split('(').next().unwrap_or(scope);
+            let name = head.rsplit("::").next().unwrap_or(head);
+            let name = name.split('<').next().unwrap_or(name);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return None;
+            }
+            let mangled = format!("{}{name}", name.len());
+            if !names.contains(&mangled) {
+                names.push(mangled);
+            }
+        }
+    }
+    Some(names)
 }
 
 /// The closure types named in `text`: `scope::{lambda(SIG)#N}`, the scope
@@ -167,12 +221,23 @@ fn fingerprints(obj: &ObjectFile, closures: &Closures) -> HashMap<String, Vec<St
             continue;
         }
         let (bytes, references) = crate::diff::content(obj, keys, *i);
+        // What it refers to as people read it where that may name a
+        // closure (it would spell its number), else as the diff does.
+        let references: Vec<(u64, u32, String)> = references
+            .into_iter()
+            .map(
+                |(offset, r_type, target)| match target.contains("_Z") && target.contains("Ul") {
+                    true => (offset, r_type, crate::names::readable_text(&target)),
+                    false => (offset, r_type, target),
+                },
+            )
+            .collect();
+        let code = crate::diff::fnv1a(bytes.as_deref().unwrap_or(&[]));
         for id in ids(text) {
             let neutral = |s: &str| s.replace(id, "λ");
-            let mut print = format!("{} {:02x?}", neutral(text), bytes.as_deref().unwrap_or(&[]));
+            let mut print = format!("{} {code:016x}", neutral(text));
             for (offset, r_type, target) in &references {
-                let target = crate::names::readable_text(target);
-                print.push_str(&format!(" [{offset:#x} {r_type} {}]", neutral(&target)));
+                print.push_str(&format!(" [{offset:#x} {r_type} {}]", neutral(target)));
             }
             prints.entry(id.to_string()).or_default().push(print);
         }
