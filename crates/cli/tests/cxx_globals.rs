@@ -144,3 +144,54 @@ fn an_edited_initial_value_is_not_reported_as_patched() {
         target.wait_for("hi world! 0");
     }
 }
+
+/// A new global whose initializer runs in the process, in a file with a
+/// global the program set after it started (a `std::function`). Clang's
+/// initializer calls one `__cxx_global_var_init.N` per global: the call
+/// went to the program's own, which constructed the program's global
+/// again, and the next call of it threw `bad_function_call` (killing
+/// the program). With g++ -O0 the new initializer brought libstdc++'s
+/// `std::string` constructor template, which relive tried to redirect
+/// (out of reach) instead of using the library's.
+#[test]
+fn a_new_global_leaves_the_programs_other_globals_alone() {
+    const HOOKED: &str = r#"#include <cstdio>
+#include <functional>
+#include <string>
+#include <unistd.h>
+std::function<std::string(int)> g_hook;
+__attribute__((noinline)) void install_hooks() {
+    int base = 5;
+    g_hook = [base](int t) { return "hook" + std::to_string(base + t); };
+}
+__attribute__((noinline)) std::string summary(int i) { return "sum" + std::to_string(i % 2); }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    install_hooks();
+    for (int i = 0;; i++) { std::printf("%s %s\n", g_hook(i % 2).c_str(), summary(i).c_str()); usleep(3000); }
+}
+"#;
+    let edited = HOOKED.replace(
+        "__attribute__((noinline)) std::string summary(int i) { return \"sum\"",
+        "std::string g_prefix = std::string(\"pfx-\") + std::to_string(42);\n__attribute__((noinline)) std::string summary(int i) { return g_prefix",
+    );
+    for compiler in ["g++", "clang++"] {
+        for opt in ["-O0", "-O2"] {
+            let flags = [opt, "-g"];
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let base = compile(dir.path(), compiler, "app.cpp", "app.o", HOOKED, &flags);
+            let target = start(dir.path(), compiler, &base, "app");
+            target.wait_for("hook5 sum0");
+            let new = compile(dir.path(), compiler, "app.cpp", "new.o", &edited, &flags);
+            let report = patch_json(&state, target.pid(), &new, &base);
+            assert_eq!(
+                report["constructed"],
+                serde_json::json!(["g_prefix[abi:cxx11]"]),
+                "{compiler} {opt}: {report}"
+            );
+            target.wait_for("hook5 pfx-420");
+            target.wait_for("hook6 pfx-421");
+        }
+    }
+}

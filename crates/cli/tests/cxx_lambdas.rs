@@ -5,6 +5,10 @@
 //! `kept 101`). Each closure is now matched with the old one whose code
 //! is the same, across later patches too. Checked against the oracle: the
 //! edited source built fresh prints what the patched process prints.
+//!
+//! Clang numbers a lambda without linkage in the whole file by when its
+//! type is first needed (`work(int)::$_0`): the new lambda, stored in a
+//! `std::function` first, takes `$_0` from the old one.
 
 mod common;
 
@@ -33,7 +37,7 @@ fn edits() -> [String; 3] {
     let added = APP
         .replace(
             "    auto f = [](int x) { return x + 1; };",
-            "    auto g = [](int x) { return x * 2; };\n    auto f = [](int x) { return x + 1; };",
+            "    auto g = [](int x) { return x * 2; };\n    static std::function<int(int)> other;\n    other = g;\n    auto f = [](int x) { return x + 1; };",
         )
         .replace("return f(i);", "return g(f(i));");
     let edited = added.replace("x * 2", "x * 3");

@@ -127,6 +127,25 @@ fn an_edit_during_a_compile_is_not_lost() {
     assert_eq!(s.event()["event"], "patched");
 }
 
+/// An edited initial value does not reach a running program (it keeps
+/// the value it has): said so, where relive said only "no function
+/// changed".
+#[test]
+fn an_edited_initial_value_is_said_to_wait_for_a_restart() {
+    let mut s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit("long counter = 0;", "long counter = 1000000;");
+    let e = s.event();
+    assert_eq!(e["event"], "no_change", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("the initial value of counter changed") && notes.contains("restart"),
+        "{e}"
+    );
+    let counted: i64 = s.target.wait_for_prefix("value 1 counter ").parse().unwrap();
+    assert!(counted < 1000000, "{counted}");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");

@@ -1098,12 +1098,28 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             }
         }
     }
+    // An inline function or template instantiation the edit made this
+    // file use, which the program (or a library: `std::string`'s) already
+    // has: the same code by the one-definition rule, so the new code calls
+    // the program's and nothing is redirected. (Redirecting libstdc++'s
+    // copy failed out of the jump's reach.)
+    let base_has: std::collections::HashSet<&str> = match base {
+        Some(b) if functions.iter().any(|&i| obj.symbols[i].weak) => {
+            b.symbols.iter().map(|s| s.name.as_str()).collect()
+        }
+        _ => Default::default(),
+    };
+    let newly_instantiated = |i: usize| {
+        let sym = &obj.symbols[i];
+        sym.weak && base.is_some() && !base_has.contains(sym.name.as_str())
+    };
     let all: Vec<(usize, Option<u64>)> = functions
         .iter()
         .map(|&i| match cold_parent(i) {
             Some(_) => (i, None),
             None => (i, link::live_address(obj, i, &target.resolver, &base_names)),
         })
+        .filter(|&(i, live)| !(live.is_some() && newly_instantiated(i)))
         .collect();
     let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     // The code goes near the module it replaces code of: the program, or a
@@ -1509,7 +1525,7 @@ fn start_up_only(name: &str, reach: Reach) -> Reach {
     Reach {
         reachable: false,
         note: Some(format!(
-            "{} runs only when the program starts: the globals it initializes keep the values they have (a changed initial value takes effect when the program is restarted)",
+            "the file's static initializer ({}) runs only when the program starts: the globals the program has keep the values they have (an initial value edited here takes effect when the program is restarted)",
             crate::names::readable(name)
         )),
         ..reach

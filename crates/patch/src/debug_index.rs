@@ -9,6 +9,14 @@
 //! entries with children), and keeps a hash of each name, not the name:
 //! [`DebugIndex::get`] gives candidates that the caller checks by name
 //! ([`crate::signature::entries_named`]).
+//!
+//! C++ names its functions by their symbols: a subprogram or variable
+//! with a `DW_AT_linkage_name` (at any depth: in namespaces and classes)
+//! is also indexed by it, and a top-level definition of a member function
+//! (`DW_AT_specification` pointing at its declaration in the class) by
+//! its declaration's, so `_ZNK6Square4areaEv` finds the definition of
+//! `Square::area`. The pass descends into namespaces and classes for
+//! that; function bodies are still stepped over.
 
 use std::hash::BuildHasher;
 
@@ -32,7 +40,8 @@ pub struct TopEntry {
 }
 
 /// Top-level subprograms and variables by the hash of their `DW_AT_name`,
-/// each name's in the order the file has them.
+/// and C++ ones by their linkage name, each name's in the order the file
+/// has them.
 #[derive(Debug, Clone, Default)]
 pub struct DebugIndex {
     /// Sorted by hash, then place (file order within one hash).
@@ -64,6 +73,10 @@ impl DebugIndex {
                 continue;
             };
             let unit = dwarf.unit(header)?;
+            // Linkage names of declarations (in classes), and definitions
+            // that point at a declaration, matched once the unit is read.
+            let mut linkage_of: std::collections::HashMap<UnitOffset, u64> = std::collections::HashMap::new();
+            let mut specifying: Vec<(UnitOffset, TopEntry)> = Vec::new();
             let mut raw = unit.entries_raw(None)?;
             // Depth of the cursor's first entry in the unit: 1 once it was
             // restarted at a sibling.
@@ -74,18 +87,34 @@ impl DebugIndex {
                 let Some(abbrev) = raw.read_abbreviation()? else {
                     continue;
                 };
-                if depth != 1 {
+                let tag = abbrev.tag();
+                let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
+                // Entries nested in something other than a namespace or
+                // class (a function's locals) are of no interest.
+                if depth != 1 && !wanted {
                     raw.skip_attributes(abbrev.attributes())?;
                     continue;
                 }
-                let tag = abbrev.tag();
-                let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
+                let container = matches!(
+                    tag,
+                    gimli::DW_TAG_namespace
+                        | gimli::DW_TAG_structure_type
+                        | gimli::DW_TAG_class_type
+                        | gimli::DW_TAG_union_type
+                );
                 let (mut external, mut declaration, mut name, mut sibling) = (false, false, None, None);
+                let (mut linkage, mut specification) = (None, None);
                 let specs = abbrev.attributes();
                 let needed = |spec: &gimli::AttributeSpecification| {
                     matches!(
                         spec.name(),
-                        gimli::DW_AT_external | gimli::DW_AT_declaration | gimli::DW_AT_name | gimli::DW_AT_sibling
+                        gimli::DW_AT_external
+                            | gimli::DW_AT_declaration
+                            | gimli::DW_AT_name
+                            | gimli::DW_AT_sibling
+                            | gimli::DW_AT_linkage_name
+                            | gimli::DW_AT_MIPS_linkage_name
+                            | gimli::DW_AT_specification
                     )
                 };
                 let mut at = 0;
@@ -105,6 +134,14 @@ impl DebugIndex {
                         gimli::DW_AT_external => external = matches!(attr.value(), AttributeValue::Flag(true)),
                         gimli::DW_AT_declaration => declaration = true,
                         gimli::DW_AT_name if wanted => name = Some(attr.value()),
+                        gimli::DW_AT_linkage_name | gimli::DW_AT_MIPS_linkage_name if wanted => {
+                            linkage = Some(attr.value())
+                        }
+                        gimli::DW_AT_specification if wanted => {
+                            if let AttributeValue::UnitRef(to) = attr.value() {
+                                specification = Some(to);
+                            }
+                        }
                         gimli::DW_AT_sibling => {
                             if let AttributeValue::UnitRef(to) = attr.value() {
                                 sibling = Some(to);
@@ -113,24 +150,42 @@ impl DebugIndex {
                         _ => {}
                     }
                 }
-                if let Some(name) = name {
+                let entry = TopEntry {
+                    unit: unit_offset,
+                    offset,
+                    tag,
+                    external,
+                    declaration,
+                };
+                if let Some(name) = name.filter(|_| depth == 1) {
                     let name = dwarf.attr_string(&unit, name)?;
-                    let entry = TopEntry {
-                        unit: unit_offset,
-                        offset,
-                        tag,
-                        external,
-                        declaration,
-                    };
                     by_hash.push((hash(name.slice()), entry));
                 }
-                // Over the children, to the next top-level entry (only
-                // forwards: a hostile file must not loop).
-                if let Some(to) = sibling.filter(|to| to.0 > offset.0 && abbrev.has_children()) {
+                if let Some(linkage) = linkage {
+                    let key = hash(dwarf.attr_string(&unit, linkage)?.slice());
+                    linkage_of.insert(offset, key);
+                    if depth == 1 || !declaration {
+                        by_hash.push((key, entry));
+                    }
+                }
+                if let Some(spec) = specification.filter(|_| linkage.is_none()) {
+                    specifying.push((spec, entry));
+                }
+                // Over the children (a function's body), to the next
+                // entry at this depth (only forwards: a hostile file must
+                // not loop); into those of a namespace or class.
+                if let Some(to) = sibling.filter(|to| to.0 > offset.0 && abbrev.has_children() && !container) {
                     raw = unit.entries_raw(Some(to))?;
-                    shift = 1;
+                    shift = depth;
                 }
             }
+            // A member function's definition, by its declaration's
+            // linkage name.
+            by_hash.extend(
+                specifying
+                    .into_iter()
+                    .filter_map(|(spec, entry)| Some((*linkage_of.get(&spec)?, entry))),
+            );
         }
         by_hash.sort_unstable_by_key(|&(h, e)| (h, e.unit.0, e.offset.0));
         Ok(DebugIndex { by_hash })

@@ -2,7 +2,8 @@
 //!
 //! A lambda's closure type is named by its scope and its order among the
 //! lambdas of the same signature there: `work(int)::{lambda(int)#1}`
-//! (`_ZZ4workiENKUliE_clEi`). A lambda written above it makes it `#2`, so
+//! (`_ZZ4workiENKUliE_clEi`); Clang names one without linkage by its
+//! order in the whole file: `work(int)::$_0` (`_ZZ4workiENK3$_0clEi`). A lambda written above it makes it `#2`, so
 //! by name the edit changed `#1` (the old one's code replaced by the new
 //! lambda's) and added `#2`: a `std::function` kept from before the patch
 //! then ran the other lambda's body. Here each closure of the new object
@@ -19,6 +20,8 @@ use crate::objfile::{Kind, ObjectFile};
 
 /// The marker of a closure type in a demangled name.
 const LAMBDA: &str = "{lambda(";
+/// Clang's, for a lambda without linkage: `$_` and its number.
+const CLANG_LAMBDA: &str = "::$_";
 
 /// How the key of a symbol of a lambda with no old twin starts.
 const FRESH: &str = "lambda:";
@@ -30,13 +33,13 @@ pub fn is_fresh(key: &str) -> bool {
 
 /// Whether `symbol` names a closure type or something made for one.
 pub fn mentions_lambda(symbol: &str) -> bool {
-    maybe_closure(symbol) && crate::names::readable(symbol).contains(LAMBDA)
+    maybe_closure(symbol) && !ids(&crate::names::readable(symbol)).is_empty()
 }
 
 /// Whether the mangled `symbol` may mention a closure type (`Ul…E…_`),
 /// without demangling it.
 fn maybe_closure(symbol: &str) -> bool {
-    symbol.starts_with("_Z") && symbol.contains("Ul")
+    symbol.starts_with("_Z") && (symbol.contains("Ul") || symbol.contains("$_"))
 }
 
 /// The keys of `new` for comparing with `old` (their
@@ -98,9 +101,28 @@ fn rename(text: &str, renames: &HashMap<String, String>) -> String {
     let mut out = text.to_string();
     for id in ids(text) {
         if let Some(to) = renames.get(id) {
-            out = out.replace(id, to);
+            out = replace_id(&out, id, to);
         }
     }
+    out
+}
+
+/// `text` with each mention of the closure `id` replaced by `to` (not a
+/// longer number that starts the same: `$_1` is not in `$_12`).
+fn replace_id(text: &str, id: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(k) = rest.find(id) {
+        let after = &rest[k + id.len()..];
+        out.push_str(&rest[..k]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(id);
+        } else {
+            out.push_str(to);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
     out
 }
 
@@ -119,7 +141,7 @@ fn closures(obj: &ObjectFile, scopes: Option<&[String]>) -> Closures {
         .filter(|(_, s)| maybe_closure(&s.name))
         .filter(|(_, s)| scopes.is_none_or(|scopes| scopes.iter().any(|n| s.name.contains(n.as_str()))))
         .map(|(i, s)| (i, crate::names::readable(&s.name)))
-        .filter(|(_, text)| text.contains(LAMBDA))
+        .filter(|(_, text)| !ids(text).is_empty())
         .collect();
     Closures { symbols }
 }
@@ -134,7 +156,7 @@ fn scope_names<'a>(symbols: impl Iterator<Item = &'a str>) -> Option<Vec<String>
     for symbol in symbols {
         let text = crate::names::readable(symbol);
         for id in ids(&text) {
-            let scope = id.rfind("::{lambda(").map_or(id, |k| &id[..k]);
+            let scope = id.rfind("::").map_or(id, |k| &id[..k]);
             // Its innermost named component: `eval` of `C1::eval(long) const`.
             let head = scope.split('(').next().unwrap_or(scope);
             let name = head.rsplit("::").next().unwrap_or(head);
@@ -163,6 +185,16 @@ fn ids(text: &str) -> Vec<&str> {
         let scope = scope_start(text, start);
         found.push(&text[scope..=end]);
         from = start + LAMBDA.len();
+    }
+    // Clang's `scope::$_N`.
+    let mut from = 0;
+    while let Some(k) = text[from..].find(CLANG_LAMBDA) {
+        let start = from + k + 2;
+        let digits = text[start + 2..].bytes().take_while(u8::is_ascii_digit).count();
+        from = start + 2 + digits;
+        if digits > 0 {
+            found.push(&text[scope_start(text, start)..from]);
+        }
     }
     found
 }
@@ -208,7 +240,10 @@ fn scope_start(text: &str, lambda: usize) -> usize {
 /// The closure without its number: lambdas of one family can be renumbered
 /// into each other.
 fn family(id: &str) -> &str {
-    id.rfind('#').map_or(id, |k| &id[..k])
+    match id.ends_with('}') {
+        true => id.rfind('#').map_or(id, |k| &id[..k]),
+        false => id.rfind("$_").map_or(id, |k| &id[..k + 2]),
+    }
 }
 
 /// What each closure of an object is: the content of every function that
@@ -225,16 +260,16 @@ fn fingerprints(obj: &ObjectFile, closures: &Closures) -> HashMap<String, Vec<St
         // closure (it would spell its number), else as the diff does.
         let references: Vec<(u64, u32, String)> = references
             .into_iter()
-            .map(
-                |(offset, r_type, target)| match target.contains("_Z") && target.contains("Ul") {
+            .map(|(offset, r_type, target)| {
+                match target.contains("_Z") && (target.contains("Ul") || target.contains("$_")) {
                     true => (offset, r_type, crate::names::readable_text(&target)),
                     false => (offset, r_type, target),
-                },
-            )
+                }
+            })
             .collect();
         let code = crate::diff::fnv1a(bytes.as_deref().unwrap_or(&[]));
         for id in ids(text) {
-            let neutral = |s: &str| s.replace(id, "λ");
+            let neutral = |s: &str| replace_id(s, id, "λ");
             let mut print = format!("{} {code:016x}", neutral(text));
             for (offset, r_type, target) in &references {
                 print.push_str(&format!(" [{offset:#x} {r_type} {}]", neutral(target)));
@@ -324,6 +359,12 @@ mod tests {
             ["ns::f<int>(int)::{lambda()#1}"]
         );
         assert!(ids("plain(int)").is_empty());
+        assert_eq!(
+            ids("install_hooks()::$_12::operator()[abi:cxx11](int) const"),
+            ["install_hooks()::$_12"]
+        );
+        assert_eq!(family("install_hooks()::$_12"), "install_hooks()::$_");
+        assert_eq!(replace_id("f()::$_1 f()::$_12", "f()::$_1", "X"), "X f()::$_12");
         assert_eq!(family("work(int)::{lambda(int)#12}"), "work(int)::{lambda(int)");
         let renames = HashMap::from([("f()::{lambda()#1}".to_string(), "f()::{lambda()#2}".to_string())]);
         assert_eq!(

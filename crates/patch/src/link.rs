@@ -935,6 +935,15 @@ impl Linker<'_> {
                     }
                     return Ok(Value::Region(Part::Code, off));
                 }
+                // An initializer calling another of the file's (Clang's
+                // `_GLOBAL__sub_I_file` calls a `__cxx_global_var_init.N`
+                // per global): the copy too, whose references to the
+                // program's globals are stand-ins. The program's own would
+                // construct them again (a `std::function` the program had
+                // set came back empty).
+                if self.in_initializer() && self.initializers.contains(&i) {
+                    return Ok(Value::Region(Part::Code, self.place_function(i, None)));
+                }
                 if let Some(a) = self.live(i) {
                     return Ok(Value::Absolute(a));
                 }

@@ -94,10 +94,31 @@ pub fn readable(symbol: &str) -> String {
         return symbol.to_string();
     };
     match parsed.demangle(&cpp_demangle::DemangleOptions::default()) {
-        Ok(text) if suffix.is_empty() => text,
-        Ok(text) => format!("{text} [clone {suffix}]"),
+        Ok(text) if suffix.is_empty() => abbreviated(text),
+        Ok(text) => format!("{} [clone {suffix}]", abbreviated(text)),
         Err(_) => symbol.to_string(),
     }
+}
+
+/// The standard library's typedefs as people write them: `std::string`
+/// for `std::__cxx11::basic_string<char, std::char_traits<char>,
+/// std::allocator<char> >` (a name with a few of those is hundreds of
+/// characters long).
+fn abbreviated(text: String) -> String {
+    const LONG: [(&str, &str); 2] = [
+        (
+            "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >",
+            "std::string",
+        ),
+        (
+            "std::basic_string<char, std::char_traits<char>, std::allocator<char> >",
+            "std::string",
+        ),
+    ];
+    LONG.iter().fold(
+        text,
+        |t, (long, short)| if t.contains(long) { t.replace(long, short) } else { t },
+    )
 }
 
 /// Whether `symbol` is code the compiler writes to construct a file's
@@ -124,7 +145,8 @@ pub fn readable_text(text: &str) -> String {
             .next_back()
             .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
         let len = rest[at..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            // `$`: Clang's lambdas without linkage (`3$_0`).
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$'))
             .unwrap_or(rest.len() - at);
         // A sentence's full stop is not part of the name.
         let token = rest[at..at + len].trim_end_matches('.');
@@ -164,6 +186,11 @@ mod tests {
         assert_eq!(readable("_ZNK2Sq4areaEv"), "Sq::area() const");
         assert_eq!(readable("_Z5scalei.isra.0"), "scale(int) [clone .isra.0]");
         assert_eq!(readable("compute"), "compute");
+        assert_eq!(readable("_Z7summaryB5cxx11i"), "summary[abi:cxx11](int)");
+        assert_eq!(
+            readable("_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE12_M_constructEmc"),
+            "std::string::_M_construct(unsigned long, char)"
+        );
         assert_eq!(readable("_Znot-a-name"), "_Znot-a-name");
     }
 
@@ -174,6 +201,10 @@ mod tests {
             "cannot redirect scaled_in_main(int) at 0x10: scaled_in_main(int) is 4 bytes."
         );
         assert_eq!(readable_text("_ZNK2Sq4areaEv.cold"), "Sq::area() const [clone .cold]");
+        assert_eq!(
+            readable_text("differing: _ZZ13install_hooksvENK3$_0clB5cxx11Ei (128 bytes)"),
+            "differing: install_hooks()::$_0::operator()[abi:cxx11](int) const (128 bytes)"
+        );
         // Not names: kept as they are.
         for kept in ["my_Zone", "_Z", "x _Znot", "plain text"] {
             assert_eq!(readable_text(kept), kept);

@@ -88,6 +88,9 @@ pub struct Symbol {
     pub name: String,
     pub kind: Kind,
     pub local: bool,
+    /// `STB_WEAK`: an inline function or template instantiation (C++),
+    /// which any unit or library that uses it may define.
+    pub weak: bool,
     pub section: usize,
     /// Offset in its section.
     pub offset: u64,
@@ -424,6 +427,7 @@ impl ObjectFile {
                 name,
                 kind,
                 local: sym.is_local(),
+                weak: sym.is_weak(),
                 section,
                 offset: sym.address(),
                 size: sym.size(),

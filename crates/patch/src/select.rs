@@ -198,3 +198,20 @@ fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize
         .map(|(i, _)| i)
         .collect()
 }
+
+/// Initialized variables of `new` whose initial value differs from
+/// `old`'s (`int limit = 9;`, was 5): the running program keeps the value
+/// it has, which an edit of the initial value does not change.
+pub fn changed_initial_values(old: &ObjectFile, new: &ObjectFile) -> Vec<String> {
+    crate::diff::diff(old, new)
+        .changed
+        .iter()
+        .filter(|c| c.kind == Kind::Object && !c.layout)
+        .filter(|c| {
+            new.symbols.iter().any(|s| {
+                s.name == c.name && s.bytes.is_some() && new.section(s.section).is_some_and(|sec| !sec.constant())
+            })
+        })
+        .map(|c| crate::names::readable(&c.name))
+        .collect()
+}

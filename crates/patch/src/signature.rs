@@ -154,15 +154,39 @@ pub(crate) fn entries_named<'d>(
     for e in index.get(name) {
         unit_at(dwarf, units, e.unit)?;
         let unit = &units[&e.unit];
-        let named = match unit.entry(e.offset)?.attr_value(gimli::DW_AT_name)? {
-            Some(value) => dwarf.attr_string(unit, value)?.slice() == name.as_bytes(),
-            None => false,
-        };
-        if named {
+        if is_named(dwarf, unit, e.offset, name)? {
             out.push(*e);
         }
     }
     Ok(out)
+}
+
+/// Whether the entry at `offset` is named `name`: its `DW_AT_name`, its
+/// linkage name (C++), or the linkage name of the declaration it defines
+/// (`DW_AT_specification`: a member function defined outside its class).
+fn is_named(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    offset: gimli::UnitOffset,
+    name: &str,
+) -> Result<bool, gimli::Error> {
+    let entry = unit.entry(offset)?;
+    let spelled = |attr: gimli::DwAt, entry: &gimli::DebuggingInformationEntry<Reader>| -> Result<bool, gimli::Error> {
+        Ok(match entry.attr_value(attr)? {
+            Some(value) => dwarf.attr_string(unit, value)?.slice() == name.as_bytes(),
+            None => false,
+        })
+    };
+    let linkage = |entry: &gimli::DebuggingInformationEntry<Reader>| -> Result<bool, gimli::Error> {
+        Ok(spelled(gimli::DW_AT_linkage_name, entry)? || spelled(gimli::DW_AT_MIPS_linkage_name, entry)?)
+    };
+    if spelled(gimli::DW_AT_name, &entry)? || linkage(&entry)? {
+        return Ok(true);
+    }
+    match entry.attr_value(gimli::DW_AT_specification)? {
+        Some(gimli::AttributeValue::UnitRef(declared)) => linkage(&unit.entry(declared)?),
+        _ => Ok(false),
+    }
 }
 
 fn read_signatures(

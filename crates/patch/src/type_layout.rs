@@ -58,13 +58,16 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
         variables: &variables,
     };
     let index = crate::signature::index(new);
-    let used = with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
+    let (used, used_clashes) = with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
     if used.is_empty() {
         return Vec::new();
     }
-    let before = with_dwarf(old, all_layouts).unwrap_or_default();
+    let (before, clashes) = with_dwarf(old, all_layouts).unwrap_or_default();
     let mut out: Vec<String> = used
         .iter()
+        // Types of one name in two namespaces cannot be told apart here:
+        // not compared rather than compared with the wrong one.
+        .filter(|(name, _)| !clashes.contains(*name) && !used_clashes.contains(*name))
         .filter_map(|(name, now)| {
             let was = before.get(name)?;
             (was != now).then(|| format!("{name}: {}", difference(was, now)))
@@ -145,11 +148,7 @@ struct Roots<'a, 'n> {
 /// functions and the unit-level variables of those names (their return,
 /// parameter and variable types, through pointers, typedefs, arrays and
 /// members), found through `index`.
-fn used_layouts(
-    dwarf: &gimli::Dwarf<Reader>,
-    index: &DebugIndex,
-    roots: &Roots,
-) -> Result<HashMap<String, Layout>, gimli::Error> {
+fn used_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex, roots: &Roots) -> Result<Layouts, gimli::Error> {
     let mut units = HashMap::new();
     let mut starts = Vec::new();
     for name in roots.functions.iter().copied() {
@@ -174,6 +173,7 @@ fn used_layouts(
     starts.sort_unstable_by_key(|&(unit, offset)| (unit.0, offset.0));
     starts.dedup();
     let mut out = HashMap::new();
+    let mut clashes = HashSet::new();
     let mut at = 0;
     while let Some(&(unit_offset, _)) = starts.get(at) {
         crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
@@ -183,6 +183,7 @@ fn used_layouts(
             unit,
             seen: HashSet::new(),
             out: &mut out,
+            clashes: &mut clashes,
         };
         while let Some(&(_, offset)) = starts.get(at).filter(|(u, _)| *u == unit_offset) {
             let mut tree = unit.entries_tree(Some(offset))?;
@@ -190,12 +191,18 @@ fn used_layouts(
             at += 1;
         }
     }
-    Ok(out)
+    Ok((out, clashes))
 }
 
-/// Every struct, union, class and typedef defined at a unit's top level.
-fn all_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, Layout>, gimli::Error> {
+/// Layouts by type name, and the names given to two different layouts
+/// (same-named types of different namespaces).
+type Layouts = (HashMap<String, Layout>, HashSet<String>);
+
+/// Every struct, union, class and typedef defined at a unit's top level
+/// or in its namespaces (C++).
+fn all_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<Layouts, gimli::Error> {
     let mut out = HashMap::new();
+    let mut clashes = HashSet::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -204,18 +211,12 @@ fn all_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<HashMap<String, Layout>, 
             unit: &unit,
             seen: HashSet::new(),
             out: &mut out,
+            clashes: &mut clashes,
         };
         let mut tree = unit.entries_tree(None)?;
-        let root = tree.root()?;
-        let mut children = root.children();
-        while let Some(node) = children.next()? {
-            let tag = node.entry().tag();
-            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef {
-                walker.visit_type(node.entry().offset(), 0, None);
-            }
-        }
+        walker.visit_scope(tree.root()?, 0)?;
     }
-    Ok(out)
+    Ok((out, clashes))
 }
 
 fn is_aggregate(tag: gimli::DwTag) -> bool {
@@ -230,9 +231,25 @@ struct Walker<'a, 'd> {
     unit: &'a gimli::Unit<Reader<'d>>,
     seen: HashSet<UnitOffset>,
     out: &'a mut HashMap<String, Layout>,
+    clashes: &'a mut HashSet<String>,
 }
 
 impl Walker<'_, '_> {
+    /// The types defined in a unit or namespace `node`, and in its
+    /// namespaces.
+    fn visit_scope(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            let tag = child.entry().tag();
+            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef {
+                self.visit_type(child.entry().offset(), 0, None);
+            } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
+                self.visit_scope(child, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every type a subprogram's entries refer to.
     fn visit_subtree(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
         if depth > MAX_DEPTH {
@@ -317,6 +334,9 @@ impl Walker<'_, '_> {
                     });
                 }
             }
+        }
+        if self.out.get(&key).is_some_and(|had| *had != layout) {
+            self.clashes.insert(key.clone());
         }
         self.out.insert(key, layout);
         for t in member_types {

@@ -174,8 +174,19 @@ impl ReloadEvent {
         if !self.constructed.is_empty() {
             what.push(format!("constructed {}", self.constructed.join(", ")));
         }
-        if !self.unreachable.is_empty() {
-            what.push(format!("NOT REACHABLE {}", readable_list(&self.unreachable, every)));
+        // A static initializer that changed is no function anybody wrote:
+        // its note says what that means.
+        let unreachable: Vec<String> = self
+            .unreachable
+            .iter()
+            .filter(|n| !relive_patch::names::is_static_initializer(n))
+            .cloned()
+            .collect();
+        if !unreachable.is_empty() {
+            what.push(format!("NOT REACHABLE {}", readable_list(&unreachable, every)));
+        }
+        if what.is_empty() {
+            what.push("nothing to patch".to_string());
         }
         let workers = match self.processes.len() {
             0 => String::new(),
@@ -1096,6 +1107,13 @@ impl<'p> Reloader<'p> {
         event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
+            if let Some(old) = old {
+                for name in relive_patch::select::changed_initial_values(old, &new) {
+                    event.notes.push(format!(
+                        "the initial value of {name} changed: the program keeps the value it has (a restart takes the new one)"
+                    ));
+                }
+            }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
             // An edit that folds to the same code with the default of a
