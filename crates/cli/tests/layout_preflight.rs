@@ -4,6 +4,8 @@
 //! program runs on unchanged; the same code edited without a layout
 //! change is patched.
 
+mod common;
+
 use std::path::Path;
 
 use relive_testkit::{relive_run, PATIENCE};
@@ -69,5 +71,66 @@ fn a_changed_struct_read_through_a_pointer_is_refused_naming_it() {
         let e = events.recv_timeout(PATIENCE).expect("relive reported no reload");
         assert_eq!(e["event"], "patched", "{flags:?}: {e}");
         target.wait_for("sum 12 b 2");
+    }
+}
+
+/// C++: a class whose objects live on the heap gains a field that an
+/// edited member function reads. The layout pre-flight found no DWARF for
+/// a member function (its definition is named by the declaration in the
+/// class, and lookups were by symbol) nor classes in namespaces, and said
+/// "patched" while the new code read past the end of the old objects.
+#[test]
+fn a_changed_class_read_by_a_member_function_is_refused() {
+    const SHAPES: &str = r#"#include <cstdio>
+#include <memory>
+#include <unistd.h>
+namespace geo {
+struct Shape { virtual ~Shape() {} virtual int area() const = 0; };
+struct Square : Shape { int side; explicit Square(int s) : side(s) {} int area() const override; };
+int Square::area() const { return side * side; }
+}
+struct Plain { int v; int get() const; };
+int Plain::get() const { return v * 2; }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::unique_ptr<geo::Shape> s(new geo::Square(3));
+    std::unique_ptr<Plain> p(new Plain{4});
+    for (;;) { std::printf("area %d get %d\n", s->area(), p->get()); usleep(3000); }
+}
+"#;
+    let edits = [
+        (
+            "int side;",
+            "int side; int extra = 5;",
+            "return side * side;",
+            "return side * side + extra;",
+            "struct Square: field extra was added",
+        ),
+        (
+            "struct Plain { int v;",
+            "struct Plain { long pad; int v;",
+            "return v * 2;",
+            "return v * 3;",
+            "field v moved from offset 0 to 8",
+        ),
+    ];
+    for compiler in ["g++", "clang++"] {
+        for opt in ["-O0", "-O2"] {
+            let flags = [opt, "-g"];
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let base = common::compile(dir.path(), compiler, "app.cpp", "app.o", SHAPES, &flags);
+            let target = common::start(dir.path(), compiler, &base, "app");
+            target.wait_for("area 9 get 8");
+            for (k, (type_from, type_to, code_from, code_to, why)) in edits.into_iter().enumerate() {
+                let text = SHAPES.replace(type_from, type_to).replace(code_from, code_to);
+                let new = common::compile(dir.path(), compiler, "app.cpp", &format!("v{k}.o"), &text, &flags);
+                let out = common::relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+                let message = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{compiler} {opt}: {message}");
+                assert!(message.contains(why), "{compiler} {opt}: {message}");
+                target.wait_for("area 9 get 8");
+            }
+        }
     }
 }
