@@ -39,9 +39,13 @@ int main() {
 
 #[test]
 fn exceptions_are_thrown_caught_and_passed_through_in_new_code() {
-    let builds: [(&str, &[&str]); 3] = [
+    // Clang at -O0 follows each `call __cxa_throw` with a jump to a label
+    // at the function's very end, which no symbol covers: the function
+    // was refused as "cannot move that code".
+    let builds: [(&str, &[&str]); 4] = [
         ("g++", &["-O0", "-g"]),
         ("g++", &["-O2", "-g"]),
+        ("clang++", &["-O0", "-g"]),
         ("clang++", &["-O2", "-g"]),
     ];
     for (compiler, flags) in builds {
@@ -275,4 +279,42 @@ int main() {
     assert_eq!(report["unwind"], "registered", "{report}");
     target.wait_for("caught: TOO BIG: 1000");
     target.wait_for("ok 14");
+}
+
+/// Clang at -O0 follows a `call __cxa_throw` with a jump to a label at
+/// the function's very end, past its last instruction, which no symbol
+/// covers: an edit of the thrown message was refused ("refers into code
+/// section .text where no function is; cannot move that code").
+#[test]
+fn a_throw_clang_ends_with_a_jump_past_the_end_is_patched() {
+    const VALIDATE: &str = r#"#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+__attribute__((noinline)) std::string validate(int t) {
+    if (t % 3 == 0) throw std::runtime_error("tick " + std::to_string(t % 2) + " rejected");
+    return "ok" + std::to_string(t % 3);
+}
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (int i = 0;; i++) {
+        try { std::printf("%s\n", validate(i).c_str()); } catch (const std::exception &e) { std::printf("caught %s\n", e.what()); }
+        usleep(3000);
+    }
+}
+"#;
+    for opt in ["-O0", "-O2"] {
+        let flags = [opt, "-g"];
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let base = compile(dir.path(), "clang++", "app.cpp", "app.o", VALIDATE, &flags);
+        let target = start(dir.path(), "clang++", &base, "app");
+        target.wait_for("caught tick 1 rejected");
+        let edited = VALIDATE.replace("\" rejected\"", "\" refused (v2)\"");
+        let new = compile(dir.path(), "clang++", "app.cpp", "new.o", &edited, &flags);
+        patch_json(&state, target.pid(), &new, &base);
+        target.wait_for("caught tick 0 refused (v2)");
+        target.wait_for("caught tick 1 refused (v2)");
+        target.wait_for("ok2");
+    }
 }

@@ -599,6 +599,9 @@ impl Linker<'_> {
         // int3 between functions: a stray jump traps instead of sliding.
         let off = align(&mut self.out.code, 16, 0xcc);
         self.out.code.extend_from_slice(sym.bytes.as_deref().unwrap_or(&[]));
+        // int3 just past the body: where a branch to the function's end
+        // (after a call that does not return) would land.
+        self.out.code.push(0xcc);
         // Each short branch out of the function reaches the same target
         // through an island after the body: `jmp rel32`.
         for exit in &sym.short_exits {
