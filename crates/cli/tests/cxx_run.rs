@@ -237,3 +237,29 @@ int main() {
     assert!(message.contains("twice(int) is 4 bytes"), "{message}");
     assert!(!message.contains("_Z5twicei"), "{message}");
 }
+
+/// `--json` events carry each function both ways: `functions` as the
+/// object names them, `names` as people write them.
+#[test]
+fn json_events_name_functions_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("shape.h", HEADER), ("shape.cpp", SHAPE), ("main.cpp", MAIN)] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = Command::new("g++")
+        .args(["-O2", "-g", "-o", "app", "shape.cpp", "main.cpp"])
+        .current_dir(dir.path())
+        .output()
+        .expect("g++");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shape = dir.path().join("shape.cpp");
+    let exe = dir.path().join("app");
+    let relive = std::path::Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for_prefix("area 9 ");
+    std::fs::write(&shape, SHAPE.replace("side * side", "side * side + 100")).unwrap();
+    let e = relive_testkit::events_until(&events, "patched").pop().unwrap();
+    assert_eq!(e["functions"], serde_json::json!(["_ZNK6Square4areaEv"]), "{e}");
+    assert_eq!(e["names"], serde_json::json!(["Square::area() const"]), "{e}");
+    target.wait_for_prefix("area 109 ");
+}

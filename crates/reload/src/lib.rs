@@ -97,6 +97,9 @@ pub struct ReloadEvent {
     /// Functions patched whose new code later calls run (or that would
     /// have been patched, when refused).
     pub functions: Vec<String>,
+    /// `functions` as people write them (C++ demangled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// Functions the program did not have, added by this reload.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<String>,
@@ -132,6 +135,7 @@ impl ReloadEvent {
             event: EventKind::NoChange,
             file: source.display().to_string(),
             functions: Vec::new(),
+            names: Vec::new(),
             added: Vec::new(),
             constructed: Vec::new(),
             unreachable: Vec::new(),
@@ -233,9 +237,15 @@ fn readable_list(names: &[String], every: bool) -> String {
             None => counted.push((text, 1)),
         }
     }
-    let shown = |(text, k): &(String, usize)| match k {
-        1 => text.clone(),
-        k => format!("{text} ({k} variants)"),
+    let shown = |(text, k): &(String, usize)| {
+        let text = match every {
+            true => text.clone(),
+            false => shortened(text),
+        };
+        match k {
+            1 => text,
+            k => format!("{text} ({k} variants)"),
+        }
     };
     if every {
         return counted.iter().map(shown).collect::<Vec<_>>().join(", ");
@@ -254,6 +264,19 @@ fn readable_list(names: &[String], every: bool) -> String {
         )),
     }
     text.join(", ")
+}
+
+/// `text` cut in its middle when longer than a summary's line should be
+/// (a template instance's name runs to hundreds of characters).
+fn shortened(text: &str) -> String {
+    const LONGEST: usize = 120;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= LONGEST {
+        return text.to_string();
+    }
+    let head: String = chars[..80].iter().collect();
+    let tail: String = chars[chars.len() - 30..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 /// How many of a file's own functions a summary names (`-v`: all).
@@ -1808,6 +1831,13 @@ mod tests {
             every.contains("std::_Function_handler<int (int), work(int)::{lambda(int)#1}>::_M_invoke"),
             "{every}"
         );
+        let long = format!("ns::{}::f()", "x".repeat(300));
+        let cut = readable_list(std::slice::from_ref(&long), false);
+        assert!(
+            cut.chars().count() <= 111 && cut.starts_with("ns::x") && cut.ends_with("x::f()"),
+            "{cut}"
+        );
+        assert_eq!(readable_list(std::slice::from_ref(&long), true), long);
         let many: Vec<String> = (0..12).map(|k| format!("f{k}")).collect();
         assert!(readable_list(&many, false).ends_with("f7, 4 more"));
         assert!(in_standard_library(

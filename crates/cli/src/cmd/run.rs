@@ -96,7 +96,7 @@ pub struct Options {
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
-    /// then per reload {"event","file","functions","timing_us","pause_us"}; at the end
+    /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us"}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
@@ -105,7 +105,9 @@ pub struct Options {
 fn print_event(e: &ReloadEvent, json: bool) {
     let mut err = std::io::stderr().lock();
     if json {
-        let _ = writeln!(err, "{}", serde_json::to_string(e).unwrap_or_default());
+        let mut e = e.clone();
+        e.names = e.functions.iter().map(|f| relive_patch::names::readable(f)).collect();
+        let _ = writeln!(err, "{}", serde_json::to_string(&e).unwrap_or_default());
         return;
     }
     let _ = match e.event {
@@ -729,6 +731,8 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
             s.as_secs_f64(),
             last.functions
                 .iter()
+                // The compiler's static initializers ran at start-up only.
+                .filter(|f| !relive_patch::names::is_static_initializer(f))
                 .map(|f| relive_patch::names::readable(f))
                 .collect::<Vec<_>>()
                 .join(", "),
