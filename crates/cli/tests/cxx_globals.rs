@@ -195,3 +195,36 @@ int main() {
         }
     }
 }
+
+/// A function-local static with a constructor (its guard variable set
+/// when it was first constructed) keeps its value and is not constructed
+/// again when the function is patched: the new code uses the program's
+/// static and guard.
+#[test]
+fn a_function_local_static_is_not_constructed_again() {
+    const CACHED: &str = r#"#include <cstdio>
+#include <string>
+#include <unistd.h>
+static int constructions = 0;
+static std::string make(int i) { constructions++; return "cache-" + std::to_string(i); }
+__attribute__((noinline)) void work(int i) {
+    static std::string cache = make(i);
+    std::printf("%s built %d\n", cache.c_str(), constructions);
+}
+int main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (int i = 0;; i++) { work(i); usleep(3000); } }
+"#;
+    for compiler in ["g++", "clang++"] {
+        for opt in ["-O0", "-O2"] {
+            let flags = [opt, "-g"];
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let base = compile(dir.path(), compiler, "app.cpp", "app.o", CACHED, &flags);
+            let target = start(dir.path(), compiler, &base, "app");
+            target.wait_for("cache-0 built 1");
+            let edited = CACHED.replace("\"%s built %d\\n\"", "\"[%s] built %d\\n\"");
+            let new = compile(dir.path(), compiler, "app.cpp", "new.o", &edited, &flags);
+            patch_json(&state, target.pid(), &new, &base);
+            target.wait_for("[cache-0] built 1");
+        }
+    }
+}
