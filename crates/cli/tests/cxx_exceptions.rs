@@ -318,3 +318,46 @@ int main() {
         target.wait_for("ok2");
     }
 }
+
+/// GCC moves a catch block into the function's cold part, which jumps
+/// back into the hot part where the try statement ends. A patch of the
+/// hot part whose cold part did not change left the program's cold part
+/// in use, returning into the old hot part: "patched", while every
+/// exception handled ran the rest of the function as it was. A hot part
+/// now always brings its cold part.
+#[test]
+fn an_exception_handled_in_a_cold_part_returns_into_the_new_code() {
+    const HANDLE: &str = r#"#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+__attribute__((noinline)) std::string lookup(int t) {
+    if (t % 3 == 0) throw std::runtime_error("missing");
+    return "val" + std::to_string(t % 2);
+}
+static std::string status_line(int t) { return "v" + std::to_string(t % 2); }
+__attribute__((noinline)) void handle(int t) {
+    std::string line;
+    try { line = lookup(t); } catch (const std::exception &e) { line = std::string("ERR ") + e.what(); }
+    std::printf("%s %s\n", line.c_str(), status_line(t).c_str());
+}
+int main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (int i = 0;; i++) { handle(i); usleep(3000); } }
+"#;
+    let flags = ["-O2", "-g"];
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let base = compile(dir.path(), "g++", "app.cpp", "app.o", HANDLE, &flags);
+    let target = start(dir.path(), "g++", &base, "app");
+    target.wait_for("ERR missing v1");
+    let new = compile(
+        dir.path(),
+        "g++",
+        "app.cpp",
+        "new.o",
+        &HANDLE.replace("return \"v\" +", "return \"ver\" +"),
+        &flags,
+    );
+    patch_json(&state, target.pid(), &new, &base);
+    target.wait_for("ERR missing ver0");
+    target.wait_for("ERR missing ver1");
+}

@@ -75,7 +75,8 @@ fn a_changed_struct_read_through_a_pointer_is_refused_naming_it() {
 }
 
 /// C++: a class whose objects live on the heap gains a field that an
-/// edited member function reads. The layout pre-flight found no DWARF for
+/// edited member function reads; a global's class moves a field (refused
+/// for the global's size, and naming the field). The layout pre-flight found no DWARF for
 /// a member function (its definition is named by the declaration in the
 /// class, and lookups were by symbol) nor classes in namespaces, and said
 /// "patched" while the new code read past the end of the old objects.
@@ -91,11 +92,11 @@ int Square::area() const { return side * side; }
 }
 struct Plain { int v; int get() const; };
 int Plain::get() const { return v * 2; }
+Plain g_plain{4};
 int main() {
     setvbuf(stdout, nullptr, _IOLBF, 0);
     std::unique_ptr<geo::Shape> s(new geo::Square(3));
-    std::unique_ptr<Plain> p(new Plain{4});
-    for (;;) { std::printf("area %d get %d\n", s->area(), p->get()); usleep(3000); }
+    for (;;) { std::printf("area %d get %d\n", s->area(), g_plain.get()); usleep(3000); }
 }
 "#;
     let edits = [

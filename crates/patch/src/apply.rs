@@ -1098,6 +1098,23 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             }
         }
     }
+    // And a hot part always brings its cold part, changed or not: the
+    // cold part jumps back into its hot part at offsets of the hot part's
+    // layout. The program's would return into the old hot part (g++ -O2:
+    // after a patch of `handle`, every exception its catch in `handle.cold`
+    // handled ran the rest of `handle` as it was).
+    for k in 0..functions.len() {
+        let cold = format!("{}.cold", obj.symbols[functions[k]].name);
+        if let Some(c) = obj
+            .symbols
+            .iter()
+            .position(|s| s.kind == crate::objfile::Kind::Function && s.name == cold)
+        {
+            if !functions.contains(&c) {
+                functions.push(c);
+            }
+        }
+    }
     // An inline function or template instantiation the edit made this
     // file use, which the program (or a library: `std::string`'s) already
     // has: the same code by the one-definition rule, so the new code calls
@@ -1524,10 +1541,10 @@ fn start_up_only(name: &str, reach: Reach) -> Reach {
     }
     Reach {
         reachable: false,
-        note: Some(format!(
-            "the file's static initializer ({}) runs only when the program starts: the globals the program has keep the values they have (an initial value edited here takes effect when the program is restarted)",
-            crate::names::readable(name)
-        )),
+        note: Some(
+            "the file's static initializer runs only when the program starts: the globals the program has keep the values they have (an initial value edited here takes effect when the program is restarted)"
+                .to_string(),
+        ),
         ..reach
     }
 }

@@ -33,7 +33,11 @@ pub fn is_fresh(key: &str) -> bool {
 
 /// Whether `symbol` names a closure type or something made for one.
 pub fn mentions_lambda(symbol: &str) -> bool {
-    maybe_closure(symbol) && !ids(&crate::names::readable(symbol)).is_empty()
+    maybe_closure(symbol) && {
+        let text = crate::names::readable(symbol);
+        // Not demangled: it may (see `paired_keys`).
+        text == symbol || !ids(&text).is_empty()
+    }
 }
 
 /// Whether the mangled `symbol` may mention a closure type (`Ul…E…_`),
@@ -74,6 +78,18 @@ pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String
         .map(|(i, text)| (text.as_str(), *i))
         .collect();
     let mut keys = new_keys.to_vec();
+    // A symbol that names a closure in a way the demangler does not read
+    // (GCC's `std::function::operator=` of a lambda) cannot be told to be
+    // the same instance as its namesake: a copy of its own, never a
+    // redirect of the old one (which may be for another lambda now).
+    for (i, sym) in new.symbols.iter().enumerate() {
+        if maybe_closure(&sym.name)
+            && in_scopes(&sym.name, scopes.as_deref())
+            && crate::names::readable(&sym.name) == sym.name
+        {
+            keys[i] = format!("{FRESH}{}", sym.name);
+        }
+    }
     for (i, text) in &new_closures.symbols {
         let renamed = rename(text, &renames);
         if renamed == *text {
@@ -139,11 +155,16 @@ fn closures(obj: &ObjectFile, scopes: Option<&[String]>) -> Closures {
         .iter()
         .enumerate()
         .filter(|(_, s)| maybe_closure(&s.name))
-        .filter(|(_, s)| scopes.is_none_or(|scopes| scopes.iter().any(|n| s.name.contains(n.as_str()))))
+        .filter(|(_, s)| in_scopes(&s.name, scopes))
         .map(|(i, s)| (i, crate::names::readable(&s.name)))
         .filter(|(_, text)| !ids(text).is_empty())
         .collect();
     Closures { symbols }
+}
+
+/// Whether the mangled `symbol` spells one of `scopes` (all do: `None`).
+fn in_scopes(symbol: &str, scopes: Option<&[String]>) -> bool {
+    scopes.is_none_or(|scopes| scopes.iter().any(|n| symbol.contains(n.as_str())))
 }
 
 /// The source names, as mangled (`4work`), of the scopes of the closures

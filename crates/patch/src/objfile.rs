@@ -524,10 +524,18 @@ impl ObjectFile {
             sec.relocs.sort_by_key(|r| r.offset);
         }
         share_alias_relocations(&mut symbols);
+        // Where each section's symbols start: a branch to a function's
+        // end is to the next one when a symbol starts there.
+        let starts: std::collections::HashSet<(usize, u64)> = symbols
+            .iter()
+            .filter(|s| s.kind == Kind::Function)
+            .map(|s| (s.section, s.offset))
+            .collect();
         for sym in &mut symbols {
             sym.relocs.sort_by_key(|r| r.offset);
             if sym.kind == Kind::Function {
-                complete_code_relocations(sym);
+                let next_starts = starts.contains(&(sym.section, sym.offset + sym.size));
+                complete_code_relocations(sym, next_starts);
                 share_code_biases(sym, &mut sections);
                 sym.relocs.sort_by_key(|r| r.offset);
             }
@@ -843,7 +851,7 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
 /// Decodes a function, records each PC-relative relocation's `pc_bias`,
 /// and adds the relocations the assembler left out (references to other
 /// code of the same section, resolved at assembly time).
-fn complete_code_relocations(sym: &mut Symbol) {
+fn complete_code_relocations(sym: &mut Symbol, next_starts: bool) {
     let Some(bytes) = &sym.bytes else {
         return;
     };
@@ -859,11 +867,13 @@ fn complete_code_relocations(sym: &mut Symbol) {
     let mut added = Vec::new();
     for f in &decoded.pc_relative {
         let covered = sym.relocs.binary_search_by_key(&f.field, |r| r.offset).is_ok();
-        // A branch to the function's very end is to a label after code
-        // that does not return (Clang: `call __cxa_throw; jmp .Lend`):
-        // never taken, it stays inside the copy, whose end the linker
-        // marks with int3.
-        if covered || (0..=sym.size as i64).contains(&f.target) {
+        // A branch to the function's very end, where no other function
+        // starts, is to a label after code that does not return (Clang:
+        // `call __cxa_throw; jmp .Lend`): never taken, it stays inside
+        // the copy, whose end the linker marks with int3. Where a
+        // function starts there, it is a call (or tail call) of that one.
+        let end_label = f.target == sym.size as i64 && !next_starts;
+        if covered || (0..sym.size as i64).contains(&f.target) || end_label {
             continue;
         }
         if f.size != 4 {

@@ -26,24 +26,30 @@ pub fn functions_to_patch_allowing(
         return Ok(functions_where(new, |_| true));
     };
     let d = diff(old, new);
-    let layout: Vec<String> = d
-        .layout_changes()
-        .map(|c| format!("{} ({})", c.name, c.reason))
-        .collect();
-    if !layout.is_empty() {
-        return Err(PatchError::Refused {
-            what: format!(
-                "the layout of data changed: {}; the running program's state has the old layout, so restart it",
-                layout.join(", ")
-            ),
-        });
-    }
     let changed_code: Vec<&str> = d
         .changed
         .iter()
         .filter(|c| c.kind == Kind::Function)
         .map(|c| c.name.as_str())
         .collect();
+    let layout: Vec<String> = d
+        .layout_changes()
+        .map(|c| format!("{} ({})", crate::names::readable(&c.name), c.reason))
+        .collect();
+    if !layout.is_empty() {
+        // Which type's field made it so, where the debug information says.
+        let types = crate::type_layout::changed(old, new, &changed_code);
+        let why = match types.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", types.join("; ")),
+        };
+        return Err(PatchError::Refused {
+            what: format!(
+                "the layout of data changed: {}{why}; the running program's state has the old layout, so restart it",
+                layout.join(", ")
+            ),
+        });
+    }
     let signatures: Vec<String> = crate::signature::changed(old, new, &changed_code)
         .into_iter()
         .filter(|change| !callers_follow(change.split_once(": ").map_or(change.as_str(), |(name, _)| name)))

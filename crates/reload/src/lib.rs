@@ -166,10 +166,17 @@ impl ReloadEvent {
         }
         // The compiler's static initializers are not functions anybody
         // added: what they constructed is said instead.
+        // With nothing else patched, what was added is what the new
+        // static initializer needs (it ran at start-up only).
+        let only_initializers = self.functions.is_empty()
+            && self
+                .unreachable
+                .iter()
+                .all(|n| relive_patch::names::is_static_initializer(n));
         let added: Vec<String> = self
             .added
             .iter()
-            .filter(|n| !relive_patch::names::is_static_initializer(n))
+            .filter(|n| !relive_patch::names::is_static_initializer(n) && !only_initializers)
             .cloned()
             .collect();
         if !added.is_empty() {
@@ -1764,6 +1771,9 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
         .notes
         .extend(report.applied.iter().filter_map(|a| a.reach.note.clone()));
     event.notes.extend(report.warnings.iter().cloned());
+    // One note per thing said (each static initializer gave the same).
+    let mut seen = std::collections::HashSet::new();
+    event.notes.retain(|n| seen.insert(n.clone()));
     event.hooks = report.hooks.clone();
     if event.functions.is_empty() && event.added.is_empty() {
         event.event = EventKind::Unreachable;
@@ -1782,7 +1792,7 @@ const WRITE_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 const SUPERSEDED: &str = "the file was written again while it compiled; compiling the newer save";
 
 /// What to do when a compile is not the build's, for messages.
-pub const FIX_FLAGS: &str = "the compile command probably lacks the build's -D/-I options or the sources differ from the running build: record the build's commands with `relive build -- make` (or another compile_commands.json), or give them with --cc";
+pub const FIX_FLAGS: &str = "the compile command probably lacks the build's -D/-I options (or, for C++, its -std=) or the sources differ from the running build: record the build's commands with `relive build -- make` (or another compile_commands.json), or give them with --cc";
 
 /// How a baseline compile compares with the running program.
 #[derive(Debug)]

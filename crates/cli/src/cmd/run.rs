@@ -350,6 +350,16 @@ fn baselines(
             }
             Baseline::Differs { check, edited, trusted } => {
                 let listed: Vec<String> = check.differs.iter().map(|(f, why)| format!("{f} ({why})")).collect();
+                // As text, a few of them (a file can differ everywhere).
+                const SHOWN: usize = 6;
+                let shown = match listed.len() > SHOWN && !crate::output::verbose() {
+                    true => format!(
+                        "{}; and {} more (-v lists them)",
+                        listed[..SHOWN].join("; "),
+                        listed.len() - SHOWN
+                    ),
+                    false => listed.join("; "),
+                };
                 if edited && (trusted || options.trust_baselines) && !options.no_catch_up {
                     report_baseline(
                         options.json,
@@ -386,7 +396,7 @@ fn baselines(
                                        "functions": check.differing(), "details": listed, "message": why}),
                     format!(
                         "relive: WARNING: {name} {why}.\n  differing: {}\n  {}",
-                        listed.join("; "),
+                        shown,
                         if command.complete {
                             "edits of these functions are refused (--trust-baselines patches them anyway); other functions of the file are patched"
                         } else {
