@@ -1086,33 +1086,23 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             .then(|| name.rfind(".cold").map(|k| &name[..k]))
             .flatten()
     };
-    for k in 0..functions.len() {
-        let Some(hot) = cold_parent(functions[k]) else { continue };
-        if let Some(h) = obj
-            .symbols
+    let function_named = |name: &str| {
+        obj.symbols
             .iter()
-            .position(|s| s.kind == crate::objfile::Kind::Function && s.name == hot)
-        {
-            if !functions.contains(&h) {
-                functions.push(h);
-            }
-        }
-    }
+            .position(|s| s.kind == crate::objfile::Kind::Function && s.name == name)
+    };
     // And a hot part always brings its cold part, changed or not: the
     // cold part jumps back into its hot part at offsets of the hot part's
     // layout. The program's would return into the old hot part (g++ -O2:
     // after a patch of `handle`, every exception its catch in `handle.cold`
     // handled ran the rest of `handle` as it was).
     for k in 0..functions.len() {
-        let cold = format!("{}.cold", obj.symbols[functions[k]].name);
-        if let Some(c) = obj
-            .symbols
-            .iter()
-            .position(|s| s.kind == crate::objfile::Kind::Function && s.name == cold)
-        {
-            if !functions.contains(&c) {
-                functions.push(c);
-            }
+        let partner = match cold_parent(functions[k]) {
+            Some(hot) => function_named(hot),
+            None => function_named(&format!("{}.cold", obj.symbols[functions[k]].name)),
+        };
+        if let Some(p) = partner.filter(|p| !functions.contains(p)) {
+            functions.push(p);
         }
     }
     // An inline function or template instantiation the edit made this
