@@ -79,3 +79,46 @@ fn a_kept_lambda_runs_its_own_code_after_another_is_added_above_it() {
         }
     }
 }
+
+/// Two lambdas written in the other order keep their names and trade
+/// bodies: by name, each kept `std::function` would run the other's code.
+#[test]
+fn kept_lambdas_swapped_in_the_source_run_their_own_code() {
+    const TWO: &str = r#"#include <cstdio>
+#include <functional>
+#include <unistd.h>
+std::function<int(int)> first, second;
+__attribute__((noinline)) int work(int i) {
+    auto f = [](int x) { return x + 1; };
+    auto g = [](int x) { return x * 3; };
+    if (!first) { first = f; second = g; }
+    return f(i) + g(i);
+}
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (;;) { int w = work(10); std::printf("work %d first %d second %d\n", w, first(100), second(100)); usleep(3000); }
+}
+"#;
+    let swapped = TWO
+        .replace(
+            "    auto f = [](int x) { return x + 1; };\n    auto g = [](int x) { return x * 3; };",
+            "    auto g = [](int x) { return x * 3; };\n    auto f = [](int x) { return x + 1; };",
+        )
+        .replace("return f(i) + g(i);", "return f(i) + g(i) + 1000;");
+    for compiler in ["g++", "clang++"] {
+        for opt in ["-O0", "-O2"] {
+            let flags = [opt, "-g"];
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let base = compile(dir.path(), compiler, "app.cpp", "app.o", TWO, &flags);
+            let target = start(dir.path(), compiler, &base, "app");
+            target.wait_for("work 41 first 101 second 300");
+            let want = oracle(dir.path(), compiler, &swapped, &flags);
+            assert_eq!(want, "work 1041 first 101 second 300");
+            let new = compile(dir.path(), compiler, "app.cpp", "new.o", &swapped, &flags);
+            patch_json(&state, target.pid(), &new, &base);
+            target.wait_for(&want);
+            target.wait_for(&want);
+        }
+    }
+}

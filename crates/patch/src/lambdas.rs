@@ -53,16 +53,23 @@ fn maybe_closure(symbol: &str) -> bool {
 /// none).
 pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String]> {
     let new_keys = crate::diff::stable_keys(new);
-    // Most edits add or remove no lambda: the same closure symbols by
-    // name, nothing renumbered, and nothing demangled.
+    // Most edits add, remove or reorder no lambda: the same closure
+    // symbols by name, each function of them the same code, nothing
+    // renumbered, and nothing demangled.
     let (old_names, new_names) = (closure_candidates(old), closure_candidates(new));
-    if old_names == new_names {
+    let unsettled: Vec<&str> = if old_names == new_names {
+        changed_code(old, new, &old_names)
+    } else {
+        old_names.symmetric_difference(&new_names).copied().collect()
+    };
+    if unsettled.is_empty() {
         return Cow::Borrowed(new_keys);
     }
-    // Only the scopes where closures came or went can have renumbered
-    // ones: symbols naming none of them are not demangled (a C++ file has
-    // thousands for its lambdas' `std::function` handlers).
-    let scopes = scope_names(old_names.symmetric_difference(&new_names).copied());
+    // Only the scopes where closures came, went or changed can have
+    // renumbered ones (two lambdas swapped keep their names but trade
+    // bodies): symbols naming none of them are not demangled (a C++ file
+    // has thousands for its lambdas' `std::function` handlers).
+    let scopes = scope_names(unsettled.into_iter());
     let (old_closures, new_closures) = (closures(old, scopes.as_deref()), closures(new, scopes.as_deref()));
     if new_closures.symbols.is_empty() {
         return Cow::Borrowed(new_keys);
@@ -101,6 +108,28 @@ pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String
         };
     }
     Cow::Owned(keys)
+}
+
+/// Of `names` (functions of both objects that may mention a closure),
+/// those whose bytes differ between `old` and `new`: a lambda's edited
+/// body, or two lambdas swapped (each name then has the other's code).
+/// The bytes alone, compared without demangling anything.
+fn changed_code<'a>(old: &ObjectFile, new: &ObjectFile, names: &HashSet<&'a str>) -> Vec<&'a str> {
+    let (before, after) = (closure_code(old), closure_code(new));
+    names
+        .iter()
+        .copied()
+        .filter(|n| before.get(n) != after.get(n))
+        .collect()
+}
+
+/// The bytes of `obj`'s functions that may mention a closure, by name.
+fn closure_code(obj: &ObjectFile) -> HashMap<&str, Option<&[u8]>> {
+    obj.symbols
+        .iter()
+        .filter(|s| s.kind == Kind::Function && maybe_closure(&s.name))
+        .map(|s| (s.name.as_str(), s.bytes.as_deref()))
+        .collect()
 }
 
 /// The names of `obj`'s symbols that may mention a closure type.
