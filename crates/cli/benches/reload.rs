@@ -20,8 +20,9 @@
 //! - restart: kill the program, rebuild it (`-o`), start it and read its
 //!   first line (5 times).
 //!
-//! relive runs with `--debounce-ms 0`: the default 10 ms debounce (which
-//! coalesces an editor's bursts of writes) adds up to 10 ms on top.
+//! relive runs as a user runs it, with its default debounce: 2 ms of
+//! quiet after a complete save (a rename, as here), 10 ms after a write
+//! that may be followed by more.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -204,7 +205,7 @@ fn measure(language: &Language) {
     build(compiler, dir.path(), &["-o", "app", name]);
 
     let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["run", "--json", "--debounce-ms", "0", "--", "./app"])
+        .args(["run", "--json", "--", "./app"])
         .current_dir(dir.path())
         .env("RELIVE_STATE_DIR", dir.path().join("state"))
         .stdout(Stdio::piped())
