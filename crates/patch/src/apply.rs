@@ -1553,9 +1553,6 @@ fn exported(target: &Target, addr: u64) -> bool {
         )
 }
 
-/// What a linked patch adds to the program: functions it lacked, and new
-/// variables (writable data copied from the object), for later patches to
-/// resolve.
 /// Journal records saying where the program has each of `obj`'s lambda
 /// symbols whose name the edit renumbered ([`crate::lambdas`]): the next
 /// patch's object names them as this one does, and the program's symbol
@@ -1589,6 +1586,9 @@ fn lambda_aliases(
         .collect()
 }
 
+/// What a linked patch adds to the program: functions it lacked, and new
+/// variables (writable data copied from the object), for later patches to
+/// resolve.
 fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<journal::AddedRecord> {
     let record = |i: usize, addr: u64, kind: &str| {
         let sym = &obj.symbols[i];

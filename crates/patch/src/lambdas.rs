@@ -3,10 +3,11 @@
 //! A lambda's closure type is named by its scope and its order among the
 //! lambdas of the same signature there: `work(int)::{lambda(int)#1}`
 //! (`_ZZ4workiENKUliE_clEi`); Clang names one without linkage by its
-//! order in the whole file: `work(int)::$_0` (`_ZZ4workiENK3$_0clEi`). A lambda written above it makes it `#2`, so
-//! by name the edit changed `#1` (the old one's code replaced by the new
-//! lambda's) and added `#2`: a `std::function` kept from before the patch
-//! then ran the other lambda's body. Here each closure of the new object
+//! order in the whole file: `work(int)::$_0` (`_ZZ4workiENK3$_0clEi`). A
+//! lambda written above it makes it `#2`, so by name the edit changed
+//! `#1` (the old one's code replaced by the new lambda's) and added `#2`:
+//! a `std::function` kept from before the patch then ran the other
+//! lambda's body. Here each closure of the new object
 //! is matched with the old closure whose code is the same (every function
 //! of the closure's: its `operator()`, the `std::function` handlers made
 //! for it), and the new object's keys are rewritten to the old names; a
@@ -43,7 +44,13 @@ pub fn mentions_lambda(symbol: &str) -> bool {
 /// Whether the mangled `symbol` may mention a closure type (`Ul…E…_`),
 /// without demangling it.
 fn maybe_closure(symbol: &str) -> bool {
-    symbol.starts_with("_Z") && (symbol.contains("Ul") || symbol.contains("$_"))
+    symbol.starts_with("_Z") && spells_closure(symbol)
+}
+
+/// Whether mangled text holds what starts a closure type's name: GCC's
+/// `Ul`, Clang's `$_`.
+fn spells_closure(text: &str) -> bool {
+    text.contains("Ul") || text.contains("$_")
 }
 
 /// The keys of `new` for comparing with `old` (their
@@ -89,13 +96,8 @@ pub fn paired_keys<'n>(old: &ObjectFile, new: &'n ObjectFile) -> Cow<'n, [String
     // (GCC's `std::function::operator=` of a lambda) cannot be told to be
     // the same instance as its namesake: a copy of its own, never a
     // redirect of the old one (which may be for another lambda now).
-    for (i, sym) in new.symbols.iter().enumerate() {
-        if maybe_closure(&sym.name)
-            && in_scopes(&sym.name, scopes.as_deref())
-            && crate::names::readable(&sym.name) == sym.name
-        {
-            keys[i] = format!("{FRESH}{}", sym.name);
-        }
+    for &i in &new_closures.unread {
+        keys[i] = format!("{FRESH}{}", new.symbols[i].name);
     }
     for (i, text) in &new_closures.symbols {
         let renamed = rename(text, &renames);
@@ -171,24 +173,32 @@ fn replace_id(text: &str, id: &str, to: &str) -> String {
     out
 }
 
-/// The symbols of an object that mention a closure type, demangled.
+/// The symbols of an object that mention a closure type, demangled, and
+/// those that may but do not demangle.
 struct Closures {
     symbols: Vec<(usize, String)>,
+    unread: Vec<usize>,
 }
 
 fn closures(obj: &ObjectFile, scopes: Option<&[String]>) -> Closures {
-    // `Ul` starts a closure type's mangled name: only those are demangled,
-    // and of those only the ones naming one of `scopes` (all: `None`).
-    let symbols = obj
-        .symbols
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| maybe_closure(&s.name))
-        .filter(|(_, s)| in_scopes(&s.name, scopes))
-        .map(|(i, s)| (i, crate::names::readable(&s.name)))
-        .filter(|(_, text)| !ids(text).is_empty())
-        .collect();
-    Closures { symbols }
+    // Only names that may hold a closure are demangled, and of those only
+    // the ones naming one of `scopes` (all: `None`).
+    let mut found = Closures {
+        symbols: Vec::new(),
+        unread: Vec::new(),
+    };
+    for (i, s) in obj.symbols.iter().enumerate() {
+        if !maybe_closure(&s.name) || !in_scopes(&s.name, scopes) {
+            continue;
+        }
+        let text = crate::names::readable(&s.name);
+        if text == s.name {
+            found.unread.push(i);
+        } else if !ids(&text).is_empty() {
+            found.symbols.push((i, text));
+        }
+    }
+    found
 }
 
 /// Whether the mangled `symbol` spells one of `scopes` (all do: `None`).
@@ -223,9 +233,10 @@ fn scope_names<'a>(symbols: impl Iterator<Item = &'a str>) -> Option<Vec<String>
     Some(names)
 }
 
-/// The closure types named in `text`: `scope::{lambda(SIG)#N}`, the scope
-/// being the name before it (`work(int)`), up to the enclosing template
-/// argument list or the start.
+/// The closure types named in `text`: `scope::{lambda(SIG)#N}` (GCC) or
+/// `scope::$_N` (Clang), the scope being the name before it
+/// (`work(int)`), up to the enclosing template argument list or the
+/// start.
 fn ids(text: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let mut from = 0;
@@ -310,12 +321,12 @@ fn fingerprints(obj: &ObjectFile, closures: &Closures) -> HashMap<String, Vec<St
         // closure (it would spell its number), else as the diff does.
         let references: Vec<(u64, u32, String)> = references
             .into_iter()
-            .map(|(offset, r_type, target)| {
-                match target.contains("_Z") && (target.contains("Ul") || target.contains("$_")) {
+            .map(
+                |(offset, r_type, target)| match target.contains("_Z") && spells_closure(&target) {
                     true => (offset, r_type, crate::names::readable_text(&target)),
                     false => (offset, r_type, target),
-                }
-            })
+                },
+            )
             .collect();
         let code = crate::diff::fnv1a(bytes.as_deref().unwrap_or(&[]));
         for id in ids(text) {

@@ -97,9 +97,6 @@ pub struct ReloadEvent {
     /// Functions patched whose new code later calls run (or that would
     /// have been patched, when refused).
     pub functions: Vec<String>,
-    /// `functions` as people write them (C++ demangled).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub names: Vec<String>,
     /// Functions the program did not have, added by this reload.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<String>,
@@ -135,7 +132,6 @@ impl ReloadEvent {
             event: EventKind::NoChange,
             file: source.display().to_string(),
             functions: Vec::new(),
-            names: Vec::new(),
             added: Vec::new(),
             constructed: Vec::new(),
             unreachable: Vec::new(),
@@ -164,35 +160,29 @@ impl ReloadEvent {
         if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
             what.push(format!("{} {}", self.event, readable_list(&self.functions, every)));
         }
-        // The compiler's static initializers are not functions anybody
-        // added: what they constructed is said instead.
+        // The compiler's static initializers are no functions anybody
+        // wrote: a changed one's note says what that means, and what a new
+        // one constructed is said instead of its name.
+        let written = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| !relive_patch::names::is_static_initializer(n))
+                .cloned()
+                .collect()
+        };
+        let unreachable = written(&self.unreachable);
         // With nothing else patched, what was added is what the new
         // static initializer needs (it ran at start-up only).
-        let only_initializers = self.functions.is_empty()
-            && self
-                .unreachable
-                .iter()
-                .all(|n| relive_patch::names::is_static_initializer(n));
-        let added: Vec<String> = self
-            .added
-            .iter()
-            .filter(|n| !relive_patch::names::is_static_initializer(n) && !only_initializers)
-            .cloned()
-            .collect();
+        let added = match self.functions.is_empty() && unreachable.is_empty() {
+            true => Vec::new(),
+            false => written(&self.added),
+        };
         if !added.is_empty() {
             what.push(format!("added {}", readable_list(&added, every)));
         }
         if !self.constructed.is_empty() {
             what.push(format!("constructed {}", self.constructed.join(", ")));
         }
-        // A static initializer that changed is no function anybody wrote:
-        // its note says what that means.
-        let unreachable: Vec<String> = self
-            .unreachable
-            .iter()
-            .filter(|n| !relive_patch::names::is_static_initializer(n))
-            .cloned()
-            .collect();
         if !unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&unreachable, every)));
         }

@@ -105,9 +105,17 @@ pub struct Options {
 fn print_event(e: &ReloadEvent, json: bool) {
     let mut err = std::io::stderr().lock();
     if json {
-        let mut e = e.clone();
-        e.names = e.functions.iter().map(|f| relive_patch::names::readable(f)).collect();
-        let _ = writeln!(err, "{}", serde_json::to_string(&e).unwrap_or_default());
+        /// The event with `names`: its `functions` as people write them.
+        #[derive(serde::Serialize)]
+        struct Named<'e> {
+            #[serde(flatten)]
+            event: &'e ReloadEvent,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            names: Vec<String>,
+        }
+        let names = e.functions.iter().map(|f| relive_patch::names::readable(f)).collect();
+        let named = Named { event: e, names };
+        let _ = writeln!(err, "{}", serde_json::to_string(&named).unwrap_or_default());
         return;
     }
     let _ = match e.event {
