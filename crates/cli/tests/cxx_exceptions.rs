@@ -174,6 +174,85 @@ int main(void) {
     }
 }
 
+/// A C program that never unwound has no unwinder loaded: glibc loads
+/// libgcc's on the first `backtrace()`, and that one would not know the
+/// new code (it stopped there: a depth of 1). relive loads the same
+/// library itself before the redirect and hands it the new code's table,
+/// so the depth is the one a fresh build of the edited source reports
+/// (and the frames of register-keeping thunks).
+#[test]
+fn backtrace_in_new_code_of_a_program_that_never_unwound() {
+    const SRC: &str = r#"
+#include <execinfo.h>
+#include <stdio.h>
+#include <unistd.h>
+/* noipa: at -O2 main would print a constant 0 otherwise. */
+__attribute__((noipa)) int depth(void) {
+    return 0;
+}
+__attribute__((noipa)) int middle(void) { return depth() + 0; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("depth %d\n", middle()); usleep(3000); }
+}
+"#;
+    let edited = SRC.replace(
+        "    return 0;",
+        "    void *frames[8192];\n    return backtrace(frames, 64);",
+    );
+    for flags in [&["-O0", "-g"][..], &["-O2", "-g"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| compile(dir.path(), "gcc", "bt.c", name, text, flags);
+        // The oracle: the edited program, built fresh.
+        let fresh_object = write("fresh.o", &edited);
+        let fresh = start(dir.path(), "gcc", &fresh_object, "fresh");
+        let expected: i64 = fresh.wait_for_prefix("depth ").parse().unwrap();
+        drop(fresh);
+        assert!(expected >= 3, "{flags:?}: a fresh build reports depth {expected}");
+
+        let base = write("bt.o", SRC);
+        let new = write("new.o", &edited);
+        let target = start(dir.path(), "gcc", &base, "bt");
+        target.wait_for("depth 0");
+        let maps = || std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+        assert!(
+            !maps().contains("libgcc_s"),
+            "{flags:?}: the program has an unwinder already"
+        );
+        let state = dir.path().join("state");
+        let report = patch_json(&state, target.pid(), &new, &base);
+        assert_eq!(report["unwind"], "registered", "{flags:?}: {report}");
+        assert!(maps().contains("libgcc_s"), "{flags:?}");
+        // Every frame a fresh build has, plus at most one for each
+        // register-keeping thunk relive put in front of new code.
+        let thunks = report["applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["preserves"] != serde_json::json!([]))
+            .count() as i64;
+        let found = loop {
+            let now: i64 = target.wait_for_prefix("depth ").parse().unwrap();
+            if now != 0 {
+                break now;
+            }
+        };
+        assert!(
+            (expected..=expected + thunks).contains(&found),
+            "{flags:?}: depth {found}, a fresh build's {expected}, {thunks} thunks: {report}"
+        );
+        for _ in 0..5 {
+            assert_eq!(target.wait_for_prefix("depth "), found.to_string(), "{flags:?}");
+        }
+        // The unwinder relive loaded takes the table back on a revert.
+        let out = relive_in(&state, &["revert", &target.pid_arg(), "--all", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let reverted: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reverted["kept"], serde_json::json!([]), "{flags:?}: {reverted}");
+        target.wait_for("depth 0");
+    }
+}
+
 /// An unwinder passes through the register-keeping thunk relive puts in
 /// front of new code whose old version was a leaf its callers relied on
 /// (GCC's -fipa-ra: `main` keeps values in registers the old `compute`

@@ -1,10 +1,11 @@
-//! Debuggers see patched code: `relive gdb PID` starts gdb with a symbol
-//! file for each patch in force (names, source lines and unwind
-//! information at the addresses the new code landed), so a breakpoint at
-//! FILE:LINE stops in the new code, `bt` shows it with its line and its
-//! old callers, and `info symbol` names it. Profilers find it in
-//! `/tmp/perf-PID.map`. Before, gdb showed `??` for new code and could
-//! not unwind past it.
+//! Debuggers see patched code: each patch's symbol file (names, source
+//! lines and unwind information at the addresses the new code landed) is
+//! listed in the process through the GDB JIT interface, so a plain `gdb
+//! -p PID` stops at FILE:LINE in the new code, shows it in `bt` with its
+//! line and its old callers, and names it in `info symbol`. Where it
+//! cannot be listed, `relive gdb PID` loads the files. Profilers find the
+//! new code in `/tmp/perf-PID.map`. Before, gdb showed `??` for new code
+//! and could not unwind past it.
 
 mod common;
 
@@ -49,74 +50,171 @@ fn bounded(state: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The commands each test gives gdb: stop at line 7 of the new code,
+/// then show where it is.
+const GDB_COMMANDS: [&str; 10] = [
+    "-ex",
+    "break app.c:7",
+    "-ex",
+    "continue",
+    "-ex",
+    "bt",
+    "-ex",
+    "info symbol $pc",
+    "-ex",
+    "print/x $pc",
+];
+
+/// Checks gdb's output `text`: it stopped at line 7 of `compute` in the
+/// new code at `new_code` (whose symbols came from `source`, how gdb names
+/// the symbol file), and unwound to the old `main` with no `??` frame.
+fn assert_stopped_in_new_code(text: &str, new_code: u64, source: &str, what: &str) {
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(
+        frames
+            .first()
+            .is_some_and(|f| f.contains("compute (") && f.contains("app.c:7")),
+        "{what}"
+    );
+    // Then the old caller, maybe through the thunk that keeps the
+    // registers main's code keeps values in (named, not `??`).
+    let main = frames
+        .iter()
+        .position(|f| f.contains(" in main () at ") && f.contains("app.c:"));
+    assert!(main.is_some_and(|m| m <= 2), "{what}");
+    assert!(!frames.iter().any(|f| f.contains("??")), "{what}");
+    assert!(text.contains("compute + ") && text.contains(source), "{what}");
+    // The stop was in the new code, not the old.
+    let pc = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("= 0x")
+                .map(|(_, hex)| u64::from_str_radix(hex.trim(), 16).unwrap())
+        })
+        .expect("print/x $pc");
+    assert!((new_code..new_code + 0x100).contains(&pc), "{what}");
+}
+
+/// A plain `gdb -p PID`, started by nobody but the user, finds the new
+/// code by itself: relive lists each patch's symbol file in the process
+/// through the GDB JIT interface (loading librelive-jit-debug.so for it).
 #[test]
-fn gdb_stops_in_new_code_and_unwinds_to_its_old_callers() {
+fn gdb_attached_by_itself_finds_new_code_through_the_jit_interface() {
+    if !have_gdb() {
+        return;
+    }
+    for (cc, flags) in [("gcc", &["-O2", "-g"][..]), ("clang", &["-O0", "-g"][..])] {
+        let dir = tempfile::tempdir().unwrap();
+        let compile = |text: &str, object: &str| common::compile(dir.path(), cc, "app.c", object, text, flags);
+        let base = compile(SRC, "app.o");
+        let new = compile(&SRC.replace("x * 2 + bias", "x * 3 + bias"), "new.o");
+        let target = common::start(dir.path(), cc, &base, "app");
+        target.wait_for("value 18");
+        let state = dir.path().join("state");
+        let report = common::patch_json(&state, target.pid(), &new, &base);
+        let what = format!("{cc} {flags:?}: {report}");
+        assert_eq!(report["warnings"], serde_json::json!([]), "{what}");
+        let new_code = report["applied"][0]["current_addr"].as_u64().unwrap();
+        target.wait_for("value 27");
+
+        let gdb = |commands: &[&str]| {
+            let out = Command::new("timeout")
+                .args(["60", "gdb", "-p", &target.pid().to_string(), "-batch"])
+                .args(commands)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let what = format!("{cc} {flags:?}:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "{what}");
+            (text, what)
+        };
+        let (text, what) = gdb(&GDB_COMMANDS);
+        // gdb names a symbol file it read from memory by its address.
+        assert_stopped_in_new_code(&text, new_code, "<in-memory@0x", &what);
+        target.wait_for("value 27");
+
+        // `relive gdb` adds no second copy of what gdb finds by itself.
+        let listed = common::relive_in(&state, &["gdb", &target.pid_arg(), "--json"]);
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(listed["symbol_files"], serde_json::json!([]), "{listed}");
+        assert_eq!(listed["listed"], 1, "{listed}");
+
+        // A second patch is listed too, and the library is loaded once.
+        let newer = compile(&SRC.replace("x * 2 + bias", "x * 4 + bias"), "newer.o");
+        let second = common::patch_json(&state, target.pid(), &newer, &new);
+        assert_eq!(second["warnings"], serde_json::json!([]), "{second}");
+        target.wait_for("value 36");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+        let helper = maps
+            .lines()
+            .filter(|l| l.ends_with("/librelive-jit-debug.so") && l.contains("r-xp"))
+            .count();
+        assert_eq!(helper, 1, "{maps}");
+        let listed = common::relive_in(&state, &["gdb", &target.pid_arg(), "--json"]);
+        let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(listed["listed"], 2, "{listed}");
+
+        // Reverted and its pools freed, gdb no longer knows the code.
+        let out = common::relive_in(&state, &["revert", &target.pid_arg(), "--all", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let reverted: Value = serde_json::from_slice(&out.stdout).unwrap();
+        target.wait_for("value 18");
+        let first_entry = "print/x *(unsigned long *)((char *)&__jit_debug_descriptor + 16)";
+        let (text, what) = gdb(&["-ex", first_entry, "-ex", &format!("info symbol {new_code:#x}")]);
+        if reverted["freed"].as_array().is_some_and(|f| !f.is_empty()) {
+            assert!(text.contains("= 0x0\n"), "{what}");
+            assert!(text.contains("No symbol matches"), "{what}");
+        } else {
+            // Kept (a stale word may point into it): still listed, still named.
+            assert!(
+                text.contains("compute + ") || text.contains("compute in section"),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// Where relive cannot load its library into the process (the loader
+/// allocates, so it runs only while the main thread waits in a system
+/// call, and this one never does), the patch says so and `relive gdb PID`
+/// starts gdb with the symbol files loaded by `add-symbol-file`.
+#[test]
+fn relive_gdb_loads_the_symbol_files_gdb_cannot_find_by_itself() {
     if !have_gdb() {
         return;
     }
     for flags in [&["-O0", "-g"][..], &["-O2", "-g"][..]] {
         let dir = tempfile::tempdir().unwrap();
         let compile = |text: &str, object: &str| common::compile(dir.path(), "gcc", "app.c", object, text, flags);
-        let base = compile(SRC, "app.o");
+        // It spins between lines instead of sleeping.
+        let busy = SRC.replace("usleep(3000);", "for (volatile int k = 0; k < 3000000; k++) {}");
+        let base = compile(&busy, "app.o");
         // Line 7 is `return y;` in both; `compute` is not first in `.text`
         // (its line rows are an advance from the section's start).
-        let new = compile(&SRC.replace("x * 2 + bias", "x * 3 + bias"), "new.o");
+        let new = compile(&busy.replace("x * 2 + bias", "x * 3 + bias"), "new.o");
         let target = common::start(dir.path(), "gcc", &base, "app");
         target.wait_for("value 18");
         let state = dir.path().join("state");
         let relive = |args: &[&str]| common::relive_in(&state, args);
         let report = common::patch_json(&state, target.pid(), &new, &base);
+        let warnings = report["warnings"].to_string();
+        assert!(
+            warnings.contains("gdb attached by itself will not see the new code") && warnings.contains("relive gdb"),
+            "{report}"
+        );
         let new_code = report["applied"][0]["current_addr"].as_u64().unwrap();
         target.wait_for("value 27");
 
         // Bounded: a breakpoint in code that never runs (the old copy)
         // would leave `continue` waiting for good.
-        let gdb = bounded(
-            &state,
-            &[
-                "gdb",
-                &target.pid_arg(),
-                "--",
-                "-batch",
-                "-ex",
-                "break app.c:7",
-                "-ex",
-                "continue",
-                "-ex",
-                "bt",
-                "-ex",
-                "info symbol $pc",
-                "-ex",
-                "print/x $pc",
-            ],
-        );
+        let pid_arg = target.pid_arg();
+        let mut args = vec!["gdb", pid_arg.as_str(), "--", "-batch"];
+        args.extend(GDB_COMMANDS);
+        let gdb = bounded(&state, &args);
         let text = String::from_utf8_lossy(&gdb.stdout);
         let what = format!("{flags:?}:\n{text}{}", String::from_utf8_lossy(&gdb.stderr));
         assert!(gdb.status.success(), "{what}");
-        let frames: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
-        assert!(
-            frames
-                .first()
-                .is_some_and(|f| f.contains("compute (") && f.contains("app.c:7")),
-            "{what}"
-        );
-        // Then the old caller, maybe through the thunk that keeps the
-        // registers main's code keeps values in (named, not `??`).
-        let main = frames
-            .iter()
-            .position(|f| f.contains(" in main () at ") && f.contains("app.c:"));
-        assert!(main.is_some_and(|m| m <= 2), "{what}");
-        assert!(!frames.iter().any(|f| f.contains("??")), "{what}");
-        assert!(text.contains("compute + ") && text.contains(".sym"), "{what}");
-        // The stop was in the new code, not the old.
-        let pc = text
-            .lines()
-            .find_map(|l| {
-                l.split_once("= 0x")
-                    .map(|(_, hex)| u64::from_str_radix(hex.trim(), 16).unwrap())
-            })
-            .expect("print/x $pc");
-        assert!((new_code..new_code + 0x100).contains(&pc), "{what}");
+        assert_stopped_in_new_code(&text, new_code, ".sym", &what);
         // gdb detached; the program runs the new code on.
         target.wait_for("value 27");
 

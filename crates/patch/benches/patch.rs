@@ -134,14 +134,15 @@ fn run(label: &str, changed: &[usize]) {
     let stat = |set: &[PatchReport], f: fn(&PatchReport) -> u64| median(set.iter().map(f).collect());
     let stages = |set: &[PatchReport]| {
         format!(
-            "total {} = diff {} + link {} + alloc {} + stop {} + write {} + check {}",
+            "total {} = diff {} + link {} + alloc {} + stop {} + write {} + check {} + debuggers {}",
             stat(set, |r| r.timing_us.total),
             stat(set, |r| r.timing_us.diff),
             stat(set, |r| r.timing_us.link),
             stat(set, |r| r.timing_us.alloc),
             stat(set, |r| r.timing_us.stop),
             stat(set, |r| r.timing_us.write),
-            stat(set, |r| r.timing_us.check)
+            stat(set, |r| r.timing_us.check),
+            stat(set, |r| r.timing_us.debuggers)
         )
     };
     println!(

@@ -146,6 +146,10 @@ pub struct Timing {
     /// Running the program's reload hooks ([`crate::hooks`]), before and
     /// after the redirect.
     pub hooks: u64,
+    /// Writing the new code's symbol files and listing them in the
+    /// process for debuggers ([`crate::debugger`]; the first loads
+    /// relive's library into it).
+    pub debuggers: u64,
     /// All of the above; a command sets it to its whole run.
     pub total: u64,
 }
@@ -472,19 +476,30 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     used.rw_used = w + rw_len;
     // Unwind tables for the unwinder, recorded ahead as uncertain: a
     // relive killed during the call leaves them never taken back.
-    let unwinder = crate::unwind::unwinder(target);
+    let mut unwinder = crate::unwind::unwinder(target);
+    let all_tables: Vec<journal::FrameRecord> = prepared
+        .iter()
+        .zip(&layouts)
+        .flat_map(|(p, layout)| p.linked.unwind_tables().map(move |u| (u, layout)))
+        .map(|(u, layout)| journal::FrameRecord {
+            eh_frame: layout.read_only + u.eh_frame,
+            len: u.len,
+            object: layout.writable + u.object,
+            uncertain: false,
+        })
+        .collect();
+    // A C program that has not unwound yet has no unwinder: relive loads
+    // the one glibc loads on a first backtrace() (which would not know the
+    // new code) to hand it the tables. It stays loaded even if the patch
+    // then fails, as it would after that backtrace().
+    // The library's name goes in the pool's unused read-only part.
+    let name_room = used.ro_len.saturating_sub(used.ro_used) > crate::unwind::LIBGCC.len() as u64;
+    if unwinder.is_none() && !all_tables.is_empty() && name_room {
+        let scratch = used.read_only_start() + used.ro_used;
+        unwinder = crate::unwind::load_unwinder(target, scratch).ok();
+    }
     let tables: Vec<journal::FrameRecord> = match unwinder {
-        Some(_) => prepared
-            .iter()
-            .zip(&layouts)
-            .flat_map(|(p, layout)| p.linked.unwind_tables().map(move |u| (u, layout)))
-            .map(|(u, layout)| journal::FrameRecord {
-                eh_frame: layout.read_only + u.eh_frame,
-                len: u.len,
-                object: layout.writable + u.object,
-                uncertain: false,
-            })
-            .collect(),
+        Some(_) => all_tables,
         None => Vec::new(),
     };
     used.frames
@@ -813,7 +828,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         });
     // Debuggers see the new code through a symbol file per unit (`relive
     // gdb`): best effort, like the profiler's map.
+    let debuggers_start = Instant::now();
     let mut symbol_warning = None;
+    let mut symbol_files: Vec<(u64, Vec<u8>)> = Vec::new();
     for (k, ((p, layout), read_only)) in prepared.iter().zip(&layouts).zip(&read_only_parts).enumerate() {
         if !p.obj.has_debug_info() && p.linked.unwind.is_none() {
             continue;
@@ -826,10 +843,24 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             read_only,
             data_address: &data_address,
         };
-        if let Err(e) = crate::debug_file::save(target, &placed, change, k) {
+        let bytes = crate::debug_file::write(&placed);
+        if let Err(e) = crate::debug_file::save(target, &bytes, change, k) {
             symbol_warning = Some(format!("could not write the new code's symbol file for debuggers: {e}"));
         }
+        if p.obj.has_debug_info() {
+            symbol_files.push((layout.code, bytes));
+        }
     }
+    // And listed where a debugger that attaches finds them by itself.
+    if !symbol_files.is_empty() {
+        if let Err(why) = crate::debugger::list(target, pool_index, &symbol_files) {
+            symbol_warning.get_or_insert(format!(
+                "gdb attached by itself will not see the new code ({why}); `relive gdb {}` loads its symbol files",
+                process.pid()
+            ));
+        }
+    }
+    let debuggers_time = debuggers_start.elapsed();
     // Whether each new function can run: part of what the command does,
     // so inside its time.
     let reaches: Vec<HashMap<u64, Reach>> = prepared
@@ -842,10 +873,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         link: micros(link_done - started),
         alloc: micros(alloc_done - alloc_start),
         stop: micros(stopped_at - stop_start),
+        check: micros(done - check_start)
+            .saturating_sub(micros(hooks_time - before_hooks_time))
+            .saturating_sub(micros(debuggers_time)),
+        hooks: micros(hooks_time),
+        debuggers: micros(debuggers_time),
         write: (micros(stop_start - alloc_done) + micros(check_start - stopped_at))
             .saturating_sub(micros(before_hooks_time)),
-        check: micros(done - check_start).saturating_sub(micros(hooks_time - before_hooks_time)),
-        hooks: micros(hooks_time),
         total: micros(done - started) + earlier.read + earlier.diff + earlier.open,
         ..earlier
     };
@@ -1791,7 +1825,7 @@ fn plan_writes(
 /// Dies here when `RELIVE_FAILPOINT` names this point: how the tests
 /// kill relive at an exact step of a change (a SIGKILL from outside could
 /// not aim), to check what a later relive finds.
-fn failpoint(name: &str) {
+pub(crate) fn failpoint(name: &str) {
     if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
         std::process::abort();
     }
@@ -2234,6 +2268,19 @@ fn revert_change(
     if let Some(stopped) = stopped.as_mut() {
         let mut unmapped = Vec::new();
         for r in freed {
+            // Off the debuggers' list first: gdb must not load symbol
+            // files for code no longer there.
+            for images in &r.debug_images {
+                match crate::debugger::unlink(process, images) {
+                    Ok(()) => {
+                        let _ = stopped.unmap(images.addr, images.len);
+                    }
+                    Err(why) => warnings.push(format!(
+                        "the symbol files of the code at {:#x} stay listed for debuggers: {why}",
+                        r.addr
+                    )),
+                }
+            }
             match stopped.unmap(r.addr, r.len) {
                 Ok(()) => unmapped.push(r),
                 Err(e) => {

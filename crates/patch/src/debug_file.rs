@@ -30,6 +30,35 @@ pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String 
 /// process: those whose code lies in one of its pools. The others (their
 /// pool freed by a revert) are removed.
 pub fn in_force(target: &Target) -> Vec<std::path::PathBuf> {
+    in_force_at(target).into_iter().map(|(_, path)| path).collect()
+}
+
+/// The symbol files a debugger must be given to see the new code: those
+/// in force that are not on the GDB JIT interface's list (which gdb reads
+/// by itself when it attaches; a second copy would double every symbol).
+pub fn not_listed(target: &Target) -> Vec<std::path::PathBuf> {
+    let listed: std::collections::HashSet<u64> = target
+        .journal
+        .regions
+        .iter()
+        .flat_map(|r| &r.debug_images)
+        .flat_map(|images| {
+            images
+                .entries
+                .iter()
+                .filter(|e| crate::debugger::listed(target.process, images.descriptor, e.entry))
+                .map(|e| e.code)
+        })
+        .collect();
+    in_force_at(target)
+        .into_iter()
+        .filter(|(code, _)| !listed.contains(code))
+        .map(|(_, path)| path)
+        .collect()
+}
+
+/// [`in_force`], each with the address of its code.
+fn in_force_at(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     let prefix = format!("{}-{}.", target.process.pid(), target.journal.start_time);
     let Ok(entries) = std::fs::read_dir(target.journal_dir.path()) else {
         return Vec::new();
@@ -53,7 +82,7 @@ pub fn in_force(target: &Target) -> Vec<std::path::PathBuf> {
         }
     }
     files.sort();
-    files.into_iter().map(|(_, path)| path).collect()
+    files
 }
 
 /// The address of a symbol file's `.text`.
@@ -65,9 +94,9 @@ fn text_address(bytes: &[u8]) -> Option<u64> {
 
 /// Writes the symbol file of unit `unit` of change `change` into the
 /// state directory.
-pub fn save(target: &Target, placed: &Placed, change: u64, unit: usize) -> crate::error::Result<()> {
+pub fn save(target: &Target, bytes: &[u8], change: u64, unit: usize) -> crate::error::Result<()> {
     let name = file_name(target.process.pid(), target.journal.start_time, change, unit);
-    target.journal_dir.write_private(&name, &write(placed))
+    target.journal_dir.write_private(&name, bytes)
 }
 
 /// What the symbol file of one patch is made from.

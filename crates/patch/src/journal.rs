@@ -181,6 +181,34 @@ pub struct RegionRecord {
     /// constructed in it, and their destructors run from it at exit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
+    /// Symbol files of patches in this pool listed for debuggers (the GDB
+    /// JIT interface): taken off the list, and their memory unmapped,
+    /// before the pool is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debug_images: Vec<DebugImagesRecord>,
+}
+
+/// One patch's symbol files in the process's memory (one mapping), each
+/// with the entry that lists it in the GDB JIT descriptor's list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugImagesRecord {
+    /// The mapping that holds the entries and the files.
+    pub addr: u64,
+    pub len: u64,
+    /// Bytes of it in use (from its start); the rest is free for the next
+    /// patch's files.
+    pub used: u64,
+    /// `__jit_debug_descriptor` in the process.
+    pub descriptor: u64,
+    pub entries: Vec<DebugEntryRecord>,
+}
+
+/// A `jit_code_entry`, and the address of the `.text` of the symbol file
+/// it lists (the patch's code: `relive gdb` loads no second copy of it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugEntryRecord {
+    pub entry: u64,
+    pub code: u64,
 }
 
 /// A patch's `.eh_frame` in a pool, and the unwinder's bookkeeping for it

@@ -37,6 +37,10 @@ pub struct Target<'p> {
     /// what that one's journal records now: it may run code relive has
     /// no record of (see [`crate::inherit`]).
     pub unrecorded: bool,
+    /// The unwinder's entry points (register, deregister) when relive
+    /// loaded it into the process itself after this target was read
+    /// ([`crate::unwind::load_unwinder`]): the resolver predates it.
+    pub loaded_unwinder: Option<(u64, u64)>,
 }
 
 impl<'p> Target<'p> {
@@ -78,6 +82,7 @@ impl<'p> Target<'p> {
             warnings: verified.warning.into_iter().collect(),
             check_base: false,
             unrecorded: false,
+            loaded_unwinder: None,
         })
     }
 

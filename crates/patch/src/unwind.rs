@@ -37,6 +37,11 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(2000);
 /// How often, and how far apart, relive looks for the main thread waiting
 /// in a system call before it gives up taking a table back.
 const QUIET_TRIES: u32 = 25;
+/// How often it looks before it gives up loading a library that is only
+/// useful (for debuggers, an unwinder for a C program): a main thread
+/// that never waits costs each patch this many tries, not
+/// [`QUIET_TRIES`]; the next patch tries again.
+pub const OPTIONAL_TRIES: u32 = 4;
 const QUIET_PAUSE: Duration = Duration::from_millis(2);
 
 /// System calls a thread waits in outside the allocator and the unwinder
@@ -59,10 +64,48 @@ pub struct Unwinder {
 /// the loaded `libgcc_s`); `None` when the process has none loaded (a C
 /// program that has not called `backtrace()` yet).
 pub fn unwinder(target: &Target) -> Option<Unwinder> {
+    if let Some((register, deregister)) = target.loaded_unwinder {
+        return Some(Unwinder { register, deregister });
+    }
     Some(Unwinder {
         register: target.resolver.global("__register_frame_info")?,
         deregister: target.resolver.global("__deregister_frame_info")?,
     })
+}
+
+/// The library of libgcc's unwinder, as glibc itself names it when it
+/// loads it (on a program's first `backtrace()`, `pthread_cancel`, ...).
+pub const LIBGCC: &str = "libgcc_s.so.1";
+
+/// Loads libgcc's unwinder into a process that has none yet (a C program
+/// that has not unwound: glibc loads the same library the first time
+/// anything does, and its unwinder would then not know the new code), and
+/// gives its entry points, remembered in `target`. `scratch`: unused
+/// memory of relive's for the library's name during the call.
+pub fn load_unwinder(target: &mut Target, scratch: u64) -> Result<Unwinder, String> {
+    let process = target.process;
+    crate::remote_dlopen::load(target, LIBGCC, scratch)?;
+    let (base, path) = crate::remote_dlopen::mapped(process, LIBGCC)?
+        .ok_or_else(|| format!("dlopen({LIBGCC}) returned without loading it"))?;
+    // The file as the process sees it (its mount namespace).
+    let in_process = format!("/proc/{}/root{path}", process.pid());
+    let bytes = std::fs::read(&in_process)
+        .or_else(|_| std::fs::read(&path))
+        .map_err(|e| format!("{path}, the unwinder the process loaded, could not be read: {e}"))?;
+    let file = object::File::parse(bytes.as_slice()).map_err(|e| format!("{path} could not be read as ELF: {e}"))?;
+    let export = |name: &str| {
+        use object::{Object, ObjectSymbol};
+        file.dynamic_symbols()
+            .find(|s| s.is_definition() && s.name() == Ok(name))
+            .map(|s| base + s.address())
+            .ok_or_else(|| format!("{path} does not export {name}"))
+    };
+    let unwinder = Unwinder {
+        register: export("__register_frame_info")?,
+        deregister: export("__deregister_frame_info")?,
+    };
+    target.loaded_unwinder = Some((unwinder.register, unwinder.deregister));
+    Ok(unwinder)
 }
 
 /// Whether the unwinder holds the table whose bookkeeping is at `object`:
@@ -159,7 +202,15 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
 /// point where it holds no allocator lock, so a function called there may
 /// allocate and free. Tried [`QUIET_TRIES`] times, [`QUIET_PAUSE`] apart.
 pub fn stop_at_quiet_point(process: &dyn Process) -> Result<Box<dyn relive_process::Stopped + '_>, String> {
-    for _ in 0..QUIET_TRIES {
+    stop_at_quiet_point_within(process, QUIET_TRIES)
+}
+
+/// [`stop_at_quiet_point`], tried `tries` times.
+pub fn stop_at_quiet_point_within(
+    process: &dyn Process,
+    tries: u32,
+) -> Result<Box<dyn relive_process::Stopped + '_>, String> {
+    for _ in 0..tries {
         let stopped = process
             .stop_one()
             .map_err(|e| format!("the process could not be stopped: {e}"))?;
@@ -178,7 +229,7 @@ pub fn stop_at_quiet_point(process: &dyn Process) -> Result<Box<dyn relive_proce
     }
     Err(format!(
         "the main thread was never found waiting in a system call within {} ms (code that may allocate memory is only run there)",
-        (QUIET_PAUSE * QUIET_TRIES).as_millis()
+        (QUIET_PAUSE * tries).as_millis()
     ))
 }
 

@@ -100,7 +100,12 @@ fn journal_facts(j: &Journal) -> (String, Vec<(u64, u64)>, bool) {
             )
         })
         .collect();
-    let regions: Vec<_> = j.regions.iter().map(|r| (r.addr, r.len)).collect();
+    // Pools, and the memory of symbol files listed for debuggers.
+    let regions: Vec<_> = j
+        .regions
+        .iter()
+        .flat_map(|r| std::iter::once((r.addr, r.len)).chain(r.debug_images.iter().map(|d| (d.addr, d.len))))
+        .collect();
     (format!("{patches:?}"), regions, j.intent.is_some())
 }
 

@@ -45,6 +45,16 @@ impl Placement {
         Placement::near_range(addr, addr.saturating_add(1))
     }
 
+    /// Anywhere in the user address space (data no code refers to with a
+    /// 32-bit displacement).
+    pub fn anywhere() -> Placement {
+        Placement {
+            reach_lo: USER_TOP - REL32_REACH,
+            reach_hi: REL32_REACH,
+            below: None,
+        }
+    }
+
     /// Within ±2 GiB of every byte of `lo..hi`.
     pub fn near_range(lo: u64, hi: u64) -> Placement {
         Placement {
@@ -77,7 +87,11 @@ impl Placement {
     }
 
     fn describe(&self) -> String {
-        let mut s = format!("within ±2 GiB of {:#x}..{:#x}", self.reach_lo, self.reach_hi);
+        let mut s = if self.reach_lo > self.reach_hi {
+            "anywhere".to_string()
+        } else {
+            format!("within ±2 GiB of {:#x}..{:#x}", self.reach_lo, self.reach_hi)
+        };
         if let Some(b) = self.below {
             s.push_str(&format!(" and below {b:#x}"));
         }

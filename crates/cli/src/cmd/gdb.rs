@@ -9,9 +9,15 @@ use crate::output::print_json;
 
 /// Debug a patched process with gdb, which then sees the new code: each
 /// patch in force has a symbol file (names, source lines, variables and
-/// unwind information at the addresses the code landed), loaded with
-/// `add-symbol-file`. Breakpoints at FILE:LINE stop in the new code, `bt`
-/// shows it with its line and its old callers, and `info symbol` names it.
+/// unwind information at the addresses the code landed). Breakpoints at
+/// FILE:LINE stop in the new code, `bt` shows it with its line and its
+/// old callers, and `info symbol` names it.
+///
+/// A plain `gdb -p PID` sees them too: relive lists them in the process
+/// through the GDB JIT interface (loading its small library
+/// librelive-jit-debug.so into the process for it). This command loads,
+/// with `add-symbol-file`, those it could not list (a static program, a
+/// main thread never seen waiting).
 #[derive(clap::Args)]
 #[command(
     after_help = "Examples:\n  relive gdb 4242\n  relive gdb 4242 -- -batch -ex 'break app.c:12' -ex continue -ex bt\n  relive gdb 4242 --script  # its path, for your own gdb -p 4242 -x PATH"
@@ -25,7 +31,9 @@ pub struct Args {
     /// command line).
     #[arg(long)]
     script: bool,
-    /// Print JSON: {"script","symbol_files":[...]} (implies --script).
+    /// Print JSON: {"script","symbol_files":[...],"listed":N} (implies
+    /// --script): the files the script loads, and how many gdb finds by
+    /// itself.
     #[arg(long)]
     pub json: bool,
     /// Arguments for gdb, after `--` (not with --script or --json, which
@@ -38,15 +46,18 @@ pub struct Args {
 struct Script {
     script: String,
     symbol_files: Vec<String>,
+    listed: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
     let target = Target::open(process.as_ref())?;
-    let files: Vec<String> = relive_patch::debug_file::in_force(&target)
+    let in_force = relive_patch::debug_file::in_force(&target).len();
+    let files: Vec<String> = relive_patch::debug_file::not_listed(&target)
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    let listed = in_force.saturating_sub(files.len());
     // gdb asks before it adds symbols at addresses of the file's own
     // unless confirmation is off.
     let mut text = String::from("set confirm off\n");
@@ -61,13 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_json(&Script {
             script,
             symbol_files: files,
+            listed,
         });
     }
     if args.script {
         println!("{script}");
         return Ok(());
     }
-    if files.is_empty() {
+    if files.is_empty() && listed == 0 {
         eprintln!(
             "relive: note: process {} has no patch with a symbol file in force; gdb sees the program as built",
             args.pid

@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -429,8 +429,8 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
     if !crate::output::quiet() {
         writeln!(
             out,
-            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}{hooks}); threads paused {} µs{pool}{moved}",
-            t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, r.pause_us
+            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}, debuggers {}{hooks}); threads paused {} µs{pool}{moved}",
+            t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, t.debuggers, r.pause_us
         )?;
     }
     for h in &r.hooks {

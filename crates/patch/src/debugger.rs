@@ -1,0 +1,333 @@
+//! Patched code listed for debuggers through the GDB JIT interface: each
+//! patch's symbol file ([`crate::debug_file`]) is written into the
+//! process's memory and linked into `__jit_debug_descriptor`'s list. gdb,
+//! when it attaches (`gdb -p PID`, an IDE's gdb), reads that list and
+//! loads every file on it, so breakpoints at FILE:LINE, `bt` and `info
+//! symbol` work in new code without any relive command.
+//!
+//! A program that is not itself a JIT has no descriptor: the first patch
+//! that brings debug information loads relive's own two-symbol library
+//! ([`crate::jit_helper`]) with a remote `dlopen`, on the main thread while
+//! it waits in a blocking system call (the loader allocates, see
+//! [`crate::unwind::stop_at_quiet_point`]). Later patches reuse it.
+//!
+//! The list is changed only by plain memory writes (no call of
+//! `__jit_debug_register_code`: relive is the process's tracer while it
+//! patches, so no debugger can be attached to be told). An entry is
+//! complete before the one word that links it is written, so a relive
+//! killed at any point leaves a list that reads whole; one killed between
+//! the journal's record and the link leaves a record whose entry is not
+//! on the list, which taking it back tolerates.
+
+use relive_process::alloc::{self, Placement};
+use relive_process::{Process, Protection};
+
+use crate::jit_helper;
+use crate::journal::{DebugEntryRecord, DebugImagesRecord};
+use crate::link::Resolver;
+use crate::target::Target;
+
+/// `struct jit_code_entry`: next, prev, symfile_addr, symfile_size.
+const ENTRY_LEN: u64 = 32;
+/// The smallest mapping made for symbol files.
+const MAPPING_MIN: u64 = 1 << 20;
+/// Entries followed before a list is taken as broken (a loop).
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// Where the descriptor comes from.
+enum Source {
+    Existing(u64),
+    /// relive's library, to load from `path` with the `dlopen` at `dlopen`.
+    Load {
+        path: String,
+        dlopen: u64,
+    },
+}
+
+/// One unit's symbol file, and where its code is.
+pub struct Image<'a> {
+    pub code: u64,
+    pub bytes: &'a [u8],
+}
+
+/// The descriptor gdb reads: the program's own (a JIT's), or that of
+/// relive's library loaded by an earlier patch.
+pub fn descriptor(target: &Target) -> Option<u64> {
+    target.resolver.global("__jit_debug_register_code")?;
+    target.resolver.global("__jit_debug_descriptor")
+}
+
+/// Bytes `images` take in a mapping, each behind its entry.
+fn images_len(images: &[Image]) -> u64 {
+    images
+        .iter()
+        .map(|i| ENTRY_LEN + (i.bytes.len() as u64).next_multiple_of(16))
+        .sum()
+}
+
+/// A new mapping of the process with room for at least `need` bytes of
+/// symbol files ([`MAPPING_MIN`] at least: later patches into the same
+/// pool fill it further without stopping a thread), loading relive's
+/// library first if the process has no descriptor. Returns the record to
+/// keep, with no entries yet, or why there is none.
+fn place(target: &Target, need: u64, stranded: &mut Option<(u64, u64)>) -> Result<DebugImagesRecord, String> {
+    let process = target.process;
+    let source = match descriptor(target) {
+        Some(d) => Source::Existing(d),
+        None => {
+            let dlopen = crate::remote_dlopen::glibc_dlopen(target)?;
+            Source::Load {
+                path: helper_file(target)?,
+                dlopen,
+            }
+        }
+    };
+    let path_len = match &source {
+        Source::Existing(_) => 0,
+        Source::Load { path, .. } => (path.len() as u64 + 1).next_multiple_of(16),
+    };
+    let maps = process.maps().map_err(|e| e.to_string())?;
+    // The loader allocates: it runs only where the main thread holds no
+    // allocator lock. A mapping alone needs no such point.
+    let mut stopped = match &source {
+        Source::Load { .. } => crate::unwind::stop_at_quiet_point_within(process, crate::unwind::OPTIONAL_TRIES)?,
+        Source::Existing(_) => process
+            .stop_one()
+            .map_err(|e| format!("the process could not be stopped: {e}"))?,
+    };
+    let mapped = alloc::allocate(
+        stopped.as_mut(),
+        process.pid(),
+        &maps,
+        (path_len + need).max(MAPPING_MIN),
+        Protection::READ,
+        &Placement::anywhere(),
+    );
+    let placed = mapped.map_err(|e| e.to_string()).and_then(|mapping| {
+        let descriptor = match &source {
+            Source::Existing(d) => Ok(*d),
+            Source::Load { path, dlopen } => load_helper(process, stopped.as_mut(), *dlopen, mapping.addr, path),
+        };
+        match descriptor {
+            Ok(d) => Ok((mapping, d)),
+            Err(why) => match stopped.unmap(mapping.addr, mapping.len) {
+                Ok(()) => Err(why),
+                // Recorded with the pool (no descriptor, no entries), so
+                // that its release unmaps it.
+                Err(e) => Err(format!(
+                    "{why}; the {:#x} bytes mapped at {:#x} for it could not be unmapped yet ({e})",
+                    mapping.len, mapping.addr
+                ))
+                .inspect_err(|_| *stranded = Some((mapping.addr, mapping.len))),
+            },
+        }
+    });
+    stopped
+        .resume()
+        .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+    let (mapping, descriptor) = placed?;
+    Ok(DebugImagesRecord {
+        addr: mapping.addr,
+        len: mapping.len,
+        used: path_len,
+        descriptor,
+        entries: Vec::new(),
+    })
+}
+
+/// Writes `images` into `record`'s mapping after what it holds, each
+/// behind its entry (not linked yet: [`link`]), and records the entries.
+/// The threads run on: nothing reads this memory until it is linked.
+fn write_images(process: &dyn Process, record: &mut DebugImagesRecord, images: &[Image]) -> Result<(), String> {
+    let mut at = record.addr + record.used;
+    for image in images {
+        let file = at + ENTRY_LEN;
+        let mut entry = [0u8; ENTRY_LEN as usize];
+        entry[16..24].copy_from_slice(&file.to_le_bytes());
+        entry[24..32].copy_from_slice(&(image.bytes.len() as u64).to_le_bytes());
+        process
+            .write(at, &entry)
+            .and_then(|_| process.write(file, image.bytes))
+            .map_err(|e| format!("the symbol file could not be written at {file:#x}: {e}"))?;
+        record.entries.push(DebugEntryRecord {
+            entry: at,
+            code: image.code,
+        });
+        at = file + (image.bytes.len() as u64).next_multiple_of(16);
+    }
+    record.used = at - record.addr;
+    Ok(())
+}
+
+/// Links `entries` of `record` at the head of the descriptor's list.
+fn link(process: &dyn Process, record: &DebugImagesRecord, entries: &[DebugEntryRecord]) -> Result<(), String> {
+    let d = record.descriptor;
+    check_version(process, d)?;
+    for e in entries {
+        let first = read_word(process, d + jit_helper::FIRST_ENTRY)?;
+        write_word(process, e.entry, first)?;
+        write_word(process, e.entry + 8, 0)?;
+        if first != 0 {
+            write_word(process, first + 8, e.entry)?;
+        }
+        // The word that makes it visible.
+        write_word(process, d + jit_helper::FIRST_ENTRY, e.entry)?;
+        write_word(process, d + jit_helper::RELEVANT_ENTRY, e.entry)?;
+    }
+    Ok(())
+}
+
+/// Takes each entry of `record` off the descriptor's list (one not on it
+/// is left as it is). The caller unmaps the memory afterwards.
+pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), String> {
+    let d = record.descriptor;
+    if record.entries.is_empty() {
+        return Ok(());
+    }
+    check_version(process, d)?;
+    for e in &record.entries {
+        let mut previous = 0;
+        let mut current = read_word(process, d + jit_helper::FIRST_ENTRY)?;
+        let mut steps = 0;
+        while current != 0 && current != e.entry {
+            steps += 1;
+            if steps > MAX_ENTRIES {
+                return Err(format!("the debugger list at {d:#x} does not end"));
+            }
+            previous = current;
+            current = read_word(process, current)?;
+        }
+        if current == 0 {
+            continue;
+        }
+        let next = read_word(process, current)?;
+        if next != 0 {
+            write_word(process, next + 8, previous)?;
+        }
+        match previous {
+            0 => write_word(process, d + jit_helper::FIRST_ENTRY, next)?,
+            p => write_word(process, p, next)?,
+        }
+        if read_word(process, d + jit_helper::RELEVANT_ENTRY)? == current {
+            write_word(process, d + jit_helper::RELEVANT_ENTRY, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `entry` is on the list of the descriptor at `descriptor`.
+pub fn listed(process: &dyn Process, descriptor: u64, entry: u64) -> bool {
+    let mut current = read_word(process, descriptor + jit_helper::FIRST_ENTRY).unwrap_or(0);
+    for _ in 0..MAX_ENTRIES {
+        if current == 0 {
+            return false;
+        }
+        if current == entry {
+            return true;
+        }
+        current = read_word(process, current).unwrap_or(0);
+    }
+    false
+}
+
+/// Writes relive's library into the state directory (if it is not there
+/// already as this relive builds it) and gives its path.
+fn helper_file(target: &Target) -> Result<String, String> {
+    let bytes = jit_helper::library();
+    let dir = &target.journal_dir;
+    let same = matches!(dir.read_private(jit_helper::FILE_NAME), Ok(Some(old)) if old == bytes);
+    if !same {
+        dir.write_private(jit_helper::FILE_NAME, &bytes)
+            .map_err(|e| format!("its library for debuggers could not be written: {e}"))?;
+    }
+    Ok(dir.path().join(jit_helper::FILE_NAME).display().to_string())
+}
+
+/// Loads the library at `path` with the process's `dlopen` at `dlopen`
+/// (its path written at `scratch`), on the stopped main thread, and gives
+/// the address of its descriptor.
+fn load_helper(
+    process: &dyn Process,
+    stopped: &mut dyn relive_process::Stopped,
+    dlopen: u64,
+    scratch: u64,
+    path: &str,
+) -> Result<u64, String> {
+    crate::remote_dlopen::call(process, stopped, dlopen, scratch, path)?;
+    let (base, _) = crate::remote_dlopen::mapped(process, path)?
+        .ok_or_else(|| format!("dlopen({path}) returned without loading it (can the process read the file?)"))?;
+    let descriptor = base + jit_helper::DESCRIPTOR;
+    check_version(process, descriptor)?;
+    Ok(descriptor)
+}
+
+fn check_version(process: &dyn Process, descriptor: u64) -> Result<(), String> {
+    let mut version = [0u8; 4];
+    process
+        .read(descriptor, &mut version)
+        .map_err(|e| format!("the debugger descriptor at {descriptor:#x} could not be read: {e}"))?;
+    if u32::from_le_bytes(version) != 1 {
+        return Err(format!(
+            "the debugger descriptor at {descriptor:#x} has version {}, not 1",
+            u32::from_le_bytes(version)
+        ));
+    }
+    Ok(())
+}
+
+fn read_word(process: &dyn Process, addr: u64) -> Result<u64, String> {
+    let mut word = [0u8; 8];
+    process
+        .read(addr, &mut word)
+        .map_err(|e| format!("the debugger list could not be read at {addr:#x}: {e}"))?;
+    Ok(u64::from_le_bytes(word))
+}
+
+fn write_word(process: &dyn Process, addr: u64, value: u64) -> Result<(), String> {
+    process
+        .write(addr, &value.to_le_bytes())
+        .map_err(|e| format!("the debugger list could not be written at {addr:#x}: {e}"))
+}
+
+/// Lists `files` (each unit's code address and symbol file) for
+/// debuggers: written into the mapping of the pool at `pool_index` that
+/// has room (a new one otherwise), recorded with the pool (so the pool's
+/// release takes them back), then linked.
+pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, Vec<u8>)]) -> Result<(), String> {
+    let images: Vec<Image> = files.iter().map(|(code, bytes)| Image { code: *code, bytes }).collect();
+    let need = images_len(&images);
+    let pool_images = &target.journal.regions[pool_index].debug_images;
+    let roomy = pool_images
+        .iter()
+        .position(|r| r.descriptor != 0 && r.len - r.used.min(r.len) >= need)
+        .map(|i| (i, pool_images[i].clone()));
+    let (index, mut record) = match roomy {
+        Some(found) => found,
+        None => {
+            let mut stranded = None;
+            let placed = place(target, need, &mut stranded);
+            if let Some((addr, len)) = stranded {
+                target.journal.regions[pool_index].debug_images.push(DebugImagesRecord {
+                    addr,
+                    len,
+                    ..Default::default()
+                });
+                let _ = target.journal.save(&target.journal_dir);
+            }
+            (target.journal.regions[pool_index].debug_images.len(), placed?)
+        }
+    };
+    let listed_before = record.entries.len();
+    write_images(target.process, &mut record, &images)?;
+    let images_of_pool = &mut target.journal.regions[pool_index].debug_images;
+    match images_of_pool.get_mut(index) {
+        Some(r) => *r = record.clone(),
+        None => images_of_pool.push(record.clone()),
+    }
+    target
+        .journal
+        .save(&target.journal_dir)
+        .map_err(|e| format!("the journal could not be saved: {e}"))?;
+    crate::apply::failpoint("debuggers-before-link");
+    link(target.process, &record, &record.entries[listed_before..])
+}
