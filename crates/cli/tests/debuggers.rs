@@ -238,3 +238,185 @@ fn relive_gdb_loads_the_symbol_files_gdb_cannot_find_by_itself() {
         target.wait_for("value 18");
     }
 }
+
+/// The same for C++: gdb names the patched method as the source does
+/// (`Square::area`), with its line, and unwinds to `main`. g++ -O2's
+/// `area` is 6 bytes with a statement at +2: gdb's `break app.cpp:11`
+/// also put an `int3` there, in the old code, inside relive's 6-byte
+/// jump, and the next call crashed the program. The entry now takes a
+/// 2-byte `jmp short` into the filler before it, which no statement
+/// falls in.
+#[test]
+fn gdb_attached_by_itself_names_a_patched_cxx_method() {
+    if !have_gdb() {
+        return;
+    }
+    const CXX: &str = r#"#include <cstdio>
+#include <unistd.h>
+volatile int side_given = 3;
+struct Square {
+    int side;
+    __attribute__((noinline)) int area() const;
+    __attribute__((noinline)) int perimeter() const { return 4 * side; }
+};
+int Square::area() const {
+    int a = side * side;
+    return a;
+}
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    Square s{side_given};
+    for (;;) { printf("area %d %d\n", s.area(), s.perimeter()); usleep(3000); }
+}
+"#;
+    for (cxx, flags) in [("g++", &["-O2", "-g"][..]), ("clang++", &["-O0", "-g"][..])] {
+        let dir = tempfile::tempdir().unwrap();
+        let compile = |text: &str, object: &str| common::compile(dir.path(), cxx, "app.cpp", object, text, flags);
+        let base = compile(CXX, "app.o");
+        let new = compile(&CXX.replace("side * side;", "side * side * 2;"), "new.o");
+        let target = common::start(dir.path(), cxx, &base, "app");
+        target.wait_for("area 9 12");
+        let report = common::patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+        assert_eq!(report["warnings"], serde_json::json!([]), "{cxx}: {report}");
+        target.wait_for("area 18 12");
+        let out = Command::new("timeout")
+            .args(["60", "gdb", "-p", &target.pid_arg(), "-batch"])
+            .args(["-ex", "break app.cpp:11", "-ex", "continue", "-ex", "bt"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let what = format!(
+            "{cxx} {flags:?}:\n{text}{}\n{report}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        assert!(
+            frames
+                .first()
+                .is_some_and(|f| f.contains("Square::area") && f.contains("app.cpp:11")),
+            "{what}"
+        );
+        assert!(
+            frames
+                .iter()
+                .take(3)
+                .any(|f| f.contains("main () at ") && f.contains("app.cpp:")),
+            "{what}"
+        );
+        assert!(!text.contains("_ZNK6Square"), "{what}");
+        // gdb detached, its breakpoints gone: the program runs on.
+        target.wait_for("area 18 12");
+    }
+}
+
+/// Where no filler lets the entry take a short jump (the function comes
+/// right after crt's `frame_dummy`, whose symbol has no size), the patch
+/// says what a line breakpoint in the old code would do, and how to
+/// avoid it.
+#[test]
+fn a_line_breakpoint_that_would_break_the_jump_is_told() {
+    const CXX: &str = r#"#include <cstdio>
+#include <unistd.h>
+volatile int side_given = 3;
+struct Square {
+    int side;
+    __attribute__((noinline)) int area() const;
+};
+int Square::area() const {
+    int a = side * side;
+    return a;
+}
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    Square s{side_given};
+    for (;;) { printf("area %d\n", s.area()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["-O2", "-g"];
+    let base = common::compile(dir.path(), "g++", "app.cpp", "app.o", CXX, &flags);
+    let new = common::compile(
+        dir.path(),
+        "g++",
+        "app.cpp",
+        "new.o",
+        &CXX.replace("side * side;", "side * side * 2;"),
+        &flags,
+    );
+    let target = common::start(dir.path(), "g++", &base, "app");
+    target.wait_for("area 9");
+    let report = common::patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("break FILE:LINE")
+            && warnings.contains("Square::area()")
+            && warnings.contains("(+0x2)")
+            && warnings.contains("disable N.M"),
+        "{report}"
+    );
+    target.wait_for("area 18");
+}
+
+/// A main thread that waits long (a 200 ms sleep, which relive's own
+/// stops turn into `restart_syscall`) or for good (`pthread_join`, how
+/// many servers run) is a quiet point too: the library for debuggers and
+/// the unwinder are loaded on the first patch. Before, both were refused
+/// with "never found waiting in a system call".
+#[test]
+fn a_main_thread_sleeping_long_or_joining_gets_the_libraries() {
+    const SLEEPER: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int bias;
+__attribute__((noinline)) int compute(int x) { return x * 2 + bias; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0;; i++) { printf("value %d\n", compute(i % 10)); usleep(200000); }
+}
+"#;
+    const JOINER: &str = r#"#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+volatile int bias;
+__attribute__((noinline)) int compute(int x) { return x * 2 + bias; }
+static void *work(void *arg) {
+    (void)arg;
+    for (int i = 0;; i++) { printf("value %d\n", compute(i % 10)); usleep(3000); }
+    return NULL;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, work, NULL);
+    pthread_join(t, NULL);
+}
+"#;
+    for (what, src) in [("sleeper", SLEEPER), ("joiner", JOINER)] {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ["-O2", "-g", "-pthread"];
+        let base = common::compile(dir.path(), "gcc", "app.c", "app.o", src, &flags);
+        let new = common::compile(
+            dir.path(),
+            "gcc",
+            "app.c",
+            "new.o",
+            &src.replace("return x * 2 + bias;", "return x * 3 + bias;"),
+            &flags,
+        );
+        let exe = dir.path().join("app");
+        let linked = Command::new("gcc")
+            .args([&base, "-pthread", "-o"])
+            .arg(&exe)
+            .output()
+            .unwrap();
+        assert!(linked.status.success(), "{}", String::from_utf8_lossy(&linked.stderr));
+        let target = relive_testkit::Target::spawn(Command::new(&exe), exe.clone(), tempfile::tempdir().unwrap());
+        target.wait_for("value 2");
+        let report = common::patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+        assert_eq!(report["warnings"], serde_json::json!([]), "{what}: {report}");
+        assert_eq!(report["unwind"], "registered", "{what}: {report}");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+        assert!(maps.contains("/librelive-jit-debug.so"), "{what}: {maps}");
+        assert!(maps.contains("libgcc_s"), "{what}: {maps}");
+        target.wait_for("value 3");
+    }
+}

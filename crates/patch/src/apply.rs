@@ -494,9 +494,17 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // then fails, as it would after that backtrace().
     // The library's name goes in the pool's unused read-only part.
     let name_room = used.ro_len.saturating_sub(used.ro_used) > crate::unwind::LIBGCC.len() as u64;
-    if unwinder.is_none() && !all_tables.is_empty() && name_room {
+    let mut no_unwinder_why = None;
+    if unwinder.is_none() && !all_tables.is_empty() {
         let scratch = used.read_only_start() + used.ro_used;
-        unwinder = crate::unwind::load_unwinder(target, scratch).ok();
+        let loaded = match name_room {
+            true => crate::unwind::load_unwinder(target, scratch),
+            false => Err("the pool has no room for the library's name".to_string()),
+        };
+        match loaded {
+            Ok(u) => unwinder = Some(u),
+            Err(why) => no_unwinder_why = Some(why),
+        }
     }
     let tables: Vec<journal::FrameRecord> = match unwinder {
         Some(_) => all_tables,
@@ -942,12 +950,18 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 Some(_) if all_registered => UnwindStatus::Registered,
                 Some(_) => UnwindStatus::Failed,
             };
-            let unwind_warning = (unwind == UnwindStatus::Failed).then(|| {
-                format!(
+            let unwind_warning = match unwind {
+                UnwindStatus::Failed => Some(format!(
                     "the new code's unwind information was not handed to the process's unwinder ({}): an exception thrown through it ends the program, and backtrace() stops there",
                     unwind_problem.as_deref().unwrap_or("an earlier table failed")
-                )
-            });
+                )),
+                UnwindStatus::NoUnwinder => no_unwinder_why.as_ref().map(|why| {
+                    format!(
+                        "the process has no unwinder loaded, and relive could not load one ({why}): backtrace() and thread cancellation stop at the new code (gdb does not); a later patch tries again"
+                    )
+                }),
+                _ => None,
+            };
             PatchReport {
                 unwind,
                 constructed: p.constructed.iter().map(|n| crate::names::readable(n)).collect(),
@@ -1240,6 +1254,9 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     let mut maps = None;
     let mut files = FileCache::default();
     let mut code_end = linked.code.len() as u64;
+    // Where the base's code (what runs) starts statements: read once, for
+    // the first redirects only.
+    let mut base_statements: Option<Vec<(usize, u64)>> = None;
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
         let record = target.journal.patch(orig);
@@ -1307,6 +1324,21 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     code.truncate(size as usize);
                     process.read(orig, &mut code)?;
                 }
+                // gdb puts a `break FILE:LINE` at each statement of the old
+                // code too: one inside the jump would break it.
+                let statements = match base {
+                    Some(base) => {
+                        let all = base_statements.get_or_insert_with(|| crate::line_table::statements(base));
+                        base.symbols
+                            .iter()
+                            .position(|s| {
+                                s.name == f.name && s.kind == crate::objfile::Kind::Function && s.size == size
+                            })
+                            .map(|i| crate::line_table::statement_offsets(base, all, i))
+                            .unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
                 let site = entry::Site {
                     entry: orig,
                     size,
@@ -1314,6 +1346,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     code: &code,
                     unclaimed: unclaimed(target.resolver.symbols(), orig.saturating_add(size)),
                     unclaimed_before: unclaimed_before(target.resolver.symbols(), orig),
+                    statements: &statements,
                 };
                 let refuse = |reason: String| PatchError::Entry {
                     name: f.name.clone(),
@@ -1321,6 +1354,20 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     reason,
                 };
                 let redirect = entry::plan(&f.name, &site).map_err(refuse)?;
+                // A statement inside what runs of the jump: say what a
+                // debugger's line breakpoint there would do.
+                let (start, len) = redirect.span();
+                let first = match redirect {
+                    Redirect::Jump { at } | Redirect::Near { at } | Redirect::Hop { at, .. } => at,
+                    Redirect::Pad { entry, .. } => entry,
+                };
+                if let Some(t) = statements.iter().find(|&&t| orig + t > first && orig + t < start + len) {
+                    linked.warnings.push(format!(
+                        "gdb's `break FILE:LINE` on a line of {name} also breaks in its old code, at {at:#x} (+{t:#x}), which is inside the jump relive wrote at its entry: while that location is set, calls through the old entry crash. Disable it (`info breakpoints`, then `disable N.M` for the location at {at:#x}); the new code's location stops as it should",
+                        name = crate::names::readable(&f.name),
+                        at = orig + t,
+                    ));
+                }
                 let maps = match &maps {
                     Some(m) => m,
                     None => maps.insert(process.maps()?),

@@ -22,7 +22,11 @@
 //!   `lea eax,[rdi+rdi]; ret` that is the last function of `.text`, with
 //!   nothing to borrow after it) whose entry follows the previous
 //!   function's alignment filler: the long jump goes into that filler, and
-//!   `jmp short` to it over the entry's first 2 bytes.
+//!   `jmp short` to it over the entry's first 2 bytes. Also taken where
+//!   the old function's line table starts a statement inside the long
+//!   jump ([`Site::statements`]): gdb's `break FILE:LINE` puts an `int3`
+//!   on the old code's statements too, and one in the middle of the jump
+//!   would send the next call elsewhere.
 //!
 //! An `endbr64` at the entry is kept (indirect calls under CET must land on
 //! one), and the jump follows it. Without a pad, the bytes the jump covers
@@ -191,6 +195,11 @@ pub struct Site<'a> {
     /// [`BEFORE`]): the previous function's alignment filler, if they
     /// decode as such.
     pub unclaimed_before: u64,
+    /// Offsets from the entry where the function's line table starts a
+    /// statement (from the base object; empty when unknown): where a
+    /// debugger puts a line breakpoint, an `int3` over one byte. One
+    /// inside the jump would break it (the jump then lands elsewhere).
+    pub statements: &'a [u64],
 }
 
 /// Decides how to redirect the function `name` at `site`. `Err` says why
@@ -203,6 +212,7 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
         code,
         unclaimed,
         unclaimed_before,
+        statements,
     } = *site;
     let pad_nops = before.iter().rev().take_while(|&&b| b == 0x90).count() as u64;
     let entry_nop = code.starts_with(&[0x66, 0x90]) || code.starts_with(&[0x90, 0x90]);
@@ -225,6 +235,7 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
     // Bytes from the jump's start to the end of what may be overwritten.
     let room = (body.len() as u64).saturating_sub(skip) + borrowed;
     let mut blocked = None;
+    let mut fits = None;
     for (len, redirect) in [
         (JMP_SLOT_LEN, Redirect::Jump { at }),
         (JMP_NEAR_LEN, Redirect::Near { at }),
@@ -234,10 +245,26 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
         }
         match resumes.iter().find(|&&(t, _)| t > skip && t < skip + len) {
             Some(&hit) => blocked = Some(hit),
-            None => return Ok(redirect),
+            None => {
+                fits = Some((len, redirect));
+                break;
+            }
         }
     }
-    if blocked.is_none() && room >= 2 && !resumes.iter().any(|&(t, _)| t == skip + 1) {
+    let inside = |len: u64| statements.iter().any(|&t| t > skip && t < skip + len);
+    match fits {
+        // No line breakpoint can land in it.
+        Some((len, redirect)) if !inside(len) => return Ok(redirect),
+        _ => {}
+    }
+    // A 2-byte `jmp short` into the filler before the entry: only a
+    // statement right after the entry's first byte would fall in it.
+    let hop_fits = room >= 2 && !resumes.iter().any(|&(t, _)| t == skip + 1);
+    let hop_wanted = match fits {
+        Some(_) => !inside(2),
+        None => blocked.is_none(),
+    };
+    if hop_wanted && hop_fits {
         let free = unclaimed_before.min(before.len() as u64);
         let start = entry - free;
         let filler_before = filler(&before[before.len() - free as usize..], start, free, false);
@@ -248,6 +275,9 @@ pub fn plan(name: &str, site: &Site) -> Result<Redirect, String> {
                 at,
             });
         }
+    }
+    if let Some((_, redirect)) = fits {
+        return Ok(redirect);
     }
     if let Some((t, why)) = blocked {
         return Err(format!(
@@ -333,7 +363,52 @@ mod tests {
             code,
             unclaimed: AFTER,
             unclaimed_before: 0,
+            statements: &[],
         }
+    }
+
+    /// `mov eax,[rdi]; imul eax,eax; ret` (g++ -O2's `Square::area`),
+    /// whose line table starts a statement at +2: gdb's `break FILE:LINE`
+    /// puts an `int3` there, inside a 6-byte jump (which then jumped
+    /// elsewhere: the program crashed). With filler before the entry, the
+    /// 2-byte `jmp short` keeps +2 out of what runs; without, the jump
+    /// stays as before.
+    #[test]
+    fn a_statement_inside_the_jump_makes_it_hop_over_the_filler() {
+        let area = [
+            0x8b, 0x07, 0x0f, 0xaf, 0xc0, 0xc3, 0x66, 0x0f, 0x1f, 0x44, 0, 0, 0x90, 0x90, 0x90, 0x90,
+        ];
+        let mut before = [0xccu8; 16];
+        before[10..].copy_from_slice(&[0x66, 0x0f, 0x1f, 0x44, 0, 0]);
+        let with_filler = Site {
+            unclaimed_before: 6,
+            ..site(6, &before, &area)
+        };
+        assert_eq!(plan("area", &with_filler), Ok(Redirect::Jump { at: 0x1000 }));
+        let stepped = Site {
+            statements: &[2],
+            ..with_filler
+        };
+        assert_eq!(
+            plan("area", &stepped),
+            Ok(Redirect::Hop {
+                pad: 0xffa,
+                entry: 0x1000,
+                at: 0x1000
+            })
+        );
+        // No filler: the jump all the same.
+        let no_filler = Site {
+            statements: &[2],
+            ..site(6, &before, &area)
+        };
+        assert_eq!(plan("area", &no_filler), Ok(Redirect::Jump { at: 0x1000 }));
+        // A statement at +1 would fall in the short jump too: the jump.
+        let at_one = Site {
+            statements: &[1, 2],
+            ..with_filler
+        };
+        assert_eq!(plan("area", &at_one), Ok(Redirect::Jump { at: 0x1000 }));
     }
 
     #[test]

@@ -197,3 +197,55 @@ fn sleb(out: &mut Vec<u8>, mut v: i64) {
         }
     }
 }
+
+/// The places (section, offset) of the object's code where its line table
+/// starts a statement: where a debugger puts a `break FILE:LINE`. Sorted;
+/// empty when the object has no readable line table.
+pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
+    let code_places = |section: usize, offset: i64| match obj.section(section) {
+        Some(s) if s.executable => Some(code_place(section, offset)),
+        Some(s) if !s.loaded => Some(offset as u64),
+        _ => None,
+    };
+    let debug_line = crate::objfile::placed_debug_section(obj.raw(), ".debug_line", &code_places);
+    let section = gimli::DebugLine::new(debug_line.as_slice(), LittleEndian);
+    let mut found = Vec::new();
+    let mut offset = 0usize;
+    // Each program of the section in turn.
+    while offset < debug_line.len() {
+        let Ok(program) = section.program(gimli::DebugLineOffset(offset), 8, None, None) else {
+            break;
+        };
+        let header = program.header();
+        let length = header.unit_length().into_u64() as usize
+            + if header.format() == gimli::Format::Dwarf64 {
+                12
+            } else {
+                4
+            };
+        let mut rows = program.rows();
+        while let Ok(Some((_, row))) = rows.next_row() {
+            if row.is_stmt() && !row.end_sequence() {
+                found.extend(split(row.address()));
+            }
+        }
+        offset += length.max(1);
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The offsets from its start, other than 0, at which the function
+/// `symbol` of `obj` starts a statement (from [`statements`]).
+pub fn statement_offsets(obj: &crate::objfile::ObjectFile, statements: &[(usize, u64)], symbol: usize) -> Vec<u64> {
+    let Some(s) = obj.symbols.get(symbol) else {
+        return Vec::new();
+    };
+    let first = statements.partition_point(|&p| p <= (s.section, s.offset));
+    statements[first..]
+        .iter()
+        .take_while(|&&(section, offset)| section == s.section && offset < s.offset + s.size)
+        .map(|&(_, offset)| offset - s.offset)
+        .collect()
+}

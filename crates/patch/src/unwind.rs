@@ -53,6 +53,31 @@ const QUIET_SYSCALLS: [u64; 19] = [
     0, 7, 23, 35, 34, 43, 45, 47, 61, 128, 130, 232, 230, 247, 270, 271, 281, 288, 441,
 ];
 
+/// `restart_syscall`: a sleep, poll or timed wait interrupted (by relive
+/// itself, stopping the thread before) that resumes where it was. Only
+/// system calls with a timeout restart this way, and none of glibc's
+/// allocator or loader locks waits with one.
+const RESTART_SYSCALL: u64 = 219;
+/// `futex`, and the operations that wait (`FUTEX_WAIT`,
+/// `FUTEX_WAIT_BITSET`, the private flag aside).
+const FUTEX: u64 = 202;
+const FUTEX_WAITS: [u64; 2] = [0, 9];
+/// The value glibc's low-level lock waits with (`__lll_lock_wait`: the
+/// lock taken, with waiters): how its allocator's and loader's locks wait.
+const LOCK_WAIT_VALUE: u64 = 2;
+
+/// Whether a thread stopped with `regs` waits in a system call where it
+/// holds none of the allocator's or loader's locks: a blocking call of
+/// [`QUIET_SYSCALLS`], one restarted, or a futex wait that is not a
+/// low-level lock's (`pthread_join`, a condition variable, a semaphore).
+fn quiet(regs: &relive_process::Registers) -> bool {
+    match regs.orig_rax {
+        RESTART_SYSCALL => true,
+        FUTEX => FUTEX_WAITS.contains(&(regs.rsi & 0x7f)) && regs.rdx != LOCK_WAIT_VALUE,
+        call => QUIET_SYSCALLS.contains(&call),
+    }
+}
+
 /// The process's unwinder: its two entry points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unwinder {
@@ -198,7 +223,8 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
 }
 
 /// The main thread stopped while it waits in a blocking system call
-/// (`read`, `poll`, `nanosleep`, ...), the other threads running on: a
+/// (`read`, `poll`, `nanosleep`, `pthread_join`, ...; see [`quiet`]), the
+/// other threads running on: a
 /// point where it holds no allocator lock, so a function called there may
 /// allocate and free. Tried [`QUIET_TRIES`] times, [`QUIET_PAUSE`] apart.
 pub fn stop_at_quiet_point(process: &dyn Process) -> Result<Box<dyn relive_process::Stopped + '_>, String> {
@@ -218,7 +244,7 @@ pub fn stop_at_quiet_point_within(
             .thread_ids()
             .first()
             .and_then(|&tid| stopped.registers(tid).ok())
-            .is_some_and(|r| QUIET_SYSCALLS.contains(&r.orig_rax));
+            .is_some_and(|r| quiet(&r));
         if quiet {
             return Ok(stopped);
         }
@@ -273,5 +299,36 @@ fn describe(outcome: &CallOutcome) -> String {
             format!("crashed ({} at {rip:#x})", relive_process::signal_name(*signal))
         }
         CallOutcome::TimedOut { rip } => format!("did not return within {} ms (at {rip:#x})", CALL_TIMEOUT.as_millis()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_in(call: u64, rsi: u64, rdx: u64) -> relive_process::Registers {
+        relive_process::Registers {
+            orig_rax: call,
+            rsi,
+            rdx,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn waits_that_hold_no_allocator_lock_are_quiet() {
+        // clock_nanosleep, and the same once relive interrupted it before.
+        assert!(quiet(&stopped_in(230, 0, 0)));
+        assert!(quiet(&stopped_in(RESTART_SYSCALL, 0, 0)));
+        // pthread_join: FUTEX_WAIT on the thread's id.
+        assert!(quiet(&stopped_in(FUTEX, 0, 4242)));
+        // A condition variable: FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG.
+        assert!(quiet(&stopped_in(FUTEX, 9 | 128, 7)));
+        // glibc's low-level lock (malloc's, the loader's): waits with 2.
+        assert!(!quiet(&stopped_in(FUTEX, 128, LOCK_WAIT_VALUE)));
+        // FUTEX_WAKE, write, and no system call at all.
+        assert!(!quiet(&stopped_in(FUTEX, 1, 1)));
+        assert!(!quiet(&stopped_in(1, 0, 0)));
+        assert!(!quiet(&stopped_in(u64::MAX, 0, 0)));
     }
 }
