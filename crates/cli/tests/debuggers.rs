@@ -239,19 +239,9 @@ fn relive_gdb_loads_the_symbol_files_gdb_cannot_find_by_itself() {
     }
 }
 
-/// The same for C++: gdb names the patched method as the source does
-/// (`Square::area`), with its line, and unwinds to `main`. g++ -O2's
-/// `area` is 6 bytes with a statement at +2: gdb's `break app.cpp:11`
-/// also put an `int3` there, in the old code, inside relive's 6-byte
-/// jump, and the next call crashed the program. The entry now takes a
-/// 2-byte `jmp short` into the filler before it, which no statement
-/// falls in.
-#[test]
-fn gdb_attached_by_itself_names_a_patched_cxx_method() {
-    if !have_gdb() {
-        return;
-    }
-    const CXX: &str = r#"#include <cstdio>
+/// A C++ class whose `area` is edited (line 11: `return a;`); `perimeter`
+/// comes before it in `.text`.
+const SQUARE: &str = r#"#include <cstdio>
 #include <unistd.h>
 volatile int side_given = 3;
 struct Square {
@@ -269,11 +259,24 @@ int main() {
     for (;;) { printf("area %d %d\n", s.area(), s.perimeter()); usleep(3000); }
 }
 "#;
+
+/// The same for C++: gdb names the patched method as the source does
+/// (`Square::area`), with its line, and unwinds to `main`. g++ -O2's
+/// `area` is 6 bytes with a statement at +2: gdb's `break app.cpp:11`
+/// also put an `int3` there, in the old code, inside relive's 6-byte
+/// jump, and the next call crashed the program. The entry now takes a
+/// 2-byte `jmp short` into the filler before it, which no statement
+/// falls in.
+#[test]
+fn gdb_attached_by_itself_names_a_patched_cxx_method() {
+    if !have_gdb() {
+        return;
+    }
     for (cxx, flags) in [("g++", &["-O2", "-g"][..]), ("clang++", &["-O0", "-g"][..])] {
         let dir = tempfile::tempdir().unwrap();
         let compile = |text: &str, object: &str| common::compile(dir.path(), cxx, "app.cpp", object, text, flags);
-        let base = compile(CXX, "app.o");
-        let new = compile(&CXX.replace("side * side;", "side * side * 2;"), "new.o");
+        let base = compile(SQUARE, "app.o");
+        let new = compile(&SQUARE.replace("side * side;", "side * side * 2;"), "new.o");
         let target = common::start(dir.path(), cxx, &base, "app");
         target.wait_for("area 9 12");
         let report = common::patch_json(&dir.path().join("state"), target.pid(), &new, &base);
@@ -315,32 +318,23 @@ int main() {
 /// avoid it.
 #[test]
 fn a_line_breakpoint_that_would_break_the_jump_is_told() {
-    const CXX: &str = r#"#include <cstdio>
-#include <unistd.h>
-volatile int side_given = 3;
-struct Square {
-    int side;
-    __attribute__((noinline)) int area() const;
-};
-int Square::area() const {
-    int a = side * side;
-    return a;
-}
-int main() {
-    setvbuf(stdout, nullptr, _IOLBF, 0);
-    Square s{side_given};
-    for (;;) { printf("area %d\n", s.area()); usleep(3000); }
-}
-"#;
+    // `area` first in `.text`, right after crt's `frame_dummy`.
+    let cxx = SQUARE
+        .replace(
+            "    __attribute__((noinline)) int perimeter() const { return 4 * side; }\n",
+            "",
+        )
+        .replace("area %d %d\\n\", s.area(), s.perimeter()", "area %d\\n\", s.area()");
+    assert!(!cxx.contains("perimeter"));
     let dir = tempfile::tempdir().unwrap();
     let flags = ["-O2", "-g"];
-    let base = common::compile(dir.path(), "g++", "app.cpp", "app.o", CXX, &flags);
+    let base = common::compile(dir.path(), "g++", "app.cpp", "app.o", &cxx, &flags);
     let new = common::compile(
         dir.path(),
         "g++",
         "app.cpp",
         "new.o",
-        &CXX.replace("side * side;", "side * side * 2;"),
+        &cxx.replace("side * side;", "side * side * 2;"),
         &flags,
     );
     let target = common::start(dir.path(), "g++", &base, "app");
