@@ -1363,7 +1363,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                 };
                 if let Some(t) = statements.iter().find(|&&t| orig + t > first && orig + t < start + len) {
                     linked.warnings.push(format!(
-                        "gdb's `break FILE:LINE` on a line of {name} also breaks in its old code, at {at:#x} (+{t:#x}), which is inside the jump relive wrote at its entry: while that location is set, calls through the old entry crash. Disable it (`info breakpoints`, then `disable N.M` for the location at {at:#x}); the new code's location stops as it should",
+                        "a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{t:#x}) would be inside the jump relive wrote at its entry: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)",
                         name = crate::names::readable(&f.name),
                         at = orig + t,
                     ));
