@@ -253,6 +253,89 @@ int main(void) {
     }
 }
 
+/// A patch made while the process has no unwinder, and none can be
+/// loaded (its main thread never waits in a system call), keeps its
+/// unwind table pending; the first later patch that finds an unwinder
+/// (here loaded by the program's own first `backtrace()`) hands it over
+/// too. Before, `backtrace()` in the second patch's code stopped at the
+/// first patch's frame.
+#[test]
+fn tables_of_a_patch_made_without_an_unwinder_are_handed_over_later() {
+    const SRC: &str = r#"
+#include <execinfo.h>
+#include <stdio.h>
+#include <unistd.h>
+static int loaded;
+volatile int zero;
+__attribute__((noipa)) int depth(void) {
+    return 0;
+}
+__attribute__((noipa)) int middle(void) { return depth() + 0; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) {
+        if (!loaded && access("FLAG", F_OK) == 0) { void *f[4]; backtrace(f, 4); loaded = 1; }
+        printf("depth %d\n", middle());
+        for (volatile int k = 0; k < 3000000; k++) {}
+    }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("unwind-now");
+    let src = SRC.replace("FLAG", flag.to_str().unwrap());
+    let first_edit = src.replace("return depth() + 0;", "return depth() + zero;");
+    let second_edit = first_edit.replace(
+        "    return 0;",
+        "    void *frames[64];\n    return backtrace(frames, 64);",
+    );
+    let flags = ["-O2", "-g"];
+    let write = |name: &str, text: &str| compile(dir.path(), "gcc", "bt.c", name, text, &flags);
+    // The oracle: both edits, built fresh.
+    let fresh_object = write("fresh.o", &second_edit);
+    let fresh = start(dir.path(), "gcc", &fresh_object, "fresh");
+    let expected: i64 = fresh.wait_for_prefix("depth ").parse().unwrap();
+    drop(fresh);
+
+    let base = write("bt.o", &src);
+    let first = write("first.o", &first_edit);
+    let second = write("second.o", &second_edit);
+    let target = start(dir.path(), "gcc", &base, "bt");
+    target.wait_for("depth 0");
+    let state = dir.path().join("state");
+    let one = patch_json(&state, target.pid(), &first, &base);
+    assert_eq!(one["unwind"], "no-unwinder", "{one}");
+    assert!(one["warnings"].to_string().contains("no unwinder loaded"), "{one}");
+    // The program loads one itself.
+    std::fs::write(&flag, "").unwrap();
+    let maps = || std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !maps().contains("libgcc_s") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never loaded its unwinder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let two = patch_json(&state, target.pid(), &second, &first);
+    assert_eq!(two["unwind"], "registered", "{two}");
+    assert!(!two["warnings"].to_string().contains("earlier patches"), "{two}");
+    let thunks: i64 = [&one, &two]
+        .iter()
+        .flat_map(|r| r["applied"].as_array().unwrap())
+        .filter(|a| a["preserves"] != serde_json::json!([]))
+        .count() as i64;
+    let found = loop {
+        let now: i64 = target.wait_for_prefix("depth ").parse().unwrap();
+        if now != 0 {
+            break now;
+        }
+    };
+    assert!(
+        (expected..=expected + thunks).contains(&found),
+        "depth {found}, a fresh build's {expected}, {thunks} thunks: {one} {two}"
+    );
+}
+
 /// An unwinder passes through the register-keeping thunk relive puts in
 /// front of new code whose old version was a leaf its callers relied on
 /// (GCC's -fipa-ra: `main` keeps values in registers the old `compute`

@@ -486,6 +486,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             len: u.len,
             object: layout.writable + u.object,
             uncertain: false,
+            pending: false,
         })
         .collect();
     // A C program that has not unwound yet has no unwinder: relive loads
@@ -508,7 +509,12 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     let tables: Vec<journal::FrameRecord> = match unwinder {
         Some(_) => all_tables,
-        None => Vec::new(),
+        None => {
+            // Kept for the first patch that finds an unwinder.
+            used.frames
+                .extend(all_tables.iter().map(|t| journal::FrameRecord { pending: true, ..*t }));
+            Vec::new()
+        }
     };
     used.frames
         .extend(tables.iter().map(|t| journal::FrameRecord { uncertain: true, ..*t }));
@@ -807,6 +813,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         crate::hooks::Phase::AfterPatch,
     ));
     hooks_time += hooks_start.elapsed();
+    let mut hand_over_warning = None;
+    // Tables of earlier patches made while the process had no unwinder:
+    // handed over now that it has one (their code runs already).
+    if let Some(u) = &unwinder {
+        if let Err(why) = register_pending(target, u) {
+            hand_over_warning = Some(why);
+        }
+    }
     let record = target.journal.regions[pool_index].clone();
     // Profilers name the new code (perf reads /tmp/perf-PID.map).
     let mut map_lines = String::new();
@@ -982,6 +996,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&unsaved)
                     .chain(&unwind_warning)
                     .chain(&symbol_warning)
+                    .chain(&hand_over_warning)
                     .cloned()
                     .collect(),
                 hooks: if k == 0 {
@@ -1878,6 +1893,61 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Hands the unwinder `unwinder` the tables of earlier patches recorded as
+/// pending (see [`journal::FrameRecord::pending`]), each recorded ahead
+/// as uncertain. `Err` says what went wrong (the rest stays pending).
+fn register_pending(target: &mut Target, unwinder: &crate::unwind::Unwinder) -> std::result::Result<(), String> {
+    let pending: Vec<journal::FrameRecord> = target
+        .journal
+        .regions
+        .iter()
+        .flat_map(|r| &r.frames)
+        .filter(|f| f.pending)
+        .map(|f| journal::FrameRecord { pending: false, ..*f })
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let update = |target: &mut Target, to: &dyn Fn(&journal::FrameRecord) -> Option<journal::FrameRecord>| {
+        for f in target.journal.regions.iter_mut().flat_map(|r| r.frames.iter_mut()) {
+            if let Some(new) = to(f) {
+                *f = new;
+            }
+        }
+        target.journal.save(&target.journal_dir)
+    };
+    let is_pending = |f: &journal::FrameRecord| pending.iter().any(|p| p.eh_frame == f.eh_frame);
+    update(target, &|f| {
+        is_pending(f).then_some(journal::FrameRecord {
+            pending: false,
+            uncertain: true,
+            ..*f
+        })
+    })
+    .map_err(|e| format!("the journal could not be saved: {e}"))?;
+    let (registered, problem) = crate::unwind::register(target.process, unwinder, &pending);
+    update(target, &|f| {
+        if !is_pending(f) {
+            return None;
+        }
+        Some(match registered.iter().find(|r| r.eh_frame == f.eh_frame) {
+            Some(r) => *r,
+            // Its call returned without taking it, or was not made.
+            None => journal::FrameRecord {
+                uncertain: false,
+                pending: true,
+                ..*f
+            },
+        })
+    })
+    .map_err(|e| format!("the journal could not be saved: {e}"))?;
+    problem.map_or(Ok(()), |why| {
+        Err(format!(
+            "the unwind information of earlier patches, made while the process had no unwinder, could not all be handed to it: {why}"
+        ))
+    })
+}
+
 /// How many bytes from `end` (where a function ends) no symbol of the
 /// process covers or starts in, up to [`entry::AFTER`]: padding a short
 /// function may borrow must not be anybody's code.
@@ -2286,7 +2356,7 @@ fn revert_change(
     // Unwind tables in the regions to free go back to the unwinder first,
     // with the threads running (see `unwind::deregister`); a region whose
     // tables cannot is kept.
-    if freed.iter().any(|r| !r.frames.is_empty()) {
+    if freed.iter().any(|r| r.frames.iter().any(|f| !f.pending)) {
         if let Some(s) = stopped.take() {
             s.resume()?;
         }
@@ -2309,7 +2379,23 @@ fn revert_change(
         }
         freed = still_freed;
         if !freed.is_empty() {
-            stopped = Some(process.stop()?);
+            match process.stop() {
+                Ok(s) => stopped = Some(s),
+                // The change is made: what could not be unmapped stays
+                // recorded, for a later revert to free.
+                Err(e) => {
+                    for r in freed.drain(..) {
+                        after
+                            .added
+                            .extend(target.journal.added.iter().filter(|a| r.contains(a.addr)).cloned());
+                        kept.push(KeptRegion {
+                            region: r.clone(),
+                            why: format!("the process could not be stopped to unmap it: {e}"),
+                        });
+                        after.regions.push(r);
+                    }
+                }
+            }
         }
     }
     if let Some(stopped) = stopped.as_mut() {

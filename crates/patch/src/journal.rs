@@ -230,6 +230,11 @@ pub struct FrameRecord {
     /// never unmapped (one it holds must stay readable).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub uncertain: bool,
+    /// Never handed to an unwinder: the process had none loaded when it
+    /// was patched (and relive could not load one). A later patch that
+    /// finds one hands it over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl FrameRecord {
