@@ -223,24 +223,7 @@ int main(void) {
         let report = patch_json(&state, target.pid(), &new, &base);
         assert_eq!(report["unwind"], "registered", "{flags:?}: {report}");
         assert!(maps().contains("libgcc_s"), "{flags:?}");
-        // Every frame a fresh build has, plus at most one for each
-        // register-keeping thunk relive put in front of new code.
-        let thunks = report["applied"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["preserves"] != serde_json::json!([]))
-            .count() as i64;
-        let found = loop {
-            let now: i64 = target.wait_for_prefix("depth ").parse().unwrap();
-            if now != 0 {
-                break now;
-            }
-        };
-        assert!(
-            (expected..=expected + thunks).contains(&found),
-            "{flags:?}: depth {found}, a fresh build's {expected}, {thunks} thunks: {report}"
-        );
+        let found = depth_after_patches(&target, expected, &[&report]);
         for _ in 0..5 {
             assert_eq!(target.wait_for_prefix("depth "), found.to_string(), "{flags:?}");
         }
@@ -319,7 +302,15 @@ int main(void) {
     let two = patch_json(&state, target.pid(), &second, &first);
     assert_eq!(two["unwind"], "registered", "{two}");
     assert!(!two["warnings"].to_string().contains("earlier patches"), "{two}");
-    let thunks: i64 = [&one, &two]
+    depth_after_patches(&target, expected, &[&one, &two]);
+}
+
+/// The first nonzero `depth N` the program prints, checked against
+/// `expected` (a fresh build's): every frame it has, plus at most one for
+/// each register-keeping thunk the patches (`reports`) put in front of
+/// new code.
+fn depth_after_patches(target: &relive_testkit::Target, expected: i64, reports: &[&Value]) -> i64 {
+    let thunks = reports
         .iter()
         .flat_map(|r| r["applied"].as_array().unwrap())
         .filter(|a| a["preserves"] != serde_json::json!([]))
@@ -332,8 +323,9 @@ int main(void) {
     };
     assert!(
         (expected..=expected + thunks).contains(&found),
-        "depth {found}, a fresh build's {expected}, {thunks} thunks: {one} {two}"
+        "depth {found}, a fresh build's {expected}, {thunks} thunks: {reports:?}"
     );
+    found
 }
 
 /// An unwinder passes through the register-keeping thunk relive puts in

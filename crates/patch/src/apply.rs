@@ -2356,6 +2356,15 @@ fn revert_change(
     // Unwind tables in the regions to free go back to the unwinder first,
     // with the threads running (see `unwind::deregister`); a region whose
     // tables cannot is kept.
+    // A region that stays, with what was added in it, and why.
+    let journal_added = target.journal.added.clone();
+    let keep = |after: &mut journal::State, kept: &mut Vec<KeptRegion>, r: RegionRecord, why: String| {
+        after
+            .added
+            .extend(journal_added.iter().filter(|a| r.contains(a.addr)).cloned());
+        kept.push(KeptRegion { region: r.clone(), why });
+        after.regions.push(r);
+    };
     if freed.iter().any(|r| r.frames.iter().any(|f| !f.pending)) {
         if let Some(s) = stopped.take() {
             s.resume()?;
@@ -2365,16 +2374,12 @@ fn revert_change(
         for r in freed {
             match crate::unwind::deregister(process, unwinder.as_ref(), &r.frames) {
                 Ok(()) => still_freed.push(r),
-                Err(why) => {
-                    after
-                        .added
-                        .extend(target.journal.added.iter().filter(|a| r.contains(a.addr)).cloned());
-                    kept.push(KeptRegion {
-                        region: r.clone(),
-                        why: format!("its unwind information could not be taken back from the unwinder: {why}"),
-                    });
-                    after.regions.push(r);
-                }
+                Err(why) => keep(
+                    &mut after,
+                    &mut kept,
+                    r,
+                    format!("its unwind information could not be taken back from the unwinder: {why}"),
+                ),
             }
         }
         freed = still_freed;
@@ -2385,14 +2390,12 @@ fn revert_change(
                 // recorded, for a later revert to free.
                 Err(e) => {
                     for r in freed.drain(..) {
-                        after
-                            .added
-                            .extend(target.journal.added.iter().filter(|a| r.contains(a.addr)).cloned());
-                        kept.push(KeptRegion {
-                            region: r.clone(),
-                            why: format!("the process could not be stopped to unmap it: {e}"),
-                        });
-                        after.regions.push(r);
+                        keep(
+                            &mut after,
+                            &mut kept,
+                            r,
+                            format!("the process could not be stopped to unmap it: {e}"),
+                        );
                     }
                 }
             }
