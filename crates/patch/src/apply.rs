@@ -537,6 +537,26 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             one("its destructor runs", "their destructors run"),
         ));
     }
+    // Tables of earlier patches made while the process had no unwinder:
+    // handed over with this patch's, before its redirect (its code may
+    // unwind through theirs at once), recorded ahead as uncertain.
+    let earlier_tables: Vec<journal::FrameRecord> = match unwinder {
+        Some(_) => after
+            .regions
+            .iter_mut()
+            .flat_map(|r| r.frames.iter_mut())
+            .filter(|f| f.pending)
+            .map(|f| {
+                *f = journal::FrameRecord {
+                    pending: false,
+                    uncertain: true,
+                    ..*f
+                };
+                journal::FrameRecord { uncertain: false, ..*f }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -672,20 +692,48 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     failpoint("patch-after-fill");
     // Before the redirect, so the new code is never run without it (the
     // calls count in the `write` stage).
-    let (registered, unwind_problem) = match &unwinder {
-        Some(u) => crate::unwind::register(process, u, &tables),
+    let handed: Vec<journal::FrameRecord> = tables.iter().chain(&earlier_tables).copied().collect();
+    let (mut registered, mut unwind_problem) = match &unwinder {
+        Some(u) => crate::unwind::register(process, u, &handed),
         None => (Vec::new(), None),
     };
+    // This patch's tables come first: a problem after them is the earlier
+    // ones', told apart.
+    let earlier_registered = registered.split_off(registered.len().min(tables.len()));
+    let mut hand_over_warning = None;
+    if registered.len() == tables.len() && !registered.iter().any(|f| f.uncertain) {
+        hand_over_warning = unwind_problem.take().map(|why| {
+            format!(
+                "the unwind information of earlier patches, made while the process had no unwinder, could not all be handed to it ({why}): backtrace() may stop at their code"
+            )
+        });
+    }
     {
         let frames = &mut after.regions[pool_index].frames;
         frames.retain(|f| !tables.iter().any(|t| t.eh_frame == f.eh_frame));
         frames.extend(registered.iter().copied());
     }
+    for f in after.regions.iter_mut().flat_map(|r| r.frames.iter_mut()) {
+        if earlier_tables.iter().any(|t| t.eh_frame == f.eh_frame) {
+            *f = match earlier_registered.iter().find(|r| r.eh_frame == f.eh_frame) {
+                Some(r) => *r,
+                // Its call returned without taking it, or was not made.
+                None => journal::FrameRecord {
+                    uncertain: false,
+                    pending: true,
+                    ..*f
+                },
+            };
+        }
+    }
     // A failure from here on takes the tables back first: the bytes they
     // are in are put back, or unmapped, with the rest.
     let pinned = after.regions[pool_index].pinned.clone();
+    // Earlier patches' tables handed over here go back too: the journal
+    // kept from before says they are pending (held by no unwinder).
+    let taken_back: Vec<journal::FrameRecord> = registered.iter().chain(&earlier_registered).copied().collect();
     let abandon = |target: &mut Target, before: &journal::State, written: bool, filled: Undo| {
-        match crate::unwind::deregister(process, unwinder.as_ref(), &registered) {
+        match crate::unwind::deregister(process, unwinder.as_ref(), &taken_back) {
             // Nothing constructed in the pool: it goes back as it was.
             Ok(()) if pinned.is_none() => abandon(target, before, written, filled),
             _ => {
@@ -705,6 +753,15 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 match kept.regions.iter_mut().find(|r| r.addr == pool.addr) {
                     Some(r) => *r = pool,
                     None => kept.regions.push(pool),
+                }
+                for f in kept.regions.iter_mut().flat_map(|r| r.frames.iter_mut()) {
+                    if earlier_registered.iter().any(|e| e.eh_frame == f.eh_frame) {
+                        *f = journal::FrameRecord {
+                            pending: false,
+                            uncertain: true,
+                            ..*f
+                        };
+                    }
                 }
                 let _ = target.journal.commit(&target.journal_dir, kept);
             }
@@ -813,14 +870,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         crate::hooks::Phase::AfterPatch,
     ));
     hooks_time += hooks_start.elapsed();
-    let mut hand_over_warning = None;
-    // Tables of earlier patches made while the process had no unwinder:
-    // handed over now that it has one (their code runs already).
-    if let Some(u) = &unwinder {
-        if let Err(why) = register_pending(target, u) {
-            hand_over_warning = Some(why);
-        }
-    }
     let record = target.journal.regions[pool_index].clone();
     // Profilers name the new code (perf reads /tmp/perf-PID.map).
     let mut map_lines = String::new();
@@ -1891,61 +1940,6 @@ pub(crate) fn failpoint(name: &str) {
     if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
         std::process::abort();
     }
-}
-
-/// Hands the unwinder `unwinder` the tables of earlier patches recorded as
-/// pending (see [`journal::FrameRecord::pending`]), each recorded ahead
-/// as uncertain. `Err` says what went wrong (the rest stays pending).
-fn register_pending(target: &mut Target, unwinder: &crate::unwind::Unwinder) -> std::result::Result<(), String> {
-    let pending: Vec<journal::FrameRecord> = target
-        .journal
-        .regions
-        .iter()
-        .flat_map(|r| &r.frames)
-        .filter(|f| f.pending)
-        .map(|f| journal::FrameRecord { pending: false, ..*f })
-        .collect();
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let update = |target: &mut Target, to: &dyn Fn(&journal::FrameRecord) -> Option<journal::FrameRecord>| {
-        for f in target.journal.regions.iter_mut().flat_map(|r| r.frames.iter_mut()) {
-            if let Some(new) = to(f) {
-                *f = new;
-            }
-        }
-        target.journal.save(&target.journal_dir)
-    };
-    let is_pending = |f: &journal::FrameRecord| pending.iter().any(|p| p.eh_frame == f.eh_frame);
-    update(target, &|f| {
-        is_pending(f).then_some(journal::FrameRecord {
-            pending: false,
-            uncertain: true,
-            ..*f
-        })
-    })
-    .map_err(|e| format!("the journal could not be saved: {e}"))?;
-    let (registered, problem) = crate::unwind::register(target.process, unwinder, &pending);
-    update(target, &|f| {
-        if !is_pending(f) {
-            return None;
-        }
-        Some(match registered.iter().find(|r| r.eh_frame == f.eh_frame) {
-            Some(r) => *r,
-            // Its call returned without taking it, or was not made.
-            None => journal::FrameRecord {
-                uncertain: false,
-                pending: true,
-                ..*f
-            },
-        })
-    })
-    .map_err(|e| format!("the journal could not be saved: {e}"))?;
-    problem.map_or(Ok(()), |why| {
-        Err(format!(
-            "the unwind information of earlier patches, made while the process had no unwinder, could not all be handed to it: {why}"
-        ))
-    })
 }
 
 /// How many bytes from `end` (where a function ends) no symbol of the
