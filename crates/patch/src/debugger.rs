@@ -50,9 +50,21 @@ pub struct Image<'a> {
     pub bytes: &'a [u8],
 }
 
-/// The descriptor gdb reads: the program's own (a JIT's), or that of
-/// relive's library loaded by an earlier patch.
+/// The descriptor gdb reads: one the journal's records use (relive's
+/// library, loaded by an earlier patch, perhaps after this target's
+/// symbols were read), else the program's own (a JIT's) or that library's
+/// as the process's symbols show it.
 pub fn descriptor(target: &Target) -> Option<u64> {
+    let recorded = target
+        .journal
+        .regions
+        .iter()
+        .flat_map(|r| &r.debug_images)
+        .map(|d| d.descriptor)
+        .find(|&d| d != 0 && check_version(target.process, d).is_ok());
+    if recorded.is_some() {
+        return recorded;
+    }
     target.resolver.global("__jit_debug_register_code")?;
     target.resolver.global("__jit_debug_descriptor")
 }
