@@ -693,13 +693,15 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Before the redirect, so the new code is never run without it (the
     // calls count in the `write` stage).
     let handed: Vec<journal::FrameRecord> = tables.iter().chain(&earlier_tables).copied().collect();
-    let (mut registered, mut unwind_problem) = match &unwinder {
+    let (taken, mut unwind_problem) = match &unwinder {
         Some(u) => crate::unwind::register(process, u, &handed),
         None => (Vec::new(), None),
     };
     // This patch's tables come first: a problem after them is the earlier
     // ones', told apart.
-    let earlier_registered = registered.split_off(registered.len().min(tables.len()));
+    let (registered, earlier_registered): (Vec<journal::FrameRecord>, Vec<journal::FrameRecord>) = taken
+        .into_iter()
+        .partition(|f| tables.iter().any(|t| t.eh_frame == f.eh_frame));
     let mut hand_over_warning = None;
     if registered.len() == tables.len() && !registered.iter().any(|f| f.uncertain) {
         hand_over_warning = unwind_problem.take().map(|why| {
