@@ -131,6 +131,14 @@ fn gdb_attached_by_itself_finds_new_code_through_the_jit_interface() {
         let (text, what) = gdb(&GDB_COMMANDS);
         // gdb names a symbol file it read from memory by its address.
         assert_stopped_in_new_code(&text, new_code, "<in-memory@0x", &what);
+        // At -O2 `main` keeps values in registers the old `compute` left
+        // alone: the new code is entered through a thunk, which profilers
+        // name too (before, perf showed a bare address).
+        if flags.contains(&"-O2") {
+            assert_ne!(report["applied"][0]["preserves"], serde_json::json!([]), "{report}");
+            let map = std::fs::read_to_string(format!("/tmp/perf-{}.map", target.pid())).unwrap();
+            assert!(map.contains(" compute.relive_thunk\n"), "{map}");
+        }
         target.wait_for("value 27");
 
         // `relive gdb` adds no second copy of what gdb finds by itself.

@@ -890,6 +890,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 &format!("{}{generation}", f.name),
             ));
         }
+        // The register-keeping thunks, named as in the symbol files.
+        for (name, t) in &p.linked.thunk_frames {
+            map_lines.push_str(&crate::perf_map::line(
+                layout.code + t.offset,
+                t.len.max(1),
+                &format!("{name}.relive_thunk"),
+            ));
+        }
     }
     let map_warning = crate::perf_map::append(process.pid(), target.journal.start_time, &map_lines)
         .err()
