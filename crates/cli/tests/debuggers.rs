@@ -50,6 +50,22 @@ fn bounded(state: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A plain `gdb -p PID -batch` running `commands` (killed after 60 s: a
+/// breakpoint in code that never runs would leave `continue` waiting),
+/// required to succeed: its output, and it with `label` and gdb's errors
+/// for a failure's message.
+fn plain_gdb(pid: u32, commands: &[&str], label: &str) -> (String, String) {
+    let out = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch"])
+        .args(commands)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let what = format!("{label}:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what}");
+    (text, what)
+}
+
 /// The commands each test gives gdb: stop at line 7 of the new code,
 /// then show where it is.
 const GDB_COMMANDS: [&str; 10] = [
@@ -117,17 +133,8 @@ fn gdb_attached_by_itself_finds_new_code_through_the_jit_interface() {
         let new_code = report["applied"][0]["current_addr"].as_u64().unwrap();
         target.wait_for("value 27");
 
-        let gdb = |commands: &[&str]| {
-            let out = Command::new("timeout")
-                .args(["60", "gdb", "-p", &target.pid().to_string(), "-batch"])
-                .args(commands)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let what = format!("{cc} {flags:?}:\n{text}{}", String::from_utf8_lossy(&out.stderr));
-            assert!(out.status.success(), "{what}");
-            (text, what)
-        };
+        let label = format!("{cc} {flags:?}");
+        let gdb = |commands: &[&str]| plain_gdb(target.pid(), commands, &label);
         let (text, what) = gdb(&GDB_COMMANDS);
         // gdb names a symbol file it read from memory by its address.
         assert_stopped_in_new_code(&text, new_code, "<in-memory@0x", &what);
@@ -290,16 +297,12 @@ fn gdb_attached_by_itself_names_a_patched_cxx_method() {
         let report = common::patch_json(&dir.path().join("state"), target.pid(), &new, &base);
         assert_eq!(report["warnings"], serde_json::json!([]), "{cxx}: {report}");
         target.wait_for("area 18 12");
-        let out = Command::new("timeout")
-            .args(["60", "gdb", "-p", &target.pid_arg(), "-batch"])
-            .args(["-ex", "break app.cpp:11", "-ex", "continue", "-ex", "bt"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let what = format!(
-            "{cxx} {flags:?}:\n{text}{}\n{report}",
-            String::from_utf8_lossy(&out.stderr)
+        let (text, what) = plain_gdb(
+            target.pid(),
+            &["-ex", "break app.cpp:11", "-ex", "continue", "-ex", "bt"],
+            &format!("{cxx} {flags:?}"),
         );
+        let what = format!("{what}\n{report}");
         let frames: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
         assert!(
             frames

@@ -1428,14 +1428,10 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                     reason,
                 };
                 let redirect = entry::plan(&f.name, &site).map_err(refuse)?;
-                // A statement inside what runs of the jump: say what a
-                // debugger's line breakpoint there would do.
-                let (start, len) = redirect.span();
-                let first = match redirect {
-                    Redirect::Jump { at } | Redirect::Near { at } | Redirect::Hop { at, .. } => at,
-                    Redirect::Pad { entry, .. } => entry,
-                };
-                if let Some(t) = statements.iter().find(|&&t| orig + t > first && orig + t < start + len) {
+                // A statement inside the jump (where it splits for a
+                // thread, it does for an `int3`): say what a debugger's
+                // line breakpoint there would do.
+                if let Some(t) = statements.iter().find(|&&t| redirect.splits(orig + t)) {
                     linked.warnings.push(format!(
                         "a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{t:#x}) would be inside the jump relive wrote at its entry: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)",
                         name = crate::names::readable(&f.name),

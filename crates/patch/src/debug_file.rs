@@ -26,17 +26,11 @@ pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String 
     format!("{pid}-{start_time}.{change}-{unit}.sym")
 }
 
-/// The symbol files of the patches whose code is still mapped in the
-/// process: those whose code lies in one of its pools. The others (their
-/// pool freed by a revert) are removed.
-pub fn in_force(target: &Target) -> Vec<std::path::PathBuf> {
-    in_force_at(target).into_iter().map(|(_, path)| path).collect()
-}
-
 /// The symbol files a debugger must be given to see the new code: those
-/// in force that are not on the GDB JIT interface's list (which gdb reads
-/// by itself when it attaches; a second copy would double every symbol).
-pub fn not_listed(target: &Target) -> Vec<std::path::PathBuf> {
+/// in force ([`in_force`]) that are not on the GDB JIT interface's list (which gdb reads
+/// by itself when it attaches; a second copy would double every symbol),
+/// and how many in force are on it.
+pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
     let listed: std::collections::HashSet<u64> = target
         .journal
         .regions
@@ -50,15 +44,17 @@ pub fn not_listed(target: &Target) -> Vec<std::path::PathBuf> {
                 .map(|e| e.code)
         })
         .collect();
-    in_force_at(target)
+    let (on_list, given): (Vec<_>, Vec<_>) = in_force(target)
         .into_iter()
-        .filter(|(code, _)| !listed.contains(code))
-        .map(|(_, path)| path)
-        .collect()
+        .partition(|(code, _)| listed.contains(code));
+    (given.into_iter().map(|(_, path)| path).collect(), on_list.len())
 }
 
-/// [`in_force`], each with the address of its code.
-fn in_force_at(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
+/// The symbol files of the patches whose code is still mapped in the
+/// process (those whose code lies in one of its pools), each with the
+/// address of its code. The others (their pool freed by a revert) are
+/// removed.
+fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     let prefix = format!("{}-{}.", target.process.pid(), target.journal.start_time);
     let Ok(entries) = std::fs::read_dir(target.journal_dir.path()) else {
         return Vec::new();
@@ -273,12 +269,7 @@ impl Section {
 /// The line table of the placed code (see [`crate::line_table`]).
 fn line_table(p: &Placed) -> Option<Vec<u8>> {
     let obj = p.obj;
-    let code_places = |section: usize, offset: i64| match obj.section(section) {
-        Some(s) if s.executable => Some(crate::line_table::code_place(section, offset)),
-        Some(s) if !s.loaded => Some(offset as u64),
-        _ => None,
-    };
-    let debug_line = crate::objfile::placed_debug_section(obj.raw(), ".debug_line", &code_places);
+    let debug_line = crate::line_table::with_code_places(obj);
     let moved = |section: usize, offset: u64| {
         let (i, within) = obj.symbol_at(section, offset as i64)?;
         let f = p.linked.functions.iter().find(|f| f.symbol == i)?;

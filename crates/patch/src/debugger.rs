@@ -198,20 +198,10 @@ pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), S
     }
     check_version(process, d)?;
     for e in &record.entries {
-        let mut previous = 0;
-        let mut current = read_word(process, d + jit_helper::FIRST_ENTRY)?;
-        let mut steps = 0;
-        while current != 0 && current != e.entry {
-            steps += 1;
-            if steps > MAX_ENTRIES {
-                return Err(format!("the debugger list at {d:#x} does not end"));
-            }
-            previous = current;
-            current = read_word(process, current)?;
-        }
-        if current == 0 {
+        let Some(previous) = find(process, d, e.entry)? else {
             continue;
-        }
+        };
+        let current = e.entry;
         let next = read_word(process, current)?;
         if next != 0 {
             write_word(process, next + 8, previous)?;
@@ -229,17 +219,25 @@ pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), S
 
 /// Whether `entry` is on the list of the descriptor at `descriptor`.
 pub fn listed(process: &dyn Process, descriptor: u64, entry: u64) -> bool {
-    let mut current = read_word(process, descriptor + jit_helper::FIRST_ENTRY).unwrap_or(0);
+    matches!(find(process, descriptor, entry), Ok(Some(_)))
+}
+
+/// Where `entry` is on the list of the descriptor at `descriptor`: the
+/// entry before it (0 when it is first); `None` when it is not on it.
+fn find(process: &dyn Process, descriptor: u64, entry: u64) -> Result<Option<u64>, String> {
+    let mut previous = 0;
+    let mut current = read_word(process, descriptor + jit_helper::FIRST_ENTRY)?;
     for _ in 0..MAX_ENTRIES {
         if current == 0 {
-            return false;
+            return Ok(None);
         }
         if current == entry {
-            return true;
+            return Ok(Some(previous));
         }
-        current = read_word(process, current).unwrap_or(0);
+        previous = current;
+        current = read_word(process, current)?;
     }
-    false
+    Err(format!("the debugger list at {descriptor:#x} does not end"))
 }
 
 /// Writes relive's library into the state directory (if it is not there

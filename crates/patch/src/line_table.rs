@@ -30,6 +30,18 @@ fn split(address: u64) -> Option<(usize, u64)> {
     Some((section as usize, address & ((1 << OFFSET_BITS) - 1)))
 }
 
+/// The object's `.debug_line`, relocated with every code place given its
+/// [`code_place`] address (and other places in debug sections their
+/// offsets).
+pub fn with_code_places(obj: &crate::objfile::ObjectFile) -> Vec<u8> {
+    let code_places = |section: usize, offset: i64| match obj.section(section) {
+        Some(s) if s.executable => Some(code_place(section, offset)),
+        Some(s) if !s.loaded => Some(offset as u64),
+        _ => None,
+    };
+    crate::objfile::placed_debug_section(obj.raw(), ".debug_line", &code_places)
+}
+
 /// Where a placed function's code is: its new start and length, and the
 /// new address of a place in it.
 pub struct Moved {
@@ -48,12 +60,7 @@ pub fn placed(debug_line: &[u8], moved: &dyn Fn(usize, u64) -> Option<Moved>) ->
     let section = gimli::DebugLine::new(debug_line, LittleEndian);
     let program = section.program(gimli::DebugLineOffset(0), 8, None, None).ok()?;
     let header = program.header().clone();
-    let length = header.unit_length().into_u64()
-        + if header.format() == gimli::Format::Dwarf64 {
-            12
-        } else {
-            4
-        };
+    let length = program_len(&header);
     // One program, and addresses that advance byte by byte (the opcodes
     // written below assume both; x86-64 compilers give them).
     let le = header.line_encoding();
@@ -198,16 +205,22 @@ fn sleb(out: &mut Vec<u8>, mut v: i64) {
     }
 }
 
+/// Bytes of the line program whose header is `header`, its length field
+/// included.
+fn program_len<R: gimli::Reader>(header: &gimli::LineProgramHeader<R>) -> u64 {
+    header.unit_length().into_u64()
+        + if header.format() == gimli::Format::Dwarf64 {
+            12
+        } else {
+            4
+        }
+}
+
 /// The places (section, offset) of the object's code where its line table
 /// starts a statement: where a debugger puts a `break FILE:LINE`. Sorted;
 /// empty when the object has no readable line table.
 pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
-    let code_places = |section: usize, offset: i64| match obj.section(section) {
-        Some(s) if s.executable => Some(code_place(section, offset)),
-        Some(s) if !s.loaded => Some(offset as u64),
-        _ => None,
-    };
-    let debug_line = crate::objfile::placed_debug_section(obj.raw(), ".debug_line", &code_places);
+    let debug_line = with_code_places(obj);
     let section = gimli::DebugLine::new(debug_line.as_slice(), LittleEndian);
     let mut found = Vec::new();
     let mut offset = 0usize;
@@ -216,13 +229,7 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
         let Ok(program) = section.program(gimli::DebugLineOffset(offset), 8, None, None) else {
             break;
         };
-        let header = program.header();
-        let length = header.unit_length().into_u64() as usize
-            + if header.format() == gimli::Format::Dwarf64 {
-                12
-            } else {
-                4
-            };
+        let length = program_len(program.header()) as usize;
         let mut rows = program.rows();
         while let Ok(Some((_, row))) = rows.next_row() {
             if row.is_stmt() && !row.end_sequence() {

@@ -110,20 +110,22 @@ pub const LIBGCC: &str = "libgcc_s.so.1";
 pub fn load_unwinder(target: &mut Target, scratch: u64) -> Result<Unwinder, String> {
     let process = target.process;
     crate::remote_dlopen::load(target, LIBGCC, scratch)?;
-    let (base, path) = crate::remote_dlopen::mapped(process, LIBGCC)?
+    // Its symbols as every module's are read (the file as the process
+    // sees it, its load bias), this one library's table alone.
+    let modules = relive_process::modules::discover(process).map_err(|e| e.to_string())?;
+    let library = modules
+        .libraries
+        .iter()
+        .map(|m| m.module.path.as_str())
+        .find(|path| path.rsplit('/').next() == Some(LIBGCC))
         .ok_or_else(|| format!("dlopen({LIBGCC}) returned without loading it"))?;
-    // The file as the process sees it (its mount namespace).
-    let in_process = format!("/proc/{}/root{path}", process.pid());
-    let bytes = std::fs::read(&in_process)
-        .or_else(|_| std::fs::read(&path))
-        .map_err(|e| format!("{path}, the unwinder the process loaded, could not be read: {e}"))?;
-    let file = object::File::parse(bytes.as_slice()).map_err(|e| format!("{path} could not be read as ELF: {e}"))?;
+    let symbols = relive_process::symbols::LiveSymbols::load(&modules);
     let export = |name: &str| {
-        use object::{Object, ObjectSymbol};
-        file.dynamic_symbols()
-            .find(|s| s.is_definition() && s.name() == Ok(name))
-            .map(|s| base + s.address())
-            .ok_or_else(|| format!("{path} does not export {name}"))
+        symbols
+            .lookup_in(name, Some(library))
+            .first()
+            .map(|s| s.addr)
+            .ok_or_else(|| format!("{library} does not export {name}"))
     };
     let unwinder = Unwinder {
         register: export("__register_frame_info")?,

@@ -52,12 +52,8 @@ struct Script {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
     let target = Target::open(process.as_ref())?;
-    let in_force = relive_patch::debug_file::in_force(&target).len();
-    let files: Vec<String> = relive_patch::debug_file::not_listed(&target)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let listed = in_force.saturating_sub(files.len());
+    let (files, listed) = relive_patch::debug_file::not_listed(&target);
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     // gdb asks before it adds symbols at addresses of the file's own
     // unless confirmation is off.
     let mut text = String::from("set confirm off\n");
