@@ -46,13 +46,21 @@ pub(crate) fn add(a: u64, b: u64, what: &'static str, offset: u64) -> Result<u64
         .ok_or_else(|| ImageError::invalid(what, offset, format!("{a:#x} + {b:#x} overflows")))
 }
 
-/// Finds every occurrence of `needle` in `haystack`, in order.
+/// Finds every occurrence of `needle` in `haystack`, in order (overlapping
+/// ones too), with a SIMD substring search: every module of a process is
+/// looked at for APE script text, and a byte-by-byte comparison of each
+/// window cost more than the rest of reading its headers.
 pub(crate) fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(move |(_, w)| *w == needle)
-        .map(|(i, _)| i)
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if needle.is_empty() {
+            return None;
+        }
+        let at = from + finder.find(haystack.get(from..)?)?;
+        from = at + 1;
+        Some(at)
+    })
 }
 
 #[cfg(test)]
@@ -81,5 +89,7 @@ mod tests {
     fn find_all_finds_overlapping_positions() {
         assert_eq!(find_all(b"aaa", b"aa").collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(find_all(b"a", b"aa").count(), 0);
+        assert_eq!(find_all(b"xbs=ybs=", b"bs=").collect::<Vec<_>>(), vec![1, 5]);
+        assert_eq!(find_all(b"abc", b"").count(), 0);
     }
 }

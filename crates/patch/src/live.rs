@@ -243,17 +243,25 @@ fn hidden<'s>(found: &'s [LiveSymbol], home: &str) -> Option<&'s LiveSymbol> {
     }
 }
 
-impl Resolver for LiveResolver {
-    fn global(&self, name: &str) -> Option<u64> {
-        // The program's own definition goes before every library's (below),
-        // so the libraries' tables are read only when it has none.
+impl LiveResolver {
+    /// [`Resolver::global`] of one of the unwinder's entry points, looked
+    /// for first where the unwinder usually is: the program's (or home
+    /// module's) static copy, or the shared `libgcc_s` glibc loads. Asking
+    /// every module at once read every library's whole symbol table, a
+    /// sixth of a small patch's work; the others are read only when none
+    /// of those has it (another unwinder library, or none loaded yet).
+    pub fn unwinder_entry(&self, name: &str) -> Option<u64> {
         let main = self.symbols.main_module().unwrap_or("");
-        let in_main = self.symbols.lookup_in(name, Some(main));
-        let found = if in_main.iter().any(|s| s.binding != Binding::Local) {
-            in_main
-        } else {
-            self.symbols.lookup(name)
-        };
+        let found = self.symbols.lookup_where(name, |path| {
+            path == main || path == self.home.0 || crate::unwind::is_libgcc(path)
+        });
+        self.choose(name, &found).or_else(|| self.global(name))
+    }
+
+    /// Which of the definitions `found` of `name` the process's dynamic
+    /// linker would bind a reference from the home module to.
+    fn choose(&self, name: &str, found: &[LiveSymbol]) -> Option<u64> {
+        let main = self.symbols.main_module().unwrap_or("");
         // Program first (lookup's order), global over weak; a symbol table
         // without bindings (Cosmopolitan's) counts as global.
         let rank = |b: Binding| match b {
@@ -270,11 +278,11 @@ impl Resolver for LiveResolver {
         // part of the home module.
         let chosen = match chosen {
             Some(c) if c.module == main || c.module == self.home.0 => Some(c),
-            other => hidden(&found, &self.home.0)
+            other => hidden(found, &self.home.0)
                 .filter(|h| h.module == self.home.0)
                 .or(other),
         }
-        .or_else(|| hidden(&found, &self.home.0))?;
+        .or_else(|| hidden(found, &self.home.0))?;
         if chosen.kind != SymbolKind::Ifunc {
             return Some(chosen.addr);
         }
@@ -296,6 +304,21 @@ impl Resolver for LiveResolver {
                 .find(|s| s.module == relive_process::vdso::PATH)
                 .map(|s| s.addr),
         }
+    }
+}
+
+impl Resolver for LiveResolver {
+    fn global(&self, name: &str) -> Option<u64> {
+        // The program's own definition goes before every library's (below),
+        // so the libraries' tables are read only when it has none.
+        let main = self.symbols.main_module().unwrap_or("");
+        let in_main = self.symbols.lookup_in(name, Some(main));
+        let found = if in_main.iter().any(|s| s.binding != Binding::Local) {
+            in_main
+        } else {
+            self.symbols.lookup(name)
+        };
+        self.choose(name, &found)
     }
 
     fn local(&self, file: &str, name: &str) -> Option<u64> {

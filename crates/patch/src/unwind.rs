@@ -25,7 +25,6 @@ use std::time::Duration;
 use relive_process::{CallOutcome, Process};
 
 use crate::journal::FrameRecord;
-use crate::link::Resolver;
 use crate::target::Target;
 
 /// How long a call into the unwinder may take: it only takes a lock and
@@ -93,9 +92,17 @@ pub fn unwinder(target: &Target) -> Option<Unwinder> {
         return Some(Unwinder { register, deregister });
     }
     Some(Unwinder {
-        register: target.resolver.global("__register_frame_info")?,
-        deregister: target.resolver.global("__deregister_frame_info")?,
+        register: target.resolver.unwinder_entry("__register_frame_info")?,
+        deregister: target.resolver.unwinder_entry("__deregister_frame_info")?,
     })
+}
+
+/// Whether the module at `path` is libgcc's shared unwinder (any version
+/// suffix: `libgcc_s.so.1`).
+pub fn is_libgcc(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|file| file.starts_with("libgcc_s.so"))
 }
 
 /// The library of libgcc's unwinder, as glibc itself names it when it

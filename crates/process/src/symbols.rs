@@ -173,9 +173,15 @@ impl LiveSymbols {
     /// [`LiveSymbols::lookup`] in the modules `module` selects only (every
     /// module when `None`), reading no other module's table.
     pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<LiveSymbol> {
+        self.lookup_where(name, |path| module.is_none_or(|wanted| path == wanted))
+    }
+
+    /// [`LiveSymbols::lookup`] in the modules whose path `wanted` accepts,
+    /// reading no other module's table.
+    pub fn lookup_where(&self, name: &str, wanted: impl Fn(&str) -> bool) -> Vec<LiveSymbol> {
         self.modules
             .iter()
-            .filter(|m| module.is_none_or(|path| m.path == path))
+            .filter(|m| wanted(&m.path))
             .flat_map(|m| {
                 let found = m.table().map(|t| t.by_name(name)).unwrap_or_default();
                 found.into_iter().filter(|s| s.addr != 0).map(move |s| live(m, s))

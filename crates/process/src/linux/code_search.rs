@@ -53,6 +53,17 @@ impl Found {
         self.syscall.is_some() && self.syscall_ret.is_some() && self.pop_rax_ret.is_some()
     }
 
+    /// Each instruction found, with the bytes it must still have.
+    pub fn expected(&self) -> impl Iterator<Item = (u64, &'static [u8])> {
+        [
+            (self.syscall, &SYSCALL[..]),
+            (self.syscall_ret, &SYSCALL_RET[..]),
+            (self.pop_rax_ret, &POP_RAX_RET[..]),
+        ]
+        .into_iter()
+        .filter_map(|(addr, pattern)| Some((addr?, pattern)))
+    }
+
     /// Both gadgets of the way back, when both were found.
     pub fn gadgets(&self) -> Option<Gadgets> {
         Some(Gadgets {

@@ -36,6 +36,10 @@ pub struct LinuxProcess {
     maps_cache: RefCell<Option<Vec<Mapping>>>,
     /// `/proc/PID/mem` opened for writing, kept for the next write.
     mem_rw: RefCell<Option<File>>,
+    /// The instructions remote system calls borrow, as the last stop
+    /// found them: a later stop of the same process checks that their
+    /// bytes are still there instead of searching its code again.
+    found_code: std::cell::Cell<Option<code_search::Found>>,
 }
 
 impl LinuxProcess {
@@ -46,6 +50,7 @@ impl LinuxProcess {
             pid,
             maps_cache: RefCell::new(None),
             mem_rw: RefCell::new(None),
+            found_code: std::cell::Cell::new(None),
         };
         let proc_dir = process.proc_path("");
         if pid == 0 || !proc_dir.exists() {

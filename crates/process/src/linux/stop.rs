@@ -12,7 +12,8 @@
 //! ptrace ties each tracee to the OS thread that attached it, so a
 //! [`LinuxStopped`] is neither `Send` nor `Sync`.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 
 use nix::errno::Errno;
@@ -88,6 +89,12 @@ pub struct LinuxStopped<'p> {
     /// thread's way back runs through ([`return_frame`]), once searched
     /// for (without gadgets, system calls run the unprotected way).
     code: Option<Found>,
+    /// Each held thread's registers as last read or set: they cannot
+    /// change until relive runs the thread again (which forgets them), so
+    /// a redirect that checks every thread and then records where each
+    /// is reads them once, not twice (1,000 `PTRACE_GETREGS` saved in a
+    /// 1,000-thread pause).
+    known_registers: RefCell<HashMap<u32, Registers>>,
     site: SyscallSite,
     detached: bool,
     /// Termination signals held back until the threads are resumed.
@@ -106,6 +113,7 @@ impl<'p> LinuxStopped<'p> {
             process,
             tracees: Vec::new(),
             code: None,
+            known_registers: RefCell::default(),
             site: SyscallSite::Search,
             detached: false,
             _still: crate::critical::Critical::enter(),
@@ -206,6 +214,7 @@ impl<'p> LinuxStopped<'p> {
                 // (kept for later, it would be queued again behind the
                 // signals that came after it), and ask for the stop again.
                 Ok(Waited::Signal(sig)) => {
+                    self.forget_registers(tid);
                     let delivered = wait::cont(tid, sig).and_then(|()| ptrace::interrupt(pid(tid)));
                     match delivered {
                         Ok(()) => continue,
@@ -277,6 +286,11 @@ impl<'p> LinuxStopped<'p> {
             what: format!("{doing} (thread {tid})"),
             cause: std::io::Error::from_raw_os_error(e as i32),
         }
+    }
+
+    /// `tid` runs (or may have run): its registers must be read again.
+    fn forget_registers(&self, tid: u32) {
+        self.known_registers.borrow_mut().remove(&tid);
     }
 
     fn check_tid(&self, tid: u32) -> Result<()> {
@@ -393,11 +407,14 @@ impl<'p> LinuxStopped<'p> {
         // stack (a buffer in .bss or on the heap) has the program's data
         // below that stack, and relive cannot read where it ends. Else the
         // unprotected way.
-        let maps = self.process.maps()?;
-        let on_main_stack = maps
-            .iter()
-            .any(|m| m.path == "[stack]" && m.start + MAIN_STACK_MARGIN <= frame.addr && saved.rsp <= m.end);
-        if !on_main_stack {
+        let inside = |maps: &[crate::Mapping]| {
+            maps.iter()
+                .any(|m| m.path == "[stack]" && m.start + MAIN_STACK_MARGIN <= frame.addr && saved.rsp <= m.end)
+        };
+        // The mappings last read answer when they say yes (a stack only
+        // grows); else they are read again.
+        let known = self.process.maps_cache.borrow().as_deref().is_some_and(inside);
+        if !known && !inside(&self.process.maps()?) {
             return Ok(None);
         }
         if self.process.write(frame.addr, &frame.bytes).is_err() {
@@ -508,6 +525,7 @@ impl<'p> LinuxStopped<'p> {
         let back = gadgets.syscall_ret + 2;
         let deadline = std::time::Instant::now() + timeout;
         loop {
+            self.forget_registers(tid);
             ptrace::syscall(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
             match self.wait_until(tid, Some(deadline)) {
                 Ok(Waited::Syscall) => {
@@ -568,6 +586,7 @@ impl<'p> LinuxStopped<'p> {
             Err(Errno::ESRCH) => return Err(self.process.gone(doing)),
             Err(e) => return Err(self.errno(doing, tid, e)),
         }
+        self.forget_registers(tid);
         ptrace::cont(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
         self.settle_stop(tid, doing)
     }
@@ -610,6 +629,7 @@ impl<'p> LinuxStopped<'p> {
     /// Resumes `tid` until `until` happens; a signal that arrives first
     /// is kept for the resume, and the thread resumed again.
     fn run_until(&mut self, tid: u32, until: Until, doing: &'static str) -> Result<()> {
+        self.forget_registers(tid);
         loop {
             let resumed = match until {
                 Until::Stepped => ptrace::step(pid(tid), None),
@@ -662,6 +682,15 @@ impl<'p> LinuxStopped<'p> {
         if let Some(found) = self.code {
             return Ok(found);
         }
+        if let Some(found) = self
+            .process
+            .found_code
+            .get()
+            .filter(|f| f.complete() && self.still_there(f))
+        {
+            self.code = Some(found);
+            return Ok(found);
+        }
         let maps = self.process.maps()?;
         let vdso = maps.iter().filter(|m| m.path == "[vdso]");
         let files = maps.iter().filter(|m| m.is_file());
@@ -686,7 +715,18 @@ impl<'p> LinuxStopped<'p> {
             }
         }
         self.code = Some(found);
+        self.process.found_code.set(Some(found));
         Ok(found)
+    }
+
+    /// Whether what an earlier stop found is still in the process's code
+    /// (a library it came from may have been unloaded since).
+    fn still_there(&self, found: &Found) -> bool {
+        found.expected().all(|(addr, pattern)| {
+            let mut bytes = [0u8; 3];
+            let bytes = &mut bytes[..pattern.len()];
+            self.process.read(addr, bytes).is_ok() && bytes == pattern
+        })
     }
 
     fn syscall_ok(&mut self, name: &str, nr: u64, args: [u64; 6]) -> Result<i64> {
@@ -831,13 +871,23 @@ impl Stopped for LinuxStopped<'_> {
 
     fn registers(&self, tid: u32) -> Result<Registers> {
         self.check_tid(tid)?;
+        if let Some(known) = self.known_registers.borrow().get(&tid) {
+            return Ok(*known);
+        }
         let regs = ptrace::getregs(pid(tid)).map_err(|e| self.errno("reading registers", tid, e))?;
-        Ok(from_user_regs(&regs))
+        let regs = from_user_regs(&regs);
+        self.known_registers.borrow_mut().insert(tid, regs);
+        Ok(regs)
     }
 
     fn set_registers(&mut self, tid: u32, regs: &Registers) -> Result<()> {
         self.check_tid(tid)?;
-        ptrace::setregs(pid(tid), to_user_regs(regs)).map_err(|e| self.errno("writing registers", tid, e))
+        // Unknown until the kernel has them (a failed write may have
+        // changed nothing or something).
+        self.forget_registers(tid);
+        ptrace::setregs(pid(tid), to_user_regs(regs)).map_err(|e| self.errno("writing registers", tid, e))?;
+        self.known_registers.borrow_mut().insert(tid, *regs);
+        Ok(())
     }
 
     fn map_fixed(&mut self, addr: u64, len: u64, prot: Protection) -> Result<Option<u64>> {
