@@ -35,8 +35,13 @@ fn stderr(out: &Output) -> String {
 
 /// The program built with `-O0 -g` in its own directory, running.
 fn start() -> (Target, PathBuf) {
+    start_with(APP)
+}
+
+/// [`start`] of another version of the program.
+fn start_with(source: &str) -> (Target, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let exe = relive_testkit::compile(dir.path(), "app", APP, &["-O0", "-g"]);
+    let exe = relive_testkit::compile(dir.path(), "app", source, &["-O0", "-g"]);
     let state = dir.path().join("state");
     let target = Target::spawn(Command::new(&exe), exe, dir);
     target.wait_for_prefix("value 1 ");
@@ -252,6 +257,78 @@ fn revert_keeps_code_the_program_still_points_to() {
         counters.windows(2).all(|w| w[1] - w[0] >= 1_000_000),
         "the program lives and calls bump: {counters:?}"
     );
+}
+
+/// Memory a revert kept (the program pointed into it) is freed by a later
+/// `revert --all` once the program no longer does: status said so, but
+/// with no patch left that revert stopped nothing, checked nothing and
+/// printed "nothing to revert" while the pool stayed mapped for good.
+#[test]
+fn a_kept_pool_is_freed_once_nothing_points_into_it() {
+    // SIGUSR1 makes the program drop the pointer it stored.
+    let app = APP.replace(
+        "int main(void) {\n    setvbuf",
+        "#include <signal.h>\nstatic void drop(int s) { (void)s; callback = 0; }\nint main(void) {\n    signal(SIGUSR1, drop);\n    setvbuf",
+    );
+    assert_ne!(app, APP);
+    let (target, state) = start_with(&app);
+    let with_hook = app.replace(
+        "__attribute__((noinline)) void tick(void) { if (callback) callback(); }",
+        "static void bump(void) { counter += 1000000; }\n__attribute__((noinline)) void tick(void) { callback = bump; if (callback) callback(); }",
+    );
+    let obj = object(&target, &with_hook, "hook");
+    let pid = target.pid_arg();
+    let out = relive(&state, &["patch", "--pid", &pid, obj.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    while target.wait_for_prefix("value 1 counter ").parse::<i64>().unwrap() < 1_000_000 {}
+    let out = relive(&state, &["revert", "--pid", &pid, "--all", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kept"].as_array().map(Vec::len), Some(1), "{report}");
+    let pool = report["kept"][0]["addr"].as_u64().unwrap();
+    let mapped = |addr: u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{addr:x}-")))
+    };
+    assert!(mapped(pool));
+
+    // Still pointed to: a second revert keeps it again, and says why.
+    let out = relive(&state, &["revert", "--pid", &pid, "--all"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("kept "), "{text}{}", stderr(&out));
+    assert!(mapped(pool));
+
+    // The program drops the pointer: the next revert frees the pool.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(target.pid() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    let counters: Vec<i64> = lines_from_now(&target)
+        .iter()
+        .map(|l| l.strip_prefix("1 counter ").expect("value 1").parse().unwrap())
+        .collect();
+    assert!(
+        counters.windows(2).all(|w| w[1] - w[0] == 1),
+        "bump no longer called: {counters:?}"
+    );
+    let out = relive(&state, &["revert", "--pid", &pid, "--all", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kept"], serde_json::json!([]), "{report}");
+    assert_eq!(report["freed"][0]["addr"].as_u64(), Some(pool), "{report}");
+    assert!(!mapped(pool), "the pool is unmapped");
+    let out = relive(&state, &["status", "--pid", &pid, "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["pools"], serde_json::json!([]), "{status}");
+    // The program runs on, unchanged.
+    let counters: Vec<i64> = lines_from_now(&target)
+        .iter()
+        .map(|l| l.strip_prefix("1 counter ").expect("value 1").parse().unwrap())
+        .collect();
+    assert!(counters.windows(2).all(|w| w[1] - w[0] == 1), "{counters:?}");
 }
 
 /// Two `relive patch` commands on one pid at once take turns: both

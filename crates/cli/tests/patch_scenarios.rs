@@ -345,11 +345,26 @@ int main(void) {
     let r = run.replace("deep(\"old\")", "deep(\"new\")");
     assert_eq!(applied(&r, "tick")["generation"], 1, "{r}");
     run.expect("tick n");
-    let out = run.relive(&["revert", &run.target.pid_arg(), "--all", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["kept"], serde_json::json!([]), "{report}");
-    assert_eq!(report["freed"].as_array().map(Vec::len), Some(1), "{report}");
+    // Rarely the thread is stopped where a word above its stack pointer
+    // still holds a return address into the new code (printf's frame had
+    // not yet overwritten it): the scan is conservative and keeps the pool
+    // then, and a later `revert --all` checks it again. A pool kept by
+    // dead words alone would be kept every time.
+    let mut tries = Vec::new();
+    for _ in 0..5 {
+        let out = run.relive(&["revert", &run.target.pid_arg(), "--all", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let freed = report["freed"].as_array().map(Vec::len) == Some(1);
+        tries.push(report);
+        if freed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let last = tries.last().unwrap();
+    assert_eq!(last["kept"], serde_json::json!([]), "{tries:?}");
+    assert_eq!(last["freed"].as_array().map(Vec::len), Some(1), "{tries:?}");
     run.expect("tick o");
 }
 
@@ -408,6 +423,39 @@ int main(void) {
     let stderr = run.refused(&new, &base);
     assert!(stderr.contains("global constant names"), "{stderr}");
     run.expect("one two");
+}
+
+/// A `--base` compiled from another source file (no function in common)
+/// is refused, naming both files: every function of the new object counted as added, and relive
+/// redirected them all (`main` too) and said "patched" (a trial's
+/// `crc32.o --base adler32.o` paused 1,000 threads for 1.4 s). Nothing is
+/// written; the right base still patches.
+#[test]
+fn a_base_from_another_source_file_is_refused() {
+    let mut run = Run::start(TICKER, &["-O2", "-g"]);
+    run.expect("value 1 neighbour 100");
+    let other = run.object("other.c", "int other_sum(int x) { return x + 1; }\n");
+    let base = run.object("app.c", TICKER);
+    let new = run.object("app.c", &TICKER.replace("return 1;", "return 2;"));
+    let stderr = run.refused(&new, &other);
+    assert!(
+        stderr.contains("(from other.c)") && stderr.contains("(from app.c) define no function in common"),
+        "{stderr}"
+    );
+    let status = run.relive(&["status", "--pid", &run.target.pid_arg(), "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["patches"], serde_json::json!([]), "{status}");
+    run.expect("value 1 neighbour 100");
+    let out = run.patch_in_words(&new, &base);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run.expect("value 2 neighbour 100");
+    // The same patch again: nothing written, and the JSON still has the
+    // times every other result has (a script reading them broke).
+    let again = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    assert_eq!(again["already"], serde_json::json!(["value"]), "{again}");
+    let t = &again["timing_us"];
+    assert!(t["total"].as_u64().is_some_and(|total| total > 0), "{again}");
+    assert!(["read", "diff", "open"].iter().all(|k| t[k].is_u64()), "{again}");
 }
 
 /// GCC at -O2 (`-fipa-ra`) lets `main` keep `printf`'s format in `rdi`

@@ -2258,8 +2258,24 @@ fn revert_change(
         .to_string();
     // Entries are written with the threads stopped, and the mappings read
     // then hold until the regions are freed; a refusal resumes the threads
-    // with nothing written. Slots alone are single aligned stores.
-    let mut stopped = if whole.is_empty() { None } else { Some(process.stop()?) };
+    // with nothing written. Slots alone are single aligned stores. A full
+    // revert also stops them when a region no patch uses is still mapped
+    // (an earlier revert kept it, as something pointed into it then): it
+    // is checked again and freed if nothing does now.
+    let unused_region = by == "revert"
+        && target.journal.regions.iter().any(|r| {
+            !target
+                .journal
+                .patches
+                .iter()
+                .filter(|p| !whole.iter().any(|w| w.orig_addr == p.orig_addr))
+                .any(|p| r.contains(p.slot) || r.contains(p.current_addr))
+        });
+    let mut stopped = if whole.is_empty() && !unused_region {
+        None
+    } else {
+        Some(process.stop()?)
+    };
     let maps = process.maps()?;
     let mut originals = Vec::new();
     for p in whole {

@@ -25,6 +25,7 @@ pub fn functions_to_patch_allowing(
     let Some(old) = base else {
         return Ok(functions_where(new, |_| true));
     };
+    same_unit(old, new)?;
     let d = diff(old, new);
     let changed_code: Vec<&str> = d
         .changed
@@ -194,6 +195,37 @@ pub fn exception_exposed(obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
         .collect();
     named.dedup();
     named
+}
+
+/// Refuses a base that is not an earlier compile of the new object's
+/// source: every function of the new object would count as added and be
+/// redirected (unchanged ones too, `main` among them), and the report
+/// would say "patched" for code that did not change. Told by the
+/// functions they define: none in common. (The source file names they
+/// record may differ for a good reason: an edited copy, `v2.c`.)
+fn same_unit(old: &ObjectFile, new: &ObjectFile) -> Result<()> {
+    fn functions(o: &ObjectFile) -> std::collections::HashSet<&str> {
+        o.symbols
+            .iter()
+            .filter(|s| s.kind == Kind::Function)
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+    let (before, after) = (functions(old), functions(new));
+    if before.is_empty() || after.is_empty() || !before.is_disjoint(&after) {
+        return Ok(());
+    }
+    let from = |o: &ObjectFile| match &o.source {
+        Some(file) => format!("{} (from {file})", o.path),
+        None => o.path.clone(),
+    };
+    Err(PatchError::Refused {
+        what: format!(
+            "the base is not an earlier compile of the new object's source: {} and {} define no function in common, so every function would count as changed; pass as --base the object of the same source file before the edit, or leave --base out to patch every function of the new object",
+            from(old),
+            from(new)
+        ),
+    })
 }
 
 fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize> {

@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" has read, diff, open and total). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -101,6 +101,12 @@ pub struct RevertArgs {
 }
 
 /// Show which functions of a process are patched.
+///
+/// A function's generation counts its own patches (1 for its first); a
+/// change counts every patch of the process (each `relive patch` or reload,
+/// whichever functions it touched; `revert --last` undoes the highest). So
+/// `generation 30 (change 32)` is the function's 30th version, made by the
+/// process's 32nd change.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  relive status 4242\n  relive status 4242 --json")]
 pub struct StatusArgs {
@@ -152,6 +158,9 @@ struct Patched {
     /// The process already ran the new object's version of these
     /// functions (applied before): nothing was written.
     already: Option<Vec<String>>,
+    /// What the command took when there is no report (nothing written):
+    /// scripts read `timing_us` from every result.
+    timing: Timing,
 }
 
 /// Patches one process with `functions` of `new`.
@@ -195,7 +204,7 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
             &objects.new,
             objects.base.as_ref(),
             &objects.functions,
-            earlier,
+            earlier.clone(),
         );
         match patched {
             Err(PatchError::AlreadyApplied { functions, .. }) => {
@@ -206,6 +215,10 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
                     warnings: target.warnings.iter().cloned().chain(concern).collect(),
                     inherited: false,
                     already: Some(functions),
+                    timing: Timing {
+                        total: whole_or_own(how, shared, own_start),
+                        ..earlier
+                    },
                 })
             }
             patched => Some(patched.with_context(|| format!("patching process {pid}"))?),
@@ -216,10 +229,7 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         // The whole command, from its first step to this report; of
         // several processes, each one's own part (and the objects' read
         // and diff, which all share).
-        r.timing_us.total = match how.which.many() {
-            false => crate::since_start_us(),
-            true => shared + micros(own_start),
-        };
+        r.timing_us.total = whole_or_own(how, shared, own_start);
         r
     });
     Ok(Patched {
@@ -229,6 +239,10 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         warnings: target.warnings.iter().cloned().chain(concern).collect(),
         inherited: false,
         already: None,
+        timing: Timing {
+            total: whole_or_own(how, shared, own_start),
+            ..earlier
+        },
     })
 }
 
@@ -326,6 +340,16 @@ pub struct How<'a> {
     pub build_id: Option<&'a str>,
 }
 
+/// The whole command's time so far, from its first step; of several
+/// processes, each one's own part (from `own_start`) and the objects' read
+/// and diff (`shared`), which all share.
+fn whole_or_own(how: &How, shared: u64, own_start: Instant) -> u64 {
+    match how.which.many() {
+        false => crate::since_start_us(),
+        true => shared + own_start.elapsed().as_micros() as u64,
+    }
+}
+
 /// Prints what patching one process did.
 fn show_one(how: &How, one: Patched) -> anyhow::Result<()> {
     if how.json {
@@ -333,7 +357,7 @@ fn show_one(how: &How, one: Patched) -> anyhow::Result<()> {
             Some(r) => print_json(&r),
             None => print_json(&serde_json::json!({
                 "applied": [], "added": [], "data": [], "pause_us": 0, "warnings": one.warnings,
-                "already": one.already.unwrap_or_default(),
+                "already": one.already.unwrap_or_default(), "timing_us": one.timing,
             })),
         };
     }
@@ -549,6 +573,7 @@ fn patch_or_inherit(
     done: &[Patched],
 ) -> anyhow::Result<Patched> {
     if !done.is_empty() {
+        let own_start = Instant::now();
         let process = relive_process::open(pid)?;
         let mut target = Target::open(process.as_ref())?;
         // Settles the journal (adopts a parent's).
@@ -565,6 +590,10 @@ fn patch_or_inherit(
                 warnings: target.warnings.clone(),
                 inherited: true,
                 already: None,
+                timing: Timing {
+                    total: whole_or_own(how, earlier.read + earlier.diff, own_start),
+                    ..earlier
+                },
             });
         }
     }
@@ -710,7 +739,14 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
 /// The text report of one process's revert.
 fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -> anyhow::Result<()> {
     if report.reverted.is_empty() {
-        writeln!(out, "process {pid} has no patches: nothing to revert")?;
+        if report.freed.is_empty() && report.kept.is_empty() {
+            writeln!(out, "process {pid} has no patches: nothing to revert")?;
+        } else {
+            writeln!(
+                out,
+                "process {pid} has no patches; relive memory an earlier revert kept, checked again:"
+            )?;
+        }
     }
     for r in &report.reverted {
         match r.generation {
