@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" has read, diff, open and total). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
