@@ -2256,21 +2256,25 @@ fn revert_change(
     let journal_path = Journal::path(&target.journal_dir, pid, target.journal.start_time)
         .display()
         .to_string();
+    // The journal once done, decided (and saved ahead) before anything
+    // is written: which regions go, given the patches that remain.
+    let mut after = target.journal.state();
+    after
+        .patches
+        .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
+    // A region still runs code of a remaining patch (its slot, or its
+    // current generation's code).
+    let in_use = |r: &RegionRecord, patches: &[PatchRecord]| {
+        patches.iter().any(|p| r.contains(p.slot) || r.contains(p.current_addr))
+    };
     // Entries are written with the threads stopped, and the mappings read
     // then hold until the regions are freed; a refusal resumes the threads
-    // with nothing written. Slots alone are single aligned stores. A full
-    // revert also stops them when a region no patch uses is still mapped
-    // (an earlier revert kept it, as something pointed into it then): it
-    // is checked again and freed if nothing does now.
-    let unused_region = by == "revert"
-        && target.journal.regions.iter().any(|r| {
-            !target
-                .journal
-                .patches
-                .iter()
-                .filter(|p| !whole.iter().any(|w| w.orig_addr == p.orig_addr))
-                .any(|p| r.contains(p.slot) || r.contains(p.current_addr))
-        });
+    // with nothing written. Slots alone are single aligned stores. A
+    // revert that moves no slot back also stops them when a region no
+    // patch uses is still mapped (an earlier revert kept it, as something
+    // pointed into it then): it is checked again and freed if nothing
+    // does now.
+    let unused_region = one_back.is_empty() && after.regions.iter().any(|r| !in_use(r, &after.patches));
     let mut stopped = if whole.is_empty() && !unused_region {
         None
     } else {
@@ -2287,12 +2291,6 @@ fn revert_change(
             })?,
         );
     }
-    // The journal once done, decided (and saved ahead) before anything
-    // is written: which regions go, given the patches that remain.
-    let mut after = target.journal.state();
-    after
-        .patches
-        .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
     let mut reverted = Vec::new();
     let mut writes: Vec<(u64, Vec<u8>, u64)> = Vec::new();
     for (p, original) in whole.iter().zip(&originals) {
@@ -2327,8 +2325,7 @@ fn revert_change(
     if let Some(stopped) = &stopped {
         let mut remaining = Vec::new();
         for r in std::mem::take(&mut after.regions) {
-            let inside = |a: u64| r.contains(a);
-            if after.patches.iter().any(|p| inside(p.slot) || inside(p.current_addr)) {
+            if in_use(&r, &after.patches) {
                 remaining.push(r);
             } else if let Some(why) = r.pinned.clone() {
                 kept.push(KeptRegion { region: r.clone(), why });

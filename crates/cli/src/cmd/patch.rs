@@ -224,12 +224,13 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
             patched => Some(patched.with_context(|| format!("patching process {pid}"))?),
         }
     };
+    // The whole command, from its first step to this report; of several
+    // processes, each one's own part (and the objects' read and diff,
+    // which all share).
+    let total = whole_or_own(how, shared, own_start);
     let report = report.map(|mut r| {
         r.warnings.extend(concern.clone());
-        // The whole command, from its first step to this report; of
-        // several processes, each one's own part (and the objects' read
-        // and diff, which all share).
-        r.timing_us.total = whole_or_own(how, shared, own_start);
+        r.timing_us.total = total;
         r
     });
     Ok(Patched {
@@ -239,10 +240,7 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         warnings: target.warnings.iter().cloned().chain(concern).collect(),
         inherited: false,
         already: None,
-        timing: Timing {
-            total: whole_or_own(how, shared, own_start),
-            ..earlier
-        },
+        timing: Timing { total, ..earlier },
     })
 }
 
