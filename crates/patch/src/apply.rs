@@ -8,7 +8,7 @@
 //! an old function finish there: only calls made after the patch reach the
 //! new code.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::time::{Duration, Instant};
 
 use relive_image::symbols::SymbolKind;
@@ -623,7 +623,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let all_planned: Vec<&PlannedWrite> = planned.iter().flatten().collect();
     // Written ahead: the records this patch touches (the others stay as
     // they are), the regions and what it adds.
-    let touched_entries: std::collections::HashSet<u64> = all_work.iter().map(|w| w.orig).collect();
+    let touched_entries: foldhash::HashSet<u64> = all_work.iter().map(|w| w.orig).collect();
     let touched = journal::State {
         patches: after
             .patches
@@ -1232,7 +1232,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     // has: the same code by the one-definition rule, so the new code calls
     // the program's and nothing is redirected. (Redirecting libstdc++'s
     // copy failed out of the jump's reach.)
-    let base_has: std::collections::HashSet<&str> = match base {
+    let base_has: foldhash::HashSet<&str> = match base {
         Some(b) if functions.iter().any(|&i| obj.symbols[i].weak) => {
             b.symbols.iter().map(|s| s.name.as_str()).collect()
         }

@@ -19,7 +19,7 @@
 //! indirect jump or call, a call out of the object) counts as writing every
 //! call-clobbered register, which is also what the compiler assumes.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, InstructionInfoFactory, OpAccess, Register};
 
@@ -190,7 +190,7 @@ const MAX_FUNCTIONS: usize = 512;
 /// the object, indirect ones, and anything undecodable count as writing
 /// them all.
 pub fn in_object(obj: &ObjectFile, root: usize) -> Regs {
-    let mut seen = HashSet::from([root]);
+    let mut seen: HashSet<usize> = [root].into_iter().collect();
     let mut queue = vec![root];
     let mut writes = Regs::NONE;
     while let Some(i) = queue.pop() {
@@ -246,7 +246,7 @@ pub trait LiveCode {
 /// (switch tables), and so does what cannot be read: for old code, an
 /// answer too small only makes relive keep more registers.
 pub fn in_process(code: &dyn LiveCode, addr: u64) -> Regs {
-    let mut seen = HashSet::from([addr]);
+    let mut seen: HashSet<u64> = [addr].into_iter().collect();
     let mut queue = vec![addr];
     let mut writes = Regs::NONE;
     while let Some(at) = queue.pop() {

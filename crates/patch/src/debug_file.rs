@@ -31,7 +31,7 @@ pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String 
 /// by itself when it attaches; a second copy would double every symbol),
 /// and how many in force are on it.
 pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
-    let listed: std::collections::HashSet<u64> = target
+    let listed: foldhash::HashSet<u64> = target
         .journal
         .regions
         .iter()
@@ -118,7 +118,7 @@ impl Placed<'_> {
         &self,
         section: usize,
         offset: i64,
-        data: &std::cell::RefCell<std::collections::HashMap<usize, Option<u64>>>,
+        data: &std::cell::RefCell<foldhash::HashMap<usize, Option<u64>>>,
     ) -> Option<u64> {
         let sec = self.obj.section(section)?;
         if !sec.loaded {
@@ -190,7 +190,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
     let mut names: Vec<&str> = p.obj.debug_section_names().filter(|n| *n != ".debug_aranges").collect();
     names.sort_unstable();
     // Data addresses by symbol, each looked up once.
-    let data = std::cell::RefCell::new(std::collections::HashMap::new());
+    let data = std::cell::RefCell::new(foldhash::HashMap::default());
     let place = |section: usize, offset: i64| p.address(section, offset, &data);
     for name in names {
         let bytes = match name {
@@ -270,14 +270,29 @@ impl Section {
 fn line_table(p: &Placed) -> Option<Vec<u8>> {
     let obj = p.obj;
     let debug_line = crate::line_table::with_code_places(obj);
+    // Where each placed function was in the object, sorted: asked for
+    // every row of the object's line program (thousands of functions'
+    // rows for the few placed), so the placed functions are searched, not
+    // every symbol.
+    let mut spans: Vec<(usize, u64, u64, u64, u64)> = p
+        .linked
+        .functions
+        .iter()
+        .filter_map(|f| {
+            let sym = obj.symbols.get(f.symbol)?;
+            let start = p.layout.code + f.offset;
+            let end = sym.offset.saturating_add(sym.size.max(1));
+            Some((sym.section, sym.offset, end, start, f.size.max(1)))
+        })
+        .collect();
+    spans.sort_unstable();
     let moved = |section: usize, offset: u64| {
-        let (i, within) = obj.symbol_at(section, offset as i64)?;
-        let f = p.linked.functions.iter().find(|f| f.symbol == i)?;
-        let start = p.layout.code + f.offset;
-        Some(crate::line_table::Moved {
+        let k = spans.partition_point(|&(s, from, ..)| (s, from) <= (section, offset));
+        let &(s, from, to, start, len) = spans.get(k.checked_sub(1)?)?;
+        (s == section && offset < to).then(|| crate::line_table::Moved {
             start,
-            len: f.size.max(1),
-            address: start + within,
+            len,
+            address: start + (offset - from),
         })
     };
     crate::line_table::placed(&debug_line, &moved)

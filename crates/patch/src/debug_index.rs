@@ -75,7 +75,7 @@ impl DebugIndex {
             let unit = dwarf.unit(header)?;
             // Linkage names of declarations (in classes), and definitions
             // that point at a declaration, matched once the unit is read.
-            let mut linkage_of: std::collections::HashMap<UnitOffset, u64> = std::collections::HashMap::new();
+            let mut linkage_of: foldhash::HashMap<UnitOffset, u64> = foldhash::HashMap::default();
             let mut specifying: Vec<(UnitOffset, TopEntry)> = Vec::new();
             let mut raw = unit.entries_raw(None)?;
             // Depth of the cursor's first entry in the unit: 1 once it was

@@ -10,7 +10,7 @@
 //! symbol covering it. Inlining needs no special case: a caller whose
 //! inlined copy changed has changed bytes.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde::Serialize;
 
@@ -143,13 +143,13 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
             }
         })
         .collect();
-    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(keys.len());
+    let mut seen: foldhash::HashSet<&str> = foldhash::HashSet::with_capacity_and_hasher(keys.len(), Default::default());
     if keys.iter().all(|k| seen.insert(k.as_str())) {
         return keys;
     }
     // Unique in the object, deterministically: a later duplicate gets the
     // first `#n` no earlier key has.
-    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut used: foldhash::HashSet<String> = foldhash::HashSet::default();
     keys.into_iter()
         .map(|key| {
             if used.insert(key.clone()) {

@@ -6,7 +6,7 @@
 //! patch (forked after it) from one that needs it, and taking a patch
 //! back out of the ones done when a later one fails.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::apply::{self, PatchReport, Target};
 use crate::error::Result;

@@ -693,8 +693,7 @@ impl Journal {
         let Some(bytes) = dir.read_private(&self.history_name())? else {
             return Ok(());
         };
-        let mut by_record: std::collections::HashMap<u64, std::collections::BTreeMap<u32, Generation>> =
-            Default::default();
+        let mut by_record: foldhash::HashMap<u64, std::collections::BTreeMap<u32, Generation>> = Default::default();
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
                 continue;

@@ -14,8 +14,8 @@
 //! lambda with no old twin keeps its number when that closure is free
 //! (an edited lambda), else it is new.
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use crate::objfile::{Kind, ObjectFile};
 
@@ -427,7 +427,9 @@ mod tests {
         assert_eq!(family("install_hooks()::$_12"), "install_hooks()::$_");
         assert_eq!(replace_id("f()::$_1 f()::$_12", "f()::$_1", "X"), "X f()::$_12");
         assert_eq!(family("work(int)::{lambda(int)#12}"), "work(int)::{lambda(int)");
-        let renames = HashMap::from([("f()::{lambda()#1}".to_string(), "f()::{lambda()#2}".to_string())]);
+        let renames: HashMap<String, String> = [("f()::{lambda()#1}".to_string(), "f()::{lambda()#2}".to_string())]
+            .into_iter()
+            .collect();
         assert_eq!(
             rename("f()::{lambda()#1}::operator()() const", &renames),
             "f()::{lambda()#2}::operator()() const"

@@ -11,7 +11,9 @@
 //! [`Linked::finish`] computes the bytes once it is allocated, checking
 //! that every value fits its field before anything is written.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde::Serialize;
 

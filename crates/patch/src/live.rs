@@ -1,7 +1,7 @@
 //! Resolving a patch's symbols in the running program: [`Resolver`] over
 //! the process's live symbol tables.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::OnceLock;
 
 use relive_image::symbols::{Binding, SymbolKind};

@@ -167,9 +167,10 @@ pub struct ObjectFile {
     /// declarations, zstd's optional trace hooks): a link where nothing
     /// defines one gives it address 0, as the program's link did.
     pub weak_undefined: std::collections::BTreeSet<String>,
-    /// Per section: its symbols by place, for finding the symbol that
-    /// covers a place.
-    by_section: std::collections::HashMap<usize, Covering>,
+    /// Per section (by ELF index): its symbols by place, for finding the
+    /// symbol that covers a place. A vector, not a map: every relocation
+    /// of the file looks its owner up here.
+    by_section: Vec<Covering>,
     /// Stable identities of the symbols ([`crate::diff::stable_keys`]),
     /// computed once.
     keys: std::sync::OnceLock<Vec<String>>,
@@ -186,7 +187,7 @@ pub struct ObjectFile {
     /// The `.debug_*` sections by name, each relocated on first use
     /// (signatures need `.debug_info`, `.debug_abbrev` and the strings,
     /// not the line table or the location lists).
-    debug: std::collections::HashMap<String, std::sync::OnceLock<Vec<u8>>>,
+    debug: foldhash::HashMap<String, std::sync::OnceLock<Vec<u8>>>,
 }
 
 impl ObjectFile {
@@ -227,7 +228,7 @@ impl ObjectFile {
         // A named object after it (a static table) is not part of it either.
         let next_symbol = self
             .by_section
-            .get(&section)
+            .get(section)
             .and_then(|c| c.next_start(start as u64))
             .and_then(|o| usize::try_from(o).ok());
         let next = [next_reference, next_symbol]
@@ -256,6 +257,20 @@ impl ObjectFile {
             cause: source,
         })?;
         ObjectFile::parse_owned(&name, data)
+    }
+
+    /// Reads a patch's new object and, where there is one, its base, the
+    /// base on a second thread: the two are independent, and reading one
+    /// is most of a one-shot patch's time on a large file. An error in
+    /// the new object is told first, as reading them in turn would.
+    pub fn open_pair(new: impl AsRef<Path>, base: Option<&Path>) -> Result<(ObjectFile, Option<ObjectFile>)> {
+        std::thread::scope(|s| {
+            let base = base.map(|b| s.spawn(move || ObjectFile::open(b)));
+            let new = ObjectFile::open(new);
+            // A panic while reading the base is the same panic here.
+            let base = base.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            Ok((new?, base.transpose()?))
+        })
     }
 
     /// Reads an object from its bytes. Objects without machine code are
@@ -364,7 +379,9 @@ impl ObjectFile {
         }
 
         // Defined functions and data, remembering each one's ELF index.
-        let mut symbols = Vec::new();
+        // Sized at once: a symbol is a few hundred bytes, and growing the
+        // vector of a 10,000-function file moved megabytes into fresh pages.
+        let mut symbols = Vec::with_capacity(file.symbols().count());
         let mut weak_undefined = std::collections::BTreeSet::new();
         // By ELF symbol index (dense: a vector, not a map; a relocation
         // looks its symbol up here).
@@ -443,7 +460,7 @@ impl ObjectFile {
         // the symbol whose bytes it patches by binary search, so reading
         // an object stays linear in its size (DWARF brings many times more
         // relocations than code has symbols).
-        let by_section = Covering::index(&symbols);
+        let by_section = Covering::index(&symbols, sections.len());
 
         // Relocations, attached to the symbol whose bytes they patch.
         for s in file.sections() {
@@ -452,7 +469,11 @@ impl ObjectFile {
             if !sections.get(section).and_then(Option::as_ref).is_some_and(|s| s.loaded) {
                 continue;
             }
-            let covering = by_section.get(&section);
+            let covering = by_section.get(section);
+            // Sized at once (a large file's `.text` has tens of thousands).
+            if let Some(Some(sec)) = sections.get_mut(section) {
+                sec.relocs.reserve_exact(s.relocations().count());
+            }
             for (offset, rel) in s.relocations() {
                 let RelocationFlags::Elf { r_type } = rel.flags() else {
                     continue;
@@ -526,7 +547,7 @@ impl ObjectFile {
         share_alias_relocations(&mut symbols);
         // Where each section's symbols start: a branch to a function's
         // end is to the next one when a symbol starts there.
-        let starts: std::collections::HashSet<(usize, u64)> = symbols
+        let starts: foldhash::HashSet<(usize, u64)> = symbols
             .iter()
             .filter(|s| s.kind == Kind::Function)
             .map(|s| (s.section, s.offset))
@@ -674,7 +695,7 @@ impl ObjectFile {
     /// i.e. latest-starting, when several do) and the offset into it.
     pub fn symbol_at(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
         let offset = u64::try_from(offset).ok()?;
-        self.by_section.get(&section)?.at(offset)
+        self.by_section.get(section)?.at(offset)
     }
 }
 
@@ -691,16 +712,19 @@ struct Covering {
 
 impl Covering {
     /// Every section's index. A symbol of size 0 covers its first byte.
-    fn index(symbols: &[Symbol]) -> std::collections::HashMap<usize, Covering> {
-        let mut by_section: std::collections::HashMap<usize, Covering> = Default::default();
+    fn index(symbols: &[Symbol], sections: usize) -> Vec<Covering> {
+        let mut by_section: Vec<Covering> = vec![Covering::default(); sections];
         for (i, sym) in symbols.iter().enumerate() {
-            by_section.entry(sym.section).or_default().spans.push((
-                sym.offset,
-                sym.offset.saturating_add(sym.size.max(1)),
-                i,
-            ));
+            // A (hostile) symbol in a section the file lacks covers no
+            // place any relocation can name.
+            let Some(covering) = by_section.get_mut(sym.section) else {
+                continue;
+            };
+            covering
+                .spans
+                .push((sym.offset, sym.offset.saturating_add(sym.size.max(1)), i));
         }
-        for c in by_section.values_mut() {
+        for c in &mut by_section {
             c.spans.sort_unstable();
             let mut max = 0;
             c.reach = c
@@ -799,7 +823,7 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
         .collect();
     let is_code = |i: usize| executable.get(i).copied().unwrap_or(false);
     // Per data section: every place code refers to, sorted.
-    let mut code_refs: std::collections::HashMap<usize, Vec<i64>> = Default::default();
+    let mut code_refs: foldhash::HashMap<usize, Vec<i64>> = Default::default();
     for f in symbols.iter().filter(|s| s.kind == Kind::Function) {
         for r in &f.relocs {
             if let Target::Section { section, offset } = r.target {

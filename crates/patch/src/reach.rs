@@ -10,7 +10,7 @@
 //! any call site, taken address or reference from reachable new code
 //! counts.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use relive_process::{Mapping, Process, ThreadPosition};
 use serde::Serialize;
@@ -187,6 +187,14 @@ pub fn analyse(
             // called, never the reverse.
             let short = (bytes[p] == 0xeb || bytes[p] & 0xf0 == 0x70)
                 .then(|| site.wrapping_add(2).wrapping_add(bytes[p + 1] as i8 as i64 as u64));
+            // Almost no byte is one: one range test each first.
+            if !(by_entry.may_hold(relative)
+                || by_entry.may_hold(absolute)
+                || by_entry.may_hold(wide)
+                || short.is_some_and(|t| by_entry.may_hold(t)))
+            {
+                continue;
+            }
             let targets = [(relative, true, false), (absolute, false, false), (wide, false, false)];
             for (target, rel, is_short) in targets.into_iter().chain(short.map(|t| (t, true, true))) {
                 let Some(i) = by_entry.get(target) else { continue };
@@ -440,8 +448,14 @@ impl Entries {
         }
     }
 
+    /// Whether `addr` lies between the lowest and highest entry: the one
+    /// test most values fail, before any search.
+    fn may_hold(&self, addr: u64) -> bool {
+        addr.wrapping_sub(self.lo) <= self.hi.wrapping_sub(self.lo)
+    }
+
     fn get(&self, addr: u64) -> Option<usize> {
-        if addr < self.lo || addr > self.hi {
+        if !self.may_hold(addr) {
             return None;
         }
         self.sorted

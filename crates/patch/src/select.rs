@@ -204,7 +204,7 @@ pub fn exception_exposed(obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
 /// functions they define: none in common. (The source file names they
 /// record may differ for a good reason: an edited copy, `v2.c`.)
 fn same_unit(old: &ObjectFile, new: &ObjectFile) -> Result<()> {
-    fn functions(o: &ObjectFile) -> std::collections::HashSet<&str> {
+    fn functions(o: &ObjectFile) -> foldhash::HashSet<&str> {
         o.symbols
             .iter()
             .filter(|s| s.kind == Kind::Function)

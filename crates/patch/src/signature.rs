@@ -7,7 +7,7 @@
 //! relocations (the field holds 0, the addend the offset), so those are
 //! applied to a copy of the section before reading it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, SectionId, UnitOffset};
 
@@ -60,7 +60,16 @@ fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String>
 /// signature in `new` differs from `old`'s, as `name: old -> new` (only
 /// where both objects carry DWARF).
 pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
-    let (before, after) = (signatures(old, names), signatures(new, names));
+    if names.is_empty() {
+        return Vec::new();
+    }
+    // Each object's index is one pass over all its DWARF: the two are read
+    // side by side.
+    let (before, after) = std::thread::scope(|s| {
+        let before = s.spawn(|| signatures(old, names));
+        let after = signatures(new, names);
+        (before.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), after)
+    });
     let mut out: Vec<String> = after
         .iter()
         .filter_map(|(name, sig)| {

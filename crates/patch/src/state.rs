@@ -243,7 +243,7 @@ impl StateDir {
         // One answer per process: a long session leaves one symbol file
         // per patch, and asking the kernel about the same process for each
         // of a thousand files was a fifth of a patch's work.
-        let mut known: std::collections::HashMap<(u32, u64), bool> = Default::default();
+        let mut known: foldhash::HashMap<(u32, u64), bool> = Default::default();
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };

@@ -9,7 +9,7 @@
 //! reached through a pointer (`struct node *`), which a diff of the code
 //! alone cannot see.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 

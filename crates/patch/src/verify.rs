@@ -7,7 +7,7 @@
 //! denote the same thing (the same symbol, through the PLT or GOT when the
 //! linker made it so, or a literal with the same bytes).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::link::{live_address, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};

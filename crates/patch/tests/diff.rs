@@ -262,3 +262,47 @@ fn an_executable_is_not_an_object() {
         Err(PatchError::NotObject { .. })
     ));
 }
+
+/// `open_pair` reads the base on a second thread: what it gives must be
+/// what reading each alone gives, and an error must name the file it is
+/// about, the new object's first when both are bad.
+#[test]
+fn a_pair_read_side_by_side_is_each_read_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = compile_object(
+        dir.path(),
+        "old",
+        "int f(int x) { return x + 1; }\nint g(void) { return 2; }\n",
+        &["-O2", "-g"],
+    );
+    let new = compile_object(
+        dir.path(),
+        "new",
+        "int f(int x) { return x + 3; }\nint g(void) { return 2; }\n",
+        &["-O2", "-g"],
+    );
+    let (pair_new, pair_base) = ObjectFile::open_pair(&new, Some(&old)).unwrap();
+    let pair_base = pair_base.expect("a base was given");
+    let summary = |o: &ObjectFile| -> Vec<(String, Option<Vec<u8>>, usize)> {
+        o.symbols
+            .iter()
+            .map(|s| (s.name.clone(), s.bytes.clone(), s.relocs.len()))
+            .collect()
+    };
+    assert_eq!(summary(&pair_new), summary(&ObjectFile::open(&new).unwrap()));
+    assert_eq!(summary(&pair_base), summary(&ObjectFile::open(&old).unwrap()));
+    assert_eq!(changed(&diff(&pair_base, &pair_new)), ["f"]);
+    assert!(ObjectFile::open_pair(&new, None).unwrap().1.is_none());
+
+    let missing = dir.path().join("missing.o");
+    let not_object = dir.path().join("text.o");
+    std::fs::write(&not_object, "not an object").unwrap();
+    let error = |new: &std::path::Path, base: &std::path::Path| match ObjectFile::open_pair(new, Some(base)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{} with {} was read", new.display(), base.display()),
+    };
+    assert!(error(&new, &missing).contains("missing.o"));
+    assert!(error(&missing, &old).contains("missing.o"));
+    let both = error(&not_object, &missing);
+    assert!(both.contains("text.o") && !both.contains("missing.o"), "{both}");
+}

@@ -53,7 +53,7 @@ fn object(source: &str, flags: &[&str]) -> (tempfile::TempDir, ObjectFile) {
 
 fn link_function(obj: &ObjectFile, name: &str) -> Result<Linked, LinkError> {
     let i = obj.symbols.iter().position(|s| s.name == name).unwrap();
-    link(obj, &[(i, Some(0x40_1000))], &process(), &HashMap::new())
+    link(obj, &[(i, Some(0x40_1000))], &process(), &Default::default())
 }
 
 /// The instructions of the linked code part, decoded at its address.

@@ -20,7 +20,7 @@
 //! GOT slot its IRELATIVE relocation filled at start-up
 //! ([`relive_image::irelative`]); [`chosen_in_process`] reads those.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::maps;
 use crate::modules::{LoadedModule, ProcessModules};

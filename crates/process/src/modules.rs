@@ -15,7 +15,7 @@
 
 pub mod vdso;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use relive_image::elf::{ElfHeader, Segment, SegmentType};

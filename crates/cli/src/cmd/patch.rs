@@ -292,8 +292,7 @@ pub struct Objects {
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
     let micros = |since: Instant| since.elapsed().as_micros() as u64;
     let read_start = Instant::now();
-    let new = ObjectFile::open(&args.new)?;
-    let base = args.base.as_ref().map(ObjectFile::open).transpose()?;
+    let (new, base) = ObjectFile::open_pair(&args.new, args.base.as_deref())?;
     let read = micros(read_start);
     let diff_start = Instant::now();
     let functions = select(&new, base.as_ref(), &args.only)?;

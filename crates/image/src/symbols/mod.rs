@@ -87,33 +87,55 @@ pub struct SymbolTable {
     /// `max_end[i]` = the largest end of `symbols[..=i]`: lets address lookup
     /// stop walking backwards as soon as no earlier symbol can reach `addr`.
     max_end: Vec<u64>,
-    /// Name lookup: `(symbol, length)` for every symbol's name and for the
-    /// plain part of a versioned one (`stdout` of `stdout@GLIBC_2.2.5`),
-    /// sorted by that part of the name, then by symbol (address order).
-    /// A sorted index rather than a map of owned names: building it
-    /// allocates nothing per symbol, and a program's table is read on
-    /// every patch.
-    by_name: Vec<(u32, u32)>,
+    /// Name lookup: `(hash, symbol, length)` for every symbol's name and
+    /// for the plain part of a versioned one (`stdout` of
+    /// `stdout@GLIBC_2.2.5`), sorted by the hash of that part of the name,
+    /// then by symbol (address order). Lookups are by exact name only, so
+    /// a hash order serves as well as the names' order and sorts without
+    /// reading a single name; a sorted index rather than a map of owned
+    /// names: building it allocates nothing per symbol, and a program's
+    /// table is read on every patch.
+    by_name: Vec<(u64, u32, u32)>,
+}
+
+/// The hash [`SymbolTable`] orders names by: fixed, so a table's order
+/// does not depend on the run.
+fn name_hash(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one(name.as_bytes())
 }
 
 impl SymbolTable {
-    pub fn new(source: impl Into<String>, arch: Arch, mut symbols: Vec<Symbol>) -> SymbolTable {
-        symbols.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| a.name.cmp(&b.name)));
+    pub fn new(source: impl Into<String>, arch: Arch, symbols: Vec<Symbol>) -> SymbolTable {
+        // Sorted through an index (symbols are large to move around), by
+        // address, then name, then table order.
+        let mut order: Vec<(u64, u32)> = symbols.iter().enumerate().map(|(i, s)| (s.addr, i as u32)).collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| symbols[a.1 as usize].name.cmp(&symbols[b.1 as usize].name))
+                .then(a.1.cmp(&b.1))
+        });
+        let mut slots: Vec<Option<Symbol>> = symbols.into_iter().map(Some).collect();
+        let mut symbols: Vec<Symbol> = Vec::with_capacity(slots.len());
+        symbols.extend(
+            order
+                .iter()
+                .filter_map(|&(_, i)| slots.get_mut(i as usize).and_then(Option::take)),
+        );
         let mut max_end = Vec::with_capacity(symbols.len());
         let mut running = 0u64;
-        let mut by_name: Vec<(u32, u32)> = Vec::with_capacity(symbols.len());
+        let mut by_name: Vec<(u64, u32, u32)> = Vec::with_capacity(symbols.len());
         for (i, s) in symbols.iter().enumerate() {
             running = running.max(s.end());
             max_end.push(running);
-            by_name.push((i as u32, s.name.len() as u32));
+            by_name.push((name_hash(&s.name), i as u32, s.name.len() as u32));
             // A versioned name (`stdout@GLIBC_2.2.5`, the program's copy of
             // a library variable) is also found by its plain name.
             if let Some((plain, _)) = s.name.split_once('@').filter(|(p, _)| !p.is_empty()) {
-                by_name.push((i as u32, plain.len() as u32));
+                by_name.push((name_hash(plain), i as u32, plain.len() as u32));
             }
         }
-        let key = |&(i, len): &(u32, u32)| &symbols[i as usize].name[..len as usize];
-        by_name.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.0.cmp(&b.0)));
+        by_name.sort_unstable();
         SymbolTable {
             source: source.into(),
             arch,
@@ -138,12 +160,14 @@ impl SymbolTable {
 
     /// Every symbol with this exact name, in address order.
     pub fn by_name(&self, name: &str) -> Vec<&Symbol> {
-        let key = |&(i, len): &(u32, u32)| &self.symbols[i as usize].name[..len as usize];
-        let from = self.by_name.partition_point(|e| key(e) < name);
+        let hash = name_hash(name);
+        let from = self.by_name.partition_point(|e| e.0 < hash);
         self.by_name[from..]
             .iter()
-            .take_while(|e| key(e) == name)
-            .map(|&(i, _)| &self.symbols[i as usize])
+            .take_while(|e| e.0 == hash)
+            .map(|&(_, i, len)| (&self.symbols[i as usize], len as usize))
+            .filter(|(s, len)| s.name.get(..*len) == Some(name))
+            .map(|(s, _)| s)
             .collect()
     }
 

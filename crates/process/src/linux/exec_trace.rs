@@ -8,7 +8,7 @@
 //! real-time signal after the kernel has already consumed it (the tracee
 //! would stay stopped for good); the signal is passed on by number.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::ffi::c_void;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};

@@ -12,8 +12,8 @@
 //! ptrace ties each tracee to the OS thread that attached it, so a
 //! [`LinuxStopped`] is neither `Send` nor `Sync`.
 
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 
 use nix::errno::Errno;
