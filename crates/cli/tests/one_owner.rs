@@ -234,12 +234,17 @@ fn revert_keeps_code_the_program_still_points_to() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["freed"], serde_json::json!([]), "{report}");
     assert_eq!(report["kept"].as_array().map(Vec::len), Some(1), "{report}");
-    // It says what keeps it: the global holding bump's address.
+    // It says what keeps it: the global holding bump's address, both by
+    // name (it gave the global by address only).
     let why = report["kept"][0]["why"].as_str().unwrap_or_default();
     assert!(
-        why.starts_with("the word at 0x") && why.ends_with(&format!("holds {bump:#x}")),
+        why.starts_with("the word at 0x")
+            && why.contains("(callback in ")
+            && why.ends_with(&format!("holds {bump:#x} (bump)")),
         "{report}"
     );
+    // And that the added function stays, as the program still calls it.
+    assert_eq!(report["added_stay"][0]["name"], "bump", "{report}");
     // `status` shows the memory kept (it said only "no patches").
     let out = relive(&state, &["status", "--pid", &target.pid_arg(), "--json"]);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -395,6 +395,24 @@ fn unreachable_functions_are_named_in_the_text_report() {
     assert!(!text.contains("patched main"), "{text}");
     assert!(text.contains("patched step"), "{text}");
     assert!(text.contains("note: main is the outermost function"), "{text}");
+    // Under -q the notes are left out, the results are not.
+    let pid = p.target.pid_arg();
+    assert!(p.relive(&["revert", &pid, "--all"]).status.success());
+    let out = p.relive(&[
+        "-q",
+        "patch",
+        &pid,
+        new.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("unreachable main") && text.contains("patched step"),
+        "{text}"
+    );
+    assert!(!text.contains("note:"), "{text}");
 }
 
 const CONSTANTS: &str = r#"

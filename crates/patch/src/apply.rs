@@ -2147,6 +2147,11 @@ pub struct RevertReport {
     /// Regions kept although no patch uses them, because a thread's
     /// registers, a stack or the program's data still point into them.
     pub kept: Vec<KeptRegion>,
+    /// Functions patches added (the program did not have them) that stay
+    /// after a revert that took something back: a revert undoes
+    /// redirects, not added code, so a pointer to one that the program
+    /// keeps (a callback) still calls it. They go with their pool.
+    pub added_stay: Vec<journal::AddedRecord>,
     /// What the user should know (the journal could not be saved).
     pub warnings: Vec<String>,
 }
@@ -2330,7 +2335,9 @@ fn revert_change(
             } else if let Some(why) = r.pinned.clone() {
                 kept.push(KeptRegion { region: r.clone(), why });
                 remaining.push(r);
-            } else if let Some(why) = region_referenced(process, stopped.as_ref(), &maps, &r)? {
+            } else if let Some(why) =
+                region_referenced(process, stopped.as_ref(), &maps, &r, &|a| target.resolver.name_at(a))?
+            {
                 kept.push(KeptRegion { region: r.clone(), why });
                 remaining.push(r);
             } else {
@@ -2448,6 +2455,10 @@ fn revert_change(
             warnings.push(format!("the threads of process {pid} could not all be resumed: {e}"));
         }
     }
+    let added_stay = match reverted.is_empty() {
+        true => Vec::new(),
+        false => after.added.iter().filter(|a| a.kind == "function").cloned().collect(),
+    };
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     // Profilers must not name later code at these addresses after what
     // was here (best effort, like the lines themselves).
@@ -2457,6 +2468,7 @@ fn revert_change(
         reverted,
         freed,
         kept,
+        added_stay,
         warnings,
     })
 }
@@ -2557,13 +2569,17 @@ const REFERENCE_SCAN: u64 = 1 << 30;
 /// of a function a patch added (a callback in a global or on the heap)
 /// calls it later: freeing the region would crash it. The region's own
 /// words do not count (its jump slots point at its own code). The answer
-/// names the first reference found, for the user to judge.
+/// names the first reference found, for the user to judge: the word's
+/// and the value's symbols where `name_at` knows them (a global the
+/// program keeps a callback in, the added function it points at).
 fn region_referenced(
     process: &dyn Process,
     stopped: &dyn Stopped,
     maps: &[Mapping],
     region: &RegionRecord,
+    name_at: &dyn Fn(u64) -> Option<String>,
 ) -> Result<Option<String>> {
+    let value_named = |value: u64| name_at(value).map(|n| format!(" ({n})")).unwrap_or_default();
     let inside = |a: u64| region.contains(a);
     // Below a thread's stack pointer (and its red zone) a stack holds
     // only dead words: an old frame's pointer there reaches nothing.
@@ -2591,7 +2607,10 @@ fn region_referenced(
             ("r15", r.r15),
         ];
         if let Some((name, value)) = gprs.iter().find(|(_, g)| inside(*g)) {
-            return Ok(Some(format!("thread {tid}'s {name} holds {value:#x}")));
+            return Ok(Some(format!(
+                "thread {tid}'s {name} holds {value:#x}{}",
+                value_named(*value)
+            )));
         }
     }
     let mut budget = REFERENCE_SCAN;
@@ -2628,12 +2647,16 @@ fn region_referenced(
         if let Some(k) = found {
             let at = live_from + 8 * k as u64;
             let value = u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().expect("8 bytes"));
-            let place = if m.path.is_empty() {
-                "anonymous memory"
-            } else {
-                m.path.as_str()
+            let place = match (name_at(at), m.path.as_str()) {
+                (Some(name), "") => name,
+                (Some(name), path) => format!("{name} in {path}"),
+                (None, "") => "anonymous memory".to_string(),
+                (None, path) => path.to_string(),
             };
-            return Ok(Some(format!("the word at {at:#x} ({place}) holds {value:#x}")));
+            return Ok(Some(format!(
+                "the word at {at:#x} ({place}) holds {value:#x}{}",
+                value_named(value)
+            )));
         }
     }
     Ok(None)

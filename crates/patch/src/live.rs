@@ -133,6 +133,24 @@ impl LiveResolver {
         }
     }
 
+    /// The name of what holds `addr` (`name` or `name+0x8`): what an
+    /// earlier patch added there, or a symbol of the process's modules;
+    /// `None` where nothing named does (the heap, a stack).
+    pub fn name_at(&self, addr: u64) -> Option<String> {
+        let named = |name: &str, offset: u64| match offset {
+            0 => crate::names::readable(name),
+            _ => format!("{}+{offset:#x}", crate::names::readable(name)),
+        };
+        if let Some(a) = self
+            .added
+            .iter()
+            .find(|a| a.addr <= addr && addr < a.addr + a.size.max(1))
+        {
+            return Some(named(&a.name, addr - a.addr));
+        }
+        self.symbols.at(addr).map(|(s, offset)| named(&s.name, offset))
+    }
+
     /// The size of a function an earlier patch added at `addr`.
     pub fn added_function_size(&self, addr: u64) -> Option<u64> {
         self.added

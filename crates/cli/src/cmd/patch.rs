@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -95,7 +95,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"warnings"} ("generation": what runs now after --last, null when the original code is back).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"added_stay":[{"name","addr","size","kind","file","local"}],"warnings"} ("generation": what runs now after --last, null when the original code is back; "added_stay": functions patches added that stay, since a revert takes back redirects, not added code).
     #[arg(long)]
     pub json: bool,
 }
@@ -113,7 +113,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used"}],"unrecorded","notes"} ("unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of).
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"added":[{"name","file","local","addr","size","kind","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "added": functions and variables patches brought that the program did not have ("file" and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -165,12 +165,26 @@ struct Patched {
 
 /// Patches one process with `functions` of `new`.
 fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow::Result<Patched> {
-    let micros = |since: Instant| since.elapsed().as_micros() as u64;
     let own_start = Instant::now();
-    let shared = earlier.read + earlier.diff;
-    let open_start = Instant::now();
     let process = relive_process::open(pid)?;
-    let mut target = Target::open(process.as_ref())?;
+    let target = Target::open(process.as_ref())?;
+    let earlier = Timing {
+        open: own_start.elapsed().as_micros() as u64,
+        ..earlier
+    };
+    patch_opened(how, pid, target, objects, earlier, own_start)
+}
+
+/// Patches one process whose target is open (`earlier.open` took that).
+fn patch_opened(
+    how: &How,
+    pid: u32,
+    mut target: Target,
+    objects: &Objects,
+    earlier: Timing,
+    own_start: Instant,
+) -> anyhow::Result<Patched> {
+    let shared = earlier.read + earlier.diff;
     target.check_base = true;
     if let Some(want) = how.build_id {
         if target.build_id.as_deref() != Some(want) {
@@ -184,10 +198,6 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         }
     }
     let verdict = origin::check(&objects.new, &target.modules);
-    let earlier = Timing {
-        open: micros(open_start),
-        ..earlier
-    };
     let concern = match (verdict.message(&objects.new.path, pid), &verdict) {
         (Some(why), Verdict::Foreign { .. }) if how.force => Some(format!("patched anyway (--force): {why}")),
         (concern, _) => concern,
@@ -196,6 +206,10 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
         return Err(PatchError::Refused { what: why.clone() }.into());
     }
     refuse_stripped(&target, objects)?;
+    let concern = concern
+        .into_iter()
+        .chain(nothing_changed_but_patched(&target, objects))
+        .collect::<Vec<_>>();
     let report = if objects.functions.is_empty() {
         None
     } else {
@@ -244,6 +258,37 @@ fn patch_one(how: &How, pid: u32, objects: &Objects, earlier: Timing) -> anyhow:
     })
 }
 
+/// A note for a new object with the same code as its base (nothing to
+/// patch) while the process runs patched versions of its functions: the
+/// comparison was with the base, not with what runs, and someone passing
+/// an earlier version's object to go back to it would otherwise be told
+/// only that nothing changed.
+fn nothing_changed_but_patched(target: &Target, objects: &Objects) -> Option<String> {
+    let base = objects.base.as_ref()?;
+    if !objects.functions.is_empty() {
+        return None;
+    }
+    let new = &objects.new;
+    let patched: Vec<String> = target
+        .journal
+        .patches
+        .iter()
+        .filter(|p| new.symbols.iter().any(|s| s.kind == Kind::Function && s.name == p.name))
+        .map(|p| format!("{} (generation {})", readable(&p.name), p.generation))
+        .collect();
+    if patched.is_empty() {
+        return None;
+    }
+    let pid = target.process.pid();
+    Some(format!(
+        "{} has the same code as its base {}, so nothing was compared with what process {pid} runs: it runs patched versions of {}. To make it run the code of {}, pass the object it runs now as --base; `relive revert {pid} NAME` gives a function its original code back",
+        new.path,
+        base.path,
+        patched.join(", "),
+        new.path,
+    ))
+}
+
 /// With a base, a stripped program where none of the functions to patch
 /// can be found is refused: a patch would only add them, unreachable,
 /// beside the code that runs.
@@ -290,6 +335,27 @@ pub struct Objects {
 }
 
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
+    let how = How {
+        which: &args.which,
+        force: args.force,
+        json: args.json,
+        build_id: None,
+    };
+    if let (false, Some(pid)) = (how.which.many(), how.which.pid()) {
+        return patch_pid(&args, &how, pid);
+    }
+    let (objects, earlier) = read_objects(&args)?;
+    let outcome = patch_processes(&how, &objects, earlier);
+    // The objects are of no further use and the process ends soon: their
+    // memory goes back with it, not piece by piece (10,000 functions are
+    // hundreds of thousands of allocations).
+    std::mem::forget(objects);
+    outcome
+}
+
+/// Reads the patch's objects and chooses the functions to patch, timing
+/// both.
+fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
     let micros = |since: Instant| since.elapsed().as_micros() as u64;
     let read_start = Instant::now();
     let (new, base) = ObjectFile::open_pair(&args.new, args.base.as_deref())?;
@@ -301,17 +367,40 @@ pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
         diff: micros(diff_start),
         ..Timing::default()
     };
-    let objects = Objects { new, base, functions };
-    let how = How {
-        which: &args.which,
-        force: args.force,
-        json: args.json,
-        build_id: None,
+    Ok((Objects { new, base, functions }, earlier))
+}
+
+/// `relive patch PID ...`: the process's target (its modules, symbols and
+/// journal) is opened while the objects are read and compared on another
+/// thread, as neither needs the other; the `open` stage then overlaps
+/// `read` and `diff`, and `total` is the command's time. Errors come in
+/// the order of a one-by-one run: the objects', then the process's.
+fn patch_pid(args: &PatchArgs, how: &How, pid: u32) -> anyhow::Result<()> {
+    let process = relive_process::open(pid);
+    let (objects, opened) = std::thread::scope(|s| {
+        let reading = s.spawn(|| read_objects(args));
+        let opened = process.as_ref().ok().map(|p| {
+            let open_start = Instant::now();
+            (Target::open(p.as_ref()), open_start.elapsed())
+        });
+        let objects = reading.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (objects, opened)
+    });
+    let (objects, earlier) = objects?;
+    let (target, open_took) = match opened {
+        Some((target, took)) => (target?, took),
+        None => {
+            return Err(process
+                .err()
+                .map_or_else(|| anyhow::anyhow!("process {pid} could not be opened"), Into::into))
+        }
     };
-    let outcome = patch_processes(&how, &objects, earlier);
-    // The objects are of no further use and the process ends soon: their
-    // memory goes back with it, not piece by piece (10,000 functions are
-    // hundreds of thousands of allocations).
+    let earlier = Timing {
+        open: open_took.as_micros() as u64,
+        ..earlier
+    };
+    let outcome = patch_opened(how, pid, target, &objects, earlier, Instant::now()).and_then(|one| show_one(how, one));
+    // As in `patch`: the memory goes back with the process.
     std::mem::forget(objects);
     outcome
 }
@@ -387,16 +476,23 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
         };
         // "patched" only for code a later call can run.
         let verb = if a.reach.reachable { "patched" } else { "unreachable" };
+        // `status` names how the entry is redirected (`jump`, ...); a
+        // later patch leaves that as it is and moves only the slot.
+        let method = match a.method {
+            apply::Method::Slot => "slot updated, the entry's redirect unchanged".to_string(),
+            m => m.to_string(),
+        };
         writeln!(
             out,
-            "{verb} {} {:#x} -> {:#x} (generation {}, {}{thunk})",
+            "{verb} {} {:#x} -> {:#x} (generation {}, {method}{thunk})",
             readable(&a.name),
             a.orig_addr,
             a.current_addr,
             a.generation,
-            a.method
         )?;
-        if let Some(note) = &a.reach.note {
+        // Notes are detail, as everywhere: left out under -q (the verb
+        // says whether later calls run the new code).
+        if let Some(note) = a.reach.note.as_ref().filter(|_| !crate::output::quiet()) {
             writeln!(out, "  note: {note}")?;
         }
     }
@@ -761,6 +857,14 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
             k.region.addr, k.region.len, k.why
         )?;
     }
+    for a in &report.added_stay {
+        writeln!(
+            out,
+            "stays    {} at {:#x}: a patch added it (the program had no such function); a revert takes back redirects, not added code, so a pointer to it the program keeps still calls it (it goes with its pool)",
+            readable(&a.name),
+            a.addr
+        )?;
+    }
     for w in &report.warnings {
         writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
     }
@@ -770,6 +874,10 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
 #[derive(Serialize)]
 struct Status {
     patches: Vec<StatusEntry>,
+    /// What patches added that the program did not have (new functions
+    /// and variables): they live in the pools, and no revert takes them
+    /// back while their pool stays.
+    added: Vec<relive_patch::journal::AddedRecord>,
     /// The patch memory relive has mapped in the process (also what a
     /// revert kept because something still pointed into it).
     pools: Vec<relive_patch::journal::RegionRecord>,
@@ -816,6 +924,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 history: p.history.clone(),
             })
             .collect(),
+        added: target.journal.added.clone(),
         pools: target.journal.regions.clone(),
         unrecorded: target.unrecorded,
         notes: target.warnings.clone(),
@@ -870,6 +979,16 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 g.change
             )?;
         }
+    }
+    for a in &status.added {
+        writeln!(
+            out,
+            "added {:<18} {:#x}  ({}{})",
+            readable(&a.name),
+            a.addr,
+            a.kind,
+            a.file.as_deref().map(|f| format!(", from {f}")).unwrap_or_default()
+        )?;
     }
     for r in &status.pools {
         writeln!(
