@@ -429,10 +429,34 @@ int main() {
         tempfile::tempdir().unwrap(),
     );
     target.wait_for("caught: too big: 1000");
-    let report = patch_json(&dir.path().join("state"), target.pid(), &new, &base);
+    let state = dir.path().join("state");
+    let report = patch_json(&state, target.pid(), &new, &base);
     assert_eq!(report["unwind"], "registered", "{report}");
     target.wait_for("caught: TOO BIG: 1000");
     target.wait_for("ok 14");
+    // The new cold part came with its hot part: nothing was added (it was
+    // listed as an added function the program did not have), in the
+    // report, in status, or after a revert.
+    assert_eq!(report["added"], serde_json::json!([]), "{report}");
+    let status = relive_in(&state, &["status", &target.pid().to_string(), "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["added"], serde_json::json!([]), "{status}");
+    // The report's pool is the pool as status shows it, with the symbol
+    // file the patch listed (the report had the pool from before).
+    assert_eq!(
+        report["region"]["debug_images"], status["pools"][0]["debug_images"],
+        "{report} {status}"
+    );
+    assert!(
+        report["region"]["debug_images"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{report}"
+    );
+    let out = relive_in(&state, &["revert", &target.pid().to_string(), "--all", "--json"]);
+    let reverted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reverted["added_stay"], serde_json::json!([]), "{reverted}");
+    target.wait_for("caught: too big: 1000");
 }
 
 /// Clang at -O0 follows a `call __cxa_throw` with a jump to a label at

@@ -473,7 +473,7 @@ fn an_object_patched_against_itself_says_what_the_process_runs() {
     assert!(stdout.contains("nothing to patch: no function changed"), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "nothing was compared with what process {pid} runs: it runs patched versions of value (generation 1)"
+            "not with what process {pid} runs, and it runs patched versions of value (generation 1)"
         )) && stdout.contains("pass the object it runs now as --base"),
         "{stdout}"
     );
@@ -547,14 +547,30 @@ fn status_lists_what_patches_added_and_documents_every_key() {
     let text = run.relive(&["status", &pid]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.lines().any(|l| l.starts_with("added helper")), "{text}");
-    // A revert that leaves the pool says the added function stays.
-    run.replace("return 100;", "return 200;");
+    // A revert that leaves the pool says the added function stays: here
+    // of a patch of neighbour alone (against the object that runs).
+    let v1 = run.object("app.c", &run.source.clone());
+    let v2_source = run.source.replace("return 100;", "return 200;");
+    let v2 = run.object("app.c", &v2_source);
+    assert!(run.patch_in_words(&v2, &v1).status.success());
     run.expect("value 7 neighbour 200");
     let out = run.relive(&["revert", &pid, "--last"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        text.contains("reverted neighbour") && text.contains("stays    helper at"),
+        text.contains("reverted neighbour") && !text.contains("reverted helper") && text.contains("stays    helper at"),
+        "{text}"
+    );
+    run.expect("value 7 neighbour 100");
+    // An added function patched again and reverted is reverted, to the
+    // copy that was added: not also said to stay (it said both).
+    let v3 = run.object("app.c", &run.source.replace("return x * 7;", "return x * 8;"));
+    assert!(run.patch_in_words(&v3, &v1).status.success());
+    run.expect("value 8 neighbour 100");
+    let out = run.relive(&["revert", &pid, "--last"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reverted helper") && !text.contains("stays    helper"),
         "{text}"
     );
     run.expect("value 7 neighbour 100");

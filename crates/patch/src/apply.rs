@@ -872,7 +872,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         crate::hooks::Phase::AfterPatch,
     ));
     hooks_time += hooks_start.elapsed();
-    let record = target.journal.regions[pool_index].clone();
     // Profilers name the new code (perf reads /tmp/perf-PID.map).
     let mut map_lines = String::new();
     for ((p, layout), generations) in prepared.iter().zip(&layouts).zip(&generations) {
@@ -942,6 +941,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         }
     }
     let debuggers_time = debuggers_start.elapsed();
+    // The pool as it is now: with the symbol files just listed.
+    let record = target.journal.regions[pool_index].clone();
     // Whether each new function can run: part of what the command does,
     // so inside its time.
     let reaches: Vec<HashMap<u64, Reach>> = prepared
@@ -990,11 +991,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     reach: reaches.remove(&w.orig).unwrap_or_else(reach::unknown),
                 })
                 .collect();
+            // A cold part comes with its hot part's new code, placed anew
+            // every time: not something the edit added.
             let added = p
                 .linked
                 .functions
                 .iter()
-                .filter(|f| f.replaces.is_none())
+                .filter(|f| f.replaces.is_none() && !crate::names::is_cold_part(&f.name))
                 .map(|f| Added {
                     name: crate::names::readable(&f.name),
                     symbol: f.name.clone(),
@@ -2457,7 +2460,15 @@ fn revert_change(
     }
     let added_stay = match reverted.is_empty() {
         true => Vec::new(),
-        false => after.added.iter().filter(|a| a.kind == "function").cloned().collect(),
+        false => after
+            .added
+            .iter()
+            .filter(|a| a.kind == "function" && !crate::names::is_cold_part(&a.name))
+            // An added function a later patch redirected is reported
+            // reverted (to the added copy) already.
+            .filter(|a| !reverted.iter().any(|r| r.addr == a.addr))
+            .cloned()
+            .collect(),
     };
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     // Profilers must not name later code at these addresses after what

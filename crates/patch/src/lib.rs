@@ -36,6 +36,7 @@ pub mod perf_map;
 pub mod reach;
 pub mod remote_dlopen;
 pub mod select;
+pub mod side_by_side;
 pub mod signature;
 pub mod state;
 pub mod target;

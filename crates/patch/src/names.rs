@@ -39,6 +39,13 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `name` is a function's cold part (`f.cold`, `f.cold.1`): code
+/// GCC split off its function, which every patch of the function places
+/// anew beside its hot part; never a function an edit added.
+pub fn is_cold_part(name: &str) -> bool {
+    parse(name).clones.last().is_some_and(|c| c == "cold")
+}
+
 /// Splits `name` into base, clone kinds and a static's number.
 pub fn parse(name: &str) -> GccName {
     let parts: Vec<&str> = name.split('.').collect();
@@ -173,6 +180,8 @@ mod tests {
         assert_eq!(parse("f.constprop.0.isra.0").stable(), "f.constprop.isra");
         assert_eq!(parse("f.part.0").stable(), "f.part");
         assert_eq!(parse("f.cold").stable(), "f.cold");
+        assert!(is_cold_part("f.cold") && is_cold_part("f.isra.0.cold.1") && is_cold_part("_ZN1A1fEv.cold"));
+        assert!(!is_cold_part("f") && !is_cold_part("f.part.0") && !is_cold_part("cold"));
         let n = parse("counter.3");
         assert_eq!((n.base.as_str(), n.numbered), ("counter", true));
         assert_eq!(parse("main").stable(), "main");

@@ -264,13 +264,8 @@ impl ObjectFile {
     /// is most of a one-shot patch's time on a large file. An error in
     /// the new object is told first, as reading them in turn would.
     pub fn open_pair(new: impl AsRef<Path>, base: Option<&Path>) -> Result<(ObjectFile, Option<ObjectFile>)> {
-        std::thread::scope(|s| {
-            let base = base.map(|b| s.spawn(move || ObjectFile::open(b)));
-            let new = ObjectFile::open(new);
-            // A panic while reading the base is the same panic here.
-            let base = base.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            Ok((new?, base.transpose()?))
-        })
+        let (base, new) = crate::side_by_side::both(|| base.map(ObjectFile::open), || ObjectFile::open(new));
+        Ok((new?, base.transpose()?))
     }
 
     /// Reads an object from its bytes. Objects without machine code are

@@ -65,11 +65,7 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
     }
     // Each object's index is one pass over all its DWARF: the two are read
     // side by side.
-    let (before, after) = std::thread::scope(|s| {
-        let before = s.spawn(|| signatures(old, names));
-        let after = signatures(new, names);
-        (before.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), after)
-    });
+    let (before, after) = crate::side_by_side::both(|| signatures(old, names), || signatures(new, names));
     let mut out: Vec<String> = after
         .iter()
         .filter_map(|(name, sig)| {

@@ -102,7 +102,9 @@ pub struct RevertArgs {
 
 /// Show which functions of a process are patched.
 ///
-/// A function's generation counts its own patches (1 for its first); a
+/// A function's generation counts its own patches since it last ran its
+/// original code (1 for its first; a revert that gives it back its
+/// original code ends the count, and its history with it); a
 /// change counts every patch of the process (each `relive patch` or reload,
 /// whichever functions it touched; `revert --last` undoes the highest). So
 /// `generation 30 (change 32)` is the function's 30th version, made by the
@@ -281,7 +283,7 @@ fn nothing_changed_but_patched(target: &Target, objects: &Objects) -> Option<Str
     }
     let pid = target.process.pid();
     Some(format!(
-        "{} has the same code as its base {}, so nothing was compared with what process {pid} runs: it runs patched versions of {}. To make it run the code of {}, pass the object it runs now as --base; `relive revert {pid} NAME` gives a function its original code back",
+        "{} has the same code as its base {}, so nothing was written; a patch compares the new object with its base, not with what process {pid} runs, and it runs patched versions of {}. To make it run the code of {}, pass the object it runs now as --base; `relive revert {pid} NAME` gives a function its original code back",
         new.path,
         base.path,
         patched.join(", "),
@@ -377,15 +379,15 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
 /// the order of a one-by-one run: the objects', then the process's.
 fn patch_pid(args: &PatchArgs, how: &How, pid: u32) -> anyhow::Result<()> {
     let process = relive_process::open(pid);
-    let (objects, opened) = std::thread::scope(|s| {
-        let reading = s.spawn(|| read_objects(args));
-        let opened = process.as_ref().ok().map(|p| {
-            let open_start = Instant::now();
-            (Target::open(p.as_ref()), open_start.elapsed())
-        });
-        let objects = reading.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (objects, opened)
-    });
+    let (objects, opened) = relive_patch::side_by_side::both(
+        || read_objects(args),
+        || {
+            process.as_ref().ok().map(|p| {
+                let open_start = Instant::now();
+                (Target::open(p.as_ref()), open_start.elapsed())
+            })
+        },
+    );
     let (objects, earlier) = objects?;
     let (target, open_took) = match opened {
         Some((target, took)) => (target?, took),
@@ -871,6 +873,11 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
     Ok(())
 }
 
+/// `, from FILE` after what a source file brought, when it is known.
+fn from_file(file: Option<&str>) -> String {
+    file.map(|f| format!(", from {f}")).unwrap_or_default()
+}
+
 #[derive(Serialize)]
 struct Status {
     patches: Vec<StatusEntry>,
@@ -924,7 +931,14 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 history: p.history.clone(),
             })
             .collect(),
-        added: target.journal.added.clone(),
+        // Cold parts come with their functions' new code (see `patch`).
+        added: target
+            .journal
+            .added
+            .iter()
+            .filter(|a| !relive_patch::names::is_cold_part(&a.name))
+            .cloned()
+            .collect(),
         pools: target.journal.regions.clone(),
         unrecorded: target.unrecorded,
         notes: target.warnings.clone(),
@@ -975,7 +989,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "    generation {:<3} {:#x}  {ago} s ago{}  (change {})",
                 g.generation,
                 g.code,
-                g.source.as_deref().map(|s| format!(", from {s}")).unwrap_or_default(),
+                from_file(g.source.as_deref()),
                 g.change
             )?;
         }
@@ -987,7 +1001,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             readable(&a.name),
             a.addr,
             a.kind,
-            a.file.as_deref().map(|f| format!(", from {f}")).unwrap_or_default()
+            from_file(a.file.as_deref())
         )?;
     }
     for r in &status.pools {
