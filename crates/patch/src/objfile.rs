@@ -264,7 +264,9 @@ impl ObjectFile {
     /// is most of a one-shot patch's time on a large file. An error in
     /// the new object is told first, as reading them in turn would.
     pub fn open_pair(new: impl AsRef<Path>, base: Option<&Path>) -> Result<(ObjectFile, Option<ObjectFile>)> {
-        let (base, new) = crate::side_by_side::both(|| base.map(ObjectFile::open), || ObjectFile::open(new));
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let worth = crate::side_by_side::worth_a_thread(size(new.as_ref()) + base.map_or(0, size));
+        let (base, new) = crate::side_by_side::both_if(worth, || base.map(ObjectFile::open), || ObjectFile::open(new));
         Ok((new?, base.transpose()?))
     }
 

@@ -65,7 +65,8 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
     }
     // Each object's index is one pass over all its DWARF: the two are read
     // side by side.
-    let (before, after) = crate::side_by_side::both(|| signatures(old, names), || signatures(new, names));
+    let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
+    let (before, after) = crate::side_by_side::both_if(worth, || signatures(old, names), || signatures(new, names));
     let mut out: Vec<String> = after
         .iter()
         .filter_map(|(name, sig)| {

@@ -379,7 +379,10 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
 /// the order of a one-by-one run: the objects', then the process's.
 fn patch_pid(args: &PatchArgs, how: &How, pid: u32) -> anyhow::Result<()> {
     let process = relive_process::open(pid);
-    let (objects, opened) = relive_patch::side_by_side::both(
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let bytes = size(&args.new) + args.base.as_deref().map_or(0, size);
+    let (objects, opened) = relive_patch::side_by_side::both_if(
+        relive_patch::side_by_side::worth_a_thread(bytes),
         || read_objects(args),
         || {
             process.as_ref().ok().map(|p| {
