@@ -144,7 +144,7 @@ impl LiveResolver {
         if let Some(a) = self
             .added
             .iter()
-            .find(|a| a.addr <= addr && addr < a.addr + a.size.max(1))
+            .find(|a| a.addr <= addr && addr < a.addr.saturating_add(a.size.max(1)))
         {
             return Some(named(&a.name, addr - a.addr));
         }
