@@ -477,6 +477,14 @@ fn an_object_patched_against_itself_says_what_the_process_runs() {
         )) && stdout.contains("pass the object it runs now as --base"),
         "{stdout}"
     );
+    // The object that runs, against itself: nothing to tell (it said to
+    // pass the object that runs as the base: this one).
+    let out = run.patch_in_words(&new, &new);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("nothing to patch") && !stdout.contains("runs patched versions"),
+        "{stdout}"
+    );
     // The JSON result carries it too, and nothing was written.
     let json = run.patch_object(&old, &["--base", old.to_str().unwrap()]);
     assert_eq!(json["applied"], serde_json::json!([]), "{json}");

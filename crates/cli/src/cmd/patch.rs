@@ -95,7 +95,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len"}],"kept":[{"addr","len","why"}],"added_stay":[{"name","addr","size","kind","file","local"}],"warnings"} ("generation": what runs now after --last, null when the original code is back; "added_stay": functions patches added that stay, since a revert takes back redirects, not added code).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local"}],"warnings"} ("generation": what runs now after --last, null when the original code is back; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions patches added that stay, since a revert takes back redirects, not added code).
     #[arg(long)]
     pub json: bool,
 }
@@ -271,16 +271,22 @@ fn nothing_changed_but_patched(target: &Target, objects: &Objects) -> Option<Str
         return None;
     }
     let new = &objects.new;
-    let patched: Vec<String> = target
+    let records: Vec<&relive_patch::journal::PatchRecord> = target
         .journal
         .patches
         .iter()
         .filter(|p| new.symbols.iter().any(|s| s.kind == Kind::Function && s.name == p.name))
-        .map(|p| format!("{} (generation {})", readable(&p.name), p.generation))
         .collect();
-    if patched.is_empty() {
+    // Where the patched functions run this object's code already, there
+    // is nothing to tell.
+    let running = relive_patch::verify::functions_against_process(target, new, |n| records.iter().any(|p| p.name == n));
+    if records.is_empty() || running.differs.is_empty() {
         return None;
     }
+    let patched: Vec<String> = records
+        .iter()
+        .map(|p| format!("{} (generation {})", readable(&p.name), p.generation))
+        .collect();
     let pid = target.process.pid();
     Some(format!(
         "{} has the same code as its base {}, so nothing was written; a patch compares the new object with its base, not with what process {pid} runs, and it runs patched versions of {}. To make it run the code of {}, pass the object it runs now as --base; `relive revert {pid} NAME` gives a function its original code back",
