@@ -264,10 +264,17 @@ impl ObjectFile {
     /// is most of a one-shot patch's time on a large file. An error in
     /// the new object is told first, as reading them in turn would.
     pub fn open_pair(new: impl AsRef<Path>, base: Option<&Path>) -> Result<(ObjectFile, Option<ObjectFile>)> {
-        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let worth = crate::side_by_side::worth_a_thread(size(new.as_ref()) + base.map_or(0, size));
+        let worth = crate::side_by_side::worth_a_thread(ObjectFile::pair_bytes(new.as_ref(), base));
         let (base, new) = crate::side_by_side::both_if(worth, || base.map(ObjectFile::open), || ObjectFile::open(new));
         Ok((new?, base.transpose()?))
+    }
+
+    /// The bytes of a patch's objects on disk (0 for one that cannot be
+    /// read; reading it then tells why): what decides whether their work
+    /// is worth a second thread ([`crate::side_by_side::worth_a_thread`]).
+    pub fn pair_bytes(new: &Path, base: Option<&Path>) -> u64 {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        size(new) + base.map_or(0, size)
     }
 
     /// Reads an object from its bytes. Objects without machine code are

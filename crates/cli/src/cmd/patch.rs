@@ -277,10 +277,13 @@ fn nothing_changed_but_patched(target: &Target, objects: &Objects) -> Option<Str
         .iter()
         .filter(|p| new.symbols.iter().any(|s| s.kind == Kind::Function && s.name == p.name))
         .collect();
+    if records.is_empty() {
+        return None;
+    }
     // Where the patched functions run this object's code already, there
     // is nothing to tell.
     let running = relive_patch::verify::functions_against_process(target, new, |n| records.iter().any(|p| p.name == n));
-    if records.is_empty() || running.differs.is_empty() {
+    if running.differs.is_empty() {
         return None;
     }
     let patched: Vec<String> = records
@@ -385,8 +388,7 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
 /// the order of a one-by-one run: the objects', then the process's.
 fn patch_pid(args: &PatchArgs, how: &How, pid: u32) -> anyhow::Result<()> {
     let process = relive_process::open(pid);
-    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let bytes = size(&args.new) + args.base.as_deref().map_or(0, size);
+    let bytes = ObjectFile::pair_bytes(&args.new, args.base.as_deref());
     let (objects, opened) = relive_patch::side_by_side::both_if(
         relive_patch::side_by_side::worth_a_thread(bytes),
         || read_objects(args),
