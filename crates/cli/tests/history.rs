@@ -291,3 +291,219 @@ int main(void) {
     assert!(!stdout.contains("was not found in the program"), "{stdout}");
     target.wait_for("v 14");
 }
+
+/// A function of 140,000 bytes (a pool's code part is 256 KiB): every
+/// new generation fills a pool. GCC moves its call of `report` (a `cold`
+/// function) to a cold part, `big.cold`, placed anew with each
+/// generation. A second thread can be held inside the generation running
+/// when the test says so (`h` on stdin, `r` to let it go).
+const BIG: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+#ifndef K
+#define K 0
+#endif
+volatile int holding, go;
+__attribute__((cold, noinline)) void report(const char *m, unsigned x) { fprintf(stderr, m, x); }
+__attribute__((noinline, noipa)) unsigned big(unsigned x, int wait) {
+    if (wait) { printf("holding\n"); while (holding) usleep(1000); }
+    if (x == 12345) { report("never %u\n", x); x = x * 7 + holding; }
+    __asm__ volatile(".skip 140000, 0x90");
+    return x * 3 + K;
+}
+__attribute__((noinline, noipa)) int small(void) { return 1; }
+static void *holder(void *arg) {
+    for (;;) { if (go) { go = 0; printf("held %u\n", big(7, 1)); } usleep(1000); }
+    return arg;
+}
+static void *reader(void *arg) {
+    char line[16];
+    while (fgets(line, sizeof line, stdin)) {
+        if (line[0] == 'h') { holding = 1; go = 1; } else holding = 0;
+    }
+    return arg;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t a, b;
+    pthread_create(&a, 0, holder, 0);
+    pthread_create(&b, 0, reader, 0);
+    for (;;) { printf("v %u %d\n", big(7, 0), small()); usleep(2000); }
+}
+"#;
+
+/// `BIG` built with `-DK=k`, `small` returning `small`.
+fn big_object(target: &Target, k: u32, small: i32) -> String {
+    let text = BIG.replace("return 1; }", &format!("return {small}; }}"));
+    let define = format!("-DK={k}");
+    build_object(
+        target,
+        &format!("k{k}-s{small}"),
+        &text,
+        &["-O2", "-g", "-pthread", &define],
+    )
+}
+
+/// Each pool's address and length, as `status --json` gives them.
+fn pools(target: &Target) -> Vec<(u64, u64)> {
+    let out = ok(relive(target, &["status", &target.pid_arg(), "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["addr"].as_u64().unwrap(), p["len"].as_u64().unwrap()))
+        .collect()
+}
+
+fn mapped(pid: u32, addr: u64) -> bool {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    maps.lines().any(|l| {
+        let range = l.split(' ').next().unwrap();
+        let (lo, hi) = range.split_once('-').unwrap();
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).unwrap(),
+            u64::from_str_radix(hi, 16).unwrap(),
+        );
+        (lo..hi).contains(&addr)
+    })
+}
+
+/// Issue 22: a function patched again and again does not grow the process
+/// without end. A patch that maps a new pool frees the pools only
+/// superseded generations fill, but keeps the generations `revert --last`
+/// can go back to, and a pool a thread is still inside. A revert keeps
+/// them too, so `revert --last` still goes back after it.
+#[test]
+fn superseded_generations_are_freed_and_history_stays() {
+    let mut target = Target::start_c(BIG, &["-O2", "-g", "-pthread", "-DK=0"]);
+    target.wait_for("v 21 1");
+    let pid = target.pid_arg();
+    let mut base = big_object(&target, 0, 1);
+    let with_small = big_object(&target, 0, 2);
+    ok(relive(&target, &["patch", &pid, &with_small, "--base", &base]));
+    target.wait_for("v 21 2");
+    base = with_small;
+    let mut freed: Vec<u64> = Vec::new();
+    let mut held_code = None;
+    let mut kept_for_thread = false;
+    for k in 1..=22u32 {
+        let new = big_object(&target, k, 2);
+        let out = ok(relive(&target, &["patch", &pid, &new, "--base", &base, "--json"]));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        base = new;
+        target.wait_for(&format!("v {} 2", 21 + k));
+        for f in report["reclaimed"]["freed"].as_array().into_iter().flatten() {
+            let addr = f["addr"].as_u64().unwrap();
+            assert!(!mapped(target.pid(), addr), "freed pool {addr:#x} is still mapped");
+            freed.push(addr);
+        }
+        for kept in report["reclaimed"]["kept"].as_array().into_iter().flatten() {
+            let (addr, len) = (kept["addr"].as_u64().unwrap(), kept["len"].as_u64().unwrap());
+            if held_code.is_some_and(|c| (addr..addr + len).contains(&c)) {
+                kept_for_thread = true;
+            }
+        }
+        if k == 6 {
+            // The holder thread enters generation 6 and stays there.
+            held_code = Some(report["applied"][0]["current_addr"].as_u64().unwrap());
+            writeln!(target.stdin(), "h").unwrap();
+            target.wait_for("holding");
+        }
+        if k == 18 {
+            assert!(
+                kept_for_thread,
+                "the pool the holder thread is in was not reported kept"
+            );
+            assert!(
+                !freed
+                    .iter()
+                    .any(|&f| held_code.is_some_and(|c| (f..f + (256 << 10)).contains(&c))),
+                "the pool a thread runs in was freed"
+            );
+            writeln!(target.stdin(), "r").unwrap();
+            // It finishes the generation it entered.
+            target.wait_for("held 27");
+        }
+    }
+    let held = held_code.unwrap();
+    assert!(
+        freed.iter().any(|&f| (f..f + (256 << 10)).contains(&held)),
+        "the pool of generation 6 was not freed once its thread left: {freed:x?}"
+    );
+    // 24 pools without freeing; the slots' pool and the 8 generations
+    // `revert --last` reaches (one pool each) stay.
+    let now = pools(&target);
+    assert!(now.len() <= 1 + journal_history(), "{} pools: {now:x?}", now.len());
+    assert!(freed.len() >= 12, "{freed:x?}");
+    // The symbol files of freed pools' code are gone from the state
+    // directory: one per patch left, and the first pool has two (the
+    // patch of `small`, then generation 1).
+    let symbol_files = std::fs::read_dir(target.dir.path().join("state"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sym"))
+        .count();
+    assert_eq!(symbol_files, now.len() + 1, "{now:x?}");
+
+    // A revert by name stops the threads and frees the pools no patch
+    // uses: not those of generations `revert --last` goes back to.
+    ok(relive(&target, &["revert", &pid, "small"]));
+    target.wait_for("v 43 1");
+    for k in (15..=21u32).rev() {
+        ok(relive(&target, &["revert", &pid, "--last"]));
+        target.wait_for(&format!("v {} 1", 21 + k));
+    }
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 21 1");
+    assert!(pools(&target).is_empty());
+}
+
+/// A relive killed while it frees superseded pools (after the patch that
+/// superseded them) leaves the program running that patch, and the next
+/// relive records exactly the pools still mapped.
+#[test]
+fn a_relive_killed_while_freeing_pools_leaves_the_truth() {
+    let target = Target::start_c(BIG, &["-O2", "-g", "-pthread", "-DK=0"]);
+    target.wait_for("v 21 1");
+    let pid = target.pid_arg();
+    let mut base = big_object(&target, 0, 1);
+    let mut killed = None;
+    for k in 1..=16u32 {
+        let new = big_object(&target, k, 1);
+        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["patch", &pid, &new, "--base", &base])
+            .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+            .env("RELIVE_FAILPOINT", "release-after-unmap")
+            .output()
+            .unwrap();
+        base = new;
+        if !out.status.success() {
+            assert_eq!(out.status.code(), None, "{}", String::from_utf8_lossy(&out.stderr));
+            killed = Some(k);
+            break;
+        }
+    }
+    let k = killed.expect("no patch freed a pool");
+    // The patch stands.
+    target.wait_for(&format!("v {} 1", 21 + k));
+    let out = ok(relive(&target, &["status", &pid]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("interrupted while it freed pools"), "{text}");
+    let recorded = pools(&target);
+    for (addr, _) in &recorded {
+        assert!(mapped(target.pid(), *addr), "pool {addr:#x} is recorded but not mapped");
+    }
+    // Later patches and a revert of everything work.
+    let new = big_object(&target, 100, 1);
+    ok(relive(&target, &["patch", &pid, &new, "--base", &base]));
+    target.wait_for("v 121 1");
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 21 1");
+    assert!(pools(&target).is_empty());
+}
+
+/// How many generations of a function `revert --last` can go back to.
+fn journal_history() -> usize {
+    8
+}

@@ -150,6 +150,10 @@ pub struct Timing {
     /// process for debuggers ([`crate::debugger`]; the first loads
     /// relive's library into it).
     pub debuggers: u64,
+    /// After a patch that mapped a new pool: freeing the pools only
+    /// superseded generations fill ([`crate::reclaim`]; the threads stop
+    /// to check nothing points into them).
+    pub reclaim: u64,
     /// All of the above; a command sets it to its whole run.
     pub total: u64,
 }
@@ -177,6 +181,11 @@ pub struct PatchReport {
     pub hooks: Vec<crate::hooks::HookRun>,
     /// Whether the process's unwinder can walk through the new code.
     pub unwind: UnwindStatus,
+    /// Pools freed after this patch (it mapped a new one): nothing runs or
+    /// can go back to their code any more (in the first report of a
+    /// change of several files only).
+    #[serde(skip_serializing_if = "crate::reclaim::Reclaimed::is_empty")]
+    pub reclaimed: crate::reclaim::Reclaimed,
     /// New globals constructed in the process by the patch's static
     /// initializer before the redirect (C++: `static const std::string
     /// s = "…";`), as people write them.
@@ -613,7 +622,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             unit_generations.push(generation);
         }
         generations.push(unit_generations);
-        after.added.extend(added_records(p.obj, &p.linked, layout));
+        let records = added_records(p.obj, &p.linked, layout);
+        // A cold part is placed anew with its hot part: the newest copy is
+        // the one lookups find, and the older one's record would keep its
+        // pool, and its hot part's dead generation, mapped for good.
+        after
+            .added
+            .retain(|old| !(names::is_cold_part(&old.name) && records.iter().any(|new| new.same_symbol(old))));
+        after.added.extend(records);
         after.added.extend(p.aliases.iter().cloned());
     }
     if let Some(blocks) = &mut after.code_blocks {
@@ -950,6 +966,20 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .zip(&layouts)
         .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
         .collect();
+    // A full pool is where superseded generations pile up: with the patch
+    // made, the pools only they fill go.
+    let reclaim_start = Instant::now();
+    let mut reclaimed = crate::reclaim::Reclaimed::default();
+    let mut reclaim_warnings = Vec::new();
+    if new_pool {
+        match crate::reclaim::superseded_pools(target, &mut reclaim_warnings) {
+            Ok(r) => reclaimed = r,
+            Err(e) => reclaim_warnings.push(format!(
+                "the pools that hold only superseded code could not be checked for freeing ({e}); they stay mapped"
+            )),
+        }
+    }
+    let reclaim_time = reclaim_start.elapsed();
     let done = Instant::now();
     let timing = Timing {
         link: micros(link_done - started),
@@ -957,7 +987,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         stop: micros(stopped_at - stop_start),
         check: micros(done - check_start)
             .saturating_sub(micros(hooks_time - before_hooks_time))
-            .saturating_sub(micros(debuggers_time)),
+            .saturating_sub(micros(debuggers_time))
+            .saturating_sub(micros(reclaim_time)),
+        reclaim: micros(reclaim_time),
         hooks: micros(hooks_time),
         debuggers: micros(debuggers_time),
         write: (micros(stop_start - alloc_done) + micros(check_start - stopped_at))
@@ -1059,8 +1091,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&unwind_warning)
                     .chain(&symbol_warning)
                     .chain(&hand_over_warning)
+                    .chain(reclaim_warnings.iter().filter(|_| k == 0))
                     .cloned()
                     .collect(),
+                reclaimed: if k == 0 {
+                    std::mem::take(&mut reclaimed)
+                } else {
+                    Default::default()
+                },
                 hooks: if k == 0 {
                     std::mem::take(&mut hook_runs)
                 } else {
@@ -2131,16 +2169,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A region a revert did not free, and the reference that keeps it.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeptRegion {
-    #[serde(flatten)]
-    pub region: RegionRecord,
-    /// What points into it: a thread's register, or a word of writable
-    /// memory (its address and mapping), in words.
-    pub why: String,
-}
-
 /// The result of a revert.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RevertReport {
@@ -2149,7 +2177,7 @@ pub struct RevertReport {
     pub freed: Vec<RegionRecord>,
     /// Regions kept although no patch uses them, because a thread's
     /// registers, a stack or the program's data still point into them.
-    pub kept: Vec<KeptRegion>,
+    pub kept: Vec<crate::reclaim::KeptRegion>,
     /// Functions patches added (the program did not have them) that stay
     /// after a revert that took something back: a revert undoes
     /// redirects, not added code, so a pointer to one that the program
@@ -2265,16 +2293,16 @@ fn revert_change(
         .display()
         .to_string();
     // The journal once done, decided (and saved ahead) before anything
-    // is written: which regions go, given the patches that remain.
+    // is written: which regions go, given the patches that remain and
+    // every generation `revert --last` can go back to.
+    target.journal.load_history(&target.journal_dir)?;
     let mut after = target.journal.state();
     after
         .patches
         .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
-    // A region still runs code of a remaining patch (its slot, or its
-    // current generation's code).
-    let in_use = |r: &RegionRecord, patches: &[PatchRecord]| {
-        patches.iter().any(|p| r.contains(p.slot) || r.contains(p.current_addr))
-    };
+    // A region still runs code of a remaining patch: its slot, its
+    // current generation, or one `revert --last` can go back to.
+    let in_use = |r: &RegionRecord, patches: &[PatchRecord]| crate::reclaim::holds_generation(r, patches);
     // Entries are written with the threads stopped, and the mappings read
     // then hold until the regions are freed; a refusal resumes the threads
     // with nothing written. Slots alone are single aligned stores. A
@@ -2283,7 +2311,7 @@ fn revert_change(
     // pointed into it then): it is checked again and freed if nothing
     // does now.
     let unused_region = one_back.is_empty() && after.regions.iter().any(|r| !in_use(r, &after.patches));
-    let mut stopped = if whole.is_empty() && !unused_region {
+    let stopped = if whole.is_empty() && !unused_region {
         None
     } else {
         Some(process.stop()?)
@@ -2331,24 +2359,17 @@ fn revert_change(
     let mut freed = Vec::new();
     let mut kept = Vec::new();
     if let Some(stopped) = &stopped {
-        let mut remaining = Vec::new();
-        for r in std::mem::take(&mut after.regions) {
-            if in_use(&r, &after.patches) {
-                remaining.push(r);
-            } else if let Some(why) = r.pinned.clone() {
-                kept.push(KeptRegion { region: r.clone(), why });
-                remaining.push(r);
-            } else if let Some(why) =
-                region_referenced(process, stopped.as_ref(), &maps, &r, &|a| target.resolver.name_at(a))?
-            {
-                kept.push(KeptRegion { region: r.clone(), why });
-                remaining.push(r);
-            } else {
-                after.added.retain(|a| !r.contains(a.addr));
-                freed.push(r);
-            }
-        }
-        after.regions = remaining;
+        let regions = std::mem::take(&mut after.regions);
+        let patches = after.patches.clone();
+        let sorted = crate::reclaim::sort_out(
+            target,
+            stopped.as_ref(),
+            &maps,
+            regions,
+            &|r| in_use(r, &patches),
+            &mut after.added,
+        )?;
+        (after.regions, freed, kept) = sorted;
     }
     let intent = journal::Intent {
         by: by.into(),
@@ -2376,88 +2397,16 @@ fn revert_change(
     }
     // The change is made: from here a failure is reported, not undone.
     let mut warnings = Vec::new();
-    // Unwind tables in the regions to free go back to the unwinder first,
-    // with the threads running (see `unwind::deregister`); a region whose
-    // tables cannot is kept.
-    // A region that stays, with what was added in it, and why.
     let journal_added = target.journal.added.clone();
-    let keep = |after: &mut journal::State, kept: &mut Vec<KeptRegion>, r: RegionRecord, why: String| {
-        after
-            .added
-            .extend(journal_added.iter().filter(|a| r.contains(a.addr)).cloned());
-        kept.push(KeptRegion { region: r.clone(), why });
-        after.regions.push(r);
-    };
-    if freed.iter().any(|r| r.frames.iter().any(|f| !f.pending)) {
-        if let Some(s) = stopped.take() {
-            s.resume()?;
-        }
-        let unwinder = crate::unwind::unwinder(target);
-        let mut still_freed = Vec::new();
-        for r in freed {
-            match crate::unwind::deregister(process, unwinder.as_ref(), &r.frames) {
-                Ok(()) => still_freed.push(r),
-                Err(why) => keep(
-                    &mut after,
-                    &mut kept,
-                    r,
-                    format!("its unwind information could not be taken back from the unwinder: {why}"),
-                ),
-            }
-        }
-        freed = still_freed;
-        if !freed.is_empty() {
-            match process.stop() {
-                Ok(s) => stopped = Some(s),
-                // The change is made: what could not be unmapped stays
-                // recorded, for a later revert to free.
-                Err(e) => {
-                    for r in freed.drain(..) {
-                        keep(
-                            &mut after,
-                            &mut kept,
-                            r,
-                            format!("the process could not be stopped to unmap it: {e}"),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    if let Some(stopped) = stopped.as_mut() {
-        let mut unmapped = Vec::new();
-        for r in freed {
-            // Off the debuggers' list first: gdb must not load symbol
-            // files for code no longer there.
-            for images in &r.debug_images {
-                match crate::debugger::unlink(process, images) {
-                    Ok(()) => {
-                        let _ = stopped.unmap(images.addr, images.len);
-                    }
-                    Err(why) => warnings.push(format!(
-                        "the symbol files of the code at {:#x} stay listed for debuggers: {why}",
-                        r.addr
-                    )),
-                }
-            }
-            match stopped.unmap(r.addr, r.len) {
-                Ok(()) => unmapped.push(r),
-                Err(e) => {
-                    warnings.push(format!(
-                        "the region at {:#x} ({:#x} bytes) is no longer used but could not be unmapped ({e}); it stays recorded",
-                        r.addr, r.len
-                    ));
-                    after.regions.push(r);
-                }
-            }
-        }
-        freed = unmapped;
-    }
-    if let Some(stopped) = stopped {
-        if let Err(e) = stopped.resume() {
-            warnings.push(format!("the threads of process {pid} could not all be resumed: {e}"));
-        }
-    }
+    let freed = crate::reclaim::release(
+        target,
+        stopped,
+        freed,
+        &mut after,
+        &mut kept,
+        &journal_added,
+        &mut warnings,
+    );
     let added_stay = match reverted.is_empty() {
         true => Vec::new(),
         false => after
@@ -2471,10 +2420,9 @@ fn revert_change(
             .collect(),
     };
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
-    // Profilers must not name later code at these addresses after what
-    // was here (best effort, like the lines themselves).
-    let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
-    let _ = crate::perf_map::forget(pid, &gone);
+    if !freed.is_empty() {
+        crate::debug_file::remove_unmapped(target);
+    }
     Ok(RevertReport {
         reverted,
         freed,
@@ -2564,113 +2512,6 @@ impl FileCache {
         file.read_exact_at(&mut bytes, m.offset + (addr - m.start)).ok()?;
         Some(bytes)
     }
-}
-
-/// The System V red zone below a stack pointer, which leaf code may use.
-const RED_ZONE: u64 = 128;
-
-/// How much writable memory a revert reads looking for pointers into a
-/// region it would free (beyond that, the region is kept).
-const REFERENCE_SCAN: u64 = 1 << 30;
-
-/// What may still reach code or data in `region`, if anything: a stopped
-/// thread's register, or an aligned word anywhere in the process's
-/// writable memory (stacks, the program's and libraries' data, the heap,
-/// anonymous mappings) pointing into it. A program that stored the address
-/// of a function a patch added (a callback in a global or on the heap)
-/// calls it later: freeing the region would crash it. The region's own
-/// words do not count (its jump slots point at its own code). The answer
-/// names the first reference found, for the user to judge: the word's
-/// and the value's symbols where `name_at` knows them (a global the
-/// program keeps a callback in, the added function it points at).
-fn region_referenced(
-    process: &dyn Process,
-    stopped: &dyn Stopped,
-    maps: &[Mapping],
-    region: &RegionRecord,
-    name_at: &dyn Fn(u64) -> Option<String>,
-) -> Result<Option<String>> {
-    let value_named = |value: u64| name_at(value).map(|n| format!(" ({n})")).unwrap_or_default();
-    let inside = |a: u64| region.contains(a);
-    // Below a thread's stack pointer (and its red zone) a stack holds
-    // only dead words: an old frame's pointer there reaches nothing.
-    let mut stack_pointers = Vec::new();
-    for tid in stopped.thread_ids() {
-        let r = stopped.registers(tid)?;
-        stack_pointers.push(r.rsp);
-        let gprs = [
-            ("rip", r.rip),
-            ("rsp", r.rsp),
-            ("rbp", r.rbp),
-            ("rax", r.rax),
-            ("rbx", r.rbx),
-            ("rcx", r.rcx),
-            ("rdx", r.rdx),
-            ("rsi", r.rsi),
-            ("rdi", r.rdi),
-            ("r8", r.r8),
-            ("r9", r.r9),
-            ("r10", r.r10),
-            ("r11", r.r11),
-            ("r12", r.r12),
-            ("r13", r.r13),
-            ("r14", r.r14),
-            ("r15", r.r15),
-        ];
-        if let Some((name, value)) = gprs.iter().find(|(_, g)| inside(*g)) {
-            return Ok(Some(format!(
-                "thread {tid}'s {name} holds {value:#x}{}",
-                value_named(*value)
-            )));
-        }
-    }
-    let mut budget = REFERENCE_SCAN;
-    for m in maps {
-        let own = m.start < region.addr + region.len && region.addr < m.end;
-        if own || !m.readable() || !m.writable() || m.path.starts_with("[v") {
-            continue;
-        }
-        let len = m.end - m.start;
-        if len > budget {
-            return Ok(Some(format!(
-                "the process has more than {} MiB of writable memory, too much to search for pointers into it",
-                REFERENCE_SCAN >> 20
-            )));
-        }
-        budget -= len;
-        let live_from = stack_pointers
-            .iter()
-            .filter(|&&sp| m.start <= sp && sp < m.end)
-            .min()
-            .map_or(m.start, |&sp| sp.saturating_sub(RED_ZONE).max(m.start) & !7);
-        let mut bytes = vec![0u8; (m.end - live_from) as usize];
-        if process.read(live_from, &mut bytes).is_err() {
-            continue;
-        }
-        // The unwinder's pointers into the region's unwind tables (its
-        // index of their entries, its list of them) are not uses: they go
-        // with the tables, which are taken back before the region goes. A
-        // thread using a table now has a frame in the region's code too.
-        let referenced = |a: u64| inside(a) && !region.frames.iter().any(|f| f.unwinder_owns(a));
-        let found = bytes
-            .chunks_exact(8)
-            .position(|w| referenced(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
-        if let Some(k) = found {
-            let at = live_from + 8 * k as u64;
-            let value = u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().expect("8 bytes"));
-            let place = match (name_at(at), m.path.as_str()) {
-                (Some(name), "") => name,
-                (Some(name), path) => format!("{name} in {path}"),
-                (None, "") => "anonymous memory".to_string(),
-                (None, path) => path.to_string(),
-            };
-            return Ok(Some(format!(
-                "the word at {at:#x} ({place}) holds {value:#x}{}",
-                value_named(value)
-            )));
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

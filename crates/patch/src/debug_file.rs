@@ -66,10 +66,10 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
         if !name.starts_with(&prefix) || !name.ends_with(".sym") {
             continue;
         }
-        let Ok(Some(bytes)) = target.journal_dir.read_private(name) else {
+        let Ok(Some(file)) = target.journal_dir.open_private(name) else {
             continue;
         };
-        let code = text_address(&bytes);
+        let code = text_address(&file);
         match code.filter(|&a| target.journal.regions.iter().any(|r| r.contains(a))) {
             Some(a) => files.push((a, entry.path())),
             None => {
@@ -81,11 +81,20 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     files
 }
 
-/// The address of a symbol file's `.text`.
-fn text_address(bytes: &[u8]) -> Option<u64> {
+/// The address of a symbol file's `.text`, from its headers alone: a
+/// process patched a thousand times has a thousand files, of up to
+/// hundreds of KB each.
+fn text_address(file: &std::fs::File) -> Option<u64> {
     use object::{Object, ObjectSection};
-    let file = object::File::parse(bytes).ok()?;
+    let cache = object::ReadCache::new(file);
+    let file = object::File::parse(&cache).ok()?;
     Some(file.section_by_name(".text")?.address())
+}
+
+/// Removes the symbol files of patches whose pool is gone (a revert or a
+/// reclaim freed it), as [`in_force`] does.
+pub fn remove_unmapped(target: &Target) {
+    in_force(target);
 }
 
 /// Writes the symbol file of unit `unit` of change `change` into the

@@ -159,6 +159,17 @@ pub struct AddedRecord {
     pub hook: Option<Phase>,
 }
 
+impl AddedRecord {
+    /// Whether `other` records the same symbol: the same name and kind,
+    /// and for a file-scope one, of the same file.
+    pub fn same_symbol(&self, other: &AddedRecord) -> bool {
+        self.name == other.name
+            && self.kind == other.kind
+            && self.local == other.local
+            && (!self.local || self.file == other.file)
+    }
+}
+
 /// One patch region allocated in the process: a pool that later patches
 /// fill further, so they need no new allocation. Its three parts follow
 /// each other: code (`r-x`), read-only data (`r--`), writable data (`rw-`).
@@ -398,8 +409,13 @@ impl Journal {
     /// Ends a change: `state` is what the journal records from now on,
     /// saved, and the intent written ahead for it is gone.
     pub fn commit(&mut self, dir: &StateDir, state: State) -> Result<()> {
-        self.pending_history
-            .extend(new_generations(&state.patches, state.changes));
+        // Only a patch makes generations (it counts a change); a revert,
+        // an abandoned patch or a reclaim would append the last patch's
+        // again.
+        if state.changes > self.changes {
+            self.pending_history
+                .extend(new_generations(&state.patches, state.changes));
+        }
         self.code_blocks = state
             .code_blocks
             .map(|blocks| live_blocks(blocks, &state.patches, &state.added));
@@ -504,6 +520,11 @@ impl Journal {
         let all = keys.len();
         let plural = |n: usize| if n == 1 { "function" } else { "functions" };
         Some(match settled {
+            // A change that only freed pools (see `reclaim`).
+            0 if all == 0 => format!(
+                "a relive {} was interrupted while it freed pools: those still mapped stay recorded",
+                intent.by
+            ),
             0 => format!(
                 "a relive {} was interrupted before it changed anything: the {all} {} it was changing run{} as before",
                 intent.by,

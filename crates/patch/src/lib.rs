@@ -34,6 +34,7 @@ pub mod objfile;
 pub mod origin;
 pub mod perf_map;
 pub mod reach;
+pub mod reclaim;
 pub mod remote_dlopen;
 pub mod select;
 pub mod side_by_side;

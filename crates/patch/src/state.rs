@@ -136,6 +136,27 @@ impl StateDir {
     /// Reads a file of this directory that relive wrote: refused when it
     /// is a symlink, another user's or writable by others (someone else
     /// put it there or changed it). `None` when it does not exist.
+    /// Opens `name` for reading, with the checks of [`StateDir::read_private`]:
+    /// for files read in part (a symbol file's section headers).
+    pub fn open_private(&self, name: &str) -> Result<Option<std::fs::File>> {
+        let path = self.path.join(name);
+        let io = |cause| PatchError::Io {
+            path: path.display().to_string(),
+            cause,
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        check_owned(&path, &meta, "file")?;
+        match std::fs::File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
     pub fn read_private(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path.join(name);
         let meta = match std::fs::symlink_metadata(&path) {

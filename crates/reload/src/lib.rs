@@ -1761,6 +1761,15 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
         .notes
         .extend(report.applied.iter().filter_map(|a| a.reach.note.clone()));
     event.notes.extend(report.warnings.iter().cloned());
+    // A long session's edits fill pools with superseded generations:
+    // freeing them is said, as the one-shot patch says it.
+    event.notes.extend(report.reclaimed.freed.iter().map(|f| {
+        format!(
+            "freed the pool at {:#x} ({} KiB): only superseded generations were left in it",
+            f.addr,
+            f.len >> 10
+        )
+    }));
     // One note per thing said (each static initializer gave the same).
     let mut seen = std::collections::HashSet::new();
     event.notes.retain(|n| seen.insert(n.clone()));

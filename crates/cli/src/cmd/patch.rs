@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed"} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","reclaim","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed","reclaimed":{"freed","kept","us"}} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect; "reclaimed", only after a patch that mapped a new pool: the pools freed because only superseded generations were left in them ("freed", pool records as in status --json), those kept because something still points into them ("kept", each with "why"), and how long that took ("us", the threads stopped for the check)); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -555,12 +555,33 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
         true => String::new(),
         false => format!(", hooks {}", t.hooks),
     };
+    let reclaim = match r.reclaimed.is_empty() {
+        true => String::new(),
+        false => format!(", reclaim {}", t.reclaim),
+    };
     // Timings are detail: left out under -q.
     if !crate::output::quiet() {
         writeln!(
             out,
-            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}, debuggers {}{hooks}); threads paused {} µs{pool}{moved}",
+            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}, debuggers {}{hooks}{reclaim}); threads paused {} µs{pool}{moved}",
             t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, t.debuggers, r.pause_us
+        )?;
+    }
+    // Freed memory is what the user watches grow: always said, with
+    // what it cost; why a pool stays is a note.
+    for f in &r.reclaimed.freed {
+        writeln!(
+            out,
+            "freed   the pool at {:#x} ({} KiB): only superseded generations were left in it",
+            f.addr,
+            f.len >> 10
+        )?;
+    }
+    for k in r.reclaimed.kept.iter().filter(|_| !crate::output::quiet()) {
+        writeln!(
+            out,
+            "  note: the pool at {:#x} holds only superseded generations but stays mapped: {}",
+            k.region.addr, k.why
         )?;
     }
     for h in &r.hooks {

@@ -1,0 +1,408 @@
+//! Freeing patch pools nothing uses any more. Which ones: no patch record
+//! runs code there (a slot, or a generation that runs or that `revert
+//! --last` can go back to), and no stopped thread's register or word of
+//! writable memory points in. How: their unwind tables back from the
+//! unwinder, their symbol files off the debuggers' list, then unmapped,
+//! the journal's new state written ahead. A revert frees the pools of
+//! what it took back; a patch that had to map a new pool frees those that
+//! only superseded generations fill, so a function patched again and
+//! again does not grow the process without end.
+
+use std::time::Instant;
+
+use relive_process::maps::Mapping;
+use relive_process::{Process, Stopped};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::journal::{self, AddedRecord, PatchRecord, RegionRecord};
+use crate::target::Target;
+
+/// A pool relive did not free, and the reference that keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptRegion {
+    #[serde(flatten)]
+    pub region: RegionRecord,
+    /// What points into it: a thread's register, or a word of writable
+    /// memory (its address and mapping), in words.
+    pub why: String,
+}
+
+/// Whether recorded patches may still run code of `r`: it holds a patch's
+/// jump slot, or the code or entry of a generation that runs now or that
+/// `revert --last` can go back to (the histories must be loaded: see
+/// [`journal::Journal::load_history`]).
+pub(crate) fn holds_generation(r: &RegionRecord, patches: &[PatchRecord]) -> bool {
+    patches.iter().any(|p| {
+        r.contains(p.slot)
+            || r.contains(p.current_addr)
+            || p.history.iter().any(|g| r.contains(g.code) || r.contains(g.slot_value))
+    })
+}
+
+/// Whether `r` holds what a patch added: later patches' code calls those
+/// functions and reads those variables at these addresses.
+fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
+    added.iter().any(|a| r.contains(a.addr))
+}
+
+/// Splits `regions` (with the threads stopped, as `stopped`) into those
+/// that stay (`in_use`, pinned, or still pointed into: see [`referenced`])
+/// and those to free; the reason for each one kept although not in use.
+/// What was added in a pool to free is dropped from `added`.
+pub(crate) fn sort_out(
+    target: &Target,
+    stopped: &dyn Stopped,
+    maps: &[Mapping],
+    regions: Vec<RegionRecord>,
+    in_use: &dyn Fn(&RegionRecord) -> bool,
+    added: &mut Vec<AddedRecord>,
+) -> Result<(Vec<RegionRecord>, Vec<RegionRecord>, Vec<KeptRegion>)> {
+    let mut kept = Vec::new();
+    let mut candidates = Vec::new();
+    for r in &regions {
+        if in_use(r) {
+            continue;
+        }
+        match r.pinned.clone() {
+            Some(why) => kept.push(KeptRegion { region: r.clone(), why }),
+            None => candidates.push(r.clone()),
+        }
+    }
+    let name_at = |a| target.resolver.name_at(a);
+    let reasons = referenced(target.process, stopped, maps, &candidates, &name_at)?;
+    let mut freed = Vec::new();
+    for (r, why) in candidates.into_iter().zip(reasons) {
+        match why {
+            Some(why) => kept.push(KeptRegion { region: r, why }),
+            None => {
+                added.retain(|a| !r.contains(a.addr));
+                freed.push(r);
+            }
+        }
+    }
+    // The others stay, in their order.
+    let remaining = regions
+        .into_iter()
+        .filter(|r| !freed.iter().any(|f| f.addr == r.addr))
+        .collect();
+    Ok((remaining, freed, kept))
+}
+
+/// Takes the pools `freed` out of the process, the threads stopped as
+/// `stopped` (if at all): unwind tables back to the unwinder first (with
+/// the threads running), symbol files off the debuggers' list, then the
+/// memory. A pool that cannot go stays in `after` (with what was added in
+/// it, from `journal_added`) and in `kept`, with the reason. Returns the
+/// pools unmapped; the threads run again.
+pub(crate) fn release<'p>(
+    target: &Target<'p>,
+    mut stopped: Option<Box<dyn Stopped + 'p>>,
+    mut freed: Vec<RegionRecord>,
+    after: &mut journal::State,
+    kept: &mut Vec<KeptRegion>,
+    journal_added: &[AddedRecord],
+    warnings: &mut Vec<String>,
+) -> Vec<RegionRecord> {
+    let process = target.process;
+    let keep = |after: &mut journal::State, kept: &mut Vec<KeptRegion>, r: RegionRecord, why: String| {
+        after
+            .added
+            .extend(journal_added.iter().filter(|a| r.contains(a.addr)).cloned());
+        kept.push(KeptRegion { region: r.clone(), why });
+        after.regions.push(r);
+    };
+    if freed.iter().any(|r| r.frames.iter().any(|f| !f.pending)) {
+        if let Some(s) = stopped.take() {
+            if let Err(e) = s.resume() {
+                warnings.push(format!(
+                    "the threads of process {} could not all be resumed: {e}",
+                    process.pid()
+                ));
+            }
+        }
+        let unwinder = crate::unwind::unwinder(target);
+        let mut still_freed = Vec::new();
+        for r in freed {
+            match crate::unwind::deregister(process, unwinder.as_ref(), &r.frames) {
+                Ok(()) => still_freed.push(r),
+                Err(why) => keep(
+                    after,
+                    kept,
+                    r,
+                    format!("its unwind information could not be taken back from the unwinder: {why}"),
+                ),
+            }
+        }
+        freed = still_freed;
+        if !freed.is_empty() {
+            match process.stop() {
+                Ok(s) => stopped = Some(s),
+                // What could not be unmapped stays recorded, for a later
+                // revert or patch to free.
+                Err(e) => {
+                    for r in freed.drain(..) {
+                        keep(
+                            after,
+                            kept,
+                            r,
+                            format!("the process could not be stopped to unmap it: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(stopped) = stopped.as_mut() {
+        let mut unmapped = Vec::new();
+        for r in freed {
+            // Off the debuggers' list first: gdb must not load symbol
+            // files for code no longer there.
+            for images in &r.debug_images {
+                match crate::debugger::unlink(process, images) {
+                    Ok(()) => {
+                        let _ = stopped.unmap(images.addr, images.len);
+                    }
+                    Err(why) => warnings.push(format!(
+                        "the symbol files of the code at {:#x} stay listed for debuggers: {why}",
+                        r.addr
+                    )),
+                }
+            }
+            match stopped.unmap(r.addr, r.len) {
+                Ok(()) => {
+                    unmapped.push(r);
+                    crate::apply::failpoint("release-after-unmap");
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "the region at {:#x} ({:#x} bytes) is no longer used but could not be unmapped ({e}); it stays recorded",
+                        r.addr, r.len
+                    ));
+                    after.regions.push(r);
+                }
+            }
+        }
+        freed = unmapped;
+    }
+    if let Some(stopped) = stopped {
+        if let Err(e) = stopped.resume() {
+            warnings.push(format!(
+                "the threads of process {} could not all be resumed: {e}",
+                process.pid()
+            ));
+        }
+    }
+    // Profilers must not name later code at these addresses after what
+    // was here (best effort, like the lines themselves).
+    let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
+    let _ = crate::perf_map::forget(process.pid(), &gone);
+    freed
+}
+
+/// What a patch freed of the pools only superseded generations filled.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reclaimed {
+    /// Pools unmapped.
+    pub freed: Vec<RegionRecord>,
+    /// Pools that hold no code a patch record runs or can go back to, kept
+    /// because something still points into them (a thread that has not
+    /// left an old generation): checked again when a patch next maps a
+    /// pool.
+    pub kept: Vec<KeptRegion>,
+    /// Microseconds from stopping the threads to resuming them for good
+    /// (the unwind tables go back with the threads running in between).
+    pub us: u64,
+}
+
+impl Reclaimed {
+    pub fn is_empty(&self) -> bool {
+        self.freed.is_empty() && self.kept.is_empty()
+    }
+}
+
+/// Frees the pools that hold neither a generation any patch record runs
+/// or can go back to, nor anything a patch added, once the threads are
+/// stopped and nothing points into them. Called after a patch that
+/// mapped a new pool (a full pool is where superseded generations pile
+/// up), so a slot update never stops the threads for it. Errors leave
+/// every pool recorded as it was.
+pub fn superseded_pools(target: &mut Target, warnings: &mut Vec<String>) -> Result<Reclaimed> {
+    target.journal.load_history(&target.journal_dir)?;
+    // A pinned pool stays for good: not worth stopping the threads for.
+    let idle = |r: &RegionRecord, state: &journal::State| {
+        r.pinned.is_none() && !holds_generation(r, &state.patches) && !holds_added(r, &state.added)
+    };
+    let mut after = target.journal.state();
+    if !after.regions.iter().any(|r| idle(r, &after)) {
+        return Ok(Reclaimed::default());
+    }
+    let process = target.process;
+    let started = Instant::now();
+    let stopped = process.stop()?;
+    let maps = process.maps()?;
+    let state = target.journal.state();
+    let in_use = |r: &RegionRecord| !idle(r, &state);
+    let regions = std::mem::take(&mut after.regions);
+    let (remaining, freed, mut kept) = sort_out(target, stopped.as_ref(), &maps, regions, &in_use, &mut after.added)?;
+    after.regions = remaining;
+    if freed.is_empty() {
+        stopped.resume()?;
+        return Ok(Reclaimed {
+            freed,
+            kept,
+            us: started.elapsed().as_micros() as u64,
+        });
+    }
+    let intent = journal::Intent {
+        by: "reclaim".into(),
+        after: after.clone(),
+        history_appended: false,
+        writes: Vec::new(),
+    };
+    if let Err(e) = target.journal.begin(&target.journal_dir, intent) {
+        stopped.resume()?;
+        return Err(e);
+    }
+    let journal_added = target.journal.added.clone();
+    let freed = release(
+        target,
+        Some(stopped),
+        freed,
+        &mut after,
+        &mut kept,
+        &journal_added,
+        warnings,
+    );
+    let us = started.elapsed().as_micros() as u64;
+    warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
+    crate::debug_file::remove_unmapped(target);
+    Ok(Reclaimed { freed, kept, us })
+}
+
+/// The System V red zone below a stack pointer, which leaf code may use.
+const RED_ZONE: u64 = 128;
+
+/// How much writable memory relive reads looking for pointers into a
+/// pool it would free (beyond that, the region is kept).
+const REFERENCE_SCAN: u64 = 1 << 30;
+
+/// What may still reach code or data in each of `regions`, if anything: a
+/// stopped thread's register, or an aligned word anywhere in the
+/// process's writable memory (stacks, the program's and libraries' data,
+/// the heap, anonymous mappings) pointing into it. A program that stored
+/// the address of a function a patch added (a callback in a global or on
+/// the heap) calls it later, and a thread that has not left an old
+/// generation returns into it: freeing the region would crash it. A
+/// region's own words do not count (its jump slots point at its own
+/// code). Each answer names the first reference found, for the user to
+/// judge: the word's and the value's symbols where `name_at` knows them
+/// (a global the program keeps a callback in, the added function it
+/// points at). Memory is read once for all the regions.
+pub(crate) fn referenced(
+    process: &dyn Process,
+    stopped: &dyn Stopped,
+    maps: &[Mapping],
+    regions: &[RegionRecord],
+    name_at: &dyn Fn(u64) -> Option<String>,
+) -> Result<Vec<Option<String>>> {
+    let mut why: Vec<Option<String>> = vec![None; regions.len()];
+    let (Some(low), Some(high)) = (
+        regions.iter().map(|r| r.addr).min(),
+        regions.iter().map(|r| r.addr + r.len).max(),
+    ) else {
+        return Ok(why);
+    };
+    // Most words point nowhere near the pools: one range test first.
+    let owner = |a: u64| match (low..high).contains(&a) {
+        true => regions.iter().position(|r| r.contains(a)),
+        false => None,
+    };
+    let value_named = |value: u64| name_at(value).map(|n| format!(" ({n})")).unwrap_or_default();
+    // Below a thread's stack pointer (and its red zone) a stack holds
+    // only dead words: an old frame's pointer there reaches nothing.
+    let mut stack_pointers = Vec::new();
+    for tid in stopped.thread_ids() {
+        let r = stopped.registers(tid)?;
+        stack_pointers.push(r.rsp);
+        let gprs = [
+            ("rip", r.rip),
+            ("rsp", r.rsp),
+            ("rbp", r.rbp),
+            ("rax", r.rax),
+            ("rbx", r.rbx),
+            ("rcx", r.rcx),
+            ("rdx", r.rdx),
+            ("rsi", r.rsi),
+            ("rdi", r.rdi),
+            ("r8", r.r8),
+            ("r9", r.r9),
+            ("r10", r.r10),
+            ("r11", r.r11),
+            ("r12", r.r12),
+            ("r13", r.r13),
+            ("r14", r.r14),
+            ("r15", r.r15),
+        ];
+        for (name, value) in gprs {
+            if let Some(i) = owner(value).filter(|&i| why[i].is_none()) {
+                why[i] = Some(format!("thread {tid}'s {name} holds {value:#x}{}", value_named(value)));
+            }
+        }
+    }
+    let mut budget = REFERENCE_SCAN;
+    for m in maps {
+        if why.iter().all(Option::is_some) {
+            break;
+        }
+        if !m.readable() || !m.writable() || m.path.starts_with("[v") {
+            continue;
+        }
+        let len = m.end - m.start;
+        if len > budget {
+            for w in why.iter_mut().filter(|w| w.is_none()) {
+                *w = Some(format!(
+                    "the process has more than {} MiB of writable memory, too much to search for pointers into it",
+                    REFERENCE_SCAN >> 20
+                ));
+            }
+            break;
+        }
+        budget -= len;
+        let live_from = stack_pointers
+            .iter()
+            .filter(|&&sp| m.start <= sp && sp < m.end)
+            .min()
+            .map_or(m.start, |&sp| sp.saturating_sub(RED_ZONE).max(m.start) & !7);
+        let mut bytes = vec![0u8; (m.end - live_from) as usize];
+        if process.read(live_from, &mut bytes).is_err() {
+            continue;
+        }
+        // A region's words that point into itself.
+        let own = |i: usize| regions[i].addr < m.end && m.start < regions[i].addr + regions[i].len;
+        for (k, word) in bytes.chunks_exact(8).enumerate() {
+            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            let Some(i) = owner(value) else { continue };
+            // The unwinder's pointers into the region's unwind tables (its
+            // index of their entries, its list of them) are not uses: they
+            // go with the tables, which are taken back before the region
+            // goes. A thread using a table now has a frame in the region's
+            // code too.
+            if why[i].is_some() || own(i) || regions[i].frames.iter().any(|f| f.unwinder_owns(value)) {
+                continue;
+            }
+            let at = live_from + 8 * k as u64;
+            let place = match (name_at(at), m.path.as_str()) {
+                (Some(name), "") => name,
+                (Some(name), path) => format!("{name} in {path}"),
+                (None, "") => "anonymous memory".to_string(),
+                (None, path) => path.to_string(),
+            };
+            why[i] = Some(format!(
+                "the word at {at:#x} ({place}) holds {value:#x}{}",
+                value_named(value)
+            ));
+        }
+    }
+    Ok(why)
+}
