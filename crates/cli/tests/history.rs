@@ -507,3 +507,77 @@ fn a_relive_killed_while_freeing_pools_leaves_the_truth() {
 fn journal_history() -> usize {
     8
 }
+
+/// A program whose object has half a megabyte of DWARF (40 structs of
+/// 1,000 members) and one small function: a patch's symbol file is that
+/// big, its code a few bytes.
+fn wide_dwarf_source() -> String {
+    let mut text = String::from("#include <stdio.h>\n#include <unistd.h>\n#ifndef K\n#define K 0\n#endif\n");
+    for s in 0..40 {
+        let members: String = (0..1000).map(|m| format!("int m{m}; ")).collect();
+        text += &format!("struct S{s} {{ {members}}};\nstruct S{s} g{s};\n");
+    }
+    text += "volatile int bias;\n__attribute__((noinline, noipa)) int f(void) { return K + bias * bias; }\n";
+    text += "int main(void) {\n    setvbuf(stdout, NULL, _IOLBF, 0);\n    for (;;) { printf(\"v %d\\n\", f()); usleep(2000); }\n}\n";
+    text
+}
+
+/// Issue 22: a small function patched again and again never fills a
+/// pool's code, but each patch lists a symbol file with the object's
+/// whole DWARF. A pool whose symbol files reach their limit counts as
+/// full, so the next patch takes a new pool and the superseded ones go,
+/// symbol files and all.
+#[test]
+fn symbol_files_do_not_pile_up_beside_one_pool() {
+    let text = wide_dwarf_source();
+    let target = Target::start_c(&text, &["-O2", "-g", "-DK=0"]);
+    target.wait_for("v 0");
+    let pid = target.pid_arg();
+    let dir = target.dir.path();
+    let objects: Vec<String> = std::thread::scope(|s| {
+        let half = |range: std::ops::RangeInclusive<u32>| {
+            let text = &text;
+            s.spawn(move || {
+                range
+                    .map(|k| {
+                        let at = dir.join(format!("w{k}"));
+                        std::fs::create_dir_all(&at).unwrap();
+                        let flags = ["-O2", "-g", &format!("-DK={k}")];
+                        let object = relive_testkit::compile_object(&at, "target", text, &flags);
+                        object.display().to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let (low, high) = (half(0..=32), half(33..=64));
+        let mut all = low.join().unwrap();
+        all.extend(high.join().unwrap());
+        all
+    });
+    let mut freed = 0;
+    for k in 1..=64usize {
+        let out = ok(relive(
+            &target,
+            &["patch", &pid, &objects[k], "--base", &objects[k - 1], "--json"],
+        ));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        freed += report["reclaimed"]["freed"].as_array().map_or(0, |f| f.len());
+        target.wait_for(&format!("v {k}"));
+    }
+    let out = ok(relive(&target, &["status", &pid, "--json"]));
+    assert!(freed >= 2, "{freed} pools freed");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images: u64 = v["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["debug_images"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["len"].as_u64().unwrap())
+        .sum();
+    // 64 patches' files take 64 MiB (a mapping of 1 MiB each); the first
+    // pool's (with the slot: 4 patches fill a pool's share) and those of
+    // the 8 generations `revert --last` reaches stay.
+    assert!(images <= 16 << 20, "{} MiB of symbol files", images >> 20);
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 0");
+}

@@ -416,8 +416,15 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         at
     });
     let placement = placement(target, prepared.iter().filter_map(|p| p.linked.below).min());
-    let fits =
-        |r: &RegionRecord| placement.admits(r.addr, r.len) && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some();
+    // A pool whose patches' symbol files reached their limit counts as
+    // full too: a small function patched again and again would otherwise
+    // pile a whole object's DWARF per patch beside one pool that never
+    // fills, and never goes (see `reclaim`).
+    let fits = |r: &RegionRecord| {
+        placement.admits(r.addr, r.len)
+            && r.fit(code_len, ro_len, rw_len, PART_ALIGN).is_some()
+            && r.debug_image_bytes() < POOL_DEBUG_IMAGES
+    };
     let mut alloc_pause = Duration::ZERO;
     let alloc_start = Instant::now();
     let (pool_index, new_pool) = match target.journal.regions.iter().position(fits) {
@@ -2105,6 +2112,15 @@ fn placement(target: &Target, below: Option<u64>) -> Placement {
 
 /// Smallest pool parts: most patches fit many times over.
 const POOL_CODE: u64 = 256 << 10;
+/// How much memory the symbol files of a pool's patches may take before
+/// the next patch goes to a new pool: a symbol file holds the object's
+/// whole DWARF (26 KB for zlib's `deflate.c`, 330 KB for zstd's
+/// `zstd_compress.c`), so this, not the code, is what fills a pool of
+/// patches of one small function. Superseded pools are freed (see
+/// `reclaim`): 2,000 patches of a zlib function kept 3 pools and 9 to
+/// 11 MiB of symbol files, where without a limit they grew by 26 MiB
+/// every 1,000 patches.
+const POOL_DEBUG_IMAGES: u64 = 4 << 20;
 const POOL_DATA: u64 = 64 << 10;
 const PAGE: u64 = 4096;
 

@@ -271,6 +271,12 @@ impl RegionRecord {
         self.addr <= addr && addr < self.addr + self.len
     }
 
+    /// Bytes of the process's memory this pool's symbol files for
+    /// debuggers take (mapped beside it, freed with it).
+    pub fn debug_image_bytes(&self) -> u64 {
+        self.debug_images.iter().map(|i| i.len).sum()
+    }
+
     /// Where parts of the given sizes would go, if they fit.
     pub fn fit(&self, code: u64, ro: u64, rw: u64, align: u64) -> Option<(u64, u64, u64)> {
         let c = self.code_used.next_multiple_of(align);
