@@ -454,6 +454,23 @@ fn superseded_generations_are_freed_and_history_stays() {
         ok(relive(&target, &["revert", &pid, "--last"]));
         target.wait_for(&format!("v {} 1", 21 + k));
     }
+    // Further back, until the generation before is one whose pool was
+    // freed: refused, nothing changed (it never jumps further back, nor to
+    // the original code).
+    let mut k = 15;
+    let refusal = loop {
+        let out = relive(&target, &["revert", &pid, "--last"]);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).to_string();
+        }
+        k -= 1;
+        target.wait_for(&format!("v {} 1", 21 + k));
+    };
+    assert!(
+        refusal.contains(&format!("no longer keeps generation {}", k - 1)),
+        "{refusal}"
+    );
+    target.wait_for(&format!("v {} 1", 21 + k));
     ok(relive(&target, &["revert", &pid, "--all"]));
     target.wait_for("v 21 1");
     assert!(pools(&target).is_empty());

@@ -208,6 +208,40 @@ fn a_pool_mapped_by_a_killed_relive_is_freed_by_the_next() {
     target.wait_for("v 2 20");
 }
 
+/// A relive killed right after the unwinder gave a patch's unwind table
+/// back, before it cleared its bookkeeping: the table looks held still,
+/// and the next relive that freed the pool called
+/// `__deregister_frame_info` for it again, which aborts the program
+/// (libgcc asserts it finds the table). The pool now stays, and says why.
+#[test]
+fn a_relive_killed_taking_an_unwind_table_back_never_aborts_the_program() {
+    let (target, state, pid) = started();
+    let out = relive(&["patch", &pid, &object(&target, 2, 20), "--json"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unwind"], "registered", "{report}");
+    target.wait_for("v 2 20");
+    aborted(&relive(
+        &["revert", &pid, "--all"],
+        &state,
+        Some("unwind-after-deregister"),
+    ));
+    target.wait_for("v 1 10");
+    // A patch into the same pool, then a revert that frees it.
+    let out = relive(&["patch", &pid, &object(&target, 3, 30)], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 3 30");
+    let out = relive(&["revert", &pid, "--all", "--json"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = report["kept"][0]["why"].as_str().unwrap_or_default();
+    assert!(why.contains("was interrupted"), "{report}");
+    // Still running: not aborted.
+    target.wait_for("v 1 10");
+    target.wait_for("v 1 10");
+}
+
 /// The journal cannot be saved once the process was changed (a full
 /// disk, here injected): the patch stands and relive says so with exit 0
 /// and a warning naming the intent it keeps (it exited 1 with an error

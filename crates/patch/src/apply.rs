@@ -2262,6 +2262,26 @@ fn undo(target: &mut Target, expected: Option<u64>) -> Result<RevertReport> {
         .filter(|p| p.history.last().is_some_and(|g| g.change == last))
         .cloned()
         .collect();
+    // A function whose previous generation is no longer kept (only the
+    // last few are, and a freed pool takes older ones with it) cannot go
+    // back one step: going back to its original code instead would not be
+    // what was asked.
+    let kept_previous = |p: &PatchRecord| {
+        let n = p.history.len();
+        n >= 2 && p.history[n - 2].generation + 1 == p.generation
+    };
+    if let Some(p) = touched.iter().find(|p| p.generation > 1 && !kept_previous(p)) {
+        return Err(PatchError::Refused {
+            what: format!(
+                "{} runs generation {}, and relive no longer keeps generation {} (it keeps the last {} of each function, and frees the code of older ones): nothing was reverted. `relive revert {pid} {}` brings back its original code",
+                crate::names::readable(&p.name),
+                p.generation,
+                p.generation - 1,
+                journal::HISTORY,
+                crate::names::readable(&p.name),
+            ),
+        });
+    }
     let (firsts, laters): (Vec<PatchRecord>, Vec<PatchRecord>) = touched.into_iter().partition(|p| p.history.len() < 2);
     revert_change(target, "revert --last", &firsts, &laters)
 }
@@ -2327,10 +2347,9 @@ fn revert_change(
     // pointed into it then): it is checked again and freed if nothing
     // does now.
     let unused_region = one_back.is_empty() && after.regions.iter().any(|r| !in_use(r, &after.patches));
-    let stopped = if whole.is_empty() && !unused_region {
-        None
-    } else {
-        Some(process.stop()?)
+    let stopped = match !whole.is_empty() || unused_region {
+        true => Some(process.stop()?),
+        false => None,
     };
     let maps = process.maps()?;
     let mut originals = Vec::new();
@@ -2380,7 +2399,6 @@ fn revert_change(
         let sorted = crate::reclaim::sort_out(
             target,
             stopped.as_ref(),
-            &maps,
             regions,
             &|r| in_use(r, &patches),
             &mut after.added,

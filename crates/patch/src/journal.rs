@@ -715,7 +715,9 @@ impl Journal {
     /// wins (a function reverted and patched again counts from 1 anew),
     /// generations past a record's current one are gone (undone by
     /// `revert --last`), and the journal's own newest generation is the
-    /// truth for the one running. Unreadable lines are skipped.
+    /// truth for the one running. Generations whose code is in no pool
+    /// any more (freed: see `reclaim`) are left out. Unreadable lines are
+    /// skipped.
     pub fn load_history(&mut self, dir: &StateDir) -> Result<()> {
         let Some(bytes) = dir.read_private(&self.history_name())? else {
             return Ok(());
@@ -733,14 +735,18 @@ impl Journal {
                 .or_default()
                 .insert(line.generation.generation, line.generation);
         }
+        let regions = &self.regions;
         for p in &mut self.patches {
             let Some(lines) = by_record.remove(&p.orig_addr) else {
                 continue;
             };
             let newest = p.history.last().cloned();
+            // A generation whose pool was freed (nothing ran it any more)
+            // is gone: `revert --last` must not go back to it.
             let mut history: Vec<Generation> = lines
                 .into_values()
                 .filter(|g| g.generation < newest.as_ref().map_or(p.generation + 1, |n| n.generation))
+                .filter(|g| regions.iter().any(|r| r.contains(g.code)))
                 .collect();
             history.extend(newest);
             let extra = history.len().saturating_sub(HISTORY);

@@ -46,6 +46,16 @@ fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
     added.iter().any(|a| r.contains(a.addr))
 }
 
+/// The pools of `regions` to free if nothing points into them: not
+/// `in_use`, not pinned for good.
+pub(crate) fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord) -> bool) -> Vec<RegionRecord> {
+    regions
+        .iter()
+        .filter(|r| !in_use(r) && r.pinned.is_none())
+        .cloned()
+        .collect()
+}
+
 /// Splits `regions` (with the threads stopped, as `stopped`) into those
 /// that stay (`in_use`, pinned, or still pointed into: see [`referenced`])
 /// and those to free; the reason for each one kept although not in use.
@@ -53,24 +63,24 @@ fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
 pub(crate) fn sort_out(
     target: &Target,
     stopped: &dyn Stopped,
-    maps: &[Mapping],
     regions: Vec<RegionRecord>,
     in_use: &dyn Fn(&RegionRecord) -> bool,
     added: &mut Vec<AddedRecord>,
 ) -> Result<(Vec<RegionRecord>, Vec<RegionRecord>, Vec<KeptRegion>)> {
-    let mut kept = Vec::new();
-    let mut candidates = Vec::new();
-    for r in &regions {
-        if in_use(r) {
-            continue;
-        }
-        match r.pinned.clone() {
-            Some(why) => kept.push(KeptRegion { region: r.clone(), why }),
-            None => candidates.push(r.clone()),
-        }
-    }
+    let mut kept: Vec<KeptRegion> = regions
+        .iter()
+        .filter(|r| !in_use(r))
+        .filter_map(|r| {
+            Some(KeptRegion {
+                region: r.clone(),
+                why: r.pinned.clone()?,
+            })
+        })
+        .collect();
+    let candidates = candidates(&regions, in_use);
+    let maps = target.process.maps()?;
     let name_at = |a| target.resolver.name_at(a);
-    let reasons = referenced(target.process, stopped, maps, &candidates, &name_at)?;
+    let reasons = referenced(target.process, stopped, &maps, &candidates, &name_at)?;
     let mut freed = Vec::new();
     for (r, why) in candidates.into_iter().zip(reasons) {
         match why {
@@ -238,13 +248,12 @@ pub fn superseded_pools(target: &mut Target, warnings: &mut Vec<String>) -> Resu
         return Ok(Reclaimed::default());
     }
     let process = target.process;
-    let started = Instant::now();
-    let stopped = process.stop()?;
-    let maps = process.maps()?;
     let state = target.journal.state();
     let in_use = |r: &RegionRecord| !idle(r, &state);
+    let started = Instant::now();
+    let stopped = process.stop()?;
     let regions = std::mem::take(&mut after.regions);
-    let (remaining, freed, mut kept) = sort_out(target, stopped.as_ref(), &maps, regions, &in_use, &mut after.added)?;
+    let (remaining, freed, mut kept) = sort_out(target, stopped.as_ref(), regions, &in_use, &mut after.added)?;
     after.regions = remaining;
     if freed.is_empty() {
         stopped.resume()?;
@@ -287,6 +296,93 @@ const RED_ZONE: u64 = 128;
 /// pool it would free (beyond that, the region is kept).
 const REFERENCE_SCAN: u64 = 1 << 30;
 
+/// How much of a mapping is read at once when searching it.
+const SCAN_CHUNK: u64 = 1 << 20;
+
+/// The pools searched for: which one a word points into.
+struct Targets<'r> {
+    regions: &'r [RegionRecord],
+    low: u64,
+    high: u64,
+}
+
+impl Targets<'_> {
+    fn new(regions: &[RegionRecord]) -> Targets<'_> {
+        Targets {
+            regions,
+            low: regions.iter().map(|r| r.addr).min().unwrap_or(0),
+            high: regions.iter().map(|r| r.addr + r.len).max().unwrap_or(0),
+        }
+    }
+
+    /// The pool `value` points into.
+    fn owner(&self, value: u64) -> Option<usize> {
+        match (self.low..self.high).contains(&value) {
+            true => self.regions.iter().position(|r| r.contains(value)),
+            false => None,
+        }
+    }
+
+    /// Reads `[from, to)` of mapping `m` through `buffer` and calls `found`
+    /// with each aligned word that points into a pool (not the mapping's
+    /// own, nor the unwinder's bookkeeping of its tables): its address,
+    /// its value and the pool.
+    fn search(
+        &self,
+        process: &dyn Process,
+        m: &Mapping,
+        (from, to): (u64, u64),
+        buffer: &mut [u8],
+        found: &mut dyn FnMut(u64, u64, usize),
+    ) {
+        // A region's words that point into itself.
+        let own = |i: usize| self.regions[i].addr < m.end && m.start < self.regions[i].addr + self.regions[i].len;
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(buffer.len() as u64);
+            let bytes = &mut buffer[..len as usize];
+            if process.read(at, bytes).is_ok() {
+                // Almost no word points near the pools: counted first
+                // without a branch per word, looked at one by one only in
+                // a piece that has some.
+                let near = bytes
+                    .chunks_exact(8)
+                    .filter(|w| (self.low..self.high).contains(&u64::from_le_bytes((*w).try_into().expect("8 bytes"))))
+                    .count();
+                if near > 0 {
+                    for (k, word) in bytes.chunks_exact(8).enumerate() {
+                        let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                        let Some(i) = self.owner(value) else { continue };
+                        // The unwinder's pointers into the region's unwind
+                        // tables (its index of their entries, its list of
+                        // them) are not uses: they go with the tables,
+                        // which are taken back before the region goes. A
+                        // thread using a table now has a frame in the
+                        // region's code too.
+                        if own(i) || self.regions[i].frames.iter().any(|f| f.unwinder_owns(value)) {
+                            continue;
+                        }
+                        found(at + 8 * k as u64, value, i);
+                    }
+                }
+            }
+            at += len;
+        }
+    }
+}
+
+/// The mappings a search for pointers reads: writable, readable, not the
+/// kernel's (`[vvar]`, `[vsyscall]`); `None` when together they are more
+/// than [`REFERENCE_SCAN`].
+fn searched_mappings(maps: &[Mapping]) -> Option<Vec<&Mapping>> {
+    let searched: Vec<&Mapping> = maps
+        .iter()
+        .filter(|m| m.readable() && m.writable() && !m.path.starts_with("[v"))
+        .collect();
+    let total: u64 = searched.iter().map(|m| m.end - m.start).sum();
+    (total <= REFERENCE_SCAN).then_some(searched)
+}
+
 /// What may still reach code or data in each of `regions`, if anything: a
 /// stopped thread's register, or an aligned word anywhere in the
 /// process's writable memory (stacks, the program's and libraries' data,
@@ -307,18 +403,20 @@ pub(crate) fn referenced(
     name_at: &dyn Fn(u64) -> Option<String>,
 ) -> Result<Vec<Option<String>>> {
     let mut why: Vec<Option<String>> = vec![None; regions.len()];
-    let (Some(low), Some(high)) = (
-        regions.iter().map(|r| r.addr).min(),
-        regions.iter().map(|r| r.addr + r.len).max(),
-    ) else {
+    if regions.is_empty() {
         return Ok(why);
-    };
-    // Most words point nowhere near the pools: one range test first.
-    let owner = |a: u64| match (low..high).contains(&a) {
-        true => regions.iter().position(|r| r.contains(a)),
-        false => None,
-    };
+    }
+    let targets = Targets::new(regions);
     let value_named = |value: u64| name_at(value).map(|n| format!(" ({n})")).unwrap_or_default();
+    let word_at = |at: u64, path: &str, value: u64| {
+        let place = match (name_at(at), path) {
+            (Some(name), "") => name,
+            (Some(name), path) => format!("{name} in {path}"),
+            (None, "") => "anonymous memory".to_string(),
+            (None, path) => path.to_string(),
+        };
+        format!("the word at {at:#x} ({place}) holds {value:#x}{}", value_named(value))
+    };
     // Below a thread's stack pointer (and its red zone) a stack holds
     // only dead words: an old frame's pointer there reaches nothing.
     let mut stack_pointers = Vec::new();
@@ -345,64 +443,38 @@ pub(crate) fn referenced(
             ("r15", r.r15),
         ];
         for (name, value) in gprs {
-            if let Some(i) = owner(value).filter(|&i| why[i].is_none()) {
+            if let Some(i) = targets.owner(value).filter(|&i| why[i].is_none()) {
                 why[i] = Some(format!("thread {tid}'s {name} holds {value:#x}{}", value_named(value)));
             }
         }
     }
-    let mut budget = REFERENCE_SCAN;
-    for m in maps {
+    let live_from = |start: u64, end: u64| {
+        stack_pointers
+            .iter()
+            .filter(|&&sp| start <= sp && sp < end)
+            .min()
+            .map_or(start, |&sp| sp.saturating_sub(RED_ZONE).max(start) & !7)
+    };
+    let Some(searched) = searched_mappings(maps) else {
+        for w in why.iter_mut().filter(|w| w.is_none()) {
+            *w = Some(format!(
+                "the process has more than {} MiB of writable memory, too much to search for pointers into it",
+                REFERENCE_SCAN >> 20
+            ));
+        }
+        return Ok(why);
+    };
+    let mut buffer = vec![0u8; SCAN_CHUNK as usize];
+    for m in searched {
         if why.iter().all(Option::is_some) {
             break;
         }
-        if !m.readable() || !m.writable() || m.path.starts_with("[v") {
-            continue;
-        }
-        let len = m.end - m.start;
-        if len > budget {
-            for w in why.iter_mut().filter(|w| w.is_none()) {
-                *w = Some(format!(
-                    "the process has more than {} MiB of writable memory, too much to search for pointers into it",
-                    REFERENCE_SCAN >> 20
-                ));
+        let from = live_from(m.start, m.end);
+        targets.search(process, m, (from, m.end), &mut buffer, &mut |at, value, i| {
+            if why[i].is_none() {
+                why[i] = Some(word_at(at, &m.path, value));
             }
-            break;
-        }
-        budget -= len;
-        let live_from = stack_pointers
-            .iter()
-            .filter(|&&sp| m.start <= sp && sp < m.end)
-            .min()
-            .map_or(m.start, |&sp| sp.saturating_sub(RED_ZONE).max(m.start) & !7);
-        let mut bytes = vec![0u8; (m.end - live_from) as usize];
-        if process.read(live_from, &mut bytes).is_err() {
-            continue;
-        }
-        // A region's words that point into itself.
-        let own = |i: usize| regions[i].addr < m.end && m.start < regions[i].addr + regions[i].len;
-        for (k, word) in bytes.chunks_exact(8).enumerate() {
-            let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            let Some(i) = owner(value) else { continue };
-            // The unwinder's pointers into the region's unwind tables (its
-            // index of their entries, its list of them) are not uses: they
-            // go with the tables, which are taken back before the region
-            // goes. A thread using a table now has a frame in the region's
-            // code too.
-            if why[i].is_some() || own(i) || regions[i].frames.iter().any(|f| f.unwinder_owns(value)) {
-                continue;
-            }
-            let at = live_from + 8 * k as u64;
-            let place = match (name_at(at), m.path.as_str()) {
-                (Some(name), "") => name,
-                (Some(name), path) => format!("{name} in {path}"),
-                (None, "") => "anonymous memory".to_string(),
-                (None, path) => path.to_string(),
-            };
-            why[i] = Some(format!(
-                "the word at {at:#x} ({place}) holds {value:#x}{}",
-                value_named(value)
-            ));
-        }
+        });
     }
     Ok(why)
 }

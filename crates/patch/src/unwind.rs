@@ -142,6 +142,19 @@ pub fn load_unwinder(target: &mut Target, scratch: u64) -> Result<Unwinder, Stri
     Ok(unwinder)
 }
 
+/// Where in the bookkeeping relive marks a table it is taking back: the
+/// last word of [`crate::link::UNWINDER_OBJECT`], after libgcc's seven.
+const TAKING_BACK_AT: u64 = crate::link::UNWINDER_OBJECT as u64 - 8;
+/// The mark ("relive-d").
+const TAKING_BACK: u64 = u64::from_le_bytes(*b"relive-d");
+
+/// Whether a relive started taking the table back and did not finish: the
+/// call may or may not have run.
+fn taking_back(process: &dyn Process, frame: &FrameRecord) -> bool {
+    let mut word = [0u8; 8];
+    process.read(frame.object + TAKING_BACK_AT, &mut word).is_ok() && u64::from_le_bytes(word) == TAKING_BACK
+}
+
 /// Whether the unwinder holds the table whose bookkeeping is at `object`:
 /// it sets the first word (the lowest address covered, `-1` until it
 /// first searches the table) when it takes the table; relive clears the
@@ -210,6 +223,12 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
             f.eh_frame
         ));
     }
+    if let Some(f) = frames.iter().find(|f| taking_back(process, f)) {
+        return Err(format!(
+            "a relive taking its unwind table at {:#x} back from the unwinder was interrupted: whether the unwinder still holds it is not known (taking back a table it does not hold ends the program)",
+            f.eh_frame
+        ));
+    }
     let held: Vec<&FrameRecord> = frames.iter().filter(|f| held(process, f)).collect();
     if held.is_empty() {
         return Ok(());
@@ -219,11 +238,20 @@ pub fn deregister(process: &dyn Process, unwinder: Option<&Unwinder>, frames: &[
     };
     let mut stopped = stop_at_quiet_point(process)?;
     let result = held.iter().try_for_each(|frame| {
+        // Marked first: a relive killed between the call and the clearing
+        // below leaves a table the unwinder no longer holds looking held,
+        // and a second `__deregister_frame_info` of it aborts the program
+        // (libgcc asserts it finds the table). Marked, it is never taken
+        // back again.
+        process
+            .write(frame.object + TAKING_BACK_AT, &TAKING_BACK.to_le_bytes())
+            .map_err(|e| format!("its bookkeeping at {:#x} could not be marked: {e}", frame.object))?;
         returned(
             stopped.call(unwinder.deregister, &[frame.eh_frame], CALL_TIMEOUT),
             "__deregister_frame_info",
         )?;
-        // Cleared: the table is no longer the unwinder's.
+        crate::apply::failpoint("unwind-after-deregister");
+        // Cleared, the mark too: the table is no longer the unwinder's.
         process
             .write(frame.object, &[0; crate::link::UNWINDER_OBJECT])
             .map_err(|e| format!("its bookkeeping at {:#x} could not be cleared: {e}", frame.object))
