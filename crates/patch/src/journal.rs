@@ -1116,10 +1116,22 @@ mod history_file_tests {
         }
     }
 
+    /// The pool every generation's code is in.
+    fn pool() -> RegionRecord {
+        RegionRecord {
+            addr: 0x5000,
+            len: 0x1000,
+            ..RegionRecord::default()
+        }
+    }
+
     /// Commits generation `n` of f as change `change`.
     fn patch_f(j: &mut Journal, dir: &StateDir, n: u32, change: u64) {
         let mut state = j.state();
         state.changes = change;
+        if state.regions.is_empty() {
+            state.regions.push(pool());
+        }
         match state.patches.iter_mut().find(|p| p.orig_addr == 0x1000) {
             Some(p) => {
                 p.generation = n;
@@ -1183,6 +1195,31 @@ mod history_file_tests {
         j.load_history(dir).unwrap();
         assert_eq!(generations(&j), [1, 2]);
         assert_eq!(j.patches[0].history[0].change, 14);
+    }
+
+    /// A generation whose pool was freed (see `reclaim`) is no longer in
+    /// the history: `revert --last` must not go back to its code.
+    #[test]
+    fn generations_of_freed_pools_leave_the_history() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        for n in 1..=4 {
+            patch_f(&mut j, dir, n, u64::from(n));
+        }
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), [1, 2, 3, 4]);
+        // The pool now starts past generations 1 and 2 (0x5001, 0x5002).
+        let mut state = j.state();
+        state.regions = vec![RegionRecord {
+            addr: 0x5003,
+            len: 0x0ffd,
+            ..RegionRecord::default()
+        }];
+        j.commit(dir, state).unwrap();
+        let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        j.load_history(dir).unwrap();
+        assert_eq!(generations(&j), [3, 4]);
     }
 
     /// A journal written by an older relive, with whole histories inline,
