@@ -390,6 +390,16 @@ fn superseded_generations_are_freed_and_history_stays() {
     let mut kept_for_thread = false;
     for k in 1..=22u32 {
         let new = big_object(&target, k, 2);
+        if k == 22 {
+            // The words say it too, and the pause it took.
+            let out = ok(relive(&target, &["patch", &pid, &new, "--base", &base]));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("freed   the pool at 0x"), "{text}");
+            assert!(text.contains("µs to free pools"), "{text}");
+            base = new;
+            target.wait_for("v 43 2");
+            continue;
+        }
         let out = ok(relive(&target, &["patch", &pid, &new, "--base", &base, "--json"]));
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         base = new;
@@ -446,6 +456,13 @@ fn superseded_generations_are_freed_and_history_stays() {
         .count();
     assert_eq!(symbol_files, now.len() + 1, "{now:x?}");
 
+    // The pool that stays for good says why.
+    let text = String::from_utf8(ok(relive(&target, &["status", &pid])).stdout).unwrap();
+    assert_eq!(
+        text.matches("holds the jump slots of 2 patched functions").count(),
+        1,
+        "{text}"
+    );
     // A revert by name stops the threads and frees the pools no patch
     // uses: not those of generations `revert --last` goes back to.
     ok(relive(&target, &["revert", &pid, "small"]));

@@ -242,6 +242,87 @@ fn a_relive_killed_taking_an_unwind_table_back_never_aborts_the_program() {
     target.wait_for("v 1 10");
 }
 
+/// `verify` right after a patch killed past its writes (the journal
+/// still says nothing changed) tells the truth: it settles the change
+/// first, as every other command does. It said the old object was what
+/// ran.
+#[test]
+fn verify_after_a_killed_patch_tells_what_runs() {
+    let (target, state, pid) = started();
+    let base = relive_testkit::compile_object(target.dir.path(), "target", APP, &["-O2", "-g"])
+        .display()
+        .to_string();
+    let dir = target.dir.path().join("new");
+    std::fs::create_dir_all(&dir).unwrap();
+    let new = relive_testkit::compile_object(&dir, "target", &APP.replace("return 1;", "return 2;"), &["-O2", "-g"])
+        .display()
+        .to_string();
+    aborted(&relive(
+        &["patch", &pid, &new, "--base", &base],
+        &state,
+        Some("patch-after-first-write"),
+    ));
+    target.wait_for("v 2 10");
+    let out = relive(&["verify", &pid, &new], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = relive(&["verify", &pid, &base], &state, None);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Anonymous read-only mappings of at least 1 MiB: where relive keeps the
+/// symbol files it lists for debuggers (and nothing of this program).
+fn symbol_file_mappings(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let (lo, hi) = fields[0].split_once('-').unwrap();
+            let len = u64::from_str_radix(hi, 16).unwrap() - u64::from_str_radix(lo, 16).unwrap();
+            fields[1] == "r--p" && fields.len() == 5 && len >= 1 << 20
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A relive killed after it mapped memory for a patch's symbol files and
+/// before it recorded it: the next relive frees it (it stayed mapped, in
+/// no pool and no record, for the life of the program).
+#[test]
+fn symbol_file_memory_mapped_by_a_killed_relive_is_freed_by_the_next() {
+    let (target, state, pid) = started();
+    assert!(
+        symbol_file_mappings(&pid).is_empty(),
+        "{:?}",
+        symbol_file_mappings(&pid)
+    );
+    aborted(&relive(
+        &["patch", &pid, &object(&target, 2, 20)],
+        &state,
+        Some("debuggers-after-map"),
+    ));
+    target.wait_for("v 2 20");
+    assert_eq!(symbol_file_mappings(&pid).len(), 1, "the memory is mapped");
+    let out = relive(&["status", &pid], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("a killed relive had mapped"), "{said}");
+    assert!(
+        symbol_file_mappings(&pid).is_empty(),
+        "{:?}",
+        symbol_file_mappings(&pid)
+    );
+    target.wait_for("v 2 20");
+    let out = relive(&["revert", &pid, "--all"], &state, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+}
+
 /// The journal cannot be saved once the process was changed (a full
 /// disk, here injected): the patch stands and relive says so with exit 0
 /// and a warning naming the intent it keeps (it exited 1 with an error

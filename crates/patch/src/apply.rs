@@ -2147,7 +2147,7 @@ fn new_pool(
         journal.mapping_pool = Some((addr, len));
         journal.save(dir).map_err(|e| std::io::Error::other(e.to_string()))
     };
-    let a = alloc::allocate_announced(
+    let a = match alloc::allocate_announced(
         stopped.as_mut(),
         process.pid(),
         &maps,
@@ -2155,7 +2155,16 @@ fn new_pool(
         Protection::READ,
         placement,
         &mut announce,
-    )?;
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            // Nothing was mapped: the last try's mark names memory that was
+            // there already, which the next relive must not free.
+            target.journal.mapping_pool = None;
+            let _ = target.journal.save(&target.journal_dir);
+            return Err(e.into());
+        }
+    };
     let protected = stopped
         .protect(a.addr, code_len, Protection::READ_EXEC)
         .and_then(|_| stopped.protect(a.addr + code_len + ro_len, rw_len, Protection::READ_WRITE));

@@ -82,7 +82,7 @@ fn images_len(images: &[Image]) -> u64 {
 /// pool fill it further without stopping a thread), loading relive's
 /// library first if the process has no descriptor. Returns the record to
 /// keep, with no entries yet, or why there is none.
-fn place(target: &Target, need: u64, stranded: &mut Option<(u64, u64)>) -> Result<DebugImagesRecord, String> {
+fn place(target: &mut Target, need: u64, stranded: &mut Option<(u64, u64)>) -> Result<DebugImagesRecord, String> {
     let process = target.process;
     let source = match descriptor(target) {
         Some(d) => Source::Existing(d),
@@ -107,13 +107,22 @@ fn place(target: &Target, need: u64, stranded: &mut Option<(u64, u64)>) -> Resul
             .stop_one()
             .map_err(|e| format!("the process could not be stopped: {e}"))?,
     };
-    let mapped = alloc::allocate(
+    // Each try is recorded before it is mapped (see `mapping_pool`): a
+    // relive killed before the mapping is recorded with its pool leaves
+    // the next one able to free it.
+    let (journal, dir) = (&mut target.journal, &target.journal_dir);
+    let mut announce = |addr: u64, len: u64| {
+        journal.mapping_pool = Some((addr, len));
+        journal.save(dir).map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let mapped = alloc::allocate_announced(
         stopped.as_mut(),
         process.pid(),
         &maps,
         (path_len + need).max(MAPPING_MIN),
         Protection::READ,
         &Placement::anywhere(),
+        &mut announce,
     );
     let placed = mapped.map_err(|e| e.to_string()).and_then(|mapping| {
         let descriptor = match &source {
@@ -134,9 +143,17 @@ fn place(target: &Target, need: u64, stranded: &mut Option<(u64, u64)>) -> Resul
             },
         }
     });
-    stopped
+    let resumed = stopped
         .resume()
-        .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+        .map_err(|e| format!("the main thread could not be resumed: {e}"));
+    if placed.is_err() {
+        // Nothing stays mapped (or it is recorded as stranded, by the
+        // caller): the mark must not make the next relive free memory
+        // that is someone else's by then.
+        target.journal.mapping_pool = None;
+        let _ = target.journal.save(&target.journal_dir);
+    }
+    resumed?;
     let (mapping, descriptor) = placed?;
     Ok(DebugImagesRecord {
         addr: mapping.addr,
@@ -324,7 +341,9 @@ pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, Vec<u8>)]) ->
                 });
                 let _ = target.journal.save(&target.journal_dir);
             }
-            (target.journal.regions[pool_index].debug_images.len(), placed?)
+            let placed = placed?;
+            crate::apply::failpoint("debuggers-after-map");
+            (target.journal.regions[pool_index].debug_images.len(), placed)
         }
     };
     let listed_before = record.entries.len();
@@ -334,6 +353,8 @@ pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, Vec<u8>)]) ->
         Some(r) => *r = record.clone(),
         None => images_of_pool.push(record.clone()),
     }
+    // Recorded with its pool from here on.
+    target.journal.mapping_pool = None;
     target
         .journal
         .save(&target.journal_dir)

@@ -137,7 +137,12 @@ impl<'p> Target<'p> {
         }
         // A pool a killed relive mapped before it recorded it.
         if let Some((addr, len)) = self.journal.mapping_pool.take() {
-            if !self.journal.regions.iter().any(|r| r.addr == addr) {
+            let recorded = self
+                .journal
+                .regions
+                .iter()
+                .any(|r| r.addr == addr || r.debug_images.iter().any(|i| i.addr == addr));
+            if !recorded {
                 if let Some(note) = free_unrecorded(self.process, addr, len) {
                     self.warnings.push(note);
                 }
@@ -160,9 +165,12 @@ fn free_unrecorded(process: &dyn Process, addr: u64, len: u64) -> Option<String>
     let maps = process.maps().ok()?;
     let end = addr.checked_add(len)?;
     let mut at = addr;
+    // Anonymous memory from exactly `addr` to exactly `end`: anything else
+    // is not that mapping (a try that found memory there already) and is
+    // left alone.
     while at < end {
         let m = maps.iter().find(|m| m.start <= at && at < m.end)?;
-        if m.inode != 0 || !m.path.is_empty() {
+        if m.inode != 0 || !m.path.is_empty() || (at == addr && m.start != addr) || m.end > end {
             return None;
         }
         at = m.end;
@@ -171,9 +179,9 @@ fn free_unrecorded(process: &dyn Process, addr: u64, len: u64) -> Option<String>
     let unmapped = stopped.unmap(addr, len);
     let _ = stopped.resume();
     Some(match unmapped {
-        Ok(()) => format!("freed {len:#x} bytes at {addr:#x}: a pool a killed relive had mapped but not yet used"),
+        Ok(()) => format!("freed {len:#x} bytes at {addr:#x}: a pool a killed relive had mapped but not yet used (or its symbol files' memory, not yet recorded)"),
         Err(e) => format!(
-            "a pool a killed relive had mapped at {addr:#x} ({len:#x} bytes, never used) could not be freed: {e}"
+            "a pool a killed relive had mapped at {addr:#x} ({len:#x} bytes, never used, or its symbol files' memory) could not be freed: {e}"
         ),
     })
 }

@@ -63,7 +63,7 @@ pub struct PatchArgs {
     /// built from (by the program's debug information).
     #[arg(long)]
     force: bool,
-    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","reclaim","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed","reclaimed":{"freed","kept","us"}} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect; "reclaimed", only after a patch that mapped a new pool: the pools freed because only superseded generations were left in them ("freed", pool records as in status --json), those kept because something still points into them ("kept", each with "why"), and how long that took ("us", the threads stopped for the check)); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
+    /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","reclaim","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed","reclaimed":{"freed","kept","us"}} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect; "reclaimed", only after a patch that mapped a new pool: the pools freed because only superseded generations were left in them ("freed", pool records as in status --json), those kept because something still points into them ("kept", each with "why"), and how long the threads were stopped for it ("us": not in "pause_us", which is the redirect's)); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
     #[arg(long)]
     pub json: bool,
 }
@@ -559,11 +559,16 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
         true => String::new(),
         false => format!(", reclaim {}", t.reclaim),
     };
+    // The stop to free pools is a pause of its own (after the redirect).
+    let freeing = match r.reclaimed.is_empty() {
+        true => String::new(),
+        false => format!(", and {} µs to free pools", r.reclaimed.us),
+    };
     // Timings are detail: left out under -q.
     if !crate::output::quiet() {
         writeln!(
             out,
-            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}, debuggers {}{hooks}{reclaim}); threads paused {} µs{pool}{moved}",
+            "took {} µs (read {}, diff {}, open {}, link {}, alloc {}, stop {}, write {}, check {}, debuggers {}{hooks}{reclaim}); threads paused {} µs{freeing}{pool}{moved}",
             t.total, t.read, t.diff, t.open, t.link, t.alloc, t.stop, t.write, t.check, t.debuggers, r.pause_us
         )?;
     }
@@ -937,6 +942,9 @@ struct StatusEntry {
     method: String,
     /// Every generation still in the pool, oldest first.
     history: Vec<relive_patch::journal::Generation>,
+    /// The cell its redirect jumps through (for the words only).
+    #[serde(skip)]
+    slot: u64,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -961,6 +969,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 generation: p.generation,
                 method: p.method.clone(),
                 history: p.history.clone(),
+                slot: p.slot,
             })
             .collect(),
         // Cold parts come with their functions' new code (see `patch`).
@@ -1047,6 +1056,17 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             r.ro_used + r.rw_used,
             r.ro_len + r.rw_len
         )?;
+        // Why a pool stays although it may hold only old code: the
+        // redirected entries jump through slots in it (a later patch frees
+        // only pools holding neither those nor code that can still run).
+        let slots = status.patches.iter().filter(|p| r.contains(p.slot)).count();
+        if slots > 0 && !crate::output::quiet() {
+            writeln!(
+                out,
+                "  holds the jump slots of {slots} patched function{}: it stays until they are reverted",
+                if slots == 1 { "" } else { "s" }
+            )?;
+        }
     }
     Ok(())
 }

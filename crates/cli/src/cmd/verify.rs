@@ -58,7 +58,15 @@ struct Differing {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
-    let target = Target::open(process.as_ref()).with_context(|| format!("reading process {}", args.pid))?;
+    let mut target = Target::open(process.as_ref()).with_context(|| format!("reading process {}", args.pid))?;
+    // Under the lock, as `status`: a change in progress finishes first, and
+    // one a killed relive left is settled by what the process's memory
+    // shows (compared with a journal that predates it, the answer was
+    // wrong until some other command settled it).
+    let _lock = target.transaction()?;
+    for note in &target.warnings {
+        crate::output::note(&format!("relive: note: {note}"));
+    }
     let mut reports = Vec::new();
     for path in &args.objects {
         let obj = ObjectFile::open(path)?;
