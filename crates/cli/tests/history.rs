@@ -412,6 +412,9 @@ fn superseded_generations_are_freed_and_history_stays() {
         for kept in report["reclaimed"]["kept"].as_array().into_iter().flatten() {
             let (addr, len) = (kept["addr"].as_u64().unwrap(), kept["len"].as_u64().unwrap());
             if held_code.is_some_and(|c| (addr..addr + len).contains(&c)) {
+                // Named by where the reference is: the holder's stack.
+                let why = kept["why"].as_str().unwrap();
+                assert!(why.contains("'s stack) holds 0x"), "{why}");
                 kept_for_thread = true;
             }
         }

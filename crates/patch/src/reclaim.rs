@@ -408,21 +408,12 @@ pub(crate) fn referenced(
     }
     let targets = Targets::new(regions);
     let value_named = |value: u64| name_at(value).map(|n| format!(" ({n})")).unwrap_or_default();
-    let word_at = |at: u64, path: &str, value: u64| {
-        let place = match (name_at(at), path) {
-            (Some(name), "") => name,
-            (Some(name), path) => format!("{name} in {path}"),
-            (None, "") => "anonymous memory".to_string(),
-            (None, path) => path.to_string(),
-        };
-        format!("the word at {at:#x} ({place}) holds {value:#x}{}", value_named(value))
-    };
     // Below a thread's stack pointer (and its red zone) a stack holds
     // only dead words: an old frame's pointer there reaches nothing.
-    let mut stack_pointers = Vec::new();
+    let mut stack_pointers: Vec<(u32, u64)> = Vec::new();
     for tid in stopped.thread_ids() {
         let r = stopped.registers(tid)?;
-        stack_pointers.push(r.rsp);
+        stack_pointers.push((tid, r.rsp));
         let gprs = [
             ("rip", r.rip),
             ("rsp", r.rsp),
@@ -451,9 +442,26 @@ pub(crate) fn referenced(
     let live_from = |start: u64, end: u64| {
         stack_pointers
             .iter()
-            .filter(|&&sp| start <= sp && sp < end)
+            .map(|&(_, sp)| sp)
+            .filter(|&sp| start <= sp && sp < end)
             .min()
-            .map_or(start, |&sp| sp.saturating_sub(RED_ZONE).max(start) & !7)
+            .map_or(start, |sp| sp.saturating_sub(RED_ZONE).max(start) & !7)
+    };
+    // A word named by what holds it: a global, a thread's stack (a thread
+    // still inside old code returns there), or its mapping.
+    let word_at = |at: u64, m: &Mapping, value: u64| {
+        let stack_of = stack_pointers
+            .iter()
+            .find(|&&(_, sp)| m.start <= sp && sp < m.end)
+            .map(|&(tid, _)| tid);
+        let place = match (name_at(at), stack_of, m.path.as_str()) {
+            (Some(name), _, "") => name,
+            (Some(name), _, path) => format!("{name} in {path}"),
+            (None, Some(tid), _) => format!("thread {tid}'s stack"),
+            (None, None, "") => "anonymous memory".to_string(),
+            (None, None, path) => path.to_string(),
+        };
+        format!("the word at {at:#x} ({place}) holds {value:#x}{}", value_named(value))
     };
     let Some(searched) = searched_mappings(maps) else {
         for w in why.iter_mut().filter(|w| w.is_none()) {
@@ -472,7 +480,7 @@ pub(crate) fn referenced(
         let from = live_from(m.start, m.end);
         targets.search(process, m, (from, m.end), &mut buffer, &mut |at, value, i| {
             if why[i].is_none() {
-                why[i] = Some(word_at(at, &m.path, value));
+                why[i] = Some(word_at(at, m, value));
             }
         });
     }
