@@ -615,6 +615,16 @@ fn symbol_files_do_not_pile_up_beside_one_pool() {
     // pool's (with the slot: 4 patches fill a pool's share) and those of
     // the 8 generations `revert --last` reaches stay.
     assert!(images <= 16 << 20, "{} MiB of symbol files", images >> 20);
+    // The debuggers' list was relinked around the files that went: every
+    // file in force is still on it, and only those.
+    let symbol_files = std::fs::read_dir(target.dir.path().join("state"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sym"))
+        .count();
+    let out = ok(relive(&target, &["gdb", &pid, "--json"]));
+    let gdb: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(gdb["symbol_files"], serde_json::json!([]), "{gdb}");
+    assert_eq!(gdb["listed"].as_u64(), Some(symbol_files as u64), "{gdb}");
     ok(relive(&target, &["revert", &pid, "--all"]));
     target.wait_for("v 0");
 }

@@ -2441,9 +2441,9 @@ fn revert_change(
     // The change is made: from here a failure is reported, not undone.
     let mut warnings = Vec::new();
     let journal_added = target.journal.added.clone();
-    let freed = crate::reclaim::release(
+    let (freed, _) = crate::reclaim::release(
         target,
-        stopped,
+        (stopped, Instant::now()),
         freed,
         &mut after,
         &mut kept,

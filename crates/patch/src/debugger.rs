@@ -207,31 +207,59 @@ fn link(process: &dyn Process, record: &DebugImagesRecord, entries: &[DebugEntry
 }
 
 /// Takes each entry of `record` off the descriptor's list (one not on it
-/// is left as it is). The caller unmaps the memory afterwards.
+/// is left as it is). The caller unmaps the memory afterwards. The list
+/// is read once and relinked around the entries that go: looked up one
+/// by one, a pool of 150 patches' files took 150 walks of a 450-entry
+/// list, every thread stopped meanwhile.
 pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), String> {
     let d = record.descriptor;
     if record.entries.is_empty() {
         return Ok(());
     }
     check_version(process, d)?;
-    for e in &record.entries {
-        let Some(previous) = find(process, d, e.entry)? else {
-            continue;
-        };
-        let current = e.entry;
-        let next = read_word(process, current)?;
-        if next != 0 {
-            write_word(process, next + 8, previous)?;
+    let gone: foldhash::HashSet<u64> = record.entries.iter().map(|e| e.entry).collect();
+    let list = entries(process, d)?;
+    if !list.iter().any(|e| gone.contains(e)) {
+        return Ok(());
+    }
+    let kept: Vec<u64> = list.iter().copied().filter(|e| !gone.contains(e)).collect();
+    // Each entry's neighbours before and after, written where they change.
+    let neighbours = |order: &[u64], k: usize| {
+        let previous = k.checked_sub(1).map_or(0, |p| order[p]);
+        (previous, order.get(k + 1).copied().unwrap_or(0))
+    };
+    let before: foldhash::HashMap<u64, (u64, u64)> = (0..list.len()).map(|k| (list[k], neighbours(&list, k))).collect();
+    for k in 0..kept.len() {
+        let (previous, next) = neighbours(&kept, k);
+        let (was_previous, was_next) = before[&kept[k]];
+        if next != was_next {
+            write_word(process, kept[k], next)?;
         }
-        match previous {
-            0 => write_word(process, d + jit_helper::FIRST_ENTRY, next)?,
-            p => write_word(process, p, next)?,
-        }
-        if read_word(process, d + jit_helper::RELEVANT_ENTRY)? == current {
-            write_word(process, d + jit_helper::RELEVANT_ENTRY, 0)?;
+        if previous != was_previous {
+            write_word(process, kept[k] + 8, previous)?;
         }
     }
+    if kept.first() != list.first() {
+        write_word(process, d + jit_helper::FIRST_ENTRY, kept.first().copied().unwrap_or(0))?;
+    }
+    if gone.contains(&read_word(process, d + jit_helper::RELEVANT_ENTRY)?) {
+        write_word(process, d + jit_helper::RELEVANT_ENTRY, 0)?;
+    }
     Ok(())
+}
+
+/// The entries on the list of the descriptor at `descriptor`, in order.
+fn entries(process: &dyn Process, descriptor: u64) -> Result<Vec<u64>, String> {
+    let mut list = Vec::new();
+    let mut current = read_word(process, descriptor + jit_helper::FIRST_ENTRY)?;
+    while current != 0 {
+        if list.len() >= MAX_ENTRIES {
+            return Err(format!("the debugger list at {descriptor:#x} does not end"));
+        }
+        list.push(current);
+        current = read_word(process, current)?;
+    }
+    Ok(list)
 }
 
 /// Whether `entry` is on the list of the descriptor at `descriptor`.

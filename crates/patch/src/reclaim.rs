@@ -8,7 +8,7 @@
 //! only superseded generations fill, so a function patched again and
 //! again does not grow the process without end.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use relive_process::maps::Mapping;
 use relive_process::{Process, Stopped};
@@ -104,17 +104,20 @@ pub(crate) fn sort_out(
 /// the threads running), symbol files off the debuggers' list, then the
 /// memory. A pool that cannot go stays in `after` (with what was added in
 /// it, from `journal_added`) and in `kept`, with the reason. Returns the
-/// pools unmapped; the threads run again.
+/// pools unmapped, and how long every thread stood still in here
+/// (`stopped` since `since`); the threads run again.
 pub(crate) fn release<'p>(
     target: &Target<'p>,
-    mut stopped: Option<Box<dyn Stopped + 'p>>,
+    (mut stopped, since): (Option<Box<dyn Stopped + 'p>>, Instant),
     mut freed: Vec<RegionRecord>,
     after: &mut journal::State,
     kept: &mut Vec<KeptRegion>,
     journal_added: &[AddedRecord],
     warnings: &mut Vec<String>,
-) -> Vec<RegionRecord> {
+) -> (Vec<RegionRecord>, Duration) {
     let process = target.process;
+    let mut paused = Duration::ZERO;
+    let mut stopped_at = since;
     let keep = |after: &mut journal::State, kept: &mut Vec<KeptRegion>, r: RegionRecord, why: String| {
         after
             .added
@@ -124,6 +127,7 @@ pub(crate) fn release<'p>(
     };
     if freed.iter().any(|r| r.frames.iter().any(|f| !f.pending)) {
         if let Some(s) = stopped.take() {
+            paused += stopped_at.elapsed();
             if let Err(e) = s.resume() {
                 warnings.push(format!(
                     "the threads of process {} could not all be resumed: {e}",
@@ -146,6 +150,7 @@ pub(crate) fn release<'p>(
         }
         freed = still_freed;
         if !freed.is_empty() {
+            stopped_at = Instant::now();
             match process.stop() {
                 Ok(s) => stopped = Some(s),
                 // What could not be unmapped stays recorded, for a later
@@ -196,6 +201,7 @@ pub(crate) fn release<'p>(
         freed = unmapped;
     }
     if let Some(stopped) = stopped {
+        paused += stopped_at.elapsed();
         if let Err(e) = stopped.resume() {
             warnings.push(format!(
                 "the threads of process {} could not all be resumed: {e}",
@@ -207,7 +213,7 @@ pub(crate) fn release<'p>(
     // was here (best effort, like the lines themselves).
     let gone: Vec<(u64, u64)> = freed.iter().map(|r| (r.addr, r.addr + r.len)).collect();
     let _ = crate::perf_map::forget(process.pid(), &gone);
-    freed
+    (freed, paused)
 }
 
 /// What a patch freed of the pools only superseded generations filled.
@@ -220,8 +226,9 @@ pub struct Reclaimed {
     /// left an old generation): checked again when a patch next maps a
     /// pool.
     pub kept: Vec<KeptRegion>,
-    /// Microseconds from stopping the threads to resuming them for good
-    /// (the unwind tables go back with the threads running in between).
+    /// Microseconds every thread stood still for it: the search for
+    /// pointers, and the unmapping (the unwind tables go back in between,
+    /// with only the main thread stopped).
     pub us: u64,
 }
 
@@ -274,16 +281,16 @@ pub fn superseded_pools(target: &mut Target, warnings: &mut Vec<String>) -> Resu
         return Err(e);
     }
     let journal_added = target.journal.added.clone();
-    let freed = release(
+    let (freed, paused) = release(
         target,
-        Some(stopped),
+        (Some(stopped), started),
         freed,
         &mut after,
         &mut kept,
         &journal_added,
         warnings,
     );
-    let us = started.elapsed().as_micros() as u64;
+    let us = paused.as_micros() as u64;
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     crate::debug_file::remove_unmapped(target);
     Ok(Reclaimed { freed, kept, us })
