@@ -31,17 +31,24 @@ pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String 
 /// by itself when it attaches; a second copy would double every symbol),
 /// and how many in force are on it.
 pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
+    // Each descriptor's list read once (a process patched hundreds of
+    // times has hundreds of entries on it).
+    let mut on_lists: foldhash::HashMap<u64, foldhash::HashSet<u64>> = foldhash::HashMap::default();
     let listed: foldhash::HashSet<u64> = target
         .journal
         .regions
         .iter()
         .flat_map(|r| &r.debug_images)
         .flat_map(|images| {
+            let on_list = on_lists
+                .entry(images.descriptor)
+                .or_insert_with(|| crate::debugger::listed_entries(target.process, images.descriptor));
             images
                 .entries
                 .iter()
-                .filter(|e| crate::debugger::listed(target.process, images.descriptor, e.entry))
+                .filter(|e| on_list.contains(&e.entry))
                 .map(|e| e.code)
+                .collect::<Vec<u64>>()
         })
         .collect();
     let (on_list, given): (Vec<_>, Vec<_>) = in_force(target)

@@ -262,27 +262,10 @@ fn entries(process: &dyn Process, descriptor: u64) -> Result<Vec<u64>, String> {
     Ok(list)
 }
 
-/// Whether `entry` is on the list of the descriptor at `descriptor`.
-pub fn listed(process: &dyn Process, descriptor: u64, entry: u64) -> bool {
-    matches!(find(process, descriptor, entry), Ok(Some(_)))
-}
-
-/// Where `entry` is on the list of the descriptor at `descriptor`: the
-/// entry before it (0 when it is first); `None` when it is not on it.
-fn find(process: &dyn Process, descriptor: u64, entry: u64) -> Result<Option<u64>, String> {
-    let mut previous = 0;
-    let mut current = read_word(process, descriptor + jit_helper::FIRST_ENTRY)?;
-    for _ in 0..MAX_ENTRIES {
-        if current == 0 {
-            return Ok(None);
-        }
-        if current == entry {
-            return Ok(Some(previous));
-        }
-        previous = current;
-        current = read_word(process, current)?;
-    }
-    Err(format!("the debugger list at {descriptor:#x} does not end"))
+/// The entries on the list of the descriptor at `descriptor` (none when
+/// it cannot be read).
+pub fn listed_entries(process: &dyn Process, descriptor: u64) -> foldhash::HashSet<u64> {
+    entries(process, descriptor).unwrap_or_default().into_iter().collect()
 }
 
 /// Writes relive's library into the state directory (if it is not there
