@@ -487,7 +487,7 @@ fn superseded_generations_are_freed_and_history_stays() {
         target.wait_for(&format!("v {} 1", 21 + k));
     };
     assert!(
-        refusal.contains(&format!("no longer keeps generation {}", k - 1)),
+        refusal.contains(&format!("generation {} is gone: its code was freed", k - 1)),
         "{refusal}"
     );
     target.wait_for(&format!("v {} 1", 21 + k));
@@ -501,6 +501,14 @@ fn superseded_generations_are_freed_and_history_stays() {
 /// relive records exactly the pools still mapped.
 #[test]
 fn a_relive_killed_while_freeing_pools_leaves_the_truth() {
+    // Right after a pool is unmapped, and after its symbol files' memory
+    // is but not the pool (the record kept listing memory that was gone).
+    for failpoint in ["release-after-unmap", "release-after-symbol-files"] {
+        killed_while_freeing_pools(failpoint);
+    }
+}
+
+fn killed_while_freeing_pools(failpoint: &str) {
     let target = Target::start_c(BIG, &["-O2", "-g", "-pthread", "-DK=0"]);
     target.wait_for("v 21 1");
     let pid = target.pid_arg();
@@ -511,7 +519,7 @@ fn a_relive_killed_while_freeing_pools_leaves_the_truth() {
         let out = Command::new(env!("CARGO_BIN_EXE_relive"))
             .args(["patch", &pid, &new, "--base", &base])
             .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
-            .env("RELIVE_FAILPOINT", "release-after-unmap")
+            .env("RELIVE_FAILPOINT", failpoint)
             .output()
             .unwrap();
         base = new;
@@ -530,6 +538,20 @@ fn a_relive_killed_while_freeing_pools_leaves_the_truth() {
     let recorded = pools(&target);
     for (addr, _) in &recorded {
         assert!(mapped(target.pid(), *addr), "pool {addr:#x} is recorded but not mapped");
+    }
+    let out = ok(relive(&target, &["status", &pid, "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for images in v["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["debug_images"].as_array().cloned().unwrap_or_default())
+    {
+        let addr = images["addr"].as_u64().unwrap();
+        assert!(
+            mapped(target.pid(), addr),
+            "symbol files at {addr:#x} are recorded but not mapped"
+        );
     }
     // Later patches and a revert of everything work.
     let new = big_object(&target, 100, 1);

@@ -2282,7 +2282,7 @@ fn undo(target: &mut Target, expected: Option<u64>) -> Result<RevertReport> {
     if let Some(p) = touched.iter().find(|p| p.generation > 1 && !kept_previous(p)) {
         return Err(PatchError::Refused {
             what: format!(
-                "{} runs generation {}, and relive no longer keeps generation {} (it keeps the last {} of each function, and frees the code of older ones): nothing was reverted. `relive revert {pid} {}` brings back its original code",
+                "{} runs generation {}, and generation {} is gone: its code was freed with a pool that held only superseded generations (relive keeps at least the last {} of each function): nothing was reverted. `relive revert {pid} {}` brings back its original code",
                 crate::names::readable(&p.name),
                 p.generation,
                 p.generation - 1,

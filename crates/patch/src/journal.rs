@@ -271,6 +271,20 @@ impl RegionRecord {
         self.addr <= addr && addr < self.addr + self.len
     }
 
+    /// Why the pool stays mapped for good, if it does: what was
+    /// constructed in it ([`RegionRecord::pinned`]), or an unwind table of
+    /// it the unwinder may hold (a call registering it did not return:
+    /// taking back a table it does not hold ends the program).
+    pub fn stays_for_good(&self) -> Option<String> {
+        self.pinned.clone().or_else(|| {
+            let f = self.frames.iter().find(|f| f.uncertain)?;
+            Some(format!(
+                "the unwinder may hold its unwind table at {:#x} (a call registering it did not return)",
+                f.eh_frame
+            ))
+        })
+    }
+
     /// Bytes of the process's memory this pool's symbol files for
     /// debuggers take (mapped beside it, freed with it).
     pub fn debug_image_bytes(&self) -> u64 {
@@ -522,6 +536,11 @@ impl Journal {
             }
         }
         regions.retain(|r| mapped(r.addr));
+        // A pool whose symbol files' memory was unmapped before the pool
+        // itself (a relive killed while it freed pools) no longer has it.
+        for r in &mut regions {
+            r.debug_images.retain(|i| mapped(i.addr));
+        }
         self.regions = regions;
         let all = keys.len();
         let plural = |n: usize| if n == 1 { "function" } else { "functions" };
@@ -1220,6 +1239,24 @@ mod history_file_tests {
         let mut j = Journal::load(dir, 7, 99, "/bin/x").unwrap();
         j.load_history(dir).unwrap();
         assert_eq!(generations(&j), [3, 4]);
+    }
+
+    /// A pool stays for good when something was constructed in it, or
+    /// when the unwinder may hold one of its tables: `status` and the
+    /// search for pools to free both ask this.
+    #[test]
+    fn a_pool_with_a_table_the_unwinder_may_hold_stays_for_good() {
+        let mut r = pool();
+        assert_eq!(r.stays_for_good(), None);
+        r.frames.push(FrameRecord {
+            eh_frame: 0x5400,
+            uncertain: true,
+            ..FrameRecord::default()
+        });
+        let why = r.stays_for_good().unwrap();
+        assert!(why.contains("0x5400") && why.contains("did not return"), "{why}");
+        r.pinned = Some("a global was constructed in it".into());
+        assert_eq!(r.stays_for_good().as_deref(), Some("a global was constructed in it"));
     }
 
     /// A journal written by an older relive, with whole histories inline,

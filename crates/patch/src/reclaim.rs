@@ -47,11 +47,11 @@ fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
 }
 
 /// The pools of `regions` to free if nothing points into them: not
-/// `in_use`, not pinned for good.
+/// `in_use`, not staying for good.
 pub(crate) fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord) -> bool) -> Vec<RegionRecord> {
     regions
         .iter()
-        .filter(|r| !in_use(r) && r.pinned.is_none())
+        .filter(|r| !in_use(r) && r.stays_for_good().is_none())
         .cloned()
         .collect()
 }
@@ -73,7 +73,7 @@ pub(crate) fn sort_out(
         .filter_map(|r| {
             Some(KeptRegion {
                 region: r.clone(),
-                why: r.pinned.clone()?,
+                why: r.stays_for_good()?,
             })
         })
         .collect();
@@ -177,6 +177,7 @@ pub(crate) fn release<'p>(
                 match crate::debugger::unlink(process, images) {
                     Ok(()) => {
                         let _ = stopped.unmap(images.addr, images.len);
+                        crate::apply::failpoint("release-after-symbol-files");
                     }
                     Err(why) => warnings.push(format!(
                         "the symbol files of the code at {:#x} stay listed for debuggers: {why}",
@@ -246,9 +247,9 @@ impl Reclaimed {
 /// every pool recorded as it was.
 pub fn superseded_pools(target: &mut Target, warnings: &mut Vec<String>) -> Result<Reclaimed> {
     target.journal.load_history(&target.journal_dir)?;
-    // A pinned pool stays for good: not worth stopping the threads for.
+    // A pool that stays for good is not worth stopping the threads for.
     let idle = |r: &RegionRecord, state: &journal::State| {
-        r.pinned.is_none() && !holds_generation(r, &state.patches) && !holds_added(r, &state.added)
+        r.stays_for_good().is_none() && !holds_generation(r, &state.patches) && !holds_added(r, &state.added)
     };
     let mut after = target.journal.state();
     if !after.regions.iter().any(|r| idle(r, &after)) {

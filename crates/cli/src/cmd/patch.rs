@@ -562,7 +562,7 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
     // The stop to free pools is a pause of its own (after the redirect).
     let freeing = match r.reclaimed.is_empty() {
         true => String::new(),
-        false => format!(", and {} µs to free pools", r.reclaimed.us),
+        false => format!(" for the redirect, {} µs to free pools", r.reclaimed.us),
     };
     // Timings are detail: left out under -q.
     if !crate::output::quiet() {
@@ -575,9 +575,13 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
     // Freed memory is what the user watches grow: always said, with
     // what it cost; why a pool stays is a note.
     for f in &r.reclaimed.freed {
+        let files = match f.debug_image_bytes() >> 10 {
+            0 => String::new(),
+            kib => format!(", and {kib} KiB of symbol files"),
+        };
         writeln!(
             out,
-            "freed   the pool at {:#x} ({} KiB): only superseded generations were left in it",
+            "freed   the pool at {:#x} ({} KiB{files}): only superseded generations were left in it",
             f.addr,
             f.len >> 10
         )?;
@@ -980,7 +984,16 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             .filter(|a| !relive_patch::names::is_cold_part(&a.name))
             .cloned()
             .collect(),
-        pools: target.journal.regions.clone(),
+        // "pinned": why a pool stays for good, whatever the reason.
+        pools: target
+            .journal
+            .regions
+            .iter()
+            .map(|r| relive_patch::journal::RegionRecord {
+                pinned: r.stays_for_good(),
+                ..r.clone()
+            })
+            .collect(),
         unrecorded: target.unrecorded,
         notes: target.warnings.clone(),
     };
@@ -1059,6 +1072,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         // Why a pool stays although it may hold only old code: the
         // redirected entries jump through slots in it (a later patch frees
         // only pools holding neither those nor code that can still run).
+        if let Some(why) = r.pinned.as_ref().filter(|_| !crate::output::quiet()) {
+            writeln!(out, "  stays for good: {why}")?;
+        }
         let slots = status.patches.iter().filter(|p| r.contains(p.slot)).count();
         if slots > 0 && !crate::output::quiet() {
             writeln!(
