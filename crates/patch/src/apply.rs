@@ -2118,7 +2118,7 @@ const POOL_CODE: u64 = 256 << 10;
 /// `zstd_compress.c`), so this, not the code, is what fills a pool of
 /// patches of one small function. Superseded pools are freed (see
 /// `reclaim`): 2,000 patches of a zlib function kept 3 pools and 9 to
-/// 11 MiB of symbol files, where without a limit they grew by 26 MiB
+/// 11 MiB of symbol files, where without a limit they grew by 25 MiB
 /// every 1,000 patches.
 const POOL_DEBUG_IMAGES: u64 = 4 << 20;
 const POOL_DATA: u64 = 64 << 10;
