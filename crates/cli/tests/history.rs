@@ -650,3 +650,48 @@ fn symbol_files_do_not_pile_up_beside_one_pool() {
     ok(relive(&target, &["revert", &pid, "--all"]));
     target.wait_for("v 0");
 }
+
+/// `relive threads` names a thread running a patch's code (no module of
+/// the process covers it) after the patched function, from the patch's
+/// symbol file: it showed a bare address.
+#[test]
+fn threads_in_patched_code_are_named() {
+    const SPIN: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void spin(void) {
+    for (unsigned long i = 0; i < 50000000; i++) sink += i * 3;
+}
+static void *worker(void *arg) { for (;;) spin(); return arg; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t;
+    pthread_create(&t, 0, worker, 0);
+    for (;;) { printf("up\n"); usleep(20000); }
+}
+"#;
+    let target = Target::start_c(SPIN, &["-O2", "-g", "-pthread"]);
+    target.wait_for("up");
+    let pid = target.pid_arg();
+    let base = build_object(&target, "base", SPIN, &["-O2", "-g", "-pthread"]);
+    let new = build_object(
+        &target,
+        "new",
+        &SPIN.replace("i * 3", "i * 5"),
+        &["-O2", "-g", "-pthread"],
+    );
+    ok(relive(&target, &["patch", &pid, &new, "--base", &base]));
+    // The worker spends nearly all its time in spin; once it has entered
+    // the new one, a look at the threads finds it there.
+    let named = (0..100).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let text = String::from_utf8(ok(relive(&target, &["threads", &pid])).stdout).unwrap();
+        text.lines()
+            .find(|l| l.contains("(patch code, change 1)"))
+            .map(str::to_string)
+    });
+    let line = named.expect("no thread was seen in the patch's code");
+    assert!(line.contains("spin"), "{line}");
+}

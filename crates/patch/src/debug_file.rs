@@ -98,6 +98,74 @@ fn text_address(file: &std::fs::File) -> Option<u64> {
     Some(file.section_by_name(".text")?.address())
 }
 
+/// The code of the patches of one process, named from their symbol files
+/// (which list each placed function with its size): what `relive threads`
+/// says of a thread in patched code, which no module of the process
+/// covers.
+pub struct PatchedCode {
+    /// Each file's `.text` range, its path and the change that made it.
+    files: Vec<(u64, u64, std::path::PathBuf, u64)>,
+}
+
+impl PatchedCode {
+    /// The symbol files in `dir` of process `pid` started at `start_time`
+    /// (headers only; their symbols are read when asked).
+    pub fn load(dir: &crate::state::StateDir, pid: u32, start_time: u64) -> PatchedCode {
+        use object::{Object, ObjectSection};
+        let prefix = format!("{pid}-{start_time}.");
+        let mut files = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir.path()) else {
+            return PatchedCode { files };
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(change) = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".sym"))
+                .and_then(|rest| rest.split('-').next()?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let Ok(Some(file)) = dir.open_private(name) else {
+                continue;
+            };
+            let cache = object::ReadCache::new(&file);
+            let Some(text) = object::File::parse(&cache)
+                .ok()
+                .and_then(|f| f.section_by_name(".text").map(|t| (t.address(), t.size())))
+            else {
+                continue;
+            };
+            files.push((text.0, text.0 + text.1, entry.path(), change));
+        }
+        PatchedCode { files }
+    }
+
+    /// The patched function `addr` is in, as `name+0xOFFSET (patch code,
+    /// change N)`; `None` where no symbol file covers it.
+    pub fn describe(&self, addr: u64) -> Option<String> {
+        use object::{Object, ObjectSymbol};
+        // The newest change first: a pool's memory is never reused while
+        // recorded, so at most one file covers a live address.
+        let (_, _, path, change) = self
+            .files
+            .iter()
+            .filter(|(start, end, ..)| (*start..*end).contains(&addr))
+            .max_by_key(|f| f.3)?;
+        let bytes = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*bytes).ok()?;
+        let symbol = file
+            .symbols()
+            .find(|s| (s.address()..s.address() + s.size().max(1)).contains(&addr))?;
+        let name = crate::names::readable(symbol.name().ok()?);
+        Some(match addr - symbol.address() {
+            0 => format!("{name} (patch code, change {change})"),
+            offset => format!("{name}+{offset:#x} (patch code, change {change})"),
+        })
+    }
+}
+
 /// Removes the symbol files of patches whose pool is gone (a revert or a
 /// reclaim freed it), as [`in_force`] does.
 pub fn remove_unmapped(target: &Target) {

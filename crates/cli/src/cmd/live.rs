@@ -63,7 +63,9 @@ pub struct ThreadsArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: [{"tid","name","state","pc","symbol"}].
+    /// Print JSON: [{"tid","name","state","pc","symbol"}] ("symbol": the
+    /// function at "pc"; in a patch's code, as `NAME+0xOFF (patch code,
+    /// change N)`, named from the patch's symbol file).
     #[arg(long)]
     pub json: bool,
 }
@@ -271,6 +273,11 @@ pub fn threads(args: ThreadsArgs) -> anyhow::Result<()> {
     }
     stopped.resume()?;
     pcs.sort_unstable();
+    // Code no module covers may be a patch's: its symbol files name it.
+    let patched = relive_patch::state::StateDir::open()
+        .ok()
+        .zip(process.start_time().ok())
+        .map(|(dir, start)| relive_patch::debug_file::PatchedCode::load(&dir, process.pid(), start));
     let report: Vec<ThreadReport> = pcs
         .into_iter()
         .map(|(tid, pc)| {
@@ -283,7 +290,13 @@ pub fn threads(args: ThreadsArgs) -> anyhow::Result<()> {
                 name,
                 state,
                 pc,
-                symbol: symbols.describe(pc),
+                symbol: match symbols.at(pc) {
+                    Some(_) => symbols.describe(pc),
+                    None => patched
+                        .as_ref()
+                        .and_then(|p| p.describe(pc))
+                        .unwrap_or_else(|| symbols.describe(pc)),
+                },
             }
         })
         .collect();
