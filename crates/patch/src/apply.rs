@@ -2317,6 +2317,9 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         .filter(|p| names.is_none_or(|names| names.iter().any(|n| named(p, n))))
         .cloned()
         .collect();
+    // Which pools the generations `revert --last` can go back to are in:
+    // they stay (`undo` has the histories already).
+    target.journal.load_history(&target.journal_dir)?;
     revert_change(target, "revert", &selected, &[])
 }
 
@@ -2325,7 +2328,9 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
 /// `one_back` (patched more than once) their previous generation, through
 /// their slots. Either all of it is done or none: `revert --last` over a
 /// change that patched one function for the first time and re-patched
-/// another must not leave one reverted and the other not.
+/// another must not leave one reverted and the other not. The histories
+/// are loaded: the pools of generations `revert --last` can go back to
+/// stay.
 fn revert_change(
     target: &mut Target,
     by: &str,
@@ -2340,14 +2345,13 @@ fn revert_change(
     // The journal once done, decided (and saved ahead) before anything
     // is written: which regions go, given the patches that remain and
     // every generation `revert --last` can go back to.
-    target.journal.load_history(&target.journal_dir)?;
     let mut after = target.journal.state();
     after
         .patches
         .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
     // A region still runs code of a remaining patch: its slot, its
     // current generation, or one `revert --last` can go back to.
-    let in_use = |r: &RegionRecord, patches: &[PatchRecord]| crate::reclaim::holds_generation(r, patches);
+    let in_use = crate::reclaim::holds_generation;
     // Entries are written with the threads stopped, and the mappings read
     // then hold until the regions are freed; a refusal resumes the threads
     // with nothing written. Slots alone are single aligned stores. A
@@ -2408,6 +2412,7 @@ fn revert_change(
         let sorted = crate::reclaim::sort_out(
             target,
             stopped.as_ref(),
+            &maps,
             regions,
             &|r| in_use(r, &patches),
             &mut after.added,

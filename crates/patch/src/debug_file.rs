@@ -62,25 +62,14 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
 /// address of its code. The others (their pool freed by a revert) are
 /// removed.
 fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
-    let prefix = format!("{}-{}.", target.process.pid(), target.journal.start_time);
-    let Ok(entries) = std::fs::read_dir(target.journal_dir.path()) else {
-        return Vec::new();
-    };
+    let dir = &target.journal_dir;
     let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.starts_with(&prefix) || !name.ends_with(".sym") {
-            continue;
-        }
-        let Ok(Some(file)) = target.journal_dir.open_private(name) else {
-            continue;
-        };
-        let code = text_address(&file);
+    for file in symbol_files(dir, target.process.pid(), target.journal.start_time) {
+        let code = file.text.map(|(start, _)| start);
         match code.filter(|&a| target.journal.regions.iter().any(|r| r.contains(a))) {
-            Some(a) => files.push((a, entry.path())),
+            Some(a) => files.push((a, file.path)),
             None => {
-                let _ = target.journal_dir.remove(name);
+                let _ = dir.remove(&file.name);
             }
         }
     }
@@ -88,14 +77,50 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     files
 }
 
-/// The address of a symbol file's `.text`, from its headers alone: a
+/// One patch's symbol file in the state directory.
+struct SymbolFile {
+    name: String,
+    path: std::path::PathBuf,
+    /// The change that made it (from its name: `PID-START.CHANGE-UNIT.sym`).
+    change: Option<u64>,
+    /// Its `.text` range, the patch's code (`None`: its headers do not
+    /// read as one).
+    text: Option<(u64, u64)>,
+}
+
+/// The symbol files in `dir` of process `pid` started at `start_time`
+/// that can be opened, their `.text` read from the headers alone: a
 /// process patched a thousand times has a thousand files, of up to
 /// hundreds of KB each.
-fn text_address(file: &std::fs::File) -> Option<u64> {
+fn symbol_files(dir: &crate::state::StateDir, pid: u32, start_time: u64) -> Vec<SymbolFile> {
     use object::{Object, ObjectSection};
-    let cache = object::ReadCache::new(file);
-    let file = object::File::parse(&cache).ok()?;
-    Some(file.section_by_name(".text")?.address())
+    let prefix = format!("{pid}-{start_time}.");
+    let Ok(entries) = std::fs::read_dir(dir.path()) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".sym")) else {
+            continue;
+        };
+        let Ok(Some(file)) = dir.open_private(name) else {
+            continue;
+        };
+        let cache = object::ReadCache::new(&file);
+        let text = object::File::parse(&cache).ok().and_then(|f| {
+            f.section_by_name(".text")
+                .map(|t| (t.address(), t.address() + t.size()))
+        });
+        files.push(SymbolFile {
+            name: name.to_string(),
+            path: entry.path(),
+            change: rest.split('-').next().and_then(|c| c.parse().ok()),
+            text,
+        });
+    }
+    files
 }
 
 /// The code of the patches of one process, named from their symbol files
@@ -111,34 +136,13 @@ impl PatchedCode {
     /// The symbol files in `dir` of process `pid` started at `start_time`
     /// (headers only; their symbols are read when asked).
     pub fn load(dir: &crate::state::StateDir, pid: u32, start_time: u64) -> PatchedCode {
-        use object::{Object, ObjectSection};
-        let prefix = format!("{pid}-{start_time}.");
-        let mut files = Vec::new();
-        let Ok(entries) = std::fs::read_dir(dir.path()) else {
-            return PatchedCode { files };
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(change) = name
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(".sym"))
-                .and_then(|rest| rest.split('-').next()?.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let Ok(Some(file)) = dir.open_private(name) else {
-                continue;
-            };
-            let cache = object::ReadCache::new(&file);
-            let Some(text) = object::File::parse(&cache)
-                .ok()
-                .and_then(|f| f.section_by_name(".text").map(|t| (t.address(), t.size())))
-            else {
-                continue;
-            };
-            files.push((text.0, text.0 + text.1, entry.path(), change));
-        }
+        let files = symbol_files(dir, pid, start_time)
+            .into_iter()
+            .filter_map(|f| {
+                let (start, end) = f.text?;
+                Some((start, end, f.path, f.change?))
+            })
+            .collect();
         PatchedCode { files }
     }
 

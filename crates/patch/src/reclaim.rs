@@ -48,7 +48,7 @@ fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
 
 /// The pools of `regions` to free if nothing points into them: not
 /// `in_use`, not staying for good.
-pub(crate) fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord) -> bool) -> Vec<RegionRecord> {
+fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord) -> bool) -> Vec<RegionRecord> {
     regions
         .iter()
         .filter(|r| !in_use(r) && r.stays_for_good().is_none())
@@ -56,13 +56,15 @@ pub(crate) fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord
         .collect()
 }
 
-/// Splits `regions` (with the threads stopped, as `stopped`) into those
+/// Splits `regions` (with the threads stopped, as `stopped`, and `maps`
+/// read since) into those
 /// that stay (`in_use`, pinned, or still pointed into: see [`referenced`])
 /// and those to free; the reason for each one kept although not in use.
 /// What was added in a pool to free is dropped from `added`.
 pub(crate) fn sort_out(
     target: &Target,
     stopped: &dyn Stopped,
+    maps: &[Mapping],
     regions: Vec<RegionRecord>,
     in_use: &dyn Fn(&RegionRecord) -> bool,
     added: &mut Vec<AddedRecord>,
@@ -78,9 +80,8 @@ pub(crate) fn sort_out(
         })
         .collect();
     let candidates = candidates(&regions, in_use);
-    let maps = target.process.maps()?;
     let name_at = |a| target.resolver.name_at(a);
-    let reasons = referenced(target.process, stopped, &maps, &candidates, &name_at)?;
+    let reasons = referenced(target.process, stopped, maps, &candidates, &name_at)?;
     let mut freed = Vec::new();
     for (r, why) in candidates.into_iter().zip(reasons) {
         match why {
@@ -248,20 +249,20 @@ impl Reclaimed {
 pub fn superseded_pools(target: &mut Target, warnings: &mut Vec<String>) -> Result<Reclaimed> {
     target.journal.load_history(&target.journal_dir)?;
     // A pool that stays for good is not worth stopping the threads for.
-    let idle = |r: &RegionRecord, state: &journal::State| {
-        r.stays_for_good().is_none() && !holds_generation(r, &state.patches) && !holds_added(r, &state.added)
+    let journal = &target.journal;
+    let in_use = |r: &RegionRecord| {
+        r.stays_for_good().is_some() || holds_generation(r, &journal.patches) || holds_added(r, &journal.added)
     };
-    let mut after = target.journal.state();
-    if !after.regions.iter().any(|r| idle(r, &after)) {
+    if journal.regions.iter().all(in_use) {
         return Ok(Reclaimed::default());
     }
+    let mut after = journal.state();
     let process = target.process;
-    let state = target.journal.state();
-    let in_use = |r: &RegionRecord| !idle(r, &state);
     let started = Instant::now();
     let stopped = process.stop()?;
+    let maps = process.maps()?;
     let regions = std::mem::take(&mut after.regions);
-    let (remaining, freed, mut kept) = sort_out(target, stopped.as_ref(), regions, &in_use, &mut after.added)?;
+    let (remaining, freed, mut kept) = sort_out(target, stopped.as_ref(), &maps, regions, &in_use, &mut after.added)?;
     after.regions = remaining;
     if freed.is_empty() {
         stopped.resume()?;
