@@ -20,9 +20,10 @@
 //! - restart: kill the program, rebuild it (`-o`), start it and read its
 //!   first line (5 times).
 //!
-//! relive runs as a user runs it, with its default debounce: 2 ms of
-//! quiet after a complete save (a rename, as here), 10 ms after a write
-//! that may be followed by more.
+//! relive runs as a user runs it, with its default debounce: a complete
+//! save (a rename, as here) compiles at once, and files saved in the 2 ms
+//! after it join it while it compiles; after a write that may be followed
+//! by more, 10 ms of quiet first.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -336,6 +336,16 @@ impl From<notify::Error> for ReloadError {
 /// A callback shown each compile command.
 pub type ShowCommand = Box<dyn Fn(&CompileCommand) + Send + Sync>;
 
+/// Files compiled together and not patched yet: see
+/// [`Reloader::compile_batch`].
+pub struct Batch {
+    /// The files, in the order they were given.
+    sources: Vec<PathBuf>,
+    compiled: Vec<Fresh>,
+    /// When the first compile started: each event's `total` counts from it.
+    start: Instant,
+}
+
 /// Reloads sources into one running process.
 pub struct Reloader<'p> {
     process: &'p dyn Process,
@@ -806,9 +816,16 @@ impl<'p> Reloader<'p> {
     /// then each one's changes patched in turn. Each event's `compile` time
     /// is its own compile's, and `total` counts from the start of all.
     pub fn reload_all(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<ReloadEvent>, ReloadError> {
+        let batch = self.compile_batch(sources, jobs)?;
+        self.patch_batch(batch)
+    }
+
+    /// The first half of [`Reloader::reload_all`]: compiles `sources` (and
+    /// the files an earlier batch held back), patching nothing yet, so
+    /// that files saved while they compile can [`join`](Self::join) them.
+    pub fn compile_batch(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Batch, ReloadError> {
         self.start_tree_scan();
         let start = Instant::now();
-        let began = std::time::SystemTime::now();
         // Files held back by an earlier failed batch go with this one.
         let mut sources: Vec<PathBuf> = sources.to_vec();
         for held in std::mem::take(&mut self.held) {
@@ -816,13 +833,40 @@ impl<'p> Reloader<'p> {
                 sources.push(held);
             }
         }
-        let sources = &sources[..];
+        let compiled = self.compile_fresh(&sources, jobs)?;
+        Ok(Batch {
+            sources,
+            compiled,
+            start,
+        })
+    }
+
+    /// Adds `sources` to `batch`, compiling them now: files saved just
+    /// after the batch's own, in the quiet that lets files saved together
+    /// be patched together. One already in the batch was saved again, so
+    /// its earlier compile is dropped.
+    pub fn join(&mut self, batch: &mut Batch, sources: &[PathBuf], jobs: usize) -> Result<(), ReloadError> {
+        batch.compiled.retain(|(source, _, _)| !sources.contains(source));
+        for source in sources {
+            if !batch.sources.contains(source) {
+                batch.sources.push(source.clone());
+            }
+        }
+        let compiled = self.compile_fresh(sources, jobs)?;
+        batch.compiled.extend(compiled);
+        Ok(())
+    }
+
+    /// Compiles `sources`; a failure on a file written again meanwhile is
+    /// marked as superseded (see below).
+    fn compile_fresh(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<Fresh>, ReloadError> {
+        let began = std::time::SystemTime::now();
         let compiled = self.compile_all(sources, jobs, |_, _| {})?;
         // A file written again while it compiled (an editor saving in
         // pieces) failed on a half-written text: the newer save, already
         // queued, is what counts.
         // A failure right after a write waits a moment for the rest of it.
-        let compiled: Vec<Fresh> = compiled
+        Ok(compiled
             .into_iter()
             .map(|(source, result, ms)| {
                 let modified = || std::fs::metadata(&source).and_then(|m| m.modified()).ok();
@@ -842,7 +886,17 @@ impl<'p> Reloader<'p> {
                     other => (source, other, ms),
                 }
             })
-            .collect();
+            .collect())
+    }
+
+    /// The second half of [`Reloader::reload_all`]: patches what `batch`'s
+    /// compiles changed, together when they can be.
+    pub fn patch_batch(&mut self, batch: Batch) -> Result<Vec<ReloadEvent>, ReloadError> {
+        let Batch {
+            sources,
+            compiled,
+            start,
+        } = batch;
         let compiled = if compiled.len() > 1 {
             match self.reload_together(compiled, start)? {
                 Together::Done(events) => return Ok(events),

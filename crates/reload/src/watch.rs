@@ -3,9 +3,9 @@
 //! wait in the channel and trigger another round, so the last edit always
 //! wins and none is lost.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,8 @@ pub struct Debounce {
 impl Debounce {
     /// relive's default: 10 ms while a file may still be written, 2 ms
     /// after complete saves (the fixed 10 ms was most of what relive added
-    /// to a compile between a save and the new code running).
+    /// to a compile between a save and the new code running; the 2 ms now
+    /// pass while the first file compiles: see [`watch`]).
     pub const ADAPTIVE: Debounce = Debounce {
         partial: Duration::from_millis(10),
         complete: Duration::from_millis(2),
@@ -95,19 +96,9 @@ pub fn watch(
         pending.extend(saved);
     }
     ready(&pending.iter().cloned().collect::<Vec<_>>());
-    loop {
-        if let Some(code) = exited() {
-            return Ok(Ended::Exited(code));
-        }
-        let changed = if pending.is_empty() {
-            match events.next(POLL, debounce)? {
-                Some(changed) => changed,
-                None => continue,
-            }
-        } else {
-            std::mem::take(&mut pending)
-        };
-        // A changed header reloads every unit that includes it.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A changed header reloads every unit that includes it.
+    let units_of = |changed: BTreeSet<PathBuf>, reloader: &Reloader| {
         let mut units = BTreeSet::new();
         for path in changed {
             if sources.contains(&path) {
@@ -115,11 +106,34 @@ pub fn watch(
             }
             units.extend(reloader.dependents(&path));
         }
+        units.into_iter().collect::<Vec<PathBuf>>()
+    };
+    loop {
+        if let Some(code) = exited() {
+            return Ok(Ended::Exited(code));
+        }
+        let (changed, mut burst) = if pending.is_empty() {
+            match events.burst(POLL, debounce)? {
+                Some(burst) => (burst.files(), Some(burst)),
+                None => continue,
+            }
+        } else {
+            (std::mem::take(&mut pending), None)
+        };
         // Files saved together (or the includers of a header) compile at
-        // once, one job per core, each once.
-        let units: Vec<PathBuf> = units.into_iter().collect();
-        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        report(&reloader.reload_all(&units, jobs)?);
+        // once, one job per core, each once. A complete save compiles
+        // without waiting for the quiet after it: files saved in that
+        // quiet join the batch once they are seen, so the quiet costs
+        // nothing when it passes during the compile, as it nearly always
+        // does.
+        let mut batch = reloader.compile_batch(&units_of(changed, reloader), jobs)?;
+        if let Some(burst) = &mut burst {
+            let late = units_of(events.late(burst)?, reloader);
+            if !late.is_empty() {
+                reloader.join(&mut batch, &late, jobs)?;
+            }
+        }
+        report(&reloader.patch_batch(batch)?);
     }
 }
 
@@ -127,9 +141,12 @@ pub fn watch(
 /// the files (editors and `relive smf pack` save by renaming a new file
 /// over the old one), and only events for the files themselves pass.
 pub struct FileEvents {
-    /// Each event's file, and whether it completes a save (the file was
-    /// closed after writing, or created or renamed into place).
-    rx: Receiver<(PathBuf, bool)>,
+    /// Each event's file, whether it completes a save (the file was
+    /// closed after writing, or created or renamed into place), and when
+    /// the watcher saw it.
+    rx: Receiver<Saved>,
+    /// Events taken from `rx` that belong to a later burst.
+    queued: VecDeque<Saved>,
     watcher: RecommendedWatcher,
     /// The files whose events pass, by their real path (the watched
     /// directory's, joined with the name), with the name to report them by
@@ -141,7 +158,7 @@ pub struct FileEvents {
 
 impl FileEvents {
     pub fn new(files: impl IntoIterator<Item = PathBuf>) -> notify::Result<FileEvents> {
-        let (tx, rx) = channel::<(PathBuf, bool)>();
+        let (tx, rx) = channel::<Saved>();
         // Only the watched files pass: other files in the same directories
         // (a log the program writes next to its sources) are no reason to
         // wait.
@@ -155,12 +172,17 @@ impl FileEvents {
             let pass = pass.lock().unwrap_or_else(|e| e.into_inner());
             for path in &event.paths {
                 if let Some(named) = pass.get(path) {
-                    let _ = tx.send((named.clone(), complete));
+                    let _ = tx.send(Saved {
+                        file: named.clone(),
+                        complete,
+                        at: Instant::now(),
+                    });
                 }
             }
         })?;
         let mut events = FileEvents {
             rx,
+            queued: VecDeque::new(),
             watcher,
             wanted,
             dirs: BTreeSet::new(),
@@ -193,41 +215,144 @@ impl FileEvents {
         Ok(())
     }
 
-    /// The files changed in the next burst of edits: waits up to `poll`
-    /// for a first change (`None` if there is none), then keeps collecting
-    /// until the files have been quiet for `debounce` (its `complete`
-    /// quiet once every changed file's last event completed a save), but
-    /// at most 500 ms (a file rewritten non-stop still gets handled).
-    pub fn next(&self, poll: Duration, debounce: Debounce) -> notify::Result<Option<BTreeSet<PathBuf>>> {
-        let first = match self.rx.recv_timeout(poll) {
-            Ok(event) => event,
-            Err(RecvTimeoutError::Timeout) => return Ok(None),
-            Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped")),
+    /// The files changed in the next burst of edits, once it is over:
+    /// [`FileEvents::burst`], then [`FileEvents::late`] after its quiet.
+    pub fn next(&mut self, poll: Duration, debounce: Debounce) -> notify::Result<Option<BTreeSet<PathBuf>>> {
+        let Some(mut burst) = self.burst(poll, debounce)? else {
+            return Ok(None);
         };
-        let started = Instant::now();
-        // Each changed file, and whether its last event completed a save.
-        let mut changed = std::collections::BTreeMap::from([first]);
-        let quiet = |changed: &std::collections::BTreeMap<PathBuf, bool>| {
-            if changed.values().all(|&complete| complete) {
-                debounce.complete
-            } else {
-                debounce.partial
-            }
+        self.late(&mut burst)?;
+        Ok(Some(burst.files()))
+    }
+
+    /// The start of the next burst of edits: waits up to `poll` for a
+    /// first change (`None` if there is none), then returns as soon as
+    /// every changed file's last event completed a save. While one may
+    /// still be written, it keeps collecting until the files have been
+    /// quiet for `debounce.partial`, but at most 500 ms (a file rewritten
+    /// non-stop still gets handled). Files saved within the quiet after
+    /// that are [`FileEvents::late`]'s.
+    pub fn burst(&mut self, poll: Duration, debounce: Debounce) -> notify::Result<Option<Burst>> {
+        let Some(first) = self.take_by(Instant::now() + poll, None)? else {
+            return Ok(None);
         };
-        let mut quiet_from = started + quiet(&changed);
-        loop {
-            let now = Instant::now();
-            if now >= quiet_from || now >= started + MAX_COALESCE {
-                return Ok(Some(changed.into_keys().collect()));
-            }
-            match self.rx.recv_timeout(quiet_from - now) {
-                Ok((path, complete)) => {
-                    changed.insert(path, complete);
-                    quiet_from = Instant::now() + quiet(&changed);
-                }
-                Err(_) => return Ok(Some(changed.into_keys().collect())),
+        let mut burst = Burst {
+            started: first.at,
+            open_until: first.at,
+            files: BTreeMap::new(),
+            debounce,
+        };
+        burst.take(first);
+        while !burst.saved() {
+            let deadline = burst.deadline();
+            match self.take_by(deadline, Some(deadline))? {
+                Some(event) => burst.take(event),
+                None => break,
             }
         }
+        Ok(Some(burst))
+    }
+
+    /// The files saved within `burst`'s quiet that are not in it yet (each
+    /// event in it prolongs the quiet, as [`FileEvents::burst`] says),
+    /// added to it. Waits only for what is left of the quiet: it has
+    /// usually passed while the burst's files compiled. Later events stay
+    /// for the next burst.
+    pub fn late(&mut self, burst: &mut Burst) -> notify::Result<BTreeSet<PathBuf>> {
+        let mut joined = BTreeSet::new();
+        loop {
+            let deadline = burst.deadline();
+            match self.take_by(deadline, Some(deadline))? {
+                Some(event) => {
+                    if !burst.files.contains_key(&event.file) {
+                        joined.insert(event.file.clone());
+                    }
+                    burst.take(event);
+                }
+                None => return Ok(joined),
+            }
+        }
+    }
+
+    /// The next event, waiting until `wait_until` at most; with `seen_by`,
+    /// only one the watcher saw by then (a later one is kept for the next
+    /// burst).
+    fn take_by(&mut self, wait_until: Instant, seen_by: Option<Instant>) -> notify::Result<Option<Saved>> {
+        let event = match self.queued.pop_front() {
+            Some(event) => event,
+            None => {
+                let now = Instant::now();
+                let received = if now >= wait_until {
+                    self.rx.try_recv().map_err(|e| match e {
+                        TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    })
+                } else {
+                    self.rx.recv_timeout(wait_until - now)
+                };
+                match received {
+                    Ok(event) => event,
+                    Err(RecvTimeoutError::Timeout) => return Ok(None),
+                    Err(RecvTimeoutError::Disconnected) => return Err(notify::Error::generic("the watcher stopped")),
+                }
+            }
+        };
+        if seen_by.is_some_and(|by| event.at > by) {
+            self.queued.push_front(event);
+            return Ok(None);
+        }
+        Ok(Some(event))
+    }
+}
+
+/// One event of a watched file.
+#[derive(Debug)]
+struct Saved {
+    file: PathBuf,
+    complete: bool,
+    at: Instant,
+}
+
+/// A burst of edits: files changed close together (see
+/// [`FileEvents::burst`]).
+#[derive(Debug)]
+pub struct Burst {
+    /// Its first event.
+    started: Instant,
+    /// Until when a further event still belongs to it.
+    open_until: Instant,
+    /// Each changed file, and whether its last event completed a save.
+    files: BTreeMap<PathBuf, bool>,
+    debounce: Debounce,
+}
+
+impl Burst {
+    /// Its files.
+    pub fn files(&self) -> BTreeSet<PathBuf> {
+        self.files.keys().cloned().collect()
+    }
+
+    /// Whether every file's save is complete.
+    fn saved(&self) -> bool {
+        self.files.values().all(|&complete| complete)
+    }
+
+    /// Until when an event still joins it: the quiet after its last
+    /// event, but at most 500 ms after its first.
+    fn deadline(&self) -> Instant {
+        self.open_until.min(self.started + MAX_COALESCE)
+    }
+
+    fn take(&mut self, event: Saved) {
+        self.files.insert(event.file, event.complete);
+        let quiet = if self.saved() {
+            self.debounce.complete
+        } else {
+            self.debounce.partial
+        };
+        // The latest event decides: a file closed after its writes needs
+        // only the short quiet.
+        self.open_until = event.at + quiet;
     }
 }
 
@@ -270,13 +395,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.c");
         std::fs::write(&file, "int a;\n").unwrap();
-        let events = FileEvents::new([file.clone()]).unwrap();
+        let mut events = FileEvents::new([file.clone()]).unwrap();
         std::fs::write(&file, "int a = 1;\n").unwrap();
         let burst = events
             .next(Duration::from_secs(5), Debounce::ADAPTIVE)
             .unwrap()
             .expect("a change");
         assert!(burst.contains(&absolute(&file)), "{burst:?}");
+    }
+
+    /// Saves a file the way editors do: a new file renamed over it.
+    fn save(file: &std::path::Path, text: &str) {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, file).unwrap();
+    }
+
+    /// A complete save ends its burst at once (the compile starts without
+    /// waiting for the quiet); a file saved within the quiet after it
+    /// joins it late, and one saved after the quiet is the next burst's.
+    #[test]
+    fn complete_saves_start_at_once_and_files_saved_in_the_quiet_join_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a.c"), dir.path().join("b.c"), dir.path().join("c.c"));
+        for f in [&a, &b, &c] {
+            std::fs::write(f, "int a;\n").unwrap();
+        }
+        let mut events = FileEvents::new([a.clone(), b.clone(), c.clone()]).unwrap();
+        // A long quiet (under the 500 ms a burst lasts at most), so that
+        // the test does not depend on the machine's speed: b is saved well
+        // inside it, c well after.
+        let debounce = Debounce::fixed(Duration::from_millis(400));
+        save(&a, "int a = 1;\n");
+        let mut burst = events
+            .burst(Duration::from_secs(5), debounce)
+            .unwrap()
+            .expect("a change");
+        // It returned before its quiet was over (b, saved now, still
+        // joins it below).
+        assert_eq!(burst.files(), BTreeSet::from([absolute(&a)]));
+        save(&b, "int b = 1;\n");
+        let late = events.late(&mut burst).unwrap();
+        assert_eq!(late, BTreeSet::from([absolute(&b)]));
+        assert_eq!(burst.files(), BTreeSet::from([absolute(&a), absolute(&b)]));
+        // The quiet after b has passed: c belongs to the next burst.
+        save(&c, "int c = 1;\n");
+        assert!(events.late(&mut burst).unwrap().is_empty());
+        let next = events
+            .burst(Duration::from_secs(5), debounce)
+            .unwrap()
+            .expect("c's save");
+        assert_eq!(next.files(), BTreeSet::from([absolute(&c)]));
     }
 
     /// A directory named a second way (a header a file includes as

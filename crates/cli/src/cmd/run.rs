@@ -90,9 +90,11 @@ pub struct Options {
     /// Patch edits even of functions whose compile here differs from the running code.
     #[arg(long)]
     trust_baselines: bool,
-    /// Milliseconds of quiet after a change before compiling. Default: 2
-    /// once the changed files were closed after writing or renamed into
-    /// place (a complete save), 10 while one may still be written.
+    /// Milliseconds of quiet that group saves into one reload (patched as one
+    /// transaction). A complete save (closed after writing, or renamed into
+    /// place) compiles at once, and files saved within the quiet after it
+    /// join it while it compiles; a file that may still be written waits for
+    /// the quiet first. Default: 2 after complete saves, 10 otherwise.
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,

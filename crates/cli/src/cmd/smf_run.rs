@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.watch {
         std::process::exit(run() as i32);
     }
-    let events = relive_reload::watch::FileEvents::new([args.file.clone()])
+    let mut events = relive_reload::watch::FileEvents::new([args.file.clone()])
         .with_context(|| format!("watching {}", args.file.display()))?;
     let running = std::thread::Builder::new()
         .name(format!("{name}:{entry_name}"))
