@@ -149,18 +149,26 @@ impl EntryTable {
 }
 
 impl Drop for EntryTable {
-    /// Keeps the blocks no handle holds for the next table (see the
-    /// module docs); the others go when their last handle does.
+    /// Makes every entry handed out trap: handles may outlive the table
+    /// (they keep their block), and must not jump into code unmapped
+    /// since. Blocks no handle holds go to the spares for the next table
+    /// (see the module docs). Only the cells handed out are written: the
+    /// others trap already.
     fn drop(&mut self) {
         let keep = pool_limit() > 0;
-        for block in self.blocks.drain(..) {
-            let Ok(mut block) = Arc::try_unwrap(block) else {
-                continue;
-            };
+        let used = self.used;
+        for (index, block) in self.blocks.drain(..).enumerate() {
+            let handed_out = used.saturating_sub(index * PER_BLOCK).min(PER_BLOCK);
+            let trapping = trap(&block);
+            for slot in 0..handed_out {
+                block.store_cell(cell(slot), trapping);
+            }
             if !keep {
                 continue;
             }
-            reset_cells(&mut block);
+            let Ok(block) = Arc::try_unwrap(block) else {
+                continue;
+            };
             let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
             if spare.len() < SPARE_BLOCKS {
                 spare.push(block);

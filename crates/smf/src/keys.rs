@@ -7,7 +7,19 @@
 //! one buffer, not as a `String` per key in a map: allocating, hashing
 //! and freeing those strings was most of creating a registry and loading
 //! a module into it.
+//!
+//! The table is built when it is first needed, not at the first load: a
+//! host looks up a few entry points by name and then calls through their
+//! stable handles, and a reload of the same functions reuses its
+//! entries without looking keys up (see the registry's `SymbolIds`).
+//! Until then the first version's keys are a list in symbol order, and
+//! the first few lookups read it (hashing every key was a fifth of
+//! loading a module into a new registry).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use crate::entries::EntryId;
@@ -15,10 +27,13 @@ use crate::format::Module;
 use crate::hash::name_hash;
 use crate::loader::has_function_key;
 
+/// Lookups by name answered from the list before the table is built.
+const LIST_LOOKUPS: u32 = 8;
+
 /// One key: its name in the buffer, its N, its entry, and the assignment
 /// pass that last gave it to a symbol (how a second local function of
 /// the same name in one version gets the next N).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Key {
     start: usize,
     len: usize,
@@ -31,8 +46,13 @@ struct Key {
 #[derive(Debug, Default)]
 pub struct FunctionKeys {
     names: String,
-    /// Hashed by (name, N).
-    keys: HashTable<Key>,
+    /// The first version's keys in symbol order, their N not counted yet
+    /// (the Kth of a name is N = K - 1); empty once `keys` is built.
+    first: Vec<Key>,
+    /// Hashed by (name, N), once needed.
+    keys: OnceLock<HashTable<Key>>,
+    /// Lookups answered from `first`.
+    list_lookups: AtomicU32,
     /// Assignment passes so far.
     passes: u64,
 }
@@ -61,20 +81,62 @@ fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
     names.as_bytes().get(key.start..key.start + key.len).unwrap_or_default()
 }
 
+/// The table of `first` (keys in symbol order): each key's N is the
+/// number of keys of its name before it.
+fn table_of(names: &str, first: &[Key]) -> HashTable<Key> {
+    let mut table: HashTable<Key> = HashTable::with_capacity(first.len());
+    let rehash = |key: &Key| key_hash(name_bytes(names, key), key.nth);
+    for key in first {
+        let name = name_bytes(names, key);
+        let mut nth = 0;
+        loop {
+            match table.entry(
+                key_hash(name, nth),
+                |k| k.nth == nth && name_bytes(names, k) == name,
+                rehash,
+            ) {
+                Entry::Occupied(_) => nth += 1,
+                Entry::Vacant(place) => {
+                    place.insert(Key { nth, ..key.clone() });
+                    break;
+                }
+            }
+        }
+    }
+    table
+}
+
 impl FunctionKeys {
     /// Room for `functions` keys before growing.
     pub fn with_capacity(functions: usize) -> FunctionKeys {
         FunctionKeys {
-            names: String::new(),
-            keys: HashTable::with_capacity(functions),
-            passes: 0,
+            first: Vec::with_capacity(functions),
+            ..FunctionKeys::default()
         }
     }
 
-    /// Key (name, N).
-    #[inline]
-    fn find(&self, name: &str, nth: u32) -> Option<&Key> {
-        self.keys
+    /// The table, built now if it was not.
+    fn table(&self) -> &HashTable<Key> {
+        self.keys.get_or_init(|| table_of(&self.names, &self.first))
+    }
+
+    /// The table, built now if it was not, to change.
+    fn table_mut(&mut self) -> &mut HashTable<Key> {
+        self.table();
+        self.first = Vec::new();
+        self.keys.get_mut().expect("built above")
+    }
+
+    /// Key (name, N), from the list or from the table.
+    fn find(&self, name: &str, nth: u32, from_list: bool) -> Option<&Key> {
+        if from_list {
+            return self
+                .first
+                .iter()
+                .filter(|k| name_bytes(&self.names, k) == name.as_bytes())
+                .nth(nth as usize);
+        }
+        self.table()
             .find(key_hash(name.as_bytes(), nth), is_key(&self.names, name, nth))
     }
 
@@ -84,10 +146,60 @@ impl FunctionKeys {
     pub fn assign(
         &mut self,
         module: &Module,
-        mut allocate: impl FnMut() -> std::io::Result<EntryId>,
+        allocate: impl FnMut() -> std::io::Result<EntryId>,
     ) -> std::io::Result<Vec<Option<EntryId>>> {
         self.passes += 1;
+        if self.first.is_empty() && self.keys.get().is_none_or(HashTable::is_empty) {
+            self.assign_first(module, allocate)
+        } else {
+            self.assign_again(module, allocate)
+        }
+    }
+
+    /// [`FunctionKeys::assign`] with no keys yet: each function a new
+    /// entry, in symbol order.
+    fn assign_first(
+        &mut self,
+        module: &Module,
+        mut allocate: impl FnMut() -> std::io::Result<EntryId>,
+    ) -> std::io::Result<Vec<Option<EntryId>>> {
         let pass = self.passes;
+        self.keys = OnceLock::new();
+        let bytes = module
+            .symbols
+            .iter()
+            .filter(|s| has_function_key(s))
+            .map(|s| s.name.len())
+            .sum();
+        self.names.reserve_exact(bytes);
+        let mut ids = Vec::with_capacity(module.symbols.len());
+        for s in &module.symbols {
+            if !has_function_key(s) {
+                ids.push(None);
+                continue;
+            }
+            let id = allocate()?;
+            self.first.push(Key {
+                start: self.names.len(),
+                len: s.name.len(),
+                nth: 0,
+                id,
+                last_pass: pass,
+            });
+            self.names.push_str(&s.name);
+            ids.push(Some(id));
+        }
+        Ok(ids)
+    }
+
+    /// [`FunctionKeys::assign`] of a later version, through the table.
+    fn assign_again(
+        &mut self,
+        module: &Module,
+        mut allocate: impl FnMut() -> std::io::Result<EntryId>,
+    ) -> std::io::Result<Vec<Option<EntryId>>> {
+        let pass = self.passes;
+        self.table_mut();
         let mut ids = Vec::with_capacity(module.symbols.len());
         for s in &module.symbols {
             if !has_function_key(s) {
@@ -97,15 +209,26 @@ impl FunctionKeys {
             let mut nth = 0;
             let id = loop {
                 let hash = key_hash(s.name.as_bytes(), nth);
-                match self.keys.find_mut(hash, is_key(&self.names, &s.name, nth)) {
-                    Some(key) if key.last_pass == pass => nth += 1,
-                    Some(key) => {
-                        key.last_pass = pass;
-                        break key.id;
+                // One probe finds the key or the place for it.
+                let names = &self.names;
+                let rehash = |key: &Key| key_hash(name_bytes(names, key), key.nth);
+                let table = self.keys.get_mut().expect("built above");
+                match table.entry(hash, is_key(names, &s.name, nth), rehash) {
+                    Entry::Occupied(key) if key.get().last_pass == pass => nth += 1,
+                    Entry::Occupied(mut key) => {
+                        key.get_mut().last_pass = pass;
+                        break key.get().id;
                     }
-                    None => {
+                    Entry::Vacant(place) => {
                         let id = allocate()?;
-                        self.insert(hash, &s.name, nth, id, pass);
+                        place.insert(Key {
+                            start: self.names.len(),
+                            len: s.name.len(),
+                            nth,
+                            id,
+                            last_pass: pass,
+                        });
+                        self.names.push_str(&s.name);
                         break id;
                     }
                 }
@@ -115,30 +238,16 @@ impl FunctionKeys {
         Ok(ids)
     }
 
-    /// Adds key (name, N), whose hash is `hash`.
-    fn insert(&mut self, hash: u64, name: &str, nth: u32, id: EntryId, pass: u64) {
-        let key = Key {
-            start: self.names.len(),
-            len: name.len(),
-            nth,
-            id,
-            last_pass: pass,
-        };
-        self.names.push_str(name);
-        let names = &self.names;
-        self.keys
-            .insert_unique(hash, key, |key| key_hash(name_bytes(names, key), key.nth));
-    }
-
     /// The entry of `key` (`name`, or `name#N` with N ≥ 1).
     pub fn get(&self, key: &str) -> Option<EntryId> {
-        let found = self.find(key, 0).or_else(|| {
+        let from_list = self.keys.get().is_none() && self.list_lookups.fetch_add(1, Ordering::Relaxed) < LIST_LOOKUPS;
+        let found = self.find(key, 0, from_list).or_else(|| {
             let (name, nth) = key.rsplit_once('#')?;
             // Only the spelling `key_string` gives (no sign, no leading 0).
             if nth.starts_with('0') || !nth.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            self.find(name, nth.parse().ok().filter(|&n| n >= 1)?)
+            self.find(name, nth.parse().ok().filter(|&n| n >= 1)?, from_list)
         })?;
         Some(found.id)
     }
@@ -151,18 +260,13 @@ impl FunctionKeys {
     /// The keys whose entries are in `ids` (sorted), sorted.
     pub fn keys_of(&self, ids: &[EntryId]) -> Vec<String> {
         let mut keys: Vec<String> = self
-            .keys
+            .table()
             .iter()
             .filter(|k| ids.binary_search(&k.id).is_ok())
             .map(|k| self.key_string(k))
             .collect();
         keys.sort();
         keys
-    }
-
-    /// Every entry given so far.
-    pub fn ids(&self) -> impl Iterator<Item = EntryId> + '_ {
-        self.keys.iter().map(|k| k.id)
     }
 }
 
@@ -236,7 +340,39 @@ mod tests {
             keys.keys_of(&[EntryId::for_test(2), EntryId::for_test(4)]),
             ["helper#2", "main_loop"]
         );
-        assert_eq!(keys.ids().count(), 4);
+        assert_eq!(keys.table().len(), 4);
+    }
+
+    /// The first lookups read the first version's list, later ones the
+    /// table: both give every key the same entry, numbered locals and
+    /// missing keys included.
+    #[test]
+    fn lookups_from_the_list_and_from_the_table_agree() {
+        let mut keys = FunctionKeys::default();
+        let m = module(vec![
+            function("a", Binding::Local),
+            function("b", Binding::Global),
+            function("a", Binding::Local),
+            function("a", Binding::Local),
+        ]);
+        keys.assign(&m, counter()).unwrap();
+        let asked = ["a", "a#1", "a#2", "b", "a#3", "c", "b#1"];
+        let from_list: Vec<Option<EntryId>> = asked.iter().map(|k| keys.get(k)).collect();
+        assert!(
+            keys.keys.get().is_none(),
+            "the table was built for {} lookups",
+            asked.len()
+        );
+        assert!(asked.len() < LIST_LOOKUPS as usize);
+        let id = |n| Some(EntryId::for_test(n));
+        assert_eq!(from_list, [id(1), id(3), id(4), id(2), None, None, None]);
+        // Past the list's share of lookups, the table answers.
+        for _ in 0..LIST_LOOKUPS {
+            keys.get("b");
+        }
+        assert!(keys.keys.get().is_some());
+        let from_table: Vec<Option<EntryId>> = asked.iter().map(|k| keys.get(k)).collect();
+        assert_eq!(from_table, from_list);
     }
 
     #[test]

@@ -224,8 +224,9 @@ struct SymbolIds {
 
 impl SymbolIds {
     fn of(module: &Module, ids: Vec<Option<EntryId>>, entries: &EntryTable) -> SymbolIds {
-        let mut names = String::new();
-        for s in module.symbols.iter().filter(|s| has_function_key(s)) {
+        let functions = || module.symbols.iter().filter(|s| has_function_key(s));
+        let mut names = String::with_capacity(functions().map(|s| s.name.len() + 1).sum());
+        for s in functions() {
             names.push_str(&s.name);
             names.push('\0');
         }
@@ -716,16 +717,6 @@ fn read_error(path: &Path, source: ReadError) -> RegistryError {
 impl Default for ModuleRegistry {
     fn default() -> Self {
         ModuleRegistry::new()
-    }
-}
-
-impl Drop for ModuleRegistry {
-    fn drop(&mut self) {
-        // Handles may outlive the registry (they keep the entry pages);
-        // make them trap rather than jump into unmapped code.
-        for id in self.entry_ids.values().flat_map(|keys| keys.ids()) {
-            self.entries.unpoint(id);
-        }
     }
 }
 
