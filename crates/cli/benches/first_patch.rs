@@ -12,7 +12,7 @@
 //! for and detached through `relive-process`, with nothing done while they
 //! are stopped). Goal (issue 22): `pause_us` ≤ 1.5 × that at every count.
 //!
-//! Each count: 5 fresh processes (a first patch happens once per process);
+//! Each count: 9 fresh processes (a first patch happens once per process);
 //! medians. Run: `cargo bench -p relive --bench first_patch`.
 
 use std::path::Path;
@@ -24,7 +24,7 @@ use relive_process::Stopped;
 use relive_testkit::Target;
 use serde_json::Value;
 
-const PROCESSES: usize = 5;
+const PROCESSES: usize = 9;
 const BARE_ROUNDS: usize = 9;
 
 const PROGRAM: &str = r#"

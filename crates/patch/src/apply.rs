@@ -838,6 +838,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // The redirect: the only moment the program stands still. A function
     // patched before only needs its slot updated: one aligned 8-byte store
     // that running threads see whole, so nothing is stopped for it.
+    let writes: Vec<(u64, &[u8])> = all_planned.iter().map(|w| (w.addr, w.bytes.as_slice())).collect();
+    if displaced_area.is_some() {
+        copy_pages_ahead(process, &writes);
+    }
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
         Some(area) => match stop_when_clear(process, &all_work, area, &mut filled) {
@@ -854,7 +858,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
-    let writes: Vec<(u64, &[u8])> = all_planned.iter().map(|w| (w.addr, w.bytes.as_slice())).collect();
     if let Err(e) = undo.write_all(process, &writes, &|| failpoint("patch-after-first-write")) {
         undo.roll_back(process);
         // Threads moved into copies go back where they were before the
@@ -1832,6 +1835,28 @@ struct Moved {
 /// pool), never single-stepped. One in a system call there (which a
 /// changed program counter would not restart) or beyond the copies' room
 /// is waited for, briefly; fails naming the thread and function.
+/// Has the kernel copy, now, each page of the program's code that
+/// `writes` will change while the threads are stopped: the first write
+/// to a page of a private mapping copies it, and that copy was a third of
+/// a one-thread program's pause. Each page gets one byte it holds
+/// written back (only relive changes these bytes: the redirect overwrites
+/// them a moment later). Best effort: a failure here is the redirect's to
+/// report.
+fn copy_pages_ahead(process: &dyn Process, writes: &[(u64, &[u8])]) {
+    let mut pages: Vec<u64> = writes
+        .iter()
+        .flat_map(|&(addr, bytes)| [addr, addr + (bytes.len() as u64).saturating_sub(1)])
+        .collect();
+    pages.sort_unstable_by_key(|&a| a / PAGE);
+    pages.dedup_by_key(|a| *a / PAGE);
+    for addr in pages {
+        let mut byte = [0u8];
+        if process.read(addr, &mut byte).is_ok() {
+            let _ = process.write(addr, &byte);
+        }
+    }
+}
+
 fn stop_when_clear<'p>(
     process: &'p dyn Process,
     work: &[&EntryWork],
