@@ -21,9 +21,9 @@
 //!   first line (5 times).
 //!
 //! relive runs as a user runs it, with its default debounce: a complete
-//! save (a rename, as here) compiles at once, and files saved in the 2 ms
-//! after it join it while it compiles; after a write that may be followed
-//! by more, 10 ms of quiet first.
+//! save (a rename, as here) compiles at once, and files saved while it
+//! compiles join it; after a write that may be followed by more, 10 ms of
+//! quiet first.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

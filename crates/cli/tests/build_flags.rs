@@ -819,6 +819,46 @@ fn files_saved_together_are_patched_in_one_transaction() {
     assert_eq!(change("scale"), change("first"), "{status}");
 }
 
+/// An editor's "save all" reaches relive file by file, milliseconds
+/// apart: each file saved while the first one compiles joins its batch,
+/// and a signature change spanning files (the callee, its caller and the
+/// header declaring it) is patched in one step. Relive waited only 2 ms
+/// for more files after a save, so the files were patched one by one and
+/// each was refused (the program kept the old code).
+#[test]
+fn files_saved_one_after_another_while_the_first_compiles_go_together() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let p = s.target.dir.path();
+    let calc = CALC
+        .replace("int scale(int x) {", "int scale(int x, int y) {")
+        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + y;");
+    let main = MAIN.replace("return scale(4);", "return scale(4, 1000);");
+    let header = HEADER.replace("int scale(int x);", "int scale(int x, int y);");
+    // calc.c first: compiled alone, it does not even compile (the header
+    // still declares the old signature).
+    for (file, text) in [("src/calc.c", calc), ("src/main.c", main), ("inc/mode.h", header)] {
+        std::fs::write(p.join(file), text).unwrap();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
+        let e = s.event();
+        assert_ne!(e["event"], "refused", "{e}");
+        if e["event"] == "patched" {
+            patched.push(e);
+        }
+    }
+    for e in &patched {
+        assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
+    }
+    // first() = scale(4, 1000) = 4 * 3 + 5 + 1000.
+    s.prints("v 1017 8");
+}
+
 /// All or nothing for files saved together: one that does not compile
 /// holds back the other (it was patched alone, half a change, and the
 /// message said the program ran on unchanged); once the broken file is

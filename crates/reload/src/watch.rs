@@ -36,8 +36,9 @@ pub struct Debounce {
 impl Debounce {
     /// relive's default: 10 ms while a file may still be written, 2 ms
     /// after complete saves (the fixed 10 ms was most of what relive added
-    /// to a compile between a save and the new code running; the 2 ms now
-    /// pass while the first file compiles: see [`watch`]).
+    /// to a compile between a save and the new code running; now nothing
+    /// waits for the 2 ms: files saved while the first compiles join it,
+    /// see [`watch`]).
     pub const ADAPTIVE: Debounce = Debounce {
         partial: Duration::from_millis(10),
         complete: Duration::from_millis(2),
@@ -122,13 +123,22 @@ pub fn watch(
         };
         // Files saved together (or the includers of a header) compile at
         // once, one job per core, each once. A complete save compiles
-        // without waiting for the quiet after it: files saved in that
-        // quiet join the batch once they are seen, so the quiet costs
-        // nothing when it passes during the compile, as it nearly always
-        // does.
+        // without waiting for the quiet after it: files saved while it
+        // compiles (or in the quiet, if that is longer) join the batch, and
+        // all are patched as one transaction.
+        // What the changed files said as their compiles began: one saved
+        // again meanwhile compiles again only if its text changed (not for
+        // a mere change of its metadata after the save).
+        let texts: BTreeMap<PathBuf, Option<Vec<u8>>> =
+            changed.iter().map(|f| (f.clone(), std::fs::read(f).ok())).collect();
         let mut batch = reloader.compile_batch(&units_of(changed, reloader), jobs)?;
         if let Some(burst) = &mut burst {
-            let late = units_of(events.late(burst)?, reloader);
+            let saved: BTreeSet<PathBuf> = events
+                .late(burst)?
+                .into_iter()
+                .filter(|f| texts.get(f).is_none_or(|before| std::fs::read(f).ok() != *before))
+                .collect();
+            let late = units_of(saved, reloader);
             if !late.is_empty() {
                 reloader.join(&mut batch, &late, jobs)?;
             }
@@ -230,8 +240,8 @@ impl FileEvents {
     /// every changed file's last event completed a save. While one may
     /// still be written, it keeps collecting until the files have been
     /// quiet for `debounce.partial`, but at most 500 ms (a file rewritten
-    /// non-stop still gets handled). Files saved within the quiet after
-    /// that are [`FileEvents::late`]'s.
+    /// non-stop still gets handled). Files saved after that, while the
+    /// burst's files compile, are [`FileEvents::late`]'s.
     pub fn burst(&mut self, poll: Duration, debounce: Debounce) -> notify::Result<Option<Burst>> {
         let Some(first) = self.take_by(Instant::now() + poll, None)? else {
             return Ok(None);
@@ -253,20 +263,26 @@ impl FileEvents {
         Ok(Some(burst))
     }
 
-    /// The files saved within `burst`'s quiet that are not in it yet (each
-    /// event in it prolongs the quiet, as [`FileEvents::burst`] says),
-    /// added to it. Waits only for what is left of the quiet: it has
-    /// usually passed while the burst's files compiled. Later events stay
+    /// The files saved since `burst` was returned, added to it: every save
+    /// seen while its files compiled (they are not patched yet, so these
+    /// go with them, as one transaction), and any within what is left of
+    /// its quiet (each event in it prolongs the quiet, as
+    /// [`FileEvents::burst`] says). A file of the burst saved again is
+    /// among them: what compiled may be an earlier text. Later events stay
     /// for the next burst.
+    ///
+    /// Only the quiet counted at first: the second file of a "save all"
+    /// reaches relive's watcher a few milliseconds after the first, later
+    /// still while a compile keeps the cores busy, and was patched alone
+    /// (refused, when the two files change a call and its callee together).
     pub fn late(&mut self, burst: &mut Burst) -> notify::Result<BTreeSet<PathBuf>> {
+        let compiled = Instant::now();
         let mut joined = BTreeSet::new();
         loop {
-            let deadline = burst.deadline();
+            let deadline = burst.deadline().max(compiled);
             match self.take_by(deadline, Some(deadline))? {
                 Some(event) => {
-                    if !burst.files.contains_key(&event.file) {
-                        joined.insert(event.file.clone());
-                    }
+                    joined.insert(event.file.clone());
                     burst.take(event);
                 }
                 None => return Ok(joined),
@@ -412,40 +428,50 @@ mod tests {
     }
 
     /// A complete save ends its burst at once (the compile starts without
-    /// waiting for the quiet); a file saved within the quiet after it
-    /// joins it late, and one saved after the quiet is the next burst's.
+    /// waiting for the quiet); files saved while it compiles join it late,
+    /// however long after the quiet (a "save all" reaches the watcher
+    /// file by file), and one saved once it has been given its late files
+    /// is the next burst's.
     #[test]
-    fn complete_saves_start_at_once_and_files_saved_in_the_quiet_join_late() {
+    fn complete_saves_start_at_once_and_files_saved_while_they_compile_join_late() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (dir.path().join("a.c"), dir.path().join("b.c"), dir.path().join("c.c"));
-        for f in [&a, &b, &c] {
+        let files: Vec<PathBuf> = ["a.c", "b.c", "c.c", "d.c"]
+            .iter()
+            .map(|f| dir.path().join(f))
+            .collect();
+        for f in &files {
             std::fs::write(f, "int a;\n").unwrap();
         }
-        let mut events = FileEvents::new([a.clone(), b.clone(), c.clone()]).unwrap();
-        // A long quiet (under the 500 ms a burst lasts at most), so that
-        // the test does not depend on the machine's speed: b is saved well
-        // inside it, c well after.
-        let debounce = Debounce::fixed(Duration::from_millis(400));
-        save(&a, "int a = 1;\n");
+        let (a, b, c, d) = (&files[0], &files[1], &files[2], &files[3]);
+        let mut events = FileEvents::new(files.clone()).unwrap();
+        let debounce = Debounce::ADAPTIVE;
+        save(a, "int a = 1;\n");
         let mut burst = events
             .burst(Duration::from_secs(5), debounce)
             .unwrap()
             .expect("a change");
-        // It returned before its quiet was over (b, saved now, still
-        // joins it below).
-        assert_eq!(burst.files(), BTreeSet::from([absolute(&a)]));
-        save(&b, "int b = 1;\n");
+        // It returned at a's save: b and c, saved from now on, are not in
+        // it yet.
+        assert_eq!(burst.files(), BTreeSet::from([absolute(a)]));
+        save(b, "int b = 1;\n");
+        // The compile: far longer than the 2 ms quiet.
+        std::thread::sleep(Duration::from_millis(300));
+        save(c, "int c = 1;\n");
+        std::thread::sleep(Duration::from_millis(300));
         let late = events.late(&mut burst).unwrap();
-        assert_eq!(late, BTreeSet::from([absolute(&b)]));
-        assert_eq!(burst.files(), BTreeSet::from([absolute(&a), absolute(&b)]));
-        // The quiet after b has passed: c belongs to the next burst.
-        save(&c, "int c = 1;\n");
-        assert!(events.late(&mut burst).unwrap().is_empty());
+        // (a's rename may come as more than one event: a file saved again
+        // is among the late ones, and the loop compiles it again only if
+        // its text changed.)
+        assert!(late.contains(&absolute(b)) && late.contains(&absolute(c)), "{late:?}");
+        assert!(!late.contains(&absolute(d)), "{late:?}");
+        assert_eq!(burst.files(), BTreeSet::from([absolute(a), absolute(b), absolute(c)]));
+        // Saved once the batch has its files: the next burst's.
+        save(d, "int d = 1;\n");
         let next = events
             .burst(Duration::from_secs(5), debounce)
             .unwrap()
-            .expect("c's save");
-        assert_eq!(next.files(), BTreeSet::from([absolute(&c)]));
+            .expect("d's save");
+        assert_eq!(next.files(), BTreeSet::from([absolute(d)]));
     }
 
     /// A directory named a second way (a header a file includes as

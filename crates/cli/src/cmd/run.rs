@@ -92,9 +92,9 @@ pub struct Options {
     trust_baselines: bool,
     /// Milliseconds of quiet that group saves into one reload (patched as one
     /// transaction). A complete save (closed after writing, or renamed into
-    /// place) compiles at once, and files saved within the quiet after it
-    /// join it while it compiles; a file that may still be written waits for
-    /// the quiet first. Default: 2 after complete saves, 10 otherwise.
+    /// place) compiles at once, and files saved while it compiles, or within
+    /// the quiet after it, join it; a file that may still be written waits
+    /// for the quiet first. Default: 2 after complete saves, 10 otherwise.
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
