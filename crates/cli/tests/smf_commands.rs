@@ -254,6 +254,21 @@ fn smf_run_watch_reloads_a_running_module() {
     let next = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
     assert_eq!(next, one + 1, "the running main is the old code");
 
+    // A version without tick (its main calls `tock`): the running main is
+    // the old code and keeps calling tick, whose old code stays loaded
+    // (its entry trapped, and relive died of SIGILL). Said in a note.
+    let renamed = LOOPING
+        .replace("TICK", "5")
+        .replace("long tick(void)", "long tock(void)")
+        .replace("t = tick()", "t = tock()");
+    pack_source(dir.path(), "renamed", &renamed, &["-O2", "-fPIC"], &module);
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["removed"], serde_json::json!(["tick"]), "{event}");
+    let one = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    let next = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
+    assert_eq!(next, one + 1, "the old main goes on calling the old tick");
+
     // A version whose tick ends the loop: main returns 7, so does relive.
     pack_looping(dir.path(), -1, &module);
     let status = child.wait().unwrap();

@@ -182,7 +182,9 @@ pub struct ReloadReport {
     pub functions: usize,
     /// Functions the old version did not have.
     pub added: Vec<String>,
-    /// Functions the new version lacks (their entries now trap).
+    /// Functions the new version lacks. Their entries still reach their old
+    /// code while it stays mapped (old code still running may call them),
+    /// and trap once [`ModuleRegistry::free_retired`] unmaps it.
     pub removed: Vec<String>,
     /// Other modules linked again because something they import from
     /// this one (an object, read-only data) moved; their data and
@@ -268,6 +270,13 @@ pub struct ModuleRegistry {
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
+    /// Entries of functions a reload removed, by module: they still reach
+    /// the removed code, which stays mapped with its retired version (old
+    /// code still running calls them: a module's entry point looping in
+    /// its old version), and trap once [`ModuleRegistry::free_retired`]
+    /// unmaps it. Trapping at the reload stopped such a program with an
+    /// illegal instruction.
+    lingering: Vec<(String, EntryId)>,
     /// The buffer `load_file`/`reload_file` read files into, kept (and
     /// all initialised) so the next read needs no allocation.
     read_buffer: Vec<u8>,
@@ -286,6 +295,7 @@ impl ModuleRegistry {
             entry_ids: NameMap::default(),
             modules: Vec::new(),
             retired: Vec::new(),
+            lingering: Vec::new(),
             read_buffer: Vec::new(),
         }
     }
@@ -297,7 +307,7 @@ impl ModuleRegistry {
         }
         let Linked { loaded, imports, ids } = self.link(name, module, None, &[])?;
         let ids = ids.expect("a first load has no previous entries to keep");
-        let functions = self.switch(&loaded, &ids.ids, &[]);
+        let functions = self.switch(&loaded, &ids.ids);
         self.modules.push(Slot {
             name: name.to_string(),
             current: loaded,
@@ -370,9 +380,11 @@ impl ModuleRegistry {
                 (before, Vec::new(), Vec::new())
             }
             Some(ids) => {
-                let after = self.switch(&loaded, &ids.ids, &before);
+                let after = self.switch(&loaded, &ids.ids);
                 let added = self.keys_of(name, &after, &before);
                 let removed = self.keys_of(name, &before, &after);
+                let gone = sorted_difference(&before, &after);
+                self.lingering.extend(gone.into_iter().map(|id| (name.to_string(), id)));
                 (after, added, removed)
             }
         };
@@ -469,6 +481,13 @@ impl ModuleRegistry {
         for &id in &slot.functions {
             self.entries.unpoint(id);
         }
+        self.lingering.retain(|(module, id)| {
+            let of_this = *module == slot.name;
+            if of_this {
+                self.entries.unpoint(*id);
+            }
+            !of_this
+        });
         self.retired.push(slot.current);
         Ok(())
     }
@@ -477,6 +496,16 @@ impl ModuleRegistry {
     /// only where no thread runs, or will return into, their code (see the
     /// module docs): the registry cannot know that by itself.
     pub fn free_retired(&mut self) -> usize {
+        // Removed functions trap from now on, unless a later version
+        // brought them back (their entries reach its code again).
+        for (module, id) in std::mem::take(&mut self.lingering) {
+            let back = self
+                .slot(&module)
+                .is_some_and(|index| self.modules[index].functions.binary_search(&id).is_ok());
+            if !back {
+                self.entries.unpoint(id);
+            }
+        }
         let n = self.retired.len();
         self.retired.clear();
         n
@@ -490,10 +519,13 @@ impl ModuleRegistry {
     /// The stable entry of function `function` of module `module`: valid
     /// across reloads of the module for as long as the handle lives.
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
-        // A function the current version lacks (or of a module unloaded
-        // since) has an entry that traps.
-        let handle = self.entries.handle(self.entry_ids.get(module)?.get(function)?);
-        (!handle.traps()).then_some(handle)
+        // Only a function of the current version: one it lacks (removed,
+        // or of a module unloaded since) has an entry that traps, or
+        // reaches removed code until that is freed.
+        let id = self.entry_ids.get(module)?.get(function)?;
+        let index = self.slot(module)?;
+        self.modules[index].functions.binary_search(&id).ok()?;
+        Some(self.entries.handle(id))
     }
 
     /// The address of exported symbol `name` in the first loaded module
@@ -624,18 +656,16 @@ impl ModuleRegistry {
     }
 
     /// Points the entries of `loaded`'s functions (`ids`: each symbol's
-    /// entry) at its code and those of `previous` it lacks at the trap;
-    /// returns its entries, sorted.
-    fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>], previous: &[EntryId]) -> Vec<EntryId> {
+    /// entry) at its code; returns its entries, sorted. Those of
+    /// `previous` it lacks still reach the previous code: see
+    /// `lingering`.
+    fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>]) -> Vec<EntryId> {
         let mut now = Vec::with_capacity(loaded.function_code().len());
         for (id, code) in entry_code(loaded, ids) {
             self.entries.point(id, code);
             now.push(id);
         }
         now.sort_unstable();
-        for id in sorted_difference(previous, &now) {
-            self.entries.unpoint(id);
-        }
         now
     }
 

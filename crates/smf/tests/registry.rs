@@ -391,7 +391,9 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
     assert_eq!(second.run(&[10]), 70, "and this one the second's");
     assert_eq!(registry.get_function("m", "second").unwrap().run(&[10]), 71);
 
-    // Without the second object its keys are reported gone and trap.
+    // Without the second object its keys are reported gone: they are no
+    // longer looked up, still reach the old code while it is mapped (old
+    // code still running may call them), and trap once it is freed.
     let first_only = module(
         &[(
             "a",
@@ -401,8 +403,55 @@ fn same_named_static_functions_get_their_own_entries_across_reloads() {
     );
     let report = registry.reload("m", &first_only, ReloadOptions::default()).unwrap();
     assert_eq!(report.removed, ["scale#1", "second"]);
+    assert!(registry.get_function("m", "scale#1").is_none());
+    assert!(registry.get_function("m", "second").is_none());
+    assert!(!second.traps());
+    assert_eq!(second.run(&[10]), 70, "the removed function's old code");
+    assert_eq!(first.run(&[10]), 90);
+    registry.free_retired();
     assert!(second.traps());
     assert_eq!(first.run(&[10]), 90);
+}
+
+/// A module's entry point that loops in its old version keeps calling a
+/// function the new version removed: the call reaches the removed code
+/// (still mapped with the old version), not a trap that killed the
+/// program (`relive smf run --watch`, renaming the function the loop
+/// calls). A later version that brings the function back gets its entry
+/// again, and freeing the old versions then leaves it alone.
+#[test]
+fn old_code_still_running_calls_a_removed_function_until_it_is_freed() {
+    let v1 = module(
+        &[(
+            "a",
+            "long tick(long x) { return x + 1; }\nlong (*volatile keep)(long) = tick;\nlong step(long x) { return keep(x) * 2; }\n",
+        )],
+        &["-O2", "-fPIC"],
+    );
+    let v2 = module(&[("a", "long tock(long x) { return x + 7; }\n")], &["-O2", "-fPIC"]);
+    let v3 = module(&[("a", "long tick(long x) { return x + 3; }\n")], &["-O2", "-fPIC"]);
+    let mut registry = ModuleRegistry::new();
+    registry.load("m", &v1).unwrap();
+    // The old version's code as it keeps running: its own calls go
+    // through the entries, as the `step` of a loop that has not returned.
+    let tick = registry.get_function("m", "tick").unwrap();
+    let old_step = registry.get_function("m", "step").unwrap();
+    assert_eq!(old_step.run(&[10]), 22);
+    let report = registry.reload("m", &v2, ReloadOptions::default()).unwrap();
+    assert_eq!(report.removed, ["step", "tick"]);
+    assert!(registry.get_function("m", "tick").is_none());
+    assert_eq!(tick.run(&[10]), 11, "removed, still mapped: the old code runs");
+    assert_eq!(old_step.run(&[10]), 22);
+    // Back in a later version: the same entry, the new code.
+    registry.reload("m", &v3, ReloadOptions::default()).unwrap();
+    assert_eq!(tick.run(&[10]), 13);
+    registry.free_retired();
+    assert_eq!(
+        tick.run(&[10]),
+        13,
+        "freeing the old versions leaves a function brought back alone"
+    );
+    assert!(old_step.traps(), "removed for good: traps once its code is freed");
 }
 
 // A library whose data and read-only data another module imports.

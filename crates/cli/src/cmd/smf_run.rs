@@ -232,6 +232,13 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
                 r.version,
                 r.functions
             );
+            if !r.removed.is_empty() {
+                crate::output::say!(
+                    "relive: note: code still running from an earlier version (such as {entry}'s loop) that calls \
+                     {} keeps reaching the old code: it stays loaded while relive runs",
+                    r.removed.join(", ")
+                );
+            }
             if *entry_changed {
                 crate::output::say!(
                     "relive: note: {entry} changed, but its call that is running keeps its old code (and code \
