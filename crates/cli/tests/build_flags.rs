@@ -596,6 +596,33 @@ fn edits_made_before_relive_started_are_caught_up_together() {
     s.prints("v 25 8");
 }
 
+/// Edits made before relive started where one file calls a function the
+/// other adds: the file that adds it matches the running code in every
+/// function the program has, and is caught up with the caller, which was
+/// refused ("bonus is not defined") and could then not be patched at all.
+#[test]
+fn an_edit_made_before_start_calling_what_another_adds_is_caught_up() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let p = dir.path();
+    // Newer than the program: edits since the build.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(p.join("src/calc.c"), calc_calling_bonus()).unwrap();
+    std::fs::write(p.join("src/main.c"), main_adding_bonus(1000)).unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    assert!(events.iter().all(|e| e["event"] != "refused"), "{events:#?}");
+    let patched: Vec<&Value> = events.iter().filter(|e| e["event"] == "patched").collect();
+    assert_eq!(patched.len(), 2, "{events:#?}");
+    let added = patched
+        .iter()
+        .find(|e| e["file"].as_str().is_some_and(|f| f.ends_with("main.c")))
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(added["added"], serde_json::json!(["bonus"]), "{added}");
+    // scale(4) = 4 * 3 + 5 + bonus(1) = 1000.
+    s.prints("v 1017 8");
+}
+
 #[test]
 fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
     let (before, _) = expected_first_lines();

@@ -362,6 +362,11 @@ pub struct Reloader<'p> {
     /// Per source file: functions whose baseline compile is not the code
     /// the program runs (and why), so edits to them are refused.
     unverified: HashMap<PathBuf, Vec<(String, String)>>,
+    /// Per source file edited after the program was built: the functions
+    /// its baseline defines that the program lacks (added by that edit).
+    /// A file caught up at start that calls one of them is patched
+    /// together with them (it was refused, the function "not defined").
+    added_before_start: HashMap<PathBuf, Vec<String>>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
     /// Every compile unit of the program is watched (not a list the user
@@ -423,6 +428,7 @@ impl<'p> Reloader<'p> {
             commands: HashMap::new(),
             cache,
             unverified: HashMap::new(),
+            added_before_start: HashMap::new(),
             trust_baselines: false,
             every_unit_watched: false,
             missing_symbol: false,
@@ -656,6 +662,10 @@ impl<'p> Reloader<'p> {
     /// runs for `source`.
     fn adopt_checked(&mut self, source: &Path, obj: ObjectFile, check: Verification) -> Baseline {
         self.current.insert(source.to_path_buf(), obj);
+        if !check.absent.is_empty() && self.edited_since_build(source) {
+            self.added_before_start
+                .insert(source.to_path_buf(), check.absent.clone());
+        }
         if check.is_verified() {
             self.unverified.remove(source);
             return Baseline::Verified(check);
@@ -702,6 +712,19 @@ impl<'p> Reloader<'p> {
     /// that cannot be (one calls what another adds).
     pub fn catch_up_all(&mut self, sources: &[PathBuf]) -> Result<Vec<ReloadEvent>, ReloadError> {
         self.start_tree_scan();
+        // Files whose edits add what these call go first, as a save of
+        // them would: nothing calls their new functions before these are
+        // patched.
+        let mut events = Vec::new();
+        for (source, functions) in self.providers_for(sources) {
+            events.push(self.patch_baseline(&source, &functions)?);
+        }
+        events.extend(self.catch_up_sources(sources)?);
+        Ok(events)
+    }
+
+    /// [`Reloader::catch_up_all`] of the files whose functions differ.
+    fn catch_up_sources(&mut self, sources: &[PathBuf]) -> Result<Vec<ReloadEvent>, ReloadError> {
         if sources.len() < 2 {
             return sources.iter().map(|s| self.catch_up_one(s)).collect();
         }
@@ -764,6 +787,40 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
+    /// Files not among `sources` whose edits made before relive started
+    /// added functions that `sources`' baselines call, each with the
+    /// functions it added (symbol indices): patched with them, as saving
+    /// them together would.
+    fn providers_for(&self, sources: &[PathBuf]) -> Vec<(PathBuf, Vec<usize>)> {
+        let called: std::collections::HashSet<&str> = sources
+            .iter()
+            .filter_map(|s| self.current.get(s))
+            .flat_map(|obj| obj.symbols.iter().flat_map(|f| &f.relocs))
+            .filter_map(|r| match &r.target {
+                relive_patch::objfile::Target::Undefined(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut providers: Vec<(PathBuf, Vec<usize>)> = self
+            .added_before_start
+            .iter()
+            .filter(|(file, added)| !sources.contains(file) && added.iter().any(|f| called.contains(f.as_str())))
+            .filter_map(|(file, added)| {
+                let obj = self.current.get(file)?;
+                let functions = obj
+                    .symbols
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| added.contains(&s.name))
+                    .map(|(i, _)| i)
+                    .collect();
+                Some((file.clone(), functions))
+            })
+            .collect();
+        providers.sort();
+        providers
+    }
+
     /// The functions (symbol indices) of `source`'s baseline that differ
     /// from the running code; `None` when none does or there is no
     /// baseline.
@@ -782,15 +839,22 @@ impl<'p> Reloader<'p> {
     }
 
     fn catch_up_one(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
+        match self.differing_functions(source) {
+            Some(functions) => self.patch_baseline(source, &functions),
+            None => Ok(ReloadEvent::new(source)),
+        }
+    }
+
+    /// Patches `functions` of `source`'s baseline (what the file says now)
+    /// into the program: a catch-up of an edit made before relive started.
+    fn patch_baseline(&mut self, source: &Path, functions: &[usize]) -> Result<ReloadEvent, ReloadError> {
         let start = Instant::now();
         let mut event = ReloadEvent::new(source);
-        let Some(functions) = self.differing_functions(source) else {
-            return Ok(event);
-        };
-        let obj = self.current.remove(source).expect("a baseline to differ");
-        let result = self.apply(&mut event, &obj, None, &functions);
+        let obj = self.current.remove(source).expect("a baseline to patch");
+        let result = self.apply(&mut event, &obj, None, functions);
         if event.event.applied() {
             self.unverified.remove(source);
+            self.added_before_start.remove(source);
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
