@@ -651,6 +651,23 @@ impl LoadedModule {
         &self.data
     }
 
+    /// The objects of `old` that this version also has, with another size:
+    /// their values cannot be copied, so they start from the file's.
+    pub fn resized_objects(&self, old: &LoadedModule) -> Vec<String> {
+        let mut resized: Vec<String> = self
+            .defined
+            .iter()
+            .filter(|d| d.kind == SymbolType::Object)
+            .filter_map(|new| {
+                let name = self.name_of(new);
+                let previous = old.object(name)?;
+                (self.object(name)?.size != previous.size).then(|| name.to_string())
+            })
+            .collect();
+        resized.sort();
+        resized
+    }
+
     /// Copies the value of every object of `old` that this version also
     /// has, by name and with the same size, into this version's data.
     /// Returns the names copied; only before the data is shared.

@@ -168,7 +168,11 @@ pub enum DataOutcome {
     Shared,
     /// Layout changed: these objects' values were copied; others start
     /// from the file's values.
-    Copied { kept: Vec<String> },
+    Copied {
+        kept: Vec<String>,
+        /// Objects whose size changed: they start from the file's values.
+        reset: Vec<String>,
+    },
     /// `keep_data: false`: everything starts from the file's values.
     Fresh,
 }
@@ -361,6 +365,7 @@ impl ModuleRegistry {
             DataOutcome::Shared
         } else if options.keep_data {
             DataOutcome::Copied {
+                reset: loaded.resized_objects(&self.modules[index].current),
                 kept: loaded.copy_objects_from(&self.modules[index].current),
             }
         } else {

@@ -108,7 +108,7 @@ fn a_pointer_taken_before_a_reload_runs_the_new_code_and_globals_survive() {
             )
             .unwrap();
         assert_eq!(report.version, 3);
-        let DataOutcome::Copied { kept } = &report.data else {
+        let DataOutcome::Copied { kept, .. } = &report.data else {
             panic!("{what}: {:?}", report.data)
         };
         assert!(kept.contains(&"counter".to_string()), "{kept:?}");
@@ -367,6 +367,36 @@ fn two_scales(first: i64, second: i64) -> Module<'static> {
         &[("a", &source("first", first)), ("b", &source("second", second))],
         &["-O2", "-fPIC"],
     )
+}
+
+/// A layout change names the objects whose size changed: their values
+/// start from the file's (they were reset with nothing said), while the
+/// others are copied.
+#[test]
+fn a_reload_names_the_objects_whose_size_changed() {
+    let v1 = module(
+        &[(
+            "c",
+            "int count = 1;\nlong total = 10;\nlong bump(long x) { count += x; total += x; return count + total; }\n",
+        )],
+        &["-O2", "-fPIC"],
+    );
+    let v2 = module(
+        &[("c", "long count = 1;\nlong total = 10;\nlong added = 3;\nlong bump(long x) { count += x; total += x; return count + total + added; }\n")],
+        &["-O2", "-fPIC"],
+    );
+    let mut registry = ModuleRegistry::new();
+    registry.load("m", &v1).unwrap();
+    let bump = registry.get_function("m", "bump").unwrap();
+    assert_eq!(bump.run(&[5]), 6 + 15);
+    let report = registry.reload("m", &v2, ReloadOptions::default()).unwrap();
+    let DataOutcome::Copied { kept, reset } = &report.data else {
+        panic!("{:?}", report.data)
+    };
+    assert_eq!(kept, &["total"]);
+    assert_eq!(reset, &["count"]);
+    // count from the file (1), total kept (15), added from the file (3).
+    assert_eq!(bump.run(&[1]), 2 + 16 + 3);
 }
 
 #[test]
@@ -642,7 +672,7 @@ fn pointers_the_program_left_alone_follow_their_literal_into_the_new_version() {
         let report = registry
             .reload("m", &module(&[("m", POINTER_V3)], flags), ReloadOptions::default())
             .unwrap();
-        assert!(matches!(&report.data, DataOutcome::Copied { kept } if kept.contains(&"message".to_string())));
+        assert!(matches!(&report.data, DataOutcome::Copied { kept, .. } if kept.contains(&"message".to_string())));
         registry.free_retired();
         assert_eq!(length.run(&[]), 2, "{flags:?}");
         assert!(in_code(&registry), "{flags:?}");

@@ -257,7 +257,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}: {} bytes", output.display(), bytes.len())?;
-            print_summary(&summary(&module), &mut out)?;
+            // -q: the result only (the module's contents are `smf info`'s).
+            if !crate::output::quiet() {
+                print_summary(&summary(&module), &mut out)?;
+            }
             Ok(())
         }
         Command::Call { file, name, args, json } => {

@@ -42,7 +42,9 @@ pub struct RunArgs {
     /// version's), "entry_changed" (the running entry point is among them:
     /// its running call keeps its old code), "relinked" (other modules
     /// linked again: none here, with one module), "data": {"kind":
-    /// "shared"|"copied"|"fresh", ...}, "ms" (read + reload), "message"}.
+    /// "shared"|"copied"|"fresh"; when copied, "kept" (objects whose values
+    /// were copied) and "reset" (objects whose size changed: the file's
+    /// values)}, "ms" (read + reload), "message"}.
     #[arg(long)]
     json: bool,
     /// Arguments for the entry point (argv[1]...; argv[0] is the file).
@@ -213,9 +215,14 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
         }) => {
             let data = match &r.data {
                 relive_smf::DataOutcome::Shared => "data kept in place".to_string(),
-                relive_smf::DataOutcome::Copied { kept } => {
+                relive_smf::DataOutcome::Copied { kept, reset } if reset.is_empty() => {
                     format!("data layout changed, {} value(s) copied", kept.len())
                 }
+                relive_smf::DataOutcome::Copied { kept, reset } => format!(
+                    "data layout changed, {} value(s) copied, {} reset to the file's value (its size changed)",
+                    kept.len(),
+                    reset.join(", ")
+                ),
                 relive_smf::DataOutcome::Fresh => "data from the file".to_string(),
             };
             let mut changes = String::new();
