@@ -364,8 +364,8 @@ pub struct Reloader<'p> {
     unverified: HashMap<PathBuf, Vec<(String, String)>>,
     /// Per source file edited after the program was built: the functions
     /// its baseline defines that the program lacks (added by that edit).
-    /// A file caught up at start that calls one of them is patched
-    /// together with them (it was refused, the function "not defined").
+    /// A file caught up at start that calls one of them is patched after
+    /// them (it was refused, the function "not defined").
     added_before_start: HashMap<PathBuf, Vec<String>>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
@@ -789,8 +789,8 @@ impl<'p> Reloader<'p> {
 
     /// Files not among `sources` whose edits made before relive started
     /// added functions that `sources`' baselines call, each with the
-    /// functions it added (symbol indices): patched with them, as saving
-    /// them together would.
+    /// functions it added (symbol indices): patched first, as saving them
+    /// together would.
     fn providers_for(&self, sources: &[PathBuf]) -> Vec<(PathBuf, Vec<usize>)> {
         let called: std::collections::HashSet<&str> = sources
             .iter()
@@ -905,10 +905,9 @@ impl<'p> Reloader<'p> {
         })
     }
 
-    /// Adds `sources` to `batch`, compiling them now: files saved just
-    /// after the batch's own, in the quiet that lets files saved together
-    /// be patched together. One already in the batch was saved again, so
-    /// its earlier compile is dropped.
+    /// Adds `sources` to `batch`, compiling them now: files saved while
+    /// the batch compiled, patched with it. One already in the batch was
+    /// saved again, so its earlier compile is dropped.
     pub fn join(&mut self, batch: &mut Batch, sources: &[PathBuf], jobs: usize) -> Result<(), ReloadError> {
         batch.compiled.retain(|(source, _, _)| !sources.contains(source));
         for source in sources {

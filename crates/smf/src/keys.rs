@@ -47,7 +47,8 @@ struct Key {
 pub struct FunctionKeys {
     names: String,
     /// The first version's keys in symbol order, their N not counted yet
-    /// (the Kth of a name is N = K - 1); empty once `keys` is built.
+    /// (the Kth of a name is N = K - 1); read only while `keys` is not
+    /// built, and emptied once the table changes.
     first: Vec<Key>,
     /// Hashed by (name, N), once needed.
     keys: OnceLock<HashTable<Key>>,
