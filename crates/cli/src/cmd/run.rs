@@ -98,7 +98,8 @@ pub struct Options {
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
-    /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us"}; at the end
+    /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
+    /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run)}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
