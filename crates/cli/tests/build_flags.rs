@@ -816,6 +816,10 @@ fn files_saved_together_are_patched_in_one_transaction() {
     let mut patched = Vec::new();
     while patched.len() < 2 {
         let e = s.event();
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("EVENT {e}");
+            continue;
+        }
         assert_ne!(e["event"], "refused", "{e}");
         if e["event"] == "patched" {
             patched.push(e);
@@ -846,14 +850,11 @@ fn files_saved_together_are_patched_in_one_transaction() {
     assert_eq!(change("scale"), change("first"), "{status}");
 }
 
-/// An editor's "save all" reaches relive file by file, milliseconds
-/// apart: each file saved while the first one compiles joins its batch,
-/// and a signature change spanning files (the callee, its caller and the
-/// header declaring it) is patched in one step. Relive waited only 2 ms
-/// for more files after a save, so the files were patched one by one and
-/// each was refused (the program kept the old code).
-#[test]
-fn files_saved_one_after_another_while_the_first_compiles_go_together() {
+/// The project under `relive run`, then the signature change of `scale`
+/// (one more parameter) across calc.c, main.c and the header declaring
+/// it, saved file by file in `order` (indices into calc.c, main.c,
+/// mode.h) `gap` apart.
+fn save_signature_change(order: [usize; 3], gap: Duration) -> Session {
     let dir = project("-O2 -g3");
     make(dir.path());
     let s = Session::run(dir, &[]);
@@ -865,18 +866,25 @@ fn files_saved_one_after_another_while_the_first_compiles_go_together() {
         .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + y;");
     let main = MAIN.replace("return scale(4);", "return scale(4, 1000);");
     let header = HEADER.replace("int scale(int x);", "int scale(int x, int y);");
-    // calc.c first: compiled alone, it does not even compile (the header
-    // still declares the old signature).
-    for (file, text) in [("src/calc.c", calc), ("src/main.c", main), ("inc/mode.h", header)] {
+    let files = [("src/calc.c", calc), ("src/main.c", main), ("inc/mode.h", header)];
+    for k in order {
+        let (file, text) = &files[k];
         std::fs::write(p.join(file), text).unwrap();
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(gap);
     }
+    s
+}
+
+/// Events until calc.c and main.c are both patched, which must be in one
+/// step; each other event passes `allowed`.
+fn until_both_patched(s: &Session, allowed: impl Fn(&Value) -> bool) {
     let mut patched = Vec::new();
     while patched.len() < 2 {
         let e = s.event();
-        assert_ne!(e["event"], "refused", "{e}");
         if e["event"] == "patched" {
             patched.push(e);
+        } else {
+            assert!(allowed(&e), "{e}");
         }
     }
     for e in &patched {
@@ -884,6 +892,37 @@ fn files_saved_one_after_another_while_the_first_compiles_go_together() {
     }
     // first() = scale(4, 1000) = 4 * 3 + 5 + 1000.
     s.prints("v 1017 8");
+}
+
+/// An editor's "save all" reaches relive file by file, milliseconds
+/// apart: each file saved while the first one compiles joins its batch,
+/// and a signature change spanning files (the callee, its caller and the
+/// header declaring it) is patched in one step. Relive waited only 2 ms
+/// for more files after a save, so the files were patched one by one and
+/// each was refused (the program kept the old code).
+#[test]
+fn files_saved_one_after_another_while_the_first_compiles_go_together() {
+    // calc.c first: compiled alone, it does not even compile (the header
+    // still declares the old signature).
+    let s = save_signature_change([0, 1, 2], Duration::from_millis(15));
+    until_both_patched(&s, |e| e["event"] != "refused");
+}
+
+/// The same "save all" with the files further apart than a compile, the
+/// header first: the includers' compiles fail until their saves come,
+/// and the callee's signature change is refused until its caller's: it
+/// is held (it was refused for good, and the program stayed on the old
+/// code) and patched with the caller in one step.
+#[test]
+fn a_save_all_slower_than_a_compile_is_patched_once_complete() {
+    let s = save_signature_change([2, 0, 1], Duration::from_millis(80));
+    until_both_patched(&s, |e| match e["event"].as_str() {
+        Some("compile_error" | "superseded" | "held" | "no_change") => true,
+        Some("refused") => e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tries this file again")),
+        _ => false,
+    });
 }
 
 /// All or nothing for files saved together: one that does not compile
@@ -924,6 +963,10 @@ fn a_file_saved_with_a_broken_one_waits_for_it() {
     let mut patched = Vec::new();
     while patched.len() < 2 {
         let e = s.event();
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("EVENT {e}");
+            continue;
+        }
         assert_ne!(e["event"], "refused", "{e}");
         if e["event"] == "patched" {
             patched.push(e["file"].as_str().unwrap_or_default().to_string());
@@ -989,40 +1032,55 @@ fn a_signature_change_saved_with_its_callers_is_patched() {
     s.prints("v 1017 8");
 }
 
+/// A signature change saved before its caller is refused while the
+/// program's callers pass the old arguments, and held: the caller's
+/// later save brings both in, in one step. (It stayed refused for good,
+/// and the caller's save was refused in turn, each file blaming the
+/// other: a "save all" whose files came more than a compile apart left
+/// the program on the old code.)
 #[test]
-fn a_caller_of_a_prototype_the_program_does_not_run_is_refused() {
+fn a_signature_change_waits_for_its_callers_and_goes_with_them() {
     let (s, root) =
         with_two_parameter_scale(&CALC.replace("int scale(int x) {", "int scale(int x, int y) {\n    x += y;"));
-    // calc.c is refused (its global function's signature changed).
+    // calc.c is refused (its global function's signature changed), and
+    // held for the save of its callers.
     loop {
         let e = s.event();
         if e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")) {
             assert_eq!(e["event"], "refused", "{e}");
-            // It says which files to save with it.
+            // It says which files to save with it, and that it waits.
             let message = e["message"].as_str().unwrap_or_default();
             assert!(message.contains("touch") && message.contains("main.c"), "{e}");
+            assert!(message.contains("tries this file again"), "{e}");
             break;
         }
     }
+    s.prints("v 17 8");
     // Later, main.c alone, calling the new prototype.
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(
         root.join("src/main.c"),
-        MAIN.replace("return scale(4); }", "return scale(4, 0); }"),
+        MAIN.replace("return scale(4); }", "return scale(4, 1); }"),
     )
     .unwrap();
-    let e = loop {
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
         let e = s.event();
         // (The header's save made main.c fail to compile: not that.)
-        let main = e["file"].as_str().is_some_and(|f| f.ends_with("main.c"));
-        if main && !matches!(e["event"].as_str(), Some("no_change" | "compile_error")) {
-            break e;
+        if e["event"] == "patched" {
+            patched.push(e);
+        } else {
+            assert!(
+                matches!(e["event"].as_str(), Some("no_change" | "compile_error")),
+                "{e}"
+            );
         }
-    };
-    assert_ne!(e["event"], "patched", "{e}");
-    let message = e["message"].as_str().unwrap_or_default();
-    assert!(message.contains("calls scale as") && message.contains("touch"), "{e}");
-    s.prints("v 17 8");
+    }
+    for e in &patched {
+        assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
+    }
+    // scale(4, 1) = (4 + 1) * 3 + 5.
+    s.prints("v 20 8");
 }
 
 /// clang records no options without -grecord-command-line; with

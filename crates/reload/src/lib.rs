@@ -373,8 +373,12 @@ pub struct Reloader<'p> {
     /// gave): a function's callers are all known, so a signature change
     /// saved with every caller can be patched.
     pub every_unit_watched: bool,
-    /// The last patch was refused for a symbol nothing defines (yet).
-    missing_symbol: bool,
+    /// The last patch was refused for want of another file's change: a
+    /// symbol nothing defines yet, or a signature change whose callers (or
+    /// a call whose callee) are not saved with it. Such a file is held and
+    /// tried again with the next save (it was refused for good, and a
+    /// "save all" whose files came a compile apart stayed unpatched).
+    awaits_other_file: bool,
     /// Files whose last save is not in the program because another file
     /// saved with them failed (did not compile, was refused): patched
     /// with the next save of any file.
@@ -431,7 +435,7 @@ impl<'p> Reloader<'p> {
             added_before_start: HashMap::new(),
             trust_baselines: false,
             every_unit_watched: false,
-            missing_symbol: false,
+            awaits_other_file: false,
             held: Default::default(),
             followers: fleet::Followers::None,
             tree_scan: None,
@@ -978,7 +982,7 @@ impl<'p> Reloader<'p> {
                 None
             };
             let event = self.reload_compiled(&source, result, compile_us, start)?;
-            match (std::mem::take(&mut self.missing_symbol), kept) {
+            match (std::mem::take(&mut self.awaits_other_file), kept) {
                 // It calls something another of the files adds: again
                 // once the others are in.
                 (true, Some(obj)) => waiting.push((source, obj, compile_us, event)),
@@ -993,7 +997,7 @@ impl<'p> Reloader<'p> {
             let before = waiting.len();
             for (source, obj, compile_us, _) in std::mem::take(&mut waiting) {
                 let event = self.reload_compiled(&source, Ok(obj.clone()), compile_us, start)?;
-                if std::mem::take(&mut self.missing_symbol) {
+                if std::mem::take(&mut self.awaits_other_file) {
                     still.push((source, obj, compile_us, event));
                 } else {
                     events.push(event);
@@ -1010,13 +1014,14 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
-    /// A file refused because it calls what nothing defines yet (the file
-    /// that adds it is not saved yet) is tried again with the next save of
-    /// any file, so it is patched once that one is: it was left unpatched,
+    /// A file refused for want of another file's change (it calls what
+    /// nothing defines yet, or changes a signature its callers in other
+    /// files do not follow yet) is tried again with the next save of any
+    /// file, so it is patched once that one is: it was left unpatched,
     /// with nothing telling the user.
     fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
         if let Some(message) = &mut event.message {
-            message.push_str("; relive tries this file again with the next save (of the file that defines it, say)");
+            message.push_str("; relive tries this file again with the next save (of the file it waits for, say)");
         }
         self.held.insert(source);
         event
@@ -1074,6 +1079,9 @@ impl<'p> Reloader<'p> {
             };
             match step {
                 Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
+                Step::Done(event) if std::mem::take(&mut self.awaits_other_file) => {
+                    settled.push(self.hold_for_missing(source.clone(), event));
+                }
                 Step::Done(event) => settled.push(event),
             }
         }
@@ -1189,6 +1197,7 @@ impl<'p> Reloader<'p> {
         batch: &[(&Path, &ObjectFile)],
     ) -> Result<Step, ReloadError> {
         let us = |t: Instant| t.elapsed().as_micros() as u64;
+        self.awaits_other_file = false;
         let mut event = ReloadEvent::new(source);
         event.timing_us.compile = compile_us;
         let new = match compiled {
@@ -1219,6 +1228,8 @@ impl<'p> Reloader<'p> {
             Err(PatchError::Refused { what }) => {
                 event.event = EventKind::Refused;
                 let advice = old.and_then(|old| self.signature_advice(source, old, &new));
+                // A signature change whose callers are in other files.
+                self.awaits_other_file = advice.is_some();
                 event.message = Some(match advice {
                     Some(advice) => format!("{what}; {advice}"),
                     None => what,
@@ -1289,6 +1300,7 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
             event.event = EventKind::Refused;
             event.message = Some(refusal);
+            self.awaits_other_file = true;
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
@@ -1780,7 +1792,7 @@ impl<'p> Reloader<'p> {
         old: Option<&ObjectFile>,
         functions: &[usize],
     ) -> Result<(), ReloadError> {
-        self.missing_symbol = false;
+        self.awaits_other_file = false;
         self.refresh_target()?;
         let workers = self.settle_tree();
         match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
@@ -1804,7 +1816,7 @@ impl<'p> Reloader<'p> {
             }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
-                self.missing_symbol =
+                self.awaits_other_file =
                     matches!(e, PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }));
                 event.event = EventKind::Refused;
                 event.message = Some(e.to_string());
