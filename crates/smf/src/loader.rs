@@ -105,6 +105,13 @@ impl DataLayout {
     }
 }
 
+/// The base name of a function-local static as GCC names it (`n` of
+/// `n.2`), if `name` is one.
+fn static_base(name: &str) -> Option<&str> {
+    let (base, number) = name.rsplit_once('.')?;
+    (!base.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+}
+
 /// Whether `symbol` is a named function the module defines: one with a
 /// function key in a registry (`name`, or `name#N` for the Nth further
 /// local function of that name) and a stable entry there.
@@ -651,8 +658,10 @@ impl LoadedModule {
         &self.data
     }
 
-    /// The objects of `old` that this version also has, with another size:
-    /// their values cannot be copied, so they start from the file's.
+    /// The objects of `old` that this version also has whose values cannot
+    /// be copied, so they start from the file's: those whose size changed,
+    /// and function-local statics the compiler may have renumbered (see
+    /// [`LoadedModule::renumbered`]).
     pub fn resized_objects(&self, old: &LoadedModule) -> Vec<String> {
         let mut resized: Vec<String> = self
             .defined
@@ -660,12 +669,40 @@ impl LoadedModule {
             .filter(|d| d.kind == SymbolType::Object)
             .filter_map(|new| {
                 let name = self.name_of(new);
+                if self.renumbered(name, old) {
+                    return old.has_static_base(name).then(|| name.to_string());
+                }
                 let previous = old.object(name)?;
                 (self.object(name)?.size != previous.size).then(|| name.to_string())
             })
             .collect();
         resized.sort();
         resized
+    }
+
+    /// Whether `name` is a function-local static as GCC names it (`n.2`:
+    /// the static `n` of some function) whose number may name another
+    /// function's static in `old`: GCC numbers the statics of one name
+    /// across the file, so a function added or removed before them shifts
+    /// the numbers (values were copied into the wrong function's static).
+    /// Taken as shifted when the two versions have a different number of
+    /// statics of that name.
+    fn renumbered(&self, name: &str, old: &LoadedModule) -> bool {
+        static_base(name).is_some_and(|base| self.statics_named(base) != old.statics_named(base))
+    }
+
+    /// How many function-local statics of base name `base` are defined.
+    fn statics_named(&self, base: &str) -> usize {
+        self.defined
+            .iter()
+            .filter(|d| d.kind == SymbolType::Object && !d.exported)
+            .filter(|d| static_base(self.name_of(d)) == Some(base))
+            .count()
+    }
+
+    /// Whether a function-local static of `name`'s base name is defined.
+    fn has_static_base(&self, name: &str) -> bool {
+        static_base(name).is_some_and(|base| self.statics_named(base) > 0)
     }
 
     /// Copies the value of every object of `old` that this version also
@@ -685,6 +722,9 @@ impl LoadedModule {
         let mut moved = Vec::new();
         for new in self.defined.iter().filter(|d| d.kind == SymbolType::Object) {
             let name = self.name_of(new);
+            if self.renumbered(name, old) {
+                continue;
+            }
             let Some(previous) = self.object(name).and(old.object(name)) else {
                 continue;
             };

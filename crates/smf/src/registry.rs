@@ -170,7 +170,10 @@ pub enum DataOutcome {
     /// from the file's values.
     Copied {
         kept: Vec<String>,
-        /// Objects whose size changed: they start from the file's values.
+        /// Objects that start from the file's values although the old
+        /// version had them: their size changed, or they are function-local
+        /// statics the compiler may have renumbered (`n.0`, `n.1`: a value
+        /// copied by that name could land in another function's static).
         reset: Vec<String>,
     },
     /// `keep_data: false`: everything starts from the file's values.

@@ -399,6 +399,35 @@ fn a_reload_names_the_objects_whose_size_changed() {
     assert_eq!(bump.run(&[1]), 2 + 16 + 3);
 }
 
+/// Function-local statics are named by GCC with a number (`n.0`, `n.1`)
+/// that a function added before them shifts: their values were copied by
+/// that name, into another function's static. Now a static whose name's
+/// count changed starts from the file's value, and the reload says so.
+#[test]
+fn renumbered_function_local_statics_are_reset_and_named_not_swapped() {
+    const TWO: &str =
+        "int fa(void) { static int n; n += 1; return n; }\nint fb(void) { static int n; n += 1000; return n; }\n";
+    let three = format!("{TWO}int fc(void) {{ static int n; n += 7; return n; }}\n");
+    let v1 = module(&[("s", TWO)], &["-O2", "-fPIC"]);
+    let v2 = module(&[("s", &three)], &["-O2", "-fPIC"]);
+    let mut registry = ModuleRegistry::new();
+    registry.load("m", &v1).unwrap();
+    let (fa, fb) = (
+        registry.get_function("m", "fa").unwrap(),
+        registry.get_function("m", "fb").unwrap(),
+    );
+    assert_eq!((fa.run(&[]), fa.run(&[]), fb.run(&[])), (1, 2, 1000));
+    let report = registry.reload("m", &v2, ReloadOptions::default()).unwrap();
+    let DataOutcome::Copied { reset, kept } = &report.data else {
+        panic!("{:?}", report.data)
+    };
+    assert!(kept.iter().all(|k| !k.starts_with("n.")), "{kept:?}");
+    assert_eq!(reset.iter().filter(|r| r.starts_with("n.")).count(), 3, "{reset:?}");
+    let fc = registry.get_function("m", "fc").unwrap();
+    // Each from the file's 0: none holds another function's value.
+    assert_eq!((fa.run(&[]), fb.run(&[]), fc.run(&[])), (1, 1000, 7));
+}
+
 #[test]
 fn same_named_static_functions_get_their_own_entries_across_reloads() {
     let mut registry = ModuleRegistry::new();

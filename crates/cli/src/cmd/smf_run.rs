@@ -43,8 +43,9 @@ pub struct RunArgs {
     /// its running call keeps its old code), "relinked" (other modules
     /// linked again: none here, with one module), "data": {"kind":
     /// "shared"|"copied"|"fresh"; when copied, "kept" (objects whose values
-    /// were copied) and "reset" (objects whose size changed: the file's
-    /// values)}, "ms" (read + reload), "message"}.
+    /// were copied) and "reset" (objects that take the file's values: resized,
+    /// or function-local statics the compiler may have renumbered)}, "ms"
+    /// (read + reload), "message"}.
     #[arg(long)]
     json: bool,
     /// Arguments for the entry point (argv[1]...; argv[0] is the file).
@@ -219,7 +220,8 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
                     format!("data layout changed, {} value(s) copied", kept.len())
                 }
                 relive_smf::DataOutcome::Copied { kept, reset } => format!(
-                    "data layout changed, {} value(s) copied, {} reset to the file's value (its size changed)",
+                    "data layout changed, {} value(s) copied, {} reset to the file's value (resized, or a \
+                     function-local static the compiler may have renumbered)",
                     kept.len(),
                     reset.join(", ")
                 ),
