@@ -277,12 +277,12 @@ pub struct ModuleRegistry {
     /// In load order: imports prefer earlier modules.
     modules: Vec<Slot>,
     retired: Vec<LoadedModule>,
-    /// Entries of functions a reload removed, by module: they still reach
-    /// the removed code, which stays mapped with its retired version (old
-    /// code still running calls them: a module's entry point looping in
-    /// its old version), and trap once [`ModuleRegistry::free_retired`]
-    /// unmaps it. Trapping at the reload stopped such a program with an
-    /// illegal instruction.
+    /// Entries of functions a reload removed (and no later one brought
+    /// back), by module: they still reach the removed code, which stays
+    /// mapped with its retired version (old code still running calls them:
+    /// a module's entry point looping in its old version), and trap once
+    /// [`ModuleRegistry::free_retired`] unmaps it. Trapping at the reload
+    /// stopped such a program with an illegal instruction.
     lingering: Vec<(String, EntryId)>,
     /// The buffer `load_file`/`reload_file` read files into, kept (and
     /// all initialised) so the next read needs no allocation.
@@ -391,6 +391,8 @@ impl ModuleRegistry {
                 let after = self.switch(&loaded, &ids.ids);
                 let added = self.keys_of(name, &after, &before);
                 let removed = self.keys_of(name, &before, &after);
+                // Brought back: no longer lingering.
+                self.lingering.retain(|(_, id)| after.binary_search(id).is_err());
                 let gone = sorted_difference(&before, &after);
                 self.lingering.extend(gone.into_iter().map(|id| (name.to_string(), id)));
                 (after, added, removed)
@@ -504,15 +506,10 @@ impl ModuleRegistry {
     /// only where no thread runs, or will return into, their code (see the
     /// module docs): the registry cannot know that by itself.
     pub fn free_retired(&mut self) -> usize {
-        // Removed functions trap from now on, unless a later version
-        // brought them back (their entries reach its code again).
-        for (module, id) in std::mem::take(&mut self.lingering) {
-            let back = self
-                .slot(&module)
-                .is_some_and(|index| self.modules[index].functions.binary_search(&id).is_ok());
-            if !back {
-                self.entries.unpoint(id);
-            }
+        // Removed functions trap from now on (one a later version brought
+        // back left the list then).
+        for (_, id) in std::mem::take(&mut self.lingering) {
+            self.entries.unpoint(id);
         }
         let n = self.retired.len();
         self.retired.clear();
@@ -528,12 +525,15 @@ impl ModuleRegistry {
     /// across reloads of the module for as long as the handle lives.
     pub fn get_function(&self, module: &str, function: &str) -> Option<StableFn> {
         // Only a function of the current version: one it lacks (removed,
-        // or of a module unloaded since) has an entry that traps, or
-        // reaches removed code until that is freed.
+        // or of a module unloaded since) has an entry that traps, or that
+        // reaches removed code until that is freed (`lingering`, usually
+        // empty).
         let id = self.entry_ids.get(module)?.get(function)?;
-        let index = self.slot(module)?;
-        self.modules[index].functions.binary_search(&id).ok()?;
-        Some(self.entries.handle(id))
+        if self.lingering.iter().any(|&(_, l)| l == id) {
+            return None;
+        }
+        let handle = self.entries.handle(id);
+        (!handle.traps()).then_some(handle)
     }
 
     /// The address of exported symbol `name` in the first loaded module
