@@ -1083,6 +1083,44 @@ fn a_signature_change_waits_for_its_callers_and_goes_with_them() {
     s.prints("v 20 8");
 }
 
+/// With only some files watched a signature change is refused for good
+/// (no save can show relive every caller): it says to watch them all, and
+/// is not held for a save that cannot come.
+#[test]
+fn a_signature_change_with_files_unwatched_is_refused_not_held() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let calc = dir.path().join("src/calc.c");
+    let s = Session::run(dir, &["--watch", calc.to_str().unwrap()]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let root = s.target.dir.path();
+    std::fs::write(
+        root.join("inc/mode.h"),
+        HEADER.replace("int scale(int x);", "int scale(int x, int y);"),
+    )
+    .unwrap();
+    std::fs::write(
+        &calc,
+        CALC.replace("int scale(int x) {", "int scale(int x, int y) {\n    x += y;"),
+    )
+    .unwrap();
+    let e = loop {
+        let e = s.event();
+        if e["event"] == "refused" {
+            break e;
+        }
+        assert!(
+            matches!(e["event"].as_str(), Some("compile_error" | "no_change")),
+            "{e}"
+        );
+    };
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("watch them all"), "{e}");
+    assert!(!message.contains("tries this file again"), "{e}");
+    s.prints("v 17 8");
+}
+
 /// clang records no options without -grecord-command-line; with
 /// -fdebug-macro (not implied by -g3 in clang 14) it records the macros,
 /// after the main file, unlike GCC. relive recovers

@@ -1228,8 +1228,10 @@ impl<'p> Reloader<'p> {
             Err(PatchError::Refused { what }) => {
                 event.event = EventKind::Refused;
                 let advice = old.and_then(|old| self.signature_advice(source, old, &new));
-                // A signature change whose callers are in other files.
-                self.awaits_other_file = advice.is_some();
+                // A signature change whose callers are in other files (all
+                // watched: otherwise the advice is to watch them, and no
+                // save can bring the change in).
+                self.awaits_other_file = self.every_unit_watched && advice.is_some();
                 event.message = Some(match advice {
                     Some(advice) => format!("{what}; {advice}"),
                     None => what,
