@@ -876,8 +876,9 @@ fn save_signature_change(order: [usize; 3], gap: Duration) -> Session {
 }
 
 /// Events until calc.c and main.c are both patched, which must be in one
-/// step; each other event passes `allowed`.
-fn until_both_patched(s: &Session, allowed: impl Fn(&Value) -> bool) {
+/// step; each other event passes `allowed`. Then the program prints
+/// `line`.
+fn until_both_patched(s: &Session, allowed: impl Fn(&Value) -> bool, line: &str) {
     let mut patched = Vec::new();
     while patched.len() < 2 {
         let e = s.event();
@@ -890,8 +891,7 @@ fn until_both_patched(s: &Session, allowed: impl Fn(&Value) -> bool) {
     for e in &patched {
         assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
     }
-    // first() = scale(4, 1000) = 4 * 3 + 5 + 1000.
-    s.prints("v 1017 8");
+    s.prints(line);
 }
 
 /// An editor's "save all" reaches relive file by file, milliseconds
@@ -905,7 +905,8 @@ fn files_saved_one_after_another_while_the_first_compiles_go_together() {
     // calc.c first: compiled alone, it does not even compile (the header
     // still declares the old signature).
     let s = save_signature_change([0, 1, 2], Duration::from_millis(15));
-    until_both_patched(&s, |e| e["event"] != "refused");
+    // first() = scale(4, 1000) = 4 * 3 + 5 + 1000.
+    until_both_patched(&s, |e| e["event"] != "refused", "v 1017 8");
 }
 
 /// The same "save all" with the files further apart than a compile, the
@@ -916,13 +917,14 @@ fn files_saved_one_after_another_while_the_first_compiles_go_together() {
 #[test]
 fn a_save_all_slower_than_a_compile_is_patched_once_complete() {
     let s = save_signature_change([2, 0, 1], Duration::from_millis(80));
-    until_both_patched(&s, |e| match e["event"].as_str() {
+    let allowed = |e: &Value| match e["event"].as_str() {
         Some("compile_error" | "superseded" | "held" | "no_change") => true,
         Some("refused") => e["message"]
             .as_str()
             .is_some_and(|m| m.contains("tries this file again")),
         _ => false,
-    });
+    };
+    until_both_patched(&s, allowed, "v 1017 8");
 }
 
 /// All or nothing for files saved together: one that does not compile
@@ -1063,24 +1065,13 @@ fn a_signature_change_waits_for_its_callers_and_goes_with_them() {
         MAIN.replace("return scale(4); }", "return scale(4, 1); }"),
     )
     .unwrap();
-    let mut patched = Vec::new();
-    while patched.len() < 2 {
-        let e = s.event();
-        // (The header's save made main.c fail to compile: not that.)
-        if e["event"] == "patched" {
-            patched.push(e);
-        } else {
-            assert!(
-                matches!(e["event"].as_str(), Some("no_change" | "compile_error")),
-                "{e}"
-            );
-        }
-    }
-    for e in &patched {
-        assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
-    }
+    // (The header's save made main.c fail to compile: not that.)
     // scale(4, 1) = (4 + 1) * 3 + 5.
-    s.prints("v 20 8");
+    until_both_patched(
+        &s,
+        |e| matches!(e["event"].as_str(), Some("no_change" | "compile_error")),
+        "v 20 8",
+    );
 }
 
 /// With only some files watched a signature change is refused for good

@@ -12,6 +12,7 @@
 //! is bound to the function's stable entry instead of its code, and the
 //! writable data can be the storage of the version being replaced.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::format::{Binding, Module, RelocType, Relocation, SectionKind, Symbol, SymbolType, ARCH_X86_64};
@@ -110,6 +111,36 @@ impl DataLayout {
 fn static_base(name: &str) -> Option<&str> {
     let (base, number) = name.rsplit_once('.')?;
     (!base.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+}
+
+/// Function-local statics whose numbers may name another function's
+/// static in the other version: GCC names them `n.2` (the static `n` of
+/// some function), numbering the statics of one name across the file, so
+/// a function added or removed before them shifts the numbers (values
+/// were copied into the wrong function's static). Taken as shifted when
+/// the two versions have a different number of statics of that name.
+struct Renumbered<'a> {
+    new: HashMap<&'a str, usize>,
+    old: HashMap<&'a str, usize>,
+}
+
+impl<'a> Renumbered<'a> {
+    fn between(new: &'a LoadedModule, old: &'a LoadedModule) -> Renumbered<'a> {
+        Renumbered {
+            new: new.statics_by_base(),
+            old: old.statics_by_base(),
+        }
+    }
+
+    /// Whether `name` is such a static whose number may have shifted.
+    fn shifted(&self, name: &str) -> bool {
+        static_base(name).is_some_and(|base| self.new.get(base) != self.old.get(base))
+    }
+
+    /// Whether the old version had statics of `name`'s base name.
+    fn old_had(&self, name: &str) -> bool {
+        static_base(name).is_some_and(|base| self.old.contains_key(base))
+    }
 }
 
 /// Whether `symbol` is a named function the module defines: one with a
@@ -661,16 +692,17 @@ impl LoadedModule {
     /// The objects of `old` that this version also has whose values cannot
     /// be copied, so they start from the file's: those whose size changed,
     /// and function-local statics the compiler may have renumbered (see
-    /// [`LoadedModule::renumbered`]).
+    /// [`Renumbered`]).
     pub fn resized_objects(&self, old: &LoadedModule) -> Vec<String> {
+        let renumbered = Renumbered::between(self, old);
         let mut resized: Vec<String> = self
             .defined
             .iter()
             .filter(|d| d.kind == SymbolType::Object)
             .filter_map(|new| {
                 let name = self.name_of(new);
-                if self.renumbered(name, old) {
-                    return old.has_static_base(name).then(|| name.to_string());
+                if renumbered.shifted(name) {
+                    return renumbered.old_had(name).then(|| name.to_string());
                 }
                 let previous = old.object(name)?;
                 (self.object(name)?.size != previous.size).then(|| name.to_string())
@@ -680,29 +712,20 @@ impl LoadedModule {
         resized
     }
 
-    /// Whether `name` is a function-local static as GCC names it (`n.2`:
-    /// the static `n` of some function) whose number may name another
-    /// function's static in `old`: GCC numbers the statics of one name
-    /// across the file, so a function added or removed before them shifts
-    /// the numbers (values were copied into the wrong function's static).
-    /// Taken as shifted when the two versions have a different number of
-    /// statics of that name.
-    fn renumbered(&self, name: &str, old: &LoadedModule) -> bool {
-        static_base(name).is_some_and(|base| self.statics_named(base) != old.statics_named(base))
-    }
-
-    /// How many function-local statics of base name `base` are defined.
-    fn statics_named(&self, base: &str) -> usize {
-        self.defined
+    /// How many function-local statics (as GCC names them) this version
+    /// defines, by base name.
+    fn statics_by_base(&self) -> HashMap<&str, usize> {
+        let mut counts = HashMap::new();
+        for d in self
+            .defined
             .iter()
             .filter(|d| d.kind == SymbolType::Object && !d.exported)
-            .filter(|d| static_base(self.name_of(d)) == Some(base))
-            .count()
-    }
-
-    /// Whether a function-local static of `name`'s base name is defined.
-    fn has_static_base(&self, name: &str) -> bool {
-        static_base(name).is_some_and(|base| self.statics_named(base) > 0)
+        {
+            if let Some(base) = static_base(self.name_of(d)) {
+                *counts.entry(base).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// Copies the value of every object of `old` that this version also
@@ -720,9 +743,10 @@ impl LoadedModule {
         let mut writes = Vec::new();
         // Each copied object: (old address, size, new address).
         let mut moved = Vec::new();
+        let renumbered = Renumbered::between(self, old);
         for new in self.defined.iter().filter(|d| d.kind == SymbolType::Object) {
             let name = self.name_of(new);
-            if self.renumbered(name, old) {
+            if renumbered.shifted(name) {
                 continue;
             }
             let Some(previous) = self.object(name).and(old.object(name)) else {

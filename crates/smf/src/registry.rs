@@ -389,11 +389,11 @@ impl ModuleRegistry {
             }
             Some(ids) => {
                 let after = self.switch(&loaded, &ids.ids);
-                let added = self.keys_of(name, &after, &before);
-                let removed = self.keys_of(name, &before, &after);
+                let added = self.keys_of(name, &sorted_difference(&after, &before));
+                let gone = sorted_difference(&before, &after);
+                let removed = self.keys_of(name, &gone);
                 // Brought back: no longer lingering.
                 self.lingering.retain(|(_, id)| after.binary_search(id).is_err());
-                let gone = sorted_difference(&before, &after);
                 self.lingering.extend(gone.into_iter().map(|id| (name.to_string(), id)));
                 (after, added, removed)
             }
@@ -664,8 +664,8 @@ impl ModuleRegistry {
     }
 
     /// Points the entries of `loaded`'s functions (`ids`: each symbol's
-    /// entry) at its code; returns its entries, sorted. Those of
-    /// `previous` it lacks still reach the previous code: see
+    /// entry) at its code; returns its entries, sorted. Entries of the
+    /// previous version that `loaded` lacks are left as they are: see
     /// `lingering`.
     fn switch(&self, loaded: &LoadedModule, ids: &[Option<EntryId>]) -> Vec<EntryId> {
         let mut now = Vec::with_capacity(loaded.function_code().len());
@@ -677,16 +677,13 @@ impl ModuleRegistry {
         now
     }
 
-    /// The function keys of module `name` whose entries are in `these`
-    /// (sorted) but not in `those` (sorted), sorted by key.
-    fn keys_of(&self, name: &str, these: &[EntryId], those: &[EntryId]) -> Vec<String> {
-        let only = sorted_difference(these, those);
-        if only.is_empty() {
+    /// The function keys of module `name` whose entries are `ids`
+    /// (sorted), sorted by key.
+    fn keys_of(&self, name: &str, ids: &[EntryId]) -> Vec<String> {
+        if ids.is_empty() {
             return Vec::new(); // the usual reload: the same functions
         }
-        self.entry_ids
-            .get(name)
-            .map_or_else(Vec::new, |keys| keys.keys_of(&only))
+        self.entry_ids.get(name).map_or_else(Vec::new, |keys| keys.keys_of(ids))
     }
 }
 
