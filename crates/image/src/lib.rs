@@ -40,5 +40,6 @@ pub use arch::Arch;
 pub use error::{AddressKind, ImageError, Result};
 pub use image::{Image, Info, SymbolSource, SymbolSourceInfo};
 pub use layout::{Format, Layout};
+pub use mapped::FileBytes;
 pub use symbols::{Symbol, SymbolTable};
 pub use translate::{ArchView, Translation};

@@ -14,9 +14,14 @@ pub enum FileBytes {
 
 impl FileBytes {
     pub fn open(path: &Path) -> Result<FileBytes> {
-        let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-        let len = file.metadata().map_err(|e| ImageError::io(path, e))?.len();
-        if len == 0 {
+        FileBytes::map(path).map_err(|e| ImageError::io(path, e))
+    }
+
+    /// [`FileBytes::open`] for callers outside images (a patch's objects),
+    /// with the I/O error as it is.
+    pub fn map(path: &Path) -> std::io::Result<FileBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
             // mmap of an empty file fails with EINVAL; there is nothing to map.
             return Ok(FileBytes::Owned(Vec::new()));
         }
@@ -25,7 +30,7 @@ impl FileBytes {
         // raises SIGBUS; every tool that maps binaries (ripgrep, object's
         // users, debuggers) accepts this. Modified-but-not-truncated contents
         // are fine: every byte is parsed as untrusted input anyway.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ImageError::io(path, e))?;
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
         Ok(FileBytes::Mapped(map))
     }
 
@@ -34,5 +39,23 @@ impl FileBytes {
             FileBytes::Mapped(m) => m,
             FileBytes::Owned(v) => v,
         }
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self {
+            FileBytes::Mapped(_) => "mapped",
+            FileBytes::Owned(_) => "owned",
+        };
+        write!(f, "FileBytes({} bytes, {how})", self.len())
     }
 }

@@ -279,7 +279,34 @@ pub fn write(p: &Placed) -> Vec<u8> {
     names.sort_unstable();
     // Data addresses by symbol, each looked up once.
     let data = std::cell::RefCell::new(foldhash::HashMap::default());
-    let place = |section: usize, offset: i64| p.address(section, offset, &data);
+    // Most of a large unit's code is not in the patch, and its DWARF names
+    // every block and inlined call of it: a place in code that no placed
+    // function covers is 0 without looking for its symbol.
+    let placed_code: Vec<(usize, i64, i64)> = p
+        .linked
+        .functions
+        .iter()
+        .filter_map(|f| p.obj.symbols.get(f.symbol))
+        .map(|s| {
+            (
+                s.section,
+                s.offset as i64,
+                s.offset.saturating_add(s.size.max(1)) as i64,
+            )
+        })
+        .collect();
+    let place = |section: usize, offset: i64| {
+        let code = p.obj.section(section).is_some_and(|s| s.executable);
+        let placed = || {
+            placed_code
+                .iter()
+                .any(|&(s, start, end)| s == section && start <= offset && offset < end)
+        };
+        match code && !placed() {
+            true => Some(0),
+            false => p.address(section, offset, &data),
+        }
+    };
     for name in names {
         let bytes = match name {
             ".debug_line" => {

@@ -20,9 +20,9 @@
 
 use std::hash::BuildHasher;
 
-use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, UnitOffset};
+use gimli::{AttributeValue, DebugInfoOffset, Reader as _, UnitOffset};
 
-type Reader<'a> = EndianSlice<'a, LittleEndian>;
+use crate::signature::Reader;
 
 /// One top-level entry of a compile unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl DebugIndex {
     }
 
     /// Reads the index of `dwarf`.
-    pub fn build(dwarf: &gimli::Dwarf<Reader>) -> Result<DebugIndex, gimli::Error> {
+    pub(crate) fn build(dwarf: &gimli::Dwarf<Reader>) -> Result<DebugIndex, gimli::Error> {
         let mut by_hash = Vec::new();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
@@ -159,16 +159,17 @@ impl DebugIndex {
                 };
                 if let Some(name) = name.filter(|_| depth == 1) {
                     let name = dwarf.attr_string(&unit, name)?;
-                    by_hash.push((hash(name.slice()), entry));
+                    by_hash.push((hash(&name.to_slice()?), entry));
                 }
+                let has_linkage = linkage.is_some();
                 if let Some(linkage) = linkage {
-                    let key = hash(dwarf.attr_string(&unit, linkage)?.slice());
+                    let key = hash(&dwarf.attr_string(&unit, linkage)?.to_slice()?);
                     linkage_of.insert(offset, key);
                     if depth == 1 || !declaration {
                         by_hash.push((key, entry));
                     }
                 }
-                if let Some(spec) = specification.filter(|_| linkage.is_none()) {
+                if let Some(spec) = specification.filter(|_| !has_linkage) {
                     specifying.push((spec, entry));
                 }
                 // Over the children (a function's body), to the next

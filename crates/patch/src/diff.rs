@@ -58,8 +58,10 @@ impl Diff {
 
 /// Compares `old` and `new`.
 pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
-    let old_keys = stable_keys(old);
+    // The new object's keys first: the old one's may be in the making on
+    // another thread ([`prepare`]).
     let paired = crate::lambdas::paired_keys(old, new);
+    let old_keys = stable_keys(old);
     let new_keys: &[String] = &paired;
     let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut result = Diff::default();
@@ -108,6 +110,14 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
     result
 }
 
+/// Computes what [`diff`] reads of `obj` besides its symbols (their keys,
+/// the places its relocations point at), so that another thread can do it
+/// for one object while the diff starts on the other.
+pub(crate) fn prepare(obj: &ObjectFile) {
+    stable_keys(obj);
+    obj.referenced();
+}
+
 /// [`keys`] of `obj`, computed once per object.
 pub fn stable_keys(obj: &ObjectFile) -> &[String] {
     obj.keys_cache().get_or_init(|| keys(obj))
@@ -118,11 +128,18 @@ pub fn stable_keys(obj: &ObjectFile) -> &[String] {
 /// static (`n.3`) by the function that refers to it and its base name.
 /// Identities that still collide get `#1`, `#2` in order.
 pub fn keys(obj: &ObjectFile) -> Vec<String> {
-    // Only numbered statics need their owners (a walk over every
-    // function's relocations): most objects have few or none.
-    let static_local = |sym: &Symbol| sym.local && sym.kind != Kind::Function && sym.name.contains('.');
-    let owners = if obj.symbols.iter().any(static_local) {
-        owners(obj)
+    // Only numbered function-local statics (`n.3`) are named by their
+    // owners (a walk over the functions' relocations): most objects have
+    // few or none.
+    let numbered: Vec<bool> = obj
+        .symbols
+        .iter()
+        .map(|sym| {
+            sym.local && sym.kind != Kind::Function && sym.name.contains('.') && names::parse(&sym.name).numbered
+        })
+        .collect();
+    let owners = if numbered.contains(&true) {
+        owners(obj, &numbered)
     } else {
         HashMap::new()
     };
@@ -138,7 +155,8 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
             // static functions: parsing each one's name was a tenth of
             // diffing SQLite).
             if !sym.name.contains('.') {
-                return format!("local:{}", sym.name);
+                // Not through `format!`: SQLite has thousands of these.
+                return ["local:", sym.name.as_str()].concat();
             }
             let parsed = names::parse(&sym.name);
             if parsed.numbered && sym.kind != Kind::Function {
@@ -169,18 +187,38 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
         .collect()
 }
 
-/// For each data symbol referred to by functions: the stable name of the
-/// first (by name) function referring to it.
-fn owners(obj: &ObjectFile) -> HashMap<usize, String> {
+/// For each symbol of `wanted` referred to by functions: the stable name
+/// of the first (by name) function referring to it.
+fn owners(obj: &ObjectFile, wanted: &[bool]) -> HashMap<usize, String> {
+    // Only relocations into a section holding one can refer to one: the
+    // others (calls, strings, jump tables) are not looked up.
+    let sections: foldhash::HashSet<usize> = obj
+        .symbols
+        .iter()
+        .zip(wanted)
+        .filter(|(_, &w)| w)
+        .map(|(s, _)| s.section)
+        .collect();
     let mut owners: HashMap<usize, String> = HashMap::new();
     for f in obj.symbols.iter().filter(|s| s.kind == Kind::Function) {
-        let fname = names::parse(&f.name).stable();
+        let mut fname: Option<String> = None;
         for r in &f.relocs {
-            if let Some(i) = obj.referenced_symbol(r) {
-                let entry = owners.entry(i).or_insert_with(|| fname.clone());
-                if fname < *entry {
-                    *entry = fname.clone();
-                }
+            let may_refer = match r.target {
+                Target::Defined(i) => wanted.get(i) == Some(&true),
+                Target::Section { section, .. } => sections.contains(&section),
+                Target::Undefined(_) => false,
+            };
+            let Some(i) = may_refer
+                .then(|| obj.referenced_symbol(r))
+                .flatten()
+                .filter(|&i| wanted.get(i) == Some(&true))
+            else {
+                continue;
+            };
+            let fname = fname.get_or_insert_with(|| names::parse(&f.name).stable());
+            let entry = owners.entry(i).or_insert_with(|| fname.clone());
+            if *fname < *entry {
+                *entry = fname.clone();
             }
         }
     }

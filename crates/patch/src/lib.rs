@@ -11,6 +11,7 @@ pub mod clobber;
 pub mod code;
 pub mod debug_file;
 pub mod debug_index;
+mod debug_relocs;
 pub mod debugger;
 pub mod diff;
 pub mod displaced;

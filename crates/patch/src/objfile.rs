@@ -98,8 +98,9 @@ pub struct Symbol {
     /// Its bytes; `None` for zero-filled (`.bss`) data.
     pub bytes: Option<Vec<u8>>,
     pub relocs: Vec<Reloc>,
-    /// For a function: its decoded instructions.
-    pub decoded: Option<Decoded>,
+    /// For a function: its decoded instructions (shared with the other
+    /// object of a pair when its bytes are the same).
+    pub decoded: Option<std::sync::Arc<Decoded>>,
     /// Why this function's code cannot be moved, if it cannot.
     pub problem: Option<String>,
     /// Short branches (`jmp`/`jcc` rel8) that leave the function: the
@@ -183,11 +184,14 @@ pub struct ObjectFile {
     /// read from here only when asked for, so reading an object costs what
     /// its code and data cost, not its debug information's (`-g` brings
     /// many times more bytes and relocations than the code has).
-    raw: std::sync::Arc<Vec<u8>>,
+    raw: std::sync::Arc<relive_image::FileBytes>,
     /// The `.debug_*` sections by name, each relocated on first use
     /// (signatures need `.debug_info`, `.debug_abbrev` and the strings,
     /// not the line table or the location lists).
-    debug: foldhash::HashMap<String, std::sync::OnceLock<Vec<u8>>>,
+    debug: foldhash::HashMap<String, std::sync::OnceLock<crate::debug_relocs::SectionRelocs>>,
+    /// What the symbols that debug relocations name stand for
+    /// ([`crate::debug_relocs::symbol_bases`]), read on first use.
+    debug_bases: std::sync::OnceLock<Vec<Option<i64>>>,
 }
 
 impl ObjectFile {
@@ -197,7 +201,30 @@ impl ObjectFile {
     /// the next symbol, whichever comes first. It may end in alignment
     /// padding.
     pub fn chunk(&self, section: usize, at: i64) -> Option<&[u8]> {
-        let referenced = self.referenced.get_or_init(|| {
+        let referenced = self.referenced();
+        let bytes = self.section(section)?.bytes.as_deref()?;
+        let start = usize::try_from(at).ok().filter(|&a| a <= bytes.len())?;
+        let next_reference = referenced.get(section).and_then(|v| {
+            let k = v.partition_point(|&o| o <= at);
+            v.get(k).and_then(|&o| usize::try_from(o).ok())
+        });
+        // A named object after it (a static table) is not part of it either.
+        let next_symbol = self
+            .by_section
+            .get(section)
+            .and_then(|c| c.next_start(start as u64))
+            .and_then(|o| usize::try_from(o).ok());
+        let next = [next_reference, next_symbol]
+            .into_iter()
+            .flatten()
+            .fold(bytes.len(), usize::min);
+        Some(&bytes[start..next])
+    }
+
+    /// Per section: every offset some relocation of the object points at,
+    /// sorted (what [`ObjectFile::chunk`] ends a piece at), computed once.
+    pub(crate) fn referenced(&self) -> &[Vec<i64>] {
+        self.referenced.get_or_init(|| {
             // Indexed by section (a relocation's section index is one of
             // the file's, checked when it was read).
             let mut map: Vec<Vec<i64>> = vec![Vec::new(); self.sections.len()];
@@ -218,24 +245,7 @@ impl ObjectFile {
                 v.dedup();
             }
             map
-        });
-        let bytes = self.section(section)?.bytes.as_deref()?;
-        let start = usize::try_from(at).ok().filter(|&a| a <= bytes.len())?;
-        let next_reference = referenced.get(section).and_then(|v| {
-            let k = v.partition_point(|&o| o <= at);
-            v.get(k).and_then(|&o| usize::try_from(o).ok())
-        });
-        // A named object after it (a static table) is not part of it either.
-        let next_symbol = self
-            .by_section
-            .get(section)
-            .and_then(|c| c.next_start(start as u64))
-            .and_then(|o| usize::try_from(o).ok());
-        let next = [next_reference, next_symbol]
-            .into_iter()
-            .flatten()
-            .fold(bytes.len(), usize::min);
-        Some(&bytes[start..next])
+        })
     }
 
     /// Where the symbols' stable identities are kept once computed
@@ -250,13 +260,7 @@ impl ObjectFile {
     }
 
     pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {
-        let path = path.as_ref();
-        let name = path.display().to_string();
-        let data = std::fs::read(path).map_err(|source| PatchError::Io {
-            path: name.clone(),
-            cause: source,
-        })?;
-        ObjectFile::parse_owned(&name, data)
+        ObjectFile::open_like(path, None)
     }
 
     /// Reads a patch's new object and, where there is one, its base, the
@@ -265,8 +269,27 @@ impl ObjectFile {
     /// the new object is told first, as reading them in turn would.
     pub fn open_pair(new: impl AsRef<Path>, base: Option<&Path>) -> Result<(ObjectFile, Option<ObjectFile>)> {
         let worth = crate::side_by_side::worth_a_thread(ObjectFile::pair_bytes(new.as_ref(), base));
-        let (base, new) = crate::side_by_side::both_if(worth, || base.map(ObjectFile::open), || ObjectFile::open(new));
-        Ok((new?, base.transpose()?))
+        // Mapped, not read: a large object's DWARF is most of its bytes,
+        // and a patch reads only some of it (reading all of SQLite's two
+        // objects was a third of the command's page faults). They are
+        // needed only while this command runs.
+        let read = |path: &Path| {
+            let bytes = relive_image::FileBytes::map(path).map_err(|source| PatchError::Io {
+                path: path.display().to_string(),
+                cause: source,
+            })?;
+            Undecoded::parse(&path.display().to_string(), bytes)
+        };
+        let (base, new) = crate::side_by_side::both_if(worth, || base.map(read), || read(new.as_ref()));
+        let (new, base) = (new?, base.transpose()?);
+        let objects: Vec<&Undecoded> = std::iter::once(&new).chain(&base).collect();
+        let decoded = decode_distinct(&objects, None);
+        let (base, new) = crate::side_by_side::both_if(
+            worth,
+            || base.map(|b| b.finish(&decoded, 1)),
+            || new.finish(&decoded, 0),
+        );
+        Ok((new, base))
     }
 
     /// The bytes of a patch's objects on disk (0 for one that cannot be
@@ -288,6 +311,49 @@ impl ObjectFile {
     /// [`ObjectFile::parse`] of bytes it keeps (for the sections it reads
     /// later: see [`ObjectFile::debug_section`]).
     pub fn parse_owned(path: &str, data: Vec<u8>) -> Result<ObjectFile> {
+        let read = Undecoded::parse(path, relive_image::FileBytes::Owned(data))?;
+        let decoded = decode_distinct(&[&read], None);
+        Ok(read.finish(&decoded, 0))
+    }
+
+    /// Reads the object at `path`, taking the decoding of each function
+    /// whose bytes `like` has too from `like` instead of decoding it again
+    /// (`relive run` reads each save of a file against the object that
+    /// runs: an edit changes a few functions of thousands).
+    pub fn open_like(path: impl AsRef<Path>, like: Option<&ObjectFile>) -> Result<ObjectFile> {
+        let bytes = relive_image::FileBytes::Owned(read_file(path.as_ref())?);
+        let read = Undecoded::parse(&path.as_ref().display().to_string(), bytes)?;
+        let decoded = decode_distinct(&[&read], like);
+        Ok(read.finish(&decoded, 0))
+    }
+}
+
+/// An object read up to the decoding of its functions' code, the most
+/// costly step: reading a patch's two objects first this far lets the
+/// functions they have alike (most of them) be decoded once, on two
+/// threads.
+struct Undecoded {
+    path: String,
+    symbols: Vec<Symbol>,
+    sections: Vec<Option<Section>>,
+    source: Option<String>,
+    weak_undefined: std::collections::BTreeSet<String>,
+    by_section: Vec<Covering>,
+    debug_names: Vec<String>,
+    raw: std::sync::Arc<relive_image::FileBytes>,
+}
+
+impl Undecoded {
+    /// The functions with code: their symbol indices and bytes.
+    fn code(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind == Kind::Function)
+            .filter_map(|(i, s)| Some((i, s.bytes.as_deref()?)))
+    }
+
+    fn parse(path: &str, data: relive_image::FileBytes) -> Result<Undecoded> {
         let raw = std::sync::Arc::new(data);
         let data: &[u8] = &raw;
         let not_object = |reason: String| PatchError::NotObject {
@@ -549,6 +615,39 @@ impl ObjectFile {
             sec.relocs.sort_by_key(|r| r.offset);
         }
         share_alias_relocations(&mut symbols);
+        for sym in &mut symbols {
+            sym.relocs.sort_by_key(|r| r.offset);
+        }
+        let debug_names = file
+            .sections()
+            .filter_map(|s| s.name().ok().filter(|n| n.starts_with(".debug_")).map(str::to_string))
+            .collect();
+        Ok(Undecoded {
+            path: path.to_string(),
+            symbols,
+            sections,
+            source,
+            weak_undefined,
+            by_section,
+            debug_names,
+            raw,
+        })
+    }
+
+    /// The object, its functions' relocations completed from their
+    /// decoding: `decoded` is [`decode_distinct`]'s, of which this object
+    /// was the `which`th.
+    fn finish(self, decoded: &Distinct, which: usize) -> ObjectFile {
+        let Undecoded {
+            path,
+            mut symbols,
+            mut sections,
+            source,
+            weak_undefined,
+            by_section,
+            debug_names,
+            raw,
+        } = self;
         // Where each section's symbols start: a branch to a function's
         // end is to the next one when a symbol starts there.
         let starts: foldhash::HashSet<(usize, u64)> = symbols
@@ -556,18 +655,18 @@ impl ObjectFile {
             .filter(|s| s.kind == Kind::Function)
             .map(|s| (s.section, s.offset))
             .collect();
-        for sym in &mut symbols {
+        for (i, sym) in symbols.iter_mut().enumerate() {
+            let Some(code) = decoded.of(which, i) else {
+                continue;
+            };
+            let next_starts = starts.contains(&(sym.section, sym.offset + sym.size));
+            complete_code_relocations(sym, next_starts, code.clone());
+            share_code_biases(sym, &mut sections);
             sym.relocs.sort_by_key(|r| r.offset);
-            if sym.kind == Kind::Function {
-                let next_starts = starts.contains(&(sym.section, sym.offset + sym.size));
-                complete_code_relocations(sym, next_starts);
-                share_code_biases(sym, &mut sections);
-                sym.relocs.sort_by_key(|r| r.offset);
-            }
         }
         bias_table_entries(&mut symbols, &mut sections);
-        Ok(ObjectFile {
-            path: path.to_string(),
+        ObjectFile {
+            path,
             symbols,
             sections,
             source,
@@ -576,25 +675,124 @@ impl ObjectFile {
             keys: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
             debug_index: std::sync::OnceLock::new(),
-            debug: file
-                .sections()
-                .filter_map(|s| s.name().ok().filter(|n| n.starts_with(".debug_")).map(str::to_string))
+            debug_bases: std::sync::OnceLock::new(),
+            debug: debug_names
+                .into_iter()
                 .map(|name| (name, std::sync::OnceLock::new()))
                 .collect(),
             raw,
-        })
-    }
-
-    /// A debug section's bytes (`.debug_info`, `.debug_str`, ...) with the
-    /// relocations that hold section offsets applied (32- and 64-bit
-    /// absolute ones against a section or a local label: string and unit
-    /// offsets; others are left as the file has them). Empty when the
-    /// object has no such section.
-    pub fn debug_section(&self, name: &str) -> &[u8] {
-        match self.debug.get(name) {
-            Some(cell) => cell.get_or_init(|| relocated_debug_section(&self.raw, name)),
-            None => &[],
         }
+    }
+}
+
+/// Decoding costs about twice what reading costs per byte: the weight
+/// that puts a decode's bytes on [`crate::side_by_side::worth_a_thread`]'s
+/// scale, which is in bytes of object read.
+const DECODE_WEIGHT: u64 = 2;
+
+/// An object file's bytes, or an error naming it.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| PatchError::Io {
+        path: path.display().to_string(),
+        cause: source,
+    })
+}
+
+/// The decoding of every function of some objects, each distinct byte
+/// string decoded once.
+struct Distinct {
+    /// Per object, per symbol: which of `decoded` is its code's.
+    which: Vec<Vec<Option<usize>>>,
+    decoded: Vec<std::sync::Arc<Decoded>>,
+}
+
+impl Distinct {
+    fn of(&self, object: usize, symbol: usize) -> Option<&std::sync::Arc<Decoded>> {
+        let k = (*self.which.get(object)?.get(symbol)?)?;
+        self.decoded.get(k)
+    }
+}
+
+/// Decodes the functions of `objects`, each distinct byte string once
+/// (an edit leaves most of a file's functions as they were), taking those
+/// `like` has decoded already from it, and sharing the rest between two
+/// threads when there is enough.
+fn decode_distinct(objects: &[&Undecoded], like: Option<&ObjectFile>) -> Distinct {
+    let known: foldhash::HashMap<&[u8], &std::sync::Arc<Decoded>> = like
+        .iter()
+        .flat_map(|o| &o.symbols)
+        .filter_map(|s| Some((s.bytes.as_deref()?, s.decoded.as_ref()?)))
+        .collect();
+    let mut ids: foldhash::HashMap<&[u8], usize> = foldhash::HashMap::default();
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    let which = objects
+        .iter()
+        .map(|o| {
+            let mut of = vec![None; o.symbols.len()];
+            for (i, bytes) in o.code() {
+                let next = pieces.len();
+                let id = *ids.entry(bytes).or_insert(next);
+                if id == next {
+                    pieces.push(bytes);
+                }
+                of[i] = Some(id);
+            }
+            of
+        })
+        .collect();
+    let to_decode: Vec<usize> = (0..pieces.len()).filter(|&k| !known.contains_key(pieces[k])).collect();
+    let bytes: usize = to_decode.iter().map(|&k| pieces[k].len()).sum();
+    // Split where half the bytes are: decoding costs by the byte.
+    let mut half = 0;
+    let mut acc = 0;
+    for (n, &k) in to_decode.iter().enumerate() {
+        if acc * 2 >= bytes {
+            break;
+        }
+        acc += pieces[k].len();
+        half = n + 1;
+    }
+    let (first, second) = to_decode.split_at(half);
+    let decode = |list: &[usize]| list.iter().map(|&k| (k, code::decode(pieces[k]))).collect::<Vec<_>>();
+    let (a, b) = crate::side_by_side::both_if(
+        crate::side_by_side::worth_a_thread(bytes as u64 * DECODE_WEIGHT),
+        || decode(second),
+        || decode(first),
+    );
+    let mut decoded: Vec<Option<std::sync::Arc<Decoded>>> =
+        pieces.iter().map(|p| known.get(p).map(|d| (*d).clone())).collect();
+    for (k, d) in a.into_iter().chain(b) {
+        decoded[k] = Some(std::sync::Arc::new(d));
+    }
+    Distinct {
+        which,
+        decoded: decoded
+            .into_iter()
+            .map(|d| d.expect("every piece is decoded or known"))
+            .collect(),
+    }
+}
+
+impl ObjectFile {
+    /// A debug section's bytes (`.debug_info`, `.debug_str`, ...) as the
+    /// file has them, and its relocations that hold section offsets (32-
+    /// and 64-bit absolute ones against a section or a local label: string
+    /// and unit offsets), applied as a reader reads each field
+    /// ([`crate::signature::with_dwarf`]). Empty when the object has no
+    /// such section. Not applied to a copy: SQLite's `.debug_info` has
+    /// 150,000 of them, and the signature check reads a few hundred.
+    pub(crate) fn debug_section(&self, name: &str) -> (&[u8], crate::debug_relocs::Fixups<'_>) {
+        use crate::debug_relocs::{symbol_bases, Fixups, SectionRelocs};
+        let Some(cell) = self.debug.get(name) else {
+            return (&[], Fixups::NONE);
+        };
+        let relocs = cell.get_or_init(|| SectionRelocs::read(&self.raw, name));
+        let bases = self.debug_bases.get_or_init(|| symbol_bases(&self.raw));
+        let bytes = object::File::parse(&**self.raw)
+            .ok()
+            .and_then(|file| file.section_by_name(name)?.data().ok())
+            .unwrap_or(&[]);
+        (bytes, Fixups::new(&self.raw, relocs, bases))
     }
 
     /// The functions `.init_array` (or `.ctors`) lists, in order: what
@@ -879,11 +1077,7 @@ fn bias_table_entries(symbols: &mut [Symbol], sections: &mut [Option<Section>]) 
 /// Decodes a function, records each PC-relative relocation's `pc_bias`,
 /// and adds the relocations the assembler left out (references to other
 /// code of the same section, resolved at assembly time).
-fn complete_code_relocations(sym: &mut Symbol, next_starts: bool) {
-    let Some(bytes) = &sym.bytes else {
-        return;
-    };
-    let decoded = code::decode(bytes);
+fn complete_code_relocations(sym: &mut Symbol, next_starts: bool, decoded: std::sync::Arc<Decoded>) {
     for r in &mut sym.relocs {
         if r.pc_relative() {
             r.pc_bias = decoded
@@ -932,37 +1126,6 @@ fn complete_code_relocations(sym: &mut Symbol, next_starts: bool) {
     sym.decoded = Some(decoded);
 }
 
-/// Debug section `name` of an object, relocated (see
-/// [`ObjectFile::debug_section`]). The bytes were parsed once already, so
-/// an error here gives an empty section.
-fn relocated_debug_section(data: &[u8], name: &str) -> Vec<u8> {
-    let Ok(file) = object::File::parse(data) else {
-        return Vec::new();
-    };
-    // Where a field points, per symbol: a section's start or a local label
-    // (how assemblers refer to `.debug_str` and `.debug_abbrev`); `None`
-    // for any other symbol, whose fields are left as they are. Asked once
-    // per symbol, not per relocation: `-g` gives hundreds of thousands of
-    // relocations against a handful of symbols.
-    let mut bases: Vec<Option<Option<i64>>> = Vec::new();
-    let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
-        if bases.len() <= idx.0 {
-            bases.resize(idx.0 + 1, None);
-        }
-        let base = *bases[idx.0].get_or_insert_with(|| match file.symbol_by_index(idx) {
-            Ok(sym)
-                if matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown)
-                    || (sym.is_local() && sym.name().is_ok_and(|n| n.starts_with(".L"))) =>
-            {
-                Some(sym.address() as i64)
-            }
-            _ => None,
-        });
-        base.map(|b| b.wrapping_add(addend) as u64)
-    };
-    apply_debug_relocations(&file, name, &mut value_of)
-}
-
 /// Debug section `name` of the object in `data`, each relocated field set
 /// to `place(section, offset)`: the address the place `offset` of section
 /// `section` (by ELF index) has now, `None` to leave the field as it is.
@@ -974,7 +1137,7 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
     // Each symbol's section and value, read once (SQLite's DWARF has a
     // few hundred thousand relocations against a handful of symbols).
     let mut symbols: Vec<Option<Option<(usize, i64)>>> = Vec::new();
-    let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
+    let value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
         if symbols.len() <= idx.0 {
             symbols.resize(idx.0 + 1, None);
         }
@@ -984,53 +1147,72 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
         }))?;
         place(section, value.wrapping_add(addend))
     };
-    apply_debug_relocations(&file, name, &mut value_of)
+    let Some(mut bytes) = file
+        .section_by_name(name)
+        .and_then(|s| s.data().ok())
+        .map(<[u8]>::to_vec)
+    else {
+        return Vec::new();
+    };
+    debug_relocations(&file, name, value_of, |offset, field| {
+        let Ok(at) = usize::try_from(offset) else { return };
+        match field {
+            Field::Four(v) => {
+                if let Some(dst) = at.checked_add(4).and_then(|end| bytes.get_mut(at..end)) {
+                    dst.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            Field::Eight(v) => {
+                if let Some(dst) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
+                    dst.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    });
+    bytes
 }
 
-/// The bytes of section `name` with its absolute relocations (`R_X86_64_32`
-/// and `_64`, all DWARF has) applied: `value_of(symbol, addend)` gives a
-/// field's value, `None` leaves it.
-fn apply_debug_relocations(
+/// A relocated field's new contents, at its width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Four(u32),
+    Eight(u64),
+}
+
+/// The absolute relocations (`R_X86_64_32` and `_64`, all DWARF has) of
+/// section `name`: `value_of(symbol, addend)` gives a field's value
+/// (`None` leaves it), and `each(offset, field)` takes it.
+fn debug_relocations(
     file: &object::File,
     name: &str,
-    value_of: &mut dyn FnMut(object::SymbolIndex, i64) -> Option<u64>,
-) -> Vec<u8> {
-    let Some(s) = file.section_by_name(name) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = s.data() else {
-        return Vec::new();
-    };
-    let mut bytes = bytes.to_vec();
+    mut value_of: impl FnMut(object::SymbolIndex, i64) -> Option<u64>,
+    mut each: impl FnMut(u64, Field),
+) {
     // The `Elf64_Rela` entries read straight from their section: through
     // the generic relocation iterator, they cost most of a large unit's
     // diff. (x86-64 objects carry RELA only.)
     let rela_name = format!(".rela{name}");
     let Some(rela) = file.section_by_name(&rela_name).and_then(|r| r.data().ok()) else {
-        return bytes;
+        return;
     };
-    for entry in rela.chunks_exact(24) {
-        let word = |i: usize| u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        let (offset, info, addend) = (word(0), word(1), word(2) as i64);
+    let (entries, _) = rela.as_chunks::<24>();
+    for entry in entries {
+        let (words, _) = entry.as_chunks::<8>();
+        let [offset, info, addend] = [0, 1, 2].map(|i| u64::from_le_bytes(words[i]));
         let (symbol, r_type) = ((info >> 32) as usize, (info & 0xffff_ffff) as u32);
         // Symbol 0 is none; a hostile index beyond the table is none too.
-        if symbol == 0 || symbol >= (1 << 24) {
+        if symbol == 0 || symbol >= (1 << 24) || !matches!(r_type, rtype::R32 | rtype::R64) {
             continue;
         }
-        let Some(value) = value_of(object::SymbolIndex(symbol), addend) else {
+        let Some(value) = value_of(object::SymbolIndex(symbol), addend as i64) else {
             continue;
         };
-        let field: &[u8] = match r_type {
-            rtype::R32 => &(value as u32).to_le_bytes(),
-            rtype::R64 => &value.to_le_bytes(),
-            _ => continue,
+        let field = match r_type {
+            rtype::R32 => Field::Four(value as u32),
+            _ => Field::Eight(value),
         };
-        let at = usize::try_from(offset).ok();
-        if let Some(dst) = at.and_then(|at| bytes.get_mut(at..at.checked_add(field.len())?)) {
-            dst.copy_from_slice(field);
-        }
+        each(offset, field);
     }
-    bytes
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {

@@ -72,7 +72,7 @@ pub fn image_units(data: &[u8]) -> Option<Vec<CompileUnit>> {
 }
 
 /// Every unit's root attributes; units that cannot be read are skipped.
-fn units_of(dwarf: &gimli::Dwarf<EndianSlice<'_, LittleEndian>>) -> Vec<CompileUnit> {
+fn units_of<R: gimli::Reader<Offset = usize>>(dwarf: &gimli::Dwarf<R>) -> Vec<CompileUnit> {
     let mut out = Vec::new();
     let mut headers = dwarf.units();
     while let Ok(Some(header)) = headers.next() {
@@ -83,7 +83,14 @@ fn units_of(dwarf: &gimli::Dwarf<EndianSlice<'_, LittleEndian>>) -> Vec<CompileU
         };
         let text = |at| -> Option<String> {
             let value = root.attr_value(at).ok()??;
-            Some(dwarf.attr_string(&unit, value).ok()?.to_string_lossy().into_owned())
+            Some(
+                dwarf
+                    .attr_string(&unit, value)
+                    .ok()?
+                    .to_string_lossy()
+                    .ok()?
+                    .into_owned(),
+            )
         };
         let Some(name) = text(gimli::DW_AT_name) else { continue };
         out.push(CompileUnit {

@@ -17,6 +17,34 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
 /// that `callers_follow` accepts is no reason to refuse: every caller the
 /// program has is patched with it, to the new signature (files saved
 /// together).
+/// The diff of `old` and `new`. On a large file a second thread prepares
+/// the old object's side of the diff ([`crate::diff::prepare`]) while the
+/// diff starts on the new one's, then builds both objects' DWARF indexes,
+/// which the signature check after the diff reads
+/// ([`crate::signature::index`]; SQLite's cost about what its diff does).
+/// The new object's index is left alone when no code changed: then
+/// nothing reads it.
+fn diff_indexing_aside(old: &ObjectFile, new: &ObjectFile) -> crate::diff::Diff {
+    let worth = old.has_debug_info()
+        && new.has_debug_info()
+        && crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
+    let needed = std::sync::atomic::AtomicBool::new(true);
+    let compare = || {
+        let d = diff(old, new);
+        let code_changed = d.changed.iter().any(|c| c.kind == Kind::Function);
+        needed.store(code_changed, std::sync::atomic::Ordering::Relaxed);
+        d
+    };
+    let index = || {
+        crate::diff::prepare(old);
+        crate::signature::index(old);
+        if needed.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::signature::index(new);
+        }
+    };
+    crate::side_by_side::both_if(worth, index, compare).1
+}
+
 pub fn functions_to_patch_allowing(
     base: Option<&ObjectFile>,
     new: &ObjectFile,
@@ -26,7 +54,7 @@ pub fn functions_to_patch_allowing(
         return Ok(functions_where(new, |_| true));
     };
     same_unit(old, new)?;
-    let d = diff(old, new);
+    let d = diff_indexing_aside(old, new);
     let changed_code: Vec<&str> = d
         .changed
         .iter()

@@ -9,12 +9,15 @@
 
 use foldhash::{HashMap, HashMapExt};
 
-use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, SectionId, UnitOffset};
+use gimli::{AttributeValue, DebugInfoOffset, EndianSlice, LittleEndian, Reader as _, SectionId, UnitOffset};
 
 use crate::debug_index::{DebugIndex, TopEntry};
+use crate::debug_relocs::Fixups;
 use crate::objfile::ObjectFile;
 
-type Reader<'a> = EndianSlice<'a, LittleEndian>;
+/// A debug section of a relocatable object, its relocations applied to
+/// each field as it is read ([`ObjectFile::debug_section`]).
+pub(crate) type Reader<'a> = gimli::RelocateReader<EndianSlice<'a, LittleEndian>, Fixups<'a>>;
 
 /// How deep type chains are followed (a hostile file may loop).
 const MAX_DEPTH: u32 = 16;
@@ -92,7 +95,7 @@ pub fn producer(obj: &ObjectFile) -> Option<String> {
         let Some(value) = root.attr_value(gimli::DW_AT_producer)? else {
             return Ok(None);
         };
-        Ok(Some(dwarf.attr_string(&unit, value)?.to_string_lossy().into_owned()))
+        Ok(Some(dwarf.attr_string(&unit, value)?.to_string_lossy()?.into_owned()))
     })
     .ok()
     .flatten()
@@ -121,8 +124,14 @@ pub(crate) fn with_dwarf<T: Default>(
                 | SectionId::DebugStrOffsets
                 | SectionId::DebugAddr
         );
-        let bytes = if needed { obj.debug_section(id.name()) } else { &[] };
-        Ok(EndianSlice::new(bytes, LittleEndian))
+        let (bytes, fixups) = match needed {
+            true => obj.debug_section(id.name()),
+            false => obj.debug_section(""),
+        };
+        Ok(gimli::RelocateReader::new(
+            EndianSlice::new(bytes, LittleEndian),
+            fixups,
+        ))
     })?;
     f(&dwarf)
 }
@@ -179,7 +188,7 @@ fn is_named(
     let entry = unit.entry(offset)?;
     let spelled = |attr: gimli::DwAt, entry: &gimli::DebuggingInformationEntry<Reader>| -> Result<bool, gimli::Error> {
         Ok(match entry.attr_value(attr)? {
-            Some(value) => dwarf.attr_string(unit, value)?.slice() == name.as_bytes(),
+            Some(value) => *dwarf.attr_string(unit, value)?.to_slice()? == *name.as_bytes(),
             None => false,
         })
     };
@@ -273,7 +282,7 @@ fn describe(
     };
     let name = || -> Result<String, gimli::Error> {
         Ok(match entry.attr_value(gimli::DW_AT_name)? {
-            Some(v) => dwarf.attr_string(unit, v)?.to_string_lossy().into_owned(),
+            Some(v) => dwarf.attr_string(unit, v)?.to_string_lossy()?.into_owned(),
             None => "<anonymous>".into(),
         })
     };

@@ -11,13 +11,13 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
+use gimli::{AttributeValue, Reader as _, UnitOffset};
 
 use crate::debug_index::DebugIndex;
 use crate::objfile::{Kind, ObjectFile};
 use crate::signature::with_dwarf;
 
-type Reader<'a> = EndianSlice<'a, LittleEndian>;
+use crate::signature::Reader;
 
 /// How deep a chain of types is followed (pointers to structs holding
 /// pointers to structs...): far enough for real data structures, bounded
@@ -351,6 +351,7 @@ impl Walker<'_, '_> {
                 .attr_string(self.unit, value)
                 .ok()?
                 .to_string_lossy()
+                .ok()?
                 .into_owned(),
         )
     }

@@ -306,3 +306,76 @@ fn a_pair_read_side_by_side_is_each_read_alone() {
     let both = error(&not_object, &missing);
     assert!(both.contains("text.o") && !both.contains("missing.o"), "{both}");
 }
+
+/// What reading gave one object, in the form two readings are compared:
+/// every symbol's relocations (with their PC biases and the ones decoding
+/// adds), its decoding, why it cannot move, its short exits, and every
+/// section's relocations.
+fn reading(obj: &ObjectFile) -> String {
+    let mut out = String::new();
+    for s in &obj.symbols {
+        out += &format!(
+            "{} {:?} {:?} {:?} {:?}\n",
+            s.name,
+            s.relocs,
+            s.decoded.as_deref(),
+            s.problem,
+            s.short_exits
+        );
+    }
+    for s in obj.sections.iter().flatten() {
+        out += &format!("{} {:?}\n", s.name, s.relocs);
+    }
+    out
+}
+
+/// A pair of objects is read together (each function both have alike is
+/// decoded once) and a save is read against the object that runs (its
+/// decoding taken from there): both must read each object exactly as
+/// reading it alone does, with functions alike in both, alike within one
+/// object, and calls between static functions the assembler resolved
+/// (relocations only decoding finds).
+#[test]
+fn reading_a_pair_or_against_a_base_reads_each_object_as_alone() {
+    let source = r#"
+static int helper(int x) { return x * 7 + 1; }
+static int twin_a(int x) { return x ^ 0x55; }
+static int twin_b(int x) { return x ^ 0x55; }
+int same(int x) { return helper(x) + twin_a(x) + twin_b(x); }
+int edited(int x) { return helper(x) * 2; }
+int (*pick(int k))(int) { return k ? twin_a : twin_b; }
+"#;
+    let edited = source.replace("helper(x) * 2", "helper(x) * 3 + 5");
+    for flags in FLAG_SETS {
+        let dir = tempfile::tempdir().unwrap();
+        let old_path = compile_object(dir.path(), "old", source, flags);
+        let new_path = compile_object(dir.path(), "new", &edited, flags);
+        let (old_alone, new_alone) = (
+            ObjectFile::open(&old_path).unwrap(),
+            ObjectFile::open(&new_path).unwrap(),
+        );
+        let (new_paired, old_paired) = ObjectFile::open_pair(&new_path, Some(old_path.as_path())).unwrap();
+        let old_paired = old_paired.expect("the base was read");
+        let new_like = ObjectFile::open_like(&new_path, Some(&old_alone)).unwrap();
+        assert_eq!(
+            reading(&old_paired),
+            reading(&old_alone),
+            "{flags:?}: the base read in a pair"
+        );
+        assert_eq!(
+            reading(&new_paired),
+            reading(&new_alone),
+            "{flags:?}: the new object read in a pair"
+        );
+        assert_eq!(
+            reading(&new_like),
+            reading(&new_alone),
+            "{flags:?}: the new object read against the base"
+        );
+        assert!(
+            new_alone.symbols.iter().filter(|s| s.decoded.is_some()).count() >= 5,
+            "{flags:?}: the functions were decoded"
+        );
+        assert_eq!(changed(&diff(&old_paired, &new_paired)), ["edited"], "{flags:?}");
+    }
+}

@@ -49,8 +49,16 @@ pub(crate) type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
 pub(crate) type Fresh = (PathBuf, Result<ObjectFile, String>, u64);
 
 /// Compiles `source` with `command` into `cache` (object number `n`).
-pub(crate) fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: usize) -> Compiled {
-    compile_from(command, source, cache, n, None)
+/// The functions `like` (the object that runs) has alike are not decoded
+/// again ([`ObjectFile::open_like`]).
+pub(crate) fn compile(
+    command: &CompileCommand,
+    source: &Path,
+    cache: &Path,
+    n: usize,
+    like: Option<&ObjectFile>,
+) -> Compiled {
+    compile_from(command, source, cache, n, None, like)
 }
 
 /// Compiles `text`, an earlier content of `source`, as `command` compiles
@@ -58,11 +66,18 @@ pub(crate) fn compile(command: &CompileCommand, source: &Path, cache: &Path, n: 
 /// and quoted includes are the file's), found in the same headers. The
 /// headers are not reported: the text is not what the file says now.
 pub(crate) fn compile_text(command: &CompileCommand, source: &Path, text: &[u8], cache: &Path, n: usize) -> Compiled {
-    let (result, _) = compile_from(command, source, cache, n, Some(text));
+    let (result, _) = compile_from(command, source, cache, n, Some(text), None);
     (result, None)
 }
 
-fn compile_from(command: &CompileCommand, source: &Path, cache: &Path, n: usize, text: Option<&[u8]>) -> Compiled {
+fn compile_from(
+    command: &CompileCommand,
+    source: &Path,
+    cache: &Path,
+    n: usize,
+    text: Option<&[u8]>,
+    like: Option<&ObjectFile>,
+) -> Compiled {
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
     let out = cache.join(format!("{stem}.{n}.o"));
     let (cc, flags) = command.args.split_first().expect("a compiler");
@@ -115,7 +130,7 @@ fn compile_from(command: &CompileCommand, source: &Path, cache: &Path, n: usize,
             .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
             .collect()
     });
-    (ObjectFile::open(&out).map_err(|e| e.to_string()), headers)
+    (ObjectFile::open_like(&out, like).map_err(|e| e.to_string()), headers)
 }
 
 /// Writes `text` under `root` where the compiler can take it for
@@ -210,7 +225,7 @@ mod tests {
                     complete: true,
                 };
                 let source = p.join("src/unit.c");
-                let (own, headers) = compile(&command, &source, &cache, 1);
+                let (own, headers) = compile(&command, &source, &cache, 1, None);
                 own.unwrap();
                 assert_eq!(headers.unwrap(), [p.join("src/near.h")]);
                 let (copy, _) = compile_text(&command, &source, text.as_bytes(), &cache, 2);

@@ -580,6 +580,7 @@ impl<'p> Reloader<'p> {
             commands.iter().for_each(|(_, c, _)| show(c));
         }
         let cache = self.cache.clone();
+        let current = &self.current;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let (tx, rx) = std::sync::mpsc::channel();
         let compiled: Vec<_> = std::thread::scope(|scope| {
@@ -592,7 +593,7 @@ impl<'p> Reloader<'p> {
                         break;
                     };
                     let started = Instant::now();
-                    let result = compile(command, source, cache, *n);
+                    let result = compile(command, source, cache, *n, current.get(source));
                     if tx.send((k, result, started.elapsed().as_micros() as u64)).is_err() {
                         break;
                     }
@@ -635,7 +636,7 @@ impl<'p> Reloader<'p> {
             if let Some(show) = &self.on_compile {
                 show(candidate);
             }
-            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds) else {
+            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds, None) else {
                 continue;
             };
             let check = verify::against_process(&self.target, &obj);
