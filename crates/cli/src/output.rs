@@ -123,12 +123,15 @@ fn painted(text: &str, tone: Tone, on: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout, in one write: stdout is
+/// flushed at every newline, and a patch report written as it was
+/// serialised took a system call per line (a sixth of a one-shot patch's
+/// time at 1,000 functions).
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
     use std::io::Write;
-    writeln!(out)?;
+    std::io::stdout().lock().write_all(&text)?;
     Ok(())
 }
 

@@ -586,8 +586,8 @@ impl Journal {
         let path = Journal::path(dir, pid, start_time);
         let name = Journal::file_name(pid, start_time);
         let stamp = dir.stamp(&name);
-        let mut journal = match dir.read_private(&name)? {
-            Some(bytes) => newest_state(&bytes).map_err(|e| PatchError::Journal {
+        let mut journal = match read_newest_state(dir, &name)? {
+            Some(state) => state.map_err(|e| PatchError::Journal {
                 path: path.display().to_string(),
                 what: format!("cannot be read ({e}); delete it if the process is not patched"),
             })?,
@@ -815,22 +815,9 @@ impl Journal {
 /// (lines after it were torn by a relive killed while appending). Marked
 /// for a rewrite unless the file ends with that line.
 fn newest_state(bytes: &[u8]) -> std::result::Result<Journal, serde_json::Error> {
-    let mut first_error = None;
-    let mut after_it = false;
-    for line in bytes.rsplit(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Journal>(line) {
-            Ok(mut journal) => {
-                journal.rewrite_next = after_it || !bytes.ends_with(b"\n");
-                return Ok(journal);
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-                after_it = true;
-            }
-        }
+    let (found, first_error) = newest_line(bytes);
+    if let Some(journal) = found {
+        return Ok(journal);
     }
     // No line reads: the whole file (an older relive's journal, printed
     // on several lines), or the first line's error.
@@ -840,6 +827,56 @@ fn newest_state(bytes: &[u8]) -> std::result::Result<Journal, serde_json::Error>
             journal
         })
         .map_err(|e| first_error.unwrap_or(e))
+}
+
+/// The last line of `bytes` (the end of a log file) that reads as a
+/// journal, marked for a rewrite unless it ends the file; else the first
+/// error met.
+fn newest_line(bytes: &[u8]) -> (Option<Journal>, Option<serde_json::Error>) {
+    let mut first_error = None;
+    let mut after_it = false;
+    for line in bytes.rsplit(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Journal>(line) {
+            Ok(mut journal) => {
+                journal.rewrite_next = after_it || !bytes.ends_with(b"\n");
+                return (Some(journal), first_error);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                after_it = true;
+            }
+        }
+    }
+    (None, first_error)
+}
+
+/// Bytes read from the end of the journal file first: its newest state is
+/// its last line, and the file holds up to [`JOURNAL_FILE_LIMIT`] of older
+/// ones, read by every command before (a state is a few KiB, 16 KiB after
+/// a hundred patches in one pool).
+const JOURNAL_TAIL: u64 = 64 << 10;
+
+/// [`newest_state`] of the journal file `name`, reading only its end when
+/// a whole line there reads; `None` when there is no file.
+fn read_newest_state(dir: &StateDir, name: &str) -> Result<Option<std::result::Result<Journal, serde_json::Error>>> {
+    let Some((tail, whole)) = dir.read_private_tail(name, JOURNAL_TAIL)? else {
+        return Ok(None);
+    };
+    if whole {
+        return Ok(Some(newest_state(&tail)));
+    }
+    // The tail's first line is cut: only the lines after it count.
+    let lines = tail
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&[][..], |at| &tail[at + 1..]);
+    if let (Some(journal), _) = newest_line(lines) {
+        return Ok(Some(Ok(journal)));
+    }
+    Ok(dir.read_private(name)?.map(|bytes| newest_state(&bytes)))
 }
 
 /// The blocks that hold code still running: a patched function's current
@@ -971,6 +1008,50 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "rewritten, then appended: {text}");
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap().changes, old.changes);
+    }
+
+    /// Only the end of a long log is read: its last state stands, a torn
+    /// last line leaves the one before (found in the end read, or in the
+    /// whole file when no whole line fits there), and a state longer than
+    /// the end read is read whole.
+    #[test]
+    fn the_newest_state_of_a_long_log_is_read_from_its_end() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = &StateDir::at(root.path().join("state")).unwrap();
+        let path = Journal::path(dir, 7, 99);
+        let state = |n: usize, names: usize| {
+            let mut j = Journal {
+                pid: 7,
+                start_time: 99,
+                image: "/bin/x".into(),
+                changes: n as u64,
+                ..Journal::default()
+            };
+            j.patches = (0..names)
+                .map(|k| record(&format!("f{n}_{k}"), 0x1000 + k as u64, 1))
+                .collect();
+            serde_json::to_string(&j).unwrap()
+        };
+        let load = || Journal::load(dir, 7, 99, "/bin/x").unwrap();
+        // Many small states: more than the end read holds.
+        let lines: Vec<String> = (0..1000).map(|n| state(n, 1)).collect();
+        let log = lines.join("\n") + "\n";
+        assert!(log.len() as u64 > 2 * JOURNAL_TAIL, "{}", log.len());
+        std::fs::write(&path, &log).unwrap();
+        let newest = load();
+        assert_eq!((newest.changes, newest.rewrite_next), (999, false));
+        // Torn: the state before stands, and the file is marked for a rewrite.
+        std::fs::write(&path, &log[..log.len() - 20]).unwrap();
+        let newest = load();
+        assert_eq!((newest.changes, newest.rewrite_next), (998, true));
+        // States longer than the end read: the whole file is read.
+        let big = [state(1, 2000), state(2, 2000)].join("\n") + "\n";
+        assert!(big.len() as u64 > 2 * JOURNAL_TAIL && state(2, 2000).len() as u64 > JOURNAL_TAIL);
+        std::fs::write(&path, &big).unwrap();
+        assert_eq!(load().changes, 2);
+        std::fs::write(&path, &big[..big.len() - 20]).unwrap();
+        let newest = load();
+        assert_eq!((newest.changes, newest.rewrite_next), (1, true));
     }
 
     /// A transaction re-reads the journal only when another relive wrote

@@ -182,6 +182,35 @@ impl StateDir {
         }
     }
 
+    /// The last `len` bytes of `name` (all of it when it is no longer),
+    /// and whether that is the whole file; `None` when there is none. The
+    /// same checks as [`StateDir::read_private`].
+    pub fn read_private_tail(&self, name: &str, len: u64) -> Result<Option<(Vec<u8>, bool)>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path.join(name);
+        let io = |source| PatchError::Io {
+            path: path.display().to_string(),
+            cause: source,
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        check_owned(&path, &meta, "file")?;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        let size = file.metadata().map_err(io)?.len();
+        let from = size.saturating_sub(len);
+        file.seek(SeekFrom::Start(from)).map_err(io)?;
+        let mut bytes = Vec::with_capacity((size - from) as usize);
+        file.read_to_end(&mut bytes).map_err(io)?;
+        Ok(Some((bytes, from == 0)))
+    }
+
     /// Writes `name` atomically with mode 0600: a private temporary file
     /// renamed over the old one.
     pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
