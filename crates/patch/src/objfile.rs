@@ -685,10 +685,11 @@ impl Undecoded {
     }
 }
 
-/// Decoding costs about twice what reading costs per byte: the weight
-/// that puts a decode's bytes on [`crate::side_by_side::worth_a_thread`]'s
-/// scale, which is in bytes of object read.
-const DECODE_WEIGHT: u64 = 2;
+/// What puts a decode's bytes of code on
+/// [`crate::side_by_side::worth_a_thread`]'s scale, which is in bytes of
+/// `-g` objects read: decoding costs about 55 instructions a byte of code
+/// (SQLite's), reading an object under 2 a byte of it.
+const DECODE_WEIGHT: u64 = 32;
 
 /// An object file's bytes, or an error naming it.
 fn read_file(path: &Path) -> Result<Vec<u8>> {
