@@ -269,6 +269,18 @@ fn smf_run_watch_reloads_a_running_module() {
     let next = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
     assert_eq!(next, one + 1, "the running main is the old code");
 
+    // A string literal alone edited, in place: main is named (its bytes
+    // and references are the same; the text it prints is not).
+    let literal = LOOPING
+        .replace("TICK", "2")
+        .replace("frames++", "frames += 2")
+        .replace("frames %ld", "FRAMES %ld");
+    pack_source(dir.path(), "literal", &literal, &["-O2", "-fPIC"], &module);
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["version"], 4, "{event}");
+    assert_eq!(v["changed"], serde_json::json!(["main"]), "{event}");
+
     // A version without tick (its main calls `tock`): the running main is
     // the old code and keeps calling tick, whose old code stays loaded
     // (its entry trapped, and relive died of SIGILL). Said in a note.

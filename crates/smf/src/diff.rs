@@ -14,11 +14,21 @@ use crate::keys::spell;
 use crate::loader::has_function_key;
 
 /// What a relocation in a function refers to, in terms that survive a
-/// rebuild: a symbol by name, or a section (literals, `static` data the
-/// assembler reached through the section) by its name.
+/// rebuild: a symbol by name, a string literal by its text, or a section
+/// (other constants, `static` data the assembler reached through the
+/// section) by its name.
 #[derive(Debug, PartialEq, Eq)]
 enum Target<'a> {
     Symbol(&'a str),
+    /// A string in a section of strings (`.rodata.str1.1`), with the
+    /// addend taken relative to the string's start: a literal that moved
+    /// is the same, one whose text changed is not.
+    Literal(&'a str, &'a [u8]),
+    /// Read-only data at a symbol: its name (none for an assembler's
+    /// label, `.LC0`, which another literal added renumbers) and its
+    /// bytes, to the next symbol of its section (a constant table, or a
+    /// string that `smf pack` merged into `.rodata`).
+    Constant(&'a str, &'a [u8]),
     Section(&'a str),
     Missing,
 }
@@ -35,9 +45,10 @@ struct Fingerprint<'a> {
 /// name, as a registry keys them) of the functions `new` defines whose
 /// code or references differ from `old`'s function of the same key,
 /// sorted. Functions only one version has are not listed (a reload
-/// reports them as added or removed). A function counts as changed when
-/// a literal it uses moved within its section, even if its source did not
-/// change.
+/// reports them as added or removed). A string literal counts by its
+/// text: one that only moved within its section (another was added
+/// before it) changes nothing, one whose text changed changes every
+/// function that uses it. Other constants count by their place.
 pub fn changed_functions(old: &Module, new: &Module) -> Vec<String> {
     let before: HashMap<String, Fingerprint> = fingerprints(old).collect();
     let mut changed: Vec<String> = fingerprints(new)
@@ -54,16 +65,38 @@ fn fingerprints<'m>(module: &'m Module) -> impl Iterator<Item = (String, Fingerp
     // search per function.
     let mut order: Vec<usize> = (0..module.relocations.len()).collect();
     order.sort_unstable_by_key(|&i| (module.relocations[i].section, module.relocations[i].offset));
+    let starts = symbol_starts(module);
     let mut seen: HashMap<&str, u32> = HashMap::new();
     module.symbols.iter().filter(|s| has_function_key(s)).map(move |s| {
         let nth = seen.entry(&s.name).or_insert(0);
         let key = spell(&s.name, *nth);
         *nth += 1;
-        (key, fingerprint(module, s, &order))
+        (key, fingerprint(module, s, &order, &starts))
     })
 }
 
-fn fingerprint<'m>(module: &'m Module, function: &Symbol, order: &[usize]) -> Fingerprint<'m> {
+/// Per section, where its symbols start, sorted: where a constant's bytes
+/// end.
+fn symbol_starts(module: &Module) -> HashMap<u32, Vec<u64>> {
+    let mut starts: HashMap<u32, Vec<u64>> = HashMap::new();
+    for s in &module.symbols {
+        if let (Some(section), false) = (s.section, s.kind == SymbolType::Section) {
+            starts.entry(section).or_default().push(s.value);
+        }
+    }
+    for v in starts.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    starts
+}
+
+fn fingerprint<'m>(
+    module: &'m Module,
+    function: &Symbol,
+    order: &[usize],
+    starts: &HashMap<u32, Vec<u64>>,
+) -> Fingerprint<'m> {
     let section = function.section.unwrap_or(u32::MAX);
     let start = function.value;
     let end = start.saturating_add(function.size);
@@ -80,22 +113,82 @@ fn fingerprint<'m>(module: &'m Module, function: &Symbol, order: &[usize]) -> Fi
         .iter()
         .map(|&i| &module.relocations[i])
         .take_while(|r| r.section == section && r.offset < end)
-        .map(|r| (r.kind, r.offset - start, target(module, r.symbol), r.addend))
+        .map(|r| {
+            let (target, addend) = target(module, r.symbol, r.kind, r.addend, starts);
+            (r.kind, r.offset - start, target, addend)
+        })
         .collect();
     Fingerprint { bytes, relocations }
 }
 
-fn target<'m>(module: &'m Module, symbol: u32) -> Target<'m> {
+/// A relocation's target and addend as compared (see [`Target`]).
+fn target<'m>(
+    module: &'m Module,
+    symbol: u32,
+    kind: RelocType,
+    addend: i64,
+    starts: &HashMap<u32, Vec<u64>>,
+) -> (Target<'m>, i64) {
     let Some(s) = module.symbols.get(symbol as usize) else {
-        return Target::Missing;
+        return (Target::Missing, addend);
     };
-    match (s.kind, s.section) {
-        (SymbolType::Section, Some(section)) => module
+    let read_only = |section: u32| {
+        module
             .sections
             .get(section as usize)
-            .map_or(Target::Missing, |sec| Target::Section(&sec.name)),
-        _ => Target::Symbol(&s.name),
+            .filter(|sec| sec.kind == crate::format::SectionKind::RoData)
+    };
+    let section = match (s.kind, s.section) {
+        (SymbolType::Section, Some(section)) => section,
+        (_, Some(section)) => {
+            let Some(sec) = read_only(section) else {
+                return (Target::Symbol(&s.name), addend);
+            };
+            let next = starts
+                .get(&section)
+                .and_then(|v| v.get(v.partition_point(|&o| o <= s.value)).copied())
+                .unwrap_or(sec.bytes.len() as u64);
+            let bytes: &[u8] = &sec.bytes;
+            let piece = usize::try_from(s.value)
+                .ok()
+                .zip(usize::try_from(next).ok())
+                .and_then(|(from, to)| bytes.get(from..to.min(bytes.len())))
+                .unwrap_or_default();
+            let name = if s.name.starts_with(".L") { "" } else { s.name.as_ref() };
+            return (Target::Constant(name, piece), addend);
+        }
+        _ => return (Target::Symbol(&s.name), addend),
+    };
+    let Some(sec) = module.sections.get(section as usize) else {
+        return (Target::Missing, addend);
+    };
+    if !is_strings(sec) {
+        return (Target::Section(&sec.name), addend);
     }
+    // The place referred to: a PC-relative field's addend counts from
+    // its end (4 bytes on), where the instruction usually ends.
+    let bias = match kind {
+        RelocType::Pc32 | RelocType::Plt32 | RelocType::GotPcRel => 4,
+        RelocType::Abs64 | RelocType::Abs32 | RelocType::Abs32S => 0,
+    };
+    let bytes: &[u8] = &sec.bytes;
+    match usize::try_from(addend.wrapping_add(bias))
+        .ok()
+        .filter(|&at| at < bytes.len())
+    {
+        Some(at) => {
+            let start = bytes[..at].iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
+            let end = bytes[at..].iter().position(|&b| b == 0).map_or(bytes.len(), |p| at + p);
+            (Target::Literal(&sec.name, &bytes[start..end]), addend - start as i64)
+        }
+        None => (Target::Section(&sec.name), addend),
+    }
+}
+
+/// A section of NUL-terminated string literals, as GCC and clang name
+/// them (`.rodata.str1.1`, `.rodata.str1.8`).
+fn is_strings(section: &crate::format::Section) -> bool {
+    section.kind == crate::format::SectionKind::RoData && section.name.starts_with(".rodata.str")
 }
 
 #[cfg(test)]
@@ -178,5 +271,100 @@ mod tests {
             &[(2, 1, 4, 0)],
         );
         assert_eq!(changed_functions(&old, &addend), ["c"]);
+    }
+
+    /// `greet` prints a literal: the literal's text changed in place, or
+    /// grown, changes `greet`; the literal only moved (another added
+    /// before it) changes nothing.
+    #[test]
+    fn a_literal_counts_by_its_text_not_its_place() {
+        let with = |strings: &[u8]| {
+            let mut m = module(&[("greet", &[0x48, 0x8d, 0x3d, 0, 0, 0, 0]), ("other", &[0xc3])], &[]);
+            m.sections.push(Section {
+                name: ".rodata.str1.1".into(),
+                kind: SectionKind::RoData,
+                memory_size: strings.len() as u64,
+                bytes: strings.to_vec().into(),
+                alignment: 1,
+            });
+            m.symbols.push(Symbol {
+                name: ".rodata.str1.1".into(),
+                kind: SymbolType::Section,
+                binding: Binding::Local,
+                section: Some(1),
+                value: 0,
+                size: 0,
+            });
+            let section_symbol = m.symbols.len() as u32 - 1;
+            // `lea rdi, [rip + "hello"]`: the string's offset - 4.
+            let at = strings.windows(5).position(|w| w == b"hello" || w == b"HELLO").unwrap() as i64;
+            m.relocations.push(Relocation {
+                section: 0,
+                kind: RelocType::Pc32,
+                offset: 3,
+                symbol: section_symbol,
+                addend: at - 4,
+            });
+            m
+        };
+        let old = with(b"abc\0hello\0");
+        assert!(changed_functions(&old, &with(b"abc\0hello\0")).is_empty());
+        assert_eq!(changed_functions(&old, &with(b"abc\0HELLO\0")), ["greet"]);
+        assert!(
+            changed_functions(&old, &with(b"abc\0added\0hello\0")).is_empty(),
+            "the literal only moved"
+        );
+        assert_eq!(
+            changed_functions(&old, &with(b"abc\0hello, world\0")),
+            ["greet"],
+            "the literal grew"
+        );
+    }
+
+    /// As `smf pack` makes them: literals merged into `.rodata`, each at an
+    /// assembler's label (`.LC0`, ...) the code refers to. The label's
+    /// number and place do not count, the text up to the next label does.
+    #[test]
+    fn a_literal_at_a_label_counts_by_its_text() {
+        // `greet` refers to label number `which` of `labels` (name, text).
+        let with = |labels: &[(&str, &[u8])], which: usize| {
+            let mut m = module(&[("greet", &[0x48, 0x8d, 0x3d, 0, 0, 0, 0]), ("other", &[0xc3])], &[]);
+            let mut bytes = Vec::new();
+            for (name, text) in labels {
+                m.symbols.push(Symbol {
+                    name: name.to_string().into(),
+                    kind: SymbolType::None,
+                    binding: Binding::Local,
+                    section: Some(1),
+                    value: bytes.len() as u64,
+                    size: 0,
+                });
+                bytes.extend_from_slice(text);
+                bytes.push(0);
+            }
+            m.sections.push(Section {
+                name: ".rodata".into(),
+                kind: SectionKind::RoData,
+                memory_size: bytes.len() as u64,
+                bytes: bytes.into(),
+                alignment: 8,
+            });
+            let label = (m.symbols.len() - labels.len() + which) as u32;
+            m.relocations.push(Relocation {
+                section: 0,
+                kind: RelocType::Pc32,
+                offset: 3,
+                symbol: label,
+                addend: -4,
+            });
+            m
+        };
+        let old = with(&[(".LC0", b"hello")], 0);
+        assert!(changed_functions(&old, &with(&[(".LC0", b"hello")], 0)).is_empty());
+        assert_eq!(changed_functions(&old, &with(&[(".LC0", b"HELLO")], 0)), ["greet"]);
+        assert!(
+            changed_functions(&old, &with(&[(".LC0", b"added"), (".LC1", b"hello")], 1)).is_empty(),
+            "renumbered and moved, the same text"
+        );
     }
 }
