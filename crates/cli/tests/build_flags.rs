@@ -1228,3 +1228,33 @@ fn a_save_written_in_pieces_is_not_reported_as_a_compile_error() {
     }
     s.prints("v 21 8");
 }
+
+/// An editor that empties the file, pauses, then writes the new text: the
+/// empty text is no edit of the program (compiled, it defined none of the
+/// running functions, and the next save was then reported as patching
+/// every function, `shift` too). Only the function edited is patched.
+#[test]
+fn a_save_that_empties_the_file_first_patches_only_the_edit() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let calc = s.target.dir.path().join("src/calc.c");
+    std::fs::write(&calc, "").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::write(&calc, CALC.replace(EDIT.0, EDIT.1)).unwrap();
+    let events = s.until_patched("calc.c");
+    let patched = events.last().unwrap();
+    let names: Vec<&str> = patched["functions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no functions: {patched}"))
+        .iter()
+        .filter_map(|f| f.as_str().or_else(|| f["name"].as_str()))
+        .collect();
+    assert_eq!(names, ["scale"], "{events:#?}");
+    for e in &events {
+        assert_ne!(e["event"], "compile_error", "{e}");
+    }
+    s.prints("v 21 8");
+}

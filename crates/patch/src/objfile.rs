@@ -228,11 +228,15 @@ impl ObjectFile {
             // Indexed by section (a relocation's section index is one of
             // the file's, checked when it was read).
             let mut map: Vec<Vec<i64>> = vec![Vec::new(); self.sections.len()];
+            // A symbol's relocations are its section's (biases shared:
+            // `share_code_biases`), but for those decoding added: the
+            // sections' and those (SQLite's are 300,000 twice).
             let all = self
-                .symbols
+                .sections
                 .iter()
+                .flatten()
                 .flat_map(|s| &s.relocs)
-                .chain(self.sections.iter().flatten().flat_map(|s| &s.relocs));
+                .chain(self.symbols.iter().flat_map(|s| &s.relocs).filter(|r| r.synthetic));
             for r in all {
                 if let Target::Section { section, offset } = r.target {
                     if let Some(v) = map.get_mut(section) {

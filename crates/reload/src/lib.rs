@@ -929,7 +929,12 @@ impl<'p> Reloader<'p> {
     /// marked as superseded (see below).
     fn compile_fresh(&mut self, sources: &[PathBuf], jobs: usize) -> Result<Vec<Fresh>, ReloadError> {
         let began = std::time::SystemTime::now();
-        let compiled = self.compile_all(sources, jobs, |_, _| {})?;
+        // An empty file is a save not written yet (an editor that empties
+        // the file, then writes it): compiled, it defines none of the
+        // running functions, and the next save, compared with it, would
+        // name every function patched. Its next write brings it back.
+        let sources: Vec<PathBuf> = sources.iter().filter(|s| !is_blank(s)).cloned().collect();
+        let compiled = self.compile_all(&sources, jobs, |_, _| {})?;
         // A file written again while it compiled (an editor saving in
         // pieces) failed on a half-written text: the newer save, already
         // queued, is what counts.
@@ -1912,6 +1917,17 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.timing_us.link = report.timing_us.link;
     event.timing_us.apply = report.timing_us.total.saturating_sub(report.timing_us.link);
     event.pause_us = report.pause_us;
+}
+
+/// Whether the file at `path` holds nothing but white space (a file that
+/// cannot be read is not: its compile says why).
+fn is_blank(path: &Path) -> bool {
+    const SMALL: u64 = 4096;
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => true,
+        Ok(m) if m.len() <= SMALL => std::fs::read(path).is_ok_and(|text| text.iter().all(u8::is_ascii_whitespace)),
+        _ => false,
+    }
 }
 
 /// How long after a write a compile failure waits for more of it before
