@@ -63,6 +63,12 @@ fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String>
 /// signature in `new` differs from `old`'s, as `name: old -> new` (only
 /// where both objects carry DWARF).
 pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    // Only global functions have callers elsewhere (DWARF's `external`
+    // is the symbol's binding): an edit of `static` functions alone reads
+    // no DWARF here.
+    let global = |name: &&str| new.symbols.iter().any(|s| s.name == *name && !s.local);
+    let names: Vec<&str> = names.iter().copied().filter(global).collect();
+    let names = names.as_slice();
     if names.is_empty() {
         return Vec::new();
     }
