@@ -1583,15 +1583,16 @@ fn one_per_entry(
         for other in symbols.starting_at(a) {
             if other.size == 0
                 || other.kind != SymbolKind::Function
-                || names::parse(&other.name).stable() == names::parse(&x.name).stable()
+                || names::stable(&other.name) == names::stable(&x.name)
             {
                 continue;
             }
-            let stable = names::parse(&other.name).stable();
-            let partner =
-                obj.symbols.iter().enumerate().find(|(_, y)| {
-                    y.kind == crate::objfile::Kind::Function && names::parse(&y.name).stable() == stable
-                });
+            let stable = names::stable(&other.name);
+            let partner = obj
+                .symbols
+                .iter()
+                .enumerate()
+                .find(|(_, y)| y.kind == crate::objfile::Kind::Function && names::stable(&y.name) == stable);
             let same = match partner {
                 Some((j, y)) => {
                     all.iter().any(|&(k, _)| k == j) || (x.section, x.offset, x.size) == (y.section, y.offset, y.size)

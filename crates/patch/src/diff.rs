@@ -215,7 +215,7 @@ fn owners(obj: &ObjectFile, wanted: &[bool]) -> HashMap<usize, String> {
             else {
                 continue;
             };
-            let fname = fname.get_or_insert_with(|| names::parse(&f.name).stable());
+            let fname = fname.get_or_insert_with(|| names::stable(&f.name));
             let entry = owners.entry(i).or_insert_with(|| fname.clone());
             if *fname < *entry {
                 *entry = fname.clone();

@@ -103,7 +103,7 @@ impl LiveResolver {
         let mut statics = Statics::new();
         for (s, addr, module) in self.symbols.file_locals(module) {
             let file = s.file.as_deref().unwrap_or_default();
-            let key = (base_name(file).to_string(), names::parse(&s.name).stable());
+            let key = (base_name(file).to_string(), names::stable(&s.name));
             statics
                 .entry(key)
                 .or_default()

@@ -46,8 +46,26 @@ pub fn is_cold_part(name: &str) -> bool {
     parse(name).clones.last().is_some_and(|c| c == "cold")
 }
 
+/// [`GccName::stable`] of `name`, without building the parts of a name
+/// that has no dot.
+pub fn stable(name: &str) -> String {
+    match name.contains('.') {
+        true => parse(name).stable(),
+        false => name.to_string(),
+    }
+}
+
 /// Splits `name` into base, clone kinds and a static's number.
 pub fn parse(name: &str) -> GccName {
+    // Most names have no dot: nothing to split (a program's thousands of
+    // statics are parsed by every patch).
+    if !name.contains('.') {
+        return GccName {
+            base: name.to_string(),
+            clones: Vec::new(),
+            numbered: false,
+        };
+    }
     let parts: Vec<&str> = name.split('.').collect();
     // Names starting with '.' (`.LC0`) or without dots are kept whole.
     if parts.len() < 2 || parts[0].is_empty() {
