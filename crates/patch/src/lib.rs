@@ -13,6 +13,7 @@ pub mod debug_file;
 pub mod debug_index;
 mod debug_relocs;
 pub mod debugger;
+mod decode_once;
 pub mod diff;
 pub mod displaced;
 pub mod eh_frame;

@@ -9,7 +9,8 @@ use object::read::{Object, ObjectSection, ObjectSymbol, RelocationFlags, Relocat
 use object::{SectionIndex, SectionKind, SymbolKind as ObjKind};
 use serde::Serialize;
 
-use crate::code::{self, Decoded};
+use crate::code::Decoded;
+use crate::decode_once::{decode_distinct, Distinct};
 use crate::error::{PatchError, Result};
 
 /// Zero-filled sections larger than this are refused: a patch does not
@@ -336,9 +337,9 @@ impl ObjectFile {
 /// costly step: reading a patch's two objects first this far lets the
 /// functions they have alike (most of them) be decoded once, on two
 /// threads.
-struct Undecoded {
+pub(crate) struct Undecoded {
     path: String,
-    symbols: Vec<Symbol>,
+    pub(crate) symbols: Vec<Symbol>,
     sections: Vec<Option<Section>>,
     source: Option<String>,
     weak_undefined: std::collections::BTreeSet<String>,
@@ -349,7 +350,7 @@ struct Undecoded {
 
 impl Undecoded {
     /// The functions with code: their symbol indices and bytes.
-    fn code(&self) -> impl Iterator<Item = (usize, &[u8])> {
+    pub(crate) fn code(&self) -> impl Iterator<Item = (usize, &[u8])> {
         self.symbols
             .iter()
             .enumerate()
@@ -689,93 +690,12 @@ impl Undecoded {
     }
 }
 
-/// What puts a decode's bytes of code on
-/// [`crate::side_by_side::worth_a_thread`]'s scale, which is in bytes of
-/// `-g` objects read: decoding costs about 55 instructions a byte of code
-/// (SQLite's), reading an object under 2 a byte of it.
-const DECODE_WEIGHT: u64 = 32;
-
 /// An object file's bytes, or an error naming it.
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| PatchError::Io {
         path: path.display().to_string(),
         cause: source,
     })
-}
-
-/// The decoding of every function of some objects, each distinct byte
-/// string decoded once.
-struct Distinct {
-    /// Per object, per symbol: which of `decoded` is its code's.
-    which: Vec<Vec<Option<usize>>>,
-    decoded: Vec<std::sync::Arc<Decoded>>,
-}
-
-impl Distinct {
-    fn of(&self, object: usize, symbol: usize) -> Option<&std::sync::Arc<Decoded>> {
-        let k = (*self.which.get(object)?.get(symbol)?)?;
-        self.decoded.get(k)
-    }
-}
-
-/// Decodes the functions of `objects`, each distinct byte string once
-/// (an edit leaves most of a file's functions as they were), taking those
-/// `like` has decoded already from it, and sharing the rest between two
-/// threads when there is enough.
-fn decode_distinct(objects: &[&Undecoded], like: Option<&ObjectFile>) -> Distinct {
-    let known: foldhash::HashMap<&[u8], &std::sync::Arc<Decoded>> = like
-        .iter()
-        .flat_map(|o| &o.symbols)
-        .filter_map(|s| Some((s.bytes.as_deref()?, s.decoded.as_ref()?)))
-        .collect();
-    let mut ids: foldhash::HashMap<&[u8], usize> = foldhash::HashMap::default();
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    let which = objects
-        .iter()
-        .map(|o| {
-            let mut of = vec![None; o.symbols.len()];
-            for (i, bytes) in o.code() {
-                let next = pieces.len();
-                let id = *ids.entry(bytes).or_insert(next);
-                if id == next {
-                    pieces.push(bytes);
-                }
-                of[i] = Some(id);
-            }
-            of
-        })
-        .collect();
-    let to_decode: Vec<usize> = (0..pieces.len()).filter(|&k| !known.contains_key(pieces[k])).collect();
-    let bytes: usize = to_decode.iter().map(|&k| pieces[k].len()).sum();
-    // Split where half the bytes are: decoding costs by the byte.
-    let mut half = 0;
-    let mut acc = 0;
-    for (n, &k) in to_decode.iter().enumerate() {
-        if acc * 2 >= bytes {
-            break;
-        }
-        acc += pieces[k].len();
-        half = n + 1;
-    }
-    let (first, second) = to_decode.split_at(half);
-    let decode = |list: &[usize]| list.iter().map(|&k| (k, code::decode(pieces[k]))).collect::<Vec<_>>();
-    let (a, b) = crate::side_by_side::both_if(
-        crate::side_by_side::worth_a_thread(bytes as u64 * DECODE_WEIGHT),
-        || decode(second),
-        || decode(first),
-    );
-    let mut decoded: Vec<Option<std::sync::Arc<Decoded>>> =
-        pieces.iter().map(|p| known.get(p).map(|d| (*d).clone())).collect();
-    for (k, d) in a.into_iter().chain(b) {
-        decoded[k] = Some(std::sync::Arc::new(d));
-    }
-    Distinct {
-        which,
-        decoded: decoded
-            .into_iter()
-            .map(|d| d.expect("every piece is decoded or known"))
-            .collect(),
-    }
 }
 
 impl ObjectFile {
