@@ -335,3 +335,53 @@ fn lto_objects_are_refused() {
     assert_eq!(applied(&report), ["value"]);
     run.target.wait_for("value 2");
 }
+
+/// A copy of the program's source compiled under another name (`v1.c`),
+/// patched with the original compile as --base (and --force: the copy is
+/// not a source of the program): the copy's statics are the program's
+/// (the counter goes on from its running value, and the static helper it
+/// calls is the program's, not a copy), and the report says whose.
+#[test]
+fn a_renamed_copy_of_the_source_patched_over_its_base_keeps_the_statics() {
+    const COUNTING: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static long count;
+static __attribute__((noinline)) long bump(long by) { count += by; return count; }
+__attribute__((noinline)) long step(void) { return bump(1); }
+int main(void) {
+    for (;;) {
+        printf("count %ld\n", step());
+        fflush(stdout);
+        usleep(20000);
+    }
+}
+"#;
+    let mut run = Run::start(COUNTING, &["-O2", "-g"]);
+    run.target.wait_for("count 3");
+    let base = run.object(COUNTING, &[]);
+    let edited = COUNTING.replace("return bump(1);", "return bump(1000);");
+    std::fs::write(run.dir().join("v1.c"), &edited).unwrap();
+    gcc(&run.dir(), &["-O2", "-g", "-c", "v1.c", "-o", "v1.o"]);
+    let report = run.patched(&run.dir().join("v1.o"), &["--base", base.to_str().unwrap(), "--force"]);
+    // (GCC may fold the constant into a clone of `bump`: whichever.)
+    assert!(!applied(&report).is_empty(), "{report}");
+    assert!(
+        report["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["name"] == "count" && d["action"] == "kept")),
+        "the program's count is kept: {report}"
+    );
+    assert!(
+        warnings(&report).contains("taken as app.c's"),
+        "the report says whose statics: {report}"
+    );
+    // The running count goes on by 1000 from where it was, in the
+    // program's own `count`: a copy would have started again from 0.
+    let n = loop {
+        let n: i64 = run.target.wait_for_prefix("count ").parse().unwrap();
+        if n > 1000 {
+            break n;
+        }
+    };
+    assert!(n % 1000 != 0, "counted on from the running value: {n}");
+}

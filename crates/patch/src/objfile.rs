@@ -720,6 +720,29 @@ impl ObjectFile {
         (bytes, Fixups::new(&self.raw, relocs, bases))
     }
 
+    /// Takes `base`'s source file name when this object, a new compile of
+    /// `base`'s unit, records another (a copy of `sqlite3.c` compiled as
+    /// `v1.c`): its `static` functions and data are the program's of that
+    /// unit, found by that name, not copied as new (which lost their
+    /// state). The note to tell the user, when it did.
+    pub fn adopt_base_source(&mut self, base: &ObjectFile) -> Option<String> {
+        let theirs = base.source.as_ref()?;
+        if self.source.as_ref() == Some(theirs) {
+            return None;
+        }
+        let ours = self.source.replace(theirs.clone());
+        let file_name = |p: &str| Path::new(p).file_name().map(|n| n.to_owned());
+        if ours.as_deref().map(file_name) == Some(file_name(theirs)) {
+            return None; // the same file, named from another directory
+        }
+        Some(format!(
+            "{} was compiled from {}, its base {} from {theirs}: its static functions and data are taken as {theirs}'s, which the program runs",
+            self.path,
+            ours.as_deref().unwrap_or("a file it does not name"),
+            base.path
+        ))
+    }
+
     /// The functions `.init_array` (or `.ctors`) lists, in order: what
     /// runs before `main` to give the file's globals their values.
     pub fn static_initializers(&self) -> Vec<usize> {

@@ -215,6 +215,6 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         json: args.json,
         build_id: Some(&bundle.manifest.build_id),
     };
-    let objects = Objects { new, base, functions };
+    let objects = Objects::new(new, base, functions);
     patch_processes(&how, &objects, earlier)
 }

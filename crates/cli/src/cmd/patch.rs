@@ -210,6 +210,7 @@ fn patch_opened(
     refuse_stripped(&target, objects)?;
     let concern = concern
         .into_iter()
+        .chain(objects.notes.iter().cloned())
         .chain(nothing_changed_but_patched(&target, objects))
         .collect::<Vec<_>>();
     let report = if objects.functions.is_empty() {
@@ -343,6 +344,27 @@ pub struct Objects {
     pub new: ObjectFile,
     pub base: Option<ObjectFile>,
     pub functions: Vec<usize>,
+    /// What reading them found worth telling (the new object's source
+    /// taken as its base's: [`ObjectFile::adopt_base_source`]).
+    pub notes: Vec<String>,
+}
+
+impl Objects {
+    /// The objects of one patch: `new`, with `base` when given, and the
+    /// functions to patch.
+    pub fn new(mut new: ObjectFile, base: Option<ObjectFile>, functions: Vec<usize>) -> Objects {
+        let notes = base
+            .as_ref()
+            .and_then(|b| new.adopt_base_source(b))
+            .into_iter()
+            .collect();
+        Objects {
+            new,
+            base,
+            functions,
+            notes,
+        }
+    }
 }
 
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
@@ -378,7 +400,7 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
         diff: micros(diff_start),
         ..Timing::default()
     };
-    Ok((Objects { new, base, functions }, earlier))
+    Ok((Objects::new(new, base, functions), earlier))
 }
 
 /// `relive patch PID ...`: the process's target (its modules, symbols and
