@@ -385,3 +385,39 @@ int main(void) {
     };
     assert!(n % 1000 != 0, "counted on from the running value: {n}");
 }
+
+/// A static function the patched code calls, which the patch must bring
+/// along (the program has none of that file: here the object names no
+/// source), and which cannot be moved (a short branch leaves it too far
+/// from its end): the refusal says it is not one of the functions
+/// patched, who calls it, and what to pass; the program runs on.
+#[test]
+fn a_function_brought_along_that_cannot_move_is_explained() {
+    const ASM: &str = "\t.text\n\t.type other, @function\nother:\n\tmovl $7, %eax\n\tret\n\t.size other, .-other\n\t.type helper, @function\nhelper:\n\ttestl %edi, %edi\n\tjne other\n\t.rept 200\n\tnop\n\t.endr\n\tmovl $1, %eax\n\tret\n\t.size helper, .-helper\n\t.globl entry\n\t.type entry, @function\nentry:\n\tcall helper\n\taddl $ADD, %eax\n\tret\n\t.size entry, .-entry\n\t.section .note.GNU-stack,\"\",@progbits\n";
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint entry(int);\nint main(void) { for (;;) { printf(\"value %d\\n\", entry(1)); fflush(stdout); usleep(20000); } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("app.s"), ASM.replace("$ADD", "$1")).unwrap();
+    std::fs::write(dir.path().join("v1.s"), ASM.replace("$ADD", "$2")).unwrap();
+    gcc(dir.path(), &["-c", "v1.s", "-o", "v1.o"]);
+    gcc(dir.path(), &["-O2", "main.c", "app.s", "-o", "app"]);
+    let exe = dir.path().join("app");
+    let run = Run {
+        target: Target::spawn(Command::new(&exe), exe, dir),
+        flags: Vec::new(),
+        state: tempfile::tempdir().unwrap(),
+        objects: 0,
+    };
+    run.target.wait_for("value 8");
+    let (code, _, stderr) = run.patch(&run.dir().join("v1.o"), &["--only", "entry"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    for part in [
+        "helper cannot be moved",
+        "not one of the functions patched",
+        "entry calls it",
+        "--base",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+    run.target.wait_for("value 8");
+}

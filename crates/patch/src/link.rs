@@ -224,6 +224,10 @@ struct Linker<'a> {
     /// index -> its original entry.
     replaced: HashMap<usize, u64>,
     queue: Vec<usize>,
+    /// Functions the patch brings along because the program has none of
+    /// them, by the function whose code called them first: said when one
+    /// cannot be moved (the user edited the caller, not it).
+    brought_by: HashMap<usize, String>,
     /// Data symbols resolved so far.
     data: HashMap<usize, Value>,
     sections: HashMap<usize, Value>,
@@ -237,7 +241,7 @@ struct Linker<'a> {
     /// Islands to relocate: (function, field offset in code, target
     /// offset in the function's section).
     islands: Vec<(usize, u64, i64)>,
-    island_error: Option<(String, u64)>,
+    island_error: Option<(usize, u64)>,
     /// The object's static initializers and the functions of it they
     /// call, the zero-filled data they refer to, and the function whose
     /// relocations are being linked.
@@ -282,6 +286,7 @@ pub fn link_over(
         placed: HashMap::new(),
         replaced: HashMap::new(),
         queue: Vec::new(),
+        brought_by: HashMap::new(),
         data: HashMap::new(),
         sections: HashMap::new(),
         strings: HashMap::new(),
@@ -340,6 +345,20 @@ pub fn link_over(
 }
 
 impl Linker<'_> {
+    /// Why function `i` is in the patch when nothing asked for it: the
+    /// function whose code calls it, and that the program has no such
+    /// function of this file ("" for one asked for).
+    fn why_brought(&self, i: usize) -> String {
+        let Some(caller) = self.brought_by.get(&i) else {
+            return String::new();
+        };
+        let file = self.obj.source.as_deref().unwrap_or("this file");
+        format!(
+            " (it is not one of the functions patched: {caller} calls it, and the program has no {} of {file}, so it would come along as new code; if the program's file has another name, pass the object of its last compile as --base)",
+            self.obj.symbols[i].name
+        )
+    }
+
     /// Links the functions placed and not yet linked, and those they
     /// bring.
     fn link_queued(&mut self) -> Result<(), LinkError> {
@@ -350,7 +369,7 @@ impl Linker<'_> {
             if let Some(reason) = &sym.problem {
                 return Err(LinkError::Unmovable {
                     user: sym.name.clone(),
-                    reason: reason.clone(),
+                    reason: format!("{reason}{}", l.why_brought(i)),
                 });
             }
             let base = l.placed[&i];
@@ -358,11 +377,15 @@ impl Linker<'_> {
             for r in &sym.relocs {
                 l.relocate(Part::Code, base, r, &sym.name)?;
             }
-            if let Some((user, field)) = l.island_error.take() {
+            if let Some((f, field)) = l.island_error.take() {
                 return Err(LinkError::Unmovable {
-                user,
-                reason: format!("the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections", field - 1),
-            });
+                    user: obj.symbols[f].name.clone(),
+                    reason: format!(
+                        "the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections{}",
+                        field - 1,
+                        l.why_brought(f)
+                    ),
+                });
             }
             for (f, field, target) in std::mem::take(&mut l.islands) {
                 let r = Reloc {
@@ -611,7 +634,7 @@ impl Linker<'_> {
             let from = off + exit.field + 1;
             let disp = island - from;
             if disp > 127 {
-                self.island_error = Some((sym.name.clone(), exit.field));
+                self.island_error = Some((i, exit.field));
                 continue;
             }
             self.out.code[(off + exit.field) as usize] = disp as u8;
@@ -954,6 +977,9 @@ impl Linker<'_> {
                 }
                 // The program has no such function (new, or a static the
                 // target's symbols cannot identify): it comes along.
+                if !self.placed.contains_key(&i) {
+                    self.brought_by.insert(i, user.to_string());
+                }
                 Ok(Value::Region(Part::Code, self.place_function(i, None)))
             }
             Kind::Tls => Err(LinkError::ThreadLocal {

@@ -33,12 +33,16 @@ use crate::output::{paint_out, Tone};
 /// refused. The whole patch is one transaction: on any error the process is
 /// left exactly as it was.
 ///
-/// Compile NEW.o with the program's flags plus -c (add -ffunction-sections
-/// to keep functions separately movable). When the program has debug
-/// information (-g), NEW.o must come from one of its source files (its
-/// DWARF compile units), else the patch is refused unless --force. A file
-/// of the same name in another directory (a moved or copied tree) is
-/// patched with a warning naming both paths.
+/// Compile NEW.o with the program's flags plus -c. Without --base every
+/// function of NEW.o is moved, and without -ffunction-sections a function
+/// whose short jump leaves it (a tail call GCC shortened) cannot be: give
+/// --base to patch only what changed, or add -ffunction-sections to both
+/// compiles. When the program has debug information (-g), NEW.o must come
+/// from one of its source files (its DWARF compile units), else the patch
+/// is refused unless --force; with --base, a copy compiled under another
+/// file name is taken as the base's file (its statics are the program's).
+/// A file of the same name in another directory (a moved or copied tree)
+/// is patched with a warning naming both paths.
 ///
 /// With --tree or --exe, every process chosen is patched, one after the
 /// other, as one transaction: if one fails, the others are rolled back. A
