@@ -94,6 +94,23 @@ fn pack_then_info() {
     assert!(text.contains("import") && text.contains("strlen"), "{text}");
     assert!(text.contains(&format!("module hash {hash}")), "{text}");
     assert!(text.contains(" code ") && !text.contains("Code"), "{text}");
+    // The count is of the symbols listed (the trial's said 17 and listed
+    // 13: section symbols are in --json only).
+    let listed = text
+        .lines()
+        .skip_while(|l| !l.starts_with("symbols ("))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .count();
+    let sections = v["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "section")
+        .count();
+    let all = v["symbols"].as_array().unwrap().len();
+    assert_eq!(listed, all - sections, "{text}");
+    assert!(text.contains(&format!("symbols ({listed}")), "{text}");
 
     // Not an SMF file: exit 1, the message says what it is not.
     let wrong = relive(&["smf", "info", a.to_str().unwrap()]);
@@ -292,9 +309,22 @@ fn smf_run_watch_reloads_a_running_module() {
     let event = wait_for(&|out, l| !out && l.contains("\"event\""));
     let v: Value = serde_json::from_str(&event).unwrap();
     assert_eq!(v["removed"], serde_json::json!(["tick"]), "{event}");
+    assert_eq!(v["removed_still_called"], serde_json::json!(["tick"]), "{event}");
     let one = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
     let next = frames(&wait_for(&|out, l| out && l.starts_with("tick 2 ")));
     assert_eq!(next, one + 1, "the old main goes on calling the old tick");
+
+    // An edit of tock, which only the new main calls: changed, and said to
+    // be reached by nothing running (the output stays the old tick's).
+    let tock_edited = renamed.replace("long tock(void) { return 5; }", "long tock(void) { return 6; }");
+    assert_ne!(tock_edited, renamed);
+    pack_source(dir.path(), "renamed2", &tock_edited, &["-O2", "-fPIC"], &module);
+    let event = wait_for(&|out, l| !out && l.contains("\"event\""));
+    let v: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(v["changed"], serde_json::json!(["tock"]), "{event}");
+    assert_eq!(v["unreached"], serde_json::json!(["tock"]), "{event}");
+    assert!(v.get("removed_still_called").is_none(), "nothing removed now: {event}");
+    wait_for(&|out, l| out && l.starts_with("tick 2 "));
 
     // A version whose tick ends the loop: main returns 7, so does relive.
     pack_looping(dir.path(), -1, &module);

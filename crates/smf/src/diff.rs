@@ -191,6 +191,76 @@ fn is_strings(section: &crate::format::Section) -> bool {
     section.kind == crate::format::SectionKind::RoData && section.name.starts_with(".rodata.str")
 }
 
+/// The names the code of function `name` (its first of that name) refers
+/// to: functions and data by symbol, and a function of its own module
+/// reached through its section (a call the assembler resolved).
+pub fn references_of(module: &Module, name: &str) -> Vec<String> {
+    let Some(f) = module.symbols.iter().find(|s| has_function_key(s) && s.name == name) else {
+        return Vec::new();
+    };
+    let section = f.section.unwrap_or(u32::MAX);
+    let (start, end) = (f.value, f.value.saturating_add(f.size));
+    let mut out: Vec<String> = module
+        .relocations
+        .iter()
+        .filter(|r| r.section == section && (start..end).contains(&r.offset))
+        .filter_map(|r| {
+            let s = module.symbols.get(r.symbol as usize)?;
+            if s.kind != SymbolType::Section {
+                return Some(s.name.to_string());
+            }
+            // Through the section: the function there (`call .text+N`).
+            let place = u64::try_from(r.addend.saturating_add(4)).ok()?;
+            module
+                .symbols
+                .iter()
+                .find(|g| {
+                    has_function_key(g) && g.section == s.section && (g.value..g.value + g.size.max(1)).contains(&place)
+                })
+                .map(|g| g.name.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The functions of `module` that code can reach from `roots` (names):
+/// through the references of each function reached, and from data (a
+/// function pointer stored in a table is reachable however it is used).
+pub fn reachable(module: &Module, roots: &[String]) -> std::collections::BTreeSet<String> {
+    let functions: std::collections::BTreeSet<&str> = module
+        .symbols
+        .iter()
+        .filter(|s| has_function_key(s))
+        .map(|s| s.name.as_ref())
+        .collect();
+    let code: std::collections::BTreeSet<u32> = module
+        .symbols
+        .iter()
+        .filter(|s| has_function_key(s))
+        .filter_map(|s| s.section)
+        .collect();
+    // Referred to from outside any code section: data holds its address.
+    let from_data = module
+        .relocations
+        .iter()
+        .filter(|r| !code.contains(&r.section))
+        .filter_map(|r| {
+            let s = module.symbols.get(r.symbol as usize)?;
+            functions.contains(s.name.as_ref()).then(|| s.name.to_string())
+        });
+    let mut queue: Vec<String> = roots.iter().cloned().chain(from_data).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !functions.contains(name.as_str()) || !seen.insert(name.clone()) {
+            continue;
+        }
+        queue.extend(references_of(module, &name));
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +389,38 @@ mod tests {
             ["greet"],
             "the literal grew"
         );
+    }
+
+    /// `main` calls `compute`, which calls `square`: what each refers to,
+    /// and what running code reaches from `main`'s calls; a version
+    /// without `square` (its only caller changed) leaves nothing calling
+    /// it, so a removal is not said to be still called.
+    #[test]
+    fn references_and_what_running_code_reaches() {
+        let code: &[u8] = &[0xe8, 0, 0, 0, 0, 0xc3];
+        let first = module(
+            &[("main", code), ("compute", code), ("square", code)],
+            &[(0, 1, 1, -4), (1, 1, 2, -4)],
+        );
+        assert_eq!(references_of(&first, "main"), ["compute"]);
+        assert_eq!(references_of(&first, "compute"), ["square"]);
+        assert!(references_of(&first, "square").is_empty());
+        let calls = references_of(&first, "main");
+        assert_eq!(
+            reachable(&first, &calls).into_iter().collect::<Vec<_>>(),
+            ["compute", "square"]
+        );
+        // Version 2: compute no longer calls square, which is gone; a new
+        // `helper` only the new main calls is reached by nothing running.
+        let second = module(
+            &[("main", code), ("compute", &[0xc3]), ("helper", code)],
+            &[(0, 1, 2, -4)],
+        );
+        assert!(
+            !calls.contains(&"square".to_string()),
+            "the running main never called square"
+        );
+        assert_eq!(reachable(&second, &calls).into_iter().collect::<Vec<_>>(), ["compute"]);
     }
 
     /// As `smf pack` makes them: literals merged into `.rodata`, each at an

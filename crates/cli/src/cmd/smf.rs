@@ -199,12 +199,18 @@ fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
             sec.alignment
         )?;
     }
-    writeln!(out, "symbols ({}):", s.symbols.len())?;
-    for sym in s
-        .symbols
-        .iter()
-        .filter(|s| s.kind != relive_smf::format::SymbolType::Section)
-    {
+    let is_section = |s: &&relive_smf::format::Symbol| s.kind == relive_smf::format::SymbolType::Section;
+    let sections = s.symbols.iter().filter(is_section).count();
+    match sections {
+        // Listed with --json only.
+        0 => writeln!(out, "symbols ({}):", s.symbols.len())?,
+        n => writeln!(
+            out,
+            "symbols ({}, and {n} section symbol(s) --json lists):",
+            s.symbols.len() - n
+        )?,
+    }
+    for sym in s.symbols.iter().filter(|s| !is_section(s)) {
         match sym.section {
             Some(sec) => writeln!(
                 out,

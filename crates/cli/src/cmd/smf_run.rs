@@ -69,6 +69,15 @@ struct Reloaded {
     /// The entry point is in `changed`: its call that is running keeps
     /// the old code (and so does code inlined into it).
     entry_changed: bool,
+    /// Removed functions the entry point's running call (the first
+    /// version's code) still calls: those calls reach their old code.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    removed_still_called: Vec<String>,
+    /// Changed functions nothing running reaches: the entry point's
+    /// running call calls none of them, directly or through what it
+    /// calls (the change shows when the entry point runs again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreached: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -154,7 +163,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let debounce = relive_reload::watch::Debounce::fixed(Duration::from_millis(args.debounce_ms));
     let file = args.file.display().to_string();
-    // The version running now, to name what the next one changes.
+    // The version whose entry point is running (called once, it keeps
+    // that version's code), and the version running now, to name what
+    // the next one changes.
+    let first = module.clone();
     let mut current = module;
     while !running.is_finished() {
         if events.next(POLL, debounce)?.is_none() {
@@ -171,11 +183,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let outcome = outcome
             .map(|(report, new)| {
                 let changed = relive_smf::diff::changed_functions(&current, &new);
+                let (removed_still_called, unreached) = stale_paths(&first, &new, &entry_name, &report, &changed);
                 current = new;
                 Reloaded {
                     entry_changed: changed.contains(&entry_name),
                     report,
                     changed,
+                    removed_still_called,
+                    unreached,
                 }
             })
             .map_err(|e| crate::exit::message(&e));
@@ -185,6 +200,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the entry point's thread panicked"))?;
     std::process::exit(status as i32)
+}
+
+/// What the entry point's running call (`first`'s code, for good) still
+/// reaches after a reload to `new`: the removed functions it calls (their
+/// old code, kept loaded), and the changed functions it reaches none of
+/// the ways to (its calls go through the stable entries to each
+/// function's newest code, and on from there).
+fn stale_paths(
+    first: &relive_smf::Module,
+    new: &relive_smf::Module,
+    entry: &str,
+    report: &ReloadReport,
+    changed: &[String],
+) -> (Vec<String>, Vec<String>) {
+    use relive_smf::diff::{reachable, references_of};
+    let calls = references_of(first, entry);
+    let removed: Vec<String> = report.removed.iter().filter(|f| calls.contains(f)).cloned().collect();
+    // A removed function runs its old code, which calls on by name.
+    let mut roots = calls.clone();
+    for f in &removed {
+        roots.extend(references_of(first, f));
+    }
+    let reached = reachable(new, &roots);
+    let unreached = changed
+        .iter()
+        .filter(|f| *f != entry && !reached.contains(f.as_str()))
+        .cloned()
+        .collect();
+    (removed, unreached)
 }
 
 fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, json: bool) {
@@ -213,6 +257,8 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
             report: r,
             changed,
             entry_changed,
+            removed_still_called,
+            unreached,
         }) => {
             let data = match &r.data {
                 relive_smf::DataOutcome::Shared => "data kept in place".to_string(),
@@ -241,11 +287,18 @@ fn report(file: &str, entry: &str, outcome: &Result<Reloaded, String>, ms: f64, 
                 r.version,
                 r.functions
             );
-            if !r.removed.is_empty() {
+            if !removed_still_called.is_empty() {
                 crate::output::say!(
-                    "relive: note: code still running from an earlier version (such as {entry}'s loop) that calls \
-                     {} keeps reaching the old code: it stays loaded while relive runs",
-                    r.removed.join(", ")
+                    "relive: note: {entry}'s running call (the first version's code) still calls {}, which this \
+                     version removed: those calls keep reaching the old code, kept loaded while relive runs",
+                    removed_still_called.join(", ")
+                );
+            }
+            if !unreached.is_empty() {
+                crate::output::say!(
+                    "relive: note: nothing running reaches {}: {entry}'s running call (the first version's code) \
+                     calls none of it, directly or through what it calls; the change shows when {entry} runs again",
+                    unreached.join(", ")
                 );
             }
             if *entry_changed {
