@@ -583,9 +583,14 @@ fn status_lists_what_patches_added_and_documents_every_key() {
     );
     run.expect("value 7 neighbour 100");
     // One that frees the pool frees it with it, and says nothing of it.
+    // (A thread caught inside the pool's code, or a stale return address
+    // on its stack, keeps the pool, said with the reference: then the
+    // added function stays, and is said to.)
     let out = run.relive(&["revert", &pid, "--all"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("freed") && !text.contains("stays"), "{text}");
+    let freed = text.contains("freed") && !text.contains("stays");
+    let kept = text.contains("still referenced") && text.contains("stays    helper");
+    assert!(freed || kept, "{text}");
     run.expect("value 1 neighbour 100");
 }
 

@@ -13,10 +13,6 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
     functions_to_patch_allowing(base, new, &|_| false)
 }
 
-/// [`functions_to_patch`], where the signature change of a global function
-/// that `callers_follow` accepts is no reason to refuse: every caller the
-/// program has is patched with it, to the new signature (files saved
-/// together).
 /// The diff of `old` and `new`. On a large file a second thread prepares
 /// the old object's side of the diff ([`crate::diff::prepare`]) while the
 /// diff starts on the new one's, then builds both objects' DWARF indexes,
@@ -45,6 +41,10 @@ fn diff_indexing_aside(old: &ObjectFile, new: &ObjectFile) -> crate::diff::Diff 
     crate::side_by_side::both_if(worth, index, compare).1
 }
 
+/// [`functions_to_patch`], where the signature change of a global function
+/// that `callers_follow` accepts is no reason to refuse: every caller the
+/// program has is patched with it, to the new signature (files saved
+/// together).
 pub fn functions_to_patch_allowing(
     base: Option<&ObjectFile>,
     new: &ObjectFile,

@@ -132,7 +132,7 @@ pub(crate) fn with_dwarf<T: Default>(
         );
         let (bytes, fixups) = match needed {
             true => obj.debug_section(id.name()),
-            false => obj.debug_section(""),
+            false => (&[][..], Fixups::NONE),
         };
         Ok(gimli::RelocateReader::new(
             EndianSlice::new(bytes, LittleEndian),
