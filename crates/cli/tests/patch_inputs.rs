@@ -337,10 +337,10 @@ fn lto_objects_are_refused() {
 }
 
 /// A copy of the program's source compiled under another name (`v1.c`),
-/// patched with the original compile as --base (and --force: the copy is
-/// not a source of the program): the copy's statics are the program's
-/// (the counter goes on from its running value, and the static helper it
-/// calls is the program's, not a copy), and the report says whose.
+/// patched with the original compile as --base (no --force: the base is
+/// of a source of the program, and vouches for the copy): the copy's
+/// statics are the program's (the counter goes on from its running
+/// value), and the report says whose.
 #[test]
 fn a_renamed_copy_of_the_source_patched_over_its_base_keeps_the_statics() {
     const COUNTING: &str = r#"#include <stdio.h>
@@ -362,7 +362,8 @@ int main(void) {
     let edited = COUNTING.replace("return bump(1);", "return bump(1000);");
     std::fs::write(run.dir().join("v1.c"), &edited).unwrap();
     gcc(&run.dir(), &["-O2", "-g", "-c", "v1.c", "-o", "v1.o"]);
-    let report = run.patched(&run.dir().join("v1.o"), &["--base", base.to_str().unwrap(), "--force"]);
+    let report = run.patched(&run.dir().join("v1.o"), &["--base", base.to_str().unwrap()]);
+    assert!(!warnings(&report).contains("--force"), "{report}");
     // (GCC may fold the constant into a clone of `bump`: whichever.)
     assert!(!applied(&report).is_empty(), "{report}");
     assert!(
@@ -420,4 +421,43 @@ fn a_function_brought_along_that_cannot_move_is_explained() {
         assert!(stderr.contains(part), "{part:?} not in {stderr}");
     }
     run.target.wait_for("value 8");
+}
+
+/// The same copy without --base, naming a static function of it: the
+/// program's function is static in another file, so the copy's is added
+/// beside it and replaces nothing. The report says so (it said only
+/// "added"), and what to pass; the program runs on unchanged.
+#[test]
+fn a_static_of_a_renamed_copy_without_its_base_is_said_to_replace_nothing() {
+    const COUNTING: &str = r#"#include <stdio.h>
+#include <unistd.h>
+long by = 1;
+static long count;
+static __attribute__((noinline)) long bump(long n) { count += n; return count; }
+int main(void) {
+    for (;;) {
+        printf("count %ld\n", bump(by));
+        fflush(stdout);
+        usleep(20000);
+    }
+}
+"#;
+    let run = Run::start(COUNTING, &["-O2", "-g"]);
+    run.target.wait_for("count 3");
+    std::fs::write(
+        run.dir().join("v1.c"),
+        COUNTING.replace("count += n;", "count += 1000 * n;"),
+    )
+    .unwrap();
+    gcc(&run.dir(), &["-O2", "-g", "-c", "v1.c", "-o", "v1.o"]);
+    let report = run.patched(&run.dir().join("v1.o"), &["--only", "bump", "--force"]);
+    assert!(applied(&report).is_empty(), "{report}");
+    let said = warnings(&report);
+    for part in ["bump was added beside the program's own", "static in app.c", "--base"] {
+        assert!(said.contains(part), "{part:?} not in {said}");
+    }
+    // Still counting by one: nothing was replaced.
+    let a: i64 = run.target.wait_for_prefix("count ").parse().unwrap();
+    let b: i64 = run.target.wait_for_prefix("count ").parse().unwrap();
+    assert_eq!(b, a + 1);
 }

@@ -1117,6 +1117,26 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             }
         })
         .collect::<Vec<PatchReport>>();
+    // A static function added beside the program's of the same name in
+    // another file: this object is not of that file (a copy compiled under
+    // another name, without its --base), so nothing replaced the
+    // program's, and nothing of the program calls the new one.
+    for (report, p) in reports.iter_mut().zip(&prepared) {
+        let file = p.obj.source.as_deref();
+        for a in &report.added {
+            let local = p.obj.symbols.iter().any(|s| s.name == a.symbol && s.local);
+            if let Some(other) = local
+                .then(|| target.resolver.static_elsewhere(&a.symbol, file))
+                .flatten()
+            {
+                report.warnings.push(format!(
+                    "{} was added beside the program's own, not in its place: the program's is static in {other}, this object is of {}; nothing of the program calls the added one. To replace the program's, patch with the last object of {other} as --base",
+                    a.name,
+                    file.unwrap_or("a file it does not name")
+                ));
+            }
+        }
+    }
     for (k, entries) in shared.iter().enumerate() {
         for &(orig, owner) in entries {
             let Some(applied) = reports[owner].applied.iter().find(|a| a.orig_addr == orig).cloned() else {

@@ -112,6 +112,20 @@ impl LiveResolver {
         statics
     }
 
+    /// The source file of a `static` function of the home module named
+    /// like `name` (GCC's suffixes aside) in a file other than `file`: the
+    /// program's function an object of another file cannot replace.
+    pub fn static_elsewhere(&self, name: &str, file: Option<&str>) -> Option<String> {
+        let wanted = names::stable(name);
+        let ours = file.map(base_name);
+        self.symbols
+            .file_locals(Some(&self.home.0))
+            .filter(|(s, _, _)| s.kind == SymbolKind::Function)
+            .filter_map(|(s, _, _)| Some((s, s.file.as_deref()?)))
+            .find(|(s, f)| Some(base_name(f)) != ours && names::stable(&s.name) == wanted)
+            .map(|(_, f)| f.to_string())
+    }
+
     /// The home module's path and address range.
     pub fn home(&self) -> (&str, u64, u64) {
         (&self.home.0, self.home.1, self.home.2)

@@ -156,7 +156,7 @@ impl Verdict {
                 units,
                 examples,
             } => format!(
-                "{obj} was compiled from {}, which is not a source of process {pid}'s program {program}: none of its {units} compile units is (they include {}). It is probably another program's code; build the patch from the program's own source, or pass --force if this is intended",
+                "{obj} was compiled from {}, which is not a source of process {pid}'s program {program}: none of its {units} compile units is (they include {}). It is probably another program's code; build the patch from the program's own source (a copy of one of its files compiled under another name counts as that file with that file's last object as --base), or pass --force if this is intended",
                 object.display(),
                 examples.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             ),

@@ -203,7 +203,20 @@ fn patch_opened(
             .into());
         }
     }
-    let verdict = origin::check(&objects.new, &target.modules);
+    // A copy of one of the program's files compiled under another name
+    // is that file's when its --base is (the base vouches for the unit;
+    // `Objects::new` took the base's name for its statics).
+    let verdict = match origin::check(&objects.new, &target.modules) {
+        Verdict::Foreign { .. }
+            if objects
+                .base
+                .as_ref()
+                .is_some_and(|b| origin::check(b, &target.modules) == Verdict::Matches) =>
+        {
+            Verdict::Matches
+        }
+        verdict => verdict,
+    };
     let concern = match (verdict.message(&objects.new.path, pid), &verdict) {
         (Some(why), Verdict::Foreign { .. }) if how.force => Some(format!("patched anyway (--force): {why}")),
         (concern, _) => concern,

@@ -40,7 +40,12 @@ pub struct RunArgs {
     /// {"event": "reloaded"|"error", "file", "version", "functions", "added",
     /// "removed", "changed" (functions whose code differs from the previous
     /// version's), "entry_changed" (the running entry point is among them:
-    /// its running call keeps its old code), "relinked" (other modules
+    /// its running call keeps its old code), "removed_still_called"
+    /// (removed functions the entry point's running call, the first
+    /// version's code, still calls: those calls reach the old code; left
+    /// out when none), "unreached" (changed functions that call reaches
+    /// none of the ways to: the change shows when the entry point runs
+    /// again; left out when none), "relinked" (other modules
     /// linked again: none here, with one module), "data": {"kind":
     /// "shared"|"copied"|"fresh"; when copied, "kept" (objects whose values
     /// were copied) and "reset" (objects that take the file's values: resized,
