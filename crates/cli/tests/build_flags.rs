@@ -1258,3 +1258,46 @@ fn a_save_that_empties_the_file_first_patches_only_the_edit() {
     }
     s.prints("v 21 8");
 }
+
+/// Into a pipe (no terminal for a line counting up), `relive run` says
+/// what it compiles before the files' baselines are done: a large tree
+/// takes tens of seconds, and the trial's said nothing until then.
+#[test]
+fn run_into_a_pipe_says_what_it_compiles_first() {
+    use std::io::BufRead;
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["run", "--", "./app"])
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(relive.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let mut later = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let watching = line.contains("watching");
+        later.push(line);
+        if watching {
+            break;
+        }
+    }
+    let _ = relive.kill();
+    let _ = relive.wait();
+    // The program relive started runs on without it: ended here.
+    let pid = later
+        .last()
+        .and_then(|l| l.rsplit_once("(pid ").map(|(_, p)| p.trim_end_matches(')').to_string()))
+        .and_then(|p| p.parse::<i32>().ok());
+    if let Some(pid) = pid {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    assert!(
+        first.contains("compiling 2 files to compare with the running code"),
+        "first line {first:?}, then {later:?}"
+    );
+    assert!(later.iter().any(|l| l.contains("files compile into")), "{later:?}");
+}

@@ -276,6 +276,14 @@ fn baselines(
     let paths: Vec<PathBuf> = files.iter().map(|(f, _, _)| f.clone()).collect();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let show_progress = tty && !options.json && files.len() > 1;
+    // Into a file or a pipe, no line counting up: one to say what the
+    // wait is (a large tree takes tens of seconds, and said nothing).
+    if !tty && !options.json && files.len() > 1 && !crate::output::quiet() {
+        crate::output::say!(
+            "relive: compiling {} files to compare with the running code ({jobs} at a time)...",
+            files.len()
+        );
+    }
     let results = reloader.baselines(&paths, jobs, |done, all| {
         if show_progress {
             eprint!("\rrelive: compiling {all} files to compare with the running code: {done}/{all}");
