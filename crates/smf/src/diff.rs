@@ -204,25 +204,32 @@ pub fn references_of(module: &Module, name: &str) -> Vec<String> {
         .relocations
         .iter()
         .filter(|r| r.section == section && (start..end).contains(&r.offset))
-        .filter_map(|r| {
-            let s = module.symbols.get(r.symbol as usize)?;
-            if s.kind != SymbolType::Section {
-                return Some(s.name.to_string());
-            }
-            // Through the section: the function there (`call .text+N`).
-            let place = u64::try_from(r.addend.saturating_add(4)).ok()?;
-            module
-                .symbols
-                .iter()
-                .find(|g| {
-                    has_function_key(g) && g.section == s.section && (g.value..g.value + g.size.max(1)).contains(&place)
-                })
-                .map(|g| g.name.to_string())
-        })
+        .filter_map(|r| referred(module, r))
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// What relocation `r` refers to by name: its symbol, or through a
+/// section symbol the function at that place (`call .text+N`; a table's
+/// `.text.f+0` with `-ffunction-sections`).
+fn referred(module: &Module, r: &crate::format::Relocation) -> Option<String> {
+    let s = module.symbols.get(r.symbol as usize)?;
+    if s.kind != SymbolType::Section {
+        return Some(s.name.to_string());
+    }
+    // A PC-relative field's addend counts from its end (4 bytes on).
+    let bias = match r.kind {
+        RelocType::Pc32 | RelocType::Plt32 | RelocType::GotPcRel => 4,
+        RelocType::Abs64 | RelocType::Abs32 | RelocType::Abs32S => 0,
+    };
+    let place = u64::try_from(r.addend.saturating_add(bias)).ok()?;
+    module
+        .symbols
+        .iter()
+        .find(|g| has_function_key(g) && g.section == s.section && (g.value..g.value + g.size.max(1)).contains(&place))
+        .map(|g| g.name.to_string())
 }
 
 /// The functions of `module` that code can reach from `roots` (names):
@@ -246,10 +253,8 @@ pub fn reachable(module: &Module, roots: &[String]) -> std::collections::BTreeSe
         .relocations
         .iter()
         .filter(|r| !code.contains(&r.section))
-        .filter_map(|r| {
-            let s = module.symbols.get(r.symbol as usize)?;
-            functions.contains(s.name.as_ref()).then(|| s.name.to_string())
-        });
+        .filter_map(|r| referred(module, r))
+        .filter(|name| functions.contains(name.as_str()));
     let mut queue: Vec<String> = roots.iter().cloned().chain(from_data).collect();
     let mut seen = std::collections::BTreeSet::new();
     while let Some(name) = queue.pop() {
@@ -421,6 +426,34 @@ mod tests {
             "the running main never called square"
         );
         assert_eq!(reachable(&second, &calls).into_iter().collect::<Vec<_>>(), ["compute"]);
+        // A table in data holding `helper`'s address through its code
+        // section (`.text+N`, as for a static function): reachable.
+        let mut third = second.clone();
+        third.sections.push(Section {
+            name: ".data.rel.local".into(),
+            kind: SectionKind::Data,
+            memory_size: 8,
+            bytes: vec![0; 8].into(),
+            alignment: 8,
+        });
+        third.symbols.push(Symbol {
+            name: ".text".into(),
+            kind: SymbolType::Section,
+            binding: Binding::Local,
+            section: Some(0),
+            value: 0,
+            size: 0,
+        });
+        let text = third.symbols.len() as u32 - 1;
+        let helper_at = third.symbols.iter().find(|s| s.name == "helper").unwrap().value as i64;
+        third.relocations.push(Relocation {
+            section: 1,
+            kind: RelocType::Abs64,
+            offset: 0,
+            symbol: text,
+            addend: helper_at,
+        });
+        assert!(reachable(&third, &calls).contains("helper"));
     }
 
     /// As `smf pack` makes them: literals merged into `.rodata`, each at an
