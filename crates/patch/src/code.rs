@@ -36,15 +36,6 @@ pub struct Decoded {
     pub invalid_at: Option<u64>,
 }
 
-impl Decoded {
-    /// The instruction containing `offset`: `(start, length)`.
-    pub fn instruction_at(&self, offset: u64) -> Option<(u64, u32)> {
-        let i = self.instructions.partition_point(|&(start, _)| start <= offset);
-        let (start, len) = *self.instructions.get(i.checked_sub(1)?)?;
-        (offset < start + u64::from(len)).then_some((start, len))
-    }
-}
-
 /// Decodes `bytes` as one x86-64 function.
 pub fn decode(bytes: &[u8]) -> Decoded {
     // x86-64 code averages three to four bytes an instruction: one
@@ -133,7 +124,14 @@ mod tests {
         assert_eq!((cmp.field, cmp.size, cmp.next, cmp.branch), (11, 4, 16, false));
         assert_eq!(cmp.target, 16 + 0x100);
         assert_eq!(d.branch_targets, vec![9]);
-        assert_eq!(d.instruction_at(12), Some((9, 7)));
-        assert_eq!(d.instruction_at(99), None);
+        // The instruction containing offset 12, and none at 99.
+        let containing = |at: u64| {
+            d.instructions
+                .iter()
+                .find(|&&(start, len)| start <= at && at < start + u64::from(len))
+                .copied()
+        };
+        assert_eq!(containing(12), Some((9, 7)));
+        assert_eq!(containing(99), None);
     }
 }

@@ -156,6 +156,14 @@ impl Section {
     }
 }
 
+/// One `.debug_*` section of an object (see [`ObjectFile::debug_section`]).
+#[derive(Debug, Clone, Default)]
+struct DebugSection {
+    /// Its bytes' place in the file.
+    bytes: std::ops::Range<usize>,
+    relocs: std::sync::OnceLock<crate::debug_relocs::SectionRelocs>,
+}
+
 /// One relocatable object.
 #[derive(Debug, Clone)]
 pub struct ObjectFile {
@@ -186,10 +194,11 @@ pub struct ObjectFile {
     /// its code and data cost, not its debug information's (`-g` brings
     /// many times more bytes and relocations than the code has).
     raw: std::sync::Arc<relive_image::FileBytes>,
-    /// The `.debug_*` sections by name, each relocated on first use
-    /// (signatures need `.debug_info`, `.debug_abbrev` and the strings,
-    /// not the line table or the location lists).
-    debug: foldhash::HashMap<String, std::sync::OnceLock<crate::debug_relocs::SectionRelocs>>,
+    /// The `.debug_*` sections by name: where their bytes are in `raw`,
+    /// and their relocations, read on first use (signatures need
+    /// `.debug_info`, `.debug_abbrev` and the strings, not the line table
+    /// or the location lists).
+    debug: foldhash::HashMap<String, DebugSection>,
     /// What the symbols that debug relocations name stand for
     /// ([`crate::debug_relocs::symbol_bases`]), read on first use.
     debug_bases: std::sync::OnceLock<Vec<Option<i64>>>,
@@ -344,7 +353,8 @@ pub(crate) struct Undecoded {
     source: Option<String>,
     weak_undefined: std::collections::BTreeSet<String>,
     by_section: Vec<Covering>,
-    debug_names: Vec<String>,
+    /// The `.debug_*` sections: names and their bytes' place in the file.
+    debug_sections: Vec<(String, std::ops::Range<usize>)>,
     raw: std::sync::Arc<relive_image::FileBytes>,
 }
 
@@ -623,9 +633,18 @@ impl Undecoded {
         for sym in &mut symbols {
             sym.relocs.sort_by_key(|r| r.offset);
         }
-        let debug_names = file
+        let debug_sections = file
             .sections()
-            .filter_map(|s| s.name().ok().filter(|n| n.starts_with(".debug_")).map(str::to_string))
+            .filter_map(|s| {
+                let name = s.name().ok().filter(|n| n.starts_with(".debug_"))?;
+                // Where `data` has them; a range beyond it (a hostile
+                // header) gives no bytes.
+                let (start, size) = s.file_range().unwrap_or((0, 0));
+                let start = usize::try_from(start).ok()?;
+                let end = start.checked_add(usize::try_from(size).ok()?)?;
+                let bytes = if end <= data.len() { start..end } else { 0..0 };
+                Some((name.to_string(), bytes))
+            })
             .collect();
         Ok(Undecoded {
             path: path.to_string(),
@@ -634,7 +653,7 @@ impl Undecoded {
             source,
             weak_undefined,
             by_section,
-            debug_names,
+            debug_sections,
             raw,
         })
     }
@@ -650,7 +669,7 @@ impl Undecoded {
             source,
             weak_undefined,
             by_section,
-            debug_names,
+            debug_sections,
             raw,
         } = self;
         // Where each section's symbols start: a branch to a function's
@@ -681,9 +700,12 @@ impl Undecoded {
             referenced: std::sync::OnceLock::new(),
             debug_index: std::sync::OnceLock::new(),
             debug_bases: std::sync::OnceLock::new(),
-            debug: debug_names
+            debug: debug_sections
                 .into_iter()
-                .map(|name| (name, std::sync::OnceLock::new()))
+                .map(|(name, bytes)| {
+                    let relocs = std::sync::OnceLock::new();
+                    (name, DebugSection { bytes, relocs })
+                })
                 .collect(),
             raw,
         }
@@ -708,15 +730,12 @@ impl ObjectFile {
     /// 150,000 of them, and the signature check reads a few hundred.
     pub(crate) fn debug_section(&self, name: &str) -> (&[u8], crate::debug_relocs::Fixups<'_>) {
         use crate::debug_relocs::{symbol_bases, Fixups, SectionRelocs};
-        let Some(cell) = self.debug.get(name) else {
+        let Some(section) = self.debug.get(name) else {
             return (&[], Fixups::NONE);
         };
-        let relocs = cell.get_or_init(|| SectionRelocs::read(&self.raw, name));
+        let relocs = section.relocs.get_or_init(|| SectionRelocs::read(&self.raw, name));
         let bases = self.debug_bases.get_or_init(|| symbol_bases(&self.raw));
-        let bytes = object::File::parse(&**self.raw)
-            .ok()
-            .and_then(|file| file.section_by_name(name)?.data().ok())
-            .unwrap_or(&[]);
+        let bytes = self.raw.get(section.bytes.clone()).unwrap_or_default();
         (bytes, Fixups::new(&self.raw, relocs, bases))
     }
 
@@ -1100,7 +1119,7 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
     // Each symbol's section and value, read once (SQLite's DWARF has a
     // few hundred thousand relocations against a handful of symbols).
     let mut symbols: Vec<Option<Option<(usize, i64)>>> = Vec::new();
-    let value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
+    let mut value_of = |idx: object::SymbolIndex, addend: i64| -> Option<u64> {
         if symbols.len() <= idx.0 {
             symbols.resize(idx.0 + 1, None);
         }
@@ -1117,65 +1136,28 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
     else {
         return Vec::new();
     };
-    debug_relocations(&file, name, value_of, |offset, field| {
-        let Ok(at) = usize::try_from(offset) else { return };
-        match field {
-            Field::Four(v) => {
-                if let Some(dst) = at.checked_add(4).and_then(|end| bytes.get_mut(at..end)) {
-                    dst.copy_from_slice(&v.to_le_bytes());
-                }
-            }
-            Field::Eight(v) => {
-                if let Some(dst) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
-                    dst.copy_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
-    });
-    bytes
-}
-
-/// A relocated field's new contents, at its width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Field {
-    Four(u32),
-    Eight(u64),
-}
-
-/// The absolute relocations (`R_X86_64_32` and `_64`, all DWARF has) of
-/// section `name`: `value_of(symbol, addend)` gives a field's value
-/// (`None` leaves it), and `each(offset, field)` takes it.
-fn debug_relocations(
-    file: &object::File,
-    name: &str,
-    mut value_of: impl FnMut(object::SymbolIndex, i64) -> Option<u64>,
-    mut each: impl FnMut(u64, Field),
-) {
-    // The `Elf64_Rela` entries read straight from their section: through
-    // the generic relocation iterator, they cost most of a large unit's
-    // diff. (x86-64 objects carry RELA only.)
-    let rela_name = format!(".rela{name}");
-    let Some(rela) = file.section_by_name(&rela_name).and_then(|r| r.data().ok()) else {
-        return;
-    };
-    let (entries, _) = rela.as_chunks::<24>();
-    for entry in entries {
-        let (words, _) = entry.as_chunks::<8>();
-        let [offset, info, addend] = [0, 1, 2].map(|i| u64::from_le_bytes(words[i]));
-        let (symbol, r_type) = ((info >> 32) as usize, (info & 0xffff_ffff) as u32);
+    // The absolute relocations (`R_X86_64_32` and `_64`, all DWARF has),
+    // each field written at its fixed width.
+    for entry in crate::debug_relocs::entries(&file, name) {
+        let r = crate::debug_relocs::rela(entry);
         // Symbol 0 is none; a hostile index beyond the table is none too.
-        if symbol == 0 || symbol >= (1 << 24) || !matches!(r_type, rtype::R32 | rtype::R64) {
+        if r.symbol == 0 || r.symbol >= (1 << 24) || !matches!(r.r_type, rtype::R32 | rtype::R64) {
             continue;
         }
-        let Some(value) = value_of(object::SymbolIndex(symbol), addend as i64) else {
+        let Some(value) = value_of(object::SymbolIndex(r.symbol), r.addend) else {
             continue;
         };
-        let field = match r_type {
-            rtype::R32 => Field::Four(value as u32),
-            _ => Field::Eight(value),
-        };
-        each(offset, field);
+        let Ok(at) = usize::try_from(r.offset) else { continue };
+        let le = value.to_le_bytes();
+        if r.r_type == rtype::R32 {
+            if let Some(dst) = at.checked_add(4).and_then(|end| bytes.get_mut(at..end)) {
+                dst.copy_from_slice(&le[..4]);
+            }
+        } else if let Some(dst) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
+            dst.copy_from_slice(&le);
+        }
     }
+    bytes
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {
