@@ -165,15 +165,9 @@ fn target<'m>(
     if !is_strings(sec) {
         return (Target::Section(&sec.name), addend);
     }
-    // The place referred to: a PC-relative field's addend counts from
-    // its end (4 bytes on), where the instruction usually ends.
-    let bias = match kind {
-        RelocType::Pc32 | RelocType::Plt32 | RelocType::GotPcRel => 4,
-        RelocType::Abs64 | RelocType::Abs32 | RelocType::Abs32S => 0,
-    };
     let bytes: &[u8] = &sec.bytes;
-    match usize::try_from(addend.wrapping_add(bias))
-        .ok()
+    match place(kind, addend)
+        .and_then(|at| usize::try_from(at).ok())
         .filter(|&at| at < bytes.len())
     {
         Some(at) => {
@@ -183,6 +177,14 @@ fn target<'m>(
         }
         None => (Target::Section(&sec.name), addend),
     }
+}
+
+/// The place in its target's section a relocation of `kind` with
+/// `addend` refers to: a PC-relative field's addend counts from the
+/// field's end (4 bytes on), where the instruction usually ends.
+fn place(kind: RelocType, addend: i64) -> Option<u64> {
+    let bias = if kind.pc_relative() { 4 } else { 0 };
+    u64::try_from(addend.checked_add(bias)?).ok()
 }
 
 /// A section of NUL-terminated string literals, as GCC and clang name
@@ -219,12 +221,7 @@ fn referred(module: &Module, r: &crate::format::Relocation) -> Option<String> {
     if s.kind != SymbolType::Section {
         return Some(s.name.to_string());
     }
-    // A PC-relative field's addend counts from its end (4 bytes on).
-    let bias = match r.kind {
-        RelocType::Pc32 | RelocType::Plt32 | RelocType::GotPcRel => 4,
-        RelocType::Abs64 | RelocType::Abs32 | RelocType::Abs32S => 0,
-    };
-    let place = u64::try_from(r.addend.saturating_add(bias)).ok()?;
+    let place = place(r.kind, r.addend)?;
     module
         .symbols
         .iter()

@@ -164,6 +164,11 @@ impl RelocType {
         matches!(self, RelocType::Abs32 | RelocType::Abs32S)
     }
 
+    /// Whether it is counted from the place of its field (`S + A - P`).
+    pub fn pc_relative(self) -> bool {
+        matches!(self, RelocType::Pc32 | RelocType::Plt32 | RelocType::GotPcRel)
+    }
+
     /// Bytes of the field it fills.
     pub fn width(self) -> u64 {
         match self {
