@@ -415,6 +415,49 @@ fn unreachable_functions_are_named_in_the_text_report() {
     assert!(!text.contains("note:"), "{text}");
 }
 
+/// A C++ `main` that catches exceptions: its landing pad is a separate
+/// `main.cold` part, which the new `main` jumps to and which jumps back
+/// into it (snappy's driver, found by a user's trial).
+const CATCHING_MAIN: &str = r#"
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+static unsigned mix(const char *s) { unsigned h = 2166136261u; for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; } return h % 1000; }
+__attribute__((noinline)) int check(int n) { if (n < 0) throw std::runtime_error("negative " + std::to_string(n)); return n * 2; }
+__attribute__((noinline)) int step(int x) { return check(x) + 1; }
+int main() {
+    char line[64];
+    for (int i = 0; fgets(line, sizeof line, stdin); i++) {
+        std::string err = "none";
+        try { step(i % 2 - 1); } catch (const std::exception &e) { err = e.what(); }
+        printf("%u %s\n", mix("hello"), err.c_str());
+        fflush(stdout);
+    }
+}
+"#;
+
+/// An edit of a helper inlined only into a running `main` that has a
+/// cold part: the new cold part is "called" only by the new `main`, which
+/// never runs, so `main` is unreachable, not patched (it was said patched,
+/// with the cold part's call from the new code counted as a caller).
+#[test]
+fn a_main_with_a_cold_part_is_still_unreachable() {
+    if Command::new("g++").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: g++ is not installed (.ci/run installs it)");
+        return;
+    }
+    let mut p = Program::start("g++", &["-O2"], &[("app.cc", CATCHING_MAIN)]);
+    let before = p.step();
+    let r = p.edit("app.cc", "return h % 1000;", "return h % 1000 + 1;");
+    let main = applied(&r, "main").unwrap_or_else(|| panic!("main is not in the report: {r}"));
+    assert_eq!(main["reach"]["reachable"], false, "{r}");
+    assert!(main["reach"]["note"].as_str().unwrap().contains("outermost"), "{r}");
+    // What the report says is what runs: the old main, its old value.
+    for _ in 0..3 {
+        assert_eq!(p.step().split(' ').next(), before.split(' ').next());
+    }
+}
+
 const CONSTANTS: &str = r#"
 #include <stdio.h>
 static const int table[4] = {1, 2, 3, 4};

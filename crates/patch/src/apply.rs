@@ -1679,6 +1679,7 @@ fn reachability(
             name: f.name.clone(),
             old: entry(f),
             size: size(f),
+            new_code: (layout.code + f.offset, layout.code + f.offset + f.size),
             referenced_by: Vec::new(),
             exported: f.replaces.is_some_and(|orig| exported(target, orig)),
             entry_once: f.name == "main" && f.replaces.is_some(),

@@ -28,6 +28,12 @@ pub struct Candidate {
     /// Its original entry and size in the program.
     pub old: u64,
     pub size: u64,
+    /// Where its new code lies (start, end): what that code refers to is
+    /// `referenced_by`, counted only once the referring code can run. As
+    /// evidence of its own, a cold part the new code jumps to, or a helper
+    /// it calls, was "called" by code that no thread may ever run, and
+    /// made the whole patch look reachable.
+    pub new_code: (u64, u64),
     /// Other candidates (indices) whose new code calls or refers to this
     /// one.
     pub referenced_by: Vec<usize>,
@@ -213,7 +219,8 @@ pub fn analyse(
     }
     // (Judged here, not in the scan above: every byte of the program's
     // code goes through that loop.)
-    for (i, branch, site) in found {
+    let in_new_code = |site: u64| candidates.iter().any(|c| c.new_code.0 <= site && site < c.new_code.1);
+    for (i, branch, site) in found.into_iter().filter(|&(_, _, site)| !in_new_code(site)) {
         // An address taken in passed code still counts: it may be kept
         // in a register the loop calls through.
         match (branch, branch && passed_in_entry(site)) {
@@ -518,6 +525,7 @@ mod tests {
             name: name.into(),
             old,
             size,
+            new_code: (0, 0),
             referenced_by: Vec::new(),
             exported: false,
             entry_once: false,
