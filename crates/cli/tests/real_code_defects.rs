@@ -458,6 +458,38 @@ fn a_main_with_a_cold_part_is_still_unreachable() {
     }
 }
 
+/// An edit that grows `main`'s cold part (its landing pad): the patch
+/// brings a copy of the new cold part, which the new `main` enters. The
+/// edited sources' object verifies against the process, cold part
+/// included; the original's does not (the cold part was compared with the
+/// program's own, which only the old `main` enters, and said to differ).
+#[test]
+fn a_patched_function_s_cold_part_verifies_as_its_copy() {
+    if Command::new("g++").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: g++ is not installed (.ci/run installs it)");
+        return;
+    }
+    let mut p = Program::start("g++", &["-O2"], &[("app.cc", CATCHING_MAIN)]);
+    p.step();
+    let base = p.object("app.cc");
+    let r = p.edit(
+        "app.cc",
+        "err = e.what();",
+        "err = std::string(\"caught: \") + e.what();",
+    );
+    assert!(applied(&r, "main").is_some(), "{r}");
+    let new = p.object("app.cc");
+    let pid = p.target.pid_arg();
+    let verify = |obj: &Path| p.relive(&["verify", "--pid", &pid, obj.to_str().unwrap()]);
+    let out = verify(&new);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the edited sources are what runs: {text}");
+    let out = verify(&base);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("main.cold") && text.contains("main:"), "{text}");
+}
+
 const CONSTANTS: &str = r#"
 #include <stdio.h>
 static const int table[4] = {1, 2, 3, 4};

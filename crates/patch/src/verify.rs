@@ -99,7 +99,12 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
         let check = match live_address(obj, i, &target.resolver, &no_renames) {
             None => Check::Absent,
             Some(addr) => {
-                let running = target.journal.patch(addr).map_or(addr, |p| p.current_addr);
+                let running = target
+                    .journal
+                    .patch(addr)
+                    .map(|p| p.current_addr)
+                    .or_else(|| cold_copy(target, obj, i))
+                    .unwrap_or(addr);
                 let live_size = target.resolver.size_at(addr);
                 if running == addr && live_size != 0 && live_size != sym.size {
                     Check::Differs(format!("{} bytes long, the running one {live_size}", sym.size))
@@ -115,6 +120,26 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
         }
     }
     out
+}
+
+/// Where the code of cold part `i` of `obj` (`f.cold`: the landing pads
+/// and unlikely paths the compiler moved out of `f`) runs now, when `f`
+/// is patched: the copy the patch brought along, which the new `f`
+/// enters; the program's own cold part is entered only by the old `f`.
+/// Compared with the program's, an edit that grew the cold part was
+/// reported as a difference, and every restart of `relive watch` patched
+/// the unchanged function again.
+fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
+    let sym = &obj.symbols[i];
+    let (parent, _) = sym.name.split_once(".cold")?;
+    let no_renames = HashMap::new();
+    let p = obj
+        .symbols
+        .iter()
+        .position(|s| s.name == parent && s.kind == Kind::Function)?;
+    let parent_addr = live_address(obj, p, &target.resolver, &no_renames)?;
+    target.journal.patch(parent_addr)?;
+    target.resolver.added(obj.source.as_deref(), &sym.name, sym.local)
 }
 
 /// Bytes before a GOT-relative field the linker may rewrite when it
