@@ -746,9 +746,10 @@ fn a_program_rebuilt_on_disk_is_still_searched_for_callers() {
 }
 
 /// A function this session patched and another relive command reverted
-/// stays reverted (the user asked for that), and the next save of its
-/// file says so: the program then runs other code than the file has.
-/// Before, the save said only "patched second" and the mix went unsaid.
+/// runs what its file says again at the next save of the file, which says
+/// so. Before, the revert stood: a save of the still-edited file said "no
+/// function changed" (or named only the other functions) and the old code
+/// ran on, the edit lost (a user's trial on Lua).
 #[test]
 fn a_save_after_another_commands_revert_says_what_runs() {
     const TWO: &str = r#"
@@ -784,28 +785,76 @@ int main(void) {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     s.target.wait_for("sum 21");
-    // Only `second` changes in this save; `first` stays reverted, said.
-    // (The earlier save's second write may still bring a compile of the
-    // unchanged file, `no_change`, which may be the one to say it.)
+    // Only `second` changes in this save; `first`, reverted, is patched
+    // from the file again, and that is said.
     s.edit("return 20;", "return 30;");
     let (e, said) = next_change(&s);
     assert_eq!(e["event"], "patched", "{e}");
-    assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["first", "second"]), "{e}");
     assert!(
-        said.iter()
-            .any(|n| n.contains("first was reverted or patched by another relive command")),
+        said.iter().any(|n| n.contains(
+            "first was reverted or patched by another relive command after this session patched it: patched again from"
+        )),
         "{said:?}"
     );
-    s.target.wait_for("sum 31");
-    // Said once; a change to `first` patches it from the file again.
+    s.target.wait_for("sum 32");
+    // Said once; later saves patch only what changes.
     s.edit("return 30;", "return 40;");
-    let (_, said) = next_change(&s);
+    let (e, said) = next_change(&s);
     assert!(!said.iter().any(|n| n.contains("another relive command")), "{said:?}");
-    s.target.wait_for("sum 41");
+    assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");
+    s.target.wait_for("sum 42");
     s.edit("return 2;", "return 3;");
     let (e, _) = next_change(&s);
     assert_eq!(e["functions"], serde_json::json!(["first"]), "{e}");
     s.target.wait_for("sum 43");
+}
+
+/// A file put back as the program first ran it, and its functions then
+/// reverted by another command: the program runs what the file says, so
+/// the next save patches nothing of it and says nothing of the revert
+/// (it said each function "was reverted ... the program runs that code,
+/// not ... as the file has it", which was false).
+#[test]
+fn a_revert_to_what_the_file_says_again_is_not_called_a_difference() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int first(void) { return 1; }
+__attribute__((noinline, noipa)) int second(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("sum %d\n", first() + second()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(TWO, &["-O2", "-g"]);
+    s.target.wait_for("sum 11");
+    s.edit("return 1;", "return 2;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("sum 12");
+    s.edit("return 2;", "return 1;");
+    let e = s.event();
+    assert_eq!(e["functions"], serde_json::json!(["first"]), "{e}");
+    s.target.wait_for("sum 11");
+    let relive_pid = s.target.pid();
+    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
+    let program = children
+        .split_whitespace()
+        .next()
+        .expect("the program runs")
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &program, "--all"])
+        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.edit("return 10;", "return 20;");
+    let (e, said) = next_change(&s);
+    assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");
+    assert!(!said.iter().any(|n| n.contains("another relive command")), "{said:?}");
+    s.target.wait_for("sum 21");
 }
 
 /// The next event that is not `no_change` (a compile of a file a save

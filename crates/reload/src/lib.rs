@@ -411,8 +411,9 @@ pub struct Reloader<'p> {
     /// Per source file (as events name it): each function this session
     /// patched, by name, with its original address and the code it was
     /// left running. Another relive command (`revert`, `patch`) may change
-    /// that behind the session's back; the next save of the file says so,
-    /// since the program then runs other code than the file has.
+    /// that behind the session's back; the next save of the file patches
+    /// what the file says again (and says so) where the program runs other
+    /// code than the file has.
     applied: HashMap<String, HashMap<String, (u64, u64)>>,
 }
 
@@ -1247,19 +1248,36 @@ impl<'p> Reloader<'p> {
             }
             Err(e) => return Err(e.into()),
         };
-        // Another command's revert or patch stands (the user asked for it),
-        // but the program then does not run what the file says: told once.
-        for (i, name) in self.changed_behind_our_back(&event.file, &new) {
-            if !functions.contains(&i) {
-                event.notes.push(format!(
-                    "{name} was reverted or patched by another relive command after this session patched it: the program runs that code, not {name} as {} has it; save a change to {name} to patch it from the file again",
-                    event.file
-                ));
-            }
+        // Another command reverted or patched a function this session
+        // patched: a save of its file makes the program run what the file
+        // says again (it said "no function changed" and the old code ran on,
+        // the edit lost), unless it runs that already (the file put back
+        // as it was, then reverted).
+        let mut functions = functions;
+        let (changed, now) = self.changed_behind_our_back(&event.file, &new);
+        if let Some(now) = now {
+            // What the other command left is what runs: compared with it.
+            self.target.journal = now;
+        }
+        for (i, name) in changed {
             if let Some(mine) = self.applied.get_mut(&event.file) {
                 mine.remove(&name);
             }
+            if functions.contains(&i) {
+                continue;
+            }
+            let check = verify::functions_against_process(&self.target, &new, |n| n == name);
+            if check.differs.is_empty() {
+                continue;
+            }
+            functions.push(i);
+            event.notes.push(format!(
+                "{name} was reverted or patched by another relive command after this session patched it: patched again from {}, as it says now",
+                event.file
+            ));
         }
+        functions.sort_unstable();
+        functions.dedup();
         event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
@@ -1667,9 +1685,14 @@ impl<'p> Reloader<'p> {
     /// session patched and the journal now shows otherwise: reverted, or
     /// running other code, by another relive command. Read from the
     /// journal on disk, which every command keeps.
-    fn changed_behind_our_back(&self, file: &str, new: &ObjectFile) -> Vec<(usize, String)> {
+    /// With them, the journal on disk when it differs from the one held.
+    fn changed_behind_our_back(
+        &self,
+        file: &str,
+        new: &ObjectFile,
+    ) -> (Vec<(usize, String)>, Option<relive_patch::journal::Journal>) {
         let Some(mine) = self.applied.get(file).filter(|m| !m.is_empty()) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let journal = &self.target.journal;
         let Ok(now) = relive_patch::journal::Journal::load(
@@ -1678,7 +1701,7 @@ impl<'p> Reloader<'p> {
             journal.start_time,
             &journal.image,
         ) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let mut out = Vec::new();
         for (name, &(orig, current)) in mine {
@@ -1698,7 +1721,8 @@ impl<'p> Reloader<'p> {
             }
         }
         out.sort();
-        out
+        let changed = !out.is_empty();
+        (out, changed.then_some(now))
     }
 
     /// Reads the process's modules and symbols again when its mapped files
