@@ -745,6 +745,35 @@ fn a_program_rebuilt_on_disk_is_still_searched_for_callers() {
     s.target.wait_for_prefix("value 3 ");
 }
 
+/// A program built without debug information: an edit that moves a field
+/// of a struct the program's data has is refused, as with `-g`, since
+/// relive's own compiles carry the types. Before, it was patched unchecked
+/// and the new code read the old data at the new offsets (a user's trial
+/// on Lua crashed that way).
+#[test]
+fn a_moved_field_is_refused_in_a_build_without_debug_information() {
+    const PAIR: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+struct pair { long a; long b; };
+static struct pair live = {1, 100};
+__attribute__((noinline, noipa)) long get(struct pair *p) { return p->a * 1000 + p->b; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %ld\n", get(&live)); usleep(3000); }
+}
+"#;
+    let mut s = Session::start_with(PAIR, &["-O2"], &["--cc", "gcc -O2", "--watch", "app.c"], &[]);
+    s.target.wait_for("v 1100");
+    s.edit("struct pair { long a; long b; };", "struct pair { long b; long a; };");
+    let (e, _) = next_change(&s);
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("struct pair"), "{e}");
+    // The program runs on as it was.
+    s.target.wait_for("v 1100");
+}
+
 /// A function this session patched and another relive command reverted
 /// runs what its file says again at the next save of the file, which says
 /// so. Before, the revert stood: a save of the still-edited file said "no

@@ -30,6 +30,28 @@ fn without_dependency_options(args: &[String]) -> Vec<&String> {
     out
 }
 
+/// `-g` when `args` ask for less debug information than types (none,
+/// `-g0`, or `-g1`): relive's compiles carry it even when the build's do
+/// not. The code is the same (debug options do not change what the
+/// compilers generate), and the types it adds are what compares the
+/// layouts of structs between two compiles: without them an edit that
+/// moved a field of a live struct was patched unchecked, and the program
+/// crashed (a user's trial on Lua built with its Makefile's flags).
+fn debug_info_for_layouts(args: &[&String]) -> Option<&'static str> {
+    let mut level = 0;
+    for a in args.iter().map(|a| a.as_str()) {
+        let Some(rest) = a.strip_prefix("-g") else { continue };
+        level = match rest {
+            "0" | "gdb0" => 0,
+            "1" | "gdb1" => 1,
+            "" | "2" | "3" | "gdb" | "gdb2" | "gdb3" => 2,
+            _ if rest.starts_with("dwarf") => level.max(2),
+            _ => level,
+        };
+    }
+    (level < 2).then_some("-g")
+}
+
 /// The prerequisites a make-style depfile lists (`out.o: a.c b.h \\ c.h`).
 fn parse_depfile(text: &str) -> Vec<PathBuf> {
     let joined = text.replace("\\\n", " ");
@@ -91,9 +113,11 @@ fn compile_from(
     // -MMD writes the user headers the unit includes (without changing
     // the code), so a header edit reloads every unit that uses it.
     let depfile = out.with_extension("d");
+    let flags = without_dependency_options(flags);
     let result = Command::new(cc)
         .args(in_place)
-        .args(without_dependency_options(flags))
+        .args(&flags)
+        .args(debug_info_for_layouts(&flags))
         .arg("-c")
         .arg(&file)
         .arg("-o")
@@ -175,6 +199,21 @@ mod tests {
             [PathBuf::from("app.c"), "shared.h".into(), "../inc/util.h".into()]
         );
         assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn relives_compiles_carry_types_the_builds_may_not() {
+        let wants = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            debug_info_for_layouts(&args.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(wants(&["-O2", "-DX"]), Some("-g"));
+        assert_eq!(wants(&["-O2", "-g1"]), Some("-g"), "line tables only: no types");
+        assert_eq!(wants(&["-g", "-g0"]), Some("-g"), "the last one counts");
+        assert_eq!(wants(&["-O2", "-g"]), None);
+        assert_eq!(wants(&["-ggdb3"]), None);
+        assert_eq!(wants(&["-gdwarf-4"]), None);
+        assert_eq!(wants(&["-O2", "-gsplit-dwarf"]), Some("-g"), "not a level of its own");
     }
 
     #[test]
