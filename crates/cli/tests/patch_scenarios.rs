@@ -191,6 +191,37 @@ int main(void) {
 }
 "#;
 
+/// libm's `tan` is a GNU indirect function that libm never calls itself,
+/// so it has no IRELATIVE slot saying what its resolver chose, and relive
+/// has no libm of its own to ask: the program's own GOT slot for it, bound
+/// by the dynamic linker, says. Before, a patch calling `tan` was refused
+/// as calling what the program does not have (`sin` worked: libm calls it).
+const TRIG: &str = r#"
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) double angle(void) { return 0.5; }
+__attribute__((noinline, noipa)) long scaled(double x) { return (long)(tan(x) * 1000000); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("tan %ld\n", scaled(angle())); usleep(3000); }
+}
+"#;
+
+#[test]
+fn a_library_ifunc_the_library_never_calls_is_linked_to_its_choice() {
+    for flags in [
+        &["-O2", "-Wl,--no-as-needed", "-lm"][..],
+        &["-O2", "-Wl,-z,now", "-Wl,--no-as-needed", "-lm"],
+    ] {
+        let mut run = Run::start(TRIG, flags);
+        run.expect(&format!("tan {}", (0.5f64.tan() * 1e6) as i64));
+        let r = run.replace("(long)(tan(x) * 1000000)", "(long)(tan(x) * 2000000)");
+        assert_eq!(applied(&r, "scaled")["generation"], 1, "{r}");
+        run.expect(&format!("tan {}", (0.5f64.tan() * 2e6) as i64));
+    }
+}
+
 /// S1: a same-size body change: the next call returns the new value.
 #[test]
 fn s01_same_size_body_change() {

@@ -49,6 +49,53 @@ pub fn x86_64_irelative(data: &[u8]) -> Vec<Irelative> {
         .collect()
 }
 
+/// One GOT slot of a dynamically linked module that the dynamic linker
+/// fills with the address of the named symbol (`R_X86_64_JUMP_SLOT` of a
+/// PLT call, `R_X86_64_GLOB_DAT` of an address taken), at link-time
+/// addresses (add the module's load bias). For a GNU indirect function
+/// the loader stores what its resolver chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSlot {
+    pub slot: u64,
+    pub name: String,
+}
+
+/// The import slots of the x86-64 ELF file `data` whose symbol `wanted`
+/// accepts. Anything unreadable yields nothing.
+pub fn x86_64_import_slots(data: &[u8], wanted: impl Fn(&str) -> bool) -> Vec<ImportSlot> {
+    use object::read::elf::ElfFile64;
+    use object::{Object, ObjectSymbol, ObjectSymbolTable, RelocationFlags, RelocationTarget};
+    let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    if file.elf_header().e_machine(file.endian()) != elf::EM_X86_64 {
+        return Vec::new();
+    }
+    let (Some(relocations), Some(symbols)) = (file.dynamic_relocations(), file.dynamic_symbol_table()) else {
+        return Vec::new();
+    };
+    relocations
+        .filter(|(_, r)| {
+            matches!(
+                r.flags(),
+                RelocationFlags::Elf {
+                    r_type: elf::R_X86_64_JUMP_SLOT | elf::R_X86_64_GLOB_DAT
+                }
+            )
+        })
+        .filter_map(|(slot, r)| {
+            let RelocationTarget::Symbol(index) = r.target() else {
+                return None;
+            };
+            let name = symbols.symbol_by_index(index).ok()?.name().ok()?;
+            wanted(name).then(|| ImportSlot {
+                slot,
+                name: name.to_string(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +111,23 @@ mod tests {
         junk[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes()); // e_shoff
         junk[0x3c] = 0xff; // e_shnum
         assert!(x86_64_irelative(&junk).is_empty());
+        assert!(x86_64_import_slots(b"", |_| true).is_empty());
+        assert!(x86_64_import_slots(&junk, |_| true).is_empty());
+    }
+
+    /// A dynamically linked program: the slots of what it imports, by
+    /// name (`strlen`'s, a PLT call or an address taken).
+    #[test]
+    fn a_dynamic_program_lists_its_import_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = "#include <string.h>\nint main(int c, char **v) { return (int)strlen(v[c - 1]); }\n";
+        let exe = relive_testkit::compile(dir.path(), "app", src, &["-O2"]);
+        let data = std::fs::read(&exe).unwrap();
+        let slots = x86_64_import_slots(&data, |name| name == "strlen");
+        assert_eq!(slots.len(), 1, "{slots:?}");
+        assert_eq!(slots[0].name, "strlen");
+        assert_ne!(slots[0].slot, 0);
+        assert!(x86_64_import_slots(&data, |_| false).is_empty());
     }
 
     /// A statically linked program: each IFUNC it calls (`memcpy`,

@@ -94,11 +94,73 @@ pub fn chosen_in_process(process: &dyn Process, module: &LoadedModule) -> HashMa
 /// target uses.
 pub fn chosen_in_modules(process: &dyn Process, modules: &ProcessModules, symbols: &LiveSymbols) -> HashMap<u64, u64> {
     let ours = own_code_mappings();
-    modules
+    let unknown: Vec<&LoadedModule> = modules
         .all()
         .filter(|m| own_code(&ours, &m.module.path, m.module.inode).is_none())
         .filter(|m| symbols.defines_ifuncs(&m.module.path))
-        .flat_map(|m| chosen_in_process(process, m))
+        .collect();
+    let mut chosen: HashMap<u64, u64> = unknown.iter().flat_map(|m| chosen_in_process(process, m)).collect();
+    let unknown: Vec<&str> = unknown.iter().map(|m| m.module.path.as_str()).collect();
+    chosen.extend(bound_imports(process, &modules.main, symbols, &unknown));
+    chosen
+}
+
+/// What the program's own imports of IFUNCs defined by the modules
+/// `unknown` (ones relive has not loaded) were bound to: its GOT slots for
+/// them, which the dynamic linker filled with the implementation the
+/// resolver chose. A library's IFUNC that the library never calls itself
+/// has no IRELATIVE slot (libm's `tan`): without this, a patch calling it
+/// was refused as calling something the program does not have. A slot
+/// not bound yet (lazy binding, never called) points into the program's
+/// own PLT and is left out.
+fn bound_imports(
+    process: &dyn Process,
+    program: &LoadedModule,
+    symbols: &LiveSymbols,
+    unknown: &[&str],
+) -> HashMap<u64, u64> {
+    let Some(image) = &program.image else {
+        return HashMap::new();
+    };
+    if unknown.is_empty() {
+        return HashMap::new();
+    }
+    let resolver = |name: &str| {
+        // Only those modules' tables: not libc's thousands of symbols.
+        symbols
+            .lookup_where(name, |path| unknown.contains(&path))
+            .into_iter()
+            .find(|s| s.kind == relive_image::symbols::SymbolKind::Ifunc)
+            .map(|s| (s.addr, s.module))
+    };
+    let slots = relive_image::irelative::x86_64_import_slots(image.data(), |name| resolver(name).is_some());
+    if slots.is_empty() {
+        return HashMap::new();
+    }
+    let bias = program.module.load_bias;
+    let mut values = vec![[0u8; 8]; slots.len()];
+    let mut parts: Vec<(u64, &mut [u8])> = slots
+        .iter()
+        .zip(values.iter_mut())
+        .map(|(s, buf)| (s.slot.wrapping_add(bias), &mut buf[..]))
+        .collect();
+    if process.read_many(&mut parts).is_err() {
+        return HashMap::new();
+    }
+    let maps = process.maps().unwrap_or_default();
+    // Code of the module that defines it: not the program's PLT.
+    let code_of = |addr: u64, module: &str| {
+        maps.iter()
+            .any(|m| m.executable() && m.path == module && m.start <= addr && addr < m.end)
+    };
+    slots
+        .iter()
+        .zip(values)
+        .filter_map(|(s, value)| {
+            let (resolver, module) = resolver(&s.name)?;
+            let chosen = u64::from_le_bytes(value);
+            code_of(chosen, &module).then_some((resolver, chosen))
+        })
         .collect()
 }
 
