@@ -222,6 +222,29 @@ fn a_library_ifunc_the_library_never_calls_is_linked_to_its_choice() {
     }
 }
 
+/// A one-shot patch with `--base` of an edit that also changed an
+/// initial value says the program keeps the value it has (it said only
+/// "patched value").
+#[test]
+fn a_one_shot_patch_says_an_initial_value_stays() {
+    let mut run = Run::start(TICKER, &["-O2"]);
+    run.expect("value 1 neighbour 100");
+    let base = run.object("app.c", TICKER);
+    let edited = TICKER
+        .replace("int counter = 0;", "int counter = 5000;")
+        .replace("return 1;", "return 2;");
+    let new = run.object("app.c", &edited);
+    let out = run.patch_in_words(&new, &base);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("patched value"), "{text}");
+    assert!(
+        text.contains("the initial value of counter changed: the program keeps the value it has"),
+        "{text}"
+    );
+    run.expect("value 2 neighbour 100");
+}
+
 /// S1: a same-size body change: the next call returns the new value.
 #[test]
 fn s01_same_size_body_change() {

@@ -146,6 +146,29 @@ fn an_edited_initial_value_is_said_to_wait_for_a_restart() {
     assert!(counted < 1000000, "{counted}");
 }
 
+/// The same with a function edited in the same save: the patch is said
+/// and so is the initial value it leaves (it said only "patched value",
+/// and the program ran on with the old value unsaid).
+#[test]
+fn an_initial_value_edited_with_a_function_is_said_too() {
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.text = s
+        .text
+        .replace("long counter = 0;", "long counter = 1000000;")
+        .replace("return 1;", "return 2;");
+    std::fs::write(&s.source, &s.text).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
+    assert!(
+        e["notes"].to_string().contains("the initial value of counter changed"),
+        "{e}"
+    );
+    let counted: i64 = s.target.wait_for_prefix("value 2 counter ").parse().unwrap();
+    assert!(counted < 1000000, "{counted}");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");

@@ -50,11 +50,38 @@ pub fn functions_to_patch_allowing(
     new: &ObjectFile,
     callers_follow: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<usize>> {
+    select(base, new, callers_follow).map(|s| s.functions)
+}
+
+/// What to patch, and what a patch leaves as it is although the edit
+/// changed it.
+#[derive(Debug, Clone, Default)]
+pub struct Selected {
+    /// The functions to patch (symbol indices of the new object).
+    pub functions: Vec<usize>,
+    /// Variables whose initial value the edit changed (readable names):
+    /// the program keeps the values they have. Said with the patch, or
+    /// the edit looked applied while the program ran on the old value.
+    pub initial_values: Vec<String>,
+}
+
+/// What to tell the user of variable `name` of [`Selected::initial_values`].
+pub fn initial_value_note(name: &str) -> String {
+    format!("the initial value of {name} changed: the program keeps the value it has (a restart takes the new one)")
+}
+
+/// [`functions_to_patch_allowing`], with the variables whose initial value
+/// changed (from the same diff).
+pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn Fn(&str) -> bool) -> Result<Selected> {
     let Some(old) = base else {
-        return Ok(functions_where(new, |_| true));
+        return Ok(Selected {
+            functions: functions_where(new, |_| true),
+            initial_values: Vec::new(),
+        });
     };
     same_unit(old, new)?;
     let d = diff_indexing_aside(old, new);
+    let initial_values = initial_values_in(&d, new);
     let changed_code: Vec<&str> = d
         .changed
         .iter()
@@ -148,7 +175,10 @@ pub fn functions_to_patch_allowing(
             names.push(&f.name);
         }
     }
-    Ok(functions_where(new, |name| names.contains(&name)))
+    Ok(Selected {
+        functions: functions_where(new, |name| names.contains(&name)),
+        initial_values,
+    })
 }
 
 /// What C++ code calls to throw, catch, or clean up while an exception
@@ -265,12 +295,12 @@ fn functions_where(obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Vec<usize
         .collect()
 }
 
-/// Initialized variables of `new` whose initial value differs from
-/// `old`'s (`int limit = 9;`, was 5): the running program keeps the value
-/// it has, which an edit of the initial value does not change.
-pub fn changed_initial_values(old: &ObjectFile, new: &ObjectFile) -> Vec<String> {
-    crate::diff::diff(old, new)
-        .changed
+/// Initialized variables of `new` whose initial value differs from the
+/// other object of diff `d` (`int limit = 9;`, was 5): the running program
+/// keeps the value it has, which an edit of the initial value does not
+/// change.
+fn initial_values_in(d: &crate::diff::Diff, new: &ObjectFile) -> Vec<String> {
+    d.changed
         .iter()
         .filter(|c| c.kind == Kind::Object && !c.layout)
         .filter(|c| {

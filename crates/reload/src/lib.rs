@@ -154,6 +154,25 @@ impl ReloadEvent {
     /// summary names a file's own functions first, at most
     /// [`LISTED`] of them, and counts the standard library's template
     /// instances (a lambda stored in a `std::function` brings dozens).
+    /// "no function changed" and its notes (an initial value the edit
+    /// changed, which the program does not take), for people: the notes
+    /// went unprinted, so an edit of an initial value looked taken.
+    pub fn no_change_listing(&self) -> String {
+        format!(
+            "no function changed ({:.1} ms){}",
+            ms(self.timing_us.total),
+            self.notes_listing()
+        )
+    }
+
+    /// Each note on a line of its own, as people write names.
+    fn notes_listing(&self) -> String {
+        self.notes
+            .iter()
+            .map(|n| format!("\n  note: {}", relive_patch::names::readable_text(n)))
+            .collect()
+    }
+
     pub fn summary_listing(&self, every: bool) -> String {
         let t = &self.timing_us;
         let mut what = Vec::new();
@@ -199,11 +218,7 @@ impl ReloadEvent {
         };
         let notes: String = std::iter::once(workers)
             .chain(self.hooks.iter().map(|h| format!("\n  {}", h.describe())))
-            .chain(
-                self.notes
-                    .iter()
-                    .map(|n| format!("\n  note: {}", relive_patch::names::readable_text(n))),
-            )
+            .chain(std::iter::once(self.notes_listing()))
             .collect();
         // Later patches of a function only store a new address: nothing
         // stops.
@@ -1230,8 +1245,16 @@ impl<'p> Reloader<'p> {
         let diff_start = Instant::now();
         let old = self.current.get(source);
         let follow = |name: &str| self.callers_follow(source, &new, name, batch);
-        let functions = match relive_patch::select::functions_to_patch_allowing(old, &new, &follow) {
-            Ok(functions) => functions,
+        let functions = match relive_patch::select::select(old, &new, &follow) {
+            Ok(selected) => {
+                // Said whether or not a function changed with it: the
+                // edit looked applied while the old value ran on.
+                let initial_values = selected.initial_values.iter();
+                event
+                    .notes
+                    .extend(initial_values.map(|n| relive_patch::select::initial_value_note(n)));
+                selected.functions
+            }
             Err(PatchError::Refused { what }) => {
                 event.event = EventKind::Refused;
                 let advice = old.and_then(|old| self.signature_advice(source, old, &new));
@@ -1281,13 +1304,6 @@ impl<'p> Reloader<'p> {
         event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
-            if let Some(old) = old {
-                for name in relive_patch::select::changed_initial_values(old, &new) {
-                    event.notes.push(format!(
-                        "the initial value of {name} changed: the program keeps the value it has (a restart takes the new one)"
-                    ));
-                }
-            }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
             // An edit that folds to the same code with the default of a
@@ -1987,6 +2003,18 @@ pub enum Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_change_is_said_with_its_notes() {
+        let mut e = ReloadEvent::new(Path::new("app.c"));
+        e.timing_us.total = 1500;
+        assert_eq!(e.no_change_listing(), "no function changed (1.5 ms)");
+        e.notes.push(relive_patch::select::initial_value_note("limit"));
+        assert_eq!(
+            e.no_change_listing(),
+            "no function changed (1.5 ms)\n  note: the initial value of limit changed: the program keeps the value it has (a restart takes the new one)"
+        );
+    }
 
     #[test]
     fn summaries_name_own_functions_and_count_the_rest() {

@@ -93,7 +93,7 @@ pub fn bundle(args: BundleArgs) -> anyhow::Result<()> {
     }
     let (new_bytes, new) = read(&args.new)?;
     let base = args.base.as_ref().map(read).transpose()?;
-    let functions = select(&new, base.as_ref().map(|(_, o)| o), &args.only)?;
+    let functions = select(&new, base.as_ref().map(|(_, o)| o), &args.only)?.functions;
     if functions.is_empty() {
         let against = args
             .base
@@ -203,7 +203,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         .transpose()?;
     let read = read_start.elapsed().as_micros() as u64;
     let diff_start = Instant::now();
-    let functions = select(&new, base.as_ref(), &bundle.manifest.only)?;
+    let functions = select(&new, base.as_ref(), &bundle.manifest.only)?.functions;
     let earlier = Timing {
         read,
         diff: diff_start.elapsed().as_micros() as u64,

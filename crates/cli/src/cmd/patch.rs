@@ -13,7 +13,7 @@ use relive_patch::link::DataAction;
 use relive_patch::names::readable;
 use relive_patch::objfile::Kind;
 use relive_patch::origin::{self, Verdict};
-use relive_patch::select::functions_to_patch;
+use relive_patch::select::Selected;
 use relive_patch::state::StateDir;
 use relive_patch::{ObjectFile, PatchError};
 use serde::Serialize;
@@ -124,9 +124,13 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// The functions of `new` to patch, narrowed to `only` when given.
-pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Vec<usize>> {
-    let mut functions = functions_to_patch(base, new)?;
+/// The functions of `new` to patch, narrowed to `only` when given, and
+/// the variables whose initial value changed.
+pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Selected> {
+    let Selected {
+        mut functions,
+        initial_values,
+    } = relive_patch::select::select(base, new, &|_| false)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
     for n in only {
@@ -145,7 +149,10 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
     if !only.is_empty() {
         functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
     }
-    Ok(functions)
+    Ok(Selected {
+        functions,
+        initial_values,
+    })
 }
 
 /// What patching one process did.
@@ -412,13 +419,18 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
     let (new, base) = ObjectFile::open_pair(&args.new, args.base.as_deref())?;
     let read = micros(read_start);
     let diff_start = Instant::now();
-    let functions = select(&new, base.as_ref(), &args.only)?;
+    let selected = select(&new, base.as_ref(), &args.only)?;
     let earlier = Timing {
         read,
         diff: micros(diff_start),
         ..Timing::default()
     };
-    Ok((Objects::new(new, base, functions), earlier))
+    let mut objects = Objects::new(new, base, selected.functions);
+    let initial_values = selected.initial_values.iter();
+    objects
+        .notes
+        .extend(initial_values.map(|n| relive_patch::select::initial_value_note(n)));
+    Ok((objects, earlier))
 }
 
 /// `relive patch PID ...`: the process's target (its modules, symbols and

@@ -134,12 +134,7 @@ fn print_event(e: &ReloadEvent, json: bool) {
             e.file,
             first_word_painted(&e.summary_listing(crate::output::verbose()), Tone::Warn)
         ),
-        EventKind::NoChange => writeln!(
-            err,
-            "relive: {}: no function changed ({:.1} ms)",
-            e.file,
-            relive_reload::ms(e.timing_us.total)
-        ),
+        EventKind::NoChange => writeln!(err, "relive: {}: {}", e.file, e.no_change_listing()),
         EventKind::CompileError => writeln!(
             err,
             "relive: {}: {}; the program runs on unchanged:\n{}",
