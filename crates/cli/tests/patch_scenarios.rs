@@ -245,6 +245,86 @@ fn a_one_shot_patch_says_an_initial_value_stays() {
     run.expect("value 2 neighbour 100");
 }
 
+/// An inline function of a header that a shared library also has (its
+/// own copy, exported) and the program inlined everywhere: an object of
+/// the program's file built without inlining defines it (weak). It is the
+/// library's function, not the program's: not redirected, and the patch
+/// goes near the program. Before, relive redirected the library's copy,
+/// which put it out of the entry jump's reach ("its jump slot ... is
+/// beyond the entry jump's ±2 GiB reach"; a user's trial on snappy).
+#[test]
+fn an_inline_function_a_library_also_has_is_not_redirected() {
+    if Command::new("g++").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: g++ is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("twice.h"),
+        "inline int twice(int x) { return 2 * x + 1; }\nint lib_use(int x);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("lib.cc"),
+        "#include \"twice.h\"\nint lib_use(int x) { return twice(x) + 100; }\n",
+    )
+    .unwrap();
+    let app = |k: i32| {
+        format!(
+            "#include <cstdio>\n#include \"twice.h\"\n__attribute__((noinline)) int work(int i) {{ return twice(i) * {k}; }}\nint main() {{ char line[16]; while (fgets(line, sizeof line, stdin)) {{ printf(\"%d %d\\n\", work(2), lib_use(2)); fflush(stdout); }} }}\n"
+        )
+    };
+    std::fs::write(p.join("app.cc"), app(3)).unwrap();
+    let gxx = |args: &[&str]| {
+        let out = Command::new("g++").args(args).current_dir(p).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gxx(&["-O0", "-g", "-fPIC", "-shared", "-o", "libtw.so", "lib.cc"]);
+    let rpath = format!("-Wl,-rpath,{}", p.display());
+    gxx(&["-O2", "-g", "-o", "app", "app.cc", "-L.", "-ltw", &rpath]);
+    std::fs::write(p.join("app.cc"), app(4)).unwrap();
+    gxx(&["-O0", "-g", "-c", "app.cc", "-o", "new.o"]);
+    let exe = p.join("app");
+    let mut target = Target::spawn(Command::new(&exe), exe, dir);
+    let mut step = |target: &mut Target| {
+        use std::io::Write;
+        writeln!(target.stdin(), "step").unwrap();
+        target.next_line()
+    };
+    assert_eq!(step(&mut target), "15 105");
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args([
+            "patch",
+            &target.pid_arg(),
+            target.dir.path().join("new.o").to_str().unwrap(),
+            "--json",
+        ])
+        .env("RELIVE_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("work")), "{report}");
+    assert!(
+        !names.iter().any(|n| n.contains("twice")),
+        "the library's copy is not redirected: {report}"
+    );
+    // The program's work runs its new code, the library its own twice.
+    assert_eq!(step(&mut target), "20 105");
+}
+
 /// S1: a same-size body change: the next call returns the new value.
 #[test]
 fn s01_same_size_body_change() {

@@ -797,6 +797,34 @@ int main(void) {
     s.target.wait_for("v 1100");
 }
 
+/// A compile command at another optimisation level than the one the
+/// program's debug info records (a wrong `--cc`), and a source saved after
+/// the build but not edited: the difference is the command's, not an edit,
+/// and is said so; nothing is patched. Before, every function was taken as
+/// edited and relive tried to patch them all (a user's trial on snappy).
+#[test]
+fn a_compile_command_at_another_level_than_the_build_is_not_taken_for_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile_with("gcc", dir.path(), "app", APP, &["-O2", "-g"]);
+    // Saved again, unchanged, after the build.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.path().join("app.c"), APP).unwrap();
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run_starting(relive, &["--cc", "gcc -O1 -g"], exe, &[], dir);
+    let start = relive_testkit::events_until(&events, "watching");
+    let differs = start
+        .iter()
+        .find(|e| e["status"] == "command_differs")
+        .unwrap_or_else(|| panic!("{start:#?}"));
+    let message = differs["message"].as_str().unwrap();
+    assert!(message.contains("-O1") && message.contains("-O2"), "{message}");
+    assert!(
+        start.iter().all(|e| e["status"] != "edited" && e["event"] != "patched"),
+        "{start:#?}"
+    );
+    target.wait_for_prefix("value 1 ");
+}
+
 /// A function this session patched and another relive command reverted
 /// runs what its file says again at the next save of the file, which says
 /// so. Before, the revert stood: a save of the still-edited file said "no

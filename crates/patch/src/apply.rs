@@ -1321,10 +1321,34 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         })
         .filter(|&(i, live)| !(live.is_some() && newly_instantiated(i)))
         .collect();
-    let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     // The code goes near the module it replaces code of: the program, or a
-    // (dlopen'ed) library; one module per transaction.
-    let here = wanted.iter().find_map(|&(_, a)| a);
+    // (dlopen'ed) library; one module per transaction. That module is the
+    // one of the file's own functions, not of an inline function or
+    // template instance (weak) that a library also has: libstdc++'s
+    // `std::string` constructor, first of a C++ file's functions, made
+    // the patch go near libstdc++ and the program's own functions out of
+    // the entry jump's reach.
+    let here = all
+        .iter()
+        .find(|&&(i, a)| a.is_some() && !obj.symbols[i].weak)
+        .or_else(|| all.iter().find(|&&(_, a)| a.is_some()))
+        .and_then(|&(_, a)| a);
+    let module_of = |a: u64| {
+        target
+            .resolver
+            .symbols()
+            .module_at(a)
+            .map(|(path, _, _)| path.to_string())
+    };
+    let home_module = here.and_then(module_of);
+    // Such a function that lives in another module is that module's copy
+    // (the same code, by the one-definition rule): the new code calls it,
+    // and it is not redirected from here.
+    let all: Vec<(usize, Option<u64>)> = all
+        .into_iter()
+        .filter(|&(i, a)| !(obj.symbols[i].weak && a.is_some_and(|a| module_of(a) != home_module)))
+        .collect();
+    let (wanted, folded) = one_per_entry(obj, all, target.resolver.symbols())?;
     match *home {
         None => {
             target.resolver.set_home(here);

@@ -191,7 +191,41 @@ fn running_image(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/exe"))
 }
 
-fn plan(pid: u32, exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>) -> anyhow::Result<Vec<Planned>> {
+/// The optimisation level `args` compile at: the last `-O` option, as GCC
+/// and clang read them (`-O` is `-O1`; none is `-O0`).
+fn optimisation(args: &[String]) -> &str {
+    match args.iter().rev().find(|a| a.starts_with("-O")).map(String::as_str) {
+        Some("-O") => "-O1",
+        Some(level) => level,
+        None => "-O0",
+    }
+}
+
+/// Why `command` (given by the user, or recorded by a build) cannot be the
+/// one that built `unit`, whose debug info records its options: another
+/// optimisation level. Such a command compiles every function into other
+/// code, which a file saved after the build made look edited, and relive
+/// patched it (a user's trial gave `--cc` `-O1` for an `-O2` build).
+fn conflicts_with_build(command: &CompileCommand, unit: &sources::Unit) -> Option<String> {
+    let built = unit.flags.iter().rev().find(|a| a.starts_with("-O"))?;
+    let built = optimisation(std::slice::from_ref(built));
+    let ours = optimisation(&command.args);
+    (ours != built).then(|| {
+        format!(
+            "{} compiles {} with {ours}, but the program's debug info says it was built with {built}: its code cannot be the running code, so a difference is not taken as an edit; fix the compile command",
+            command.origin,
+            unit.name.display()
+        )
+    })
+}
+
+fn plan(
+    pid: u32,
+    exe: &std::path::Path,
+    explicit: &[PathBuf],
+    cc: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Vec<Planned>> {
     // A program rebuilt (or deleted) on disk since it started: its debug
     // info is read from the running image, which the kernel keeps.
     let units = match sources::units(exe) {
@@ -234,17 +268,20 @@ fn plan(pid: u32, exe: &std::path::Path, explicit: &[PathBuf], cc: Option<&str>)
                 Some(cc) => vec![CompileCommand::plain(cc.clone(), &f, "--cc")],
                 None => sources::from_compile_commands(&f),
             };
-            let command = if recorded.is_empty() {
-                units
-                    .iter()
-                    .find(|(named, _)| *named == f)
-                    .map(|(_, u)| u.compile_command())
-                    .unwrap_or_else(|| {
-                        CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default")
-                    })
-            } else {
-                recorded.remove(0)
+            let unit = units.iter().find(|(named, _)| *named == f).map(|(_, u)| u);
+            let mut command = match (recorded.is_empty(), unit) {
+                (true, Some(u)) => u.compile_command(),
+                (true, None) => CompileCommand::plain(vec!["cc".into(), "-O0".into(), "-g".into()], &f, "default"),
+                (false, _) => recorded.remove(0),
             };
+            if let Some(why) = unit.and_then(|u| conflicts_with_build(&command, u)) {
+                command.complete = false;
+                report_baseline(
+                    json,
+                    serde_json::json!({"event": "baseline", "file": f.display().to_string(), "status": "command_differs", "message": why}),
+                    format!("relive: WARNING: {why}"),
+                );
+            }
             // The database's other commands for the file, tried when the
             // first does not compile into the running code.
             (f, command, recorded)
@@ -619,7 +656,7 @@ fn reload_loop(
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
-    let files = plan(pid, exe, explicit, cc)?;
+    let files = plan(pid, exe, explicit, cc, json)?;
     // A program started held waits for the start-up compare only when a
     // source is newer than it (edited since the build: patched in before
     // its first call); otherwise it starts at once.
