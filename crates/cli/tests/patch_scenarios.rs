@@ -291,8 +291,7 @@ fn an_inline_function_a_library_also_has_is_not_redirected() {
     gxx(&["-O0", "-g", "-c", "app.cc", "-o", "new.o"]);
     let exe = p.join("app");
     let mut target = Target::spawn(Command::new(&exe), exe, dir);
-    let mut step = |target: &mut Target| {
-        use std::io::Write;
+    let step = |target: &mut Target| {
         writeln!(target.stdin(), "step").unwrap();
         target.next_line()
     };
