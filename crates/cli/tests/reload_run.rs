@@ -825,6 +825,28 @@ fn a_compile_command_at_another_level_than_the_build_is_not_taken_for_an_edit() 
     target.wait_for_prefix("value 1 ");
 }
 
+/// A program without debug information and no `--watch`: relive says
+/// there is nothing to watch before the program starts. It started it
+/// first, and the program ran (its children orphaned) until relive gave up
+/// (a user's trial on Lua).
+#[test]
+fn nothing_to_watch_is_said_before_the_program_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#include <stdio.h>\nint main(void) { FILE *f = fopen(\"ran\", \"w\"); if (f) fclose(f); return 0; }\n";
+    let exe = relive_testkit::compile(dir.path(), "app", source, &["-O2"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(message.contains("no C or C++ sources to watch") && message.contains("--watch"), "{message}");
+    assert!(!dir.path().join("ran").exists(), "the program ran: {message}");
+}
+
 /// A function this session patched and another relive command reverted
 /// runs what its file says again at the next save of the file, which says
 /// so. Before, the revert stood: a save of the still-edited file said "no

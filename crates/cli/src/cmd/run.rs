@@ -243,11 +243,7 @@ fn plan(
     } else {
         explicit.iter().map(|p| relive_reload::compdb::absolute(p)).collect()
     };
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no C or C++ sources to watch: {} has no debug info naming them; build it with -g or pass --watch FILE",
-        exe.display()
-    );
+    anyhow::ensure!(!files.is_empty(), "{}", no_sources(exe));
     let cc = match cc {
         Some(cc) => {
             let words = shlex::split(cc).with_context(|| format!("--cc {cc:?}: unbalanced quotes"))?;
@@ -806,6 +802,11 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (program, rest) = args.program.split_first().expect("clap requires the program");
+    // Nothing to watch is said before the program starts: it ran on (its
+    // children orphaned) when relive gave up after starting it.
+    if let Some(path) = which(program).filter(|_| args.watch.is_empty()) {
+        anyhow::ensure!(!lacks_debug_info(&path), "{}", no_sources(&path));
+    }
     let mut command = Command::new(program);
     command.args(rest);
     // A plain ELF program starts held at its entry (see `Held`); an APE
@@ -884,6 +885,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         report_death(pid, s, &last, args.options.json);
     }
     std::process::exit(code);
+}
+
+/// Whether `exe` is an ELF file without DWARF (`.debug_info`): nothing in
+/// it names its sources. Only its headers are read.
+fn lacks_debug_info(exe: &std::path::Path) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(file) = std::fs::File::open(exe) else {
+        return false;
+    };
+    let cache = object::ReadCache::new(file);
+    object::File::parse(&cache)
+        .is_ok_and(|f| f.format() == object::BinaryFormat::Elf && f.section_by_name(".debug_info").is_none())
+}
+
+/// The error for a program whose sources relive cannot name.
+fn no_sources(exe: &std::path::Path) -> String {
+    format!(
+        "no C or C++ sources to watch: {} has no debug info naming them (or they are not on disk); build it with -g or pass --watch FILE",
+        exe.display()
+    )
 }
 
 /// Where `program` is found, as `Command` finds it: a path with a slash
