@@ -890,7 +890,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Whether `exe` is an ELF file without DWARF (`.debug_info`): nothing in
 /// it names its sources. Only its headers are read.
 fn lacks_debug_info(exe: &std::path::Path) -> bool {
-    use object::{Object, ObjectSection};
+    use object::Object;
     let Ok(file) = std::fs::File::open(exe) else {
         return false;
     };
