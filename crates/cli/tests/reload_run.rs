@@ -832,7 +832,8 @@ fn a_compile_command_at_another_level_than_the_build_is_not_taken_for_an_edit() 
 #[test]
 fn nothing_to_watch_is_said_before_the_program_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let source = "#include <stdio.h>\nint main(void) { FILE *f = fopen(\"ran\", \"w\"); if (f) fclose(f); return 0; }\n";
+    let source =
+        "#include <stdio.h>\nint main(void) { FILE *f = fopen(\"ran\", \"w\"); if (f) fclose(f); return 0; }\n";
     let exe = relive_testkit::compile(dir.path(), "app", source, &["-O2"]);
     let out = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args(["run", "--"])
@@ -843,7 +844,10 @@ fn nothing_to_watch_is_said_before_the_program_runs() {
         .unwrap();
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{message}");
-    assert!(message.contains("no C or C++ sources to watch") && message.contains("--watch"), "{message}");
+    assert!(
+        message.contains("no C or C++ sources to watch") && message.contains("--watch"),
+        "{message}"
+    );
     assert!(!dir.path().join("ran").exists(), "the program ran: {message}");
 }
 

@@ -316,7 +316,7 @@ impl Side<'_> {
                             let content = &piece[..piece.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)];
                             let mut text = format!(
                                 "{} piece {:016x}/{}{:+}",
-                                sec.name,
+                                constant_pool(&sec.name),
                                 fnv1a(content),
                                 content.len(),
                                 -r.pc_bias
@@ -381,7 +381,7 @@ impl Side<'_> {
                     &[]
                 };
                 Some(Pointee::Piece {
-                    section: &sec.name,
+                    section: constant_pool(&sec.name),
                     content,
                     bias: r.pc_bias,
                     from,
@@ -530,6 +530,20 @@ fn compare(a: &Side, b: &Side) -> Option<(String, bool)> {
         return Some((reason, false));
     }
     None
+}
+
+/// The section a piece of data is compared by: the mergeable constant
+/// sections of each size (`.rodata.cst4`, `.cst8`, `.cst16`, `.cst32`) are
+/// one, since an edit elsewhere in the file moves a constant from one to
+/// another (GCC pools a `double` as 16 bytes when a vector of it is
+/// loaded): the same bytes (trailing zeros aside), which the same
+/// instructions read alike. Such a move listed unedited functions as
+/// patched (a user's trial on Lua's math library).
+fn constant_pool(name: &str) -> &str {
+    match name.strip_prefix(".rodata.cst") {
+        Some(size) if size.bytes().all(|b| b.is_ascii_digit()) => ".rodata.cst",
+        _ => name,
+    }
 }
 
 #[cfg(test)]
