@@ -336,6 +336,28 @@ fn lto_objects_are_refused() {
     run.target.wait_for("value 2");
 }
 
+/// An empty file and a directory given as the object: each said as what
+/// it is (they said "Could not read file magic" and "No such device"), and
+/// the program runs on.
+#[test]
+fn an_empty_file_or_a_directory_is_said_to_be_one() {
+    let run = Run::start(TICKER, &["-O2"]);
+    run.target.wait_for("value 1");
+    let empty = run.dir().join("empty.o");
+    std::fs::write(&empty, b"").unwrap();
+    let folder = run.dir().join("objs");
+    std::fs::create_dir(&folder).unwrap();
+    for (obj, says) in [(&empty, "the file is empty"), (&folder, "is a directory")] {
+        let (code, _, stderr) = run.patch(obj, &[]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains(obj.to_str().unwrap()) && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+    run.target.wait_for("value 1");
+}
+
 /// A copy of the program's source compiled under another name (`v1.c`),
 /// patched with the original compile as --base (no --force: the base is
 /// of a source of the program, and vouches for the copy): the copy's

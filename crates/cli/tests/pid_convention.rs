@@ -239,3 +239,17 @@ fn an_empty_state_dir_variable_means_the_default() {
         "{text}"
     );
 }
+
+/// `relive revert PID` with nothing to say what to revert: the usage error
+/// shows the three ways (names, --all, --last), not only the names.
+#[test]
+fn a_revert_without_names_shows_all_and_last() {
+    let state = tempfile::tempdir().unwrap();
+    let out = relive(&["revert", "1"], state.path());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("<PID> --all") && message.contains("<PID> --last"),
+        "{message}"
+    );
+}

@@ -21,7 +21,15 @@ impl FileBytes {
     /// with the I/O error as it is.
     pub fn map(path: &Path) -> std::io::Result<FileBytes> {
         let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
+        let metadata = file.metadata()?;
+        if metadata.is_dir() {
+            // Said as such: mapping it fails with "No such device".
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a file",
+            ));
+        }
+        if metadata.len() == 0 {
             // mmap of an empty file fails with EINVAL; there is nothing to map.
             return Ok(FileBytes::Owned(Vec::new()));
         }

@@ -375,6 +375,11 @@ impl Undecoded {
             path: path.to_string(),
             reason,
         };
+        if data.is_empty() {
+            return Err(not_object(
+                "the file is empty (0 bytes): a compile that failed or was interrupted; compile it again".into(),
+            ));
+        }
         if is_llvm_bitcode(data) {
             return Err(not_object(
                 "it is LLVM bitcode (clang -flto), not machine code; recompile this file without -flto (add -fno-lto)"

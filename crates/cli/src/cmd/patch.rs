@@ -85,6 +85,7 @@ pub struct PatchArgs {
 /// that fails is reported and the others are reverted still.
 #[derive(clap::Args)]
 #[command(
+    override_usage = "relive revert [OPTIONS] <PID> <NAMES>...\n       relive revert [OPTIONS] <PID> --all\n       relive revert [OPTIONS] <PID> --last",
     after_help = "Examples:\n  relive revert 4242 compute\n  relive revert 4242 --all\n  relive revert 4242 --last\n  relive revert --exe ./app --last  # every process running ./app"
 )]
 pub struct RevertArgs {
