@@ -190,9 +190,11 @@ impl ReloadEvent {
                 .collect()
         };
         let unreachable = written(&self.unreachable);
-        // With nothing else patched, what was added is what the new
-        // static initializer needs (it ran at start-up only).
-        let added = match self.functions.is_empty() && unreachable.is_empty() {
+        // With nothing else patched, what was added for a new static
+        // initializer (it ran at start-up only) is what it constructed,
+        // said below; anything else added is said ("nothing to patch"
+        // hid a new function).
+        let added = match self.functions.is_empty() && unreachable.is_empty() && !self.constructed.is_empty() {
             true => Vec::new(),
             false => written(&self.added),
         };
@@ -1043,7 +1045,9 @@ impl<'p> Reloader<'p> {
     /// with nothing telling the user.
     fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
         if let Some(message) = &mut event.message {
-            message.push_str("; relive tries this file again with the next save (of the file it waits for, say)");
+            message.push_str(
+                "; relive tries this file again at the next save of any file (the one it waits for, typically)",
+            );
         }
         self.held.insert(source);
         event
@@ -2003,6 +2007,20 @@ pub enum Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_save_that_only_adds_a_function_says_it_added_it() {
+        let mut e = ReloadEvent::new(Path::new("lauxlib.c"));
+        e.event = EventKind::Patched;
+        e.added = vec!["relive_sep_hint".into()];
+        let said = e.summary_listing(false);
+        assert!(said.starts_with("added relive_sep_hint"), "{said}");
+        // What a new static initializer constructed is said instead of
+        // the helpers it needed.
+        e.constructed = vec!["banner".into()];
+        let said = e.summary_listing(false);
+        assert!(said.starts_with("constructed banner"), "{said}");
+    }
 
     #[test]
     fn no_change_is_said_with_its_notes() {
