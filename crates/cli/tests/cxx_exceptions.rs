@@ -231,7 +231,15 @@ int main(void) {
         let out = relive_in(&state, &["revert", &target.pid_arg(), "--all", "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let reverted: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(reverted["kept"], serde_json::json!([]), "{flags:?}: {reverted}");
+        // Unless a thread was in the new code at that moment (its stack
+        // holds a return address into it): then the pool, and its table,
+        // stay, and the report says which word keeps them.
+        let kept = reverted["kept"].as_array().unwrap();
+        assert!(
+            kept.iter()
+                .all(|k| k["why"].as_str().is_some_and(|w| w.contains("stack"))),
+            "{flags:?}: {reverted}"
+        );
         target.wait_for("depth 0");
     }
 }

@@ -59,15 +59,27 @@ pub fn functions_to_patch_allowing(
 pub struct Selected {
     /// The functions to patch (symbol indices of the new object).
     pub functions: Vec<usize>,
-    /// Variables whose initial value the edit changed (readable names):
-    /// the program keeps the values they have. Said with the patch, or
-    /// the edit looked applied while the program ran on the old value.
-    pub initial_values: Vec<String>,
+    /// What the patch leaves as it was although the edit changed it, for
+    /// the user: variables whose initial value changed (the program keeps
+    /// the values they have), and constant tables whose new contents only
+    /// later reads see (what the program took from them at start-up, a
+    /// table of functions it registered, stays). Unsaid, such an edit
+    /// looked applied while the program ran on the old value.
+    pub notes: Vec<String>,
 }
 
-/// What to tell the user of variable `name` of [`Selected::initial_values`].
+/// What to tell the user of a variable `name` whose initial value changed.
 pub fn initial_value_note(name: &str) -> String {
     format!("the initial value of {name} changed: the program keeps the value it has (a restart takes the new one)")
+}
+
+/// What to tell the user of a constant table `name` whose contents
+/// changed, read by the functions `readers`.
+fn constant_table_note(name: &str, readers: &[&str]) -> String {
+    format!(
+        "the contents of {name} changed: {} now read the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
+        readers.join(", ")
+    )
 }
 
 /// [`functions_to_patch_allowing`], with the variables whose initial value
@@ -76,12 +88,15 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     let Some(old) = base else {
         return Ok(Selected {
             functions: functions_where(new, |_| true),
-            initial_values: Vec::new(),
+            notes: Vec::new(),
         });
     };
     same_unit(old, new)?;
     let d = diff_indexing_aside(old, new);
-    let initial_values = initial_values_in(&d, new);
+    let mut notes: Vec<String> = initial_values_in(&d, new)
+        .iter()
+        .map(|n| initial_value_note(n))
+        .collect();
     let changed_code: Vec<&str> = d
         .changed
         .iter()
@@ -166,18 +181,36 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
             ),
         });
     }
+    let mut readers: Vec<Vec<&str>> = vec![Vec::new(); changed_constants.len()];
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
-        let uses = f
-            .relocs
-            .iter()
-            .any(|r| new.referenced_symbol(r).is_some_and(|i| changed_constants.contains(&i)));
+        let mut uses = false;
+        for r in &f.relocs {
+            let Some(k) = new
+                .referenced_symbol(r)
+                .and_then(|i| changed_constants.iter().position(|&c| c == i))
+            else {
+                continue;
+            };
+            uses = true;
+            if !readers[k].contains(&f.name.as_str()) {
+                readers[k].push(&f.name);
+            }
+        }
         if uses && !names.contains(&f.name.as_str()) {
             names.push(&f.name);
         }
     }
+    for (&i, readers) in changed_constants.iter().zip(&readers) {
+        let readable: Vec<String> = readers.iter().map(|r| crate::names::readable(r)).collect();
+        let readable: Vec<&str> = readable.iter().map(String::as_str).collect();
+        notes.push(constant_table_note(
+            &crate::names::readable(&new.symbols[i].name),
+            &readable,
+        ));
+    }
     Ok(Selected {
         functions: functions_where(new, |name| names.contains(&name)),
-        initial_values,
+        notes,
     })
 }
 

@@ -192,6 +192,10 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
     for exit in &sym.short_exits {
         mask(exit.field, exit.field + 1);
     }
+    // A file's static initializer relive patched constructs stand-ins of
+    // the globals whose initial value changed (the program's own keep
+    // theirs): its copy refers to those, in relive's pools.
+    let initializer = crate::names::is_static_initializer(&sym.name);
     if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
         return Check::Differs(format!("its code differs at +{k:#x}"));
     }
@@ -209,7 +213,7 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
         if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
             continue;
         }
-        if let Some(why) = reference(target, obj, r, at, &live) {
+        if let Some(why) = reference(target, obj, r, at, &live, initializer) {
             return Check::Differs(format!("+{:#x}: {why}", r.offset));
         }
     }
@@ -219,7 +223,14 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
 /// Why relocated field `r` of the running code at `at` (its bytes `live`)
 /// denotes something else than the object's, or `None` when it denotes
 /// the same (or cannot be told: a variable's contents change).
-fn reference(target: &LiveTarget, obj: &ObjectFile, r: &Reloc, at: u64, live_bytes: &[u8]) -> Option<String> {
+fn reference(
+    target: &LiveTarget,
+    obj: &ObjectFile,
+    r: &Reloc,
+    at: u64,
+    live_bytes: &[u8],
+    stand_ins: bool,
+) -> Option<String> {
     let field = at + r.offset;
     let value = field_value(r, live_bytes)?;
     // The place the running field denotes, and the one the object's does.
@@ -308,9 +319,12 @@ fn reference(target: &LiveTarget, obj: &ObjectFile, r: &Reloc, at: u64, live_byt
         .added
         .iter()
         .any(|a| a.name == name && place == a.addr.wrapping_add(into));
+    let is_object = i.is_some_and(|i| obj.symbols[i].kind == Kind::Object);
+    let stand_in = stand_ins && is_object && target.journal.regions.iter().any(|g| g.contains(copy));
     if place != expected
         && !patched_copy
         && !added_copy
+        && !stand_in
         && !through_linkage(target, r, at, live_bytes, place, value, expected)
     {
         return Some(format!(

@@ -1253,10 +1253,7 @@ impl<'p> Reloader<'p> {
             Ok(selected) => {
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
-                let initial_values = selected.initial_values.iter();
-                event
-                    .notes
-                    .extend(initial_values.map(|n| relive_patch::select::initial_value_note(n)));
+                event.notes.extend(selected.notes);
                 selected.functions
             }
             Err(PatchError::Refused { what }) => {

@@ -126,12 +126,9 @@ pub struct StatusArgs {
 }
 
 /// The functions of `new` to patch, narrowed to `only` when given, and
-/// the variables whose initial value changed.
+/// what the patch leaves as it was ([`Selected::notes`]).
 pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Selected> {
-    let Selected {
-        mut functions,
-        initial_values,
-    } = relive_patch::select::select(base, new, &|_| false)?;
+    let Selected { mut functions, notes } = relive_patch::select::select(base, new, &|_| false)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
     for n in only {
@@ -150,10 +147,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
     if !only.is_empty() {
         functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
     }
-    Ok(Selected {
-        functions,
-        initial_values,
-    })
+    Ok(Selected { functions, notes })
 }
 
 /// What patching one process did.
@@ -427,10 +421,7 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
         ..Timing::default()
     };
     let mut objects = Objects::new(new, base, selected.functions);
-    let initial_values = selected.initial_values.iter();
-    objects
-        .notes
-        .extend(initial_values.map(|n| relive_patch::select::initial_value_note(n)));
+    objects.notes.extend(selected.notes);
     Ok((objects, earlier))
 }
 
