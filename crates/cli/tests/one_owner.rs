@@ -102,6 +102,18 @@ fn save(target: &Target, source: &str) {
     std::fs::write(target.dir.path().join("app.c"), source).unwrap();
 }
 
+/// An event's functions, sorted.
+fn sorted_functions(e: &Value) -> Vec<&str> {
+    let mut functions: Vec<&str> = e["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    functions.sort_unstable();
+    functions
+}
+
 /// The first report: under a live session, `relive revert --all`
 /// from another terminal freed the pool the session still used; its next
 /// reload wrote into unmapped memory and killed the program. Now the
@@ -134,14 +146,7 @@ fn a_revert_from_another_terminal_during_a_session() {
     );
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
-    let mut functions: Vec<&str> = e["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    functions.sort_unstable();
-    assert_eq!(functions, ["tick", "value"], "{e}");
+    assert_eq!(sorted_functions(&e), ["tick", "value"], "{e}");
     assert!(e["notes"].to_string().contains("value was reverted"), "{e}");
     let later: i64 = target.wait_for_prefix("value 2 counter ").parse().unwrap();
     let jumped: i64 = loop {
@@ -536,14 +541,7 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
     );
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
-    let mut functions: Vec<&str> = e["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    functions.sort_unstable();
-    assert_eq!(functions, ["tick", "value"], "{e}");
+    assert_eq!(sorted_functions(&e), ["tick", "value"], "{e}");
     assert!(
         e["notes"]
             .to_string()

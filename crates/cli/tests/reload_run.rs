@@ -851,14 +851,8 @@ fn nothing_to_watch_is_said_before_the_program_runs() {
     assert!(!dir.path().join("ran").exists(), "the program ran: {message}");
 }
 
-/// A function this session patched and another relive command reverted
-/// runs what its file says again at the next save of the file, which says
-/// so. Before, the revert stood: a save of the still-edited file said "no
-/// function changed" (or named only the other functions) and the old code
-/// ran on, the edit lost (a user's trial on Lua).
-#[test]
-fn a_save_after_another_commands_revert_says_what_runs() {
-    const TWO: &str = r#"
+/// Two functions whose sum the program prints.
+const TWO: &str = r#"
 #include <stdio.h>
 #include <unistd.h>
 __attribute__((noinline, noipa)) int first(void) { return 1; }
@@ -868,6 +862,36 @@ int main(void) {
     for (;;) { printf("sum %d\n", first() + second()); usleep(3000); }
 }
 "#;
+
+impl Session {
+    /// Another relive command on the session's program (relive's child),
+    /// as from another terminal; it must succeed.
+    fn beside(&self, args: &[&str]) {
+        let relive_pid = self.target.pid();
+        let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
+        let program = children
+            .split_whitespace()
+            .next()
+            .expect("the program runs")
+            .to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .arg(args[0])
+            .arg(&program)
+            .args(&args[1..])
+            .env("RELIVE_STATE_DIR", self.target.dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// A function this session patched and another relive command reverted
+/// runs what its file says again at the next save of the file, which says
+/// so. Before, the revert stood: a save of the still-edited file said "no
+/// function changed" (or named only the other functions) and the old code
+/// ran on, the edit lost (a user's trial on Lua).
+#[test]
+fn a_save_after_another_commands_revert_says_what_runs() {
     let mut s = Session::start(TWO, &["-O2", "-g"]);
     s.target.wait_for("sum 11");
     s.edit("return 1;", "return 2;");
@@ -875,21 +899,7 @@ int main(void) {
     let e = s.event();
     assert_eq!(e["event"], "patched", "{e}");
     s.target.wait_for("sum 22");
-    let state = s.target.dir.path().join("state");
-    // The program is relive's child.
-    let relive_pid = s.target.pid();
-    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
-    let program = children
-        .split_whitespace()
-        .next()
-        .expect("the program runs")
-        .to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["revert", &program, "first"])
-        .env("RELIVE_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.beside(&["revert", "first"]);
     s.target.wait_for("sum 21");
     // Only `second` changes in this save; `first`, reverted, is patched
     // from the file again, and that is said.
@@ -923,16 +933,6 @@ int main(void) {
 /// not ... as the file has it", which was false).
 #[test]
 fn a_revert_to_what_the_file_says_again_is_not_called_a_difference() {
-    const TWO: &str = r#"
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((noinline, noipa)) int first(void) { return 1; }
-__attribute__((noinline, noipa)) int second(void) { return 10; }
-int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    for (;;) { printf("sum %d\n", first() + second()); usleep(3000); }
-}
-"#;
     let mut s = Session::start(TWO, &["-O2", "-g"]);
     s.target.wait_for("sum 11");
     s.edit("return 1;", "return 2;");
@@ -943,19 +943,7 @@ int main(void) {
     let e = s.event();
     assert_eq!(e["functions"], serde_json::json!(["first"]), "{e}");
     s.target.wait_for("sum 11");
-    let relive_pid = s.target.pid();
-    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
-    let program = children
-        .split_whitespace()
-        .next()
-        .expect("the program runs")
-        .to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["revert", &program, "--all"])
-        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.beside(&["revert", "--all"]);
     s.edit("return 10;", "return 20;");
     let (e, said) = next_change(&s);
     assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");

@@ -68,24 +68,32 @@ pub fn chosen_in_process(process: &dyn Process, module: &LoadedModule) -> HashMa
     if relocations.is_empty() {
         return HashMap::new();
     }
-    let mut slots = vec![[0u8; 8]; relocations.len()];
-    let mut parts: Vec<(u64, &mut [u8])> = relocations
-        .iter()
-        .zip(slots.iter_mut())
-        .map(|(r, buf)| (r.slot.wrapping_add(bias), &mut buf[..]))
-        .collect();
-    if process.read_many(&mut parts).is_err() {
+    let Some(slots) = read_slots(process, relocations.iter().map(|r| r.slot.wrapping_add(bias))) else {
         return HashMap::new();
-    }
+    };
     // The module's code, or the vDSO's (`time`).
     let maps = process.maps().unwrap_or_default();
     let code = |addr: u64| maps.iter().any(|m| m.executable() && m.start <= addr && addr < m.end);
     relocations
         .iter()
         .zip(slots)
-        .map(|(r, slot)| (r.resolver.wrapping_add(bias), u64::from_le_bytes(slot)))
+        .map(|(r, chosen)| (r.resolver.wrapping_add(bias), chosen))
         .filter(|&(_, chosen)| code(chosen))
         .collect()
+}
+
+/// The 8-byte words at `addresses` in `process`, read together; `None`
+/// when any cannot be read.
+fn read_slots(process: &dyn Process, addresses: impl Iterator<Item = u64>) -> Option<Vec<u64>> {
+    let addresses: Vec<u64> = addresses.collect();
+    let mut words = vec![[0u8; 8]; addresses.len()];
+    let mut parts: Vec<(u64, &mut [u8])> = addresses
+        .iter()
+        .zip(words.iter_mut())
+        .map(|(&a, buf)| (a, &mut buf[..]))
+        .collect();
+    process.read_many(&mut parts).ok()?;
+    Some(words.into_iter().map(u64::from_le_bytes).collect())
 }
 
 /// [`chosen_in_process`] of each module of `modules` that defines IFUNCs
@@ -138,15 +146,9 @@ fn bound_imports(
         return HashMap::new();
     }
     let bias = program.module.load_bias;
-    let mut values = vec![[0u8; 8]; slots.len()];
-    let mut parts: Vec<(u64, &mut [u8])> = slots
-        .iter()
-        .zip(values.iter_mut())
-        .map(|(s, buf)| (s.slot.wrapping_add(bias), &mut buf[..]))
-        .collect();
-    if process.read_many(&mut parts).is_err() {
+    let Some(values) = read_slots(process, slots.iter().map(|s| s.slot.wrapping_add(bias))) else {
         return HashMap::new();
-    }
+    };
     let maps = process.maps().unwrap_or_default();
     // Code of the module that defines it: not the program's PLT.
     let code_of = |addr: u64, module: &str| {
@@ -156,9 +158,8 @@ fn bound_imports(
     slots
         .iter()
         .zip(values)
-        .filter_map(|(s, value)| {
+        .filter_map(|(s, chosen)| {
             let (resolver, module) = resolver(&s.name)?;
-            let chosen = u64::from_le_bytes(value);
             code_of(chosen, &module).then_some((resolver, chosen))
         })
         .collect()
