@@ -851,6 +851,39 @@ fn nothing_to_watch_is_said_before_the_program_runs() {
     assert!(!dir.path().join("ran").exists(), "the program ran: {message}");
 }
 
+/// A string of a table of pointers (`static const char *const names[]`)
+/// edited before relive started: the table's bytes are all relocated, so
+/// it compared as what runs, and the edit never reached the program (a
+/// save said "no function changed"). Now the function that reads it
+/// differs, and the start-up patches it in.
+#[test]
+fn an_edited_string_of_a_pointer_table_is_caught_up() {
+    const NAMES: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static const char *const names[4] = {"zero", "one", "two", "three"};
+__attribute__((noinline)) const char *name(int i) { return names[i & 3]; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0;; i++) { printf("%d %s\n", i & 3, name(i)); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile_with("gcc", dir.path(), "app", NAMES, &["-O2", "-g"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.path().join("app.c"), NAMES.replace("\"zero\"", "\"ZERO\"")).unwrap();
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    // The build's command, known: a difference is an edit.
+    let (target, events) = relive_testkit::relive_run_starting(relive, &["--cc", "gcc -O2 -g"], exe, &[], dir);
+    let start = relive_testkit::events_until(&events, "watching");
+    let edited = start
+        .iter()
+        .find(|e| e["status"] == "edited")
+        .unwrap_or_else(|| panic!("{start:#?}"));
+    assert_eq!(edited["functions"], serde_json::json!(["name"]), "{edited}");
+    target.wait_for("0 ZERO");
+}
+
 /// Two functions whose sum the program prints.
 const TWO: &str = r#"
 #include <stdio.h>

@@ -273,7 +273,7 @@ pub fn analyse(
             } else if reachable[i] {
                 (!e.running.is_empty()).then(|| {
                     format!(
-                        "{} is running on thread {}: that call finishes in the old code; later calls run the new one",
+                        "{} is running on thread {}: that call finishes in the old code; later calls, if the program makes any, run the new one (a function called once, at start-up, never does)",
                         c.name,
                         list(&e.running)
                     )

@@ -213,7 +213,7 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
         if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
             continue;
         }
-        if let Some(why) = reference(target, obj, r, at, &live, initializer) {
+        if let Some(why) = reference(target, obj, r, at, &live, initializer, 0) {
             return Check::Differs(format!("+{:#x}: {why}", r.offset));
         }
     }
@@ -230,6 +230,7 @@ fn reference(
     at: u64,
     live_bytes: &[u8],
     stand_ins: bool,
+    depth: u8,
 ) -> Option<String> {
     let field = at + r.offset;
     let value = field_value(r, live_bytes)?;
@@ -292,7 +293,7 @@ fn reference(
         // A constant the program's symbols do not name (a local table):
         // what the running code refers to must hold the same bytes.
         if let Some(i) = constant {
-            return contents(target, obj, i, place.wrapping_sub(into));
+            return contents(target, obj, i, place.wrapping_sub(into), depth);
         }
         return Some(format!("refers to {name}, which the program does not have"));
     };
@@ -310,7 +311,7 @@ fn reference(
     // compile puts in it.
     let copy = place.wrapping_sub(into);
     if let Some(i) = constant.filter(|_| place != expected && target.journal.regions.iter().any(|g| g.contains(copy))) {
-        return contents(target, obj, i, copy);
+        return contents(target, obj, i, copy, depth);
     }
     // Or the copy a patch brought of a function it does not redirect (a
     // cold part, which only its own hot part enters).
@@ -332,12 +333,15 @@ fn reference(
         ));
     }
     // The same table, but does it hold what this compile puts in it?
-    constant.and_then(|i| contents(target, obj, i, live))
+    constant.and_then(|i| contents(target, obj, i, live, depth))
 }
 
 /// Whether constant object `i` of `obj` (a `static const` table) holds
 /// the same bytes at `addr` in the process, relocated fields aside.
-fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64) -> Option<String> {
+/// `depth`: how many tables deep this one is; what its pointers point at
+/// is compared for the first only (a table of strings, a table of tables),
+/// which also ends a table that points at itself.
+fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64, depth: u8) -> Option<String> {
     let sym = &obj.symbols[i];
     let ours = sym.bytes.as_deref()?;
     let mut live = vec![0u8; ours.len()];
@@ -349,11 +353,27 @@ fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64) -> Optio
             .iter()
             .any(|r| (r.offset..r.offset + r.width()).contains(&(k as u64)))
     };
-    (0..ours.len()).find(|&k| ours[k] != live[k] && !masked(k)).map(|k| {
-        format!(
+    if let Some(k) = (0..ours.len()).find(|&k| ours[k] != live[k] && !masked(k)) {
+        return Some(format!(
             "refers to {}, whose contents differ from the running one's (at +{k})",
             sym.name
-        )
+        ));
+    }
+    // Its pointers: each must denote what the object's does (a string
+    // with the same text). A table of strings whose text was edited has
+    // the same bytes, all of them relocated: it verified as what runs,
+    // and the edit was never patched (a user's trial on bzip2's error
+    // strings).
+    if depth > 0 {
+        return None;
+    }
+    sym.relocs.iter().find_map(|r| {
+        reference(target, obj, r, addr, &live, false, depth + 1).map(|why| {
+            format!(
+                "refers to {}, whose entry at +{:#x} differs from the running one's: it {why}",
+                sym.name, r.offset
+            )
+        })
     })
 }
 
