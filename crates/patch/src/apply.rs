@@ -1759,7 +1759,20 @@ fn reachability(
         .into_iter()
         .find(|s| s.size > 0 && s.module == program.module.path && !unwinds)
         .map(|s| (s.addr, s.size));
-    let reaches = reach::analyse(target.process, home, &pools, &candidates, positions, main);
+    let program_entry = program
+        .image
+        .as_deref()
+        .and_then(relive_process::modules::host_elf)
+        .map(|elf| elf.entry.wrapping_add(program.module.load_bias));
+    let reaches = reach::analyse(
+        target.process,
+        home,
+        &pools,
+        &candidates,
+        positions,
+        main,
+        program_entry,
+    );
     linked
         .functions
         .iter()

@@ -82,6 +82,9 @@ struct Evidence {
 /// regions). `entry` is the program's entry function (`main`: address
 /// and size) in the home module, if known: entered once, so a call in the
 /// part of it its thread has passed never runs again.
+/// `program_entry`: the program's entry point (`_start`), whose address
+/// the top of the main thread's stack holds (the auxiliary vector's
+/// `AT_ENTRY`); see [`running_frames`].
 pub fn analyse(
     process: &dyn Process,
     home: &str,
@@ -89,6 +92,7 @@ pub fn analyse(
     candidates: &[Candidate],
     threads: &[ThreadPosition],
     entry: Option<(u64, u64)>,
+    program_entry: Option<u64>,
 ) -> Vec<Reach> {
     let Ok(maps) = process.maps() else {
         return candidates.iter().map(|_| unknown()).collect();
@@ -129,7 +133,7 @@ pub fn analyse(
                 }
             }
         }
-        for (i, frame) in running_frames(&code, candidates, pc, sp, from, words) {
+        for (i, frame) in running_frames(&code, candidates, pc, sp, from, words, program_entry) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
@@ -388,6 +392,7 @@ fn running_frames(
     sp: u64,
     from: u64,
     words: &[u8],
+    program_entry: Option<u64>,
 ) -> Vec<(usize, Frame)> {
     let body = |a: u64| candidates.iter().position(|c| c.old <= a && a < c.old + c.size.max(1));
     // (stack position, candidate) of each frame found; the PC counts as
@@ -399,6 +404,14 @@ fn running_frames(
     let mut return_addresses: Vec<u64> = Vec::new();
     for (k, w) in words.chunks_exact(8).enumerate() {
         let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        // The entry point in the auxiliary vector, above every frame: a
+        // `main` that ends with a call (to `__stack_chk_fail`, which never
+        // returns) just before `_start` made it look like a return
+        // address, so `main` was never the outermost frame and an edit of
+        // its loop was said "patched" (a user's trial on bzip2's driver).
+        if Some(value) == program_entry {
+            continue;
+        }
         // Only a value just past a call in the home module's code is a
         // return address; a call that never returns (`_start`'s call of
         // `__libc_start_main`) is followed by `hlt`: not a frame anything
@@ -548,7 +561,7 @@ mod tests {
     #[test]
     fn a_return_address_inside_a_body_is_a_running_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1008]));
+        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1008]), None);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 0);
         assert!(frames[0].1.outermost);
@@ -561,11 +574,28 @@ mod tests {
     #[test]
     fn a_function_entry_on_the_stack_is_not_a_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1010]));
+        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1010]), None);
         assert!(
             frames.is_empty(),
             "{:?}",
             frames.iter().map(|f| f.0).collect::<Vec<_>>()
         );
+    }
+
+    /// The program's entry point right after `a`'s closing call, held
+    /// above `a`'s frame (the auxiliary vector's `AT_ENTRY`): `a` is still
+    /// the outermost frame. It was taken for a return address above, and
+    /// an edit of a running `main` said "patched" (bzip2's driver).
+    #[test]
+    fn the_entry_point_above_main_is_no_frame_of_its_callers() {
+        let candidates = [candidate("a", 0x1000, 0x10)];
+        let stack = words(&[0x1008, 0, 0x1010]);
+        let outermost = |entry| {
+            running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &stack, entry)[0]
+                .1
+                .outermost
+        };
+        assert!(!outermost(None), "without the entry point it looks like a caller above");
+        assert!(outermost(Some(0x1010)));
     }
 }
