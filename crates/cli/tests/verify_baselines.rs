@@ -250,3 +250,53 @@ fn a_librarys_calls_through_its_own_unbound_plt_are_not_differences() {
     assert_eq!(differing(&report), Vec::<String>::new(), "{report}");
     assert_eq!(code, 0, "{report}");
 }
+
+/// Objects that define no function (a file of tables, as bzip2's
+/// `crctable.c`): a constant table is compared with the program's (its
+/// bytes, and the strings its pointers point at); a file of variables has
+/// nothing to compare and is no failure. Both were "NOT VERIFIED" (exit
+/// 5), so `relive verify PID build/*.o` failed for the build's own objects.
+#[test]
+fn objects_of_tables_only_are_compared_by_their_constants() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let tables = |first: &str| {
+        format!("const char *const names[2] = {{\"{first}\", \"one\"}};\nconst int sizes[3] = {{1, 2, 3}};\n")
+    };
+    std::fs::write(p.join("tables.c"), tables("zero")).unwrap();
+    std::fs::write(p.join("vars.c"), "int counts[4] = {1, 2, 3, 4};\n").unwrap();
+    std::fs::write(
+        p.join("app.c"),
+        program("extern const char *const names[2];\nextern const int sizes[3];\nextern int counts[4];\n__attribute__((noinline)) int f(int i) { return names[i & 1][0] + sizes[i % 3] + counts[i & 3]++; }"),
+    )
+    .unwrap();
+    let gcc = |args: &[&str]| {
+        assert!(Command::new("gcc")
+            .args(args)
+            .current_dir(&p)
+            .status()
+            .unwrap()
+            .success())
+    };
+    gcc(&["-O2", "-g", "app.c", "tables.c", "vars.c", "-o", "app"]);
+    gcc(&["-O2", "-g", "-c", "tables.c", "vars.c"]);
+    std::fs::write(p.join("edited.c"), tables("ZERO")).unwrap();
+    gcc(&["-O2", "-g", "-c", "edited.c"]);
+    std::fs::rename(p.join("edited.o"), p.join("tables-edited.o")).unwrap();
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    let (code, report) = verify_object(&target, &p.join("tables.o"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        (report[0]["compared"].as_str(), report[0]["same"].as_u64()),
+        (Some("constants"), Some(2)),
+        "{report}"
+    );
+    let (code, report) = verify_object(&target, &p.join("vars.o"));
+    assert_eq!(code, 0, "nothing to compare is no failure: {report}");
+    let (code, report) = verify_object(&target, &p.join("tables-edited.o"));
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(differing(&report), ["names"], "{report}");
+}

@@ -142,6 +142,38 @@ fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
     target.resolver.added(obj.source.as_deref(), &sym.name, sym.local)
 }
 
+/// Whether `obj` defines no function with code: an object of tables and
+/// variables only (bzip2's `crctable.o`), which [`against_process`] finds
+/// nothing of in any process.
+pub fn data_only(obj: &ObjectFile) -> bool {
+    !obj.symbols
+        .iter()
+        .any(|s| s.kind == Kind::Function && s.size > 0 && s.bytes.is_some())
+}
+
+/// The constants of `obj` (its read-only tables) compared with the
+/// program's, by name, as [`against_process`] compares functions: their
+/// bytes, and what their pointers point at. Variables are not compared:
+/// their contents are the program's state.
+pub fn constants_against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
+    let mut out = Verification::default();
+    let no_renames = HashMap::new();
+    for (i, sym) in obj.symbols.iter().enumerate() {
+        let constant = obj.section(sym.section).is_some_and(|s| s.constant() && !s.executable);
+        if sym.kind != Kind::Object || sym.size == 0 || sym.bytes.is_none() || !constant {
+            continue;
+        }
+        match live_address(obj, i, &target.resolver, &no_renames) {
+            None => out.absent.push(sym.name.clone()),
+            Some(addr) => match contents(target, obj, i, addr, 0) {
+                None => out.same.push(sym.name.clone()),
+                Some(why) => out.differs.push((sym.name.clone(), why)),
+            },
+        }
+    }
+    out
+}
+
 /// Bytes before a GOT-relative field the linker may rewrite when it
 /// relaxes the instruction (`mov foo@GOTPCREL(%rip)` to `lea`, or to `mov
 /// $foo` with another REX prefix and opcode).

@@ -35,7 +35,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","same","differs":[{"function","why"}],"absent"}].
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant).
     #[arg(long)]
     pub json: bool,
 }
@@ -43,6 +43,9 @@ pub struct Args {
 #[derive(Serialize)]
 struct ObjectReport {
     object: String,
+    /// What was compared: `functions`, or `constants` for an object that
+    /// defines no function (its tables).
+    compared: &'static str,
     same: usize,
     differs: Vec<Differing>,
     /// Functions of the object the program does not have (inlined into
@@ -70,9 +73,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for path in &args.objects {
         let obj = ObjectFile::open(path)?;
-        let check = verify::against_process(&target, &obj);
+        // An object of tables only has no function to find: its
+        // constants are compared instead (such an object of the build
+        // was "NOT VERIFIED", exit 5, in a user's trial on bzip2).
+        let data_only = verify::data_only(&obj);
+        let check = match data_only {
+            true => verify::constants_against_process(&target, &obj),
+            false => verify::against_process(&target, &obj),
+        };
         reports.push(ObjectReport {
             object: path.display().to_string(),
+            compared: if data_only { "constants" } else { "functions" },
             same: check.same.len(),
             differs: check
                 .differs
@@ -82,29 +93,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             absent: check.absent,
         });
     }
-    // An object none of whose functions the program has proves nothing.
-    let all_same = reports.iter().all(|r| r.differs.is_empty() && r.same > 0);
+    // An object none of whose functions the program has proves nothing;
+    // one with no function and no constant has nothing to compare (its
+    // variables' contents are the program's state).
+    let nothing_to_compare = |r: &ObjectReport| r.compared == "constants" && r.same == 0 && r.absent.is_empty();
+    let all_same = reports
+        .iter()
+        .all(|r| r.differs.is_empty() && (r.same > 0 || nothing_to_compare(r)));
     if args.json {
         print_json(&reports)?;
     } else {
         let mut out = std::io::stdout().lock();
         for r in &reports {
-            if r.differs.is_empty() && r.same == 0 {
+            let things = r.compared;
+            if nothing_to_compare(r) && r.differs.is_empty() {
+                writeln!(
+                    out,
+                    "{}: defines no function and no constant: nothing to compare (its variables' values are the program's state)",
+                    r.object
+                )?;
+            } else if r.differs.is_empty() && r.same == 0 {
                 writeln!(
                     out,
                     "{}: NOT VERIFIED: none of its functions is in pid {} (an object of another program, or every function inlined away)",
                     r.object, args.pid
                 )?;
             } else if r.differs.is_empty() {
-                let functions = match r.same {
-                    1 => "its 1 function is".to_string(),
-                    n => format!("the {n} functions are"),
+                let counted = match (r.same, things) {
+                    (1, "functions") => "its 1 function is the code".to_string(),
+                    (n, "functions") => format!("the {n} functions are the code"),
+                    (1, _) => "it defines no function; its 1 constant is the table".to_string(),
+                    (n, _) => format!("it defines no function; its {n} constants are the tables"),
                 };
-                writeln!(out, "{}: {functions} the code pid {} runs", r.object, args.pid)?;
+                writeln!(out, "{}: {counted} pid {} runs", r.object, args.pid)?;
             } else {
                 writeln!(
                     out,
-                    "{}: {} of {} functions DIFFER from the code pid {} runs:",
+                    "{}: {} of {} {things} DIFFER from what pid {} runs:",
                     r.object,
                     r.differs.len(),
                     r.same + r.differs.len(),
