@@ -324,6 +324,41 @@ fn an_inline_function_a_library_also_has_is_not_redirected() {
     assert_eq!(step(&mut target), "20 105");
 }
 
+/// A function GCC cloned (`use.isra.0`: IPA-SRA passes the one field it
+/// reads) is reverted by its source name; `relive revert PID use` said it
+/// was not patched (a user's trial on bzip2).
+const CLONED: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+struct big { int a; int pad[32]; };
+static struct big data[2] = {{7}, {9}};
+volatile int which = 0;
+static __attribute__((noinline)) int use(struct big *b) { return b->a * 3; }
+__attribute__((noinline)) int step(void) { return use(&data[which]); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("use %d\n", step()); usleep(3000); }
+}
+"#;
+
+#[test]
+fn a_cloned_function_is_reverted_by_its_source_name() {
+    let mut run = Run::start(CLONED, &["-O2"]);
+    run.expect("use 21");
+    let r = run.replace("b->a * 3", "b->a * 4");
+    let name = r["applied"][0]["name"].as_str().unwrap_or_default().to_string();
+    assert!(name.starts_with("use.isra"), "the clone is what runs: {r}");
+    run.expect("use 28");
+    let out = run.relive(&["revert", &run.target.pid_arg(), "use"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&name),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    run.expect("use 21");
+}
+
 /// S1: a same-size body change: the next call returns the new value.
 #[test]
 fn s01_same_size_body_change() {

@@ -2384,9 +2384,16 @@ fn undo(target: &mut Target, expected: Option<u64>) -> Result<RevertReport> {
 pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertReport> {
     let _transaction = target.transaction()?;
     let pid = target.process.pid();
-    // A function is named by its symbol or as people write it (C++
-    // demangled, as relive prints it).
-    let named = |p: &PatchRecord, n: &String| &p.name == n || crate::names::readable(&p.name) == *n;
+    // A function is named by its symbol, as people write it (C++
+    // demangled, as relive prints it), or by its source name when GCC
+    // patched a clone of it (`handle_compress` for `handle_compress.isra.0`,
+    // which `relive revert PID handle_compress` said was not patched).
+    let named = |p: &PatchRecord, n: &String| {
+        &p.name == n || crate::names::readable(&p.name) == *n || {
+            let parsed = crate::names::parse(&p.name);
+            !parsed.clones.is_empty() && parsed.base == *n
+        }
+    };
     if let Some(names) = names {
         for n in names {
             if !target.journal.patches.iter().any(|p| named(p, n)) {
