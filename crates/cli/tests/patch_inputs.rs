@@ -336,6 +336,29 @@ fn lto_objects_are_refused() {
     run.target.wait_for("value 2");
 }
 
+/// An object compiled at another optimisation level than the program's
+/// unit records (`-O0` into an `-O2 -g` build): patched, and said, since
+/// the code is not what a build of the edit runs (a user's trial on
+/// bzip2 got no word of it). The same level says nothing.
+#[test]
+fn an_object_at_another_optimisation_level_is_said_to_be() {
+    let mut run = Run::start(TICKER, &["-O2", "-g"]);
+    run.target.wait_for("value 1");
+    let edited = TICKER.replace("return 1;", "return 2;");
+    let same = run.object(&edited, &[]);
+    let report = run.patched(&same, &[]);
+    assert!(!warnings(&report).contains("was compiled with"), "{report}");
+    let edited = TICKER.replace("return 1;", "return 3;");
+    let other = run.object(&edited, &["-O0"]);
+    let report = run.patched(&other, &[]);
+    let said = warnings(&report);
+    assert!(
+        said.contains("was compiled with -O0") && said.contains("was built with -O2"),
+        "{report}"
+    );
+    run.target.wait_for("value 3");
+}
+
 /// An empty file and a directory given as the object: each said as what
 /// it is (they said "Could not read file magic" and "No such device"), and
 /// the program runs on.

@@ -135,8 +135,27 @@ pub enum Verdict {
         units: usize,
         examples: Vec<PathBuf>,
     },
+    /// A compile unit is the object's source, but the object was compiled
+    /// at another optimisation level than the unit records (`-O0` for an
+    /// `-O2` build): the patch's code is not what a build of the edit
+    /// would run, and whatever it brings along differs from the program's.
+    OtherLevel {
+        object: PathBuf,
+        ours: String,
+        built: String,
+    },
     /// Nothing to compare with: why.
     Unchecked(String),
+}
+
+/// The optimisation level a GCC producer string records (`-O2` in `GNU
+/// C17 12.2.0 -mtune=generic -g -O2`), `-O` read as `-O1`; `None` when it
+/// records none (clang's, without `-grecord-command-line`).
+fn optimisation(producer: &str) -> Option<&str> {
+    match producer.split_whitespace().rev().find(|w| w.starts_with("-O"))? {
+        "-O" => Some("-O1"),
+        level => Some(level),
+    }
 }
 
 impl Verdict {
@@ -159,6 +178,10 @@ impl Verdict {
                 "{obj} was compiled from {}, which is not a source of process {pid}'s program {program}: none of its {units} compile units is (they include {}). It is probably another program's code; build the patch from the program's own source (a copy of one of its files compiled under another name counts as that file with that file's last object as --base), or pass --force if this is intended",
                 object.display(),
                 examples.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            Verdict::OtherLevel { object, ours, built } => format!(
+                "{obj} was compiled with {ours}, but the program's debug info says {} was built with {built}: the patched code is not what a build of the edit runs; compile it with the build's flags",
+                object.display()
             ),
             Verdict::Unchecked(why) => format!("cannot check that {obj} is compiled from the program's source: {why}"),
         })
@@ -188,7 +211,19 @@ pub fn check(obj: &ObjectFile, modules: &ProcessModules) -> Verdict {
             // Without a directory (STT_FILE only) the file name is all
             // there is to compare.
             if have == wanted || (source.dir.is_none() && file_name(&have) == file_name(&wanted)) {
-                return Verdict::Matches;
+                let levels = source
+                    .producer
+                    .as_deref()
+                    .and_then(optimisation)
+                    .zip(unit.producer.as_deref().and_then(optimisation));
+                return match levels {
+                    Some((ours, built)) if ours != built => Verdict::OtherLevel {
+                        object: wanted,
+                        ours: ours.to_string(),
+                        built: built.to_string(),
+                    },
+                    _ => Verdict::Matches,
+                };
             }
             if same_name.is_none() && file_name(&have) == file_name(&wanted) {
                 same_name = Some((have, m.module.path.clone()));

@@ -210,10 +210,12 @@ fn patch_opened(
     // `Objects::new` took the base's name for its statics).
     let verdict = match origin::check(&objects.new, &target.modules) {
         Verdict::Foreign { .. }
-            if objects
-                .base
-                .as_ref()
-                .is_some_and(|b| origin::check(b, &target.modules) == Verdict::Matches) =>
+            if objects.base.as_ref().is_some_and(|b| {
+                matches!(
+                    origin::check(b, &target.modules),
+                    Verdict::Matches | Verdict::OtherLevel { .. }
+                )
+            }) =>
         {
             Verdict::Matches
         }
