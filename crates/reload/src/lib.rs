@@ -127,7 +127,7 @@ pub struct ReloadEvent {
 
 impl ReloadEvent {
     /// Nothing done yet for `source`.
-    fn new(source: &Path) -> ReloadEvent {
+    pub fn new(source: &Path) -> ReloadEvent {
         ReloadEvent {
             event: EventKind::NoChange,
             file: source.display().to_string(),

@@ -169,7 +169,10 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
         .filter(|e| quiet && e.event == EventKind::NoChange && e.notes.is_empty())
         .map(|e| e.file.clone())
         .collect();
-    for e in events.iter().filter(|e| !unchanged.contains(&e.file)) {
+    for e in notes_said_once(events, json)
+        .iter()
+        .filter(|e| !unchanged.contains(&e.file))
+    {
         print_event(e, json);
     }
     if !unchanged.is_empty() {
@@ -178,6 +181,23 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
             list_briefly(&unchanged, false)
         ));
     }
+}
+
+/// `events` of one change as text: a note several of them carry (the
+/// process has no unwinder, a debugger's breakpoint) is said with the
+/// first only; it was said once per file. JSON keeps every event whole.
+fn notes_said_once(events: &[ReloadEvent], json: bool) -> Vec<ReloadEvent> {
+    let mut said = std::collections::HashSet::new();
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if !json {
+                e.notes.retain(|n| said.insert(n.clone()));
+            }
+            e
+        })
+        .collect()
 }
 
 /// A file to watch, its compile command, and other commands the build
@@ -456,7 +476,7 @@ fn baselines(
     }
     // Edits made before relive started, patched as one change.
     let caught_up = reloader.catch_up_all(&to_catch_up)?;
-    for event in &caught_up {
+    for event in &notes_said_once(&caught_up, options.json) {
         print_event(event, options.json);
     }
     if !guessed.is_empty() && !options.json {
@@ -961,4 +981,27 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_of_several_files_is_said_once_as_text() {
+        let event = |file: &str, notes: &[&str]| {
+            let mut e = ReloadEvent::new(std::path::Path::new(file));
+            e.notes = notes.iter().map(|n| n.to_string()).collect();
+            e
+        };
+        let events = [
+            event("a.c", &["no unwinder", "only a"]),
+            event("b.c", &["no unwinder"]),
+            event("c.c", &["no unwinder", "only c"]),
+        ];
+        let said: Vec<Vec<String>> = notes_said_once(&events, false).into_iter().map(|e| e.notes).collect();
+        assert_eq!(said, [vec!["no unwinder", "only a"], vec![], vec!["only c"]]);
+        let whole: Vec<usize> = notes_said_once(&events, true).iter().map(|e| e.notes.len()).collect();
+        assert_eq!(whole, [2, 1, 2], "JSON events stay whole");
+    }
 }
