@@ -155,14 +155,40 @@ fn bound_imports(
         maps.iter()
             .any(|m| m.executable() && m.path == module && m.start <= addr && addr < m.end)
     };
+    let elf = crate::modules::host_elf(image);
     slots
         .iter()
         .zip(values)
         .filter_map(|(s, chosen)| {
             let (resolver, module) = resolver(&s.name)?;
-            code_of(chosen, &module).then_some((resolver, chosen))
+            if code_of(chosen, &module) {
+                return Some((resolver, chosen));
+            }
+            // Not bound yet (lazy binding; the program has not called it):
+            // the program's own PLT entry that jumps through the slot,
+            // which the dynamic linker binds at its first call.
+            let entry = plt_entry_through(image.data(), elf?, s.slot)?;
+            Some((resolver, entry.wrapping_add(bias)))
         })
         .collect()
+}
+
+/// The link-time address of the PLT instruction of `elf` (in `data`) that
+/// jumps through GOT slot `slot` (`jmp *slot(%rip)`, after `bnd` or
+/// `endbr64` in `.plt.sec`), if any.
+fn plt_entry_through(data: &[u8], elf: &relive_image::elf::ElfHeader, slot: u64) -> Option<u64> {
+    elf.sections
+        .iter()
+        .filter(|s| matches!(s.name.as_str(), ".plt" | ".plt.sec" | ".plt.got"))
+        .find_map(|s| {
+            let bytes = data.get(s.offset as usize..(s.offset + s.size) as usize)?;
+            (0..bytes.len().saturating_sub(5)).find_map(|k| {
+                let disp = i32::from_le_bytes(bytes.get(k + 2..k + 6)?.try_into().ok()?);
+                let next = s.addr + k as u64 + 6;
+                (bytes[k] == 0xff && bytes[k + 1] == 0x25 && next.wrapping_add(disp as i64 as u64) == slot)
+                    .then_some(s.addr + k as u64)
+            })
+        })
 }
 
 /// relive's own executable mappings.
