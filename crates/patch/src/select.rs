@@ -77,8 +77,9 @@ pub fn initial_value_note(name: &str) -> String {
 /// changed, read by the functions `readers`.
 fn constant_table_note(name: &str, readers: &[&str]) -> String {
     format!(
-        "the contents of {name} changed: {} now read the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
-        readers.join(", ")
+        "the contents of {name} changed: {} now {} the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
+        readers.join(", "),
+        if readers.len() == 1 { "reads" } else { "read" }
     )
 }
 
