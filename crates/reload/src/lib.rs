@@ -1046,7 +1046,7 @@ impl<'p> Reloader<'p> {
     fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
         if let Some(message) = &mut event.message {
             message.push_str(
-                "; relive tries this file again at the next save of any file (the one it waits for, typically)",
+                "; relive tries this file again when another file is saved (the one with the change it waits for)",
             );
         }
         self.held.insert(source);
