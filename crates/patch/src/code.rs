@@ -36,18 +36,6 @@ pub struct Decoded {
     pub invalid_at: Option<u64>,
 }
 
-/// Builds the decoder's tables on a thread of their own, now, so that the
-/// first [`decode`] finds them built. iced-x86 builds them on first use
-/// (about 3 million instructions, most of a small one-shot patch's own
-/// work); a command that will decode calls this first and reads its files
-/// meanwhile. A first decode that comes sooner waits for the tables, as it
-/// would have built them; where no thread can start, it builds them.
-pub fn build_tables_aside() {
-    let _ = std::thread::Builder::new()
-        .name("decoder tables".into())
-        .spawn(|| Decoder::new(64, &[0x90], DecoderOptions::NONE).can_decode());
-}
-
 /// Decodes `bytes` as one x86-64 function.
 pub fn decode(bytes: &[u8]) -> Decoded {
     // x86-64 code averages three to four bytes an instruction: one

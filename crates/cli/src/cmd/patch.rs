@@ -389,7 +389,6 @@ impl Objects {
 }
 
 pub fn patch(args: PatchArgs) -> anyhow::Result<()> {
-    relive_patch::code::build_tables_aside();
     let how = How {
         which: &args.which,
         force: args.force,
