@@ -364,13 +364,23 @@ fn an_object_at_another_optimisation_level_is_said_to_be() {
 /// the program runs on.
 #[test]
 fn an_empty_file_or_a_directory_is_said_to_be_one() {
-    let run = Run::start(TICKER, &["-O2"]);
+    let mut run = Run::start(TICKER, &["-O2"]);
     run.target.wait_for("value 1");
     let empty = run.dir().join("empty.o");
     std::fs::write(&empty, b"").unwrap();
     let folder = run.dir().join("objs");
     std::fs::create_dir(&folder).unwrap();
-    for (obj, says) in [(&empty, "the file is empty"), (&folder, "is a directory")] {
+    let text = run.dir().join("notes.o");
+    std::fs::write(&text, "not an object\n").unwrap();
+    let whole = std::fs::read(run.object(TICKER, &[])).unwrap();
+    let truncated = run.dir().join("truncated.o");
+    std::fs::write(&truncated, &whole[..whole.len() / 3]).unwrap();
+    for (obj, says) in [
+        (&empty, "the file is empty"),
+        (&folder, "is a directory"),
+        (&text, "not an object file: it does not start as an ELF file does"),
+        (&truncated, "a damaged or truncated ELF file"),
+    ] {
         let (code, _, stderr) = run.patch(obj, &[]);
         assert_eq!(code, Some(1), "{stderr}");
         assert!(

@@ -386,7 +386,14 @@ impl Undecoded {
                     .into(),
             ));
         }
-        let file = object::File::parse(data).map_err(|e| not_object(e.to_string()))?;
+        let file = object::File::parse(data).map_err(|e| {
+            not_object(match data.starts_with(b"\x7fELF") {
+                true => format!("a damaged or truncated ELF file ({e}); compile it again"),
+                false => {
+                    "not an object file: it does not start as an ELF file does; give the .o file a compile wrote".into()
+                }
+            })
+        })?;
         if file.kind() != object::ObjectKind::Relocatable || file.format() != object::BinaryFormat::Elf {
             let format = match file.format() {
                 object::BinaryFormat::Elf => "ELF",
