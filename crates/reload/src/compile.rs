@@ -47,7 +47,8 @@ fn debug_info_for_layouts(cc: &str, args: &[&String]) -> &'static [&'static str]
         return &[];
     }
     let name = Path::new(cc).file_name().and_then(|n| n.to_str()).unwrap_or(cc);
-    match name.contains("gcc") || name.contains("g++") {
+    // (`clang++` ends in `g++`, and rejects GCC's options.)
+    match (name.contains("gcc") || name.contains("g++")) && !name.contains("clang") {
         true => &["-g", "-fno-var-tracking", "-fno-var-tracking-assignments"],
         false => &["-g"],
     }
@@ -237,6 +238,12 @@ mod tests {
             ["-g", "-fno-var-tracking", "-fno-var-tracking-assignments"]
         );
         assert_eq!(debug_info_for_layouts("clang", &[&o2]), ["-g"]);
+        assert_eq!(
+            debug_info_for_layouts("clang++-14", &[&o2]),
+            ["-g"],
+            "clang++ ends in g++"
+        );
+        assert_eq!(debug_info_for_layouts("x86_64-linux-gnu-g++-12", &[&o2]).len(), 3);
         assert_eq!(debug_info_for_layouts("cc", &[&o2]), ["-g"], "cc may be clang");
         let g = "-g".to_string();
         assert!(debug_info_for_layouts("gcc", &[&o2, &g]).is_empty());
