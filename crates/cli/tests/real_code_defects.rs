@@ -22,16 +22,19 @@ struct Program {
 /// gcc and clang, each where it is installed (`.ci/run` installs both);
 /// a missing one is said, not silently passed over.
 fn compilers() -> impl Iterator<Item = &'static str> {
-    ["gcc", "clang"].into_iter().filter(|cc| {
-        let found = Command::new(cc)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("SKIPPED for {cc}: it is not installed (.ci/run installs gcc and clang)");
-        }
-        found
-    })
+    ["gcc", "clang"].into_iter().filter(|cc| installed(cc))
+}
+
+/// Whether compiler `cc` is installed; a missing one is said.
+fn installed(cc: &str) -> bool {
+    let found = Command::new(cc)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED for {cc}: it is not installed (.ci/run installs gcc, g++ and clang)");
+    }
+    found
 }
 
 fn build(cc: &str, flags: &[String], dir: &Path, files: &[(String, String)], exe: &Path) {
@@ -442,8 +445,7 @@ int main() {
 /// with the cold part's call from the new code counted as a caller).
 #[test]
 fn a_main_with_a_cold_part_is_still_unreachable() {
-    if Command::new("g++").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: g++ is not installed (.ci/run installs it)");
+    if !installed("g++") {
         return;
     }
     let mut p = Program::start("g++", &["-O2"], &[("app.cc", CATCHING_MAIN)]);
@@ -465,8 +467,7 @@ fn a_main_with_a_cold_part_is_still_unreachable() {
 /// program's own, which only the old `main` enters, and said to differ).
 #[test]
 fn a_patched_function_s_cold_part_verifies_as_its_copy() {
-    if Command::new("g++").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: g++ is not installed (.ci/run installs it)");
+    if !installed("g++") {
         return;
     }
     let mut p = Program::start("g++", &["-O2"], &[("app.cc", CATCHING_MAIN)]);

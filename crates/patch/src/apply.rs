@@ -1273,12 +1273,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     // part. So the hot part is patched with it, and the new cold part
     // comes along unredirected, for the new hot part alone.
     let mut functions: Vec<usize> = functions.to_vec();
-    let cold_parent = |i: usize| {
-        let name = &obj.symbols[i].name;
-        (crate::names::parse(name).clones.last().map(String::as_str) == Some("cold"))
-            .then(|| name.rfind(".cold").map(|k| &name[..k]))
-            .flatten()
-    };
+    let cold_parent = |i: usize| crate::names::hot_part(&obj.symbols[i].name);
     let function_named = |name: &str| {
         obj.symbols
             .iter()

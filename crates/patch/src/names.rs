@@ -46,6 +46,12 @@ pub fn is_cold_part(name: &str) -> bool {
     parse(name).clones.last().is_some_and(|c| c == "cold")
 }
 
+/// The function whose cold part `name` is (`f` for `f.cold`, `f.isra.0`
+/// for `f.isra.0.cold.1`); `None` for any other name.
+pub fn hot_part(name: &str) -> Option<&str> {
+    is_cold_part(name).then(|| name.rfind(".cold").map(|k| &name[..k]))?
+}
+
 /// [`GccName::stable`] of `name`, without building the parts of a name
 /// that has no dot.
 pub fn stable(name: &str) -> String {
@@ -199,6 +205,11 @@ mod tests {
         assert_eq!(parse("f.part.0").stable(), "f.part");
         assert_eq!(parse("f.cold").stable(), "f.cold");
         assert!(is_cold_part("f.cold") && is_cold_part("f.isra.0.cold.1") && is_cold_part("_ZN1A1fEv.cold"));
+        assert_eq!(hot_part("f.isra.0.cold.1"), Some("f.isra.0"));
+        assert_eq!(
+            (hot_part("f.cold"), hot_part("f"), hot_part("f.coldest")),
+            (Some("f"), None, None)
+        );
         assert!(!is_cold_part("f") && !is_cold_part("f.part.0") && !is_cold_part("cold"));
         let n = parse("counter.3");
         assert_eq!((n.base.as_str(), n.numbered), ("counter", true));

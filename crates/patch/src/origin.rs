@@ -148,11 +148,13 @@ pub enum Verdict {
     Unchecked(String),
 }
 
-/// The optimisation level a GCC producer string records (`-O2` in `GNU
-/// C17 12.2.0 -mtune=generic -g -O2`), `-O` read as `-O1`; `None` when it
-/// records none (clang's, without `-grecord-command-line`).
-fn optimisation(producer: &str) -> Option<&str> {
-    match producer.split_whitespace().rev().find(|w| w.starts_with("-O"))? {
+/// The optimisation level compiler options `words` ask for: the last `-O`
+/// option, as GCC and clang read them (`-O` is `-O1`); `None` when there
+/// is none. Of a GCC producer string's words (`GNU C17 12.2.0
+/// -mtune=generic -g -O2`), the level it records (clang's records none,
+/// without `-grecord-command-line`).
+pub fn optimisation<'w>(words: impl DoubleEndedIterator<Item = &'w str>) -> Option<&'w str> {
+    match words.rev().find(|w| w.starts_with("-O"))? {
         "-O" => Some("-O1"),
         level => Some(level),
     }
@@ -214,8 +216,12 @@ pub fn check(obj: &ObjectFile, modules: &ProcessModules) -> Verdict {
                 let levels = source
                     .producer
                     .as_deref()
-                    .and_then(optimisation)
-                    .zip(unit.producer.as_deref().and_then(optimisation));
+                    .and_then(|p| optimisation(p.split_whitespace()))
+                    .zip(
+                        unit.producer
+                            .as_deref()
+                            .and_then(|p| optimisation(p.split_whitespace())),
+                    );
                 return match levels {
                     Some((ours, built)) if ours != built => Verdict::OtherLevel {
                         object: wanted,

@@ -405,10 +405,10 @@ fn running_frames(
     for (k, w) in words.chunks_exact(8).enumerate() {
         let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
         // The entry point in the auxiliary vector, above every frame: a
-        // `main` that ends with a call (to `__stack_chk_fail`, which never
-        // returns) just before `_start` made it look like a return
-        // address, so `main` was never the outermost frame and an edit of
-        // its loop was said "patched" (a user's trial on bzip2's driver).
+        // `main` whose last bytes read as a call, just before `_start`,
+        // made it look like a return address, so `main` was never the
+        // outermost frame and an edit of its loop was said "patched" (a
+        // user's trial on bzip2's driver).
         if Some(value) == program_entry {
             continue;
         }

@@ -131,7 +131,7 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
 /// the unchanged function again.
 fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
     let sym = &obj.symbols[i];
-    let (parent, _) = sym.name.split_once(".cold")?;
+    let parent = crate::names::hot_part(&sym.name)?;
     let no_renames = HashMap::new();
     let p = obj
         .symbols
@@ -224,13 +224,13 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
     for exit in &sym.short_exits {
         mask(exit.field, exit.field + 1);
     }
+    if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
+        return Check::Differs(format!("its code differs at +{k:#x}"));
+    }
     // A file's static initializer relive patched constructs stand-ins of
     // the globals whose initial value changed (the program's own keep
     // theirs): its copy refers to those, in relive's pools.
     let initializer = crate::names::is_static_initializer(&sym.name);
-    if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
-        return Check::Differs(format!("its code differs at +{k:#x}"));
-    }
     for r in &sym.relocs {
         let thread_local = matches!(
             r.r_type,
@@ -342,7 +342,8 @@ fn reference(
     // linked refers to it in the pool): the copy must hold what this
     // compile puts in it.
     let copy = place.wrapping_sub(into);
-    if let Some(i) = constant.filter(|_| place != expected && target.journal.regions.iter().any(|g| g.contains(copy))) {
+    let in_pool = || target.journal.regions.iter().any(|g| g.contains(copy));
+    if let Some(i) = constant.filter(|_| place != expected && in_pool()) {
         return contents(target, obj, i, copy, depth);
     }
     // Or the copy a patch brought of a function it does not redirect (a
@@ -353,7 +354,7 @@ fn reference(
         .iter()
         .any(|a| a.name == name && place == a.addr.wrapping_add(into));
     let is_object = i.is_some_and(|i| obj.symbols[i].kind == Kind::Object);
-    let stand_in = stand_ins && is_object && target.journal.regions.iter().any(|g| g.contains(copy));
+    let stand_in = stand_ins && is_object && in_pool();
     if place != expected
         && !patched_copy
         && !added_copy

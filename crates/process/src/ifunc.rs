@@ -141,12 +141,16 @@ fn bound_imports(
             .find(|s| s.kind == relive_image::symbols::SymbolKind::Ifunc)
             .map(|s| (s.addr, s.module))
     };
-    let slots = relive_image::irelative::x86_64_import_slots(image.data(), |name| resolver(name).is_some());
+    // Each import looked up once: (slot, resolver, its module).
+    let slots: Vec<(u64, u64, String)> = relive_image::irelative::x86_64_import_slots(image.data())
+        .into_iter()
+        .filter_map(|s| resolver(&s.name).map(|(addr, module)| (s.slot, addr, module)))
+        .collect();
     if slots.is_empty() {
         return HashMap::new();
     }
     let bias = program.module.load_bias;
-    let Some(values) = read_slots(process, slots.iter().map(|s| s.slot.wrapping_add(bias))) else {
+    let Some(values) = read_slots(process, slots.iter().map(|s| s.0.wrapping_add(bias))) else {
         return HashMap::new();
     };
     let maps = process.maps().unwrap_or_default();
@@ -159,15 +163,14 @@ fn bound_imports(
     slots
         .iter()
         .zip(values)
-        .filter_map(|(s, chosen)| {
-            let (resolver, module) = resolver(&s.name)?;
-            if code_of(chosen, &module) {
+        .filter_map(|(&(slot, resolver, ref module), chosen)| {
+            if code_of(chosen, module) {
                 return Some((resolver, chosen));
             }
             // Not bound yet (lazy binding; the program has not called it):
             // the program's own PLT entry that jumps through the slot,
             // which the dynamic linker binds at its first call.
-            let entry = plt_entry_through(image.data(), elf?, s.slot)?;
+            let entry = plt_entry_through(image.data(), elf?, slot)?;
             Some((resolver, entry.wrapping_add(bias)))
         })
         .collect()

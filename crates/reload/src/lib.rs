@@ -150,10 +150,6 @@ impl ReloadEvent {
         self.summary_listing(false)
     }
 
-    /// [`ReloadEvent::summary`]; `every` lists every name, where the
-    /// summary names a file's own functions first, at most
-    /// [`LISTED`] of them, and counts the standard library's template
-    /// instances (a lambda stored in a `std::function` brings dozens).
     /// "no function changed" and its notes (an initial value the edit
     /// changed, which the program does not take), for people: the notes
     /// went unprinted, so an edit of an initial value looked taken.
@@ -173,6 +169,10 @@ impl ReloadEvent {
             .collect()
     }
 
+    /// [`ReloadEvent::summary`]; `every` lists every name, where the
+    /// summary names a file's own functions first, at most
+    /// [`LISTED`] of them, and counts the standard library's template
+    /// instances (a lambda stored in a `std::function` brings dozens).
     pub fn summary_listing(&self, every: bool) -> String {
         let t = &self.timing_us;
         let mut what = Vec::new();
@@ -1283,22 +1283,26 @@ impl<'p> Reloader<'p> {
             // What the other command left is what runs: compared with it.
             self.target.journal = now;
         }
-        for (i, name) in changed {
-            if let Some(mine) = self.applied.get_mut(&event.file) {
-                mine.remove(&name);
+        if let Some(mine) = self.applied.get_mut(&event.file) {
+            for (_, name) in &changed {
+                mine.remove(name);
             }
-            if functions.contains(&i) {
-                continue;
+        }
+        // Those the save does not patch anyway, compared in one pass.
+        let unpatched: Vec<&(usize, String)> = changed.iter().filter(|(i, _)| !functions.contains(i)).collect();
+        if !unpatched.is_empty() {
+            let check =
+                verify::functions_against_process(&self.target, &new, |n| unpatched.iter().any(|(_, name)| name == n));
+            for &(i, ref name) in unpatched
+                .into_iter()
+                .filter(|(_, name)| check.differs.iter().any(|(d, _)| d == name))
+            {
+                functions.push(i);
+                event.notes.push(format!(
+                    "{name} was reverted or patched by another relive command after this session patched it: patched again from {}, as it says now",
+                    event.file
+                ));
             }
-            let check = verify::functions_against_process(&self.target, &new, |n| n == name);
-            if check.differs.is_empty() {
-                continue;
-            }
-            functions.push(i);
-            event.notes.push(format!(
-                "{name} was reverted or patched by another relive command after this session patched it: patched again from {}, as it says now",
-                event.file
-            ));
         }
         functions.sort_unstable();
         functions.dedup();

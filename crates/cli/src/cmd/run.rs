@@ -211,25 +211,15 @@ fn running_image(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/exe"))
 }
 
-/// The optimisation level `args` compile at: the last `-O` option, as GCC
-/// and clang read them (`-O` is `-O1`; none is `-O0`).
-fn optimisation(args: &[String]) -> &str {
-    match args.iter().rev().find(|a| a.starts_with("-O")).map(String::as_str) {
-        Some("-O") => "-O1",
-        Some(level) => level,
-        None => "-O0",
-    }
-}
-
 /// Why `command` (given by the user, or recorded by a build) cannot be the
 /// one that built `unit`, whose debug info records its options: another
 /// optimisation level. Such a command compiles every function into other
 /// code, which a file saved after the build made look edited, and relive
 /// patched it (a user's trial gave `--cc` `-O1` for an `-O2` build).
 fn conflicts_with_build(command: &CompileCommand, unit: &sources::Unit) -> Option<String> {
-    let built = unit.flags.iter().rev().find(|a| a.starts_with("-O"))?;
-    let built = optimisation(std::slice::from_ref(built));
-    let ours = optimisation(&command.args);
+    use relive_patch::origin::optimisation;
+    let built = optimisation(unit.flags.iter().map(String::as_str))?;
+    let ours = optimisation(command.args.iter().map(String::as_str)).unwrap_or("-O0");
     (ours != built).then(|| {
         format!(
             "{} compiles {} with {ours}, but the program's debug info says it was built with {built}: its code cannot be the running code, so a difference is not taken as an edit; fix the compile command",
