@@ -1218,7 +1218,7 @@ struct Prepared<'o> {
     /// (they are run before the redirect).
     constructed: Vec<String>,
     /// The object's statics by their names in the previous compile.
-    base_names: HashMap<usize, String>,
+    base_names: link::BaseNames<'o>,
     /// Where the program has the object's renumbered lambdas.
     aliases: Vec<journal::AddedRecord>,
     linked: Linked,
@@ -1265,7 +1265,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     if crate::unwind::unwinder(target).is_none() {
         crate::select::refuse_exception_handling(obj, functions)?;
     }
-    let base_names = base.map(|old| link::base_names(old, obj)).unwrap_or_default();
+    let base_names = base.map(|old| link::BaseNames::of(old, obj)).unwrap_or_default();
     // A cold part (`f.cold`) is entered only by jumps from its hot part,
     // into its middle as well as at its start: a change there alone would
     // never run through a redirect of its entry, and a redirect would send
@@ -1381,7 +1381,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         let modules = crate::tls::modules(target.process, &target.modules, &defined);
         target.resolver.set_tls(modules);
     }
-    let mut linked = link::link_over(obj, &wanted, &target.resolver, &base_names, base.is_some())?;
+    let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
     let mut constructed: Vec<String> = linked
         .constructed
         .iter()
@@ -1815,18 +1815,16 @@ fn exported(target: &Target, addr: u64) -> bool {
 /// of that name is another lambda.
 fn lambda_aliases(
     obj: &ObjectFile,
-    base_names: &HashMap<usize, String>,
+    base_names: &link::BaseNames,
     resolver: &LiveResolver,
 ) -> Vec<journal::AddedRecord> {
-    let mut renamed: Vec<usize> = base_names
-        .iter()
-        .filter(|(&i, old)| !old.is_empty() && **old != obj.symbols[i].name)
-        .map(|(&i, _)| i)
+    (0..obj.symbols.len())
         .filter(|&i| crate::lambdas::mentions_lambda(&obj.symbols[i].name))
-        .collect();
-    renamed.sort_unstable();
-    renamed
-        .into_iter()
+        .filter(|&i| {
+            base_names
+                .get(i)
+                .is_some_and(|old| !old.is_empty() && old != obj.symbols[i].name)
+        })
         .filter_map(|i| {
             let sym = &obj.symbols[i];
             Some(journal::AddedRecord {

@@ -63,12 +63,11 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
     let paired = crate::lambdas::paired_keys(old, new);
     let old_keys = stable_keys(old);
     let new_keys: &[String] = &paired;
-    let old_by_key: HashMap<&str, usize> = old_keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut result = Diff::default();
     let mut matched = vec![false; old.symbols.len()];
     for (n, key) in new_keys.iter().enumerate() {
         let new_sym = &new.symbols[n];
-        let Some(&o) = old_by_key.get(key.as_str()) else {
+        let Some(o) = symbol_of_key(old, key) else {
             result.added.push(Entry {
                 name: new_sym.name.clone(),
                 kind: new_sym.kind,
@@ -114,8 +113,35 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
 /// the places its relocations point at), so that another thread can do it
 /// for one object while the diff starts on the other.
 pub(crate) fn prepare(obj: &ObjectFile) {
-    stable_keys(obj);
+    key_index(obj);
     obj.referenced();
+}
+
+fn key_hash(key: &str) -> u64 {
+    std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::with_seed(0), key)
+}
+
+/// The symbols of `obj` by their stable keys ([`stable_keys`]), as
+/// indices into them: built once per object.
+fn key_index(obj: &ObjectFile) -> &hashbrown::HashTable<usize> {
+    let keys = stable_keys(obj);
+    obj.key_index_cache().get_or_init(|| {
+        let mut table = hashbrown::HashTable::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            // Keys are unique (collisions got `#N`); a repeated one would
+            // keep its first symbol.
+            if table.find(key_hash(k), |&j: &usize| keys[j] == *k).is_none() {
+                table.insert_unique(key_hash(k), i, |&j: &usize| key_hash(&keys[j]));
+            }
+        }
+        table
+    })
+}
+
+/// The symbol of `obj` whose stable key ([`stable_keys`]) is `key`.
+pub fn symbol_of_key(obj: &ObjectFile, key: &str) -> Option<usize> {
+    let keys = stable_keys(obj);
+    key_index(obj).find(key_hash(key), |&j| keys[j] == key).copied()
 }
 
 /// [`keys`] of `obj`, computed once per object.

@@ -32,7 +32,7 @@ pub fn object(data: &[u8]) {
     let all: Vec<&str> = obj.symbols.iter().map(|s| s.name.as_str()).collect();
     assert!(crate::signature::changed(&obj, &obj, &all).is_empty());
     assert!(crate::type_layout::changed(&obj, &obj, &all).is_empty());
-    let names = link::base_names(&obj, &obj);
+    let names = link::BaseNames::of(&obj, &obj);
     let functions: Vec<(usize, Option<u64>)> = obj
         .symbols
         .iter()

@@ -214,8 +214,9 @@ struct Linker<'a> {
     resolver: &'a dyn Resolver,
     /// For statics GCC may have numbered differently: their names in the
     /// previous compile, which the running program was built from.
-    base_names: &'a HashMap<usize, String>,
-    /// There is a previous compile (see [`link_over`]).
+    base_names: &'a BaseNames<'a>,
+    /// There is a previous compile: a static that has no name in it is
+    /// new in this edit, and starting over is no surprise.
     with_base: bool,
     out: Linked,
     /// Functions placed so far: symbol index -> code offset.
@@ -256,27 +257,14 @@ struct Linker<'a> {
 /// describes. Each comes with the live address it replaces (`None`:
 /// added). Functions they call that the program lacks are pulled in as
 /// added functions. `base_names` maps local symbols of `obj` to their names
-/// in the previous compile (see [`base_names`]).
+/// in the previous compile (see [`BaseNames`]).
 pub fn link(
     obj: &ObjectFile,
     functions: &[(usize, Option<u64>)],
     resolver: &dyn Resolver,
-    base_names: &HashMap<usize, String>,
+    base_names: &BaseNames,
 ) -> Result<Linked, LinkError> {
-    link_over(obj, functions, resolver, base_names, !base_names.is_empty())
-}
-
-/// [`link`], saying whether there is a previous compile (`with_base`): a
-/// static that has no name in it ([`base_names`]) is new in this edit,
-/// and starting over is no surprise (an empty map alone cannot tell: a
-/// base may have no statics at all).
-pub fn link_over(
-    obj: &ObjectFile,
-    functions: &[(usize, Option<u64>)],
-    resolver: &dyn Resolver,
-    base_names: &HashMap<usize, String>,
-    with_base: bool,
-) -> Result<Linked, LinkError> {
+    let with_base = base_names.with_base();
     let mut l = Linker {
         obj,
         resolver,
@@ -435,6 +423,28 @@ impl Linker<'_> {
             let first = relocs.partition_point(|r| (r.offset as usize) < start);
             relocs[first..].iter().take_while(move |r| (r.offset as usize) < end)
         };
+        // Where the placed functions are in the object, sorted: an FDE for
+        // a place none of them covers is another function's, found
+        // without looking up its symbol (a patch of one function of a
+        // 10,000-function file looked up all 10,000).
+        let mut placed_spans: Vec<(usize, u64, u64)> = self
+            .placed
+            .keys()
+            .map(|&f| {
+                let s = &obj.symbols[f];
+                (s.section, s.offset, s.offset.saturating_add(s.size.max(1)))
+            })
+            .collect();
+        placed_spans.sort_unstable();
+        let in_placed = |section: usize, at: i64| {
+            let Ok(at) = u64::try_from(at) else { return false };
+            let upto = placed_spans.partition_point(|&(s, start, _)| (s, start) <= (section, at));
+            placed_spans[..upto]
+                .iter()
+                .rev()
+                .take_while(|&&(s, ..)| s == section)
+                .any(|&(_, _, end)| at < end)
+        };
         // The FDEs of placed functions, with where their code lands.
         let mut kept: Vec<(crate::eh_frame::Entry, u64, usize)> = Vec::new();
         for e in entries.iter().filter(|e| e.cie.is_some()) {
@@ -449,7 +459,10 @@ impl Linker<'_> {
                 }
                 Target::Undefined(_) => None,
             };
-            let Some((f, within)) = place.and_then(|(sec, at)| obj.symbol_at(sec, at)) else {
+            let Some((f, within)) = place
+                .filter(|&(sec, at)| in_placed(sec, at))
+                .and_then(|(sec, at)| obj.symbol_at(sec, at))
+            else {
                 continue;
             };
             if let Some(&code) = self.placed.get(&f) {
@@ -545,16 +558,11 @@ impl Linker<'_> {
 /// patch added. For a lambda's symbols what an earlier patch defined goes
 /// first: a renumbered lambda's name is another lambda's in the program
 /// ([`crate::lambdas`]).
-pub fn live_address(
-    obj: &ObjectFile,
-    i: usize,
-    resolver: &dyn Resolver,
-    base_names: &HashMap<usize, String>,
-) -> Option<u64> {
+pub fn live_address(obj: &ObjectFile, i: usize, resolver: &dyn Resolver, base_names: &BaseNames) -> Option<u64> {
     let sym = &obj.symbols[i];
     let file = obj.source.as_deref();
     // Its name in the compile the program runs; empty: new in this edit.
-    let old = base_names.get(&i);
+    let old = base_names.get(i);
     let name = old.filter(|n| !n.is_empty()).unwrap_or(&sym.name);
     let added = || resolver.added(file, name, sym.local);
     if crate::lambdas::mentions_lambda(&sym.name) {
@@ -562,7 +570,7 @@ pub fn live_address(
             return Some(earlier);
         }
     }
-    if old.is_some_and(String::is_empty) {
+    if old.is_some_and(str::is_empty) {
         return None;
     }
     if !sym.local {
@@ -589,24 +597,58 @@ pub fn live_address(
 /// only by GCC's numbering (`n.1` now, `n.0` before): matched by owner and
 /// base name as the diff matches them; and any symbol of a renumbered C++
 /// lambda ([`crate::lambdas`]), global ones too, by its old twin's name.
-pub fn base_names(old: &ObjectFile, new: &ObjectFile) -> HashMap<usize, String> {
-    let by_key: HashMap<&str, usize> = crate::diff::stable_keys(old)
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    crate::lambdas::paired_keys(old, new)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, k)| match by_key.get(k.as_str()) {
-            Some(&o) => Some((i, old.symbols[o].name.clone())),
-            // A lambda the edit added, though the program has one of its
-            // name: never the program's.
-            None if crate::lambdas::is_fresh(k) => Some((i, String::new())),
-            None => None,
-        })
-        .filter(|(i, name)| new.symbols[*i].local || *name != new.symbols[*i].name)
-        .collect()
+///
+/// Found for the symbols asked about, not all: a patch links a few of a
+/// file's symbols, and naming all 10,000 of a large file cost as much as
+/// linking.
+#[derive(Default)]
+pub struct BaseNames<'a> {
+    /// The previous compile, the new one, and the new one's keys paired
+    /// with the old one's.
+    pair: Option<BasePair<'a>>,
+}
+
+struct BasePair<'a> {
+    old: &'a ObjectFile,
+    new: &'a ObjectFile,
+    keys: std::borrow::Cow<'a, [String]>,
+}
+
+impl<'a> BaseNames<'a> {
+    /// No previous compile: every symbol goes by its own name.
+    pub fn none() -> BaseNames<'a> {
+        BaseNames { pair: None }
+    }
+
+    /// `new`'s symbols named as `old` names them.
+    pub fn of(old: &'a ObjectFile, new: &'a ObjectFile) -> BaseNames<'a> {
+        let keys = crate::lambdas::paired_keys(old, new);
+        BaseNames {
+            pair: Some(BasePair { old, new, keys }),
+        }
+    }
+
+    /// Whether there is a previous compile.
+    pub fn with_base(&self) -> bool {
+        self.pair.is_some()
+    }
+
+    /// Symbol `i`'s name in the previous compile, when it is a local or
+    /// its name differs there; `""` for a lambda the edit added though
+    /// the program has one of its name (never the program's); `None`
+    /// otherwise.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let pair = self.pair.as_ref()?;
+        let old: &'a ObjectFile = pair.old;
+        let key = pair.keys.get(i)?;
+        let name = match crate::diff::symbol_of_key(old, key) {
+            Some(o) => old.symbols[o].name.as_str(),
+            None if crate::lambdas::is_fresh(key) => "",
+            None => return None,
+        };
+        let sym = pair.new.symbols.get(i)?;
+        (sym.local || name != sym.name).then_some(name)
+    }
 }
 
 fn align(buf: &mut Vec<u8>, to: u64, fill: u8) -> u64 {
@@ -1014,7 +1056,7 @@ impl Linker<'_> {
                     None => {
                         // A static the previous compile did not have is
                         // new in this edit: of course it starts over.
-                        let new_in_edit = self.with_base && !self.base_names.contains_key(&i);
+                        let new_in_edit = self.with_base && self.base_names.get(i).is_none();
                         if writable && sym.local && !new_in_edit {
                             self.out.warnings.push(format!(
                                 "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",

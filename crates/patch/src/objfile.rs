@@ -184,6 +184,10 @@ pub struct ObjectFile {
     /// Stable identities of the symbols ([`crate::diff::stable_keys`]),
     /// computed once.
     keys: std::sync::OnceLock<Vec<String>>,
+    /// The symbol of each stable key ([`crate::diff::symbol_of_key`]),
+    /// built once: the diff pairs symbols by it and the linker names the
+    /// base's locals by it.
+    key_index: std::sync::OnceLock<hashbrown::HashTable<usize>>,
     /// Per section: every offset some relocation points at, sorted.
     referenced: std::sync::OnceLock<Vec<Vec<i64>>>,
     /// The DWARF's top-level entries by name, read once when first asked
@@ -266,6 +270,12 @@ impl ObjectFile {
     /// ([`crate::diff::stable_keys`] computes and reads them).
     pub(crate) fn keys_cache(&self) -> &std::sync::OnceLock<Vec<String>> {
         &self.keys
+    }
+
+    /// Where the symbol of each stable key is kept once found
+    /// ([`crate::diff::symbol_of_key`] builds and reads it).
+    pub(crate) fn key_index_cache(&self) -> &std::sync::OnceLock<hashbrown::HashTable<usize>> {
+        &self.key_index
     }
 
     /// Where the DWARF index is kept once read ([`crate::signature::index`]).
@@ -709,6 +719,7 @@ impl Undecoded {
             weak_undefined,
             by_section,
             keys: std::sync::OnceLock::new(),
+            key_index: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
             debug_index: std::sync::OnceLock::new(),
             debug_bases: std::sync::OnceLock::new(),
@@ -794,6 +805,12 @@ impl ObjectFile {
     /// their value.
     pub fn dynamically_initialized(&self) -> (std::collections::BTreeSet<usize>, std::collections::BTreeSet<usize>) {
         let entries = self.static_initializers();
+        if entries.is_empty() {
+            // Most C files: nothing below to find, and its pass over every
+            // relocation of the object cost each patch of one function of
+            // a 10,000-function file as much as linking it.
+            return Default::default();
+        }
         let mut queue = entries.clone();
         let mut seen: std::collections::BTreeSet<usize> = queue.iter().copied().collect();
         while let Some(f) = queue.pop() {

@@ -7,9 +7,7 @@
 //! denote the same thing (the same symbol, through the PLT or GOT when the
 //! linker made it so, or a literal with the same bytes).
 
-use foldhash::{HashMap, HashMapExt};
-
-use crate::link::{live_address, Resolver};
+use crate::link::{live_address, BaseNames, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
 use crate::target::Target as LiveTarget;
 
@@ -59,7 +57,7 @@ impl Verification {
 /// entry is the program's, or is patched as the journal says.
 pub fn entry_changed(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<String> {
     let i = obj.symbols.iter().position(|s| s.name == name)?;
-    let addr = live_address(obj, i, &target.resolver, &HashMap::new())?;
+    let addr = live_address(obj, i, &target.resolver, &BaseNames::none())?;
     if target.journal.patch(addr).is_some() {
         return None;
     }
@@ -91,7 +89,7 @@ pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
 /// accepts.
 pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Verification {
     let mut out = Verification::default();
-    let no_renames = HashMap::new();
+    let no_renames = BaseNames::none();
     for (i, sym) in obj.symbols.iter().enumerate() {
         if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() || !wanted(&sym.name) {
             continue;
@@ -132,7 +130,7 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
 fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
     let sym = &obj.symbols[i];
     let parent = crate::names::hot_part(&sym.name)?;
-    let no_renames = HashMap::new();
+    let no_renames = BaseNames::none();
     let p = obj
         .symbols
         .iter()
@@ -157,7 +155,7 @@ pub fn data_only(obj: &ObjectFile) -> bool {
 /// their contents are the program's state.
 pub fn constants_against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
     let mut out = Verification::default();
-    let no_renames = HashMap::new();
+    let no_renames = BaseNames::none();
     for (i, sym) in obj.symbols.iter().enumerate() {
         let constant = obj.section(sym.section).is_some_and(|s| s.constant() && !s.executable);
         if sym.kind != Kind::Object || sym.size == 0 || sym.bytes.is_none() || !constant {
@@ -273,7 +271,7 @@ fn reference(
         (value as u64).wrapping_add(r.pc_bias as u64)
     };
     let resolver = &target.resolver;
-    let no_renames = HashMap::new();
+    let no_renames = BaseNames::none();
     let symbol = |i: usize| live_address(obj, i, resolver, &no_renames);
     let bias = (r.addend + r.pc_bias) as u64;
     // The symbol the object refers to, its live address when the program
