@@ -808,7 +808,8 @@ fn a_compile_command_at_another_level_than_the_build_is_not_taken_for_an_edit() 
     let exe = relive_testkit::compile_with("gcc", dir.path(), "app", APP, &["-O2", "-g"]);
     // Saved again, unchanged, after the build.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(dir.path().join("app.c"), APP).unwrap();
+    let source = dir.path().join("app.c");
+    std::fs::write(&source, APP).unwrap();
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_testkit::relive_run_starting(relive, &["--cc", "gcc -O1 -g"], exe, &[], dir);
     let start = relive_testkit::events_until(&events, "watching");
@@ -821,6 +822,16 @@ fn a_compile_command_at_another_level_than_the_build_is_not_taken_for_an_edit() 
     assert!(
         start.iter().all(|e| e["status"] != "edited" && e["event"] != "patched"),
         "{start:#?}"
+    );
+    target.wait_for_prefix("value 1 ");
+    // An edit then is refused for what is known, not for missing -D/-I
+    // options (which it said after the warning).
+    std::fs::write(&source, APP.replace("return 1;", "return 2;")).unwrap();
+    let refused = relive_testkit::events_until(&events, "refused").pop().unwrap();
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("with -O1") && message.contains("built with -O2") && !message.contains("-D/-I"),
+        "{message}"
     );
     target.wait_for_prefix("value 1 ");
 }

@@ -295,6 +295,7 @@ mod tests {
                     file: file.clone(),
                     origin: "test",
                     complete: true,
+                    unlike_build: None,
                 };
                 let source = p.join("src/unit.c");
                 let (own, headers) = compile(&command, &source, &cache, 1, None);

@@ -1325,9 +1325,10 @@ impl<'p> Reloader<'p> {
             if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
                 event.event = EventKind::Refused;
                 event.message = Some(format!(
-                    "no function changed in relive's compile of {}, but that compile differs from the running code (in {}), so an edit the build would see may be invisible to it; {FIX_FLAGS}",
+                    "no function changed in relive's compile of {}, but that compile differs from the running code (in {}), so an edit the build would see may be invisible to it; {}",
                     source.display(),
-                    differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                    differs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                    self.command(source).fix()
                 ));
             }
             return Ok(Step::Done(event));
@@ -1390,9 +1391,10 @@ impl<'p> Reloader<'p> {
                 }
                 if !others.is_empty() {
                     event.notes.push(format!(
-                        "relive's compile of {} differs from the running code in {} (not changed by this edit); {FIX_FLAGS}",
+                        "relive's compile of {} differs from the running code in {} (not changed by this edit); {}",
                         source.display(),
-                        others.join(", ")
+                        others.join(", "),
+                        self.command(source).fix()
                     ));
                 }
             }
@@ -1421,10 +1423,11 @@ impl<'p> Reloader<'p> {
             Baseline::Differs { check, .. } => {
                 event.event = EventKind::Refused;
                 event.message = Some(format!(
-                    "{} did not compile when relive started, so there is no earlier compile to diff against; this one differs from the running code in {}, and its compile command ({}) is not known to be the build's, so the difference may be a missing option rather than your edit; {FIX_FLAGS}, or pass --trust-baselines",
+                    "{} did not compile when relive started, so there is no earlier compile to diff against; this one differs from the running code in {}, and its compile command ({}) is not known to be the build's, so the difference may be a missing option rather than your edit; {}, or pass --trust-baselines",
                     source.display(),
                     check.differing().join(", "),
-                    self.command(source).origin
+                    self.command(source).origin,
+                    self.command(source).fix()
                 ));
             }
             _ => event.notes.push(format!(
@@ -1453,9 +1456,10 @@ impl<'p> Reloader<'p> {
             return String::new();
         }
         format!(
-            "\n(relive compiled it with {} from {}; {FIX_FLAGS})",
+            "\n(relive compiled it with {} from {}; {})",
             command.display(),
-            command.origin
+            command.origin,
+            command.fix()
         )
     }
 
@@ -1615,9 +1619,10 @@ impl<'p> Reloader<'p> {
         let hit: Vec<&(String, String)> = differs.iter().filter(|(n, _)| changed.contains(n)).collect();
         if let Some((first, why)) = hit.first() {
             return Some(format!(
-                "{} is compiled here into code that differs from what the program runs (before this edit: {first} {why}{}), so the edit's effect cannot be known; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
+                "{} is compiled here into code that differs from what the program runs (before this edit: {first} {why}{}), so the edit's effect cannot be known; {}, or pass --trust-baselines to patch anyway",
                 source.display(),
-                if hit.len() > 1 { format!(", and {} more", hit.len() - 1) } else { String::new() }
+                if hit.len() > 1 { format!(", and {} more", hit.len() - 1) } else { String::new() },
+                self.command(source).fix()
             ));
         }
         // The edit changed only functions that matched. With a command
@@ -1631,9 +1636,10 @@ impl<'p> Reloader<'p> {
         }
         let (first, why) = differs.first()?;
         Some(format!(
-            "{} is compiled here into code that differs from what the program runs in {first} ({why}), which this edit did not change; its compile command ({}) is not known to be the build's, so the edited functions may be compiled unlike the build too; {FIX_FLAGS}, or pass --trust-baselines to patch anyway",
+            "{} is compiled here into code that differs from what the program runs in {first} ({why}), which this edit did not change; its compile command ({}) is not known to be the build's, so the edited functions may be compiled unlike the build too; {}, or pass --trust-baselines to patch anyway",
             source.display(),
-            command.origin
+            command.origin,
+            command.fix()
         ))
     }
 

@@ -27,6 +27,10 @@ pub struct CompileCommand {
     /// macros too), so a difference from the running code is an edit, not
     /// a missing option.
     pub complete: bool,
+    /// Why this command is known not to compile the running code (another
+    /// `-O` level than the one the debug info records), when it is: what
+    /// refusals say instead of guessing at missing options.
+    pub unlike_build: Option<String>,
 }
 
 impl CompileCommand {
@@ -45,6 +49,18 @@ impl CompileCommand {
                 .unwrap_or_else(|| source.to_path_buf()),
             origin,
             complete: origin == "--cc",
+            unlike_build: None,
+        }
+    }
+
+    /// What to do when this command's compile differs from the running
+    /// code: the known reason when there is one, else the usual ones.
+    pub fn fix(&self) -> String {
+        match &self.unlike_build {
+            Some(why) => format!(
+                "{why}, so it cannot compile the running code: fix the compile command (give --cc the build's options, or record the build's commands with `relive build -- make`)"
+            ),
+            None => crate::FIX_FLAGS.to_string(),
         }
     }
 
@@ -105,6 +121,7 @@ impl Unit {
             // GCC's producer has the options and -g3 the macros; clang's
             // has either everything or nothing.
             complete: self.recorded_command || (self.has_macros && self.compiler == "gcc"),
+            unlike_build: None,
         }
     }
 
@@ -433,6 +450,7 @@ fn command_of(entry: &compdb::Entry, source: &Path) -> Option<CompileCommand> {
         file: PathBuf::from(&entry.file),
         origin: "compile_commands.json",
         complete: true,
+        unlike_build: None,
     })
 }
 

@@ -216,13 +216,15 @@ fn running_image(pid: u32) -> PathBuf {
 /// optimisation level. Such a command compiles every function into other
 /// code, which a file saved after the build made look edited, and relive
 /// patched it (a user's trial gave `--cc` `-O1` for an `-O2` build).
+/// Why `command` cannot compile the running code of `unit`, when that is
+/// known: it compiles at another `-O` level than the debug info records.
 fn conflicts_with_build(command: &CompileCommand, unit: &sources::Unit) -> Option<String> {
     use relive_patch::origin::optimisation;
     let built = optimisation(unit.flags.iter().map(String::as_str))?;
     let ours = optimisation(command.args.iter().map(String::as_str)).unwrap_or("-O0");
     (ours != built).then(|| {
         format!(
-            "{} compiles {} with {ours}, but the program's debug info says it was built with {built}: its code cannot be the running code, so a difference is not taken as an edit; fix the compile command",
+            "{} compiles {} with {ours}, but the program's debug info says it was built with {built}",
             command.origin,
             unit.name.display()
         )
@@ -282,11 +284,15 @@ fn plan(
             };
             if let Some(why) = unit.and_then(|u| conflicts_with_build(&command, u)) {
                 command.complete = false;
+                let message = format!(
+                    "{why}: its code cannot be the running code, so a difference is not taken as an edit; fix the compile command"
+                );
                 report_baseline(
                     json,
-                    serde_json::json!({"event": "baseline", "file": f.display().to_string(), "status": "command_differs", "message": why}),
-                    format!("relive: WARNING: {why}"),
+                    serde_json::json!({"event": "baseline", "file": f.display().to_string(), "status": "command_differs", "message": message}),
+                    format!("relive: WARNING: {message}"),
                 );
+                command.unlike_build = Some(why);
             }
             // The database's other commands for the file, tried when the
             // first does not compile into the running code.
@@ -444,7 +450,7 @@ fn baselines(
                         } else {
                             ""
                         },
-                        relive_reload::FIX_FLAGS
+                        command.fix()
                     )
                 };
                 report_baseline(
