@@ -862,6 +862,46 @@ fn nothing_to_watch_is_said_before_the_program_runs() {
     assert!(!dir.path().join("ran").exists(), "the program ran: {message}");
 }
 
+/// A function other files may call, removed from its file: the program
+/// keeps the old code (a patch takes nothing out), which is said. Then the
+/// whole file emptied: not compiled (an editor's save in progress looks
+/// so), which is said too. Both printed nothing at all (a user's trial on
+/// bzip2).
+#[test]
+fn a_removed_function_is_said_to_stay() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int spare(int x) { return x + 7; }
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(TWO, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1");
+    s.edit(
+        "__attribute__((noinline, noipa)) int spare(int x) { return x + 7; }\n",
+        "",
+    );
+    let e = s.event();
+    assert_eq!(e["event"], "no_change", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("spare is no longer in") && notes.contains("keeps its old code"),
+        "{e}"
+    );
+    s.edit(&s.text.clone(), "");
+    let e = s.event();
+    assert_eq!(e["event"], "no_change", "{e}");
+    assert!(
+        e["notes"].to_string().contains("is empty, so it was not compiled"),
+        "{e}"
+    );
+    s.target.wait_for_prefix("value 1");
+}
+
 /// A string of a table of pointers (`static const char *const names[]`)
 /// edited before relive started: the table's bytes are all relocated, so
 /// it compared as what runs, and the edit never reached the program (a

@@ -38,6 +38,9 @@ pub struct Change {
 pub struct Entry {
     pub name: String,
     pub kind: Kind,
+    /// A file's own (`static`): no other file can refer to it.
+    #[serde(skip)]
+    pub local: bool,
 }
 
 /// The result of comparing two objects.
@@ -71,6 +74,7 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
             result.added.push(Entry {
                 name: new_sym.name.clone(),
                 kind: new_sym.kind,
+                local: new_sym.local,
             });
             continue;
         };
@@ -103,6 +107,7 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
             result.removed.push(Entry {
                 name: sym.name.clone(),
                 kind: sym.kind,
+                local: sym.local,
             });
         }
     }

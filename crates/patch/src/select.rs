@@ -73,6 +73,33 @@ pub fn initial_value_note(name: &str) -> String {
     format!("the initial value of {name} changed: the program keeps the value it has (a restart takes the new one)")
 }
 
+/// Functions other files may call that the edit removed from the file
+/// (or a file emptied): a patch takes nothing out of a program, so the
+/// old code stays and runs for every caller it still has. Unsaid, such a
+/// save printed nothing at all.
+fn removed_note(d: &crate::diff::Diff, new: &ObjectFile) -> Option<String> {
+    const SHOWN: usize = 5;
+    let gone: Vec<String> = d
+        .removed
+        .iter()
+        .filter(|e| e.kind == Kind::Function && !e.local)
+        .map(|e| crate::names::readable(&e.name))
+        .collect();
+    let list = match gone.len() {
+        0 => return None,
+        n if n <= SHOWN => gone.join(", "),
+        n => format!("{}, and {} more", gone[..SHOWN].join(", "), n - SHOWN),
+    };
+    let file = new.source.as_deref().unwrap_or(&new.path);
+    let one = gone.len() == 1;
+    Some(format!(
+        "{list} {} no longer in {file}: the program keeps {} old code, and callers in other files (or pointers to {}) still run it until a restart",
+        if one { "is" } else { "are" },
+        if one { "its" } else { "their" },
+        if one { "it" } else { "them" },
+    ))
+}
+
 /// What to tell the user of a constant table `name` whose contents
 /// changed, read by the functions `readers`.
 fn constant_table_note(name: &str, readers: &[&str]) -> String {
@@ -98,6 +125,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
         .iter()
         .map(|n| initial_value_note(n))
         .collect();
+    notes.extend(removed_note(&d, new));
     let changed_code: Vec<&str> = d
         .changed
         .iter()

@@ -983,6 +983,28 @@ impl<'p> Reloader<'p> {
     /// The second half of [`Reloader::reload_all`]: patches what `batch`'s
     /// compiles changed, together when they can be.
     pub fn patch_batch(&mut self, batch: Batch) -> Result<Vec<ReloadEvent>, ReloadError> {
+        // A file still empty once its saves settled was not compiled (see
+        // `compile_fresh`): said, or emptying a file printed nothing.
+        let blank: Vec<ReloadEvent> = batch
+            .sources
+            .iter()
+            .filter(|s| !batch.compiled.iter().any(|(c, _, _)| c == *s) && is_blank(s))
+            .map(|s| {
+                let mut event = ReloadEvent::new(s);
+                event.notes.push(format!(
+                    "{} is empty, so it was not compiled: the program runs on with the code it has (a file saved empty is taken for a save still being written)",
+                    s.display()
+                ));
+                event.timing_us.total = batch.start.elapsed().as_micros() as u64;
+                event
+            })
+            .collect();
+        let mut events = self.patch_compiled(batch)?;
+        events.extend(blank);
+        Ok(events)
+    }
+
+    fn patch_compiled(&mut self, batch: Batch) -> Result<Vec<ReloadEvent>, ReloadError> {
         let Batch {
             sources,
             compiled,
