@@ -367,9 +367,40 @@ fn unreachable_new_code_is_reported_not_patched() {
         // What the report says is what runs: main's loop keeps the old
         // compute inline, step runs the new one.
         assert_eq!(p.step(), "16 51");
-        // The words a user reads.
-        let text = p.relive(&["status", "--pid", &p.target.pid_arg()]);
-        assert!(text.status.success());
+        // The words a user reads: status says main's and compute's new
+        // code cannot run (it listed them like step).
+        let out = p.relive(&["status", "--pid", &p.target.pid_arg()]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let said = |name: &str| {
+            let mut lines = text.lines().skip_while(|l| !l.starts_with(name)).skip(1);
+            lines
+                .find(|l| !l.starts_with("    generation"))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            said("main").contains("its new code cannot run: main is the outermost"),
+            "{text}"
+        );
+        assert!(
+            said("compute").contains("its new code cannot run: nothing in the program calls compute"),
+            "{text}"
+        );
+        assert!(!said("step").contains("cannot run"), "{text}");
+        let out = p.relive(&["status", "--pid", &p.target.pid_arg(), "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let entry = |n: &str| {
+            status["patches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == n)
+                .cloned()
+                .unwrap()
+        };
+        assert!(entry("main")["unreached"].is_string(), "{status}");
+        assert!(entry("step").get("unreached").is_none(), "{status}");
     }
 }
 

@@ -599,6 +599,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                         .expect("journal record of a slot");
                     record.current_addr = w.new_addr;
                     record.generation += 1;
+                    // Said again by the check after the redirect.
+                    record.unreached = None;
                     record.assumed = w.assumed.0;
                     record.history.push(version(w, record.generation));
                     // `revert --last` goes back this far; older generations stay
@@ -622,6 +624,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                         slot: layout.read_only + slot_offset,
                         assumed: w.assumed.0,
                         history: vec![version(w, 1)],
+                        unreached: None,
                     });
                     1
                 }
@@ -658,6 +661,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 original: p.original.clone(),
                 patched: p.patched.clone(),
                 history: p.history.last().cloned().into_iter().collect(),
+                unreached: None,
                 ..*p
             })
             .collect(),
@@ -976,6 +980,25 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .zip(&layouts)
         .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
         .collect();
+    // Kept with each redirect, for `status`: a `main` whose new code can
+    // never run was listed there like any patch.
+    let mut unreached_said = false;
+    for (p, reaches) in prepared.iter().zip(&reaches) {
+        for w in &p.work {
+            let note = reaches
+                .get(&w.orig)
+                .filter(|r| !r.reachable)
+                .and_then(|r| r.note.clone());
+            if let Some(record) = target.journal.patches.iter_mut().find(|r| r.orig_addr == w.orig) {
+                unreached_said |= note.is_some();
+                record.unreached = note;
+            }
+        }
+    }
+    if unreached_said {
+        // Best effort, like the symbol files': the patch is made either way.
+        let _ = target.journal.save(&target.journal_dir);
+    }
     // A full pool is where superseded generations pile up: with the patch
     // made, the pools only they fill go.
     let reclaim_start = Instant::now();

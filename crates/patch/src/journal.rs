@@ -68,6 +68,11 @@ pub struct PatchRecord {
     /// [`Journal::load_history`]. Empty in journals of older relive.
     #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "newest_only")]
     pub history: Vec<Generation>,
+    /// Why no call could run its newest code when that was written (the
+    /// reachability check's reason: `main`'s running loop, callers that
+    /// have it inlined), for `status`; `None` when a later call could.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreached: Option<String>,
 }
 
 /// Serialises only the newest generation: every transaction reads and
@@ -954,6 +959,7 @@ mod tests {
             slot: 0x6000,
             assumed: 0x80,
             history: vec![],
+            unreached: None,
         });
         j.save(dir).unwrap();
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
@@ -1103,6 +1109,7 @@ mod tests {
             slot: 0x9000,
             assumed: 0,
             history: vec![],
+            unreached: None,
         }
     }
 

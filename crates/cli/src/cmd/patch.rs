@@ -120,7 +120,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}]}],"added":[{"name","file","local","addr","size","kind","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "added": functions and variables patches brought that the program did not have ("file" and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value"}],"unreached"}],"added":[{"name","file","local","addr","size","kind","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file" and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -994,6 +994,9 @@ struct StatusEntry {
     /// The cell its redirect jumps through (for the words only).
     #[serde(skip)]
     slot: u64,
+    /// Why no call could run its newest code when that was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreached: Option<String>,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -1019,6 +1022,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 method: p.method.clone(),
                 history: p.history.clone(),
                 slot: p.slot,
+                unreached: p.unreached.clone(),
             })
             .collect(),
         // Cold parts come with their functions' new code (see `patch`).
@@ -1078,6 +1082,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             p.generation,
             p.method
         )?;
+        if let Some(why) = &p.unreached {
+            writeln!(out, "    its new code cannot run: {why}")?;
+        }
         for g in p.history.iter().rev() {
             let ago = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
