@@ -693,3 +693,51 @@ int main(void) {
         "signals were lost or reordered (lost real-time, lost SIGUSR1, out of order): {settled:?}"
     );
 }
+
+/// A function called in the main thread while it sleeps in `nanosleep`
+/// and `usleep` (`clock_nanosleep`): the sleep goes on afterwards for the
+/// time it had left, as after a stop without a call. The call's way back ran `rt_sigreturn`, which ends the kernel's restart
+/// of an interrupted sleep: it returned EINTR at once, so every patch that
+/// handed the unwinder its table woke the program early (a user's trial on
+/// lz4: its driver then ran its work loop while relive looked for it
+/// asleep, and the debuggers' library was never loaded).
+#[test]
+fn a_remote_call_leaves_an_interrupted_sleep_asleep() {
+    const SLEEPER: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+__attribute__((noinline, used)) double churn(double x) {
+    volatile double v[8];
+    for (int i = 0; i < 8; i++) v[i] = x * i + 0.5;
+    return v[3] + v[7];
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("%p\n", (void *)churn);
+    for (int round = 0;; round++) {
+        int r;
+        if (round % 2 == 0) {
+            struct timespec t = {0, 600000000};
+            r = nanosleep(&t, NULL);
+        } else {
+            r = usleep(600000);
+        }
+        printf(r == 0 ? "slept\n" : "interrupted %d\n", errno);
+    }
+}
+"#;
+    let target = Target::start_c(SLEEPER, &["-O2"]);
+    let churn = hex_addr(&target.next_line());
+    let process = open(&target);
+    for round in 0..2 {
+        // Well inside the sleep of this round.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let mut stopped = process.stop_one().unwrap();
+        let outcome = stopped.call(churn, &[], std::time::Duration::from_secs(2)).unwrap();
+        assert!(matches!(outcome, relive_process::CallOutcome::Returned), "{outcome:?}");
+        stopped.resume().unwrap();
+        assert_eq!(target.next_line(), "slept", "round {round}");
+    }
+}

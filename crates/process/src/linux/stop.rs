@@ -393,6 +393,12 @@ impl<'p> LinuxStopped<'p> {
     /// stack; `None` (nothing written) when the program lacks the
     /// instructions it needs or the thread's state cannot be read.
     fn way_back(&mut self, tid: u32, saved: &Registers) -> Result<Option<return_frame::Frame>> {
+        Ok(self.way_back_and_state(tid, saved)?.map(|(frame, _)| frame))
+    }
+
+    /// [`Self::way_back`], with the extended state and signal mask it
+    /// holds (what the thread gets back after a call: see [`Self::call`]).
+    fn way_back_and_state(&mut self, tid: u32, saved: &Registers) -> Result<Option<(return_frame::Frame, ExtraState)>> {
         let Some(gadgets) = self.search_code()?.gadgets() else {
             return Ok(None);
         };
@@ -424,7 +430,7 @@ impl<'p> LinuxStopped<'p> {
         if self.process.read(frame.addr, &mut back).is_err() || back != frame.bytes {
             return Ok(None);
         }
-        Ok(Some(frame))
+        Ok(Some((frame, ExtraState { xstate, sigmask })))
     }
 
     /// Runs the system call with the thread's stack pointing at its way
@@ -531,9 +537,16 @@ impl<'p> LinuxStopped<'p> {
                 Ok(Waited::Syscall) => {
                     let now = self.registers(tid)?;
                     if now.rip == back && now.orig_rax == return_frame::SYS_RT_SIGRETURN {
-                        // Let the rt_sigreturn run (it loads the frame's
-                        // registers) up to its exit stop, where the
-                        // caller sets them itself.
+                        // Skipped (`orig_rax` -1 at its entry), up to its
+                        // exit stop: the caller gives the thread what the
+                        // frame holds itself. Run, rt_sigreturn would also
+                        // end the kernel's restart of a sleep the stop
+                        // interrupted: `restart_syscall` then fails with
+                        // EINTR, and the program woke early. The frame
+                        // only serves a relive that dies during the call.
+                        let mut skip = now;
+                        skip.orig_rax = u64::MAX;
+                        self.set_registers(tid, &skip)?;
                         self.syscall_stop(tid)?;
                         return Ok(CallOutcome::Returned);
                     }
@@ -810,6 +823,36 @@ fn xstate(tid: u32) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// What a thread's state holds besides its general registers, as a
+/// signal frame carries it: the XSAVE state ([`xstate`]) and the blocked
+/// signals.
+struct ExtraState {
+    xstate: Vec<u8>,
+    sigmask: u64,
+}
+
+/// Sets the XSAVE state of stopped thread `tid` to `state` (as [`xstate`]
+/// read it); whether it did.
+fn set_xstate(tid: u32, state: &[u8]) -> bool {
+    const NT_X86_XSTATE: usize = 0x202;
+    let mut iov = nix::libc::iovec {
+        iov_base: state.as_ptr().cast_mut().cast(),
+        iov_len: state.len(),
+    };
+    // SAFETY: PTRACE_SETREGSET only reads `iov.iov_len` bytes from
+    // `iov.iov_base`, which points at `state` (alive and that long); `iov`
+    // lives on this stack frame for the call.
+    let ret = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_SETREGSET,
+            tid as nix::libc::pid_t,
+            NT_X86_XSTATE as *mut nix::libc::c_void,
+            (&mut iov as *mut nix::libc::iovec).cast::<nix::libc::c_void>(),
+        )
+    };
+    ret == 0
+}
+
 /// The blocked-signal mask of stopped thread `tid`.
 fn sigmask(tid: u32) -> Option<u64> {
     let mut mask = 0u64;
@@ -931,15 +974,25 @@ impl Stopped for LinuxStopped<'_> {
         }
         let tid = self.worker();
         let saved = self.registers(tid)?;
-        let Some(frame) = self.way_back(tid, &saved)? else {
+        let Some((frame, state)) = self.way_back_and_state(tid, &saved)? else {
             return Err(ProcessError::Unsupported {
                 what: "calling a function in a process without the instructions of a way back (`syscall; ret`, `pop rax; ret`) or whose main thread is not on its main stack",
             });
         };
         let outcome = self.call_with_way_back(tid, &saved, &frame, addr, args, timeout);
-        // Whatever happened, the thread gets its own registers back; the
-        // restart of an interrupted system call is in them.
-        let restored = self.set_registers(tid, &return_frame::resumable(&saved, true));
+        // Whatever happened, the thread gets its own registers back (the
+        // restart of an interrupted system call is in them, and the kernel
+        // still has what it needs for it: no rt_sigreturn ran), and the
+        // floating-point state and signal mask the frame would give it.
+        let restored = match (set_xstate(tid, &state.xstate), set_sigmask(tid, state.sigmask)) {
+            (true, true) => Ok(()),
+            _ => Err(ProcessError::Io {
+                pid: self.process.pid,
+                what: format!("giving thread {tid} its floating-point state and signal mask back after a call"),
+                cause: std::io::Error::last_os_error(),
+            }),
+        };
+        let restored = restored.and_then(|()| self.set_registers(tid, &return_frame::resumable(&saved, true)));
         let restored = restored.and_then(|()| self.clear_step(tid));
         let outcome = outcome?;
         restored?;
