@@ -641,3 +641,67 @@ int main(void) {
         target.wait_for("v 1 10");
     }
 }
+
+/// SIGKILL during the remote function calls of a first patch (the loader
+/// of the unwinder's and debuggers' libraries, the unwinder's
+/// registration), the main thread interrupted in `usleep` or computing
+/// with x in an SSE register: while it runs the function with borrowed
+/// registers, when relive has given it back its floating-point state and
+/// signal mask but not yet its registers, and after. It finds its way back
+/// each time, its state whole (a relive that dies once the registers are
+/// set must not leave the skipped `rt_sigreturn` to a thread whose stack
+/// pointer is the way back's).
+#[test]
+fn relive_killed_around_a_remote_call_leaves_the_thread_whole() {
+    const FPU: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int a(void) { return 1; }
+__attribute__((noinline, noipa)) int b(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    double x = 0.0;
+    long n = 0;
+    for (;;) {
+        for (int i = 0; i < 300000; i++) { x += 1.0; n++; }
+        if (x != (double)n) { printf("fpu state lost: %f %ld\n", x, n); exit(9); }
+        printf("v %d %d\n", a(), b());
+        usleep(500);
+    }
+}
+"#;
+    let mut target = Target::start_c(FPU, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let state = target.dir.path().join("state");
+    let pid = target.pid_arg();
+    let source = FPU
+        .replace("return 1;", "return 2;")
+        .replace("return 10;", "return 20;");
+    let new = relive_testkit::compile_object(target.dir.path(), "target", &source, &["-O2", "-g"]);
+    let new = new.to_str().unwrap();
+    let points = ["kill-in-remote-call", "kill-at-call-return", "kill-after-call-return"];
+    for round in 0..12 {
+        let failpoint = points[round % points.len()];
+        aborted(&relive(&["patch", &pid, new], &state, Some(failpoint)));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if let Ok(Some(died)) = target.child.try_wait() {
+            panic!("round {round} ({failpoint}): the target died ({died})");
+        }
+        target.wait_for("v 1 10");
+        let out = relive(&["patch", &pid, new], &state, None);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 2 20");
+        let out = relive(&["revert", &pid, "--all"], &state, None);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.wait_for("v 1 10");
+    }
+}

@@ -393,12 +393,12 @@ impl<'p> LinuxStopped<'p> {
     /// stack; `None` (nothing written) when the program lacks the
     /// instructions it needs or the thread's state cannot be read.
     fn way_back(&mut self, tid: u32, saved: &Registers) -> Result<Option<return_frame::Frame>> {
-        Ok(self.way_back_and_state(tid, saved)?.map(|(frame, _)| frame))
+        Ok(self.way_back_and_state(tid, saved)?.map(|w| w.frame))
     }
 
     /// [`Self::way_back`], with the extended state and signal mask it
     /// holds (what the thread gets back after a call: see [`Self::call`]).
-    fn way_back_and_state(&mut self, tid: u32, saved: &Registers) -> Result<Option<(return_frame::Frame, ExtraState)>> {
+    fn way_back_and_state(&mut self, tid: u32, saved: &Registers) -> Result<Option<WayBack>> {
         let Some(gadgets) = self.search_code()?.gadgets() else {
             return Ok(None);
         };
@@ -430,7 +430,10 @@ impl<'p> LinuxStopped<'p> {
         if self.process.read(frame.addr, &mut back).is_err() || back != frame.bytes {
             return Ok(None);
         }
-        Ok(Some((frame, ExtraState { xstate, sigmask })))
+        Ok(Some(WayBack {
+            frame,
+            state: ExtraState { xstate, sigmask },
+        }))
     }
 
     /// Runs the system call with the thread's stack pointing at its way
@@ -494,7 +497,7 @@ impl<'p> LinuxStopped<'p> {
         &mut self,
         tid: u32,
         saved: &Registers,
-        frame: &return_frame::Frame,
+        way: &WayBack,
         addr: u64,
         args: &[u64],
         timeout: std::time::Duration,
@@ -504,6 +507,7 @@ impl<'p> LinuxStopped<'p> {
             .code
             .and_then(|c| c.gadgets())
             .expect("found before the frame was built");
+        let (frame, state) = (&way.frame, &way.state);
         // `pop rax; ret` + 1 is a `ret`.
         let entry_sp = frame.sp - 8;
         self.process.write(entry_sp, &(gadgets.pop_rax_ret + 1).to_le_bytes())?;
@@ -530,6 +534,7 @@ impl<'p> LinuxStopped<'p> {
         }
         let back = gadgets.syscall_ret + 2;
         let deadline = std::time::Instant::now() + timeout;
+        failpoint_in_remote_syscall("in-remote-call");
         loop {
             self.forget_registers(tid);
             ptrace::syscall(pid(tid), None).map_err(|e| self.errno(doing, tid, e))?;
@@ -537,16 +542,22 @@ impl<'p> LinuxStopped<'p> {
                 Ok(Waited::Syscall) => {
                     let now = self.registers(tid)?;
                     if now.rip == back && now.orig_rax == return_frame::SYS_RT_SIGRETURN {
-                        // Skipped (`orig_rax` -1 at its entry), up to its
-                        // exit stop: the caller gives the thread what the
-                        // frame holds itself. Run, rt_sigreturn would also
-                        // end the kernel's restart of a sleep the stop
-                        // interrupted: `restart_syscall` then fails with
-                        // EINTR, and the program woke early. The frame
-                        // only serves a relive that dies during the call.
-                        let mut skip = now;
-                        skip.orig_rax = u64::MAX;
-                        self.set_registers(tid, &skip)?;
+                        // Not run: the thread gets what the frame holds
+                        // from relive, here, and the call is skipped
+                        // (`orig_rax` -1, which the registers given back
+                        // have). Run, rt_sigreturn would also end the
+                        // kernel's restart of a sleep the stop
+                        // interrupted: `restart_syscall` then failed with
+                        // EINTR, and the program woke early. The
+                        // registers go last: a relive that dies before
+                        // leaves the rt_sigreturn to run, one that dies
+                        // after leaves the thread as it was.
+                        if !set_xstate(tid, &state.xstate) || !set_sigmask(tid, state.sigmask) {
+                            return Err(self.errno(doing, tid, Errno::last()));
+                        }
+                        failpoint_in_remote_syscall("at-call-return");
+                        self.set_registers(tid, &return_frame::resumable(saved, true))?;
+                        failpoint_in_remote_syscall("after-call-return");
                         self.syscall_stop(tid)?;
                         return Ok(CallOutcome::Returned);
                     }
@@ -781,7 +792,7 @@ impl<'p> LinuxStopped<'p> {
 }
 
 /// For the tests: relive dies (SIGKILL) at this point of a remote system
-/// call, with a thread running borrowed registers.
+/// call or function call, with a thread running borrowed registers.
 fn failpoint_in_remote_syscall(point: &str) {
     if std::env::var("RELIVE_FAILPOINT").is_ok_and(|v| v.strip_prefix("kill-").is_some_and(|p| p == point)) {
         let _ = nix::sys::signal::raise(Signal::SIGKILL);
@@ -821,6 +832,13 @@ fn xstate(tid: u32) -> Option<Vec<u8>> {
     }
     buf.truncate(iov.iov_len);
     Some(buf)
+}
+
+/// The way back written for a thread, and what it gives back besides the
+/// general registers.
+struct WayBack {
+    frame: return_frame::Frame,
+    state: ExtraState,
 }
 
 /// What a thread's state holds besides its general registers, as a
@@ -974,12 +992,13 @@ impl Stopped for LinuxStopped<'_> {
         }
         let tid = self.worker();
         let saved = self.registers(tid)?;
-        let Some((frame, state)) = self.way_back_and_state(tid, &saved)? else {
+        let Some(way) = self.way_back_and_state(tid, &saved)? else {
             return Err(ProcessError::Unsupported {
                 what: "calling a function in a process without the instructions of a way back (`syscall; ret`, `pop rax; ret`) or whose main thread is not on its main stack",
             });
         };
-        let outcome = self.call_with_way_back(tid, &saved, &frame, addr, args, timeout);
+        let outcome = self.call_with_way_back(tid, &saved, &way, addr, args, timeout);
+        let state = &way.state;
         // Whatever happened, the thread gets its own registers back (the
         // restart of an interrupted system call is in them, and the kernel
         // still has what it needs for it: no rt_sigreturn ran), and the
