@@ -370,6 +370,13 @@ fn relive_watch_exe_reloads_every_process_running_the_file() {
     let patched = relive_testkit::events_until(&events, "patched").pop().unwrap();
     assert_eq!(patched["processes"].as_array().map(Vec::len), Some(3), "{patched}");
     all_print(&target, &pids, value(3));
-    let _ = watch.kill();
-    let _ = watch.wait();
+    // The process the session follows ends: watch says so, and ends (it
+    // ended in silence).
+    let mut target = target;
+    assert_eq!(target.pid(), pids[0]);
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    let ended = relive_testkit::events_until(&events, "exited").pop().unwrap();
+    assert_eq!(ended["pid"], pids[0], "{ended}");
+    assert!(watch.wait().unwrap().success());
 }

@@ -45,6 +45,16 @@ pub enum Followers {
     Exe(std::path::PathBuf),
 }
 
+impl Followers {
+    /// What the processes it names are, for messages.
+    pub fn described(&self) -> &'static str {
+        match self {
+            Followers::Exe(_) => "running the same executable",
+            _ => "forked workers",
+        }
+    }
+}
+
 /// The processes that `followers` of `root` names now.
 pub fn followers(root: u32, followers: &Followers) -> Vec<u32> {
     match followers {
@@ -100,6 +110,15 @@ pub fn roll_back(done: &[(u32, u64)]) -> (Vec<u32>, Vec<String>) {
 /// [`settle`] has nothing to adopt).
 pub fn has_journal(dir: &StateDir, pid: u32) -> bool {
     matches!(relive_process::started_at(pid), Ok(Some(start)) if Journal::path(dir, pid, start).exists())
+}
+
+/// Whether process `pid` runs patched code by its journal: one a revert
+/// of everything emptied has none.
+pub fn has_patches(dir: &StateDir, pid: u32) -> bool {
+    match relive_process::started_at(pid) {
+        Ok(Some(start)) => Journal::load(dir, pid, start, "").is_ok_and(|j| !j.patches.is_empty()),
+        _ => false,
+    }
 }
 
 /// Whether `target` runs every function `report` patched at the same new

@@ -123,6 +123,10 @@ pub struct ReloadEvent {
     /// same patch, with [`Reloader::followers`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<u32>,
+    /// What those processes are, for the words: its forked workers, or
+    /// processes started apart that run the same file (`--exe`).
+    #[serde(skip)]
+    pub processes_are: &'static str,
 }
 
 impl ReloadEvent {
@@ -138,6 +142,7 @@ impl ReloadEvent {
             notes: Vec::new(),
             hooks: Vec::new(),
             processes: Vec::new(),
+            processes_are: "forked workers",
             timing_us: StageTimes::default(),
             pause_us: 0,
             message: None,
@@ -213,8 +218,9 @@ impl ReloadEvent {
         let workers = match self.processes.len() {
             0 => String::new(),
             n => format!(
-                "\n  and in the program's {n} other process{} (forked workers): {}",
+                "\n  and in the program's {n} other process{} ({}): {}",
                 if n == 1 { "" } else { "es" },
+                self.processes_are,
                 self.processes.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
             ),
         };
@@ -800,6 +806,7 @@ impl<'p> Reloader<'p> {
             let mut event = ReloadEvent::new(&source);
             record_patch(&mut event, &report);
             event.processes = pids.clone();
+            event.processes_are = self.followers.described();
             self.remember_applied(&event.file, &report);
             note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
@@ -1887,6 +1894,7 @@ impl<'p> Reloader<'p> {
                     Ok(pids) => {
                         record_patch(event, &report);
                         event.processes = pids;
+                        event.processes_are = self.followers.described();
                         self.remember_applied(&event.file, &report);
                     }
                     Err(why) => {
@@ -2049,6 +2057,20 @@ mod tests {
         e.constructed = vec!["banner".into()];
         let said = e.summary_listing(false);
         assert!(said.starts_with("constructed banner"), "{said}");
+    }
+
+    #[test]
+    fn other_processes_are_named_for_what_they_are() {
+        let mut e = ReloadEvent::new(Path::new("app.c"));
+        e.event = EventKind::Patched;
+        e.functions = vec!["value".into()];
+        e.processes = vec![7];
+        assert!(e.summary_listing(false).contains("1 other process (forked workers): 7"));
+        // `watch --exe`: processes started apart (it said forked workers).
+        e.processes_are = fleet::Followers::Exe("/bin/app".into()).described();
+        assert!(e
+            .summary_listing(false)
+            .contains("1 other process (running the same executable): 7"));
     }
 
     #[test]

@@ -605,7 +605,7 @@ fn end_session_on_signals() {
             let name = relive_process::signal_name(signal);
             // Patched at all? (Stopped during the start-up compare, say,
             // nothing was: the program runs as it was built.)
-            let patched = StateDir::open().is_ok_and(|dir| relive_patch::fleet::has_journal(&dir, pid));
+            let patched = StateDir::open().is_ok_and(|dir| relive_patch::fleet::has_patches(&dir, pid));
             if json {
                 crate::output::say!(
                     "{}",
@@ -616,7 +616,7 @@ fn end_session_on_signals() {
                     true => format!(
                         "relive: stopped watching ({name}); the patches stay applied in pid {pid} while it runs (`relive status {pid}` lists them, `relive revert {pid} --all` undoes them)"
                     ),
-                    false => format!("relive: stopped watching ({name}); nothing was patched: pid {pid} runs as it was built"),
+                    false => format!("relive: stopped watching ({name}); pid {pid} runs no patched code (nothing was patched, or everything was reverted)"),
                 });
             }
         }
@@ -976,6 +976,13 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", followers, None, || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
     })?;
+    // The only way the loop ends: the process is gone (relive is not its
+    // parent, so how it ended is not known). It ended in silence before.
+    if args.options.json {
+        crate::output::say!("{}", serde_json::json!({"event": "exited", "pid": pid}));
+    } else {
+        crate::output::note(&format!("relive: process {pid} has ended; stopped watching"));
+    }
     std::process::exit(code);
 }
 
