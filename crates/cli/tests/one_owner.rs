@@ -559,3 +559,52 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
     session.kill().unwrap();
     let _ = session.wait();
 }
+
+/// A file edited after the build whose function another relive command
+/// had patched (a one-shot patch from another copy): `watch` patches it
+/// from the file, and says that the running code differed for that
+/// reason too, not only because of the edit (a user's trial on lz4).
+#[test]
+fn a_catch_up_says_what_another_command_patched() {
+    let (target, state) = start();
+    let other = object(&target, &APP.replace("return 1;", "return 3;"), "other");
+    let out = relive(
+        &state,
+        &[
+            "patch",
+            "--pid",
+            &target.pid_arg(),
+            other.to_str().unwrap(),
+            "--only",
+            "value",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 3 ");
+    std::fs::write(target.dir.path().join("app.c"), APP.replace("return 1;", "return 2;")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args([
+            "watch",
+            "--pid",
+            &target.pid_arg(),
+            "app.c",
+            "--cc",
+            "gcc -O0 -g",
+            "--json",
+        ])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", &state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = events(&mut child);
+    let start = relive_testkit::events_until(&rx, "watching");
+    let edited = start
+        .iter()
+        .find(|e| e["status"] == "edited")
+        .unwrap_or_else(|| panic!("{start:#?}"));
+    assert_eq!(edited["patched_before"], serde_json::json!(["value"]), "{edited}");
+    target.wait_for_prefix("value 2 ");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

@@ -475,6 +475,16 @@ impl<'p> Reloader<'p> {
         })
     }
 
+    /// Of `functions`, those the program runs a patch of by its journal:
+    /// another relive command changed them, not only an edit of the file.
+    pub fn patched_already(&self, functions: &[String]) -> Vec<String> {
+        functions
+            .iter()
+            .filter(|f| self.target.journal.patches.iter().any(|p| &p.name == *f))
+            .cloned()
+            .collect()
+    }
+
     /// The command `source` is compiled with.
     pub fn command(&self, source: &Path) -> CompileCommand {
         self.commands

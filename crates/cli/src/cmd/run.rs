@@ -424,11 +424,22 @@ fn baselines(
                     false => listed.join("; "),
                 };
                 if edited && (trusted || options.trust_baselines) && !options.no_catch_up {
+                    // Code another relive command patched differs for that
+                    // reason too (a one-shot patch from another copy).
+                    let patched = reloader.patched_already(&check.differing());
+                    let by_others = match patched.len() {
+                        0 => String::new(),
+                        n => format!(
+                            " ({} {} patched by an earlier relive command, which the file's compile replaces)",
+                            patched.join(", "),
+                            if n == 1 { "was" } else { "were" }
+                        ),
+                    };
                     report_baseline(
                         options.json,
-                        serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing()}),
+                        serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing(), "patched_before": patched}),
                         format!(
-                            "relive: {name} was edited after the program was built: {} {} from the running code; patching {} now",
+                            "relive: {name} was edited after the program was built: {} {} from the running code{by_others}; patching {} now",
                             check.differing().join(", "),
                             if check.differs.len() == 1 { "differs" } else { "differ" },
                             if check.differs.len() == 1 { "it" } else { "them" }
