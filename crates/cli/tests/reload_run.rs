@@ -169,6 +169,40 @@ fn an_initial_value_edited_with_a_function_is_said_too() {
     assert!(counted < 1000000, "{counted}");
 }
 
+/// An initial value edited, then put back as the program started with it:
+/// the second save says nothing about it (compared with the last save, it
+/// said the initial value changed again; a user's trial on lz4).
+#[test]
+fn an_initial_value_put_back_is_no_change_to_speak_of() {
+    const LEVEL: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int level = 2;
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d level %d\n", value(), level); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(LEVEL, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit("int level = 2;", "int level = 1;");
+    let e = s.event();
+    assert!(
+        e["notes"].to_string().contains("the initial value of level changed"),
+        "{e}"
+    );
+    s.text = s
+        .text
+        .replace("int level = 1;", "int level = 2;")
+        .replace("return 1;", "return 3;");
+    std::fs::write(&s.source, &s.text).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(!e["notes"].to_string().contains("initial value"), "{e}");
+    assert_eq!(s.target.wait_for_prefix("value 3 level "), "2");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");

@@ -66,6 +66,42 @@ pub struct Selected {
     /// table of functions it registered, stays). Unsaid, such an edit
     /// looked applied while the program ran on the old value.
     pub notes: Vec<String>,
+    /// The variables (symbol names) whose initial value changed, each
+    /// with its note among `notes`: a session that knows the value the
+    /// program started with ([`initial_values`]) drops the note of an
+    /// edit that puts it back (it said "changed" again).
+    pub initial_values: Vec<String>,
+}
+
+/// Each variable's initial value in `obj` by symbol name, as
+/// [`initial_value`] gives it.
+pub fn initial_values(obj: &ObjectFile) -> std::collections::HashMap<String, Vec<u8>> {
+    (0..obj.symbols.len())
+        .filter_map(|i| Some((obj.symbols[i].name.clone(), initial_value(obj, i)?)))
+        .collect()
+}
+
+/// The initial value of variable `i` of `obj` (`None` for anything else):
+/// its bytes, then what each relocated field of it points at, so two
+/// compiles compare equal only when both give it the same value.
+pub fn initial_value(obj: &ObjectFile, i: usize) -> Option<Vec<u8>> {
+    let s = obj.symbols.get(i)?;
+    let bytes = s.bytes.as_deref().filter(|_| s.kind == Kind::Object)?;
+    if obj.section(s.section).is_none_or(|sec| sec.constant()) {
+        return None;
+    }
+    let mut value = bytes.to_vec();
+    for r in &s.relocs {
+        let to = match &r.target {
+            Target::Defined(t) => obj.symbols.get(*t).map_or(String::new(), |t| t.name.clone()),
+            Target::Undefined(name) => name.clone(),
+            Target::Section { section, offset } => {
+                format!("{}+{offset}", obj.section(*section).map_or("", |sec| sec.name.as_str()))
+            }
+        };
+        value.extend(format!("|{}:{}:{}:{to}", r.offset, r.r_type, r.addend).bytes());
+    }
+    Some(value)
 }
 
 /// What to tell the user of a variable `name` whose initial value changed.
@@ -116,14 +152,15 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     let Some(old) = base else {
         return Ok(Selected {
             functions: functions_where(new, |_| true),
-            notes: Vec::new(),
+            ..Selected::default()
         });
     };
     same_unit(old, new)?;
     let d = diff_indexing_aside(old, new);
-    let mut notes: Vec<String> = initial_values_in(&d, new)
+    let initial_values = initial_values_in(&d, new);
+    let mut notes: Vec<String> = initial_values
         .iter()
-        .map(|n| initial_value_note(n))
+        .map(|n| initial_value_note(&crate::names::readable(n)))
         .collect();
     notes.extend(removed_note(&d, new));
     let changed_code: Vec<&str> = d
@@ -240,6 +277,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     Ok(Selected {
         functions: functions_where(new, |name| names.contains(&name)),
         notes,
+        initial_values,
     })
 }
 
@@ -370,6 +408,6 @@ fn initial_values_in(d: &crate::diff::Diff, new: &ObjectFile) -> Vec<String> {
                 s.name == c.name && s.bytes.is_some() && new.section(s.section).is_some_and(|sec| !sec.constant())
             })
         })
-        .map(|c| crate::names::readable(&c.name))
+        .map(|c| c.name.clone())
         .collect()
 }

@@ -438,6 +438,10 @@ pub struct Reloader<'p> {
     /// what the file says again (and says so) where the program runs other
     /// code than the file has.
     applied: HashMap<String, HashMap<String, (u64, u64)>>,
+    /// Per source file: its variables' initial values in the compile first
+    /// taken as what runs (the program's start), so that an edit that puts
+    /// one back is not said to change it.
+    started_with: HashMap<PathBuf, HashMap<String, Vec<u8>>>,
 }
 
 impl<'p> Reloader<'p> {
@@ -472,6 +476,7 @@ impl<'p> Reloader<'p> {
             texts: HashMap::new(),
             pending_texts: HashMap::new(),
             applied: HashMap::new(),
+            started_with: HashMap::new(),
         })
     }
 
@@ -700,6 +705,9 @@ impl<'p> Reloader<'p> {
     /// Takes `obj`, already compared with the process (`check`), as what
     /// runs for `source`.
     fn adopt_checked(&mut self, source: &Path, obj: ObjectFile, check: Verification) -> Baseline {
+        self.started_with
+            .entry(source.to_path_buf())
+            .or_insert_with(|| relive_patch::select::initial_values(&obj));
         self.current.insert(source.to_path_buf(), obj);
         if !check.absent.is_empty() && self.edited_since_build(source) {
             self.added_before_start
@@ -1289,7 +1297,19 @@ impl<'p> Reloader<'p> {
         let old = self.current.get(source);
         let follow = |name: &str| self.callers_follow(source, &new, name, batch);
         let functions = match relive_patch::select::select(old, &new, &follow) {
-            Ok(selected) => {
+            Ok(mut selected) => {
+                // A value put back as the program started with it is no
+                // change to speak of.
+                if let Some(started) = self.started_with.get(source) {
+                    for name in &selected.initial_values {
+                        let i = new.symbols.iter().position(|s| &s.name == name);
+                        let now = i.and_then(|i| relive_patch::select::initial_value(&new, i));
+                        if now.is_some() && now.as_ref() == started.get(name) {
+                            let note = relive_patch::select::initial_value_note(&relive_patch::names::readable(name));
+                            selected.notes.retain(|n| *n != note);
+                        }
+                    }
+                }
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);

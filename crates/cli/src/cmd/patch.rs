@@ -128,7 +128,11 @@ pub struct StatusArgs {
 /// The functions of `new` to patch, narrowed to `only` when given, and
 /// what the patch leaves as it was ([`Selected::notes`]).
 pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Selected> {
-    let Selected { mut functions, notes } = relive_patch::select::select(base, new, &|_| false)?;
+    let Selected {
+        mut functions,
+        notes,
+        initial_values,
+    } = relive_patch::select::select(base, new, &|_| false)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
     for n in only {
@@ -147,7 +151,11 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
     if !only.is_empty() {
         functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
     }
-    Ok(Selected { functions, notes })
+    Ok(Selected {
+        functions,
+        notes,
+        initial_values,
+    })
 }
 
 /// What patching one process did.
