@@ -169,6 +169,30 @@ fn an_initial_value_edited_with_a_function_is_said_too() {
     assert!(counted < 1000000, "{counted}");
 }
 
+/// A `static const` table given one more entry: its readers are patched
+/// with the new copy, as for new contents of the same size. It was refused
+/// as a change of the program's state layout (a user's trial on zstd).
+#[test]
+fn a_constant_table_that_grows_patches_its_readers() {
+    const TABLE: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static const int levels[] = {1, 3, 5};
+__attribute__((noinline, noipa)) int pick(unsigned k) { return levels[k % (sizeof levels / sizeof levels[0])]; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (unsigned k = 0;; k++) { printf("pick %d\n", pick(k)); usleep(1000); }
+}
+"#;
+    let mut s = Session::start(TABLE, &["-O2", "-g"]);
+    s.target.wait_for_prefix("pick 5");
+    s.edit("{1, 3, 5}", "{1, 3, 5, 9}");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["notes"].to_string().contains("the contents of levels changed"), "{e}");
+    s.target.wait_for_prefix("pick 9");
+}
+
 /// An initial value edited, then put back as the program started with it:
 /// the second save says nothing about it (compared with the last save, it
 /// said the initial value changed again; a user's trial on lz4).
