@@ -516,3 +516,48 @@ int main(void) {
     let b: i64 = run.target.wait_for_prefix("count ").parse().unwrap();
     assert_eq!(b, a + 1);
 }
+
+/// A program whose file name is not UTF-8 (a Latin-1 name): the kernel
+/// prints its path's bytes in `/proc/PID/maps`, and reading that as text
+/// failed, so relive could not patch it at all ("reading /proc/PID/maps:
+/// stream did not contain valid UTF-8"). Now it is patched, read through
+/// the process's own view of its file, and relive says why.
+#[test]
+fn a_program_whose_name_is_not_utf8_is_patched() {
+    use std::os::unix::ffi::OsStrExt;
+    const SOURCE: &str = "#include <stdio.h>\n#include <unistd.h>\n\
+        __attribute__((noipa)) int answer(void) { return 41; }\n\
+        int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"answer %d\\n\", answer()); usleep(5000); } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.c"), SOURCE).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let out = Command::new("gcc")
+        .args(["-O2", "-g", "app.c", "-o"])
+        .arg(name)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exe = dir.path().join(name);
+    let mut run = Run {
+        target: Target::spawn(Command::new(&exe), exe, dir),
+        flags: vec!["-O2".into(), "-g".into()],
+        state: tempfile::tempdir().unwrap(),
+        objects: 0,
+    };
+    run.target.wait_for("answer 41");
+    let maps = std::fs::read(format!("/proc/{}/maps", run.target.pid())).unwrap();
+    assert!(
+        std::str::from_utf8(&maps).is_err(),
+        "the map holds bytes that are not UTF-8"
+    );
+    let obj = run.object(&SOURCE.replace("return 41", "return 42"), &[]);
+    let report = run.patched(&obj, &[]);
+    assert!(applied(&report).contains(&"answer".to_string()), "{report}");
+    run.target.wait_for("answer 42");
+    assert!(
+        warnings(&report).contains("is not UTF-8"),
+        "relive says why it reads the running image: {}",
+        warnings(&report)
+    );
+}

@@ -104,16 +104,26 @@ pub fn verify(process: &dyn Process, loaded: &LoadedModule) -> Result<Verified> 
                 .as_deref()
                 .and_then(host_elf)
                 .and_then(|e| e.build_id.clone());
-            let now = match fingerprint(&path) {
-                Ok(_) => "names a newer build",
-                Err(_) => "is gone",
+            // The kernel prints the path's bytes, which relive reads as
+            // UTF-8 (see `procfs::read_lossy`): one that is not cannot be
+            // opened by that name, though nothing was rebuilt.
+            let warning = if path.contains(char::REPLACEMENT_CHARACTER) {
+                format!(
+                    "the path of process {pid}'s file is not UTF-8 ({path}, as relive shows it), so relive reads it through {file}, the process's own view of it"
+                )
+            } else {
+                let now = match fingerprint(&path) {
+                    Ok(_) => "names a newer build",
+                    Err(_) => "is gone",
+                };
+                format!(
+                    "{path} on disk is not the file process {pid} runs (it was rebuilt or replaced after the program started, and the path {now}): symbols are read from the running image through {file}; compile patches from the source of the running build"
+                )
             };
             return Ok(Verified {
                 method: "running-image",
                 fingerprint: print,
-                warning: Some(format!(
-                    "{path} on disk is not the file process {pid} runs (it was rebuilt or replaced after the program started, and the path {now}): symbols are read from the running image through {file}; compile patches from the source of the running build"
-                )),
+                warning: Some(warning),
             });
         }
     }

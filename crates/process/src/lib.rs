@@ -29,6 +29,7 @@ pub mod ifunc;
 pub mod linux;
 pub mod maps;
 pub mod modules;
+pub mod procfs;
 pub mod registers;
 #[cfg(any(test, feature = "simulated"))]
 pub mod simulated;

@@ -5,20 +5,35 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::threads;
-
 /// Every process directory in `/proc`, with its parent: `(pid, ppid)`.
+/// Each `stat` is read into one buffer, in three system calls (`relive
+/// run` lists its program's processes at every save; see
+/// [`crate::procfs`]).
 fn processes() -> Vec<(u32, u32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let mut buf = Vec::new();
+    let mut path = std::path::PathBuf::new();
     dir.filter_map(|entry| {
-        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let ppid = threads::stat_fields(&stat)?.1.get(1)?.parse().ok()?;
-        Some((pid, ppid))
+        let entry = entry.ok()?;
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        path.clear();
+        path.push(entry.path());
+        path.push("stat");
+        crate::procfs::read_into(&path, &mut buf).ok()?;
+        Some((pid, parent_in_stat(&buf)?))
     })
     .collect()
+}
+
+/// The parent pid in a `stat` line: the second field after the command
+/// name, which is in parentheses and may hold anything (spaces, `)`,
+/// bytes that are not UTF-8: such a worker was skipped).
+fn parent_in_stat(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    after.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// The descendants of `pid` (children, their children, ...), parents
@@ -65,6 +80,42 @@ pub fn same_file(pid: u32, dev: u64, ino: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parent_is_read_past_any_command_name() {
+        assert_eq!(parent_in_stat(b"42 (worker) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat(b"42 (a) b) (c) S 9 1"), Some(9));
+        assert_eq!(parent_in_stat(b"42 (\xff\xfe name) R 3 1"), Some(3));
+        assert_eq!(
+            parent_in_stat(&[b'4', b' ', b'(', 0xff, b')', b' ', b'S', b' ', b'5']),
+            Some(5)
+        );
+        assert_eq!(parent_in_stat(b"42 (cut"), None);
+        assert_eq!(parent_in_stat(b""), None);
+    }
+
+    /// A worker whose name is not UTF-8 (its command name comes from the
+    /// file it was started as) is a descendant like any other: reading its
+    /// `stat` as text failed, and it was left out (not patched with its
+    /// parent).
+    #[test]
+    fn a_child_named_in_bytes_that_are_not_utf8_is_a_descendant() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join(std::ffi::OsStr::from_bytes(b"\xffsleep"));
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap();
+        std::os::unix::fs::symlink(sleep, &link).unwrap();
+        let mut child = std::process::Command::new(&link).arg("5").spawn().unwrap();
+        let pid = child.id();
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        assert!(std::str::from_utf8(&stat).is_err(), "the name is not UTF-8");
+        assert!(descendants(std::process::id()).contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 
     #[test]
     fn a_child_is_a_descendant_and_runs_its_file() {

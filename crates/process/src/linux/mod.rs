@@ -89,13 +89,13 @@ impl LinuxProcess {
             Some(tid) => self.proc_path(&format!("task/{tid}/stat")),
             None => self.proc_path("stat"),
         };
-        let stat = std::fs::read_to_string(path).ok()?;
+        let stat = crate::procfs::read_lossy(path).ok()?;
         threads::parse_stat(tid.unwrap_or(self.pid), &stat).map(|t| t.state)
     }
 
     /// A numeric field of `/proc/PID/status` (`Threads:`, `TracerPid:`).
     fn status_field<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
-        let status = std::fs::read_to_string(self.proc_path("status")).ok()?;
+        let status = crate::procfs::read_lossy(self.proc_path("status")).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
@@ -113,7 +113,7 @@ impl LinuxProcess {
     }
 
     fn read_proc_file(&self, name: &str, doing: &'static str) -> Result<String> {
-        std::fs::read_to_string(self.proc_path(name)).map_err(|e| match e.kind() {
+        crate::procfs::read_lossy(self.proc_path(name)).map_err(|e| match e.kind() {
             ErrorKind::NotFound => self.gone(doing),
             ErrorKind::PermissionDenied => self.permission_denied(),
             _ => self.io_error(doing, &format!("reading /proc/PID/{name}"), e),
@@ -165,7 +165,7 @@ impl LinuxProcess {
         // Another debugger (gdb, strace, a second relive) holds the
         // process: ptrace allows one tracer, whoever is asking.
         if let Some(tracer) = self.tracer().filter(|&t| t != std::process::id()) {
-            let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+            let name = crate::procfs::read_to_string(format!("/proc/{tracer}/comm"))
                 .map(|c| c.trim().to_string())
                 .unwrap_or_else(|_| "?".into());
             return ProcessError::Traced {
@@ -176,7 +176,7 @@ impl LinuxProcess {
         }
         let our_uid = nix::unistd::geteuid().as_raw();
         let their_uid = std::fs::metadata(self.proc_path("")).map(|m| m.uid()).ok();
-        let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        let scope = crate::procfs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
         let mut why = Vec::new();
@@ -361,7 +361,8 @@ impl Process for LinuxProcess {
         Ok(tids
             .into_iter()
             .map(|tid| {
-                let line = std::fs::read_to_string(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
+                let line =
+                    crate::procfs::read_to_string(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
                 (tid, threads::parse_syscall_position(&line))
             })
             .collect())
@@ -375,7 +376,7 @@ impl Process for LinuxProcess {
         let list: Vec<ThreadInfo> = tids
             .into_iter()
             .filter_map(|tid| {
-                let stat = std::fs::read_to_string(self.proc_path(&format!("task/{tid}/stat"))).ok()?;
+                let stat = crate::procfs::read_to_string(self.proc_path(&format!("task/{tid}/stat"))).ok()?;
                 threads::parse_stat(tid, &stat)
             })
             .collect();
@@ -404,7 +405,7 @@ fn start_time_in(stat: &str) -> Option<u64> {
     // long, and every journal's owner is checked).
     static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let boot = (*BOOT.get_or_init(|| {
-        std::fs::read_to_string("/proc/stat")
+        crate::procfs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()))
     }))?;
@@ -419,7 +420,7 @@ fn start_time_in(stat: &str) -> Option<u64> {
 /// The parent of process `pid` (`/proc/PID/stat` field 4), `None` when
 /// there is no such process or it has none (pid 1, a kernel thread).
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::procfs::read_lossy(format!("/proc/{pid}/stat")).ok()?;
     threads::stat_fields(&stat)
         .and_then(|(_, f)| f.get(1)?.parse().ok())
         .filter(|&p| p != 0)
@@ -428,7 +429,7 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 /// When process `pid` started, `None` when there is no such process; an
 /// error when that cannot be told.
 pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    match crate::procfs::read_lossy(format!("/proc/{pid}/stat")) {
         Ok(stat) => start_time_in(&stat)
             .map(Some)
             .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no start time in /proc/PID/stat")),
