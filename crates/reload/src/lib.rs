@@ -620,32 +620,44 @@ impl<'p> Reloader<'p> {
         }
         let cache = self.cache.clone();
         let current = &self.current;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let compiled: Vec<_> = std::thread::scope(|scope| {
-            for _ in 0..jobs.clamp(1, commands.len().max(1)) {
-                let tx = tx.clone();
-                let (next, commands, cache) = (&next, &commands, &cache);
-                scope.spawn(move || loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((source, command, n)) = commands.get(k) else {
-                        break;
-                    };
-                    let started = Instant::now();
-                    let result = compile(command, source, cache, *n, current.get(source));
-                    if tx.send((k, result, started.elapsed().as_micros() as u64)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(tx);
-            let mut results: Vec<Option<_>> = (0..commands.len()).map(|_| None).collect();
-            for (done, (k, result, ms)) in rx.iter().enumerate() {
-                progress(done + 1, commands.len());
-                results[k] = Some((result, ms));
-            }
-            results
-        });
+        let compile_one = |(source, command, n): &(PathBuf, CompileCommand, usize)| {
+            let started = Instant::now();
+            let result = compile(command, source, &cache, *n, current.get(source));
+            (result, started.elapsed().as_micros() as u64)
+        };
+        let compiled: Vec<_> = if let [one] = commands.as_slice() {
+            // One file, the usual save: compiled on this thread. A thread
+            // of its own cost its start and its exit (a tenth of a
+            // millisecond) between the compile and the patch.
+            let done = compile_one(one);
+            progress(1, 1);
+            vec![Some(done)]
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::scope(|scope| {
+                for _ in 0..jobs.clamp(1, commands.len().max(1)) {
+                    let tx = tx.clone();
+                    let (next, commands, compile_one) = (&next, &commands, &compile_one);
+                    scope.spawn(move || loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(command) = commands.get(k) else {
+                            break;
+                        };
+                        if tx.send((k, compile_one(command))).is_err() {
+                            break;
+                        }
+                    });
+                }
+                drop(tx);
+                let mut results: Vec<Option<_>> = (0..commands.len()).map(|_| None).collect();
+                for (done, (k, result)) in rx.iter().enumerate() {
+                    progress(done + 1, commands.len());
+                    results[k] = Some(result);
+                }
+                results
+            })
+        };
         let mut out = Vec::new();
         for ((source, _, _), result) in commands.into_iter().zip(compiled) {
             let Some(((compiled, headers), ms)) = result else {
