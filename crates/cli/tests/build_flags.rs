@@ -749,9 +749,21 @@ fn files_saved_together_may_call_what_the_other_adds() {
     let main = main_adding_bonus(1000);
     std::fs::write(src.join("calc.c"), calc).unwrap();
     std::fs::write(src.join("main.c"), main).unwrap();
-    for e in s.until_patched("calc.c") {
+    let events = s.until_patched("calc.c");
+    for e in &events {
         assert_ne!(e["event"], "refused", "{e}");
     }
+    // Each patched file says why they were not patched as one step (two
+    // lines and two pauses looked like one transaction gone wrong).
+    let calc_patched = events
+        .iter()
+        .find(|e| e["event"] == "patched" && e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")))
+        .expect("calc.c patched");
+    let notes = calc_patched["notes"].to_string();
+    assert!(
+        notes.contains("patched in a step of its own") && notes.contains("bonus"),
+        "{calc_patched}"
+    );
     s.prints("v 1017 8");
 }
 

@@ -561,3 +561,66 @@ fn a_program_whose_name_is_not_utf8_is_patched() {
         warnings(&report)
     );
 }
+
+/// A function given new statics that GCC addresses beside the object
+/// (`lea buf-1(%rip)`, a loop indexing `buf` from 1: the relocation is
+/// `.bss - 5`, a place no symbol covers). relive copied the whole `.bss`
+/// for that reference, a second `buf` the function's other references did
+/// not use, and the copy of a zero-filled section took no room, so the
+/// next static lay over it: the program printed an empty string where a
+/// fresh build prints "1.0-live #N" (found on bzip2's
+/// `BZ2_bzlibVersion`, with its crate's flags and without them).
+#[test]
+fn new_statics_addressed_beside_themselves_are_one_object_each() {
+    const OLD: &str = "#include <stdio.h>\n#include <unistd.h>\n\
+        __attribute__((noipa)) const char *version(void) { return \"1.0\"; }\n\
+        int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"[%s]\\n\", version()); usleep(5000); } }\n";
+    const NEW_VERSION: &str = r#"__attribute__((noipa)) const char *version(void) {
+    static char buf[64];
+    static unsigned calls;
+    const char *v = "1.0-live";
+    unsigned n = ++calls, k = 0, d = 0;
+    char digits[12];
+    while (*v) buf[k++] = *v++;
+    buf[k++] = ' '; buf[k++] = '#';
+    do { digits[d++] = (char)('0' + n % 10); n /= 10; } while (n);
+    while (d) buf[k++] = digits[--d];
+    buf[k] = 0;
+    return buf;
+}"#;
+    let new_source = OLD.replace(
+        "__attribute__((noipa)) const char *version(void) { return \"1.0\"; }",
+        NEW_VERSION,
+    );
+    for flags in [
+        &["-O2", "-g", "-fno-omit-frame-pointer"][..],
+        &[
+            "-O2",
+            "-g",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-fPIC",
+            "-fno-omit-frame-pointer",
+        ][..],
+    ] {
+        let mut run = Run::start(OLD, flags);
+        run.target.wait_for("[1.0]");
+        let base = run.object(OLD, &[]);
+        let new = run.object(&new_source, &[]);
+        run.patched(&new, &["--base", base.to_str().unwrap()]);
+        // The first call of the new code counts 1, then 2, ...: what a
+        // fresh build of the new source prints from its start.
+        let first = run.target.wait_for_prefix("[1.0-live #");
+        let n: u32 = first
+            .trim_end_matches(']')
+            .parse()
+            .unwrap_or_else(|_| panic!("{flags:?}: printed [1.0-live #{first}"));
+        for k in 1..=20 {
+            assert_eq!(
+                run.target.wait_for_prefix("["),
+                format!("1.0-live #{}]", n + k),
+                "{flags:?}"
+            );
+        }
+    }
+}

@@ -24,6 +24,22 @@ use relive_x86::jump;
 /// Parts are placed at this alignment inside a pool, so data in them may
 /// ask for at most this much (wider alignment is rare: AVX-512 constants).
 pub const PART_ALIGN: u64 = 64;
+/// The largest zero-filled section (`.bss`) a patch copies whole: larger
+/// than any pool relive maps.
+const MAX_ZEROED_SECTION: u64 = 1 << 28;
+
+/// How far outside a variable a compiler's address arithmetic reaches (a
+/// loop's base `buf - k`, an end `arr + N`): a place farther from every
+/// variable is not taken for one's.
+const BESIDE: i64 = 64;
+
+/// Whether `at` (an offset in `sym`'s section, which `sym` does not
+/// cover) is within [`BESIDE`] bytes of `sym`.
+fn beside(sym: &crate::objfile::Symbol, at: i64) -> bool {
+    let start = sym.offset as i64;
+    let end = start.saturating_add(sym.size as i64);
+    (start.saturating_sub(BESIDE)..=end.saturating_add(BESIDE)).contains(&at)
+}
 
 /// Where the running program has things.
 pub trait Resolver {
@@ -972,6 +988,28 @@ impl Linker<'_> {
                 if let Some(copied) = self.copy_string(*section, *offset, r.pc_bias) {
                     return Ok(copied);
                 }
+                // Just beside a variable (GCC's `buf - 1`): relative to
+                // that variable, wherever it is (the program's, or this
+                // patch's copy). A copy of the whole section was a second
+                // `buf`, which the function's other references to it did
+                // not use. Only in writable data, whose places are state:
+                // in constant data a place no symbol covers holds bytes of
+                // its own (a literal, a jump table), which the copy brings
+                // as they are now.
+                let state = self
+                    .obj
+                    .section(*section)
+                    .is_some_and(|s| !s.executable && !s.tls && !s.constant());
+                let at = offset.wrapping_add(r.pc_bias);
+                if let Some(i) = self
+                    .obj
+                    .symbol_near(*section, at)
+                    .filter(|&i| state && self.obj.symbols[i].kind == Kind::Object)
+                    .filter(|&i| beside(&self.obj.symbols[i], at))
+                {
+                    let start = self.obj.symbols[i].offset as i64;
+                    return Ok((self.resolve_symbol(i, user, false)?, offset.wrapping_sub(start)));
+                }
                 Ok((self.copy_section(*section, user)?, *offset))
             }
         }
@@ -1250,6 +1288,18 @@ impl Linker<'_> {
                 why: "a thread-local section is referred to other than through a thread-local access".into(),
             });
         }
+        // A zero-filled section takes its size in the patch's data: one
+        // beyond any pool is a hostile or broken object, said, not a
+        // allocation that fails.
+        if sec.bytes.is_none() && sec.size > MAX_ZEROED_SECTION {
+            return Err(LinkError::Unmovable {
+                user: user.to_string(),
+                reason: format!(
+                    "its section {} is {} bytes of zeros, more than a patch can place ({MAX_ZEROED_SECTION})",
+                    sec.name, sec.size
+                ),
+            });
+        }
         let value = self.place_section(section);
         self.relocate_section(section, value)?;
         Ok(value)
@@ -1264,8 +1314,11 @@ impl Linker<'_> {
         let part = if sec.writable { Part::Writable } else { Part::ReadOnly };
         let buf = self.buffer(part);
         let off = align(buf, sec.align.clamp(1, PART_ALIGN), 0);
-        if let Some(b) = &sec.bytes {
-            buf.extend_from_slice(b);
+        match &sec.bytes {
+            Some(b) => buf.extend_from_slice(b),
+            // `.bss`: its size in zeros. It took no room, and the next
+            // data placed lay over it.
+            None => buf.resize(buf.len() + sec.size as usize, 0),
         }
         let value = Value::Region(part, off);
         self.sections.insert(section, value);

@@ -895,6 +895,16 @@ impl ObjectFile {
         let offset = u64::try_from(offset).ok()?;
         self.by_section.get(section)?.at(offset)
     }
+
+    /// The symbol of section `section` nearest to `offset`, a place no
+    /// symbol covers: what a compiler's address arithmetic beside an
+    /// object means (GCC's `lea buf-1(%rip)` for a loop indexing `buf`
+    /// from 1, `arr + N` past an array's end). In the program the object's
+    /// section is one block, so the place is that symbol's, moved by the
+    /// distance.
+    pub fn symbol_near(&self, section: usize, offset: i64) -> Option<usize> {
+        self.by_section.get(section)?.nearest(offset)
+    }
 }
 
 /// One section's symbols sorted by place, for finding the symbol that
@@ -922,25 +932,53 @@ impl Covering {
                 .spans
                 .push((sym.offset, sym.offset.saturating_add(sym.size.max(1)), i));
         }
-        for c in &mut by_section {
-            c.spans.sort_unstable();
-            let mut max = 0;
-            c.reach = c
-                .spans
-                .iter()
-                .map(|&(_, end, _)| {
-                    max = max.max(end);
-                    max
-                })
-                .collect();
-        }
-        by_section
+        by_section.into_iter().map(|c| Covering::of_spans(c.spans)).collect()
+    }
+
+    /// The index of `spans` (`(start, end, symbol)`, in any order).
+    fn of_spans(mut spans: Vec<(u64, u64, usize)>) -> Covering {
+        spans.sort_unstable();
+        let mut max = 0;
+        let reach = spans
+            .iter()
+            .map(|&(_, end, _)| {
+                max = max.max(end);
+                max
+            })
+            .collect();
+        Covering { spans, reach }
     }
 
     /// Where the first symbol starting after `offset` starts.
     fn next_start(&self, offset: u64) -> Option<u64> {
         let k = self.spans.partition_point(|&(start, _, _)| start <= offset);
         self.spans.get(k).map(|&(start, _, _)| start)
+    }
+
+    /// The symbol nearest to `offset`, which none covers: the first one
+    /// starting after it, or the one ending closest before it, whichever is
+    /// closer (the earlier one on a tie: `arr + N`, one past its end).
+    fn nearest(&self, offset: i64) -> Option<usize> {
+        let upto = self.spans.partition_point(|&(start, _, _)| (start as i64) <= offset);
+        let after = self
+            .spans
+            .get(upto)
+            .map(|&(start, _, i)| ((start as i64).wrapping_sub(offset), i));
+        // Among those starting at or before it, the one reaching furthest.
+        let before = upto.checked_sub(1).and_then(|last| {
+            let reach = self.reach[last];
+            (0..upto)
+                .rev()
+                .map(|k| self.spans[k])
+                .find(|&(_, end, _)| end == reach)
+                .map(|(_, end, i)| (offset.wrapping_sub(end as i64).wrapping_add(1), i))
+        });
+        match (before, after) {
+            (Some((b, i)), Some((a, _))) if b <= a => Some(i),
+            (_, Some((_, i))) => Some(i),
+            (Some((_, i)), None) => Some(i),
+            (None, None) => None,
+        }
     }
 
     /// The latest-starting symbol covering `offset`, and the offset into it.
@@ -1217,4 +1255,29 @@ fn is_slim_lto(file: &object::File) -> bool {
         _ => false,
     };
     marked || !file.sections().any(|s| allocated(&s) && s.size() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Covering;
+
+    #[test]
+    fn a_place_beside_objects_belongs_to_the_nearest() {
+        // buf at 0..64, calls at 64..68, table at 96..128 (a gap before it).
+        let c = Covering::of_spans(vec![(96, 128, 2), (0, 64, 0), (64, 68, 1)]);
+        assert_eq!(c.nearest(-1), Some(0), "buf - 1, GCC's base for buf[k] from k = 1");
+        assert_eq!(c.nearest(-40), Some(0));
+        assert_eq!(c.nearest(68), Some(1), "one past calls: its end");
+        assert_eq!(
+            c.nearest(80),
+            Some(1),
+            "nearer the end of calls than the start of table"
+        );
+        assert_eq!(c.nearest(90), Some(2), "nearer the start of table");
+        assert_eq!(c.nearest(128), Some(2), "one past the last object");
+        assert_eq!(c.nearest(5000), Some(2));
+        assert_eq!(Covering::of_spans(Vec::new()).nearest(3), None);
+        // Covered places are at's, which nearest is not asked about.
+        assert_eq!(c.at(64), Some((1, 0)));
+    }
 }

@@ -1047,10 +1047,17 @@ impl<'p> Reloader<'p> {
             compiled,
             start,
         } = batch;
+        // Why files saved together were patched one by one, when they could
+        // not be patched as one: said with each, or the user took the
+        // separate lines (and pauses) for one transaction gone wrong.
+        let mut split: Option<String> = None;
         let compiled = if compiled.len() > 1 {
             match self.reload_together(compiled, start)? {
                 Together::Done(events) => return Ok(events),
-                Together::OneByOne(compiled) => compiled,
+                Together::OneByOne(compiled, why) => {
+                    split = why;
+                    compiled
+                }
             }
         } else {
             compiled
@@ -1093,6 +1100,11 @@ impl<'p> Reloader<'p> {
                 break;
             }
             waiting = still;
+        }
+        if let Some(why) = split {
+            for event in events.iter_mut().filter(|e| e.event.applied()) {
+                event.notes.push(format!("patched in a step of its own: {why}"));
+            }
         }
         Ok(events)
     }
@@ -1147,7 +1159,7 @@ impl<'p> Reloader<'p> {
             .any(|(source, result, _)| result.is_ok() && !self.current.contains_key(source))
         {
             // A first good compile is compared with the running code.
-            return Ok(Together::OneByOne(compiled));
+            return Ok(Together::OneByOne(compiled, None));
         }
         let mut ready = Vec::new();
         let mut settled = Vec::new();
@@ -1240,8 +1252,11 @@ impl<'p> Reloader<'p> {
                     PatchError::Process(e) => Err(PatchError::Process(e).into()),
                     // One calls what another adds: patched one by one,
                     // the caller after the callee.
-                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }) => {
-                        Ok(Together::OneByOne(compiled))
+                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, user }) => {
+                        let why = format!(
+                            "{user} uses {symbol}, which another of the files saved with it adds, so they were patched one by one, the one that adds it first"
+                        );
+                        Ok(Together::OneByOne(compiled, Some(why)))
                     }
                     e => {
                         let mut events = settled;
@@ -1994,8 +2009,9 @@ enum Step {
 /// The outcome of trying files saved together as one transaction.
 enum Together {
     Done(Vec<ReloadEvent>),
-    /// Not as one: to be reloaded one by one.
-    OneByOne(Vec<Fresh>),
+    /// Not as one: to be reloaded one by one (and why, when they were
+    /// tried as one).
+    OneByOne(Vec<Fresh>, Option<String>),
 }
 
 /// Notes on `event` (of `source`) the other files of `names` it was
