@@ -267,6 +267,12 @@ struct Linker<'a> {
     current: Option<usize>,
     /// Stand-ins for the program's own globals in the initializers' code.
     stand_ins: HashMap<usize, Value>,
+    /// Constant sections whose objects are resolved into the section's one
+    /// copy, not each on its own (see [`Linker::split_constants`]).
+    whole: BTreeSet<usize>,
+    /// Places of constant sections that no symbol covers, resolved into a
+    /// copy of their section: `(section, place)`.
+    uncovered: Vec<(usize, i64)>,
 }
 
 /// Links `functions` (symbol indices of `obj`) for the process `resolver`
@@ -280,6 +286,29 @@ pub fn link(
     resolver: &dyn Resolver,
     base_names: &BaseNames,
 ) -> Result<Linked, LinkError> {
+    // Linked again, at most once per constant section of the object, while
+    // a constant object was placed apart from a copy of its section that
+    // places just beside it also reach (a loop's end pointer `tbl + N`):
+    // the loop ran from one copy into the other.
+    let mut whole = BTreeSet::new();
+    loop {
+        let (linked, split) = link_once(obj, functions, resolver, base_names, &whole)?;
+        if split.is_empty() || !split.iter().any(|s| whole.insert(*s)) {
+            return Ok(linked);
+        }
+    }
+}
+
+/// [`link`] with the objects of the constant sections `whole` resolved
+/// into their section's copy; also returns the constant sections whose
+/// objects it found split from their copy.
+fn link_once(
+    obj: &ObjectFile,
+    functions: &[(usize, Option<u64>)],
+    resolver: &dyn Resolver,
+    base_names: &BaseNames,
+    whole: &BTreeSet<usize>,
+) -> Result<(Linked, BTreeSet<usize>), LinkError> {
     let with_base = base_names.with_base();
     let mut l = Linker {
         obj,
@@ -303,6 +332,8 @@ pub fn link(
         initialized: BTreeSet::new(),
         current: None,
         stand_ins: HashMap::new(),
+        whole: whole.clone(),
+        uncovered: Vec::new(),
     };
     (l.initializers, l.initialized) = obj.dynamically_initialized();
     for &(i, replaces) in functions {
@@ -345,10 +376,40 @@ pub fn link(
             l.out.slots.push((f.name.clone(), cell));
         }
     }
-    Ok(l.out)
+    let split = l.split_constants();
+    Ok((l.out, split))
 }
 
 impl Linker<'_> {
+    /// The constant sections copied whole (for places no symbol covers)
+    /// that have an object resolved apart from that copy (the program's
+    /// own, or a copy of its own) within [`BESIDE`] bytes of such a place:
+    /// pointer arithmetic around the object (`tbl + N`, `incs - 1`) would
+    /// go from one copy into the other.
+    fn split_constants(&self) -> BTreeSet<usize> {
+        let mut split = BTreeSet::new();
+        for &(section, at) in &self.uncovered {
+            // Constant data only, and not RELRO's (vtables, whose identity
+            // C++ code may compare): writable data is state, resolved by
+            // the variable it is beside.
+            let constant = self
+                .obj
+                .section(section)
+                .is_some_and(|s| s.constant() && s.name != ".data.rel.ro" && !s.name.starts_with(".data.rel.ro."));
+            if !constant || self.whole.contains(&section) {
+                continue;
+            }
+            let near = self.obj.symbol_near(section, at).filter(|&i| {
+                let sym = &self.obj.symbols[i];
+                sym.kind == Kind::Object && self.data.contains_key(&i) && beside(sym, at)
+            });
+            if near.is_some() {
+                split.insert(section);
+            }
+        }
+        split
+    }
+
     /// Why function `i` is in the patch when nothing asked for it: the
     /// function whose code calls it, and that the program has no such
     /// function of this file ("" for one asked for).
@@ -1010,6 +1071,7 @@ impl Linker<'_> {
                     let start = self.obj.symbols[i].offset as i64;
                     return Ok((self.resolve_symbol(i, user, false)?, offset.wrapping_sub(start)));
                 }
+                self.uncovered.push((*section, at));
                 Ok((self.copy_section(*section, user)?, *offset))
             }
         }
@@ -1076,6 +1138,23 @@ impl Linker<'_> {
                 }
                 let section = self.obj.section(sym.section);
                 let writable = section.is_some_and(|s| !s.constant());
+                if self.whole.contains(&sym.section) {
+                    // Where the section's copy has it, as the file lays it
+                    // out: every place around it agrees.
+                    let (name, offset) = (sym.name.clone(), sym.offset);
+                    let value = match self.copy_section(sym.section, user)? {
+                        Value::Region(part, at) => Value::Region(part, at + offset),
+                        Value::Absolute(a) => Value::Absolute(a.wrapping_add(offset)),
+                    };
+                    self.data.insert(i, value);
+                    self.out.data.push(LinkedData {
+                        name,
+                        symbol: Some(i),
+                        action: DataAction::New,
+                        value,
+                    });
+                    return Ok(value);
+                }
                 // Constant data is the program's when it holds the same
                 // bytes (a table of addresses, relocated, never is).
                 let same_constant = |a: &u64| {
