@@ -697,3 +697,56 @@ fn a_new_constant_table_and_its_end_are_one_copy() {
         }
     }
 }
+
+/// A new pointer table holding the end of an array the program has
+/// (`after + 4`), where the edit also adds a variable the compiler puts
+/// right after that array (`extra`): in the object both are `.data+0x10`,
+/// and relive, which cannot place `extra` where the program's `after`
+/// ends, took the place for `extra` and said nothing; the loop to that
+/// end ran into the patch's memory and the program crashed. The defect
+/// stands (it needs each variable in a section of its own); the patch now
+/// says what it could not tell apart and what to do.
+#[test]
+fn an_end_of_an_array_that_is_a_new_variables_start_is_said_to_be_unclear() {
+    const OLD: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static int after[4] = {100, 200, 300, 400};
+__attribute__((noinline)) long report(void) { after[1] += 1; return after[1]; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r=%ld\n", report()); usleep(5000); } }
+"#;
+    let new_source = OLD
+        .replace(
+            "static int after[4]",
+            "static int extra[3] = {7, 8, 9};\nstatic int after[4]",
+        )
+        .replace(
+            "__attribute__((noinline)) long report(void) { after[1] += 1; return after[1]; }",
+            "static int *const bounds[2] = { after, after + 4 };\n\
+             __attribute__((noinline)) long report(void) { extra[1] += 1; long w = 0;\n\
+             for (int *volatile const *b = bounds; ; ) { int *p = b[0], *e = b[1]; while (p != e) w += *p++; break; }\n\
+             return w; }",
+        );
+    let mut run = Run::start(OLD, &["-O2", "-g"]);
+    run.target.wait_for_prefix("r=");
+    let base = run.object(OLD, &[]);
+    let new = run.object(&new_source, &[]);
+    let (code, report, stderr) = run.patch(&new, &["--base", base.to_str().unwrap()]);
+    let layout = Command::new("nm").arg(&new).output().unwrap();
+    let nm = String::from_utf8_lossy(&layout.stdout);
+    let at = |name: &str| {
+        nm.lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+    };
+    // Only where the compiler laid `extra` right after `after`.
+    if at("extra") != at("after").map(|a| a + 16) {
+        eprintln!("SKIPPED: this gcc does not put extra right after after ({nm})");
+        return;
+    }
+    assert_eq!(code, Some(0), "{stderr}");
+    let said = warnings(&report);
+    assert!(
+        said.contains("one past the end of after and the start of extra") && said.contains("-fdata-sections"),
+        "{report}"
+    );
+}

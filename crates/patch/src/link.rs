@@ -790,6 +790,7 @@ impl Linker<'_> {
             return self.relocate_tls(part, base, r, user);
         }
         let (value, addend) = self.resolve_target(r, user)?;
+        self.note_split_boundary(part, base, r, user);
         let offset = base.wrapping_add(r.offset);
         let context = format!("{user}+{:#x} (a reference to {})", r.offset, self.describe(&r.target));
         let (value, addend) = match r.r_type {
@@ -1262,6 +1263,60 @@ impl Linker<'_> {
     /// initializers (or a function only they call).
     fn in_initializer(&self) -> bool {
         self.current.is_some_and(|f| self.initializers.contains(&f))
+    }
+
+    /// Says so when an address computed in writable data (a `lea`, a
+    /// pointer in a table, an immediate; not a load or store, which is the
+    /// next variable's) is at a place that is both one past the end of one
+    /// variable and the start of the next, and one of the two is the
+    /// program's and the other new: the assembler names both `section +
+    /// offset`, and no place for the new one makes both readings right.
+    /// relive takes the next variable's start (`&buf`, the usual reading);
+    /// where the code meant the other's end (`ring + 5` as a loop's bound,
+    /// which ran into the program's `nrep`), the new code is wrong, and
+    /// the patch said nothing of it. Refusing instead refused the usual
+    /// reading too (a new struct before the program's `buf`, then
+    /// `snprintf(buf, ...)`).
+    fn note_split_boundary(&mut self, part: Part, base: u64, r: &Reloc, user: &str) {
+        let Target::Section { section, offset } = r.target else {
+            return;
+        };
+        let Some(sec) = self.obj.section(section) else {
+            return;
+        };
+        if sec.executable || sec.tls || sec.constant() {
+            return;
+        }
+        let at = offset.wrapping_add(r.pc_bias);
+        let Some((next, 0)) = self.obj.symbol_at(section, at) else {
+            return;
+        };
+        let Some((before, _)) = self.obj.symbol_at(section, at.wrapping_sub(1)) else {
+            return;
+        };
+        let (b, n) = (&self.obj.symbols[before], &self.obj.symbols[next]);
+        let ends_there = (b.offset + b.size) as i64 == at;
+        if before == next || !ends_there || b.kind != Kind::Object || n.kind != Kind::Object {
+            return;
+        }
+        let access = part == Part::Code
+            && r.r_type == rtype::PC32
+            && !crate::verify::lea_of_rip(&self.out.code, base.wrapping_add(r.offset));
+        let (b_live, n_live) = (self.live(before).is_some(), self.live(next).is_some());
+        if access || b_live == n_live {
+            return;
+        }
+        let (program, new) = match b_live {
+            true => (&b.name, &n.name),
+            false => (&n.name, &b.name),
+        };
+        let warning = format!(
+            "{user} computes the address {}+{at:#x}, which is both one past the end of {} and the start of {}; {program} is the program's and {new} is new, so no place for {new} makes both readings right: relive took it for the start of {}. If the code means the end of {} (a loop's bound), its new code is wrong; give each variable its own section (build the file with -fdata-sections) and restart the program once",
+            sec.name, b.name, n.name, n.name, b.name
+        );
+        if !self.out.warnings.contains(&warning) {
+            self.out.warnings.push(warning);
+        }
     }
 
     fn live(&self, i: usize) -> Option<u64> {
