@@ -392,10 +392,7 @@ impl Linker<'_> {
             // Constant data only, and not RELRO's (vtables, whose identity
             // C++ code may compare): writable data is state, resolved by
             // the variable it is beside.
-            let constant = self
-                .obj
-                .section(section)
-                .is_some_and(|s| s.constant() && s.name != ".data.rel.ro" && !s.name.starts_with(".data.rel.ro."));
+            let constant = self.obj.section(section).is_some_and(|s| s.constant() && !s.relro());
             if !constant || self.whole.contains(&section) {
                 continue;
             }
@@ -1058,10 +1055,7 @@ impl Linker<'_> {
                 // in constant data a place no symbol covers holds bytes of
                 // its own (a literal, a jump table), which the copy brings
                 // as they are now.
-                let state = self
-                    .obj
-                    .section(*section)
-                    .is_some_and(|s| !s.executable && !s.tls && !s.constant());
+                let state = self.obj.section(*section).is_some_and(|s| s.state());
                 let at = offset.wrapping_add(r.pc_bias);
                 if let Some(i) = self
                     .obj
@@ -1284,7 +1278,7 @@ impl Linker<'_> {
         let Some(sec) = self.obj.section(section) else {
             return;
         };
-        if sec.executable || sec.tls || sec.constant() {
+        if !sec.state() {
             return;
         }
         let at = offset.wrapping_add(r.pc_bias);

@@ -152,7 +152,19 @@ impl Section {
     /// RELRO then protects it). A patch copies such data with the code that
     /// uses it instead of sharing the program's.
     pub fn constant(&self) -> bool {
-        !self.writable || self.name == ".data.rel.ro" || self.name.starts_with(".data.rel.ro.")
+        !self.writable || self.relro()
+    }
+
+    /// `.data.rel.ro` (RELRO: vtables, typeinfo, tables of addresses).
+    pub fn relro(&self) -> bool {
+        self.name == ".data.rel.ro" || self.name.starts_with(".data.rel.ro.")
+    }
+
+    /// Writable data the program keeps state in (not code, thread-local
+    /// data or constants): where a place is a variable's identity, not
+    /// bytes to copy.
+    pub fn state(&self) -> bool {
+        !self.executable && !self.tls && !self.constant()
     }
 }
 

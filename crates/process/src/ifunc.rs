@@ -196,7 +196,7 @@ fn plt_entry_through(data: &[u8], elf: &relive_image::elf::ElfHeader, slot: u64)
 
 /// relive's own executable mappings.
 fn own_code_mappings() -> Vec<maps::Mapping> {
-    let ours = crate::procfs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let ours = crate::procfs::read_lossy("/proc/self/maps").unwrap_or_default();
     ours.lines()
         .filter_map(maps::parse_line)
         .filter(|m| m.executable())

@@ -87,6 +87,15 @@ pub(crate) fn stat_fields(stat: &str) -> Option<(String, Vec<&str>)> {
     Some((name, stat.get(close + 1..)?.split_whitespace().collect()))
 }
 
+/// The parent pid in a `stat` line: the second field after the command
+/// name, which is in parentheses and may hold anything (spaces, `)`,
+/// bytes that are not UTF-8: such a worker was skipped).
+pub(crate) fn parent_in_stat(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    after.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
 /// Parses a thread's `stat` line into its name and state.
 pub(crate) fn parse_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
     let (name, fields) = stat_fields(stat)?;
@@ -97,6 +106,19 @@ pub(crate) fn parse_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parent_is_read_past_any_command_name() {
+        assert_eq!(parent_in_stat(b"42 (worker) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_in_stat(b"42 (a) b) (c) S 9 1"), Some(9));
+        assert_eq!(parent_in_stat(b"42 (\xff\xfe name) R 3 1"), Some(3));
+        assert_eq!(
+            parent_in_stat(&[b'4', b' ', b'(', 0xff, b')', b' ', b'S', b' ', b'5']),
+            Some(5)
+        );
+        assert_eq!(parent_in_stat(b"42 (cut"), None);
+        assert_eq!(parent_in_stat(b""), None);
+    }
 
     #[test]
     fn names_with_parentheses_and_spaces() {

@@ -424,7 +424,7 @@ fn thread_group(tid: i32) -> Option<u32> {
 
 /// A numeric field of `/proc/PID/status`.
 fn status_field(pid: u32, name: &str) -> Option<u32> {
-    let status = crate::procfs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = crate::procfs::read_lossy(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(name))
@@ -434,7 +434,7 @@ fn status_field(pid: u32, name: &str) -> Option<u32> {
 /// Whether process `pid` is in this process's process group, where a
 /// signal the terminal sends to relive reaches it too.
 pub(crate) fn in_my_process_group(pid: u32) -> bool {
-    let Ok(stat) = crate::procfs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = crate::procfs::read_lossy(format!("/proc/{pid}/stat")) else {
         return false;
     };
     // After "pid (comm) ": state ppid pgrp …

@@ -22,18 +22,9 @@ fn processes() -> Vec<(u32, u32)> {
         path.push(entry.path());
         path.push("stat");
         crate::procfs::read_into(&path, &mut buf).ok()?;
-        Some((pid, parent_in_stat(&buf)?))
+        Some((pid, crate::threads::parent_in_stat(&buf)?))
     })
     .collect()
-}
-
-/// The parent pid in a `stat` line: the second field after the command
-/// name, which is in parentheses and may hold anything (spaces, `)`,
-/// bytes that are not UTF-8: such a worker was skipped).
-fn parent_in_stat(stat: &[u8]) -> Option<u32> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    after.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// The descendants of `pid` (children, their children, ...), parents
@@ -80,19 +71,6 @@ pub fn same_file(pid: u32, dev: u64, ino: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_parent_is_read_past_any_command_name() {
-        assert_eq!(parent_in_stat(b"42 (worker) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_in_stat(b"42 (a) b) (c) S 9 1"), Some(9));
-        assert_eq!(parent_in_stat(b"42 (\xff\xfe name) R 3 1"), Some(3));
-        assert_eq!(
-            parent_in_stat(&[b'4', b' ', b'(', 0xff, b')', b' ', b'S', b' ', b'5']),
-            Some(5)
-        );
-        assert_eq!(parent_in_stat(b"42 (cut"), None);
-        assert_eq!(parent_in_stat(b""), None);
-    }
 
     /// A worker whose name is not UTF-8 (its command name comes from the
     /// file it was started as) is a descendant like any other: reading its

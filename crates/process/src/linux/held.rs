@@ -122,7 +122,7 @@ fn hold(pid: u32) -> Result<()> {
     // Stopped once the SIGSTOP is taken.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < deadline {
-        let stat = crate::procfs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let stat = crate::procfs::read_lossy(format!("/proc/{pid}/stat")).unwrap_or_default();
         if crate::threads::stat_fields(&stat).is_some_and(|(_, f)| f.first() == Some(&"T")) {
             return Ok(());
         }

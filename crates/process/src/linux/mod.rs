@@ -165,7 +165,7 @@ impl LinuxProcess {
         // Another debugger (gdb, strace, a second relive) holds the
         // process: ptrace allows one tracer, whoever is asking.
         if let Some(tracer) = self.tracer().filter(|&t| t != std::process::id()) {
-            let name = crate::procfs::read_to_string(format!("/proc/{tracer}/comm"))
+            let name = crate::procfs::read_lossy(format!("/proc/{tracer}/comm"))
                 .map(|c| c.trim().to_string())
                 .unwrap_or_else(|_| "?".into());
             return ProcessError::Traced {
@@ -176,7 +176,7 @@ impl LinuxProcess {
         }
         let our_uid = nix::unistd::geteuid().as_raw();
         let their_uid = std::fs::metadata(self.proc_path("")).map(|m| m.uid()).ok();
-        let scope = crate::procfs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        let scope = crate::procfs::read_lossy("/proc/sys/kernel/yama/ptrace_scope")
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
         let mut why = Vec::new();
@@ -362,7 +362,7 @@ impl Process for LinuxProcess {
             .into_iter()
             .map(|tid| {
                 let line =
-                    crate::procfs::read_to_string(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
+                    crate::procfs::read_lossy(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
                 (tid, threads::parse_syscall_position(&line))
             })
             .collect())
@@ -376,7 +376,7 @@ impl Process for LinuxProcess {
         let list: Vec<ThreadInfo> = tids
             .into_iter()
             .filter_map(|tid| {
-                let stat = crate::procfs::read_to_string(self.proc_path(&format!("task/{tid}/stat"))).ok()?;
+                let stat = crate::procfs::read_lossy(self.proc_path(&format!("task/{tid}/stat"))).ok()?;
                 threads::parse_stat(tid, &stat)
             })
             .collect();
@@ -405,7 +405,7 @@ fn start_time_in(stat: &str) -> Option<u64> {
     // long, and every journal's owner is checked).
     static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let boot = (*BOOT.get_or_init(|| {
-        crate::procfs::read_to_string("/proc/stat")
+        crate::procfs::read_lossy("/proc/stat")
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok()))
     }))?;
@@ -420,10 +420,9 @@ fn start_time_in(stat: &str) -> Option<u64> {
 /// The parent of process `pid` (`/proc/PID/stat` field 4), `None` when
 /// there is no such process or it has none (pid 1, a kernel thread).
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = crate::procfs::read_lossy(format!("/proc/{pid}/stat")).ok()?;
-    threads::stat_fields(&stat)
-        .and_then(|(_, f)| f.get(1)?.parse().ok())
-        .filter(|&p| p != 0)
+    let mut stat = Vec::new();
+    crate::procfs::read_into(std::path::Path::new(&format!("/proc/{pid}/stat")), &mut stat).ok()?;
+    threads::parent_in_stat(&stat).filter(|&p| p != 0)
 }
 
 /// When process `pid` started, `None` when there is no such process; an
