@@ -447,14 +447,10 @@ struct Build {
 
 /// Whether `script` (util-linux) can give relive a terminal.
 fn have_script() -> bool {
-    let found = Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed: no terminal for relive");
-    }
-    found
+    relive_testkit::installed(
+        "script",
+        "`script` (util-linux) is not installed: no terminal for relive",
+    )
 }
 
 impl Build {

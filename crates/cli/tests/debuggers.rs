@@ -29,14 +29,7 @@ int main(void) {
 
 /// Whether gdb is here (.ci/run installs it); says so when not.
 fn have_gdb() -> bool {
-    let ok = Command::new("gdb")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: gdb is not installed (.ci/run installs it)");
-    }
-    ok
+    relive_testkit::installed("gdb", "gdb is not installed (.ci/run installs it)")
 }
 
 /// `relive ARGS` (journals in `state`), killed after 60 s.

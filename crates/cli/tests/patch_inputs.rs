@@ -650,13 +650,7 @@ fn a_new_constant_table_and_its_end_are_one_copy() {
         "__attribute__((noinline)) long report(void) { return zero; }",
         NEW_REPORT,
     );
-    let clang = Command::new("clang")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !clang {
-        eprintln!("SKIPPED for clang: it is not installed (.ci/run installs it)");
-    }
+    let clang = relive_testkit::installed("clang", "clang is not installed (.ci/run installs it)");
     let builds: Vec<(&str, &[&str])> = [
         ("gcc", &BZIP2_SYS_FLAGS[..]),
         ("gcc", &["-O2", "-g"][..]),

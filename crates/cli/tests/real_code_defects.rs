@@ -27,14 +27,10 @@ fn compilers() -> impl Iterator<Item = &'static str> {
 
 /// Whether compiler `cc` is installed; a missing one is said.
 fn installed(cc: &str) -> bool {
-    let found = Command::new(cc)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED for {cc}: it is not installed (.ci/run installs gcc, g++ and clang)");
-    }
-    found
+    relive_testkit::installed(
+        cc,
+        &format!("{cc} is not installed (.ci/run installs gcc, g++ and clang)"),
+    )
 }
 
 fn build(cc: &str, flags: &[String], dir: &Path, files: &[(String, String)], exe: &Path) {

@@ -56,6 +56,20 @@ pub fn compile_with(cc: &str, dir: &Path, name: &str, source: &str, flags: &[&st
     exe
 }
 
+/// Whether `tool --version` runs, saying `SKIPPED: {missing}` when it does
+/// not: a test that needs a tool `.ci/run` installs skips visibly on a
+/// machine without it.
+pub fn installed(tool: &str, missing: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED: {missing}");
+    }
+    found
+}
+
 /// Whether the tests run as root (some need it to switch users).
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
