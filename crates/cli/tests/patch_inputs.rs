@@ -697,9 +697,10 @@ fn a_new_constant_table_and_its_end_are_one_copy() {
 /// right after that array (`extra`): in the object both are `.data+0x10`,
 /// and relive, which cannot place `extra` where the program's `after`
 /// ends, took the place for `extra` and said nothing; the loop to that
-/// end ran into the patch's memory and the program crashed. The defect
-/// stands (it needs each variable in a section of its own); the patch now
-/// says what it could not tell apart and what to do.
+/// end ran into the patch's memory and the program crashed. Objects
+/// given as they are cannot be told apart, and the patch says so and what
+/// to do: the same two objects compiled with `-fdata-sections` (the
+/// program as it was built) patch right, with nothing to warn of.
 #[test]
 fn an_end_of_an_array_that_is_a_new_variables_start_is_said_to_be_unclear() {
     const OLD: &str = r#"#include <stdio.h>
@@ -743,4 +744,19 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r=%ld\n", 
         said.contains("one past the end of after and the start of extra") && said.contains("-fdata-sections"),
         "{report}"
     );
+
+    // What the warning advises, on a program started afresh.
+    let mut run = Run::start(OLD, &["-O2", "-g"]);
+    run.target.wait_for_prefix("r=");
+    let base = run.object(OLD, &["-fdata-sections"]);
+    let new = run.object(&new_source, &["-fdata-sections"]);
+    let report = run.patched(&new, &["--base", base.to_str().unwrap()]);
+    assert!(!warnings(&report).contains("one past the end"), "{report}");
+    // 100 + after[1] + 300 + 400, after[1] as the old code left it (201
+    // or more), the same at every call: the walk ends at `after`'s end.
+    let sums: Vec<i64> = (0..20)
+        .map(|_| run.target.wait_for_prefix("r=").parse().unwrap())
+        .skip_while(|&w| w < 1001)
+        .collect();
+    assert!(!sums.is_empty() && sums.iter().all(|&w| w == sums[0]), "{sums:?}");
 }

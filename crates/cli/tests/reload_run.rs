@@ -193,6 +193,95 @@ int main(void) {
     s.target.wait_for_prefix("pick 9");
 }
 
+/// Where the variable `name` starts in the object gcc makes of `source`
+/// with `flags` (by `nm`), to see how the compiler laid out a file's
+/// statics.
+fn laid_out_at(source: &str, flags: &[&str], name: &str) -> Option<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.c"), source).unwrap();
+    let built = Command::new("gcc")
+        .args(flags)
+        .args(["-c", "t.c", "-o", "t.o"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let nm = Command::new("nm").arg(dir.path().join("t.o")).output().unwrap();
+    String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find(|l| l.ends_with(&format!(" {name}")))
+        .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+}
+
+/// A pointer one past the end of an array, where an edit adds a variable
+/// the compiler lays right after that array (or adds the array, right
+/// before a variable the program has). Built without `-fdata-sections`
+/// both are `.data + N` in the object, and relive took the place for the
+/// next variable's start: the loop to the first one's end ran into the
+/// patch's memory (a user's trial on bzip2: a crash, or a wrong sum, with
+/// "patched" said). relive's compiles give each variable its own section,
+/// so the patched program computes what a fresh build of the edit does.
+#[test]
+fn an_array_end_beside_a_variable_an_edit_adds_is_the_arrays_end() {
+    const OLD: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static int after[4] = {100, 200, 300, 400};
+volatile int hold;
+__attribute__((noinline, noipa)) long report(void) { return after[hold & 3] * 0 - 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("r=%ld\n", report()); usleep(3000); }
+}
+"#;
+    const WALK: &str =
+        "for (int *volatile const *b = bounds; ; ) { int *p = b[0], *e = b[1]; while (p != e) w += *p++; break; }";
+    const REPORT: &str = "__attribute__((noinline, noipa)) long report(void) { return after[hold & 3] * 0 - 1; }";
+    // The program's `after` and its end, with a new `extra` laid after it.
+    let end_of_theirs = (
+        "static int after[4] = {100, 200, 300, 400};",
+        "static int extra[3] = {7, 8, 9};\nstatic int after[4] = {100, 200, 300, 400};",
+        format!(
+            "static int *const bounds[2] = {{ after, after + 4 }};\n\
+             __attribute__((noinline, noipa)) long report(void) {{ extra[hold % 3] += 1; long w = 0; {WALK} return w; }}"
+        ),
+        ("after", 16, "extra"),
+        "1000",
+    );
+    // A new `ring` and its end, laid right before the program's `after`.
+    let end_of_ours = (
+        "static int after[4] = {100, 200, 300, 400};",
+        "static int after[4] = {100, 200, 300, 400};\nstatic int ring[4] = {1, 2, 3, 4};",
+        format!(
+            "static int *const bounds[2] = {{ ring, ring + 4 }};\n\
+             __attribute__((noinline, noipa)) long report(void) {{ after[hold & 3] += 1; long w = 0; {WALK} return w; }}"
+        ),
+        ("ring", 16, "after"),
+        "10",
+    );
+    for (from, to, report, (first, size, next), sum) in [end_of_theirs, end_of_ours] {
+        let edited = OLD.replace(from, to).replace(REPORT, &report);
+        // Only where the compiler lays the two side by side in one section
+        // (the ambiguity this is about).
+        let shared = ["-O2", "-g"];
+        if laid_out_at(&edited, &shared, next) != laid_out_at(&edited, &shared, first).map(|a| a + size) {
+            eprintln!("SKIPPED: this gcc does not lay {next} right after {first}");
+            continue;
+        }
+        let mut s = Session::start(OLD, &shared);
+        s.target.wait_for("r=-1");
+        s.text = edited;
+        std::fs::write(&s.source, &s.text).unwrap();
+        let e = s.event();
+        assert_eq!(e["event"], "patched", "{e}");
+        assert!(!e.to_string().contains("one past the end"), "{e}");
+        s.target.wait_for(&format!("r={sum}"));
+        for _ in 0..20 {
+            assert_eq!(s.target.wait_for_prefix("r="), sum, "{next} after {first}");
+        }
+    }
+}
+
 /// An initial value edited, then put back as the program started with it:
 /// the second save says nothing about it (compared with the last save, it
 /// said the initial value changed again; a user's trial on lz4).

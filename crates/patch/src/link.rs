@@ -1305,7 +1305,7 @@ impl Linker<'_> {
             false => (&n.name, &b.name),
         };
         let warning = format!(
-            "{user} computes the address {}+{at:#x}, which is both one past the end of {} and the start of {}; {program} is the program's and {new} is new, so no place for {new} makes both readings right: relive took it for the start of {}. If the code means the end of {} (a loop's bound), its new code is wrong; give each variable its own section (build the file with -fdata-sections) and restart the program once",
+            "{user} computes the address {}+{at:#x}, which is both one past the end of {} and the start of {}; {program} is the program's and {new} is new, so no place for {new} makes both readings right: relive took it for the start of {}. If the code means the end of {} (a loop's bound), its new code is wrong; compile the object and its base with -fdata-sections (a section per variable, which tells the two apart; the program need not be rebuilt, its variables are found by name), as relive run and relive watch do",
             sec.name, b.name, n.name, n.name, b.name
         );
         if !self.out.warnings.contains(&warning) {

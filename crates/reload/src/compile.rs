@@ -54,6 +54,20 @@ fn debug_info_for_layouts(cc: &str, args: &[&String]) -> &'static [&'static str]
     }
 }
 
+/// The option that gives each variable of relive's compiles a section of
+/// its own. Without it the statics of a file share `.data`/`.bss`, and the
+/// assembler writes "one past the end of `a`" and "the start of `b`" (the
+/// next variable) as the same `section + offset`: when one of the two is
+/// new and the other the program's, no place for the new one serves both
+/// readings, and a loop to `a`'s end ran into the patch's memory (a
+/// user's trial on bzip2). With a section per variable the end of `a` is
+/// `a`'s section + its size, unambiguous. The code is the same (x86-64
+/// addresses every variable relative to the instruction either way), so
+/// the first compile is still what runs; the variables the program has
+/// are found by name whatever their sections. Given after the build's own
+/// options, so a `-fno-data-sections` there does not undo it.
+const A_SECTION_PER_VARIABLE: &str = "-fdata-sections";
+
 /// Whether `args` ask for less debug information than types.
 fn wants_types(args: &[&String]) -> bool {
     let mut level = 0;
@@ -136,6 +150,7 @@ fn compile_from(
         .args(in_place)
         .args(&flags)
         .args(debug_info_for_layouts(cc, &flags))
+        .arg(A_SECTION_PER_VARIABLE)
         .arg("-c")
         .arg(&file)
         .arg("-o")
