@@ -760,3 +760,65 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r=%ld\n", 
         .collect();
     assert!(!sums.is_empty() && sums.iter().all(|&w| w == sums[0]), "{sums:?}");
 }
+
+/// `relive sym` after a patch: a replaced function shows where its code
+/// runs now, and a variable and a function the patch added are found (in
+/// the patch journal; no file on disk has them). Before, `sym` answered
+/// from the files alone: the added names were "not found" and the
+/// replaced function showed only its old entry.
+#[test]
+fn sym_finds_what_a_patch_added_and_where_replaced_code_runs() {
+    const OLD: &str = "#include <stdio.h>\n#include <unistd.h>\n\
+        __attribute__((noipa)) int value(void) { return 1; }\n\
+        int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v=%d\\n\", value()); usleep(5000); } }\n";
+    let new_source = OLD.replace(
+        "__attribute__((noipa)) int value(void) { return 1; }",
+        "static int calls;\n__attribute__((noipa)) int twice(int x) { return 2 * x; }\n\
+         __attribute__((noipa)) int value(void) { calls++; return twice(calls > 0); }",
+    );
+    let mut run = Run::start(OLD, &["-O2", "-g"]);
+    run.target.wait_for("v=1");
+    let base = run.object(OLD, &[]);
+    let new = run.object(&new_source, &[]);
+    let report = run.patched(&new, &["--base", base.to_str().unwrap()]);
+    run.target.wait_for("v=2");
+    let pid = run.target.pid_arg();
+    let out = run.relive(&["sym", &pid, "value", "calls", "twice", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = found.as_array().unwrap().iter().find(|f| f["name"] == "value").unwrap();
+    let new_code = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "value")
+        .unwrap()["current_addr"]
+        .clone();
+    assert_eq!(value["runs_at"], new_code, "{found}");
+    for (name, kind) in [("calls", "object"), ("twice", "function")] {
+        let added = found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["added"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not found: {found}"));
+        assert_eq!(added["added"]["kind"], kind, "{found}");
+        // What `sym` says is where the patch put it.
+        let reported = report["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(report["data"].as_array().unwrap())
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("the patch did not report {name}: {report}"));
+        assert_eq!(added["added"]["addr"], reported["addr"], "{found}");
+    }
+    let text = run.relive(&["sym", &pid, "calls", "value"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" calls ") && l.ends_with("(added by a relive patch)")),
+        "{text}"
+    );
+    assert!(text.contains("(patched: its code runs at"), "{text}");
+}

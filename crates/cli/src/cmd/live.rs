@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Context;
+use relive_patch::journal::Journal;
 use relive_process::identity::{self, Verified};
 use relive_process::modules::{self, LoadedModule, Module, ProcessModules};
 use relive_process::symbols::{LiveSymbol, LiveSymbols};
@@ -37,8 +38,10 @@ pub struct PsArgs {
 /// Searches the program (ELF .symtab/.dynsym, Cosmopolitan .symtab.amd64,
 /// a P.dbg companion) and every shared library, with each one's load bias
 /// applied. Every match is printed: a file-scope `static` may exist once per
-/// source file, told apart by "file". Refuses (exit 5) when the program on
-/// disk is not the file the process is running.
+/// source file, told apart by "file". A function a relive patch replaced
+/// shows where its code runs now; what a patch added (a new function or
+/// variable) is found in the patch journal. Refuses (exit 5) when the
+/// program on disk is not the file the process is running.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  relive sym 4242 main counter\n  relive sym 4242 printf --json")]
 pub struct SymArgs {
@@ -48,7 +51,8 @@ pub struct SymArgs {
     /// Symbol names (exact).
     #[arg(required = true)]
     names: Vec<String>,
-    /// Print JSON: [{"name","addr","size","module","file"}].
+    /// Print JSON: [{"name","addr","size","module","file","runs_at"}], or
+    /// for what a patch added [{"added":{"name","addr","size","kind",…}}].
     #[arg(long)]
     pub json: bool,
 }
@@ -194,14 +198,23 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
     let process = relive_process::open(args.pid)?;
     let found = modules::discover(process.as_ref())?;
     let symbols = LiveSymbols::load(&found);
-    let mut matches: Vec<LiveSymbol> = Vec::new();
+    let journal = patch_journal(process.as_ref(), &found);
+    let mut matches: Vec<Found> = Vec::new();
     let mut missing = Vec::new();
     for name in &args.names {
-        let hits = symbols.lookup(name);
-        if hits.is_empty() {
+        let before = matches.len();
+        matches.extend(
+            symbols
+                .lookup(name)
+                .into_iter()
+                .map(|symbol| Found::in_image(symbol, journal.as_ref())),
+        );
+        if let Some(journal) = &journal {
+            matches.extend(journal.added.iter().filter(|a| a.name == *name).map(Found::added));
+        }
+        if matches.len() == before {
             missing.push(name.as_str());
         }
-        matches.extend(hits);
     }
     if !missing.is_empty() {
         anyhow::bail!(SymbolNotFound {
@@ -211,23 +224,83 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
             warnings: symbols.warnings().join("; "),
         });
     }
-    verify_modules_of(process.as_ref(), &found, &matches)?;
+    let in_images: Vec<LiveSymbol> = matches.iter().filter_map(|m| m.symbol.clone()).collect();
+    verify_modules_of(process.as_ref(), &found, &in_images)?;
     if args.json {
         return print_json(&matches);
     }
     let mut out = std::io::stdout().lock();
-    for s in &matches {
-        writeln!(
-            out,
-            "{:#014x} {:>8} {}{}  {}",
-            s.addr,
-            s.size,
-            s.name,
-            s.file.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default(),
-            s.module
-        )?;
+    for m in &matches {
+        match (&m.symbol, &m.added) {
+            (Some(s), _) => writeln!(
+                out,
+                "{:#014x} {:>8} {}{}  {}{}",
+                s.addr,
+                s.size,
+                s.name,
+                s.file.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default(),
+                s.module,
+                m.runs_at
+                    .map(|at| format!("  (patched: its code runs at {at:#x})"))
+                    .unwrap_or_default()
+            )?,
+            (None, Some(a)) => writeln!(
+                out,
+                "{:#014x} {:>8} {}{}  (added by a relive patch)",
+                a.addr,
+                a.size,
+                a.name,
+                a.file.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default(),
+            )?,
+            (None, None) => {}
+        }
     }
     Ok(())
+}
+
+/// One answer of `relive sym`: a symbol of the program or a library
+/// (with where its code runs now, when a patch replaced it), or one a
+/// relive patch added, which no file on disk has.
+#[derive(Serialize)]
+struct Found {
+    #[serde(flatten)]
+    symbol: Option<LiveSymbol>,
+    /// The patched function's current code (its entry jumps there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs_at: Option<u64>,
+    /// A function or variable a patch added (the journal's record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added: Option<relive_patch::journal::AddedRecord>,
+}
+
+impl Found {
+    fn in_image(symbol: LiveSymbol, journal: Option<&Journal>) -> Found {
+        let runs_at = journal
+            .and_then(|j| j.patches.iter().find(|p| p.orig_addr == symbol.addr))
+            .map(|p| p.current_addr);
+        Found {
+            symbol: Some(symbol),
+            runs_at,
+            added: None,
+        }
+    }
+
+    fn added(record: &relive_patch::journal::AddedRecord) -> Found {
+        Found {
+            symbol: None,
+            runs_at: None,
+            added: Some(record.clone()),
+        }
+    }
+}
+
+/// The process's patch journal, read without waiting for a relive that
+/// is changing it (what it says now). None when there is none, or it
+/// cannot be read: `sym` then answers from the files alone.
+fn patch_journal(process: &dyn Process, found: &ProcessModules) -> Option<Journal> {
+    let dir = relive_patch::state::StateDir::open().ok()?;
+    let journal = Journal::load(&dir, process.pid(), process.start_time().ok()?, &found.main.module.path).ok()?;
+    (!journal.patches.is_empty() || !journal.added.is_empty()).then_some(journal)
 }
 
 /// A symbol is only as right as the file it was read from: check each
