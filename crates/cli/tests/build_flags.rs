@@ -623,6 +623,80 @@ fn an_edit_made_before_start_calling_what_another_adds_is_caught_up() {
     s.prints("v 1017 8");
 }
 
+/// main.c with `first` adding `hits`, a variable calc.c does not have
+/// yet, plus `extra`.
+fn main_reading_hits(extra: i32) -> String {
+    MAIN.replace("static long ticks;", "static long ticks;\nextern int hits;")
+        .replace("return scale(4);", &format!("return scale(4) + hits + {extra};"))
+}
+
+/// calc.c adding `hits`, starting at 1000, which its `scale` uses (and
+/// returns what it did).
+fn calc_adding_hits() -> String {
+    CALC.replace("#include \"mode.h\"", "#include \"mode.h\"\nint hits = 1000;")
+        .replace("return x * 3 + OFFSET;", "return x * 3 + OFFSET + hits - 1000;")
+}
+
+/// After main.c's edit made before relive started is in, a save of it is
+/// patched as any other.
+fn a_save_of_main_diffs_as_usual(s: &Session) {
+    std::fs::write(s.target.dir.path().join("src/main.c"), main_reading_hits(4)).unwrap();
+    let e = s.until_event_for("main.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    s.prints("v 1021 8");
+}
+
+/// Edits made before relive started where one file uses a variable the
+/// other adds (with a function that uses it): both are caught up, the one
+/// that adds it first, whichever comes first. The user (in a trial) was
+/// told "hits is not defined", the program ran the old code, and every
+/// later save of the file was refused for a difference from the running
+/// code blamed on the compile command.
+#[test]
+fn an_edit_made_before_start_using_a_variable_another_adds_is_caught_up() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let p = dir.path();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(p.join("src/main.c"), main_reading_hits(0)).unwrap();
+    std::fs::write(p.join("src/calc.c"), calc_adding_hits()).unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    assert!(events.iter().all(|e| e["event"] != "refused"), "{events:#?}");
+    // scale(4) + hits = 4 * 3 + 5 + 1000.
+    s.prints("v 1017 8");
+    a_save_of_main_diffs_as_usual(&s);
+}
+
+/// An edit made before relive started that uses a variable no file has
+/// yet: its catch-up is refused, saying it is tried again, and the save
+/// that adds the variable patches both (it stayed refused for good, the
+/// difference from the running code blamed on the compile command).
+#[test]
+fn a_refused_catch_up_goes_in_with_the_save_that_lets_it() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let p = dir.path();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(p.join("src/main.c"), main_reading_hits(0)).unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    let refused = events
+        .iter()
+        .find(|e| e["event"] == "refused")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("hits") && message.contains("tries this file again"),
+        "{refused}"
+    );
+    s.prints("v 17 8");
+    std::fs::write(s.target.dir.path().join("src/calc.c"), calc_adding_hits()).unwrap();
+    s.until_patched("main.c");
+    s.prints("v 1017 8");
+    a_save_of_main_diffs_as_usual(&s);
+}
+
 #[test]
 fn an_edit_made_before_watch_attaches_is_reported_and_applied() {
     let (before, _) = expected_first_lines();

@@ -149,6 +149,38 @@ pub fn symbol_of_key(obj: &ObjectFile, key: &str) -> Option<usize> {
     key_index(obj).find(key_hash(key), |&j| keys[j] == key).copied()
 }
 
+/// The identity of symbol `i` of `obj` when it is a function-local static
+/// GCC numbers (`n.3`): `static:OWNER::n` ([`keys`]). GCC
+/// numbers a file's statics of one name in an order an edit changes (a
+/// new `count` in `setup` took `count.0` from `tick`'s), so the number
+/// says nothing across compiles.
+pub fn static_key(obj: &ObjectFile, i: usize) -> Option<&str> {
+    let sym = obj.symbols.get(i)?;
+    if !sym.local || !sym.name.contains('.') {
+        return None;
+    }
+    stable_keys(obj)
+        .get(i)
+        .map(String::as_str)
+        .filter(|k| k.starts_with("static:"))
+}
+
+/// How a message names symbol `i` of `obj`: a numbered function-local
+/// static as the source does, with the function that uses it (`n (used
+/// by ver)`: the one it is declared in, or one that function is inlined
+/// into), not GCC's `n.1`, a number the user never wrote; else its name.
+pub fn static_label(obj: &ObjectFile, i: usize) -> String {
+    let name = &obj.symbols[i].name;
+    match static_key(obj, i).and_then(|k| k.strip_prefix("static:")?.rsplit_once("::")) {
+        Some((owner, base)) => format!(
+            "{} (used by {})",
+            base.split('#').next().unwrap_or(base),
+            crate::names::readable(owner)
+        ),
+        None => crate::names::readable(name),
+    }
+}
+
 /// [`keys`] of `obj`, computed once per object.
 pub fn stable_keys(obj: &ObjectFile) -> &[String] {
     obj.keys_cache().get_or_init(|| keys(obj))

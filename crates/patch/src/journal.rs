@@ -153,6 +153,12 @@ pub struct AddedRecord {
     pub file: Option<String>,
     /// Whether it was a file-scope symbol (`static`) in that object.
     pub local: bool,
+    /// For a function-local static GCC numbers (`n.3`), its identity by
+    /// function and name (`static:ver::n`, [`crate::diff::static_key`]):
+    /// another compile of the file may give its number to another static,
+    /// so later patches find it by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub addr: u64,
     pub size: u64,
     /// `function` or `object`.
@@ -168,7 +174,11 @@ impl AddedRecord {
     /// Whether `other` records the same symbol: the same name and kind,
     /// and for a file-scope one, of the same file.
     pub fn same_symbol(&self, other: &AddedRecord) -> bool {
-        self.name == other.name
+        let same_identity = match (&self.key, &other.key) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.name == other.name,
+        };
+        same_identity
             && self.kind == other.kind
             && self.local == other.local
             && (!self.local || self.file == other.file)
@@ -1396,6 +1406,7 @@ mod code_block_tests {
             name: "helper".into(),
             file: None,
             local: true,
+            key: None,
             addr: 0x7080,
             size: 0x10,
             kind: "function".into(),

@@ -53,8 +53,9 @@ pub trait Resolver {
     /// within rel32 reach of.
     fn in_image(&self, addr: u64) -> bool;
     /// A function or variable an earlier patch added (it lives in a patch
-    /// region): by source file (for a static) and name.
-    fn added(&self, _file: Option<&str>, _name: &str, _local: bool) -> Option<u64> {
+    /// region): by source file (for a static) and name, or for a numbered
+    /// function-local static by `key` ([`static_key`]).
+    fn added(&self, _file: Option<&str>, _name: &str, _local: bool, _key: Option<&str>) -> Option<u64> {
         None
     }
     /// Where the home module's read-only data already holds `bytes` (a
@@ -638,8 +639,12 @@ pub fn live_address(obj: &ObjectFile, i: usize, resolver: &dyn Resolver, base_na
     // Its name in the compile the program runs; empty: new in this edit.
     let old = base_names.get(i);
     let name = old.filter(|n| !n.is_empty()).unwrap_or(&sym.name);
-    let added = || resolver.added(file, name, sym.local);
-    if crate::lambdas::mentions_lambda(&sym.name) {
+    let key = crate::diff::static_key(obj, i);
+    let added = || resolver.added(file, name, sym.local, key);
+    // A lambda, or a numbered static, an earlier patch added: found by
+    // its identity first, since this compile's name for it may be another
+    // one's in the program.
+    if crate::lambdas::mentions_lambda(&sym.name) || key.is_some() {
         if let Some(earlier) = added() {
             return Some(earlier);
         }
@@ -718,6 +723,10 @@ impl<'a> BaseNames<'a> {
         let name = match crate::diff::symbol_of_key(old, key) {
             Some(o) => old.symbols[o].name.as_str(),
             None if crate::lambdas::is_fresh(key) => "",
+            // A function-local static the previous compile has not (by
+            // function and name) is new, though the program may have a
+            // static of its numbered name: another function's.
+            None if key.starts_with("static:") => "",
             None => return None,
         };
         let sym = pair.new.symbols.get(i)?;
@@ -1028,7 +1037,7 @@ impl Linker<'_> {
             Target::Undefined(name) => match self
                 .resolver
                 .global(name)
-                .or_else(|| self.resolver.added(None, name, false))
+                .or_else(|| self.resolver.added(None, name, false, None))
             {
                 Some(a) => Ok((Value::Absolute(a), r.addend)),
                 // Weak, and defined nowhere: 0, as in the program.
@@ -1168,11 +1177,11 @@ impl Linker<'_> {
                     None => {
                         // A static the previous compile did not have is
                         // new in this edit: of course it starts over.
-                        let new_in_edit = self.with_base && self.base_names.get(i).is_none();
+                        let new_in_edit = self.with_base && matches!(self.base_names.get(i), None | Some(""));
                         if writable && sym.local && !new_in_edit {
                             self.out.warnings.push(format!(
                                 "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",
-                                sym.name,
+                                crate::diff::static_label(self.obj, i),
                                 self.obj.source.as_deref().unwrap_or("the object"),
                                 if self.obj.source.is_some() { "have no such static for that source file" } else { "name no source files" }
                             ));

@@ -382,16 +382,21 @@ impl Resolver for LiveResolver {
             .map(|&&(_, addr, _)| addr)
     }
 
-    fn added(&self, file: Option<&str>, name: &str, local: bool) -> Option<u64> {
+    fn added(&self, file: Option<&str>, name: &str, local: bool, key: Option<&str>) -> Option<u64> {
+        // A numbered static by its identity; a record of an older relive
+        // (no key) by name.
+        let same = |a: &AddedRecord| match (key, a.key.as_deref()) {
+            (Some(key), Some(theirs)) => key == theirs,
+            (None, Some(_)) => false,
+            (_, None) => a.name == name,
+        };
         // The latest addition wins (an added variable is never added twice:
         // the second patch finds this one).
         self.added
             .iter()
             .rev()
             .find(|a| {
-                a.name == name
-                    && a.local == local
-                    && (!local || a.file.as_deref().map(base_name) == file.map(base_name))
+                same(a) && a.local == local && (!local || a.file.as_deref().map(base_name) == file.map(base_name))
             })
             .map(|a| a.addr)
     }

@@ -136,6 +136,20 @@ fn removed_note(d: &crate::diff::Diff, new: &ObjectFile) -> Option<String> {
     ))
 }
 
+/// How notes name the variable `name` of `obj`: a numbered function-local
+/// static with a function that uses it (`vb (used by f)`), not by GCC's
+/// `vb.1`.
+fn shown(obj: &ObjectFile, name: &str) -> String {
+    match obj
+        .symbols
+        .iter()
+        .position(|s| s.name == name && s.kind == Kind::Object)
+    {
+        Some(i) => crate::diff::static_label(obj, i),
+        None => crate::names::readable(name),
+    }
+}
+
 /// What to tell the user of a constant table `name` whose contents
 /// changed, read by the functions `readers`.
 fn constant_table_note(name: &str, readers: &[&str]) -> String {
@@ -160,7 +174,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     let initial_values = initial_values_in(&d, new);
     let mut notes: Vec<String> = initial_values
         .iter()
-        .map(|n| initial_value_note(&crate::names::readable(n)))
+        .map(|n| initial_value_note(&shown(new, n)))
         .collect();
     notes.extend(removed_note(&d, new));
     let changed_code: Vec<&str> = d
@@ -269,10 +283,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     for (&i, readers) in changed_constants.iter().zip(&readers) {
         let readable: Vec<String> = readers.iter().map(|r| crate::names::readable(r)).collect();
         let readable: Vec<&str> = readable.iter().map(String::as_str).collect();
-        notes.push(constant_table_note(
-            &crate::names::readable(&new.symbols[i].name),
-            &readable,
-        ));
+        notes.push(constant_table_note(&crate::diff::static_label(new, i), &readable));
     }
     Ok(Selected {
         functions: functions_where(new, |name| names.contains(&name)),

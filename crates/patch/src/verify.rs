@@ -137,7 +137,8 @@ fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
         .position(|s| s.name == parent && s.kind == Kind::Function)?;
     let parent_addr = live_address(obj, p, &target.resolver, &no_renames)?;
     target.journal.patch(parent_addr)?;
-    target.resolver.added(obj.source.as_deref(), &sym.name, sym.local)
+    let key = crate::diff::static_key(obj, i);
+    target.resolver.added(obj.source.as_deref(), &sym.name, sym.local, key)
 }
 
 /// Whether `obj` defines no function with code: an object of tables and
@@ -278,7 +279,10 @@ fn reference(
     // has it, and the offset into it.
     let (i, live, into, name) = match &r.target {
         Target::Defined(i) => (Some(*i), symbol(*i), bias, obj.symbols[*i].name.clone()),
-        Target::Undefined(name) => match resolver.global(name).or_else(|| resolver.added(None, name, false)) {
+        Target::Undefined(name) => match resolver
+            .global(name)
+            .or_else(|| resolver.added(None, name, false, None))
+        {
             Some(a) => {
                 // Two libraries may define it (frexp: libc and libm); the
                 // dynamic linker's choice is the program's, whichever

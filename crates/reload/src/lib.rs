@@ -390,6 +390,13 @@ pub struct Reloader<'p> {
     /// A file caught up at start that calls one of them is patched after
     /// them (it was refused, the function "not defined").
     added_before_start: HashMap<PathBuf, Vec<String>>,
+    /// Files edited before relive started whose catch-up was refused (a
+    /// variable another file's edit adds, not patched yet; a layout
+    /// change): their next save patches what still differs from the
+    /// running code with it. Compared only with the last compile, a save
+    /// said "no function changed" or blamed the compile command for the
+    /// difference, and the file stayed unpatched for good.
+    refused_catch_up: std::collections::BTreeSet<PathBuf>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
     /// Every compile unit of the program is watched (not a list the user
@@ -464,6 +471,7 @@ impl<'p> Reloader<'p> {
             trust_baselines: false,
             every_unit_watched: false,
             awaits_other_file: false,
+            refused_catch_up: Default::default(),
             held: Default::default(),
             followers: fleet::Followers::None,
             tree_scan: None,
@@ -785,7 +793,7 @@ impl<'p> Reloader<'p> {
     /// [`Reloader::catch_up_all`] of the files whose functions differ.
     fn catch_up_sources(&mut self, sources: &[PathBuf]) -> Result<Vec<ReloadEvent>, ReloadError> {
         if sources.len() < 2 {
-            return sources.iter().map(|s| self.catch_up_one(s)).collect();
+            return self.catch_up_one_by_one(sources, "");
         }
         let start = Instant::now();
         let mut taken: Vec<(PathBuf, ObjectFile, Vec<usize>)> = Vec::new();
@@ -829,7 +837,7 @@ impl<'p> Reloader<'p> {
                 if let PatchError::Process(e) = e {
                     return Err(PatchError::Process(e).into());
                 }
-                return sources.iter().map(|s| self.catch_up_one(s)).collect();
+                return self.catch_up_one_by_one(sources, &e.to_string());
             }
         };
         for ((source, obj, _), report) in taken.into_iter().zip(reports) {
@@ -898,6 +906,48 @@ impl<'p> Reloader<'p> {
         )
     }
 
+    /// Catches up `sources` one by one (they could not be patched as one
+    /// step: `why`), a file that uses what another adds (a variable)
+    /// after that one, as long as that makes progress.
+    fn catch_up_one_by_one(&mut self, sources: &[PathBuf], why: &str) -> Result<Vec<ReloadEvent>, ReloadError> {
+        let mut events = Vec::new();
+        let mut pending: Vec<PathBuf> = sources.to_vec();
+        // Those that use what another adds go again once the others are
+        // in, as long as a pass patches one.
+        let waiting = loop {
+            let mut waiting = Vec::new();
+            let mut progress = false;
+            for source in std::mem::take(&mut pending) {
+                self.awaits_other_file = false;
+                let event = self.catch_up_one(&source)?;
+                match std::mem::take(&mut self.awaits_other_file) {
+                    true => waiting.push((source, event)),
+                    false => {
+                        progress |= event.event.applied();
+                        events.push(event);
+                    }
+                }
+            }
+            if waiting.is_empty() || !progress {
+                break waiting;
+            }
+            pending = waiting.into_iter().map(|(source, _)| source).collect();
+        };
+        // Tried again with the next save of any file (the one that adds
+        // what they use).
+        for (source, event) in waiting {
+            events.push(self.hold_for_missing(source, event));
+        }
+        if sources.len() > 1 {
+            for event in events.iter_mut().filter(|e| e.event.applied()) {
+                event.notes.push(format!(
+                    "caught up in a step of its own: the files could not be patched as one ({why})"
+                ));
+            }
+        }
+        Ok(events)
+    }
+
     fn catch_up_one(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
         match self.differing_functions(source) {
             Some(functions) => self.patch_baseline(source, &functions),
@@ -915,6 +965,9 @@ impl<'p> Reloader<'p> {
         if event.event.applied() {
             self.unverified.remove(source);
             self.added_before_start.remove(source);
+            self.refused_catch_up.remove(source);
+        } else if event.event == EventKind::Refused {
+            self.refused_catch_up.insert(source.to_path_buf());
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
@@ -1390,6 +1443,7 @@ impl<'p> Reloader<'p> {
                 ));
             }
         }
+        self.catch_up_with_save(source, &new, &mut functions, &mut event);
         functions.sort_unstable();
         functions.dedup();
         event.timing_us.diff = us(diff_start);
@@ -1419,7 +1473,10 @@ impl<'p> Reloader<'p> {
             }
             return Ok(Step::Done(event));
         }
-        if let Some(refusal) = self.unverified_refusal(source, &event.functions) {
+        if let Some(refusal) = self
+            .unverified_refusal(source, &event.functions)
+            .filter(|_| !self.refused_catch_up.contains(source))
+        {
             event.event = EventKind::Refused;
             event.message = Some(refusal);
             event.timing_us.total = us(start);
@@ -1462,6 +1519,15 @@ impl<'p> Reloader<'p> {
             }
             (false, None) => {}
         }
+        if took && self.refused_catch_up.remove(source) {
+            // The edit made before relive started is in now.
+            if let Some(differs) = self.unverified.get_mut(source) {
+                differs.retain(|(n, _)| !event.functions.iter().any(|f| f == n));
+                if differs.is_empty() {
+                    self.unverified.remove(source);
+                }
+            }
+        }
         if took {
             if let Some(differs) = self.unverified.get(source) {
                 let (patched, others): (Vec<&str>, Vec<&str>) = differs
@@ -1483,6 +1549,31 @@ impl<'p> Reloader<'p> {
                         self.command(source).fix()
                     ));
                 }
+            }
+        }
+    }
+
+    /// For a file whose catch-up was refused (see `refused_catch_up`):
+    /// adds to `functions` those of `new` that still differ from the
+    /// running code, the edit made before relive started, saying so.
+    fn catch_up_with_save(&self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>, event: &mut ReloadEvent) {
+        if !self.refused_catch_up.contains(source) {
+            return;
+        }
+        let Some(differs) = self.unverified.get(source) else {
+            return;
+        };
+        let waiting = |n: &str| differs.iter().any(|(d, _)| d == n);
+        let check = verify::functions_against_process(&self.target, new, waiting);
+        for (i, sym) in new.symbols.iter().enumerate() {
+            let still = check.differs.iter().any(|(d, _)| *d == sym.name);
+            if sym.kind == relive_patch::objfile::Kind::Function && still && !functions.contains(&i) {
+                functions.push(i);
+                event.notes.push(format!(
+                    "{} was edited before relive started and patching that edit was refused: patched now, as {} says",
+                    sym.name,
+                    source.display()
+                ));
             }
         }
     }

@@ -929,7 +929,15 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
 fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -> anyhow::Result<()> {
     if report.reverted.is_empty() {
         if report.freed.is_empty() && report.kept.is_empty() {
-            writeln!(out, "process {pid} has no patches: nothing to revert")?;
+            // Said where relive looked: a revert from another shell with
+            // another RELIVE_STATE_DIR finds none of the session's patches.
+            let journals = relive_patch::state::StateDir::open()
+                .map(|d| d.path().display().to_string())
+                .unwrap_or_else(|_| "relive's state directory".into());
+            writeln!(
+                out,
+                "process {pid} has no patches: nothing to revert (journals in {journals}; another RELIVE_STATE_DIR keeps its own)"
+            )?;
         } else {
             writeln!(
                 out,
