@@ -663,6 +663,14 @@ fn an_edit_made_before_start_using_a_variable_another_adds_is_caught_up() {
     let s = Session::run(dir, &[]);
     let events = s.until("watching");
     assert!(events.iter().all(|e| e["event"] != "refused"), "{events:#?}");
+    // The program held at its entry is said to be so, not waited for as
+    // if it ran (it said "never found waiting in a system call").
+    let said = serde_json::to_string(&events).unwrap();
+    assert!(!said.contains("never found waiting"), "{said}");
+    assert!(
+        !said.contains("unwinder") || said.contains("has not started yet"),
+        "{said}"
+    );
     // scale(4) + hits = 4 * 3 + 5 + 1000.
     s.prints("v 1017 8");
     a_save_of_main_diffs_as_usual(&s);

@@ -352,7 +352,7 @@ int main(void) {
     let e = s.event();
     let notes = e["notes"].to_string();
     assert!(
-        notes.contains("the initial value of count (used by report) changed"),
+        notes.contains("the initial value of count (used by setup) changed"),
         "{e}"
     );
 }
@@ -443,6 +443,37 @@ int main(void) {
     );
     let allocs = next_values(&s, "alloc ", 3);
     assert!(steps_by(&allocs, 1000), "{allocs:?}");
+}
+
+/// An edit that replaces an inlined function having a static `n` by
+/// another with its own `n`: the new one starts from its initial value.
+/// Both were known by the function that referred to them, their caller
+/// `ver` (the two are inlined into it), so the new `n` took the old one's
+/// value while relive said "patched" (a user's trial on zstd: 17, 26, ...
+/// where a fresh build prints 9, 18, ...). The debug information says the
+/// function each is declared in.
+#[test]
+fn a_static_of_an_inlined_function_that_replaced_another_is_new() {
+    const KICK: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static unsigned kick(void) { static unsigned n; n += 2; return n; }
+__attribute__((noinline)) int ver(void) { return kick(); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("ver %d\n", ver()); usleep(2000); }
+}
+"#;
+    let mut s = Session::start(KICK, &["-O2", "-g"]);
+    s.target.wait_for("ver 4");
+    s.edit(
+        "static unsigned kick(void) { static unsigned n; n += 2; return n; }\n__attribute__((noinline)) int ver(void) { return kick(); }",
+        "static unsigned tock(void) { static unsigned n; n += 9; return n; }\n__attribute__((noinline)) int ver(void) { return 1000 + tock(); }",
+    );
+    assert_eq!(s.event()["event"], "patched");
+    // A fresh build: 1009, 1018, ...
+    let values = values_after(&s, "ver ", |v| v < 1000, 3);
+    assert_eq!(values, vec![1009, 1018, 1027, 1036]);
 }
 
 /// The program's own statics of one name in two functions, renumbered by

@@ -46,6 +46,10 @@ pub struct TopEntry {
 pub struct DebugIndex {
     /// Sorted by hash, then place (file order within one hash).
     by_hash: Vec<(u64, TopEntry)>,
+    /// Top-level subprograms with a body of entries, by the place in
+    /// `.debug_info` of their first byte and of their next sibling: which
+    /// function a nested entry (a static's `DW_TAG_variable`) is in.
+    functions: Vec<(u64, u64, TopEntry)>,
 }
 
 fn hash(name: &[u8]) -> u64 {
@@ -64,14 +68,24 @@ impl DebugIndex {
             .map(|(_, e)| e)
     }
 
+    /// The top-level subprogram whose entries span the place `at` of
+    /// `.debug_info`.
+    pub fn function_around(&self, at: u64) -> Option<&TopEntry> {
+        let k = self.functions.partition_point(|&(start, _, _)| start <= at);
+        let (_, end, entry) = self.functions.get(k.checked_sub(1)?)?;
+        (at < *end).then_some(entry)
+    }
+
     /// Reads the index of `dwarf`.
     pub(crate) fn build(dwarf: &gimli::Dwarf<Reader>) -> Result<DebugIndex, gimli::Error> {
         let mut by_hash = Vec::new();
+        let mut functions = Vec::new();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let Some(unit_offset) = header.offset().as_debug_info_offset() else {
                 continue;
             };
+            let unit_end = unit_offset.0 as u64 + header.length_including_self() as u64;
             let unit = dwarf.unit(header)?;
             // Linkage names of declarations (in classes), and definitions
             // that point at a declaration, matched once the unit is read.
@@ -175,6 +189,16 @@ impl DebugIndex {
                 // Over the children (a function's body), to the next
                 // entry at this depth (only forwards: a hostile file must
                 // not loop); into those of a namespace or class.
+                // A function's span: to its next sibling, or for the
+                // unit's last entry (GCC gives that one no sibling) to the
+                // unit's end.
+                if depth == 1 && tag == gimli::DW_TAG_subprogram && abbrev.has_children() {
+                    let base = unit_offset.0 as u64;
+                    let end = sibling
+                        .filter(|to| to.0 > offset.0)
+                        .map_or(unit_end, |to| base + to.0 as u64);
+                    functions.push((base + offset.0 as u64, end, entry));
+                }
                 if let Some(to) = sibling.filter(|to| to.0 > offset.0 && abbrev.has_children() && !container) {
                     raw = unit.entries_raw(Some(to))?;
                     shift = depth;
@@ -189,6 +213,7 @@ impl DebugIndex {
             );
         }
         by_hash.sort_unstable_by_key(|&(h, e)| (h, e.unit.0, e.offset.0));
-        Ok(DebugIndex { by_hash })
+        functions.sort_unstable_by_key(|&(start, _, _)| start);
+        Ok(DebugIndex { by_hash, functions })
     }
 }

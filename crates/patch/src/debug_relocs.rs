@@ -155,9 +155,13 @@ impl<'a> Fixups<'a> {
         }
     }
 
-    /// The relocated value of the field at `offset`, at the field's width,
-    /// if a relocation this reader applies sets it.
-    pub(crate) fn at(&self, offset: u64) -> Option<u64> {
+    /// Every relocation of the section, in the file's order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = Rela> + 'a {
+        self.entries.iter().map(rela)
+    }
+
+    /// The relocation of the field at `offset`, as the file has it.
+    pub(crate) fn rela_at(&self, offset: u64) -> Option<Rela> {
         // The first entry at `offset`, by binary search over the order.
         let (mut lo, mut hi) = (0, self.entries.len());
         while lo < hi {
@@ -168,7 +172,13 @@ impl<'a> Fixups<'a> {
                 hi = mid;
             }
         }
-        let r = rela(self.nth(lo).filter(|e| offset_of(e) == offset)?);
+        Some(rela(self.nth(lo).filter(|e| offset_of(e) == offset)?))
+    }
+
+    /// The relocated value of the field at `offset`, at the field's width,
+    /// if a relocation this reader applies sets it.
+    pub(crate) fn at(&self, offset: u64) -> Option<u64> {
+        let r = self.rela_at(offset)?;
         let base = (*self.bases.get(r.symbol)?)?;
         let value = base.wrapping_add(r.addend) as u64;
         match r.r_type {

@@ -250,9 +250,21 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
         .collect()
 }
 
+/// For each symbol of `wanted` declared in a function: that function's
+/// name, from the debug information ([`crate::static_owners`]); without
+/// it, the stable name of the first (by name) function referring to it,
+/// which for a static of an inlined function is its caller.
+fn owners(obj: &ObjectFile, wanted: &[bool]) -> HashMap<usize, String> {
+    let mut declared = crate::static_owners::declared_in(obj, wanted);
+    for (i, function) in referring_functions(obj, wanted) {
+        declared.entry(i).or_insert(function);
+    }
+    declared
+}
+
 /// For each symbol of `wanted` referred to by functions: the stable name
 /// of the first (by name) function referring to it.
-fn owners(obj: &ObjectFile, wanted: &[bool]) -> HashMap<usize, String> {
+fn referring_functions(obj: &ObjectFile, wanted: &[bool]) -> HashMap<usize, String> {
     // Only relocations into a section holding one can refer to one: the
     // others (calls, strings, jump tables) are not looked up.
     let sections: foldhash::HashSet<usize> = obj

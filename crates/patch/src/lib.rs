@@ -42,6 +42,7 @@ pub mod select;
 pub mod side_by_side;
 pub mod signature;
 pub mod state;
+mod static_owners;
 pub mod target;
 pub mod thunk;
 pub mod tls;

@@ -185,7 +185,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
         .collect();
     let layout: Vec<String> = d
         .layout_changes()
-        .map(|c| format!("{} ({})", crate::names::readable(&c.name), c.reason))
+        .map(|c| format!("{} ({})", shown(new, &c.name), c.reason))
         .collect();
     if !layout.is_empty() {
         // Which type's field made it so, where the debug information says.

@@ -277,13 +277,21 @@ pub fn stop_at_quiet_point_within(
         let stopped = process
             .stop_one()
             .map_err(|e| format!("the process could not be stopped: {e}"))?;
-        let quiet = stopped
+        let registers = stopped
             .thread_ids()
             .first()
-            .and_then(|&tid| stopped.registers(tid).ok())
-            .is_some_and(|r| quiet(&r));
-        if quiet {
+            .and_then(|&tid| stopped.registers(tid).ok());
+        if registers.as_ref().is_some_and(quiet) {
             return Ok(stopped);
+        }
+        // Held at its entry (`relive run` patching in edits made before
+        // it started): nothing of it has run, its C library is not set up,
+        // and no wait makes it so.
+        if registers.is_some_and(|r| relive_process::at_entry(process.pid(), r.rip)) {
+            stopped
+                .resume()
+                .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
+            return Err("the program has not started yet (it is held at its entry until the edits made before relive started are in)".into());
         }
         stopped
             .resume()

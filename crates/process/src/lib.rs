@@ -269,6 +269,20 @@ pub fn spawn_held(_command: &mut std::process::Command) -> Result<std::process::
     })
 }
 
+/// Whether process `pid`'s program counter `pc` is its program's entry
+/// point: a program [`spawn_held`] holds there before any of its code
+/// (or its C library's start-up) has run.
+#[cfg(target_os = "linux")]
+pub fn at_entry(pid: u32, pc: u64) -> bool {
+    linux::held::entry_point(pid).is_ok_and(|entry| entry == pc)
+}
+
+/// Whether a process is at its entry point (not known on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn at_entry(_pid: u32, _pc: u64) -> bool {
+    false
+}
+
 /// Lets a program [`spawn_held`] started run.
 #[cfg(target_os = "linux")]
 pub fn release(pid: u32) {

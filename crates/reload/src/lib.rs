@@ -941,7 +941,7 @@ impl<'p> Reloader<'p> {
         if sources.len() > 1 {
             for event in events.iter_mut().filter(|e| e.event.applied()) {
                 event.notes.push(format!(
-                    "caught up in a step of its own: the files could not be patched as one ({why})"
+                    "caught up in a step of its own: the files edited before relive started could not be patched as one step ({why}), so each was patched alone, a file that uses what another adds after that one"
                 ));
             }
         }

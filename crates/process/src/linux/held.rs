@@ -140,7 +140,7 @@ fn gone(pid: u32, how: &str) -> ProcessError {
 }
 
 /// The program's entry point, from its auxiliary vector.
-fn entry_point(pid: u32) -> Result<u64> {
+pub(crate) fn entry_point(pid: u32) -> Result<u64> {
     let auxv = std::fs::read(format!("/proc/{pid}/auxv")).map_err(|e| ProcessError::Io {
         pid,
         what: "reading its auxiliary vector".into(),
