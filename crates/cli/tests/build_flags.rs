@@ -676,19 +676,25 @@ fn an_edit_made_before_start_using_a_variable_another_adds_is_caught_up() {
     a_save_of_main_diffs_as_usual(&s);
 }
 
+/// `relive run` of the project built, then main.c edited to read `hits`,
+/// which no file has: the session, and its events up to "watching".
+fn started_with_main_reading_hits() -> (Session, Vec<Value>) {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(dir.path().join("src/main.c"), main_reading_hits(0)).unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    (s, events)
+}
+
 /// An edit made before relive started that uses a variable no file has
 /// yet: its catch-up is refused, saying it is tried again, and the save
 /// that adds the variable patches both (it stayed refused for good, the
 /// difference from the running code blamed on the compile command).
 #[test]
 fn a_refused_catch_up_goes_in_with_the_save_that_lets_it() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let p = dir.path();
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(p.join("src/main.c"), main_reading_hits(0)).unwrap();
-    let s = Session::run(dir, &[]);
-    let events = s.until("watching");
+    let (s, events) = started_with_main_reading_hits();
     let refused = events
         .iter()
         .find(|e| e["event"] == "refused")
@@ -703,6 +709,31 @@ fn a_refused_catch_up_goes_in_with_the_save_that_lets_it() {
     s.until_patched("main.c");
     s.prints("v 1017 8");
     a_save_of_main_diffs_as_usual(&s);
+}
+
+/// A file that only adds a variable another file's edit uses (no
+/// function of it uses it) cannot bring it in: the refusal says which file
+/// defines it and what would (it read as if nothing defined it).
+#[test]
+fn a_variable_only_another_file_defines_is_named_in_the_refusal() {
+    let (s, _) = started_with_main_reading_hits();
+    std::fs::write(
+        s.target.dir.path().join("src/calc.c"),
+        CALC.replace("#include \"mode.h\"", "#include \"mode.h\"\nint hits = 1000;"),
+    )
+    .unwrap();
+    let refused = loop {
+        let e = s.until_event_for("main.c");
+        if e["event"] == "refused" {
+            break e;
+        }
+    };
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("hits is a variable") && message.contains("calc.c defines") && message.contains("restart"),
+        "{refused}"
+    );
+    s.prints("v 17 8");
 }
 
 #[test]

@@ -2020,6 +2020,25 @@ impl<'p> Reloader<'p> {
         ))
     }
 
+    /// Where a patch of `file` needs `symbol` and another watched file's
+    /// last compile defines it as a variable: why that is not enough (a
+    /// variable comes into the program with a patched function of its
+    /// file that uses it), and what does it. Said with the refusal, which
+    /// otherwise read as if nothing defined it.
+    fn variable_only_provider(&self, file: &str, symbol: &str) -> Option<String> {
+        let (provider, _) = self.current.iter().find(|(path, obj)| {
+            path.as_path() != Path::new(file)
+                && obj.symbols.iter().any(|s| {
+                    s.name == symbol && !s.local && s.kind == relive_patch::objfile::Kind::Object && s.size > 0
+                })
+        })?;
+        Some(format!(
+            " ({symbol} is a variable {} defines, which the program lacks: relive adds a new variable with a patched function of its file that uses it, and none of {} does yet; use it in a function there, or restart the program)",
+            provider.display(),
+            provider.display()
+        ))
+    }
+
     /// Patches `functions` of `new` over `old` and fills in `event`.
     fn apply(
         &mut self,
@@ -2056,7 +2075,13 @@ impl<'p> Reloader<'p> {
                 self.awaits_other_file =
                     matches!(e, PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }));
                 event.event = EventKind::Refused;
-                event.message = Some(e.to_string());
+                let provider = match &e {
+                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, .. }) => {
+                        self.variable_only_provider(&event.file, symbol)
+                    }
+                    _ => None,
+                };
+                event.message = Some(e.to_string() + &provider.unwrap_or_default());
             }
         }
         Ok(())
