@@ -1546,7 +1546,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
                 // line breakpoint there would do.
                 if let Some(t) = statements.iter().find(|&&t| redirect.splits(orig + t)) {
                     linked.warnings.push(format!(
-                        "a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{t:#x}) would be inside the jump relive wrote at its entry: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)",
+                        "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{t:#x}) would be inside the jump relive wrote at its entry: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)",
                         name = crate::names::readable(&f.name),
                         at = orig + t,
                     ));
