@@ -602,15 +602,10 @@ fn edits_made_before_relive_started_are_caught_up_together() {
 /// refused ("bonus is not defined") and could then not be patched at all.
 #[test]
 fn an_edit_made_before_start_calling_what_another_adds_is_caught_up() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let p = dir.path();
-    // Newer than the program: edits since the build.
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(p.join("src/calc.c"), calc_calling_bonus()).unwrap();
-    std::fs::write(p.join("src/main.c"), main_adding_bonus(1000)).unwrap();
-    let s = Session::run(dir, &[]);
-    let events = s.until("watching");
+    let (s, events) = run_after_edits(&[
+        ("src/calc.c", calc_calling_bonus()),
+        ("src/main.c", main_adding_bonus(1000)),
+    ]);
     assert!(events.iter().all(|e| e["event"] != "refused"), "{events:#?}");
     let patched: Vec<&Value> = events.iter().filter(|e| e["event"] == "patched").collect();
     assert_eq!(patched.len(), 2, "{events:#?}");
@@ -654,14 +649,7 @@ fn a_save_of_main_diffs_as_usual(s: &Session) {
 /// code blamed on the compile command.
 #[test]
 fn an_edit_made_before_start_using_a_variable_another_adds_is_caught_up() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let p = dir.path();
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(p.join("src/main.c"), main_reading_hits(0)).unwrap();
-    std::fs::write(p.join("src/calc.c"), calc_adding_hits()).unwrap();
-    let s = Session::run(dir, &[]);
-    let events = s.until("watching");
+    let (s, events) = run_after_edits(&[("src/main.c", main_reading_hits(0)), ("src/calc.c", calc_adding_hits())]);
     assert!(events.iter().all(|e| e["event"] != "refused"), "{events:#?}");
     // The program held at its entry is said to be so, not waited for as
     // if it ran (it said "never found waiting in a system call").
@@ -676,13 +664,17 @@ fn an_edit_made_before_start_using_a_variable_another_adds_is_caught_up() {
     a_save_of_main_diffs_as_usual(&s);
 }
 
-/// `relive run` of the project built, then main.c edited to read `hits`,
-/// which no file has: the session, and its events up to "watching".
-fn started_with_main_reading_hits() -> (Session, Vec<Value>) {
+/// `relive run` of the project built with `-O2 -g3`, then edited as
+/// `edits` say (file, text) before relive starts: the session, and its
+/// events up to "watching".
+fn run_after_edits(edits: &[(&str, String)]) -> (Session, Vec<Value>) {
     let dir = project("-O2 -g3");
     make(dir.path());
+    // Newer than the program: edits since the build.
     std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(dir.path().join("src/main.c"), main_reading_hits(0)).unwrap();
+    for (file, text) in edits {
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
     let s = Session::run(dir, &[]);
     let events = s.until("watching");
     (s, events)
@@ -694,7 +686,7 @@ fn started_with_main_reading_hits() -> (Session, Vec<Value>) {
 /// difference from the running code blamed on the compile command).
 #[test]
 fn a_refused_catch_up_goes_in_with_the_save_that_lets_it() {
-    let (s, events) = started_with_main_reading_hits();
+    let (s, events) = run_after_edits(&[("src/main.c", main_reading_hits(0))]);
     let refused = events
         .iter()
         .find(|e| e["event"] == "refused")
@@ -716,7 +708,7 @@ fn a_refused_catch_up_goes_in_with_the_save_that_lets_it() {
 /// defines it and what would (it read as if nothing defined it).
 #[test]
 fn a_variable_only_another_file_defines_is_named_in_the_refusal() {
-    let (s, _) = started_with_main_reading_hits();
+    let (s, _) = run_after_edits(&[("src/main.c", main_reading_hits(0))]);
     std::fs::write(
         s.target.dir.path().join("src/calc.c"),
         CALC.replace("#include \"mode.h\"", "#include \"mode.h\"\nint hits = 1000;"),

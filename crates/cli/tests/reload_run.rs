@@ -63,6 +63,15 @@ impl Session {
         std::fs::write(&self.source, &self.text).unwrap();
     }
 
+    /// Saves `from` edited to `to` and requires relive's next event to
+    /// be the patch of it: that event.
+    fn patched_by(&mut self, from: &str, to: &str) -> Value {
+        self.edit(from, to);
+        let e = self.event();
+        assert_eq!(e["event"], "patched", "{e}");
+        e
+    }
+
     fn event(&self) -> Value {
         self.events.recv_timeout(PATIENCE).expect("relive reported no reload")
     }
@@ -330,12 +339,10 @@ int main(void) {
 "#;
     let mut s = Session::start(COUNTERS, &["-O2", "-g"]);
     s.target.wait_for("report 1");
-    s.edit(
+    let e = s.patched_by(
         "static int setup(void) { return 1; }",
         "static int setup(void) { static int count; count += 1000; return count; }",
     );
-    let e = s.event();
-    assert_eq!(e["event"], "patched", "{e}");
     // New in this edit, so starting from 0 is no news.
     assert!(!e.to_string().contains("starts over"), "{e}");
     // A fresh build's `report`: 1000, 2000, ...
@@ -379,11 +386,10 @@ int main(void) {
 "#;
     let mut s = Session::start(TWO, &["-O2", "-g"]);
     s.target.wait_for("ver 0");
-    s.edit(
+    s.patched_by(
         "int ver(void) { return 0; }",
         "int ver(void) { static int n; n++; return n; }",
     );
-    assert_eq!(s.event()["event"], "patched");
     let counted = values_after(&s, "ver ", |v| v == 0, 2);
     assert_eq!(counted[1], counted[0] + 1, "{counted:?}");
     s.edit("return n; }", "return n + 50000; }");
@@ -396,8 +402,7 @@ int main(void) {
     let values = values_after(&s, "ver ", |v| v < 50000, 3);
     assert!(steps_by(&values, 1), "ver's own n counts by one: {values:?}");
     let before = *values.last().unwrap() - 50000;
-    s.edit("return n + 50000; }", "return n + 100000; }");
-    assert_eq!(s.event()["event"], "patched");
+    s.patched_by("return n + 50000; }", "return n + 100000; }");
     let values = values_after(&s, "ver ", |v| v < 100000, 3);
     assert!(
         values[0] - 100000 > before && steps_by(&values, 1),
@@ -423,18 +428,16 @@ int main(void) {
 "#;
     let mut s = Session::start(HAS_N, &["-O2", "-g"]);
     s.target.wait_for("ver 0");
-    s.edit(
+    s.patched_by(
         "int ver(void) { return 0; }",
         "int ver(void) { static int n; n++; return n; }",
     );
-    assert_eq!(s.event()["event"], "patched");
     let counted = values_after(&s, "ver ", |v| v == 0, 2);
     assert_eq!(counted[1], counted[0] + 1, "{counted:?}");
-    s.edit(
+    s.patched_by(
         "return n; }\n__attribute__((noinline)) int alloc",
         "return n + 50000; }\n__attribute__((noinline)) int alloc",
     );
-    assert_eq!(s.event()["event"], "patched");
     let values = values_after(&s, "ver ", |v| v < 50000, 3);
     assert!(
         values[0] - 50000 > counted[2] && steps_by(&values, 1),
@@ -466,11 +469,10 @@ int main(void) {
 "#;
     let mut s = Session::start(KICK, &["-O2", "-g"]);
     s.target.wait_for("ver 4");
-    s.edit(
+    s.patched_by(
         "static unsigned kick(void) { static unsigned n; n += 2; return n; }\n__attribute__((noinline)) int ver(void) { return kick(); }",
         "static unsigned tock(void) { static unsigned n; n += 9; return n; }\n__attribute__((noinline)) int ver(void) { return 1000 + tock(); }",
     );
-    assert_eq!(s.event()["event"], "patched");
     // A fresh build: 1009, 1018, ...
     let values = values_after(&s, "ver ", |v| v < 1000, 3);
     assert_eq!(values, vec![1009, 1018, 1027, 1036]);
@@ -494,14 +496,12 @@ int main(void) {
 "#;
     let mut s = Session::start(TWO_COUNTS, &["-O2", "-g"]);
     s.target.wait_for("first 7");
-    s.edit(
+    s.patched_by(
         "int first(void) { return 7; }",
         "int first(void) { static int count; count += 7; return count; }",
     );
-    assert_eq!(s.event()["event"], "patched");
     values_after(&s, "first ", |v| v == 7, 1);
-    s.edit("count += 1000; return count; }", "count += 1000; return count + 1; }");
-    assert_eq!(s.event()["event"], "patched");
+    s.patched_by("count += 1000; return count; }", "count += 1000; return count + 1; }");
     // thousands: 1000 k + 1 with k going on from where it was.
     let t: Vec<i64> = values_after(&s, "thousands ", |v| v % 1000 == 0, 3);
     assert!(t[0] > 1001 && steps_by(&t, 1000), "{t:?}");

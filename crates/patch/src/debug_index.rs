@@ -186,9 +186,6 @@ impl DebugIndex {
                 if let Some(spec) = specification.filter(|_| !has_linkage) {
                     specifying.push((spec, entry));
                 }
-                // Over the children (a function's body), to the next
-                // entry at this depth (only forwards: a hostile file must
-                // not loop); into those of a namespace or class.
                 // A function's span: to its next sibling, or for the
                 // unit's last entry (GCC gives that one no sibling) to the
                 // unit's end.
@@ -199,6 +196,9 @@ impl DebugIndex {
                         .map_or(unit_end, |to| base + to.0 as u64);
                     functions.push((base + offset.0 as u64, end, entry));
                 }
+                // Over the children (a function's body), to the next
+                // entry at this depth (only forwards: a hostile file must
+                // not loop); into those of a namespace or class.
                 if let Some(to) = sibling.filter(|to| to.0 > offset.0 && abbrev.has_children() && !container) {
                     raw = unit.entries_raw(Some(to))?;
                     shift = depth;

@@ -284,18 +284,15 @@ pub fn stop_at_quiet_point_within(
         if registers.as_ref().is_some_and(quiet) {
             return Ok(stopped);
         }
+        stopped
+            .resume()
+            .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
         // Held at its entry (`relive run` patching in edits made before
         // it started): nothing of it has run, its C library is not set up,
         // and no wait makes it so.
         if registers.is_some_and(|r| relive_process::at_entry(process.pid(), r.rip)) {
-            stopped
-                .resume()
-                .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
             return Err("the program has not started yet (it is held at its entry until the edits made before relive started are in)".into());
         }
-        stopped
-            .resume()
-            .map_err(|e| format!("the main thread could not be resumed: {e}"))?;
         std::thread::sleep(QUIET_PAUSE);
     }
     Err(format!(

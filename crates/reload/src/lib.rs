@@ -2072,15 +2072,13 @@ impl<'p> Reloader<'p> {
             }
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
-                self.awaits_other_file =
-                    matches!(e, PatchError::Link(relive_patch::link::LinkError::MissingSymbol { .. }));
-                event.event = EventKind::Refused;
-                let provider = match &e {
-                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, .. }) => {
-                        self.variable_only_provider(&event.file, symbol)
-                    }
+                let missing = match &e {
+                    PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, .. }) => Some(symbol),
                     _ => None,
                 };
+                self.awaits_other_file = missing.is_some();
+                let provider = missing.and_then(|symbol| self.variable_only_provider(&event.file, symbol));
+                event.event = EventKind::Refused;
                 event.message = Some(e.to_string() + &provider.unwrap_or_default());
             }
         }
