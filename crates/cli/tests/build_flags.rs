@@ -202,6 +202,26 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Another relive command on the session's program, as from another
+    /// terminal (the program is relive's child); it must succeed. Its
+    /// standard output.
+    fn beside(&self, args: &[&str]) -> String {
+        let relive_pid = self.target.pid();
+        let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
+        let program = children.split_whitespace().next().expect("the program runs");
+        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+            .arg(args[0])
+            .arg(program)
+            .args(&args[1..])
+            .env("RELIVE_STATE_DIR", self.target.dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(r) = &mut self.relive {
@@ -1417,4 +1437,42 @@ fn run_into_a_pipe_says_what_it_compiles_first() {
         "first line {first:?}, then {later:?}"
     );
     assert!(later.iter().any(|l| l.contains("files compile into")), "{later:?}");
+}
+
+/// Found by a new-user trial on Lua: `relive revert --all` from another
+/// terminal freed a function one file's patch had added (`bonus`); the
+/// next save of the file that calls it was refused (bonus gone), and from
+/// then on every save of either file said "no function changed" while the
+/// program ran the reverted code. What another command changed stays to
+/// be settled until a patch puts in what the files say: the save of the
+/// file that defines `bonus` adds it again, and the held file follows.
+#[test]
+fn edits_a_revert_took_back_come_back_with_the_saves_that_allow_them() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    let calc = format!("{CALC}__attribute__((noinline)) int bonus(int x) {{ return x * 100; }}\n");
+    let main = MAIN
+        .replace("#include \"mode.h\"\n", "#include \"mode.h\"\nint bonus(int x);\n")
+        .replace("return scale(4);", "return scale(4) + bonus(1);");
+    std::fs::write(root.join("src/calc.c"), &calc).unwrap();
+    s.until_patched("calc.c");
+    std::fs::write(root.join("src/main.c"), &main).unwrap();
+    s.until_patched("main.c");
+    s.prints("v 117 8");
+    let reverted = s.beside(&["revert", "--all"]);
+    assert!(reverted.contains("freed"), "the pool with bonus is freed: {reverted}");
+    s.prints("v 17 8");
+    // The caller's file saved as it is: refused while bonus is gone.
+    std::fs::write(root.join("src/main.c"), &main).unwrap();
+    let e = s.until_event_for("main.c");
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("bonus"), "{e}");
+    // The file that defines it, saved as it is: bonus again, then first.
+    std::fs::write(root.join("src/calc.c"), &calc).unwrap();
+    s.until_patched("main.c");
+    s.prints("v 117 8");
 }

@@ -102,6 +102,28 @@ fn save(target: &Target, source: &str) {
     std::fs::write(target.dir.path().join("app.c"), source).unwrap();
 }
 
+/// Saves `source` with an edit of `tick` alone: the watcher's reload must
+/// patch `value` with it (another relive command changed it, and the file
+/// says otherwise), and say so.
+fn tick_saved_brings_value_back(target: &Target, rx: &Receiver<Value>, source: &str) {
+    save(
+        target,
+        &source.replace(
+            "if (callback) callback();",
+            "if (callback) callback(); counter += 1000;",
+        ),
+    );
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(sorted_functions(&e), ["tick", "value"], "{e}");
+    assert!(
+        e["notes"]
+            .to_string()
+            .contains("value was reverted or patched by another relive command: patched again from"),
+        "{e}"
+    );
+}
+
 /// An event's functions, sorted.
 fn sorted_functions(e: &Value) -> Vec<&str> {
     let mut functions: Vec<&str> = e["functions"]
@@ -488,6 +510,36 @@ int main(int argc, char **argv) {
     );
 }
 
+/// Found by a new-user trial on zlib: a session started after an earlier
+/// one had patched the program knew nothing of those patches as its own.
+/// After `relive revert --all` from another terminal, its saves patched
+/// only what they changed and said nothing: the program ran the reverted
+/// code while the file said otherwise. Whoever patched them, functions
+/// another command changes are settled by the next save of their file.
+#[test]
+fn a_revert_of_an_earlier_sessions_patch_is_undone_by_the_next_save() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut earlier, rx) = watch(&target, &state);
+    let two = APP.replace("return 1;", "return 2;");
+    save(&target, &two);
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 2 ");
+    earlier.kill().unwrap();
+    let _ = earlier.wait();
+
+    let (mut session, rx) = watch(&target, &state);
+    let out = relive(&state, &["revert", "--pid", &target.pid_arg(), "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 1 ");
+    // A save that changes tick only: value, as the file has it, with it.
+    tick_saved_brings_value_back(&target, &rx, &two);
+    target.wait_for_prefix("value 2 ");
+    session.kill().unwrap();
+    let _ = session.wait();
+}
+
 /// Found by a new-user trial on Lua: a one-shot `relive patch` made while
 /// `relive watch` owned the process was overwritten by the watcher's next
 /// reload (it reused the pool bytes the one-shot patch had filled, from
@@ -532,22 +584,7 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
     target.wait_for_prefix("value 7 ");
 
     // The watcher's next reload changes tick only.
-    save(
-        &target,
-        &first.replace(
-            "if (callback) callback();",
-            "if (callback) callback(); counter += 1000;",
-        ),
-    );
-    let e = rx.recv_timeout(PATIENCE).unwrap();
-    assert_eq!(e["event"], "patched", "{e}");
-    assert_eq!(sorted_functions(&e), ["tick", "value"], "{e}");
-    assert!(
-        e["notes"]
-            .to_string()
-            .contains("value was reverted or patched by another relive command"),
-        "{e}"
-    );
+    tick_saved_brings_value_back(&target, &rx, &first);
     let start: i64 = target.wait_for_prefix("value 2 counter ").parse().unwrap();
     loop {
         let line = target.wait_for_prefix("value ");

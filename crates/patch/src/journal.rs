@@ -824,6 +824,39 @@ impl Journal {
     pub fn patch(&self, orig_addr: u64) -> Option<&PatchRecord> {
         self.patches.iter().find(|p| p.orig_addr == orig_addr)
     }
+
+    /// The functions (by symbol name) whose running code is not what it
+    /// was by `before`, an earlier state of this journal: patched, patched
+    /// again or reverted, and functions patches had added that are gone
+    /// (freed with their pool by a revert). What another relive command
+    /// did to the process behind a `relive run` session's back.
+    pub fn functions_changed_since(&self, before: &Journal) -> std::collections::BTreeSet<String> {
+        let running = |j: &Journal| -> foldhash::HashMap<u64, (String, u64)> {
+            j.patches
+                .iter()
+                .map(|p| (p.orig_addr, (p.name.clone(), p.current_addr)))
+                .collect()
+        };
+        let (then, now) = (running(before), running(self));
+        let mut changed: std::collections::BTreeSet<String> = then
+            .iter()
+            .filter(|(orig, (_, code))| now.get(*orig).is_none_or(|(_, now_code)| now_code != code))
+            .map(|(_, (name, _))| name.clone())
+            .collect();
+        changed.extend(
+            now.iter()
+                .filter(|(orig, _)| !then.contains_key(*orig))
+                .map(|(_, (name, _))| name.clone()),
+        );
+        changed.extend(
+            before
+                .added
+                .iter()
+                .filter(|a| a.kind == "function" && !self.added.iter().any(|b| b.same_symbol(a)))
+                .map(|a| a.name.clone()),
+        );
+        changed
+    }
 }
 
 /// The journal a log file holds: its last whole line that reads as one

@@ -86,6 +86,26 @@ impl<'p> Target<'p> {
         })
     }
 
+    /// The journal as it is on disk, taken as this target's when another
+    /// relive command changed it since this target last read or wrote it
+    /// (a `revert` or a one-shot `patch` from another terminal while
+    /// `relive run` owns the process); returns the state it replaces, so
+    /// the caller can tell what changed. `None` when nothing did.
+    pub fn reread_journal(&mut self) -> Result<Option<Journal>> {
+        if self.journal.reuse_disk_copy(&self.journal_dir) {
+            return Ok(None);
+        }
+        let now = Journal::load(
+            &self.journal_dir,
+            self.journal.pid,
+            self.journal.start_time,
+            &self.journal.image,
+        )?;
+        let before = std::mem::replace(&mut self.journal, now);
+        self.resolver.set_added(&self.journal.added);
+        Ok(Some(before))
+    }
+
     /// Starts a transaction on the process: waits for any other relive's
     /// to end, then reads the journal again, so what another command did
     /// meanwhile (a `revert` from another terminal while `relive run`

@@ -149,6 +149,17 @@ impl ReloadEvent {
         }
     }
 
+    /// Every function the patch put in: changed (reachable or not) and
+    /// added.
+    fn patched_names(&self) -> Vec<String> {
+        self.functions
+            .iter()
+            .chain(&self.unreachable)
+            .chain(&self.added)
+            .cloned()
+            .collect()
+    }
+
     /// `patched f, g (compile 30.1 ms, diff 0.10 ms, …, paused 70 µs)`,
     /// with added and unreachable functions and notes on lines of their own.
     pub fn summary(&self) -> String {
@@ -438,13 +449,16 @@ pub struct Reloader<'p> {
     /// would make it run (see `macros`).
     texts: HashMap<PathBuf, String>,
     pending_texts: HashMap<PathBuf, String>,
-    /// Per source file (as events name it): each function this session
-    /// patched, by name, with its original address and the code it was
-    /// left running. Another relive command (`revert`, `patch`) may change
-    /// that behind the session's back; the next save of the file patches
-    /// what the file says again (and says so) where the program runs other
-    /// code than the file has.
-    applied: HashMap<String, HashMap<String, (u64, u64)>>,
+    /// Per source file: functions it defines that another relive command
+    /// (`revert`, a one-shot `patch`) changed in the process behind this
+    /// session's back (patched, reverted, or added by a patch and freed
+    /// since), until a patch of the file settles them: its next save
+    /// patches what the file says again where the program runs other code,
+    /// and says so. Kept across a refused save, and for functions any
+    /// session patched: compared only with the last compile, every later
+    /// save said "no function changed" while the program ran the reverted
+    /// code.
+    unsettled: HashMap<PathBuf, std::collections::BTreeSet<String>>,
     /// Per source file: its variables' initial values in the compile first
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
@@ -483,7 +497,7 @@ impl<'p> Reloader<'p> {
             baseline_us: HashMap::new(),
             texts: HashMap::new(),
             pending_texts: HashMap::new(),
-            applied: HashMap::new(),
+            unsettled: HashMap::new(),
             started_with: HashMap::new(),
         })
     }
@@ -845,7 +859,7 @@ impl<'p> Reloader<'p> {
             record_patch(&mut event, &report);
             event.processes = pids.clone();
             event.processes_are = self.followers.described();
-            self.remember_applied(&event.file, &report);
+            self.settled_by(&source, &event.patched_names());
             note_together(&mut event, &source, &names);
             self.unverified.remove(&source);
             self.time_catch_up(&mut event, &source, start);
@@ -1329,7 +1343,6 @@ impl<'p> Reloader<'p> {
         let mut events = settled;
         for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
             record_patch(&mut event, &report);
-            self.remember_applied(&event.file, &report);
             note_together(&mut event, &source, &names);
             self.settle(&source, new, old, &mut event);
             event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -1411,38 +1424,11 @@ impl<'p> Reloader<'p> {
             }
             Err(e) => return Err(e.into()),
         };
-        // Another command reverted or patched a function this session
-        // patched: a save of its file makes the program run what the file
-        // says again (it said "no function changed" and the old code ran on,
-        // the edit lost), unless it runs that already (the file put back
-        // as it was, then reverted).
+        // Another command reverted or patched functions of this file:
+        // the save makes the program run what the file says again.
         let mut functions = functions;
-        let (changed, now) = self.changed_behind_our_back(&event.file, &new);
-        if let Some(now) = now {
-            // What the other command left is what runs: compared with it.
-            self.target.journal = now;
-        }
-        if let Some(mine) = self.applied.get_mut(&event.file) {
-            for (_, name) in &changed {
-                mine.remove(name);
-            }
-        }
-        // Those the save does not patch anyway, compared in one pass.
-        let unpatched: Vec<&(usize, String)> = changed.iter().filter(|(i, _)| !functions.contains(i)).collect();
-        if !unpatched.is_empty() {
-            let check =
-                verify::functions_against_process(&self.target, &new, |n| unpatched.iter().any(|(_, name)| name == n));
-            for &(i, ref name) in unpatched
-                .into_iter()
-                .filter(|(_, name)| check.differs.iter().any(|(d, _)| d == name))
-            {
-                functions.push(i);
-                event.notes.push(format!(
-                    "{name} was reverted or patched by another relive command after this session patched it: patched again from {}, as it says now",
-                    event.file
-                ));
-            }
-        }
+        self.take_changes_by_others();
+        self.patch_unsettled(source, &new, &mut functions, &mut event);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
         functions.sort_unstable();
         functions.dedup();
@@ -1509,6 +1495,9 @@ impl<'p> Reloader<'p> {
         let took = event.event.applied();
         if let Some(text) = self.pending_texts.remove(source).filter(|_| took) {
             self.texts.insert(source.to_path_buf(), text);
+        }
+        if took {
+            self.settled_by(source, &event.patched_names());
         }
         match (took, old) {
             (true, _) => {
@@ -1876,57 +1865,86 @@ impl<'p> Reloader<'p> {
         ))
     }
 
-    /// After a patch: what each function of it now runs, for
-    /// [`Reloader::changed_behind_our_back`].
-    fn remember_applied(&mut self, file: &str, report: &apply::PatchReport) {
-        let mine = self.applied.entry(file.to_string()).or_default();
-        for a in &report.applied {
-            mine.insert(a.symbol.clone(), (a.orig_addr, a.current_addr));
+    /// Reads the journal again when another relive command changed it,
+    /// and marks the functions that change touched as unsettled in each
+    /// watched file that defines them (see `unsettled`).
+    fn take_changes_by_others(&mut self) {
+        let Ok(Some(before)) = self.target.reread_journal() else {
+            return;
+        };
+        let changed = self.target.journal.functions_changed_since(&before);
+        if changed.is_empty() {
+            return;
+        }
+        for (source, obj) in &self.current {
+            for sym in obj
+                .symbols
+                .iter()
+                .filter(|s| s.kind == relive_patch::objfile::Kind::Function && changed.contains(&s.name))
+            {
+                self.unsettled
+                    .entry(source.clone())
+                    .or_default()
+                    .insert(sym.name.clone());
+            }
         }
     }
 
-    /// Functions of `file` (indices into `new`, with names) that this
-    /// session patched and the journal now shows otherwise: reverted, or
-    /// running other code, by another relive command. Read from the
-    /// journal on disk, which every command keeps.
-    /// With them, the journal on disk when it differs from the one held.
-    fn changed_behind_our_back(
-        &self,
-        file: &str,
+    /// Adds to `functions` those of `new` that another relive command
+    /// changed (see `unsettled`) and that the program does not run as
+    /// `new` has them, saying so (also of those the save changes anyway);
+    /// forgets those the program runs as `new` has them, and those `new`
+    /// no longer defines.
+    fn patch_unsettled(
+        &mut self,
+        source: &Path,
         new: &ObjectFile,
-    ) -> (Vec<(usize, String)>, Option<relive_patch::journal::Journal>) {
-        let Some(mine) = self.applied.get(file).filter(|m| !m.is_empty()) else {
-            return (Vec::new(), None);
+        functions: &mut Vec<usize>,
+        event: &mut ReloadEvent,
+    ) {
+        let Some(names) = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned() else {
+            return;
         };
-        let journal = &self.target.journal;
-        let Ok(now) = relive_patch::journal::Journal::load(
-            &self.target.journal_dir,
-            journal.pid,
-            journal.start_time,
-            &journal.image,
-        ) else {
-            return (Vec::new(), None);
+        let index = |name: &str| {
+            new.symbols
+                .iter()
+                .position(|s| s.name == name && s.kind == relive_patch::objfile::Kind::Function)
         };
-        let mut out = Vec::new();
-        for (name, &(orig, current)) in mine {
-            let same = now
-                .patches
-                .iter()
-                .any(|p| p.orig_addr == orig && p.current_addr == current);
-            if same {
-                continue;
-            }
-            if let Some(i) = new
-                .symbols
-                .iter()
-                .position(|s| &s.name == name && s.kind == relive_patch::objfile::Kind::Function)
-            {
-                out.push((i, name.clone()));
+        let note = |name: &str| {
+            format!(
+                "{} was reverted or patched by another relive command: patched again from {}, as it says now",
+                relive_patch::names::readable(name),
+                source.display()
+            )
+        };
+        let (saved, others): (Vec<&String>, Vec<&String>) = names
+            .iter()
+            .partition(|n| index(n).is_some_and(|i| functions.contains(&i)));
+        event.notes.extend(saved.into_iter().map(|n| note(n)));
+        let check = verify::functions_against_process(&self.target, new, |n| others.iter().any(|o| *o == n));
+        let mut runs_as_saved = Vec::new();
+        for name in others {
+            let differs = check.differs.iter().any(|(d, _)| d == name) || check.absent.iter().any(|a| a == name);
+            match index(name) {
+                Some(i) if differs => {
+                    functions.push(i);
+                    event.notes.push(note(name));
+                }
+                _ => runs_as_saved.push(name.clone()),
             }
         }
-        out.sort();
-        let changed = !out.is_empty();
-        (out, changed.then_some(now))
+        self.settled_by(source, &runs_as_saved);
+    }
+
+    /// `functions` of `source` run what its last compile has: no longer
+    /// unsettled.
+    fn settled_by(&mut self, source: &Path, functions: &[String]) {
+        if let Some(names) = self.unsettled.get_mut(source) {
+            names.retain(|n| !functions.contains(n));
+            if names.is_empty() {
+                self.unsettled.remove(source);
+            }
+        }
     }
 
     /// Reads the process's modules and symbols again when its mapped files
@@ -2062,7 +2080,6 @@ impl<'p> Reloader<'p> {
                         record_patch(event, &report);
                         event.processes = pids;
                         event.processes_are = self.followers.described();
-                        self.remember_applied(&event.file, &report);
                     }
                     Err(why) => {
                         event.event = EventKind::Refused;
