@@ -1325,6 +1325,12 @@ impl Session {
     /// Another relive command on the session's program (relive's child),
     /// as from another terminal; it must succeed.
     fn beside(&self, args: &[&str]) {
+        let out = self.beside_output(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// [`Session::beside`], whatever it ends with.
+    fn beside_output(&self, args: &[&str]) -> std::process::Output {
         let relive_pid = self.target.pid();
         let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
         let program = children
@@ -1332,15 +1338,57 @@ impl Session {
             .next()
             .expect("the program runs")
             .to_string();
-        let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        Command::new(env!("CARGO_BIN_EXE_relive"))
             .arg(args[0])
             .arg(&program)
             .args(&args[1..])
             .env("RELIVE_STATE_DIR", self.target.dir.path().join("state"))
             .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            .unwrap()
     }
+}
+
+const SIGNATURE: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int scale(int x) { return x * 2; }
+__attribute__((noinline, noipa)) int value(void) { return scale(5); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+
+/// Found by a new-user trial on Lua: a global function's signature
+/// changed with its callers (one step), then `relive revert PID caller`
+/// put back the caller's original code, which called the patched callee
+/// with the old arguments: the program printed what no build of the
+/// sources does, and relive said "reverted". Reverting either alone is
+/// refused naming the other; both together go back to the original.
+#[test]
+fn a_revert_that_would_split_a_signature_change_is_refused() {
+    let mut s = Session::start(SIGNATURE, &["-O2", "-g"]);
+    s.target.wait_for("value 10");
+    let e = s.patched_by(
+        "int scale(int x) { return x * 2; }\n__attribute__((noinline, noipa)) int value(void) { return scale(5); }",
+        "int scale(int x, int y) { return x * y; }\n__attribute__((noinline, noipa)) int value(void) { return scale(5, 3); }",
+    );
+    assert_eq!(e["functions"], serde_json::json!(["scale", "value"]), "{e}");
+    s.target.wait_for("value 15");
+    for (alone, other) in [("value", "scale"), ("scale", "value")] {
+        let out = s.beside_output(&["revert", alone]);
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{alone} reverted alone: {message}");
+        assert!(
+            message.contains(other)
+                && message.contains("revert them together")
+                && message.contains("nothing was reverted"),
+            "{message}"
+        );
+        s.target.wait_for("value 15");
+    }
+    s.beside(&["revert", "value", "scale"]);
+    s.target.wait_for("value 10");
 }
 
 /// A function this session patched and another relive command reverted
