@@ -4,7 +4,7 @@
 //! imports the other.
 
 /// No module of the process defines a name.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("process {pid}: no symbol named {names} in the program, its {n} shared libraries or what relive patches added{w}", n = searched.saturating_sub(1), w = if warnings.is_empty() { String::new() } else { format!(" (unreadable: {warnings})") })]
 pub struct SymbolNotFound {
     pub pid: u32,

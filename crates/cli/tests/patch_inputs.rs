@@ -775,11 +775,12 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r=%ld\n", 
 #[test]
 fn sym_finds_what_a_patch_added_and_where_replaced_code_runs() {
     const OLD: &str = "#include <stdio.h>\n#include <unistd.h>\n\
+        __attribute__((noipa)) int tally(void) { static int count; return ++count; }\n\
         __attribute__((noipa)) int value(void) { return 1; }\n\
-        int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v=%d\\n\", value()); usleep(5000); } }\n";
+        int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { tally(); printf(\"v=%d\\n\", value()); usleep(5000); } }\n";
     let new_source = OLD.replace(
         "__attribute__((noipa)) int value(void) { return 1; }",
-        "static int calls;\n__attribute__((noipa)) int twice(int x) { return 2 * x; }\n\
+        "static int calls;\n__attribute__((noipa)) int twice(int x) { static int seen; seen++; return 2 * x; }\n\
          __attribute__((noipa)) int value(void) { calls++; return twice(calls > 0); }",
     );
     let mut run = Run::start(OLD, &["-O2", "-g"]);
@@ -827,6 +828,45 @@ fn sym_finds_what_a_patch_added_and_where_replaced_code_runs() {
         "{text}"
     );
     assert!(text.contains("(patched: its code runs at"), "{text}");
+    // Function-local statics by their source names: the program's
+    // (`count.0` in its symbol table) and one the patch added (`seen` of
+    // twice), as a trial on Lua looked for them.
+    let out = run.relive(&["sym", &pid, "count", "seen", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = found.as_array().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|f| f["name"].as_str().is_some_and(|n| n.starts_with("count."))),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|f| f["added"]["key"] == "static:twice::seen"),
+        "{found:?}"
+    );
+    // A name not found: the others' lines still, then the error (exit 3).
+    let out = run.relive(&["sym", &pid, "value", "no_such_symbol"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" value "), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_such_symbol"),
+        "{out:?}"
+    );
+    // An added function patched again: where its code runs now.
+    let newer = run.object(&new_source.replace("return 2 * x;", "return 3 * x;"), &[]);
+    let report = run.patched(&newer, &["--base", new.to_str().unwrap()]);
+    run.target.wait_for("v=3");
+    let again = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "twice")
+        .unwrap_or_else(|| panic!("{report}"))["current_addr"]
+        .clone();
+    let out = run.relive(&["sym", &pid, "twice", "--json"]);
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found[0]["runs_at"], again, "{found}");
 }
 
 /// A revert that finds no patches names where it looked: a revert from a

@@ -725,8 +725,11 @@ fn status_lists_what_patches_added_and_documents_every_key() {
     let text = run.relive(&["status", &pid]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.lines().any(|l| l.starts_with("added helper")), "{text}");
-    // A revert that leaves the pool says the added function stays: here
-    // of a patch of neighbour alone (against the object that runs).
+    // A revert that leaves the pool says what the changes it undoes
+    // added stays: here of a patch of neighbour alone (against the
+    // object that runs), which added nothing; helper, added by the first
+    // patch, is not said to stay (a zlib trial: every revert named an
+    // unrelated added function).
     let v1 = run.object("app.c", &run.source.clone());
     let v2_source = run.source.replace("return 100;", "return 200;");
     let v2 = run.object("app.c", &v2_source);
@@ -736,7 +739,7 @@ fn status_lists_what_patches_added_and_documents_every_key() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        text.contains("reverted neighbour") && !text.contains("reverted helper") && text.contains("stays    helper at"),
+        text.contains("reverted neighbour") && !text.contains("reverted helper") && !text.contains("stays"),
         "{text}"
     );
     run.expect("value 7 neighbour 100");

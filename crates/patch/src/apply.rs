@@ -635,7 +635,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             unit_generations.push(generation);
         }
         generations.push(unit_generations);
-        let records = added_records(p.obj, &p.linked, layout);
+        let records = added_records(p.obj, &p.linked, layout, change);
         // A cold part is placed anew with its hot part: the newest copy is
         // the one lookups find, and the older one's record would keep its
         // pool, and its hot part's dead generation, mapped for good.
@@ -643,7 +643,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             .added
             .retain(|old| !(names::is_cold_part(&old.name) && records.iter().any(|new| new.same_symbol(old))));
         after.added.extend(records);
-        after.added.extend(p.aliases.iter().cloned());
+        after.added.extend(p.aliases.iter().map(|a| journal::AddedRecord {
+            change: Some(change),
+            ..a.clone()
+        }));
     }
     note_calls_changed(&prepared, &mut after);
     if let Some(blocks) = &mut after.code_blocks {
@@ -1873,6 +1876,7 @@ fn lambda_aliases(
                 addr: link::live_address(obj, i, resolver, base_names)?,
                 size: sym.size,
                 kind: "alias".into(),
+                change: None,
                 hook: None,
             })
         })
@@ -1882,7 +1886,7 @@ fn lambda_aliases(
 /// What a linked patch adds to the program: functions it lacked, and new
 /// variables (writable data copied from the object), for later patches to
 /// resolve.
-fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<journal::AddedRecord> {
+fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout, change: u64) -> Vec<journal::AddedRecord> {
     let record = |i: usize, addr: u64, kind: &str| {
         let sym = &obj.symbols[i];
         journal::AddedRecord {
@@ -1893,6 +1897,7 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout) -> Vec<jour
             addr,
             size: sym.size,
             kind: kind.into(),
+            change: Some(change),
             hook: (kind == "function")
                 .then(|| crate::hooks::listed_as_hook(obj, i))
                 .flatten(),
@@ -2488,10 +2493,11 @@ pub struct RevertReport {
     /// Regions kept although no patch uses them, because a thread's
     /// registers, a stack or the program's data still point into them.
     pub kept: Vec<crate::reclaim::KeptRegion>,
-    /// Functions patches added (the program did not have them) that stay
-    /// after a revert that took something back: a revert undoes
-    /// redirects, not added code, so a pointer to one that the program
-    /// keeps (a callback) still calls it. They go with their pool.
+    /// Functions and variables the changes a revert undid added (the
+    /// program did not have them) that stay: a revert undoes redirects,
+    /// not added code, so a pointer to one that the program keeps (a
+    /// callback) still calls it, and a variable keeps its value. They go
+    /// with their pool.
     pub added_stay: Vec<journal::AddedRecord>,
     /// What the user should know (the journal could not be saved).
     pub warnings: Vec<String>,
@@ -2752,15 +2758,24 @@ fn revert_change(
         &journal_added,
         &mut warnings,
     );
+    // What the changes it undoes added: all of a function's changes when
+    // its original comes back, the newest one when it goes back one.
+    let undone: Vec<u64> = whole
+        .iter()
+        .flat_map(|p| p.history.iter().map(|g| g.change))
+        .chain(one_back.iter().filter_map(|p| p.history.last().map(|g| g.change)))
+        .collect();
     let added_stay = match reverted.is_empty() {
         true => Vec::new(),
         false => after
             .added
             .iter()
-            .filter(|a| a.kind == "function" && !crate::names::is_cold_part(&a.name))
+            .filter(|a| matches!(a.kind.as_str(), "function" | "object") && !crate::names::is_cold_part(&a.name))
             // An added function a later patch redirected is reported
             // reverted (to the added copy) already.
             .filter(|a| !reverted.iter().any(|r| r.addr == a.addr))
+            // Records of older relive versions: not known, so said.
+            .filter(|a| a.change.is_none_or(|c| undone.contains(&c)))
             .cloned()
             .collect(),
     };

@@ -177,6 +177,11 @@ pub struct AddedRecord {
     pub size: u64,
     /// `function` or `object`.
     pub kind: String,
+    /// The change that added it (the journal's count of changes then):
+    /// a revert says what stays of what the changes it undoes added.
+    /// Records of older relive versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<u64>,
     /// A function the patch's object lists as a reload hook (its
     /// `relive_before_patch` / `relive_after_patch` section): run around
     /// later patches too, while it is in the pool.
@@ -185,6 +190,22 @@ pub struct AddedRecord {
 }
 
 impl AddedRecord {
+    /// Its name as people write it: a function-local static by its
+    /// source name and function (`seen (static of twice)`), not GCC's
+    /// number (`seen.1`).
+    pub fn label(&self) -> String {
+        match self.static_of() {
+            Some((owner, name)) => format!("{name} (static of {})", crate::names::readable(owner)),
+            None => crate::names::readable(&self.name),
+        }
+    }
+
+    /// For a function-local static, its function and source name (from
+    /// its identity `static:OWNER::name`).
+    pub fn static_of(&self) -> Option<(&str, &str)> {
+        self.key.as_deref()?.strip_prefix("static:")?.split_once("::")
+    }
+
     /// Whether `other` records the same symbol: the same name and kind,
     /// and for a file-scope one, of the same file.
     pub fn same_symbol(&self, other: &AddedRecord) -> bool {
@@ -1463,6 +1484,7 @@ mod code_block_tests {
             addr: 0x7080,
             size: 0x10,
             kind: "function".into(),
+            change: None,
             hook: None,
         });
         j.commit(dir, state).unwrap();

@@ -189,6 +189,27 @@ impl LiveSymbols {
             .collect()
     }
 
+    /// Every local symbol, in every module, whose name `wanted` accepts
+    /// (a scan of each table: for names not known exactly, such as GCC's
+    /// numbered statics `count.3`).
+    pub fn locals_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<LiveSymbol> {
+        self.modules
+            .iter()
+            .flat_map(|m| {
+                let table = m.table();
+                let found: Vec<&Symbol> = table
+                    .map(|t| {
+                        t.symbols()
+                            .iter()
+                            .filter(|s| s.binding == Binding::Local && s.addr != 0 && wanted(&s.name))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.into_iter().map(move |s| live(m, s))
+            })
+            .collect()
+    }
+
     /// Every thread-local symbol named `name`, in every module: the
     /// module's path and the symbol as its table has it (`addr` is the
     /// offset in the module's TLS block, not an address: no bias

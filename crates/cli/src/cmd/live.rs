@@ -38,10 +38,14 @@ pub struct PsArgs {
 /// Searches the program (ELF .symtab/.dynsym, Cosmopolitan .symtab.amd64,
 /// a P.dbg companion) and every shared library, with each one's load bias
 /// applied. Every match is printed: a file-scope `static` may exist once per
-/// source file, told apart by "file". A function a relive patch replaced
-/// shows where its code runs now; what a patch added (a new function or
-/// variable) is found in the patch journal. Refuses (exit 5) when the
-/// program on disk is not the file the process is running.
+/// source file, told apart by "file". A function-local static is found by
+/// its source name too (`count` finds GCC's `count.0`, `count.3`). A
+/// function a relive patch replaced shows where its code runs now; what a
+/// patch added (a new function or variable) is found in the patch journal,
+/// with where its code runs when a later patch replaced it. A program
+/// rebuilt since it started is read as it runs (`/proc/PID/exe`). Names
+/// not found: exit 3, after the lines of those that were (`--json`: the
+/// error alone).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  relive sym 4242 main counter\n  relive sym 4242 printf --json")]
 pub struct SymArgs {
@@ -207,30 +211,49 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
             symbols
                 .lookup(name)
                 .into_iter()
+                .chain(numbered_statics(&symbols, name))
                 .map(|symbol| Found::in_image(symbol, journal.as_ref())),
         );
         if let Some(journal) = &journal {
-            matches.extend(journal.added.iter().filter(|a| a.name == *name).map(Found::added));
+            matches.extend(
+                journal
+                    .added
+                    .iter()
+                    .filter(|a| a.name == *name || static_named(a, name))
+                    .map(|a| Found::added(a, journal)),
+            );
         }
         if matches.len() == before {
             missing.push(name.as_str());
         }
     }
-    if !missing.is_empty() {
-        anyhow::bail!(SymbolNotFound {
-            pid: args.pid,
-            names: missing.join(", "),
-            searched: found.all().count(),
-            warnings: symbols.warnings().join("; "),
-        });
+    let not_found = (!missing.is_empty()).then(|| SymbolNotFound {
+        pid: args.pid,
+        names: missing.join(", "),
+        searched: found.all().count(),
+        warnings: symbols.warnings().join("; "),
+    });
+    // JSON is all or nothing (one document); as text, what was found is
+    // printed before the error about the rest.
+    if let (Some(error), true) = (&not_found, args.json || matches.is_empty()) {
+        anyhow::bail!(error.clone());
     }
     let in_images: Vec<LiveSymbol> = matches.iter().filter_map(|m| m.symbol.clone()).collect();
     verify_modules_of(process.as_ref(), &found, &in_images)?;
     if args.json {
         return print_json(&matches);
     }
+    print_found(&matches)?;
+    match not_found {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+/// `relive sym`'s lines.
+fn print_found(matches: &[Found]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    for m in &matches {
+    for m in matches {
         match (&m.symbol, &m.added) {
             (Some(s), _) => writeln!(
                 out,
@@ -246,11 +269,14 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
             )?,
             (None, Some(a)) => writeln!(
                 out,
-                "{:#014x} {:>8} {}{}  (added by a relive patch)",
+                "{:#014x} {:>8} {}{}  (added by a relive patch{})",
                 a.addr,
                 a.size,
-                a.name,
+                a.label(),
                 a.file.as_deref().map(|f| format!(" [{f}]")).unwrap_or_default(),
+                m.runs_at
+                    .map(|at| format!("; patched since: its code runs at {at:#x}"))
+                    .unwrap_or_default(),
             )?,
             (None, None) => {}
         }
@@ -274,10 +300,13 @@ struct Found {
 }
 
 impl Found {
-    fn in_image(symbol: LiveSymbol, journal: Option<&Journal>) -> Found {
+    fn in_image(mut symbol: LiveSymbol, journal: Option<&Journal>) -> Found {
         let runs_at = journal
             .and_then(|j| j.patches.iter().find(|p| p.orig_addr == symbol.addr))
             .map(|p| p.current_addr);
+        // The linker names no file for the symbols it made local (hidden
+        // ones): an empty name is no file.
+        symbol.file = symbol.file.filter(|f| !f.is_empty());
         Found {
             symbol: Some(symbol),
             runs_at,
@@ -285,13 +314,38 @@ impl Found {
         }
     }
 
-    fn added(record: &relive_patch::journal::AddedRecord) -> Found {
+    /// What a patch added, with where its code runs now when a later
+    /// patch replaced it (its first entry then jumps there).
+    fn added(record: &relive_patch::journal::AddedRecord, journal: &Journal) -> Found {
         Found {
             symbol: None,
-            runs_at: None,
+            runs_at: journal
+                .patches
+                .iter()
+                .find(|p| p.orig_addr == record.addr)
+                .map(|p| p.current_addr),
             added: Some(record.clone()),
         }
     }
+}
+
+/// GCC's names for function-local statics named `name` (`count.0`,
+/// `count.3`: numbered per file), which people call by their source name.
+fn numbered_statics(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
+    if name.contains('.') {
+        return Vec::new();
+    }
+    symbols.locals_where(|s| {
+        s.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Whether a patch's added record is a function-local static named `name`
+/// in the source (its identity `static:OWNER::name`).
+fn static_named(record: &relive_patch::journal::AddedRecord, name: &str) -> bool {
+    record.static_of().is_some_and(|(_, n)| n == name)
 }
 
 /// The process's patch journal, read without waiting for a relive that

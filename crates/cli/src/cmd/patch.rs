@@ -100,7 +100,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local"}],"warnings"} ("generation": what runs now after --last, null when the original code is back; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions patches added that stay, since a revert takes back redirects, not added code).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings"} ("generation": what runs now after --last, null when the original code is back; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
     #[arg(long)]
     pub json: bool,
 }
@@ -120,7 +120,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","signature","calls_changed"}],"original_signature","unreached"}],"added":[{"name","file","local","addr","size","kind","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "signature" and "original_signature", when the debug information gave them: the DWARF signature of a generation's code and of the program's own, and "calls_changed": functions it calls whose patched code has another signature than the program's, which `revert NAME` checks before it splits them; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file" and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","signature","calls_changed"}],"original_signature","unreached"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "signature" and "original_signature", when the debug information gave them: the DWARF signature of a generation's code and of the program's own, and "calls_changed": functions it calls whose patched code has another signature than the program's, which `revert NAME` checks before it splits them; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -962,12 +962,20 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
         )?;
     }
     for a in &report.added_stay {
-        writeln!(
-            out,
-            "stays    {} at {:#x}: a patch added it (the program had no such function); a revert takes back redirects, not added code, so a pointer to it the program keeps still calls it (it goes with its pool)",
-            readable(&a.name),
-            a.addr
-        )?;
+        match a.kind.as_str() {
+            "function" => writeln!(
+                out,
+                "stays    {} at {:#x}: a patch added it (the program had no such function); a revert takes back redirects, not added code, so a pointer to it the program keeps still calls it (it goes with its pool)",
+                a.label(),
+                a.addr
+            )?,
+            _ => writeln!(
+                out,
+                "stays    {} at {:#x}: a variable a patch added (the program had none such); a revert takes back redirects, not added data, so it keeps its value for a patch that brings its code back (it goes with its pool)",
+                a.label(),
+                a.addr
+            )?,
+        }
     }
     for w in &report.warnings {
         writeln!(out, "{} {w}", paint_out("warning:", Tone::Warn))?;
@@ -1120,7 +1128,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "added {:<18} {:#x}  ({}{})",
-            readable(&a.name),
+            a.label(),
             a.addr,
             a.kind,
             from_file(a.file.as_deref())
