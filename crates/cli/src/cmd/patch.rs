@@ -569,7 +569,9 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
     // constants the changed code uses, named after their section) in one
     // line when there are many: a function returning error strings copies
     // dozens. `--json` lists every one.
-    let (pieces, named): (Vec<_>, Vec<_>) = r.data.iter().partition(|d| d.name.starts_with('.'));
+    // Detail, left out under -q as notes are.
+    let data: &[apply::DataUse] = if crate::output::quiet() { &[] } else { &r.data };
+    let (pieces, named): (Vec<_>, Vec<_>) = data.iter().partition(|d| d.name.starts_with('.'));
     for d in named.iter().chain(if pieces.len() > 3 { &[][..] } else { &pieces[..] }) {
         writeln!(out, "data    {} at {:#x} ({})", readable(&d.name), d.addr, d.action)?;
     }
@@ -1107,7 +1109,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             p.method
         )?;
         if let Some(why) = &p.unreached {
-            writeln!(out, "    its new code cannot run: {why}")?;
+            writeln!(out, "    not reached: {why}")?;
         }
         for g in p.history.iter().rev() {
             let ago = std::time::SystemTime::now()
