@@ -351,7 +351,18 @@ fn a_cloned_function_is_reverted_by_its_source_name() {
     let name = r["applied"][0]["name"].as_str().unwrap_or_default().to_string();
     assert!(name.starts_with("use.isra"), "the clone is what runs: {r}");
     run.expect("use 28");
-    let out = run.relive(&["revert", &run.target.pid_arg(), "use"]);
+    // Its callers were patched with it (a clone's arguments are GCC's to
+    // choose, so callers follow it): reverted alone, the clone would be
+    // split from its caller's code of the same change, which is refused,
+    // naming the functions to revert with it.
+    let alone = run.relive(&["revert", &run.target.pid_arg(), "use"]);
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        !alone.status.success() && said.contains("step") && said.contains("revert them together"),
+        "{said}"
+    );
+    run.expect("use 28");
+    let out = run.relive(&["revert", &run.target.pid_arg(), "use", "step", "main"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&name),

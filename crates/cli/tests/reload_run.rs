@@ -1381,6 +1381,7 @@ fn a_revert_that_would_split_a_signature_change_is_refused() {
         assert!(!out.status.success(), "{alone} reverted alone: {message}");
         assert!(
             message.contains(other)
+                && message.contains("were patched in one change")
                 && message.contains("revert them together")
                 && message.contains("nothing was reverted"),
             "{message}"

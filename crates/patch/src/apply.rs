@@ -587,8 +587,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             source: p.obj.source.clone(),
             code: w.new_addr,
             slot_value: w.entry_addr,
-            signature: p.signatures.get(&w.name).cloned(),
-            calls_changed: Vec::new(),
+            calls: p.calls.get(&w.name).cloned().unwrap_or_default(),
         };
         let mut unit_generations = Vec::with_capacity(p.work.len());
         for (w, write) in p.work.iter().zip(writes) {
@@ -626,7 +625,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                         slot: layout.read_only + slot_offset,
                         assumed: w.assumed.0,
                         history: vec![version(w, 1)],
-                        original_signature: p.base_signatures.get(&w.name).cloned(),
                         unreached: None,
                     });
                     1
@@ -648,7 +646,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             ..a.clone()
         }));
     }
-    note_calls_changed(&prepared, &mut after);
     if let Some(blocks) = &mut after.code_blocks {
         blocks.push((layouts[0].code, pool.addr + c + code_len));
     }
@@ -668,7 +665,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 original: p.original.clone(),
                 patched: p.patched.clone(),
                 history: p.history.last().cloned().into_iter().collect(),
-                original_signature: p.original_signature.clone(),
                 unreached: None,
                 ..*p
             })
@@ -1245,11 +1241,9 @@ fn already_applied(
 /// A unit linked and its entries planned, before anything is placed.
 struct Prepared<'o> {
     obj: &'o ObjectFile,
-    /// The DWARF signatures of the functions it patches, of their new
-    /// code and of the base's (what runs, for a first patch): what a
-    /// revert of some of them checks callers and callees against.
-    signatures: HashMap<String, String>,
-    base_signatures: HashMap<String, String>,
+    /// The functions each function it places calls directly (see
+    /// [`journal::Generation::calls`]).
+    calls: HashMap<String, Vec<String>>,
     /// New globals its code uses that its static initializers construct
     /// (they are run before the redirect).
     constructed: Vec<String>,
@@ -1614,13 +1608,19 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         linked.add_thunk_unwind(thunk_frames);
     }
     let aliases = lambda_aliases(obj, &base_names, &target.resolver);
-    let patched: Vec<&str> = work.iter().map(|w| w.name.as_str()).collect();
-    let signatures = crate::signature::signatures(obj, &patched);
-    let base_signatures = base.map_or_else(HashMap::new, |b| crate::signature::signatures(b, &patched));
+    let calls = work
+        .iter()
+        .filter_map(|w| {
+            let i = obj
+                .symbols
+                .iter()
+                .position(|s| s.name == w.name && s.kind == crate::objfile::Kind::Function)?;
+            Some((w.name.clone(), crate::callees::direct_callees(obj, i)))
+        })
+        .collect();
     Ok(Prepared {
         obj,
-        signatures,
-        base_signatures,
+        calls,
         constructed,
         aliases,
         base_names,
@@ -2312,172 +2312,67 @@ fn new_pool(
     ))
 }
 
-/// Whether `p`'s running code has another DWARF signature than the
-/// program's own code for it: (the original's, the running one's).
-fn signature_change(p: &PatchRecord) -> Option<(&str, &str)> {
-    let now = p.history.last()?.signature.as_deref()?;
-    let was = p.original_signature.as_deref()?;
-    (now != was).then_some((was, now))
-}
-
-/// Records on each function this patch places the functions its new code
-/// calls whose running code has another signature than the program's
-/// (see [`journal::Generation::calls_changed`]).
-fn note_calls_changed(prepared: &[Prepared], after: &mut journal::State) {
-    let changed: foldhash::HashSet<String> = after
-        .patches
-        .iter()
-        .filter(|p| signature_change(p).is_some())
-        .map(|p| p.name.clone())
-        .collect();
-    if changed.is_empty() {
-        return;
-    }
-    for p in prepared {
-        for w in &p.work {
-            let Some(sym) = p
-                .obj
-                .symbols
-                .iter()
-                .find(|s| s.name == w.name && s.kind == crate::objfile::Kind::Function)
-            else {
-                continue;
-            };
-            // Short jumps to another function of the section (a tail call
-            // GCC encodes in 2 bytes) have no relocation: their targets.
-            let short = sym
-                .short_exits
-                .iter()
-                .filter_map(|e| function_at(p.obj, sym.section, e.target));
-            let mut calls: Vec<String> = sym
-                .relocs
-                .iter()
-                .filter_map(|r| referenced_name(p.obj, r))
-                .chain(short)
-                .filter(|name| *name != w.name && changed.contains(*name))
-                .map(str::to_string)
-                .collect();
-            calls.sort();
-            calls.dedup();
-            if let Some(generation) = after
-                .patches
-                .iter_mut()
-                .find(|r| r.orig_addr == w.orig)
-                .and_then(|r| r.history.last_mut())
-            {
-                generation.calls_changed = calls;
-            }
-        }
-    }
-}
-
-/// The name of what relocation `r` refers to: its symbol, or the function
-/// starting where it points into a section (GCC's calls within one
-/// section, which the assembler resolves, and relive completes).
-fn referenced_name<'o>(obj: &'o ObjectFile, r: &'o crate::objfile::Reloc) -> Option<&'o str> {
-    match &r.target {
-        crate::objfile::Target::Defined(j) => Some(obj.symbols.get(*j)?.name.as_str()),
-        crate::objfile::Target::Undefined(name) => Some(name.as_str()),
-        crate::objfile::Target::Section { section, offset } => {
-            function_at(obj, *section, offset.wrapping_add(r.pc_bias))
-        }
-    }
-}
-
-/// The function of `obj` that starts at `place` of section `section`.
-fn function_at(obj: &ObjectFile, section: usize, place: i64) -> Option<&str> {
-    obj.symbols
-        .iter()
-        .find(|s| s.kind == crate::objfile::Kind::Function && s.section == section && s.offset as i64 == place)
-        .map(|s| s.name.as_str())
-}
-
-/// Why reverting `reverted` alone would leave code calling other code with
-/// another signature than it was compiled against, if it would: a
-/// reverted function whose original code calls a function still patched
-/// with a changed signature, or a reverted function whose signature the
-/// patches changed that patched code still calls the new way (a Lua
-/// trial: `lua_tolstring` reverted alone called the 3-argument
-/// `luaO_tostring` with 2, and printed what no build of the sources does).
-fn signature_conflict(target: &Target, reverted: &[PatchRecord]) -> Option<String> {
+/// Why reverting `reverted` alone could leave code calling code of another
+/// version of an edit, if it could: a reverted function and a function
+/// that stays patched that one change patched both, where one calls the
+/// other. A signature change reaches callers only through a change that
+/// has them both (relive refuses it otherwise), so splitting such a pair
+/// can leave the original code calling patched code the old way, or the
+/// other way round (a Lua trial: `lua_tolstring` reverted alone called the
+/// 3-argument `luaO_tostring` with 2, and printed what no build does).
+fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> {
     let is_reverted = |p: &PatchRecord| reverted.iter().any(|r| r.orig_addr == p.orig_addr);
     let remaining: Vec<&PatchRecord> = target.journal.patches.iter().filter(|p| !is_reverted(p)).collect();
-    let callers_of = |g: &PatchRecord| -> Vec<String> {
-        remaining
-            .iter()
-            .filter(|h| h.history.last().is_some_and(|gen| gen.calls_changed.contains(&g.name)))
-            .map(|h| h.name.clone())
-            .collect()
-    };
-    let pid = target.process.pid();
-    let together = |names: &[String]| {
-        format!(
-            "revert them together (`relive revert {pid} {}`), or the whole change (--last, --all); nothing was reverted",
-            names.iter().map(|n| crate::names::readable(n)).collect::<Vec<_>>().join(" ")
-        )
-    };
-    for g in reverted {
-        let Some((was, now)) = signature_change(g) else {
-            continue;
-        };
-        let callers = callers_of(g);
-        if !callers.is_empty() {
-            let group: Vec<String> = reverted
-                .iter()
-                .map(|r| r.name.clone())
-                .chain(callers.iter().cloned())
-                .collect();
-            return Some(format!(
-                "reverting {} alone would bring back its original code ({was}) while patched {} still call{} it as the patch has it ({now}); {}",
-                crate::names::readable(&g.name),
-                callers.iter().map(|n| crate::names::readable(n)).collect::<Vec<_>>().join(", "),
-                if callers.len() == 1 { "s" } else { "" },
-                together(&group)
-            ));
-        }
-    }
-    let changed: Vec<(&PatchRecord, (&str, &str))> = remaining
-        .iter()
-        .filter_map(|g| Some((*g, signature_change(g)?)))
-        .collect();
-    if changed.is_empty() {
-        return None;
-    }
     let original = OriginalCode {
         process: target.process,
         resolver: &target.resolver,
         journal: &target.journal,
     };
+    let mut pairs: Vec<(String, String, u64)> = Vec::new();
     for r in reverted {
-        let Some(bytes) = clobber::LiveCode::function(&original, r.orig_addr) else {
-            continue;
-        };
-        let decoded = crate::code::decode(&bytes);
-        for field in decoded.pc_relative.iter().filter(|f| f.branch) {
-            let to = r.orig_addr.wrapping_add_signed(field.target);
-            if let Some((g, (was, now))) = changed.iter().find(|(g, _)| g.orig_addr == to) {
-                let group: Vec<String> = reverted
+        // What the reverted function runs again: its original code, and
+        // the functions that calls.
+        let calls_from_original: Vec<u64> = clobber::LiveCode::function(&original, r.orig_addr)
+            .map(|bytes| {
+                crate::code::decode(&bytes)
+                    .pc_relative
                     .iter()
-                    .map(|r| r.name.clone())
-                    .chain(std::iter::once(g.name.clone()))
-                    .chain(callers_of(g).into_iter().filter(|c| !is_reverted_name(reverted, c)))
-                    .collect();
-                return Some(format!(
-                    "the original code of {} calls {} as the program had it ({was}), but {} runs patched code that takes {now}: reverted alone, {} would call it wrongly; {}",
-                    crate::names::readable(&r.name),
-                    crate::names::readable(&g.name),
-                    crate::names::readable(&g.name),
-                    crate::names::readable(&r.name),
-                    together(&group)
-                ));
+                    .filter(|f| f.branch)
+                    .map(|f| r.orig_addr.wrapping_add_signed(f.target))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in &remaining {
+            let Some(change) = r
+                .history
+                .iter()
+                .map(|g| g.change)
+                .find(|c| p.history.iter().any(|g| g.change == *c))
+            else {
+                continue;
+            };
+            let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name));
+            if p_calls_r || calls_from_original.contains(&p.orig_addr) {
+                pairs.push((r.name.clone(), p.name.clone(), change));
             }
         }
     }
-    None
-}
-
-fn is_reverted_name(reverted: &[PatchRecord], name: &str) -> bool {
-    reverted.iter().any(|r| r.name == name)
+    let (first, second, change) = pairs.first()?;
+    let shown = |n: &str| crate::names::readable(n);
+    let mut together: Vec<String> = reverted.iter().map(|r| shown(&r.name)).collect();
+    for (_, p, _) in &pairs {
+        if !together.contains(&shown(p)) {
+            together.push(shown(p));
+        }
+    }
+    Some(format!(
+        "{} and {} were patched in one change (number {change}) and one calls the other: reverted alone, {} would run its original code beside the other's patched code, which may expect other arguments or another return type if that change altered a signature; revert them together (`relive revert {} {}`), or whole changes (--last, --all); nothing was reverted",
+        shown(first),
+        shown(second),
+        shown(first),
+        target.process.pid(),
+        together.join(" ")
+    ))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -2619,7 +2514,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     // they stay (`undo` has the histories already).
     target.journal.load_history(&target.journal_dir)?;
     if names.is_some() {
-        if let Some(what) = signature_conflict(target, &selected) {
+        if let Some(what) = splits_a_change(target, &selected) {
             return Err(PatchError::Refused { what });
         }
     }

@@ -68,10 +68,6 @@ pub struct PatchRecord {
     /// [`Journal::load_history`]. Empty in journals of older relive.
     #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "newest_only")]
     pub history: Vec<Generation>,
-    /// The DWARF signature of the program's own code for it (the base's
-    /// at the first patch), when known: see [`Generation::signature`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_signature: Option<String>,
     /// Why no call could run its newest code when that was written (the
     /// reachability check's reason: `main`'s running loop, callers that
     /// have it inlined), for `status`; `None` when a later call could.
@@ -120,16 +116,12 @@ pub struct Generation {
     /// or a register-keeping thunk before it).
     pub code: u64,
     pub slot_value: u64,
-    /// Its DWARF signature (`int (int, int)`), when the object had one:
-    /// with the record's `original_signature`, whether callers compiled
-    /// against the original would call it wrongly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-    /// Functions its code calls whose patched code has another signature
-    /// than the program's original (patched with it, or before): a revert
-    /// of one of them alone would leave this calling it the new way.
+    /// The functions its code calls or jumps to directly (by symbol
+    /// name): a revert by name must not leave it calling a function of
+    /// its change reverted alone, or the other way round (a signature the
+    /// change altered reaches callers only through that change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub calls_changed: Vec<String>,
+    pub calls: Vec<String>,
 }
 
 fn all_call_clobbered() -> u32 {
@@ -1038,7 +1030,6 @@ mod tests {
             assumed: 0x80,
             history: vec![],
             unreached: None,
-            original_signature: None,
         });
         j.save(dir).unwrap();
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
@@ -1189,7 +1180,6 @@ mod tests {
             assumed: 0,
             history: vec![],
             unreached: None,
-            original_signature: None,
         }
     }
 
@@ -1259,8 +1249,7 @@ mod tests {
             source: None,
             code: 0x5000 + u64::from(n),
             slot_value: 0x5000 + u64::from(n),
-            signature: None,
-            calls_changed: Vec::new(),
+            calls: Vec::new(),
         };
         let mut before = record("f", 0x1000, 1);
         before.history = vec![generation(1)];
@@ -1302,8 +1291,7 @@ mod history_file_tests {
             source: Some("app.c".into()),
             code: 0x5000 + u64::from(n),
             slot_value: 0x5000 + u64::from(n),
-            signature: None,
-            calls_changed: Vec::new(),
+            calls: Vec::new(),
         }
     }
 

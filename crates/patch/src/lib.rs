@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod callees;
 pub mod clobber;
 pub mod code;
 pub mod debug_file;

@@ -459,6 +459,8 @@ pub struct Reloader<'p> {
     /// save said "no function changed" while the program ran the reverted
     /// code.
     unsettled: HashMap<PathBuf, std::collections::BTreeSet<String>>,
+    /// The files of the save being patched one by one (empty otherwise).
+    saved_with: Vec<PathBuf>,
     /// Per source file: its variables' initial values in the compile first
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
@@ -498,6 +500,7 @@ impl<'p> Reloader<'p> {
             texts: HashMap::new(),
             pending_texts: HashMap::new(),
             unsettled: HashMap::new(),
+            saved_with: Vec::new(),
             started_with: HashMap::new(),
         })
     }
@@ -1114,6 +1117,7 @@ impl<'p> Reloader<'p> {
             compiled,
             start,
         } = batch;
+        self.saved_with.clear();
         // Why files saved together were patched one by one, when they could
         // not be patched as one: said with each, or the user took the
         // separate lines (and pauses) for one transaction gone wrong.
@@ -1131,6 +1135,9 @@ impl<'p> Reloader<'p> {
         };
         let mut events = Vec::new();
         let mut waiting = Vec::new();
+        // Patched one by one, the files of this save still go in now: none
+        // waits for another of them (see `waits_for_unsettled`).
+        self.saved_with = compiled.iter().map(|(source, _, _)| source.clone()).collect();
         for (source, result, compile_us) in compiled {
             // A copy to patch again later, when several files are saved together.
             let kept = if sources.len() > 1 {
@@ -1168,6 +1175,7 @@ impl<'p> Reloader<'p> {
             }
             waiting = still;
         }
+        self.saved_with.clear();
         if let Some(why) = split {
             for event in events.iter_mut().filter(|e| e.event.applied()) {
                 event.notes.push(format!("patched in a step of its own: {why}"));
@@ -1471,6 +1479,13 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.new_macro_refusal(source, &event.functions) {
             event.event = EventKind::Refused;
             event.message = Some(refusal);
+            event.timing_us.total = us(start);
+            return Ok(Step::Done(event));
+        }
+        if let Some(refusal) = self.waits_for_unsettled(source, &new, &functions, batch) {
+            event.event = EventKind::Refused;
+            event.message = Some(refusal);
+            self.awaits_other_file = true;
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
@@ -1934,6 +1949,89 @@ impl<'p> Reloader<'p> {
             }
         }
         self.settled_by(source, &runs_as_saved);
+    }
+
+    /// Why a save must wait for another file, if it must: its functions
+    /// call, or are called by, functions of another file that another
+    /// relive command changed (see `unsettled`) and that still run other
+    /// code than that file has, and that file is not saved with it.
+    /// Patched alone, the save would run beside the other file's reverted
+    /// code, and a signature both files' edits changed would be called the
+    /// old way (a zlib trial: deflate.c patched again after a revert of the
+    /// whole change called the original `_tr_flush_block` with its new
+    /// arguments, and every stream failed). Functions found to run what
+    /// their file has are settled on the way.
+    fn waits_for_unsettled(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &[usize],
+        batch: &[(&Path, &ObjectFile)],
+    ) -> Option<String> {
+        let others: Vec<PathBuf> = self
+            .unsettled
+            .keys()
+            .filter(|f| f.as_path() != source && !batch.iter().any(|(b, _)| b == f) && !self.saved_with.contains(f))
+            .cloned()
+            .collect();
+        let function = |obj: &ObjectFile, name: &str| {
+            obj.symbols
+                .iter()
+                .position(|s| s.name == name && s.kind == relive_patch::objfile::Kind::Function)
+        };
+        for file in others {
+            let Some(obj) = self.current.get(&file) else { continue };
+            let names = self.unsettled.get(&file).cloned().unwrap_or_default();
+            // Those of them that touch this save, by a call either way.
+            let mut touching: Vec<(String, String)> = Vec::new();
+            for &i in functions {
+                let ours = &new.symbols[i].name;
+                let callees = relive_patch::callees::direct_callees(new, i);
+                for theirs in &names {
+                    let calls_ours = || {
+                        function(obj, theirs)
+                            .is_some_and(|j| relive_patch::callees::direct_callees(obj, j).contains(ours))
+                    };
+                    if callees.contains(theirs) {
+                        touching.push((
+                            format!(
+                                "{} calls {}",
+                                relive_patch::names::readable(ours),
+                                relive_patch::names::readable(theirs)
+                            ),
+                            theirs.clone(),
+                        ));
+                    } else if calls_ours() {
+                        touching.push((
+                            format!(
+                                "{} calls {}",
+                                relive_patch::names::readable(theirs),
+                                relive_patch::names::readable(ours)
+                            ),
+                            theirs.clone(),
+                        ));
+                    }
+                }
+            }
+            if touching.is_empty() {
+                continue;
+            }
+            let check = verify::functions_against_process(&self.target, obj, |n| touching.iter().any(|(_, t)| t == n));
+            let runs_as_saved: Vec<String> = touching
+                .iter()
+                .map(|(_, t)| t.clone())
+                .filter(|t| check.same.contains(t))
+                .collect();
+            self.settled_by(&file, &runs_as_saved);
+            if let Some((how, _)) = touching.iter().find(|(_, t)| !runs_as_saved.contains(t)) {
+                return Some(format!(
+                    "{how}, which another relive command reverted or patched: the program runs other code for it than {} has, and this file patched alone would run beside that code (a signature the two files' edits changed would be called the old way); {} is patched with this file at its next save",
+                    file.display(),
+                    file.display()
+                ));
+            }
+        }
+        None
     }
 
     /// `functions` of `source` run what its last compile has: no longer

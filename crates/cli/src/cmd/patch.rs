@@ -76,10 +76,19 @@ pub struct PatchArgs {
 /// --last) undo the last patch only.
 ///
 /// Regions of patch code that nothing uses any more (no patch, no thread's
-/// registers or stack) are freed; others are kept and reported. `--last`
-/// puts each function the last patch changed back to its generation before
-/// (`relive status` lists them), or to its original code if that patch was
-/// its first.
+/// registers or stack) are freed, with the functions and variables patches
+/// added there; others are kept and reported, and what the undone changes
+/// added stays with them ("stays"). `--last` puts each function the last
+/// patch changed back to its generation before (`relive status` lists
+/// them), or to its original code if that patch was its first.
+///
+/// One change is not split between a caller and its callee: reverting by
+/// name a function that one change patched together with a function it
+/// calls, or that calls it, which stays patched, is refused (that change
+/// may have altered a signature), naming the functions to revert
+/// together. A `relive run`/`watch` session patches what its files
+/// say again at the next save of each file whose functions a revert
+/// changed.
 ///
 /// With --tree or --exe, each process chosen is reverted in turn; one
 /// that fails is reported and the others are reverted still.
@@ -120,7 +129,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","signature","calls_changed"}],"original_signature","unreached"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "signature" and "original_signature", when the debug information gave them: the DWARF signature of a generation's code and of the program's own, and "calls_changed": functions it calls whose patched code has another signature than the program's, which `revert NAME` checks before it splits them; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls"}],"unreached"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
