@@ -209,18 +209,33 @@ impl FileEvents {
     /// that watch over, so events for the files named the first way
     /// stopped matching (every save in zstd's `lib/common` was lost).
     /// Events are reported with each file's own normalized name.
+    ///
+    /// The files are wanted before their directories are watched, and the
+    /// lock is let go first: the watcher's thread takes it for each event,
+    /// and a watch request waits for that thread (held across the request,
+    /// it deadlocked with an event arriving meanwhile: a C++ trial's
+    /// `relive watch` hung at start and patched nothing).
     pub fn add(&mut self, files: impl IntoIterator<Item = PathBuf>) -> notify::Result<()> {
-        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-        for file in files {
-            let named = absolute(&file);
-            let (Some(dir), Some(name)) = (named.parent(), named.file_name()) else {
-                continue;
-            };
-            let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-            if self.dirs.insert(real_dir.clone()) {
-                self.watcher.watch(&real_dir, RecursiveMode::NonRecursive)?;
+        let mut new_dirs = Vec::new();
+        {
+            let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+            for file in files {
+                let named = absolute(&file);
+                let (Some(dir), Some(name)) = (named.parent(), named.file_name()) else {
+                    continue;
+                };
+                let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                if self.dirs.insert(real_dir.clone()) {
+                    new_dirs.push(real_dir.clone());
+                }
+                wanted.insert(real_dir.join(name), named);
             }
-            wanted.insert(real_dir.join(name), named);
+        }
+        for dir in new_dirs {
+            if let Err(e) = self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                self.dirs.remove(&dir);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -390,6 +405,40 @@ mod tests {
     use notify::event::{CreateKind, DataChange, RenameMode};
 
     use super::*;
+
+    /// Found by a C++ trial: `relive watch` hung at start, before
+    /// "watching", and no save was ever patched. Adding files took the
+    /// lock the watcher's thread takes for each event and then asked that
+    /// thread to watch a directory, while the thread waited for the lock.
+    #[test]
+    fn files_are_added_while_events_arrive() {
+        let busy = tempfile::tempdir().unwrap();
+        let noisy = busy.path().join("noisy.c");
+        std::fs::write(&noisy, "x").unwrap();
+        let mut events = FileEvents::new([noisy.clone()]).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::write(&noisy, "y");
+                }
+            })
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        let adder = std::thread::spawn(move || {
+            let dirs: Vec<tempfile::TempDir> = (0..300).map(|_| tempfile::tempdir().unwrap()).collect();
+            for dir in &dirs {
+                events.add([dir.path().join("a.c")]).unwrap();
+            }
+            let _ = done.send(());
+        });
+        let added = finished.recv_timeout(Duration::from_secs(30));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(added.is_ok(), "adding files deadlocked with the watcher's thread");
+        adder.join().unwrap();
+    }
 
     #[test]
     fn saves_are_complete_when_closed_or_renamed_into_place() {
