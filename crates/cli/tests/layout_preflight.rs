@@ -135,3 +135,56 @@ int main() {
         }
     }
 }
+
+/// Found by a C++ trial on LevelDB: a field added to a class in an
+/// anonymous namespace was patched ("patched (anonymous namespace)::Impl::Get()
+/// const"), and the object the program made at start-up was then read
+/// with the new layout. GCC gives the members of such a class no linkage
+/// name, so the changed function's debug entry was not found by its
+/// symbol, and no type it uses was compared.
+#[test]
+fn a_changed_class_in_an_anonymous_namespace_is_refused() {
+    const IMPL: &str = r#"#include <cstdio>
+#include <unistd.h>
+struct Base { virtual ~Base() {} virtual long Get() const = 0; };
+namespace {
+class Impl : public Base {
+ public:
+  explicit Impl(long a) : a_(a) { b_ = a * 2; }
+  long Get() const override { return a_ + b_; }
+ private:
+  long a_;
+  long b_;
+};
+}
+__attribute__((noinline)) Base* Make(long a) { return new Impl(a); }
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  Base* obj = Make(10);
+  for (;;) { std::printf("get %ld\n", obj->Get()); usleep(3000); }
+}
+"#;
+    let edited = IMPL
+        .replace("  long b_;", "  long c_;\n  long b_;")
+        .replace("b_ = a * 2; }", "b_ = a * 2; c_ = 100; }")
+        .replace("return a_ + b_; }", "return a_ + b_ + c_; }");
+    for compiler in ["g++", "clang++"] {
+        for opt in ["-O0", "-O2"] {
+            let flags = [opt, "-g"];
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let base = common::compile(dir.path(), compiler, "app.cpp", "app.o", IMPL, &flags);
+            let target = common::start(dir.path(), compiler, &base, "app");
+            target.wait_for("get 30");
+            let new = common::compile(dir.path(), compiler, "app.cpp", "v1.o", &edited, &flags);
+            let out = common::relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+            let message = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{compiler} {opt}: {message}");
+            assert!(
+                message.contains("Impl") && message.contains("field c_ was added"),
+                "{compiler} {opt}: {message}"
+            );
+            target.wait_for("get 30");
+        }
+    }
+}

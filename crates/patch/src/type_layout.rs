@@ -58,7 +58,21 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
         variables: &variables,
     };
     let index = crate::signature::index(new);
-    let (used, used_clashes) = with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
+    let (mut used, mut used_clashes, unfound) =
+        with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
+    // A changed function its debug information does not name as the symbol
+    // does (a C++ member of a class in an anonymous namespace has no
+    // linkage name): every type of the object counts as used, so a layout
+    // change is never missed for want of a name (a LevelDB trial: a field
+    // added to an anonymous-namespace class was patched, and the object
+    // made at start-up was then read with the new layout).
+    if unfound {
+        let (all, clashes) = with_dwarf(new, all_layouts).unwrap_or_default();
+        for (name, layout) in all {
+            used.entry(name).or_insert(layout);
+        }
+        used_clashes.extend(clashes);
+    }
     if used.is_empty() {
         return Vec::new();
     }
@@ -147,18 +161,28 @@ struct Roots<'a, 'n> {
 /// The layouts reachable from `roots`: the definitions of those
 /// functions and the unit-level variables of those names (their return,
 /// parameter and variable types, through pointers, typedefs, arrays and
-/// members), found through `index`.
-fn used_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex, roots: &Roots) -> Result<Layouts, gimli::Error> {
+/// members), found through `index`; and whether a function's definition
+/// was not found by its name.
+fn used_layouts(
+    dwarf: &gimli::Dwarf<Reader>,
+    index: &DebugIndex,
+    roots: &Roots,
+) -> Result<(HashMap<String, Layout>, HashSet<String>, Unfound), gimli::Error> {
     let mut units = HashMap::new();
     let mut starts = Vec::new();
+    let mut unfound = false;
     for name in roots.functions.iter().copied() {
         let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
+        let before = starts.len();
         starts.extend(
             found
                 .iter()
                 .filter(|e| e.tag == gimli::DW_TAG_subprogram && !e.declaration)
                 .map(|e| (e.unit, e.offset)),
         );
+        // GCC's clones (`f.isra.0`, `f.cold`) are described under the
+        // source function's name, which the roots have too.
+        unfound |= starts.len() == before && !name.contains('.');
     }
     for name in roots.variables {
         let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
@@ -191,8 +215,11 @@ fn used_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex, roots: &Roots)
             at += 1;
         }
     }
-    Ok((out, clashes))
+    Ok((out, clashes, unfound))
 }
+
+/// Whether a function's definition was not found by its name.
+type Unfound = bool;
 
 /// Layouts by type name, and the names given to two different layouts
 /// (same-named types of different namespaces).
