@@ -58,7 +58,7 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
         variables: &variables,
     };
     let index = crate::signature::index(new);
-    let (mut used, mut used_clashes, unfound) =
+    let ((mut used, mut used_clashes), unfound) =
         with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
     // A changed function its debug information does not name as the symbol
     // does (a C++ member of a class in an anonymous namespace has no
@@ -167,7 +167,7 @@ fn used_layouts(
     dwarf: &gimli::Dwarf<Reader>,
     index: &DebugIndex,
     roots: &Roots,
-) -> Result<(HashMap<String, Layout>, HashSet<String>, Unfound), gimli::Error> {
+) -> Result<(Layouts, Unfound), gimli::Error> {
     let mut units = HashMap::new();
     let mut starts = Vec::new();
     let mut unfound = false;
@@ -215,7 +215,7 @@ fn used_layouts(
             at += 1;
         }
     }
-    Ok((out, clashes, unfound))
+    Ok(((out, clashes), unfound))
 }
 
 /// Whether a function's definition was not found by its name.
