@@ -241,3 +241,31 @@ int main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (int i = 0;; i++) { work(i
         }
     }
 }
+
+/// Found by a C++ trial on LevelDB: `relive sym` took only mangled names,
+/// not the spelling `status` prints. A demangled name, with or without
+/// its parameters, finds the symbol.
+#[test]
+fn sym_takes_cxx_names_as_people_write_them() {
+    const APP: &str = r#"#include <cstdio>
+#include <unistd.h>
+namespace shop {
+__attribute__((noinline)) long price(long units, int cents) { return units * cents; }
+}
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  for (;;) { std::printf("p %ld\n", shop::price(3, 7)); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, &["-O2", "-g"]);
+    let target = start(dir.path(), "g++", &base, "app");
+    target.wait_for("p 21");
+    for name in ["shop::price(long, int)", "shop::price", "_ZN4shop5priceEli"] {
+        let out = relive_in(&state, &["sym", &target.pid_arg(), name, "--json"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(found[0]["name"], "_ZN4shop5priceEli", "{name}: {found}");
+    }
+}

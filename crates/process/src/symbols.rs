@@ -189,10 +189,11 @@ impl LiveSymbols {
             .collect()
     }
 
-    /// Every local symbol, in every module, whose name `wanted` accepts
-    /// (a scan of each table: for names not known exactly, such as GCC's
-    /// numbered statics `count.3`).
-    pub fn locals_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<LiveSymbol> {
+    /// Every symbol, in every module, that `wanted` accepts by its name
+    /// and whether it is local (a scan of each table: for names not known
+    /// exactly, such as GCC's numbered statics `count.3` or C++ names as
+    /// people write them).
+    pub fn scan(&self, wanted: impl Fn(&str, bool) -> bool) -> Vec<LiveSymbol> {
         self.modules
             .iter()
             .flat_map(|m| {
@@ -201,7 +202,7 @@ impl LiveSymbols {
                     .map(|t| {
                         t.symbols()
                             .iter()
-                            .filter(|s| s.binding == Binding::Local && s.addr != 0 && wanted(&s.name))
+                            .filter(|s| s.addr != 0 && wanted(&s.name, s.binding == Binding::Local))
                             .collect()
                     })
                     .unwrap_or_default();

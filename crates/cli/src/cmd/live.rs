@@ -39,7 +39,9 @@ pub struct PsArgs {
 /// a P.dbg companion) and every shared library, with each one's load bias
 /// applied. Every match is printed: a file-scope `static` may exist once per
 /// source file, told apart by "file". A function-local static is found by
-/// its source name too (`count` finds GCC's `count.0`, `count.3`). A
+/// its source name too (`count` finds GCC's `count.0`, `count.3`), and a
+/// C++ function by its name as `status` prints it, with or without its
+/// parameters (`shop::price(long, int)`, `shop::price`). A
 /// function a relive patch replaced shows where its code runs now; what a
 /// patch added (a new function or variable) is found in the patch journal,
 /// with where its code runs when a later patch replaced it. A program
@@ -207,11 +209,14 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for name in &args.names {
         let before = matches.len();
+        let mut found = symbols.lookup(name);
+        found.extend(numbered_statics(&symbols, name));
+        if found.is_empty() {
+            found = by_written_name(&symbols, name);
+        }
         matches.extend(
-            symbols
-                .lookup(name)
+            found
                 .into_iter()
-                .chain(numbered_statics(&symbols, name))
                 .map(|symbol| Found::in_image(symbol, journal.as_ref())),
         );
         if let Some(journal) = &journal {
@@ -335,10 +340,27 @@ fn numbered_statics(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
     if name.contains('.') {
         return Vec::new();
     }
-    symbols.locals_where(|s| {
-        s.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    symbols.scan(|s, local| {
+        local
+            && s.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// C++ symbols named as people write them: the whole demangled name
+/// (`leveldb::Hash(char const*, unsigned long, unsigned int)`, as `status`
+/// prints it) or that name without its parameters (`leveldb::Hash`).
+/// Only for a name not found as a symbol: every table is demangled.
+fn by_written_name(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
+    if !name.contains("::") && !name.contains('(') {
+        return Vec::new();
+    }
+    symbols.scan(|s, _| {
+        s.starts_with("_Z") && {
+            let written = relive_patch::names::readable(s);
+            written == name || written.split_once('(').is_some_and(|(bare, _)| bare == name)
+        }
     })
 }
 
