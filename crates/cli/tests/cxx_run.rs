@@ -263,3 +263,64 @@ fn json_events_name_functions_both_ways() {
     assert_eq!(e["names"], serde_json::json!(["Square::area() const"]), "{e}");
     target.wait_for_prefix("area 109 ");
 }
+
+/// Found by a C++ trial on LevelDB: an inline function both files compile
+/// (a weak, COMDAT symbol) runs the copy of the file the linker kept, which
+/// calls that file's own local helper; the other file's copy calls its
+/// own. relive said that other file "compiles into code that differs" and
+/// blamed its compile command, refused a header edit for it, and a later
+/// session called the difference an edit nobody made.
+#[test]
+fn another_files_copy_of_an_inline_function_is_no_difference() {
+    const SHARED: &str = "static __attribute__((noinline)) int twice(int x) { return 2 * x; }\n\
+                          inline __attribute__((noinline)) int shared(int x) { return twice(x) + 1; }\n";
+    const USER: &str = "#include \"shared.h\"\n__attribute__((noinline)) int in_user(int x) { return shared(x); }\n";
+    const MAIN: &str = r#"#include <cstdio>
+#include <unistd.h>
+#include "shared.h"
+int in_user(int x);
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (;;) { std::printf("s %d %d\n", shared(5), in_user(5)); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    for (name, text) in [("shared.h", SHARED), ("user.cpp", USER), ("main.cpp", MAIN)] {
+        std::fs::write(path(name), text).unwrap();
+    }
+    // main.cpp first: the program runs its copy of `shared`.
+    let out = Command::new("g++")
+        .args(["-O2", "-g", "-o", "app", "main.cpp", "user.cpp"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let header = path("shared.h");
+    let exe = path("app");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--", "./app"])
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", path("state"))
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = target.child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let lines = Lines(rx);
+    let verified = lines.until("compile into exactly the code");
+    assert!(verified.contains("2 of 2 files"), "{verified}");
+    target.wait_for("s 11 11");
+    // The inline function edited in the header: patched, not refused.
+    std::fs::write(&header, SHARED.replace("twice(x) + 1", "twice(x) + 2")).unwrap();
+    let said = lines.until(".cpp: ");
+    assert!(!said.contains("refused"), "{said}");
+    target.wait_for("s 12 12");
+}

@@ -611,7 +611,7 @@ impl<'p> Reloader<'p> {
                 }
             }
         }
-        Ok(compiled
+        let mut outcomes: Vec<(PathBuf, Baseline)> = compiled
             .into_iter()
             .map(|(source, result, compile_us)| {
                 self.baseline_us.insert(source.clone(), compile_us);
@@ -622,7 +622,55 @@ impl<'p> Reloader<'p> {
                 let outcome = self.adopt_baseline(&source, result);
                 (source, outcome)
             })
-            .collect())
+            .collect();
+        self.settle_shared_copies(&mut outcomes);
+        Ok(outcomes)
+    }
+
+    /// An inline function or template instance (a weak, COMDAT symbol)
+    /// is compiled into every file that uses it, and the program runs one
+    /// file's copy: the linker keeps one. Another file's copy may differ
+    /// from it (it calls that file's own local helpers, or clones), which
+    /// says nothing about that file's compile. Such a difference is
+    /// dropped where another file's compile matches the running copy (a
+    /// LevelDB trial: `VersionEdit::~VersionEdit` from db_impl.cc ran, so
+    /// version_set.cc was said to lack the build's options, a header edit
+    /// was refused for it, and a later session called it an edit).
+    fn settle_shared_copies(&mut self, outcomes: &mut [(PathBuf, Baseline)]) {
+        let matched: std::collections::HashSet<String> = outcomes
+            .iter()
+            .filter_map(|(_, b)| match b {
+                Baseline::Verified(check) | Baseline::Differs { check, .. } => Some(check),
+                Baseline::CompileError(_) => None,
+            })
+            .flat_map(|check| check.same.iter().cloned())
+            .collect();
+        for (source, outcome) in outcomes.iter_mut() {
+            let Baseline::Differs { check, .. } = outcome else {
+                continue;
+            };
+            let Some(obj) = self.current.get(source.as_path()) else {
+                continue;
+            };
+            let shared_copy = |name: &str| {
+                matched.contains(name)
+                    && obj
+                        .symbols
+                        .iter()
+                        .any(|s| s.name == name && s.weak && s.kind == relive_patch::objfile::Kind::Function)
+            };
+            let (others, still): (Vec<(String, String)>, Vec<(String, String)>) = std::mem::take(&mut check.differs)
+                .into_iter()
+                .partition(|(n, _)| shared_copy(n));
+            check.differs = still;
+            check.same.extend(others.into_iter().map(|(n, _)| n));
+            if check.differs.is_empty() {
+                self.unverified.remove(source.as_path());
+                *outcome = Baseline::Verified(check.clone());
+            } else if let Some(differs) = self.unverified.get_mut(source.as_path()) {
+                differs.retain(|(n, _)| check.differs.iter().any(|(d, _)| d == n));
+            }
+        }
     }
 
     /// Compiles `sources`, `jobs` at a time: each one's object (or the
