@@ -88,6 +88,27 @@ impl Lines {
     }
 }
 
+/// `relive run -- ./app` in `dir`: the program, and relive's stderr.
+fn relive_run(dir: tempfile::TempDir, exe: std::path::PathBuf) -> (Target, Lines) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--", "./app"])
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = target.child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (target, Lines(rx))
+}
+
 /// The counter in the program's next line starting with `prefix`.
 fn counter_after(target: &mut Target, prefix: &str) -> i64 {
     let rest = target.wait_for_prefix(prefix);
@@ -110,23 +131,7 @@ fn scenario(cxx: &str, opt: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let exe = path("app");
     let (shape, header) = (path("shape.cpp"), path("shape.h"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--", "./app"])
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", path("state"))
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = target.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let lines = Lines(rx);
+    let (mut target, lines) = relive_run(dir, exe);
     let case = format!("{cxx} {opt}");
     lines.until("watching");
     let first = counter_after(&mut target, "area 9 label plain scale 10 10 err old failure counter ");
@@ -298,23 +303,7 @@ int main() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let header = path("shared.h");
     let exe = path("app");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--", "./app"])
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", path("state"))
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = target.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let lines = Lines(rx);
+    let (target, lines) = relive_run(dir, exe);
     let verified = lines.until("compile into exactly the code");
     assert!(verified.contains("2 of 2 files"), "{verified}");
     target.wait_for("s 11 11");

@@ -659,7 +659,7 @@ impl<'p> Reloader<'p> {
                         .iter()
                         .any(|s| s.name == name && s.weak && s.kind == relive_patch::objfile::Kind::Function)
             };
-            let (others, still): (Vec<(String, String)>, Vec<(String, String)>) = std::mem::take(&mut check.differs)
+            let (others, still): (Vec<_>, Vec<_>) = std::mem::take(&mut check.differs)
                 .into_iter()
                 .partition(|(n, _)| shared_copy(n));
             check.differs = still;
