@@ -168,23 +168,52 @@ int main() {
         .replace("  long b_;", "  long c_;\n  long b_;")
         .replace("b_ = a * 2; }", "b_ = a * 2; c_ = 100; }")
         .replace("return a_ + b_; }", "return a_ + b_ + c_; }");
+    refused_with_gxx_and_clangxx(IMPL, &edited, "get 30", "field c_ was added");
+}
+
+/// Found by a re-check: a struct a free function reads through a file's
+/// `static` pointer was patched in C++ (refused in C). C++ names the
+/// variable `_ZL1g`, its debug entry `g`, so the struct was never reached.
+#[test]
+fn a_changed_struct_read_through_a_static_pointer_is_refused_in_cxx() {
+    const TICK: &str = r#"#include <cstdio>
+#include <unistd.h>
+struct Impl { long a_; long b_; };
+static Impl* g;
+__attribute__((noinline)) long Tick(int) { g->a_ += 1; return g->a_ + g->b_ * 1000; }
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  g = new Impl{10, 20};
+  for (int i = 0;; i++) { std::printf("tick %ld\n", Tick(i) > 0); usleep(3000); }
+}
+"#;
+    let edited = TICK
+        .replace("long a_; long b_;", "long a_; long c_; long b_;")
+        .replace("g->b_ * 1000; }", "g->b_ * 1000 + g->c_; }");
+    refused_with_gxx_and_clangxx(TICK, &edited, "tick 1", "field c_ was added");
+}
+
+/// Patching `edited` into `program` (printing `line`), built with g++ and
+/// clang++ at -O0 and -O2, is refused saying `why`, and the program runs
+/// on as it was.
+fn refused_with_gxx_and_clangxx(program: &str, edited: &str, line: &str, why: &str) {
     for compiler in ["g++", "clang++"] {
         for opt in ["-O0", "-O2"] {
             let flags = [opt, "-g"];
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("state");
-            let base = common::compile(dir.path(), compiler, "app.cpp", "app.o", IMPL, &flags);
+            let base = common::compile(dir.path(), compiler, "app.cpp", "app.o", program, &flags);
             let target = common::start(dir.path(), compiler, &base, "app");
-            target.wait_for("get 30");
-            let new = common::compile(dir.path(), compiler, "app.cpp", "v1.o", &edited, &flags);
+            target.wait_for(line);
+            let new = common::compile(dir.path(), compiler, "app.cpp", "v1.o", edited, &flags);
             let out = common::relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
             let message = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{compiler} {opt}: {message}");
             assert!(
-                message.contains("Impl") && message.contains("field c_ was added"),
+                message.contains("Impl") && message.contains(why),
                 "{compiler} {opt}: {message}"
             );
-            target.wait_for("get 30");
+            target.wait_for(line);
         }
     }
 }
