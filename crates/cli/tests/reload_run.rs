@@ -1375,6 +1375,11 @@ fn a_revert_that_would_split_a_signature_change_is_refused() {
     );
     assert_eq!(e["functions"], serde_json::json!(["scale", "value"]), "{e}");
     s.target.wait_for("value 15");
+    // The caller patched again, alone (a body edit): still one change
+    // with the callee's (a re-check on Lua reverted it alone then).
+    let e = s.patched_by("scale(5, 3);", "scale(5, 4);");
+    assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
+    s.target.wait_for("value 20");
     for (alone, other) in [("value", "scale"), ("scale", "value")] {
         let out = s.beside_output(&["revert", alone]);
         let message = String::from_utf8_lossy(&out.stderr);
@@ -1386,7 +1391,7 @@ fn a_revert_that_would_split_a_signature_change_is_refused() {
                 && message.contains("nothing was reverted"),
             "{message}"
         );
-        s.target.wait_for("value 15");
+        s.target.wait_for("value 20");
     }
     s.beside(&["revert", "value", "scale"]);
     s.target.wait_for("value 10");

@@ -2503,6 +2503,12 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             }
         }
     }
+    // Which pools the generations `revert --last` can go back to are in:
+    // they stay (`undo` has the histories already). Read before the
+    // records are taken: the check below needs every kept generation's
+    // change (with the newest alone, a caller patched again after a
+    // signature change was reverted alone: a re-check on Lua).
+    target.journal.load_history(&target.journal_dir)?;
     let selected: Vec<PatchRecord> = target
         .journal
         .patches
@@ -2510,9 +2516,6 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         .filter(|p| names.is_none_or(|names| names.iter().any(|n| named(p, n))))
         .cloned()
         .collect();
-    // Which pools the generations `revert --last` can go back to are in:
-    // they stay (`undo` has the histories already).
-    target.journal.load_history(&target.journal_dir)?;
     if names.is_some() {
         if let Some(what) = splits_a_change(target, &selected) {
             return Err(PatchError::Refused { what });
