@@ -313,3 +313,47 @@ int main() {
     assert!(!said.contains("refused"), "{said}");
     target.wait_for("s 12 12");
 }
+
+/// Found by a C++ re-check: a header edit gave an inline function a
+/// function-local static, which both files that inline it brought to the
+/// patch, each placing its own copy: the program counted in two variables
+/// (`a=17 b=17` where a fresh build prints `a=1 b=2`). Refused, naming
+/// both files; the program runs on as it was.
+#[test]
+fn a_new_static_of_an_inline_function_in_two_files_is_refused() {
+    const H: &str = "inline int next_id() { return 0; }\n";
+    const A: &str = "#include \"h.h\"\n__attribute__((noinline)) int from_a() { return next_id(); }\n";
+    const MAIN: &str = r#"#include <cstdio>
+#include <unistd.h>
+#include "h.h"
+int from_a();
+__attribute__((noinline)) int from_b() { return next_id(); }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (;;) { int a = from_a(); int b = from_b(); std::printf("a=%d b=%d\n", a, b); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    for (name, text) in [("h.h", H), ("a.cpp", A), ("main.cpp", MAIN)] {
+        std::fs::write(path(name), text).unwrap();
+    }
+    let out = Command::new("g++")
+        .args(["-O2", "-g", "-o", "app", "main.cpp", "a.cpp"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let header = path("h.h");
+    let exe = path("app");
+    let (target, lines) = relive_run(dir, exe);
+    lines.until("watching");
+    target.wait_for("a=0 b=0");
+    std::fs::write(&header, "inline int next_id() { static int id = 0; return ++id; }\n").unwrap();
+    let said = lines.until("next_id()::id");
+    assert!(
+        said.contains("refused") && said.contains("a.cpp") && said.contains("main.cpp"),
+        "{said}"
+    );
+    target.wait_for("a=0 b=0");
+}

@@ -386,6 +386,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     for unit in units {
         prepared.push(prepare(target, unit, &mut home)?);
     }
+    if let Some(what) = one_variable_made_twice(&prepared) {
+        return Err(PatchError::Refused { what });
+    }
     let shared = redirect_once(&mut prepared);
     let link_done = Instant::now();
 
@@ -1178,6 +1181,43 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         }
     }
     Ok(reports)
+}
+
+/// Why the units would make one variable twice, if they would: a new
+/// weak variable (a function-local static of an inline function, a
+/// template's static member: one variable of the whole program, which
+/// the linker merges) that several units bring. Each unit places its new
+/// data in its own part of the pool, so each file's new code would count
+/// in a copy of its own (a C++ re-check: a header edit gave `inline int
+/// next_id() { static int id; ... }` one `id` per file, and the program
+/// printed `a=17 b=17` where a fresh build prints `a=1 b=2`).
+fn one_variable_made_twice(prepared: &[Prepared]) -> Option<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (k, p) in prepared.iter().enumerate() {
+        for d in p.linked.data.iter().filter(|d| d.action == link::DataAction::New) {
+            let Some(sym) = d.symbol.and_then(|i| p.obj.symbols.get(i)) else {
+                continue;
+            };
+            if !(sym.weak || sym.unique) || sym.local {
+                continue;
+            }
+            match seen.get(sym.name.as_str()) {
+                Some(&first) if first != k => {
+                    return Some(format!(
+                        "{} is a new variable of the whole program (a static of an inline function or a template's member), and {} and {} each bring it: patched, each file's new code would count in a copy of its own; restart the program to take it in, or make the function that has it a non-inline one",
+                        crate::names::readable(&sym.name),
+                        prepared[first].obj.source.as_deref().unwrap_or(&prepared[first].obj.path),
+                        p.obj.source.as_deref().unwrap_or(&p.obj.path),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(&sym.name, k);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// An inline function or template instantiation (COMDAT) compiled in

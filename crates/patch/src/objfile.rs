@@ -92,6 +92,10 @@ pub struct Symbol {
     /// `STB_WEAK`: an inline function or template instantiation (C++),
     /// which any unit or library that uses it may define.
     pub weak: bool,
+    /// `STB_GNU_UNIQUE`: one of the whole program however many files
+    /// define it (GCC's binding for a function-local static of an inline
+    /// function, and a template's static member).
+    pub unique: bool,
     pub section: usize,
     /// Offset in its section.
     pub offset: u64,
@@ -564,6 +568,7 @@ impl Undecoded {
                 kind,
                 local: sym.is_local(),
                 weak: sym.is_weak(),
+                unique: matches!(sym.flags(), object::SymbolFlags::Elf { st_info, .. } if st_info.st_bind() == elf::STB_GNU_UNIQUE),
                 section,
                 offset: sym.address(),
                 size: sym.size(),
