@@ -252,20 +252,37 @@ fn sym_takes_cxx_names_as_people_write_them() {
 namespace shop {
 __attribute__((noinline)) long price(long units, int cents) { return units * cents; }
 }
+__attribute__((noinline)) long tick(int k) { static long count; count += k; return count; }
 int main() {
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  for (;;) { std::printf("p %ld\n", shop::price(3, 7)); usleep(3000); }
+  for (;;) { std::printf("p %ld %d\n", shop::price(3, 7), tick(1) > 0); usleep(3000); }
 }
 "#;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, &["-O2", "-g"]);
     let target = start(dir.path(), "g++", &base, "app");
-    target.wait_for("p 21");
-    for name in ["shop::price(long, int)", "shop::price", "_ZN4shop5priceEli"] {
+    target.wait_for("p 21 1");
+    for (name, symbol) in [
+        ("shop::price(long, int)", "_ZN4shop5priceEli"),
+        ("shop::price", "_ZN4shop5priceEli"),
+        ("_ZN4shop5priceEli", "_ZN4shop5priceEli"),
+        ("tick", "_Z4ticki"),
+        ("tick(int)::count", "_ZZ4tickiE5count"),
+        ("count", "_ZZ4tickiE5count"),
+    ] {
         let out = relive_in(&state, &["sym", &target.pid_arg(), name, "--json"]);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(found[0]["name"], "_ZN4shop5priceEli", "{name}: {found}");
+        assert_eq!(found[0]["name"], symbol, "{name}: {found}");
     }
+    // `revert` takes the same spelling (`tick` for `tick(int)`).
+    let edited = APP.replace("return units * cents;", "return units * cents + 1;");
+    let new = compile(dir.path(), "g++", "app.cpp", "v1.o", &edited, &["-O2", "-g"]);
+    let out = relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("p 22 1");
+    let out = relive_in(&state, &["revert", &target.pid_arg(), "shop::price"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("p 21 1");
 }

@@ -2531,7 +2531,7 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     // patched a clone of it (`handle_compress` for `handle_compress.isra.0`,
     // which `relive revert PID handle_compress` said was not patched).
     let named = |p: &PatchRecord, n: &String| {
-        &p.name == n || crate::names::readable(&p.name) == *n || {
+        &p.name == n || crate::names::written_as(&p.name, n) || {
             let parsed = crate::names::parse(&p.name);
             !parsed.clones.is_empty() && parsed.base == *n
         }

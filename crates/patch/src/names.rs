@@ -113,6 +113,38 @@ pub fn parse(name: &str) -> GccName {
 /// A symbol as people write it: a C++ name demangled
 /// (`_ZNK2Sq4areaEv` -> `Sq::area() const`), with a GCC clone suffix kept
 /// the way `c++filt` shows it (`[clone .isra.0]`); any other name as it is.
+/// Whether people may call C++ symbol `symbol` `name`: its demangled name
+/// whole (`shop::price(long, int)`), without its parameters
+/// (`shop::price`), without a template's return type
+/// (`shop::twice<long>(long)` for `long shop::twice<long>(long)`), or, for
+/// a function-local static, by its own name (`count` for
+/// `tick(int)::count`). A symbol that is not C++ is never.
+pub fn written_as(symbol: &str, name: &str) -> bool {
+    if !symbol.starts_with("_Z") || name.is_empty() {
+        return false;
+    }
+    let written = readable(symbol);
+    let bare = |w: &str| w.split_once('(').map_or(w.len(), |(head, _)| head.len());
+    // A template function's demangled name starts with its return type.
+    let head_end = bare(&written);
+    let mut depth = 0i32;
+    let mut after_return = 0;
+    for (i, c) in written[..head_end].char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ' ' if depth == 0 => after_return = i + 1,
+            _ => {}
+        }
+    }
+    let unreturned = &written[after_return..];
+    [written.as_str(), unreturned].iter().any(|w| {
+        *w == name
+            || w.split_once('(').is_some_and(|(head, _)| head == name)
+            || w.rsplit_once(")::").is_some_and(|(_, local)| local == name)
+    })
+}
+
 pub fn readable(symbol: &str) -> String {
     if !symbol.starts_with("_Z") {
         return symbol.to_string();
@@ -196,6 +228,22 @@ pub fn readable_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cxx_symbols_are_found_by_the_names_people_write() {
+        for name in ["shop::price(long, int)", "shop::price"] {
+            assert!(written_as("_ZN4shop5priceEli", name), "{name}");
+        }
+        for name in ["long twice<long>(long)", "twice<long>(long)", "twice<long>"] {
+            assert!(written_as("_Z5twiceIlET_S0_", name), "{name}");
+        }
+        for name in ["tick(int)::count", "count"] {
+            assert!(written_as("_ZZ4tickiE5count", name), "{name}");
+        }
+        assert!(written_as("_Z4ticki", "tick"));
+        assert!(!written_as("_Z4ticki", "tic") && !written_as("_ZN4shop5priceEli", "price"));
+        assert!(!written_as("tick", "tick"), "not C++");
+    }
 
     #[test]
     fn gcc_suffixes() {

@@ -348,20 +348,12 @@ fn numbered_statics(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
     })
 }
 
-/// C++ symbols named as people write them: the whole demangled name
-/// (`leveldb::Hash(char const*, unsigned long, unsigned int)`, as `status`
-/// prints it) or that name without its parameters (`leveldb::Hash`).
-/// Only for a name not found as a symbol: every table is demangled.
+/// C++ symbols named as people write them (see
+/// [`relive_patch::names::written_as`]: `status`'s spelling, without the
+/// parameters, a function-local static by its own name). Only for a name
+/// not found as a symbol: every table's C++ names are demangled.
 fn by_written_name(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
-    if !name.contains("::") && !name.contains('(') {
-        return Vec::new();
-    }
-    symbols.scan(|s, _| {
-        s.starts_with("_Z") && {
-            let written = relive_patch::names::readable(s);
-            written == name || written.split_once('(').is_some_and(|(bare, _)| bare == name)
-        }
-    })
+    symbols.scan(|s, _| relive_patch::names::written_as(s, name))
 }
 
 /// Whether a patch's added record is a function-local static named `name`
