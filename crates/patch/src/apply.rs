@@ -2361,18 +2361,15 @@ fn new_pool(
 /// other way round (a Lua trial: `lua_tolstring` reverted alone called the
 /// 3-argument `luaO_tostring` with 2, and printed what no build does).
 fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> {
-    let is_reverted = |p: &PatchRecord| reverted.iter().any(|r| r.orig_addr == p.orig_addr);
-    let remaining: Vec<&PatchRecord> = target.journal.patches.iter().filter(|p| !is_reverted(p)).collect();
     let original = OriginalCode {
         process: target.process,
         resolver: &target.resolver,
         journal: &target.journal,
     };
-    let mut pairs: Vec<(String, String, u64)> = Vec::new();
-    for r in reverted {
-        // What the reverted function runs again: its original code, and
-        // the functions that calls.
-        let calls_from_original: Vec<u64> = clobber::LiveCode::function(&original, r.orig_addr)
+    // The functions each reverted function's original code calls (what it
+    // runs again), decoded once each.
+    let calls_of_original = |r: &PatchRecord| -> Vec<u64> {
+        clobber::LiveCode::function(&original, r.orig_addr)
             .map(|bytes| {
                 crate::code::decode(&bytes)
                     .pc_relative
@@ -2381,37 +2378,62 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
                     .map(|f| r.orig_addr.wrapping_add_signed(f.target))
                     .collect()
             })
-            .unwrap_or_default();
-        for p in &remaining {
-            let Some(change) = r
-                .history
-                .iter()
-                .map(|g| g.change)
-                .find(|c| p.history.iter().any(|g| g.change == *c))
-            else {
-                continue;
-            };
-            let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name));
-            if p_calls_r || calls_from_original.contains(&p.orig_addr) {
-                pairs.push((r.name.clone(), p.name.clone(), change));
-            }
+            .unwrap_or_default()
+    };
+    // The change `r` (reverted) and `p` (staying patched) share, when one
+    // calls the other.
+    let coupled = |r: &PatchRecord, calls: &[u64], p: &PatchRecord| -> Option<u64> {
+        let change = r
+            .history
+            .iter()
+            .map(|g| g.change)
+            .find(|c| p.history.iter().any(|g| g.change == *c))?;
+        let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name));
+        (p_calls_r || calls.contains(&p.orig_addr)).then_some(change)
+    };
+    // Every function that must go with them: the closure (one split pair
+    // named, then another, was the first suggestion a re-check followed).
+    let mut group: Vec<(&PatchRecord, Vec<u64>)> = reverted.iter().map(|r| (r, calls_of_original(r))).collect();
+    let mut first: Option<(String, String, u64)> = None;
+    loop {
+        let outside: Vec<&PatchRecord> = target
+            .journal
+            .patches
+            .iter()
+            .filter(|p| !group.iter().any(|(g, _)| g.orig_addr == p.orig_addr))
+            .collect();
+        let joining: Vec<(&PatchRecord, String, u64)> = outside
+            .into_iter()
+            .filter_map(|p| {
+                group
+                    .iter()
+                    .find_map(|(r, calls)| Some((p, r.name.clone(), coupled(r, calls, p)?)))
+            })
+            .collect();
+        if joining.is_empty() {
+            break;
+        }
+        for (p, r, change) in joining {
+            first.get_or_insert((r, p.name.clone(), change));
+            group.push((p, calls_of_original(p)));
         }
     }
-    let (first, second, change) = pairs.first()?;
+    let (a, b, change) = first?;
     let shown = |n: &str| crate::names::readable(n);
-    let mut together: Vec<String> = reverted.iter().map(|r| shown(&r.name)).collect();
-    for (_, p, _) in &pairs {
-        if !together.contains(&shown(p)) {
-            together.push(shown(p));
-        }
-    }
+    let quoted: Vec<String> = group
+        .iter()
+        .map(|(p, _)| {
+            let name = shown(&p.name);
+            shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
+        })
+        .collect();
     Some(format!(
         "{} and {} were patched in one change (number {change}) and one calls the other: reverted alone, {} would run its original code beside the other's patched code, which may expect other arguments or another return type if that change altered a signature; revert them together (`relive revert {} {}`), or whole changes (--last, --all); nothing was reverted",
-        shown(first),
-        shown(second),
-        shown(first),
+        shown(&a),
+        shown(&b),
+        shown(&a),
         target.process.pid(),
-        together.join(" ")
+        quoted.join(" ")
     ))
 }
 
