@@ -307,6 +307,40 @@ int main() {
     let verified = lines.until("compile into exactly the code");
     assert!(verified.contains("2 of 2 files"), "{verified}");
     target.wait_for("s 11 11");
+    // `verify` with both files' objects: the kept copy is found; with
+    // the other file's alone, its difference is said to be an inline
+    // function's.
+    let dir = target.dir.path().to_path_buf();
+    for file in ["main", "user"] {
+        let out = Command::new("g++")
+            .args(["-O2", "-g", "-c", &format!("{file}.cpp"), "-o", &format!("{file}.o")])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The program is relive's child.
+    let relive_pid = target.pid();
+    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .expect("the program runs")
+        .to_string();
+    let verify = |objects: &[&str]| {
+        let paths: Vec<String> = objects.iter().map(|o| dir.join(o).display().to_string()).collect();
+        let mut args = vec!["verify", pid.as_str()];
+        args.extend(paths.iter().map(String::as_str));
+        relive_in(&dir.join("state"), &args)
+    };
+    let both = verify(&["main.o", "user.o"]);
+    assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stdout));
+    let alone = verify(&["user.o"]);
+    let said = String::from_utf8_lossy(&alone.stdout);
+    assert!(
+        alone.status.code() == Some(5) && said.contains("shared(int): ") && said.contains("an inline function"),
+        "{said}"
+    );
     // The inline function edited in the header: patched, not refused.
     std::fs::write(&header, SHARED.replace("twice(x) + 1", "twice(x) + 2")).unwrap();
     let said = lines.until(".cpp: ");

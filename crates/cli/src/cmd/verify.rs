@@ -22,6 +22,11 @@ use crate::output::print_json;
 /// build's before diffing against its objects: `relive run`/`watch` do
 /// this for every source at start.
 ///
+/// An inline function (C++, a weak COMDAT symbol) runs the copy of the
+/// one file the linker kept: another object's copy that differs is no
+/// difference when the kept copy's object is given too, and is marked as
+/// an inline function's otherwise.
+///
 /// Exits 0 when every object matches, 5 when a function differs or an
 /// object has no function the program has.
 #[derive(clap::Args)]
@@ -70,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for note in &target.warnings {
         crate::output::note(&format!("relive: note: {note}"));
     }
-    let mut reports = Vec::new();
+    let mut checked = Vec::new();
     for path in &args.objects {
         let obj = ObjectFile::open(path)?;
         // An object of tables only has no function to find: its
@@ -81,14 +86,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             true => verify::constants_against_process(&target, &obj),
             false => verify::against_process(&target, &obj),
         };
+        checked.push((path, obj, data_only, check));
+    }
+    // An inline function (a weak, COMDAT symbol) runs the copy of the file
+    // the linker kept: another file's copy that differs (it calls that
+    // file's own local helpers) is no difference where the kept copy's
+    // object is given too, and is said to be one otherwise (a LevelDB
+    // trial: version_set.o "DIFFERS" in ~VersionEdit, exit 5).
+    let matched: std::collections::HashSet<String> =
+        checked.iter().flat_map(|(_, _, _, c)| c.same.iter().cloned()).collect();
+    let mut reports = Vec::new();
+    for (path, obj, data_only, mut check) in checked {
+        let inline = |name: &str| {
+            obj.symbols
+                .iter()
+                .any(|s| s.name == name && s.weak && s.kind == relive_patch::objfile::Kind::Function)
+        };
+        let (kept_elsewhere, differs): (Vec<_>, Vec<_>) = std::mem::take(&mut check.differs)
+            .into_iter()
+            .partition(|(name, _)| inline(name) && matched.contains(name));
         reports.push(ObjectReport {
             object: path.display().to_string(),
             compared: if data_only { "constants" } else { "functions" },
-            same: check.same.len(),
-            differs: check
-                .differs
+            same: check.same.len() + kept_elsewhere.len(),
+            differs: differs
                 .into_iter()
-                .map(|(function, why)| Differing { function, why })
+                .map(|(function, why)| {
+                    let why = match inline(&function) {
+                        true => format!("{why} (an inline function: the program runs the copy of one file that uses it, which may be another file's; give that file's object too)"),
+                        false => why,
+                    };
+                    Differing { function, why }
+                })
                 .collect(),
             absent: check.absent,
         });
@@ -136,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     args.pid
                 )?;
                 for d in &r.differs {
-                    writeln!(out, "  {}: {}", d.function, d.why)?;
+                    writeln!(out, "  {}: {}", relive_patch::names::readable(&d.function), d.why)?;
                 }
             }
             if !r.absent.is_empty() {
