@@ -138,10 +138,17 @@ pub fn written_as(symbol: &str, name: &str) -> bool {
         }
     }
     let unreturned = &written[after_return..];
-    [written.as_str(), unreturned].iter().any(|w| {
-        *w == name
-            || w.split_once('(').is_some_and(|(head, _)| head == name)
-            || w.rsplit_once(")::").is_some_and(|(_, local)| local == name)
+    // A function-local static is `f(int)::count` (`g() const::seen` in a
+    // member function): its own name after the function's.
+    let local_static = |w: &str| {
+        w.rfind("::").filter(|&at| {
+            let before = w[..at].trim_end_matches(" const");
+            before.ends_with(')')
+        })
+    };
+    [written.as_str(), unreturned].iter().any(|w| match local_static(w) {
+        Some(at) => *w == name || w[at + 2..] == *name,
+        None => *w == name || w.split_once('(').is_some_and(|(head, _)| head == name),
     })
 }
 
@@ -240,6 +247,10 @@ mod tests {
         for name in ["tick(int)::count", "count"] {
             assert!(written_as("_ZZ4tickiE5count", name), "{name}");
         }
+        // A function's name does not find its statics.
+        assert!(!written_as("_ZZ4tickiE5count", "tick"));
+        // A member function's static, by its own name.
+        assert!(written_as("_ZZNK4shop4Item3getEvE4seen", "seen"));
         assert!(written_as("_Z4ticki", "tick"));
         assert!(!written_as("_Z4ticki", "tic") && !written_as("_ZN4shop5priceEli", "price"));
         assert!(!written_as("tick", "tick"), "not C++");
