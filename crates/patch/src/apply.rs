@@ -1651,10 +1651,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     let calls = work
         .iter()
         .filter_map(|w| {
-            let i = obj
-                .symbols
-                .iter()
-                .position(|s| s.name == w.name && s.kind == crate::objfile::Kind::Function)?;
+            let i = obj.function_named(&w.name)?;
             Some((w.name.clone(), crate::callees::direct_callees(obj, i)))
         })
         .collect();

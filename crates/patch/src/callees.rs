@@ -4,7 +4,7 @@
 //! another version of an edit (a changed signature reaches callers only
 //! through a patch that has both).
 
-use crate::objfile::{Kind, ObjectFile, Reloc, Target};
+use crate::objfile::{Kind, ObjectFile, Target};
 
 /// The functions symbol `i` of `obj` refers to by a relocation or a short
 /// jump (a tail call GCC encodes in 2 bytes has none), sorted, each once;
@@ -13,44 +13,28 @@ pub fn direct_callees(obj: &ObjectFile, i: usize) -> Vec<String> {
     let Some(sym) = obj.symbols.get(i) else {
         return Vec::new();
     };
+    let function = |k: usize| Some(&obj.symbols[k]).filter(|s| s.kind == Kind::Function);
     let short = sym
         .short_exits
         .iter()
-        .filter_map(|e| function_at(obj, sym.section, e.target));
+        .filter_map(|e| function(obj.symbol_at(sym.section, e.target)?.0));
     let mut names: Vec<String> = sym
         .relocs
         .iter()
-        .filter_map(|r| referenced_function(obj, r))
-        .chain(short)
+        .filter_map(|r| match &r.target {
+            // A function of another file (or data: callers compare with
+            // function names only).
+            Target::Undefined(name) => Some(name.as_str()),
+            // The symbol, or the one covering the place a section-relative
+            // reference denotes (GCC's calls within one section, which the
+            // assembler resolves and relive completes).
+            _ => function(obj.referenced_symbol(r)?).map(|s| s.name.as_str()),
+        })
+        .chain(short.map(|s| s.name.as_str()))
         .filter(|name| *name != sym.name)
         .map(str::to_string)
         .collect();
     names.sort();
     names.dedup();
     names
-}
-
-/// The function relocation `r` refers to: a function symbol of `obj`, an
-/// undefined symbol (a function of another file, or data: callers compare
-/// with function names only), or the function starting where it points
-/// into a section (GCC's calls within one section, which the assembler
-/// resolves and relive completes).
-fn referenced_function<'o>(obj: &'o ObjectFile, r: &'o Reloc) -> Option<&'o str> {
-    match &r.target {
-        Target::Defined(j) => obj
-            .symbols
-            .get(*j)
-            .filter(|s| s.kind == Kind::Function)
-            .map(|s| s.name.as_str()),
-        Target::Undefined(name) => Some(name.as_str()),
-        Target::Section { section, offset } => function_at(obj, *section, offset.wrapping_add(r.pc_bias)),
-    }
-}
-
-/// The function of `obj` that starts at `place` of section `section`.
-fn function_at(obj: &ObjectFile, section: usize, place: i64) -> Option<&str> {
-    obj.symbols
-        .iter()
-        .find(|s| s.kind == Kind::Function && s.section == section && s.offset as i64 == place)
-        .map(|s| s.name.as_str())
 }

@@ -892,6 +892,13 @@ impl ObjectFile {
         self.sections.get(index).and_then(|s| s.as_ref())
     }
 
+    /// The function named `name` (its symbol index).
+    pub fn function_named(&self, name: &str) -> Option<usize> {
+        self.symbols
+            .iter()
+            .position(|s| s.name == name && s.kind == Kind::Function)
+    }
+
     /// The defined symbol relocation `r` refers to: its target symbol, or
     /// the symbol covering the place it denotes through a section
     /// (`.rodata + 8`); `None` for an undefined symbol or a place no

@@ -114,14 +114,7 @@ impl<'p> Target<'p> {
         let lock = self
             .journal_dir
             .transaction(self.journal.pid, self.journal.start_time)?;
-        if !self.journal.reuse_disk_copy(&self.journal_dir) {
-            self.journal = Journal::load(
-                &self.journal_dir,
-                self.journal.pid,
-                self.journal.start_time,
-                &self.journal.image,
-            )?;
-        }
+        self.reread_journal()?;
         // A process forked from a patched one runs its patches too.
         let journal = &self.journal;
         if journal.patches.is_empty()

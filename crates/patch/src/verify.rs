@@ -79,6 +79,33 @@ pub fn entry_changed(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Optio
     })
 }
 
+/// Whether `name` is an inline function of `obj` (C++, a weak COMDAT
+/// symbol): compiled into every file that uses it, while the program runs
+/// the one copy the linker kept, maybe another file's.
+pub fn is_inline_function(obj: &ObjectFile, name: &str) -> bool {
+    obj.function_named(name).is_some_and(|i| obj.symbols[i].weak)
+}
+
+/// Moves, in each of `checks` (objects of one program, each with its
+/// comparison with the process), the differences of inline functions that
+/// another object's copy matches to `same`: another file's copy that
+/// differs (it calls that file's own local helpers or clones) says
+/// nothing of its object (a LevelDB trial: version_set.cc's
+/// `VersionEdit::~VersionEdit` "differed" while db_impl.cc's ran).
+pub fn settle_inline_copies(checks: &mut [(&ObjectFile, &mut Verification)]) {
+    let matched: std::collections::HashSet<String> = checks
+        .iter()
+        .flat_map(|(_, check)| check.same.iter().cloned())
+        .collect();
+    for (obj, check) in checks.iter_mut() {
+        let (kept_elsewhere, differs): (Vec<_>, Vec<_>) = std::mem::take(&mut check.differs)
+            .into_iter()
+            .partition(|(name, _)| matched.contains(name) && is_inline_function(obj, name));
+        check.differs = differs;
+        check.same.extend(kept_elsewhere.into_iter().map(|(name, _)| name));
+    }
+}
+
 /// Compares every function of `obj` with the code `target`'s process runs
 /// for it (the current version of a function relive has patched).
 pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
@@ -131,10 +158,7 @@ fn cold_copy(target: &LiveTarget, obj: &ObjectFile, i: usize) -> Option<u64> {
     let sym = &obj.symbols[i];
     let parent = crate::names::hot_part(&sym.name)?;
     let no_renames = BaseNames::none();
-    let p = obj
-        .symbols
-        .iter()
-        .position(|s| s.name == parent && s.kind == Kind::Function)?;
+    let p = obj.function_named(parent)?;
     let parent_addr = live_address(obj, p, &target.resolver, &no_renames)?;
     target.journal.patch(parent_addr)?;
     let key = crate::diff::static_key(obj, i);

@@ -637,33 +637,23 @@ impl<'p> Reloader<'p> {
     /// version_set.cc was said to lack the build's options, a header edit
     /// was refused for it, and a later session called it an edit).
     fn settle_shared_copies(&mut self, outcomes: &mut [(PathBuf, Baseline)]) {
-        let matched: std::collections::HashSet<String> = outcomes
-            .iter()
-            .filter_map(|(_, b)| match b {
-                Baseline::Verified(check) | Baseline::Differs { check, .. } => Some(check),
-                Baseline::CompileError(_) => None,
-            })
-            .flat_map(|check| check.same.iter().cloned())
-            .collect();
+        {
+            let current = &self.current;
+            let mut checks: Vec<(&ObjectFile, &mut Verification)> = outcomes
+                .iter_mut()
+                .filter_map(|(source, outcome)| match outcome {
+                    Baseline::Verified(check) | Baseline::Differs { check, .. } => {
+                        Some((current.get(source.as_path())?, check))
+                    }
+                    Baseline::CompileError(_) => None,
+                })
+                .collect();
+            verify::settle_inline_copies(&mut checks);
+        }
         for (source, outcome) in outcomes.iter_mut() {
             let Baseline::Differs { check, .. } = outcome else {
                 continue;
             };
-            let Some(obj) = self.current.get(source.as_path()) else {
-                continue;
-            };
-            let shared_copy = |name: &str| {
-                matched.contains(name)
-                    && obj
-                        .symbols
-                        .iter()
-                        .any(|s| s.name == name && s.weak && s.kind == relive_patch::objfile::Kind::Function)
-            };
-            let (others, still): (Vec<_>, Vec<_>) = std::mem::take(&mut check.differs)
-                .into_iter()
-                .partition(|(n, _)| shared_copy(n));
-            check.differs = still;
-            check.same.extend(others.into_iter().map(|(n, _)| n));
             if check.differs.is_empty() {
                 self.unverified.remove(source.as_path());
                 *outcome = Baseline::Verified(check.clone());
@@ -1968,11 +1958,7 @@ impl<'p> Reloader<'p> {
         let Some(names) = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned() else {
             return;
         };
-        let index = |name: &str| {
-            new.symbols
-                .iter()
-                .position(|s| s.name == name && s.kind == relive_patch::objfile::Kind::Function)
-        };
+        let index = |name: &str| new.function_named(name);
         let note = |name: &str| {
             format!(
                 "{} was reverted or patched by another relive command: patched again from {}, as it says now",
@@ -2022,43 +2008,36 @@ impl<'p> Reloader<'p> {
             .filter(|f| f.as_path() != source && !batch.iter().any(|(b, _)| b == f) && !self.saved_with.contains(f))
             .cloned()
             .collect();
-        let function = |obj: &ObjectFile, name: &str| {
-            obj.symbols
-                .iter()
-                .position(|s| s.name == name && s.kind == relive_patch::objfile::Kind::Function)
-        };
         for file in others {
             let Some(obj) = self.current.get(&file) else { continue };
             let names = self.unsettled.get(&file).cloned().unwrap_or_default();
+            // What each of them calls, read once.
+            let theirs: Vec<(&String, Vec<String>)> = names
+                .iter()
+                .map(|n| {
+                    let calls = obj
+                        .function_named(n)
+                        .map_or_else(Vec::new, |j| relive_patch::callees::direct_callees(obj, j));
+                    (n, calls)
+                })
+                .collect();
             // Those of them that touch this save, by a call either way.
             let mut touching: Vec<(String, String)> = Vec::new();
             for &i in functions {
                 let ours = &new.symbols[i].name;
                 let callees = relive_patch::callees::direct_callees(new, i);
-                for theirs in &names {
-                    let calls_ours = || {
-                        function(obj, theirs)
-                            .is_some_and(|j| relive_patch::callees::direct_callees(obj, j).contains(ours))
+                for (name, calls) in &theirs {
+                    let (caller, callee) = match (callees.contains(name), calls.contains(ours)) {
+                        (true, _) => (ours, *name),
+                        (false, true) => (*name, ours),
+                        (false, false) => continue,
                     };
-                    if callees.contains(theirs) {
-                        touching.push((
-                            format!(
-                                "{} calls {}",
-                                relive_patch::names::readable(ours),
-                                relive_patch::names::readable(theirs)
-                            ),
-                            theirs.clone(),
-                        ));
-                    } else if calls_ours() {
-                        touching.push((
-                            format!(
-                                "{} calls {}",
-                                relive_patch::names::readable(theirs),
-                                relive_patch::names::readable(ours)
-                            ),
-                            theirs.clone(),
-                        ));
-                    }
+                    let how = format!(
+                        "{} calls {}",
+                        relive_patch::names::readable(caller),
+                        relive_patch::names::readable(callee)
+                    );
+                    touching.push((how, (*name).clone()));
                 }
             }
             if touching.is_empty() {

@@ -88,31 +88,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         checked.push((path, obj, data_only, check));
     }
-    // An inline function (a weak, COMDAT symbol) runs the copy of the file
-    // the linker kept: another file's copy that differs (it calls that
-    // file's own local helpers) is no difference where the kept copy's
-    // object is given too, and is said to be one otherwise (a LevelDB
-    // trial: version_set.o "DIFFERS" in ~VersionEdit, exit 5).
-    let matched: std::collections::HashSet<String> =
-        checked.iter().flat_map(|(_, _, _, c)| c.same.iter().cloned()).collect();
+    // An inline function's copy that another given object's matches is no
+    // difference; one that differs otherwise is said to be an inline
+    // function's (a LevelDB trial: version_set.o "DIFFERS" in
+    // ~VersionEdit, exit 5).
+    {
+        let mut checks: Vec<(&ObjectFile, &mut verify::Verification)> =
+            checked.iter_mut().map(|(_, obj, _, check)| (&*obj, check)).collect();
+        verify::settle_inline_copies(&mut checks);
+    }
     let mut reports = Vec::new();
-    for (path, obj, data_only, mut check) in checked {
-        let inline = |name: &str| {
-            obj.symbols
-                .iter()
-                .any(|s| s.name == name && s.weak && s.kind == relive_patch::objfile::Kind::Function)
-        };
-        let (kept_elsewhere, differs): (Vec<_>, Vec<_>) = std::mem::take(&mut check.differs)
-            .into_iter()
-            .partition(|(name, _)| inline(name) && matched.contains(name));
+    for (path, obj, data_only, check) in checked {
         reports.push(ObjectReport {
             object: path.display().to_string(),
             compared: if data_only { "constants" } else { "functions" },
-            same: check.same.len() + kept_elsewhere.len(),
-            differs: differs
+            same: check.same.len(),
+            differs: check
+                .differs
                 .into_iter()
                 .map(|(function, why)| {
-                    let why = match inline(&function) {
+                    let why = match verify::is_inline_function(&obj, &function) {
                         true => format!("{why} (an inline function: the program runs the copy of one file that uses it, which may be another file's; give that file's object too)"),
                         false => why,
                     };
