@@ -207,12 +207,9 @@ impl Session {
     /// terminal (the program is relive's child); it must succeed. Its
     /// standard output.
     fn beside(&self, args: &[&str]) -> String {
-        let relive_pid = self.target.pid();
-        let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
-        let program = children.split_whitespace().next().expect("the program runs");
         let out = Command::new(env!("CARGO_BIN_EXE_relive"))
             .arg(args[0])
-            .arg(program)
+            .arg(self.target.child_pid_arg())
             .args(&args[1..])
             .env("RELIVE_STATE_DIR", self.target.dir.path().join("state"))
             .output()
@@ -1448,10 +1445,7 @@ fn run_into_a_pipe_says_what_it_compiles_first() {
 /// file that defines `bonus` adds it again, and the held file follows.
 #[test]
 fn edits_a_revert_took_back_come_back_with_the_saves_that_allow_them() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
+    let (s, _) = run_after_edits(&[]);
     s.prints("v 17 8");
     let root = s.target.dir.path().to_path_buf();
     let calc = format!("{CALC}__attribute__((noinline)) int bonus(int x) {{ return x * 100; }}\n");
@@ -1494,10 +1488,7 @@ fn edits_a_revert_took_back_come_back_with_the_saves_that_allow_them() {
 /// now waits for the other file, and the two go in as one step.
 #[test]
 fn a_save_after_a_revert_of_a_cross_file_signature_change_waits_for_the_other_file() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
+    let (s, _) = run_after_edits(&[]);
     s.prints("v 17 8");
     let root = s.target.dir.path().to_path_buf();
     let header = HEADER.replace("int scale(int x);", "int scale(int x, int k);");

@@ -117,21 +117,36 @@ fn counter_after(target: &mut Target, prefix: &str) -> i64 {
         .unwrap_or_else(|_| panic!("a counter after {prefix:?}: {rest:?}"))
 }
 
-fn scenario(cxx: &str, opt: &str) {
+/// `files` (name, text) written into a fresh directory, `sources` built
+/// there into `app` by `cxx` with `flags` (in that order: the linker keeps
+/// the first one's copy of an inline function), and `relive run -- ./app`
+/// started on it.
+fn run_built(cxx: &str, flags: &[&str], files: &[(&str, &str)], sources: &[&str]) -> (Target, Lines) {
     let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name);
-    for (name, text) in [("shape.h", HEADER), ("shape.cpp", SHAPE), ("main.cpp", MAIN)] {
-        std::fs::write(path(name), text).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
     }
     let out = Command::new(cxx)
-        .args([opt, "-g", "-o", "app", "shape.cpp", "main.cpp"])
+        .args(flags)
+        .args(["-o", "app"])
+        .args(sources)
         .current_dir(dir.path())
         .output()
         .unwrap_or_else(|e| panic!("{cxx} (.ci/run installs it): {e}"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let exe = path("app");
+    let exe = dir.path().join("app");
+    relive_run(dir, exe)
+}
+
+fn scenario(cxx: &str, opt: &str) {
+    let (mut target, lines) = run_built(
+        cxx,
+        &[opt, "-g"],
+        &[("shape.h", HEADER), ("shape.cpp", SHAPE), ("main.cpp", MAIN)],
+        &["shape.cpp", "main.cpp"],
+    );
+    let path = |name: &str| target.dir.path().join(name);
     let (shape, header) = (path("shape.cpp"), path("shape.h"));
-    let (mut target, lines) = relive_run(dir, exe);
     let case = format!("{cxx} {opt}");
     lines.until("watching");
     let first = counter_after(&mut target, "area 9 label plain scale 10 10 err old failure counter ");
@@ -289,21 +304,14 @@ int main() {
     for (;;) { std::printf("s %d %d\n", shared(5), in_user(5)); usleep(3000); }
 }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name);
-    for (name, text) in [("shared.h", SHARED), ("user.cpp", USER), ("main.cpp", MAIN)] {
-        std::fs::write(path(name), text).unwrap();
-    }
     // main.cpp first: the program runs its copy of `shared`.
-    let out = Command::new("g++")
-        .args(["-O2", "-g", "-o", "app", "main.cpp", "user.cpp"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let header = path("shared.h");
-    let exe = path("app");
-    let (target, lines) = relive_run(dir, exe);
+    let (target, lines) = run_built(
+        "g++",
+        &["-O2", "-g"],
+        &[("shared.h", SHARED), ("user.cpp", USER), ("main.cpp", MAIN)],
+        &["main.cpp", "user.cpp"],
+    );
+    let header = target.dir.path().join("shared.h");
     let verified = lines.until("compile into exactly the code");
     assert!(verified.contains("2 of 2 files"), "{verified}");
     target.wait_for("s 11 11");
@@ -320,13 +328,7 @@ int main() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // The program is relive's child.
-    let relive_pid = target.pid();
-    let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
-    let pid = children
-        .split_whitespace()
-        .next()
-        .expect("the program runs")
-        .to_string();
+    let pid = target.child_pid_arg();
     let verify = |objects: &[&str]| {
         let paths: Vec<String> = objects.iter().map(|o| dir.join(o).display().to_string()).collect();
         let mut args = vec!["verify", pid.as_str()];
@@ -367,20 +369,13 @@ int main() {
     for (;;) { int a = from_a(); int b = from_b(); std::printf("a=%d b=%d\n", a, b); usleep(3000); }
 }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name);
-    for (name, text) in [("h.h", H), ("a.cpp", A), ("main.cpp", MAIN)] {
-        std::fs::write(path(name), text).unwrap();
-    }
-    let out = Command::new("g++")
-        .args(["-O2", "-g", "-o", "app", "main.cpp", "a.cpp"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let header = path("h.h");
-    let exe = path("app");
-    let (target, lines) = relive_run(dir, exe);
+    let (target, lines) = run_built(
+        "g++",
+        &["-O2", "-g"],
+        &[("h.h", H), ("a.cpp", A), ("main.cpp", MAIN)],
+        &["main.cpp", "a.cpp"],
+    );
+    let header = target.dir.path().join("h.h");
     lines.until("watching");
     target.wait_for("a=0 b=0");
     std::fs::write(&header, "inline int next_id() { static int id = 0; return ++id; }\n").unwrap();

@@ -1331,16 +1331,9 @@ impl Session {
 
     /// [`Session::beside`], whatever it ends with.
     fn beside_output(&self, args: &[&str]) -> std::process::Output {
-        let relive_pid = self.target.pid();
-        let children = std::fs::read_to_string(format!("/proc/{relive_pid}/task/{relive_pid}/children")).unwrap();
-        let program = children
-            .split_whitespace()
-            .next()
-            .expect("the program runs")
-            .to_string();
         Command::new(env!("CARGO_BIN_EXE_relive"))
             .arg(args[0])
-            .arg(&program)
+            .arg(self.target.child_pid_arg())
             .args(&args[1..])
             .env("RELIVE_STATE_DIR", self.target.dir.path().join("state"))
             .output()

@@ -176,6 +176,19 @@ impl Target {
         self.pid().to_string()
     }
 
+    /// The pid of this process's first child, as an argument: the program
+    /// a `relive run` target started.
+    pub fn child_pid_arg(&self) -> String {
+        let pid = self.pid();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_else(|e| panic!("the children of {pid}: {e}"));
+        children
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("process {pid} runs no program"))
+            .to_string()
+    }
+
     /// The pipe to the program's standard input.
     pub fn stdin(&mut self) -> &mut (dyn Write + Send) {
         self.stdin.as_deref_mut().expect("standard input already closed")
