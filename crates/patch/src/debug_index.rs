@@ -78,6 +78,16 @@ impl DebugIndex {
 
     /// Reads the index of `dwarf`.
     pub(crate) fn build(dwarf: &gimli::Dwarf<Reader>) -> Result<DebugIndex, gimli::Error> {
+        DebugIndex::build_units(dwarf, |_| true)
+    }
+
+    /// Reads the index of the compile units of `dwarf` that `keep` takes
+    /// (a linked program's DWARF describes every unit; a question about
+    /// one source file needs only its own).
+    pub(crate) fn build_units(
+        dwarf: &gimli::Dwarf<Reader>,
+        keep: impl Fn(&gimli::Unit<Reader>) -> bool,
+    ) -> Result<DebugIndex, gimli::Error> {
         let mut by_hash = Vec::new();
         let mut functions = Vec::new();
         let mut units = dwarf.units();
@@ -87,6 +97,9 @@ impl DebugIndex {
             };
             let unit_end = unit_offset.0 as u64 + header.length_including_self() as u64;
             let unit = dwarf.unit(header)?;
+            if !keep(&unit) {
+                continue;
+            }
             // Linkage names of declarations (in classes), and definitions
             // that point at a declaration, matched once the unit is read.
             let mut linkage_of: foldhash::HashMap<UnitOffset, u64> = foldhash::HashMap::default();

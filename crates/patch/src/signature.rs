@@ -41,6 +41,56 @@ pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String,
     read(obj, names, Kind::DefinitionsResolved)
 }
 
+/// `name -> "ret(param, param)"` for each external function of `names`
+/// that a linked file (a program or library built with `-g`, its bytes
+/// `data`) defines in the compile units of a source named `source_name`
+/// (`lobject.c`): the signatures the program was built with. Needed
+/// where the earlier compile of a file is not what runs (an edit made
+/// before relive started, code another command reverted), so comparing
+/// two compiles would not see a signature the edit changed. Empty
+/// without such DWARF (compressed sections included) or when it cannot
+/// be read.
+///
+/// `resolved`: typedefs written as what they name ([`definitions_resolved`],
+/// to compare with [`declarations`]), else as [`signatures`] has them.
+pub fn built_with(data: &[u8], source_name: &str, names: &[&str], resolved: bool) -> HashMap<String, String> {
+    use object::{Object, ObjectSection};
+    let Ok(file) = object::File::parse(data) else {
+        return HashMap::new();
+    };
+    if names.is_empty() {
+        return HashMap::new();
+    }
+    let dwarf = gimli::Dwarf::load(|id: SectionId| -> Result<Reader, gimli::Error> {
+        let bytes = file
+            .section_by_name(id.name())
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        Ok(gimli::RelocateReader::new(
+            EndianSlice::new(bytes, LittleEndian),
+            Fixups::NONE,
+        ))
+    });
+    let Ok(dwarf) = dwarf else {
+        return HashMap::new();
+    };
+    let named_so = |unit: &gimli::Unit<Reader>| {
+        unit.name.as_ref().is_some_and(|name| {
+            // The name as the compiler was given it: `src/lobject.c`.
+            name.to_slice()
+                .is_ok_and(|bytes| bytes.rsplit(|&b| b == b'/').next() == Some(source_name.as_bytes()))
+        })
+    };
+    let Ok(index) = DebugIndex::build_units(&dwarf, named_so) else {
+        return HashMap::new();
+    };
+    let kind = match resolved {
+        true => Kind::DefinitionsResolved,
+        false => Kind::Definitions,
+    };
+    read_signatures(&dwarf, &index, names, kind).unwrap_or_default()
+}
+
 /// Which subprograms [`read`] describes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -30,6 +30,9 @@ pub struct UnitFacts {
     /// The line table's include directories (absolute, or relative to
     /// `dir`), in table order.
     pub include_dirs: Vec<String>,
+    /// The line table's files (the source and the headers its code came
+    /// from), each absolute or relative to `dir`, in table order.
+    pub files: Vec<String>,
 }
 
 /// A `#define` or `#undef` as DWARF records it.
@@ -130,10 +133,25 @@ fn unit_facts(dwarf: &gimli::Dwarf<Reader<'_>>, unit: &gimli::Unit<Reader<'_>>) 
         facts.line0_macros = line0_macros(dwarf, unit_ref, list);
     }
     if let Some(program) = &unit.line_program {
-        for dir in program.header().include_directories() {
+        let header = program.header();
+        for dir in header.include_directories() {
             if let Ok(s) = dwarf.attr_string(unit, *dir) {
                 facts.include_dirs.push(s.to_string_lossy().into_owned());
             }
+        }
+        let text = |value| {
+            dwarf
+                .attr_string(unit, value)
+                .ok()
+                .map(|s| s.to_string_lossy().into_owned())
+        };
+        for file in header.file_names() {
+            let Some(name) = text(file.path_name()) else { continue };
+            let path = match file.directory(header).and_then(text) {
+                Some(dir) if !name.starts_with('/') => format!("{dir}/{name}"),
+                _ => name,
+            };
+            facts.files.push(path);
         }
     }
     Some(facts)

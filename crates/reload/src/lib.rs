@@ -13,6 +13,7 @@ pub mod compdb;
 mod compile;
 pub mod dwarf;
 pub mod macros;
+mod since_build;
 pub mod snapshot;
 pub mod sources;
 pub mod watch;
@@ -58,8 +59,11 @@ pub enum EventKind {
     Superseded,
     /// Not patched, for the reason in the message.
     Refused,
-    /// Not patched because a file saved with it failed; patched with the
-    /// next good save.
+    /// Not patched yet, because of another file: one saved with it failed
+    /// (patched with the next good save), or it needs that file's change
+    /// (a function or variable that file adds, a signature it changes, code
+    /// another command reverted there; tried again with that file's next
+    /// save). Said as "refused" before, which read as for good.
     Held,
 }
 
@@ -851,6 +855,18 @@ impl<'p> Reloader<'p> {
             return self.catch_up_one_by_one(sources, "");
         }
         let start = Instant::now();
+        // A file that cannot be caught up is refused on its own (and says
+        // why); the others go in one by one.
+        let refused = sources.iter().find(|source| {
+            let functions = self.differing_functions(source).unwrap_or_default();
+            self.current
+                .get(*source)
+                .is_some_and(|obj| self.signature_since_build(source, obj, &functions).is_some())
+        });
+        if let Some(source) = refused {
+            let why = format!("the catch-up of {} is refused", source.display());
+            return self.catch_up_one_by_one(sources, &why);
+        }
         let mut taken: Vec<(PathBuf, ObjectFile, Vec<usize>)> = Vec::new();
         for source in sources {
             let Some(functions) = self.differing_functions(source) else {
@@ -1015,6 +1031,22 @@ impl<'p> Reloader<'p> {
     fn patch_baseline(&mut self, source: &Path, functions: &[usize]) -> Result<ReloadEvent, ReloadError> {
         let start = Instant::now();
         let mut event = ReloadEvent::new(source);
+        let baseline = &self.current[source];
+        let refusal = match self.signature_since_build(source, baseline, functions) {
+            Some(refusal) => Some(refusal),
+            // Calls by a prototype the program does not run: held for the
+            // other file (its catch-up may come next).
+            None => self
+                .callee_mismatch(source, baseline, functions, &[])
+                .inspect(|_| self.awaits_other_file = true),
+        };
+        if let Some(refusal) = refusal {
+            event.event = EventKind::Refused;
+            event.message = Some(refusal);
+            self.refused_catch_up.insert(source.to_path_buf());
+            self.time_catch_up(&mut event, source, start);
+            return Ok(event);
+        }
         let obj = self.current.remove(source).expect("a baseline to patch");
         let result = self.apply(&mut event, &obj, None, functions);
         if event.event.applied() {
@@ -1228,6 +1260,7 @@ impl<'p> Reloader<'p> {
     /// file, so it is patched once that one is: it was left unpatched,
     /// with nothing telling the user.
     fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
+        event.event = EventKind::Held;
         if let Some(message) = &mut event.message {
             message.push_str(
                 "; relive tries this file again when another file is saved (the one with the change it waits for)",
@@ -1306,6 +1339,7 @@ impl<'p> Reloader<'p> {
                     EventKind::CompileError => "does not compile",
                     EventKind::Superseded => "is being written again",
                     EventKind::Refused => "was refused",
+                    EventKind::Held => "waits for another file",
                     _ => return None,
                 };
                 Some(format!("{} ({why})", e.file))
@@ -1474,8 +1508,20 @@ impl<'p> Reloader<'p> {
         // the save makes the program run what the file says again.
         let mut functions = functions;
         self.take_changes_by_others();
+        let from_the_diff = functions.len();
         self.patch_unsettled(source, &new, &mut functions, &mut event);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
+        let beyond_the_diff: Vec<usize> = functions[from_the_diff..]
+            .iter()
+            .copied()
+            .filter(|i| !functions[..from_the_diff].contains(i))
+            .collect();
+        if let Some(refusal) = self.signature_since_build(source, &new, &beyond_the_diff) {
+            event.event = EventKind::Refused;
+            event.message = Some(refusal);
+            event.timing_us.total = us(start);
+            return Ok(Step::Done(event));
+        }
         functions.sort_unstable();
         functions.dedup();
         event.timing_us.diff = us(diff_start);
@@ -1682,6 +1728,17 @@ impl<'p> Reloader<'p> {
         )
     }
 
+    /// Why `functions` of `obj` cannot be patched where no earlier compile
+    /// is what the program runs (a catch-up; code another command
+    /// reverted): see [`since_build`]. Only with some files watched: with
+    /// all of them, the callers' files are caught up or held with it.
+    fn signature_since_build(&self, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
+        if self.every_unit_watched || functions.is_empty() {
+            return None;
+        }
+        since_build::refusal(&self.target, source, obj, functions)
+    }
+
     /// Why the new code of `functions` (of `new`, compiled from `source`)
     /// must not run: it calls a function of another file by a prototype
     /// that is not the one the program runs (that file's signature change
@@ -1712,10 +1769,8 @@ impl<'p> Reloader<'p> {
         let declared = relive_patch::signature::declarations(new, &called);
         for (file, runs) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
             // A file saved with this one runs its new compile afterwards.
-            let runs: &ObjectFile = batch
-                .iter()
-                .find(|(f, _)| *f == file.as_path())
-                .map_or(runs, |(_, obj)| *obj);
+            let saved_with = batch.iter().find(|(f, _)| *f == file.as_path());
+            let runs: &ObjectFile = saved_with.map_or(runs, |(_, obj)| *obj);
             let defined: Vec<&str> = called
                 .iter()
                 .copied()
@@ -1729,7 +1784,20 @@ impl<'p> Reloader<'p> {
             if defined.is_empty() {
                 continue;
             }
-            let running = relive_patch::signature::definitions_resolved(runs, &defined);
+            let mut running = relive_patch::signature::definitions_resolved(runs, &defined);
+            // Functions whose compile is not what runs (an edit made before
+            // relive started, not caught up): the program runs them as it
+            // was built.
+            if let Some(differs) = self.unverified.get(file).filter(|_| saved_with.is_none()) {
+                let stale: Vec<usize> = defined
+                    .iter()
+                    .filter(|name| differs.iter().any(|(d, _)| d == *name))
+                    .filter_map(|name| runs.function_named(name))
+                    .collect();
+                if !stale.is_empty() {
+                    running.extend(since_build::built_signatures(&self.target, file, runs, &stale, true));
+                }
+            }
             for name in defined {
                 let (Some(wants), Some(is)) = (declared.get(name), running.get(name)) else {
                     continue;

@@ -99,6 +99,11 @@ pub struct Unit {
     /// The producer recorded the whole command line (clang's
     /// `-grecord-command-line`), `-D` and `-I` included.
     pub recorded_command: bool,
+    /// The project's headers its code came from (the line table's files
+    /// other than the source, outside the compiler's own directories and
+    /// `/usr`, that exist): a header edited since the build is an edit of
+    /// this unit. (A header that gives the unit no code leaves no trace.)
+    pub headers: Vec<PathBuf>,
 }
 
 impl Unit {
@@ -253,6 +258,14 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             .collect();
         let system = predefined.search_dirs(&compiler, &dir).to_vec();
         let includes = include_options(&unit.include_dirs, &dir, &source, &system);
+        let mut headers: Vec<PathBuf> = Vec::new();
+        for file in &unit.files {
+            let path = normalize(&dir.join(file));
+            let project = !path.starts_with("/usr") && !system.iter().any(|s| path.starts_with(s));
+            if project && path != source && !headers.contains(&path) && path.is_file() {
+                headers.push(path);
+            }
+        }
         out.push(Unit {
             name: PathBuf::from(&unit.name),
             source,
@@ -263,6 +276,7 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             has_macros: unit.has_macros,
             includes,
             recorded_command: whole_command,
+            headers,
         });
     }
     // A header that gives a unit no code (macros, prototypes) leaves no

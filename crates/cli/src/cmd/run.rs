@@ -237,7 +237,7 @@ fn plan(
     explicit: &[PathBuf],
     cc: Option<&str>,
     json: bool,
-) -> anyhow::Result<Vec<Planned>> {
+) -> anyhow::Result<(Vec<Planned>, Vec<PathBuf>)> {
     // A program rebuilt (or deleted) on disk since it started: its debug
     // info is read from the running image, which the kernel keeps.
     let units = match sources::units(exe) {
@@ -256,6 +256,15 @@ fn plan(
         explicit.iter().map(|p| relive_reload::compdb::absolute(p)).collect()
     };
     anyhow::ensure!(!files.is_empty(), "{}", no_sources(exe));
+    // The project headers the watched files' code came from.
+    let mut headers: Vec<PathBuf> = Vec::new();
+    for (_, unit) in units.iter().filter(|(f, _)| files.contains(f)) {
+        for header in &unit.headers {
+            if !headers.contains(header) {
+                headers.push(header.clone());
+            }
+        }
+    }
     let cc = match cc {
         Some(cc) => {
             let words = shlex::split(cc).with_context(|| format!("--cc {cc:?}: unbalanced quotes"))?;
@@ -267,7 +276,7 @@ fn plan(
         }
         None => None,
     };
-    Ok(files
+    let planned = files
         .into_iter()
         .map(|f| {
             // --cc, then compile_commands.json, then what the program's
@@ -298,7 +307,8 @@ fn plan(
             // first does not compile into the running code.
             (f, command, recorded)
         })
-        .collect())
+        .collect();
+    Ok((planned, headers))
 }
 
 /// Compiles every file's baseline (in parallel, with a progress line),
@@ -654,16 +664,20 @@ impl Drop for Held {
     }
 }
 
-/// The sources of `files` modified after the program file `exe` was.
-fn newer_than(exe: &std::path::Path, files: &[Planned]) -> Vec<PathBuf> {
+/// The sources of `files`, then the `headers`, modified after the program
+/// file `exe` was. (A header edited alone let the program start at once,
+/// running the old code until the catch-up, and the list did not name it.)
+fn newer_than(exe: &std::path::Path, files: &[Planned], headers: &[PathBuf]) -> Vec<PathBuf> {
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(built) = modified(exe) else {
         return Vec::new();
     };
     files
         .iter()
-        .filter(|(f, _, _)| modified(f).is_some_and(|m| m > built))
-        .map(|(f, _, _)| f.clone())
+        .map(|(f, _, _)| f)
+        .chain(headers)
+        .filter(|f| modified(f).is_some_and(|m| m > built))
+        .cloned()
         .collect()
 }
 
@@ -679,11 +693,11 @@ fn reload_loop(
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
-    let files = plan(pid, exe, explicit, cc, json)?;
+    let (files, headers) = plan(pid, exe, explicit, cc, json)?;
     // A program started held waits for the start-up compare only when a
     // source is newer than it (edited since the build: patched in before
     // its first call); otherwise it starts at once.
-    let newer = newer_than(exe, &files);
+    let newer = newer_than(exe, &files, &headers);
     if held.is_some() && newer.is_empty() {
         held = None;
     } else if held.is_some() && !json && !options.no_catch_up {

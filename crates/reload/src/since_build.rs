@@ -1,0 +1,104 @@
+//! Signatures that a diff of two compiles cannot see.
+//!
+//! A save is diffed against the file's earlier compile, which is what the
+//! program runs, so a global function whose parameters changed shows as a
+//! changed signature and is refused unless its callers come with it. Two
+//! patches have no such compile: the catch-up of an edit made before relive
+//! started (the earlier compile *is* the edited file), and a save that
+//! patches again what another relive command reverted (the earlier compile
+//! has the new signature too). There the signature the program runs is
+//! the one it was built with, read from its own DWARF. A re-check on Lua
+//! watching only `lobject.c` found both: `luaO_tostring` got a third
+//! parameter its callers in other files never passed, and the program
+//! printed `#1*` where a fresh build prints `1*`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use relive_patch::apply::Target;
+use relive_patch::link::{live_address, BaseNames};
+use relive_patch::objfile::Kind;
+use relive_patch::ObjectFile;
+
+/// `name -> "ret(param, param)"` as the program was built, for the global
+/// functions among `functions` of `obj` (compiled from `source`) that run
+/// the program's own code (a patched one runs another compile's code,
+/// whose signature this cannot know). Read from the DWARF of the file
+/// each one is mapped from; a function of a file without readable DWARF,
+/// or rebuilt since the program started, is left out. `resolved`: as
+/// [`relive_patch::signature::built_with`] says.
+pub(crate) fn built_signatures(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+    resolved: bool,
+) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let (Some(source_name), Ok(maps)) = (source.file_name().and_then(|n| n.to_str()), target.process.maps()) else {
+        return out;
+    };
+    let mut by_file: BTreeMap<(String, u64), Vec<&str>> = BTreeMap::new();
+    for &i in functions {
+        let Some(symbol) = obj.symbols.get(i) else { continue };
+        if symbol.local || symbol.kind != Kind::Function {
+            continue;
+        }
+        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
+            continue;
+        };
+        if target.journal.patch(addr).is_some() {
+            continue;
+        }
+        if let Some(m) = maps.iter().find(|m| m.contains(addr) && m.is_file()) {
+            by_file.entry((m.path.clone(), m.inode)).or_default().push(&symbol.name);
+        }
+    }
+    for ((path, inode), names) in by_file {
+        // A file rebuilt since the program started describes the new
+        // build, not what runs.
+        let same_file = std::fs::metadata(&path).is_ok_and(|m| m.ino() == inode);
+        let Some(data) = same_file.then(|| std::fs::read(&path).ok()).flatten() else {
+            continue;
+        };
+        out.extend(relive_patch::signature::built_with(
+            &data,
+            source_name,
+            &names,
+            resolved,
+        ));
+    }
+    out
+}
+
+/// Why `functions` of `obj` (compiled from `source`) must not be patched
+/// while relive watches only some files: a global one among them that
+/// runs the program's own code has another signature in `obj` than the
+/// program was built with, and its callers in other files (which relive
+/// does not watch, so cannot know or patch) pass the old arguments.
+/// `None` when every signature is the built one, or the program carries
+/// no readable DWARF for it (nothing can be said then).
+pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
+    let built = built_signatures(target, source, obj, functions, false);
+    if built.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = built.keys().map(String::as_str).collect();
+    let now = relive_patch::signature::signatures(obj, &names);
+    let mut changed: Vec<String> = built
+        .iter()
+        .filter_map(|(name, was)| {
+            let is = now.get(name).filter(|is| *is != was)?;
+            Some(format!("{}: {was} -> {is}", relive_patch::names::readable(name)))
+        })
+        .collect();
+    if changed.is_empty() {
+        return None;
+    }
+    changed.sort();
+    Some(format!(
+        "the signature of a global function is not the one the program was built with ({}), and relive watches only the files you named, so it cannot know or patch the callers in other files, which would still pass the old arguments and read the old return type: watch them all (no file arguments) to have such a change patched with its callers, or restart the program",
+        changed.join("; ")
+    ))
+}
