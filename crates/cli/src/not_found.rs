@@ -5,12 +5,15 @@
 
 /// No module of the process defines a name.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("process {pid}: no symbol named {names} in the program, its {n} shared libraries or what relive patches added{w}", n = searched.saturating_sub(1), w = if warnings.is_empty() { String::new() } else { format!(" (unreadable: {warnings})") })]
+#[error("process {pid}: no symbol named {names} in the program, its {n} shared libraries or what relive patches added{w}{s}", n = searched.saturating_sub(1), w = if warnings.is_empty() { String::new() } else { format!(" (unreadable: {warnings})") }, s = if in_scope.is_empty() { String::new() } else { format!("; C++ names keep their namespace or class: there are {}", in_scope.join(", ")) })]
 pub struct SymbolNotFound {
     pub pid: u32,
     pub names: String,
     pub searched: usize,
     pub warnings: String,
+    /// C++ symbols of those names in a namespace or class, as people
+    /// write them (what the user may have meant; a few).
+    pub in_scope: Vec<String>,
 }
 
 /// The module exports no function of that name (exit 3).

@@ -251,18 +251,23 @@ fn sym_takes_cxx_names_as_people_write_them() {
 #include <unistd.h>
 namespace shop {
 __attribute__((noinline)) long price(long units, int cents) { return units * cents; }
+namespace { __attribute__((noinline)) long hidden(long v) { return v + 1; } }
+template <typename T> __attribute__((noinline)) T twice(T v) { return v * 2; }
 }
 __attribute__((noinline)) long tick(int k) { static long count; count += k; return count; }
 int main() {
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  for (;;) { std::printf("p %ld %d\n", shop::price(3, 7), tick(1) > 0); usleep(3000); }
+  for (;;) {
+    std::printf("p %ld %d %ld\n", shop::price(3, 7), tick(1) > 0, shop::hidden(1) + shop::twice<long>(2));
+    usleep(3000);
+  }
 }
 "#;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let base = compile(dir.path(), "g++", "app.cpp", "app.o", APP, &["-O2", "-g"]);
     let target = start(dir.path(), "g++", &base, "app");
-    target.wait_for("p 21 1");
+    target.wait_for("p 21 1 6");
     for (name, symbol) in [
         ("shop::price(long, int)", "_ZN4shop5priceEli"),
         ("shop::price", "_ZN4shop5priceEli"),
@@ -270,19 +275,49 @@ int main() {
         ("tick", "_Z4ticki"),
         ("tick(int)::count", "_ZZ4tickiE5count"),
         ("count", "_ZZ4tickiE5count"),
+        // Found by a re-check: an anonymous namespace's parenthesis was
+        // taken for the parameter list, and a template needed its
+        // arguments.
+        // (GCC made a clone of it, found by its function's name.)
+        (
+            "shop::(anonymous namespace)::hidden",
+            "_ZN4shop12_GLOBAL__N_16hiddenEl.constprop.0",
+        ),
+        ("shop::twice", "_ZN4shop5twiceIlEET_S1_"),
+        ("shop::twice<long>", "_ZN4shop5twiceIlEET_S1_"),
     ] {
         let out = relive_in(&state, &["sym", &target.pid_arg(), name, "--json"]);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(found[0]["name"], symbol, "{name}: {found}");
     }
+    // Without the namespace: not found (it may mean several things), and
+    // the error names what there is.
+    let out = relive_in(&state, &["sym", &target.pid_arg(), "price"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("keep their namespace or class: there are shop::price(long, int)"),
+        "{err}"
+    );
     // `revert` takes the same spelling (`tick` for `tick(int)`).
-    let edited = APP.replace("return units * cents;", "return units * cents + 1;");
+    let edited = APP
+        .replace("return units * cents;", "return units * cents + 1;")
+        .replace("return v * 2;", "return v * 3;");
     let new = compile(dir.path(), "g++", "app.cpp", "v1.o", &edited, &["-O2", "-g"]);
     let out = relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    target.wait_for("p 22 1");
+    target.wait_for("p 22 1 8");
     let out = relive_in(&state, &["revert", &target.pid_arg(), "shop::price"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    target.wait_for("p 21 1");
+    target.wait_for("p 21 1 8");
+    // Unscoped: not patched, naming the patched function it may mean.
+    let out = relive_in(&state, &["revert", &target.pid_arg(), "twice"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("patched are long shop::twice<long>(long)"), "{err}");
+    // A template by its name alone: every instance.
+    let out = relive_in(&state, &["revert", &target.pid_arg(), "shop::twice"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("p 21 1 6");
 }

@@ -2558,7 +2558,20 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     if let Some(names) = names {
         for n in names {
             if !target.journal.patches.iter().any(|p| named(p, n)) {
-                return Err(PatchError::NotPatched { pid, name: n.clone() });
+                let mut patched_in_scope: Vec<String> = target
+                    .journal
+                    .patches
+                    .iter()
+                    .filter(|p| crate::names::in_scope(&p.name, n))
+                    .map(|p| crate::names::readable(&p.name))
+                    .collect();
+                patched_in_scope.sort();
+                patched_in_scope.dedup();
+                return Err(PatchError::NotPatched {
+                    pid,
+                    name: n.clone(),
+                    patched_in_scope,
+                });
             }
         }
     }

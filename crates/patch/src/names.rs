@@ -110,48 +110,120 @@ pub fn parse(name: &str) -> GccName {
     }
 }
 
-/// A symbol as people write it: a C++ name demangled
-/// (`_ZNK2Sq4areaEv` -> `Sq::area() const`), with a GCC clone suffix kept
-/// the way `c++filt` shows it (`[clone .isra.0]`); any other name as it is.
 /// Whether people may call C++ symbol `symbol` `name`: its demangled name
 /// whole (`shop::price(long, int)`), without its parameters
 /// (`shop::price`), without a template's return type
-/// (`shop::twice<long>(long)` for `long shop::twice<long>(long)`), or, for
-/// a function-local static, by its own name (`count` for
-/// `tick(int)::count`). A symbol that is not C++ is never.
+/// (`shop::twice<long>(long)` for `long shop::twice<long>(long)`), a
+/// template without its arguments (`shop::twice`: every instance), or,
+/// for a function-local static, by its own name (`count` for
+/// `tick(int)::count`). The namespace and class stay (`price` is not
+/// `shop::price`: see [`in_scope`]). A symbol that is not C++ is never.
 pub fn written_as(symbol: &str, name: &str) -> bool {
     if !symbol.starts_with("_Z") || name.is_empty() {
         return false;
     }
-    let written = readable(symbol);
-    let bare = |w: &str| w.split_once('(').map_or(w.len(), |(head, _)| head.len());
-    // A template function's demangled name starts with its return type.
-    let head_end = bare(&written);
+    // A GCC clone (`[clone .constprop.0]`) by its function's name too.
+    let readable = readable(symbol);
+    let written = match readable.find(" [clone ") {
+        Some(at) if readable.ends_with(']') => &readable[..at],
+        _ => readable.as_str(),
+    };
+    // A template function's demangled name starts with its return type:
+    // the last space outside brackets and parentheses before the
+    // parameters ends it.
+    let head_end = without_parameters(written).len();
     let mut depth = 0i32;
     let mut after_return = 0;
     for (i, c) in written[..head_end].char_indices() {
         match c {
-            '<' => depth += 1,
-            '>' => depth -= 1,
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
             ' ' if depth == 0 => after_return = i + 1,
             _ => {}
         }
     }
     let unreturned = &written[after_return..];
-    // A function-local static is `f(int)::count` (`g() const::seen` in a
-    // member function): its own name after the function's.
-    let local_static = |w: &str| {
-        w.rfind("::").filter(|&at| {
-            let before = w[..at].trim_end_matches(" const");
-            before.ends_with(')')
+    [readable.as_str(), written, unreturned]
+        .iter()
+        .any(|w| match local_static(w) {
+            Some(at) => *w == name || w[at + 2..] == *name,
+            None => {
+                let head = without_parameters(w);
+                *w == name || head == name || without_template_arguments(head) == Some(name)
+            }
         })
-    };
-    [written.as_str(), unreturned].iter().any(|w| match local_static(w) {
-        Some(at) => *w == name || w[at + 2..] == *name,
-        None => *w == name || w.split_once('(').is_some_and(|(head, _)| head == name),
-    })
 }
 
+/// Where the own name of a function-local static starts (after `::`) in
+/// its demangled name `f(int)::count` (`g() const::seen` in a member
+/// function), if `w` is one: what precedes is a parameter list, not
+/// `(anonymous namespace)`.
+fn local_static(w: &str) -> Option<usize> {
+    let at = w.rfind("::")?;
+    let before = w[..at].trim_end_matches(" const");
+    (before.ends_with(')') && !before.ends_with("(anonymous namespace)")).then_some(at)
+}
+
+/// `w` without its parameter list and the qualifiers after it (` const`,
+/// `&`): the parenthesised group that ends the name, not one inside it
+/// (`shop::(anonymous namespace)::hidden(int)` is `shop::(anonymous
+/// namespace)::hidden`). `w` itself when it has none (a variable).
+fn without_parameters(w: &str) -> &str {
+    let mut end = w;
+    for qualifier in [" &&", " &", " volatile", " const"] {
+        end = end.strip_suffix(qualifier).unwrap_or(end);
+    }
+    match matching_open(end, '(', ')') {
+        Some(open) if !end[..open].is_empty() && !end.ends_with("(anonymous namespace)") => &w[..open],
+        _ => w,
+    }
+}
+
+/// `head` without the template arguments that end it (`shop::twice` for
+/// `shop::twice<long>`), if it has some.
+fn without_template_arguments(head: &str) -> Option<&str> {
+    matching_open(head, '<', '>')
+        .map(|open| &head[..open])
+        .filter(|h| !h.is_empty())
+}
+
+/// Where the `open` bracket matching the `close` that ends `text` is.
+fn matching_open(text: &str, open: char, close: char) -> Option<usize> {
+    if !text.ends_with(close) {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices().rev() {
+        if c == close {
+            depth += 1;
+        } else if c == open {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
+/// Whether C++ symbol `symbol` is named `name` in some namespace or class:
+/// `name` is how [`written_as`] takes it after a `::` (`price` for
+/// `shop::price(long, int)`). For suggestions, not matching: a name
+/// without its scope may mean several things.
+pub fn in_scope(symbol: &str, name: &str) -> bool {
+    if !symbol.starts_with("_Z") || name.is_empty() || name.starts_with(':') {
+        return false;
+    }
+    let written = readable(symbol);
+    let head = without_parameters(&written);
+    let scoped = format!("::{name}");
+    local_static(&written).is_none()
+        && (head.ends_with(&scoped) || without_template_arguments(head).is_some_and(|h| h.ends_with(&scoped)))
+}
+
+/// A symbol as people write it: a C++ name demangled
+/// (`_ZNK2Sq4areaEv` -> `Sq::area() const`), with a GCC clone suffix kept
+/// the way `c++filt` shows it (`[clone .isra.0]`); any other name as it is.
 pub fn readable(symbol: &str) -> String {
     if !symbol.starts_with("_Z") {
         return symbol.to_string();
@@ -254,6 +326,29 @@ mod tests {
         assert!(written_as("_Z4ticki", "tick"));
         assert!(!written_as("_Z4ticki", "tic") && !written_as("_ZN4shop5priceEli", "price"));
         assert!(!written_as("tick", "tick"), "not C++");
+        // Found by a re-check on C++: names in an anonymous namespace (its
+        // parenthesis is not the parameter list) and templates by their
+        // name alone (every instance).
+        let hidden = "_ZN4shop12_GLOBAL__N_16hiddenEi";
+        assert_eq!(readable(hidden), "shop::(anonymous namespace)::hidden(int)");
+        for name in [
+            "shop::(anonymous namespace)::hidden",
+            "shop::(anonymous namespace)::hidden(int)",
+        ] {
+            assert!(written_as(hidden, name), "{name}");
+        }
+        assert!(!written_as(hidden, "hidden(int)") && !written_as(hidden, "shop::"));
+        assert!(written_as(
+            "_ZN4shop12_GLOBAL__N_16hiddenEi.constprop.0",
+            "shop::(anonymous namespace)::hidden"
+        ));
+        assert!(written_as("_Z5twiceIlET_S0_", "twice"));
+        assert!(written_as("_ZN4shop6callerIlEEvT_", "shop::caller"));
+        assert!(!written_as("_ZN4shop6callerIlEEvT_", "caller"));
+        // Without their scope: only for suggestions.
+        assert!(in_scope("_ZN4shop5priceEli", "price") && in_scope(hidden, "hidden"));
+        assert!(in_scope("_ZN4shop6callerIlEEvT_", "caller") && in_scope("_ZN4shop6callerIlEEvT_", "caller<long>"));
+        assert!(!in_scope("_ZN4shop5priceEli", "rice") && !in_scope("_ZZ4tickiE5count", "count"));
     }
 
     #[test]

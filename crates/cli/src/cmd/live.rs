@@ -237,6 +237,7 @@ pub fn sym(args: SymArgs) -> anyhow::Result<()> {
         names: missing.join(", "),
         searched: found.all().count(),
         warnings: symbols.warnings().join("; "),
+        in_scope: in_scope(&symbols, &missing),
     });
     // JSON is all or nothing (one document); as text, what was found is
     // printed before the error about the rest.
@@ -354,6 +355,22 @@ fn numbered_statics(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
 /// not found as a symbol: every table's C++ names are demangled.
 fn by_written_name(symbols: &LiveSymbols, name: &str) -> Vec<LiveSymbol> {
     symbols.scan(|s, _| relive_patch::names::written_as(s, name))
+}
+
+/// C++ symbols named one of `names` in a namespace or class (see
+/// [`relive_patch::names::in_scope`]), as people write them: at most a
+/// few, for the error about names not found.
+fn in_scope(symbols: &LiveSymbols, names: &[&str]) -> Vec<String> {
+    const SHOWN: usize = 5;
+    let mut out: Vec<String> = symbols
+        .scan(|s, _| names.iter().any(|n| relive_patch::names::in_scope(s, n)))
+        .into_iter()
+        .map(|s| relive_patch::names::readable(&s.name))
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(SHOWN);
+    out
 }
 
 /// Whether a patch's added record is a function-local static named `name`
