@@ -1321,6 +1321,95 @@ fn a_signature_changed_before_start_is_refused_with_files_unwatched() {
     s.keeps_printing("v 17 8");
 }
 
+/// Found by a new-user trial on mimalloc (page.c includes
+/// page-queue.c): an edit of a `.c` file that another `.c` file includes
+/// was ignored, and the program ran the old code. It reloads its includer
+/// now, as a header does.
+#[test]
+fn an_edit_of_an_included_c_file_reloads_its_includer() {
+    let dir = project("-O2 -g3");
+    let part = "__attribute__((noinline)) int shift(int x) { return x - 1; }\n";
+    std::fs::write(dir.path().join("src/calc_part.c"), part).unwrap();
+    std::fs::write(
+        dir.path().join("src/calc.c"),
+        CALC.replace(part.trim_end(), "#include \"calc_part.c\""),
+    )
+    .unwrap();
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    std::fs::write(root.join("src/calc_part.c"), part.replace("x - 1", "x - 2")).unwrap();
+    let e = s.until_patched("calc.c").pop().unwrap();
+    assert_eq!(e["functions"], serde_json::json!(["shift"]), "{e}");
+    s.prints("v 17 7");
+}
+
+/// Found by a new-user trial on mimalloc (options.c prints its build
+/// time): every compile of a function using `__DATE__`/`__TIME__` differs
+/// from the last, so every save of its file was refused as changing that
+/// function, whatever the edit. relive's compiles now share one time.
+#[test]
+fn a_file_with_its_build_time_in_it_is_patched() {
+    let dir = project("-O2 -g3");
+    let calc =
+        format!("{CALC}__attribute__((noinline)) const char *built(void) {{ return __DATE__ \" \" __TIME__; }}\n");
+    std::fs::write(dir.path().join("src/calc.c"), &calc).unwrap();
+    make(dir.path());
+    // relive's compiles in other seconds than the build's, and than each
+    // other.
+    std::thread::sleep(Duration::from_millis(1100));
+    let s = Session::run(dir, &[]);
+    // Its build time is no difference from the running code (a fresh
+    // build's differs too): the file is not said to differ.
+    let events = s.until("watching");
+    assert!(!events.iter().any(|e| e["status"] == "differs"), "{events:?}");
+    s.prints("v 17 8");
+    std::thread::sleep(Duration::from_millis(1100));
+    let root = s.target.dir.path().to_path_buf();
+    std::fs::write(root.join("src/calc.c"), calc.replace("x - 1", "x - 2")).unwrap();
+    let e = s.until_event_for("calc.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["shift"]), "{e}");
+    s.prints("v 17 7");
+}
+
+/// Found by a new-user trial on mimalloc: an initializer changed before
+/// relive started (a table's entry) was dropped without a word; the same
+/// edit made while the program runs says the program keeps its value.
+#[test]
+fn an_initial_value_changed_before_start_is_said_to_stay() {
+    let dir = project("-O2 -g3");
+    let calc = format!("{CALC}int limits[3] = {{ 32, 64, 128 }};\nint zero_filled;\n");
+    std::fs::write(dir.path().join("src/calc.c"), &calc).unwrap();
+    make(dir.path());
+    std::thread::sleep(Duration::from_millis(20));
+    let edited = calc
+        .replace("{ 32, 64, 128 }", "{ 33, 64, 128 }")
+        .replace("int zero_filled;", "int zero_filled = 7;");
+    std::fs::write(dir.path().join("src/calc.c"), edited).unwrap();
+    let s = Session::run(dir, &[]);
+    let events = s.until("watching");
+    let said = events
+        .iter()
+        .find(|e| e["status"] == "initial_values")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(
+        said["variables"],
+        serde_json::json!(["limits", "zero_filled"]),
+        "{said}"
+    );
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("the program keeps the values it has"),
+        "{said}"
+    );
+    s.prints("v 17 8");
+}
+
 /// Writes the signature change of `scale` (a second parameter, added to
 /// its result) into the project at `root`: the header, calc.c and its
 /// caller in main.c (`scale(4, 1000)`). calc.c's new text.
@@ -1665,6 +1754,35 @@ fn edits_a_revert_took_back_come_back_with_the_saves_that_allow_them() {
     std::fs::write(root.join("src/calc.c"), &calc).unwrap();
     s.until_patched("main.c");
     s.prints("v 117 8");
+}
+
+/// Found by a new-user trial on mimalloc: after a revert, a save was held
+/// for another file whenever one of its functions called, or was called
+/// by, a function the revert took back there, also where no signature had
+/// changed; saves of three files were held one after another. Where the
+/// program's DWARF shows that the two sides agree, the save goes in.
+#[test]
+fn a_save_after_a_revert_is_not_held_where_signatures_agree() {
+    let (s, _) = run_after_edits(&[]);
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    let calc = CALC.replace(EDIT.0, EDIT.1);
+    std::fs::write(root.join("src/calc.c"), &calc).unwrap();
+    std::fs::write(
+        root.join("src/main.c"),
+        MAIN.replace("return scale(4);", "return scale(4) + 1;"),
+    )
+    .unwrap();
+    // first() = scale(4) + 1 = 4 * 4 + 5 + 1.
+    until_both_patched(&s, |e| e["event"] == "no_change", "v 22 8");
+    let reverted = s.beside(&["revert", "--all"]);
+    assert!(reverted.contains("reverted scale"), "{reverted}");
+    s.prints("v 17 8");
+    // calc.c alone: first (reverted, in main.c) calls scale, as built.
+    std::fs::write(root.join("src/calc.c"), &calc).unwrap();
+    let e = s.until_event_for("calc.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    s.prints("v 21 8");
 }
 
 /// Found by a re-check on zlib: after `relive revert --all` took back a

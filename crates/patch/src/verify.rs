@@ -49,6 +49,54 @@ impl Verification {
     }
 }
 
+/// The variables of `obj` (its writable data: globals and statics) whose
+/// initial value differs from the one the program file gives them: an
+/// edit of an initializer made before relive started, which no patch
+/// brings into a running program (its variables keep their values).
+/// Relocated fields (pointers) are not compared; zero-filled (`.bss`)
+/// data on either side counts as zeros. A variable whose place cannot be
+/// read from the program file is left out.
+pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> Vec<String> {
+    let Ok(maps) = target.process.maps() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, s) in obj.symbols.iter().enumerate() {
+        let state = obj.section(s.section).is_some_and(|sec| sec.state() && sec.loaded);
+        if s.kind != Kind::Object || !state || s.size == 0 || s.size > MAX_COMPARED {
+            continue;
+        }
+        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
+            continue;
+        };
+        let Some(m) = maps.iter().find(|m| m.contains(addr)) else {
+            continue;
+        };
+        let len = s.size as usize;
+        // A file-backed mapping gives the value the program started with;
+        // an anonymous one (`.bss`), zeros.
+        let built = match m.is_file() {
+            true => crate::apply::file_bytes(m, addr, len),
+            false => Some(vec![0; len]),
+        };
+        let Some(built) = built else { continue };
+        let ours = s.bytes.clone().unwrap_or_else(|| vec![0; len]);
+        let relocated = |k: usize| {
+            s.relocs
+                .iter()
+                .any(|r| (r.offset..r.offset + r.width()).contains(&(k as u64)))
+        };
+        if (0..len.min(ours.len())).any(|k| ours[k] != built[k] && !relocated(k)) {
+            out.push(s.name.clone());
+        }
+    }
+    out
+}
+
+/// The largest variable [`initial_values_against_program`] compares (a
+/// large buffer is read from the file for nothing).
+const MAX_COMPARED: u64 = 1 << 20;
+
 /// Why function `name` of `obj` cannot be compared with what runs, when
 /// its entry in memory is not the program file's code although relive's
 /// journal records no patch of it: something relive has no record of
@@ -543,20 +591,66 @@ fn literal(target: &LiveTarget, obj: &ObjectFile, section: usize, at: i64, place
     }
     // Relocated fields inside the data (a jump table's entries) are the
     // linker's.
-    let mut differs = (0..ours.len()).filter(|&k| ours[k] != live[k]);
+    let differs = (0..ours.len()).filter(|&k| ours[k] != live[k]);
     let masked = |k: usize| {
         let off = at + k as i64;
         sec.relocs
             .iter()
             .any(|r| (r.offset as i64..r.offset as i64 + r.width() as i64).contains(&off))
     };
-    differs.find(|&k| !masked(k)).map(|k| {
-        format!(
-            "refers to {} bytes of {} that differ from the running ones at {place:#x} (first at +{k})",
-            ours.len(),
-            sec.name
-        )
-    })
+    let unmasked: Vec<usize> = differs.filter(|&k| !masked(k)).collect();
+    let k = *unmasked.first()?;
+    // `__DATE__`/`__TIME__` text differs between any two compiles (a fresh
+    // build of the same sources too): no difference in the code. Taken as
+    // one, every save of mimalloc's options.c was refused.
+    let (ours_times, live_times) = (build_time_spans(ours), build_time_spans(&live));
+    let in_time = |k: &usize| ours_times.iter().any(|s| s.contains(k)) && live_times.iter().any(|s| s.contains(k));
+    if unmasked.iter().all(in_time) {
+        return None;
+    }
+    Some(format!(
+        "refers to {} bytes of {} that differ from the running ones at {place:#x} (first at +{k})",
+        ours.len(),
+        sec.name
+    ))
+}
+
+/// Where `bytes` has text like `__TIME__`'s (`12:34:56`) or `__DATE__`'s
+/// (`Dec  6 2026`).
+fn build_time_spans(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let digit = |b: u8| b.is_ascii_digit();
+    let time = |w: &[u8]| {
+        digit(w[0])
+            && digit(w[1])
+            && w[2] == b':'
+            && digit(w[3])
+            && digit(w[4])
+            && w[5] == b':'
+            && digit(w[6])
+            && digit(w[7])
+    };
+    let date = |w: &[u8]| {
+        w[0].is_ascii_uppercase()
+            && w[1].is_ascii_lowercase()
+            && w[2].is_ascii_lowercase()
+            && w[3] == b' '
+            && (w[4] == b' ' || digit(w[4]))
+            && digit(w[5])
+            && w[6] == b' '
+            && w[7..11].iter().all(|&b| digit(b))
+    };
+    let mut spans = Vec::new();
+    for (k, w) in bytes.windows(8).enumerate() {
+        if time(w) {
+            spans.push(k..k + 8);
+        }
+    }
+    for (k, w) in bytes.windows(11).enumerate() {
+        if date(w) {
+            spans.push(k..k + 11);
+        }
+    }
+    spans
 }
 
 /// Whether the 4-byte field at `field` of `code` is the displacement of a
@@ -583,6 +677,14 @@ fn live_lea(live: &[u8], field: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_times_are_found_in_literals() {
+        let text = b"built Dec  6 2026 05:28:53, v1";
+        assert_eq!(build_time_spans(text), vec![18..26, 6..17]);
+        assert!(build_time_spans(b"ratio 12:34 of 5:6:7").is_empty());
+        assert!(build_time_spans(b"").is_empty());
+    }
 
     #[test]
     fn field_values() {

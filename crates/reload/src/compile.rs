@@ -124,6 +124,20 @@ pub(crate) fn compile_text(command: &CompileCommand, source: &Path, text: &[u8],
     (result, None)
 }
 
+/// `SOURCE_DATE_EPOCH` for relive's compiles (unless relive's own
+/// environment sets it, as a reproducible build does): the time GCC and
+/// clang give `__DATE__` and `__TIME__`. Without it every compile of a
+/// function that prints its build time (mimalloc's options.c) differed
+/// from the last, so each save of its file was refused as changing that
+/// function. The program file's modification time: the same for every
+/// compile, and close to the build's (set once, by the reloader).
+static BUILD_EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Sets [`BUILD_EPOCH`] (the first call wins).
+pub(crate) fn set_build_epoch(seconds: u64) {
+    let _ = BUILD_EPOCH.set(seconds);
+}
+
 fn compile_from(
     command: &CompileCommand,
     source: &Path,
@@ -146,7 +160,11 @@ fn compile_from(
     // the code), so a header edit reloads every unit that uses it.
     let depfile = out.with_extension("d");
     let flags = without_dependency_options(flags);
-    let result = Command::new(cc)
+    let mut compiler = Command::new(cc);
+    if let (Some(epoch), None) = (BUILD_EPOCH.get(), std::env::var_os("SOURCE_DATE_EPOCH")) {
+        compiler.env("SOURCE_DATE_EPOCH", epoch.to_string());
+    }
+    let result = compiler
         .args(in_place)
         .args(&flags)
         .args(debug_info_for_layouts(cc, &flags))
@@ -180,11 +198,15 @@ fn compile_from(
             None,
         );
     }
+    // Every file the unit includes, `.c` files too (mimalloc's page.c
+    // includes page-queue.c: its edits were ignored): all but the file
+    // compiled (the source, or its copy).
+    let compiled = crate::compdb::absolute(&command.dir.join(&file));
     let headers = std::fs::read_to_string(&depfile).ok().map(|text| {
         parse_depfile(&text)
             .into_iter()
             .map(|d| crate::compdb::absolute(&command.dir.join(d)))
-            .filter(|d| d.as_path() != source && d.extension().is_some_and(|e| e != "c"))
+            .filter(|d| d.as_path() != source && *d != compiled)
             .collect()
     });
     (ObjectFile::open_like(&out, like).map_err(|e| e.to_string()), headers)

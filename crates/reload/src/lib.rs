@@ -354,6 +354,15 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
     Ok(files)
 }
 
+/// `names` for a note: a few, then how many more.
+fn listed(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match names.len() > SHOWN {
+        true => format!("{} and {} more", names[..SHOWN].join(", "), names.len() - SHOWN),
+        false => names.join(", "),
+    }
+}
+
 /// Errors that stop reloading altogether (not a bad edit).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -479,6 +488,12 @@ impl<'p> Reloader<'p> {
         // modules are read, the next reload sees a difference and reads
         // them again.
         let mapped = mapped_files(process)?;
+        // The program's build time, for `__DATE__`/`__TIME__` in relive's
+        // compiles.
+        let built = std::fs::metadata(format!("/proc/{}/exe", process.pid())).and_then(|m| m.modified());
+        if let Ok(since_epoch) = built.map(|t| t.duration_since(std::time::UNIX_EPOCH)) {
+            compile::set_build_epoch(since_epoch.map_or(0, |d| d.as_secs()));
+        }
         Ok(Reloader {
             process,
             target: Target::open(process)?,
@@ -525,6 +540,22 @@ impl<'p> Reloader<'p> {
             .get(source)
             .cloned()
             .unwrap_or_else(|| CompileCommand::plain(self.cc.clone(), source, "default"))
+    }
+
+    /// The variables of `source` (by the names people write) whose
+    /// initial value in its baseline compile is not the one the program
+    /// file gives them: an initializer edited before relive started, which
+    /// the program does not take.
+    pub fn initial_values_changed(&self, source: &Path) -> Vec<String> {
+        let Some(obj) = self.current.get(source) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = verify::initial_values_against_program(&self.target, obj)
+            .iter()
+            .map(|n| relive_patch::names::readable(n))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Every header some unit includes (from the last compiles).
@@ -1508,13 +1539,14 @@ impl<'p> Reloader<'p> {
         // the save makes the program run what the file says again.
         let mut functions = functions;
         self.take_changes_by_others();
-        let from_the_diff = functions.len();
-        self.patch_unsettled(source, &new, &mut functions, &mut event);
+        let from_the_diff = functions.clone();
+        // Said only if the save is patched.
+        let again = self.patch_unsettled(source, &new, &mut functions);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
-        let beyond_the_diff: Vec<usize> = functions[from_the_diff..]
+        let beyond_the_diff: Vec<usize> = functions
             .iter()
             .copied()
-            .filter(|i| !functions[..from_the_diff].contains(i))
+            .filter(|i| !from_the_diff.contains(i))
             .collect();
         if let Some(refusal) = self.signature_since_build(source, &new, &beyond_the_diff) {
             event.event = EventKind::Refused;
@@ -1580,6 +1612,7 @@ impl<'p> Reloader<'p> {
             event.timing_us.total = us(start);
             return Ok(Step::Done(event));
         }
+        event.notes.extend(again);
         Ok(Step::Patch {
             new: Box::new(new),
             functions,
@@ -1795,7 +1828,14 @@ impl<'p> Reloader<'p> {
                     .filter_map(|name| runs.function_named(name))
                     .collect();
                 if !stale.is_empty() {
-                    running.extend(since_build::built_signatures(&self.target, file, runs, &stale, true));
+                    running.extend(since_build::built_signatures(
+                        &self.target,
+                        file,
+                        runs,
+                        &stale,
+                        true,
+                        false,
+                    ));
                 }
             }
             for name in defined {
@@ -2013,44 +2053,46 @@ impl<'p> Reloader<'p> {
 
     /// Adds to `functions` those of `new` that another relive command
     /// changed (see `unsettled`) and that the program does not run as
-    /// `new` has them, saying so (also of those the save changes anyway);
-    /// forgets those the program runs as `new` has them, and those `new`
+    /// `new` has them, and the note that says so (also of those the save
+    /// changes anyway), for a save that is patched; forgets those the program runs as `new` has them
+    /// (taking them out of `functions`: nothing to patch), and those `new`
     /// no longer defines.
-    fn patch_unsettled(
-        &mut self,
-        source: &Path,
-        new: &ObjectFile,
-        functions: &mut Vec<usize>,
-        event: &mut ReloadEvent,
-    ) {
-        let Some(names) = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned() else {
-            return;
-        };
+    fn patch_unsettled(&mut self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>) -> Option<String> {
+        let names = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned()?;
         let index = |name: &str| new.function_named(name);
-        let note = |name: &str| {
-            format!(
-                "{} was reverted or patched by another relive command: patched again from {}, as it says now",
-                relive_patch::names::readable(name),
-                source.display()
-            )
-        };
-        let (saved, others): (Vec<&String>, Vec<&String>) = names
-            .iter()
-            .partition(|n| index(n).is_some_and(|i| functions.contains(&i)));
-        event.notes.extend(saved.into_iter().map(|n| note(n)));
-        let check = verify::functions_against_process(&self.target, new, |n| others.iter().any(|o| *o == n));
+        // Each compared with what runs, those the save changes too: one
+        // the program already runs as the file has it (another command
+        // reverted it, and the file was put back as built) is not patched
+        // again (a trial on SQLite: 210 functions "patched again" with
+        // their original code after `revert --all`, one line each).
+        let check = verify::functions_against_process(&self.target, new, |n| names.contains(n));
+        let mut again = Vec::new();
         let mut runs_as_saved = Vec::new();
-        for name in others {
+        for name in &names {
             let differs = check.differs.iter().any(|(d, _)| d == name) || check.absent.iter().any(|a| a == name);
             match index(name) {
                 Some(i) if differs => {
-                    functions.push(i);
-                    event.notes.push(note(name));
+                    if !functions.contains(&i) {
+                        functions.push(i);
+                    }
+                    again.push(relive_patch::names::readable(name));
                 }
-                _ => runs_as_saved.push(name.clone()),
+                Some(i) => {
+                    functions.retain(|&f| f != i);
+                    runs_as_saved.push(name.clone());
+                }
+                None => runs_as_saved.push(name.clone()),
             }
         }
         self.settled_by(source, &runs_as_saved);
+        (!again.is_empty()).then(|| {
+            format!(
+                "{} {} reverted or patched by another relive command: patched again from {}, as it says now",
+                listed(&again),
+                if again.len() == 1 { "was" } else { "were" },
+                source.display()
+            )
+        })
     }
 
     /// Why a save must wait for another file, if it must: its functions
@@ -2089,7 +2131,11 @@ impl<'p> Reloader<'p> {
                     (n, calls)
                 })
                 .collect();
-            // Those of them that touch this save, by a call either way.
+            // Those of them that touch this save, by a call either way,
+            // unless the program's DWARF shows that the two sides agree on
+            // the signature (the other runs the program's own code): a
+            // trial on mimalloc had saves held, one after another, for
+            // files that had never changed together.
             let mut touching: Vec<(String, String)> = Vec::new();
             for &i in functions {
                 let ours = &new.symbols[i].name;
@@ -2100,10 +2146,15 @@ impl<'p> Reloader<'p> {
                         (false, true) => (*name, ours),
                         (false, false) => continue,
                     };
+                    if self.agree_as_built(source, new, i, &file, obj, name, caller == ours) {
+                        continue;
+                    }
                     let how = format!(
-                        "{} calls {}",
+                        "{} calls {}; {} ({}) was reverted or patched by another relive command",
                         relive_patch::names::readable(caller),
-                        relive_patch::names::readable(callee)
+                        relive_patch::names::readable(callee),
+                        relive_patch::names::readable(name),
+                        file.display()
                     );
                     touching.push((how, (*name).clone()));
                 }
@@ -2120,13 +2171,58 @@ impl<'p> Reloader<'p> {
             self.settled_by(&file, &runs_as_saved);
             if let Some((how, _)) = touching.iter().find(|(_, t)| !runs_as_saved.contains(t)) {
                 return Some(format!(
-                    "{how}, which another relive command reverted or patched: the program runs other code for it than {} has, and this file patched alone would run beside that code (a signature the two files' edits changed would be called the old way); {} is patched with this file at its next save",
+                    "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way); {} is patched with this file at its next save",
                     file.display(),
                     file.display()
                 ));
             }
         }
         None
+    }
+
+    /// Whether function `i` of `new` (compiled from `source`) and the
+    /// unsettled function `theirs` of `file` (its compile `obj`), one
+    /// calling the other (`ours_calls`: `i` is the caller), agree on the
+    /// callee's signature, as far as the program's DWARF tells: `theirs`
+    /// runs the program's own code (a revert took it back), so it calls,
+    /// or is, the callee as the program was built; the callee's new
+    /// signature, or `new`'s prototype of it, must be that one.
+    #[allow(clippy::too_many_arguments)]
+    fn agree_as_built(
+        &self,
+        source: &Path,
+        new: &ObjectFile,
+        i: usize,
+        file: &Path,
+        obj: &ObjectFile,
+        theirs: &str,
+        ours_calls: bool,
+    ) -> bool {
+        let Some(j) = obj.function_named(theirs) else {
+            return false;
+        };
+        // The callee's signature as the program was built (only known
+        // where its code is the program's) and as the other side has it.
+        if !since_build::runs_as_built(&self.target, obj, j) {
+            return false;
+        }
+        let (built, now) = match ours_calls {
+            true => (
+                since_build::built_signatures(&self.target, file, obj, &[j], true, false),
+                relive_patch::signature::declarations(new, &[theirs]),
+            ),
+            // Its original code calls ours by the prototype the program
+            // was built with, whatever runs for ours now.
+            false => (
+                since_build::built_signatures(&self.target, source, new, &[i], true, true),
+                relive_patch::signature::definitions_resolved(new, &[new.symbols[i].name.as_str()]),
+            ),
+        };
+        let callee = match ours_calls {
+            true => theirs,
+            false => new.symbols[i].name.as_str(),
+        };
+        matches!((built.get(callee), now.get(callee)), (Some(a), Some(b)) if a == b)
     }
 
     /// `functions` of `source` run what its last compile has: no longer

@@ -21,12 +21,19 @@ use relive_patch::link::{live_address, BaseNames};
 use relive_patch::objfile::Kind;
 use relive_patch::ObjectFile;
 
+/// Whether function `i` of `obj` runs the program's own code: it is in
+/// the program, and no patch redirects it.
+pub(crate) fn runs_as_built(target: &Target, obj: &ObjectFile, i: usize) -> bool {
+    live_address(obj, i, &target.resolver, &BaseNames::none()).is_some_and(|addr| target.journal.patch(addr).is_none())
+}
+
 /// `name -> "ret(param, param)"` as the program was built, for the global
-/// functions among `functions` of `obj` (compiled from `source`) that run
-/// the program's own code (a patched one runs another compile's code,
-/// whose signature this cannot know). Read from the DWARF of the file
-/// each one is mapped from; a function of a file without readable DWARF,
-/// or rebuilt since the program started, is left out. `resolved`: as
+/// functions among `functions` of `obj` (compiled from `source`), each
+/// only where it runs the program's own code unless `patched_too` (a
+/// patched one runs another compile's code, whose signature this cannot
+/// know). Read from the DWARF of the file each one is mapped from; a
+/// function of a file without readable DWARF, or rebuilt since the
+/// program started, is left out. `resolved`: as
 /// [`relive_patch::signature::built_with`] says.
 pub(crate) fn built_signatures(
     target: &Target,
@@ -34,6 +41,7 @@ pub(crate) fn built_signatures(
     obj: &ObjectFile,
     functions: &[usize],
     resolved: bool,
+    patched_too: bool,
 ) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let (Some(source_name), Ok(maps)) = (source.file_name().and_then(|n| n.to_str()), target.process.maps()) else {
@@ -48,7 +56,7 @@ pub(crate) fn built_signatures(
         let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
             continue;
         };
-        if target.journal.patch(addr).is_some() {
+        if !patched_too && target.journal.patch(addr).is_some() {
             continue;
         }
         if let Some(m) = maps.iter().find(|m| m.contains(addr) && m.is_file()) {
@@ -80,7 +88,7 @@ pub(crate) fn built_signatures(
 /// `None` when every signature is the built one, or the program carries
 /// no readable DWARF for it (nothing can be said then).
 pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let built = built_signatures(target, source, obj, functions, false);
+    let built = built_signatures(target, source, obj, functions, false, false);
     if built.is_empty() {
         return None;
     }

@@ -263,7 +263,7 @@ fn print_found(matches: &[Found]) -> anyhow::Result<()> {
         match (&m.symbol, &m.added) {
             (Some(s), _) => writeln!(
                 out,
-                "{:#014x} {:>8} {}{}  {}{}",
+                "{:#014x} {:>#8x} {}{}  {}{}",
                 s.addr,
                 s.size,
                 s.name,
@@ -275,7 +275,7 @@ fn print_found(matches: &[Found]) -> anyhow::Result<()> {
             )?,
             (None, Some(a)) => writeln!(
                 out,
-                "{:#014x} {:>8} {}{}  (added by a relive patch{})",
+                "{:#014x} {:>#8x} {}{}  (added by a relive patch{})",
                 a.addr,
                 a.size,
                 a.label(),

@@ -963,12 +963,12 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
         }
     }
     for r in &report.freed {
-        writeln!(out, "freed    {:#x} ({} bytes)", r.addr, r.len)?;
+        writeln!(out, "freed    {:#x} ({:#x} bytes)", r.addr, r.len)?;
     }
     for k in &report.kept {
         writeln!(
             out,
-            "kept     {:#x} ({} bytes): still referenced: {}",
+            "kept     {:#x} ({:#x} bytes): still referenced: {}",
             k.region.addr, k.region.len, k.why
         )?;
     }
@@ -1148,7 +1148,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     for r in &status.pools {
         writeln!(
             out,
-            "pool {:#x}-{:#x}  code {} of {} bytes used, data {} of {}",
+            "pool {:#x}-{:#x}  code {:#x} of {:#x} bytes used, data {:#x} of {:#x}",
             r.addr,
             r.addr + r.len,
             r.code_used,

@@ -396,6 +396,31 @@ fn baselines(
             }
         }
         let name = file.display().to_string();
+        // An initializer edited before relive started: no patch brings it
+        // into the running program (a trial on mimalloc changed a table's
+        // initial value, and nothing said it did not take effect).
+        let built = std::fs::metadata(format!("/proc/{pid}/exe"))
+            .and_then(|m| m.modified())
+            .ok();
+        let edited_since = std::fs::metadata(&file).and_then(|m| m.modified()).ok() > built;
+        if edited_since && !matches!(outcome, Baseline::CompileError(_)) {
+            let variables = reloader.initial_values_changed(&file);
+            if !variables.is_empty() {
+                let message = match variables.as_slice() {
+                    [one] => relive_patch::select::initial_value_note(one),
+                    many => format!(
+                        "the initial values of {} changed: the program keeps the values it has (a restart takes the new ones)",
+                        many.join(", ")
+                    ),
+                };
+                let message = format!("edited before relive started: {message}");
+                report_baseline(
+                    options.json,
+                    serde_json::json!({"event": "baseline", "file": name, "status": "initial_values", "variables": variables, "message": message}),
+                    format!("relive: {name}: {message}"),
+                );
+            }
+        }
         match outcome {
             Baseline::Verified(_) => verified += 1,
             Baseline::CompileError(message) => {
