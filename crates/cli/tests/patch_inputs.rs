@@ -780,8 +780,9 @@ fn sym_finds_what_a_patch_added_and_where_replaced_code_runs() {
         int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { tally(); printf(\"v=%d\\n\", value()); usleep(5000); } }\n";
     let new_source = OLD.replace(
         "__attribute__((noipa)) int value(void) { return 1; }",
-        "static int calls;\n__attribute__((noipa)) int twice(int x) { static int seen; seen++; return 2 * x; }\n\
-         __attribute__((noipa)) int value(void) { calls++; return twice(calls > 0); }",
+        "static int calls;\nstatic const int weights[4] = { 3, 1, 4, 1 };\nint last_weight;\n\
+         __attribute__((noipa)) int twice(int x) { static int seen; seen++; return 2 * x; }\n\
+         __attribute__((noipa)) int value(void) { calls++; last_weight = weights[calls & 3]; return twice(calls > 0); }",
     );
     let mut run = Run::start(OLD, &["-O2", "-g"]);
     run.target.wait_for("v=1");
@@ -802,7 +803,11 @@ fn sym_finds_what_a_patch_added_and_where_replaced_code_runs() {
         .unwrap()["current_addr"]
         .clone();
     assert_eq!(value["runs_at"], new_code, "{found}");
-    for (name, kind) in [("calls", "object"), ("twice", "function")] {
+    // A new constant table too (a trial on mimalloc could not find one).
+    let out = run.relive(&["sym", &pid, "value", "calls", "twice", "weights", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, kind) in [("calls", "object"), ("twice", "function"), ("weights", "constant")] {
         let added = found
             .as_array()
             .unwrap()

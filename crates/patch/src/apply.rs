@@ -636,7 +636,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             unit_generations.push(generation);
         }
         generations.push(unit_generations);
-        let records = added_records(p.obj, &p.linked, layout, change);
+        let records = added_records(p, layout, change);
         // A cold part is placed anew with its hot part: the newest copy is
         // the one lookups find, and the older one's record would keep its
         // pool, and its hot part's dead generation, mapped for good.
@@ -1292,6 +1292,9 @@ struct Prepared<'o> {
     /// Where the program has the object's renumbered lambdas.
     aliases: Vec<journal::AddedRecord>,
     linked: Linked,
+    /// Read-only data its code brings that the program lacks (symbol
+    /// indices).
+    new_constants: Vec<usize>,
     work: Vec<EntryWork>,
     folded: Vec<String>,
 }
@@ -1655,6 +1658,19 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
             Some((w.name.clone(), crate::callees::direct_callees(obj, i)))
         })
         .collect();
+    // Constants the program has no copy of (a new `static const` table):
+    // added, for `status` and `sym` (a trial on mimalloc could not find
+    // one), as new functions and variables are.
+    let new_constants = linked
+        .data
+        .iter()
+        .filter(|d| {
+            d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::ReadOnly, _))
+        })
+        .filter_map(|d| d.symbol)
+        .filter(|&i| obj.symbols[i].kind == crate::objfile::Kind::Object)
+        .filter(|&i| link::live_address(obj, i, &target.resolver, &base_names).is_none())
+        .collect();
     Ok(Prepared {
         obj,
         calls,
@@ -1662,6 +1678,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         aliases,
         base_names,
         linked,
+        new_constants,
         work,
         folded,
     })
@@ -1920,10 +1937,12 @@ fn lambda_aliases(
         .collect()
 }
 
-/// What a linked patch adds to the program: functions it lacked, and new
+/// What a linked patch adds to the program: functions it lacked, new
 /// variables (writable data copied from the object), for later patches to
-/// resolve.
-fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout, change: u64) -> Vec<journal::AddedRecord> {
+/// resolve, and constants it lacked (found by `sym`; a later patch uses
+/// one only where it holds the same bytes).
+fn added_records(p: &Prepared, layout: &Layout, change: u64) -> Vec<journal::AddedRecord> {
+    let (obj, linked) = (p.obj, &p.linked);
     let record = |i: usize, addr: u64, kind: &str| {
         let sym = &obj.symbols[i];
         journal::AddedRecord {
@@ -1952,7 +1971,12 @@ fn added_records(obj: &ObjectFile, linked: &Linked, layout: &Layout, change: u64
             d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::Writable, _))
         })
         .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "object")));
-    functions.chain(variables).collect()
+    let constants = linked
+        .data
+        .iter()
+        .filter(|d| d.symbol.is_some_and(|i| p.new_constants.contains(&i)))
+        .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "constant")));
+    functions.chain(variables).chain(constants).collect()
 }
 
 /// A thread moved into a copy of the bytes a redirect replaces: its
