@@ -1964,3 +1964,58 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
         run.expect("area 9");
     }
 }
+
+/// Found by a new-user trial on mimalloc: a worker thread's loop function
+/// patched while every worker ran it keeps the old code for good on those
+/// threads (the patch says so); `status` said nothing about it. Now it
+/// keeps the reason with the patch, as it does for code no call reaches.
+#[test]
+fn a_workers_loop_patched_while_it_runs_says_so_in_status() {
+    const APP: &str = r#"#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) int step(void) { return 1; }
+void *worker(void *arg) {
+    (void)arg;
+    for (;;) { printf("w %d\n", step() + 10); usleep(3000); }
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    for (;;) pause();
+}
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("w 11");
+    let report = run.replace("step() + 10", "step() + 20");
+    let applied = report["applied"].to_string();
+    assert!(
+        applied.contains("is the outermost function running on thread"),
+        "{report}"
+    );
+    // The running call keeps the old code.
+    run.expect("w 11");
+    let pid = run.target.pid_arg();
+    let out = run.relive(&["status", &pid, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let worker = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "worker")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        worker["old_code_kept"]
+            .as_str()
+            .is_some_and(|why| why.contains("keep the old code for good")),
+        "{status}"
+    );
+    let text = run.relive(&["status", &pid]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("    old code kept: worker is the outermost function"),
+        "{text}"
+    );
+}

@@ -605,6 +605,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     record.generation += 1;
                     // Said again by the check after the redirect.
                     record.unreached = None;
+                    record.old_code_kept = None;
                     record.assumed = w.assumed.0;
                     record.history.push(version(w, record.generation));
                     // `revert --last` goes back this far; older generations stay
@@ -629,6 +630,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                         assumed: w.assumed.0,
                         history: vec![version(w, 1)],
                         unreached: None,
+                        old_code_kept: None,
                     });
                     1
                 }
@@ -669,6 +671,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 patched: p.patched.clone(),
                 history: p.history.last().cloned().into_iter().collect(),
                 unreached: None,
+                old_code_kept: None,
                 ..*p
             })
             .collect(),
@@ -992,13 +995,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let mut unreached_said = false;
     for (p, reaches) in prepared.iter().zip(&reaches) {
         for w in &p.work {
-            let note = reaches
-                .get(&w.orig)
-                .filter(|r| !r.reachable)
-                .and_then(|r| r.note.clone());
+            let reach = reaches.get(&w.orig);
+            let note = reach.filter(|r| !r.reachable).and_then(|r| r.note.clone());
+            let kept = reach.filter(|r| r.for_good).and_then(|r| r.note.clone());
             if let Some(record) = target.journal.patches.iter_mut().find(|r| r.orig_addr == w.orig) {
-                unreached_said |= note.is_some();
+                unreached_said |= note.is_some() || kept.is_some();
                 record.unreached = note;
+                record.old_code_kept = kept;
             }
         }
     }

@@ -73,6 +73,11 @@ pub struct PatchRecord {
     /// have it inlined), for `status`; `None` when a later call could.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreached: Option<String>,
+    /// Why calls running when the newest code was written keep the old
+    /// code for good (threads whose outermost function it is: a worker's
+    /// loop), for `status`; new calls run the new code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_code_kept: Option<String>,
 }
 
 /// Serialises only the newest generation: every transaction reads and
@@ -1030,6 +1035,7 @@ mod tests {
             assumed: 0x80,
             history: vec![],
             unreached: None,
+            old_code_kept: None,
         });
         j.save(dir).unwrap();
         assert_eq!(Journal::load(dir, 7, 99, "/bin/x").unwrap(), j);
@@ -1180,6 +1186,7 @@ mod tests {
             assumed: 0,
             history: vec![],
             unreached: None,
+            old_code_kept: None,
         }
     }
 

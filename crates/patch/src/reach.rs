@@ -56,6 +56,11 @@ pub struct Reach {
     /// Why the new code is not reachable, or what to know about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Reachable, but running as the outermost function of some thread
+    /// (a worker's loop): that call keeps the old code for the life of
+    /// the thread.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub for_good: bool,
 }
 
 /// Evidence about one candidate.
@@ -311,6 +316,7 @@ pub fn analyse(
                 reachable: reachable[i],
                 running: e.running.clone(),
                 note,
+                for_good: reachable[i] && e.outermost.is_some(),
             }
         })
         .collect()
@@ -323,6 +329,7 @@ pub fn unknown() -> Reach {
         reachable: true,
         running: Vec::new(),
         note: None,
+        for_good: false,
     }
 }
 

@@ -129,7 +129,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls"}],"unreached"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls"}],"unreached","old_code_kept"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "old_code_kept", only when so: why calls running then keep the old code for good (threads whose outermost function it is); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -1032,6 +1032,9 @@ struct StatusEntry {
     /// Why no call could run its newest code when that was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     unreached: Option<String>,
+    /// Why calls running then keep the old code for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_code_kept: Option<String>,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -1058,6 +1061,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 history: p.history.clone(),
                 slot: p.slot,
                 unreached: p.unreached.clone(),
+                old_code_kept: p.old_code_kept.clone(),
             })
             .collect(),
         // Cold parts come with their functions' new code (see `patch`).
@@ -1119,6 +1123,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         )?;
         if let Some(why) = &p.unreached {
             writeln!(out, "    not reached: {why}")?;
+        }
+        if let Some(why) = &p.old_code_kept {
+            writeln!(out, "    old code kept: {why}")?;
         }
         for g in p.history.iter().rev() {
             let ago = std::time::SystemTime::now()
