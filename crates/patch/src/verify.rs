@@ -57,10 +57,10 @@ impl Verification {
 /// data on either side counts as zeros. A variable whose place cannot be
 /// read from the program file is left out.
 pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> Vec<String> {
-    let Ok(maps) = target.process.maps() else {
-        return Vec::new();
-    };
+    use object::{Object, ObjectSection};
     let mut out = Vec::new();
+    // Each module's file parsed once: (its path, the parse).
+    let mut parsed: Vec<(String, Option<object::File>)> = Vec::new();
     for (i, s) in obj.symbols.iter().enumerate() {
         let state = obj.section(s.section).is_some_and(|sec| sec.state() && sec.loaded);
         if s.kind != Kind::Object || !state || s.size == 0 || s.size > MAX_COMPARED {
@@ -69,17 +69,39 @@ pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> 
         let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
             continue;
         };
-        let Some(m) = maps.iter().find(|m| m.contains(addr)) else {
+        let Some(module) = target.modules.containing(addr) else {
             continue;
         };
-        let len = s.size as usize;
-        // A file-backed mapping gives the value the program started with;
-        // an anonymous one (`.bss`), zeros.
-        let built = match m.is_file() {
-            true => crate::apply::file_bytes(m, addr, len),
-            false => Some(vec![0; len]),
+        let Some(image) = &module.image else { continue };
+        let k = match parsed.iter().position(|(p, _)| *p == module.module.path) {
+            Some(k) => k,
+            None => {
+                parsed.push((module.module.path.clone(), object::File::parse(image.data()).ok()));
+                parsed.len() - 1
+            }
         };
-        let Some(built) = built else { continue };
+        let Some(file) = &parsed[k].1 else { continue };
+        // The section the program file has it in: zero-filled (`.bss`,
+        // whose first bytes may share a page with `.data`'s end, which a
+        // file-backed mapping shows as the file's bytes), or its bytes.
+        let at = addr.wrapping_sub(module.module.load_bias);
+        let len = s.size as usize;
+        let Some(section) = file
+            .sections()
+            .find(|sec| sec.address() <= at && at < sec.address().saturating_add(sec.size()))
+        else {
+            continue;
+        };
+        let built: Vec<u8> = match section.file_range() {
+            None => vec![0; len],
+            Some((offset, _)) => {
+                let start = (offset + (at - section.address())) as usize;
+                match image.data().get(start..start + len) {
+                    Some(bytes) => bytes.to_vec(),
+                    None => continue,
+                }
+            }
+        };
         let ours = s.bytes.clone().unwrap_or_else(|| vec![0; len]);
         let relocated = |k: usize| {
             s.relocs
