@@ -2019,3 +2019,47 @@ int main(void) {
         "{text}"
     );
 }
+
+/// Found by a new-user trial on Oniguruma: `match_at` keeps the address
+/// of one of its labels in a variable (computed goto), and the program
+/// stores such addresses; patched, the new code jumped through the kept
+/// one into the old body and the program died of SIGSEGV right after
+/// "patched". Such a function is refused, and the program runs on.
+#[test]
+fn a_function_whose_labels_the_program_keeps_is_refused() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+struct op { const void *at; int arg; };
+static struct op program[3];
+__attribute__((noinline)) int run(int compile) {
+    static struct op finish[] = { { &&done, 0 } };
+    if (compile) {
+        program[0] = (struct op){ &&add, 2 };
+        program[1] = (struct op){ &&add, 3 };
+        program[2] = finish[0];
+        return 0;
+    }
+    const struct op *pc = program;
+    int acc = 0;
+    goto *pc->at;
+add:
+    acc += pc->arg;
+    pc++;
+    goto *pc->at;
+done:
+    return acc;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    run(1);
+    for (;;) { printf("acc %d\n", run(0)); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("acc 5");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &APP.replace("acc += pc->arg;", "acc += pc->arg * 2;"));
+    let stderr = run.refused(&new, &base);
+    assert!(stderr.contains("run takes the addresses of its own labels"), "{stderr}");
+    run.expect("acc 5");
+}

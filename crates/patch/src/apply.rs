@@ -1341,6 +1341,12 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
     if crate::unwind::unwinder(target).is_none() {
         crate::select::refuse_exception_handling(obj, functions)?;
     }
+    // Label addresses the running code gave out (the base's, or, without
+    // one, the new compile's as the likeliest account of it).
+    let names: Vec<&str> = functions.iter().map(|&i| obj.symbols[i].name.as_str()).collect();
+    if let Some(what) = crate::labels::refusal(&crate::labels::taken(base.unwrap_or(obj), &names)) {
+        return Err(PatchError::Refused { what });
+    }
     let base_names = base.map(|old| link::BaseNames::of(old, obj)).unwrap_or_default();
     // A cold part (`f.cold`) is entered only by jumps from its hot part,
     // into its middle as well as at its start: a change there alone would

@@ -28,6 +28,7 @@ pub mod hooks;
 pub mod inherit;
 pub mod jit_helper;
 pub mod journal;
+pub mod labels;
 pub mod lambdas;
 pub mod line_table;
 pub mod link;
