@@ -1319,6 +1319,12 @@ fn a_signature_changed_before_start_is_refused_with_files_unwatched() {
     let e = s.until_event_for("calc.c");
     assert!(refused(&e), "{e}");
     s.keeps_printing("v 17 8");
+    // One that changes scale's body (its earlier compile has the new
+    // signature too): refused (a re-check patched it on Lua).
+    std::fs::write(&calc, calc_text.replace("OFFSET + y;", "OFFSET + 2 * y;")).unwrap();
+    let e = s.until_event_for("calc.c");
+    assert!(refused(&e), "{e}");
+    s.keeps_printing("v 17 8");
 }
 
 /// Found by a new-user trial on mimalloc (page.c includes
@@ -1524,6 +1530,11 @@ fn a_reverted_signature_change_is_not_patched_again_with_files_unwatched() {
     assert_eq!(e["event"], "refused", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
     assert!(message.contains("scale: int(int) -> int(int, int)"), "{e}");
+    s.keeps_printing("v 17 8");
+    // A change of scale's own body too (a re-check patched it on Lua).
+    std::fs::write(root.join("src/calc.c"), calc.replace("OFFSET + y;", "OFFSET + 2 * y;")).unwrap();
+    let e = s.until_event_for("calc.c");
+    assert_eq!(e["event"], "refused", "{e}");
     s.keeps_printing("v 17 8");
 }
 
@@ -1788,6 +1799,118 @@ fn a_save_after_a_revert_is_not_held_where_signatures_agree() {
     let e = s.until_event_for("calc.c");
     assert_eq!(e["event"], "patched", "{e}");
     s.prints("v 21 8");
+}
+
+/// The project with a third file, extra.c (`extra(x)`: `x + 1`, which
+/// main adds to shift's result), under `relive run`: prints `v 17 9`.
+fn with_extra_c() -> (Session, PathBuf) {
+    let dir = project("-O2 -g3");
+    let root = dir.path().to_path_buf();
+    std::fs::write(root.join("src/extra.c"), "int extra(int x) { return x + 1; }\n").unwrap();
+    let main = MAIN
+        .replace("#include \"mode.h\"", "#include \"mode.h\"\nint extra(int x);")
+        .replace("shift(9));", "shift(9) + extra(0));");
+    std::fs::write(root.join("src/main.c"), &main).unwrap();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    std::fs::write(
+        root.join("Makefile"),
+        makefile.replace("app: src/main.o src/calc.o", "app: src/main.o src/calc.o src/extra.o"),
+    )
+    .unwrap();
+    make(&root);
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 9");
+    (s, root)
+}
+
+/// A held file that waits for a function no file adds yet, tried again
+/// with an unrelated save: that save is patched, and says why it was
+/// patched on its own without claiming that another file adds it.
+#[test]
+fn a_save_beside_a_file_waiting_for_a_function_says_no_file_adds_it() {
+    let (s, root) = with_extra_c();
+    std::fs::write(root.join("src/calc.c"), calc_calling_bonus()).unwrap();
+    let e = s.until_event_for("calc.c");
+    assert_eq!(e["event"], "held", "{e}");
+    std::fs::write(root.join("src/extra.c"), "int extra(int x) { return x + 5; }\n").unwrap();
+    let e = s.until_event_for("extra.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(notes.contains("which none of the files adds yet"), "{e}");
+    s.prints("v 17 13");
+}
+
+/// Found by a re-check on a three-file program: a file held for another
+/// file's change (here a signature change waiting for its caller) is
+/// tried again with the next save of any file, and a save of an unrelated
+/// file was then held "so that the files saved together are patched
+/// together". It was not saved with it: patched.
+#[test]
+fn a_held_file_does_not_hold_an_unrelated_save() {
+    let (s, root) = with_extra_c();
+    // calc.c changes scale's signature before its caller: held.
+    std::fs::write(
+        root.join("inc/mode.h"),
+        HEADER.replace("int scale(int x);", "int scale(int x, int y);"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/calc.c"),
+        CALC.replace("int scale(int x) {", "int scale(int x, int y) {\n    x += y;"),
+    )
+    .unwrap();
+    loop {
+        let e = s.until_event_for("calc.c");
+        if e["event"] == "held" {
+            break;
+        }
+        assert_ne!(e["event"], "patched", "{e}");
+    }
+    // extra.c, unrelated: patched, while calc.c still waits.
+    std::fs::write(root.join("src/extra.c"), "int extra(int x) { return x + 5; }\n").unwrap();
+    let e = s.until_event_for("extra.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    s.prints("v 17 13");
+}
+
+/// Found by a new-user trial on Oniguruma: a signature change saved with
+/// every caller was patched while a caller's call was running (a worker
+/// thread's loop; here `main`'s): that call goes on in the caller's old
+/// code, which passes the old arguments, and the program printed garbage.
+/// Refused now, naming the caller and its thread.
+#[test]
+fn a_signature_change_whose_caller_is_running_is_refused() {
+    let (s, _) = run_after_edits(&[]);
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    std::fs::write(
+        root.join("inc/mode.h"),
+        HEADER.replace("int shift(int x);", "int shift(int x, int y);"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/calc.c"),
+        CALC.replace(
+            "int shift(int x) { return x - 1; }",
+            "int shift(int x, int y) { return x - y; }",
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("src/main.c"), MAIN.replace("shift(9)", "shift(9, 3)")).unwrap();
+    let refused = loop {
+        let e = s.event();
+        if e["event"] == "refused" {
+            break e;
+        }
+        assert_ne!(e["event"], "patched", "{e}");
+    };
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the signature of shift changes, and its caller main is running on thread"),
+        "{refused}"
+    );
+    s.keeps_printing("v 17 8");
 }
 
 /// Found by a re-check on zlib: after `relive revert --all` took back a

@@ -1841,10 +1841,31 @@ fn reachability(
             .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
             .collect(),
     };
+    let (home, main, program_entry) = entry_points(target);
+    let reaches = reach::analyse(
+        target.process,
+        home,
+        &pools,
+        &candidates,
+        positions,
+        main,
+        program_entry,
+    );
+    linked
+        .functions
+        .iter()
+        .zip(reaches)
+        .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
+        .collect()
+}
+
+/// The home module, the program's entry function (`main`: address and
+/// size) when the patch is of the program, and its entry point, for
+/// [`reach::analyse`]. Not `main` where exceptions may be caught (landing
+/// pads are reached by the unwinder, not by any branch the flow analysis
+/// follows).
+fn entry_points<'t>(target: &'t Target) -> (&'t str, Option<(u64, u64)>, Option<u64>) {
     let (home, _, _) = target.resolver.home();
-    // The program's entry function, when the patch is of the program;
-    // not where exceptions may be caught (landing pads are reached by
-    // the unwinder, not by any branch the flow analysis follows).
     let program = &target.modules.main;
     let unwinds = program
         .image
@@ -1863,20 +1884,46 @@ fn reachability(
         .as_deref()
         .and_then(relive_process::modules::host_elf)
         .map(|elf| elf.entry.wrapping_add(program.module.load_bias));
-    let reaches = reach::analyse(
-        target.process,
-        home,
-        &pools,
-        &candidates,
-        positions,
-        main,
-        program_entry,
-    );
-    linked
-        .functions
+    (home, main, program_entry)
+}
+
+/// Which of the functions `names` (of the program, unpatched: their
+/// original code) a thread is running now, with those threads: a call
+/// running when they are patched finishes in their old code. Read from
+/// the threads' stacks as they are (not stopped: a function that returns
+/// at once may be missed, or seen just as it leaves); a thread's outermost
+/// function (`main`, a worker's loop) is seen for sure.
+pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
+    let (home, main, program_entry) = entry_points(target);
+    let candidates: Vec<reach::Candidate> = names
         .iter()
-        .zip(reaches)
-        .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
+        .filter_map(|name| {
+            let s = target
+                .resolver
+                .symbols()
+                .lookup_in(name, Some(home))
+                .into_iter()
+                .find(|s| s.size > 0)?;
+            (target.journal.patch(s.addr).is_none()).then(|| reach::Candidate {
+                name: name.to_string(),
+                old: s.addr,
+                size: s.size,
+                new_code: (0, 0),
+                referenced_by: Vec::new(),
+                exported: false,
+                entry_once: *name == "main",
+            })
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let threads = target.process.thread_positions().unwrap_or_default();
+    reach::analyse(target.process, home, &[], &candidates, &threads, main, program_entry)
+        .into_iter()
+        .zip(&candidates)
+        .filter(|(r, _)| !r.running.is_empty())
+        .map(|(r, c)| (c.name.clone(), r.running))
         .collect()
 }
 

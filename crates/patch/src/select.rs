@@ -71,6 +71,10 @@ pub struct Selected {
     /// program started with ([`initial_values`]) drops the note of an
     /// edit that puts it back (it said "changed" again).
     pub initial_values: Vec<String>,
+    /// Global functions whose signature the edit changes, patched because
+    /// every caller comes with them (`callers_follow`): a caller's call
+    /// running now keeps its old code, which calls them the old way.
+    pub new_signatures: Vec<String>,
 }
 
 /// Each variable's initial value in `obj` by symbol name, as
@@ -201,9 +205,17 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
             ),
         });
     }
-    let signatures: Vec<String> = crate::signature::changed(old, new, &changed_code)
+    let (followed, signatures): (Vec<String>, Vec<String>) = crate::signature::changed(old, new, &changed_code)
         .into_iter()
-        .filter(|change| !callers_follow(change.split_once(": ").map_or(change.as_str(), |(name, _)| name)))
+        .partition(|change| callers_follow(change.split_once(": ").map_or(change.as_str(), |(name, _)| name)));
+    let new_signatures: Vec<String> = followed
+        .iter()
+        .map(|change| {
+            change
+                .split_once(": ")
+                .map_or(change.as_str(), |(name, _)| name)
+                .to_string()
+        })
         .collect();
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
@@ -289,6 +301,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
         functions: functions_where(new, |name| names.contains(&name)),
         notes,
         initial_values,
+        new_signatures,
     })
 }
 

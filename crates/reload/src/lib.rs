@@ -437,6 +437,9 @@ pub struct Reloader<'p> {
     /// saved with them failed (did not compile, was refused): patched
     /// with the next save of any file.
     held: std::collections::BTreeSet<PathBuf>,
+    /// The held files the batch being patched tries again (not saved with
+    /// it).
+    retried: std::collections::BTreeSet<PathBuf>,
     /// Other processes patched with the process itself, as one
     /// transaction: its descendants running the same program (a server's
     /// workers; `relive run` sets it), or every process running its file.
@@ -508,6 +511,7 @@ impl<'p> Reloader<'p> {
             awaits_other_file: false,
             refused_catch_up: Default::default(),
             held: Default::default(),
+            retried: Default::default(),
             followers: fleet::Followers::None,
             tree_scan: None,
             on_compile: None,
@@ -1123,9 +1127,11 @@ impl<'p> Reloader<'p> {
         let start = Instant::now();
         // Files held back by an earlier failed batch go with this one.
         let mut sources: Vec<PathBuf> = sources.to_vec();
+        self.retried.clear();
         for held in std::mem::take(&mut self.held) {
             if !sources.contains(&held) {
-                sources.push(held);
+                sources.push(held.clone());
+                self.retried.insert(held);
             }
         }
         let compiled = self.compile_fresh(&sources, jobs)?;
@@ -1363,8 +1369,13 @@ impl<'p> Reloader<'p> {
         // was refused is not patched alone (a change spanning files would
         // run half done: a caller whose callee kept its old signature);
         // it is held, and patched with the next save of any file.
+        // A held file tried again with this save was not saved with it:
+        // still waiting, it holds back none of the files saved now (a
+        // trial's save of an unrelated file was held "so that the files
+        // saved together are patched together").
         let failed: Vec<String> = settled
             .iter()
+            .filter(|e| !self.retried.contains(Path::new(&e.file)))
             .filter_map(|e| {
                 let why = match e.event {
                     EventKind::CompileError => "does not compile",
@@ -1431,9 +1442,19 @@ impl<'p> Reloader<'p> {
                     // One calls what another adds: patched one by one,
                     // the caller after the callee.
                     PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, user }) => {
-                        let why = format!(
-                            "{user} uses {symbol}, which another of the files saved with it adds, so they were patched one by one, the one that adds it first"
-                        );
+                        // Or no file adds it (a file held for it, tried
+                        // again with this save): it waits on, alone.
+                        let added_here = ready
+                            .iter()
+                            .any(|(_, new, ..)| new.symbols.iter().any(|s| s.name == symbol && !s.local));
+                        let why = match added_here {
+                            true => format!(
+                                "{user} uses {symbol}, which another of the files saved with it adds, so they were patched one by one, the one that adds it first"
+                            ),
+                            false => format!(
+                                "{user} uses {symbol}, which none of the files adds yet, so they were patched one by one"
+                            ),
+                        };
                         Ok(Together::OneByOne(compiled, Some(why)))
                     }
                     e => {
@@ -1517,6 +1538,12 @@ impl<'p> Reloader<'p> {
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);
+                if let Some(refusal) = self.callers_running(source, &new, &selected.new_signatures, batch) {
+                    event.event = EventKind::Refused;
+                    event.message = Some(refusal);
+                    event.timing_us.total = us(start);
+                    return Ok(Step::Done(event));
+                }
                 selected.functions
             }
             Err(PatchError::Refused { what }) => {
@@ -1540,15 +1567,32 @@ impl<'p> Reloader<'p> {
         let mut functions = functions;
         self.take_changes_by_others();
         let from_the_diff = functions.clone();
+        // Functions whose running code is not the earlier compile's: the
+        // diff cannot show their signature changes (an edit made before
+        // relive started, code another command reverted).
+        let stale_names: Vec<String> = self
+            .unsettled
+            .get(source)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(
+                self.unverified
+                    .get(source)
+                    .into_iter()
+                    .flatten()
+                    .map(|(n, _)| n.clone()),
+            )
+            .collect();
         // Said only if the save is patched.
         let again = self.patch_unsettled(source, &new, &mut functions);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
-        let beyond_the_diff: Vec<usize> = functions
+        let stale: Vec<usize> = functions
             .iter()
             .copied()
-            .filter(|i| !from_the_diff.contains(i))
+            .filter(|&i| !from_the_diff.contains(&i) || stale_names.contains(&new.symbols[i].name))
             .collect();
-        if let Some(refusal) = self.signature_since_build(source, &new, &beyond_the_diff) {
+        if let Some(refusal) = self.signature_since_build(source, &new, &stale) {
             event.event = EventKind::Refused;
             event.message = Some(refusal);
             event.timing_us.total = us(start);
@@ -1854,6 +1898,51 @@ impl<'p> Reloader<'p> {
             }
         }
         None
+    }
+
+    /// Why a signature change of `changed` (global functions of `new`,
+    /// compiled from `source`, saved with every caller) cannot be patched
+    /// now: a caller's call is running (`main`, a worker thread's loop, or
+    /// just now), and that call finishes in its old code, which passes the
+    /// old arguments (a trial on Oniguruma: `worker` kept calling
+    /// `onig_number_of_captures` with one argument, and the program
+    /// printed `g=-6` where a fresh build prints `g=73`).
+    fn callers_running(
+        &self,
+        source: &Path,
+        new: &ObjectFile,
+        changed: &[String],
+        batch: &[(&Path, &ObjectFile)],
+    ) -> Option<String> {
+        if changed.is_empty() {
+            return None;
+        }
+        let mut callers: Vec<(String, String)> = Vec::new();
+        let objects = std::iter::once(new).chain(batch.iter().filter(|(f, _)| *f != source).map(|(_, o)| *o));
+        for obj in objects {
+            for (i, s) in obj.symbols.iter().enumerate() {
+                if s.kind != relive_patch::objfile::Kind::Function {
+                    continue;
+                }
+                let calls = relive_patch::callees::direct_callees(obj, i);
+                for callee in changed.iter().filter(|c| calls.contains(c)) {
+                    callers.push((s.name.clone(), callee.clone()));
+                }
+            }
+        }
+        let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
+        let running = relive_patch::apply::running_now(&self.target, &names);
+        let (caller, threads) = running.first()?;
+        let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
+        let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+        let (caller, callee) = (
+            relive_patch::names::readable(caller),
+            relive_patch::names::readable(callee),
+        );
+        Some(format!(
+            "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; save again once it has returned, or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+            tids.join(", ")
+        ))
     }
 
     /// Whether global function `name`, whose signature `new` (the fresh

@@ -137,10 +137,12 @@ pub struct StatusArgs {
 /// The functions of `new` to patch, narrowed to `only` when given, and
 /// what the patch leaves as it was ([`Selected::notes`]).
 pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Selected> {
+    // No caller follows a one-shot patch's signature change: refused.
     let Selected {
         mut functions,
         notes,
         initial_values,
+        new_signatures: _,
     } = relive_patch::select::select(base, new, &|_| false)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
@@ -164,6 +166,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         functions,
         notes,
         initial_values,
+        new_signatures: Vec::new(),
     })
 }
 

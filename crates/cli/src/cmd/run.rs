@@ -473,11 +473,13 @@ fn baselines(
                     report_baseline(
                         options.json,
                         serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing(), "patched_before": patched}),
+                        // What becomes of it is the catch-up's own line
+                        // (it may be refused: "patching it now" came
+                        // right before a refusal).
                         format!(
-                            "relive: {name} was edited after the program was built: {} {} from the running code{by_others}; patching {} now",
+                            "relive: {name} was edited after the program was built: {} {} from the running code{by_others}, an edit to catch up",
                             check.differing().join(", "),
                             if check.differs.len() == 1 { "differs" } else { "differ" },
-                            if check.differs.len() == 1 { "it" } else { "them" }
                         ),
                     );
                     to_catch_up.push(file.clone());
