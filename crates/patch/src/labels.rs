@@ -21,32 +21,44 @@ use crate::objfile::{Kind, ObjectFile, Target};
 /// are copied with the new code, which reads its own; jump tables are the
 /// compiler's unnamed constants.
 pub fn taken(obj: &ObjectFile, names: &[&str]) -> Vec<(String, Vec<String>)> {
+    // Every place in a section that a variable holds, by section: one
+    // pass over the data, not one per function (a patch of every function
+    // of a large unit asks about thousands).
+    let mut held: foldhash::HashMap<usize, Vec<(u64, usize)>> = foldhash::HashMap::default();
+    for (k, d) in obj.symbols.iter().enumerate() {
+        if d.kind != Kind::Object || !obj.section(d.section).is_some_and(|s| s.loaded && s.state()) {
+            continue;
+        }
+        for r in &d.relocs {
+            let place = match &r.target {
+                Target::Section { section, offset } => offset.checked_add(r.addend).map(|p| (*section, p)),
+                Target::Defined(j) => obj
+                    .symbols
+                    .get(*j)
+                    .and_then(|t| (t.offset as i64).checked_add(r.addend).map(|p| (t.section, p))),
+                Target::Undefined(_) => None,
+            };
+            if let Some((section, p)) = place.filter(|&(_, p)| p >= 0) {
+                held.entry(section).or_default().push((p as u64, k));
+            }
+        }
+    }
+    let wanted: foldhash::HashSet<&str> = names.iter().copied().collect();
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for f in obj
         .symbols
         .iter()
-        .filter(|s| s.kind == Kind::Function && names.contains(&s.name.as_str()))
+        .filter(|s| s.kind == Kind::Function && wanted.contains(s.name.as_str()))
     {
         let body = f.offset + 1..f.offset + f.size;
-        let holders: Vec<String> = obj
-            .symbols
-            .iter()
-            .filter(|d| d.kind == Kind::Object && obj.section(d.section).is_some_and(|s| s.loaded && s.state()))
-            .filter(|d| {
-                d.relocs.iter().any(|r| {
-                    let place = match &r.target {
-                        Target::Section { section, offset } if *section == f.section => offset.checked_add(r.addend),
-                        Target::Defined(j) if obj.symbols.get(*j).is_some_and(|t| t.section == f.section) => {
-                            (obj.symbols[*j].offset as i64).checked_add(r.addend)
-                        }
-                        _ => None,
-                    };
-                    place.is_some_and(|p| p >= 0 && body.contains(&(p as u64)))
-                })
-            })
-            .map(|d| crate::names::readable(&d.name))
+        let mut holders: Vec<String> = held
+            .get(&f.section)
+            .into_iter()
+            .flatten()
+            .filter(|(p, _)| body.contains(p))
+            .map(|&(_, k)| crate::names::readable(&obj.symbols[k].name))
             .collect();
-        let mut holders = holders;
+        holders.dedup();
         if code_takes_own_labels(f) {
             holders.push("the code itself".to_string());
         }
@@ -63,7 +75,12 @@ pub fn taken(obj: &ObjectFile, names: &[&str]) -> Vec<(String, Vec<String>)> {
 /// object relocates point elsewhere.
 fn code_takes_own_labels(f: &crate::objfile::Symbol) -> bool {
     let Some(bytes) = &f.bytes else { return false };
-    crate::code::decode(bytes).pc_relative.iter().any(|p| {
+    // Decoded when the object was read; decoded here otherwise.
+    let decoded = match &f.decoded {
+        Some(d) => d.clone(),
+        None => std::sync::Arc::new(crate::code::decode(bytes)),
+    };
+    decoded.pc_relative.iter().any(|p| {
         !p.branch
             && p.size == 4
             && p.target > 0
