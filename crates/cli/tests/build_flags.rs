@@ -1874,16 +1874,10 @@ fn a_held_file_does_not_hold_an_unrelated_save() {
     s.prints("v 17 13");
 }
 
-/// Found by a new-user trial on Oniguruma: a signature change saved with
-/// every caller was patched while a caller's call was running (a worker
-/// thread's loop; here `main`'s): that call goes on in the caller's old
-/// code, which passes the old arguments, and the program printed garbage.
-/// Refused now, naming the caller and its thread.
-#[test]
-fn a_signature_change_whose_caller_is_running_is_refused() {
-    let (s, _) = run_after_edits(&[]);
-    s.prints("v 17 8");
-    let root = s.target.dir.path().to_path_buf();
+/// Writes the signature change of `shift` (a second parameter, which it
+/// subtracts) into the project at `root`, with its caller `main`'s
+/// `shift(9, 3)`.
+fn edit_shift_signature(root: &Path) {
     std::fs::write(
         root.join("inc/mode.h"),
         HEADER.replace("int shift(int x);", "int shift(int x, int y);"),
@@ -1898,6 +1892,19 @@ fn a_signature_change_whose_caller_is_running_is_refused() {
     )
     .unwrap();
     std::fs::write(root.join("src/main.c"), MAIN.replace("shift(9)", "shift(9, 3)")).unwrap();
+}
+
+/// Found by a new-user trial on Oniguruma: a signature change saved with
+/// every caller was patched while a caller's call was running (a worker
+/// thread's loop; here `main`'s): that call goes on in the caller's old
+/// code, which passes the old arguments, and the program printed garbage.
+/// Refused now, naming the caller and its thread.
+#[test]
+fn a_signature_change_whose_caller_is_running_is_refused() {
+    let (s, _) = run_after_edits(&[]);
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    edit_shift_signature(&root);
     let refused = loop {
         let e = s.event();
         if e["event"] == "refused" {
@@ -1909,6 +1916,39 @@ fn a_signature_change_whose_caller_is_running_is_refused() {
     assert!(
         message.contains("the signature of shift changes, and its caller main is running on thread"),
         "{refused}"
+    );
+    s.keeps_printing("v 17 8");
+}
+
+/// Found by a re-check: `relive watch` of a running program whose
+/// sources had been edited caught up a signature change (`shift(x, y)`)
+/// while `main`'s loop, which calls it, went on in its old code passing
+/// one argument. Refused, as a save of it is.
+#[test]
+fn a_caught_up_signature_change_whose_caller_is_running_is_refused() {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let exe = dir.path().join("app");
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(dir.path());
+    let target = Target::spawn(cmd, exe, dir);
+    target.wait_for("v 17 8");
+    let root = target.dir.path().to_path_buf();
+    edit_shift_signature(&root);
+    let (relive, events) = start_watch(&target, &[]);
+    let s = Session {
+        target,
+        events,
+        relive: Some(relive),
+    };
+    let events = s.until("watching");
+    assert!(!events.iter().any(|e| e["event"] == "patched"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "refused"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the signature of shift changes, and its caller main is running"))),
+        "{events:?}"
     );
     s.keeps_printing("v 17 8");
 }

@@ -217,8 +217,12 @@ pub fn in_scope(symbol: &str, name: &str) -> bool {
     let written = readable(symbol);
     let head = without_parameters(&written);
     let scoped = format!("::{name}");
+    // `ns::f` may mean `ns::(anonymous namespace)::f` too.
+    let unnamed = head.replace("(anonymous namespace)::", "");
     local_static(&written).is_none()
-        && (head.ends_with(&scoped) || without_template_arguments(head).is_some_and(|h| h.ends_with(&scoped)))
+        && (head.ends_with(&scoped)
+            || without_template_arguments(head).is_some_and(|h| h.ends_with(&scoped))
+            || (unnamed != head && (unnamed == name || unnamed.ends_with(&scoped))))
 }
 
 /// A symbol as people write it: a C++ name demangled
@@ -349,6 +353,7 @@ mod tests {
         assert!(in_scope("_ZN4shop5priceEli", "price") && in_scope(hidden, "hidden"));
         assert!(in_scope("_ZN4shop6callerIlEEvT_", "caller") && in_scope("_ZN4shop6callerIlEEvT_", "caller<long>"));
         assert!(!in_scope("_ZN4shop5priceEli", "rice") && !in_scope("_ZZ4tickiE5count", "count"));
+        assert!(in_scope(hidden, "shop::hidden") && !in_scope("_ZN4shop5priceEli", "shop::price"));
     }
 
     #[test]

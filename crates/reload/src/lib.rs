@@ -354,6 +354,20 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
     Ok(files)
 }
 
+/// Why a signature change of `callee` cannot be patched while `caller`
+/// runs on `threads`.
+fn caller_running_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
+    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+    let (caller, callee) = (
+        relive_patch::names::readable(caller),
+        relive_patch::names::readable(callee),
+    );
+    format!(
+        "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; save again once it has returned, or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+        tids.join(", ")
+    )
+}
+
 /// `names` for a note: a few, then how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -902,6 +916,10 @@ impl<'p> Reloader<'p> {
             let why = format!("the catch-up of {} is refused", source.display());
             return self.catch_up_one_by_one(sources, &why);
         }
+        // None of them goes in alone either: the change spans them.
+        if let Some(refusal) = self.catch_up_callers_running(sources) {
+            return Ok(self.refuse_catch_up(sources, &refusal));
+        }
         let mut taken: Vec<(PathBuf, ObjectFile, Vec<usize>)> = Vec::new();
         for source in sources {
             let Some(functions) = self.differing_functions(source) else {
@@ -1054,6 +1072,24 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
+    /// Events refusing the catch-up of `sources` (each with differing
+    /// functions) for `why`; their next saves try again.
+    fn refuse_catch_up(&mut self, sources: &[PathBuf], why: &str) -> Vec<ReloadEvent> {
+        let mut events = Vec::new();
+        let differing: Vec<&PathBuf> = sources
+            .iter()
+            .filter(|s| self.differing_functions(s).is_some())
+            .collect();
+        for source in differing {
+            let mut event = ReloadEvent::new(source);
+            event.event = EventKind::Refused;
+            event.message = Some(why.to_string());
+            self.refused_catch_up.insert(source.clone());
+            events.push(event);
+        }
+        events
+    }
+
     fn catch_up_one(&mut self, source: &Path) -> Result<ReloadEvent, ReloadError> {
         match self.differing_functions(source) {
             Some(functions) => self.patch_baseline(source, &functions),
@@ -1069,11 +1105,14 @@ impl<'p> Reloader<'p> {
         let baseline = &self.current[source];
         let refusal = match self.signature_since_build(source, baseline, functions) {
             Some(refusal) => Some(refusal),
-            // Calls by a prototype the program does not run: held for the
-            // other file (its catch-up may come next).
-            None => self
-                .callee_mismatch(source, baseline, functions, &[])
-                .inspect(|_| self.awaits_other_file = true),
+            None => match self.catch_up_callers_running(&[source.to_path_buf()]) {
+                Some(refusal) => Some(refusal),
+                // Calls by a prototype the program does not run: held for
+                // the other file (its catch-up may come next).
+                None => self
+                    .callee_mismatch(source, baseline, functions, &[])
+                    .inspect(|_| self.awaits_other_file = true),
+            },
         };
         if let Some(refusal) = refusal {
             event.event = EventKind::Refused;
@@ -1934,15 +1973,64 @@ impl<'p> Reloader<'p> {
         let running = relive_patch::apply::running_now(&self.target, &names);
         let (caller, threads) = running.first()?;
         let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
-        let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-        let (caller, callee) = (
-            relive_patch::names::readable(caller),
-            relive_patch::names::readable(callee),
-        );
-        Some(format!(
-            "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; save again once it has returned, or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
-            tids.join(", ")
-        ))
+        Some(caller_running_refusal(caller, callee, threads))
+    }
+
+    /// [`Reloader::callers_running`] for a catch-up of `sources` (their
+    /// baselines' functions that differ from what runs): a global function
+    /// among them whose signature is not the one the program was built
+    /// with, called by a function of these files whose call is running (a
+    /// re-check: `relive watch` caught up `u(x, y)` while `main`'s loop
+    /// went on calling it with one argument). The stacks are read first,
+    /// the DWARF only for a callee a running call calls.
+    fn catch_up_callers_running(&self, sources: &[PathBuf]) -> Option<String> {
+        let mut objects: Vec<(&Path, &ObjectFile, Vec<usize>)> = Vec::new();
+        for source in sources {
+            if let (Some(obj), Some(functions)) = (self.current.get(source), self.differing_functions(source)) {
+                objects.push((source.as_path(), obj, functions));
+            }
+        }
+        // The global functions caught up, each with its file.
+        let mut callees: Vec<(String, usize)> = Vec::new();
+        for (k, (_, obj, functions)) in objects.iter().enumerate() {
+            for &i in functions {
+                let s = &obj.symbols[i];
+                if s.kind == relive_patch::objfile::Kind::Function && !s.local {
+                    callees.push((s.name.clone(), k));
+                }
+            }
+        }
+        if callees.is_empty() {
+            return None;
+        }
+        let mut callers: Vec<(String, String)> = Vec::new();
+        for (_, obj, _) in &objects {
+            for (i, s) in obj.symbols.iter().enumerate() {
+                if s.kind != relive_patch::objfile::Kind::Function {
+                    continue;
+                }
+                let calls = relive_patch::callees::direct_callees(obj, i);
+                for (callee, _) in callees.iter().filter(|(c, _)| calls.contains(c)) {
+                    callers.push((s.name.clone(), callee.clone()));
+                }
+            }
+        }
+        let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
+        for (caller, threads) in relive_patch::apply::running_now(&self.target, &names) {
+            for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
+                let Some(&(_, k)) = callees.iter().find(|(c, _)| c == callee) else {
+                    continue;
+                };
+                let (source, obj, _) = &objects[k];
+                let Some(i) = obj.function_named(callee) else { continue };
+                let built = since_build::built_signatures(&self.target, source, obj, &[i], false, false);
+                let now = relive_patch::signature::signatures(obj, &[callee.as_str()]);
+                if matches!((built.get(callee), now.get(callee)), (Some(was), Some(is)) if was != is) {
+                    return Some(caller_running_refusal(&caller, callee, &threads));
+                }
+            }
+        }
+        None
     }
 
     /// Whether global function `name`, whose signature `new` (the fresh
