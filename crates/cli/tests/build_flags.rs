@@ -1918,6 +1918,22 @@ fn a_signature_change_whose_caller_is_running_is_refused() {
         "{refused}"
     );
     s.keeps_printing("v 17 8");
+    // The caller's file again, alone: it waits, and does not advise saving
+    // both together, which would be refused again while main runs.
+    std::fs::write(root.join("src/main.c"), MAIN.replace("shift(9)", "shift(9, 3)")).unwrap();
+    // (Past the batch's own word for main.c.)
+    let e = loop {
+        let e = s.until_event_for("main.c");
+        if e["message"].as_str().is_some_and(|m| m.contains("calls shift as")) {
+            break e;
+        }
+    };
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("saving both files together is refused too while it runs") && !message.contains("touch"),
+        "{e}"
+    );
+    s.keeps_printing("v 17 8");
 }
 
 /// Found by a re-check: `relive watch` of a running program whose

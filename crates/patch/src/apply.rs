@@ -1890,9 +1890,10 @@ fn entry_points<'t>(target: &'t Target) -> (&'t str, Option<(u64, u64)>, Option<
 /// Which of the functions `names` (of the program, unpatched: their
 /// original code) a thread is running now, with those threads: a call
 /// running when they are patched finishes in their old code. Read from
-/// the threads' stacks as they are (not stopped: a function that returns
-/// at once may be missed, or seen just as it leaves); a thread's outermost
-/// function (`main`, a worker's loop) is seen for sure.
+/// the threads' stacks, the threads stopped for a moment when one is on a
+/// CPU (a function that returns at once may still be seen just as it
+/// leaves); a thread's outermost function (`main`, a worker's loop) is
+/// seen for sure.
 pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
     let (home, main, program_entry) = entry_points(target);
     let candidates: Vec<reach::Candidate> = names
@@ -1918,13 +1919,33 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
     if candidates.is_empty() {
         return Vec::new();
     }
+    let analyse = |threads: &[ThreadPosition]| -> Vec<(String, Vec<u32>)> {
+        reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
+            .into_iter()
+            .zip(&candidates)
+            .filter(|(r, _)| !r.running.is_empty())
+            .map(|(r, c)| (c.name.clone(), r.running))
+            .collect()
+    };
     let threads = target.process.thread_positions().unwrap_or_default();
-    reach::analyse(target.process, home, &[], &candidates, &threads, main, program_entry)
-        .into_iter()
-        .zip(&candidates)
-        .filter(|(r, _)| !r.running.is_empty())
-        .map(|(r, c)| (c.name.clone(), r.running))
-        .collect()
+    if threads.iter().all(|(_, at)| at.is_some()) {
+        return analyse(&threads);
+    }
+    // A thread on a CPU has no position to read: stopped for a moment
+    // (a loop between two sleeps was missed otherwise, under load).
+    match target.process.stop() {
+        Ok(stopped) => {
+            let threads: Vec<ThreadPosition> = stopped
+                .thread_ids()
+                .into_iter()
+                .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+                .collect();
+            let running = analyse(&threads);
+            let _ = stopped.resume();
+            running
+        }
+        Err(_) => analyse(&threads),
+    }
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code

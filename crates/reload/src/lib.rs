@@ -1926,12 +1926,31 @@ impl<'p> Reloader<'p> {
                     continue;
                 };
                 if wants != is {
+                    // Saving both together helps only where no caller's
+                    // call is running (it would keep its old code): a
+                    // re-check was told to, and was refused again.
+                    let callers: Vec<&str> = functions
+                        .iter()
+                        .filter(|&&i| relive_patch::callees::direct_callees(new, i).iter().any(|c| c == name))
+                        .map(|&i| new.symbols[i].name.as_str())
+                        .collect();
+                    let running = relive_patch::apply::running_now(&self.target, &callers);
+                    let fix = match running.first() {
+                        Some((caller, threads)) => format!(
+                            "and {}'s call running on thread {} keeps its old code, so saving both files together is refused too while it runs: move the call into a function it calls, or restart the program",
+                            relive_patch::names::readable(caller),
+                            threads.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                        ),
+                        None => format!(
+                            "save both files together (e.g. `touch {} {}`) and they are patched in one step, or restart the program",
+                            file.display(),
+                            source.display()
+                        ),
+                    };
                     return Some(format!(
-                        "{} calls {name} as {wants}, but the program runs {name} from {} as {is} (that change was not patched): save both files together (e.g. `touch {} {}`) and they are patched in one step, or restart the program",
+                        "{} calls {name} as {wants}, but the program runs {name} from {} as {is} (that change was not patched): {fix}",
                         source.display(),
                         file.display(),
-                        file.display(),
-                        source.display()
                     ));
                 }
             }
