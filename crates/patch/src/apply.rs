@@ -885,11 +885,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     // Where the threads are, for telling whether the new code can run.
     let positions: Vec<ThreadPosition> = match &stopped {
-        Some(s) => s
-            .thread_ids()
-            .into_iter()
-            .map(|tid| (tid, s.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
-            .collect(),
+        Some(s) => positions_of(s.as_ref()),
         None => process.thread_positions().unwrap_or_default(),
     };
     if let Some(stopped) = stopped {
@@ -1887,6 +1883,15 @@ fn entry_points<'t>(target: &'t Target) -> (&'t str, Option<(u64, u64)>, Option<
     (home, main, program_entry)
 }
 
+/// Where each thread of a stopped process is.
+fn positions_of(stopped: &dyn relive_process::Stopped) -> Vec<ThreadPosition> {
+    stopped
+        .thread_ids()
+        .into_iter()
+        .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+        .collect()
+}
+
 /// Which of the functions `names` (of the program, unpatched: their
 /// original code) a thread is running now, with those threads: a call
 /// running when they are patched finishes in their old code. Read from
@@ -1935,12 +1940,7 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
     // (a loop between two sleeps was missed otherwise, under load).
     match target.process.stop() {
         Ok(stopped) => {
-            let threads: Vec<ThreadPosition> = stopped
-                .thread_ids()
-                .into_iter()
-                .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
-                .collect();
-            let running = analyse(&threads);
+            let running = analyse(&positions_of(stopped.as_ref()));
             let _ = stopped.resume();
             running
         }

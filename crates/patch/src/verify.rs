@@ -613,14 +613,13 @@ fn literal(target: &LiveTarget, obj: &ObjectFile, section: usize, at: i64, place
     }
     // Relocated fields inside the data (a jump table's entries) are the
     // linker's.
-    let differs = (0..ours.len()).filter(|&k| ours[k] != live[k]);
     let masked = |k: usize| {
         let off = at + k as i64;
         sec.relocs
             .iter()
             .any(|r| (r.offset as i64..r.offset as i64 + r.width() as i64).contains(&off))
     };
-    let unmasked: Vec<usize> = differs.filter(|&k| !masked(k)).collect();
+    let unmasked: Vec<usize> = (0..ours.len()).filter(|&k| ours[k] != live[k] && !masked(k)).collect();
     let k = *unmasked.first()?;
     // `__DATE__`/`__TIME__` text differs between any two compiles (a fresh
     // build of the same sources too): no difference in the code. Taken as

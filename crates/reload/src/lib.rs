@@ -368,6 +368,24 @@ fn caller_running_refusal(caller: &str, callee: &str, threads: &[u32]) -> String
     )
 }
 
+/// `(caller, callee)` for each function of `objects` that calls one of
+/// `callees` directly.
+fn callers_among<'o>(objects: impl Iterator<Item = &'o ObjectFile>, callees: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for obj in objects {
+        for (i, s) in obj.symbols.iter().enumerate() {
+            if s.kind != relive_patch::objfile::Kind::Function {
+                continue;
+            }
+            let calls = relive_patch::callees::direct_callees(obj, i);
+            for callee in callees.iter().filter(|c| calls.contains(c)) {
+                out.push((s.name.clone(), callee.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// `names` for a note: a few, then how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -562,10 +580,11 @@ impl<'p> Reloader<'p> {
 
     /// The variables of `source` (by the names people write) whose
     /// initial value in its baseline compile is not the one the program
-    /// file gives them: an initializer edited before relive started, which
-    /// the program does not take.
+    /// file gives them, when it (or a header it includes) was edited after
+    /// the program was built: an initializer edited before relive started,
+    /// which the program does not take.
     pub fn initial_values_changed(&self, source: &Path) -> Vec<String> {
-        let Some(obj) = self.current.get(source) else {
+        let Some(obj) = self.current.get(source).filter(|_| self.edited_since_build(source)) else {
             return Vec::new();
         };
         let mut names: Vec<String> = verify::initial_values_against_program(&self.target, obj)
@@ -1578,26 +1597,21 @@ impl<'p> Reloader<'p> {
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);
                 if let Some(refusal) = self.callers_running(source, &new, &selected.new_signatures, batch) {
-                    event.event = EventKind::Refused;
-                    event.message = Some(refusal);
-                    event.timing_us.total = us(start);
-                    return Ok(Step::Done(event));
+                    return Ok(Step::refused(event, refusal, start));
                 }
                 selected.functions
             }
             Err(PatchError::Refused { what }) => {
-                event.event = EventKind::Refused;
                 let advice = old.and_then(|old| self.signature_advice(source, old, &new));
                 // A signature change whose callers are in other files (all
                 // watched: otherwise the advice is to watch them, and no
                 // save can bring the change in).
                 self.awaits_other_file = self.every_unit_watched && advice.is_some();
-                event.message = Some(match advice {
+                let why = match advice {
                     Some(advice) => format!("{what}; {advice}"),
                     None => what,
-                });
-                event.timing_us.total = us(start);
-                return Ok(Step::Done(event));
+                };
+                return Ok(Step::refused(event, why, start));
             }
             Err(e) => return Err(e.into()),
         };
@@ -1632,10 +1646,7 @@ impl<'p> Reloader<'p> {
             .filter(|&i| !from_the_diff.contains(&i) || stale_names.contains(&new.symbols[i].name))
             .collect();
         if let Some(refusal) = self.signature_since_build(source, &new, &stale) {
-            event.event = EventKind::Refused;
-            event.message = Some(refusal);
-            event.timing_us.total = us(start);
-            return Ok(Step::Done(event));
+            return Ok(Step::refused(event, refusal, start));
         }
         functions.sort_unstable();
         functions.dedup();
@@ -1670,30 +1681,18 @@ impl<'p> Reloader<'p> {
             .unverified_refusal(source, &event.functions)
             .filter(|_| !self.refused_catch_up.contains(source))
         {
-            event.event = EventKind::Refused;
-            event.message = Some(refusal);
-            event.timing_us.total = us(start);
-            return Ok(Step::Done(event));
+            return Ok(Step::refused(event, refusal, start));
         }
         if let Some(refusal) = self.new_macro_refusal(source, &event.functions) {
-            event.event = EventKind::Refused;
-            event.message = Some(refusal);
-            event.timing_us.total = us(start);
-            return Ok(Step::Done(event));
+            return Ok(Step::refused(event, refusal, start));
         }
         if let Some(refusal) = self.waits_for_unsettled(source, &new, &functions, batch) {
-            event.event = EventKind::Refused;
-            event.message = Some(refusal);
             self.awaits_other_file = true;
-            event.timing_us.total = us(start);
-            return Ok(Step::Done(event));
+            return Ok(Step::refused(event, refusal, start));
         }
         if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
-            event.event = EventKind::Refused;
-            event.message = Some(refusal);
             self.awaits_other_file = true;
-            event.timing_us.total = us(start);
-            return Ok(Step::Done(event));
+            return Ok(Step::refused(event, refusal, start));
         }
         event.notes.extend(again);
         Ok(Step::Patch {
@@ -1975,19 +1974,8 @@ impl<'p> Reloader<'p> {
         if changed.is_empty() {
             return None;
         }
-        let mut callers: Vec<(String, String)> = Vec::new();
         let objects = std::iter::once(new).chain(batch.iter().filter(|(f, _)| *f != source).map(|(_, o)| *o));
-        for obj in objects {
-            for (i, s) in obj.symbols.iter().enumerate() {
-                if s.kind != relive_patch::objfile::Kind::Function {
-                    continue;
-                }
-                let calls = relive_patch::callees::direct_callees(obj, i);
-                for callee in changed.iter().filter(|c| calls.contains(c)) {
-                    callers.push((s.name.clone(), callee.clone()));
-                }
-            }
-        }
+        let callers = callers_among(objects, changed);
         let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
         let running = relive_patch::apply::running_now(&self.target, &names);
         let (caller, threads) = running.first()?;
@@ -2022,20 +2010,10 @@ impl<'p> Reloader<'p> {
         if callees.is_empty() {
             return None;
         }
-        let mut callers: Vec<(String, String)> = Vec::new();
-        for (_, obj, _) in &objects {
-            for (i, s) in obj.symbols.iter().enumerate() {
-                if s.kind != relive_patch::objfile::Kind::Function {
-                    continue;
-                }
-                let calls = relive_patch::callees::direct_callees(obj, i);
-                for (callee, _) in callees.iter().filter(|(c, _)| calls.contains(c)) {
-                    callers.push((s.name.clone(), callee.clone()));
-                }
-            }
-        }
-        let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-        for (caller, threads) in relive_patch::apply::running_now(&self.target, &names) {
+        let names: Vec<String> = callees.iter().map(|(c, _)| c.clone()).collect();
+        let callers = callers_among(objects.iter().map(|(_, obj, _)| *obj), &names);
+        let running: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
+        for (caller, threads) in relive_patch::apply::running_now(&self.target, &running) {
             for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
                 let Some(&(_, k)) = callees.iter().find(|(c, _)| c == callee) else {
                     continue;
@@ -2250,9 +2228,9 @@ impl<'p> Reloader<'p> {
     /// Adds to `functions` those of `new` that another relive command
     /// changed (see `unsettled`) and that the program does not run as
     /// `new` has them, and the note that says so (also of those the save
-    /// changes anyway), for a save that is patched; forgets those the program runs as `new` has them
-    /// (taking them out of `functions`: nothing to patch), and those `new`
-    /// no longer defines.
+    /// changes anyway), for a save that is patched; forgets those the
+    /// program runs as `new` has them (taking them out of `functions`:
+    /// nothing to patch), and those `new` no longer defines.
     fn patch_unsettled(&mut self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>) -> Option<String> {
         let names = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned()?;
         let index = |name: &str| new.function_named(name);
@@ -2402,21 +2380,22 @@ impl<'p> Reloader<'p> {
         if !since_build::runs_as_built(&self.target, obj, j) {
             return false;
         }
-        let (built, now) = match ours_calls {
+        let (callee, built, now) = match ours_calls {
             true => (
+                theirs,
                 since_build::built_signatures(&self.target, file, obj, &[j], true, false),
                 relive_patch::signature::declarations(new, &[theirs]),
             ),
             // Its original code calls ours by the prototype the program
             // was built with, whatever runs for ours now.
-            false => (
-                since_build::built_signatures(&self.target, source, new, &[i], true, true),
-                relive_patch::signature::definitions_resolved(new, &[new.symbols[i].name.as_str()]),
-            ),
-        };
-        let callee = match ours_calls {
-            true => theirs,
-            false => new.symbols[i].name.as_str(),
+            false => {
+                let ours = new.symbols[i].name.as_str();
+                (
+                    ours,
+                    since_build::built_signatures(&self.target, source, new, &[i], true, true),
+                    relive_patch::signature::definitions_resolved(new, &[ours]),
+                )
+            }
         };
         matches!((built.get(callee), now.get(callee)), (Some(a), Some(b)) if a == b)
     }
@@ -2620,6 +2599,16 @@ enum Step {
         functions: Vec<usize>,
         event: ReloadEvent,
     },
+}
+
+impl Step {
+    /// `event` refused for `why`, its total time counted from `start`.
+    fn refused(mut event: ReloadEvent, why: String, start: Instant) -> Step {
+        event.event = EventKind::Refused;
+        event.message = Some(why);
+        event.timing_us.total = start.elapsed().as_micros() as u64;
+        Step::Done(event)
+    }
 }
 
 /// The outcome of trying files saved together as one transaction.

@@ -13,13 +13,13 @@
 //! printed `#1*` where a fresh build prints `1*`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use relive_patch::apply::Target;
 use relive_patch::link::{live_address, BaseNames};
 use relive_patch::objfile::Kind;
 use relive_patch::ObjectFile;
+use relive_process::modules::LoadedModule;
 
 /// Whether function `i` of `obj` runs the program's own code: it is in
 /// the program, and no patch redirects it.
@@ -31,9 +31,9 @@ pub(crate) fn runs_as_built(target: &Target, obj: &ObjectFile, i: usize) -> bool
 /// functions among `functions` of `obj` (compiled from `source`), each
 /// only where it runs the program's own code unless `patched_too` (a
 /// patched one runs another compile's code, whose signature this cannot
-/// know). Read from the DWARF of the file each one is mapped from; a
-/// function of a file without readable DWARF, or rebuilt since the
-/// program started, is left out. `resolved`: as
+/// know). Read from the DWARF of the module each one is in (its image as
+/// relive read it when it opened the process); a function of a module
+/// without readable DWARF is left out. `resolved`: as
 /// [`relive_patch::signature::built_with`] says.
 pub(crate) fn built_signatures(
     target: &Target,
@@ -44,10 +44,12 @@ pub(crate) fn built_signatures(
     patched_too: bool,
 ) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    let (Some(source_name), Ok(maps)) = (source.file_name().and_then(|n| n.to_str()), target.process.maps()) else {
+    let Some(source_name) = source.file_name().and_then(|n| n.to_str()) else {
         return out;
     };
-    let mut by_file: BTreeMap<(String, u64), Vec<&str>> = BTreeMap::new();
+    // Per module (the image relive read of the file that runs: the
+    // running image where the path names a rebuilt one), its functions.
+    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<&str>)> = BTreeMap::new();
     for &i in functions {
         let Some(symbol) = obj.symbols.get(i) else { continue };
         if symbol.local || symbol.kind != Kind::Function {
@@ -59,23 +61,23 @@ pub(crate) fn built_signatures(
         if !patched_too && target.journal.patch(addr).is_some() {
             continue;
         }
-        if let Some(m) = maps.iter().find(|m| m.contains(addr) && m.is_file()) {
-            by_file.entry((m.path.clone(), m.inode)).or_default().push(&symbol.name);
+        if let Some(module) = target.modules.containing(addr) {
+            by_module
+                .entry(&module.module.path)
+                .or_insert((module, Vec::new()))
+                .1
+                .push(&symbol.name);
         }
     }
-    for ((path, inode), names) in by_file {
-        // A file rebuilt since the program started describes the new
-        // build, not what runs.
-        let same_file = std::fs::metadata(&path).is_ok_and(|m| m.ino() == inode);
-        let Some(data) = same_file.then(|| std::fs::read(&path).ok()).flatten() else {
-            continue;
-        };
-        out.extend(relive_patch::signature::built_with(
-            &data,
-            source_name,
-            &names,
-            resolved,
-        ));
+    for (module, names) in by_module.into_values() {
+        if let Some(image) = &module.image {
+            out.extend(relive_patch::signature::built_with(
+                image.data(),
+                source_name,
+                &names,
+                resolved,
+            ));
+        }
     }
     out
 }

@@ -399,11 +399,7 @@ fn baselines(
         // An initializer edited before relive started: no patch brings it
         // into the running program (a trial on mimalloc changed a table's
         // initial value, and nothing said it did not take effect).
-        let built = std::fs::metadata(format!("/proc/{pid}/exe"))
-            .and_then(|m| m.modified())
-            .ok();
-        let edited_since = std::fs::metadata(&file).and_then(|m| m.modified()).ok() > built;
-        if edited_since && !matches!(outcome, Baseline::CompileError(_)) {
+        if !matches!(outcome, Baseline::CompileError(_)) {
             let variables = reloader.initial_values_changed(&file);
             if !variables.is_empty() {
                 let message = match variables.as_slice() {
