@@ -174,9 +174,24 @@ pub fn analyse(
         live.as_ref().is_some_and(|live| !crate::flow::covers(live, site))
     };
 
+    // Once every candidate is reachable on evidence of its own, nothing
+    // more evidence can change the outcome (the notes of reachable code
+    // come from the stacks, read above): the scan of the program's code
+    // and data stops there. A patched function's caller is usually found
+    // in the first part of the code, and the scan was most of a small
+    // patch's time.
+    let settled = |evidence: &[Evidence]| {
+        candidates
+            .iter()
+            .zip(evidence)
+            .all(|(c, e)| !(c.entry_once && e.outermost.is_some()) && (e.calls > 0 || e.addresses > 0 || c.exported))
+    };
+    let in_new_code = |site: u64| candidates.iter().any(|c| c.new_code.0 <= site && site < c.new_code.1);
+    let mut done = settled(&evidence);
+
     // Call sites and taken addresses in the code that runs.
-    let mut found: Vec<(usize, bool, u64)> = Vec::new();
-    for (start, bytes) in &code {
+    let blocks = if done { &code[..0] } else { &code[..] };
+    'scan: for (start, bytes) in blocks {
         for p in 0..bytes.len().saturating_sub(3) {
             let field: [u8; 4] = bytes[p..p + 4].try_into().expect("4 bytes");
             let site = start + p as u64;
@@ -222,25 +237,29 @@ pub fn analyse(
                         && p >= 1
                         && (matches!(bytes[p - 1], 0xe8 | 0xe9)
                             || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80)));
-                found.push((i, branch, site));
+                // An address taken in passed code still counts: it may be
+                // kept in a register the loop calls through.
+                if in_new_code(site) {
+                    continue;
+                }
+                let e = &mut evidence[i];
+                match (branch, branch && passed_in_entry(site)) {
+                    (true, true) => e.passed += 1,
+                    (true, false) => e.calls += 1,
+                    (false, _) => e.addresses += 1,
+                }
+                if settled(&evidence) {
+                    done = true;
+                    break 'scan;
+                }
             }
         }
     }
-    // (Judged here, not in the scan above: every byte of the program's
-    // code goes through that loop.)
-    let in_new_code = |site: u64| candidates.iter().any(|c| c.new_code.0 <= site && site < c.new_code.1);
-    for (i, branch, site) in found.into_iter().filter(|&(_, _, site)| !in_new_code(site)) {
-        // An address taken in passed code still counts: it may be kept
-        // in a register the loop calls through.
-        match (branch, branch && passed_in_entry(site)) {
-            (true, true) => evidence[i].passed += 1,
-            (true, false) => evidence[i].calls += 1,
-            (false, _) => evidence[i].addresses += 1,
-        }
-    }
     // Function pointers stored in the image's data and the heap.
-    for (i, n) in stored_pointers(process, &maps, home, &by_entry) {
-        evidence[i].addresses += n;
+    if !done {
+        for (i, n) in stored_pointers(process, &maps, home, &by_entry) {
+            evidence[i].addresses += n;
+        }
     }
 
     // New code that can run reaches what it calls.
