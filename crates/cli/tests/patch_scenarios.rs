@@ -2063,3 +2063,44 @@ int main(void) {
     assert!(stderr.contains("run takes the addresses of its own labels"), "{stderr}");
     run.expect("acc 5");
 }
+
+#[test]
+fn a_static_signature_change_whose_caller_is_running_is_refused() {
+    let mut run = Run::start(common::STATIC_CALLEE, &["-O2", "-g"]);
+    run.expect("r 22");
+    let base = run.object("app.c", common::STATIC_CALLEE);
+    let new = run.object(
+        "app.c",
+        &common::static_callee_with_two_parameters(common::STATIC_CALLEE),
+    );
+    let stderr = run.refused(&new, &base);
+    assert!(
+        stderr.contains("the signature of calc changes, and its caller main is running on thread"),
+        "{stderr}"
+    );
+    run.target.prints_only(&["r 22", "r 29"], 20);
+}
+
+/// The same change with the caller's call not running (`main` calls a
+/// `step` that calls `calc`): patched, and the program computes what a
+/// fresh build does.
+#[test]
+fn a_static_signature_change_whose_caller_is_not_running_is_patched() {
+    let app = common::STATIC_CALLEE
+        .replace(
+            "int main(void) {",
+            "__attribute__((noinline)) static int step(int i) { return calc(seed + i % 2); }\nint main(void) {",
+        )
+        .replace(
+            "printf(\"r %d\\n\", calc(seed + i % 2));",
+            "printf(\"r %d\\n\", step(i));",
+        );
+    let mut run = Run::start(&app, &["-O2", "-g"]);
+    run.expect("r 22");
+    let base = run.object("app.c", &app);
+    let new = run.object("app.c", &common::static_callee_with_two_parameters(&app));
+    let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    assert!(report["applied"].to_string().contains("calc"), "{report}");
+    run.expect("r 321");
+    run.expect("r 328");
+}

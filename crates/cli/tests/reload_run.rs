@@ -2,6 +2,8 @@
 //! edited on disk, the running program's output checked (S1, S2, S5, S8,
 //! S20), and relive's exit status equal to the program's.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -153,6 +155,29 @@ fn an_edited_initial_value_is_said_to_wait_for_a_restart() {
     );
     let counted: i64 = s.target.wait_for_prefix("value 1 counter ").parse().unwrap();
     assert!(counted < 1000000, "{counted}");
+}
+
+/// Under `relive run`, a save that changes the signature of a `static`
+/// function (`calc(x)` to `calc(x, y)`, with its call in `main`'s loop):
+/// `main`'s running call keeps its old code, which would call the new
+/// `calc` with one argument. It was "patched calc" while the program
+/// printed `x * 7 + garbage` (a fresh build prints `x * 7 + 300`); now it
+/// is refused, naming the caller, and the program runs on unchanged.
+#[test]
+fn a_static_signature_change_whose_caller_is_running_is_refused() {
+    let mut s = Session::start(common::STATIC_CALLEE, &["-O2", "-g"]);
+    s.target.wait_for("r 29");
+    s.text = common::static_callee_with_two_parameters(&s.text);
+    std::fs::write(&s.source, &s.text).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the signature of calc changes, and its caller main is running on thread")),
+        "{e}"
+    );
+    s.target.prints_only(&["r 22", "r 29"], 20);
 }
 
 /// The same with a function edited in the same save: the patch is said

@@ -40,6 +40,7 @@ pub mod perf_map;
 pub mod reach;
 pub mod reclaim;
 pub mod remote_dlopen;
+pub mod running_callers;
 pub mod select;
 pub mod side_by_side;
 pub mod signature;

@@ -71,8 +71,9 @@ pub struct Selected {
     /// program started with ([`initial_values`]) drops the note of an
     /// edit that puts it back (it said "changed" again).
     pub initial_values: Vec<String>,
-    /// Global functions whose signature the edit changes, patched because
-    /// every caller comes with them (`callers_follow`): a caller's call
+    /// Functions whose signature the edit changes, patched because every
+    /// caller comes with them: global ones that `callers_follow` accepts,
+    /// and `static` ones (their callers are in the file). A caller's call
     /// running now keeps its old code, which calls them the old way.
     pub new_signatures: Vec<String>,
 }
@@ -216,6 +217,7 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
                 .map_or(change.as_str(), |(name, _)| name)
                 .to_string()
         })
+        .chain(crate::signature::changed_static(old, new, &changed_code))
         .collect();
     if !signatures.is_empty() {
         return Err(PatchError::Refused {

@@ -95,6 +95,8 @@ pub fn built_with(data: &[u8], source_name: &str, names: &[&str], resolved: bool
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Definitions,
+    /// Definitions of `static` functions.
+    StaticDefinitions,
     /// Definitions, typedefs resolved.
     DefinitionsResolved,
     Declarations,
@@ -118,19 +120,54 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
     // no DWARF here.
     let global = |name: &&str| new.symbols.iter().any(|s| s.name == *name && !s.local);
     let names: Vec<&str> = names.iter().copied().filter(global).collect();
-    let names = names.as_slice();
+    let changes = changed_among(old, new, &names, Kind::Definitions);
+    changes
+        .into_iter()
+        .map(|(name, was, sig)| format!("{name}: {was} -> {sig}"))
+        .collect()
+}
+
+/// The `static` functions among `names` (symbols of `new` whose code
+/// changed) whose signature differs from `old`'s. Their callers are all
+/// in the file, so they are patched with them; but a caller's call that
+/// is running keeps its old code, which calls them the old way (a trial:
+/// `main`'s loop kept calling `calc(x)` after `calc(x, y)` went in, and
+/// the program printed `x * 7 + garbage`). A GCC clone (`calc.isra.0`)
+/// counts by its function's signature: DWARF describes that one.
+pub fn changed_static(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    let local = |name: &&str| new.symbols.iter().any(|s| s.name == *name && s.local);
+    let symbols: Vec<&str> = names.iter().copied().filter(local).collect();
+    let bases: Vec<String> = symbols.iter().map(|n| crate::names::parse(n).base).collect();
+    let mut wanted: Vec<&str> = bases.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let changed: Vec<String> = changed_among(old, new, &wanted, Kind::StaticDefinitions)
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect();
+    symbols
+        .iter()
+        .zip(&bases)
+        .filter(|(_, base)| changed.contains(base))
+        .map(|(symbol, _)| symbol.to_string())
+        .collect()
+}
+
+/// `(name, old signature, new signature)` for each of `names` whose
+/// definition of `kind` differs between the objects, in name order.
+fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Kind) -> Vec<(String, String, String)> {
     if names.is_empty() {
         return Vec::new();
     }
     // Each object's index is one pass over all its DWARF: the two are read
     // side by side.
     let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
-    let (before, after) = crate::side_by_side::both_if(worth, || signatures(old, names), || signatures(new, names));
-    let mut out: Vec<String> = after
-        .iter()
+    let (before, after) = crate::side_by_side::both_if(worth, || read(old, names, kind), || read(new, names, kind));
+    let mut out: Vec<(String, String, String)> = after
+        .into_iter()
         .filter_map(|(name, sig)| {
-            let was = before.get(name)?;
-            (was != sig).then(|| format!("{name}: {was} -> {sig}"))
+            let was = before.get(&name)?.clone();
+            (was != sig).then_some((name, was, sig))
         })
         .collect();
     out.sort();
@@ -271,7 +308,9 @@ fn read_signatures(
     for &name in names {
         let entries = entries_named(dwarf, &mut units, index, name)?;
         let entries = entries.iter().filter(|e| {
-            e.tag == gimli::DW_TAG_subprogram && e.external && e.declaration == (kind == Kind::Declarations)
+            e.tag == gimli::DW_TAG_subprogram
+                && e.external == (kind != Kind::StaticDefinitions)
+                && e.declaration == (kind == Kind::Declarations)
         });
         for e in entries {
             let unit = &units[&e.unit];
@@ -279,7 +318,7 @@ fn read_signatures(
             let node = tree.root()?;
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
-            let resolve = kind != Kind::Definitions;
+            let resolve = !matches!(kind, Kind::Definitions | Kind::StaticDefinitions);
             let ret = type_name(dwarf, unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
             let mut params = Vec::new();
             let mut kids = node.children();

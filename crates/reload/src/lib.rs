@@ -354,38 +354,6 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
     Ok(files)
 }
 
-/// Why a signature change of `callee` cannot be patched while `caller`
-/// runs on `threads`.
-fn caller_running_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
-    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let (caller, callee) = (
-        relive_patch::names::readable(caller),
-        relive_patch::names::readable(callee),
-    );
-    format!(
-        "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; save again once it has returned, or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
-        tids.join(", ")
-    )
-}
-
-/// `(caller, callee)` for each function of `objects` that calls one of
-/// `callees` directly.
-fn callers_among<'o>(objects: impl Iterator<Item = &'o ObjectFile>, callees: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for obj in objects {
-        for (i, s) in obj.symbols.iter().enumerate() {
-            if s.kind != relive_patch::objfile::Kind::Function {
-                continue;
-            }
-            let calls = relive_patch::callees::direct_callees(obj, i);
-            for callee in callees.iter().filter(|c| calls.contains(c)) {
-                out.push((s.name.clone(), callee.clone()));
-            }
-        }
-    }
-    out
-}
-
 /// `names` for a note: a few, then how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -1971,16 +1939,8 @@ impl<'p> Reloader<'p> {
         changed: &[String],
         batch: &[(&Path, &ObjectFile)],
     ) -> Option<String> {
-        if changed.is_empty() {
-            return None;
-        }
         let objects = std::iter::once(new).chain(batch.iter().filter(|(f, _)| *f != source).map(|(_, o)| *o));
-        let callers = callers_among(objects, changed);
-        let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-        let running = relive_patch::apply::running_now(&self.target, &names);
-        let (caller, threads) = running.first()?;
-        let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
-        Some(caller_running_refusal(caller, callee, threads))
+        relive_patch::running_callers::running_caller(&self.target, objects, changed)
     }
 
     /// [`Reloader::callers_running`] for a catch-up of `sources` (their
@@ -2011,7 +1971,7 @@ impl<'p> Reloader<'p> {
             return None;
         }
         let names: Vec<String> = callees.iter().map(|(c, _)| c.clone()).collect();
-        let callers = callers_among(objects.iter().map(|(_, obj, _)| *obj), &names);
+        let callers = relive_patch::running_callers::callers_among(objects.iter().map(|(_, obj, _)| *obj), &names);
         let running: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
         for (caller, threads) in relive_patch::apply::running_now(&self.target, &running) {
             for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
@@ -2023,7 +1983,7 @@ impl<'p> Reloader<'p> {
                 let built = since_build::built_signatures(&self.target, source, obj, &[i], false, false);
                 let now = relive_patch::signature::signatures(obj, &[callee.as_str()]);
                 if matches!((built.get(callee), now.get(callee)), (Some(was), Some(is)) if was != is) {
-                    return Some(caller_running_refusal(&caller, callee, &threads));
+                    return Some(relive_patch::running_callers::refusal(&caller, callee, &threads));
                 }
             }
         }

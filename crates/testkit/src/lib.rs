@@ -243,6 +243,21 @@ impl Target {
         panic!("the program never printed {want:?} (last line {last:?})");
     }
 
+    /// The next `n` lines the program prints from now on (those already
+    /// waiting in the pipe, which may predate a change, skipped) are each
+    /// one of `lines`.
+    pub fn prints_only(&self, lines: &[&str], n: usize) {
+        std::thread::sleep(Duration::from_millis(100));
+        while self.line_within(Duration::ZERO).is_ok() {}
+        for _ in 0..n {
+            let line = self.next_line();
+            assert!(
+                lines.contains(&line.as_str()),
+                "the program printed {line:?}, not one of {lines:?}"
+            );
+        }
+    }
+
     /// Waits for the program to exit: how it ended.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("the program's status")

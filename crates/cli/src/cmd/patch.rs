@@ -137,12 +137,13 @@ pub struct StatusArgs {
 /// The functions of `new` to patch, narrowed to `only` when given, and
 /// what the patch leaves as it was ([`Selected::notes`]).
 pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> anyhow::Result<Selected> {
-    // No caller follows a one-shot patch's signature change: refused.
+    // No caller follows a one-shot patch's signature change of a global
+    // function: refused. A `static` one's callers come with it.
     let Selected {
         mut functions,
         notes,
         initial_values,
-        new_signatures: _,
+        new_signatures,
     } = relive_patch::select::select(base, new, &|_| false)?;
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
@@ -166,7 +167,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         functions,
         notes,
         initial_values,
-        new_signatures: Vec::new(),
+        new_signatures,
     })
 }
 
@@ -254,6 +255,11 @@ fn patch_opened(
         .chain(objects.notes.iter().cloned())
         .chain(nothing_changed_but_patched(&target, objects))
         .collect::<Vec<_>>();
+    if let Some(why) =
+        relive_patch::running_callers::running_caller(&target, std::iter::once(&objects.new), &objects.new_signatures)
+    {
+        return Err(PatchError::Refused { what: why }.into());
+    }
     let report = if objects.functions.is_empty() {
         None
     } else {
@@ -388,6 +394,9 @@ pub struct Objects {
     /// What reading them found worth telling (the new object's source
     /// taken as its base's: [`ObjectFile::adopt_base_source`]).
     pub notes: Vec<String>,
+    /// Functions whose signature the patch changes, with every caller
+    /// (`static` ones): refused while a caller's call runs.
+    pub new_signatures: Vec<String>,
 }
 
 impl Objects {
@@ -404,6 +413,7 @@ impl Objects {
             base,
             functions,
             notes,
+            new_signatures: Vec::new(),
         }
     }
 }
@@ -443,6 +453,7 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
     };
     let mut objects = Objects::new(new, base, selected.functions);
     objects.notes.extend(selected.notes);
+    objects.new_signatures = selected.new_signatures;
     Ok((objects, earlier))
 }
 

@@ -97,3 +97,30 @@ pub fn patch_json(state: &std::path::Path, pid: u32, new: &str, base: &str) -> V
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A `static` function whose signature changes, called by `main`'s loop
+/// (`calc(x)` becomes `calc(x, y)`). Every caller is in the file, so the
+/// change is patched with them; but `main`'s running call keeps its old
+/// code, which calls `calc` with one argument. Found by a session's
+/// check: "patched calc" while the program printed `x * 7 + garbage`
+/// (a fresh build prints `x * 7 + 300`). Refused now, like the same
+/// change of a global function.
+pub const STATIC_CALLEE: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static volatile int seed = 3;
+__attribute__((noinline)) static int calc(int x) { return x * 7 + 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0;; i++) { printf("r %d\n", calc(seed + i % 2)); usleep(3000); }
+}
+"#;
+
+/// [`STATIC_CALLEE`] with `calc`'s second parameter.
+pub fn static_callee_with_two_parameters(source: &str) -> String {
+    source
+        .replace(
+            "static int calc(int x) { return x * 7 + 1; }",
+            "static int calc(int x, int y) { return x * 7 + y; }",
+        )
+        .replace("calc(seed + i % 2)", "calc(seed + i % 2, seed * 100)")
+}
