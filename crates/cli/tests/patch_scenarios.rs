@@ -2104,3 +2104,31 @@ fn a_static_signature_change_whose_caller_is_not_running_is_patched() {
     run.expect("r 321");
     run.expect("r 328");
 }
+
+/// A `main` that never sleeps, its loop's inlined body patched twice: its
+/// running call keeps the old code for good both times. The second patch
+/// (a slot update, no thread stopped) read the threads' positions without
+/// stopping them, a thread on a CPU has none, and `main` was taken for
+/// code a later call reaches: "patched main" where the first said NOT
+/// REACHABLE (a new-user trial on zstd's driver, whose main thread
+/// compresses most of the time).
+#[test]
+fn a_busy_main_patched_again_is_still_unreachable() {
+    const APP: &str = r#"#include <stdio.h>
+static volatile long sink;
+static long total;
+static void round_of(long i) { total += i * 1; if (i % 50000000 == 0) printf("total %ld\n", total); }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (long i = 0;; i++) { round_of(i); sink = i; } }
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.target.wait_for_prefix("total ");
+    for factor in ["2", "3"] {
+        let report = run.edit(&APP.replace("total += i * 1;", &format!("total += i * {factor};")));
+        let main = applied(&report, "main");
+        assert_eq!(main["reach"]["reachable"], false, "patch {factor}: {report}");
+        assert!(
+            main["reach"]["note"].as_str().is_some_and(|n| n.contains("outermost")),
+            "{report}"
+        );
+    }
+}

@@ -886,7 +886,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Where the threads are, for telling whether the new code can run.
     let positions: Vec<ThreadPosition> = match &stopped {
         Some(s) => positions_of(s.as_ref()),
-        None => process.thread_positions().unwrap_or_default(),
+        None => positions_now(process),
     };
     if let Some(stopped) = stopped {
         stopped.resume()?;
@@ -1932,19 +1932,26 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
             .map(|(r, c)| (c.name.clone(), r.running))
             .collect()
     };
-    let threads = target.process.thread_positions().unwrap_or_default();
+    analyse(&positions_now(target.process))
+}
+
+/// Where each thread of `process` is now. A thread on a CPU has no
+/// position to read without stopping it: then the threads are stopped for
+/// a moment (a loop between two sleeps was missed otherwise, under load;
+/// and a `main` that never sleeps was taken for code a later call can
+/// reach, so a patch of it said "patched", its running call unseen).
+fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
+    let threads = process.thread_positions().unwrap_or_default();
     if threads.iter().all(|(_, at)| at.is_some()) {
-        return analyse(&threads);
+        return threads;
     }
-    // A thread on a CPU has no position to read: stopped for a moment
-    // (a loop between two sleeps was missed otherwise, under load).
-    match target.process.stop() {
+    match process.stop() {
         Ok(stopped) => {
-            let running = analyse(&positions_of(stopped.as_ref()));
+            let positions = positions_of(stopped.as_ref());
             let _ = stopped.resume();
-            running
+            positions
         }
-        Err(_) => analyse(&threads),
+        Err(_) => threads,
     }
 }
 

@@ -29,7 +29,16 @@ pub fn callers_among<'o>(objects: impl Iterator<Item = &'o ObjectFile>, callees:
 /// runs on `threads`.
 pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
+    // As the source names them: `one`, not GCC's clone `one.isra.0`.
+    let written = |name: &str| {
+        let readable = crate::names::readable(name);
+        let parsed = crate::names::parse(&readable);
+        match parsed.clones.is_empty() {
+            true => readable,
+            false => parsed.base,
+        }
+    };
+    let (caller, callee) = (written(caller), written(callee));
     format!(
         "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; patch it again once that call has returned (save the file again), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
         tids.join(", ")
