@@ -1951,6 +1951,13 @@ fn a_caught_up_signature_change_whose_caller_is_running_is_refused() {
     target.wait_for("v 17 8");
     let root = target.dir.path().to_path_buf();
     edit_shift_signature(&root);
+    caught_up_while_main_runs(target, "shift", "v 17 8");
+}
+
+/// `relive watch` of `target`, whose sources were edited to change the
+/// signature of `callee`, called by `main`'s running loop: the catch-up
+/// is refused, naming both, and the program prints `line` on.
+fn caught_up_while_main_runs(target: Target, callee: &str, line: &str) {
     let (relive, events) = start_watch(&target, &[]);
     let s = Session {
         target,
@@ -1959,14 +1966,47 @@ fn a_caught_up_signature_change_whose_caller_is_running_is_refused() {
     };
     let events = s.until("watching");
     assert!(!events.iter().any(|e| e["event"] == "patched"), "{events:?}");
+    let said = format!("the signature of {callee} changes, and its caller main is running");
     assert!(
-        events.iter().any(|e| e["event"] == "refused"
-            && e["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("the signature of shift changes, and its caller main is running"))),
+        events
+            .iter()
+            .any(|e| e["event"] == "refused" && e["message"].as_str().is_some_and(|m| m.contains(&said))),
         "{events:?}"
     );
-    s.keeps_printing("v 17 8");
+    s.keeps_printing(line);
+}
+
+/// The same with a `static` function of main.c (`twice(x)` edited to
+/// `twice(x, y)` with its call in `main`'s loop before relive started):
+/// the catch-up patched it, and the old `main` went on calling it with
+/// one argument (`x * 2 + garbage`, where a fresh build prints 306).
+#[test]
+fn a_caught_up_static_signature_change_whose_caller_is_running_is_refused() {
+    let main = MAIN
+        .replace(
+            "__attribute__((noinline)) int first(void)",
+            "static volatile int seed = 3;\n__attribute__((noinline)) static int twice(int x) { return x * 2; }\n__attribute__((noinline)) int first(void)",
+        )
+        .replace(
+            "printf(\"v %d %d\\n\", first(), shift(9));",
+            "printf(\"v %d %d %d\\n\", first(), shift(9), twice(seed));",
+        );
+    let dir = project("-O2 -g3");
+    std::fs::write(dir.path().join("src/main.c"), &main).unwrap();
+    make(dir.path());
+    let exe = dir.path().join("app");
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(dir.path());
+    let target = Target::spawn(cmd, exe, dir);
+    target.wait_for("v 17 8 6");
+    let edited = main
+        .replace(
+            "static int twice(int x) { return x * 2; }",
+            "static int twice(int x, int y) { return x * 2 + y; }",
+        )
+        .replace("twice(seed)", "twice(seed, seed * 100)");
+    std::fs::write(target.dir.path().join("src/main.c"), edited).unwrap();
+    caught_up_while_main_runs(target, "twice", "v 17 8 6");
 }
 
 /// Found by a re-check on zlib: after `relive revert --all` took back a

@@ -54,6 +54,27 @@ pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String,
 /// `resolved`: typedefs written as what they name ([`definitions_resolved`],
 /// to compare with [`declarations`]), else as [`signatures`] has them.
 pub fn built_with(data: &[u8], source_name: &str, names: &[&str], resolved: bool) -> HashMap<String, String> {
+    let kind = match resolved {
+        true => Kind::DefinitionsResolved,
+        false => Kind::Definitions,
+    };
+    built_as(data, source_name, names, kind)
+}
+
+/// [`built_with`] for the `static` functions of `names` (by the names the
+/// source gives them: `calc`, not GCC's clone `calc.isra.0`).
+pub fn built_static_with(data: &[u8], source_name: &str, names: &[&str]) -> HashMap<String, String> {
+    built_as(data, source_name, names, Kind::StaticDefinitions)
+}
+
+/// `name -> "ret(param, param)"` for each `static` function of `names`
+/// (as the source names them) that `obj` defines.
+pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    read(obj, names, Kind::StaticDefinitions)
+}
+
+/// [`built_with`] of the definitions of `kind`.
+fn built_as(data: &[u8], source_name: &str, names: &[&str], kind: Kind) -> HashMap<String, String> {
     use object::{Object, ObjectSection};
     let Ok(file) = object::File::parse(data) else {
         return HashMap::new();
@@ -83,10 +104,6 @@ pub fn built_with(data: &[u8], source_name: &str, names: &[&str], resolved: bool
     };
     let Ok(index) = DebugIndex::build_units(&dwarf, named_so) else {
         return HashMap::new();
-    };
-    let kind = match resolved {
-        true => Kind::DefinitionsResolved,
-        false => Kind::Definitions,
     };
     read_signatures(&dwarf, &index, names, kind).unwrap_or_default()
 }

@@ -1944,12 +1944,13 @@ impl<'p> Reloader<'p> {
     }
 
     /// [`Reloader::callers_running`] for a catch-up of `sources` (their
-    /// baselines' functions that differ from what runs): a global function
-    /// among them whose signature is not the one the program was built
-    /// with, called by a function of these files whose call is running (a
-    /// re-check: `relive watch` caught up `u(x, y)` while `main`'s loop
-    /// went on calling it with one argument). The stacks are read first,
-    /// the DWARF only for a callee a running call calls.
+    /// baselines' functions that differ from what runs): a function among
+    /// them, global or static, whose signature is not the one the program
+    /// was built with, called by a function of these files whose call is
+    /// running (a re-check: `relive watch` caught up `u(x, y)` while
+    /// `main`'s loop went on calling it with one argument; the same with a
+    /// static `calc(x, y)`). The stacks are read first, the DWARF only for
+    /// a callee a running call calls.
     fn catch_up_callers_running(&self, sources: &[PathBuf]) -> Option<String> {
         let mut objects: Vec<(&Path, &ObjectFile, Vec<usize>)> = Vec::new();
         for source in sources {
@@ -1957,12 +1958,13 @@ impl<'p> Reloader<'p> {
                 objects.push((source.as_path(), obj, functions));
             }
         }
-        // The global functions caught up, each with its file.
+        // The functions caught up, each with its file: global ones, and
+        // static ones (their running callers are in the file too).
         let mut callees: Vec<(String, usize)> = Vec::new();
         for (k, (_, obj, functions)) in objects.iter().enumerate() {
             for &i in functions {
                 let s = &obj.symbols[i];
-                if s.kind == relive_patch::objfile::Kind::Function && !s.local {
+                if s.kind == relive_patch::objfile::Kind::Function {
                     callees.push((s.name.clone(), k));
                 }
             }
@@ -1980,9 +1982,22 @@ impl<'p> Reloader<'p> {
                 };
                 let (source, obj, _) = &objects[k];
                 let Some(i) = obj.function_named(callee) else { continue };
-                let built = since_build::built_signatures(&self.target, source, obj, &[i], false, false);
-                let now = relive_patch::signature::signatures(obj, &[callee.as_str()]);
-                if matches!((built.get(callee), now.get(callee)), (Some(was), Some(is)) if was != is) {
+                let (built, now, name) = match obj.symbols[i].local {
+                    false => (
+                        since_build::built_signatures(&self.target, source, obj, &[i], false, false),
+                        relive_patch::signature::signatures(obj, &[callee.as_str()]),
+                        callee.clone(),
+                    ),
+                    true => {
+                        let name = relive_patch::names::parse(callee).base;
+                        (
+                            since_build::built_static_signatures(&self.target, source, obj, &[i]),
+                            relive_patch::signature::static_signatures(obj, &[name.as_str()]),
+                            name,
+                        )
+                    }
+                };
+                if matches!((built.get(&name), now.get(&name)), (Some(was), Some(is)) if was != is) {
                     return Some(relive_patch::running_callers::refusal(&caller, callee, &threads));
                 }
             }

@@ -43,16 +43,59 @@ pub(crate) fn built_signatures(
     resolved: bool,
     patched_too: bool,
 ) -> HashMap<String, String> {
+    built(
+        target,
+        source,
+        obj,
+        functions,
+        Binding::Global { resolved },
+        patched_too,
+    )
+}
+
+/// [`built_signatures`] of the `static` functions among `functions` (not
+/// patched), by the names the source gives them (`calc` for GCC's clone
+/// `calc.isra.0`).
+pub(crate) fn built_static_signatures(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+) -> HashMap<String, String> {
+    built(target, source, obj, functions, Binding::Static, false)
+}
+
+/// Which functions [`built`] reads.
+#[derive(Clone, Copy)]
+enum Binding {
+    /// Global ones; `resolved` as [`built_signatures`] says.
+    Global {
+        resolved: bool,
+    },
+    Static,
+}
+
+/// The signatures the DWARF of each module gives the functions of
+/// `binding` among `functions` (see [`built_signatures`]).
+fn built(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+    binding: Binding,
+    patched_too: bool,
+) -> HashMap<String, String> {
+    let statics = matches!(binding, Binding::Static);
     let mut out = HashMap::new();
     let Some(source_name) = source.file_name().and_then(|n| n.to_str()) else {
         return out;
     };
     // Per module (the image relive read of the file that runs: the
     // running image where the path names a rebuilt one), its functions.
-    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<&str>)> = BTreeMap::new();
+    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<String>)> = BTreeMap::new();
     for &i in functions {
         let Some(symbol) = obj.symbols.get(i) else { continue };
-        if symbol.local || symbol.kind != Kind::Function {
+        if symbol.local != statics || symbol.kind != Kind::Function {
             continue;
         }
         let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
@@ -61,22 +104,27 @@ pub(crate) fn built_signatures(
         if !patched_too && target.journal.patch(addr).is_some() {
             continue;
         }
+        let name = match statics {
+            true => relive_patch::names::parse(&symbol.name).base,
+            false => symbol.name.clone(),
+        };
         if let Some(module) = target.modules.containing(addr) {
             by_module
                 .entry(&module.module.path)
                 .or_insert((module, Vec::new()))
                 .1
-                .push(&symbol.name);
+                .push(name);
         }
     }
     for (module, names) in by_module.into_values() {
         if let Some(image) = &module.image {
-            out.extend(relive_patch::signature::built_with(
-                image.data(),
-                source_name,
-                &names,
-                resolved,
-            ));
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            out.extend(match binding {
+                Binding::Global { resolved } => {
+                    relive_patch::signature::built_with(image.data(), source_name, &names, resolved)
+                }
+                Binding::Static => relive_patch::signature::built_static_with(image.data(), source_name, &names),
+            });
         }
     }
     out
