@@ -113,15 +113,18 @@ impl Run {
 
     /// `relive patch --pid PID NEW --base BASE`, reporting in words.
     fn patch_in_words(&self, new: &std::path::Path, base: &std::path::Path) -> std::process::Output {
-        let pid = self.target.pid_arg();
-        self.relive(&[
-            "patch",
-            "--pid",
-            &pid,
-            new.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ])
+        self.patch_command(new, base).output().unwrap()
+    }
+
+    /// The command [`Run::patch_in_words`] runs.
+    fn patch_command(&self, new: &std::path::Path, base: &std::path::Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+        cmd.args(["patch", "--pid", &self.target.pid_arg()])
+            .arg(new)
+            .arg("--base")
+            .arg(base)
+            .env("RELIVE_STATE_DIR", self.state.path());
+        cmd
     }
 
     /// `relive patch --pid PID NEW --base BASE`, which must be refused
@@ -2131,4 +2134,51 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (long i = 0;; i++) { roun
             "{report}"
         );
     }
+}
+
+/// The running-caller check is made again with every thread stopped for
+/// the redirect: a thread that enters the caller between the first check
+/// and the redirect (here, while relive waits at a failpoint) would run
+/// the caller's old code into the changed function. `burst` is not
+/// running when the patch starts; the program is told to run it while
+/// relive waits before the stop.
+#[test]
+fn a_caller_entered_just_before_the_redirect_is_seen() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static volatile int seed = 3;
+__attribute__((noinline)) static int calc(int x) { return x * 7 + 1; }
+__attribute__((noinline)) static void burst(void) {
+    for (int k = 0; k < 150; k++) { printf("c %d\n", calc(seed)); usleep(20000); }
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    char c;
+    printf("ready\n");
+    while (read(0, &c, 1) == 1) burst();
+}
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("ready");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &common::calc_with_two_parameters(APP, "calc(seed)"));
+    let relive = run
+        .patch_command(&new, &base)
+        .env("RELIVE_FAILPOINT", "patch-before-stop:1500")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past relive's first check, before its stop: burst starts (3 s).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    run.target.stdin().write_all(b"x").unwrap();
+    run.target.stdin().flush().unwrap();
+    let out = relive.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the signature of calc changes, and its caller burst is running on thread"),
+        "{stderr}"
+    );
+    run.target.prints_only(&["c 22"], 20);
 }

@@ -856,6 +856,12 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if displaced_area.is_some() {
         copy_pages_ahead(process, &writes);
     }
+    // Callers whose running call would call a function whose signature
+    // this patch changes the old way: checked with every thread stopped
+    // for the redirect (a check before it leaves a moment in which a
+    // thread enters one), a slot update stopping them for it too.
+    let guard = signature_guard(units);
+    failpoint("patch-before-stop");
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
         Some(area) => match stop_when_clear(process, &all_work, area, &mut filled) {
@@ -865,10 +871,29 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 return Err(e);
             }
         },
+        None if !guard.is_empty() => match process.stop() {
+            Ok(s) => (Some(s), Vec::new()),
+            Err(e) => {
+                abandon(target, &before, true, filled);
+                return Err(e.into());
+            }
+        },
         None => (None, Vec::new()),
     };
     if !moved.is_empty() {
         failpoint("patch-after-move");
+    }
+    if let (Some(s), false) = (stopped.as_mut(), guard.is_empty()) {
+        let names: Vec<&str> = guard.iter().map(|(caller, _)| caller.as_str()).collect();
+        let running = running_at(target, &names, &positions_of(s.as_ref()));
+        if let Some((caller, threads)) = running.first() {
+            let callee = guard.iter().find(|(c, _)| c == caller).map_or("", |(_, callee)| callee);
+            let what = crate::running_callers::refusal(caller, callee, threads);
+            put_back(s.as_mut(), &moved);
+            drop(stopped);
+            abandon(target, &before, true, filled);
+            return Err(PatchError::Refused { what });
+        }
     }
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
@@ -892,7 +917,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         stopped.resume()?;
     }
     let resumed = Instant::now();
-    let paused = if first_redirects {
+    let paused = if first_redirects || !guard.is_empty() {
         resumed - stop_start
     } else {
         Duration::ZERO
@@ -1900,6 +1925,11 @@ fn positions_of(stopped: &dyn relive_process::Stopped) -> Vec<ThreadPosition> {
 /// leaves); a thread's outermost function (`main`, a worker's loop) is
 /// seen for sure.
 pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
+    running_at(target, names, &positions_now(target.process))
+}
+
+/// [`running_now`] with the threads at `threads`.
+fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
     let (home, main, program_entry) = entry_points(target);
     let candidates: Vec<reach::Candidate> = names
         .iter()
@@ -1924,15 +1954,50 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
     if candidates.is_empty() {
         return Vec::new();
     }
-    let analyse = |threads: &[ThreadPosition]| -> Vec<(String, Vec<u32>)> {
-        reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
-            .into_iter()
-            .zip(&candidates)
-            .filter(|(r, _)| !r.running.is_empty())
-            .map(|(r, c)| (c.name.clone(), r.running))
-            .collect()
-    };
-    analyse(&positions_now(target.process))
+    reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
+        .into_iter()
+        .zip(&candidates)
+        .filter(|(r, _)| !r.running.is_empty())
+        .map(|(r, c)| (c.name.clone(), r.running))
+        .collect()
+}
+
+/// `(caller, callee)` for each function of `units` that calls one of
+/// their functions to patch whose signature the patch changes (compared
+/// with each unit's base: a unit without one, a catch-up, is checked
+/// before it is patched).
+fn signature_guard(units: &[Unit]) -> Vec<(String, String)> {
+    let mut changed: Vec<String> = Vec::new();
+    for unit in units {
+        let Some(base) = unit.base else { continue };
+        let names: Vec<&str> = unit
+            .functions
+            .iter()
+            .map(|&i| &unit.obj.symbols[i])
+            .filter(|s| s.kind == crate::objfile::Kind::Function)
+            .map(|s| s.name.as_str())
+            .collect();
+        changed.extend(
+            crate::signature::changed(base, unit.obj, &names)
+                .into_iter()
+                .map(|change| {
+                    change
+                        .split_once(": ")
+                        .map_or(change.as_str(), |(name, _)| name)
+                        .to_string()
+                }),
+        );
+        changed.extend(crate::signature::changed_static(base, unit.obj, &names));
+    }
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    // The callers the old code has too: a running call is of that.
+    let objects = units.iter().flat_map(|u| std::iter::once(u.obj).chain(u.base));
+    let mut guard = crate::running_callers::callers_among(objects, &changed);
+    guard.sort();
+    guard.dedup();
+    guard
 }
 
 /// Where each thread of `process` is now. A thread on a CPU has no
@@ -2256,10 +2321,20 @@ fn plan_writes(
 
 /// Dies here when `RELIVE_FAILPOINT` names this point: how the tests
 /// kill relive at an exact step of a change (a SIGKILL from outside could
-/// not aim), to check what a later relive finds.
+/// not aim), to check what a later relive finds. `NAME:MS` waits instead.
 pub(crate) fn failpoint(name: &str) {
-    if std::env::var_os("RELIVE_FAILPOINT").is_some_and(|v| v == name) {
-        std::process::abort();
+    let Some(set) = std::env::var_os("RELIVE_FAILPOINT") else {
+        return;
+    };
+    let set = set.to_string_lossy();
+    // `NAME:MS` waits there MS milliseconds instead (a test's moment to
+    // change what the program does between two steps of a patch).
+    match set.split_once(':') {
+        Some((at, ms)) if at == name => {
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        }
+        None if set == name => std::process::abort(),
+        _ => {}
     }
 }
 

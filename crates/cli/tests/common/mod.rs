@@ -117,10 +117,17 @@ int main(void) {
 
 /// [`STATIC_CALLEE`] with `calc`'s second parameter.
 pub fn static_callee_with_two_parameters(source: &str) -> String {
+    calc_with_two_parameters(source, "calc(seed + i % 2)")
+}
+
+/// `source` with its `static int calc(int x)` given a second parameter,
+/// which it adds, and its call `call` passing `seed * 100` for it.
+pub fn calc_with_two_parameters(source: &str, call: &str) -> String {
+    let passed = format!("{}, seed * 100)", call.strip_suffix(')').unwrap_or(call));
     source
         .replace(
             "static int calc(int x) { return x * 7 + 1; }",
             "static int calc(int x, int y) { return x * 7 + y; }",
         )
-        .replace("calc(seed + i % 2)", "calc(seed + i % 2, seed * 100)")
+        .replace(call, &passed)
 }
