@@ -180,6 +180,45 @@ fn a_static_signature_change_whose_caller_is_running_is_refused() {
     s.target.prints_only(&["r 22", "r 29"], 20);
 }
 
+/// GCC names its clone of `calc(x, y, z)` that drops the constant `z`
+/// (here: the unused one) `calc.constprop.0` in every compile, but which
+/// parameters it keeps depends on the body: `return x * 100 + y` keeps
+/// `(x, y)`, `return x * 100 + z * 2` keeps `(x, z)`. The edit changed the
+/// clone and its caller `main`, whose running call kept passing `y`: the
+/// program printed 310, neither the old 305 nor a fresh build's 314,
+/// while relive said "patched calc.constprop.0". Refused now; a body edit
+/// that leaves the callers alone is patched.
+#[test]
+fn a_clone_changed_with_its_running_caller_is_refused() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static volatile int s1 = 3, s2 = 5, s3 = 7;
+__attribute__((noinline)) static int calc(int x, int y, int z) { return x * 100 + y; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("r %d\n", calc(s1, s2, s3)); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r 305");
+    s.edit("return x * 100 + y;", "return x * 100 + z * 2;");
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains(
+            "calc.constprop.0 is GCC's copy of calc with parameters GCC chose for this compile, and it changed with its caller main, which is running on thread"
+        )),
+        "{e}"
+    );
+    s.target.prints_only(&["r 305"], 20);
+    // The clone's body alone: its callers are as they were, so are its
+    // parameters.
+    s.edit("return x * 100 + z * 2;", "return x * 100 + y * 3;");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("r 315");
+}
+
 /// The same with a function edited in the same save: the patch is said
 /// and so is the initial value it leaves (it said only "patched value",
 /// and the program ran on with the old value unsaid).

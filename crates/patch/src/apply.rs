@@ -1968,7 +1968,19 @@ fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Ve
 /// before it is patched).
 fn signature_guard(units: &[Unit]) -> Vec<(String, String)> {
     let mut changed: Vec<String> = Vec::new();
+    // Clones whose parameters may have changed with their callers': only
+    // the changed callers' running calls matter for them.
+    let mut clones: Vec<String> = Vec::new();
+    let patched: Vec<&str> = units
+        .iter()
+        .flat_map(|u| u.functions.iter().filter_map(|&i| u.obj.symbols.get(i)))
+        .map(|s| s.name.as_str())
+        .collect();
     for unit in units {
+        clones.extend(crate::running_callers::clones_changed_with_callers(
+            unit.obj,
+            unit.functions,
+        ));
         let Some(base) = unit.base else { continue };
         let names: Vec<&str> = unit
             .functions
@@ -1989,12 +2001,17 @@ fn signature_guard(units: &[Unit]) -> Vec<(String, String)> {
         );
         changed.extend(crate::signature::changed_static(base, unit.obj, &names));
     }
-    if changed.is_empty() {
+    if changed.is_empty() && clones.is_empty() {
         return Vec::new();
     }
     // The callers the old code has too: a running call is of that.
     let objects = units.iter().flat_map(|u| std::iter::once(u.obj).chain(u.base));
-    let mut guard = crate::running_callers::callers_among(objects, &changed);
+    let mut guard = crate::running_callers::callers_among(objects.clone(), &changed);
+    guard.extend(
+        crate::running_callers::callers_among(objects, &clones)
+            .into_iter()
+            .filter(|(caller, _)| patched.contains(&caller.as_str())),
+    );
     guard.sort();
     guard.dedup();
     guard

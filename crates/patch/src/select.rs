@@ -299,8 +299,11 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
         let readable: Vec<&str> = readable.iter().map(String::as_str).collect();
         notes.push(constant_table_note(&crate::diff::static_label(new, i), &readable));
     }
+    let functions = functions_where(new, |name| names.contains(&name));
+    let mut new_signatures = new_signatures;
+    new_signatures.extend(crate::running_callers::clones_changed_with_callers(new, &functions));
     Ok(Selected {
-        functions: functions_where(new, |name| names.contains(&name)),
+        functions,
         notes,
         initial_values,
         new_signatures,

@@ -1564,7 +1564,9 @@ impl<'p> Reloader<'p> {
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);
-                if let Some(refusal) = self.callers_running(source, &new, &selected.new_signatures, batch) {
+                if let Some(refusal) =
+                    self.callers_running(source, &new, &selected.new_signatures, &selected.functions, batch)
+                {
                     return Ok(Step::refused(event, refusal, start));
                 }
                 selected.functions
@@ -1937,10 +1939,12 @@ impl<'p> Reloader<'p> {
         source: &Path,
         new: &ObjectFile,
         changed: &[String],
+        functions: &[usize],
         batch: &[(&Path, &ObjectFile)],
     ) -> Option<String> {
         let objects = std::iter::once(new).chain(batch.iter().filter(|(f, _)| *f != source).map(|(_, o)| *o));
-        relive_patch::running_callers::running_caller(&self.target, objects, changed)
+        let patched: Vec<&str> = functions.iter().map(|&i| new.symbols[i].name.as_str()).collect();
+        relive_patch::running_callers::running_caller(&self.target, objects, changed, &patched)
     }
 
     /// [`Reloader::callers_running`] for a catch-up of `sources` (their

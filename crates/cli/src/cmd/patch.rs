@@ -255,9 +255,13 @@ fn patch_opened(
         .chain(objects.notes.iter().cloned())
         .chain(nothing_changed_but_patched(&target, objects))
         .collect::<Vec<_>>();
-    if let Some(why) =
-        relive_patch::running_callers::running_caller(&target, std::iter::once(&objects.new), &objects.new_signatures)
-    {
+    let patched: Vec<&str> = objects
+        .functions
+        .iter()
+        .map(|&i| objects.new.symbols[i].name.as_str())
+        .collect();
+    let new = std::iter::once(&objects.new);
+    if let Some(why) = relive_patch::running_callers::running_caller(&target, new, &objects.new_signatures, &patched) {
         return Err(PatchError::Refused { what: why }.into());
     }
     let report = if objects.functions.is_empty() {
