@@ -438,6 +438,14 @@ fn running_frames(
         if Some(value) == program_entry {
             continue;
         }
+        // A candidate's entry is a stored function pointer (`main`'s
+        // address, which `__libc_start_main` keeps above `main`'s frame),
+        // never a return address: where the bytes before it read as a
+        // call (QuickJS's driver), it made `main` look called from above,
+        // never the outermost frame, and an edit of its loop "patched".
+        if candidates.iter().any(|c| c.old == value) {
+            continue;
+        }
         // Only a value just past a call in the home module's code is a
         // return address; a call that never returns (`_start`'s call of
         // `__libc_start_main`) is followed by `hlt`: not a frame anything
@@ -449,11 +457,9 @@ fn running_frames(
         }
         let at = from + 8 * k as u64;
         return_addresses.push(at);
-        // A return address points just past its call, inside the body: a
-        // value at the very end of a body is the next function's entry (a
-        // stored function pointer, such as `main`'s address kept for
-        // `__libc_start_main`), and a call ending a body never returns.
-        if let Some(i) = body(value).filter(|&i| candidates[i].old != value) {
+        // A return address points just past its call, inside the body (a
+        // call ending a body never returns).
+        if let Some(i) = body(value) {
             frames.push((at, i));
         }
     }
@@ -623,5 +629,22 @@ mod tests {
         };
         assert!(!outermost(None), "without the entry point it looks like a caller above");
         assert!(outermost(Some(0x1010)));
+    }
+
+    /// `b`'s own address above its frame (`main`'s, kept by
+    /// `__libc_start_main`), right after `a`'s closing call byte for byte
+    /// like a return address: `b` is still the outermost frame. It was
+    /// taken for a caller above, and an edit of QuickJS's driver's `main`
+    /// loop said "patched main".
+    #[test]
+    fn a_candidates_own_address_above_it_is_no_caller() {
+        let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
+        // `b` calls at +3, returning to +8 (0x1018).
+        let mut code = code();
+        code[0].1[0x13] = 0xe8;
+        let stack = words(&[0x1018, 0, 0x1010]);
+        let frames = running_frames(&code, &candidates, 0x7000, 0x8000, 0x8000, &stack, None);
+        let b = frames.iter().find(|f| f.0 == 1).expect("b's frame");
+        assert!(b.1.outermost);
     }
 }
