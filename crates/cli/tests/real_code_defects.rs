@@ -552,6 +552,37 @@ fn a_changed_constant_table_patches_its_readers() {
     }
 }
 
+/// A constant table only other data points to (QuickJS registers its
+/// `Math` functions through `js_math_obj`, which points to
+/// `js_math_funcs`): no function reads it, so the program keeps its copy,
+/// and the note says so (it said "changed: now read the new copy", naming
+/// no reader).
+#[test]
+fn a_constant_table_only_data_refers_to_is_said_to_stay() {
+    const APP: &str = r#"
+#include <stdio.h>
+static const int table[4] = {1, 2, 3, 4};
+const int *tables[1] = {table};
+__attribute__((noinline)) int sum(int n) { int s = 0; for (int i = 0; i < n; i++) s += tables[0][i & 3] * i; return s; }
+volatile int n = 9;
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) { printf("%d\n", sum(n)); fflush(stdout); }
+    return 0;
+}
+"#;
+    let mut p = Program::start("gcc", &["-O0"], &[("app.c", APP)]);
+    let before = p.step();
+    let r = p.edit("app.c", "{1, 2, 3, 4}", "{1, 2, 3, 5}");
+    assert!(
+        r["warnings"].to_string().contains(
+            "the contents of table changed, but no function reads it directly (only other data of the program refers to it), so the program keeps using its own copy until a restart"
+        ),
+        "{r}"
+    );
+    assert_eq!(p.step(), before, "the program keeps its copy, as said");
+}
+
 /// `compute` is `const` to GCC (no memory touched): a call before a loop
 /// whose every turn calls it again is hoisted out, and the loop prints
 /// the kept result. Called once, never again.

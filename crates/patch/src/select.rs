@@ -158,6 +158,14 @@ fn shown(obj: &ObjectFile, name: &str) -> String {
 /// What to tell the user of a constant table `name` whose contents
 /// changed, read by the functions `readers`.
 fn constant_table_note(name: &str, readers: &[&str]) -> String {
+    // Only other data refers to it (QuickJS's `js_math_funcs`, which a
+    // table of object definitions points to): the note said "changed:
+    // now read the new copy" with no reader named.
+    if readers.is_empty() {
+        return format!(
+            "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps using its own copy until a restart"
+        );
+    }
     format!(
         "the contents of {name} changed: {} now {} the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
         readers.join(", "),
