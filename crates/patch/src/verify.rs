@@ -449,6 +449,16 @@ fn reference(
         .added
         .iter()
         .any(|a| a.name == name && place == a.addr.wrapping_add(into));
+    // A function-local constant GCC numbered otherwise in this compile
+    // (its numbers count every static of the file: `__PRETTY_FUNCTION__.0`
+    // became `.1` when an edit added a static counter, and `.1` is another
+    // function's in the program): the running code referring to the same
+    // bytes refers to the same constant (a trial on QuickJS's libregexp.c,
+    // where `lre_compile` differed, so every edit of the file was refused).
+    let renumbered = constant.filter(|&i| place != expected && obj.symbols[i].local && !in_pool());
+    if renumbered.is_some_and(|i| contents(target, obj, i, place.wrapping_sub(into), depth).is_none()) {
+        return None;
+    }
     let is_object = i.is_some_and(|i| obj.symbols[i].kind == Kind::Object);
     let stand_in = stand_ins && is_object && in_pool();
     if place != expected
