@@ -65,6 +65,10 @@ pub enum EventKind {
     /// another command reverted there; tried again with that file's next
     /// save). Said as "refused" before, which read as for good.
     Held,
+    /// Not compiled: the file is empty, taken for a save still being
+    /// written (an editor that truncates, then writes). Said as "no
+    /// function changed" before, while the file had changed.
+    NotCompiled,
 }
 
 impl EventKind {
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::Superseded => "superseded",
             EventKind::Refused => "refused",
             EventKind::Held => "held",
+            EventKind::NotCompiled => "not_compiled",
         }
     }
 
@@ -1231,10 +1236,10 @@ impl<'p> Reloader<'p> {
             .filter(|s| !batch.compiled.iter().any(|(c, _, _)| c == *s) && is_blank(s))
             .map(|s| {
                 let mut event = ReloadEvent::new(s);
-                event.notes.push(format!(
-                    "{} is empty, so it was not compiled: the program runs on with the code it has (a file saved empty is taken for a save still being written)",
-                    s.display()
-                ));
+                event.event = EventKind::NotCompiled;
+                event.message = Some(
+                    "the file is empty, taken for a save still being written: not compiled, and the program runs on with the code it has".into(),
+                );
                 event.timing_us.total = batch.start.elapsed().as_micros() as u64;
                 event
             })

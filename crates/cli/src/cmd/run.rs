@@ -135,6 +135,13 @@ fn print_event(e: &ReloadEvent, json: bool) {
             first_word_painted(&e.summary_listing(crate::output::verbose()), Tone::Warn)
         ),
         EventKind::NoChange => writeln!(err, "relive: {}: {}", e.file, e.no_change_listing()),
+        EventKind::NotCompiled => writeln!(
+            err,
+            "relive: {}: {} — {}",
+            e.file,
+            paint("not compiled", Tone::Warn),
+            e.message.as_deref().unwrap_or("")
+        ),
         EventKind::CompileError => writeln!(
             err,
             "relive: {}: {}; the program runs on unchanged:\n{}",
