@@ -2009,6 +2009,40 @@ fn a_caught_up_static_signature_change_whose_caller_is_running_is_refused() {
     caught_up_while_main_runs(target, "twice", "v 17 8 6");
 }
 
+/// Two files saved together are one change, each adding a variable:
+/// `revert shift` says the variable shift's file added stays, not the
+/// other file's (it listed every variable the change added: a QuickJS
+/// trial's `revert lre_exec` named one quickjs.c added).
+#[test]
+fn a_revert_by_name_lists_what_its_own_file_added() {
+    let (s, _) = run_after_edits(&[]);
+    s.prints("v 17 8");
+    let root = s.target.dir.path().to_path_buf();
+    std::fs::write(
+        root.join("src/calc.c"),
+        CALC.replace(
+            "__attribute__((noinline)) int shift(int x) { return x - 1; }",
+            "static int shift_calls;\n__attribute__((noinline)) int shift(int x) { shift_calls++; return x - 2 + 0 * shift_calls; }",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("src/main.c"),
+        MAIN.replace(
+            "__attribute__((noinline)) int first(void) { return scale(4); }",
+            "static int first_calls;\n__attribute__((noinline)) int first(void) { first_calls++; return scale(4) + 0 * first_calls; }",
+        ),
+    )
+    .unwrap();
+    s.until_patched("calc.c");
+    s.prints("v 17 7");
+    let reverted = s.beside(&["revert", "shift"]);
+    assert!(reverted.contains("reverted shift"), "{reverted}");
+    assert!(reverted.contains("shift_calls"), "{reverted}");
+    assert!(!reverted.contains("first_calls"), "{reverted}");
+    s.prints("v 17 8");
+}
+
 /// Found by a re-check on zlib: after `relive revert --all` took back a
 /// signature change that spanned two files, a save of one of them was
 /// patched alone (its functions, which the revert had changed, "patched

@@ -2930,11 +2930,19 @@ fn revert_change(
     );
     // What the changes it undoes added: all of a function's changes when
     // its original comes back, the newest one when it goes back one.
-    let undone: Vec<u64> = whole
+    let undone_generations: Vec<&journal::Generation> = whole
         .iter()
-        .flat_map(|p| p.history.iter().map(|g| g.change))
-        .chain(one_back.iter().filter_map(|p| p.history.last().map(|g| g.change)))
+        .flat_map(|p| p.history.iter())
+        .chain(one_back.iter().filter_map(|p| p.history.last()))
         .collect();
+    let undone: Vec<u64> = undone_generations.iter().map(|g| g.change).collect();
+    // Of those changes, the files the reverted code came from: a change
+    // that patched several files saved together added things in each, and
+    // `revert lre_exec` listed a variable quickjs.c added as staying (a
+    // QuickJS trial).
+    let sources: Vec<&str> = undone_generations.iter().filter_map(|g| g.source.as_deref()).collect();
+    // Nothing patched is left: whatever any change added stays.
+    let everything = after.patches.is_empty();
     let added_stay = match reverted.is_empty() {
         true => Vec::new(),
         false => after
@@ -2946,6 +2954,10 @@ fn revert_change(
             .filter(|a| !reverted.iter().any(|r| r.addr == a.addr))
             // Records of older relive versions: not known, so said.
             .filter(|a| a.change.is_none_or(|c| undone.contains(&c)))
+            .filter(|a| match (&a.file, sources.is_empty() || everything) {
+                (Some(file), false) => sources.contains(&file.as_str()),
+                _ => true,
+            })
             .cloned()
             .collect(),
     };
