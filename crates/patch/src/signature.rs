@@ -410,7 +410,13 @@ fn describe(
         // Typedefs are compared by what they name: changing `typedef int
         // T` to `typedef long T` changes the signature.
         gimli::DW_TAG_typedef if resolve => inner()?,
-        gimli::DW_TAG_typedef => format!("{} (= {})", name()?, inner()?),
+        // By its name and what it finally names: a chain of typedefs
+        // (`uint32_t (= __uint32_t (= unsigned int))`) read badly.
+        gimli::DW_TAG_typedef => format!(
+            "{} (= {})",
+            name()?,
+            type_name(dwarf, unit, entry.attr_value(gimli::DW_AT_type)?, depth + 1, true)
+        ),
         _ => name()?,
     })
 }

@@ -391,3 +391,20 @@ fn a_constant_moved_between_pools_is_no_change() {
     let d = run(old, &new, &["-O2"]);
     assert_eq!(changed(&d), ["a"], "{d:?}");
 }
+
+/// A parameter's type through a chain of typedefs reads as its name and
+/// what it finally names (`uint32_t (= __uint32_t (= unsigned int))` in
+/// a QuickJS trial's messages read badly).
+#[test]
+fn a_typedef_chain_reads_as_its_name_and_what_it_names() {
+    let (_, new) = objects(
+        "int f(int x) { return x; }",
+        "typedef unsigned int inner_t;\ntypedef inner_t outer_t;\nint f(outer_t *p) { return (int)*p; }",
+        &["-O2", "-g"],
+    );
+    let signatures = relive_patch::signature::signatures(&new, &["f"]);
+    assert_eq!(
+        signatures.get("f").map(String::as_str),
+        Some("int(outer_t (= unsigned int)*)")
+    );
+}
