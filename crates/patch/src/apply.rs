@@ -27,6 +27,7 @@ use crate::link::{self, Layout, Linked, PART_ALIGN};
 use crate::live::LiveResolver;
 use crate::objfile::ObjectFile;
 use crate::reach::{self, Reach};
+use crate::running_callers;
 pub use crate::target::Target;
 use crate::{names, signature, thunk};
 
@@ -860,7 +861,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // this patch changes the old way: checked with every thread stopped
     // for the redirect (a check before it leaves a moment in which a
     // thread enters one), a slot update stopping them for it too.
-    let guard = signature_guard(units);
+    let parts: Vec<running_callers::Patched> = units.iter().map(|u| (u.obj, u.base, u.functions)).collect();
+    let guard = running_callers::signature_guard(&parts);
     failpoint("patch-before-stop");
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
@@ -885,10 +887,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     if let (Some(s), false) = (stopped.as_mut(), guard.is_empty()) {
         let names: Vec<&str> = guard.iter().map(|(caller, _)| caller.as_str()).collect();
-        let running = running_at(target, &names, &positions_of(s.as_ref()));
+        let running = running_callers::running_at(target, &names, &running_callers::positions_of(s.as_ref()));
         if let Some((caller, threads)) = running.first() {
             let callee = guard.iter().find(|(c, _)| c == caller).map_or("", |(_, callee)| callee);
-            let what = crate::running_callers::refusal(caller, callee, threads);
+            let what = running_callers::refusal(caller, callee, threads);
             put_back(s.as_mut(), &moved);
             drop(stopped);
             abandon(target, &before, true, filled);
@@ -910,8 +912,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     // Where the threads are, for telling whether the new code can run.
     let positions: Vec<ThreadPosition> = match &stopped {
-        Some(s) => positions_of(s.as_ref()),
-        None => positions_now(process),
+        Some(s) => running_callers::positions_of(s.as_ref()),
+        None => running_callers::positions_now(process),
     };
     if let Some(stopped) = stopped {
         stopped.resume()?;
@@ -1862,7 +1864,7 @@ fn reachability(
             .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
             .collect(),
     };
-    let (home, main, program_entry) = entry_points(target);
+    let (home, main, program_entry) = running_callers::entry_points(target);
     let reaches = reach::analyse(
         target.process,
         home,
@@ -1878,163 +1880,6 @@ fn reachability(
         .zip(reaches)
         .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
         .collect()
-}
-
-/// The home module, the program's entry function (`main`: address and
-/// size) when the patch is of the program, and its entry point, for
-/// [`reach::analyse`]. Not `main` where exceptions may be caught (landing
-/// pads are reached by the unwinder, not by any branch the flow analysis
-/// follows).
-fn entry_points<'t>(target: &'t Target) -> (&'t str, Option<(u64, u64)>, Option<u64>) {
-    let (home, _, _) = target.resolver.home();
-    let program = &target.modules.main;
-    let unwinds = program
-        .image
-        .as_deref()
-        .and_then(relive_process::modules::host_elf)
-        .is_none_or(|elf| elf.sections.iter().any(|s| s.name == ".gcc_except_table"));
-    let main = target
-        .resolver
-        .symbols()
-        .lookup_in("main", Some(home))
-        .into_iter()
-        .find(|s| s.size > 0 && s.module == program.module.path && !unwinds)
-        .map(|s| (s.addr, s.size));
-    let program_entry = program
-        .image
-        .as_deref()
-        .and_then(relive_process::modules::host_elf)
-        .map(|elf| elf.entry.wrapping_add(program.module.load_bias));
-    (home, main, program_entry)
-}
-
-/// Where each thread of a stopped process is.
-fn positions_of(stopped: &dyn relive_process::Stopped) -> Vec<ThreadPosition> {
-    stopped
-        .thread_ids()
-        .into_iter()
-        .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
-        .collect()
-}
-
-/// Which of the functions `names` (of the program, unpatched: their
-/// original code) a thread is running now, with those threads: a call
-/// running when they are patched finishes in their old code. Read from
-/// the threads' stacks, the threads stopped for a moment when one is on a
-/// CPU (a function that returns at once may still be seen just as it
-/// leaves); a thread's outermost function (`main`, a worker's loop) is
-/// seen for sure.
-pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
-    running_at(target, names, &positions_now(target.process))
-}
-
-/// [`running_now`] with the threads at `threads`.
-fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
-    let (home, main, program_entry) = entry_points(target);
-    let candidates: Vec<reach::Candidate> = names
-        .iter()
-        .filter_map(|name| {
-            let s = target
-                .resolver
-                .symbols()
-                .lookup_in(name, Some(home))
-                .into_iter()
-                .find(|s| s.size > 0)?;
-            (target.journal.patch(s.addr).is_none()).then(|| reach::Candidate {
-                name: name.to_string(),
-                old: s.addr,
-                size: s.size,
-                new_code: (0, 0),
-                referenced_by: Vec::new(),
-                exported: false,
-                entry_once: *name == "main",
-            })
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Vec::new();
-    }
-    reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
-        .into_iter()
-        .zip(&candidates)
-        .filter(|(r, _)| !r.running.is_empty())
-        .map(|(r, c)| (c.name.clone(), r.running))
-        .collect()
-}
-
-/// `(caller, callee)` for each function of `units` that calls one of
-/// their functions to patch whose signature the patch changes (compared
-/// with each unit's base: a unit without one, a catch-up, is checked
-/// before it is patched).
-fn signature_guard(units: &[Unit]) -> Vec<(String, String)> {
-    let mut changed: Vec<String> = Vec::new();
-    // Clones whose parameters may have changed with their callers': only
-    // the changed callers' running calls matter for them.
-    let mut clones: Vec<String> = Vec::new();
-    let patched: Vec<&str> = units
-        .iter()
-        .flat_map(|u| u.functions.iter().filter_map(|&i| u.obj.symbols.get(i)))
-        .map(|s| s.name.as_str())
-        .collect();
-    for unit in units {
-        clones.extend(crate::running_callers::clones_changed_with_callers(
-            unit.obj,
-            unit.functions,
-        ));
-        let Some(base) = unit.base else { continue };
-        let names: Vec<&str> = unit
-            .functions
-            .iter()
-            .map(|&i| &unit.obj.symbols[i])
-            .filter(|s| s.kind == crate::objfile::Kind::Function)
-            .map(|s| s.name.as_str())
-            .collect();
-        changed.extend(
-            crate::signature::changed(base, unit.obj, &names)
-                .into_iter()
-                .map(|change| {
-                    change
-                        .split_once(": ")
-                        .map_or(change.as_str(), |(name, _)| name)
-                        .to_string()
-                }),
-        );
-        changed.extend(crate::signature::changed_static(base, unit.obj, &names));
-    }
-    if changed.is_empty() && clones.is_empty() {
-        return Vec::new();
-    }
-    // The callers the old code has too: a running call is of that.
-    let objects = units.iter().flat_map(|u| std::iter::once(u.obj).chain(u.base));
-    let mut guard = crate::running_callers::callers_among(objects.clone(), &changed);
-    guard.extend(
-        crate::running_callers::callers_among(objects, &clones)
-            .into_iter()
-            .filter(|(caller, _)| patched.contains(&caller.as_str())),
-    );
-    guard.sort();
-    guard.dedup();
-    guard
-}
-
-/// Where each thread of `process` is now. A thread on a CPU has no
-/// position to read without stopping it: then the threads are stopped for
-/// a moment (a loop between two sleeps was missed otherwise, under load;
-/// and a `main` that never sleeps was taken for code a later call can
-/// reach, so a patch of it said "patched", its running call unseen).
-fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
-    let threads = process.thread_positions().unwrap_or_default();
-    if threads.iter().all(|(_, at)| at.is_some()) {
-        return threads;
-    }
-    match process.stop() {
-        Ok(stopped) => {
-            let positions = positions_of(stopped.as_ref());
-            let _ = stopped.resume();
-            positions
-        }
-        Err(_) => threads,
-    }
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code

@@ -4,8 +4,15 @@
 //! the old way (wrong arguments, a misread result). Such a patch waits
 //! until no thread runs one of those callers.
 
+use relive_process::{Process, ThreadPosition};
+
 use crate::objfile::{Kind, ObjectFile};
+use crate::reach;
 use crate::target::Target;
+
+/// One unit of a patch: its new object, its base (none for a catch-up)
+/// and the functions of the new object to patch.
+pub(crate) type Patched<'o> = (&'o ObjectFile, Option<&'o ObjectFile>, &'o [usize]);
 
 /// `(caller, callee)` for each function of `objects` that calls one of
 /// `callees` directly.
@@ -116,8 +123,154 @@ pub fn running_caller<'o>(
         .filter(|(caller, callee)| !has_chosen_parameters(callee) || patched.contains(&caller.as_str()))
         .collect();
     let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-    let running = crate::apply::running_now(target, &names);
+    let running = running_now(target, &names);
     let (caller, threads) = running.first()?;
     let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
     Some(refusal(caller, callee, threads))
+}
+
+/// The home module, the program's entry function (`main`: address and
+/// size) when the patch is of the program, and its entry point, for
+/// [`crate::reach::analyse`]. Not `main` where exceptions may be caught (landing
+/// pads are reached by the unwinder, not by any branch the flow analysis
+/// follows).
+pub(crate) fn entry_points<'t>(target: &'t Target) -> (&'t str, Option<(u64, u64)>, Option<u64>) {
+    let (home, _, _) = target.resolver.home();
+    let program = &target.modules.main;
+    let unwinds = program
+        .image
+        .as_deref()
+        .and_then(relive_process::modules::host_elf)
+        .is_none_or(|elf| elf.sections.iter().any(|s| s.name == ".gcc_except_table"));
+    let main = target
+        .resolver
+        .symbols()
+        .lookup_in("main", Some(home))
+        .into_iter()
+        .find(|s| s.size > 0 && s.module == program.module.path && !unwinds)
+        .map(|s| (s.addr, s.size));
+    let program_entry = program
+        .image
+        .as_deref()
+        .and_then(relive_process::modules::host_elf)
+        .map(|elf| elf.entry.wrapping_add(program.module.load_bias));
+    (home, main, program_entry)
+}
+
+/// Where each thread of a stopped process is.
+pub(crate) fn positions_of(stopped: &dyn relive_process::Stopped) -> Vec<ThreadPosition> {
+    stopped
+        .thread_ids()
+        .into_iter()
+        .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+        .collect()
+}
+
+/// Which of the functions `names` (of the program, unpatched: their
+/// original code) a thread is running now, with those threads: a call
+/// running when they are patched finishes in their old code. Read from
+/// the threads' stacks, the threads stopped for a moment when one is on a
+/// CPU (a function that returns at once may still be seen just as it
+/// leaves); a thread's outermost function (`main`, a worker's loop) is
+/// seen for sure.
+pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
+    running_at(target, names, &positions_now(target.process))
+}
+
+/// [`running_now`] with the threads at `threads`.
+pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
+    let (home, main, program_entry) = entry_points(target);
+    let candidates: Vec<reach::Candidate> = names
+        .iter()
+        .filter_map(|name| {
+            let s = target
+                .resolver
+                .symbols()
+                .lookup_in(name, Some(home))
+                .into_iter()
+                .find(|s| s.size > 0)?;
+            (target.journal.patch(s.addr).is_none()).then(|| reach::Candidate {
+                name: name.to_string(),
+                old: s.addr,
+                size: s.size,
+                new_code: (0, 0),
+                referenced_by: Vec::new(),
+                exported: false,
+                entry_once: *name == "main",
+            })
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
+        .into_iter()
+        .zip(&candidates)
+        .filter(|(r, _)| !r.running.is_empty())
+        .map(|(r, c)| (c.name.clone(), r.running))
+        .collect()
+}
+
+/// `(caller, callee)` for each function of `units` that calls one of
+/// their functions to patch whose signature the patch changes (compared
+/// with each unit's base: a unit without one, a catch-up, is checked
+/// before it is patched).
+pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
+    let mut changed: Vec<String> = Vec::new();
+    // Clones whose parameters may have changed with their callers': only
+    // the changed callers' running calls matter for them.
+    let mut clones: Vec<String> = Vec::new();
+    let patched: Vec<&str> = units
+        .iter()
+        .flat_map(|(obj, _, functions)| functions.iter().filter_map(|&i| obj.symbols.get(i)))
+        .map(|s| s.name.as_str())
+        .collect();
+    for &(obj, base, functions) in units {
+        clones.extend(clones_changed_with_callers(obj, functions));
+        let Some(base) = base else { continue };
+        let names: Vec<&str> = functions
+            .iter()
+            .filter_map(|&i| obj.symbols.get(i))
+            .filter(|s| s.kind == Kind::Function)
+            .map(|s| s.name.as_str())
+            .collect();
+        changed.extend(crate::signature::changed_names(base, obj, &names));
+        changed.extend(crate::signature::changed_static(base, obj, &names));
+    }
+    if changed.is_empty() && clones.is_empty() {
+        return Vec::new();
+    }
+    // The callers the old code has too: a running call is of that.
+    let objects = units
+        .iter()
+        .flat_map(|&(obj, base, _)| std::iter::once(obj).chain(base));
+    let mut guard = callers_among(objects.clone(), &changed);
+    guard.extend(
+        callers_among(objects, &clones)
+            .into_iter()
+            .filter(|(caller, _)| patched.contains(&caller.as_str())),
+    );
+    guard.sort();
+    guard.dedup();
+    guard
+}
+
+/// Where each thread of `process` is now. A thread on a CPU has no
+/// position to read without stopping it: then the threads are stopped for
+/// a moment (a loop between two sleeps was missed otherwise, under load;
+/// and a `main` that never sleeps was taken for code a later call can
+/// reach, so a patch of it said "patched", its running call unseen).
+pub(crate) fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
+    let threads = process.thread_positions().unwrap_or_default();
+    if threads.iter().all(|(_, at)| at.is_some()) {
+        return threads;
+    }
+    match process.stop() {
+        Ok(stopped) => {
+            let positions = positions_of(stopped.as_ref());
+            let _ = stopped.resume();
+            positions
+        }
+        Err(_) => threads,
+    }
 }

@@ -132,16 +132,28 @@ fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String>
 /// signature in `new` differs from `old`'s, as `name: old -> new` (only
 /// where both objects carry DWARF).
 pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    global_changes(old, new, names)
+        .into_iter()
+        .map(|(name, was, sig)| format!("{name}: {was} -> {sig}"))
+        .collect()
+}
+
+/// [`changed`]'s functions, by name.
+pub fn changed_names(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+    global_changes(old, new, names)
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect()
+}
+
+/// [`changed_among`] the global functions of `names`.
+fn global_changes(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<(String, String, String)> {
     // Only global functions have callers elsewhere (DWARF's `external`
     // is the symbol's binding): an edit of `static` functions alone reads
     // no DWARF here.
     let global = |name: &&str| new.symbols.iter().any(|s| s.name == *name && !s.local);
     let names: Vec<&str> = names.iter().copied().filter(global).collect();
-    let changes = changed_among(old, new, &names, Kind::Definitions);
-    changes
-        .into_iter()
-        .map(|(name, was, sig)| format!("{name}: {was} -> {sig}"))
-        .collect()
+    changed_among(old, new, &names, Kind::Definitions)
 }
 
 /// The `static` functions among `names` (symbols of `new` whose code

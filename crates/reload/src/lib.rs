@@ -1908,7 +1908,7 @@ impl<'p> Reloader<'p> {
                         .filter(|&&i| relive_patch::callees::direct_callees(new, i).iter().any(|c| c == name))
                         .map(|&i| new.symbols[i].name.as_str())
                         .collect();
-                    let running = relive_patch::apply::running_now(&self.target, &callers);
+                    let running = relive_patch::running_callers::running_now(&self.target, &callers);
                     let fix = match running.first() {
                         Some((caller, threads)) => format!(
                             "and {}'s call running on thread {} keeps its old code, so saving both files together is refused too while it runs: move the call into a function it calls, or restart the program",
@@ -1984,7 +1984,7 @@ impl<'p> Reloader<'p> {
         let names: Vec<String> = callees.iter().map(|(c, _)| c.clone()).collect();
         let callers = relive_patch::running_callers::callers_among(objects.iter().map(|(_, obj, _)| *obj), &names);
         let running: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-        for (caller, threads) in relive_patch::apply::running_now(&self.target, &running) {
+        for (caller, threads) in relive_patch::running_callers::running_now(&self.target, &running) {
             for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
                 let Some(&(_, k)) = callees.iter().find(|(c, _)| c == callee) else {
                     continue;
