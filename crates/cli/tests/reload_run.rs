@@ -211,9 +211,23 @@ int main(void) {
         "{e}"
     );
     s.target.prints_only(&["r 305"], 20);
+    // The clone and main changed again, the clone keeping its parameters
+    // (its DWARF says so): patched, and main's running call computes what
+    // it did with the new clone.
+    s.text = s
+        .text
+        .replace("return x * 100 + z * 2;", "return x * 100 + y + 1;")
+        .replace("printf(\"r %d\\n\"", "printf(\"r %d \\n\"");
+    std::fs::write(&s.source, &s.text).unwrap();
+    let e = s.event();
+    assert!(
+        e["event"] != "refused" && e["functions"].to_string().contains("calc.constprop.0"),
+        "{e}"
+    );
+    s.target.wait_for("r 306");
     // The clone's body alone: its callers are as they were, so are its
     // parameters.
-    s.edit("return x * 100 + z * 2;", "return x * 100 + y * 3;");
+    s.edit("return x * 100 + y + 1;", "return x * 100 + y * 3;");
     let e = s.event();
     assert_eq!(e["event"], "patched", "{e}");
     s.target.wait_for("r 315");

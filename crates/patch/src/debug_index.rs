@@ -68,6 +68,11 @@ impl DebugIndex {
             .map(|(_, e)| e)
     }
 
+    /// The top-level subprograms with a body of entries.
+    pub(crate) fn functions(&self) -> impl Iterator<Item = &TopEntry> {
+        self.functions.iter().map(|(_, _, e)| e)
+    }
+
     /// The top-level subprogram whose entries span the place `at` of
     /// `.debug_info`.
     pub fn function_around(&self, at: u64) -> Option<&TopEntry> {

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod bundle;
 pub mod callees;
 pub mod clobber;
+pub mod clone_parameters;
 pub mod code;
 pub mod debug_file;
 pub mod debug_index;

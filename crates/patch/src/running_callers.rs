@@ -49,8 +49,9 @@ pub fn has_chosen_parameters(name: &str) -> bool {
 /// calls them the same way). A trial: `calc(x, y, z)` used `y`, then
 /// `z`; both compiles named its clone `calc.constprop.0(x, ·)`, the
 /// second parameter `y` in one and `z` in the other, and `main`'s running
-/// call passed `y` to the new code.
-pub fn clones_changed_with_callers(obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
+/// call passed `y` to the new code. One whose kept parameters `base`'s
+/// DWARF and `obj`'s show the same is left out.
+pub fn clones_changed_with_callers(obj: &ObjectFile, base: Option<&ObjectFile>, functions: &[usize]) -> Vec<String> {
     let names: Vec<&str> = functions
         .iter()
         .filter_map(|&i| obj.symbols.get(i))
@@ -72,7 +73,16 @@ pub fn clones_changed_with_callers(obj: &ObjectFile, functions: &[usize]) -> Vec
                 .iter()
                 .any(|(caller, callee)| callee == clone && caller != clone && names.contains(&caller.as_str()))
         })
+        .filter(|clone| !same_parameters(obj, base, clone))
         .collect()
+}
+
+/// Whether clone `name` keeps the same parameters in `obj` and `base`, as
+/// their DWARF shows (false where either does not tell).
+fn same_parameters(obj: &ObjectFile, base: Option<&ObjectFile>, name: &str) -> bool {
+    let Some(base) = base else { return false };
+    let kept = |o: &ObjectFile| o.function_named(name).and_then(|i| crate::clone_parameters::kept(o, i));
+    matches!((kept(obj), kept(base)), (Some(now), Some(was)) if now == was)
 }
 
 /// Why a signature change of `callee` cannot be patched while `caller`
@@ -226,7 +236,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
         .map(|s| s.name.as_str())
         .collect();
     for &(obj, base, functions) in units {
-        clones.extend(clones_changed_with_callers(obj, functions));
+        clones.extend(clones_changed_with_callers(obj, base, functions));
         let Some(base) = base else { continue };
         let names: Vec<&str> = functions
             .iter()

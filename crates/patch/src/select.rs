@@ -309,7 +309,11 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     }
     let functions = functions_where(new, |name| names.contains(&name));
     let mut new_signatures = new_signatures;
-    new_signatures.extend(crate::running_callers::clones_changed_with_callers(new, &functions));
+    new_signatures.extend(crate::running_callers::clones_changed_with_callers(
+        new,
+        Some(old),
+        &functions,
+    ));
     Ok(Selected {
         functions,
         notes,

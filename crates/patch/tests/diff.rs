@@ -408,3 +408,24 @@ fn a_typedef_chain_reads_as_its_name_and_what_it_names() {
         Some("int(outer_t (= unsigned int)*)")
     );
 }
+
+/// The parameters GCC kept for a clone, from its DWARF: `calc(x, y, z)`
+/// is `calc.constprop.0` in both compiles, keeping `(x, y)` when its body
+/// uses `y` and `(x, z)` when it uses `z` (DWARF registers 5 and 4:
+/// `rdi`, `rsi`).
+#[test]
+fn a_clones_kept_parameters_are_read_from_its_dwarf() {
+    let source = |body: &str| {
+        format!(
+            "static volatile int s1 = 3, s2 = 5, s3 = 7;\n__attribute__((noinline)) static int calc(int x, int y, int z) {{ return {body}; }}\nint run(void) {{ return calc(s1, s2, s3); }}\n"
+        )
+    };
+    let (old, new) = objects(&source("x * 100 + y"), &source("x * 100 + z * 2"), &["-O2", "-g"]);
+    let kept = |o: &ObjectFile| {
+        let i = o.function_named("calc.constprop.0").expect("GCC's clone");
+        relive_patch::clone_parameters::kept(o, i)
+    };
+    // In DWARF register order.
+    assert_eq!(kept(&old), Some(vec![("y".to_string(), 4), ("x".to_string(), 5)]));
+    assert_eq!(kept(&new), Some(vec![("z".to_string(), 4), ("x".to_string(), 5)]));
+}
