@@ -1307,7 +1307,7 @@ fn a_signature_changed_before_start_is_refused_with_files_unwatched() {
     let refused = |e: &Value| {
         let message = e["message"].as_str().unwrap_or_default();
         e["event"] == "refused"
-            && message.contains("scale: int(int) -> int(int, int)")
+            && message.contains("scale: int(int x) -> int(int x, int y)")
             && message.contains("watch them all")
     };
     assert!(events.iter().any(refused), "{events:?}");
@@ -1491,7 +1491,7 @@ fn a_signature_changed_before_start_holds_its_named_callers_too() {
     assert!(
         callee["message"]
             .to_string()
-            .contains("scale: int(int) -> int(int, int)"),
+            .contains("scale: int(int x) -> int(int x, int y)"),
         "{callee}"
     );
     assert_ne!(caller["event"], "patched", "{caller}");
@@ -1529,7 +1529,7 @@ fn a_reverted_signature_change_is_not_patched_again_with_files_unwatched() {
     let e = s.until_event_for("calc.c");
     assert_eq!(e["event"], "refused", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
-    assert!(message.contains("scale: int(int) -> int(int, int)"), "{e}");
+    assert!(message.contains("scale: int(int x) -> int(int x, int y)"), "{e}");
     s.keeps_printing("v 17 8");
     // A change of scale's own body too (a re-check patched it on Lua).
     std::fs::write(root.join("src/calc.c"), calc.replace("OFFSET + y;", "OFFSET + 2 * y;")).unwrap();

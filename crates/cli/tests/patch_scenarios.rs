@@ -1294,7 +1294,10 @@ int main(void) {
             .replace("scaled(5)", "scaled(5, 3)");
         let new = run.object("app.c", &changed);
         let stderr = run.refused(&new, &base);
-        assert!(stderr.contains("scaled: int(int) -> int(int, long int)"), "{stderr}");
+        assert!(
+            stderr.contains("scaled: int(int x) -> int(int x, long int k)"),
+            "{stderr}"
+        );
         run.expect("scaled 89");
         // A body-only change of the same function is still fine.
         let body = run.object("app.c", &SRC.replace("x * 2 +", "x * 4 +"));

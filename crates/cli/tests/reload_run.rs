@@ -180,6 +180,41 @@ fn a_static_signature_change_whose_caller_is_running_is_refused() {
     s.target.prints_only(&["r 22", "r 29"], 20);
 }
 
+/// Two parameters of one type swapped, with the call (`calc(int a, int
+/// b)` made `calc(int b, int a)`): the same types, so it was no
+/// signature change, and `main`'s running call passed `(seed, seed * 30)`
+/// to the new code, which took them the other way (627 where a fresh
+/// build prints -69, as a re-check found). The parameters' names count
+/// now.
+#[test]
+fn swapped_parameters_of_one_type_are_a_signature_change() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static volatile int seed = 3;
+__attribute__((noinline)) static int calc(int a, int b) { return a * 7 - b; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("r %d\n", calc(seed, seed * 30)); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r -69");
+    s.text = s
+        .text
+        .replace("static int calc(int a, int b)", "static int calc(int b, int a)")
+        .replace("calc(seed, seed * 30)", "calc(seed * 30, seed)");
+    std::fs::write(&s.source, &s.text).unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the signature of calc changes, and its caller main is running")),
+        "{e}"
+    );
+    s.target.prints_only(&["r -69"], 20);
+}
+
 /// GCC names its clone of `calc(x, y, z)` that drops the constant `z`
 /// (here: the unused one) `calc.constprop.0` in every compile, but which
 /// parameters it keeps depends on the body: `return x * 100 + y` keeps

@@ -353,13 +353,23 @@ fn read_signatures(
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
-                    gimli::DW_TAG_formal_parameter => params.push(type_name(
-                        dwarf,
-                        unit,
-                        kid.entry().attr_value(gimli::DW_AT_type)?,
-                        0,
-                        resolve,
-                    )),
+                    gimli::DW_TAG_formal_parameter => {
+                        let ty = type_name(dwarf, unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
+                        // Definitions by their parameters' names too: `f(int
+                        // a, int b)` made `f(int b, int a)` takes its
+                        // arguments in the other order, and a running
+                        // caller's old code passed them the old way (a
+                        // re-check's swap went in unseen). Declarations
+                        // name them as they like, or not at all.
+                        let name = match (resolve, kid.entry().attr_value(gimli::DW_AT_name)?) {
+                            (false, Some(v)) => Some(dwarf.attr_string(unit, v)?.to_string_lossy()?.into_owned()),
+                            _ => None,
+                        };
+                        params.push(match name {
+                            Some(name) => format!("{ty} {name}"),
+                            None => ty,
+                        });
+                    }
                     gimli::DW_TAG_unspecified_parameters => params.push("...".into()),
                     _ => {}
                 }
