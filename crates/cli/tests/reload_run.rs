@@ -77,6 +77,17 @@ impl Session {
     fn event(&self) -> Value {
         self.events.recv_timeout(PATIENCE).expect("relive reported no reload")
     }
+
+    /// Saves the source with every `(from, to)` of `edits` made, in one
+    /// save: relive's next event.
+    fn save_with(&mut self, edits: &[(&str, &str)]) -> Value {
+        for (from, to) in edits {
+            assert!(self.text.contains(from), "{from:?} is not in the source");
+            self.text = self.text.replace(from, to);
+        }
+        std::fs::write(&self.source, &self.text).unwrap();
+        self.event()
+    }
 }
 
 #[test]
@@ -199,12 +210,10 @@ int main(void) {
 "#;
     let mut s = Session::start(APP, &["-O2", "-g"]);
     s.target.wait_for("r -69");
-    s.text = s
-        .text
-        .replace("static int calc(int a, int b)", "static int calc(int b, int a)")
-        .replace("calc(seed, seed * 30)", "calc(seed * 30, seed)");
-    std::fs::write(&s.source, &s.text).unwrap();
-    let e = s.event();
+    let e = s.save_with(&[
+        ("static int calc(int a, int b)", "static int calc(int b, int a)"),
+        ("calc(seed, seed * 30)", "calc(seed * 30, seed)"),
+    ]);
     assert_eq!(e["event"], "refused", "{e}");
     assert!(
         e["message"]
@@ -249,12 +258,10 @@ int main(void) {
     // The clone and main changed again, the clone keeping its parameters
     // (its DWARF says so): patched, and main's running call computes what
     // it did with the new clone.
-    s.text = s
-        .text
-        .replace("return x * 100 + z * 2;", "return x * 100 + y + 1;")
-        .replace("printf(\"r %d\\n\"", "printf(\"r %d \\n\"");
-    std::fs::write(&s.source, &s.text).unwrap();
-    let e = s.event();
+    let e = s.save_with(&[
+        ("return x * 100 + z * 2;", "return x * 100 + y + 1;"),
+        ("printf(\"r %d\\n\"", "printf(\"r %d \\n\""),
+    ]);
     assert!(
         e["event"] != "refused" && e["functions"].to_string().contains("calc.constprop.0"),
         "{e}"
@@ -275,12 +282,10 @@ int main(void) {
 fn an_initial_value_edited_with_a_function_is_said_too() {
     let mut s = Session::start(APP, &["-O2", "-g"]);
     s.target.wait_for_prefix("value 1 ");
-    s.text = s
-        .text
-        .replace("long counter = 0;", "long counter = 1000000;")
-        .replace("return 1;", "return 2;");
-    std::fs::write(&s.source, &s.text).unwrap();
-    let e = s.event();
+    let e = s.save_with(&[
+        ("long counter = 0;", "long counter = 1000000;"),
+        ("return 1;", "return 2;"),
+    ]);
     assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
     assert!(
