@@ -1977,7 +1977,7 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
 /// keeps the reason with the patch, as it does for code no call reaches.
 #[test]
 fn a_workers_loop_patched_while_it_runs_says_so_in_status() {
-    const APP: &str = r#"#include <pthread.h>
+    const WORKER: &str = r#"#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 __attribute__((noinline)) int step(void) { return 1; }
@@ -1985,14 +1985,9 @@ void *worker(void *arg) {
     (void)arg;
     for (;;) { printf("w %d\n", step() + 10); usleep(3000); }
 }
-int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    pthread_t t;
-    pthread_create(&t, NULL, worker, NULL);
-    for (;;) pause();
-}
 "#;
-    let mut run = Run::start(APP, &["-O2", "-g"]);
+    let app = format!("{WORKER}{}", common::WORKER_MAIN);
+    let mut run = Run::start(&app, &["-O2", "-g"]);
     run.expect("w 11");
     let report = run.replace("step() + 10", "step() + 20");
     let applied = report["applied"].to_string();

@@ -224,6 +224,48 @@ int main(void) {
     s.target.prints_only(&["r -69"], 20);
 }
 
+/// A caller patched before (a worker's loop, whose running call stays in
+/// its original code for good) still counts as running: a later signature
+/// change of what it calls was patched, as only unpatched callers were
+/// looked for, and the worker's running call passed two arguments to a
+/// function taking three (a re-check).
+#[test]
+fn a_caller_patched_before_still_counts_as_running() {
+    const WORKER: &str = r#"#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile int seed = 3;
+__attribute__((noinline)) static int f_thr(int a, int b) { return a * 7 - b; }
+static void *worker(void *arg) {
+    for (;;) { printf("t %d\n", f_thr(seed, seed * 30)); usleep(3000); }
+    return arg;
+}
+"#;
+    let app = format!("{WORKER}{}", common::WORKER_MAIN);
+    let mut s = Session::start(&app, &["-O2", "-g", "-pthread"]);
+    s.target.wait_for("t -69");
+    let e = s.save_with(&[(
+        "for (;;) { printf",
+        "for (;;) { if (seed == 12345) puts(\"never\"); printf",
+    )]);
+    assert_eq!(e["functions"], serde_json::json!(["worker"]), "{e}");
+    let e = s.save_with(&[
+        (
+            "static int f_thr(int a, int b) { return a * 7 - b; }",
+            "static int f_thr(int a, int b, int c) { return a * 7 - b + c; }",
+        ),
+        ("f_thr(seed, seed * 30)", "f_thr(seed, seed * 30, seed * 1000)"),
+    ]);
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the signature of f_thr changes, and its caller worker is running")),
+        "{e}"
+    );
+    s.target.prints_only(&["t -69"], 20);
+}
+
 /// GCC names its clone of `calc(x, y, z)` that drops the constant `z`
 /// (here: the unused one) `calc.constprop.0` in every compile, but which
 /// parameters it keeps depends on the body: `return x * 100 + y` keeps

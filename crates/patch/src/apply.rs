@@ -591,6 +591,12 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             source: p.obj.source.clone(),
             code: w.new_addr,
             slot_value: w.entry_addr,
+            size: p
+                .linked
+                .functions
+                .iter()
+                .find(|f| f.replaces == Some(w.orig))
+                .map_or(0, |f| f.size),
             calls: p.calls.get(&w.name).cloned().unwrap_or_default(),
         };
         let mut unit_generations = Vec::with_capacity(p.work.len());

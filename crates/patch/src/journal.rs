@@ -121,12 +121,20 @@ pub struct Generation {
     /// or a register-keeping thunk before it).
     pub code: u64,
     pub slot_value: u64,
+    /// Bytes of its code (0 in journals of older relives): where a
+    /// thread's call of it runs, for telling whether one does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
     /// The functions its code calls or jumps to directly (by symbol
     /// name): a revert by name must not leave it calling a function of
     /// its change reverted alone, or the other way round (a signature the
     /// change altered reaches callers only through that change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn all_call_clobbered() -> u32 {
@@ -1256,6 +1264,7 @@ mod tests {
             source: None,
             code: 0x5000 + u64::from(n),
             slot_value: 0x5000 + u64::from(n),
+            size: 0x10,
             calls: Vec::new(),
         };
         let mut before = record("f", 0x1000, 1);
@@ -1298,6 +1307,7 @@ mod history_file_tests {
             source: Some("app.c".into()),
             code: 0x5000 + u64::from(n),
             slot_value: 0x5000 + u64::from(n),
+            size: 0x10,
             calls: Vec::new(),
         }
     }

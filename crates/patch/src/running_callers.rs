@@ -190,35 +190,67 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
 /// [`running_now`] with the threads at `threads`.
 pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
     let (home, main, program_entry) = entry_points(target);
-    let candidates: Vec<reach::Candidate> = names
-        .iter()
-        .filter_map(|name| {
-            let s = target
-                .resolver
-                .symbols()
-                .lookup_in(name, Some(home))
-                .into_iter()
-                .find(|s| s.size > 0)?;
-            (target.journal.patch(s.addr).is_none()).then(|| reach::Candidate {
-                name: name.to_string(),
-                old: s.addr,
-                size: s.size,
-                new_code: (0, 0),
-                referenced_by: Vec::new(),
-                exported: false,
-                entry_once: *name == "main",
-            })
-        })
-        .collect();
+    let candidate = |name: &str, old: u64, size: u64| reach::Candidate {
+        name: name.to_string(),
+        old,
+        size,
+        new_code: (0, 0),
+        referenced_by: Vec::new(),
+        exported: false,
+        entry_once: name == "main",
+    };
+    let mut candidates: Vec<reach::Candidate> = Vec::new();
+    // The code of earlier patches a call may be running in.
+    let mut pool_code: Vec<(u64, u64)> = Vec::new();
+    for name in names {
+        let Some(s) = target
+            .resolver
+            .symbols()
+            .lookup_in(name, Some(home))
+            .into_iter()
+            .find(|s| s.size > 0)
+        else {
+            continue;
+        };
+        // Its original code: a call running since before it was patched
+        // (a worker's loop) is there; it was left out once patched, and a
+        // signature change went in under a running caller (a re-check).
+        candidates.push(candidate(name, s.addr, s.size));
+        for g in target.journal.patch(s.addr).into_iter().flat_map(|p| &p.history) {
+            if g.size > 0 {
+                candidates.push(candidate(name, g.code, g.size));
+                pool_code.push((g.code, g.code + g.size));
+            }
+        }
+    }
     if candidates.is_empty() {
         return Vec::new();
     }
-    reach::analyse(target.process, home, &[], &candidates, threads, main, program_entry)
+    let mut running: Vec<(String, Vec<u32>)> = Vec::new();
+    let found = reach::analyse(
+        target.process,
+        home,
+        &pool_code,
+        &candidates,
+        threads,
+        main,
+        program_entry,
+    );
+    for (r, c) in found
         .into_iter()
         .zip(&candidates)
         .filter(|(r, _)| !r.running.is_empty())
-        .map(|(r, c)| (c.name.clone(), r.running))
-        .collect()
+    {
+        match running.iter_mut().find(|(name, _)| *name == c.name) {
+            Some((_, tids)) => {
+                tids.extend(r.running);
+                tids.sort_unstable();
+                tids.dedup();
+            }
+            None => running.push((c.name.clone(), r.running)),
+        }
+    }
+    running
 }
 
 /// `(caller, callee)` for each function of `units` that calls one of

@@ -131,3 +131,13 @@ pub fn calc_with_two_parameters(source: &str, call: &str) -> String {
         )
         .replace(call, &passed)
 }
+
+/// A `main` that starts `worker` on a thread of its own and waits for
+/// ever (the worker's loop is the program's work).
+pub const WORKER_MAIN: &str = "int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    for (;;) pause();
+}
+";
