@@ -544,7 +544,7 @@ fn a_changed_constant_table_patches_its_readers() {
             assert!(
                 r["warnings"]
                     .to_string()
-                    .contains("the contents of table changed: sum now reads the new copy"),
+                    .contains("the contents of table changed: the new code of sum reads the new copy"),
                 "{cc} {flags:?}: {r}"
             );
             p.matches_oracle("constant table changed");

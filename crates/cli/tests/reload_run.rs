@@ -1660,6 +1660,35 @@ fn a_closed_stderr_does_not_end_relive() {
     assert_eq!(status.code(), Some(7), "{status:?}");
 }
 
+/// A watched program that dies while its parent does not collect it (a
+/// zombie, still in /proc) ends the watch: it waited for the program to
+/// leave /proc, and where relive was still attached to it (killed while
+/// relive had it stopped), its parent's `wait` waited for relive in turn.
+#[test]
+fn a_watched_program_dead_but_not_collected_ends_the_watch() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for_prefix("value 1 ");
+    let (mut watch, _events) = watch_json(&target);
+    let killed = Command::new("kill")
+        .args(["-KILL", &target.pid_arg()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Not waited for: a zombie until the test ends.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("relive watch did not end when its program died");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 /// `relive watch PID` on a program whose file was replaced on disk after
 /// it started (`make -B`): its sources are read from the running image's
 /// debug info (before: "no C or C++ sources to watch … (deleted)").

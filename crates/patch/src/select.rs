@@ -166,10 +166,11 @@ fn constant_table_note(name: &str, readers: &[&str]) -> String {
             "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps using its own copy until a restart"
         );
     }
+    // "The new code of": a reader whose new code cannot run (`main`'s
+    // running loop) was said to "now read the new copy" (a re-check).
     format!(
-        "the contents of {name} changed: {} now {} the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
+        "the contents of {name} changed: the new code of {} reads the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
         readers.join(", "),
-        if readers.len() == 1 { "reads" } else { "read" }
     )
 }
 

@@ -11,6 +11,11 @@ use crate::link::{live_address, BaseNames, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
 use crate::target::Target as LiveTarget;
 
+/// How a difference reads where the running function starts with a jump:
+/// redirected by a patch (see `relive verify`'s note on other state
+/// directories).
+pub const REDIRECTED: &str = "where it jumps elsewhere (redirected)";
+
 /// How one function compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
@@ -318,6 +323,11 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
         mask(exit.field, exit.field + 1);
     }
     if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
+        // A jump where the function starts is a redirect (a patch's),
+        // not a compile's difference.
+        if k == 0 && matches!(live[0], 0xe9 | 0xeb | 0xff | 0xcc) {
+            return Check::Differs(format!("its code differs at +0x0, {REDIRECTED}"));
+        }
         return Check::Differs(format!("its code differs at +{k:#x}"));
     }
     // A file's static initializer relive patched constructs stand-ins of

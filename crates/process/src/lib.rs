@@ -209,6 +209,15 @@ pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
     linux::started_at(pid)
 }
 
+/// Whether process `pid` has ended: gone, or dead with its exit not yet
+/// collected (a zombie, which stays in /proc until its parent waits).
+pub fn has_ended(pid: u32) -> bool {
+    match procfs::read_lossy(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => threads::parse_stat(pid, &stat).is_some_and(|t| t.state.has_exited()),
+    }
+}
+
 /// The parent of process `pid`, `None` when it has none or is gone: how
 /// a process forked from a patched one finds the journal it inherited.
 #[cfg(target_os = "linux")]

@@ -1028,8 +1028,10 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
     };
     // A process that is not there (or not ours) is named as such, exit 3 or 4.
     let exe = relive_process::open(pid)?.exe()?;
+    // Ended: gone from /proc, or a zombie (a watch that waited for it to
+    // leave /proc waited for ever where its parent waited for the watch).
     let (code, _) = reload_loop(pid, &exe, &args.paths, &args.options, "watch", followers, None, || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(0)
+        relive_process::has_ended(pid).then_some(0)
     })?;
     // The only way the loop ends: the process is gone (relive is not its
     // parent, so how it ended is not known). It ended in silence before.

@@ -172,21 +172,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    // Entries that differ from their first byte, in a process relive's
+    // Entries redirected (a jump where they start), in a process relive's
     // journal records no patch of: another state directory's patches,
     // most likely (`status` says so; verify listed a hundred functions
-    // as differing and said nothing).
+    // as differing and said nothing). Not any difference at the first
+    // byte: an edit there is one too (a counter added to a function's
+    // start was taken for another relive's patch).
     let at_entry = reports
         .iter()
         .flat_map(|r| &r.differs)
-        .filter(|d| d.why.contains("at +0x0"))
+        .filter(|d| d.why.contains(relive_patch::verify::REDIRECTED))
         .count();
     if at_entry > 0 && target.journal.patches.is_empty() {
         crate::output::note(&format!(
-            "relive: note: {at_entry} function{} differ{} from {} first byte, and relive's journals in {} record no patch of pid {}: if another relive patched it with another RELIVE_STATE_DIR, verify with that one",
+            "relive: note: {at_entry} function{} {} redirected where {} start{}, and relive's journals in {} record no patch of pid {}: if another relive patched it with another RELIVE_STATE_DIR, verify with that one",
             if at_entry == 1 { "" } else { "s" },
+            if at_entry == 1 { "is" } else { "are" },
+            if at_entry == 1 { "it" } else { "they" },
             if at_entry == 1 { "s" } else { "" },
-            if at_entry == 1 { "its" } else { "their" },
             target.journal_dir.path().display(),
             args.pid
         ));

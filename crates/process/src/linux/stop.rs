@@ -781,7 +781,16 @@ impl<'p> LinuxStopped<'p> {
                 }
             }
             match wait::detach(t.tid, 0) {
-                Ok(()) | Err(Errno::ESRCH) => {}
+                Ok(()) => {}
+                // Not in a stop: killed meanwhile (a program killed while
+                // relive had it stopped). Its death waits for its tracer
+                // to collect it, and its parent's `wait` until then: the
+                // parent of a program killed during a `relive watch`
+                // waited for ever, and the watch with it (the program
+                // still in /proc, a zombie).
+                Err(Errno::ESRCH) => {
+                    let _ = wait::poll(t.tid);
+                }
                 Err(e) => {
                     first_error.get_or_insert(self.errno("resuming its threads", t.tid, e));
                 }
