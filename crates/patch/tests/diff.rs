@@ -405,7 +405,7 @@ fn a_typedef_chain_reads_as_its_name_and_what_it_names() {
     let signatures = relive_patch::signature::signatures(&new, &["f"]);
     assert_eq!(
         signatures.get("f").map(String::as_str),
-        Some("int(outer_t (= unsigned int)*)")
+        Some("int(outer_t (= unsigned int)* p)")
     );
 }
 
