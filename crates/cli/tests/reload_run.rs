@@ -1689,6 +1689,41 @@ fn a_watched_program_dead_but_not_collected_ends_the_watch() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// A program killed during a reload (here while relive waits before its
+/// stop) ends the watch as the program's end (status 0), not as the
+/// reload's error: half of a re-check's kills ended in "error: process
+/// … exited while relive was reading its memory map" (status 1).
+#[test]
+fn a_program_killed_during_a_reload_ends_the_watch_quietly() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for_prefix("value 1 ");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .env("RELIVE_FAILPOINT", "patch-before-stop:1500")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = event_lines(watch.stderr.take().unwrap());
+    assert!(events.next().unwrap().contains("watching"));
+    std::fs::write(
+        target.dir.path().join("target.c"),
+        APP.replace("return 1;", "return 9;"),
+    )
+    .unwrap();
+    // Compiled, and waiting before the stop.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let killed = Command::new("kill")
+        .args(["-KILL", &target.pid_arg()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = events.collect();
+    let status = watch.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("\"exited\"")), "{rest:?}");
+}
+
 /// `relive watch PID` on a program whose file was replaced on disk after
 /// it started (`make -B`): its sources are read from the running image's
 /// debug info (before: "no C or C++ sources to watch … (deleted)").

@@ -131,7 +131,18 @@ pub fn watch(
         // a mere change of its metadata after the save).
         let texts: BTreeMap<PathBuf, Option<Vec<u8>>> =
             changed.iter().map(|f| (f.clone(), std::fs::read(f).ok())).collect();
-        let mut batch = reloader.compile_batch(&units_of(changed, reloader), jobs)?;
+        // A program that ends during a reload (killed while relive reads
+        // or stops it) ends the session as its end, not as the reload's
+        // error (half of a re-check's kills ended in "error: process …
+        // exited while relive was reading its memory map", exit 1).
+        let mut ended = |e: ReloadError| match exited() {
+            Some(code) => Ok(Ended::Exited(code)),
+            None => Err(e),
+        };
+        let mut batch = match reloader.compile_batch(&units_of(changed, reloader), jobs) {
+            Ok(batch) => batch,
+            Err(e) => return ended(e),
+        };
         if let Some(burst) = &mut burst {
             let saved: BTreeSet<PathBuf> = events
                 .late(burst)?
@@ -140,10 +151,15 @@ pub fn watch(
                 .collect();
             let late = units_of(saved, reloader);
             if !late.is_empty() {
-                reloader.join(&mut batch, &late, jobs)?;
+                if let Err(e) = reloader.join(&mut batch, &late, jobs) {
+                    return ended(e);
+                }
             }
         }
-        report(&reloader.patch_batch(batch)?);
+        match reloader.patch_batch(batch) {
+            Ok(events) => report(&events),
+            Err(e) => return ended(e),
+        }
     }
 }
 
