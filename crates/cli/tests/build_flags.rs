@@ -63,6 +63,14 @@ fn project_with(cc: &str, cflags: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The project's program in `dir`, started there (without relive).
+fn started(dir: tempfile::TempDir) -> Target {
+    let exe = dir.path().join("app");
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(dir.path());
+    Target::spawn(cmd, exe, dir)
+}
+
 fn make(dir: &Path) {
     let out = Command::new("make")
         .arg("-s")
@@ -138,10 +146,7 @@ impl Session {
     }
 
     fn watch(dir: tempfile::TempDir) -> Session {
-        let exe = dir.path().join("app");
-        let mut cmd = Command::new(&exe);
-        cmd.current_dir(dir.path());
-        let target = Target::spawn(cmd, exe, dir);
+        let target = started(dir);
         target.wait_for_prefix("v ");
         let (relive, events) = start_watch(&target, &[]);
         Session {
@@ -1944,10 +1949,7 @@ fn a_signature_change_whose_caller_is_running_is_refused() {
 fn a_caught_up_signature_change_whose_caller_is_running_is_refused() {
     let dir = project("-O2 -g3");
     make(dir.path());
-    let exe = dir.path().join("app");
-    let mut cmd = Command::new(&exe);
-    cmd.current_dir(dir.path());
-    let target = Target::spawn(cmd, exe, dir);
+    let target = started(dir);
     target.wait_for("v 17 8");
     let root = target.dir.path().to_path_buf();
     edit_shift_signature(&root);
@@ -1994,10 +1996,7 @@ fn a_caught_up_static_signature_change_whose_caller_is_running_is_refused() {
     let dir = project("-O2 -g3");
     std::fs::write(dir.path().join("src/main.c"), &main).unwrap();
     make(dir.path());
-    let exe = dir.path().join("app");
-    let mut cmd = Command::new(&exe);
-    cmd.current_dir(dir.path());
-    let target = Target::spawn(cmd, exe, dir);
+    let target = started(dir);
     target.wait_for("v 17 8 6");
     let edited = main
         .replace(

@@ -23,6 +23,12 @@ int main(void) {
 }
 "#;
 
+/// `e` is a refusal whose message says `said`.
+fn refused_saying(e: &Value, said: &str) {
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| m.contains(said)), "{e}");
+}
+
 /// `relive run --json -- ./app` in a directory holding `app.c`, built with
 /// `flags`; relive's JSON events are read from its stderr.
 struct Session {
@@ -181,12 +187,9 @@ fn a_static_signature_change_whose_caller_is_running_is_refused() {
     s.text = common::static_callee_with_two_parameters(&s.text);
     std::fs::write(&s.source, &s.text).unwrap();
     let e = s.event();
-    assert_eq!(e["event"], "refused", "{e}");
-    assert!(
-        e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("the signature of calc changes, and its caller main is running on thread")),
-        "{e}"
+    refused_saying(
+        &e,
+        "the signature of calc changes, and its caller main is running on thread",
     );
     s.target.prints_only(&["r 22", "r 29"], 20);
 }
@@ -214,13 +217,7 @@ int main(void) {
         ("static int calc(int a, int b)", "static int calc(int b, int a)"),
         ("calc(seed, seed * 30)", "calc(seed * 30, seed)"),
     ]);
-    assert_eq!(e["event"], "refused", "{e}");
-    assert!(
-        e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("the signature of calc changes, and its caller main is running")),
-        "{e}"
-    );
+    refused_saying(&e, "the signature of calc changes, and its caller main is running");
     s.target.prints_only(&["r -69"], 20);
 }
 
@@ -256,13 +253,7 @@ static void *worker(void *arg) {
         ),
         ("f_thr(seed, seed * 30)", "f_thr(seed, seed * 30, seed * 1000)"),
     ]);
-    assert_eq!(e["event"], "refused", "{e}");
-    assert!(
-        e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("the signature of f_thr changes, and its caller worker is running")),
-        "{e}"
-    );
+    refused_saying(&e, "the signature of f_thr changes, and its caller worker is running");
     s.target.prints_only(&["t -69"], 20);
 }
 
@@ -289,13 +280,7 @@ int main(void) {
     s.target.wait_for("r 305");
     s.edit("return x * 100 + y;", "return x * 100 + z * 2;");
     let e = s.event();
-    assert_eq!(e["event"], "refused", "{e}");
-    assert!(
-        e["message"].as_str().is_some_and(|m| m.contains(
-            "calc.constprop.0 is GCC's copy of calc with parameters GCC chose for this compile, and it changed with its caller main, which is running on thread"
-        )),
-        "{e}"
-    );
+    refused_saying(&e, "calc.constprop.0 is GCC's copy of calc with parameters GCC chose for this compile, and it changed with its caller main, which is running on thread");
     s.target.prints_only(&["r 305"], 20);
     // The clone and main changed again, the clone keeping its parameters
     // (its DWARF says so): patched, and main's running call computes what

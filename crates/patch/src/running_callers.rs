@@ -17,10 +17,21 @@ pub(crate) type Patched<'o> = (&'o ObjectFile, Option<&'o ObjectFile>, &'o [usiz
 /// `(caller, callee)` for each function of `objects` that calls one of
 /// `callees` directly.
 pub fn callers_among<'o>(objects: impl Iterator<Item = &'o ObjectFile>, callees: &[String]) -> Vec<(String, String)> {
+    callers_where(objects, callees, |_| true)
+}
+
+/// [`callers_among`] the functions `keep` takes by name: each function
+/// looked at has its callees named, a whole object's where only the
+/// patched functions can count (the clone rules).
+fn callers_where<'o>(
+    objects: impl Iterator<Item = &'o ObjectFile>,
+    callees: &[String],
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for obj in objects {
         for (i, s) in obj.symbols.iter().enumerate() {
-            if s.kind != Kind::Function {
+            if s.kind != Kind::Function || !keep(&s.name) {
                 continue;
             }
             let calls = crate::callees::direct_callees(obj, i);
@@ -65,14 +76,11 @@ pub fn clones_changed_with_callers(obj: &ObjectFile, base: Option<&ObjectFile>, 
     if clones.is_empty() {
         return clones;
     }
-    let callers = callers_among(std::iter::once(obj), &clones);
+    let callers = callers_where(std::iter::once(obj), &clones, |caller| names.contains(&caller));
     clones
         .into_iter()
-        .filter(|clone| {
-            callers
-                .iter()
-                .any(|(caller, callee)| callee == clone && caller != clone && names.contains(&caller.as_str()))
-        })
+        // (A function is not among its own callees.)
+        .filter(|clone| callers.iter().any(|(_, callee)| callee == clone))
         .filter(|clone| !same_parameters(obj, base, clone))
         .collect()
 }
@@ -276,7 +284,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
             .filter(|s| s.kind == Kind::Function)
             .map(|s| s.name.as_str())
             .collect();
-        changed.extend(crate::signature::changed_names(base, obj, &names));
+        changed.extend(crate::signature::changed(base, obj, &names).into_iter().map(|c| c.name));
         changed.extend(crate::signature::changed_static(base, obj, &names));
     }
     if changed.is_empty() && clones.is_empty() {
@@ -287,11 +295,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
         .iter()
         .flat_map(|&(obj, base, _)| std::iter::once(obj).chain(base));
     let mut guard = callers_among(objects.clone(), &changed);
-    guard.extend(
-        callers_among(objects, &clones)
-            .into_iter()
-            .filter(|(caller, _)| patched.contains(&caller.as_str())),
-    );
+    guard.extend(callers_where(objects, &clones, |caller| patched.contains(&caller)));
     guard.sort();
     guard.dedup();
     guard

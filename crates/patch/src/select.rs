@@ -215,24 +215,19 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
             ),
         });
     }
-    let (followed, signatures): (Vec<String>, Vec<String>) = crate::signature::changed(old, new, &changed_code)
+    let (followed, signatures): (Vec<_>, Vec<_>) = crate::signature::changed(old, new, &changed_code)
         .into_iter()
-        .partition(|change| callers_follow(change.split_once(": ").map_or(change.as_str(), |(name, _)| name)));
+        .partition(|change| callers_follow(&change.name));
     let new_signatures: Vec<String> = followed
-        .iter()
-        .map(|change| {
-            change
-                .split_once(": ")
-                .map_or(change.as_str(), |(name, _)| name)
-                .to_string()
-        })
+        .into_iter()
+        .map(|change| change.name)
         .chain(crate::signature::changed_static(old, new, &changed_code))
         .collect();
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
                 "the signature of a global function changed ({}); callers in files that were not recompiled would still pass the old arguments and read the old return type, so restart the program",
-                signatures.join("; ")
+                signatures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             ),
         });
     }

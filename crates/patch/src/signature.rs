@@ -25,20 +25,26 @@ const MAX_DEPTH: u32 = 16;
 /// `name -> "ret(param, param)"` for each external function of `names`
 /// described in the object's DWARF; empty without debug information.
 pub fn signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
-    read(obj, names, Kind::Definitions)
+    read(obj, names, Subprograms::Definitions)
 }
 
 /// `name -> "ret(param, param)"` as the object's code declares the
 /// external functions of `names` that it calls but does not define (the
 /// prototype it was compiled against).
 pub fn declarations(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
-    read(obj, names, Kind::Declarations)
+    read(obj, names, Subprograms::Declarations)
 }
 
 /// [`signatures`] with typedefs written as what they name, to compare
 /// with [`declarations`].
 pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
-    read(obj, names, Kind::DefinitionsResolved)
+    read(obj, names, Subprograms::DefinitionsResolved)
+}
+
+/// `name -> "ret(param, param)"` for each `static` function of `names`
+/// (as the source names them) that `obj` defines.
+pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
+    read(obj, names, Subprograms::StaticDefinitions)
 }
 
 /// `name -> "ret(param, param)"` for each external function of `names`
@@ -51,30 +57,11 @@ pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String,
 /// without such DWARF (compressed sections included) or when it cannot
 /// be read.
 ///
-/// `resolved`: typedefs written as what they name ([`definitions_resolved`],
-/// to compare with [`declarations`]), else as [`signatures`] has them.
-pub fn built_with(data: &[u8], source_name: &str, names: &[&str], resolved: bool) -> HashMap<String, String> {
-    let kind = match resolved {
-        true => Kind::DefinitionsResolved,
-        false => Kind::Definitions,
-    };
-    built_as(data, source_name, names, kind)
-}
-
-/// [`built_with`] for the `static` functions of `names` (by the names the
+/// `kind`: [`Subprograms::Definitions`] as [`signatures`] has them,
+/// [`Subprograms::DefinitionsResolved`] to compare with [`declarations`],
+/// [`Subprograms::StaticDefinitions`] for `static` functions (by the names the
 /// source gives them: `calc`, not GCC's clone `calc.isra.0`).
-pub fn built_static_with(data: &[u8], source_name: &str, names: &[&str]) -> HashMap<String, String> {
-    built_as(data, source_name, names, Kind::StaticDefinitions)
-}
-
-/// `name -> "ret(param, param)"` for each `static` function of `names`
-/// (as the source names them) that `obj` defines.
-pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
-    read(obj, names, Kind::StaticDefinitions)
-}
-
-/// [`built_with`] of the definitions of `kind`.
-fn built_as(data: &[u8], source_name: &str, names: &[&str], kind: Kind) -> HashMap<String, String> {
+pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
     use object::{Object, ObjectSection};
     let Ok(file) = object::File::parse(data) else {
         return HashMap::new();
@@ -108,9 +95,10 @@ fn built_as(data: &[u8], source_name: &str, names: &[&str], kind: Kind) -> HashM
     read_signatures(&dwarf, &index, names, kind).unwrap_or_default()
 }
 
-/// Which subprograms [`read`] describes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+/// Which subprograms a signature is read of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subprograms {
+    /// Definitions of global functions.
     Definitions,
     /// Definitions of `static` functions.
     StaticDefinitions,
@@ -119,7 +107,7 @@ enum Kind {
     Declarations,
 }
 
-fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String> {
+fn read(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
     if names.is_empty() {
         return HashMap::new();
     }
@@ -127,33 +115,32 @@ fn read(obj: &ObjectFile, names: &[&str], kind: Kind) -> HashMap<String, String>
     with_dwarf(obj, |dwarf| read_signatures(dwarf, index, names, kind)).unwrap_or_default()
 }
 
+/// A function whose signature differs between two compiles; said as
+/// `name: was -> now`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignatureChange {
+    pub name: String,
+    pub was: String,
+    pub now: String,
+}
+
+impl std::fmt::Display for SignatureChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} -> {}", self.name, self.was, self.now)
+    }
+}
+
 /// Global functions among `names` (those whose code changed: a function
 /// whose code is the same runs the same for old and new callers) whose
-/// signature in `new` differs from `old`'s, as `name: old -> new` (only
-/// where both objects carry DWARF).
-pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
-    global_changes(old, new, names)
-        .into_iter()
-        .map(|(name, was, sig)| format!("{name}: {was} -> {sig}"))
-        .collect()
-}
-
-/// [`changed`]'s functions, by name.
-pub fn changed_names(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
-    global_changes(old, new, names)
-        .into_iter()
-        .map(|(name, ..)| name)
-        .collect()
-}
-
-/// [`changed_among`] the global functions of `names`.
-fn global_changes(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<(String, String, String)> {
+/// signature in `new` differs from `old`'s (only where both objects carry
+/// DWARF), in name order.
+pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<SignatureChange> {
     // Only global functions have callers elsewhere (DWARF's `external`
     // is the symbol's binding): an edit of `static` functions alone reads
     // no DWARF here.
     let global = |name: &&str| new.symbols.iter().any(|s| s.name == *name && !s.local);
     let names: Vec<&str> = names.iter().copied().filter(global).collect();
-    changed_among(old, new, &names, Kind::Definitions)
+    changed_among(old, new, &names, Subprograms::Definitions)
 }
 
 /// The `static` functions among `names` (symbols of `new` whose code
@@ -170,9 +157,9 @@ pub fn changed_static(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec
     let mut wanted: Vec<&str> = bases.iter().map(String::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let changed: Vec<String> = changed_among(old, new, &wanted, Kind::StaticDefinitions)
+    let changed: Vec<String> = changed_among(old, new, &wanted, Subprograms::StaticDefinitions)
         .into_iter()
-        .map(|(name, ..)| name)
+        .map(|c| c.name)
         .collect();
     symbols
         .iter()
@@ -182,9 +169,9 @@ pub fn changed_static(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec
         .collect()
 }
 
-/// `(name, old signature, new signature)` for each of `names` whose
-/// definition of `kind` differs between the objects, in name order.
-fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Kind) -> Vec<(String, String, String)> {
+/// Each of `names` whose definition of `kind` differs between the
+/// objects, in name order.
+fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Subprograms) -> Vec<SignatureChange> {
     if names.is_empty() {
         return Vec::new();
     }
@@ -192,11 +179,11 @@ fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Kind)
     // side by side.
     let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
     let (before, after) = crate::side_by_side::both_if(worth, || read(old, names, kind), || read(new, names, kind));
-    let mut out: Vec<(String, String, String)> = after
+    let mut out: Vec<SignatureChange> = after
         .into_iter()
-        .filter_map(|(name, sig)| {
+        .filter_map(|(name, now)| {
             let was = before.get(&name)?.clone();
-            (was != sig).then_some((name, was, sig))
+            (was != now).then_some(SignatureChange { name, was, now })
         })
         .collect();
     out.sort();
@@ -330,7 +317,7 @@ fn read_signatures(
     dwarf: &gimli::Dwarf<Reader>,
     index: &DebugIndex,
     names: &[&str],
-    kind: Kind,
+    kind: Subprograms,
 ) -> Result<HashMap<String, String>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = HashMap::new();
@@ -338,8 +325,8 @@ fn read_signatures(
         let entries = entries_named(dwarf, &mut units, index, name)?;
         let entries = entries.iter().filter(|e| {
             e.tag == gimli::DW_TAG_subprogram
-                && e.external == (kind != Kind::StaticDefinitions)
-                && e.declaration == (kind == Kind::Declarations)
+                && e.external == (kind != Subprograms::StaticDefinitions)
+                && e.declaration == (kind == Subprograms::Declarations)
         });
         for e in entries {
             let unit = &units[&e.unit];
@@ -347,7 +334,7 @@ fn read_signatures(
             let node = tree.root()?;
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
-            let resolve = !matches!(kind, Kind::Definitions | Kind::StaticDefinitions);
+            let resolve = !matches!(kind, Subprograms::Definitions | Subprograms::StaticDefinitions);
             let ret = type_name(dwarf, unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
             let mut params = Vec::new();
             let mut kids = node.children();

@@ -325,7 +325,13 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
     if let Some(k) = (0..ours.len()).find(|&k| !masked[k] && ours[k] != live[k]) {
         // A jump where the function starts is a redirect (a patch's),
         // not a compile's difference.
-        if k == 0 && matches!(live[0], 0xe9 | 0xeb | 0xff | 0xcc) {
+        let jumps = match live[0] {
+            0xe9 | 0xeb | 0xcc => true,
+            // `jmp *…` (ff /4), not any instruction of opcode ff.
+            0xff => live.get(1).is_some_and(|modrm| (modrm >> 3) & 7 == 4),
+            _ => false,
+        };
+        if k == 0 && jumps {
             return Check::Differs(format!("its code differs at +0x0, {REDIRECTED}"));
         }
         return Check::Differs(format!("its code differs at +{k:#x}"));

@@ -2061,10 +2061,7 @@ impl<'p> Reloader<'p> {
             .map(|s| s.name.as_str())
             .collect();
         let changed = relive_patch::signature::changed(old, new, &globals);
-        let names: Vec<&str> = changed
-            .iter()
-            .filter_map(|c| c.split_once(": ").map(|(name, _)| name))
-            .collect();
+        let names: Vec<&str> = changed.iter().map(|c| c.name.as_str()).collect();
         if names.is_empty() {
             return None;
         }

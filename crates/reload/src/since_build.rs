@@ -18,6 +18,7 @@ use std::path::Path;
 use relive_patch::apply::Target;
 use relive_patch::link::{live_address, BaseNames};
 use relive_patch::objfile::Kind;
+use relive_patch::signature::Subprograms;
 use relive_patch::ObjectFile;
 use relive_process::modules::LoadedModule;
 
@@ -43,14 +44,11 @@ pub(crate) fn built_signatures(
     resolved: bool,
     patched_too: bool,
 ) -> HashMap<String, String> {
-    built(
-        target,
-        source,
-        obj,
-        functions,
-        Binding::Global { resolved },
-        patched_too,
-    )
+    let kind = match resolved {
+        true => Subprograms::DefinitionsResolved,
+        false => Subprograms::Definitions,
+    };
+    built(target, source, obj, functions, kind, patched_too)
 }
 
 /// [`built_signatures`] of the `static` functions among `functions` (not
@@ -62,30 +60,20 @@ pub(crate) fn built_static_signatures(
     obj: &ObjectFile,
     functions: &[usize],
 ) -> HashMap<String, String> {
-    built(target, source, obj, functions, Binding::Static, false)
+    built(target, source, obj, functions, Subprograms::StaticDefinitions, false)
 }
 
-/// Which functions [`built`] reads.
-#[derive(Clone, Copy)]
-enum Binding {
-    /// Global ones; `resolved` as [`built_signatures`] says.
-    Global {
-        resolved: bool,
-    },
-    Static,
-}
-
-/// The signatures the DWARF of each module gives the functions of
-/// `binding` among `functions` (see [`built_signatures`]).
+/// The signatures of `kind` the DWARF of each module gives the functions
+/// among `functions` (see [`built_signatures`]).
 fn built(
     target: &Target,
     source: &Path,
     obj: &ObjectFile,
     functions: &[usize],
-    binding: Binding,
+    kind: Subprograms,
     patched_too: bool,
 ) -> HashMap<String, String> {
-    let statics = matches!(binding, Binding::Static);
+    let statics = kind == Subprograms::StaticDefinitions;
     let mut out = HashMap::new();
     let Some(source_name) = source.file_name().and_then(|n| n.to_str()) else {
         return out;
@@ -119,12 +107,12 @@ fn built(
     for (module, names) in by_module.into_values() {
         if let Some(image) = &module.image {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            out.extend(match binding {
-                Binding::Global { resolved } => {
-                    relive_patch::signature::built_with(image.data(), source_name, &names, resolved)
-                }
-                Binding::Static => relive_patch::signature::built_static_with(image.data(), source_name, &names),
-            });
+            out.extend(relive_patch::signature::built_with(
+                image.data(),
+                source_name,
+                &names,
+                kind,
+            ));
         }
     }
     out
