@@ -401,6 +401,13 @@ fn line_table(p: &Placed) -> Option<Vec<u8>> {
         })
         .collect();
     spans.sort_unstable();
+    let mut ends: Vec<(usize, u64)> = Vec::new();
+    for &(section, _, end, ..) in &spans {
+        match ends.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, e)) => *e = (*e).max(end),
+            None => ends.push((section, end)),
+        }
+    }
     let moved = |section: usize, offset: u64| {
         let k = spans.partition_point(|&(s, from, ..)| (s, from) <= (section, offset));
         let &(s, from, to, start, len) = spans.get(k.checked_sub(1)?)?;
@@ -410,7 +417,7 @@ fn line_table(p: &Placed) -> Option<Vec<u8>> {
             address: start + (offset - from),
         })
     };
-    crate::line_table::placed(&debug_line, &moved)
+    crate::line_table::placed(&debug_line, &moved, &ends)
 }
 
 /// A `.debug_aranges` for the first compile unit: the placed functions'
@@ -499,7 +506,13 @@ fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
         align: 1,
     });
     let header_size = std::mem::size_of::<elf::FileHeader64<LE>>();
-    let mut out = vec![0u8; header_size];
+    // Sized once: a large unit's file is megabytes, and growing it copied
+    // them over and over.
+    let headers_len = (sections.len() + 1) * std::mem::size_of::<elf::SectionHeader64<LE>>();
+    let capacity =
+        header_size + sections.iter().map(|s| s.bytes.len() + s.align as usize).sum::<usize>() + 8 + headers_len;
+    let mut out = Vec::with_capacity(capacity);
+    out.resize(header_size, 0);
     let mut offsets = Vec::with_capacity(sections.len());
     for s in &sections {
         let at = out.len().next_multiple_of(s.align.max(1) as usize);

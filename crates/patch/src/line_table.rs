@@ -56,7 +56,18 @@ pub struct Moved {
 /// not placed. `None` when the section is not one program (several compile
 /// units: their `DW_AT_stmt_list` offsets would no longer hold) or cannot
 /// be read.
-pub fn placed(debug_line: &[u8], moved: &dyn Fn(usize, u64) -> Option<Moved>) -> Option<Vec<u8>> {
+///
+/// `ends` holds, for each section with placed code, where its last placed
+/// code ends: the program is read only until a row at or past each of them
+/// is seen. Assemblers write one sequence per code section with addresses
+/// that only grow, so no row of placed code comes after that; SQLite's
+/// line program is a megabyte for one function's few rows, and reading it
+/// whole was most of a patch's symbol file.
+pub fn placed(
+    debug_line: &[u8],
+    moved: &dyn Fn(usize, u64) -> Option<Moved>,
+    ends: &[(usize, u64)],
+) -> Option<Vec<u8>> {
     let section = gimli::DebugLine::new(debug_line, LittleEndian);
     let program = section.program(gimli::DebugLineOffset(0), 8, None, None).ok()?;
     let header = program.header().clone();
@@ -73,11 +84,28 @@ pub fn placed(debug_line: &[u8], moved: &dyn Fn(usize, u64) -> Option<Moved>) ->
     // The rows of each placed function, by its new start.
     let mut sequences: std::collections::BTreeMap<u64, (u64, Vec<(u64, gimli::LineRow)>)> = Default::default();
     let mut rows = program.rows();
+    // Per section with placed code: where it ends, and whether a row past
+    // that was seen.
+    let mut passed: Vec<(usize, u64, bool)> = ends.iter().map(|&(s, end)| (s, end, false)).collect();
+    let mut left = passed.len();
     while let Ok(Some((_, row))) = rows.next_row() {
-        if row.end_sequence() {
-            continue;
+        let place = split(row.address());
+        if let Some((s, o)) = place {
+            for (section, end, seen) in passed.iter_mut() {
+                if !*seen && *section == s && o >= *end {
+                    *seen = true;
+                    left -= 1;
+                }
+            }
         }
-        let Some(m) = split(row.address()).and_then(|(s, o)| moved(s, o)) else {
+        let m = match row.end_sequence() {
+            true => None,
+            false => place.and_then(|(s, o)| moved(s, o)),
+        };
+        let Some(m) = m else {
+            if left == 0 && !passed.is_empty() {
+                break;
+            }
             continue;
         };
         sequences
