@@ -405,3 +405,105 @@ fn an_edit_at_a_functions_start_is_not_taken_for_a_patch() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains("record no patch"), "{said}");
 }
+
+/// The program built from `src` (gcc -O2 -g and `flags`), running until
+/// it prints `first`, patched by one-shot `relive patch` with `src`
+/// edited (`from` to `to`): the target, the edited object, the base's,
+/// and what the patch printed.
+fn patched_once(
+    src: &str,
+    flags: &[&str],
+    first: &str,
+    (from, to): (&str, &str),
+) -> (Target, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let new_dir = p.join("new");
+    std::fs::create_dir(&new_dir).unwrap();
+    std::fs::write(p.join("app.c"), src).unwrap();
+    std::fs::write(new_dir.join("app.c"), src.replace(from, to)).unwrap();
+    for (args, at) in [
+        (&["app.c", "-o", "app"][..], &p),
+        (&["-c", "app.c", "-o", "base.o"], &p),
+        (&["-c", "app.c", "-o", "app.o"], &new_dir),
+    ] {
+        let built = Command::new("gcc")
+            .args(["-O2", "-g"])
+            .args(flags)
+            .args(args)
+            .current_dir(at)
+            .status();
+        assert!(built.unwrap().success(), "gcc {args:?}");
+    }
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for(first);
+    let obj = new_dir.join("app.o");
+    let out = relive_on(
+        &target,
+        &[
+            "patch",
+            &target.pid_arg(),
+            obj.to_str().unwrap(),
+            "--base",
+            p.join("base.o").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (target, obj, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// relive with `args`, in `target`'s state directory.
+fn relive_on(target: &Target, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(args)
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap()
+}
+
+/// A patched `main` whose running loop keeps its old code (NOT REACHABLE
+/// when it was patched) is not the code the process runs, though its
+/// entry leads to the new code: verify said "its 1 function is the code
+/// pid N runs" and exited 0 while the program printed what the old code
+/// prints (a user's trial on tree-sitter's driver).
+#[test]
+fn a_patched_main_whose_loop_keeps_its_old_code_differs() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"v A\\n\"); usleep(2000); } }\n";
+    let (target, obj, said) = patched_once(src, &[], "v A", ("v A", "v B"));
+    assert!(said.contains("unreachable main"), "{said}");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(report[0]["same"], 0, "{report}");
+    assert_eq!(report[0]["unreached"][0]["function"], "main", "{report}");
+    let out = relive_on(&target, &["verify", &target.pid_arg(), obj.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 of 1 functions DIFFER"), "{text}");
+    assert!(
+        text.contains("main: its entry leads to this code (patched), but NOT REACHABLE"),
+        "{text}"
+    );
+    // The program runs the old code, as verify says.
+    target.wait_for("v A");
+}
+
+/// A worker thread's outermost function, patched while it loops, matches
+/// (later threads run the new code) with a note that the running loop
+/// keeps the old code.
+#[test]
+fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old_code() {
+    let src = "#include <pthread.h>\n#include <stdio.h>\n#include <unistd.h>\nstatic void *work(void *arg) { (void)arg; for (;;) { printf(\"w A\\n\"); usleep(2000); } }\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); pthread_t t; pthread_create(&t, 0, work, 0); pthread_join(t, 0); }\n";
+    let (target, obj, _) = patched_once(src, &["-pthread"], "w A", ("w A", "w B"));
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report[0]["old_code_kept"][0]["function"], "work", "{report}");
+    let out = relive_on(&target, &["verify", &target.pid_arg(), obj.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("note: work: later calls run this code; calls running when it was patched keep the old code"),
+        "{text}"
+    );
+    target.wait_for("w A");
+}

@@ -160,10 +160,12 @@ fn shown(obj: &ObjectFile, name: &str) -> String {
 fn constant_table_note(name: &str, readers: &[&str]) -> String {
     // Only other data refers to it (QuickJS's `js_math_funcs`, which a
     // table of object definitions points to): the note said "changed:
-    // now read the new copy" with no reader named.
+    // now read the new copy" with no reader named. Not "its own copy":
+    // the data that points to it may be a copy an earlier patch brought
+    // in, pointing to a copy of this table (tree-sitter's `language`).
     if readers.is_empty() {
         return format!(
-            "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps using its own copy until a restart"
+            "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps the copy it uses now (the one the data that refers to it points to, which may be a copy an earlier patch brought in) until a restart"
         );
     }
     // "The new code of": a reader whose new code cannot run (`main`'s

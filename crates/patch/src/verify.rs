@@ -7,6 +7,7 @@
 //! denote the same thing (the same symbol, through the PLT or GOT when the
 //! linker made it so, or a literal with the same bytes).
 
+use crate::journal::PatchRecord;
 use crate::link::{live_address, BaseNames, Resolver};
 use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
 use crate::target::Target as LiveTarget;
@@ -34,6 +35,14 @@ pub struct Verification {
     /// (function, where it differs).
     pub differs: Vec<(String, String)>,
     pub absent: Vec<String>,
+    /// Functions in `same` that a patch brought in but whose new code no
+    /// call can run (`main`'s running loop, callers that inline it), with
+    /// the patch's note: the entry is this code, what runs is the old one.
+    pub unreached: Vec<(String, String)>,
+    /// Functions in `same` whose calls running when they were patched keep
+    /// their old code for good (a thread's outermost function), with the
+    /// patch's note: later calls run this code.
+    pub old_code_kept: Vec<(String, String)>,
 }
 
 impl Verification {
@@ -196,12 +205,12 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
         if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() || !wanted(&sym.name) {
             continue;
         }
+        let mut record = None;
         let check = match live_address(obj, i, &target.resolver, &no_renames) {
             None => Check::Absent,
             Some(addr) => {
-                let running = target
-                    .journal
-                    .patch(addr)
+                record = target.journal.patch(addr);
+                let running = record
                     .map(|p| p.current_addr)
                     .or_else(|| cold_copy(target, obj, i))
                     .unwrap_or(addr);
@@ -214,7 +223,21 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
             }
         };
         match check {
-            Check::Same => out.same.push(sym.name.clone()),
+            Check::Same => {
+                // What runs is the old code: a difference when it is not
+                // this too.
+                if let Some((record, note)) = record.and_then(|r| Some((r, r.unreached.clone()?))) {
+                    if !original(target, obj, i, record) {
+                        out.unreached.push((sym.name.clone(), note));
+                    }
+                }
+                if let Some((record, note)) = record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
+                    if !original(target, obj, i, record) {
+                        out.old_code_kept.push((sym.name.clone(), note));
+                    }
+                }
+                out.same.push(sym.name.clone());
+            }
             Check::Differs(why) => out.differs.push((sym.name.clone(), why)),
             Check::Absent => out.absent.push(sym.name.clone()),
         }
@@ -281,12 +304,40 @@ const RELAXED_PREFIX: u64 = 3;
 const TLS_SPAN: u64 = 12;
 
 fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
-    let sym = &obj.symbols[i];
-    let ours = sym.bytes.as_deref().unwrap_or_default();
-    let mut live = vec![0u8; ours.len()];
+    let mut live = vec![0u8; obj.symbols[i].bytes.as_deref().unwrap_or_default().len()];
     if let Err(e) = target.process.read(at, &mut live) {
         return Check::Differs(format!("its code at {at:#x} cannot be read: {e}"));
     }
+    code(target, obj, i, at, &live)
+}
+
+/// Whether the code patch `record` redirected, as it was before (its entry
+/// bytes put back), is function `i` of `obj`: what runs where no call
+/// reaches the new code (`main`'s running loop).
+fn original(target: &LiveTarget, obj: &ObjectFile, i: usize, record: &PatchRecord) -> bool {
+    let len = obj.symbols[i].bytes.as_deref().unwrap_or_default().len();
+    let mut live = vec![0u8; len];
+    let Some(entry) = crate::journal::unhex(&record.original) else {
+        return false;
+    };
+    let Some(at) = record.span_start.checked_sub(record.orig_addr) else {
+        return false;
+    };
+    if target.process.read(record.orig_addr, &mut live).is_err() {
+        return false;
+    }
+    for (k, b) in entry.into_iter().enumerate() {
+        if let Some(slot) = live.get_mut(at as usize + k) {
+            *slot = b;
+        }
+    }
+    matches!(code(target, obj, i, record.orig_addr, &live), Check::Same)
+}
+
+/// [`function`] with the running code's bytes read (`live`).
+fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8]) -> Check {
+    let sym = &obj.symbols[i];
+    let ours = sym.bytes.as_deref().unwrap_or_default();
     let mut masked = vec![false; ours.len()];
     let mut mask = |from: u64, to: u64| {
         for m in masked
@@ -354,7 +405,7 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
         if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
             continue;
         }
-        if let Some(why) = reference(target, obj, r, at, &live, initializer, 0) {
+        if let Some(why) = reference(target, obj, r, at, live, initializer, 0) {
             return Check::Differs(format!("+{:#x}: {why}", r.offset));
         }
     }

@@ -27,6 +27,10 @@ use crate::output::print_json;
 /// difference when the kept copy's object is given too, and is marked as
 /// an inline function's otherwise.
 ///
+/// A patched function whose new code no call can run (`main`'s running
+/// loop: NOT REACHABLE when it was patched) counts as differing: the
+/// process runs its old code.
+///
 /// Exits 0 when every object matches, 5 when a function differs or an
 /// object has no function the program has.
 #[derive(clap::Args)]
@@ -40,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}]}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good).
     #[arg(long)]
     pub json: bool,
 }
@@ -56,6 +60,13 @@ struct ObjectReport {
     /// Functions of the object the program does not have (inlined into
     /// every caller, or dropped by the linker).
     absent: Vec<String>,
+    /// Functions whose entry leads to this code (a patch brought it in)
+    /// but whose new code no call can run: the process runs the old code.
+    /// Counted as differing, not in `same`.
+    unreached: Vec<Differing>,
+    /// Functions that match, whose calls running when they were patched
+    /// keep their old code for good (later calls run this code).
+    old_code_kept: Vec<Differing>,
 }
 
 #[derive(Serialize)]
@@ -99,10 +110,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut reports = Vec::new();
     for (path, obj, data_only, check) in checked {
+        let noted = |list: Vec<(String, String)>| -> Vec<Differing> {
+            list.into_iter()
+                .filter(|(function, _)| check.same.contains(function))
+                .map(|(function, why)| Differing { function, why })
+                .collect()
+        };
+        let unreached = noted(check.unreached);
+        let old_code_kept = noted(check.old_code_kept);
         reports.push(ObjectReport {
             object: path.display().to_string(),
             compared: if data_only { "constants" } else { "functions" },
-            same: check.same.len(),
+            same: check.same.len() - unreached.len(),
             differs: check
                 .differs
                 .into_iter()
@@ -115,6 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 })
                 .collect(),
             absent: check.absent,
+            unreached,
+            old_code_kept,
         });
     }
     // An object none of whose functions the program has proves nothing;
@@ -123,26 +144,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let nothing_to_compare = |r: &ObjectReport| r.compared == "constants" && r.same == 0 && r.absent.is_empty();
     let all_same = reports
         .iter()
-        .all(|r| r.differs.is_empty() && (r.same > 0 || nothing_to_compare(r)));
+        .all(|r| r.differs.is_empty() && r.unreached.is_empty() && (r.same > 0 || nothing_to_compare(r)));
     if args.json {
         print_json(&reports)?;
     } else {
         let mut out = std::io::stdout().lock();
         for r in &reports {
             let things = r.compared;
-            if nothing_to_compare(r) && r.differs.is_empty() {
+            let differing = r.differs.len() + r.unreached.len();
+            if nothing_to_compare(r) && differing == 0 {
                 writeln!(
                     out,
                     "{}: defines no function and no constant: nothing to compare (its variables' values are the program's state)",
                     r.object
                 )?;
-            } else if r.differs.is_empty() && r.same == 0 {
+            } else if differing == 0 && r.same == 0 {
                 writeln!(
                     out,
                     "{}: NOT VERIFIED: none of its functions is in pid {} (an object of another program, or every function inlined away)",
                     r.object, args.pid
                 )?;
-            } else if r.differs.is_empty() {
+            } else if differing == 0 {
                 let counted = match (r.same, things) {
                     (1, "functions") => "its 1 function is the code".to_string(),
                     (n, "functions") => format!("the {n} functions are the code"),
@@ -155,14 +177,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     out,
                     "{}: {} of {} {things} DIFFER from what pid {} runs:",
                     r.object,
-                    r.differs.len(),
-                    r.same + r.differs.len(),
+                    differing,
+                    r.same + differing,
                     args.pid
                 )?;
-                for d in &r.differs {
-                    writeln!(out, "  {}: {}", relive_patch::names::readable(&d.function), d.why)?;
-                }
+                let unreached =
+                    "its entry leads to this code (patched), but NOT REACHABLE: the process runs its old code";
+                let lines = (r.differs.iter().map(|d| ("", d, None)))
+                    .chain(r.unreached.iter().map(|d| ("", d, Some(unreached))));
+                print_functions(&mut out, lines)?;
             }
+            let kept = "later calls run this code; calls running when it was patched keep the old code";
+            print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
             if !r.absent.is_empty() {
                 writeln!(
                     out,
@@ -196,6 +222,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !all_same {
         std::process::exit(exit::MISMATCH);
+    }
+    Ok(())
+}
+
+/// One line per function: `  PREFIX NAME: WHY`, or `  PREFIX NAME: SAID (WHY)`.
+fn print_functions<'d>(
+    out: &mut impl Write,
+    lines: impl Iterator<Item = (&'static str, &'d Differing, Option<&'static str>)>,
+) -> std::io::Result<()> {
+    for (prefix, d, said) in lines {
+        let name = relive_patch::names::readable(&d.function);
+        match said {
+            Some(said) => writeln!(out, "  {prefix}{name}: {said} ({})", d.why)?,
+            None => writeln!(out, "  {prefix}{name}: {}", d.why)?,
+        }
     }
     Ok(())
 }
