@@ -2180,3 +2180,70 @@ int main(void) {
     );
     run.target.prints_only(&["c 22"], 20);
 }
+
+/// `f`'s parameters swapped, saved with its caller `call`: patched while
+/// `call` is not running. Then a thread enters the new `call` and stays
+/// (while a file `hold` exists): a revert now would let that call go on
+/// into `f`'s old code with the new argument order (a PCRE2 trial:
+/// `revert --all`, and the program printed 290, which neither version of
+/// the source computes). It is refused, nothing changes, and once the
+/// call has returned the revert goes through.
+#[test]
+fn a_revert_under_a_running_caller_of_a_changed_signature_is_refused() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static __attribute__((noinline, noipa)) int f(int a, long b) { return a * 100 - (int)b; }
+__attribute__((noinline)) long call(void) {
+    long s = f(10, 3);
+    while (access("hold", F_OK) == 0) { s = f(10, 3); usleep(1000); }
+    return s;
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", call()); usleep(20000); } }
+"#;
+    // The program's working directory is the test's: the file is named
+    // whole, one per test process.
+    let hold = std::env::temp_dir().join(format!("relive-hold-{}", std::process::id()));
+    let app = APP.replace("\"hold\"", &format!("{:?}", hold.display().to_string()));
+    let edited = app
+        .replace(
+            "int f(int a, long b) { return a * 100 - (int)b; }",
+            "int f(long b, int a) { return a * 100 - (int)b + 1; }",
+        )
+        .replace("f(10, 3)", "f(3, 10)");
+    let mut run = Run::start(&app, &["-O2", "-g"]);
+    run.expect("r 997");
+    let base = run.object("app.c", &app);
+    let new = run.object("app.c", &edited);
+    let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    assert!(report["applied"].to_string().contains("\"call\""), "{report}");
+    run.expect("r 998");
+    std::fs::write(&hold, "").unwrap();
+    // The thread is in the new `call` once no line comes for a while.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = run.target.pid_arg();
+    let out = run.relive(&["revert", "--pid", &pid, "--all"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("call is running on thread") && stderr.contains("changed the signature of f"),
+        "{stderr}"
+    );
+    // Nothing was reverted: the new code's value once the call returns,
+    // never a mix.
+    while run.target.line_within(std::time::Duration::ZERO).is_ok() {}
+    std::fs::remove_file(&hold).unwrap();
+    for _ in 0..5 {
+        assert_eq!(run.target.next_line(), "r 998");
+    }
+    let mut reverted = false;
+    for _ in 0..50 {
+        if run.relive(&["revert", "--pid", &pid, "--all"]).status.success() {
+            reverted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(7));
+    }
+    assert!(reverted, "the revert never went through");
+    run.target.prints_only(&["r 998", "r 997"], 5);
+    run.expect("r 997");
+}

@@ -577,6 +577,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             .collect(),
         None => Vec::new(),
     };
+    // Callers whose running call would call a function whose signature
+    // this patch changes the old way: checked with every thread stopped
+    // for the redirect (a check before it leaves a moment in which a
+    // thread enters one), a slot update stopping them for it too. Kept
+    // with the callers' new generations: a revert must not send their
+    // running calls into the old code the old way either.
+    let parts: Vec<running_callers::Patched> = units.iter().map(|u| (u.obj, u.base, u.functions)).collect();
+    let guard = running_callers::signature_guard(&parts);
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -598,6 +606,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .find(|f| f.replaces == Some(w.orig))
                 .map_or(0, |f| f.size),
             calls: p.calls.get(&w.name).cloned().unwrap_or_default(),
+            signature_calls: guard
+                .iter()
+                .filter(|(caller, _)| *caller == w.name)
+                .map(|(_, callee)| callee.clone())
+                .collect(),
         };
         let mut unit_generations = Vec::with_capacity(p.work.len());
         for (w, write) in p.work.iter().zip(writes) {
@@ -863,12 +876,6 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if displaced_area.is_some() {
         copy_pages_ahead(process, &writes);
     }
-    // Callers whose running call would call a function whose signature
-    // this patch changes the old way: checked with every thread stopped
-    // for the redirect (a check before it leaves a moment in which a
-    // thread enters one), a slot update stopping them for it too.
-    let parts: Vec<running_callers::Patched> = units.iter().map(|u| (u.obj, u.base, u.functions)).collect();
-    let guard = running_callers::signature_guard(&parts);
     failpoint("patch-before-stop");
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
@@ -2684,10 +2691,40 @@ fn revert_change(
     // pointed into it then): it is checked again and freed if nothing
     // does now.
     let unused_region = one_back.is_empty() && after.regions.iter().any(|r| !in_use(r, &after.patches));
-    let stopped = match !whole.is_empty() || unused_region {
+    // Callers whose code going back was made by a change that changed the
+    // signature of a function it calls: a call of that code still running
+    // would call the function's old code the new way (a PCRE2 trial:
+    // `revert --all` while a thread ran the new caller, and the program
+    // computed what neither version of the source does). Checked with the
+    // threads stopped, so no call starts between the check and the writes.
+    let signature_callers: Vec<(&str, &str)> = whole
+        .iter()
+        .flat_map(|p| p.history.iter().map(move |g| (p, g)))
+        .chain(one_back.iter().filter_map(|p| Some((p, p.history.last()?))))
+        .flat_map(|(p, g)| {
+            g.signature_calls
+                .iter()
+                .map(move |callee| (p.name.as_str(), callee.as_str()))
+        })
+        .collect();
+    let stopped = match !whole.is_empty() || unused_region || !signature_callers.is_empty() {
         true => Some(process.stop()?),
         false => None,
     };
+    if let (Some(s), false) = (&stopped, signature_callers.is_empty()) {
+        let mut names: Vec<&str> = signature_callers.iter().map(|(caller, _)| *caller).collect();
+        names.dedup();
+        let running = running_callers::running_at(target, &names, &running_callers::positions_of(s.as_ref()));
+        if let Some((caller, threads)) = running.first() {
+            let callee = signature_callers
+                .iter()
+                .find(|(c, _)| c == caller)
+                .map_or("", |(_, callee)| *callee);
+            return Err(PatchError::Refused {
+                what: running_callers::revert_refusal(caller, callee, threads),
+            });
+        }
+    }
     let maps = process.maps()?;
     let mut originals = Vec::new();
     for p in whole {

@@ -131,6 +131,12 @@ pub struct Generation {
     /// change altered reaches callers only through that change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
+    /// Of `calls`, those whose signature the change that made it changed:
+    /// its code calls them the new way, so a call of it still running
+    /// when the change is reverted would call their old code with the new
+    /// arguments (a revert waits for it to return).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signature_calls: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -1266,6 +1272,7 @@ mod tests {
             slot_value: 0x5000 + u64::from(n),
             size: 0x10,
             calls: Vec::new(),
+            signature_calls: Vec::new(),
         };
         let mut before = record("f", 0x1000, 1);
         before.history = vec![generation(1)];
@@ -1309,6 +1316,7 @@ mod history_file_tests {
             slot_value: 0x5000 + u64::from(n),
             size: 0x10,
             calls: Vec::new(),
+            signature_calls: Vec::new(),
         }
     }
 

@@ -96,6 +96,18 @@ fn same_parameters(obj: &ObjectFile, base: Option<&ObjectFile>, name: &str) -> b
 /// Why a signature change of `callee` cannot be patched while `caller`
 /// runs on `threads` (for a clone with chosen parameters: why its
 /// parameters may have changed).
+/// Why a revert is refused: `caller`'s code, made by the change that
+/// altered `callee`'s signature, is running on `threads`, and its call
+/// would reach `callee`'s old code with the new arguments.
+pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
+    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+    let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
+    format!(
+        "{caller} is running on thread {}, in code of the change that changed the signature of {callee}: reverted now, that call would go on to call {callee}'s old code the new way; nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
+        tids.join(", ")
+    )
+}
+
 pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
     if has_chosen_parameters(callee) {
