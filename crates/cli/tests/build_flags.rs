@@ -71,6 +71,17 @@ fn started(dir: tempfile::TempDir) -> Target {
     Target::spawn(cmd, exe, dir)
 }
 
+/// The project (`-O2 -g3`) built and running under `relive run`, its
+/// first values printed.
+fn watching_the_project() -> Session {
+    let dir = project("-O2 -g3");
+    make(dir.path());
+    let s = Session::run(dir, &[]);
+    s.until("watching");
+    s.prints("v 17 8");
+    s
+}
+
 fn make(dir: &Path) {
     let out = Command::new("make")
         .arg("-s")
@@ -861,11 +872,7 @@ fn verify_tells_the_builds_object_from_one_without_its_defines() {
 /// together), and the program computes what make builds from it.
 #[test]
 fn a_header_edit_reloads_each_includer_once() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
-    s.prints("v 17 8");
+    let s = watching_the_project();
     let header = s.target.dir.path().join("inc/mode.h");
     std::fs::write(&header, HEADER.replace("OFFSET 5", "OFFSET 6")).unwrap();
     let mut files: Vec<String> = (0..2)
@@ -898,14 +905,11 @@ fn main_adding_bonus(factor: i32) -> String {
 }
 
 /// Two files saved together, one calling a function the other adds: both
-/// are patched (the caller after the callee), whatever order they come in.
+/// are patched in one step, whatever order they come in (they went in one
+/// by one, the caller after the callee).
 #[test]
 fn files_saved_together_may_call_what_the_other_adds() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
-    s.prints("v 17 8");
+    let s = watching_the_project();
     let src = s.target.dir.path().join("src");
     // calc.c (reloaded first: files go in path order) calls bonus(),
     // which main.c adds.
@@ -913,33 +917,35 @@ fn files_saved_together_may_call_what_the_other_adds() {
     let main = main_adding_bonus(1000);
     std::fs::write(src.join("calc.c"), calc).unwrap();
     std::fs::write(src.join("main.c"), main).unwrap();
-    let events = s.until_patched("calc.c");
-    for e in &events {
-        assert_ne!(e["event"], "refused", "{e}");
-    }
-    // Each patched file says why they were not patched as one step (two
-    // lines and two pauses looked like one transaction gone wrong).
-    let calc_patched = events
-        .iter()
-        .find(|e| e["event"] == "patched" && e["file"].as_str().is_some_and(|f| f.ends_with("calc.c")))
-        .expect("calc.c patched");
-    let notes = calc_patched["notes"].to_string();
-    assert!(
-        notes.contains("patched in a step of its own") && notes.contains("bonus"),
-        "{calc_patched}"
-    );
-    s.prints("v 1017 8");
+    until_both_patched(&s, |e| e["event"] != "refused" && e["event"] != "held", "v 1017 8");
+}
+
+/// The same, with a signature change in the save: `scale` takes one more
+/// parameter (calc.c, its caller in main.c, the header), and calc.c calls
+/// `bonus`, which main.c adds. All in one step: patched one by one, the
+/// new `scale` went in before its caller (a PCRE2 trial), or, held, the
+/// advice to save the files together named files saved together.
+#[test]
+fn a_signature_change_saved_with_a_use_of_what_another_file_adds_is_one_step() {
+    let s = watching_the_project();
+    let p = s.target.dir.path();
+    let calc = calc_calling_bonus()
+        .replace("int scale(int x) {", "int scale(int x, int y) {")
+        .replace("return x * 3 + OFFSET + bonus(1);", "return x * 3 + OFFSET + bonus(y);");
+    let main = main_adding_bonus(2).replace("return scale(4);", "return scale(4, 500);");
+    let header = HEADER.replace("int scale(int x);", "int scale(int x, int y);");
+    std::fs::write(p.join("inc/mode.h"), header).unwrap();
+    std::fs::write(p.join("src/calc.c"), calc).unwrap();
+    std::fs::write(p.join("src/main.c"), main).unwrap();
+    // 4 * 3 + 5 + 500 * 2.
+    until_both_patched(&s, |e| e["event"] != "refused" && e["event"] != "held", "v 1017 8");
 }
 
 /// A file refused because it calls what another file does not define yet
 /// is patched once that file is saved (it stayed unpatched, silently).
 #[test]
 fn a_caller_saved_before_its_callee_is_patched_with_it() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
-    s.prints("v 17 8");
+    let s = watching_the_project();
     let src = s.target.dir.path().join("src");
     let calc = calc_calling_bonus();
     std::fs::write(src.join("calc.c"), calc).unwrap();
@@ -1032,11 +1038,7 @@ fn files_saved_together_are_patched_in_one_transaction() {
 /// it, saved file by file in `order` (indices into calc.c, main.c,
 /// mode.h) `gap` apart.
 fn save_signature_change(order: [usize; 3], gap: Duration) -> Session {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
-    s.prints("v 17 8");
+    let s = watching_the_project();
     let p = s.target.dir.path();
     let calc = CALC
         .replace("int scale(int x) {", "int scale(int x, int y) {")
@@ -1666,11 +1668,7 @@ fn a_save_written_in_pieces_is_not_reported_as_a_compile_error() {
 /// every function, `shift` too). Only the function edited is patched.
 #[test]
 fn a_save_that_empties_the_file_first_patches_only_the_edit() {
-    let dir = project("-O2 -g3");
-    make(dir.path());
-    let s = Session::run(dir, &[]);
-    s.until("watching");
-    s.prints("v 17 8");
+    let s = watching_the_project();
     let calc = s.target.dir.path().join("src/calc.c");
     std::fs::write(&calc, "").unwrap();
     std::thread::sleep(Duration::from_millis(400));

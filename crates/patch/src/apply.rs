@@ -383,10 +383,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let _transaction = target.transaction()?;
     let process = target.process;
     let mut home = None;
-    let mut prepared = Vec::with_capacity(units.len());
-    for unit in units {
-        prepared.push(prepare(target, unit, &mut home)?);
-    }
+    let mut prepared = prepare_in_order(target, units, &mut home)?;
     if let Some(what) = one_variable_made_twice(&prepared) {
         return Err(PatchError::Refused { what });
     }
@@ -727,7 +724,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // debuggers takes the unwind table from it.
     let mut read_only_parts: Vec<Vec<u8>> = Vec::with_capacity(prepared.len());
     let fill = prepared.iter().zip(&layouts).try_for_each(|(p, layout)| {
-        let mut parts = p.linked.finish(layout)?;
+        let mut parts = p.linked.finish(layout, &layouts)?;
         fill_stubs(&mut parts[0], layout, &p.work)?;
         let writes: Vec<(u64, &[u8])> = [
             (layout.code, &parts[0]),
@@ -1222,6 +1219,93 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     Ok(reports)
 }
 
+/// Each unit prepared (linked), in `units`' order, a unit that uses what
+/// another adds after that one: it links against the other's region
+/// ([`link::Value::Unit`]), so the files go in as one step (they went in
+/// one by one, and a signature change saved with its callers went in
+/// apart from them: a PCRE2 trial). A unit whose missing symbol no other
+/// unit adds fails as alone.
+fn prepare_in_order<'o>(
+    target: &mut Target,
+    units: &[Unit<'o>],
+    home: &mut Option<Option<u64>>,
+) -> Result<Vec<Prepared<'o>>> {
+    let mut prepared: Vec<Option<Prepared<'o>>> = units.iter().map(|_| None).collect();
+    // What the prepared units add that the program lacks: name -> place.
+    let mut added: HashMap<String, link::Value> = HashMap::new();
+    let mut left = units.len();
+    while left > 0 {
+        let mut waiting = None;
+        for (k, unit) in units.iter().enumerate() {
+            if prepared[k].is_some() {
+                continue;
+            }
+            let batch = |name: &str| added.get(name).copied();
+            match prepare(target, unit, home, &batch) {
+                Ok(p) => {
+                    for (name, value) in exports(target, k, &p) {
+                        added.entry(name).or_insert(value);
+                    }
+                    prepared[k] = Some(p);
+                }
+                // Another unit not prepared yet adds it: after that one.
+                Err(PatchError::Link(link::LinkError::MissingSymbol { symbol, user }))
+                    if units
+                        .iter()
+                        .enumerate()
+                        .any(|(j, other)| j != k && prepared[j].is_none() && defines_global(other.obj, &symbol)) =>
+                {
+                    waiting.get_or_insert(PatchError::Link(link::LinkError::MissingSymbol { symbol, user }));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let now_left = prepared.iter().filter(|p| p.is_none()).count();
+        if now_left == left {
+            // Each waits for another (two files that add what the other
+            // uses): what the first lacks.
+            return Err(waiting.expect("a unit left waits for another"));
+        }
+        left = now_left;
+    }
+    Ok(prepared.into_iter().flatten().collect())
+}
+
+/// Whether `obj` defines a global `name` (a function or variable with a
+/// place in it).
+fn defines_global(obj: &ObjectFile, name: &str) -> bool {
+    obj.symbols
+        .iter()
+        .any(|s| s.name == name && !s.local && (s.bytes.is_some() || s.size > 0))
+}
+
+/// The globals unit `k` (prepared as `p`) adds that the program lacks,
+/// each with its place: what other units of the patch may use.
+fn exports(target: &Target, k: usize, p: &Prepared) -> Vec<(String, link::Value)> {
+    use link::Resolver;
+    let lacks =
+        |name: &str| target.resolver.global(name).is_none() && target.resolver.added(None, name, false, None).is_none();
+    // New data is in the unit's region; kept data is the program's.
+    let in_unit = |value: link::Value| match value {
+        link::Value::Region(part, offset) => Some(link::Value::Unit(k, part, offset)),
+        _ => None,
+    };
+    let functions = p
+        .linked
+        .functions
+        .iter()
+        .filter(|f| f.replaces.is_none())
+        .map(|f| (f.symbol, Some(link::Value::Unit(k, link::Part::Code, f.offset))));
+    let data = p.linked.data.iter().filter_map(|d| Some((d.symbol?, in_unit(d.value))));
+    functions
+        .chain(data)
+        .filter_map(|(i, value)| {
+            let (sym, value) = (p.obj.symbols.get(i)?, value?);
+            (!sym.local && lacks(&sym.name)).then(|| (sym.name.clone(), value))
+        })
+        .collect()
+}
+
 /// Why the units would make one variable twice, if they would: a new
 /// weak variable (a function-local static of an inline function, a
 /// template's static member: one variable of the whole program, which
@@ -1341,7 +1425,12 @@ struct Prepared<'o> {
 /// Links `unit` and plans its entries (nothing is written). `home` is the
 /// first unit's module (set by it): every unit must replace code of the
 /// same one, since their code shares a pool near it.
-fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u64>>) -> Result<Prepared<'o>> {
+fn prepare<'o>(
+    target: &mut Target,
+    unit: &Unit<'o>,
+    home: &mut Option<Option<u64>>,
+    batch: &dyn Fn(&str) -> Option<link::Value>,
+) -> Result<Prepared<'o>> {
     let (obj, base, functions) = (unit.obj, unit.base, unit.functions);
     let process = target.process;
     if let (Some(base), true) = (base, target.check_base) {
@@ -1499,7 +1588,7 @@ fn prepare<'o>(target: &mut Target, unit: &Unit<'o>, home: &mut Option<Option<u6
         let modules = crate::tls::modules(target.process, &target.modules, &defined);
         target.resolver.set_tls(modules);
     }
-    let mut linked = link::link(obj, &wanted, &target.resolver, &base_names)?;
+    let mut linked = link::link_in_batch(obj, &wanted, &target.resolver, &base_names, batch)?;
     let mut constructed: Vec<String> = linked
         .constructed
         .iter()

@@ -47,7 +47,7 @@ pub fn object(data: &[u8]) {
             read_only: 0x60_0000,
             writable: 0x70_0000,
         };
-        if let Ok([_, read_only, _]) = linked.finish(&layout) {
+        if let Ok([_, read_only, _]) = linked.finish(&layout, &[]) {
             // The symbol file a debugger would load for it.
             let _ = crate::debug_file::write(&crate::debug_file::Placed {
                 obj: &obj,

@@ -95,6 +95,10 @@ pub enum Part {
 pub enum Value {
     Absolute(u64),
     Region(Part, u64),
+    /// A place in the region of another unit of the same patch (by its
+    /// index among the units): a function or variable another file saved
+    /// with this one adds, which the program does not have yet.
+    Unit(usize, Part, u64),
 }
 
 /// A field of the region to fill once its address is known.
@@ -229,6 +233,9 @@ fn type_name(r_type: u32) -> String {
 struct Linker<'a> {
     obj: &'a ObjectFile,
     resolver: &'a dyn Resolver,
+    /// What the other units of the same patch add, by name (see
+    /// [`link_in_batch`]).
+    batch: &'a dyn Fn(&str) -> Option<Value>,
     /// For statics GCC may have numbered differently: their names in the
     /// previous compile, which the running program was built from.
     base_names: &'a BaseNames<'a>,
@@ -287,13 +294,27 @@ pub fn link(
     resolver: &dyn Resolver,
     base_names: &BaseNames,
 ) -> Result<Linked, LinkError> {
+    link_in_batch(obj, functions, resolver, base_names, &|_| None)
+}
+
+/// [`link`] as one unit of a patch of several objects: a symbol the
+/// program lacks is looked up in `batch`, what the other units add
+/// ([`Value::Unit`]), so files saved together go in as one step even when
+/// one calls what another adds.
+pub fn link_in_batch(
+    obj: &ObjectFile,
+    functions: &[(usize, Option<u64>)],
+    resolver: &dyn Resolver,
+    base_names: &BaseNames,
+    batch: &dyn Fn(&str) -> Option<Value>,
+) -> Result<Linked, LinkError> {
     // Linked again, at most once per constant section of the object, while
     // a constant object was placed apart from a copy of its section that
     // places just beside it also reach (a loop's end pointer `tbl + N`):
     // the loop ran from one copy into the other.
     let mut whole = BTreeSet::new();
     loop {
-        let (linked, split) = link_once(obj, functions, resolver, base_names, &whole)?;
+        let (linked, split) = link_once(obj, functions, resolver, base_names, batch, &whole)?;
         if split.is_empty() || !split.iter().any(|s| whole.insert(*s)) {
             return Ok(linked);
         }
@@ -308,12 +329,14 @@ fn link_once(
     functions: &[(usize, Option<u64>)],
     resolver: &dyn Resolver,
     base_names: &BaseNames,
+    batch: &dyn Fn(&str) -> Option<Value>,
     whole: &BTreeSet<usize>,
 ) -> Result<(Linked, BTreeSet<usize>), LinkError> {
     let with_base = base_names.with_base();
     let mut l = Linker {
         obj,
         resolver,
+        batch,
         base_names,
         with_base,
         out: Linked::default(),
@@ -1040,12 +1063,16 @@ impl Linker<'_> {
                 .or_else(|| self.resolver.added(None, name, false, None))
             {
                 Some(a) => Ok((Value::Absolute(a), r.addend)),
-                // Weak, and defined nowhere: 0, as in the program.
-                None if self.obj.weak_undefined.contains(name) => Ok((Value::Absolute(0), r.addend)),
-                None => Err(LinkError::MissingSymbol {
-                    symbol: name.clone(),
-                    user: user.to_string(),
-                }),
+                None => match (self.batch)(name) {
+                    // A file saved with this one adds it.
+                    Some(value) => Ok((value, r.addend)),
+                    // Weak, and defined nowhere: 0, as in the program.
+                    None if self.obj.weak_undefined.contains(name) => Ok((Value::Absolute(0), r.addend)),
+                    None => Err(LinkError::MissingSymbol {
+                        symbol: name.clone(),
+                        user: user.to_string(),
+                    }),
+                },
             },
             Target::Section { section, offset } => {
                 if let Some((i, _)) = self.obj.symbol_at(*section, offset.wrapping_add(r.pc_bias)) {
@@ -1148,6 +1175,7 @@ impl Linker<'_> {
                     let (name, offset) = (sym.name.clone(), sym.offset);
                     let value = match self.copy_section(sym.section, user)? {
                         Value::Region(part, at) => Value::Region(part, at + offset),
+                        Value::Unit(unit, part, at) => Value::Unit(unit, part, at + offset),
                         Value::Absolute(a) => Value::Absolute(a.wrapping_add(offset)),
                     };
                     self.data.insert(i, value);
@@ -1551,18 +1579,32 @@ impl Linked {
         self.functions.is_empty() && self.data.is_empty()
     }
 
-    pub fn address(&self, layout: &Layout, value: Value) -> u64 {
+    /// Where `value` is with this unit's region at `layout` and the
+    /// patch's units' at `units` (a [`Value::Unit`] of a unit not among
+    /// them is none of this patch's: 0).
+    pub fn address_among(&self, layout: &Layout, units: &[Layout], value: Value) -> u64 {
+        let at = |layout: &Layout, part: Part, o: u64| match part {
+            Part::Code => layout.code + o,
+            Part::ReadOnly => layout.read_only + o,
+            Part::Writable => layout.writable + o,
+        };
         match value {
             Value::Absolute(a) => a,
-            Value::Region(Part::Code, o) => layout.code + o,
-            Value::Region(Part::ReadOnly, o) => layout.read_only + o,
-            Value::Region(Part::Writable, o) => layout.writable + o,
+            Value::Region(part, o) => at(layout, part, o),
+            Value::Unit(unit, part, o) => units.get(unit).map_or(0, |other| at(other, part, o)),
         }
     }
 
-    /// The final bytes of the three parts for a region at `layout.base`,
-    /// or the first relocation that does not fit.
-    pub fn finish(&self, layout: &Layout) -> Result<[Vec<u8>; 3], LinkError> {
+    /// Where a value of this unit's own (a function it placed, data it
+    /// copied) is with its region at `layout`.
+    pub fn address(&self, layout: &Layout, value: Value) -> u64 {
+        self.address_among(layout, &[], value)
+    }
+
+    /// The final bytes of the three parts for a region at `layout.base`
+    /// (the patch's units' regions at `units`, for what another adds), or
+    /// the first relocation that does not fit.
+    pub fn finish(&self, layout: &Layout, units: &[Layout]) -> Result<[Vec<u8>; 3], LinkError> {
         let mut parts = [self.code.clone(), self.read_only.clone(), self.writable.clone()];
         for f in &self.fixups {
             let (buf, part_base) = match f.part {
@@ -1570,7 +1612,7 @@ impl Linked {
                 Part::ReadOnly => (&mut parts[1], layout.read_only),
                 Part::Writable => (&mut parts[2], layout.writable),
             };
-            let s = self.address(layout, f.value);
+            let s = self.address_among(layout, units, f.value);
             let p = part_base.wrapping_add(f.offset);
             match rtype::apply(f.r_type, s, f.addend, p) {
                 Ok(field) => write(buf, f.offset as usize, field.bytes()),

@@ -70,7 +70,7 @@ fn globals_resolve_to_the_program_and_far_calls_go_through_a_stub() {
         &["-O2", "-fno-pie"],
     );
     let linked = link_function(&obj, "f").unwrap();
-    let [code, ro, _] = linked.finish(&LAYOUT).unwrap();
+    let [code, ro, _] = linked.finish(&LAYOUT, &[]).unwrap();
     let insns = decode(&code);
     // Every RIP-relative memory operand that reads or writes `counter`
     // reaches 0x408000 exactly.
@@ -112,7 +112,7 @@ fn got_references_get_a_cell_holding_the_address() {
         &["-O2", "-fpic"],
     );
     let linked = link_function(&obj, "g").unwrap();
-    let [code, ro, _] = linked.finish(&LAYOUT).unwrap();
+    let [code, ro, _] = linked.finish(&LAYOUT, &[]).unwrap();
     let load = decode(&code)
         .into_iter()
         .find(|i| i.is_ip_rel_memory_operand())
@@ -157,7 +157,7 @@ fn out_of_reach_is_an_error_before_writing() {
         &["-O2", "-fno-pie"],
     );
     let linked = link_function(&obj, "h").unwrap();
-    match linked.finish(&LAYOUT) {
+    match linked.finish(&LAYOUT, &[]) {
         Err(e @ LinkError::Overflow { .. }) => {
             // It names the place, what is out of reach, and the fix.
             let text = e.to_string();
@@ -176,7 +176,7 @@ fn out_of_reach_is_an_error_before_writing() {
     );
     let linked = link_function(&obj, "k").unwrap();
     assert_eq!(linked.below, Some(1 << 31), "R_X86_64_32S needs a low region");
-    assert!(matches!(linked.finish(&LAYOUT), Err(LinkError::Overflow { .. })));
+    assert!(matches!(linked.finish(&LAYOUT, &[]), Err(LinkError::Overflow { .. })));
 }
 
 /// A table of pointers (`R_X86_64_64` in `.rodata`, or `.data.rel.ro`
@@ -189,7 +189,7 @@ fn pointer_tables_are_copied_and_relocated() {
             flags,
         );
         let linked = link_function(&obj, "pick").unwrap();
-        let [_, ro, rw] = linked.finish(&LAYOUT).unwrap();
+        let [_, ro, rw] = linked.finish(&LAYOUT, &[]).unwrap();
         let string_at = |addr: u64| {
             let off = (addr.checked_sub(LAYOUT.read_only)? as usize).min(ro.len());
             let end = off + ro[off..].iter().position(|&b| b == 0)?;
