@@ -507,3 +507,20 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
     );
     target.wait_for("w A");
 }
+
+/// A loop called once from `main` and never returning, patched: the patch
+/// could not tell that no later call comes, so its record says nothing
+/// of old code kept, but the running call runs the old code: verify notes
+/// it (it said "the 3 functions are the code pid N runs", no note, while
+/// the program printed the old text: a libuv trial's `uv_run`).
+#[test]
+fn a_running_call_of_old_code_is_noted_by_verify() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) void run_loop(void) { for (;;) { printf(\"loop A\\n\"); fflush(stdout); usleep(2000); } }\nint main(void) { run_loop(); return 0; }\n";
+    let (target, obj, _) = patched_once(src, &[], "loop A", ("loop A", "loop B"));
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(report[0]["old_code_kept"][0]["function"], "run_loop", "{report}");
+    let why = report[0]["old_code_kept"][0]["why"].as_str().unwrap();
+    assert!(why.contains("runs the old code now"), "{report}");
+    assert_eq!(code, 0, "{report}");
+    target.wait_for("loop A");
+}

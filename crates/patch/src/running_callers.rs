@@ -207,8 +207,21 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
     running_at(target, names, &positions_now(target.process))
 }
 
+/// Which of the patched functions `names` a thread is running the old
+/// code of now (their original code, or a generation before the current
+/// one), with those threads: calls that finish in code the patch replaced.
+pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
+    running_in(target, names, &positions_now(target.process), false)
+}
+
 /// [`running_now`] with the threads at `threads`.
 pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
+    running_in(target, names, threads, true)
+}
+
+/// [`running_at`], the current generation's code of a patched function
+/// counted when `current` says so.
+fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], current: bool) -> Vec<(String, Vec<u32>)> {
     let (home, main, program_entry) = entry_points(target);
     let candidate = |name: &str, old: u64, size: u64| reach::Candidate {
         name: name.to_string(),
@@ -236,8 +249,10 @@ pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosit
         // (a worker's loop) is there; it was left out once patched, and a
         // signature change went in under a running caller (a re-check).
         candidates.push(candidate(name, s.addr, s.size));
-        for g in target.journal.patch(s.addr).into_iter().flat_map(|p| &p.history) {
-            if g.size > 0 {
+        let record = target.journal.patch(s.addr);
+        for g in record.into_iter().flat_map(|p| &p.history) {
+            let is_current = record.is_some_and(|p| p.current_addr == g.code);
+            if g.size > 0 && (current || !is_current) {
                 candidates.push(candidate(name, g.code, g.size));
                 pool_code.push((g.code, g.code + g.size));
             }

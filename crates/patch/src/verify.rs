@@ -41,7 +41,8 @@ pub struct Verification {
     pub unreached: Vec<(String, String)>,
     /// Functions in `same` whose calls running when they were patched keep
     /// their old code for good (a thread's outermost function), with the
-    /// patch's note: later calls run this code.
+    /// patch's note, or a thread runs the old code of now: later calls run
+    /// this code.
     pub old_code_kept: Vec<(String, String)>,
 }
 
@@ -201,6 +202,10 @@ pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
 pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Verification {
     let mut out = Verification::default();
     let no_renames = BaseNames::none();
+    // Patched functions that match: a call running their old code now
+    // (a loop that never returns: a libuv trial's `uv_run`, said to be
+    // the code the process runs while it printed what the old code did).
+    let mut matching_patched: Vec<(usize, &PatchRecord)> = Vec::new();
     for (i, sym) in obj.symbols.iter().enumerate() {
         if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() || !wanted(&sym.name) {
             continue;
@@ -231,15 +236,35 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
                         out.unreached.push((sym.name.clone(), note));
                     }
                 }
-                if let Some((record, note)) = record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
-                    if !original(target, obj, i, record) {
-                        out.old_code_kept.push((sym.name.clone(), note));
+                match record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
+                    Some((record, note)) if !original(target, obj, i, record) => {
+                        out.old_code_kept.push((sym.name.clone(), note))
                     }
+                    Some(_) => {}
+                    None => matching_patched.extend(record.map(|r| (i, r))),
                 }
                 out.same.push(sym.name.clone());
             }
             Check::Differs(why) => out.differs.push((sym.name.clone(), why)),
             Check::Absent => out.absent.push(sym.name.clone()),
+        }
+    }
+    if !matching_patched.is_empty() {
+        let names: Vec<&str> = matching_patched
+            .iter()
+            .map(|(i, _)| obj.symbols[*i].name.as_str())
+            .collect();
+        for (name, threads) in crate::running_callers::running_old_code(target, &names) {
+            let Some(&(i, record)) = matching_patched.iter().find(|(i, _)| obj.symbols[*i].name == name) else {
+                continue;
+            };
+            if !original(target, obj, i, record) && !out.unreached.iter().any(|(n, _)| *n == name) {
+                let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+                out.old_code_kept.push((
+                    name,
+                    format!("a call on thread {} runs the old code now", tids.join(", ")),
+                ));
+            }
         }
     }
     out

@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}]}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}]}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now).
     #[arg(long)]
     pub json: bool,
 }
@@ -65,7 +65,8 @@ struct ObjectReport {
     /// Counted as differing, not in `same`.
     unreached: Vec<Differing>,
     /// Functions that match, whose calls running when they were patched
-    /// keep their old code for good (later calls run this code).
+    /// keep their old code for good, or whose old code a thread runs now
+    /// (later calls run this code).
     old_code_kept: Vec<Differing>,
 }
 
