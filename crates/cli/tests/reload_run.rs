@@ -1028,6 +1028,36 @@ fn edit_under_watch(
     assert_eq!(watch.wait().unwrap().code(), Some(0));
 }
 
+/// A header an edit starts to include is watched from then on: its own
+/// edits were lost, without a word (a libuv trial's new server.h, saved
+/// again and again while the program kept its first text).
+#[test]
+fn a_header_an_edit_starts_to_include_is_watched() {
+    const APP: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int tag(void) { return 0; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("tag %d\n", tag()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for("tag 0");
+    let header = s.target.dir.path().join("new.h");
+    std::fs::write(&header, "#define TAG 1\n").unwrap();
+    s.save_with(&[
+        ("#include <unistd.h>", "#include <unistd.h>\n#include \"new.h\""),
+        ("return 0;", "return TAG;"),
+    ]);
+    s.target.wait_for("tag 1");
+    std::fs::write(&header, "#define TAG 2\n").unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["file"].as_str().unwrap().ends_with("app.c"), "{e}");
+    s.target.wait_for("tag 2");
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

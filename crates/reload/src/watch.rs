@@ -85,6 +85,10 @@ pub fn watch(
     let sources: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let headers = reloader.headers();
     events.add(sources.iter().cloned().chain(headers.iter().cloned()))?;
+    // Headers watched so far: one an edit starts to include is watched
+    // from its compile on (its edits were lost, without a word: a libuv
+    // trial's new server.h).
+    let mut watched: BTreeSet<PathBuf> = headers.iter().cloned().collect();
     let mut pending: BTreeSet<PathBuf> = headers
         .into_iter()
         .filter(|h| {
@@ -139,6 +143,7 @@ pub fn watch(
             Some(code) => Ok(Ended::Exited(code)),
             None => Err(e),
         };
+        let compiles_started = std::time::SystemTime::now();
         let mut batch = match reloader.compile_batch(&units_of(changed, reloader), jobs) {
             Ok(batch) => batch,
             Err(e) => return ended(e),
@@ -159,6 +164,27 @@ pub fn watch(
         match reloader.patch_batch(batch) {
             Ok(events) => report(&events),
             Err(e) => return ended(e),
+        }
+        let new_headers: Vec<PathBuf> = reloader
+            .headers()
+            .into_iter()
+            .filter(|h| !watched.contains(h))
+            .collect();
+        if !new_headers.is_empty() {
+            events.add(new_headers.iter().cloned())?;
+            // Saved after its first compile began, before it was watched:
+            // what that compile read may be older.
+            pending.extend(
+                new_headers
+                    .iter()
+                    .filter(|h| {
+                        std::fs::metadata(h)
+                            .and_then(|m| m.modified())
+                            .is_ok_and(|m| m >= compiles_started)
+                    })
+                    .cloned(),
+            );
+            watched.extend(new_headers);
         }
     }
 }
