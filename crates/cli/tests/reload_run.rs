@@ -1058,6 +1058,36 @@ int main(void) {
     s.target.wait_for("tag 2");
 }
 
+/// A save closed after its first part (which compiles: it ends between
+/// two functions) and then written whole: the whole text's functions that
+/// the first part lacked are the running code, no edit. They were patched
+/// again, diffed against the first part, and `main` was said to be NOT
+/// REACHABLE (a libuv trial's server.c, written in two parts).
+#[test]
+fn functions_a_half_written_save_lacked_are_not_patched_again() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static int helper(int i) { return i * 2; }
+__attribute__((noinline)) void show(int i) { printf("value %d\n", helper(i)); }
+__attribute__((noinline)) void step(int i) { show(i); }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { step(7); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for("value 14");
+    let edited = APP.replace("i * 2", "i * 3");
+    let cut = edited.find("__attribute__((noinline)) void step").unwrap();
+    std::fs::write(&s.source, &edited[..cut]).unwrap();
+    let first = s.event();
+    assert_eq!(first["event"], "patched", "{first}");
+    s.target.wait_for("value 21");
+    std::fs::write(&s.source, &edited).unwrap();
+    s.text = edited;
+    let whole = s.event();
+    assert_ne!(whole["event"], "patched", "{whole}");
+    assert!(whole.get("unreachable").is_none(), "{whole}");
+    s.target.wait_for("value 21");
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

@@ -1322,6 +1322,30 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
+    /// `functions` of `new` less those `old` lacks (by name) that are the
+    /// code the program runs already.
+    fn without_running_code(&self, old: Option<&ObjectFile>, new: &ObjectFile, functions: Vec<usize>) -> Vec<usize> {
+        let Some(old) = old else { return functions };
+        let in_old = |name: &str| {
+            old.symbols
+                .iter()
+                .any(|s| s.name == name && s.kind == relive_patch::objfile::Kind::Function)
+        };
+        let reappeared: Vec<&str> = functions
+            .iter()
+            .map(|&i| new.symbols[i].name.as_str())
+            .filter(|name| !in_old(name))
+            .collect();
+        if reappeared.is_empty() {
+            return functions;
+        }
+        let check = relive_patch::verify::functions_against_process(&self.target, new, |n| reappeared.contains(&n));
+        functions
+            .into_iter()
+            .filter(|&i| !check.same.contains(&new.symbols[i].name))
+            .collect()
+    }
+
     /// A file refused for want of another file's change (it calls what
     /// nothing defines yet, or changes a signature its callers in other
     /// files do not follow yet) is tried again with the next save of any
@@ -1590,6 +1614,12 @@ impl<'p> Reloader<'p> {
             }
             Err(e) => return Err(e.into()),
         };
+        // Functions the baseline lacks that the program has: the baseline
+        // was a compile of a save still being written (a file closed after
+        // its first part); those that are the running code already are no
+        // edit (the next reload patched every function after the cut, and
+        // said `main` could not be reached).
+        let functions = self.without_running_code(old, &new, functions);
         // Another command reverted or patched functions of this file:
         // the save makes the program run what the file says again.
         let mut functions = functions;

@@ -22,6 +22,10 @@ const POLL: Duration = Duration::from_millis(50);
 /// The longest a burst of edits is coalesced before compiling.
 const MAX_COALESCE: Duration = Duration::from_millis(500);
 
+/// The longest a burst is held for a file still open for writing (written,
+/// not closed yet): a file rewritten non-stop still gets compiled.
+const MAX_UNCLOSED: Duration = Duration::from_secs(2);
+
 /// How long the files must be quiet before a burst of edits is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Debounce {
@@ -34,13 +38,17 @@ pub struct Debounce {
 }
 
 impl Debounce {
-    /// relive's default: 10 ms while a file may still be written, 2 ms
-    /// after complete saves (the fixed 10 ms was most of what relive added
-    /// to a compile between a save and the new code running; now nothing
-    /// waits for the 2 ms: files saved while the first compiles join it,
-    /// see [`watch`]).
+    /// relive's default: 2 ms after complete saves (the fixed 10 ms was
+    /// most of what relive added to a compile between a save and the new
+    /// code running; now nothing waits for the 2 ms: files saved while the
+    /// first compiles join it, see [`watch`]), and while a file written is
+    /// not closed yet, until it is, or for up to a second of quiet: a save
+    /// written in two parts half a second apart was compiled half written,
+    /// and the next reload, diffed against that, patched every function
+    /// after the cut (a libuv trial). Editors close what they write, or
+    /// rename it into place, at once.
     pub const ADAPTIVE: Debounce = Debounce {
-        partial: Duration::from_millis(10),
+        partial: Duration::from_secs(1),
         complete: Duration::from_millis(2),
     };
 
@@ -296,7 +304,7 @@ impl FileEvents {
     /// first change (`None` if there is none), then returns as soon as
     /// every changed file's last event completed a save. While one may
     /// still be written, it keeps collecting until the files have been
-    /// quiet for `debounce.partial`, but at most 500 ms (a file rewritten
+    /// quiet for `debounce.partial`, but at most 2 s (a file rewritten
     /// non-stop still gets handled). Files saved after that, while the
     /// burst's files compile, are [`FileEvents::late`]'s.
     pub fn burst(&mut self, poll: Duration, debounce: Debounce) -> notify::Result<Option<Burst>> {
@@ -411,9 +419,14 @@ impl Burst {
     }
 
     /// Until when an event still joins it: the quiet after its last
-    /// event, but at most 500 ms after its first.
+    /// event, but at most 500 ms after its first (2 s while a file is
+    /// still open for writing).
     fn deadline(&self) -> Instant {
-        self.open_until.min(self.started + MAX_COALESCE)
+        let longest = match self.saved() {
+            true => MAX_COALESCE,
+            false => MAX_UNCLOSED,
+        };
+        self.open_until.min(self.started + longest)
     }
 
     fn take(&mut self, event: Saved) {
@@ -436,7 +449,9 @@ fn completes_save(kind: &EventKind) -> Option<bool> {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
         | EventKind::Create(_)
-        | EventKind::Modify(ModifyKind::Name(_)) => Some(true),
+        | EventKind::Modify(ModifyKind::Name(_))
+        // `touch`: no write follows.
+        | EventKind::Modify(ModifyKind::Metadata(_)) => Some(true),
         EventKind::Modify(_) => Some(false),
         _ => None,
     }
@@ -509,6 +524,45 @@ mod tests {
             .unwrap()
             .expect("a change");
         assert!(burst.contains(&absolute(&file)), "{burst:?}");
+    }
+
+    /// A file written in two parts half a second apart, open between
+    /// them: the burst ends at its close, not at the first part's quiet
+    /// (compiled half written, the next reload was diffed against that
+    /// and patched every function after the cut: a libuv trial). A `touch`
+    /// is a complete save.
+    #[test]
+    fn a_file_still_open_for_writing_is_waited_for() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.c");
+        std::fs::write(&file, "int a;\n").unwrap();
+        let mut events = FileEvents::new([file.clone()]).unwrap();
+        let writer = {
+            let file = file.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::create(&file).unwrap();
+                f.write_all(b"int a = ").unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+                f.write_all(b"1;\n").unwrap();
+                Instant::now()
+            })
+        };
+        let burst = events
+            .next(Duration::from_secs(5), Debounce::ADAPTIVE)
+            .unwrap()
+            .expect("a change");
+        let returned = Instant::now();
+        let second_part = writer.join().unwrap();
+        assert!(
+            returned >= second_part,
+            "the burst ended before the file was written whole"
+        );
+        assert!(burst.contains(&absolute(&file)), "{burst:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "int a = 1;\n");
+        let touch = EventKind::Modify(ModifyKind::Metadata(notify::event::MetadataKind::WriteTime));
+        assert_eq!(completes_save(&touch), Some(true));
     }
 
     /// Saves a file the way editors do: a new file renamed over it.

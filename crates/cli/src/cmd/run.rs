@@ -94,7 +94,8 @@ pub struct Options {
     /// transaction). A complete save (closed after writing, or renamed into
     /// place) compiles at once, and files saved while it compiles, or within
     /// the quiet after it, join it; a file that may still be written waits
-    /// for the quiet first. Default: 2 after complete saves, 10 otherwise.
+    /// for the quiet first. Default: 2 after complete saves; a file written
+    /// but not closed yet waits until it is closed, or for 1000 of quiet.
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
