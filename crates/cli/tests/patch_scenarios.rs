@@ -2247,3 +2247,31 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", 
     run.target.prints_only(&["r 998", "r 997"], 5);
     run.expect("r 997");
 }
+
+/// A loop `main` calls once, running, edited: its new code never runs,
+/// and the note says why: its own running call (it said the function was
+/// called "only from the part of main that its thread has passed", as if
+/// the call were over: a libuv trial's `uv_run`).
+#[test]
+fn a_running_loop_main_calls_once_is_said_to_keep_its_old_code() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int stop;
+__attribute__((noinline)) void run_loop(void) { while (!stop) { printf("loop A\n"); usleep(2000); } }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run_loop(); puts("done"); return 0; }
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("loop A");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &APP.replace("loop A", "loop B"));
+    let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    let run_loop = applied(&report, "run_loop");
+    assert_eq!(run_loop["reach"]["reachable"], false, "{report}");
+    let note = run_loop["reach"]["note"].as_str().unwrap();
+    assert!(
+        note.contains("run_loop is running on thread")
+            && note.contains("called from main, which will not call it again"),
+        "{note}"
+    );
+    run.target.prints_only(&["loop A"], 5);
+}

@@ -306,6 +306,15 @@ pub fn analyse(
                         list(&e.running)
                     )
                 })
+            } else if e.passed > 0 && !e.running.is_empty() {
+                // Its own running call is what main waits in (a libuv
+                // trial's `uv_run`: the note said it was called from a part
+                // of main already passed, as if the call were over).
+                Some(format!(
+                    "{} is running on thread {}, called from main, which will not call it again: that call keeps the old code as long as it runs (a loop that never returns: for good), so its new code never runs; move the loop's work into a function it calls, or restart the program",
+                    c.name,
+                    list(&e.running)
+                ))
             } else if e.passed > 0 {
                 Some(format!(
                     "{} is called only from the part of main that its thread has passed and will not run again (the compiler may have moved the call out of main's loop and kept its result), so its new code never runs; move the loop's work into a function main calls, or restart the program",
