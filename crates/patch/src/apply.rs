@@ -1264,7 +1264,9 @@ fn prepare_in_order<'o>(
         if now_left == left {
             // Each waits for another (two files that add what the other
             // uses): what the first lacks.
-            return Err(waiting.expect("a unit left waits for another"));
+            return Err(waiting.unwrap_or_else(|| PatchError::Refused {
+                what: "the files could not be linked in any order".into(),
+            }));
         }
         left = now_left;
     }
