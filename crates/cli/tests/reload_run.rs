@@ -1088,6 +1088,26 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { step(
     s.target.wait_for("value 21");
 }
 
+/// A compile that succeeds with warnings says them with its reload (a
+/// PCRE2 trial: a call that no longer matched its prototype compiled with
+/// a warning relive kept to itself, and the program then crashed); the
+/// next compile without any says none.
+#[test]
+fn a_compilers_warnings_are_said_with_the_reload() {
+    let mut s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value ");
+    let e = s.save_with(&[(
+        "#include <stdio.h>",
+        "#include <stdio.h>\n#warning \"a warning for relive\"",
+    )]);
+    let warned = e["compiler_warnings"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no warnings: {e}"));
+    assert!(warned.contains("a warning for relive"), "{e}");
+    let e = s.save_with(&[("#warning \"a warning for relive\"", "")]);
+    assert!(e.get("compiler_warnings").is_none(), "{e}");
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

@@ -94,9 +94,24 @@ fn parse_depfile(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The object of a compile or the compiler's message, and the user
-/// headers the unit includes when the compiler listed them.
-pub(crate) type Compiled = (Result<ObjectFile, String>, Option<Vec<PathBuf>>);
+/// The object of a compile or the compiler's message, the user headers
+/// the unit includes when the compiler listed them, and what the compiler
+/// printed for a compile that succeeded (its warnings).
+pub(crate) struct Compiled {
+    pub result: Result<ObjectFile, String>,
+    pub headers: Option<Vec<PathBuf>>,
+    pub warnings: Option<String>,
+}
+
+impl Compiled {
+    fn failed(message: String) -> Compiled {
+        Compiled {
+            result: Err(message),
+            headers: None,
+            warnings: None,
+        }
+    }
+}
 
 /// A source, its fresh compile (or the compiler's message) and how long
 /// the compile took, in microseconds.
@@ -120,8 +135,10 @@ pub(crate) fn compile(
 /// and quoted includes are the file's), found in the same headers. The
 /// headers are not reported: the text is not what the file says now.
 pub(crate) fn compile_text(command: &CompileCommand, source: &Path, text: &[u8], cache: &Path, n: usize) -> Compiled {
-    let (result, _) = compile_from(command, source, cache, n, Some(text), None);
-    (result, None)
+    Compiled {
+        headers: None,
+        ..compile_from(command, source, cache, n, Some(text), None)
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` for relive's compiles (unless relive's own
@@ -153,7 +170,7 @@ fn compile_from(
         None => (command.file.clone(), Vec::new()),
         Some(text) => match copy_in_place_of(command, text, &cache.join(format!("text.{n}"))) {
             Ok(copy) => copy,
-            Err(e) => return (Err(format!("copying {} for its compile: {e}", source.display())), None),
+            Err(e) => return Compiled::failed(format!("copying {} for its compile: {e}", source.display())),
         },
     };
     // -MMD writes the user headers the unit includes (without changing
@@ -183,20 +200,14 @@ fn compile_from(
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            return (
-                Err(format!(
-                    "cannot run the compiler {cc} (in {}): {e}",
-                    command.dir.display()
-                )),
-                None,
-            )
+            return Compiled::failed(format!(
+                "cannot run the compiler {cc} (in {}): {e}",
+                command.dir.display()
+            ))
         }
     };
     if !result.status.success() {
-        return (
-            Err(String::from_utf8_lossy(&result.stderr).trim_end().to_string()),
-            None,
-        );
+        return Compiled::failed(String::from_utf8_lossy(&result.stderr).trim_end().to_string());
     }
     // Every file the unit includes, `.c` files too (mimalloc's page.c
     // includes page-queue.c: its edits were ignored): all but the file
@@ -209,7 +220,12 @@ fn compile_from(
             .filter(|d| d.as_path() != source && *d != compiled)
             .collect()
     });
-    (ObjectFile::open_like(&out, like).map_err(|e| e.to_string()), headers)
+    let warnings = String::from_utf8_lossy(&result.stderr).trim_end().to_string();
+    Compiled {
+        result: ObjectFile::open_like(&out, like).map_err(|e| e.to_string()),
+        headers,
+        warnings: (!warnings.is_empty()).then_some(warnings),
+    }
 }
 
 /// Writes `text` under `root` where the compiler can take it for
@@ -335,11 +351,12 @@ mod tests {
                     unlike_build: None,
                 };
                 let source = p.join("src/unit.c");
-                let (own, headers) = compile(&command, &source, &cache, 1, None);
-                own.unwrap();
-                assert_eq!(headers.unwrap(), [p.join("src/near.h")]);
-                let (copy, _) = compile_text(&command, &source, text.as_bytes(), &cache, 2);
-                copy.unwrap();
+                let own = compile(&command, &source, &cache, 1, None);
+                own.result.unwrap();
+                assert_eq!(own.headers.unwrap(), [p.join("src/near.h")]);
+                compile_text(&command, &source, text.as_bytes(), &cache, 2)
+                    .result
+                    .unwrap();
                 let own = sections(&cache.join("unit.1.o"));
                 assert!(own.iter().any(|(_, b)| b
                     .windows(file.as_os_str().len())

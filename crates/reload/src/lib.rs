@@ -125,6 +125,10 @@ pub struct ReloadEvent {
     /// The compiler's message, or why the change was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the compiler printed for a compile that succeeded: its
+    /// warnings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compiler_warnings: Option<String>,
     /// The program's reload hooks that ran around the patch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<relive_patch::hooks::HookRun>,
@@ -149,6 +153,7 @@ impl ReloadEvent {
             constructed: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
+            compiler_warnings: None,
             hooks: Vec::new(),
             processes: Vec::new(),
             processes_are: "forked workers",
@@ -457,6 +462,11 @@ pub struct Reloader<'p> {
     current: HashMap<PathBuf, ObjectFile>,
     /// Per source file: the user headers it includes.
     headers: HashMap<PathBuf, Vec<PathBuf>>,
+    /// Per source file: what the compiler printed for its last compile,
+    /// which succeeded (warnings: a call that no longer matches its
+    /// prototype compiles with one, and the program then crashes; a PCRE2
+    /// trial saw only the crash).
+    warnings: HashMap<PathBuf, String>,
     builds: usize,
     /// The sources' text when relive started, for [`Reloader::baselines`]
     /// (which takes it): baselines are compiled from it where a file was
@@ -522,6 +532,7 @@ impl<'p> Reloader<'p> {
             on_compile: None,
             current: HashMap::new(),
             headers: HashMap::new(),
+            warnings: HashMap::new(),
             builds: 0,
             snapshot: Default::default(),
             baseline_us: HashMap::new(),
@@ -646,7 +657,7 @@ impl<'p> Reloader<'p> {
                     show(&command);
                 }
                 let started = Instant::now();
-                let (result, _) = compile::compile_text(&command, &entry.0, text, &self.cache, self.builds);
+                let result = compile::compile_text(&command, &entry.0, text, &self.cache, self.builds).result;
                 // A compiler that cannot compile a copy in place (older
                 // than GCC 8 or clang 10) leaves the file's own compile.
                 if result.is_ok() {
@@ -768,13 +779,17 @@ impl<'p> Reloader<'p> {
         };
         let mut out = Vec::new();
         for ((source, _, _), result) in commands.into_iter().zip(compiled) {
-            let Some(((compiled, headers), ms)) = result else {
+            let Some((compiled, ms)) = result else {
                 continue;
             };
-            if let Some(headers) = headers {
+            if let Some(headers) = compiled.headers {
                 self.headers.insert(source.clone(), headers);
             }
-            out.push((source, compiled, ms));
+            match compiled.warnings {
+                Some(warnings) => self.warnings.insert(source.clone(), warnings),
+                None => self.warnings.remove(&source),
+            };
+            out.push((source, compiled.result, ms));
         }
         Ok(out)
     }
@@ -795,7 +810,12 @@ impl<'p> Reloader<'p> {
             if let Some(show) = &self.on_compile {
                 show(candidate);
             }
-            let (Ok(obj), headers) = compile(candidate, source, &self.cache, self.builds, None) else {
+            let compile::Compiled {
+                result: Ok(obj),
+                headers,
+                ..
+            } = compile(candidate, source, &self.cache, self.builds, None)
+            else {
                 continue;
             };
             let check = verify::against_process(&self.target, &obj);
@@ -1553,6 +1573,9 @@ impl<'p> Reloader<'p> {
         self.awaits_other_file = false;
         let mut event = ReloadEvent::new(source);
         event.timing_us.compile = compile_us;
+        if compiled.is_ok() {
+            event.compiler_warnings = self.warnings.get(source).cloned();
+        }
         let new = match compiled {
             Ok(obj) => obj,
             Err(message) => {

@@ -100,7 +100,8 @@ pub struct Options {
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
-    /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run)}; at the end
+    /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
+    /// "compiler_warnings" (what the compiler printed for a compile that succeeded, only when it did)}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
@@ -158,6 +159,14 @@ fn print_event(e: &ReloadEvent, json: bool) {
             relive_patch::names::readable_text(e.message.as_deref().unwrap_or(""))
         ),
     };
+    // The compile succeeded, with warnings: said as the compiler said them
+    // (a call that no longer matches its prototype warns, then crashes).
+    if let Some(warnings) = &e.compiler_warnings {
+        let _ = writeln!(err, "  {}:", paint("the compiler warned", Tone::Warn));
+        for line in warnings.lines() {
+            let _ = writeln!(err, "    {line}");
+        }
+    }
 }
 
 /// `text` with its first word (the outcome: `patched`) in `tone`'s colour.
