@@ -2275,3 +2275,30 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run_loop(); puts("done"); ret
     );
     run.target.prints_only(&["loop A"], 5);
 }
+
+/// A global function inlined into its only caller, edited: its own copy
+/// is never called, but the edit runs in the caller's new code, patched
+/// with it. The note said only "its new code never runs", and the user
+/// took the edit for lost (a libuv trial's uv__xform_input, inlined into
+/// uv__read).
+#[test]
+fn an_inlined_functions_note_says_the_edit_runs_in_its_callers() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+int helper(int x) { return x * 2; }
+__attribute__((noinline)) int step(int x) { return helper(x) + 1; }
+volatile int seed = 5;
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("s %d\n", step(seed)); usleep(2000); } }
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("s 11");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &APP.replace("x * 2", "x * 3"));
+    let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    let helper = applied(&report, "helper");
+    assert_eq!(helper["reach"]["reachable"], false, "{report}");
+    let note = helper["reach"]["note"].as_str().unwrap();
+    assert!(note.contains("the edit runs in their new code"), "{note}");
+    assert_eq!(applied(&report, "step")["reach"]["reachable"], true, "{report}");
+    run.expect("s 16");
+}

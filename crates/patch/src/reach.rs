@@ -329,7 +329,7 @@ pub fn analyse(
                 let via: Vec<&str> = c.referenced_by.iter().map(|&j| candidates[j].name.as_str()).collect();
                 Some(if via.is_empty() {
                     format!(
-                        "nothing in the program calls {} or takes its address (its callers have it inlined, or it is unused), so its new code never runs",
+                        "nothing in the program calls {} or takes its address (its callers have it inlined, or it is unused), so its own new code never runs; where callers have it inlined, the edit runs in their new code (patched with it when they changed with it)",
                         c.name
                     )
                 } else {
