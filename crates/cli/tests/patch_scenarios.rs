@@ -2217,10 +2217,27 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", 
     let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
     assert!(report["applied"].to_string().contains("\"call\""), "{report}");
     run.expect("r 998");
+    // A body edit of `call` after it: its code still calls `f` the new
+    // way, and its generation says so (the first one's pool may go).
+    let body_edit = run.object("app.c", &edited.replace("usleep(1000)", "usleep(999)"));
+    run.patch_object(&body_edit, &["--base", new.to_str().unwrap()]);
+    let pid = run.target.pid_arg();
+    let status: Value = serde_json::from_slice(&run.relive(&["status", "--pid", &pid, "--json"]).stdout).unwrap();
+    let call = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "call")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(call["generation"], 2, "{status}");
+    assert_eq!(
+        call["history"].as_array().unwrap().last().unwrap()["signature_calls"],
+        serde_json::json!(["f"]),
+        "{status}"
+    );
     std::fs::write(&hold, "").unwrap();
     // The thread is in the new `call` once no line comes for a while.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let pid = run.target.pid_arg();
     let out = run.relive(&["revert", "--pid", &pid, "--all"]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{stderr}");

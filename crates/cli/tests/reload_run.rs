@@ -1619,6 +1619,59 @@ fn a_revert_that_would_split_a_signature_change_is_refused() {
     s.target.wait_for("value 10");
 }
 
+/// A signature change patched, reverted by another command, and patched
+/// again from the file: the diff against the file's earlier compile shows
+/// no change then, so the journal kept no record that the caller's new
+/// code calls `f` the new way, and a revert while a thread ran it sent the
+/// call into the old `f` with the new arguments (a re-check: the program
+/// printed 290, which no version computes). The re-patch compares with
+/// what runs: the revert is refused until the call returns.
+#[test]
+fn a_signature_change_patched_again_after_a_revert_still_guards_its_revert() {
+    let hold = std::env::temp_dir().join(format!("relive-hold-again-{}", std::process::id()));
+    let app = format!(
+        r#"#include <stdio.h>
+#include <unistd.h>
+static __attribute__((noinline, noipa)) int f(int a, long b) {{ return a * 100 - (int)b; }}
+__attribute__((noinline)) int call(void) {{
+    int s = f(10, 3);
+    while (access({hold:?}, F_OK) == 0) {{ s = f(10, 3); usleep(1000); }}
+    return s;
+}}
+int main(void) {{ setvbuf(stdout, NULL, _IOLBF, 0); for (;;) {{ printf("r %d\n", call()); usleep(3000); }} }}
+"#,
+        hold = hold.display().to_string()
+    );
+    let mut s = Session::start(&app, &["-O0", "-g"]);
+    s.target.wait_for("r 997");
+    let e = s.save_with(&[
+        (
+            "int f(int a, long b) { return a * 100 - (int)b; }",
+            "int f(long b, int a) { return a * 100 - (int)b + 1; }",
+        ),
+        ("f(10, 3)", "f(3, 10)"),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("r 998");
+    s.beside(&["revert", "--all"]);
+    s.target.wait_for("r 997");
+    // The same text saved again: patched again, from the file.
+    let e = s.save_with(&[]);
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("r 998");
+    std::fs::write(&hold, "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = s.beside_output(&["revert", "--all"]);
+    let message = String::from_utf8_lossy(&out.stderr).to_string();
+    let _ = std::fs::remove_file(&hold);
+    assert!(!out.status.success(), "reverted under the running caller: {message}");
+    assert!(message.contains("call is running on thread"), "{message}");
+    for _ in 0..5 {
+        s.target.wait_for_prefix("r ");
+    }
+    s.target.prints_only(&["r 998"], 5);
+}
+
 /// A function this session patched and another relive command reverted
 /// runs what its file says again at the next save of the file, which says
 /// so. Before, the revert stood: a save of the still-edited file said "no

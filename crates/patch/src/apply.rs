@@ -366,7 +366,12 @@ pub fn patch(
     functions: &[usize],
     earlier: Timing,
 ) -> Result<PatchReport> {
-    let unit = Unit { obj, base, functions };
+    let unit = Unit {
+        obj,
+        base,
+        functions,
+        changed_signatures: &[],
+    };
     let mut reports = patch_together(target, &[unit], earlier)?;
     Ok(reports.remove(0))
 }
@@ -580,7 +585,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // thread enters one), a slot update stopping them for it too. Kept
     // with the callers' new generations: a revert must not send their
     // running calls into the old code the old way either.
-    let parts: Vec<running_callers::Patched> = units.iter().map(|u| (u.obj, u.base, u.functions)).collect();
+    let parts: Vec<running_callers::Patched> = units
+        .iter()
+        .map(|u| (u.obj, u.base, u.functions, u.changed_signatures))
+        .collect();
     let guard = running_callers::signature_guard(&parts);
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
@@ -624,7 +632,22 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     record.unreached = None;
                     record.old_code_kept = None;
                     record.assumed = w.assumed.0;
-                    record.history.push(version(w, record.generation));
+                    // A body edit of a caller whose code a signature change
+                    // made still calls the callee the new way: the revert
+                    // check must still see it when that generation's pool
+                    // is gone.
+                    let mut generation = version(w, record.generation);
+                    for callee in record
+                        .history
+                        .last()
+                        .map(|g| g.signature_calls.clone())
+                        .unwrap_or_default()
+                    {
+                        if generation.calls.contains(&callee) && !generation.signature_calls.contains(&callee) {
+                            generation.signature_calls.push(callee);
+                        }
+                    }
+                    record.history.push(generation);
                     // `revert --last` goes back this far; older generations stay
                     // in the pool, unrecorded.
                     let keep = record.history.len().saturating_sub(journal::HISTORY);
@@ -1380,6 +1403,11 @@ pub struct Unit<'o> {
     pub obj: &'o ObjectFile,
     pub base: Option<&'o ObjectFile>,
     pub functions: &'o [usize],
+    /// Functions of `obj` whose signature differs from the code that runs
+    /// though not from `base`'s: code another command reverted, patched
+    /// again; an edit made before relive started, caught up (their
+    /// callers' running calls are checked as for a change the base shows).
+    pub changed_signatures: &'o [String],
 }
 
 /// When the base's version of some function to patch is not what runs

@@ -10,9 +10,11 @@ use crate::objfile::{Kind, ObjectFile};
 use crate::reach;
 use crate::target::Target;
 
-/// One unit of a patch: its new object, its base (none for a catch-up)
-/// and the functions of the new object to patch.
-pub(crate) type Patched<'o> = (&'o ObjectFile, Option<&'o ObjectFile>, &'o [usize]);
+/// One unit of a patch: its new object, its base (none for a catch-up),
+/// the functions of the new object to patch, and those whose signature
+/// differs from the running code though not from the base's (see
+/// [`crate::apply::Unit::changed_signatures`]).
+pub(crate) type Patched<'o> = (&'o ObjectFile, Option<&'o ObjectFile>, &'o [usize], &'o [String]);
 
 /// `(caller, callee)` for each function of `objects` that calls one of
 /// `callees` directly.
@@ -290,8 +292,8 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
 
 /// `(caller, callee)` for each function of `units` that calls one of
 /// their functions to patch whose signature the patch changes (compared
-/// with each unit's base: a unit without one, a catch-up, is checked
-/// before it is patched).
+/// with each unit's base, and those the unit names as changed from the
+/// running code: a re-patch of reverted code, a catch-up).
 pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
     let mut changed: Vec<String> = Vec::new();
     // Clones whose parameters may have changed with their callers': only
@@ -299,10 +301,11 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
     let mut clones: Vec<String> = Vec::new();
     let patched: Vec<&str> = units
         .iter()
-        .flat_map(|(obj, _, functions)| functions.iter().filter_map(|&i| obj.symbols.get(i)))
+        .flat_map(|(obj, _, functions, _)| functions.iter().filter_map(|&i| obj.symbols.get(i)))
         .map(|s| s.name.as_str())
         .collect();
-    for &(obj, base, functions) in units {
+    for &(obj, base, functions, also) in units {
+        changed.extend(also.iter().cloned());
         clones.extend(clones_changed_with_callers(obj, base, functions));
         let Some(base) = base else { continue };
         let names: Vec<&str> = functions
@@ -320,7 +323,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
     // The callers the old code has too: a running call is of that.
     let objects = units
         .iter()
-        .flat_map(|&(obj, base, _)| std::iter::once(obj).chain(base));
+        .flat_map(|&(obj, base, _, _)| std::iter::once(obj).chain(base));
     let mut guard = callers_among(objects.clone(), &changed);
     guard.extend(callers_where(objects, &clones, |caller| patched.contains(&caller)));
     guard.sort();

@@ -69,11 +69,13 @@ fn together(
             obj: first,
             base: None,
             functions: &f1,
+            changed_signatures: &[],
         },
         Unit {
             obj: second,
             base: None,
             functions: &f2,
+            changed_signatures: &[],
         },
     ];
     apply::patch_together(target, &units, Timing::default())

@@ -462,6 +462,10 @@ pub struct Reloader<'p> {
     current: HashMap<PathBuf, ObjectFile>,
     /// Per source file: the user headers it includes.
     headers: HashMap<PathBuf, Vec<PathBuf>>,
+    /// Per source file being patched: its functions whose signature is not
+    /// the running code's though the diff shows none (see
+    /// [`since_build::changed_names`]), for the patch's checks.
+    stale_signatures: HashMap<PathBuf, Vec<String>>,
     /// Per source file: what the compiler printed for its last compile,
     /// which succeeded (warnings: a call that no longer matches its
     /// prototype compiles with one, and the program then crashes; a PCRE2
@@ -533,6 +537,7 @@ impl<'p> Reloader<'p> {
             current: HashMap::new(),
             headers: HashMap::new(),
             warnings: HashMap::new(),
+            stale_signatures: HashMap::new(),
             builds: 0,
             snapshot: Default::default(),
             baseline_us: HashMap::new(),
@@ -941,12 +946,18 @@ impl<'p> Reloader<'p> {
             taken.push((source.clone(), obj, functions));
         }
         self.refresh_target()?;
+        let changes: Vec<Vec<String>> = taken
+            .iter()
+            .map(|(source, obj, functions)| since_build::changed_names(&self.target, source, obj, functions))
+            .collect();
         let units: Vec<apply::Unit> = taken
             .iter()
-            .map(|(_, obj, functions)| apply::Unit {
+            .zip(&changes)
+            .map(|((_, obj, functions), changed)| apply::Unit {
                 obj,
                 base: None,
                 functions,
+                changed_signatures: changed,
             })
             .collect();
         let workers = self.settle_tree();
@@ -1134,7 +1145,9 @@ impl<'p> Reloader<'p> {
             return Ok(event);
         }
         let obj = self.current.remove(source).expect("a baseline to patch");
-        let result = self.apply(&mut event, &obj, None, functions);
+        let changed = since_build::changed_names(&self.target, source, &obj, functions);
+        self.stale_signatures.insert(source.to_path_buf(), changed);
+        let result = self.apply(&mut event, source, &obj, None, functions);
         if event.event.applied() {
             self.unverified.remove(source);
             self.added_before_start.remove(source);
@@ -1398,7 +1411,7 @@ impl<'p> Reloader<'p> {
         // Out of the map while the patch borrows `self` (no copy of the
         // object on every reload); back in, or replaced by the new one.
         let old = self.current.remove(source);
-        let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+        let result = self.apply(&mut event, source, &new, old.as_ref(), &functions);
         self.settle(source, new, old, &mut event);
         result?;
         event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -1482,7 +1495,7 @@ impl<'p> Reloader<'p> {
             let mut events = settled;
             for (source, new, functions, mut event) in ready {
                 let old = self.current.remove(&source);
-                let result = self.apply(&mut event, &new, old.as_ref(), &functions);
+                let result = self.apply(&mut event, &source, &new, old.as_ref(), &functions);
                 self.settle(&source, new, old, &mut event);
                 result?;
                 event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -1492,13 +1505,19 @@ impl<'p> Reloader<'p> {
         }
         self.refresh_target()?;
         let olds: Vec<Option<ObjectFile>> = ready.iter().map(|(source, ..)| self.current.remove(source)).collect();
+        let changes: Vec<Vec<String>> = ready
+            .iter()
+            .map(|(source, ..)| self.stale_signatures.get(source).cloned().unwrap_or_default())
+            .collect();
         let units: Vec<apply::Unit> = ready
             .iter()
             .zip(&olds)
-            .map(|((_, new, functions, _), old)| apply::Unit {
+            .zip(&changes)
+            .map(|(((_, new, functions, _), old), changed)| apply::Unit {
                 obj: new,
                 base: old.as_ref(),
                 functions,
+                changed_signatures: changed,
             })
             .collect();
         let result = apply::patch_together(&mut self.target, &units, Timing::default());
@@ -1676,6 +1695,13 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.signature_since_build(source, &new, &stale) {
             return Ok(Step::refused(event, refusal, start));
         }
+        let stale_changes = since_build::changed_names(&self.target, source, &new, &stale);
+        if !stale_changes.is_empty() {
+            if let Some(refusal) = self.callers_running(source, &new, &stale_changes, &functions, batch) {
+                return Ok(Step::refused(event, refusal, start));
+            }
+        }
+        self.stale_signatures.insert(source.to_path_buf(), stale_changes);
         functions.sort_unstable();
         functions.dedup();
         event.timing_us.diff = us(diff_start);
@@ -2555,10 +2581,12 @@ impl<'p> Reloader<'p> {
         ))
     }
 
-    /// Patches `functions` of `new` over `old` and fills in `event`.
+    /// Patches `functions` of `new` (compiled from `source`) over `old`
+    /// and fills in `event`.
     fn apply(
         &mut self,
         event: &mut ReloadEvent,
+        source: &Path,
         new: &ObjectFile,
         old: Option<&ObjectFile>,
         functions: &[usize],
@@ -2566,25 +2594,26 @@ impl<'p> Reloader<'p> {
         self.awaits_other_file = false;
         self.refresh_target()?;
         let workers = self.settle_tree();
-        match apply::patch(&mut self.target, new, old, functions, Timing::default()) {
-            Ok(report) => {
-                let unit = apply::Unit {
-                    obj: new,
-                    base: old,
-                    functions,
-                };
-                match self.spread(&workers, &[unit], std::slice::from_ref(&report)) {
-                    Ok(pids) => {
-                        record_patch(event, &report);
-                        event.processes = pids;
-                        event.processes_are = self.followers.described();
-                    }
-                    Err(why) => {
-                        event.event = EventKind::Refused;
-                        event.message = Some(why);
-                    }
+        let changed = self.stale_signatures.get(source).cloned().unwrap_or_default();
+        let unit = apply::Unit {
+            obj: new,
+            base: old,
+            functions,
+            changed_signatures: &changed,
+        };
+        let result = apply::patch_together(&mut self.target, std::slice::from_ref(&unit), Timing::default());
+        match result.map(|mut reports| reports.remove(0)) {
+            Ok(report) => match self.spread(&workers, &[unit], std::slice::from_ref(&report)) {
+                Ok(pids) => {
+                    record_patch(event, &report);
+                    event.processes = pids;
+                    event.processes_are = self.followers.described();
                 }
-            }
+                Err(why) => {
+                    event.event = EventKind::Refused;
+                    event.message = Some(why);
+                }
+            },
             Err(PatchError::Process(e)) => return Err(PatchError::Process(e).into()),
             Err(e) => {
                 let missing = match &e {

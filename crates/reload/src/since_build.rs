@@ -148,3 +148,44 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
         changed.join("; ")
     ))
 }
+
+/// The functions among `functions` of `obj` (compiled from `source`) that
+/// run the program's own code and whose signature in `obj` is not the one
+/// the program was built with, global or `static`, by symbol name: a
+/// change the diff against the file's earlier compile cannot show (code
+/// another command reverted, patched again; an edit made before relive
+/// started, caught up), whose callers' running calls must be checked as
+/// for one it shows (a re-check: after a revert, `f`'s swapped parameters
+/// and its caller went in again with no record of the change, and a later
+/// revert sent a running call of the caller's new code into the old `f`
+/// with the new arguments).
+pub(crate) fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    for statics in [false, true] {
+        let built = match statics {
+            false => built_signatures(target, source, obj, functions, false, false),
+            true => built_static_signatures(target, source, obj, functions),
+        };
+        if built.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = built.keys().map(String::as_str).collect();
+        let now = match statics {
+            false => relive_patch::signature::signatures(obj, &names),
+            true => relive_patch::signature::static_signatures(obj, &names),
+        };
+        for &i in functions {
+            let Some(symbol) = obj.symbols.get(i).filter(|s| s.local == statics) else {
+                continue;
+            };
+            let key = match statics {
+                true => relive_patch::names::parse(&symbol.name).base,
+                false => symbol.name.clone(),
+            };
+            if matches!((built.get(&key), now.get(&key)), (Some(was), Some(is)) if was != is) {
+                out.push(symbol.name.clone());
+            }
+        }
+    }
+    out
+}
