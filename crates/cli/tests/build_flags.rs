@@ -1828,8 +1828,8 @@ fn with_extra_c() -> (Session, PathBuf) {
 }
 
 /// A held file that waits for a function no file adds yet, tried again
-/// with an unrelated save: that save is patched, and says why it was
-/// patched on its own without claiming that another file adds it.
+/// with an unrelated save: that save is patched, and the held file waits
+/// on, saying that no file adds what it needs (not claiming another does).
 #[test]
 fn a_save_beside_a_file_waiting_for_a_function_says_no_file_adds_it() {
     let (s, root) = with_extra_c();
@@ -1839,8 +1839,13 @@ fn a_save_beside_a_file_waiting_for_a_function_says_no_file_adds_it() {
     std::fs::write(root.join("src/extra.c"), "int extra(int x) { return x + 5; }\n").unwrap();
     let e = s.until_event_for("extra.c");
     assert_eq!(e["event"], "patched", "{e}");
-    let notes = e["notes"].to_string();
-    assert!(notes.contains("which none of the files adds yet"), "{e}");
+    let e = s.until_event_for("calc.c");
+    assert_eq!(e["event"], "held", "{e}");
+    let message = e["message"].to_string();
+    assert!(
+        message.contains("neither the program nor any file saved with it adds"),
+        "{e}"
+    );
     s.prints("v 17 13");
 }
 

@@ -1108,6 +1108,92 @@ fn a_compilers_warnings_are_said_with_the_reload() {
     assert!(e.get("compiler_warnings").is_none(), "{e}");
 }
 
+/// A save of four files: a signature change with its caller (f.c,
+/// caller.c), a file adding a function and a variable none of its own
+/// functions uses (add.c), and one using both (user.c). The variable does
+/// not come into the program with add.c's patch, so user.c waits; the
+/// others go in together. Before, they were patched one by one, the
+/// signature change was held with advice to save its files together,
+/// which they were, and every later save was held the same way (a
+/// re-check).
+#[test]
+fn a_file_that_cannot_be_patched_yet_does_not_hold_back_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let files = [
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint call(void);\nint user(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"call=%d user=%d\\n\", call(), user()); usleep(3000); } }\n",
+        ),
+        ("f.c", "int f(int a, long b) { return a * 100 - (int)b; }\n"),
+        ("caller.c", "int f(int a, long b);\nint call(void) { return f(10, 3); }\n"),
+        ("add.c", "int unused_add(void) { return 0; }\n"),
+        ("user.c", "int user(void) { return 1; }\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(p.join(name), text).unwrap();
+    }
+    let exe = p.join("app");
+    let built = Command::new("gcc")
+        .args(["-O0", "-g", "-o"])
+        .arg(&exe)
+        .args(files.iter().map(|(n, _)| *n))
+        .current_dir(p)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("call=997 user=1");
+    let p = target.dir.path();
+    let edits = [
+        ("f.c", "int f(long b, int a) { return a * 100 - (int)b + 1; }\n"),
+        (
+            "caller.c",
+            "int f(long b, int a);\nint call(void) { return f(3, 10); }\n",
+        ),
+        (
+            "add.c",
+            "int unused_add(void) { return 0; }\nint gv = 40;\nint g(void) { return 5; }\n",
+        ),
+        (
+            "user.c",
+            "extern int gv;\nint g(void);\nint user(void) { return g() + gv; }\n",
+        ),
+    ];
+    for (name, text) in edits {
+        std::fs::write(p.join(name), text).unwrap();
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    while !["f.c", "caller.c", "user.c"].iter().all(|f| {
+        seen.iter()
+            .any(|e| e["file"].as_str().is_some_and(|n| n.ends_with(&format!("/{f}"))))
+    }) {
+        seen.push(
+            events
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no more events: {seen:?}")),
+        );
+    }
+    let of = |f: &str| {
+        seen.iter()
+            .rev()
+            .find(|e| e["file"].as_str().is_some_and(|n| n.ends_with(&format!("/{f}"))))
+            .unwrap()
+            .clone()
+    };
+    for f in ["f.c", "caller.c"] {
+        let e = of(f);
+        assert_eq!(e["event"], "patched", "{seen:?}");
+        assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
+    }
+    let user = of("user.c");
+    assert_eq!(user["event"], "held", "{user}");
+    let message = user["message"].as_str().unwrap();
+    assert!(message.contains("gv") && message.contains("add.c"), "{message}");
+    target.wait_for("call=998 user=1");
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

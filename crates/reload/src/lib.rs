@@ -1300,6 +1300,22 @@ impl<'p> Reloader<'p> {
                     split = why;
                     compiled
                 }
+                Together::Without(waiting, why, mut compiled) => {
+                    compiled.retain(|(source, _, _)| *source != waiting);
+                    let sources = sources.into_iter().filter(|s| *s != waiting).collect();
+                    let mut events = self.patch_compiled(Batch {
+                        sources,
+                        compiled,
+                        start,
+                    })?;
+                    let mut held = ReloadEvent::new(&waiting);
+                    held.event = EventKind::Held;
+                    held.message = Some(why);
+                    held.timing_us.total = start.elapsed().as_micros() as u64;
+                    self.held.insert(waiting);
+                    events.push(held);
+                    return Ok(events);
+                }
             }
         } else {
             compiled
@@ -1538,9 +1554,32 @@ impl<'p> Reloader<'p> {
                     PatchError::Link(relive_patch::link::LinkError::MissingSymbol { symbol, user }) => {
                         // Or no file adds it (a file held for it, tried
                         // again with this save): it waits on, alone.
-                        let added_here = ready
+                        // The file whose code uses it waits; the others
+                        // go in together without it, so a signature change
+                        // saved with its callers stays one step (one by one,
+                        // it was held with advice to save the files
+                        // together, which they were: a re-check).
+                        let defines = |new: &ObjectFile| new.symbols.iter().any(|s| s.name == symbol && !s.local);
+                        let waiting = ready
                             .iter()
-                            .any(|(_, new, ..)| new.symbols.iter().any(|s| s.name == symbol && !s.local));
+                            .find(|(_, new, ..)| new.symbols.iter().any(|s| s.name == user))
+                            .map(|(source, ..)| source.clone());
+                        if let Some(waiting) = waiting.filter(|_| ready.len() > 1) {
+                            let provider = ready
+                                .iter()
+                                .find(|(source, new, ..)| *source != waiting && defines(new))
+                                .map(|(source, ..)| source.display().to_string());
+                            let why = match provider {
+                                Some(provider) => format!(
+                                    "{user} uses {symbol}, which {provider} (saved with it) defines but its patch does not bring into the program (a new variable comes with a patched function of its file that uses it; two new functions that use each other across files come with neither), so the other files were patched without this one; it is tried again with the next save"
+                                ),
+                                None => format!(
+                                    "{user} uses {symbol}, which neither the program nor any file saved with it adds, so the other files were patched without this one; it is tried again with the next save"
+                                ),
+                            };
+                            return Ok(Together::Without(waiting, why, compiled));
+                        }
+                        let added_here = ready.iter().any(|(_, new, ..)| defines(new));
                         let why = match added_here {
                             true => format!(
                                 "{user} uses {symbol}, which another of the files saved with it adds, so they were patched one by one, the one that adds it first"
@@ -2680,6 +2719,10 @@ enum Together {
     /// Not as one: to be reloaded one by one (and why, when they were
     /// tried as one).
     OneByOne(Vec<Fresh>, Option<String>),
+    /// The file (first) uses what no file of the save brings into the
+    /// program (and why): it is held, and the others are patched together
+    /// without it.
+    Without(PathBuf, String, Vec<Fresh>),
 }
 
 /// Notes on `event` (of `source`) the other files of `names` it was
