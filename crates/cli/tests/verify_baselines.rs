@@ -524,3 +524,45 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     assert_eq!(code, 0, "{report}");
     target.wait_for("loop A");
 }
+
+/// A thread in the code of an earlier patch (generation 1) when the
+/// function is patched again: verify of the newest object notes the old
+/// code running (it looked only at the original code, and said nothing).
+#[test]
+fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
+    let hold = std::env::temp_dir().join(format!("relive-verify-hold-{}", std::process::id()));
+    let src = format!(
+        "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) void step(void) {{ printf(\"s A\\n\"); while (access({:?}, F_OK) == 0) usleep(1000); }}\nint main(void) {{ setvbuf(stdout, 0, _IOLBF, 0); for (;;) {{ step(); usleep(2000); }} }}\n",
+        hold.display().to_string()
+    );
+    let (target, first, _) = patched_once(&src, &[], "s A", ("s A", "s B"));
+    target.wait_for("s B");
+    std::fs::write(&hold, "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Generation 2, over the first patch's object.
+    let dir = first.parent().unwrap();
+    std::fs::write(dir.join("app.c"), src.replace("s A", "s C")).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-c", "app.c", "-o", "second.o"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let second = dir.join("second.o");
+    let out = relive_on(
+        &target,
+        &[
+            "patch",
+            &target.pid_arg(),
+            second.to_str().unwrap(),
+            "--base",
+            first.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, report) = verify_object(&target, &second);
+    let _ = std::fs::remove_file(&hold);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report[0]["old_code_kept"][0]["function"], "step", "{report}");
+    target.wait_for("s C");
+}

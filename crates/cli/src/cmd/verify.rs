@@ -84,6 +84,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // shows (compared with a journal that predates it, the answer was
     // wrong until some other command settled it).
     let _lock = target.transaction()?;
+    // Every generation a thread may still run (the journal keeps the
+    // newest alone): a call running an earlier one runs old code too.
+    target.journal.load_history(&target.journal_dir)?;
     for note in &target.warnings {
         crate::output::note(&format!("relive: note: {note}"));
     }
