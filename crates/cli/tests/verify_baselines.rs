@@ -526,8 +526,9 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
 }
 
 /// A thread in the code of an earlier patch (generation 1) when the
-/// function is patched again: verify of the newest object notes the old
-/// code running (it looked only at the original code, and said nothing).
+/// function is patched again: the patch and verify of the newest object
+/// say the old code runs (both looked only at the original code, and
+/// said nothing).
 #[test]
 fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
     let hold = std::env::temp_dir().join(format!("relive-verify-hold-{}", std::process::id()));
@@ -560,6 +561,12 @@ fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The patch says so too.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("step is running on thread") && said.contains("in the code of an earlier patch"),
+        "{said}"
+    );
     let (code, report) = verify_object(&target, &second);
     let _ = std::fs::remove_file(&hold);
     assert_eq!(code, 0, "{report}");

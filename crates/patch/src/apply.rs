@@ -2006,12 +2006,43 @@ fn reachability(
         main,
         program_entry,
     );
-    linked
+    let mut reaches: HashMap<u64, Reach> = linked
         .functions
         .iter()
         .zip(reaches)
         .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
-        .collect()
+        .collect();
+    // A function patched before: a call may run an earlier patch's code,
+    // which the analysis above (of the original code) does not see (a
+    // re-check: a thread in generation 1 when generation 2 went in, and
+    // the reload said nothing of it).
+    let again: Vec<(&str, u64)> = linked
+        .functions
+        .iter()
+        .filter_map(|f| Some((f.name.as_str(), f.replaces?)))
+        .filter(|(_, orig)| target.journal.patch(*orig).is_some_and(|p| p.history.len() > 1))
+        .collect();
+    if !again.is_empty() {
+        let names: Vec<&str> = again.iter().map(|(name, _)| *name).collect();
+        for (name, threads) in running_callers::running_in_old_code_at(target, &names, positions) {
+            let Some(reach) = again
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, orig)| reaches.get_mut(orig))
+            else {
+                continue;
+            };
+            if reach.reachable && reach.note.is_none() {
+                let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+                reach.note = Some(format!(
+                    "{name} is running on thread {} in the code of an earlier patch: that call finishes in it; later calls run the new code",
+                    tids.join(", ")
+                ));
+                reach.running = threads;
+            }
+        }
+    }
+    reaches
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code

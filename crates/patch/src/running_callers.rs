@@ -216,6 +216,15 @@ pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32
     running_in(target, names, &positions_now(target.process), false)
 }
 
+/// [`running_old_code`] with the threads at `threads`.
+pub(crate) fn running_in_old_code_at(
+    target: &Target,
+    names: &[&str],
+    threads: &[ThreadPosition],
+) -> Vec<(String, Vec<u32>)> {
+    running_in(target, names, threads, false)
+}
+
 /// [`running_now`] with the threads at `threads`.
 pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
     running_in(target, names, threads, true)
