@@ -1194,6 +1194,67 @@ fn a_file_that_cannot_be_patched_yet_does_not_hold_back_the_others() {
     target.wait_for("call=998 user=1");
 }
 
+/// A struct grows in a header; a file that uses it has no function whose
+/// code changes with it, and is no change. Its next edit, which writes the
+/// new field, must be refused: the program's structs have the old layout.
+/// That compile was taken for the file's baseline, the next diff saw the
+/// same layout on both sides, and the new code wrote past the program's
+/// structs (an LMDB trial's `MDB_stat`: a guard beside the struct read 77).
+#[test]
+fn a_layout_change_no_function_showed_is_still_refused_at_the_next_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let files = [
+        ("s.h", "struct S { long a, b; };\nvoid fill(struct S *s);\n"),
+        ("lib.c", "#include \"s.h\"\nvoid fill(struct S *s) { s->a = 1; s->b = 2; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"s.h\"\n__attribute__((noinline)) static void step(void) { struct { struct S s; long guard; } f; f.guard = 12345; fill(&f.s); printf(\"guard=%ld\\n\", f.guard); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(p.join(name), text).unwrap();
+    }
+    let exe = p.join("app");
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-o"])
+        .arg(&exe)
+        .args(["main.c", "lib.c"])
+        .current_dir(p)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("guard=12345");
+    let p = target.dir.path();
+    std::fs::write(p.join("s.h"), "struct S { long a, b, c; };\nvoid fill(struct S *s);\n").unwrap();
+    let mut lib = None;
+    while lib.is_none() {
+        let e = events.recv_timeout(PATIENCE).expect("an event for the header edit");
+        if e["file"].as_str().is_some_and(|f| f.ends_with("/lib.c")) {
+            lib = Some(e);
+        }
+    }
+    let lib = lib.unwrap();
+    assert_ne!(lib["event"], "patched", "{lib}");
+    assert!(lib["notes"].to_string().contains("struct S"), "{lib}");
+    std::fs::write(
+        p.join("lib.c"),
+        "#include \"s.h\"\nvoid fill(struct S *s) { s->a = 1; s->b = 2; s->c = 77; }\n",
+    )
+    .unwrap();
+    let e = loop {
+        let e = events.recv_timeout(PATIENCE).expect("an event for lib.c");
+        if e["file"].as_str().is_some_and(|f| f.ends_with("/lib.c")) {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].to_string().contains("struct S"), "{e}");
+    target.prints_only(&["guard=12345"], 10);
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

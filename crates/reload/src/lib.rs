@@ -1371,6 +1371,20 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
+    /// The types whose layout differs between `source`'s baseline and
+    /// `new` among those any function of `new` uses, when some do.
+    fn layout_changed_without_code(&self, source: &Path, new: &ObjectFile) -> Option<String> {
+        let old = self.current.get(source)?;
+        let functions: Vec<&str> = new
+            .symbols
+            .iter()
+            .filter(|s| s.kind == relive_patch::objfile::Kind::Function && s.size > 0)
+            .map(|s| s.name.as_str())
+            .collect();
+        let types = relive_patch::type_layout::changed(old, new, &functions);
+        (!types.is_empty()).then(|| types.join("; "))
+    }
+
     /// `functions` of `new` less those `old` lacks (by name) that are the
     /// code the program runs already.
     fn without_running_code(&self, old: Option<&ObjectFile>, new: &ObjectFile, functions: Vec<usize>) -> Vec<usize> {
@@ -1746,6 +1760,18 @@ impl<'p> Reloader<'p> {
         event.timing_us.diff = us(diff_start);
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         if functions.is_empty() {
+            // A type whose layout changed (a header's struct) though no
+            // function's code did: the compile is not what runs, and as the
+            // baseline it hid the change from the next diff, whose new code
+            // then wrote past the program's old structs (an LMDB trial:
+            // `MDB_stat` grew, and the next edit of `mdb.c` went in).
+            if let Some(types) = self.layout_changed_without_code(source, &new) {
+                event.notes.push(format!(
+                    "the layout of a type this file uses changed ({types}), though no function's code did: the program's data keeps the old layout, and an edit of this file's code that uses the new one is refused until a restart"
+                ));
+                event.timing_us.total = us(start);
+                return Ok(Step::Done(event));
+            }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
             // An edit that folds to the same code with the default of a
