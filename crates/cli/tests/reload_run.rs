@@ -842,6 +842,49 @@ fn edited_after_build(dir: &std::path::Path, exe: &std::path::Path, src: &str) {
     file.set_modified(built).unwrap();
 }
 
+/// Edits made while no relive ran: `b.c` changes `base` and adds `newf`,
+/// which `a.c` now calls. The catch-up brings `newf` with `b.c` (only the
+/// functions that differ from the running code went in, and `a.c` was held
+/// for `newf`, said to be defined nowhere: an LMDB trial), so the program
+/// runs the edited code from its first line.
+#[test]
+fn a_catch_up_brings_the_new_functions_another_file_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let a = "#include <stdio.h>\n#include <unistd.h>\nint base(void);\n__attribute__((noinline)) static void step(void) { printf(\"v=%d\\n\", base()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n";
+    std::fs::write(p.join("a.c"), a).unwrap();
+    std::fs::write(p.join("b.c"), "int base(void) { return 1; }\n").unwrap();
+    let exe = p.join("app");
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-o"])
+        .arg(&exe)
+        .args(["a.c", "b.c"])
+        .current_dir(p)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    std::fs::write(
+        p.join("b.c"),
+        "int base(void) { return 2; }\nint newf(void) { return 42; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("a.c"),
+        a.replace("int base(void);", "int base(void);\nint newf(void);")
+            .replace("base())", "base() + newf())"),
+    )
+    .unwrap();
+    let built_at = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&exe)
+        .unwrap()
+        .set_modified(built_at)
+        .unwrap();
+    let (target, _events) = run_json_with(exe, dir, &["--cc", "gcc -O2 -g"]);
+    assert_eq!(target.next_line(), "v=44");
+}
+
 /// Patches survive a restart (issue 24 item 5): a program started again
 /// under `relive run` from a build older than its sources is held at its
 /// entry until the edits are compared and patched in, so it runs the

@@ -946,6 +946,7 @@ impl<'p> Reloader<'p> {
             taken.push((source.clone(), obj, functions));
         }
         self.refresh_target()?;
+        self.bring_new_functions_they_call(&mut taken);
         let changes: Vec<Vec<String>> = taken
             .iter()
             .map(|(source, obj, functions)| since_build::changed_names(&self.target, source, obj, functions))
@@ -1051,6 +1052,36 @@ impl<'p> Reloader<'p> {
                 .map(|(i, _)| i)
                 .collect(),
         )
+    }
+
+    /// Adds to each file caught up the global functions of its compile
+    /// that the program lacks and that the functions caught up call: new
+    /// functions an edit made before relive started added, which only
+    /// differing functions were caught up without (an LMDB trial: `b.c`'s
+    /// new `newf`, called from `a.c`, was left out, and `a.c` was held for
+    /// it, said to be defined nowhere).
+    fn bring_new_functions_they_call(&self, taken: &mut [(PathBuf, ObjectFile, Vec<usize>)]) {
+        use relive_patch::link::Resolver;
+        let called: std::collections::HashSet<String> = taken
+            .iter()
+            .flat_map(|(_, obj, functions)| functions.iter().flat_map(move |&i| &obj.symbols[i].relocs))
+            .filter_map(|r| match &r.target {
+                relive_patch::objfile::Target::Undefined(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for (_, obj, functions) in taken.iter_mut() {
+            for (i, s) in obj.symbols.iter().enumerate() {
+                let new_function = s.kind == relive_patch::objfile::Kind::Function
+                    && !s.local
+                    && s.size > 0
+                    && called.contains(&s.name)
+                    && self.target.resolver.global(&s.name).is_none();
+                if new_function && !functions.contains(&i) {
+                    functions.push(i);
+                }
+            }
+        }
     }
 
     /// Catches up `sources` one by one (they could not be patched as one
