@@ -23,6 +23,26 @@ int main(void) {
 }
 "#;
 
+/// Writes `files` into `dir` and builds them with gcc and `flags` into
+/// `dir/app`: its path.
+fn build_files(dir: &Path, files: &[(&str, &str)], flags: &[&str]) -> std::path::PathBuf {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let exe = dir.join("app");
+    let sources = files.iter().map(|(n, _)| *n).filter(|n| n.ends_with(".c"));
+    let built = Command::new("gcc")
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .args(sources)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(built.success(), "gcc {flags:?}");
+    exe
+}
+
 /// `e` is a refusal whose message says `said`.
 fn refused_saying(e: &Value, said: &str) {
     assert_eq!(e["event"], "refused", "{e}");
@@ -852,17 +872,11 @@ fn a_catch_up_brings_the_new_functions_another_file_calls() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let a = "#include <stdio.h>\n#include <unistd.h>\nint base(void);\n__attribute__((noinline)) static void step(void) { printf(\"v=%d\\n\", base()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n";
-    std::fs::write(p.join("a.c"), a).unwrap();
-    std::fs::write(p.join("b.c"), "int base(void) { return 1; }\n").unwrap();
-    let exe = p.join("app");
-    let built = Command::new("gcc")
-        .args(["-O2", "-g", "-o"])
-        .arg(&exe)
-        .args(["a.c", "b.c"])
-        .current_dir(p)
-        .status()
-        .unwrap();
-    assert!(built.success());
+    let exe = build_files(
+        p,
+        &[("a.c", a), ("b.c", "int base(void) { return 1; }\n")],
+        &["-O2", "-g"],
+    );
     std::fs::write(
         p.join("b.c"),
         "int base(void) { return 2; }\nint newf(void) { return 42; }\n",
@@ -1173,18 +1187,7 @@ fn a_file_that_cannot_be_patched_yet_does_not_hold_back_the_others() {
         ("add.c", "int unused_add(void) { return 0; }\n"),
         ("user.c", "int user(void) { return 1; }\n"),
     ];
-    for (name, text) in files {
-        std::fs::write(p.join(name), text).unwrap();
-    }
-    let exe = p.join("app");
-    let built = Command::new("gcc")
-        .args(["-O0", "-g", "-o"])
-        .arg(&exe)
-        .args(files.iter().map(|(n, _)| *n))
-        .current_dir(p)
-        .status()
-        .unwrap();
-    assert!(built.success());
+    let exe = build_files(p, &files, &["-O0", "-g"]);
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
     target.wait_for("call=997 user=1");
@@ -1255,18 +1258,7 @@ fn a_layout_change_no_function_showed_is_still_refused_at_the_next_edit() {
             "#include <stdio.h>\n#include <unistd.h>\n#include \"s.h\"\n__attribute__((noinline)) static void step(void) { struct { struct S s; long guard; } f; f.guard = 12345; fill(&f.s); printf(\"guard=%ld\\n\", f.guard); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
         ),
     ];
-    for (name, text) in files {
-        std::fs::write(p.join(name), text).unwrap();
-    }
-    let exe = p.join("app");
-    let built = Command::new("gcc")
-        .args(["-O2", "-g", "-o"])
-        .arg(&exe)
-        .args(["main.c", "lib.c"])
-        .current_dir(p)
-        .status()
-        .unwrap();
-    assert!(built.success());
+    let exe = build_files(p, &files, &["-O2", "-g"]);
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
     target.wait_for("guard=12345");
