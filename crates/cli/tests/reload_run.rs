@@ -1290,6 +1290,49 @@ fn a_layout_change_no_function_showed_is_still_refused_at_the_next_edit() {
     target.prints_only(&["guard=12345"], 10);
 }
 
+/// A file whose function another command reverted, saved with a file
+/// that does not compile: it is held, and says nothing of being "patched
+/// again" (notes written for the patch were kept on the held event: an
+/// LMDB trial's held event said "patched now").
+#[test]
+fn a_held_file_says_nothing_of_a_patch_that_did_not_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "a.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint other(void);\n__attribute__((noinline)) int mine(void) { return 1; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d %d\\n\", mine(), other()); usleep(3000); } }\n",
+        ),
+        ("b.c", "__attribute__((noinline)) int other(void) { return 10; }\n"),
+    ];
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("v 1 10");
+    let p = target.dir.path().to_path_buf();
+    let next_for = |file: &str| loop {
+        let e = events.recv_timeout(PATIENCE).expect("an event");
+        if e["file"].as_str().is_some_and(|f| f.ends_with(file)) {
+            break e;
+        }
+    };
+    std::fs::write(p.join("a.c"), files[0].1.replace("return 1;", "return 2;")).unwrap();
+    assert_eq!(next_for("/a.c")["event"], "patched");
+    target.wait_for("v 2 10");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &target.child_pid_arg(), "mine"])
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 1 10");
+    std::fs::write(p.join("b.c"), "int other(void) { return 10 }\n").unwrap();
+    std::fs::write(p.join("a.c"), files[0].1.replace("return 1;", "return 3;")).unwrap();
+    let e = next_for("/a.c");
+    assert_eq!(e["event"], "held", "{e}");
+    assert!(!e["notes"].to_string().contains("patched again"), "{e}");
+    target.prints_only(&["v 1 10"], 5);
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

@@ -125,6 +125,12 @@ pub struct ReloadEvent {
     /// The compiler's message, or why the change was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Notes true only if the patch goes in ("patched now, as the file
+    /// says"): moved into `notes` when it did, dropped when the file was
+    /// held or refused after all (an LMDB trial's held event said
+    /// "patched now").
+    #[serde(skip)]
+    pub if_patched: Vec<String>,
     /// What the compiler printed for a compile that succeeded: its
     /// warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +159,7 @@ impl ReloadEvent {
             constructed: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
+            if_patched: Vec::new(),
             compiler_warnings: None,
             hooks: Vec::new(),
             processes: Vec::new(),
@@ -1309,6 +1316,12 @@ impl<'p> Reloader<'p> {
             })
             .collect();
         let mut events = self.patch_compiled(batch)?;
+        for event in &mut events {
+            let said = std::mem::take(&mut event.if_patched);
+            if event.event.applied() {
+                event.notes.extend(said);
+            }
+        }
         events.extend(blank);
         Ok(events)
     }
@@ -1844,7 +1857,7 @@ impl<'p> Reloader<'p> {
             self.awaits_other_file = true;
             return Ok(Step::refused(event, refusal, start));
         }
-        event.notes.extend(again);
+        event.if_patched.extend(again);
         Ok(Step::Patch {
             new: Box::new(new),
             functions,
@@ -1922,7 +1935,7 @@ impl<'p> Reloader<'p> {
             let still = check.differs.iter().any(|(d, _)| *d == sym.name);
             if sym.kind == relive_patch::objfile::Kind::Function && still && !functions.contains(&i) {
                 functions.push(i);
-                event.notes.push(format!(
+                event.if_patched.push(format!(
                     "{} was edited before relive started and patching that edit was refused: patched now, as {} says",
                     sym.name,
                     source.display()
