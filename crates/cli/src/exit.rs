@@ -13,7 +13,8 @@ pub const NOT_FOUND: i32 = 3;
 /// The operating system refused access to a process (the message says why).
 pub const PERMISSION: i32 = 4;
 /// The file on disk is not the one the process is running (rebuilt or
-/// replaced since it started), so its symbols cannot be trusted.
+/// replaced since it started), so its symbols cannot be trusted; for
+/// `relive verify`, an object is not the code the process runs.
 pub const MISMATCH: i32 = 5;
 /// Another relive session owns the process (`run`/`watch`).
 pub const BUSY: i32 = 6;
@@ -24,7 +25,7 @@ pub const HELP: &str = "Exit status:\n  \
     2  bad command-line usage\n  \
     3  what was asked for does not exist (address, architecture, entry, symbols, process)\n  \
     4  permission denied for a process (the message says why and what to do: another tracer,\n     another user, Yama; for `relive build`: ptrace refused), or relive's state directory is not safe to use\n  \
-    5  the program on disk is not the one the process is running (rebuilt since it started)\n  \
+    5  the program on disk is not the one the process is running (rebuilt since it started);\n     for `relive verify`: an object is not the code the process runs\n  \
     6  another relive session (`run`/`watch`, named in the message) owns the process";
 
 /// A child's exit status as relive's own (`run`, `build` pass their
