@@ -1333,6 +1333,104 @@ fn a_held_file_says_nothing_of_a_patch_that_did_not_happen() {
     target.prints_only(&["v 1 10"], 5);
 }
 
+/// The program of the layout tests: `struct S { long a, b; }` (s.h),
+/// `fill` and `other` (lib.c), and a `step` in main.c that puts an S
+/// beside a guard on its stack and prints `other()` and the guard.
+const LAYOUT_FILES: [(&str, &str); 3] = [
+    ("s.h", "struct S { long a, b; };\nvoid fill(struct S *s);\nint other(void);\n"),
+    (
+        "lib.c",
+        "#include \"s.h\"\nvoid fill(struct S *s) { s->a = 1; s->b = 2; }\n__attribute__((noinline)) int other(void) { return 1; }\n",
+    ),
+    (
+        "main.c",
+        "#include <stdio.h>\n#include <unistd.h>\n#include \"s.h\"\n__attribute__((noinline)) static void step(void) { struct { struct S s; long guard; } f; f.guard = 12345; fill(&f.s); printf(\"other=%d guard=%ld b=%ld\\n\", other(), f.guard, f.s.b); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+    ),
+];
+
+/// The next event of `events` about the file ending in `file`.
+fn next_event_for(events: &std::sync::mpsc::Receiver<Value>, file: &str) -> Value {
+    loop {
+        let e = events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no event for {file}"));
+        if e["file"].as_str().is_some_and(|f| f.ends_with(file)) {
+            return e;
+        }
+    }
+}
+
+/// The layout is checked against the program as built, not the file's
+/// last compile (a re-check bypassed the check twice, and the program's
+/// guard read 77): the struct grows, another function of lib.c is
+/// patched meanwhile (its compile becomes the baseline), and an edit that
+/// writes the new field is still refused; the struct shrinks back to what
+/// the program has, and an edit is patched again (it was refused, said to
+/// change the layout).
+#[test]
+fn layouts_are_checked_against_the_program_as_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &LAYOUT_FILES, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("other=1 guard=12345 b=2");
+    let p = target.dir.path().to_path_buf();
+    let lib = LAYOUT_FILES[1].1;
+    std::fs::write(p.join("s.h"), LAYOUT_FILES[0].1.replace("long a, b;", "long a, b, c;")).unwrap();
+    next_event_for(&events, "/lib.c");
+    std::fs::write(p.join("lib.c"), lib.replace("return 1;", "return 2;")).unwrap();
+    assert_eq!(next_event_for(&events, "/lib.c")["event"], "patched");
+    target.wait_for("other=2 guard=12345 b=2");
+    std::fs::write(
+        p.join("lib.c"),
+        lib.replace("return 1;", "return 2;")
+            .replace("s->b = 2;", "s->b = 2; s->c = 77;"),
+    )
+    .unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].to_string().contains("struct S"), "{e}");
+    target.prints_only(&["other=2 guard=12345 b=2"], 5);
+    // Back to the layout the program has: an edit goes in.
+    std::fs::write(p.join("s.h"), LAYOUT_FILES[0].1).unwrap();
+    next_event_for(&events, "/lib.c");
+    std::fs::write(
+        p.join("lib.c"),
+        lib.replace("return 1;", "return 2;").replace("s->b = 2;", "s->b = 5;"),
+    )
+    .unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("other=2 guard=12345 b=5");
+}
+
+/// A struct grown before relive started: the start-up compiles agree with
+/// the program's code (no function's code changed), and an edit writing
+/// the new field is refused all the same.
+#[test]
+fn a_layout_changed_before_relive_started_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &LAYOUT_FILES, &["-O2", "-g"]);
+    std::fs::write(
+        dir.path().join("s.h"),
+        LAYOUT_FILES[0].1.replace("long a, b;", "long a, b, c;"),
+    )
+    .unwrap();
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("other=1 guard=12345 b=2");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(
+        p.join("lib.c"),
+        LAYOUT_FILES[1].1.replace("s->b = 2;", "s->b = 2; s->c = 77;"),
+    )
+    .unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "refused", "{e}");
+    assert!(e["message"].to_string().contains("struct S"), "{e}");
+    target.prints_only(&["other=1 guard=12345 b=2"], 5);
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

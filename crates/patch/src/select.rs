@@ -179,6 +179,23 @@ fn constant_table_note(name: &str, readers: &[&str]) -> String {
 /// [`functions_to_patch_allowing`], with the variables whose initial value
 /// changed (from the same diff).
 pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn Fn(&str) -> bool) -> Result<Selected> {
+    select_checking_layouts(base, new, callers_follow, None)
+}
+
+/// Given changed functions' names, the types they use whose layout
+/// differs from what the program's data has, in words.
+pub type LayoutCheck<'a> = dyn Fn(&[&str]) -> Vec<String> + 'a;
+
+/// [`select`], the layouts of the types the changed code uses compared by
+/// `layouts` (given the changed functions' names: the differing types, in
+/// words) instead of with `base`: against the program as it was built,
+/// which a base compiled after a header changed no longer describes.
+pub fn select_checking_layouts(
+    base: Option<&ObjectFile>,
+    new: &ObjectFile,
+    callers_follow: &dyn Fn(&str) -> bool,
+    layouts: Option<&LayoutCheck>,
+) -> Result<Selected> {
     let Some(old) = base else {
         return Ok(Selected {
             functions: functions_where(new, |_| true),
@@ -235,7 +252,10 @@ pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn 
     }
     // Live data keeps the old layout of every type: new code that reads
     // it through a changed definition reads the wrong bytes.
-    let types = crate::type_layout::changed(old, new, &changed_code);
+    let types = match layouts {
+        Some(layouts) => layouts(&changed_code),
+        None => crate::type_layout::changed(old, new, &changed_code),
+    };
     if !types.is_empty() {
         return Err(PatchError::Refused {
             what: format!(

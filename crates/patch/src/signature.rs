@@ -62,13 +62,24 @@ pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, St
 /// [`Subprograms::StaticDefinitions`] for `static` functions (by the names the
 /// source gives them: `calc`, not GCC's clone `calc.isra.0`).
 pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
-    use object::{Object, ObjectSection};
-    let Ok(file) = object::File::parse(data) else {
-        return HashMap::new();
-    };
     if names.is_empty() {
         return HashMap::new();
     }
+    with_image_dwarf(data, |dwarf| {
+        let index = DebugIndex::build_units(dwarf, |unit| unit_named(unit, source_name))?;
+        read_signatures(dwarf, &index, names, kind)
+    })
+    .unwrap_or_default()
+}
+
+/// `f` of the DWARF of a module's image `data` (linked: no relocations
+/// to apply); `None` when `data` is no object or `f` fails.
+pub(crate) fn with_image_dwarf<T>(
+    data: &[u8],
+    f: impl FnOnce(&gimli::Dwarf<Reader>) -> Result<T, gimli::Error>,
+) -> Option<T> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(data).ok()?;
     let dwarf = gimli::Dwarf::load(|id: SectionId| -> Result<Reader, gimli::Error> {
         let bytes = file
             .section_by_name(id.name())
@@ -78,21 +89,18 @@ pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprogr
             EndianSlice::new(bytes, LittleEndian),
             Fixups::NONE,
         ))
-    });
-    let Ok(dwarf) = dwarf else {
-        return HashMap::new();
-    };
-    let named_so = |unit: &gimli::Unit<Reader>| {
-        unit.name.as_ref().is_some_and(|name| {
-            // The name as the compiler was given it: `src/lobject.c`.
-            name.to_slice()
-                .is_ok_and(|bytes| bytes.rsplit(|&b| b == b'/').next() == Some(source_name.as_bytes()))
-        })
-    };
-    let Ok(index) = DebugIndex::build_units(&dwarf, named_so) else {
-        return HashMap::new();
-    };
-    read_signatures(&dwarf, &index, names, kind).unwrap_or_default()
+    })
+    .ok()?;
+    f(&dwarf).ok()
+}
+
+/// Whether `unit` is the compile unit of the file `source_name` (its
+/// name as the compiler was given it ends with it: `src/lobject.c`).
+pub(crate) fn unit_named(unit: &gimli::Unit<Reader>, source_name: &str) -> bool {
+    unit.name.as_ref().is_some_and(|name| {
+        name.to_slice()
+            .is_ok_and(|bytes| bytes.rsplit(|&b| b == b'/').next() == Some(source_name.as_bytes()))
+    })
 }
 
 /// Which subprograms a signature is read of.

@@ -28,8 +28,44 @@ const MAX_DEPTH: u32 = 24;
 /// functions `names` of `new` use, each as "struct node: field next moved
 /// from offset 8 to 16". Empty without debug information.
 pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
-    if names.is_empty() {
+    let Some((used, used_clashes)) = used_by(new, names) else {
         return Vec::new();
+    };
+    let (before, clashes) = with_dwarf(old, |dwarf| all_layouts(dwarf, &|_| true)).unwrap_or_default();
+    differences(&used, &used_clashes, &before, &clashes)
+}
+
+/// [`changed`] against the program as it was built: the layouts of the
+/// compile unit named `source_name` (its file name) in the DWARF of a
+/// module's image `data`. Two compiles both made after a header changed
+/// agree with each other and not with the program's data (an LMDB
+/// trial's `MDB_stat`, grown before relive started, or while another
+/// function of the file was patched): the build's DWARF is what the
+/// program's data was laid out by. `None` when the image has no DWARF
+/// for that unit.
+pub fn changed_since_build(data: &[u8], source_name: &str, new: &ObjectFile, names: &[&str]) -> Option<Vec<String>> {
+    let named = |unit: &gimli::Unit<Reader>| crate::signature::unit_named(unit, source_name);
+    let found = std::cell::Cell::new(false);
+    let wanted = |unit: &gimli::Unit<Reader>| {
+        let is = named(unit);
+        found.set(found.get() || is);
+        is
+    };
+    let (before, clashes) = crate::signature::with_image_dwarf(data, |dwarf| all_layouts(dwarf, &wanted))?;
+    if !found.get() {
+        return None;
+    }
+    let Some((used, used_clashes)) = used_by(new, names) else {
+        return Some(Vec::new());
+    };
+    Some(differences(&used, &used_clashes, &before, &clashes))
+}
+
+/// The layouts the functions `names` of `new` use (see [`changed`]), and
+/// the names of two layouts; `None` when there are none.
+fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
+    if names.is_empty() {
+        return None;
     }
     let wanted: HashSet<&str> = names.iter().copied().collect();
     // The variables they refer to by name (globals and statics, whose
@@ -45,7 +81,6 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
                 (_, Some(i)) if new.symbols[i].kind == Kind::Object => {
                     variables.insert(crate::names::parse(&new.symbols[i].name).base);
                 }
-                // Declared here, defined in another file (`extern`).
                 (crate::objfile::Target::Undefined(name), _) => {
                     variables.insert(name.clone());
                 }
@@ -68,16 +103,22 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
     // added to an anonymous-namespace class was patched, and the object
     // made at start-up was then read with the new layout).
     if unfound {
-        let (all, clashes) = with_dwarf(new, all_layouts).unwrap_or_default();
+        let (all, clashes) = with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true)).unwrap_or_default();
         for (name, layout) in all {
             used.entry(name).or_insert(layout);
         }
         used_clashes.extend(clashes);
     }
-    if used.is_empty() {
-        return Vec::new();
-    }
-    let (before, clashes) = with_dwarf(old, all_layouts).unwrap_or_default();
+    (!used.is_empty()).then_some((used, used_clashes))
+}
+
+/// Each type of `used` whose layout differs from `before`'s, in words.
+fn differences(
+    used: &HashMap<String, Layout>,
+    used_clashes: &HashSet<String>,
+    before: &HashMap<String, Layout>,
+    clashes: &HashSet<String>,
+) -> Vec<String> {
     let mut out: Vec<String> = used
         .iter()
         // Types of one name in two namespaces cannot be told apart here:
@@ -234,12 +275,18 @@ type Layouts = (HashMap<String, Layout>, HashSet<String>);
 
 /// Every struct, union, class and typedef defined at a unit's top level
 /// or in its namespaces (C++).
-fn all_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<Layouts, gimli::Error> {
+fn all_layouts(
+    dwarf: &gimli::Dwarf<Reader>,
+    wanted: &dyn Fn(&gimli::Unit<Reader>) -> bool,
+) -> Result<Layouts, gimli::Error> {
     let mut out = HashMap::new();
     let mut clashes = HashSet::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
+        if !wanted(&unit) {
+            continue;
+        }
         let mut walker = Walker {
             dwarf,
             unit: &unit,

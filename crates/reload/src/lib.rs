@@ -1415,17 +1415,22 @@ impl<'p> Reloader<'p> {
         Ok(events)
     }
 
-    /// The types whose layout differs between `source`'s baseline and
-    /// `new` among those any function of `new` uses, when some do.
+    /// The types whose layout differs between the program as built and
+    /// `new` among those any function of `new` uses, when some do (not the
+    /// baseline's: one compiled after a header grew and shrank back said
+    /// the program kept "the old layout" it in fact had, and refused a
+    /// correct edit: a re-check).
     fn layout_changed_without_code(&self, source: &Path, new: &ObjectFile) -> Option<String> {
-        let old = self.current.get(source)?;
-        let functions: Vec<&str> = new
-            .symbols
-            .iter()
-            .filter(|s| s.kind == relive_patch::objfile::Kind::Function && s.size > 0)
-            .map(|s| s.name.as_str())
+        let functions: Vec<usize> = (0..new.symbols.len())
+            .filter(|&i| new.symbols[i].kind == relive_patch::objfile::Kind::Function && new.symbols[i].size > 0)
             .collect();
-        let types = relive_patch::type_layout::changed(old, new, &functions);
+        let types = match since_build::layout_changes(&self.target, source, new, &functions) {
+            Some(types) => types,
+            None => {
+                let names: Vec<&str> = functions.iter().map(|&i| new.symbols[i].name.as_str()).collect();
+                relive_patch::type_layout::changed(self.current.get(source)?, new, &names)
+            }
+        };
         (!types.is_empty()).then(|| types.join("; "))
     }
 
@@ -1715,7 +1720,19 @@ impl<'p> Reloader<'p> {
         let diff_start = Instant::now();
         let old = self.current.get(source);
         let follow = |name: &str| self.callers_follow(source, &new, name, batch);
-        let functions = match relive_patch::select::select(old, &new, &follow) {
+        // Layouts against the program as built where its DWARF says (a
+        // baseline compiled after a header changed agrees with the new
+        // compile, not with the program's data: a re-check).
+        let layouts = |names: &[&str]| -> Vec<String> {
+            let functions: Vec<usize> = (0..new.symbols.len())
+                .filter(|&i| names.contains(&new.symbols[i].name.as_str()))
+                .collect();
+            match since_build::layout_changes(&self.target, source, &new, &functions) {
+                Some(types) => types,
+                None => old.map_or_else(Vec::new, |old| relive_patch::type_layout::changed(old, &new, names)),
+            }
+        };
+        let functions = match relive_patch::select::select_checking_layouts(old, &new, &follow, Some(&layouts)) {
             Ok(mut selected) => {
                 // A value put back as the program started with it is no
                 // change to speak of.

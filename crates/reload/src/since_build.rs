@@ -189,3 +189,50 @@ pub(crate) fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, fu
     }
     out
 }
+
+/// The types whose layout in `obj` (compiled from `source`) differs from
+/// the program's as it was built, among those `functions` of `obj` use,
+/// read from the DWARF of the module each function runs in: what the
+/// program's data was laid out by. A diff of two compiles misses a header
+/// change both were made after (an LMDB trial: `MDB_stat` grew before
+/// relive started, or while another function of `mdb.c` was patched, and
+/// an edit writing the new field went in, writing past the program's
+/// structs).
+/// `None` when no module has DWARF for the file (the caller compares with
+/// another compile then).
+pub(crate) fn layout_changes(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+) -> Option<Vec<String>> {
+    let source_name = source.file_name().and_then(|n| n.to_str())?;
+    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<&str>)> = BTreeMap::new();
+    for &i in functions {
+        let Some(symbol) = obj.symbols.get(i).filter(|s| s.kind == Kind::Function) else {
+            continue;
+        };
+        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
+            continue;
+        };
+        if let Some(module) = target.modules.containing(addr) {
+            by_module
+                .entry(&module.module.path)
+                .or_insert((module, Vec::new()))
+                .1
+                .push(symbol.name.as_str());
+        }
+    }
+    let mut out: Option<Vec<String>> = None;
+    for (module, names) in by_module.into_values() {
+        let Some(image) = &module.image else { continue };
+        if let Some(changes) = relive_patch::type_layout::changed_since_build(image.data(), source_name, obj, &names) {
+            out.get_or_insert_with(Vec::new).extend(changes);
+        }
+    }
+    if let Some(out) = &mut out {
+        out.sort();
+        out.dedup();
+    }
+    out
+}
