@@ -2242,7 +2242,8 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", 
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("call is running on thread") && stderr.contains("changed the signature of f"),
+        stderr.contains("call is running on thread")
+            && stderr.contains("calls f the way a patched signature change made it"),
         "{stderr}"
     );
     // Nothing was reverted: the new code's value once the call returns,

@@ -440,18 +440,25 @@ fn patched_once(
     let target = Target::spawn(cmd, p.join("app"), dir);
     target.wait_for(first);
     let obj = new_dir.join("app.o");
+    let said = patch_over_base(&target, &obj, &p.join("base.o"));
+    (target, obj, said)
+}
+
+/// `relive patch PID OBJ --base BASE` on `target`, which must succeed:
+/// what it printed.
+fn patch_over_base(target: &Target, obj: &Path, base: &Path) -> String {
     let out = relive_on(
-        &target,
+        target,
         &[
             "patch",
             &target.pid_arg(),
             obj.to_str().unwrap(),
             "--base",
-            p.join("base.o").to_str().unwrap(),
+            base.to_str().unwrap(),
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (target, obj, String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// relive with `args`, in `target`'s state directory.
@@ -540,36 +547,35 @@ fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
     target.wait_for("s B");
     std::fs::write(&hold, "").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    // Generation 2, over the first patch's object.
+    // The source with `text` for "s A", patched over `base`: its object,
+    // and what the patch printed.
     let dir = first.parent().unwrap();
-    std::fs::write(dir.join("app.c"), src.replace("s A", "s C")).unwrap();
-    let built = Command::new("gcc")
-        .args(["-O2", "-g", "-c", "app.c", "-o", "second.o"])
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(built.success());
-    let second = dir.join("second.o");
-    let out = relive_on(
-        &target,
-        &[
-            "patch",
-            &target.pid_arg(),
-            second.to_str().unwrap(),
-            "--base",
-            first.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The patch says so too.
-    let said = String::from_utf8_lossy(&out.stdout);
+    let patch_over = |text: &str, object: &str, base: &Path| {
+        std::fs::write(dir.join("app.c"), src.replace("s A", text)).unwrap();
+        let built = Command::new("gcc")
+            .args(["-O2", "-g", "-c", "app.c", "-o", object])
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(built.success());
+        let obj = dir.join(object);
+        let said = patch_over_base(&target, &obj, base);
+        (obj, said)
+    };
+    // Generation 2, over the first patch's object: the patch says so too.
+    let (second, said) = patch_over("s C", "second.o", &first);
     assert!(
         said.contains("step is running on thread") && said.contains("in the code of an earlier patch"),
         "{said}"
     );
     let (code, report) = verify_object(&target, &second);
-    let _ = std::fs::remove_file(&hold);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report[0]["old_code_kept"][0]["function"], "step", "{report}");
-    target.wait_for("s C");
+    // Generation 3, the thread still in generation 1: said again (the
+    // journal keeps the newest generation alone; the third patch looked
+    // at the second only).
+    let (_, said) = patch_over("s D", "third.o", &second);
+    let _ = std::fs::remove_file(&hold);
+    assert!(said.contains("in the code of an earlier patch"), "{said}");
+    target.wait_for("s D");
 }

@@ -2024,7 +2024,12 @@ fn reachability(
         .collect();
     if !again.is_empty() {
         let names: Vec<&str> = again.iter().map(|(name, _)| *name).collect();
-        for (name, threads) in running_callers::running_in_old_code_at(target, &names, positions) {
+        // Every generation (the journal keeps the newest alone): a call
+        // may still run one several patches back (a re-check's third and
+        // fourth patches said nothing of it).
+        let mut journal = target.journal.clone();
+        let _ = journal.load_history(&target.journal_dir);
+        for (name, threads) in running_callers::running_in_old_code_at(target, &journal, &names, positions) {
             let Some(reach) = again
                 .iter()
                 .find(|(n, _)| *n == name)
