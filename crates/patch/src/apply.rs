@@ -1266,8 +1266,12 @@ fn prepare_in_order<'o>(
             let batch = |name: &str| added.get(name).copied();
             match prepare(target, unit, home, &batch) {
                 Ok(p) => {
-                    for (name, value) in exports(target, k, &p) {
-                        added.entry(name).or_insert(value);
+                    // What it adds, for the others (a patch of one file
+                    // has none to tell).
+                    if units.len() > 1 {
+                        for (name, value) in exports(target, k, &p) {
+                            added.entry(name).or_insert(value);
+                        }
                     }
                     prepared[k] = Some(p);
                 }
@@ -2022,19 +2026,47 @@ fn reachability(
         .filter_map(|f| Some((f.name.as_str(), f.replaces?)))
         .filter(|(_, orig)| target.journal.patch(*orig).is_some_and(|p| p.history.len() > 1))
         .collect();
-    if !again.is_empty() {
-        let names: Vec<&str> = again.iter().map(|(name, _)| *name).collect();
+    // Only where a thread runs pool code at all: reading the history for
+    // every re-patch cost a third of a millisecond.
+    let pool_code: Vec<(u64, u64)> = target
+        .journal
+        .regions
+        .iter()
+        .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
+        .collect();
+    let in_pools = || {
+        reach::threads_in(target.process, &pool_code, positions)
+            .iter()
+            .any(|threads| !threads.is_empty())
+    };
+    if !again.is_empty() && in_pools() {
         // Every generation (the journal keeps the newest alone): a call
         // may still run one several patches back (a re-check's third and
         // fourth patches said nothing of it).
         let mut journal = target.journal.clone();
         let _ = journal.load_history(&target.journal_dir);
-        for (name, threads) in running_callers::running_in_old_code_at(target, &journal, &names, positions) {
-            let Some(reach) = again
+        // Each earlier generation's code, with its function.
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
+        for (k, (_, orig)) in again.iter().enumerate() {
+            let Some(record) = journal.patch(*orig) else { continue };
+            for g in record
+                .history
                 .iter()
-                .find(|(n, _)| *n == name)
-                .and_then(|(_, orig)| reaches.get_mut(orig))
-            else {
+                .filter(|g| g.size > 0 && g.code != record.current_addr)
+            {
+                ranges.push((g.code, g.code + g.size));
+                owners.push(k);
+            }
+        }
+        let mut running: Vec<Vec<u32>> = again.iter().map(|_| Vec::new()).collect();
+        for (k, threads) in owners.iter().zip(reach::threads_in(target.process, &ranges, positions)) {
+            running[*k].extend(threads);
+        }
+        for ((name, orig), mut threads) in again.iter().zip(running) {
+            threads.sort_unstable();
+            threads.dedup();
+            let Some(reach) = reaches.get_mut(orig).filter(|_| !threads.is_empty()) else {
                 continue;
             };
             if reach.reachable && reach.note.is_none() {

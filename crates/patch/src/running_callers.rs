@@ -216,18 +216,6 @@ pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32
     running_in(target, &target.journal, names, &positions_now(target.process), false)
 }
 
-/// [`running_old_code`] with the threads at `threads`, the generations
-/// of each patched function read from `journal` (one whose history was
-/// loaded: the journal keeps the newest alone).
-pub(crate) fn running_in_old_code_at(
-    target: &Target,
-    journal: &crate::journal::Journal,
-    names: &[&str],
-    threads: &[ThreadPosition],
-) -> Vec<(String, Vec<u32>)> {
-    running_in(target, journal, names, threads, false)
-}
-
 /// [`running_now`] with the threads at `threads`.
 pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
     running_in(target, &target.journal, names, threads, true)

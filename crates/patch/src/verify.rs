@@ -202,10 +202,6 @@ pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {
 pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: impl Fn(&str) -> bool) -> Verification {
     let mut out = Verification::default();
     let no_renames = BaseNames::none();
-    // Patched functions that match: a call running their old code now
-    // (a loop that never returns: a libuv trial's `uv_run`, said to be
-    // the code the process runs while it printed what the old code did).
-    let mut matching_patched: Vec<(usize, &PatchRecord)> = Vec::new();
     for (i, sym) in obj.symbols.iter().enumerate() {
         if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() || !wanted(&sym.name) {
             continue;
@@ -238,12 +234,10 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
                         out.unreached.push((sym.name.clone(), note));
                     }
                 }
-                match record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
-                    Some((record, note)) if !original(target, obj, i, record) => {
-                        out.old_code_kept.push((sym.name.clone(), note))
+                if let Some((record, note)) = record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
+                    if !original(target, obj, i, record) {
+                        out.old_code_kept.push((sym.name.clone(), note));
                     }
-                    Some(_) => {}
-                    None => matching_patched.extend(record.map(|r| (i, r))),
                 }
                 out.same.push(sym.name.clone());
             }
@@ -251,25 +245,46 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
             Check::Absent => out.absent.push(sym.name.clone()),
         }
     }
-    if !matching_patched.is_empty() {
-        let names: Vec<&str> = matching_patched
-            .iter()
-            .map(|(i, _)| obj.symbols[*i].name.as_str())
-            .collect();
-        for (name, threads) in crate::running_callers::running_old_code(target, &names) {
-            let Some(&(i, record)) = matching_patched.iter().find(|(i, _)| obj.symbols[*i].name == name) else {
-                continue;
-            };
-            if !original(target, obj, i, record) && !out.unreached.iter().any(|(n, _)| *n == name) {
-                let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-                out.old_code_kept.push((
-                    name,
-                    format!("a call on thread {} runs the old code now", tids.join(", ")),
-                ));
-            }
+    out
+}
+
+/// Notes in `out` (a [`functions_against_process`] of `obj`) the patched
+/// functions that match whose old code a thread runs now (the original, or
+/// an earlier generation in `target`'s journal): a loop that never returns
+/// (a libuv trial's `uv_run` was said to be the code the process runs
+/// while it printed what the old code did). A stack analysis: for
+/// `relive verify`, not for the checks a patch makes.
+pub fn note_old_code_running(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
+    let no_renames = BaseNames::none();
+    let noted = |name: &str, out: &Verification| out.unreached.iter().chain(&out.old_code_kept).any(|(n, _)| n == name);
+    let matching: Vec<(usize, &PatchRecord)> = out
+        .same
+        .iter()
+        .filter(|name| !noted(name, out))
+        .filter_map(|name| {
+            let i = obj.function_named(name)?;
+            let record = target
+                .journal
+                .patch(live_address(obj, i, &target.resolver, &no_renames)?)?;
+            Some((i, record))
+        })
+        .collect();
+    if matching.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = matching.iter().map(|(i, _)| obj.symbols[*i].name.as_str()).collect();
+    for (name, threads) in crate::running_callers::running_old_code(target, &names) {
+        let Some(&(i, record)) = matching.iter().find(|(i, _)| obj.symbols[*i].name == name) else {
+            continue;
+        };
+        if !original(target, obj, i, record) {
+            let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+            out.old_code_kept.push((
+                name,
+                format!("a call on thread {} runs the old code now", tids.join(", ")),
+            ));
         }
     }
-    out
 }
 
 /// Where the code of cold part `i` of `obj` (`f.cold`: the landing pads

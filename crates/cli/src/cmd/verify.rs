@@ -99,7 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let data_only = verify::data_only(&obj);
         let check = match data_only {
             true => verify::constants_against_process(&target, &obj),
-            false => verify::against_process(&target, &obj),
+            false => {
+                let mut check = verify::against_process(&target, &obj);
+                verify::note_old_code_running(&target, &obj, &mut check);
+                check
+            }
         };
         checked.push((path, obj, data_only, check));
     }
