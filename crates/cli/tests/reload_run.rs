@@ -2062,14 +2062,16 @@ fn a_revert_to_what_the_file_says_again_is_not_called_a_difference() {
 }
 
 /// The next event that is not `no_change` (a compile of a file a save
-/// left as it was: the second write of an earlier save), and the notes
-/// of every event up to it.
+/// left as it was: the second write of an earlier save) or `not_compiled`
+/// (a save caught empty), and the notes of every event up to it.
 fn next_change(s: &Session) -> (Value, Vec<String>) {
     let mut notes = Vec::new();
     loop {
         let e = s.event();
         notes.push(e["notes"].to_string());
-        if e["event"] != "no_change" {
+        // A save caught between its truncation and its write is not
+        // compiled (event `not_compiled`): no change either.
+        if e["event"] != "no_change" && e["event"] != "not_compiled" {
             return (e, notes);
         }
     }

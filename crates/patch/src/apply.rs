@@ -1276,13 +1276,14 @@ fn prepare_in_order<'o>(
                     prepared[k] = Some(p);
                 }
                 // Another unit not prepared yet adds it: after that one.
-                Err(PatchError::Link(link::LinkError::MissingSymbol { symbol, user }))
-                    if units
-                        .iter()
-                        .enumerate()
-                        .any(|(j, other)| j != k && prepared[j].is_none() && defines_global(other.obj, &symbol)) =>
+                Err(e @ PatchError::Link(link::LinkError::MissingSymbol { .. }))
+                    if units.iter().enumerate().any(|(j, other)| {
+                        j != k
+                            && prepared[j].is_none()
+                            && missing_symbol(&e).is_some_and(|s| defines_global(other.obj, s))
+                    }) =>
                 {
-                    waiting.get_or_insert(PatchError::Link(link::LinkError::MissingSymbol { symbol, user }));
+                    waiting.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
             }
@@ -1298,6 +1299,14 @@ fn prepare_in_order<'o>(
         left = now_left;
     }
     Ok(prepared.into_iter().flatten().collect())
+}
+
+/// The symbol a link error says is missing.
+fn missing_symbol(e: &PatchError) -> Option<&str> {
+    match e {
+        PatchError::Link(link::LinkError::MissingSymbol { symbol, .. }) => Some(symbol),
+        _ => None,
+    }
 }
 
 /// Whether `obj` defines a global `name` (a function or variable with a
@@ -2884,10 +2893,16 @@ fn revert_change(
     // `revert --all` while a thread ran the new caller, and the program
     // computed what neither version of the source does). Checked with the
     // threads stopped, so no call starts between the check and the writes.
-    let signature_callers: Vec<(&str, &str)> = whole
+    // The generations the revert undoes, with their functions: all of a
+    // function's when its original comes back, the newest when it goes
+    // back one.
+    let undone_generations: Vec<(&PatchRecord, &journal::Generation)> = whole
         .iter()
         .flat_map(|p| p.history.iter().map(move |g| (p, g)))
         .chain(one_back.iter().filter_map(|p| Some((p, p.history.last()?))))
+        .collect();
+    let signature_callers: Vec<(&str, &str)> = undone_generations
+        .iter()
         .flat_map(|(p, g)| {
             g.signature_calls
                 .iter()
@@ -3003,19 +3018,16 @@ fn revert_change(
         &journal_added,
         &mut warnings,
     );
-    // What the changes it undoes added: all of a function's changes when
-    // its original comes back, the newest one when it goes back one.
-    let undone_generations: Vec<&journal::Generation> = whole
-        .iter()
-        .flat_map(|p| p.history.iter())
-        .chain(one_back.iter().filter_map(|p| p.history.last()))
-        .collect();
-    let undone: Vec<u64> = undone_generations.iter().map(|g| g.change).collect();
+    // What the changes it undoes added.
+    let undone: Vec<u64> = undone_generations.iter().map(|(_, g)| g.change).collect();
     // Of those changes, the files the reverted code came from: a change
     // that patched several files saved together added things in each, and
     // `revert lre_exec` listed a variable quickjs.c added as staying (a
     // QuickJS trial).
-    let sources: Vec<&str> = undone_generations.iter().filter_map(|g| g.source.as_deref()).collect();
+    let sources: Vec<&str> = undone_generations
+        .iter()
+        .filter_map(|(_, g)| g.source.as_deref())
+        .collect();
     // Nothing patched is left: whatever any change added stays.
     let everything = after.patches.is_empty();
     let added_stay = match reverted.is_empty() {

@@ -98,18 +98,6 @@ fn same_parameters(obj: &ObjectFile, base: Option<&ObjectFile>, name: &str) -> b
 /// Why a signature change of `callee` cannot be patched while `caller`
 /// runs on `threads` (for a clone with chosen parameters: why its
 /// parameters may have changed).
-/// Why a revert is refused: `caller`'s code, made by the change that
-/// altered `callee`'s signature, is running on `threads`, and its call
-/// would reach `callee`'s old code with the new arguments.
-pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
-    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
-    format!(
-        "{caller} is running on thread {}, in code that calls {callee} the way a patched signature change made it: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
-        tids.join(", ")
-    )
-}
-
 pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
     if has_chosen_parameters(callee) {
@@ -132,6 +120,18 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     let (caller, callee) = (written(caller), written(callee));
     format!(
         "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; try again once that call has returned (under relive run or watch: save the file again), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+        tids.join(", ")
+    )
+}
+
+/// Why a revert is refused: `caller`'s code that calls `callee` the way
+/// a patched signature change made it is running on `threads`, and its
+/// call could reach `callee`'s old code with the new arguments.
+pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
+    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+    let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
+    format!(
+        "{caller} is running on thread {}, in code that calls {callee} the way a patched signature change made it: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
         tids.join(", ")
     )
 }
@@ -213,23 +213,17 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
 /// code of now (their original code, or a generation before the current
 /// one), with those threads: calls that finish in code the patch replaced.
 pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
-    running_in(target, &target.journal, names, &positions_now(target.process), false)
+    running_in(target, names, &positions_now(target.process), false)
 }
 
 /// [`running_now`] with the threads at `threads`.
 pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosition]) -> Vec<(String, Vec<u32>)> {
-    running_in(target, &target.journal, names, threads, true)
+    running_in(target, names, threads, true)
 }
 
 /// [`running_at`], the current generation's code of a patched function
-/// counted when `current` says so, its generations those `journal` has.
-fn running_in(
-    target: &Target,
-    journal: &crate::journal::Journal,
-    names: &[&str],
-    threads: &[ThreadPosition],
-    current: bool,
-) -> Vec<(String, Vec<u32>)> {
+/// counted when `current` says so.
+fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], current: bool) -> Vec<(String, Vec<u32>)> {
     let (home, main, program_entry) = entry_points(target);
     let candidate = |name: &str, old: u64, size: u64| reach::Candidate {
         name: name.to_string(),
@@ -257,7 +251,7 @@ fn running_in(
         // (a worker's loop) is there; it was left out once patched, and a
         // signature change went in under a running caller (a re-check).
         candidates.push(candidate(name, s.addr, s.size));
-        let record = journal.patch(s.addr);
+        let record = target.journal.patch(s.addr);
         for g in record.into_iter().flat_map(|p| &p.history) {
             let is_current = record.is_some_and(|p| p.current_addr == g.code);
             if g.size > 0 && (current || !is_current) {

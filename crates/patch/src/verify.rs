@@ -229,13 +229,12 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
                 // this too. A file's static initializer runs neither: it
                 // ran when the program started.
                 let initializer = crate::names::is_static_initializer(&sym.name);
-                if let Some((record, note)) = record.and_then(|r| Some((r, r.unreached.clone()?))) {
-                    if !initializer && !original(target, obj, i, record) {
+                let noted = record.filter(|r| r.unreached.is_some() || r.old_code_kept.is_some());
+                if let Some(record) = noted.filter(|r| !original(target, obj, i, r)) {
+                    if let Some(note) = record.unreached.clone().filter(|_| !initializer) {
                         out.unreached.push((sym.name.clone(), note));
                     }
-                }
-                if let Some((record, note)) = record.and_then(|r| Some((r, r.old_code_kept.clone()?))) {
-                    if !original(target, obj, i, record) {
+                    if let Some(note) = record.old_code_kept.clone() {
                         out.old_code_kept.push((sym.name.clone(), note));
                     }
                 }

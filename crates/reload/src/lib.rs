@@ -2198,22 +2198,7 @@ impl<'p> Reloader<'p> {
                 };
                 let (source, obj, _) = &objects[k];
                 let Some(i) = obj.function_named(callee) else { continue };
-                let (built, now, name) = match obj.symbols[i].local {
-                    false => (
-                        since_build::built_signatures(&self.target, source, obj, &[i], false, false),
-                        relive_patch::signature::signatures(obj, &[callee.as_str()]),
-                        callee.clone(),
-                    ),
-                    true => {
-                        let name = relive_patch::names::parse(callee).base;
-                        (
-                            since_build::built_static_signatures(&self.target, source, obj, &[i]),
-                            relive_patch::signature::static_signatures(obj, &[name.as_str()]),
-                            name,
-                        )
-                    }
-                };
-                if matches!((built.get(&name), now.get(&name)), (Some(was), Some(is)) if was != is) {
+                if !since_build::changed_names(&self.target, source, obj, &[i]).is_empty() {
                     return Some(relive_patch::running_callers::refusal(&caller, callee, &threads));
                 }
             }

@@ -78,32 +78,15 @@ fn built(
     let Some(source_name) = source.file_name().and_then(|n| n.to_str()) else {
         return out;
     };
-    // Per module (the image relive read of the file that runs: the
-    // running image where the path names a rebuilt one), its functions.
-    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<String>)> = BTreeMap::new();
-    for &i in functions {
-        let Some(symbol) = obj.symbols.get(i) else { continue };
-        if symbol.local != statics || symbol.kind != Kind::Function {
-            continue;
+    let by_module = by_module(target, obj, functions, |symbol, addr| {
+        if symbol.local != statics || (!patched_too && target.journal.patch(addr).is_some()) {
+            return None;
         }
-        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
-            continue;
-        };
-        if !patched_too && target.journal.patch(addr).is_some() {
-            continue;
-        }
-        let name = match statics {
+        Some(match statics {
             true => relive_patch::names::parse(&symbol.name).base,
             false => symbol.name.clone(),
-        };
-        if let Some(module) = target.modules.containing(addr) {
-            by_module
-                .entry(&module.module.path)
-                .or_insert((module, Vec::new()))
-                .1
-                .push(name);
-        }
-    }
+        })
+    });
     for (module, names) in by_module.into_values() {
         if let Some(image) = &module.image {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -207,25 +190,11 @@ pub(crate) fn layout_changes(
     functions: &[usize],
 ) -> Option<Vec<String>> {
     let source_name = source.file_name().and_then(|n| n.to_str())?;
-    let mut by_module: BTreeMap<&str, (&LoadedModule, Vec<&str>)> = BTreeMap::new();
-    for &i in functions {
-        let Some(symbol) = obj.symbols.get(i).filter(|s| s.kind == Kind::Function) else {
-            continue;
-        };
-        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
-            continue;
-        };
-        if let Some(module) = target.modules.containing(addr) {
-            by_module
-                .entry(&module.module.path)
-                .or_insert((module, Vec::new()))
-                .1
-                .push(symbol.name.as_str());
-        }
-    }
+    let by_module = by_module(target, obj, functions, |symbol, _| Some(symbol.name.clone()));
     let mut out: Option<Vec<String>> = None;
     for (module, names) in by_module.into_values() {
         let Some(image) = &module.image else { continue };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Some(changes) = relive_patch::type_layout::changed_since_build(image.data(), source_name, obj, &names) {
             out.get_or_insert_with(Vec::new).extend(changes);
         }
@@ -233,6 +202,36 @@ pub(crate) fn layout_changes(
     if let Some(out) = &mut out {
         out.sort();
         out.dedup();
+    }
+    out
+}
+
+/// The functions among `functions` of `obj` that the program has, by the
+/// module each runs in (the image relive read of the file that runs: the
+/// running image where the path names a rebuilt one), each under the name
+/// `named` gives it (given its symbol and live address; `None` leaves it
+/// out).
+fn by_module<'t>(
+    target: &'t Target,
+    obj: &ObjectFile,
+    functions: &[usize],
+    named: impl Fn(&relive_patch::objfile::Symbol, u64) -> Option<String>,
+) -> BTreeMap<&'t str, (&'t LoadedModule, Vec<String>)> {
+    let mut out: BTreeMap<&str, (&LoadedModule, Vec<String>)> = BTreeMap::new();
+    for &i in functions {
+        let Some(symbol) = obj.symbols.get(i).filter(|s| s.kind == Kind::Function) else {
+            continue;
+        };
+        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
+            continue;
+        };
+        let (Some(name), Some(module)) = (named(symbol, addr), target.modules.containing(addr)) else {
+            continue;
+        };
+        out.entry(&module.module.path)
+            .or_insert((module, Vec::new()))
+            .1
+            .push(name);
     }
     out
 }

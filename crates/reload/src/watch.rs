@@ -97,14 +97,7 @@ pub fn watch(
     // from its compile on (its edits were lost, without a word: a libuv
     // trial's new server.h).
     let mut watched: BTreeSet<PathBuf> = headers.iter().cloned().collect();
-    let mut pending: BTreeSet<PathBuf> = headers
-        .into_iter()
-        .filter(|h| {
-            std::fs::metadata(h)
-                .and_then(|m| m.modified())
-                .is_ok_and(|m| m >= since)
-        })
-        .collect();
+    let mut pending: BTreeSet<PathBuf> = saved_since(&headers, since);
     if let Some(saved) = events.next(Duration::ZERO, debounce)? {
         pending.extend(saved);
     }
@@ -182,19 +175,23 @@ pub fn watch(
             events.add(new_headers.iter().cloned())?;
             // Saved after its first compile began, before it was watched:
             // what that compile read may be older.
-            pending.extend(
-                new_headers
-                    .iter()
-                    .filter(|h| {
-                        std::fs::metadata(h)
-                            .and_then(|m| m.modified())
-                            .is_ok_and(|m| m >= compiles_started)
-                    })
-                    .cloned(),
-            );
+            pending.extend(saved_since(&new_headers, compiles_started));
             watched.extend(new_headers);
         }
     }
+}
+
+/// Those of `files` modified at or after `since`.
+fn saved_since(files: &[PathBuf], since: std::time::SystemTime) -> BTreeSet<PathBuf> {
+    files
+        .iter()
+        .filter(|f| {
+            std::fs::metadata(f)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m >= since)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Changes to a set of files. The files' directories are watched, not
