@@ -2214,14 +2214,22 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", 
     run.expect("r 997");
     let base = run.object("app.c", &app);
     let new = run.object("app.c", &edited);
-    let report = run.patch_object(&new, &["--base", base.to_str().unwrap()]);
+    // Refused while the thread happens to be inside `call` (its `access`
+    // takes a moment): again until it is not.
+    let pid = run.target.pid_arg();
+    let (new_arg, base_arg) = (new.to_str().unwrap(), base.to_str().unwrap());
+    let patch = ["patch", "--pid", &pid, new_arg, "--base", base_arg, "--json"];
+    let out = (0..20)
+        .map(|_| run.relive(&patch))
+        .find(|out| out.status.success())
+        .expect("the patch never went in");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["applied"].to_string().contains("\"call\""), "{report}");
     run.expect("r 998");
     // A body edit of `call` after it: its code still calls `f` the new
     // way, and its generation says so (the first one's pool may go).
     let body_edit = run.object("app.c", &edited.replace("usleep(1000)", "usleep(999)"));
     run.patch_object(&body_edit, &["--base", new.to_str().unwrap()]);
-    let pid = run.target.pid_arg();
     let status: Value = serde_json::from_slice(&run.relive(&["status", "--pid", &pid, "--json"]).stdout).unwrap();
     let call = status["patches"]
         .as_array()
