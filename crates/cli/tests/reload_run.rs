@@ -214,6 +214,47 @@ fn a_static_signature_change_whose_caller_is_running_is_refused() {
     s.target.prints_only(&["r 22", "r 29"], 20);
 }
 
+/// A signature change made in two saves: the first gives the callee a
+/// parameter its body ignores (its code is the same, so it is not
+/// patched) and passes it from the caller, whose running call keeps its
+/// old code; the second makes the body use it. The second diff shows no
+/// signature change (the first compile had it already), and it was
+/// patched: the running caller's old code called the new callee with one
+/// argument fewer (a Lua trial: `#s` printed garbage where a fresh build
+/// prints the length). Compared with the code that runs, it is refused.
+#[test]
+fn a_signature_change_made_in_two_saves_is_refused_under_a_running_caller() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 3;
+__attribute__((noinline)) int len(int x) { return x * 7; }
+__attribute__((noinline)) void run(void) {
+    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r 21");
+    // Step one: the parameter, unused, and passed.
+    let e = s.save_with(&[
+        (
+            "int len(int x) { return x * 7; }",
+            "int len(int x, int bonus) { (void)bonus; return x * 7; }",
+        ),
+        ("len(seed)", "len(seed, 100)"),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(!e["functions"].to_string().contains("\"len\""), "{e}");
+    // Step two: used. `run`'s running call is of its old code, which
+    // passes no second argument.
+    let e = s.save_with(&[("(void)bonus; return x * 7;", "return x * 7 + bonus;")]);
+    refused_saying(
+        &e,
+        "the signature of len changes, and its caller run is running on thread",
+    );
+    s.target.prints_only(&["r 21"], 20);
+}
+
 /// Two parameters of one type swapped, with the call (`calc(int a, int
 /// b)` made `calc(int b, int a)`): the same types, so it was no
 /// signature change, and `main`'s running call passed `(seed, seed * 30)`

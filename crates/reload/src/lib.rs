@@ -1811,7 +1811,13 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.signature_since_build(source, &new, &stale) {
             return Ok(Step::refused(event, refusal, start));
         }
-        let stale_changes = since_build::changed_names(&self.target, source, &new, &stale);
+        // Every function's signature against the code that runs, not only
+        // the stale ones': a signature changed in one save whose callee's
+        // code did not change (not patched, so its old code runs) shows in
+        // no diff once the next save changes the callee's body (a Lua
+        // trial: `luaV_objlen` got a fourth parameter, then used it, while
+        // the interpreter's running `luaV_execute` called it with three).
+        let stale_changes = since_build::changed_names(&self.target, source, &new, &functions);
         if !stale_changes.is_empty() {
             if let Some(refusal) = self.callers_running(source, &new, &stale_changes, &functions, batch) {
                 return Ok(Step::refused(event, refusal, start));
