@@ -1472,6 +1472,55 @@ fn a_layout_changed_before_relive_started_is_refused() {
     target.prints_only(&["other=1 guard=12345 b=2"], 5);
 }
 
+/// A struct grown, and a function writing the new field, before `relive
+/// watch` attached: the catch-up of that edit is refused, as a save of it
+/// would be. It was patched (a zlib re-check: the program's open
+/// `gz_state` had the old layout, and it crashed in `free`); here the
+/// guard after the program's struct would read 77.
+#[test]
+fn a_catch_up_that_changes_a_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &LAYOUT_FILES, &["-O2", "-g"]);
+    // The build's commands, recorded: an edit is told from other flags.
+    let db: Vec<Value> = ["lib.c", "main.c"]
+        .iter()
+        .map(|file| serde_json::json!({ "directory": dir.path(), "file": file, "command": format!("gcc -O2 -g -c {file}") }))
+        .collect();
+    std::fs::write(dir.path().join("compile_commands.json"), Value::from(db).to_string()).unwrap();
+    // Built before the edits below (of a session that ended).
+    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&exe)
+        .unwrap()
+        .set_modified(built)
+        .unwrap();
+    let target = Target::spawn(Command::new(&exe), exe.clone(), dir);
+    target.wait_for("other=1 guard=12345 b=2");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("s.h"), LAYOUT_FILES[0].1.replace("long a, b;", "long a, b, c;")).unwrap();
+    std::fs::write(
+        p.join("lib.c"),
+        LAYOUT_FILES[1].1.replace("s->b = 2;", "s->b = 2; s->c = 77;"),
+    )
+    .unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .current_dir(&p)
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let e = event_lines(watch.stderr.take().unwrap())
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
+        .find(|e| e["file"].as_str().is_some_and(|f| f.ends_with("/lib.c")) && e["event"] != "baseline")
+        .expect("an event for lib.c");
+    refused_saying(&e, "struct S");
+    target.prints_only(&["other=1 guard=12345 b=2"], 5);
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
 /// S22: a header edit recompiles and patches every unit that includes it.
 #[test]
 fn a_header_edit_reloads_every_unit_that_uses_it() {

@@ -932,9 +932,10 @@ impl<'p> Reloader<'p> {
         // why); the others go in one by one.
         let refused = sources.iter().find(|source| {
             let functions = self.differing_functions(source).unwrap_or_default();
-            self.current
-                .get(*source)
-                .is_some_and(|obj| self.signature_since_build(source, obj, &functions).is_some())
+            self.current.get(*source).is_some_and(|obj| {
+                self.signature_since_build(source, obj, &functions).is_some()
+                    || self.catch_up_layout_refusal(source, obj, &functions).is_some()
+            })
         });
         if let Some(source) = refused {
             let why = format!("the catch-up of {} is refused", source.display());
@@ -1164,7 +1165,10 @@ impl<'p> Reloader<'p> {
         let start = Instant::now();
         let mut event = ReloadEvent::new(source);
         let baseline = &self.current[source];
-        let refusal = match self.signature_since_build(source, baseline, functions) {
+        let refusal = match self
+            .signature_since_build(source, baseline, functions)
+            .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
+        {
             Some(refusal) => Some(refusal),
             None => match self.catch_up_callers_running(&[source.to_path_buf()]) {
                 Some(refusal) => Some(refusal),
@@ -1413,6 +1417,22 @@ impl<'p> Reloader<'p> {
             }
         }
         Ok(events)
+    }
+
+    /// Why `functions` of `obj` (compiled from `source`, an edit made
+    /// before relive started) must not be caught up: a type they use has
+    /// another layout than the program was built with, and the program's
+    /// data has the old one (a zlib re-check: `gz_state` grew before
+    /// `relive watch` started, the catch-up patched `gz_open` and the
+    /// others, and the program's open reader crashed in `free`).
+    fn catch_up_layout_refusal(&self, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
+        let types = since_build::layout_changes(&self.target, source, obj, functions)?;
+        (!types.is_empty()).then(|| {
+            format!(
+                "the layout of a type the edit to catch up uses is not the one the program was built with ({}); data the program already has (on its heap, in its globals) keeps the old layout and the new code would misread it, so rebuild the program and restart it",
+                types.join("; ")
+            )
+        })
     }
 
     /// The types whose layout differs between the program as built and
