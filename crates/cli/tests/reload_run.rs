@@ -1472,6 +1472,44 @@ fn a_layout_changed_before_relive_started_is_refused() {
     target.prints_only(&["other=1 guard=12345 b=2"], 5);
 }
 
+/// An array declared in a header by a macro's size (`extern char
+/// gbuf2[GBUF]`), the macro grown: the defining file is refused (its
+/// variable's size changed), and a file that only declares it must be too,
+/// then and at its next save (a zlib re-check: saved alone, it went in, and
+/// its `memset(gbuf2, it, sizeof gbuf2)` wrote 128 bytes over the
+/// program's 64 and into the next global).
+#[test]
+fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
+    let files: [(&str, &str); 4] = [
+        ("d.h", "#define GBUF 64\nextern char gbuf2[GBUF];\nvoid touch(int it);\nint tag(void);\n"),
+        ("def.c", "#include \"d.h\"\nchar gbuf2[GBUF];\n"),
+        (
+            "use.c",
+            "#include <string.h>\n#include \"d.h\"\n__attribute__((noinline)) void touch(int it) { memset(gbuf2, it, sizeof gbuf2); }\n__attribute__((noinline)) int tag(void) { return 1; }\n",
+        ),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"d.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { touch(i & 127); printf(\"tag=%d\\n\", tag()); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("tag=1");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("d.h"), files[0].1.replace("GBUF 64", "GBUF 128")).unwrap();
+    let e = next_event_for(&events, "/use.c");
+    refused_saying(
+        &e,
+        "variable gbuf2: its type is char (1 bytes)[128] here and char (1 bytes)[64] in the program",
+    );
+    std::fs::write(p.join("use.c"), files[2].1.replace("return 1;", "return 2;")).unwrap();
+    let e = next_event_for(&events, "/use.c");
+    refused_saying(&e, "variable gbuf2");
+    target.prints_only(&["tag=1"], 5);
+}
+
 /// A struct grown, and a function writing the new field, before `relive
 /// watch` attached: the catch-up of that edit is refused, as a save of it
 /// would be. It was patched (a zlib re-check: the program's open

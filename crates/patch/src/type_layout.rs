@@ -11,7 +11,7 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use gimli::{AttributeValue, Reader as _, UnitOffset};
+use gimli::{AttributeValue, DebugInfoOffset, Reader as _, UnitOffset};
 
 use crate::debug_index::DebugIndex;
 use crate::objfile::{Kind, ObjectFile};
@@ -126,12 +126,28 @@ fn differences(
         .filter(|(name, _)| !clashes.contains(*name) && !used_clashes.contains(*name))
         .filter_map(|(name, now)| {
             let was = before.get(name)?;
-            (was != now).then(|| format!("{name}: {}", difference(was, now)))
+            if was == now {
+                return None;
+            }
+            Some(
+                match (name.strip_prefix(VARIABLE), &was.members[..], &now.members[..]) {
+                    (Some(variable), [was], [now]) => format!(
+                        "variable {variable}: its type is {} here and {} in the program",
+                        now.type_name, was.type_name
+                    ),
+                    _ => format!("{name}: {}", difference(was, now)),
+                },
+            )
         })
         .collect();
     out.sort();
     out
 }
+
+/// The key of a variable's type among the layouts (`variable buf`): no
+/// type's name starts so (theirs start `struct `, `union `, `class ` or
+/// are a typedef's, which has no space).
+const VARIABLE: &str = "variable ";
 
 /// One type's layout: its size and each member's name, place and type.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -226,6 +242,9 @@ fn used_layouts(
         // source function's name, which the roots have too.
         unfound |= starts.len() == before && !name.contains('.');
     }
+    // The variables they use that this file only declares (`extern char
+    // buf[SIZE]`): the type is this compile's say, the size the program's.
+    let mut declared: Vec<(String, DebugInfoOffset, UnitOffset)> = Vec::new();
     for name in roots.variables {
         let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
         let before = starts.len();
@@ -234,6 +253,12 @@ fn used_layouts(
                 .iter()
                 .filter(|e| e.tag == gimli::DW_TAG_variable)
                 .map(|e| (e.unit, e.offset)),
+        );
+        declared.extend(
+            found
+                .iter()
+                .filter(|e| e.tag == gimli::DW_TAG_variable && e.declaration)
+                .map(|e| (name.clone(), e.unit, e.offset)),
         );
         // C++ names a file's `static Impl *g` `_ZL1g`, its debug entry
         // `g` (a trial: the struct a free function reads through it was
@@ -260,6 +285,20 @@ fn used_layouts(
             let mut tree = unit.entries_tree(Some(offset))?;
             walker.visit_subtree(tree.root()?, 0)?;
             at += 1;
+        }
+    }
+    for (name, unit_offset, offset) in declared {
+        crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
+        let unit = &units[&unit_offset];
+        let mut walker = Walker {
+            dwarf,
+            unit,
+            seen: HashSet::new(),
+            out: &mut out,
+            clashes: &mut clashes,
+        };
+        if let Ok(entry) = unit.entry(offset) {
+            walker.visit_variable(&entry, Some(name));
         }
     }
     Ok(((out, clashes), unfound))
@@ -324,6 +363,8 @@ impl Walker<'_, '_> {
             let tag = child.entry().tag();
             if is_aggregate(tag) || tag == gimli::DW_TAG_typedef {
                 self.visit_type(child.entry().offset(), 0, None);
+            } else if tag == gimli::DW_TAG_variable {
+                self.visit_variable(child.entry(), None);
             } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
                 self.visit_scope(child, depth + 1)?;
             }
@@ -423,6 +464,35 @@ impl Walker<'_, '_> {
         for t in member_types {
             self.visit_type(t, depth + 1, None);
         }
+    }
+
+    /// A unit-level variable's type, as the pseudo-layout `variable NAME`
+    /// (named `name`, or by its own name): an array declared `extern char
+    /// buf[128]` in one file and defined `char buf[64]` in the program is
+    /// another size of the same data (a zlib re-check: the declaring file,
+    /// saved alone, went in and its `memset` wrote past the program's
+    /// array into the next).
+    fn visit_variable(&mut self, entry: &gimli::DebuggingInformationEntry<Reader>, name: Option<String>) {
+        let Some(name) = name.or_else(|| self.name(entry)) else {
+            return;
+        };
+        let Ok(Some(AttributeValue::UnitRef(t))) = entry.attr_value(gimli::DW_AT_type) else {
+            return;
+        };
+        let layout = Layout {
+            size: None,
+            members: vec![Member {
+                name: String::new(),
+                offset: None,
+                bits: None,
+                type_name: self.type_name(t, 0, true),
+            }],
+        };
+        let key = format!("{VARIABLE}{name}");
+        if self.out.get(&key).is_some_and(|had| *had != layout) {
+            self.clashes.insert(key.clone());
+        }
+        self.out.insert(key, layout);
     }
 
     fn name(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<String> {
