@@ -1510,6 +1510,56 @@ fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
     target.prints_only(&["tag=1"], 5);
 }
 
+/// Enumerators renumbered in a header: the program's data holds the old
+/// values, and new code reading them with the new ones misreads every one
+/// (a zlib re-check: `HEAD = 16180` became 16190, it was patched, and the
+/// program's open inflate stream failed its check at once). Refused; an
+/// enumerator added at the end renumbers nothing and is patched.
+#[test]
+fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
+    let files: [(&str, &str); 3] = [
+        ("m.h", "enum mode { HEAD = 10, BODY, DONE };\nstruct st { enum mode m; int n; };\nint step(struct st *s);\n"),
+        (
+            "lib.c",
+            "#include \"m.h\"\n__attribute__((noinline)) int step(struct st *s) {\n    switch (s->m) { case HEAD: s->m = BODY; return 1; case BODY: s->m = DONE; return 2; default: s->m = HEAD; return 3; }\n}\n",
+        ),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nstatic struct st state = { HEAD, 0 };\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"step=%d\\n\", step(&state)); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("step=3");
+    let p = target.dir.path().to_path_buf();
+    // Added at the end, and used.
+    let header = files[0].1.replace("DONE };", "DONE, EXTRA };");
+    std::fs::write(p.join("m.h"), &header).unwrap();
+    let lib = files[1]
+        .1
+        .replace("default:", "case EXTRA: return 9; default:")
+        .replace("return 3;", "return 4;");
+    std::fs::write(p.join("lib.c"), &lib).unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/lib.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("step=4");
+    // Renumbered.
+    std::fs::write(p.join("m.h"), header.replace("HEAD = 10", "HEAD = 20")).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    refused_saying(
+        &e,
+        "enum mode: HEAD changed value from 10 to 20, BODY changed value from 11 to 21",
+    );
+    target.prints_only(&["step=1", "step=2", "step=4"], 9);
+}
+
 /// A struct grown, and a function writing the new field, before `relive
 /// watch` attached: the catch-up of that edit is refused, as a save of it
 /// would be. It was patched (a zlib re-check: the program's open

@@ -126,7 +126,7 @@ fn differences(
         .filter(|(name, _)| !clashes.contains(*name) && !used_clashes.contains(*name))
         .filter_map(|(name, now)| {
             let was = before.get(name)?;
-            if was == now {
+            if !differs(was, now) {
                 return None;
             }
             Some(
@@ -154,6 +154,9 @@ const VARIABLE: &str = "variable ";
 struct Layout {
     size: Option<u64>,
     members: Vec<Member>,
+    /// An enumeration: its members are its enumerators, each with its
+    /// value as its type.
+    enumeration: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +169,9 @@ struct Member {
 
 /// The differences between two layouts of one type, in words.
 fn difference(was: &Layout, now: &Layout) -> String {
+    if now.enumeration && was.enumeration {
+        return enumeration_difference(was, now);
+    }
     let mut changes = Vec::new();
     for m in &now.members {
         match was.members.iter().find(|o| o.name == m.name) {
@@ -206,6 +212,45 @@ fn difference(was: &Layout, now: &Layout) -> String {
         ),
         n if n <= SHOWN => changes.join(", "),
         n => format!("{}, and {} more", changes[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// Whether data laid out by `was` is misread by code compiled with
+/// `now`: for an enumeration, only an enumerator whose value changed (or
+/// its size) counts; a new one is a value no data holds yet.
+fn differs(was: &Layout, now: &Layout) -> bool {
+    if !(was.enumeration && now.enumeration) {
+        return was != now;
+    }
+    was.size != now.size
+        || now.members.iter().any(|m| {
+            was.members
+                .iter()
+                .any(|o| o.name == m.name && o.type_name != m.type_name)
+        })
+}
+
+/// The enumerators whose value changed, in words (one added or removed
+/// changes no value data holds: it counts where it renumbers the others).
+fn enumeration_difference(was: &Layout, now: &Layout) -> String {
+    let renumbered: Vec<String> = now
+        .members
+        .iter()
+        .filter_map(|m| {
+            let o = was.members.iter().find(|o| o.name == m.name)?;
+            (o.type_name != m.type_name)
+                .then(|| format!("{} changed value from {} to {}", m.name, o.type_name, m.type_name))
+        })
+        .collect();
+    const SHOWN: usize = 4;
+    match renumbered.len() {
+        0 => format!(
+            "its size changed from {} to {} bytes",
+            was.size.map_or("?".into(), |v| v.to_string()),
+            now.size.map_or("?".into(), |v| v.to_string())
+        ),
+        n if n <= SHOWN => renumbered.join(", "),
+        n => format!("{}, and {} more", renumbered[..SHOWN].join(", "), n - SHOWN),
     }
 }
 
@@ -361,7 +406,7 @@ impl Walker<'_, '_> {
         let mut children = node.children();
         while let Some(child) = children.next()? {
             let tag = child.entry().tag();
-            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef {
+            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef || tag == gimli::DW_TAG_enumeration_type {
                 self.visit_type(child.entry().offset(), 0, None);
             } else if tag == gimli::DW_TAG_variable {
                 self.visit_variable(child.entry(), None);
@@ -410,6 +455,10 @@ impl Walker<'_, '_> {
             }
             return;
         }
+        if tag == gimli::DW_TAG_enumeration_type {
+            self.visit_enumeration(&entry, offset, alias);
+            return;
+        }
         if !is_aggregate(tag) {
             if let Some(t) = next(&entry) {
                 self.visit_type(t, depth + 1, None);
@@ -432,6 +481,7 @@ impl Walker<'_, '_> {
         let mut layout = Layout {
             size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
             members: Vec::new(),
+            enumeration: false,
         };
         let mut member_types = Vec::new();
         if let Ok(mut tree) = self.unit.entries_tree(Some(offset)) {
@@ -466,6 +516,57 @@ impl Walker<'_, '_> {
         }
     }
 
+    /// An enumeration (`enum NAME`, or the typedef's name `alias`): its
+    /// enumerators' values. Data the program has holds the old values: an
+    /// enumerator renumbered makes the new code misread every one (a zlib
+    /// re-check: `HEAD = 16180` became 16190, and the program's open
+    /// inflate stream failed its check at once).
+    fn visit_enumeration(
+        &mut self,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+        offset: UnitOffset,
+        alias: Option<String>,
+    ) {
+        if entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some() {
+            return;
+        }
+        let key = match (self.name(entry), alias) {
+            (Some(name), _) => format!("enum {name}"),
+            (None, Some(alias)) => alias,
+            (None, None) => return,
+        };
+        let mut layout = Layout {
+            size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
+            members: Vec::new(),
+            enumeration: true,
+        };
+        if let Ok(mut tree) = self.unit.entries_tree(Some(offset)) {
+            if let Ok(root) = tree.root() {
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let e = child.entry();
+                    if e.tag() != gimli::DW_TAG_enumerator {
+                        continue;
+                    }
+                    let value = match e.attr_value(gimli::DW_AT_const_value).ok().flatten() {
+                        Some(AttributeValue::Sdata(v)) => v.to_string(),
+                        other => udata(other).map_or_else(|| "?".into(), |v| v.to_string()),
+                    };
+                    layout.members.push(Member {
+                        name: self.name(e).unwrap_or_default(),
+                        offset: None,
+                        bits: None,
+                        type_name: value,
+                    });
+                }
+            }
+        }
+        if self.out.get(&key).is_some_and(|had| *had != layout) {
+            self.clashes.insert(key.clone());
+        }
+        self.out.insert(key, layout);
+    }
+
     /// A unit-level variable's type, as the pseudo-layout `variable NAME`
     /// (named `name`, or by its own name): an array declared `extern char
     /// buf[128]` in one file and defined `char buf[64]` in the program is
@@ -481,6 +582,7 @@ impl Walker<'_, '_> {
         };
         let layout = Layout {
             size: None,
+            enumeration: false,
             members: vec![Member {
                 name: String::new(),
                 offset: None,
@@ -584,6 +686,7 @@ mod tests {
         Layout {
             size: Some(size),
             members,
+            enumeration: false,
         }
     }
 
