@@ -533,9 +533,10 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
 }
 
 /// A thread in the code of an earlier patch (generation 1) when the
-/// function is patched again: the patch and verify of the newest object
-/// say the old code runs (both looked only at the original code, and
-/// said nothing).
+/// function is patched again, and again up to generation 12: the patch
+/// and verify of the newest object say the old code runs (both looked only
+/// at the original code, and said nothing; then only at the last 8
+/// generations).
 #[test]
 fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
     let hold = std::env::temp_dir().join(format!("relive-verify-hold-{}", std::process::id()));
@@ -574,8 +575,79 @@ fn a_thread_in_an_earlier_generation_is_noted_by_verify() {
     // Generation 3, the thread still in generation 1: said again (the
     // journal keeps the newest generation alone; the third patch looked
     // at the second only).
-    let (_, said) = patch_over("s D", "third.o", &second);
-    let _ = std::fs::remove_file(&hold);
+    let (third, said) = patch_over("s D", "third.o", &second);
     assert!(said.contains("in the code of an earlier patch"), "{said}");
-    target.wait_for("s D");
+    // More patches than the journal keeps for `revert --last`: the
+    // thread's generation is still there, and said (the note went at the
+    // eleventh, and verify said the function was the code that runs).
+    let mut base = third;
+    for n in 4..=12 {
+        let (next, said) = patch_over(&format!("s gen{n}"), &format!("gen{n}.o"), &base);
+        assert!(
+            said.contains("in the code of an earlier patch"),
+            "generation {n}: {said}"
+        );
+        base = next;
+    }
+    let (code, report) = verify_object(&target, &base);
+    let _ = std::fs::remove_file(&hold);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report[0]["old_code_kept"][0]["function"], "step", "{report}");
+    target.wait_for("s gen12");
+}
+
+/// An object the link did not take (an archive member nothing used) whose
+/// only function the program has is an inline one every user of its
+/// header has a copy of: not verified (exit 5), where verify said "its 1
+/// function is the code pid runs" (a LevelDB trial: db/c.o, its 90 own
+/// functions absent).
+#[test]
+fn an_object_the_link_did_not_take_is_not_verified_by_a_shared_inline_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(
+        p.join("h.h"),
+        "inline __attribute__((noinline)) int shared(int x) { return x * 3; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("main.cc"),
+        "#include <cstdio>\n#include <unistd.h>\n#include \"h.h\"\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (int i = 0;; i++) { std::printf(\"v %d\\n\", shared(i % 3)); usleep(3000); } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("unused.cc"),
+        "#include \"h.h\"\nint unused_fn(int x) { return shared(x) + 1; }\n",
+    )
+    .unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let ok = Command::new(program)
+            .args(args)
+            .current_dir(&p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{program} {args:?}");
+    };
+    run("g++", &["-O2", "-g", "-c", "unused.cc"]);
+    run("ar", &["rcs", "libunused.a", "unused.o"]);
+    run("g++", &["-O2", "-g", "main.cc", "-L.", "-lunused", "-o", "app"]);
+    let exe = p.join("app");
+    let target = Target::spawn(Command::new(&exe), exe, dir);
+    target.wait_for("v 6");
+    let out = verify_run(&target, &p.join("unused.o"));
+    let (code, report) = report_of(&out);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(report[0]["shared_copies_only"], true, "{report}");
+    let text = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["verify", "--pid", &target.pid_arg()])
+        .arg(p.join("unused.o"))
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("NOT VERIFIED") && said.contains("the link did not take"),
+        "{said}"
+    );
 }

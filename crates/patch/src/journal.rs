@@ -789,8 +789,12 @@ impl Journal {
         Ok(())
     }
 
-    /// Reads the history file into each record's `history` (its last
-    /// `HISTORY` generations), for `status` and `revert --last`. A line
+    /// Reads the history file into each record's `history` (every
+    /// generation whose code is still mapped: a call may run it however
+    /// many patches back it is, and a patch or `verify` that looked at the
+    /// last `HISTORY` only said nothing of a thread in the eleventh-last, a
+    /// zlib re-check), for `status`, `revert --last` and the notes of old
+    /// code still running. A line
     /// names a record and generation; the latest line for a generation
     /// wins (a function reverted and patched again counts from 1 anew),
     /// generations past a record's current one are gone (undone by
@@ -829,8 +833,6 @@ impl Journal {
                 .filter(|g| regions.iter().any(|r| r.contains(g.code)))
                 .collect();
             history.extend(newest);
-            let extra = history.len().saturating_sub(HISTORY);
-            history.drain(..extra);
             p.history = history;
         }
         Ok(())
