@@ -68,6 +68,13 @@ struct ObjectReport {
     /// keep their old code for good, or whose old code a thread runs now
     /// (later calls run this code).
     old_code_kept: Vec<Differing>,
+    /// Only inline functions (weak copies other files share) are in the
+    /// program, and none of the object's own: it proves nothing of this
+    /// object, which the link most likely did not take (a LevelDB trial:
+    /// db/c.o, an archive member nothing used, "is the code pid runs" by
+    /// one inline function, its 90 others absent).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shared_copies_only: bool,
 }
 
 #[derive(Serialize)]
@@ -126,6 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let unreached = noted(check.unreached);
         let old_code_kept = noted(check.old_code_kept);
+        // Its own: not an inline function's weak copy. A global one absent
+        // (a static one may be inlined into every caller) means the
+        // object is not what the program was linked from.
+        let own = |name: &String| !verify::is_inline_function(&obj, name);
+        let global = |name: &String| obj.function_named(name).is_some_and(|i| !obj.symbols[i].local);
+        let shared_copies_only = !check.same.is_empty()
+            && !check.same.iter().any(own)
+            && check.absent.iter().any(|name| own(name) && global(name));
         reports.push(ObjectReport {
             object: path.display().to_string(),
             compared: if data_only { "constants" } else { "functions" },
@@ -144,15 +159,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             absent: check.absent,
             unreached,
             old_code_kept,
+            shared_copies_only,
         });
     }
     // An object none of whose functions the program has proves nothing;
     // one with no function and no constant has nothing to compare (its
     // variables' contents are the program's state).
     let nothing_to_compare = |r: &ObjectReport| r.compared == "constants" && r.same == 0 && r.absent.is_empty();
-    let all_same = reports
-        .iter()
-        .all(|r| r.differs.is_empty() && r.unreached.is_empty() && (r.same > 0 || nothing_to_compare(r)));
+    let all_same = reports.iter().all(|r| {
+        r.differs.is_empty() && r.unreached.is_empty() && !r.shared_copies_only && (r.same > 0 || nothing_to_compare(r))
+    });
     if args.json {
         print_json(&reports)?;
     } else {
@@ -171,6 +187,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     out,
                     "{}: NOT VERIFIED: none of its functions is in pid {} (an object of another program, or every function inlined away)",
                     r.object, args.pid
+                )?;
+            } else if differing == 0 && r.shared_copies_only {
+                writeln!(
+                    out,
+                    "{}: NOT VERIFIED: of its functions pid {} has only inline ones, whose copy any file that uses them may have given ({}), and none of its own: an object the link did not take (an archive member nothing used), or of another program",
+                    r.object,
+                    args.pid,
+                    r.same
                 )?;
             } else if differing == 0 {
                 let counted = match (r.same, things) {
@@ -201,7 +225,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "  not in the program (inlined or dropped): {}",
-                    r.absent.join(", ")
+                    r.absent
+                        .iter()
+                        .map(|a| relive_patch::names::readable(a))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )?;
             }
         }
