@@ -1945,7 +1945,8 @@ fn s28_at(flags: &[&str]) {
 }
 
 /// JSON names a C++ function both ways: `name` as people write it and
-/// `symbol` as the object has it; `revert` and `--only` take either.
+/// `symbol` as the object has it (the patch's report, status, revert);
+/// `revert` and `--only` take either.
 #[test]
 fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
     let mut run = Run::start_with("g++", &[("app.cpp", SQ)], &["-O2", "-g"]);
@@ -1962,6 +1963,11 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
         assert_eq!(report["applied"][0]["name"], "Sq::area() const", "{report}");
         assert_eq!(report["applied"][0]["symbol"], "_ZNK2Sq4areaEv", "{report}");
         run.expect("area 10");
+        // And status (its name was the symbol, and it had no `symbol`: a
+        // LevelDB trial).
+        let status: Value = serde_json::from_slice(&run.relive(&["status", &pid, "--json"]).stdout).unwrap();
+        assert_eq!(status["patches"][0]["name"], "Sq::area() const", "{status}");
+        assert_eq!(status["patches"][0]["symbol"], "_ZNK2Sq4areaEv", "{status}");
         let out = run.relive(&["revert", &pid, revert, "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1969,6 +1975,36 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
         assert_eq!(report["reverted"][0]["symbol"], "_ZNK2Sq4areaEv", "{report}");
         run.expect("area 9");
     }
+}
+
+/// A C++ constructor's two copies (for complete and base objects: `C1`
+/// and `C2`, one code) read alike: the patch does not say that "Sq::Sq(int)
+/// and Sq::Sq(int) are one function" (a LevelDB trial's Status
+/// constructor).
+#[test]
+fn a_constructors_two_copies_are_not_said_to_be_two_functions() {
+    const CTOR: &str = r#"
+#include <cstdio>
+#include <unistd.h>
+struct Sq {
+    int s;
+    __attribute__((noinline)) Sq(int side);
+};
+Sq::Sq(int side) : s(side * 2) { asm volatile(""); }
+int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0);
+    for (int i = 0;; i++) { Sq q(i % 3); std::printf("s %d\n", q.s); usleep(3000); }
+}
+"#;
+    let mut run = Run::start_with("g++", &[("app.cpp", CTOR)], &["-O2", "-g"]);
+    run.expect("s 4");
+    let obj = run.object("app.cpp", &CTOR.replace("s(side * 2)", "s(side * 3)"));
+    let out = run.relive(&["patch", &run.target.pid_arg(), obj.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["applied"][0]["name"], "Sq::Sq(int)", "{report}");
+    assert!(!report["warnings"].to_string().contains("one function"), "{report}");
+    run.expect("s 6");
 }
 
 /// Found by a new-user trial on mimalloc: a worker thread's loop function

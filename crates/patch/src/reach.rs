@@ -292,17 +292,19 @@ pub fn analyse(
         .enumerate()
         .map(|(i, c)| {
             let e = &evidence[i];
+            // As people write it: a C++ name was said mangled (a LevelDB trial).
+            let name = crate::names::readable(&c.name);
             let note = if reachable[i] && e.outermost.is_some() {
                 Some(format!(
                     "{} is the outermost function running on thread {}: those calls keep the old code for good; only a new call (a thread started with it) runs the new one",
-                    c.name,
+                    name,
                     list(&e.running)
                 ))
             } else if reachable[i] {
                 (!e.running.is_empty()).then(|| {
                     format!(
                         "{} is running on thread {}: that call finishes in the old code; later calls, if the program makes any, run the new one (a function called once, at start-up, never does)",
-                        c.name,
+                        name,
                         list(&e.running)
                     )
                 })
@@ -312,30 +314,34 @@ pub fn analyse(
                 // of main already passed, as if the call were over).
                 Some(format!(
                     "{} is running on thread {}, called from main, which will not call it again: that call keeps the old code as long as it runs (a loop that never returns: for good), so its new code never runs; move the loop's work into a function it calls, or restart the program",
-                    c.name,
+                    name,
                     list(&e.running)
                 ))
             } else if e.passed > 0 {
                 Some(format!(
                     "{} is called only from the part of main that its thread has passed and will not run again (the compiler may have moved the call out of main's loop and kept its result), so its new code never runs; move the loop's work into a function main calls, or restart the program",
-                    c.name
+                    name
                 ))
             } else if let Some(tid) = e.outermost.filter(|_| c.entry_once) {
                 Some(format!(
                     "{} is the outermost function running on thread {tid} and nothing calls it again, so its running call keeps the old code for good; move the code you edit (a loop's body) into a function it calls, or restart the program",
-                    c.name
+                    name
                 ))
             } else {
-                let via: Vec<&str> = c.referenced_by.iter().map(|&j| candidates[j].name.as_str()).collect();
+                let via: Vec<String> = c
+                    .referenced_by
+                    .iter()
+                    .map(|&j| crate::names::readable(&candidates[j].name))
+                    .collect();
                 Some(if via.is_empty() {
                     format!(
                         "nothing in the program calls {} or takes its address (its callers have it inlined, or it is unused), so its own new code never runs; where callers have it inlined, the edit runs in their new code (patched with it when they changed with it)",
-                        c.name
+                        name
                     )
                 } else {
                     format!(
                         "nothing in the program calls {} (its callers have it inlined); only the new code of {} does, and that cannot run either",
-                        c.name,
+                        name,
                         via.join(", ")
                     )
                 })

@@ -318,17 +318,75 @@ fn readable_list(names: &[String], every: bool) -> String {
     text.join(", ")
 }
 
-/// `text` cut in its middle when longer than a summary's line should be
-/// (a template instance's name runs to hundreds of characters).
+/// `text` (a function's name) made short enough for a summary's line (a
+/// template instance's name runs to hundreds of characters) without
+/// losing the function's own name: template arguments, then parameter
+/// lists, are elided (`SingletonEnv<…>::AssertEnvNotInitialized()`),
+/// and what is still too long loses its start, not its end (cut in its
+/// middle, `…Pos…tInitialized()` hid the name: a LevelDB trial).
 fn shortened(text: &str) -> String {
     const LONGEST: usize = 120;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= LONGEST {
+    let fits = |t: &str| t.chars().count() <= LONGEST;
+    if fits(text) {
         return text.to_string();
     }
-    let head: String = chars[..80].iter().collect();
-    let tail: String = chars[chars.len() - 30..].iter().collect();
-    format!("{head}…{tail}")
+    let text = elided(text, '<', '>');
+    if fits(&text) {
+        return text;
+    }
+    let text = elided(&text, '(', ')');
+    if fits(&text) {
+        return text;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let tail: String = chars[chars.len() - (LONGEST - 1)..].iter().collect();
+    format!("…{tail}")
+}
+
+/// `text` with the contents of each outermost `open`…`close` group
+/// replaced by `…`; an operator's own `<`, `>`, `(` or `)` (`operator<`,
+/// `operator()`) and `(anonymous namespace)` stay as they are. Unbalanced
+/// text is given back whole.
+fn elided(text: &str, open: char, close: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
+        if depth == 0 && out.ends_with("operator") {
+            // `operator<<`, `operator()`, `operator->`: its symbol, whole.
+            let symbol: String = rest.chars().take_while(|c| "<>=()-!+*/%&|^~[]".contains(*c)).collect();
+            if !symbol.is_empty() {
+                out.push_str(&symbol);
+                rest = &rest[symbol.len()..];
+                continue;
+            }
+        }
+        if depth == 0 && c == open && open == '(' && rest.starts_with("(anonymous namespace)") {
+            out.push_str("(anonymous namespace)");
+            rest = &rest["(anonymous namespace)".len()..];
+            continue;
+        }
+        if c == open {
+            if depth == 0 {
+                out.push(c);
+                out.push('…');
+            }
+            depth += 1;
+        } else if c == close && depth > 0 {
+            depth -= 1;
+            if depth == 0 {
+                out.push(c);
+            }
+        } else if depth == 0 {
+            out.push(c);
+        }
+        rest = after;
+    }
+    if depth != 0 {
+        return text.to_string();
+    }
+    out
 }
 
 /// How many of a file's own functions a summary names (`-v`: all).
@@ -2913,6 +2971,36 @@ pub enum Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A long C++ name keeps the function's own name: template arguments
+    /// go first, then parameter lists, and what is still too long loses its
+    /// start (LevelDB's names, cut in their middle, hid it).
+    #[test]
+    fn long_names_keep_the_functions_own_name() {
+        let singleton = format!(
+            "leveldb::(anonymous namespace)::SingletonEnv<leveldb::(anonymous namespace)::PosixEnv{}>::AssertEnvNotInitialized() [clone .part.0]",
+            "<int, std::allocator<int> >".repeat(4)
+        );
+        assert_eq!(
+            shortened(&singleton),
+            "leveldb::(anonymous namespace)::SingletonEnv<…>::AssertEnvNotInitialized() [clone .part.0]"
+        );
+        let read_block = format!(
+            "leveldb::ReadBlock(leveldb::RandomAccessFile*, leveldb::ReadOptions const&, leveldb::BlockHandle const&, leveldb::BlockContents*{})",
+            ", int".repeat(5)
+        );
+        assert_eq!(shortened(&read_block), "leveldb::ReadBlock(…)");
+        let operator = format!("std::vector<int{}>::operator<<(int)", " ".repeat(130));
+        assert_eq!(shortened(&operator), "std::vector<…>::operator<<(int)");
+        let short = "calc(int, int)";
+        assert_eq!(shortened(short), short);
+        let plain = "x".repeat(200);
+        let cut = shortened(&plain);
+        assert!(cut.starts_with('…') && cut.chars().count() == 120, "{cut}");
+        // Unbalanced: whole, then cut at its start.
+        let odd = format!("f<{}", "a".repeat(150));
+        assert!(shortened(&odd).ends_with(&"a".repeat(50)));
+    }
 
     #[test]
     fn a_save_that_only_adds_a_function_says_it_added_it() {

@@ -129,7 +129,7 @@ pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls"}],"unreached","old_code_kept"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "old_code_kept", only when so: why calls running then keep the old code for good (threads whose outermost function it is); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","symbol","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls"}],"unreached","old_code_kept"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "old_code_kept", only when so: why calls running then keep the old code for good (threads whose outermost function it is); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -1037,7 +1037,10 @@ struct Status {
 
 #[derive(Serialize)]
 struct StatusEntry {
+    /// As people write it (`Sq::area() const`), and as the object names it
+    /// (`_ZNK2Sq4areaEv`), as every JSON report gives them.
     name: String,
+    symbol: String,
     orig_addr: u64,
     current_addr: u64,
     generation: u32,
@@ -1071,7 +1074,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
             .patches
             .iter()
             .map(|p| StatusEntry {
-                name: p.name.clone(),
+                name: relive_patch::names::readable(&p.name),
+                symbol: p.name.clone(),
                 orig_addr: p.orig_addr,
                 current_addr: p.current_addr,
                 generation: p.generation,

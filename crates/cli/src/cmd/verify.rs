@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}]}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"shared_copies_only"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5).
     #[arg(long)]
     pub json: bool,
 }
