@@ -2194,6 +2194,51 @@ int main(void) {{ setvbuf(stdout, NULL, _IOLBF, 0); for (;;) {{ printf("r %d\n",
     s.target.prints_only(&["r 998"], 5);
 }
 
+/// A function whose cold part (`work.cold`, GCC's split of the path that
+/// calls a cold function) a patch changed, reverted by another command:
+/// the next save patches it again and says so, and the save after that
+/// said again that `work.cold` "was reverted or patched by another relive
+/// command" (no command had run), patching `work` for it (`main`, NOT
+/// REACHABLE, in a LevelDB trial).
+#[test]
+fn a_cold_part_is_not_said_to_be_reverted_again_at_the_next_save() {
+    const COLD: &str = r#"#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+volatile int bad;
+__attribute__((cold, noreturn, noipa)) static void die(const char *what, int v) { fprintf(stderr, "bad %s %d\n", what, v); abort(); }
+__attribute__((noinline)) static int work(int r) {
+    if (bad) die("work", r);
+    int s = 0;
+    for (int i = 0; i < 10; i++) s += i * 2;
+    return s + r % 5;
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int r = 0;; r++) { printf("w %d\n", work(r)); usleep(3000); } }
+"#;
+    let mut s = Session::start(COLD, &["-O2", "-g"]);
+    s.target.wait_for("w 94");
+    let e = s.save_with(&[
+        ("return s + r % 5;", "return s + r % 5 + 100;"),
+        ("\"work\"", "\"work!\""),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("w 194");
+    assert!(s.beside_output(&["revert", "--all"]).status.success());
+    s.target.wait_for("w 94");
+    // The file as it is, saved again: patched again, and said so.
+    s.text.push_str("// saved again\n");
+    std::fs::write(&s.source, &s.text).unwrap();
+    let (e, _) = next_change(&s);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["notes"].to_string().contains("another relive command"), "{e}");
+    s.target.wait_for("w 194");
+    // No command since: nothing said of one.
+    let e = s.save_with(&[("i < 10;", "i < 11;")]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(!e["notes"].to_string().contains("another relive command"), "{e}");
+    s.target.wait_for("w 214");
+}
+
 /// A function this session patched and another relive command reverted
 /// runs what its file says again at the next save of the file, which says
 /// so. Before, the revert stood: a save of the still-edited file said "no

@@ -2661,7 +2661,16 @@ impl<'p> Reloader<'p> {
     /// unsettled.
     fn settled_by(&mut self, source: &Path, functions: &[String]) {
         if let Some(names) = self.unsettled.get_mut(source) {
-            names.retain(|n| !functions.contains(n));
+            // A function's cold part (`f.cold`) comes with it: patched
+            // when it is. Left unsettled, the next save said it "was
+            // reverted or patched by another relive command" again, and
+            // patched its function for it (`main`, NOT REACHABLE: a
+            // LevelDB trial).
+            let settles = |n: &String| {
+                functions.contains(n)
+                    || relive_patch::names::hot_part(n).is_some_and(|hot| functions.iter().any(|f| f == hot))
+            };
+            names.retain(|n| !settles(n));
             if names.is_empty() {
                 self.unsettled.remove(source);
             }
