@@ -255,6 +255,42 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
     s.target.prints_only(&["r 21"], 20);
 }
 
+/// The same in three saves, the callee patched before: its body changes
+/// (generation 1), then its signature alone (its code the same: not
+/// patched, generation 1 runs on), then its body uses the new parameter.
+/// Neither the diff (the second compile had the parameter) nor the
+/// program's DWARF (the callee runs a patch's code) shows that change:
+/// the signature generation 1 was compiled with, kept in the journal, does.
+#[test]
+fn a_signature_change_of_a_patched_callee_made_in_steps_is_refused_under_a_running_caller() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 3;
+__attribute__((noinline)) int len(int x) { return x * 7; }
+__attribute__((noinline)) void run(void) {
+    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r 21");
+    let e = s.save_with(&[("return x * 7;", "return x * 8;")]);
+    assert_eq!(e["functions"], serde_json::json!(["len"]), "{e}");
+    s.target.wait_for("r 24");
+    let e = s.save_with(&[
+        ("int len(int x) {", "int len(int x, int bonus) { (void)bonus;"),
+        ("len(seed)", "len(seed, 100)"),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(!e["functions"].to_string().contains("\"len\""), "{e}");
+    let e = s.save_with(&[("(void)bonus; return x * 8;", "return x * 8 + bonus;")]);
+    refused_saying(
+        &e,
+        "the signature of len changes, and its caller run is running on thread",
+    );
+    s.target.prints_only(&["r 24"], 20);
+}
+
 /// Two parameters of one type swapped, with the call (`calc(int a, int
 /// b)` made `calc(int b, int a)`): the same types, so it was no
 /// signature change, and `main`'s running call passed `(seed, seed * 30)`

@@ -585,9 +585,39 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // thread enters one), a slot update stopping them for it too. Kept
     // with the callers' new generations: a revert must not send their
     // running calls into the old code the old way either.
+    // Each placed function's signature, kept with its generation; and
+    // those that differ from the one its running generation recorded (a
+    // change no diff shows: see `journal::Generation::signature`).
+    let signatures: Vec<HashMap<String, String>> = prepared.iter().map(placed_signatures).collect();
+    let also: Vec<Vec<String>> = units
+        .iter()
+        .map(|u| {
+            let mut also = u.changed_signatures.to_vec();
+            for (p, signatures) in prepared
+                .iter()
+                .zip(&signatures)
+                .filter(|(p, _)| std::ptr::eq(p.obj, u.obj))
+            {
+                for w in p.work.iter().filter(|w| matches!(w.kind, EntryKind::Slot { .. })) {
+                    let running = target
+                        .journal
+                        .patch(w.orig)
+                        .and_then(|r| r.history.last())
+                        .and_then(|g| g.signature.as_ref());
+                    if running.is_some_and(|was| signatures.get(&w.name).is_some_and(|is| is != was))
+                        && !also.contains(&w.name)
+                    {
+                        also.push(w.name.clone());
+                    }
+                }
+            }
+            also
+        })
+        .collect();
     let parts: Vec<running_callers::Patched> = units
         .iter()
-        .map(|u| (u.obj, u.base, u.functions, u.changed_signatures))
+        .zip(&also)
+        .map(|(u, also)| (u.obj, u.base, u.functions, also.as_slice()))
         .collect();
     let guard = running_callers::signature_guard(&parts);
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
@@ -596,8 +626,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let change = after.changes;
-    for ((p, writes), layout) in prepared.iter().zip(&planned).zip(&layouts) {
+    for (((p, writes), layout), signatures) in prepared.iter().zip(&planned).zip(&layouts).zip(&signatures) {
         let version = |w: &EntryWork, generation: u32| journal::Generation {
+            signature: signatures.get(&w.name).cloned(),
             generation,
             change,
             at: now,
@@ -1463,6 +1494,32 @@ struct Prepared<'o> {
     new_constants: Vec<usize>,
     work: Vec<EntryWork>,
     folded: Vec<String>,
+}
+
+/// The signatures (`ret(param, param)`, from the object's DWARF) of the
+/// functions `p` places over an entry, by symbol name: a `static` one's
+/// under its source name (`calc` for `calc.isra.0`).
+fn placed_signatures(p: &Prepared) -> HashMap<String, String> {
+    let (statics, globals): (Vec<&EntryWork>, Vec<&EntryWork>) = p.work.iter().partition(|w| {
+        p.obj
+            .symbols
+            .iter()
+            .find(|s| s.name == w.name && s.kind == crate::objfile::Kind::Function)
+            .is_some_and(|s| s.local)
+    });
+    let global_names: Vec<&str> = globals.iter().map(|w| w.name.as_str()).collect();
+    let mut out: HashMap<String, String> = crate::signature::signatures(p.obj, &global_names).into_iter().collect();
+    if !statics.is_empty() {
+        let bases: Vec<String> = statics.iter().map(|w| names::parse(&w.name).base).collect();
+        let base_names: Vec<&str> = bases.iter().map(String::as_str).collect();
+        let found = crate::signature::static_signatures(p.obj, &base_names);
+        for (w, base) in statics.iter().zip(&bases) {
+            if let Some(signature) = found.get(base) {
+                out.insert(w.name.clone(), signature.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Links `unit` and plans its entries (nothing is written). `home` is the

@@ -137,6 +137,15 @@ pub struct Generation {
     /// arguments (a revert waits for it to return).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signature_calls: Vec<String>,
+    /// Its signature as its compile's DWARF gave it (`ret(param, param)`;
+    /// none without debug information): what its callers' code was
+    /// compiled against when it went in. A later compile that changes the
+    /// signature without changing the code is not patched, so this stays
+    /// what runs, and the save that then changes the body is checked
+    /// against it (a diff against that compile shows no change: a Lua
+    /// trial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -1275,6 +1284,7 @@ mod tests {
             size: 0x10,
             calls: Vec::new(),
             signature_calls: Vec::new(),
+            signature: None,
         };
         let mut before = record("f", 0x1000, 1);
         before.history = vec![generation(1)];
@@ -1319,6 +1329,7 @@ mod history_file_tests {
             size: 0x10,
             calls: Vec::new(),
             signature_calls: Vec::new(),
+            signature: None,
         }
     }
 
