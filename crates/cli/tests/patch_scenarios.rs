@@ -1977,6 +1977,66 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
     }
 }
 
+/// One-shot patches of a signature change in two steps: the first gives
+/// the callee a parameter its body ignores (its code unchanged, so not
+/// patched) and the running caller passes it; the second, over the first
+/// as its base, makes the body use it. The diff shows no signature change
+/// (the base had the parameter); the program's DWARF does, and the
+/// caller's running old code would call it with one argument fewer (a Lua
+/// trial: `luaV_objlen` under the interpreter's running `luaV_execute`).
+#[test]
+fn a_one_shot_signature_change_in_two_steps_is_refused_under_a_running_caller() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 3;
+__attribute__((noinline)) int len(int x) { return x * 7; }
+__attribute__((noinline)) void run(void) {
+    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
+"#;
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("r 21");
+    let base = run.object("app.c", APP);
+    let step_one = APP
+        .replace(
+            "int len(int x) { return x * 7; }",
+            "int len(int x, int bonus) { (void)bonus; return x * 7; }",
+        )
+        .replace("len(seed)", "len(seed, 100)");
+    let first = run.object("app.c", &step_one);
+    let pid = run.target.pid_arg();
+    let out = run.relive(&[
+        "patch",
+        &pid,
+        first.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["applied"].to_string().contains("\"len\""), "{report}");
+    let second = run.object(
+        "app.c",
+        &step_one.replace("(void)bonus; return x * 7;", "return x * 7 + bonus;"),
+    );
+    let out = run.relive(&[
+        "patch",
+        &pid,
+        second.to_str().unwrap(),
+        "--base",
+        first.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("the signature of len changes, and its caller run is running on thread"),
+        "{said}"
+    );
+    run.expect("r 21");
+}
+
 /// A C++ constructor's two copies (for complete and base objects: `C1`
 /// and `C2`, one code) read alike: the patch does not say that "Sq::Sq(int)
 /// and Sq::Sq(int) are one function" (a LevelDB trial's Status

@@ -13,7 +13,7 @@ pub mod compdb;
 mod compile;
 pub mod dwarf;
 pub mod macros;
-mod since_build;
+pub mod since_build;
 pub mod snapshot;
 pub mod sources;
 pub mod watch;

@@ -142,7 +142,7 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
 /// and its caller went in again with no record of the change, and a later
 /// revert sent a running call of the caller's new code into the old `f`
 /// with the new arguments).
-pub(crate) fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
+pub fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     for statics in [false, true] {
         let built = match statics {

@@ -260,20 +260,39 @@ fn patch_opened(
         .iter()
         .map(|&i| objects.new.symbols[i].name.as_str())
         .collect();
+    // Signatures against the program as built, for functions that run its
+    // own code: a change `--base` already had (an earlier patch made the
+    // callers pass a parameter the callee ignored, then this one uses
+    // it) shows in no diff (a Lua trial).
+    let since_build: Vec<String> = match &objects.new.source {
+        Some(source) => relive_reload::since_build::changed_names(
+            &target,
+            std::path::Path::new(source),
+            &objects.new,
+            &objects.functions,
+        ),
+        None => Vec::new(),
+    };
+    let changed: Vec<String> = objects
+        .new_signatures
+        .iter()
+        .chain(since_build.iter().filter(|n| !objects.new_signatures.contains(n)))
+        .cloned()
+        .collect();
     let new = std::iter::once(&objects.new);
-    if let Some(why) = relive_patch::running_callers::running_caller(&target, new, &objects.new_signatures, &patched) {
+    if let Some(why) = relive_patch::running_callers::running_caller(&target, new, &changed, &patched) {
         return Err(PatchError::Refused { what: why }.into());
     }
     let report = if objects.functions.is_empty() {
         None
     } else {
-        let patched = apply::patch(
-            &mut target,
-            &objects.new,
-            objects.base.as_ref(),
-            &objects.functions,
-            earlier.clone(),
-        );
+        let unit = apply::Unit {
+            obj: &objects.new,
+            base: objects.base.as_ref(),
+            functions: &objects.functions,
+            changed_signatures: &since_build,
+        };
+        let patched = apply::patch_together(&mut target, &[unit], earlier.clone()).map(|mut r| r.remove(0));
         match patched {
             Err(PatchError::AlreadyApplied { functions, .. }) => {
                 return Ok(Patched {
