@@ -2037,6 +2037,53 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
     run.expect("r 21");
 }
 
+/// A table of pointers (RELRO data: `.data.rel.ro.local`, a section per
+/// variable with -fdata-sections) whose loop's end pointer the code takes
+/// by its own address, one past the table (`names+40`, which no symbol
+/// covers): one copy serves both. The end was resolved into a second copy
+/// of the section, so the loop ran from one copy into the other (an
+/// Oniguruma trial: `bad_pats`, and the program crashed in `strlen`).
+#[test]
+fn a_relro_tables_end_pointer_ends_the_same_copy() {
+    const APP: &str = r#"#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+volatile int k = 1;
+__attribute__((noinline)) int total(void) {
+    static const char *const names[] = { "alpha", "beta", "gamma", "delta", "epsilon" };
+    const char *const *p, *const *end;
+    /* The start and the end each by its own address, as GCC writes a loop
+       whose bound it does not keep in a register. */
+    __asm__("lea %c1(%%rip), %0" : "=r"(p) : "i"(names));
+    __asm__("lea %c1+40(%%rip), %0" : "=r"(end) : "i"(names));
+    int t = 0;
+    for (; p != end; p++) t += (int)strlen(*p) * k;
+    return t;
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("t %d\n", total()); usleep(3000); } }
+"#;
+    let flags = ["-O2", "-g", "-fdata-sections"];
+    let mut run = Run::start(APP, &flags);
+    run.expect("t 26");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &APP.replace("* k;", "* k * 2;"));
+    let pid = run.target.pid_arg();
+    let out = run.relive(&[
+        "patch",
+        &pid,
+        new.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let data = report["data"].as_array().unwrap();
+    let at = |name: &str| data.iter().find(|d| d["name"] == name).map(|d| d["addr"].clone());
+    assert_eq!(at("names.0"), at(".data.rel.ro.local.names.0"), "{report}");
+    run.expect("t 52");
+}
+
 /// A C++ constructor's two copies (for complete and base objects: `C1`
 /// and `C2`, one code) read alike: the patch does not say that "Sq::Sq(int)
 /// and Sq::Sq(int) are one function" (a LevelDB trial's Status

@@ -651,3 +651,18 @@ fn an_object_the_link_did_not_take_is_not_verified_by_a_shared_inline_copy() {
         "{said}"
     );
 }
+
+/// A patched function that nothing in the program calls (an unused API
+/// wrapper) runs neither version: its entry leads to the new code, so
+/// verify of the new object matches. It said "DIFFER ... the process runs
+/// its old code", exit 5 (an LZ4 trial: `LZ4_compress`).
+#[test]
+fn a_patched_function_nothing_calls_is_the_code_that_runs() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int wrapper(int x) { return x + 1; }\n__attribute__((noinline, noipa)) int value(void) { return 5; }\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", value()); usleep(2000); } }\n";
+    let (target, new, said) = patched_once(src, &[], "v 5", ("return x + 1;", "return x + 2;"));
+    assert!(said.contains("nothing in the program calls wrapper"), "{said}");
+    let (code, report) = verify_object(&target, &new);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report[0]["unreached"], serde_json::json!([]), "{report}");
+    target.wait_for("v 5");
+}

@@ -163,6 +163,10 @@ pub struct Timing {
 pub struct PatchReport {
     pub applied: Vec<Applied>,
     pub added: Vec<Added>,
+    /// Variables the program did not have, which the patch added (with
+    /// the initial values the object gives them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_variables: Vec<Added>,
     pub data: Vec<DataUse>,
     pub timing_us: Timing,
     /// How long every thread of the program was stopped: the redirect of
@@ -619,7 +623,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .zip(&also)
         .map(|(u, also)| (u.obj, u.base, u.functions, also.as_slice()))
         .collect();
-    let guard = running_callers::signature_guard(&parts);
+    // `changed`: the functions whose signature the patch changes; their
+    // callers in the program's own code are checked in the stop too.
+    let (guard, changed) = running_callers::signature_guard(&parts);
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -937,7 +943,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 return Err(e);
             }
         },
-        None if !guard.is_empty() => match process.stop() {
+        None if !guard.is_empty() || !changed.is_empty() => match process.stop() {
             Ok(s) => (Some(s), Vec::new()),
             Err(e) => {
                 abandon(target, &before, true, filled);
@@ -949,12 +955,18 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if !moved.is_empty() {
         failpoint("patch-after-move");
     }
-    if let (Some(s), false) = (stopped.as_mut(), guard.is_empty()) {
+    if let (Some(s), false) = (stopped.as_mut(), guard.is_empty() && changed.is_empty()) {
+        let positions = running_callers::positions_of(s.as_ref());
         let names: Vec<&str> = guard.iter().map(|(caller, _)| caller.as_str()).collect();
-        let running = running_callers::running_at(target, &names, &running_callers::positions_of(s.as_ref()));
-        if let Some((caller, threads)) = running.first() {
-            let callee = guard.iter().find(|(c, _)| c == caller).map_or("", |(_, callee)| callee);
-            let what = running_callers::refusal(caller, callee, threads);
+        let running = running_callers::running_at(target, &names, &positions);
+        let refused = match running.first() {
+            Some((caller, threads)) => {
+                let callee = guard.iter().find(|(c, _)| c == caller).map_or("", |(_, callee)| callee);
+                Some(running_callers::refusal(caller, callee, threads))
+            }
+            None => running_callers::program_callers_running(target, &changed, &positions),
+        };
+        if let Some(what) = refused {
             put_back(s.as_mut(), &moved);
             drop(stopped);
             abandon(target, &before, true, filled);
@@ -983,7 +995,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         stopped.resume()?;
     }
     let resumed = Instant::now();
-    let paused = if first_redirects || !guard.is_empty() {
+    let paused = if first_redirects || !guard.is_empty() || !changed.is_empty() {
         resumed - stop_start
     } else {
         Duration::ZERO
@@ -1166,6 +1178,17 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     addr: layout.code + f.offset,
                 })
                 .collect();
+            let added_variables = p
+                .linked
+                .data
+                .iter()
+                .filter(|d| d.symbol.is_some() && is_new_variable(d))
+                .map(|d| Added {
+                    name: crate::names::readable(&d.name),
+                    symbol: d.name.clone(),
+                    addr: p.linked.address(layout, d.value),
+                })
+                .collect();
             let data = p
                 .linked
                 .data
@@ -1205,6 +1228,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 constructed: p.constructed.iter().map(|n| crate::names::readable(n)).collect(),
                 applied,
                 added,
+                added_variables,
                 data,
                 timing_us: timing.clone(),
                 pause_us: micros(paused),
@@ -2115,7 +2139,7 @@ fn reachability(
         // may still run one several patches back (a re-check's third and
         // fourth patches said nothing of it).
         let mut journal = target.journal.clone();
-        let _ = journal.load_history(&target.journal_dir);
+        let _ = journal.load_every_generation(&target.journal_dir);
         // Each earlier generation's code, with its function.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let mut owners: Vec<usize> = Vec::new();
@@ -2219,6 +2243,13 @@ fn lambda_aliases(
         .collect()
 }
 
+/// Whether `d` is a variable the patch brought that the program lacked:
+/// a fresh copy in the pool's writable part (read-only data copied with
+/// the code is not one).
+fn is_new_variable(d: &link::LinkedData) -> bool {
+    d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::Writable, _))
+}
+
 /// What a linked patch adds to the program: functions it lacked, new
 /// variables (writable data copied from the object), for later patches to
 /// resolve, and constants it lacked (found by `sym`; a later patch uses
@@ -2249,9 +2280,7 @@ fn added_records(p: &Prepared, layout: &Layout, change: u64) -> Vec<journal::Add
     let variables = linked
         .data
         .iter()
-        .filter(|d| {
-            d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::Writable, _))
-        })
+        .filter(|d| is_new_variable(d))
         .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "object")));
     let constants = linked
         .data

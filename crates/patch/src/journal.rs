@@ -798,12 +798,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Reads the history file into each record's `history` (every
-    /// generation whose code is still mapped: a call may run it however
-    /// many patches back it is, and a patch or `verify` that looked at the
-    /// last `HISTORY` only said nothing of a thread in the eleventh-last, a
-    /// zlib re-check), for `status`, `revert --last` and the notes of old
-    /// code still running. A line
+    /// Reads the history file into each record's `history` (its last
+    /// `HISTORY` generations), for `status` and `revert --last`; a pool
+    /// holding only generations past those is freed (see `reclaim`). A line
     /// names a record and generation; the latest line for a generation
     /// wins (a function reverted and patched again counts from 1 anew),
     /// generations past a record's current one are gone (undone by
@@ -812,6 +809,20 @@ impl Journal {
     /// any more (freed: see `reclaim`) are left out. Unreadable lines are
     /// skipped.
     pub fn load_history(&mut self, dir: &StateDir) -> Result<()> {
+        self.load_generations(dir, Some(HISTORY))
+    }
+
+    /// [`Journal::load_history`] with every generation whose code is still
+    /// mapped, however far back: a call may still run one (a patch's notes
+    /// and `verify` looked at the last `HISTORY` only, and said nothing of
+    /// a thread in the eleventh-last: a zlib re-check).
+    pub fn load_every_generation(&mut self, dir: &StateDir) -> Result<()> {
+        self.load_generations(dir, None)
+    }
+
+    /// [`Journal::load_history`], the last `kept` generations of each
+    /// record (`None`: all).
+    fn load_generations(&mut self, dir: &StateDir, kept: Option<usize>) -> Result<()> {
         let Some(bytes) = dir.read_private(&self.history_name())? else {
             return Ok(());
         };
@@ -842,6 +853,10 @@ impl Journal {
                 .filter(|g| regions.iter().any(|r| r.contains(g.code)))
                 .collect();
             history.extend(newest);
+            if let Some(kept) = kept {
+                let extra = history.len().saturating_sub(kept);
+                history.drain(..extra);
+            }
             p.history = history;
         }
         Ok(())

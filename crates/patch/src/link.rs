@@ -413,16 +413,22 @@ impl Linker<'_> {
     fn split_constants(&self) -> BTreeSet<usize> {
         let mut split = BTreeSet::new();
         for &(section, at) in &self.uncovered {
-            // Constant data only, and not RELRO's (vtables, whose identity
-            // C++ code may compare): writable data is state, resolved by
-            // the variable it is beside.
-            let constant = self.obj.section(section).is_some_and(|s| s.constant() && !s.relro());
+            // Constant data only: writable data is state, resolved by the
+            // variable it is beside. RELRO's too (a table of pointers to
+            // strings: an Oniguruma trial's loop ran from `bad_pats` into
+            // the copy of its section `.data.rel.ro.local.bad_pats+0x50`
+            // and crashed), but not a C++ vtable or type information, whose
+            // identity code may compare.
+            let constant = self.obj.section(section).is_some_and(|s| s.constant());
             if !constant || self.whole.contains(&section) {
                 continue;
             }
             let near = self.obj.symbol_near(section, at).filter(|&i| {
                 let sym = &self.obj.symbols[i];
-                sym.kind == Kind::Object && self.data.contains_key(&i) && beside(sym, at)
+                sym.kind == Kind::Object
+                    && self.data.contains_key(&i)
+                    && beside(sym, at)
+                    && !crate::names::is_cxx_type_data(&sym.name)
             });
             if near.is_some() {
                 split.insert(section);

@@ -39,6 +39,13 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `name` is a C++ class's vtable, VTT, type information or its
+/// name (`_ZTV`, `_ZTT`, `_ZTI`, `_ZTS`): data whose identity code may
+/// compare, the program's own copy and no other.
+pub fn is_cxx_type_data(name: &str) -> bool {
+    ["_ZTV", "_ZTT", "_ZTI", "_ZTS"].iter().any(|p| name.starts_with(p))
+}
+
 /// Whether `name` is a function's cold part (`f.cold`, `f.cold.1`): code
 /// GCC split off its function, which every patch of the function places
 /// anew beside its hot part; never a function an edit added.

@@ -335,12 +335,12 @@ pub fn analyse(
                     .collect();
                 Some(if via.is_empty() {
                     format!(
-                        "nothing in the program calls {} or takes its address (its callers have it inlined, or it is unused), so its own new code never runs; where callers have it inlined, the edit runs in their new code (patched with it when they changed with it)",
+                        "{NOTHING_CALLS} {} or takes its address (its callers have it inlined, or it is unused), so its own new code never runs; where callers have it inlined, the edit runs in their new code (patched with it when they changed with it)",
                         name
                     )
                 } else {
                     format!(
-                        "nothing in the program calls {} (its callers have it inlined); only the new code of {} does, and that cannot run either",
+                        "{NOTHING_CALLS} {} (its callers have it inlined); only the new code of {} does, and that cannot run either",
                         name,
                         via.join(", ")
                     )
@@ -355,6 +355,11 @@ pub fn analyse(
         })
         .collect()
 }
+
+/// How the note of a function no call reaches begins: its entry leads to
+/// its new code, and no call runs either version (an inlined copy runs in
+/// its callers, which are compared on their own).
+pub const NOTHING_CALLS: &str = "nothing in the program calls";
 
 /// No evidence either way (the process's mappings could not be read):
 /// reachable, as before the analysis existed.
@@ -446,9 +451,9 @@ fn byte_at(code: &[(u64, Vec<u8>)], a: u64) -> Option<u8> {
         .map(|(s, b)| b[(a - s) as usize])
 }
 
-/// Whether `addr` follows a call instruction in `code` (so it is a return
-/// address, not a stray value).
-fn after_call(code: &[(u64, Vec<u8>)], addr: u64) -> bool {
+/// Whether `addr` follows a call instruction in `code` (each piece: its
+/// address and bytes): a return address, not a stray value.
+pub(crate) fn after_call(code: &[(u64, Vec<u8>)], addr: u64) -> bool {
     let byte = |a: u64| byte_at(code, a);
     if byte(addr.wrapping_sub(5)) == Some(0xe8) {
         return true;

@@ -161,6 +161,110 @@ pub fn running_caller<'o>(
     Some(refusal(caller, callee, threads))
 }
 
+/// Why a patch that changes the signatures of `callees` must wait: a
+/// thread runs a function of the program's own code (its module as built)
+/// that calls one of them directly, and that call would pass the old
+/// arguments to the new code. Read from the running code itself, so a
+/// caller in a file no object of the patch has counts too (a re-check:
+/// `luaT_getvarargs` in ltm.c got a parameter its running caller
+/// `luaV_execute`, in lvm.c, never passed; the patch of ltm.c alone saw
+/// no caller). `None` when none does. Threads at `threads`: each one's PC
+/// and the return addresses on its stack.
+pub(crate) fn program_callers_running(
+    target: &Target,
+    callees: &[String],
+    threads: &[ThreadPosition],
+) -> Option<String> {
+    if callees.is_empty() {
+        return None;
+    }
+    let (home, _, _) = target.resolver.home();
+    let symbols = target.resolver.symbols();
+    let entries: Vec<(u64, &str)> = callees
+        .iter()
+        .filter_map(|name| {
+            let s = symbols.lookup_in(name, Some(home)).into_iter().find(|s| s.size > 0)?;
+            Some((s.addr, name.as_str()))
+        })
+        .collect();
+    if entries.is_empty() {
+        return None;
+    }
+    let maps = target.process.maps().ok()?;
+    let in_home_code = |a: u64| {
+        maps.iter().any(|m| {
+            m.contains(a)
+                && m.perms.contains('x')
+                && (m.path == home || m.path.strip_suffix(" (deleted)") == Some(home))
+        })
+    };
+    // Each function looked at: its start, bytes, and the callee it calls.
+    let mut seen: foldhash::HashMap<u64, (Vec<u8>, Option<usize>)> = foldhash::HashMap::default();
+    let mut running: Vec<(String, usize, Vec<u32>)> = Vec::new();
+    for &(tid, position) in threads {
+        let Some((pc, sp)) = position else { continue };
+        let mut places = vec![(pc, false)];
+        if let Some((from, to)) = crate::reach::stack_range(&maps, sp, 0) {
+            let mut words = vec![0u8; (to - from) as usize];
+            if target.process.read(from, &mut words).is_ok() {
+                places.extend(
+                    words
+                        .chunks_exact(8)
+                        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+                        .filter(|&a| in_home_code(a))
+                        .map(|a| (a, true)),
+                );
+            }
+        }
+        for (at, returned_to) in places {
+            let Some((function, _)) = symbols.at(at).filter(|(s, _)| s.size > 0 && s.module == home) else {
+                continue;
+            };
+            let (bytes, calls) = seen.entry(function.addr).or_insert_with(|| {
+                let mut bytes = vec![0u8; function.size.min(1 << 20) as usize];
+                if target.process.read(function.addr, &mut bytes).is_err() {
+                    return (Vec::new(), None);
+                }
+                let calls =
+                    direct_targets(&bytes, function.addr).find_map(|t| entries.iter().position(|&(addr, _)| addr == t));
+                (bytes, calls)
+            });
+            let Some(k) = *calls else { continue };
+            // A stack word into the function that is no return address
+            // (a pointer to its code) is no running call.
+            if returned_to && !crate::reach::after_call(&[(function.addr, bytes.clone())], at) {
+                continue;
+            }
+            match running
+                .iter_mut()
+                .find(|(name, callee, _)| *name == function.name && *callee == k)
+            {
+                Some((_, _, tids)) if !tids.contains(&tid) => tids.push(tid),
+                Some(_) => {}
+                None => running.push((function.name.clone(), k, vec![tid])),
+            }
+        }
+    }
+    let (caller, k, tids) = running.first()?;
+    Some(refusal(caller, entries[*k].1, tids))
+}
+
+/// The targets of the direct calls and jumps of the code `bytes` at `ip`.
+fn direct_targets(bytes: &[u8], ip: u64) -> impl Iterator<Item = u64> + '_ {
+    use iced_x86::{Decoder, DecoderOptions};
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    std::iter::from_fn(move || {
+        while decoder.can_decode() {
+            let instr = decoder.decode();
+            // A call, or a tail call's jump.
+            if instr.is_call_near() || instr.is_jmp_near() {
+                return Some(instr.near_branch_target());
+            }
+        }
+        None
+    })
+}
+
 /// The home module, the program's entry function (`main`: address and
 /// size) when the patch is of the program, and its entry point, for
 /// [`crate::reach::analyse`]. Not `main` where exceptions may be caught (landing
@@ -294,7 +398,7 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
 /// their functions to patch whose signature the patch changes (compared
 /// with each unit's base, and those the unit names as changed from the
 /// running code: a re-patch of reverted code, a catch-up).
-pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
+pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<String>) {
     let mut changed: Vec<String> = Vec::new();
     // Clones whose parameters may have changed with their callers': only
     // the changed callers' running calls matter for them.
@@ -317,8 +421,10 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
         changed.extend(crate::signature::changed(base, obj, &names).into_iter().map(|c| c.name));
         changed.extend(crate::signature::changed_static(base, obj, &names));
     }
+    changed.sort();
+    changed.dedup();
     if changed.is_empty() && clones.is_empty() {
-        return Vec::new();
+        return (Vec::new(), changed);
     }
     // The callers the old code has too: a running call is of that.
     let objects = units
@@ -328,7 +434,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> Vec<(String, String)> {
     guard.extend(callers_where(objects, &clones, |caller| patched.contains(&caller)));
     guard.sort();
     guard.dedup();
-    guard
+    (guard, changed)
 }
 
 /// Where each thread of `process` is now. A thread on a CPU has no

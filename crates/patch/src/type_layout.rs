@@ -109,7 +109,39 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
         }
         used_clashes.extend(clashes);
     }
+    // The file's enumerations and the variables it declares, whoever uses
+    // them: a constant compared as an `int` (`c == GREEN`) or a `sizeof
+    // buf` leaves no trace of the type in a function's debug entries or
+    // relocations (a re-check: both went in, held at first, then saved
+    // alone, and one crashed the program).
+    if let Ok((file_wide, clashes)) = with_dwarf(new, file_wide_layouts) {
+        for (name, layout) in file_wide {
+            used.entry(name).or_insert(layout);
+        }
+        used_clashes.extend(clashes);
+    }
     (!used.is_empty()).then_some((used, used_clashes))
+}
+
+/// The enumerations and the declared variables (`extern`) at the top level
+/// of each unit of `dwarf` (and in its namespaces).
+fn file_wide_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<Layouts, gimli::Error> {
+    let mut out = HashMap::new();
+    let mut clashes = HashSet::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut walker = Walker {
+            dwarf,
+            unit: &unit,
+            seen: HashSet::new(),
+            out: &mut out,
+            clashes: &mut clashes,
+        };
+        let mut tree = unit.entries_tree(None)?;
+        walker.visit_file_wide(tree.root()?, 0)?;
+    }
+    Ok((out, clashes))
 }
 
 /// Each type of `used` whose layout differs from `before`'s, in words.
@@ -412,6 +444,38 @@ impl Walker<'_, '_> {
                 self.visit_variable(child.entry(), None);
             } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
                 self.visit_scope(child, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The enumerations and the declared variables in a unit or namespace
+    /// `node`, and in its namespaces (see [`file_wide_layouts`]).
+    fn visit_file_wide(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            let entry = child.entry();
+            let tag = entry.tag();
+            let declared = || entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some();
+            if tag == gimli::DW_TAG_enumeration_type {
+                self.visit_type(entry.offset(), 0, None);
+            } else if tag == gimli::DW_TAG_typedef {
+                // `typedef enum { ... } mode;`: known by the typedef's name.
+                let target = match entry.attr_value(gimli::DW_AT_type) {
+                    Ok(Some(AttributeValue::UnitRef(t))) => Some(t),
+                    _ => None,
+                };
+                if target.is_some_and(|t| {
+                    self.unit
+                        .entry(t)
+                        .is_ok_and(|e| e.tag() == gimli::DW_TAG_enumeration_type)
+                }) {
+                    self.visit_type(entry.offset(), 0, None);
+                }
+            } else if tag == gimli::DW_TAG_variable && declared() {
+                self.visit_variable(entry, None);
+            } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
+                self.visit_file_wide(child, depth + 1)?;
             }
         }
         Ok(())

@@ -101,7 +101,8 @@ pub struct Options {
     /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
     /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
-    /// "compiler_warnings" (what the compiler printed for a compile that succeeded, only when it did)}; at the end
+    /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
+    /// any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when it did)}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,

@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _lock = target.transaction()?;
     // Every generation a thread may still run (the journal keeps the
     // newest alone): a call running an earlier one runs old code too.
-    target.journal.load_history(&target.journal_dir)?;
+    target.journal.load_every_generation(&target.journal_dir)?;
     for note in &target.warnings {
         crate::output::note(&format!("relive: note: {note}"));
     }
