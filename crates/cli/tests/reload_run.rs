@@ -291,6 +291,85 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
     s.target.prints_only(&["r 24"], 20);
 }
 
+/// A save that adds a variable says so, as it says what functions it
+/// added (an LMDB trial: only `relive status` listed new variables).
+#[test]
+fn an_added_variable_is_listed_with_the_reload() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("v %d\n", value()); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("v 1");
+    let e = s.save_with(&[(
+        "__attribute__((noinline, noipa)) int value(void) { return 1; }",
+        "long calls = 41;\n__attribute__((noinline, noipa)) int value(void) { return ++calls > 41 ? 2 : 0; }",
+    )]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["added_variables"], serde_json::json!(["calls"]), "{e}");
+    s.target.wait_for("v 2");
+}
+
+/// The same with the callee in another file than its running caller:
+/// the second save compiles the callee's file alone, whose object has no
+/// caller of it, and it was patched (a re-check on Lua: `luaT_getvarargs`
+/// in ltm.c, called from the running `luaV_execute` in lvm.c, read its
+/// new parameter from a register the old caller never set). The running
+/// code's own calls are read now.
+#[test]
+fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file() {
+    let files: [(&str, &str); 2] = [
+        ("lib.c", "__attribute__((noinline)) int len(int x) { return x * 7; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 3;\nint len(int x);\n__attribute__((noinline)) void run(void) { for (;;) { printf(\"r %d\\n\", len(seed)); usleep(3000); } }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("r 21");
+    let p = target.dir.path().to_path_buf();
+    let lib = files[0]
+        .1
+        .replace("int len(int x) {", "int len(int x, int bonus) { (void)bonus;");
+    std::fs::write(p.join("lib.c"), &lib).unwrap();
+    std::fs::write(
+        p.join("app.c"),
+        files[1]
+            .1
+            .replace("int len(int x);", "int len(int x, int bonus);")
+            .replace("len(seed)", "len(seed, 100)"),
+    )
+    .unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/app.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "patched", "{e}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(
+        p.join("lib.c"),
+        lib.replace("(void)bonus; return x * 7;", "return x * 7 + bonus;"),
+    )
+    .unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/lib.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    refused_saying(
+        &e,
+        "the signature of len changes, and its caller run is running on thread",
+    );
+    target.prints_only(&["r 21"], 20);
+}
+
 /// Two parameters of one type swapped, with the call (`calc(int a, int
 /// b)` made `calc(int b, int a)`): the same types, so it was no
 /// signature change, and `main`'s running call passed `(seed, seed * 30)`
@@ -1513,37 +1592,66 @@ fn a_layout_changed_before_relive_started_is_refused() {
 /// variable's size changed), and a file that only declares it must be too,
 /// then and at its next save (a zlib re-check: saved alone, it went in, and
 /// its `memset(gbuf2, it, sizeof gbuf2)` wrote 128 bytes over the
-/// program's 64 and into the next global).
+/// program's 64 and into the next global). A file that takes only its
+/// `sizeof` (no debug entry names the array then) is held with them, and
+/// saved alone later it still waits while they are refused (it went in,
+/// and the program crashed: a re-check).
 #[test]
 fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
-    let files: [(&str, &str); 4] = [
-        ("d.h", "#define GBUF 64\nextern char gbuf2[GBUF];\nvoid touch(int it);\nint tag(void);\n"),
+    let files: [(&str, &str); 5] = [
+        (
+            "d.h",
+            "#define GBUF 64\nextern char gbuf2[GBUF];\nvoid touch(int it);\nint tag(void);\nunsigned long bufsize(void);\n",
+        ),
         ("def.c", "#include \"d.h\"\nchar gbuf2[GBUF];\n"),
         (
             "use.c",
             "#include <string.h>\n#include \"d.h\"\n__attribute__((noinline)) void touch(int it) { memset(gbuf2, it, sizeof gbuf2); }\n__attribute__((noinline)) int tag(void) { return 1; }\n",
         ),
+        // Its size only: no relocation names the array.
+        ("sz.c", "#include \"d.h\"\n__attribute__((noinline)) unsigned long bufsize(void) { return sizeof gbuf2; }\n"),
         (
             "main.c",
-            "#include <stdio.h>\n#include <unistd.h>\n#include \"d.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { touch(i & 127); printf(\"tag=%d\\n\", tag()); usleep(3000); } }\n",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"d.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { touch(i & 127); printf(\"tag=%d size=%lu\\n\", tag(), bufsize()); usleep(3000); } }\n",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
-    target.wait_for("tag=1");
+    target.wait_for("tag=1 size=64");
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("d.h"), files[0].1.replace("GBUF 64", "GBUF 128")).unwrap();
-    let e = next_event_for(&events, "/use.c");
+    let mut first = std::collections::HashMap::new();
+    while first.len() < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("an event for use.c and sz.c");
+        let file = e["file"].as_str().unwrap_or_default().to_string();
+        if file.ends_with("/use.c") || file.ends_with("/sz.c") {
+            first.entry(file.rsplit('/').next().unwrap().to_string()).or_insert(e);
+        }
+    }
     refused_saying(
-        &e,
+        &first["use.c"],
         "variable gbuf2: its type is char (1 bytes)[128] here and char (1 bytes)[64] in the program",
     );
+    // Nothing in its debug information names the array: held with the
+    // files refused.
+    assert_eq!(first["sz.c"]["event"], "held", "{}", first["sz.c"]);
+    // Saved alone later: still waiting, and refused (a file held with the
+    // header's save went in then, and the program crashed: a re-check).
+    std::fs::write(p.join("sz.c"), format!("{}/* edited */\n", files[3].1)).unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/sz.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "held", "{e}");
+    assert!(e["message"].to_string().contains("still refused"), "{e}");
     std::fs::write(p.join("use.c"), files[2].1.replace("return 1;", "return 2;")).unwrap();
     let e = next_event_for(&events, "/use.c");
     refused_saying(&e, "variable gbuf2");
-    target.prints_only(&["tag=1"], 5);
+    target.prints_only(&["tag=1 size=64"], 5);
 }
 
 /// Enumerators renumbered in a header: the program's data holds the old
@@ -1553,27 +1661,33 @@ fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
 /// enumerator added at the end renumbers nothing and is patched.
 #[test]
 fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
-    let files: [(&str, &str); 3] = [
-        ("m.h", "enum mode { HEAD = 10, BODY, DONE };\nstruct st { enum mode m; int n; };\nint step(struct st *s);\n"),
+    let files: [(&str, &str); 4] = [
+        (
+            "m.h",
+            "enum mode { HEAD = 10, BODY, DONE };\nstruct st { enum mode m; int n; };\nint step(struct st *s);\nint is_body(int m);\n",
+        ),
+        // The values as `int`s: no debug entry of the function names the
+        // enumeration (a re-check: held, then patched saved alone).
+        ("gr.c", "#include \"m.h\"\n__attribute__((noinline)) int is_body(int m) { return m == BODY; }\n"),
         (
             "lib.c",
             "#include \"m.h\"\n__attribute__((noinline)) int step(struct st *s) {\n    switch (s->m) { case HEAD: s->m = BODY; return 1; case BODY: s->m = DONE; return 2; default: s->m = HEAD; return 3; }\n}\n",
         ),
         (
             "main.c",
-            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nstatic struct st state = { HEAD, 0 };\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"step=%d\\n\", step(&state)); usleep(3000); } }\n",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nstatic struct st state = { HEAD, 0 };\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"step=%d body=%d\\n\", step(&state), is_body(state.m)); usleep(3000); } }\n",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
-    target.wait_for("step=3");
+    target.wait_for("step=3 body=0");
     let p = target.dir.path().to_path_buf();
     // Added at the end, and used.
     let header = files[0].1.replace("DONE };", "DONE, EXTRA };");
     std::fs::write(p.join("m.h"), &header).unwrap();
-    let lib = files[1]
+    let lib = files[2]
         .1
         .replace("default:", "case EXTRA: return 9; default:")
         .replace("return 3;", "return 4;");
@@ -1585,15 +1699,24 @@ fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
         }
     };
     assert_eq!(e["event"], "patched", "{e}");
-    target.wait_for("step=4");
+    target.wait_for("step=4 body=0");
     // Renumbered.
     std::fs::write(p.join("m.h"), header.replace("HEAD = 10", "HEAD = 20")).unwrap();
-    let e = next_event_for(&events, "/lib.c");
+    let mut first = std::collections::HashMap::new();
+    while first.len() < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("an event for lib.c and gr.c");
+        let file = e["file"].as_str().unwrap_or_default().to_string();
+        if file.ends_with("/lib.c") || file.ends_with("/gr.c") {
+            first.entry(file.rsplit('/').next().unwrap().to_string()).or_insert(e);
+        }
+    }
     refused_saying(
-        &e,
+        &first["lib.c"],
         "enum mode: HEAD changed value from 10 to 20, BODY changed value from 11 to 21",
     );
-    target.prints_only(&["step=1", "step=2", "step=4"], 9);
+    refused_saying(&first["gr.c"], "enum mode: HEAD changed value from 10 to 20");
+    // (`is_body` reads the state before `step` moves it on.)
+    target.prints_only(&["step=1 body=0", "step=2 body=1", "step=4 body=0"], 9);
 }
 
 /// A struct grown, and a function writing the new field, before `relive

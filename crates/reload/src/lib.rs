@@ -109,6 +109,10 @@ pub struct ReloadEvent {
     /// Functions the program did not have, added by this reload.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<String>,
+    /// Variables the program did not have, added by this reload (an LMDB
+    /// trial: only `relive status` listed them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_variables: Vec<String>,
     /// New globals constructed in the program before the new code ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub constructed: Vec<String>,
@@ -156,6 +160,7 @@ impl ReloadEvent {
             file: source.display().to_string(),
             functions: Vec::new(),
             added: Vec::new(),
+            added_variables: Vec::new(),
             constructed: Vec::new(),
             unreachable: Vec::new(),
             notes: Vec::new(),
@@ -237,6 +242,13 @@ impl ReloadEvent {
         };
         if !added.is_empty() {
             what.push(format!("added {}", readable_list(&added, every)));
+        }
+        if !self.added_variables.is_empty() {
+            let variables = readable_list(&self.added_variables, every);
+            what.push(format!(
+                "added variable{} {variables}",
+                if self.added_variables.len() == 1 { "" } else { "s" }
+            ));
         }
         if !self.constructed.is_empty() {
             what.push(format!("constructed {}", self.constructed.join(", ")));
@@ -350,6 +362,9 @@ fn shortened(text: &str) -> String {
 fn elided(text: &str, open: char, close: char) -> String {
     let mut out = String::with_capacity(text.len());
     let mut depth = 0usize;
+    // Whether the group open at the top level has anything in it: `()`
+    // stays as it is.
+    let mut inside = false;
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         let after = &rest[c.len_utf8()..];
@@ -370,16 +385,23 @@ fn elided(text: &str, open: char, close: char) -> String {
         if c == open {
             if depth == 0 {
                 out.push(c);
-                out.push('…');
+                inside = false;
+            } else {
+                inside = true;
             }
             depth += 1;
         } else if c == close && depth > 0 {
             depth -= 1;
             if depth == 0 {
+                if inside {
+                    out.push('…');
+                }
                 out.push(c);
             }
         } else if depth == 0 {
             out.push(c);
+        } else {
+            inside = true;
         }
         rest = after;
     }
@@ -515,6 +537,16 @@ pub struct Reloader<'p> {
     /// The held files the batch being patched tries again (not saved with
     /// it).
     retried: std::collections::BTreeSet<PathBuf>,
+    /// For a file held because others saved with it failed, those others:
+    /// it waits while one still fails (see `failing`), also when saved
+    /// again alone. It was patched at its next save, though compiled from
+    /// the same header change its partners were refused for (a re-check:
+    /// `sizeof buf` of an array a header grew, which no debug information
+    /// of the file shows, and the program crashed).
+    held_with: std::collections::BTreeMap<PathBuf, std::collections::BTreeSet<PathBuf>>,
+    /// Files whose last save failed (refused, or did not compile), until
+    /// a save of theirs is patched or changes nothing.
+    failing: std::collections::BTreeSet<PathBuf>,
     /// Other processes patched with the process itself, as one
     /// transaction: its descendants running the same program (a server's
     /// workers; `relive run` sets it), or every process running its file.
@@ -595,6 +627,8 @@ impl<'p> Reloader<'p> {
             awaits_other_file: false,
             refused_catch_up: Default::default(),
             held: Default::default(),
+            held_with: Default::default(),
+            failing: Default::default(),
             retried: Default::default(),
             followers: fleet::Followers::None,
             tree_scan: None,
@@ -1383,6 +1417,18 @@ impl<'p> Reloader<'p> {
             if event.event.applied() {
                 event.notes.extend(said);
             }
+            let file = PathBuf::from(&event.file);
+            match event.event {
+                EventKind::Refused | EventKind::CompileError => {
+                    self.failing.insert(file);
+                }
+                EventKind::Held => {}
+                _ if event.event.applied() || event.event == EventKind::NoChange => {
+                    self.failing.remove(&file);
+                    self.held_with.remove(&file);
+                }
+                _ => {}
+            }
         }
         events.extend(blank);
         Ok(events)
@@ -1536,6 +1582,27 @@ impl<'p> Reloader<'p> {
             .collect()
     }
 
+    /// Why `source`, held when files saved with it failed, still waits:
+    /// one of them (not in this `batch`) still fails, and this compile of
+    /// `source` may depend on the same change (a header both include).
+    fn partners_still_failing(&self, source: &Path, batch: &[(&Path, &ObjectFile)]) -> Option<String> {
+        let partners = self.held_with.get(source)?;
+        let failing: Vec<String> = partners
+            .iter()
+            .filter(|p| self.failing.contains(*p) && !batch.iter().any(|(f, _)| f == p))
+            .map(|p| p.display().to_string())
+            .collect();
+        (!failing.is_empty()).then(|| {
+            format!(
+                "not patched: it was saved with {}, which {} still refused or does not compile, and this compile may depend on the same change (a header both include: a size or a value no debug information shows); it is patched with {} once {} patched, or with that change put back",
+                failing.join(", "),
+                if failing.len() == 1 { "is" } else { "are" },
+                if failing.len() == 1 { "that file" } else { "those files" },
+                if failing.len() == 1 { "it is" } else { "they are" },
+            )
+        })
+    }
+
     /// A file refused for want of another file's change (it calls what
     /// nothing defines yet, or changes a signature its callers in other
     /// files do not follow yet) is tried again with the next save of any
@@ -1641,6 +1708,14 @@ impl<'p> Reloader<'p> {
                     failed.join(", ")
                 ));
                 event.timing_us.total = start.elapsed().as_micros() as u64;
+                let partners = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(e.event, EventKind::CompileError | EventKind::Refused)
+                            && !self.retried.contains(Path::new(&e.file))
+                    })
+                    .map(|e| PathBuf::from(&e.file));
+                self.held_with.entry(source.clone()).or_default().extend(partners);
                 self.held.insert(source);
                 events.push(event);
             }
@@ -1959,6 +2034,10 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.callee_mismatch(source, &new, &functions, batch) {
             self.awaits_other_file = true;
             return Ok(Step::refused(event, refusal, start));
+        }
+        if let Some(waiting) = self.partners_still_failing(source, batch) {
+            self.awaits_other_file = true;
+            return Ok(Step::refused(event, waiting, start));
         }
         event.if_patched.extend(again);
         Ok(Step::Patch {
@@ -2909,6 +2988,7 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.functions = reachable.iter().map(|a| a.symbol.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.symbol.clone()).collect();
     event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
+    event.added_variables = report.added_variables.iter().map(|a| a.symbol.clone()).collect();
     event.constructed = report.constructed.clone();
     // Notes made before the patch (a function patched again) stay first.
     event
@@ -3075,10 +3155,12 @@ mod tests {
             every.contains("std::_Function_handler<int (int), work(int)::{lambda(int)#1}>::_M_invoke"),
             "{every}"
         );
+        // Too long with nothing to elide: its end, the function's name,
+        // stays.
         let long = format!("ns::{}::f()", "x".repeat(300));
         let cut = readable_list(std::slice::from_ref(&long), false);
         assert!(
-            cut.chars().count() <= 111 && cut.starts_with("ns::x") && cut.ends_with("x::f()"),
+            cut.chars().count() <= 120 && cut.starts_with('…') && cut.ends_with("x::f()"),
             "{cut}"
         );
         assert_eq!(readable_list(std::slice::from_ref(&long), true), long);
