@@ -50,6 +50,10 @@ pub struct DebugIndex {
     /// `.debug_info` of their first byte and of their next sibling: which
     /// function a nested entry (a static's `DW_TAG_variable`) is in.
     functions: Vec<(u64, u64, TopEntry)>,
+    /// Top-level enumerations and typedefs (which may name an anonymous
+    /// enumeration), in file order: a file's enumerations are compared
+    /// whoever uses them (see [`crate::type_layout`]).
+    types: Vec<TopEntry>,
 }
 
 fn hash(name: &[u8]) -> u64 {
@@ -66,6 +70,20 @@ impl DebugIndex {
             .iter()
             .take_while(move |(h, _)| *h == key)
             .map(|(_, e)| e)
+    }
+
+    /// The top-level enumerations and typedefs.
+    pub(crate) fn enumerations_and_typedefs(&self) -> &[TopEntry] {
+        &self.types
+    }
+
+    /// The top-level variables declared (`extern`), not defined, here.
+    pub(crate) fn declared_variables(&self) -> impl Iterator<Item = &TopEntry> {
+        let mut seen = foldhash::HashSet::default();
+        self.by_hash
+            .iter()
+            .map(|(_, e)| e)
+            .filter(move |e| e.tag == gimli::DW_TAG_variable && e.declaration && seen.insert((e.unit, e.offset)))
     }
 
     /// The top-level subprograms with a body of entries.
@@ -95,6 +113,7 @@ impl DebugIndex {
     ) -> Result<DebugIndex, gimli::Error> {
         let mut by_hash = Vec::new();
         let mut functions = Vec::new();
+        let mut types = Vec::new();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let Some(unit_offset) = header.offset().as_debug_info_offset() else {
@@ -189,6 +208,9 @@ impl DebugIndex {
                     external,
                     declaration,
                 };
+                if depth == 1 && matches!(tag, gimli::DW_TAG_enumeration_type | gimli::DW_TAG_typedef) {
+                    types.push(entry);
+                }
                 if let Some(name) = name.filter(|_| depth == 1) {
                     let name = dwarf.attr_string(&unit, name)?;
                     by_hash.push((hash(&name.to_slice()?), entry));
@@ -232,6 +254,10 @@ impl DebugIndex {
         }
         by_hash.sort_unstable_by_key(|&(h, e)| (h, e.unit.0, e.offset.0));
         functions.sort_unstable_by_key(|&(start, _, _)| start);
-        Ok(DebugIndex { by_hash, functions })
+        Ok(DebugIndex {
+            by_hash,
+            functions,
+            types,
+        })
     }
 }

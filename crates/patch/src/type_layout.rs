@@ -28,11 +28,28 @@ const MAX_DEPTH: u32 = 24;
 /// functions `names` of `new` use, each as "struct node: field next moved
 /// from offset 8 to 16". Empty without debug information.
 pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
-    let Some((used, used_clashes)) = used_by(new, names) else {
+    let Some(((used, used_clashes), only_file_wide)) = used_by(new, names) else {
         return Vec::new();
     };
-    let (before, clashes) = with_dwarf(old, |dwarf| all_layouts(dwarf, &|_| true)).unwrap_or_default();
+    let variables = variables_in(&used);
+    let (before, clashes) = match only_file_wide {
+        true => {
+            let index = crate::signature::index(old);
+            with_dwarf(old, |dwarf| file_wide_layouts(dwarf, index))
+        }
+        false => with_dwarf(old, |dwarf| all_layouts(dwarf, &|_| true, &variables)),
+    }
+    .unwrap_or_default();
     differences(&used, &used_clashes, &before, &clashes)
+}
+
+/// The variables among `used` (their pseudo-layouts' names): the only ones
+/// the other side's walk needs to spell out (a unit has thousands).
+fn variables_in(used: &HashMap<String, Layout>) -> HashSet<String> {
+    used.keys()
+        .filter_map(|k| k.strip_prefix(VARIABLE))
+        .map(str::to_string)
+        .collect()
 }
 
 /// [`changed`] against the program as it was built: the layouts of the
@@ -51,19 +68,28 @@ pub fn changed_since_build(data: &[u8], source_name: &str, new: &ObjectFile, nam
         found.set(found.get() || is);
         is
     };
-    let (before, clashes) = crate::signature::with_image_dwarf(data, |dwarf| all_layouts(dwarf, &wanted))?;
+    let used = used_by(new, names).map(|(layouts, _)| layouts);
+    let variables = used.as_ref().map(|(used, _)| variables_in(used)).unwrap_or_default();
+    let (before, clashes) = crate::signature::with_image_dwarf(data, |dwarf| all_layouts(dwarf, &wanted, &variables))?;
     if !found.get() {
         return None;
     }
-    let Some((used, used_clashes)) = used_by(new, names) else {
+    let Some((used, used_clashes)) = used else {
         return Some(Vec::new());
     };
     Some(differences(&used, &used_clashes, &before, &clashes))
 }
 
+/// Whether the layouts used are only the file's enumerations and declared
+/// variables: the other side's can then be read through its index rather
+/// than by walking every type of its units (half a millisecond for an
+/// object of a thousand functions, for every patch: `<stdio.h>` declares
+/// `stdout`).
+type OnlyFileWide = bool;
+
 /// The layouts the functions `names` of `new` use (see [`changed`]), and
 /// the names of two layouts; `None` when there are none.
-fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
+fn used_by(new: &ObjectFile, names: &[&str]) -> Option<(Layouts, OnlyFileWide)> {
     if names.is_empty() {
         return None;
     }
@@ -93,8 +119,13 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
         variables: &variables,
     };
     let index = crate::signature::index(new);
-    let ((mut used, mut used_clashes), unfound) =
-        with_dwarf(new, |dwarf| used_layouts(dwarf, index, &roots)).unwrap_or_default();
+    // With the file's enumerations and declared variables, whoever uses
+    // them (see below), read from the same load of its DWARF.
+    let ((mut used, mut used_clashes), unfound, (file_wide, file_wide_clashes)) = with_dwarf(new, |dwarf| {
+        let (layouts, unfound) = used_layouts(dwarf, index, &roots)?;
+        Ok((layouts, unfound, file_wide_layouts(dwarf, index)?))
+    })
+    .unwrap_or_default();
     // A changed function or a variable it uses that its debug information
     // does not name as the symbol does (a C++ member of a class in an
     // anonymous namespace has no linkage name, a file's static variable is
@@ -103,7 +134,8 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
     // added to an anonymous-namespace class was patched, and the object
     // made at start-up was then read with the new layout).
     if unfound {
-        let (all, clashes) = with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true)).unwrap_or_default();
+        let (all, clashes) =
+            with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true, &HashSet::new())).unwrap_or_default();
         for (name, layout) in all {
             used.entry(name).or_insert(layout);
         }
@@ -114,32 +146,50 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<Layouts> {
     // buf` leaves no trace of the type in a function's debug entries or
     // relocations (a re-check: both went in, held at first, then saved
     // alone, and one crashed the program).
-    if let Ok((file_wide, clashes)) = with_dwarf(new, file_wide_layouts) {
-        for (name, layout) in file_wide {
-            used.entry(name).or_insert(layout);
-        }
-        used_clashes.extend(clashes);
+    let only_file_wide = used.is_empty();
+    for (name, layout) in file_wide {
+        used.entry(name).or_insert(layout);
     }
-    (!used.is_empty()).then_some((used, used_clashes))
+    used_clashes.extend(file_wide_clashes);
+    (!used.is_empty()).then_some(((used, used_clashes), only_file_wide))
 }
 
 /// The enumerations and the declared variables (`extern`) at the top level
-/// of each unit of `dwarf` (and in its namespaces).
-fn file_wide_layouts(dwarf: &gimli::Dwarf<Reader>) -> Result<Layouts, gimli::Error> {
+/// of each unit of `dwarf`, found through its `index` (walking the units'
+/// top levels cost half a millisecond an object of a thousand functions).
+fn file_wide_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex) -> Result<Layouts, gimli::Error> {
     let mut out = HashMap::new();
     let mut clashes = HashSet::new();
-    let mut units = dwarf.units();
-    while let Some(header) = units.next()? {
-        let unit = dwarf.unit(header)?;
+    let mut units = HashMap::new();
+    let entries = index
+        .enumerations_and_typedefs()
+        .iter()
+        .chain(index.declared_variables());
+    for e in entries {
+        crate::signature::unit_at(dwarf, &mut units, e.unit)?;
+        let unit = &units[&e.unit];
         let mut walker = Walker {
             dwarf,
-            unit: &unit,
+            unit,
             seen: HashSet::new(),
             out: &mut out,
             clashes: &mut clashes,
         };
-        let mut tree = unit.entries_tree(None)?;
-        walker.visit_file_wide(tree.root()?, 0)?;
+        let Ok(entry) = unit.entry(e.offset) else { continue };
+        match entry.tag() {
+            gimli::DW_TAG_enumeration_type => walker.visit_type(e.offset, 0, None),
+            // `typedef enum { ... } mode;`: known by the typedef's name.
+            gimli::DW_TAG_typedef => {
+                let target = match entry.attr_value(gimli::DW_AT_type) {
+                    Ok(Some(AttributeValue::UnitRef(t))) => Some(t),
+                    _ => None,
+                };
+                if target.is_some_and(|t| unit.entry(t).is_ok_and(|t| t.tag() == gimli::DW_TAG_enumeration_type)) {
+                    walker.visit_type(e.offset, 0, None);
+                }
+            }
+            _ => walker.visit_variable(&entry, None),
+        }
     }
     Ok((out, clashes))
 }
@@ -389,11 +439,13 @@ type Unfound = bool;
 /// (same-named types of different namespaces).
 type Layouts = (HashMap<String, Layout>, HashSet<String>);
 
-/// Every struct, union, class and typedef defined at a unit's top level
-/// or in its namespaces (C++).
+/// Every struct, union, class, enumeration and typedef defined at a
+/// unit's top level or in its namespaces (C++), and the variables there
+/// named in `variables`.
 fn all_layouts(
     dwarf: &gimli::Dwarf<Reader>,
     wanted: &dyn Fn(&gimli::Unit<Reader>) -> bool,
+    variables: &HashSet<String>,
 ) -> Result<Layouts, gimli::Error> {
     let mut out = HashMap::new();
     let mut clashes = HashSet::new();
@@ -411,7 +463,7 @@ fn all_layouts(
             clashes: &mut clashes,
         };
         let mut tree = unit.entries_tree(None)?;
-        walker.visit_scope(tree.root()?, 0)?;
+        walker.visit_scope(tree.root()?, 0, variables)?;
     }
     Ok((out, clashes))
 }
@@ -434,48 +486,23 @@ struct Walker<'a, 'd> {
 impl Walker<'_, '_> {
     /// The types defined in a unit or namespace `node`, and in its
     /// namespaces.
-    fn visit_scope(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
+    fn visit_scope(
+        &mut self,
+        node: gimli::EntriesTreeNode<Reader>,
+        depth: u32,
+        variables: &HashSet<String>,
+    ) -> Result<(), gimli::Error> {
         let mut children = node.children();
         while let Some(child) = children.next()? {
             let tag = child.entry().tag();
             if is_aggregate(tag) || tag == gimli::DW_TAG_typedef || tag == gimli::DW_TAG_enumeration_type {
                 self.visit_type(child.entry().offset(), 0, None);
             } else if tag == gimli::DW_TAG_variable {
-                self.visit_variable(child.entry(), None);
-            } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
-                self.visit_scope(child, depth + 1)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The enumerations and the declared variables in a unit or namespace
-    /// `node`, and in its namespaces (see [`file_wide_layouts`]).
-    fn visit_file_wide(&mut self, node: gimli::EntriesTreeNode<Reader>, depth: u32) -> Result<(), gimli::Error> {
-        let mut children = node.children();
-        while let Some(child) = children.next()? {
-            let entry = child.entry();
-            let tag = entry.tag();
-            let declared = || entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some();
-            if tag == gimli::DW_TAG_enumeration_type {
-                self.visit_type(entry.offset(), 0, None);
-            } else if tag == gimli::DW_TAG_typedef {
-                // `typedef enum { ... } mode;`: known by the typedef's name.
-                let target = match entry.attr_value(gimli::DW_AT_type) {
-                    Ok(Some(AttributeValue::UnitRef(t))) => Some(t),
-                    _ => None,
-                };
-                if target.is_some_and(|t| {
-                    self.unit
-                        .entry(t)
-                        .is_ok_and(|e| e.tag() == gimli::DW_TAG_enumeration_type)
-                }) {
-                    self.visit_type(entry.offset(), 0, None);
+                if !variables.is_empty() && self.name(child.entry()).is_some_and(|n| variables.contains(&n)) {
+                    self.visit_variable(child.entry(), None);
                 }
-            } else if tag == gimli::DW_TAG_variable && declared() {
-                self.visit_variable(entry, None);
             } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
-                self.visit_file_wide(child, depth + 1)?;
+                self.visit_scope(child, depth + 1, variables)?;
             }
         }
         Ok(())
