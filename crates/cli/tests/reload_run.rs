@@ -1719,6 +1719,26 @@ fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
     target.prints_only(&["step=1 body=0", "step=2 body=1", "step=4 body=0"], 9);
 }
 
+/// An enumeration with no name (`enum { SLOT_X, SLOT_Y, SLOT_Z };`)
+/// renumbered by one inserted first: known by its enumerators, it is
+/// refused as a named one is (it went in, and the program's `g_slot`,
+/// holding the old `SLOT_Y`, read as another: a re-check).
+#[test]
+fn an_anonymous_enumerations_renumbering_is_refused() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+enum { SLOT_X, SLOT_Y, SLOT_Z };
+int g_slot = SLOT_Y;
+__attribute__((noinline)) int slot_y(int s) { return s == SLOT_Y ? 100 : 200 + s; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("sy=%d\n", slot_y(g_slot)); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("sy=100");
+    let e = s.save_with(&[("enum { SLOT_X,", "enum { SLOT_W, SLOT_X,")]);
+    refused_saying(&e, "enumerator SLOT_Y: SLOT_Y changed value from 1 to 2");
+    s.target.prints_only(&["sy=100"], 10);
+}
+
 /// A struct grown, and a function writing the new field, before `relive
 /// watch` attached: the catch-up of that edit is refused, as a save of it
 /// would be. It was patched (a zlib re-check: the program's open

@@ -1182,7 +1182,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .linked
                 .data
                 .iter()
-                .filter(|d| d.symbol.is_some() && is_new_variable(d))
+                .filter(|d| is_new_variable(p.obj, d))
                 .map(|d| Added {
                     name: crate::names::readable(&d.name),
                     symbol: d.name.clone(),
@@ -2243,11 +2243,20 @@ fn lambda_aliases(
         .collect()
 }
 
-/// Whether `d` is a variable the patch brought that the program lacked:
-/// a fresh copy in the pool's writable part (read-only data copied with
-/// the code is not one).
-fn is_new_variable(d: &link::LinkedData) -> bool {
-    d.action == link::DataAction::New && matches!(d.value, link::Value::Region(link::Part::Writable, _))
+/// Whether `d` (of `obj`) is a variable the patch brought that the
+/// program lacked: a fresh copy in the pool's writable part of writable
+/// data (read-only data copied with the code is not one, nor a constant
+/// table of addresses copied whole into the writable part: a re-check's
+/// `t.1` was said "added").
+fn is_new_variable(obj: &ObjectFile, d: &link::LinkedData) -> bool {
+    let writable_data = d
+        .symbol
+        .and_then(|i| obj.symbols.get(i))
+        .and_then(|s| obj.section(s.section))
+        .is_some_and(|s| !s.constant());
+    writable_data
+        && d.action == link::DataAction::New
+        && matches!(d.value, link::Value::Region(link::Part::Writable, _))
 }
 
 /// What a linked patch adds to the program: functions it lacked, new
@@ -2280,7 +2289,7 @@ fn added_records(p: &Prepared, layout: &Layout, change: u64) -> Vec<journal::Add
     let variables = linked
         .data
         .iter()
-        .filter(|d| is_new_variable(d))
+        .filter(|d| is_new_variable(obj, d))
         .filter_map(|d| Some(record(d.symbol?, linked.address(layout, d.value), "object")));
     let constants = linked
         .data

@@ -83,6 +83,10 @@ pub enum LinkError {
     #[error("{user} cannot be moved: {reason}")]
     Unmovable { user: String, reason: String },
     #[error(
+        "{user} writes {symbol}, which the program has among its constants (nothing wrote it, so the compiler made it read-only): the new code would fault writing it; restart the program to have it writable"
+    )]
+    ReadOnlyInProgram { symbol: String, user: String },
+    #[error(
         "{context}: {value:#x} does not fit its {name} field: what it refers to is beyond that field's reach from the patch region at {base:#x}. Code compiled without -fPIC reaches data within ±2 GiB only, and a shared library's variable the program never uses itself (so it has no copy of it) lies farther; recompile this file with -fPIC (it then reaches such data through the GOT), or refer to it through a function"
     )]
     Overflow {

@@ -72,6 +72,20 @@ pub trait Resolver {
         false
     }
 
+    /// Whether the program's file holds at `addr` (its run-time address)
+    /// the constant `bytes` whose 8-byte `fields` are run-time addresses
+    /// (a table of pointers: RELRO data, which the dynamic linker
+    /// relocated; the file has each at its link-time address).
+    fn holds_addresses(&self, _addr: u64, _bytes: &[u8], _fields: &[usize]) -> bool {
+        false
+    }
+
+    /// Whether `addr` is in read-only data of the program (a variable the
+    /// compiler placed there: nothing wrote it).
+    fn read_only_data(&self, _addr: u64) -> bool {
+        false
+    }
+
     /// Where the program's thread-local `name` is (a `static` of source
     /// file `file` when given); `name` `None`: the home module's block
     /// (what a local-dynamic sequence asks for). Why not, when that
@@ -1108,6 +1122,18 @@ impl Linker<'_> {
                     let start = self.obj.symbols[i].offset as i64;
                     return Ok((self.resolve_symbol(i, user, false)?, offset.wrapping_sub(start)));
                 }
+                // Just past the end of a constant table that is the
+                // program's own (see `holds_relocated`): the loop's bound
+                // of that table, which a copy of the section would not end.
+                if let Some(i) = self.obj.symbol_near(*section, at).filter(|&i| {
+                    let sym = &self.obj.symbols[i];
+                    !state && sym.kind == Kind::Object && sym.size > 0 && at == sym.offset as i64 + sym.size as i64
+                }) {
+                    let start = self.obj.symbols[i].offset as i64;
+                    if let Value::Absolute(a) = self.resolve_symbol(i, user, false)? {
+                        return Ok((Value::Absolute(a), offset.wrapping_sub(start)));
+                    }
+                }
                 self.uncovered.push((*section, at));
                 Ok((self.copy_section(*section, user)?, *offset))
             }
@@ -1202,11 +1228,34 @@ impl Linker<'_> {
                             .as_ref()
                             .is_some_and(|b| !b.is_empty() && self.resolver.holds_constant(*a, b))
                 };
-                let live = match writable {
-                    true => self.live(i),
-                    false => self.live(i).filter(same_constant),
+                let live = match (writable, self.live(i)) {
+                    (true, live) => live,
+                    (false, Some(a)) if same_constant(&a) => Some(a),
+                    // A table of addresses (`static const char *const
+                    // names[]`) is the program's too when each address is
+                    // the program's and the table holds them: code that
+                    // keeps a pointer into it (a cursor) compares it with
+                    // the table new code sees (a re-check: the patched
+                    // function's own copy never matched the program's
+                    // cursor, which ran off its end).
+                    (false, Some(a))
+                        if !self.obj.symbols[i].relocs.is_empty() && self.holds_relocated(i, a, user)? =>
+                    {
+                        Some(a)
+                    }
+                    (false, _) => None,
                 };
                 let (value, action) = match live {
+                    // A variable the new code may write that the program
+                    // has read-only (GCC makes a static nothing writes a
+                    // constant): the write faults (a re-check: `lut[i] +=
+                    // 1` crashed the program 0.1 s after "patched").
+                    Some(a) if writable && self.resolver.read_only_data(a) => {
+                        return Err(LinkError::ReadOnlyInProgram {
+                            symbol: crate::diff::static_label(self.obj, i),
+                            user: user.to_string(),
+                        });
+                    }
                     Some(a) => (Value::Absolute(a), DataAction::Kept),
                     None => {
                         // A static the previous compile did not have is
@@ -1358,6 +1407,34 @@ impl Linker<'_> {
 
     fn live(&self, i: usize) -> Option<u64> {
         live_address(self.obj, i, self.resolver, self.base_names)
+    }
+
+    /// Whether the program's copy at `a` of constant object `i` holds what
+    /// a copy of it would: its bytes with each address in it (8-byte
+    /// absolute ones only) resolved, every one to the program's own.
+    fn holds_relocated(&mut self, i: usize, a: u64, user: &str) -> Result<bool, LinkError> {
+        let obj = self.obj;
+        let sym = &obj.symbols[i];
+        let Some(mut bytes) = sym.bytes.clone() else {
+            return Ok(false);
+        };
+        for r in &sym.relocs {
+            if r.r_type != rtype::R64 {
+                return Ok(false);
+            }
+            let (Value::Absolute(target), addend) = self.resolve_target(r, user)? else {
+                return Ok(false);
+            };
+            let Some(field) = usize::try_from(r.offset)
+                .ok()
+                .and_then(|at| bytes.get_mut(at..at.checked_add(8)?))
+            else {
+                return Ok(false);
+            };
+            field.copy_from_slice(&target.wrapping_add(addend as u64).to_le_bytes());
+        }
+        let fields: Vec<usize> = sym.relocs.iter().map(|r| r.offset as usize).collect();
+        Ok(self.resolver.holds_addresses(a, &bytes, &fields))
     }
 
     fn copy_symbol(&mut self, i: usize, writable: bool, user: &str) -> Result<Value, LinkError> {

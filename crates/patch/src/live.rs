@@ -233,6 +233,13 @@ impl Constants {
         Some(Constants { image, sections })
     }
 
+    /// Whether `addr` is in one of the read-only sections.
+    fn contains(&self, addr: u64) -> bool {
+        self.sections
+            .iter()
+            .any(|(start, range)| addr.checked_sub(*start).is_some_and(|k| k < range.len() as u64))
+    }
+
     /// Whether a read-only section holds `bytes` at `addr`.
     fn holds(&self, addr: u64, bytes: &[u8]) -> bool {
         self.sections.iter().any(|(start, range)| {
@@ -431,5 +438,38 @@ impl Resolver for LiveResolver {
 
     fn holds_constant(&self, addr: u64, bytes: &[u8]) -> bool {
         self.constants().is_some_and(|c| c.holds(addr, bytes))
+    }
+
+    fn read_only_data(&self, addr: u64) -> bool {
+        self.constants().is_some_and(|c| c.contains(addr))
+    }
+
+    fn holds_addresses(&self, addr: u64, bytes: &[u8], fields: &[usize]) -> bool {
+        use object::{Object, ObjectSection};
+        let Some((image, bias)) = self.symbols.module_image(&self.home.0) else {
+            return false;
+        };
+        let mut expected = bytes.to_vec();
+        for &at in fields {
+            let Some(field) = at.checked_add(8).and_then(|end| expected.get_mut(at..end)) else {
+                return false;
+            };
+            let value = u64::from_le_bytes((&*field).try_into().expect("8 bytes"));
+            field.copy_from_slice(&value.wrapping_sub(bias).to_le_bytes());
+        }
+        let Ok(file) = object::File::parse(image.data()) else {
+            return false;
+        };
+        let vaddr = addr.wrapping_sub(bias);
+        file.sections().any(|s| {
+            let Some((offset, size)) = s.file_range() else {
+                return false;
+            };
+            let Some(within) = vaddr.checked_sub(s.address()).filter(|&k| k < size && s.address() != 0) else {
+                return false;
+            };
+            let start = offset.saturating_add(within) as usize;
+            image.data().get(start..start.saturating_add(expected.len())) == Some(&expected[..])
+        })
     }
 }

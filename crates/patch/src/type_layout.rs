@@ -621,10 +621,14 @@ impl Walker<'_, '_> {
         if entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some() {
             return;
         }
+        // An enumeration with no name at all (`enum { SLOT_X, SLOT_Y };`)
+        // is known by each of its enumerators (a re-check: renumbered by
+        // one inserted first, it went in, and the program's `SLOT_Y` read
+        // as another).
         let key = match (self.name(entry), alias) {
-            (Some(name), _) => format!("enum {name}"),
-            (None, Some(alias)) => alias,
-            (None, None) => return,
+            (Some(name), _) => Some(format!("enum {name}")),
+            (None, Some(alias)) => Some(alias),
+            (None, None) => None,
         };
         let mut layout = Layout {
             size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
@@ -652,10 +656,28 @@ impl Walker<'_, '_> {
                 }
             }
         }
-        if self.out.get(&key).is_some_and(|had| *had != layout) {
-            self.clashes.insert(key.clone());
+        let entries: Vec<(String, Layout)> = match key {
+            Some(key) => vec![(key, layout)],
+            None => layout
+                .members
+                .iter()
+                .filter(|m| !m.name.is_empty())
+                .map(|m| {
+                    let one = Layout {
+                        size: layout.size,
+                        members: vec![m.clone()],
+                        enumeration: true,
+                    };
+                    (format!("enumerator {}", m.name), one)
+                })
+                .collect(),
+        };
+        for (key, layout) in entries {
+            if self.out.get(&key).is_some_and(|had| *had != layout) {
+                self.clashes.insert(key.clone());
+            }
+            self.out.insert(key, layout);
         }
-        self.out.insert(key, layout);
     }
 
     /// A unit-level variable's type, as the pseudo-layout `variable NAME`
