@@ -1986,15 +1986,7 @@ fn cxx_json_gives_name_and_symbol_and_either_one_reverts() {
 /// trial: `luaV_objlen` under the interpreter's running `luaV_execute`).
 #[test]
 fn a_one_shot_signature_change_in_two_steps_is_refused_under_a_running_caller() {
-    const APP: &str = r#"#include <stdio.h>
-#include <unistd.h>
-volatile int seed = 3;
-__attribute__((noinline)) int len(int x) { return x * 7; }
-__attribute__((noinline)) void run(void) {
-    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
-}
-int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
-"#;
+    const APP: &str = common::RUNNING_CALLER;
     let mut run = Run::start(APP, &["-O2", "-g"]);
     run.expect("r 21");
     let base = run.object("app.c", APP);

@@ -224,16 +224,7 @@ fn a_static_signature_change_whose_caller_is_running_is_refused() {
 /// prints the length). Compared with the code that runs, it is refused.
 #[test]
 fn a_signature_change_made_in_two_saves_is_refused_under_a_running_caller() {
-    const APP: &str = r#"#include <stdio.h>
-#include <unistd.h>
-volatile int seed = 3;
-__attribute__((noinline)) int len(int x) { return x * 7; }
-__attribute__((noinline)) void run(void) {
-    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
-}
-int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
-"#;
-    let mut s = Session::start(APP, &["-O2", "-g"]);
+    let mut s = Session::start(common::RUNNING_CALLER, &["-O2", "-g"]);
     s.target.wait_for("r 21");
     // Step one: the parameter, unused, and passed.
     let e = s.save_with(&[
@@ -263,16 +254,7 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
 /// the signature generation 1 was compiled with, kept in the journal, does.
 #[test]
 fn a_signature_change_of_a_patched_callee_made_in_steps_is_refused_under_a_running_caller() {
-    const APP: &str = r#"#include <stdio.h>
-#include <unistd.h>
-volatile int seed = 3;
-__attribute__((noinline)) int len(int x) { return x * 7; }
-__attribute__((noinline)) void run(void) {
-    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
-}
-int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
-"#;
-    let mut s = Session::start(APP, &["-O2", "-g"]);
+    let mut s = Session::start(common::RUNNING_CALLER, &["-O2", "-g"]);
     s.target.wait_for("r 21");
     let e = s.save_with(&[("return x * 7;", "return x * 8;")]);
     assert_eq!(e["functions"], serde_json::json!(["len"]), "{e}");

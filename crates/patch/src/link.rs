@@ -1125,9 +1125,24 @@ impl Linker<'_> {
                 // Just past the end of a constant table that is the
                 // program's own (see `holds_relocated`): the loop's bound
                 // of that table, which a copy of the section would not end.
+                // Only where nothing else can start there: in RELRO data
+                // (tables of addresses), or at the section's end; in other
+                // constant data an unnamed literal may follow (g++ -O0's
+                // "pfx-" just after a one-byte constant was read from the
+                // program's bytes beside its constant).
+                let nothing_follows = self.obj.section(*section).is_some_and(|s| {
+                    s.relro()
+                        || s.bytes
+                            .as_ref()
+                            .is_some_and(|b| usize::try_from(at).is_ok_and(|at| at == b.len()))
+                });
                 if let Some(i) = self.obj.symbol_near(*section, at).filter(|&i| {
                     let sym = &self.obj.symbols[i];
-                    !state && sym.kind == Kind::Object && sym.size > 0 && at == sym.offset as i64 + sym.size as i64
+                    !state
+                        && nothing_follows
+                        && sym.kind == Kind::Object
+                        && sym.size > 0
+                        && at == sym.offset as i64 + sym.size as i64
                 }) {
                     let start = self.obj.symbols[i].offset as i64;
                     if let Value::Absolute(a) = self.resolve_symbol(i, user, false)? {

@@ -168,13 +168,7 @@ fn file_wide_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex) -> Result
     for e in entries {
         crate::signature::unit_at(dwarf, &mut units, e.unit)?;
         let unit = &units[&e.unit];
-        let mut walker = Walker {
-            dwarf,
-            unit,
-            seen: HashSet::new(),
-            out: &mut out,
-            clashes: &mut clashes,
-        };
+        let mut walker = Walker::new(dwarf, unit, &mut out, &mut clashes);
         let Ok(entry) = unit.entry(e.offset) else { continue };
         match entry.tag() {
             gimli::DW_TAG_enumeration_type => walker.visit_type(e.offset, 0, None),
@@ -401,13 +395,7 @@ fn used_layouts(
     while let Some(&(unit_offset, _)) = starts.get(at) {
         crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
         let unit = &units[&unit_offset];
-        let mut walker = Walker {
-            dwarf,
-            unit,
-            seen: HashSet::new(),
-            out: &mut out,
-            clashes: &mut clashes,
-        };
+        let mut walker = Walker::new(dwarf, unit, &mut out, &mut clashes);
         while let Some(&(_, offset)) = starts.get(at).filter(|(u, _)| *u == unit_offset) {
             let mut tree = unit.entries_tree(Some(offset))?;
             walker.visit_subtree(tree.root()?, 0)?;
@@ -417,13 +405,7 @@ fn used_layouts(
     for (name, unit_offset, offset) in declared {
         crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
         let unit = &units[&unit_offset];
-        let mut walker = Walker {
-            dwarf,
-            unit,
-            seen: HashSet::new(),
-            out: &mut out,
-            clashes: &mut clashes,
-        };
+        let mut walker = Walker::new(dwarf, unit, &mut out, &mut clashes);
         if let Ok(entry) = unit.entry(offset) {
             walker.visit_variable(&entry, Some(name));
         }
@@ -455,13 +437,7 @@ fn all_layouts(
         if !wanted(&unit) {
             continue;
         }
-        let mut walker = Walker {
-            dwarf,
-            unit: &unit,
-            seen: HashSet::new(),
-            out: &mut out,
-            clashes: &mut clashes,
-        };
+        let mut walker = Walker::new(dwarf, &unit, &mut out, &mut clashes);
         let mut tree = unit.entries_tree(None)?;
         walker.visit_scope(tree.root()?, 0, variables)?;
     }
@@ -481,6 +457,25 @@ struct Walker<'a, 'd> {
     seen: HashSet<UnitOffset>,
     out: &'a mut HashMap<String, Layout>,
     clashes: &'a mut HashSet<String>,
+}
+
+impl<'a, 'd> Walker<'a, 'd> {
+    /// A walk of `unit` of `dwarf` that puts what it finds in `out`, and
+    /// the names given to two layouts in `clashes`.
+    fn new(
+        dwarf: &'a gimli::Dwarf<Reader<'d>>,
+        unit: &'a gimli::Unit<Reader<'d>>,
+        out: &'a mut HashMap<String, Layout>,
+        clashes: &'a mut HashSet<String>,
+    ) -> Self {
+        Walker {
+            dwarf,
+            unit,
+            seen: HashSet::new(),
+            out,
+            clashes,
+        }
+    }
 }
 
 impl Walker<'_, '_> {

@@ -141,3 +141,16 @@ pub const WORKER_MAIN: &str = "int main(void) {
     for (;;) pause();
 }
 ";
+
+/// A program whose `run` never returns, calling `len(seed)` (21) in its
+/// loop: a caller whose running call keeps its old code, for signature
+/// changes of `len`.
+pub const RUNNING_CALLER: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 3;
+__attribute__((noinline)) int len(int x) { return x * 7; }
+__attribute__((noinline)) void run(void) {
+    for (;;) { printf("r %d\n", len(seed)); usleep(3000); }
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
+"#;
