@@ -83,7 +83,7 @@ pub enum LinkError {
     #[error("{user} cannot be moved: {reason}")]
     Unmovable { user: String, reason: String },
     #[error(
-        "{user} writes {symbol}, which the program has among its constants (nothing wrote it, so the compiler made it read-only): the new code would fault writing it; restart the program to have it writable"
+        "{user} may write {symbol}: this compile keeps it writable (its code writes it, or passes its address to code the compiler cannot see into), and the program has it among its constants (nothing wrote it there, so the compiler made it read-only): a write would fault; restart the program to have it writable"
     )]
     ReadOnlyInProgram { symbol: String, user: String },
     #[error(

@@ -1264,7 +1264,9 @@ impl Linker<'_> {
                     // A variable the new code may write that the program
                     // has read-only (GCC makes a static nothing writes a
                     // constant): the write faults (a re-check: `lut[i] +=
-                    // 1` crashed the program 0.1 s after "patched").
+                    // 1` crashed the program 0.1 s after "patched"). "May":
+                    // the new compile keeps it writable also when it only
+                    // passes its address on.
                     Some(a) if writable && self.resolver.read_only_data(a) => {
                         return Err(LinkError::ReadOnlyInProgram {
                             symbol: crate::diff::static_label(self.obj, i),
