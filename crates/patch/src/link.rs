@@ -1439,8 +1439,14 @@ impl Linker<'_> {
             if r.r_type != rtype::R64 {
                 return Ok(false);
             }
-            let (Value::Absolute(target), addend) = self.resolve_target(r, user)? else {
-                return Ok(false);
+            let address = match self.program_literal(r) {
+                Some(a) => a,
+                None => {
+                    let (Value::Absolute(target), addend) = self.resolve_target(r, user)? else {
+                        return Ok(false);
+                    };
+                    target.wrapping_add(addend as u64)
+                }
             };
             let Some(field) = usize::try_from(r.offset)
                 .ok()
@@ -1448,10 +1454,33 @@ impl Linker<'_> {
             else {
                 return Ok(false);
             };
-            field.copy_from_slice(&target.wrapping_add(addend as u64).to_le_bytes());
+            field.copy_from_slice(&address.to_le_bytes());
         }
         let fields: Vec<usize> = sym.relocs.iter().map(|r| r.offset as usize).collect();
         Ok(self.resolver.holds_addresses(a, &bytes, &fields))
+    }
+
+    /// Where the program has the string a table's address `r` points to,
+    /// when it points into constant data no symbol covers (gcc -O0 keeps
+    /// literals in plain `.rodata`, which a patch copies whole, so a table
+    /// of them was never the program's own: a re-check's cursor into one
+    /// ran off the copy's end): found by its bytes, as literals are.
+    fn program_literal(&self, r: &Reloc) -> Option<u64> {
+        let Target::Section { section, offset } = &r.target else {
+            return None;
+        };
+        let sec = self.obj.section(*section)?;
+        if sec.executable || sec.writable {
+            return None;
+        }
+        let place = offset.wrapping_add(r.pc_bias);
+        if self.obj.symbol_at(*section, place).is_some() {
+            return None;
+        }
+        let bytes = sec.bytes.as_deref()?;
+        let start = usize::try_from(place).ok()?;
+        let end = start + bytes.get(start..)?.iter().position(|&b| b == 0)?;
+        self.resolver.existing_literal(&bytes[start..=end], 1, 0)
     }
 
     fn copy_symbol(&mut self, i: usize, writable: bool, user: &str) -> Result<Value, LinkError> {
