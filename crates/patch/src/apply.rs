@@ -589,6 +589,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // thread enters one), a slot update stopping them for it too. Kept
     // with the callers' new generations: a revert must not send their
     // running calls into the old code the old way either.
+    //
     // Each placed function's signature, kept with its generation; and
     // those that differ from the one its running generation recorded (a
     // change no diff shows: see `journal::Generation::signature`).
@@ -1524,22 +1525,21 @@ struct Prepared<'o> {
 /// functions `p` places over an entry, by symbol name: a `static` one's
 /// under its source name (`calc` for `calc.isra.0`).
 fn placed_signatures(p: &Prepared) -> HashMap<String, String> {
-    let (statics, globals): (Vec<&EntryWork>, Vec<&EntryWork>) = p.work.iter().partition(|w| {
-        p.obj
-            .symbols
-            .iter()
-            .find(|s| s.name == w.name && s.kind == crate::objfile::Kind::Function)
-            .is_some_and(|s| s.local)
-    });
-    let global_names: Vec<&str> = globals.iter().map(|w| w.name.as_str()).collect();
+    let (statics, globals): (Vec<&link::LinkedFunction>, Vec<&link::LinkedFunction>) = p
+        .linked
+        .functions
+        .iter()
+        .filter(|f| f.replaces.is_some())
+        .partition(|f| p.obj.symbols.get(f.symbol).is_some_and(|s| s.local));
+    let global_names: Vec<&str> = globals.iter().map(|f| f.name.as_str()).collect();
     let mut out: HashMap<String, String> = crate::signature::signatures(p.obj, &global_names).into_iter().collect();
     if !statics.is_empty() {
-        let bases: Vec<String> = statics.iter().map(|w| names::parse(&w.name).base).collect();
+        let bases: Vec<String> = statics.iter().map(|f| names::parse(&f.name).base).collect();
         let base_names: Vec<&str> = bases.iter().map(String::as_str).collect();
         let found = crate::signature::static_signatures(p.obj, &base_names);
-        for (w, base) in statics.iter().zip(&bases) {
+        for (f, base) in statics.iter().zip(&bases) {
             if let Some(signature) = found.get(base) {
-                out.insert(w.name.clone(), signature.clone());
+                out.insert(f.name.clone(), signature.clone());
             }
         }
     }

@@ -208,29 +208,47 @@ impl LiveResolver {
 
 /// A module's read-only data as the file has it (which is what the
 /// process maps: nothing writes it): the image, and each allocated
-/// read-only section's address in the process and bytes in the file.
+/// read-only section's address in the process and bytes in the file; and
+/// its RELRO sections (tables of addresses, which the file holds at their
+/// link-time values, `bias` less than the process's).
 struct Constants {
     image: std::sync::Arc<relive_image::Image>,
+    bias: u64,
     sections: Vec<(u64, std::ops::Range<usize>)>,
+    relro: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 impl Constants {
     /// The read-only, non-executable sections of `image` (an ELF file:
-    /// other formats give none), at `bias`.
+    /// other formats give none), and its RELRO ones, at `bias`.
     fn read(image: std::sync::Arc<relive_image::Image>, bias: u64) -> Option<Constants> {
         use object::{Object, ObjectSection, SectionKind};
         let file = object::File::parse(image.data()).ok()?;
+        let placed = |s: &object::Section| {
+            let (offset, size) = s.file_range()?;
+            let start = usize::try_from(offset).ok()?;
+            let end = start.checked_add(usize::try_from(size).ok()?)?;
+            (end <= image.data().len() && s.address() != 0).then(|| (s.address().wrapping_add(bias), start..end))
+        };
         let sections = file
             .sections()
             .filter(|s| matches!(s.kind(), SectionKind::ReadOnlyData | SectionKind::ReadOnlyString))
-            .filter_map(|s| {
-                let (offset, size) = s.file_range()?;
-                let start = usize::try_from(offset).ok()?;
-                let end = start.checked_add(usize::try_from(size).ok()?)?;
-                (end <= image.data().len() && s.address() != 0).then(|| (s.address().wrapping_add(bias), start..end))
-            })
+            .filter_map(|s| placed(&s))
             .collect();
-        Some(Constants { image, sections })
+        let relro = file
+            .sections()
+            .filter(|s| {
+                s.name()
+                    .is_ok_and(|n| n == ".data.rel.ro" || n.starts_with(".data.rel.ro."))
+            })
+            .filter_map(|s| placed(&s))
+            .collect();
+        Some(Constants {
+            image,
+            bias,
+            sections,
+            relro,
+        })
     }
 
     /// Whether `addr` is in one of the read-only sections.
@@ -242,7 +260,27 @@ impl Constants {
 
     /// Whether a read-only section holds `bytes` at `addr`.
     fn holds(&self, addr: u64, bytes: &[u8]) -> bool {
-        self.sections.iter().any(|(start, range)| {
+        self.held_in(&self.sections, addr, bytes)
+    }
+
+    /// Whether read-only or RELRO data holds at `addr` the `bytes` whose
+    /// 8-byte `fields` are addresses in the process (see
+    /// [`Resolver::holds_addresses`]).
+    fn holds_addresses(&self, addr: u64, bytes: &[u8], fields: &[usize]) -> bool {
+        let mut expected = bytes.to_vec();
+        for &at in fields {
+            let Some(field) = at.checked_add(8).and_then(|end| expected.get_mut(at..end)) else {
+                return false;
+            };
+            let value = u64::from_le_bytes((&*field).try_into().expect("8 bytes"));
+            field.copy_from_slice(&value.wrapping_sub(self.bias).to_le_bytes());
+        }
+        self.held_in(&self.relro, addr, &expected) || self.held_in(&self.sections, addr, &expected)
+    }
+
+    /// Whether one of `sections` holds `bytes` at `addr`.
+    fn held_in(&self, sections: &[(u64, std::ops::Range<usize>)], addr: u64, bytes: &[u8]) -> bool {
+        sections.iter().any(|(start, range)| {
             let Some(at) = addr.checked_sub(*start).and_then(|k| usize::try_from(k).ok()) else {
                 return false;
             };
@@ -445,31 +483,6 @@ impl Resolver for LiveResolver {
     }
 
     fn holds_addresses(&self, addr: u64, bytes: &[u8], fields: &[usize]) -> bool {
-        use object::{Object, ObjectSection};
-        let Some((image, bias)) = self.symbols.module_image(&self.home.0) else {
-            return false;
-        };
-        let mut expected = bytes.to_vec();
-        for &at in fields {
-            let Some(field) = at.checked_add(8).and_then(|end| expected.get_mut(at..end)) else {
-                return false;
-            };
-            let value = u64::from_le_bytes((&*field).try_into().expect("8 bytes"));
-            field.copy_from_slice(&value.wrapping_sub(bias).to_le_bytes());
-        }
-        let Ok(file) = object::File::parse(image.data()) else {
-            return false;
-        };
-        let vaddr = addr.wrapping_sub(bias);
-        file.sections().any(|s| {
-            let Some((offset, size)) = s.file_range() else {
-                return false;
-            };
-            let Some(within) = vaddr.checked_sub(s.address()).filter(|&k| k < size && s.address() != 0) else {
-                return false;
-            };
-            let start = offset.saturating_add(within) as usize;
-            image.data().get(start..start.saturating_add(expected.len())) == Some(&expected[..])
-        })
+        self.constants().is_some_and(|c| c.holds_addresses(addr, bytes, fields))
     }
 }

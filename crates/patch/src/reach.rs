@@ -117,10 +117,7 @@ pub fn analyse(
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
-        let stack = stack_range(&maps, sp, 0).and_then(|(from, to)| {
-            let mut bytes = vec![0u8; (to - from) as usize];
-            process.read(from, &mut bytes).ok().map(|()| (from, bytes))
-        });
+        let stack = read_stack(process, &maps, sp);
         let (from, words) = stack.as_ref().map_or((sp, &[][..]), |(f, b)| (*f, b.as_slice()));
         // A function pointer held in a local variable (a `dlsym` result).
         for (i, n) in count_entries(words, &by_entry) {
@@ -425,16 +422,8 @@ pub(crate) fn threads_in(process: &dyn Process, ranges: &[(u64, u64)], threads: 
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
         let mut in_range: Vec<usize> = hit(pc).into_iter().collect();
-        if let Some((from, to)) = stack_range(&maps, sp, 0) {
-            let mut words = vec![0u8; (to - from) as usize];
-            if process.read(from, &mut words).is_ok() {
-                for word in words.chunks_exact(8) {
-                    let value = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-                    if let Some(k) = hit(value).filter(|_| after_call(&code, value)) {
-                        in_range.push(k);
-                    }
-                }
-            }
+        if let Some((_, stack)) = read_stack(process, &maps, sp) {
+            in_range.extend(words(&stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
         }
         in_range.sort_unstable();
         in_range.dedup();
@@ -463,6 +452,22 @@ pub(crate) fn after_call(code: &[(u64, Vec<u8>)], addr: u64) -> bool {
         byte(addr.wrapping_sub(n)) == Some(0xff)
             && byte(addr.wrapping_sub(n - 1)).is_some_and(|modrm| (modrm >> 3) & 7 == 2)
     })
+}
+
+/// The bytes of the stack a thread at `sp` uses ([`stack_range`]), read
+/// from `process`, and where they start; `None` when no mapping holds `sp`
+/// or it cannot be read.
+pub(crate) fn read_stack(process: &dyn Process, maps: &[Mapping], sp: u64) -> Option<(u64, Vec<u8>)> {
+    let (from, to) = stack_range(maps, sp, 0)?;
+    let mut bytes = vec![0u8; (to - from) as usize];
+    process.read(from, &mut bytes).ok().map(|()| (from, bytes))
+}
+
+/// The 8-byte words of `bytes`, as a stack holds them.
+pub(crate) fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
 }
 
 /// The stack words a thread's scan covers: from `sp` (less `below` bytes,

@@ -204,17 +204,12 @@ pub(crate) fn program_callers_running(
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
         let mut places = vec![(pc, false)];
-        if let Some((from, to)) = crate::reach::stack_range(&maps, sp, 0) {
-            let mut words = vec![0u8; (to - from) as usize];
-            if target.process.read(from, &mut words).is_ok() {
-                places.extend(
-                    words
-                        .chunks_exact(8)
-                        .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
-                        .filter(|&a| in_home_code(a))
-                        .map(|a| (a, true)),
-                );
-            }
+        if let Some((_, stack)) = crate::reach::read_stack(target.process, &maps, sp) {
+            places.extend(
+                crate::reach::words(&stack)
+                    .filter(|&a| in_home_code(a))
+                    .map(|a| (a, true)),
+            );
         }
         for (at, returned_to) in places {
             let Some((function, _)) = symbols.at(at).filter(|(s, _)| s.size > 0 && s.module == home) else {

@@ -11,7 +11,7 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use gimli::{AttributeValue, DebugInfoOffset, Reader as _, UnitOffset};
+use gimli::{AttributeValue, Reader as _, UnitOffset};
 
 use crate::debug_index::DebugIndex;
 use crate::objfile::{Kind, ObjectFile};
@@ -182,7 +182,7 @@ fn file_wide_layouts(dwarf: &gimli::Dwarf<Reader>, index: &DebugIndex) -> Result
                     walker.visit_type(e.offset, 0, None);
                 }
             }
-            _ => walker.visit_variable(&entry, None),
+            _ => walker.visit_variable(&entry),
         }
     }
     Ok((out, clashes))
@@ -363,9 +363,6 @@ fn used_layouts(
         // source function's name, which the roots have too.
         unfound |= starts.len() == before && !name.contains('.');
     }
-    // The variables they use that this file only declares (`extern char
-    // buf[SIZE]`): the type is this compile's say, the size the program's.
-    let mut declared: Vec<(String, DebugInfoOffset, UnitOffset)> = Vec::new();
     for name in roots.variables {
         let found = crate::signature::entries_named(dwarf, &mut units, index, name)?;
         let before = starts.len();
@@ -374,12 +371,6 @@ fn used_layouts(
                 .iter()
                 .filter(|e| e.tag == gimli::DW_TAG_variable)
                 .map(|e| (e.unit, e.offset)),
-        );
-        declared.extend(
-            found
-                .iter()
-                .filter(|e| e.tag == gimli::DW_TAG_variable && e.declaration)
-                .map(|e| (name.clone(), e.unit, e.offset)),
         );
         // C++ names a file's `static Impl *g` `_ZL1g`, its debug entry
         // `g` (a trial: the struct a free function reads through it was
@@ -400,14 +391,6 @@ fn used_layouts(
             let mut tree = unit.entries_tree(Some(offset))?;
             walker.visit_subtree(tree.root()?, 0)?;
             at += 1;
-        }
-    }
-    for (name, unit_offset, offset) in declared {
-        crate::signature::unit_at(dwarf, &mut units, unit_offset)?;
-        let unit = &units[&unit_offset];
-        let mut walker = Walker::new(dwarf, unit, &mut out, &mut clashes);
-        if let Ok(entry) = unit.entry(offset) {
-            walker.visit_variable(&entry, Some(name));
         }
     }
     Ok(((out, clashes), unfound))
@@ -494,7 +477,7 @@ impl Walker<'_, '_> {
                 self.visit_type(child.entry().offset(), 0, None);
             } else if tag == gimli::DW_TAG_variable {
                 if !variables.is_empty() && self.name(child.entry()).is_some_and(|n| variables.contains(&n)) {
-                    self.visit_variable(child.entry(), None);
+                    self.visit_variable(child.entry());
                 }
             } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
                 self.visit_scope(child, depth + 1, variables)?;
@@ -593,10 +576,7 @@ impl Walker<'_, '_> {
                 }
             }
         }
-        if self.out.get(&key).is_some_and(|had| *had != layout) {
-            self.clashes.insert(key.clone());
-        }
-        self.out.insert(key, layout);
+        self.record(key, layout);
         for t in member_types {
             self.visit_type(t, depth + 1, None);
         }
@@ -668,21 +648,19 @@ impl Walker<'_, '_> {
                 .collect(),
         };
         for (key, layout) in entries {
-            if self.out.get(&key).is_some_and(|had| *had != layout) {
-                self.clashes.insert(key.clone());
-            }
-            self.out.insert(key, layout);
+            self.record(key, layout);
         }
     }
 
     /// A unit-level variable's type, as the pseudo-layout `variable NAME`
-    /// (named `name`, or by its own name): an array declared `extern char
+    /// (by its own name; the variables a file declares are all compared,
+    /// see [`file_wide_layouts`]): an array declared `extern char
     /// buf[128]` in one file and defined `char buf[64]` in the program is
     /// another size of the same data (a zlib re-check: the declaring file,
     /// saved alone, went in and its `memset` wrote past the program's
     /// array into the next).
-    fn visit_variable(&mut self, entry: &gimli::DebuggingInformationEntry<Reader>, name: Option<String>) {
-        let Some(name) = name.or_else(|| self.name(entry)) else {
+    fn visit_variable(&mut self, entry: &gimli::DebuggingInformationEntry<Reader>) {
+        let Some(name) = self.name(entry) else {
             return;
         };
         let Ok(Some(AttributeValue::UnitRef(t))) = entry.attr_value(gimli::DW_AT_type) else {
@@ -699,6 +677,13 @@ impl Walker<'_, '_> {
             }],
         };
         let key = format!("{VARIABLE}{name}");
+        self.record(key, layout);
+    }
+
+    /// Keeps `layout` under `key`; a second, different layout of that
+    /// name (types of one name in two namespaces) makes the name a clash,
+    /// compared with nothing.
+    fn record(&mut self, key: String, layout: Layout) {
         if self.out.get(&key).is_some_and(|had| *had != layout) {
             self.clashes.insert(key.clone());
         }
