@@ -217,3 +217,34 @@ fn refused_with_gxx_and_clangxx(program: &str, edited: &str, line: &str, why: &s
         }
     }
 }
+
+/// A function the program has only as GCC's clone (`put.constprop.0`:
+/// the constant argument folded in) uses a struct that gained a field in
+/// its padding: the patch writing the field is refused. The clone's debug
+/// entries are under `put`, and only the symbol's name was looked for: no
+/// type it uses was compared, and the patch went in (a PCRE2 trial:
+/// `match.constprop.0` and a field added to `match_block`).
+#[test]
+fn a_clones_layout_change_is_refused() {
+    const APP: &str = "#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\nstruct S { int a; char f; long b; };\n__attribute__((noinline)) static void put(struct S *s, long v) { s->a = 1; s->b = v; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); struct S *s = calloc(1, sizeof *s); for (;;) { put(s, 2); printf(\"b=%ld\\n\", s->b); usleep(3000); } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let base = common::compile(dir.path(), "gcc", "app.c", "app.o", APP, &["-O2", "-g"]);
+    let symbols = std::process::Command::new("nm").arg(&base).output().unwrap();
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    assert!(symbols.contains(" put.constprop.0\n"), "{symbols}");
+    let target = common::start(dir.path(), "gcc", &base, "app");
+    target.wait_for("b=2");
+    let edited = APP
+        .replace("char f;", "char f; char g;")
+        .replace("s->b = v;", "s->b = v; s->g = 7;");
+    let new = common::compile(dir.path(), "gcc", "app.c", "v1.o", &edited, &["-O2", "-g"]);
+    let out = common::relive_in(&state, &["patch", &target.pid_arg(), &new, "--base", &base]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(
+        message.contains("struct S: field g was added (it fills padding: no field moved"),
+        "{message}"
+    );
+    target.wait_for("b=2");
+}

@@ -158,6 +158,28 @@ fn relive_exits_with_the_programs_status() {
     assert_eq!(status.code(), Some(7));
 }
 
+/// In text as in JSON, the program's end is said (text said nothing, and
+/// the run looked gone without a trace: a PCRE2 trial).
+#[test]
+fn the_programs_exit_is_said_in_text() {
+    const SHORT: &str = "#include <unistd.h>\nint main(void) { usleep(300000); return 3; }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile_with("gcc", dir.path(), "app", SHORT, &["-O0", "-g"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("the program (pid ") && said.contains(") exited with status 3"),
+        "{said}"
+    );
+}
+
 /// S21: an edit saved while the previous one compiles is not lost: the
 /// last edit wins.
 #[test]
@@ -2621,4 +2643,211 @@ fn an_edit_older_than_a_rebuild_but_newer_than_the_running_image_is_caught_up() 
     target.child.kill().unwrap();
     target.child.wait().unwrap();
     assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
+/// A `#define` whose value the program already stored in its data: two
+/// flag values swapped (a SQLite trial: `TF_*` of its tables). The new
+/// code reads the flags the program set with the old values, and no
+/// build computes what it then prints: the patch is made (a changed
+/// constant is the most common live edit) and says which macros changed,
+/// with both values, where it said only "patched". An edit that changes
+/// no macro says nothing of macros. For gcc and clang, whose macro
+/// tables relive's compiles ask for differently.
+#[test]
+fn a_changed_macro_value_is_said_with_the_patch() {
+    const FLAGS: &str = r#"#include <stdio.h>
+#include <unistd.h>
+#define FLAG_READONLY 0x1
+#define FLAG_HIDDEN 0x2
+#define MASK(x) ((x) & 0x3)
+struct table { int flags; };
+static struct table tables[2];
+__attribute__((noinline)) static const char *kind(const struct table *t) {
+    return (MASK(t->flags) & FLAG_READONLY) ? "readonly" : "plain";
+}
+__attribute__((noinline)) static void open_tables(void) {
+    tables[0].flags = FLAG_READONLY;
+    tables[1].flags = FLAG_HIDDEN;
+}
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    open_tables();
+    for (;;) { printf("t0 %s t1 %s\n", kind(&tables[0]), kind(&tables[1])); usleep(3000); }
+}
+"#;
+    for cc in ["gcc", "clang"] {
+        let mut s = Session::start_built(cc, FLAGS, &["-O2", "-g"], &[], &[]);
+        s.target.wait_for("t0 readonly t1 plain");
+        let e = s.save_with(&[
+            ("#define FLAG_READONLY 0x1", "#define FLAG_READONLY 0x2"),
+            ("#define FLAG_HIDDEN 0x2", "#define FLAG_HIDDEN 0x1"),
+        ]);
+        assert_eq!(e["event"], "patched", "{cc}: {e}");
+        let notes = e["notes"].to_string();
+        assert!(
+            notes.contains("FLAG_READONLY 0x1 -> 0x2")
+                && notes.contains("FLAG_HIDDEN 0x2 -> 0x1")
+                && notes.contains("restart"),
+            "{cc}: {e}"
+        );
+        assert!(!notes.contains("MASK"), "{cc}: an unchanged macro is not named: {e}");
+        // What the note warns of: the flags stored before read with the
+        // new values.
+        s.target.wait_for("t0 plain t1 readonly");
+        let e = s.patched_by("\"plain\"", "\"normal\"");
+        assert!(!e["notes"].to_string().contains("macro"), "{cc}: {e}");
+        s.target.wait_for("t0 normal t1 readonly");
+    }
+}
+
+/// An enumeration a function defines for itself, whose values its own
+/// static keeps: renumbered by a value inserted first, the running
+/// program's state reads as another phase. Refused, named by the
+/// function (it went in unchecked: only the file's top-level types were
+/// compared, a re-check); a value added at the end renumbers nothing and
+/// is patched. Named and anonymous, at -O0 and -O2.
+#[test]
+fn a_function_local_enumerations_renumbering_is_refused() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) static int step(void) {
+    enum phase { IDLE, RUN, DONE };
+    static volatile enum phase p = RUN;
+    if (p == RUN) { return 100; }
+    return 200 + (int)p;
+}
+__attribute__((noinline)) static int other(void) {
+    typedef enum { OFF = 5, ON } lamp;
+    static volatile lamp l = ON;
+    return l == ON ? 7 : 8;
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("s=%d o=%d\n", step(), other()); usleep(3000); } }
+"#;
+    for level in ["-O0", "-O2"] {
+        let mut s = Session::start(APP, &[level, "-g"]);
+        s.target.wait_for("s=100 o=7");
+        let e = s.save_with(&[("enum phase { IDLE,", "enum phase { START, IDLE,")]);
+        refused_saying(
+            &e,
+            "enum phase (in step): IDLE changed value from 0 to 1, RUN changed value from 1 to 2",
+        );
+        let e = s.save_with(&[
+            ("enum phase { START, IDLE,", "enum phase { IDLE,"),
+            ("OFF = 5", "OFF = 4"),
+        ]);
+        refused_saying(
+            &e,
+            "lamp (in other): OFF changed value from 5 to 4, ON changed value from 6 to 5",
+        );
+        // Added at the end, with an edit that uses it.
+        let e = s.save_with(&[
+            ("OFF = 4", "OFF = 5"),
+            ("DONE };", "DONE, PAUSED };"),
+            ("return 100;", "return 101 + (p == PAUSED);"),
+        ]);
+        assert_eq!(e["event"], "patched", "{level}: {e}");
+        s.target.wait_for("s=101 o=7");
+    }
+}
+
+/// A pointer one past the end of a string literal that ends its section
+/// (`" " + 2`, GCC's `lea .LC0+2(%rip)`), beside a pointer to the
+/// literal's start the program keeps: both must point into one copy. The
+/// place matched no literal (nothing follows it), the whole section was
+/// copied for it, and `end - start` came out anything but 2 (a zstd
+/// trial: `ZSTD_window_init`'s `nextSrc = base + 2`, and the program
+/// crashed reading 4 GiB past its buffer).
+#[test]
+fn a_pointer_past_a_literal_at_its_sections_end_stays_with_the_literal() {
+    let files: [(&str, &str); 2] = [
+        (
+            "lib.c",
+            "static const char *volatile cell = \" \";\n__attribute__((noinline)) const char *start_of(void) { return cell; }\n__attribute__((noinline)) const char *end_of(int k) { return \" \" + 2 + (k > 100); }\n",
+        ),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\nconst char *start_of(void);\nconst char *end_of(int k);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int k = 0;; k = !k) { printf(\"d=%ld c=%d\\n\", (long)(end_of(k) - start_of()), start_of()[0]); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("d=2 c=32");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("lib.c"), files[0].1.replace("(k > 100)", "(k > 200)")).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.prints_only(&["d=2 c=32"], 20);
+}
+
+/// A death after a step that patched several files (a header's
+/// dependents) names every file of the step and what each patched, not
+/// only the last file's (a zstd trial: the crash was blamed on the other
+/// file of the step).
+#[test]
+fn a_death_after_a_step_of_several_files_names_them_all() {
+    let files: [(&str, &str); 4] = [
+        ("m.h", "#define K 1\nint fa(void);\nint fb(void);\n"),
+        ("a.c", "#include \"m.h\"\n__attribute__((noinline)) int fa(void) { if (K == 2) __builtin_trap(); return K; }\n"),
+        ("b.c", "#include \"m.h\"\n__attribute__((noinline)) int fb(void) { return K * 2; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"s=%d\\n\", fa() + fb()); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("s=3");
+    std::fs::write(target.dir.path().join("m.h"), files[0].1.replace("K 1", "K 2")).unwrap();
+    let exited = loop {
+        let e = events.recv_timeout(PATIENCE).expect("the program's death");
+        if e["event"] == "exited" {
+            break e;
+        }
+    };
+    assert_eq!(exited["signal_name"], "SIGILL", "{exited}");
+    let named = |key: &str, what: &str| {
+        exited[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().ends_with(what))
+    };
+    assert!(
+        named("last_reload_files", "/a.c") && named("last_reload_files", "/b.c"),
+        "{exited}"
+    );
+    assert!(
+        named("last_reload_functions", "fa") && named("last_reload_functions", "fb"),
+        "{exited}"
+    );
+}
+
+/// A macro a header defines (GCC keeps a header's macros in a group of
+/// their own, which two compiles share when it did not change): its new
+/// value is said with the patch of the file that uses it.
+#[test]
+fn a_changed_macro_of_a_header_is_said_with_the_patch() {
+    let files: [(&str, &str); 3] = [
+        ("m.h", "#define LIMIT 3\n#define OTHER 9\nint limit(void);\n"),
+        ("lib.c", "#include <stdio.h>\n#include \"m.h\"\n__attribute__((noinline)) int limit(void) { return LIMIT; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", limit()); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("l=3");
+    std::fs::write(target.dir.path().join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(notes.contains("macro changed value (LIMIT 3 -> 4)"), "{e}");
+    target.wait_for("l=4");
 }

@@ -509,7 +509,9 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
     let out = relive_on(&target, &["verify", &target.pid_arg(), obj.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("note: work: later calls run this code; calls running when it was patched keep the old code"),
+        text.contains("runs for new calls, but 1 of them still runs old code in a call under way:")
+            && text
+                .contains("note: work: later calls run this code; calls running when it was patched keep the old code"),
         "{text}"
     );
     target.wait_for("w A");
@@ -529,6 +531,12 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     let why = report[0]["old_code_kept"][0]["why"].as_str().unwrap();
     assert!(why.contains("runs the old code now"), "{report}");
     assert_eq!(code, 0, "{report}");
+    let out = relive_on(&target, &["verify", &target.pid_arg(), obj.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("runs for new calls, but 1 of them still runs old code in a call under way:"),
+        "{text}"
+    );
     target.wait_for("loop A");
 }
 

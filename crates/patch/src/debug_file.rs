@@ -275,7 +275,15 @@ pub fn write(p: &Placed) -> Vec<u8> {
     if !thunks.is_empty() {
         sections.push(Section::debug(".debug_frame", thunks));
     }
-    let mut names: Vec<&str> = p.obj.debug_section_names().filter(|n| *n != ".debug_aranges").collect();
+    // Not the macro tables relive's compiles carry (see
+    // `crate::debug_macros`): a debugger needs none of them, and GCC
+    // writes one section per header under one name, which the object
+    // keeps one of.
+    let mut names: Vec<&str> = p
+        .obj
+        .debug_section_names()
+        .filter(|n| !matches!(*n, ".debug_aranges" | ".debug_macro" | ".debug_macinfo"))
+        .collect();
     names.sort_unstable();
     // Data addresses by symbol, each looked up once.
     let data = std::cell::RefCell::new(foldhash::HashMap::default());

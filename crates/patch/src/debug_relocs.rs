@@ -37,10 +37,14 @@ impl SectionRelocs {
         let Ok(file) = object::File::parse(data) else {
             return SectionRelocs::default();
         };
-        let Some(rela) = file.section_by_name(&format!(".rela{name}")) else {
-            return SectionRelocs::default();
-        };
-        let Some((start, size)) = rela.file_range() else {
+        let rela = file.section_by_name(&format!(".rela{name}"));
+        SectionRelocs::of_rela(data, rela.and_then(|r| r.file_range()))
+    }
+
+    /// The entries of a relocation section whose bytes are at `range`
+    /// (offset, size) of `data`.
+    pub(crate) fn of_rela(data: &[u8], range: Option<(u64, u64)>) -> SectionRelocs {
+        let Some((start, size)) = range else {
             return SectionRelocs::default();
         };
         let (Ok(start), Ok(size)) = (usize::try_from(start), usize::try_from(size)) else {

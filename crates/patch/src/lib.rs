@@ -13,6 +13,7 @@ pub mod clone_parameters;
 pub mod code;
 pub mod debug_file;
 pub mod debug_index;
+pub mod debug_macros;
 mod debug_relocs;
 pub mod debugger;
 mod decode_once;

@@ -1518,8 +1518,17 @@ impl Linker<'_> {
         }
         let bytes = sec.bytes.as_deref()?;
         let place = usize::try_from(offset.wrapping_add(pc_bias)).ok()?;
-        let end = place + bytes.get(place..)?.iter().position(|&b| b == 0)?;
-        let start = bytes[..place].iter().rposition(|&b| b == 0).map_or(0, |nul| nul + 1);
+        // One past the end of the section's last literal (`" " + 2`): no
+        // literal starts there, so the place is that one's end. The whole
+        // section was copied for it, while the program kept the literal's
+        // start elsewhere (a pointer to it in its data): two copies, and
+        // `end - start` was anything (a zstd trial: `nextSrc = base + 2`,
+        // and the program crashed reading 4 GiB past its buffer).
+        let end = match place.checked_sub(1) {
+            Some(last) if place == bytes.len() && bytes[last] == 0 => last,
+            _ => place + bytes.get(place..)?.iter().position(|&b| b == 0)?,
+        };
+        let start = bytes[..end].iter().rposition(|&b| b == 0).map_or(0, |nul| nul + 1);
         let key = (section, start as i64);
         let value = match self.strings.get(&key) {
             Some(&v) => v,

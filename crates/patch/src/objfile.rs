@@ -769,14 +769,21 @@ impl ObjectFile {
     /// such section. Not applied to a copy: SQLite's `.debug_info` has
     /// 150,000 of them, and the signature check reads a few hundred.
     pub(crate) fn debug_section(&self, name: &str) -> (&[u8], crate::debug_relocs::Fixups<'_>) {
-        use crate::debug_relocs::{symbol_bases, Fixups, SectionRelocs};
+        use crate::debug_relocs::{Fixups, SectionRelocs};
         let Some(section) = self.debug.get(name) else {
             return (&[], Fixups::NONE);
         };
         let relocs = section.relocs.get_or_init(|| SectionRelocs::read(&self.raw, name));
-        let bases = self.debug_bases.get_or_init(|| symbol_bases(&self.raw));
+        let bases = self.debug_bases();
         let bytes = self.raw.get(section.bytes.clone()).unwrap_or_default();
         (bytes, Fixups::new(&self.raw, relocs, bases))
+    }
+
+    /// What the symbols that debug relocations name stand for (see
+    /// [`crate::debug_relocs::symbol_bases`]), read once.
+    pub(crate) fn debug_bases(&self) -> &[Option<i64>] {
+        self.debug_bases
+            .get_or_init(|| crate::debug_relocs::symbol_bases(&self.raw))
     }
 
     /// Takes `base`'s source file name when this object, a new compile of

@@ -171,7 +171,7 @@ fn constant_table_note(name: &str, readers: &[&str]) -> String {
     // "The new code of": a reader whose new code cannot run (`main`'s
     // running loop) was said to "now read the new copy" (a re-check).
     format!(
-        "the contents of {name} changed: the new code of {} reads the new copy, but what the program already took from it (a table of functions registered at start-up, say) stays as it was until a restart",
+        "the contents of {name} changed: the new code of {} reads the new copy, but what the program already took from it (values it copied, pointers it keeps into the old copy) stays as it was until a restart",
         readers.join(", "),
     )
 }
@@ -326,6 +326,11 @@ pub fn select_checking_layouts(
         notes.push(constant_table_note(&crate::diff::static_label(new, i), &readable));
     }
     let functions = functions_where(new, |name| names.contains(&name));
+    // Only with code to patch: a changed macro no function uses changes
+    // nothing the program runs.
+    if !functions.is_empty() {
+        notes.extend(crate::debug_macros::note(&crate::debug_macros::changed(old, new)));
+    }
     let mut new_signatures = new_signatures;
     new_signatures.extend(crate::running_callers::clones_changed_with_callers(
         new,

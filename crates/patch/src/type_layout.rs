@@ -32,12 +32,13 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String
         return Vec::new();
     };
     let variables = variables_in(&used);
+    let functions = base_names(names);
     let (before, clashes) = match only_file_wide {
         true => {
             let index = crate::signature::index(old);
             with_dwarf(old, |dwarf| file_wide_layouts(dwarf, index))
         }
-        false => with_dwarf(old, |dwarf| all_layouts(dwarf, &|_| true, &variables)),
+        false => with_dwarf(old, |dwarf| all_layouts(dwarf, &|_| true, &variables, &functions)),
     }
     .unwrap_or_default();
     differences(&used, &used_clashes, &before, &clashes)
@@ -70,7 +71,9 @@ pub fn changed_since_build(data: &[u8], source_name: &str, new: &ObjectFile, nam
     };
     let used = used_by(new, names).map(|(layouts, _)| layouts);
     let variables = used.as_ref().map(|(used, _)| variables_in(used)).unwrap_or_default();
-    let (before, clashes) = crate::signature::with_image_dwarf(data, |dwarf| all_layouts(dwarf, &wanted, &variables))?;
+    let functions = base_names(names);
+    let (before, clashes) =
+        crate::signature::with_image_dwarf(data, |dwarf| all_layouts(dwarf, &wanted, &variables, &functions))?;
     if !found.get() {
         return None;
     }
@@ -78,6 +81,12 @@ pub fn changed_since_build(data: &[u8], source_name: &str, new: &ObjectFile, nam
         return Some(Vec::new());
     };
     Some(differences(&used, &used_clashes, &before, &clashes))
+}
+
+/// The source names of the functions `names` (symbols): GCC's clones
+/// (`f.isra.0`) are described under `f`.
+fn base_names(names: &[&str]) -> HashSet<String> {
+    names.iter().map(|n| crate::names::parse(n).base).collect()
 }
 
 /// Whether the layouts used are only the file's enumerations and declared
@@ -114,8 +123,16 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<(Layouts, OnlyFileWide)> 
             }
         }
     }
+    // GCC's clones (`f.constprop.0`, `f.isra.0`) are described under the
+    // source function's name: a file whose `f` exists only as a clone
+    // had no function of its own to start from, and a struct it reads
+    // through a pointer was never compared (a PCRE2 trial: a field added
+    // to `match_block`, used by `match.constprop.0`, went in).
+    let sources: Vec<String> = names.iter().map(|n| crate::names::parse(n).base).collect();
+    let mut functions = wanted.clone();
+    functions.extend(sources.iter().map(String::as_str));
     let roots = Roots {
-        functions: &wanted,
+        functions: &functions,
         variables: &variables,
     };
     let index = crate::signature::index(new);
@@ -134,8 +151,9 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<(Layouts, OnlyFileWide)> 
     // added to an anonymous-namespace class was patched, and the object
     // made at start-up was then read with the new layout).
     if unfound {
+        let functions = base_names(names);
         let (all, clashes) =
-            with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true, &HashSet::new())).unwrap_or_default();
+            with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true, &HashSet::new(), &functions)).unwrap_or_default();
         for (name, layout) in all {
             used.entry(name).or_insert(layout);
         }
@@ -277,6 +295,25 @@ fn difference(was: &Layout, now: &Layout) -> String {
             .filter(|o| !now.members.iter().any(|m| m.name == o.name))
             .map(|o| format!("field {} was removed", o.name)),
     );
+    // Fields added where the old layout had padding move nothing, but the
+    // program's data holds no value for them: said, as it looked like a
+    // refusal with no reason (a PCRE2 trial, told elsewhere that such a
+    // field is no change).
+    let added = now
+        .members
+        .iter()
+        .filter(|m| !was.members.iter().any(|o| o.name == m.name))
+        .count();
+    if added > 0 && added == changes.len() && was.size == now.size {
+        let (one, it) = match added {
+            1 => ("it fills", "it"),
+            _ => ("they fill", "them"),
+        };
+        return format!(
+            "{} ({one} padding: no field moved, but the data the program already has holds no value for {it} there)",
+            changes.join(", ")
+        );
+    }
     // Every change, up to a few: a renamed field is one added and one
     // removed, and naming only the first hid the other.
     const SHOWN: usize = 4;
@@ -388,6 +425,13 @@ fn used_layouts(
         let unit = &units[&unit_offset];
         let mut walker = Walker::new(dwarf, unit, &mut out, &mut clashes);
         while let Some(&(_, offset)) = starts.get(at).filter(|(u, _)| *u == unit_offset) {
+            // A function's own types first, known by its name: a type
+            // its entries refer to is not walked twice.
+            let entry = unit.entry(offset)?;
+            if let (gimli::DW_TAG_subprogram, Some(function)) = (entry.tag(), walker.name(&entry)) {
+                let mut tree = unit.entries_tree(Some(offset))?;
+                walker.visit_local_types(tree.root()?, &function, 0)?;
+            }
             let mut tree = unit.entries_tree(Some(offset))?;
             walker.visit_subtree(tree.root()?, 0)?;
             at += 1;
@@ -405,12 +449,14 @@ type Unfound = bool;
 type Layouts = (HashMap<String, Layout>, HashSet<String>);
 
 /// Every struct, union, class, enumeration and typedef defined at a
-/// unit's top level or in its namespaces (C++), and the variables there
-/// named in `variables`.
+/// unit's top level or in its namespaces (C++), those defined in the
+/// functions named in `functions`, and the variables there named in
+/// `variables`.
 fn all_layouts(
     dwarf: &gimli::Dwarf<Reader>,
     wanted: &dyn Fn(&gimli::Unit<Reader>) -> bool,
     variables: &HashSet<String>,
+    functions: &HashSet<String>,
 ) -> Result<Layouts, gimli::Error> {
     let mut out = HashMap::new();
     let mut clashes = HashSet::new();
@@ -422,9 +468,14 @@ fn all_layouts(
         }
         let mut walker = Walker::new(dwarf, &unit, &mut out, &mut clashes);
         let mut tree = unit.entries_tree(None)?;
-        walker.visit_scope(tree.root()?, 0, variables)?;
+        walker.visit_scope(tree.root()?, 0, &Scope { variables, functions })?;
     }
     Ok((out, clashes))
+}
+
+/// A tag whose entry defines a type a layout is kept of.
+fn is_type_definition(tag: gimli::DwTag) -> bool {
+    is_aggregate(tag) || tag == gimli::DW_TAG_typedef || tag == gimli::DW_TAG_enumeration_type
 }
 
 fn is_aggregate(tag: gimli::DwTag) -> bool {
@@ -434,12 +485,24 @@ fn is_aggregate(tag: gimli::DwTag) -> bool {
     )
 }
 
+/// What [`Walker::visit_scope`] spells out besides the types of a scope:
+/// the variables of these names, and the types defined inside the
+/// functions of these names.
+struct Scope<'a> {
+    variables: &'a HashSet<String>,
+    functions: &'a HashSet<String>,
+}
+
 struct Walker<'a, 'd> {
     dwarf: &'a gimli::Dwarf<Reader<'d>>,
     unit: &'a gimli::Unit<Reader<'d>>,
     seen: HashSet<UnitOffset>,
     out: &'a mut HashMap<String, Layout>,
     clashes: &'a mut HashSet<String>,
+    /// A type defined inside a function, being walked: its entry and the
+    /// function's name, which its key carries (`enum state (in step)`):
+    /// another function may define one of the same name.
+    local: Option<(UnitOffset, String)>,
 }
 
 impl<'a, 'd> Walker<'a, 'd> {
@@ -457,6 +520,7 @@ impl<'a, 'd> Walker<'a, 'd> {
             seen: HashSet::new(),
             out,
             clashes,
+            local: None,
         }
     }
 }
@@ -468,22 +532,66 @@ impl Walker<'_, '_> {
         &mut self,
         node: gimli::EntriesTreeNode<Reader>,
         depth: u32,
-        variables: &HashSet<String>,
+        scope: &Scope,
     ) -> Result<(), gimli::Error> {
         let mut children = node.children();
         while let Some(child) = children.next()? {
             let tag = child.entry().tag();
-            if is_aggregate(tag) || tag == gimli::DW_TAG_typedef || tag == gimli::DW_TAG_enumeration_type {
+            if is_type_definition(tag) {
                 self.visit_type(child.entry().offset(), 0, None);
             } else if tag == gimli::DW_TAG_variable {
-                if !variables.is_empty() && self.name(child.entry()).is_some_and(|n| variables.contains(&n)) {
+                if !scope.variables.is_empty() && self.name(child.entry()).is_some_and(|n| scope.variables.contains(&n))
+                {
                     self.visit_variable(child.entry());
                 }
+            } else if tag == gimli::DW_TAG_subprogram && !scope.functions.is_empty() {
+                if let Some(name) = self.name(child.entry()).filter(|n| scope.functions.contains(n)) {
+                    self.visit_local_types(child, &name, 0)?;
+                }
             } else if tag == gimli::DW_TAG_namespace && depth < MAX_DEPTH {
-                self.visit_scope(child, depth + 1, variables)?;
+                self.visit_scope(child, depth + 1, scope)?;
             }
         }
         Ok(())
+    }
+
+    /// The types defined inside function `function` (`node`: its entry,
+    /// or a block of it), each known by its name and the function's. A
+    /// function's own `enum { IDLE, RUN }` numbers what its statics hold
+    /// as much as one at the top level does (a re-check: a value inserted
+    /// first renumbered the state a running loop kept, and the patch went
+    /// in unchecked).
+    fn visit_local_types(
+        &mut self,
+        node: gimli::EntriesTreeNode<Reader>,
+        function: &str,
+        depth: u32,
+    ) -> Result<(), gimli::Error> {
+        if depth > MAX_DEPTH {
+            return Ok(());
+        }
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            let tag = child.entry().tag();
+            if is_type_definition(tag) {
+                let offset = child.entry().offset();
+                self.local = Some((offset, function.to_string()));
+                self.visit_type(offset, 0, None);
+                self.local = None;
+            } else if tag == gimli::DW_TAG_lexical_block {
+                self.visit_local_types(child, function, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `key`, the key of the type at `offset`, qualified by the function
+    /// that defines it when it is the function-local type being walked.
+    fn qualified(&self, offset: UnitOffset, key: String) -> String {
+        match &self.local {
+            Some((root, function)) if *root == offset => format!("{key} (in {function})"),
+            _ => key,
+        }
     }
 
     /// Every type a subprogram's entries refer to.
@@ -517,6 +625,10 @@ impl Walker<'_, '_> {
         };
         if tag == gimli::DW_TAG_typedef {
             if let Some(t) = next(&entry) {
+                // A function's own typedef stands for the type it names.
+                if let Some((root, _)) = self.local.as_mut().filter(|(root, _)| *root == offset) {
+                    *root = t;
+                }
                 // An anonymous struct is known by its typedef's name; the
                 // typedef is seen again for it.
                 self.seen.remove(&t);
@@ -547,6 +659,7 @@ impl Walker<'_, '_> {
             (None, Some(alias)) => alias,
             (None, None) => return,
         };
+        let key = self.qualified(offset, key);
         let mut layout = Layout {
             size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
             members: Vec::new(),
@@ -632,7 +745,7 @@ impl Walker<'_, '_> {
             }
         }
         let entries: Vec<(String, Layout)> = match key {
-            Some(key) => vec![(key, layout)],
+            Some(key) => vec![(self.qualified(offset, key), layout)],
             None => layout
                 .members
                 .iter()
@@ -643,7 +756,7 @@ impl Walker<'_, '_> {
                         members: vec![m.clone()],
                         enumeration: true,
                     };
-                    (format!("enumerator {}", m.name), one)
+                    (self.qualified(offset, format!("enumerator {}", m.name)), one)
                 })
                 .collect(),
         };

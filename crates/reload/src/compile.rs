@@ -68,6 +68,20 @@ fn debug_info_for_layouts(cc: &str, args: &[&String]) -> &'static [&'static str]
 /// options, so a `-fno-data-sections` there does not undo it.
 const A_SECTION_PER_VARIABLE: &str = "-fdata-sections";
 
+/// The option that has relive's compiles by compiler `cc` describe the
+/// macros they define ([`relive_patch::debug_macros`]): two compiles
+/// then tell which `#define` an edit gave another value, which the code
+/// alone does not. GCC's `-g3`; clang's `-fdebug-macro` (its `-g3` gives
+/// none). A compiler named neither (`cc`) gets `-g3`, which both accept.
+/// The code is the same either way.
+fn macro_information(cc: &str) -> &'static str {
+    let name = Path::new(cc).file_name().and_then(|n| n.to_str()).unwrap_or(cc);
+    match name.contains("clang") {
+        true => "-fdebug-macro",
+        false => "-g3",
+    }
+}
+
 /// Whether `args` ask for less debug information than types.
 fn wants_types(args: &[&String]) -> bool {
     let mut level = 0;
@@ -185,6 +199,7 @@ fn compile_from(
         .args(in_place)
         .args(&flags)
         .args(debug_info_for_layouts(cc, &flags))
+        .arg(macro_information(cc))
         .arg(A_SECTION_PER_VARIABLE)
         .arg("-c")
         .arg(&file)
@@ -300,6 +315,14 @@ mod tests {
         assert_eq!(debug_info_for_layouts("cc", &[&o2]), ["-g"], "cc may be clang");
         let g = "-g".to_string();
         assert!(debug_info_for_layouts("gcc", &[&o2, &g]).is_empty());
+    }
+
+    #[test]
+    fn macro_information_is_asked_for_as_each_compiler_takes_it() {
+        assert_eq!(macro_information("/usr/bin/gcc-12"), "-g3");
+        assert_eq!(macro_information("x86_64-linux-gnu-g++"), "-g3");
+        assert_eq!(macro_information("clang++-14"), "-fdebug-macro", "clang's -g3 has none");
+        assert_eq!(macro_information("cc"), "-g3", "either compiler takes it");
     }
 
     #[test]

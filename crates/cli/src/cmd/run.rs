@@ -612,32 +612,72 @@ fn report_baseline(json: bool, value: serde_json::Value, text: String) {
 }
 
 /// What a session remembers of its last patch, for the report when the
-/// program dies.
+/// program dies: every file of that step (files saved together, a
+/// catch-up of several), not only the last one's (a zstd trial: the
+/// crash was blamed on the header's partner, not on the file whose code
+/// crashed).
 #[derive(Default)]
 struct LastReload {
     at: Option<std::time::Instant>,
-    file: String,
-    functions: Vec<String>,
+    /// Each file of the step, with the functions it patched or added
+    /// whose new code runs.
+    files: Vec<(String, Vec<String>)>,
+    /// Functions the step redirected whose new code cannot run (the old
+    /// code runs on): not listed as patched.
+    unreachable: Vec<String>,
 }
 
 impl LastReload {
-    /// Remembers the last of `events` that changed the program, also one
-    /// whose new code cannot run (its entries were redirected all the
-    /// same).
+    /// Remembers the last of `events` (one step) that changed the program,
+    /// also one whose new code cannot run (its entries were redirected all
+    /// the same).
     fn note(&mut self, events: &[ReloadEvent]) {
-        for e in events.iter().filter(|e| e.event.applied()) {
-            *self = LastReload {
-                at: Some(std::time::Instant::now()),
-                file: e.file.clone(),
-                functions: e
-                    .functions
-                    .iter()
-                    .chain(&e.added)
-                    .chain(&e.unreachable)
-                    .cloned()
-                    .collect(),
-            };
+        let applied: Vec<&ReloadEvent> = events.iter().filter(|e| e.event.applied()).collect();
+        if applied.is_empty() {
+            return;
         }
+        *self = LastReload {
+            at: Some(std::time::Instant::now()),
+            files: applied
+                .iter()
+                .map(|e| (e.file.clone(), e.functions.iter().chain(&e.added).cloned().collect()))
+                .collect(),
+            unreachable: applied.iter().flat_map(|e| e.unreachable.iter().cloned()).collect(),
+        };
+    }
+
+    /// Every function of the step, patched or added, whose new code runs.
+    fn functions(&self) -> Vec<String> {
+        self.files.iter().flat_map(|(_, f)| f.iter().cloned()).collect()
+    }
+
+    /// The step in words: `f, g in a.c; h in b.c`.
+    fn described(&self) -> String {
+        let readable = |functions: &[String]| {
+            functions
+                .iter()
+                // The compiler's static initializers ran at start-up only.
+                .filter(|f| !relive_patch::names::is_static_initializer(f))
+                .map(|f| relive_patch::names::readable(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = self
+            .files
+            .iter()
+            .map(|(file, functions)| match readable(functions) {
+                names if names.is_empty() => format!("no function whose new code runs in {file}"),
+                names => format!("{names} in {file}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !self.unreachable.is_empty() {
+            text.push_str(&format!(
+                " (and redirected {}, whose new code cannot run)",
+                readable(&self.unreachable)
+            ));
+        }
+        text
     }
 }
 
@@ -847,6 +887,11 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
                 "{}",
                 serde_json::json!({"event": "exited", "pid": pid, "status": status.code()})
             );
+        } else {
+            // Said in text too: a run that ended printed nothing at all,
+            // and looked gone without a trace (a PCRE2 trial).
+            let code = status.code().map_or_else(|| "?".to_string(), |c| c.to_string());
+            crate::output::say!("relive: the program (pid {pid}) exited with status {code}");
         }
         return;
     };
@@ -857,8 +902,11 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
             "{}",
             serde_json::json!({
                 "event": "exited", "pid": pid, "signal": signal, "signal_name": name,
-                "ms_since_last_reload": since.map(|d| d.as_millis() as u64), "last_reload_file": last.file,
-                "last_reload_functions": last.functions,
+                "ms_since_last_reload": since.map(|d| d.as_millis() as u64),
+                "last_reload_file": last.files.last().map(|(f, _)| f),
+                "last_reload_files": last.files.iter().map(|(f, _)| f).collect::<Vec<_>>(),
+                "last_reload_functions": last.functions(),
+                "last_reload_unreachable": last.unreachable,
             })
         );
         return;
@@ -866,16 +914,9 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     let mut text = format!("relive: the program (pid {pid}) was killed by {name} (signal {signal})");
     match since {
         Some(s) => text.push_str(&format!(
-            ", {:.1} s after the last reload, which patched {} in {}",
+            ", {:.1} s after the last reload, which patched {}",
             s.as_secs_f64(),
-            last.functions
-                .iter()
-                // The compiler's static initializers ran at start-up only.
-                .filter(|f| !relive_patch::names::is_static_initializer(f))
-                .map(|f| relive_patch::names::readable(f))
-                .collect::<Vec<_>>()
-                .join(", "),
-            last.file
+            last.described()
         )),
         None => text.push_str("; no reload had patched it"),
     }

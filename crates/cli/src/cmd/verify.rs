@@ -203,7 +203,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     (1, _) => "it defines no function; its 1 constant is the table".to_string(),
                     (n, _) => format!("it defines no function; its {n} constants are the tables"),
                 };
-                writeln!(out, "{}: {counted} pid {} runs", r.object, args.pid)?;
+                // Calls under way that keep the old code (a thread's loop)
+                // said in the headline too: "the code pid N runs" above a
+                // note that its running loop ran the old code read as the
+                // whole answer (two trials).
+                match r.old_code_kept.len() {
+                    0 => writeln!(out, "{}: {counted} pid {} runs", r.object, args.pid)?,
+                    kept => writeln!(
+                        out,
+                        "{}: {counted} pid {} runs for new calls, but {kept} of them still {} old code in a call under way:",
+                        r.object,
+                        args.pid,
+                        if kept == 1 { "runs" } else { "run" }
+                    )?,
+                }
             } else {
                 writeln!(
                     out,

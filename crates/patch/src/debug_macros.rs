@@ -1,0 +1,220 @@
+//! The macros a compile defined, from its macro debug information
+//! (`.debug_macro`: GCC's `-g3`, clang's `-fdebug-macro`, which relive's
+//! own compiles ask for), and those an edit gave another value.
+//!
+//! A changed `#define` reaches a running program through the functions
+//! that use it: their code changes, and a patch replaces them. But a
+//! value the program already computed with the old definition stays in
+//! its data, and the new code reads it with the new one: SQLite's `TF_*`
+//! flags, two values swapped, made every table the program had opened
+//! read as the other kind, while relive said only "patched" (a trial).
+//! Nothing in the code tells a flag stored in a struct from a loop bound,
+//! so such an edit is patched (a tuning constant is the most common live
+//! edit there is) and said: the macros whose value changed, by name, with
+//! both values.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use gimli::{DebugMacroOffset, EndianSlice, LittleEndian, MacroEntry, Reader as _};
+use object::read::{Object, ObjectSection};
+
+use crate::debug_relocs::{Fixups, SectionRelocs};
+use crate::objfile::ObjectFile;
+use crate::signature::{with_dwarf, Reader};
+
+/// One `.debug_macro` section of an object: its bytes, its relocations,
+/// and the signature of the group it is in (GCC's `wm4.FILE.LINE.MD5`
+/// for a header's macros: the same signature, the same macros).
+struct MacroSection<'a> {
+    bytes: &'a [u8],
+    relocs: SectionRelocs,
+    group: Option<String>,
+}
+
+/// The object's `.debug_macro` sections, read with one parse of its
+/// headers. GCC writes one per header (in a group of its own, shared
+/// between units) and one for the unit, which imports them; each starts
+/// with a header of its own, so each is read whole, imports aside.
+fn macro_sections(data: &[u8]) -> Vec<MacroSection<'_>> {
+    use object::read::elf::{ElfFile64, SectionHeader};
+    use object::read::ObjectComdat;
+    let Ok(file) = ElfFile64::<object::Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let endian = file.endian();
+    let mut groups = std::collections::HashMap::new();
+    for comdat in file.comdats() {
+        let Ok(name) = comdat.name() else { continue };
+        for section in comdat.sections() {
+            groups.insert(section.0, name.to_string());
+        }
+    }
+    let mut relas = std::collections::HashMap::new();
+    for s in file.sections() {
+        let header = s.elf_section_header();
+        if header.sh_type(endian) == object::elf::SHT_RELA {
+            relas.insert(header.sh_info(endian) as usize, s.file_range());
+        }
+    }
+    file.sections()
+        .filter(|s| s.name() == Ok(".debug_macro"))
+        .filter_map(|s| {
+            let index = s.index().0;
+            Some(MacroSection {
+                bytes: s.data().ok()?,
+                relocs: SectionRelocs::of_rela(data, relas.get(&index).copied().flatten()),
+                group: groups.get(&index).cloned(),
+            })
+        })
+        .collect()
+}
+
+/// Each macro's definitions (what follows its name: its parameters and
+/// its body), by name, in the sections of `obj` outside the groups
+/// `skipped`. `None` when the object carries no macro information or it
+/// cannot be read whole: a comparison of part of it would call every
+/// macro it missed removed.
+fn definitions_outside(obj: &ObjectFile, skipped: &HashSet<String>) -> Option<BTreeMap<String, BTreeSet<String>>> {
+    let data = obj.raw();
+    let sections = macro_sections(data);
+    if sections.is_empty() {
+        return None;
+    }
+    let bases = obj.debug_bases();
+    with_dwarf(obj, |dwarf| {
+        let header = dwarf.units().next()?;
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        let unit = dwarf.unit(header)?;
+        let unit = unit.unit_ref(dwarf);
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for section in &sections {
+            if section.group.as_ref().is_some_and(|g| skipped.contains(g)) {
+                continue;
+            }
+            let reader: Reader = gimli::RelocateReader::new(
+                EndianSlice::new(section.bytes, LittleEndian),
+                Fixups::new(data, &section.relocs, bases),
+            );
+            let mut entries = gimli::DebugMacro::from(reader).get_macros(DebugMacroOffset(0))?;
+            while let Some(entry) = entries.next()? {
+                let MacroEntry::Define { text, .. } = entry else {
+                    continue;
+                };
+                let text = text.string(unit)?.to_string_lossy()?.into_owned();
+                let (name, body) = split_definition(&text);
+                out.entry(name.to_string()).or_default().insert(body.to_string());
+            }
+        }
+        Ok(Some(out))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Each macro's definitions in `obj`, by name (see [`definitions_outside`]).
+pub fn definitions(obj: &ObjectFile) -> Option<BTreeMap<String, BTreeSet<String>>> {
+    definitions_outside(obj, &HashSet::new())
+}
+
+/// The groups of `.debug_macro` sections `obj` has (their signatures).
+fn groups(obj: &ObjectFile) -> HashSet<String> {
+    macro_sections(obj.raw()).into_iter().filter_map(|s| s.group).collect()
+}
+
+/// A definition's text split into the macro's name and the rest: `F(a,
+/// b) ((a)+(b))` into `F` and `(a, b) ((a)+(b))`, `X 9` into `X` and `9`.
+fn split_definition(text: &str) -> (&str, &str) {
+    let end = text.find([' ', '(']).unwrap_or(text.len());
+    let (name, rest) = text.split_at(end);
+    (name, rest.strip_prefix(' ').unwrap_or(rest).trim_end())
+}
+
+/// A macro both compiles define, with other definitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacroChange {
+    pub name: String,
+    /// Its definitions in the first compile and in the second (a macro
+    /// defined again after an `#undef` has several).
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+/// The macros `old` and `new` both define, differently. Empty when either
+/// lacks macro information (a compile without `-g3`).
+pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<MacroChange> {
+    // A header's group both compiles have defines the same macros in
+    // both: read neither (most of a unit's macros are the system's).
+    let shared: HashSet<String> = groups(old).intersection(&groups(new)).cloned().collect();
+    let (Some(before), Some(after)) = (definitions_outside(old, &shared), definitions_outside(new, &shared)) else {
+        return Vec::new();
+    };
+    after
+        .into_iter()
+        .filter_map(|(name, after)| {
+            let before = before.get(&name)?;
+            (before != &after).then(|| MacroChange {
+                name,
+                before: before.iter().cloned().collect(),
+                after: after.into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+/// How many changed macros a note names; the rest are counted.
+const NAMED: usize = 6;
+
+/// What to tell the user of a patch made with `changes`.
+pub fn note(changes: &[MacroChange]) -> Option<String> {
+    if changes.is_empty() {
+        return None;
+    }
+    let show = |defs: &[String]| match defs {
+        [one] if one.is_empty() => "defined empty".to_string(),
+        _ => defs.join(" | "),
+    };
+    let mut named: Vec<String> = changes
+        .iter()
+        .take(NAMED)
+        .map(|c| format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)))
+        .collect();
+    if changes.len() > NAMED {
+        named.push(format!("{} more", changes.len() - NAMED));
+    }
+    let which = if changes.len() == 1 { "macro" } else { "macros" };
+    Some(format!(
+        "{which} changed value ({}): the patched code uses the new value, but what the program already computed or stored with the old one (flags or states in its data, sizes) keeps it, and the new code reads it with the new meaning; restart the program if such values are kept",
+        named.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_splits_into_name_and_the_rest() {
+        assert_eq!(split_definition("X 9"), ("X", "9"));
+        assert_eq!(split_definition("F(a,b) ((a)+(b))"), ("F", "(a,b) ((a)+(b))"));
+        assert_eq!(split_definition("GUARD"), ("GUARD", ""));
+        assert_eq!(split_definition("GUARD "), ("GUARD", ""));
+    }
+
+    #[test]
+    fn a_note_names_each_change_and_counts_the_rest() {
+        let change = |n: usize| MacroChange {
+            name: format!("M{n}"),
+            before: vec!["1".into()],
+            after: vec!["2".into()],
+        };
+        let one = note(&[change(0)]).unwrap();
+        assert!(one.starts_with("macro changed value (M0 1 -> 2)"), "{one}");
+        let many: Vec<MacroChange> = (0..9).map(change).collect();
+        let text = note(&many).unwrap();
+        assert!(text.contains("M5 1 -> 2; 3 more"), "{text}");
+        assert!(!text.contains("M6"), "{text}");
+        assert_eq!(note(&[]), None);
+    }
+}
