@@ -569,8 +569,8 @@ fn an_edit_saved_during_start_up_under_an_unknown_command_is_patched() {
 }
 
 /// Each of `patched` (events of files patched together) says so, and
-/// counts its compile, inside its total (a catch-up's is its baseline's
-/// compile: it said 0).
+/// counts its compile and its diff, inside its total (a catch-up's are
+/// its baseline's compile and comparison: it said 0).
 fn patched_in_one_step_with_their_compiles_counted<V: std::borrow::Borrow<Value> + std::fmt::Debug>(patched: &[V]) {
     for e in patched.iter().map(Borrow::borrow) {
         assert!(
@@ -578,8 +578,12 @@ fn patched_in_one_step_with_their_compiles_counted<V: std::borrow::Borrow<Value>
             "{patched:?}"
         );
         assert!(e["timing_us"]["compile"].as_u64() > Some(0), "{patched:?}");
+        // Its comparison with the running code is its diff (it said 0: a
+        // QuickJS trial).
+        assert!(e["timing_us"]["diff"].as_u64() > Some(0), "{patched:?}");
         assert!(
-            e["timing_us"]["total"].as_u64() > e["timing_us"]["compile"].as_u64(),
+            e["timing_us"]["total"].as_u64()
+                > Some(e["timing_us"]["compile"].as_u64().unwrap() + e["timing_us"]["diff"].as_u64().unwrap()),
             "{patched:?}"
         );
     }

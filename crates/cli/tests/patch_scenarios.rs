@@ -2587,3 +2587,43 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("s %d\n", s
     assert_eq!(applied(&report, "step")["reach"]["reachable"], true, "{report}");
     run.expect("s 16");
 }
+
+/// A revert of one function of a change that also patched another, which
+/// calls a function the change added: the added function is that other
+/// patch's, which stays, and is not said to stay (a QuickJS trial: `revert
+/// js_math_clz32` named the helper its change added for
+/// `js_string_repeat`).
+#[test]
+fn a_revert_by_name_does_not_name_what_a_remaining_patch_added() {
+    const TWO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int first(void) { return 1; }
+__attribute__((noinline, noipa)) int second(void) { return 100; }
+__attribute__((noinline, noipa)) void tick(void) { printf("first %d second %d\n", first(), second()); }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { tick(); usleep(3000); } }
+"#;
+    let mut run = Run::start(TWO, &["-O2", "-g"]);
+    run.expect("first 1 second 100");
+    let base = run.object("app.c", TWO);
+    let edited = TWO.replace(
+        "int first(void) { return 1; }\n__attribute__((noinline, noipa)) int second(void) { return 100; }",
+        "int first(void) { return 2; }\n__attribute__((noinline, noipa)) int helper(int x) { return x * 7; }\n__attribute__((noinline, noipa)) int second(void) { return helper(100); }",
+    );
+    let new = run.object("app.c", &edited);
+    assert!(run.patch_in_words(&new, &base).status.success());
+    run.expect("first 2 second 700");
+    let pid = run.target.pid_arg();
+    let out = run.relive(&["revert", &pid, "first"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("reverted first") && !text.contains("stays"), "{text}");
+    run.expect("first 1 second 700");
+    // The rest of the change undone: what it added stays, and is said to
+    // (or goes with its pool).
+    let out = run.relive(&["revert", &pid, "second"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let freed = text.contains("freed") && !text.contains("stays");
+    assert!(freed || text.contains("stays    helper"), "{text}");
+    run.expect("first 1 second 100");
+}

@@ -576,6 +576,9 @@ pub struct Reloader<'p> {
     /// Per source file: how long its baseline compile took (µs), the
     /// compile of a catch-up.
     baseline_us: HashMap<PathBuf, u64>,
+    /// Per source file: how long comparing its baseline with the running
+    /// code took (µs), the diff of a catch-up (said as 0 before).
+    baseline_check_us: HashMap<PathBuf, u64>,
     /// Per source file compiled with a command not known to be the
     /// build's: the text the program runs, and the text a reload under way
     /// would make it run (see `macros`).
@@ -640,6 +643,7 @@ impl<'p> Reloader<'p> {
             builds: 0,
             snapshot: Default::default(),
             baseline_us: HashMap::new(),
+            baseline_check_us: HashMap::new(),
             texts: HashMap::new(),
             pending_texts: HashMap::new(),
             unsettled: HashMap::new(),
@@ -942,7 +946,10 @@ impl<'p> Reloader<'p> {
             Ok(obj) => obj,
             Err(message) => return Baseline::CompileError(message),
         };
+        let started = Instant::now();
         let check = verify::against_process(&self.target, &obj);
+        self.baseline_check_us
+            .insert(source.to_path_buf(), started.elapsed().as_micros() as u64);
         self.adopt_checked(source, obj, check)
     }
 
@@ -1299,8 +1306,10 @@ impl<'p> Reloader<'p> {
     /// the event's compile time, and part of its total.
     fn time_catch_up(&self, event: &mut ReloadEvent, source: &Path, start: Instant) {
         let compile = self.baseline_us.get(source).copied().unwrap_or_default();
+        let compared = self.baseline_check_us.get(source).copied().unwrap_or_default();
         event.timing_us.compile = compile;
-        event.timing_us.total = compile + start.elapsed().as_micros() as u64;
+        event.timing_us.diff = compared;
+        event.timing_us.total = compile + compared + start.elapsed().as_micros() as u64;
     }
 
     /// Recompiles `source` and patches what changed since the last build.
