@@ -2750,35 +2750,38 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("s=%d o=%d\
     }
 }
 
-/// A pointer one past the end of a string literal that ends its section
-/// (`" " + 2`, GCC's `lea .LC0+2(%rip)`), beside a pointer to the
-/// literal's start the program keeps: both must point into one copy. The
-/// place matched no literal (nothing follows it), the whole section was
-/// copied for it, and `end - start` came out anything but 2 (a zstd
-/// trial: `ZSTD_window_init`'s `nextSrc = base + 2`, and the program
+/// A pointer one past the end of a string literal (`" " + 2`, GCC's `lea
+/// .LC0+2(%rip)`), beside a pointer to the literal's start the program
+/// keeps: both must point into one copy. At the section's end the place
+/// matched no literal and the whole section was copied for it; with a
+/// literal after it, the place is that one's start, which the program
+/// keeps elsewhere: either way `end - start` came out anything but 2 (a
+/// zstd trial: `ZSTD_window_init`'s `nextSrc = base + 2`, and the program
 /// crashed reading 4 GiB past its buffer).
 #[test]
-fn a_pointer_past_a_literal_at_its_sections_end_stays_with_the_literal() {
-    let files: [(&str, &str); 2] = [
-        (
-            "lib.c",
-            "static const char *volatile cell = \" \";\n__attribute__((noinline)) const char *start_of(void) { return cell; }\n__attribute__((noinline)) const char *end_of(int k) { return \" \" + 2 + (k > 100); }\n",
-        ),
-        (
-            "main.c",
-            "#include <stdio.h>\n#include <unistd.h>\nconst char *start_of(void);\nconst char *end_of(int k);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int k = 0;; k = !k) { printf(\"d=%ld c=%d\\n\", (long)(end_of(k) - start_of()), start_of()[0]); usleep(3000); } }\n",
-        ),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
-    target.wait_for("d=2 c=32");
-    let p = target.dir.path().to_path_buf();
-    std::fs::write(p.join("lib.c"), files[0].1.replace("(k > 100)", "(k > 200)")).unwrap();
-    let e = next_event_for(&events, "/lib.c");
-    assert_eq!(e["event"], "patched", "{e}");
-    target.prints_only(&["d=2 c=32"], 20);
+fn a_pointer_past_a_literal_stays_with_the_literal() {
+    const LIB: &str = "static const char *volatile cell = \" \";\n__attribute__((noinline)) const char *start_of(void) { return cell; }\n__attribute__((noinline)) const char *end_of(int k) { return \" \" + 2 + (k > 100); }\n";
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nconst char *start_of(void);\nconst char *end_of(int k);\nconst char *other(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int k = 0;; k = !k) { printf(\"d=%ld c=%d o=%s\\n\", (long)(end_of(k) - start_of()), start_of()[0], other()); usleep(3000); } }\n";
+    // The literal last in its section, and followed by another.
+    let at_the_end = format!("{LIB}const char *other(void);\n");
+    let followed = format!("{LIB}__attribute__((noinline)) const char *other(void) {{ return \"xyz\"; }}\n");
+    let elsewhere = "const char *other(void) { return \"xyz\"; }\n";
+    for (lib, rest) in [(at_the_end.as_str(), elsewhere), (followed.as_str(), "")] {
+        // "xyz" first in the link: the program's copy is not the one
+        // after " ".
+        let early = "const char *early(void) { return \"xyz\"; }\n";
+        let files: [(&str, &str); 4] = [("early.c", early), ("lib.c", lib), ("main.c", MAIN), ("rest.c", rest)];
+        let dir = tempfile::tempdir().unwrap();
+        let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+        let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+        target.wait_for("d=2 c=32 o=xyz");
+        let p = target.dir.path().to_path_buf();
+        std::fs::write(p.join("lib.c"), lib.replace("(k > 100)", "(k > 200)")).unwrap();
+        let e = next_event_for(&events, "/lib.c");
+        assert_eq!(e["event"], "patched", "{e}");
+        target.prints_only(&["d=2 c=32 o=xyz"], 20);
+    }
 }
 
 /// A death after a step that patched several files (a header's

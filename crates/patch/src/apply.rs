@@ -3130,15 +3130,16 @@ fn revert_change(
         .collect();
     // Nothing patched is left: whatever any change added stays.
     let everything = after.patches.is_empty();
-    // Changes whose code still runs (a patch of theirs this revert left):
-    // what they added is that code's, not news of the revert (`revert
-    // js_math_clz32` listed the helper its change added for
-    // `js_string_repeat`, which stays patched: a QuickJS trial).
-    let still_running: std::collections::HashSet<u64> = after
+    // Changes whose code of a file still runs (a patch of theirs from
+    // that file this revert left): what they added in that file is that
+    // code's, not news of the revert (`revert js_math_clz32` listed the
+    // helper its change added to quickjs.c for `js_string_repeat`, which
+    // stays patched: a QuickJS trial).
+    let still_running: std::collections::HashSet<(u64, Option<&str>)> = after
         .patches
         .iter()
         .filter_map(|p| p.history.iter().find(|g| g.generation == p.generation))
-        .map(|g| g.change)
+        .map(|g| (g.change, g.source.as_deref()))
         .collect();
     let added_stay = match reverted.is_empty() {
         true => Vec::new(),
@@ -3152,7 +3153,7 @@ fn revert_change(
             // Records of older relive versions: not known, so said.
             .filter(|a| {
                 a.change
-                    .is_none_or(|c| undone.contains(&c) && !still_running.contains(&c))
+                    .is_none_or(|c| undone.contains(&c) && !still_running.contains(&(c, a.file.as_deref())))
             })
             .filter(|a| match (&a.file, sources.is_empty() || everything) {
                 (Some(file), false) => sources.contains(&file.as_str()),

@@ -504,6 +504,7 @@ impl Linker<'_> {
                     addend: 0,
                     pc_bias: 4,
                     synthetic: true,
+                    label: None,
                 };
                 l.relocate(Part::Code, 0, &r, &obj.symbols[f].name)?;
             }
@@ -1100,7 +1101,7 @@ impl Linker<'_> {
                     let entry = offset.wrapping_add(r.pc_bias) == start;
                     return Ok((self.resolve_symbol(i, user, entry)?, offset.wrapping_sub(start)));
                 }
-                if let Some(copied) = self.copy_string(*section, *offset, r.pc_bias) {
+                if let Some(copied) = self.copy_string(*section, *offset, r.pc_bias, r.label) {
                     return Ok(copied);
                 }
                 // Just beside a variable (GCC's `buf - 1`): relative to
@@ -1511,7 +1512,7 @@ impl Linker<'_> {
     /// run to hundreds of kilobytes: each patch copied them all).
     /// `None` when the section is not such a one or the place is in no
     /// literal.
-    fn copy_string(&mut self, section: usize, offset: i64, pc_bias: i64) -> Option<(Value, i64)> {
+    fn copy_string(&mut self, section: usize, offset: i64, pc_bias: i64, label: Option<i64>) -> Option<(Value, i64)> {
         let sec = self.obj.section(section)?;
         if !sec.strings || !sec.name.starts_with(".rodata.str1.") || sec.writable {
             return None;
@@ -1524,8 +1525,12 @@ impl Linker<'_> {
         // start elsewhere (a pointer to it in its data): two copies, and
         // `end - start` was anything (a zstd trial: `nextSrc = base + 2`,
         // and the program crashed reading 4 GiB past its buffer).
+        // The same anywhere through the string's own label, whose string
+        // ends just before the place (the place is also where the next
+        // string starts).
+        let past_labels_string = crate::objfile::past_labels_string(bytes, label, place as i64).is_some();
         let end = match place.checked_sub(1) {
-            Some(last) if place == bytes.len() && bytes[last] == 0 => last,
+            Some(last) if (place == bytes.len() || past_labels_string) && bytes.get(last) == Some(&0) => last,
             _ => place + bytes.get(place..)?.iter().position(|&b| b == 0)?,
         };
         let start = bytes[..end].iter().rposition(|&b| b == 0).map_or(0, |nul| nul + 1);

@@ -68,6 +68,13 @@ pub struct Reloc {
     /// reference to another function of the same section itself, and relive
     /// added the relocation (found by decoding) so the code can move.
     pub synthetic: bool,
+    /// For a reference through an assembler-private label into a section
+    /// of strings (`.LC4+2`): the label's place. The assembler keeps the
+    /// label there (not the section) so that a place just past the end
+    /// of the label's string (`" " + 2`, a loop's end) stays that
+    /// string's, which the place alone cannot tell from the start of the
+    /// string after it.
+    pub label: Option<i64>,
 }
 
 impl Reloc {
@@ -81,6 +88,17 @@ impl Reloc {
     pub fn pc_relative(&self) -> bool {
         rtype::pc_relative(self.r_type)
     }
+}
+
+/// When `at` is just past the end of the string its reference's `label`
+/// starts (the place of `" " + 2`), that string's start and the distance
+/// from it to `at`.
+pub(crate) fn past_labels_string(bytes: &[u8], label: Option<i64>, at: i64) -> Option<(i64, u64)> {
+    let start = usize::try_from(label?).ok()?;
+    let place = usize::try_from(at).ok()?;
+    let string = bytes.get(start..place)?;
+    let first_nul = string.iter().position(|&b| b == 0)?;
+    (first_nul + 1 == string.len()).then_some((start as i64, string.len() as u64))
 }
 
 /// A defined function or data symbol.
@@ -511,6 +529,8 @@ impl Undecoded {
         let elf_symbols = file.symbols().map(|s| s.index().0 + 1).max().unwrap_or(0);
         let mut by_elf_index: Vec<Option<usize>> = vec![None; elf_symbols];
         let mut section_symbols: Vec<Option<(usize, u64)>> = vec![None; elf_symbols];
+        // Of those, the labels of strings (see `Reloc::label`).
+        let mut string_labels: foldhash::HashSet<usize> = Default::default();
         let mut source = None;
         for sym in file.symbols() {
             let name = sym.name().unwrap_or("").to_string();
@@ -529,6 +549,10 @@ impl Undecoded {
             if private || matches!(sym.kind(), ObjKind::Section | ObjKind::Label | ObjKind::Unknown) {
                 if let SymbolSection::Section(SectionIndex(i)) = sym.section() {
                     section_symbols[sym.index().0] = Some((i, sym.address()));
+                    let strings = sections.get(i).and_then(|s| s.as_ref()).is_some_and(|s| s.strings);
+                    if strings && sym.kind() != ObjKind::Section {
+                        string_labels.insert(sym.index().0);
+                    }
                 }
                 continue;
             }
@@ -616,9 +640,11 @@ impl Undecoded {
                         ),
                     ));
                 }
+                let mut label = None;
                 let target = match rel.target() {
                     RelocationTarget::Symbol(idx) => {
                         if let Some(&Some((sec, at))) = section_symbols.get(idx.0) {
+                            label = string_labels.contains(&idx.0).then_some(at as i64);
                             Target::Section {
                                 section: sec,
                                 offset: (at as i64).wrapping_add(rel.addend()),
@@ -653,6 +679,7 @@ impl Undecoded {
                     addend,
                     pc_bias: 0,
                     synthetic: false,
+                    label,
                 };
                 if let Some((owner, within)) = covering.and_then(|c| c.at(offset)) {
                     symbols[owner].relocs.push(Reloc {
@@ -1196,6 +1223,7 @@ fn complete_code_relocations(sym: &mut Symbol, next_starts: bool, decoded: std::
             addend: 0,
             pc_bias,
             synthetic: true,
+            label: None,
         });
     }
     sym.relocs.extend(added);

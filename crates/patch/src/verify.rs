@@ -521,7 +521,7 @@ fn reference(
             let at_place = offset.wrapping_add(r.pc_bias);
             match obj.symbol_at(*section, at_place) {
                 Some((i, into)) => (Some(i), symbol(i), into, obj.symbols[i].name.clone()),
-                None => return literal(target, obj, *section, at_place, place),
+                None => return literal(target, obj, *section, at_place, place, r.label),
             }
         }
     };
@@ -709,12 +709,31 @@ fn through_linkage(target: &LiveTarget, r: &Reloc, at: u64, live: &[u8], place: 
 
 /// Whether a reference to a place no symbol covers (a string literal, a
 /// constant, a jump table) finds the same bytes in the process.
-fn literal(target: &LiveTarget, obj: &ObjectFile, section: usize, at: i64, place: u64) -> Option<String> {
+fn literal(
+    target: &LiveTarget,
+    obj: &ObjectFile,
+    section: usize,
+    at: i64,
+    place: u64,
+    label: Option<i64>,
+) -> Option<String> {
     let sec = obj.section(section)?;
     if sec.executable || !sec.constant() {
         // Code without a symbol, or a variable's current contents: not
         // comparable.
         return None;
+    }
+    // Just past the end of its label's string (`" " + 2`): that string,
+    // where the running code's place is as far past its end (see
+    // `Reloc::label`); the next string, which starts there, is another
+    // literal the program keeps wherever it likes.
+    if let Some((start, len)) = sec
+        .bytes
+        .as_deref()
+        .and_then(|bytes| crate::objfile::past_labels_string(bytes, label, at))
+        .filter(|_| sec.strings)
+    {
+        return literal(target, obj, section, start, place.wrapping_sub(len), None);
     }
     let ours: &[u8] = if sec.strings {
         let bytes = sec.bytes.as_deref()?;
@@ -838,6 +857,7 @@ mod tests {
             addend: -4,
             pc_bias: 4,
             synthetic: false,
+            label: None,
         };
         let live = [0xe8, 0xfc, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(field_value(&r(rtype::PLT32, 1), &live), Some(-4));
