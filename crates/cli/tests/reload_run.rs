@@ -2854,3 +2854,30 @@ fn a_changed_macro_of_a_header_is_said_with_the_patch() {
     assert!(notes.contains("macro changed value (LIMIT 3 -> 4)"), "{e}");
     target.wait_for("l=4");
 }
+
+/// A function an earlier patch added, reached only through that patch's
+/// own copy of a table of handlers: its next edit is patched and runs
+/// (it was said NOT REACHABLE, "nothing in the program calls it or takes
+/// its address", while the program ran it: a libuv trial's `cmds`).
+#[test]
+fn a_handler_reached_through_a_patchs_table_is_reachable() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+typedef int (*handler)(int);
+static volatile int bias;
+__attribute__((noinline)) int dispatch(int k) { return k + bias * bias; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int k = 0;; k = !k) { printf("r %d\n", dispatch(k)); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r 1");
+    let e = s.patched_by(
+        "__attribute__((noinline)) int dispatch(int k) { return k + bias * bias; }",
+        "__attribute__((noinline)) static int one(int x) { return x + 10; }\n__attribute__((noinline)) static int two(int x) { return x + 20; }\nstatic handler const table[] = { one, two };\n__attribute__((noinline)) int dispatch(int k) { return table[k](k); }",
+    );
+    assert!(e["added"].to_string().contains("two"), "{e}");
+    s.target.wait_for("r 21");
+    let e = s.patched_by("return x + 20;", "return x + 30;");
+    assert!(e["functions"].to_string().contains("two"), "{e}");
+    assert!(!e["unreachable"].to_string().contains("two"), "{e}");
+    s.target.wait_for("r 31");
+}

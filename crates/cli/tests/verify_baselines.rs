@@ -674,3 +674,25 @@ fn a_patched_function_nothing_calls_is_the_code_that_runs() {
     assert_eq!(report[0]["unreached"], serde_json::json!([]), "{report}");
     target.wait_for("v 5");
 }
+
+/// An object whose code matches but whose variable starts with another
+/// value than the program file gives it: verified (the code is what
+/// runs), with the variable named, as the program runs with the value it
+/// has (it said nothing: an edited initializer looked verified). A
+/// pointer initialized to a function's address is no difference.
+#[test]
+fn an_initial_value_the_program_was_not_built_with_is_said() {
+    let src = program(
+        "int seed = SEED;\nint twice(int x) { return 2 * x; }\nint (*op)(int) = twice;\n__attribute__((noinline)) int f(int i) { return op(seed + i); }",
+    );
+    let (code, report) = verify(&src, &["-O2", "-g", "-DSEED=3"], &["-O2", "-g", "-DSEED=3"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report[0].get("initial_values_differ").is_none(), "{report}");
+    let (code, report) = verify(&src, &["-O2", "-g", "-DSEED=3"], &["-O2", "-g", "-DSEED=5"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report[0]["initial_values_differ"],
+        serde_json::json!(["seed"]),
+        "{report}"
+    );
+}

@@ -2095,11 +2095,24 @@ fn reachability(
             .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
             .collect(),
     };
+    // Their data: the tables patches copied, and the variables they added.
+    let pool_data: Vec<(u64, u64)> = target
+        .journal
+        .regions
+        .iter()
+        .flat_map(|r| {
+            [
+                (r.read_only_start(), r.read_only_start() + r.ro_used.min(r.ro_len)),
+                (r.writable_start(), r.writable_start() + r.rw_used.min(r.rw_len)),
+            ]
+        })
+        .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
     let reaches = reach::analyse(
         target.process,
         home,
         &pools,
+        &pool_data,
         &candidates,
         positions,
         main,
@@ -2977,8 +2990,12 @@ fn revert_change(
         .patches
         .retain(|p| !whole.iter().any(|s| s.orig_addr == p.orig_addr));
     // A region still runs code of a remaining patch: its slot, its
-    // current generation, or one `revert --last` can go back to.
-    let in_use = crate::reclaim::holds_generation;
+    // current generation, or one `revert --last` can go back to; or holds
+    // what a patch added that such code may use.
+    let added_after = after.added.clone();
+    let in_use = |r: &RegionRecord, patches: &[PatchRecord]| {
+        crate::reclaim::holds_generation(r, patches) || crate::reclaim::holds_added_in_use(r, &added_after, patches)
+    };
     // Entries are written with the threads stopped, and the mappings read
     // then hold until the regions are freed; a refusal resumes the threads
     // with nothing written. Slots alone are single aligned stores. A

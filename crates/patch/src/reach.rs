@@ -84,7 +84,8 @@ struct Evidence {
 /// module (the one patched) is `home`. `threads` are the threads'
 /// positions `(tid, (pc, sp))` where known.
 /// `extra_code` are other ranges of code that may call them (patch
-/// regions). `entry` is the program's entry function (`main`: address
+/// regions); `extra_data`, data that may hold their addresses (the
+/// patches' copies of constant tables, and their variables). `entry` is the program's entry function (`main`: address
 /// and size) in the home module, if known: entered once, so a call in the
 /// part of it its thread has passed never runs again.
 /// `program_entry`: the program's entry point (`_start`), whose address
@@ -94,6 +95,7 @@ pub fn analyse(
     process: &dyn Process,
     home: &str,
     extra_code: &[(u64, u64)],
+    extra_data: &[(u64, u64)],
     candidates: &[Candidate],
     threads: &[ThreadPosition],
     entry: Option<(u64, u64)>,
@@ -254,7 +256,7 @@ pub fn analyse(
     }
     // Function pointers stored in the image's data and the heap.
     if !done {
-        for (i, n) in stored_pointers(process, &maps, home, &by_entry) {
+        for (i, n) in stored_pointers(process, &maps, home, extra_data, &by_entry) {
             evidence[i].addresses += n;
         }
     }
@@ -603,8 +605,26 @@ fn count_entries(bytes: &[u8], by_entry: &Entries) -> HashMap<usize, usize> {
 
 /// Per candidate: how many aligned words of the home module's writable
 /// data (and the heap) hold its entry address.
-fn stored_pointers(process: &dyn Process, maps: &[Mapping], home: &str, by_entry: &Entries) -> HashMap<usize, usize> {
+fn stored_pointers(
+    process: &dyn Process,
+    maps: &[Mapping],
+    home: &str,
+    extra_data: &[(u64, u64)],
+    by_entry: &Entries,
+) -> HashMap<usize, usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
+    // The patches' own tables first: a function a patch added is reached
+    // only through the patch's copy of a table of handlers (a libuv
+    // trial's `cmds`: its next patch was said NOT REACHABLE while the
+    // server ran it).
+    for &(start, end) in extra_data {
+        let mut bytes = vec![0u8; end.saturating_sub(start).min(DATA_SCAN) as usize];
+        if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
+            for (i, n) in count_entries(&bytes, by_entry) {
+                *counts.entry(i).or_default() += n;
+            }
+        }
+    }
     let mut budget = DATA_SCAN;
     let mut previous_home_end = None;
     for m in maps {

@@ -46,6 +46,23 @@ fn holds_added(r: &RegionRecord, added: &[AddedRecord]) -> bool {
     added.iter().any(|a| r.contains(a.addr))
 }
 
+/// Whether `r` holds what a patch added that code of `patches` may use
+/// after a revert: a function or variable added by a change no later than
+/// one of their generations (code linked since then may call it or read
+/// it, from any pool: such references are in code, which the scan for
+/// pointers does not read; code made before cannot). A revert freed the
+/// pool of a variable whose newest user sat in another pool, and the
+/// program crashed (a libuv trial's `uv__live_polls`).
+pub(crate) fn holds_added_in_use(r: &RegionRecord, added: &[AddedRecord], patches: &[PatchRecord]) -> bool {
+    let newest = patches.iter().flat_map(|p| &p.history).map(|g| g.change).max();
+    let Some(newest) = newest else {
+        return false;
+    };
+    added
+        .iter()
+        .any(|a| r.contains(a.addr) && a.change.is_none_or(|c| c <= newest))
+}
+
 /// The pools of `regions` to free if nothing points into them: not
 /// `in_use`, not staying for good.
 fn candidates(regions: &[RegionRecord], in_use: &dyn Fn(&RegionRecord) -> bool) -> Vec<RegionRecord> {
@@ -494,4 +511,78 @@ pub(crate) fn referenced(
         });
     }
     Ok(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Generation;
+
+    fn pool(addr: u64) -> RegionRecord {
+        RegionRecord {
+            addr,
+            len: 0x1000,
+            ..RegionRecord::default()
+        }
+    }
+
+    /// `f`, patched by change `change` to code at `code`.
+    fn patched(code: u64, change: u64) -> PatchRecord {
+        PatchRecord {
+            name: "f".into(),
+            orig_addr: 0x100,
+            current_addr: code,
+            generation: 1,
+            method: "jump".into(),
+            span_start: 0x100,
+            original: "5548".into(),
+            patched: "ff25".into(),
+            slot: 0x9000,
+            assumed: 0,
+            history: vec![Generation {
+                generation: 1,
+                change,
+                at: 0,
+                source: None,
+                code,
+                slot_value: code,
+                size: 0x10,
+                calls: Vec::new(),
+                signature_calls: Vec::new(),
+                signature: None,
+            }],
+            unreached: None,
+            old_code_kept: None,
+        }
+    }
+
+    fn added(addr: u64, change: u64) -> AddedRecord {
+        AddedRecord {
+            name: "polls".into(),
+            file: None,
+            local: false,
+            key: None,
+            addr,
+            size: 8,
+            kind: "object".into(),
+            change: Some(change),
+            hook: None,
+        }
+    }
+
+    /// A variable added by change 2 in pool A, read by code of change 5
+    /// in pool B (a libuv trial: a revert freed A, and the program
+    /// crashed): A stays while such code does; code of an earlier change
+    /// cannot use it, and with no patch left nothing does.
+    #[test]
+    fn a_pool_holding_what_remaining_code_may_use_stays() {
+        let (a, b) = (pool(0x10000), pool(0x20000));
+        let variable = [added(0x10800, 2)];
+        let newer = [patched(0x20010, 5)];
+        assert!(!holds_generation(&a, &newer), "no generation runs there");
+        assert!(holds_added_in_use(&a, &variable, &newer));
+        assert!(!holds_added_in_use(&b, &variable, &newer), "nothing added there");
+        assert!(!holds_added_in_use(&a, &variable, &[patched(0x20010, 1)]));
+        assert!(!holds_added_in_use(&a, &variable, &[]));
+    }
 }

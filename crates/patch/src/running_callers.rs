@@ -367,6 +367,7 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
         target.process,
         home,
         &pool_code,
+        &[],
         &candidates,
         threads,
         main,

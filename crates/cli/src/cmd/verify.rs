@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"shared_copies_only"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"shared_copies_only","initial_values_differ"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has).
     #[arg(long)]
     pub json: bool,
 }
@@ -75,6 +75,13 @@ struct ObjectReport {
     /// one inline function, its 90 others absent).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     shared_copies_only: bool,
+    /// Variables whose initial value in the object is not the one the
+    /// program's file gives them: the code matches, but the object is not
+    /// quite what the program was built from, and the program runs with
+    /// the value it has (verify said nothing of them: a trial's edited
+    /// initializer looked verified).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    initial_values_differ: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // object is not what the program was linked from.
         let own = |name: &String| !verify::is_inline_function(&obj, name);
         let global = |name: &String| obj.function_named(name).is_some_and(|i| !obj.symbols[i].local);
+        let mut initial_values_differ: Vec<String> = verify::initial_values_against_program(&target, &obj)
+            .iter()
+            .map(|n| relive_patch::names::readable(n))
+            .collect();
+        initial_values_differ.sort();
         let shared_copies_only = !check.same.is_empty()
             && !check.same.iter().any(own)
             && check.absent.iter().any(|name| own(name) && global(name));
@@ -160,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             unreached,
             old_code_kept,
             shared_copies_only,
+            initial_values_differ,
         });
     }
     // An object none of whose functions the program has proves nothing;
@@ -234,6 +247,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let kept = "later calls run this code; calls running when it was patched keep the old code";
             print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
+            if !r.initial_values_differ.is_empty() {
+                writeln!(
+                    out,
+                    "  note: the initial value of {} differs from the one the program was built with: the program runs with the value it has (a restart with a build of this object takes the new one)",
+                    r.initial_values_differ.join(", ")
+                )?;
+            }
             if !r.absent.is_empty() {
                 writeln!(
                     out,
