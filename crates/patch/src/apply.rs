@@ -2111,8 +2111,10 @@ fn reachability(
     let reaches = reach::analyse(
         target.process,
         home,
-        &pools,
-        &pool_data,
+        &reach::PoolMemory {
+            code: &pools,
+            data: &pool_data,
+        },
         &candidates,
         positions,
         main,

@@ -80,12 +80,19 @@ struct Evidence {
     passed: usize,
 }
 
+/// The patches' memory [`analyse`] reads besides the program's: ranges of
+/// code (patch regions' live code) and of data (the tables patches
+/// copied, and the variables they added).
+pub struct PoolMemory<'a> {
+    pub code: &'a [(u64, u64)],
+    pub data: &'a [(u64, u64)],
+}
+
 /// Analyses `candidates` (already redirected) in `process`, whose home
 /// module (the one patched) is `home`. `threads` are the threads'
-/// positions `(tid, (pc, sp))` where known.
-/// `extra_code` are other ranges of code that may call them (patch
-/// regions); `extra_data`, data that may hold their addresses (the
-/// patches' copies of constant tables, and their variables). `entry` is the program's entry function (`main`: address
+/// positions `(tid, (pc, sp))` where known. `pools` are the patches'
+/// memory: code that may call them, and data that may hold their
+/// addresses. `entry` is the program's entry function (`main`: address
 /// and size) in the home module, if known: entered once, so a call in the
 /// part of it its thread has passed never runs again.
 /// `program_entry`: the program's entry point (`_start`), whose address
@@ -94,8 +101,7 @@ struct Evidence {
 pub fn analyse(
     process: &dyn Process,
     home: &str,
-    extra_code: &[(u64, u64)],
-    extra_data: &[(u64, u64)],
+    pools: &PoolMemory,
     candidates: &[Candidate],
     threads: &[ThreadPosition],
     entry: Option<(u64, u64)>,
@@ -105,7 +111,7 @@ pub fn analyse(
         return candidates.iter().map(|_| unknown()).collect();
     };
     let mut code = read_code(process, &maps, home);
-    for &(start, end) in extra_code {
+    for &(start, end) in pools.code {
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
         if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
             code.push((start, bytes));
@@ -256,7 +262,7 @@ pub fn analyse(
     }
     // Function pointers stored in the image's data and the heap.
     if !done {
-        for (i, n) in stored_pointers(process, &maps, home, extra_data, &by_entry) {
+        for (i, n) in stored_pointers(process, &maps, home, pools.data, &by_entry) {
             evidence[i].addresses += n;
         }
     }

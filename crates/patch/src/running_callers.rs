@@ -366,8 +366,10 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
     let found = reach::analyse(
         target.process,
         home,
-        &pool_code,
-        &[],
+        &reach::PoolMemory {
+            code: &pool_code,
+            data: &[],
+        },
         &candidates,
         threads,
         main,
