@@ -2881,3 +2881,25 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int k = 0;; k = !k) { pr
     assert!(!e["unreachable"].to_string().contains("two"), "{e}");
     s.target.wait_for("r 31");
 }
+
+/// A loop `main` called once and never returns from, edited after `main`
+/// itself was patched (its new code cannot run: the running `main` keeps
+/// its old code): the loop's new code cannot run either. The patched
+/// `main`'s call of it was counted as a caller, and the edit was said
+/// patched, "later calls run the new one" (a libuv trial's `uv_run`).
+#[test]
+fn a_call_in_code_that_cannot_run_does_not_reach() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static volatile int tick = 100;
+__attribute__((noinline)) void run(void) { for (;;) { printf("r %d\n", tick + 1); usleep(3000); } }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("start %d\n", tick); run(); puts("end"); return 0; }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("r 101");
+    let e = s.save_with(&[("printf(\"start %d\\n\", tick);", "printf(\"begin %d\\n\", tick);")]);
+    assert!(e["unreachable"].to_string().contains("main"), "{e}");
+    let e = s.save_with(&[("tick + 1", "tick + 2")]);
+    assert!(e["unreachable"].to_string().contains("\"run\""), "{e}");
+    s.target.prints_only(&["r 101"], 20);
+}

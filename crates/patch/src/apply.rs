@@ -2107,6 +2107,16 @@ fn reachability(
             ]
         })
         .collect();
+    // The code of patches whose new code cannot run (said so when they
+    // were made): what it calls is not called by it.
+    let dead: Vec<(u64, u64)> = target
+        .journal
+        .patches
+        .iter()
+        .filter(|p| p.unreached.is_some())
+        .filter_map(|p| p.history.iter().find(|g| g.generation == p.generation))
+        .map(|g| (g.code, g.code + g.size.max(1)))
+        .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
     let reaches = reach::analyse(
         target.process,
@@ -2114,6 +2124,7 @@ fn reachability(
         &reach::PoolMemory {
             code: &pools,
             data: &pool_data,
+            dead: &dead,
         },
         &candidates,
         positions,

@@ -29,10 +29,15 @@ pub fn reachable(code: &[u8], start: u64, from: &[u64]) -> Option<Vec<(u64, u64)
     let index = |addr: u64| all.binary_search_by_key(&addr, |i| i.ip()).ok();
     let mut seen = vec![false; all.len()];
     let mut work = Vec::new();
+    let end = start + code.len() as u64;
     for &f in from {
+        // Its end (the return address of a call that ends the body, which
+        // never returns): nothing of it runs from there.
+        if f == end {
+            continue;
+        }
         work.push(index(f)?);
     }
-    let end = start + code.len() as u64;
     while let Some(k) = work.pop() {
         if std::mem::replace(&mut seen[k], true) {
             continue;

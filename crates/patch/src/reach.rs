@@ -86,6 +86,11 @@ struct Evidence {
 pub struct PoolMemory<'a> {
     pub code: &'a [(u64, u64)],
     pub data: &'a [(u64, u64)],
+    /// Code among `code` that never runs (a patched `main`, whose running
+    /// call keeps its old code): its calls reach nothing. A function it
+    /// calls was said patched, "later calls run the new one", while only
+    /// the old `main` called it (a libuv trial's `uv_run`).
+    pub dead: &'a [(u64, u64)],
 }
 
 /// Analyses `candidates` (already redirected) in `process`, whose home
@@ -138,7 +143,13 @@ pub fn analyse(
             }
             for w in words.chunks_exact(8) {
                 let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-                if inside(v) && after_call(&code, v) {
+                // Also just past its end: its last instruction a call that
+                // never returns (GCC drops what follows a call of a loop
+                // that never ends), whose return address ends the body.
+                // Every call in it is then behind its thread (such a call
+                // counted as a live one, and the loop's edit was said to
+                // reach later calls: a re-check).
+                if (inside(v) || v == a + len) && after_call(&code, v) {
                     entry_from.push(v);
                 }
             }
@@ -185,12 +196,7 @@ pub fn analyse(
     // and data stops there. A patched function's caller is usually found
     // in the first part of the code, and the scan was most of a small
     // patch's time.
-    let settled = |evidence: &[Evidence]| {
-        candidates
-            .iter()
-            .zip(evidence)
-            .all(|(c, e)| !(c.entry_once && e.outermost.is_some()) && (e.calls > 0 || e.addresses > 0 || c.exported))
-    };
+    let settled = |evidence: &[Evidence]| candidates.iter().zip(evidence).all(|(c, e)| can_run(c, e));
     let in_new_code = |site: u64| candidates.iter().any(|c| c.new_code.0 <= site && site < c.new_code.1);
     let mut done = settled(&evidence);
 
@@ -234,7 +240,8 @@ pub fn analyse(
             for (target, rel, is_short) in targets.into_iter().chain(short.map(|t| (t, true, true))) {
                 let Some(i) = by_entry.get(target) else { continue };
                 let c = &candidates[i];
-                if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) {
+                let dead = pools.dead.iter().any(|&(lo, hi)| lo <= site && site < hi);
+                if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) || dead {
                     continue;
                 }
                 let branch = is_short
@@ -271,14 +278,7 @@ pub fn analyse(
     // The entry function running as the outermost frame is never entered
     // again; another outermost function (a thread's start routine) is, if
     // the program starts a new thread with it.
-    let mut reachable: Vec<bool> = evidence
-        .iter()
-        .zip(candidates)
-        .map(|(e, c)| {
-            let once = c.entry_once && e.outermost.is_some();
-            !once && (e.calls > 0 || e.addresses > 0 || c.exported)
-        })
-        .collect();
+    let mut reachable: Vec<bool> = evidence.iter().zip(candidates).map(|(e, c)| can_run(c, e)).collect();
     loop {
         let mut grew = false;
         for (i, c) in candidates.iter().enumerate() {
@@ -325,6 +325,11 @@ pub fn analyse(
             } else if e.passed > 0 {
                 Some(format!(
                     "{} is called only from the part of main that its thread has passed and will not run again (the compiler may have moved the call out of main's loop and kept its result), so its new code never runs; move the loop's work into a function main calls, or restart the program",
+                    name
+                ))
+            } else if c.entry_once && e.outermost.is_none() {
+                Some(format!(
+                    "{} is the program's entry function, which ran when the program started and nothing calls again, so its new code never runs; move the code you edit into a function it calls, or restart the program",
                     name
                 ))
             } else if let Some(tid) = e.outermost.filter(|_| c.entry_once) {
@@ -553,6 +558,20 @@ fn running_frames(
         }
     }
     out
+}
+
+/// Whether `c`'s new code can run on the evidence `e` alone: a call or a
+/// taken address in code that runs, or an exported entry. The program's
+/// entry function (`main`) ran when the program started: only a call in
+/// the program's own code runs it again (libc keeps its address and it is
+/// exported, but calls it once). Without a frame of its own (it ended in
+/// a call that never returns, or a tail call) it was said patched,
+/// "later calls run the new one", while nothing ever would.
+fn can_run(c: &Candidate, e: &Evidence) -> bool {
+    match c.entry_once {
+        true => e.outermost.is_none() && e.calls > 0,
+        false => e.calls > 0 || e.addresses > 0 || c.exported,
+    }
 }
 
 /// The candidates by entry address. Every byte of the program's code and

@@ -369,6 +369,7 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
         &reach::PoolMemory {
             code: &pool_code,
             data: &[],
+            dead: &[],
         },
         &candidates,
         threads,
