@@ -256,7 +256,9 @@ fn a_signature_change_made_in_two_saves_is_refused_under_a_running_caller() {
         ),
         ("len(seed)", "len(seed, 100)"),
     ]);
-    assert_eq!(e["event"], "patched", "{e}");
+    // `run`'s new code, which `main` calls once: it cannot run.
+    assert_eq!(e["event"], "unreachable", "{e}");
+    assert_eq!(e["unreachable"], serde_json::json!(["run"]), "{e}");
     assert!(!e["functions"].to_string().contains("\"len\""), "{e}");
     // Step two: used. `run`'s running call is of its old code, which
     // passes no second argument.
@@ -285,7 +287,9 @@ fn a_signature_change_of_a_patched_callee_made_in_steps_is_refused_under_a_runni
         ("int len(int x) {", "int len(int x, int bonus) { (void)bonus;"),
         ("len(seed)", "len(seed, 100)"),
     ]);
-    assert_eq!(e["event"], "patched", "{e}");
+    // `run`'s new code, which `main` calls once: it cannot run.
+    assert_eq!(e["event"], "unreachable", "{e}");
+    assert_eq!(e["unreachable"], serde_json::json!(["run"]), "{e}");
     assert!(!e["functions"].to_string().contains("\"len\""), "{e}");
     let e = s.save_with(&[("(void)bonus; return x * 8;", "return x * 8 + bonus;")]);
     refused_saying(
@@ -313,6 +317,13 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("v %d\n", v
     assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(e["added_variables"], serde_json::json!(["calls"]), "{e}");
     s.target.wait_for("v 2");
+    // A function-local one by its function, not GCC's number (`hits.0`).
+    let e = s.save_with(&[(
+        "return ++calls > 41 ? 2 : 0;",
+        "static int hits; hits++; return ++calls > 41 ? 3 + 0 * hits : 0;",
+    )]);
+    assert_eq!(e["added_variables"], serde_json::json!(["hits (used by value)"]), "{e}");
+    s.target.wait_for("v 3");
 }
 
 /// The same with the callee in another file than its running caller:
@@ -354,7 +365,9 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
             break e;
         }
     };
-    assert_eq!(e["event"], "patched", "{e}");
+    // `run`'s new code, which `main` calls once: it cannot run.
+    assert_eq!(e["event"], "unreachable", "{e}");
+    assert_eq!(e["unreachable"], serde_json::json!(["run"]), "{e}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     std::fs::write(
         p.join("lib.c"),

@@ -517,14 +517,17 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
     target.wait_for("w A");
 }
 
-/// A loop called once from `main` and never returning, patched: the patch
-/// could not tell that no later call comes, so its record says nothing
-/// of old code kept, but the running call runs the old code: verify notes
-/// it (it said "the 3 functions are the code pid N runs", no note, while
-/// the program printed the old text: a libuv trial's `uv_run`).
+/// A loop that never returns, called from a function `main` calls,
+/// patched: the patch cannot tell that no later call comes (the caller
+/// may call it again), so its record says nothing of old code kept, but
+/// the running call runs the old code: verify notes it (it said "the 3
+/// functions are the code pid N runs", no note, while the program printed
+/// the old text: a libuv trial's `uv_run`). Called from `main` itself,
+/// which calls it once, the patch tells: its new code never runs, and
+/// verify says it differs.
 #[test]
 fn a_running_call_of_old_code_is_noted_by_verify() {
-    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) void run_loop(void) { for (;;) { printf(\"loop A\\n\"); fflush(stdout); usleep(2000); } }\nint main(void) { run_loop(); return 0; }\n";
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) void run_loop(void) { for (;;) { printf(\"loop A\\n\"); fflush(stdout); usleep(2000); } }\n__attribute__((noinline)) void serve(void) { run_loop(); }\nint main(void) { serve(); return 0; }\n";
     let (target, obj, _) = patched_once(src, &[], "loop A", ("loop A", "loop B"));
     let (code, report) = verify_object(&target, &obj);
     assert_eq!(report[0]["old_code_kept"][0]["function"], "run_loop", "{report}");
@@ -537,6 +540,18 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
         text.contains("runs for new calls, but 1 of them still runs old code in a call under way:"),
         "{text}"
     );
+    target.wait_for("loop A");
+    let direct = src
+        .replace("__attribute__((noinline)) void serve(void) { run_loop(); }\n", "")
+        .replace(
+            "int main(void) { serve(); return 0; }",
+            "int main(void) { run_loop(); return 0; }",
+        );
+    let (target, obj, said) = patched_once(&direct, &[], "loop A", ("loop A", "loop B"));
+    assert!(said.contains("unreachable run_loop"), "{said}");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(report[0]["unreached"][0]["function"], "run_loop", "{report}");
     target.wait_for("loop A");
 }
 

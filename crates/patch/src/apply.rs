@@ -1185,7 +1185,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .iter()
                 .filter(|d| is_new_variable(p.obj, d))
                 .map(|d| Added {
-                    name: crate::names::readable(&d.name),
+                    // A function-local static by its function (`calls
+                    // (used by f)`), not GCC's number (`calls.0`).
+                    name: d
+                        .symbol
+                        .map_or_else(|| crate::names::readable(&d.name), |i| crate::diff::static_label(p.obj, i)),
                     symbol: d.name.clone(),
                     addr: p.linked.address(layout, d.value),
                 })

@@ -2997,7 +2997,7 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.functions = reachable.iter().map(|a| a.symbol.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.symbol.clone()).collect();
     event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
-    event.added_variables = report.added_variables.iter().map(|a| a.symbol.clone()).collect();
+    event.added_variables = report.added_variables.iter().map(|a| a.name.clone()).collect();
     event.constructed = report.constructed.clone();
     // Notes made before the patch (a function patched again) stay first.
     event
