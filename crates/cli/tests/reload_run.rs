@@ -2916,3 +2916,41 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); printf("start %d\n", tick); r
     assert!(e["unreachable"].to_string().contains("\"run\""), "{e}");
     s.target.prints_only(&["r 101"], 20);
 }
+
+/// A file saved with another that defines a new variable it uses, which
+/// none of that file's functions uses yet: it waits (the variable comes
+/// into the program with a patched function that uses it), and the save
+/// that makes a function use it patches both. It was refused and never
+/// tried again: the program ran its old code while the file said
+/// otherwise (a zstd re-check).
+#[test]
+fn a_file_waiting_for_a_new_variable_goes_in_when_the_variable_does() {
+    let files: [(&str, &str); 3] = [
+        (
+            "a.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint g(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"%d %d\\n\", f(), g()); usleep(3000); } }\n",
+        ),
+        ("b.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        ("c.c", "__attribute__((noinline)) int g(void) { return 2; }\n"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("1 2");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("c.c"), format!("int newvar = 5;\n{}", files[2].1)).unwrap();
+    std::fs::write(
+        p.join("b.c"),
+        "extern int newvar;\n__attribute__((noinline)) int f(void) { return newvar; }\n",
+    )
+    .unwrap();
+    let e = next_event_for(&events, "/b.c");
+    assert_eq!(e["event"], "held", "{e}");
+    std::fs::write(
+        p.join("c.c"),
+        "int newvar = 5;\n__attribute__((noinline)) int g(void) { return 2 + newvar; }\n",
+    )
+    .unwrap();
+    target.wait_for("5 7");
+}

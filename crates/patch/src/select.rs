@@ -259,7 +259,7 @@ pub fn select_checking_layouts(
     if !types.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
-                "the layout of a type the changed code uses changed ({}); data the program already has (on its heap, in its globals) keeps the old layout and the new code would misread it, so restart the program",
+                "the layout of a type the changed code uses changed ({}); data of that type the program may already have (on its heap, in its globals, or made while a call runs) keeps the old layout and the new code would misread it, so restart the program",
                 types.join("; ")
             ),
         });
@@ -296,7 +296,7 @@ pub fn select_checking_layouts(
     if !shared.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
-                "the contents of global constant {} changed; code in other files reads the program's copy, which a patch cannot change, so only this file would see the new contents: restart the program (a constant only this file uses can be static)",
+                "the contents of global constant {} changed; code in other files (or a library's user) may read the program's copy, which a patch cannot change, so only this file would be sure to see the new contents: restart the program (a constant only this file uses can be static)",
                 shared.join(", ")
             ),
         });

@@ -1542,7 +1542,7 @@ impl<'p> Reloader<'p> {
         let types = since_build::layout_changes(&self.target, source, obj, functions)?;
         (!types.is_empty()).then(|| {
             format!(
-                "the layout of a type the edit to catch up uses is not the one the program was built with ({}); data the program already has (on its heap, in its globals) keeps the old layout and the new code would misread it, so rebuild the program and restart it",
+                "the layout of a type the edit to catch up uses is not the one the program was built with ({}); data of that type the program may already have (on its heap, in its globals, or made while a call runs) keeps the old layout and the new code would misread it, so rebuild the program and restart it",
                 types.join("; ")
             )
         })
@@ -1740,7 +1740,16 @@ impl<'p> Reloader<'p> {
                 self.settle(&source, new, old, &mut event);
                 result?;
                 event.timing_us.total = start.elapsed().as_micros() as u64;
-                events.push(event);
+                // Refused for want of what another file will add (a
+                // variable none of its file's functions uses yet): tried
+                // again with the next save, as a file saved alone is. It
+                // was left refused, and the save that then added the
+                // variable patched that file alone: the edit was lost (a
+                // zstd re-check).
+                match std::mem::take(&mut self.awaits_other_file) {
+                    true => events.push(self.hold_for_missing(source, event)),
+                    false => events.push(event),
+                }
             }
             return Ok(Together::Done(events));
         }
