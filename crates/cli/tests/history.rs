@@ -695,3 +695,58 @@ int main(void) {
     let line = named.expect("no thread was seen in the patch's code");
     assert!(line.contains("spin"), "{line}");
 }
+
+/// A variable a patch added in one pool, written by the function's newest
+/// code in another pool after a call that blocks: a revert of everything
+/// while a thread blocks there keeps that pool (the thread's return
+/// address points in), and must keep the variable's pool too (a libuv
+/// re-check: it was freed, and the server crashed when the thread woke
+/// and wrote the variable).
+#[test]
+fn a_kept_pool_keeps_the_pool_of_what_its_code_uses() {
+    let text = wide_dwarf_source().replace(
+        "__attribute__((noinline, noipa)) int f(void) { return K + bias * bias; }",
+        "#ifdef EXTRA\nlong extra;\n__attribute__((noinline, noipa)) int f(void) { extra += 1; usleep(150000); extra += 1000; return K + bias * bias; }\n#else\n__attribute__((noinline, noipa)) int f(void) { return K + bias * bias; }\n#endif",
+    );
+    let target = Target::start_c(&text, &["-O2", "-g", "-DK=0"]);
+    target.wait_for("v 0");
+    let pid = target.pid_arg();
+    let dir = target.dir.path();
+    const LAST: u32 = 8;
+    let objects: Vec<String> = (0..=LAST)
+        .map(|k| {
+            let at = dir.join(format!("w{k}"));
+            std::fs::create_dir_all(&at).unwrap();
+            let k_flag = format!("-DK={k}");
+            let mut flags = vec!["-O2", "-g", k_flag.as_str()];
+            if k > 0 {
+                flags.push("-DEXTRA");
+            }
+            relive_testkit::compile_object(&at, "target", &text, &flags)
+                .display()
+                .to_string()
+        })
+        .collect();
+    let pools = |target: &Target| -> usize {
+        let out = ok(relive(target, &["status", &target.pid_arg(), "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["pools"].as_array().map_or(0, |p| p.len())
+    };
+    let mut k = 1usize;
+    while k <= LAST as usize && (k < 2 || pools(&target) < 2) {
+        ok(relive(
+            &target,
+            &["patch", &pid, &objects[k], "--base", &objects[k - 1]],
+        ));
+        target.wait_for(&format!("v {k}"));
+        k += 1;
+    }
+    assert!(pools(&target) >= 2, "the patches filled no second pool");
+    // The thread is in f's newest code (it sleeps there): that pool
+    // stays, and so must the variable's.
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 0");
+    for _ in 0..20 {
+        assert_eq!(target.next_line(), "v 0");
+    }
+}

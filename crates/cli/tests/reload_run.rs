@@ -2489,11 +2489,14 @@ fn a_revert_to_what_the_file_says_again_is_not_called_a_difference() {
     let e = s.event();
     assert_eq!(e["event"], "patched", "{e}");
     s.target.wait_for("sum 12");
+    // Put back: its patch is taken back (see
+    // `an_edit_put_back_takes_the_patch_back`), and a revert of
+    // everything after it finds nothing of this file to take back.
     s.edit("return 2;", "return 1;");
     let e = s.event();
-    assert_eq!(e["functions"], serde_json::json!(["first"]), "{e}");
+    assert_eq!(e["reverted"], serde_json::json!(["first"]), "{e}");
     s.target.wait_for("sum 11");
-    s.beside(&["revert", "--all"]);
+    s.beside_output(&["revert", "--all"]);
     s.edit("return 10;", "return 20;");
     let (e, said) = next_change(&s);
     assert_eq!(e["functions"], serde_json::json!(["second"]), "{e}");
@@ -2953,4 +2956,34 @@ fn a_file_waiting_for_a_new_variable_goes_in_when_the_variable_does() {
     )
     .unwrap();
     target.wait_for("5 7");
+}
+
+/// An edit put back: the functions whose compile is the program's own
+/// code again have their patches taken back, not patched once more (a
+/// patched `main` put back was said NOT REACHABLE again, "restart the
+/// program", while the running `main` already was what the file said: a
+/// QuickJS and a SQLite trial). `status` then lists no patch of it.
+#[test]
+fn an_edit_put_back_takes_the_patch_back() {
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    let e = s.save_with(&[("usleep(3000);", "usleep(3001);")]);
+    assert_eq!(e["unreachable"], serde_json::json!(["main"]), "{e}");
+    let e = s.save_with(&[("usleep(3001);", "usleep(3000);")]);
+    assert_eq!(e["reverted"], serde_json::json!(["main"]), "{e}");
+    assert!(e.get("unreachable").is_none(), "{e}");
+    let status = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["status", &s.target.pid_arg(), "--json"])
+        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(!status["patches"].to_string().contains("\"main\""), "{status}");
+    // A function edited and put back the same way, with its new code
+    // running meanwhile.
+    s.patched_by("return 1;", "return 2;");
+    s.target.wait_for_prefix("value 2 ");
+    let e = s.save_with(&[("return 2;", "return 1;")]);
+    assert_eq!(e["reverted"], serde_json::json!(["value"]), "{e}");
+    s.target.wait_for_prefix("value 1 ");
 }

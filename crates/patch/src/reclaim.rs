@@ -99,11 +99,29 @@ pub(crate) fn sort_out(
     let candidates = candidates(&regions, in_use);
     let name_at = |a| target.resolver.name_at(a);
     let reasons = referenced(target.process, stopped, maps, &candidates, &name_at)?;
+    // Code a pool kept here still runs (a thread's call of it), and may
+    // use what a patch added in another pool: that pool stays too (a
+    // libuv re-check: `revert --all` freed the pool of `uv__live_polls`
+    // while a thread sat in kept code that writes it, and the server
+    // crashed). Such references are in code, which the scan for pointers
+    // does not read.
+    let code_stays = !kept.is_empty() || reasons.iter().any(Option::is_some);
     let mut freed = Vec::new();
     for (r, why) in candidates.into_iter().zip(reasons) {
-        match why {
-            Some(why) => kept.push(KeptRegion { region: r, why }),
-            None => {
+        let holds = added
+            .iter()
+            .filter(|a| r.contains(a.addr))
+            .map(|a| a.name.clone())
+            .next();
+        match (why, holds.filter(|_| code_stays)) {
+            (Some(why), _) => kept.push(KeptRegion { region: r, why }),
+            (None, Some(name)) => kept.push(KeptRegion {
+                region: r,
+                why: format!(
+                    "it holds {name}, which a patch added and code of a pool kept with it (a call still running there) may use"
+                ),
+            }),
+            (None, None) => {
                 added.retain(|a| !r.contains(a.addr));
                 freed.push(r);
             }

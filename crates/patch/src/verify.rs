@@ -359,6 +359,24 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
 /// Whether the code patch `record` redirected, as it was before (its entry
 /// bytes put back), is function `i` of `obj`: what runs where no call
 /// reaches the new code (`main`'s running loop).
+/// Of `functions` (symbol indices of `obj`), the patched ones whose code in
+/// `obj` is the program's original code, by symbol name: an edit put
+/// back, which a patch would bring in as one more generation of what the
+/// program has (and a patched `main` was said NOT REACHABLE again, while
+/// the running one already was what the file said: a QuickJS and a
+/// SQLite trial). Their patches can be taken back instead.
+pub fn back_to_original(target: &LiveTarget, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
+    let no_renames = BaseNames::none();
+    functions
+        .iter()
+        .filter_map(|&i| {
+            let addr = live_address(obj, i, &target.resolver, &no_renames)?;
+            let record = target.journal.patch(addr)?;
+            original(target, obj, i, record).then(|| record.name.clone())
+        })
+        .collect()
+}
+
 fn original(target: &LiveTarget, obj: &ObjectFile, i: usize, record: &PatchRecord) -> bool {
     let len = obj.symbols[i].bytes.as_deref().unwrap_or_default().len();
     let mut live = vec![0u8; len];

@@ -120,6 +120,11 @@ pub struct ReloadEvent {
     /// never reported as patched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<String>,
+    /// Patched functions the save put back as the program was built
+    /// (their compile is the program's own code): their patches were
+    /// taken back, not patched again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reverted: Vec<String>,
     /// What to know about the patched functions (why one is unreachable,
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -163,6 +168,7 @@ impl ReloadEvent {
             added_variables: Vec::new(),
             constructed: Vec::new(),
             unreachable: Vec::new(),
+            reverted: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
             compiler_warnings: None,
@@ -218,7 +224,9 @@ impl ReloadEvent {
     pub fn summary_listing(&self, every: bool) -> String {
         let t = &self.timing_us;
         let mut what = Vec::new();
-        if !self.functions.is_empty() || (self.added.is_empty() && self.unreachable.is_empty()) {
+        if !self.functions.is_empty()
+            || (self.added.is_empty() && self.unreachable.is_empty() && self.reverted.is_empty())
+        {
             what.push(format!("{} {}", self.event, readable_list(&self.functions, every)));
         }
         // The compiler's static initializers are no functions anybody
@@ -255,6 +263,12 @@ impl ReloadEvent {
         }
         if !unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&unreachable, every)));
+        }
+        if !self.reverted.is_empty() {
+            what.push(format!(
+                "back to the program's own code: {}",
+                readable_list(&self.reverted, every)
+            ));
         }
         if what.is_empty() {
             what.push("nothing to patch".to_string());
@@ -2058,11 +2072,40 @@ impl<'p> Reloader<'p> {
             return Ok(Step::refused(event, waiting, start));
         }
         event.if_patched.extend(again);
+        self.take_back_what_is_original(source, &new, &mut functions, &mut event);
+        if functions.is_empty() {
+            self.current.insert(source.to_path_buf(), new);
+            event.timing_us.total = us(start);
+            return Ok(Step::Done(event));
+        }
         Ok(Step::Patch {
             new: Box::new(new),
             functions,
             event,
         })
+    }
+
+    /// Takes back the patches of those of `functions` whose compile in
+    /// `new` is the program's own code (an edit put back), and drops them
+    /// from `functions`; said in `event`. A revert relive refuses (a
+    /// function patched in one change with a caller of it that stays)
+    /// leaves them to be patched as any edit.
+    fn take_back_what_is_original(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &mut Vec<usize>,
+        event: &mut ReloadEvent,
+    ) {
+        let names = verify::back_to_original(&self.target, new, functions);
+        if names.is_empty() || apply::revert(&mut self.target, Some(&names)).is_err() {
+            return;
+        }
+        functions.retain(|&i| !names.contains(&new.symbols[i].name));
+        event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
+        event.event = EventKind::Patched;
+        self.settled_by(source, &names);
+        event.reverted = names;
     }
 
     /// After a patch of `source` (taken or not): the baseline becomes

@@ -102,7 +102,9 @@ pub struct Options {
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
     /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
-    /// any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when it did)}; at the end
+    /// any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
+    /// back, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
+    /// it did)}; at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
