@@ -43,6 +43,15 @@ fn build_files(dir: &Path, files: &[(&str, &str)], flags: &[&str]) -> std::path:
     exe
 }
 
+/// [`build_files`] in a fresh directory, started under `relive run`: the
+/// program and relive's events.
+fn run_files(files: &[(&str, &str)], flags: &[&str]) -> (Target, Receiver<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), files, flags);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    relive_testkit::relive_run(relive, &[], exe, &[], dir)
+}
+
 /// `e` is a refusal whose message says `said`.
 fn refused_saying(e: &Value, said: &str) {
     assert_eq!(e["event"], "refused", "{e}");
@@ -341,10 +350,7 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
             "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 3;\nint len(int x);\n__attribute__((noinline)) void run(void) { for (;;) { printf(\"r %d\\n\", len(seed)); usleep(3000); } }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }\n",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("r 21");
     let p = target.dir.path().to_path_buf();
     let lib = files[0]
@@ -1542,10 +1548,7 @@ fn next_event_for(events: &std::sync::mpsc::Receiver<Value>, file: &str) -> Valu
 /// change the layout).
 #[test]
 fn layouts_are_checked_against_the_program_as_built() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &LAYOUT_FILES, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&LAYOUT_FILES, &["-O2", "-g"]);
     target.wait_for("other=1 guard=12345 b=2");
     let p = target.dir.path().to_path_buf();
     let lib = LAYOUT_FILES[1].1;
@@ -1632,10 +1635,7 @@ fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
             "#include <stdio.h>\n#include <unistd.h>\n#include \"d.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { touch(i & 127); printf(\"tag=%d size=%lu\\n\", tag(), bufsize()); usleep(3000); } }\n",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("tag=1 size=64");
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("d.h"), files[0].1.replace("GBUF 64", "GBUF 128")).unwrap();
@@ -1695,10 +1695,7 @@ fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
             "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nstatic struct st state = { HEAD, 0 };\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"step=%d body=%d\\n\", step(&state), is_body(state.m)); usleep(3000); } }\n",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("step=3 body=0");
     let p = target.dir.path().to_path_buf();
     // Added at the end, and used.
@@ -2787,10 +2784,7 @@ fn a_pointer_past_a_literal_stays_with_the_literal() {
         // after " ".
         let early = "const char *early(void) { return \"xyz\"; }\n";
         let files: [(&str, &str); 4] = [("early.c", early), ("lib.c", lib), ("main.c", MAIN), ("rest.c", rest)];
-        let dir = tempfile::tempdir().unwrap();
-        let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-        let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+        let (target, events) = run_files(&files, &["-O2", "-g"]);
         target.wait_for("d=2 c=32 o=xyz");
         let p = target.dir.path().to_path_buf();
         std::fs::write(p.join("lib.c"), lib.replace("(k > 100)", "(k > 200)")).unwrap();
@@ -2815,10 +2809,7 @@ fn a_death_after_a_step_of_several_files_names_them_all() {
             "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"s=%d\\n\", fa() + fb()); usleep(3000); } }\n",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("s=3");
     std::fs::write(target.dir.path().join("m.h"), files[0].1.replace("K 1", "K 2")).unwrap();
     let exited = loop {
@@ -2858,10 +2849,7 @@ fn a_changed_macro_of_a_header_is_said_with_the_patch() {
             "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", limit()); usleep(3000); } }\n",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("l=3");
     std::fs::write(target.dir.path().join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
     let e = next_event_for(&events, "/lib.c");
@@ -2936,10 +2924,7 @@ fn a_file_waiting_for_a_new_variable_goes_in_when_the_variable_does() {
         ("b.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
         ("c.c", "__attribute__((noinline)) int g(void) { return 2; }\n"),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
-    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("1 2");
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("c.c"), format!("int newvar = 5;\n{}", files[2].1)).unwrap();
