@@ -2071,8 +2071,11 @@ impl<'p> Reloader<'p> {
             self.awaits_other_file = true;
             return Ok(Step::refused(event, waiting, start));
         }
-        event.if_patched.extend(again);
         self.take_back_what_is_original(source, &new, &mut functions, &mut event);
+        // Not "patched again" when its patch was taken back instead (a
+        // re-check: said with "back to the program's own code").
+        let again: Vec<String> = again.into_iter().filter(|n| !event.reverted.contains(n)).collect();
+        event.if_patched.extend(Self::patched_again_note(&again, source));
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
@@ -2628,8 +2631,10 @@ impl<'p> Reloader<'p> {
     /// changes anyway), for a save that is patched; forgets those the
     /// program runs as `new` has them (taking them out of `functions`:
     /// nothing to patch), and those `new` no longer defines.
-    fn patch_unsettled(&mut self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>) -> Option<String> {
-        let names = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned()?;
+    fn patch_unsettled(&mut self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>) -> Vec<String> {
+        let Some(names) = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned() else {
+            return Vec::new();
+        };
         let index = |name: &str| new.function_named(name);
         // Each compared with what runs, those the save changes too: one
         // the program already runs as the file has it (another command
@@ -2646,7 +2651,7 @@ impl<'p> Reloader<'p> {
                     if !functions.contains(&i) {
                         functions.push(i);
                     }
-                    again.push(relive_patch::names::readable(name));
+                    again.push(name.clone());
                 }
                 Some(i) => {
                     functions.retain(|&f| f != i);
@@ -2656,11 +2661,18 @@ impl<'p> Reloader<'p> {
             }
         }
         self.settled_by(source, &runs_as_saved);
-        (!again.is_empty()).then(|| {
+        again
+    }
+
+    /// What a patch says of the functions `again` (symbols) that another
+    /// relive command changed and it patches again from `source`.
+    fn patched_again_note(again: &[String], source: &Path) -> Option<String> {
+        let readable: Vec<String> = again.iter().map(|n| relive_patch::names::readable(n)).collect();
+        (!readable.is_empty()).then(|| {
             format!(
                 "{} {} reverted or patched by another relive command: patched again from {}, as it says now",
-                listed(&again),
-                if again.len() == 1 { "was" } else { "were" },
+                listed(&readable),
+                if readable.len() == 1 { "was" } else { "were" },
                 source.display()
             )
         })
