@@ -2972,3 +2972,45 @@ fn an_edit_put_back_takes_the_patch_back() {
     assert_eq!(e["reverted"], serde_json::json!(["value"]), "{e}");
     s.target.wait_for_prefix("value 1 ");
 }
+
+/// A caller and its callee in two files, edited in one save and put back
+/// in one save: both patches are taken back together (each alone is
+/// refused, as it would split the change, and both were patched again as
+/// copies of the original: a re-check).
+#[test]
+fn a_change_of_two_files_put_back_takes_both_back() {
+    let files: [(&str, &str); 3] = [
+        (
+            "a.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", f()); usleep(3000); } }\n",
+        ),
+        ("b.c", "int g(void);\n__attribute__((noinline)) int f(void) { return 10 + g(); }\n"),
+        ("c.c", "__attribute__((noinline)) int g(void) { return 20; }\n"),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("v 30");
+    let p = target.dir.path().to_path_buf();
+    let save_both = |b: &str, c: &str| {
+        std::fs::write(p.join("b.c"), b).unwrap();
+        std::fs::write(p.join("c.c"), c).unwrap();
+    };
+    save_both(&files[1].1.replace("10 +", "11 +"), &files[2].1.replace("20", "21"));
+    target.wait_for("v 32");
+    let mut patched = 0;
+    while patched < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("the edit's events");
+        patched += usize::from(e["event"] == "patched");
+    }
+    save_both(files[1].1, files[2].1);
+    let mut reverted = Vec::new();
+    while reverted.len() < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("the put-back's events");
+        if let Some(names) = e["reverted"].as_array() {
+            reverted.extend(names.iter().map(|n| n.as_str().unwrap().to_string()));
+        }
+        assert!(e["functions"].as_array().is_none_or(|f| f.is_empty()), "{e}");
+    }
+    reverted.sort();
+    assert_eq!(reverted, ["f", "g"]);
+    target.wait_for("v 30");
+}

@@ -610,6 +610,11 @@ pub struct Reloader<'p> {
     unsettled: HashMap<PathBuf, std::collections::BTreeSet<String>>,
     /// The files of the save being patched one by one (empty otherwise).
     saved_with: Vec<PathBuf>,
+    /// Functions of the save being prepared whose compile is the program's
+    /// own code again, by file, whose take-back alone was refused (a
+    /// caller and its callee in two files, patched in one change): taken
+    /// back together once every file of the save is prepared.
+    put_back_refused: Vec<(PathBuf, Vec<String>)>,
     /// Per source file: its variables' initial values in the compile first
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
@@ -663,6 +668,7 @@ impl<'p> Reloader<'p> {
             unsettled: HashMap::new(),
             saved_with: Vec::new(),
             started_with: HashMap::new(),
+            put_back_refused: Vec::new(),
         })
     }
 
@@ -1687,6 +1693,7 @@ impl<'p> Reloader<'p> {
             .iter()
             .filter_map(|(source, result, _)| Some((source.as_path(), result.as_ref().ok()?)))
             .collect();
+        self.put_back_refused.clear();
         for (source, result, compile_us) in &compiled {
             let step = match result {
                 Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch)?,
@@ -1700,6 +1707,7 @@ impl<'p> Reloader<'p> {
                 Step::Done(event) => settled.push(event),
             }
         }
+        ready = self.take_back_together(ready, &mut settled, start);
         // All or nothing: a file saved with one that did not compile or
         // was refused is not patched alone (a change spanning files would
         // run half done: a caller whose callee kept its old signature);
@@ -2101,7 +2109,11 @@ impl<'p> Reloader<'p> {
         event: &mut ReloadEvent,
     ) {
         let names = verify::back_to_original(&self.target, new, functions);
-        if names.is_empty() || apply::revert(&mut self.target, Some(&names)).is_err() {
+        if names.is_empty() {
+            return;
+        }
+        if apply::revert(&mut self.target, Some(&names)).is_err() {
+            self.put_back_refused.push((source.to_path_buf(), names));
             return;
         }
         functions.retain(|&i| !names.contains(&new.symbols[i].name));
@@ -2109,6 +2121,43 @@ impl<'p> Reloader<'p> {
         event.event = EventKind::Patched;
         self.settled_by(source, &names);
         event.reverted = names;
+    }
+
+    /// The functions of several files of a save put back as the program
+    /// was built, whose take-back each file alone was refused (a caller and
+    /// its callee patched in one change: a put-back of both was patched
+    /// again as a copy of the original, a re-check), taken back together;
+    /// a file left with nothing to patch is settled. `ready` as it was when
+    /// that revert is refused too.
+    fn take_back_together(
+        &mut self,
+        ready: Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)>,
+        settled: &mut Vec<ReloadEvent>,
+        start: Instant,
+    ) -> Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)> {
+        let pending = std::mem::take(&mut self.put_back_refused);
+        let names: Vec<String> = pending.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
+        if pending.len() < 2 || apply::revert(&mut self.target, Some(&names)).is_err() {
+            return ready;
+        }
+        let mut still = Vec::new();
+        for (source, new, mut functions, mut event) in ready {
+            if let Some((_, taken)) = pending.iter().find(|(s, _)| *s == source) {
+                functions.retain(|&i| !taken.contains(&new.symbols[i].name));
+                event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
+                event.event = EventKind::Patched;
+                self.settled_by(&source, taken);
+                event.reverted = taken.clone();
+            }
+            if functions.is_empty() {
+                self.current.insert(source, new);
+                event.timing_us.total = start.elapsed().as_micros() as u64;
+                settled.push(event);
+            } else {
+                still.push((source, new, functions, event));
+            }
+        }
+        still
     }
 
     /// After a patch of `source` (taken or not): the baseline becomes
