@@ -2954,16 +2954,11 @@ fn an_edit_put_back_takes_the_patch_back() {
     s.target.wait_for_prefix("value 1 ");
     let e = s.save_with(&[("usleep(3000);", "usleep(3001);")]);
     assert_eq!(e["unreachable"], serde_json::json!(["main"]), "{e}");
+    assert!(patches_of(&s.target).contains("\"main\""), "{}", patches_of(&s.target));
     let e = s.save_with(&[("usleep(3001);", "usleep(3000);")]);
     assert_eq!(e["reverted"], serde_json::json!(["main"]), "{e}");
     assert!(e.get("unreachable").is_none(), "{e}");
-    let status = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["status", &s.target.pid_arg(), "--json"])
-        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert!(!status["patches"].to_string().contains("\"main\""), "{status}");
+    assert!(!patches_of(&s.target).contains("\"main\""), "{}", patches_of(&s.target));
     // A function edited and put back the same way, with its new code
     // running meanwhile.
     s.patched_by("return 1;", "return 2;");
@@ -2971,6 +2966,18 @@ fn an_edit_put_back_takes_the_patch_back() {
     let e = s.save_with(&[("return 2;", "return 1;")]);
     assert_eq!(e["reverted"], serde_json::json!(["value"]), "{e}");
     s.target.wait_for_prefix("value 1 ");
+}
+
+/// The patches `relive status --json` lists in the program a `relive run`
+/// target started, as JSON text.
+fn patches_of(target: &Target) -> String {
+    let status = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["status", &target.child_pid_arg(), "--json"])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    status["patches"].to_string()
 }
 
 /// A caller and its callee in two files, edited in one save and put back
@@ -3013,4 +3020,33 @@ fn a_change_of_two_files_put_back_takes_both_back() {
     reverted.sort();
     assert_eq!(reverted, ["f", "g"]);
     target.wait_for("v 30");
+}
+
+/// A function redirected through the filler before it (`hop`: a 4-byte
+/// function, the last of the program's code) put back as built: its
+/// patch is taken back too. Its redirect's span starts before its entry,
+/// which the comparison with the original took for no match, and it was
+/// patched again with its original bytes (a re-check).
+#[test]
+fn a_hop_redirected_function_put_back_is_taken_back() {
+    let files: [(&str, &str); 2] = [
+        (
+            "a.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint g2(int x);\nvolatile int three = 3;\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"g %d\\n\", g2(three)); usleep(3000); } }\n",
+        ),
+        // (`g` before it: the filler after `g` is where the hop goes.)
+        ("c.c", "int g(void) { return 20; }\nint g2(int x) { return x * 2; }\n"),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("g 6");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("c.c"), files[1].1.replace("x * 2", "x * 3")).unwrap();
+    let e = next_event_for(&events, "/c.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("g 9");
+    assert!(patches_of(&target).contains("\"hop\""), "{}", patches_of(&target));
+    std::fs::write(p.join("c.c"), files[1].1).unwrap();
+    let e = next_event_for(&events, "/c.c");
+    assert_eq!(e["reverted"], serde_json::json!(["g2"]), "{e}");
+    target.wait_for("g 6");
 }

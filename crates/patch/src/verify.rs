@@ -383,14 +383,16 @@ fn original(target: &LiveTarget, obj: &ObjectFile, i: usize, record: &PatchRecor
     let Some(entry) = crate::journal::unhex(&record.original) else {
         return false;
     };
-    let Some(at) = record.span_start.checked_sub(record.orig_addr) else {
-        return false;
-    };
     if target.process.read(record.orig_addr, &mut live).is_err() {
         return false;
     }
+    // The bytes the redirect overwrote, where they fall in the function:
+    // a `pad` or `hop` redirect's span starts before its entry, in the
+    // filler (such a function was never found put back, and was patched
+    // again with its original bytes: a re-check).
     for (k, b) in entry.into_iter().enumerate() {
-        if let Some(slot) = live.get_mut(at as usize + k) {
+        let at = record.span_start.wrapping_add(k as u64).wrapping_sub(record.orig_addr);
+        if let Some(slot) = usize::try_from(at).ok().and_then(|at| live.get_mut(at)) {
             *slot = b;
         }
     }
