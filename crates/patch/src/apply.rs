@@ -2118,7 +2118,7 @@ fn reachability(
         .patches
         .iter()
         .filter(|p| p.unreached.is_some())
-        .filter_map(|p| p.history.iter().find(|g| g.generation == p.generation))
+        .filter_map(|p| p.history.last())
         .map(|g| (g.code, g.code + g.size.max(1)))
         .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
@@ -3172,7 +3172,7 @@ fn revert_change(
     let still_running: std::collections::HashSet<(u64, Option<&str>)> = after
         .patches
         .iter()
-        .filter_map(|p| p.history.iter().find(|g| g.generation == p.generation))
+        .filter_map(|p| p.history.last())
         .map(|g| (g.change, g.source.as_deref()))
         .collect();
     let added_stay = match reverted.is_empty() {

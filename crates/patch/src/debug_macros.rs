@@ -74,9 +74,12 @@ fn macro_sections(data: &[u8]) -> Vec<MacroSection<'_>> {
 /// `skipped`. `None` when the object carries no macro information or it
 /// cannot be read whole: a comparison of part of it would call every
 /// macro it missed removed.
-fn definitions_outside(obj: &ObjectFile, skipped: &HashSet<String>) -> Option<BTreeMap<String, BTreeSet<String>>> {
+fn definitions_outside(
+    obj: &ObjectFile,
+    sections: &[MacroSection],
+    skipped: &HashSet<String>,
+) -> Option<BTreeMap<String, BTreeSet<String>>> {
     let data = obj.raw();
-    let sections = macro_sections(data);
     if sections.is_empty() {
         return None;
     }
@@ -89,7 +92,7 @@ fn definitions_outside(obj: &ObjectFile, skipped: &HashSet<String>) -> Option<BT
         let unit = dwarf.unit(header)?;
         let unit = unit.unit_ref(dwarf);
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for section in &sections {
+        for section in sections {
             if section.group.as_ref().is_some_and(|g| skipped.contains(g)) {
                 continue;
             }
@@ -115,12 +118,12 @@ fn definitions_outside(obj: &ObjectFile, skipped: &HashSet<String>) -> Option<BT
 
 /// Each macro's definitions in `obj`, by name (see [`definitions_outside`]).
 pub fn definitions(obj: &ObjectFile) -> Option<BTreeMap<String, BTreeSet<String>>> {
-    definitions_outside(obj, &HashSet::new())
+    definitions_outside(obj, &macro_sections(obj.raw()), &HashSet::new())
 }
 
-/// The groups of `.debug_macro` sections `obj` has (their signatures).
-fn groups(obj: &ObjectFile) -> HashSet<String> {
-    macro_sections(obj.raw()).into_iter().filter_map(|s| s.group).collect()
+/// The groups `sections` are in (their signatures).
+fn groups(sections: &[MacroSection]) -> HashSet<String> {
+    sections.iter().filter_map(|s| s.group.clone()).collect()
 }
 
 /// A definition's text split into the macro's name and the rest: `F(a,
@@ -146,8 +149,14 @@ pub struct MacroChange {
 pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<MacroChange> {
     // A header's group both compiles have defines the same macros in
     // both: read neither (most of a unit's macros are the system's).
-    let shared: HashSet<String> = groups(old).intersection(&groups(new)).cloned().collect();
-    let (Some(before), Some(after)) = (definitions_outside(old, &shared), definitions_outside(new, &shared)) else {
+    let (old_sections, new_sections) = (macro_sections(old.raw()), macro_sections(new.raw()));
+    let shared: HashSet<String> = groups(&old_sections)
+        .intersection(&groups(&new_sections))
+        .cloned()
+        .collect();
+    let before = definitions_outside(old, &old_sections, &shared);
+    let after = definitions_outside(new, &new_sections, &shared);
+    let (Some(before), Some(after)) = (before, after) else {
         return Vec::new();
     };
     after

@@ -128,9 +128,9 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<(Layouts, OnlyFileWide)> 
     // had no function of its own to start from, and a struct it reads
     // through a pointer was never compared (a PCRE2 trial: a field added
     // to `match_block`, used by `match.constprop.0`, went in).
-    let sources: Vec<String> = names.iter().map(|n| crate::names::parse(n).base).collect();
+    let bases = base_names(names);
     let mut functions = wanted.clone();
-    functions.extend(sources.iter().map(String::as_str));
+    functions.extend(bases.iter().map(String::as_str));
     let roots = Roots {
         functions: &functions,
         variables: &variables,
@@ -151,9 +151,8 @@ fn used_by(new: &ObjectFile, names: &[&str]) -> Option<(Layouts, OnlyFileWide)> 
     // added to an anonymous-namespace class was patched, and the object
     // made at start-up was then read with the new layout).
     if unfound {
-        let functions = base_names(names);
         let (all, clashes) =
-            with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true, &HashSet::new(), &functions)).unwrap_or_default();
+            with_dwarf(new, |dwarf| all_layouts(dwarf, &|_| true, &HashSet::new(), &bases)).unwrap_or_default();
         for (name, layout) in all {
             used.entry(name).or_insert(layout);
         }

@@ -356,9 +356,6 @@ fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
     code(target, obj, i, at, &live)
 }
 
-/// Whether the code patch `record` redirected, as it was before (its entry
-/// bytes put back), is function `i` of `obj`: what runs where no call
-/// reaches the new code (`main`'s running loop).
 /// Of `functions` (symbol indices of `obj`), the patched ones whose code in
 /// `obj` is the program's original code, by symbol name: an edit put
 /// back, which a patch would bring in as one more generation of what the
@@ -377,6 +374,9 @@ pub fn back_to_original(target: &LiveTarget, obj: &ObjectFile, functions: &[usiz
         .collect()
 }
 
+/// Whether the code patch `record` redirected, as it was before (its entry
+/// bytes put back), is function `i` of `obj`: what runs where no call
+/// reaches the new code (`main`'s running loop).
 fn original(target: &LiveTarget, obj: &ObjectFile, i: usize, record: &PatchRecord) -> bool {
     let len = obj.symbols[i].bytes.as_deref().unwrap_or_default().len();
     let mut live = vec![0u8; len];

@@ -2116,6 +2116,20 @@ impl<'p> Reloader<'p> {
             self.put_back_refused.push((source.to_path_buf(), names));
             return;
         }
+        self.taken_back(source, new, functions, event, names);
+    }
+
+    /// Records that the patches of `names` (functions of `source`, whose
+    /// compile `new` is the program's own code) were taken back: out of
+    /// `functions`, in `event`, settled.
+    fn taken_back(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &mut Vec<usize>,
+        event: &mut ReloadEvent,
+        names: Vec<String>,
+    ) {
         functions.retain(|&i| !names.contains(&new.symbols[i].name));
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         event.event = EventKind::Patched;
@@ -2143,11 +2157,7 @@ impl<'p> Reloader<'p> {
         let mut still = Vec::new();
         for (source, new, mut functions, mut event) in ready {
             if let Some((_, taken)) = pending.iter().find(|(s, _)| *s == source) {
-                functions.retain(|&i| !taken.contains(&new.symbols[i].name));
-                event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
-                event.event = EventKind::Patched;
-                self.settled_by(&source, taken);
-                event.reverted = taken.clone();
+                self.taken_back(&source, &new, &mut functions, &mut event, taken.clone());
             }
             if functions.is_empty() {
                 self.current.insert(source, new);
