@@ -111,6 +111,17 @@ impl Run {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `relive patch PID NEW --base BASE --json`, which must succeed: its
+    /// report.
+    fn patch_json(&self, new: &std::path::Path, base: &std::path::Path) -> Value {
+        common::patch_json(
+            self.state.path(),
+            self.target.pid(),
+            new.to_str().unwrap(),
+            base.to_str().unwrap(),
+        )
+    }
+
     /// `relive patch --pid PID NEW --base BASE`, reporting in words.
     fn patch_in_words(&self, new: &std::path::Path, base: &std::path::Path) -> std::process::Output {
         self.patch_command(new, base).output().unwrap()
@@ -1998,16 +2009,7 @@ fn a_one_shot_signature_change_in_two_steps_is_refused_under_a_running_caller() 
         .replace("len(seed)", "len(seed, 100)");
     let first = run.object("app.c", &step_one);
     let pid = run.target.pid_arg();
-    let out = run.relive(&[
-        "patch",
-        &pid,
-        first.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = run.patch_json(&first, &base);
     assert!(!report["applied"].to_string().contains("\"len\""), "{report}");
     let second = run.object(
         "app.c",
@@ -2059,17 +2061,7 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("t %d\n", t
     run.expect("t 26");
     let base = run.object("app.c", APP);
     let new = run.object("app.c", &APP.replace("* k;", "* k * 2;"));
-    let pid = run.target.pid_arg();
-    let out = run.relive(&[
-        "patch",
-        &pid,
-        new.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = run.patch_json(&new, &base);
     // The program's own table (it holds the same addresses), which the
     // end pointer ends too: no copy of its section.
     let data = report["data"].as_array().unwrap();
@@ -2083,16 +2075,7 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("t %d\n", t
     // A table the new code changes is copied, one copy for both pointers.
     let changed = APP.replace("\"epsilon\"", "\"omega\"");
     let newer = run.object("app.c", &changed.replace("* k;", "* k * 2;"));
-    let out = run.relive(&[
-        "patch",
-        &pid,
-        newer.to_str().unwrap(),
-        "--base",
-        new.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = run.patch_json(&newer, &new);
     let data = report["data"].as_array().unwrap();
     let at = |name: &str| data.iter().find(|d| d["name"] == name).map(|d| d["addr"].clone());
     assert!(at("names.0").is_some(), "{report}");
