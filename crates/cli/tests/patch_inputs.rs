@@ -444,12 +444,14 @@ int main(void) {
 
 /// A static function the patched code calls, which the patch must bring
 /// along (the program has none of that file: here the object names no
-/// source), and which cannot be moved (a short branch leaves it too far
-/// from its end): the refusal says it is not one of the functions
-/// patched, who calls it, and what to pass; the program runs on.
+/// source), and which cannot be moved (a short branch in its middle goes
+/// 128 bytes back, to the last byte of the function before it: an island
+/// before the body would be farther, one after it far out of reach): the
+/// refusal says it is not one of the functions patched, who calls it, and
+/// what to pass; the program runs on.
 #[test]
 fn a_function_brought_along_that_cannot_move_is_explained() {
-    const ASM: &str = "\t.text\n\t.type other, @function\nother:\n\tmovl $7, %eax\n\tret\n\t.size other, .-other\n\t.type helper, @function\nhelper:\n\ttestl %edi, %edi\n\tjne other\n\t.rept 200\n\tnop\n\t.endr\n\tmovl $1, %eax\n\tret\n\t.size helper, .-helper\n\t.globl entry\n\t.type entry, @function\nentry:\n\tcall helper\n\taddl $ADD, %eax\n\tret\n\t.size entry, .-entry\n\t.section .note.GNU-stack,\"\",@progbits\n";
+    const ASM: &str = "\t.text\n\t.type other, @function\nother:\n\tmovl $7, %eax\nother_ret:\n\tret\n\t.size other, .-other\n\t.type helper, @function\nhelper:\n\tmovl $7, %eax\n\ttestl %edi, %edi\n\t.rept 118\n\tnop\n\t.endr\n\tjne other_ret\n\t.rept 200\n\tnop\n\t.endr\n\tmovl $1, %eax\n\tret\n\t.size helper, .-helper\n\t.globl entry\n\t.type entry, @function\nentry:\n\tcall helper\n\taddl $ADD, %eax\n\tret\n\t.size entry, .-entry\n\t.section .note.GNU-stack,\"\",@progbits\n";
     const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint entry(int);\nint main(void) { for (;;) { printf(\"value %d\\n\", entry(1)); fflush(stdout); usleep(20000); } }\n";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.c"), MAIN).unwrap();

@@ -2610,3 +2610,80 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { tick(); usleep(300
     assert!(freed || text.contains("stays    helper"), "{text}");
     run.expect("first 1 second 100");
 }
+
+/// A function that tail-calls the one before it early in a long body:
+/// the assembler resolved the call as a 2-byte `jmp` (rel8), which in a
+/// copy reaches nothing. Its island cannot be after the body (more than
+/// 127 bytes on), so it goes just before it (SQLite's
+/// `sqlite3DbMallocRawNN` was refused: "too far from its end ... compile
+/// with -ffunction-sections", which `relive run` gives no way to do).
+/// The patched program computes what the edited program freshly built
+/// does, on both paths (the tail call and the body), and a revert brings
+/// back the old values.
+#[test]
+fn a_short_tail_call_early_in_a_long_function_goes_through_an_island_before_it() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static volatile int one = 1;
+int table[64];
+static __attribute__((noinline)) int finish(int *p, int n) { return p[n & 63] * 3 + 1; }
+__attribute__((noinline)) int big(int *p, int n) {
+    if (__builtin_expect(n < 1000, 1)) return finish(p, n);
+    int s = 0;
+    for (int i = 0; i < n; i++) { s += p[i & 63] * (i ^ 7); if (s > 100000) s -= p[(i * 5) & 63]; }
+    for (int i = 0; i < n / 3; i++) { s ^= p[(i * 11) & 63] + i; }
+    for (int i = 0; i < n / 5; i++) { s += p[(i * 13) & 63] ^ (s >> 3); }
+    for (int i = 0; i < n / 7; i++) { s -= p[(i * 17) & 63] | (s << 2); }
+    return s + 5;
+}
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; i < 64; i++) table[i] = i;
+    for (;;) {
+        printf("v %d %d\n", big(table, 5 * one), big(table, 2000 * one));
+        if (argc > 1) return 0;
+        usleep(3000);
+    }
+}
+"#;
+    const EDIT: (&str, &str) = ("return s + 5;", "return s * 2 + 6;");
+    let flags = ["-O2", "-g", "-fpie", "-pie"];
+    // What a program freshly built from `source` prints.
+    let fresh = |dir: &std::path::Path, source: &str| {
+        std::fs::write(dir.join("fresh.c"), source).unwrap();
+        let built = Command::new("gcc")
+            .args(flags)
+            .args(["fresh.c", "-o", "fresh"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+        let out = Command::new(dir.join("fresh")).arg("once").output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let mut run = Run::start(SRC, &flags);
+    let old_values = fresh(&run.dir(), SRC);
+    let edited = SRC.replace(EDIT.0, EDIT.1);
+    let new_values = fresh(&run.dir(), &edited);
+    assert_ne!(old_values, new_values);
+    run.expect(&old_values);
+    let base = run.object("app.c", SRC);
+    let new = run.object("app.c", &edited);
+    // The compile has the shape this is about: a short exit of `big` that
+    // an island after its body would not reach.
+    let obj = relive_patch::objfile::ObjectFile::open(&new).unwrap();
+    let big = obj.symbols.iter().find(|s| s.name == "big").unwrap();
+    assert!(
+        big.short_exits.iter().any(|e| big.size - e.field > 128),
+        "gcc gave big no short exit far from its end: {:?} (size {})",
+        big.short_exits,
+        big.size
+    );
+    let report = run.patch_json(&new, &base);
+    assert!(applied(&report, "big").is_object(), "{report}");
+    run.expect(&new_values);
+    let out = run.relive(&["revert", &run.target.pid_arg(), "--all"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run.expect(&old_values);
+}

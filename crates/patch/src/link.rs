@@ -18,7 +18,7 @@ use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
 
 use crate::names;
-use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+use crate::objfile::{rtype, Kind, ObjectFile, Reloc, ShortExit, Target};
 use relive_x86::jump;
 
 /// Parts are placed at this alignment inside a pool, so data in them may
@@ -487,7 +487,7 @@ impl Linker<'_> {
                 return Err(LinkError::Unmovable {
                     user: obj.symbols[f].name.clone(),
                     reason: format!(
-                        "the short branch at +{:#x} leaves the function too far from its end to be redirected; compile with -ffunction-sections{}",
+                        "the short branch at +{:#x} leaves the function too far from both its ends to be redirected; compile with -ffunction-sections{}",
                         field - 1,
                         l.why_brought(f)
                     ),
@@ -778,6 +778,40 @@ impl<'a> BaseNames<'a> {
     }
 }
 
+/// An island: `jmp rel32`.
+const ISLAND_LEN: u64 = 5;
+
+/// Which short exits of a body `len` bytes long get their island before
+/// it and which after it. After: in order, from just past the body's
+/// trailing int3, as far as each reaches (127 bytes forward). The rest
+/// before, in the order of their places, the first one's island farthest
+/// back: each with whether its island is within its reach (128 bytes
+/// back from the branch's end).
+fn island_sides(exits: &[ShortExit], len: u64) -> (Vec<(&ShortExit, bool)>, Vec<&ShortExit>) {
+    let mut after = Vec::new();
+    let mut before = Vec::new();
+    let mut next = len + 1;
+    for exit in exits {
+        if next - (exit.field + 1) <= 127 {
+            after.push(exit);
+            next += ISLAND_LEN;
+        } else {
+            before.push(exit);
+        }
+    }
+    before.sort_by_key(|e| e.field);
+    let n = before.len() as u64;
+    let before = before
+        .into_iter()
+        .enumerate()
+        .map(|(k, exit)| {
+            let back = ISLAND_LEN * (n - k as u64) + exit.field + 1;
+            (exit, back <= 128)
+        })
+        .collect();
+    (before, after)
+}
+
 fn align(buf: &mut Vec<u8>, to: u64, fill: u8) -> u64 {
     let at = (buf.len() as u64).next_multiple_of(to.max(1));
     buf.resize(at as usize, fill);
@@ -790,25 +824,40 @@ impl Linker<'_> {
             return off;
         }
         let sym = &self.obj.symbols[i];
+        let body = sym.bytes.as_deref().unwrap_or(&[]);
+        // Each short branch out of the function reaches the same target
+        // through an island (`jmp rel32`) within its reach: after the body
+        // where it can, else just before it (SQLite's
+        // `sqlite3DbMallocRawNN` tail-calls the function before it early
+        // in a long body, `jmp` rel8 at +0x20 of 0xd4 bytes).
+        let (before, after) = island_sides(&sym.short_exits, body.len() as u64);
         // int3 between functions: a stray jump traps instead of sliding.
-        let off = align(&mut self.out.code, 16, 0xcc);
-        self.out.code.extend_from_slice(sym.bytes.as_deref().unwrap_or(&[]));
+        // The islands before the body end where it starts, still aligned.
+        let islands_len = ISLAND_LEN * before.len() as u64;
+        let off = (self.out.code.len() as u64 + islands_len).next_multiple_of(16);
+        self.out.code.resize((off - islands_len) as usize, 0xcc);
+        let mut exits = Vec::new();
+        for &(exit, reaches) in &before {
+            match reaches {
+                true => exits.push((exit, self.island(i, exit))),
+                // No island reaches it: the link fails (its place stays
+                // int3).
+                false => {
+                    self.island_error = Some((i, exit.field));
+                    self.out.code.extend_from_slice(&[0xcc; ISLAND_LEN as usize]);
+                }
+            }
+        }
+        self.out.code.extend_from_slice(body);
         // int3 just past the body: where a branch to the function's end
         // (after a call that does not return) would land.
         self.out.code.push(0xcc);
-        // Each short branch out of the function reaches the same target
-        // through an island after the body: `jmp rel32`.
-        for exit in &sym.short_exits {
-            let island = self.out.code.len() as u64;
+        for exit in after {
+            exits.push((exit, self.island(i, exit)));
+        }
+        for (exit, island) in exits {
             let from = off + exit.field + 1;
-            let disp = island - from;
-            if disp > 127 {
-                self.island_error = Some((i, exit.field));
-                continue;
-            }
-            self.out.code[(off + exit.field) as usize] = disp as u8;
-            self.out.code.extend_from_slice(&[0xe9, 0, 0, 0, 0]);
-            self.islands.push((i, island + 1, exit.target));
+            self.out.code[(off + exit.field) as usize] = island.wrapping_sub(from) as u8;
         }
         self.placed.insert(i, off);
         if let Some(orig) = replaces {
@@ -823,6 +872,15 @@ impl Linker<'_> {
             replaces,
         });
         off
+    }
+
+    /// Writes an island for short branch `exit` of function `i` at the
+    /// end of the code so far; its place.
+    fn island(&mut self, i: usize, exit: &ShortExit) -> u64 {
+        let island = self.out.code.len() as u64;
+        self.out.code.extend_from_slice(&[0xe9, 0, 0, 0, 0]);
+        self.islands.push((i, island + 1, exit.target));
+        island
     }
 
     fn buffer(&mut self, part: Part) -> &mut Vec<u8> {

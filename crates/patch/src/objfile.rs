@@ -128,7 +128,7 @@ pub struct Symbol {
     pub problem: Option<String>,
     /// Short branches (`jmp`/`jcc` rel8) that leave the function: the
     /// assembler relaxed a same-section tail call. The linker gives each an
-    /// island (`jmp rel32`) after the copied body.
+    /// island (`jmp rel32`) next to the copied body, after it or before.
     pub short_exits: Vec<ShortExit>,
 }
 
