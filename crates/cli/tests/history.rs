@@ -750,3 +750,74 @@ fn a_kept_pool_keeps_the_pool_of_what_its_code_uses() {
         assert_eq!(target.next_line(), "v 0");
     }
 }
+
+/// `f` and its cold part as GCC lays them out (`f.cold` in
+/// `.text.unlikely`, entered from `f` only): `f` adds `ADD`, its cold part
+/// (taken for a negative argument) gives -1.
+const COLD_ASM: &str = "\t.file \"f.c\"\n\t.text\n\t.globl f\n\t.type f, @function\nf:\n\ttestl %edi, %edi\n\tjs .Lcold\n\tleal ADD(%rdi), %eax\n\tret\n\t.section .text.unlikely\n\t.type f.cold, @function\nf.cold:\n.Lcold:\n\tmovl $-1, %eax\n\tret\n\t.text\n\t.size f, .-f\n\t.section .text.unlikely\n\t.size f.cold, .-f.cold\n\t.section .note.GNU-stack,\"\",@progbits\n";
+
+/// A function patched twice, each patch bringing a copy of its cold part,
+/// then `revert --last`: the running `f` is the first patch's again, and
+/// so is the cold part it enters. `verify` with that patch's object says
+/// so (it said the code DIFFERS, "refers to 0x…, where the compile refers
+/// to f.cold": the second patch had replaced the record of the first
+/// one's copy, and the revert took it back; a SQLite trial's
+/// `sqlite3VdbeExec.cold`), and reports a copy whose code is another's.
+#[test]
+fn verify_after_revert_last_knows_the_cold_part_the_earlier_patch_brought() {
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint f(int);\nvolatile int arg = 1;\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d %d\\n\", f(arg), f(-arg)); usleep(2000); } }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("main.c"), MAIN).unwrap();
+    for (name, add) in [("f.s", 1), ("f1.s", 2), ("f2.s", 3)] {
+        std::fs::write(d.join(name), COLD_ASM.replace("ADD", &add.to_string())).unwrap();
+    }
+    let gcc = |args: &[&str]| {
+        let out = Command::new("gcc").args(args).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // f1's hot part with another cold part.
+    std::fs::write(
+        d.join("f3.s"),
+        COLD_ASM.replace("ADD", "2").replace("movl $-1", "movl $-2"),
+    )
+    .unwrap();
+    for (s, o) in [("f.s", "f0.o"), ("f1.s", "f1.o"), ("f2.s", "f2.o"), ("f3.s", "f3.o")] {
+        gcc(&["-c", s, "-o", o]);
+    }
+    gcc(&["-O2", "main.c", "f.s", "-o", "app"]);
+    let exe = d.join("app");
+    let target = Target::spawn(Command::new(&exe), exe, dir);
+    target.wait_for("v 2 -1");
+    let pid = target.pid_arg();
+    let path = |o: &str| target.dir.path().join(o).display().to_string();
+    ok(relive(
+        &target,
+        &["patch", &pid, &path("f1.o"), "--base", &path("f0.o")],
+    ));
+    target.wait_for("v 3 -1");
+    let verified = |obj: &str| relive(&target, &["verify", &pid, &path(obj)]);
+    assert!(verified("f1.o").status.success());
+    ok(relive(
+        &target,
+        &["patch", &pid, &path("f2.o"), "--base", &path("f1.o")],
+    ));
+    target.wait_for("v 4 -1");
+    ok(relive(&target, &["revert", &pid, "--last"]));
+    target.wait_for("v 3 -1");
+    let out = verified("f1.o");
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("the 2 functions are the code"), "{said}");
+    // The object of the patch taken back is not what runs, nor one whose
+    // cold part is another.
+    let out = verified("f2.o");
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = verified("f3.o");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("a copy of f.cold") && said.contains("code differs"),
+        "{said}"
+    );
+}

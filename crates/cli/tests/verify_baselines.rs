@@ -711,3 +711,70 @@ fn an_initial_value_the_program_was_not_built_with_is_said() {
         "{report}"
     );
 }
+
+/// An object compiled from a copy of the program's file under another
+/// name (`copy.c`): its statics are looked for under that name, and each
+/// reference to one read as a difference, with nothing saying why (a
+/// trial on SQLite: "192 of 269 functions DIFFER ... refers to
+/// sqlite3Config, which the program does not have", then one line of
+/// 1,300 names). The report says the object is not one of the program's
+/// files, above the differences, and names a few of the functions the
+/// program lacks, not all.
+#[test]
+fn an_object_of_a_renamed_copy_is_said_to_be_of_no_file_of_the_program() {
+    let mut body = String::from("static int state = 3;\n");
+    for k in 0..30 {
+        body += &format!("static __attribute__((noinline)) int s{k}(int x) {{ return x * {k} + state; }}\n");
+    }
+    body += "__attribute__((noinline)) int f(int i) { return s0(i)";
+    for k in 1..30 {
+        body += &format!(" + s{k}(i)");
+    }
+    body += "; }\n";
+    let src = program(&body);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(p.join("app.c"), &src).unwrap();
+    std::fs::write(p.join("copy.c"), &src).unwrap();
+    for args in [
+        &["app.c", "-o", "app"][..],
+        &["-c", "copy.c", "-o", "copy.o"],
+        &["-c", "app.c", "-o", "app.o"],
+    ] {
+        let out = Command::new("gcc")
+            .args(["-O2", "-g"])
+            .args(args)
+            .current_dir(&p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let target = Target::spawn(Command::new(p.join("app")), p.join("app"), dir);
+    target.wait_for_prefix("v ");
+    // The program's own file's object verifies, and says nothing of it.
+    let (code, report) = verify_object(&target, &p.join("app.o"));
+    assert_eq!(code, 0, "{report}");
+    assert!(report[0].get("foreign").is_none(), "{report}");
+    let (code, report) = verify_object(&target, &p.join("copy.o"));
+    assert_eq!(code, 5, "{report}");
+    let foreign = report[0]["foreign"].as_str().unwrap_or_default();
+    assert!(
+        foreign.contains("copy.c") && foreign.contains("not a source"),
+        "{report}"
+    );
+    let words = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["verify", &target.pid_arg()])
+        .arg(p.join("copy.o"))
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&words.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("DIFFER"), "{text}");
+    assert!(
+        lines[1].contains("note:") && lines[1].contains("not a source"),
+        "{text}"
+    );
+    let absent = lines.iter().find(|l| l.contains("not in the program")).unwrap_or(&"");
+    assert!(absent.contains("and 10 more (--json lists them all)"), "{text}");
+}

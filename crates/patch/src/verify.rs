@@ -349,11 +349,17 @@ const RELAXED_PREFIX: u64 = 3;
 const TLS_SPAN: u64 = 12;
 
 fn function(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64) -> Check {
+    function_at_depth(target, obj, i, at, 0)
+}
+
+/// [`function`], for a function reached from another one's code `depth`
+/// steps away (a cold part from its hot part: 1).
+fn function_at_depth(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, depth: u8) -> Check {
     let mut live = vec![0u8; obj.symbols[i].bytes.as_deref().unwrap_or_default().len()];
     if let Err(e) = target.process.read(at, &mut live) {
         return Check::Differs(format!("its code at {at:#x} cannot be read: {e}"));
     }
-    code(target, obj, i, at, &live)
+    code(target, obj, i, at, &live, depth)
 }
 
 /// Of `functions` (symbol indices of `obj`), the patched ones whose code in
@@ -396,11 +402,11 @@ fn original(target: &LiveTarget, obj: &ObjectFile, i: usize, record: &PatchRecor
             *slot = b;
         }
     }
-    matches!(code(target, obj, i, record.orig_addr, &live), Check::Same)
+    matches!(code(target, obj, i, record.orig_addr, &live, 0), Check::Same)
 }
 
-/// [`function`] with the running code's bytes read (`live`).
-fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8]) -> Check {
+/// [`function_at_depth`] with the running code's bytes read (`live`).
+fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8], depth: u8) -> Check {
     let sym = &obj.symbols[i];
     let ours = sym.bytes.as_deref().unwrap_or_default();
     let mut masked = vec![false; ours.len()];
@@ -470,7 +476,7 @@ fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8]) -
         if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
             continue;
         }
-        if let Some(why) = reference(target, obj, r, at, live, initializer, 0) {
+        if let Some(why) = reference(target, obj, r, at, live, initializer, depth) {
             return Check::Differs(format!("+{:#x}: {why}", r.offset));
         }
     }
@@ -581,6 +587,27 @@ fn reference(
         .added
         .iter()
         .any(|a| a.name == name && place == a.addr.wrapping_add(into));
+    // A cold part in a pool that no record names: the copy an earlier
+    // patch of its hot part brought, whose record a later patch replaced
+    // and `revert --last` took back with that patch (the running hot part
+    // is the earlier one's, and so is the cold part it enters: a SQLite
+    // trial's `sqlite3VdbeExec.cold`). It is this compile's if its code
+    // is, compared as the hot part's (once: not from a cold part's code).
+    let cold_part = i.filter(|&i| {
+        let sym = &obj.symbols[i];
+        sym.kind == Kind::Function && crate::names::hot_part(&sym.name).is_some()
+    });
+    if let Some(i) = cold_part.filter(|_| place != expected && !added_copy && depth == 0 && in_pool()) {
+        return match function_at_depth(target, obj, i, copy, depth + 1) {
+            Check::Same => None,
+            Check::Differs(why) => Some(format!(
+                "refers to a copy of {name} at {copy:#x} whose code differs: {why}"
+            )),
+            Check::Absent => Some(format!(
+                "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
+            )),
+        };
+    }
     // A function-local constant GCC numbered otherwise in this compile
     // (its numbers count every static of the file: `__PRETTY_FUNCTION__.0`
     // became `.1` when an edit added a static counter, and `.1` is another

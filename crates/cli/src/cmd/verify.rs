@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"shared_copies_only","initial_values_differ"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find).
     #[arg(long)]
     pub json: bool,
 }
@@ -82,6 +82,12 @@ struct ObjectReport {
     /// initializer looked verified).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     initial_values_differ: Vec<String>,
+    /// Why the object is not one of the program's files, when it is not
+    /// (compiled from a copy under another name): its static functions
+    /// and data are looked for under that name and not found, so each
+    /// reference to one reads as a difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    foreign: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +156,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|n| relive_patch::names::readable(n))
             .collect();
         initial_values_differ.sort();
+        let foreign = match relive_patch::origin::check(&obj, &target.modules) {
+            verdict @ relive_patch::origin::Verdict::Foreign { .. } => {
+                verdict.message(&path.display().to_string(), args.pid).map(|why| {
+                    let why = why.split(". It is probably").next().unwrap_or(&why).to_string();
+                    format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)")
+                })
+            }
+            _ => None,
+        };
         let shared_copies_only = !check.same.is_empty()
             && !check.same.iter().any(own)
             && check.absent.iter().any(|name| own(name) && global(name));
@@ -173,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             old_code_kept,
             shared_copies_only,
             initial_values_differ,
+            foreign,
         });
     }
     // An object none of whose functions the program has proves nothing;
@@ -239,6 +255,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     r.same + differing,
                     args.pid
                 )?;
+                // The cause first, above the differences it explains.
+                if let Some(why) = &r.foreign {
+                    writeln!(out, "  note: {why}")?;
+                }
                 let unreached =
                     "its entry leads to this code (patched), but NOT REACHABLE: the process runs its old code";
                 let lines = (r.differs.iter().map(|d| ("", d, None)))
@@ -254,15 +274,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     r.initial_values_differ.join(", ")
                 )?;
             }
+            if let Some(why) = r.foreign.as_ref().filter(|_| differing == 0) {
+                writeln!(out, "  note: {why}")?;
+            }
             if !r.absent.is_empty() {
+                // A few names, not a line of a thousand (an object of
+                // another file has none of the program's).
+                let named: Vec<String> = r
+                    .absent
+                    .iter()
+                    .take(ABSENT_NAMED)
+                    .map(|a| relive_patch::names::readable(a))
+                    .collect();
+                let more = match r.absent.len().saturating_sub(ABSENT_NAMED) {
+                    0 => String::new(),
+                    n => format!(" and {n} more (--json lists them all)"),
+                };
                 writeln!(
                     out,
-                    "  not in the program (inlined or dropped): {}",
-                    r.absent
-                        .iter()
-                        .map(|a| relive_patch::names::readable(a))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "  not in the program (inlined or dropped): {}{more}",
+                    named.join(", ")
                 )?;
             }
         }
@@ -294,6 +325,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How many of an object's functions the program does not have are named.
+const ABSENT_NAMED: usize = 20;
 
 /// One line per function: `  PREFIX NAME: WHY`, or `  PREFIX NAME: SAID (WHY)`.
 fn print_functions<'d>(
