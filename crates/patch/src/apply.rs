@@ -1756,6 +1756,9 @@ fn prepare<'o>(
     // Where the base's code (what runs) starts statements: read once, for
     // the first redirects only.
     let mut base_statements: Option<Vec<(usize, u64)>> = None;
+    // First redirects whose jump covers a statement of the old code:
+    // (function, where, offset), said in one note.
+    let mut split_statements: Vec<(String, u64, u64)> = Vec::new();
     for f in &linked.functions {
         let Some(orig) = f.replaces else { continue };
         let record = target.journal.patch(orig);
@@ -1857,11 +1860,7 @@ fn prepare<'o>(
                 // thread, it does for an `int3`): say what a debugger's
                 // line breakpoint there would do.
                 if let Some(t) = statements.iter().find(|&&t| redirect.splits(orig + t)) {
-                    linked.warnings.push(format!(
-                        "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{t:#x}) would be inside the jump relive wrote at its entry: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)",
-                        name = crate::names::readable(&f.name),
-                        at = orig + t,
-                    ));
+                    split_statements.push((crate::names::readable(&f.name), orig + t, *t));
                 }
                 let maps = match &maps {
                     Some(m) => m,
@@ -1899,6 +1898,9 @@ fn prepare<'o>(
             assumed: assumed_after,
             kind,
         });
+    }
+    if let Some(note) = split_statements_note(&split_statements) {
+        linked.warnings.push(note);
     }
     for (at, code) in thunks {
         linked.code.resize(at as usize, 0xcc);
@@ -2818,6 +2820,31 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
     ))
 }
 
+/// How many functions a note names before "and N more".
+const NAMED_IN_NOTE: usize = 5;
+
+/// One note for the first redirects whose jump covers a statement of the
+/// old code (`split`: function, where, offset): a gdb line breakpoint
+/// there, set by a debugger attached later, breaks the jump. One line per
+/// function was a screenful on every SQLite reload that redirected dozens.
+fn split_statements_note(split: &[(String, u64, u64)]) -> Option<String> {
+    let ((name, at, offset), rest) = split.split_first()?;
+    let others = match rest.len() {
+        0 => String::new(),
+        n => {
+            let named: Vec<&str> = rest.iter().take(NAMED_IN_NOTE).map(|(n, _, _)| n.as_str()).collect();
+            let more = match n.saturating_sub(NAMED_IN_NOTE) {
+                0 => String::new(),
+                m => format!(" and {m} more"),
+            };
+            format!(" (and likewise in {}{more})", named.join(", "))
+        }
+    };
+    Some(format!(
+        "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{offset:#x}) would be inside the jump relive wrote at its entry{others}: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)"
+    ))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -3298,6 +3325,28 @@ mod tests {
     use relive_process::{ProcessError, ThreadInfo};
 
     use super::*;
+
+    /// First redirects over statements of the old code are said in one
+    /// note, naming the first function's place and a few others, not one
+    /// note each.
+    #[test]
+    fn split_statements_are_said_in_one_note() {
+        assert_eq!(split_statements_note(&[]), None);
+        let one = split_statements_note(&[("f".into(), 0x1004, 4)]).unwrap();
+        assert!(
+            one.contains("a line of f also goes") && one.contains("0x1004 (+0x4)"),
+            "{one}"
+        );
+        assert!(!one.contains("likewise"), "{one}");
+        let split: Vec<(String, u64, u64)> = (0..9).map(|k| (format!("f{k}"), 0x1000 + k, 2)).collect();
+        let many = split_statements_note(&split).unwrap();
+        assert!(many.contains("a line of f0 also goes"), "{many}");
+        assert!(
+            many.contains("(and likewise in f1, f2, f3, f4, f5 and 3 more)"),
+            "{many}"
+        );
+        assert!(!many.contains("f6"), "{many}");
+    }
 
     /// Memory at `base` whose writes may silently not take (a write to a
     /// page the kernel refuses, or another writer in between).
