@@ -145,10 +145,21 @@ impl Target {
         if pipe_stdin {
             cmd.stdin(Stdio::piped());
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        cmd.stdout(Stdio::piped());
+        // "Text file busy": the file was just written, and another test's
+        // thread forked a child in between that holds a copy of the
+        // writing descriptor until it execs (seen once in a full run).
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(child) => break child,
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("starting {}: {e}", exe.display()),
+            }
+        };
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().map(|s| Box::new(s) as Box<dyn Write + Send>);
         let (tx, lines) = channel();
