@@ -2313,6 +2313,29 @@ fn a_revert_that_would_split_a_signature_change_is_refused() {
     s.target.wait_for("value 10");
 }
 
+/// A caller and its callee edited in one save, neither signature changed
+/// (both compiles' DWARF and the program's own say so): either one
+/// reverted by name alone runs beside the other's patched code, which
+/// calls it, or is called, the way it expects. Two trials (SQLite, Lua)
+/// were refused such a revert and told to revert 9 and 80 functions
+/// together.
+#[test]
+fn a_body_edit_of_a_caller_and_its_callee_is_reverted_one_at_a_time() {
+    let mut s = Session::start(SIGNATURE, &["-O2", "-g"]);
+    s.target.wait_for("value 10");
+    let e = s.patched_by(
+        "int scale(int x) { return x * 2; }\n__attribute__((noinline, noipa)) int value(void) { return scale(5); }",
+        "int scale(int x) { return x * 3; }\n__attribute__((noinline, noipa)) int value(void) { return scale(6); }",
+    );
+    assert_eq!(e["functions"], serde_json::json!(["scale", "value"]), "{e}");
+    s.target.wait_for("value 18");
+    // value's new code calls scale's original: 6 * 2.
+    s.beside(&["revert", "scale"]);
+    s.target.wait_for("value 12");
+    s.beside(&["revert", "value"]);
+    s.target.wait_for("value 10");
+}
+
 /// A signature change patched, reverted by another command, and patched
 /// again from the file: the diff against the file's earlier compile shows
 /// no change then, so the journal kept no record that the caller's new

@@ -9,9 +9,10 @@
 //! new code.
 
 use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use relive_image::symbols::SymbolKind;
+use relive_image::symbols::{Binding, SymbolKind};
 use relive_process::alloc::{self, Placement};
 use relive_process::maps::Mapping;
 use relive_process::symbols::LiveSymbols;
@@ -2763,16 +2764,21 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
             })
             .unwrap_or_default()
     };
+    let kept = kept_signatures(target);
     // The change `r` (reverted) and `p` (staying patched) share, when one
-    // calls the other.
+    // calls the other and the callee's signature is not known to be the
+    // one it always had (then either side's code calls the other's the
+    // way it expects: two trials were refused reverting a body edit, and
+    // told to revert 9 and 80 functions together).
     let coupled = |r: &PatchRecord, calls: &[u64], p: &PatchRecord| -> Option<u64> {
         let change = r
             .history
             .iter()
             .map(|g| g.change)
             .find(|c| p.history.iter().any(|g| g.change == *c))?;
-        let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name));
-        (p_calls_r || calls.contains(&p.orig_addr)).then_some(change)
+        let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name)) && !kept.contains(&r.orig_addr);
+        let r_calls_p = calls.contains(&p.orig_addr) && !kept.contains(&p.orig_addr);
+        (p_calls_r || r_calls_p).then_some(change)
     };
     // Every function that must go with them: the closure (one split pair
     // named, then another, was the first suggestion a re-check followed).
@@ -2843,6 +2849,69 @@ fn split_statements_note(split: &[(String, u64, u64)]) -> Option<String> {
     Some(format!(
         "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{offset:#x}) would be inside the jump relive wrote at its entry{others}: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)"
     ))
+}
+
+/// Module, source file name, and whether the names are `static`
+/// functions': where to read signatures, and how.
+type DwarfQuery = (String, String, bool);
+
+/// The entries of the patched functions whose signature is known never
+/// to have changed: every generation since the first has one recorded
+/// (from its compile's DWARF), the same, and the program's own DWARF gives
+/// its original code that one too. Not GCC's clones (`f.isra.0`): their
+/// parameters are the compiler's choice, which the source's signature
+/// does not show.
+fn kept_signatures(target: &Target) -> foldhash::HashSet<u64> {
+    // Names asked of each module's DWARF, each unit in one pass.
+    let mut asked: BTreeMap<DwarfQuery, Vec<(String, &PatchRecord)>> = BTreeMap::new();
+    for p in &target.journal.patches {
+        let complete = p.history.first().is_some_and(|g| g.generation == 1);
+        let Some(signature) = p.history.first().and_then(|g| g.signature.as_ref()) else {
+            continue;
+        };
+        let one = p.history.iter().all(|g| g.signature.as_ref() == Some(signature));
+        let name = names::parse(&p.name);
+        let source = p.history.last().and_then(|g| g.source.as_deref());
+        let module = target
+            .resolver
+            .symbols()
+            .module_at(p.orig_addr)
+            .map(|(path, _, _)| path);
+        let (Some(source), Some(module), true, true, true) = (source, module, complete, one, name.clones.is_empty())
+        else {
+            continue;
+        };
+        let file = source.rsplit('/').next().unwrap_or(source).to_string();
+        let local = target
+            .resolver
+            .symbols()
+            .at(p.orig_addr)
+            .is_some_and(|(s, _)| s.binding == Binding::Local);
+        let asked_as = if local { name.base } else { p.name.clone() };
+        asked
+            .entry((module.to_string(), file, local))
+            .or_default()
+            .push((asked_as, p));
+    }
+    let mut kept = foldhash::HashSet::default();
+    for ((module, file, local), wanted) in asked {
+        let Some((image, _)) = target.resolver.symbols().module_image(&module) else {
+            continue;
+        };
+        let kind = match local {
+            true => signature::Subprograms::StaticDefinitions,
+            false => signature::Subprograms::Definitions,
+        };
+        let names: Vec<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+        let built = signature::built_with(image.data(), &file, &names, kind);
+        for (name, p) in &wanted {
+            let first = p.history.first().and_then(|g| g.signature.as_ref());
+            if built.get(name).is_some_and(|b| Some(b) == first) {
+                kept.insert(p.orig_addr);
+            }
+        }
+    }
+    kept
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -86,7 +86,9 @@ pub struct PatchArgs {
 /// name a function that one change patched together with a function it
 /// calls, or that calls it, which stays patched, is refused (that change
 /// may have altered a signature), naming the functions to revert
-/// together. A `relive run`/`watch` session patches what its files
+/// together; unless the callee's signature is known never to have changed
+/// (every generation's compile and the program's own debug information
+/// give the same one). A `relive run`/`watch` session patches what its files
 /// say again at the next save of each file whose functions a revert
 /// changed.
 ///
