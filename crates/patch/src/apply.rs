@@ -2857,14 +2857,30 @@ type DwarfQuery = (String, String, bool);
 
 /// The entries of the patched functions whose signature is known never
 /// to have changed: every generation since the first has one recorded
-/// (from its compile's DWARF), the same, and the program's own DWARF gives
-/// its original code that one too. Not GCC's clones (`f.isra.0`): their
+/// (from its compile's DWARF), the same, the program's own DWARF gives
+/// its original code that one too, and no patched code calls it as one
+/// whose signature its change altered. Not GCC's clones (`f.isra.0`): their
 /// parameters are the compiler's choice, which the source's signature
 /// does not show.
 fn kept_signatures(target: &Target) -> foldhash::HashSet<u64> {
+    // Called the new way by some patched code: a signature change of
+    // one whose code did not change is not patched into it.
+    let called_anew: foldhash::HashSet<&str> = target
+        .journal
+        .patches
+        .iter()
+        .flat_map(|p| &p.history)
+        .flat_map(|g| &g.signature_calls)
+        .map(String::as_str)
+        .collect();
     // Names asked of each module's DWARF, each unit in one pass.
     let mut asked: BTreeMap<DwarfQuery, Vec<(String, &PatchRecord)>> = BTreeMap::new();
-    for p in &target.journal.patches {
+    for p in target
+        .journal
+        .patches
+        .iter()
+        .filter(|p| !called_anew.contains(p.name.as_str()))
+    {
         let complete = p.history.first().is_some_and(|g| g.generation == 1);
         let Some(signature) = p.history.first().and_then(|g| g.signature.as_ref()) else {
             continue;
