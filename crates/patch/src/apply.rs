@@ -1076,7 +1076,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if !symbol_files.is_empty() {
         if let Err(why) = crate::debugger::list(target, pool_index, &symbol_files) {
             symbol_warning.get_or_insert(format!(
-                "gdb attached by itself will not see the new code ({why}); `relive gdb {}` loads its symbol files",
+                "{GDB_UNTOLD} ({why}); `relive gdb {}` loads its symbol files",
                 process.pid()
             ));
         }
@@ -1224,7 +1224,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 )),
                 UnwindStatus::NoUnwinder => no_unwinder_why.as_ref().map(|why| {
                     format!(
-                        "the process has no unwinder loaded, and relive could not load one ({why}): backtrace() and thread cancellation stop at the new code (gdb does not); a later patch tries again"
+                        "{NO_UNWINDER} ({why}): backtrace() and thread cancellation stop at the new code (gdb does not); a later patch tries again"
                     )
                 }),
                 _ => None,
@@ -2824,6 +2824,18 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
         target.process.pid(),
         quoted.join(" ")
     ))
+}
+
+/// How a warning starts that the process has no unwinder for new code.
+const NO_UNWINDER: &str = "the process has no unwinder loaded, and relive could not load one";
+/// How a warning starts that gdb attached by itself will not see new code.
+const GDB_UNTOLD: &str = "gdb attached by itself will not see the new code";
+
+/// Whether a patch's warning tells a lasting condition of the process
+/// (no unwinder, gdb untold), which each later patch meets again until it
+/// clears, rather than something of this patch.
+pub fn is_lasting_condition(warning: &str) -> bool {
+    warning.starts_with(NO_UNWINDER) || warning.starts_with(GDB_UNTOLD)
 }
 
 /// How many functions a note names before "and N more".

@@ -203,6 +203,52 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
     }
 }
 
+/// The notes of a session that tell a lasting condition of the process
+/// (no unwinder could be loaded into it, gdb cannot be told of new code),
+/// not of one reload: said as text at the first reload that has one, and
+/// again only after a reload without it (a Lua trial: both repeated on
+/// every reload of a busy program, which never waits where relive can
+/// load its library). JSON keeps every event whole.
+#[derive(Default)]
+struct SaidConditions {
+    said: std::collections::HashSet<String>,
+}
+
+impl SaidConditions {
+    fn unsaid(&mut self, events: &[ReloadEvent], json: bool) -> Vec<ReloadEvent> {
+        if json {
+            return events.to_vec();
+        }
+        let now: std::collections::HashSet<String> = events
+            .iter()
+            .flat_map(|e| &e.notes)
+            .filter(|n| relive_patch::apply::is_lasting_condition(n))
+            .cloned()
+            .collect();
+        let events: Vec<ReloadEvent> = events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.notes
+                    .retain(|n| !relive_patch::apply::is_lasting_condition(n) || !self.said.contains(n));
+                e
+            })
+            .collect();
+        // A reload patches something each time: one without the note had
+        // the condition cleared (or not met), and its return is news.
+        let patched = events_patched(&events);
+        if patched {
+            self.said = now;
+        }
+        events
+    }
+}
+
+/// Whether any of `events` patched code.
+fn events_patched(events: &[ReloadEvent]) -> bool {
+    events.iter().any(|e| e.event == EventKind::Patched)
+}
+
 /// `events` of one change as text: a note several of them carry (the
 /// process has no unwinder, a debugger's breakpoint) is said with the
 /// first only; it was said once per file. JSON keeps every event whole.
@@ -859,6 +905,7 @@ fn reload_loop(
     };
     let mut last = LastReload::default();
     last.note(&caught_up);
+    let mut conditions = SaidConditions::default();
     let ended = watch(
         &mut reloader,
         &mut events,
@@ -869,7 +916,7 @@ fn reload_loop(
         exited,
         |events| {
             last.note(events);
-            print_events(events, json, verbose)
+            print_events(&conditions.unsaid(events, json), json, verbose)
         },
     );
     SESSION.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -1117,5 +1164,38 @@ mod tests {
         assert_eq!(said, [vec!["no unwinder", "only a"], vec![], vec!["only c"]]);
         let whole: Vec<usize> = notes_said_once(&events, true).iter().map(|e| e.notes.len()).collect();
         assert_eq!(whole, [2, 1, 2], "JSON events stay whole");
+    }
+
+    /// A lasting condition of the process (no unwinder could be loaded) is
+    /// said at the first reload that meets it, not at each one after; a
+    /// reload that patched without it clears it, so its return is said.
+    /// Other notes are said every time; JSON keeps everything.
+    #[test]
+    fn a_lasting_condition_is_said_once_a_session() {
+        let unwinder =
+            "the process has no unwinder loaded, and relive could not load one (busy): backtrace() stops there";
+        let patched = |notes: &[&str]| {
+            let mut e = ReloadEvent::new(std::path::Path::new("a.c"));
+            e.event = EventKind::Patched;
+            e.notes = notes.iter().map(|n| n.to_string()).collect();
+            vec![e]
+        };
+        let mut said = SaidConditions::default();
+        let notes = |said: &mut SaidConditions, events: Vec<ReloadEvent>, json: bool| -> Vec<String> {
+            said.unsaid(&events, json).remove(0).notes
+        };
+        assert_eq!(
+            notes(&mut said, patched(&[unwinder, "f runs"]), false),
+            [unwinder, "f runs"]
+        );
+        assert_eq!(notes(&mut said, patched(&[unwinder, "f runs"]), false), ["f runs"]);
+        assert_eq!(
+            notes(&mut said, patched(&[unwinder]), true),
+            [unwinder],
+            "JSON stays whole"
+        );
+        // Cleared by a reload without it, then met again: said again.
+        assert!(notes(&mut said, patched(&[]), false).is_empty());
+        assert_eq!(notes(&mut said, patched(&[unwinder]), false), [unwinder]);
     }
 }
