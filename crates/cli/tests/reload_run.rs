@@ -2336,6 +2336,32 @@ fn a_body_edit_of_a_caller_and_its_callee_is_reverted_one_at_a_time() {
     s.target.wait_for("value 10");
 }
 
+/// Another command's `revert --all` while no file is saved: the session
+/// says at once that the file's functions run other code than it says
+/// (the program ran behind its sources, and nothing said so until a
+/// save: a Lua trial), and the next save patches what the file says.
+#[test]
+fn a_revert_by_another_command_is_said_when_it_happens() {
+    let mut s = Session::start(SIGNATURE, &["-O2", "-g"]);
+    s.target.wait_for("value 10");
+    s.patched_by("return x * 2;", "return x * 3;");
+    s.target.wait_for("value 15");
+    s.beside(&["revert", "--all"]);
+    s.target.wait_for("value 10");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["scale"]), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another relive command")),
+        "{e}"
+    );
+    let e = s.patched_by("scale(5);", "scale(6);");
+    assert!(e["functions"].to_string().contains("scale"), "{e}");
+    s.target.wait_for("value 18");
+}
+
 /// A signature change patched, reverted by another command, and patched
 /// again from the file: the diff against the file's earlier compile shows
 /// no change then, so the journal kept no record that the caller's new

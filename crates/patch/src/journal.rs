@@ -736,6 +736,19 @@ impl Journal {
         self.disk = DiskCopy(Some((stamp, state)));
     }
 
+    /// Whether the journal's file (or an intent) may hold what another
+    /// relive command did since this one last read or wrote it: a stat,
+    /// no read.
+    pub fn changed_on_disk(&self, dir: &StateDir) -> bool {
+        if self.intent.is_some() || dir.stamp(&self.intent_name()).is_some() {
+            return true;
+        }
+        match &self.disk.0 {
+            Some((stamp, _)) => *stamp != dir.stamp(&Journal::file_name(self.pid, self.start_time)),
+            None => dir.stamp(&Journal::file_name(self.pid, self.start_time)).is_some(),
+        }
+    }
+
     /// Brings the journal back to what its file holds, as
     /// [`Journal::load`] would, without reading the file when it has not
     /// changed since this relive last read or wrote it (and no intent is

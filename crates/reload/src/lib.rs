@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -69,6 +69,9 @@ pub enum EventKind {
     /// written (an editor that truncates, then writes). Said as "no
     /// function changed" before, while the file had changed.
     NotCompiled,
+    /// No save: another relive command reverted or patched functions of
+    /// the file (`functions`), which now run other code than it says.
+    ChangedElsewhere,
 }
 
 impl EventKind {
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::Refused => "refused",
             EventKind::Held => "held",
             EventKind::NotCompiled => "not_compiled",
+            EventKind::ChangedElsewhere => "changed_elsewhere",
         }
     }
 
@@ -2666,9 +2670,17 @@ impl<'p> Reloader<'p> {
         let Ok(Some(before)) = self.target.reread_journal() else {
             return;
         };
-        let changed = self.target.journal.functions_changed_since(&before);
+        self.unsettle_changed_since(&before);
+    }
+
+    /// Marks the functions the journal changed since `before` as
+    /// unsettled in each watched file that defines them: per file, those
+    /// newly so.
+    fn unsettle_changed_since(&mut self, before: &relive_patch::journal::Journal) -> BTreeMap<PathBuf, Vec<String>> {
+        let changed = self.target.journal.functions_changed_since(before);
+        let mut newly: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         if changed.is_empty() {
-            return;
+            return newly;
         }
         for (source, obj) in &self.current {
             for sym in obj
@@ -2676,12 +2688,50 @@ impl<'p> Reloader<'p> {
                 .iter()
                 .filter(|s| s.kind == relive_patch::objfile::Kind::Function && changed.contains(&s.name))
             {
-                self.unsettled
+                if self
+                    .unsettled
                     .entry(source.clone())
                     .or_default()
-                    .insert(sym.name.clone());
+                    .insert(sym.name.clone())
+                {
+                    newly.entry(source.clone()).or_default().push(sym.name.clone());
+                }
             }
         }
+        newly
+    }
+
+    /// What another relive command (`revert`, a one-shot `patch`) changed
+    /// in the process since this session last looked, while no file was
+    /// saved: an event per watched file whose functions now run other
+    /// code than it says (they are patched as it says again at its next
+    /// save). Said when it happens: after an outside `revert --all` the
+    /// program ran behind its sources, and nothing said so until a save (a
+    /// Lua trial). A stat of the journal when nothing changed.
+    pub fn changes_elsewhere(&mut self) -> Vec<ReloadEvent> {
+        if !self.target.journal.changed_on_disk(&self.target.journal_dir) {
+            return Vec::new();
+        }
+        let before = self.target.journal.clone();
+        // Under the lock: a change in progress finishes first.
+        let Ok(_lock) = self.target.transaction() else {
+            return Vec::new();
+        };
+        let pid = self.process.pid();
+        self.unsettle_changed_since(&before)
+            .into_iter()
+            .map(|(source, functions)| {
+                let mut event = ReloadEvent::new(&source);
+                event.event = EventKind::ChangedElsewhere;
+                let names: Vec<String> = functions.iter().map(|n| relive_patch::names::readable(n)).collect();
+                event.message = Some(format!(
+                    "another relive command reverted or patched {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
+                    listed(&names)
+                ));
+                event.functions = functions;
+                event
+            })
+            .collect()
     }
 
     /// Adds to `functions` those of `new` that another relive command

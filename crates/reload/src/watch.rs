@@ -121,7 +121,13 @@ pub fn watch(
         let (changed, mut burst) = if pending.is_empty() {
             match events.burst(POLL, debounce)? {
                 Some(burst) => (burst.files(), Some(burst)),
-                None => continue,
+                None => {
+                    let elsewhere = reloader.changes_elsewhere();
+                    if !elsewhere.is_empty() {
+                        report(&elsewhere);
+                    }
+                    continue;
+                }
             }
         } else {
             (std::mem::take(&mut pending), None)

@@ -104,7 +104,9 @@ pub struct Options {
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
     /// any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
     /// back, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
-    /// it did)}; at the end
+    /// it did)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
+    /// `patch`) changed functions of a watched file, which then run other code than it says until its next save;
+    /// at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +148,15 @@ fn print_event(e: &ReloadEvent, json: bool) {
             e.file,
             paint("not compiled", Tone::Warn),
             e.message.as_deref().unwrap_or("")
+        ),
+        EventKind::ChangedElsewhere => writeln!(
+            err,
+            "relive: {}: {}",
+            e.file,
+            first_word_painted(
+                e.message.as_deref().unwrap_or("changed by another relive command"),
+                Tone::Warn
+            )
         ),
         EventKind::CompileError => writeln!(
             err,
