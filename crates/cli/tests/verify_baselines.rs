@@ -722,9 +722,13 @@ fn an_initial_value_the_program_was_not_built_with_is_said() {
 /// program lacks, not all.
 #[test]
 fn an_object_of_a_renamed_copy_is_said_to_be_of_no_file_of_the_program() {
-    let mut body = String::from("static int state = 3;\n");
+    let mut body = String::from("static volatile int state = 3;\n");
     for k in 0..30 {
         body += &format!("static __attribute__((noinline)) int s{k}(int x) {{ return x * {k} + state; }}\n");
+    }
+    // Global functions that read the file's static: each differs.
+    for k in 0..12 {
+        body += &format!("__attribute__((noinline)) int g{k}(int x) {{ return x + {k} * state; }}\n");
     }
     body += "__attribute__((noinline)) int f(int i) { return s0(i)";
     for k in 1..30 {
@@ -775,6 +779,14 @@ fn an_object_of_a_renamed_copy_is_said_to_be_of_no_file_of_the_program() {
         lines[1].contains("note:") && lines[1].contains("not a source"),
         "{text}"
     );
-    let absent = lines.iter().find(|l| l.contains("not in the program")).unwrap_or(&"");
+    // f and the 12 g: 10 shown, the note says why.
+    assert!(lines[0].contains("13 of "), "{text}");
+    assert!(text.contains("  and 3 more (--json lists them all)"), "{text}");
+    assert_eq!(report[0]["differs"].as_array().map(Vec::len), Some(13), "{report}");
+    let absent = lines
+        .iter()
+        .find(|l| l.contains("not found in the program under this object's file name"))
+        .unwrap_or(&"");
     assert!(absent.contains("and 10 more (--json lists them all)"), "{text}");
+    assert!(!text.contains("inlined or dropped"), "{text}");
 }

@@ -263,7 +263,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "its entry leads to this code (patched), but NOT REACHABLE: the process runs its old code";
                 let lines = (r.differs.iter().map(|d| ("", d, None)))
                     .chain(r.unreached.iter().map(|d| ("", d, Some(unreached))));
-                print_functions(&mut out, lines)?;
+                // An object of no file of the program: the note says why
+                // its functions differ; a few of them show it (a SQLite
+                // trial printed 195 lines of "refers to sqlite3Config").
+                match r.foreign {
+                    Some(_) => {
+                        print_functions(&mut out, lines.take(FOREIGN_SHOWN))?;
+                        if differing > FOREIGN_SHOWN {
+                            writeln!(out, "  and {} more (--json lists them all)", differing - FOREIGN_SHOWN)?;
+                        }
+                    }
+                    None => print_functions(&mut out, lines)?,
+                }
             }
             let kept = "later calls run this code; calls running when it was patched keep the old code";
             print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
@@ -290,11 +301,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     0 => String::new(),
                     n => format!(" and {n} more (--json lists them all)"),
                 };
-                writeln!(
-                    out,
-                    "  not in the program (inlined or dropped): {}{more}",
-                    named.join(", ")
-                )?;
+                let label = match r.foreign {
+                    Some(_) => "not found in the program under this object's file name",
+                    None => "not in the program (inlined or dropped)",
+                };
+                writeln!(out, "  {label}: {}{more}", named.join(", "))?;
             }
         }
     }
@@ -328,6 +339,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// How many of an object's functions the program does not have are named.
 const ABSENT_NAMED: usize = 20;
+/// How many differing functions of an object of no file of the program
+/// are shown (the note says why they differ).
+const FOREIGN_SHOWN: usize = 10;
 
 /// One line per function: `  PREFIX NAME: WHY`, or `  PREFIX NAME: SAID (WHY)`.
 fn print_functions<'d>(
