@@ -93,6 +93,22 @@ impl Session {
         }
     }
 
+    /// [`Session::start`], its events including `changed_elsewhere`
+    /// (which the others leave out).
+    fn start_seeing_every_event(source: &str, flags: &[&str]) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = relive_testkit::compile_with("gcc", dir.path(), "app", source, flags);
+        let source_path = dir.path().join("app.c");
+        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+        let (target, events) = relive_testkit::relive_run_every_event(relive, exe, dir);
+        Session {
+            target,
+            events,
+            source: source_path,
+            text: source.to_string(),
+        }
+    }
+
     /// Saves an edited source, the way an editor does.
     fn edit(&mut self, from: &str, to: &str) {
         assert!(self.text.contains(from));
@@ -2342,7 +2358,7 @@ fn a_body_edit_of_a_caller_and_its_callee_is_reverted_one_at_a_time() {
 /// save: a Lua trial), and the next save patches what the file says.
 #[test]
 fn a_revert_by_another_command_is_said_when_it_happens() {
-    let mut s = Session::start(SIGNATURE, &["-O2", "-g"]);
+    let mut s = Session::start_seeing_every_event(SIGNATURE, &["-O2", "-g"]);
     s.target.wait_for("value 10");
     s.patched_by("return x * 2;", "return x * 3;");
     s.target.wait_for("value 15");

@@ -555,11 +555,29 @@ pub fn package_dir(name: &str) -> PathBuf {
 
 /// The JSON lines a relive session prints on `stderr` (`run`/`watch
 /// --json`), as they come; other lines are echoed to the test's stderr.
+///
+/// A `changed_elsewhere` event (another relive command changed the
+/// process while no file was saved) is left out: the watcher says it at
+/// its next idle moment, which a test's save after such a command may
+/// come before or after. [`json_lines_every`] keeps it.
 pub fn json_lines(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    json_lines_keeping(stderr, |e| e["event"] != "changed_elsewhere")
+}
+
+/// [`json_lines`] with every event.
+pub fn json_lines_every(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    json_lines_keeping(stderr, |_| true)
+}
+
+fn json_lines_keeping(
+    stderr: impl std::io::Read + Send + 'static,
+    keep: fn(&serde_json::Value) -> bool,
+) -> std::sync::mpsc::Receiver<serde_json::Value> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) if !keep(&v) => {}
                 Ok(v) => {
                     if tx.send(v).is_err() {
                         break;
@@ -623,6 +641,24 @@ pub fn relive_run_starting(
         .stderr(Stdio::piped());
     let mut target = Target::spawn(cmd, exe, dir);
     let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
+    (target, events)
+}
+
+/// [`relive_run`] with every event ([`json_lines_every`]).
+pub fn relive_run_every_event(
+    relive: &Path,
+    exe: PathBuf,
+    dir: tempfile::TempDir,
+) -> (Target, Receiver<serde_json::Value>) {
+    let mut cmd = Command::new(relive);
+    cmd.args(["run", "--json", "--"])
+        .arg(&exe)
+        .current_dir(dir.path())
+        .env("RELIVE_STATE_DIR", dir.path().join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let events = json_lines_every(target.child.stderr.take().expect("relive's stderr"));
+    events_until(&events, "watching");
     (target, events)
 }
 
