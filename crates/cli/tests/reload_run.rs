@@ -79,28 +79,34 @@ impl Session {
 
     /// Built by the C compiler `cc`.
     fn start_built(cc: &str, source: &str, flags: &[&str], options: &[&str], program_args: &[&str]) -> Session {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = relive_testkit::compile_with(cc, dir.path(), "app", source, flags);
-        let source_path = dir.path().join("app.c");
-        // Edits count from the moment relive says it is watching.
-        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-        let (target, events) = relive_testkit::relive_run(relive, options, exe, program_args, dir);
-        Session {
-            target,
-            events,
-            source: source_path,
-            text: source.to_string(),
-        }
+        Session::started(cc, source, flags, |exe, dir| {
+            let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+            relive_testkit::relive_run(relive, options, exe, program_args, dir)
+        })
     }
 
     /// [`Session::start`], its events including `changed_elsewhere`
     /// (which the others leave out).
     fn start_seeing_every_event(source: &str, flags: &[&str]) -> Session {
+        Session::started("gcc", source, flags, |exe, dir| {
+            let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+            relive_testkit::relive_run_every_event(relive, &[], exe, &[], dir)
+        })
+    }
+
+    /// `source` built by `cc` with `flags` as `app`, and `relive run` of it
+    /// started by `run` (edits count from the moment it says it is
+    /// watching).
+    fn started(
+        cc: &str,
+        source: &str,
+        flags: &[&str],
+        run: impl FnOnce(std::path::PathBuf, tempfile::TempDir) -> (Target, Receiver<Value>),
+    ) -> Session {
         let dir = tempfile::tempdir().unwrap();
-        let exe = relive_testkit::compile_with("gcc", dir.path(), "app", source, flags);
+        let exe = relive_testkit::compile_with(cc, dir.path(), "app", source, flags);
         let source_path = dir.path().join("app.c");
-        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
-        let (target, events) = relive_testkit::relive_run_every_event(relive, exe, dir);
+        let (target, events) = run(exe, dir);
         Session {
             target,
             events,

@@ -2764,7 +2764,9 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
             })
             .unwrap_or_default()
     };
-    let kept = kept_signatures(target);
+    // Read (the program's DWARF) only once a pair calls for it.
+    let kept = std::cell::OnceCell::new();
+    let kept_signature = |p: &PatchRecord| kept.get_or_init(|| kept_signatures(target)).contains(&p.orig_addr);
     // The change `r` (reverted) and `p` (staying patched) share, when one
     // calls the other and the callee's signature is not known to be the
     // one it always had (then either side's code calls the other's the
@@ -2776,8 +2778,8 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
             .iter()
             .map(|g| g.change)
             .find(|c| p.history.iter().any(|g| g.change == *c))?;
-        let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name)) && !kept.contains(&r.orig_addr);
-        let r_calls_p = calls.contains(&p.orig_addr) && !kept.contains(&p.orig_addr);
+        let p_calls_r = p.history.last().is_some_and(|g| g.calls.contains(&r.name)) && !kept_signature(r);
+        let r_calls_p = calls.contains(&p.orig_addr) && !kept_signature(p);
         (p_calls_r || r_calls_p).then_some(change)
     };
     // Every function that must go with them: the closure (one split pair

@@ -754,15 +754,12 @@ impl Journal {
     /// changed since this relive last read or wrote it (and no intent is
     /// pending). Returns whether it could.
     pub fn reuse_disk_copy(&mut self, dir: &StateDir) -> bool {
-        if self.intent.is_some() || dir.stamp(&self.intent_name()).is_some() {
+        if self.changed_on_disk(dir) {
             return false;
         }
-        let Some((stamp, state)) = &self.disk.0 else {
+        let Some((_, state)) = &self.disk.0 else {
             return false;
         };
-        if *stamp != dir.stamp(&Journal::file_name(self.pid, self.start_time)) {
-            return false;
-        }
         let state = state.clone();
         self.patches = state.patches;
         self.regions = state.regions;

@@ -163,6 +163,26 @@ pub fn optimisation<'w>(words: impl DoubleEndedIterator<Item = &'w str>) -> Opti
 impl Verdict {
     /// What to tell the user, for `obj` (the patch's path): `None` when
     /// it matches.
+    /// For [`Verdict::Foreign`], the fact alone: which source the object
+    /// was compiled from, and that no compile unit of the program is it
+    /// (what `verify` says above the differences it explains).
+    pub fn not_a_source(&self, obj: &str, pid: u32) -> Option<String> {
+        let Verdict::Foreign {
+            object,
+            program,
+            units,
+            examples,
+        } = self
+        else {
+            return None;
+        };
+        Some(format!(
+            "{obj} was compiled from {}, which is not a source of process {pid}'s program {program}: none of its {units} compile units is (they include {})",
+            object.display(),
+            examples.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ))
+    }
+
     pub fn message(&self, obj: &str, pid: u32) -> Option<String> {
         Some(match self {
             Verdict::Matches => return None,
@@ -171,15 +191,9 @@ impl Verdict {
                 object.display(),
                 unit.display()
             ),
-            Verdict::Foreign {
-                object,
-                program,
-                units,
-                examples,
-            } => format!(
-                "{obj} was compiled from {}, which is not a source of process {pid}'s program {program}: none of its {units} compile units is (they include {}). It is probably another program's code; build the patch from the program's own source (a copy of one of its files compiled under another name counts as that file with that file's last object as --base), or pass --force if this is intended",
-                object.display(),
-                examples.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            Verdict::Foreign { .. } => format!(
+                "{}. It is probably another program's code; build the patch from the program's own source (a copy of one of its files compiled under another name counts as that file with that file's last object as --base), or pass --force if this is intended",
+                self.not_a_source(obj, pid)?
             ),
             Verdict::OtherLevel { object, ours, built } => format!(
                 "{obj} was compiled with {ours}, but the program's debug info says {} was built with {built}: the patched code is not what a build of the edit runs; compile it with the build's flags",

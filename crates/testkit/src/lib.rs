@@ -630,6 +630,28 @@ pub fn relive_run_starting(
     args: &[&str],
     dir: tempfile::TempDir,
 ) -> (Target, Receiver<serde_json::Value>) {
+    let mut target = relive_run_target(relive, options, exe, args, dir);
+    let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
+    (target, events)
+}
+
+/// [`relive_run`] with every event ([`json_lines_every`]).
+pub fn relive_run_every_event(
+    relive: &Path,
+    options: &[&str],
+    exe: PathBuf,
+    args: &[&str],
+    dir: tempfile::TempDir,
+) -> (Target, Receiver<serde_json::Value>) {
+    let mut target = relive_run_target(relive, options, exe, args, dir);
+    let events = json_lines_every(target.child.stderr.take().expect("relive's stderr"));
+    events_until(&events, "watching");
+    (target, events)
+}
+
+/// `relive run --json OPTIONS -- EXE ARGS` started in `dir`, its state in
+/// `dir/state`, its stderr left to read.
+fn relive_run_target(relive: &Path, options: &[&str], exe: PathBuf, args: &[&str], dir: tempfile::TempDir) -> Target {
     let mut cmd = Command::new(relive);
     cmd.args(["run", "--json"])
         .args(options)
@@ -639,27 +661,7 @@ pub fn relive_run_starting(
         .current_dir(dir.path())
         .env("RELIVE_STATE_DIR", dir.path().join("state"))
         .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
-    (target, events)
-}
-
-/// [`relive_run`] with every event ([`json_lines_every`]).
-pub fn relive_run_every_event(
-    relive: &Path,
-    exe: PathBuf,
-    dir: tempfile::TempDir,
-) -> (Target, Receiver<serde_json::Value>) {
-    let mut cmd = Command::new(relive);
-    cmd.args(["run", "--json", "--"])
-        .arg(&exe)
-        .current_dir(dir.path())
-        .env("RELIVE_STATE_DIR", dir.path().join("state"))
-        .stderr(Stdio::piped());
-    let mut target = Target::spawn(cmd, exe, dir);
-    let events = json_lines_every(target.child.stderr.take().expect("relive's stderr"));
-    events_until(&events, "watching");
-    (target, events)
+    Target::spawn(cmd, exe, dir)
 }
 
 /// A copy of the executable `exe` that any user may run (in a fresh 0755

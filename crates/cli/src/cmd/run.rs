@@ -245,19 +245,13 @@ impl SaidConditions {
                 e
             })
             .collect();
-        // A reload patches something each time: one without the note had
-        // the condition cleared (or not met), and its return is news.
-        let patched = events_patched(&events);
-        if patched {
+        // A reload that patched without the note had the condition cleared
+        // (or not met), and its return is news.
+        if events.iter().any(|e| e.event == EventKind::Patched) {
             self.said = now;
         }
         events
     }
-}
-
-/// Whether any of `events` patched code.
-fn events_patched(events: &[ReloadEvent]) -> bool {
-    events.iter().any(|e| e.event == EventKind::Patched)
 }
 
 /// `events` of one change as text: a note several of them carry (the

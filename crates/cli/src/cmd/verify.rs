@@ -156,15 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|n| relive_patch::names::readable(n))
             .collect();
         initial_values_differ.sort();
-        let foreign = match relive_patch::origin::check(&obj, &target.modules) {
-            verdict @ relive_patch::origin::Verdict::Foreign { .. } => {
-                verdict.message(&path.display().to_string(), args.pid).map(|why| {
-                    let why = why.split(". It is probably").next().unwrap_or(&why).to_string();
-                    format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)")
-                })
-            }
-            _ => None,
-        };
+        let foreign = relive_patch::origin::check(&obj, &target.modules)
+            .not_a_source(&path.display().to_string(), args.pid)
+            .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
         let shared_copies_only = !check.same.is_empty()
             && !check.same.iter().any(own)
             && check.absent.iter().any(|name| own(name) && global(name));
