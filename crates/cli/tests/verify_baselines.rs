@@ -540,6 +540,28 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
         text.contains("runs for new calls, but 1 of them still runs old code in a call under way:"),
         "{text}"
     );
+    // status says it too, by thread (it said nothing: a Lua trial).
+    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "run_loop")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(entry["old_code_running"], serde_json::json!([target.pid()]), "{status}");
+    let serve = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "serve");
+    assert!(serve.is_none_or(|p| p.get("old_code_running").is_none()), "{status}");
+    let out = relive_on(&target, &["status", &target.pid_arg()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("old code running now: a call on thread {} runs", target.pid())),
+        "{text}"
+    );
     target.wait_for("loop A");
     let direct = src
         .replace("__attribute__((noinline)) void serve(void) { run_loop(); }\n", "")

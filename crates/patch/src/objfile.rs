@@ -227,6 +227,10 @@ pub struct ObjectFile {
     /// The DWARF's top-level entries by name, read once when first asked
     /// for ([`crate::signature::index`]).
     debug_index: std::sync::OnceLock<crate::debug_index::DebugIndex>,
+    /// The DWARF's concrete instances of functions (GCC's clones) by where
+    /// their code starts, read once when first asked for
+    /// ([`crate::clone_parameters::kept`]).
+    concrete_instances: std::sync::OnceLock<Vec<crate::clone_parameters::Instance>>,
     /// The file's bytes: sections that are not loaded (DWARF, notes) are
     /// read from here only when asked for, so reading an object costs what
     /// its code and data cost, not its debug information's (`-g` brings
@@ -315,6 +319,12 @@ impl ObjectFile {
     /// Where the DWARF index is kept once read ([`crate::signature::index`]).
     pub(crate) fn debug_index_cache(&self) -> &std::sync::OnceLock<crate::debug_index::DebugIndex> {
         &self.debug_index
+    }
+
+    /// Where the DWARF's concrete function instances are kept once read
+    /// ([`crate::clone_parameters::kept`]).
+    pub(crate) fn concrete_instances_cache(&self) -> &std::sync::OnceLock<Vec<crate::clone_parameters::Instance>> {
+        &self.concrete_instances
     }
 
     pub fn open(path: impl AsRef<Path>) -> Result<ObjectFile> {
@@ -766,6 +776,7 @@ impl Undecoded {
             key_index: std::sync::OnceLock::new(),
             referenced: std::sync::OnceLock::new(),
             debug_index: std::sync::OnceLock::new(),
+            concrete_instances: std::sync::OnceLock::new(),
             debug_bases: std::sync::OnceLock::new(),
             debug: debug_sections
                 .into_iter()

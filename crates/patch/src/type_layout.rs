@@ -502,6 +502,8 @@ struct Walker<'a, 'd> {
     /// function's name, which its key carries (`enum state (in step)`):
     /// another function may define one of the same name.
     local: Option<(UnitOffset, String)>,
+    /// [`Walker::member_type_name`]'s answers by type.
+    member_type_names: std::cell::RefCell<HashMap<UnitOffset, String>>,
 }
 
 impl<'a, 'd> Walker<'a, 'd> {
@@ -520,6 +522,7 @@ impl<'a, 'd> Walker<'a, 'd> {
             out,
             clashes,
             local: None,
+            member_type_names: std::cell::RefCell::new(HashMap::new()),
         }
     }
 }
@@ -673,17 +676,32 @@ impl Walker<'_, '_> {
                     if m.tag() != gimli::DW_TAG_member {
                         continue;
                     }
-                    let t = next(m);
+                    // Each attribute read in one pass over the entry's
+                    // (an `attr_value` each parsed them from the start:
+                    // SQLite's structs made this most of a patch).
+                    let [name, t, bit_size, bit_offset, location] = attributes(
+                        m,
+                        [
+                            gimli::DW_AT_name,
+                            gimli::DW_AT_type,
+                            gimli::DW_AT_bit_size,
+                            gimli::DW_AT_data_bit_offset,
+                            gimli::DW_AT_data_member_location,
+                        ],
+                    );
+                    let t = match t {
+                        Some(AttributeValue::UnitRef(t)) => Some(t),
+                        _ => None,
+                    };
                     member_types.extend(t);
-                    let bits = udata(m.attr_value(gimli::DW_AT_bit_size).ok().flatten()).map(|size| {
-                        let at = udata(m.attr_value(gimli::DW_AT_data_bit_offset).ok().flatten()).unwrap_or(0);
-                        (at, size)
-                    });
+                    let bits = udata(bit_size).map(|size| (udata(bit_offset).unwrap_or(0), size));
                     layout.members.push(Member {
-                        name: self.name(m).unwrap_or_else(|| "<anonymous>".into()),
-                        offset: udata(m.attr_value(gimli::DW_AT_data_member_location).ok().flatten()),
+                        name: name
+                            .and_then(|n| self.string(n))
+                            .unwrap_or_else(|| "<anonymous>".into()),
+                        offset: udata(location),
                         bits,
-                        type_name: t.map_or_else(|| "?".into(), |t| self.type_name(t, 0, true)),
+                        type_name: t.map_or_else(|| "?".into(), |t| self.member_type_name(t)),
                     });
                 }
             }
@@ -803,7 +821,11 @@ impl Walker<'_, '_> {
     }
 
     fn name(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<String> {
-        let value = entry.attr_value(gimli::DW_AT_name).ok()??;
+        self.string(entry.attr_value(gimli::DW_AT_name).ok()??)
+    }
+
+    /// The string a `DW_AT_name`'s `value` gives.
+    fn string(&self, value: AttributeValue<Reader>) -> Option<String> {
         Some(
             self.dwarf
                 .attr_string(self.unit, value)
@@ -812,6 +834,19 @@ impl Walker<'_, '_> {
                 .ok()?
                 .into_owned(),
         )
+    }
+
+    /// [`Walker::type_name`] of a member's type, sized, computed once per
+    /// type of the unit: the members of a unit's structs name the same
+    /// few types over and over (SQLite's thousands of `int`, `u8`,
+    /// `sqlite3 *`).
+    fn member_type_name(&self, offset: UnitOffset) -> String {
+        if let Some(name) = self.member_type_names.borrow().get(&offset) {
+            return name.clone();
+        }
+        let name = self.type_name(offset, 0, true);
+        self.member_type_names.borrow_mut().insert(offset, name.clone());
+        name
     }
 
     /// A member's type, spelled with its size where it has one: a field
@@ -860,6 +895,22 @@ impl Walker<'_, '_> {
         }
         udata(e.attr_value(gimli::DW_AT_upper_bound).ok().flatten()).map(|u| u + 1)
     }
+}
+
+/// The values of the attributes `names` of `entry`, in that order, read
+/// in one pass over its attributes (the first of each name).
+fn attributes<'d, const N: usize>(
+    entry: &gimli::DebuggingInformationEntry<Reader<'d>>,
+    names: [gimli::DwAt; N],
+) -> [Option<AttributeValue<Reader<'d>>>; N] {
+    let mut out = [const { None }; N];
+    let mut attrs = entry.attrs();
+    while let Ok(Some(attr)) = attrs.next() {
+        if let Some(k) = names.iter().position(|n| *n == attr.name()) {
+            out[k].get_or_insert(attr.value());
+        }
+    }
+    out
 }
 
 fn udata(value: Option<AttributeValue<Reader>>) -> Option<u64> {

@@ -126,12 +126,14 @@ pub struct RevertArgs {
 /// `generation 30 (change 32)` is the function's 30th version, made by the
 /// process's 32nd change.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  relive status 4242\n  relive status 4242 --json")]
+#[command(
+    after_help = "Examples:\n  relive status 4242\n  relive status 4242 --json\n\nTo tell which threads still run a patched function's old code, status stops the process's threads for a moment to read their stacks, as verify does."
+)]
 pub struct StatusArgs {
     /// The process, by pid (`--pid PID` works too).
     #[arg(value_parser = crate::output::parse_pid)]
     pid: u32,
-    /// Print JSON: {"patches":[{"name","symbol","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls","signature_calls","signature"}],"unreached","old_code_kept"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "signature_calls", only when any: those whose signature the change changed, so that a revert waits for a running call of this code; "signature": the function's signature as its compile gave it, which a later patch of it is checked against; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "old_code_kept", only when so: why calls running then keep the old code for good (threads whose outermost function it is); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
+    /// Print JSON: {"patches":[{"name","symbol","orig_addr","current_addr","generation","method","history":[{"generation","change","at","source","code","slot_value","calls","signature_calls","signature"}],"unreached","old_code_kept","old_code_running"}],"added":[{"name","file","local","key","addr","size","kind","change","hook"}],"pools":[{"addr","len","code_len","ro_len","rw_len","code_used","ro_used","rw_used","frames":[{"eh_frame","len","object","uncertain","pending"}],"pinned","debug_images":[{"addr","len","used","descriptor","entries":[{"entry","code"}]}]}],"unrecorded","notes"} ("method": how the entry is redirected: jump, near, pad or hop; "calls": the functions a generation's code calls directly, which `revert NAME` checks so as not to split a change between a caller and its callee; "signature_calls", only when any: those whose signature the change changed, so that a revert waits for a running call of this code; "signature": the function's signature as its compile gave it, which a later patch of it is checked against; "unreached", only when so: why no call could run the newest code when it was written (main's running loop, callers that have it inlined); "old_code_kept", only when so: why calls running then keep the old code for good (threads whose outermost function it is); "old_code_running", only when so: the threads whose stacks show a call of the old code under way now (a loop that has not returned since the patch); "added": functions and variables patches brought that the program did not have ("file", "key" (a function-local static's identity, `static:FUNCTION::name`), "change" (which change added it) and "hook" only when known); "frames": unwind tables handed to the unwinder ("uncertain": whether it holds one is not known, so it stays; "pending": none was loaded yet), "pinned": why the pool stays for good, "debug_images": symbol files listed for debuggers, each only when there is one; "unrecorded": forked from a patched process that was patched again since, so it may run code relive has no record of; "notes": only when there are any).
     #[arg(long)]
     pub json: bool,
 }
@@ -1077,6 +1079,14 @@ struct StatusEntry {
     /// Why calls running then keep the old code for good.
     #[serde(skip_serializing_if = "Option::is_none")]
     old_code_kept: Option<String>,
+    /// Threads running a call of its old code now (the original or an
+    /// earlier generation): found by looking at their stacks, not from the
+    /// records, since a call that never returns under a caller that may
+    /// call again (an interpreter's loop with the edit inlined into it) is
+    /// noted by no patch. Unsaid, `status` showed nothing while the
+    /// program ran the old code (a Lua trial).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    old_code_running: Vec<u32>,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -1089,6 +1099,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     for note in &target.warnings {
         eprintln!("relive: note: {note}");
     }
+    let patched: Vec<&str> = target.journal.patches.iter().map(|p| p.name.as_str()).collect();
+    let running = relive_patch::running_callers::running_old_code(&target, &patched);
     let status = Status {
         patches: target
             .journal
@@ -1105,6 +1117,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
                 slot: p.slot,
                 unreached: p.unreached.clone(),
                 old_code_kept: p.old_code_kept.clone(),
+                old_code_running: running
+                    .iter()
+                    .find(|(name, _)| *name == p.name)
+                    .map_or_else(Vec::new, |(_, threads)| threads.clone()),
             })
             .collect(),
         // Cold parts come with their functions' new code (see `patch`).
@@ -1169,6 +1185,14 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         }
         if let Some(why) = &p.old_code_kept {
             writeln!(out, "    old code kept: {why}")?;
+        }
+        if !p.old_code_running.is_empty() {
+            let threads: Vec<String> = p.old_code_running.iter().map(u32::to_string).collect();
+            writeln!(
+                out,
+                "    old code running now: a call on thread {} runs the code from before this generation (it runs the new code only from its next call)",
+                threads.join(", ")
+            )?;
         }
         for g in p.history.iter().rev() {
             let ago = std::time::SystemTime::now()
