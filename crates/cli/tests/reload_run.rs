@@ -1441,6 +1441,62 @@ fn a_file_that_cannot_be_patched_yet_does_not_hold_back_the_others() {
     target.wait_for("call=998 user=1");
 }
 
+/// Two new functions that call each other across files (`new_a` in a.c,
+/// `new_b` in b.c), saved one after the other: a.c waits for `new_b`, and
+/// b.c's save patches both in one step, each linked against the place of
+/// the other's new function. Neither went in before ("two new functions
+/// that use each other across files come with neither"), and the program
+/// ran on its old code. What it prints then is what a fresh build of the
+/// edited files prints.
+#[test]
+fn two_new_functions_that_call_each_other_across_files_go_in_together() {
+    let main_c = "#include <stdio.h>\n#include <unistd.h>\nint fa(int); int fb(int);\nint main(int argc, char **argv) { (void)argv; setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"fa=%d fb=%d\\n\", fa(5), fb(5)); if (argc > 1) return 0; usleep(3000); } }\n";
+    let a_edit = "int new_b(int);\nint new_a(int x) { return x > 0 ? new_b(x - 1) + 1 : 100; }\nint fa(int x) { return new_a(x); }\n";
+    let b_edit = "int new_a(int);\nint new_b(int x) { return x > 0 ? new_a(x - 1) + 10 : 200; }\nint fb(int x) { return new_b(x); }\n";
+    // The oracle: the edited files built afresh, run once.
+    let fresh = tempfile::tempdir().unwrap();
+    let oracle = build_files(
+        fresh.path(),
+        &[("main.c", main_c), ("a.c", a_edit), ("b.c", b_edit)],
+        &["-O2", "-g"],
+    );
+    let out = Command::new(&oracle).arg("once").output().unwrap();
+    let expected = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(expected.starts_with("fa=") && expected != "fa=6 fb=10", "{expected}");
+    let (target, events) = run_files(
+        &[
+            ("main.c", main_c),
+            ("a.c", "int fa(int x) { return x + 1; }\n"),
+            ("b.c", "int fb(int x) { return x * 2; }\n"),
+        ],
+        &["-O2", "-g"],
+    );
+    target.wait_for("fa=6 fb=10");
+    let p = target.dir.path();
+    std::fs::write(p.join("a.c"), a_edit).unwrap();
+    let held = events.recv_timeout(PATIENCE).expect("a.c's event");
+    assert_eq!(held["event"], "held", "{held}");
+    assert!(held["message"].as_str().unwrap().contains("new_b"), "{held}");
+    std::fs::write(p.join("b.c"), b_edit).unwrap();
+    let mut patched: Vec<Value> = Vec::new();
+    while patched.len() < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("the patch of both files");
+        assert_eq!(e["event"], "patched", "{e}");
+        assert!(e["notes"].to_string().contains("patched in one step with"), "{e}");
+        patched.push(e);
+    }
+    let added: Vec<String> = patched
+        .iter()
+        .flat_map(|e| e["added"].as_array().cloned().unwrap_or_default())
+        .map(|a| a.as_str().map_or_else(|| a["name"].to_string(), str::to_string))
+        .collect();
+    assert!(
+        added.iter().any(|a| a.contains("new_a")) && added.iter().any(|a| a.contains("new_b")),
+        "{patched:?}"
+    );
+    target.wait_for(&expected);
+}
+
 /// A struct grows in a header; a file that uses it has no function whose
 /// code changes with it, and is no change. Its next edit, which writes the
 /// new field, must be refused: the program's structs have the old layout.

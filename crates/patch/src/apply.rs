@@ -1352,7 +1352,17 @@ fn prepare_in_order<'o>(
         let now_left = prepared.iter().filter(|p| p.is_none()).count();
         if now_left == left {
             // Each waits for another (two files that add what the other
-            // uses): what the first lacks.
+            // uses): linked against each other's places, or what the
+            // first lacks.
+            let remaining: Vec<usize> = (0..units.len()).filter(|&k| prepared[k].is_none()).collect();
+            if let (Some(_), true) = (&waiting, remaining.len() > 1) {
+                if let Some(linked) = prepare_each_other(target, units, home, &added, &remaining)? {
+                    for (k, p) in linked {
+                        prepared[k] = Some(p);
+                    }
+                    break;
+                }
+            }
             return Err(waiting.unwrap_or_else(|| PatchError::Refused {
                 what: "the files could not be linked in any order".into(),
             }));
@@ -1360,6 +1370,76 @@ fn prepare_in_order<'o>(
         left = now_left;
     }
     Ok(prepared.into_iter().flatten().collect())
+}
+
+/// The units `remaining` prepared against each other, when each uses
+/// what another of them adds (`new_a` in one file calls `new_b` in the
+/// other, and `new_b` calls `new_a`): no order links them, so each is
+/// linked first with a stand-in place for what the others add (a
+/// distinct one per symbol, in the part it goes in), which tells where
+/// each puts what it adds, then again against those places. The second
+/// link must put everything the others use where the first did, or
+/// nothing is returned (and the caller says what the first unit lacks).
+/// Two new functions that called each other across files were never
+/// patched, although saved together.
+fn prepare_each_other<'o>(
+    target: &mut Target,
+    units: &[Unit<'o>],
+    home: &mut Option<Option<u64>>,
+    added: &HashMap<String, link::Value>,
+    remaining: &[usize],
+) -> Result<Option<Vec<(usize, Prepared<'o>)>>> {
+    let mut stand_ins = added.clone();
+    let mut distinct = 0u64;
+    for &j in remaining {
+        let obj = units[j].obj;
+        for s in obj
+            .symbols
+            .iter()
+            .filter(|s| !s.local && (s.bytes.is_some() || s.size > 0))
+        {
+            if !program_lacks(target, &s.name) {
+                continue;
+            }
+            let part = match (s.kind, obj.section(s.section)) {
+                (crate::objfile::Kind::Function, _) => link::Part::Code,
+                (_, Some(sec)) if sec.writable => link::Part::Writable,
+                _ => link::Part::ReadOnly,
+            };
+            stand_ins.entry(s.name.clone()).or_insert_with(|| {
+                distinct += 8;
+                link::Value::Unit(j, part, distinct)
+            });
+        }
+    }
+    let mut places = added.clone();
+    for &k in remaining {
+        let first = prepare(target, &units[k], home, &|name: &str| stand_ins.get(name).copied())?;
+        for (name, value) in exports(target, k, &first) {
+            places.entry(name).or_insert(value);
+        }
+    }
+    let mut linked = Vec::new();
+    for &k in remaining {
+        let Ok(p) = prepare(target, &units[k], home, &|name: &str| places.get(name).copied()) else {
+            return Ok(None);
+        };
+        if exports(target, k, &p)
+            .iter()
+            .any(|(name, value)| places.get(name) != Some(value))
+        {
+            return Ok(None);
+        }
+        linked.push((k, p));
+    }
+    Ok(Some(linked))
+}
+
+/// Whether the program (with what earlier patches added) has no global
+/// `name`.
+fn program_lacks(target: &Target, name: &str) -> bool {
+    use link::Resolver;
+    target.resolver.global(name).is_none() && target.resolver.added(None, name, false, None).is_none()
 }
 
 /// The symbol a link error says is missing.
@@ -1381,9 +1461,6 @@ fn defines_global(obj: &ObjectFile, name: &str) -> bool {
 /// The globals unit `k` (prepared as `p`) adds that the program lacks,
 /// each with its place: what other units of the patch may use.
 fn exports(target: &Target, k: usize, p: &Prepared) -> Vec<(String, link::Value)> {
-    use link::Resolver;
-    let lacks =
-        |name: &str| target.resolver.global(name).is_none() && target.resolver.added(None, name, false, None).is_none();
     // New data is in the unit's region; kept data is the program's.
     let in_unit = |value: link::Value| match value {
         link::Value::Region(part, offset) => Some(link::Value::Unit(k, part, offset)),
@@ -1400,7 +1477,7 @@ fn exports(target: &Target, k: usize, p: &Prepared) -> Vec<(String, link::Value)
         .chain(data)
         .filter_map(|(i, value)| {
             let (sym, value) = (p.obj.symbols.get(i)?, value?);
-            (!sym.local && lacks(&sym.name)).then(|| (sym.name.clone(), value))
+            (!sym.local && program_lacks(target, &sym.name)).then(|| (sym.name.clone(), value))
         })
         .collect()
 }

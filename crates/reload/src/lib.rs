@@ -1831,7 +1831,7 @@ impl<'p> Reloader<'p> {
                                 .map(|(source, ..)| source.display().to_string());
                             let why = match provider {
                                 Some(provider) => format!(
-                                    "{user} uses {symbol}, which {provider} (saved with it) defines but its patch does not bring into the program (a new variable comes with a patched function of its file that uses it; two new functions that use each other across files come with neither), so this file waits and the others saved with it go on without it; it is tried again with the next save"
+                                    "{user} uses {symbol}, which {provider} (saved with it) defines but its patch does not bring into the program (a new function or variable comes into the program with a patched function of its file that uses it), so this file waits and the others saved with it go on without it; it is tried again with the next save"
                                 ),
                                 None => format!(
                                     "{user} uses {symbol}, which neither the program nor any file saved with it adds{}, so this file waits and the others saved with it go on without it; it is tried again with the next save",
