@@ -51,6 +51,8 @@ impl Run {
             .args(["-pthread", "-o"])
             .arg(&exe)
             .args(files.iter().map(|(n, _)| *n))
+            // Libraries after the files that use them (`-lm`).
+            .args(flags.iter().filter(|f| f.starts_with("-l")))
             .current_dir(dir.path())
             .output()
             .unwrap();
@@ -2686,4 +2688,42 @@ int main(int argc, char **argv) {
     let out = run.relive(&["revert", &run.target.pid_arg(), "--all"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     run.expect(&old_values);
+}
+
+/// A patch that calls a library function with several versions (libm's
+/// `log`: `log@GLIBC_2.2.5`, and the default `log@@GLIBC_2.29`) calls the
+/// default one, as a fresh link of the edited file does. It called the
+/// old version, found first by the plain name (a gawk trial: `log(-4)`
+/// printed `nan`, a fresh build `-nan`).
+#[test]
+fn a_patch_calls_the_default_version_of_a_versioned_library_function() {
+    const LOG: &str = r#"#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) double f(double x) { return log(x); }
+int main(int argc, char **argv) {
+    (void)argv;
+    volatile double x = -4.0;
+    setvbuf(stdout, 0, _IOLBF, 0);
+    for (;;) { printf("log=%f\n", f(x)); if (argc > 1) return 0; usleep(2000); }
+}
+"#;
+    // The sign of the NaN each version of `log` gives, made a number.
+    let edited = LOG.replace("return log(x);", "return copysign(7.0, log(x));");
+    // The oracle: the edited file built afresh, run once.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("app.c"), &edited).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-o", "oracle", "app.c", "-lm"])
+        .current_dir(fresh.path())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let out = Command::new(fresh.path().join("oracle")).arg("once").output().unwrap();
+    let expected = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(expected.ends_with("7.000000"), "{expected}");
+    let mut run = Run::start(LOG, &["-O2", "-g", "-lm"]);
+    let report = run.edit(&edited);
+    assert_eq!(applied(&report, "f")["name"], "f", "{report}");
+    run.expect(&expected);
 }

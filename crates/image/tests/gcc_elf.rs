@@ -298,3 +298,49 @@ fn macho_object_symbols() {
         .collect();
     assert_eq!(got, [("_first", 0, 16), ("_second", 16, 32)]);
 }
+
+/// A library defining two versions of one name (`f@V1`, and the default
+/// `f@@V2`, as libm has `log@GLIBC_2.2.5` and `log@@GLIBC_2.29`): the
+/// name is the default version, in `.dynsym` (whose versions are in
+/// `.gnu.version`) and in `.symtab` (whose names spell them), as a link
+/// binds a new reference. The old version came first by address, and a
+/// patch's `log` called it (a gawk trial).
+#[test]
+fn a_versioned_name_is_its_default_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("v.c"),
+        "int f_old(void) { return 1; }\nint f_new(void) { return 2; }\n__asm__(\".symver f_old,f@V1\");\n__asm__(\".symver f_new,f@@V2\");\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("v.map"), "V1 { global: f; local: *; };\nV2 { global: f; } V1;\n").unwrap();
+    run(Command::new("gcc").current_dir(p).args([
+        "-shared",
+        "-fPIC",
+        "-O2",
+        "-Wl,--version-script=v.map",
+        "-o",
+        "libv.so",
+        "v.c",
+    ]));
+    let lib = p.join("libv.so");
+    // binutils' account: each version's address.
+    let versions: Vec<(String, u64)> = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib))
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [addr, _, name] = f.as_slice() else { return None };
+            Some((name.to_string(), u64::from_str_radix(addr, 16).ok()?))
+        })
+        .collect();
+    let at = |name: &str| versions.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
+    let (old, default) = (at("f@V1").unwrap(), at("f@@V2").unwrap());
+    assert_ne!(old, default, "{versions:?}");
+    let image = Image::open(&lib).unwrap();
+    for source in ["elf:.dynsym", "elf:.symtab"] {
+        let table = image.symbols_from(source).unwrap();
+        let found: Vec<u64> = table.by_name("f").iter().map(|s| s.addr).collect();
+        assert_eq!(found, vec![default], "{source}: {versions:?}");
+    }
+}

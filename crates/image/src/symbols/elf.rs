@@ -59,6 +59,33 @@ fn is_listed<S: Sym>(sym: &S, endian: S::Endian, name: &[u8]) -> bool {
     st_type != E::STT_FILE && st_type != E::STT_SECTION && sym.st_shndx(endian) != E::SHN_UNDEF && !name.is_empty()
 }
 
+/// Whether the `.dynsym` entry at an index is a non-default version of
+/// its name (`VERSYM_HIDDEN`: libm's `log@GLIBC_2.2.5` beside
+/// `log@@GLIBC_2.29`), which a link binds no new reference to: listed, it
+/// was found by the plain name too, and a patch's `log` called the old
+/// version (a gawk trial: `log(-4)` printed `nan` where a fresh build
+/// prints `-nan`). Never for `.symtab`, whose names spell their versions.
+fn hidden_versions<'f, H: FileHeader<Endian = Endianness>>(
+    file: &'f ElfFile<'_, H>,
+    which: Which,
+) -> impl Fn(usize) -> bool + 'f {
+    let endian = file.endian();
+    let versyms = match which {
+        Which::Dynsym => file
+            .elf_section_table()
+            .gnu_versym(endian, file.data())
+            .ok()
+            .flatten()
+            .map(|(versyms, _)| versyms),
+        Which::Symtab => None,
+    };
+    move |index| {
+        versyms
+            .and_then(|v| v.get(index))
+            .is_some_and(|v| v.0.get(endian).is_hidden())
+    }
+}
+
 fn count_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], which: Which) -> Result<Option<u64>> {
     let file = open::<H>(data)?;
     let endian = file.endian();
@@ -69,10 +96,14 @@ fn count_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], which: Which) 
     if table.is_empty() {
         return Ok(None);
     }
+    let hidden = hidden_versions(&file, which);
     let listed = table
         .symbols()
         .iter()
-        .filter(|sym| is_listed(*sym, endian, table.symbol_name(endian, *sym).unwrap_or_default()))
+        .enumerate()
+        .filter(|(index, sym)| {
+            is_listed(*sym, endian, table.symbol_name(endian, *sym).unwrap_or_default()) && !hidden(*index)
+        })
         .count();
     Ok(Some(listed as u64))
 }
@@ -90,14 +121,15 @@ fn read_generic<H: FileHeader<Endian = Endianness>>(data: &[u8], which: Which) -
     }
     let mut out = Vec::with_capacity(table.len());
     let mut current_file: Option<Arc<str>> = None;
-    for sym in table.symbols().iter() {
+    let hidden = hidden_versions(&file, which);
+    for (index, sym) in table.symbols().iter().enumerate() {
         let raw_name = table.symbol_name(endian, sym).unwrap_or_default();
         let st_type = sym.st_type();
         if st_type == E::STT_FILE {
             current_file = Some(Arc::from(String::from_utf8_lossy(raw_name)));
             continue;
         }
-        if !is_listed(sym, endian, raw_name) {
+        if !is_listed(sym, endian, raw_name) || hidden(index) {
             continue;
         }
         let name = String::from_utf8_lossy(raw_name).into_owned();

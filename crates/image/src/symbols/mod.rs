@@ -158,17 +158,27 @@ impl SymbolTable {
         self.symbols.is_empty()
     }
 
-    /// Every symbol with this exact name, in address order.
+    /// Every symbol with this exact name, in address order. A versioned
+    /// name counts as its plain name (`stdout@GLIBC_2.2.5`, an executable's
+    /// copy of a library variable), but where the table defines the name's
+    /// default version (`log@@GLIBC_2.29`, a library's table), its other
+    /// versions (`log@GLIBC_2.2.5`) are not the name: a link binds a new
+    /// reference to the default one.
     pub fn by_name(&self, name: &str) -> Vec<&Symbol> {
         let hash = name_hash(name);
         let from = self.by_name.partition_point(|e| e.0 < hash);
-        self.by_name[from..]
+        let mut found: Vec<&Symbol> = self.by_name[from..]
             .iter()
             .take_while(|e| e.0 == hash)
             .map(|&(_, i, len)| (&self.symbols[i as usize], len as usize))
             .filter(|(s, len)| s.name.get(..*len) == Some(name))
             .map(|(s, _)| s)
-            .collect()
+            .collect();
+        let default = |s: &Symbol| s.name.as_bytes().get(name.len()..name.len() + 2) == Some(b"@@");
+        if found.iter().any(|s| default(s)) {
+            found.retain(|s| s.name.len() == name.len() || default(s));
+        }
+        found
     }
 
     /// The symbol containing `addr` and the offset into it. Where several
