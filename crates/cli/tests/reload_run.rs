@@ -1441,6 +1441,29 @@ fn a_file_that_cannot_be_patched_yet_does_not_hold_back_the_others() {
     target.wait_for("call=998 user=1");
 }
 
+/// A caller whose header declares its callee without a prototype (`extern
+/// void tick();`, as redis's `server.h` and gawk's `awk.h` do), defined in
+/// another file as `void tick() {`: an edit of the caller is patched, and
+/// the program then prints what a fresh build of the edit prints. It was
+/// held for a signature change nobody made ("calls tick as void(...), but
+/// the program runs tick ... as void()"), and the advice to save both
+/// files together held it again.
+#[test]
+fn a_callee_declared_without_a_prototype_holds_no_edit_of_its_callers() {
+    let main_c = "#include <stdio.h>\n#include <unistd.h>\nint counter;\nextern int worker();\nvoid tick() { counter++; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"w=%d\\n\", worker() > 0); usleep(3000); } }\n";
+    let worker = "extern void tick();\nextern int counter;\nint worker() { tick(); return counter; }\n";
+    let (target, events) = run_files(&[("main.c", main_c), ("worker.c", worker)], &["-O2", "-g"]);
+    target.wait_for("w=1");
+    std::fs::write(
+        target.dir.path().join("worker.c"),
+        worker.replace("return counter;", "return -counter;"),
+    )
+    .unwrap();
+    let e = events.recv_timeout(PATIENCE).expect("worker.c's event");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("w=0");
+}
+
 /// Two new functions that call each other across files (`new_a` in a.c,
 /// `new_b` in b.c), saved one after the other: a.c waits for `new_b`, and
 /// b.c's save patches both in one step, each linked against the place of

@@ -35,6 +35,24 @@ pub fn declarations(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String>
     read(obj, names, Subprograms::Declarations)
 }
 
+/// Whether a caller compiled against the declaration `declared` calls a
+/// function defined as `defined` (both as [`declarations`] and
+/// [`definitions_resolved`] give them) the way its definition takes the
+/// call: the same signature, or a C declaration without a prototype
+/// (`int f();`, `int(...)`) and a definition of the same return type. A
+/// caller of such a declaration passes what its call's arguments are,
+/// whatever the definition says: there is nothing to compare but the
+/// return type (redis and gawk trials: `int isInsideYieldingLongCommand();`
+/// in a header, defined `int isInsideYieldingLongCommand() {`, held every
+/// edit of its callers' file for a signature change nobody made).
+pub fn agree(declared: &str, defined: &str) -> bool {
+    let unprototyped = |a: &str, b: &str| {
+        a.strip_suffix("(...)")
+            .is_some_and(|ret| b.strip_prefix(ret).is_some_and(|rest| rest.starts_with('(')))
+    };
+    declared == defined || unprototyped(declared, defined) || unprototyped(defined, declared)
+}
+
 /// [`signatures`] with typedefs written as what they name, to compare
 /// with [`declarations`].
 pub fn definitions_resolved(obj: &ObjectFile, names: &[&str]) -> HashMap<String, String> {
@@ -436,4 +454,22 @@ fn describe(
         ),
         _ => name()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agree;
+
+    #[test]
+    fn a_declaration_without_a_prototype_agrees_with_a_definition_of_its_return_type() {
+        assert!(agree("void(...)", "void()"));
+        assert!(agree("int(...)", "int(int, long)"));
+        assert!(agree("int(int, long)", "int(int, long)"));
+        // Another return type, or a prototype that differs, does not.
+        assert!(!agree("int(...)", "long()"));
+        assert!(!agree("int(...)", "int*(int)"));
+        assert!(!agree("int(int)", "int(long)"));
+        // A variadic prototype is one (`int(char*, ...)`).
+        assert!(!agree("int(char*, ...)", "int(char*)"));
+    }
 }

@@ -2396,7 +2396,7 @@ impl<'p> Reloader<'p> {
                 let (Some(wants), Some(is)) = (declared.get(name), running.get(name)) else {
                     continue;
                 };
-                if wants != is {
+                if !relive_patch::signature::agree(wants, is) {
                     // Saving both together helps only where no caller's
                     // call is running (it would keep its old code): a
                     // re-check was told to, and was refused again.
@@ -2525,7 +2525,10 @@ impl<'p> Reloader<'p> {
                 return false;
             }
             let declared = relive_patch::signature::declarations(updated, &[name]);
-            if declared.get(name) != Some(is) {
+            if !declared
+                .get(name)
+                .is_some_and(|d| relive_patch::signature::agree(d, is))
+            {
                 return false;
             }
         }
@@ -2915,7 +2918,7 @@ impl<'p> Reloader<'p> {
                 )
             }
         };
-        matches!((built.get(callee), now.get(callee)), (Some(a), Some(b)) if a == b)
+        matches!((built.get(callee), now.get(callee)), (Some(a), Some(b)) if relive_patch::signature::agree(b, a))
     }
 
     /// `functions` of `source` run what its last compile has: no longer
