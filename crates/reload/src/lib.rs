@@ -469,6 +469,18 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
     Ok(files)
 }
 
+/// Functions (symbols) as a message names them: as people write them,
+/// without the cold part GCC split off one of them (`f.cold` goes with
+/// `f`: a redis trial's messages listed `setrangeCommand.cold` as a
+/// function of its own).
+fn shown_functions(functions: &[String]) -> Vec<String> {
+    functions
+        .iter()
+        .filter(|n| !relive_patch::names::hot_part(n).is_some_and(|hot| functions.iter().any(|f| f == hot)))
+        .map(|n| relive_patch::names::readable(n))
+        .collect()
+}
+
 /// `names` for a note: a few, then how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -2726,7 +2738,7 @@ impl<'p> Reloader<'p> {
             .map(|(source, functions)| {
                 let mut event = ReloadEvent::new(&source);
                 event.event = EventKind::ChangedElsewhere;
-                let names: Vec<String> = functions.iter().map(|n| relive_patch::names::readable(n)).collect();
+                let names = shown_functions(&functions);
                 event.message = Some(format!(
                     "another relive command reverted or patched {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
                     listed(&names)
@@ -2779,7 +2791,7 @@ impl<'p> Reloader<'p> {
     /// What a patch says of the functions `again` (symbols) that another
     /// relive command changed and it patches again from `source`.
     fn patched_again_note(again: &[String], source: &Path) -> Option<String> {
-        let readable: Vec<String> = again.iter().map(|n| relive_patch::names::readable(n)).collect();
+        let readable = shown_functions(again);
         (!readable.is_empty()).then(|| {
             format!(
                 "{} {} reverted or patched by another relive command: patched again from {}, as it says now",
@@ -3245,6 +3257,16 @@ pub enum Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cold part goes with its function in a message; alone, it is
+    /// named (it is all there is to name).
+    #[test]
+    fn a_cold_part_is_not_named_beside_its_function() {
+        let names = |list: &[&str]| shown_functions(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&["f", "f.cold", "g"]), ["f", "g"]);
+        assert_eq!(names(&["f.isra.0", "f.isra.0.cold"]), ["f.isra.0"]);
+        assert_eq!(names(&["h.cold"]), ["h.cold"]);
+    }
 
     /// A long C++ name keeps the function's own name: template arguments
     /// go first, then parameter lists, and what is still too long loses its
