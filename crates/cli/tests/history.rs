@@ -821,3 +821,43 @@ fn verify_after_revert_last_knows_the_cold_part_the_earlier_patch_brought() {
         "{said}"
     );
 }
+
+/// `revert -q` of many functions says them in one line (a SQLite trial's
+/// `revert -q --all` printed 106); without `-q` each has its line, and
+/// `--json` lists them all.
+#[test]
+fn a_quiet_revert_of_many_functions_is_one_line() {
+    const MANY: &str = "#include <stdio.h>\n#include <unistd.h>\n#define K 1\n__attribute__((noinline)) int f0(int x) { return x + K; }\n__attribute__((noinline)) int f1(int x) { return x * K + 1; }\n__attribute__((noinline)) int f2(int x) { return x - K; }\n__attribute__((noinline)) int f3(int x) { return x ^ K; }\n__attribute__((noinline)) int f4(int x) { return x | K << 4; }\n__attribute__((noinline)) int f5(int x) { return x + 2 * K; }\n__attribute__((noinline)) int f6(int x) { return x - 3 * K; }\nvolatile int one = 1;\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"s %d\\n\", f0(one) + f1(one) + f2(one) + f3(one) + f4(one) + f5(one) + f6(one)); usleep(2000); } }\n";
+    let target = Target::start_c(MANY, &["-O2", "-g"]);
+    target.wait_for("s 22");
+    let pid = target.pid_arg();
+    let base = build_object(&target, "base", MANY, &["-O2", "-g"]);
+    let edited = build_object(
+        &target,
+        "edited",
+        &MANY.replace("#define K 1", "#define K 2"),
+        &["-O2", "-g"],
+    );
+    let patch = ok(relive(&target, &["patch", &pid, &edited, "--base", &base, "--json"]));
+    let report: Value = serde_json::from_slice(&patch.stdout).unwrap();
+    assert_eq!(report["applied"].as_array().unwrap().len(), 7, "{report}");
+    target.wait_for("s 41");
+    let out = ok(relive(&target, &["-q", "revert", &pid, "--all"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("reverted")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with("reverted 7 functions: ") && lines[0].ends_with(", and 2 more (--json lists them all)"),
+        "{text}"
+    );
+    target.wait_for("s 22");
+    // Without -q, one line each.
+    ok(relive(&target, &["patch", &pid, &edited, "--base", &base]));
+    let out = ok(relive(&target, &["revert", &pid, "--all"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("reverted f")).count(),
+        7,
+        "{text}"
+    );
+}

@@ -997,10 +997,27 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
             )?;
         }
     }
-    for r in &report.reverted {
-        match r.generation {
-            Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,
-            None => writeln!(out, "reverted {} at {:#x}", readable(&r.name), r.addr)?,
+    // `-q`: one line for many (a SQLite trial's `revert -q --all` printed
+    // 106); `--json` lists them all.
+    const QUIET_NAMES: usize = 5;
+    if crate::output::quiet() && report.reverted.len() > QUIET_NAMES {
+        let names: Vec<String> = report.reverted[..QUIET_NAMES]
+            .iter()
+            .map(|r| readable(&r.name))
+            .collect();
+        writeln!(
+            out,
+            "reverted {} functions: {}, and {} more (--json lists them all)",
+            report.reverted.len(),
+            names.join(", "),
+            report.reverted.len() - QUIET_NAMES
+        )?;
+    } else {
+        for r in &report.reverted {
+            match r.generation {
+                Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,
+                None => writeln!(out, "reverted {} at {:#x}", readable(&r.name), r.addr)?,
+            }
         }
     }
     for r in &report.freed {
