@@ -861,3 +861,37 @@ fn a_quiet_revert_of_many_functions_is_one_line() {
         "{text}"
     );
 }
+
+/// Functions whose calls the compiler moved out of `main`'s loop (pure
+/// functions of constants, called once before it) are patched
+/// "unreachable", each said once, with the note said in full once and
+/// "as for" the first after it (seven functions printed the same long
+/// note seven times); the program keeps printing what the old code
+/// computed, as the note says.
+#[test]
+fn functions_hoisted_out_of_mains_loop_share_one_note() {
+    const HOISTED: &str = "#include <stdio.h>\n#include <unistd.h>\n#define K 1\n__attribute__((noinline)) int f0(int x) { return x + K; }\n__attribute__((noinline)) int f1(int x) { return x * K + 1; }\n__attribute__((noinline)) int f2(int x) { return x - K; }\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"h %d\\n\", f0(1) + f1(1) + f2(1)); usleep(2000); } }\n";
+    let target = Target::start_c(HOISTED, &["-O2", "-g"]);
+    target.wait_for("h 4");
+    let pid = target.pid_arg();
+    let base = build_object(&target, "base", HOISTED, &["-O2", "-g"]);
+    let edited = build_object(
+        &target,
+        "edited",
+        &HOISTED.replace("#define K 1", "#define K 2"),
+        &["-O2", "-g"],
+    );
+    let out = ok(relive(&target, &["patch", &pid, &edited, "--base", &base]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let unreachable: Vec<&str> = text.lines().filter(|l| l.starts_with("unreachable f")).collect();
+    assert_eq!(unreachable.len(), 3, "{text}");
+    let notes: Vec<&str> = text.lines().filter(|l| l.starts_with("  note: ")).collect();
+    assert_eq!(notes.len(), 3, "{text}");
+    assert!(notes[0].contains("its new code never runs"), "{text}");
+    let first = unreachable[0].split_whitespace().nth(1).unwrap();
+    assert!(
+        notes[1..].iter().all(|n| *n == format!("  note: as for {first}")),
+        "{text}"
+    );
+    target.wait_for("h 4");
+}

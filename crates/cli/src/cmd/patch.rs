@@ -584,6 +584,10 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
         }
         return Ok(());
     };
+    // The function whose note the next ones repeat, and that note with
+    // its name masked: seven functions hoisted out of main's loop printed
+    // the same long note seven times.
+    let mut said: Option<(String, String)> = None;
     for a in &r.applied {
         // A thunk keeps registers the old callers rely on (GCC -fipa-ra).
         let thunk = match a.preserves.is_empty() {
@@ -609,7 +613,15 @@ fn print_patched(out: &mut dyn Write, one: &Patched) -> anyhow::Result<()> {
         // Notes are detail, as everywhere: left out under -q (the verb
         // says whether later calls run the new code).
         if let Some(note) = a.reach.note.as_ref().filter(|_| !crate::output::quiet()) {
-            writeln!(out, "  note: {note}")?;
+            let name = readable(&a.name);
+            let masked = note.replace(&name, "\u{0}");
+            match &said {
+                Some((first, earlier)) if *earlier == masked => writeln!(out, "  note: as for {first}")?,
+                _ => {
+                    writeln!(out, "  note: {note}")?;
+                    said = Some((name, masked));
+                }
+            }
         }
     }
     for a in &r.added {
