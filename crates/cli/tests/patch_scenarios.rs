@@ -2727,3 +2727,49 @@ int main(int argc, char **argv) {
     assert_eq!(applied(&report, "f")["name"], "f", "{report}");
     run.expect(&expected);
 }
+
+/// Two function-local statics of one name in one function (`static int
+/// warned` in two blocks: GCC's `warned.0` and `warned.1`), whose order in
+/// the new object's symbol table is not the program's (the edit makes
+/// GCC lay the function out in another order): each keeps its own state.
+/// They were paired in symbol-table order, so the new code's blocks used
+/// each other's (a gawk trial: `r_interpret`'s two `warned`, one warning
+/// said twice and the other never); here the second block, run for the
+/// first time, said "again", with the first block's state.
+#[test]
+fn two_statics_of_one_name_in_one_function_keep_their_own_state() {
+    const SRC: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) void work(int op)
+{
+    if (op == 1) { static int warned; if (!warned) { warned = 1; puts("A: first time"); } else puts("A: again"); }
+    if (op == 2) { static int warned; if (!warned) { warned = 1; puts("B: first time"); } else puts("B: again"); }
+}
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { work(1); usleep(2000); } }
+"#;
+    let edited = SRC.replace("if (op == 2)", "if (op == 1 || op == 2)");
+    let mut run = Run::start(SRC, &["-O2", "-g"]);
+    run.expect("A: again");
+    let base = run.object("app.c", SRC);
+    let new = run.object("app.c", &edited);
+    // The shape: the new object lists the two the other way round.
+    let order = |obj: &std::path::Path| -> Vec<String> {
+        let out = Command::new("readelf").arg("-sW").arg(obj).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .last()
+                    .filter(|n| n.starts_with("warned."))
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let (was, now) = (order(&base), order(&new));
+    assert_eq!(was.len(), 2, "{was:?}");
+    assert_ne!(was, now, "the compiler no longer reorders them: {was:?} {now:?}");
+    let report = run.patch_json(&new, &base);
+    assert_eq!(applied(&report, "work")["name"], "work", "{report}");
+    run.expect("B: first time");
+    run.expect("A: again");
+}

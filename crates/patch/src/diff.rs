@@ -235,19 +235,37 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
         return keys;
     }
     // Unique in the object, deterministically: a later duplicate gets the
-    // first `#n` no earlier key has.
+    // first `#n` no earlier key has. Later in GCC's numbering of the
+    // function's statics (`warned.8` before `warned.9`: the order they
+    // are declared in), not in the symbol table's order, which another
+    // compile of the same function may change (a gawk trial: the two
+    // `static bool warned` of `r_interpret` came out in the other order
+    // after an edit elsewhere in it, and the patch's code used each
+    // other's, the program's warnings said twice and never).
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| (gcc_number(&obj.symbols[i].name), i));
     let mut used: foldhash::HashSet<String> = foldhash::HashSet::default();
-    keys.into_iter()
-        .map(|key| {
-            if used.insert(key.clone()) {
-                return key;
-            }
+    let mut unique: Vec<String> = vec![String::new(); keys.len()];
+    for i in order {
+        let key = &keys[i];
+        unique[i] = if used.insert(key.clone()) {
+            key.clone()
+        } else {
             (1..)
                 .map(|n| format!("{key}#{n}"))
                 .find(|unique| used.insert(unique.clone()))
                 .expect("a free number")
-        })
-        .collect()
+        };
+    }
+    unique
+}
+
+/// The number GCC gave a function-local static (`9` for `warned.9`), or
+/// `u64::MAX` for a name without one.
+fn gcc_number(name: &str) -> u64 {
+    name.rsplit_once('.')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// For each symbol of `wanted` declared in a function: that function's
