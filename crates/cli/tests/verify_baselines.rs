@@ -577,6 +577,32 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     target.wait_for("loop A");
 }
 
+/// A stale return address into a patched function, left on the stack by
+/// a call that ended long ago (here in the uninitialized buffer of the
+/// function the thread now sleeps in), is no running call: the patch,
+/// `verify` and `status` say nothing of old code running. They did (a bc
+/// trial: `execute` "is running on thread N: that call finishes in the
+/// old code", while the thread sat in `read`); the frames are now walked
+/// by the unwind tables.
+#[test]
+fn a_stale_return_address_on_the_stack_is_no_running_call() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int leaf(int x) { asm volatile(\"\" ::: \"memory\"); return x * 3; }\n__attribute__((noinline)) int execute(int x) { char b[64]; asm volatile(\"\" :: \"r\"(b) : \"memory\"); int r = leaf(x) + 1; asm volatile(\"\" :: \"r\"(b) : \"memory\"); return r + 1; }\n__attribute__((noinline)) void idle(void) { char pad[512]; asm volatile(\"\" :: \"r\"(pad) : \"memory\"); usleep(20000); asm volatile(\"\" :: \"r\"(pad) : \"memory\"); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"e %d\\n\", execute(i) > 0); idle(); } }\n";
+    let (target, obj, said) = patched_once(src, &[], "e 1", ("return r + 1;", "return -r;"));
+    assert!(!said.contains("is running on thread"), "{said}");
+    target.wait_for("e 0");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report[0]["old_code_kept"], serde_json::json!([]), "{report}");
+    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let execute = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "execute");
+    assert!(execute.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+}
+
 /// A thread in the code of an earlier patch (generation 1) when the
 /// function is patched again, and again up to generation 12: the patch
 /// and verify of the newest object say the old code runs (both looked only

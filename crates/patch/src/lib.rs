@@ -46,6 +46,7 @@ pub mod running_callers;
 pub mod select;
 pub mod side_by_side;
 pub mod signature;
+pub(crate) mod stack_walk;
 pub mod state;
 mod static_owners;
 pub mod target;

@@ -127,6 +127,7 @@ pub fn analyse(
 
     // Where the entry function's running call can go from here.
     let mut entry_from: Vec<u64> = Vec::new();
+    let walker = crate::stack_walk::StackWalker::new(process, &maps);
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
@@ -154,7 +155,14 @@ pub fn analyse(
                 }
             }
         }
-        for (i, frame) in running_frames(&code, candidates, pc, sp, from, words, program_entry) {
+        // The frames the unwind tables show, where the whole stack can be
+        // walked; else every word that looks like a return address (a
+        // stale one too: a bc trial's `execute` was said to be running).
+        let walked = walker
+            .return_slots(pc, sp)
+            .map(|slots| crate::stack_walk::only_slots(from, words, &slots));
+        let frames_of = walked.as_deref().unwrap_or(words);
+        for (i, frame) in running_frames(&code, candidates, pc, sp, from, frames_of, program_entry) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
