@@ -601,6 +601,40 @@ fn a_stale_return_address_on_the_stack_is_no_running_call() {
         .iter()
         .find(|p| p["symbol"] == "execute");
     assert!(execute.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+    // The thread now sleeps in a patch's code (`idle` patched, its new
+    // code in relive's pool), the stale word still above it: the frames
+    // are walked through the patch's own unwind table (the walk stopped
+    // there, and the scan found the stale word again: a bc trial).
+    let p = target.dir.path();
+    let second = |dir: &str, text: &str| {
+        std::fs::create_dir_all(p.join(dir)).unwrap();
+        std::fs::write(p.join(dir).join("app.c"), text).unwrap();
+        let built = Command::new("gcc")
+            .args(["-O2", "-g", "-c", "app.c", "-o", "app.o"])
+            .current_dir(p.join(dir))
+            .status();
+        assert!(built.unwrap().success());
+        p.join(dir).join("app.o")
+    };
+    let edited = src.replace("return r + 1;", "return -r;");
+    let idle_patched = second("idle", &edited.replace("usleep(20000)", "usleep(20001)"));
+    patch_over_base(&target, &idle_patched, &obj);
+    target.wait_for("e 0");
+    target.wait_for("e 0");
+    let both = second(
+        "both",
+        &edited
+            .replace("usleep(20000)", "usleep(20001)")
+            .replace("return -r;", "return r - 100;"),
+    );
+    let said = patch_over_base(&target, &both, &idle_patched);
+    assert!(!said.contains("is running on thread"), "{said}");
+    let (code, report) = verify_object(&target, &both);
+    assert_eq!(
+        (code, &report[0]["old_code_kept"]),
+        (0, &serde_json::json!([])),
+        "{report}"
+    );
 }
 
 /// A thread in the code of an earlier patch (generation 1) when the

@@ -2209,6 +2209,7 @@ fn reachability(
             code: &pools,
             data: &pool_data,
             dead: &dead,
+            frames: &target.journal.unwind_tables(),
         },
         &candidates,
         positions,
@@ -2239,8 +2240,9 @@ fn reachability(
         .iter()
         .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
         .collect();
+    let unwind_tables = target.journal.unwind_tables();
     let in_pools = || {
-        reach::threads_in(target.process, &pool_code, positions)
+        reach::threads_in(target.process, &pool_code, positions, &unwind_tables)
             .iter()
             .any(|threads| !threads.is_empty())
     };
@@ -2265,7 +2267,10 @@ fn reachability(
             }
         }
         let mut running: Vec<Vec<u32>> = again.iter().map(|_| Vec::new()).collect();
-        for (k, threads) in owners.iter().zip(reach::threads_in(target.process, &ranges, positions)) {
+        for (k, threads) in owners
+            .iter()
+            .zip(reach::threads_in(target.process, &ranges, positions, &unwind_tables))
+        {
             running[*k].extend(threads);
         }
         for ((name, orig), mut threads) in again.iter().zip(running) {

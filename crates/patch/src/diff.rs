@@ -242,8 +242,20 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
     // `static bool warned` of `r_interpret` came out in the other order
     // after an edit elsewhere in it, and the patch's code used each
     // other's, the program's warnings said twice and never).
+    // Functions keep the table's order (clang's `__cxx_global_var_init`,
+    // then `.1`, `.2`: the order they were made in).
     let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by_key(|&i| (gcc_number(&obj.symbols[i].name), i));
+    order.sort_by_key(|&i| {
+        let sym = &obj.symbols[i];
+        (
+            if sym.kind == Kind::Function {
+                0
+            } else {
+                gcc_number(&sym.name)
+            },
+            i,
+        )
+    });
     let mut used: foldhash::HashSet<String> = foldhash::HashSet::default();
     let mut unique: Vec<String> = vec![String::new(); keys.len()];
     for i in order {
@@ -260,12 +272,13 @@ pub fn keys(obj: &ObjectFile) -> Vec<String> {
     unique
 }
 
-/// The number GCC gave a function-local static (`9` for `warned.9`), or
-/// `u64::MAX` for a name without one.
+/// Where a variable comes in its compiler's numbering of statics of one
+/// name: `warned.9` after `warned.8`, and a name without a number (the
+/// first, as clang names them) before both.
 fn gcc_number(name: &str) -> u64 {
     name.rsplit_once('.')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(u64::MAX)
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .map_or(0, |n| n.saturating_add(1))
 }
 
 /// For each symbol of `wanted` declared in a function: that function's

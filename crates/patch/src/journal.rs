@@ -318,6 +318,20 @@ pub struct FrameRecord {
     pub pending: bool,
 }
 
+impl Journal {
+    /// Where the unwind table of every patch is in the process: `.eh_frame`
+    /// address and length (exception tables after it included; the table
+    /// ends at its terminator).
+    pub fn unwind_tables(&self) -> Vec<(u64, u64)> {
+        self.regions
+            .iter()
+            .flat_map(|r| &r.frames)
+            .filter(|f| f.len > 0)
+            .map(|f| (f.eh_frame, f.len))
+            .collect()
+    }
+}
+
 impl FrameRecord {
     /// Whether `addr` lies in the table or its bookkeeping: where only the
     /// unwinder points (its index of the table's entries, its list of

@@ -91,6 +91,9 @@ pub struct PoolMemory<'a> {
     /// calls was said patched, "later calls run the new one", while only
     /// the old `main` called it (a libuv trial's `uv_run`).
     pub dead: &'a [(u64, u64)],
+    /// The patches' unwind tables (`.eh_frame` address and length), for
+    /// walking a thread's frames through their code.
+    pub frames: &'a [(u64, u64)],
 }
 
 /// Analyses `candidates` (already redirected) in `process`, whose home
@@ -127,7 +130,7 @@ pub fn analyse(
 
     // Where the entry function's running call can go from here.
     let mut entry_from: Vec<u64> = Vec::new();
-    let walker = crate::stack_walk::StackWalker::new(process, &maps);
+    let walker = crate::stack_walk::StackWalker::new(process, &maps, pools.frames);
     // Who is running which old body: PCs and return addresses on stacks.
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
@@ -422,7 +425,12 @@ struct Frame {
 /// address into it: a call running that code. Reads only the threads'
 /// stacks and the ranges' own bytes (a full [`analyse`] reads the program's
 /// code too, which made every re-patch half a millisecond slower).
-pub(crate) fn threads_in(process: &dyn Process, ranges: &[(u64, u64)], threads: &[ThreadPosition]) -> Vec<Vec<u32>> {
+pub(crate) fn threads_in(
+    process: &dyn Process,
+    ranges: &[(u64, u64)],
+    threads: &[ThreadPosition],
+    frames: &[(u64, u64)],
+) -> Vec<Vec<u32>> {
     let mut found: Vec<Vec<u32>> = ranges.iter().map(|_| Vec::new()).collect();
     if ranges.is_empty() {
         return found;
@@ -440,11 +448,18 @@ pub(crate) fn threads_in(process: &dyn Process, ranges: &[(u64, u64)], threads: 
         })
         .collect();
     let hit = |a: u64| ranges.iter().position(|&(start, end)| start <= a && a < end);
+    let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
     for &(tid, position) in threads {
         let Some((pc, sp)) = position else { continue };
         let mut in_range: Vec<usize> = hit(pc).into_iter().collect();
-        if let Some((_, stack)) = read_stack(process, &maps, sp) {
-            in_range.extend(words(&stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
+        if let Some((from, stack)) = read_stack(process, &maps, sp) {
+            // The frames the unwind tables show where the stack can be
+            // walked (a stale word is no call), else every word.
+            let walked = walker
+                .return_slots(pc, sp)
+                .map(|slots| crate::stack_walk::only_slots(from, &stack, &slots));
+            let stack = walked.as_deref().unwrap_or(&stack);
+            in_range.extend(words(stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
         }
         in_range.sort_unstable();
         in_range.dedup();

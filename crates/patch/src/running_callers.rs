@@ -370,6 +370,7 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
             code: &pool_code,
             data: &[],
             dead: &[],
+            frames: &target.journal.unwind_tables(),
         },
         &candidates,
         threads,

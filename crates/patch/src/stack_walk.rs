@@ -44,6 +44,17 @@ struct ModuleTables {
     eh_frame: Vec<u8>,
 }
 
+/// The unwind table of one patch in relive's pools (no search index: a
+/// few entries, searched in turn).
+struct PoolTable {
+    bases: BaseAddresses,
+    eh_frame: Vec<u8>,
+}
+
+/// What a frame's row of the tables says: how to find its CFA, its
+/// return address and the caller's `rbp`.
+type Rules = (CfaRule<usize>, RegisterRule<usize>, RegisterRule<usize>);
+
 /// Walks the threads of one process, reading each module's tables once.
 pub(crate) struct StackWalker<'p> {
     process: &'p dyn Process,
@@ -51,14 +62,23 @@ pub(crate) struct StackWalker<'p> {
     /// By the start of the module's first mapping; `None`: it has none
     /// that can be read.
     modules: RefCell<HashMap<u64, Option<Rc<ModuleTables>>>>,
+    /// Where the unwind tables of relive's patches are in the process
+    /// (`.eh_frame` address and length, from the journal), and their bytes
+    /// once read: a thread in a patch's code (a function patched earlier,
+    /// running its new code) is walked through them (a bc trial: the walk
+    /// stopped there, and a stale word above made `execute` "running").
+    pool_frames: &'p [(u64, u64)],
+    pool_tables: RefCell<Option<Rc<Vec<PoolTable>>>>,
 }
 
 impl<'p> StackWalker<'p> {
-    pub(crate) fn new(process: &'p dyn Process, maps: &'p [Mapping]) -> Self {
+    pub(crate) fn new(process: &'p dyn Process, maps: &'p [Mapping], pool_frames: &'p [(u64, u64)]) -> Self {
         StackWalker {
             process,
             maps,
             modules: RefCell::new(HashMap::new()),
+            pool_frames,
+            pool_tables: RefCell::new(None),
         }
     }
 
@@ -72,31 +92,23 @@ impl<'p> StackWalker<'p> {
         let (mut pc, mut sp, mut rbp) = (pc, sp, None::<u64>);
         let mut slots = Vec::new();
         for depth in 0..MAX_FRAMES {
-            let module = self.module_of(pc)?;
-            let hdr = EhFrameHdr::new(&module.hdr, LittleEndian)
-                .parse(&module.bases, 8)
-                .ok()?;
-            let table = hdr.table()?;
-            let eh_frame = EhFrame::new(&module.eh_frame, LittleEndian);
             // A caller's return address is just past its call: the call
             // itself is the byte before (the next function may start at
             // the return address, after a call that never returns).
             let at = if depth == 0 { pc } else { pc.checked_sub(1)? };
-            let row = table
-                .unwind_info_for_address(&eh_frame, &module.bases, &mut *context, at, EhFrame::cie_from_offset)
-                .ok()?;
-            let cfa = match row.cfa() {
+            let (cfa_rule, return_rule, rbp_rule) = self.rules_at(pc, at, &mut context)?;
+            let cfa = match cfa_rule {
                 CfaRule::RegisterAndOffset { register, offset } => {
-                    let base = match *register {
+                    let base = match register {
                         X86_64::RSP => sp,
                         X86_64::RBP => rbp?,
                         _ => return None,
                     };
-                    base.checked_add_signed(*offset)?
+                    base.checked_add_signed(offset)?
                 }
                 CfaRule::Expression(_) => return None,
             };
-            let return_address = match row.register(X86_64::RA) {
+            let return_address = match return_rule {
                 RegisterRule::Offset(n) => {
                     let slot = cfa.checked_add_signed(n)?;
                     slots.push(slot);
@@ -106,7 +118,7 @@ impl<'p> StackWalker<'p> {
                 RegisterRule::Undefined => return Some(slots),
                 _ => return None,
             };
-            rbp = match row.register(X86_64::RBP) {
+            rbp = match rbp_rule {
                 RegisterRule::Offset(n) => Some(self.word(cfa.checked_add_signed(n)?)?),
                 RegisterRule::Undefined | RegisterRule::SameValue => rbp,
                 _ => None,
@@ -117,6 +129,56 @@ impl<'p> StackWalker<'p> {
             (pc, sp) = (return_address, cfa);
         }
         None
+    }
+
+    /// The rules of the row for address `at` of the code `pc` is in: in
+    /// a module's tables, else in a patch's.
+    fn rules_at(&self, pc: u64, at: u64, context: &mut UnwindContext<usize>) -> Option<Rules> {
+        let rules = |row: &gimli::UnwindTableRow<usize>| {
+            (row.cfa().clone(), row.register(X86_64::RA), row.register(X86_64::RBP))
+        };
+        if let Some(module) = self.module_of(pc) {
+            let hdr = EhFrameHdr::new(&module.hdr, LittleEndian)
+                .parse(&module.bases, 8)
+                .ok()?;
+            let eh_frame = EhFrame::new(&module.eh_frame, LittleEndian);
+            let row = hdr
+                .table()?
+                .unwind_info_for_address(&eh_frame, &module.bases, context, at, EhFrame::cie_from_offset)
+                .ok()?;
+            return Some(rules(row));
+        }
+        for table in self.pool_tables().iter() {
+            let eh_frame = EhFrame::new(&table.eh_frame, LittleEndian);
+            let Ok(fde) = eh_frame.fde_for_address(&table.bases, at, EhFrame::cie_from_offset) else {
+                continue;
+            };
+            let row = fde.unwind_info_for_address(&eh_frame, &table.bases, context, at).ok()?;
+            return Some(rules(row));
+        }
+        None
+    }
+
+    /// The patches' unwind tables, read once.
+    fn pool_tables(&self) -> Rc<Vec<PoolTable>> {
+        if let Some(read) = self.pool_tables.borrow().as_ref() {
+            return read.clone();
+        }
+        let tables: Vec<PoolTable> = self
+            .pool_frames
+            .iter()
+            .filter_map(|&(addr, len)| {
+                let mut eh_frame = vec![0u8; len.min(MAX_EH_FRAME) as usize];
+                self.process.read(addr, &mut eh_frame).ok()?;
+                Some(PoolTable {
+                    bases: BaseAddresses::default().set_eh_frame(addr),
+                    eh_frame,
+                })
+            })
+            .collect();
+        let tables = Rc::new(tables);
+        *self.pool_tables.borrow_mut() = Some(tables.clone());
+        tables
     }
 
     fn word(&self, addr: u64) -> Option<u64> {
