@@ -519,6 +519,42 @@ int main(void) {
     assert_eq!(b, a + 1);
 }
 
+/// A static function of a header (`static int helper` in `h.h`), which
+/// another file of the program has its copy of, that an edit of `app.c`
+/// starts to use: the patch adds `app.c`'s own copy, as a fresh build has
+/// one, and says nothing of a copy "beside the program's own" (a gawk
+/// trial: a clone of a header's `emalloc_real` was said to replace
+/// nothing, with advice to patch with another file's object as base).
+#[test]
+fn a_header_static_a_file_starts_to_use_is_its_own_copy() {
+    const HEADER: &str = "static __attribute__((noinline)) int helper(int x) { return x * 7 + 1; }\n";
+    const APP: &str = "#include <stdio.h>\n#include <unistd.h>\n#include \"h.h\"\nint other(int);\nstatic int calls;\n__attribute__((noinline)) int work(int x) { calls++; return x + 1; }\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"w %d o %d\\n\", work(2), other(2)); usleep(2000); } }\n";
+    const OTHER: &str = "#include \"h.h\"\nint other(int x) { return helper(x); }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    for (name, text) in [("h.h", HEADER), ("app.c", APP), ("b.c", OTHER)] {
+        std::fs::write(p.join(name), text).unwrap();
+    }
+    gcc(&p, &["-O2", "-g", "-o", "app", "app.c", "b.c"]);
+    gcc(&p, &["-O2", "-g", "-c", "app.c", "-o", "base.o"]);
+    let exe = p.join("app");
+    let run = Run {
+        target: Target::spawn(Command::new(&exe), exe, dir),
+        flags: vec!["-O2".into(), "-g".into()],
+        state: tempfile::tempdir().unwrap(),
+        objects: 0,
+    };
+    run.target.wait_for("w 3 o 15");
+    std::fs::write(p.join("app.c"), APP.replace("return x + 1;", "return helper(x) + 100;")).unwrap();
+    gcc(&p, &["-O2", "-g", "-c", "app.c", "-o", "new.o"]);
+    let base = p.join("base.o");
+    let report = run.patched(&p.join("new.o"), &["--base", base.to_str().unwrap()]);
+    assert_eq!(applied(&report), ["work"], "{report}");
+    let said = warnings(&report);
+    assert!(!said.contains("added beside"), "{said}");
+    run.target.wait_for("w 115 o 15");
+}
+
 /// A program whose file name is not UTF-8 (a Latin-1 name): the kernel
 /// prints its path's bytes in `/proc/PID/maps`, and reading that as text
 /// failed, so relive could not patch it at all ("reading /proc/PID/maps:

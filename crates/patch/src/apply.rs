@@ -1271,16 +1271,29 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // another file: this object is not of that file (a copy compiled under
     // another name, without its --base), so nothing replaced the
     // program's, and nothing of the program calls the new one.
+    // Not for an object of one of the program's files (its statics are
+    // the program's under its name): a clone of a header's `static inline`
+    // function (`emalloc_real.constprop.0`) is one more file's own copy,
+    // beside the other files' (a gawk trial was told to patch with
+    // awkgram.c's object as base).
     for (report, p) in reports.iter_mut().zip(&prepared) {
         let file = p.obj.source.as_deref();
-        for a in &report.added {
+        let of_a_program_file = file.is_some_and(|f| {
+            use link::Resolver;
+            p.obj
+                .symbols
+                .iter()
+                .filter(|s| s.local && matches!(s.kind, crate::objfile::Kind::Function | crate::objfile::Kind::Object))
+                .any(|s| target.resolver.local(f, &s.name).is_some())
+        });
+        for a in report.added.iter().filter(|_| !of_a_program_file) {
             let local = p.obj.symbols.iter().any(|s| s.name == a.symbol && s.local);
             if let Some(other) = local
                 .then(|| target.resolver.static_elsewhere(&a.symbol, file))
                 .flatten()
             {
                 report.warnings.push(format!(
-                    "{} was added beside the program's own, not in its place: the program's is static in {other}, this object is of {}; nothing of the program calls the added one. To replace the program's, patch with the last object of {other} as --base",
+                    "{} was added beside the program's own, not in its place: the program's is static in {other}, this object is of {}, and the program's code still calls its own. To replace the program's, patch with the last object of {other} as --base",
                     a.name,
                     file.unwrap_or("a file it does not name")
                 ));
