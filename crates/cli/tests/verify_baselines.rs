@@ -517,6 +517,24 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
     target.wait_for("w A");
 }
 
+/// A function a worker thread's loop calls, running when it is patched
+/// (a frameless one: its return address is the word at the thread's stack
+/// pointer): that call finishes in the old code, and the loop's next call
+/// runs the new one. It was said to be the thread's outermost function,
+/// "those calls keep the old code for good", in the patch, `status` and
+/// `verify` (a re-check's `spin` under its worker's `outer`).
+#[test]
+fn a_function_a_worker_loop_calls_is_not_its_outermost() {
+    let src = "#include <stdio.h>\n#include <pthread.h>\nvolatile unsigned long sink;\nvolatile int flag;\n__attribute__((noinline)) void spin(unsigned long n) { for (unsigned long i = 0; i < n; i++) sink += i; }\n__attribute__((noinline)) void *outer(void *a) { for (;;) { spin(20000000UL); printf(\"tick %d\\n\", flag); fflush(stdout); } return a; }\nint main(void) { pthread_t t; pthread_create(&t, 0, outer, 0); pthread_join(t, 0); }\n";
+    let (target, obj, said) = patched_once(src, &["-pthread"], "tick 0", ("sink += i; }", "sink += i; flag = 1; }"));
+    assert!(!said.contains("outermost"), "{said}");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 0, "{report}");
+    let kept = report[0]["old_code_kept"].to_string();
+    assert!(!kept.contains("for good"), "{report}");
+    target.wait_for("tick 1");
+}
+
 /// A loop that never returns, called from a function `main` calls,
 /// patched: the patch cannot tell that no later call comes (the caller
 /// may call it again), so its record says nothing of old code kept, but

@@ -531,8 +531,13 @@ fn running_frames(
     // (stack position, candidate) of each frame found; the PC counts as
     // the innermost.
     let mut frames: Vec<(u64, usize)> = Vec::new();
+    // Below every word of the stack: a function without a frame of its
+    // own has its return address at `sp` itself, and that word is its
+    // caller's, above it (a worker's `spin`, called from the thread's
+    // loop, was said to be the thread's outermost function, its calls
+    // keeping the old code for good, when only the running one did).
     if let Some(i) = body(pc) {
-        frames.push((sp, i));
+        frames.push((sp.saturating_sub(1), i));
     }
     let mut return_addresses: Vec<u64> = Vec::new();
     for (k, w) in words.chunks_exact(8).enumerate() {
