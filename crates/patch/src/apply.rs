@@ -1278,19 +1278,29 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // awkgram.c's object as base).
     for (report, p) in reports.iter_mut().zip(&prepared) {
         let file = p.obj.source.as_deref();
-        let of_a_program_file = file.is_some_and(|f| {
-            use link::Resolver;
-            p.obj
-                .symbols
-                .iter()
-                .filter(|s| s.local && matches!(s.kind, crate::objfile::Kind::Function | crate::objfile::Kind::Object))
-                .any(|s| target.resolver.local(f, &s.name).is_some())
-        });
-        for a in report.added.iter().filter(|_| !of_a_program_file) {
+        // Asked only when a static was added beside another file's: the
+        // program's statics are gathered for it.
+        let of_a_program_file = std::cell::OnceCell::new();
+        let of_a_program_file = || {
+            *of_a_program_file.get_or_init(|| {
+                file.is_some_and(|f| {
+                    use link::Resolver;
+                    p.obj
+                        .symbols
+                        .iter()
+                        .filter(|s| {
+                            s.local && matches!(s.kind, crate::objfile::Kind::Function | crate::objfile::Kind::Object)
+                        })
+                        .any(|s| target.resolver.local(f, &s.name).is_some())
+                })
+            })
+        };
+        for a in &report.added {
             let local = p.obj.symbols.iter().any(|s| s.name == a.symbol && s.local);
             if let Some(other) = local
                 .then(|| target.resolver.static_elsewhere(&a.symbol, file))
                 .flatten()
+                .filter(|_| !of_a_program_file())
             {
                 report.warnings.push(format!(
                     "{} was added beside the program's own, not in its place: the program's is static in {other}, this object is of {}, and the program's code still calls its own. To replace the program's, patch with the last object of {other} as --base",

@@ -162,7 +162,7 @@ pub fn analyse(
         // walked; else every word that looks like a return address (a
         // stale one too: a bc trial's `execute` was said to be running).
         let walked = walker
-            .return_slots(pc, sp)
+            .return_slots(pc, sp, (from, words))
             .map(|slots| crate::stack_walk::only_slots(from, words, &slots));
         let frames_of = walked.as_deref().unwrap_or(words);
         for (i, frame) in running_frames(&code, candidates, pc, sp, from, frames_of, program_entry) {
@@ -456,7 +456,7 @@ pub(crate) fn threads_in(
             // The frames the unwind tables show where the stack can be
             // walked (a stale word is no call), else every word.
             let walked = walker
-                .return_slots(pc, sp)
+                .return_slots(pc, sp, (from, &stack))
                 .map(|slots| crate::stack_walk::only_slots(from, &stack, &slots));
             let stack = walked.as_deref().unwrap_or(&stack);
             in_range.extend(words(stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));

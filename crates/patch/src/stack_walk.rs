@@ -87,7 +87,16 @@ impl<'p> StackWalker<'p> {
     /// the walk reaches the thread's outermost frame (`_start`, a thread's
     /// start, whose return address the tables say is undefined); `None`
     /// when any frame cannot be followed.
-    pub(crate) fn return_slots(&self, pc: u64, sp: u64) -> Option<Vec<u64>> {
+    /// `stack`: the thread's stack bytes already read, from the address
+    /// given on (words in it are not read again, one system call each).
+    pub(crate) fn return_slots(&self, pc: u64, sp: u64, stack: (u64, &[u8])) -> Option<Vec<u64>> {
+        let word = |addr: u64| {
+            let at = addr.checked_sub(stack.0).and_then(|d| usize::try_from(d).ok());
+            match at.and_then(|at| stack.1.get(at..at.checked_add(8)?)) {
+                Some(bytes) => Some(u64::from_le_bytes(bytes.try_into().expect("8 bytes"))),
+                None => self.word(addr),
+            }
+        };
         let mut context = Box::new(UnwindContext::new());
         let (mut pc, mut sp, mut rbp) = (pc, sp, None::<u64>);
         let mut slots = Vec::new();
@@ -112,14 +121,14 @@ impl<'p> StackWalker<'p> {
                 RegisterRule::Offset(n) => {
                     let slot = cfa.checked_add_signed(n)?;
                     slots.push(slot);
-                    self.word(slot)?
+                    word(slot)?
                 }
                 // The outermost frame: nothing returns from it.
                 RegisterRule::Undefined => return Some(slots),
                 _ => return None,
             };
             rbp = match rbp_rule {
-                RegisterRule::Offset(n) => Some(self.word(cfa.checked_add_signed(n)?)?),
+                RegisterRule::Offset(n) => Some(word(cfa.checked_add_signed(n)?)?),
                 RegisterRule::Undefined | RegisterRule::SameValue => rbp,
                 _ => None,
             };
