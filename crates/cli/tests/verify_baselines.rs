@@ -517,6 +517,36 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
     target.wait_for("w A");
 }
 
+/// The same stale return address in a program built at -O0, whose frames
+/// are found through their frame pointers: the walk needs each thread's
+/// `rbp`, which a thread seen blocked through `/proc` does not give, so
+/// the threads' registers are read (a re-check: bc at -O0, idle in
+/// `read`, had `execute` "running" in the patch, `status` and `verify`).
+#[test]
+fn a_stale_return_address_is_no_running_call_at_o0_either() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int leaf(int x) { asm volatile(\"\" ::: \"memory\"); return x * 3; }\n__attribute__((noinline)) int execute(int x) { char b[64]; asm volatile(\"\" :: \"r\"(b) : \"memory\"); int r = leaf(x) + 1; asm volatile(\"\" :: \"r\"(b) : \"memory\"); return r + 1; }\n__attribute__((noinline)) void idle(void) { char pad[512]; asm volatile(\"\" :: \"r\"(pad) : \"memory\"); usleep(20000); asm volatile(\"\" :: \"r\"(pad) : \"memory\"); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"e %d\\n\", execute(i) > 0); idle(); } }\n";
+    let (target, obj, said) = patched_once(src, &["-O0"], "e 1", ("return r + 1;", "return -r;"));
+    assert!(!said.contains("is running on thread"), "{said}");
+    target.wait_for("e 0");
+    // Caught between two prints, the thread sleeps in `idle`, the stale
+    // word in its buffer.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(
+        (code, &report[0]["old_code_kept"]),
+        (0, &serde_json::json!([])),
+        "{report}"
+    );
+    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let execute = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == "execute");
+    assert!(execute.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+}
+
 /// A function a worker thread's loop calls, running when it is patched
 /// (a frameless one: its return address is the word at the thread's stack
 /// pointer): that call finishes in the old code, and the loop's next call

@@ -132,7 +132,7 @@ pub fn analyse(
     let mut entry_from: Vec<u64> = Vec::new();
     let walker = crate::stack_walk::StackWalker::new(process, &maps, pools.frames);
     // Who is running which old body: PCs and return addresses on stacks.
-    for &(tid, position) in threads {
+    for &(tid, position, frame_pointer) in threads {
         let Some((pc, sp)) = position else { continue };
         let stack = read_stack(process, &maps, sp);
         let (from, words) = stack.as_ref().map_or((sp, &[][..]), |(f, b)| (*f, b.as_slice()));
@@ -162,7 +162,7 @@ pub fn analyse(
         // walked; else every word that looks like a return address (a
         // stale one too: a bc trial's `execute` was said to be running).
         let walked = walker
-            .return_slots(pc, sp, (from, words))
+            .return_slots(pc, sp, frame_pointer, (from, words))
             .map(|slots| crate::stack_walk::only_slots(from, words, &slots));
         let frames_of = walked.as_deref().unwrap_or(words);
         for (i, frame) in running_frames(&code, candidates, pc, sp, from, frames_of, program_entry) {
@@ -449,14 +449,14 @@ pub(crate) fn threads_in(
         .collect();
     let hit = |a: u64| ranges.iter().position(|&(start, end)| start <= a && a < end);
     let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
-    for &(tid, position) in threads {
+    for &(tid, position, frame_pointer) in threads {
         let Some((pc, sp)) = position else { continue };
         let mut in_range: Vec<usize> = hit(pc).into_iter().collect();
         if let Some((from, stack)) = read_stack(process, &maps, sp) {
             // The frames the unwind tables show where the stack can be
             // walked (a stale word is no call), else every word.
             let walked = walker
-                .return_slots(pc, sp, (from, &stack))
+                .return_slots(pc, sp, frame_pointer, (from, &stack))
                 .map(|slots| crate::stack_walk::only_slots(from, &stack, &slots));
             let stack = walked.as_deref().unwrap_or(&stack);
             in_range.extend(words(stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));

@@ -201,7 +201,7 @@ pub(crate) fn program_callers_running(
     // Each function looked at: its start, bytes, and the callee it calls.
     let mut seen: foldhash::HashMap<u64, (Vec<u8>, Option<usize>)> = foldhash::HashMap::default();
     let mut running: Vec<(String, usize, Vec<u32>)> = Vec::new();
-    for &(tid, position) in threads {
+    for &(tid, position, _) in threads {
         let Some((pc, sp)) = position else { continue };
         let mut places = vec![(pc, false)];
         if let Some((_, stack)) = crate::reach::read_stack(target.process, &maps, sp) {
@@ -293,7 +293,10 @@ pub(crate) fn positions_of(stopped: &dyn relive_process::Stopped) -> Vec<ThreadP
     stopped
         .thread_ids()
         .into_iter()
-        .map(|tid| (tid, stopped.registers(tid).ok().map(|r| (r.pc(), r.rsp))))
+        .map(|tid| {
+            let registers = stopped.registers(tid).ok();
+            (tid, registers.map(|r| (r.pc(), r.rsp)), registers.map(|r| r.rbp))
+        })
         .collect()
 }
 
@@ -311,8 +314,27 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
 /// Which of the patched functions `names` a thread is running the old
 /// code of now (their original code, or a generation before the current
 /// one), with those threads: calls that finish in code the patch replaced.
+///
+/// The threads are stopped for a moment to read their registers, those
+/// blocked in the kernel too: a walk of frame-pointer frames (`-O0` code)
+/// needs each thread's `rbp`, which `/proc` does not give (without it, a
+/// stale return address in a buffer of bc's `yyparse`, built at -O0, made
+/// `execute` "running").
 pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
-    running_in(target, names, &positions_now(target.process), false)
+    running_in(target, names, &positions_with_registers(target.process), false)
+}
+
+/// [`positions_now`], every thread's registers read (the threads stopped
+/// for a moment).
+fn positions_with_registers(process: &dyn Process) -> Vec<ThreadPosition> {
+    match process.stop() {
+        Ok(stopped) => {
+            let positions = positions_of(stopped.as_ref());
+            let _ = stopped.resume();
+            positions
+        }
+        Err(_) => positions_now(process),
+    }
 }
 
 /// [`running_now`] with the threads at `threads`.
@@ -444,7 +466,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<
 /// reach, so a patch of it said "patched", its running call unseen).
 pub(crate) fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
     let threads = process.thread_positions().unwrap_or_default();
-    if threads.iter().all(|(_, at)| at.is_some()) {
+    if threads.iter().all(|(_, at, _)| at.is_some()) {
         return threads;
     }
     match process.stop() {

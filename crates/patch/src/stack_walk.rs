@@ -89,7 +89,14 @@ impl<'p> StackWalker<'p> {
     /// when any frame cannot be followed.
     /// `stack`: the thread's stack bytes already read, from the address
     /// given on (words in it are not read again, one system call each).
-    pub(crate) fn return_slots(&self, pc: u64, sp: u64, stack: (u64, &[u8])) -> Option<Vec<u64>> {
+    /// `frame_pointer`: its `rbp`, where its registers were read.
+    pub(crate) fn return_slots(
+        &self,
+        pc: u64,
+        sp: u64,
+        frame_pointer: Option<u64>,
+        stack: (u64, &[u8]),
+    ) -> Option<Vec<u64>> {
         let word = |addr: u64| {
             let at = addr.checked_sub(stack.0).and_then(|d| usize::try_from(d).ok());
             match at.and_then(|at| stack.1.get(at..at.checked_add(8)?)) {
@@ -98,7 +105,7 @@ impl<'p> StackWalker<'p> {
             }
         };
         let mut context = Box::new(UnwindContext::new());
-        let (mut pc, mut sp, mut rbp) = (pc, sp, None::<u64>);
+        let (mut pc, mut sp, mut rbp) = (pc, sp, frame_pointer);
         let mut slots = Vec::new();
         for depth in 0..MAX_FRAMES {
             // A caller's return address is just past its call: the call

@@ -45,8 +45,11 @@ pub use maps::Mapping;
 pub use registers::Registers;
 pub use threads::{ThreadInfo, ThreadState};
 
-/// A thread and, when it is blocked in the kernel, its `(pc, sp)`.
-pub type ThreadPosition = (u32, Option<(u64, u64)>);
+/// A thread, its `(pc, sp)` when known (a thread blocked in the kernel, or
+/// stopped), and its frame pointer (`rbp`) when its registers were read:
+/// a thread seen blocked through `/proc` has none, and a walk of
+/// frame-pointer frames (`-O0` code) needs it.
+pub type ThreadPosition = (u32, Option<(u64, u64)>, Option<u64>);
 
 /// What relive needs from a running process.
 pub trait Process {
@@ -93,11 +96,11 @@ pub trait Process {
     fn threads(&self) -> Result<Vec<ThreadInfo>>;
 
     /// Where each thread is, as far as can be told without stopping it:
-    /// `(tid, Some((pc, sp)))` for a thread blocked in the kernel (a
-    /// system call, a sleep), `(tid, None)` for one running on a CPU now.
-    /// Default: unknown for every thread.
+    /// `(tid, Some((pc, sp)), None)` for a thread blocked in the kernel (a
+    /// system call, a sleep), `(tid, None, None)` for one running on a CPU
+    /// now. Default: unknown for every thread.
     fn thread_positions(&self) -> Result<Vec<ThreadPosition>> {
-        Ok(self.threads()?.into_iter().map(|t| (t.tid, None)).collect())
+        Ok(self.threads()?.into_iter().map(|t| (t.tid, None, None)).collect())
     }
 
     /// Stops every thread (without sending signals) until the returned

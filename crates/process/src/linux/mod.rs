@@ -363,7 +363,7 @@ impl Process for LinuxProcess {
             .map(|tid| {
                 let line =
                     crate::procfs::read_lossy(self.proc_path(&format!("task/{tid}/syscall"))).unwrap_or_default();
-                (tid, threads::parse_syscall_position(&line))
+                (tid, threads::parse_syscall_position(&line), None)
             })
             .collect())
     }
