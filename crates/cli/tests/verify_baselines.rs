@@ -524,27 +524,13 @@ fn a_patched_worker_loop_matches_with_a_note_that_its_running_call_keeps_the_old
 /// `read`, had `execute` "running" in the patch, `status` and `verify`).
 #[test]
 fn a_stale_return_address_is_no_running_call_at_o0_either() {
-    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int leaf(int x) { asm volatile(\"\" ::: \"memory\"); return x * 3; }\n__attribute__((noinline)) int execute(int x) { char b[64]; asm volatile(\"\" :: \"r\"(b) : \"memory\"); int r = leaf(x) + 1; asm volatile(\"\" :: \"r\"(b) : \"memory\"); return r + 1; }\n__attribute__((noinline)) void idle(void) { char pad[512]; asm volatile(\"\" :: \"r\"(pad) : \"memory\"); usleep(20000); asm volatile(\"\" :: \"r\"(pad) : \"memory\"); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"e %d\\n\", execute(i) > 0); idle(); } }\n";
-    let (target, obj, said) = patched_once(src, &["-O0"], "e 1", ("return r + 1;", "return -r;"));
+    let (target, obj, said) = patched_once(STALE_WORD, &["-O0"], "e 1", ("return r + 1;", "return -r;"));
     assert!(!said.contains("is running on thread"), "{said}");
     target.wait_for("e 0");
     // Caught between two prints, the thread sleeps in `idle`, the stale
     // word in its buffer.
     std::thread::sleep(std::time::Duration::from_millis(30));
-    let (code, report) = verify_object(&target, &obj);
-    assert_eq!(
-        (code, &report[0]["old_code_kept"]),
-        (0, &serde_json::json!([])),
-        "{report}"
-    );
-    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let execute = status["patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["symbol"] == "execute");
-    assert!(execute.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+    no_old_code_running(&target, &obj, "execute");
 }
 
 /// A function a worker thread's loop calls, running when it is patched
@@ -625,6 +611,30 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     target.wait_for("loop A");
 }
 
+/// A program whose thread sleeps in `idle` with a stale return address
+/// into `execute` in its buffer's uninitialized bytes (left by
+/// `execute`'s call of `leaf`, deeper on the same stack).
+const STALE_WORD: &str = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int leaf(int x) { asm volatile(\"\" ::: \"memory\"); return x * 3; }\n__attribute__((noinline)) int execute(int x) { char b[64]; asm volatile(\"\" :: \"r\"(b) : \"memory\"); int r = leaf(x) + 1; asm volatile(\"\" :: \"r\"(b) : \"memory\"); return r + 1; }\n__attribute__((noinline)) void idle(void) { char pad[512]; asm volatile(\"\" :: \"r\"(pad) : \"memory\"); usleep(20000); asm volatile(\"\" :: \"r\"(pad) : \"memory\"); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"e %d\\n\", execute(i) > 0); idle(); } }\n";
+
+/// Whether `status` of `target` says nothing of old code running for
+/// `symbol` (patched), and `verify` of `obj` notes no running call.
+fn no_old_code_running(target: &Target, obj: &Path, symbol: &str) {
+    let (code, report) = verify_object(target, obj);
+    assert_eq!(
+        (code, &report[0]["old_code_kept"]),
+        (0, &serde_json::json!([])),
+        "{report}"
+    );
+    let out = relive_on(target, &["status", "--json", &target.pid_arg()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let patched = status["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["symbol"] == symbol);
+    assert!(patched.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+}
+
 /// A stale return address into a patched function, left on the stack by
 /// a call that ended long ago (here in the uninitialized buffer of the
 /// function the thread now sleeps in), is no running call: the patch,
@@ -634,21 +644,10 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
 /// by the unwind tables.
 #[test]
 fn a_stale_return_address_on_the_stack_is_no_running_call() {
-    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int leaf(int x) { asm volatile(\"\" ::: \"memory\"); return x * 3; }\n__attribute__((noinline)) int execute(int x) { char b[64]; asm volatile(\"\" :: \"r\"(b) : \"memory\"); int r = leaf(x) + 1; asm volatile(\"\" :: \"r\"(b) : \"memory\"); return r + 1; }\n__attribute__((noinline)) void idle(void) { char pad[512]; asm volatile(\"\" :: \"r\"(pad) : \"memory\"); usleep(20000); asm volatile(\"\" :: \"r\"(pad) : \"memory\"); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"e %d\\n\", execute(i) > 0); idle(); } }\n";
-    let (target, obj, said) = patched_once(src, &[], "e 1", ("return r + 1;", "return -r;"));
+    let (target, obj, said) = patched_once(STALE_WORD, &[], "e 1", ("return r + 1;", "return -r;"));
     assert!(!said.contains("is running on thread"), "{said}");
     target.wait_for("e 0");
-    let (code, report) = verify_object(&target, &obj);
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report[0]["old_code_kept"], serde_json::json!([]), "{report}");
-    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let execute = status["patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["symbol"] == "execute");
-    assert!(execute.is_some_and(|p| p.get("old_code_running").is_none()), "{status}");
+    no_old_code_running(&target, &obj, "execute");
     // The thread now sleeps in a patch's code (`idle` patched, its new
     // code in relive's pool), the stale word still above it: the frames
     // are walked through the patch's own unwind table (the walk stopped
@@ -664,7 +663,7 @@ fn a_stale_return_address_on_the_stack_is_no_running_call() {
         assert!(built.unwrap().success());
         p.join(dir).join("app.o")
     };
-    let edited = src.replace("return r + 1;", "return -r;");
+    let edited = STALE_WORD.replace("return r + 1;", "return -r;");
     let idle_patched = second("idle", &edited.replace("usleep(20000)", "usleep(20001)"));
     patch_over_base(&target, &idle_patched, &obj);
     target.wait_for("e 0");
