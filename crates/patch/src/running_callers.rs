@@ -320,20 +320,21 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
 /// needs each thread's `rbp`, which `/proc` does not give (without it, a
 /// stale return address in a buffer of bc's `yyparse`, built at -O0, made
 /// `execute` "running").
+///
+/// The threads stay stopped while their stacks are read: a running
+/// thread's stack read after it went on no longer matches the registers
+/// read before, and the walk read a return address from the wrong word,
+/// gave up, and the scan found a stale one (a re-check: `status` said a bc
+/// computation in the newest `execute` ran the old code, half the times
+/// it was asked).
 pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
-    running_in(target, names, &positions_with_registers(target.process), false)
-}
-
-/// [`positions_now`], every thread's registers read (the threads stopped
-/// for a moment).
-fn positions_with_registers(process: &dyn Process) -> Vec<ThreadPosition> {
-    match process.stop() {
+    match target.process.stop() {
         Ok(stopped) => {
-            let positions = positions_of(stopped.as_ref());
+            let found = running_in(target, names, &positions_of(stopped.as_ref()), false);
             let _ = stopped.resume();
-            positions
+            found
         }
-        Err(_) => positions_now(process),
+        Err(_) => running_in(target, names, &positions_now(target.process), false),
     }
 }
 
