@@ -67,11 +67,14 @@ fn patched(target: &Target, state: &Path) -> Vec<String> {
 }
 
 fn aborted(out: &Output) {
+    // What it printed, for a run that never reached the failpoint (once in
+    // a loaded CI run, unexplained: exit 0 and nothing on stderr).
     assert!(
         !out.status.success() && out.status.code().is_none(),
-        "relive was to die at the failpoint: {:?} {}",
+        "relive was to die at the failpoint: {:?} {} {}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 
@@ -90,7 +93,9 @@ fn a_patch_killed_at_any_step_leaves_the_truth() {
         let state = target.dir.path().join("state");
         let pid = target.pid_arg();
         let first = object(&target, 2, 20);
-        aborted(&relive(&["patch", &pid, &first], &state, Some(failpoint)));
+        let out = relive(&["patch", &pid, &first], &state, Some(failpoint));
+        eprintln!("failpoint {failpoint}");
+        aborted(&out);
         // Still running; status says exactly what memory shows.
         let line = target.wait_for_prefix("v ");
         let names = patched(&target, &state);
