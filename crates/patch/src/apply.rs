@@ -1416,11 +1416,7 @@ fn prepare_each_other<'o>(
     let mut distinct = 0u64;
     for &j in remaining {
         let obj = units[j].obj;
-        for s in obj
-            .symbols
-            .iter()
-            .filter(|s| !s.local && (s.bytes.is_some() || s.size > 0))
-        {
+        for s in obj.symbols.iter().filter(|s| is_global_definition(s)) {
             if !program_lacks(target, &s.name) {
                 continue;
             }
@@ -1476,9 +1472,13 @@ fn missing_symbol(e: &PatchError) -> Option<&str> {
 /// Whether `obj` defines a global `name` (a function or variable with a
 /// place in it).
 fn defines_global(obj: &ObjectFile, name: &str) -> bool {
-    obj.symbols
-        .iter()
-        .any(|s| s.name == name && !s.local && (s.bytes.is_some() || s.size > 0))
+    obj.symbols.iter().any(|s| s.name == name && is_global_definition(s))
+}
+
+/// Whether `s` is a global with a place in its object (a function or
+/// variable it defines).
+fn is_global_definition(s: &crate::objfile::Symbol) -> bool {
+    !s.local && (s.bytes.is_some() || s.size > 0)
 }
 
 /// The globals unit `k` (prepared as `p`) adds that the program lacks,
@@ -2225,6 +2225,7 @@ fn reachability(
         .map(|g| (g.code, g.code + g.size.max(1)))
         .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
+    let unwind_tables = target.journal.unwind_tables();
     let reaches = reach::analyse(
         target.process,
         home,
@@ -2232,7 +2233,7 @@ fn reachability(
             code: &pools,
             data: &pool_data,
             dead: &dead,
-            frames: &target.journal.unwind_tables(),
+            frames: &unwind_tables,
         },
         &candidates,
         positions,
@@ -2263,7 +2264,6 @@ fn reachability(
         .iter()
         .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
         .collect();
-    let unwind_tables = target.journal.unwind_tables();
     let in_pools = || {
         reach::threads_in(target.process, &pool_code, positions, &unwind_tables)
             .iter()

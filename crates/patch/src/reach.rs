@@ -161,11 +161,8 @@ pub fn analyse(
         // The frames the unwind tables show, where the whole stack can be
         // walked; else every word that looks like a return address (a
         // stale one too: a bc trial's `execute` was said to be running).
-        let walked = walker
-            .return_slots(pc, sp, frame_pointer, (from, words))
-            .map(|slots| crate::stack_walk::only_slots(from, words, &slots));
-        let frames_of = walked.as_deref().unwrap_or(words);
-        for (i, frame) in running_frames(&code, candidates, pc, sp, from, frames_of, program_entry) {
+        let frames_of = walker.frame_words(pc, sp, frame_pointer, from, words);
+        for (i, frame) in running_frames(&code, candidates, pc, sp, from, &frames_of, program_entry) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
@@ -455,11 +452,8 @@ pub(crate) fn threads_in(
         if let Some((from, stack)) = read_stack(process, &maps, sp) {
             // The frames the unwind tables show where the stack can be
             // walked (a stale word is no call), else every word.
-            let walked = walker
-                .return_slots(pc, sp, frame_pointer, (from, &stack))
-                .map(|slots| crate::stack_walk::only_slots(from, &stack, &slots));
-            let stack = walked.as_deref().unwrap_or(&stack);
-            in_range.extend(words(stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
+            let stack = walker.frame_words(pc, sp, frame_pointer, from, &stack);
+            in_range.extend(words(&stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
         }
         in_range.sort_unstable();
         in_range.dedup();

@@ -328,6 +328,11 @@ pub fn running_now(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
 /// computation in the newest `execute` ran the old code, half the times
 /// it was asked).
 pub fn running_old_code(target: &Target, names: &[&str]) -> Vec<(String, Vec<u32>)> {
+    // Nothing to look for (`status` of a process without patches): no
+    // thread is stopped.
+    if names.is_empty() {
+        return Vec::new();
+    }
     match target.process.stop() {
         Ok(stopped) => {
             let found = running_in(target, names, &positions_of(stopped.as_ref()), false);

@@ -90,13 +90,7 @@ impl<'p> StackWalker<'p> {
     /// `stack`: the thread's stack bytes already read, from the address
     /// given on (words in it are not read again, one system call each).
     /// `frame_pointer`: its `rbp`, where its registers were read.
-    pub(crate) fn return_slots(
-        &self,
-        pc: u64,
-        sp: u64,
-        frame_pointer: Option<u64>,
-        stack: (u64, &[u8]),
-    ) -> Option<Vec<u64>> {
+    fn return_slots(&self, pc: u64, sp: u64, frame_pointer: Option<u64>, stack: (u64, &[u8])) -> Option<Vec<u64>> {
         let word = |addr: u64| {
             let at = addr.checked_sub(stack.0).and_then(|d| usize::try_from(d).ok());
             match at.and_then(|at| stack.1.get(at..at.checked_add(8)?)) {
@@ -279,10 +273,30 @@ impl<'p> StackWalker<'p> {
     }
 }
 
+impl StackWalker<'_> {
+    /// What a scan for return addresses should see of the stack of a
+    /// thread at `pc`, `sp` (its bytes `words` from `from` up): only the
+    /// words holding its frames' return addresses where the unwind tables
+    /// walk the whole stack, else every word.
+    pub(crate) fn frame_words<'w>(
+        &self,
+        pc: u64,
+        sp: u64,
+        frame_pointer: Option<u64>,
+        from: u64,
+        words: &'w [u8],
+    ) -> std::borrow::Cow<'w, [u8]> {
+        match self.return_slots(pc, sp, frame_pointer, (from, words)) {
+            Some(slots) => std::borrow::Cow::Owned(only_slots(from, words, &slots)),
+            None => std::borrow::Cow::Borrowed(words),
+        }
+    }
+}
+
 /// `words` (a thread's stack bytes from `from` up) with every word zeroed
 /// but those at `slots`: what a scan for return addresses should see of a
 /// stack whose frames are known.
-pub(crate) fn only_slots(from: u64, words: &[u8], slots: &[u64]) -> Vec<u8> {
+fn only_slots(from: u64, words: &[u8], slots: &[u64]) -> Vec<u8> {
     let mut out = vec![0u8; words.len()];
     for &slot in slots {
         let Some(at) = slot.checked_sub(from).and_then(|d| usize::try_from(d).ok()) else {

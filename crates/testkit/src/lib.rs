@@ -630,9 +630,7 @@ pub fn relive_run_starting(
     args: &[&str],
     dir: tempfile::TempDir,
 ) -> (Target, Receiver<serde_json::Value>) {
-    let mut target = relive_run_target(relive, options, exe, args, dir);
-    let events = json_lines(target.child.stderr.take().expect("relive's stderr"));
-    (target, events)
+    relive_run_read_by(relive, options, exe, args, dir, json_lines)
 }
 
 /// [`relive_run`] with every event ([`json_lines_every`]).
@@ -643,9 +641,22 @@ pub fn relive_run_every_event(
     args: &[&str],
     dir: tempfile::TempDir,
 ) -> (Target, Receiver<serde_json::Value>) {
-    let mut target = relive_run_target(relive, options, exe, args, dir);
-    let events = json_lines_every(target.child.stderr.take().expect("relive's stderr"));
+    let (target, events) = relive_run_read_by(relive, options, exe, args, dir, json_lines_every);
     events_until(&events, "watching");
+    (target, events)
+}
+
+/// [`relive_run_target`], its events read by `read` from its stderr.
+fn relive_run_read_by(
+    relive: &Path,
+    options: &[&str],
+    exe: PathBuf,
+    args: &[&str],
+    dir: tempfile::TempDir,
+    read: fn(std::process::ChildStderr) -> Receiver<serde_json::Value>,
+) -> (Target, Receiver<serde_json::Value>) {
+    let mut target = relive_run_target(relive, options, exe, args, dir);
+    let events = read(target.child.stderr.take().expect("relive's stderr"));
     (target, events)
 }
 
