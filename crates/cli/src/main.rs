@@ -125,11 +125,6 @@ fn command_position(args: &[std::ffi::OsString]) -> Option<usize> {
     None
 }
 
-/// Commands that decode the machine code of objects they read: each
-/// starts building the decoder's tables aside before it parses its
-/// arguments (see [`relive_patch::code::build_tables_aside`]).
-const DECODES: &[&str] = &["patch", "apply", "bundle", "diff", "run", "watch", "verify"];
-
 /// Global options given with a separate value.
 const GLOBAL_WITH_VALUE: &[&str] = &["--color"];
 
@@ -208,9 +203,6 @@ fn since_start_us() -> u64 {
 fn main() {
     STARTED.get_or_init(std::time::Instant::now);
     let args = json_anywhere(pid_first(std::env::args_os().collect()));
-    if command_position(&args).is_some_and(|k| DECODES.contains(&args[k].to_string_lossy().as_ref())) {
-        relive_patch::code::build_tables_aside();
-    }
     let wants_json = args.iter().any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

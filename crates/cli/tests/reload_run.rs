@@ -909,6 +909,32 @@ int main(void) {
     assert_eq!(s.target.wait_for_prefix("value 3 level "), "2");
 }
 
+/// The same for a variable a patch added: its initial value put back as
+/// the patch added it is no change to speak of (a jq trial: `int bonus =
+/// 7` added, edited to 9, then back to 7 was said to change again).
+#[test]
+fn an_added_variables_initial_value_put_back_is_no_change_to_speak_of() {
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit(
+        "__attribute__((noinline, noipa)) int value(void) { return 1; }",
+        "int bonus = 7;\n__attribute__((noinline, noipa)) int value(void) { return bonus; }",
+    );
+    let e = s.event();
+    assert_eq!(e["added_variables"], serde_json::json!(["bonus"]), "{e}");
+    s.target.wait_for_prefix("value 7 ");
+    s.edit("int bonus = 7;", "int bonus = 9;");
+    let e = s.event();
+    assert!(
+        e["notes"].to_string().contains("the initial value of bonus changed"),
+        "{e}"
+    );
+    s.edit("int bonus = 9;", "int bonus = 7;");
+    let e = s.event();
+    assert!(!e["notes"].to_string().contains("initial value"), "{e}");
+    s.target.wait_for_prefix("value 7 ");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");
@@ -1256,6 +1282,12 @@ fn event_lines(stderr: impl std::io::Read + 'static) -> Box<dyn Iterator<Item = 
 /// `relive watch --json PID` on `target`'s program, its state beside it:
 /// the session and its event lines, read up to its `watching` event.
 fn watch_json(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>) {
+    let (watch, events, _) = watch_json_ready(target);
+    (watch, events)
+}
+
+/// [`watch_json`], with its `watching` event.
+fn watch_json_ready(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>, Value) {
     let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args(["watch", "--json", "--pid", &target.pid_arg()])
         .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
@@ -1265,7 +1297,7 @@ fn watch_json(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = 
     let mut events = event_lines(watch.stderr.take().unwrap());
     let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(ready["event"], "watching", "{ready}");
-    (watch, events)
+    (watch, events, ready)
 }
 
 /// Saves `text` as `target`'s source and waits for its `patched` event,
@@ -1281,6 +1313,42 @@ fn edit_under_watch(
     let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
     target.wait_for_prefix(prints);
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
+/// `relive watch PID` with no files named watches the sources of the
+/// program's own shared library too (its debug info names them, and they
+/// are on disk): an edit of the library's file is patched. Only the
+/// program's files were watched, and the library's edits were lost
+/// without a word (a jq trial: libjq.so).
+#[test]
+fn watch_with_no_files_named_watches_the_programs_own_library() {
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"lib %d\\n\", libval()); usleep(3000); } }\n";
+    const LIB: &str = "__attribute__((noinline)) int libval(void) { return 1; }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::write(p.join("lib.c"), LIB).unwrap();
+    std::fs::write(p.join("main.c"), MAIN).unwrap();
+    for args in [
+        &["-O2", "-g", "-fPIC", "-shared", "-o", "libval.so", "lib.c"][..],
+        &["-O2", "-g", "-o", "app", "main.c", "-L.", "-lval", "-Wl,-rpath,$ORIGIN"],
+    ] {
+        let built = Command::new("gcc").args(args).current_dir(&p).status().unwrap();
+        assert!(built.success(), "gcc {args:?}");
+    }
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let mut target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for("lib 1");
+    let (mut watch, mut events, ready) = watch_json_ready(&target);
+    assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
+    std::fs::write(p.join("lib.c"), LIB.replace("return 1;", "return 2;")).unwrap();
+    let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["file"].as_str().unwrap().ends_with("lib.c"), "{e}");
+    target.wait_for("lib 2");
     target.child.kill().unwrap();
     target.child.wait().unwrap();
     assert_eq!(watch.wait().unwrap().code(), Some(0));
@@ -1362,7 +1430,17 @@ fn a_compilers_warnings_are_said_with_the_reload() {
         .as_str()
         .unwrap_or_else(|| panic!("no warnings: {e}"));
     assert!(warned.contains("a warning for relive"), "{e}");
-    let e = s.save_with(&[("#warning \"a warning for relive\"", "")]);
+    assert!(e.get("compiler_warnings_repeated").is_none(), "{e}");
+    // The same warnings at the next save: given, and marked as those of
+    // the last event (the text says them in one line); other warnings are
+    // new again.
+    let e = s.save_with(&[("return 1;", "return 2;")]);
+    assert_eq!(e["compiler_warnings"].as_str(), Some(warned), "{e}");
+    assert_eq!(e["compiler_warnings_repeated"], true, "{e}");
+    let e = s.save_with(&[("a warning for relive", "another warning for relive")]);
+    assert!(e["compiler_warnings"].to_string().contains("another warning"), "{e}");
+    assert!(e.get("compiler_warnings_repeated").is_none(), "{e}");
+    let e = s.save_with(&[("#warning \"another warning for relive\"", "")]);
     assert!(e.get("compiler_warnings").is_none(), "{e}");
 }
 
@@ -2018,13 +2096,9 @@ int main(void) {
     s.target.wait_for("value 2");
 }
 
-/// S13: a function in a library the program `dlopen`s is patched: the new
-/// code goes near the library (its statics are within rel32 reach) and
-/// the library's static keeps counting. The function pointer the program
-/// got from `dlsym` before the patch reaches the new code.
-#[test]
-fn a_function_in_a_dlopened_library_is_patched() {
-    const MAIN: &str = r#"
+/// A program that `dlopen`s `./libplug.so` and prints `plug N` with
+/// what its `plug_value()` returns, again and again.
+const DLOPENS_PLUG: &str = r#"
 #include <dlfcn.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -2036,28 +2110,52 @@ int main(void) {
     for (;;) { printf("plug %d\n", plug()); usleep(3000); }
 }
 "#;
+
+/// [`DLOPENS_PLUG`] with `libplug.so` built at `level` from `files`
+/// (name, text) in a new directory, under `relive run --json` watching
+/// those files: the program and relive's events (the first, `watching`,
+/// read).
+fn run_with_plug(level: &str, files: &[(&str, &str)]) -> (Target, Box<dyn Iterator<Item = String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    for (name, text) in files {
+        std::fs::write(p.join(name), text).unwrap();
+    }
+    let built = Command::new("gcc")
+        .args([level, "-g", "-fPIC", "-shared", "-o", "libplug.so"])
+        .args(files.iter().map(|(name, _)| name))
+        .current_dir(&p)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let exe = relive_testkit::compile(&p, "app", DLOPENS_PLUG, &[level, "-g"]);
+    let cc = format!("gcc {level} -g -fPIC");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
+    cmd.args(["run", "--json"]);
+    for (name, _) in files {
+        cmd.args(["--watch", name]);
+    }
+    cmd.args(["--cc", &cc, "--"])
+        .arg(&exe)
+        .current_dir(&p)
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .stderr(Stdio::piped());
+    let mut target = Target::spawn(cmd, exe, dir);
+    let mut events = event_lines(target.child.stderr.take().unwrap());
+    assert!(events.next().unwrap().contains("watching"));
+    (target, events)
+}
+
+/// S13: a function in a library the program `dlopen`s is patched: the new
+/// code goes near the library (its statics are within rel32 reach) and
+/// the library's static keeps counting. The function pointer the program
+/// got from `dlsym` before the patch reaches the new code.
+#[test]
+fn a_function_in_a_dlopened_library_is_patched() {
     const PLUG: &str = "static int calls;\nint plug_value(void) { calls++; return 1 * 1000000 + calls; }\n";
     for level in ["-O0", "-O2"] {
-        let dir = tempfile::tempdir().unwrap();
-        let plug = dir.path().join("plug.c");
-        std::fs::write(&plug, PLUG).unwrap();
-        let built = Command::new("gcc")
-            .args([level, "-g", "-fPIC", "-shared", "-o", "libplug.so", "plug.c"])
-            .current_dir(dir.path())
-            .status()
-            .unwrap();
-        assert!(built.success());
-        let exe = relive_testkit::compile(dir.path(), "app", MAIN, &[level, "-g"]);
-        let cc = format!("gcc {level} -g -fPIC");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-        cmd.args(["run", "--json", "--watch", "plug.c", "--cc", &cc, "--"])
-            .arg(&exe)
-            .current_dir(dir.path())
-            .env("RELIVE_STATE_DIR", dir.path().join("state"))
-            .stderr(Stdio::piped());
-        let mut target = Target::spawn(cmd, exe, dir);
-        let mut events = event_lines(target.child.stderr.take().unwrap());
-        assert!(events.next().unwrap().contains("watching"));
+        let (target, mut events) = run_with_plug(level, &[("plug.c", PLUG)]);
+        let plug = target.dir.path().join("plug.c");
         let before: i64 = target.wait_for_prefix("plug 1").parse().unwrap();
         std::fs::write(&plug, PLUG.replace("1 * 1000000", "2 * 1000000")).unwrap();
         let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
@@ -2067,6 +2165,57 @@ int main(void) {
         let after: i64 = target.wait_for_prefix("plug 2").parse().unwrap();
         assert!(after > before, "{level}: calls {after} after {before}");
     }
+}
+
+/// Two files of a library saved together, one adding a function the other
+/// now calls: the file that only adds code goes near the library, where
+/// its file's other functions are, like the other's. It went near the
+/// program (the place for code that replaces nothing), and the step was
+/// refused as changing two modules at once (a jq trial: `jv.c` and
+/// `builtin.c` of libjq.so), at every later save too.
+#[test]
+fn a_library_file_that_only_adds_a_function_goes_in_with_its_caller() {
+    const PLUG: &str = "int wrap_base(int);\nstatic int calls;\nint plug_value(void) { calls++; return wrap_base(1000000 + calls); }\n";
+    const WRAP: &str = "int wrap_base(int x) { return x; }\n";
+    let (target, mut events) = run_with_plug("-O2", &[("plug.c", PLUG), ("wrap.c", WRAP)]);
+    let p = target.dir.path().to_path_buf();
+    let before: i64 = target.wait_for_prefix("plug 1").parse().unwrap();
+    // The caller first: it waits for the function it calls.
+    std::fs::write(
+        p.join("plug.c"),
+        PLUG.replace("int wrap_base(int);", "int plug_wrap(int);")
+            .replace("wrap_base(1000000", "plug_wrap(1000000"),
+    )
+    .unwrap();
+    let held: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(held["event"], "held", "{held}");
+    std::fs::write(
+        p.join("wrap.c"),
+        format!("{WRAP}int plug_wrap(int x) {{ return x + 6000000; }}\n"),
+    )
+    .unwrap();
+    let mut patched = Vec::new();
+    while patched.len() < 2 {
+        let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+        assert_eq!(e["event"], "patched", "{e}");
+        patched.push(e);
+    }
+    // The new function runs (7,000,000 and the count), and the library's
+    // static kept its count.
+    let after: i64 = target.wait_for_prefix("plug 7").parse().unwrap();
+    assert!(after > before, "calls {after} after {before}");
+    // The added function edited alone: it lives in a pool, near the
+    // library, and its new code goes there too (near the program, its
+    // slot beside the library was out of the jump's reach).
+    std::fs::write(
+        p.join("wrap.c"),
+        format!("{WRAP}int plug_wrap(int x) {{ return x + 8000000; }}\n"),
+    )
+    .unwrap();
+    let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    let later: i64 = target.wait_for_prefix("plug 9").parse().unwrap();
+    assert!(later > after, "calls {later} after {after}");
 }
 
 /// `relive watch --pid`: the same loop for a program already running;

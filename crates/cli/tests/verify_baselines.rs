@@ -611,6 +611,112 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     target.wait_for("loop A");
 }
 
+/// A program whose `init` and `main` log their `__LINE__`, below `work`.
+const LINES: &str = "#include <stdio.h>\n#include <unistd.h>\n#define LOG(msg) log_at(__LINE__, msg)\n__attribute__((noinline)) void log_at(int line, const char *msg) { printf(\"%d: %s\\n\", line, msg); fflush(stdout); }\n__attribute__((noinline)) int work(int x) {\n    return x * 2;\n}\n__attribute__((noinline)) void init(void) {\n    LOG(\"init\");\n}\nint main(void) {\n    init();\n    LOG(\"started\");\n    for (int i = 0;; i++) { printf(\"w %d\\n\", work(i)); fflush(stdout); usleep(20000); }\n}\n";
+
+/// An edit that adds a line to `work` moves `init` and `main` below it:
+/// their code changes only in the `__LINE__`s they log. Their new code
+/// cannot run (each was called once), and the patch says that is all
+/// that differs, not how to make an edit of theirs run (there is none);
+/// `verify` counts them as matching. An edit of `main`'s own (its
+/// message) is still NOT REACHABLE with the advice, and verify exit 5.
+#[test]
+fn functions_that_changed_only_in_line_numbers_are_said_to() {
+    let edit = ("    return x * 2;\n", "    int y = x * 3;\n    return y;\n");
+    let (target, obj, said) = patched_once(LINES, &[], "w 0", edit);
+    assert!(said.contains("patched work"), "{said}");
+    assert!(said.contains("unreachable main"), "{said}");
+    assert!(
+        said.contains("only its line numbers changed (an edit above it moved it 1 line down)"),
+        "{said}"
+    );
+    assert!(!said.contains("move the code you edit"), "{said}");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report[0]
+            .get("unreached")
+            .is_none_or(|u| u.as_array().is_some_and(Vec::is_empty)),
+        "{report}"
+    );
+    let kept = report[0]["old_code_kept"].to_string();
+    assert!(
+        kept.contains("main") && kept.contains("only its line numbers changed"),
+        "{report}"
+    );
+    // main's own edit with the line added above it: not only lines.
+    let from = &LINES[LINES.find(edit.0).unwrap()..LINES.find("LOG(\"started\");").unwrap()];
+    let to = format!("{}LOG(\"up\");", from.replacen(edit.0, edit.1, 1));
+    let (target, obj, said) = patched_once(LINES, &[], "w 0", (&format!("{from}LOG(\"started\");"), &to));
+    assert!(said.contains("unreachable main"), "{said}");
+    assert!(said.contains("move the code you edit"), "{said}");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(report[0]["unreached"][0]["function"], "main", "{report}");
+}
+
+/// `revert NAME` while a thread is in a call of NAME's patched code: that
+/// call finishes in it (a revert redirects new calls), and the revert says
+/// so, by thread; the calls after it run the original code. A revert with
+/// no such call says nothing of the kind (it said nothing either way).
+#[test]
+fn a_revert_says_which_calls_of_the_patched_code_finish_in_it() {
+    // Each call of `step` takes about two seconds; `main` calls it again and
+    // again.
+    let src = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) void step(void) { for (int i = 0; i < 100; i++) { printf(\"step A\\n\"); fflush(stdout); usleep(20000); } }\nint main(void) { for (;;) step(); return 0; }\n";
+    let (target, _, said) = patched_once(src, &[], "step A", ("step A", "step B"));
+    assert!(said.contains("step"), "{said}");
+    // The new code runs a call now: the old one ended.
+    target.wait_for("step B");
+    let out = relive_on(&target, &["revert", &target.pid_arg(), "step"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "running  step: a call under way on thread {} finishes in the patched code; its next call runs the original code",
+            target.pid()
+        )),
+        "{text}"
+    );
+    // That call ends in the patched code, and the next runs the original.
+    target.wait_for("step A");
+    // The same in JSON.
+    patched_again(&target, src, ("step A", "step B"));
+    target.wait_for("step B");
+    let out = relive_on(&target, &["revert", "--json", &target.pid_arg(), "step"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(report["reverted"][0]["name"], "step", "{report}");
+    assert_eq!(
+        report["running"],
+        serde_json::json!([{ "name": "step", "threads": [target.pid()] }]),
+        "{report}"
+    );
+    // The first line of a call of the original code: it has about two
+    // seconds to go. Patched again and reverted at once, the new code
+    // never ran, and the revert names no running call.
+    target.wait_for("step A");
+    patched_again(&target, src, ("step A", "step B"));
+    let out = relive_on(&target, &["revert", "--json", &target.pid_arg(), "step"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(report["reverted"][0]["name"], "step", "{report}");
+    assert!(report.get("running").is_none(), "{report}");
+}
+
+/// Patches `target` (started by [`patched_once`] from `src`) again with
+/// `src` edited `from` → `to`, over its own build as the base.
+fn patched_again(target: &Target, src: &str, (from, to): (&str, &str)) {
+    let dir = target.dir.path();
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    std::fs::write(again.join("app.c"), src.replace(from, to)).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-c", "app.c", "-o", "app.o"])
+        .current_dir(&again)
+        .status();
+    assert!(built.unwrap().success());
+    let said = patch_over_base(target, &again.join("app.o"), &dir.join("base.o"));
+    assert!(said.contains("step"), "{said}");
+}
+
 /// A program whose thread sleeps in `idle` with a stale return address
 /// into `execute` in its buffer's uninitialized bytes (left by
 /// `execute`'s call of `leaf`, deeper on the same stack).

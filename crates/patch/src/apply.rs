@@ -1086,11 +1086,17 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let record = target.journal.regions[pool_index].clone();
     // Whether each new function can run: part of what the command does,
     // so inside its time.
-    let reaches: Vec<HashMap<u64, Reach>> = prepared
+    let mut reaches: Vec<HashMap<u64, Reach>> = prepared
         .iter()
         .zip(&layouts)
         .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
         .collect();
+    for (p, reaches) in prepared.iter().zip(&mut reaches) {
+        let base = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)).and_then(|u| u.base);
+        if let Some(base) = base {
+            note_lines_moved(p.obj, base, &p.linked, reaches);
+        }
+    }
     // Kept with each redirect, for `status`: a `main` whose new code can
     // never run was listed there like any patch.
     let mut unreached_said = false;
@@ -1759,7 +1765,7 @@ fn prepare<'o>(
     // `std::string` constructor, first of a C++ file's functions, made
     // the patch go near libstdc++ and the program's own functions out of
     // the entry jump's reach.
-    let here = all
+    let replaced = all
         .iter()
         .find(|&&(i, a)| a.is_some() && !obj.symbols[i].weak)
         .or_else(|| all.iter().find(|&&(_, a)| a.is_some()))
@@ -1770,6 +1776,16 @@ fn prepare<'o>(
             .symbols()
             .module_at(a)
             .map(|(path, _, _)| path.to_string())
+    };
+    // A file that replaces no code of a module (it only adds functions,
+    // or replaces only what a patch added, which lives in a pool) belongs
+    // where the program has its file's other symbols: a library's file
+    // that only added a function went near the program, the place for
+    // code of no module, and with the file that calls it was refused as
+    // changing two modules at once (a jq trial: libjq's `jv.c`).
+    let here = match replaced {
+        Some(a) if module_of(a).is_some() => Some(a),
+        other => where_the_file_lives(obj, target, &base_names, &module_of).or(other),
     };
     let home_module = here.and_then(module_of);
     // Such a function that lives in another module is that module's copy
@@ -2313,6 +2329,50 @@ fn reachability(
         }
     }
     reaches
+}
+
+/// An address in the module where the program has a symbol of `obj`'s
+/// file that no patch added (a global it defines first, then a static),
+/// if any.
+fn where_the_file_lives(
+    obj: &ObjectFile,
+    target: &Target,
+    base_names: &link::BaseNames,
+    module_of: &dyn Fn(u64) -> Option<String>,
+) -> Option<u64> {
+    let own = |i: &usize| {
+        let s = &obj.symbols[*i];
+        !s.weak && !crate::names::is_cold_part(&s.name)
+    };
+    let (globals, statics): (Vec<usize>, Vec<usize>) =
+        (0..obj.symbols.len()).filter(own).partition(|&i| !obj.symbols[i].local);
+    globals
+        .into_iter()
+        .chain(statics)
+        .filter_map(|i| link::live_address(obj, i, &target.resolver, base_names))
+        .find(|&a| module_of(a).is_some())
+}
+
+/// Of the functions `linked` replaces whose new code cannot run, those
+/// that differ from `base`'s only in line numbers an edit above them moved
+/// ([`crate::line_shift`]): their note says so, not why the new code
+/// cannot run and how to make it (advice for an edit nobody made).
+fn note_lines_moved(obj: &ObjectFile, base: &ObjectFile, linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+    for f in &linked.functions {
+        let Some(reach) = f
+            .replaces
+            .and_then(|orig| reaches.get_mut(&orig))
+            .filter(|r| !r.reachable)
+        else {
+            continue;
+        };
+        let old = crate::diff::stable_keys(obj)
+            .get(f.symbol)
+            .and_then(|key| crate::diff::symbol_of_key(base, key));
+        if let Some(delta) = old.and_then(|o| crate::line_shift::lines_moved(base, o, obj, f.symbol)) {
+            reach.note = Some(reach::lines_moved_note(delta));
+        }
+    }
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code
@@ -3057,6 +3117,11 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RevertReport {
     pub reverted: Vec<Reverted>,
+    /// Reverted functions a thread was running a call of their patched
+    /// code in: that call finishes in it; the calls after it run what the
+    /// revert brought back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<RunningCall>,
     /// Regions unmapped: nothing can be using them any more.
     pub freed: Vec<RegionRecord>,
     /// Regions kept although no patch uses them, because a thread's
@@ -3083,6 +3148,14 @@ pub struct Reverted {
     /// The generation it runs now (`revert --last` of a later patch); null
     /// when its original code is back.
     pub generation: Option<u32>,
+}
+
+/// A call of a function's code under way on some threads.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCall {
+    /// As people write it.
+    pub name: String,
+    pub threads: Vec<u32>,
 }
 
 /// Undoes the last patch (`revert --last`): each function it changed runs
@@ -3292,6 +3365,24 @@ fn revert_change(
             });
         }
     }
+    // Calls of the code going back that are under way: each finishes in
+    // it (a revert redirects new calls only), which the user is told.
+    let undone_code: Vec<(String, u64, u64)> = undone_generations
+        .iter()
+        .filter(|(_, g)| g.size > 0)
+        .map(|(p, g)| (p.name.clone(), g.code, g.size))
+        .collect();
+    let positions = match &stopped {
+        Some(s) => running_callers::positions_of(s.as_ref()),
+        None => running_callers::positions_now(process),
+    };
+    let running = running_callers::running_code(target, &undone_code, &positions)
+        .into_iter()
+        .map(|(name, threads)| RunningCall {
+            name: crate::names::readable(&name),
+            threads,
+        })
+        .collect();
     let maps = process.maps()?;
     let mut originals = Vec::new();
     for p in whole {
@@ -3433,6 +3524,7 @@ fn revert_change(
     }
     Ok(RevertReport {
         reverted,
+        running,
         freed,
         kept,
         added_stay,

@@ -36,19 +36,6 @@ pub struct Decoded {
     pub invalid_at: Option<u64>,
 }
 
-/// Builds iced-x86's decoder tables on a thread of their own, for a
-/// command that will decode a patch's functions. The first decoder of a
-/// process builds them (about half a millisecond here, the largest fixed
-/// cost of a one-shot patch), and a command reaches its first decode only
-/// after parsing its arguments, opening the process and reading both
-/// objects: built aside meanwhile, they are ready by then. A thread that
-/// cannot be started leaves the building to the first decode, as before.
-pub fn build_tables_aside() {
-    let _ = std::thread::Builder::new()
-        .name("decoder-tables".into())
-        .spawn(|| Decoder::new(64, &[0x90], DecoderOptions::NONE).can_decode());
-}
-
 /// Decodes `bytes` as one x86-64 function.
 pub fn decode(bytes: &[u8]) -> Decoded {
     // x86-64 code averages three to four bytes an instruction: one

@@ -362,6 +362,32 @@ pub(crate) fn content(obj: &ObjectFile, keys: &[String], i: usize) -> (Option<Ve
     (side.masked(), side.references())
 }
 
+/// The code of function `o` of `old` and `n` of `new` with their
+/// relocated fields zeroed, when their relocations are alike (the same
+/// places, types and targets): what is left to tell them apart is in the
+/// bytes.
+pub(crate) fn same_references_masked(
+    old: &ObjectFile,
+    o: usize,
+    new: &ObjectFile,
+    n: usize,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let a = Side {
+        obj: old,
+        keys: stable_keys(old),
+        sym: old.symbols.get(o)?,
+    };
+    let b = Side {
+        obj: new,
+        keys: stable_keys(new),
+        sym: new.symbols.get(n)?,
+    };
+    if !a.same_references(&b) {
+        return None;
+    }
+    Some((a.masked()?, b.masked()?))
+}
+
 struct Side<'a> {
     obj: &'a ObjectFile,
     keys: &'a [String],

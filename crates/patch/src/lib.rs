@@ -32,6 +32,7 @@ pub mod jit_helper;
 pub mod journal;
 pub mod labels;
 pub mod lambdas;
+pub mod line_shift;
 pub mod line_table;
 pub mod link;
 pub mod live;

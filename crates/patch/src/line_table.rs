@@ -244,13 +244,12 @@ fn program_len<R: gimli::Reader>(header: &gimli::LineProgramHeader<R>) -> u64 {
         }
 }
 
-/// The places (section, offset) of the object's code where its line table
-/// starts a statement: where a debugger puts a `break FILE:LINE`. Sorted;
-/// empty when the object has no readable line table.
-pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
+/// Calls `each` with every row of the object's line table but the ends of
+/// sequences, its address a [`code_place`] (nothing when it has no
+/// readable line table).
+fn each_row(obj: &crate::objfile::ObjectFile, mut each: impl FnMut(&gimli::LineRow)) {
     let debug_line = with_code_places(obj);
     let section = gimli::DebugLine::new(debug_line.as_slice(), LittleEndian);
-    let mut found = Vec::new();
     let mut offset = 0usize;
     // Each program of the section in turn.
     while offset < debug_line.len() {
@@ -260,14 +259,43 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
         let length = program_len(program.header()) as usize;
         let mut rows = program.rows();
         while let Ok(Some((_, row))) = rows.next_row() {
-            if row.is_stmt() && !row.end_sequence() {
-                found.extend(split(row.address()));
+            if !row.end_sequence() {
+                each(row);
             }
         }
         offset += length.max(1);
     }
+}
+
+/// The places (section, offset) of the object's code where its line table
+/// starts a statement: where a debugger puts a `break FILE:LINE`. Sorted;
+/// empty when the object has no readable line table.
+pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
+    let mut found = Vec::new();
+    each_row(obj, |row| {
+        if row.is_stmt() {
+            found.extend(split(row.address()));
+        }
+    });
     found.sort_unstable();
     found.dedup();
+    found
+}
+
+/// The rows of the object's line table in the code of function `symbol`:
+/// `(offset from its start, file index, line)`, in the order of the line
+/// program (empty when it has no readable line table).
+pub fn rows_of(obj: &crate::objfile::ObjectFile, symbol: usize) -> Vec<(u64, u64, u64)> {
+    let Some(s) = obj.symbols.get(symbol) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    each_row(obj, |row| match split(row.address()) {
+        Some((section, at)) if section == s.section && (s.offset..s.offset + s.size).contains(&at) => {
+            found.push((at - s.offset, row.file_index(), row.line().map_or(0, |l| l.get())));
+        }
+        _ => {}
+    });
     found
 }
 

@@ -379,6 +379,21 @@ pub fn analyse(
 /// its callers, which are compared on their own).
 pub const NOTHING_CALLS: &str = "nothing in the program calls";
 
+/// How the note of a function whose code changed only in line numbers
+/// starts ([`lines_moved_note`]): `verify` counts it as matching.
+pub const ONLY_LINES: &str = "only its line numbers changed";
+
+/// The note of an unreachable function whose code differs from what runs
+/// only in line numbers moved by `delta` ([`crate::line_shift`]).
+pub fn lines_moved_note(delta: i64) -> String {
+    let lines = delta.unsigned_abs();
+    format!(
+        "{ONLY_LINES} (an edit above it moved it {lines} line{} {}): its new code cannot run, but it differs from the old code in those numbers alone",
+        if lines == 1 { "" } else { "s" },
+        if delta > 0 { "down" } else { "up" }
+    )
+}
+
 /// No evidence either way (the process's mappings could not be read):
 /// reachable, as before the analysis existed.
 pub fn unknown() -> Reach {

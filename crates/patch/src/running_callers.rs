@@ -351,19 +351,8 @@ pub(crate) fn running_at(target: &Target, names: &[&str], threads: &[ThreadPosit
 /// [`running_at`], the current generation's code of a patched function
 /// counted when `current` says so.
 fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], current: bool) -> Vec<(String, Vec<u32>)> {
-    let (home, main, program_entry) = entry_points(target);
-    let candidate = |name: &str, old: u64, size: u64| reach::Candidate {
-        name: name.to_string(),
-        old,
-        size,
-        new_code: (0, 0),
-        referenced_by: Vec::new(),
-        exported: false,
-        entry_once: name == "main",
-    };
-    let mut candidates: Vec<reach::Candidate> = Vec::new();
-    // The code of earlier patches a call may be running in.
-    let mut pool_code: Vec<(u64, u64)> = Vec::new();
+    let home = entry_points(target).0;
+    let mut code: Vec<(String, u64, u64)> = Vec::new();
     for name in names {
         let Some(s) = target
             .resolver
@@ -377,19 +366,51 @@ fn running_in(target: &Target, names: &[&str], threads: &[ThreadPosition], curre
         // Its original code: a call running since before it was patched
         // (a worker's loop) is there; it was left out once patched, and a
         // signature change went in under a running caller (a re-check).
-        candidates.push(candidate(name, s.addr, s.size));
+        code.push((name.to_string(), s.addr, s.size));
         let record = target.journal.patch(s.addr);
         for g in record.into_iter().flat_map(|p| &p.history) {
             let is_current = record.is_some_and(|p| p.current_addr == g.code);
             if g.size > 0 && (current || !is_current) {
-                candidates.push(candidate(name, g.code, g.size));
-                pool_code.push((g.code, g.code + g.size));
+                code.push((name.to_string(), g.code, g.size));
             }
         }
     }
-    if candidates.is_empty() {
+    running_code(target, &code, threads)
+}
+
+/// Which of the pieces of code `code` (a function's name, where its code
+/// starts and its size: its original code, or a patch's generation of it)
+/// a thread is running a call of, with those threads, by function.
+pub(crate) fn running_code(
+    target: &Target,
+    code: &[(String, u64, u64)],
+    threads: &[ThreadPosition],
+) -> Vec<(String, Vec<u32>)> {
+    if code.is_empty() {
         return Vec::new();
     }
+    let (home, main, program_entry) = entry_points(target);
+    let candidates: Vec<reach::Candidate> = code
+        .iter()
+        .map(|(name, old, size)| reach::Candidate {
+            name: name.clone(),
+            old: *old,
+            size: *size,
+            new_code: (0, 0),
+            referenced_by: Vec::new(),
+            exported: false,
+            entry_once: name == "main",
+        })
+        .collect();
+    // The code of patches a call may be running in.
+    let pool_code: Vec<(u64, u64)> = target
+        .journal
+        .patches
+        .iter()
+        .flat_map(|p| &p.history)
+        .filter(|g| g.size > 0 && code.iter().any(|&(_, at, _)| at == g.code))
+        .map(|g| (g.code, g.code + g.size))
+        .collect();
     let mut running: Vec<(String, Vec<u32>)> = Vec::new();
     let found = reach::analyse(
         target.process,

@@ -235,8 +235,13 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
                     // its entry leads to this code (an LZ4 trial: unused
                     // wrappers "DIFFER", exit 5, said to run their old code).
                     let no_caller = |note: &String| note.starts_with(crate::reach::NOTHING_CALLS);
-                    if let Some(note) = record.unreached.clone().filter(|n| !initializer && !no_caller(n)) {
-                        out.unreached.push((sym.name.clone(), note));
+                    // Code that differs from this only in line numbers
+                    // (an edit above it moved it) matches, with its note.
+                    let only_lines = |note: &String| note.starts_with(crate::reach::ONLY_LINES);
+                    match record.unreached.clone().filter(|n| !initializer && !no_caller(n)) {
+                        Some(note) if only_lines(&note) => out.old_code_kept.push((sym.name.clone(), note)),
+                        Some(note) => out.unreached.push((sym.name.clone(), note)),
+                        None => {}
                     }
                     if let Some(note) = record.old_code_kept.clone() {
                         out.old_code_kept.push((sym.name.clone(), note));

@@ -124,6 +124,12 @@ pub struct ReloadEvent {
     /// never reported as patched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<String>,
+    /// Of `unreachable`, those with nothing to act on: no code of the
+    /// program calls them (an unused API function), or their code changed
+    /// only in line numbers. The text says them apart, not as NOT
+    /// REACHABLE (a zstd trial: seven unused functions in capitals).
+    #[serde(skip)]
+    pub unreachable_harmless: Vec<String>,
     /// Patched functions the save put back as the program was built
     /// (their compile is the program's own code): their patches were
     /// taken back, not patched again.
@@ -148,6 +154,9 @@ pub struct ReloadEvent {
     /// warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compiler_warnings: Option<String>,
+    /// The warnings are those an earlier event of this file gave.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compiler_warnings_repeated: bool,
     /// The program's reload hooks that ran around the patch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<relive_patch::hooks::HookRun>,
@@ -172,10 +181,12 @@ impl ReloadEvent {
             added_variables: Vec::new(),
             constructed: Vec::new(),
             unreachable: Vec::new(),
+            unreachable_harmless: Vec::new(),
             reverted: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
             compiler_warnings: None,
+            compiler_warnings_repeated: false,
             hooks: Vec::new(),
             processes: Vec::new(),
             processes_are: "forked workers",
@@ -244,6 +255,9 @@ impl ReloadEvent {
                 .collect()
         };
         let unreachable = written(&self.unreachable);
+        let (harmless, unreachable): (Vec<String>, Vec<String>) = unreachable
+            .into_iter()
+            .partition(|n| self.unreachable_harmless.contains(n));
         // With nothing else patched, what was added for a new static
         // initializer (it ran at start-up only) is what it constructed,
         // said below; anything else added is said ("nothing to patch"
@@ -267,6 +281,9 @@ impl ReloadEvent {
         }
         if !unreachable.is_empty() {
             what.push(format!("NOT REACHABLE {}", readable_list(&unreachable, every)));
+        }
+        if !harmless.is_empty() {
+            what.push(format!("redirected, no caller: {}", readable_list(&harmless, every)));
         }
         if !self.reverted.is_empty() {
             what.push(format!(
@@ -598,6 +615,10 @@ pub struct Reloader<'p> {
     /// prototype compiles with one, and the program then crashes; a PCRE2
     /// trial saw only the crash).
     warnings: HashMap<PathBuf, String>,
+    /// Per source file: the warnings an event last gave in full. The same
+    /// again is said in one line (a jq trial: 380 lines of the same
+    /// warnings at every save of `builtin.c` buried its one `patched`).
+    warnings_said: HashMap<PathBuf, String>,
     builds: usize,
     /// The sources' text when relive started, for [`Reloader::baselines`]
     /// (which takes it): baselines are compiled from it where a file was
@@ -674,6 +695,7 @@ impl<'p> Reloader<'p> {
             current: HashMap::new(),
             headers: HashMap::new(),
             warnings: HashMap::new(),
+            warnings_said: HashMap::new(),
             stale_signatures: HashMap::new(),
             builds: 0,
             snapshot: Default::default(),
@@ -1134,6 +1156,7 @@ impl<'p> Reloader<'p> {
         for ((source, obj, _), report) in taken.into_iter().zip(reports) {
             let mut event = ReloadEvent::new(&source);
             record_patch(&mut event, &report);
+            self.start_added_values(&source, &obj, &report);
             event.processes = pids.clone();
             event.processes_are = self.followers.described();
             self.settled_by(&source, &event.patched_names());
@@ -1882,6 +1905,7 @@ impl<'p> Reloader<'p> {
         let mut events = settled;
         for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
             record_patch(&mut event, &report);
+            self.start_added_values(&source, &new, &report);
             note_together(&mut event, &source, &names);
             self.settle(&source, new, old, &mut event);
             event.timing_us.total = start.elapsed().as_micros() as u64;
@@ -1907,6 +1931,10 @@ impl<'p> Reloader<'p> {
         event.timing_us.compile = compile_us;
         if compiled.is_ok() {
             event.compiler_warnings = self.warnings.get(source).cloned();
+            if let Some(warnings) = &event.compiler_warnings {
+                event.compiler_warnings_repeated = self.warnings_said.get(source) == Some(warnings);
+                self.warnings_said.insert(source.to_path_buf(), warnings.clone());
+            }
         }
         let new = match compiled {
             Ok(obj) => obj,
@@ -3063,6 +3091,25 @@ impl<'p> Reloader<'p> {
         ))
     }
 
+    /// The variables `report` added to the program from `new` (of
+    /// `source`) start with their initial value there: an edit that puts
+    /// one back is no change to speak of, as for the program's own (a jq
+    /// trial: a patch-added `int bonus = 7` edited to 9 and back to 7 was
+    /// said to change again).
+    fn start_added_values(&mut self, source: &Path, new: &ObjectFile, report: &apply::PatchReport) {
+        let started = self.started_with.entry(source.to_path_buf()).or_default();
+        for added in &report.added_variables {
+            let value = new
+                .symbols
+                .iter()
+                .position(|s| s.name == added.symbol)
+                .and_then(|i| relive_patch::select::initial_value(new, i));
+            if let Some(value) = value {
+                started.entry(added.symbol.clone()).or_insert(value);
+            }
+        }
+    }
+
     /// Patches `functions` of `new` (compiled from `source`) over `old`
     /// and fills in `event`.
     fn apply(
@@ -3088,6 +3135,7 @@ impl<'p> Reloader<'p> {
             Ok(report) => match self.spread(&workers, &[unit], std::slice::from_ref(&report)) {
                 Ok(pids) => {
                     record_patch(event, &report);
+                    self.start_added_values(source, new, &report);
                     event.processes = pids;
                     event.processes_are = self.followers.described();
                 }
@@ -3184,6 +3232,15 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     let (reachable, unreachable): (Vec<_>, Vec<_>) = report.applied.iter().partition(|a| a.reach.reachable);
     event.functions = reachable.iter().map(|a| a.symbol.clone()).collect();
     event.unreachable = unreachable.iter().map(|a| a.symbol.clone()).collect();
+    event.unreachable_harmless = unreachable
+        .iter()
+        .filter(|a| {
+            a.reach.note.as_deref().is_some_and(|n| {
+                n.starts_with(relive_patch::reach::NOTHING_CALLS) || n.starts_with(relive_patch::reach::ONLY_LINES)
+            })
+        })
+        .map(|a| a.symbol.clone())
+        .collect();
     event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
     event.added_variables = report.added_variables.iter().map(|a| a.name.clone()).collect();
     event.constructed = report.constructed.clone();
@@ -3336,6 +3393,25 @@ mod tests {
             e.no_change_listing(),
             "no function changed (1.5 ms)\n  note: the initial value of limit changed: the program keeps the value it has (a restart takes the new one)"
         );
+    }
+
+    /// New code no call runs is NOT REACHABLE where the user may have to
+    /// act (a running call keeps the old code), and said plainly where
+    /// there is nothing to act on: nothing calls it, or only its line
+    /// numbers changed.
+    #[test]
+    fn unreachable_functions_with_nothing_to_act_on_are_not_in_capitals() {
+        let mut event = ReloadEvent::new(Path::new("f.c"));
+        event.event = EventKind::Patched;
+        event.functions = vec!["edited".into()];
+        event.unreachable = vec!["main".into(), "unused_api".into()];
+        event.unreachable_harmless = vec!["unused_api".into()];
+        let text = event.summary();
+        assert!(text.contains("NOT REACHABLE main"), "{text}");
+        assert!(text.contains("redirected, no caller: unused_api"), "{text}");
+        assert!(!text.contains("NOT REACHABLE main, unused_api"), "{text}");
+        event.unreachable_harmless.push("main".into());
+        assert!(!event.summary().contains("NOT REACHABLE"), "{}", event.summary());
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub struct Options {
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
     /// any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
     /// back, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
-    /// it did)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
+    /// it did), "compiler_warnings_repeated" (true when they are those this file's last event gave: the text
+    /// says them in one line)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
     /// `patch`) changed functions of a watched file, which then run other code than it says until its next save;
     /// at the end
     /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
@@ -175,11 +176,24 @@ fn print_event(e: &ReloadEvent, json: bool) {
     };
     // The compile succeeded, with warnings: said as the compiler said them
     // (a call that no longer matches its prototype warns, then crashes).
-    if let Some(warnings) = &e.compiler_warnings {
-        let _ = writeln!(err, "  {}:", paint("the compiler warned", Tone::Warn));
-        for line in warnings.lines() {
-            let _ = writeln!(err, "    {line}");
+    // The same warnings as this file's last event: one line, unless -v.
+    match &e.compiler_warnings {
+        Some(warnings) if e.compiler_warnings_repeated && !crate::output::verbose() => {
+            let lines = warnings.lines().count();
+            let _ = writeln!(
+                err,
+                "  {} as at its last compile ({lines} line{}; -v repeats them)",
+                paint("the compiler warned", Tone::Warn),
+                if lines == 1 { "" } else { "s" }
+            );
         }
+        Some(warnings) => {
+            let _ = writeln!(err, "  {}:", paint("the compiler warned", Tone::Warn));
+            for line in warnings.lines() {
+                let _ = writeln!(err, "    {line}");
+            }
+        }
+        None => {}
     }
 }
 
@@ -278,6 +292,28 @@ type Planned = (PathBuf, CompileCommand, Vec<CompileCommand>);
 /// The files to watch and their compile commands.
 /// `/proc/PID/exe`: the file process `pid` runs, which the kernel keeps
 /// open even when its path (`exe`) was deleted or names a newer build.
+/// The units of the shared libraries process `pid` has mapped (not its
+/// program `exe`) whose source files are on disk; system libraries have
+/// no debug information, or their sources are not here.
+fn library_units(pid: u32, exe: &std::path::Path) -> Vec<sources::Unit> {
+    let Ok(maps) = relive_process::open(pid).and_then(|p| p.maps()) else {
+        return Vec::new();
+    };
+    let program = std::fs::canonicalize(exe).ok();
+    let mut paths: Vec<&str> = maps
+        .iter()
+        .filter(|m| m.executable() && m.path.starts_with('/'))
+        .map(|m| m.path.as_str())
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter(|p| std::fs::canonicalize(p).ok() != program)
+        .flat_map(|p| sources::units(std::path::Path::new(p)).unwrap_or_default())
+        .collect()
+}
+
 fn running_image(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/exe"))
 }
@@ -317,10 +353,24 @@ fn plan(
     };
     // One spelling per file (absolute, no `..`), as the watch reports it;
     // each unit's compile command keeps the name the compiler saw.
-    let units: Vec<(PathBuf, sources::Unit)> = units
+    // With no files named, the sources of the libraries it has loaded
+    // too, where their debug info names files that are on disk (a
+    // project's own library: jq's libjq.so, whose files were left out
+    // without a word and never patched, a jq trial).
+    let libraries = match explicit.is_empty() {
+        true => library_units(pid, exe),
+        false => Vec::new(),
+    };
+    let mut units: Vec<(PathBuf, sources::Unit)> = units
         .into_iter()
         .map(|u| (relive_reload::compdb::absolute(&u.source), u))
         .collect();
+    for u in libraries {
+        let file = relive_reload::compdb::absolute(&u.source);
+        if !units.iter().any(|(f, _)| *f == file) {
+            units.push((file, u));
+        }
+    }
     let files: Vec<PathBuf> = if explicit.is_empty() {
         units.iter().map(|(f, _)| f.clone()).collect()
     } else {
