@@ -8,11 +8,13 @@
 #![deny(unsafe_code)]
 
 mod cmd;
+mod deferred;
 mod exit;
 mod not_found;
 mod output;
 
 use clap::{Parser, Subcommand};
+use deferred::Deferred;
 
 #[derive(Parser)]
 #[command(
@@ -45,28 +47,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Demo(cmd::demo::Args),
-    Run(cmd::run::RunArgs),
-    Build(cmd::build::Args),
-    Watch(cmd::run::WatchArgs),
-    Info(cmd::info::Args),
-    Syms(cmd::syms::Args),
-    Addr(cmd::addr::Args),
+    Demo(Deferred<cmd::demo::Args>),
+    Run(Deferred<cmd::run::RunArgs>),
+    Build(Deferred<cmd::build::Args>),
+    Watch(Deferred<cmd::run::WatchArgs>),
+    Info(Deferred<cmd::info::Args>),
+    Syms(Deferred<cmd::syms::Args>),
+    Addr(Deferred<cmd::addr::Args>),
     #[command(subcommand)]
     Zip(cmd::zip::Command),
-    Peek(cmd::memory::PeekArgs),
-    Poke(cmd::memory::PokeArgs),
-    Ps(cmd::live::PsArgs),
-    Diff(cmd::diff::Args),
-    Patch(cmd::patch::PatchArgs),
-    Bundle(cmd::bundle::BundleArgs),
-    Apply(cmd::bundle::ApplyArgs),
-    Revert(cmd::patch::RevertArgs),
-    Status(cmd::patch::StatusArgs),
-    Verify(cmd::verify::Args),
-    Gdb(cmd::gdb::Args),
-    Sym(cmd::live::SymArgs),
-    Threads(cmd::live::ThreadsArgs),
+    Peek(Deferred<cmd::memory::PeekArgs>),
+    Poke(Deferred<cmd::memory::PokeArgs>),
+    Ps(Deferred<cmd::live::PsArgs>),
+    Diff(Deferred<cmd::diff::Args>),
+    Patch(Deferred<cmd::patch::PatchArgs>),
+    Bundle(Deferred<cmd::bundle::BundleArgs>),
+    Apply(Deferred<cmd::bundle::ApplyArgs>),
+    Revert(Deferred<cmd::patch::RevertArgs>),
+    Status(Deferred<cmd::patch::StatusArgs>),
+    Verify(Deferred<cmd::verify::Args>),
+    Gdb(Deferred<cmd::gdb::Args>),
+    Sym(Deferred<cmd::live::SymArgs>),
+    Threads(Deferred<cmd::live::ThreadsArgs>),
     #[command(subcommand)]
     Smf(cmd::smf::Command),
 }
@@ -200,11 +202,24 @@ fn since_start_us() -> u64 {
     STARTED.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
+/// [`Cli::try_parse_from`] with every subcommand's arguments built (they
+/// are [`Deferred`] otherwise): what a parse that failed runs again, so
+/// that its message (help, a usage error) lists each command with its
+/// description, which the deferred arguments carry.
+fn parse_with_every_subcommand(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    command.build();
+    command
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+}
+
 fn main() {
     STARTED.get_or_init(std::time::Instant::now);
     let args = json_anywhere(pid_first(std::env::args_os().collect()));
     let wants_json = args.iter().any(|a| a == "--json");
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match Cli::try_parse_from(&args).or_else(|_| parse_with_every_subcommand(&args)) {
         Ok(cli) => cli,
         // Help and version go out as clap prints them; a usage error
         // under --json is JSON like every other error (exit 2).
@@ -221,26 +236,26 @@ fn main() {
     );
     let json = cli.command.json();
     let result = match cli.command {
-        Command::Info(args) => cmd::info::run(args),
-        Command::Syms(args) => cmd::syms::run(args),
-        Command::Addr(args) => cmd::addr::run(args),
-        Command::Peek(args) => cmd::memory::peek(args),
-        Command::Poke(args) => cmd::memory::poke(args),
-        Command::Ps(args) => cmd::live::ps(args),
-        Command::Diff(args) => cmd::diff::run(args),
-        Command::Demo(args) => cmd::demo::run(args),
-        Command::Run(args) => cmd::run::run(args),
-        Command::Build(args) => cmd::build::run(args),
-        Command::Watch(args) => cmd::run::watch_pid(args),
-        Command::Patch(args) => cmd::patch::patch(args),
-        Command::Bundle(args) => cmd::bundle::bundle(args),
-        Command::Apply(args) => cmd::bundle::apply(args),
-        Command::Revert(args) => cmd::patch::revert(args),
-        Command::Status(args) => cmd::patch::status(args),
-        Command::Verify(args) => cmd::verify::run(args),
-        Command::Gdb(args) => cmd::gdb::run(args),
-        Command::Sym(args) => cmd::live::sym(args),
-        Command::Threads(args) => cmd::live::threads(args),
+        Command::Info(Deferred(args)) => cmd::info::run(args),
+        Command::Syms(Deferred(args)) => cmd::syms::run(args),
+        Command::Addr(Deferred(args)) => cmd::addr::run(args),
+        Command::Peek(Deferred(args)) => cmd::memory::peek(args),
+        Command::Poke(Deferred(args)) => cmd::memory::poke(args),
+        Command::Ps(Deferred(args)) => cmd::live::ps(args),
+        Command::Diff(Deferred(args)) => cmd::diff::run(args),
+        Command::Demo(Deferred(args)) => cmd::demo::run(args),
+        Command::Run(Deferred(args)) => cmd::run::run(args),
+        Command::Build(Deferred(args)) => cmd::build::run(args),
+        Command::Watch(Deferred(args)) => cmd::run::watch_pid(args),
+        Command::Patch(Deferred(args)) => cmd::patch::patch(args),
+        Command::Bundle(Deferred(args)) => cmd::bundle::bundle(args),
+        Command::Apply(Deferred(args)) => cmd::bundle::apply(args),
+        Command::Revert(Deferred(args)) => cmd::patch::revert(args),
+        Command::Status(Deferred(args)) => cmd::patch::status(args),
+        Command::Verify(Deferred(args)) => cmd::verify::run(args),
+        Command::Gdb(Deferred(args)) => cmd::gdb::run(args),
+        Command::Sym(Deferred(args)) => cmd::live::sym(args),
+        Command::Threads(Deferred(args)) => cmd::live::threads(args),
         Command::Zip(command) => cmd::zip::run(command),
         Command::Smf(command) => cmd::smf::run(command),
     };
@@ -327,11 +342,15 @@ mod tests {
     #[test]
     fn every_command_has_examples_that_parse() {
         use clap::CommandFactory;
-        let cli = Cli::command();
+        // Built whole: each command's arguments and help are deferred.
+        let mut cli = Cli::command();
+        cli.build();
         let mut checked = 0;
-        for sub in cli.get_subcommands() {
+        // Not the `help` that building adds.
+        let ours = |c: &&clap::Command| c.get_name() != "help";
+        for sub in cli.get_subcommands().filter(ours) {
             let commands: Vec<&clap::Command> = if sub.has_subcommands() {
-                sub.get_subcommands().collect()
+                sub.get_subcommands().filter(ours).collect()
             } else {
                 vec![sub]
             };
