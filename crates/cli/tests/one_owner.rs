@@ -448,6 +448,19 @@ fn a_state_directory_others_can_write_is_refused() {
     assert!(lines.iter().all(|l| l.starts_with("1 ")), "unchanged: {lines:?}");
 }
 
+/// The journal in `state` (one process's) and its current state: the
+/// journal is a log of states, one JSON line each, the last current.
+fn journal_state(state: &Path) -> (PathBuf, Value) {
+    let journal = std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let j: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    (journal, j)
+}
+
 /// A journal whose recorded bytes are not what the process holds (changed
 /// by someone, or stale) is refused by revert, naming the journal; the
 /// process keeps running the patch.
@@ -458,15 +471,7 @@ fn a_changed_journal_is_refused() {
     let out = relive(&state, &["patch", "--pid", &target.pid_arg(), obj.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     target.wait_for_prefix("value 6 ");
-    let journal = std::fs::read_dir(&state)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
-    // The journal is a log of states, one JSON line each: the last is the
-    // current one.
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let mut j: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let (journal, mut j) = journal_state(&state);
     // "mov eax, 42; ret" where the original entry was.
     j["patches"][0]["original"] = Value::from("b82a000000c3");
     std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();
@@ -479,6 +484,42 @@ fn a_changed_journal_is_refused() {
     );
     let lines = lines_from_now(&target);
     assert!(lines.iter().all(|l| l.starts_with("6 ")), "still the patch: {lines:?}");
+}
+
+/// Where the process has the instructions relive's remote calls use is
+/// kept in the journal, so the next command does not search its code for
+/// them again; hints that are wrong (a journal changed by someone) are
+/// checked and not used: the next patch searches, goes in, and keeps what
+/// it found.
+#[test]
+fn the_code_remote_calls_use_is_kept_and_checked() {
+    let (target, state) = start();
+    let journal_line = || journal_state(&state);
+    let six = object(&target, &APP.replace("return 1;", "return 6;"), "six");
+    let out = relive(&state, &["patch", "--pid", &target.pid_arg(), six.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 6 ");
+    let (journal, mut j) = journal_line();
+    let found = j["code_hints"].clone();
+    for key in ["syscall", "syscall_ret", "pop_rax_ret"] {
+        assert!(found[key].as_u64().is_some_and(|a| a > 0), "{j}");
+        // One byte on: not the instruction.
+        j["code_hints"][key] = Value::from(found[key].as_u64().unwrap() + 1);
+    }
+    std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();
+    let seven = object(&target, &APP.replace("return 1;", "return 7;"), "seven");
+    let out = relive(&state, &["patch", "--pid", &target.pid_arg(), seven.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 7 ");
+    // What it found instead (a library loaded since may hold them first).
+    let again = journal_line().1["code_hints"].clone();
+    for key in ["syscall", "syscall_ret", "pop_rax_ret"] {
+        assert!(again[key].as_u64().is_some_and(|a| a > 0), "{again}");
+        assert_ne!(again[key], j["code_hints"][key], "{again}");
+    }
+    let out = relive(&state, &["revert", "--pid", &target.pid_arg(), "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    target.wait_for_prefix("value 1 ");
 }
 
 /// With another tracer attached, relive names it (pid and name), exit 4;

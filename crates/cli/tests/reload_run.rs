@@ -935,6 +935,49 @@ fn an_added_variables_initial_value_put_back_is_no_change_to_speak_of() {
     s.target.wait_for_prefix("value 7 ");
 }
 
+/// A function called once at start-up (its new code can never run), edited
+/// for real and then put back, differs from the code that runs only in
+/// the line numbers an edit above it moved: the reload says so, measured
+/// from the program's own code (3 lines), not from the last patch (with
+/// that, the edit put back was NOT REACHABLE with advice to move code: a
+/// redis trial).
+#[test]
+fn a_start_up_function_put_back_differs_only_in_line_numbers() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) void init(void) {
+    printf("init at %d\n", __LINE__);
+}
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    init();
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1");
+    // Three lines above init, and a real edit of it.
+    s.edit(
+        "#include <unistd.h>\n",
+        "#include <unistd.h>\n// one\n// two\n// three\n",
+    );
+    let e = s.event();
+    assert!(e["notes"].to_string().contains("moved it 3 lines down"), "{e}");
+    s.edit("init at %d", "init (edited) at %d");
+    let e = s.event();
+    assert!(e["notes"].to_string().contains("move"), "a real edit: {e}");
+    s.edit("init (edited) at %d", "init at %d");
+    let e = s.event();
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("only its line numbers changed (an edit above it moved it 3 lines down)"),
+        "{e}"
+    );
+    assert!(!notes.contains("restart"), "{e}");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");
@@ -1318,19 +1361,14 @@ fn edit_under_watch(
     assert_eq!(watch.wait().unwrap().code(), Some(0));
 }
 
-/// `relive watch PID` with no files named watches the sources of the
-/// program's own shared library too (its debug info names them, and they
-/// are on disk): an edit of the library's file is patched. Only the
-/// program's files were watched, and the library's edits were lost
-/// without a word (a jq trial: libjq.so).
-#[test]
-fn watch_with_no_files_named_watches_the_programs_own_library() {
-    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"lib %d\\n\", libval()); usleep(3000); } }\n";
-    const LIB: &str = "__attribute__((noinline)) int libval(void) { return 1; }\n";
+/// `main.c` built into `app`, linked with `libval.so` built from `lib.c`
+/// (both `-O2 -g`), in a new directory, started: the program and its
+/// directory.
+fn start_with_library(main_c: &str, lib_c: &str) -> (Target, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().to_path_buf();
-    std::fs::write(p.join("lib.c"), LIB).unwrap();
-    std::fs::write(p.join("main.c"), MAIN).unwrap();
+    std::fs::write(p.join("lib.c"), lib_c).unwrap();
+    std::fs::write(p.join("main.c"), main_c).unwrap();
     for args in [
         &["-O2", "-g", "-fPIC", "-shared", "-o", "libval.so", "lib.c"][..],
         &["-O2", "-g", "-o", "app", "main.c", "-L.", "-lval", "-Wl,-rpath,$ORIGIN"],
@@ -1340,7 +1378,19 @@ fn watch_with_no_files_named_watches_the_programs_own_library() {
     }
     let mut cmd = Command::new(p.join("app"));
     cmd.current_dir(&p);
-    let mut target = Target::spawn(cmd, p.join("app"), dir);
+    (Target::spawn(cmd, p.join("app"), dir), p)
+}
+
+/// `relive watch PID` with no files named watches the sources of the
+/// program's own shared library too (its debug info names them, and they
+/// are on disk): an edit of the library's file is patched. Only the
+/// program's files were watched, and the library's edits were lost
+/// without a word (a jq trial: libjq.so).
+#[test]
+fn watch_with_no_files_named_watches_the_programs_own_library() {
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"lib %d\\n\", libval()); usleep(3000); } }\n";
+    const LIB: &str = "__attribute__((noinline)) int libval(void) { return 1; }\n";
+    let (mut target, p) = start_with_library(MAIN, LIB);
     target.wait_for("lib 1");
     let (mut watch, mut events, ready) = watch_json_ready(&target);
     assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
@@ -1349,6 +1399,34 @@ fn watch_with_no_files_named_watches_the_programs_own_library() {
     assert_eq!(e["event"], "patched", "{e}");
     assert!(e["file"].as_str().unwrap().ends_with("lib.c"), "{e}");
     target.wait_for("lib 2");
+    target.child.kill().unwrap();
+    target.child.wait().unwrap();
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
+/// The program's file and its library's saved together change code of two
+/// modules, whose code goes near each: they are patched one by one, each
+/// saying why, and the program runs both edits. They were refused
+/// together, the message saying they are patched one at a time, and
+/// neither went in (a jq trial: `main.c` with libjq's files).
+#[test]
+fn files_of_the_program_and_its_library_saved_together_go_in_one_by_one() {
+    // Called with a volatile argument: GCC keeps the calls in the loop.
+    const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(int);\nstatic volatile int one = 1;\n__attribute__((noinline)) int own(int x) { return x * 10; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"sum %d\\n\", own(one) + libval(one)); usleep(3000); } }\n";
+    const LIB: &str = "__attribute__((noinline)) int libval(int x) { return x * x; }\n";
+    let (mut target, p) = start_with_library(MAIN, LIB);
+    target.wait_for("sum 11");
+    let (mut watch, mut events, ready) = watch_json_ready(&target);
+    assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
+    std::fs::write(p.join("main.c"), MAIN.replace("x * 10", "x * 20")).unwrap();
+    std::fs::write(p.join("lib.c"), LIB.replace("x * x;", "x * x * 2;")).unwrap();
+    let mut patched = 0;
+    while patched < 2 {
+        let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
+        assert_eq!(e["event"], "patched", "{e}");
+        patched += 1;
+    }
+    target.wait_for("sum 22");
     target.child.kill().unwrap();
     target.child.wait().unwrap();
     assert_eq!(watch.wait().unwrap().code(), Some(0));

@@ -611,6 +611,93 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
     target.wait_for("loop A");
 }
 
+/// A library function the program's `main` calls again and again, patched
+/// while a thread waits in it (a `usleep` under it, `main` above it): its
+/// next call runs the new code, and nothing says its calls keep the old
+/// code for good. It was taken for the thread's outermost function, as no
+/// code of the library is above it (a jq trial: libjq's input function).
+#[test]
+fn a_library_function_under_the_programs_loop_is_no_outermost_function() {
+    const LIB: &str =
+        "#include <unistd.h>\n__attribute__((noinline)) int lib_wait(void) { usleep(20000); return 1; }\n";
+    const MAIN: &str = "#include <stdio.h>\nint lib_wait(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) printf(\"w %d\\n\", lib_wait()); }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    std::fs::create_dir(p.join("new")).unwrap();
+    std::fs::write(p.join("lib.c"), LIB).unwrap();
+    std::fs::write(p.join("new/lib.c"), LIB.replace("return 1;", "return 2;")).unwrap();
+    std::fs::write(p.join("main.c"), MAIN).unwrap();
+    for (args, at) in [
+        (&["-O2", "-g", "-fPIC", "-c", "lib.c", "-o", "base.o"][..], p.clone()),
+        (
+            &["-O2", "-g", "-fPIC", "-shared", "-o", "libwait.so", "base.o"],
+            p.clone(),
+        ),
+        (
+            &[
+                "-O2",
+                "-g",
+                "-o",
+                "app",
+                "main.c",
+                "-L.",
+                "-lwait",
+                "-Wl,-rpath,$ORIGIN",
+            ],
+            p.clone(),
+        ),
+        (&["-O2", "-g", "-fPIC", "-c", "lib.c", "-o", "lib.o"], p.join("new")),
+    ] {
+        let built = Command::new("gcc").args(args).current_dir(&at).status().unwrap();
+        assert!(built.success(), "gcc {args:?}");
+    }
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for("w 1");
+    let out = relive_on(
+        &target,
+        &[
+            "patch",
+            "--json",
+            &target.pid_arg(),
+            p.join("new/lib.o").to_str().unwrap(),
+            "--base",
+            p.join("base.o").to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    let applied = &report["applied"][0];
+    assert_eq!(applied["name"], "lib_wait", "{report}");
+    assert_eq!(applied["reach"]["reachable"], true, "{report}");
+    assert!(applied["reach"].get("for_good").is_none(), "{report}");
+    assert!(!applied["reach"].to_string().contains("outermost"), "{report}");
+    target.wait_for("w 2");
+    let out = relive_on(&target, &["status", "--json", &target.pid_arg()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status["patches"][0].get("old_code_kept").is_none(), "{status}");
+}
+
+/// A function whose address `init` stored (in memory mapped aside, as an
+/// allocator like jemalloc keeps its heap, which no scan reads), called
+/// through it again and again, is patched with `init` (changed too, its
+/// `__LINE__` moved): its new code runs, and the patch says so. It was
+/// said to have no caller: `init`'s code, replaced, was taken to call
+/// nothing again, the address it took long ago with it (a redis trial:
+/// `beforeSleep`, stored by `initServer` in its event loop).
+#[test]
+fn an_address_the_replaced_code_took_still_counts() {
+    let src = "#include <stdio.h>\n#include <sys/mman.h>\n#include <unistd.h>\nstruct loop { void (*before)(void); };\nstatic struct loop *el;\n__attribute__((noinline)) void before(void) {\n    printf(\"b 1\\n\");\n}\n__attribute__((noinline)) void init(void) {\n    el = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n    el->before = before;\n    printf(\"init at %d\\n\", __LINE__);\n}\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); init(); for (;;) { el->before(); usleep(3000); } }\n";
+    let edit = (
+        "    printf(\"b 1\\n\");\n",
+        "    printf(\"b 2\\n\");\n    fflush(stdout);\n",
+    );
+    let (target, _, said) = patched_once(src, &[], "b 1", edit);
+    assert!(said.contains("patched before"), "{said}");
+    assert!(!said.contains("nothing in the program calls before"), "{said}");
+    target.wait_for("b 2");
+}
+
 /// A program whose `init` and `main` log their `__LINE__`, below `work`.
 const LINES: &str = "#include <stdio.h>\n#include <unistd.h>\n#define LOG(msg) log_at(__LINE__, msg)\n__attribute__((noinline)) void log_at(int line, const char *msg) { printf(\"%d: %s\\n\", line, msg); fflush(stdout); }\n__attribute__((noinline)) int work(int x) {\n    return x * 2;\n}\n__attribute__((noinline)) void init(void) {\n    LOG(\"init\");\n}\nint main(void) {\n    init();\n    LOG(\"started\");\n    for (int i = 0;; i++) { printf(\"w %d\\n\", work(i)); fflush(stdout); usleep(20000); }\n}\n";
 
@@ -639,11 +726,20 @@ fn functions_that_changed_only_in_line_numbers_are_said_to() {
             .is_none_or(|u| u.as_array().is_some_and(Vec::is_empty)),
         "{report}"
     );
-    let kept = report[0]["old_code_kept"].to_string();
+    let lines = report[0]["lines_only"].to_string();
     assert!(
-        kept.contains("main") && kept.contains("only its line numbers changed"),
+        lines.contains("main") && lines.contains("only its line numbers changed"),
         "{report}"
     );
+    // Not a call under way that keeps old code.
+    assert!(
+        report[0]["old_code_kept"].as_array().is_none_or(Vec::is_empty),
+        "{report}"
+    );
+    let out = relive_on(&target, &["verify", &target.pid_arg(), obj.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("call under way"), "{text}");
+    assert!(text.contains("note: main: only its line numbers changed"), "{text}");
     // main's own edit with the line added above it: not only lines.
     let from = &LINES[LINES.find(edit.0).unwrap()..LINES.find("LOG(\"started\");").unwrap()];
     let to = format!("{}LOG(\"up\");", from.replacen(edit.0, edit.1, 1));

@@ -374,6 +374,7 @@ pub fn patch(
     let unit = Unit {
         obj,
         base,
+        built: None,
         functions,
         changed_signatures: &[],
     };
@@ -1005,6 +1006,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
 
     // The change is complete: the journal adopts the state written ahead.
     let check_start = Instant::now();
+    // Where this command's remote calls found the code they use: the
+    // next command takes it from the journal instead of searching.
+    target.journal.code_hints = process.code_hints().or(target.journal.code_hints);
     let unsaved = target.journal.commit_after_change(&target.journal_dir, after);
     let hooks_start = Instant::now();
     hook_runs.extend(crate::hooks::run(
@@ -1092,9 +1096,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
         .collect();
     for (p, reaches) in prepared.iter().zip(&mut reaches) {
-        let base = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)).and_then(|u| u.base);
-        if let Some(base) = base {
-            note_lines_moved(p.obj, base, &p.linked, reaches);
+        if let Some(unit) = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)) {
+            // What runs: the build's code (no patch of the function could
+            // run either), else the base's.
+            let olds: Vec<&ObjectFile> = unit.built.iter().chain(&unit.base).copied().collect();
+            note_lines_moved(p.obj, &olds, &p.linked, reaches);
         }
     }
     // Kept with each redirect, for `status`: a `main` whose new code can
@@ -1582,6 +1588,12 @@ fn redirect_once(prepared: &mut [Prepared]) -> Vec<Vec<(u64, usize)>> {
 pub struct Unit<'o> {
     pub obj: &'o ObjectFile,
     pub base: Option<&'o ObjectFile>,
+    /// The compile of the file that the program ran when relive first
+    /// looked (its build, verified), once `base` is a later one: what the
+    /// new code of a function no call can run is compared with, for a
+    /// change of line numbers alone (the code that runs is that one's,
+    /// when no patch of it could run either).
+    pub built: Option<&'o ObjectFile>,
     pub functions: &'o [usize],
     /// Functions of `obj` whose signature differs from the code that runs
     /// though not from `base`'s: code another command reverted, patched
@@ -1808,13 +1820,10 @@ fn prepare<'o>(
                     .or_else(|| symbols.main_module().map(str::to_string))
             };
             if module(first) != module(here) {
-                return Err(PatchError::Refused {
-                    what: format!(
-                        "{} replaces code of {} and another file of the same change code of {}: such files are patched one at a time",
-                        obj.path,
-                        module(here).unwrap_or_default(),
-                        module(first).unwrap_or_default()
-                    ),
+                return Err(PatchError::TwoModules {
+                    object: obj.path.clone(),
+                    module: module(here).unwrap_or_default(),
+                    other: module(first).unwrap_or_default(),
                 });
             }
         }
@@ -2242,20 +2251,24 @@ fn reachability(
         .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
     let unwind_tables = target.journal.unwind_tables();
-    let reaches = reach::analyse(
-        target.process,
-        home,
-        &reach::PoolMemory {
-            code: &pools,
-            data: &pool_data,
-            dead: &dead,
-            frames: &unwind_tables,
-        },
-        &candidates,
-        positions,
-        main,
-        program_entry,
-    );
+    // Each thread's stack read and walked once, for every question below.
+    let stacks = reach::Stacks::read(target.process, positions, &unwind_tables);
+    let reaches = match &stacks {
+        Some(stacks) => reach::analyse(
+            target.process,
+            home,
+            &reach::PoolMemory {
+                code: &pools,
+                data: &pool_data,
+                dead: &dead,
+            },
+            &candidates,
+            stacks,
+            main,
+            program_entry,
+        ),
+        None => candidates.iter().map(|_| reach::unknown()).collect(),
+    };
     let mut reaches: HashMap<u64, Reach> = linked
         .functions
         .iter()
@@ -2280,12 +2293,13 @@ fn reachability(
         .iter()
         .map(|r| (r.addr, r.addr + r.code_used.min(r.code_len)))
         .collect();
-    let in_pools = || {
-        reach::threads_in(target.process, &pool_code, positions, &unwind_tables)
+    let in_pools = |stacks: &reach::Stacks| {
+        reach::threads_in(target.process, &pool_code, stacks)
             .iter()
             .any(|threads| !threads.is_empty())
     };
-    if !again.is_empty() && in_pools() {
+    let stacks = stacks.filter(|stacks| !again.is_empty() && in_pools(stacks));
+    if let Some(stacks) = stacks {
         // Every generation (the journal keeps the newest alone): a call
         // may still run one several patches back (a re-check's third and
         // fourth patches said nothing of it).
@@ -2306,10 +2320,7 @@ fn reachability(
             }
         }
         let mut running: Vec<Vec<u32>> = again.iter().map(|_| Vec::new()).collect();
-        for (k, threads) in owners
-            .iter()
-            .zip(reach::threads_in(target.process, &ranges, positions, &unwind_tables))
-        {
+        for (k, threads) in owners.iter().zip(reach::threads_in(target.process, &ranges, &stacks)) {
             running[*k].extend(threads);
         }
         for ((name, orig), mut threads) in again.iter().zip(running) {
@@ -2354,10 +2365,11 @@ fn where_the_file_lives(
 }
 
 /// Of the functions `linked` replaces whose new code cannot run, those
-/// that differ from `base`'s only in line numbers an edit above them moved
+/// that differ from the first of `olds` that has them only in line
+/// numbers an edit above them moved
 /// ([`crate::line_shift`]): their note says so, not why the new code
 /// cannot run and how to make it (advice for an edit nobody made).
-fn note_lines_moved(obj: &ObjectFile, base: &ObjectFile, linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
     for f in &linked.functions {
         let Some(reach) = f
             .replaces
@@ -2366,10 +2378,17 @@ fn note_lines_moved(obj: &ObjectFile, base: &ObjectFile, linked: &Linked, reache
         else {
             continue;
         };
-        let old = crate::diff::stable_keys(obj)
-            .get(f.symbol)
-            .and_then(|key| crate::diff::symbol_of_key(base, key));
-        if let Some(delta) = old.and_then(|o| crate::line_shift::lines_moved(base, o, obj, f.symbol)) {
+        let Some(key) = crate::diff::stable_keys(obj).get(f.symbol) else {
+            continue;
+        };
+        // The first of `olds` that has the function answers.
+        let Some((old, o)) = olds
+            .iter()
+            .find_map(|old| Some((*old, crate::diff::symbol_of_key(old, key)?)))
+        else {
+            continue;
+        };
+        if let Some(delta) = crate::line_shift::lines_moved(old, o, obj, f.symbol) {
             reach.note = Some(reach::lines_moved_note(delta));
         }
     }

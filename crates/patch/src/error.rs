@@ -41,6 +41,16 @@ pub enum PatchError {
     #[error("{what}")]
     Refused { what: String },
 
+    /// Files of one change replace code of two modules (the program and a
+    /// library): each module's code goes in a pool near it, one module per
+    /// transaction. Nothing was written; each file alone can go in.
+    #[error("{object} replaces code of {module} and another file of the same change code of {other}: such files are patched one at a time")]
+    TwoModules {
+        object: String,
+        module: String,
+        other: String,
+    },
+
     /// With a base that is not what runs: the process already runs the
     /// new object's version of every function to patch (the same patch
     /// applied before). Nothing was written.

@@ -413,6 +413,11 @@ pub struct Journal {
     /// relive killed in between leaves the next one able to free it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping_pool: Option<(u64, u64)>,
+    /// Where the process has the code relive's remote calls use, as the
+    /// last command found it ([`relive_process::CodeHints`]): the next
+    /// checks it and does not search the process's code again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_hints: Option<relive_process::CodeHints>,
     /// A change under way (or left by a relive that died during it),
     /// kept in a file of its own (`PID-START.intent`): written ahead, it
     /// costs only what the change touches, not the whole journal.
@@ -900,6 +905,8 @@ impl Journal {
             added: self.added.clone(),
             changes: self.changes,
             code_blocks: self.code_blocks.clone(),
+            // A fork has the same code where its parent had it.
+            code_hints: self.code_hints,
             rewrite_next: true,
             ..Journal::default()
         };

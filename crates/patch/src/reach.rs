@@ -91,14 +91,11 @@ pub struct PoolMemory<'a> {
     /// calls was said patched, "later calls run the new one", while only
     /// the old `main` called it (a libuv trial's `uv_run`).
     pub dead: &'a [(u64, u64)],
-    /// The patches' unwind tables (`.eh_frame` address and length), for
-    /// walking a thread's frames through their code.
-    pub frames: &'a [(u64, u64)],
 }
 
 /// Analyses `candidates` (already redirected) in `process`, whose home
-/// module (the one patched) is `home`. `threads` are the threads'
-/// positions `(tid, (pc, sp))` where known. `pools` are the patches'
+/// module (the one patched) is `home`. `stacks` are the threads' stacks,
+/// where their positions are known. `pools` are the patches'
 /// memory: code that may call them, and data that may hold their
 /// addresses. `entry` is the program's entry function (`main`: address
 /// and size) in the home module, if known: entered once, so a call in the
@@ -111,14 +108,12 @@ pub fn analyse(
     home: &str,
     pools: &PoolMemory,
     candidates: &[Candidate],
-    threads: &[ThreadPosition],
+    stacks: &Stacks,
     entry: Option<(u64, u64)>,
     program_entry: Option<u64>,
 ) -> Vec<Reach> {
-    let Ok(maps) = process.maps() else {
-        return candidates.iter().map(|_| unknown()).collect();
-    };
-    let mut code = read_code(process, &maps, home);
+    let maps = &stacks.maps;
+    let mut code = read_code(process, maps, home);
     for &(start, end) in pools.code {
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
         if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
@@ -130,12 +125,24 @@ pub fn analyse(
 
     // Where the entry function's running call can go from here.
     let mut entry_from: Vec<u64> = Vec::new();
-    let walker = crate::stack_walk::StackWalker::new(process, &maps, pools.frames);
+    // The program's own code, when the home module is a library (the
+    // mapping of the entry point's): a library function its `main` calls
+    // again and again is no thread's outermost function, though no code
+    // of the library is above its frame (a jq trial: libjq's input
+    // function, under `main`'s loop, said to keep its old code for good).
+    let program_code: Vec<(u64, u64)> = program_entry
+        .and_then(|at| maps.iter().find(|m| m.contains(at)))
+        .filter(|m| !of_module(m, home))
+        .map(|program| {
+            maps.iter()
+                .filter(|m| m.path == program.path && m.executable())
+                .map(|m| (m.start, m.end))
+                .collect()
+        })
+        .unwrap_or_default();
     // Who is running which old body: PCs and return addresses on stacks.
-    for &(tid, position, frame_pointer) in threads {
-        let Some((pc, sp)) = position else { continue };
-        let stack = read_stack(process, &maps, sp);
-        let (from, words) = stack.as_ref().map_or((sp, &[][..]), |(f, b)| (*f, b.as_slice()));
+    for t in &stacks.threads {
+        let (tid, pc, sp, from, words) = (t.tid, t.pc, t.sp, t.from, t.words.as_slice());
         // A function pointer held in a local variable (a `dlsym` result).
         for (i, n) in count_entries(words, &by_entry) {
             evidence[i].addresses += n;
@@ -161,8 +168,14 @@ pub fn analyse(
         // The frames the unwind tables show, where the whole stack can be
         // walked; else every word that looks like a return address (a
         // stale one too: a bc trial's `execute` was said to be running).
-        let frames_of = walker.frame_words(pc, sp, frame_pointer, from, words);
-        for (i, frame) in running_frames(&code, candidates, pc, sp, from, &frames_of, program_entry) {
+        // Walked, the words left are return addresses, into whatever code
+        // (a scan's are checked against the home module's code alone).
+        let callers_elsewhere = match t.frames {
+            Some(_) => &program_code[..],
+            None => &[],
+        };
+        let stack = (from, t.scanned());
+        for (i, frame) in running_frames(&code, candidates, (pc, sp), stack, program_entry, callers_elsewhere) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
@@ -249,7 +262,7 @@ pub fn analyse(
                 let Some(i) = by_entry.get(target) else { continue };
                 let c = &candidates[i];
                 let dead = pools.dead.iter().any(|&(lo, hi)| lo <= site && site < hi);
-                if (c.old..c.old + c.size.max(1)).contains(&site) || in_stale(site) || dead {
+                if (c.old..c.old + c.size.max(1)).contains(&site) || dead {
                     continue;
                 }
                 let branch = is_short
@@ -257,6 +270,15 @@ pub fn analyse(
                         && p >= 1
                         && (matches!(bytes[p - 1], 0xe8 | 0xe9)
                             || (p >= 2 && bytes[p - 2] == 0x0f && bytes[p - 1] & 0xf0 == 0x80)));
+                // Code this patch replaces calls nothing again; but an
+                // address it took when it ran may be kept anywhere, in
+                // memory no scan reads (a redis trial: `beforeSleep`,
+                // whose address `initServer` stored in the event loop
+                // jemalloc allocated, said to have no caller as
+                // `initServer` was patched with it).
+                if branch && in_stale(site) {
+                    continue;
+                }
                 // An address taken in passed code still counts: it may be
                 // kept in a register the loop calls through.
                 if in_new_code(site) {
@@ -277,7 +299,7 @@ pub fn analyse(
     }
     // Function pointers stored in the image's data and the heap.
     if !done {
-        for (i, n) in stored_pointers(process, &maps, home, pools.data, &by_entry) {
+        for (i, n) in stored_pointers(process, maps, home, pools.data, &by_entry) {
             evidence[i].addresses += n;
         }
     }
@@ -437,19 +459,11 @@ struct Frame {
 /// address into it: a call running that code. Reads only the threads'
 /// stacks and the ranges' own bytes (a full [`analyse`] reads the program's
 /// code too, which made every re-patch half a millisecond slower).
-pub(crate) fn threads_in(
-    process: &dyn Process,
-    ranges: &[(u64, u64)],
-    threads: &[ThreadPosition],
-    frames: &[(u64, u64)],
-) -> Vec<Vec<u32>> {
+pub(crate) fn threads_in(process: &dyn Process, ranges: &[(u64, u64)], stacks: &Stacks) -> Vec<Vec<u32>> {
     let mut found: Vec<Vec<u32>> = ranges.iter().map(|_| Vec::new()).collect();
     if ranges.is_empty() {
         return found;
     }
-    let Ok(maps) = process.maps() else {
-        return found;
-    };
     // The bytes just before each range too: a call ending at its start.
     let code: Vec<(u64, Vec<u8>)> = ranges
         .iter()
@@ -460,23 +474,80 @@ pub(crate) fn threads_in(
         })
         .collect();
     let hit = |a: u64| ranges.iter().position(|&(start, end)| start <= a && a < end);
-    let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
-    for &(tid, position, frame_pointer) in threads {
-        let Some((pc, sp)) = position else { continue };
-        let mut in_range: Vec<usize> = hit(pc).into_iter().collect();
-        if let Some((from, stack)) = read_stack(process, &maps, sp) {
-            // The frames the unwind tables show where the stack can be
-            // walked (a stale word is no call), else every word.
-            let stack = walker.frame_words(pc, sp, frame_pointer, from, &stack);
-            in_range.extend(words(&stack).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
-        }
+    for t in &stacks.threads {
+        let mut in_range: Vec<usize> = hit(t.pc).into_iter().collect();
+        // The frames the unwind tables show where the stack can be walked
+        // (a stale word is no call), else every word.
+        in_range.extend(words(t.scanned()).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
         in_range.sort_unstable();
         in_range.dedup();
         for k in in_range {
-            found[k].push(tid);
+            found[k].push(t.tid);
         }
     }
     found
+}
+
+/// The threads' stacks, read and walked once for all that a command asks
+/// of them (a patch's reachability asked three times, each reading every
+/// stack and every module's unwind tables again).
+pub struct Stacks {
+    /// The process's mappings when the stacks were read.
+    pub(crate) maps: Vec<Mapping>,
+    threads: Vec<ThreadStack>,
+}
+
+/// One thread's stack.
+struct ThreadStack {
+    tid: u32,
+    pc: u64,
+    sp: u64,
+    /// Where `words` start (below `sp` by nothing: see [`read_stack`]).
+    from: u64,
+    /// Its stack's bytes, every word.
+    words: Vec<u8>,
+    /// The same with only the words holding its frames' return addresses,
+    /// where the unwind tables walk the whole stack.
+    frames: Option<Vec<u8>>,
+}
+
+impl ThreadStack {
+    /// What a scan for return addresses should see: the walked frames'
+    /// words, else every word.
+    fn scanned(&self) -> &[u8] {
+        self.frames.as_deref().unwrap_or(&self.words)
+    }
+}
+
+impl Stacks {
+    /// The stacks of the threads at `threads` (those with a position),
+    /// walked with the modules' unwind tables and the pools' (`frames`);
+    /// `None` when the process's mappings cannot be read.
+    pub fn read(process: &dyn Process, threads: &[ThreadPosition], frames: &[(u64, u64)]) -> Option<Stacks> {
+        let maps = process.maps().ok()?;
+        let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
+        let threads = threads
+            .iter()
+            .filter_map(|&(tid, position, frame_pointer)| {
+                let (pc, sp) = position?;
+                let (from, words) = read_stack(process, &maps, sp).unwrap_or((sp, Vec::new()));
+                let frames = match walker.frame_words(pc, sp, frame_pointer, from, &words) {
+                    std::borrow::Cow::Owned(walked) => Some(walked),
+                    std::borrow::Cow::Borrowed(_) => None,
+                };
+                Some(ThreadStack {
+                    tid,
+                    pc,
+                    sp,
+                    from,
+                    words,
+                    frames,
+                })
+            })
+            .collect();
+        drop(walker);
+        Some(Stacks { maps, threads })
+    }
 }
 
 fn byte_at(code: &[(u64, Vec<u8>)], a: u64) -> Option<u8> {
@@ -527,14 +598,16 @@ pub(crate) fn stack_range(maps: &[Mapping], sp: u64, below: u64) -> Option<(u64,
 /// The candidates a thread at `pc` with stack pointer `sp` is running,
 /// with whether each is its outermost function of the home module.
 /// `words` are its stack's bytes from `from` up.
+/// `callers_elsewhere`: code outside the home module whose return
+/// addresses (the words are known to be return addresses) make a frame
+/// below them no outermost one.
 fn running_frames(
     code: &[(u64, Vec<u8>)],
     candidates: &[Candidate],
-    pc: u64,
-    sp: u64,
-    from: u64,
-    words: &[u8],
+    (pc, sp): (u64, u64),
+    (from, words): (u64, &[u8]),
     program_entry: Option<u64>,
+    callers_elsewhere: &[(u64, u64)],
 ) -> Vec<(usize, Frame)> {
     let body = |a: u64| candidates.iter().position(|c| c.old <= a && a < c.old + c.size.max(1));
     // (stack position, candidate) of each frame found; the PC counts as
@@ -565,6 +638,13 @@ fn running_frames(
         // call (QuickJS's driver), it made `main` look called from above,
         // never the outermost frame, and an edit of its loop "patched".
         if candidates.iter().any(|c| c.old == value) {
+            continue;
+        }
+        if callers_elsewhere
+            .iter()
+            .any(|&(start, end)| start <= value && value < end)
+        {
+            return_addresses.push(from + 8 * k as u64);
             continue;
         }
         // Only a value just past a call in the home module's code is a
@@ -746,7 +826,14 @@ mod tests {
     #[test]
     fn a_return_address_inside_a_body_is_a_running_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1008]), None);
+        let frames = running_frames(
+            &code(),
+            &candidates,
+            (0x7000, 0x8000),
+            (0x8000, &words(&[0x1008])),
+            None,
+            &[],
+        );
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 0);
         assert!(frames[0].1.outermost);
@@ -759,7 +846,14 @@ mod tests {
     #[test]
     fn a_function_entry_on_the_stack_is_not_a_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &words(&[0x1010]), None);
+        let frames = running_frames(
+            &code(),
+            &candidates,
+            (0x7000, 0x8000),
+            (0x8000, &words(&[0x1010])),
+            None,
+            &[],
+        );
         assert!(
             frames.is_empty(),
             "{:?}",
@@ -776,7 +870,7 @@ mod tests {
         let candidates = [candidate("a", 0x1000, 0x10)];
         let stack = words(&[0x1008, 0, 0x1010]);
         let outermost = |entry| {
-            running_frames(&code(), &candidates, 0x7000, 0x8000, 0x8000, &stack, entry)[0]
+            running_frames(&code(), &candidates, (0x7000, 0x8000), (0x8000, &stack), entry, &[])[0]
                 .1
                 .outermost
         };
@@ -796,8 +890,25 @@ mod tests {
         let mut code = code();
         code[0].1[0x13] = 0xe8;
         let stack = words(&[0x1018, 0, 0x1010]);
-        let frames = running_frames(&code, &candidates, 0x7000, 0x8000, 0x8000, &stack, None);
+        let frames = running_frames(&code, &candidates, (0x7000, 0x8000), (0x8000, &stack), None, &[]);
         let b = frames.iter().find(|f| f.0 == 1).expect("b's frame");
         assert!(b.1.outermost);
+    }
+
+    /// A library's `a` called from the program's code (a return address
+    /// into it above `a`'s frame, the stack walked): `a` is no outermost
+    /// frame, though no code of the library is above it. Without the
+    /// program's code known, it is.
+    #[test]
+    fn a_caller_in_the_program_above_a_library_function_makes_it_no_outermost_frame() {
+        let candidates = [candidate("a", 0x1000, 0x10)];
+        let stack = words(&[0x1008, 0, 0x5_0040]);
+        let outermost = |program: &[(u64, u64)]| {
+            running_frames(&code(), &candidates, (0x7000, 0x8000), (0x8000, &stack), None, program)[0]
+                .1
+                .outermost
+        };
+        assert!(outermost(&[]));
+        assert!(!outermost(&[(0x5_0000, 0x6_0000)]));
     }
 }

@@ -412,6 +412,10 @@ pub(crate) fn running_code(
         .map(|g| (g.code, g.code + g.size))
         .collect();
     let mut running: Vec<(String, Vec<u32>)> = Vec::new();
+    let frames = target.journal.unwind_tables();
+    let Some(stacks) = reach::Stacks::read(target.process, threads, &frames) else {
+        return running;
+    };
     let found = reach::analyse(
         target.process,
         home,
@@ -419,10 +423,9 @@ pub(crate) fn running_code(
             code: &pool_code,
             data: &[],
             dead: &[],
-            frames: &target.journal.unwind_tables(),
         },
         &candidates,
-        threads,
+        &stacks,
         main,
         program_entry,
     );

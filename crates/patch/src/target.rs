@@ -68,6 +68,9 @@ impl<'p> Target<'p> {
             process.start_time()?,
             &modules.main.module.path,
         )?;
+        if let Some(hints) = journal.code_hints {
+            process.remember_code_hints(hints);
+        }
         let ifunc_choices = relive_process::ifunc::chosen_in_modules(process, &modules, &symbols);
         let mut resolver = LiveResolver::new(symbols);
         resolver.set_ifunc_choices(ifunc_choices);

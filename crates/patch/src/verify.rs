@@ -44,6 +44,11 @@ pub struct Verification {
     /// patch's note, or a thread runs the old code of now: later calls run
     /// this code.
     pub old_code_kept: Vec<(String, String)>,
+    /// Functions in `same` whose new code no call can run, and which
+    /// differ from the old code only in line numbers (an edit above them
+    /// moved them: [`crate::line_shift`]), with the patch's note: they
+    /// match.
+    pub lines_only: Vec<(String, String)>,
 }
 
 impl Verification {
@@ -239,7 +244,7 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
                     // (an edit above it moved it) matches, with its note.
                     let only_lines = |note: &String| note.starts_with(crate::reach::ONLY_LINES);
                     match record.unreached.clone().filter(|n| !initializer && !no_caller(n)) {
-                        Some(note) if only_lines(&note) => out.old_code_kept.push((sym.name.clone(), note)),
+                        Some(note) if only_lines(&note) => out.lines_only.push((sym.name.clone(), note)),
                         Some(note) => out.unreached.push((sym.name.clone(), note)),
                         None => {}
                     }
@@ -264,7 +269,13 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
 /// `relive verify`, not for the checks a patch makes.
 pub fn note_old_code_running(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
     let no_renames = BaseNames::none();
-    let noted = |name: &str, out: &Verification| out.unreached.iter().chain(&out.old_code_kept).any(|(n, _)| n == name);
+    let noted = |name: &str, out: &Verification| {
+        out.unreached
+            .iter()
+            .chain(&out.old_code_kept)
+            .chain(&out.lines_only)
+            .any(|(n, _)| n == name)
+    };
     let matching: Vec<(usize, &PatchRecord)> = out
         .same
         .iter()

@@ -68,12 +68,14 @@ fn together(
         Unit {
             obj: first,
             base: None,
+            built: None,
             functions: &f1,
             changed_signatures: &[],
         },
         Unit {
             obj: second,
             base: None,
+            built: None,
             functions: &f2,
             changed_signatures: &[],
         },

@@ -52,8 +52,33 @@ pub use threads::{ThreadInfo, ThreadState};
 pub type ThreadPosition = (u32, Option<(u64, u64)>, Option<u64>);
 
 /// What relive needs from a running process.
+/// Where a process has the instructions a call made from outside it
+/// needs (a `syscall`, and the gadgets of its way back), found by
+/// searching its code: kept by a caller across commands (relive's
+/// journal) so that the next one does not search again (a third of a
+/// millisecond of every patch). Each is checked to be there still before
+/// it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CodeHints {
+    pub syscall: u64,
+    pub syscall_ret: u64,
+    pub pop_rax_ret: u64,
+}
+
 pub trait Process {
     fn pid(&self) -> u32;
+
+    /// Where this process's remote calls found the code they need, once
+    /// they did (see [`CodeHints`]). Default: nothing known.
+    fn code_hints(&self) -> Option<CodeHints> {
+        None
+    }
+
+    /// Takes `hints` (of an earlier command) for where to look first;
+    /// each is checked before it is used. Default: ignored.
+    fn remember_code_hints(&self, hints: CodeHints) {
+        let _ = hints;
+    }
 
     /// The process's memory mappings, freshly read.
     fn maps(&self) -> Result<Vec<Mapping>>;

@@ -656,6 +656,15 @@ pub struct Reloader<'p> {
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
     started_with: HashMap<PathBuf, HashMap<String, Vec<u8>>>,
+    /// Per source file: the compile of it the program ran when relive
+    /// started (its baseline, verified), once a patch replaced it as the
+    /// file's current one: what an unreachable function's new code is
+    /// compared with for a change of line numbers alone (compared with the
+    /// last patch's, an edit put back was "NOT REACHABLE" with advice: a
+    /// redis trial).
+    built: HashMap<PathBuf, std::sync::Arc<ObjectFile>>,
+    /// The files whose current compile is their verified baseline.
+    current_is_built: std::collections::HashSet<PathBuf>,
 }
 
 impl<'p> Reloader<'p> {
@@ -707,6 +716,8 @@ impl<'p> Reloader<'p> {
             saved_with: Vec::new(),
             started_with: HashMap::new(),
             put_back_refused: Vec::new(),
+            built: HashMap::new(),
+            current_is_built: Default::default(),
         })
     }
 
@@ -1024,6 +1035,7 @@ impl<'p> Reloader<'p> {
         }
         if check.is_verified() {
             self.unverified.remove(source);
+            self.current_is_built.insert(source.to_path_buf());
             return Baseline::Verified(check);
         }
         self.unverified.insert(source.to_path_buf(), check.differs.clone());
@@ -1122,6 +1134,7 @@ impl<'p> Reloader<'p> {
             .map(|((_, obj, functions), changed)| apply::Unit {
                 obj,
                 base: None,
+                built: None,
                 functions,
                 changed_signatures: changed,
             })
@@ -1820,13 +1833,19 @@ impl<'p> Reloader<'p> {
             .iter()
             .map(|(source, ..)| self.stale_signatures.get(source).cloned().unwrap_or_default())
             .collect();
+        let builts: Vec<Option<std::sync::Arc<ObjectFile>>> = ready
+            .iter()
+            .map(|(source, ..)| self.built.get(source).cloned())
+            .collect();
         let units: Vec<apply::Unit> = ready
             .iter()
             .zip(&olds)
             .zip(&changes)
-            .map(|(((_, new, functions, _), old), changed)| apply::Unit {
+            .zip(&builts)
+            .map(|((((_, new, functions, _), old), changed), built)| apply::Unit {
                 obj: new,
                 base: old.as_ref(),
+                built: built.as_deref(),
                 functions,
                 changed_signatures: changed,
             })
@@ -1887,6 +1906,17 @@ impl<'p> Reloader<'p> {
                         };
                         Ok(Together::OneByOne(compiled, Some(why)))
                     }
+                    // Code of the program and of a library: one module's
+                    // code per transaction (they were all refused, the
+                    // message saying they are patched one at a time).
+                    PatchError::TwoModules { module, other, .. } => Ok(Together::OneByOne(
+                        compiled,
+                        Some(format!(
+                            "they change code of two modules ({} and {}), whose code goes near each, so they were patched one by one",
+                            module_name(&module),
+                            module_name(&other)
+                        )),
+                    )),
                     e => {
                         let mut events = settled;
                         let why = e.to_string();
@@ -1932,7 +1962,11 @@ impl<'p> Reloader<'p> {
         if compiled.is_ok() {
             event.compiler_warnings = self.warnings.get(source).cloned();
             if let Some(warnings) = &event.compiler_warnings {
-                event.compiler_warnings_repeated = self.warnings_said.get(source) == Some(warnings);
+                // The same, where they are aside: an edit that adds a line
+                // moves every warning below it (a jq trial reprinted 566
+                // lines at each such save).
+                let same = |said: &String| without_places(said) == without_places(warnings);
+                event.compiler_warnings_repeated = self.warnings_said.get(source).is_some_and(same);
                 self.warnings_said.insert(source.to_path_buf(), warnings.clone());
             }
         }
@@ -2226,7 +2260,11 @@ impl<'p> Reloader<'p> {
             self.settled_by(source, &event.patched_names());
         }
         match (took, old) {
-            (true, _) => {
+            (true, old) => {
+                // The build's compile, replaced: kept (see `built`).
+                if let Some(old) = old.filter(|_| self.current_is_built.remove(source)) {
+                    self.built.insert(source.to_path_buf(), std::sync::Arc::new(old));
+                }
                 self.current.insert(source.to_path_buf(), new);
             }
             (false, Some(old)) => {
@@ -3124,9 +3162,11 @@ impl<'p> Reloader<'p> {
         self.refresh_target()?;
         let workers = self.settle_tree();
         let changed = self.stale_signatures.get(source).cloned().unwrap_or_default();
+        let built = self.built.get(source).cloned();
         let unit = apply::Unit {
             obj: new,
             base: old,
+            built: built.as_deref(),
             functions,
             changed_signatures: &changed,
         };
@@ -3224,6 +3264,25 @@ fn note_together(event: &mut ReloadEvent, source: &Path, names: &[String]) {
     event
         .notes
         .push(format!("patched in one step with {}", others.join(", ")));
+}
+
+/// A compiler's messages without the line and column numbers of the
+/// places they name: each line's `FILE:LINE:COL:` start, and the line
+/// number of a quoted source line (`  1620 |   code`).
+fn without_places(text: &str) -> String {
+    let digitless = |s: &str| s.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+    text.lines()
+        .map(|line| match line.split_once(" | ").or_else(|| line.split_once(": ")) {
+            Some((place, rest)) => format!("{}\u{0}{rest}", digitless(place)),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A module's file name, for a message (`libjq.so.1.0.4`).
+fn module_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Fills in `event` from the report of the patch it describes.
@@ -3392,6 +3451,20 @@ mod tests {
         assert_eq!(
             e.no_change_listing(),
             "no function changed (1.5 ms)\n  note: the initial value of limit changed: the program keeps the value it has (a restart takes the new one)"
+        );
+    }
+
+    /// Warnings that moved with the lines above them are the same; other
+    /// text is not.
+    #[test]
+    fn warnings_are_the_same_wherever_they_are() {
+        let at = |line: u32| {
+            format!("src/b.c:{line}:3: warning: cast between incompatible function types [-Wcast-function-type]\n {line} |   {{(cfunction_ptr)f_x, \"x\", 1}},\n      |    ^")
+        };
+        assert_eq!(without_places(&at(1620)), without_places(&at(1621)));
+        assert_ne!(
+            without_places(&at(1620)),
+            without_places(&at(1620).replace("incompatible", "compatible"))
         );
     }
 

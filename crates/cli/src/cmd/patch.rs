@@ -293,6 +293,7 @@ fn patch_opened(
         let unit = apply::Unit {
             obj: &objects.new,
             base: objects.base.as_ref(),
+            built: None,
             functions: &objects.functions,
             changed_signatures: &since_build,
         };

@@ -159,13 +159,21 @@ fn print_event(e: &ReloadEvent, json: bool) {
                 Tone::Warn
             )
         ),
-        EventKind::CompileError => writeln!(
-            err,
-            "relive: {}: {}; the program runs on unchanged:\n{}",
-            e.file,
-            paint("does not compile", Tone::Bad),
-            e.message.as_deref().unwrap_or("")
-        ),
+        EventKind::CompileError => {
+            let message = e.message.as_deref().unwrap_or("");
+            let _ = writeln!(
+                err,
+                "relive: {}: {}; the program runs on unchanged:\n{message}",
+                e.file,
+                paint("does not compile", Tone::Bad),
+            );
+            // Among many lines of warnings, the first error again, last (a
+            // jq trial's syntax error was one line in 570).
+            match first_error(message).filter(|_| message.lines().count() > ERRORS_SHOWN_AT_THE_END) {
+                Some(error) => writeln!(err, "relive: {}: the first error: {error}", e.file),
+                None => Ok(()),
+            }
+        }
         _ => writeln!(
             err,
             "relive: {}: {} — {}",
@@ -176,9 +184,13 @@ fn print_event(e: &ReloadEvent, json: bool) {
     };
     // The compile succeeded, with warnings: said as the compiler said them
     // (a call that no longer matches its prototype warns, then crashes).
-    // The same warnings as this file's last event: one line, unless -v.
+    // The same warnings as this file's last event, printed in full before
+    // (an event said on the "nothing changed" line shows none): one line,
+    // unless -v.
+    let shown_before =
+        e.compiler_warnings.is_some() && !WARNINGS_SHOWN.with(|shown| shown.borrow_mut().insert(e.file.clone()));
     match &e.compiler_warnings {
-        Some(warnings) if e.compiler_warnings_repeated && !crate::output::verbose() => {
+        Some(warnings) if e.compiler_warnings_repeated && shown_before && !crate::output::verbose() => {
             let lines = warnings.lines().count();
             let _ = writeln!(
                 err,
@@ -195,6 +207,22 @@ fn print_event(e: &ReloadEvent, json: bool) {
         }
         None => {}
     }
+}
+
+/// Compiler output longer than this many lines ends with its first error
+/// again.
+const ERRORS_SHOWN_AT_THE_END: usize = 20;
+
+/// The first line of a compiler's output that reports an error.
+fn first_error(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .find(|line| line.contains(": error:") || line.contains(": fatal error:"))
+}
+
+thread_local! {
+    /// The files whose compiler warnings were printed in full.
+    static WARNINGS_SHOWN: std::cell::RefCell<std::collections::HashSet<String>> = Default::default();
 }
 
 /// `text` with its first word (the outcome: `patched`) in `tone`'s colour.
@@ -1252,5 +1280,20 @@ mod tests {
         // Cleared by a reload without it, then met again: said again.
         assert!(notes(&mut said, patched(&[]), false).is_empty());
         assert_eq!(notes(&mut said, patched(&[unwinder]), false), [unwinder]);
+    }
+
+    /// A compile's first error is found among its warnings and notes.
+    #[test]
+    fn the_first_error_is_found_among_warnings() {
+        let output = "a.c:3:1: warning: unused\n  3 | int x;\na.c:9:5: error: expected ';' before '}' token\na.c:12:1: error: another";
+        assert_eq!(
+            first_error(output),
+            Some("a.c:9:5: error: expected ';' before '}' token")
+        );
+        assert_eq!(first_error("a.c:3:1: warning: unused"), None);
+        assert_eq!(
+            first_error("a.c:1:10: fatal error: nope.h: No such file"),
+            Some("a.c:1:10: fatal error: nope.h: No such file")
+        );
     }
 }

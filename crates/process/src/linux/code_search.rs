@@ -48,6 +48,24 @@ impl Found {
         }
     }
 
+    /// What was found, when everything was.
+    pub fn hints(&self) -> Option<crate::CodeHints> {
+        Some(crate::CodeHints {
+            syscall: self.syscall?,
+            syscall_ret: self.syscall_ret?,
+            pop_rax_ret: self.pop_rax_ret?,
+        })
+    }
+
+    /// What an earlier search found ([`Found::hints`]), to be checked.
+    pub fn from_hints(hints: crate::CodeHints) -> Found {
+        Found {
+            syscall: Some(hints.syscall),
+            syscall_ret: Some(hints.syscall_ret),
+            pop_rax_ret: Some(hints.pop_rax_ret),
+        }
+    }
+
     /// Whether nothing is missing.
     pub fn complete(&self) -> bool {
         self.syscall.is_some() && self.syscall_ret.is_some() && self.pop_rax_ret.is_some()

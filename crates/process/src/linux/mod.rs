@@ -234,6 +234,16 @@ impl Process for LinuxProcess {
         self.pid
     }
 
+    fn code_hints(&self) -> Option<crate::CodeHints> {
+        self.found_code.get().and_then(|f| f.hints())
+    }
+
+    fn remember_code_hints(&self, hints: crate::CodeHints) {
+        if self.found_code.get().is_none() {
+            self.found_code.set(Some(code_search::Found::from_hints(hints)));
+        }
+    }
+
     fn maps(&self) -> Result<Vec<Mapping>> {
         let text = self.read_proc_file("maps", "reading its memory map")?;
         // A process that has exited but not been reaped (a zombie) has no

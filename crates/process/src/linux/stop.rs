@@ -745,11 +745,25 @@ impl<'p> LinuxStopped<'p> {
 
     /// Whether what an earlier stop found is still in the process's code
     /// (a library it came from may have been unloaded since).
+    /// Whether each instruction `found` names is still there, in code the
+    /// process can run (hints come from a journal on disk too).
     fn still_there(&self, found: &Found) -> bool {
+        let executable = |maps: &[crate::Mapping], addr: u64, len: u64| {
+            maps.iter()
+                .any(|m| m.executable() && m.start <= addr && addr.saturating_add(len) <= m.end)
+        };
+        let known = self.process.maps_cache.borrow().clone();
+        let maps = match known {
+            Some(maps) => maps,
+            None => match self.process.maps() {
+                Ok(maps) => maps,
+                Err(_) => return false,
+            },
+        };
         found.expected().all(|(addr, pattern)| {
             let mut bytes = [0u8; 3];
             let bytes = &mut bytes[..pattern.len()];
-            self.process.read(addr, bytes).is_ok() && bytes == pattern
+            executable(&maps, addr, pattern.len() as u64) && self.process.read(addr, bytes).is_ok() && bytes == pattern
         })
     }
 
