@@ -972,7 +972,7 @@ int main(void) {
     let e = s.event();
     let notes = e["notes"].to_string();
     assert!(
-        notes.contains("only its line numbers changed (an edit above it moved it 3 lines down)"),
+        notes.contains("only the line numbers of init changed (an edit above it moved it 3 lines down)"),
         "{e}"
     );
     assert!(!notes.contains("restart"), "{e}");

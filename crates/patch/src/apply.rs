@@ -2370,6 +2370,16 @@ fn where_the_file_lives(
 /// ([`crate::line_shift`]): their note says so, not why the new code
 /// cannot run and how to make it (advice for an edit nobody made).
 fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+    // Each object's line table, read once and only if asked.
+    let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
+    let mut rows = |o: &ObjectFile| {
+        if let Some((_, r)) = read.iter().find(|(k, _)| std::ptr::eq(*k, o)) {
+            return r.clone();
+        }
+        let r = std::rc::Rc::new(crate::line_table::LineRows::read(o));
+        read.push((o, r.clone()));
+        r
+    };
     for f in &linked.functions {
         let Some(reach) = f
             .replaces
@@ -2388,8 +2398,8 @@ fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, rea
         else {
             continue;
         };
-        if let Some(delta) = crate::line_shift::lines_moved(old, o, obj, f.symbol) {
-            reach.note = Some(reach::lines_moved_note(delta));
+        if let Some(delta) = crate::line_shift::lines_moved((old, o), (obj, f.symbol), &mut rows) {
+            reach.note = Some(reach::lines_moved_note(&f.name, delta));
         }
     }
 }

@@ -24,7 +24,14 @@ use crate::objfile::{Kind, ObjectFile};
 /// the edit, or from a header). An edit of a constant that happened to
 /// equal one of the function's lines and grew by the same amount as its
 /// lines moved is the one change this takes for a move.
-pub fn lines_moved(old: &ObjectFile, o: usize, new: &ObjectFile, n: usize) -> Option<i64> {
+/// `rows`: each object's line rows, read once for all the functions asked
+/// about (a large unit's line table is megabytes; SQLite's functions that
+/// log `__LINE__` are hundreds).
+pub fn lines_moved(
+    (old, o): (&ObjectFile, usize),
+    (new, n): (&ObjectFile, usize),
+    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
+) -> Option<i64> {
     let (a, b) = (old.symbols.get(o)?, new.symbols.get(n)?);
     if a.kind != Kind::Function || b.kind != Kind::Function || a.size != b.size {
         return None;
@@ -67,7 +74,7 @@ pub fn lines_moved(old: &ObjectFile, o: usize, new: &ObjectFile, n: usize) -> Op
         }
     }
     let delta = moved.filter(|&d| d != 0)?;
-    let (before, after) = (crate::line_table::rows_of(old, o), crate::line_table::rows_of(new, n));
+    let (before, after) = (rows(old).of(old, o), rows(new).of(new, n));
     if before.is_empty() || before.len() != after.len() {
         return None;
     }

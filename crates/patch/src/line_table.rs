@@ -282,21 +282,42 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
     found
 }
 
-/// The rows of the object's line table in the code of function `symbol`:
-/// `(offset from its start, file index, line)`, in the order of the line
-/// program (empty when it has no readable line table).
-pub fn rows_of(obj: &crate::objfile::ObjectFile, symbol: usize) -> Vec<(u64, u64, u64)> {
-    let Some(s) = obj.symbols.get(symbol) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    each_row(obj, |row| match split(row.address()) {
-        Some((section, at)) if section == s.section && (s.offset..s.offset + s.size).contains(&at) => {
-            found.push((at - s.offset, row.file_index(), row.line().map_or(0, |l| l.get())));
-        }
-        _ => {}
-    });
-    found
+/// Every row of an object's line table in its code, read once, for the
+/// rows of any of its functions ([`LineRows::of`]).
+pub struct LineRows {
+    /// `(section, offset, file index, line)`, by place (rows of one place
+    /// in the line program's order).
+    rows: Vec<(usize, u64, u64, u64)>,
+}
+
+impl LineRows {
+    /// The rows of `obj`'s line table (none when it has no readable one).
+    pub fn read(obj: &crate::objfile::ObjectFile) -> LineRows {
+        let mut rows = Vec::new();
+        each_row(obj, |row| {
+            if let Some((section, at)) = split(row.address()) {
+                rows.push((section, at, row.file_index(), row.line().map_or(0, |l| l.get())));
+            }
+        });
+        rows.sort_by_key(|&(section, at, _, _)| (section, at));
+        LineRows { rows }
+    }
+
+    /// The rows in the code of function `symbol` of the object read:
+    /// `(offset from its start, file index, line)`.
+    pub fn of(&self, obj: &crate::objfile::ObjectFile, symbol: usize) -> Vec<(u64, u64, u64)> {
+        let Some(s) = obj.symbols.get(symbol) else {
+            return Vec::new();
+        };
+        let first = self
+            .rows
+            .partition_point(|&(section, at, _, _)| (section, at) < (s.section, s.offset));
+        self.rows[first..]
+            .iter()
+            .take_while(|&&(section, at, _, _)| section == s.section && at < s.offset + s.size)
+            .map(|&(_, at, file, line)| (at - s.offset, file, line))
+            .collect()
+    }
 }
 
 /// The offsets from its start, other than 0, at which the function

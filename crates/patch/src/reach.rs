@@ -403,14 +403,17 @@ pub const NOTHING_CALLS: &str = "nothing in the program calls";
 
 /// How the note of a function whose code changed only in line numbers
 /// starts ([`lines_moved_note`]): `verify` counts it as matching.
-pub const ONLY_LINES: &str = "only its line numbers changed";
+pub const ONLY_LINES: &str = "only the line numbers of";
 
-/// The note of an unreachable function whose code differs from what runs
-/// only in line numbers moved by `delta` ([`crate::line_shift`]).
-pub fn lines_moved_note(delta: i64) -> String {
+/// The note of `name`, an unreachable function whose code differs from
+/// what runs only in line numbers moved by `delta`
+/// ([`crate::line_shift`]). Named: a reload's notes are listed under the
+/// file, and two such functions' notes read alike (a redis re-check).
+pub fn lines_moved_note(name: &str, delta: i64) -> String {
     let lines = delta.unsigned_abs();
     format!(
-        "{ONLY_LINES} (an edit above it moved it {lines} line{} {}): its new code cannot run, but it differs from the old code in those numbers alone",
+        "{ONLY_LINES} {} changed (an edit above it moved it {lines} line{} {}): its new code cannot run, but it differs from the old code in those numbers alone",
+        crate::names::readable(name),
         if lines == 1 { "" } else { "s" },
         if delta > 0 { "down" } else { "up" }
     )
