@@ -24,6 +24,7 @@ use crate::objfile::{Kind, ObjectFile};
 /// the edit, or from a header). An edit of a constant that happened to
 /// equal one of the function's lines and grew by the same amount as its
 /// lines moved is the one change this takes for a move.
+///
 /// `rows`: each object's line rows, read once for all the functions asked
 /// about (a large unit's line table is megabytes; SQLite's functions that
 /// log `__LINE__` are hundreds).
