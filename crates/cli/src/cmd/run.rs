@@ -43,7 +43,9 @@ use crate::output::{paint, Tone};
     after_help = "Examples:\n  relive run -- ./app --port 8080\n  relive build -- make && relive run -- ./app\n  relive run --cc \"gcc -O2 -g -DMODE=2 -Iinc\" --watch src/app.c -- ./app"
 )]
 pub struct RunArgs {
-    /// Source files to watch (default: the program's C and C++ sources from its DWARF).
+    /// Source files to watch (default: the program's C and C++ sources
+    /// from its DWARF, and those of the shared libraries it has loaded
+    /// whose debug info names files that are on disk).
     #[arg(long = "watch", value_name = "PATH")]
     watch: Vec<PathBuf>,
     #[command(flatten)]
@@ -64,7 +66,9 @@ pub struct WatchArgs {
     /// all, as one transaction).
     #[arg(value_name = "PID", value_parser = crate::cmd::processes::parse_named)]
     named: Named,
-    /// Source files to watch (default: the program's C and C++ sources from its DWARF).
+    /// Source files to watch (default: the program's C and C++ sources
+    /// from its DWARF, and those of the shared libraries it has loaded
+    /// whose debug info names files that are on disk).
     paths: Vec<PathBuf>,
     /// Also patch every descendant of PID that runs the same program (a
     /// server's workers, also those it forks later), each reload one
