@@ -605,6 +605,12 @@ fn a_running_call_of_old_code_is_noted_by_verify() {
         );
     let (target, obj, said) = patched_once(&direct, &[], "loop A", ("loop A", "loop B"));
     assert!(said.contains("unreachable run_loop"), "{said}");
+    // Its running call keeps the old code, and no later call runs the new
+    // one (it said "only from its next call": a jq trial's `main`).
+    let out = relive_on(&target, &["status", &target.pid_arg()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("old code running now"), "{text}");
+    assert!(!text.contains("only from its next call"), "{text}");
     let (code, report) = verify_object(&target, &obj);
     assert_eq!(code, 5, "{report}");
     assert_eq!(report[0]["unreached"][0]["function"], "run_loop", "{report}");

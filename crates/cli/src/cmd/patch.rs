@@ -1247,9 +1247,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
         }
         if !p.old_code_running.is_empty() {
             let threads: Vec<String> = p.old_code_running.iter().map(u32::to_string).collect();
+            // Of a function no call reaches (`main`), no next call runs
+            // the new code either (a jq trial: `main`'s entry said both).
+            let then = match p.unreached.is_some() {
+                true => "and no later call runs the new code (not reached, above)",
+                false => "it runs the new code only from its next call",
+            };
             writeln!(
                 out,
-                "    old code running now: a call on thread {} runs the code from before this generation (it runs the new code only from its next call)",
+                "    old code running now: a call on thread {} runs the code from before this generation ({then})",
                 threads.join(", ")
             )?;
         }
