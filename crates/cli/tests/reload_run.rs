@@ -1237,6 +1237,26 @@ int main(void) {
     let event: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(event["event"], "patched", "{event}");
     target.wait_for("value 15");
+    // As text: files that compile with the database's other entry are said
+    // in one line, not one each (a redis trial's start printed 14).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compile_commands.json"),
+        db.to_string().replace(
+            &serde_json::to_string(target.dir.path()).unwrap(),
+            &serde_json::to_string(dir.path()).unwrap(),
+        ),
+    )
+    .unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", SRC, &["-O0", "-g", "-DVALUE=5"]);
+    let (_target, lines) = run_relive(exe, dir, &[]);
+    let start: Vec<String> = lines.take_while(|l| !l.contains("compile into exactly")).collect();
+    assert!(
+        start.iter().any(|l| l.contains(
+            "app.c compiles into the running code with compile_commands.json's other entry for it (-v shows each)"
+        )),
+        "{start:?}"
+    );
 }
 
 /// A database that is not how the running program was built (its -D
@@ -1299,9 +1319,20 @@ fn run_json_with(
     dir: tempfile::TempDir,
     options: &[&str],
 ) -> (Target, Box<dyn Iterator<Item = String>>) {
+    let json: Vec<&str> = std::iter::once("--json").chain(options.iter().copied()).collect();
+    run_relive(exe, dir, &json)
+}
+
+/// `relive run ARGS -- exe` in `dir`: the program, and relive's stderr by
+/// lines.
+fn run_relive(
+    exe: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    args: &[&str],
+) -> (Target, Box<dyn Iterator<Item = String>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_relive"));
-    cmd.args(["run", "--json"])
-        .args(options)
+    cmd.arg("run")
+        .args(args)
         .arg("--")
         .arg(&exe)
         .env("RELIVE_STATE_DIR", dir.path().join("state"))

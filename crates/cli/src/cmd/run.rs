@@ -508,6 +508,7 @@ fn baselines(
     let mut verified = 0;
     let mut found: Option<Vec<String>> = None;
     let mut guessed: Vec<String> = Vec::new();
+    let mut other_entries: Vec<String> = Vec::new();
     let mut to_catch_up = Vec::new();
     for (file, mut outcome) in results {
         // Options the debug info did not record (clang): the ones that
@@ -519,13 +520,16 @@ fn baselines(
                 .map(|(_, _, o)| o.clone())
                 .unwrap_or_default();
             if let Some(hit) = reloader.find_command(&file, &others)? {
-                if !options.json {
+                // Each with -v; else all in one line below (a redis
+                // trial's start printed 14 of these for jemalloc's files).
+                if !options.json && crate::output::verbose() {
                     crate::output::note(&format!(
                         "relive: {} compiles into the running code with compile_commands.json's other entry for it: {}",
                         file.display(),
                         hit.display()
                     ));
                 }
+                other_entries.push(file.display().to_string());
                 outcome = Baseline::Verified(Default::default());
             }
         }
@@ -671,6 +675,15 @@ fn baselines(
     let caught_up = reloader.catch_up_all(&to_catch_up)?;
     for event in &notes_said_once(&caught_up, options.json) {
         print_event(event, options.json);
+    }
+    if !other_entries.is_empty() && !options.json && !crate::output::verbose() {
+        crate::output::note(&format!(
+            "relive: {} compile{} into the running code with compile_commands.json's other entr{} for {} (-v shows each)",
+            list_briefly(&other_entries, false),
+            if other_entries.len() == 1 { "s" } else { "" },
+            if other_entries.len() == 1 { "y" } else { "ies" },
+            if other_entries.len() == 1 { "it" } else { "them" },
+        ));
     }
     if !guessed.is_empty() && !options.json {
         crate::output::note(&format!(
