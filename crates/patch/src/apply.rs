@@ -1090,10 +1090,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let record = target.journal.regions[pool_index].clone();
     // Whether each new function can run: part of what the command does,
     // so inside its time.
+    // Each thread's stack read and walked once, for every unit's
+    // questions (`None`: the process's mappings could not be read).
+    let stacks = reach::Stacks::read(target.process, &positions, &target.journal.unwind_tables());
     let mut reaches: Vec<HashMap<u64, Reach>> = prepared
         .iter()
         .zip(&layouts)
-        .map(|(p, layout)| reachability(target, &p.linked, layout, &positions))
+        .map(|(p, layout)| reachability(target, &p.linked, layout, stacks.as_ref()))
         .collect();
     for (p, reaches) in prepared.iter().zip(&mut reaches) {
         if let Some(unit) = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)) {
@@ -2167,12 +2170,13 @@ fn one_per_entry(
 }
 
 /// For each replaced function of `linked` (by original entry): whether
-/// its new code can run ([`reach::analyse`]).
+/// its new code can run ([`reach::analyse`]), the threads' stacks read
+/// in `stacks` (`None`: unknown, so reachable).
 fn reachability(
     target: &Target,
     linked: &Linked,
     layout: &Layout,
-    positions: &[ThreadPosition],
+    stacks: Option<&reach::Stacks>,
 ) -> HashMap<u64, Reach> {
     // Candidates: every linked function; a replaced one by its original
     // entry, an added one by its new address.
@@ -2250,10 +2254,7 @@ fn reachability(
         .map(|g| (g.code, g.code + g.size.max(1)))
         .collect();
     let (home, main, program_entry) = running_callers::entry_points(target);
-    let unwind_tables = target.journal.unwind_tables();
-    // Each thread's stack read and walked once, for every question below.
-    let stacks = reach::Stacks::read(target.process, positions, &unwind_tables);
-    let reaches = match &stacks {
+    let reaches = match stacks {
         Some(stacks) => reach::analyse(
             target.process,
             home,
@@ -2320,7 +2321,7 @@ fn reachability(
             }
         }
         let mut running: Vec<Vec<u32>> = again.iter().map(|_| Vec::new()).collect();
-        for (k, threads) in owners.iter().zip(reach::threads_in(target.process, &ranges, &stacks)) {
+        for (k, threads) in owners.iter().zip(reach::threads_in(target.process, &ranges, stacks)) {
             running[*k].extend(threads);
         }
         for ((name, orig), mut threads) in again.iter().zip(running) {

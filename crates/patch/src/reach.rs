@@ -534,10 +534,7 @@ impl Stacks {
             .filter_map(|&(tid, position, frame_pointer)| {
                 let (pc, sp) = position?;
                 let (from, words) = read_stack(process, &maps, sp).unwrap_or((sp, Vec::new()));
-                let frames = match walker.frame_words(pc, sp, frame_pointer, from, &words) {
-                    std::borrow::Cow::Owned(walked) => Some(walked),
-                    std::borrow::Cow::Borrowed(_) => None,
-                };
+                let frames = walker.frame_words(pc, sp, frame_pointer, from, &words);
                 Some(ThreadStack {
                     tid,
                     pc,

@@ -275,21 +275,20 @@ impl<'p> StackWalker<'p> {
 
 impl StackWalker<'_> {
     /// What a scan for return addresses should see of the stack of a
-    /// thread at `pc`, `sp` (its bytes `words` from `from` up): only the
-    /// words holding its frames' return addresses where the unwind tables
-    /// walk the whole stack, else every word.
-    pub(crate) fn frame_words<'w>(
+    /// thread at `pc`, `sp` (its bytes `words` from `from` up) where the
+    /// unwind tables walk the whole stack: only the words holding its
+    /// frames' return addresses. `None` where the walk gives up (the scan
+    /// then sees every word).
+    pub(crate) fn frame_words(
         &self,
         pc: u64,
         sp: u64,
         frame_pointer: Option<u64>,
         from: u64,
-        words: &'w [u8],
-    ) -> std::borrow::Cow<'w, [u8]> {
-        match self.return_slots(pc, sp, frame_pointer, (from, words)) {
-            Some(slots) => std::borrow::Cow::Owned(only_slots(from, words, &slots)),
-            None => std::borrow::Cow::Borrowed(words),
-        }
+        words: &[u8],
+    ) -> Option<Vec<u8>> {
+        let slots = self.return_slots(pc, sp, frame_pointer, (from, words))?;
+        Some(only_slots(from, words, &slots))
     }
 }
 

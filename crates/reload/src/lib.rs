@@ -1913,8 +1913,8 @@ impl<'p> Reloader<'p> {
                         compiled,
                         Some(format!(
                             "they change code of two modules ({} and {}), whose code goes near each, so they were patched one by one",
-                            module_name(&module),
-                            module_name(&other)
+                            Path::new(&module).file_name().unwrap_or_default().to_string_lossy(),
+                            Path::new(&other).file_name().unwrap_or_default().to_string_lossy()
                         )),
                     )),
                     e => {
@@ -3278,11 +3278,6 @@ fn without_places(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A module's file name, for a message (`libjq.so.1.0.4`).
-fn module_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Fills in `event` from the report of the patch it describes.
