@@ -12,8 +12,17 @@
 //! so such an edit is patched (a tuning constant is the most common live
 //! edit there is) and said: the macros whose value changed, by name, with
 //! both values.
+//!
+//! The same facts come from the preprocessor's listing (`cc -E -dD`: each
+//! `#define` as the compiler spells it in `.debug_macro`), which a compile
+//! can ask for on another core instead of `-g3` (which made relive's
+//! compile of a small file that includes `stdio.h` a tenth slower than
+//! the build's): [`defined_in_listing`], kept with the object
+//! ([`ObjectFile::set_defined_macros`]). Two compiles compare whichever
+//! each has.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 use gimli::{DebugMacroOffset, EndianSlice, LittleEndian, MacroEntry, Reader as _};
 use object::read::{Object, ObjectSection};
@@ -21,6 +30,40 @@ use object::read::{Object, ObjectSection};
 use crate::debug_relocs::{Fixups, SectionRelocs};
 use crate::objfile::ObjectFile;
 use crate::signature::{with_dwarf, Reader};
+
+/// Each macro a compile defined with every body it was given (a macro
+/// `#undef`'d and defined again has two): `(name, body)` pairs, sorted,
+/// each once. A sorted list, not a map of sets: two compiles are compared
+/// at every save, and most saves change no macro of the thousand a unit
+/// that includes `stdio.h` has, which one pass over two lists tells
+/// (looking each name up in a map of sets cost half a millisecond).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Definitions(Vec<(String, String)>);
+
+impl Definitions {
+    fn of(mut pairs: Vec<(String, String)>) -> Definitions {
+        pairs.sort_unstable();
+        pairs.dedup();
+        Definitions(pairs)
+    }
+
+    /// How many macros: names, not definitions.
+    pub fn len(&self) -> usize {
+        self.by_name().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each name with its bodies, in order of name.
+    fn by_name(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
+        self.0.chunk_by(|a, b| a.0 == b.0).map(|group| {
+            let bodies = group.iter().map(|(_, body)| body.as_str()).collect();
+            (group[0].0.as_str(), bodies)
+        })
+    }
+}
 
 /// One `.debug_macro` section of an object: its bytes, its relocations,
 /// and the signature of the group it is in (GCC's `wm4.FILE.LINE.MD5`
@@ -74,11 +117,7 @@ fn macro_sections(data: &[u8]) -> Vec<MacroSection<'_>> {
 /// `skipped`. `None` when the object carries no macro information or it
 /// cannot be read whole: a comparison of part of it would call every
 /// macro it missed removed.
-fn definitions_outside(
-    obj: &ObjectFile,
-    sections: &[MacroSection],
-    skipped: &HashSet<String>,
-) -> Option<BTreeMap<String, BTreeSet<String>>> {
+fn definitions_outside(obj: &ObjectFile, sections: &[MacroSection], skipped: &HashSet<String>) -> Option<Definitions> {
     let data = obj.raw();
     if sections.is_empty() {
         return None;
@@ -91,7 +130,7 @@ fn definitions_outside(
         };
         let unit = dwarf.unit(header)?;
         let unit = unit.unit_ref(dwarf);
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut out = Vec::new();
         for section in sections {
             if section.group.as_ref().is_some_and(|g| skipped.contains(g)) {
                 continue;
@@ -107,18 +146,35 @@ fn definitions_outside(
                 };
                 let text = text.string(unit)?.to_string_lossy()?.into_owned();
                 let (name, body) = split_definition(&text);
-                out.entry(name.to_string()).or_default().insert(body.to_string());
+                out.push((name.to_string(), body.to_string()));
             }
         }
-        Ok(Some(out))
+        Ok(Some(Definitions::of(out)))
     })
     .ok()
     .flatten()
 }
 
 /// Each macro's definitions in `obj`, by name (see [`definitions_outside`]).
-pub fn definitions(obj: &ObjectFile) -> Option<BTreeMap<String, BTreeSet<String>>> {
+pub fn definitions(obj: &ObjectFile) -> Option<Definitions> {
     definitions_outside(obj, &macro_sections(obj.raw()), &HashSet::new())
+}
+
+/// The macros a preprocessor's listing (`cc -E -dD`) defines: its lines
+/// `#define NAME BODY`, which GCC and clang spell as their macro debug
+/// information does. A line of the program's own text cannot start so:
+/// the preprocessor has taken every directive out of it.
+pub fn defined_in_listing(listing: &[u8]) -> Definitions {
+    let mut out = Vec::new();
+    for line in listing.split(|&b| b == b'\n') {
+        let Some(text) = line.strip_prefix(b"#define ") else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(text);
+        let (name, body) = split_definition(&text);
+        out.push((name.to_string(), body.to_string()));
+    }
+    Definitions::of(out)
 }
 
 /// The groups `sections` are in (their signatures).
@@ -145,31 +201,62 @@ pub struct MacroChange {
 }
 
 /// The macros `old` and `new` both define, differently. Empty when either
-/// lacks macro information (a compile without `-g3`).
+/// lacks macro information (a compile without `-g3` whose listing was not
+/// recorded).
 pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<MacroChange> {
-    // A header's group both compiles have defines the same macros in
-    // both: read neither (most of a unit's macros are the system's).
-    let (old_sections, new_sections) = (macro_sections(old.raw()), macro_sections(new.raw()));
-    let shared: HashSet<String> = groups(&old_sections)
-        .intersection(&groups(&new_sections))
-        .cloned()
-        .collect();
-    let before = definitions_outside(old, &old_sections, &shared);
-    let after = definitions_outside(new, &new_sections, &shared);
-    let (Some(before), Some(after)) = (before, after) else {
-        return Vec::new();
+    let (before, after) = match (old.defined_macros(), new.defined_macros()) {
+        (None, None) => {
+            // A header's group both compiles have defines the same macros
+            // in both: read neither (most of a unit's macros are the
+            // system's).
+            let (old_sections, new_sections) = (macro_sections(old.raw()), macro_sections(new.raw()));
+            let shared: HashSet<String> = groups(&old_sections)
+                .intersection(&groups(&new_sections))
+                .cloned()
+                .collect();
+            (
+                definitions_outside(old, &old_sections, &shared).map(Cow::Owned),
+                definitions_outside(new, &new_sections, &shared).map(Cow::Owned),
+            )
+        }
+        (listed_before, listed_after) => (
+            listed_before
+                .map(Cow::Borrowed)
+                .or_else(|| definitions(old).map(Cow::Owned)),
+            listed_after
+                .map(Cow::Borrowed)
+                .or_else(|| definitions(new).map(Cow::Owned)),
+        ),
     };
-    after
-        .into_iter()
-        .filter_map(|(name, after)| {
-            let before = before.get(&name)?;
-            (before != &after).then(|| MacroChange {
-                name,
-                before: before.iter().cloned().collect(),
-                after: after.into_iter().collect(),
-            })
-        })
-        .collect()
+    match (before, after) {
+        (Some(before), Some(after)) => changes(&before, &after),
+        _ => Vec::new(),
+    }
+}
+
+/// The macros both `before` and `after` define, differently.
+fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
+    if before == after {
+        return Vec::new();
+    }
+    // Both in order of name: one walk pairs them.
+    let mut before = before.by_name().peekable();
+    let mut out = Vec::new();
+    for (name, bodies) in after.by_name() {
+        while before.next_if(|(earlier, _)| *earlier < name).is_some() {}
+        let Some((_, was)) = before.next_if(|(same, _)| *same == name) else {
+            continue;
+        };
+        if was != bodies {
+            let owned = |bodies: Vec<&str>| bodies.into_iter().map(str::to_string).collect();
+            out.push(MacroChange {
+                name: name.to_string(),
+                before: owned(was),
+                after: owned(bodies),
+            });
+        }
+    }
+    out
 }
 
 /// How many changed macros a note names; the rest are counted.
@@ -209,6 +296,29 @@ mod tests {
         assert_eq!(split_definition("F(a,b) ((a)+(b))"), ("F", "(a,b) ((a)+(b))"));
         assert_eq!(split_definition("GUARD"), ("GUARD", ""));
         assert_eq!(split_definition("GUARD "), ("GUARD", ""));
+    }
+
+    /// A listing's definitions, a macro defined twice (around an
+    /// `#undef`) with both bodies; compared with another, only the macros
+    /// both define with other bodies, whatever the order of the lines.
+    #[test]
+    fn listings_compare_by_name() {
+        let before = defined_in_listing(
+            b"# 1 \"a.c\"\n#define A 1\n#define F(x) ((x)+1)\nint a;\n#define GONE\n#define TWICE 1\n#undef TWICE\n#define TWICE 2\n",
+        );
+        assert_eq!(before.len(), 4, "{before:?}");
+        let after =
+            defined_in_listing(b"#define TWICE 3\n#define NEW 5\n#define TWICE 2\n#define F(x) ((x)+1)\n#define A 2\n");
+        let change = |name: &str, before: &[&str], after: &[&str]| MacroChange {
+            name: name.into(),
+            before: before.iter().map(|b| b.to_string()).collect(),
+            after: after.iter().map(|b| b.to_string()).collect(),
+        };
+        assert_eq!(
+            changes(&before, &after),
+            [change("A", &["1"], &["2"]), change("TWICE", &["1", "2"], &["2", "3"])]
+        );
+        assert_eq!(changes(&after, &after), []);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub(crate) mod stack_walk;
 pub mod state;
 mod static_owners;
 pub mod target;
+#[cfg(test)]
+mod test_memory;
 pub mod thunk;
 pub mod tls;
 pub mod type_layout;

@@ -244,6 +244,10 @@ pub struct ObjectFile {
     /// What the symbols that debug relocations name stand for
     /// ([`crate::debug_relocs::symbol_bases`]), read on first use.
     debug_bases: std::sync::OnceLock<Vec<Option<i64>>>,
+    /// The macros the compile defined, as its preprocessor listed them
+    /// (`-E -dD`): given by a compile that asked for them in place of
+    /// macro debug information ([`ObjectFile::set_defined_macros`]).
+    defined_macros: Option<crate::debug_macros::Definitions>,
 }
 
 impl ObjectFile {
@@ -778,6 +782,7 @@ impl Undecoded {
             debug_index: std::sync::OnceLock::new(),
             concrete_instances: std::sync::OnceLock::new(),
             debug_bases: std::sync::OnceLock::new(),
+            defined_macros: None,
             debug: debug_sections
                 .into_iter()
                 .map(|(name, bytes)| {
@@ -815,6 +820,18 @@ impl ObjectFile {
         let bases = self.debug_bases();
         let bytes = self.raw.get(section.bytes.clone()).unwrap_or_default();
         (bytes, Fixups::new(&self.raw, relocs, bases))
+    }
+
+    /// Records the macros the compile of this object defined, read from
+    /// its preprocessor's listing: what [`crate::debug_macros::changed`]
+    /// compares when the object has no macro debug information.
+    pub fn set_defined_macros(&mut self, macros: crate::debug_macros::Definitions) {
+        self.defined_macros = Some(macros);
+    }
+
+    /// The macros [`ObjectFile::set_defined_macros`] recorded.
+    pub(crate) fn defined_macros(&self) -> Option<&crate::debug_macros::Definitions> {
+        self.defined_macros.as_ref()
     }
 
     /// What the symbols that debug relocations name stand for (see

@@ -114,6 +114,16 @@ pub fn analyse(
 ) -> Vec<Reach> {
     let maps = &stacks.maps;
     let mut code = read_code(process, maps, home);
+    // Code the process has but relive could not read (a process that
+    // exits as it is patched) is no evidence that nothing calls the new
+    // code: it was said NOT REACHABLE, under load, of a function `main`
+    // called on every loop, in a program that had just died.
+    let home_code = maps
+        .iter()
+        .any(|m| of_module(m, home) && m.executable() && m.readable());
+    if home_code && code.is_empty() {
+        return candidates.iter().map(|_| unknown()).collect();
+    }
     for &(start, end) in pools.code {
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
         if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
@@ -419,8 +429,8 @@ pub fn lines_moved_note(name: &str, delta: i64) -> String {
     )
 }
 
-/// No evidence either way (the process's mappings could not be read):
-/// reachable, as before the analysis existed.
+/// No evidence either way (the process's mappings or code could not be
+/// read): reachable, as before the analysis existed.
 pub fn unknown() -> Reach {
     Reach {
         reachable: true,
@@ -797,6 +807,43 @@ fn stored_pointers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_memory::Memory;
+
+    /// The program's code mapped but unreadable (it exited as it was
+    /// patched): no evidence either way, so no claim that nothing calls
+    /// the new code (a test under load said NOT REACHABLE of a function
+    /// `main` called on every loop).
+    #[test]
+    fn code_that_cannot_be_read_says_nothing_of_callers() {
+        let home = "/bin/app";
+        let stacks = Stacks {
+            maps: vec![Mapping {
+                start: 0x1000,
+                end: 0x2000,
+                perms: "r-xp".into(),
+                offset: 0,
+                dev: "08:01".into(),
+                inode: 1,
+                path: home.into(),
+            }],
+            threads: Vec::new(),
+        };
+        let pools = PoolMemory {
+            code: &[],
+            data: &[],
+            dead: &[],
+        };
+        let found = analyse(
+            &Memory::unreadable(),
+            home,
+            &pools,
+            &[candidate("fb", 0x1010, 0x10)],
+            &stacks,
+            None,
+            None,
+        );
+        assert_eq!(found, [unknown()]);
+    }
 
     fn candidate(name: &str, old: u64, size: u64) -> Candidate {
         Candidate {

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use compile::{compile, Fresh};
+use compile::{compile, Fresh, Macros};
 use relive_patch::apply::{self, Target, Timing};
 use relive_patch::fleet;
 use relive_patch::verify::{self, Verification};
@@ -803,7 +803,7 @@ impl<'p> Reloader<'p> {
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<(PathBuf, Baseline)>, ReloadError> {
         let began = std::time::SystemTime::now();
-        let mut compiled = self.compile_all(sources, jobs, progress)?;
+        let mut compiled = self.compile_all(sources, jobs, Macros::InDebugInfo, progress)?;
         // A file saved while it compiled may have been read half written
         // (an empty file compiles, into an object without functions, and
         // the next reload then "adds" every function): compiled again
@@ -821,7 +821,10 @@ impl<'p> Reloader<'p> {
                     break;
                 }
                 since = std::time::SystemTime::now();
-                if let Some(again) = self.compile_all(std::slice::from_ref(&entry.0), 1, |_, _| {})?.pop() {
+                if let Some(again) = self
+                    .compile_all(std::slice::from_ref(&entry.0), 1, Macros::InDebugInfo, |_, _| {})?
+                    .pop()
+                {
                     *entry = again;
                 }
             }
@@ -902,6 +905,7 @@ impl<'p> Reloader<'p> {
         &mut self,
         sources: &[PathBuf],
         jobs: usize,
+        macros: Macros,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Vec<Fresh>, ReloadError> {
         let commands: Vec<(PathBuf, CompileCommand, usize)> = sources
@@ -918,7 +922,7 @@ impl<'p> Reloader<'p> {
         let current = &self.current;
         let compile_one = |(source, command, n): &(PathBuf, CompileCommand, usize)| {
             let started = Instant::now();
-            let result = compile(command, source, &cache, *n, current.get(source));
+            let result = compile(command, source, &cache, *n, current.get(source), macros);
             (result, started.elapsed().as_micros() as u64)
         };
         let compiled: Vec<_> = if let [one] = commands.as_slice() {
@@ -991,7 +995,7 @@ impl<'p> Reloader<'p> {
                 result: Ok(obj),
                 headers,
                 ..
-            } = compile(candidate, source, &self.cache, self.builds, None)
+            } = compile(candidate, source, &self.cache, self.builds, None, Macros::InDebugInfo)
             else {
                 continue;
             };
@@ -1445,7 +1449,14 @@ impl<'p> Reloader<'p> {
         // running functions, and the next save, compared with it, would
         // name every function patched. Its next write brings it back.
         let sources: Vec<PathBuf> = sources.iter().filter(|s| !is_blank(s)).cloned().collect();
-        let compiled = self.compile_all(&sources, jobs, |_, _| {})?;
+        // A save's compile is waited for: its macros are listed on a core
+        // it leaves idle, not written into its debug information, unless
+        // the batch's compiles take every core.
+        let macros = match sources.len() < jobs {
+            true => Macros::Listed,
+            false => Macros::InDebugInfo,
+        };
+        let compiled = self.compile_all(&sources, jobs, macros, |_, _| {})?;
         // A file written again while it compiled (an editor saving in
         // pieces) failed on a half-written text: the newer save, already
         // queued, is what counts.
