@@ -91,10 +91,14 @@ fn macro_information(cc: &str) -> &'static str {
 /// object is the same. Only for compilers known to take it (GCC and
 /// clang, by name: `cc` and `c++` are one of the two); another (`tcc`,
 /// a wrapper such as `ccache`) gets nothing it might reject.
-fn stages_through_pipes(cc: &str) -> Option<&'static str> {
+/// A build that keeps its temporary files (`-save-temps`) gets nothing
+/// either: GCC would warn that it ignores `-pipe`, and relive shows a
+/// compile's warnings.
+fn stages_through_pipes(cc: &str, args: &[&String]) -> Option<&'static str> {
     let name = Path::new(cc).file_name().and_then(|n| n.to_str()).unwrap_or(cc);
     let known = name.contains("gcc") || name.contains("g++") || name.contains("clang") || matches!(name, "cc" | "c++");
-    known.then_some("-pipe")
+    let keeps_temporaries = args.iter().any(|a| a.starts_with("-save-temps"));
+    (known && !keeps_temporaries).then_some("-pipe")
 }
 
 /// Where a compile's macros are read from (see
@@ -277,7 +281,7 @@ fn compile_from(
         compiler.arg(macro_information(cc));
     }
     let result = compiler
-        .args(stages_through_pipes(cc))
+        .args(stages_through_pipes(cc, &flags))
         .args(in_place)
         .args(&flags)
         .args(debug_info_for_layouts(cc, &flags))
@@ -420,11 +424,17 @@ mod tests {
         assert_eq!(macro_information("x86_64-linux-gnu-g++"), "-g3");
         assert_eq!(macro_information("clang++-14"), "-fdebug-macro", "clang's -g3 has none");
         assert_eq!(macro_information("cc"), "-g3", "either compiler takes it");
-        assert_eq!(stages_through_pipes("/usr/bin/gcc-12"), Some("-pipe"));
-        assert_eq!(stages_through_pipes("clang++-14"), Some("-pipe"));
-        assert_eq!(stages_through_pipes("cc"), Some("-pipe"));
-        assert_eq!(stages_through_pipes("tcc"), None, "a compiler not known to take it");
-        assert_eq!(stages_through_pipes("/usr/bin/ccache"), None, "a wrapper");
+        let (o2, temps) = ("-O2".to_string(), "-save-temps=obj".to_string());
+        assert_eq!(stages_through_pipes("/usr/bin/gcc-12", &[&o2]), Some("-pipe"));
+        assert_eq!(stages_through_pipes("clang++-14", &[]), Some("-pipe"));
+        assert_eq!(stages_through_pipes("cc", &[]), Some("-pipe"));
+        assert_eq!(
+            stages_through_pipes("tcc", &[]),
+            None,
+            "a compiler not known to take it"
+        );
+        assert_eq!(stages_through_pipes("/usr/bin/ccache", &[]), None, "a wrapper");
+        assert_eq!(stages_through_pipes("gcc", &[&o2, &temps]), None, "GCC would warn");
     }
 
     #[test]
