@@ -253,3 +253,22 @@ fn a_revert_without_names_shows_all_and_last() {
         "{message}"
     );
 }
+
+/// `relive run` starts a program: given a pid, as the commands that act
+/// on a running process take one, it says to use `relive watch PID`
+/// (exit 2), where clap's own message pointed at `-- --pid`.
+#[test]
+fn run_with_a_pid_points_to_watch() {
+    let state = tempfile::tempdir().unwrap();
+    let out = relive(&["run", "--pid", "4242"], state.path());
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("use `relive watch 4242`"), "{said}");
+    let out = relive(&["run", "--pid", "4242", "--json"], state.path());
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("relive watch 4242"),
+        "{error}"
+    );
+}

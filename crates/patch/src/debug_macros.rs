@@ -247,7 +247,7 @@ fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
         let Some((_, was)) = before.next_if(|(same, _)| *same == name) else {
             continue;
         };
-        if was != bodies {
+        if was != bodies && spelled(&was) != spelled(&bodies) {
             let owned = |bodies: Vec<&str>| bodies.into_iter().map(str::to_string).collect();
             out.push(MacroChange {
                 name: name.to_string(),
@@ -256,6 +256,16 @@ fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
             });
         }
     }
+    out
+}
+
+/// A macro's bodies as C tokens ([`crate::c_tokens`]), each once: two
+/// compiles whose definitions differ only in spacing or in how a number
+/// is written define it alike.
+fn spelled(bodies: &[&str]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = bodies.iter().map(|b| crate::c_tokens::tokens(b)).collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -281,7 +291,7 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
     }
     let which = if changes.len() == 1 { "macro" } else { "macros" };
     Some(format!(
-        "{which} changed value ({}): the patched code uses the new value, but what the program already computed or stored with the old one (flags or states in its data, sizes) keeps it, and the new code reads it with the new meaning; restart the program if such values are kept",
+        "{which} changed value ({}): the patched functions that use it have the new value, but what the program already computed or stored with the old one (flags or states in its data, sizes) keeps it, and those functions read it with the new meaning; restart the program if such values are kept",
         named.join("; ")
     ))
 }
@@ -319,6 +329,11 @@ mod tests {
             [change("A", &["1"], &["2"]), change("TWICE", &["1", "2"], &["2", "3"])]
         );
         assert_eq!(changes(&after, &after), []);
+        // Spelled otherwise, the same definitions (a Lua trial's `PI` with
+        // spaces inside its parentheses, `MAXUNICODE` in decimal).
+        let respelled =
+            defined_in_listing(b"#define A 1\n#define F(x) ( (x) + 1 )\n#define TWICE 0x1\n#define TWICE 002\n");
+        assert_eq!(changes(&before, &respelled), []);
     }
 
     #[test]

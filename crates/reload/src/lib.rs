@@ -1056,16 +1056,24 @@ impl<'p> Reloader<'p> {
     /// program's file: an edit made while no relive ran, rather than a
     /// compile command unlike the build's.
     fn edited_since_build(&self, source: &Path) -> bool {
+        !self.edited_after_build(source).is_empty()
+    }
+
+    /// Of `source` and the headers it includes, those modified after the
+    /// program's file: what a start-up message names as edited (a header's
+    /// edit was said to be an edit of the file that includes it).
+    pub fn edited_after_build(&self, source: &Path) -> Vec<PathBuf> {
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         // The running image's time, not the path's: after a rebuild on
         // disk the path names a newer file than the one that runs.
         let running = relive_process::identity::verify(self.process, &self.target.modules.main).ok();
         let Some(built) = running.and_then(|v| modified(Path::new(&v.fingerprint.path))) else {
-            return false;
+            return Vec::new();
         };
         std::iter::once(source.to_path_buf())
             .chain(self.headers.get(source).cloned().unwrap_or_default())
-            .any(|p| modified(&p).is_some_and(|m| m > built))
+            .filter(|p| modified(p).is_some_and(|m| m > built))
+            .collect()
     }
 
     /// Patches the functions of `source`'s baseline that differ from the

@@ -50,9 +50,22 @@ pub struct RunArgs {
     watch: Vec<PathBuf>,
     #[command(flatten)]
     pub options: Options,
+    /// Not an option of `run` (which starts the program): says where a
+    /// user who gives a pid, as other commands take one, should go.
+    #[arg(long, hide = true, value_name = "PID", value_parser = started_not_attached)]
+    pid: Option<u32>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     program: Vec<String>,
+}
+
+/// The error for `relive run --pid PID`: `run` starts the program, and
+/// `relive watch PID` live-reloads one already running (clap's own
+/// message, "to pass '--pid' as a value, use '-- --pid'", led nowhere).
+fn started_not_attached(pid: &str) -> Result<u32, String> {
+    Err(format!(
+        "`relive run` starts the program given after `--`; to live-reload the running process {pid}, use `relive watch {pid}` (same options)"
+    ))
 }
 
 /// Live-reload a program that is already running.
@@ -102,7 +115,11 @@ pub struct Options {
     /// but not closed yet waits until it is closed, or for 1000 of quiet.
     #[arg(long)]
     debounce_ms: Option<u64>,
-    /// One JSON object per line on stderr: {"event":"watching","files","pid","saved_while_starting"} once ready,
+    /// One JSON object per line on stderr, its "event" one of: "starting"; "baseline" (a file's start-up compare
+    /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values"; an
+    /// edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "no_change",
+    /// "compile_error", "superseded", "refused", "held", "not_compiled"; "changed_elsewhere"; "exited" or "stopped".
+    /// {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
     /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
@@ -625,12 +642,14 @@ fn baselines(
                     };
                     report_baseline(
                         options.json,
-                        serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing(), "patched_before": patched}),
+                        serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing(), "patched_before": patched,
+                                           "edited_files": reloader.edited_after_build(&file)}),
                         // What becomes of it is the catch-up's own line
                         // (it may be refused: "patching it now" came
                         // right before a refusal).
                         format!(
-                            "relive: {name} was edited after the program was built: {} {} from the running code{by_others}, an edit to catch up",
+                            "relive: {} after the program was built: {} {} from the running code{by_others}, an edit to catch up",
+                            what_was_edited(&file, &name, &reloader.edited_after_build(&file)),
                             check.differing().join(", "),
                             if check.differs.len() == 1 { "differs" } else { "differ" },
                         ),
@@ -908,6 +927,26 @@ fn newer_than(exe: &std::path::Path, files: &[Planned], headers: &[PathBuf]) -> 
         .filter(|f| modified(f).is_some_and(|m| m > built))
         .cloned()
         .collect()
+}
+
+/// What a start-up line says was edited of `file` (shown as `name`):
+/// the file, or the headers of it that were (`edited`: those of the file
+/// and its headers modified after the program's build). A header's edit
+/// was said to be an edit of the file that includes it (a Lua trial:
+/// "lobject.c was edited" of an edit to luaconf.h).
+fn what_was_edited(file: &std::path::Path, name: &str, edited: &[PathBuf]) -> String {
+    let headers: Vec<String> = edited
+        .iter()
+        .filter(|p| p.as_path() != file)
+        .map(|p| p.display().to_string())
+        .collect();
+    match (edited.iter().any(|p| p == file), headers.as_slice()) {
+        (_, []) => format!("{name} was edited"),
+        (true, [one]) => format!("{name} and its header {one} were edited"),
+        (true, many) => format!("{name} and its headers {} were edited", many.join(", ")),
+        (false, [one]) => format!("{one} (which {name} includes) was edited"),
+        (false, many) => format!("{} (which {name} includes) were edited", many.join(", ")),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1247,6 +1286,29 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a start-up line says was edited: the file, its header, or
+    /// both (a header's edit was said to be the including file's).
+    #[test]
+    fn an_edited_header_is_named_as_the_edit() {
+        let file = std::path::Path::new("/p/lobject.c");
+        let header = PathBuf::from("/p/luaconf.h");
+        let other = PathBuf::from("/p/lua.h");
+        let said = |edited: &[PathBuf]| what_was_edited(file, "lobject.c", edited);
+        assert_eq!(said(&[file.to_path_buf()]), "lobject.c was edited");
+        assert_eq!(
+            said(std::slice::from_ref(&header)),
+            "/p/luaconf.h (which lobject.c includes) was edited"
+        );
+        assert_eq!(
+            said(&[header.clone(), other.clone()]),
+            "/p/luaconf.h, /p/lua.h (which lobject.c includes) were edited"
+        );
+        assert_eq!(
+            said(&[file.to_path_buf(), header]),
+            "lobject.c and its header /p/luaconf.h were edited"
+        );
+    }
 
     #[test]
     fn a_note_of_several_files_is_said_once_as_text() {

@@ -1,0 +1,152 @@
+//! A macro's definition as C tokens: what two spellings of one `#define`
+//! are compared by, so that `( l_mathop(3.14) )` and `(l_mathop(3.14))`,
+//! or `0x10FFFFu` and `1114111u`, are one definition. Compared as text,
+//! each was said to be a macro that changed value (a trial on Lua), with
+//! the warning that the program's stored values now mean another thing.
+
+/// C's punctuators of more than one character, longest first, so that
+/// `<<=` is one token and `< <` two.
+const PUNCTUATORS: [&str; 24] = [
+    "%:%:", "...", "<<=", ">>=", "->", "++", "--", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||", "*=", "/=", "%=",
+    "+=", "-=", "&=", "^=", "|=", "##",
+];
+
+/// The tokens of `text`, each integer literal as its value and the kind
+/// its suffix gives (`u`, `l`, `ul`, ... in one order), other tokens as
+/// written. Whitespace only separates tokens.
+pub(crate) fn tokens(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let c = bytes[at];
+        if c.is_ascii_whitespace() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        if c == b'"' || c == b'\'' {
+            // A literal, escapes included, up to its closing quote.
+            at += 1;
+            while at < bytes.len() && bytes[at] != c {
+                at += if bytes[at] == b'\\' { 2 } else { 1 };
+            }
+            at = (at + 1).min(bytes.len());
+            out.push(text[start..at].to_string());
+        } else if c.is_ascii_alphanumeric()
+            || c == b'_'
+            || (c == b'.' && bytes.get(at + 1).is_some_and(u8::is_ascii_digit))
+        {
+            // An identifier or a preprocessing number (`1e+5` one token).
+            while at < bytes.len() {
+                let b = bytes[at];
+                let sign = (b == b'+' || b == b'-')
+                    && matches!(bytes[at - 1], b'e' | b'E' | b'p' | b'P')
+                    && (c.is_ascii_digit() || c == b'.');
+                if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || sign) {
+                    break;
+                }
+                at += 1;
+            }
+            let word = &text[start..at];
+            out.push(integer(word).unwrap_or_else(|| word.to_string()));
+        } else {
+            let rest = &text[at..];
+            let len = PUNCTUATORS
+                .iter()
+                .find(|p| rest.starts_with(*p))
+                .map_or_else(|| rest.chars().next().map_or(1, char::len_utf8), |p| p.len());
+            at += len;
+            out.push(text[start..at].to_string());
+        }
+    }
+    out
+}
+
+/// An integer literal's value and suffix kind (`#1114111u` for both
+/// `0x10FFFFu` and `1114111U`); `None` for anything else (a float, an
+/// identifier, a number too large).
+fn integer(word: &str) -> Option<String> {
+    let digits_end = word.find(['u', 'U', 'l', 'L']).unwrap_or(word.len());
+    let (number, suffix) = word.split_at(digits_end);
+    if !suffix.chars().all(|c| matches!(c, 'u' | 'U' | 'l' | 'L')) {
+        return None;
+    }
+    let number = number.replace('\'', "");
+    let value = if let Some(hex) = number.strip_prefix("0x").or_else(|| number.strip_prefix("0X")) {
+        u128::from_str_radix(hex, 16).ok()?
+    } else if let Some(binary) = number.strip_prefix("0b").or_else(|| number.strip_prefix("0B")) {
+        u128::from_str_radix(binary, 2).ok()?
+    } else if number.len() > 1 && number.starts_with('0') {
+        u128::from_str_radix(&number[1..], 8).ok()?
+    } else if number.starts_with(|c: char| c.is_ascii_digit()) {
+        number.parse::<u128>().ok()?
+    } else {
+        return None;
+    };
+    let mut kind: Vec<char> = suffix.to_ascii_lowercase().chars().collect();
+    kind.sort_unstable();
+    Some(format!("#{value}{}", kind.into_iter().collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &str, b: &str) -> bool {
+        tokens(a) == tokens(b)
+    }
+
+    #[test]
+    fn spellings_of_one_definition_are_alike() {
+        assert!(same("(l_mathop(3.14159))", "( l_mathop(3.14159) )"));
+        assert!(same("0x10FFFFu", "1114111U"));
+        assert!(same("(1UL << 3)", "(1lu<<3)"));
+        assert!(same("010", "8"), "octal");
+        assert!(same("(a,b) ((a)+(b))", "(a, b) ( (a) + (b) )"));
+        assert!(same("\"a  b\" + 1", "\"a  b\"+1"));
+    }
+
+    #[test]
+    fn other_definitions_differ() {
+        assert!(!same("3", "4"));
+        assert!(!same("1u", "1"), "the suffix gives another type");
+        assert!(!same("a b", "ab"));
+        assert!(!same("x <<= 1", "x < <= 1"));
+        assert!(!same("\"a  b\"", "\"a b\""), "a literal is compared as written");
+        assert!(!same("1.0", "1.00"), "floats are compared as written");
+        assert!(!same("1e+5", "1e + 5"));
+    }
+
+    #[test]
+    fn hostile_text_is_tokens_all_the_same() {
+        assert_eq!(tokens("\"unterminated \\"), ["\"unterminated \\"]);
+        assert_eq!(tokens("0x"), ["0x"]);
+        assert_eq!(
+            tokens("99999999999999999999999999999999999999999"),
+            ["99999999999999999999999999999999999999999"]
+        );
+        assert_eq!(tokens("é+"), ["é", "+"]);
+        assert!(tokens("").is_empty());
+    }
+
+    /// Any text (a hostile object's macro table) gives tokens, never a
+    /// panic: every string of up to three of the bytes C's tokens are made
+    /// of (a UTF-8 character's two bytes among them).
+    #[test]
+    fn any_text_gives_tokens() {
+        let alphabet = b"0xXuUlLeEpP+-.'\"\\ <>=_9(\xc3\xa9";
+        let mut strings = 0;
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    for text in [vec![*a], vec![*a, *b], vec![*a, *b, *c]] {
+                        let _ = tokens(&String::from_utf8_lossy(&text));
+                        strings += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(strings, 3 * alphabet.len().pow(3));
+    }
+}
