@@ -215,13 +215,43 @@ fn parse_with_every_subcommand(args: &[std::ffi::OsString]) -> Result<Cli, clap:
         .and_then(|matches| Cli::from_arg_matches(&matches))
 }
 
+/// `e`, or for `relive run ./app ...` (the program without `--` before
+/// it: clap's "unexpected argument './app' found") the same error saying
+/// where the program goes.
+fn program_needs_dashes(e: clap::Error, args: &[std::ffi::OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let run = args.iter().skip(1).find(|a| !a.to_string_lossy().starts_with('-'));
+    let dashes = args.iter().any(|a| a == "--");
+    let unexpected = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if !arg.starts_with('-') => arg.clone(),
+        _ => return e,
+    };
+    if e.kind() != ErrorKind::UnknownArgument || dashes || run.is_none_or(|r| r != "run") {
+        return e;
+    }
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    // Built, so the usage line names it `relive run`.
+    command.build();
+    let Some(run) = command.find_subcommand_mut("run") else {
+        return e;
+    };
+    run.error(
+        ErrorKind::UnknownArgument,
+        format!("unexpected argument '{unexpected}': the program and its arguments go after `--` (`relive run -- {unexpected} ...`), so that its options are not taken for relive's"),
+    )
+}
+
 fn main() {
     STARTED.get_or_init(std::time::Instant::now);
     // Only a speed-up: a libc that does not take it changes nothing else.
     let _ = relive_host::grow_heaps_in_large_steps();
     let args = json_anywhere(pid_first(std::env::args_os().collect()));
     let wants_json = args.iter().any(|a| a == "--json");
-    let cli = match Cli::try_parse_from(&args).or_else(|_| parse_with_every_subcommand(&args)) {
+    let cli = match Cli::try_parse_from(&args)
+        .or_else(|_| parse_with_every_subcommand(&args))
+        .map_err(|e| program_needs_dashes(e, &args))
+    {
         Ok(cli) => cli,
         // Help and version go out as clap prints them; a usage error
         // under --json is JSON like every other error (exit 2).

@@ -272,3 +272,31 @@ fn run_with_a_pid_points_to_watch() {
         "{error}"
     );
 }
+
+/// `relive run --pid` with no pid: the same pointer to `watch`, not
+/// clap's "a value is required".
+#[test]
+fn run_with_pid_but_no_value_points_to_watch() {
+    let state = tempfile::tempdir().unwrap();
+    let out = relive(&["run", "--pid"], state.path());
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("use `relive watch PID`"), "{said}");
+}
+
+/// `relive run ./app` (no `--` before the program) says where the
+/// program goes, where clap said only "unexpected argument './app'".
+#[test]
+fn run_without_dashes_says_where_the_program_goes() {
+    let state = tempfile::tempdir().unwrap();
+    for args in [&["run", "./app", "-x"][..], &["-v", "run", "--cc", "gcc", "./app"]] {
+        let out = relive(args, state.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("go after `--` (`relive run -- ./app ...`)"), "{said}");
+        assert!(said.contains("Usage: relive run"), "{said}");
+    }
+    // An unknown option is clap's own error, as for every command.
+    let out = relive(&["run", "--nope", "--", "./app"], state.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--nope'"));
+}

@@ -63,6 +63,34 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// Where the parenthesis opened at `tokens[open]` closes, if it does.
+pub(crate) fn closing(tokens: &[String], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, t) in tokens.iter().enumerate().skip(open) {
+        match t.as_str() {
+            "(" => depth += 1,
+            ")" => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `tokens` without parentheses that enclose all of them: `((5))` is
+/// `5` (a macro's value put in parentheses is the same value), `(a)+(b)`
+/// stays as it is.
+pub(crate) fn without_enclosing_parentheses(mut tokens: &[String]) -> &[String] {
+    while tokens.len() >= 2 && tokens[0] == "(" && closing(tokens, 0) == Some(tokens.len() - 1) {
+        tokens = &tokens[1..tokens.len() - 1];
+    }
+    tokens
+}
+
 /// An integer literal's value and suffix kind (`#1114111u` for both
 /// `0x10FFFFu` and `1114111U`); `None` for anything else (a float, an
 /// identifier, a number too large).
@@ -105,6 +133,16 @@ mod tests {
         assert!(same("010", "8"), "octal");
         assert!(same("(a,b) ((a)+(b))", "(a, b) ( (a) + (b) )"));
         assert!(same("\"a  b\" + 1", "\"a  b\"+1"));
+    }
+
+    #[test]
+    fn parentheses_around_everything_go() {
+        let bare = |text: &str| without_enclosing_parentheses(&tokens(text)).to_vec();
+        assert_eq!(bare("((5))"), ["#5"]);
+        assert_eq!(bare("(a)+(b)"), tokens("(a)+(b)"), "not one pair around all");
+        assert_eq!(bare("(x"), ["(", "x"], "unbalanced");
+        assert_eq!(bare(")("), [")", "("]);
+        assert!(bare("()").is_empty());
     }
 
     #[test]

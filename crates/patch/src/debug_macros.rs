@@ -187,7 +187,14 @@ fn groups(sections: &[MacroSection]) -> HashSet<String> {
 fn split_definition(text: &str) -> (&str, &str) {
     let end = text.find([' ', '(']).unwrap_or(text.len());
     let (name, rest) = text.split_at(end);
-    (name, rest.strip_prefix(' ').unwrap_or(rest).trim_end())
+    // An object-like macro whose value starts with a parenthesis keeps
+    // the space before it: its rest is told from a function-like macro's
+    // parameter list by that (`X (5)` from `F(a) a`).
+    let rest = match rest.strip_prefix(' ') {
+        Some(value) if !value.starts_with('(') => value,
+        _ => rest,
+    };
+    (name, rest.trim_end())
 }
 
 /// A macro both compiles define, with other definitions.
@@ -263,7 +270,19 @@ fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
 /// compiles whose definitions differ only in spacing or in how a number
 /// is written define it alike.
 fn spelled(bodies: &[&str]) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = bodies.iter().map(|b| crate::c_tokens::tokens(b)).collect();
+    use crate::c_tokens::{closing, tokens, without_enclosing_parentheses as bare};
+    let canonical = |body: &&str| {
+        let all = tokens(body);
+        // A function-like macro's parameters, then its expansion; an
+        // object-like one's value, in parentheses or not.
+        let parameters = match body.starts_with('(') {
+            true => closing(&all, 0).map_or(0, |k| k + 1),
+            false => 0,
+        };
+        let (parameters, value) = all.split_at(parameters);
+        [parameters, bare(value)].concat()
+    };
+    let mut out: Vec<Vec<String>> = bodies.iter().map(canonical).collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -279,7 +298,7 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
     }
     let show = |defs: &[String]| match defs {
         [one] if one.is_empty() => "defined empty".to_string(),
-        _ => defs.join(" | "),
+        _ => defs.iter().map(|d| d.trim_start()).collect::<Vec<_>>().join(" | "),
     };
     let mut named: Vec<String> = changes
         .iter()
@@ -289,9 +308,12 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
     if changes.len() > NAMED {
         named.push(format!("{} more", changes.len() - NAMED));
     }
-    let which = if changes.len() == 1 { "macro" } else { "macros" };
+    let (which, it, value, one) = match changes.len() {
+        1 => ("macro", "it", "value", "one"),
+        _ => ("macros", "them", "values", "ones"),
+    };
     Some(format!(
-        "{which} changed value ({}): the patched functions that use it have the new value, but what the program already computed or stored with the old one (flags or states in its data, sizes) keeps it, and those functions read it with the new meaning; restart the program if such values are kept",
+        "{which} changed value ({}): the patched functions that use {it} have the new {value}, but what the program already computed or stored with the old {one} (flags or states in its data, sizes) keeps {it}, and those functions read it with the new meaning; restart the program if such values are kept",
         named.join("; ")
     ))
 }
@@ -303,6 +325,7 @@ mod tests {
     #[test]
     fn a_definition_splits_into_name_and_the_rest() {
         assert_eq!(split_definition("X 9"), ("X", "9"));
+        assert_eq!(split_definition("X (5)"), ("X", " (5)"), "told from a parameter list");
         assert_eq!(split_definition("F(a,b) ((a)+(b))"), ("F", "(a,b) ((a)+(b))"));
         assert_eq!(split_definition("GUARD"), ("GUARD", ""));
         assert_eq!(split_definition("GUARD "), ("GUARD", ""));
@@ -334,6 +357,17 @@ mod tests {
         let respelled =
             defined_in_listing(b"#define A 1\n#define F(x) ( (x) + 1 )\n#define TWICE 0x1\n#define TWICE 002\n");
         assert_eq!(changes(&before, &respelled), []);
+        // A value put in parentheses is the same value; a function-like
+        // macro's parameters are not its value.
+        let (five, paren) = (
+            defined_in_listing(b"#define K 5\n#define G(x) x\n"),
+            defined_in_listing(b"#define K ((5))\n#define G(x) (x)\n"),
+        );
+        assert_eq!(changes(&five, &paren), []);
+        let other = defined_in_listing(b"#define K (6)\n#define G(y) x\n");
+        assert_eq!(changes(&five, &other).len(), 2, "{:?}", changes(&five, &other));
+        let note = note(&changes(&five, &other)).unwrap();
+        assert!(note.starts_with("macros changed value (G (x) x -> (y) x; K 5 -> (6)): the patched functions that use them have the new values"), "{note}");
     }
 
     #[test]

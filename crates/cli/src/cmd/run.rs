@@ -52,7 +52,7 @@ pub struct RunArgs {
     pub options: Options,
     /// Not an option of `run` (which starts the program): says where a
     /// user who gives a pid, as other commands take one, should go.
-    #[arg(long, hide = true, value_name = "PID", value_parser = started_not_attached)]
+    #[arg(long, hide = true, value_name = "PID", num_args = 0..=1, default_missing_value = "PID", value_parser = started_not_attached)]
     pid: Option<u32>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
