@@ -59,8 +59,20 @@ impl Diff {
     }
 }
 
+/// A pair's comparison: the new symbol, the old one, and how they
+/// differ (why, and whether in layout), if they do.
+type Compared = (usize, usize, Option<(String, bool)>);
+
 /// Compares `old` and `new`.
 pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
+    let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
+    diff_shared(old, new, worth)
+}
+
+/// [`diff`], its comparisons shared between two threads when `shared`
+/// (what [`diff`] chooses by the objects' size): the same result either
+/// way, which the tests check on every pair they diff.
+pub fn diff_shared(old: &ObjectFile, new: &ObjectFile, shared: bool) -> Diff {
     // The new object's keys first: the old one's may be in the making on
     // another thread ([`prepare`]).
     let paired = crate::lambdas::paired_keys(old, new);
@@ -68,6 +80,8 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
     let new_keys: &[String] = &paired;
     let mut result = Diff::default();
     let mut matched = vec![false; old.symbols.len()];
+    // Each symbol of the new object with its old self, if any.
+    let mut pairs: Vec<(usize, usize)> = Vec::with_capacity(new_keys.len());
     for (n, key) in new_keys.iter().enumerate() {
         let new_sym = &new.symbols[n];
         let Some(o) = symbol_of_key(old, key) else {
@@ -79,18 +93,33 @@ pub fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
             continue;
         };
         matched[o] = true;
-        let old_sym = &old.symbols[o];
-        let a = Side {
-            obj: old,
-            keys: old_keys,
-            sym: old_sym,
-        };
-        let b = Side {
-            obj: new,
-            keys: new_keys,
-            sym: new_sym,
-        };
-        match compare(&a, &b) {
+        pairs.push((n, o));
+    }
+    // The comparisons, half on a second thread for a large unit (SQLite's
+    // thousands of functions: a fifth of its diff).
+    let compare_all = |pairs: &[(usize, usize)]| -> Vec<Compared> {
+        pairs
+            .iter()
+            .map(|&(n, o)| {
+                let a = Side {
+                    obj: old,
+                    keys: old_keys,
+                    sym: &old.symbols[o],
+                };
+                let b = Side {
+                    obj: new,
+                    keys: new_keys,
+                    sym: &new.symbols[n],
+                };
+                (n, o, compare(&a, &b))
+            })
+            .collect()
+    };
+    let (first, second) = pairs.split_at(pairs.len() / 2);
+    let (later, earlier) = crate::side_by_side::both_if(shared, || compare_all(second), || compare_all(first));
+    for (n, o, difference) in earlier.into_iter().chain(later) {
+        let (old_sym, new_sym) = (&old.symbols[o], &new.symbols[n]);
+        match difference {
             None => result.unchanged += 1,
             Some(_) if renamed_type_name(old_sym, new_sym) => result.unchanged += 1,
             Some((reason, layout)) => result.changed.push(Change {

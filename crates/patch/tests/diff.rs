@@ -3,7 +3,7 @@
 
 use relive_patch::diff::Diff;
 use relive_patch::objfile::Kind;
-use relive_patch::{diff, ObjectFile, PatchError};
+use relive_patch::{ObjectFile, PatchError};
 use relive_testkit::compile_object;
 
 const FLAG_SETS: [&[&str]; 4] = [
@@ -12,6 +12,15 @@ const FLAG_SETS: [&[&str]; 4] = [
     &["-O0", "-ffunction-sections", "-fdata-sections"],
     &["-O2", "-ffunction-sections", "-fdata-sections"],
 ];
+
+/// The diff of `old` and `new`, checked to be the same with its
+/// comparisons shared between two threads (as a large unit's are).
+fn diff(old: &ObjectFile, new: &ObjectFile) -> Diff {
+    let alone = relive_patch::diff::diff_shared(old, new, false);
+    let shared = relive_patch::diff::diff_shared(old, new, true);
+    assert_eq!(format!("{alone:?}"), format!("{shared:?}"));
+    alone
+}
 
 fn objects(old: &str, new: &str, flags: &[&str]) -> (ObjectFile, ObjectFile) {
     let dir = tempfile::tempdir().unwrap();
