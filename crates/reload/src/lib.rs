@@ -899,8 +899,9 @@ impl<'p> Reloader<'p> {
         }
     }
 
-    /// Compiles `sources`, `jobs` at a time: each one's object (or the
-    /// compiler's message) and how long its compile took, in microseconds.
+    /// Compiles `sources`, `jobs` at a time, their macros read as `macros`
+    /// says: each one's object (or the compiler's message) and how long
+    /// its compile took, in microseconds.
     fn compile_all(
         &mut self,
         sources: &[PathBuf],

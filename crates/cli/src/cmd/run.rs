@@ -640,16 +640,17 @@ fn baselines(
                             if n == 1 { "was" } else { "were" }
                         ),
                     };
+                    let edited_files = reloader.edited_after_build(&file);
                     report_baseline(
                         options.json,
                         serde_json::json!({"event": "baseline", "file": name, "status": "edited", "functions": check.differing(), "patched_before": patched,
-                                           "edited_files": reloader.edited_after_build(&file)}),
+                                           "edited_files": edited_files}),
                         // What becomes of it is the catch-up's own line
                         // (it may be refused: "patching it now" came
                         // right before a refusal).
                         format!(
                             "relive: {} after the program was built: {} {} from the running code{by_others}, an edit to catch up",
-                            what_was_edited(&file, &name, &reloader.edited_after_build(&file)),
+                            what_was_edited(&file, &name, &edited_files),
                             check.differing().join(", "),
                             if check.differs.len() == 1 { "differs" } else { "differ" },
                         ),
