@@ -202,15 +202,23 @@ fn since_start_us() -> u64 {
     STARTED.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
+/// relive's command line with every subcommand's arguments and help
+/// built (they are [`Deferred`] until then), and its usage lines named
+/// `relive CMD`.
+fn every_command_built() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    command
+}
+
 /// [`Cli::try_parse_from`] with every subcommand's arguments built (they
 /// are [`Deferred`] otherwise): what a parse that failed runs again, so
 /// that its message (help, a usage error) lists each command with its
 /// description, which the deferred arguments carry.
 fn parse_with_every_subcommand(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let mut command = Cli::command();
-    command.build();
-    command
+    use clap::FromArgMatches;
+    every_command_built()
         .try_get_matches_from(args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
 }
@@ -229,10 +237,7 @@ fn program_needs_dashes(e: clap::Error, args: &[std::ffi::OsString]) -> clap::Er
     if e.kind() != ErrorKind::UnknownArgument || dashes || run.is_none_or(|r| r != "run") {
         return e;
     }
-    use clap::CommandFactory;
-    let mut command = Cli::command();
-    // Built, so the usage line names it `relive run`.
-    command.build();
+    let mut command = every_command_built();
     let Some(run) = command.find_subcommand_mut("run") else {
         return e;
     };
@@ -373,10 +378,8 @@ mod tests {
     /// a plain relive command line parses.
     #[test]
     fn every_command_has_examples_that_parse() {
-        use clap::CommandFactory;
         // Built whole: each command's arguments and help are deferred.
-        let mut cli = Cli::command();
-        cli.build();
+        let cli = every_command_built();
         let mut checked = 0;
         // Not the `help` that building adds.
         let ours = |c: &&clap::Command| c.get_name() != "help";

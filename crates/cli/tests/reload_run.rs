@@ -1378,8 +1378,8 @@ fn watch_json_ready(target: &Target) -> (std::process::Child, Box<dyn Iterator<I
 /// then for the program to print a line starting with `prints`; stops the
 /// program, and with it the watch (status 0).
 fn edit_under_watch(
-    mut target: Target,
-    (mut watch, mut events): (std::process::Child, Box<dyn Iterator<Item = String>>),
+    target: Target,
+    (watch, mut events): (std::process::Child, Box<dyn Iterator<Item = String>>),
     text: &str,
     prints: &str,
 ) {
@@ -1387,9 +1387,34 @@ fn edit_under_watch(
     let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
     target.wait_for_prefix(prints);
+    stop_with_watch(target, watch);
+}
+
+/// Stops the program, and with it the watch, which ends with status 0.
+fn stop_with_watch(mut target: Target, mut watch: std::process::Child) {
     target.child.kill().unwrap();
     target.child.wait().unwrap();
     assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
+/// [`start_with_library`], once it prints `first`, under `relive watch
+/// --json` with no files named, which watches the library's `lib.c` too:
+/// the program, its directory, the watch and its events.
+fn watched_with_library(
+    main_c: &str,
+    lib_c: &str,
+    first: &str,
+) -> (
+    Target,
+    std::path::PathBuf,
+    std::process::Child,
+    Box<dyn Iterator<Item = String>>,
+) {
+    let (target, p) = start_with_library(main_c, lib_c);
+    target.wait_for(first);
+    let (watch, events, ready) = watch_json_ready(&target);
+    assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
+    (target, p, watch, events)
 }
 
 /// `main.c` built into `app`, linked with `libval.so` built from `lib.c`
@@ -1421,18 +1446,13 @@ fn start_with_library(main_c: &str, lib_c: &str) -> (Target, std::path::PathBuf)
 fn watch_with_no_files_named_watches_the_programs_own_library() {
     const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"lib %d\\n\", libval()); usleep(3000); } }\n";
     const LIB: &str = "__attribute__((noinline)) int libval(void) { return 1; }\n";
-    let (mut target, p) = start_with_library(MAIN, LIB);
-    target.wait_for("lib 1");
-    let (mut watch, mut events, ready) = watch_json_ready(&target);
-    assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
+    let (target, p, watch, mut events) = watched_with_library(MAIN, LIB, "lib 1");
     std::fs::write(p.join("lib.c"), LIB.replace("return 1;", "return 2;")).unwrap();
     let e: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
     assert!(e["file"].as_str().unwrap().ends_with("lib.c"), "{e}");
     target.wait_for("lib 2");
-    target.child.kill().unwrap();
-    target.child.wait().unwrap();
-    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    stop_with_watch(target, watch);
 }
 
 /// The program's file and its library's saved together change code of two
@@ -1445,10 +1465,7 @@ fn files_of_the_program_and_its_library_saved_together_go_in_one_by_one() {
     // Called with a volatile argument: GCC keeps the calls in the loop.
     const MAIN: &str = "#include <stdio.h>\n#include <unistd.h>\nint libval(int);\nstatic volatile int one = 1;\n__attribute__((noinline)) int own(int x) { return x * 10; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"sum %d\\n\", own(one) + libval(one)); usleep(3000); } }\n";
     const LIB: &str = "__attribute__((noinline)) int libval(int x) { return x * x; }\n";
-    let (mut target, p) = start_with_library(MAIN, LIB);
-    target.wait_for("sum 11");
-    let (mut watch, mut events, ready) = watch_json_ready(&target);
-    assert!(ready["files"].to_string().contains("lib.c"), "{ready}");
+    let (target, p, watch, mut events) = watched_with_library(MAIN, LIB, "sum 11");
     std::fs::write(p.join("main.c"), MAIN.replace("x * 10", "x * 20")).unwrap();
     std::fs::write(p.join("lib.c"), LIB.replace("x * x;", "x * x * 2;")).unwrap();
     let mut patched = 0;
@@ -1458,9 +1475,7 @@ fn files_of_the_program_and_its_library_saved_together_go_in_one_by_one() {
         patched += 1;
     }
     target.wait_for("sum 22");
-    target.child.kill().unwrap();
-    target.child.wait().unwrap();
-    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    stop_with_watch(target, watch);
 }
 
 /// A header an edit starts to include is watched from then on: its own
@@ -3081,7 +3096,7 @@ fn watch_finds_the_sources_of_a_program_replaced_on_disk() {
 /// refused).
 #[test]
 fn an_edit_older_than_a_rebuild_but_newer_than_the_running_image_is_caught_up() {
-    let mut target = Target::start_c(APP, &["-O2", "-g"]);
+    let target = Target::start_c(APP, &["-O2", "-g"]);
     target.wait_for_prefix("value 1 ");
     // The build's command, known (as `relive build` records it): a
     // difference from the running code is then the edit.
@@ -3099,16 +3114,14 @@ fn an_edit_older_than_a_rebuild_but_newer_than_the_running_image_is_caught_up() 
     let bytes = std::fs::read(&target.exe).unwrap();
     std::fs::remove_file(&target.exe).unwrap();
     std::fs::write(&target.exe, bytes).unwrap();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+    let watch = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args(["watch", "--json", &target.pid_arg()])
         .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     target.wait_for_prefix("value 8 ");
-    target.child.kill().unwrap();
-    target.child.wait().unwrap();
-    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    stop_with_watch(target, watch);
 }
 
 /// A `#define` whose value the program already stored in its data: two

@@ -113,17 +113,9 @@ pub fn analyse(
     program_entry: Option<u64>,
 ) -> Vec<Reach> {
     let maps = &stacks.maps;
-    let mut code = read_code(process, maps, home);
-    // Code the process has but relive could not read (a process that
-    // exits as it is patched) is no evidence that nothing calls the new
-    // code: it was said NOT REACHABLE, under load, of a function `main`
-    // called on every loop, in a program that had just died.
-    let home_code = maps
-        .iter()
-        .any(|m| of_module(m, home) && m.executable() && m.readable());
-    if home_code && code.is_empty() {
+    let Some(mut code) = read_code(process, maps, home) else {
         return candidates.iter().map(|_| unknown()).collect();
-    }
+    };
     for &(start, end) in pools.code {
         let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
         if !bytes.is_empty() && process.read(start, &mut bytes).is_ok() {
@@ -451,16 +443,26 @@ fn of_module(m: &Mapping, path: &str) -> bool {
     m.path == path || m.path.strip_suffix(" (deleted)") == Some(path)
 }
 
-/// The home module's executable mappings and their bytes.
-fn read_code(process: &dyn Process, maps: &[Mapping], home: &str) -> Vec<(u64, Vec<u8>)> {
-    maps.iter()
+/// The home module's executable mappings and their bytes; `None` when it
+/// has some and none could be read.
+fn read_code(process: &dyn Process, maps: &[Mapping], home: &str) -> Option<Vec<(u64, Vec<u8>)>> {
+    let mappings: Vec<&Mapping> = maps
+        .iter()
         .filter(|m| of_module(m, home) && m.executable() && m.readable())
+        .collect();
+    let code: Vec<(u64, Vec<u8>)> = mappings
+        .iter()
         .filter_map(|m| {
             let mut bytes = vec![0u8; (m.end - m.start) as usize];
             process.read(m.start, &mut bytes).ok()?;
             Some((m.start, bytes))
         })
-        .collect()
+        .collect();
+    // Code the process has but relive could not read (a process that
+    // exits as it is patched) is no evidence that nothing calls the new
+    // code: it was said NOT REACHABLE, under load, of a function `main`
+    // called on every loop, in a program that had just died.
+    (mappings.is_empty() || !code.is_empty()).then_some(code)
 }
 
 struct Frame {
@@ -866,6 +868,17 @@ mod tests {
         vec![(0x1000, a)]
     }
 
+    /// [`running_frames`] of a thread at 0x7000 whose stack at 0x8000
+    /// holds `stack`, in `code`.
+    fn frames_on(
+        code: &[(u64, Vec<u8>)],
+        candidates: &[Candidate],
+        stack: &[u8],
+        entry: Option<u64>,
+    ) -> Vec<(usize, Frame)> {
+        running_frames(code, candidates, (0x7000, 0x8000), (0x8000, stack), entry, &[])
+    }
+
     fn words(values: &[u64]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
     }
@@ -873,14 +886,7 @@ mod tests {
     #[test]
     fn a_return_address_inside_a_body_is_a_running_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(
-            &code(),
-            &candidates,
-            (0x7000, 0x8000),
-            (0x8000, &words(&[0x1008])),
-            None,
-            &[],
-        );
+        let frames = frames_on(&code(), &candidates, &words(&[0x1008]), None);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 0);
         assert!(frames[0].1.outermost);
@@ -893,14 +899,7 @@ mod tests {
     #[test]
     fn a_function_entry_on_the_stack_is_not_a_frame() {
         let candidates = [candidate("a", 0x1000, 0x10), candidate("b", 0x1010, 0x10)];
-        let frames = running_frames(
-            &code(),
-            &candidates,
-            (0x7000, 0x8000),
-            (0x8000, &words(&[0x1010])),
-            None,
-            &[],
-        );
+        let frames = frames_on(&code(), &candidates, &words(&[0x1010]), None);
         assert!(
             frames.is_empty(),
             "{:?}",
@@ -916,11 +915,7 @@ mod tests {
     fn the_entry_point_above_main_is_no_frame_of_its_callers() {
         let candidates = [candidate("a", 0x1000, 0x10)];
         let stack = words(&[0x1008, 0, 0x1010]);
-        let outermost = |entry| {
-            running_frames(&code(), &candidates, (0x7000, 0x8000), (0x8000, &stack), entry, &[])[0]
-                .1
-                .outermost
-        };
+        let outermost = |entry| frames_on(&code(), &candidates, &stack, entry)[0].1.outermost;
         assert!(!outermost(None), "without the entry point it looks like a caller above");
         assert!(outermost(Some(0x1010)));
     }
@@ -937,7 +932,7 @@ mod tests {
         let mut code = code();
         code[0].1[0x13] = 0xe8;
         let stack = words(&[0x1018, 0, 0x1010]);
-        let frames = running_frames(&code, &candidates, (0x7000, 0x8000), (0x8000, &stack), None, &[]);
+        let frames = frames_on(&code, &candidates, &stack, None);
         let b = frames.iter().find(|f| f.0 == 1).expect("b's frame");
         assert!(b.1.outermost);
     }

@@ -51,7 +51,6 @@ pub use threads::{ThreadInfo, ThreadState};
 /// frame-pointer frames (`-O0` code) needs it.
 pub type ThreadPosition = (u32, Option<(u64, u64)>, Option<u64>);
 
-/// What relive needs from a running process.
 /// Where a process has the instructions a call made from outside it
 /// needs (a `syscall`, and the gadgets of its way back), found by
 /// searching its code: kept by a caller across commands (relive's
@@ -65,6 +64,7 @@ pub struct CodeHints {
     pub pop_rax_ret: u64,
 }
 
+/// What relive needs from a running process.
 pub trait Process {
     fn pid(&self) -> u32;
 

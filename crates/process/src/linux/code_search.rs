@@ -68,7 +68,7 @@ impl Found {
 
     /// Whether nothing is missing.
     pub fn complete(&self) -> bool {
-        self.syscall.is_some() && self.syscall_ret.is_some() && self.pop_rax_ret.is_some()
+        self.hints().is_some()
     }
 
     /// Each instruction found, with the bytes it must still have.

@@ -743,10 +743,9 @@ impl<'p> LinuxStopped<'p> {
         Ok(found)
     }
 
-    /// Whether what an earlier stop found is still in the process's code
-    /// (a library it came from may have been unloaded since).
-    /// Whether each instruction `found` names is still there, in code the
-    /// process can run (hints come from a journal on disk too).
+    /// Whether each instruction `found` names (an earlier stop's search,
+    /// or hints from a journal on disk) is still there, in code the process
+    /// can run: a library it came from may have been unloaded since.
     fn still_there(&self, found: &Found) -> bool {
         let executable = |maps: &[crate::Mapping], addr: u64, len: u64| {
             maps.iter()
