@@ -978,6 +978,47 @@ int main(void) {
     assert!(!notes.contains("restart"), "{e}");
 }
 
+/// Lines added above two functions that log `__LINE__` change their code
+/// and nothing else: both are patched (the program logs the new numbers,
+/// as a fresh build would), and the event says they are patched for
+/// their line numbers alone, in one note, apart from the function the
+/// edit changed (a SQLite trial: one edit patched 14 functions with no
+/// word on why).
+#[test]
+fn functions_patched_only_for_moved_line_numbers_are_said_apart() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+__attribute__((noinline, noipa)) int first(void) { return __LINE__; }
+__attribute__((noinline, noipa)) int second(void) { return __LINE__; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d at %d %d\n", value(), first(), second()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 at 5 6");
+    s.edit(
+        "__attribute__((noinline, noipa)) int value(void) { return 1; }\n",
+        "__attribute__((noinline, noipa)) int value(void) {\n    return 2;\n}\n",
+    );
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["lines_moved"], serde_json::json!(["first", "second"]), "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("only the line numbers of first, second changed (an edit above them moved them 2 lines down)"),
+        "{e}"
+    );
+    assert_eq!(
+        notes.matches("only the line numbers").count(),
+        1,
+        "one note for both: {e}"
+    );
+    s.target.wait_for_prefix("value 2 at 7 8");
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");
@@ -2960,6 +3001,7 @@ fn a_revert_to_what_the_file_says_again_is_not_called_a_difference() {
     s.edit("return 2;", "return 1;");
     let e = s.event();
     assert_eq!(e["reverted"], serde_json::json!(["first"]), "{e}");
+    assert_eq!(e["event"], "reverted", "only a take-back, not \"patched\": {e}");
     s.target.wait_for("sum 11");
     s.beside_output(&["revert", "--all"]);
     s.edit("return 10;", "return 20;");
@@ -3431,7 +3473,27 @@ fn an_edit_put_back_takes_the_patch_back() {
     s.target.wait_for_prefix("value 2 ");
     let e = s.save_with(&[("return 2;", "return 1;")]);
     assert_eq!(e["reverted"], serde_json::json!(["value"]), "{e}");
+    assert_eq!(e["event"], "reverted", "{e}");
+    // The take-back wrote the entry back with the threads stopped, and
+    // says what that cost (it said "apply 0.00 ms; no thread paused").
+    assert!(e["timing_us"]["apply"].as_u64().unwrap() > 0, "{e}");
+    assert!(e["pause_us"].as_u64().unwrap() > 0, "{e}");
     s.target.wait_for_prefix("value 1 ");
+    // Its death after that says the last reload put `value` back (it said
+    // that reload "patched no function whose new code runs").
+    let killed = Command::new("kill")
+        .args(["-KILL", &s.target.child_pid_arg()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exited = loop {
+        let e = s.event();
+        if e["event"] == "exited" {
+            break e;
+        }
+    };
+    assert_eq!(exited["last_reload_reverted"], serde_json::json!(["value"]), "{exited}");
+    assert_eq!(exited["last_reload_functions"], serde_json::json!([]), "{exited}");
 }
 
 /// The patches `relive status --json` lists in the program a `relive run`

@@ -2365,11 +2365,12 @@ fn where_the_file_lives(
         .find(|&a| module_of(a).is_some())
 }
 
-/// Of the functions `linked` replaces whose new code cannot run, those
-/// that differ from the first of `olds` that has them only in line
-/// numbers an edit above them moved
-/// ([`crate::line_shift`]): their note says so, not why the new code
-/// cannot run and how to make it (advice for an edit nobody made).
+/// Of the functions `linked` replaces, those that differ from the first
+/// of `olds` that has them only in line numbers an edit above them moved
+/// ([`crate::line_shift`]): each one's reach says by how much. The note of
+/// one whose new code cannot run says so, not why it cannot run and how
+/// to make it (advice for an edit nobody made); one that runs gets that
+/// note unless it has one already (why a running call keeps old code).
 fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
     // Each object's line table, read once and only if asked.
     let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
@@ -2382,11 +2383,7 @@ fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, rea
         r
     };
     for f in &linked.functions {
-        let Some(reach) = f
-            .replaces
-            .and_then(|orig| reaches.get_mut(&orig))
-            .filter(|r| !r.reachable)
-        else {
+        let Some(reach) = f.replaces.and_then(|orig| reaches.get_mut(&orig)) else {
             continue;
         };
         let Some(key) = crate::diff::stable_keys(obj).get(f.symbol) else {
@@ -2400,7 +2397,10 @@ fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, rea
             continue;
         };
         if let Some(delta) = crate::line_shift::lines_moved((old, o), (obj, f.symbol), &mut rows) {
-            reach.note = Some(reach::lines_moved_note(&f.name, delta));
+            reach.lines_moved = Some(delta);
+            if !reach.reachable || reach.note.is_none() {
+                reach.note = Some(reach::lines_moved_note(&f.name, delta, reach.reachable));
+            }
         }
     }
 }
@@ -3165,6 +3165,9 @@ pub struct RevertReport {
     pub added_stay: Vec<journal::AddedRecord>,
     /// What the user should know (the journal could not be saved).
     pub warnings: Vec<String>,
+    /// How long every thread stood still (µs): 0 when none was stopped
+    /// (only jump slots moved back).
+    pub pause_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -3377,6 +3380,7 @@ fn revert_change(
                 .map(move |callee| (p.name.as_str(), callee.as_str()))
         })
         .collect();
+    let stop_start = Instant::now();
     let stopped = match !whole.is_empty() || unused_region || !signature_callers.is_empty() {
         true => Some(process.stop()?),
         false => None,
@@ -3495,9 +3499,9 @@ fn revert_change(
     // The change is made: from here a failure is reported, not undone.
     let mut warnings = Vec::new();
     let journal_added = target.journal.added.clone();
-    let (freed, _) = crate::reclaim::release(
+    let (freed, paused) = crate::reclaim::release(
         target,
-        (stopped, Instant::now()),
+        (stopped, stop_start),
         freed,
         &mut after,
         &mut kept,
@@ -3559,6 +3563,7 @@ fn revert_change(
         kept,
         added_stay,
         warnings,
+        pause_us: micros(paused),
     })
 }
 

@@ -61,6 +61,13 @@ pub struct Reach {
     /// the thread.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub for_good: bool,
+    /// The new code differs from the old only in line numbers (`__LINE__`
+    /// of an assertion or a log) that an edit above the function moved by
+    /// this many lines (positive: down): a patch the user made no edit
+    /// for, said as such (a SQLite trial: one edit patched 14 functions
+    /// with no word on why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines_moved: Option<i64>,
 }
 
 /// Evidence about one candidate.
@@ -393,6 +400,7 @@ pub fn analyse(
                 running: e.running.clone(),
                 note,
                 for_good: reachable[i] && e.outermost.is_some(),
+                lines_moved: None,
             }
         })
         .collect()
@@ -407,17 +415,63 @@ pub const NOTHING_CALLS: &str = "nothing in the program calls";
 /// starts ([`lines_moved_note`]): `verify` counts it as matching.
 pub const ONLY_LINES: &str = "only the line numbers of";
 
-/// The note of `name`, an unreachable function whose code differs from
-/// what runs only in line numbers moved by `delta`
-/// ([`crate::line_shift`]). Named: a reload's notes are listed under the
-/// file, and two such functions' notes read alike (a redis re-check).
-pub fn lines_moved_note(name: &str, delta: i64) -> String {
+/// The note of `name`, a function whose code differs from what runs only
+/// in line numbers moved by `delta` ([`crate::line_shift`]); `reachable`:
+/// whether later calls run its new code (they log the new numbers).
+/// Named: a reload's notes are listed under the file, and two such
+/// functions' notes read alike (a redis re-check).
+pub fn lines_moved_note(name: &str, delta: i64, reachable: bool) -> String {
     let lines = delta.unsigned_abs();
     format!(
-        "{ONLY_LINES} {} changed (an edit above it moved it {lines} line{} {}): its new code cannot run, but it differs from the old code in those numbers alone",
+        "{ONLY_LINES} {} changed (an edit above it moved it {lines} line{} {}): {}",
         crate::names::readable(name),
         if lines == 1 { "" } else { "s" },
-        if delta > 0 { "down" } else { "up" }
+        if delta > 0 { "down" } else { "up" },
+        match reachable {
+            true => "patched so that its assertions and logs give the new numbers; nothing else in it changed",
+            false => "its new code cannot run, but it differs from the old code in those numbers alone",
+        }
+    )
+}
+
+/// One note for several functions whose code changed only in line
+/// numbers (`(symbol, lines moved, reachable)`): which they are, how far
+/// they moved, and which of them cannot run. The list is shortened: an
+/// edit near the top of a large unit moves hundreds.
+pub fn lines_moved_together_note(moved: &[(&str, i64, bool)]) -> String {
+    const NAMED: usize = 6;
+    let listed = |names: Vec<String>| -> String {
+        let more = names.len().saturating_sub(NAMED);
+        let mut text = names.into_iter().take(NAMED).collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+        text
+    };
+    let names = listed(moved.iter().map(|(n, _, _)| crate::names::readable(n)).collect());
+    let how_far = match moved.first().map(|m| m.1) {
+        Some(delta) if moved.iter().all(|m| m.1 == delta) => {
+            let lines = delta.unsigned_abs();
+            format!(
+                " {lines} line{} {}",
+                if lines == 1 { "" } else { "s" },
+                if delta > 0 { "down" } else { "up" }
+            )
+        }
+        _ => String::new(),
+    };
+    let idle: Vec<String> = moved
+        .iter()
+        .filter(|m| !m.2)
+        .map(|(n, _, _)| crate::names::readable(n))
+        .collect();
+    let idle = match idle.len() {
+        0 => String::new(),
+        1 => format!("; the new code of {} cannot run", idle[0]),
+        _ => format!("; the new code of {} cannot run", listed(idle)),
+    };
+    format!(
+        "{ONLY_LINES} {names} changed (an edit above them moved them{how_far}): patched so that their assertions and logs give the new numbers; nothing else in them changed{idle}"
     )
 }
 
@@ -429,6 +483,7 @@ pub fn unknown() -> Reach {
         running: Vec::new(),
         note: None,
         for_good: false,
+        lines_moved: None,
     }
 }
 
@@ -810,6 +865,30 @@ fn stored_pointers(
 mod tests {
     use super::*;
     use crate::test_memory::Memory;
+
+    /// The shared note names the functions (a long list shortened), says
+    /// how far they moved when all moved alike, and which cannot run.
+    #[test]
+    fn one_note_tells_of_functions_whose_line_numbers_moved() {
+        let note = lines_moved_together_note(&[("a", 2, true), ("b", 2, false)]);
+        assert!(
+            note.starts_with("only the line numbers of a, b changed (an edit above them moved them 2 lines down)"),
+            "{note}"
+        );
+        assert!(note.ends_with("; the new code of b cannot run"), "{note}");
+        let many: Vec<String> = (0..9).map(|k| format!("f{k}")).collect();
+        let moved: Vec<(&str, i64, bool)> = many
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.as_str(), 1 + k as i64 % 2, true))
+            .collect();
+        let note = lines_moved_together_note(&moved);
+        assert!(
+            note.contains("f0, f1, f2, f3, f4, f5 and 3 more changed (an edit above them moved them)"),
+            "{note}"
+        );
+        assert!(!note.contains("cannot run"), "{note}");
+    }
 
     /// The program's code mapped but unreadable (it exited as it was
     /// patched): no evidence either way, so no claim that nothing calls

@@ -50,6 +50,10 @@ pub enum EventKind {
     /// Every changed function was redirected, but none whose new code can
     /// run (see the event's notes).
     Unreachable,
+    /// The save put patched functions back as the program was built, and
+    /// their patches were taken back; nothing else changed. Said as
+    /// "patched" with no function before.
+    Reverted,
     /// No function changed.
     NoChange,
     /// It does not compile; the program runs on unchanged.
@@ -80,6 +84,7 @@ impl EventKind {
         match self {
             EventKind::Patched => "patched",
             EventKind::Unreachable => "unreachable",
+            EventKind::Reverted => "reverted",
             EventKind::NoChange => "no_change",
             EventKind::CompileError => "compile_error",
             EventKind::Superseded => "superseded",
@@ -92,7 +97,7 @@ impl EventKind {
 
     /// Whether the change is in the program (its entries redirected).
     pub fn applied(self) -> bool {
-        matches!(self, EventKind::Patched | EventKind::Unreachable)
+        matches!(self, EventKind::Patched | EventKind::Unreachable | EventKind::Reverted)
     }
 }
 
@@ -130,6 +135,11 @@ pub struct ReloadEvent {
     /// REACHABLE (a zstd trial: seven unused functions in capitals).
     #[serde(skip)]
     pub unreachable_harmless: Vec<String>,
+    /// Of `functions` and `unreachable`, those whose code changed only in
+    /// line numbers an edit above them moved (`__LINE__` in an assertion):
+    /// said apart, as what the edit moved rather than what it changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines_moved: Vec<String>,
     /// Patched functions the save put back as the program was built
     /// (their compile is the program's own code): their patches were
     /// taken back, not patched again.
@@ -182,6 +192,7 @@ impl ReloadEvent {
             constructed: Vec::new(),
             unreachable: Vec::new(),
             unreachable_harmless: Vec::new(),
+            lines_moved: Vec::new(),
             reverted: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
@@ -239,10 +250,27 @@ impl ReloadEvent {
     pub fn summary_listing(&self, every: bool) -> String {
         let t = &self.timing_us;
         let mut what = Vec::new();
-        if !self.functions.is_empty()
-            || (self.added.is_empty() && self.unreachable.is_empty() && self.reverted.is_empty())
+        let moved_only = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| !self.lines_moved.contains(n))
+                .cloned()
+                .collect()
+        };
+        let functions = moved_only(&self.functions);
+        if !functions.is_empty()
+            || (self.added.is_empty()
+                && self.unreachable.is_empty()
+                && self.reverted.is_empty()
+                && self.lines_moved.is_empty())
         {
-            what.push(format!("{} {}", self.event, readable_list(&self.functions, every)));
+            what.push(format!("{} {}", self.event, readable_list(&functions, every)));
+        }
+        if !self.lines_moved.is_empty() {
+            what.push(format!(
+                "line numbers only: {}",
+                readable_list(&self.lines_moved, every)
+            ));
         }
         // The compiler's static initializers are no functions anybody
         // wrote: a changed one's note says what that means, and what a new
@@ -254,7 +282,7 @@ impl ReloadEvent {
                 .cloned()
                 .collect()
         };
-        let unreachable = written(&self.unreachable);
+        let unreachable = written(&moved_only(&self.unreachable));
         let (harmless, unreachable): (Vec<String>, Vec<String>) = unreachable
             .into_iter()
             .partition(|n| self.unreachable_harmless.contains(n));
@@ -283,7 +311,10 @@ impl ReloadEvent {
             what.push(format!("NOT REACHABLE {}", readable_list(&unreachable, every)));
         }
         if !harmless.is_empty() {
-            what.push(format!("redirected, no caller: {}", readable_list(&harmless, every)));
+            what.push(format!(
+                "redirected {}, which nothing calls",
+                readable_list(&harmless, every)
+            ));
         }
         if !self.reverted.is_empty() {
             what.push(format!(
@@ -2210,10 +2241,15 @@ impl<'p> Reloader<'p> {
         if names.is_empty() {
             return;
         }
-        if apply::revert(&mut self.target, Some(&names)).is_err() {
+        let started = Instant::now();
+        let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
             self.put_back_refused.push((source.to_path_buf(), names));
             return;
-        }
+        };
+        // What the take-back cost: said as the apply stage ("apply 0.00
+        // ms; no thread paused" was said of one that stopped them).
+        event.timing_us.apply += started.elapsed().as_micros() as u64;
+        event.pause_us += report.pause_us;
         self.taken_back(source, new, functions, event, names);
     }
 
@@ -2230,7 +2266,8 @@ impl<'p> Reloader<'p> {
     ) {
         functions.retain(|&i| !names.contains(&new.symbols[i].name));
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
-        event.event = EventKind::Patched;
+        // Patched, if what is left is patched.
+        event.event = EventKind::Reverted;
         self.settled_by(source, &names);
         event.reverted = names;
     }
@@ -2249,12 +2286,20 @@ impl<'p> Reloader<'p> {
     ) -> Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)> {
         let pending = std::mem::take(&mut self.put_back_refused);
         let names: Vec<String> = pending.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
-        if pending.len() < 2 || apply::revert(&mut self.target, Some(&names)).is_err() {
+        if pending.len() < 2 {
             return ready;
         }
+        let started = Instant::now();
+        let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
+            return ready;
+        };
+        let (took, paused) = (started.elapsed().as_micros() as u64, report.pause_us);
         let mut still = Vec::new();
         for (source, new, mut functions, mut event) in ready {
             if let Some((_, taken)) = pending.iter().find(|(s, _)| *s == source) {
+                // One take-back for all: each file's event says it.
+                event.timing_us.apply += took;
+                event.pause_us += paused;
                 self.taken_back(&source, &new, &mut functions, &mut event, taken.clone());
             }
             if functions.is_empty() {
@@ -3318,10 +3363,30 @@ fn record_patch(event: &mut ReloadEvent, report: &apply::PatchReport) {
     event.added = report.added.iter().map(|a| a.symbol.clone()).collect();
     event.added_variables = report.added_variables.iter().map(|a| a.name.clone()).collect();
     event.constructed = report.constructed.clone();
-    // Notes made before the patch (a function patched again) stay first.
-    event
-        .notes
-        .extend(report.applied.iter().filter_map(|a| a.reach.note.clone()));
+    let moved: Vec<&apply::Applied> = report
+        .applied
+        .iter()
+        .filter(|a| a.reach.lines_moved.is_some())
+        .collect();
+    event.lines_moved = moved.iter().map(|a| a.symbol.clone()).collect();
+    // Notes made before the patch (a function patched again) stay first;
+    // several functions whose line numbers alone changed share one note
+    // (an edit near the top of SQLite's unit moves hundreds).
+    let shared = moved.len() > 1;
+    event.notes.extend(
+        report
+            .applied
+            .iter()
+            .filter(|a| !shared || a.reach.lines_moved.is_none())
+            .filter_map(|a| a.reach.note.clone()),
+    );
+    if shared {
+        let moved: Vec<(&str, i64, bool)> = moved
+            .iter()
+            .filter_map(|a| Some((a.symbol.as_str(), a.reach.lines_moved?, a.reach.reachable)))
+            .collect();
+        event.notes.push(relive_patch::reach::lines_moved_together_note(&moved));
+    }
     event.notes.extend(report.warnings.iter().cloned());
     // A long session's edits fill pools with superseded generations:
     // freeing them is said, as the one-shot patch says it.
@@ -3496,10 +3561,31 @@ mod tests {
         event.unreachable_harmless = vec!["unused_api".into()];
         let text = event.summary();
         assert!(text.contains("NOT REACHABLE main"), "{text}");
-        assert!(text.contains("redirected, no caller: unused_api"), "{text}");
+        assert!(text.contains("redirected unused_api, which nothing calls"), "{text}");
         assert!(!text.contains("NOT REACHABLE main, unused_api"), "{text}");
         event.unreachable_harmless.push("main".into());
         assert!(!event.summary().contains("NOT REACHABLE"), "{}", event.summary());
+    }
+
+    /// Functions patched only because lines above them moved are listed
+    /// apart from those the edit changed, reachable or not; with nothing
+    /// else changed there is no empty "patched".
+    #[test]
+    fn functions_whose_line_numbers_alone_moved_are_listed_apart() {
+        let mut event = ReloadEvent::new(Path::new("f.c"));
+        event.event = EventKind::Patched;
+        event.functions = vec!["edited".into(), "logger".into()];
+        event.unreachable = vec!["init".into()];
+        event.unreachable_harmless = vec!["init".into()];
+        event.lines_moved = vec!["logger".into(), "init".into()];
+        let text = event.summary();
+        assert!(
+            text.starts_with("patched edited; line numbers only: logger, init ("),
+            "{text}"
+        );
+        event.functions.retain(|f| f != "edited");
+        let text = event.summary();
+        assert!(text.starts_with("line numbers only: logger, init ("), "{text}");
     }
 
     #[test]

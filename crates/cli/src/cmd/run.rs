@@ -117,13 +117,15 @@ pub struct Options {
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr, its "event" one of: "starting"; "baseline" (a file's start-up compare
     /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values"; an
-    /// edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "no_change",
+    /// edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
+    /// patches taken back: the save put their functions back as the program was built), "no_change",
     /// "compile_error", "superseded", "refused", "held", "not_compiled"; "changed_elsewhere"; "exited" or "stopped".
     /// {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
     /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
-    /// any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
+    /// any), "lines_moved" (of the functions, those whose code changed only in line numbers an edit above them
+    /// moved, only when any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
     /// back, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
     /// it did), "compiler_warnings_repeated" (true when they are those this file's last event gave: the text
     /// says them in one line)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
@@ -151,7 +153,7 @@ fn print_event(e: &ReloadEvent, json: bool) {
         return;
     }
     let _ = match e.event {
-        EventKind::Patched => writeln!(
+        EventKind::Patched | EventKind::Reverted => writeln!(
             err,
             "relive: {}: {}",
             e.file,
@@ -793,6 +795,10 @@ struct LastReload {
     /// Functions the step redirected whose new code cannot run (the old
     /// code runs on): not listed as patched.
     unreachable: Vec<String>,
+    /// Functions whose patches the step took back (the save put them back
+    /// as the program was built): a step of only those "patched no
+    /// function" before.
+    reverted: Vec<String>,
 }
 
 impl LastReload {
@@ -811,6 +817,7 @@ impl LastReload {
                 .map(|e| (e.file.clone(), e.functions.iter().chain(&e.added).cloned().collect()))
                 .collect(),
             unreachable: applied.iter().flat_map(|e| e.unreachable.iter().cloned()).collect(),
+            reverted: applied.iter().flat_map(|e| e.reverted.iter().cloned()).collect(),
         };
     }
 
@@ -819,7 +826,8 @@ impl LastReload {
         self.files.iter().flat_map(|(_, f)| f.iter().cloned()).collect()
     }
 
-    /// The step in words: `f, g in a.c; h in b.c`.
+    /// What the step did, in words after "which": `patched f, g in a.c;
+    /// h in b.c`, or what it put back.
     fn described(&self) -> String {
         let readable = |functions: &[String]| {
             functions
@@ -830,15 +838,37 @@ impl LastReload {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut text = self
+        let patched: Vec<String> = self
             .files
             .iter()
-            .map(|(file, functions)| match readable(functions) {
-                names if names.is_empty() => format!("no function whose new code runs in {file}"),
-                names => format!("{names} in {file}"),
+            .filter_map(|(file, functions)| match readable(functions) {
+                names if names.is_empty() => None,
+                names => Some(format!("{names} in {file}")),
             })
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect();
+        let mut said = Vec::new();
+        if !patched.is_empty() {
+            said.push(format!("patched {}", patched.join("; ")));
+        }
+        if !self.reverted.is_empty() {
+            said.push(format!(
+                "put {} back as the program was built ({} taken back)",
+                readable(&self.reverted),
+                if self.reverted.len() == 1 {
+                    "its patch"
+                } else {
+                    "their patches"
+                }
+            ));
+        }
+        if said.is_empty() {
+            let files: Vec<&str> = self.files.iter().map(|(f, _)| f.as_str()).collect();
+            said.push(format!(
+                "patched no function whose new code runs in {}",
+                files.join(", ")
+            ));
+        }
+        let mut text = said.join(" and ");
         if !self.unreachable.is_empty() {
             text.push_str(&format!(
                 " (and redirected {}, whose new code cannot run)",
@@ -1096,6 +1126,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
                 "last_reload_files": last.files.iter().map(|(f, _)| f).collect::<Vec<_>>(),
                 "last_reload_functions": last.functions(),
                 "last_reload_unreachable": last.unreachable,
+                "last_reload_reverted": last.reverted,
             })
         );
         return;
@@ -1103,7 +1134,7 @@ fn report_death(pid: u32, status: &std::process::ExitStatus, last: &LastReload, 
     let mut text = format!("relive: the program (pid {pid}) was killed by {name} (signal {signal})");
     match since {
         Some(s) => text.push_str(&format!(
-            ", {:.1} s after the last reload, which patched {}",
+            ", {:.1} s after the last reload, which {}",
             s.as_secs_f64(),
             last.described()
         )),
