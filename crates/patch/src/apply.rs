@@ -30,7 +30,7 @@ use crate::objfile::ObjectFile;
 use crate::reach::{self, Reach};
 use crate::running_callers;
 pub use crate::target::Target;
-use crate::{names, signature, thunk};
+use crate::{line_shift, names, signature, thunk};
 
 /// How long to keep retrying while a thread sits inside bytes about to be
 /// replaced and cannot be moved out of them (it is in a system call there).
@@ -2371,6 +2371,12 @@ fn where_the_file_lives(
 /// one whose new code cannot run says so, not why it cannot run and how
 /// to make it (advice for an edit nobody made); one that runs gets that
 /// note unless it has one already (why a running call keeps old code).
+///
+/// The line tables that settle it are read only for an unreachable
+/// function, or for reachable ones when two or more have their
+/// immediates moved alike: one function whose constant was edited in
+/// place looks the same to the code, and reading a large unit's line
+/// tables for it made SQLite's patch of one constant 10× slower.
 fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
     // Each object's line table, read once and only if asked.
     let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
@@ -2382,21 +2388,36 @@ fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, rea
         read.push((o, r.clone()));
         r
     };
-    for f in &linked.functions {
-        let Some(reach) = f.replaces.and_then(|orig| reaches.get_mut(&orig)) else {
+    // Each replaced function whose code alone looks moved, with the old
+    // function it is compared with.
+    let candidates: Vec<(
+        &link::LinkedFunction,
+        u64,
+        (&ObjectFile, usize),
+        line_shift::ImmediateShift,
+    )> = linked
+        .functions
+        .iter()
+        .filter_map(|f| {
+            let orig = f.replaces.filter(|orig| reaches.contains_key(orig))?;
+            let key = crate::diff::stable_keys(obj).get(f.symbol)?;
+            // The first of `olds` that has the function answers.
+            let (old, o) = olds
+                .iter()
+                .find_map(|old| Some((*old, crate::diff::symbol_of_key(old, key)?)))?;
+            let shift = line_shift::immediates_shifted((old, o), (obj, f.symbol))?;
+            Some((f, orig, (old, o), shift))
+        })
+        .collect();
+    for (f, orig, old, shift) in &candidates {
+        let Some(reach) = reaches.get_mut(orig) else {
             continue;
         };
-        let Some(key) = crate::diff::stable_keys(obj).get(f.symbol) else {
+        let alike = candidates.iter().filter(|c| c.3.delta == shift.delta).count();
+        if reach.reachable && alike < 2 {
             continue;
-        };
-        // The first of `olds` that has the function answers.
-        let Some((old, o)) = olds
-            .iter()
-            .find_map(|old| Some((*old, crate::diff::symbol_of_key(old, key)?)))
-        else {
-            continue;
-        };
-        if let Some(delta) = crate::line_shift::lines_moved((old, o), (obj, f.symbol), &mut rows) {
+        }
+        if let Some(delta) = line_shift::confirmed_by_lines(shift, *old, (obj, f.symbol), &mut rows) {
             reach.lines_moved = Some(delta);
             if !reach.reachable || reach.note.is_none() {
                 reach.note = Some(reach::lines_moved_note(&f.name, delta, reach.reachable));

@@ -33,6 +33,24 @@ pub fn lines_moved(
     (new, n): (&ObjectFile, usize),
     rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
 ) -> Option<i64> {
+    let shift = immediates_shifted((old, o), (new, n))?;
+    confirmed_by_lines(&shift, (old, o), (new, n), rows)
+}
+
+/// What the code alone says of a move ([`immediates_shifted`]): by how
+/// much the immediates that differ moved, and their old values, which the
+/// line table must show to be the function's lines.
+pub struct ImmediateShift {
+    pub delta: i64,
+    old_values: Vec<i64>,
+}
+
+/// The first half of [`lines_moved`], without the line tables (which for
+/// a large unit cost more than the rest of a patch): whether the two
+/// functions' code is the same but for immediates that all differ by one
+/// amount. A constant edited in place passes this too; the line table
+/// tells it from a move.
+pub fn immediates_shifted((old, o): (&ObjectFile, usize), (new, n): (&ObjectFile, usize)) -> Option<ImmediateShift> {
     let (a, b) = (old.symbols.get(o)?, new.symbols.get(n)?);
     if a.kind != Kind::Function || b.kind != Kind::Function || a.size != b.size {
         return None;
@@ -75,6 +93,19 @@ pub fn lines_moved(
         }
     }
     let delta = moved.filter(|&d| d != 0)?;
+    Some(ImmediateShift { delta, old_values })
+}
+
+/// The second half of [`lines_moved`]: whether the line tables show the
+/// immediates of `shift` to be the function's lines, moved with it.
+pub fn confirmed_by_lines(
+    shift: &ImmediateShift,
+    (old, o): (&ObjectFile, usize),
+    (new, n): (&ObjectFile, usize),
+    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
+) -> Option<i64> {
+    let ImmediateShift { delta, old_values } = shift;
+    let delta = *delta;
     let (before, after) = (rows(old).of(old, o), rows(new).of(new, n));
     if before.is_empty() || before.len() != after.len() {
         return None;
