@@ -1019,6 +1019,106 @@ int main(void) {
     s.target.wait_for_prefix("value 2 at 7 8");
 }
 
+/// GCC puts the unlikely paths that pass `__LINE__` to a cold function
+/// (an assertion's, SQLite's `SQLITE_CORRUPT_BKPT`) in the function's cold
+/// part (`find.cold`): lines added above move only those. The function is
+/// said to have moved, not to have changed (a SQLite trial: 7 of 98 such
+/// functions were listed as edited), and the program reports the new
+/// line numbers, as a fresh build of the edited file does.
+#[test]
+fn line_numbers_in_a_cold_part_are_said_as_moved() {
+    const SRC: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, cold)) int corrupt(int line) { return line; }
+#define CORRUPT() corrupt(__LINE__)
+__attribute__((noinline)) int find(int *rc, int pc, int max) {
+  int i = 0;
+  while (pc) {
+    if (pc > max) {
+      *rc = CORRUPT();
+      return 0;
+    }
+    i += pc;
+    pc = pc / 2;
+  }
+  return i;
+}
+__attribute__((noinline)) int other(int x) { if (x < 0) return CORRUPT(); return x + 1; }
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int k = 0;; k++) {
+    int rc = 0;
+    int v = find(&rc, 40, 30);
+    printf("at %d %d %d\n", v, rc, other(-1));
+    usleep(3000);
+  }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for("at 0 9 17");
+    s.edit("#include <unistd.h>\n", "#include <unistd.h>\n/* one */\n/* two */\n");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["lines_moved"], serde_json::json!(["find", "other"]), "{e}");
+    // Lines 9 and 17 of the source are now 11 and 19.
+    s.target.wait_for("at 0 11 19");
+}
+
+/// The line of `text` (from 1) that holds `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    1 + text
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect("the needle is in the text")
+}
+
+/// Two saves that each add lines: the second moves the functions below
+/// it by its own lines, measured from the code that runs (the first
+/// save's), while code they inline from above it did not move at all.
+/// Measured from the build, the inlined code had moved by the first
+/// save's lines and the functions by both, and none was said to have
+/// only moved (a SQLite trial: 23 functions listed as edited).
+#[test]
+fn a_second_move_is_measured_from_the_code_that_runs() {
+    const SRC: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, cold)) int corrupt(int line) { return line; }
+#define CORRUPT() corrupt(__LINE__)
+static inline int helper(int x) { if (x > 1000) return CORRUPT(); return x * 3; }
+/* second */
+__attribute__((noinline)) int other(int x) { if (x < 0) return CORRUPT(); return helper(x) + 1; }
+__attribute__((noinline)) int third(int x) { if (x < 0) return CORRUPT(); return helper(x) + 2; }
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int k = 0;; k++) {
+    int odd = k & 1;
+    printf("at %d %d %d %d\n", other(-1 - odd), third(-1 - odd), other(2000 + odd), third(odd));
+    usleep(3000);
+  }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    let expect = |text: &str, third: i32| {
+        format!(
+            "at {} {} {} {third}",
+            line_of(text, "int other("),
+            line_of(text, "int third("),
+            line_of(text, "static inline int helper") + 1
+        )
+    };
+    s.target.wait_for(&expect(SRC, 2));
+    s.edit("#include <unistd.h>\n", "#include <unistd.h>\n/* one */\n/* two */\n");
+    let e = s.event();
+    assert_eq!(e["lines_moved"], serde_json::json!(["other", "third"]), "{e}");
+    s.edit("/* second */\n", "/* second */\n/* three */\n");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["lines_moved"], serde_json::json!(["other", "third"]), "{e}");
+    assert!(e["notes"].to_string().contains("moved them 1 line down"), "{e}");
+    let text = s.text.clone();
+    s.target.wait_for(&expect(&text, 2));
+}
+
 /// `--cc` for gcc -O0 -g taking `seconds` longer than it does.
 fn slow_cc(dir: &Path, seconds: &str) -> String {
     let script = dir.join("slow-cc");

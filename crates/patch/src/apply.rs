@@ -1100,10 +1100,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .collect();
     for (p, reaches) in prepared.iter().zip(&mut reaches) {
         if let Some(unit) = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)) {
-            // What runs: the build's code (no patch of the function could
-            // run either), else the base's.
-            let olds: Vec<&ObjectFile> = unit.built.iter().chain(&unit.base).copied().collect();
-            note_lines_moved(p.obj, &olds, &p.linked, reaches);
+            // What runs: the code the patch replaces, or for a function no
+            // call reaches, the build's (see `note_lines_moved`).
+            let (built, bases): (Vec<&ObjectFile>, Vec<&ObjectFile>) = (
+                unit.built.iter().copied().collect(),
+                unit.base.iter().copied().collect(),
+            );
+            note_lines_moved(p.obj, (&built, &bases), &p.linked, reaches);
         }
     }
     // Kept with each redirect, for `status`: a `main` whose new code can
@@ -2365,19 +2368,32 @@ fn where_the_file_lives(
         .find(|&a| module_of(a).is_some())
 }
 
-/// Of the functions `linked` replaces, those that differ from the first
-/// of `olds` that has them only in line numbers an edit above them moved
-/// ([`crate::line_shift`]): each one's reach says by how much. The note of
-/// one whose new code cannot run says so, not why it cannot run and how
-/// to make it (advice for an edit nobody made); one that runs gets that
-/// note unless it has one already (why a running call keeps old code).
+/// Of the functions `linked` replaces, those that differ from the old
+/// code only in line numbers an edit above them moved
+/// ([`crate::line_shift`]), their cold parts included: each one's reach
+/// says by how much. The note of one whose new code cannot run says so,
+/// not why it cannot run and how to make it (advice for an edit nobody
+/// made); one that runs gets that note unless it has one already (why a
+/// running call keeps old code).
+///
+/// The old code is what runs: for a function later calls reach, the
+/// first of `bases` (the code the patch replaces: with two edits above
+/// it, its code moved by the second alone, and code it inlines from
+/// between them did not move at all); for one no call reaches, the first
+/// of `built` (its patches never ran). Each from the other list when its
+/// own lacks the function.
 ///
 /// The line tables that settle it are read only for an unreachable
-/// function, or for reachable ones when two or more have their
-/// immediates moved alike: one function whose constant was edited in
-/// place looks the same to the code, and reading a large unit's line
-/// tables for it made SQLite's patch of one constant 10× slower.
-fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+/// function, or for reachable ones when two or more differ only in
+/// immediates: one function whose constant was edited in place looks the
+/// same to the code, and reading a large unit's line tables for it made
+/// SQLite's patch of one constant 10× slower.
+fn note_lines_moved(
+    obj: &ObjectFile,
+    (built, bases): (&[&ObjectFile], &[&ObjectFile]),
+    linked: &Linked,
+    reaches: &mut HashMap<u64, Reach>,
+) {
     // Each object's line table, read once and only if asked.
     let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
     let mut rows = |o: &ObjectFile| {
@@ -2388,36 +2404,52 @@ fn note_lines_moved(obj: &ObjectFile, olds: &[&ObjectFile], linked: &Linked, rea
         read.push((o, r.clone()));
         r
     };
-    // Each replaced function whose code alone looks moved, with the old
-    // function it is compared with.
+    let keys = crate::diff::stable_keys(obj);
+    // The new object's cold parts, by the function they belong to.
+    let mut cold: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in obj.symbols.iter().enumerate() {
+        if let Some(hot) = names::hot_part(&s.name) {
+            cold.entry(hot).or_default().push(i);
+        }
+    }
+    // Each replaced function whose code alone looks moved, with its parts
+    // paired with the old code's.
     let candidates: Vec<(
         &link::LinkedFunction,
         u64,
-        (&ObjectFile, usize),
+        Vec<line_shift::Part>,
         line_shift::ImmediateShift,
     )> = linked
         .functions
         .iter()
         .filter_map(|f| {
             let orig = f.replaces.filter(|orig| reaches.contains_key(orig))?;
-            let key = crate::diff::stable_keys(obj).get(f.symbol)?;
-            // The first of `olds` that has the function answers.
-            let (old, o) = olds
-                .iter()
-                .find_map(|old| Some((*old, crate::diff::symbol_of_key(old, key)?)))?;
-            let shift = line_shift::immediates_shifted((old, o), (obj, f.symbol))?;
-            Some((f, orig, (old, o), shift))
+            let olds = match reaches[&orig].reachable {
+                true => bases.iter().chain(built),
+                false => built.iter().chain(bases),
+            };
+            let own = |i: usize| keys.get(i);
+            let key = own(f.symbol)?;
+            let old = *olds
+                .clone()
+                .find(|old| crate::diff::symbol_of_key(old, key).is_some())?;
+            let pair = |i: usize| Some(((old, crate::diff::symbol_of_key(old, own(i)?)?), (obj, i)));
+            let mut parts = vec![pair(f.symbol)?];
+            for &c in cold.get(obj.symbols[f.symbol].name.as_str()).into_iter().flatten() {
+                parts.push(pair(c)?);
+            }
+            let shift = line_shift::immediates_shifted(&parts)?;
+            Some((f, orig, parts, shift))
         })
         .collect();
-    for (f, orig, old, shift) in &candidates {
+    for (f, orig, parts, shift) in &candidates {
         let Some(reach) = reaches.get_mut(orig) else {
             continue;
         };
-        let alike = candidates.iter().filter(|c| c.3.delta == shift.delta).count();
-        if reach.reachable && alike < 2 {
+        if reach.reachable && candidates.len() < 2 {
             continue;
         }
-        if let Some(delta) = line_shift::confirmed_by_lines(shift, *old, (obj, f.symbol), &mut rows) {
+        if let Some(delta) = line_shift::confirmed_by_lines(shift, parts, &mut rows) {
             reach.lines_moved = Some(delta);
             if !reach.reachable || reach.note.is_none() {
                 reach.note = Some(reach::lines_moved_note(&f.name, delta, reach.reachable));

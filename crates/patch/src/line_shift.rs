@@ -13,114 +13,151 @@ use iced_x86::{Decoder, DecoderOptions};
 
 use crate::objfile::{Kind, ObjectFile};
 
-/// When function `n` of `new` differs from function `o` of `old` only in
-/// line numbers moved by one amount: that amount (positive: down).
+/// One part of a function in the old object and in the new: the function
+/// itself, or its cold part (`f.cold`), where GCC puts the unlikely paths
+/// that log `__LINE__` (an assertion's failure).
+pub type Part<'a> = ((&'a ObjectFile, usize), (&'a ObjectFile, usize));
+
+/// How far apart, in lines, two rows of a function may be for a line
+/// between them to count as the function's own: a `__LINE__` whose
+/// statement has no row of its own (GCC gives the code that loads it the
+/// row of the `if` above it: SQLite's `SQLITE_CORRUPT_PAGE`) lies between
+/// rows of its function, not beyond them.
+const ROW_GAP: i64 = 64;
+
+/// When a function, as `parts` (its own code first, then its cold parts),
+/// differs from the old only in line numbers that edits above them moved:
+/// how far its first line moved (positive: down).
 ///
 /// Everything must agree: the code is the same but for immediates
-/// (relocated fields included, with the same targets); each of those
-/// differs by one amount `delta` and was a line of the old function's
-/// own line-table rows; and the rows are the same but for lines moved by
-/// `delta` (the function's own) or by nothing (code inlined from above
-/// the edit, or from a header). An edit of a constant that happened to
-/// equal one of the function's lines and grew by the same amount as its
-/// lines moved is the one change this takes for a move.
+/// (relocated fields included, with the same targets); the line-table
+/// rows are at the same places, in the same files; and each immediate
+/// that differs was a line of the old rows (or lies between two of them)
+/// and changed by as much as those rows' lines moved. Lines may move by
+/// different amounts: code inlined from above an edit did not move, and
+/// two edits move the code between them less than the code after both.
+/// An edit of a constant that happened to equal one of the function's
+/// lines and grew by the same amount as its lines moved is the one change
+/// this takes for a move.
 ///
 /// `rows`: each object's line rows, read once for all the functions asked
 /// about (a large unit's line table is megabytes; SQLite's functions that
 /// log `__LINE__` are hundreds).
 pub fn lines_moved(
-    (old, o): (&ObjectFile, usize),
-    (new, n): (&ObjectFile, usize),
+    parts: &[Part],
     rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
 ) -> Option<i64> {
-    let shift = immediates_shifted((old, o), (new, n))?;
-    confirmed_by_lines(&shift, (old, o), (new, n), rows)
+    let shift = immediates_shifted(parts)?;
+    confirmed_by_lines(&shift, parts, rows)
 }
 
-/// What the code alone says of a move ([`immediates_shifted`]): by how
-/// much the immediates that differ moved, and their old values, which the
-/// line table must show to be the function's lines.
+/// What the code alone says of a move ([`immediates_shifted`]): each
+/// immediate that differs, as `(old value, new value)`, which the line
+/// table must show to be lines of the function that moved as much.
 pub struct ImmediateShift {
-    pub delta: i64,
-    old_values: Vec<i64>,
+    changed: Vec<(i64, i64)>,
 }
 
 /// The first half of [`lines_moved`], without the line tables (which for
-/// a large unit cost more than the rest of a patch): whether the two
-/// functions' code is the same but for immediates that all differ by one
-/// amount. A constant edited in place passes this too; the line table
-/// tells it from a move.
-pub fn immediates_shifted((old, o): (&ObjectFile, usize), (new, n): (&ObjectFile, usize)) -> Option<ImmediateShift> {
-    let (a, b) = (old.symbols.get(o)?, new.symbols.get(n)?);
-    if a.kind != Kind::Function || b.kind != Kind::Function || a.size != b.size {
-        return None;
-    }
-    let (x, y) = crate::diff::same_references_masked(old, o, new, n)?;
-    if x == y {
-        return None;
-    }
-    let instructions = &b.decoded.as_ref()?.instructions;
-    if a.decoded.as_ref()?.instructions != *instructions {
-        return None;
-    }
-    let mut moved: Option<i64> = None;
-    let mut old_values = Vec::new();
-    for &(start, len) in instructions {
-        let range = start as usize..(start as usize + len as usize).min(x.len());
-        if x[range.clone()] == y[range.clone()] {
+/// a large unit cost more than the rest of a patch): whether the parts'
+/// code is the same but for immediates, in one part or more. A constant
+/// edited in place passes this too; the line table tells it from a move.
+pub fn immediates_shifted(parts: &[Part]) -> Option<ImmediateShift> {
+    let mut changed = Vec::new();
+    for &((old, o), (new, n)) in parts {
+        let (a, b) = (old.symbols.get(o)?, new.symbols.get(n)?);
+        if a.kind != Kind::Function || b.kind != Kind::Function || a.size != b.size {
+            return None;
+        }
+        let (x, y) = crate::diff::same_references_masked(old, o, new, n)?;
+        if x == y {
             continue;
         }
-        let (was, is) = (immediates(&x[range.clone()])?, immediates(&y[range.clone()])?);
-        if was.len() != is.len() {
+        let instructions = &b.decoded.as_ref()?.instructions;
+        if a.decoded.as_ref()?.instructions != *instructions {
             return None;
         }
-        // Only immediate bytes may differ.
-        let outside = (range.start..range.end)
-            .filter(|&k| x[k] != y[k])
-            .any(|k| !was.iter().any(|imm| imm.covers(k - range.start)));
-        if outside {
-            return None;
-        }
-        for (p, q) in was.iter().zip(&is) {
-            if p.value == q.value {
+        for &(start, len) in instructions {
+            let range = start as usize..(start as usize + len as usize).min(x.len());
+            if x[range.clone()] == y[range.clone()] {
                 continue;
             }
-            let delta = q.value.checked_sub(p.value)?;
-            if *moved.get_or_insert(delta) != delta {
+            let (was, is) = (immediates(&x[range.clone()])?, immediates(&y[range.clone()])?);
+            if was.len() != is.len() {
                 return None;
             }
-            old_values.push(p.value);
+            // Only immediate bytes may differ.
+            let outside = (range.start..range.end)
+                .filter(|&k| x[k] != y[k])
+                .any(|k| !was.iter().any(|imm| imm.covers(k - range.start)));
+            if outside {
+                return None;
+            }
+            changed.extend(
+                was.iter()
+                    .zip(&is)
+                    .filter(|(p, q)| p.value != q.value)
+                    .map(|(p, q)| (p.value, q.value)),
+            );
         }
     }
-    let delta = moved.filter(|&d| d != 0)?;
-    Some(ImmediateShift { delta, old_values })
+    (!changed.is_empty()).then_some(ImmediateShift { changed })
 }
 
 /// The second half of [`lines_moved`]: whether the line tables show the
-/// immediates of `shift` to be the function's lines, moved with it.
+/// immediates of `shift` to be the function's lines, moved as much as
+/// they changed.
 pub fn confirmed_by_lines(
     shift: &ImmediateShift,
-    (old, o): (&ObjectFile, usize),
-    (new, n): (&ObjectFile, usize),
+    parts: &[Part],
     rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
 ) -> Option<i64> {
-    let ImmediateShift { delta, old_values } = shift;
-    let delta = *delta;
-    let (before, after) = (rows(old).of(old, o), rows(new).of(new, n));
-    if before.is_empty() || before.len() != after.len() {
-        return None;
-    }
-    let mut own_lines = Vec::new();
-    for (&(at, file, line), &(at2, file2, line2)) in before.iter().zip(&after) {
-        let shift = i64::try_from(line2).ok()? - i64::try_from(line).ok()?;
-        if at != at2 || file != file2 || (shift != 0 && shift != delta) {
+    // Each old row's line with how far it moved.
+    let mut moved: Vec<(i64, i64)> = Vec::new();
+    for &((old, o), (new, n)) in parts {
+        let (before, after) = (rows(old).of(old, o), rows(new).of(new, n));
+        if before.len() != after.len() {
             return None;
         }
-        if shift == delta {
-            own_lines.push(line as i64);
+        for (&(at, file, line), &(at2, file2, line2)) in before.iter().zip(&after) {
+            if at != at2 || file != file2 {
+                return None;
+            }
+            let (line, line2) = (i64::try_from(line).ok()?, i64::try_from(line2).ok()?);
+            moved.push((line, line2 - line));
         }
     }
-    old_values.iter().all(|v| own_lines.contains(v)).then_some(delta)
+    let first = moved.first().map(|&(_, by)| by);
+    moved.sort_unstable();
+    moved.dedup();
+    let all = shift
+        .changed
+        .iter()
+        .all(|&(was, is)| is.checked_sub(was).is_some_and(|by| among_rows(was, by, &moved)));
+    // How far the function moved: its first row, or what its lines did.
+    let by = first
+        .filter(|&d| d != 0)
+        .or_else(|| shift.changed.first().map(|&(was, is)| is - was))?;
+    all.then_some(by)
+}
+
+/// Whether line `v` is among `moved` (`(line, how far it moved)`, sorted)
+/// as a line that moved by `by`: a row has it, or it lies between two rows
+/// at most [`ROW_GAP`] apart that both moved by `by`.
+fn among_rows(v: i64, by: i64, moved: &[(i64, i64)]) -> bool {
+    if by == 0 {
+        return false;
+    }
+    let lines_by = |line: i64| moved.iter().filter(move |m| m.0 == line).any(|m| m.1 == by);
+    if moved.contains(&(v, by)) {
+        return true;
+    }
+    let after = moved.partition_point(|&(l, _)| l < v);
+    let before = after.checked_sub(1).map(|k| moved[k].0);
+    match (before, moved.get(after).map(|m| m.0)) {
+        (Some(a), Some(b)) => b - a <= ROW_GAP && lines_by(a) && lines_by(b),
+        _ => false,
+    }
 }
 
 /// An immediate operand of an instruction.
@@ -189,5 +226,20 @@ mod tests {
         assert!(immediates(&[0xc3]).unwrap().is_empty());
         // Not one whole instruction.
         assert!(immediates(&[0xbf, 0x1e]).is_none());
+    }
+
+    /// A line counts as one that moved by `by` when a row has it and moved
+    /// so, or when it lies between two close rows that both did: not past
+    /// the last row, nor in a gap as wide as another function, nor beside
+    /// rows that moved otherwise.
+    #[test]
+    fn lines_between_close_rows_moved_with_them() {
+        let moved = [(100, 2), (102, 2), (110, 2), (130, 0), (500, 3), (505, 3)];
+        assert!(among_rows(102, 2, &moved) && among_rows(105, 2, &moved) && among_rows(503, 3, &moved));
+        assert!(!among_rows(105, 3, &moved), "rows around it moved by 2");
+        assert!(!among_rows(120, 2, &moved), "between rows that moved otherwise");
+        assert!(!among_rows(99, 2, &moved) && !among_rows(300, 2, &moved) && !among_rows(506, 3, &moved));
+        assert!(!among_rows(130, 0, &moved), "nothing moved");
+        assert!(!among_rows(1, 1, &[]));
     }
 }
