@@ -1242,7 +1242,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 )),
                 UnwindStatus::NoUnwinder => no_unwinder_why.as_ref().map(|why| {
                     format!(
-                        "{NO_UNWINDER} ({why}): backtrace() and thread cancellation stop at the new code (gdb does not); a later patch tries again"
+                        "{NO_UNWINDER}: {why}. Until a later patch loads one, backtrace() and thread cancellation stop at the new code (gdb unwinds through it)"
                     )
                 }),
                 _ => None,

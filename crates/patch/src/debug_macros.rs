@@ -288,6 +288,17 @@ fn spelled(bodies: &[&str]) -> Vec<Vec<String>> {
     out
 }
 
+/// A function-like macro's definition (what follows its name: `(s)
+/// ((s)->w_size)`) as its parameter list and its body; `None` for an
+/// object-like one, whose value starts after a space.
+fn parameters_and_body(definition: &str) -> Option<(&str, &str)> {
+    if !definition.starts_with('(') {
+        return None;
+    }
+    let close = definition.find(')')?;
+    Some((&definition[..=close], definition[close + 1..].trim_start()))
+}
+
 /// How many changed macros a note names; the rest are counted.
 const NAMED: usize = 6;
 
@@ -300,11 +311,17 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
         [one] if one.is_empty() => "defined empty".to_string(),
         _ => defs.iter().map(|d| d.trim_start()).collect::<Vec<_>>().join(" | "),
     };
-    let mut named: Vec<String> = changes
-        .iter()
-        .take(NAMED)
-        .map(|c| format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)))
-        .collect();
+    // A function-like macro as C writes it, its parameters by its name:
+    // "MAX_DIST (s) (…) -> (s) (…)" read as two values of MAX_DIST.
+    let change = |c: &MacroChange| match (&c.before[..], &c.after[..]) {
+        ([before], [after]) => match (parameters_and_body(before), parameters_and_body(after)) {
+            (Some((p, was)), Some((q, is))) if p == q => format!("{}{p}: {was} -> {is}", c.name),
+            (Some((p, was)), Some((q, is))) => format!("{0}{p} {was} -> {0}{q} {is}", c.name),
+            _ => format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)),
+        },
+        _ => format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)),
+    };
+    let mut named: Vec<String> = changes.iter().take(NAMED).map(change).collect();
     if changes.len() > NAMED {
         named.push(format!("{} more", changes.len() - NAMED));
     }
@@ -367,7 +384,14 @@ mod tests {
         let other = defined_in_listing(b"#define K (6)\n#define G(y) x\n");
         assert_eq!(changes(&five, &other).len(), 2, "{:?}", changes(&five, &other));
         let note = note(&changes(&five, &other)).unwrap();
-        assert!(note.starts_with("macros changed value (G (x) x -> (y) x; K 5 -> (6)): the patched functions that use them have the new values"), "{note}");
+        assert!(note.starts_with("macros changed value (G(x) x -> G(y) x; K 5 -> (6)): the patched functions that use them have the new values"), "{note}");
+        // The same parameters are said once, by the name.
+        let wider = defined_in_listing(b"#define K 5\n#define G(x) (x) + 30000\n");
+        let said = super::note(&changes(&five, &wider)).unwrap();
+        assert!(
+            said.starts_with("macro changed value (G(x): x -> (x) + 30000)"),
+            "{said}"
+        );
     }
 
     #[test]

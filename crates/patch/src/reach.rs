@@ -434,12 +434,17 @@ pub fn lines_moved_note(name: &str, delta: i64, reachable: bool) -> String {
     )
 }
 
+/// How many functions a line of text names before it counts the rest: a
+/// reload's summary and the notes under it list alike (they said "83
+/// more" and "85 more" of one list).
+pub const LISTED: usize = 8;
+
 /// One note for several functions whose code changed only in line
 /// numbers (`(symbol, lines moved, reachable)`): which they are, how far
 /// they moved, and which of them cannot run. The list is shortened: an
 /// edit near the top of a large unit moves hundreds.
 pub fn lines_moved_together_note(moved: &[(&str, i64, bool)]) -> String {
-    const NAMED: usize = 6;
+    const NAMED: usize = LISTED;
     let listed = |names: Vec<String>| -> String {
         let more = names.len().saturating_sub(NAMED);
         let mut text = names.into_iter().take(NAMED).collect::<Vec<_>>().join(", ");
@@ -884,7 +889,7 @@ mod tests {
             .collect();
         let note = lines_moved_together_note(&moved);
         assert!(
-            note.contains("f0, f1, f2, f3, f4, f5 and 3 more changed (an edit above them moved them)"),
+            note.contains("f0, f1, f2, f3, f4, f5, f6, f7 and 1 more changed (an edit above them moved them)"),
             "{note}"
         );
         assert!(!note.contains("cannot run"), "{note}");

@@ -291,7 +291,7 @@ pub fn stop_at_quiet_point_within(
         // it started): nothing of it has run, its C library is not set up,
         // and no wait makes it so.
         if registers.is_some_and(|r| relive_process::at_entry(process.pid(), r.rip)) {
-            return Err("the program has not started yet (it is held at its entry until the edits made before relive started are in)".into());
+            return Err("the program has not started yet: relive holds it at its entry until the edits made before relive started are patched in".into());
         }
         std::thread::sleep(QUIET_PAUSE);
     }

@@ -477,8 +477,9 @@ fn elided(text: &str, open: char, close: char) -> String {
     out
 }
 
-/// How many of a file's own functions a summary names (`-v`: all).
-pub const LISTED: usize = 8;
+/// How many of a file's own functions a summary names (`-v`: all), as
+/// many as its notes name.
+pub const LISTED: usize = relive_patch::reach::LISTED;
 
 /// Whether the function `text` (demangled) is the standard library's: its
 /// name, past any return type and before its parameters, is in `std::` or

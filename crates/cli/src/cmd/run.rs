@@ -131,7 +131,8 @@ pub struct Options {
     /// says them in one line)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
     /// `patch`) changed functions of a watched file, which then run other code than it says until its next save;
     /// at the end
-    /// {"event":"exited",...} or, stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
+    /// {"event":"exited",...} when the program ended (by exiting, or killed by a signal: then with "signal" and
+    /// "signal_name") or, when relive itself was stopped by a signal, {"event":"stopped","pid","program_running","patched"}.
     #[arg(long)]
     pub json: bool,
 }
