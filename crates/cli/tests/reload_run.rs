@@ -566,6 +566,31 @@ int main(void) {
     assert_eq!(e["event"], "patched", "{e}");
     assert!(e["notes"].to_string().contains("the contents of levels changed"), "{e}");
     s.target.wait_for_prefix("pick 9");
+    // Put back: the program's own `pick` reads its own table again, which
+    // the note says (it said the new code read a new copy: a zlib trial).
+    s.edit("{1, 3, 5, 9}", "{1, 3, 5}");
+    let e = s.event();
+    assert_eq!(e["event"], "reverted", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("the contents of levels are back as the program was built"),
+        "{e}"
+    );
+    assert!(!notes.contains("reads the new copy"), "{e}");
+    // The old table's cycle again (5 then 1; lines printed before the
+    // take-back may still be read first), and nothing but its entries.
+    let mut last = String::new();
+    loop {
+        let now = s.target.wait_for_prefix("pick ");
+        if last == "5" && now == "1" {
+            break;
+        }
+        last = now;
+    }
+    for _ in 0..20 {
+        let picked = s.target.wait_for_prefix("pick ");
+        assert!(["1", "3", "5"].contains(&picked.as_str()), "{picked}");
+    }
 }
 
 /// Where the variable `name` starts in the object gcc makes of `source`

@@ -176,6 +176,18 @@ fn constant_table_note(name: &str, readers: &[&str]) -> String {
     )
 }
 
+/// A [`constant_table_note`] said again for a save that put the table's
+/// readers back as the program was built (their patches taken back): the
+/// program's own code reads its own copy again. `None` for any other
+/// note. (A zlib trial: a put-back `configuration_table` was said to be
+/// read "by the new code" as a new copy.)
+pub fn constant_table_put_back(note: &str) -> Option<String> {
+    let name = note.strip_prefix("the contents of ")?.split_once(" changed")?.0;
+    Some(format!(
+        "the contents of {name} are back as the program was built: its own code reads its own copy again, but what the patched code took from the changed copy (values it copied, pointers it kept into it) stays until a restart"
+    ))
+}
+
 /// [`functions_to_patch_allowing`], with the variables whose initial value
 /// changed (from the same diff).
 pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn Fn(&str) -> bool) -> Result<Selected> {

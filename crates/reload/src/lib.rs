@@ -2269,6 +2269,15 @@ impl<'p> Reloader<'p> {
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         // Patched, if what is left is patched.
         event.event = EventKind::Reverted;
+        // Nothing left patched: a changed table is read by the program's
+        // own code again.
+        if functions.is_empty() {
+            for note in &mut event.notes {
+                if let Some(back) = relive_patch::select::constant_table_put_back(note) {
+                    *note = back;
+                }
+            }
+        }
         self.settled_by(source, &names);
         event.reverted = names;
     }
