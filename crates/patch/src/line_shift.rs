@@ -8,6 +8,21 @@
 //! NOT REACHABLE with advice for an edit the user never made (a redis
 //! trial: every edit above `main` in `server.c`), and `verify` failed for
 //! it until a restart.
+//!
+//! A function, as `parts` (its own code first, then its cold parts),
+//! differs from the old only in line numbers that edits above it moved
+//! when [`immediates_shifted`] and then [`confirmed_by_lines`] say so.
+//!
+//! Everything must agree: the code is the same but for immediates
+//! (relocated fields included, with the same targets); the line-table
+//! rows are at the same places, in the same files; and each immediate
+//! that differs was a line of the old rows (or lies between two of them)
+//! and changed by as much as those rows' lines moved. Lines may move by
+//! different amounts: code inlined from above an edit did not move, and
+//! two edits move the code between them less than the code after both.
+//! An edit of a constant that happened to equal one of the function's
+//! lines and grew by the same amount as its lines moved is the one change
+//! this takes for a move.
 
 use iced_x86::{Decoder, DecoderOptions};
 
@@ -25,32 +40,6 @@ pub type Part<'a> = ((&'a ObjectFile, usize), (&'a ObjectFile, usize));
 /// rows of its function, not beyond them.
 const ROW_GAP: i64 = 64;
 
-/// When a function, as `parts` (its own code first, then its cold parts),
-/// differs from the old only in line numbers that edits above them moved:
-/// how far its first line moved (positive: down).
-///
-/// Everything must agree: the code is the same but for immediates
-/// (relocated fields included, with the same targets); the line-table
-/// rows are at the same places, in the same files; and each immediate
-/// that differs was a line of the old rows (or lies between two of them)
-/// and changed by as much as those rows' lines moved. Lines may move by
-/// different amounts: code inlined from above an edit did not move, and
-/// two edits move the code between them less than the code after both.
-/// An edit of a constant that happened to equal one of the function's
-/// lines and grew by the same amount as its lines moved is the one change
-/// this takes for a move.
-///
-/// `rows`: each object's line rows, read once for all the functions asked
-/// about (a large unit's line table is megabytes; SQLite's functions that
-/// log `__LINE__` are hundreds).
-pub fn lines_moved(
-    parts: &[Part],
-    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
-) -> Option<i64> {
-    let shift = immediates_shifted(parts)?;
-    confirmed_by_lines(&shift, parts, rows)
-}
-
 /// What the code alone says of a move ([`immediates_shifted`]): each
 /// immediate that differs, as `(old value, new value)`, which the line
 /// table must show to be lines of the function that moved as much.
@@ -58,7 +47,7 @@ pub struct ImmediateShift {
     changed: Vec<(i64, i64)>,
 }
 
-/// The first half of [`lines_moved`], without the line tables (which for
+/// The first half, without the line tables (which for
 /// a large unit cost more than the rest of a patch): whether the parts'
 /// code is the same but for immediates, in one part or more. A constant
 /// edited in place passes this too; the line table tells it from a move.
@@ -104,9 +93,13 @@ pub fn immediates_shifted(parts: &[Part]) -> Option<ImmediateShift> {
     (!changed.is_empty()).then_some(ImmediateShift { changed })
 }
 
-/// The second half of [`lines_moved`]: whether the line tables show the
-/// immediates of `shift` to be the function's lines, moved as much as
-/// they changed.
+/// The second half: whether the line tables show the immediates of
+/// `shift` to be the function's lines, moved as much as they changed, and
+/// if so how far the function's first line moved (positive: down).
+///
+/// `rows`: each object's line rows, read once for all the functions asked
+/// about (a large unit's line table is megabytes; SQLite's functions that
+/// log `__LINE__` are hundreds).
 pub fn confirmed_by_lines(
     shift: &ImmediateShift,
     parts: &[Part],
