@@ -2394,6 +2394,15 @@ fn note_lines_moved(
     linked: &Linked,
     reaches: &mut HashMap<u64, Reach>,
 ) {
+    // The usual edit: one function, which runs; nothing to look up.
+    let replaced: Vec<&Reach> = linked
+        .functions
+        .iter()
+        .filter_map(|f| reaches.get(&f.replaces?))
+        .collect();
+    if replaced.len() < 2 && replaced.iter().all(|r| r.reachable) {
+        return;
+    }
     // Each object's line table, read once and only if asked.
     let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
     let mut rows = |o: &ObjectFile| {
@@ -2407,7 +2416,7 @@ fn note_lines_moved(
     let keys = crate::diff::stable_keys(obj);
     // The new object's cold parts, by the function they belong to.
     let mut cold: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, s) in obj.symbols.iter().enumerate() {
+    for (i, s) in obj.symbols.iter().enumerate().filter(|(_, s)| s.name.contains(".cold")) {
         if let Some(hot) = names::hot_part(&s.name) {
             cold.entry(hot).or_default().push(i);
         }
