@@ -593,6 +593,42 @@ int main(void) {
     }
 }
 
+/// A computed goto's table of its function's own labels (Lua's
+/// `disptab`) changes with every edit that moves the labels: it goes with
+/// the function, and no note says the program keeps values taken from it
+/// (every reload of Lua's `luaV_execute` said so).
+#[test]
+fn a_table_of_a_functions_own_labels_is_no_constant_to_warn_of() {
+    const GOTO: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) int run(const unsigned char *code) {
+    static const void *const table[] = {&&op_add, &&op_mul, &&op_end};
+    int acc = 1;
+    goto *table[*code];
+op_add: acc += 2; code++; goto *table[*code];
+op_mul: acc *= 3; code++; goto *table[*code];
+op_end: return acc;
+}
+int main(void) {
+    static const unsigned char prog[] = {0, 1, 0, 2, 0, 9};
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("acc %d\n", run(prog)); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(GOTO, &["-O2", "-g"]);
+    s.target.wait_for("acc 11");
+    // Code before the labels moves them.
+    s.edit(
+        "    int acc = 1;\n",
+        "    int acc = 1;\n    if (code[1] == 7 || code[2] == 9 || code[3] == 11 || code[5] == 9) return -1;\n",
+    );
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(!e["notes"].to_string().contains("the contents of"), "{e}");
+    s.target.wait_for("acc -1");
+}
+
 /// Where the variable `name` starts in the object gcc makes of `source`
 /// with `flags` (by `nm`), to see how the compiler laid out a file's
 /// statics.
@@ -997,7 +1033,7 @@ int main(void) {
     let e = s.event();
     let notes = e["notes"].to_string();
     assert!(
-        notes.contains("only the line numbers of init changed (an edit above it moved it 3 lines down)"),
+        notes.contains("only the line numbers of init changed (lines added or removed above moved it 3 lines down)"),
         "{e}"
     );
     assert!(!notes.contains("restart"), "{e}");
@@ -1033,7 +1069,9 @@ int main(void) {
     assert_eq!(e["lines_moved"], serde_json::json!(["first", "second"]), "{e}");
     let notes = e["notes"].to_string();
     assert!(
-        notes.contains("only the line numbers of first, second changed (an edit above them moved them 2 lines down)"),
+        notes.contains(
+            "only the line numbers of first, second changed (lines added or removed above moved them 2 lines down)"
+        ),
         "{e}"
     );
     assert_eq!(
@@ -3490,6 +3528,18 @@ fn a_changed_macro_of_a_header_is_said_with_the_patch() {
     let notes = e["notes"].to_string();
     assert!(notes.contains("macro changed value (LIMIT 3 -> 4)"), "{e}");
     target.wait_for("l=4");
+    // Put back: the program's own code runs again, which the note says
+    // (it said the patched functions had the new value: a Lua trial).
+    std::fs::write(target.dir.path().join("m.h"), files[0].1).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "reverted", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("macro back to the value the program was built with (LIMIT 4 -> 3)"),
+        "{e}"
+    );
+    assert!(!notes.contains("the patched functions that use it"), "{e}");
+    target.wait_for("l=3");
 }
 
 /// A function an earlier patch added, reached only through that patch's

@@ -720,7 +720,7 @@ fn functions_that_changed_only_in_line_numbers_are_said_to() {
     assert!(said.contains("patched work"), "{said}");
     assert!(said.contains("unreachable main"), "{said}");
     assert!(
-        said.contains("only the line numbers of init changed (an edit above it moved it 1 line down)"),
+        said.contains("only the line numbers of init changed (lines added or removed above moved it 1 line down)"),
         "{said}"
     );
     assert!(!said.contains("move the code you edit"), "{said}");

@@ -3118,7 +3118,7 @@ fn split_statements_note(split: &[(String, u64, u64)]) -> Option<String> {
         }
     };
     Some(format!(
-        "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{offset:#x}) would be inside the jump relive wrote at its entry{others}: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the new code's stop as they should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)"
+        "for a debugger attached later (nothing is wrong now): a gdb breakpoint on a line of {name} also goes into its old code, and the one at {at:#x} (+{offset:#x}) would be inside the jump relive wrote at its entry{others}: while it is set, calls through the old entry crash. Disable that location (`info breakpoints`, then `disable N.M`); the breakpoint's location in the new code works as it should. Builds with -fpatchable-function-entry=8,6 avoid it (a 2-byte entry jump)"
     ))
 }
 

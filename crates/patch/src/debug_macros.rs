@@ -280,7 +280,21 @@ fn spelled(bodies: &[&str]) -> Vec<Vec<String>> {
             false => 0,
         };
         let (parameters, value) = all.split_at(parameters);
-        [parameters, bare(value)].concat()
+        // Parameters by their place: `F(a) (a)` and `F(x) (x)` are one
+        // definition (put back after a rename, it was said to change).
+        let names: Vec<&String> = parameters
+            .iter()
+            .filter(|t| t.starts_with(|c: char| c.is_alphabetic() || c == '_'))
+            .collect();
+        let placed = |t: &String| match names.iter().position(|n| *n == t) {
+            Some(k) => format!("${k}"),
+            None => t.clone(),
+        };
+        parameters
+            .iter()
+            .chain(bare(value))
+            .map(placed)
+            .collect::<Vec<String>>()
     };
     let mut out: Vec<Vec<String>> = bodies.iter().map(canonical).collect();
     out.sort_unstable();
@@ -332,6 +346,24 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
     Some(format!(
         "{which} changed value ({}): the patched functions that use {it} have the new {value}, but what the program already computed or stored with the old {one} (flags or states in its data, sizes) keeps {it}, and those functions read it with the new meaning; restart the program if such values are kept",
         named.join("; ")
+    ))
+}
+
+/// A [`note`] said again for a save that put every patched function of
+/// its file back as the program was built (their patches taken back):
+/// the program's own code, with the values it was built with, runs again.
+/// `None` for any other note. (A Lua trial: a put-back header was said to
+/// give "the patched functions" the new values.)
+pub fn put_back(note: &str) -> Option<String> {
+    let (which, rest) = note.split_once(" changed value (")?;
+    let (listed, _) = rest.split_once("): the patched functions that use ")?;
+    let (it, values) = match which {
+        "macro" => ("it", "value"),
+        "macros" => ("them", "values"),
+        _ => return None,
+    };
+    Some(format!(
+        "{which} back to the {values} the program was built with ({listed}): its own code, which uses {it}, runs again, but what the patched code computed or stored with the other {values} keeps {it}; restart the program if such values are kept"
     ))
 }
 
@@ -387,6 +419,9 @@ mod tests {
         assert!(note.starts_with("macros changed value (G(x) x -> G(y) x; K 5 -> (6)): the patched functions that use them have the new values"), "{note}");
         // The same parameters are said once, by the name.
         let wider = defined_in_listing(b"#define K 5\n#define G(x) (x) + 30000\n");
+        // Parameters renamed: the same definition.
+        let renamed = defined_in_listing(b"#define K 5\n#define G(y) y\n");
+        assert_eq!(changes(&five, &renamed), []);
         let said = super::note(&changes(&five, &wider)).unwrap();
         assert!(
             said.starts_with("macro changed value (G(x): x -> (x) + 30000)"),
@@ -408,5 +443,16 @@ mod tests {
         assert!(text.contains("M5 1 -> 2; 3 more"), "{text}");
         assert!(!text.contains("M6"), "{text}");
         assert_eq!(note(&[]), None);
+        // Said again for a save that put the file back as built.
+        let back = put_back(&one).unwrap();
+        assert!(
+            back.starts_with("macro back to the value the program was built with (M0 1 -> 2): its own code"),
+            "{back}"
+        );
+        assert!(
+            put_back(&text).unwrap().starts_with("macros back to the values"),
+            "{text}"
+        );
+        assert_eq!(put_back("the contents of t changed: …"), None);
     }
 }

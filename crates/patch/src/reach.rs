@@ -423,7 +423,7 @@ pub const ONLY_LINES: &str = "only the line numbers of";
 pub fn lines_moved_note(name: &str, delta: i64, reachable: bool) -> String {
     let lines = delta.unsigned_abs();
     format!(
-        "{ONLY_LINES} {} changed (an edit above it moved it {lines} line{} {}): {}",
+        "{ONLY_LINES} {} changed (lines added or removed above moved it {lines} line{} {}): {}",
         crate::names::readable(name),
         if lines == 1 { "" } else { "s" },
         if delta > 0 { "down" } else { "up" },
@@ -476,7 +476,7 @@ pub fn lines_moved_together_note(moved: &[(&str, i64, bool)]) -> String {
         _ => format!("; the new code of {} cannot run", listed(idle)),
     };
     format!(
-        "{ONLY_LINES} {names} changed (an edit above them moved them{how_far}): patched so that their assertions and logs give the new numbers; nothing else in them changed{idle}"
+        "{ONLY_LINES} {names} changed (lines added or removed above moved them{how_far}): patched so that their assertions and logs give the new numbers; nothing else in them changed{idle}"
     )
 }
 
@@ -877,7 +877,9 @@ mod tests {
     fn one_note_tells_of_functions_whose_line_numbers_moved() {
         let note = lines_moved_together_note(&[("a", 2, true), ("b", 2, false)]);
         assert!(
-            note.starts_with("only the line numbers of a, b changed (an edit above them moved them 2 lines down)"),
+            note.starts_with(
+                "only the line numbers of a, b changed (lines added or removed above moved them 2 lines down)"
+            ),
             "{note}"
         );
         assert!(note.ends_with("; the new code of b cannot run"), "{note}");
@@ -889,7 +891,9 @@ mod tests {
             .collect();
         let note = lines_moved_together_note(&moved);
         assert!(
-            note.contains("f0, f1, f2, f3, f4, f5, f6, f7 and 1 more changed (an edit above them moved them)"),
+            note.contains(
+                "f0, f1, f2, f3, f4, f5, f6, f7 and 1 more changed (lines added or removed above moved them)"
+            ),
             "{note}"
         );
         assert!(!note.contains("cannot run"), "{note}");

@@ -525,9 +525,14 @@ fn mapped_files(process: &dyn Process) -> Result<Vec<(String, u64)>, ReloadError
 fn shown_functions(functions: &[String]) -> Vec<String> {
     functions
         .iter()
-        .filter(|n| !relive_patch::names::hot_part(n).is_some_and(|hot| functions.iter().any(|f| f == hot)))
+        .filter(|n| !cold_part_of_one_of(n, functions))
         .map(|n| relive_patch::names::readable(n))
         .collect()
+}
+
+/// Whether `name` is the cold part of one of `functions` (said with it).
+fn cold_part_of_one_of(name: &str, functions: &[String]) -> bool {
+    relive_patch::names::hot_part(name).is_some_and(|hot| functions.iter().any(|f| f == hot))
 }
 
 /// `names` for a note: a few, then how many more.
@@ -2269,11 +2274,13 @@ impl<'p> Reloader<'p> {
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         // Patched, if what is left is patched.
         event.event = EventKind::Reverted;
-        // Nothing left patched: a changed table is read by the program's
-        // own code again.
+        // Nothing left patched: a changed table is read, and a changed
+        // macro's value used, by the program's own code again.
         if functions.is_empty() {
             for note in &mut event.notes {
-                if let Some(back) = relive_patch::select::constant_table_put_back(note) {
+                let back = relive_patch::select::constant_table_put_back(note)
+                    .or_else(|| relive_patch::debug_macros::put_back(note));
+                if let Some(back) = back {
                     *note = back;
                 }
             }
@@ -2884,7 +2891,13 @@ impl<'p> Reloader<'p> {
                     "another relive command reverted or patched {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
                     listed(&names)
                 ));
-                event.functions = functions;
+                // As the message counts them: a function's cold part is
+                // part of it (103 names against "94 more" of 99).
+                event.functions = functions
+                    .iter()
+                    .filter(|n| !cold_part_of_one_of(n, &functions))
+                    .cloned()
+                    .collect();
                 event
             })
             .collect()
@@ -3596,6 +3609,14 @@ mod tests {
         event.functions.retain(|f| f != "edited");
         let text = event.summary();
         assert!(text.starts_with("line numbers only: logger, init ("), "{text}");
+    }
+
+    /// A cold part is said with its function, and counted with it.
+    #[test]
+    fn cold_parts_go_with_their_function() {
+        let functions: Vec<String> = ["f", "f.cold", "g.cold", "h"].iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown_functions(&functions), ["f", "g.cold", "h"]);
+        assert!(cold_part_of_one_of("f.cold", &functions) && !cold_part_of_one_of("g.cold", &functions));
     }
 
     #[test]
