@@ -1082,6 +1082,34 @@ int main(void) {
     s.target.wait_for_prefix("value 2 at 7 8");
 }
 
+/// One function that moved, saved with a real edit of another (one that
+/// changes its size): the moved one is said as moved. It was listed as
+/// patched, since only one function differed only in immediates (a Lua
+/// trial: `str_rep` beside an edit of `str_upper`).
+#[test]
+fn one_moved_function_beside_a_real_edit_is_said_as_moved() {
+    const SRC: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+__attribute__((noinline, noipa)) int first(void) { return __LINE__; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d at %d\n", value(), first()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 at 5");
+    s.edit(
+        "int value(void) { return 1; }\n",
+        "int value(void) {\n    return 2 + getpid() % 1;\n}\n",
+    );
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["lines_moved"], serde_json::json!(["first"]), "{e}");
+    s.target.wait_for_prefix("value 2 at 7");
+}
+
 /// GCC puts the unlikely paths that pass `__LINE__` to a cold function
 /// (an assertion's, SQLite's `SQLITE_CORRUPT_BKPT`) in the function's cold
 /// part (`find.cold`): lines added above move only those. The function is
@@ -2156,7 +2184,7 @@ fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
     }
     refused_saying(
         &first["use.c"],
-        "variable gbuf2: its type is char (1 bytes)[128] here and char (1 bytes)[64] in the program",
+        "variable gbuf2: its type is char[128] here and char[64] in the program",
     );
     // Nothing in its debug information names the array: held with the
     // files refused.

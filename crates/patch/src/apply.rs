@@ -2383,11 +2383,14 @@ fn where_the_file_lives(
 /// of `built` (its patches never ran). Each from the other list when its
 /// own lacks the function.
 ///
-/// The line tables that settle it are read only for an unreachable
-/// function, or for reachable ones when two or more differ only in
-/// immediates: one function whose constant was edited in place looks the
-/// same to the code, and reading a large unit's line tables for it made
-/// SQLite's patch of one constant 10× slower.
+/// The line tables that settle it are read only when the patch replaces
+/// two functions or more, or one whose new code cannot run: the usual
+/// edit, one function with a constant edited in place, looks like a move
+/// to the code, and reading a large unit's line tables for it made
+/// SQLite's patch of one constant 10× slower. (Two functions of which
+/// only one differed only in immediates were read too little: a Lua
+/// trial's `str_rep`, moved beside an edit of `str_upper`, was listed as
+/// patched.)
 fn note_lines_moved(
     obj: &ObjectFile,
     (built, bases): (&[&ObjectFile], &[&ObjectFile]),
@@ -2455,9 +2458,6 @@ fn note_lines_moved(
         let Some(reach) = reaches.get_mut(orig) else {
             continue;
         };
-        if reach.reachable && candidates.len() < 2 {
-            continue;
-        }
         if let Some(delta) = line_shift::confirmed_by_lines(shift, parts, &mut rows) {
             reach.lines_moved = Some(delta);
             if !reach.reachable || reach.note.is_none() {

@@ -871,14 +871,16 @@ impl Walker<'_, '_> {
             gimli::DW_TAG_const_type => format!("const {}", inner(sized)),
             gimli::DW_TAG_volatile_type => format!("volatile {}", inner(sized)),
             gimli::DW_TAG_typedef => inner(sized),
+            // As C writes it (`char[60]`, not `char (1 bytes)[60]`: a Lua
+            // trial): the count says the size.
             gimli::DW_TAG_array_type => {
                 let count = self.array_count(offset);
-                format!("{}[{}]", inner(sized), count.map_or(String::new(), |n| n.to_string()))
+                format!("{}[{}]", inner(false), count.map_or(String::new(), |n| n.to_string()))
             }
-            _ if sized => {
-                let size = udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten());
-                format!("{name} ({} bytes)", size.unwrap_or(0))
-            }
+            _ if sized => match udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()).unwrap_or(0) {
+                1 => format!("{name} (1 byte)"),
+                size => format!("{name} ({size} bytes)"),
+            },
             _ => name,
         }
     }
