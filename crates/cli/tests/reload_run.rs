@@ -1060,12 +1060,10 @@ int main(void) {
 "#;
     let mut s = Session::start(SRC, &["-O2", "-g"]);
     s.target.wait_for_prefix("value 1 at 5 6");
-    s.edit(
+    let e = s.patched_by(
         "__attribute__((noinline, noipa)) int value(void) { return 1; }\n",
         "__attribute__((noinline, noipa)) int value(void) {\n    return 2;\n}\n",
     );
-    let e = s.event();
-    assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(e["lines_moved"], serde_json::json!(["first", "second"]), "{e}");
     let notes = e["notes"].to_string();
     assert!(
@@ -1100,12 +1098,10 @@ int main(void) {
 "#;
     let mut s = Session::start(SRC, &["-O2", "-g"]);
     s.target.wait_for_prefix("value 1 at 5");
-    s.edit(
+    let e = s.patched_by(
         "int value(void) { return 1; }\n",
         "int value(void) {\n    return 2 + getpid() % 1;\n}\n",
     );
-    let e = s.event();
-    assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(e["lines_moved"], serde_json::json!(["first"]), "{e}");
     s.target.wait_for_prefix("value 2 at 7");
 }
