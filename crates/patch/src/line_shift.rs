@@ -93,6 +93,31 @@ pub fn immediates_shifted(parts: &[Part]) -> Option<ImmediateShift> {
     (!changed.is_empty()).then_some(ImmediateShift { changed })
 }
 
+/// How far the function `old_name` of `old`, `new_name` of `new`, moved
+/// when it changed only in line numbers, its cold parts (`NAME.cold`,
+/// `NAME.cold.N`, matched by name) included: what `relive diff` says of a
+/// changed function, as a reload does.
+pub fn function_moved(
+    (old, old_name): (&ObjectFile, &str),
+    (new, new_name): (&ObjectFile, &str),
+    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
+) -> Option<i64> {
+    let function = |obj: &ObjectFile, name: &str| {
+        obj.symbols
+            .iter()
+            .position(|s| s.name == name && s.kind == Kind::Function)
+    };
+    let mut parts = vec![((old, function(old, old_name)?), (new, function(new, new_name)?))];
+    for (i, s) in new.symbols.iter().enumerate() {
+        let Some(cold) = s.name.strip_prefix(new_name).filter(|rest| rest.starts_with(".cold")) else {
+            continue;
+        };
+        parts.push(((old, function(old, &format!("{old_name}{cold}"))?), (new, i)));
+    }
+    let shift = immediates_shifted(&parts)?;
+    confirmed_by_lines(&shift, &parts, rows)
+}
+
 /// The second half: whether the line tables show the immediates of
 /// `shift` to be the function's lines, moved as much as they changed, and
 /// if so how far the function's first line moved (positive: down).

@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use relive_patch::diff::{Change, Entry};
 use relive_patch::names::readable;
 use relive_patch::{diff, ObjectFile};
+use serde::Serialize;
 
 use crate::output::print_json;
 
@@ -21,27 +23,83 @@ pub struct Args {
     old: PathBuf,
     /// The new object.
     new: PathBuf,
-    /// Print JSON: {"changed":[{"name","kind","reason","layout"}],"added":[{"name","kind"}],"removed":[…],"unchanged":N}.
+    /// Print JSON: {"changed":[{"name","kind","reason","layout","lines_moved"}],"added":[{"name","kind"}],"removed":[…],"unchanged":N} ("lines_moved", only when so: a function whose code changed only in line numbers (`__LINE__`) that lines added or removed above moved, by how many lines, positive down).
     #[arg(long)]
     pub json: bool,
+}
+
+/// A changed symbol as `relive diff` reports it.
+#[derive(Serialize)]
+struct Shown<'d> {
+    #[serde(flatten)]
+    change: &'d Change,
+    /// Changed only in line numbers moved by this many lines: said as a
+    /// reload says it (`relive run` listed such functions as "line numbers
+    /// only" while `relive diff` said their bytes differed: a SQLite
+    /// re-check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines_moved: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Report<'d> {
+    changed: Vec<Shown<'d>>,
+    added: &'d [Entry],
+    removed: &'d [Entry],
+    unchanged: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let old = ObjectFile::open(&args.old)?;
     let new = ObjectFile::open(&args.new)?;
     let d = diff(&old, &new);
+    // Each object's line table, read once and only if asked.
+    let mut read: Vec<(bool, std::rc::Rc<relive_patch::line_table::LineRows>)> = Vec::new();
+    let mut rows = |o: &ObjectFile| {
+        let is_new = std::ptr::eq(o, &new);
+        if let Some((_, r)) = read.iter().find(|(k, _)| *k == is_new) {
+            return r.clone();
+        }
+        let r = std::rc::Rc::new(relive_patch::line_table::LineRows::read(o));
+        read.push((is_new, r.clone()));
+        r
+    };
+    let changed: Vec<Shown> = d
+        .changed
+        .iter()
+        .map(|c| {
+            let old_name = c.old_name.as_deref().unwrap_or(&c.name);
+            let lines_moved = (c.kind == relive_patch::objfile::Kind::Function)
+                .then(|| relive_patch::line_shift::function_moved((&old, old_name), (&new, &c.name), &mut rows))
+                .flatten();
+            Shown { change: c, lines_moved }
+        })
+        .collect();
     if args.json {
-        return print_json(&d);
+        return print_json(&Report {
+            changed,
+            added: &d.added,
+            removed: &d.removed,
+            unchanged: d.unchanged,
+        });
     }
     let mut out = std::io::stdout().lock();
-    for c in &d.changed {
+    for Shown { change: c, lines_moved } in &changed {
         let renamed = c.old_name.as_deref().map(|o| format!(" (was {o})")).unwrap_or_default();
+        let reason = match lines_moved {
+            Some(by) => format!(
+                "line numbers only (lines added or removed above moved it {} line{} {})",
+                by.unsigned_abs(),
+                if by.unsigned_abs() == 1 { "" } else { "s" },
+                if *by > 0 { "down" } else { "up" }
+            ),
+            None => c.reason.clone(),
+        };
         writeln!(
             out,
-            "changed   {} ({}){renamed}: {}",
+            "changed   {} ({}){renamed}: {reason}",
             readable(&c.name),
-            c.kind.name(),
-            c.reason
+            c.kind.name()
         )?;
     }
     for a in &d.added {
