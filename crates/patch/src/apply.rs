@@ -2406,24 +2406,9 @@ fn note_lines_moved(
     if replaced.len() < 2 && replaced.iter().all(|r| r.reachable) {
         return;
     }
-    // Each object's line table, read once and only if asked.
-    let mut read: Vec<(*const ObjectFile, std::rc::Rc<crate::line_table::LineRows>)> = Vec::new();
-    let mut rows = |o: &ObjectFile| {
-        if let Some((_, r)) = read.iter().find(|(k, _)| std::ptr::eq(*k, o)) {
-            return r.clone();
-        }
-        let r = std::rc::Rc::new(crate::line_table::LineRows::read(o));
-        read.push((o, r.clone()));
-        r
-    };
+    let mut rows = crate::line_table::RowsOnce::default();
     let keys = crate::diff::stable_keys(obj);
-    // The new object's cold parts, by the function they belong to.
-    let mut cold: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, s) in obj.symbols.iter().enumerate().filter(|(_, s)| s.name.contains(".cold")) {
-        if let Some(hot) = names::hot_part(&s.name) {
-            cold.entry(hot).or_default().push(i);
-        }
-    }
+    let cold = line_shift::cold_parts(obj);
     // Each replaced function whose code alone looks moved, with its parts
     // paired with the old code's.
     let candidates: Vec<(

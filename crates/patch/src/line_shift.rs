@@ -24,8 +24,10 @@
 //! lines and grew by the same amount as its lines moved is the one change
 //! this takes for a move.
 
+use foldhash::{HashMap, HashMapExt};
 use iced_x86::{Decoder, DecoderOptions};
 
+use crate::line_table::RowsOnce;
 use crate::objfile::{Kind, ObjectFile};
 
 /// One part of a function in the old object and in the new: the function
@@ -93,14 +95,27 @@ pub fn immediates_shifted(parts: &[Part]) -> Option<ImmediateShift> {
     (!changed.is_empty()).then_some(ImmediateShift { changed })
 }
 
+/// The cold parts of `obj`'s functions (`f.cold`, `f.cold.1`), by the
+/// function they belong to.
+pub fn cold_parts(obj: &ObjectFile) -> HashMap<&str, Vec<usize>> {
+    let mut cold: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in obj.symbols.iter().enumerate().filter(|(_, s)| s.name.contains(".cold")) {
+        if let Some(hot) = crate::names::hot_part(&s.name) {
+            cold.entry(hot).or_default().push(i);
+        }
+    }
+    cold
+}
+
 /// How far the function `old_name` of `old`, `new_name` of `new`, moved
-/// when it changed only in line numbers, its cold parts (`NAME.cold`,
-/// `NAME.cold.N`, matched by name) included: what `relive diff` says of a
-/// changed function, as a reload does.
+/// when it changed only in line numbers, its cold parts (`cold`: the new
+/// object's [`cold_parts`]; the old one's matched by name) included: what
+/// `relive diff` says of a changed function, as a reload does.
 pub fn function_moved(
     (old, old_name): (&ObjectFile, &str),
     (new, new_name): (&ObjectFile, &str),
-    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
+    cold: &HashMap<&str, Vec<usize>>,
+    rows: &mut RowsOnce,
 ) -> Option<i64> {
     let function = |obj: &ObjectFile, name: &str| {
         obj.symbols
@@ -108,11 +123,9 @@ pub fn function_moved(
             .position(|s| s.name == name && s.kind == Kind::Function)
     };
     let mut parts = vec![((old, function(old, old_name)?), (new, function(new, new_name)?))];
-    for (i, s) in new.symbols.iter().enumerate() {
-        let Some(cold) = s.name.strip_prefix(new_name).filter(|rest| rest.starts_with(".cold")) else {
-            continue;
-        };
-        parts.push(((old, function(old, &format!("{old_name}{cold}"))?), (new, i)));
+    for &i in cold.get(new_name).into_iter().flatten() {
+        let part = new.symbols[i].name.strip_prefix(new_name)?;
+        parts.push(((old, function(old, &format!("{old_name}{part}"))?), (new, i)));
     }
     let shift = immediates_shifted(&parts)?;
     confirmed_by_lines(&shift, &parts, rows)
@@ -125,15 +138,11 @@ pub fn function_moved(
 /// `rows`: each object's line rows, read once for all the functions asked
 /// about (a large unit's line table is megabytes; SQLite's functions that
 /// log `__LINE__` are hundreds).
-pub fn confirmed_by_lines(
-    shift: &ImmediateShift,
-    parts: &[Part],
-    rows: &mut dyn FnMut(&ObjectFile) -> std::rc::Rc<crate::line_table::LineRows>,
-) -> Option<i64> {
+pub fn confirmed_by_lines(shift: &ImmediateShift, parts: &[Part], rows: &mut RowsOnce) -> Option<i64> {
     // Each old row's line with how far it moved.
     let mut moved: Vec<(i64, i64)> = Vec::new();
     for &((old, o), (new, n)) in parts {
-        let (before, after) = (rows(old).of(old, o), rows(new).of(new, n));
+        let (before, after) = (rows.of(old).of(old, o), rows.of(new).of(new, n));
         if before.len() != after.len() {
             return None;
         }

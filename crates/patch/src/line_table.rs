@@ -282,6 +282,27 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
     found
 }
 
+/// The line rows of the objects asked about, each read once and only if
+/// asked (a large unit's line table is megabytes; SQLite's functions that
+/// log `__LINE__` are hundreds): what a patch's and `relive diff`'s
+/// line-number checks share.
+#[derive(Default)]
+pub struct RowsOnce {
+    read: Vec<(*const crate::objfile::ObjectFile, std::rc::Rc<LineRows>)>,
+}
+
+impl RowsOnce {
+    /// `obj`'s rows, read the first time it is asked about.
+    pub fn of(&mut self, obj: &crate::objfile::ObjectFile) -> std::rc::Rc<LineRows> {
+        if let Some((_, rows)) = self.read.iter().find(|(k, _)| std::ptr::eq(*k, obj)) {
+            return rows.clone();
+        }
+        let rows = std::rc::Rc::new(LineRows::read(obj));
+        self.read.push((obj, rows.clone()));
+        rows
+    }
+}
+
 /// Every row of an object's line table in its code, read once, for the
 /// rows of any of its functions ([`LineRows::of`]).
 pub struct LineRows {

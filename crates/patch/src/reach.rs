@@ -421,16 +421,24 @@ pub const ONLY_LINES: &str = "only the line numbers of";
 /// Named: a reload's notes are listed under the file, and two such
 /// functions' notes read alike (a redis re-check).
 pub fn lines_moved_note(name: &str, delta: i64, reachable: bool) -> String {
-    let lines = delta.unsigned_abs();
     format!(
-        "{ONLY_LINES} {} changed (lines added or removed above moved it {lines} line{} {}): {}",
+        "{ONLY_LINES} {} changed (lines added or removed above moved it {}): {}",
         crate::names::readable(name),
-        if lines == 1 { "" } else { "s" },
-        if delta > 0 { "down" } else { "up" },
+        lines_moved_by(delta),
         match reachable {
             true => "patched so that its assertions and logs give the new numbers; nothing else in it changed",
             false => "its new code cannot run, but it differs from the old code in those numbers alone",
         }
+    )
+}
+
+/// `delta` lines (positive: down) in words: `3 lines down`, `1 line up`.
+pub fn lines_moved_by(delta: i64) -> String {
+    let lines = delta.unsigned_abs();
+    format!(
+        "{lines} line{} {}",
+        if lines == 1 { "" } else { "s" },
+        if delta > 0 { "down" } else { "up" }
     )
 }
 
@@ -444,10 +452,9 @@ pub const LISTED: usize = 8;
 /// they moved, and which of them cannot run. The list is shortened: an
 /// edit near the top of a large unit moves hundreds.
 pub fn lines_moved_together_note(moved: &[(&str, i64, bool)]) -> String {
-    const NAMED: usize = LISTED;
     let listed = |names: Vec<String>| -> String {
-        let more = names.len().saturating_sub(NAMED);
-        let mut text = names.into_iter().take(NAMED).collect::<Vec<_>>().join(", ");
+        let more = names.len().saturating_sub(LISTED);
+        let mut text = names.into_iter().take(LISTED).collect::<Vec<_>>().join(", ");
         if more > 0 {
             text.push_str(&format!(" and {more} more"));
         }
@@ -455,14 +462,7 @@ pub fn lines_moved_together_note(moved: &[(&str, i64, bool)]) -> String {
     };
     let names = listed(moved.iter().map(|(n, _, _)| crate::names::readable(n)).collect());
     let how_far = match moved.first().map(|m| m.1) {
-        Some(delta) if moved.iter().all(|m| m.1 == delta) => {
-            let lines = delta.unsigned_abs();
-            format!(
-                " {lines} line{} {}",
-                if lines == 1 { "" } else { "s" },
-                if delta > 0 { "down" } else { "up" }
-            )
-        }
+        Some(delta) if moved.iter().all(|m| m.1 == delta) => format!(" {}", lines_moved_by(delta)),
         _ => String::new(),
     };
     let idle: Vec<String> = moved

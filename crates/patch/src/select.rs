@@ -338,11 +338,16 @@ pub fn select_checking_layouts(
         // is patched: nothing of it outlives the old code (every reload of
         // `luaV_execute` was said to leave values taken from it).
         let table = &new.symbols[i];
-        let own_labels = !table.relocs.is_empty()
-            && table.relocs.iter().all(|r| {
-                let target = new.referenced_symbol(r).map(|t| new.symbols[t].name.as_str());
-                readers.len() == 1 && target == Some(readers[0])
-            });
+        let own_labels = match readers[..] {
+            [reader] => {
+                !table.relocs.is_empty()
+                    && table
+                        .relocs
+                        .iter()
+                        .all(|r| new.referenced_symbol(r).is_some_and(|t| new.symbols[t].name == reader))
+            }
+            _ => false,
+        };
         if own_labels {
             continue;
         }

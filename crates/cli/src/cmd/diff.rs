@@ -53,24 +53,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let old = ObjectFile::open(&args.old)?;
     let new = ObjectFile::open(&args.new)?;
     let d = diff(&old, &new);
-    // Each object's line table, read once and only if asked.
-    let mut read: Vec<(bool, std::rc::Rc<relive_patch::line_table::LineRows>)> = Vec::new();
-    let mut rows = |o: &ObjectFile| {
-        let is_new = std::ptr::eq(o, &new);
-        if let Some((_, r)) = read.iter().find(|(k, _)| *k == is_new) {
-            return r.clone();
-        }
-        let r = std::rc::Rc::new(relive_patch::line_table::LineRows::read(o));
-        read.push((is_new, r.clone()));
-        r
-    };
+    let mut rows = relive_patch::line_table::RowsOnce::default();
+    let cold = relive_patch::line_shift::cold_parts(&new);
     let changed: Vec<Shown> = d
         .changed
         .iter()
         .map(|c| {
             let old_name = c.old_name.as_deref().unwrap_or(&c.name);
             let lines_moved = (c.kind == relive_patch::objfile::Kind::Function)
-                .then(|| relive_patch::line_shift::function_moved((&old, old_name), (&new, &c.name), &mut rows))
+                .then(|| relive_patch::line_shift::function_moved((&old, old_name), (&new, &c.name), &cold, &mut rows))
                 .flatten();
             Shown { change: c, lines_moved }
         })
@@ -88,10 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let renamed = c.old_name.as_deref().map(|o| format!(" (was {o})")).unwrap_or_default();
         let reason = match lines_moved {
             Some(by) => format!(
-                "line numbers only (lines added or removed above moved it {} line{} {})",
-                by.unsigned_abs(),
-                if by.unsigned_abs() == 1 { "" } else { "s" },
-                if *by > 0 { "down" } else { "up" }
+                "line numbers only (lines added or removed above moved it {})",
+                relive_patch::reach::lines_moved_by(*by)
             ),
             None => c.reason.clone(),
         };
