@@ -332,6 +332,67 @@ fn a_signature_change_of_a_patched_callee_made_in_steps_is_refused_under_a_runni
 
 /// A save that adds a variable says so, as it says what functions it
 /// added (an LMDB trial: only `relive status` listed new variables).
+/// An edit of a function that has no code of its own (a static function
+/// called once, inlined into its caller) is named with the function the
+/// patch replaced: a zlib trial's edit of `read_buf` was said as "patched
+/// fill_window, deflate_stored", as if relive had patched other code than
+/// what was edited. An edit of the caller itself names no other function.
+#[test]
+fn an_edit_of_a_function_inlined_into_its_caller_names_it() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static int scaled(int x)
+{
+    int y = x * 3;
+    return y + 1;
+}
+
+__attribute__((noinline)) int value(int x)
+{
+    return scaled(x) + 100;
+}
+
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf("v %d\n", value(i & 1)); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("v 104");
+    let e = s.patched_by("int y = x * 3;", "int y = x * 5;");
+    assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
+    assert_eq!(
+        e["inlined_edits"],
+        serde_json::json!([{"function": "scaled", "into": ["value"]}]),
+        "{e}"
+    );
+    s.target.wait_for("v 106");
+    let e = s.patched_by("return scaled(x) + 100;", "return scaled(x) + 200;");
+    assert!(e.get("inlined_edits").is_none(), "{e}");
+    s.target.wait_for("v 206");
+}
+
+/// The same for an inline function of a header: the edit is in the
+/// header, the patch in the file that includes it.
+#[test]
+fn an_edit_of_a_header_function_inlined_into_its_caller_names_it() {
+    let files: [(&str, &str); 2] = [
+        ("util.h", "static inline int twice(int v)\n{\n    return v * 2;\n}\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"util.h\"\n__attribute__((noinline)) int value(int x) { return twice(x) + 100; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"v %d\\n\", value(i & 1)); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("v 102");
+    std::fs::write(target.dir.path().join("util.h"), files[0].1.replace("v * 2", "v * 5")).unwrap();
+    let e = next_event_for(&events, "/app.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(
+        e["inlined_edits"],
+        serde_json::json!([{"function": "twice", "into": ["value"]}]),
+        "{e}"
+    );
+    target.wait_for("v 105");
+}
+
 #[test]
 fn an_added_variable_is_listed_with_the_reload() {
     const APP: &str = r#"#include <stdio.h>

@@ -29,6 +29,7 @@ pub mod fleet;
 pub mod flow;
 pub mod hooks;
 pub mod inherit;
+pub mod inline_only;
 pub mod jit_helper;
 pub mod journal;
 pub mod labels;

@@ -248,6 +248,35 @@ pub struct ObjectFile {
     /// (`-E -dD`): given by a compile that asked for them in place of
     /// macro debug information ([`ObjectFile::set_defined_macros`]).
     defined_macros: Option<crate::debug_macros::Definitions>,
+    /// The texts it was compiled from, when its compile kept them
+    /// ([`ObjectFile::set_source_texts`]).
+    source_texts: SourceTexts,
+}
+
+/// The texts of the files a compile read (its source and the headers it
+/// includes), each as it was compiled: what tells which lines a later
+/// compile's text changed ([`crate::inline_only`]). Shown by path and
+/// size: a unit's text is megabytes.
+#[derive(Clone, Default)]
+pub struct SourceTexts(pub Vec<(std::path::PathBuf, std::sync::Arc<str>)>);
+
+impl std::fmt::Debug for SourceTexts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(path, text)| format!("{} ({} bytes)", path.display(), text.len())),
+            )
+            .finish()
+    }
+}
+
+impl SourceTexts {
+    /// The text of `path`, if the compile kept it.
+    pub fn of(&self, path: &Path) -> Option<&str> {
+        self.0.iter().find(|(p, _)| p == path).map(|(_, t)| &**t)
+    }
 }
 
 impl ObjectFile {
@@ -783,6 +812,7 @@ impl Undecoded {
             concrete_instances: std::sync::OnceLock::new(),
             debug_bases: std::sync::OnceLock::new(),
             defined_macros: None,
+            source_texts: SourceTexts::default(),
             debug: debug_sections
                 .into_iter()
                 .map(|(name, bytes)| {
@@ -827,6 +857,16 @@ impl ObjectFile {
     /// compares when the object has no macro debug information.
     pub fn set_defined_macros(&mut self, macros: crate::debug_macros::Definitions) {
         self.defined_macros = Some(macros);
+    }
+
+    /// Keeps the texts the object was compiled from.
+    pub fn set_source_texts(&mut self, texts: SourceTexts) {
+        self.source_texts = texts;
+    }
+
+    /// The texts [`ObjectFile::set_source_texts`] kept.
+    pub fn source_texts(&self) -> &SourceTexts {
+        &self.source_texts
     }
 
     /// The macros [`ObjectFile::set_defined_macros`] recorded.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use relive_patch::debug_macros::Definitions;
+use relive_patch::objfile::SourceTexts;
 use relive_patch::ObjectFile;
 
 use crate::sources::CompileCommand;
@@ -250,6 +251,12 @@ fn compile_from(
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
     let out = cache.join(format!("{stem}.{n}.o"));
     let (cc, flags) = command.args.split_first().expect("a compiler");
+    // The text compiled, read before the compile: what tells the lines
+    // the next save edits (`crate::edited`).
+    let source_text = match text {
+        Some(text) => Some(text.to_vec()),
+        None => std::fs::read(source).ok(),
+    };
     let (file, in_place) = match text {
         None => (command.file.clone(), Vec::new()),
         Some(text) => match copy_in_place_of(command, text, &cache.join(format!("text.{n}"))) {
@@ -322,10 +329,12 @@ fn compile_from(
     });
     let warnings = String::from_utf8_lossy(&result.stderr).trim_end().to_string();
     let defined = listing.and_then(|listing| listing.join().ok().flatten());
+    let texts = source_texts(source, source_text, headers.as_deref().unwrap_or_default());
     let result = ObjectFile::open_like(&out, like).map(|mut object| {
         if let Some(defined) = defined {
             object.set_defined_macros(defined);
         }
+        object.set_source_texts(texts);
         object
     });
     Compiled {
@@ -333,6 +342,19 @@ fn compile_from(
         headers,
         warnings: (!warnings.is_empty()).then_some(warnings),
     }
+}
+
+/// The texts a compile read: the source's (`source_text`, read before it
+/// ran) and its headers' (read now; a header is rarely saved while the
+/// file that includes it compiles, and a text read late only makes the
+/// lines said as edited less precise).
+fn source_texts(source: &Path, source_text: Option<Vec<u8>>, headers: &[PathBuf]) -> SourceTexts {
+    let text = |bytes: Vec<u8>| -> std::sync::Arc<str> { String::from_utf8_lossy(&bytes).into() };
+    let source = source_text.map(|t| (source.to_path_buf(), text(t)));
+    let headers = headers
+        .iter()
+        .filter_map(|h| Some((h.clone(), text(std::fs::read(h).ok()?))));
+    SourceTexts(source.into_iter().chain(headers).collect())
 }
 
 /// Writes `text` under `root` where the compiler can take it for

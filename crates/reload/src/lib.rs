@@ -12,6 +12,7 @@
 pub mod compdb;
 mod compile;
 pub mod dwarf;
+pub mod edited;
 pub mod macros;
 pub mod since_build;
 pub mod snapshot;
@@ -145,6 +146,12 @@ pub struct ReloadEvent {
     /// taken back, not patched again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reverted: Vec<String>,
+    /// Edited functions with no code of their own, and which of the
+    /// patched functions they are inlined into: said with those, whose
+    /// names alone read as if other functions than the edited ones were
+    /// patched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined_edits: Vec<edited::InlinedEdit>,
     /// What to know about the patched functions (why one is unreachable,
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -194,6 +201,7 @@ impl ReloadEvent {
             unreachable_harmless: Vec::new(),
             lines_moved: Vec::new(),
             reverted: Vec::new(),
+            inlined_edits: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
             compiler_warnings: None,
@@ -264,7 +272,22 @@ impl ReloadEvent {
                 && self.reverted.is_empty()
                 && self.lines_moved.is_empty())
         {
-            what.push(format!("{} {}", self.event, readable_list(&functions, every)));
+            what.push(format!(
+                "{} {}{}",
+                self.event,
+                readable_list(&functions, every),
+                self.inlined_listing(&functions, every)
+            ));
+        } else {
+            // Inlined only into functions whose new code cannot run, or
+            // that changed only in line numbers: said on their own.
+            what.extend(self.inlined_groups().iter().map(|(into, functions)| {
+                format!(
+                    "edited {}, inlined into {}",
+                    readable_list(functions, every),
+                    readable_list(into, every)
+                )
+            }));
         }
         if !self.lines_moved.is_empty() {
             what.push(format!(
@@ -352,6 +375,49 @@ impl ReloadEvent {
             ms(t.link),
             ms(t.apply),
         )
+    }
+}
+
+impl ReloadEvent {
+    /// The edited functions with no code of their own, said after the
+    /// patched functions `listed`: " (they inline read_buf, which was
+    /// edited)", grouped by the functions they are inlined into.
+    fn inlined_listing(&self, listed: &[String], every: bool) -> String {
+        let parts: Vec<String> = self
+            .inlined_groups()
+            .iter()
+            .map(|(into, functions)| {
+                let all = into.len() == listed.len() && into.iter().all(|f| listed.contains(f));
+                let subject = match (all, into.len()) {
+                    (true, 1) => "it".to_string(),
+                    (true, _) => "they".to_string(),
+                    _ => readable_list(into, every),
+                };
+                format!(
+                    "{subject} {} {}, which {} edited",
+                    if into.len() == 1 { "inlines" } else { "inline" },
+                    readable_list(functions, every),
+                    if functions.len() == 1 { "was" } else { "were" }
+                )
+            })
+            .collect();
+        match parts.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", parts.join("; ")),
+        }
+    }
+
+    /// The edited functions with no code of their own, grouped by the
+    /// functions they are inlined into.
+    fn inlined_groups(&self) -> Vec<(&[String], Vec<String>)> {
+        let mut groups: Vec<(&[String], Vec<String>)> = Vec::new();
+        for edit in &self.inlined_edits {
+            match groups.iter_mut().find(|(into, _)| *into == edit.into.as_slice()) {
+                Some((_, functions)) => functions.push(edit.function.clone()),
+                None => groups.push((&edit.into, vec![edit.function.clone()])),
+            }
+        }
+        groups
     }
 }
 
@@ -1992,6 +2058,9 @@ impl<'p> Reloader<'p> {
         let mut events = settled;
         for (((source, new, _, mut event), old), report) in ready.into_iter().zip(olds).zip(reports) {
             record_patch(&mut event, &report);
+            if let Some(old) = &old {
+                event.inlined_edits = edited::inlined_edits(old, &new, &event.patched_names());
+            }
             self.start_added_values(&source, &new, &report);
             note_together(&mut event, &source, &names);
             self.settle(&source, new, old, &mut event);
@@ -3263,6 +3332,9 @@ impl<'p> Reloader<'p> {
             Ok(report) => match self.spread(&workers, &[unit], std::slice::from_ref(&report)) {
                 Ok(pids) => {
                     record_patch(event, &report);
+                    if let Some(old) = old {
+                        event.inlined_edits = edited::inlined_edits(old, new, &event.patched_names());
+                    }
                     self.start_added_values(source, new, &report);
                     event.processes = pids;
                     event.processes_are = self.followers.described();
@@ -3609,6 +3681,41 @@ mod tests {
         event.functions.retain(|f| f != "edited");
         let text = event.summary();
         assert!(text.starts_with("line numbers only: logger, init ("), "{text}");
+    }
+
+    /// Edited functions with no code of their own are said with the
+    /// patched functions they are inlined into.
+    #[test]
+    fn edits_inlined_into_patched_functions_are_said_with_them() {
+        let mut event = ReloadEvent::new(Path::new("deflate.c"));
+        event.event = EventKind::Patched;
+        event.functions = vec!["fill_window".into(), "deflate_stored".into()];
+        let inlined = |function: &str, into: &[&str]| edited::InlinedEdit {
+            function: function.into(),
+            into: into.iter().map(|s| s.to_string()).collect(),
+        };
+        event.inlined_edits = vec![inlined("read_buf", &["fill_window", "deflate_stored"])];
+        let text = event.summary();
+        assert!(
+            text.starts_with("patched fill_window, deflate_stored (they inline read_buf, which was edited) ("),
+            "{text}"
+        );
+        event.inlined_edits = vec![inlined("read_buf", &["fill_window"]), inlined("zero", &["fill_window"])];
+        let text = event.summary();
+        assert!(
+            text.starts_with(
+                "patched fill_window, deflate_stored (fill_window inlines read_buf, zero, which were edited) ("
+            ),
+            "{text}"
+        );
+        // Inlined only into functions whose new code cannot run.
+        event.functions.clear();
+        event.unreachable = vec!["fill_window".into()];
+        let text = event.summary();
+        assert!(
+            text.starts_with("edited read_buf, zero, inlined into fill_window; NOT REACHABLE fill_window ("),
+            "{text}"
+        );
     }
 
     /// A cold part is said with its function, and counted with it.

@@ -1,0 +1,245 @@
+//! Functions that exist only inlined into others, and which patched
+//! functions they are inlined into, from an object's DWARF.
+//!
+//! A static function called once, or an inline one, often has no code of
+//! its own: its edit changes the functions it is inlined into, and a
+//! patch replaces those. Said by their names alone, the patch reads as if
+//! relive had patched something other than what was edited (a zlib trial:
+//! an edit of `read_buf` was said as "patched fill_window,
+//! deflate_stored"). The DWARF describes such a function once, as an
+//! abstract instance (`DW_AT_inline`, no code), and each place it was
+//! inlined as a `DW_TAG_inlined_subroutine` pointing at it; where it was
+//! declared (`DW_AT_decl_file`, `DW_AT_decl_line`) lets the caller tell
+//! whether the save edited it (see `relive_reload`'s edited lines).
+
+use std::path::{Path, PathBuf};
+
+use gimli::{AttributeValue, Reader as _, UnitOffset};
+
+use crate::objfile::ObjectFile;
+use crate::signature::{with_dwarf, Reader};
+
+/// A function of the object with no code of its own, inlined into some
+/// of the patched functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineOnly {
+    /// Its name in the source.
+    pub name: String,
+    /// The source file that defines it, as the compile named it (joined
+    /// to the compile's directory when relative).
+    pub file: PathBuf,
+    /// The line its name is declared on.
+    pub line: u64,
+    /// The patched functions (symbols, as given) it is inlined into.
+    pub into: Vec<String>,
+}
+
+/// One top-level subprogram of a unit.
+struct Subprogram {
+    offset: UnitOffset,
+    name: Option<String>,
+    file: Option<u64>,
+    line: Option<u64>,
+    /// Has code of its own (`DW_AT_low_pc` or `DW_AT_ranges`).
+    code: bool,
+    /// An abstract instance (`DW_AT_inline`).
+    abstract_instance: bool,
+    /// `DW_AT_abstract_origin` or `DW_AT_specification`: where its name
+    /// and place are when it has none itself.
+    origin: Option<UnitOffset>,
+}
+
+/// The functions of `obj` that have no code of their own and are inlined
+/// into at least one function of `patched` (symbol names; GCC's clones,
+/// `f.isra.0`, count as their function). Empty without debug
+/// information, or when it cannot be read.
+pub fn inlined_into(obj: &ObjectFile, patched: &[String]) -> Vec<InlineOnly> {
+    if patched.is_empty() {
+        return Vec::new();
+    }
+    let wanted: foldhash::HashSet<String> = patched.iter().map(|p| crate::names::parse(p).base).collect();
+    with_dwarf(obj, |dwarf| {
+        let mut out = Vec::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            let unit = dwarf.unit(header)?;
+            out.extend(in_unit(dwarf, &unit, patched, &wanted)?);
+        }
+        Ok(out)
+    })
+    .unwrap_or_default()
+}
+
+fn in_unit(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    patched: &[String],
+    wanted: &foldhash::HashSet<String>,
+) -> Result<Vec<InlineOnly>, gimli::Error> {
+    let subprograms = top_level_subprograms(dwarf, unit)?;
+    let by_offset: foldhash::HashMap<UnitOffset, usize> =
+        subprograms.iter().enumerate().map(|(i, s)| (s.offset, i)).collect();
+    // Its own name, else its origin's (a concrete instance: an out-of-line
+    // copy or a clone of an inline function).
+    let name_of = |s: &Subprogram| -> Option<String> {
+        s.name.clone().or_else(|| {
+            s.origin
+                .and_then(|o| subprograms.get(*by_offset.get(&o)?)?.name.clone())
+        })
+    };
+    let with_code: foldhash::HashSet<String> = subprograms.iter().filter(|s| s.code).filter_map(name_of).collect();
+    // Abstract instances of functions with no code anywhere in the unit.
+    let inline_only: foldhash::HashMap<UnitOffset, &Subprogram> = subprograms
+        .iter()
+        .filter(|s| s.abstract_instance && !s.code)
+        .filter(|s| s.name.as_ref().is_some_and(|n| !with_code.contains(n)))
+        .map(|s| (s.offset, s))
+        .collect();
+    if inline_only.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Which of them each patched function's code inlines, at any depth.
+    let mut into: foldhash::HashMap<UnitOffset, Vec<String>> = foldhash::HashMap::default();
+    for s in subprograms.iter().filter(|s| s.code) {
+        let Some(name) = name_of(s).filter(|n| wanted.contains(n)) else {
+            continue;
+        };
+        let symbols = patched.iter().filter(|p| crate::names::parse(p).base == name);
+        let origins = inlined_origins(unit, s.offset)?;
+        for symbol in symbols {
+            for origin in origins.iter().filter(|o| inline_only.contains_key(o)) {
+                let list = into.entry(*origin).or_default();
+                if !list.contains(symbol) {
+                    list.push(symbol.clone());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (offset, into) in into {
+        let s = inline_only[&offset];
+        let (Some(name), Some(file), Some(line)) = (s.name.clone(), s.file, s.line) else {
+            continue;
+        };
+        let Some(file) = file_path(dwarf, unit, file)? else {
+            continue;
+        };
+        out.push(InlineOnly { name, file, line, into });
+    }
+    out.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(out)
+}
+
+/// The unit's top-level subprograms (their children stepped over).
+fn top_level_subprograms(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+) -> Result<Vec<Subprogram>, gimli::Error> {
+    let mut out = Vec::new();
+    let mut tree = unit.entries_tree(None)?;
+    let root = tree.root()?;
+    let mut children = root.children();
+    while let Some(child) = children.next()? {
+        let entry = child.entry();
+        if entry.tag() != gimli::DW_TAG_subprogram {
+            continue;
+        }
+        let mut s = Subprogram {
+            offset: entry.offset(),
+            name: None,
+            file: None,
+            line: None,
+            code: false,
+            abstract_instance: false,
+            origin: None,
+        };
+        let mut attrs = entry.attrs();
+        while let Some(attr) = attrs.next()? {
+            match attr.name() {
+                gimli::DW_AT_name => {
+                    s.name = Some(dwarf.attr_string(unit, attr.value())?.to_string_lossy()?.into_owned());
+                }
+                gimli::DW_AT_decl_file => {
+                    s.file = match attr.value() {
+                        AttributeValue::FileIndex(i) => Some(i),
+                        other => other.udata_value(),
+                    }
+                }
+                gimli::DW_AT_decl_line => s.line = attr.udata_value(),
+                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => s.code = true,
+                gimli::DW_AT_inline => s.abstract_instance = true,
+                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                    if let AttributeValue::UnitRef(o) = attr.value() {
+                        s.origin = Some(o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The abstract origins of every `DW_TAG_inlined_subroutine` in the
+/// entries of the subprogram at `offset`, at any depth.
+fn inlined_origins(unit: &gimli::Unit<Reader>, offset: UnitOffset) -> Result<Vec<UnitOffset>, gimli::Error> {
+    let mut out = Vec::new();
+    let mut cursor = unit.entries_at_offset(offset)?;
+    // The subprogram itself, then its entries until the depth comes back.
+    let Some((_, _)) = cursor.next_dfs()? else {
+        return Ok(out);
+    };
+    let mut depth = 0isize;
+    while let Some((delta, entry)) = cursor.next_dfs()? {
+        depth += delta;
+        if depth <= 0 {
+            break;
+        }
+        if entry.tag() == gimli::DW_TAG_inlined_subroutine {
+            if let Some(AttributeValue::UnitRef(o)) = entry.attr_value(gimli::DW_AT_abstract_origin)? {
+                if !out.contains(&o) {
+                    out.push(o);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The path of file `index` of the unit's line table: its name, joined
+/// to its directory and the compile's directory when relative.
+fn file_path(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    index: u64,
+) -> Result<Option<PathBuf>, gimli::Error> {
+    let Some(program) = unit.line_program.as_ref() else {
+        return Ok(None);
+    };
+    let header = program.header();
+    let Some(file) = header.file(index) else {
+        return Ok(None);
+    };
+    let text = |value: AttributeValue<Reader>| -> Result<String, gimli::Error> {
+        Ok(dwarf.attr_string(unit, value)?.to_string_lossy()?.into_owned())
+    };
+    let mut path = PathBuf::new();
+    if let Some(dir) = unit.comp_dir.as_ref() {
+        path.push(dir.to_string_lossy()?.as_ref());
+    }
+    if let Some(dir) = file.directory(header) {
+        path.push(text(dir)?);
+    }
+    path.push(text(file.path_name())?);
+    Ok(Some(path))
+}
+
+/// Whether `a` and `b` name one file: the same path once resolved, or,
+/// when either cannot be resolved, the same path as written.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
