@@ -32,30 +32,54 @@ const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200)
 /// keep its texts, or nothing such was edited.
 pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> Vec<InlinedEdit> {
     let before = old.source_texts();
+    let changed = |path: &Path, text: &str| before.of(path).is_some_and(|was| was != text);
+    if !new.source_texts().0.iter().any(|(path, text)| changed(path, text)) {
+        return Vec::new();
+    }
+    // The candidates first: most edits are of functions with code, and
+    // then no text is compared.
+    let candidates = relive_patch::inline_only::inlined_into(new, patched);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
     // Each file whose code changed: its text without comments, and the
     // lines changed.
-    let edited: Vec<(&Path, String, Vec<u64>)> = new
+    let edited: Vec<Edited> = new
         .source_texts()
         .0
         .iter()
-        .filter(|(path, text)| before.of(path).is_some_and(|was| was != &**text))
+        .filter(|(path, text)| changed(path, text))
+        .filter(|(path, _)| {
+            candidates
+                .iter()
+                .any(|c| relive_patch::inline_only::same_file(path, &c.file))
+        })
         .filter_map(|(path, text)| {
             let code = without_comments(text);
             let lines = code_lines_changed(&without_comments(before.of(path)?), &code);
-            (!lines.is_empty()).then_some((path.as_path(), code, lines))
+            let line_starts = std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', code.as_bytes()).map(|k| k + 1))
+                .collect();
+            (!lines.is_empty()).then_some(Edited {
+                path,
+                code,
+                line_starts,
+                lines,
+            })
         })
         .collect();
-    if edited.is_empty() {
-        return Vec::new();
-    }
-    relive_patch::inline_only::inlined_into(new, patched)
+    candidates
         .into_iter()
         .filter_map(|f| {
-            let (_, code, lines) = edited
+            let file = edited
                 .iter()
-                .find(|(path, _, _)| relive_patch::inline_only::same_file(path, &f.file))?;
-            let (first, last) = body(code, f.line)?;
-            lines.iter().any(|l| (first..=last).contains(l)).then_some(InlinedEdit {
+                .find(|e| relive_patch::inline_only::same_file(e.path, &f.file))?;
+            // The first line edited at or after its declaration, if its
+            // body reaches that far.
+            let first_edit = *file.lines.get(file.lines.partition_point(|&l| l < f.line))?;
+            let start = *file.line_starts.get(usize::try_from(f.line).ok()?.checked_sub(1)?)?;
+            let (_, last) = body(&file.code[start..], f.line)?;
+            (first_edit <= last).then_some(InlinedEdit {
                 function: f.name,
                 into: f.into,
             })
@@ -63,16 +87,47 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
         .collect()
 }
 
+/// A file a save changed the code of.
+struct Edited<'t> {
+    path: &'t Path,
+    /// Its text without comments.
+    code: String,
+    /// Where each of its lines starts.
+    line_starts: Vec<usize>,
+    /// The lines changed (sorted).
+    lines: Vec<u64>,
+}
+
 /// The lines of `new` (from 1) that an edit of `old` changed, both
 /// without comments ([`without_comments`]), whitespace aside: lines added
 /// or changed, and for lines removed the line before them.
 fn code_lines_changed(old_code: &str, new_code: &str) -> Vec<u64> {
+    // The lines both begin and end with are left out of the diff (a
+    // save changes a few lines of a unit that may have 250,000).
+    let (old_bytes, new_bytes) = (old_code.as_bytes(), new_code.as_bytes());
+    let same = old_bytes.iter().zip(new_bytes).take_while(|(a, b)| a == b).count();
+    let head = old_bytes[..same].iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1);
+    let room = (old_bytes.len() - head).min(new_bytes.len() - head);
+    let same_end = old_bytes
+        .iter()
+        .rev()
+        .zip(new_bytes.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // From the start of a line (one after the first line break in it).
+    let tail = old_bytes[old_bytes.len() - same_end..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(0, |k| same_end - k - 1);
+    let first_line = old_bytes[..head].iter().filter(|&&b| b == b'\n').count();
     let squeeze = |text: &str| -> Vec<String> {
         text.lines()
             .map(|l| l.chars().filter(|c| !c.is_whitespace()).collect())
             .collect()
     };
-    let (a, b) = (squeeze(old_code), squeeze(new_code));
+    let a = squeeze(&old_code[head..old_code.len() - tail]);
+    let b = squeeze(&new_code[head..new_code.len() - tail]);
     let deadline = std::time::Instant::now() + DIFF_DEADLINE;
     let ops = similar::capture_diff_slices_deadline(similar::Algorithm::Myers, &a, &b, Some(deadline));
     let mut lines = Vec::new();
@@ -81,9 +136,10 @@ fn code_lines_changed(old_code: &str, new_code: &str) -> Vec<u64> {
         if tag == similar::DiffTag::Equal || a[was.clone()].concat() == b[now.clone()].concat() {
             continue; // the same code, laid out on other lines
         }
+        let (start, end) = ((first_line + now.start) as u64, (first_line + now.end) as u64);
         match now.is_empty() {
-            true => lines.push((now.start as u64).max(1)),
-            false => lines.extend(now.start as u64 + 1..=now.end as u64),
+            true => lines.push(start.max(1)),
+            false => lines.extend(start + 1..=end),
         }
     }
     lines
@@ -91,41 +147,31 @@ fn code_lines_changed(old_code: &str, new_code: &str) -> Vec<u64> {
 
 /// `text` with its comments removed, its lines kept: a comment's line
 /// breaks stay where they were. String and character literals are kept
-/// whole (a `/*` in a string starts no comment).
+/// whole (a `/*` in a string starts no comment). Plain text is copied a
+/// run at a time (a unit may be megabytes: SQLite's is 9).
 fn without_comments(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut k = 0;
-    while k < bytes.len() {
-        match (bytes[k], bytes.get(k + 1)) {
-            (b'/', Some(b'/')) => {
-                while k < bytes.len() && bytes[k] != b'\n' {
-                    k += 1;
-                }
-            }
+    while let Some(skip) = memchr::memchr3(b'/', b'"', b'\'', &bytes[k..]) {
+        out.extend_from_slice(&bytes[k..k + skip]);
+        k += skip;
+        let rest = &bytes[k..];
+        match (rest[0], rest.get(1)) {
+            (b'/', Some(b'/')) => k += memchr::memchr(b'\n', rest).unwrap_or(rest.len()),
             (b'/', Some(b'*')) => {
-                k += 2;
-                while k < bytes.len() && !(bytes[k] == b'*' && bytes.get(k + 1) == Some(&b'/')) {
-                    if bytes[k] == b'\n' {
-                        out.push(b'\n');
-                    }
-                    k += 1;
-                }
-                k = (k + 2).min(bytes.len());
+                let len = memchr::memmem::find(&rest[2..], b"*/").map_or(rest.len(), |end| end + 4);
+                out.extend(std::iter::repeat_n(
+                    b'\n',
+                    memchr::memchr_iter(b'\n', &rest[..len]).count(),
+                ));
                 out.push(b' ');
+                k += len;
             }
             (quote @ (b'"' | b'\''), _) => {
-                out.push(quote);
-                k += 1;
-                while k < bytes.len() && bytes[k] != quote && bytes[k] != b'\n' {
-                    let step = if bytes[k] == b'\\' { 2 } else { 1 };
-                    out.extend_from_slice(&bytes[k..(k + step).min(bytes.len())]);
-                    k += step;
-                }
-                if k < bytes.len() && bytes[k] == quote {
-                    out.push(quote);
-                    k += 1;
-                }
+                let len = literal_len(rest, quote);
+                out.extend_from_slice(&rest[..len]);
+                k += len;
             }
             (c, _) => {
                 out.push(c);
@@ -133,33 +179,41 @@ fn without_comments(text: &str) -> String {
             }
         }
     }
+    out.extend_from_slice(&bytes[k..]);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The lines of the function declared on line `line` of `code` (a text
-/// without comments): from there to the brace that closes the body opened
-/// after it (braces in literals aside). `None` when no body follows.
+/// The length of the literal `text` starts with (its opening `quote`
+/// first): up to its closing quote, escapes stepped over, else to the end
+/// of its line (an unterminated one) or of the text.
+fn literal_len(text: &[u8], quote: u8) -> usize {
+    let mut at = 1;
+    while let Some(next) = memchr::memchr3(quote, b'\\', b'\n', &text[at.min(text.len())..]) {
+        at += next;
+        match text[at] {
+            b'\\' => at += 2,
+            b'\n' => return at,
+            _ => return at + 1,
+        }
+    }
+    text.len()
+}
+
+/// The lines of a function whose declaration starts `code` (a text
+/// without comments, from the start of line `line`): from there to the
+/// brace that closes the body opened after it (braces in literals
+/// aside). `None` when no body follows.
 fn body(code: &str, line: u64) -> Option<(u64, u64)> {
-    let start = match line {
-        0 => return None,
-        1 => 0,
-        _ => code.match_indices('\n').nth(usize::try_from(line).ok()? - 2)?.0 + 1,
-    };
     let bytes = code.as_bytes();
     let mut depth = 0usize;
     let mut at = line;
-    let mut k = start;
+    let mut k = 0;
     while k < bytes.len() {
         match bytes[k] {
             b'\n' => at += 1,
             quote @ (b'"' | b'\'') => {
-                k += 1;
-                while k < bytes.len() && bytes[k] != quote && bytes[k] != b'\n' {
-                    k += if bytes[k] == b'\\' { 2 } else { 1 };
-                }
-                if bytes.get(k) == Some(&b'\n') {
-                    continue; // an unterminated literal ends at its line's end
-                }
+                k += literal_len(&bytes[k..], quote);
+                continue;
             }
             b'{' => depth += 1,
             b'}' => {
@@ -205,10 +259,25 @@ mod tests {
     }
 
     #[test]
+    fn only_the_lines_between_equal_ends_are_compared() {
+        let filler: String = (0..2000).map(|k| format!("int v{k} = {k};\n")).collect();
+        let old = format!("{filler}{BEFORE}{filler}");
+        let new = old.replace("x * 3", "x * 4");
+        assert_eq!(lines(&old, &new), vec![2003]);
+        // An edit on the first line, and one that adds a last line.
+        assert_eq!(lines(&old, &old.replacen("int v0 = 0;", "int v0 = 1;", 1)), vec![1]);
+        assert_eq!(lines(&old, &format!("{old}int w;\n")), vec![4011]);
+        // Lines added to a text that ends without a line break.
+        assert_eq!(lines("a;\nb;", "a;\nb;\nc;"), vec![3]);
+        assert_eq!(lines("é;\n", "è;\n"), vec![1]);
+    }
+
+    #[test]
     fn a_body_runs_to_its_closing_brace() {
         let code = without_comments(BEFORE);
         assert_eq!(body(&code, 1), Some((1, 5)));
-        assert_eq!(body(&code, 7), Some((7, 10)));
+        let seventh = code.match_indices('\n').nth(5).unwrap().0 + 1;
+        assert_eq!(body(&code[seventh..], 7), Some((7, 10)));
         let braces_in_text = "void f(void)\n{\n    puts(\"}\"); /* } */\n    g('}');\n}\nint x;\n";
         assert_eq!(body(&without_comments(braces_in_text), 1), Some((1, 5)));
         assert_eq!(body("int x;\n", 1), None);
