@@ -3592,6 +3592,35 @@ fn a_death_after_a_step_of_several_files_names_them_all() {
     );
 }
 
+/// Only the changed macros the file's code uses are named: a header's
+/// macro it never uses (a Lua trial: liolib.c's note named
+/// `lua_integer2str`, which only lobject.c uses) changed nothing in it; one
+/// it uses through another macro is named.
+#[test]
+fn a_changed_macro_the_file_does_not_use_is_not_said() {
+    let files: [(&str, &str); 3] = [
+        (
+            "m.h",
+            "#define BASE 1\n#define LIMIT (BASE + 2)\n#define OTHER 9\nint limit(void);\n",
+        ),
+        ("lib.c", "#include <stdio.h>\n#include \"m.h\"\n__attribute__((noinline)) int limit(void) { return LIMIT; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", limit()); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("l=3");
+    let edited = files[0].1.replace("BASE 1", "BASE 2").replace("OTHER 9", "OTHER 10");
+    std::fs::write(target.dir.path().join("m.h"), edited).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    let notes = e["notes"].to_string();
+    assert!(notes.contains("macro changed value (BASE 1 -> 2)"), "{e}");
+    assert!(!notes.contains("OTHER"), "{e}");
+    target.wait_for("l=4");
+}
+
 /// A macro a header defines (GCC keeps a header's macros in a group of
 /// their own, which two compiles share when it did not change): its new
 /// value is said with the patch of the file that uses it.

@@ -3,6 +3,10 @@
 //! or `0x10FFFFu` and `1114111u`, are one definition. Compared as text,
 //! each was said to be a macro that changed value (a trial on Lua), with
 //! the warning that the program's stored values now mean another thing.
+//!
+//! And C source text read as the preprocessor sees it: its directive
+//! lines, its code without comments and literals, its identifiers (which
+//! macros an edit starts to use, which a unit's code uses).
 
 /// C's punctuators of more than one character, longest first, so that
 /// `<<=` is one token and `< <` two.
@@ -14,7 +18,7 @@ const PUNCTUATORS: [&str; 24] = [
 /// The tokens of `text`, each integer literal as its value and the kind
 /// its suffix gives (`u`, `l`, `ul`, ... in one order), other tokens as
 /// written. Whitespace only separates tokens.
-pub(crate) fn tokens(text: &str) -> Vec<String> {
+pub fn tokens(text: &str) -> Vec<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut at = 0;
@@ -64,7 +68,7 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
 }
 
 /// Where the parenthesis opened at `tokens[open]` closes, if it does.
-pub(crate) fn closing(tokens: &[String], open: usize) -> Option<usize> {
+pub fn closing(tokens: &[String], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (k, t) in tokens.iter().enumerate().skip(open) {
         match t.as_str() {
@@ -84,7 +88,7 @@ pub(crate) fn closing(tokens: &[String], open: usize) -> Option<usize> {
 /// `tokens` without parentheses that enclose all of them: `((5))` is
 /// `5` (a macro's value put in parentheses is the same value), `(a)+(b)`
 /// stays as it is.
-pub(crate) fn without_enclosing_parentheses(mut tokens: &[String]) -> &[String] {
+pub fn without_enclosing_parentheses(mut tokens: &[String]) -> &[String] {
     while tokens.len() >= 2 && tokens[0] == "(" && closing(tokens, 0) == Some(tokens.len() - 1) {
         tokens = &tokens[1..tokens.len() - 1];
     }
@@ -115,6 +119,106 @@ fn integer(word: &str) -> Option<String> {
     let mut kind: Vec<char> = suffix.to_ascii_lowercase().chars().collect();
     kind.sort_unstable();
     Some(format!("#{value}{}", kind.into_iter().collect::<String>()))
+}
+
+/// A directive's keyword (`define`, `if`, ...) and the rest of its line.
+pub fn split_directive(line: &str) -> (&str, &str) {
+    let body = line.trim_start().trim_start_matches('#').trim_start();
+    let end = body
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(body.len());
+    (&body[..end], &body[end..])
+}
+
+/// `text` with comments, literals and directive lines blanked out.
+pub fn code_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut k = 0;
+    let mut line_start = true;
+    while k < bytes.len() {
+        let c = bytes[k];
+        if line_start && c == b'#' {
+            // A directive, with its continuation lines.
+            while k < bytes.len() && !(bytes[k] == b'\n' && (k == 0 || bytes[k - 1] != b'\\')) {
+                k += 1;
+            }
+            continue;
+        }
+        if c == b'/' && bytes.get(k + 1) == Some(&b'/') {
+            while k < bytes.len() && bytes[k] != b'\n' {
+                k += 1;
+            }
+            continue;
+        }
+        if c == b'/' && bytes.get(k + 1) == Some(&b'*') {
+            k += 2;
+            while k < bytes.len() && !(bytes[k] == b'*' && bytes.get(k + 1) == Some(&b'/')) {
+                k += 1;
+            }
+            k += 2;
+            out.push(' ');
+            continue;
+        }
+        if c == b'"' || c == b'\'' {
+            k += 1;
+            while k < bytes.len() && bytes[k] != c && bytes[k] != b'\n' {
+                k += if bytes[k] == b'\\' { 2 } else { 1 };
+            }
+            k += 1;
+            out.push(' ');
+            continue;
+        }
+        if c == b'\n' {
+            line_start = true;
+        } else if !c.is_ascii_whitespace() {
+            line_start = false;
+        }
+        out.push(c as char);
+        k += 1;
+    }
+    out
+}
+
+/// The directive lines of `text` (continuations joined).
+pub fn directives(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match current.take() {
+            Some(mut d) => {
+                d.push_str(line.trim_end_matches('\\'));
+                if line.ends_with('\\') {
+                    current = Some(d);
+                } else {
+                    out.push(d);
+                }
+            }
+            None if line.trim_start().starts_with('#') => {
+                let d = line.trim_start().trim_end_matches('\\').to_string();
+                if line.ends_with('\\') {
+                    current = Some(d);
+                } else {
+                    out.push(d);
+                }
+            }
+            None => {}
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// The C identifiers of `text`, in order.
+pub fn identifiers(text: &str) -> Vec<String> {
+    words(text).map(str::to_string).collect()
+}
+
+/// The C identifiers of `text`, in order, as slices of it (numbers such
+/// as `0x1f` or `8u` are not identifiers).
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| w.starts_with(|c: char| !c.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -241,6 +241,57 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile) -> Vec<MacroChange> {
     }
 }
 
+/// Of `changes`, the macros the code of `obj`'s unit uses
+/// ([`names_used`]), as the texts its compile read say; all of them when
+/// it kept none (a one-shot patch of an object). A header's macro the
+/// file never uses changed nothing in it (a Lua trial: liolib.c's note
+/// named `lua_integer2str`, which only lobject.c uses).
+pub fn used_by_the_unit(obj: &ObjectFile, changes: Vec<MacroChange>) -> Vec<MacroChange> {
+    let texts = &obj.source_texts().0;
+    if changes.is_empty() || texts.is_empty() {
+        return changes;
+    }
+    let code: Vec<String> = texts.iter().map(|(_, text)| crate::c_tokens::code_only(text)).collect();
+    let directives: Vec<String> = texts
+        .iter()
+        .flat_map(|(_, text)| crate::c_tokens::directives(text))
+        .collect();
+    let used = names_used(&code, &directives);
+    changes.into_iter().filter(|c| used.contains(c.name.as_str())).collect()
+}
+
+/// The names code uses, given its text without directives, comments and
+/// literals (`code`) and its directive lines: the identifiers of the code
+/// and of its conditionals (`#if`, `#ifdef`, ...), and those the
+/// definitions of macros so used name, and so on.
+fn names_used<'t>(code: &'t [String], directives: &'t [String]) -> HashSet<&'t str> {
+    use crate::c_tokens::{split_directive, words};
+    let mut used: HashSet<&str> = code.iter().flat_map(|c| words(c)).collect();
+    let mut bodies: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+    for line in directives {
+        let (keyword, rest) = split_directive(line);
+        match keyword {
+            "if" | "ifdef" | "ifndef" | "elif" | "elifdef" | "elifndef" => used.extend(words(rest)),
+            "define" => {
+                let mut names = words(rest);
+                if let Some(name) = names.next() {
+                    bodies.entry(name).or_default().extend(names);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut work: Vec<&str> = used.iter().copied().filter(|n| bodies.contains_key(n)).collect();
+    while let Some(name) = work.pop() {
+        for &word in bodies.get(name).into_iter().flatten() {
+            if used.insert(word) && bodies.contains_key(word) {
+                work.push(word);
+            }
+        }
+    }
+    used
+}
+
 /// The macros both `before` and `after` define, differently.
 fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
     if before == after {

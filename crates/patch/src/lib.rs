@@ -7,7 +7,7 @@
 
 pub mod apply;
 pub mod bundle;
-mod c_tokens;
+pub mod c_tokens;
 pub mod callees;
 pub mod clobber;
 pub mod clone_parameters;

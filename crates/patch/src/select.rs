@@ -359,7 +359,10 @@ pub fn select_checking_layouts(
     // Only with code to patch: a changed macro no function uses changes
     // nothing the program runs.
     if !functions.is_empty() {
-        notes.extend(crate::debug_macros::note(&crate::debug_macros::changed(old, new)));
+        notes.extend(crate::debug_macros::note(&crate::debug_macros::used_by_the_unit(
+            new,
+            crate::debug_macros::changed(old, new),
+        )));
     }
     let mut new_signatures = new_signatures;
     new_signatures.extend(crate::running_callers::clones_changed_with_callers(

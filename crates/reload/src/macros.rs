@@ -15,6 +15,8 @@
 
 use std::collections::BTreeSet;
 
+use relive_patch::c_tokens::{code_only, directives, identifiers, split_directive, words};
+
 /// Names whose definedness the directive lines `lines` test: `#ifdef
 /// NAME`, `#ifndef NAME`, `defined NAME`, `defined(NAME)`.
 fn tested(lines: &[String]) -> BTreeSet<String> {
@@ -205,106 +207,6 @@ pub fn newly_used(old: &str, new: &str, overridable: &BTreeSet<String>) -> Vec<S
         .filter(|name| !before.contains(name))
         .map(str::to_string)
         .collect()
-}
-
-/// A directive's keyword (`define`, `if`, ...) and the rest of its line.
-fn split_directive(line: &str) -> (&str, &str) {
-    let body = line.trim_start().trim_start_matches('#').trim_start();
-    let end = body
-        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .unwrap_or(body.len());
-    (&body[..end], &body[end..])
-}
-
-/// `text` with comments, literals and directive lines blanked out.
-fn code_only(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut k = 0;
-    let mut line_start = true;
-    while k < bytes.len() {
-        let c = bytes[k];
-        if line_start && c == b'#' {
-            // A directive, with its continuation lines.
-            while k < bytes.len() && !(bytes[k] == b'\n' && (k == 0 || bytes[k - 1] != b'\\')) {
-                k += 1;
-            }
-            continue;
-        }
-        if c == b'/' && bytes.get(k + 1) == Some(&b'/') {
-            while k < bytes.len() && bytes[k] != b'\n' {
-                k += 1;
-            }
-            continue;
-        }
-        if c == b'/' && bytes.get(k + 1) == Some(&b'*') {
-            k += 2;
-            while k < bytes.len() && !(bytes[k] == b'*' && bytes.get(k + 1) == Some(&b'/')) {
-                k += 1;
-            }
-            k += 2;
-            out.push(' ');
-            continue;
-        }
-        if c == b'"' || c == b'\'' {
-            k += 1;
-            while k < bytes.len() && bytes[k] != c && bytes[k] != b'\n' {
-                k += if bytes[k] == b'\\' { 2 } else { 1 };
-            }
-            k += 1;
-            out.push(' ');
-            continue;
-        }
-        if c == b'\n' {
-            line_start = true;
-        } else if !c.is_ascii_whitespace() {
-            line_start = false;
-        }
-        out.push(c as char);
-        k += 1;
-    }
-    out
-}
-
-/// The directive lines of `text` (continuations joined).
-fn directives(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match current.take() {
-            Some(mut d) => {
-                d.push_str(line.trim_end_matches('\\'));
-                if line.ends_with('\\') {
-                    current = Some(d);
-                } else {
-                    out.push(d);
-                }
-            }
-            None if line.trim_start().starts_with('#') => {
-                let d = line.trim_start().trim_end_matches('\\').to_string();
-                if line.ends_with('\\') {
-                    current = Some(d);
-                } else {
-                    out.push(d);
-                }
-            }
-            None => {}
-        }
-    }
-    out.extend(current);
-    out
-}
-
-/// The C identifiers of `text`, in order.
-fn identifiers(text: &str) -> Vec<String> {
-    words(text).map(str::to_string).collect()
-}
-
-/// The C identifiers of `text`, in order, as slices of it (numbers such
-/// as `0x1f` or `8u` are not identifiers).
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| w.starts_with(|c: char| !c.is_ascii_digit()))
 }
 
 #[cfg(test)]
