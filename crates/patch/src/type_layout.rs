@@ -865,7 +865,18 @@ impl Walker<'_, '_> {
             Ok(Some(AttributeValue::UnitRef(t))) => self.type_name(t, depth + 1, sized),
             _ => "void".into(),
         };
-        let name = self.name(&entry).unwrap_or_else(|| "<anonymous>".into());
+        // An unnamed aggregate as C writes one (`union {…}`: "<anonymous>"
+        // said nothing of what it was).
+        let name = self.name(&entry).unwrap_or_else(|| {
+            match entry.tag() {
+                gimli::DW_TAG_union_type => "union {…}",
+                gimli::DW_TAG_structure_type => "struct {…}",
+                gimli::DW_TAG_enumeration_type => "enum {…}",
+                gimli::DW_TAG_class_type => "class {…}",
+                _ => "<anonymous>",
+            }
+            .into()
+        });
         match entry.tag() {
             gimli::DW_TAG_pointer_type => format!("{}*", inner(false)),
             gimli::DW_TAG_const_type => format!("const {}", inner(sized)),

@@ -267,11 +267,21 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
         .filter(|e| quiet && e.event == EventKind::NoChange && e.notes.is_empty())
         .map(|e| e.file.clone())
         .collect();
-    for e in notes_said_once(events, json)
-        .iter()
-        .filter(|e| !unchanged.contains(&e.file))
-    {
+    let events = notes_said_once(events, json);
+    let shown: Vec<&ReloadEvent> = events.iter().filter(|e| !unchanged.contains(&e.file)).collect();
+    let (shown, same_refusals) = match quiet {
+        true => refusals_said_once(shown),
+        false => (shown, Vec::new()),
+    };
+    for e in shown {
         print_event(e, json);
+    }
+    for files in same_refusals {
+        crate::output::note(&format!(
+            "relive: {}: {} for the same reason",
+            list_briefly(&files, false),
+            paint("refused", Tone::Warn)
+        ));
     }
     if !unchanged.is_empty() {
         crate::output::note(&format!(
@@ -279,6 +289,31 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
             list_briefly(&unchanged, false)
         ));
     }
+}
+
+/// `events` without the refusals that repeat an earlier one's message (a
+/// header's change that every file including it refuses alike: a Lua
+/// trial printed seven identical lines), and the files of each refusal
+/// so left out, to be named once after the events.
+fn refusals_said_once(events: Vec<&ReloadEvent>) -> (Vec<&ReloadEvent>, Vec<Vec<String>>) {
+    let mut said: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut shown = Vec::new();
+    for e in events {
+        let refusal = e.message.as_deref().filter(|_| e.event == EventKind::Refused);
+        match refusal.and_then(|m| said.iter_mut().find(|(said, _)| *said == m)) {
+            Some((_, files)) => files.push(e.file.clone()),
+            None => {
+                said.extend(refusal.map(|m| (m, Vec::new())));
+                shown.push(e);
+            }
+        }
+    }
+    let repeated = said
+        .into_iter()
+        .map(|(_, files)| files)
+        .filter(|f| !f.is_empty())
+        .collect();
+    (shown, repeated)
 }
 
 /// The notes of a session that tell a lasting condition of the process
@@ -1360,6 +1395,29 @@ mod tests {
         assert_eq!(said, [vec!["no unwinder", "only a"], vec![], vec!["only c"]]);
         let whole: Vec<usize> = notes_said_once(&events, true).iter().map(|e| e.notes.len()).collect();
         assert_eq!(whole, [2, 1, 2], "JSON events stay whole");
+    }
+
+    /// One refusal that several files of a burst share is printed once,
+    /// the other files named after it; other refusals stay.
+    #[test]
+    fn a_refusal_several_files_share_is_said_once() {
+        let refused = |file: &str, why: &str| {
+            let mut e = ReloadEvent::new(std::path::Path::new(file));
+            e.event = EventKind::Refused;
+            e.message = Some(why.to_string());
+            e
+        };
+        let events = [
+            refused("a.c", "layout"),
+            ReloadEvent::new(std::path::Path::new("b.c")),
+            refused("c.c", "layout"),
+            refused("d.c", "signature"),
+            refused("e.c", "layout"),
+        ];
+        let (shown, same) = refusals_said_once(events.iter().collect());
+        let files: Vec<&str> = shown.iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(files, ["a.c", "b.c", "d.c"]);
+        assert_eq!(same, [vec!["c.c".to_string(), "e.c".to_string()]]);
     }
 
     /// A lasting condition of the process (no unwinder could be loaded) is
