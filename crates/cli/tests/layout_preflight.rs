@@ -251,14 +251,16 @@ fn a_clones_layout_change_is_refused() {
 
 /// A field whose type is an unnamed union (Lua's `luaL_Buffer.init`,
 /// grown by a `LUAL_BUFFERSIZE` edit) is named as C writes it, `union
-/// {…}`, not `<anonymous>`.
+/// {…}`, not `<anonymous>`, and the macro whose change grew it is said:
+/// no line of the edit names the type.
 #[test]
 fn a_changed_unnamed_union_is_named_as_c_writes_it() {
     const UNION: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-struct buffer { long n; union { double d; char b[16]; } init; };
+#define BUFFERSIZE 16
+struct buffer { long n; union { double d; char b[BUFFERSIZE]; } init; };
 struct buffer *held;
 __attribute__((noinline)) long used(void) { return held->n + held->init.b[0]; }
 int main(void) {
@@ -274,12 +276,16 @@ int main(void) {
     let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
     let (target, events) = relive_run(relive, &[], exe, &[], dir);
     target.wait_for("used 5");
-    std::fs::write(&source, UNION.replace("char b[16];", "char b[32];")).unwrap();
+    std::fs::write(&source, UNION.replace("BUFFERSIZE 16", "BUFFERSIZE 32")).unwrap();
     let e = events.recv_timeout(PATIENCE).expect("relive reported no reload");
     assert_eq!(e["event"], "refused", "{e}");
     let message = e["message"].as_str().unwrap();
     assert!(
         message.contains("field init changed type from union {…} (16 bytes) to union {…} (32 bytes)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("after a macro changed value (BUFFERSIZE 16 -> 32)"),
         "{message}"
     );
     target.wait_for("used 5");

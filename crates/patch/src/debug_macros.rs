@@ -367,8 +367,9 @@ fn parameters_and_body(definition: &str) -> Option<(&str, &str)> {
 /// How many changed macros a note names; the rest are counted.
 const NAMED: usize = 6;
 
-/// What to tell the user of a patch made with `changes`.
-pub fn note(changes: &[MacroChange]) -> Option<String> {
+/// `changes` in words, the first [`NAMED`] of them ("LIMIT 3 -> 4; F(s):
+/// (s) -> ((s) + 1); 2 more"); `None` when there are none.
+pub fn listed(changes: &[MacroChange]) -> Option<String> {
     if changes.is_empty() {
         return None;
     }
@@ -390,13 +391,18 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
     if changes.len() > NAMED {
         named.push(format!("{} more", changes.len() - NAMED));
     }
+    Some(named.join("; "))
+}
+
+/// What to tell the user of a patch made with `changes`.
+pub fn note(changes: &[MacroChange]) -> Option<String> {
+    let named = listed(changes)?;
     let (which, it, value, one) = match changes.len() {
         1 => ("macro", "it", "value", "one"),
         _ => ("macros", "them", "values", "ones"),
     };
     Some(format!(
-        "{which} changed value ({}): the patched functions that use {it} have the new {value}, but what the program already computed or stored with the old {one} (flags or states in its data, sizes) keeps {it}, and those functions read it with the new meaning; restart the program if such values are kept",
-        named.join("; ")
+        "{which} changed value ({named}): the patched functions that use {it} have the new {value}, but what the program already computed or stored with the old {one} (flags or states in its data, sizes) keeps {it}, and those functions read it with the new meaning; restart the program if such values are kept"
     ))
 }
 

@@ -41,6 +41,20 @@ fn diff_indexing_aside(old: &ObjectFile, new: &ObjectFile) -> crate::diff::Diff 
     crate::side_by_side::both_if(worth, index, compare).1
 }
 
+/// The changed macros the unit's code uses, said after a layout refusal:
+/// a size given by a macro (Lua's `LUAL_BUFFERSIZE`) changes a type that
+/// no line of the edit names, and the refusal did not say why.
+fn macros_behind(old: &ObjectFile, new: &ObjectFile) -> String {
+    let changes = crate::debug_macros::used_by_the_unit(new, crate::debug_macros::changed(old, new));
+    match crate::debug_macros::listed(&changes) {
+        Some(listed) => format!(
+            ", after {} changed value ({listed})",
+            if changes.len() == 1 { "a macro" } else { "macros" }
+        ),
+        None => String::new(),
+    }
+}
+
 /// [`functions_to_patch`], where the signature change of a global function
 /// that `callers_follow` accepts is no reason to refuse: every caller the
 /// program has is patched with it, to the new signature (files saved
@@ -241,8 +255,9 @@ pub fn select_checking_layouts(
         };
         return Err(PatchError::Refused {
             what: format!(
-                "the layout of data changed: {}{why}; the running program's state has the old layout, so restart it",
-                layout.join(", ")
+                "the layout of data changed: {}{why}{}; the running program's state has the old layout, so restart it",
+                layout.join(", "),
+                macros_behind(old, new)
             ),
         });
     }
@@ -271,8 +286,9 @@ pub fn select_checking_layouts(
     if !types.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
-                "the layout of a type the changed code uses changed ({}); data of that type the program may already have (on its heap, in its globals, or made while a call runs) keeps the old layout and the new code would misread it, so restart the program",
-                types.join("; ")
+                "the layout of a type the changed code uses changed ({}){}; data of that type the program may already have (on its heap, in its globals, or made while a call runs) keeps the old layout and the new code would misread it, so restart the program",
+                types.join("; "),
+                macros_behind(old, new)
             ),
         });
     }
