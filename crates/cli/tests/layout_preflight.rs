@@ -285,7 +285,7 @@ int main(void) {
         "{message}"
     );
     assert!(
-        message.contains("after a macro changed value (BUFFERSIZE 16 -> 32)"),
+        message.contains("after a macro changed value (BUFFERSIZE 16 -> 32, in app.c)"),
         "{message}"
     );
     target.wait_for("used 5");

@@ -3616,7 +3616,7 @@ fn a_changed_macro_the_file_does_not_use_is_not_said() {
     let e = next_event_for(&events, "/lib.c");
     assert_eq!(e["event"], "patched", "{e}");
     let notes = e["notes"].to_string();
-    assert!(notes.contains("macro changed value (BASE 1 -> 2)"), "{e}");
+    assert!(notes.contains("macro changed value (BASE 1 -> 2, in m.h)"), "{e}");
     assert!(!notes.contains("OTHER"), "{e}");
     target.wait_for("l=4");
 }
@@ -3640,7 +3640,7 @@ fn a_changed_macro_of_a_header_is_said_with_the_patch() {
     let e = next_event_for(&events, "/lib.c");
     assert_eq!(e["event"], "patched", "{e}");
     let notes = e["notes"].to_string();
-    assert!(notes.contains("macro changed value (LIMIT 3 -> 4)"), "{e}");
+    assert!(notes.contains("macro changed value (LIMIT 3 -> 4, in m.h)"), "{e}");
     target.wait_for("l=4");
     // Put back: the program's own code runs again, which the note says
     // (it said the patched functions had the new value: a Lua trial).
@@ -3649,7 +3649,7 @@ fn a_changed_macro_of_a_header_is_said_with_the_patch() {
     assert_eq!(e["event"], "reverted", "{e}");
     let notes = e["notes"].to_string();
     assert!(
-        notes.contains("macro back to the value the program was built with (LIMIT 4 -> 3)"),
+        notes.contains("macro back to the value the program was built with (LIMIT 4 -> 3, in m.h)"),
         "{e}"
     );
     assert!(!notes.contains("the patched functions that use it"), "{e}");

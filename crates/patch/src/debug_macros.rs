@@ -205,6 +205,9 @@ pub struct MacroChange {
     /// defined again after an `#undef` has several).
     pub before: Vec<String>,
     pub after: Vec<String>,
+    /// The file that defines it, when the compile's texts say
+    /// ([`used_by_the_unit`]): a header's macro is said with the header.
+    pub defined_in: Option<String>,
 }
 
 /// The macros `old` and `new` both define, differently. Empty when either
@@ -252,12 +255,30 @@ pub fn used_by_the_unit(obj: &ObjectFile, changes: Vec<MacroChange>) -> Vec<Macr
         return changes;
     }
     let code: Vec<String> = texts.iter().map(|(_, text)| crate::c_tokens::code_only(text)).collect();
-    let directives: Vec<String> = texts
+    let by_file: Vec<Vec<String>> = texts
         .iter()
-        .flat_map(|(_, text)| crate::c_tokens::directives(text))
+        .map(|(_, text)| crate::c_tokens::directives(text))
         .collect();
+    let directives: Vec<String> = by_file.iter().flatten().cloned().collect();
     let used = names_used(&code, &directives);
-    changes.into_iter().filter(|c| used.contains(c.name.as_str())).collect()
+    // Where each is defined: the first file with a `#define` of it.
+    let defines = |lines: &[String], name: &str| {
+        lines.iter().any(|line| {
+            let (keyword, rest) = crate::c_tokens::split_directive(line);
+            keyword == "define" && crate::c_tokens::words(rest).next() == Some(name)
+        })
+    };
+    changes
+        .into_iter()
+        .filter(|c| used.contains(c.name.as_str()))
+        .map(|c| {
+            let file = texts.iter().zip(&by_file).find(|(_, lines)| defines(lines, &c.name));
+            MacroChange {
+                defined_in: file.and_then(|((path, _), _)| Some(path.file_name()?.to_string_lossy().into_owned())),
+                ..c
+            }
+        })
+        .collect()
 }
 
 /// The names code uses, given its text without directives, comments and
@@ -311,6 +332,7 @@ fn changes(before: &Definitions, after: &Definitions) -> Vec<MacroChange> {
                 name: name.to_string(),
                 before: owned(was),
                 after: owned(bodies),
+                defined_in: None,
             });
         }
     }
@@ -387,7 +409,11 @@ pub fn listed(changes: &[MacroChange]) -> Option<String> {
         },
         _ => format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)),
     };
-    let mut named: Vec<String> = changes.iter().take(NAMED).map(change).collect();
+    let placed = |c: &MacroChange| match &c.defined_in {
+        Some(file) => format!("{}, in {file}", change(c)),
+        None => change(c),
+    };
+    let mut named: Vec<String> = changes.iter().take(NAMED).map(placed).collect();
     if changes.len() > NAMED {
         named.push(format!("{} more", changes.len() - NAMED));
     }
@@ -452,6 +478,7 @@ mod tests {
             name: name.into(),
             before: before.iter().map(|b| b.to_string()).collect(),
             after: after.iter().map(|b| b.to_string()).collect(),
+            defined_in: None,
         };
         assert_eq!(
             changes(&before, &after),
@@ -492,6 +519,7 @@ mod tests {
             name: format!("M{n}"),
             before: vec!["1".into()],
             after: vec!["2".into()],
+            defined_in: None,
         };
         let one = note(&[change(0)]).unwrap();
         assert!(one.starts_with("macro changed value (M0 1 -> 2)"), "{one}");

@@ -561,6 +561,7 @@ mod tests {
                 name: "LIMIT".into(),
                 before: vec!["3".into()],
                 after: vec!["4".into()],
+                defined_in: None,
             }];
             assert_eq!(changed(&listed, &listed_again), only_limit, "{cc}");
             assert_eq!(changed(&in_debug_info, &listed_again), only_limit, "{cc}");
