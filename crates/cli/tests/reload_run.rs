@@ -393,6 +393,42 @@ fn an_edit_of_a_header_function_inlined_into_its_caller_names_it() {
     target.wait_for("v 105");
 }
 
+/// A save that puts a function back as the program was built, whose
+/// patch cannot be taken back on its own (its caller, patched in one
+/// change with it when its signature changed, stays patched), says it is
+/// back to the program's own code, patched again with it: it was said as
+/// patched (a SQLite re-check: 87 functions put back were said as moved).
+#[test]
+fn a_put_back_whose_take_back_is_refused_is_said_as_the_programs_own_code() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) static int f(int x) { return x * 2; }
+__attribute__((noinline)) static int g(int x) { return f(x) + 100; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf("v %d\n", g(i & 1)); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("v 102");
+    let e = s.save_with(&[
+        (
+            "static int f(int x) { return x * 2; }",
+            "static int f(int x, int y) { return x * 2 + y; }",
+        ),
+        ("return f(x) + 100;", "return f(x, 1) + 100;"),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("v 103");
+    let e = s.save_with(&[
+        (
+            "static int f(int x, int y) { return x * 2 + y; }",
+            "static int f(int x) { return x * 2; }",
+        ),
+        ("return f(x, 1) + 100;", "return f(x) + 200;"),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["as_built"], serde_json::json!(["f"]), "{e}");
+    s.target.wait_for("v 202");
+}
+
 #[test]
 fn an_added_variable_is_listed_with_the_reload() {
     const APP: &str = r#"#include <stdio.h>

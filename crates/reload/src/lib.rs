@@ -146,6 +146,13 @@ pub struct ReloadEvent {
     /// taken back, not patched again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reverted: Vec<String>,
+    /// Patched functions the save put back as the program was built,
+    /// whose patches could not be taken back on their own (a caller of
+    /// theirs patched in the same change stays patched): patched again,
+    /// with the program's own code, and said so (a SQLite re-check: 87
+    /// such functions were said as moved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub as_built: Vec<String>,
     /// Edited functions with no code of their own, and which of the
     /// patched functions they are inlined into: said with those, whose
     /// names alone read as if other functions than the edited ones were
@@ -201,6 +208,7 @@ impl ReloadEvent {
             unreachable_harmless: Vec::new(),
             lines_moved: Vec::new(),
             reverted: Vec::new(),
+            as_built: Vec::new(),
             inlined_edits: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
@@ -261,16 +269,23 @@ impl ReloadEvent {
         let moved_only = |names: &[String]| -> Vec<String> {
             names
                 .iter()
-                .filter(|n| !self.lines_moved.contains(n))
+                .filter(|n| !self.lines_moved.contains(n) && !self.as_built.contains(n))
                 .cloned()
                 .collect()
         };
+        let lines_moved: Vec<String> = self
+            .lines_moved
+            .iter()
+            .filter(|n| !self.as_built.contains(n))
+            .cloned()
+            .collect();
         let functions = moved_only(&self.functions);
         if !functions.is_empty()
             || (self.added.is_empty()
                 && self.unreachable.is_empty()
                 && self.reverted.is_empty()
-                && self.lines_moved.is_empty())
+                && self.lines_moved.is_empty()
+                && self.as_built.is_empty())
         {
             what.push(format!(
                 "{} {}{}",
@@ -289,11 +304,8 @@ impl ReloadEvent {
                 )
             }));
         }
-        if !self.lines_moved.is_empty() {
-            what.push(format!(
-                "line numbers only: {}",
-                readable_list(&self.lines_moved, every)
-            ));
+        if !lines_moved.is_empty() {
+            what.push(format!("line numbers only: {}", readable_list(&lines_moved, every)));
         }
         // The compiler's static initializers are no functions anybody
         // wrote: a changed one's note says what that means, and what a new
@@ -343,6 +355,16 @@ impl ReloadEvent {
             what.push(format!(
                 "back to the program's own code: {}",
                 readable_list(&self.reverted, every)
+            ));
+        }
+        if !self.as_built.is_empty() {
+            let (them, their, patches) = match self.as_built.len() {
+                1 => ("it", "its", "patch"),
+                _ => ("them", "their", "patches"),
+            };
+            what.push(format!(
+                "back to the program's own code: {} (patched again with {them}: {their} {patches} could not be taken back on {their} own, as functions patched in one change with {them} stay patched)",
+                readable_list(&self.as_built, every)
             ));
         }
         if what.is_empty() {
@@ -1620,6 +1642,8 @@ impl<'p> Reloader<'p> {
             let said = std::mem::take(&mut event.if_patched);
             if event.event.applied() {
                 event.notes.extend(said);
+            } else {
+                event.as_built.clear(); // nothing was patched again
             }
             let file = PathBuf::from(&event.file);
             match event.event {
@@ -2318,6 +2342,9 @@ impl<'p> Reloader<'p> {
         }
         let started = Instant::now();
         let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
+            // Patched again with the program's own code, unless taken back
+            // with another file's below.
+            event.as_built = names.clone();
             self.put_back_refused.push((source.to_path_buf(), names));
             return;
         };
@@ -2341,6 +2368,7 @@ impl<'p> Reloader<'p> {
     ) {
         functions.retain(|&i| !names.contains(&new.symbols[i].name));
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
+        event.as_built.retain(|n| !names.contains(n));
         // Patched, if what is left is patched.
         event.event = EventKind::Reverted;
         // Nothing left patched: a changed table is read, and a changed
@@ -3681,6 +3709,22 @@ mod tests {
         event.functions.retain(|f| f != "edited");
         let text = event.summary();
         assert!(text.starts_with("line numbers only: logger, init ("), "{text}");
+    }
+
+    /// Functions put back whose patches stayed are said as the program's
+    /// own code, not as patched or moved.
+    #[test]
+    fn functions_put_back_but_patched_again_are_said_as_the_programs_own() {
+        let mut event = ReloadEvent::new(Path::new("f.c"));
+        event.event = EventKind::Patched;
+        event.functions = vec!["caller".into(), "callee".into(), "logger".into()];
+        event.lines_moved = vec!["logger".into(), "callee".into()];
+        event.as_built = vec!["callee".into()];
+        let text = event.summary();
+        assert!(
+            text.starts_with("patched caller; line numbers only: logger; back to the program's own code: callee (patched again with it: its patch could not be taken back on its own, as functions patched in one change with it stay patched) ("),
+            "{text}"
+        );
     }
 
     /// Edited functions with no code of their own are said with the

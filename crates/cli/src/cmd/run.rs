@@ -126,7 +126,9 @@ pub struct Options {
     /// "added" and "added_variables" (functions and variables the program lacked, brought by the reload, only when
     /// any), "lines_moved" (of the functions, those whose code changed only in line numbers an edit above them
     /// moved, only when any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
-    /// back, only when any), "inlined_edits" (edited functions with no code of their own, each {"function","into"}: the
+    /// back, only when any), "as_built" (of the functions, those the save put back as the program was built whose
+    /// patches could not be taken back on their own: patched again with the program's own code, only when any),
+    /// "inlined_edits" (edited functions with no code of their own, each {"function","into"}: the
     /// patched functions it is inlined into, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
     /// it did), "compiler_warnings_repeated" (true when they are those this file's last event gave: the text
     /// says them in one line)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
