@@ -3095,6 +3095,8 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
     let e = s.event();
     assert_eq!(e["event"], "changed_elsewhere", "{e}");
     assert_eq!(e["functions"], serde_json::json!(["scale"]), "{e}");
+    // Nothing this session did was timed: no zeros that read as times.
+    assert!(e.get("timing_us").is_none(), "{e}");
     assert!(
         e["message"]
             .as_str()

@@ -42,6 +42,13 @@ pub struct StageTimes {
     pub total: u64,
 }
 
+impl StageTimes {
+    /// Nothing was timed.
+    fn is_zero(&self) -> bool {
+        self.total == 0 && self.compile == 0 && self.diff == 0 && self.link == 0 && self.apply == 0
+    }
+}
+
 /// What a reload did with a file (the JSON `event`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,6 +170,9 @@ pub struct ReloadEvent {
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Left out where nothing was timed (`changed_elsewhere`: another
+    /// command's change, said when seen; its zeros read as a measurement).
+    #[serde(skip_serializing_if = "StageTimes::is_zero")]
     pub timing_us: StageTimes,
     pub pause_us: u64,
     /// The compiler's message, or why the change was refused.
