@@ -3869,8 +3869,59 @@ fn a_change_of_two_files_put_back_takes_both_back() {
         let e = events.recv_timeout(PATIENCE).expect("the put-back's events");
         if let Some(names) = e["reverted"].as_array() {
             reverted.extend(names.iter().map(|n| n.as_str().unwrap().to_string()));
+            assert!(e.get("as_built").is_none(), "{e}");
         }
         assert!(e["functions"].as_array().is_none_or(|f| f.is_empty()), "{e}");
+    }
+    reverted.sort();
+    assert_eq!(reverted, ["f", "g"]);
+    target.wait_for("v 30");
+}
+
+/// The same after a signature change across the two files: neither
+/// patch can be taken back alone (the other's code calls it the changed
+/// way), so both are taken back in one step, which each file's event
+/// says, as their patch in one step did.
+#[test]
+fn a_signature_change_of_two_files_put_back_is_taken_back_in_one_step() {
+    let files: [(&str, &str); 3] = [
+        (
+            "a.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", f()); usleep(3000); } }\n",
+        ),
+        ("b.c", "int g(int);\n__attribute__((noinline)) int f(void) { return 10 + g(1); }\n"),
+        ("c.c", "__attribute__((noinline)) int g(int x) { return 20 * x; }\n"),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("v 30");
+    let p = target.dir.path().to_path_buf();
+    let save_both = |b: &str, c: &str| {
+        std::fs::write(p.join("b.c"), b).unwrap();
+        std::fs::write(p.join("c.c"), c).unwrap();
+    };
+    save_both(
+        &files[1]
+            .1
+            .replace("int g(int);", "int g(int, int);")
+            .replace("g(1)", "g(1, 2)"),
+        &files[2]
+            .1
+            .replace("g(int x) { return 20 * x; }", "g(int x, int y) { return 20 * x + y; }"),
+    );
+    target.wait_for("v 32");
+    let mut patched = 0;
+    while patched < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("the edit's events");
+        patched += usize::from(e["event"] == "patched");
+    }
+    save_both(files[1].1, files[2].1);
+    let mut reverted = Vec::new();
+    while reverted.len() < 2 {
+        let e = events.recv_timeout(PATIENCE).expect("the put-back's events");
+        if let Some(names) = e["reverted"].as_array() {
+            reverted.extend(names.iter().map(|n| n.as_str().unwrap().to_string()));
+            assert!(e["notes"].to_string().contains("taken back in one step with"), "{e}");
+        }
     }
     reverted.sort();
     assert_eq!(reverted, ["f", "g"]);

@@ -2418,13 +2418,20 @@ impl<'p> Reloader<'p> {
             return ready;
         };
         let (took, paused) = (started.elapsed().as_micros() as u64, report.pause_us);
+        let files: Vec<String> = pending.iter().map(|(s, _)| s.display().to_string()).collect();
         let mut still = Vec::new();
         for (source, new, mut functions, mut event) in ready {
             if let Some((_, taken)) = pending.iter().find(|(s, _)| *s == source) {
-                // One take-back for all: each file's event says it.
+                // One take-back for all: each file's event says it, and
+                // with which files, as their patch in one step said.
                 event.timing_us.apply += took;
                 event.pause_us += paused;
                 self.taken_back(&source, &new, &mut functions, &mut event, taken.clone());
+                let me = source.display().to_string();
+                let others: Vec<&str> = files.iter().filter(|f| **f != me).map(String::as_str).collect();
+                event
+                    .notes
+                    .push(format!("taken back in one step with {}", others.join(", ")));
             }
             if functions.is_empty() {
                 self.current.insert(source, new);
