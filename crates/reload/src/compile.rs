@@ -347,14 +347,32 @@ fn compile_from(
 /// The texts a compile read: the source's (`source_text`, read before it
 /// ran) and its headers' (read now; a header is rarely saved while the
 /// file that includes it compiles, and a text read late only makes the
-/// lines said as edited less precise).
+/// lines said as edited less precise). A header's text is shared by every
+/// compile that read it unchanged ([`shared_text`]).
 fn source_texts(source: &Path, source_text: Option<Vec<u8>>, headers: &[PathBuf]) -> SourceTexts {
-    let text = |bytes: Vec<u8>| -> std::sync::Arc<str> { String::from_utf8_lossy(&bytes).into() };
-    let source = source_text.map(|t| (source.to_path_buf(), text(t)));
-    let headers = headers
-        .iter()
-        .filter_map(|h| Some((h.clone(), text(std::fs::read(h).ok()?))));
+    let source = source_text.map(|t| (source.to_path_buf(), String::from_utf8_lossy(&t).into()));
+    let headers = headers.iter().filter_map(|h| Some((h.clone(), shared_text(h)?)));
     SourceTexts(source.into_iter().chain(headers).collect())
+}
+
+/// The text of `path`, one copy for every caller while the file keeps its
+/// size and modification time: a project's thousand files each include
+/// the same headers, and a copy each would be a gigabyte.
+fn shared_text(path: &Path) -> Option<std::sync::Arc<str>> {
+    type Known = std::collections::HashMap<PathBuf, (u64, std::time::SystemTime, std::sync::Arc<str>)>;
+    static KNOWN: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+    let meta = std::fs::metadata(path).ok()?;
+    let stamp = (meta.len(), meta.modified().ok()?);
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let known = known.get_or_insert_with(Default::default);
+    if let Some((len, modified, text)) = known.get(path) {
+        if (*len, *modified) == stamp {
+            return Some(text.clone());
+        }
+    }
+    let text: std::sync::Arc<str> = String::from_utf8_lossy(&std::fs::read(path).ok()?).into();
+    known.insert(path.to_path_buf(), (stamp.0, stamp.1, text.clone()));
+    Some(text)
 }
 
 /// Writes `text` under `root` where the compiler can take it for
