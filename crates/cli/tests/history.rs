@@ -122,6 +122,39 @@ fn revert_last_goes_back_one_patch() {
     target.wait_for("v 1 10");
 }
 
+/// A function a patch added, patched again, goes back by `revert --last`
+/// to the code the patch that added it brought, which is said so: it was
+/// said as "reverted f", read as the program's original code (a QuickJS
+/// trial).
+#[test]
+fn revert_last_of_an_added_function_says_what_it_goes_back_to() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let pid = target.pid_arg();
+    let base = object(&target, 1, 10, "base");
+    let with_helper = |k: i32| {
+        APP.replace(
+            "__attribute__((noinline, noipa)) int a(void) { return 1; }",
+            &format!("__attribute__((noinline, noipa)) int helper(void) {{ return {k}; }}\n__attribute__((noinline, noipa)) int a(void) {{ return helper(); }}"),
+        )
+    };
+    let one = build_object(&target, "one", &with_helper(5), &["-O2", "-g"]);
+    let two = build_object(&target, "two", &with_helper(6), &["-O2", "-g"]);
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 5 10");
+    ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
+    target.wait_for("v 6 10");
+    let out = ok(relive(&target, &["revert", &pid, "--last"]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("reverted helper at ")
+            && said
+                .contains("to the code the patch that added it brought (change 1); the program had no such function"),
+        "{said}"
+    );
+    target.wait_for("v 5 10");
+}
+
 /// Journals of processes that have exited are removed by the next relive
 /// command, whatever process it is for.
 #[test]

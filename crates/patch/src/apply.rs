@@ -3228,6 +3228,10 @@ pub struct Reverted {
     /// The generation it runs now (`revert --last` of a later patch); null
     /// when its original code is back.
     pub generation: Option<u32>,
+    /// For a function a patch added (its original code is what that patch
+    /// brought, not the program's): the change that added it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<u64>,
 }
 
 /// A call of a function's code under way on some threads.
@@ -3477,6 +3481,16 @@ fn revert_change(
     }
     let mut reverted = Vec::new();
     let mut writes: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+    // A function a patch added: what its entry goes back to is that
+    // patch's code (a QuickJS trial read "reverted f" as the original).
+    let added_by = |addr: u64| {
+        target
+            .journal
+            .added
+            .iter()
+            .find(|a| a.addr == addr && a.kind == "function")
+            .map(|a| a.change.unwrap_or(0))
+    };
     for (p, original) in whole.iter().zip(&originals) {
         writes.push((p.span_start, original.clone(), p.orig_addr));
         reverted.push(Reverted {
@@ -3484,6 +3498,7 @@ fn revert_change(
             symbol: p.name.clone(),
             addr: p.orig_addr,
             generation: None,
+            added_by: added_by(p.orig_addr),
         });
     }
     for p in one_back {
@@ -3502,6 +3517,7 @@ fn revert_change(
             symbol: p.name.clone(),
             addr: p.orig_addr,
             generation: Some(previous.generation),
+            added_by: added_by(p.orig_addr),
         });
     }
     let mut freed = Vec::new();

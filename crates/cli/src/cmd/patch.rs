@@ -111,7 +111,7 @@ pub struct RevertArgs {
     /// Undo the last patch (one reload): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings","pause_us"} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "generation": what runs now after --last, null when the original code is back; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings","pause_us"} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "generation": what runs now after --last, null when the original code is back; "added_by", for a function a patch added: the change that added it, whose code its original is; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
     #[arg(long)]
     pub json: bool,
 }
@@ -1035,9 +1035,16 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
         )?;
     } else {
         for r in &report.reverted {
-            match r.generation {
-                Some(g) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,
-                None => writeln!(out, "reverted {} at {:#x}", readable(&r.name), r.addr)?,
+            match (r.generation, r.added_by) {
+                (Some(g), _) => writeln!(out, "reverted {} at {:#x} to generation {g}", readable(&r.name), r.addr)?,
+                // Its "original" is what the patch that added it brought.
+                (None, Some(change)) => writeln!(
+                    out,
+                    "reverted {} at {:#x} to the code the patch that added it brought (change {change}); the program had no such function",
+                    readable(&r.name),
+                    r.addr
+                )?,
+                (None, None) => writeln!(out, "reverted {} at {:#x}", readable(&r.name), r.addr)?,
             }
         }
     }
