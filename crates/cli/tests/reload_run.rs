@@ -216,16 +216,38 @@ fn the_programs_exit_is_said_in_text() {
 #[test]
 fn an_edit_during_a_compile_is_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let cc = slow_cc(dir.path(), "0.3");
+    // A compiler that says when it starts (a file of its own), then takes
+    // 0.3 s: the next edit lands while it runs.
+    let started = dir.path().join("started");
+    let script = dir.path().join("noting-cc");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\nsleep 0.3\nexec gcc \"$@\"\n", started.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cc = format!("{} -O0 -g", script.display());
     let mut s = Session::start_with(APP, &["-O0", "-g"], &["--cc", &cc], &[]);
     s.target.wait_for_prefix("value 1 ");
+    let _ = std::fs::remove_file(&started); // the start-up compile's
     s.edit("return 1;", "return 2;");
-    // While that compiles (0.3 s), the next edit lands.
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !started.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     s.edit("return 2;", "return 3;");
     // The program ends up running the last edit.
     s.target.wait_for_prefix("value 3 ");
-    assert_eq!(s.event()["event"], "patched");
+    let e = s.event();
+    assert_eq!(e["event"], "patched");
+    // The first compile, dropped, is said: the compile time is the last
+    // one's, and the wait was both (a QuickJS trial).
+    assert!(
+        e["notes"]
+            .to_string()
+            .contains("compiled 2 times: saved again while it compiled, so the earlier compile ("),
+        "{e}"
+    );
 }
 
 /// An edited initial value does not reach a running program (it keeps

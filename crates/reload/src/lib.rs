@@ -670,6 +670,11 @@ pub struct Batch {
     compiled: Vec<Fresh>,
     /// When the first compile started: each event's `total` counts from it.
     start: Instant,
+    /// Compiles dropped because their file was saved again while they
+    /// ran, and how long each took (µs): said with the file's event, whose
+    /// `compile` time is only the last one's (a QuickJS trial waited 55 s
+    /// for a save that said "compile 28366.5 ms").
+    dropped: Vec<(PathBuf, u64)>,
 }
 
 /// Reloads sources into one running process.
@@ -1566,6 +1571,7 @@ impl<'p> Reloader<'p> {
             sources,
             compiled,
             start,
+            dropped: Vec::new(),
         })
     }
 
@@ -1573,7 +1579,14 @@ impl<'p> Reloader<'p> {
     /// the batch compiled, patched with it. One already in the batch was
     /// saved again, so its earlier compile is dropped.
     pub fn join(&mut self, batch: &mut Batch, sources: &[PathBuf], jobs: usize) -> Result<(), ReloadError> {
-        batch.compiled.retain(|(source, _, _)| !sources.contains(source));
+        let (dropped, kept) = std::mem::take(&mut batch.compiled)
+            .into_iter()
+            .partition(|(source, _, _)| sources.contains(source));
+        batch.compiled = kept;
+        let dropped: Vec<Fresh> = dropped;
+        batch
+            .dropped
+            .extend(dropped.into_iter().map(|(source, _, us)| (source, us)));
         for source in sources {
             if !batch.sources.contains(source) {
                 batch.sources.push(source.clone());
@@ -1630,7 +1643,8 @@ impl<'p> Reloader<'p> {
 
     /// The second half of [`Reloader::reload_all`]: patches what `batch`'s
     /// compiles changed, together when they can be.
-    pub fn patch_batch(&mut self, batch: Batch) -> Result<Vec<ReloadEvent>, ReloadError> {
+    pub fn patch_batch(&mut self, mut batch: Batch) -> Result<Vec<ReloadEvent>, ReloadError> {
+        let dropped = std::mem::take(&mut batch.dropped);
         // A file still empty once its saves settled was not compiled (see
         // `compile_fresh`): said, or emptying a file printed nothing.
         let blank: Vec<ReloadEvent> = batch
@@ -1649,6 +1663,21 @@ impl<'p> Reloader<'p> {
             .collect();
         let mut events = self.patch_compiled(batch)?;
         for event in &mut events {
+            let again: Vec<u64> = dropped
+                .iter()
+                .filter(|(source, _)| source.display().to_string() == event.file)
+                .map(|&(_, us)| us)
+                .collect();
+            if !again.is_empty() {
+                let spent: u64 = again.iter().sum();
+                event.notes.push(format!(
+                    "compiled {} times: saved again while it compiled, so the earlier compile{} ({:.1} ms) {} dropped; the compile time above is the last one's",
+                    again.len() + 1,
+                    if again.len() == 1 { "" } else { "s" },
+                    spent as f64 / 1000.0,
+                    if again.len() == 1 { "was" } else { "were" },
+                ));
+            }
             let said = std::mem::take(&mut event.if_patched);
             if event.event.applied() {
                 event.notes.extend(said);
@@ -1677,6 +1706,7 @@ impl<'p> Reloader<'p> {
             sources,
             compiled,
             start,
+            ..
         } = batch;
         self.saved_with.clear();
         // Why files saved together were patched one by one, when they could
@@ -1697,6 +1727,7 @@ impl<'p> Reloader<'p> {
                         sources,
                         compiled,
                         start,
+                        dropped: Vec::new(),
                     })?;
                     let mut held = ReloadEvent::new(&waiting);
                     held.event = EventKind::Held;

@@ -190,7 +190,7 @@ fn print_event(e: &ReloadEvent, json: bool) {
             let message = e.message.as_deref().unwrap_or("");
             let _ = writeln!(
                 err,
-                "relive: {}: {}; the program runs on unchanged:\n{message}",
+                "relive: {}: {}; the program runs on without its edit:\n{message}",
                 e.file,
                 paint("does not compile", Tone::Bad),
             );
