@@ -78,3 +78,18 @@ int edited(int x) { return x + 1; }
     );
     assert!(!human.contains("edited (function): line numbers only"), "{human}");
 }
+
+/// A function-local static is named as its source names it, with the
+/// function that has it, not by GCC's number (`calls.0`), as `sym` and
+/// `status` name it (a QuickJS trial).
+#[test]
+fn diff_names_a_function_local_static_by_its_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "int f(void) { return 1; }\n";
+    let new = "int f(void) { static int calls; return ++calls; }\n";
+    let a = compile_object(dir.path(), "a", old, &["-O2"]);
+    let b = compile_object(dir.path(), "b", new, &["-O2"]);
+    let human = text(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(human.contains("added     calls (used by f) (object)"), "{human}");
+    assert!(!human.contains("calls.0"), "{human}");
+}

@@ -75,6 +75,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     let mut out = std::io::stdout().lock();
+    // A function-local static as its source names it, with its function
+    // (`calls (used by f)`), not GCC's number (`calls.4`), as `sym` and
+    // `status` say it (a QuickJS trial).
+    let label = |obj: &ObjectFile, name: &str| {
+        obj.symbols
+            .iter()
+            .position(|s| s.name == name)
+            .map_or_else(|| readable(name), |i| relive_patch::diff::static_label(obj, i))
+    };
     for Shown { change: c, lines_moved } in &changed {
         let renamed = c.old_name.as_deref().map(|o| format!(" (was {o})")).unwrap_or_default();
         let reason = match lines_moved {
@@ -87,15 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         writeln!(
             out,
             "changed   {} ({}){renamed}: {reason}",
-            readable(&c.name),
+            label(&new, &c.name),
             c.kind.name()
         )?;
     }
     for a in &d.added {
-        writeln!(out, "added     {} ({})", readable(&a.name), a.kind.name())?;
+        writeln!(out, "added     {} ({})", label(&new, &a.name), a.kind.name())?;
     }
     for r in &d.removed {
-        writeln!(out, "removed   {} ({})", readable(&r.name), r.kind.name())?;
+        writeln!(out, "removed   {} ({})", label(&old, &r.name), r.kind.name())?;
     }
     writeln!(out, "unchanged {}", d.unchanged)?;
     Ok(())
