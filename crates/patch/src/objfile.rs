@@ -1022,6 +1022,15 @@ impl ObjectFile {
         self.by_section.get(section)?.at(offset)
     }
 
+    /// The first symbol of section `section` starting after `offset`, and
+    /// where: what a place just before it may stand for (GCC's `lea
+    /// table-2(%rip)` for a table of 2-byte entries indexed from 1), in
+    /// whatever symbol's last bytes the place falls.
+    pub fn symbol_after(&self, section: usize, offset: i64) -> Option<(usize, u64)> {
+        let offset = u64::try_from(offset).ok()?;
+        self.by_section.get(section)?.next(offset).map(|(start, i)| (i, start))
+    }
+
     /// The symbol of section `section` nearest to `offset`, a place no
     /// symbol covers: what a compiler's address arithmetic beside an
     /// object means (GCC's `lea buf-1(%rip)` for a loop indexing `buf`
@@ -1077,8 +1086,13 @@ impl Covering {
 
     /// Where the first symbol starting after `offset` starts.
     fn next_start(&self, offset: u64) -> Option<u64> {
+        self.next(offset).map(|(start, _)| start)
+    }
+
+    /// The first symbol starting after `offset`: where, and which.
+    fn next(&self, offset: u64) -> Option<(u64, usize)> {
         let k = self.spans.partition_point(|&(start, _, _)| start <= offset);
-        self.spans.get(k).map(|&(start, _, _)| start)
+        self.spans.get(k).map(|&(start, _, i)| (start, i))
     }
 
     /// The symbol nearest to `offset`, which none covers: the first one
