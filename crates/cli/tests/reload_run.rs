@@ -3652,6 +3652,59 @@ fn a_death_after_a_step_of_several_files_names_them_all() {
     );
 }
 
+/// A header's macro two files use, changed (both patched in one step),
+/// then both taken back by another command: a save of one of them alone
+/// would run the new value beside the other's code built with the old one
+/// (a QuickJS trial: `/i` regexps failed, as neither build does). It
+/// waits for the other file; saved too, both go in.
+#[test]
+fn a_macro_two_files_use_is_not_split_by_a_save_after_a_revert() {
+    let files: [(&str, &str); 4] = [
+        ("m.h", "#define LIMIT 3\nint fa(void);\nint fb(void);\n"),
+        ("a.c", "#include \"m.h\"\n__attribute__((noinline)) int fa(void) { return LIMIT; }\n"),
+        ("b.c", "#include \"m.h\"\n__attribute__((noinline)) int fb(void) { return LIMIT * 10; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa() + fb()); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("l=33");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
+    for file in ["/a.c", "/b.c"] {
+        assert_eq!(next_event_for(&events, file)["event"], "patched");
+    }
+    target.wait_for("l=44");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &target.child_pid_arg(), "--all"])
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("l=33");
+    // a.c saved alone (its text as it is): LIMIT is 4 in its compile, 3 in
+    // b.c's running code.
+    std::fs::write(p.join("a.c"), files[1].1.replace("return LIMIT;", "return LIMIT + 0;")).unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/a.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_ne!(e["event"], "patched", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("LIMIT 3 -> 4, in m.h") && m.contains("b.c")),
+        "{e}"
+    );
+    target.prints_only(&["l=33"], 20);
+    // b.c saved too: both go in, with the same value.
+    std::fs::write(p.join("b.c"), files[2].1.replace("LIMIT * 10", "LIMIT * 10 + 0")).unwrap();
+    target.wait_for("l=44");
+}
+
 /// Only the changed macros the file's code uses are named: a header's
 /// macro it never uses (a Lua trial: liolib.c's note named
 /// `lua_integer2str`, which only lobject.c uses) changed nothing in it; one

@@ -281,6 +281,29 @@ pub fn used_by_the_unit(obj: &ObjectFile, changes: Vec<MacroChange>) -> Vec<Macr
         .collect()
 }
 
+/// The macros both `ours` and `theirs` (compiles of two files) use whose
+/// values differ between them, as `theirs -> ours`: what two files'
+/// running code would disagree on, one patched with a header's new value
+/// and the other running code built with the old one. Empty when either
+/// compile kept no texts (which macros its code uses is then unknown).
+pub fn disagreeing(ours: &ObjectFile, theirs: &ObjectFile) -> Vec<MacroChange> {
+    if ours.source_texts().0.is_empty() || theirs.source_texts().0.is_empty() {
+        return Vec::new();
+    }
+    let changes = changed(theirs, ours);
+    if changes.is_empty() {
+        return changes;
+    }
+    let used_by_theirs: Vec<String> = used_by_the_unit(theirs, changes.clone())
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    used_by_the_unit(ours, changes)
+        .into_iter()
+        .filter(|c| used_by_theirs.contains(&c.name))
+        .collect()
+}
+
 /// The names code uses, given its text without directives, comments and
 /// literals (`code`) and its directive lines: the identifiers of the code
 /// and of its conditionals (`#if`, `#ifdef`, ...), and those the

@@ -3126,6 +3126,24 @@ impl<'p> Reloader<'p> {
             .collect();
         for file in others {
             let Some(obj) = self.current.get(&file) else { continue };
+            // A macro both files use, whose value this compile has and the
+            // other file's code, taken back to the program's own, does not
+            // (a QuickJS trial: after `revert --all`, a save of libregexp.c
+            // was patched with a header's new LRE_FLAG_IGNORECASE while
+            // quickjs.c ran the old one, and `/i` regexps failed).
+            if let Some(built) = self.built.get(&file) {
+                let split = relive_patch::debug_macros::disagreeing(new, built);
+                if let Some(listed) = relive_patch::debug_macros::listed(&split) {
+                    return Some(format!(
+                        "{} uses {} that {} uses too, and {} runs its own code there, built with the other value (another relive command reverted it): patched alone, the two files would use different values ({listed}); {} is patched with this file at its next save",
+                        source.display(),
+                        if split.len() == 1 { "a macro" } else { "macros" },
+                        file.display(),
+                        file.display(),
+                        file.display()
+                    ));
+                }
+            }
             let names = self.unsettled.get(&file).cloned().unwrap_or_default();
             // What each of them calls, read once.
             let theirs: Vec<(&String, Vec<String>)> = names
