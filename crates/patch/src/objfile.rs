@@ -1022,6 +1022,14 @@ impl ObjectFile {
         self.by_section.get(section)?.at(offset)
     }
 
+    /// The symbol of section `section` that ends at or before `offset`
+    /// nearest to it (of those starting before it), and where it starts:
+    /// what a place just past its end may stand for (`arr + N`, one past
+    /// its end, which may be where the next symbol starts).
+    pub fn symbol_ending_before(&self, section: usize, offset: i64) -> Option<(usize, u64, u64)> {
+        self.by_section.get(section)?.ending_before(u64::try_from(offset).ok()?)
+    }
+
     /// The first symbol of section `section` starting after `offset`, and
     /// where: what a place just before it may stand for (GCC's `lea
     /// table-2(%rip)` for a table of 2-byte entries indexed from 1), in
@@ -1087,6 +1095,17 @@ impl Covering {
     /// Where the first symbol starting after `offset` starts.
     fn next_start(&self, offset: u64) -> Option<u64> {
         self.next(offset).map(|(start, _)| start)
+    }
+
+    /// Of the symbols starting before `offset`, the one that ends at or
+    /// before it nearest to it: which, and its span.
+    fn ending_before(&self, offset: u64) -> Option<(usize, u64, u64)> {
+        let upto = self.spans.partition_point(|&(start, _, _)| start < offset);
+        self.spans[..upto]
+            .iter()
+            .filter(|&&(_, end, _)| end <= offset)
+            .max_by_key(|&&(start, end, _)| (end, start))
+            .map(|&(start, end, i)| (i, start, end))
     }
 
     /// The first symbol starting after `offset`: where, and which.
@@ -1420,5 +1439,23 @@ mod tests {
         assert_eq!(Covering::of_spans(Vec::new()).nearest(3), None);
         // Covered places are at's, which nearest is not asked about.
         assert_eq!(c.at(64), Some((1, 0)));
+    }
+
+    /// The neighbours of a place by a boundary (see verify's
+    /// `neighbour_readings`): the symbol ending at or before it, and the
+    /// one starting after it.
+    #[test]
+    fn a_place_by_a_boundary_has_its_neighbours() {
+        // buf at 0..64, calls at 64..68, table at 96..128.
+        let c = Covering::of_spans(vec![(96, 128, 2), (0, 64, 0), (64, 68, 1)]);
+        assert_eq!(
+            c.ending_before(64),
+            Some((0, 0, 64)),
+            "one past buf, where calls starts"
+        );
+        assert_eq!(c.ending_before(70), Some((1, 64, 68)));
+        assert_eq!(c.ending_before(30), None, "inside buf, nothing ends before");
+        assert_eq!(c.next(94), Some((96, 2)), "two before table");
+        assert_eq!(c.next(96), None, "table starts there: nothing after");
     }
 }

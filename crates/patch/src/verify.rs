@@ -493,9 +493,10 @@ fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8], d
             continue;
         }
         if let Some(why) = reference(target, obj, r, at, live, initializer, depth) {
-            let before_next = before_next_symbol(obj, r)
-                .is_some_and(|next| reference(target, obj, &next, at, live, initializer, depth).is_none());
-            if !before_next {
+            let neighbour = neighbour_readings(obj, r)
+                .iter()
+                .any(|other| reference(target, obj, other, at, live, initializer, depth).is_none());
+            if !neighbour {
                 return Check::Differs(format!("+{:#x}: {why}", r.offset));
             }
         }
@@ -503,31 +504,48 @@ fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8], d
     Check::Same
 }
 
-/// A reference into a section's place just before a symbol (within
-/// [`BEFORE_NEXT`] bytes), taken as one to that symbol, moved back by the
-/// distance: the compiler's arithmetic (`lea table-2(%rip)` for a table
-/// indexed from 1) lands in whatever precedes the table, and a compile
-/// with a section per variable (relive's own) refers to it through the
-/// table, so the patched code points before the table's copy, not into
-/// the symbol the place falls in (a QuickJS trial: verify said
-/// `lre_ctype_bits` differed, and exited 5, for code that was right).
-fn before_next_symbol(obj: &ObjectFile, r: &Reloc) -> Option<Reloc> {
+/// Other readings of a reference to a section's place near a boundary
+/// between two symbols, as references to a neighbour moved by the
+/// distance: a place just before a symbol (within [`NEAR`] bytes: GCC's
+/// `lea table-2(%rip)` for a table indexed from 1) as that symbol's, and
+/// one just past a symbol's end (`arr + N`, one past its end, where the
+/// next one may start) as that symbol's. In an object with one `.rodata`
+/// such a place falls in (or starts) whatever symbol lies there, while a
+/// compile with a section per variable (relive's own) refers to it
+/// through the symbol the compiler meant, so the patched code points
+/// beside that one's copy: verify of the plain object said the other
+/// differed and exited 5 for right code (a QuickJS trial,
+/// `lre_ctype_bits`; a zstd trial, `ZSTD_defaultCParameters` after
+/// `srcSizeTiers`).
+fn neighbour_readings(obj: &ObjectFile, r: &Reloc) -> Vec<Reloc> {
     let Target::Section { section, offset } = r.target else {
-        return None;
+        return Vec::new();
     };
     let at_place = offset.wrapping_add(r.pc_bias);
-    let (next, start) = obj.symbol_after(section, at_place)?;
-    let distance = i64::try_from(start).ok()?.checked_sub(at_place)?;
-    (1..=BEFORE_NEXT).contains(&distance).then(|| Reloc {
-        target: Target::Defined(next),
-        addend: -distance - r.pc_bias,
+    let as_reference_to = |symbol: usize, into: i64| Reloc {
+        target: Target::Defined(symbol),
+        addend: into - r.pc_bias,
         ..r.clone()
-    })
+    };
+    let mut out = Vec::new();
+    if let Some((next, start)) = obj.symbol_after(section, at_place) {
+        let distance = i64::try_from(start).ok().and_then(|s| s.checked_sub(at_place));
+        if let Some(distance) = distance.filter(|d| (1..=NEAR).contains(d)) {
+            out.push(as_reference_to(next, -distance));
+        }
+    }
+    if let Some((before, start, end)) = obj.symbol_ending_before(section, at_place) {
+        let past = i64::try_from(end).ok().and_then(|e| at_place.checked_sub(e));
+        if past.is_some_and(|p| (0..=NEAR).contains(&p)) {
+            out.push(as_reference_to(before, at_place - start as i64));
+        }
+    }
+    out
 }
 
-/// How far before a symbol a place may lie and still be taken as the
-/// compiler's arithmetic on it ([`before_next_symbol`]).
-const BEFORE_NEXT: i64 = 16;
+/// How near a symbol's start or end a place may lie and still be taken
+/// as the compiler's arithmetic on it ([`neighbour_readings`]).
+const NEAR: i64 = 16;
 
 /// Why relocated field `r` of the running code at `at` (its bytes `live`)
 /// denotes something else than the object's, or `None` when it denotes
