@@ -792,6 +792,16 @@ pub struct Reloader<'p> {
     /// caller and its callee in two files, patched in one change): taken
     /// back together once every file of the save is prepared.
     put_back_refused: Vec<(PathBuf, Vec<String>)>,
+    /// Functions of files saved together put back as the program was
+    /// built, by file, whose take-back waits to be done for all of them
+    /// in one step ([`Reloader::take_back_together`]): each file's own
+    /// revert paused the program apart, and a header edit undone across
+    /// files switched back file by file (a zstd trial: compression and
+    /// decompression went back 40 ms apart).
+    put_back_waiting: Vec<(PathBuf, Vec<String>)>,
+    /// Set while files saved together are prepared: take-backs wait
+    /// (`put_back_waiting`).
+    taking_back_together: bool,
     /// Per source file: its variables' initial values in the compile first
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
@@ -856,6 +866,8 @@ impl<'p> Reloader<'p> {
             saved_with: Vec::new(),
             started_with: HashMap::new(),
             put_back_refused: Vec::new(),
+            put_back_waiting: Vec::new(),
+            taking_back_together: false,
             built: HashMap::new(),
             current_is_built: Default::default(),
         })
@@ -1934,11 +1946,15 @@ impl<'p> Reloader<'p> {
             .filter_map(|(source, result, _)| Some((source.as_path(), result.as_ref().ok()?)))
             .collect();
         self.put_back_refused.clear();
+        self.put_back_waiting.clear();
         for (source, result, compile_us) in &compiled {
+            self.taking_back_together = true;
             let step = match result {
-                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch)?,
-                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start, &batch)?,
+                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch),
+                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start, &batch),
             };
+            self.taking_back_together = false;
+            let step = step?;
             match step {
                 Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
                 Step::Done(event) if std::mem::take(&mut self.awaits_other_file) => {
@@ -2350,8 +2366,19 @@ impl<'p> Reloader<'p> {
         }
         self.take_back_what_is_original(source, &new, &mut functions, &mut event);
         // Not "patched again" when its patch was taken back instead (a
-        // re-check: said with "back to the program's own code").
-        let again: Vec<String> = again.into_iter().filter(|n| !event.reverted.contains(n)).collect();
+        // re-check: said with "back to the program's own code"), or waits
+        // to be with other files' (then patched again only if refused,
+        // which says so).
+        let waiting: Vec<&String> = self
+            .put_back_waiting
+            .iter()
+            .filter(|(s, _)| s == source)
+            .flat_map(|(_, names)| names)
+            .collect();
+        let again: Vec<String> = again
+            .into_iter()
+            .filter(|n| !event.reverted.contains(n) && !waiting.contains(&n))
+            .collect();
         event.if_patched.extend(Self::patched_again_note(&again, source));
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
@@ -2381,6 +2408,25 @@ impl<'p> Reloader<'p> {
         if names.is_empty() {
             return;
         }
+        if self.taking_back_together {
+            self.put_back_waiting.push((source.to_path_buf(), names));
+            return;
+        }
+        self.take_back_alone(source, new, functions, event, names);
+    }
+
+    /// Takes back the patches of `names` (functions of `source` its
+    /// compile `new` has as the program was built) in a revert of their
+    /// own: said in `event`; refused, they stay in `functions`, to be
+    /// patched again with that code ([`ReloadEvent::as_built`]).
+    fn take_back_alone(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &mut Vec<usize>,
+        event: &mut ReloadEvent,
+        names: Vec<String>,
+    ) {
         let started = Instant::now();
         let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
             // Patched again with the program's own code, unless taken back
@@ -2439,14 +2485,25 @@ impl<'p> Reloader<'p> {
         settled: &mut Vec<ReloadEvent>,
         start: Instant,
     ) -> Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)> {
-        let pending = std::mem::take(&mut self.put_back_refused);
+        let waiting = std::mem::take(&mut self.put_back_waiting);
+        let mut ready = ready;
+        let mut pending = std::mem::take(&mut self.put_back_refused);
+        pending.extend(waiting.iter().cloned());
         let names: Vec<String> = pending.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
-        if pending.len() < 2 {
+        if pending.len() < 2 && waiting.is_empty() {
             return ready;
         }
         let started = Instant::now();
         let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
-            return ready;
+            // Not all in one: each waiting file's alone, as its own save
+            // would have (refused alone, patched again with the program's
+            // own code, said so).
+            for (source, names) in waiting {
+                if let Some((_, new, functions, event)) = ready.iter_mut().find(|(s, ..)| *s == source) {
+                    self.take_back_alone(&source, new, functions, event, names);
+                }
+            }
+            return self.settle_emptied(ready, settled, start);
         };
         let (took, paused) = (started.elapsed().as_micros() as u64, report.pause_us);
         let files: Vec<String> = pending.iter().map(|(s, _)| s.display().to_string()).collect();
@@ -2460,10 +2517,27 @@ impl<'p> Reloader<'p> {
                 self.taken_back(&source, &new, &mut functions, &mut event, taken.clone());
                 let me = source.display().to_string();
                 let others: Vec<&str> = files.iter().filter(|f| **f != me).map(String::as_str).collect();
-                event
-                    .notes
-                    .push(format!("taken back in one step with {}", others.join(", ")));
+                if !others.is_empty() {
+                    event
+                        .notes
+                        .push(format!("taken back in one step with {}", others.join(", ")));
+                }
             }
+            still.push((source, new, functions, event));
+        }
+        self.settle_emptied(still, settled, start)
+    }
+
+    /// The files of `ready` left with nothing to patch (every function
+    /// taken back): settled, their events moved to `settled`.
+    fn settle_emptied(
+        &mut self,
+        ready: Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)>,
+        settled: &mut Vec<ReloadEvent>,
+        start: Instant,
+    ) -> Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)> {
+        let mut still = Vec::new();
+        for (source, new, functions, mut event) in ready {
             if functions.is_empty() {
                 self.current.insert(source, new);
                 event.timing_us.total = start.elapsed().as_micros() as u64;
