@@ -3705,6 +3705,36 @@ fn a_macro_two_files_use_is_not_split_by_a_save_after_a_revert() {
     target.wait_for("l=44");
 }
 
+/// A save held (a file saved with it does not compile) says nothing of
+/// what the patched functions have: nothing was patched (a zstd trial's
+/// held save said the patched functions had a macro's new value).
+#[test]
+fn a_held_save_says_no_macro_value_of_a_patch_not_made() {
+    let files: [(&str, &str); 4] = [
+        ("m.h", "#define LIMIT 3\nint fa(void);\nint fb(void);\n"),
+        ("a.c", "#include \"m.h\"\n__attribute__((noinline)) int fa(void) { return LIMIT; }\n"),
+        ("b.c", "#include \"m.h\"\n__attribute__((noinline)) int fb(void) { return 10; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa() + fb()); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("l=13");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("b.c"), files[2].1.replace("return 10;", "return 10 +;")).unwrap();
+    std::fs::write(p.join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
+    let e = loop {
+        let e = next_event_for(&events, "/a.c");
+        if e["event"] != "no_change" {
+            break e;
+        }
+    };
+    assert_eq!(e["event"], "held", "{e}");
+    assert!(!e["notes"].to_string().contains("macro changed value"), "{e}");
+    target.prints_only(&["l=13"], 20);
+}
+
 /// Only the changed macros the file's code uses are named: a header's
 /// macro it never uses (a Lua trial: liolib.c's note named
 /// `lua_integer2str`, which only lobject.c uses) changed nothing in it; one

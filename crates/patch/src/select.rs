@@ -90,6 +90,10 @@ pub struct Selected {
     /// and `static` ones (their callers are in the file). A caller's call
     /// running now keeps its old code, which calls them the old way.
     pub new_signatures: Vec<String>,
+    /// Notes true only once the patch goes in (what the patched functions
+    /// have: a changed macro's new value): a save held or refused said
+    /// them of a patch that never happened (a zstd trial).
+    pub if_patched: Vec<String>,
 }
 
 /// Each variable's initial value in `obj` by symbol name, as
@@ -374,8 +378,9 @@ pub fn select_checking_layouts(
     let functions = functions_where(new, |name| names.contains(&name));
     // Only with code to patch: a changed macro no function uses changes
     // nothing the program runs.
+    let mut if_patched = Vec::new();
     if !functions.is_empty() {
-        notes.extend(crate::debug_macros::note(&crate::debug_macros::used_by_the_unit(
+        if_patched.extend(crate::debug_macros::note(&crate::debug_macros::used_by_the_unit(
             new,
             crate::debug_macros::changed(old, new),
         )));
@@ -391,6 +396,7 @@ pub fn select_checking_layouts(
         notes,
         initial_values,
         new_signatures,
+        if_patched,
     })
 }
 

@@ -2229,6 +2229,7 @@ impl<'p> Reloader<'p> {
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);
+                event.if_patched.extend(selected.if_patched);
                 if let Some(refusal) =
                     self.callers_running(source, &new, &selected.new_signatures, &selected.functions, batch)
                 {
@@ -2461,7 +2462,7 @@ impl<'p> Reloader<'p> {
         // Nothing left patched: a changed table is read, and a changed
         // macro's value used, by the program's own code again.
         if functions.is_empty() {
-            for note in &mut event.notes {
+            for note in event.notes.iter_mut().chain(event.if_patched.iter_mut()) {
                 let back = relive_patch::select::constant_table_put_back(note)
                     .or_else(|| relive_patch::debug_macros::put_back(note));
                 if let Some(back) = back {

@@ -145,10 +145,13 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
     // function: refused. A `static` one's callers come with it.
     let Selected {
         mut functions,
-        notes,
+        mut notes,
         initial_values,
         new_signatures,
+        if_patched,
     } = relive_patch::select::select(base, new, &|_| false)?;
+    // A one-shot patch says its notes only once it went in.
+    notes.extend(if_patched);
     // By symbol or as people write it (C++ demangled).
     let named = |symbol: &str, n: &String| symbol == n || readable(symbol) == *n;
     for n in only {
@@ -172,6 +175,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         notes,
         initial_values,
         new_signatures,
+        if_patched: Vec::new(),
     })
 }
 
