@@ -1223,9 +1223,13 @@ impl<'p> Reloader<'p> {
         let Some(built) = running.and_then(|v| modified(Path::new(&v.fingerprint.path))) else {
             return Vec::new();
         };
+        // Each once, however the depfile spelled it (a zstd trial:
+        // `lib/zstd.h` was listed twice).
+        let mut seen = std::collections::HashSet::new();
         std::iter::once(source.to_path_buf())
             .chain(self.headers.get(source).cloned().unwrap_or_default())
             .filter(|p| modified(p).is_some_and(|m| m > built))
+            .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())))
             .collect()
     }
 

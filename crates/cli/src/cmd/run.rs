@@ -999,11 +999,13 @@ fn newer_than(exe: &std::path::Path, files: &[Planned], headers: &[PathBuf]) -> 
         .collect()
 }
 
-/// What a start-up line says was edited of `file` (shown as `name`):
+/// What a start-up line says was saved of `file` (shown as `name`):
 /// the file, or the headers of it that were (`edited`: those of the file
 /// and its headers modified after the program's build). A header's edit
 /// was said to be an edit of the file that includes it (a Lua trial:
-/// "lobject.c was edited" of an edit to luaconf.h).
+/// "lobject.c was edited" of an edit to luaconf.h). Saved, not edited:
+/// a file's time says it was written, not that its text changed (a zstd
+/// trial: headers put back as they were were said to be edited).
 fn what_was_edited(file: &std::path::Path, name: &str, edited: &[PathBuf]) -> String {
     let headers: Vec<String> = edited
         .iter()
@@ -1011,11 +1013,11 @@ fn what_was_edited(file: &std::path::Path, name: &str, edited: &[PathBuf]) -> St
         .map(|p| p.display().to_string())
         .collect();
     match (edited.iter().any(|p| p == file), headers.as_slice()) {
-        (_, []) => format!("{name} was edited"),
-        (true, [one]) => format!("{name} and its header {one} were edited"),
-        (true, many) => format!("{name} and its headers {} were edited", many.join(", ")),
-        (false, [one]) => format!("{one} (which {name} includes) was edited"),
-        (false, many) => format!("{} (which {name} includes) were edited", many.join(", ")),
+        (_, []) => format!("{name} was saved"),
+        (true, [one]) => format!("{name} and its header {one} were saved"),
+        (true, many) => format!("{name} and its headers {} were saved", many.join(", ")),
+        (false, [one]) => format!("{one} (which {name} includes) was saved"),
+        (false, many) => format!("{} (which {name} includes) were saved", many.join(", ")),
     }
 }
 
@@ -1366,18 +1368,18 @@ mod tests {
         let header = PathBuf::from("/p/luaconf.h");
         let other = PathBuf::from("/p/lua.h");
         let said = |edited: &[PathBuf]| what_was_edited(file, "lobject.c", edited);
-        assert_eq!(said(&[file.to_path_buf()]), "lobject.c was edited");
+        assert_eq!(said(&[file.to_path_buf()]), "lobject.c was saved");
         assert_eq!(
             said(std::slice::from_ref(&header)),
-            "/p/luaconf.h (which lobject.c includes) was edited"
+            "/p/luaconf.h (which lobject.c includes) was saved"
         );
         assert_eq!(
             said(&[header.clone(), other.clone()]),
-            "/p/luaconf.h, /p/lua.h (which lobject.c includes) were edited"
+            "/p/luaconf.h, /p/lua.h (which lobject.c includes) were saved"
         );
         assert_eq!(
             said(&[file.to_path_buf(), header]),
-            "lobject.c and its header /p/luaconf.h were edited"
+            "lobject.c and its header /p/luaconf.h were saved"
         );
     }
 
