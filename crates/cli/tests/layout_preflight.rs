@@ -290,3 +290,46 @@ int main(void) {
     );
     target.wait_for("used 5");
 }
+
+/// An anonymous enumeration named by a typedef whose values change is
+/// said as values that changed, each once (a zstd trial: every value was
+/// said twice, as "the layout of a type" that changed).
+#[test]
+fn changed_values_of_an_enumeration_are_said_once_as_values() {
+    const ENUM: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+typedef enum { MODE_OFF = 0, MODE_ON = 1 } mode_e;
+mode_e initial_mode = MODE_OFF;
+volatile int mode = MODE_ON;
+__attribute__((noinline)) int weight(void) { return mode == MODE_ON ? 7 : 3; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("w %d\n", weight()); usleep(3000); }
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = relive_testkit::compile(dir.path(), "app", ENUM, &["-O2", "-g"]);
+    let source = dir.path().join("app.c");
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("w 7");
+    std::fs::write(
+        &source,
+        ENUM.replace("MODE_OFF = 0, MODE_ON = 1", "MODE_OFF = 1, MODE_ON = 0"),
+    )
+    .unwrap();
+    let e = events.recv_timeout(PATIENCE).expect("relive reported no reload");
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the values of an enumeration the changed code uses changed ("),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("MODE_ON changed value from 1 to 0").count(),
+        1,
+        "{message}"
+    );
+    target.wait_for("w 7");
+}

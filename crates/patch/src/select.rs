@@ -287,6 +287,15 @@ pub fn select_checking_layouts(
         Some(layouts) => layouts(&changed_code),
         None => crate::type_layout::changed(old, new, &changed_code),
     };
+    if crate::type_layout::only_values(&types) {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the values of an enumeration the changed code uses changed ({}){}; data the program may already have (on its heap, in its globals, or made while a call runs) holds the old values and the new code would misread them, so restart the program",
+                types.join("; "),
+                macros_behind(old, new)
+            ),
+        });
+    }
     if !types.is_empty() {
         return Err(PatchError::Refused {
             what: format!(
