@@ -155,6 +155,35 @@ fn revert_last_of_an_added_function_says_what_it_goes_back_to() {
     target.wait_for("v 5 10");
 }
 
+/// Reverting a function that is not patched says so, and whether the
+/// program has such a function at all (a zstd trial: a misspelt name read
+/// as one of the program's, not patched).
+#[test]
+fn reverting_a_name_the_program_lacks_says_so() {
+    let target = Target::start_c(APP, &["-O2", "-g"]);
+    target.wait_for("v 1 10");
+    let pid = target.pid_arg();
+    let base = object(&target, 1, 10, "base");
+    let one = object(&target, 2, 10, "one");
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 2 10");
+    let out = relive(&target, &["revert", &pid, "no_such_fn"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_such_fn is not patched in process")
+            && err.contains("its program has no function of that name"),
+        "{err}"
+    );
+    let out = relive(&target, &["revert", &pid, "b"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("b is not patched in process") && !err.contains("no function of that name"),
+        "{err}"
+    );
+}
+
 /// Journals of processes that have exited are removed by the next relive
 /// command, whatever process it is for.
 #[test]

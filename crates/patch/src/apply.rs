@@ -3339,10 +3339,18 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
                     .collect();
                 patched_in_scope.sort();
                 patched_in_scope.dedup();
+                // A C++ name as people write it (`Sq::area() const`) is not
+                // a symbol: not said to be missing.
+                let written = n.contains([':', '(', '<', ' ']);
+                let in_program = written
+                    || !patched_in_scope.is_empty()
+                    || !target.resolver.symbols().lookup(n).is_empty()
+                    || target.journal.added.iter().any(|a| &a.name == n);
                 return Err(PatchError::NotPatched {
                     pid,
                     name: n.clone(),
                     patched_in_scope,
+                    in_program,
                 });
             }
         }

@@ -60,13 +60,16 @@ pub enum PatchError {
     #[error("process {pid} has no patches to revert")]
     NoPatches { pid: u32 },
 
-    #[error("{name} is not patched in process {pid}{} (see `relive status {pid}`)", if patched_in_scope.is_empty() { String::new() } else { format!("; C++ names keep their namespace or class: patched are {}", patched_in_scope.join(", ")) })]
+    #[error("{name} is not patched in process {pid}{}{} (see `relive status {pid}`)", if *in_program { "" } else { ", and its program has no function of that name" }, if patched_in_scope.is_empty() { String::new() } else { format!("; C++ names keep their namespace or class: patched are {}", patched_in_scope.join(", ")) })]
     NotPatched {
         pid: u32,
         name: String,
         /// Patched functions named `name` in a namespace or class, as
         /// `status` writes them (what the user may have meant).
         patched_in_scope: Vec<String>,
+        /// Whether the program has a function of that name (a misspelt
+        /// name read as one not patched: a zstd trial).
+        in_program: bool,
     },
 
     #[error("state directory {path} is not safe to use: {why}. The journal in it decides what `relive revert` writes into processes, so relive uses only a directory no other user can change: remove it (relive creates it again with mode 0700), or set RELIVE_STATE_DIR to a directory only you can write")]
