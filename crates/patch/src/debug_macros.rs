@@ -315,7 +315,23 @@ fn names_used<'t>(code: &'t [String], directives: &'t [String]) -> HashSet<&'t s
     for line in directives {
         let (keyword, rest) = split_directive(line);
         match keyword {
-            "if" | "ifdef" | "ifndef" | "elif" | "elifdef" | "elifndef" => used.extend(words(rest)),
+            // A value tested; not a name tested for definedness, which a
+            // header does around its own default (`#if !defined(X)`
+            // before `#define X 128`: a Lua re-check's every file that
+            // included llimits.h was said to use each of its macros).
+            "if" | "elif" => {
+                let mut names = words(rest).peekable();
+                while let Some(name) = names.next() {
+                    match name {
+                        "defined" => {
+                            names.next();
+                        }
+                        _ => {
+                            used.insert(name);
+                        }
+                    }
+                }
+            }
             "define" => {
                 let mut names = words(rest);
                 if let Some(name) = names.next() {
@@ -476,6 +492,31 @@ pub fn put_back(note: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name a header tests for definedness around its own default
+    /// (`#if !defined(X)`) is not a use of it; a value tested is, and so is
+    /// what a used macro's definition names.
+    #[test]
+    fn a_default_guard_is_no_use() {
+        let code = vec!["int n = LIMIT;".to_string()];
+        let directives: Vec<String> = [
+            "#if !defined(MINSIZE)",
+            "#define MINSIZE 128",
+            "#ifndef OTHER",
+            "#define LIMIT (BASE + 1)",
+            "#if DEPTH > 3",
+        ]
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+        let used = names_used(&code, &directives);
+        for name in ["LIMIT", "BASE", "DEPTH"] {
+            assert!(used.contains(name), "{name}");
+        }
+        for name in ["MINSIZE", "OTHER", "defined"] {
+            assert!(!used.contains(name), "{name}");
+        }
+    }
 
     #[test]
     fn a_definition_splits_into_name_and_the_rest() {

@@ -184,6 +184,12 @@ pub struct ReloadEvent {
     /// "patched now").
     #[serde(skip)]
     pub if_patched: Vec<String>,
+    /// Of `notes`, those about this file's own patched code (a changed
+    /// macro's values): said with each file's event, never once for
+    /// several files of a burst as a note about the process is (a Lua
+    /// re-check: the note of one file hid another's).
+    #[serde(skip)]
+    pub file_notes: Vec<String>,
     /// What the compiler printed for a compile that succeeded: its
     /// warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,6 +228,7 @@ impl ReloadEvent {
             inlined_edits: Vec::new(),
             notes: Vec::new(),
             if_patched: Vec::new(),
+            file_notes: Vec::new(),
             compiler_warnings: None,
             compiler_warnings_repeated: false,
             hooks: Vec::new(),
@@ -1686,8 +1693,16 @@ impl<'p> Reloader<'p> {
                 .collect();
             if !again.is_empty() {
                 let spent: u64 = again.iter().sum();
+                // A line that shows a compile time shows the last one's
+                // (one that says "no function changed" shows the total).
+                let shown = match event.event {
+                    EventKind::Patched | EventKind::Unreachable | EventKind::Reverted => {
+                        "; the compile time above is the last one's"
+                    }
+                    _ => "",
+                };
                 event.notes.push(format!(
-                    "compiled {} times: saved again while it compiled, so the earlier compile{} ({:.1} ms) {} dropped; the compile time above is the last one's",
+                    "compiled {} times: it (or a header it includes) was saved again while it compiled, so the earlier compile{} ({:.1} ms) {} dropped{shown}",
                     again.len() + 1,
                     if again.len() == 1 { "" } else { "s" },
                     spent as f64 / 1000.0,
@@ -1696,6 +1711,7 @@ impl<'p> Reloader<'p> {
             }
             let said = std::mem::take(&mut event.if_patched);
             if event.event.applied() {
+                event.file_notes.extend(said.iter().cloned());
                 event.notes.extend(said);
             } else {
                 event.as_built.clear(); // nothing was patched again

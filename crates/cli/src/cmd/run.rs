@@ -368,7 +368,8 @@ fn notes_said_once(events: &[ReloadEvent], json: bool) -> Vec<ReloadEvent> {
         .map(|e| {
             let mut e = e.clone();
             if !json {
-                e.notes.retain(|n| said.insert(n.clone()));
+                let own = std::mem::take(&mut e.file_notes);
+                e.notes.retain(|n| own.contains(n) || said.insert(n.clone()));
             }
             e
         })
@@ -1399,6 +1400,18 @@ mod tests {
         assert_eq!(said, [vec!["no unwinder", "only a"], vec![], vec!["only c"]]);
         let whole: Vec<usize> = notes_said_once(&events, true).iter().map(|e| e.notes.len()).collect();
         assert_eq!(whole, [2, 1, 2], "JSON events stay whole");
+        // A note about a file's own patched code (a changed macro's
+        // values) is said with each file that has it.
+        let mut own = events.clone();
+        for e in &mut own {
+            e.notes.push("macro changed value".into());
+            e.file_notes.push("macro changed value".into());
+        }
+        let said: Vec<usize> = notes_said_once(&own, false)
+            .iter()
+            .map(|e| e.notes.iter().filter(|n| *n == "macro changed value").count())
+            .collect();
+        assert_eq!(said, [1, 1, 1]);
     }
 
     /// One refusal that several files of a burst share is printed once,
