@@ -3735,6 +3735,37 @@ fn a_held_save_says_no_macro_value_of_a_patch_not_made() {
     target.prints_only(&["l=13"], 20);
 }
 
+/// An enumeration's values that change in a header two files use,
+/// though no function's code changes: said with each file, as values (a
+/// Lua re-check: one file's note hid the other's, and it spoke of a
+/// layout).
+#[test]
+fn changed_enumeration_values_without_code_are_said_with_each_file() {
+    let files: [(&str, &str); 4] = [
+        ("m.h", "enum level { LOW = 1, HIGH = 2 };\nstruct cfg { enum level l; int n; };\nint fa(struct cfg *);\nint fb(struct cfg *);\n"),
+        ("a.c", "#include \"m.h\"\n__attribute__((noinline)) int fa(struct cfg *c) { return c->n + 1; }\n"),
+        ("b.c", "#include \"m.h\"\n__attribute__((noinline)) int fb(struct cfg *c) { return c->n + 2; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { struct cfg c = { HIGH, 3 }; setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa(&c) + fb(&c)); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("l=9");
+    std::fs::write(target.dir.path().join("m.h"), files[0].1.replace("LOW = 1", "LOW = 5")).unwrap();
+    for file in ["/a.c", "/b.c"] {
+        let e = next_event_for(&events, file);
+        assert_eq!(e["event"], "no_change", "{e}");
+        assert!(
+            e["notes"].to_string().contains(
+                "the values of an enumeration this file uses changed (enum level: LOW changed value from 1 to 5)"
+            ),
+            "{e}"
+        );
+    }
+    target.wait_for("l=9");
+}
+
 /// Only the changed macros the file's code uses are named: a header's
 /// macro it never uses (a Lua trial: liolib.c's note named
 /// `lua_integer2str`, which only lobject.c uses) changed nothing in it; one

@@ -1856,7 +1856,14 @@ impl<'p> Reloader<'p> {
                 relive_patch::type_layout::changed(self.current.get(source)?, new, &names)
             }
         };
-        (!types.is_empty()).then(|| types.join("; "))
+        (!types.is_empty()).then(|| {
+            // Enumerations' values are no layout (a Lua re-check).
+            let what = match relive_patch::type_layout::only_values(&types) {
+                true => "the values of an enumeration this file uses changed",
+                false => "the layout of a type this file uses changed",
+            };
+            format!("{what} ({})", types.join("; "))
+        })
     }
 
     /// `functions` of `new` less those `old` lacks (by name) that are the
@@ -2333,10 +2340,14 @@ impl<'p> Reloader<'p> {
             // baseline it hid the change from the next diff, whose new code
             // then wrote past the program's old structs (an LMDB trial:
             // `MDB_stat` grew, and the next edit of `mdb.c` went in).
-            if let Some(types) = self.layout_changed_without_code(source, &new) {
-                event.notes.push(format!(
-                    "the layout of a type this file uses changed ({types}), though no function's code did: the program's data keeps the old layout, and an edit of this file's code that uses the new one is refused until a restart"
-                ));
+            if let Some(changed) = self.layout_changed_without_code(source, &new) {
+                let note = format!(
+                    "{changed}, though no function's code did: the program's data keeps what it has, and an edit of this file's code that uses the new one is refused until a restart"
+                );
+                // Said with each file it is true of (a Lua re-check: one
+                // file's hid another's).
+                event.file_notes.push(note.clone());
+                event.notes.push(note);
                 event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
