@@ -3652,6 +3652,27 @@ fn a_death_after_a_step_of_several_files_names_them_all() {
     );
 }
 
+/// A revert given `relive run`'s own pid names the program it runs: it
+/// said only "no patches" (a QuickJS re-check).
+#[test]
+fn a_revert_of_relives_own_pid_names_the_program() {
+    let s = Session::start(APP, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &s.target.pid_arg(), "--all"])
+        .env("RELIVE_STATE_DIR", s.target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let program = s.target.child_pid_arg();
+    assert!(
+        said.contains(&format!(
+            "it is a relive process itself: the program it runs is pid {program}"
+        )),
+        "{said}"
+    );
+}
+
 /// A header's macro two files use, changed (both patched in one step),
 /// then both taken back by another command: a save of one of them alone
 /// would run the new value beside the other's code built with the old one

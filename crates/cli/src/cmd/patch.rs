@@ -1002,6 +1002,30 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When process `pid` is a relive (a `relive run` or `watch`), the
+/// programs it runs: the pid a revert meant (a QuickJS re-check gave
+/// `relive run`'s own pid and read "no patches").
+fn relive_itself(pid: u32) -> String {
+    let exe = |p: u32| relive_process::open(p).ok().and_then(|p| p.exe().ok());
+    let ours = std::env::current_exe().ok();
+    if ours.is_none() || exe(pid) != ours {
+        return String::new();
+    }
+    let children: Vec<String> = relive_process::descendants(pid)
+        .into_iter()
+        .filter(|&c| c != pid && exe(c) != ours)
+        .map(|c| c.to_string())
+        .collect();
+    match children.as_slice() {
+        [] => "; it is a relive process itself".to_string(),
+        [one] => format!("; it is a relive process itself: the program it runs is pid {one}"),
+        many => format!(
+            "; it is a relive process itself: the programs it runs are pids {}",
+            many.join(", ")
+        ),
+    }
+}
+
 /// The text report of one process's revert.
 fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -> anyhow::Result<()> {
     if report.reverted.is_empty() {
@@ -1013,7 +1037,8 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
                 .unwrap_or_else(|_| "relive's state directory".into());
             writeln!(
                 out,
-                "process {pid} has no patches: nothing to revert (journals in {journals}; another RELIVE_STATE_DIR keeps its own)"
+                "process {pid} has no patches: nothing to revert (journals in {journals}; another RELIVE_STATE_DIR keeps its own){}",
+                relive_itself(pid)
             )?;
         } else {
             writeln!(
