@@ -794,11 +794,6 @@ pub struct Reloader<'p> {
     unsettled: HashMap<PathBuf, std::collections::BTreeSet<String>>,
     /// The files of the save being patched one by one (empty otherwise).
     saved_with: Vec<PathBuf>,
-    /// Functions of the save being prepared whose compile is the program's
-    /// own code again, by file, whose take-back alone was refused (a
-    /// caller and its callee in two files, patched in one change): taken
-    /// back together once every file of the save is prepared.
-    put_back_refused: Vec<(PathBuf, Vec<String>)>,
     /// Functions of files saved together put back as the program was
     /// built, by file, whose take-back waits to be done for all of them
     /// in one step ([`Reloader::take_back_together`]): each file's own
@@ -806,9 +801,6 @@ pub struct Reloader<'p> {
     /// files switched back file by file (a zstd trial: compression and
     /// decompression went back 40 ms apart).
     put_back_waiting: Vec<(PathBuf, Vec<String>)>,
-    /// Set while files saved together are prepared: take-backs wait
-    /// (`put_back_waiting`).
-    taking_back_together: bool,
     /// Per source file: its variables' initial values in the compile first
     /// taken as what runs (the program's start), so that an edit that puts
     /// one back is not said to change it.
@@ -872,9 +864,7 @@ impl<'p> Reloader<'p> {
             unsettled: HashMap::new(),
             saved_with: Vec::new(),
             started_with: HashMap::new(),
-            put_back_refused: Vec::new(),
             put_back_waiting: Vec::new(),
-            taking_back_together: false,
             built: HashMap::new(),
             current_is_built: Default::default(),
         })
@@ -1972,16 +1962,12 @@ impl<'p> Reloader<'p> {
             .iter()
             .filter_map(|(source, result, _)| Some((source.as_path(), result.as_ref().ok()?)))
             .collect();
-        self.put_back_refused.clear();
         self.put_back_waiting.clear();
         for (source, result, compile_us) in &compiled {
-            self.taking_back_together = true;
             let step = match result {
-                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch),
-                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start, &batch),
+                Ok(obj) => self.prepare_reload(source, Ok(obj.clone()), *compile_us, start, &batch)?,
+                Err(message) => self.prepare_reload(source, Err(message.clone()), *compile_us, start, &batch)?,
             };
-            self.taking_back_together = false;
-            let step = step?;
             match step {
                 Step::Patch { new, functions, event } => ready.push((source.clone(), *new, functions, event)),
                 Step::Done(event) if std::mem::take(&mut self.awaits_other_file) => {
@@ -2396,7 +2382,7 @@ impl<'p> Reloader<'p> {
             self.awaits_other_file = true;
             return Ok(Step::refused(event, waiting, start));
         }
-        self.take_back_what_is_original(source, &new, &mut functions, &mut event);
+        self.take_back_what_is_original(source, &new, &mut functions, &mut event, !batch.is_empty());
         // Not "patched again" when its patch was taken back instead (a
         // re-check: said with "back to the program's own code"), or waits
         // to be with other files' (then patched again only if refused,
@@ -2428,19 +2414,22 @@ impl<'p> Reloader<'p> {
     /// `new` is the program's own code (an edit put back), and drops them
     /// from `functions`; said in `event`. A revert relive refuses (a
     /// function patched in one change with a caller of it that stays)
-    /// leaves them to be patched as any edit.
+    /// leaves them to be patched as any edit. A file `saved_together` with
+    /// others leaves them to [`Reloader::take_back_together`], which takes
+    /// back every file's in one step.
     fn take_back_what_is_original(
         &mut self,
         source: &Path,
         new: &ObjectFile,
         functions: &mut Vec<usize>,
         event: &mut ReloadEvent,
+        saved_together: bool,
     ) {
         let names = verify::back_to_original(&self.target, new, functions);
         if names.is_empty() {
             return;
         }
-        if self.taking_back_together {
+        if saved_together {
             self.put_back_waiting.push((source.to_path_buf(), names));
             return;
         }
@@ -2461,10 +2450,8 @@ impl<'p> Reloader<'p> {
     ) {
         let started = Instant::now();
         let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
-            // Patched again with the program's own code, unless taken back
-            // with another file's below.
-            event.as_built = names.clone();
-            self.put_back_refused.push((source.to_path_buf(), names));
+            // Patched again with the program's own code.
+            event.as_built = names;
             return;
         };
         // What the take-back cost: said as the apply stage ("apply 0.00
@@ -2505,32 +2492,31 @@ impl<'p> Reloader<'p> {
         event.reverted = names;
     }
 
-    /// The functions of several files of a save put back as the program
-    /// was built, whose take-back each file alone was refused (a caller and
-    /// its callee patched in one change: a put-back of both was patched
-    /// again as a copy of the original, a re-check), taken back together;
-    /// a file left with nothing to patch is settled. `ready` as it was when
-    /// that revert is refused too.
+    /// The functions of the files of a save put back as the program was
+    /// built (`put_back_waiting`), taken back in one revert, as they were
+    /// patched (a caller and its callee patched in one change cannot be
+    /// taken back apart: each alone was refused, and both were patched
+    /// again as copies of the original, a re-check); a file left with
+    /// nothing to patch is settled. Refused all in one, each file's go
+    /// back alone ([`Reloader::take_back_alone`]).
     fn take_back_together(
         &mut self,
         ready: Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)>,
         settled: &mut Vec<ReloadEvent>,
         start: Instant,
     ) -> Vec<(PathBuf, ObjectFile, Vec<usize>, ReloadEvent)> {
-        let waiting = std::mem::take(&mut self.put_back_waiting);
+        let pending = std::mem::take(&mut self.put_back_waiting);
         let mut ready = ready;
-        let mut pending = std::mem::take(&mut self.put_back_refused);
-        pending.extend(waiting.iter().cloned());
-        let names: Vec<String> = pending.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
-        if pending.len() < 2 && waiting.is_empty() {
+        if pending.is_empty() {
             return ready;
         }
+        let names: Vec<String> = pending.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
         let started = Instant::now();
         let Ok(report) = apply::revert(&mut self.target, Some(&names)) else {
             // Not all in one: each waiting file's alone, as its own save
             // would have (refused alone, patched again with the program's
             // own code, said so).
-            for (source, names) in waiting {
+            for (source, names) in pending {
                 if let Some((_, new, functions, event)) = ready.iter_mut().find(|(s, ..)| *s == source) {
                     self.take_back_alone(&source, new, functions, event, names);
                 }
