@@ -235,11 +235,8 @@ fn file_path(
     Ok(Some(path))
 }
 
-/// Whether `a` and `b` name one file: the same path once resolved, or,
-/// when either cannot be resolved, the same path as written.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
+/// `path` resolved (links and `..` followed), or as written when it
+/// cannot be: what two names of one file are compared by.
+pub fn resolved(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }

@@ -10,7 +10,7 @@
 //! the text of the compile that runs, gives the lines the edit changed;
 //! a function whose body spans one was edited.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use relive_patch::objfile::ObjectFile;
 
@@ -42,6 +42,9 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
     if candidates.is_empty() {
         return Vec::new();
     }
+    // Each candidate's file resolved once, to be compared with the texts'.
+    let resolved = relive_patch::inline_only::resolved;
+    let files: Vec<PathBuf> = candidates.iter().map(|c| resolved(&c.file)).collect();
     // Each file whose code changed: its text without comments, and the
     // lines changed.
     let edited: Vec<Edited> = new
@@ -49,19 +52,16 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
         .0
         .iter()
         .filter(|(path, text)| changed(path, text))
-        .filter(|(path, _)| {
-            candidates
-                .iter()
-                .any(|c| relive_patch::inline_only::same_file(path, &c.file))
-        })
-        .filter_map(|(path, text)| {
+        .map(|(path, text)| (path, resolved(path), text))
+        .filter(|(_, file, _)| files.contains(file))
+        .filter_map(|(path, file, text)| {
             let code = without_comments(text);
             let lines = code_lines_changed(&without_comments(before.of(path)?), &code);
             let line_starts = std::iter::once(0)
                 .chain(memchr::memchr_iter(b'\n', code.as_bytes()).map(|k| k + 1))
                 .collect();
             (!lines.is_empty()).then_some(Edited {
-                path,
+                file,
                 code,
                 line_starts,
                 lines,
@@ -70,10 +70,9 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
         .collect();
     candidates
         .into_iter()
-        .filter_map(|f| {
-            let file = edited
-                .iter()
-                .find(|e| relive_patch::inline_only::same_file(e.path, &f.file))?;
+        .zip(files)
+        .filter_map(|(f, resolved)| {
+            let file = edited.iter().find(|e| e.file == resolved)?;
             // The first line edited at or after its declaration, if its
             // body reaches that far.
             let first_edit = *file.lines.get(file.lines.partition_point(|&l| l < f.line))?;
@@ -88,8 +87,9 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
 }
 
 /// A file a save changed the code of.
-struct Edited<'t> {
-    path: &'t Path,
+struct Edited {
+    /// Its path, resolved.
+    file: PathBuf,
     /// Its text without comments.
     code: String,
     /// Where each of its lines starts.
