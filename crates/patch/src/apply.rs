@@ -1054,8 +1054,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Debuggers see the new code through a symbol file per unit (`relive
     // gdb`): best effort, like the profiler's map.
     let debuggers_start = Instant::now();
-    let mut symbol_warning = None;
-    let mut symbol_files: Vec<(u64, Vec<u8>)> = Vec::new();
+    // Each unit's file, saved in the state directory (`relive gdb`), and
+    // whether it is listed in the process too (it has DWARF).
+    let mut symbol_files: Vec<(usize, u64, Vec<u8>, bool)> = Vec::new();
     for (k, ((p, layout), read_only)) in prepared.iter().zip(&layouts).zip(&read_only_parts).enumerate() {
         if !p.obj.has_debug_info() && p.linked.unwind.is_none() {
             continue;
@@ -1069,22 +1070,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             data_address: &data_address,
         };
         let bytes = crate::debug_file::write(&placed);
-        if let Err(e) = crate::debug_file::save(target, &bytes, change, k) {
-            symbol_warning = Some(format!("could not write the new code's symbol file for debuggers: {e}"));
-        }
-        if p.obj.has_debug_info() {
-            symbol_files.push((layout.code, bytes));
-        }
+        symbol_files.push((k, layout.code, bytes, p.obj.has_debug_info()));
     }
-    // And listed where a debugger that attaches finds them by itself.
-    if !symbol_files.is_empty() {
-        if let Err(why) = crate::debugger::list(target, pool_index, &symbol_files) {
-            symbol_warning.get_or_insert(format!(
-                "{GDB_UNTOLD} ({why}); `relive gdb {}` loads its symbol files",
-                process.pid()
-            ));
-        }
-    }
+    let symbol_warning = tell_debuggers(target, pool_index, change, &symbol_files);
     let debuggers_time = debuggers_start.elapsed();
     // The pool as it is now: with the symbol files just listed.
     let record = target.journal.regions[pool_index].clone();
@@ -2608,6 +2596,47 @@ fn copy_pages_ahead(process: &dyn Process, writes: &[(u64, &[u8])]) {
             let _ = process.write(addr, &byte);
         }
     }
+}
+
+/// Saves each unit's symbol file in the state directory and lists those
+/// with DWARF in the process, where a debugger that attaches finds them
+/// by itself; the warning to give when either failed. A large unit's file
+/// is megabytes (SQLite's, 3.7 MB) written twice, to disk and into the
+/// process: the two writes run side by side.
+fn tell_debuggers(
+    target: &mut Target,
+    pool_index: usize,
+    change: u64,
+    files: &[(usize, u64, Vec<u8>, bool)],
+) -> Option<String> {
+    const WORTH_A_THREAD: usize = 1 << 20;
+    let pid = target.process.pid();
+    let names: Vec<String> = files
+        .iter()
+        .map(|(unit, ..)| crate::debug_file::file_name(pid, target.journal.start_time, change, *unit))
+        .collect();
+    let dir = target.journal_dir.clone();
+    let save = || {
+        files
+            .iter()
+            .zip(&names)
+            .find_map(|((_, _, bytes, _), name)| dir.write_private(name, bytes).err())
+            .map(|e| format!("could not write the new code's symbol file for debuggers: {e}"))
+    };
+    let listed: Vec<(u64, &[u8])> = files
+        .iter()
+        .filter(|(.., debug_info)| *debug_info)
+        .map(|(_, code, bytes, _)| (*code, bytes.as_slice()))
+        .collect();
+    let list = || match listed.is_empty() {
+        true => None,
+        false => crate::debugger::list(target, pool_index, &listed)
+            .err()
+            .map(|why| format!("{GDB_UNTOLD} ({why}); `relive gdb {pid}` loads its symbol files")),
+    };
+    let large = files.iter().map(|(_, _, bytes, _)| bytes.len()).sum::<usize>() >= WORTH_A_THREAD;
+    let (saved, listed) = crate::side_by_side::both_if(large, save, list);
+    saved.or(listed)
 }
 
 fn stop_when_clear<'p>(

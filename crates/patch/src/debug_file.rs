@@ -241,6 +241,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
         flags: elf::SectionFlags(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0),
         addr: p.layout.code,
         bytes: Vec::new(),
+        placed: false,
         size: code_len,
         link: 0,
         info: 0,
@@ -263,6 +264,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
             flags: elf::SHF_ALLOC,
             addr: p.linked.address(p.layout, Value::Region(Part::ReadOnly, u.eh_frame)),
             bytes: table[..len].to_vec(),
+            placed: false,
             size: len as u64,
             link: 0,
             info: 0,
@@ -316,13 +318,13 @@ pub fn write(p: &Placed) -> Vec<u8> {
         }
     };
     for name in names {
-        let bytes = match name {
-            ".debug_line" => {
-                line_table(p).unwrap_or_else(|| crate::objfile::placed_debug_section(p.obj.raw(), name, &place))
-            }
-            _ => crate::objfile::placed_debug_section(p.obj.raw(), name, &place),
-        };
-        sections.push(Section::debug(name, bytes));
+        match name {
+            ".debug_line" => match line_table(p) {
+                Some(bytes) => sections.push(Section::debug(name, bytes)),
+                None => sections.push(Section::placed(name, p.obj)),
+            },
+            _ => sections.push(Section::placed(name, p.obj)),
+        }
     }
     if p.obj.has_debug_info() {
         sections.push(Section::debug(".debug_aranges", aranges(p)));
@@ -336,6 +338,7 @@ pub fn write(p: &Placed) -> Vec<u8> {
         addr: 0,
         size: symtab.len() as u64,
         bytes: symtab,
+        placed: false,
         // The string table follows it.
         link: (sections.len() + 2) as u32,
         // One local symbol: the null one.
@@ -351,12 +354,16 @@ pub fn write(p: &Placed) -> Vec<u8> {
         addr: 0,
         size: strtab.len() as u64,
         bytes: strtab,
+        placed: false,
         link: 0,
         info: 0,
         entsize: 0,
         align: 1,
     });
-    layout_file(sections)
+    let place_into = |name: &str, out: &mut Vec<u8>| {
+        crate::objfile::place_debug_section_into(p.obj.raw(), name, &place, out);
+    };
+    layout_file(sections, &place_into)
 }
 
 struct Section {
@@ -365,6 +372,10 @@ struct Section {
     flags: elf::SectionFlags,
     addr: u64,
     bytes: Vec<u8>,
+    /// The object's debug section of this name, placed (see
+    /// [`crate::objfile::place_debug_section_into`]), is written straight
+    /// into the file in place of `bytes`.
+    placed: bool,
     size: u64,
     link: u32,
     info: u32,
@@ -381,10 +392,20 @@ impl Section {
             addr: 0,
             size: bytes.len() as u64,
             bytes,
+            placed: false,
             link: 0,
             info: 0,
             entsize: 0,
             align: 1,
+        }
+    }
+
+    /// Debug section `name` of `obj`, placed when the file is laid out.
+    fn placed(name: &str, obj: &ObjectFile) -> Section {
+        Section {
+            size: obj.debug_section_len(name) as u64,
+            placed: true,
+            ..Section::debug(name, Vec::new())
         }
     }
 }
@@ -491,7 +512,7 @@ fn empty_symbol() -> elf::Sym64<LE> {
 
 /// The file: its header, the sections' bytes, the section name table,
 /// and the section headers.
-fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
+fn layout_file(mut sections: Vec<Section>, place_into: &dyn Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
     let mut shstrtab = vec![0u8];
     let mut name_offsets = Vec::with_capacity(sections.len() + 1);
     for s in &sections {
@@ -508,6 +529,7 @@ fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
         addr: 0,
         size: shstrtab.len() as u64,
         bytes: shstrtab,
+        placed: false,
         link: 0,
         info: 0,
         entsize: 0,
@@ -517,16 +539,27 @@ fn layout_file(mut sections: Vec<Section>) -> Vec<u8> {
     // Sized once: a large unit's file is megabytes, and growing it copied
     // them over and over.
     let headers_len = (sections.len() + 1) * std::mem::size_of::<elf::SectionHeader64<LE>>();
-    let capacity =
-        header_size + sections.iter().map(|s| s.bytes.len() + s.align as usize).sum::<usize>() + 8 + headers_len;
+    let capacity = header_size
+        + sections
+            .iter()
+            .map(|s| s.bytes.len().max(s.size as usize) + s.align as usize)
+            .sum::<usize>()
+        + 8
+        + headers_len;
     let mut out = Vec::with_capacity(capacity);
     out.resize(header_size, 0);
     let mut offsets = Vec::with_capacity(sections.len());
-    for s in &sections {
+    for s in &mut sections {
         let at = out.len().next_multiple_of(s.align.max(1) as usize);
         out.resize(at, 0);
         offsets.push(at as u64);
-        out.extend_from_slice(&s.bytes);
+        if s.placed {
+            place_into(&s.name, &mut out);
+            // As written (none, should the object not read).
+            s.size = (out.len() - at) as u64;
+        } else {
+            out.extend_from_slice(&s.bytes);
+        }
     }
     let headers_at = out.len().next_multiple_of(8);
     out.resize(headers_at, 0);

@@ -331,8 +331,8 @@ fn write_word(process: &dyn Process, addr: u64, value: u64) -> Result<(), String
 /// debuggers: written into the mapping of the pool at `pool_index` that
 /// has room (a new one otherwise), recorded with the pool (so the pool's
 /// release takes them back), then linked.
-pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, Vec<u8>)]) -> Result<(), String> {
-    let images: Vec<Image> = files.iter().map(|(code, bytes)| Image { code: *code, bytes }).collect();
+pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, &[u8])]) -> Result<(), String> {
+    let images: Vec<Image> = files.iter().map(|&(code, bytes)| Image { code, bytes }).collect();
     let need = images_len(&images);
     let pool_images = &target.journal.regions[pool_index].debug_images;
     let roomy = pool_images

@@ -426,7 +426,7 @@ struct Side<'a> {
 impl Side<'_> {
     /// The symbol's bytes with every relocated field zeroed.
     fn masked(&self) -> Option<Vec<u8>> {
-        let mut bytes = self.sym.bytes.clone()?;
+        let mut bytes = self.sym.bytes.as_deref()?.to_vec();
         for r in &self.sym.relocs {
             let start = r.offset as usize;
             let end = start.saturating_add(r.width() as usize).min(bytes.len());

@@ -48,15 +48,36 @@ pub fn object(data: &[u8]) {
             writable: 0x70_0000,
         };
         if let Ok([_, read_only, _]) = linked.finish(&layout, &[]) {
-            // The symbol file a debugger would load for it.
-            let _ = crate::debug_file::write(&crate::debug_file::Placed {
+            // The symbol file a debugger would load for it: an ELF file
+            // with each of the object's DWARF sections whole (placed
+            // straight into the file, not built apart).
+            let file = crate::debug_file::write(&crate::debug_file::Placed {
                 obj: &obj,
                 linked: &linked,
                 layout: &layout,
                 read_only: &read_only,
                 data_address: &|_| None,
             });
+            symbol_file_holds_the_debug_sections(&obj, &file);
         }
+    }
+}
+
+/// Panics unless `file` parses as ELF and holds each debug section of
+/// `obj` it copies whole, its header saying so.
+fn symbol_file_holds_the_debug_sections(obj: &ObjectFile, file: &[u8]) {
+    use object::{Object, ObjectSection};
+    let parsed = object::File::parse(file).expect("a symbol file relive wrote parses");
+    // Rebuilt (`.debug_line`, `.debug_aranges`) or left out (macros).
+    let rebuilt = [".debug_line", ".debug_aranges", ".debug_macro", ".debug_macinfo"];
+    for name in obj.debug_section_names().filter(|n| !rebuilt.contains(n)) {
+        let section = parsed
+            .section_by_name(name)
+            .unwrap_or_else(|| panic!("the symbol file has no {name}"));
+        let bytes = section.data().expect("its bytes are in the file");
+        // As the object reads (a damaged one's may not: then none).
+        let whole = crate::objfile::placed_debug_section(obj.raw(), name, &|_, _| None);
+        assert_eq!(bytes.len(), whole.len(), "{name}");
     }
 }
 

@@ -25,6 +25,7 @@ pub mod entry;
 pub mod error;
 #[doc(hidden)]
 pub mod exercise;
+pub mod file_slice;
 pub mod fleet;
 pub mod flow;
 pub mod hooks;

@@ -1491,7 +1491,7 @@ impl Linker<'_> {
     fn holds_relocated(&mut self, i: usize, a: u64, user: &str) -> Result<bool, LinkError> {
         let obj = self.obj;
         let sym = &obj.symbols[i];
-        let Some(mut bytes) = sym.bytes.clone() else {
+        let Some(mut bytes) = sym.bytes.as_deref().map(<[u8]>::to_vec) else {
             return Ok(false);
         };
         for r in &sym.relocs {

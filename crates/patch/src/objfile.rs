@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::code::Decoded;
 use crate::decode_once::{decode_distinct, Distinct};
 use crate::error::{PatchError, Result};
+use crate::file_slice::FileSlice;
 
 /// Zero-filled sections larger than this are refused: a patch does not
 /// bring gigabytes of new state, and the size is taken from the file.
@@ -118,8 +119,9 @@ pub struct Symbol {
     /// Offset in its section.
     pub offset: u64,
     pub size: u64,
-    /// Its bytes; `None` for zero-filled (`.bss`) data.
-    pub bytes: Option<Vec<u8>>,
+    /// Its bytes (a range of its section's); `None` for zero-filled
+    /// (`.bss`) data.
+    pub bytes: Option<FileSlice>,
     pub relocs: Vec<Reloc>,
     /// For a function: its decoded instructions (shared with the other
     /// object of a pair when its bytes are the same).
@@ -145,8 +147,9 @@ pub struct ShortExit {
 #[derive(Debug, Clone)]
 pub struct Section {
     pub name: String,
-    /// Its bytes (`None` for `.bss`-like sections).
-    pub bytes: Option<Vec<u8>>,
+    /// Its bytes (`None` for `.bss`-like sections): a range of the
+    /// file's, not a copy.
+    pub bytes: Option<FileSlice>,
     /// A mergeable string section (`.rodata.str1.1`): its contents are
     /// NUL-terminated literals, identified by their text.
     pub strings: bool,
@@ -542,11 +545,14 @@ impl Undecoded {
                     }
                     None
                 }
-                _ => Some(
-                    s.data()
-                        .map_err(|e| malformed(path, &format!("section {}: {e}", s.name().unwrap_or("?"))))?
-                        .to_vec(),
-                ),
+                _ => {
+                    let bytes = s
+                        .data()
+                        .map_err(|e| malformed(path, &format!("section {}: {e}", s.name().unwrap_or("?"))))?;
+                    // The file's own bytes (ELF sections are not decoded
+                    // into new ones), so a range of them.
+                    Some(FileSlice::within(&raw, bytes).unwrap_or_else(|| FileSlice::from(bytes)))
+                }
             };
             sections[i] = Some(Section {
                 name: s.name().unwrap_or("").to_string(),
@@ -613,12 +619,8 @@ impl Undecoded {
                 Some(b) => {
                     let start = usize::try_from(sym.address()).ok();
                     let end = start.and_then(|s| s.checked_add(usize::try_from(sym.size()).ok()?));
-                    let slice = start.zip(end).and_then(|(s, e)| b.get(s..e));
-                    Some(
-                        slice
-                            .ok_or_else(|| malformed(path, &format!("symbol {name} lies outside its section")))?
-                            .to_vec(),
-                    )
+                    let slice = start.zip(end).and_then(|(s, e)| b.part(s..e));
+                    Some(slice.ok_or_else(|| malformed(path, &format!("symbol {name} lies outside its section")))?)
                 }
                 None => {
                     // Zero-filled: it must still lie inside its section.
@@ -738,7 +740,7 @@ impl Undecoded {
         for sec in sections.iter_mut().flatten() {
             sec.relocs.sort_by_key(|r| r.offset);
         }
-        share_alias_relocations(&mut symbols);
+        share_alias_relocations(&mut symbols, &by_section);
         for sym in &mut symbols {
             sym.relocs.sort_by_key(|r| r.offset);
         }
@@ -981,6 +983,11 @@ impl ObjectFile {
     }
 
     /// The names of its `.debug_*` sections.
+    /// The size of debug section `name` (0 when there is none).
+    pub fn debug_section_len(&self, name: &str) -> usize {
+        self.debug.get(name).map_or(0, |s| s.bytes.len())
+    }
+
     pub fn debug_section_names(&self) -> impl Iterator<Item = &str> {
         self.debug.keys().map(String::as_str)
     }
@@ -1155,26 +1162,29 @@ impl Covering {
 /// Symbols that name the same bytes (aliases: GCC's identical-code
 /// folding makes `f` an alias of `g`; `__attribute__((alias))`) get the
 /// same relocations: each was given to one of them only.
-fn share_alias_relocations(symbols: &mut [Symbol]) {
-    // Symbols by place, so aliases are neighbours (no map of every symbol).
-    let mut by_place: Vec<(usize, u64, u64, usize)> = symbols
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.size > 0)
-        .map(|(i, s)| (s.section, s.offset, s.size, i))
-        .collect();
-    by_place.sort_unstable();
-    for group in by_place.chunk_by(|x, y| (x.0, x.1, x.2) == (y.0, y.1, y.2)) {
-        if group.len() < 2 {
-            continue;
-        }
-        let Some(owner) = group.iter().map(|g| g.3).max_by_key(|&i| symbols[i].relocs.len()) else {
-            continue;
-        };
-        let relocs = symbols[owner].relocs.clone();
-        for &(.., i) in group {
-            if symbols[i].relocs.is_empty() {
-                symbols[i].relocs = relocs.clone();
+fn share_alias_relocations(symbols: &mut [Symbol], by_section: &[Covering]) {
+    // Aliases are neighbours in each section's index, which is sorted by
+    // place already (sorting all symbols again was a tenth of reading a
+    // 10,000-function object).
+    for covering in by_section {
+        for group in covering.spans.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
+            if group.len() < 2 {
+                continue;
+            }
+            // Sized symbols only: one of size 0 covers its first byte, as
+            // one of size 1 there does.
+            let sized: Vec<usize> = group.iter().map(|g| g.2).filter(|&i| symbols[i].size > 0).collect();
+            if sized.len() < 2 {
+                continue;
+            }
+            let Some(owner) = sized.iter().copied().max_by_key(|&i| symbols[i].relocs.len()) else {
+                continue;
+            };
+            let relocs = symbols[owner].relocs.clone();
+            for &i in &sized {
+                if symbols[i].relocs.is_empty() {
+                    symbols[i].relocs = relocs.clone();
+                }
             }
         }
     }
@@ -1340,8 +1350,17 @@ fn complete_code_relocations(sym: &mut Symbol, next_starts: bool, decoded: std::
 /// `section` (by ELF index) has now, `None` to leave the field as it is.
 /// For a debugger's view of code that moved (see [`crate::debug_file`]).
 pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) -> Option<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    place_debug_section_into(data, name, place, &mut out);
+    out
+}
+
+/// [`placed_debug_section`] appended to `out`: a symbol file is mostly
+/// these sections (SQLite's, 3.5 MB), and building each apart copied it
+/// once more into the file, into fresh pages.
+pub fn place_debug_section_into(data: &[u8], name: &str, place: &dyn Fn(usize, i64) -> Option<u64>, out: &mut Vec<u8>) {
     let Ok(file) = object::File::parse(data) else {
-        return Vec::new();
+        return;
     };
     // Each symbol's section and value, read once (SQLite's DWARF has a
     // few hundred thousand relocations against a handful of symbols).
@@ -1356,13 +1375,12 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
         }))?;
         place(section, value.wrapping_add(addend))
     };
-    let Some(mut bytes) = file
-        .section_by_name(name)
-        .and_then(|s| s.data().ok())
-        .map(<[u8]>::to_vec)
-    else {
-        return Vec::new();
+    let Some(section) = file.section_by_name(name).and_then(|s| s.data().ok()) else {
+        return;
     };
+    let start = out.len();
+    out.extend_from_slice(section);
+    let bytes = &mut out[start..];
     // The absolute relocations (`R_X86_64_32` and `_64`, all DWARF has),
     // each field written at its fixed width.
     for entry in crate::debug_relocs::entries(&file, name) {
@@ -1384,7 +1402,6 @@ pub fn placed_debug_section(data: &[u8], name: &str, place: &dyn Fn(usize, i64) 
             dst.copy_from_slice(&le);
         }
     }
-    bytes
 }
 
 fn malformed(path: &str, what: &str) -> PatchError {

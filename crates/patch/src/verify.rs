@@ -122,7 +122,7 @@ pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> 
                 }
             }
         };
-        let ours = s.bytes.clone().unwrap_or_else(|| vec![0; len]);
+        let ours = s.bytes.as_deref().map_or_else(|| vec![0; len], <[u8]>::to_vec);
         let relocated = |k: usize| {
             s.relocs
                 .iter()

@@ -295,7 +295,7 @@ fn a_pair_read_side_by_side_is_each_read_alone() {
     let summary = |o: &ObjectFile| -> Vec<(String, Option<Vec<u8>>, usize)> {
         o.symbols
             .iter()
-            .map(|s| (s.name.clone(), s.bytes.clone(), s.relocs.len()))
+            .map(|s| (s.name.clone(), s.bytes.as_deref().map(<[u8]>::to_vec), s.relocs.len()))
             .collect()
     };
     assert_eq!(summary(&pair_new), summary(&ObjectFile::open(&new).unwrap()));
