@@ -19,6 +19,10 @@ use deferred::Deferred;
 #[derive(Parser)]
 #[command(
     name = "relive",
+    // Usage lines say `relive` whatever the file is called (a copy, a
+    // cargo target path): `revert`'s three usage lines are written out,
+    // and the others now agree with them.
+    bin_name = "relive",
     version,
     about = "Inspect binaries and running programs, and live-patch them",
     long_about = "relive reads executables (Actually Portable Executables from Cosmopolitan libc, \

@@ -261,3 +261,30 @@ fn help_teaches_the_commands_and_exit_codes() {
     let addr_help = text(&["addr", "--help"]);
     assert!(addr_help.contains("--rva") && addr_help.contains("hex"), "{addr_help}");
 }
+
+/// Every command's usage names `relive` however the binary is called:
+/// `revert` wrote its own usage lines out and said `relive revert`, the
+/// others the name they were run by (`relive-copy status`).
+#[test]
+fn usage_lines_name_relive_whatever_the_file_is_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("relive-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_relive"), &copy).unwrap();
+    for command in ["status", "revert", "patch", "run"] {
+        let out = std::process::Command::new(&copy)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let usage: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Usage:"))
+            .take_while(|l| !l.trim().is_empty())
+            .collect();
+        assert!(!usage.is_empty(), "{command}: {help}");
+        for line in usage {
+            let line = line.trim_start_matches("Usage:").trim();
+            assert!(line.starts_with(&format!("relive {command} ")), "{command}: {line}");
+        }
+    }
+}

@@ -4116,3 +4116,38 @@ fn a_hop_redirected_function_put_back_is_taken_back() {
     assert_eq!(e["reverted"], serde_json::json!(["g2"]), "{e}");
     target.wait_for("g 6");
 }
+
+/// A save written in two parts seconds apart by a process that keeps the
+/// file open between them (a QuickJS trial's writer): relive says it
+/// waits for that process, and compiles the file once it is closed. The
+/// first part compiles on its own (the file cut after `value`), and was
+/// compiled and patched half written; the complete save was then diffed
+/// against it.
+#[test]
+fn a_save_written_in_parts_by_a_pausing_writer_is_compiled_once_it_is_closed() {
+    let s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    let new = APP.replace("return 1;", "return 3;");
+    let cut = new.find("int main").unwrap();
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 3>"$0"; printf %s "$1" >&3; sleep 3; printf %s "$2" >&3"#)
+        .arg(&s.source)
+        .arg(&new[..cut])
+        .arg(&new[cut..])
+        .spawn()
+        .unwrap();
+    let e = s.event();
+    assert_eq!(e["event"], "waiting", "{e}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("pid {} (sh)", writer.id())), "{e}");
+    let e = s.event();
+    assert!(
+        writer.try_wait().unwrap().is_some(),
+        "compiled before the writer was done: {e}"
+    );
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
+    writer.wait().unwrap();
+    s.target.wait_for_prefix("value 3 ");
+}

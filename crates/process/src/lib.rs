@@ -291,6 +291,19 @@ pub fn running(_path: &std::path::Path) -> std::io::Result<Vec<u32>> {
     Err(std::io::Error::other("not supported on this platform"))
 }
 
+/// The processes other than relive with the file at `path` open for
+/// writing, with their command names (see `linux::family::writers`).
+#[cfg(target_os = "linux")]
+pub fn writers(path: &std::path::Path) -> Vec<(u32, String)> {
+    linux::family::writers(path)
+}
+
+/// The writers of a file (not known on this platform: none).
+#[cfg(not(target_os = "linux"))]
+pub fn writers(_path: &std::path::Path) -> Vec<(u32, String)> {
+    Vec::new()
+}
+
 /// Starts `command` held at its entry point: loaded and linked, none of
 /// its code run, until [`release`] (see `linux::held`).
 #[cfg(target_os = "linux")]

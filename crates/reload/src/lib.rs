@@ -84,6 +84,10 @@ pub enum EventKind {
     /// No save: another relive command reverted or patched functions of
     /// the file (`functions`), which now run other code than it says.
     ChangedElsewhere,
+    /// Not compiled yet: the file was written and another process still
+    /// has it open for writing (a save still being written); it is
+    /// compiled once it is closed.
+    Waiting,
 }
 
 impl EventKind {
@@ -100,6 +104,7 @@ impl EventKind {
             EventKind::Held => "held",
             EventKind::NotCompiled => "not_compiled",
             EventKind::ChangedElsewhere => "changed_elsewhere",
+            EventKind::Waiting => "waiting",
         }
     }
 
@@ -212,6 +217,24 @@ pub struct ReloadEvent {
 
 impl ReloadEvent {
     /// Nothing done yet for `source`.
+    /// A file saved in part, still open for writing by `writers` (pid,
+    /// command name): compiled once they close it.
+    pub fn waiting(source: &Path, writers: &[(u32, String)]) -> ReloadEvent {
+        let who: Vec<String> = writers
+            .iter()
+            .map(|(pid, name)| format!("pid {pid} ({name})"))
+            .collect();
+        ReloadEvent {
+            event: EventKind::Waiting,
+            message: Some(format!(
+                "it is still open for writing by {}: compiled once it is closed (or in {} s at most), so a save written in parts is not compiled half written",
+                who.join(", "),
+                watch::MAX_WRITER_HOLD.as_secs()
+            )),
+            ..ReloadEvent::new(source)
+        }
+    }
+
     pub fn new(source: &Path) -> ReloadEvent {
         ReloadEvent {
             event: EventKind::NoChange,

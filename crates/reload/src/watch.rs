@@ -4,7 +4,7 @@
 //! wins and none is lost.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +25,17 @@ const MAX_COALESCE: Duration = Duration::from_millis(500);
 /// The longest a burst is held for a file still open for writing (written,
 /// not closed yet): a file rewritten non-stop still gets compiled.
 const MAX_UNCLOSED: Duration = Duration::from_secs(2);
+
+/// The longest a burst is held while another process still has one of
+/// its files open for writing: a writer that pauses for seconds mid-save
+/// (typing into `cat > file.c`, a slow generator) had its half-written
+/// text compiled and patched, and its complete save was then diffed
+/// against that (a QuickJS trial).
+pub(crate) const MAX_WRITER_HOLD: Duration = Duration::from_secs(30);
+
+/// Told of a file saved in part that other processes (pid, command name)
+/// still have open for writing.
+pub type WaitingFor<'a> = dyn FnMut(&Path, &[(u32, String)]) + 'a;
 
 /// How long the files must be quiet before a burst of edits is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +130,8 @@ pub fn watch(
             return Ok(Ended::Exited(code));
         }
         let (changed, mut burst) = if pending.is_empty() {
-            match events.burst(POLL, debounce)? {
+            let mut waiting = |file: &Path, writers: &[(u32, String)]| report(&[ReloadEvent::waiting(file, writers)]);
+            match events.burst_telling(POLL, debounce, &mut waiting)? {
                 Some(burst) => (burst.files(), Some(burst)),
                 None => {
                     let elsewhere = reloader.changes_elsewhere();
@@ -311,6 +323,19 @@ impl FileEvents {
     /// non-stop still gets handled). Files saved after that, while the
     /// burst's files compile, are [`FileEvents::late`]'s.
     pub fn burst(&mut self, poll: Duration, debounce: Debounce) -> notify::Result<Option<Burst>> {
+        self.burst_telling(poll, debounce, &mut |_, _| {})
+    }
+
+    /// [`FileEvents::burst`], held on while another process still has a
+    /// file of it open for writing once its quiet is over (up to 30 s
+    /// from its first event): `waiting` is told each such file once, with
+    /// its writers.
+    pub fn burst_telling(
+        &mut self,
+        poll: Duration,
+        debounce: Debounce,
+        waiting: &mut WaitingFor,
+    ) -> notify::Result<Option<Burst>> {
         let Some(first) = self.take_by(Instant::now() + poll, None)? else {
             return Ok(None);
         };
@@ -319,12 +344,15 @@ impl FileEvents {
             open_until: first.at,
             files: BTreeMap::new(),
             debounce,
+            held: false,
         };
         burst.take(first);
+        let mut told = BTreeSet::new();
         while !burst.saved() {
             let deadline = burst.deadline();
             match self.take_by(deadline, Some(deadline))? {
                 Some(event) => burst.take(event),
+                None if burst.hold_for_writers(&mut told, waiting) => {}
                 None => break,
             }
         }
@@ -408,6 +436,9 @@ pub struct Burst {
     /// Each changed file, and whether its last event completed a save.
     files: BTreeMap<PathBuf, bool>,
     debounce: Debounce,
+    /// Held for a writer that still has a file open (see
+    /// [`Burst::hold_for_writers`]).
+    held: bool,
 }
 
 impl Burst {
@@ -425,11 +456,46 @@ impl Burst {
     /// event, but at most 500 ms after its first (2 s while a file is
     /// still open for writing).
     fn deadline(&self) -> Instant {
-        let longest = match self.saved() {
-            true => MAX_COALESCE,
-            false => MAX_UNCLOSED,
+        let longest = match (self.saved(), self.held) {
+            (true, _) => MAX_COALESCE,
+            (false, true) => MAX_WRITER_HOLD,
+            (false, false) => MAX_UNCLOSED,
         };
         self.open_until.min(self.started + longest)
+    }
+
+    /// Once its quiet is over with a file not closed after writing:
+    /// whether another process still has one of those open for writing,
+    /// and the burst is held for another quiet (up to [`MAX_WRITER_HOLD`]
+    /// from its first event). `waiting` is told each such file once
+    /// (`told` keeps which).
+    fn hold_for_writers(
+        &mut self,
+        told: &mut BTreeSet<PathBuf>,
+        waiting: &mut WaitingFor,
+    ) -> bool {
+        let now = Instant::now();
+        if now >= self.started + MAX_WRITER_HOLD {
+            return false;
+        }
+        let mut held = false;
+        for (file, _) in self.files.iter().filter(|(_, &complete)| !complete) {
+            let writers = relive_process::writers(file);
+            if writers.is_empty() {
+                continue;
+            }
+            held = true;
+            if told.insert(file.clone()) {
+                waiting(file, &writers);
+            }
+        }
+        if held {
+            self.held = true;
+            // Looked at again after another quiet (not more often than
+            // four times a second, whatever `--debounce-ms` says).
+            self.open_until = now + self.debounce.partial.max(Duration::from_millis(250));
+        }
+        held
     }
 
     fn take(&mut self, event: Saved) {

@@ -112,14 +112,18 @@ pub struct Options {
     /// place) compiles at once, and files saved while it compiles, or within
     /// the quiet after it, join it; a file that may still be written waits
     /// for the quiet first. Default: 2 after complete saves; a file written
-    /// but not closed yet waits until it is closed, or for 1000 of quiet.
+    /// but not closed yet waits until it is closed, or for 1000 of quiet
+    /// (while another process still has it open for writing, until it is
+    /// closed: 30 s at most).
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr, its "event" one of: "starting"; "baseline" (a file's start-up compare
     /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values"; an
     /// edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
     /// patches taken back: the save put their functions back as the program was built), "no_change",
-    /// "compile_error", "superseded", "refused", "held", "not_compiled"; "changed_elsewhere"; "exited" or "stopped".
+    /// "compile_error", "superseded", "refused", "held", "not_compiled"; "waiting" (a file saved in part that another
+    /// process still has open for writing, its "message" naming the process: compiled once it is closed);
+    /// "changed_elsewhere"; "exited" or "stopped".
     /// {"event":"watching","files","pid","saved_while_starting"} once ready,
     /// then per reload {"event","file","functions" (symbols),"names" (demangled),"timing_us","pause_us" (µs every thread stood
     /// still: 0 when none was stopped, as for functions patched before, whose jump slots are updated while they run),
