@@ -316,17 +316,34 @@ impl Undo {
     /// 100-function re-patch made 300 system calls for its slots.
     /// `after_first` runs after the first write (a failpoint).
     fn write_all(&mut self, process: &dyn Process, writes: &[(u64, &[u8])], after_first: &dyn Fn()) -> Result<()> {
-        let read_all = |out: &mut Vec<Vec<u8>>| {
-            *out = writes.iter().map(|(_, b)| vec![0u8; b.len()]).collect();
-            let mut parts: Vec<(u64, &mut [u8])> = writes
-                .iter()
-                .zip(out.iter_mut())
-                .map(|((a, _), b)| (*a, b.as_mut_slice()))
-                .collect();
-            process.read_many(&mut parts)
-        };
-        let mut before = Vec::new();
-        read_all(&mut before)?;
+        let before = Undo::read_before(process, writes)?;
+        self.write_all_over(process, writes, before, after_first)
+    }
+
+    /// The bytes `writes` will replace, one scattered read. A redirect
+    /// reads them before it stops the threads: nothing else writes a
+    /// program's code (one relive owns the process), and the stop is
+    /// the program's pause, which one system call less shortens.
+    fn read_before(process: &dyn Process, writes: &[(u64, &[u8])]) -> Result<Vec<Vec<u8>>> {
+        let mut out: Vec<Vec<u8>> = writes.iter().map(|(_, b)| vec![0u8; b.len()]).collect();
+        let mut parts: Vec<(u64, &mut [u8])> = writes
+            .iter()
+            .zip(out.iter_mut())
+            .map(|((a, _), b)| (*a, b.as_mut_slice()))
+            .collect();
+        process.read_many(&mut parts)?;
+        Ok(out)
+    }
+
+    /// [`Undo::write_all`] with the bytes before read already
+    /// ([`Undo::read_before`]).
+    fn write_all_over(
+        &mut self,
+        process: &dyn Process,
+        writes: &[(u64, &[u8])],
+        before: Vec<Vec<u8>>,
+        after_first: &dyn Fn(),
+    ) -> Result<()> {
         for (k, ((addr, bytes), old)) in writes.iter().zip(before).enumerate() {
             process.write(*addr, bytes)?;
             self.writes.push(Write {
@@ -337,8 +354,7 @@ impl Undo {
                 after_first();
             }
         }
-        let mut back = Vec::new();
-        read_all(&mut back)?;
+        let back = Undo::read_before(process, writes)?;
         for ((addr, bytes), back) in writes.iter().zip(&back) {
             if back != bytes {
                 return Err(PatchError::Verify {
@@ -936,6 +952,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if displaced_area.is_some() {
         copy_pages_ahead(process, &writes);
     }
+    let replaced = match Undo::read_before(process, &writes) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            abandon(target, &before, true, filled);
+            return Err(e);
+        }
+    };
     failpoint("patch-before-stop");
     let stop_start = Instant::now();
     let (mut stopped, moved) = match displaced_area {
@@ -978,7 +1001,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     }
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
-    if let Err(e) = undo.write_all(process, &writes, &|| failpoint("patch-after-first-write")) {
+    if let Err(e) = undo.write_all_over(process, &writes, replaced, &|| failpoint("patch-after-first-write")) {
         undo.roll_back(process);
         // Threads moved into copies go back where they were before the
         // pool that holds the copies may be unmapped.
