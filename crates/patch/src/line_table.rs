@@ -286,18 +286,76 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
 /// asked (a large unit's line table is megabytes; SQLite's functions that
 /// log `__LINE__` are hundreds): what a patch's and `relive diff`'s
 /// line-number checks share.
+/// A function's code: `(section, start, end)`.
+pub(crate) type Span = (usize, u64, u64);
+
+/// Whether place `at` of section `section` lies in one of `spans`
+/// (functions' code, sorted). Functions do not overlap (aliases share one
+/// span): the span with the nearest start at or before the place is the
+/// only one that may hold it, found by a search (a large unit's every
+/// line row or DWARF relocation asks, of a hundred functions).
+pub(crate) fn in_spans(spans: &[Span], section: usize, at: u64) -> bool {
+    let upto = spans.partition_point(|&(s, start, _)| (s, start) <= (section, at));
+    let Some(&(s, start, _)) = upto.checked_sub(1).map(|k| &spans[k]) else {
+        return false;
+    };
+    spans[..upto]
+        .iter()
+        .rev()
+        .take_while(|&&(sec, from, _)| (sec, from) == (s, start))
+        .any(|&(sec, _, end)| sec == section && at < end)
+}
+
 #[derive(Default)]
 pub struct RowsOnce {
     read: Vec<(*const crate::objfile::ObjectFile, std::rc::Rc<LineRows>)>,
+    /// With [`RowsOnce::only`]: per object, the spans `(section, start,
+    /// end)` of the functions that will be asked about, sorted; the rows
+    /// of other code are not kept.
+    only: Option<Vec<(*const crate::objfile::ObjectFile, Vec<Span>)>>,
 }
 
 impl RowsOnce {
+    /// Rows that will be asked about only for the functions `wanted`
+    /// (`(object, symbol)`): keeping every row of a large unit (SQLite's
+    /// hundreds of thousands, sorted) was most of a 98-function patch's
+    /// line-number check.
+    pub fn only(wanted: &[(&crate::objfile::ObjectFile, usize)]) -> RowsOnce {
+        let mut only: Vec<(*const crate::objfile::ObjectFile, Vec<Span>)> = Vec::new();
+        for &(obj, symbol) in wanted {
+            let Some(s) = obj.symbols.get(symbol) else {
+                continue;
+            };
+            let span = (s.section, s.offset, s.offset.saturating_add(s.size));
+            match only.iter_mut().find(|(k, _)| std::ptr::eq(*k, obj)) {
+                Some((_, spans)) => spans.push(span),
+                None => only.push((obj, vec![span])),
+            }
+        }
+        for (_, spans) in &mut only {
+            spans.sort_unstable();
+        }
+        RowsOnce {
+            read: Vec::new(),
+            only: Some(only),
+        }
+    }
+
     /// `obj`'s rows, read the first time it is asked about.
     pub fn of(&mut self, obj: &crate::objfile::ObjectFile) -> std::rc::Rc<LineRows> {
         if let Some((_, rows)) = self.read.iter().find(|(k, _)| std::ptr::eq(*k, obj)) {
             return rows.clone();
         }
-        let rows = std::rc::Rc::new(LineRows::read(obj));
+        let rows = std::rc::Rc::new(match &self.only {
+            None => LineRows::read(obj, None),
+            Some(only) => {
+                let spans = only
+                    .iter()
+                    .find(|(k, _)| std::ptr::eq(*k, obj))
+                    .map(|(_, s)| s.as_slice());
+                LineRows::read(obj, Some(spans.unwrap_or_default()))
+            }
+        });
         self.read.push((obj, rows.clone()));
         rows
     }
@@ -312,11 +370,14 @@ pub struct LineRows {
 }
 
 impl LineRows {
-    /// The rows of `obj`'s line table (none when it has no readable one).
-    pub fn read(obj: &crate::objfile::ObjectFile) -> LineRows {
+    /// The rows of `obj`'s line table (none when it has no readable one);
+    /// with `within` (sorted `(section, start, end)` spans), only those in
+    /// one of them.
+    pub fn read(obj: &crate::objfile::ObjectFile, within: Option<&[(usize, u64, u64)]>) -> LineRows {
         let mut rows = Vec::new();
+        let kept = |section: usize, at: u64| within.is_none_or(|spans| in_spans(spans, section, at));
         each_row(obj, |row| {
-            if let Some((section, at)) = split(row.address()) {
+            if let Some((section, at)) = split(row.address()).filter(|&(s, at)| kept(s, at)) {
                 rows.push((section, at, row.file_index(), row.line().map_or(0, |l| l.get())));
             }
         });

@@ -556,13 +556,7 @@ impl Linker<'_> {
             .collect();
         placed_spans.sort_unstable();
         let in_placed = |section: usize, at: i64| {
-            let Ok(at) = u64::try_from(at) else { return false };
-            let upto = placed_spans.partition_point(|&(s, start, _)| (s, start) <= (section, at));
-            placed_spans[..upto]
-                .iter()
-                .rev()
-                .take_while(|&&(s, ..)| s == section)
-                .any(|&(_, _, end)| at < end)
+            u64::try_from(at).is_ok_and(|at| crate::line_table::in_spans(&placed_spans, section, at))
         };
         // The FDEs of placed functions, with where their code lands.
         let mut kept: Vec<(crate::eh_frame::Entry, u64, usize)> = Vec::new();
