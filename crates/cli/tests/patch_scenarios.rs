@@ -617,6 +617,116 @@ int main(void) {
     run.expect("one two");
 }
 
+/// A caller compiled against a header that changed the prototype of a
+/// function another file defines, patched alone, is refused naming both
+/// signatures: the definition the program runs takes no such argument (a
+/// bzip2 trial's `BZ2_compressBlock` passed a sixth argument to the
+/// running `BZ2_hbAssignCodes`, and every stream came out corrupt). A
+/// change that keeps the prototype still patches.
+#[test]
+fn a_caller_compiled_against_a_changed_prototype_of_another_file_is_refused() {
+    const A: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int scale(int x, int by);
+__attribute__((noinline)) int total(int x) { return scale(x, 3); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("total %d\n", total(2)); usleep(3000); }
+}
+"#;
+    // Defined with a top-level const the declaration lacks: the same
+    // prototype, in C.
+    const B: &str = "__attribute__((noinline)) int scale(int x, const int by) { return x * by; }\n";
+    let mut run = Run::start_files(&[("app.c", A), ("b.c", B)], &["-O2", "-g"]);
+    run.expect("total 6");
+    let base = run.object("app.c", A);
+    // The prototype (a header's, as the caller's compile sees it) now
+    // puts an offset first; b.c is not rebuilt.
+    let changed = A
+        .replace("int scale(int x, int by);", "int scale(int offset, int x, int by);")
+        .replace("scale(x, 3)", "scale(100, x, 3)");
+    let new = run.object("app.c", &changed);
+    let stderr = run.refused(&new, &base);
+    assert!(
+        stderr.contains("calls scale as int(int, int, int), but the program runs scale as it was built, int(int, int)"),
+        "{stderr}"
+    );
+    run.expect("total 6");
+    // The prototype as it was: the same call, another constant, patches.
+    let same = run.object("app.c", &A.replace("scale(x, 3)", "scale(x, 5)"));
+    let report = run.patch_json(&same, &base);
+    assert_eq!(report["applied"][0]["name"], "total", "{report}");
+    run.expect("total 10");
+}
+
+/// An object compiled with `-fno-pic` (absolute 32-bit relocations) for
+/// a PIE program loaded high is refused for what it is, naming the flag:
+/// it said no free range was found and asked whether the address space
+/// was crowded (a bzip2 trial). Nothing is written.
+#[test]
+fn a_no_pic_object_for_a_pie_program_is_refused_naming_the_flags() {
+    const A: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+long counter;
+__attribute__((noinline)) long *where(void) { return &counter; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { counter++; printf("same %d\n", where() == &counter); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(A, &["-O2", "-g", "-fPIE", "-pie"]);
+    run.expect("same 1");
+    let base = run.object("app.c", A);
+    let new = run.dir().join("no-pic.o");
+    let source = A.replace("return &counter;", "return &counter + 0;");
+    std::fs::write(run.dir().join("app.c"), &source).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-fno-pic", "-c", "app.c", "-o"])
+        .arg(&new)
+        .current_dir(run.dir())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let stderr = run.refused(&new, &base);
+    assert!(
+        stderr.contains("absolute 32-bit relocations") && stderr.contains("-fPIE or -fPIC"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("crowded"), "{stderr}");
+    run.expect("same 1");
+}
+
+/// Reverting by name a function a patch added says so, and how to stop
+/// it running: "helper is not patched" alone read as a mistake (a bzip2
+/// trial's `fallbackSort.part.0`).
+#[test]
+fn reverting_an_added_function_says_a_patch_added_it() {
+    let mut run = Run::start(TICKER, &["-O2", "-g"]);
+    run.expect("value 1 neighbour 100");
+    let base = run.object("app.c", TICKER);
+    let with_helper = TICKER.replace(
+        "__attribute__((noinline, noipa)) int value(void) { return 1; }",
+        "__attribute__((noinline, noipa)) int helper(void) { return 7; }\n__attribute__((noinline, noipa)) int value(void) { return helper(); }",
+    );
+    let new = run.object("app.c", &with_helper);
+    let report = run.patch_json(&new, &base);
+    assert_eq!(report["added"][0]["name"], "helper", "{report}");
+    run.expect("value 7 neighbour 100");
+    let out = run.relive(&["revert", &run.target.pid_arg(), "helper"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("helper is not patched")
+            && stderr.contains("change 1 added it")
+            && stderr.contains("revert those"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("has no function of that name"), "{stderr}");
+    run.expect("value 7 neighbour 100");
+}
+
 /// A `--base` compiled from another source file (no function in common)
 /// is refused, naming both files: every function of the new object counted as added, and relive
 /// redirected them all (`main` too) and said "patched" (a trial's

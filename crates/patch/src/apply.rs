@@ -415,6 +415,9 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         return Err(PatchError::Refused { what });
     }
     let shared = redirect_once(&mut prepared);
+    if let Some(what) = needs_room_out_of_reach(target, &prepared) {
+        return Err(PatchError::Refused { what });
+    }
     let link_done = Instant::now();
 
     // Room in an existing pool, or a new pool (allocated while one thread
@@ -2417,7 +2420,6 @@ fn note_lines_moved(
     if replaced.len() < 2 && replaced.iter().all(|r| r.reachable) {
         return;
     }
-    let mut rows = crate::line_table::RowsOnce::default();
     let keys = crate::diff::stable_keys(obj);
     let cold = line_shift::cold_parts(obj);
     // Each replaced function whose code alone looks moved, with its parts
@@ -2450,6 +2452,12 @@ fn note_lines_moved(
             Some((f, orig, parts, shift))
         })
         .collect();
+    // The rows of the candidates' code only, old and new.
+    let wanted: Vec<(&ObjectFile, usize)> = candidates
+        .iter()
+        .flat_map(|(_, _, parts, _)| parts.iter().flat_map(|&(old, new)| [old, new]))
+        .collect();
+    let mut rows = crate::line_table::RowsOnce::only(&wanted);
     for (f, orig, parts, shift) in &candidates {
         let Some(reach) = reaches.get_mut(orig) else {
             continue;
@@ -2939,6 +2947,28 @@ fn fill_stubs(code: &mut [u8], layout: &Layout, work: &[EntryWork]) -> Result<()
     Ok(())
 }
 
+/// Why no room can be found for `prepared`: an object with absolute
+/// 32-bit relocations needs its region below 2 or 4 GiB, and the program's
+/// image lies further above that than a 32-bit displacement reaches (a
+/// position-independent program, loaded high). Said before room is looked
+/// for, which failed as if the address space were crowded (a bzip2
+/// trial's `-fno-pic` object on its PIE program).
+fn needs_room_out_of_reach(target: &Target, prepared: &[Prepared]) -> Option<String> {
+    let (limit, p) = prepared
+        .iter()
+        .filter_map(|p| Some((p.linked.below?, p)))
+        .min_by_key(|&(limit, _)| limit)?;
+    let (path, lo, hi) = target.resolver.home();
+    // The lowest place every part of the image reaches with rel32.
+    let lowest = hi.saturating_sub(1 << 31);
+    (lowest >= limit).then(|| {
+        format!(
+            "{} has absolute 32-bit relocations (R_X86_64_32 or 32S: it was compiled without -fPIC or -fPIE, as -fno-pic makes it), so its code and data must lie below {limit:#x}, but {path} is loaded at {lo:#x}, too far above that for its calls to reach; compile it with the program's flags (-fPIE or -fPIC)",
+            p.obj.path
+        )
+    })
+}
+
 /// Where a patch's region may be: within rel32 reach of its home module,
 /// and below `below` if absolute 32-bit relocations need a limit.
 fn placement(target: &Target, below: Option<u64>) -> Placement {
@@ -3394,15 +3424,20 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
                 // A C++ name as people write it (`Sq::area() const`) is not
                 // a symbol: not said to be missing.
                 let written = n.contains([':', '(', '<', ' ']);
-                let in_program = written
-                    || !patched_in_scope.is_empty()
-                    || !target.resolver.symbols().lookup(n).is_empty()
-                    || target.journal.added.iter().any(|a| &a.name == n);
+                let added_by = target
+                    .journal
+                    .added
+                    .iter()
+                    .rfind(|a| &a.name == n && a.kind == "function")
+                    .map(|a| a.change);
+                let in_program =
+                    written || !patched_in_scope.is_empty() || !target.resolver.symbols().lookup(n).is_empty();
                 return Err(PatchError::NotPatched {
                     pid,
                     name: n.clone(),
                     patched_in_scope,
                     in_program,
+                    added_by,
                 });
             }
         }

@@ -38,3 +38,21 @@ pub fn direct_callees(obj: &ObjectFile, i: usize) -> Vec<String> {
     names.dedup();
     names
 }
+
+/// The functions of other files (undefined in `obj`) that `functions` of
+/// `obj` refer to, sorted, each once: whose prototypes their new code
+/// calls by.
+pub fn undefined_callees<'o>(obj: &'o ObjectFile, functions: &[usize]) -> Vec<&'o str> {
+    let mut called: Vec<&str> = functions
+        .iter()
+        .filter_map(|&i| obj.symbols.get(i))
+        .flat_map(|s| &s.relocs)
+        .filter_map(|r| match &r.target {
+            crate::objfile::Target::Undefined(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    called.sort_unstable();
+    called.dedup();
+    called
+}

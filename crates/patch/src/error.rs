@@ -60,7 +60,7 @@ pub enum PatchError {
     #[error("process {pid} has no patches to revert")]
     NoPatches { pid: u32 },
 
-    #[error("{name} is not patched in process {pid}{}{} (see `relive status {pid}`)", if *in_program { "" } else { ", and its program has no function of that name" }, if patched_in_scope.is_empty() { String::new() } else { format!("; C++ names keep their namespace or class: patched are {}", patched_in_scope.join(", ")) })]
+    #[error("{name} is not patched in process {pid}{}{}{} (see `relive status {pid}`)", if *in_program || added_by.is_some() { "" } else { ", and its program has no function of that name" }, match added_by { Some(Some(change)) => format!(": change {change} added it (the program had no function of that name), and a revert takes back redirects, not added code; it runs only where patched functions call it: revert those (status lists them), and nothing calls it"), Some(None) => ": a patch added it (the program had no function of that name), and a revert takes back redirects, not added code; it runs only where patched functions call it: revert those (status lists them), and nothing calls it".to_string(), None => String::new() }, if patched_in_scope.is_empty() { String::new() } else { format!("; C++ names keep their namespace or class: patched are {}", patched_in_scope.join(", ")) })]
     NotPatched {
         pid: u32,
         name: String,
@@ -70,6 +70,10 @@ pub enum PatchError {
         /// Whether the program has a function of that name (a misspelt
         /// name read as one not patched: a zstd trial).
         in_program: bool,
+        /// A function a patch added (`Some`, with the change that added
+        /// it when known): "not patched" alone read as a mistake (a
+        /// bzip2 trial's `fallbackSort.part.0`).
+        added_by: Option<Option<u64>>,
     },
 
     #[error("state directory {path} is not safe to use: {why}. The journal in it decides what `relive revert` writes into processes, so relive uses only a directory no other user can change: remove it (relive creates it again with mode 0700), or set RELIVE_STATE_DIR to a directory only you can write")]

@@ -90,6 +90,65 @@ pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprogr
     .unwrap_or_default()
 }
 
+/// `name -> "ret(param, param)"`, typedefs resolved (to compare with
+/// [`declarations`]), for each external function of `wanted` (`(name,
+/// address)`, the address as the linked file `data` has it) defined in
+/// the compile unit whose code covers that address: the function a call
+/// from another file's new code reaches while it runs the program's own
+/// code. A one-shot patch of a caller compiled against a changed
+/// prototype went in unchecked, and its calls passed arguments the
+/// running definition does not take (a bzip2 trial: every stream came
+/// out corrupt). Units are found by `.debug_aranges`, else by each
+/// unit's ranges (clang writes no aranges). Empty without such DWARF.
+pub fn built_at(data: &[u8], wanted: &[(&str, u64)]) -> HashMap<String, String> {
+    if wanted.is_empty() {
+        return HashMap::new();
+    }
+    let covers = |begin: u64, end: u64| wanted.iter().any(|&(_, a)| begin <= a && a < end);
+    with_image_dwarf(data, |dwarf| {
+        let mut units: Vec<DebugInfoOffset> = Vec::new();
+        let mut headers = dwarf.debug_aranges.headers();
+        while let Some(header) = headers.next()? {
+            let mut entries = header.entries();
+            while let Some(entry) = entries.next()? {
+                let range = entry.range();
+                if covers(range.begin, range.end) {
+                    units.push(header.debug_info_offset());
+                    break;
+                }
+            }
+        }
+        if units.is_empty() {
+            let mut headers = dwarf.units();
+            while let Some(header) = headers.next()? {
+                let Some(offset) = header.offset().as_debug_info_offset() else {
+                    continue;
+                };
+                let unit = dwarf.unit(header)?;
+                let mut ranges = dwarf.unit_ranges(&unit)?;
+                while let Some(range) = ranges.next()? {
+                    if covers(range.begin, range.end) {
+                        units.push(offset);
+                        break;
+                    }
+                }
+            }
+        }
+        if units.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let index = DebugIndex::build_units(dwarf, |unit| {
+            unit.header
+                .offset()
+                .as_debug_info_offset()
+                .is_some_and(|o| units.contains(&o))
+        })?;
+        let names: Vec<&str> = wanted.iter().map(|&(name, _)| name).collect();
+        read_signatures(dwarf, &index, &names, Subprograms::DefinitionsResolved)
+    })
+    .unwrap_or_default()
+}
+
 /// `f` of the DWARF of a module's image `data` (linked: no relocations
 /// to apply); `None` when `data` is no object or `f` fails.
 pub(crate) fn with_image_dwarf<T>(
@@ -361,13 +420,25 @@ fn read_signatures(
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
             let resolve = !matches!(kind, Subprograms::Definitions | Subprograms::StaticDefinitions);
-            let ret = type_name(dwarf, unit, node.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
+            let ret = type_name(
+                dwarf,
+                unit,
+                unqualified(unit, node.entry().attr_value(gimli::DW_AT_type)?, resolve),
+                0,
+                resolve,
+            );
             let mut params = Vec::new();
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
                     gimli::DW_TAG_formal_parameter => {
-                        let ty = type_name(dwarf, unit, kid.entry().attr_value(gimli::DW_AT_type)?, 0, resolve);
+                        let ty = type_name(
+                            dwarf,
+                            unit,
+                            unqualified(unit, kid.entry().attr_value(gimli::DW_AT_type)?, resolve),
+                            0,
+                            resolve,
+                        );
                         // Definitions by their parameters' names too: `f(int
                         // a, int b)` made `f(int b, int a)` takes its
                         // arguments in the other order, and a running
@@ -408,6 +479,39 @@ fn type_name(
         return "?".into();
     }
     describe(dwarf, unit, offset, depth, resolve).unwrap_or_else(|_| "?".into())
+}
+
+/// A parameter's or return value's type without its top-level
+/// qualifiers (`const`, `volatile`, `restrict`) where a declaration is
+/// compared with a definition (`resolve`): C ignores them there, so
+/// `int scale(int x, const int by) {` defines what `int scale(int, int);`
+/// declares, and was taken for another prototype.
+fn unqualified<'a>(
+    unit: &gimli::Unit<Reader<'a>>,
+    value: Option<AttributeValue<Reader<'a>>>,
+    resolve: bool,
+) -> Option<AttributeValue<Reader<'a>>> {
+    let mut value = value;
+    // Bounded: a hostile file's qualifiers may name each other.
+    for _ in 0..8 {
+        if !resolve {
+            break;
+        }
+        let Some(AttributeValue::UnitRef(offset)) = value else {
+            break;
+        };
+        let Ok(entry) = unit.entry(offset) else {
+            break;
+        };
+        if !matches!(
+            entry.tag(),
+            gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_restrict_type
+        ) {
+            break;
+        }
+        value = entry.attr_value(gimli::DW_AT_type).ok().flatten();
+    }
+    value
 }
 
 fn describe(

@@ -2760,16 +2760,7 @@ impl<'p> Reloader<'p> {
         functions: &[usize],
         batch: &[(&Path, &ObjectFile)],
     ) -> Option<String> {
-        let mut called: Vec<&str> = functions
-            .iter()
-            .flat_map(|&i| &new.symbols[i].relocs)
-            .filter_map(|r| match &r.target {
-                relive_patch::objfile::Target::Undefined(name) => Some(name.as_str()),
-                _ => None,
-            })
-            .collect();
-        called.sort_unstable();
-        called.dedup();
+        let called = relive_patch::callees::undefined_callees(new, functions);
         if called.is_empty() {
             return None;
         }

@@ -132,6 +132,65 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
     ))
 }
 
+/// A module and the callees it defines, each at its address in the
+/// module's file.
+type ModuleCallees<'a> = (&'a LoadedModule, Vec<(&'a str, u64)>);
+
+/// Why the new code of `functions` of `obj` (compiled from `source`) must
+/// not run: it calls a function of another file of the program by a
+/// prototype that is not the one the program runs, as it was built (its
+/// DWARF), so it would pass arguments the running definition does not
+/// take. What `relive run` asks of the files it has compiled, for a
+/// one-shot patch, which has only the program's build to ask: a bzip2
+/// trial patched `BZ2_compressBlock`, compiled against a header that gave
+/// `BZ2_hbAssignCodes` a parameter its definition (not patched) did not
+/// have, and every stream the program made was corrupt. Callees a patch
+/// runs are not judged here (the patch that changed one checked its
+/// callers then); `None` where nothing differs or nothing is known.
+pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
+    let called = relive_patch::callees::undefined_callees(obj, functions);
+    if called.is_empty() {
+        return None;
+    }
+    let declared = relive_patch::signature::declarations(obj, &called);
+    // Each callee the program runs its own code of, by module, at its
+    // address in the module's file.
+    let mut by_module: BTreeMap<&str, ModuleCallees> = BTreeMap::new();
+    for name in called.iter().copied().filter(|n| declared.contains_key(*n)) {
+        let Some(addr) = relive_patch::link::Resolver::global(&target.resolver, name) else {
+            continue;
+        };
+        if target.journal.patch(addr).is_some() {
+            continue;
+        }
+        let Some(module) = target.modules.containing(addr) else {
+            continue;
+        };
+        by_module
+            .entry(&module.module.path)
+            .or_insert((module, Vec::new()))
+            .1
+            .push((name, addr.wrapping_sub(module.module.load_bias)));
+    }
+    for (module, wanted) in by_module.into_values() {
+        let Some(image) = &module.image else { continue };
+        let running = relive_patch::signature::built_at(image.data(), &wanted);
+        for (name, _) in wanted {
+            let (Some(wants), Some(is)) = (declared.get(name), running.get(name)) else {
+                continue;
+            };
+            if !relive_patch::signature::agree(wants, is) {
+                let name = relive_patch::names::readable(name);
+                return Some(format!(
+                    "{} calls {name} as {wants}, but the program runs {name} as it was built, {is}: the new code would pass arguments the running {name} does not take. Patch {name}'s file with it (`relive run` patches a signature change with its callers), or restart the program",
+                    source.display()
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// The functions among `functions` of `obj` (compiled from `source`) that
 /// run the program's own code and whose signature in `obj` is not the one
 /// the program was built with, global or `static`, by symbol name: a

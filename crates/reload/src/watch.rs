@@ -469,11 +469,7 @@ impl Burst {
     /// and the burst is held for another quiet (up to [`MAX_WRITER_HOLD`]
     /// from its first event). `waiting` is told each such file once
     /// (`told` keeps which).
-    fn hold_for_writers(
-        &mut self,
-        told: &mut BTreeSet<PathBuf>,
-        waiting: &mut WaitingFor,
-    ) -> bool {
+    fn hold_for_writers(&mut self, told: &mut BTreeSet<PathBuf>, waiting: &mut WaitingFor) -> bool {
         let now = Instant::now();
         if now >= self.started + MAX_WRITER_HOLD {
             return false;

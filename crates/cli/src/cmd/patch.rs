@@ -281,6 +281,16 @@ fn patch_opened(
         ),
         None => Vec::new(),
     };
+    // Calls into other files by the prototypes the program runs: a
+    // header changed under this file alone passes what they do not take.
+    if let Some(source) = &objects.new.source {
+        let source = std::path::Path::new(source);
+        if let Some(what) =
+            relive_reload::since_build::callee_mismatch(&target, source, &objects.new, &objects.functions)
+        {
+            return Err(PatchError::Refused { what }.into());
+        }
+    }
     let changed: Vec<String> = objects
         .new_signatures
         .iter()
