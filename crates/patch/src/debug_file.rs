@@ -60,7 +60,10 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
 /// The symbol files of the patches whose code is still mapped in the
 /// process (those whose code lies in one of its pools), each with the
 /// address of its code. The others (their pool freed by a revert) are
-/// removed.
+/// removed, but not one of a change the journal as read does not know
+/// yet: a command that reads it (`relive gdb`, `threads`) while another
+/// patches may have read it just before that patch's pool was recorded,
+/// and removed the symbol file written just after.
 fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     let dir = &target.journal_dir;
     let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
@@ -68,9 +71,10 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
         let code = file.text.map(|(start, _)| start);
         match code.filter(|&a| target.journal.regions.iter().any(|r| r.contains(a))) {
             Some(a) => files.push((a, file.path)),
-            None => {
+            None if file.change.is_some_and(|c| c <= target.journal.changes) => {
                 let _ = dir.remove(&file.name);
             }
+            None => {}
         }
     }
     files.sort();
