@@ -660,6 +660,52 @@ int main(void) {
     run.expect("total 10");
 }
 
+/// A parameter spelled another way with the same type (`const` added at
+/// its top, a typedef's name for what it names) is no signature change:
+/// an edit of the body made with it was refused, its callers said to
+/// pass the old arguments (a bzip2 trial: `Int32 alphaSize` made
+/// `const Int32 alphaSize`, or `int alphaSize`). A real change of type
+/// is still refused.
+#[test]
+fn a_parameter_spelled_another_way_is_not_a_signature_change() {
+    const A: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+typedef int Int32;
+__attribute__((noinline, noipa)) int grow(Int32 size, int step) { return size * 2 + step; }
+__attribute__((noinline, noipa)) int after(int x) { return x + 100; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("grow %d %d\n", grow(10, 1), after(1)); usleep(3000); }
+}
+"#;
+    let mut run = Run::start(A, &["-O2", "-g"]);
+    run.expect("grow 21 101");
+    let base = run.object("app.c", A);
+    let spelled = A
+        .replace(
+            "int grow(Int32 size, int step)",
+            "int grow(const Int32 size, Int32 step)",
+        )
+        .replace("size * 2 + step", "size * 3 + step");
+    let new = run.object("app.c", &spelled);
+    let report = run.patch_json(&new, &base);
+    assert_eq!(report["applied"][0]["name"], "grow", "{report}");
+    run.expect("grow 31 101");
+    // `double` is another type: its callers pass an `int`, in another
+    // register.
+    let other_type = spelled
+        .replace("const Int32 size", "double size")
+        .replace("size * 3 + step", "(int)(size * 3) + step");
+    let changed = run.object("app.c", &other_type);
+    let stderr = run.refused(&changed, &new);
+    assert!(
+        stderr.contains("the signature of a global function changed"),
+        "{stderr}"
+    );
+    run.expect("grow 31 101");
+}
+
 /// An object compiled with `-fno-pic` (absolute 32-bit relocations) for
 /// a PIE program loaded high is refused for what it is, naming the flag:
 /// it said no free range was found and asked whether the address space
@@ -720,7 +766,7 @@ fn reverting_an_added_function_says_a_patch_added_it() {
     assert!(
         stderr.contains("helper is not patched")
             && stderr.contains("change 1 added it")
-            && stderr.contains("revert those"),
+            && stderr.contains("reverting the patched functions that call it leaves it unused"),
         "{stderr}"
     );
     assert!(!stderr.contains("has no function of that name"), "{stderr}");

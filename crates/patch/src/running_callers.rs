@@ -142,9 +142,24 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
 /// call could reach `callee`'s old code with the new arguments.
 pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
+    // A GCC copy with parameters of its choosing changed with its caller:
+    // its signature may not have changed at all, which "a patched
+    // signature change" said it had (a bzip2 re-check's added
+    // `iterCount.isra.0`).
+    let how = match has_chosen_parameters(callee) {
+        true => format!(
+            "{}, GCC's copy of {} with parameters it chose for that compile, which changed with it",
+            crate::names::readable(callee),
+            crate::names::parse(callee).base
+        ),
+        false => format!(
+            "{} the way a patched signature change made it",
+            crate::names::readable(callee)
+        ),
+    };
     let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
     format!(
-        "{caller} is running on thread {}, in code that calls {callee} the way a patched signature change made it: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
+        "{caller} is running on thread {}, in code that calls {how}: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
         tids.join(", ")
     )
 }
@@ -491,5 +506,27 @@ pub(crate) fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
             positions
         }
         Err(_) => threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revert_refusal;
+
+    /// A GCC copy with chosen parameters is said as such, not as a
+    /// signature change nobody made (a bzip2 re-check).
+    #[test]
+    fn a_revert_refused_for_a_clones_caller_says_what_the_clone_is() {
+        let clone = revert_refusal("BZ2_compressBlock", "iterCount.isra.0", &[8899]);
+        assert!(
+            clone.contains("calls iterCount.isra.0, GCC's copy of iterCount with parameters it chose"),
+            "{clone}"
+        );
+        assert!(!clone.contains("signature change"), "{clone}");
+        let plain = revert_refusal("caller", "f", &[7]);
+        assert!(
+            plain.contains("calls f the way a patched signature change made it"),
+            "{plain}"
+        );
     }
 }

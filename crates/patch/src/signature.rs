@@ -80,12 +80,25 @@ pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, St
 /// [`Subprograms::StaticDefinitions`] for `static` functions (by the names the
 /// source gives them: `calc`, not GCC's clone `calc.isra.0`).
 pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
+    built_with_compared(data, source_name, names, kind)
+        .into_iter()
+        .map(|(name, s)| (name, s.shown))
+        .collect()
+}
+
+/// [`built_with`], each signature as shown and as compared.
+pub fn built_with_compared(
+    data: &[u8],
+    source_name: &str,
+    names: &[&str],
+    kind: Subprograms,
+) -> HashMap<String, Signature> {
     if names.is_empty() {
         return HashMap::new();
     }
     with_image_dwarf(data, |dwarf| {
         let index = DebugIndex::build_units(dwarf, |unit| unit_named(unit, source_name))?;
-        read_signatures(dwarf, &index, names, kind)
+        read_compared(dwarf, &index, names, kind)
     })
     .unwrap_or_default()
 }
@@ -193,11 +206,26 @@ pub enum Subprograms {
 }
 
 fn read(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
+    read_both(obj, names, kind)
+        .into_iter()
+        .map(|(name, s)| (name, s.shown))
+        .collect()
+}
+
+/// [`read`], each signature as shown and as compared.
+fn read_both(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, Signature> {
     if names.is_empty() {
         return HashMap::new();
     }
     let index = index(obj);
-    with_dwarf(obj, |dwarf| read_signatures(dwarf, index, names, kind)).unwrap_or_default()
+    with_dwarf(obj, |dwarf| read_compared(dwarf, index, names, kind)).unwrap_or_default()
+}
+
+/// [`signatures`] (`kind` [`Subprograms::Definitions`]) or
+/// [`static_signatures`] (`StaticDefinitions`), each as shown and as
+/// compared: what tells whether a definition's signature changed.
+pub fn compared(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, Signature> {
+    read_both(obj, names, kind)
 }
 
 /// A function whose signature differs between two compiles; said as
@@ -263,12 +291,17 @@ fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Subpr
     // Each object's index is one pass over all its DWARF: the two are read
     // side by side.
     let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
-    let (before, after) = crate::side_by_side::both_if(worth, || read(old, names, kind), || read(new, names, kind));
+    let (before, after) =
+        crate::side_by_side::both_if(worth, || read_both(old, names, kind), || read_both(new, names, kind));
     let mut out: Vec<SignatureChange> = after
         .into_iter()
         .filter_map(|(name, now)| {
-            let was = before.get(&name)?.clone();
-            (was != now).then_some(SignatureChange { name, was, now })
+            let was = before.get(&name)?;
+            (!was.same_call(&now)).then(|| SignatureChange {
+                name,
+                was: was.shown.clone(),
+                now: now.shown,
+            })
         })
         .collect();
     out.sort();
@@ -404,6 +437,38 @@ fn read_signatures(
     names: &[&str],
     kind: Subprograms,
 ) -> Result<HashMap<String, String>, gimli::Error> {
+    Ok(read_compared(dwarf, index, names, kind)?
+        .into_iter()
+        .map(|(name, s)| (name, s.shown))
+        .collect())
+}
+
+/// A function's signature as shown (`void(Int32 (= int) n)`, typedefs by
+/// name) and as compared: typedefs by what they name and top-level
+/// qualifiers aside, which change no call (`f(const Int32 n)` defined
+/// where `f(int n)` was is the same function to its callers: a bzip2
+/// trial's edit was refused, or held under `relive run`, as a signature
+/// change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub shown: String,
+    compared: String,
+}
+
+impl Signature {
+    /// Whether a call made for one is one the other takes.
+    pub fn same_call(&self, other: &Signature) -> bool {
+        self.compared == other.compared
+    }
+}
+
+/// [`read_signatures`], each signature as shown and as compared.
+fn read_compared(
+    dwarf: &gimli::Dwarf<Reader>,
+    index: &DebugIndex,
+    names: &[&str],
+    kind: Subprograms,
+) -> Result<HashMap<String, Signature>, gimli::Error> {
     let mut out = HashMap::new();
     let mut units = HashMap::new();
     for &name in names {
@@ -420,25 +485,19 @@ fn read_signatures(
             // Declarations are compared with definitions spelled in other
             // files: typedefs by what they name.
             let resolve = !matches!(kind, Subprograms::Definitions | Subprograms::StaticDefinitions);
-            let ret = type_name(
-                dwarf,
-                unit,
-                unqualified(unit, node.entry().attr_value(gimli::DW_AT_type)?, resolve),
-                0,
-                resolve,
-            );
-            let mut params = Vec::new();
+            // Shown with `resolve`, compared as resolved.
+            let both = |value: Option<AttributeValue<Reader>>| {
+                let shown = type_name(dwarf, unit, unqualified(unit, value.clone(), resolve), 0, resolve);
+                let compared = type_name(dwarf, unit, unqualified(unit, value, true), 0, true);
+                (shown, compared)
+            };
+            let ret = both(node.entry().attr_value(gimli::DW_AT_type)?);
+            let (mut shown, mut compared) = (Vec::new(), Vec::new());
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
                     gimli::DW_TAG_formal_parameter => {
-                        let ty = type_name(
-                            dwarf,
-                            unit,
-                            unqualified(unit, kid.entry().attr_value(gimli::DW_AT_type)?, resolve),
-                            0,
-                            resolve,
-                        );
+                        let (ty_shown, ty_compared) = both(kid.entry().attr_value(gimli::DW_AT_type)?);
                         // Definitions by their parameters' names too: `f(int
                         // a, int b)` made `f(int b, int a)` takes its
                         // arguments in the other order, and a running
@@ -449,16 +508,31 @@ fn read_signatures(
                             (false, Some(v)) => Some(dwarf.attr_string(unit, v)?.to_string_lossy()?.into_owned()),
                             _ => None,
                         };
-                        params.push(match name {
-                            Some(name) => format!("{ty} {name}"),
-                            None => ty,
-                        });
+                        match name {
+                            Some(name) => {
+                                shown.push(format!("{ty_shown} {name}"));
+                                compared.push(format!("{ty_compared} {name}"));
+                            }
+                            None => {
+                                shown.push(ty_shown);
+                                compared.push(ty_compared);
+                            }
+                        }
                     }
-                    gimli::DW_TAG_unspecified_parameters => params.push("...".into()),
+                    gimli::DW_TAG_unspecified_parameters => {
+                        shown.push("...".into());
+                        compared.push("...".into());
+                    }
                     _ => {}
                 }
             }
-            out.insert(name.to_string(), format!("{ret}({})", params.join(", ")));
+            out.insert(
+                name.to_string(),
+                Signature {
+                    shown: format!("{}({})", ret.0, shown.join(", ")),
+                    compared: format!("{}({})", ret.1, compared.join(", ")),
+                },
+            );
         }
     }
     Ok(out)

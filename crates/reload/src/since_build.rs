@@ -18,7 +18,7 @@ use std::path::Path;
 use relive_patch::apply::Target;
 use relive_patch::link::{live_address, BaseNames};
 use relive_patch::objfile::Kind;
-use relive_patch::signature::Subprograms;
+use relive_patch::signature::{Signature, Subprograms};
 use relive_patch::ObjectFile;
 use relive_process::modules::LoadedModule;
 
@@ -48,19 +48,12 @@ pub(crate) fn built_signatures(
         true => Subprograms::DefinitionsResolved,
         false => Subprograms::Definitions,
     };
-    built(target, source, obj, functions, kind, patched_too)
+    shown(built(target, source, obj, functions, kind, patched_too))
 }
 
-/// [`built_signatures`] of the `static` functions among `functions` (not
-/// patched), by the names the source gives them (`calc` for GCC's clone
-/// `calc.isra.0`).
-pub(crate) fn built_static_signatures(
-    target: &Target,
-    source: &Path,
-    obj: &ObjectFile,
-    functions: &[usize],
-) -> HashMap<String, String> {
-    built(target, source, obj, functions, Subprograms::StaticDefinitions, false)
+/// Signatures as shown.
+fn shown(signatures: HashMap<String, Signature>) -> HashMap<String, String> {
+    signatures.into_iter().map(|(name, s)| (name, s.shown)).collect()
 }
 
 /// The signatures of `kind` the DWARF of each module gives the functions
@@ -72,7 +65,7 @@ fn built(
     functions: &[usize],
     kind: Subprograms,
     patched_too: bool,
-) -> HashMap<String, String> {
+) -> HashMap<String, Signature> {
     let statics = kind == Subprograms::StaticDefinitions;
     let mut out = HashMap::new();
     let Some(source_name) = source.file_name().and_then(|n| n.to_str()) else {
@@ -90,7 +83,7 @@ fn built(
     for (module, names) in by_module.into_values() {
         if let Some(image) = &module.image {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            out.extend(relive_patch::signature::built_with(
+            out.extend(relive_patch::signature::built_with_compared(
                 image.data(),
                 source_name,
                 &names,
@@ -109,17 +102,22 @@ fn built(
 /// `None` when every signature is the built one, or the program carries
 /// no readable DWARF for it (nothing can be said then).
 pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let built = built_signatures(target, source, obj, functions, false, false);
+    let built = built(target, source, obj, functions, Subprograms::Definitions, false);
     if built.is_empty() {
         return None;
     }
     let names: Vec<&str> = built.keys().map(String::as_str).collect();
-    let now = relive_patch::signature::signatures(obj, &names);
+    let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
     let mut changed: Vec<String> = built
         .iter()
         .filter_map(|(name, was)| {
-            let is = now.get(name).filter(|is| *is != was)?;
-            Some(format!("{}: {was} -> {is}", relive_patch::names::readable(name)))
+            let is = now.get(name).filter(|is| !is.same_call(was))?;
+            Some(format!(
+                "{}: {} -> {}",
+                relive_patch::names::readable(name),
+                was.shown,
+                is.shown
+            ))
         })
         .collect();
     if changed.is_empty() {
@@ -182,7 +180,7 @@ pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functio
             if !relive_patch::signature::agree(wants, is) {
                 let name = relive_patch::names::readable(name);
                 return Some(format!(
-                    "{} calls {name} as {wants}, but the program runs {name} as it was built, {is}: the new code would pass arguments the running {name} does not take. Patch {name}'s file with it (`relive run` patches a signature change with its callers), or restart the program",
+                    "{} calls {name} as {wants}, but the program runs {name} as it was built, {is}: the new code would pass arguments the running {name} does not take. A signature change goes in only with its definition and every caller at once, which `relive run` does when their files are saved together (one object per `relive patch` cannot); else restart the program",
                     source.display()
                 ));
             }
@@ -204,18 +202,16 @@ pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functio
 pub fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
     let mut out = Vec::new();
     for statics in [false, true] {
-        let built = match statics {
-            false => built_signatures(target, source, obj, functions, false, false),
-            true => built_static_signatures(target, source, obj, functions),
+        let kind = match statics {
+            false => Subprograms::Definitions,
+            true => Subprograms::StaticDefinitions,
         };
+        let built = built(target, source, obj, functions, kind, false);
         if built.is_empty() {
             continue;
         }
         let names: Vec<&str> = built.keys().map(String::as_str).collect();
-        let now = match statics {
-            false => relive_patch::signature::signatures(obj, &names),
-            true => relive_patch::signature::static_signatures(obj, &names),
-        };
+        let now = relive_patch::signature::compared(obj, &names, kind);
         for &i in functions {
             let Some(symbol) = obj.symbols.get(i).filter(|s| s.local == statics) else {
                 continue;
@@ -224,7 +220,7 @@ pub fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions
                 true => relive_patch::names::parse(&symbol.name).base,
                 false => symbol.name.clone(),
             };
-            if matches!((built.get(&key), now.get(&key)), (Some(was), Some(is)) if was != is) {
+            if matches!((built.get(&key), now.get(&key)), (Some(was), Some(is)) if !was.same_call(is)) {
                 out.push(symbol.name.clone());
             }
         }
