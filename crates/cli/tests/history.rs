@@ -553,9 +553,9 @@ fn superseded_generations_are_freed_and_history_stays() {
         "{refusal}"
     );
     target.wait_for(&format!("v {} 1", 21 + k));
-    ok(relive(&target, &["revert", &pid, "--all"]));
+    let out = ok(relive(&target, &["revert", &pid, "--all", "--json"]));
     target.wait_for("v 21 1");
-    assert!(pools(&target).is_empty());
+    assert!(pools(&target).is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// A relive killed while it frees superseded pools (after the patch that

@@ -117,7 +117,7 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
         let caller = crate::names::readable(caller);
         let base = crate::names::parse(callee).base;
         return format!(
-            "{callee} is GCC's copy of {base} with parameters GCC chose for this compile, and it changed with its caller {caller}, which is running on thread {}: that call finishes in {caller}'s old code, which may pass the new {callee} other arguments than it takes; try again once that call has returned (under relive run or watch: save the file again), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+            "{callee} is GCC's copy of {base} with parameters GCC chose for this compile, and it changed with its caller {caller}, which is running on thread {}: that call finishes in {caller}'s old code, which may pass the new {callee} other arguments than it takes; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
             tids.join(", ")
         );
     }
@@ -132,7 +132,7 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     };
     let (caller, callee) = (written(caller), written(callee));
     format!(
-        "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; try again once that call has returned (under relive run or watch: save the file again), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+        "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
         tids.join(", ")
     )
 }

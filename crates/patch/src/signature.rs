@@ -103,9 +103,10 @@ pub fn built_with_compared(
     .unwrap_or_default()
 }
 
-/// `name -> "ret(param, param)"`, typedefs resolved (to compare with
-/// [`declarations`]), for each external function of `wanted` (`(name,
-/// address)`, the address as the linked file `data` has it) defined in
+/// `name -> "ret(param, param)"` (of `kind`: typedefs resolved, to
+/// compare with [`declarations`], or as a patch's generation records it)
+/// for each external function of `wanted` (`(name, address)`, the
+/// address as the linked file `data` has it) defined in
 /// the compile unit whose code covers that address: the function a call
 /// from another file's new code reaches while it runs the program's own
 /// code. A one-shot patch of a caller compiled against a changed
@@ -113,7 +114,7 @@ pub fn built_with_compared(
 /// running definition does not take (a bzip2 trial: every stream came
 /// out corrupt). Units are found by `.debug_aranges`, else by each
 /// unit's ranges (clang writes no aranges). Empty without such DWARF.
-pub fn built_at(data: &[u8], wanted: &[(&str, u64)]) -> HashMap<String, String> {
+pub fn built_at(data: &[u8], wanted: &[(&str, u64)], kind: Subprograms) -> HashMap<String, String> {
     if wanted.is_empty() {
         return HashMap::new();
     }
@@ -157,7 +158,7 @@ pub fn built_at(data: &[u8], wanted: &[(&str, u64)]) -> HashMap<String, String> 
                 .is_some_and(|o| units.contains(&o))
         })?;
         let names: Vec<&str> = wanted.iter().map(|&(name, _)| name).collect();
-        read_signatures(dwarf, &index, &names, Subprograms::DefinitionsResolved)
+        read_signatures(dwarf, &index, &names, kind)
     })
     .unwrap_or_default()
 }
@@ -452,13 +453,31 @@ fn read_signatures(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     pub shown: String,
+    /// The types alone.
     compared: String,
+    /// The parameters' names, where they are compared (definitions).
+    names: Vec<Option<String>>,
 }
 
 impl Signature {
-    /// Whether a call made for one is one the other takes.
+    /// Whether a call made for one is one the other takes: the same
+    /// types, and no parameter name found at another place (`f(int a,
+    /// int b)` made `f(int b, int a)` takes its arguments the other way
+    /// round, and a running caller's old code passed them the old way: a
+    /// re-check's swap went in unseen). A name changed in place is a
+    /// rename, which changes no call (a bzip2 re-check's `maxLen` made
+    /// `maxLength` was refused).
     pub fn same_call(&self, other: &Signature) -> bool {
-        self.compared == other.compared
+        let moved = self.names.iter().enumerate().any(|(i, name)| {
+            name.as_ref().is_some_and(|n| {
+                other
+                    .names
+                    .iter()
+                    .position(|o| o.as_ref() == Some(n))
+                    .is_some_and(|j| j != i)
+            })
+        });
+        self.compared == other.compared && !moved
     }
 }
 
@@ -492,7 +511,7 @@ fn read_compared(
                 (shown, compared)
             };
             let ret = both(node.entry().attr_value(gimli::DW_AT_type)?);
-            let (mut shown, mut compared) = (Vec::new(), Vec::new());
+            let (mut shown, mut compared, mut names) = (Vec::new(), Vec::new(), Vec::new());
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {
                 match kid.entry().tag() {
@@ -508,20 +527,17 @@ fn read_compared(
                             (false, Some(v)) => Some(dwarf.attr_string(unit, v)?.to_string_lossy()?.into_owned()),
                             _ => None,
                         };
-                        match name {
-                            Some(name) => {
-                                shown.push(format!("{ty_shown} {name}"));
-                                compared.push(format!("{ty_compared} {name}"));
-                            }
-                            None => {
-                                shown.push(ty_shown);
-                                compared.push(ty_compared);
-                            }
-                        }
+                        shown.push(match &name {
+                            Some(name) => format!("{ty_shown} {name}"),
+                            None => ty_shown,
+                        });
+                        compared.push(ty_compared);
+                        names.push(name);
                     }
                     gimli::DW_TAG_unspecified_parameters => {
                         shown.push("...".into());
                         compared.push("...".into());
+                        names.push(None);
                     }
                     _ => {}
                 }
@@ -531,6 +547,7 @@ fn read_compared(
                 Signature {
                     shown: format!("{}({})", ret.0, shown.join(", ")),
                     compared: format!("{}({})", ret.1, compared.join(", ")),
+                    names,
                 },
             );
         }
@@ -611,8 +628,19 @@ fn describe(
             None => "<anonymous>".into(),
         })
     };
+    // A qualifier of a pointer itself is written after it: `int* const`
+    // (`const int*` is a pointer to a constant, which read as the other:
+    // a bzip2 re-check).
+    let of_pointer = || -> Result<bool, gimli::Error> {
+        Ok(match entry.attr_value(gimli::DW_AT_type)? {
+            Some(AttributeValue::UnitRef(to)) => unit.entry(to)?.tag() == gimli::DW_TAG_pointer_type,
+            _ => false,
+        })
+    };
     Ok(match entry.tag() {
         gimli::DW_TAG_pointer_type => format!("{}*", inner()?),
+        gimli::DW_TAG_const_type if of_pointer()? => format!("{} const", inner()?),
+        gimli::DW_TAG_volatile_type if of_pointer()? => format!("{} volatile", inner()?),
         gimli::DW_TAG_const_type => format!("const {}", inner()?),
         gimli::DW_TAG_volatile_type => format!("volatile {}", inner()?),
         gimli::DW_TAG_structure_type => format!("struct {}", name()?),

@@ -418,6 +418,22 @@ fn a_typedef_chain_reads_as_its_name_and_what_it_names() {
     );
 }
 
+/// A constant pointer reads as one (`int* const p`), not as a pointer
+/// to a constant (`const int* p`), which it read as (a bzip2 re-check).
+#[test]
+fn a_constant_pointer_reads_as_one() {
+    let (_, new) = objects(
+        "int f(int x) { return x; }",
+        "int f(int *const p, const int *q) { return *p + *q; }",
+        &["-O2", "-g"],
+    );
+    let signatures = relive_patch::signature::signatures(&new, &["f"]);
+    assert_eq!(
+        signatures.get("f").map(String::as_str),
+        Some("int(int* const p, const int* q)")
+    );
+}
+
 /// The parameters GCC kept for a clone, from its DWARF: `calc(x, y, z)`
 /// is `calc.constprop.0` in both compiles, keeping `(x, y)` when its body
 /// uses `y` and `(x, z)` when it uses `z` (DWARF registers 5 and 4:

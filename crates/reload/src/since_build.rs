@@ -131,8 +131,9 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
 }
 
 /// A module and the callees it defines, each at its address in the
-/// module's file.
-type ModuleCallees<'a> = (&'a LoadedModule, Vec<(&'a str, u64)>);
+/// module's file, with the signature of its patch's newest generation
+/// (`Some`: it is patched).
+type ModuleCallees<'a> = (&'a LoadedModule, Vec<(&'a str, u64, Option<Option<String>>)>);
 
 /// Why the new code of `functions` of `obj` (compiled from `source`) must
 /// not run: it calls a function of another file of the program by a
@@ -142,45 +143,62 @@ type ModuleCallees<'a> = (&'a LoadedModule, Vec<(&'a str, u64)>);
 /// one-shot patch, which has only the program's build to ask: a bzip2
 /// trial patched `BZ2_compressBlock`, compiled against a header that gave
 /// `BZ2_hbAssignCodes` a parameter its definition (not patched) did not
-/// have, and every stream the program made was corrupt. Callees a patch
-/// runs are not judged here (the patch that changed one checked its
-/// callers then); `None` where nothing differs or nothing is known.
+/// have, and every stream the program made was corrupt. A callee a patch
+/// runs is judged the same way when its patch kept the built signature;
+/// `None` where nothing differs or nothing is known.
 pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
     let called = relive_patch::callees::undefined_callees(obj, functions);
     if called.is_empty() {
         return None;
     }
     let declared = relive_patch::signature::declarations(obj, &called);
-    // Each callee the program runs its own code of, by module, at its
-    // address in the module's file.
+    // Each callee, by module, at its address in the module's file, with
+    // the signature its patch's newest generation has (`Some`: patched).
     let mut by_module: BTreeMap<&str, ModuleCallees> = BTreeMap::new();
     for name in called.iter().copied().filter(|n| declared.contains_key(*n)) {
         let Some(addr) = relive_patch::link::Resolver::global(&target.resolver, name) else {
             continue;
         };
-        if target.journal.patch(addr).is_some() {
-            continue;
-        }
         let Some(module) = target.modules.containing(addr) else {
             continue;
         };
+        let patched = target
+            .journal
+            .patch(addr)
+            .map(|p| p.history.last().and_then(|g| g.signature.clone()));
         by_module
             .entry(&module.module.path)
             .or_insert((module, Vec::new()))
             .1
-            .push((name, addr.wrapping_sub(module.module.load_bias)));
+            .push((name, addr.wrapping_sub(module.module.load_bias), patched));
     }
-    for (module, wanted) in by_module.into_values() {
+    for (module, callees) in by_module.into_values() {
         let Some(image) = &module.image else { continue };
-        let running = relive_patch::signature::built_at(image.data(), &wanted);
-        for (name, _) in wanted {
-            let (Some(wants), Some(is)) = (declared.get(name), running.get(name)) else {
+        let wanted: Vec<(&str, u64)> = callees.iter().map(|&(name, addr, _)| (name, addr)).collect();
+        let running = relive_patch::signature::built_at(image.data(), &wanted, Subprograms::DefinitionsResolved);
+        // A patched callee runs its patch's code: judged by the program's
+        // build when that code has the built signature (a body edit: a
+        // bzip2 re-check's caller passing a fifth argument went in once
+        // the callee had been patched), not known here otherwise.
+        let patched: Vec<(&str, u64)> = callees
+            .iter()
+            .filter(|(.., patched)| patched.is_some())
+            .map(|&(name, addr, _)| (name, addr))
+            .collect();
+        let built = relive_patch::signature::built_at(image.data(), &patched, Subprograms::Definitions);
+        for (name, _, patched) in &callees {
+            if let Some(generation) = patched {
+                if generation.as_ref() != built.get(*name) {
+                    continue;
+                }
+            }
+            let (Some(wants), Some(is)) = (declared.get(*name), running.get(*name)) else {
                 continue;
             };
             if !relive_patch::signature::agree(wants, is) {
                 let name = relive_patch::names::readable(name);
                 return Some(format!(
-                    "{} calls {name} as {wants}, but the program runs {name} as it was built, {is}: the new code would pass arguments the running {name} does not take. A signature change goes in only with its definition and every caller at once, which `relive run` does when their files are saved together (one object per `relive patch` cannot); else restart the program",
+                    "{} calls {name} as {wants}, but the program runs {name} with the signature it was built with, {is}: the new code would pass arguments the running {name} does not take. A signature change goes in only with its definition and every caller at once, which `relive run` does when their files are saved together (one object per `relive patch` cannot); else restart the program",
                     source.display()
                 ));
             }
