@@ -2647,11 +2647,16 @@ fn tell_debuggers(
         .map(|(unit, ..)| crate::debug_file::file_name(pid, target.journal.start_time, change, *unit))
         .collect();
     let dir = target.journal_dir.clone();
+    // Every file, the first failure said.
     let save = || {
-        files
+        let failed: Vec<_> = files
             .iter()
             .zip(&names)
-            .find_map(|((_, _, bytes, _), name)| dir.write_private(name, bytes).err())
+            .filter_map(|((_, _, bytes, _), name)| dir.write_private(name, bytes).err())
+            .collect();
+        failed
+            .into_iter()
+            .next()
             .map(|e| format!("could not write the new code's symbol file for debuggers: {e}"))
     };
     let listed: Vec<(u64, &[u8])> = files

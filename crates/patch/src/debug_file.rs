@@ -180,13 +180,6 @@ pub fn remove_unmapped(target: &Target) {
     in_force(target);
 }
 
-/// Writes the symbol file of unit `unit` of change `change` into the
-/// state directory.
-pub fn save(target: &Target, bytes: &[u8], change: u64, unit: usize) -> crate::error::Result<()> {
-    let name = file_name(target.process.pid(), target.journal.start_time, change, unit);
-    target.journal_dir.write_private(&name, bytes)
-}
-
 /// What the symbol file of one patch is made from.
 pub struct Placed<'a> {
     pub obj: &'a ObjectFile,
