@@ -7,6 +7,18 @@
 // call`, `smf run`), allowed by name at those two places.
 #![deny(unsafe_code)]
 
+/// mimalloc (v2) rather than glibc's malloc: a one-shot patch reads two
+/// objects into hundreds of thousands of small allocations that live until
+/// the command ends, and a third of its time was the kernel handing out
+/// and zeroing fresh 4 KiB pages one fault at a time; mimalloc's segments
+/// ask for transparent huge pages where the system allows them (THP
+/// `madvise`), so the same memory comes in a few faults. Measured on 1 of
+/// 1,000 and 1 of 10,000 functions: `timing_us.total` 4.2 -> 3.4 ms and
+/// 21.1 -> 15.8 ms (the same build with mimalloc's `no_thp` gained
+/// nothing).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd;
 mod deferred;
 mod exit;

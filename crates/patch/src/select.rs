@@ -14,29 +14,29 @@ pub fn functions_to_patch(base: Option<&ObjectFile>, new: &ObjectFile) -> Result
 }
 
 /// The diff of `old` and `new`. On a large file a second thread prepares
-/// the old object's side of the diff ([`crate::diff::prepare`]) while the
-/// diff starts on the new one's, then builds both objects' DWARF indexes,
+/// the old object's side of the diff ([`crate::diff::prepare`]) and builds
+/// its DWARF index while the diff starts on the new one's; the thread
+/// that diffed then builds the new object's index, so the two indexes,
 /// which the signature check after the diff reads
-/// ([`crate::signature::index`]; SQLite's cost about what its diff does).
-/// The new object's index is left alone when no code changed: then
-/// nothing reads it.
+/// ([`crate::signature::index`]; SQLite's cost about what its diff does),
+/// are built side by side (both on the second thread, the new one's was
+/// built after the old one's while the diff's thread waited: SQLite's diff
+/// stage 12.2 -> 11.5 ms, paired). The new object's index is left alone
+/// when no code changed: then nothing reads it.
 fn diff_indexing_aside(old: &ObjectFile, new: &ObjectFile) -> crate::diff::Diff {
     let worth = old.has_debug_info()
         && new.has_debug_info()
         && crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
-    let needed = std::sync::atomic::AtomicBool::new(true);
     let compare = || {
         let d = diff(old, new);
-        let code_changed = d.changed.iter().any(|c| c.kind == Kind::Function);
-        needed.store(code_changed, std::sync::atomic::Ordering::Relaxed);
+        if worth && d.changed.iter().any(|c| c.kind == Kind::Function) {
+            crate::signature::index(new);
+        }
         d
     };
     let index = || {
         crate::diff::prepare(old);
         crate::signature::index(old);
-        if needed.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::signature::index(new);
-        }
     };
     crate::side_by_side::both_if(worth, index, compare).1
 }
