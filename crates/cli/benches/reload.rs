@@ -20,7 +20,14 @@
 //!   compiles it (its assembler works on the second core), so the ratio
 //!   to the user's own compile is not read as relive's stages being free;
 //! - restart: kill the program, rebuild it (`-o`), start it and read its
-//!   first line (5 times).
+//!   first line (5 times);
+//! - dlopen-style reload, what a reloader built on shared libraries does
+//!   for the same save at the least: the file compiled and linked as a
+//!   shared library (`-pipe -shared -fPIC`), opened with
+//!   `dlopen(RTLD_NOW)` and its `generation()` looked up, in this process.
+//!   It leaves out what relive's figure includes: noticing the save,
+//!   reaching the running program and its state (a library's globals
+//!   start anew).
 //!
 //! relive runs as a user runs it, with its default debounce: a complete
 //! save (a rename, as here) compiles at once, and files saved while it
@@ -32,6 +39,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+
+use relive_smf::memory::SharedLibrary;
 
 const EDITS: usize = 20;
 const FUNCTIONS: usize = 25;
@@ -50,6 +59,8 @@ struct Language {
     program: fn(usize, usize, usize) -> String,
     lines: std::ops::RangeInclusive<usize>,
     parts: usize,
+    /// `generation()`'s symbol, which the dlopen-style reload looks up.
+    generation_symbol: &'static str,
 }
 
 /// The C program, with `generation()` returning `generation` and function
@@ -174,6 +185,7 @@ fn main() {
             program,
             lines: 290..=340,
             parts: FUNCTIONS,
+            generation_symbol: "generation",
         },
         Language {
             what: "2,000-line C++ file, g++ -O0 -g",
@@ -182,6 +194,7 @@ fn main() {
             program: cxx_program,
             lines: 1900..=2200,
             parts: CLASSES,
+            generation_symbol: "_Z10generationv",
         },
     ];
     for language in &languages {
@@ -199,6 +212,7 @@ fn measure(language: &Language) {
         program,
         ref lines,
         parts,
+        generation_symbol,
     } = *language;
     let dir = tempfile::tempdir().expect("temp dir");
     let source = dir.path().join(name);
@@ -234,7 +248,7 @@ fn measure(language: &Language) {
     until(&output, "gen 0 ");
 
     let (mut reload, mut compile_only, mut relive_compile, mut relive_rest) = (vec![], vec![], vec![], vec![]);
-    let mut compile_piped = vec![];
+    let (mut compile_piped, mut dlopen_reload) = (vec![], vec![]);
     for edit in 1..=EDITS {
         let text = program(edit, edit % parts, 100 + edit);
         // Saved the way editors do: a new file renamed over the old one.
@@ -264,6 +278,20 @@ fn measure(language: &Language) {
         let start = Instant::now();
         build(compiler, dir.path(), &["-pipe", "-c", name, "-o", "baseline.o"]);
         compile_piped.push(ms(start.elapsed()));
+        // A library of its own name each time: dlopen gives back the
+        // handle it has for a file it knows.
+        let library = format!("lib{edit}.so");
+        let start = Instant::now();
+        build(
+            compiler,
+            dir.path(),
+            &["-pipe", "-shared", "-fPIC", name, "-o", &library],
+        );
+        let opened = SharedLibrary::open(&dir.path().join(&library)).expect("dlopen the library");
+        let found = opened.symbol(generation_symbol);
+        dlopen_reload.push(ms(start.elapsed()));
+        assert!(found.is_some(), "{library} has no {generation_symbol}");
+        drop(opened);
     }
     let _ = relive.kill();
     let _ = relive.wait();
@@ -293,10 +321,11 @@ fn measure(language: &Language) {
     let _ = app.kill();
     let _ = app.wait();
 
-    let (reload, compile_only, compile_piped) = (
+    let (reload, compile_only, compile_piped, dlopen_reload) = (
         median(&mut reload),
         median(&mut compile_only),
         median(&mut compile_piped),
+        median(&mut dlopen_reload),
     );
     let (relive_compile, relive_rest, restart) = (
         median(&mut relive_compile),
@@ -313,11 +342,14 @@ fn measure(language: &Language) {
          cc -pipe -c (as relive compiles):       {compile_piped:8.2}   ratio to it {:.3}\n  \
          relive's own stages: compile {relive_compile:.2}, diff+link+apply {relive_rest:.2} \
          ({:.2}% of the compile)\n  \
-         restart instead (kill, gcc -o, start, first output): {restart:.2} (ratio {:.2} vs cc -c)",
+         restart instead (kill, gcc -o, start, first output): {restart:.2} (ratio {:.2} vs cc -c)\n  \
+         dlopen-style reload (cc -pipe -shared -fPIC, dlopen, dlsym): {dlopen_reload:.2} \
+         (relive run / it: {:.3})",
         reload - compile_only,
         reload / compile_only,
         reload / compile_piped,
         100.0 * relive_rest / relive_compile,
-        restart / compile_only
+        restart / compile_only,
+        reload / dlopen_reload
     );
 }

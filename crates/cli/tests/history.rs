@@ -95,6 +95,8 @@ fn revert_last_goes_back_one_patch() {
     // Undo the second patch: a back to generation 1, b to its original.
     let out = ok(relive(&target, &["revert", &pid, "--last", "--json"]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Its time, as a patch's report gives it (a trial found none).
+    assert!(report["timing_us"]["total"].as_u64().is_some_and(|t| t > 0), "{report}");
     let mut reverted: Vec<(String, Option<u64>)> = report["reverted"]
         .as_array()
         .unwrap()

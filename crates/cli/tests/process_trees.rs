@@ -159,6 +159,8 @@ fn each_reverted(report: &serde_json::Value, n: usize) {
     assert_eq!(processes.len(), n, "{report}");
     for p in processes {
         assert_eq!(p["reverted"][0]["name"], "compute", "{p}");
+        // Each process's own time.
+        assert!(p["timing_us"]["total"].as_u64().is_some_and(|t| t > 0), "{p}");
     }
 }
 

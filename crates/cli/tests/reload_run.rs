@@ -1109,9 +1109,15 @@ fn an_added_variables_initial_value_put_back_is_no_change_to_speak_of() {
         e["notes"].to_string().contains("the initial value of bonus changed"),
         "{e}"
     );
+    // No function changed, and the JSON says what the program does not
+    // take (a bzip2 trial read "no_change" as the program computing what
+    // the file says).
+    assert_eq!(e["event"], "no_change", "{e}");
+    assert_eq!(e["initial_values_kept"], serde_json::json!(["bonus"]), "{e}");
     s.edit("int bonus = 9;", "int bonus = 7;");
     let e = s.event();
     assert!(!e["notes"].to_string().contains("initial value"), "{e}");
+    assert!(e.get("initial_values_kept").is_none(), "{e}");
     s.target.wait_for_prefix("value 7 ");
 }
 

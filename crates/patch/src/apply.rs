@@ -2532,6 +2532,7 @@ fn lambda_aliases(
                 kind: "alias".into(),
                 change: None,
                 hook: None,
+                initial: None,
             })
         })
         .collect()
@@ -2572,6 +2573,9 @@ fn added_records(p: &Prepared, layout: &Layout, change: u64) -> Vec<journal::Add
             change: Some(change),
             hook: (kind == "function")
                 .then(|| crate::hooks::listed_as_hook(obj, i))
+                .flatten(),
+            initial: (kind == "object")
+                .then(|| crate::verify::initial_value(obj, i))
                 .flatten(),
         }
     };

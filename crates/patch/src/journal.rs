@@ -207,6 +207,16 @@ pub struct AddedRecord {
     /// later patches too, while it is in the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<Phase>,
+    /// An added variable's initial value as the patch gave it, in hex
+    /// ([`crate::verify::initial_value`]):
+    /// `verify` compares an object's with it, as it compares a variable
+    /// the program was built with against the program's file (a trial's
+    /// added `relive_mask`, its initializer edited, verified as matching
+    /// while the program ran with the old value). None for functions,
+    /// variables over [`crate::verify::INITIAL_RECORDED`] bytes and records
+    /// of older relive versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<String>,
 }
 
 impl AddedRecord {
@@ -1549,6 +1559,7 @@ mod code_block_tests {
             ..super::tests::record("f", 0x1000, 2)
         });
         state.added.push(AddedRecord {
+            initial: None,
             name: "helper".into(),
             file: None,
             local: true,

@@ -576,6 +576,7 @@ mod tests {
 
     fn added(addr: u64, change: u64) -> AddedRecord {
         AddedRecord {
+            initial: None,
             name: "polls".into(),
             file: None,
             local: false,

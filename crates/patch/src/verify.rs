@@ -9,7 +9,7 @@
 
 use crate::journal::PatchRecord;
 use crate::link::{live_address, BaseNames, Resolver};
-use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Target};
+use crate::objfile::{rtype, Kind, ObjectFile, Reloc, Symbol, Target};
 use crate::target::Target as LiveTarget;
 
 /// How a difference reads where the running function starts with a jump:
@@ -122,17 +122,83 @@ pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> 
                 }
             }
         };
-        let ours = s.bytes.as_deref().map_or_else(|| vec![0; len], <[u8]>::to_vec);
-        let relocated = |k: usize| {
-            s.relocs
-                .iter()
-                .any(|r| (r.offset..r.offset + r.width()).contains(&(k as u64)))
-        };
-        if (0..len.min(ours.len())).any(|k| ours[k] != built[k] && !relocated(k)) {
+        if unrelocated(s, starting_bytes(s)) != unrelocated(s, built) {
             out.push(s.name.clone());
         }
     }
     out
+}
+
+/// The variables of `obj` that an earlier patch added to the process (the
+/// program was built without them) whose initial value in `obj` is not
+/// the one that patch gave them (its journal record's): as with
+/// [`initial_values_against_program`], the object is not quite what the
+/// process runs, which keeps the value the variable has. A variable whose
+/// record has no initial value (over [`INITIAL_RECORDED`] bytes, or added
+/// by an older relive) is left out.
+pub fn initial_values_against_patches(target: &LiveTarget, obj: &ObjectFile) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, s) in obj.symbols.iter().enumerate() {
+        let state = obj.section(s.section).is_some_and(|sec| sec.state() && sec.loaded);
+        if s.kind != Kind::Object || !state || s.size == 0 {
+            continue;
+        }
+        let Some(addr) = live_address(obj, i, &target.resolver, &BaseNames::none()) else {
+            continue;
+        };
+        let recorded = target
+            .journal
+            .added
+            .iter()
+            .find(|a| a.kind == "object" && a.addr == addr)
+            .and_then(|a| a.initial.as_deref());
+        if recorded.is_some_and(|value| Some(value) != initial_value(obj, i).as_deref()) {
+            out.push(s.name.clone());
+        }
+    }
+    out
+}
+
+/// The largest added variable whose initial value a journal record keeps
+/// ([`initial_value`]): the record is read by every command.
+pub const INITIAL_RECORDED: u64 = 4096;
+
+/// Variable `i` of `obj`'s initial value as a patch that adds it records
+/// it (see [`crate::journal::AddedRecord::initial`]): in hex, the value
+/// [`crate::select::initial_value`] compares (relive run's note of an
+/// edited initializer), zeros for zero-filled data; `None` over
+/// [`INITIAL_RECORDED`] bytes.
+pub fn initial_value(obj: &ObjectFile, i: usize) -> Option<String> {
+    use std::fmt::Write as _;
+    let s = obj.symbols.get(i).filter(|s| s.size <= INITIAL_RECORDED)?;
+    let value = match s.bytes {
+        Some(_) => crate::select::initial_value(obj, i)?,
+        None => vec![0; s.size as usize],
+    };
+    Some(value.iter().fold(String::with_capacity(value.len() * 2), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
+}
+
+/// The bytes variable `s` starts with: its section's, or zeros for
+/// zero-filled (`.bss`) data.
+fn starting_bytes(s: &Symbol) -> Vec<u8> {
+    s.bytes
+        .as_deref()
+        .map_or_else(|| vec![0; s.size as usize], <[u8]>::to_vec)
+}
+
+/// `bytes` (a value of variable `s`) with the fields `s`'s relocations
+/// set made zeros: an address differs from place to place and build to
+/// build, so two initial values are compared without them.
+fn unrelocated(s: &Symbol, mut bytes: Vec<u8>) -> Vec<u8> {
+    for r in &s.relocs {
+        let start = (r.offset as usize).min(bytes.len());
+        let end = (r.offset.saturating_add(r.width()) as usize).min(bytes.len());
+        bytes[start..end].fill(0);
+    }
+    bytes
 }
 
 /// The largest variable [`initial_values_against_program`] compares (a

@@ -175,6 +175,13 @@ pub struct ReloadEvent {
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Variables whose initial value the save changed, which the program
+    /// does not take (it keeps the values they have; `notes` says so): an
+    /// edit only of an initializer is a `no_change` event, as no function
+    /// changed, and a reader of the JSON took it for a program that
+    /// computes what the file says (a bzip2 trial).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub initial_values_kept: Vec<String>,
     /// Left out where nothing was timed (`changed_elsewhere`: another
     /// command's change, said when seen; its zeros read as a measurement).
     #[serde(skip_serializing_if = "StageTimes::is_zero")]
@@ -250,6 +257,7 @@ impl ReloadEvent {
             as_built: Vec::new(),
             inlined_edits: Vec::new(),
             notes: Vec::new(),
+            initial_values_kept: Vec::new(),
             if_patched: Vec::new(),
             file_notes: Vec::new(),
             compiler_warnings: None,
@@ -2252,6 +2260,7 @@ impl<'p> Reloader<'p> {
             Ok(mut selected) => {
                 // A value put back as the program started with it is no
                 // change to speak of.
+                let mut put_back = Vec::new();
                 if let Some(started) = self.started_with.get(source) {
                     for name in &selected.initial_values {
                         let i = new.symbols.iter().position(|s| &s.name == name);
@@ -2259,9 +2268,16 @@ impl<'p> Reloader<'p> {
                         if now.is_some() && now.as_ref() == started.get(name) {
                             let note = relive_patch::select::initial_value_note(&relive_patch::names::readable(name));
                             selected.notes.retain(|n| *n != note);
+                            put_back.push(name);
                         }
                     }
                 }
+                event.initial_values_kept = selected
+                    .initial_values
+                    .iter()
+                    .filter(|name| !put_back.contains(name))
+                    .map(|name| relive_patch::names::readable(name))
+                    .collect();
                 // Said whether or not a function changed with it: the
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);

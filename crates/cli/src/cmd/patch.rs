@@ -108,10 +108,11 @@ pub struct RevertArgs {
     /// Revert every patch.
     #[arg(long, conflicts_with = "last")]
     all: bool,
-    /// Undo the last patch (one reload): its functions run the generation before.
+    /// Undo the last patch still in force (one reload's; one that a later save or revert took back already
+    /// is not it): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings","pause_us"} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "generation": what runs now after --last, null when the original code is back; "added_by", for a function a patch added: the change that added it, whose code its original is; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings","pause_us","timing_us":{"total"}} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "timing_us": the command's time in whole µs (of several processes, each one's own); "generation": what runs now after --last, null when the original code is back; "added_by", for a function a patch added: the change that added it, whose code its original is; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
     #[arg(long)]
     pub json: bool,
 }
@@ -931,13 +932,22 @@ fn revert_one(args: &RevertArgs, pid: u32) -> anyhow::Result<apply::RevertReport
     Ok(report)
 }
 
+/// A revert's report as JSON with `"timing_us": {"total"}`, the time it
+/// took in µs (the whole command's, or of several processes each one's
+/// own), as every command that changes a process reports it.
+fn with_total(report: &apply::RevertReport, total: u64) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    v["timing_us"] = serde_json::json!({ "total": total });
+    v
+}
+
 pub fn revert(args: RevertArgs) -> anyhow::Result<()> {
     let Some(pid) = args.which.pid().filter(|_| !args.which.many()) else {
         return revert_many(&args);
     };
     let report = revert_one(&args, pid)?;
     if args.json {
-        return print_json(&report);
+        return print_json(&with_total(&report, crate::since_start_us()));
     }
     print_reverted(&mut std::io::stdout().lock(), pid, &report)
 }
@@ -954,28 +964,30 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
     for &pid in &chosen.pids {
         // A process with nothing to revert is as asked (a play run on a
         // host where some processes never got the patch).
+        let started = Instant::now();
         let result = match revert_one(args, pid) {
             Err(e) if matches!(e.downcast_ref::<PatchError>(), Some(PatchError::NoPatches { .. })) => {
                 Ok(apply::RevertReport::default())
             }
             other => other,
         };
+        let took = started.elapsed().as_micros() as u64;
         let result = result.map(|mut report| {
             notes_first(&mut report.warnings, notes.remove(&pid).unwrap_or_default());
             report
         });
-        results.push((pid, result));
+        results.push((pid, result, took));
     }
     let failed: Vec<String> = results
         .iter()
-        .filter_map(|(pid, r)| r.as_ref().err().map(|e| format!("process {pid}: {e:#}")))
+        .filter_map(|(pid, r, _)| r.as_ref().err().map(|e| format!("process {pid}: {e:#}")))
         .collect();
     if args.json {
         let processes: Vec<serde_json::Value> = results
             .iter()
-            .map(|(pid, r)| match r {
+            .map(|(pid, r, took)| match r {
                 Ok(report) => {
-                    let mut v = serde_json::to_value(report).unwrap_or_default();
+                    let mut v = with_total(report, *took);
                     v["pid"] = (*pid).into();
                     v
                 }
@@ -986,7 +998,7 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
     } else {
         let mut out = std::io::stdout().lock();
         let n = results.len();
-        for (k, (pid, r)) in results.iter().enumerate() {
+        for (k, (pid, r, _)) in results.iter().enumerate() {
             writeln!(out, "process {pid} ({} of {n}):", k + 1)?;
             match r {
                 Ok(report) => print_reverted(&mut out, *pid, report)?,
@@ -995,7 +1007,7 @@ fn revert_many(args: &RevertArgs) -> anyhow::Result<()> {
         }
     }
     let total = results.len();
-    let mut errors = results.into_iter().filter_map(|(pid, r)| r.err().map(|e| (pid, e)));
+    let mut errors = results.into_iter().filter_map(|(pid, r, _)| r.err().map(|e| (pid, e)));
     if let Some((pid, first)) = errors.next() {
         // The first failure is the error (its exit status too); the
         // others are named with it.

@@ -133,7 +133,9 @@ pub struct Options {
     /// back, only when any), "as_built" (of the functions, those the save put back as the program was built whose
     /// patches could not be taken back on their own: patched again with the program's own code, only when any),
     /// "inlined_edits" (edited functions with no code of their own, each {"function","into"}: the
-    /// patched functions it is inlined into, only when any), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
+    /// patched functions it is inlined into, only when any), "initial_values_kept" (variables whose initial value the
+    /// save changed, which the program does not take: it keeps the values they have, only when any; an edit of an
+    /// initializer alone is a "no_change" event), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
     /// it did), "compiler_warnings_repeated" (true when they are those this file's last event gave: the text
     /// says them in one line)}; {"event":"changed_elsewhere","file","functions","message"} when another relive command (`revert`,
     /// `patch`) changed functions of a watched file, which then run other code than it says until its next save;

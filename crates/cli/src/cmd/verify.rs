@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find).
     #[arg(long)]
     pub json: bool,
 }
@@ -84,6 +84,12 @@ struct ObjectReport {
     /// initializer looked verified).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     initial_values_differ: Vec<String>,
+    /// The same for variables an earlier patch added (the program was
+    /// built without them): the object's initial value is not the one
+    /// that patch gave them (a trial's added variable, its initializer
+    /// edited afterwards, verified as matching).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    added_initial_values_differ: Vec<String>,
     /// Why the object is not one of the program's files, when it is not
     /// (compiled from a copy under another name): its static functions
     /// and data are looked for under that name and not found, so each
@@ -159,6 +165,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|n| relive_patch::names::readable(n))
             .collect();
         initial_values_differ.sort();
+        let mut added_initial_values_differ: Vec<String> = verify::initial_values_against_patches(&target, &obj)
+            .iter()
+            .map(|n| relive_patch::names::readable(n))
+            .collect();
+        added_initial_values_differ.sort();
         let foreign = relive_patch::origin::check(&obj, &target.modules)
             .not_a_source(&path.display().to_string(), args.pid)
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
@@ -186,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             lines_only,
             shared_copies_only,
             initial_values_differ,
+            added_initial_values_differ,
             foreign,
         });
     }
@@ -277,12 +289,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let kept = "later calls run this code; calls running when it was patched keep the old code";
             print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
             print_functions(&mut out, r.lines_only.iter().map(|d| ("note: ", d, None)))?;
-            if !r.initial_values_differ.is_empty() {
-                writeln!(
-                    out,
-                    "  note: the initial value of {} differs from the one the program was built with: the program runs with the value it has (a restart with a build of this object takes the new one)",
-                    r.initial_values_differ.join(", ")
-                )?;
+            for (names, given_by) in [
+                (&r.initial_values_differ, "the program was built with"),
+                (&r.added_initial_values_differ, "the patch that added it gave it"),
+            ] {
+                if !names.is_empty() {
+                    writeln!(
+                        out,
+                        "  note: the initial value of {} differs from the one {given_by}: the program runs with the value it has (a restart with a build of this object takes the new one)",
+                        names.join(", ")
+                    )?;
+                }
             }
             if let Some(why) = r.foreign.as_ref().filter(|_| differing == 0) {
                 writeln!(out, "  note: {why}")?;
