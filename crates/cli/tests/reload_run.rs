@@ -506,12 +506,7 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
             .replace("len(seed)", "len(seed, 100)"),
     )
     .unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/app.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/app.c");
     // `run`'s new code, which `main` calls once: it cannot run.
     assert_eq!(e["event"], "unreachable", "{e}");
     assert_eq!(e["unreachable"], serde_json::json!(["run"]), "{e}");
@@ -521,12 +516,7 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
         lib.replace("(void)bonus; return x * 7;", "return x * 7 + bonus;"),
     )
     .unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/lib.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/lib.c");
     refused_saying(
         &e,
         "the signature of len changes, and its caller run is running on thread",
@@ -2153,12 +2143,7 @@ fn a_held_file_says_nothing_of_a_patch_that_did_not_happen() {
     std::fs::write(p.join("a.c"), files[0].1.replace("return 1;", "return 2;")).unwrap();
     assert_eq!(next_for("/a.c")["event"], "patched");
     target.wait_for("v 2 10");
-    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["revert", &target.child_pid_arg(), "mine"])
-        .env("RELIVE_STATE_DIR", p.join("state"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    revert_child(&target, "mine");
     target.wait_for("v 1 10");
     std::fs::write(p.join("b.c"), "int other(void) { return 10 }\n").unwrap();
     std::fs::write(p.join("a.c"), files[0].1.replace("return 1;", "return 3;")).unwrap();
@@ -2182,6 +2167,28 @@ const LAYOUT_FILES: [(&str, &str); 3] = [
         "#include <stdio.h>\n#include <unistd.h>\n#include \"s.h\"\n__attribute__((noinline)) static void step(void) { struct { struct S s; long guard; } f; f.guard = 12345; fill(&f.s); printf(\"other=%d guard=%ld b=%ld\\n\", other(), f.guard, f.s.b); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
     ),
 ];
+
+/// The next event of `file` other than `no_change` (a save's compile may
+/// first see the file as it was).
+fn next_change_for(events: &std::sync::mpsc::Receiver<Value>, file: &str) -> Value {
+    loop {
+        let e = next_event_for(events, file);
+        if e["event"] != "no_change" {
+            return e;
+        }
+    }
+}
+
+/// `relive revert PID WHAT` on the program `relive run` started, in its
+/// state directory, which must succeed.
+fn revert_child(target: &Target, what: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &target.child_pid_arg(), what])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
 
 /// The next event of `events` about the file ending in `file`.
 fn next_event_for(events: &std::sync::mpsc::Receiver<Value>, file: &str) -> Value {
@@ -2313,12 +2320,7 @@ fn a_declared_arrays_new_size_is_refused_in_the_file_that_uses_it() {
     // Saved alone later: still waiting, and refused (a file held with the
     // header's save went in then, and the program crashed: a re-check).
     std::fs::write(p.join("sz.c"), format!("{}/* edited */\n", files[3].1)).unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/sz.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/sz.c");
     assert_eq!(e["event"], "held", "{e}");
     assert!(e["message"].to_string().contains("still refused"), "{e}");
     std::fs::write(p.join("use.c"), files[2].1.replace("return 1;", "return 2;")).unwrap();
@@ -2362,12 +2364,7 @@ fn renumbered_enumerators_are_refused_and_an_added_one_is_not() {
         .replace("default:", "case EXTRA: return 9; default:")
         .replace("return 3;", "return 4;");
     std::fs::write(p.join("lib.c"), &lib).unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/lib.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/lib.c");
     assert_eq!(e["event"], "patched", "{e}");
     target.wait_for("step=4 body=0");
     // Renumbered.
@@ -3703,22 +3700,12 @@ fn a_macro_two_files_use_is_not_split_by_a_save_after_a_revert() {
         assert_eq!(next_event_for(&events, file)["event"], "patched");
     }
     target.wait_for("l=44");
-    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["revert", &target.child_pid_arg(), "--all"])
-        .env("RELIVE_STATE_DIR", p.join("state"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    revert_child(&target, "--all");
     target.wait_for("l=33");
     // a.c saved alone (its text as it is): LIMIT is 4 in its compile, 3 in
     // b.c's running code.
     std::fs::write(p.join("a.c"), files[1].1.replace("return LIMIT;", "return LIMIT + 0;")).unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/a.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/a.c");
     assert_ne!(e["event"], "patched", "{e}");
     assert!(
         e["message"]
@@ -3730,6 +3717,36 @@ fn a_macro_two_files_use_is_not_split_by_a_save_after_a_revert() {
     // b.c saved too: both go in, with the same value.
     std::fs::write(p.join("b.c"), files[2].1.replace("LIMIT * 10", "LIMIT * 10 + 0")).unwrap();
     target.wait_for("l=44");
+}
+
+/// Two files that define one macro differently as built (each its own
+/// `SCALE`, as lz4frame.c has its own `assert` and xxhash.c <assert.h>'s)
+/// do not hold each other's saves after a revert of one: the program was
+/// built that way, and the save changes no macro (an lz4 trial: a code
+/// edit of xxhash.c was held, "patched alone, the two files would use
+/// different values", and never went in).
+#[test]
+fn files_built_with_their_own_values_of_a_macro_are_not_held_after_a_revert() {
+    let files: [(&str, &str); 3] = [
+        ("a.c", "#define SCALE 2\n__attribute__((noinline)) int fa(void) { return SCALE; }\n"),
+        ("b.c", "#define SCALE 5\n__attribute__((noinline)) int fb(void) { return SCALE * 10; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint fa(void);\nint fb(void);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa() + fb()); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("l=52");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("a.c"), files[0].1.replace("return SCALE;", "return SCALE + 1;")).unwrap();
+    assert_eq!(next_event_for(&events, "/a.c")["event"], "patched");
+    target.wait_for("l=53");
+    revert_child(&target, "fa");
+    target.wait_for("l=52");
+    std::fs::write(p.join("b.c"), files[1].1.replace("SCALE * 10;", "SCALE * 10 + 3;")).unwrap();
+    let e = next_change_for(&events, "/b.c");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("l=55");
 }
 
 /// A save held (a file saved with it does not compile) says nothing of
@@ -3751,12 +3768,7 @@ fn a_held_save_says_no_macro_value_of_a_patch_not_made() {
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("b.c"), files[2].1.replace("return 10;", "return 10 +;")).unwrap();
     std::fs::write(p.join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
-    let e = loop {
-        let e = next_event_for(&events, "/a.c");
-        if e["event"] != "no_change" {
-            break e;
-        }
-    };
+    let e = next_change_for(&events, "/a.c");
     assert_eq!(e["event"], "held", "{e}");
     assert!(!e["notes"].to_string().contains("macro changed value"), "{e}");
     target.prints_only(&["l=13"], 20);

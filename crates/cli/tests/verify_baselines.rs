@@ -1109,6 +1109,29 @@ fn an_added_variables_initial_value_the_patch_did_not_give_is_said() {
         "{text}"
     );
     target.wait_for("v 7");
+    // Reverted, the pool goes, and the added variables with it: said (a
+    // trial's revert --all said only "freed", and a value was gone).
+    let out = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["revert", &target.pid_arg(), "--all", "--json"])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut gone: Vec<&str> = report["added_gone"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|g| g["name"].as_str()).collect())
+        .unwrap_or_default();
+    gone.sort();
+    match report["freed"].as_array().map_or(0, Vec::len) {
+        // A stale word on a stack may keep the pool (said with why).
+        0 => {
+            assert!(report["kept"][0]["why"].is_string(), "{report}");
+            assert!(gone.is_empty(), "{report}");
+        }
+        _ => assert_eq!(gone, ["bonus", "bonus_at"], "{report}"),
+    }
+    target.wait_for("v 5");
 }
 
 /// An object compiled from a copy of the program's file under another

@@ -3301,6 +3301,11 @@ pub struct RevertReport {
     /// callback) still calls it, and a variable keeps its value. They go
     /// with their pool.
     pub added_stay: Vec<journal::AddedRecord>,
+    /// Functions and variables patches added that went with the pools
+    /// this revert freed: a variable's value is gone (a later patch that
+    /// uses it adds it anew, with its initial value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_gone: Vec<journal::AddedRecord>,
     /// What the user should know (the journal could not be saved).
     pub warnings: Vec<String>,
     /// How long every thread stood still (µs): 0 when none was stopped
@@ -3719,6 +3724,19 @@ fn revert_change(
             .cloned()
             .collect(),
     };
+    // What went with the pools freed, said (an lz4 trial: `revert --all`
+    // after a revert that said `stays XXH_seedBias` said only `freed`,
+    // and the variable's value was gone).
+    let added_gone: Vec<journal::AddedRecord> = journal_added
+        .iter()
+        .filter(|a| matches!(a.kind.as_str(), "function" | "object") && !crate::names::is_cold_part(&a.name))
+        .filter(|a| {
+            freed
+                .iter()
+                .any(|r| (r.addr..r.addr.saturating_add(r.len)).contains(&a.addr))
+        })
+        .cloned()
+        .collect();
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     if !freed.is_empty() {
         crate::debug_file::remove_unmapped(target);
@@ -3729,6 +3747,7 @@ fn revert_change(
         freed,
         kept,
         added_stay,
+        added_gone,
         warnings,
         pause_us: micros(paused),
     })

@@ -3223,6 +3223,20 @@ impl<'p> Reloader<'p> {
         })
     }
 
+    /// The compile of `source` the program was built from, as relive's
+    /// baseline verified it: kept apart once a patch replaced it, else
+    /// the current one while that is still it. `None` for a file whose
+    /// baseline did not verify.
+    fn built_compile(&self, source: &Path) -> Option<&ObjectFile> {
+        match self.built.get(source) {
+            Some(built) => Some(built),
+            None => self
+                .current
+                .get(source)
+                .filter(|_| self.current_is_built.contains(source)),
+        }
+    }
+
     /// Why a save must wait for another file, if it must: its functions
     /// call, or are called by, functions of another file that another
     /// relive command changed (see `unsettled`) and that still run other
@@ -3254,7 +3268,17 @@ impl<'p> Reloader<'p> {
             // was patched with a header's new LRE_FLAG_IGNORECASE while
             // quickjs.c ran the old one, and `/i` regexps failed).
             if let Some(built) = self.built.get(&file) {
-                let split = relive_patch::debug_macros::disagreeing(new, built);
+                let mut split = relive_patch::debug_macros::disagreeing(new, built);
+                // Only a value this save gives the macro that its own file
+                // was not built with: two files that define one macro
+                // differently as built (lz4frame.c's own `assert`,
+                // xxhash.c's <assert.h>'s) run as the program was built (an
+                // lz4 trial: a code edit of xxhash.c was held for
+                // lz4frame.c's `assert` after a revert of lz4frame.c).
+                if let Some(own) = self.built_compile(source) {
+                    let changed_here = relive_patch::debug_macros::changed(own, new);
+                    split.retain(|c| changed_here.iter().any(|h| h.name == c.name));
+                }
                 if let Some(listed) = relive_patch::debug_macros::listed(&split) {
                     return Some(format!(
                         "{} uses {} that {} uses too, and {} runs its own code there, built with the other value (another relive command reverted it): patched alone, the two files would use different values ({listed}); {} is patched with this file at its next save",

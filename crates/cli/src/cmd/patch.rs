@@ -112,7 +112,7 @@ pub struct RevertArgs {
     /// is not it): its functions run the generation before.
     #[arg(long)]
     last: bool,
-    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"warnings","pause_us","timing_us":{"total"}} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "timing_us": the command's time in whole µs (of several processes, each one's own); "generation": what runs now after --last, null when the original code is back; "added_by", for a function a patch added: the change that added it, whose code its original is; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "key": a function-local static's identity, "change": the change that added it).
+    /// Print JSON: {"reverted":[{"name","symbol","addr","generation"}],"running":[{"name","threads"}],"freed":[{"addr","len",...}],"kept":[{"addr","len",...,"why"}],"added_stay":[{"name","addr","size","kind","file","local","key","change"}],"added_gone":[...],"warnings","pause_us","timing_us":{"total"}} ("pause_us": how long every thread stood still, in µs, 0 when none was stopped; "timing_us": the command's time in whole µs (of several processes, each one's own); "generation": what runs now after --last, null when the original code is back; "added_by", for a function a patch added: the change that added it, whose code its original is; "running", only when any: reverted functions with a call of their patched code under way on these threads, which finishes in it; each of "freed" and "kept" is a pool's record as `status --json` gives it (with "why" for "kept"); "added_stay": functions and variables the undone changes added that stay, since a revert takes back redirects, not added code or data; "added_gone", only when any: those that went with the pools the revert freed (a variable's value with it); "key": a function-local static's identity, "change": the change that added it).
     #[arg(long)]
     pub json: bool,
 }
@@ -1122,6 +1122,13 @@ fn print_reverted(out: &mut dyn Write, pid: u32, report: &apply::RevertReport) -
     }
     for r in &report.freed {
         writeln!(out, "freed    {:#x} ({:#x} bytes)", r.addr, r.len)?;
+    }
+    for a in &report.added_gone {
+        let what = match a.kind.as_str() {
+            "function" => "a function a patch added, freed with its pool",
+            _ => "a variable a patch added, freed with its pool: its value is gone (a later patch that uses it adds it anew, with its initial value)",
+        };
+        writeln!(out, "gone     {} at {:#x}: {what}", a.label(), a.addr)?;
     }
     for k in &report.kept {
         writeln!(
