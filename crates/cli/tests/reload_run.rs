@@ -389,6 +389,18 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { print
     let e = s.patched_by("return scaled(x) + 100;", "return scaled(x) + 200;");
     assert!(e.get("inlined_edits").is_none(), "{e}");
     s.target.wait_for("v 206");
+    // A helper the save adds, inlined, is said added, not edited (a Lua
+    // trial: "it inlines twice_plus, which was edited").
+    let e = s.patched_by(
+        "__attribute__((noinline)) int value(int x)\n{\n    return scaled(x) + 200;",
+        "static int bump(int x)\n{\n    return x + 300;\n}\n\n__attribute__((noinline)) int value(int x)\n{\n    return scaled(x) + bump(x);",
+    );
+    assert_eq!(
+        e["inlined_edits"],
+        serde_json::json!([{"function": "bump", "into": ["value"], "added": true}]),
+        "{e}"
+    );
+    s.target.wait_for("v 301");
 }
 
 /// The same for an inline function of a header: the edit is in the

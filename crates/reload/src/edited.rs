@@ -20,6 +20,11 @@ use relive_patch::objfile::ObjectFile;
 pub struct InlinedEdit {
     pub function: String,
     pub into: Vec<String>,
+    /// New in this save: the compile that runs has no such function in
+    /// its file (a helper added and inlined read as "which was edited": a
+    /// Lua trial).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub added: bool,
 }
 
 /// How long a line diff may take before it settles for a coarser answer
@@ -56,12 +61,14 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
         .filter(|(_, file, _)| files.contains(file))
         .filter_map(|(path, file, text)| {
             let code = without_comments(text);
-            let lines = code_lines_changed(&without_comments(before.of(path)?), &code);
+            let old_code = without_comments(before.of(path)?);
+            let lines = code_lines_changed(&old_code, &code);
             let line_starts = std::iter::once(0)
                 .chain(memchr::memchr_iter(b'\n', code.as_bytes()).map(|k| k + 1))
                 .collect();
             (!lines.is_empty()).then_some(Edited {
                 file,
+                old_code,
                 code,
                 line_starts,
                 lines,
@@ -78,9 +85,11 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
             let first_edit = *file.lines.get(file.lines.partition_point(|&l| l < f.line))?;
             let start = *file.line_starts.get(usize::try_from(f.line).ok()?.checked_sub(1)?)?;
             let (_, last) = body(&file.code[start..], f.line)?;
+            let added = !mentions(&file.old_code, &f.name);
             (first_edit <= last).then_some(InlinedEdit {
                 function: f.name,
                 into: f.into,
+                added,
             })
         })
         .collect()
@@ -90,12 +99,27 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
 struct Edited {
     /// Its path, resolved.
     file: PathBuf,
+    /// Its text in the compile that runs, without comments.
+    old_code: String,
     /// Its text without comments.
     code: String,
     /// Where each of its lines starts.
     line_starts: Vec<usize>,
     /// The lines changed (sorted).
     lines: Vec<u64>,
+}
+
+/// Whether `code` names the identifier `name` (not as part of a longer
+/// one).
+fn mentions(code: &str, name: &str) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = code.as_bytes();
+    !name.is_empty()
+        && memchr::memmem::find_iter(bytes, name.as_bytes()).any(|at| {
+            let before = at.checked_sub(1).and_then(|k| bytes.get(k)).copied();
+            let after = bytes.get(at + name.len()).copied();
+            !before.is_some_and(ident) && !after.is_some_and(ident)
+        })
 }
 
 /// The lines of `new` (from 1) that an edit of `old` changed, both

@@ -345,9 +345,10 @@ impl ReloadEvent {
             // Inlined only into functions whose new code cannot run, or
             // that changed only in line numbers: said on their own.
             what.extend(self.inlined_groups().iter().map(|(into, functions)| {
+                let (names, how) = names_and_how(functions);
                 format!(
-                    "edited {}, inlined into {}",
-                    readable_list(functions, every),
+                    "{how} {}, inlined into {}",
+                    readable_list(&names, every),
                     readable_list(into, every)
                 )
             }));
@@ -451,7 +452,8 @@ impl ReloadEvent {
 impl ReloadEvent {
     /// The edited functions with no code of their own, said after the
     /// patched functions `listed`: " (they inline read_buf, which was
-    /// edited)", grouped by the functions they are inlined into.
+    /// edited)" ("added" for one new in the save), grouped by the
+    /// functions they are inlined into.
     fn inlined_listing(&self, listed: &[String], every: bool) -> String {
         let parts: Vec<String> = self
             .inlined_groups()
@@ -463,10 +465,11 @@ impl ReloadEvent {
                     (true, _) => "they".to_string(),
                     _ => readable_list(into, every),
                 };
+                let (names, how) = names_and_how(functions);
                 format!(
-                    "{subject} {} {}, which {} edited",
+                    "{subject} {} {}, which {} {how}",
                     if into.len() == 1 { "inlines" } else { "inline" },
-                    readable_list(functions, every),
+                    readable_list(&names, every),
                     if functions.len() == 1 { "was" } else { "were" }
                 )
             })
@@ -478,17 +481,35 @@ impl ReloadEvent {
     }
 
     /// The edited functions with no code of their own, grouped by the
-    /// functions they are inlined into.
-    fn inlined_groups(&self) -> Vec<(&[String], Vec<String>)> {
-        let mut groups: Vec<(&[String], Vec<String>)> = Vec::new();
+    /// functions they are inlined into, each with whether the save added
+    /// it.
+    fn inlined_groups(&self) -> Vec<InlinedGroup<'_>> {
+        let mut groups: Vec<InlinedGroup> = Vec::new();
         for edit in &self.inlined_edits {
+            let function = (edit.function.clone(), edit.added);
             match groups.iter_mut().find(|(into, _)| *into == edit.into.as_slice()) {
-                Some((_, functions)) => functions.push(edit.function.clone()),
-                None => groups.push((&edit.into, vec![edit.function.clone()])),
+                Some((_, functions)) => functions.push(function),
+                None => groups.push((&edit.into, vec![function])),
             }
         }
         groups
     }
+}
+
+/// The functions some inlined functions of a save are inlined into, and
+/// those functions, each with whether the save added it.
+type InlinedGroup<'a> = (&'a [String], Vec<(String, bool)>);
+
+/// The names of inlined functions of a save (each with whether the save
+/// added it), and what the save did to them: "added", "edited", or both.
+fn names_and_how(functions: &[(String, bool)]) -> (Vec<String>, &'static str) {
+    let names = functions.iter().map(|(f, _)| f.clone()).collect();
+    let how = match (functions.iter().all(|(_, a)| *a), functions.iter().any(|(_, a)| *a)) {
+        (true, _) => "added",
+        (false, true) => "added or edited",
+        (false, false) => "edited",
+    };
+    (names, how)
 }
 
 /// Symbol names as people write them (C++ demangled), comma-separated.
@@ -3949,6 +3970,7 @@ mod tests {
         let inlined = |function: &str, into: &[&str]| edited::InlinedEdit {
             function: function.into(),
             into: into.iter().map(|s| s.to_string()).collect(),
+            added: false,
         };
         event.inlined_edits = vec![inlined("read_buf", &["fill_window", "deflate_stored"])];
         let text = event.summary();
@@ -3970,6 +3992,24 @@ mod tests {
         let text = event.summary();
         assert!(
             text.starts_with("edited read_buf, zero, inlined into fill_window; NOT REACHABLE fill_window ("),
+            "{text}"
+        );
+        // A helper the save added is said so, not "edited" (a Lua trial).
+        event.functions = vec!["math_sqrt".into()];
+        event.unreachable.clear();
+        event.inlined_edits = vec![edited::InlinedEdit {
+            added: true,
+            ..inlined("twice_plus", &["math_sqrt"])
+        }];
+        let text = event.summary();
+        assert!(
+            text.starts_with("patched math_sqrt (it inlines twice_plus, which was added) ("),
+            "{text}"
+        );
+        event.inlined_edits.push(inlined("read_buf", &["math_sqrt"]));
+        let text = event.summary();
+        assert!(
+            text.starts_with("patched math_sqrt (it inlines twice_plus, read_buf, which were added or edited) ("),
             "{text}"
         );
     }

@@ -132,8 +132,8 @@ pub struct Options {
     /// moved, only when any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
     /// back, only when any), "as_built" (of the functions, those the save put back as the program was built whose
     /// patches could not be taken back on their own: patched again with the program's own code, only when any),
-    /// "inlined_edits" (edited functions with no code of their own, each {"function","into"}: the
-    /// patched functions it is inlined into, only when any), "initial_values_kept" (variables whose initial value the
+    /// "inlined_edits" (edited functions with no code of their own, each {"function","into","added"}: the
+    /// patched functions it is inlined into, "added" only when the save added it, only when any), "initial_values_kept" (variables whose initial value the
     /// save changed, which the program does not take: it keeps the values they have, only when any; an edit of an
     /// initializer alone is a "no_change" event), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
     /// it did), "compiler_warnings_repeated" (true when they are those this file's last event gave: the text
