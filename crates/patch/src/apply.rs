@@ -316,15 +316,16 @@ impl Undo {
     /// 100-function re-patch made 300 system calls for its slots.
     /// `after_first` runs after the first write (a failpoint).
     fn write_all(&mut self, process: &dyn Process, writes: &[(u64, &[u8])], after_first: &dyn Fn()) -> Result<()> {
-        let before = Undo::read_before(process, writes)?;
+        let before = Undo::read_current(process, writes)?;
         self.write_all_over(process, writes, before, after_first)
     }
 
-    /// The bytes `writes` will replace, one scattered read. A redirect
-    /// reads them before it stops the threads: nothing else writes a
+    /// The bytes now at the places of `writes`, one scattered read: those
+    /// they will replace, or, read back after them, what they wrote. A
+    /// redirect reads the former before it stops the threads: nothing else writes a
     /// program's code (one relive owns the process), and the stop is
     /// the program's pause, which one system call less shortens.
-    fn read_before(process: &dyn Process, writes: &[(u64, &[u8])]) -> Result<Vec<Vec<u8>>> {
+    fn read_current(process: &dyn Process, writes: &[(u64, &[u8])]) -> Result<Vec<Vec<u8>>> {
         let mut out: Vec<Vec<u8>> = writes.iter().map(|(_, b)| vec![0u8; b.len()]).collect();
         let mut parts: Vec<(u64, &mut [u8])> = writes
             .iter()
@@ -336,7 +337,7 @@ impl Undo {
     }
 
     /// [`Undo::write_all`] with the bytes before read already
-    /// ([`Undo::read_before`]).
+    /// ([`Undo::read_current`]).
     fn write_all_over(
         &mut self,
         process: &dyn Process,
@@ -354,7 +355,7 @@ impl Undo {
                 after_first();
             }
         }
-        let back = Undo::read_before(process, writes)?;
+        let back = Undo::read_current(process, writes)?;
         for ((addr, bytes), back) in writes.iter().zip(&back) {
             if back != bytes {
                 return Err(PatchError::Verify {
@@ -955,7 +956,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     if displaced_area.is_some() {
         copy_pages_ahead(process, &writes);
     }
-    let replaced = match Undo::read_before(process, &writes) {
+    let replaced = match Undo::read_current(process, &writes) {
         Ok(bytes) => bytes,
         Err(e) => {
             abandon(target, &before, true, filled);
@@ -2956,6 +2957,12 @@ fn fill_stubs(code: &mut [u8], layout: &Layout, work: &[EntryWork]) -> Result<()
     Ok(())
 }
 
+/// Whether a revert's report names `added` among what patches added (a
+/// function or variable, not a cold part, which goes with its function).
+fn said_added(added: &journal::AddedRecord) -> bool {
+    matches!(added.kind.as_str(), "function" | "object") && !crate::names::is_cold_part(&added.name)
+}
+
 /// Why no room can be found for `prepared`: an object with absolute
 /// 32-bit relocations needs its region below 2 or 4 GiB, and the program's
 /// image lies further above that than a 32-bit displacement reaches (a
@@ -3708,7 +3715,7 @@ fn revert_change(
         false => after
             .added
             .iter()
-            .filter(|a| matches!(a.kind.as_str(), "function" | "object") && !crate::names::is_cold_part(&a.name))
+            .filter(|a| said_added(a))
             // An added function a later patch redirected is reported
             // reverted (to the added copy) already.
             .filter(|a| !reverted.iter().any(|r| r.addr == a.addr))
@@ -3729,12 +3736,7 @@ fn revert_change(
     // and the variable's value was gone).
     let added_gone: Vec<journal::AddedRecord> = journal_added
         .iter()
-        .filter(|a| matches!(a.kind.as_str(), "function" | "object") && !crate::names::is_cold_part(&a.name))
-        .filter(|a| {
-            freed
-                .iter()
-                .any(|r| (r.addr..r.addr.saturating_add(r.len)).contains(&a.addr))
-        })
+        .filter(|a| said_added(a) && freed.iter().any(|r| r.contains(a.addr)))
         .cloned()
         .collect();
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));

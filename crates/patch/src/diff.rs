@@ -426,15 +426,7 @@ struct Side<'a> {
 impl Side<'_> {
     /// The symbol's bytes with every relocated field zeroed.
     fn masked(&self) -> Option<Vec<u8>> {
-        let mut bytes = self.sym.bytes.as_deref()?.to_vec();
-        for r in &self.sym.relocs {
-            let start = r.offset as usize;
-            let end = start.saturating_add(r.width() as usize).min(bytes.len());
-            if start < end {
-                bytes[start..end].fill(0);
-            }
-        }
-        Some(bytes)
+        Some(self.sym.unrelocated(self.sym.bytes.as_deref()?.to_vec()))
     }
 
     /// What a relocation points at, independent of numbering and layout.

@@ -282,10 +282,6 @@ pub fn statements(obj: &crate::objfile::ObjectFile) -> Vec<(usize, u64)> {
     found
 }
 
-/// The line rows of the objects asked about, each read once and only if
-/// asked (a large unit's line table is megabytes; SQLite's functions that
-/// log `__LINE__` are hundreds): what a patch's and `relive diff`'s
-/// line-number checks share.
 /// A function's code: `(section, start, end)`.
 pub(crate) type Span = (usize, u64, u64);
 
@@ -306,6 +302,10 @@ pub(crate) fn in_spans(spans: &[Span], section: usize, at: u64) -> bool {
         .any(|&(sec, _, end)| sec == section && at < end)
 }
 
+/// The line rows of the objects asked about, each read once and only if
+/// asked (a large unit's line table is megabytes; SQLite's functions that
+/// log `__LINE__` are hundreds): what a patch's and `relive diff`'s
+/// line-number checks share.
 #[derive(Default)]
 pub struct RowsOnce {
     read: Vec<(*const crate::objfile::ObjectFile, std::rc::Rc<LineRows>)>,
@@ -373,7 +373,7 @@ impl LineRows {
     /// The rows of `obj`'s line table (none when it has no readable one);
     /// with `within` (sorted `(section, start, end)` spans), only those in
     /// one of them.
-    pub fn read(obj: &crate::objfile::ObjectFile, within: Option<&[(usize, u64, u64)]>) -> LineRows {
+    pub fn read(obj: &crate::objfile::ObjectFile, within: Option<&[Span]>) -> LineRows {
         let mut rows = Vec::new();
         let kept = |section: usize, at: u64| within.is_none_or(|spans| in_spans(spans, section, at));
         each_row(obj, |row| {

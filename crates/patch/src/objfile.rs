@@ -134,6 +134,21 @@ pub struct Symbol {
     pub short_exits: Vec<ShortExit>,
 }
 
+impl Symbol {
+    /// `bytes` (its bytes, or a value of it) with the fields its
+    /// relocations set made zeros: an address differs from place to place
+    /// and build to build, so two compiles' bytes are compared without
+    /// them (the diff, and verify's initial values).
+    pub fn unrelocated(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+        for r in &self.relocs {
+            let start = (r.offset as usize).min(bytes.len());
+            let end = (r.offset as usize).saturating_add(r.width() as usize).min(bytes.len());
+            bytes[start..end].fill(0);
+        }
+        bytes
+    }
+}
+
 /// A rel8 branch out of a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShortExit {
@@ -982,12 +997,12 @@ impl ObjectFile {
         &self.raw
     }
 
-    /// The names of its `.debug_*` sections.
     /// The size of debug section `name` (0 when there is none).
     pub fn debug_section_len(&self, name: &str) -> usize {
         self.debug.get(name).map_or(0, |s| s.bytes.len())
     }
 
+    /// The names of its `.debug_*` sections.
     pub fn debug_section_names(&self) -> impl Iterator<Item = &str> {
         self.debug.keys().map(String::as_str)
     }

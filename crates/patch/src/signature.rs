@@ -80,10 +80,7 @@ pub fn static_signatures(obj: &ObjectFile, names: &[&str]) -> HashMap<String, St
 /// [`Subprograms::StaticDefinitions`] for `static` functions (by the names the
 /// source gives them: `calc`, not GCC's clone `calc.isra.0`).
 pub fn built_with(data: &[u8], source_name: &str, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
-    built_with_compared(data, source_name, names, kind)
-        .into_iter()
-        .map(|(name, s)| (name, s.shown))
-        .collect()
+    shown(built_with_compared(data, source_name, names, kind))
 }
 
 /// [`built_with`], each signature as shown and as compared.
@@ -207,14 +204,13 @@ pub enum Subprograms {
 }
 
 fn read(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, String> {
-    read_both(obj, names, kind)
-        .into_iter()
-        .map(|(name, s)| (name, s.shown))
-        .collect()
+    shown(compared(obj, names, kind))
 }
 
-/// [`read`], each signature as shown and as compared.
-fn read_both(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, Signature> {
+/// [`signatures`] (`kind` [`Subprograms::Definitions`]) or
+/// [`static_signatures`] (`StaticDefinitions`), each as shown and as
+/// compared: what tells whether a definition's signature changed.
+pub fn compared(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, Signature> {
     if names.is_empty() {
         return HashMap::new();
     }
@@ -222,11 +218,11 @@ fn read_both(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<Str
     with_dwarf(obj, |dwarf| read_compared(dwarf, index, names, kind)).unwrap_or_default()
 }
 
-/// [`signatures`] (`kind` [`Subprograms::Definitions`]) or
-/// [`static_signatures`] (`StaticDefinitions`), each as shown and as
-/// compared: what tells whether a definition's signature changed.
-pub fn compared(obj: &ObjectFile, names: &[&str], kind: Subprograms) -> HashMap<String, Signature> {
-    read_both(obj, names, kind)
+/// Signatures as shown (see [`Signature`]), in a map of the same kind.
+pub fn shown<S: std::hash::BuildHasher + Default>(
+    signatures: std::collections::HashMap<String, Signature, S>,
+) -> std::collections::HashMap<String, String, S> {
+    signatures.into_iter().map(|(name, s)| (name, s.shown)).collect()
 }
 
 /// A function whose signature differs between two compiles; said as
@@ -293,7 +289,7 @@ fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Subpr
     // side by side.
     let worth = crate::side_by_side::worth_a_thread((old.raw().len() + new.raw().len()) as u64);
     let (before, after) =
-        crate::side_by_side::both_if(worth, || read_both(old, names, kind), || read_both(new, names, kind));
+        crate::side_by_side::both_if(worth, || compared(old, names, kind), || compared(new, names, kind));
     let mut out: Vec<SignatureChange> = after
         .into_iter()
         .filter_map(|(name, now)| {
@@ -438,10 +434,7 @@ fn read_signatures(
     names: &[&str],
     kind: Subprograms,
 ) -> Result<HashMap<String, String>, gimli::Error> {
-    Ok(read_compared(dwarf, index, names, kind)?
-        .into_iter()
-        .map(|(name, s)| (name, s.shown))
-        .collect())
+    Ok(shown(read_compared(dwarf, index, names, kind)?))
 }
 
 /// A function's signature as shown (`void(Int32 (= int) n)`, typedefs by

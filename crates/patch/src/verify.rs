@@ -122,7 +122,7 @@ pub fn initial_values_against_program(target: &LiveTarget, obj: &ObjectFile) -> 
                 }
             }
         };
-        if unrelocated(s, starting_bytes(s)) != unrelocated(s, built) {
+        if s.unrelocated(starting_bytes(s)) != s.unrelocated(built) {
             out.push(s.name.clone());
         }
     }
@@ -187,18 +187,6 @@ fn starting_bytes(s: &Symbol) -> Vec<u8> {
     s.bytes
         .as_deref()
         .map_or_else(|| vec![0; s.size as usize], <[u8]>::to_vec)
-}
-
-/// `bytes` (a value of variable `s`) with the fields `s`'s relocations
-/// set made zeros: an address differs from place to place and build to
-/// build, so two initial values are compared without them.
-fn unrelocated(s: &Symbol, mut bytes: Vec<u8>) -> Vec<u8> {
-    for r in &s.relocs {
-        let start = (r.offset as usize).min(bytes.len());
-        let end = (r.offset.saturating_add(r.width()) as usize).min(bytes.len());
-        bytes[start..end].fill(0);
-    }
-    bytes
 }
 
 /// The largest variable [`initial_values_against_program`] compares (a

@@ -223,7 +223,6 @@ pub struct ReloadEvent {
 }
 
 impl ReloadEvent {
-    /// Nothing done yet for `source`.
     /// A file saved in part, still open for writing by `writers` (pid,
     /// command name): compiled once they close it.
     pub fn waiting(source: &Path, writers: &[(u32, String)]) -> ReloadEvent {
@@ -242,6 +241,7 @@ impl ReloadEvent {
         }
     }
 
+    /// Nothing done yet for `source`.
     pub fn new(source: &Path) -> ReloadEvent {
         ReloadEvent {
             event: EventKind::NoChange,

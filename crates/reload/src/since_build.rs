@@ -48,12 +48,7 @@ pub(crate) fn built_signatures(
         true => Subprograms::DefinitionsResolved,
         false => Subprograms::Definitions,
     };
-    shown(built(target, source, obj, functions, kind, patched_too))
-}
-
-/// Signatures as shown.
-fn shown(signatures: HashMap<String, Signature>) -> HashMap<String, String> {
-    signatures.into_iter().map(|(name, s)| (name, s.shown)).collect()
+    relive_patch::signature::shown(built(target, source, obj, functions, kind, patched_too))
 }
 
 /// The signatures of `kind` the DWARF of each module gives the functions
