@@ -3688,47 +3688,60 @@ fn a_revert_of_relives_own_pid_names_the_program() {
     );
 }
 
-/// A header's macro two files use, changed (both patched in one step),
-/// then both taken back by another command: a save of one of them alone
-/// would run the new value beside the other's code built with the old one
+/// A header's macro three files use, changed (all patched in one step),
+/// then all taken back by another command: a save of one of them alone
+/// would run the new value beside the others' code built with the old one
 /// (a QuickJS trial: `/i` regexps failed, as neither build does). It
-/// waits for the other file; saved too, both go in.
+/// waits for the other files, named all at once (a zstd trial's save was
+/// held for one file, then for the next); saved too, one after the other,
+/// all go in with the last.
 #[test]
 fn a_macro_two_files_use_is_not_split_by_a_save_after_a_revert() {
-    let files: [(&str, &str); 4] = [
-        ("m.h", "#define LIMIT 3\nint fa(void);\nint fb(void);\n"),
+    let files: [(&str, &str); 5] = [
+        ("m.h", "#define LIMIT 3\nint fa(void);\nint fb(void);\nint fc(void);\n"),
         ("a.c", "#include \"m.h\"\n__attribute__((noinline)) int fa(void) { return LIMIT; }\n"),
         ("b.c", "#include \"m.h\"\n__attribute__((noinline)) int fb(void) { return LIMIT * 10; }\n"),
+        ("c.c", "#include \"m.h\"\n__attribute__((noinline)) int fc(void) { return LIMIT * 100; }\n"),
         (
             "main.c",
-            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa() + fb()); usleep(3000); } }\n",
+            "#include <stdio.h>\n#include <unistd.h>\n#include \"m.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"l=%d\\n\", fa() + fb() + fc()); usleep(3000); } }\n",
         ),
     ];
     let (target, events) = run_files(&files, &["-O2", "-g"]);
-    target.wait_for("l=33");
+    target.wait_for("l=333");
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("m.h"), files[0].1.replace("LIMIT 3", "LIMIT 4")).unwrap();
-    for file in ["/a.c", "/b.c"] {
+    for file in ["/a.c", "/b.c", "/c.c"] {
         assert_eq!(next_event_for(&events, file)["event"], "patched");
     }
-    target.wait_for("l=44");
+    target.wait_for("l=444");
     revert_child(&target, "--all");
-    target.wait_for("l=33");
+    target.wait_for("l=333");
     // a.c saved alone (its text as it is): LIMIT is 4 in its compile, 3 in
-    // b.c's running code.
+    // b.c's and c.c's running code.
     std::fs::write(p.join("a.c"), files[1].1.replace("return LIMIT;", "return LIMIT + 0;")).unwrap();
     let e = next_change_for(&events, "/a.c");
     assert_ne!(e["event"], "patched", "{e}");
     assert!(
-        e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("LIMIT 3 -> 4, in m.h") && m.contains("b.c")),
+        e["message"].as_str().is_some_and(|m| m.contains("LIMIT 3 -> 4, in m.h")
+            && m.contains("/b.c")
+            && m.contains("/c.c")
+            && m.contains("this file waits for all 2 of them")),
         "{e}"
     );
-    target.prints_only(&["l=33"], 20);
-    // b.c saved too: both go in, with the same value.
+    target.prints_only(&["l=333"], 20);
+    // b.c saved too: a.c (with it) now waits for c.c alone.
     std::fs::write(p.join("b.c"), files[2].1.replace("LIMIT * 10", "LIMIT * 10 + 0")).unwrap();
-    target.wait_for("l=44");
+    let e = next_change_for(&events, "/a.c");
+    assert_ne!(e["event"], "patched", "{e}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("/c.c is patched with this file") && !message.contains("/b.c"),
+        "{e}"
+    );
+    // c.c saved too: all go in, with the same value.
+    std::fs::write(p.join("c.c"), files[3].1.replace("LIMIT * 100", "LIMIT * 100 + 0")).unwrap();
+    target.wait_for("l=444");
 }
 
 /// Two files that define one macro differently as built (each its own

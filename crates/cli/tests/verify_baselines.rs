@@ -90,11 +90,67 @@ fn a_constant_table_built_with_another_define_differs() {
     let src = program(
         "static const int table[4] = {MODE, 2, 3, 4};\n__attribute__((noinline)) int f(int i) { return table[i & 3] + table[(i + 1) & 3]; }",
     );
-    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=2"]);
+    f_differs_with_another_define(&src, "-DMODE=2", "-DMODE=5");
+}
+
+/// Verifies `src` built with `define` against its object compiled with
+/// `define` (the code that runs: exit 0), then with `other` (only `f`
+/// differs: exit 5), and returns the second report.
+fn f_differs_with_another_define(src: &str, define: &str, other: &str) -> Value {
+    let (code, report) = verify(src, &["-O2", "-g", define], &["-O2", "-g", define]);
     assert_eq!(code, 0, "{report}");
-    let (code, report) = verify(&src, &["-O2", "-g", "-DMODE=2"], &["-O2", "-g", "-DMODE=5"]);
+    let (code, report) = verify(src, &["-O2", "-g", define], &["-O2", "-g", other]);
     assert_eq!(code, 5, "{report}");
     assert_eq!(differing(&report), ["f"], "{report}");
+    report
+}
+
+/// A table that differs is a difference even where the reference to it
+/// also reads as one near a neighbouring table that matches (GCC lays
+/// `second` out right before `first`: its start is 16 bytes before
+/// `first`'s, as `lea first-16(%rip)` would be). verify said an edited
+/// table's object was the code running the old table (a zstd trial, after
+/// a revert: `ZSTD_defaultCParameters` right after `srcSizeTiers`).
+#[test]
+fn a_table_that_differs_is_not_excused_by_its_neighbour() {
+    let src = program(
+        "static const int first[4] = {1, 2, 3, 4};\nstatic const int second[4] = {SECOND, 6, 7, 8};\n__attribute__((noinline)) int f(int i) { return first[i & 3] * 100 + second[(i + 1) & 3]; }",
+    );
+    let report = f_differs_with_another_define(&src, "-DSECOND=5", "-DSECOND=9");
+    let why = report[0]["differs"][0]["why"].as_str().unwrap();
+    assert!(why.contains("refers to second, whose contents differ"), "{report}");
+}
+
+/// An object compiled without the build's -D, or at another optimisation
+/// level, says so above the functions that differ (a Lua trial: verify
+/// listed them and no more, where relive run suggested the flags); one
+/// edited function alone gets no such note.
+#[test]
+fn an_object_compiled_unlike_the_build_says_so() {
+    let src = program(
+        "#ifndef H_EXTRA\n#define H_EXTRA 0\n#endif\n__attribute__((noinline)) int g(int i) { return i * MODE; }\n__attribute__((noinline)) int h(int i) { return i + MODE + H_EXTRA; }\n__attribute__((noinline)) int f(int i) { return g(i) + h(i) + MODE; }",
+    );
+    let build = ["-O2", "-g", "-DMODE=2"];
+    let (code, report) = verify(&src, &build, &["-O2", "-g", "-DMODE=3"]);
+    assert_eq!(code, 5, "{report}");
+    let why = report[0]["unlike_build"].as_str().unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        why.contains("3 of its 4 functions differ") && why.contains("-D"),
+        "{report}"
+    );
+    let (code, report) = verify(&src, &build, &["-O0", "-g", "-DMODE=2"]);
+    assert_eq!(code, 5, "{report}");
+    let why = report[0]["unlike_build"].as_str().unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        why.contains("was compiled with -O0") && why.contains("built with -O2"),
+        "{report}"
+    );
+    // One function differing (as an edit of it would): no such note.
+    let out = verify_output(&src, &build, &["-O2", "-g", "-DMODE=2", "-DH_EXTRA=1"]);
+    let (code, report) = report_of(&out);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(differing(&report), ["h"], "{report}");
+    assert!(report[0].get("unlike_build").is_none(), "{report}");
 }
 
 /// GCC numbers a file's function-local statics together: a static
@@ -549,6 +605,25 @@ fn a_function_a_worker_loop_calls_is_not_its_outermost() {
     let kept = report[0]["old_code_kept"].to_string();
     assert!(!kept.contains("for good"), "{report}");
     target.wait_for("tick 1");
+}
+
+/// An edit of a function that is also inlined into a loop running when
+/// the patch goes in: the loop's note says that its running call runs
+/// the old code of the edited function, which is why the edit does not
+/// show (a Lua trial: `luaV_idiv`, inlined into the `luaV_execute` call
+/// the script runs in, was said patched with a note on `luaV_execute`
+/// alone).
+#[test]
+fn a_running_call_that_inlines_an_edited_function_says_so() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 100;\nint divide(int a, int b) { return a / b; }\n__attribute__((noinline)) void run_loop(void) { for (int i = 0;; i++) { printf(\"q %d\\n\", divide(seed + i % 2, 7)); fflush(stdout); usleep(2000); } }\n__attribute__((noinline)) void serve(void) { run_loop(); }\nint main(void) { serve(); return 0; }\n";
+    let (target, _obj, said) = patched_once(src, &[], "q 14", ("return a / b;", "return a / b + 1000;"));
+    assert!(
+        said.contains("run_loop is running on thread")
+            && said.contains("it has divide inlined, so that call runs the old divide too, until it returns"),
+        "{said}"
+    );
+    // As said: the running call still divides the old way.
+    target.wait_for("q 14");
 }
 
 /// A loop that never returns, called from a function `main` calls,

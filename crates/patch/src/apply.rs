@@ -1122,6 +1122,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 unit.base.iter().copied().collect(),
             );
             note_lines_moved(p.obj, (&built, &bases), &p.linked, reaches);
+            // What runs now is the code the patch replaces.
+            if let Some(running) = bases.first().or(built.first()) {
+                note_inlined_in_running(running, &p.linked, reaches);
+            }
         }
     }
     // Kept with each redirect, for `status`: a `main` whose new code can
@@ -2470,6 +2474,60 @@ fn note_lines_moved(
             }
         }
     }
+}
+
+/// A running call of a replaced function whose code (as it runs, in
+/// `running`) has other replaced functions inlined runs their old code
+/// too until it returns: its note says which, so the edit of one of them
+/// is connected to the call that keeps it from showing (a Lua trial: an
+/// edit of `luaV_idiv` said "patched luaV_idiv, luaV_execute" with a note
+/// on `luaV_execute`'s running call alone, and the script's loop, inside
+/// that call for good, never ran the new division). Read only when a
+/// replaced function is running and the patch replaces two or more.
+fn note_inlined_in_running(running: &ObjectFile, linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+    let replaced: Vec<(&str, u64)> = linked
+        .functions
+        .iter()
+        .filter_map(|f| Some((f.name.as_str(), f.replaces?)))
+        .collect();
+    let hosts: Vec<String> = replaced
+        .iter()
+        .filter(|(_, orig)| {
+            reaches
+                .get(orig)
+                .is_some_and(|r| !r.running.is_empty() && r.note.is_some())
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if hosts.is_empty() || replaced.len() < 2 {
+        return;
+    }
+    let patched: Vec<String> = replaced.iter().map(|(name, _)| name.to_string()).collect();
+    for (host, inlined) in crate::inline_only::patched_inlined_in(running, &hosts, &patched) {
+        let Some(reach) = replaced
+            .iter()
+            .find(|(name, _)| *name == host)
+            .and_then(|(_, orig)| reaches.get_mut(orig))
+        else {
+            continue;
+        };
+        let names: Vec<String> = inlined.iter().map(|n| crate::names::readable(n)).collect();
+        if let Some(note) = reach.note.as_mut() {
+            note.push_str(&inlined_old_said(&names, reach.for_good));
+        }
+        reach.inlined_old = names;
+    }
+}
+
+/// What a running call's note adds for `names`, replaced functions its
+/// code has inlined ([`note_inlined_in_running`]).
+fn inlined_old_said(names: &[String], for_good: bool) -> String {
+    let list = names.join(", ");
+    let (calls, when) = match for_good {
+        true => ("those calls run", "for good"),
+        false => ("that call runs", "until it returns"),
+    };
+    format!("; it has {list} inlined, so {calls} the old {list} too, {when} (calls of {list} from elsewhere run the new code)")
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code

@@ -68,6 +68,11 @@ pub struct Reach {
     /// with no word on why).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lines_moved: Option<i64>,
+    /// Other functions of the patch that the code of its running calls
+    /// has inlined: those calls run their old code too until they return
+    /// (the note says so), whatever their own redirects do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined_old: Vec<String>,
 }
 
 /// Evidence about one candidate.
@@ -151,7 +156,7 @@ pub fn analyse(
         .unwrap_or_default();
     // Who is running which old body: PCs and return addresses on stacks.
     for t in &stacks.threads {
-        let (tid, pc, sp, from, words) = (t.tid, t.pc, t.sp, t.from, t.words.as_slice());
+        let (tid, pc, sp, words) = (t.tid, t.pc, t.sp, t.words.as_slice());
         // A function pointer held in a local variable (a `dlsym` result).
         for (i, n) in count_entries(words, &by_entry) {
             evidence[i].addresses += n;
@@ -183,8 +188,14 @@ pub fn analyse(
             Some(_) => &program_code[..],
             None => &[],
         };
-        let stack = (from, t.scanned());
-        for (i, frame) in running_frames(&code, candidates, (pc, sp), stack, program_entry, callers_elsewhere) {
+        for (i, frame) in running_frames(
+            &code,
+            candidates,
+            (pc, sp),
+            t.scanned(),
+            program_entry,
+            callers_elsewhere,
+        ) {
             let e = &mut evidence[i];
             if !e.running.contains(&tid) {
                 e.running.push(tid);
@@ -401,6 +412,7 @@ pub fn analyse(
                 note,
                 for_good: reachable[i] && e.outermost.is_some(),
                 lines_moved: None,
+                inlined_old: Vec::new(),
             }
         })
         .collect()
@@ -489,6 +501,7 @@ pub fn unknown() -> Reach {
         note: None,
         for_good: false,
         lines_moved: None,
+        inlined_old: Vec::new(),
     }
 }
 
@@ -553,7 +566,10 @@ pub(crate) fn threads_in(process: &dyn Process, ranges: &[(u64, u64)], stacks: &
         let mut in_range: Vec<usize> = hit(t.pc).into_iter().collect();
         // The frames the unwind tables show where the stack can be walked
         // (a stale word is no call), else every word.
-        in_range.extend(words(t.scanned()).filter_map(|value| hit(value).filter(|_| after_call(&code, value))));
+        in_range.extend(
+            t.scanned()
+                .filter_map(|(_, value)| hit(value).filter(|_| after_call(&code, value))),
+        );
         in_range.sort_unstable();
         in_range.dedup();
         for k in in_range {
@@ -581,16 +597,19 @@ struct ThreadStack {
     from: u64,
     /// Its stack's bytes, every word.
     words: Vec<u8>,
-    /// The same with only the words holding its frames' return addresses,
-    /// where the unwind tables walk the whole stack.
-    frames: Option<Vec<u8>>,
+    /// Only the words holding its frames' return addresses, each with
+    /// its address, where the unwind tables walk the whole stack.
+    frames: Option<Vec<(u64, u64)>>,
 }
 
 impl ThreadStack {
-    /// What a scan for return addresses should see: the walked frames'
-    /// words, else every word.
-    fn scanned(&self) -> &[u8] {
-        self.frames.as_deref().unwrap_or(&self.words)
+    /// What a scan for return addresses should see, each word with its
+    /// address: the walked frames' words, else every word.
+    fn scanned(&self) -> Box<dyn Iterator<Item = (u64, u64)> + '_> {
+        match &self.frames {
+            Some(frames) => Box::new(frames.iter().copied()),
+            None => Box::new(with_addresses(self.from, &self.words)),
+        }
     }
 }
 
@@ -651,6 +670,14 @@ pub(crate) fn read_stack(process: &dyn Process, maps: &[Mapping], sp: u64) -> Op
     process.read(from, &mut bytes).ok().map(|()| (from, bytes))
 }
 
+/// The 8-byte words of `bytes`, which start at `from`, each with its
+/// address.
+fn with_addresses(from: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    words(bytes)
+        .enumerate()
+        .map(move |(k, value)| (from + 8 * k as u64, value))
+}
+
 /// The 8-byte words of `bytes`, as a stack holds them.
 pub(crate) fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
     bytes
@@ -669,7 +696,8 @@ pub(crate) fn stack_range(maps: &[Mapping], sp: u64, below: u64) -> Option<(u64,
 
 /// The candidates a thread at `pc` with stack pointer `sp` is running,
 /// with whether each is its outermost function of the home module.
-/// `words` are its stack's bytes from `from` up.
+/// `stack`: the words of its stack to scan, each with its address, in
+/// stack order.
 /// `callers_elsewhere`: code outside the home module whose return
 /// addresses (the words are known to be return addresses) make a frame
 /// below them no outermost one.
@@ -677,7 +705,7 @@ fn running_frames(
     code: &[(u64, Vec<u8>)],
     candidates: &[Candidate],
     (pc, sp): (u64, u64),
-    (from, words): (u64, &[u8]),
+    stack: impl Iterator<Item = (u64, u64)>,
     program_entry: Option<u64>,
     callers_elsewhere: &[(u64, u64)],
 ) -> Vec<(usize, Frame)> {
@@ -694,8 +722,7 @@ fn running_frames(
         frames.push((sp.saturating_sub(1), i));
     }
     let mut return_addresses: Vec<u64> = Vec::new();
-    for (k, w) in words.chunks_exact(8).enumerate() {
-        let value = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+    for (at, value) in stack {
         // The entry point in the auxiliary vector, above every frame: a
         // `main` whose last bytes read as a call, just before `_start`,
         // made it look like a return address, so `main` was never the
@@ -716,7 +743,7 @@ fn running_frames(
             .iter()
             .any(|&(start, end)| start <= value && value < end)
         {
-            return_addresses.push(from + 8 * k as u64);
+            return_addresses.push(at);
             continue;
         }
         // Only a value just past a call in the home module's code is a
@@ -728,7 +755,6 @@ fn running_frames(
             Some(_) if !after_call(code, value) => continue,
             Some(_) => {}
         }
-        let at = from + 8 * k as u64;
         return_addresses.push(at);
         // A return address points just past its call, inside the body (a
         // call ending a body never returns).
@@ -964,7 +990,14 @@ mod tests {
         stack: &[u8],
         entry: Option<u64>,
     ) -> Vec<(usize, Frame)> {
-        running_frames(code, candidates, (0x7000, 0x8000), (0x8000, stack), entry, &[])
+        running_frames(
+            code,
+            candidates,
+            (0x7000, 0x8000),
+            with_addresses(0x8000, stack),
+            entry,
+            &[],
+        )
     }
 
     fn words(values: &[u64]) -> Vec<u8> {
@@ -1034,9 +1067,16 @@ mod tests {
         let candidates = [candidate("a", 0x1000, 0x10)];
         let stack = words(&[0x1008, 0, 0x5_0040]);
         let outermost = |program: &[(u64, u64)]| {
-            running_frames(&code(), &candidates, (0x7000, 0x8000), (0x8000, &stack), None, program)[0]
-                .1
-                .outermost
+            running_frames(
+                &code(),
+                &candidates,
+                (0x7000, 0x8000),
+                with_addresses(0x8000, &stack),
+                None,
+                program,
+            )[0]
+            .1
+            .outermost
         };
         assert!(outermost(&[]));
         assert!(!outermost(&[(0x5_0000, 0x6_0000)]));

@@ -112,10 +112,24 @@ pub fn built_with_compared(
 /// out corrupt). Units are found by `.debug_aranges`, else by each
 /// unit's ranges (clang writes no aranges). Empty without such DWARF.
 pub fn built_at(data: &[u8], wanted: &[(&str, u64)], kind: Subprograms) -> HashMap<String, String> {
-    if wanted.is_empty() {
-        return HashMap::new();
+    built_at_each(data, &[(wanted, kind)]).pop().unwrap_or_default()
+}
+
+/// [`built_at`] of several questions of one module (each its functions
+/// and what to read of them), its DWARF loaded and its units indexed once
+/// for all: a one-shot patch whose callee was patched asked twice, and
+/// read a large module's DWARF twice. One answer per question, in order.
+pub fn built_at_each(data: &[u8], asked: &[(&[(&str, u64)], Subprograms)]) -> Vec<HashMap<String, String>> {
+    let nothing = || asked.iter().map(|_| HashMap::new()).collect();
+    if asked.iter().all(|(wanted, _)| wanted.is_empty()) {
+        return nothing();
     }
-    let covers = |begin: u64, end: u64| wanted.iter().any(|&(_, a)| begin <= a && a < end);
+    let covers = |begin: u64, end: u64| {
+        asked
+            .iter()
+            .flat_map(|(wanted, _)| wanted.iter())
+            .any(|&(_, a)| begin <= a && a < end)
+    };
     with_image_dwarf(data, |dwarf| {
         let mut units: Vec<DebugInfoOffset> = Vec::new();
         let mut headers = dwarf.debug_aranges.headers();
@@ -146,7 +160,7 @@ pub fn built_at(data: &[u8], wanted: &[(&str, u64)], kind: Subprograms) -> HashM
             }
         }
         if units.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(nothing());
         }
         let index = DebugIndex::build_units(dwarf, |unit| {
             unit.header
@@ -154,10 +168,18 @@ pub fn built_at(data: &[u8], wanted: &[(&str, u64)], kind: Subprograms) -> HashM
                 .as_debug_info_offset()
                 .is_some_and(|o| units.contains(&o))
         })?;
-        let names: Vec<&str> = wanted.iter().map(|&(name, _)| name).collect();
-        read_signatures(dwarf, &index, &names, kind)
+        asked
+            .iter()
+            .map(|(wanted, kind)| match wanted.is_empty() {
+                true => Ok(HashMap::new()),
+                false => {
+                    let names: Vec<&str> = wanted.iter().map(|&(name, _)| name).collect();
+                    read_signatures(dwarf, &index, &names, *kind)
+                }
+            })
+            .collect()
     })
-    .unwrap_or_default()
+    .unwrap_or_else(nothing)
 }
 
 /// `f` of the DWARF of a module's image `data` (linked: no relocations

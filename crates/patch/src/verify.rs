@@ -546,10 +546,11 @@ fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8], d
         if thread_local || tls_sequences.iter().any(|&(from, to)| (from..to).contains(&r.offset)) {
             continue;
         }
-        if let Some(why) = reference(target, obj, r, at, live, initializer, depth) {
-            let neighbour = neighbour_readings(obj, r)
-                .iter()
-                .any(|other| reference(target, obj, other, at, live, initializer, depth).is_none());
+        if let Some(Mismatch { why, in_place }) = reference(target, obj, r, at, live, initializer, depth) {
+            let neighbour = !in_place
+                && neighbour_readings(obj, r)
+                    .iter()
+                    .any(|other| reference(target, obj, other, at, live, initializer, depth).is_none());
             if !neighbour {
                 return Check::Differs(format!("+{:#x}: {why}", r.offset));
             }
@@ -612,7 +613,7 @@ fn reference(
     live_bytes: &[u8],
     stand_ins: bool,
     depth: u8,
-) -> Option<String> {
+) -> Option<Mismatch> {
     let field = at + r.offset;
     let value = field_value(r, live_bytes)?;
     // The place the running field denotes, and the one the object's does.
@@ -658,14 +659,16 @@ fn reference(
                 if place == expected || through_linkage(target, r, at, live_bytes, place, value, 0) {
                     return None;
                 }
-                return Some(format!("refers to {name}, which the program does not have"));
+                return Some(Mismatch::elsewhere(format!(
+                    "refers to {name}, which the program does not have"
+                )));
             }
         },
         Target::Section { section, offset } => {
             let at_place = offset.wrapping_add(r.pc_bias);
             match obj.symbol_at(*section, at_place) {
                 Some((i, into)) => (Some(i), symbol(i), into, obj.symbols[i].name.clone()),
-                None => return literal(target, obj, *section, at_place, place, r.label),
+                None => return literal(target, obj, *section, at_place, place, r.label).map(Mismatch::elsewhere),
             }
         }
     };
@@ -677,9 +680,11 @@ fn reference(
         // A constant the program's symbols do not name (a local table):
         // what the running code refers to must hold the same bytes.
         if let Some(i) = constant {
-            return contents(target, obj, i, place.wrapping_sub(into), depth);
+            return contents(target, obj, i, place.wrapping_sub(into), depth).map(Mismatch::elsewhere);
         }
-        return Some(format!("refers to {name}, which the program does not have"));
+        return Some(Mismatch::elsewhere(format!(
+            "refers to {name}, which the program does not have"
+        )));
     };
     let expected = live.wrapping_add(into);
     // Code relive patched in calls the current version of a function it
@@ -696,7 +701,7 @@ fn reference(
     let copy = place.wrapping_sub(into);
     let in_pool = || target.journal.regions.iter().any(|g| g.contains(copy));
     if let Some(i) = constant.filter(|_| place != expected && in_pool()) {
-        return contents(target, obj, i, copy, depth);
+        return contents(target, obj, i, copy, depth).map(Mismatch::elsewhere);
     }
     // Or the copy a patch brought of a function it does not redirect (a
     // cold part, which only its own hot part enters).
@@ -718,12 +723,12 @@ fn reference(
     if let Some(i) = cold_part.filter(|_| place != expected && !added_copy && depth == 0 && in_pool()) {
         return match function_at_depth(target, obj, i, copy, depth + 1) {
             Check::Same => None,
-            Check::Differs(why) => Some(format!(
+            Check::Differs(why) => Some(Mismatch::elsewhere(format!(
                 "refers to a copy of {name} at {copy:#x} whose code differs: {why}"
-            )),
-            Check::Absent => Some(format!(
+            ))),
+            Check::Absent => Some(Mismatch::elsewhere(format!(
                 "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
-            )),
+            ))),
         };
     }
     // A function-local constant GCC numbered otherwise in this compile
@@ -744,12 +749,40 @@ fn reference(
         && !stand_in
         && !through_linkage(target, r, at, live_bytes, place, value, expected)
     {
-        return Some(format!(
+        return Some(Mismatch::elsewhere(format!(
             "refers to {place:#x}, where the compile refers to {name} at {expected:#x}"
-        ));
+        )));
     }
     // The same table, but does it hold what this compile puts in it?
-    constant.and_then(|i| contents(target, obj, i, live, depth))
+    constant
+        .and_then(|i| contents(target, obj, i, live, depth))
+        .map(|why| Mismatch {
+            why,
+            in_place: place == expected,
+        })
+}
+
+/// Why a relocated field of the running code denotes something else
+/// than the object's ([`reference`]).
+struct Mismatch {
+    why: String,
+    /// The field denotes the place of the object's own symbol in the
+    /// program (where the program's symbols put it), whose contents differ: no
+    /// other reading of the field excuses that. A reference to the start
+    /// of a table right after another was also read as one past the end
+    /// of the other, which matched, and verify said an edited table's
+    /// object was the code running the old one (a zstd trial, after a
+    /// revert: `ZSTD_defaultCParameters` after `srcSizeTiers`).
+    in_place: bool,
+}
+
+impl Mismatch {
+    /// A difference where the field may denote another symbol than the
+    /// object's (a place elsewhere, or a copy in a pool whose symbol is
+    /// not known for sure).
+    fn elsewhere(why: String) -> Mismatch {
+        Mismatch { why, in_place: false }
+    }
 }
 
 /// Whether constant object `i` of `obj` (a `static const` table) holds
@@ -784,7 +817,7 @@ fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64, depth: u
         return None;
     }
     sym.relocs.iter().find_map(|r| {
-        reference(target, obj, r, addr, &live, false, depth + 1).map(|why| {
+        reference(target, obj, r, addr, &live, false, depth + 1).map(|Mismatch { why, .. }| {
             format!(
                 "refers to {}, whose entry at +{:#x} differs from the running one's: it {why}",
                 sym.name, r.offset

@@ -3281,6 +3281,10 @@ impl<'p> Reloader<'p> {
             .filter(|f| f.as_path() != source && !batch.iter().any(|(b, _)| b == f) && !self.saved_with.contains(f))
             .cloned()
             .collect();
+        // Every file it waits for, each with why: named one at a time, a
+        // zstd trial's save was held for driver.c, then, once that was
+        // saved, for zdict.c.
+        let mut waits: Vec<(String, PathBuf)> = Vec::new();
         for file in others {
             let Some(obj) = self.current.get(&file) else { continue };
             // A macro both files use, whose value this compile has and the
@@ -3301,14 +3305,17 @@ impl<'p> Reloader<'p> {
                     split.retain(|c| changed_here.iter().any(|h| h.name == c.name));
                 }
                 if let Some(listed) = relive_patch::debug_macros::listed(&split) {
-                    return Some(format!(
-                        "{} uses {} that {} uses too, and {} runs its own code there, built with the other value (another relive command reverted it): patched alone, the two files would use different values ({listed}); {} is patched with this file at its next save",
-                        source.display(),
-                        if split.len() == 1 { "a macro" } else { "macros" },
-                        file.display(),
-                        file.display(),
-                        file.display()
+                    waits.push((
+                        format!(
+                            "{} uses {} that {} uses too, and {} runs its own code there, built with the other value (another relive command reverted it): patched alone, the two files would use different values ({listed})",
+                            source.display(),
+                            if split.len() == 1 { "a macro" } else { "macros" },
+                            file.display(),
+                            file.display(),
+                        ),
+                        file,
                     ));
+                    continue;
                 }
             }
             let names = self.unsettled.get(&file).cloned().unwrap_or_default();
@@ -3361,14 +3368,16 @@ impl<'p> Reloader<'p> {
                 .collect();
             self.settled_by(&file, &runs_as_saved);
             if let Some((how, _)) = touching.iter().find(|(_, t)| !runs_as_saved.contains(t)) {
-                return Some(format!(
-                    "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way); {} is patched with this file at its next save",
-                    file.display(),
-                    file.display()
+                waits.push((
+                    format!(
+                        "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way)",
+                        file.display(),
+                    ),
+                    file,
                 ));
             }
         }
-        None
+        waited_for_said(waits)
     }
 
     /// Whether function `i` of `new` (compiled from `source`) and the
@@ -3804,6 +3813,21 @@ pub enum Baseline {
     },
     /// It does not compile now.
     CompileError(String),
+}
+
+/// What a held save says of the files it waits for (each with why, see
+/// `Reloader::waits_for_unsettled`): `None` for none.
+fn waited_for_said(waits: Vec<(String, PathBuf)>) -> Option<String> {
+    let files: Vec<String> = waits.iter().map(|(_, f)| f.display().to_string()).collect();
+    let (why, _) = waits.first()?;
+    Some(match files.len() {
+        1 => format!("{why}; {} is patched with this file at its next save", files[0]),
+        n => format!(
+            "{}; this file waits for all {n} of them: {} (it is patched with the last of them to be saved; saved together, with them all)",
+            waits.iter().map(|(why, _)| why.as_str()).collect::<Vec<_>>().join("; "),
+            files.join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -170,7 +170,6 @@ pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functio
     for (module, callees) in by_module.into_values() {
         let Some(image) = &module.image else { continue };
         let wanted: Vec<(&str, u64)> = callees.iter().map(|&(name, addr, _)| (name, addr)).collect();
-        let running = relive_patch::signature::built_at(image.data(), &wanted, Subprograms::DefinitionsResolved);
         // A patched callee runs its patch's code: judged by the program's
         // build when that code has the built signature (a body edit: a
         // bzip2 re-check's caller passing a fifth argument went in once
@@ -180,7 +179,15 @@ pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functio
             .filter(|(.., patched)| patched.is_some())
             .map(|&(name, addr, _)| (name, addr))
             .collect();
-        let built = relive_patch::signature::built_at(image.data(), &patched, Subprograms::Definitions);
+        let mut answers = relive_patch::signature::built_at_each(
+            image.data(),
+            &[
+                (&wanted, Subprograms::DefinitionsResolved),
+                (&patched, Subprograms::Definitions),
+            ],
+        )
+        .into_iter();
+        let (running, built) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
         for (name, _, patched) in &callees {
             if let Some(generation) = patched {
                 if generation.as_ref() != built.get(*name) {

@@ -1,7 +1,7 @@
 //! `relive verify`: is an object the code a process runs?
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use relive_patch::apply::Target;
@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
     #[arg(long)]
     pub json: bool,
 }
@@ -96,6 +96,14 @@ struct ObjectReport {
     /// reference to one reads as a difference.
     #[serde(skip_serializing_if = "Option::is_none")]
     foreign: Option<String>,
+    /// Why the differences may be the compile's, not edits: the object
+    /// was compiled at another optimisation level than the program's
+    /// debug info records, or most of its functions differ (as when a -D
+    /// option of the build is missing, which a build without -g3 does
+    /// not record). A Lua trial's object compiled without the Makefile's
+    /// -D listed its functions as differing, and said no more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unlike_build: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -170,9 +178,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|n| relive_patch::names::readable(n))
             .collect();
         added_initial_values_differ.sort();
-        let foreign = relive_patch::origin::check(&obj, &target.modules)
+        let verdict = relive_patch::origin::check(&obj, &target.modules);
+        let foreign = verdict
             .not_a_source(&path.display().to_string(), args.pid)
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
+        let differing = check.differs.len() + unreached.len();
+        let unlike_build = unlike_build(
+            &verdict,
+            path,
+            args.pid,
+            (differing, check.same.len() - unreached.len()),
+        )
+        .filter(|_| foreign.is_none());
         let shared_copies_only = !check.same.is_empty()
             && !check.same.iter().any(own)
             && check.absent.iter().any(|name| own(name) && global(name));
@@ -199,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             initial_values_differ,
             added_initial_values_differ,
             foreign,
+            unlike_build,
         });
     }
     // An object none of whose functions the program has proves nothing;
@@ -266,7 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     args.pid
                 )?;
                 // The cause first, above the differences it explains.
-                if let Some(why) = &r.foreign {
+                if let Some(why) = r.foreign.as_ref().or(r.unlike_build.as_ref()) {
                     writeln!(out, "  note: {why}")?;
                 }
                 let unreached =
@@ -351,6 +369,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::process::exit(exit::MISMATCH);
     }
     Ok(())
+}
+
+/// Why an object's differences may come from how it was compiled, not
+/// from edits ([`ObjectReport::unlike_build`]), given how many of its
+/// functions differ and how many match: `None` when none differs, or
+/// when only a few do (an edit).
+fn unlike_build(
+    verdict: &relive_patch::origin::Verdict,
+    obj: &Path,
+    pid: u32,
+    (differing, same): (usize, usize),
+) -> Option<String> {
+    if differing == 0 {
+        return None;
+    }
+    if let relive_patch::origin::Verdict::OtherLevel { object, ours, built } = verdict {
+        return Some(format!(
+            "{} was compiled with {ours}, but pid {pid}'s debug info says {} was built with {built}: its code differs for that alone; compile it with the build's own command",
+            obj.display(),
+            object.display()
+        ));
+    }
+    (differing >= 2 && differing >= same).then(|| {
+        format!(
+            "{differing} of its {} functions differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); compile it with the build's own command (`relive build -- make` records them in compile_commands.json)",
+            differing + same,
+            obj.display()
+        )
+    })
 }
 
 /// How many of an object's functions the program does not have are named.
