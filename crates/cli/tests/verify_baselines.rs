@@ -1099,6 +1099,15 @@ fn a_patched_function_nothing_calls_is_the_code_that_runs() {
     let (code, report) = verify_object(&target, &new);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report[0]["unreached"], serde_json::json!([]), "{report}");
+    // Said, as status says it (a PCRE2 trial: status said "not reached",
+    // verify nothing).
+    assert_eq!(report[0]["never_called"][0]["function"], "wrapper", "{report}");
+    let out = relive_on(&target, &["verify", &target.pid_arg(), new.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("note: wrapper: nothing in the program calls wrapper"),
+        "{text}"
+    );
     target.wait_for("v 5");
 }
 

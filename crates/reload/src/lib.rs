@@ -3284,7 +3284,7 @@ impl<'p> Reloader<'p> {
         // Every file it waits for, each with why: named one at a time, a
         // zstd trial's save was held for driver.c, then, once that was
         // saved, for zdict.c.
-        let mut waits: Vec<(String, PathBuf)> = Vec::new();
+        let mut waits: Vec<Wait> = Vec::new();
         for file in others {
             let Some(obj) = self.current.get(&file) else { continue };
             // A macro both files use, whose value this compile has and the
@@ -3305,16 +3305,11 @@ impl<'p> Reloader<'p> {
                     split.retain(|c| changed_here.iter().any(|h| h.name == c.name));
                 }
                 if let Some(listed) = relive_patch::debug_macros::listed(&split) {
-                    waits.push((
-                        format!(
-                            "{} uses {} that {} uses too, and {} runs its own code there, built with the other value (another relive command reverted it): patched alone, the two files would use different values ({listed})",
-                            source.display(),
-                            if split.len() == 1 { "a macro" } else { "macros" },
-                            file.display(),
-                            file.display(),
-                        ),
+                    waits.push(Wait::Macro {
                         file,
-                    ));
+                        listed,
+                        macros: split.len(),
+                    });
                     continue;
                 }
             }
@@ -3368,16 +3363,10 @@ impl<'p> Reloader<'p> {
                 .collect();
             self.settled_by(&file, &runs_as_saved);
             if let Some((how, _)) = touching.iter().find(|(_, t)| !runs_as_saved.contains(t)) {
-                waits.push((
-                    format!(
-                        "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way)",
-                        file.display(),
-                    ),
-                    file,
-                ));
+                waits.push(Wait::Call { how: how.clone(), file });
             }
         }
-        waited_for_said(waits)
+        waited_for_said(source, &waits)
     }
 
     /// Whether function `i` of `new` (compiled from `source`) and the
@@ -3815,19 +3804,82 @@ pub enum Baseline {
     CompileError(String),
 }
 
-/// What a held save says of the files it waits for (each with why, see
-/// `Reloader::waits_for_unsettled`): `None` for none.
-fn waited_for_said(waits: Vec<(String, PathBuf)>) -> Option<String> {
-    let files: Vec<String> = waits.iter().map(|(_, f)| f.display().to_string()).collect();
-    let (why, _) = waits.first()?;
-    Some(match files.len() {
-        1 => format!("{why}; {} is patched with this file at its next save", files[0]),
+/// Why a save waits for another file (see
+/// `Reloader::waits_for_unsettled`).
+enum Wait {
+    /// The file uses `macros` macros whose value the save changes, and
+    /// runs its own code built with the other value (`listed`: the
+    /// macros and their values).
+    Macro {
+        file: PathBuf,
+        listed: String,
+        macros: usize,
+    },
+    /// A call between the save's functions and the file's (`how`), whose
+    /// code runs other than the file has it.
+    Call { how: String, file: PathBuf },
+}
+
+impl Wait {
+    fn file(&self) -> &Path {
+        match self {
+            Wait::Macro { file, .. } | Wait::Call { file, .. } => file,
+        }
+    }
+}
+
+/// What a held save of `source` says of the files it waits for: `None`
+/// for none. The files a macro splits are said in one sentence (three
+/// files' were three copies of it, a PCRE2 trial), each call on its own;
+/// then how the save goes in.
+fn waited_for_said(source: &Path, waits: &[Wait]) -> Option<String> {
+    let first = waits.first()?;
+    let mut said: Vec<String> = Vec::new();
+    let split: Vec<(&Path, &str, usize)> = waits
+        .iter()
+        .filter_map(|w| match w {
+            Wait::Macro { file, listed, macros } => Some((file.as_path(), listed.as_str(), *macros)),
+            Wait::Call { .. } => None,
+        })
+        .collect();
+    if let Some(&(_, first_listed, _)) = split.first() {
+        let names: Vec<String> = split.iter().map(|(f, ..)| f.display().to_string()).collect();
+        let macros = split.iter().map(|&(.., n)| n).max().unwrap_or(1);
+        // The values once when every file's are the same, else by file.
+        let values = match split.iter().all(|&(_, l, _)| l == first_listed) {
+            true => first_listed.to_string(),
+            false => split
+                .iter()
+                .map(|(f, l, _)| format!("{}: {l}", f.display()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let (uses, runs, reverted) = match names.len() {
+            1 => ("uses", "runs its", "reverted it"),
+            _ => ("use", "run their", "reverted them"),
+        };
+        said.push(format!(
+            "{} uses {} that {} {uses} too, and {runs} own code there, built with the other value (another relive command {reverted}): patched alone, they would use different values ({values})",
+            source.display(),
+            if macros == 1 { "a macro" } else { "macros" },
+            listed(&names),
+        ));
+    }
+    for w in waits {
+        if let Wait::Call { how, file } = w {
+            said.push(format!(
+                "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way)",
+                file.display()
+            ));
+        }
+    }
+    let how_it_goes_in = match waits.len() {
+        1 => format!("{} is patched with this file at its next save", first.file().display()),
         n => format!(
-            "{}; this file waits for all {n} of them: {} (it is patched with the last of them to be saved; saved together, with them all)",
-            waits.iter().map(|(why, _)| why.as_str()).collect::<Vec<_>>().join("; "),
-            files.join(", ")
+            "this file waits for all {n} of them: it is patched with the last of them to be saved (saved together, with them all)"
         ),
-    })
+    };
+    Some(format!("{}; {how_it_goes_in}", said.join("; ")))
 }
 
 #[cfg(test)]

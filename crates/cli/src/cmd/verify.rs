@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "never_called", only when any: patched functions that match and that nothing in the program calls (their callers have them inlined), so neither version runs; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
     #[arg(long)]
     pub json: bool,
 }
@@ -70,6 +70,10 @@ struct ObjectReport {
     old_code_kept: Vec<Differing>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lines_only: Vec<Differing>,
+    /// Functions that match, redirected by a patch, that nothing in the
+    /// program calls (callers that inline them): neither version runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    never_called: Vec<Differing>,
     /// Only inline functions (weak copies other files share) are in the
     /// program, and none of the object's own: it proves nothing of this
     /// object, which the link most likely did not take (a LevelDB trial:
@@ -163,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let unreached = noted(check.unreached);
         let old_code_kept = noted(check.old_code_kept);
         let lines_only = noted(check.lines_only);
+        let never_called = noted(check.never_called);
         // Its own: not an inline function's weak copy. A global one absent
         // (a static one may be inlined into every caller) means the
         // object is not what the program was linked from.
@@ -212,6 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             unreached,
             old_code_kept,
             lines_only,
+            never_called,
             shared_copies_only,
             initial_values_differ,
             added_initial_values_differ,
@@ -307,6 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let kept = "later calls run this code; calls running when it was patched keep the old code";
             print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
             print_functions(&mut out, r.lines_only.iter().map(|d| ("note: ", d, None)))?;
+            print_functions(&mut out, r.never_called.iter().map(|d| ("note: ", d, None)))?;
             for (names, given_by) in [
                 (&r.initial_values_differ, "the program was built with"),
                 (&r.added_initial_values_differ, "the patch that added it gave it"),
