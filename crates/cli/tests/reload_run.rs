@@ -52,6 +52,18 @@ fn run_files(files: &[(&str, &str)], flags: &[&str]) -> (Target, Receiver<Value>
     relive_testkit::relive_run(relive, &[], exe, &[], dir)
 }
 
+/// Dates the program `exe` a minute back, as if built then: the edits
+/// made since are newer, and relive catches them up when it starts.
+fn built_a_minute_ago(exe: &Path) {
+    let built_at = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(exe)
+        .unwrap()
+        .set_modified(built_at)
+        .unwrap();
+}
+
 /// `e` is a refusal whose message says `said`.
 fn refused_saying(e: &Value, said: &str) {
     assert_eq!(e["event"], "refused", "{e}");
@@ -1513,13 +1525,7 @@ fn a_catch_up_brings_the_new_functions_another_file_calls() {
             .replace("base())", "base() + newf())"),
     )
     .unwrap();
-    let built_at = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    std::fs::File::options()
-        .write(true)
-        .open(&exe)
-        .unwrap()
-        .set_modified(built_at)
-        .unwrap();
+    built_a_minute_ago(&exe);
     let (target, _events) = run_json_with(exe, dir, &["--cc", "gcc -O2 -g"]);
     assert_eq!(target.next_line(), "v=44");
 }
@@ -4195,4 +4201,44 @@ fn a_save_written_in_parts_by_a_pausing_writer_is_compiled_once_it_is_closed() {
     assert_eq!(e["functions"], serde_json::json!(["value"]), "{e}");
     writer.wait().unwrap();
     s.target.wait_for_prefix("value 3 ");
+}
+
+/// An edit made before relive started, of a function inlined into a loop
+/// that is running: the catch-up's note on the loop says that it has the
+/// function inlined, whose old code its running call keeps (a Lua
+/// re-check: a save's note said so, the catch-up's did not, and
+/// `luaV_idiv`'s edit never showed with nothing saying why).
+#[test]
+fn a_catch_up_says_what_a_running_loop_has_inlined() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 100;\nint divide(int a, int b) { return a / b; }\n__attribute__((noinline)) void run_loop(void) { for (int i = 0;; i++) { printf(\"q %d\\n\", divide(seed + i % 2, 7)); fflush(stdout); usleep(2000); } }\n__attribute__((noinline)) void serve(void) { run_loop(); }\nint main(void) { serve(); return 0; }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &[("app.c", src)], &["-O2", "-g"]);
+    built_a_minute_ago(&exe);
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(dir.path());
+    let target = Target::spawn(cmd, exe.clone(), dir);
+    target.wait_for("q 14");
+    let p = target.dir.path();
+    std::fs::write(p.join("app.c"), src.replace("return a / b;", "return a / b + 1000;")).unwrap();
+    let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg(), "--cc", "gcc -O2 -g"])
+        .current_dir(p)
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = relive_testkit::json_lines(relive.stderr.take().unwrap());
+    let start = relive_testkit::events_until(&events, "watching");
+    let notes: String = start
+        .iter()
+        .filter(|e| e["event"] == "patched")
+        .map(|e| e["notes"].to_string())
+        .collect();
+    assert!(
+        notes.contains("it has divide inlined, so that call runs the old divide too"),
+        "{start:#?}"
+    );
+    target.wait_for("q 14");
+    let _ = relive.kill();
+    let _ = relive.wait();
 }

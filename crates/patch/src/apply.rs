@@ -1122,10 +1122,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 unit.base.iter().copied().collect(),
             );
             note_lines_moved(p.obj, (&built, &bases), &p.linked, reaches);
-            // What runs now is the code the patch replaces.
-            if let Some(running) = bases.first().or(built.first()) {
-                note_inlined_in_running(running, &p.linked, reaches);
-            }
+            // What runs now is the code the patch replaces; where no
+            // compile of it is known (a start-up catch-up of files edited
+            // before relive started: a Lua re-check's note left the
+            // inlined edit out), the new one, which inlines alike but for
+            // what the edit changed.
+            let running = bases.first().or(built.first()).copied().unwrap_or(p.obj);
+            note_inlined_in_running(running, &p.linked, reaches);
         }
     }
     // Kept with each redirect, for `status`: a `main` whose new code can

@@ -126,6 +126,23 @@ impl LiveResolver {
             .map(|(_, f)| f.to_string())
     }
 
+    /// The `static` functions of the home module that its symbols put in
+    /// a file named like `file` (its last component), by symbol name,
+    /// GCC's clones counted as their function once, sorted.
+    pub fn statics_of_file(&self, file: &str) -> Vec<String> {
+        let wanted = base_name(file);
+        let mut out: Vec<String> = self
+            .symbols
+            .file_locals(Some(&self.home.0))
+            .filter(|(s, _, _)| s.kind == SymbolKind::Function)
+            .filter(|(s, _, _)| s.file.as_deref().map(base_name) == Some(wanted))
+            .map(|(s, _, _)| names::parse(&s.name).base)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The home module's path and address range.
     pub fn home(&self) -> (&str, u64, u64) {
         (&self.home.0, self.home.1, self.home.2)

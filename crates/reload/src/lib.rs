@@ -3285,6 +3285,9 @@ impl<'p> Reloader<'p> {
         // zstd trial's save was held for driver.c, then, once that was
         // saved, for zdict.c.
         let mut waits: Vec<Wait> = Vec::new();
+        // The macros this save changed from its file's compile as built
+        // (`None` inside: that compile is not known).
+        let mut changed_here: Option<Option<Vec<_>>> = None;
         for file in others {
             let Some(obj) = self.current.get(&file) else { continue };
             // A macro both files use, whose value this compile has and the
@@ -3292,16 +3295,24 @@ impl<'p> Reloader<'p> {
             // (a QuickJS trial: after `revert --all`, a save of libregexp.c
             // was patched with a header's new LRE_FLAG_IGNORECASE while
             // quickjs.c ran the old one, and `/i` regexps failed).
-            if let Some(built) = self.built.get(&file) {
+            // Only a value this save gives the macro that its own file was
+            // not built with: two files that define one macro differently
+            // as built (lz4frame.c's own `assert`, xxhash.c's <assert.h>'s)
+            // run as the program was built (an lz4 trial: a code edit of
+            // xxhash.c was held for lz4frame.c's `assert` after a revert of
+            // lz4frame.c). Read once, and a save that changes no macro
+            // compares none.
+            let changed_here = changed_here.get_or_insert_with(|| {
+                self.built_compile(source)
+                    .map(|own| relive_patch::debug_macros::changed(own, new))
+            });
+            let built = self
+                .built
+                .get(&file)
+                .filter(|_| changed_here.as_ref().is_none_or(|c| !c.is_empty()));
+            if let Some(built) = built {
                 let mut split = relive_patch::debug_macros::disagreeing(new, built);
-                // Only a value this save gives the macro that its own file
-                // was not built with: two files that define one macro
-                // differently as built (lz4frame.c's own `assert`,
-                // xxhash.c's <assert.h>'s) run as the program was built (an
-                // lz4 trial: a code edit of xxhash.c was held for
-                // lz4frame.c's `assert` after a revert of lz4frame.c).
-                if let Some(own) = self.built_compile(source) {
-                    let changed_here = relive_patch::debug_macros::changed(own, new);
+                if let Some(changed_here) = changed_here {
                     split.retain(|c| changed_here.iter().any(|h| h.name == c.name));
                 }
                 if let Some(listed) = relive_patch::debug_macros::listed(&split) {

@@ -188,11 +188,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .not_a_source(&path.display().to_string(), args.pid)
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
         let differing = check.differs.len() + unreached.len();
+        let lacking = lacking_statics(&target, &obj);
         let unlike_build = unlike_build(
             &verdict,
             path,
             args.pid,
             (differing, check.same.len() - unreached.len()),
+            &lacking,
         )
         .filter(|_| foreign.is_none());
         let shared_copies_only = !check.same.is_empty()
@@ -380,13 +382,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Why an object's differences may come from how it was compiled, not
 /// from edits ([`ObjectReport::unlike_build`]), given how many of its
-/// functions differ and how many match: `None` when none differs, or
-/// when only a few do (an edit).
+/// functions differ and how many match, and the program's static
+/// functions of its file that it does not define (`lacking`): `None`
+/// when none differs, or when only a few do and it lacks none (an edit).
 fn unlike_build(
     verdict: &relive_patch::origin::Verdict,
     obj: &Path,
     pid: u32,
     (differing, same): (usize, usize),
+    lacking: &[String],
 ) -> Option<String> {
     if differing == 0 {
         return None;
@@ -398,13 +402,51 @@ fn unlike_build(
             object.display()
         ));
     }
+    let fix = "compile it with the build's own command (`relive build -- make` records them in compile_commands.json)";
+    if !lacking.is_empty() {
+        let named: Vec<&str> = lacking.iter().take(ABSENT_NAMED).map(String::as_str).collect();
+        let more = match lacking.len().saturating_sub(ABSENT_NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        return Some(format!(
+            "pid {pid} has {} static function{} of this file that {} does not define ({}{more}): a -D option of the build missing or different leaves functions out like this (so can an edit that removed or inlined them); {fix}",
+            lacking.len(),
+            if lacking.len() == 1 { "" } else { "s" },
+            obj.display(),
+            named.join(", ")
+        ));
+    }
     (differing >= 2 && differing >= same).then(|| {
         format!(
-            "{differing} of its {} functions differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); compile it with the build's own command (`relive build -- make` records them in compile_commands.json)",
+            "{differing} of its {} functions differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); {fix}",
             differing + same,
             obj.display()
         )
     })
+}
+
+/// The program's static functions of `obj`'s file (by its `STT_FILE`
+/// name) that `obj` does not define, GCC's clones counted as their
+/// function (a Lua re-check: an object compiled without
+/// `-DLUA_COMPAT_5_3` lacked `math_pow` and six more, and verify named
+/// one differing function and no cause).
+fn lacking_statics(target: &Target, obj: &ObjectFile) -> Vec<String> {
+    let Some(file) = obj.source.as_deref() else {
+        return Vec::new();
+    };
+    let defined: std::collections::HashSet<String> = obj
+        .symbols
+        .iter()
+        .filter(|s| s.kind == relive_patch::objfile::Kind::Function)
+        .map(|s| relive_patch::names::parse(&s.name).base)
+        .collect();
+    target
+        .resolver
+        .statics_of_file(file)
+        .into_iter()
+        .filter(|name| !defined.contains(name))
+        .collect()
 }
 
 /// How many of an object's functions the program does not have are named.
