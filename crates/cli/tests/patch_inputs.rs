@@ -440,6 +440,28 @@ int main(void) {
         }
     };
     assert!(n % 1000 != 0, "counted on from the running value: {n}");
+    // A base compiled from a same-named copy in another directory (a
+    // checkout elsewhere) vouches for the renamed copy too, said as such
+    // (a Lua re-check: each was accepted alone, both together refused).
+    let elsewhere = run.dir().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("app.c"), &edited).unwrap();
+    gcc(&elsewhere, &["-O2", "-g", "-c", "app.c", "-o", "base.o"]);
+    let again = edited.replace("return bump(1000);", "return bump(1000000);");
+    std::fs::write(run.dir().join("v2.c"), &again).unwrap();
+    gcc(&run.dir(), &["-O2", "-g", "-c", "v2.c", "-o", "v2.o"]);
+    let base = elsewhere.join("base.o");
+    let report = run.patched(&run.dir().join("v2.o"), &["--base", base.to_str().unwrap()]);
+    assert!(
+        warnings(&report).contains("(same file name, another directory)"),
+        "{report}"
+    );
+    loop {
+        let n: i64 = run.target.wait_for_prefix("count ").parse().unwrap();
+        if n > 1_000_000 {
+            break;
+        }
+    }
 }
 
 /// A static function the patched code calls, which the patch must bring

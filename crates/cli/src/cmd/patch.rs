@@ -237,23 +237,25 @@ fn patch_opened(
     }
     // A copy of one of the program's files compiled under another name
     // is that file's when its --base is (the base vouches for the unit;
-    // `Objects::new` took the base's name for its statics).
+    // `Objects::new` took the base's name for its statics), also a base
+    // compiled from that file's name in another directory, said as such
+    // (a Lua re-check: each was accepted alone, together refused).
+    let base_verdict = objects.base.as_ref().map(|b| (b, origin::check(b, &target.modules)));
+    let mut base_concern = None;
     let verdict = match origin::check(&objects.new, &target.modules) {
-        Verdict::Foreign { .. }
-            if objects.base.as_ref().is_some_and(|b| {
-                matches!(
-                    origin::check(b, &target.modules),
-                    Verdict::Matches | Verdict::OtherLevel { .. }
-                )
-            }) =>
-        {
-            Verdict::Matches
-        }
+        foreign @ Verdict::Foreign { .. } => match &base_verdict {
+            Some((_, Verdict::Matches | Verdict::OtherLevel { .. })) => Verdict::Matches,
+            Some((base, same_name @ Verdict::SameName { .. })) => {
+                base_concern = same_name.message(&base.path, pid);
+                Verdict::Matches
+            }
+            _ => foreign,
+        },
         verdict => verdict,
     };
     let concern = match (verdict.message(&objects.new.path, pid), &verdict) {
         (Some(why), Verdict::Foreign { .. }) if how.force => Some(format!("patched anyway (--force): {why}")),
-        (concern, _) => concern,
+        (concern, _) => concern.or(base_concern),
     };
     if let (Verdict::Foreign { .. }, Some(why), false) = (&verdict, &concern, how.force) {
         return Err(PatchError::Refused { what: why.clone() }.into());
