@@ -715,3 +715,45 @@ fn a_catch_up_says_what_another_command_patched() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// A save of what another relive command already put in (a one-shot
+/// patch of the same edit) patches nothing, and says that the program
+/// already runs it: "no function changed" alone read as the save being
+/// lost (a Lua re-check).
+#[test]
+fn a_save_of_what_another_command_put_in_says_so() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut session, rx) = watch(&target, &state);
+    let three = APP.replace("return 1;", "return 3;");
+    // Compiled from a copy elsewhere: app.c stays as it was until saved.
+    let elsewhere = target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("app.c"), &three).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O0", "-g", "-c", "app.c", "-o", "other.o"])
+        .current_dir(&elsewhere)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let other = elsewhere.join("other.o");
+    let out = relive(
+        &state,
+        &[
+            "patch",
+            "--pid",
+            &target.pid_arg(),
+            other.to_str().unwrap(),
+            "--only",
+            "value",
+        ],
+    );
+    target.wait_for_prefix("value 3 ");
+    assert!(out.status.success(), "{}", stderr(&out));
+    save(&target, &three);
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "no_change", "{e}");
+    assert!(e["notes"].to_string().contains("value already runs what"), "{e}");
+    session.kill().unwrap();
+    let _ = session.wait();
+}

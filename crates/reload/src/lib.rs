@@ -2353,7 +2353,7 @@ impl<'p> Reloader<'p> {
             )
             .collect();
         // Said only if the save is patched.
-        let again = self.patch_unsettled(source, &new, &mut functions);
+        let (again, already) = self.patch_unsettled(source, &new, &mut functions);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
         let stale: Vec<usize> = functions
             .iter()
@@ -2399,6 +2399,16 @@ impl<'p> Reloader<'p> {
             }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
+            let already = shown_functions(&already);
+            if !already.is_empty() {
+                event.notes.push(format!(
+                    "{} already {} what {} has now (another relive command changed {} to that): nothing to patch",
+                    listed(&already),
+                    if already.len() == 1 { "runs" } else { "run" },
+                    source.display(),
+                    if already.len() == 1 { "it" } else { "them" }
+                ));
+            }
             // An edit that folds to the same code with the default of a
             // macro the build may set is no change only for relive's
             // compile.
@@ -3197,9 +3207,19 @@ impl<'p> Reloader<'p> {
     /// changes anyway), for a save that is patched; forgets those the
     /// program runs as `new` has them (taking them out of `functions`:
     /// nothing to patch), and those `new` no longer defines.
-    fn patch_unsettled(&mut self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>) -> Vec<String> {
+    ///
+    /// Returns those patched again, and those already running as `new`
+    /// has them (said when nothing else changed: "no function changed"
+    /// alone read as the save being lost, a Lua re-check's re-save of what
+    /// a one-shot patch had put in).
+    fn patch_unsettled(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &mut Vec<usize>,
+    ) -> (Vec<String>, Vec<String>) {
         let Some(names) = self.unsettled.get(source).filter(|n| !n.is_empty()).cloned() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let index = |name: &str| new.function_named(name);
         // Each compared with what runs, those the save changes too: one
@@ -3210,6 +3230,7 @@ impl<'p> Reloader<'p> {
         let check = verify::functions_against_process(&self.target, new, |n| names.contains(n));
         let mut again = Vec::new();
         let mut runs_as_saved = Vec::new();
+        let mut already = Vec::new();
         for name in &names {
             let differs = check.differs.iter().any(|(d, _)| d == name) || check.absent.iter().any(|a| a == name);
             match index(name) {
@@ -3222,12 +3243,13 @@ impl<'p> Reloader<'p> {
                 Some(i) => {
                     functions.retain(|&f| f != i);
                     runs_as_saved.push(name.clone());
+                    already.push(name.clone());
                 }
                 None => runs_as_saved.push(name.clone()),
             }
         }
         self.settled_by(source, &runs_as_saved);
-        again
+        (again, already)
     }
 
     /// What a patch says of the functions `again` (symbols) that another
