@@ -63,6 +63,16 @@ fn object(target: &Target, source: &str, name: &str) -> PathBuf {
     obj
 }
 
+/// `relive patch` of `value` alone from `obj` (another command than a
+/// watcher), with `extra` options, which must succeed.
+fn patch_value_from(target: &Target, state: &Path, obj: &Path, extra: &[&str]) {
+    let pid = target.pid_arg();
+    let mut args = vec!["patch", "--pid", &pid, obj.to_str().unwrap(), "--only", "value"];
+    args.extend_from_slice(extra);
+    let out = relive(state, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// A `relive watch`/`run` session's JSON events.
 fn events(child: &mut std::process::Child) -> Receiver<Value> {
     relive_testkit::json_lines(child.stderr.take().unwrap())
@@ -638,19 +648,7 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
         .unwrap();
     assert!(out.status.success());
     let obj = other.path().join("seven.o");
-    let out = relive(
-        &state,
-        &[
-            "patch",
-            "--pid",
-            &target.pid_arg(),
-            obj.to_str().unwrap(),
-            "--only",
-            "value",
-            "--force",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    patch_value_from(&target, &state, &obj, &["--force"]);
     target.wait_for_prefix("value 7 ");
 
     // The watcher's next reload changes tick only.
@@ -675,18 +673,7 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
 fn a_catch_up_says_what_another_command_patched() {
     let (target, state) = start();
     let other = object(&target, &APP.replace("return 1;", "return 3;"), "other");
-    let out = relive(
-        &state,
-        &[
-            "patch",
-            "--pid",
-            &target.pid_arg(),
-            other.to_str().unwrap(),
-            "--only",
-            "value",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    patch_value_from(&target, &state, &other, &[]);
     target.wait_for_prefix("value 3 ");
     std::fs::write(target.dir.path().join("app.c"), APP.replace("return 1;", "return 2;")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
@@ -737,19 +724,8 @@ fn a_save_of_what_another_command_put_in_says_so() {
         .unwrap();
     assert!(built.success());
     let other = elsewhere.join("other.o");
-    let out = relive(
-        &state,
-        &[
-            "patch",
-            "--pid",
-            &target.pid_arg(),
-            other.to_str().unwrap(),
-            "--only",
-            "value",
-        ],
-    );
+    patch_value_from(&target, &state, &other, &[]);
     target.wait_for_prefix("value 3 ");
-    assert!(out.status.success(), "{}", stderr(&out));
     save(&target, &three);
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "no_change", "{e}");
