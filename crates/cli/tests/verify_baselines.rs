@@ -640,6 +640,33 @@ fn a_running_call_that_inlines_an_edited_function_says_so() {
     target.wait_for("q 14");
 }
 
+/// A function reverted by name that a patch which stays has inlined: the
+/// revert says that its edit still runs there (a curl trial: `revert
+/// is_dot` said "reverted is_dot", and the output did not change, as the
+/// patched `parseurl_and_replace` ran the edited `is_dot` inlined).
+#[test]
+fn a_revert_of_a_function_another_patch_has_inlined_says_so() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 100;\nint divide(int a, int b) { return a / b; }\nint (*volatile out_of_line)(int, int) = divide;\n__attribute__((noinline)) int compute(int i) { return divide(seed + i % 2, 7); }\nint main(void) { for (int i = 0;; i++) { printf(\"q %d %d\\n\", compute(i), out_of_line(seed, 7)); fflush(stdout); usleep(2000); } }\n";
+    let (target, _obj, said) = patched_once(src, &[], "q 14 14", ("return a / b;", "return a / b + 1000;"));
+    assert!(said.contains("patched compute") && said.contains("divide"), "{said}");
+    target.wait_for("q 1014 1014");
+    let out = relive_on(&target, &["revert", &target.pid_arg(), "divide"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "compute is still patched, and its new code has divide inlined: the edit of divide still runs there"
+        ),
+        "{text}"
+    );
+    // As said: the out-of-line calls run the original, compute the edit.
+    target.wait_for("q 1014 14");
+}
+
 /// A loop that never returns, called from a function `main` calls,
 /// patched: the patch cannot tell that no later call comes (the caller
 /// may call it again), so its record says nothing of old code kept, but

@@ -3542,7 +3542,27 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             return Err(PatchError::Refused { what });
         }
     }
-    revert_change(target, "revert", &selected, &[])
+    let mut report = revert_change(target, "revert", &selected, &[])?;
+    // Reverted by name, a function may still run edited where a patch
+    // that stays has it inlined.
+    if names.is_some() {
+        let reverted: Vec<String> = report.reverted.iter().map(|r| r.symbol.clone()).collect();
+        for (host, inlined) in crate::debug_file::inlined_in_remaining(target, &reverted) {
+            let host = crate::names::readable(&host);
+            let inlined: Vec<String> = inlined.iter().map(|n| crate::names::readable(n)).collect();
+            report.warnings.push(inlined_stays_said(&host, &inlined));
+        }
+    }
+    Ok(report)
+}
+
+/// What a revert by name says of `host`, a patch that stays whose code
+/// has the reverted `inlined` inlined.
+fn inlined_stays_said(host: &str, inlined: &[String]) -> String {
+    let list = inlined.join(", ");
+    format!(
+        "{host} is still patched, and its new code has {list} inlined: the edit of {list} still runs there; revert {host} too to take it back everywhere"
+    )
 }
 
 /// One revert, as one transaction (the caller holds its lock): the

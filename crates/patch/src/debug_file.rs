@@ -81,6 +81,35 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
     files
 }
 
+/// Of the patches `target` still has, those whose code (as their newest
+/// change's symbol files show it) has any of `reverted` (symbols)
+/// inlined, each with those: the edit of a function reverted alone still
+/// runs there (a curl trial: `revert is_dot` said "reverted is_dot",
+/// while the patched `parseurl_and_replace` ran the edited `is_dot`
+/// inlined, and the output did not change). Nothing without symbol files
+/// (objects without `-g`).
+pub fn inlined_in_remaining(target: &Target, reverted: &[String]) -> Vec<(String, Vec<String>)> {
+    if reverted.is_empty() || target.journal.patches.is_empty() {
+        return Vec::new();
+    }
+    // The remaining patches by the change their code is from.
+    let mut by_change: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    for p in &target.journal.patches {
+        if let Some(g) = p.history.last().filter(|_| !reverted.contains(&p.name)) {
+            by_change.entry(g.change).or_default().push(p.name.clone());
+        }
+    }
+    let files = symbol_files(&target.journal_dir, target.process.pid(), target.journal.start_time);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (change, hosts) in by_change {
+        for file in files.iter().filter(|f| f.change == Some(change)) {
+            let Ok(bytes) = std::fs::read(&file.path) else { continue };
+            out.extend(crate::inline_only::patched_inlined_in_image(&bytes, &hosts, reverted));
+        }
+    }
+    out
+}
+
 /// One patch's symbol file in the state directory.
 struct SymbolFile {
     name: String,

@@ -79,57 +79,72 @@ pub fn inlined_into(obj: &ObjectFile, patched: &[String]) -> Vec<InlineOnly> {
 /// on `luaV_execute` that did not say the edit was why). Hosts with none
 /// are left out; empty without debug information.
 pub fn patched_inlined_in(obj: &ObjectFile, hosts: &[String], patched: &[String]) -> Vec<(String, Vec<String>)> {
-    if hosts.is_empty() || patched.len() < 2 {
+    if hosts.is_empty() || patched.is_empty() {
         return Vec::new();
     }
+    with_dwarf(obj, |dwarf| inlined_in_dwarf(dwarf, hosts, patched)).unwrap_or_default()
+}
+
+/// [`patched_inlined_in`] of a linked image's DWARF (`data`: a patch's
+/// symbol file, whose code is the patch's).
+pub fn patched_inlined_in_image(data: &[u8], hosts: &[String], patched: &[String]) -> Vec<(String, Vec<String>)> {
+    if hosts.is_empty() || patched.is_empty() {
+        return Vec::new();
+    }
+    crate::signature::with_image_dwarf(data, |dwarf| inlined_in_dwarf(dwarf, hosts, patched)).unwrap_or_default()
+}
+
+fn inlined_in_dwarf(
+    dwarf: &gimli::Dwarf<Reader>,
+    hosts: &[String],
+    patched: &[String],
+) -> Result<Vec<(String, Vec<String>)>, gimli::Error> {
     let base = |p: &String| crate::names::parse(p).base;
     let host_bases: foldhash::HashSet<String> = hosts.iter().map(base).collect();
     let patched_by_base: Vec<(String, &String)> = patched.iter().map(|p| (base(p), p)).collect();
-    with_dwarf(obj, |dwarf| {
-        let mut found: Vec<(String, Vec<String>)> = Vec::new();
-        let mut units = dwarf.units();
-        while let Some(header) = units.next()? {
-            let unit = dwarf.unit(header)?;
-            let subprograms = top_level_subprograms(dwarf, &unit)?;
-            let name_at: foldhash::HashMap<UnitOffset, &str> = subprograms
-                .iter()
-                .filter_map(|s| Some((s.offset, s.name.as_deref()?)))
-                .collect();
-            let name_of = |s: &Subprogram| -> Option<String> {
-                s.name
-                    .clone()
-                    .or_else(|| s.origin.and_then(|o| name_at.get(&o).map(|n| n.to_string())))
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let subprograms = top_level_subprograms(dwarf, &unit)?;
+        let name_at: foldhash::HashMap<UnitOffset, &str> = subprograms
+            .iter()
+            .filter_map(|s| Some((s.offset, s.name.as_deref()?)))
+            .collect();
+        let name_of = |s: &Subprogram| -> Option<String> {
+            s.name
+                .clone()
+                .or_else(|| s.origin.and_then(|o| name_at.get(&o).map(|n| n.to_string())))
+        };
+        for s in subprograms.iter().filter(|s| s.code) {
+            let Some(name) = name_of(s).filter(|n| host_bases.contains(n)) else {
+                continue;
             };
-            for s in subprograms.iter().filter(|s| s.code) {
-                let Some(name) = name_of(s).filter(|n| host_bases.contains(n)) else {
-                    continue;
-                };
-                let inlined: Vec<&str> = inlined_origins(&unit, s.offset)?
-                    .iter()
-                    .filter_map(|o| name_at.get(o).copied())
-                    .filter(|n| *n != name)
-                    .collect();
-                let hit: Vec<String> = patched_by_base
-                    .iter()
-                    .filter(|(b, _)| inlined.contains(&b.as_str()))
-                    .map(|(_, p)| (*p).clone())
-                    .collect();
-                if hit.is_empty() {
-                    continue;
-                }
-                for host in hosts.iter().filter(|h| base(h) == name) {
-                    match found.iter_mut().find(|(h, _)| h == host) {
-                        Some((_, list)) => {
-                            list.extend(hit.iter().filter(|p| !list.contains(p)).cloned().collect::<Vec<_>>())
-                        }
-                        None => found.push((host.clone(), hit.clone())),
+            let inlined: Vec<&str> = inlined_origins(&unit, s.offset)?
+                .iter()
+                .filter_map(|o| name_at.get(o).copied())
+                .filter(|n| *n != name)
+                .collect();
+            let hit: Vec<String> = patched_by_base
+                .iter()
+                .filter(|(b, _)| inlined.contains(&b.as_str()))
+                .map(|(_, p)| (*p).clone())
+                .collect();
+            if hit.is_empty() {
+                continue;
+            }
+            for host in hosts.iter().filter(|h| base(h) == name) {
+                match found.iter_mut().find(|(h, _)| h == host) {
+                    Some((_, list)) => {
+                        let more: Vec<String> = hit.iter().filter(|p| !list.contains(p)).cloned().collect();
+                        list.extend(more);
                     }
+                    None => found.push((host.clone(), hit.clone())),
                 }
             }
         }
-        Ok(found)
-    })
-    .unwrap_or_default()
+    }
+    Ok(found)
 }
 
 fn in_unit(
