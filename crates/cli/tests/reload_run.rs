@@ -3143,7 +3143,7 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
     assert!(
         e["message"]
             .as_str()
-            .is_some_and(|m| m.contains("another relive command")),
+            .is_some_and(|m| m.contains("another relive command reverted scale in process")),
         "{e}"
     );
     let e = s.patched_by("scale(5);", "scale(6);");

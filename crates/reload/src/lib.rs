@@ -3179,6 +3179,7 @@ impl<'p> Reloader<'p> {
             return Vec::new();
         };
         let pid = self.process.pid();
+        let now = self.target.journal.clone();
         self.unsettle_changed_since(&before)
             .into_iter()
             .map(|(source, functions)| {
@@ -3186,8 +3187,8 @@ impl<'p> Reloader<'p> {
                 event.event = EventKind::ChangedElsewhere;
                 let names = shown_functions(&functions);
                 event.message = Some(format!(
-                    "another relive command reverted or patched {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
-                    listed(&names)
+                    "another relive command {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
+                    what_changed(&before, &now, &names)
                 ));
                 // As the message counts them: a function's cold part is
                 // part of it (103 names against "94 more" of 99).
@@ -3835,6 +3836,36 @@ pub enum Baseline {
     },
     /// It does not compile now.
     CompileError(String),
+}
+
+/// What another command did to `names` between the journals `before`
+/// and `now`, as a user would say it: "reverted f, g and patched h" (it
+/// said "reverted or patched" of a plain revert: a curl trial).
+fn what_changed(
+    before: &relive_patch::journal::Journal,
+    now: &relive_patch::journal::Journal,
+    names: &[String],
+) -> String {
+    let generation = |journal: &relive_patch::journal::Journal, name: &str| {
+        journal
+            .patches
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.history.last().map(|g| g.generation))
+    };
+    let (mut reverted, mut patched) = (Vec::new(), Vec::new());
+    for name in names {
+        match (generation(before, name), generation(now, name)) {
+            (Some(was), Some(is)) if is < was => reverted.push(name.clone()),
+            (_, None) => reverted.push(name.clone()),
+            _ => patched.push(name.clone()),
+        }
+    }
+    match (reverted.is_empty(), patched.is_empty()) {
+        (false, true) => format!("reverted {}", listed(&reverted)),
+        (true, _) => format!("patched {}", listed(&patched)),
+        (false, false) => format!("reverted {} and patched {}", listed(&reverted), listed(&patched)),
+    }
 }
 
 /// Why a save waits for another file (see
