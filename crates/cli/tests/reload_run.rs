@@ -415,6 +415,47 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { print
     s.target.wait_for("v 301");
 }
 
+/// An edit of a function with code of its own that another function has
+/// inlined: both are patched, and the event says that the second inlines
+/// the first (a curl trial: "patched is_dot, parseurl_and_replace" said
+/// nothing of why the second, where an inline function's edit was said
+/// so). An edit of the caller alone names no other function.
+#[test]
+fn an_edit_of_a_patched_function_another_inlines_names_it() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 10;
+int twice(int x)
+{
+    return x * 2;
+}
+
+int (*volatile out_of_line)(int) = twice;
+
+__attribute__((noinline)) int value(int x)
+{
+    return twice(x + seed) + 100;
+}
+
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("v %d %d\n", value(0), out_of_line(1)); usleep(3000); } }
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("v 120 2");
+    let e = s.patched_by("return x * 2;", "return x * 3;");
+    let mut functions: Vec<String> = serde_json::from_value(e["functions"].clone()).unwrap();
+    functions.sort();
+    assert_eq!(functions, ["twice", "value"], "{e}");
+    assert_eq!(
+        e["inlined_edits"],
+        serde_json::json!([{"function": "twice", "into": ["value"]}]),
+        "{e}"
+    );
+    s.target.wait_for("v 130 3");
+    let e = s.patched_by("return twice(x + seed) + 100;", "return twice(x + seed) + 200;");
+    assert!(e.get("inlined_edits").is_none(), "{e}");
+    s.target.wait_for("v 230 3");
+}
+
 /// The same for an inline function of a header: the edit is in the
 /// header, the patch in the file that includes it.
 #[test]

@@ -54,6 +54,19 @@ struct Subprogram {
 /// `f.isra.0`, count as their function). Empty without debug
 /// information, or when it cannot be read.
 pub fn inlined_into(obj: &ObjectFile, patched: &[String]) -> Vec<InlineOnly> {
+    inlined(obj, patched, false)
+}
+
+/// [`inlined_into`], and also the functions of `patched` that have code
+/// of their own and are inlined into other functions of `patched` (a
+/// curl trial: "patched is_dot, parseurl_and_replace" did not say that
+/// the second was patched for the first, inlined in it, where an inline
+/// function's edit was said so).
+pub fn inlined_into_with_patched(obj: &ObjectFile, patched: &[String]) -> Vec<InlineOnly> {
+    inlined(obj, patched, true)
+}
+
+fn inlined(obj: &ObjectFile, patched: &[String], also_patched: bool) -> Vec<InlineOnly> {
     if patched.is_empty() {
         return Vec::new();
     }
@@ -63,7 +76,7 @@ pub fn inlined_into(obj: &ObjectFile, patched: &[String]) -> Vec<InlineOnly> {
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let unit = dwarf.unit(header)?;
-            out.extend(in_unit(dwarf, &unit, patched, &wanted)?);
+            out.extend(in_unit(dwarf, &unit, patched, &wanted, also_patched)?);
         }
         Ok(out)
     })
@@ -152,6 +165,7 @@ fn in_unit(
     unit: &gimli::Unit<Reader>,
     patched: &[String],
     wanted: &foldhash::HashSet<String>,
+    also_patched: bool,
 ) -> Result<Vec<InlineOnly>, gimli::Error> {
     let subprograms = top_level_subprograms(dwarf, unit)?;
     let by_offset: foldhash::HashMap<UnitOffset, usize> =
@@ -165,11 +179,16 @@ fn in_unit(
         })
     };
     let with_code: foldhash::HashSet<String> = subprograms.iter().filter(|s| s.code).filter_map(name_of).collect();
-    // Abstract instances of functions with no code anywhere in the unit.
+    // Abstract instances of functions with no code anywhere in the unit
+    // (and, `also_patched`, of patched ones).
     let inline_only: foldhash::HashMap<UnitOffset, &Subprogram> = subprograms
         .iter()
-        .filter(|s| s.abstract_instance && !s.code)
-        .filter(|s| s.name.as_ref().is_some_and(|n| !with_code.contains(n)))
+        .filter(|s| s.abstract_instance && (!s.code || also_patched))
+        .filter(|s| {
+            s.name
+                .as_ref()
+                .is_some_and(|n| !with_code.contains(n) || (also_patched && wanted.contains(n)))
+        })
         .map(|s| (s.offset, s))
         .collect();
     if inline_only.is_empty() {
@@ -184,7 +203,13 @@ fn in_unit(
         let symbols = patched.iter().filter(|p| crate::names::parse(p).base == name);
         let origins = inlined_origins(unit, s.offset)?;
         for symbol in symbols {
-            for origin in origins.iter().filter(|o| inline_only.contains_key(o)) {
+            // Not itself (a recursive function inlines itself).
+            let other = |o: &&UnitOffset| {
+                inline_only
+                    .get(*o)
+                    .is_some_and(|c| c.name.as_deref() != Some(name.as_str()))
+            };
+            for origin in origins.iter().filter(other) {
                 let list = into.entry(*origin).or_default();
                 if !list.contains(symbol) {
                     list.push(symbol.clone());

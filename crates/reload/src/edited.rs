@@ -1,4 +1,5 @@
-//! Which functions a save edited that have no code of their own.
+//! Which functions a save edited that are inlined into the patched ones:
+//! those with no code of their own, and patched ones inlined into others.
 //!
 //! A static function called once, or an inline one, is compiled into the
 //! functions that call it: its edit is patched by replacing them, and a
@@ -8,14 +9,17 @@
 //! gives such functions and where they are declared
 //! ([`relive_patch::inline_only`]); the text of the save, compared with
 //! the text of the compile that runs, gives the lines the edit changed;
-//! a function whose body spans one was edited.
+//! a function whose body spans one was edited. A function with code of
+//! its own, patched, that another patched function has inlined is said
+//! with it too (a curl trial: "patched is_dot, parseurl_and_replace" did
+//! not say why the second).
 
 use std::path::{Path, PathBuf};
 
 use relive_patch::objfile::ObjectFile;
 
-/// An edited function with no code of its own, and the patched functions
-/// it is inlined into.
+/// An edited function inlined into patched functions (one with no code of
+/// its own, or a patched one), and those functions.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InlinedEdit {
     pub function: String,
@@ -31,8 +35,9 @@ pub struct InlinedEdit {
 /// (the edited lines of a huge change are then spans, never missed).
 const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The edited functions without code of their own among what `new` (a
-/// save's compile) changed from `old` (the compile that runs), inlined
+/// The edited functions (without code of their own, or patched
+/// themselves) among what `new` (a save's compile) changed from `old`
+/// (the compile that runs), inlined
 /// into the functions of `patched`. Empty when either compile did not
 /// keep its texts, or nothing such was edited.
 pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> Vec<InlinedEdit> {
@@ -43,7 +48,7 @@ pub fn inlined_edits(old: &ObjectFile, new: &ObjectFile, patched: &[String]) -> 
     }
     // The candidates first: most edits are of functions with code, and
     // then no text is compared.
-    let candidates = relive_patch::inline_only::inlined_into(new, patched);
+    let candidates = relive_patch::inline_only::inlined_into_with_patched(new, patched);
     if candidates.is_empty() {
         return Vec::new();
     }

@@ -132,7 +132,7 @@ pub struct Options {
     /// moved, only when any), "reverted" (patched functions the save put back as the program was built, whose patches were taken
     /// back, only when any), "as_built" (of the functions, those the save put back as the program was built whose
     /// patches could not be taken back on their own: patched again with the program's own code, only when any),
-    /// "inlined_edits" (edited functions with no code of their own, each {"function","into","added"}: the
+    /// "inlined_edits" (edited functions inlined into patched ones: with no code of their own, or patched too; each {"function","into","added"}: the
     /// patched functions it is inlined into, "added" only when the save added it, only when any), "initial_values_kept" (variables whose initial value the
     /// save changed, which the program does not take: it keeps the values they have, only when any; an edit of an
     /// initializer alone is a "no_change" event), "compiler_warnings" (what the compiler printed for a compile that succeeded, only when
