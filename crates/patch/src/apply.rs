@@ -3542,12 +3542,18 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
             return Err(PatchError::Refused { what });
         }
     }
+    // The first change the revert undoes: no earlier code has its edits.
+    let since = selected
+        .iter()
+        .filter_map(|p| p.history.first().map(|g| g.change))
+        .min()
+        .unwrap_or(0);
     let mut report = revert_change(target, "revert", &selected, &[])?;
     // Reverted by name, a function may still run edited where a patch
     // that stays has it inlined.
     if names.is_some() {
         let reverted: Vec<String> = report.reverted.iter().map(|r| r.symbol.clone()).collect();
-        for (host, inlined) in crate::debug_file::inlined_in_remaining(target, &reverted) {
+        for (host, inlined) in crate::debug_file::inlined_in_remaining(target, &reverted, since) {
             let host = crate::names::readable(&host);
             let inlined: Vec<String> = inlined.iter().map(|n| crate::names::readable(n)).collect();
             report.warnings.push(inlined_stays_said(&host, &inlined));

@@ -88,14 +88,22 @@ fn in_force(target: &Target) -> Vec<(u64, std::path::PathBuf)> {
 /// while the patched `parseurl_and_replace` ran the edited `is_dot`
 /// inlined, and the output did not change). Nothing without symbol files
 /// (objects without `-g`).
-pub fn inlined_in_remaining(target: &Target, reverted: &[String]) -> Vec<(String, Vec<String>)> {
+///
+/// Only patches whose code is from change `since` or later can have the
+/// reverted edits inlined (they were made no earlier): a long session's
+/// earlier changes' files are not read.
+pub fn inlined_in_remaining(target: &Target, reverted: &[String], since: u64) -> Vec<(String, Vec<String>)> {
     if reverted.is_empty() || target.journal.patches.is_empty() {
         return Vec::new();
     }
     // The remaining patches by the change their code is from.
     let mut by_change: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
     for p in &target.journal.patches {
-        if let Some(g) = p.history.last().filter(|_| !reverted.contains(&p.name)) {
+        if let Some(g) = p
+            .history
+            .last()
+            .filter(|g| !reverted.contains(&p.name) && g.change >= since)
+        {
             by_change.entry(g.change).or_default().push(p.name.clone());
         }
     }
