@@ -365,6 +365,23 @@ impl RegionRecord {
         self.addr <= addr && addr < self.addr + self.len
     }
 
+    /// Whether `addr` is in a part of the pool that patches placed
+    /// something in (code, read-only or writable data), or just past it
+    /// (an array's end): what a pointer into the pool can mean. A value
+    /// in the rest is none (a jq trial's `revert --all` kept a pool for
+    /// heap words that pointed into its unused data, a different one each
+    /// time). A pool whose record counts no use (an older journal) counts
+    /// whole.
+    pub fn placed_at(&self, addr: u64) -> bool {
+        if self.code_used == 0 && self.ro_used == 0 && self.rw_used == 0 {
+            return self.contains(addr);
+        }
+        let within = |start: u64, used: u64| start <= addr && addr <= start + used;
+        within(self.addr, self.code_used.min(self.code_len))
+            || within(self.read_only_start(), self.ro_used.min(self.ro_len))
+            || within(self.writable_start(), self.rw_used.min(self.rw_len))
+    }
+
     /// Why the pool stays mapped for good, if it does: what was
     /// constructed in it ([`RegionRecord::pinned`]), or an unwind table of
     /// it the unwinder may hold (a call registering it did not return:

@@ -359,10 +359,15 @@ impl Targets<'_> {
         }
     }
 
-    /// The pool `value` points into.
+    /// The pool `value` points into, where patches placed something
+    /// ([`RegionRecord::placed_at`]).
     fn owner(&self, value: u64) -> Option<usize> {
         match (self.low..self.high).contains(&value) {
-            true => self.regions.iter().position(|r| r.contains(value)),
+            true => self
+                .regions
+                .iter()
+                .position(|r| r.contains(value))
+                .filter(|&i| self.regions[i].placed_at(value)),
             false => None,
         }
     }
@@ -603,5 +608,39 @@ mod tests {
         assert!(!holds_added_in_use(&b, &variable, &newer), "nothing added there");
         assert!(!holds_added_in_use(&a, &variable, &[patched(0x20010, 1)]));
         assert!(!holds_added_in_use(&a, &variable, &[]));
+    }
+
+    /// A value in a pool's unused space points at nothing a patch placed:
+    /// no reference (a jq trial's heap words kept a pool for good), while
+    /// one in (or just past) what its parts hold is.
+    #[test]
+    fn only_what_patches_placed_in_a_pool_can_be_referenced() {
+        let region = RegionRecord {
+            addr: 0x10000,
+            len: 0x3000,
+            code_len: 0x1000,
+            ro_len: 0x1000,
+            rw_len: 0x1000,
+            code_used: 0x40,
+            ro_used: 0x10,
+            rw_used: 0x8,
+            ..RegionRecord::default()
+        };
+        let regions = [region.clone()];
+        let targets = Targets::new(&regions);
+        for placed in [0x10000, 0x1003f, 0x10040, 0x11008, 0x12000, 0x12008] {
+            assert_eq!(targets.owner(placed), Some(0), "{placed:#x}");
+        }
+        for unused in [0x10800, 0x11800, 0x12800, 0x12ff8, 0x13000] {
+            assert_eq!(targets.owner(unused), None, "{unused:#x}");
+        }
+        // A record from a journal that counts no use: the whole pool.
+        let old = [RegionRecord {
+            code_used: 0,
+            ro_used: 0,
+            rw_used: 0,
+            ..region
+        }];
+        assert_eq!(Targets::new(&old).owner(0x12800), Some(0));
     }
 }

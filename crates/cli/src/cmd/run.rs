@@ -366,20 +366,51 @@ impl SaidConditions {
 
 /// `events` of one change as text: a note several of them carry (the
 /// process has no unwinder, a debugger's breakpoint) is said with the
-/// first only; it was said once per file. JSON keeps every event whole.
+/// first only; it was said once per file. A note of a file's own code (a
+/// changed macro's values) is said with each file, whole with the first
+/// and shortened with the others, pointing back (a jq trial: a macro's
+/// 600-character note, six times over). JSON keeps every event whole.
 fn notes_said_once(events: &[ReloadEvent], json: bool) -> Vec<ReloadEvent> {
     let mut said = std::collections::HashSet::new();
+    let mut said_with: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     events
         .iter()
         .map(|e| {
             let mut e = e.clone();
             if !json {
                 let own = std::mem::take(&mut e.file_notes);
-                e.notes.retain(|n| own.contains(n) || said.insert(n.clone()));
+                let file = std::path::Path::new(&e.file)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                e.notes = std::mem::take(&mut e.notes)
+                    .into_iter()
+                    .filter_map(|n| match own.contains(&n) {
+                        true => match said_with.get(&n) {
+                            Some(first) => Some(format!("{} (as said for {first})", shortened(&n))),
+                            None => {
+                                said_with.insert(n.clone(), file.clone());
+                                Some(n)
+                            }
+                        },
+                        false => said.insert(n.clone()).then_some(n),
+                    })
+                    .collect();
             }
             e
         })
         .collect()
+}
+
+/// A note's first words: up to its first parenthesis, or 80 characters.
+fn shortened(note: &str) -> String {
+    match note.find(" (") {
+        Some(k) => note[..k].to_string(),
+        None => match note.char_indices().nth(80) {
+            Some((k, _)) => format!("{}…", &note[..k]),
+            None => note.to_string(),
+        },
+    }
 }
 
 /// A file to watch, its compile command, and other commands the build
@@ -1415,9 +1446,27 @@ mod tests {
         }
         let said: Vec<usize> = notes_said_once(&own, false)
             .iter()
-            .map(|e| e.notes.iter().filter(|n| *n == "macro changed value").count())
+            .map(|e| e.notes.iter().filter(|n| n.starts_with("macro changed value")).count())
             .collect();
         assert_eq!(said, [1, 1, 1]);
+        // Whole with the first file, pointing back with the others (a jq
+        // trial: a long macro note six times over).
+        for e in &mut own {
+            let long = "macro changed value (LIMIT 3 -> 4, in m.h): the new code uses the new value".to_string();
+            e.notes.push(long.clone());
+            e.file_notes.push(long);
+        }
+        let said: Vec<Vec<String>> = notes_said_once(&own, false).into_iter().map(|e| e.notes).collect();
+        assert!(
+            said[0].iter().any(|n| n.ends_with("the new code uses the new value")),
+            "{said:?}"
+        );
+        for later in &said[1..] {
+            assert!(
+                later.iter().any(|n| n == "macro changed value (as said for a.c)"),
+                "{said:?}"
+            );
+        }
     }
 
     /// One refusal that several files of a burst share is printed once,
