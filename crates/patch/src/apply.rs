@@ -1125,10 +1125,10 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             // What runs now is the code the patch replaces; where no
             // compile of it is known (a start-up catch-up of files edited
             // before relive started: a Lua re-check's note left the
-            // inlined edit out), the new one, which inlines alike but for
-            // what the edit changed.
-            let running = bases.first().or(built.first()).copied().unwrap_or(p.obj);
-            note_inlined_in_running(running, &p.linked, reaches);
+            // inlined edit out), the program's own, as its debug
+            // information describes it.
+            let running = bases.first().or(built.first()).copied();
+            note_inlined_in_running(target, running, &p.linked, reaches);
         }
     }
     // Kept with each redirect, for `status`: a `main` whose new code can
@@ -2487,7 +2487,12 @@ fn note_lines_moved(
 /// on `luaV_execute`'s running call alone, and the script's loop, inside
 /// that call for good, never ran the new division). Read only when a
 /// replaced function is running and the patch replaces two or more.
-fn note_inlined_in_running(running: &ObjectFile, linked: &Linked, reaches: &mut HashMap<u64, Reach>) {
+fn note_inlined_in_running(
+    target: &Target,
+    running: Option<&ObjectFile>,
+    linked: &Linked,
+    reaches: &mut HashMap<u64, Reach>,
+) {
     let replaced: Vec<(&str, u64)> = linked
         .functions
         .iter()
@@ -2506,7 +2511,11 @@ fn note_inlined_in_running(running: &ObjectFile, linked: &Linked, reaches: &mut 
         return;
     }
     let patched: Vec<String> = replaced.iter().map(|(name, _)| name.to_string()).collect();
-    for (host, inlined) in crate::inline_only::patched_inlined_in(running, &hosts, &patched) {
+    let found = match running {
+        Some(obj) => crate::inline_only::patched_inlined_in(obj, &hosts, &patched),
+        None => program_inlines(target, &replaced, &hosts, &patched),
+    };
+    for (host, inlined) in found {
         let Some(reach) = replaced
             .iter()
             .find(|(name, _)| *name == host)
@@ -2520,6 +2529,48 @@ fn note_inlined_in_running(running: &ObjectFile, linked: &Linked, reaches: &mut 
         }
         reach.inlined_old = names;
     }
+}
+
+/// [`crate::inline_only::patched_inlined_in`] of the code the program was
+/// built with, from its modules' debug information: for `hosts` that no
+/// earlier patch replaced (whose running calls run that code), each
+/// module's DWARF read once. `replaced`: each function's symbol and
+/// original entry.
+fn program_inlines(
+    target: &Target,
+    replaced: &[(&str, u64)],
+    hosts: &[String],
+    patched: &[String],
+) -> Vec<(String, Vec<String>)> {
+    let mut by_module: Vec<(&relive_process::modules::LoadedModule, Vec<String>)> = Vec::new();
+    for host in hosts {
+        let Some(&(_, orig)) = replaced.iter().find(|(name, _)| name == host) else {
+            continue;
+        };
+        // Patched before: a call may run an earlier patch's code.
+        if target.journal.patch(orig).is_some_and(|p| p.history.len() > 1) {
+            continue;
+        }
+        let Some(module) = target.modules.containing(orig) else {
+            continue;
+        };
+        match by_module.iter_mut().find(|(m, _)| std::ptr::eq(*m, module)) {
+            Some((_, list)) => list.push(host.clone()),
+            None => by_module.push((module, vec![host.clone()])),
+        }
+    }
+    by_module
+        .into_iter()
+        .filter_map(|(module, hosts)| {
+            let image = module.image.as_ref()?;
+            Some(crate::inline_only::patched_inlined_in_image(
+                image.data(),
+                &hosts,
+                patched,
+            ))
+        })
+        .flatten()
+        .collect()
 }
 
 /// What a running call's note adds for `names`, replaced functions its
@@ -3543,9 +3594,14 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
         }
     }
     // The first change the revert undoes: no earlier code has its edits.
+    // (A history that no longer reaches the first generation says
+    // nothing of when the first edit was: every change is read then.)
     let since = selected
         .iter()
-        .filter_map(|p| p.history.first().map(|g| g.change))
+        .map(|p| match p.history.first() {
+            Some(g) if g.generation <= 1 => g.change,
+            _ => 0,
+        })
         .min()
         .unwrap_or(0);
     let mut report = revert_change(target, "revert", &selected, &[])?;

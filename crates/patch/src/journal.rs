@@ -366,8 +366,9 @@ impl RegionRecord {
     }
 
     /// Whether `addr` is in a part of the pool that patches placed
-    /// something in (code, read-only or writable data), or just past it
-    /// (an array's end): what a pointer into the pool can mean. A value
+    /// something in (code, read-only or writable data), just past it (an
+    /// array's end) or up to [`crate::link::BESIDE`] bytes before it:
+    /// what a pointer into the pool can mean. A value
     /// in the rest is none (a jq trial's `revert --all` kept a pool for
     /// heap words that pointed into its unused data, a different one each
     /// time). A pool whose record counts no use (an older journal) counts
@@ -376,7 +377,10 @@ impl RegionRecord {
         if self.code_used == 0 && self.ro_used == 0 && self.rw_used == 0 {
             return self.contains(addr);
         }
-        let within = |start: u64, used: u64| start <= addr && addr <= start + used;
+        // As far before a part as address arithmetic reaches (a loop's
+        // base `buf - k` of a variable at its start), and just past it.
+        let beside = crate::link::BESIDE.unsigned_abs();
+        let within = |start: u64, used: u64| start.saturating_sub(beside) <= addr && addr <= start + used;
         within(self.addr, self.code_used.min(self.code_len))
             || within(self.read_only_start(), self.ro_used.min(self.ro_len))
             || within(self.writable_start(), self.rw_used.min(self.rw_len))

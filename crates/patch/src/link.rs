@@ -31,7 +31,7 @@ const MAX_ZEROED_SECTION: u64 = 1 << 28;
 /// How far outside a variable a compiler's address arithmetic reaches (a
 /// loop's base `buf - k`, an end `arr + N`): a place farther from every
 /// variable is not taken for one's.
-const BESIDE: i64 = 64;
+pub(crate) const BESIDE: i64 = 64;
 
 /// Whether `at` (an offset in `sym`'s section, which `sym` does not
 /// cover) is within [`BESIDE`] bytes of `sym`.

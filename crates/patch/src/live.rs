@@ -126,16 +126,15 @@ impl LiveResolver {
             .map(|(_, f)| f.to_string())
     }
 
-    /// The `static` functions of the home module that its symbols put in
-    /// a file named like `file` (its last component), by symbol name,
-    /// GCC's clones counted as their function once, sorted.
+    /// The `static` functions of the home module that its symbols put
+    /// under the file name `file` (`STT_FILE`, as the compile named it), by
+    /// symbol name, GCC's clones counted as their function once, sorted.
     pub fn statics_of_file(&self, file: &str) -> Vec<String> {
-        let wanted = base_name(file);
         let mut out: Vec<String> = self
             .symbols
             .file_locals(Some(&self.home.0))
             .filter(|(s, _, _)| s.kind == SymbolKind::Function)
-            .filter(|(s, _, _)| s.file.as_deref().map(base_name) == Some(wanted))
+            .filter(|(s, _, _)| s.file.as_deref() == Some(file))
             .map(|(s, _, _)| names::parse(&s.name).base)
             .collect();
         out.sort();

@@ -628,7 +628,9 @@ mod tests {
         };
         let regions = [region.clone()];
         let targets = Targets::new(&regions);
-        for placed in [0x10000, 0x1003f, 0x10040, 0x11008, 0x12000, 0x12008] {
+        // (0x11ff8: a loop's base just before the writable part's first
+        // variable.)
+        for placed in [0x10000, 0x1003f, 0x10040, 0x11008, 0x11ff8, 0x12000, 0x12008] {
             assert_eq!(targets.owner(placed), Some(0), "{placed:#x}");
         }
         for unused in [0x10800, 0x11800, 0x12800, 0x12ff8, 0x13000] {

@@ -51,9 +51,10 @@ pub struct Verification {
     pub lines_only: Vec<(String, String)>,
     /// Functions in `same` that a patch redirected and that nothing in
     /// the program calls (callers that inline them), with the patch's
-    /// note: neither version runs, so they match, and are said (status
-    /// named one "not reached" while verify said nothing of it: a PCRE2
-    /// trial).
+    /// note: their own entry is never called (the inlined copies are
+    /// their callers' code, compared as theirs), so they match, and are
+    /// said (status named one "not reached" while verify said nothing of
+    /// it: a PCRE2 trial).
     pub never_called: Vec<(String, String)>,
 }
 
@@ -554,12 +555,20 @@ fn code(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, live: &[u8], d
             continue;
         }
         if let Some(Mismatch { why, in_place }) = reference(target, obj, r, at, live, initializer, depth) {
-            let neighbour = !in_place
-                && neighbour_readings(obj, r)
-                    .iter()
-                    .any(|other| reference(target, obj, other, at, live, initializer, depth).is_none());
-            if !neighbour {
-                return Check::Differs(format!("+{:#x}: {why}", r.offset));
+            let neighbour = neighbour_readings(obj, r)
+                .iter()
+                .any(|other| reference(target, obj, other, at, live, initializer, depth).is_none());
+            match (neighbour, in_place) {
+                (true, false) => {}
+                // Both readings are the object's: it cannot say which
+                // table its code means, so it cannot be said to match.
+                (true, true) => {
+                    return Check::Differs(format!(
+                        "+{:#x}: {why}; read as a reference to the table beside it, which matches, it would not differ: with one .rodata section the object cannot say which table its code means (compiled with -fdata-sections, it can)",
+                        r.offset
+                    ))
+                }
+                (false, _) => return Check::Differs(format!("+{:#x}: {why}", r.offset)),
             }
         }
     }
@@ -774,12 +783,14 @@ fn reference(
 struct Mismatch {
     why: String,
     /// The field denotes the place of the object's own symbol in the
-    /// program (where the program's symbols put it), whose contents differ: no
-    /// other reading of the field excuses that. A reference to the start
-    /// of a table right after another was also read as one past the end
-    /// of the other, which matched, and verify said an edited table's
-    /// object was the code running the old one (a zstd trial, after a
-    /// revert: `ZSTD_defaultCParameters` after `srcSizeTiers`).
+    /// program (where the program's symbols put it), whose contents differ:
+    /// another reading of the field (see [`neighbour_readings`], which
+    /// serves a place that is a patch's copy) cannot excuse that, only
+    /// make it ambiguous. A reference to the start of a table right after
+    /// another was also read as one past the end of the other, which
+    /// matched, and verify said an edited table's object was the code
+    /// running the old one (a zstd trial, after a revert:
+    /// `ZSTD_defaultCParameters` after `srcSizeTiers`).
     in_place: bool,
 }
 

@@ -450,10 +450,11 @@ impl ReloadEvent {
 }
 
 impl ReloadEvent {
-    /// The edited functions with no code of their own, said after the
-    /// patched functions `listed`: " (they inline read_buf, which was
-    /// edited)" ("added" for one new in the save), grouped by the
-    /// functions they are inlined into.
+    /// The edited functions inlined into patched ones (with no code of
+    /// their own, or patched too), said after the patched functions
+    /// `listed`: " (they inline read_buf, which was edited)" ("added" for
+    /// one new in the save), grouped by the functions they are inlined
+    /// into.
     fn inlined_listing(&self, listed: &[String], every: bool) -> String {
         let parts: Vec<String> = self
             .inlined_groups()
@@ -480,7 +481,7 @@ impl ReloadEvent {
         }
     }
 
-    /// The edited functions with no code of their own, grouped by the
+    /// The edited functions inlined into patched ones, grouped by the
     /// functions they are inlined into, each with whether the save added
     /// it.
     fn inlined_groups(&self) -> Vec<InlinedGroup<'_>> {
@@ -2400,7 +2401,9 @@ impl<'p> Reloader<'p> {
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
             let already = shown_functions(&already);
-            if !already.is_empty() {
+            let refused = self.new_macro_refusal(source, &[]).is_some()
+                || (self.unverified.contains_key(source) && !self.trust_baselines);
+            if !already.is_empty() && !refused {
                 event.notes.push(format!(
                     "{} already {} what {} has now (another relive command changed {} to that): nothing to patch",
                     listed(&already),
@@ -3185,10 +3188,14 @@ impl<'p> Reloader<'p> {
             .map(|(source, functions)| {
                 let mut event = ReloadEvent::new(&source);
                 event.event = EventKind::ChangedElsewhere;
-                let names = shown_functions(&functions);
+                let symbols: Vec<String> = functions
+                    .iter()
+                    .filter(|n| !cold_part_of_one_of(n, &functions))
+                    .cloned()
+                    .collect();
                 event.message = Some(format!(
                     "another relive command {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
-                    what_changed(&before, &now, &names)
+                    what_changed(&before, &now, &symbols)
                 ));
                 // As the message counts them: a function's cold part is
                 // part of it (103 names against "94 more" of 99).
@@ -3229,6 +3236,15 @@ impl<'p> Reloader<'p> {
         // again (a trial on SQLite: 210 functions "patched again" with
         // their original code after `revert --all`, one line each).
         let check = verify::functions_against_process(&self.target, new, |n| names.contains(n));
+        // Matching code whose new version no call runs (a loop running
+        // old code) is not what runs.
+        let runs_old = |name: &String| {
+            check
+                .unreached
+                .iter()
+                .chain(&check.old_code_kept)
+                .any(|(n, _)| n == name)
+        };
         let mut again = Vec::new();
         let mut runs_as_saved = Vec::new();
         let mut already = Vec::new();
@@ -3244,7 +3260,9 @@ impl<'p> Reloader<'p> {
                 Some(i) => {
                     functions.retain(|&f| f != i);
                     runs_as_saved.push(name.clone());
-                    already.push(name.clone());
+                    if !runs_old(name) {
+                        already.push(name.clone());
+                    }
                 }
                 None => runs_as_saved.push(name.clone()),
             }
@@ -3838,27 +3856,25 @@ pub enum Baseline {
     CompileError(String),
 }
 
-/// What another command did to `names` between the journals `before`
-/// and `now`, as a user would say it: "reverted f, g and patched h" (it
-/// said "reverted or patched" of a plain revert: a curl trial).
+/// What another command did to `symbols` between the journals `before`
+/// and `now`, as a user would say it (names readable): "reverted f, g and
+/// patched h" (it said "reverted or patched" of a plain revert: a curl
+/// trial).
 fn what_changed(
     before: &relive_patch::journal::Journal,
     now: &relive_patch::journal::Journal,
-    names: &[String],
+    symbols: &[String],
 ) -> String {
-    let generation = |journal: &relive_patch::journal::Journal, name: &str| {
-        journal
-            .patches
-            .iter()
-            .find(|p| p.name == name)
-            .and_then(|p| p.history.last().map(|g| g.generation))
+    let generation = |journal: &relive_patch::journal::Journal, symbol: &str| {
+        journal.patches.iter().find(|p| p.name == symbol).map(|p| p.generation)
     };
     let (mut reverted, mut patched) = (Vec::new(), Vec::new());
-    for name in names {
-        match (generation(before, name), generation(now, name)) {
-            (Some(was), Some(is)) if is < was => reverted.push(name.clone()),
-            (_, None) => reverted.push(name.clone()),
-            _ => patched.push(name.clone()),
+    for symbol in symbols {
+        let name = relive_patch::names::readable(symbol);
+        match (generation(before, symbol), generation(now, symbol)) {
+            (Some(was), Some(is)) if is < was => reverted.push(name),
+            (_, None) => reverted.push(name),
+            _ => patched.push(name),
         }
     }
     match (reverted.is_empty(), patched.is_empty()) {

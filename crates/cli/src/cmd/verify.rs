@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "never_called", only when any: patched functions that match and that nothing in the program calls (their callers have them inlined), so neither version runs; "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "never_called", only when any: patched functions that match and whose own entry nothing in the program calls (their callers have them inlined: those copies are the callers' code); "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
     #[arg(long)]
     pub json: bool,
 }
@@ -70,8 +70,8 @@ struct ObjectReport {
     old_code_kept: Vec<Differing>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lines_only: Vec<Differing>,
-    /// Functions that match, redirected by a patch, that nothing in the
-    /// program calls (callers that inline them): neither version runs.
+    /// Functions that match, redirected by a patch, whose own entry
+    /// nothing in the program calls (callers that inline them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     never_called: Vec<Differing>,
     /// Only inline functions (weak copies other files share) are in the
@@ -189,12 +189,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
         let differing = check.differs.len() + unreached.len();
         let lacking = lacking_statics(&target, &obj);
+        let things = if data_only { "constants" } else { "functions" };
         let unlike_build = unlike_build(
             &verdict,
-            path,
+            (path, things),
             args.pid,
             (differing, check.same.len() - unreached.len()),
-            &lacking,
+            (obj.source.as_deref().unwrap_or_default(), &lacking),
         )
         .filter(|_| foreign.is_none());
         let shared_copies_only = !check.same.is_empty()
@@ -387,10 +388,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// when none differs, or when only a few do and it lacks none (an edit).
 fn unlike_build(
     verdict: &relive_patch::origin::Verdict,
-    obj: &Path,
+    (obj, things): (&Path, &str),
     pid: u32,
     (differing, same): (usize, usize),
-    lacking: &[String],
+    (file, lacking): (&str, &[String]),
 ) -> Option<String> {
     if differing == 0 {
         return None;
@@ -410,16 +411,17 @@ fn unlike_build(
             n => format!(" and {n} more"),
         };
         return Some(format!(
-            "pid {pid} has {} static function{} of this file that {} does not define ({}{more}): a -D option of the build missing or different leaves functions out like this (so can an edit that removed or inlined them); {fix}",
+            "pid {pid} has {} static function{} under this object's file name ({}) that {} does not define ({}{more}): a -D option of the build missing or different leaves functions out like this (so can an edit that removed or inlined them, or another file of that name); {fix}",
             lacking.len(),
             if lacking.len() == 1 { "" } else { "s" },
+            file,
             obj.display(),
             named.join(", ")
         ));
     }
     (differing >= 2 && differing >= same).then(|| {
         format!(
-            "{differing} of its {} functions differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); {fix}",
+            "{differing} of its {} {things} differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); {fix}",
             differing + same,
             obj.display()
         )
