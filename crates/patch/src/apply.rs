@@ -3609,21 +3609,35 @@ pub fn revert(target: &mut Target, names: Option<&[String]>) -> Result<RevertRep
     // that stays has it inlined.
     if names.is_some() {
         let reverted: Vec<String> = report.reverted.iter().map(|r| r.symbol.clone()).collect();
+        // One line per set of reverted functions, naming every patch
+        // that has them (a zstd re-check: five lines alike).
+        let mut said: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         for (host, inlined) in crate::debug_file::inlined_in_remaining(target, &reverted, since) {
             let host = crate::names::readable(&host);
-            let inlined: Vec<String> = inlined.iter().map(|n| crate::names::readable(n)).collect();
-            report.warnings.push(inlined_stays_said(&host, &inlined));
+            let mut inlined: Vec<String> = inlined.iter().map(|n| crate::names::readable(n)).collect();
+            inlined.sort();
+            match said.iter_mut().find(|(i, _)| *i == inlined) {
+                Some((_, hosts)) => hosts.push(host),
+                None => said.push((inlined, vec![host])),
+            }
         }
+        report
+            .warnings
+            .extend(said.iter().map(|(inlined, hosts)| inlined_stays_said(hosts, inlined)));
     }
     Ok(report)
 }
 
-/// What a revert by name says of `host`, a patch that stays whose code
+/// What a revert by name says of `hosts`, patches that stay whose code
 /// has the reverted `inlined` inlined.
-fn inlined_stays_said(host: &str, inlined: &[String]) -> String {
-    let list = inlined.join(", ");
+fn inlined_stays_said(hosts: &[String], inlined: &[String]) -> String {
+    let (list, hosts_list) = (inlined.join(", "), hosts.join(", "));
+    let (are, their) = match hosts.len() {
+        1 => ("is", "its"),
+        _ => ("are", "their"),
+    };
     format!(
-        "{host} is still patched, and its new code has {list} inlined: the edit of {list} still runs there; revert {host} too to take it back everywhere"
+        "{hosts_list} {are} still patched, and {their} new code has {list} inlined: the edit of {list} still runs there; revert {hosts_list} too to take it back everywhere"
     )
 }
 
@@ -3985,6 +3999,20 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+
+    #[test]
+    fn patches_that_keep_a_reverted_edit_inlined_are_said_in_one_line() {
+        let one = inlined_stays_said(&["compute".into()], &["divide".into()]);
+        assert_eq!(
+            one,
+            "compute is still patched, and its new code has divide inlined: the edit of divide still runs there; revert compute too to take it back everywhere"
+        );
+        let two = inlined_stays_said(&["a".into(), "b".into()], &["f".into()]);
+        assert!(
+            two.starts_with("a, b are still patched, and their new code has f inlined"),
+            "{two}"
+        );
+    }
     use crate::test_memory::Memory;
 
     /// First redirects over statements of the old code are said in one
