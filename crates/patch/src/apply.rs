@@ -3999,6 +3999,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::test_memory::Memory;
 
     #[test]
     fn patches_that_keep_a_reverted_edit_inlined_are_said_in_one_line() {
@@ -4013,7 +4014,6 @@ mod tests {
             "{two}"
         );
     }
-    use crate::test_memory::Memory;
 
     /// First redirects over statements of the old code are said in one
     /// note, naming the first function's place and a few others, not one
