@@ -665,7 +665,7 @@ fn a_revert_of_a_function_another_patch_has_inlined_says_so() {
     );
     assert!(
         text.contains(
-            "compute is still patched, and its new code has divide inlined: the edit of divide still runs there"
+            "compute is still patched, and its new code has divide inlined: the patched version of divide still runs there"
         ),
         "{text}"
     );

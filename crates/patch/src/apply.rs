@@ -3637,7 +3637,7 @@ fn inlined_stays_said(hosts: &[String], inlined: &[String]) -> String {
         _ => ("are", "their"),
     };
     format!(
-        "{hosts_list} {are} still patched, and {their} new code has {list} inlined: the edit of {list} still runs there; revert {hosts_list} too to take it back everywhere"
+        "{hosts_list} {are} still patched, and {their} new code has {list} inlined: the patched version of {list} still runs there; revert {hosts_list} too to take it back everywhere"
     )
 }
 
@@ -4006,7 +4006,7 @@ mod tests {
         let one = inlined_stays_said(&["compute".into()], &["divide".into()]);
         assert_eq!(
             one,
-            "compute is still patched, and its new code has divide inlined: the edit of divide still runs there; revert compute too to take it back everywhere"
+            "compute is still patched, and its new code has divide inlined: the patched version of divide still runs there; revert compute too to take it back everywhere"
         );
         let two = inlined_stays_said(&["a".into(), "b".into()], &["f".into()]);
         assert!(

@@ -822,7 +822,7 @@ fn contents(target: &LiveTarget, obj: &ObjectFile, i: usize, addr: u64, depth: u
     };
     if let Some(k) = (0..ours.len()).find(|&k| ours[k] != live[k] && !masked(k)) {
         return Some(format!(
-            "refers to {}, whose contents differ from the running one's (at +{k})",
+            "refers to {}, whose contents differ from the running one's (at +{k:#x})",
             sym.name
         ));
     }

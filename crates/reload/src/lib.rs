@@ -1962,9 +1962,7 @@ impl<'p> Reloader<'p> {
     fn hold_for_missing(&mut self, source: PathBuf, mut event: ReloadEvent) -> ReloadEvent {
         event.event = EventKind::Held;
         if let Some(message) = &mut event.message {
-            message.push_str(
-                "; relive tries this file again when another file is saved (the one with the change it waits for)",
-            );
+            message.push_str("; relive tries this file again when another file is saved");
         }
         self.held.insert(source);
         event
@@ -3934,15 +3932,16 @@ fn waited_for_said(source: &Path, waits: &[Wait]) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("; "),
         };
-        let (uses, runs, reverted) = match names.len() {
-            1 => ("uses", "runs its", "reverted it"),
-            _ => ("use", "run their", "reverted them"),
+        let (it, runs, reverted) = match names.len() {
+            1 => ("it", "runs its", "reverted it"),
+            _ => ("they", "run their", "reverted them"),
         };
         said.push(format!(
-            "{} uses {} that {} {uses} too, and {runs} own code there, built with the other value (another relive command {reverted}): patched alone, they would use different values ({values})",
+            "{} uses {} that {} also {}; {it} {runs} own code, built with the other value (another relive command {reverted}): patched alone, the files would use different values ({values})",
             source.display(),
             if macros == 1 { "a macro" } else { "macros" },
             listed(&names),
+            if names.len() == 1 { "uses" } else { "use" },
         ));
     }
     for w in waits {
@@ -3953,10 +3952,12 @@ fn waited_for_said(source: &Path, waits: &[Wait]) -> Option<String> {
             ));
         }
     }
+    let files: Vec<String> = waits.iter().map(|w| w.file().display().to_string()).collect();
     let how_it_goes_in = match waits.len() {
         1 => format!("{} is patched with this file at its next save", first.file().display()),
-        n => format!(
-            "this file waits for all {n} of them: it is patched with the last of them to be saved (saved together, with them all)"
+        _ => format!(
+            "save {} too (together, or one after another: this file goes in with the last), or undo the edit",
+            listed(&files)
         ),
     };
     Some(format!("{}; {how_it_goes_in}", said.join("; ")))
