@@ -716,14 +716,14 @@ fn a_save_of_what_another_command_put_in_says_so() {
     // Compiled from a copy elsewhere: app.c stays as it was until saved.
     let elsewhere = target.dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    std::fs::write(elsewhere.join("app.c"), &three).unwrap();
-    let built = Command::new("gcc")
-        .args(["-O0", "-g", "-c", "app.c", "-o", "other.o"])
-        .current_dir(&elsewhere)
-        .status()
-        .unwrap();
-    assert!(built.success());
-    let other = elsewhere.join("other.o");
+    let other = PathBuf::from(common::compile(
+        &elsewhere,
+        "gcc",
+        "app.c",
+        "other.o",
+        &three,
+        &["-O0", "-g"],
+    ));
     patch_value_from(&target, &state, &other, &[]);
     target.wait_for_prefix("value 3 ");
     save(&target, &three);

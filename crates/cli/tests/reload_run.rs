@@ -3187,6 +3187,22 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
             .is_some_and(|m| m.contains("another relive command reverted scale in process")),
         "{e}"
     );
+    // Another outside change of the same function before any save is said
+    // too (a zstd re-check: it went unsaid, scale being marked already).
+    let elsewhere = s.target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let four = SIGNATURE.replace("return x * 2;", "return x * 4;");
+    let four = common::compile(&elsewhere, "gcc", "app.c", "four.o", &four, &["-O2", "-g"]);
+    s.beside(&["patch", &four, "--only", "scale"]);
+    s.target.wait_for("value 20");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another relive command patched scale in process")),
+        "{e}"
+    );
     let e = s.patched_by("scale(5);", "scale(6);");
     assert!(e["functions"].to_string().contains("scale"), "{e}");
     s.target.wait_for("value 18");

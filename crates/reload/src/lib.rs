@@ -3137,12 +3137,14 @@ impl<'p> Reloader<'p> {
 
     /// Marks the functions the journal changed since `before` as
     /// unsettled in each watched file that defines them: per file, those
-    /// newly so.
+    /// changed (each change is said, also of a function an earlier one
+    /// left unsettled: a zstd re-check's one-shot patch and revert of a
+    /// function reverted before went unsaid).
     fn unsettle_changed_since(&mut self, before: &relive_patch::journal::Journal) -> BTreeMap<PathBuf, Vec<String>> {
         let changed = self.target.journal.functions_changed_since(before);
-        let mut newly: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        let mut by_file: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
         if changed.is_empty() {
-            return newly;
+            return by_file;
         }
         for (source, obj) in &self.current {
             for sym in obj
@@ -3150,17 +3152,14 @@ impl<'p> Reloader<'p> {
                 .iter()
                 .filter(|s| s.kind == relive_patch::objfile::Kind::Function && changed.contains(&s.name))
             {
-                if self
-                    .unsettled
+                self.unsettled
                     .entry(source.clone())
                     .or_default()
-                    .insert(sym.name.clone())
-                {
-                    newly.entry(source.clone()).or_default().push(sym.name.clone());
-                }
+                    .insert(sym.name.clone());
+                by_file.entry(source.clone()).or_default().push(sym.name.clone());
             }
         }
-        newly
+        by_file
     }
 
     /// What another relive command (`revert`, a one-shot `patch`) changed
