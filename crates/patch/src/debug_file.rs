@@ -113,13 +113,7 @@ pub fn inlined_in_remaining(target: &Target, reverted: &[String], since: u64) ->
         for file in files.iter().filter(|f| f.change == Some(change)) {
             let Ok(bytes) = std::fs::read(&file.path) else { continue };
             for (host, inlined) in crate::inline_only::patched_inlined_in_image(&bytes, &hosts, reverted) {
-                match out.iter_mut().find(|(h, _)| *h == host) {
-                    Some((_, list)) => {
-                        let more: Vec<String> = inlined.into_iter().filter(|n| !list.contains(n)).collect();
-                        list.extend(more);
-                    }
-                    None => out.push((host, inlined)),
-                }
+                crate::inline_only::add_inlined(&mut out, host, inlined);
             }
         }
     }

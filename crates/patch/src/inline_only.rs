@@ -107,6 +107,18 @@ pub fn patched_inlined_in_image(data: &[u8], hosts: &[String], patched: &[String
     crate::signature::with_image_dwarf(data, |dwarf| inlined_in_dwarf(dwarf, hosts, patched)).unwrap_or_default()
 }
 
+/// Adds to `found` (each host with the functions it inlines) that `host`
+/// inlines `inlined`, each function named once.
+pub(crate) fn add_inlined(found: &mut Vec<(String, Vec<String>)>, host: String, inlined: Vec<String>) {
+    match found.iter_mut().find(|(h, _)| *h == host) {
+        Some((_, list)) => {
+            let more: Vec<String> = inlined.into_iter().filter(|n| !list.contains(n)).collect();
+            list.extend(more);
+        }
+        None => found.push((host, inlined)),
+    }
+}
+
 fn inlined_in_dwarf(
     dwarf: &gimli::Dwarf<Reader>,
     hosts: &[String],
@@ -120,22 +132,14 @@ fn inlined_in_dwarf(
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
         let subprograms = top_level_subprograms(dwarf, &unit)?;
-        let name_at: foldhash::HashMap<UnitOffset, &str> = subprograms
-            .iter()
-            .filter_map(|s| Some((s.offset, s.name.as_deref()?)))
-            .collect();
-        let name_of = |s: &Subprogram| -> Option<String> {
-            s.name
-                .clone()
-                .or_else(|| s.origin.and_then(|o| name_at.get(&o).map(|n| n.to_string())))
-        };
+        let names = Names::of(&subprograms);
         for s in subprograms.iter().filter(|s| s.code) {
-            let Some(name) = name_of(s).filter(|n| host_bases.contains(n)) else {
+            let Some(name) = names.of_subprogram(s).filter(|n| host_bases.contains(n)) else {
                 continue;
             };
             let inlined: Vec<&str> = inlined_origins(&unit, s.offset)?
                 .iter()
-                .filter_map(|o| name_at.get(o).copied())
+                .filter_map(|o| names.at(o))
                 .filter(|n| *n != name)
                 .collect();
             let hit: Vec<String> = patched_by_base
@@ -147,13 +151,7 @@ fn inlined_in_dwarf(
                 continue;
             }
             for host in hosts.iter().filter(|h| base(h) == name) {
-                match found.iter_mut().find(|(h, _)| h == host) {
-                    Some((_, list)) => {
-                        let more: Vec<String> = hit.iter().filter(|p| !list.contains(p)).cloned().collect();
-                        list.extend(more);
-                    }
-                    None => found.push((host.clone(), hit.clone())),
-                }
+                add_inlined(&mut found, host.clone(), hit.clone());
             }
         }
     }
@@ -168,16 +166,8 @@ fn in_unit(
     also_patched: bool,
 ) -> Result<Vec<InlineOnly>, gimli::Error> {
     let subprograms = top_level_subprograms(dwarf, unit)?;
-    let by_offset: foldhash::HashMap<UnitOffset, usize> =
-        subprograms.iter().enumerate().map(|(i, s)| (s.offset, i)).collect();
-    // Its own name, else its origin's (a concrete instance: an out-of-line
-    // copy or a clone of an inline function).
-    let name_of = |s: &Subprogram| -> Option<String> {
-        s.name.clone().or_else(|| {
-            s.origin
-                .and_then(|o| subprograms.get(*by_offset.get(&o)?)?.name.clone())
-        })
-    };
+    let names = Names::of(&subprograms);
+    let name_of = |s: &Subprogram| names.of_subprogram(s);
     let with_code: foldhash::HashSet<String> = subprograms.iter().filter(|s| s.code).filter_map(name_of).collect();
     // Abstract instances of functions with no code anywhere in the unit
     // (and, `also_patched`, of patched ones).
@@ -230,6 +220,33 @@ fn in_unit(
     }
     out.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(out)
+}
+
+/// A unit's top-level subprograms' names, by their entries' offsets.
+struct Names<'s>(foldhash::HashMap<UnitOffset, &'s str>);
+
+impl<'s> Names<'s> {
+    fn of(subprograms: &'s [Subprogram]) -> Names<'s> {
+        Names(
+            subprograms
+                .iter()
+                .filter_map(|s| Some((s.offset, s.name.as_deref()?)))
+                .collect(),
+        )
+    }
+
+    /// The name of the subprogram at `offset`, if it has one.
+    fn at(&self, offset: &UnitOffset) -> Option<&'s str> {
+        self.0.get(offset).copied()
+    }
+
+    /// `s`'s own name, else its origin's (a concrete instance: an
+    /// out-of-line copy or a clone of an inline function).
+    fn of_subprogram(&self, s: &Subprogram) -> Option<String> {
+        s.name
+            .clone()
+            .or_else(|| s.origin.and_then(|o| self.at(&o)).map(str::to_string))
+    }
 }
 
 /// The unit's top-level subprograms (their children stepped over).

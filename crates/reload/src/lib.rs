@@ -2398,18 +2398,6 @@ impl<'p> Reloader<'p> {
             }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
-            let already = shown_functions(&already);
-            let refused = self.new_macro_refusal(source, &[]).is_some()
-                || (self.unverified.contains_key(source) && !self.trust_baselines);
-            if !already.is_empty() && !refused {
-                event.notes.push(format!(
-                    "{} already {} what {} has now (another relive command changed {} to that): nothing to patch",
-                    listed(&already),
-                    if already.len() == 1 { "runs" } else { "run" },
-                    source.display(),
-                    if already.len() == 1 { "it" } else { "them" }
-                ));
-            }
             // An edit that folds to the same code with the default of a
             // macro the build may set is no change only for relive's
             // compile.
@@ -2421,7 +2409,18 @@ impl<'p> Reloader<'p> {
             self.pending_texts.remove(source);
             // relive's compile is not the build's here: an edit under an
             // #if it takes the other way looks like no change at all.
-            if let Some(differs) = self.unverified.get(source).filter(|_| !self.trust_baselines) {
+            let unverified = self.unverified.get(source).filter(|_| !self.trust_baselines);
+            let already = shown_functions(&already);
+            if !already.is_empty() && unverified.is_none() {
+                event.notes.push(format!(
+                    "{} already {} what {} has now (another relive command changed {} to that): nothing to patch",
+                    listed(&already),
+                    if already.len() == 1 { "runs" } else { "run" },
+                    source.display(),
+                    if already.len() == 1 { "it" } else { "them" }
+                ));
+            }
+            if let Some(differs) = unverified {
                 event.event = EventKind::Refused;
                 event.message = Some(format!(
                     "no function changed in relive's compile of {}, but that compile differs from the running code (in {}), so an edit the build would see may be invisible to it; {}",
@@ -3179,21 +3178,12 @@ impl<'p> Reloader<'p> {
             return Vec::new();
         };
         let pid = self.process.pid();
-        let now = self.target.journal.clone();
-        self.unsettle_changed_since(&before)
+        let changed = self.unsettle_changed_since(&before);
+        changed
             .into_iter()
             .map(|(source, functions)| {
                 let mut event = ReloadEvent::new(&source);
                 event.event = EventKind::ChangedElsewhere;
-                let symbols: Vec<String> = functions
-                    .iter()
-                    .filter(|n| !cold_part_of_one_of(n, &functions))
-                    .cloned()
-                    .collect();
-                event.message = Some(format!(
-                    "another relive command {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
-                    what_changed(&before, &now, &symbols)
-                ));
                 // As the message counts them: a function's cold part is
                 // part of it (103 names against "94 more" of 99).
                 event.functions = functions
@@ -3201,6 +3191,10 @@ impl<'p> Reloader<'p> {
                     .filter(|n| !cold_part_of_one_of(n, &functions))
                     .cloned()
                     .collect();
+                event.message = Some(format!(
+                    "another relive command {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
+                    what_changed(&before, &self.target.journal, &event.functions)
+                ));
                 event
             })
             .collect()

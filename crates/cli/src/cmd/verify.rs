@@ -188,7 +188,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .not_a_source(&path.display().to_string(), args.pid)
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
         let differing = check.differs.len() + unreached.len();
-        let lacking = lacking_statics(&target, &obj);
+        // Looked for only where something differs (a search of the
+        // program's symbols).
+        let lacking = match differing {
+            0 => Vec::new(),
+            _ => lacking_statics(&target, &obj),
+        };
         let things = if data_only { "constants" } else { "functions" };
         let unlike_build = unlike_build(
             &verdict,
