@@ -87,15 +87,20 @@ impl StableFn {
 /// Where one function's entry is: block and slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId {
-    block: usize,
-    slot: usize,
+    // u32s: ids are kept per symbol and per key, and a registry's first
+    // load writes one of each for every function.
+    block: u32,
+    slot: u32,
 }
 
 #[cfg(test)]
 impl EntryId {
     /// Entry `n` of the first block, for tests of what holds ids.
     pub(crate) fn for_test(n: usize) -> EntryId {
-        EntryId { block: 0, slot: n }
+        EntryId {
+            block: 0,
+            slot: n as u32,
+        }
     }
 }
 
@@ -120,31 +125,35 @@ impl EntryTable {
         let block = self.blocks.len() - 1;
         let slot = self.used - block * PER_BLOCK;
         self.used += 1;
-        Ok(EntryId { block, slot })
+        let too_many = || std::io::Error::other("more stable entries than a u32 counts");
+        Ok(EntryId {
+            block: u32::try_from(block).map_err(|_| too_many())?,
+            slot: slot as u32,
+        })
     }
 
     /// The trampoline's address.
     pub fn address(&self, id: EntryId) -> u64 {
-        trampoline(&self.blocks[id.block], id.slot)
+        trampoline(&self.blocks[id.block as usize], id.slot as usize)
     }
 
     /// Makes `id` jump to `code` (one atomic store).
     pub fn point(&self, id: EntryId, code: u64) {
-        self.blocks[id.block].store_cell(cell(id.slot), code);
+        self.blocks[id.block as usize].store_cell(cell(id.slot as usize), code);
     }
 
     /// Makes `id` trap.
     pub fn unpoint(&self, id: EntryId) {
-        let block = &self.blocks[id.block];
-        block.store_cell(cell(id.slot), trap(block));
+        let block = &self.blocks[id.block as usize];
+        block.store_cell(cell(id.slot as usize), trap(block));
     }
 
     /// The entry as a handle (which also says where it jumps now and
     /// whether it traps).
     pub fn handle(&self, id: EntryId) -> StableFn {
         StableFn {
-            block: self.blocks[id.block].clone(),
-            slot: id.slot,
+            block: self.blocks[id.block as usize].clone(),
+            slot: id.slot as usize,
         }
     }
 }

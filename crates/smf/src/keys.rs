@@ -35,8 +35,10 @@ const LIST_LOOKUPS: u32 = 8;
 /// the same name in one version gets the next N).
 #[derive(Debug, Clone)]
 struct Key {
-    start: usize,
-    len: usize,
+    // u32s (a module's string table is addressed by u32 offsets): a
+    // registry's first load writes one key a function.
+    start: u32,
+    len: u32,
     nth: u32,
     id: EntryId,
     last_pass: u64,
@@ -76,10 +78,21 @@ fn is_key<'a>(names: &'a str, name: &'a str, nth: u32) -> impl Fn(&Key) -> bool 
     move |key| key.nth == nth && name_bytes(names, key) == name.as_bytes()
 }
 
+/// Where the next key's name starts in `names`: keys address their names
+/// with u32s (a name itself comes from a module's string table, which u32
+/// offsets address).
+fn name_offset(names: &str) -> std::io::Result<u32> {
+    u32::try_from(names.len()).map_err(|_| std::io::Error::other("a module's function names passed 4 GiB"))
+}
+
 /// `key`'s name in `names`.
 fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
     // Bytes, not a `str` slice: that checks char boundaries.
-    names.as_bytes().get(key.start..key.start + key.len).unwrap_or_default()
+    let start = key.start as usize;
+    names
+        .as_bytes()
+        .get(start..start + key.len as usize)
+        .unwrap_or_default()
 }
 
 /// The table of `first` (keys in symbol order): each key's N is the
@@ -138,7 +151,7 @@ impl FunctionKeys {
             return self
                 .first
                 .iter()
-                .filter(|k| k.len == wanted.len() && name_bytes(&self.names, k).last() == last)
+                .filter(|k| k.len as usize == wanted.len() && name_bytes(&self.names, k).last() == last)
                 .filter(|k| name_bytes(&self.names, k) == wanted)
                 .nth(nth as usize);
         }
@@ -186,8 +199,8 @@ impl FunctionKeys {
             }
             let id = allocate()?;
             self.first.push(Key {
-                start: self.names.len(),
-                len: s.name.len(),
+                start: name_offset(&self.names)?,
+                len: s.name.len() as u32,
                 nth: 0,
                 id,
                 last_pass: pass,
@@ -228,8 +241,8 @@ impl FunctionKeys {
                     Entry::Vacant(place) => {
                         let id = allocate()?;
                         place.insert(Key {
-                            start: self.names.len(),
-                            len: s.name.len(),
+                            start: name_offset(&self.names)?,
+                            len: s.name.len() as u32,
                             nth,
                             id,
                             last_pass: pass,

@@ -164,8 +164,8 @@ pub struct LoadedModule {
     /// bits of [`name_hash`]) and compare strings only on a match.
     defined: Vec<Defined>,
     by_hash: HashIndex,
-    /// Every function bound to an entry: (symbol index, code address).
-    function_code: Vec<(u32, u64)>,
+    /// Every function bound to an entry, in symbol order.
+    function_code: Vec<BoundFunction>,
     /// Every pointer field of the writable data (an Abs64 relocation):
     /// (offset in the data mapping, the value this version's link gives
     /// it), sorted by offset. What lets a reload tell a pointer the
@@ -173,6 +173,19 @@ pub struct LoadedModule {
     /// [`LoadedModule::follow_pointers`]).
     pointer_fields: Vec<(u64, u64)>,
 }
+
+/// A function bound to a stable entry when loaded.
+#[derive(Debug, Clone, Copy)]
+struct BoundFunction {
+    /// Its symbol's index in the module.
+    symbol: u32,
+    /// Its record in `LoadedModule::defined` (`NO_DEFINED` if it has none:
+    /// an entry given for a nameless symbol).
+    defined: u32,
+    code: u64,
+}
+
+const NO_DEFINED: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Defined {
@@ -487,10 +500,15 @@ impl LoadedModule {
                 this.stub = plan.stubs + STUB_LEN * this.stub;
             }
             if let Some(at) = at {
+                let named = !s.name.is_empty() && matches!(s.kind, SymbolType::Function | SymbolType::Object);
                 if entry(i).is_some() {
-                    function_code.push((i as u32, at));
+                    function_code.push(BoundFunction {
+                        symbol: i as u32,
+                        defined: if named { defined.len() as u32 } else { NO_DEFINED },
+                        code: at,
+                    });
                 }
-                if !s.name.is_empty() && matches!(s.kind, SymbolType::Function | SymbolType::Object) {
+                if named {
                     let name = names.len() as u32..(names.len() + s.name.len()) as u32;
                     names.push_str(&s.name);
                     defined.push(Defined {
@@ -656,10 +674,22 @@ impl LoadedModule {
             .map(|d| d.at)
     }
 
-    /// Every function bound to a stable entry when loaded: (index of its
-    /// symbol in the module, its code address).
-    pub fn function_code(&self) -> &[(u32, u64)] {
-        &self.function_code
+    /// Every function bound to a stable entry when loaded, in symbol
+    /// order: (index of its symbol in the module, its code address).
+    pub fn function_code(&self) -> impl ExactSizeIterator<Item = (u32, u64)> + '_ {
+        self.function_code.iter().map(|f| (f.symbol, f.code))
+    }
+
+    /// The names of [`LoadedModule::function_code`]'s functions, in the
+    /// same order (`""` for one without a name): what a registry compares
+    /// a new version's functions with, without a copy of its own.
+    pub fn function_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.function_code
+            .iter()
+            .map(|f| match self.defined.get(f.defined as usize) {
+                Some(d) => self.name_of(d),
+                None => "",
+            })
     }
 
     /// The current bytes of data object `name`.

@@ -218,51 +218,42 @@ struct Slot {
     symbol_ids: SymbolIds,
 }
 
-/// Each symbol's entry in a loaded version, and the names of the symbols
-/// that have one (each followed by a NUL, which no name contains). A new
-/// version with the same functions in the same symbol order, the usual
-/// edit of a function's body, gets the same entries by comparing names
-/// in order instead of looking each up (that was a quarter of a reload).
+/// Each symbol's entry in a loaded version. A new version with the same
+/// functions in the same symbol order, the usual edit of a function's
+/// body, gets the same entries by comparing names in order (with the
+/// loaded version's own, see [`SymbolIds::fit`]) instead of looking each
+/// up (that was a quarter of a reload).
 #[derive(Debug)]
 struct SymbolIds {
     ids: Vec<Option<EntryId>>,
     /// The address of each symbol's entry.
     addresses: Vec<Option<u64>>,
-    names: String,
 }
 
 impl SymbolIds {
-    fn of(module: &Module, ids: Vec<Option<EntryId>>, entries: &EntryTable) -> SymbolIds {
-        let functions = || module.symbols.iter().filter(|s| has_function_key(s));
-        let mut names = String::with_capacity(functions().map(|s| s.name.len() + 1).sum());
-        for s in functions() {
-            names.push_str(&s.name);
-            names.push('\0');
-        }
+    fn of(ids: Vec<Option<EntryId>>, entries: &EntryTable) -> SymbolIds {
         let addresses = ids.iter().map(|id| id.map(|id| entries.address(id))).collect();
-        SymbolIds { ids, addresses, names }
+        SymbolIds { ids, addresses }
     }
 
     /// Whether `module`'s functions are the ones these ids were given for,
-    /// at the same symbol indices.
-    fn fit(&self, module: &Module) -> bool {
+    /// at the same symbol indices: `names` are the names of the functions
+    /// these ids were given to, in symbol order (the loaded version's
+    /// [`LoadedModule::function_names`]; a copy of them made here was a
+    /// fifth of a registry's first load).
+    fn fit<'a>(&self, module: &Module, mut names: impl Iterator<Item = &'a str>) -> bool {
         if module.symbols.len() != self.ids.len() {
             return false;
         }
-        let mut rest = self.names.as_bytes();
         for (s, id) in module.symbols.iter().zip(&self.ids) {
             if has_function_key(s) != id.is_some() {
                 return false;
             }
-            if id.is_some() {
-                let name = s.name.as_bytes();
-                match rest.strip_prefix(name).and_then(|r| r.strip_prefix(b"\0")) {
-                    Some(after) => rest = after,
-                    None => return false,
-                }
+            if id.is_some() && names.next() != Some(&*s.name) {
+                return false;
             }
         }
-        rest.is_empty()
+        names.next().is_none()
     }
 }
 
@@ -595,12 +586,15 @@ impl ModuleRegistry {
             cause: source,
         };
         let slot = self.slot(name);
-        let same_functions = slot.is_some_and(|index| self.modules[index].symbol_ids.fit(module));
+        let same_functions = slot.is_some_and(|index| {
+            let slot = &self.modules[index];
+            slot.symbol_ids.fit(module, slot.current.function_names())
+        });
         let new_ids = if same_functions {
             None
         } else {
             let ids = self.function_ids(name, module).map_err(|e| failed(LoadError::Map(e)))?;
-            Some(SymbolIds::of(module, ids, &self.entries))
+            Some(SymbolIds::of(ids, &self.entries))
         };
         let entry_addresses = match (&new_ids, slot) {
             (Some(ids), _) => &ids.addresses,
@@ -692,8 +686,7 @@ impl ModuleRegistry {
 fn entry_code<'a>(loaded: &'a LoadedModule, ids: &'a [Option<EntryId>]) -> impl Iterator<Item = (EntryId, u64)> + 'a {
     loaded
         .function_code()
-        .iter()
-        .filter_map(|&(symbol, code)| Some((ids.get(symbol as usize).copied().flatten()?, code)))
+        .filter_map(|(symbol, code)| Some((ids.get(symbol as usize).copied().flatten()?, code)))
 }
 
 /// The ids in `a` that are not in `b`, both sorted: one merge pass (a
@@ -788,14 +781,16 @@ mod tests {
         let mut table = EntryTable::default();
         let (f, g) = (table.allocate().unwrap(), table.allocate().unwrap());
         let first = module_of(&[("f", true), ("data", false), ("g", true)]);
-        let ids = SymbolIds::of(&first, vec![Some(f), None, Some(g)], &table);
-        assert_eq!(ids.names, "f\0g\0");
+        let ids = SymbolIds::of(vec![Some(f), None, Some(g)], &table);
+        let given = || ["f", "g"].into_iter();
         assert_eq!(ids.addresses, [Some(table.address(f)), None, Some(table.address(g))]);
-        assert!(ids.fit(&first));
+        assert!(ids.fit(&first, given()));
         assert!(
-            ids.fit(&module_of(&[("f", true), ("other", false), ("g", true)])),
+            ids.fit(&module_of(&[("f", true), ("other", false), ("g", true)]), given()),
             "objects have no entry"
         );
+        assert!(!ids.fit(&first, ["f", "h"].into_iter()), "the loaded version's names");
+        assert!(!ids.fit(&first, ["f", "g", "h"].into_iter()));
         for changed in [
             &[("g", true), ("data", false), ("f", true)][..],
             &[("f", true), ("data", false), ("h", true)],
@@ -805,7 +800,7 @@ mod tests {
             &[("f", true), ("data", false)],
             &[("fg", true), ("data", false), ("", true)],
         ] {
-            assert!(!ids.fit(&module_of(changed)), "{changed:?}");
+            assert!(!ids.fit(&module_of(changed), given()), "{changed:?}");
         }
     }
 
