@@ -673,6 +673,82 @@ fn a_revert_of_a_function_another_patch_has_inlined_says_so() {
     target.wait_for("q 1014 14");
 }
 
+/// A function that differs because it was reverted since it was patched
+/// says so, and so does one whose last generation `revert --last` undid:
+/// verify said only "g: 55 bytes long, the running one 50", which reads
+/// as an edit relive lost, and called two such differences a compile
+/// unlike the build's (a zstd re-check).
+#[test]
+fn a_difference_a_revert_explains_says_so() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 1;\n__attribute__((noinline)) int f(int x) { return x * 3 + 1; }\n__attribute__((noinline)) int g(int x) { return x * 5 + 1; }\nint main(void) { for (;;) { printf(\"r %d %d\\n\", f(seed), g(seed)); fflush(stdout); usleep(2000); } }\n";
+    let (target, obj, said) = patched_once(src, &[], "r 4 6", ("+ 1;", "+ 100;"));
+    assert!(said.contains("patched f") && said.contains("patched g"), "{said}");
+    target.wait_for("r 103 105");
+    let out = relive_on(&target, &["revert", &target.pid_arg(), "g"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("r 103 6");
+    let (code, report) = verify_object(&target, &obj);
+    assert_eq!(code, 5, "{report}");
+    assert_eq!(report[0]["differs"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report[0]["differs"][0]["function"], "g", "{report}");
+    let why = report[0]["differs"][0]["why"].as_str().unwrap();
+    assert!(
+        why.contains("g was patched (change 1, from app.c) and reverted since: the program runs its original code"),
+        "{report}"
+    );
+    // A second generation of f, then undone: f runs generation 1 again,
+    // which the second object is not.
+    let second = obj.parent().unwrap().parent().unwrap().join("second");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join("app.c"), src.replace("+ 1;", "+ 200;")).unwrap();
+    let built = Command::new("gcc")
+        .args(["-O2", "-g", "-c", "app.c", "-o", "app.o"])
+        .current_dir(&second)
+        .status();
+    assert!(built.unwrap().success());
+    // Only f: the base's g is not what runs (reverted).
+    let out = relive_on(
+        &target,
+        &[
+            "patch",
+            &target.pid_arg(),
+            second.join("app.o").to_str().unwrap(),
+            "--base",
+            obj.to_str().unwrap(),
+            "--only",
+            "f",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("generation 2"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.wait_for("r 203 6");
+    let out = relive_on(&target, &["revert", &target.pid_arg(), "--last"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("r 103 6");
+    let (code, report) = verify_object(&target, &second.join("app.o"));
+    assert_eq!(code, 5, "{report}");
+    let why_of = |name: &str| {
+        report[0]["differs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["function"] == name)
+            .map(|d| d["why"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{report}"))
+    };
+    assert!(
+        why_of("f").contains("generation 2 of f (change 2, from app.c) was undone (`relive revert --last`): the program runs generation 1"),
+        "{report}"
+    );
+    assert!(why_of("g").contains("and reverted since"), "{report}");
+    // Both differences are the reverts', not signs of another compile.
+    assert!(report[0].get("unlike_build").is_none(), "{report}");
+}
+
 /// A loop that never returns, called from a function `main` calls,
 /// patched: the patch cannot tell that no later call comes (the caller
 /// may call it again), so its record says nothing of old code kept, but

@@ -880,6 +880,31 @@ impl Journal {
         self.load_generations(dir, None)
     }
 
+    /// The last generation the history file records of each function
+    /// patches changed, by original entry, whatever became of it since:
+    /// one whose record is gone was reverted (by name, `--all`, or
+    /// `--last` of its first generation), and one whose record's
+    /// generation is below it had that generation undone (`revert
+    /// --last`). What `verify` says of a function that differs because of
+    /// a revert (it said only that it differs, a zstd re-check). Lines of
+    /// changes this journal does not count are left out, as
+    /// [`Journal::load_history`] does.
+    pub fn last_recorded_generations(&self, dir: &StateDir) -> Result<foldhash::HashMap<u64, Generation>> {
+        let mut last: foldhash::HashMap<u64, Generation> = Default::default();
+        let Some(bytes) = dir.read_private(&self.history_name())? else {
+            return Ok(last);
+        };
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
+                continue;
+            };
+            if line.generation.change <= self.changes {
+                last.insert(line.record, line.generation);
+            }
+        }
+        Ok(last)
+    }
+
     /// [`Journal::load_history`], the last `kept` generations of each
     /// record (`None`: all).
     fn load_generations(&mut self, dir: &StateDir, kept: Option<usize>) -> Result<()> {

@@ -56,6 +56,9 @@ pub struct Verification {
     /// said (status named one "not reached" while verify said nothing of
     /// it: a PCRE2 trial).
     pub never_called: Vec<(String, String)>,
+    /// Functions in `differs` whose difference a revert explains (see
+    /// [`note_reverted`]): no sign of a compile unlike the build's.
+    pub reverted: Vec<String>,
 }
 
 impl Verification {
@@ -321,6 +324,51 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
         }
     }
     out
+}
+
+/// Adds to each difference in `out` (a [`functions_against_process`] of
+/// `obj`) that a revert explains why: the function was patched and then
+/// reverted, so the program runs its original code, or its last
+/// generation was undone (`revert --last`). `recorded`: the journal's
+/// [`crate::journal::Journal::last_recorded_generations`]. Without it a
+/// revert read as an edit relive had lost (a zstd re-check).
+pub fn note_reverted(
+    target: &LiveTarget,
+    obj: &ObjectFile,
+    recorded: &foldhash::HashMap<u64, crate::journal::Generation>,
+    out: &mut Verification,
+) {
+    let no_renames = BaseNames::none();
+    for (name, why) in out.differs.iter_mut() {
+        let Some(addr) = obj
+            .function_named(name)
+            .and_then(|i| live_address(obj, i, &target.resolver, &no_renames))
+        else {
+            continue;
+        };
+        let Some(last) = recorded.get(&addr) else {
+            continue;
+        };
+        let from = last
+            .source
+            .as_deref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default();
+        let readable = crate::names::readable(name);
+        let note = match target.journal.patch(addr) {
+            None => format!(
+                "; {readable} was patched (change {}{from}) and reverted since: the program runs its original code (patch it again to bring an edit back)",
+                last.change
+            ),
+            Some(now) if now.generation < last.generation => format!(
+                "; generation {} of {readable} (change {}{from}) was undone (`relive revert --last`): the program runs generation {}",
+                last.generation, last.change, now.generation
+            ),
+            Some(_) => continue,
+        };
+        why.push_str(&note);
+        out.reverted.push(name.clone());
+    }
 }
 
 /// Notes in `out` (a [`functions_against_process`] of `obj`) the patched

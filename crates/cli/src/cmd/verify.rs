@@ -44,7 +44,7 @@ pub struct Args {
     /// Objects (`gcc -c`) of the program's sources.
     #[arg(required = true)]
     objects: Vec<PathBuf>,
-    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "never_called", only when any: patched functions that match and whose own entry nothing in the program calls (their callers have them inlined: those copies are the callers' code); "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does)).
+    /// Print JSON: [{"object","compared","same","differs":[{"function","why"}],"absent","unreached":[{"function","why"}],"old_code_kept":[{"function","why"}],"lines_only":[{"function","why"}],"shared_copies_only","initial_values_differ","foreign"}] ("compared": "functions", or "constants" for an object that defines no function; "function" then names a constant; "unreached": patched functions whose new code no call can run, so the process runs the old code: they differ; "never_called", only when any: patched functions that match and whose own entry nothing in the program calls (their callers have them inlined: those copies are the callers' code); "old_code_kept": functions that match, whose calls running when they were patched keep the old code for good, or whose old code a thread runs now; "lines_only", only when any: functions that match, patched though only their line numbers changed (an edit above them moved them), whose new code no call can run; "shared_copies_only", only when so: of the object's functions the process has only inline ones, whose copy any file using them may have given, and none of its own global ones: not verified, exit 5; "initial_values_differ", only when any: variables whose initial value in the object is not the program's, which runs with the value it has; "added_initial_values_differ", only when any: the same for variables a patch added, against the value that patch gave them; "foreign", only when so: why the object's source is not one of the program's files, whose statics it then cannot find; "unlike_build", only when so: why the differences may be the compile's rather than edits (the object compiled at another optimisation level than the build, or most of its functions differing, as a missing -D does); a difference a revert explains (the function reverted since it was patched, or its last generation undone) says so at the end of its "why")).
     #[arg(long)]
     pub json: bool,
 }
@@ -130,6 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for note in &target.warnings {
         crate::output::note(&format!("relive: note: {note}"));
     }
+    // What a revert explains: read once, and only if something differs.
+    let mut recorded = None;
     let mut checked = Vec::new();
     for path in &args.objects {
         let obj = ObjectFile::open(path)?;
@@ -142,6 +144,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             false => {
                 let mut check = verify::against_process(&target, &obj);
                 verify::note_old_code_running(&target, &obj, &mut check);
+                if !check.differs.is_empty() {
+                    let recorded = recorded.get_or_insert_with(|| {
+                        target
+                            .journal
+                            .last_recorded_generations(&target.journal_dir)
+                            .unwrap_or_default()
+                    });
+                    verify::note_reverted(&target, &obj, recorded, &mut check);
+                }
                 check
             }
         };
@@ -199,7 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &verdict,
             (path, things),
             args.pid,
-            (differing, check.same.len() - unreached.len()),
+            (differing, check.reverted.len(), check.same.len() - unreached.len()),
             (obj.source.as_deref().unwrap_or_default(), &lacking),
         )
         .filter(|_| foreign.is_none());
@@ -395,9 +406,12 @@ fn unlike_build(
     verdict: &relive_patch::origin::Verdict,
     (obj, things): (&Path, &str),
     pid: u32,
-    (differing, same): (usize, usize),
+    (differing, reverted, same): (usize, usize, usize),
     (file, lacking): (&str, &[String]),
 ) -> Option<String> {
+    // Differences a revert explains say nothing of the compile.
+    let total = differing + same;
+    let differing = differing - reverted.min(differing);
     if differing == 0 {
         return None;
     }
@@ -424,10 +438,13 @@ fn unlike_build(
             named.join(", ")
         ));
     }
-    (differing >= 2 && differing >= same).then(|| {
+    let besides = match reverted {
+        0 => String::new(),
+        n => format!(" (besides {n} a revert explains)"),
+    };
+    (differing >= 2 && differing >= same + reverted).then(|| {
         format!(
-            "{differing} of its {} {things} differ: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); {fix}",
-            differing + same,
+            "{differing} of its {total} {things} differ{besides}: if they were not edited since the build, {} was not compiled as the build compiled it (a -D or -I option missing or different: the program's debug info records no -D without -g3); {fix}",
             obj.display()
         )
     })
