@@ -124,6 +124,70 @@ fn revert_last_goes_back_one_patch() {
     target.wait_for("v 1 10");
 }
 
+/// The code `revert --last` brings back runs again for the checks too: a
+/// later patch's reachability reads it. The journal dropped that
+/// generation's code from what runs when the next one came, and did not
+/// take it back: `h`, called only from the generation of `a` brought
+/// back, was said NOT REACHABLE, and gdb was not given that code's
+/// symbol file again.
+#[test]
+fn code_a_revert_last_brings_back_is_read_as_running() {
+    const CALLS: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline, noipa)) int h(void) { return 100; }
+__attribute__((noinline, noipa)) int a(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("v %d\n", a()); usleep(2000); }
+}
+"#;
+    let target = Target::start_c(CALLS, &["-O2", "-g"]);
+    target.wait_for("v 1");
+    let pid = target.pid_arg();
+    let version = |name: &str, a: &str, h: i32| {
+        let text = CALLS
+            .replace("return 1;", a)
+            .replace("return 100;", &format!("return {h};"));
+        build_object(&target, name, &text, &["-O2", "-g"])
+    };
+    let base = version("base", "return 1;", 100);
+    let one = version("one", "return 1 + h();", 100);
+    let two = version("two", "return 2 + h();", 100);
+    let three = version("three", "return 1 + h();", 200);
+    ok(relive(&target, &["patch", &pid, &one, "--base", &base]));
+    target.wait_for("v 101");
+    ok(relive(&target, &["patch", &pid, &two, "--base", &one]));
+    target.wait_for("v 102");
+    ok(relive(&target, &["revert", &pid, "--last"]));
+    target.wait_for("v 101");
+    // gdb is given the code that runs again: back on the list (with the
+    // undone generation's, which stays listed until a patch finds no
+    // thread in it).
+    let listed = || {
+        let gdb = ok(relive(&target, &["gdb", &pid, "--json"]));
+        let gdb: Value = serde_json::from_slice(&gdb.stdout).unwrap();
+        assert_eq!(gdb["symbol_files"], serde_json::json!([]), "{gdb}");
+        gdb["listed"].as_u64().unwrap()
+    };
+    assert_eq!(listed(), 2);
+    let out = ok(relive(&target, &["patch", &pid, &three, "--base", &one, "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "h")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(h["reach"]["reachable"], true, "{report}");
+    target.wait_for("v 201");
+    // The undone generation's file is off the list now (nothing runs
+    // it): the one brought back and this patch's are on it.
+    assert_eq!(listed(), 2);
+    let debugger_list = relive_testkit::jit_debug_list(target.pid());
+    assert_eq!(debugger_list.len(), 2, "{debugger_list:?}");
+}
+
 /// A function a patch added, patched again, goes back by `revert --last`
 /// to the code the patch that added it brought, which is said so: it was
 /// said as "reverted f", read as the program's original code (a QuickJS
@@ -701,16 +765,15 @@ fn symbol_files_do_not_pile_up_beside_one_pool() {
     // pool's (with the slot: 4 patches fill a pool's share) and those of
     // the 8 generations `revert --last` reaches stay.
     assert!(images <= 16 << 20, "{} MiB of symbol files", images >> 20);
-    // The debuggers' list was relinked around the files that went: every
-    // file in force is still on it, and only those.
-    let symbol_files = std::fs::read_dir(target.dir.path().join("state"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sym"))
-        .count();
+    // The debuggers' list was relinked around the files that went, and
+    // holds only the file of the code that runs: each superseded one came
+    // off it (gdb stopped in every generation still mapped), and none is
+    // given to gdb by `relive gdb` either.
     let out = ok(relive(&target, &["gdb", &pid, "--json"]));
     let gdb: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(gdb["symbol_files"], serde_json::json!([]), "{gdb}");
-    assert_eq!(gdb["listed"].as_u64(), Some(symbol_files as u64), "{gdb}");
+    assert_eq!(gdb["listed"].as_u64(), Some(1), "{gdb}");
+    assert_eq!(relive_testkit::jit_debug_list(target.pid()).len(), 1);
     ok(relive(&target, &["revert", &pid, "--all"]));
     target.wait_for("v 0");
 }

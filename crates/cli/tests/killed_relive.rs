@@ -107,7 +107,7 @@ fn a_patch_killed_at_any_step_leaves_the_truth() {
         let has = |name: &str| names.iter().any(|n| n == name);
         let expected = format!("{} {}", if has("a") { 2 } else { 1 }, if has("b") { 20 } else { 10 });
         target.wait_for(&format!("v {expected}"));
-        let listed = debugger_list(&pid).len();
+        let listed = relive_testkit::jit_debug_list(pid.parse().unwrap()).len();
         // A new patch reuses the pool without overwriting what runs.
         let second = object(&target, 3, 30);
         let out = relive(&["patch", &pid, &second], &state, None);
@@ -118,7 +118,11 @@ fn a_patch_killed_at_any_step_leaves_the_truth() {
         );
         target.wait_for("v 3 30");
         // Its symbol file joins the list; one never linked stays off it.
-        assert_eq!(debugger_list(&pid).len(), listed + 1, "{failpoint}");
+        assert_eq!(
+            relive_testkit::jit_debug_list(pid.parse().unwrap()).len(),
+            listed + 1,
+            "{failpoint}"
+        );
         if failpoint == "debuggers-before-link" {
             assert_eq!(listed, 0);
         }
@@ -136,37 +140,10 @@ fn a_patch_killed_at_any_step_leaves_the_truth() {
         assert!(patched(&target, &state).is_empty(), "{failpoint}");
         // gdb's list holds only what is still mapped: each entry on it
         // lies in memory of the process.
-        for entry in debugger_list(&pid) {
+        for entry in relive_testkit::jit_debug_list(pid.parse().unwrap()) {
             assert!(mapped(&pid, entry), "{failpoint}: listed entry {entry:#x} is unmapped");
         }
     }
-}
-
-/// The entries on the GDB JIT list of relive's library in process `pid`
-/// (none when it is not loaded).
-fn debugger_list(pid: &str) -> Vec<u64> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let Some(base) = maps
-        .lines()
-        .find(|l| l.ends_with("/librelive-jit-debug.so"))
-        .and_then(|l| u64::from_str_radix(l.split('-').next().unwrap(), 16).ok())
-    else {
-        return Vec::new();
-    };
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let word = |addr: u64| {
-        let mut b = [0u8; 8];
-        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut b, addr).unwrap();
-        u64::from_le_bytes(b)
-    };
-    // The descriptor's first_entry, then each entry's next.
-    let mut entries = Vec::new();
-    let mut at = word(base + 0x2100 + 16);
-    while at != 0 && entries.len() < 1000 {
-        entries.push(at);
-        at = word(at);
-    }
-    entries
 }
 
 fn mapped(pid: &str, addr: u64) -> bool {

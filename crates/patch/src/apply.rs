@@ -655,8 +655,11 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let change = after.changes;
+    // This change's code in the pool: its functions, thunks and islands.
+    let block = (layouts[0].code, pool.addr + c + code_len);
     for (((p, writes), layout), signatures) in prepared.iter().zip(&planned).zip(&layouts).zip(&signatures) {
         let version = |w: &EntryWork, generation: u32| journal::Generation {
+            block: Some(block),
             signature: signatures.get(&w.name).cloned(),
             generation,
             change,
@@ -752,7 +755,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         }));
     }
     if let Some(blocks) = &mut after.code_blocks {
-        blocks.push((layouts[0].code, pool.addr + c + code_len));
+        blocks.push(block);
     }
     let all_work: Vec<&EntryWork> = prepared.iter().flat_map(|p| &p.work).collect();
     let all_planned: Vec<&PlannedWrite> = planned.iter().flatten().collect();
@@ -1083,7 +1086,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let debuggers_start = Instant::now();
     // Each unit's file, saved in the state directory (`relive gdb`), and
     // whether it is listed in the process too (it has DWARF).
-    let mut symbol_files: Vec<(usize, u64, Vec<u8>, bool)> = Vec::new();
+    let mut symbol_files: Vec<SymbolFile> = Vec::new();
     for (k, ((p, layout), read_only)) in prepared.iter().zip(&layouts).zip(&read_only_parts).enumerate() {
         if !p.obj.has_debug_info() && p.linked.unwind.is_none() {
             continue;
@@ -1097,7 +1100,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             data_address: &data_address,
         };
         let bytes = crate::debug_file::write(&placed);
-        symbol_files.push((k, layout.code, bytes, p.obj.has_debug_info()));
+        symbol_files.push(SymbolFile {
+            unit: k,
+            code: layout.code,
+            len: p.linked.code.len() as u64,
+            bytes,
+            listed: p.obj.has_debug_info(),
+        });
     }
     let symbol_warning = tell_debuggers(target, pool_index, change, &symbol_files);
     let debuggers_time = debuggers_start.elapsed();
@@ -1108,6 +1117,14 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Each thread's stack read and walked once, for every unit's
     // questions (`None`: the process's mappings could not be read).
     let stacks = reach::Stacks::read(target.process, &positions, &target.journal.unwind_tables());
+    // The files of code this patch superseded come off the debuggers'
+    // lists (unless a thread is in it): best effort, like listing.
+    let unlisting_start = Instant::now();
+    let in_use = |start: u64, end: u64| stacks.as_ref().is_none_or(|s| s.any_in(start, end));
+    let unlisting_warning = crate::debugger::keep_to_live(target.process, &target.journal, &in_use)
+        .err()
+        .map(|why| format!("the symbol files of code this patch superseded stay listed for debuggers ({why}): gdb may stop in that code too"));
+    let debuggers_time = debuggers_time + unlisting_start.elapsed();
     let mut reaches: Vec<HashMap<u64, Reach>> = prepared
         .iter()
         .zip(&layouts)
@@ -1290,6 +1307,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                     .chain(&unsaved)
                     .chain(&unwind_warning)
                     .chain(&symbol_warning)
+                    .chain(unlisting_warning.iter().filter(|_| k == 0))
                     .chain(&hand_over_warning)
                     .chain(reclaim_warnings.iter().filter(|_| k == 0))
                     .cloned()
@@ -2751,17 +2769,23 @@ fn copy_pages_ahead(process: &dyn Process, writes: &[(u64, &[u8])]) {
 /// by itself; the warning to give when either failed. A large unit's file
 /// is megabytes (SQLite's, 3.7 MB) written twice, to disk and into the
 /// process: the two writes run side by side.
-fn tell_debuggers(
-    target: &mut Target,
-    pool_index: usize,
-    change: u64,
-    files: &[(usize, u64, Vec<u8>, bool)],
-) -> Option<String> {
+/// One unit's symbol file, made by a patch.
+struct SymbolFile {
+    unit: usize,
+    /// Where its code is, and its length.
+    code: u64,
+    len: u64,
+    bytes: Vec<u8>,
+    /// Listed in the process for debuggers (it has DWARF), not only saved.
+    listed: bool,
+}
+
+fn tell_debuggers(target: &mut Target, pool_index: usize, change: u64, files: &[SymbolFile]) -> Option<String> {
     const WORTH_A_THREAD: usize = 1 << 20;
     let pid = target.process.pid();
     let names: Vec<String> = files
         .iter()
-        .map(|(unit, ..)| crate::debug_file::file_name(pid, target.journal.start_time, change, *unit))
+        .map(|f| crate::debug_file::file_name(pid, target.journal.start_time, change, f.unit))
         .collect();
     let dir = target.journal_dir.clone();
     // Every file, the first failure said.
@@ -2769,17 +2793,17 @@ fn tell_debuggers(
         let failed: Vec<_> = files
             .iter()
             .zip(&names)
-            .filter_map(|((_, _, bytes, _), name)| dir.write_private(name, bytes).err())
+            .filter_map(|(f, name)| dir.write_private(name, &f.bytes).err())
             .collect();
         failed
             .into_iter()
             .next()
             .map(|e| format!("could not write the new code's symbol file for debuggers: {e}"))
     };
-    let listed: Vec<(u64, &[u8])> = files
+    let listed: Vec<(u64, u64, &[u8])> = files
         .iter()
-        .filter(|(.., debug_info)| *debug_info)
-        .map(|(_, code, bytes, _)| (*code, bytes.as_slice()))
+        .filter(|f| f.listed)
+        .map(|f| (f.code, f.len, f.bytes.as_slice()))
         .collect();
     let list = || match listed.is_empty() {
         true => None,
@@ -2787,7 +2811,7 @@ fn tell_debuggers(
             .err()
             .map(|why| format!("{GDB_UNTOLD} ({why}); `relive gdb {pid}` loads its symbol files")),
     };
-    let large = files.iter().map(|(_, _, bytes, _)| bytes.len()).sum::<usize>() >= WORTH_A_THREAD;
+    let large = files.iter().map(|f| f.bytes.len()).sum::<usize>() >= WORTH_A_THREAD;
     let (saved, listed) = crate::side_by_side::both_if(large, save, list);
     saved.or(listed)
 }
@@ -3899,6 +3923,14 @@ fn revert_change(
     warnings.extend(target.journal.commit_after_change(&target.journal_dir, after));
     if !freed.is_empty() {
         crate::debug_file::remove_unmapped(target);
+    }
+    // Code in force again (`revert --last`) is listed for debuggers
+    // again; what the revert superseded stays listed (a call may still
+    // run it) until a patch finds no thread in it.
+    if let Err(why) = crate::debugger::keep_to_live(process, &target.journal, &|_, _| true) {
+        warnings.push(format!(
+            "the symbol files of the code that runs again could not be listed for debuggers ({why}); `relive gdb {pid}` loads them"
+        ));
     }
     Ok(RevertReport {
         reverted,

@@ -28,8 +28,8 @@ pub fn file_name(pid: u32, start_time: u64, change: u64, unit: usize) -> String 
 
 /// The symbol files a debugger must be given to see the new code: those
 /// in force ([`in_force`]) that are not on the GDB JIT interface's list (which gdb reads
-/// by itself when it attaches; a second copy would double every symbol),
-/// and how many in force are on it.
+/// by itself when it attaches; a second copy would double every symbol)
+/// and whose code was not superseded, and how many in force are on it.
 pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
     // Each descriptor's list read once (a process patched hundreds of
     // times has hundreds of entries on it).
@@ -54,7 +54,17 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
     let (on_list, given): (Vec<_>, Vec<_>) = in_force(target)
         .into_iter()
         .partition(|(code, _)| listed.contains(code));
-    (given.into_iter().map(|(_, path)| path).collect(), on_list.len())
+    // Not those of superseded code, which the list no longer has either
+    // (see `debugger::keep_to_live`): gdb would stop in it too.
+    let superseded = |code: u64| {
+        target
+            .journal
+            .code_blocks
+            .as_ref()
+            .is_some_and(|blocks| !blocks.iter().any(|&(start, end)| start <= code && code < end))
+    };
+    let given = given.into_iter().filter(|(code, _)| !superseded(*code));
+    (given.map(|(_, path)| path).collect(), on_list.len())
 }
 
 /// The symbol files of the patches whose code is still mapped in the

@@ -47,6 +47,8 @@ enum Source {
 /// One unit's symbol file, and where its code is.
 pub struct Image<'a> {
     pub code: u64,
+    /// Bytes of that code.
+    pub len: u64,
     pub bytes: &'a [u8],
 }
 
@@ -181,6 +183,7 @@ fn write_images(process: &dyn Process, record: &mut DebugImagesRecord, images: &
         record.entries.push(DebugEntryRecord {
             entry: at,
             code: image.code,
+            len: image.len,
         });
         at = file + (image.bytes.len() as u64).next_multiple_of(16);
     }
@@ -188,9 +191,8 @@ fn write_images(process: &dyn Process, record: &mut DebugImagesRecord, images: &
     Ok(())
 }
 
-/// Links `entries` of `record` at the head of the descriptor's list.
-fn link(process: &dyn Process, record: &DebugImagesRecord, entries: &[DebugEntryRecord]) -> Result<(), String> {
-    let d = record.descriptor;
+/// Links `entries` at the head of the list of the descriptor at `d`.
+fn link(process: &dyn Process, d: u64, entries: &[DebugEntryRecord]) -> Result<(), String> {
     check_version(process, d)?;
     for e in entries {
         let first = read_word(process, d + jit_helper::FIRST_ENTRY)?;
@@ -219,6 +221,15 @@ pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), S
     check_version(process, d)?;
     let gone: foldhash::HashSet<u64> = record.entries.iter().map(|e| e.entry).collect();
     let list = entries(process, d)?;
+    unlink_from(process, d, &list, &gone)
+}
+
+/// Takes the entries in `gone` off `list`, the list of the descriptor at
+/// `d` as just read: each kept entry's neighbours are written where they
+/// change, then the head, so that a relive killed meanwhile leaves a list
+/// that reads whole from its head (the entries taken off stay in memory
+/// until their pool goes).
+fn unlink_from(process: &dyn Process, d: u64, list: &[u64], gone: &foldhash::HashSet<u64>) -> Result<(), String> {
     if !list.iter().any(|e| gone.contains(e)) {
         return Ok(());
     }
@@ -228,7 +239,7 @@ pub fn unlink(process: &dyn Process, record: &DebugImagesRecord) -> Result<(), S
         let previous = k.checked_sub(1).map_or(0, |p| order[p]);
         (previous, order.get(k + 1).copied().unwrap_or(0))
     };
-    let before: foldhash::HashMap<u64, (u64, u64)> = (0..list.len()).map(|k| (list[k], neighbours(&list, k))).collect();
+    let before: foldhash::HashMap<u64, (u64, u64)> = (0..list.len()).map(|k| (list[k], neighbours(list, k))).collect();
     for k in 0..kept.len() {
         let (previous, next) = neighbours(&kept, k);
         let (was_previous, was_next) = before[&kept[k]];
@@ -327,12 +338,16 @@ fn write_word(process: &dyn Process, addr: u64, value: u64) -> Result<(), String
         .map_err(|e| format!("the debugger list could not be written at {addr:#x}: {e}"))
 }
 
-/// Lists `files` (each unit's code address and symbol file) for
+/// Lists `files` (each unit's code address, its length and its symbol
+/// file) for
 /// debuggers: written into the mapping of the pool at `pool_index` that
 /// has room (a new one otherwise), recorded with the pool (so the pool's
 /// release takes them back), then linked.
-pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, &[u8])]) -> Result<(), String> {
-    let images: Vec<Image> = files.iter().map(|&(code, bytes)| Image { code, bytes }).collect();
+pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, u64, &[u8])]) -> Result<(), String> {
+    let images: Vec<Image> = files
+        .iter()
+        .map(|&(code, len, bytes)| Image { code, len, bytes })
+        .collect();
     let need = images_len(&images);
     let pool_images = &target.journal.regions[pool_index].debug_images;
     let roomy = pool_images
@@ -371,5 +386,61 @@ pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, &[u8])]) -> R
         .save(&target.journal_dir)
         .map_err(|e| format!("the journal could not be saved: {e}"))?;
     crate::apply::failpoint("debuggers-before-link");
-    link(target.process, &record, &record.entries[listed_before..])
+    link(target.process, record.descriptor, &record.entries[listed_before..])
+}
+
+/// Keeps the debugger lists to the symbol files of code that can still
+/// run: a file whose code holds no function in force any more (each one
+/// patched again since, or reverted: see the journal's `code_blocks`) and
+/// that no thread is in (`in_use`: whether some thread may run code at
+/// `[start, end)`) comes off its list, and one whose code is in force
+/// again (`revert --last`) goes back on. gdb read every file of the list,
+/// so `break f` stopped in every superseded generation of `f` too, while
+/// only the newest runs. The list in the process is the record of what
+/// is listed: a relive killed meanwhile leaves it whole, and the next
+/// command sets it right. Returns how many files came off and went on.
+pub fn keep_to_live(
+    process: &dyn Process,
+    journal: &crate::journal::Journal,
+    in_use: &dyn Fn(u64, u64) -> bool,
+) -> Result<(usize, usize), String> {
+    let Some(blocks) = &journal.code_blocks else {
+        return Ok((0, 0)); // an older relive's journal: each file stays
+    };
+    // Code of an older relive's record, of unknown length, counts as in
+    // force. Superseded code a thread is in stays listed; superseded code
+    // that is off the list was so when no thread was in it, and no new
+    // call enters it.
+    let in_force =
+        |e: &DebugEntryRecord| e.len == 0 || blocks.iter().any(|&(start, end)| start <= e.code && e.code < end);
+    let mut by_descriptor: foldhash::HashMap<u64, Vec<&DebugEntryRecord>> = Default::default();
+    for images in journal.regions.iter().flat_map(|r| &r.debug_images) {
+        if images.descriptor != 0 {
+            by_descriptor
+                .entry(images.descriptor)
+                .or_default()
+                .extend(&images.entries);
+        }
+    }
+    let (mut off, mut on) = (0, 0);
+    for (d, recorded) in by_descriptor {
+        check_version(process, d)?;
+        let list = entries(process, d)?;
+        let listed: foldhash::HashSet<u64> = list.iter().copied().collect();
+        let gone: foldhash::HashSet<u64> = recorded
+            .iter()
+            .filter(|e| listed.contains(&e.entry) && !in_force(e) && !in_use(e.code, e.code + e.len))
+            .map(|e| e.entry)
+            .collect();
+        let back: Vec<DebugEntryRecord> = recorded
+            .iter()
+            .filter(|e| !listed.contains(&e.entry) && in_force(e))
+            .map(|e| **e)
+            .collect();
+        unlink_from(process, d, &list, &gone)?;
+        link(process, d, &back)?;
+        off += gone.len();
+        on += back.len();
+    }
+    Ok((off, on))
 }

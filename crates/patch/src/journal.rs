@@ -146,6 +146,12 @@ pub struct Generation {
     /// trial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Where its change's code lies in the pool (`[start, end)`: the
+    /// change's block, see [`Journal::code_blocks`]): what runs again
+    /// when `revert --last` comes back to it. None in journals of older
+    /// relive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<(u64, u64)>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -300,6 +306,10 @@ pub struct DebugImagesRecord {
 pub struct DebugEntryRecord {
     pub entry: u64,
     pub code: u64,
+    /// Bytes of that code (0 in journals of older relive: then the file
+    /// stays listed while its pool lives).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub len: u64,
 }
 
 /// A patch's `.eh_frame` in a pool, and the unwinder's bookkeeping for it
@@ -1088,7 +1098,12 @@ fn read_newest_state(dir: &StateDir, name: &str) -> Result<Option<std::result::R
 
 /// The blocks that hold code still running: a patched function's current
 /// code or entry (thunk), or an added function.
-fn live_blocks(blocks: Vec<(u64, u64)>, patches: &[PatchRecord], added: &[AddedRecord]) -> Vec<(u64, u64)> {
+fn live_blocks(mut blocks: Vec<(u64, u64)>, patches: &[PatchRecord], added: &[AddedRecord]) -> Vec<(u64, u64)> {
+    // The block of each generation that runs: one `revert --last` brought
+    // back was dropped as dead when the generation it undid came (the
+    // reachability checks then read none of the code that runs, and gdb
+    // was not given its symbol file again).
+    blocks.extend(patches.iter().filter_map(|p| p.history.last()?.block));
     let live: Vec<u64> = patches
         .iter()
         .flat_map(|p| [Some(p.current_addr), p.history.last().map(|g| g.slot_value)])
@@ -1387,6 +1402,7 @@ mod tests {
             calls: Vec::new(),
             signature_calls: Vec::new(),
             signature: None,
+            block: None,
         };
         let mut before = record("f", 0x1000, 1);
         before.history = vec![generation(1)];
@@ -1432,6 +1448,7 @@ mod history_file_tests {
             calls: Vec::new(),
             signature_calls: Vec::new(),
             signature: None,
+            block: None,
         }
     }
 

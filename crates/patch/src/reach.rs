@@ -586,6 +586,8 @@ pub struct Stacks {
     /// The process's mappings when the stacks were read.
     pub(crate) maps: Vec<Mapping>,
     threads: Vec<ThreadStack>,
+    /// Some thread's position was not known (its stack was not read).
+    unknown: bool,
 }
 
 /// One thread's stack.
@@ -620,6 +622,7 @@ impl Stacks {
     pub fn read(process: &dyn Process, threads: &[ThreadPosition], frames: &[(u64, u64)]) -> Option<Stacks> {
         let maps = process.maps().ok()?;
         let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
+        let unknown = threads.iter().any(|&(_, position, _)| position.is_none());
         let threads = threads
             .iter()
             .filter_map(|&(tid, position, frame_pointer)| {
@@ -637,7 +640,19 @@ impl Stacks {
             })
             .collect();
         drop(walker);
-        Some(Stacks { maps, threads })
+        Some(Stacks { maps, threads, unknown })
+    }
+
+    /// Whether some thread may be running code at `[start, end)`: its pc
+    /// is there or a return address its stack holds (as the reachability
+    /// scan sees them), or its position was not known.
+    pub fn any_in(&self, start: u64, end: u64) -> bool {
+        let inside = |a: u64| start <= a && a < end;
+        self.unknown
+            || self
+                .threads
+                .iter()
+                .any(|t| inside(t.pc) || t.scanned().any(|(_, value)| inside(value)))
     }
 }
 
@@ -943,6 +958,7 @@ mod tests {
                 path: home.into(),
             }],
             threads: Vec::new(),
+            unknown: false,
         };
         let pools = PoolMemory {
             code: &[],

@@ -573,6 +573,7 @@ mod tests {
                 calls: Vec::new(),
                 signature_calls: Vec::new(),
                 signature: None,
+                block: None,
             }],
             unreached: None,
             old_code_kept: None,

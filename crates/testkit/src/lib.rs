@@ -446,6 +446,33 @@ pub fn pic_builds() -> impl Iterator<Item = (&'static str, &'static [&'static st
         .flat_map(|cc| [(cc, &["-O0", "-fPIC"][..]), (cc, &["-O2", "-fPIC"][..])])
 }
 
+/// The entries on the GDB JIT list of relive's library in process `pid`
+/// (none when it is not loaded).
+pub fn jit_debug_list(pid: u32) -> Vec<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let Some(base) = maps
+        .lines()
+        .find(|l| l.ends_with("/librelive-jit-debug.so"))
+        .and_then(|l| u64::from_str_radix(l.split('-').next().unwrap(), 16).ok())
+    else {
+        return Vec::new();
+    };
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let word = |addr: u64| {
+        let mut b = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut b, addr).unwrap();
+        u64::from_le_bytes(b)
+    };
+    // The descriptor's first_entry, then each entry's next.
+    let mut entries = Vec::new();
+    let mut at = word(base + 0x2100 + 16);
+    while at != 0 && entries.len() < 1000 {
+        entries.push(at);
+        at = word(at);
+    }
+    entries
+}
+
 /// The permissions (`r-xp`, …) /proc/self/maps shows for the page of this
 /// process at `addr`, if it is mapped.
 pub fn page_permissions(addr: u64) -> Option<String> {
