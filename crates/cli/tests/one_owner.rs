@@ -79,6 +79,12 @@ fn events(child: &mut std::process::Child) -> Receiver<Value> {
 }
 
 fn watch(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>) {
+    let (child, rx, _) = watch_said(target, state);
+    (child, rx)
+}
+
+/// [`watch`], with the events it gave before it said it is watching.
+fn watch_said(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>, Vec<Value>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
         .args([
             "watch",
@@ -95,8 +101,8 @@ fn watch(target: &Target, state: &Path) -> (std::process::Child, Receiver<Value>
         .spawn()
         .unwrap();
     let rx = events(&mut child);
-    relive_testkit::events_until(&rx, "watching");
-    (child, rx)
+    let said = relive_testkit::events_until(&rx, "watching");
+    (child, rx, said)
 }
 
 /// A `relive watch` of the program (its source beside it as built) that
@@ -730,6 +736,122 @@ fn a_save_of_what_another_command_put_in_says_so() {
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "no_change", "{e}");
     assert!(e["notes"].to_string().contains("value already runs what"), "{e}");
+    session.kill().unwrap();
+    let _ = session.wait();
+}
+
+/// `value` patched from a copy elsewhere by a one-shot command, then a
+/// watch of the program's own `app.c` (as built): the start-up compare
+/// says `value` runs that earlier patch, which the file's compile (the
+/// program's own code) does not have. It said the compile command
+/// "probably lacks the build's -D/-I options", repeated that at every
+/// reload, and refused edits of `value` (a SQLite trial's `relive watch
+/// --cc` with the build's exact flags).
+#[test]
+fn a_watch_over_an_earlier_one_shot_patch_says_what_runs() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let elsewhere = target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let three = APP.replace("return 1;", "return 3;");
+    let other = PathBuf::from(common::compile(
+        &elsewhere,
+        "gcc",
+        "app.c",
+        "other.o",
+        &three,
+        &["-O0", "-g"],
+    ));
+    patch_value_from(&target, &state, &other, &[]);
+    target.wait_for_prefix("value 3 ");
+    let (mut session, rx, said) = watch_said(&target, &state);
+    let baselines: Vec<&Value> = said.iter().filter(|e| e["event"] == "baseline").collect();
+    assert!(
+        baselines
+            .iter()
+            .any(|e| e["status"] == "patched_over" && e["functions"] == serde_json::json!(["value"])),
+        "{said:?}"
+    );
+    assert!(!baselines.iter().any(|e| e["status"] == "differs"), "{said:?}");
+    // An edit of `tick` alone leaves the earlier patch, and blames nothing.
+    save(
+        &target,
+        &APP.replace(
+            "if (callback) callback();",
+            "if (callback) callback(); counter += 1000;",
+        ),
+    );
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(sorted_functions(&e), ["tick"], "{e}");
+    assert!(!e.to_string().contains("differs from the running code"), "{e}");
+    target.wait_for_prefix("value 3 ");
+    // An edit of `value` itself is patched, not refused.
+    save(
+        &target,
+        &APP.replace(
+            "if (callback) callback();",
+            "if (callback) callback(); counter += 1000;",
+        )
+        .replace("return 1;", "return 4;"),
+    );
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(sorted_functions(&e), ["value"], "{e}");
+    target.wait_for_prefix("value 4 ");
+    session.kill().unwrap();
+    let _ = session.wait();
+}
+
+/// A save made while the last save's file compiles stops that compile at
+/// once (its object would be dropped for the newer one's): it ran to its
+/// end first, so a large unit saved twice waited for two compiles (a
+/// SQLite trial: 46 s, then 32 s). The compiler here is gcc behind a
+/// script that, once the test says so, waits 20 s before it runs gcc (the
+/// compile, and the macro listing beside it), and notes each compile that
+/// gets that far.
+#[test]
+fn a_save_made_while_a_compile_runs_stops_it() {
+    let (target, state) = start();
+    let dir = target.dir.path();
+    std::fs::write(dir.join("app.c"), APP).unwrap();
+    let slow = dir.join("slow");
+    let log = dir.join("compiles.log");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let gcc = bin.join("gcc");
+    std::fs::write(
+        &gcc,
+        format!(
+            "#!/bin/sh\nif [ -e {slow} ]; then sleep 20; case \" $* \" in *\" -c \"*) echo compiled >> {log};; esac; fi\nexec gcc \"$@\"\n",
+            slow = slow.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&gcc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cc = format!("{} -O0 -g", gcc.display());
+    let mut session = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--pid", &target.pid_arg(), "app.c", "--cc", &cc, "--json"])
+        .current_dir(dir)
+        .env("RELIVE_STATE_DIR", &state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = events(&mut session);
+    relive_testkit::events_until(&rx, "watching");
+    std::fs::write(&slow, "").unwrap();
+    save(&target, &APP.replace("return 1;", "return 2;"));
+    // The first save's compile is under way (waiting in the script).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    save(&target, &APP.replace("return 1;", "return 3;"));
+    let e = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["notes"].to_string().contains("compiled 2 times"), "{e}");
+    target.wait_for_prefix("value 3 ");
+    // Only the second save's compile got to compile: the first was
+    // stopped, the script it ran with it.
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "compiled\n");
     session.kill().unwrap();
     let _ = session.wait();
 }

@@ -3208,6 +3208,60 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
     s.target.wait_for("value 18");
 }
 
+/// Another command's revert of a one-shot patch puts back the code the
+/// file has: said so, not "it runs other code than the file says there"
+/// (a SQLite trial). A function a save added, gone with its pool at
+/// another command's `revert --last`, is said to be removed, not
+/// reverted (the revert itself said "gone").
+#[test]
+fn another_commands_revert_back_to_the_file_is_said_so() {
+    let mut s = Session::start_seeing_every_event(SIGNATURE, &["-O2", "-g"]);
+    s.target.wait_for("value 10");
+    let elsewhere = s.target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let four = SIGNATURE.replace("return x * 2;", "return x * 4;");
+    let four = common::compile(&elsewhere, "gcc", "app.c", "four.o", &four, &["-O2", "-g"]);
+    s.beside(&["patch", &four, "--only", "scale"]);
+    s.target.wait_for("value 20");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("runs other code than the file says there")),
+        "{e}"
+    );
+    s.beside(&["revert", "scale"]);
+    s.target.wait_for("value 10");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another relive command reverted scale in process")
+                && m.contains("it runs what the file says there again")),
+        "{e}"
+    );
+    // A save that adds a function, then another command's revert --last.
+    let e = s.patched_by(
+        "__attribute__((noinline, noipa)) int value(void) { return scale(5); }",
+        "__attribute__((noinline, noipa)) static int extra(void) { return 7; }\n__attribute__((noinline, noipa)) int value(void) { return scale(5) + extra(); }",
+    );
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("value 17");
+    s.beside(&["revert", "--last"]);
+    s.target.wait_for("value 10");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reverted value and removed extra")
+                && m.contains("runs other code than the file says there")),
+        "{e}"
+    );
+}
+
 /// A signature change patched, reverted by another command, and patched
 /// again from the file: the diff against the file's earlier compile shows
 /// no change then, so the journal kept no record that the caller's new

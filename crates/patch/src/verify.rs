@@ -59,6 +59,10 @@ pub struct Verification {
     /// Functions in `differs` whose difference a revert explains (see
     /// [`note_reverted`]): no sign of a compile unlike the build's.
     pub reverted: Vec<String>,
+    /// Functions taken out of `differs` by [`set_patched_over_apart`]:
+    /// the object has the program's own code for them (as built), and the
+    /// process runs a patch relive made of them, with a note naming it.
+    pub patched_over: Vec<(String, String)>,
 }
 
 impl Verification {
@@ -368,6 +372,46 @@ pub fn note_reverted(
         };
         why.push_str(&note);
         out.reverted.push(name.clone());
+    }
+}
+
+/// Takes out of `out.differs` (a [`functions_against_process`] of `obj`)
+/// the functions whose difference is a patch relive made of them, into
+/// `out.patched_over`: `obj` has the program's own code for each (its
+/// original bytes), and the process runs a generation of a patch, from
+/// another copy or an earlier relive command. What a baseline compile
+/// of a file means by them: not a compile unlike the build's (a SQLite
+/// trial's `relive watch --cc` with the build's exact flags blamed the
+/// compile command for a function a one-shot patch had replaced, and
+/// refused edits of it), and not an edit to catch up.
+pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
+    let no_renames = BaseNames::none();
+    let (over, differs): (Vec<_>, Vec<_>) = std::mem::take(&mut out.differs).into_iter().partition(|(name, _)| {
+        let Some(i) = obj.function_named(name) else {
+            return false;
+        };
+        live_address(obj, i, &target.resolver, &no_renames)
+            .and_then(|addr| target.journal.patch(addr))
+            .is_some_and(|record| original(target, obj, i, record))
+    });
+    out.differs = differs;
+    for (name, _) in over {
+        let Some(record) = obj
+            .function_named(&name)
+            .and_then(|i| live_address(obj, i, &target.resolver, &no_renames))
+            .and_then(|addr| target.journal.patch(addr))
+        else {
+            continue;
+        };
+        let made = record.history.last().map_or(String::new(), |g| {
+            let from = g.source.as_deref().map(|s| format!(", from {s}")).unwrap_or_default();
+            format!(" (change {}{from})", g.change)
+        });
+        let note = format!(
+            "it runs generation {} of a relive patch{made}, and this compile is the program's own code for it",
+            record.generation
+        );
+        out.patched_over.push((name, note));
     }
 }
 

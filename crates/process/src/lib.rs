@@ -363,6 +363,22 @@ pub fn open(_pid: u32) -> Result<Box<dyn Process>> {
     })
 }
 
+/// Kills every process of process group `group` (SIGKILL). The caller
+/// must know the group still exists: its leader is a child not reaped
+/// yet, so the id cannot have been given to another group.
+#[cfg(target_os = "linux")]
+pub fn kill_process_group(group: u32) -> std::io::Result<()> {
+    let group = i32::try_from(group).map_err(|_| std::io::Error::other("not a process group id"))?;
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL)
+        .map_err(std::io::Error::from)
+}
+
+/// Kills every process of process group `group`.
+#[cfg(not(target_os = "linux"))]
+pub fn kill_process_group(_group: u32) -> std::io::Result<()> {
+    Err(std::io::Error::other("not supported on this platform"))
+}
+
 /// The name of signal number `signal` on this platform (`SIGSEGV`), or
 /// `signal N` for one it does not name.
 #[cfg(target_os = "linux")]

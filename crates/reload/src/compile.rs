@@ -121,22 +121,25 @@ pub(crate) enum Macros {
 /// output as it writes it: started there, so that the compile does not
 /// wait for it to start (0.2 to 3 ms here). The thread's result is `None`
 /// when the preprocessor could not run or failed (the compile says why).
-fn list_macros(mut compiler: Command) -> std::thread::JoinHandle<Option<Definitions>> {
+fn list_macros(mut compiler: Command, compile: usize) -> std::thread::JoinHandle<Option<Definitions>> {
     use std::io::BufRead;
     use std::process::Stdio;
     std::thread::spawn(move || {
-        let mut child = compiler
-            .arg("-E")
-            .arg("-dD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+        // Part of the compile: stopped with it (see `crate::stoppable`).
+        let mut child = crate::stoppable::Member::spawn(
+            compiler
+                .arg("-E")
+                .arg("-dD")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+            compile,
+        )
+        .ok()?;
         // Only the definitions are kept: a C++ unit's listing is its whole
         // preprocessed text, megabytes.
         let mut definitions = Vec::new();
-        let mut reader = std::io::BufReader::new(child.stdout.take()?);
+        let mut reader = std::io::BufReader::new(child.child.stdout.take()?);
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -203,16 +206,22 @@ pub(crate) type Fresh = (PathBuf, Result<ObjectFile, String>, u64);
 /// Compiles `source` with `command` into `cache` (object number `n`).
 /// The functions `like` (the object that runs) has alike are not decoded
 /// again ([`ObjectFile::open_like`]).
+/// `stoppable`: a save's compile, stopped as soon as the file is saved
+/// again with another text (see [`crate::stoppable`]), which fails it as
+/// [`SAVED_AGAIN`]; a start-up compile is what runs, whatever comes after.
 pub(crate) fn compile(
     command: &CompileCommand,
     source: &Path,
     cache: &Path,
     n: usize,
-    like: Option<&ObjectFile>,
-    macros: Macros,
+    (like, macros): (Option<&ObjectFile>, Macros),
+    stoppable: bool,
 ) -> Compiled {
-    compile_from(command, source, cache, n, None, like, macros)
+    compile_from(command, source, cache, n, None, like, macros, stoppable)
 }
+
+/// The message of a compile stopped because its file was saved again.
+pub(crate) const SAVED_AGAIN: &str = "stopped: the file was saved again while it compiled";
 
 /// Compiles `text`, an earlier content of `source`, as `command` compiles
 /// the file itself: the same object (`__FILE__`, the debug info's names
@@ -221,7 +230,7 @@ pub(crate) fn compile(
 pub(crate) fn compile_text(command: &CompileCommand, source: &Path, text: &[u8], cache: &Path, n: usize) -> Compiled {
     Compiled {
         headers: None,
-        ..compile_from(command, source, cache, n, Some(text), None, Macros::InDebugInfo)
+        ..compile_from(command, source, cache, n, Some(text), None, Macros::InDebugInfo, false)
     }
 }
 
@@ -239,6 +248,7 @@ pub(crate) fn set_build_epoch(seconds: u64) {
     let _ = BUILD_EPOCH.set(seconds);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compile_from(
     command: &CompileCommand,
     source: &Path,
@@ -247,12 +257,15 @@ fn compile_from(
     text: Option<&[u8]>,
     like: Option<&ObjectFile>,
     macros: Macros,
+    stoppable: bool,
 ) -> Compiled {
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("unit");
     let out = cache.join(format!("{stem}.{n}.o"));
     let (cc, flags) = command.args.split_first().expect("a compiler");
     // The text compiled, read before the compile: what tells the lines
     // the next save edits (`crate::edited`).
+    let modified = || std::fs::metadata(source).and_then(|m| m.modified()).ok();
+    let modified_before = modified();
     let source_text = match text {
         Some(text) => Some(text.to_vec()),
         None => std::fs::read(source).ok(),
@@ -276,7 +289,7 @@ fn compile_from(
                 .args(&flags)
                 .arg(&file)
                 .current_dir(&command.dir);
-            Some(list_macros(preprocessor))
+            Some(list_macros(preprocessor, n))
         }
         Macros::InDebugInfo => None,
     };
@@ -287,7 +300,7 @@ fn compile_from(
     if macros == Macros::InDebugInfo {
         compiler.arg(macro_information(cc));
     }
-    let result = compiler
+    compiler
         .args(stages_through_pipes(cc, &flags))
         .args(in_place)
         .args(&flags)
@@ -300,12 +313,23 @@ fn compile_from(
         .arg("-MMD")
         .arg("-MF")
         .arg(&depfile)
-        .current_dir(&command.dir)
-        .output();
+        .current_dir(&command.dir);
+    // Saved again with another text: this compile's object would only be
+    // dropped for the next one's.
+    let saved_again = || {
+        text.is_none()
+            && modified() != modified_before
+            && std::fs::read(source).ok().as_deref() != source_text.as_deref()
+    };
+    let result = match stoppable {
+        true => crate::stoppable::output_unless(&mut compiler, n, &saved_again),
+        false => compiler.output().map(Some),
+    };
     // A compiler that cannot be started is this file's problem (a
     // recorded compiler since uninstalled), not every file's.
     let result = match result {
-        Ok(r) => r,
+        Ok(Some(r)) => r,
+        Ok(None) => return Compiled::failed(SAVED_AGAIN.to_string()),
         Err(e) => {
             return Compiled::failed(format!(
                 "cannot run the compiler {cc} (in {}): {e}",
@@ -525,7 +549,7 @@ mod tests {
                     unlike_build: None,
                 };
                 let source = p.join("src/unit.c");
-                let own = compile(&command, &source, &cache, 1, None, Macros::InDebugInfo);
+                let own = compile(&command, &source, &cache, 1, (None, Macros::InDebugInfo), false);
                 own.result.unwrap();
                 assert_eq!(own.headers.unwrap(), [p.join("src/near.h")]);
                 compile_text(&command, &source, text.as_bytes(), &cache, 2)
@@ -568,7 +592,9 @@ mod tests {
             let mut compiled = |limit: u32, macros: Macros| {
                 std::fs::write(&source, text(limit)).unwrap();
                 n += 1;
-                compile(&command, &source, &cache, n, None, macros).result.unwrap()
+                compile(&command, &source, &cache, n, (None, macros), false)
+                    .result
+                    .unwrap()
             };
             let in_debug_info = compiled(3, Macros::InDebugInfo);
             let listed = compiled(3, Macros::Listed);

@@ -17,7 +17,10 @@ pub mod macros;
 pub mod since_build;
 pub mod snapshot;
 pub mod sources;
+mod stoppable;
 pub mod watch;
+
+pub use stoppable::stop_all as stop_compiles;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -1005,7 +1008,7 @@ impl<'p> Reloader<'p> {
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<(PathBuf, Baseline)>, ReloadError> {
         let began = std::time::SystemTime::now();
-        let mut compiled = self.compile_all(sources, jobs, Macros::InDebugInfo, progress)?;
+        let mut compiled = self.compile_all(sources, jobs, (Macros::InDebugInfo, false), progress)?;
         // A file saved while it compiled may have been read half written
         // (an empty file compiles, into an object without functions, and
         // the next reload then "adds" every function): compiled again
@@ -1024,7 +1027,12 @@ impl<'p> Reloader<'p> {
                 }
                 since = std::time::SystemTime::now();
                 if let Some(again) = self
-                    .compile_all(std::slice::from_ref(&entry.0), 1, Macros::InDebugInfo, |_, _| {})?
+                    .compile_all(
+                        std::slice::from_ref(&entry.0),
+                        1,
+                        (Macros::InDebugInfo, false),
+                        |_, _| {},
+                    )?
                     .pop()
                 {
                     *entry = again;
@@ -1108,7 +1116,7 @@ impl<'p> Reloader<'p> {
         &mut self,
         sources: &[PathBuf],
         jobs: usize,
-        macros: Macros,
+        (macros, of_saves): (Macros, bool),
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Vec<Fresh>, ReloadError> {
         let commands: Vec<(PathBuf, CompileCommand, usize)> = sources
@@ -1125,7 +1133,7 @@ impl<'p> Reloader<'p> {
         let current = &self.current;
         let compile_one = |(source, command, n): &(PathBuf, CompileCommand, usize)| {
             let started = Instant::now();
-            let result = compile(command, source, &cache, *n, current.get(source), macros);
+            let result = compile(command, source, &cache, *n, (current.get(source), macros), of_saves);
             (result, started.elapsed().as_micros() as u64)
         };
         let compiled: Vec<_> = if let [one] = commands.as_slice() {
@@ -1198,11 +1206,19 @@ impl<'p> Reloader<'p> {
                 result: Ok(obj),
                 headers,
                 ..
-            } = compile(candidate, source, &self.cache, self.builds, None, Macros::InDebugInfo)
+            } = compile(
+                candidate,
+                source,
+                &self.cache,
+                self.builds,
+                (None, Macros::InDebugInfo),
+                false,
+            )
             else {
                 continue;
             };
-            let check = verify::against_process(&self.target, &obj);
+            let mut check = verify::against_process(&self.target, &obj);
+            verify::set_patched_over_apart(&self.target, &obj, &mut check);
             if check.is_verified() && check.compared() {
                 if let Some(headers) = headers {
                     self.headers.insert(source.to_path_buf(), headers);
@@ -1231,7 +1247,11 @@ impl<'p> Reloader<'p> {
 
     /// Takes `obj`, already compared with the process (`check`), as what
     /// runs for `source`.
-    fn adopt_checked(&mut self, source: &Path, obj: ObjectFile, check: Verification) -> Baseline {
+    fn adopt_checked(&mut self, source: &Path, obj: ObjectFile, mut check: Verification) -> Baseline {
+        // A function relive patched (another command, another copy of the
+        // file) whose compile here is the program's own code: that patch
+        // is the difference, not the compile command or an edit.
+        verify::set_patched_over_apart(&self.target, &obj, &mut check);
         self.started_with
             .entry(source.to_path_buf())
             .or_insert_with(|| relive_patch::select::initial_values(&obj));
@@ -1679,7 +1699,7 @@ impl<'p> Reloader<'p> {
             true => Macros::Listed,
             false => Macros::InDebugInfo,
         };
-        let compiled = self.compile_all(&sources, jobs, macros, |_, _| {})?;
+        let compiled = self.compile_all(&sources, jobs, (macros, true), |_, _| {})?;
         // A file written again while it compiled (an editor saving in
         // pieces) failed on a half-written text: the newer save, already
         // queued, is what counts.
@@ -3179,24 +3199,59 @@ impl<'p> Reloader<'p> {
         };
         let pid = self.process.pid();
         let changed = self.unsettle_changed_since(&before);
-        changed
+        let mut events = Vec::new();
+        for (source, functions) in changed {
+            let mut event = ReloadEvent::new(&source);
+            event.event = EventKind::ChangedElsewhere;
+            // As the message counts them: a function's cold part is part
+            // of it (103 names against "94 more" of 99).
+            event.functions = functions
+                .iter()
+                .filter(|n| !cold_part_of_one_of(n, &functions))
+                .cloned()
+                .collect();
+            let what = what_changed(&before, &self.target.journal, &event.functions);
+            // Which of them now run what the file says (a revert of a
+            // patch from elsewhere, back to the code the file has): those
+            // are settled, and not said to run other code (a SQLite
+            // trial's revert of a one-shot patch was).
+            let as_file = self.running_as_file(&source, &event.functions);
+            if let Some(unsettled) = self.unsettled.get_mut(&source) {
+                unsettled.retain(|n| !as_file.contains(n));
+            }
+            let differing: Vec<&String> = event.functions.iter().filter(|n| !as_file.contains(*n)).collect();
+            let runs =
+                match (differing.len(), event.functions.len()) {
+                    (0, _) => "it runs what the file says there again".to_string(),
+                    (d, all) if d == all => {
+                        "it runs other code than the file says there; the file's next save patches what it says again"
+                            .to_string()
+                    }
+                    _ => {
+                        format!(
+                    "it runs other code than the file says in {}; the file's next save patches what it says again",
+                    listed(&differing.iter().map(|n| relive_patch::names::readable(n)).collect::<Vec<_>>())
+                )
+                    }
+                };
+            event.message = Some(format!("another relive command {what} in process {pid}: {runs}"));
+            events.push(event);
+        }
+        events
+    }
+
+    /// Of `functions` (symbols of `source`), those the process runs as
+    /// `source`'s compile has them: the same code, and no new version that
+    /// no call runs.
+    fn running_as_file(&self, source: &Path, functions: &[String]) -> Vec<String> {
+        let Some(obj) = self.current.get(source) else {
+            return Vec::new();
+        };
+        let check = verify::functions_against_process(&self.target, obj, |n| functions.iter().any(|f| f == n));
+        check
+            .same
             .into_iter()
-            .map(|(source, functions)| {
-                let mut event = ReloadEvent::new(&source);
-                event.event = EventKind::ChangedElsewhere;
-                // As the message counts them: a function's cold part is
-                // part of it (103 names against "94 more" of 99).
-                event.functions = functions
-                    .iter()
-                    .filter(|n| !cold_part_of_one_of(n, &functions))
-                    .cloned()
-                    .collect();
-                event.message = Some(format!(
-                    "another relive command {} in process {pid}: it runs other code than the file says there; the file's next save patches what it says again",
-                    what_changed(&before, &self.target.journal, &event.functions)
-                ));
-                event
-            })
+            .filter(|n| !check.unreached.iter().any(|(u, _)| u == n))
             .collect()
     }
 
@@ -3859,19 +3914,31 @@ fn what_changed(
     let generation = |journal: &relive_patch::journal::Journal, symbol: &str| {
         journal.patches.iter().find(|p| p.name == symbol).map(|p| p.generation)
     };
-    let (mut reverted, mut patched) = (Vec::new(), Vec::new());
+    // A function a patch added, gone with its pool: removed, not
+    // reverted (a SQLite trial: the revert said "gone reliveScale", and
+    // relive run said "reverted reliveScale").
+    let added = |journal: &relive_patch::journal::Journal, symbol: &str| {
+        journal.added.iter().any(|a| a.kind == "function" && a.name == symbol)
+    };
+    let (mut reverted, mut patched, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for symbol in symbols {
         let name = relive_patch::names::readable(symbol);
         match (generation(before, symbol), generation(now, symbol)) {
             (Some(was), Some(is)) if is < was => reverted.push(name),
+            (None, None) if added(before, symbol) && !added(now, symbol) => removed.push(name),
             (_, None) => reverted.push(name),
             _ => patched.push(name),
         }
     }
-    match (reverted.is_empty(), patched.is_empty()) {
-        (false, true) => format!("reverted {}", listed(&reverted)),
-        (true, _) => format!("patched {}", listed(&patched)),
-        (false, false) => format!("reverted {} and patched {}", listed(&reverted), listed(&patched)),
+    let said: Vec<String> = [("reverted", reverted), ("patched", patched), ("removed", removed)]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(verb, names)| format!("{verb} {}", listed(&names)))
+        .collect();
+    match said.as_slice() {
+        [] => "changed nothing it names".to_string(),
+        [one] => one.clone(),
+        [first @ .., last] => format!("{} and {last}", first.join(", ")),
     }
 }
 

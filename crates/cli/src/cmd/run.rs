@@ -118,8 +118,9 @@ pub struct Options {
     #[arg(long)]
     debounce_ms: Option<u64>,
     /// One JSON object per line on stderr, its "event" one of: "starting"; "baseline" (a file's start-up compare
-    /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values"; an
-    /// edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
+    /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values",
+    /// "patched_over" (functions that run an earlier relive patch while the file compiles into the program's own
+    /// code for them); an edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
     /// patches taken back: the save put their functions back as the program was built), "no_change",
     /// "compile_error", "superseded", "refused", "held", "not_compiled"; "waiting" (a file saved in part that another
     /// process still has open for writing, its "message" naming the process: compiled once it is closed);
@@ -670,6 +671,30 @@ fn baselines(
                 );
             }
         }
+        // Functions a relive patch replaced, which the file's compile has
+        // as built: that patch is what runs, and it stays until a save
+        // changes them (said, not blamed on the compile command).
+        if let Baseline::Verified(check) | Baseline::Differs { check, .. } = &outcome {
+            if !check.patched_over.is_empty() {
+                let functions: Vec<&str> = check.patched_over.iter().map(|(f, _)| f.as_str()).collect();
+                let details: Vec<String> = check
+                    .patched_over
+                    .iter()
+                    .map(|(f, why)| format!("{f}: {why}"))
+                    .collect();
+                let message = format!(
+                    "{} {} an earlier relive patch, not this file's code (the file compiles into the program's own code there): it stays until a save changes {}",
+                    functions.join(", "),
+                    if functions.len() == 1 { "runs" } else { "run" },
+                    if functions.len() == 1 { "it" } else { "them" },
+                );
+                report_baseline(
+                    options.json,
+                    serde_json::json!({"event": "baseline", "file": name, "status": "patched_over", "functions": functions, "details": details, "message": message}),
+                    format!("relive: {name}: {message}\n  {}", details.join("\n  ")),
+                );
+            }
+        }
         match outcome {
             Baseline::Verified(_) => verified += 1,
             Baseline::CompileError(message) => {
@@ -971,6 +996,9 @@ fn end_session_on_signals() {
         let Some(signal) = signals.forever().next() else {
             return;
         };
+        // A save's compile runs in a process group of its own, which the
+        // terminal's Ctrl-C does not reach: it ends with relive.
+        relive_reload::stop_compiles();
         // Not while a reload holds the program's threads stopped: that
         // reload finishes (and resumes them) first.
         let _still = relive_process::critical::wait_until_safe();
