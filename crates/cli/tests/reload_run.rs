@@ -767,6 +767,42 @@ int main(void) {
     }
 }
 
+/// A save that puts a table back, whose readers another command's
+/// revert had put back already, says nothing of the table: the program
+/// read its own copy before the save (a SQLite trial: "the contents of
+/// sqlite3UpperToLower are back as the program was built", said of a
+/// save that only took back another function's one-shot patch).
+#[test]
+fn a_table_a_revert_already_put_back_is_not_said_again() {
+    const TABLE: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+static const int levels[] = {1, 3, 5};
+__attribute__((noinline, noipa)) int pick(unsigned k) { return levels[k % 3]; }
+__attribute__((noinline, noipa)) int other(void) { return 100; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (unsigned k = 0;; k++) { printf("pick %d %d\n", pick(k), other()); usleep(1000); }
+}
+"#;
+    let mut s = Session::start_seeing_every_event(TABLE, &["-O2", "-g"]);
+    s.target.wait_for("pick 5 100");
+    let e = s.patched_by("{1, 3, 5}", "{1, 3, 7}");
+    assert!(e["notes"].to_string().contains("the contents of levels changed"), "{e}");
+    s.target.wait_for("pick 7 100");
+    s.beside(&["revert", "--all"]);
+    s.target.wait_for("pick 5 100");
+    let e = s.event();
+    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    // The table put back in the file with an edit of `other`: `pick`
+    // already runs as the file has it.
+    let e = s.save_with(&[("{1, 3, 7}", "{1, 3, 5}"), ("return 100;", "return 200;")]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["other"]), "{e}");
+    assert!(!e["notes"].to_string().contains("the contents of levels"), "{e}");
+    s.target.wait_for("pick 5 200");
+}
+
 /// A computed goto's table of its function's own labels (Lua's
 /// `disptab`) changes with every edit that moves the labels: it goes with
 /// the function, and no note says the program keeps values taken from it

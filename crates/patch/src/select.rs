@@ -94,6 +94,12 @@ pub struct Selected {
     /// have: a changed macro's new value): a save held or refused said
     /// them of a patch that never happened (a zstd trial).
     pub if_patched: Vec<String>,
+    /// Each constant table whose contents changed (as its note names it)
+    /// with the functions (symbols) that read it: a session drops the
+    /// note when the save patches none of them (their code already runs
+    /// as the file has it: a SQLite trial's save was said to bring a
+    /// table back that a revert had brought back minutes before).
+    pub table_readers: Vec<(String, Vec<String>)>,
 }
 
 /// Each variable's initial value in `obj` by symbol name, as
@@ -343,6 +349,7 @@ pub fn select_checking_layouts(
         });
     }
     let mut readers: Vec<Vec<&str>> = vec![Vec::new(); changed_constants.len()];
+    let mut table_readers = Vec::new();
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
         let mut uses = false;
         for r in &f.relocs {
@@ -382,7 +389,9 @@ pub fn select_checking_layouts(
         }
         let readable: Vec<String> = readers.iter().map(|r| crate::names::readable(r)).collect();
         let readable: Vec<&str> = readable.iter().map(String::as_str).collect();
-        notes.push(constant_table_note(&crate::diff::static_label(new, i), &readable));
+        let label = crate::diff::static_label(new, i);
+        notes.push(constant_table_note(&label, &readable));
+        table_readers.push((label, readers.iter().map(|r| r.to_string()).collect()));
     }
     let functions = functions_where(new, |name| names.contains(&name));
     // Only with code to patch: a changed macro no function uses changes
@@ -406,6 +415,7 @@ pub fn select_checking_layouts(
         initial_values,
         new_signatures,
         if_patched,
+        table_readers,
     })
 }
 

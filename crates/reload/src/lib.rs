@@ -178,6 +178,10 @@ pub struct ReloadEvent {
     /// which are running their old code now).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Each changed constant table the save's notes name, with the
+    /// functions that read it (see `relive_patch::select::Selected`).
+    #[serde(skip)]
+    pub table_readers: Vec<(String, Vec<String>)>,
     /// Variables whose initial value the save changed, which the program
     /// does not take (it keeps the values they have; `notes` says so): an
     /// edit only of an initializer is a `no_change` event, as no function
@@ -260,6 +264,7 @@ impl ReloadEvent {
             as_built: Vec::new(),
             inlined_edits: Vec::new(),
             notes: Vec::new(),
+            table_readers: Vec::new(),
             initial_values_kept: Vec::new(),
             if_patched: Vec::new(),
             file_notes: Vec::new(),
@@ -703,6 +708,31 @@ fn listed(names: &[String]) -> String {
         true => format!("{} and {} more", names[..SHOWN].join(", "), names.len() - SHOWN),
         false => names.join(", "),
     }
+}
+
+/// Drops from a save's `event` the notes of changed constant tables none
+/// of whose readers the save patched or took back: their code already
+/// ran as the file has it (another command's revert, say), so the table
+/// the program reads did not change with this save. Held or refused
+/// saves keep theirs.
+fn drop_untouched_table_notes(event: &mut ReloadEvent) {
+    let done = matches!(
+        event.event,
+        EventKind::Patched | EventKind::Reverted | EventKind::NoChange | EventKind::Unreachable
+    );
+    if !done {
+        return;
+    }
+    let touched = |f: &String| event.functions.contains(f) || event.reverted.contains(f) || event.as_built.contains(f);
+    let untouched: Vec<String> = event
+        .table_readers
+        .iter()
+        .filter(|(_, readers)| !readers.is_empty() && !readers.iter().any(touched))
+        .map(|(table, _)| format!("the contents of {table} "))
+        .collect();
+    event
+        .notes
+        .retain(|n| !untouched.iter().any(|prefix| n.starts_with(prefix)));
 }
 
 /// Errors that stop reloading altogether (not a bad edit).
@@ -1749,6 +1779,7 @@ impl<'p> Reloader<'p> {
             .collect();
         let mut events = self.patch_compiled(batch)?;
         for event in &mut events {
+            drop_untouched_table_notes(event);
             let again: Vec<u64> = dropped
                 .iter()
                 .filter(|(source, _)| source.display().to_string() == event.file)
@@ -2322,6 +2353,7 @@ impl<'p> Reloader<'p> {
                 // edit looked applied while the old value ran on.
                 event.notes.extend(selected.notes);
                 event.if_patched.extend(selected.if_patched);
+                event.table_readers = selected.table_readers;
                 if let Some(refusal) =
                     self.callers_running(source, &new, &selected.new_signatures, &selected.functions, batch)
                 {

@@ -150,6 +150,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         initial_values,
         new_signatures,
         if_patched,
+        table_readers,
     } = relive_patch::select::select(base, new, &|_| false)?;
     // A one-shot patch says its notes only once it went in.
     notes.extend(if_patched);
@@ -170,6 +171,15 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
     }
     if !only.is_empty() {
         functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
+        // A changed table none of whose readers is patched changes
+        // nothing the program reads.
+        let patched = |reader: &String| functions.iter().any(|&i| new.symbols[i].name == *reader);
+        for (table, readers) in &table_readers {
+            if !readers.is_empty() && !readers.iter().any(patched) {
+                let prefix = format!("the contents of {table} ");
+                notes.retain(|n| !n.starts_with(&prefix));
+            }
+        }
     }
     Ok(Selected {
         functions,
@@ -177,6 +187,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         initial_values,
         new_signatures,
         if_patched: Vec::new(),
+        table_readers,
     })
 }
 
