@@ -855,3 +855,65 @@ fn a_save_made_while_a_compile_runs_stops_it() {
     session.kill().unwrap();
     let _ = session.wait();
 }
+
+/// The start-up's summary line of a watch (its text, not --json): a file
+/// whose function runs an earlier relive patch is not counted among those
+/// that "compile into exactly the code the program runs" (a re-check:
+/// "1 of 1", right below the line saying it runs another patch), and a
+/// file none of whose functions is in the program (another program's
+/// source: here `sleep`'s pid) is said so, not counted either.
+#[test]
+fn a_watch_counts_only_files_that_match_what_runs() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let elsewhere = target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let three = APP.replace("return 1;", "return 3;");
+    let other = PathBuf::from(common::compile(
+        &elsewhere,
+        "gcc",
+        "app.c",
+        "other.o",
+        &three,
+        &["-O0", "-g"],
+    ));
+    patch_value_from(&target, &state, &other, &[]);
+    target.wait_for_prefix("value 3 ");
+    let said = start_up_text(&target.pid_arg(), target.dir.path(), &state);
+    assert!(said.contains("value runs an earlier relive patch"), "{said}");
+    assert!(
+        said.contains("0 of 1 files compile into exactly the code the program runs; 1 more into the program's own code where it runs an earlier relive patch"),
+        "{said}"
+    );
+    let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
+    let said = start_up_text(&sleep.id().to_string(), target.dir.path(), &state);
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    assert!(said.contains("app.c: none of its 3 functions is in"), "{said}");
+    assert!(said.contains("0 of 1 files compile into exactly"), "{said}");
+}
+
+/// What `relive watch PID app.c` (in `dir`, text output) says before it
+/// watches; the session is then ended.
+fn start_up_text(pid: &str, dir: &Path, state: &Path) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--pid", pid, "app.c", "--cc", "gcc -O0 -g"])
+        .current_dir(dir)
+        .env("RELIVE_STATE_DIR", state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("watching") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    said
+}

@@ -120,7 +120,7 @@ pub struct Options {
     /// One JSON object per line on stderr, its "event" one of: "starting"; "baseline" (a file's start-up compare
     /// with the running code, by "status": "edited", "differs", "command_differs", "compile_error", "initial_values",
     /// "patched_over" (functions that run an earlier relive patch while the file compiles into the program's own
-    /// code for them); an edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
+    /// code for them), "absent" (none of the file's functions is in the program); an edited one names the "edited_files"); "watching"; per reload "patched", "unreachable", "reverted" (only
     /// patches taken back: the save put their functions back as the program was built), "no_change",
     /// "compile_error", "superseded", "refused", "held", "not_compiled"; "waiting" (a file saved in part that another
     /// process still has open for writing, its "message" naming the process: compiled once it is closed);
@@ -603,6 +603,9 @@ fn baselines(
         return Ok(Vec::new());
     }
     let mut verified = 0;
+    // Files whose compile is the program's own code where an earlier
+    // relive patch runs: not "exactly the code the program runs".
+    let mut patched_over = 0;
     let mut found: Option<Vec<String>> = None;
     let mut guessed: Vec<String> = Vec::new();
     let mut other_entries: Vec<String> = Vec::new();
@@ -696,6 +699,24 @@ fn baselines(
             }
         }
         match outcome {
+            // None of its functions is in the program: nothing was
+            // compared, so nothing is verified (watching a file of another
+            // program said "1 of 1 files compile into exactly the code the
+            // program runs": a re-check that gave relive a wrapper's pid).
+            Baseline::Verified(check) if !check.compared() && !check.absent.is_empty() => {
+                let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .map_or_else(|_| format!("pid {pid}'s program"), |p| p.display().to_string());
+                let message = format!(
+                    "none of its {} functions is in {program} as a function of its own: it is not one of that program's sources (or every function of it was inlined); its saves add their functions as new code, which nothing in the program calls",
+                    check.absent.len()
+                );
+                report_baseline(
+                    options.json,
+                    serde_json::json!({"event": "baseline", "file": name, "status": "absent", "functions": check.absent, "message": message}),
+                    format!("relive: WARNING: {name}: {message}"),
+                );
+            }
+            Baseline::Verified(check) if !check.patched_over.is_empty() => patched_over += 1,
             Baseline::Verified(_) => verified += 1,
             Baseline::CompileError(message) => {
                 let command = reloader.command(&file);
@@ -818,8 +839,15 @@ fn baselines(
         ));
     }
     if !options.json {
+        let over = match patched_over {
+            0 => String::new(),
+            n => format!(
+                "; {n} more into the program's own code where {} an earlier relive patch, as said above",
+                if n == 1 { "it runs" } else { "they run" }
+            ),
+        };
         crate::output::note(&format!(
-            "relive: {verified} of {} files compile into exactly the code the program runs ({:.1} s, {jobs} at a time)",
+            "relive: {verified} of {} files compile into exactly the code the program runs{over} ({:.1} s, {jobs} at a time)",
             files.len(),
             started.elapsed().as_secs_f64()
         ));
