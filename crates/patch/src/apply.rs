@@ -1121,7 +1121,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // lists (unless a thread is in it): best effort, like listing.
     let unlisting_start = Instant::now();
     let in_use = |start: u64, end: u64| stacks.as_ref().is_none_or(|s| s.any_in(start, end));
-    let unlisting_warning = crate::debugger::keep_to_live(target.process, &target.journal, &in_use)
+    let unlisting_warning = crate::debugger::keep_to_live(target.process, &target.journal, &in_use, false)
         .err()
         .map(|why| format!("the symbol files of code this patch superseded stay listed for debuggers ({why}): gdb may stop in that code too"));
     let debuggers_time = debuggers_time + unlisting_start.elapsed();
@@ -3927,10 +3927,12 @@ fn revert_change(
     // Code in force again (`revert --last`) is listed for debuggers
     // again; what the revert superseded stays listed (a call may still
     // run it) until a patch finds no thread in it.
-    if let Err(why) = crate::debugger::keep_to_live(process, &target.journal, &|_, _| true) {
-        warnings.push(format!(
-            "the symbol files of the code that runs again could not be listed for debuggers ({why}); `relive gdb {pid}` loads them"
-        ));
+    if !one_back.is_empty() {
+        if let Err(why) = crate::debugger::keep_to_live(process, &target.journal, &|_, _| true, true) {
+            warnings.push(format!(
+                "the symbol files of the code that runs again could not all be listed for debuggers ({why}); `relive gdb {pid}` loads them"
+            ));
+        }
     }
     Ok(RevertReport {
         reverted,

@@ -54,8 +54,17 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
     let (on_list, given): (Vec<_>, Vec<_>) = in_force(target)
         .into_iter()
         .partition(|(code, _)| listed.contains(code));
-    // Not those of superseded code, which the list no longer has either
-    // (see `debugger::keep_to_live`): gdb would stop in it too.
+    // Not those `debugger::keep_to_live` took off the list (superseded
+    // code no thread was in): gdb would stop in it too. Those never
+    // listed (no list in the process) are all given: a thread may still
+    // run superseded code, and nothing looked.
+    let recorded: foldhash::HashSet<u64> = target
+        .journal
+        .regions
+        .iter()
+        .flat_map(|r| &r.debug_images)
+        .flat_map(|images| images.entries.iter().map(|e| e.code))
+        .collect();
     let superseded = |code: u64| {
         target
             .journal
@@ -63,7 +72,9 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
             .as_ref()
             .is_some_and(|blocks| !blocks.iter().any(|&(start, end)| start <= code && code < end))
     };
-    let given = given.into_iter().filter(|(code, _)| !superseded(*code));
+    let given = given
+        .into_iter()
+        .filter(|(code, _)| !(recorded.contains(code) && superseded(*code)));
     (given.map(|(_, path)| path).collect(), on_list.len())
 }
 

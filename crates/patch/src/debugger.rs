@@ -240,14 +240,19 @@ fn unlink_from(process: &dyn Process, d: u64, list: &[u64], gone: &foldhash::Has
         (previous, order.get(k + 1).copied().unwrap_or(0))
     };
     let before: foldhash::HashMap<u64, (u64, u64)> = (0..list.len()).map(|k| (list[k], neighbours(list, k))).collect();
+    // Back pointers first: a JIT that takes an entry off its list by
+    // itself follows `prev`, which must never lead into an entry relive
+    // took off (its memory goes with its pool) once a `next` skips it.
     for k in 0..kept.len() {
-        let (previous, next) = neighbours(&kept, k);
-        let (was_previous, was_next) = before[&kept[k]];
-        if next != was_next {
-            write_word(process, kept[k], next)?;
-        }
-        if previous != was_previous {
+        let (previous, _) = neighbours(&kept, k);
+        if previous != before[&kept[k]].0 {
             write_word(process, kept[k] + 8, previous)?;
+        }
+    }
+    for k in 0..kept.len() {
+        let (_, next) = neighbours(&kept, k);
+        if next != before[&kept[k]].1 {
+            write_word(process, kept[k], next)?;
         }
     }
     if kept.first() != list.first() {
@@ -389,28 +394,38 @@ pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, u64, &[u8])])
     link(target.process, record.descriptor, &record.entries[listed_before..])
 }
 
-/// Keeps the debugger lists to the symbol files of code that can still
-/// run: a file whose code holds no function in force any more (each one
-/// patched again since, or reverted: see the journal's `code_blocks`) and
-/// that no thread is in (`in_use`: whether some thread may run code at
-/// `[start, end)`) comes off its list, and one whose code is in force
-/// again (`revert --last`) goes back on. gdb read every file of the list,
-/// so `break f` stopped in every superseded generation of `f` too, while
-/// only the newest runs. The list in the process is the record of what
-/// is listed: a relive killed meanwhile leaves it whole, and the next
-/// command sets it right. Returns how many files came off and went on.
+/// Keeps relive's debugger list to the symbol files of code that can
+/// still run: a file whose code holds no function in force any more (each
+/// one patched again since, or reverted: see the journal's
+/// `code_blocks`) and that no thread is in (`in_use`: whether some thread
+/// may run code at `[start, end)`) comes off it, and with `relist`, one
+/// whose code is in force again (`revert --last`) goes back on. gdb read
+/// every file of the list, so `break f` stopped in every superseded
+/// generation of `f` too, while only the newest runs.
+///
+/// Only the list of relive's own library (`librelive-jit-debug.so`),
+/// which nothing but relive writes: a JIT program's own list changes
+/// under it while the program runs. The list in the process is the
+/// record of what is listed: a relive killed meanwhile leaves it whole
+/// from its head, and the next command sets it right. Not `relist` after
+/// a patch: a file a patch left off the list because its record could
+/// not be saved must stay off (the next relive would not know to take it
+/// back before freeing its memory). Returns how many files came off and
+/// went on; a list it cannot read or write is said, and the others are
+/// still kept.
 pub fn keep_to_live(
     process: &dyn Process,
     journal: &crate::journal::Journal,
     in_use: &dyn Fn(u64, u64) -> bool,
+    relist: bool,
 ) -> Result<(usize, usize), String> {
     let Some(blocks) = &journal.code_blocks else {
         return Ok((0, 0)); // an older relive's journal: each file stays
     };
-    // Code of an older relive's record, of unknown length, counts as in
-    // force. Superseded code a thread is in stays listed; superseded code
-    // that is off the list was so when no thread was in it, and no new
-    // call enters it.
+    // A record of an older relive (or rewritten by one) has no length:
+    // its code counts as in force. Superseded code a thread is in stays
+    // listed; superseded code that is off the list was so when no thread
+    // was in it, and no new call enters it.
     let in_force =
         |e: &DebugEntryRecord| e.len == 0 || blocks.iter().any(|&(start, end)| start <= e.code && e.code < end);
     let mut by_descriptor: foldhash::HashMap<u64, Vec<&DebugEntryRecord>> = Default::default();
@@ -422,25 +437,171 @@ pub fn keep_to_live(
                 .extend(&images.entries);
         }
     }
+    let maps = match by_descriptor.is_empty() {
+        true => Vec::new(),
+        false => process.maps().map_err(|e| e.to_string())?,
+    };
+    let relives_own = |d: u64| {
+        maps.iter()
+            .any(|m| m.contains(d) && m.path.ends_with(&format!("/{}", jit_helper::FILE_NAME)))
+    };
     let (mut off, mut on) = (0, 0);
+    let mut failed = Vec::new();
     for (d, recorded) in by_descriptor {
-        check_version(process, d)?;
-        let list = entries(process, d)?;
-        let listed: foldhash::HashSet<u64> = list.iter().copied().collect();
-        let gone: foldhash::HashSet<u64> = recorded
-            .iter()
-            .filter(|e| listed.contains(&e.entry) && !in_force(e) && !in_use(e.code, e.code + e.len))
-            .map(|e| e.entry)
-            .collect();
-        let back: Vec<DebugEntryRecord> = recorded
-            .iter()
-            .filter(|e| !listed.contains(&e.entry) && in_force(e))
-            .map(|e| **e)
-            .collect();
-        unlink_from(process, d, &list, &gone)?;
-        link(process, d, &back)?;
-        off += gone.len();
-        on += back.len();
+        // The list is read only where something may change.
+        let may_go = recorded.iter().any(|e| !in_force(e) && !in_use(e.code, e.code + e.len));
+        let may_come_back = relist && recorded.iter().any(|e| in_force(e));
+        if !relives_own(d) || !(may_go || may_come_back) {
+            continue;
+        }
+        let kept = check_version(process, d).and_then(|()| {
+            let list = entries(process, d)?;
+            let listed: foldhash::HashSet<u64> = list.iter().copied().collect();
+            let gone: foldhash::HashSet<u64> = recorded
+                .iter()
+                .filter(|e| listed.contains(&e.entry) && !in_force(e) && !in_use(e.code, e.code + e.len))
+                .map(|e| e.entry)
+                .collect();
+            let mut back: Vec<DebugEntryRecord> = match relist {
+                true => recorded
+                    .iter()
+                    .filter(|e| !listed.contains(&e.entry) && in_force(e))
+                    .map(|e| **e)
+                    .collect(),
+                false => Vec::new(),
+            };
+            // One entry linked twice would make the list a loop.
+            back.sort_by_key(|e| e.entry);
+            back.dedup_by_key(|e| e.entry);
+            unlink_from(process, d, &list, &gone)?;
+            link(process, d, &back)?;
+            Ok((gone.len(), back.len()))
+        });
+        match kept {
+            Ok((gone, back)) => {
+                off += gone;
+                on += back;
+            }
+            Err(why) => failed.push(why),
+        }
     }
-    Ok((off, on))
+    match failed.is_empty() {
+        true => Ok((off, on)),
+        false => Err(failed.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{DebugImagesRecord, Journal, RegionRecord};
+    use crate::test_memory::Memory;
+
+    /// relive's library mapped at 0x10000, its descriptor inside it, and
+    /// `n` entries at 0x20000 + 0x100 k, linked in that order.
+    fn listed(n: u64) -> (Memory, u64, Vec<u64>) {
+        let mut memory = Memory::zeroed(0x10000, 0x20000);
+        memory.mappings = vec![relive_process::Mapping {
+            start: 0x10000,
+            end: 0x13000,
+            perms: "rw-p".into(),
+            offset: 0,
+            dev: "08:01".into(),
+            inode: 1,
+            path: format!("/state/{}", jit_helper::FILE_NAME),
+        }];
+        let d = 0x10000 + jit_helper::DESCRIPTOR;
+        memory.write(d, &1u32.to_le_bytes()).unwrap();
+        let entries: Vec<u64> = (0..n).map(|k| 0x20000 + 0x100 * k).collect();
+        // Linked as `link` does: each new one at the head.
+        for &e in entries.iter().rev() {
+            link(
+                &memory,
+                d,
+                &[DebugEntryRecord {
+                    entry: e,
+                    code: 0,
+                    len: 0,
+                }],
+            )
+            .unwrap();
+        }
+        assert_eq!(super::entries(&memory, d).unwrap(), entries);
+        (memory, d, entries)
+    }
+
+    /// Every entry on the list read from the head has a back pointer to
+    /// an entry on that list (or none): what a JIT that unlinks by itself
+    /// follows.
+    fn back_pointers_stay_on(memory: &Memory, d: u64) -> bool {
+        let list = super::entries(memory, d).unwrap();
+        list.iter()
+            .all(|&e| read_word(memory, e + 8).is_ok_and(|p| p == 0 || list.contains(&p)))
+    }
+
+    #[test]
+    fn entries_come_off_wherever_they_are() {
+        let (memory, d, e) = listed(5);
+        let gone: foldhash::HashSet<u64> = [e[0], e[2], e[4]].into_iter().collect();
+        unlink_from(&memory, d, &e, &gone).unwrap();
+        assert_eq!(super::entries(&memory, d).unwrap(), [e[1], e[3]]);
+        assert_eq!(read_word(&memory, e[1] + 8).unwrap(), 0);
+        assert_eq!(read_word(&memory, e[3] + 8).unwrap(), e[1]);
+        assert!(back_pointers_stay_on(&memory, d));
+    }
+
+    #[test]
+    fn a_relive_killed_while_it_unlinks_leaves_a_list_that_reads_whole() {
+        let (probe, d, e) = listed(4);
+        let gone: foldhash::HashSet<u64> = [e[1], e[3]].into_iter().collect();
+        probe.writes_left.set(Some(usize::MAX));
+        unlink_from(&probe, d, &e, &gone).unwrap();
+        let writes = usize::MAX - probe.writes_left.get().unwrap();
+        for killed_after in 0..writes {
+            let (memory, d, e) = listed(4);
+            memory.writes_left.set(Some(killed_after));
+            assert!(unlink_from(&memory, d, &e, &gone).is_err());
+            let now = super::entries(&memory, d).unwrap();
+            // The kept entries in order, maybe with some of those going.
+            assert!(now.iter().all(|x| e.contains(x)), "{killed_after}: {now:x?}");
+            assert!([e[0], e[2]].iter().all(|x| now.contains(x)), "{killed_after}: {now:x?}");
+            assert!(back_pointers_stay_on(&memory, d), "{killed_after}: {now:x?}");
+        }
+    }
+
+    #[test]
+    fn only_superseded_files_no_thread_runs_come_off_and_revert_lists_them_again() {
+        let (memory, d, e) = listed(3);
+        let record = |entry: u64, code: u64| DebugEntryRecord { entry, code, len: 0x40 };
+        let mut journal = Journal::default();
+        journal.regions = vec![RegionRecord {
+            debug_images: vec![DebugImagesRecord {
+                descriptor: d,
+                entries: vec![record(e[0], 0x5000), record(e[1], 0x5100), record(e[2], 0x5200)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        // 0x5000's block and 0x5100's are superseded; a thread is in
+        // 0x5100's code.
+        journal.code_blocks = Some(vec![(0x5200, 0x5300)]);
+        let in_use = |start: u64, _end: u64| start == 0x5100;
+        assert_eq!(keep_to_live(&memory, &journal, &in_use, false), Ok((1, 0)));
+        assert_eq!(super::entries(&memory, d).unwrap(), [e[1], e[2]]);
+        // `revert --last` back to 0x5000's code: listed again.
+        let mut back = journal.clone();
+        back.code_blocks = Some(vec![(0x5000, 0x5100)]);
+        assert_eq!(keep_to_live(&memory, &back, &|_, _| true, true), Ok((0, 1)));
+        let now = super::entries(&memory, d).unwrap();
+        assert_eq!(now.len(), 3);
+        assert!(now.contains(&e[0]));
+        // A program's own list (not relive's library) is left alone.
+        let mut theirs = journal.clone();
+        theirs.code_blocks = Some(Vec::new());
+        let (mut other, d2, _) = listed(3);
+        other.mappings[0].path = "/usr/lib/libjit.so".into();
+        theirs.regions[0].debug_images[0].descriptor = d2;
+        assert_eq!(keep_to_live(&other, &theirs, &|_, _| false, false), Ok((0, 0)));
+        assert_eq!(super::entries(&other, d2).unwrap().len(), 3);
+    }
 }

@@ -586,7 +586,7 @@ pub struct Stacks {
     /// The process's mappings when the stacks were read.
     pub(crate) maps: Vec<Mapping>,
     threads: Vec<ThreadStack>,
-    /// Some thread's position was not known (its stack was not read).
+    /// Some thread's position or stack was not known.
     unknown: bool,
 }
 
@@ -622,12 +622,17 @@ impl Stacks {
     pub fn read(process: &dyn Process, threads: &[ThreadPosition], frames: &[(u64, u64)]) -> Option<Stacks> {
         let maps = process.maps().ok()?;
         let walker = crate::stack_walk::StackWalker::new(process, &maps, frames);
-        let unknown = threads.iter().any(|&(_, position, _)| position.is_none());
+        let unreadable = std::cell::Cell::new(false);
+        let unknown_position = threads.iter().any(|&(_, position, _)| position.is_none());
         let threads = threads
             .iter()
             .filter_map(|&(tid, position, frame_pointer)| {
                 let (pc, sp) = position?;
-                let (from, words) = read_stack(process, &maps, sp).unwrap_or((sp, Vec::new()));
+                let (from, words) = read_stack(process, &maps, sp).unwrap_or_else(|| {
+                    // Its return addresses are not known (see `any_in`).
+                    unreadable.set(true);
+                    (sp, Vec::new())
+                });
                 let frames = walker.frame_words(pc, sp, frame_pointer, from, &words);
                 Some(ThreadStack {
                     tid,
@@ -640,12 +645,17 @@ impl Stacks {
             })
             .collect();
         drop(walker);
+        let unknown = unknown_position || unreadable.get();
         Some(Stacks { maps, threads, unknown })
     }
 
     /// Whether some thread may be running code at `[start, end)`: its pc
     /// is there or a return address its stack holds (as the reachability
-    /// scan sees them), or its position was not known.
+    /// scan sees them), or its position or stack was not known. The
+    /// stacks are read after the threads were let go (the pcs are from
+    /// the stop): a frame read then is one still running, or newer; a
+    /// frame of code no call enters any more (superseded) that returned
+    /// meanwhile is missed, harmlessly.
     pub fn any_in(&self, start: u64, end: u64) -> bool {
         let inside = |a: u64| start <= a && a < end;
         self.unknown

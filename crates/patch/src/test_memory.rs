@@ -13,6 +13,11 @@ pub(crate) struct Memory {
     pub(crate) bytes: RefCell<Vec<u8>>,
     /// A byte changed after the next write: `(offset, value)`.
     tamper: Cell<Option<(usize, u8)>>,
+    /// Writes that still take; after them every write fails (a relive
+    /// killed there). `None`: all do.
+    pub(crate) writes_left: Cell<Option<usize>>,
+    /// What `maps` gives.
+    pub(crate) mappings: Vec<Mapping>,
 }
 
 impl Memory {
@@ -21,6 +26,8 @@ impl Memory {
             base: 0x1000,
             bytes: RefCell::new((0..32).collect()),
             tamper: Cell::new(tamper),
+            writes_left: Cell::new(None),
+            mappings: Vec::new(),
         }
     }
 
@@ -31,6 +38,19 @@ impl Memory {
             base: 0x1000,
             bytes: RefCell::new(Vec::new()),
             tamper: Cell::new(None),
+            writes_left: Cell::new(None),
+            mappings: Vec::new(),
+        }
+    }
+
+    /// `len` zero bytes at `base`.
+    pub(crate) fn zeroed(base: u64, len: usize) -> Memory {
+        Memory {
+            base,
+            bytes: RefCell::new(vec![0; len]),
+            tamper: Cell::new(None),
+            writes_left: Cell::new(None),
+            mappings: Vec::new(),
         }
     }
 
@@ -48,7 +68,7 @@ impl Process for Memory {
         7
     }
     fn maps(&self) -> relive_process::Result<Vec<Mapping>> {
-        Ok(Vec::new())
+        Ok(self.mappings.clone())
     }
     fn read(&self, addr: u64, buf: &mut [u8]) -> relive_process::Result<()> {
         let r = self.range(addr, buf.len())?;
@@ -56,6 +76,15 @@ impl Process for Memory {
         Ok(())
     }
     fn write(&self, addr: u64, data: &[u8]) -> relive_process::Result<()> {
+        if let Some(left) = self.writes_left.get() {
+            if left == 0 {
+                return Err(ProcessError::Gone {
+                    pid: 7,
+                    doing: "testing",
+                });
+            }
+            self.writes_left.set(Some(left - 1));
+        }
         let r = self.range(addr, data.len())?;
         let mut bytes = self.bytes.borrow_mut();
         bytes[r.clone()].copy_from_slice(data);

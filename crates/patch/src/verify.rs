@@ -386,21 +386,16 @@ pub fn note_reverted(
 /// refused edits of it), and not an edit to catch up.
 pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
     let no_renames = BaseNames::none();
-    let (over, differs): (Vec<_>, Vec<_>) = std::mem::take(&mut out.differs).into_iter().partition(|(name, _)| {
-        let Some(i) = obj.function_named(name) else {
-            return false;
-        };
-        live_address(obj, i, &target.resolver, &no_renames)
-            .and_then(|addr| target.journal.patch(addr))
-            .is_some_and(|record| original(target, obj, i, record))
-    });
-    out.differs = differs;
-    for (name, _) in over {
-        let Some(record) = obj
-            .function_named(&name)
-            .and_then(|i| live_address(obj, i, &target.resolver, &no_renames))
-            .and_then(|addr| target.journal.patch(addr))
-        else {
+    let mut differs = Vec::new();
+    for (name, why) in std::mem::take(&mut out.differs) {
+        let record = obj.function_named(&name).and_then(|i| {
+            let record = target
+                .journal
+                .patch(live_address(obj, i, &target.resolver, &no_renames)?)?;
+            original(target, obj, i, record).then_some(record)
+        });
+        let Some(record) = record else {
+            differs.push((name, why));
             continue;
         };
         let made = record.history.last().map_or(String::new(), |g| {
@@ -413,6 +408,7 @@ pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut V
         );
         out.patched_over.push((name, note));
     }
+    out.differs = differs;
 }
 
 /// Notes in `out` (a [`functions_against_process`] of `obj`) the patched

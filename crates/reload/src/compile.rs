@@ -265,7 +265,11 @@ fn compile_from(
     // The text compiled, read before the compile: what tells the lines
     // the next save edits (`crate::edited`).
     let modified = || std::fs::metadata(source).and_then(|m| m.modified()).ok();
-    let modified_before = modified();
+    // The last modification time read (the text is read again only when
+    // it changes: a save of the same text, or a touch, would have it read
+    // at every look).
+    let modified_last = std::cell::Cell::new(modified());
+    let compile_number = crate::stoppable::new_compile();
     let source_text = match text {
         Some(text) => Some(text.to_vec()),
         None => std::fs::read(source).ok(),
@@ -289,7 +293,7 @@ fn compile_from(
                 .args(&flags)
                 .arg(&file)
                 .current_dir(&command.dir);
-            Some(list_macros(preprocessor, n))
+            Some(list_macros(preprocessor, compile_number))
         }
         Macros::InDebugInfo => None,
     };
@@ -317,12 +321,13 @@ fn compile_from(
     // Saved again with another text: this compile's object would only be
     // dropped for the next one's.
     let saved_again = || {
+        let now = modified();
         text.is_none()
-            && modified() != modified_before
+            && now != modified_last.replace(now)
             && std::fs::read(source).ok().as_deref() != source_text.as_deref()
     };
     let result = match stoppable {
-        true => crate::stoppable::output_unless(&mut compiler, n, &saved_again),
+        true => crate::stoppable::output_unless(&mut compiler, compile_number, &saved_again),
         false => compiler.output().map(Some),
     };
     // A compiler that cannot be started is this file's problem (a

@@ -3247,25 +3247,21 @@ impl<'p> Reloader<'p> {
             // patch from elsewhere, back to the code the file has): those
             // are settled, and not said to run other code (a SQLite
             // trial's revert of a one-shot patch was).
-            let as_file = self.running_as_file(&source, &event.functions);
+            // All of them, cold parts too: those are unsettled as well.
+            let as_file = self.running_as_file(&source, &functions);
             if let Some(unsettled) = self.unsettled.get_mut(&source) {
                 unsettled.retain(|n| !as_file.contains(n));
             }
             let differing: Vec<&String> = event.functions.iter().filter(|n| !as_file.contains(*n)).collect();
-            let runs =
-                match (differing.len(), event.functions.len()) {
-                    (0, _) => "it runs what the file says there again".to_string(),
-                    (d, all) if d == all => {
-                        "it runs other code than the file says there; the file's next save patches what it says again"
-                            .to_string()
-                    }
-                    _ => {
-                        format!(
-                    "it runs other code than the file says in {}; the file's next save patches what it says again",
-                    listed(&differing.iter().map(|n| relive_patch::names::readable(n)).collect::<Vec<_>>())
-                )
-                    }
-                };
+            const AGAIN: &str = "the file's next save patches what it says again";
+            let runs = match (differing.len(), event.functions.len()) {
+                (0, _) => "it runs what the file says there again".to_string(),
+                (d, all) if d == all => format!("it runs other code than the file says there; {AGAIN}"),
+                _ => {
+                    let names: Vec<String> = differing.iter().map(|n| relive_patch::names::readable(n)).collect();
+                    format!("it runs other code than the file says in {}; {AGAIN}", listed(&names))
+                }
+            };
             event.message = Some(format!("another relive command {what} in process {pid}: {runs}"));
             events.push(event);
         }
@@ -3968,7 +3964,7 @@ fn what_changed(
         .map(|(verb, names)| format!("{verb} {}", listed(&names)))
         .collect();
     match said.as_slice() {
-        [] => "changed nothing it names".to_string(),
+        [] => format!("changed {}", listed(symbols)),
         [one] => one.clone(),
         [first @ .., last] => format!("{} and {last}", first.join(", ")),
     }

@@ -11,6 +11,7 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,40 +24,92 @@ const POLL: Duration = Duration::from_millis(25);
 /// its own). Each is led by a child not reaped yet: taken off before it is.
 static RUNNING: Mutex<Vec<(usize, u32)>> = Mutex::new(Vec::new());
 
+/// Compiles so far in this process: each compile's own number for
+/// [`RUNNING`] (a reloader's count of its builds is not unique: two
+/// reloaders, or tests, would stop each other's compiles).
+static COMPILES: AtomicUsize = AtomicUsize::new(0);
+
+/// Set by [`stop_all`]: relive is ending, and starts no compile.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
 fn running() -> std::sync::MutexGuard<'static, Vec<(usize, u32)>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Stops every compile running now, with what it started: for a relive
-/// that ends on a signal.
+/// A number for a new compile (see [`Member::spawn`]).
+pub(crate) fn new_compile() -> usize {
+    COMPILES.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Stops every compile running now, with what it started, and starts no
+/// other: for a relive that ends on a signal. A thread whose compile is
+/// stopped so waits for the process's end (said by the caller) rather
+/// than report the compile as failed.
 pub fn stop_all() {
+    STOPPING.store(true, Ordering::SeqCst);
     for &(_, group) in running().iter() {
         let _ = relive_process::kill_process_group(group);
     }
 }
 
-/// A child of compile `compile`, started in a process group of its own,
-/// listed for [`stop_all`] and for its compile's stop.
+/// After [`stop_all`]: this thread waits for the process to end (the
+/// signal's handler ends it), saying nothing of its compile.
+fn ending() {
+    if STOPPING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// A child of a compile, started in a process group of its own, listed
+/// for [`stop_all`] and for its compile's stop. Dropped before it is
+/// waited for, it is stopped and reaped.
 pub(crate) struct Member {
     pub child: std::process::Child,
     group: u32,
+    reaped: bool,
 }
 
 impl Member {
     /// Starts `command` in a process group of its own, as part of compile
-    /// `compile`.
+    /// `compile` ([`new_compile`]).
     pub(crate) fn spawn(command: &mut Command, compile: usize) -> std::io::Result<Member> {
+        ending();
         let child = command.process_group(0).spawn()?;
         let group = child.id();
         running().push((compile, group));
-        Ok(Member { child, group })
+        Ok(Member {
+            child,
+            group,
+            reaped: false,
+        })
     }
 
     /// Waits for it to end (taken off the list first: a group no longer
     /// listed is never stopped, so its id cannot be another's by then).
-    pub(crate) fn wait(mut self) -> std::io::Result<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         running().retain(|&(_, g)| g != self.group);
+        self.reaped = true;
         self.child.wait()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let listed = {
+                let mut running = running();
+                let listed = running.iter().any(|&(_, g)| g == self.group);
+                running.retain(|&(_, g)| g != self.group);
+                listed
+            };
+            // Not reaped: the group is still this child's.
+            if listed {
+                let _ = relive_process::kill_process_group(self.group);
+            }
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -116,6 +169,8 @@ pub(crate) fn output_unless(
         }
     }
     let status = member.wait()?;
+    // Stopped by `stop_all`: not a failed compile to report.
+    ending();
     Ok(Some(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
@@ -129,9 +184,13 @@ mod tests {
 
     #[test]
     fn a_command_runs_to_its_end_with_its_output() {
-        let out = output_unless(Command::new("sh").args(["-c", "echo out; echo err >&2"]), 1, &|| false)
-            .unwrap()
-            .unwrap();
+        let out = output_unless(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            new_compile(),
+            &|| false,
+        )
+        .unwrap()
+        .unwrap();
         assert!(out.status.success());
         assert_eq!(
             (out.stdout.as_slice(), out.stderr.as_slice()),
@@ -148,7 +207,8 @@ mod tests {
         let started = std::time::Instant::now();
         let asked = std::sync::atomic::AtomicUsize::new(0);
         let stale = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2;
-        let out = output_unless(Command::new("sh").args(["-c", &script]), 2, &stale).unwrap();
+        let compile = new_compile();
+        let out = output_unless(Command::new("sh").args(["-c", &script]), compile, &stale).unwrap();
         assert!(out.is_none());
         assert!(started.elapsed() < Duration::from_secs(10));
         let grandchild = std::fs::read_to_string(&pid_file).unwrap();
@@ -158,6 +218,6 @@ mod tests {
                 .map_or(true, |stat| stat.contains(") Z "))
         });
         assert!(gone, "the sleep the shell started still runs");
-        assert!(!running().iter().any(|&(c, _)| c == 2));
+        assert!(!running().iter().any(|&(c, _)| c == compile));
     }
 }

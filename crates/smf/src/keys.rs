@@ -85,6 +85,11 @@ fn name_offset(names: &str) -> std::io::Result<u32> {
     u32::try_from(names.len()).map_err(|_| std::io::Error::other("a module's function names passed 4 GiB"))
 }
 
+/// A name's length as keys keep it (see [`name_offset`]).
+fn name_len(name: &str) -> std::io::Result<u32> {
+    u32::try_from(name.len()).map_err(|_| std::io::Error::other("a function name passed 4 GiB"))
+}
+
 /// `key`'s name in `names`.
 fn name_bytes<'a>(names: &'a str, key: &Key) -> &'a [u8] {
     // Bytes, not a `str` slice: that checks char boundaries.
@@ -200,7 +205,7 @@ impl FunctionKeys {
             let id = allocate()?;
             self.first.push(Key {
                 start: name_offset(&self.names)?,
-                len: s.name.len() as u32,
+                len: name_len(&s.name)?,
                 nth: 0,
                 id,
                 last_pass: pass,
@@ -242,7 +247,7 @@ impl FunctionKeys {
                         let id = allocate()?;
                         place.insert(Key {
                             start: name_offset(&self.names)?,
-                            len: s.name.len() as u32,
+                            len: name_len(&s.name)?,
                             nth,
                             id,
                             last_pass: pass,

@@ -199,6 +199,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .not_a_source(&path.display().to_string(), args.pid)
             .map(|why| format!("{why}: its static functions and data are looked for under its own file name, and the program has none of them; verify the object of the program's own file (a copy compiled under that file's name verifies as it)"));
         let differing = check.differs.len() + unreached.len();
+        // Of the differences, those a revert explains (still differences
+        // once other objects' inline copies were settled).
+        let reverted = check
+            .reverted
+            .iter()
+            .filter(|n| check.differs.iter().any(|(d, _)| d == *n))
+            .count();
         // Looked for only where something differs (a search of the
         // program's symbols).
         let lacking = match differing {
@@ -210,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &verdict,
             (path, things),
             args.pid,
-            (differing, check.reverted.len(), check.same.len() - unreached.len()),
+            (differing, reverted, check.same.len() - unreached.len()),
             (obj.source.as_deref().unwrap_or_default(), &lacking),
         )
         .filter(|_| foreign.is_none());
