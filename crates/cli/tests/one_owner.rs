@@ -917,3 +917,36 @@ fn start_up_text(pid: &str, dir: &Path, state: &Path) -> String {
     let _ = child.wait();
     said
 }
+
+/// A save while another tracer (a debugger) holds the program is held
+/// and patched once it lets go: it ended the session with "process N is
+/// traced by pid M", and `relive run` killed the program with it (a zstd
+/// trial's save while gdb was attached).
+#[test]
+fn a_save_while_a_debugger_holds_the_program_waits_for_it() {
+    let (target, state) = start();
+    std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
+    let (mut session, rx) = watch(&target, &state);
+    // This test's thread traces the program, as gdb would.
+    let traced = nix::unistd::Pid::from_raw(target.pid() as i32);
+    nix::sys::ptrace::seize(traced, nix::sys::ptrace::Options::empty()).unwrap();
+    save(&target, &APP.replace("return 1;", "return 2;"));
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "held", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("traced by pid {}", nix::unistd::gettid()))),
+        "{e}"
+    );
+    target.wait_for_prefix("value 1 ");
+    nix::sys::ptrace::interrupt(traced).unwrap();
+    nix::sys::wait::waitpid(traced, Some(nix::sys::wait::WaitPidFlag::__WALL)).unwrap();
+    nix::sys::ptrace::detach(traced, None).unwrap();
+    let e = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for_prefix("value 2 ");
+    assert!(session.try_wait().unwrap().is_none(), "the session goes on");
+    session.kill().unwrap();
+    let _ = session.wait();
+}

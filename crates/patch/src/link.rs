@@ -1333,7 +1333,7 @@ impl Linker<'_> {
                         let new_in_edit = self.with_base && matches!(self.base_names.get(i), None | Some(""));
                         if writable && sym.local && !new_in_edit {
                             self.out.warnings.push(format!(
-                                "static {} of {} was not found in the program (its symbols {}): it starts over from its initial value",
+                                "static {} of {} was not found in the program (its symbols {}): a static the edit adds (or renames) starts from its initial value, and so does this one",
                                 crate::diff::static_label(self.obj, i),
                                 self.obj.source.as_deref().unwrap_or("the object"),
                                 if self.obj.source.is_some() { "have no such static for that source file" } else { "name no source files" }

@@ -246,6 +246,23 @@ pub fn has_ended(pid: u32) -> bool {
     }
 }
 
+/// The process tracing process `pid` (a debugger, strace), if any.
+#[cfg(target_os = "linux")]
+pub fn tracer_of(pid: u32) -> Option<u32> {
+    let status = procfs::read_lossy(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&t| t != 0)
+}
+
+/// The process tracing process `pid`, if any.
+#[cfg(not(target_os = "linux"))]
+pub fn tracer_of(_pid: u32) -> Option<u32> {
+    None
+}
+
 /// The parent of process `pid`, `None` when it has none or is gone: how
 /// a process forked from a patched one finds the journal it inherited.
 #[cfg(target_os = "linux")]

@@ -248,6 +248,18 @@ impl ReloadEvent {
         }
     }
 
+    /// A save of `source` not patched yet because another tracer (`name`,
+    /// pid `tracer`) holds the program: patched once it lets go.
+    pub fn held_by_tracer(source: &Path, tracer: u32, name: &str) -> ReloadEvent {
+        ReloadEvent {
+            event: EventKind::Held,
+            message: Some(format!(
+                "not patched yet: the program is traced by pid {tracer} ({name}), and a process has one tracer at a time; it is patched as soon as that one detaches (quit the debugger, or `detach` in gdb; stop strace)"
+            )),
+            ..ReloadEvent::new(source)
+        }
+    }
+
     /// Nothing done yet for `source`.
     pub fn new(source: &Path) -> ReloadEvent {
         ReloadEvent {
@@ -770,6 +782,13 @@ pub struct Batch {
     dropped: Vec<(PathBuf, u64)>,
 }
 
+impl Batch {
+    /// Its files, in the order they were given.
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
+    }
+}
+
 /// Reloads sources into one running process.
 pub struct Reloader<'p> {
     process: &'p dyn Process,
@@ -903,6 +922,11 @@ pub struct Reloader<'p> {
 }
 
 impl<'p> Reloader<'p> {
+    /// The process it patches.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// `cc` is the compile command without `-c`, `-o` and the source
     /// (e.g. `["gcc", "-O2", "-g"]`); objects go to `cache`.
     pub fn new(process: &'p dyn Process, cc: Vec<String>, cache: PathBuf) -> Result<Reloader<'p>, ReloadError> {

@@ -19,6 +19,9 @@ use crate::{ReloadError, ReloadEvent, Reloader};
 /// How often the loop checks whether the program is still there.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How often a save held by another tracer looks whether it let go.
+const TRACER_POLL: Duration = Duration::from_millis(100);
+
 /// The longest a burst of edits is coalesced before compiling.
 const MAX_COALESCE: Duration = Duration::from_millis(500);
 
@@ -180,8 +183,32 @@ pub fn watch(
                 }
             }
         }
+        let batch_files = batch.sources().to_vec();
         match reloader.patch_batch(batch) {
             Ok(events) => report(&events),
+            // Another tracer (gdb, strace) holds the program: nothing was
+            // written. Said, and patched once it lets go (the session
+            // ended, and `relive run` took the program with it: a zstd
+            // trial's save while gdb was attached).
+            Err(ReloadError::Patch(relive_patch::PatchError::Process(relive_process::ProcessError::Traced {
+                tracer,
+                name,
+                ..
+            }))) => {
+                let held: Vec<ReloadEvent> = batch_files
+                    .iter()
+                    .map(|f| ReloadEvent::held_by_tracer(f, tracer, &name))
+                    .collect();
+                report(&held);
+                while relive_process::tracer_of(reloader.pid()).is_some() {
+                    if let Some(code) = exited() {
+                        return Ok(Ended::Exited(code));
+                    }
+                    std::thread::sleep(TRACER_POLL);
+                }
+                pending.extend(batch_files);
+                continue;
+            }
             Err(e) => return ended(e),
         }
         let new_headers: Vec<PathBuf> = reloader

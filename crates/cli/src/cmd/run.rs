@@ -1354,8 +1354,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 report_death(pid, &s, &LastReload::default(), args.options.json);
                 std::process::exit(crate::exit::of_status(&s));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            // relive's error is not the program's end: it runs on, with
+            // what was patched (it was killed here, its state lost with
+            // it: a zstd trial's save while gdb was attached).
+            let patched = StateDir::open().is_ok_and(|dir| relive_patch::fleet::has_patches(&dir, pid));
+            crate::output::note(&match patched {
+                true => format!(
+                    "relive: pid {pid} runs on without relive; its patches stay applied (`relive status {pid}` lists them, `relive watch {pid}` watches its sources again)"
+                ),
+                false => format!("relive: pid {pid} runs on without relive, as it was built (`relive watch {pid}` watches its sources)"),
+            });
             return Err(e);
         }
     };
