@@ -1121,7 +1121,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // lists (unless a thread is in it): best effort, like listing.
     let unlisting_start = Instant::now();
     let in_use = |start: u64, end: u64| stacks.as_ref().is_none_or(|s| s.any_in(start, end));
-    let unlisting_warning = crate::debugger::keep_to_live(target.process, &target.journal, &in_use, false)
+    let maps = stacks.as_ref().map(|s| s.maps.as_slice());
+    let unlisting_warning = crate::debugger::keep_to_live(target.process, &target.journal, (&in_use, maps), false)
         .err()
         .map(|why| format!("the symbol files of code this patch superseded stay listed for debuggers ({why}): gdb may stop in that code too"));
     let debuggers_time = debuggers_time + unlisting_start.elapsed();
@@ -3928,7 +3929,7 @@ fn revert_change(
     // again; what the revert superseded stays listed (a call may still
     // run it) until a patch finds no thread in it.
     if !one_back.is_empty() {
-        if let Err(why) = crate::debugger::keep_to_live(process, &target.journal, &|_, _| true, true) {
+        if let Err(why) = crate::debugger::keep_to_live(process, &target.journal, (&|_, _| true, None), true) {
             warnings.push(format!(
                 "the symbol files of the code that runs again could not all be listed for debuggers ({why}); `relive gdb {pid}` loads them"
             ));

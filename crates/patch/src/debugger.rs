@@ -416,7 +416,7 @@ pub fn list(target: &mut Target, pool_index: usize, files: &[(u64, u64, &[u8])])
 pub fn keep_to_live(
     process: &dyn Process,
     journal: &crate::journal::Journal,
-    in_use: &dyn Fn(u64, u64) -> bool,
+    (in_use, maps): (&dyn Fn(u64, u64) -> bool, Option<&[relive_process::Mapping]>),
     relist: bool,
 ) -> Result<(usize, usize), String> {
     let Some(blocks) = &journal.code_blocks else {
@@ -437,9 +437,15 @@ pub fn keep_to_live(
                 .extend(&images.entries);
         }
     }
-    let maps = match by_descriptor.is_empty() {
-        true => Vec::new(),
-        false => process.maps().map_err(|e| e.to_string())?,
+    // The process's mappings as the caller read them, else read now.
+    let read;
+    let maps = match (maps, by_descriptor.is_empty()) {
+        (Some(maps), _) => maps,
+        (None, true) => &[][..],
+        (None, false) => {
+            read = process.maps().map_err(|e| e.to_string())?;
+            &read[..]
+        }
     };
     let relives_own = |d: u64| {
         maps.iter()
@@ -586,12 +592,12 @@ mod tests {
         // 0x5100's code.
         journal.code_blocks = Some(vec![(0x5200, 0x5300)]);
         let in_use = |start: u64, _end: u64| start == 0x5100;
-        assert_eq!(keep_to_live(&memory, &journal, &in_use, false), Ok((1, 0)));
+        assert_eq!(keep_to_live(&memory, &journal, (&in_use, None), false), Ok((1, 0)));
         assert_eq!(super::entries(&memory, d).unwrap(), [e[1], e[2]]);
         // `revert --last` back to 0x5000's code: listed again.
         let mut back = journal.clone();
         back.code_blocks = Some(vec![(0x5000, 0x5100)]);
-        assert_eq!(keep_to_live(&memory, &back, &|_, _| true, true), Ok((0, 1)));
+        assert_eq!(keep_to_live(&memory, &back, (&|_, _| true, None), true), Ok((0, 1)));
         let now = super::entries(&memory, d).unwrap();
         assert_eq!(now.len(), 3);
         assert!(now.contains(&e[0]));
@@ -601,7 +607,7 @@ mod tests {
         let (mut other, d2, _) = listed(3);
         other.mappings[0].path = "/usr/lib/libjit.so".into();
         theirs.regions[0].debug_images[0].descriptor = d2;
-        assert_eq!(keep_to_live(&other, &theirs, &|_, _| false, false), Ok((0, 0)));
+        assert_eq!(keep_to_live(&other, &theirs, (&|_, _| false, None), false), Ok((0, 0)));
         assert_eq!(super::entries(&other, d2).unwrap().len(), 3);
     }
 }

@@ -588,6 +588,10 @@ pub struct Stacks {
     threads: Vec<ThreadStack>,
     /// Some thread's position or stack was not known.
     unknown: bool,
+    /// Every thread's pc and scanned stack words, sorted: what
+    /// [`Stacks::any_in`] searches (built at its first question; a
+    /// patch asks once per symbol file of the process).
+    values: std::cell::OnceCell<Vec<u64>>,
 }
 
 /// One thread's stack.
@@ -646,7 +650,12 @@ impl Stacks {
             .collect();
         drop(walker);
         let unknown = unknown_position || unreadable.get();
-        Some(Stacks { maps, threads, unknown })
+        Some(Stacks {
+            maps,
+            threads,
+            unknown,
+            values: std::cell::OnceCell::new(),
+        })
     }
 
     /// Whether some thread may be running code at `[start, end)`: its pc
@@ -657,12 +666,18 @@ impl Stacks {
     /// frame of code no call enters any more (superseded) that returned
     /// meanwhile is missed, harmlessly.
     pub fn any_in(&self, start: u64, end: u64) -> bool {
-        let inside = |a: u64| start <= a && a < end;
-        self.unknown
-            || self
+        let values = self.values.get_or_init(|| {
+            let mut values: Vec<u64> = self
                 .threads
                 .iter()
-                .any(|t| inside(t.pc) || t.scanned().any(|(_, value)| inside(value)))
+                .flat_map(|t| std::iter::once(t.pc).chain(t.scanned().map(|(_, value)| value)))
+                .collect();
+            values.sort_unstable();
+            values.dedup();
+            values
+        });
+        let first = values.partition_point(|&v| v < start);
+        self.unknown || values.get(first).is_some_and(|&v| v < end)
     }
 }
 
@@ -969,6 +984,7 @@ mod tests {
             }],
             threads: Vec::new(),
             unknown: false,
+            values: std::cell::OnceCell::new(),
         };
         let pools = PoolMemory {
             code: &[],
