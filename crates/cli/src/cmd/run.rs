@@ -707,7 +707,7 @@ fn baselines(
                 let program = std::fs::read_link(format!("/proc/{pid}/exe"))
                     .map_or_else(|_| format!("pid {pid}'s program"), |p| p.display().to_string());
                 let message = format!(
-                    "none of its {} functions is in {program} as a function of its own: it is not one of that program's sources (or every function of it was inlined); its saves add their functions as new code, which nothing in the program calls",
+                    "none of its {} functions is in {program} or a library it has loaded, as a function of its own, so nothing was compared: the source of a library the program loads later (dlopen) is compared with it then; else it is not one of the program's sources (or every function of it was inlined), and its saves add their functions as new code that nothing calls",
                     check.absent.len()
                 );
                 report_baseline(
