@@ -950,3 +950,60 @@ fn a_save_while_a_debugger_holds_the_program_waits_for_it() {
     session.kill().unwrap();
     let _ = session.wait();
 }
+
+/// A header edit that changes no function in the files including it is
+/// said in one line with the step's time (it said no time: a zstd trial
+/// waited 35 s for "no function changed in" ten files).
+#[test]
+fn a_header_edit_that_changes_nothing_says_its_time() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("h.h"), "#define STEP 1\n").unwrap();
+    std::fs::write(
+        p.join("a.c"),
+        "#include \"h.h\"\n__attribute__((noinline)) int next(int x) { return x + STEP; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("b.c"),
+        "#include <stdio.h>\n#include <unistd.h>\n#include \"h.h\"\nint next(int);\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i = next(i)) { printf(\"value %d\\n\", i); usleep(3000); } }\n",
+    )
+    .unwrap();
+    let built = Command::new("gcc")
+        .args(["-O0", "-g", "-o", "app", "a.c", "b.c"])
+        .current_dir(p)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let exe = p.join("app");
+    let target = Target::spawn(Command::new(&exe), exe, dir);
+    target.wait_for_prefix("value ");
+    let mut session = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--pid", &target.pid_arg(), "a.c", "b.c", "--cc", "gcc -O0 -g"])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(session.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("watching") {
+            break;
+        }
+    }
+    std::fs::write(target.dir.path().join("h.h"), "#define STEP 1\n/* a comment */\n").unwrap();
+    let said = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("no function changed"))
+        .unwrap();
+    assert!(said.contains("no function changed in"), "{said}");
+    let time = said.rsplit_once(" (").map(|(_, t)| t.trim_end_matches(')').to_string());
+    assert!(
+        time.as_deref()
+            .is_some_and(|t| t.ends_with(" ms") && t.trim_end_matches(" ms").parse::<f64>().is_ok()),
+        "{said}"
+    );
+    session.kill().unwrap();
+    let _ = session.wait();
+}

@@ -271,11 +271,14 @@ fn first_word_painted(text: &str, tone: Tone) -> String {
 /// line.
 fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
     let quiet = !json && !verbose && events.len() > 1;
-    let unchanged: Vec<String> = events
+    let unchanged_events: Vec<&ReloadEvent> = events
         .iter()
         .filter(|e| quiet && e.event == EventKind::NoChange && e.notes.is_empty())
-        .map(|e| e.file.clone())
         .collect();
+    let unchanged: Vec<String> = unchanged_events.iter().map(|e| e.file.clone()).collect();
+    // Compiled at once: the longest is how long the step took (a header
+    // edit that recompiled 10 files said no time at all: a zstd trial).
+    let unchanged_us = unchanged_events.iter().map(|e| e.timing_us.total).max().unwrap_or(0);
     let events = notes_said_once(events, json);
     let shown: Vec<&ReloadEvent> = events.iter().filter(|e| !unchanged.contains(&e.file)).collect();
     let (shown, same_refusals) = match quiet {
@@ -294,8 +297,9 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
     }
     if !unchanged.is_empty() {
         crate::output::note(&format!(
-            "relive: no function changed in {}",
-            list_briefly(&unchanged, false)
+            "relive: no function changed in {} ({:.1} ms)",
+            list_briefly(&unchanged, false),
+            unchanged_us as f64 / 1000.0
         ));
     }
 }
