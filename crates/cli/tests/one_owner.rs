@@ -73,6 +73,26 @@ fn patch_value_from(target: &Target, state: &Path, obj: &Path, extra: &[&str]) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// `value` patched to return 3 by a one-shot command, from that edit of
+/// [`APP`] compiled as `app.c` in another directory (the program's own
+/// `app.c` stays as it was): that edit's text.
+fn patched_to_three_elsewhere(target: &Target, state: &Path) -> String {
+    let three = APP.replace("return 1;", "return 3;");
+    let elsewhere = target.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let other = PathBuf::from(common::compile(
+        &elsewhere,
+        "gcc",
+        "app.c",
+        "other.o",
+        &three,
+        &["-O0", "-g"],
+    ));
+    patch_value_from(target, state, &other, &[]);
+    target.wait_for_prefix("value 3 ");
+    three
+}
+
 /// A `relive watch`/`run` session's JSON events.
 fn events(child: &mut std::process::Child) -> Receiver<Value> {
     relive_testkit::json_lines(child.stderr.take().unwrap())
@@ -718,20 +738,8 @@ fn a_save_of_what_another_command_put_in_says_so() {
     let (target, state) = start();
     std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
     let (mut session, rx) = watch(&target, &state);
-    let three = APP.replace("return 1;", "return 3;");
     // Compiled from a copy elsewhere: app.c stays as it was until saved.
-    let elsewhere = target.dir.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let other = PathBuf::from(common::compile(
-        &elsewhere,
-        "gcc",
-        "app.c",
-        "other.o",
-        &three,
-        &["-O0", "-g"],
-    ));
-    patch_value_from(&target, &state, &other, &[]);
-    target.wait_for_prefix("value 3 ");
+    let three = patched_to_three_elsewhere(&target, &state);
     save(&target, &three);
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "no_change", "{e}");
@@ -751,19 +759,7 @@ fn a_save_of_what_another_command_put_in_says_so() {
 fn a_watch_over_an_earlier_one_shot_patch_says_what_runs() {
     let (target, state) = start();
     std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
-    let elsewhere = target.dir.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let three = APP.replace("return 1;", "return 3;");
-    let other = PathBuf::from(common::compile(
-        &elsewhere,
-        "gcc",
-        "app.c",
-        "other.o",
-        &three,
-        &["-O0", "-g"],
-    ));
-    patch_value_from(&target, &state, &other, &[]);
-    target.wait_for_prefix("value 3 ");
+    patched_to_three_elsewhere(&target, &state);
     let (mut session, rx, said) = watch_said(&target, &state);
     let baselines: Vec<&Value> = said.iter().filter(|e| e["event"] == "baseline").collect();
     assert!(
@@ -866,19 +862,7 @@ fn a_save_made_while_a_compile_runs_stops_it() {
 fn a_watch_counts_only_files_that_match_what_runs() {
     let (target, state) = start();
     std::fs::write(target.dir.path().join("app.c"), APP).unwrap();
-    let elsewhere = target.dir.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let three = APP.replace("return 1;", "return 3;");
-    let other = PathBuf::from(common::compile(
-        &elsewhere,
-        "gcc",
-        "app.c",
-        "other.o",
-        &three,
-        &["-O0", "-g"],
-    ));
-    patch_value_from(&target, &state, &other, &[]);
-    target.wait_for_prefix("value 3 ");
+    patched_to_three_elsewhere(&target, &state);
     let said = start_up_text(&target.pid_arg(), target.dir.path(), &state);
     assert!(said.contains("value runs an earlier relive patch"), "{said}");
     assert!(

@@ -3119,6 +3119,21 @@ int main(void) {
 "#;
 
 impl Session {
+    /// [`SIGNATURE`]'s `scale` patched to multiply by 4 by a one-shot
+    /// command, from that edit compiled as `app.c` in another directory
+    /// (the session's file stays as it was): the event the session said.
+    fn scale_times_four_elsewhere(&self) -> Value {
+        let elsewhere = self.target.dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let four = SIGNATURE.replace("return x * 2;", "return x * 4;");
+        let four = common::compile(&elsewhere, "gcc", "app.c", "four.o", &four, &["-O2", "-g"]);
+        self.beside(&["patch", &four, "--only", "scale"]);
+        self.target.wait_for("value 20");
+        let e = self.event();
+        assert_eq!(e["event"], "changed_elsewhere", "{e}");
+        e
+    }
+
     /// Another relive command on the session's program (relive's child),
     /// as from another terminal; it must succeed.
     fn beside(&self, args: &[&str]) {
@@ -3235,14 +3250,7 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
     );
     // Another outside change of the same function before any save is said
     // too (a zstd re-check: it went unsaid, scale being marked already).
-    let elsewhere = s.target.dir.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let four = SIGNATURE.replace("return x * 2;", "return x * 4;");
-    let four = common::compile(&elsewhere, "gcc", "app.c", "four.o", &four, &["-O2", "-g"]);
-    s.beside(&["patch", &four, "--only", "scale"]);
-    s.target.wait_for("value 20");
-    let e = s.event();
-    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    let e = s.scale_times_four_elsewhere();
     assert!(
         e["message"]
             .as_str()
@@ -3263,14 +3271,7 @@ fn a_revert_by_another_command_is_said_when_it_happens() {
 fn another_commands_revert_back_to_the_file_is_said_so() {
     let mut s = Session::start_seeing_every_event(SIGNATURE, &["-O2", "-g"]);
     s.target.wait_for("value 10");
-    let elsewhere = s.target.dir.path().join("elsewhere");
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let four = SIGNATURE.replace("return x * 2;", "return x * 4;");
-    let four = common::compile(&elsewhere, "gcc", "app.c", "four.o", &four, &["-O2", "-g"]);
-    s.beside(&["patch", &four, "--only", "scale"]);
-    s.target.wait_for("value 20");
-    let e = s.event();
-    assert_eq!(e["event"], "changed_elsewhere", "{e}");
+    let e = s.scale_times_four_elsewhere();
     assert!(
         e["message"]
             .as_str()

@@ -2765,11 +2765,6 @@ fn copy_pages_ahead(process: &dyn Process, writes: &[(u64, &[u8])]) {
     }
 }
 
-/// Saves each unit's symbol file in the state directory and lists those
-/// with DWARF in the process, where a debugger that attaches finds them
-/// by itself; the warning to give when either failed. A large unit's file
-/// is megabytes (SQLite's, 3.7 MB) written twice, to disk and into the
-/// process: the two writes run side by side.
 /// One unit's symbol file, made by a patch.
 struct SymbolFile {
     unit: usize,
@@ -2781,6 +2776,11 @@ struct SymbolFile {
     listed: bool,
 }
 
+/// Saves each unit's symbol file in the state directory and lists those
+/// with DWARF in the process, where a debugger that attaches finds them
+/// by itself; the warning to give when either failed. A large unit's file
+/// is megabytes (SQLite's, 3.7 MB) written twice, to disk and into the
+/// process: the two writes run side by side.
 fn tell_debuggers(target: &mut Target, pool_index: usize, change: u64, files: &[SymbolFile]) -> Option<String> {
     const WORTH_A_THREAD: usize = 1 << 20;
     let pid = target.process.pid();

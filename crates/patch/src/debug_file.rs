@@ -65,13 +65,7 @@ pub fn not_listed(target: &Target) -> (Vec<std::path::PathBuf>, usize) {
         .flat_map(|r| &r.debug_images)
         .flat_map(|images| images.entries.iter().map(|e| e.code))
         .collect();
-    let superseded = |code: u64| {
-        target
-            .journal
-            .code_blocks
-            .as_ref()
-            .is_some_and(|blocks| !blocks.iter().any(|&(start, end)| start <= code && code < end))
-    };
+    let superseded = |code: u64| target.journal.in_live_block(code) == Some(false);
     let given = given
         .into_iter()
         .filter(|(code, _)| !(recorded.contains(code) && superseded(*code)));

@@ -419,15 +419,15 @@ pub fn keep_to_live(
     (in_use, maps): (&dyn Fn(u64, u64) -> bool, Option<&[relive_process::Mapping]>),
     relist: bool,
 ) -> Result<(usize, usize), String> {
-    let Some(blocks) = &journal.code_blocks else {
+    if journal.code_blocks.is_none() {
         return Ok((0, 0)); // an older relive's journal: each file stays
-    };
+    }
     // A record of an older relive (or rewritten by one) has no length:
     // its code counts as in force. Superseded code a thread is in stays
     // listed; superseded code that is off the list was so when no thread
     // was in it, and no new call enters it.
-    let in_force =
-        |e: &DebugEntryRecord| e.len == 0 || blocks.iter().any(|&(start, end)| start <= e.code && e.code < end);
+    let in_force = |e: &DebugEntryRecord| e.len == 0 || journal.in_live_block(e.code) == Some(true);
+    let goes = |e: &DebugEntryRecord| !in_force(e) && !in_use(e.code, e.code + e.len);
     let mut by_descriptor: foldhash::HashMap<u64, Vec<&DebugEntryRecord>> = Default::default();
     for images in journal.regions.iter().flat_map(|r| &r.debug_images) {
         if images.descriptor != 0 {
@@ -437,12 +437,14 @@ pub fn keep_to_live(
                 .extend(&images.entries);
         }
     }
+    if by_descriptor.is_empty() {
+        return Ok((0, 0));
+    }
     // The process's mappings as the caller read them, else read now.
     let read;
-    let maps = match (maps, by_descriptor.is_empty()) {
-        (Some(maps), _) => maps,
-        (None, true) => &[][..],
-        (None, false) => {
+    let maps = match maps {
+        Some(maps) => maps,
+        None => {
             read = process.maps().map_err(|e| e.to_string())?;
             &read[..]
         }
@@ -455,7 +457,7 @@ pub fn keep_to_live(
     let mut failed = Vec::new();
     for (d, recorded) in by_descriptor {
         // The list is read only where something may change.
-        let may_go = recorded.iter().any(|e| !in_force(e) && !in_use(e.code, e.code + e.len));
+        let may_go = recorded.iter().any(|e| goes(e));
         let may_come_back = relist && recorded.iter().any(|e| in_force(e));
         if !relives_own(d) || !(may_go || may_come_back) {
             continue;
@@ -465,7 +467,7 @@ pub fn keep_to_live(
             let listed: foldhash::HashSet<u64> = list.iter().copied().collect();
             let gone: foldhash::HashSet<u64> = recorded
                 .iter()
-                .filter(|e| listed.contains(&e.entry) && !in_force(e) && !in_use(e.code, e.code + e.len))
+                .filter(|e| listed.contains(&e.entry) && goes(e))
                 .map(|e| e.entry)
                 .collect();
             let mut back: Vec<DebugEntryRecord> = match relist {

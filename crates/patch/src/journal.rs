@@ -901,39 +901,47 @@ impl Journal {
     /// [`Journal::load_history`] does.
     pub fn last_recorded_generations(&self, dir: &StateDir) -> Result<foldhash::HashMap<u64, Generation>> {
         let mut last: foldhash::HashMap<u64, Generation> = Default::default();
+        self.each_history_line(dir, |line| {
+            last.insert(line.record, line.generation);
+        })?;
+        Ok(last)
+    }
+
+    /// Each readable line of the history file, oldest first, of a change
+    /// this journal counts (lines of later changes were undone).
+    fn each_history_line(&self, dir: &StateDir, mut each: impl FnMut(HistoryLine)) -> Result<()> {
         let Some(bytes) = dir.read_private(&self.history_name())? else {
-            return Ok(last);
+            return Ok(());
         };
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
                 continue;
             };
             if line.generation.change <= self.changes {
-                last.insert(line.record, line.generation);
+                each(line);
             }
         }
-        Ok(last)
+        Ok(())
+    }
+
+    /// Whether code at `addr` is in a block that runs (see
+    /// [`Journal::code_blocks`]); `None` for a journal of an older relive,
+    /// which does not say.
+    pub fn in_live_block(&self, addr: u64) -> Option<bool> {
+        let blocks = self.code_blocks.as_ref()?;
+        Some(blocks.iter().any(|&(start, end)| start <= addr && addr < end))
     }
 
     /// [`Journal::load_history`], the last `kept` generations of each
     /// record (`None`: all).
     fn load_generations(&mut self, dir: &StateDir, kept: Option<usize>) -> Result<()> {
-        let Some(bytes) = dir.read_private(&self.history_name())? else {
-            return Ok(());
-        };
         let mut by_record: foldhash::HashMap<u64, std::collections::BTreeMap<u32, Generation>> = Default::default();
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(line) = serde_json::from_slice::<HistoryLine>(line) else {
-                continue;
-            };
-            if line.generation.change > self.changes {
-                continue;
-            }
+        self.each_history_line(dir, |line| {
             by_record
                 .entry(line.record)
                 .or_default()
                 .insert(line.generation.generation, line.generation);
-        }
+        })?;
         let regions = &self.regions;
         for p in &mut self.patches {
             let Some(lines) = by_record.remove(&p.orig_addr) else {

@@ -212,6 +212,24 @@ pub fn constant_table_put_back(note: &str) -> Option<String> {
     ))
 }
 
+/// Drops from `notes` those of changed constant tables (`table_readers`,
+/// see [`Selected::table_readers`]) none of whose readers `patched` says
+/// the patch patches: the table the program reads did not change with it
+/// (either form of the note: [`constant_table_note`] and
+/// [`constant_table_put_back`]).
+pub fn drop_unread_table_notes(
+    notes: &mut Vec<String>,
+    table_readers: &[(String, Vec<String>)],
+    patched: impl Fn(&str) -> bool,
+) {
+    let unread: Vec<String> = table_readers
+        .iter()
+        .filter(|(_, readers)| !readers.is_empty() && !readers.iter().any(|r| patched(r)))
+        .map(|(table, _)| format!("the contents of {table} "))
+        .collect();
+    notes.retain(|n| !unread.iter().any(|prefix| n.starts_with(prefix)));
+}
+
 /// [`functions_to_patch_allowing`], with the variables whose initial value
 /// changed (from the same diff).
 pub fn select(base: Option<&ObjectFile>, new: &ObjectFile, callers_follow: &dyn Fn(&str) -> bool) -> Result<Selected> {

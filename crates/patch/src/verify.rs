@@ -342,31 +342,21 @@ pub fn note_reverted(
     recorded: &foldhash::HashMap<u64, crate::journal::Generation>,
     out: &mut Verification,
 ) {
-    let no_renames = BaseNames::none();
     for (name, why) in out.differs.iter_mut() {
-        let Some(addr) = obj
-            .function_named(name)
-            .and_then(|i| live_address(obj, i, &target.resolver, &no_renames))
-        else {
+        let Some((_, addr)) = entry_of(target, obj, name) else {
             continue;
         };
         let Some(last) = recorded.get(&addr) else {
             continue;
         };
-        let from = last
-            .source
-            .as_deref()
-            .map(|s| format!(", from {s}"))
-            .unwrap_or_default();
-        let readable = crate::names::readable(name);
+        let (readable, made) = (crate::names::readable(name), made_by(last));
         let note = match target.journal.patch(addr) {
             None => format!(
-                "; {readable} was patched (change {}{from}) and reverted since: the program runs its original code (patch it again to bring an edit back)",
-                last.change
+                "; {readable} was patched ({made}) and reverted since: the program runs its original code (patch it again to bring an edit back)"
             ),
             Some(now) if now.generation < last.generation => format!(
-                "; generation {} of {readable} (change {}{from}) was undone (`relive revert --last`): the program runs generation {}",
-                last.generation, last.change, now.generation
+                "; generation {} of {readable} ({made}) was undone (`relive revert --last`): the program runs generation {}",
+                last.generation, now.generation
             ),
             Some(_) => continue,
         };
@@ -385,23 +375,20 @@ pub fn note_reverted(
 /// compile command for a function a one-shot patch had replaced, and
 /// refused edits of it), and not an edit to catch up.
 pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
-    let no_renames = BaseNames::none();
     let mut differs = Vec::new();
     for (name, why) in std::mem::take(&mut out.differs) {
-        let record = obj.function_named(&name).and_then(|i| {
-            let record = target
-                .journal
-                .patch(live_address(obj, i, &target.resolver, &no_renames)?)?;
+        let record = entry_of(target, obj, &name).and_then(|(i, addr)| {
+            let record = target.journal.patch(addr)?;
             original(target, obj, i, record).then_some(record)
         });
         let Some(record) = record else {
             differs.push((name, why));
             continue;
         };
-        let made = record.history.last().map_or(String::new(), |g| {
-            let from = g.source.as_deref().map(|s| format!(", from {s}")).unwrap_or_default();
-            format!(" (change {}{from})", g.change)
-        });
+        let made = record
+            .history
+            .last()
+            .map_or(String::new(), |g| format!(" ({})", made_by(g)));
         let note = format!(
             "it runs generation {} of a relive patch{made}, and this compile is the program's own code for it",
             record.generation
@@ -411,6 +398,21 @@ pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut V
     out.differs = differs;
 }
 
+/// Function `name` of `obj` and its entry in the program, if it has it.
+fn entry_of(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<(usize, u64)> {
+    let i = obj.function_named(name)?;
+    Some((i, live_address(obj, i, &target.resolver, &BaseNames::none())?))
+}
+
+/// The change that made generation `g`, as notes name it: `change 2, from
+/// app.c`.
+fn made_by(g: &crate::journal::Generation) -> String {
+    match &g.source {
+        Some(source) => format!("change {}, from {source}", g.change),
+        None => format!("change {}", g.change),
+    }
+}
+
 /// Notes in `out` (a [`functions_against_process`] of `obj`) the patched
 /// functions that match whose old code a thread runs now (the original, or
 /// an earlier generation in `target`'s journal): a loop that never returns
@@ -418,7 +420,6 @@ pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut V
 /// while it printed what the old code did). A stack analysis: for
 /// `relive verify`, not for the checks a patch makes.
 pub fn note_old_code_running(target: &LiveTarget, obj: &ObjectFile, out: &mut Verification) {
-    let no_renames = BaseNames::none();
     let noted = |name: &str, out: &Verification| {
         out.unreached
             .iter()
@@ -431,11 +432,8 @@ pub fn note_old_code_running(target: &LiveTarget, obj: &ObjectFile, out: &mut Ve
         .iter()
         .filter(|name| !noted(name, out))
         .filter_map(|name| {
-            let i = obj.function_named(name)?;
-            let record = target
-                .journal
-                .patch(live_address(obj, i, &target.resolver, &no_renames)?)?;
-            Some((i, record))
+            let (i, addr) = entry_of(target, obj, name)?;
+            Some((i, target.journal.patch(addr)?))
         })
         .collect();
     if matching.is_empty() {

@@ -735,16 +735,12 @@ fn drop_untouched_table_notes(event: &mut ReloadEvent) {
     if !done {
         return;
     }
-    let touched = |f: &String| event.functions.contains(f) || event.reverted.contains(f) || event.as_built.contains(f);
-    let untouched: Vec<String> = event
-        .table_readers
-        .iter()
-        .filter(|(_, readers)| !readers.is_empty() && !readers.iter().any(touched))
-        .map(|(table, _)| format!("the contents of {table} "))
-        .collect();
-    event
-        .notes
-        .retain(|n| !untouched.iter().any(|prefix| n.starts_with(prefix)));
+    let touched = |f: &str| {
+        [&event.functions, &event.reverted, &event.as_built]
+            .iter()
+            .any(|names| names.iter().any(|n| n == f))
+    };
+    relive_patch::select::drop_unread_table_notes(&mut event.notes, &event.table_readers, touched);
 }
 
 /// Errors that stop reloading altogether (not a bad edit).

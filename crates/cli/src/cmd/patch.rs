@@ -173,13 +173,8 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         functions.retain(|&i| only.iter().any(|n| named(&new.symbols[i].name, n)));
         // A changed table none of whose readers is patched changes
         // nothing the program reads.
-        let patched = |reader: &String| functions.iter().any(|&i| new.symbols[i].name == *reader);
-        for (table, readers) in &table_readers {
-            if !readers.is_empty() && !readers.iter().any(patched) {
-                let prefix = format!("the contents of {table} ");
-                notes.retain(|n| !n.starts_with(&prefix));
-            }
-        }
+        let patched = |reader: &str| functions.iter().any(|&i| new.symbols[i].name == reader);
+        relive_patch::select::drop_unread_table_notes(&mut notes, &table_readers, patched);
     }
     Ok(Selected {
         functions,
