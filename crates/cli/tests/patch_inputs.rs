@@ -34,12 +34,24 @@ fn gcc(dir: &Path, args: &[&str]) {
 
 impl Run {
     fn start(source: &str, flags: &[&str]) -> Run {
+        Run::start_built(source, flags, false)
+    }
+
+    /// [`Run::start`], its program stripped first (`strip`) if `strip`.
+    fn start_built(source: &str, flags: &[&str], strip: bool) -> Run {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.c"), source).unwrap();
         let mut args = flags.to_vec();
         args.extend(["-o", "app", "app.c"]);
         gcc(dir.path(), &args);
         let exe = dir.path().join("app");
+        if strip {
+            let stripped = Command::new("strip").arg(&exe).output();
+            assert!(
+                stripped.is_ok_and(|o| o.status.success()),
+                "strip (binutils, which .ci/run installs) is needed"
+            );
+        }
         Run {
             target: Target::spawn(Command::new(&exe), exe, dir),
             flags: flags.iter().map(|s| s.to_string()).collect(),
@@ -295,6 +307,43 @@ fn an_object_from_another_programs_source_is_refused() {
     let report = run.patched(&obj, &[]);
     assert!(warnings(&report).contains("has no debug information"), "{report}");
     run.target.wait_for("value 4");
+}
+
+/// An object none of whose functions a program without debug information
+/// has (a wrong pid) is refused, naming its functions and the program,
+/// and the program runs on untouched; it added them all as new code and
+/// said "added" (an LMDB trial, patching `sleep`). `--force` adds them.
+/// In a stripped program no function can be found by name: said so.
+#[test]
+fn an_object_none_of_whose_functions_the_program_has_is_refused() {
+    const OTHER: &str = "int tripled(int x) { return 3 * x; }\nint plus_one(int x) { return tripled(x) + 1; }\n";
+    for strip in [false, true] {
+        let run = Run::start_built(TICKER, &["-O2"], strip);
+        run.target.wait_for("value 1");
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("other.c"), OTHER).unwrap();
+        gcc(elsewhere.path(), &["-O2", "-c", "other.c", "-o", "other.o"]);
+        let foreign = elsewhere.path().join("other.o");
+        let (code, report, stderr) = run.patch(&foreign, &[]);
+        assert_eq!(code, Some(1), "strip {strip}: {report} {stderr}");
+        for part in [
+            "none of the 2 functions of",
+            "(tripled, plus_one)",
+            run.target.exe.to_str().unwrap(),
+            if strip { "stripped" } else { "check the pid" },
+            "--force",
+        ] {
+            assert!(stderr.contains(part), "strip {strip}: {part:?} not in {stderr}");
+        }
+        let status = run.relive(&["status", "--pid", &run.target.pid_arg(), "--json"]);
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(status["patches"].as_array().map(Vec::len), Some(0), "{status}");
+        run.target.wait_for("value 1");
+        let report = run.patched(&foreign, &["--force"]);
+        assert_eq!(applied(&report), Vec::<String>::new(), "{report}");
+        assert_eq!(report["added"].as_array().map(Vec::len), Some(2), "{report}");
+        run.target.wait_for("value 1");
+    }
 }
 
 /// LTO objects have no machine code to patch with: `relive diff` and

@@ -2210,6 +2210,49 @@ fn a_layout_change_no_function_showed_is_still_refused_at_the_next_edit() {
     target.prints_only(&["guard=12345"], 10);
 }
 
+/// A save refused for a layout change names the other edits it holds
+/// back, and they come in with the next save that can be patched (an
+/// LMDB trial: the refusal named only the struct, and an edit of another
+/// function in the same save seemed lost).
+#[test]
+fn a_refused_save_names_the_edits_it_holds_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#include <stdio.h>\n#include <unistd.h>\nstruct S { int a; char b; };\nstatic struct S g = {5, 2};\n__attribute__((noinline)) int use_s(struct S *s) { return s->a + s->b; }\n__attribute__((noinline, noipa)) int other(int x) { return x + 1; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"v %d %d\\n\", use_s(&g), other(i % 2)); usleep(3000); } }\n";
+    let files = [("app.c", source)];
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("v 7 2");
+    let p = target.dir.path().to_path_buf();
+    let next = || loop {
+        let e = events.recv_timeout(PATIENCE).expect("an event");
+        if e["file"].as_str().is_some_and(|f| f.ends_with("/app.c")) {
+            break e;
+        }
+    };
+    let other_edited = source.replace("return x + 1;", "return x + 100;");
+    std::fs::write(
+        p.join("app.c"),
+        other_edited
+            .replace("char b; };", "char b; char c; };")
+            .replace("s->a + s->b;", "s->a + s->b + s->c;"),
+    )
+    .unwrap();
+    let e = next();
+    assert_eq!(e["event"], "refused", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("struct S"), "{e}");
+    assert!(message.contains("Nothing of this save was patched"), "{e}");
+    assert!(message.contains("other"), "{e}");
+    assert!(e["functions"].as_array().unwrap().iter().any(|f| f == "other"), "{e}");
+    target.prints_only(&["v 7 1", "v 7 2"], 10);
+    // The layout change undone: the held edit comes in.
+    std::fs::write(p.join("app.c"), &other_edited).unwrap();
+    let e = next();
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("v 7 101");
+}
+
 /// A file whose function another command reverted, saved with a file
 /// that does not compile: it is held, and says nothing of being "patched
 /// again" (notes written for the patch were kept on the held event: an

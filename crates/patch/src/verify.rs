@@ -264,6 +264,24 @@ pub fn settle_inline_copies(checks: &mut [(&ObjectFile, &mut Verification)]) {
     }
 }
 
+/// The functions of `obj` with code (their names, in symbol order) and how
+/// many of them the process has, by name, in its program or a library
+/// it loaded: by lookup only, nothing compared. None: an object of
+/// another program (what `verify` says "none of its functions is in").
+pub fn functions_present(target: &LiveTarget, obj: &ObjectFile) -> (Vec<String>, usize) {
+    let no_renames = BaseNames::none();
+    let mut defined = Vec::new();
+    let mut present = 0;
+    for (i, sym) in obj.symbols.iter().enumerate() {
+        if sym.kind != Kind::Function || sym.size == 0 || sym.bytes.is_none() {
+            continue;
+        }
+        defined.push(sym.name.clone());
+        present += usize::from(live_address(obj, i, &target.resolver, &no_renames).is_some());
+    }
+    (defined, present)
+}
+
 /// Compares every function of `obj` with the code `target`'s process runs
 /// for it (the current version of a function relive has patched).
 pub fn against_process(target: &LiveTarget, obj: &ObjectFile) -> Verification {

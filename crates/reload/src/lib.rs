@@ -2391,6 +2391,24 @@ impl<'p> Reloader<'p> {
                     Some(advice) => format!("{what}; {advice}"),
                     None => what,
                 };
+                // The save's other edits wait with it: said, as the line
+                // named only the refused change (an LMDB trial: an edit of
+                // another function seemed lost).
+                let changed: Vec<String> = old
+                    .map(|old| relive_patch::diff::diff(old, &new).changed)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c.kind == relive_patch::objfile::Kind::Function)
+                    .map(|c| relive_patch::names::readable(&c.name).to_string())
+                    .collect();
+                let why = match changed.as_slice() {
+                    [] => why,
+                    changed => format!(
+                        "{why}. Nothing of this save was patched: its changes of {} wait with it, and come in with the first save relive can patch",
+                        changed.join(", ")
+                    ),
+                };
+                event.functions = changed;
                 return Ok(Step::refused(event, why, start));
             }
             Err(e) => return Err(e.into()),

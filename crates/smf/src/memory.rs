@@ -511,6 +511,38 @@ impl Region {
     }
 }
 
+/// Replaces `bytes` by what `file` holds from its position to its end,
+/// read straight into `bytes`' spare room (grown when full), which is not
+/// zeroed first: a registry reads each module file this way, and
+/// clearing the buffer before the read was a tenth of a first load.
+pub fn read_whole(file: &std::fs::File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    bytes.clear();
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity().max(4096));
+        }
+        let spare = bytes.spare_capacity_mut();
+        // SAFETY: `read` writes at most `spare.len()` bytes into `spare`,
+        // which is `bytes`' own allocation past its length.
+        let n = unsafe { nix::libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match n {
+            0 => return Ok(()),
+            n if n > 0 => {
+                // SAFETY: the kernel initialised the first `n` bytes of the
+                // spare room (`n` <= its length).
+                unsafe { bytes.set_len(bytes.len() + n as usize) };
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// A shared library opened with `dlopen(RTLD_NOW | RTLD_LOCAL)`: what SMF
 /// loading is compared with (the benchmark's baseline), and a way for a
 /// host to offer a library's symbols to modules. Closed when dropped.

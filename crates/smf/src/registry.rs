@@ -428,33 +428,27 @@ impl ModuleRegistry {
 
     /// A module file's bytes: the first `len` of the buffer returned, which
     /// is the one the last read used (taken from the registry until given
-    /// back). Read until the end with no size query first: a buffer that
-    /// is big enough needs one `read` that fills it and one that ends.
+    /// back). A buffer that is big enough needs one `read` that fills it
+    /// and one that ends, and is not cleared first (zeroing it before each
+    /// read was a tenth of a registry's first load).
     fn read(&mut self, path: &Path) -> Result<(Vec<u8>, usize), RegistryError> {
-        use std::io::Read;
         let mut bytes = std::mem::take(&mut self.read_buffer);
         let mut read = || {
-            let mut file = std::fs::File::open(path)?;
-            if bytes.is_empty() {
+            let file = std::fs::File::open(path)?;
+            if bytes.capacity() == 0 {
                 // The first read: one byte more than the file, so that the
                 // read after the file's bytes finds its end.
-                bytes.resize(file.metadata()?.len() as usize + 1, 0);
+                bytes.reserve_exact(file.metadata()?.len() as usize + 1);
             }
-            let mut len = 0;
-            loop {
-                if len == bytes.len() {
-                    bytes.resize(2 * len, 0);
-                }
-                match file.read(&mut bytes[len..]) {
-                    Ok(0) => return Ok(len),
-                    Ok(n) => len += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            // Not `read_to_end`: a `File`'s asks for its size and position
+            // first (two more system calls than the reads).
+            crate::memory::read_whole(&file, &mut bytes)
         };
         match read() {
-            Ok(len) => Ok((bytes, len)),
+            Ok(()) => {
+                let len = bytes.len();
+                Ok((bytes, len))
+            }
             Err(e) => {
                 self.keep_read_buffer(bytes);
                 Err(read_error(path, e.into()))
@@ -465,7 +459,7 @@ impl ModuleRegistry {
     /// Keeps `bytes` for the next read, unless it grew past 4 MiB (one
     /// big module is no reason to hold that much for good).
     fn keep_read_buffer(&mut self, bytes: Vec<u8>) {
-        if bytes.len() <= 4 << 20 {
+        if bytes.capacity() <= 4 << 20 {
             self.read_buffer = bytes;
         }
     }
@@ -479,6 +473,11 @@ impl ModuleRegistry {
             .ok_or_else(|| RegistryError::NotLoaded(name.to_string()))?;
         self.refuse_lost_imports(name, |_| false)?;
         let slot = self.modules.remove(index);
+        // Its keys outlive it (a later load of `name` gets their entries):
+        // they keep its names.
+        if let Some(keys) = self.entry_ids.get_mut(name) {
+            keys.settle(|| slot.current.function_names());
+        }
         for &id in &slot.functions {
             self.entries.unpoint(id);
         }
@@ -519,7 +518,8 @@ impl ModuleRegistry {
         // or of a module unloaded since) has an entry that traps, or that
         // reaches removed code until that is freed (`lingering`, usually
         // empty).
-        let id = self.entry_ids.get(module)?.get(function)?;
+        let loaded = self.modules.iter().find(|m| m.name == module);
+        let id = self.entry_ids.get(module)?.get(function, || first_names(loaded))?;
         if self.lingering.iter().any(|&(_, l)| l == id) {
             return None;
         }
@@ -624,8 +624,20 @@ impl ModuleRegistry {
                 entries: Some(entry_addresses),
                 data,
             },
-        )
-        .map_err(failed)?;
+        );
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                if slot.is_none() {
+                    // Keys this version was given keep their names: it
+                    // will be in no slot to give them.
+                    if let Some(keys) = self.entry_ids.get_mut(name) {
+                        keys.settle(|| module.symbols.iter().filter(|s| has_function_key(s)).map(|s| &*s.name));
+                    }
+                }
+                return Err(failed(e));
+            }
+        };
         Ok(Linked {
             loaded,
             imports: used.into_inner(),
@@ -645,7 +657,8 @@ impl ModuleRegistry {
         }
         let keys = self.entry_ids.get_mut(name).expect("inserted above");
         let entries = &mut self.entries;
-        keys.assign(module, || entries.allocate())
+        let loaded = self.modules.iter().find(|m| m.name == name);
+        keys.assign(module, || entries.allocate(), || first_names(loaded))
     }
 
     /// Points slot `index`'s entries at `loaded`'s code: a version with
@@ -667,7 +680,10 @@ impl ModuleRegistry {
             self.entries.point(id, code);
             now.push(id);
         }
-        now.sort_unstable();
+        // A first load gives its entries in order: no sort needed.
+        if !now.is_sorted() {
+            now.sort_unstable();
+        }
         now
     }
 
@@ -677,8 +693,18 @@ impl ModuleRegistry {
         if ids.is_empty() {
             return Vec::new(); // the usual reload: the same functions
         }
-        self.entry_ids.get(name).map_or_else(Vec::new, |keys| keys.keys_of(ids))
+        let loaded = self.modules.iter().find(|m| m.name == name);
+        self.entry_ids
+            .get(name)
+            .map_or_else(Vec::new, |keys| keys.keys_of(ids, || first_names(loaded)))
     }
+}
+
+/// The function names of `slot`'s current version, in symbol order
+/// (none without a slot): where a module's first keys are named until
+/// they are copied (see [`FunctionKeys`]).
+fn first_names(slot: Option<&Slot>) -> impl Iterator<Item = &str> + '_ {
+    slot.into_iter().flat_map(|slot| slot.current.function_names())
 }
 
 /// Each entry of `loaded`'s functions (`ids`: each symbol's entry) and

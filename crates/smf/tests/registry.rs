@@ -798,3 +798,43 @@ fn with_function_sections_old_code_still_running_calls_the_new_static_function()
         assert_eq!(last, expected, "{cc} {flags:?}");
     }
 }
+
+/// A module's keys keep their entries for the registry's lifetime: a
+/// handle taken before an unload runs the code of the next load of that
+/// name; a first load that fails leaves no module and no entry in use.
+#[test]
+fn a_module_loaded_again_after_an_unload_reuses_its_entries() {
+    let flags = &["-O2", "-fPIC"];
+    let mut registry = ModuleRegistry::new();
+    registry.load("leaf", &module(&[("leaf", LEAF_V1)], flags)).unwrap();
+    let compute = registry.get_function("leaf", "compute").unwrap();
+    assert_eq!(compute.run(&[2]), 7);
+    registry.unload("leaf").unwrap();
+    assert!(compute.traps(), "an unloaded module's entries trap");
+    assert!(registry.get_function("leaf", "compute").is_none());
+
+    registry.load("leaf", &module(&[("leaf", LEAF_V2)], flags)).unwrap();
+    assert!(!compute.traps(), "the load again gave compute another entry");
+    assert_eq!(
+        compute.run(&[2]),
+        12,
+        "the handle taken before the unload runs the new load"
+    );
+    assert_eq!(registry.get_function("leaf", "compute").unwrap().addr(), compute.addr());
+
+    let unresolved = "long nowhere(long);\nlong compute(long x) { return nowhere(x); }\n";
+    let err = registry
+        .load("other", &module(&[("other", unresolved)], flags))
+        .unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    assert!(registry.get_function("other", "compute").is_none());
+    registry.load("other", &module(&[("other", LEAF_V1)], flags)).unwrap();
+    let other = registry.get_function("other", "compute").unwrap();
+    assert_eq!(other.run(&[2]), 7);
+    assert_ne!(
+        other.addr(),
+        compute.addr(),
+        "each module's keys have entries of their own"
+    );
+    assert_eq!(compute.run(&[2]), 12);
+}

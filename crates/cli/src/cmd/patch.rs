@@ -267,6 +267,9 @@ fn patch_opened(
         return Err(PatchError::Refused { what: why.clone() }.into());
     }
     refuse_stripped(&target, objects)?;
+    if matches!(verdict, Verdict::Unchecked(_)) && !how.force {
+        refuse_unrelated(&target, objects)?;
+    }
     let concern = concern
         .into_iter()
         .chain(objects.notes.iter().cloned())
@@ -428,6 +431,45 @@ fn refuse_stripped(target: &Target, objects: &Objects) -> anyhow::Result<()> {
             "the program {} is stripped (it has no .symtab), so relive cannot find {} in it: relive finds the functions and statics a patch replaces by the program's full symbol table; patch processes started from an unstripped binary of the same build",
             target.modules.main.module.path,
             names.iter().map(|n| readable(n)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    .into())
+}
+
+/// Refuses an object none of whose functions the process has (by name,
+/// in its program or a library it loaded), where the program's debug
+/// information cannot tell whether the object is of its sources: patched
+/// into an unrelated program (a wrong pid), it added every function as new
+/// code nothing calls and said "added" (an LMDB trial), or failed on the
+/// first call into its own program ("... is not defined in the patch, the
+/// program or its libraries"). `--force` adds them anyway.
+fn refuse_unrelated(target: &Target, objects: &Objects) -> anyhow::Result<()> {
+    let (defined, present) = relive_patch::verify::functions_present(target, &objects.new);
+    if defined.is_empty() || present > 0 {
+        return Ok(());
+    }
+    const SHOWN: usize = 4;
+    let mut names: Vec<String> = defined.iter().take(SHOWN).map(|n| readable(n).to_string()).collect();
+    if defined.len() > SHOWN {
+        names.push(format!("and {} more", defined.len() - SHOWN));
+    }
+    let program = &target.modules.main.module.path;
+    let pid = target.process.pid();
+    let why = if stripped(target) {
+        format!(
+            "the program is stripped (it has no .symtab), so its own functions cannot be found by name: if the object is of its sources, patch processes started from an unstripped binary of the same build; if not, check the pid ({pid} runs {program}); --force adds them as new code that nothing calls"
+        )
+    } else {
+        format!(
+            "an object of another program (check the pid: {pid} runs {program}), or of a library it has not loaded yet; --force adds them as new code that nothing calls"
+        )
+    };
+    Err(PatchError::Refused {
+        what: format!(
+            "none of the {} functions of {} ({}) is in {program} or a library it has loaded: {why}",
+            defined.len(),
+            objects.new.path,
+            names.join(", ")
         ),
     }
     .into())
