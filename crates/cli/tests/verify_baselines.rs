@@ -1482,3 +1482,54 @@ fn a_reference_just_before_a_table_is_the_tables() {
     assert_eq!(code, 5, "{report}");
     assert_eq!(differing(&report), ["f"], "{report}");
 }
+
+/// Patched code that reads a global constant through the GOT (-fPIC:
+/// `mov table@GOTPCREL(%rip)`, which relive's link keeps, its cell in the
+/// pool) verifies as what runs, and is the --base of the next patch: the
+/// cell's pointer was compared with the table's contents, so verify said
+/// "DIFFER" (exit 5) and the next patch refused the base (a Snappy trial:
+/// C++ vtables and function-local statics). The program's own build, where
+/// the linker relaxed the load to `lea`, verifies too.
+#[test]
+fn code_reading_a_constant_through_the_got_verifies_after_a_patch() {
+    let source = program(
+        "const int table[4] = {10, 20, 30, 40};\n__attribute__((noinline)) int f(int i) { return table[i & 3] + 1; }",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().to_path_buf();
+    let gcc = |args: &[&str]| {
+        let status = Command::new("gcc").args(args).current_dir(&p).status().unwrap();
+        assert!(status.success(), "gcc {args:?}");
+    };
+    std::fs::write(p.join("app.c"), &source).unwrap();
+    gcc(&["-O2", "-g", "-fPIC", "-c", "app.c", "-o", "app.o"]);
+    gcc(&["app.o", "-o", "app"]);
+    std::fs::write(p.join("app.c"), source.replace("+ 1;", "+ 2;")).unwrap();
+    gcc(&["-O2", "-g", "-fPIC", "-c", "app.c", "-o", "new.o"]);
+    std::fs::write(p.join("app.c"), &source).unwrap();
+    let mut cmd = Command::new(p.join("app"));
+    cmd.current_dir(&p);
+    let target = Target::spawn(cmd, p.join("app"), dir);
+    target.wait_for("v 41");
+    assert_eq!(verify_object(&target, &p.join("app.o")).0, 0);
+    let relive = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(args)
+            .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    let pid = target.pid_arg();
+    let new = p.join("new.o").display().to_string();
+    let old = p.join("app.o").display().to_string();
+    let out = relive(&["patch", &pid, &new, "--base", &old]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 42");
+    let (code, report) = verify_object(&target, &p.join("new.o"));
+    assert_eq!(code, 0, "{report}");
+    // The patched object is the base of the next patch, back to the build.
+    let out = relive(&["patch", &pid, &old, "--base", &new]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.wait_for("v 41");
+    assert_eq!(verify_object(&target, &p.join("app.o")).0, 0);
+}

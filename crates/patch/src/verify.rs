@@ -742,6 +742,24 @@ fn reference(
     } else {
         (value as u64).wrapping_add(r.pc_bias as u64)
     };
+    // A GOT reference the running code still reads through a cell (relive's
+    // link keeps `mov sym@GOTPCREL(%rip)`, the cell in its pool) denotes
+    // what the cell holds: taken as the cell itself, a constant's contents
+    // were compared with the cell's pointer, and verify said "DIFFER" of
+    // the object a patch had just put in (a Snappy trial: C++ vtables and
+    // function-local statics, which -fPIC reaches through the GOT), which
+    // also refused it as --base of the next patch.
+    let got = matches!(r.r_type, rtype::GOTPCREL | rtype::GOTPCRELX | rtype::REX_GOTPCRELX);
+    let place = match got && reads_through_cell(live_bytes, r.offset) {
+        true => {
+            let mut cell = [0u8; 8];
+            match target.process.read(place, &mut cell) {
+                Ok(()) => u64::from_le_bytes(cell),
+                Err(_) => place,
+            }
+        }
+        false => place,
+    };
     let resolver = &target.resolver;
     let no_renames = BaseNames::none();
     let symbol = |i: usize| live_address(obj, i, resolver, &no_renames);
@@ -1147,6 +1165,27 @@ pub(crate) fn lea_of_rip(code: &[u8], field: u64) -> bool {
 
 /// The three bytes before the field at `field` of running code, with the
 /// opcode a patch's link rewrites (`8b`, `mov`) read as the `lea` it was.
+/// Whether the instruction whose RIP-relative displacement is at `field`
+/// of `live` loads from memory there (`mov`, an arithmetic operand,
+/// `test`, `call *`/`jmp *`): a GOT reference not relaxed by a linker,
+/// whose field denotes a cell holding the address. A relaxed one (`lea`,
+/// an immediate, a direct `call`/`jmp`) denotes the symbol itself.
+fn reads_through_cell(live: &[u8], field: u64) -> bool {
+    let k = field as usize;
+    let (Some(&opcode), Some(&modrm)) = (live.get(k.wrapping_sub(2)), live.get(k.wrapping_sub(1))) else {
+        return false;
+    };
+    if k < 2 || modrm & 0xc7 != 0x05 {
+        return false;
+    }
+    match opcode {
+        0x8b | 0x03 | 0x0b | 0x13 | 0x1b | 0x23 | 0x2b | 0x33 | 0x3b | 0x85 => true,
+        // ff /2 and ff /4: `call *` and `jmp *`.
+        0xff => matches!((modrm >> 3) & 7, 2 | 4),
+        _ => false,
+    }
+}
+
 fn live_lea(live: &[u8], field: u64) -> Vec<u8> {
     let k = field as usize;
     let mut b = live.get(k.saturating_sub(3)..k).map(<[u8]>::to_vec).unwrap_or_default();

@@ -39,7 +39,9 @@ use crate::output::{paint_out, Tone};
 /// --base to patch only what changed, or add -ffunction-sections to both
 /// compiles. When the program has debug information (-g), NEW.o must come
 /// from one of its source files (its DWARF compile units), else the patch
-/// is refused unless --force; with --base, a copy compiled under another
+/// is refused unless --force; without debug information, an object none
+/// of whose functions the program (or a library it loaded) has is refused
+/// unless --force (a wrong pid); with --base, a copy compiled under another
 /// file name is taken as the base's file (its statics are the program's).
 /// A file of the same name in another directory (a moved or copied tree)
 /// is patched with a warning naming both paths.
@@ -64,7 +66,8 @@ pub struct PatchArgs {
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Patch even when NEW.o's source file is not one the program was
-    /// built from (by the program's debug information).
+    /// built from (by the program's debug information), or, without it,
+    /// when none of NEW.o's functions is in the program.
     #[arg(long)]
     force: bool,
     /// Print JSON: {"applied":[{"name","symbol","orig_addr","current_addr","generation","method","preserves","entry_addr","reach"}],"added","data","timing_us":{"read","diff","open","link","alloc","stop","write","check","hooks","debuggers","reclaim","total"},"pause_us","alloc_pause_us","threads_moved","region","warnings","hooks","unwind","constructed","reclaimed":{"freed","kept","us"}} (times in whole µs; "total" is the whole command's; with one pid, "open" runs while "read" and "diff" do, so the stages add up to more; "method": jump, near, pad, hop or slot; "unwind": registered, none, no-unwinder or failed; "constructed": new C++ globals constructed before the redirect; "pause_us": how long every thread stood still for the redirect, 0 when none was stopped (functions patched before have their jump slots updated while they run); "reclaimed", only after a patch that mapped a new pool: the pools freed because only superseded generations were left in them ("freed", pool records as in status --json), those kept because something still points into them ("kept", each with "why"), and how long the threads were stopped for it ("us": not in "pause_us", which is the redirect's)); "already": the functions a process already ran the new version of (nothing written; with --base; its "timing_us" counts read, diff, open and total, the other stages 0). With --tree/--exe: {"processes":[{"pid","inherited","already",...each one's report}],"skipped":[{"pid","why"}]}.
