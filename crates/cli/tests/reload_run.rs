@@ -2210,6 +2210,49 @@ fn a_layout_change_no_function_showed_is_still_refused_at_the_next_edit() {
     target.prints_only(&["guard=12345"], 10);
 }
 
+/// An edit put back, of a function GCC also names `helper.localalias`
+/// (-fno-semantic-interposition; C++ member functions under -fPIC): its
+/// patch is taken back, not made again with the program's own code under
+/// the other name, and said "patched" (a Snappy trial: status listed a
+/// patch of a file identical to the build).
+#[test]
+fn an_edit_put_back_of_a_function_with_a_local_alias_is_taken_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#include <stdio.h>\n#include <unistd.h>\n__attribute__((noinline)) int helper(int x) { return (x * 37) ^ 0x1234; }\nint (*volatile fp)(int) = helper;\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf(\"v %d %d\\n\", helper(i % 2), fp(i % 2)); usleep(3000); } }\n";
+    let files = [("app.c", source)];
+    let exe = build_files(
+        dir.path(),
+        &files,
+        &["-O2", "-g", "-fPIC", "-fno-semantic-interposition"],
+    );
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &[], exe, &[], dir);
+    target.wait_for("v 4660 4660");
+    let p = target.dir.path().to_path_buf();
+    let next = || loop {
+        let e = events.recv_timeout(PATIENCE).expect("an event");
+        if e["file"].as_str().is_some_and(|f| f.ends_with("/app.c")) {
+            break e;
+        }
+    };
+    std::fs::write(p.join("app.c"), source.replace("0x1234;", "0x1235;")).unwrap();
+    assert_eq!(next()["event"], "patched");
+    target.wait_for("v 4661 4661");
+    std::fs::write(p.join("app.c"), source).unwrap();
+    let e = next();
+    assert_eq!(e["event"], "reverted", "{e}");
+    assert_eq!(e["functions"], serde_json::json!([]), "nothing is patched again: {e}");
+    assert_eq!(e["reverted"], serde_json::json!(["helper.localalias"]), "{e}");
+    target.wait_for("v 4660 4660");
+    let status = std::process::Command::new(relive)
+        .args(["status", "--json", "--pid", &target.pid_arg()])
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["patches"], serde_json::json!([]), "{status}");
+}
+
 /// A save refused for a layout change names the other edits it holds
 /// back, and they come in with the next save that can be patched (an
 /// LMDB trial: the refusal named only the struct, and an edit of another

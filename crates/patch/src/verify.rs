@@ -552,14 +552,19 @@ fn function_at_depth(target: &LiveTarget, obj: &ObjectFile, i: usize, at: u64, d
 /// SQLite trial). Their patches can be taken back instead.
 pub fn back_to_original(target: &LiveTarget, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
     let no_renames = BaseNames::none();
-    functions
-        .iter()
-        .filter_map(|&i| {
-            let addr = live_address(obj, i, &target.resolver, &no_renames)?;
-            let record = target.journal.patch(addr)?;
-            original(target, obj, i, record).then(|| record.name.clone())
-        })
-        .collect()
+    let mut names: Vec<String> = Vec::new();
+    for &i in functions {
+        let Some(record) = live_address(obj, i, &target.resolver, &no_renames).and_then(|a| target.journal.patch(a))
+        else {
+            continue;
+        };
+        // Two names of one function (`f` and `f.localalias`) find one
+        // patch: named once.
+        if !names.contains(&record.name) && original(target, obj, i, record) {
+            names.push(record.name.clone());
+        }
+    }
+    names
 }
 
 /// Whether the code patch `record` redirected, as it was before (its entry

@@ -2632,7 +2632,19 @@ impl<'p> Reloader<'p> {
         event: &mut ReloadEvent,
         names: Vec<String>,
     ) {
-        functions.retain(|&i| !names.contains(&new.symbols[i].name));
+        // By name, and by place: another name of the same code (GCC's
+        // `.localalias` of a function, which the patch's record may be
+        // named by) was patched again with the program's own code, and
+        // said "patched" (a Snappy trial).
+        let no_renames = relive_patch::link::BaseNames::none();
+        let place = |i: usize| relive_patch::link::live_address(new, i, &self.target.resolver, &no_renames);
+        let reverted: Vec<u64> = functions
+            .iter()
+            .filter(|&&i| names.contains(&new.symbols[i].name))
+            .filter_map(|&i| place(i))
+            .collect();
+        functions
+            .retain(|&i| !names.contains(&new.symbols[i].name) && !place(i).is_some_and(|a| reverted.contains(&a)));
         event.functions = functions.iter().map(|&i| new.symbols[i].name.clone()).collect();
         event.as_built.retain(|n| !names.contains(n));
         // Patched, if what is left is patched.
