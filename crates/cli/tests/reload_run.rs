@@ -2236,13 +2236,16 @@ fn an_edit_put_back_of_a_function_with_a_local_alias_is_taken_back() {
         }
     };
     std::fs::write(p.join("app.c"), source.replace("0x1234;", "0x1235;")).unwrap();
-    assert_eq!(next()["event"], "patched");
+    let e = next();
+    assert_eq!(e["event"], "patched", "{e}");
+    // Under its own name, not the alias's.
+    assert_eq!(e["functions"], serde_json::json!(["helper"]), "{e}");
     target.wait_for("v 4661 4661");
     std::fs::write(p.join("app.c"), source).unwrap();
     let e = next();
     assert_eq!(e["event"], "reverted", "{e}");
     assert_eq!(e["functions"], serde_json::json!([]), "nothing is patched again: {e}");
-    assert_eq!(e["reverted"], serde_json::json!(["helper.localalias"]), "{e}");
+    assert_eq!(e["reverted"], serde_json::json!(["helper"]), "{e}");
     target.wait_for("v 4660 4660");
     let status = std::process::Command::new(relive)
         .args(["status", "--json", "--pid", &target.pid_arg()])

@@ -2204,6 +2204,15 @@ fn one_per_entry(
                         "{y_name} and {x_name} are one function in the program (identical code): patched once"
                     ));
                 }
+                // Patched under its own name, not GCC's local alias of it
+                // (`f.localalias`, which comes first among the symbols):
+                // the record names it in `status` and later reports.
+                if y.name.ends_with(".localalias") && !x.name.ends_with(".localalias") {
+                    if let Some(kept) = wanted.iter_mut().find(|(k, _)| *k == j) {
+                        kept.0 = i;
+                    }
+                    at.insert(a, i);
+                }
                 continue;
             }
             at.insert(a, i);
