@@ -281,6 +281,26 @@ fn an_edited_initial_value_is_said_to_wait_for_a_restart() {
     assert!(counted < 1000000, "{counted}");
 }
 
+/// An initial value edited to 0, which moves the variable into `.bss`
+/// (zero-filled, no bytes in the object), is said too: it went unsaid
+/// (an Oniguruma trial: `ParseDepthLimit = 0`), while 0 to 1 was said.
+#[test]
+fn an_initial_value_edited_to_zero_is_said_to_wait_for_a_restart() {
+    let app = APP.replace("long counter = 0;", "long counter = 5;");
+    assert_ne!(app, APP, "APP starts its counter at 0");
+    let mut s = Session::start(&app, &["-O0", "-g"]);
+    s.target.wait_for_prefix("value 1 ");
+    s.edit("long counter = 5;", "long counter = 0;");
+    let e = s.event();
+    assert_eq!(e["event"], "no_change", "{e}");
+    assert!(
+        e["notes"].to_string().contains("the initial value of counter changed"),
+        "{e}"
+    );
+    let counted: i64 = s.target.wait_for_prefix("value 1 counter ").parse().unwrap();
+    assert!(counted >= 5, "the program keeps its value: {counted}");
+}
+
 /// Under `relive run`, a save that changes the signature of a `static`
 /// function (`calc(x)` to `calc(x, y)`, with its call in `main`'s loop):
 /// `main`'s running call keeps its old code, which would call the new
@@ -2635,6 +2655,75 @@ fn a_catch_up_that_changes_a_layout_is_refused() {
         .expect("an event for lib.c");
     refused_saying(&e, "struct S");
     target.prints_only(&["other=1 guard=12345 b=2"], 5);
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+/// A catch-up refused (a function storing its own labels' addresses,
+/// edited before relive attached) says a restart needs a rebuild, and a
+/// save of the file as the build has it undoes it: said so, and the next
+/// edit of another function is patched. The save put back was diffed
+/// against the refused edit's compile, and refused again, for good, with
+/// every later edit of the file (an Oniguruma trial's `match_at`).
+#[test]
+fn a_refused_catch_up_undone_by_a_save_frees_the_file() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+void *where;
+__attribute__((noinline)) int run(int n) {
+    int acc = 0;
+    where = &&add;
+    goto *where;
+add: acc += n;
+    where = &&sub;
+    goto *where;
+sub: acc -= 1;
+    return acc;
+}
+__attribute__((noinline)) int other(int x) { return x + 1; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { printf("v %d %d\n", run(10), other(i % 2)); usleep(3000); } }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &[("app.c", APP)], &["-O2", "-g"]);
+    let db = serde_json::json!([{ "directory": dir.path(), "file": "app.c", "command": "gcc -O2 -g -c app.c" }]);
+    std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
+    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&exe)
+        .unwrap()
+        .set_modified(built)
+        .unwrap();
+    let target = Target::spawn(Command::new(&exe), exe.clone(), dir);
+    target.wait_for("v 9 2");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("app.c"), APP.replace("acc -= 1;", "acc -= 2;")).unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .current_dir(&p)
+        .env("RELIVE_STATE_DIR", p.join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = event_lines(watch.stderr.take().unwrap())
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
+        .filter(|e| e["file"].as_str().is_some_and(|f| f.ends_with("/app.c")) && e["event"] != "baseline");
+    let e = events.next().expect("the catch-up's event");
+    refused_saying(&e, "run takes the addresses of its own labels");
+    refused_saying(&e, "rebuild the program before a restart");
+    target.prints_only(&["v 9 1", "v 9 2"], 5);
+    // Saved as the build has it: nothing to patch, the catch-up undone.
+    std::fs::write(p.join("app.c"), APP).unwrap();
+    let e = events.next().expect("the put-back's event");
+    assert_eq!(e["event"], "no_change", "{e}");
+    assert!(
+        e["notes"].to_string().contains("run is what the program runs again"),
+        "{e}"
+    );
+    std::fs::write(p.join("app.c"), APP.replace("return x + 1;", "return x + 100;")).unwrap();
+    let e = events.next().expect("the next edit's event");
+    assert_eq!(e["event"], "patched", "{e}");
+    target.wait_for("v 9 101");
     let _ = watch.kill();
     let _ = watch.wait();
 }

@@ -1527,6 +1527,17 @@ fn code_reading_a_constant_through_the_got_verifies_after_a_patch() {
     target.wait_for("v 42");
     let (code, report) = verify_object(&target, &p.join("new.o"));
     assert_eq!(code, 0, "{report}");
+    // The build's object differs where the patch runs, and says so (an
+    // Oniguruma trial: a one-shot patch's function was said only to
+    // DIFFER).
+    let (code, report) = verify_object(&target, &p.join("app.o"));
+    assert_eq!(code, 5, "{report}");
+    let why = report[0]["differs"][0]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("it runs generation 1 of a relive patch (change 1")
+            && why.contains("the program's own code for it"),
+        "{report}"
+    );
     // The patched object is the base of the next patch, back to the build.
     let out = relive(&["patch", &pid, &old, "--base", &new]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -669,6 +669,12 @@ fn compare(a: &Side, b: &Side) -> Option<(String, bool)> {
     }
     let what = if function { "code" } else { "initial value" };
     let (masked_a, masked_b) = (a.masked(), b.masked());
+    // Zero-filled (`.bss`) is the same value as zeros in `.data`.
+    let zeros = |m: &Option<Vec<u8>>| m.as_ref().is_none_or(|bytes| bytes.iter().all(|&b| b == 0));
+    let zero_filled = masked_a.is_none() || masked_b.is_none();
+    if zero_filled && zeros(&masked_a) && zeros(&masked_b) && a.sym.relocs.is_empty() && b.sym.relocs.is_empty() {
+        return None;
+    }
     if masked_a != masked_b {
         let first = match (masked_a, masked_b) {
             (Some(x), Some(y)) => x.iter().zip(&y).position(|(p, q)| p != q),
@@ -802,5 +808,29 @@ int pick(int x) {
         assert_eq!(string_at(b, 6), Some((4, "two words".into())));
         assert_eq!(string_at(b, 99), None);
         assert_eq!(string_at(b, -1), None);
+    }
+
+    /// A variable zero-filled in one compile (`.bss`) and initialised with
+    /// zeros in the other (`-fno-zero-initialized-in-bss`) has one initial
+    /// value; one given another value differs, either way round.
+    #[test]
+    fn zero_filled_is_the_same_value_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = "int limit = VALUE;\nint get(void) { return limit; }\n";
+        let compile = |name: &str, value: &str, flags: &[&str]| {
+            let text = source.replace("VALUE", value);
+            let path = relive_testkit::compile_object(dir.path(), name, &text, flags);
+            ObjectFile::open(path).unwrap()
+        };
+        let bss = compile("bss", "0", &["-O2"]);
+        let data = compile("data", "0", &["-O2", "-fno-zero-initialized-in-bss"]);
+        let other = compile("other", "4096", &["-O2"]);
+        let changed = |a: &ObjectFile, b: &ObjectFile| -> Vec<String> {
+            diff(a, b).changed.into_iter().map(|c| c.name).collect()
+        };
+        assert_eq!(changed(&bss, &data), Vec::<String>::new());
+        assert_eq!(changed(&data, &bss), Vec::<String>::new());
+        assert_eq!(changed(&other, &bss), ["limit"]);
+        assert_eq!(changed(&bss, &other), ["limit"]);
     }
 }

@@ -110,16 +110,26 @@ pub fn initial_values(obj: &ObjectFile) -> std::collections::HashMap<String, Vec
         .collect()
 }
 
+/// The largest zero-filled variable whose initial value
+/// [`initial_value`] gives as its zero bytes.
+const ZEROS_SPELLED_OUT: u64 = 4096;
+
 /// The initial value of variable `i` of `obj` (`None` for anything else):
 /// its bytes, then what each relocated field of it points at, so two
 /// compiles compare equal only when both give it the same value.
 pub fn initial_value(obj: &ObjectFile, i: usize) -> Option<Vec<u8>> {
-    let s = obj.symbols.get(i)?;
-    let bytes = s.bytes.as_deref().filter(|_| s.kind == Kind::Object)?;
+    let s = obj.symbols.get(i).filter(|s| s.kind == Kind::Object)?;
     if obj.section(s.section).is_none_or(|sec| sec.constant()) {
         return None;
     }
-    let mut value = bytes.to_vec();
+    // A zero-filled one's (`.bss`) are zeros, as a variable initialised
+    // with zeros in `.data` has them; a large one's are said in words
+    // (an array of megabytes is not copied to be compared).
+    let mut value = match s.bytes.as_deref() {
+        Some(bytes) => bytes.to_vec(),
+        None if s.size <= ZEROS_SPELLED_OUT => vec![0; s.size as usize],
+        None => format!("zero-filled:{}", s.size).into_bytes(),
+    };
     for r in &s.relocs {
         let to = match &r.target {
             Target::Defined(t) => obj.symbols.get(*t).map_or(String::new(), |t| t.name.clone()),
@@ -559,10 +569,12 @@ fn initial_values_in(d: &crate::diff::Diff, new: &ObjectFile) -> Vec<String> {
     d.changed
         .iter()
         .filter(|c| c.kind == Kind::Object && !c.layout)
+        // Zero-filled ones too (`.bss`): an initial value edited to 0 moves
+        // the variable there, and went unsaid (an Oniguruma trial).
         .filter(|c| {
-            new.symbols.iter().any(|s| {
-                s.name == c.name && s.bytes.is_some() && new.section(s.section).is_some_and(|sec| !sec.constant())
-            })
+            new.symbols
+                .iter()
+                .any(|s| s.name == c.name && new.section(s.section).is_some_and(|sec| !sec.constant()))
         })
         .map(|c| c.name.clone())
         .collect()

@@ -56,8 +56,9 @@ pub struct Verification {
     /// said (status named one "not reached" while verify said nothing of
     /// it: a PCRE2 trial).
     pub never_called: Vec<(String, String)>,
-    /// Functions in `differs` whose difference a revert explains (see
-    /// [`note_reverted`]): no sign of a compile unlike the build's.
+    /// Functions in `differs` whose difference a patch or a revert
+    /// explains (see [`note_reverted`]): no sign of a compile unlike the
+    /// build's.
     pub reverted: Vec<String>,
     /// Functions taken out of `differs` by [`set_patched_over_apart`]:
     /// the object has the program's own code for them (as built), and the
@@ -349,9 +350,10 @@ pub fn functions_against_process(target: &LiveTarget, obj: &ObjectFile, wanted: 
 }
 
 /// Adds to each difference in `out` (a [`functions_against_process`] of
-/// `obj`) that a revert explains why: the function was patched and then
-/// reverted, so the program runs its original code, or its last
-/// generation was undone (`revert --last`). `recorded`: the journal's
+/// `obj`) that a patch or a revert explains why: the process runs a
+/// relive patch of the function, or it was patched and then reverted, so
+/// the program runs its original code, or its last generation was undone
+/// (`revert --last`). `recorded`: the journal's
 /// [`crate::journal::Journal::last_recorded_generations`]. Without it a
 /// revert read as an edit relive had lost (a zstd re-check).
 pub fn note_reverted(
@@ -361,22 +363,39 @@ pub fn note_reverted(
     out: &mut Verification,
 ) {
     for (name, why) in out.differs.iter_mut() {
-        let Some((_, addr)) = entry_of(target, obj, name) else {
+        let Some((i, addr)) = entry_of(target, obj, name) else {
             continue;
         };
-        let Some(last) = recorded.get(&addr) else {
-            continue;
-        };
-        let (readable, made) = (crate::names::readable(name), made_by(last));
-        let note = match target.journal.patch(addr) {
-            None => format!(
-                "; {readable} was patched ({made}) and reverted since: the program runs its original code (patch it again to bring an edit back)"
+        let readable = crate::names::readable(name);
+        let last = recorded.get(&addr);
+        let note = match (target.journal.patch(addr), last) {
+            (None, None) => continue,
+            (None, Some(last)) => format!(
+                "; {readable} was patched ({}) and reverted since: the program runs its original code (patch it again to bring an edit back)",
+                made_by(last)
             ),
-            Some(now) if now.generation < last.generation => format!(
-                "; generation {} of {readable} ({made}) was undone (`relive revert --last`): the program runs generation {}",
-                last.generation, now.generation
+            (Some(now), Some(last)) if now.generation < last.generation => format!(
+                "; generation {} of {readable} ({}) was undone (`relive revert --last`): the program runs generation {}",
+                last.generation,
+                made_by(last),
+                now.generation
             ),
-            Some(_) => continue,
+            // A patch in force: what runs is its code (an Oniguruma trial:
+            // a one-shot patch from a copy of the sources, said only to
+            // DIFFER).
+            (Some(now), _) => {
+                let made = now.history.last().map_or(String::new(), |g| format!(" ({})", made_by(g)));
+                match original(target, obj, i, now) {
+                    true => format!(
+                        "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`relive revert {readable}` brings that back)",
+                        now.generation
+                    ),
+                    false => format!(
+                        "; it runs generation {} of a relive patch{made}, not this object's code",
+                        now.generation
+                    ),
+                }
+            }
         };
         why.push_str(&note);
         out.reverted.push(name.clone());

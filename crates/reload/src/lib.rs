@@ -714,6 +714,16 @@ fn cold_part_of_one_of(name: &str, functions: &[String]) -> bool {
 }
 
 /// `names` for a note: a few, then how many more.
+/// A catch-up's refusal, with what a restart needs: the edit was made
+/// before relive started, so the program runs a build without it, and
+/// "restart the program" alone started that build again (an Oniguruma
+/// trial, three times).
+fn catch_up_refusal(why: String) -> String {
+    format!(
+        "{why}. This edit was made before relive started, so the program's build does not have it: rebuild the program before a restart (or save the file as the build has it, which relive takes as the edit undone)"
+    )
+}
+
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
     match names.len() > SHOWN {
@@ -1605,7 +1615,7 @@ impl<'p> Reloader<'p> {
         for source in differing {
             let mut event = ReloadEvent::new(source);
             event.event = EventKind::Refused;
-            event.message = Some(why.to_string());
+            event.message = Some(catch_up_refusal(why.to_string()));
             self.refused_catch_up.insert(source.clone());
             events.push(event);
         }
@@ -1641,7 +1651,7 @@ impl<'p> Reloader<'p> {
         };
         if let Some(refusal) = refusal {
             event.event = EventKind::Refused;
-            event.message = Some(refusal);
+            event.message = Some(catch_up_refusal(refusal));
             self.refused_catch_up.insert(source.to_path_buf());
             self.time_catch_up(&mut event, source, start);
             return Ok(event);
@@ -1656,6 +1666,7 @@ impl<'p> Reloader<'p> {
             self.refused_catch_up.remove(source);
         } else if event.event == EventKind::Refused {
             self.refused_catch_up.insert(source.to_path_buf());
+            event.message = event.message.take().map(catch_up_refusal);
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
@@ -2800,7 +2811,13 @@ impl<'p> Reloader<'p> {
     /// For a file whose catch-up was refused (see `refused_catch_up`):
     /// adds to `functions` those of `new` that still differ from the
     /// running code, the edit made before relive started, saying so.
-    fn catch_up_with_save(&self, source: &Path, new: &ObjectFile, functions: &mut Vec<usize>, event: &mut ReloadEvent) {
+    fn catch_up_with_save(
+        &mut self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &mut Vec<usize>,
+        event: &mut ReloadEvent,
+    ) {
         if !self.refused_catch_up.contains(source) {
             return;
         }
@@ -2809,6 +2826,26 @@ impl<'p> Reloader<'p> {
         };
         let waiting = |n: &str| differs.iter().any(|(d, _)| d == n);
         let check = verify::functions_against_process(&self.target, new, waiting);
+        // Those the save put back as the program runs them: nothing to
+        // patch, and the edit made before relive started is undone (they
+        // were diffed against that edit's compile and refused again, for
+        // good: an Oniguruma trial's `match_at`).
+        let back: Vec<String> = check.same.clone();
+        if !back.is_empty() {
+            functions.retain(|&i| !back.contains(&new.symbols[i].name));
+            event.notes.push(format!(
+                "{} {} what the program runs again: the edit made before relive started, whose patch was refused, is undone",
+                listed(&back),
+                if back.len() == 1 { "is" } else { "are" }
+            ));
+            if let Some(differs) = self.unverified.get_mut(source) {
+                differs.retain(|(n, _)| !back.contains(n));
+                if differs.is_empty() {
+                    self.unverified.remove(source);
+                    self.refused_catch_up.remove(source);
+                }
+            }
+        }
         for (i, sym) in new.symbols.iter().enumerate() {
             let still = check.differs.iter().any(|(d, _)| *d == sym.name);
             if sym.kind == relive_patch::objfile::Kind::Function && still && !functions.contains(&i) {
