@@ -271,10 +271,21 @@ fn usage_lines_name_relive_whatever_the_file_is_called() {
     let copy = dir.path().join("relive-copy");
     std::fs::copy(env!("CARGO_BIN_EXE_relive"), &copy).unwrap();
     for command in ["status", "revert", "patch", "run"] {
-        let out = std::process::Command::new(&copy)
-            .args([command, "--help"])
-            .output()
-            .unwrap();
+        // The copy's file is still open for writing in a child another
+        // test thread forked meanwhile (until that child execs): running
+        // it then fails with "text file busy", for a moment.
+        let run = || std::process::Command::new(&copy).args([command, "--help"]).output();
+        let mut out = run();
+        for _ in 0..100 {
+            match &out {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out = run();
+                }
+                _ => break,
+            }
+        }
+        let out = out.unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         let usage: Vec<&str> = help
             .lines()
