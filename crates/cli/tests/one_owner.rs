@@ -781,6 +781,15 @@ fn a_watch_over_an_earlier_one_shot_patch_says_what_runs() {
     assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(sorted_functions(&e), ["tick"], "{e}");
     assert!(!e.to_string().contains("differs from the running code"), "{e}");
+    // And says the earlier patch still runs (an Oniguruma trial: the
+    // program differed from a build of the file, and the line said
+    // nothing of it).
+    assert!(
+        e["notes"]
+            .to_string()
+            .contains("value still runs an earlier relive patch, not this file's code"),
+        "{e}"
+    );
     target.wait_for_prefix("value 3 ");
     // An edit of `value` itself is patched, not refused.
     save(
@@ -794,6 +803,7 @@ fn a_watch_over_an_earlier_one_shot_patch_says_what_runs() {
     let e = rx.recv_timeout(PATIENCE).unwrap();
     assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(sorted_functions(&e), ["value"], "{e}");
+    assert!(!e["notes"].to_string().contains("earlier relive patch"), "{e}");
     target.wait_for_prefix("value 4 ");
     session.kill().unwrap();
     let _ = session.wait();

@@ -823,6 +823,13 @@ pub struct Reloader<'p> {
     /// said "no function changed" or blamed the compile command for the
     /// difference, and the file stayed unpatched for good.
     refused_catch_up: std::collections::BTreeSet<PathBuf>,
+    /// Functions of a file that run an earlier relive patch (another copy
+    /// of the file, another command) where the file compiles into the
+    /// program's own code (see `verify::set_patched_over_apart`): said at
+    /// start-up, and again with each patch of the file while they still
+    /// run it, as the program then differs from a build of the file (an
+    /// Oniguruma trial: "patched onig_new" said nothing of it).
+    patched_over: HashMap<PathBuf, Vec<String>>,
     /// Patch even where the baseline does not match the running code.
     pub trust_baselines: bool,
     /// Every compile unit of the program is watched (not a list the user
@@ -959,6 +966,7 @@ impl<'p> Reloader<'p> {
             every_unit_watched: false,
             awaits_other_file: false,
             refused_catch_up: Default::default(),
+            patched_over: HashMap::new(),
             held: Default::default(),
             held_with: Default::default(),
             failing: Default::default(),
@@ -1312,6 +1320,10 @@ impl<'p> Reloader<'p> {
         // file) whose compile here is the program's own code: that patch
         // is the difference, not the compile command or an edit.
         verify::set_patched_over_apart(&self.target, &obj, &mut check);
+        self.patched_over.insert(
+            source.to_path_buf(),
+            check.patched_over.iter().map(|(name, _)| name.clone()).collect(),
+        );
         self.started_with
             .entry(source.to_path_buf())
             .or_insert_with(|| relive_patch::select::initial_values(&obj));
@@ -2755,6 +2767,9 @@ impl<'p> Reloader<'p> {
     /// baseline was not verified.
     fn settle(&mut self, source: &Path, new: ObjectFile, old: Option<ObjectFile>, event: &mut ReloadEvent) {
         let took = event.event.applied();
+        if took {
+            self.remind_patched_over(source, &new, event);
+        }
         if let Some(text) = self.pending_texts.remove(source).filter(|_| took) {
             self.texts.insert(source.to_path_buf(), text);
         }
@@ -2806,6 +2821,37 @@ impl<'p> Reloader<'p> {
                 }
             }
         }
+    }
+
+    /// Notes in `event` (a patch of `source`, its compile `new`) the
+    /// functions of the file that still run an earlier relive patch, not
+    /// the file's code (see `patched_over`); those this patch replaced, or
+    /// that no patch holds any more (reverted since), leave the list.
+    fn remind_patched_over(&mut self, source: &Path, new: &ObjectFile, event: &mut ReloadEvent) {
+        let Some(names) = self.patched_over.get_mut(source) else {
+            return;
+        };
+        let no_renames = relive_patch::link::BaseNames::none();
+        let target = &self.target;
+        names.retain(|name| {
+            let patched_now = event.functions.iter().any(|f| f == name);
+            let still = new
+                .function_named(name)
+                .and_then(|i| relive_patch::link::live_address(new, i, &target.resolver, &no_renames))
+                .is_some_and(|addr| target.journal.patch(addr).is_some());
+            !patched_now && still
+        });
+        if names.is_empty() {
+            return;
+        }
+        let readable: Vec<String> = names.iter().map(|n| relive_patch::names::readable(n)).collect();
+        event.notes.push(format!(
+            "{} still {} an earlier relive patch, not this file's code: the program differs from a build of {} there until a save changes {}",
+            readable.join(", "),
+            if names.len() == 1 { "runs" } else { "run" },
+            source.display(),
+            if names.len() == 1 { "it" } else { "them" }
+        ));
     }
 
     /// For a file whose catch-up was refused (see `refused_catch_up`):
