@@ -2207,7 +2207,7 @@ fn one_per_entry(
                 // Patched under its own name, not GCC's local alias of it
                 // (`f.localalias`, which comes first among the symbols):
                 // the record names it in `status` and later reports.
-                if y.name.ends_with(".localalias") && !x.name.ends_with(".localalias") {
+                if y.name.strip_suffix(".localalias") == Some(x.name.as_str()) {
                     if let Some(kept) = wanted.iter_mut().find(|(k, _)| *k == j) {
                         kept.0 = i;
                     }

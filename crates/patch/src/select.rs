@@ -125,10 +125,16 @@ pub fn initial_value(obj: &ObjectFile, i: usize) -> Option<Vec<u8>> {
     // A zero-filled one's (`.bss`) are zeros, as a variable initialised
     // with zeros in `.data` has them; a large one's are said in words
     // (an array of megabytes is not copied to be compared).
+    let zeros = || format!("zeros:{}", s.size).into_bytes();
     let mut value = match s.bytes.as_deref() {
+        Some(bytes)
+            if bytes.len() as u64 > ZEROS_SPELLED_OUT && s.relocs.is_empty() && bytes.iter().all(|&b| b == 0) =>
+        {
+            zeros()
+        }
         Some(bytes) => bytes.to_vec(),
         None if s.size <= ZEROS_SPELLED_OUT => vec![0; s.size as usize],
-        None => format!("zero-filled:{}", s.size).into_bytes(),
+        None => zeros(),
     };
     for r in &s.relocs {
         let to = match &r.target {

@@ -382,19 +382,22 @@ pub fn note_reverted(
             ),
             // A patch in force: what runs is its code (an Oniguruma trial:
             // a one-shot patch from a copy of the sources, said only to
-            // DIFFER).
+            // DIFFER). It explains the difference only where this object
+            // is the program's own code there; otherwise the object
+            // differs from both, and may still be another compile.
             (Some(now), _) => {
                 let made = now.history.last().map_or(String::new(), |g| format!(" ({})", made_by(g)));
-                match original(target, obj, i, now) {
-                    true => format!(
-                        "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`relive revert {readable}` brings that back)",
-                        now.generation
-                    ),
-                    false => format!(
+                if !original(target, obj, i, now) {
+                    why.push_str(&format!(
                         "; it runs generation {} of a relive patch{made}, not this object's code",
                         now.generation
-                    ),
+                    ));
+                    continue;
                 }
+                format!(
+                    "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`relive revert {readable}` brings that back)",
+                    now.generation
+                )
             }
         };
         why.push_str(&note);
@@ -1187,8 +1190,6 @@ pub(crate) fn lea_of_rip(code: &[u8], field: u64) -> bool {
         && code.get(k - 1).is_some_and(|m| m & 0xc7 == 0x05)
 }
 
-/// The three bytes before the field at `field` of running code, with the
-/// opcode a patch's link rewrites (`8b`, `mov`) read as the `lea` it was.
 /// Whether the instruction whose RIP-relative displacement is at `field`
 /// of `live` loads from memory there (`mov`, an arithmetic operand,
 /// `test`, `call *`/`jmp *`): a GOT reference not relaxed by a linker,
@@ -1210,6 +1211,8 @@ fn reads_through_cell(live: &[u8], field: u64) -> bool {
     }
 }
 
+/// The three bytes before the field at `field` of running code, with the
+/// opcode a patch's link rewrites (`8b`, `mov`) read as the `lea` it was.
 fn live_lea(live: &[u8], field: u64) -> Vec<u8> {
     let k = field as usize;
     let mut b = live.get(k.saturating_sub(3)..k).map(<[u8]>::to_vec).unwrap_or_default();

@@ -713,7 +713,6 @@ fn cold_part_of_one_of(name: &str, functions: &[String]) -> bool {
     relive_patch::names::hot_part(name).is_some_and(|hot| functions.iter().any(|f| f == hot))
 }
 
-/// `names` for a note: a few, then how many more.
 /// A catch-up's refusal, with what a restart needs: the edit was made
 /// before relive started, so the program runs a build without it, and
 /// "restart the program" alone started that build again (an Oniguruma
@@ -724,6 +723,7 @@ fn catch_up_refusal(why: String) -> String {
     )
 }
 
+/// `names` for a note: a few, then how many more.
 fn listed(names: &[String]) -> String {
     const SHOWN: usize = 5;
     match names.len() > SHOWN {
@@ -1651,11 +1651,12 @@ impl<'p> Reloader<'p> {
             .signature_since_build(source, baseline, functions)
             .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
         {
-            Some(refusal) => Some(refusal),
+            Some(refusal) => Some(catch_up_refusal(refusal)),
             None => match self.catch_up_callers_running(&[source.to_path_buf()]) {
-                Some(refusal) => Some(refusal),
+                Some(refusal) => Some(catch_up_refusal(refusal)),
                 // Calls by a prototype the program does not run: held for
-                // the other file (its catch-up may come next).
+                // the other file (its catch-up may come next), not refused,
+                // so no word of a rebuild.
                 None => self
                     .callee_mismatch(source, baseline, functions, &[])
                     .inspect(|_| self.awaits_other_file = true),
@@ -1663,7 +1664,7 @@ impl<'p> Reloader<'p> {
         };
         if let Some(refusal) = refusal {
             event.event = EventKind::Refused;
-            event.message = Some(catch_up_refusal(refusal));
+            event.message = Some(refusal);
             self.refused_catch_up.insert(source.to_path_buf());
             self.time_catch_up(&mut event, source, start);
             return Ok(event);
@@ -1678,7 +1679,10 @@ impl<'p> Reloader<'p> {
             self.refused_catch_up.remove(source);
         } else if event.event == EventKind::Refused {
             self.refused_catch_up.insert(source.to_path_buf());
-            event.message = event.message.take().map(catch_up_refusal);
+            // Not one held for another file's symbol (see `apply`).
+            if !self.awaits_other_file {
+                event.message = event.message.take().map(catch_up_refusal);
+            }
         }
         self.current.insert(source.to_path_buf(), obj);
         result?;
@@ -2422,13 +2426,13 @@ impl<'p> Reloader<'p> {
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|c| c.kind == relive_patch::objfile::Kind::Function)
-                    .map(|c| relive_patch::names::readable(&c.name).to_string())
+                    .map(|c| c.name)
                     .collect();
                 let why = match changed.as_slice() {
                     [] => why,
                     changed => format!(
                         "{why}. Nothing of this save was patched: its changes of {} wait with it, and come in with the first save relive can patch",
-                        changed.join(", ")
+                        readable_list(changed, true)
                     ),
                 };
                 event.functions = changed;

@@ -313,7 +313,7 @@ impl FunctionKeys {
         let from_list = self.keys.get().is_none() && self.list_lookups.fetch_add(1, Ordering::Relaxed) < LIST_LOOKUPS;
         self.find(key, 0, from_list, &first_names).or_else(|| {
             let (name, nth) = key.rsplit_once('#')?;
-            // Only the spelling `key_string` gives (no sign, no leading 0).
+            // Only the spelling `spell` gives (no sign, no leading 0).
             if nth.starts_with('0') || !nth.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
@@ -341,7 +341,7 @@ impl FunctionKeys {
 }
 
 /// The names of `module`'s functions that have keys, in symbol order.
-fn function_names<'a>(module: &'a Module) -> impl Iterator<Item = &'a str> + 'a {
+pub(crate) fn function_names<'a>(module: &'a Module) -> impl Iterator<Item = &'a str> + 'a {
     module.symbols.iter().filter(|s| has_function_key(s)).map(|s| &*s.name)
 }
 

@@ -515,7 +515,7 @@ impl Region {
 /// read straight into `bytes`' spare room (grown when full), which is not
 /// zeroed first: a registry reads each module file this way, and
 /// clearing the buffer before the read was a tenth of a first load.
-pub fn read_whole(file: &std::fs::File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn read_whole(file: &std::fs::File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     bytes.clear();
     loop {

@@ -275,8 +275,8 @@ pub struct ModuleRegistry {
     /// [`ModuleRegistry::free_retired`] unmaps it. Trapping at the reload
     /// stopped such a program with an illegal instruction.
     lingering: Vec<(String, EntryId)>,
-    /// The buffer `load_file`/`reload_file` read files into, kept (and
-    /// all initialised) so the next read needs no allocation.
+    /// The buffer `load_file`/`reload_file` read files into, kept so the
+    /// next read needs no allocation.
     read_buffer: Vec<u8>,
 }
 
@@ -518,8 +518,10 @@ impl ModuleRegistry {
         // or of a module unloaded since) has an entry that traps, or that
         // reaches removed code until that is freed (`lingering`, usually
         // empty).
-        let loaded = self.modules.iter().find(|m| m.name == module);
-        let id = self.entry_ids.get(module)?.get(function, || first_names(loaded))?;
+        let id = self
+            .entry_ids
+            .get(module)?
+            .get(function, || first_names(&self.modules, module))?;
         if self.lingering.iter().any(|&(_, l)| l == id) {
             return None;
         }
@@ -632,7 +634,7 @@ impl ModuleRegistry {
                     // Keys this version was given keep their names: it
                     // will be in no slot to give them.
                     if let Some(keys) = self.entry_ids.get_mut(name) {
-                        keys.settle(|| module.symbols.iter().filter(|s| has_function_key(s)).map(|s| &*s.name));
+                        keys.settle(|| crate::keys::function_names(module));
                     }
                 }
                 return Err(failed(e));
@@ -657,8 +659,8 @@ impl ModuleRegistry {
         }
         let keys = self.entry_ids.get_mut(name).expect("inserted above");
         let entries = &mut self.entries;
-        let loaded = self.modules.iter().find(|m| m.name == name);
-        keys.assign(module, || entries.allocate(), || first_names(loaded))
+        let modules = &self.modules;
+        keys.assign(module, || entries.allocate(), || first_names(modules, name))
     }
 
     /// Points slot `index`'s entries at `loaded`'s code: a version with
@@ -693,18 +695,22 @@ impl ModuleRegistry {
         if ids.is_empty() {
             return Vec::new(); // the usual reload: the same functions
         }
-        let loaded = self.modules.iter().find(|m| m.name == name);
         self.entry_ids
             .get(name)
-            .map_or_else(Vec::new, |keys| keys.keys_of(ids, || first_names(loaded)))
+            .map_or_else(Vec::new, |keys| keys.keys_of(ids, || first_names(&self.modules, name)))
     }
 }
 
-/// The function names of `slot`'s current version, in symbol order
-/// (none without a slot): where a module's first keys are named until
-/// they are copied (see [`FunctionKeys`]).
-fn first_names(slot: Option<&Slot>) -> impl Iterator<Item = &str> + '_ {
-    slot.into_iter().flat_map(|slot| slot.current.function_names())
+/// The function names of module `name`'s current version, in symbol
+/// order (none when it is not loaded): where a module's first keys are
+/// named until they are copied (see [`FunctionKeys`]). Looked up only
+/// when a key lookup needs them.
+fn first_names<'a>(modules: &'a [Slot], name: &str) -> impl Iterator<Item = &'a str> + 'a {
+    modules
+        .iter()
+        .find(|m| m.name == name)
+        .into_iter()
+        .flat_map(|slot| slot.current.function_names())
 }
 
 /// Each entry of `loaded`'s functions (`ids`: each symbol's entry) and

@@ -801,7 +801,9 @@ fn with_function_sections_old_code_still_running_calls_the_new_static_function()
 
 /// A module's keys keep their entries for the registry's lifetime: a
 /// handle taken before an unload runs the code of the next load of that
-/// name; a first load that fails leaves no module and no entry in use.
+/// name. A first load that fails leaves no module, and the next load of
+/// that name works (whether it reuses the failed load's entries is not
+/// seen from outside).
 #[test]
 fn a_module_loaded_again_after_an_unload_reuses_its_entries() {
     let flags = &["-O2", "-fPIC"];

@@ -464,7 +464,7 @@ fn refuse_unrelated(target: &Target, objects: &Objects) -> anyhow::Result<()> {
         )
     } else {
         format!(
-            "an object of another program (check the pid: {pid} runs {program}), or of a library it has not loaded yet; --force adds them as new code that nothing calls"
+            "an object of another program (check the pid: {pid} runs {program}), of a library it has not loaded yet, or a new file of its sources; --force adds them as new code that nothing calls yet"
         )
     };
     Err(PatchError::Refused {
