@@ -809,6 +809,48 @@ fn a_watch_over_an_earlier_one_shot_patch_says_what_runs() {
     let _ = session.wait();
 }
 
+/// An edit one watch patched, put back in the file while no relive ran
+/// (saved after that patch): the next watch takes the patch back, as an
+/// edit made before it started. It said the patch "stays until a save
+/// changes it", and a save of the same text changed nothing (a
+/// tree-sitter trial). A patch newer than the file stays: see
+/// `a_watch_over_an_earlier_one_shot_patch_says_what_runs`.
+#[test]
+fn an_edit_put_back_while_no_relive_ran_is_taken_back() {
+    let (target, state) = start();
+    let (mut session, _rx) = watched_with_value_2(&target, &state);
+    session.kill().unwrap();
+    let _ = session.wait();
+    let app = target.dir.path().join("app.c");
+    std::fs::write(&app, APP).unwrap();
+    // Saved after the patch, whose time the journal keeps in seconds.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (mut session, _rx, said) = watch_said(&target, &state);
+    let caught_up = said
+        .iter()
+        .find(|e| e["event"] == "reverted")
+        .unwrap_or_else(|| panic!("no take-back: {said:?}"));
+    assert_eq!(caught_up["reverted"], serde_json::json!(["value"]), "{caught_up}");
+    assert!(
+        !said
+            .iter()
+            .any(|e| e["status"] == "patched_over" || e["status"] == "differs"),
+        "{said:?}"
+    );
+    target.wait_for_prefix("value 1 ");
+    let status = relive(&state, &["status", "--pid", &target.pid_arg(), "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["patches"], serde_json::json!([]), "{status}");
+    session.kill().unwrap();
+    let _ = session.wait();
+}
+
 /// A save made while the last save's file compiles stops that compile at
 /// once (its object would be dropped for the newer one's): it ran to its
 /// end first, so a large unit saved twice waited for two compiles (a

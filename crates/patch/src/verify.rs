@@ -438,6 +438,13 @@ pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut V
     out.differs = differs;
 }
 
+/// When the patch in force of function `name` of `obj` was made (seconds
+/// since the Unix epoch), if one is.
+pub fn patched_at(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<u64> {
+    let (_, addr) = entry_of(target, obj, name)?;
+    target.journal.patch(addr)?.history.last().map(|g| g.at)
+}
+
 /// Function `name` of `obj` and its entry in the program, if it has it.
 fn entry_of(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<(usize, u64)> {
     let i = obj.function_named(name)?;

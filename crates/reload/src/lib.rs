@@ -359,7 +359,7 @@ impl ReloadEvent {
                 "{} {}{}",
                 self.event,
                 readable_list(&functions, every),
-                self.inlined_listing(&functions, every)
+                self.inlined_listing(&functions, every, lists_every_name(&functions, every))
             ));
         } else {
             // Inlined only into functions whose new code cannot run, or
@@ -475,7 +475,10 @@ impl ReloadEvent {
     /// `listed`: " (they inline read_buf, which was edited)" ("added" for
     /// one new in the save), grouped by the functions they are inlined
     /// into.
-    fn inlined_listing(&self, listed: &[String], every: bool) -> String {
+    /// After a list cut short ("5 more"), they follow a semicolon: in
+    /// parentheses they read as the names the list left out (a
+    /// tree-sitter trial).
+    fn inlined_listing(&self, listed: &[String], every: bool, listed_in_full: bool) -> String {
         let parts: Vec<String> = self
             .inlined_groups()
             .iter()
@@ -495,9 +498,10 @@ impl ReloadEvent {
                 )
             })
             .collect();
-        match parts.is_empty() {
-            true => String::new(),
-            false => format!(" ({})", parts.join("; ")),
+        match (parts.is_empty(), listed_in_full) {
+            (true, _) => String::new(),
+            (false, true) => format!(" ({})", parts.join("; ")),
+            (false, false) => format!("; {}", parts.join("; ")),
         }
     }
 
@@ -572,6 +576,20 @@ fn readable_list(names: &[String], every: bool) -> String {
         )),
     }
     text.join(", ")
+}
+
+/// Whether [`readable_list`] of `names` names each of them, rather than
+/// ending in "N more" or counting standard-library instances.
+fn lists_every_name(names: &[String], every: bool) -> bool {
+    if every {
+        return true;
+    }
+    let mut distinct: Vec<String> = names.iter().map(|n| relive_patch::names::readable(n)).collect();
+    distinct.sort();
+    distinct.dedup();
+    let library = distinct.iter().filter(|t| in_standard_library(t)).count();
+    let own = distinct.len() - library;
+    own <= LISTED && (library == 0 || (library == 1 && own == 0))
 }
 
 /// `text` (a function's name) made short enough for a summary's line (a
@@ -1320,6 +1338,28 @@ impl<'p> Reloader<'p> {
         // file) whose compile here is the program's own code: that patch
         // is the difference, not the compile command or an edit.
         verify::set_patched_over_apart(&self.target, &obj, &mut check);
+        // Of those, the ones whose file was saved after that patch was
+        // made: the save is the newer word (an edit put back while no
+        // relive ran), an edit to catch up by taking the patch back; it
+        // was said to stay "until a save changes it", and a save of the
+        // same text changed nothing (a tree-sitter trial). A patch newer
+        // than the file (a one-shot patch from another copy) stays.
+        let saved = self.last_saved(source);
+        let (newer_file, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut check.patched_over)
+                .into_iter()
+                .partition(|(name, _)| {
+                    let at = verify::patched_at(&self.target, &obj, name);
+                    saved.zip(at).is_some_and(|(saved, at)| saved > at)
+                });
+        check.patched_over = kept;
+        let explained: Vec<String> = newer_file.iter().map(|(name, _)| name.clone()).collect();
+        for (name, _) in newer_file {
+            check.differs.push((
+                name,
+                "it runs a relive patch made before its file was last saved, and the file compiles into the program's own code there".to_string(),
+            ));
+        }
         self.patched_over.insert(
             source.to_path_buf(),
             check.patched_over.iter().map(|(name, _)| name.clone()).collect(),
@@ -1343,8 +1383,22 @@ impl<'p> Reloader<'p> {
         // file as the build did: functions that match, or (when none does)
         // a file saved after the program was built, whose every function
         // may have been edited (a one-function file always is).
-        let trusted = self.command(source).complete && (!check.same.is_empty() || edited);
+        // Differences a relive patch older than the file explains (see
+        // above) are no sign of another compile command either.
+        let explained_all = !explained.is_empty() && check.differs.iter().all(|(n, _)| explained.contains(n));
+        let trusted = (self.command(source).complete && (!check.same.is_empty() || edited)) || explained_all;
         Baseline::Differs { check, edited, trusted }
+    }
+
+    /// When `source` or a header it includes was last saved (seconds since
+    /// the Unix epoch).
+    fn last_saved(&self, source: &Path) -> Option<u64> {
+        std::iter::once(source.to_path_buf())
+            .chain(self.headers.get(source).cloned().unwrap_or_default())
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .max()
     }
 
     /// Whether `source` or a header it includes was modified after the
@@ -1670,6 +1724,19 @@ impl<'p> Reloader<'p> {
             return Ok(event);
         }
         let obj = self.current.remove(source).expect("a baseline to patch");
+        // Functions a relive patch replaced, which the file has as the
+        // program was built (saved so after that patch): their patches are
+        // taken back, not made again with the program's own code.
+        let mut functions = functions.to_vec();
+        self.take_back_what_is_original(source, &obj, &mut functions, &mut event, false);
+        if functions.is_empty() {
+            self.unverified.remove(source);
+            self.refused_catch_up.remove(source);
+            self.current.insert(source.to_path_buf(), obj);
+            self.time_catch_up(&mut event, source, start);
+            return Ok(event);
+        }
+        let functions = functions.as_slice();
         let changed = since_build::changed_names(&self.target, source, &obj, functions);
         self.stale_signatures.insert(source.to_path_buf(), changed);
         let result = self.apply(&mut event, source, &obj, None, functions);
@@ -4344,6 +4411,26 @@ mod tests {
 
     /// Edited functions with no code of their own are said with the
     /// patched functions they are inlined into.
+    /// After a list of patched functions cut short ("N more"), the
+    /// inlined edits follow a semicolon, not parentheses that read as the
+    /// names left out (a tree-sitter trial).
+    #[test]
+    fn inlined_edits_after_a_list_cut_short_are_not_in_its_parentheses() {
+        let mut event = ReloadEvent::new(Path::new("node.c"));
+        event.event = EventKind::Patched;
+        event.functions = (0..LISTED + 5).map(|k| format!("f{k}")).collect();
+        event.inlined_edits = vec![edited::InlinedEdit {
+            function: "helper".into(),
+            into: vec!["f0".into(), "f1".into()],
+            added: false,
+        }];
+        let text = event.summary();
+        assert!(
+            text.contains(", 5 more; f0, f1 inline helper, which was edited ("),
+            "{text}"
+        );
+    }
+
     #[test]
     fn edits_inlined_into_patched_functions_are_said_with_them() {
         let mut event = ReloadEvent::new(Path::new("deflate.c"));
