@@ -195,10 +195,8 @@ impl LinuxProcess {
             _ => {}
         }
         if why.is_empty() && our_uid == 0 {
-            why.push(
-                "the kernel refused ptrace access although relive runs as root: relive lacks CAP_SYS_PTRACE (a container started without it), or a security module (AppArmor, SELinux) forbids tracing this process"
-                    .into(),
-            );
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            why.push(root_refused(has_sys_ptrace(&status)).into());
         } else if why.is_empty() {
             why.push(
                 "the kernel refused ptrace access (the target may be non-dumpable, e.g. setuid); run relive as root"
@@ -444,5 +442,42 @@ pub fn started_at(pid: u32) -> std::io::Result<Option<u64>> {
             .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no start time in /proc/PID/stat")),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether a `/proc/PID/status` text's effective capabilities include
+/// CAP_SYS_PTRACE (`None` when it names none).
+fn has_sys_ptrace(status: &str) -> Option<bool> {
+    const CAP_SYS_PTRACE: u32 = 19;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .map(|caps| caps & (1 << CAP_SYS_PTRACE) != 0)
+}
+
+/// Why the kernel refused root's ptrace access: CAP_SYS_PTRACE named as a
+/// cause only when relive lacks it (a tree-sitter trial: said of a relive
+/// that had it).
+fn root_refused(has_sys_ptrace: Option<bool>) -> &'static str {
+    match has_sys_ptrace {
+        Some(true) => "the kernel refused ptrace access although relive runs as root with CAP_SYS_PTRACE: a security module (AppArmor, SELinux, a seccomp filter) forbids tracing this process, or it cannot be traced at all (a kernel thread, an init its sandbox protects)",
+        _ => "the kernel refused ptrace access although relive runs as root: relive lacks CAP_SYS_PTRACE (a container started without it), or a security module (AppArmor, SELinux) forbids tracing this process",
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn cap_sys_ptrace_is_named_only_when_relive_lacks_it() {
+        let with = "Name:\trelive\nCapEff:\t000001fffeffffff\n";
+        let without = "Name:\trelive\nCapEff:\t00000000a80425fb\n";
+        assert_eq!(has_sys_ptrace(with), Some(true));
+        assert_eq!(has_sys_ptrace(without), Some(false));
+        assert_eq!(has_sys_ptrace("Name:\trelive\n"), None);
+        assert!(!root_refused(Some(true)).contains("lacks CAP_SYS_PTRACE"));
+        assert!(root_refused(Some(false)).contains("lacks CAP_SYS_PTRACE"));
+        assert!(root_refused(None).contains("lacks CAP_SYS_PTRACE"));
     }
 }
