@@ -222,6 +222,9 @@ fn differences(
             if !differs(was, now) {
                 return None;
             }
+            if was.dynamic_declaration || now.dynamic_declaration {
+                return virtual_functions_difference(name, was, now);
+            }
             Some(
                 match (name.strip_prefix(VARIABLE), &was.members[..], &now.members[..]) {
                     (Some(variable), [was], [now]) => format!(
@@ -283,6 +286,11 @@ struct Layout {
     /// An enumeration: its members are its enumerators, each with its
     /// value as its type.
     enumeration: bool,
+    /// A class with virtual functions this compile only declares (no
+    /// fields, no size): GCC defines such a class only where it emits its
+    /// vtable, and a file that does not is compared by this alone (see
+    /// `differences`).
+    dynamic_declaration: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,6 +365,26 @@ fn difference(was: &Layout, now: &Layout) -> String {
         ),
         n if n <= SHOWN => changes.join(", "),
         n => format!("{}, and {} more", changes[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// A class declared with virtual functions by one compile (see
+/// [`Layout::dynamic_declaration`]) and defined by the other: where the
+/// definition has no vtable pointer, virtual functions were added or
+/// removed, and every field of its objects moved by a pointer (a HarfBuzz
+/// trial: a virtual function added to `arabic_shape_plan_t` went in, and
+/// the new code read the program's plans 8 bytes off); otherwise both
+/// have one and their fields cannot be compared here.
+fn virtual_functions_difference(name: &str, was: &Layout, now: &Layout) -> Option<String> {
+    let has_vptr = |l: &Layout| l.members.iter().any(|m| m.name.starts_with("_vptr"));
+    match (was.dynamic_declaration, now.dynamic_declaration) {
+        (false, true) if !has_vptr(was) => Some(format!(
+            "{name}: virtual functions were added (its objects gain a vtable pointer before their fields, so every field moves)"
+        )),
+        (true, false) if !has_vptr(now) => Some(format!(
+            "{name}: its virtual functions were removed (its objects lose their vtable pointer, so every field moves)"
+        )),
+        _ => None,
     }
 }
 
@@ -681,7 +709,8 @@ impl Walker<'_, '_> {
             }
             return;
         }
-        if entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some() {
+        let declaration = entry.attr_value(gimli::DW_AT_declaration).ok().flatten().is_some();
+        if declaration && !self.has_virtual_functions(offset) {
             return;
         }
         let kind = match tag {
@@ -695,10 +724,21 @@ impl Walker<'_, '_> {
             (None, None) => return,
         };
         let key = self.qualified(offset, key);
+        if declaration {
+            // Only where nothing of this unit defines it.
+            self.out.entry(key).or_insert(Layout {
+                size: None,
+                members: Vec::new(),
+                enumeration: false,
+                dynamic_declaration: true,
+            });
+            return;
+        }
         let mut layout = Layout {
             size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
             members: Vec::new(),
             enumeration: false,
+            dynamic_declaration: false,
         };
         let mut member_types = Vec::new();
         if let Ok(mut tree) = self.unit.entries_tree(Some(offset)) {
@@ -772,6 +812,7 @@ impl Walker<'_, '_> {
             size: udata(entry.attr_value(gimli::DW_AT_byte_size).ok().flatten()),
             members: Vec::new(),
             enumeration: true,
+            dynamic_declaration: false,
         };
         if let Ok(mut tree) = self.unit.entries_tree(Some(offset)) {
             if let Ok(root) = tree.root() {
@@ -805,6 +846,7 @@ impl Walker<'_, '_> {
                         size: layout.size,
                         members: vec![m.clone()],
                         enumeration: true,
+                        dynamic_declaration: false,
                     };
                     (self.qualified(offset, format!("enumerator {}", m.name)), one)
                 })
@@ -832,6 +874,7 @@ impl Walker<'_, '_> {
         let layout = Layout {
             size: None,
             enumeration: false,
+            dynamic_declaration: false,
             members: vec![Member {
                 name: String::new(),
                 offset: None,
@@ -843,10 +886,33 @@ impl Walker<'_, '_> {
         self.record(key, layout);
     }
 
+    /// Whether the class at `offset` has virtual functions among its
+    /// children (`DW_AT_virtuality`).
+    fn has_virtual_functions(&self, offset: UnitOffset) -> bool {
+        let Ok(mut tree) = self.unit.entries_tree(Some(offset)) else {
+            return false;
+        };
+        let Ok(root) = tree.root() else {
+            return false;
+        };
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let e = child.entry();
+            if e.tag() == gimli::DW_TAG_subprogram && e.attr_value(gimli::DW_AT_virtuality).ok().flatten().is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Keeps `layout` under `key`; a second, different layout of that
     /// name (types of one name in two namespaces) makes the name a clash,
-    /// compared with nothing.
+    /// compared with nothing. A definition replaces a declaration.
     fn record(&mut self, key: String, layout: Layout) {
+        if self.out.get(&key).is_some_and(|had| had.dynamic_declaration) {
+            self.out.insert(key, layout);
+            return;
+        }
         if self.out.get(&key).is_some_and(|had| *had != layout) {
             self.clashes.insert(key.clone());
         }
@@ -992,6 +1058,7 @@ mod tests {
                 })
                 .collect(),
             enumeration: true,
+            dynamic_declaration: false,
         };
         let layouts = |off: &str, on: &str| -> HashMap<String, Layout> {
             [
@@ -1048,6 +1115,7 @@ mod tests {
             size: Some(size),
             members,
             enumeration: false,
+            dynamic_declaration: false,
         }
     }
 
