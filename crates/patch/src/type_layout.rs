@@ -302,6 +302,18 @@ struct Member {
 }
 
 /// The differences between two layouts of one type, in words.
+/// Where member `m` is, in words: its byte offset, or for a bit-field
+/// (which has no byte offset: it printed "moved from offset ? to ?", a
+/// HarfBuzz trial) its bits.
+fn place(m: &Member) -> String {
+    match (m.offset, m.bits) {
+        (Some(offset), None) => format!("offset {offset}"),
+        (Some(offset), Some((bit, size))) => format!("offset {offset}, bits {bit}..{}", bit + size),
+        (None, Some((bit, size))) => format!("bits {bit}..{}", bit + size),
+        (None, None) => "an unknown place".to_string(),
+    }
+}
+
 fn difference(was: &Layout, now: &Layout) -> String {
     if now.enumeration && was.enumeration {
         return enumeration_difference(was, now);
@@ -316,10 +328,14 @@ fn difference(was: &Layout, now: &Layout) -> String {
                     false => String::new(),
                 };
                 changes.push(format!(
-                    "field {} moved from offset {} to {}{retyped}",
+                    "field {} moved from {} to {}{retyped}",
                     m.name,
-                    o.offset.map_or("?".into(), |v| v.to_string()),
-                    m.offset.map_or("?".into(), |v| v.to_string())
+                    place(o),
+                    match (o.bits, m.bits) {
+                        // "offset 4 to 8"
+                        (None, None) => m.offset.map_or("?".into(), |v| v.to_string()),
+                        _ => place(m),
+                    }
                 ));
             }
             Some(o) if o.type_name != m.type_name => changes.push(format!(
@@ -1098,6 +1114,28 @@ mod tests {
         assert!(
             said[0].starts_with("kind_e: A changed value from 0 to 10") && said[0].ends_with("and 1 more"),
             "{said:?}"
+        );
+    }
+
+    /// A bit-field has no byte offset: its bits are said (it printed
+    /// "moved from offset ? to ?", a HarfBuzz trial).
+    #[test]
+    fn a_moved_bit_field_is_said_by_its_bits() {
+        let bit_field = |bit: u64| Member {
+            name: "flag".into(),
+            offset: None,
+            bits: Some((bit, 1)),
+            type_name: "unsigned int".into(),
+        };
+        let with = |bit: u64| Layout {
+            size: Some(4),
+            members: vec![bit_field(bit)],
+            enumeration: false,
+            dynamic_declaration: false,
+        };
+        assert_eq!(
+            difference(&with(3), &with(4)),
+            "field flag moved from bits 3..4 to bits 4..5"
         );
     }
 
