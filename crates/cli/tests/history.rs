@@ -351,10 +351,22 @@ fn a_stale_base_is_refused() {
         message.contains("is not what process") && message.contains("--base"),
         "{message}"
     );
+    assert!(message.contains("the object of the last patch of it"), "{message}");
     target.wait_for("v 2 10");
     // With the right base, it is a change of b and a back to 1.
     ok(relive(&target, &["patch", &pid, &other, "--base", &one]));
     target.wait_for("v 1 30");
+    // After `revert --all` the program's own code runs: that is the base
+    // to give, not "the last patch's" object (an lcms2 trial).
+    ok(relive(&target, &["revert", &pid, "--all"]));
+    target.wait_for("v 1 10");
+    let out = relive(&target, &["patch", &pid, &one, "--base", &other]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{message}");
+    assert!(
+        message.contains("the object of the program's build (no relive patch of it is in force)"),
+        "{message}"
+    );
 }
 
 /// A function that refers to a weak symbol nothing defines (zstd's

@@ -1747,9 +1747,21 @@ fn prepare<'o>(
             if let Some(why) = crate::verify::entry_changed(target, base, name) {
                 return Err(PatchError::Refused { what: why });
             }
+            // What runs there: a patch's code, or (none in force: never
+            // patched, or reverted since) the program's own. "The last
+            // patch's" object was named after a `revert --all` too (an
+            // lcms2 trial).
+            let patched = base
+                .function_named(name)
+                .and_then(|i| link::live_address(base, i, &target.resolver, &link::BaseNames::none()))
+                .is_some_and(|addr| target.journal.patch(addr).is_some());
+            let runs = match patched {
+                true => "the object of the last patch of it",
+                false => "the object of the program's build (no relive patch of it is in force)",
+            };
             return Err(PatchError::Refused {
                 what: format!(
-                    "the base {} is not what process {} runs: its {name} differs from the running code ({why}), so the diff against it is not the change the program would see (another patch since, or an older compile); pass the object of what runs now (the last patch's) as --base, or leave --base out to patch every function of {}",
+                    "the base {} is not what process {} runs: its {name} differs from the running code ({why}), so the diff against it is not the change the program would see (another patch since, or an older compile); pass what runs now as --base ({runs}), or leave --base out to patch every function of {}",
                     base.path,
                     process.pid(),
                     obj.path
