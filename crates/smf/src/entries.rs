@@ -133,6 +133,23 @@ impl EntryTable {
     }
 
     /// The trampoline's address.
+    /// The entry whose trampoline is at `addr`, if one of this table's.
+    pub fn id_at(&self, addr: u64) -> Option<EntryId> {
+        let (block, region) = self
+            .blocks
+            .iter()
+            .enumerate()
+            .find(|(_, b)| (b.addr()..b.addr() + 8 * PER_BLOCK as u64).contains(&addr))?;
+        let slot = (addr - region.addr()) / 8;
+        let id = EntryId {
+            block: u32::try_from(block).ok()?,
+            slot: slot as u32,
+        };
+        // Only one handed out.
+        let handed_out = block * PER_BLOCK + (slot as usize) < self.used;
+        (handed_out && (addr - region.addr()) % 8 == 0).then_some(id)
+    }
+
     pub fn address(&self, id: EntryId) -> u64 {
         trampoline(&self.blocks[id.block as usize], id.slot as usize)
     }

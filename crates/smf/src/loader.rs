@@ -639,6 +639,16 @@ impl LoadedModule {
             .filter(move |d| self.name_of(d) == name)
     }
 
+    /// What references to the one function named `name` bind to (its
+    /// stable entry under a registry); `None` when no function or more than
+    /// one (local functions of one name) has that name. A hash lookup: a
+    /// registry's lookup by name read every name before it.
+    pub(crate) fn sole_function_binding(&self, name: &str) -> Option<u64> {
+        let mut functions = self.named(name).filter(|d| d.kind == SymbolType::Function);
+        let only = functions.next()?;
+        functions.next().is_none().then_some(only.bound)
+    }
+
     /// The one data object named `name` (a local name defined twice names
     /// nothing unambiguous).
     fn object<'a>(&'a self, name: &'a str) -> Option<&'a Defined> {

@@ -518,10 +518,25 @@ impl ModuleRegistry {
         // or of a module unloaded since) has an entry that traps, or that
         // reaches removed code until that is freed (`lingering`, usually
         // empty).
-        let id = self
-            .entry_ids
-            .get(module)?
-            .get(function, || first_names(&self.modules, module))?;
+        // A name only one function of the current version has: its entry
+        // is what references to it bind to (one hash lookup; the keys'
+        // list before their table is built is read name by name).
+        let sole = match function.contains('#') {
+            true => None,
+            false => self
+                .modules
+                .iter()
+                .find(|m| m.name == module)
+                .and_then(|slot| slot.current.sole_function_binding(function))
+                .and_then(|addr| self.entries.id_at(addr)),
+        };
+        let id = match sole {
+            Some(id) => id,
+            None => self
+                .entry_ids
+                .get(module)?
+                .get(function, || first_names(&self.modules, module))?,
+        };
         if self.lingering.iter().any(|&(_, l)| l == id) {
             return None;
         }
