@@ -147,7 +147,7 @@ impl EntryTable {
         };
         // Only one handed out.
         let handed_out = block * PER_BLOCK + (slot as usize) < self.used;
-        (handed_out && (addr - region.addr()) % 8 == 0).then_some(id)
+        (handed_out && (addr - region.addr()).is_multiple_of(8)).then_some(id)
     }
 
     pub fn address(&self, id: EntryId) -> u64 {
