@@ -1811,6 +1811,21 @@ fn event_lines(stderr: impl std::io::Read + 'static) -> Box<dyn Iterator<Item = 
     )
 }
 
+/// `relive watch --json PID` on `target`'s program, run in its directory
+/// with its state beside it: the session and its event lines from the
+/// first (what it says while it starts: baselines, catch-ups).
+fn watch_json_started(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>) {
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", "--json", "--pid", &target.pid_arg()])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = event_lines(watch.stderr.take().unwrap());
+    (watch, events)
+}
+
 /// `relive watch --json PID` on `target`'s program, its state beside it:
 /// the session and its event lines, read up to its `watching` event.
 fn watch_json(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>) {
@@ -1820,13 +1835,7 @@ fn watch_json(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = 
 
 /// [`watch_json`], with its `watching` event.
 fn watch_json_ready(target: &Target) -> (std::process::Child, Box<dyn Iterator<Item = String>>, Value) {
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["watch", "--json", "--pid", &target.pid_arg()])
-        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut events = event_lines(watch.stderr.take().unwrap());
+    let (watch, mut events) = watch_json_started(target);
     let ready: Value = serde_json::from_str(&events.next().unwrap()).unwrap();
     assert_eq!(ready["event"], "watching", "{ready}");
     (watch, events, ready)
@@ -2626,13 +2635,7 @@ fn a_catch_up_that_changes_a_layout_is_refused() {
         .collect();
     std::fs::write(dir.path().join("compile_commands.json"), Value::from(db).to_string()).unwrap();
     // Built before the edits below (of a session that ended).
-    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    std::fs::File::options()
-        .write(true)
-        .open(&exe)
-        .unwrap()
-        .set_modified(built)
-        .unwrap();
+    built_a_minute_ago(&exe);
     let target = Target::spawn(Command::new(&exe), exe.clone(), dir);
     target.wait_for("other=1 guard=12345 b=2");
     let p = target.dir.path().to_path_buf();
@@ -2642,14 +2645,8 @@ fn a_catch_up_that_changes_a_layout_is_refused() {
         LAYOUT_FILES[1].1.replace("s->b = 2;", "s->b = 2; s->c = 77;"),
     )
     .unwrap();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["watch", "--json", "--pid", &target.pid_arg()])
-        .current_dir(&p)
-        .env("RELIVE_STATE_DIR", p.join("state"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let e = event_lines(watch.stderr.take().unwrap())
+    let (mut watch, lines) = watch_json_started(&target);
+    let e = lines
         .map(|line| serde_json::from_str::<Value>(&line).unwrap())
         .find(|e| e["file"].as_str().is_some_and(|f| f.ends_with("/lib.c")) && e["event"] != "baseline")
         .expect("an event for lib.c");
@@ -2687,25 +2684,13 @@ int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (int i = 0;; i++) { print
     let exe = build_files(dir.path(), &[("app.c", APP)], &["-O2", "-g"]);
     let db = serde_json::json!([{ "directory": dir.path(), "file": "app.c", "command": "gcc -O2 -g -c app.c" }]);
     std::fs::write(dir.path().join("compile_commands.json"), db.to_string()).unwrap();
-    let built = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    std::fs::File::options()
-        .write(true)
-        .open(&exe)
-        .unwrap()
-        .set_modified(built)
-        .unwrap();
+    built_a_minute_ago(&exe);
     let target = Target::spawn(Command::new(&exe), exe.clone(), dir);
     target.wait_for("v 9 2");
     let p = target.dir.path().to_path_buf();
     std::fs::write(p.join("app.c"), APP.replace("acc -= 1;", "acc -= 2;")).unwrap();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_relive"))
-        .args(["watch", "--json", "--pid", &target.pid_arg()])
-        .current_dir(&p)
-        .env("RELIVE_STATE_DIR", p.join("state"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut events = event_lines(watch.stderr.take().unwrap())
+    let (mut watch, lines) = watch_json_started(&target);
+    let mut events = lines
         .map(|line| serde_json::from_str::<Value>(&line).unwrap())
         .filter(|e| e["file"].as_str().is_some_and(|f| f.ends_with("/app.c")) && e["event"] != "baseline");
     let e = events.next().expect("the catch-up's event");

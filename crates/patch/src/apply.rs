@@ -1751,11 +1751,7 @@ fn prepare<'o>(
             // patched, or reverted since) the program's own. "The last
             // patch's" object was named after a `revert --all` too (an
             // lcms2 trial).
-            let patched = base
-                .function_named(name)
-                .and_then(|i| link::live_address(base, i, &target.resolver, &link::BaseNames::none()))
-                .is_some_and(|addr| target.journal.patch(addr).is_some());
-            let runs = match patched {
+            let runs = match crate::verify::patch_in_force(target, base, name).is_some() {
                 true => "the object of the last patch of it",
                 false => "the object of the program's build (no relive patch of it is in force)",
             };

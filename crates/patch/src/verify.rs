@@ -438,11 +438,17 @@ pub fn set_patched_over_apart(target: &LiveTarget, obj: &ObjectFile, out: &mut V
     out.differs = differs;
 }
 
+/// The relive patch in force of function `name` of `obj` (by its entry
+/// in the program), if one is.
+pub fn patch_in_force<'t>(target: &'t LiveTarget, obj: &ObjectFile, name: &str) -> Option<&'t PatchRecord> {
+    let (_, addr) = entry_of(target, obj, name)?;
+    target.journal.patch(addr)
+}
+
 /// When the patch in force of function `name` of `obj` was made (seconds
 /// since the Unix epoch), if one is.
 pub fn patched_at(target: &LiveTarget, obj: &ObjectFile, name: &str) -> Option<u64> {
-    let (_, addr) = entry_of(target, obj, name)?;
-    target.journal.patch(addr)?.history.last().map(|g| g.at)
+    patch_in_force(target, obj, name)?.history.last().map(|g| g.at)
 }
 
 /// Function `name` of `obj` and its entry in the program, if it has it.

@@ -1390,11 +1390,15 @@ impl<'p> Reloader<'p> {
         Baseline::Differs { check, edited, trusted }
     }
 
+    /// `source` and the headers it includes.
+    fn with_headers(&self, source: &Path) -> impl Iterator<Item = PathBuf> {
+        std::iter::once(source.to_path_buf()).chain(self.headers.get(source).cloned().unwrap_or_default())
+    }
+
     /// When `source` or a header it includes was last saved (seconds since
     /// the Unix epoch).
     fn last_saved(&self, source: &Path) -> Option<u64> {
-        std::iter::once(source.to_path_buf())
-            .chain(self.headers.get(source).cloned().unwrap_or_default())
+        self.with_headers(source)
             .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs())
@@ -1422,8 +1426,7 @@ impl<'p> Reloader<'p> {
         // Each once, however the depfile spelled it (a zstd trial:
         // `lib/zstd.h` was listed twice).
         let mut seen = std::collections::HashSet::new();
-        std::iter::once(source.to_path_buf())
-            .chain(self.headers.get(source).cloned().unwrap_or_default())
+        self.with_headers(source)
             .filter(|p| modified(p).is_some_and(|m| m > built))
             .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())))
             .collect()
@@ -2902,15 +2905,10 @@ impl<'p> Reloader<'p> {
         let Some(names) = self.patched_over.get_mut(source) else {
             return;
         };
-        let no_renames = relive_patch::link::BaseNames::none();
         let target = &self.target;
         names.retain(|name| {
             let patched_now = event.functions.iter().any(|f| f == name);
-            let still = new
-                .function_named(name)
-                .and_then(|i| relive_patch::link::live_address(new, i, &target.resolver, &no_renames))
-                .is_some_and(|addr| target.journal.patch(addr).is_some());
-            !patched_now && still
+            !patched_now && verify::patch_in_force(target, new, name).is_some()
         });
         if names.is_empty() {
             return;
