@@ -91,6 +91,25 @@ fn what_is_not_there_exits_3() {
     }
 }
 
+/// A pid that names no process is said before what the objects' diff
+/// refuses: a signature change's "restart the program" misled about a
+/// pid that was only wrong (a tree-sitter trial).
+#[test]
+fn a_wrong_pid_is_said_before_the_objects_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = relive_testkit::compile_object(dir.path(), "base", APP, &["-O1", "-g"]);
+    let edited = APP.replace("int value(void) { return 1; }", "long value(long x) { return x; }");
+    let edited = edited.replace("value()", "value(2)");
+    let new = relive_testkit::compile_object(dir.path(), "new", &edited, &["-O1", "-g"]);
+    let gone = "999999999";
+    let args = ["patch", gone, new.to_str().unwrap(), "--base", base.to_str().unwrap()];
+    let out = relive(&args, &dir.path().join("state"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("no process with pid {gone}")), "{stderr}");
+    assert!(!stderr.contains("restart the program"), "{stderr}");
+}
+
 /// `--json` means the same before the command as after it, and a usage
 /// error under `--json` is a JSON error with exit 2 (clap printed text).
 #[test]

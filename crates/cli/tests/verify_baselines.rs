@@ -1231,6 +1231,15 @@ fn a_patched_function_nothing_calls_is_the_code_that_runs() {
         text.contains("note: wrapper: nothing in the program calls wrapper"),
         "{text}"
     );
+    // `-q` says the verdict without the note (a tree-sitter trial's
+    // `verify -q` printed every note).
+    let out = relive_on(&target, &["verify", "-q", &target.pid_arg(), new.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("functions are the code") && !text.contains("note:"),
+        "{text}"
+    );
     target.wait_for("v 5");
 }
 

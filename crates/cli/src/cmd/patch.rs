@@ -564,30 +564,23 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
 /// `relive patch PID ...`: the process's target (its modules, symbols and
 /// journal) is opened while the objects are read and compared on another
 /// thread, as neither needs the other; the `open` stage then overlaps
-/// `read` and `diff`, and `total` is the command's time. Errors come in
-/// the order of a one-by-one run: the objects', then the process's.
+/// `read` and `diff`, and `total` is the command's time. A process that
+/// cannot be opened is said first: an object's refusal that ends in
+/// "restart the program" misled about a pid that was wrong (a
+/// tree-sitter trial).
 fn patch_pid(args: &PatchArgs, how: &How, pid: u32) -> anyhow::Result<()> {
-    let process = relive_process::open(pid);
+    let process = relive_process::open(pid)?;
     let bytes = ObjectFile::pair_bytes(&args.new, args.base.as_deref());
     let (objects, opened) = relive_patch::side_by_side::both_if(
         relive_patch::side_by_side::worth_a_thread(bytes),
         || read_objects(args),
         || {
-            process.as_ref().ok().map(|p| {
-                let open_start = Instant::now();
-                (Target::open(p.as_ref()), open_start.elapsed())
-            })
+            let open_start = Instant::now();
+            (Target::open(process.as_ref()), open_start.elapsed())
         },
     );
     let (objects, earlier) = objects?;
-    let (target, open_took) = match opened {
-        Some((target, took)) => (target?, took),
-        None => {
-            return Err(process
-                .err()
-                .map_or_else(|| anyhow::anyhow!("process {pid} could not be opened"), Into::into))
-        }
-    };
+    let (target, open_took) = (opened.0?, opened.1);
     let earlier = Timing {
         open: open_took.as_micros() as u64,
         ..earlier

@@ -338,8 +338,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let kept = "later calls run this code; calls running when it was patched keep the old code";
             print_functions(&mut out, r.old_code_kept.iter().map(|d| ("note: ", d, Some(kept))))?;
-            print_functions(&mut out, r.lines_only.iter().map(|d| ("note: ", d, None)))?;
-            print_functions(&mut out, r.never_called.iter().map(|d| ("note: ", d, None)))?;
+            // `-q`: the verdicts and what qualifies them (old code still
+            // running, initial values, a foreign object), not the notes
+            // on functions that match for good nor the list of absent
+            // ones (a trial's `verify -q` printed them all).
+            let quiet = crate::output::quiet();
+            if !quiet {
+                print_functions(&mut out, r.lines_only.iter().map(|d| ("note: ", d, None)))?;
+                print_functions(&mut out, r.never_called.iter().map(|d| ("note: ", d, None)))?;
+            }
             for (names, given_by) in [
                 (&r.initial_values_differ, "the program was built with"),
                 (&r.added_initial_values_differ, "the patch that added it gave it"),
@@ -355,7 +362,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(why) = r.foreign.as_ref().filter(|_| differing == 0) {
                 writeln!(out, "  note: {why}")?;
             }
-            if !r.absent.is_empty() {
+            if !r.absent.is_empty() && !quiet {
                 // A few names, not a line of a thousand (an object of
                 // another file has none of the program's).
                 let named: Vec<String> = r
