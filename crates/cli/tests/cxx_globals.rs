@@ -139,7 +139,19 @@ fn an_edited_initial_value_is_not_reported_as_patched() {
             assert_eq!(a["reach"]["reachable"], false, "{flags:?}: {a}");
             let note = a["reach"]["note"].as_str().unwrap_or_default();
             assert!(note.contains("runs only when the program starts"), "{flags:?}: {a}");
+            // The global it gives its value is named (a HarfBuzz trial).
+            assert!(
+                note.contains(": name") && note.contains("keeps the value it has"),
+                "{flags:?}: {a}"
+            );
         }
+        // A breakpoint in code that never runs again is never hit: no
+        // note on what one inside the entry's jump would do.
+        let warnings = report["warnings"].to_string();
+        assert!(
+            !warnings.contains("for a debugger attached later"),
+            "{flags:?}: {warnings}"
+        );
         target.wait_for("hi world! 1");
         target.wait_for("hi world! 0");
         // The patched initializer's copy refers to the stand-in it
@@ -320,4 +332,33 @@ int main() {
     let out = relive_in(&state, &["revert", &target.pid_arg(), "shop::twice"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     target.wait_for("p 21 1 6");
+}
+
+/// An edited initializer of a scalar global (-O1: its store is the first
+/// statement, inside the entry's jump): the note names the global, and no
+/// note tells of a gdb breakpoint in the initializer's old code, which
+/// never runs again (a HarfBuzz trial: "nothing to patch" above a pause,
+/// the variable unnamed, a debugger note on `_GLOBAL__sub_I_…`).
+#[test]
+fn an_edited_scalar_initializer_names_its_global() {
+    const SEEDED: &str = "#include <cstdio>\n#include <unistd.h>\nstatic int calls;\nstatic int seed = getpid() * 0 + 7;\n__attribute__((noinline)) int value() { return ++calls + seed * 1000; }\nint main() { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", value() / 1000); usleep(2000); } }\n";
+    let flags = ["-O1", "-g"];
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let base = compile(dir.path(), "g++", "app.cpp", "app.o", SEEDED, &flags);
+    let target = start(dir.path(), "g++", &base, "app");
+    target.wait_for("v 7");
+    let edited = SEEDED.replace("+ 7;", "+ 9;");
+    let new = compile(dir.path(), "g++", "app.cpp", "new.o", &edited, &flags);
+    let report = patch_json(&state, target.pid(), &new, &base);
+    let applied = report["applied"].as_array().expect("applied");
+    assert!(!applied.is_empty(), "{report}");
+    for a in applied {
+        assert_eq!(a["reach"]["reachable"], false, "{a}");
+        let note = a["reach"]["note"].as_str().unwrap_or_default();
+        assert!(note.contains("seed keeps the value it has"), "{a}");
+    }
+    let warnings = report["warnings"].to_string();
+    assert!(!warnings.contains("for a debugger attached later"), "{warnings}");
+    target.wait_for("v 7");
 }

@@ -1129,7 +1129,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     let mut reaches: Vec<HashMap<u64, Reach>> = prepared
         .iter()
         .zip(&layouts)
-        .map(|(p, layout)| reachability(target, &p.linked, layout, stacks.as_ref()))
+        .map(|(p, layout)| reachability(target, p, layout, stacks.as_ref()))
         .collect();
     for (p, reaches) in prepared.iter().zip(&mut reaches) {
         if let Some(unit) = units.iter().find(|u| std::ptr::eq(u.obj, p.obj)) {
@@ -2039,8 +2039,14 @@ fn prepare<'o>(
                 let redirect = entry::plan(&f.name, &site).map_err(refuse)?;
                 // A statement inside the jump (where it splits for a
                 // thread, it does for an `int3`): say what a debugger's
-                // line breakpoint there would do.
-                if let Some(t) = statements.iter().find(|&&t| redirect.splits(orig + t)) {
+                // line breakpoint there would do. Not of a static
+                // initializer: it never runs again, so no breakpoint there
+                // is ever hit.
+                let start_up_only = crate::names::is_static_initializer(&f.name);
+                if let Some(t) = statements
+                    .iter()
+                    .find(|&&t| !start_up_only && redirect.splits(orig + t))
+                {
                     split_statements.push((crate::names::readable(&f.name), orig + t, *t));
                 }
                 let maps = match &maps {
@@ -2235,10 +2241,11 @@ fn one_per_entry(
 /// in `stacks` (`None`: unknown, so reachable).
 fn reachability(
     target: &Target,
-    linked: &Linked,
+    prepared: &Prepared,
     layout: &Layout,
     stacks: Option<&reach::Stacks>,
 ) -> HashMap<u64, Reach> {
+    let linked = &prepared.linked;
     // Candidates: every linked function; a replaced one by its original
     // entry, an added one by its new address.
     let entry = |f: &link::LinkedFunction| f.replaces.unwrap_or(layout.code + f.offset);
@@ -2335,7 +2342,7 @@ fn reachability(
         .functions
         .iter()
         .zip(reaches)
-        .filter_map(|(f, r)| Some((f.replaces?, start_up_only(&f.name, r))))
+        .filter_map(|(f, r)| Some((f.replaces?, start_up_only(prepared.obj, &f.name, r))))
         .collect();
     // A function patched before: a call may run an earlier patch's code,
     // which the analysis above (of the original code) does not see (a
@@ -2621,20 +2628,31 @@ fn inlined_old_said(names: &[String], for_good: bool) -> String {
 }
 
 /// `reach` of the program's static initializer `name` (C++: the code
-/// that constructs its globals): a call to it from the initializer list
-/// counts as reachable, but that ran when the program started. An edited
-/// initial value (`std::string banner = "PIPE";`) said "patched" while the
-/// program printed the old one.
-fn start_up_only(name: &str, reach: Reach) -> Reach {
+/// that constructs its globals) of `obj`: a call to it from the
+/// initializer list counts as reachable, but that ran when the program
+/// started. An edited initial value (`std::string banner = "PIPE";`) said
+/// "patched" while the program printed the old one. The note names the
+/// globals it gives their values (a HarfBuzz trial: an edited
+/// initializer's note named none).
+fn start_up_only(obj: &ObjectFile, name: &str, reach: Reach) -> Reach {
     if !crate::names::is_static_initializer(name) {
         return reach;
     }
+    let (_, data) = obj.dynamically_initialized();
+    let globals: Vec<String> = data
+        .iter()
+        .map(|&i| crate::names::readable(&obj.symbols[i].name))
+        .collect();
+    let keep = match globals.as_slice() {
+        [] => "the globals the program has keep the values they have".to_string(),
+        [one] => format!("{one} keeps the value it has"),
+        many => format!("{} keep the values they have", many.join(", ")),
+    };
     Reach {
         reachable: false,
-        note: Some(
-            "the file's static initializer runs only when the program starts: the globals the program has keep the values they have (an initial value edited here takes effect when the program is restarted)"
-                .to_string(),
-        ),
+        note: Some(format!(
+            "the file's static initializer runs only when the program starts: {keep} (an initial value edited here takes effect when the program is restarted)"
+        )),
         ..reach
     }
 }

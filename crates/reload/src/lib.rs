@@ -420,10 +420,11 @@ impl ReloadEvent {
                 readable_list(&harmless, every)
             ));
         }
-        if !self.reverted.is_empty() {
+        let reverted = written(&self.reverted);
+        if !reverted.is_empty() {
             what.push(format!(
                 "back to the program's own code: {}",
-                readable_list(&self.reverted, every)
+                readable_list(&reverted, every)
             ));
         }
         if !self.as_built.is_empty() {
@@ -436,8 +437,20 @@ impl ReloadEvent {
                 readable_list(&self.as_built, every)
             ));
         }
-        if what.is_empty() {
-            what.push("nothing to patch".to_string());
+        // A static initializer's new code was written but runs only at a
+        // start: "nothing to patch" above a pause read as a contradiction
+        // (a HarfBuzz trial), and its compiler name said nothing.
+        let start_up_only = self
+            .unreachable
+            .iter()
+            .chain(&self.reverted)
+            .any(|n| relive_patch::names::is_static_initializer(n));
+        match (what.is_empty(), start_up_only) {
+            (true, true) => {
+                what.push("only the file's static initializer changed, which runs when the program starts".to_string())
+            }
+            (true, false) => what.push("nothing to patch".to_string()),
+            _ => {}
         }
         let workers = match self.processes.len() {
             0 => String::new(),
@@ -4309,6 +4322,34 @@ mod tests {
         e.constructed = vec!["banner".into()];
         let said = e.summary_listing(false);
         assert!(said.starts_with("constructed banner"), "{said}");
+    }
+
+    #[test]
+    fn a_save_that_only_changes_a_static_initializer_says_so() {
+        let mut e = ReloadEvent::new(Path::new("app.cpp"));
+        e.event = EventKind::Patched;
+        e.unreachable = vec!["_GLOBAL__sub_I_app.cpp".into()];
+        let said = e.summary_listing(false);
+        assert!(
+            said.starts_with("only the file's static initializer changed, which runs when the program starts"),
+            "{said}"
+        );
+        // Taken back: not named by its compiler name among the program's
+        // own code (a HarfBuzz trial).
+        e.unreachable.clear();
+        e.reverted = vec!["_GLOBAL__sub_I_app.cpp".into()];
+        let said = e.summary_listing(false);
+        assert!(
+            said.starts_with("only the file's static initializer changed") && !said.contains("_GLOBAL__"),
+            "{said}"
+        );
+        // Beside a function's patch, only the function is named.
+        e.functions = vec!["value".into()];
+        let said = e.summary_listing(false);
+        assert!(
+            said.starts_with("patched value") && !said.contains("_GLOBAL__"),
+            "{said}"
+        );
     }
 
     #[test]
