@@ -609,6 +609,144 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
     target.prints_only(&["r 21"], 20);
 }
 
+/// A parameter added in one save, unused (the code the same: nothing to
+/// patch), then used in the next, while the caller in another file is not
+/// saved and calls it the old way: refused, every file watched, naming
+/// the caller's file. It was patched, and the new code read the garbage
+/// the unchanged caller left in the register (a libuv trial:
+/// `uv_version_string(int x)`). Saved with its caller, it goes in.
+#[test]
+fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old_way() {
+    let files: [(&str, &str); 2] = [
+        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+        ),
+    ];
+    // Every file watched, then lib.c alone (`--watch`), where the
+    // callers cannot be known.
+    for (watched, said) in [
+        (None, "app.c still calls it by the old one"),
+        (Some("lib.c"), "relive watches only the files you named"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+        let options: Vec<String> = match watched {
+            Some(file) => vec!["--watch".into(), dir.path().join(file).display().to_string()],
+            None => Vec::new(),
+        };
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+        let (target, events) = relive_testkit::relive_run(relive, &options, exe, &[], dir);
+        target.wait_for("f 1");
+        let p = target.dir.path().to_path_buf();
+        std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+        let e = next_event_for(&events, "/lib.c");
+        assert_eq!(e["event"], "no_change", "{watched:?}: {e}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let used = files[0]
+            .1
+            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
+        std::fs::write(p.join("lib.c"), &used).unwrap();
+        let e = next_change_for(&events, "/lib.c");
+        refused_saying(&e, said);
+        target.prints_only(&["f 1"], 20);
+        if watched.is_some() {
+            continue;
+        }
+        // Saved with the caller: one step.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            p.join("app.c"),
+            files[1]
+                .1
+                .replace("int f(void);", "int f(int x);")
+                .replace("f())", "f(7))"),
+        )
+        .unwrap();
+        std::fs::write(p.join("lib.c"), &used).unwrap();
+        target.wait_for("f 5007");
+    }
+}
+
+/// A signature change patched with its caller in one step, then
+/// reverted by another command (`revert --all`): the caller's file saved
+/// alone is not patched again to call the reverted function the new way
+/// (a libxz trial: `lzma_index_hash_init` went in alone and called the
+/// build's `lzma_check_init` with its arguments swapped).
+#[test]
+fn a_caller_saved_alone_after_its_callees_revert_is_held() {
+    let files: [(&str, &str); 3] = [
+        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        ("other.c", "int f(void);\n__attribute__((noinline)) int g(void) { return f() * 10; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint g(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d g %d\\n\", f(), g()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run_every_event(relive, &[], exe, &[], dir);
+    target.wait_for("f 1 g 10");
+    let p = target.dir.path().to_path_buf();
+    let callee = files[0]
+        .1
+        .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
+    let other = files[1]
+        .1
+        .replace("int f(void);", "int f(int x);")
+        .replace("f() * 10", "f(3) * 10");
+    let caller = files[2]
+        .1
+        .replace("int f(void);", "int f(int x);")
+        .replace("f(), g()", "f(7), g()");
+    std::fs::write(p.join("app.c"), &caller).unwrap();
+    std::fs::write(p.join("other.c"), &other).unwrap();
+    std::fs::write(p.join("lib.c"), &callee).unwrap();
+    target.wait_for("f 5007 g 50030");
+    events_of_each(&events, "patched");
+    revert_child(&target, "--all");
+    target.wait_for("f 1 g 10");
+    // relive says what the revert changed, file by file.
+    events_of_each(&events, "changed_elsewhere");
+    // The callee's file alone waits for its callers (they run the build's
+    // code again) ...
+    std::fs::write(p.join("lib.c"), &callee).unwrap();
+    let e = next_change_for(&events, "/lib.c");
+    assert_eq!(e["event"], "held", "{e}");
+    // ... and so does a caller's file saved alone next, with which the
+    // held callee's file is tried again and held again: it went in, its
+    // new code calling the build's `f(void)` with an argument.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(p.join("app.c"), &caller).unwrap();
+    let e = next_change_for(&events, "/app.c");
+    assert_eq!(e["event"], "held", "{e}");
+    target.prints_only(&["f 1 g 10"], 20);
+    // All three saved together: one step.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (file, text) in [("other.c", &other), ("app.c", &caller), ("lib.c", &callee)] {
+        std::fs::write(p.join(file), text).unwrap();
+    }
+    target.wait_for("f 5007 g 50030");
+}
+
+/// An event `kind` for each of lib.c, other.c and app.c, in any order.
+fn events_of_each(events: &Receiver<Value>, kind: &str) {
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        let e = events
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("an event {kind} for each file: {seen:?}"));
+        if e["event"] == "no_change" {
+            continue;
+        }
+        assert_eq!(e["event"], kind, "{e}");
+        seen.insert(e["file"].as_str().unwrap_or_default().to_string());
+    }
+}
+
 /// Two parameters of one type swapped, with the call (`calc(int a, int
 /// b)` made `calc(int b, int a)`): the same types, so it was no
 /// signature change, and `main`'s running call passed `(seed, seed * 30)`

@@ -1484,6 +1484,9 @@ impl<'p> Reloader<'p> {
             let functions = self.differing_functions(source).unwrap_or_default();
             self.current.get(*source).is_some_and(|obj| {
                 self.signature_since_build(source, obj, &functions).is_some()
+                    || self
+                        .callers_keep_the_built_signature(source, obj, &functions, &[])
+                        .is_some()
                     || self.catch_up_layout_refusal(source, obj, &functions).is_some()
             })
         });
@@ -1719,6 +1722,9 @@ impl<'p> Reloader<'p> {
         let baseline = &self.current[source];
         let refusal = match self
             .signature_since_build(source, baseline, functions)
+            // Each file's baseline is what it runs once caught up: a
+            // caller's file edited before the start too agrees with it.
+            .or_else(|| self.callers_keep_the_built_signature(source, baseline, functions, &[]))
             .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
         {
             Some(refusal) => Some(catch_up_refusal(refusal)),
@@ -2209,6 +2215,23 @@ impl<'p> Reloader<'p> {
             }
         }
         ready = self.take_back_together(ready, &mut settled, start);
+        // A held file tried again with this save and held again is not
+        // patched, but the others' checks read its new compile as what
+        // would run with them: they are judged again without it (a libxz
+        // trial: a caller's file went in alone, calling the build's
+        // `lzma_check_init`, reverted by another command, with the
+        // arguments of the held file's new signature).
+        let still_held = settled.iter().find(|e| {
+            self.retried.contains(Path::new(&e.file))
+                && matches!(e.event, EventKind::Held | EventKind::Refused)
+                && compiled
+                    .iter()
+                    .any(|(source, result, _)| result.is_ok() && source == Path::new(&e.file))
+        });
+        if let Some(held) = still_held.filter(|_| !ready.is_empty()) {
+            let why = held.message.clone().unwrap_or_default();
+            return Ok(Together::Without(PathBuf::from(&held.file), why, compiled));
+        }
         // All or nothing: a file saved with one that did not compile or
         // was refused is not patched alone (a change spanning files would
         // run half done: a caller whose callee kept its old signature);
@@ -2533,33 +2556,19 @@ impl<'p> Reloader<'p> {
         // the save makes the program run what the file says again.
         let mut functions = functions;
         self.take_changes_by_others();
-        let from_the_diff = functions.clone();
-        // Functions whose running code is not the earlier compile's: the
-        // diff cannot show their signature changes (an edit made before
-        // relive started, code another command reverted).
-        let stale_names: Vec<String> = self
-            .unsettled
-            .get(source)
-            .into_iter()
-            .flatten()
-            .cloned()
-            .chain(
-                self.unverified
-                    .get(source)
-                    .into_iter()
-                    .flatten()
-                    .map(|(n, _)| n.clone()),
-            )
-            .collect();
         // Said only if the save is patched.
         let (again, already) = self.patch_unsettled(source, &new, &mut functions);
         self.catch_up_with_save(source, &new, &mut functions, &mut event);
-        let stale: Vec<usize> = functions
-            .iter()
-            .copied()
-            .filter(|&i| !from_the_diff.contains(&i) || stale_names.contains(&new.symbols[i].name))
-            .collect();
-        if let Some(refusal) = self.signature_since_build(source, &new, &stale) {
+        // Every global function's signature against the program as built,
+        // not only those whose running code is not the earlier compile's
+        // (an edit made before relive started, code another command
+        // reverted): a diff of two compiles also misses a signature
+        // changed in a save that left the code as it was (see
+        // `callers_keep_the_built_signature`).
+        if let Some(refusal) = self.signature_since_build(source, &new, &functions) {
+            return Ok(Step::refused(event, refusal, start));
+        }
+        if let Some(refusal) = self.callers_keep_the_built_signature(source, &new, &functions, batch) {
             return Ok(Step::refused(event, refusal, start));
         }
         // Every function's signature against the code that runs, not only
@@ -3058,6 +3067,89 @@ impl<'p> Reloader<'p> {
             return None;
         }
         since_build::refusal(&self.target, source, obj, functions)
+    }
+
+    /// Why `functions` of `new` (the fresh compile of `source`) must not
+    /// be patched, every file watched: a global one's signature is not the
+    /// one the program was built with, and a file that calls it still
+    /// calls it by the old prototype (as it runs, or as saved with it).
+    /// A diff of two compiles misses a signature changed in one save whose
+    /// code did not change (a parameter added, unused: not patched), once
+    /// the next save uses it (a libuv trial: `f(void)` became `f(int x)`,
+    /// then used `x`, patched, and the unchanged caller's garbage was read
+    /// as `x`).
+    fn callers_keep_the_built_signature(
+        &self,
+        source: &Path,
+        new: &ObjectFile,
+        functions: &[usize],
+        batch: &[(&Path, &ObjectFile)],
+    ) -> Option<String> {
+        if !self.every_unit_watched || functions.is_empty() {
+            return None;
+        }
+        let changed = since_build::global_changes(&self.target, source, new, functions);
+        let mut behind = Vec::new();
+        let mut files = Vec::new();
+        for (name, said) in &changed {
+            let callers = self.callers_by_the_old_prototype(source, new, name, batch);
+            if !callers.is_empty() {
+                behind.push(said.clone());
+                files.extend(callers);
+            }
+        }
+        if behind.is_empty() {
+            return None;
+        }
+        files.sort();
+        files.dedup();
+        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        Some(format!(
+            "the signature of a global function is not the one the program was built with ({}), and {} still {} it by the old one (or {} its address), so the callers would pass the old arguments and read the old return type: save it together with {}, e.g. `touch {} {}`, to have them patched in one step, or restart the program",
+            behind.join("; "),
+            files.join(", "),
+            if files.len() == 1 { "calls" } else { "call" },
+            if files.len() == 1 { "takes" } else { "take" },
+            if files.len() == 1 { "that file, calling it by the new prototype" } else { "those files, calling it by the new prototype" },
+            source.display(),
+            files.join(" ")
+        ))
+    }
+
+    /// The other files of the program that refer to global function
+    /// `name`, whose new definition `new` (compiled from `source`) has,
+    /// other than by calls by a prototype that agrees with it: each as it
+    /// runs, or as saved in `batch` with `source`.
+    fn callers_by_the_old_prototype(
+        &self,
+        source: &Path,
+        new: &ObjectFile,
+        name: &str,
+        batch: &[(&Path, &ObjectFile)],
+    ) -> Vec<PathBuf> {
+        let defined = relive_patch::signature::definitions_resolved(new, &[name]);
+        let Some(is) = defined.get(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (file, current) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
+            let runs = batch
+                .iter()
+                .find(|(f, _)| *f == file.as_path())
+                .map_or(current, |(_, obj)| *obj);
+            let uses = references(runs, name);
+            if uses.is_empty() {
+                continue;
+            }
+            let declared = relive_patch::signature::declarations(runs, &[name]);
+            let agrees = declared
+                .get(name)
+                .is_some_and(|d| relive_patch::signature::agree(d, is));
+            if uses.iter().any(|&call| !call) || !agrees {
+                out.push(file.clone());
+            }
+        }
+        out
     }
 
     /// Why the new code of `functions` (of `new`, compiled from `source`)

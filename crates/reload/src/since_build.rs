@@ -97,32 +97,42 @@ fn built(
 /// `None` when every signature is the built one, or the program carries
 /// no readable DWARF for it (nothing can be said then).
 pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let built = built(target, source, obj, functions, Subprograms::Definitions, false);
-    if built.is_empty() {
-        return None;
-    }
-    let names: Vec<&str> = built.keys().map(String::as_str).collect();
-    let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
-    let mut changed: Vec<String> = built
-        .iter()
-        .filter_map(|(name, was)| {
-            let is = now.get(name).filter(|is| !is.same_call(was))?;
-            Some(format!(
-                "{}: {} -> {}",
-                relive_patch::names::readable(name),
-                was.shown,
-                is.shown
-            ))
-        })
-        .collect();
+    let changed = global_changes(target, source, obj, functions);
     if changed.is_empty() {
         return None;
     }
-    changed.sort();
+    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
     Some(format!(
         "the signature of a global function is not the one the program was built with ({}), and relive watches only the files you named, so it cannot know or patch the callers in other files, which would still pass the old arguments and read the old return type: watch them all (no file arguments) to have such a change patched with its callers, or restart the program",
         changed.join("; ")
     ))
+}
+
+/// The global functions among `functions` of `obj` (compiled from
+/// `source`) whose signature is not the one the program was built with,
+/// each by its symbol and as "f: int() -> int(int x)", sorted.
+pub(crate) fn global_changes(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+) -> Vec<(String, String)> {
+    let built = built(target, source, obj, functions, Subprograms::Definitions, false);
+    if built.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<&str> = built.keys().map(String::as_str).collect();
+    let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
+    let mut changed: Vec<(String, String)> = built
+        .iter()
+        .filter_map(|(name, was)| {
+            let is = now.get(name).filter(|is| !is.same_call(was))?;
+            let said = format!("{}: {} -> {}", relive_patch::names::readable(name), was.shown, is.shown);
+            Some((name.clone(), said))
+        })
+        .collect();
+    changed.sort_by(|a, b| a.1.cmp(&b.1));
+    changed
 }
 
 /// A module and the callees it defines, each at its address in the
