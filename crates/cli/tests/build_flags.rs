@@ -2096,3 +2096,54 @@ fn a_save_after_a_revert_of_a_cross_file_signature_change_waits_for_the_other_fi
     s.until_patched("main.c");
     s.prints("v 25 8");
 }
+
+/// A project whose headers include one another with a directory in the
+/// name (`#include "lib/errno.h"`, found through `-Iinclude`), one of
+/// them named as a system header is (`errno.h`), built with plain `-g`
+/// and nothing recorded: the command read from the debug information
+/// searches `include`, not `include/lib`, where that `errno.h` hid the
+/// system's (a libuv trial: 19 of 36 files failed to compile, blamed on
+/// a missing option of the build's). Every file compiles into the code
+/// that runs, and an edit is patched.
+#[test]
+fn a_header_directory_named_in_includes_is_searched_from_where_the_name_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("include/lib")).unwrap();
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::write(
+        p.join("include/lib/errno.h"),
+        "#define LIB_EBASE 4000\nint lib_code(int e);\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("include/lib.h"), "#include \"lib/errno.h\"\n").unwrap();
+    std::fs::write(
+        p.join("src/code.c"),
+        "#include <errno.h>\n#include \"lib.h\"\n__attribute__((noinline)) int lib_code(int e) { return LIB_EBASE + e + (errno == ENOENT); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("src/main.c"),
+        "#include <stdio.h>\n#include <unistd.h>\n#include <errno.h>\n#include \"lib.h\"\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { errno = 0; printf(\"v %d\\n\", lib_code(EINVAL)); usleep(2000); } }\n",
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .args(["-O2", "-g", "-Iinclude", "-o", "app", "src/main.c", "src/code.c"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = Session::run(dir, &[]);
+    let started = s.until("watching");
+    let differing: Vec<&Value> = started
+        .iter()
+        .filter(|e| e["event"] == "baseline" && e["status"] != "verified")
+        .collect();
+    assert!(differing.is_empty(), "{differing:?}");
+    s.prints("v 4022");
+    let code = s.target.dir.path().join("src/code.c");
+    let text = std::fs::read_to_string(&code).unwrap();
+    std::fs::write(&code, text.replace("LIB_EBASE + e", "LIB_EBASE + 2 * e")).unwrap();
+    s.until_patched("/code.c");
+    s.prints("v 4044");
+}

@@ -3,7 +3,7 @@
 //! `DW_AT_producer`, which records the code-generation options, and with
 //! `-g3` the command line's macros), or a `compile_commands.json`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::compdb::{self, normalize};
@@ -225,6 +225,7 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     let data = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
     let mut predefined = Predefined::default();
+    let mut spellings = Spellings::default();
     let mut out = Vec::new();
     for unit in dwarf::units(&data) {
         let Some(dir) = unit.dir.clone() else { continue };
@@ -257,7 +258,6 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             .map(MacroChange::option)
             .collect();
         let system = predefined.search_dirs(&compiler, &dir).to_vec();
-        let includes = include_options(&unit.include_dirs, &dir, &source, &system);
         let mut headers: Vec<PathBuf> = Vec::new();
         for file in &unit.files {
             let path = normalize(&dir.join(file));
@@ -266,6 +266,20 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
                 headers.push(path);
             }
         }
+        // Where a quoted include may be found: the line table's
+        // directories and those above them, up to the compile's.
+        let mut searched: Vec<PathBuf> = Vec::new();
+        for d in &unit.include_dirs {
+            let mut d = normalize(&dir.join(d));
+            while d.starts_with(&dir) && !searched.contains(&d) {
+                searched.push(d.clone());
+                if !d.pop() {
+                    break;
+                }
+            }
+        }
+        let spelled = spellings.of(std::iter::once(&source).chain(&headers), &searched);
+        let includes = include_options(&unit.include_dirs, &dir, &source, &system, &spelled);
         out.push(Unit {
             name: PathBuf::from(&unit.name),
             source,
@@ -300,8 +314,16 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
 /// `-I` options for the line table's directories that are neither the
 /// compiler's own search directories (`system`, and anything under
 /// `/usr`) nor the unit's own (searched anyway), that exist, in table
-/// order.
-fn include_options(dirs: &[String], comp_dir: &Path, source: &Path, system: &[PathBuf]) -> Vec<String> {
+/// order. A directory whose headers the unit's files include with a
+/// directory in the name (`#include "uv/errno.h"`) is searched from where
+/// that name starts (see [`searched_from`]).
+fn include_options(
+    dirs: &[String],
+    comp_dir: &Path,
+    source: &Path,
+    system: &[PathBuf],
+    spelled: &BTreeSet<String>,
+) -> Vec<String> {
     let own = source.parent().map(normalize);
     let mut seen = HashSet::new();
     dirs.iter()
@@ -313,8 +335,99 @@ fn include_options(dirs: &[String], comp_dir: &Path, source: &Path, system: &[Pa
                 && d != &normalize(comp_dir)
                 && d.is_dir()
         })
+        .map(|d| searched_from(&d, spelled))
         .filter(|d| seen.insert(d.clone()))
         .map(|d| format!("-I{}", d.display()))
+        .collect()
+}
+
+/// The directory the build searched to find headers of `dir`: `dir`
+/// itself, or the ancestor where an include's name starts when the
+/// unit's files name one of its headers with the directories between
+/// (`spelled` holds `uv/errno.h` and `dir/errno.h` exists: the build had
+/// `-I` of `dir`'s parent). `-I` of `dir` itself let its `errno.h` hide
+/// the system's `<errno.h>` (a libuv trial: 19 of 36 files failed to
+/// compile, and the message blamed a missing option of the build's).
+fn searched_from(dir: &Path, spelled: &BTreeSet<String>) -> PathBuf {
+    for name in spelled {
+        let Some((between, file)) = name.rsplit_once('/') else {
+            continue;
+        };
+        let plain = between.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        if plain && dir.ends_with(between) && dir.join(file).is_file() {
+            let mut from = dir.to_path_buf();
+            for _ in between.split('/') {
+                from.pop();
+            }
+            return from;
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// The names the `#include` lines of files give (`uv/errno.h`), each
+/// file read once for all the units that include it.
+#[derive(Default)]
+struct Spellings {
+    by_file: HashMap<PathBuf, Vec<String>>,
+}
+
+/// How many files one unit's includes are followed through: far enough
+/// for real projects, bounded for a hostile tree.
+const FOLLOWED: usize = 4096;
+
+impl Spellings {
+    /// The names `files` include, and the files they include that are
+    /// found beside the includer or in one of `searched` (a header that
+    /// gives no code is in no line table: `lib.h`, which only includes
+    /// `lib/errno.h`).
+    fn of<'a>(&mut self, files: impl Iterator<Item = &'a PathBuf>, searched: &[PathBuf]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut queue: Vec<PathBuf> = files.cloned().collect();
+        let mut seen: HashSet<PathBuf> = queue.iter().cloned().collect();
+        while let Some(file) = queue.pop() {
+            let names = self
+                .by_file
+                .entry(file.clone())
+                .or_insert_with(|| std::fs::read(&file).map(|t| included_names(&t)).unwrap_or_default());
+            for name in names.iter() {
+                out.insert(name.clone());
+                let beside = file.parent().map(|p| p.join(name));
+                let found = beside
+                    .into_iter()
+                    .chain(searched.iter().map(|d| d.join(name)))
+                    .map(|p| normalize(&p))
+                    .find(|p| p.is_file());
+                if let Some(found) = found.filter(|_| seen.len() < FOLLOWED) {
+                    if seen.insert(found.clone()) {
+                        queue.push(found);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The names in `text`'s `#include "…"` and `#include <…>` lines.
+fn included_names(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .trim_start()
+                .strip_prefix('#')?
+                .trim_start()
+                .strip_prefix("include")?;
+            let rest = rest.trim_start();
+            let close = match rest.chars().next()? {
+                '"' => '"',
+                '<' => '>',
+                _ => return None,
+            };
+            let name = &rest[1..];
+            Some(name[..name.find(close)?].to_string())
+        })
         .collect()
 }
 
@@ -383,6 +496,32 @@ impl Predefined {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_whose_headers_are_included_with_its_name_is_searched_from_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("include/uv");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("errno.h"), "").unwrap();
+        std::fs::write(dir.path().join("include/uv.h"), "").unwrap();
+        let spelled: BTreeSet<String> =
+            included_names(b"#include <errno.h>\n  #  include \"uv/errno.h\" // its codes\n#define X 1\n")
+                .into_iter()
+                .collect();
+        assert_eq!(
+            spelled,
+            BTreeSet::from(["errno.h".to_string(), "uv/errno.h".to_string()])
+        );
+        assert_eq!(searched_from(&nested, &spelled), dir.path().join("include"));
+        // Named without the directory: searched itself.
+        assert_eq!(
+            searched_from(&dir.path().join("include"), &spelled),
+            dir.path().join("include")
+        );
+        // A name whose file is not there, or that climbs, proves nothing.
+        let other: BTreeSet<String> = ["uv/missing.h".to_string(), "../uv/errno.h".to_string()].into();
+        assert_eq!(searched_from(&nested, &other), nested);
+    }
 
     #[test]
     fn producers() {
