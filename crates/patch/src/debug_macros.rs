@@ -442,11 +442,23 @@ pub fn listed(changes: &[MacroChange]) -> Option<String> {
     // "MAX_DIST (s) (…) -> (s) (…)" read as two values of MAX_DIST.
     let change = |c: &MacroChange| match (&c.before[..], &c.after[..]) {
         ([before], [after]) => match (parameters_and_body(before), parameters_and_body(after)) {
-            (Some((p, was)), Some((q, is))) if p == q => format!("{}{p}: {was} -> {is}", c.name),
-            (Some((p, was)), Some((q, is))) => format!("{0}{p} {was} -> {0}{q} {is}", c.name),
-            _ => format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)),
+            (Some((p, was)), Some((q, is))) if p == q => {
+                let (was, is) = where_they_differ(was, is);
+                format!("{}{p}: {was} -> {is}", c.name)
+            }
+            (Some((p, was)), Some((q, is))) => {
+                let (was, is) = where_they_differ(was, is);
+                format!("{0}{p} {was} -> {0}{q} {is}", c.name)
+            }
+            _ => {
+                let (was, is) = where_they_differ(&show(&c.before), &show(&c.after));
+                format!("{} {was} -> {is}", c.name)
+            }
         },
-        _ => format!("{} {} -> {}", c.name, show(&c.before), show(&c.after)),
+        _ => {
+            let (was, is) = where_they_differ(&show(&c.before), &show(&c.after));
+            format!("{} {was} -> {is}", c.name)
+        }
     };
     let placed = |c: &MacroChange| match &c.defined_in {
         Some(file) => format!("{}, in {file}", change(c)),
@@ -457,6 +469,60 @@ pub fn listed(changes: &[MacroChange]) -> Option<String> {
         named.push(format!("{} more", changes.len() - NAMED));
     }
     Some(named.join("; "))
+}
+
+/// How many characters of a macro's definition a note shows whole; a
+/// longer one is shown around where the two definitions differ.
+const SHOWN_WHOLE: usize = 80;
+
+/// Characters of context kept on each side of where two long
+/// definitions differ, and at most shown of the difference itself.
+const CONTEXT: usize = 24;
+const DIFFERENCE: usize = 120;
+
+/// `was` and `is` as a note shows them: whole when short, else the part
+/// where they differ with a little context, `…` where cut (a libuv
+/// trial: one string edited in `UV_ERRNO_MAP` printed both 5 KB tables).
+fn where_they_differ(was: &str, is: &str) -> (String, String) {
+    if was.chars().count() <= SHOWN_WHOLE && is.chars().count() <= SHOWN_WHOLE {
+        return (was.to_string(), is.to_string());
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (was.chars().collect(), is.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let room = a.len().min(b.len()) - prefix;
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let excerpt = |text: &[char]| {
+        let start = prefix.saturating_sub(CONTEXT);
+        let end = (text.len() - suffix + CONTEXT).min(text.len());
+        let middle_end = text.len() - suffix;
+        let mut out = String::new();
+        if start > 0 {
+            out.push('…');
+        }
+        out.extend(&text[start..prefix]);
+        let middle = &text[prefix..middle_end];
+        match middle.len() > DIFFERENCE {
+            true => {
+                out.extend(&middle[..DIFFERENCE]);
+                out.push('…');
+            }
+            false => {
+                out.extend(middle);
+                out.extend(&text[middle_end..end]);
+            }
+        }
+        if end < text.len() && middle.len() <= DIFFERENCE {
+            out.push('…');
+        }
+        out
+    };
+    (excerpt(&a), excerpt(&b))
 }
 
 /// What to tell the user of a patch made with `changes`.
@@ -496,6 +562,37 @@ mod tests {
     /// A name a header tests for definedness around its own default
     /// (`#if !defined(X)`) is not a use of it; a value tested is, and so is
     /// what a used macro's definition names.
+    #[test]
+    fn a_long_definition_is_shown_where_it_changed() {
+        let table = |message: &str| {
+            let mut t = String::from("(XX)");
+            for k in 0..60 {
+                let text = if k == 30 { message } else { "some error" };
+                t.push_str(&format!(" XX(E{k}, \"{text}\")"));
+            }
+            t
+        };
+        let change = MacroChange {
+            name: "ERRNO_MAP".into(),
+            before: vec![table("no such file")],
+            after: vec![table("no such file!")],
+            defined_in: None,
+        };
+        let said = listed(&[change]).unwrap();
+        assert!(said.len() < 300, "{said}");
+        assert!(
+            said.starts_with("ERRNO_MAP(XX): …")
+                && said.contains("no such file\") ")
+                && said.contains("no such file!\")"),
+            "{said}"
+        );
+        // Short ones whole.
+        assert_eq!(
+            where_they_differ("(x) + 1", "(x) + 2"),
+            ("(x) + 1".into(), "(x) + 2".into())
+        );
+    }
+
     #[test]
     fn a_default_guard_is_no_use() {
         let code = vec!["int n = LIMIT;".to_string()];
