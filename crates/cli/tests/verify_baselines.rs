@@ -1553,3 +1553,45 @@ fn code_reading_a_constant_through_the_got_verifies_after_a_patch() {
     target.wait_for("v 41");
     assert_eq!(verify_object(&target, &p.join("app.o")).0, 0);
 }
+
+/// The revert verify suggests for a function whose patch is in force is
+/// one `relive revert` does: with the functions patched in the same
+/// change that must go with it (a static signature change and its
+/// caller). It named the function alone, which revert refused (a libxz
+/// trial: `lzma_check_init`, patched in one change with its callers).
+#[test]
+fn the_revert_verify_suggests_is_one_revert_does() {
+    let src = "#include <stdio.h>\n#include <unistd.h>\nvolatile int seed = 3;\nstatic __attribute__((noinline, noipa)) int f(int a) { return a + 1; }\n__attribute__((noinline, noipa)) int g(void) { return f(seed); }\nint main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", g()); usleep(2000); } }\n";
+    let edited = (
+        "int f(int a) { return a + 1; }\n__attribute__((noinline, noipa)) int g(void) { return f(seed); }",
+        "int f(int a, int b) { return a + b; }\n__attribute__((noinline, noipa)) int g(void) { return f(seed, 5); }",
+    );
+    let (target, _, said) = patched_once(src, &[], "v 4", edited);
+    assert!(said.contains("f") && said.contains("g"), "{said}");
+    target.wait_for("v 8");
+    let base = target.dir.path().join("base.o");
+    let (code, report) = verify_object(&target, &base);
+    assert_eq!(code, 5, "{report}");
+    let why = report[0]["differs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["function"] == "f")
+        .map(|d| d["why"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("f differs: {report}"));
+    let pid = target.pid_arg();
+    assert!(
+        why.contains(&format!("`relive revert {pid} f g` brings that back"))
+            || why.contains(&format!("`relive revert {pid} g f` brings that back")),
+        "{why}"
+    );
+    let suggested = why.split('`').nth(1).unwrap();
+    let args: Vec<&str> = suggested.split(' ').skip(1).collect();
+    let out = relive_on(&target, &args);
+    assert!(
+        out.status.success(),
+        "{suggested}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.wait_for("v 4");
+}

@@ -3257,6 +3257,37 @@ fn new_pool(
 /// other way round (a Lua trial: `lua_tolstring` reverted alone called the
 /// 3-argument `luaO_tostring` with 2, and printed what no build does).
 fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> {
+    let (a, b, change, quoted) = revert_group(target, reverted)?;
+    let shown = |n: &str| crate::names::readable(n);
+    Some(format!(
+        "{} and {} were patched in one change (number {change}) and one calls the other: reverted alone, {} would run its original code beside the other's patched code, which may expect other arguments or another return type if that change altered a signature; revert them together (`relive revert {} {}`), or whole changes (--last, --all); nothing was reverted",
+        shown(&a),
+        shown(&b),
+        shown(&a),
+        target.process.pid(),
+        quoted.join(" ")
+    ))
+}
+
+/// What `relive revert` of `record` alone must name to be done: the
+/// function, or with it every function [`splits_a_change`] would have go
+/// with it, each quoted for a shell (`verify` suggested a lone revert
+/// that `revert` then refused: a libxz trial).
+pub(crate) fn revert_command(target: &Target, record: &PatchRecord) -> String {
+    let names = match revert_group(target, std::slice::from_ref(record)) {
+        Some((_, _, _, quoted)) => quoted.join(" "),
+        None => {
+            let name = crate::names::readable(&record.name);
+            shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
+        }
+    };
+    format!("relive revert {} {names}", target.process.pid())
+}
+
+/// The pair of [`splits_a_change`] (a reverted function, one that would
+/// stay patched, and the change they share) and every function that must
+/// go with `reverted`, quoted for a shell; `None` when they go alone.
+fn revert_group(target: &Target, reverted: &[PatchRecord]) -> Option<(String, String, u64, Vec<String>)> {
     let original = OriginalCode {
         process: target.process,
         resolver: &target.resolver,
@@ -3322,22 +3353,14 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
         }
     }
     let (a, b, change) = first?;
-    let shown = |n: &str| crate::names::readable(n);
     let quoted: Vec<String> = group
         .iter()
         .map(|(p, _)| {
-            let name = shown(&p.name);
+            let name = crate::names::readable(&p.name);
             shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
         })
         .collect();
-    Some(format!(
-        "{} and {} were patched in one change (number {change}) and one calls the other: reverted alone, {} would run its original code beside the other's patched code, which may expect other arguments or another return type if that change altered a signature; revert them together (`relive revert {} {}`), or whole changes (--last, --all); nothing was reverted",
-        shown(&a),
-        shown(&b),
-        shown(&a),
-        target.process.pid(),
-        quoted.join(" ")
-    ))
+    Some((a, b, change, quoted))
 }
 
 /// How a warning starts that the process has no unwinder for new code.

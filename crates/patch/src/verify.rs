@@ -395,8 +395,9 @@ pub fn note_reverted(
                     continue;
                 }
                 format!(
-                    "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`relive revert {readable}` brings that back)",
-                    now.generation
+                    "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`{}` brings that back)",
+                    now.generation,
+                    crate::apply::revert_command(target, now)
                 )
             }
         };
