@@ -4108,14 +4108,26 @@ enum Together {
     Without(PathBuf, String, Vec<Fresh>),
 }
 
+/// How many of the other files a step's note names; the rest are
+/// counted.
+const TOGETHER_NAMED: usize = 3;
+
 /// Notes on `event` (of `source`) the other files of `names` it was
-/// patched with in one transaction.
+/// patched with in one transaction: a few by name, the rest counted (a
+/// libxz trial's 11-file catch-up repeated all ten other paths under
+/// every file's line).
 fn note_together(event: &mut ReloadEvent, source: &Path, names: &[String]) {
     let me = source.display().to_string();
     let others: Vec<&str> = names.iter().filter(|n| **n != me).map(String::as_str).collect();
-    event
-        .notes
-        .push(format!("patched in one step with {}", others.join(", ")));
+    let listed = match others.len().saturating_sub(TOGETHER_NAMED) {
+        0 => others.join(", "),
+        more => format!(
+            "{} and {more} more file{}",
+            others[..TOGETHER_NAMED].join(", "),
+            if more == 1 { "" } else { "s" }
+        ),
+    };
+    event.notes.push(format!("patched in one step with {listed}"));
 }
 
 /// A compiler's messages without the line and column numbers of the
@@ -4414,6 +4426,20 @@ mod tests {
         e.constructed = vec!["banner".into()];
         let said = e.summary_listing(false);
         assert!(said.starts_with("constructed banner"), "{said}");
+    }
+
+    #[test]
+    fn files_patched_together_are_named_a_few_at_a_time() {
+        let names: Vec<String> = (0..6).map(|k| format!("/p/f{k}.c")).collect();
+        let mut e = ReloadEvent::new(Path::new("/p/f0.c"));
+        note_together(&mut e, Path::new("/p/f0.c"), &names);
+        assert_eq!(
+            e.notes,
+            ["patched in one step with /p/f1.c, /p/f2.c, /p/f3.c and 2 more files"]
+        );
+        let mut e = ReloadEvent::new(Path::new("/p/f0.c"));
+        note_together(&mut e, Path::new("/p/f0.c"), &names[..3]);
+        assert_eq!(e.notes, ["patched in one step with /p/f1.c, /p/f2.c"]);
     }
 
     #[test]
