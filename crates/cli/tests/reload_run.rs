@@ -732,6 +732,47 @@ fn a_caller_saved_alone_after_its_callees_revert_is_held() {
     target.wait_for("f 5007 g 50030");
 }
 
+/// A signature change saved with its caller's file, which does not
+/// compile, says so, rather than to save the caller (a libxz trial was
+/// told to save the four callers it had saved, one of them broken); fixed,
+/// both go in in one step.
+#[test]
+fn a_signature_change_whose_callers_file_does_not_compile_says_so() {
+    let files: [(&str, &str); 2] = [
+        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("f 1");
+    let p = target.dir.path().to_path_buf();
+    let caller = files[1]
+        .1
+        .replace("int f(void);", "int f(int x);")
+        .replace("f())", "f(7))");
+    std::fs::write(p.join("app.c"), caller.replace("usleep(3000);", "usleep(3000)")).unwrap();
+    std::fs::write(
+        p.join("lib.c"),
+        files[0]
+            .1
+            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }"),
+    )
+    .unwrap();
+    let e = next_change_for(&events, "/lib.c");
+    assert_eq!(e["event"], "held", "{e}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("app.c (saved with it, calling f) does not compile"),
+        "{message}"
+    );
+    target.prints_only(&["f 1"], 20);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(p.join("app.c"), &caller).unwrap();
+    target.wait_for("f 5007");
+}
+
 /// An event `kind` for each of lib.c, other.c and app.c, in any order.
 fn events_of_each(events: &Receiver<Value>, kind: &str) {
     let mut seen = std::collections::BTreeSet::new();

@@ -943,6 +943,11 @@ pub struct Reloader<'p> {
     unsettled: HashMap<PathBuf, std::collections::BTreeSet<String>>,
     /// The files of the save being patched one by one (empty otherwise).
     saved_with: Vec<PathBuf>,
+    /// The files of the save being patched that did not compile: a
+    /// signature change waiting for its callers says which of them were
+    /// saved and fail, rather than to save them (a libxz trial was told to
+    /// save four callers it had saved, one of which did not compile).
+    not_compiling: Vec<PathBuf>,
     /// Functions of files saved together put back as the program was
     /// built, by file, whose take-back waits to be done for all of them
     /// in one step ([`Reloader::take_back_together`]): each file's own
@@ -1018,6 +1023,7 @@ impl<'p> Reloader<'p> {
             pending_texts: HashMap::new(),
             unsettled: HashMap::new(),
             saved_with: Vec::new(),
+            not_compiling: Vec::new(),
             started_with: HashMap::new(),
             put_back_waiting: Vec::new(),
             built: HashMap::new(),
@@ -1971,6 +1977,11 @@ impl<'p> Reloader<'p> {
             ..
         } = batch;
         self.saved_with.clear();
+        self.not_compiling = compiled
+            .iter()
+            .filter(|(_, result, _)| result.is_err())
+            .map(|(source, _, _)| source.clone())
+            .collect();
         // Why files saved together were patched one by one, when they could
         // not be patched as one: said with each, or the user took the
         // separate lines (and pauses) for one transaction gone wrong.
@@ -3382,6 +3393,21 @@ impl<'p> Reloader<'p> {
         callers.sort();
         if callers.is_empty() {
             return None;
+        }
+        let failing: Vec<&String> = callers
+            .iter()
+            .filter(|c| self.not_compiling.iter().any(|f| f.display().to_string() == **c))
+            .collect();
+        if !failing.is_empty() {
+            let failing: Vec<&str> = failing.iter().map(|f| f.as_str()).collect();
+            let one = failing.len() == 1;
+            return Some(format!(
+                "{} (saved with it, calling {}) {} not compile: fix {} and save, and they are patched in one step",
+                failing.join(", "),
+                names.join(", "),
+                if one { "does" } else { "do" },
+                if one { "it" } else { "them" },
+            ));
         }
         Some(format!(
             "or save it together with the files that call {} ({}), e.g. `touch {} {}`: they are patched in one step",
