@@ -1454,6 +1454,34 @@ int main(void) {
     assert!(!notes.contains("restart"), "{e}");
 }
 
+/// A function nothing calls, moved by lines added above it, is said to
+/// be called by nothing, not to have new code that "cannot run" (which
+/// read as a running loop's: a libuv trial's `uv_shutdown`).
+#[test]
+fn lines_moved_in_a_function_nothing_calls_say_so() {
+    const SRC: &str = r#"#include <stdio.h>
+#include <unistd.h>
+__attribute__((noinline)) void unused_api(void) {
+    printf("api at %d\n", __LINE__);
+}
+__attribute__((noinline, noipa)) int value(void) { return 1; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("value %d\n", value()); usleep(3000); }
+}
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for_prefix("value 1");
+    s.edit("#include <unistd.h>\n", "#include <unistd.h>\n// one\n");
+    let e = s.event();
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("only the line numbers of unused_api changed")
+            && notes.contains("nothing in the program calls it, so its new code never runs"),
+        "{e}"
+    );
+}
+
 /// Lines added above two functions that log `__LINE__` change their code
 /// and nothing else: both are patched (the program logs the new numbers,
 /// as a fresh build would), and the event says they are patched for

@@ -2516,7 +2516,8 @@ fn note_lines_moved(
         if let Some(delta) = line_shift::confirmed_by_lines(shift, parts, &mut rows) {
             reach.lines_moved = Some(delta);
             if !reach.reachable || reach.note.is_none() {
-                reach.note = Some(reach::lines_moved_note(&f.name, delta, reach.reachable));
+                let uncalled = reach.note.as_ref().is_some_and(|n| n.starts_with(reach::NOTHING_CALLS));
+                reach.note = Some(reach::lines_moved_note(&f.name, delta, reach.reachable, uncalled));
             }
         }
     }

@@ -429,17 +429,20 @@ pub const ONLY_LINES: &str = "only the line numbers of";
 
 /// The note of `name`, a function whose code differs from what runs only
 /// in line numbers moved by `delta` ([`crate::line_shift`]); `reachable`:
-/// whether later calls run its new code (they log the new numbers).
+/// whether later calls run its new code (they log the new numbers);
+/// `uncalled`: it cannot because nothing calls it (said so: "cannot run"
+/// read as a running loop's, a libuv trial's `uv_shutdown`).
 /// Named: a reload's notes are listed under the file, and two such
 /// functions' notes read alike (a redis re-check).
-pub fn lines_moved_note(name: &str, delta: i64, reachable: bool) -> String {
+pub fn lines_moved_note(name: &str, delta: i64, reachable: bool, uncalled: bool) -> String {
     format!(
         "{ONLY_LINES} {} changed (lines added or removed above moved it {}): {}",
         crate::names::readable(name),
         lines_moved_by(delta),
-        match reachable {
-            true => "patched so that its assertions and logs give the new numbers; nothing else in it changed",
-            false => "its new code cannot run, but it differs from the old code in those numbers alone",
+        match (reachable, uncalled) {
+            (true, _) => "patched so that its assertions and logs give the new numbers; nothing else in it changed",
+            (false, true) => "nothing in the program calls it, so its new code never runs; it differs from the old code in those numbers alone",
+            (false, false) => "its new code cannot run, but it differs from the old code in those numbers alone",
         }
     )
 }
