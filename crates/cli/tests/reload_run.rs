@@ -764,7 +764,7 @@ fn a_signature_change_whose_callers_file_does_not_compile_says_so() {
     assert_eq!(e["event"], "held", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("app.c (saved with it, calling f) does not compile"),
+        message.contains("app.c (compiled with it, calling f) does not compile"),
         "{message}"
     );
     target.prints_only(&["f 1"], 20);

@@ -3402,7 +3402,7 @@ impl<'p> Reloader<'p> {
             let failing: Vec<&str> = failing.iter().map(|f| f.as_str()).collect();
             let one = failing.len() == 1;
             return Some(format!(
-                "{} (saved with it, calling {}) {} not compile: fix {} and save, and they are patched in one step",
+                "{} (compiled with it, calling {}) {} not compile: fix {} and save, and they are patched in one step",
                 failing.join(", "),
                 names.join(", "),
                 if one { "does" } else { "do" },
