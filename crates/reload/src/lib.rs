@@ -4377,13 +4377,24 @@ fn waited_for_said(source: &Path, waits: &[Wait]) -> Option<String> {
             if names.len() == 1 { "uses" } else { "use" },
         ));
     }
-    for w in waits {
-        if let Wait::Call { how, file } = w {
-            said.push(format!(
-                "{how}, so the program runs other code for it than {} has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way)",
-                file.display()
-            ));
-        }
+    // The calls listed, then what they mean once (a libxz trial's held
+    // line said it again for each caller, 1-2 KB).
+    let calls: Vec<&str> = waits
+        .iter()
+        .filter_map(|w| match w {
+            Wait::Call { how, .. } => Some(how.as_str()),
+            Wait::Macro { .. } => None,
+        })
+        .collect();
+    match calls.as_slice() {
+        [] => {}
+        [one] => said.push(format!(
+            "{one}, so the program runs other code for it than its file has: patched alone, this file would run beside that code (a signature the two files' edits changed would be called the old way)"
+        )),
+        many => said.push(format!(
+            "{}: the program runs other code for each than its file has, and patched alone, this file would run beside that code (a signature the files' edits changed would be called the old way)",
+            many.join("; ")
+        )),
     }
     let files: Vec<String> = waits.iter().map(|w| w.file().display().to_string()).collect();
     let how_it_goes_in = match waits.len() {
@@ -4452,6 +4463,31 @@ mod tests {
         e.constructed = vec!["banner".into()];
         let said = e.summary_listing(false);
         assert!(said.starts_with("constructed banner"), "{said}");
+    }
+
+    #[test]
+    fn a_save_held_for_several_calls_says_what_they_mean_once() {
+        let call = |how: &str, file: &str| Wait::Call {
+            how: how.into(),
+            file: PathBuf::from(file),
+        };
+        let waits = [
+            call(
+                "g calls f; g (/p/b.c) was reverted or patched by another relive command",
+                "/p/b.c",
+            ),
+            call(
+                "h calls f; h (/p/c.c) was reverted or patched by another relive command",
+                "/p/c.c",
+            ),
+        ];
+        let said = waited_for_said(Path::new("/p/a.c"), &waits).unwrap();
+        assert_eq!(said.matches("patched alone").count(), 1, "{said}");
+        assert!(
+            said.starts_with("g calls f; g (/p/b.c) was reverted or patched by another relive command; h calls f;"),
+            "{said}"
+        );
+        assert!(said.contains("save /p/b.c, /p/c.c too"), "{said}");
     }
 
     #[test]
