@@ -627,7 +627,7 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
     // Every file watched, then lib.c alone (`--watch`), where the
     // callers cannot be known.
     for (watched, said) in [
-        (None, "app.c still calls it by the old one"),
+        (None, "app.c still calls it the old way"),
         (Some("lib.c"), "relive watches only the files you named"),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -641,7 +641,20 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         let (target, events) = relive_testkit::relive_run(relive, &options, exe, &[], dir);
         target.wait_for("f 1");
         let p = target.dir.path().to_path_buf();
-        std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+        // Patched once first: then what runs is that patch's compile (a
+        // libuv re-check: a patched function's signature went unchecked).
+        std::fs::write(p.join("lib.c"), files[0].1.replace("return 1;", "return 2;")).unwrap();
+        let e = next_change_for(&events, "/lib.c");
+        assert_eq!(e["event"], "patched", "{watched:?}: {e}");
+        target.wait_for("f 2");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            p.join("lib.c"),
+            files[0]
+                .1
+                .replace("f(void) { return 1;", "f(int x) { (void)x; return 2;"),
+        )
+        .unwrap();
         let e = next_event_for(&events, "/lib.c");
         assert_eq!(e["event"], "no_change", "{watched:?}: {e}");
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -650,8 +663,11 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
             .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
         std::fs::write(p.join("lib.c"), &used).unwrap();
         let e = next_change_for(&events, "/lib.c");
-        refused_saying(&e, said);
-        target.prints_only(&["f 1"], 20);
+        // Every file watched, held for the caller's save; else refused.
+        let kind = if watched.is_some() { "refused" } else { "held" };
+        assert_eq!(e["event"], kind, "{e}");
+        assert!(e["message"].as_str().is_some_and(|m| m.contains(said)), "{e}");
+        target.prints_only(&["f 2"], 20);
         if watched.is_some() {
             continue;
         }
@@ -668,6 +684,41 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         std::fs::write(p.join("lib.c"), &used).unwrap();
         target.wait_for("f 5007");
     }
+}
+
+/// The same with a caller that takes the function's address: calls
+/// through the pointer cannot be followed by any save, so it is refused
+/// with a restart as the way (not held for a save that cannot help).
+#[test]
+fn a_parameter_added_to_a_function_whose_address_is_taken_is_refused() {
+    let files: [(&str, &str); 2] = [
+        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint (*volatile fp)(void) = f;\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"f %d\\n\", fp()); usleep(3000); } }\n",
+        ),
+    ];
+    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    target.wait_for("f 1");
+    let p = target.dir.path().to_path_buf();
+    std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+    let e = next_event_for(&events, "/lib.c");
+    assert_eq!(e["event"], "no_change", "{e}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(
+        p.join("lib.c"),
+        files[0]
+            .1
+            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }"),
+    )
+    .unwrap();
+    let e = next_change_for(&events, "/lib.c");
+    refused_saying(&e, "app.c takes its address");
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("restart the program")),
+        "{e}"
+    );
+    target.prints_only(&["f 1"], 20);
 }
 
 /// A signature change patched with its caller in one step, then

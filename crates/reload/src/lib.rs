@@ -1486,13 +1486,16 @@ impl<'p> Reloader<'p> {
         let start = Instant::now();
         // A file that cannot be caught up is refused on its own (and says
         // why); the others go in one by one.
+        // Every file caught up together runs its baseline afterwards.
+        let together: Vec<(&Path, &ObjectFile)> = sources
+            .iter()
+            .filter_map(|s| Some((s.as_path(), self.current.get(s)?)))
+            .collect();
         let refused = sources.iter().find(|source| {
             let functions = self.differing_functions(source).unwrap_or_default();
             self.current.get(*source).is_some_and(|obj| {
                 self.signature_since_build(source, obj, &functions).is_some()
-                    || self
-                        .callers_keep_the_built_signature(source, obj, &functions, &[])
-                        .is_some()
+                    || self.catch_up_keeps_callers_the_old_way(source, obj, &functions, &together)
                     || self.catch_up_layout_refusal(source, obj, &functions).is_some()
             })
         });
@@ -1728,9 +1731,12 @@ impl<'p> Reloader<'p> {
         let baseline = &self.current[source];
         let refusal = match self
             .signature_since_build(source, baseline, functions)
-            // Each file's baseline is what it runs once caught up: a
-            // caller's file edited before the start too agrees with it.
-            .or_else(|| self.callers_keep_the_built_signature(source, baseline, functions, &[]))
+            // Alone: no other file's catch-up comes with it.
+            .or_else(|| {
+                let changed = since_build::global_changes(&self.target, source, baseline, functions);
+                self.callers_keep_the_built_signature(source, &changed, baseline, &[])
+                    .map(|(why, _)| why)
+            })
             .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
         {
             Some(refusal) => Some(catch_up_refusal(refusal)),
@@ -2232,9 +2238,11 @@ impl<'p> Reloader<'p> {
         // trial: a caller's file went in alone, calling the build's
         // `lzma_check_init`, reverted by another command, with the
         // arguments of the held file's new signature).
+        // (A file refused again is not held: it keeps its refusal, and
+        // waits for its own next save.)
         let still_held = settled.iter().find(|e| {
             self.retried.contains(Path::new(&e.file))
-                && matches!(e.event, EventKind::Held | EventKind::Refused)
+                && e.event == EventKind::Held
                 && compiled
                     .iter()
                     .any(|(source, result, _)| result.is_ok() && source == Path::new(&e.file))
@@ -2579,7 +2587,10 @@ impl<'p> Reloader<'p> {
         if let Some(refusal) = self.signature_since_build(source, &new, &functions) {
             return Ok(Step::refused(event, refusal, start));
         }
-        if let Some(refusal) = self.callers_keep_the_built_signature(source, &new, &functions, batch) {
+        let globals_changed = since_build::global_changes(&self.target, source, &new, &functions);
+        if let Some((refusal, held)) = self.callers_keep_the_built_signature(source, &globals_changed, &new, batch) {
+            // Held: the callers' save brings it in.
+            self.awaits_other_file = held;
             return Ok(Step::refused(event, refusal, start));
         }
         // Every function's signature against the code that runs, not only
@@ -2588,7 +2599,16 @@ impl<'p> Reloader<'p> {
         // no diff once the next save changes the callee's body (a Lua
         // trial: `luaV_objlen` got a fourth parameter, then used it, while
         // the interpreter's running `luaV_execute` called it with three).
-        let stale_changes = since_build::changed_names(&self.target, source, &new, &functions);
+        let stale_changes: Vec<String> = globals_changed
+            .into_iter()
+            .map(|(name, _)| name)
+            .chain(since_build::changed_static_names(
+                &self.target,
+                source,
+                &new,
+                &functions,
+            ))
+            .collect();
         if !stale_changes.is_empty() {
             if let Some(refusal) = self.callers_running(source, &new, &stale_changes, &functions, batch) {
                 return Ok(Step::refused(event, refusal, start));
@@ -3080,84 +3100,153 @@ impl<'p> Reloader<'p> {
         since_build::refusal(&self.target, source, obj, functions)
     }
 
-    /// Why `functions` of `new` (the fresh compile of `source`) must not
-    /// be patched, every file watched: a global one's signature is not the
-    /// one the program was built with, and a file that calls it still
-    /// calls it by the old prototype (as it runs, or as saved with it).
-    /// A diff of two compiles misses a signature changed in one save whose
-    /// code did not change (a parameter added, unused: not patched), once
-    /// the next save uses it (a libuv trial: `f(void)` became `f(int x)`,
-    /// then used `x`, patched, and the unchanged caller's garbage was read
-    /// as `x`).
+    /// Whether the catch-up of `functions` of `source`'s baseline `obj`,
+    /// made with the files of `together`, leaves a caller calling one of
+    /// them the old way ([`Reloader::callers_keep_the_built_signature`]).
+    fn catch_up_keeps_callers_the_old_way(
+        &self,
+        source: &Path,
+        obj: &ObjectFile,
+        functions: &[usize],
+        together: &[(&Path, &ObjectFile)],
+    ) -> bool {
+        let changed = since_build::global_changes(&self.target, source, obj, functions);
+        self.callers_keep_the_built_signature(source, &changed, obj, together)
+            .is_some()
+    }
+
+    /// Why `new` (the fresh compile of `source`) must not be patched,
+    /// every file watched: of its global functions whose signature is not
+    /// the one the program runs (`changed`, as
+    /// [`since_build::global_changes`] words them), one is still called the
+    /// old way by another file (as it runs, or as compiled in `batch` with
+    /// `source`), or has its address taken there. A diff of two compiles
+    /// misses a signature changed in one save whose code did not change
+    /// (a parameter added, unused: not patched), once the next save uses
+    /// it (a libuv trial: `f(void)` became `f(int x)`, then used `x`,
+    /// patched, and the unchanged caller's garbage was read as `x`).
+    /// `Some((why, held))`: `held` when a save of the callers can bring
+    /// it in (no address taken).
     fn callers_keep_the_built_signature(
         &self,
         source: &Path,
+        changed: &[(String, String)],
         new: &ObjectFile,
-        functions: &[usize],
         batch: &[(&Path, &ObjectFile)],
-    ) -> Option<String> {
-        if !self.every_unit_watched || functions.is_empty() {
+    ) -> Option<(String, bool)> {
+        if !self.every_unit_watched || changed.is_empty() {
             return None;
         }
-        let changed = since_build::global_changes(&self.target, source, new, functions);
-        let mut behind = Vec::new();
-        let mut files = Vec::new();
-        for (name, said) in &changed {
-            let callers = self.callers_by_the_old_prototype(source, new, name, batch);
-            if !callers.is_empty() {
-                behind.push(said.clone());
-                files.extend(callers);
+        let mut said = Vec::new();
+        let mut old_way: Vec<PathBuf> = Vec::new();
+        let mut pointers: Vec<PathBuf> = Vec::new();
+        for (name, words) in changed {
+            let callers = self.callers_the_old_way(source, new, name, batch);
+            if callers.old_way.is_empty() && callers.pointers.is_empty() {
+                continue;
             }
+            said.push(words.clone());
+            old_way.extend(callers.old_way);
+            pointers.extend(callers.pointers);
         }
-        if behind.is_empty() {
+        if said.is_empty() {
             return None;
         }
-        files.sort();
-        files.dedup();
-        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        Some(format!(
-            "the signature of a global function is not the one the program was built with ({}), and {} still {} it by the old one (or {} its address), so the callers would pass the old arguments and read the old return type: save it together with {}, e.g. `touch {} {}`, to have them patched in one step, or restart the program",
-            behind.join("; "),
-            files.join(", "),
-            if files.len() == 1 { "calls" } else { "call" },
-            if files.len() == 1 { "takes" } else { "take" },
-            if files.len() == 1 { "that file, calling it by the new prototype" } else { "those files, calling it by the new prototype" },
-            source.display(),
-            files.join(" ")
+        for list in [&mut old_way, &mut pointers] {
+            list.sort();
+            list.dedup();
+        }
+        let shown = |files: &[PathBuf]| files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>();
+        let one = |files: &[PathBuf]| files.len() == 1;
+        let runs = format!(
+            "the signature of a global function is not the one the program runs ({})",
+            said.join("; ")
+        );
+        if !pointers.is_empty() {
+            return Some((
+                format!(
+                    "{runs}, and {} {} its address: calls through a pointer pass the old arguments, and no save can follow them; restart the program",
+                    shown(&pointers).join(", "),
+                    if one(&pointers) { "takes" } else { "take" },
+                ),
+                false,
+            ));
+        }
+        // Callers of this save that did not compile are said as such (a
+        // libxz trial was told to save callers it had saved).
+        let (failing, unsaved): (Vec<PathBuf>, Vec<PathBuf>) =
+            old_way.into_iter().partition(|f| self.not_compiling.contains(f));
+        let mut fixes = Vec::new();
+        if !failing.is_empty() {
+            fixes.push(format!(
+                "{} (compiled with it) {} not compile: fix {}",
+                shown(&failing).join(", "),
+                if one(&failing) { "does" } else { "do" },
+                if one(&failing) { "it" } else { "them" },
+            ));
+        }
+        if !unsaved.is_empty() {
+            fixes.push(format!(
+                "{} still {} it the old way: save {} with it, calling it the new way (e.g. `touch {} {}` once {} the new prototype)",
+                shown(&unsaved).join(", "),
+                if one(&unsaved) { "calls" } else { "call" },
+                if one(&unsaved) { "that file" } else { "those files" },
+                source.display(),
+                shown(&unsaved).join(" "),
+                if one(&unsaved) { "it has" } else { "they have" },
+            ));
+        }
+        Some((
+            format!(
+                "{runs}, so callers would pass the old arguments and read the old return type: {}, and they are patched in one step; or restart the program",
+                fixes.join("; ")
+            ),
+            true,
         ))
     }
 
     /// The other files of the program that refer to global function
     /// `name`, whose new definition `new` (compiled from `source`) has,
-    /// other than by calls by a prototype that agrees with it: each as it
-    /// runs, or as saved in `batch` with `source`.
-    fn callers_by_the_old_prototype(
+    /// other than by calls that agree with it: each as it runs, or as
+    /// compiled in `batch` with `source`. A file not in `batch` whose
+    /// functions that call `name` do not run its compile (an edit made
+    /// before the start, not caught up: see `unverified`) calls it as the
+    /// program was built, the old way.
+    fn callers_the_old_way(
         &self,
         source: &Path,
         new: &ObjectFile,
         name: &str,
         batch: &[(&Path, &ObjectFile)],
-    ) -> Vec<PathBuf> {
+    ) -> OldWayCallers {
+        let mut out = OldWayCallers::default();
         let defined = relive_patch::signature::definitions_resolved(new, &[name]);
         let Some(is) = defined.get(name) else {
-            return Vec::new();
+            return out;
         };
-        let mut out = Vec::new();
         for (file, current) in self.current.iter().filter(|(f, _)| f.as_path() != source) {
-            let runs = batch
-                .iter()
-                .find(|(f, _)| *f == file.as_path())
-                .map_or(current, |(_, obj)| *obj);
+            let saved_with = batch.iter().find(|(f, _)| *f == file.as_path());
+            let runs = saved_with.map_or(current, |(_, obj)| *obj);
             let uses = references(runs, name);
             if uses.is_empty() {
+                continue;
+            }
+            if uses.iter().any(|&call| !call) {
+                out.pointers.push(file.clone());
                 continue;
             }
             let declared = relive_patch::signature::declarations(runs, &[name]);
             let agrees = declared
                 .get(name)
                 .is_some_and(|d| relive_patch::signature::agree(d, is));
-            if uses.iter().any(|&call| !call) || !agrees {
-                out.push(file.clone());
+            let runs_the_build = saved_with.is_none()
+                && self.unverified.get(file).is_some_and(|differs| {
+                    callers_in(runs, name)
+                        .iter()
+                        .any(|caller| differs.iter().any(|(d, _)| d == caller))
+                });
+            if !agrees || runs_the_build {
+                out.old_way.push(file.clone());
             }
         }
         out
@@ -4095,6 +4184,31 @@ fn references(obj: &ObjectFile, name: &str) -> Vec<bool> {
         .filter(|s| s.kind != Kind::Function)
         .flat_map(|s| s.relocs.iter().filter(named).map(|_| false));
     in_code.chain(in_data).collect()
+}
+
+/// The functions of `obj` that refer to `name`, an undefined symbol.
+fn callers_in(obj: &ObjectFile, name: &str) -> Vec<String> {
+    use relive_patch::objfile::{Kind, Target};
+    obj.symbols
+        .iter()
+        .filter(|s| s.kind == Kind::Function)
+        .filter(|s| {
+            s.relocs
+                .iter()
+                .any(|r| matches!(&r.target, Target::Undefined(n) if n == name))
+        })
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// The files whose code would call a function whose signature changed
+/// the old way ([`Reloader::callers_the_old_way`]).
+#[derive(Default)]
+struct OldWayCallers {
+    /// Calling it by the old prototype (or running the build's callers).
+    old_way: Vec<PathBuf>,
+    /// Taking its address: calls through a pointer no save can follow.
+    pointers: Vec<PathBuf>,
 }
 
 /// `R_X86_64_PLT32`: a call.

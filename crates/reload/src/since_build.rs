@@ -109,28 +109,48 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
 }
 
 /// The global functions among `functions` of `obj` (compiled from
-/// `source`) whose signature is not the one the program was built with,
-/// each by its symbol and as "f: int() -> int(int x)", sorted.
+/// `source`) whose signature is not the one the program runs, each by
+/// its symbol and as "f: int() -> int(int x)", sorted: for a function
+/// that runs its own code, the one the program was built with (its
+/// DWARF); for one a relive patch replaced, the one that patch's compile
+/// gave it (its generation's record). A libuv trial's function patched
+/// once, then given a parameter unused (nothing patched), then using it,
+/// was patched: only functions that ran their own code were compared.
 pub(crate) fn global_changes(
     target: &Target,
     source: &Path,
     obj: &ObjectFile,
     functions: &[usize],
 ) -> Vec<(String, String)> {
+    let said = |name: &str, was: &str, is: &str| format!("{}: {was} -> {is}", relive_patch::names::readable(name));
+    let mut changed: Vec<(String, String)> = Vec::new();
     let built = built(target, source, obj, functions, Subprograms::Definitions, false);
-    if built.is_empty() {
-        return Vec::new();
-    }
-    let names: Vec<&str> = built.keys().map(String::as_str).collect();
-    let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
-    let mut changed: Vec<(String, String)> = built
-        .iter()
-        .filter_map(|(name, was)| {
+    if !built.is_empty() {
+        let names: Vec<&str> = built.keys().map(String::as_str).collect();
+        let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
+        changed.extend(built.iter().filter_map(|(name, was)| {
             let is = now.get(name).filter(|is| !is.same_call(was))?;
-            let said = format!("{}: {} -> {}", relive_patch::names::readable(name), was.shown, is.shown);
-            Some((name.clone(), said))
+            Some((name.clone(), said(name, &was.shown, &is.shown)))
+        }));
+    }
+    // Patched ones, by what their running generation recorded.
+    let running: Vec<(&str, &String)> = functions
+        .iter()
+        .filter_map(|&i| {
+            let symbol = obj.symbols.get(i).filter(|s| !s.local && s.kind == Kind::Function)?;
+            let addr = live_address(obj, i, &target.resolver, &BaseNames::none())?;
+            let recorded = target.journal.patch(addr)?.history.last()?.signature.as_ref()?;
+            Some((symbol.name.as_str(), recorded))
         })
         .collect();
+    if !running.is_empty() {
+        let names: Vec<&str> = running.iter().map(|(n, _)| *n).collect();
+        let now = relive_patch::signature::signatures(obj, &names);
+        changed.extend(running.iter().filter_map(|(name, was)| {
+            let is = now.get(*name).filter(|is| is != was)?;
+            Some((name.to_string(), said(name, was, is)))
+        }));
+    }
     changed.sort_by(|a, b| a.1.cmp(&b.1));
     changed
 }
@@ -230,8 +250,31 @@ pub fn callee_mismatch(target: &Target, source: &Path, obj: &ObjectFile, functio
 /// revert sent a running call of the caller's new code into the old `f`
 /// with the new arguments).
 pub fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
+    changed_names_of(target, source, obj, functions, &[false, true])
+}
+
+/// [`changed_names`] of the `static` functions alone (the global ones come
+/// from [`global_changes`]).
+pub(crate) fn changed_static_names(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+) -> Vec<String> {
+    changed_names_of(target, source, obj, functions, &[true])
+}
+
+/// [`changed_names`] of the functions that are `static` as each of
+/// `which` says.
+fn changed_names_of(
+    target: &Target,
+    source: &Path,
+    obj: &ObjectFile,
+    functions: &[usize],
+    which: &[bool],
+) -> Vec<String> {
     let mut out = Vec::new();
-    for statics in [false, true] {
+    for &statics in which {
         let kind = match statics {
             false => Subprograms::Definitions,
             true => Subprograms::StaticDefinitions,
