@@ -2042,12 +2042,10 @@ fn prepare<'o>(
                 // line breakpoint there would do. Not of a static
                 // initializer: it never runs again, so no breakpoint there
                 // is ever hit.
-                let start_up_only = crate::names::is_static_initializer(&f.name);
-                if let Some(t) = statements
-                    .iter()
-                    .find(|&&t| !start_up_only && redirect.splits(orig + t))
-                {
-                    split_statements.push((crate::names::readable(&f.name), orig + t, *t));
+                if !crate::names::is_static_initializer(&f.name) {
+                    if let Some(t) = statements.iter().find(|&&t| redirect.splits(orig + t)) {
+                        split_statements.push((crate::names::readable(&f.name), orig + t, *t));
+                    }
                 }
                 let maps = match &maps {
                     Some(m) => m,
@@ -2647,6 +2645,11 @@ fn start_up_only(obj: &ObjectFile, name: &str, reach: Reach) -> Reach {
     let keep = match globals.as_slice() {
         [] => "the globals the program has keep the values they have".to_string(),
         [one] => format!("{one} keeps the value it has"),
+        many if many.len() > NAMED_IN_NOTE => format!(
+            "{} and {} more keep the values they have",
+            many[..NAMED_IN_NOTE].join(", "),
+            many.len() - NAMED_IN_NOTE
+        ),
         many => format!("{} keep the values they have", many.join(", ")),
     };
     Reach {
@@ -3258,7 +3261,8 @@ fn new_pool(
 /// other way round (a Lua trial: `lua_tolstring` reverted alone called the
 /// 3-argument `luaO_tostring` with 2, and printed what no build does).
 fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> {
-    let (a, b, change, quoted) = revert_group(target, reverted)?;
+    let (a, b, change, members) = revert_group(target, reverted)?;
+    let quoted: Vec<String> = members.iter().map(|m| quoted_for_a_shell(m)).collect();
     let shown = |n: &str| crate::names::readable(n);
     Some(format!(
         "{} and {} were patched in one change (number {change}) and one calls the other: reverted alone, {} would run its original code beside the other's patched code, which may expect other arguments or another return type if that change altered a signature; revert them together (`relive revert {} {}`), or whole changes (--last, --all); nothing was reverted",
@@ -3274,20 +3278,33 @@ fn splits_a_change(target: &Target, reverted: &[PatchRecord]) -> Option<String> 
 /// function, or with it every function [`splits_a_change`] would have go
 /// with it, each quoted for a shell (`verify` suggested a lone revert
 /// that `revert` then refused: a libxz trial).
-pub(crate) fn revert_command(target: &Target, record: &PatchRecord) -> String {
-    let names = match revert_group(target, std::slice::from_ref(record)) {
-        Some((_, _, _, quoted)) => quoted.join(" "),
-        None => {
-            let name = crate::names::readable(&record.name);
-            shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
-        }
+/// `known`: the groups found before (their members' symbols and their
+/// command), asked first: a group is found once however many of its
+/// functions a `verify` names.
+pub(crate) fn revert_command(target: &Target, record: &PatchRecord, known: &mut Vec<(Vec<String>, String)>) -> String {
+    if let Some((_, command)) = known.iter().find(|(members, _)| members.contains(&record.name)) {
+        return command.clone();
+    }
+    let members = match revert_group(target, std::slice::from_ref(record)) {
+        Some((_, _, _, members)) => members,
+        None => vec![record.name.clone()],
     };
-    format!("relive revert {} {names}", target.process.pid())
+    let quoted: Vec<String> = members.iter().map(|m| quoted_for_a_shell(m)).collect();
+    let command = format!("relive revert {} {}", target.process.pid(), quoted.join(" "));
+    known.push((members, command.clone()));
+    command
+}
+
+/// `symbol` as people write it, quoted for a shell where it needs to be
+/// (C++ names have spaces and parentheses).
+fn quoted_for_a_shell(symbol: &str) -> String {
+    let name = crate::names::readable(symbol);
+    shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
 }
 
 /// The pair of [`splits_a_change`] (a reverted function, one that would
 /// stay patched, and the change they share) and every function that must
-/// go with `reverted`, quoted for a shell; `None` when they go alone.
+/// go with `reverted` (their symbols); `None` when they go alone.
 fn revert_group(target: &Target, reverted: &[PatchRecord]) -> Option<(String, String, u64, Vec<String>)> {
     let original = OriginalCode {
         process: target.process,
@@ -3354,14 +3371,7 @@ fn revert_group(target: &Target, reverted: &[PatchRecord]) -> Option<(String, St
         }
     }
     let (a, b, change) = first?;
-    let quoted: Vec<String> = group
-        .iter()
-        .map(|(p, _)| {
-            let name = crate::names::readable(&p.name);
-            shlex::try_quote(&name).map_or(name.clone(), |q| q.into_owned())
-        })
-        .collect();
-    Some((a, b, change, quoted))
+    Some((a, b, change, group.iter().map(|(p, _)| p.name.clone()).collect()))
 }
 
 /// How a warning starts that the process has no unwinder for new code.

@@ -559,9 +559,8 @@ pub fn put_back(note: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// A name a header tests for definedness around its own default
-    /// (`#if !defined(X)`) is not a use of it; a value tested is, and so is
-    /// what a used macro's definition names.
+    /// A long definition is shown around where it changed, with a little
+    /// context; a short one whole.
     #[test]
     fn a_long_definition_is_shown_where_it_changed() {
         let table = |message: &str| {
@@ -593,6 +592,9 @@ mod tests {
         );
     }
 
+    /// A name a header tests for definedness around its own default
+    /// (`#if !defined(X)`) is not a use of it; a value tested is, and so is
+    /// what a used macro's definition names.
     #[test]
     fn a_default_guard_is_no_use() {
         let code = vec!["int n = LIMIT;".to_string()];

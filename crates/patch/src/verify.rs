@@ -362,6 +362,7 @@ pub fn note_reverted(
     recorded: &foldhash::HashMap<u64, crate::journal::Generation>,
     out: &mut Verification,
 ) {
+    let mut groups = Vec::new();
     for (name, why) in out.differs.iter_mut() {
         let Some((i, addr)) = entry_of(target, obj, name) else {
             continue;
@@ -397,7 +398,7 @@ pub fn note_reverted(
                 format!(
                     "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`{}` brings that back)",
                     now.generation,
-                    crate::apply::revert_command(target, now)
+                    crate::apply::revert_command(target, now, &mut groups)
                 )
             }
         };

@@ -71,8 +71,7 @@ fn debug_info_for_layouts(cc: &str, args: &[&String]) -> &'static [&'static str]
 const A_SECTION_PER_VARIABLE: &str = "-fdata-sections";
 
 /// The option that has clang describe every class a C++ unit uses with
-/// its fields (`-fstandalone-debug`), for compiler `cc` compiling
-/// `source`. By default clang describes a class that has virtual
+/// its fields (`-fstandalone-debug`), for compiler `cc`. By default clang describes a class that has virtual
 /// functions (or a constructor) only in the file that emits its vtable
 /// (or constructor), and names it alone elsewhere: an edit that added a
 /// virtual function to a class whose objects the program has (made by
@@ -80,15 +79,11 @@ const A_SECTION_PER_VARIABLE: &str = "-fdata-sections";
 /// in, and the new code read every field 8 bytes off (a HarfBuzz
 /// trial's class, with g++ caught since by the virtual functions it
 /// declares). The code is the same (only the debug information grows).
-/// Only for clang by name, and a C++ source (by its extension, or a
-/// compiler named `clang++`).
-fn whole_classes(cc: &str, source: &Path) -> Option<&'static str> {
+/// Only for clang by name: for C too (a `-x c++` unit, by its options,
+/// is C++ whatever its name; clang's C output is the same with it).
+fn whole_classes(cc: &str) -> Option<&'static str> {
     let name = Path::new(cc).file_name().and_then(|n| n.to_str()).unwrap_or(cc);
-    let cxx_source = source
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "cc" | "cpp" | "cxx" | "c++" | "C" | "cp" | "CPP"));
-    (name.contains("clang") && (cxx_source || name.contains("clang++"))).then_some("-fstandalone-debug")
+    name.contains("clang").then_some("-fstandalone-debug")
 }
 
 /// The option that has relive's compiles by compiler `cc` describe the
@@ -330,7 +325,7 @@ fn compile_from(
         .args(in_place)
         .args(&flags)
         .args(debug_info_for_layouts(cc, &flags))
-        .args(whole_classes(cc, source))
+        .args(whole_classes(cc))
         .arg(A_SECTION_PER_VARIABLE)
         .arg("-c")
         .arg(&file)
@@ -511,12 +506,10 @@ mod tests {
 
     #[test]
     fn options_are_asked_for_as_each_compiler_takes_them() {
-        let cpp = Path::new("src/shape.cpp");
-        assert_eq!(whole_classes("clang++-14", cpp), Some("-fstandalone-debug"));
-        assert_eq!(whole_classes("/usr/bin/clang", cpp), Some("-fstandalone-debug"));
-        assert_eq!(whole_classes("clang++", Path::new("a.c")), Some("-fstandalone-debug"));
-        assert_eq!(whole_classes("clang", Path::new("a.c")), None, "C has no classes");
-        assert_eq!(whole_classes("g++", cpp), None, "GCC describes them (and rejects it)");
+        assert_eq!(whole_classes("clang++-14"), Some("-fstandalone-debug"));
+        assert_eq!(whole_classes("/usr/bin/clang"), Some("-fstandalone-debug"));
+        assert_eq!(whole_classes("g++"), None, "GCC describes them (and rejects it)");
+        assert_eq!(whole_classes("cc"), None, "only clang by name");
         assert_eq!(macro_information("/usr/bin/gcc-12"), "-g3");
         assert_eq!(macro_information("x86_64-linux-gnu-g++"), "-g3");
         assert_eq!(macro_information("clang++-14"), "-fdebug-macro", "clang's -g3 has none");

@@ -226,6 +226,9 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
     object::File::parse(&*data).map_err(|e| format!("{}: {e}", exe.display()))?;
     let mut predefined = Predefined::default();
     let mut spellings = Spellings::default();
+    // Directories a unit searched from an ancestor instead (see
+    // `search_dirs`): not given to the others either.
+    let mut replaced: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for unit in dwarf::units(&data) {
         let Some(dir) = unit.dir.clone() else { continue };
@@ -279,7 +282,8 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             }
         }
         let spelled = spellings.of(std::iter::once(&source).chain(&headers), &searched);
-        let includes = include_options(&unit.include_dirs, &dir, &source, &system, &spelled);
+        let (includes, passed_over) = include_options(&unit.include_dirs, &dir, &source, &system, &spelled);
+        replaced.extend(passed_over.into_iter().map(|d| format!("-I{}", d.display())));
         out.push(Unit {
             name: PathBuf::from(&unit.name),
             source,
@@ -305,7 +309,11 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
         }
     }
     for unit in &mut out {
-        let missing: Vec<String> = all.iter().filter(|i| !unit.includes.contains(i)).cloned().collect();
+        let missing: Vec<String> = all
+            .iter()
+            .filter(|i| !unit.includes.contains(i) && !replaced.contains(*i))
+            .cloned()
+            .collect();
         unit.includes.extend(missing);
     }
     Ok(out)
@@ -316,40 +324,50 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
 /// `/usr`) nor the unit's own (searched anyway), that exist, in table
 /// order. A directory whose headers the unit's files include with a
 /// directory in the name (`#include "uv/errno.h"`) is searched from where
-/// that name starts (see [`searched_from`]).
+/// that name starts (see [`search_dirs`]); those passed over so are
+/// returned too.
 fn include_options(
     dirs: &[String],
     comp_dir: &Path,
     source: &Path,
     system: &[PathBuf],
-    spelled: &BTreeSet<String>,
-) -> Vec<String> {
+    spelled: &Spelled,
+) -> (Vec<String>, Vec<PathBuf>) {
     let own = source.parent().map(normalize);
+    let outside = |d: &PathBuf| !d.starts_with("/usr") && !system.iter().any(|s| d.starts_with(s));
     let mut seen = HashSet::new();
-    dirs.iter()
+    let mut passed_over = Vec::new();
+    let mut out = Vec::new();
+    let listed = dirs
+        .iter()
         .map(|d| normalize(&comp_dir.join(d)))
-        .filter(|d| {
-            !d.starts_with("/usr")
-                && !system.iter().any(|s| d.starts_with(s))
-                && Some(d) != own.as_ref()
-                && d != &normalize(comp_dir)
-                && d.is_dir()
-        })
-        .map(|d| searched_from(&d, spelled))
-        .filter(|d| seen.insert(d.clone()))
-        .map(|d| format!("-I{}", d.display()))
-        .collect()
+        .filter(|d| outside(d) && Some(d) != own.as_ref() && d != &normalize(comp_dir) && d.is_dir());
+    for d in listed {
+        let searched = search_dirs(&d, spelled, system);
+        if !searched.contains(&d) {
+            passed_over.push(d);
+        }
+        for d in searched.into_iter().filter(|d| outside(d)) {
+            if seen.insert(d.clone()) {
+                out.push(format!("-I{}", d.display()));
+            }
+        }
+    }
+    (out, passed_over)
 }
 
-/// The directory the build searched to find headers of `dir`: `dir`
-/// itself, or the ancestor where an include's name starts when the
-/// unit's files name one of its headers with the directories between
-/// (`spelled` holds `uv/errno.h` and `dir/errno.h` exists: the build had
-/// `-I` of `dir`'s parent). `-I` of `dir` itself let its `errno.h` hide
-/// the system's `<errno.h>` (a libuv trial: 19 of 36 files failed to
-/// compile, and the message blamed a missing option of the build's).
-fn searched_from(dir: &Path, spelled: &BTreeSet<String>) -> PathBuf {
-    for name in spelled {
+/// The directories the build searched to find the headers of `dir`:
+/// the ancestor where an include's name starts when the unit's files
+/// name one of its headers with the directories between (`uv/errno.h`
+/// and `dir/errno.h` exists: the build had `-I` of `dir`'s parent);
+/// `dir` itself when nothing names it so, or a plain name (`log.h`) from
+/// a file elsewhere finds a header only `dir` has (no system directory
+/// has one of that name). `-I` of `dir` itself let its `errno.h` hide the
+/// system's `<errno.h>` (a libuv trial: 19 of 36 files failed to compile,
+/// and the message blamed a missing option of the build's).
+fn search_dirs(dir: &Path, spelled: &Spelled, system: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (name, _) in spelled {
         let Some((between, file)) = name.rsplit_once('/') else {
             continue;
         };
@@ -359,17 +377,36 @@ fn searched_from(dir: &Path, spelled: &BTreeSet<String>) -> PathBuf {
             for _ in between.split('/') {
                 from.pop();
             }
-            return from;
+            out.push(from);
+            break;
         }
     }
-    dir.to_path_buf()
+    let needs_itself = out.is_empty()
+        || spelled.iter().any(|(name, from)| {
+            !name.contains('/')
+                && from.as_path() != dir
+                && dir.join(name).is_file()
+                && !system.iter().any(|s| s.join(name).is_file())
+        });
+    if needs_itself {
+        out.push(dir.to_path_buf());
+    }
+    out
 }
 
+/// The names a unit's files include, each with the directory of the file
+/// that includes it.
+type Spelled = BTreeSet<(String, PathBuf)>;
+
 /// The names the `#include` lines of files give (`uv/errno.h`), each
-/// file read once for all the units that include it.
+/// file read once for all the units that include it, and where each
+/// looked-for file is.
 #[derive(Default)]
 struct Spellings {
     by_file: HashMap<PathBuf, Vec<String>>,
+    /// Whether a path names a file, asked once each (every unit looks
+    /// for `<stdio.h>` in each searched directory).
+    is_file: HashMap<PathBuf, bool>,
 }
 
 /// How many files one unit's includes are followed through: far enough
@@ -381,23 +418,24 @@ impl Spellings {
     /// found beside the includer or in one of `searched` (a header that
     /// gives no code is in no line table: `lib.h`, which only includes
     /// `lib/errno.h`).
-    fn of<'a>(&mut self, files: impl Iterator<Item = &'a PathBuf>, searched: &[PathBuf]) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
+    fn of<'a>(&mut self, files: impl Iterator<Item = &'a PathBuf>, searched: &[PathBuf]) -> Spelled {
+        let mut out = Spelled::new();
         let mut queue: Vec<PathBuf> = files.cloned().collect();
         let mut seen: HashSet<PathBuf> = queue.iter().cloned().collect();
         while let Some(file) = queue.pop() {
             let names = self
                 .by_file
                 .entry(file.clone())
-                .or_insert_with(|| std::fs::read(&file).map(|t| included_names(&t)).unwrap_or_default());
-            for name in names.iter() {
-                out.insert(name.clone());
-                let beside = file.parent().map(|p| p.join(name));
-                let found = beside
-                    .into_iter()
-                    .chain(searched.iter().map(|d| d.join(name)))
+                .or_insert_with(|| std::fs::read(&file).map(|t| included_names(&t)).unwrap_or_default())
+                .clone();
+            let from = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            for name in names {
+                let beside = from.join(&name);
+                let found = std::iter::once(beside)
+                    .chain(searched.iter().map(|d| d.join(&name)))
                     .map(|p| normalize(&p))
-                    .find(|p| p.is_file());
+                    .find(|p| *self.is_file.entry(p.clone()).or_insert_with(|| p.is_file()));
+                out.insert((name, from.clone()));
                 if let Some(found) = found.filter(|_| seen.len() < FOLLOWED) {
                     if seen.insert(found.clone()) {
                         queue.push(found);
@@ -500,27 +538,36 @@ mod tests {
     #[test]
     fn a_directory_whose_headers_are_included_with_its_name_is_searched_from_its_parent() {
         let dir = tempfile::tempdir().unwrap();
-        let nested = dir.path().join("include/uv");
+        let include = dir.path().join("include");
+        let nested = include.join("uv");
+        let src = dir.path().join("src");
         std::fs::create_dir_all(&nested).unwrap();
+        std::fs::create_dir_all(&src).unwrap();
+        let system = dir.path().join("system");
+        std::fs::create_dir_all(&system).unwrap();
+        std::fs::write(system.join("errno.h"), "").unwrap();
         std::fs::write(nested.join("errno.h"), "").unwrap();
-        std::fs::write(dir.path().join("include/uv.h"), "").unwrap();
-        let spelled: BTreeSet<String> =
-            included_names(b"#include <errno.h>\n  #  include \"uv/errno.h\" // its codes\n#define X 1\n")
-                .into_iter()
-                .collect();
-        assert_eq!(
-            spelled,
-            BTreeSet::from(["errno.h".to_string(), "uv/errno.h".to_string()])
-        );
-        assert_eq!(searched_from(&nested, &spelled), dir.path().join("include"));
+        std::fs::write(nested.join("log.h"), "").unwrap();
+        let names = included_names(b"#include <errno.h>\n  #  include \"uv/errno.h\" // its codes\n#define X 1\n");
+        assert_eq!(names, ["errno.h", "uv/errno.h"]);
+        let spelled: Spelled = names.into_iter().map(|n| (n, src.clone())).collect();
+        let system = [system];
+        // `<errno.h>` is the system's: include/uv is searched from include.
+        assert_eq!(search_dirs(&nested, &spelled, &system), std::slice::from_ref(&include));
         // Named without the directory: searched itself.
-        assert_eq!(
-            searched_from(&dir.path().join("include"), &spelled),
-            dir.path().join("include")
-        );
+        assert_eq!(search_dirs(&include, &spelled, &system), std::slice::from_ref(&include));
+        // A plain name only this directory has, from a file elsewhere: it
+        // is searched too.
+        let mut both = spelled.clone();
+        both.insert(("log.h".into(), src.clone()));
+        assert_eq!(search_dirs(&nested, &both, &system), [include.clone(), nested.clone()]);
         // A name whose file is not there, or that climbs, proves nothing.
-        let other: BTreeSet<String> = ["uv/missing.h".to_string(), "../uv/errno.h".to_string()].into();
-        assert_eq!(searched_from(&nested, &other), nested);
+        let other: Spelled = [
+            ("uv/missing.h".to_string(), src.clone()),
+            ("../uv/errno.h".to_string(), src),
+        ]
+        .into();
+        assert_eq!(search_dirs(&nested, &other, &system), [nested]);
     }
 
     #[test]

@@ -362,7 +362,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(why) = r.foreign.as_ref().filter(|_| differing == 0) {
                 writeln!(out, "  note: {why}")?;
             }
-            if !r.absent.is_empty() && !quiet {
+            // An object of no file of the program keeps its absent list:
+            // it is what the foreign note speaks of.
+            if !r.absent.is_empty() && (!quiet || r.foreign.is_some()) {
                 // A few names, not a line of a thousand (an object of
                 // another file has none of the program's).
                 let named: Vec<String> = r
