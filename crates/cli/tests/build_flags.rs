@@ -2153,3 +2153,55 @@ fn a_header_directory_named_in_includes_is_searched_from_where_the_name_starts()
     s.until_patched("/code.c");
     s.prints("v 4044");
 }
+
+/// A file that does not compile with the command relive derived from the
+/// debug information (a -D of the build's that plain `-g` does not
+/// record) is said to fail with that command, with the fix, not to wait
+/// for an edit ("edits will be patched once it does" read as "edit it": a
+/// libuv trial).
+#[test]
+fn a_file_the_derived_command_cannot_compile_names_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("app.c"),
+        "#ifndef NEEDED\n#error built with -DNEEDED\n#endif\n#include <stdio.h>\n#include <unistd.h>\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", NEEDED); usleep(2000); } }\n",
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .args(["-O2", "-g", "-DNEEDED=7", "-o", "app", "app.c"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let target = started(dir);
+    target.wait_for("v 7");
+    let mut relive = Command::new(env!("CARGO_BIN_EXE_relive"))
+        .args(["watch", &target.pid_arg()])
+        .current_dir(target.dir.path())
+        .env("RELIVE_STATE_DIR", target.dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in BufReader::new(relive.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("watching") {
+            break;
+        }
+    }
+    let _ = relive.kill();
+    let _ = relive.wait();
+    assert!(
+        said.contains("app.c does not compile with the command relive derived from the debug info")
+            && said.contains("built with -DNEEDED")
+            && said.contains("relive build -- make")
+            && !said.contains("once it does"),
+        "{said}"
+    );
+}

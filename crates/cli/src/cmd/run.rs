@@ -724,25 +724,27 @@ fn baselines(
             Baseline::Verified(_) => verified += 1,
             Baseline::CompileError(message) => {
                 let command = reloader.command(&file);
-                let hint = match command.origin {
+                let first_error = message
+                    .lines()
+                    .find(|l| l.contains("error"))
+                    .or(message.lines().next())
+                    .unwrap_or("");
+                // A command relive made up is the likely cause, not the
+                // file: "edits will be patched once it does" read as "edit
+                // it" (a libuv trial), and the debug information does
+                // record -I (its header directories), not the -D options.
+                let text = match command.origin {
                     "debug info" | "default" => format!(
-                        "\n  its compile command comes from the {}, which records no -I/-D options: {}",
+                        "relive: {name} does not compile with the command relive derived from the {} ({first_error}); its edits are not patched until it does: {}",
                         command.origin,
                         relive_reload::FIX_FLAGS
                     ),
-                    _ => String::new(),
+                    _ => format!("relive: {name} does not compile now ({first_error}); edits will be patched once it does"),
                 };
                 report_baseline(
                     options.json,
                     serde_json::json!({"event": "baseline", "file": name, "status": "compile_error", "message": message, "command": command.display()}),
-                    format!(
-                        "relive: {name} does not compile now ({}); edits will be patched once it does{hint}",
-                        message
-                            .lines()
-                            .find(|l| l.contains("error"))
-                            .or(message.lines().next())
-                            .unwrap_or("")
-                    ),
+                    text,
                 )
             }
             Baseline::Differs { check, edited, trusted } => {
