@@ -426,3 +426,21 @@ int main() {
         target.wait_for("v 21");
     }
 }
+
+/// A save that does not compile says the program runs on with the code
+/// it has (not "without its edit": a header's edit recompiles files
+/// nobody edited, a libuv re-check), and shows the compiler's message.
+#[test]
+fn a_save_that_does_not_compile_says_the_program_runs_on() {
+    const APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
+    let (target, lines) = run_built("g++", &["-O1", "-g"], &[("app.cpp", APP)], &["app.cpp"]);
+    lines.until("watching");
+    target.wait_for("v 1");
+    std::fs::write(target.dir.path().join("app.cpp"), APP.replace("return 1;", "return 1")).unwrap();
+    let said = lines.until("app.cpp: ");
+    assert!(
+        said.contains("does not compile; the program runs on with the code it has:"),
+        "{said}"
+    );
+    target.wait_for("v 1");
+}

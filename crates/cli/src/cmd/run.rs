@@ -194,10 +194,12 @@ fn print_event(e: &ReloadEvent, json: bool) {
             )
         ),
         EventKind::CompileError => {
+            // Not "without its edit": a header's edit recompiles files
+            // nobody edited (a libuv re-check).
             let message = e.message.as_deref().unwrap_or("");
             let _ = writeln!(
                 err,
-                "relive: {}: {}; the program runs on without its edit:\n{message}",
+                "relive: {}: {}; the program runs on with the code it has:\n{message}",
                 e.file,
                 paint("does not compile", Tone::Bad),
             );
