@@ -657,6 +657,13 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         .unwrap();
         let e = next_event_for(&events, "/lib.c");
         assert_eq!(e["event"], "no_change", "{watched:?}: {e}");
+        // Said: no code changed, but a signature did.
+        assert!(
+            e["notes"]
+                .to_string()
+                .contains("the signature of a global function changed (f: int() -> int(int x)), though no code did"),
+            "{e}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(300));
         let used = files[0]
             .1

@@ -2636,6 +2636,26 @@ impl<'p> Reloader<'p> {
                 event.timing_us.total = us(start);
                 return Ok(Step::Done(event));
             }
+            // A signature changed with no code (a parameter added, unused):
+            // said, or "no function changed" read as if nothing did (a
+            // libuv re-check); its next code edit is checked against
+            // what runs.
+            if let Some(old) = self.current.get(source) {
+                let globals: Vec<&str> = new
+                    .symbols
+                    .iter()
+                    .filter(|s| s.kind == relive_patch::objfile::Kind::Function && !s.local)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                let changed = relive_patch::signature::changed(old, &new, &globals);
+                if !changed.is_empty() {
+                    let list: Vec<String> = changed.iter().map(ToString::to_string).collect();
+                    event.notes.push(format!(
+                        "the signature of a global function changed ({}), though no code did: nothing was patched, and an edit of its code waits until the files that call it call it the new way",
+                        list.join("; ")
+                    ));
+                }
+            }
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
             // An edit that folds to the same code with the default of a
