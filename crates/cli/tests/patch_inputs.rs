@@ -1000,3 +1000,53 @@ fn a_revert_with_nothing_to_revert_names_the_journals_it_read() {
         "{stdout}"
     );
 }
+
+/// Two one-shot patches of a file whose global function gets a parameter
+/// unused (no code change: nothing patched), then uses it, while its
+/// caller in another file calls it the old way: the second is refused,
+/// its signature compared with the one the program runs (it went in, and
+/// the new code read a register the caller never set: a libuv re-check).
+/// The caller, `step`, runs only briefly (`main` calls it), so the
+/// refusal is not the one for a running caller.
+#[test]
+fn a_parameter_added_unused_then_used_by_one_shot_patches_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let lib = "__attribute__((noinline)) int f(void) { return 1; }\n";
+    std::fs::write(p.join("lib.c"), lib).unwrap();
+    std::fs::write(
+        p.join("app.c"),
+        "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline, noipa)) int step(void) { return f(); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"f %d\\n\", step()); usleep(2000); } }\n",
+    )
+    .unwrap();
+    gcc(p, &["-O2", "-g", "-o", "app", "app.c", "lib.c"]);
+    gcc(p, &["-O2", "-g", "-c", "lib.c", "-o", "lib0.o"]);
+    let unused = lib.replace("f(void) {", "f(int x) { (void)x;");
+    let used = lib.replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
+    for (text, object) in [(&unused, "lib1.o"), (&used, "lib2.o")] {
+        std::fs::write(p.join("lib.c"), text).unwrap();
+        gcc(p, &["-O2", "-g", "-c", "lib.c", "-o", object]);
+    }
+    let exe = p.join("app");
+    let target = Target::spawn(Command::new(&exe), exe, dir);
+    target.wait_for("f 1");
+    let state = target.dir.path().join("state");
+    let patch = |new: &str, base: &str| {
+        Command::new(env!("CARGO_BIN_EXE_relive"))
+            .args(["patch", &target.pid_arg(), new, "--base", base])
+            .current_dir(target.dir.path())
+            .env("RELIVE_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let first = patch("lib1.o", "lib0.o");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = patch("lib2.o", "lib1.o");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(
+        said.contains("the signature of a global function is not the one the program runs (f: int() -> int(int x))"),
+        "{said}"
+    );
+    target.wait_for("f 1");
+}

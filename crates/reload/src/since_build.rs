@@ -108,6 +108,24 @@ pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, function
     ))
 }
 
+/// Why a one-shot patch of `functions` of `obj` (compiled from `source`)
+/// must not go in: a global one's signature is not the one the program
+/// runs (as built, or as the patch in force gave it), and callers in
+/// files the patch does not bring call it the old way. A diff against
+/// `--base` misses a signature an earlier patch's object already had
+/// while its code did not change (nothing was patched then).
+pub fn one_shot_refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
+    let changed = global_changes(target, source, obj, functions);
+    if changed.is_empty() {
+        return None;
+    }
+    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
+    Some(format!(
+        "the signature of a global function is not the one the program runs ({}): callers in other files would still pass the old arguments and read the old return type, so restart the program",
+        changed.join("; ")
+    ))
+}
+
 /// The global functions among `functions` of `obj` (compiled from
 /// `source`) whose signature is not the one the program runs, each by
 /// its symbol and as "f: int() -> int(int x)", sorted: for a function

@@ -316,6 +316,17 @@ fn patch_opened(
     if let Some(why) = relive_patch::running_callers::running_caller(&target, new, &changed, &patched) {
         return Err(PatchError::Refused { what: why }.into());
     }
+    // Then calls from elsewhere into this file's functions, by the
+    // signatures the program runs (a libuv re-check's two saves, as two
+    // one-shot patches: a parameter added unused, then used).
+    if let Some(source) = &objects.new.source {
+        let source = std::path::Path::new(source);
+        if let Some(what) =
+            relive_reload::since_build::one_shot_refusal(&target, source, &objects.new, &objects.functions)
+        {
+            return Err(PatchError::Refused { what }.into());
+        }
+    }
     let report = if objects.functions.is_empty() {
         None
     } else {
