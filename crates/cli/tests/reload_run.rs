@@ -1540,6 +1540,44 @@ int main(void) {
     );
 }
 
+/// A running function that inlines only the head of a function GCC split
+/// (`concat`, its body `concat.part.0`) calls the part: patched with it,
+/// its running call is not said to run the part's old code (a Lua trial:
+/// `luaV_execute` and `luaV_concat.part.0`).
+#[test]
+fn a_split_off_part_is_not_said_to_be_inlined() {
+    const SRC: &str = r#"#include <stdio.h>
+#include <unistd.h>
+volatile int seed = 3;
+volatile int rounds = 5;
+int table[64];
+int concat(int n);
+__attribute__((noinline)) int work(void) { int r = 0; for (int k = 0; k < rounds; k++) { r += concat(seed + k) + concat(1); usleep(1000); } return r; }
+int concat(int n) {
+  if (__builtin_expect(n < 2, 1)) return n;
+  int s = 0;
+  for (int i = 0; i < n; i++) { s += table[i % 64] * i; if (s > 100000) s -= 99991; table[(i * 7) % 64] ^= s; }
+  for (int i = 0; i < n; i++) { s ^= table[(i * 3) % 64] + i; if (s & 1) s += 17; else s -= 3; }
+  for (int i = 0; i < n; i++) { s += table[(i * 5) % 64] - i; table[i % 64] = s; }
+  return s;
+}
+int main(void) { setvbuf(stdout, 0, _IOLBF, 0); for (;;) { printf("v %d\n", work() != 0); } }
+"#;
+    let mut s = Session::start(SRC, &["-O2", "-g"]);
+    s.target.wait_for_prefix("v ");
+    let e = s.save_with(&[
+        ("s -= 3;", "s -= 4;"),
+        (
+            "r += concat(seed + k) + concat(1);",
+            "r += concat(seed + k) + concat(1) + 1;",
+        ),
+    ]);
+    assert_eq!(e["event"], "patched", "{e}");
+    let said = e.to_string();
+    assert!(said.contains("concat.part.0"), "GCC split concat: {e}");
+    assert!(!said.contains("concat.part.0 inlined"), "{e}");
+}
+
 /// Lines added above two functions that log `__LINE__` change their code
 /// and nothing else: both are patched (the program logs the new numbers,
 /// as a fresh build would), and the event says they are patched for
