@@ -444,3 +444,30 @@ fn a_save_that_does_not_compile_says_the_program_runs_on() {
     );
     target.wait_for("v 1");
 }
+
+/// A header's error is every includer's: the compiler's output is shown
+/// once, and the other files that include it say so in a line (a Lua
+/// trial: one missing `;` in a header gave 2,801 lines).
+#[test]
+fn a_headers_error_is_shown_once_for_all_its_includers() {
+    const HEADER: &str = "inline int twice(int x) { return 2 * x; }\n";
+    const ONE: &str = "#include \"twice.hpp\"\n__attribute__((noinline)) int one() { return twice(1); }\n";
+    const MAIN: &str = "#include <cstdio>\n#include <unistd.h>\n#include \"twice.hpp\"\nint one();\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", one() + twice(0)); usleep(3000); } }\n";
+    let (target, lines) = run_built(
+        "g++",
+        &["-O1", "-g"],
+        &[("twice.hpp", HEADER), ("one.cpp", ONE), ("main.cpp", MAIN)],
+        &["main.cpp", "one.cpp"],
+    );
+    lines.until("watching");
+    target.wait_for("v 2");
+    std::fs::write(target.dir.path().join("twice.hpp"), HEADER.replace("2 * x;", "2 * x")).unwrap();
+    let first = lines.until("does not compile");
+    assert!(first.contains("the program runs on with the code it has:"), "{first}");
+    let second = lines.until("does not compile");
+    assert!(
+        second.contains("with the same first error as") && second.contains("twice.hpp"),
+        "{second}"
+    );
+    target.wait_for("v 2");
+}
