@@ -570,6 +570,17 @@ fn a_patched_main_whose_loop_keeps_its_old_code_differs() {
     );
     // The program runs the old code, as verify says.
     target.wait_for("v A");
+    // The build's object is that code: said so (a Lua trial: it was said
+    // to differ, and nothing more).
+    let base = target.dir.path().join("base.o");
+    let (_, report) = verify_object(&target, &base);
+    let why = report[0]["differs"][0]["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(
+            "whose code no call can run (NOT REACHABLE when it was patched): the running calls run this object's code"
+        ),
+        "{report}"
+    );
 }
 
 /// A worker thread's outermost function, patched while it loops, matches

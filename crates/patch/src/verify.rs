@@ -395,6 +395,16 @@ pub fn note_reverted(
                     ));
                     continue;
                 }
+                // A patch whose new code no call can run: the calls that
+                // run run this code (a Lua trial's `main`: said to differ,
+                // and nothing more).
+                if now.unreached.is_some() {
+                    why.push_str(&format!(
+                        "; its entry leads to generation {} of a relive patch{made}, whose code no call can run (NOT REACHABLE when it was patched): the running calls run this object's code, the program's own",
+                        now.generation
+                    ));
+                    continue;
+                }
                 format!(
                     "; it runs generation {} of a relive patch{made}, and this object is the program's own code for it (`{}` brings that back)",
                     now.generation,
