@@ -532,6 +532,17 @@ pub fn note(changes: &[MacroChange]) -> Option<String> {
         1 => ("macro", "it", "value", "one"),
         _ => ("macros", "them", "values", "ones"),
     };
+    // Function-like macros are code, not values the program stores: the
+    // warning about stored flags and sizes did not fit (a Lua trial's
+    // `tostring(L,o)`).
+    let function_like = changes
+        .iter()
+        .all(|c| c.after.iter().chain(&c.before).all(|d| d.starts_with('(')));
+    if function_like {
+        return Some(format!(
+            "{which} changed value ({named}): the patched functions that use {it} expand {it} the new way; code not patched keeps the old expansion"
+        ));
+    }
     Some(format!(
         "{which} changed value ({named}): the patched functions that use {it} have the new {value}, but what the program already computed or stored with the old {one} (flags or states in its data, sizes) keeps {it}, and those functions read it with the new meaning; restart the program if such values are kept"
     ))
@@ -672,6 +683,18 @@ mod tests {
         let said = super::note(&changes(&five, &wider)).unwrap();
         assert!(
             said.starts_with("macro changed value (G(x): x -> (x) + 30000)"),
+            "{said}"
+        );
+        // A function-like macro is code: no word of stored values (a Lua
+        // trial's `tostring(L,o)`), and its put-back still reads it.
+        assert!(
+            said.ends_with(
+                "the patched functions that use it expand it the new way; code not patched keeps the old expansion"
+            ),
+            "{said}"
+        );
+        assert!(
+            put_back(&said).is_some_and(|back| back.starts_with("macro back to the value")),
             "{said}"
         );
     }
