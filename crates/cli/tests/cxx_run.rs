@@ -471,3 +471,22 @@ fn a_headers_error_is_shown_once_for_all_its_includers() {
     );
     target.wait_for("v 2");
 }
+
+/// A compile that fails with a cascade of errors shows the compiler's
+/// first lines and counts the rest (a zlib trial: 150 lines for one
+/// header's broken macro), then its first error again.
+#[test]
+fn a_long_compiler_output_is_cut_short() {
+    const APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
+    let (target, lines) = run_built("g++", &["-O1", "-g"], &[("app.cpp", APP)], &["app.cpp"]);
+    lines.until("watching");
+    target.wait_for("v 1");
+    let broken: String = (0..40).map(|k| format!("int broken{k} = ;\n")).collect();
+    std::fs::write(target.dir.path().join("app.cpp"), format!("{APP}{broken}")).unwrap();
+    lines.until("does not compile");
+    let cut = lines.until("more lines of the compiler's output (-v shows them all)");
+    assert!(cut.starts_with("… and "), "{cut}");
+    let again = lines.until("the first error:");
+    assert!(again.contains("app.cpp:5:"), "{again}");
+    target.wait_for("v 1");
+}

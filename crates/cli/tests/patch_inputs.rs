@@ -1041,6 +1041,13 @@ fn a_parameter_added_unused_then_used_by_one_shot_patches_is_refused() {
     };
     let first = patch("lib1.o", "lib0.o");
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    // Nothing to patch, and said why the next object will be refused (a
+    // zlib trial's first object said only "nothing to patch").
+    let said_first = String::from_utf8_lossy(&first.stdout).to_string() + &String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said_first.contains("though no code changed: nothing was patched, and an object whose code uses it is refused"),
+        "{said_first}"
+    );
     let second = patch("lib2.o", "lib1.o");
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{said}");

@@ -319,3 +319,21 @@ fn run_without_dashes_says_where_the_program_goes() {
     let out = relive(&["run", "--nope", "--", "./app"], state.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--nope'"));
 }
+
+/// `watch` of a program whose debug information names no sources says to
+/// name the files as `watch` takes them (it said to pass `--watch`, which
+/// only `run` takes: a zlib trial).
+#[test]
+fn watch_of_a_program_without_sources_says_how_to_name_them() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = relive(&["watch", &sleeper.id().to_string()], &dir.path().join("state"));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("name them: relive watch PID FILE...") && !stderr.contains("--watch"),
+        "{stderr}"
+    );
+}

@@ -657,13 +657,18 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         .unwrap();
         let e = next_event_for(&events, "/lib.c");
         assert_eq!(e["event"], "no_change", "{watched:?}: {e}");
-        // Said: no code changed, but a signature did.
+        // Said: no code changed, but a signature did, and what becomes of
+        // an edit of its code.
+        let notes = e["notes"].to_string();
         assert!(
-            e["notes"]
-                .to_string()
-                .contains("the signature of a global function changed (f: int() -> int(int x)), though no code did"),
+            notes.contains("the signature of a global function changed (f: int() -> int(int x)), though no code did"),
             "{e}"
         );
+        let then = match watched {
+            Some(_) => "an edit of its code is refused, as relive watches only the files you named",
+            None => "an edit of its code waits until the files that call it call it the new way",
+        };
+        assert!(notes.contains(then), "{e}");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let used = files[0]
             .1

@@ -2650,8 +2650,14 @@ impl<'p> Reloader<'p> {
                 let changed = relive_patch::signature::changed(old, &new, &globals);
                 if !changed.is_empty() {
                     let list: Vec<String> = changed.iter().map(ToString::to_string).collect();
+                    // With some files watched no save can bring the
+                    // callers (a zlib trial was told to wait for them).
+                    let then = match self.every_unit_watched {
+                        true => "an edit of its code waits until the files that call it call it the new way",
+                        false => "an edit of its code is refused, as relive watches only the files you named and cannot patch the callers (watch them all, with no file arguments, to have it patched with them)",
+                    };
                     event.notes.push(format!(
-                        "the signature of a global function changed ({}), though no code did: nothing was patched, and an edit of its code waits until the files that call it call it the new way",
+                        "the signature of a global function changed ({}), though no code did: nothing was patched, and {then}",
                         list.join("; ")
                     ));
                 }

@@ -126,6 +126,26 @@ pub fn one_shot_refusal(target: &Target, source: &Path, obj: &ObjectFile, functi
     ))
 }
 
+/// What a one-shot patch of `obj` (compiled from `source`) that changed
+/// no code says when one of its global functions has another signature
+/// than the program runs: the next object, whose code uses it, is
+/// refused (a zlib trial's object with a parameter added, unused, said
+/// only "nothing to patch").
+pub fn one_shot_unpatched_signatures(target: &Target, source: &Path, obj: &ObjectFile) -> Option<String> {
+    let globals: Vec<usize> = (0..obj.symbols.len())
+        .filter(|&i| obj.symbols[i].kind == Kind::Function && !obj.symbols[i].local)
+        .collect();
+    let changed = global_changes(target, source, obj, &globals);
+    if changed.is_empty() {
+        return None;
+    }
+    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
+    Some(format!(
+        "the signature of a global function is not the one the program runs ({}), though no code changed: nothing was patched, and an object whose code uses it is refused, as callers in other files call it the old way (restart the program for that change)",
+        changed.join("; ")
+    ))
+}
+
 /// The global functions among `functions` of `obj` (compiled from
 /// `source`) whose signature is not the one the program runs, each by
 /// its symbol and as "f: int() -> int(int x)", sorted: for a function

@@ -273,7 +273,7 @@ fn patch_opened(
     if matches!(verdict, Verdict::Unchecked(_)) && !how.force {
         refuse_unrelated(&target, objects)?;
     }
-    let concern = concern
+    let mut concern = concern
         .into_iter()
         .chain(objects.notes.iter().cloned())
         .chain(nothing_changed_but_patched(&target, objects))
@@ -328,6 +328,16 @@ fn patch_opened(
         }
     }
     let report = if objects.functions.is_empty() {
+        // A signature the object changed with no code: said, as the next
+        // object that uses it is refused.
+        if let Some(source) = &objects.new.source {
+            let source = std::path::Path::new(source);
+            concern.extend(relive_reload::since_build::one_shot_unpatched_signatures(
+                &target,
+                source,
+                &objects.new,
+            ));
+        }
         None
     } else {
         let unit = apply::Unit {

@@ -197,9 +197,24 @@ fn print_event(e: &ReloadEvent, json: bool) {
             // Not "without its edit": a header's edit recompiles files
             // nobody edited (a libuv re-check).
             let message = e.message.as_deref().unwrap_or("");
+            // The compiler's first lines, not a cascade of hundreds (a
+            // zlib trial: 150 lines of one header's broken macro); -v
+            // shows all.
+            let lines = message.lines().count();
+            let shown: String = match lines > COMPILER_LINES_SHOWN && !crate::output::verbose() {
+                true => {
+                    let head: Vec<&str> = message.lines().take(COMPILER_LINES_SHOWN).collect();
+                    format!(
+                        "{}\n… and {} more lines of the compiler's output (-v shows them all)",
+                        head.join("\n"),
+                        lines - COMPILER_LINES_SHOWN
+                    )
+                }
+                false => message.to_string(),
+            };
             let _ = writeln!(
                 err,
-                "relive: {}: {}; the program runs on with the code it has:\n{message}",
+                "relive: {}: {}; the program runs on with the code it has:\n{shown}",
                 e.file,
                 paint("does not compile", Tone::Bad),
             );
@@ -248,6 +263,9 @@ fn print_event(e: &ReloadEvent, json: bool) {
 /// Compiler output longer than this many lines ends with its first error
 /// again.
 const ERRORS_SHOWN_AT_THE_END: usize = 20;
+
+/// How many lines of a failed compile's output are shown (without -v).
+const COMPILER_LINES_SHOWN: usize = 40;
 
 /// The first line of a compiler's output that reports an error.
 fn first_error(output: &str) -> Option<&str> {
@@ -497,6 +515,7 @@ fn plan(
     explicit: &[PathBuf],
     cc: Option<&str>,
     json: bool,
+    command: &str,
 ) -> anyhow::Result<(Vec<Planned>, Vec<PathBuf>)> {
     // A program rebuilt (or deleted) on disk since it started: its debug
     // info is read from the running image, which the kernel keeps.
@@ -529,7 +548,7 @@ fn plan(
     } else {
         explicit.iter().map(|p| relive_reload::compdb::absolute(p)).collect()
     };
-    anyhow::ensure!(!files.is_empty(), "{}", no_sources(exe));
+    anyhow::ensure!(!files.is_empty(), "{}", no_sources(exe, command));
     // The project headers the watched files' code came from.
     let mut headers: Vec<PathBuf> = Vec::new();
     for (_, unit) in units.iter().filter(|(f, _)| files.contains(f)) {
@@ -1153,7 +1172,7 @@ fn reload_loop(
     exited: impl FnMut() -> Option<i32>,
 ) -> anyhow::Result<(i32, LastReload)> {
     let (cc, debounce, json) = (options.cc.as_deref(), options.debounce_ms, options.json);
-    let (files, headers) = plan(pid, exe, explicit, cc, json)?;
+    let (files, headers) = plan(pid, exe, explicit, cc, json, command)?;
     // A program started held waits for the start-up compare only when a
     // source is newer than it (edited since the build: patched in before
     // its first call); otherwise it starts at once.
@@ -1309,7 +1328,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Nothing to watch is said before the program starts: it ran on (its
     // children orphaned) when relive gave up after starting it.
     if let Some(path) = which(program).filter(|_| args.watch.is_empty()) {
-        anyhow::ensure!(!lacks_debug_info(&path), "{}", no_sources(&path));
+        anyhow::ensure!(!lacks_debug_info(&path), "{}", no_sources(&path, "run"));
     }
     let mut command = Command::new(program);
     command.args(rest);
@@ -1411,10 +1430,16 @@ fn lacks_debug_info(exe: &std::path::Path) -> bool {
         .is_ok_and(|f| f.format() == object::BinaryFormat::Elf && f.section_by_name(".debug_info").is_none())
 }
 
-/// The error for a program whose sources relive cannot name.
-fn no_sources(exe: &std::path::Path) -> String {
+/// The error for a program whose sources relive cannot name, under
+/// `command` (`run` or `watch`, which name files differently: `watch`
+/// was told to pass a `--watch` it does not take, a zlib trial).
+fn no_sources(exe: &std::path::Path, command: &str) -> String {
+    let name_them = match command {
+        "watch" => "name them: relive watch PID FILE...",
+        _ => "pass --watch FILE",
+    };
     format!(
-        "no C or C++ sources to watch: {} has no debug info naming them (or they are not on disk); build it with -g or pass --watch FILE",
+        "no C or C++ sources to watch: {} has no debug info naming them (or they are not on disk); build it with -g or {name_them}",
         exe.display()
     )
 }
