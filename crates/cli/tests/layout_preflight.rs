@@ -376,3 +376,38 @@ int main(void) {
     );
     target.wait_for("w 7");
 }
+
+/// A virtual function added to a class that has virtual functions already
+/// changes its vtable, not its fields: refused as that (a snappy trial
+/// was refused as if a constant had changed, told it "can be static").
+#[test]
+fn a_virtual_function_added_to_a_dynamic_class_is_refused_as_such() {
+    const SHAPES: &str = r#"#include <cstdio>
+#include <unistd.h>
+struct Shape { virtual ~Shape(); virtual int area() const; int side = 3; };
+Shape::~Shape() {}
+int Shape::area() const { return side * side; }
+__attribute__((noinline)) int measure(const Shape &s) { return s.area(); }
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  Shape s;
+  for (;;) { std::printf("v %d\n", measure(s)); usleep(3000); }
+}
+"#;
+    let edited = SHAPES
+        .replace(
+            "virtual int area() const;",
+            "virtual int area() const; virtual int sides() const;",
+        )
+        .replace(
+            "int Shape::area() const",
+            "int Shape::sides() const { return 4; }\nint Shape::area() const",
+        );
+    refused_when_built_with(
+        &["g++"],
+        SHAPES,
+        &edited,
+        "v 9",
+        &["the virtual functions of Shape changed", "restart the program"],
+    );
+}

@@ -374,6 +374,28 @@ pub fn select_checking_layouts(
         .filter(|s| !s.local)
         .map(|s| s.name.as_str())
         .collect();
+    // A class's vtable: its virtual functions changed, said as such (a
+    // snappy trial's added virtual function was refused as a "constant"
+    // that "can be static").
+    let vtables: Vec<String> = shared
+        .iter()
+        .filter(|n| n.starts_with("_ZTV"))
+        .map(|n| crate::names::readable(n))
+        .map(|r| {
+            r.strip_prefix("{vtable(")
+                .and_then(|r| r.strip_suffix(")}"))
+                .or_else(|| r.strip_prefix("vtable for "))
+                .map_or(r.clone(), str::to_string)
+        })
+        .collect();
+    if !vtables.is_empty() {
+        return Err(PatchError::Refused {
+            what: format!(
+                "the virtual functions of {} changed (a virtual function added, removed or reordered: the vtable's contents differ); the objects the program has point at the old vtable, whose slots other files' code calls through, and a patch cannot change it: restart the program",
+                vtables.join(", ")
+            ),
+        });
+    }
     if !shared.is_empty() {
         return Err(PatchError::Refused {
             what: format!(

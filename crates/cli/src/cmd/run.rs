@@ -974,6 +974,10 @@ struct LastReload {
     /// as the program was built): a step of only those "patched no
     /// function" before.
     reverted: Vec<String>,
+    /// Another relive command changed or reverted patches after the
+    /// step: what it patched may no longer run (a snappy trial's exit
+    /// line named patches `revert --all` had taken back).
+    changed_since: bool,
 }
 
 impl LastReload {
@@ -983,6 +987,7 @@ impl LastReload {
     fn note(&mut self, events: &[ReloadEvent]) {
         let applied: Vec<&ReloadEvent> = events.iter().filter(|e| e.event.applied()).collect();
         if applied.is_empty() {
+            self.changed_since |= self.at.is_some() && events.iter().any(|e| e.event == EventKind::ChangedElsewhere);
             return;
         }
         *self = LastReload {
@@ -993,6 +998,7 @@ impl LastReload {
                 .collect(),
             unreachable: applied.iter().flat_map(|e| e.unreachable.iter().cloned()).collect(),
             reverted: applied.iter().flat_map(|e| e.reverted.iter().cloned()).collect(),
+            changed_since: false,
         };
     }
 
@@ -1049,6 +1055,9 @@ impl LastReload {
                 " (and redirected {}, whose new code cannot run)",
                 readable(&self.unreachable)
             ));
+        }
+        if self.changed_since {
+            text.push_str(" (another relive command has changed or reverted patches since)");
         }
         text
     }
@@ -1512,6 +1521,29 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The last reload's words say when another relive command changed
+    /// patches after it (a snappy trial's exit line named patches
+    /// `revert --all` had taken back).
+    #[test]
+    fn the_last_reload_says_when_patches_changed_since() {
+        let mut patched = ReloadEvent::new(std::path::Path::new("/p/app.c"));
+        patched.event = EventKind::Patched;
+        patched.functions = vec!["value".into()];
+        let mut last = LastReload::default();
+        last.note(std::slice::from_ref(&patched));
+        assert_eq!(last.described(), "patched value in /p/app.c");
+        let mut reverted = ReloadEvent::new(std::path::Path::new("/p/app.c"));
+        reverted.event = EventKind::ChangedElsewhere;
+        last.note(&[reverted]);
+        assert_eq!(
+            last.described(),
+            "patched value in /p/app.c (another relive command has changed or reverted patches since)"
+        );
+        // A new step is the last one again.
+        last.note(&[patched]);
+        assert_eq!(last.described(), "patched value in /p/app.c");
+    }
 
     /// What a start-up line says was edited: the file, its header, or
     /// both (a header's edit was said to be the including file's).
