@@ -157,7 +157,9 @@ pub fn initial_value_note(name: &str) -> String {
 /// Functions other files may call that the edit removed from the file
 /// (or a file emptied): a patch takes nothing out of a program, so the
 /// old code stays and runs for every caller it still has. Unsaid, such a
-/// save printed nothing at all.
+/// save printed nothing at all. Whether another file still calls it is
+/// not known here: said as a condition (a snappy trial's callers, all
+/// patched in the same step, read as still running the old code).
 fn removed_note(d: &crate::diff::Diff, new: &ObjectFile) -> Option<String> {
     const SHOWN: usize = 5;
     let gone: Vec<String> = d
@@ -174,7 +176,7 @@ fn removed_note(d: &crate::diff::Diff, new: &ObjectFile) -> Option<String> {
     let file = new.source.as_deref().unwrap_or(&new.path);
     let one = gone.len() == 1;
     Some(format!(
-        "{list} {} no longer in {file}: the program keeps {} old code, and callers in other files (or pointers to {}) still run it until a restart",
+        "{list} {} no longer in {file}: the program keeps {} old code, which any caller still calling it by that name in another file (or a pointer to {}) runs until a restart",
         if one { "is" } else { "are" },
         if one { "its" } else { "their" },
         if one { "it" } else { "them" },
