@@ -698,6 +698,47 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
     }
 }
 
+/// A patched function whose parameter is then renamed (no code change),
+/// and then edited, is patched: a renamed parameter changes no call (its
+/// patch's signature is compared as a call sees it, not as shown).
+#[test]
+fn a_renamed_parameter_of_a_patched_function_is_no_signature_change() {
+    let files: [(&str, &str); 2] = [
+        ("lib.c", "__attribute__((noinline)) int f(int a) { return a + 1; }\n"),
+        (
+            "app.c",
+            "#include <stdio.h>\n#include <unistd.h>\nint f(int a);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f(10)); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+        ),
+    ];
+    // lib.c alone watched: there any signature change is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_files(dir.path(), &files, &["-O2", "-g"]);
+    let lib = dir.path().join("lib.c").display().to_string();
+    let relive = Path::new(env!("CARGO_BIN_EXE_relive"));
+    let (target, events) = relive_testkit::relive_run(relive, &["--watch", &lib], exe, &[], dir);
+    target.wait_for("f 11");
+    let p = target.dir.path().to_path_buf();
+    let steps = [
+        ("int f(int a) { return a + 2; }", Some("patched"), "f 12"),
+        ("int f(int b) { return b + 2; }", None, "f 12"),
+        ("int f(int b) { return b + 3; }", Some("patched"), "f 13"),
+    ];
+    for (text, kind, line) in steps {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            p.join("lib.c"),
+            files[0].1.replace("int f(int a) { return a + 1; }", text),
+        )
+        .unwrap();
+        let e = next_event_for(&events, "/lib.c");
+        match kind {
+            Some(kind) => assert_eq!(e["event"], kind, "{e}"),
+            None => assert_eq!(e["event"], "no_change", "{e}"),
+        }
+        target.wait_for(line);
+    }
+}
+
 /// The same with a caller that takes the function's address: calls
 /// through the pointer cannot be followed by any save, so it is refused
 /// with a restart as the way (not held for a save that cannot help).

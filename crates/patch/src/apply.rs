@@ -615,7 +615,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     // Each placed function's signature, kept with its generation; and
     // those that differ from the one its running generation recorded (a
     // change no diff shows: see `journal::Generation::signature`).
-    let signatures: Vec<HashMap<String, String>> = prepared.iter().map(placed_signatures).collect();
+    let signatures: Vec<HashMap<String, signature::Signature>> = prepared.iter().map(placed_signatures).collect();
     let also: Vec<Vec<String>> = units
         .iter()
         .map(|u| {
@@ -626,14 +626,13 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
                 .filter(|(p, _)| std::ptr::eq(p.obj, u.obj))
             {
                 for w in p.work.iter().filter(|w| matches!(w.kind, EntryKind::Slot { .. })) {
-                    let running = target
-                        .journal
-                        .patch(w.orig)
-                        .and_then(|r| r.history.last())
-                        .and_then(|g| g.signature.as_ref());
-                    if running.is_some_and(|was| signatures.get(&w.name).is_some_and(|is| is != was))
-                        && !also.contains(&w.name)
-                    {
+                    let running = target.journal.patch(w.orig).and_then(|r| r.history.last());
+                    let differs = running.is_some_and(|g| {
+                        signatures
+                            .get(&w.name)
+                            .is_some_and(|is| journal::recorded_signature_differs(g, is))
+                    });
+                    if differs && !also.contains(&w.name) {
                         also.push(w.name.clone());
                     }
                 }
@@ -660,7 +659,8 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
     for (((p, writes), layout), signatures) in prepared.iter().zip(&planned).zip(&layouts).zip(&signatures) {
         let version = |w: &EntryWork, generation: u32| journal::Generation {
             block: Some(block),
-            signature: signatures.get(&w.name).cloned(),
+            signature: signatures.get(&w.name).map(|s| s.shown.clone()),
+            signature_key: signatures.get(&w.name).map(signature::Signature::key),
             generation,
             change,
             at: now,
@@ -1694,7 +1694,8 @@ struct Prepared<'o> {
 /// The signatures (`ret(param, param)`, from the object's DWARF) of the
 /// functions `p` places over an entry, by symbol name: a `static` one's
 /// under its source name (`calc` for `calc.isra.0`).
-fn placed_signatures(p: &Prepared) -> HashMap<String, String> {
+fn placed_signatures(p: &Prepared) -> HashMap<String, signature::Signature> {
+    use signature::Subprograms;
     let (statics, globals): (Vec<&link::LinkedFunction>, Vec<&link::LinkedFunction>) = p
         .linked
         .functions
@@ -1702,11 +1703,14 @@ fn placed_signatures(p: &Prepared) -> HashMap<String, String> {
         .filter(|f| f.replaces.is_some())
         .partition(|f| p.obj.symbols.get(f.symbol).is_some_and(|s| s.local));
     let global_names: Vec<&str> = globals.iter().map(|f| f.name.as_str()).collect();
-    let mut out: HashMap<String, String> = crate::signature::signatures(p.obj, &global_names).into_iter().collect();
+    let mut out: HashMap<String, signature::Signature> =
+        signature::compared(p.obj, &global_names, Subprograms::Definitions)
+            .into_iter()
+            .collect();
     if !statics.is_empty() {
         let bases: Vec<String> = statics.iter().map(|f| names::parse(&f.name).base).collect();
         let base_names: Vec<&str> = bases.iter().map(String::as_str).collect();
-        let found = crate::signature::static_signatures(p.obj, &base_names);
+        let found = signature::compared(p.obj, &base_names, Subprograms::StaticDefinitions);
         for (f, base) in statics.iter().zip(&bases) {
             if let Some(signature) = found.get(base) {
                 out.insert(f.name.clone(), signature.clone());

@@ -106,6 +106,21 @@ const HISTORY_FILE_LIMIT: u64 = 1 << 20;
 /// How many generations of a function the journal remembers.
 pub const HISTORY: usize = 8;
 
+/// Whether the signature `generation` recorded is not one a call made
+/// for `is` suits: by its compared form where it kept one
+/// ([`Generation::signature_key`]), else by the shown one (a renamed
+/// parameter then counts: journals older than the key).
+pub fn recorded_signature_differs(generation: &Generation, is: &crate::signature::Signature) -> bool {
+    match generation
+        .signature_key
+        .as_deref()
+        .and_then(crate::signature::Signature::from_key)
+    {
+        Some(was) => !was.same_call(is),
+        None => generation.signature.as_ref().is_some_and(|was| *was != is.shown),
+    }
+}
+
 /// One version of a patched function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generation {
@@ -146,6 +161,10 @@ pub struct Generation {
     /// trial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The same as compared ([`crate::signature::Signature::key`]): a
+    /// renamed parameter or a typedef spelled out changes no call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_key: Option<String>,
     /// Where its change's code lies in the pool (`[start, end)`: the
     /// change's block, see [`Journal::code_blocks`]): what runs again
     /// when `revert --last` comes back to it. None in journals of older
@@ -1410,6 +1429,7 @@ mod tests {
             calls: Vec::new(),
             signature_calls: Vec::new(),
             signature: None,
+            signature_key: None,
             block: None,
         };
         let mut before = record("f", 0x1000, 1);
@@ -1456,6 +1476,7 @@ mod history_file_tests {
             calls: Vec::new(),
             signature_calls: Vec::new(),
             signature: None,
+            signature_key: None,
             block: None,
         }
     }

@@ -573,6 +573,7 @@ mod tests {
                 calls: Vec::new(),
                 signature_calls: Vec::new(),
                 signature: None,
+                signature_key: None,
                 block: None,
             }],
             unreached: None,

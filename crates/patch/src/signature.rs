@@ -494,7 +494,38 @@ impl Signature {
         });
         self.compared == other.compared && !moved
     }
+
+    /// What [`Signature::same_call`] compares, as one string a journal
+    /// keeps with a generation ([`Signature::from_key`] reads it back):
+    /// its shown form has parameter names and typedef spellings, which a
+    /// call does not care about.
+    pub fn key(&self) -> String {
+        let names: Vec<&str> = self.names.iter().map(|n| n.as_deref().unwrap_or("")).collect();
+        format!("{}{KEY_SEPARATOR}{}", self.compared, names.join(","))
+    }
+
+    /// The signature a [`Signature::key`] is of (`shown` left empty);
+    /// `None` for a string that is no key.
+    pub fn from_key(key: &str) -> Option<Signature> {
+        let (compared, names) = key.rsplit_once(KEY_SEPARATOR)?;
+        let names = match names.is_empty() {
+            true => Vec::new(),
+            false => names
+                .split(',')
+                .map(|n| (!n.is_empty()).then(|| n.to_string()))
+                .collect(),
+        };
+        Some(Signature {
+            shown: String::new(),
+            compared: compared.to_string(),
+            names,
+        })
+    }
 }
+
+/// Between a [`Signature::key`]'s types and its parameter names (no C
+/// type is spelled with it).
+const KEY_SEPARATOR: char = '\u{1f}';
 
 /// [`read_signatures`], each signature as shown and as compared.
 fn read_compared(

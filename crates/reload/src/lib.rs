@@ -1484,18 +1484,20 @@ impl<'p> Reloader<'p> {
             return self.catch_up_one_by_one(sources, "");
         }
         let start = Instant::now();
-        // A file that cannot be caught up is refused on its own (and says
-        // why); the others go in one by one.
         // Every file caught up together runs its baseline afterwards.
         let together: Vec<(&Path, &ObjectFile)> = sources
             .iter()
             .filter_map(|s| Some((s.as_path(), self.current.get(s)?)))
             .collect();
+        // A file that cannot be caught up is refused on its own (and says
+        // why); the others go in one by one.
         let refused = sources.iter().find(|source| {
             let functions = self.differing_functions(source).unwrap_or_default();
             self.current.get(*source).is_some_and(|obj| {
                 self.signature_since_build(source, obj, &functions).is_some()
-                    || self.catch_up_keeps_callers_the_old_way(source, obj, &functions, &together)
+                    || self
+                        .catch_up_keeps_callers_the_old_way(source, obj, &functions, &together)
+                        .is_some()
                     || self.catch_up_layout_refusal(source, obj, &functions).is_some()
             })
         });
@@ -1732,11 +1734,7 @@ impl<'p> Reloader<'p> {
         let refusal = match self
             .signature_since_build(source, baseline, functions)
             // Alone: no other file's catch-up comes with it.
-            .or_else(|| {
-                let changed = since_build::global_changes(&self.target, source, baseline, functions);
-                self.callers_keep_the_built_signature(source, &changed, baseline, &[])
-                    .map(|(why, _)| why)
-            })
+            .or_else(|| self.catch_up_keeps_callers_the_old_way(source, baseline, functions, &[]))
             .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
         {
             Some(refusal) => Some(catch_up_refusal(refusal)),
@@ -1999,7 +1997,7 @@ impl<'p> Reloader<'p> {
                     split = why;
                     compiled
                 }
-                Together::Without(waiting, why, mut compiled) => {
+                Together::Without(waiting, why, kind, mut compiled) => {
                     compiled.retain(|(source, _, _)| *source != waiting);
                     let sources = sources.into_iter().filter(|s| *s != waiting).collect();
                     let mut events = self.patch_compiled(Batch {
@@ -2008,12 +2006,15 @@ impl<'p> Reloader<'p> {
                         start,
                         dropped: Vec::new(),
                     })?;
-                    let mut held = ReloadEvent::new(&waiting);
-                    held.event = EventKind::Held;
-                    held.message = Some(why);
-                    held.timing_us.total = start.elapsed().as_micros() as u64;
-                    self.held.insert(waiting);
-                    events.push(held);
+                    let mut left_out = ReloadEvent::new(&waiting);
+                    left_out.event = kind;
+                    left_out.message = Some(why);
+                    left_out.timing_us.total = start.elapsed().as_micros() as u64;
+                    // Refused: it waits for its own next save.
+                    if kind == EventKind::Held {
+                        self.held.insert(waiting);
+                    }
+                    events.push(left_out);
                     return Ok(events);
                 }
             }
@@ -2238,18 +2239,18 @@ impl<'p> Reloader<'p> {
         // trial: a caller's file went in alone, calling the build's
         // `lzma_check_init`, reverted by another command, with the
         // arguments of the held file's new signature).
-        // (A file refused again is not held: it keeps its refusal, and
-        // waits for its own next save.)
+        // A file refused again goes the same way, but keeps its refusal
+        // and waits for its own next save.
         let still_held = settled.iter().find(|e| {
             self.retried.contains(Path::new(&e.file))
-                && e.event == EventKind::Held
+                && matches!(e.event, EventKind::Held | EventKind::Refused)
                 && compiled
                     .iter()
                     .any(|(source, result, _)| result.is_ok() && source == Path::new(&e.file))
         });
         if let Some(held) = still_held.filter(|_| !ready.is_empty()) {
             let why = held.message.clone().unwrap_or_default();
-            return Ok(Together::Without(PathBuf::from(&held.file), why, compiled));
+            return Ok(Together::Without(PathBuf::from(&held.file), why, held.event, compiled));
         }
         // All or nothing: a file saved with one that did not compile or
         // was refused is not patched alone (a change spanning files would
@@ -2384,7 +2385,7 @@ impl<'p> Reloader<'p> {
                                         .unwrap_or_default()
                                 ),
                             };
-                            return Ok(Together::Without(waiting, why, compiled));
+                            return Ok(Together::Without(waiting, why, EventKind::Held, compiled));
                         }
                         let added_here = ready.iter().any(|(_, new, ..)| defines(new));
                         let why = match added_here {
@@ -2584,10 +2585,12 @@ impl<'p> Reloader<'p> {
         // reverted): a diff of two compiles also misses a signature
         // changed in a save that left the code as it was (see
         // `callers_keep_the_built_signature`).
-        if let Some(refusal) = self.signature_since_build(source, &new, &functions) {
+        // The signatures the program runs, read once: with some files
+        // watched a change is refused, with all, held for the callers.
+        let globals_changed = since_build::global_changes(&self.target, source, &new, &functions);
+        if let Some(refusal) = since_build::refusal(&globals_changed).filter(|_| !self.every_unit_watched) {
             return Ok(Step::refused(event, refusal, start));
         }
-        let globals_changed = since_build::global_changes(&self.target, source, &new, &functions);
         if let Some((refusal, held)) = self.callers_keep_the_built_signature(source, &globals_changed, &new, batch) {
             // Held: the callers' save brings it in.
             self.awaits_other_file = held;
@@ -3123,11 +3126,11 @@ impl<'p> Reloader<'p> {
         if self.every_unit_watched || functions.is_empty() {
             return None;
         }
-        since_build::refusal(&self.target, source, obj, functions)
+        since_build::refusal(&since_build::global_changes(&self.target, source, obj, functions))
     }
 
-    /// Whether the catch-up of `functions` of `source`'s baseline `obj`,
-    /// made with the files of `together`, leaves a caller calling one of
+    /// Why the catch-up of `functions` of `source`'s baseline `obj`, made
+    /// with the files of `together`, must wait: a caller would call one of
     /// them the old way ([`Reloader::callers_keep_the_built_signature`]).
     fn catch_up_keeps_callers_the_old_way(
         &self,
@@ -3135,10 +3138,10 @@ impl<'p> Reloader<'p> {
         obj: &ObjectFile,
         functions: &[usize],
         together: &[(&Path, &ObjectFile)],
-    ) -> bool {
+    ) -> Option<String> {
         let changed = since_build::global_changes(&self.target, source, obj, functions);
         self.callers_keep_the_built_signature(source, &changed, obj, together)
-            .is_some()
+            .map(|(why, _)| why)
     }
 
     /// Why `new` (the fresh compile of `source`) must not be patched,
@@ -4269,9 +4272,10 @@ enum Together {
     /// tried as one).
     OneByOne(Vec<Fresh>, Option<String>),
     /// The file (first) uses what no file of the save brings into the
-    /// program (and why): it is held, and the others are patched together
-    /// without it.
-    Without(PathBuf, String, Vec<Fresh>),
+    /// program, or was tried again and is still held or refused (and why,
+    /// and which): it is left out as that, and the others are patched
+    /// together without it.
+    Without(PathBuf, String, EventKind, Vec<Fresh>),
 }
 
 /// How many of the other files a step's note names; the rest are

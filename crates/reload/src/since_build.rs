@@ -90,60 +90,55 @@ fn built(
 }
 
 /// Why `functions` of `obj` (compiled from `source`) must not be patched
-/// while relive watches only some files: a global one among them that
-/// runs the program's own code has another signature in `obj` than the
-/// program was built with, and its callers in other files (which relive
-/// does not watch, so cannot know or patch) pass the old arguments.
-/// `None` when every signature is the built one, or the program carries
-/// no readable DWARF for it (nothing can be said then).
-pub(crate) fn refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let changed = global_changes(target, source, obj, functions);
-    if changed.is_empty() {
-        return None;
-    }
-    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
+/// while relive watches only some files: a global one among them has
+/// another signature than the one the program runs (`changed`, as
+/// [`global_changes`] gives them), and its callers in other files (which
+/// relive does not watch, so cannot know or patch) pass the old
+/// arguments. `None` when none changed.
+pub(crate) fn refusal(changed: &[(String, String)]) -> Option<String> {
+    let list = listed(changed)?;
     Some(format!(
-        "the signature of a global function is not the one the program was built with ({}), and relive watches only the files you named, so it cannot know or patch the callers in other files, which would still pass the old arguments and read the old return type: watch them all (no file arguments) to have such a change patched with its callers, or restart the program",
-        changed.join("; ")
+        "the signature of a global function is not the one the program runs ({list}), and relive watches only the files you named, so it cannot know or patch the callers in other files, which would still pass the old arguments and read the old return type: watch them all (no file arguments) to have such a change patched with its callers, or restart the program"
     ))
 }
 
+/// The changes of [`global_changes`] in words, `None` when there are none.
+fn listed(changed: &[(String, String)]) -> Option<String> {
+    let said: Vec<&str> = changed.iter().map(|(_, said)| said.as_str()).collect();
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
 /// Why a one-shot patch of `functions` of `obj` (compiled from `source`)
-/// must not go in: a global one's signature is not the one the program
-/// runs (as built, or as the patch in force gave it), and callers in
-/// files the patch does not bring call it the old way. A diff against
-/// `--base` misses a signature an earlier patch's object already had
-/// while its code did not change (nothing was patched then).
+/// must not go in: a global
+/// one's signature is not the one the program runs (as built, or as the
+/// patch in force gave it), and callers in files the patch does not
+/// bring call it the old way. A diff against `--base` misses a signature
+/// an earlier patch's object already had while its code did not change
+/// (nothing was patched then).
 pub fn one_shot_refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let changed = global_changes(target, source, obj, functions);
-    if changed.is_empty() {
-        return None;
-    }
-    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
+    let list = listed(&global_changes(target, source, obj, functions))?;
     Some(format!(
-        "the signature of a global function is not the one the program runs ({}): callers in other files would still pass the old arguments and read the old return type, so restart the program",
-        changed.join("; ")
+        "the signature of a global function is not the one the program runs ({list}): callers in other files would still pass the old arguments and read the old return type, so restart the program"
     ))
 }
 
 /// What a one-shot patch of `obj` (compiled from `source`) that changed
-/// no code says when one of its global functions has another signature
-/// than the program runs: the next object, whose code uses it, is
-/// refused (a zlib trial's object with a parameter added, unused, said
-/// only "nothing to patch").
+/// no code says when one of its global functions
+/// has another signature than the program runs: the next object, whose
+/// code uses it, is refused (a zlib trial's object with a parameter
+/// added, unused, said only "nothing to patch").
 pub fn one_shot_unpatched_signatures(target: &Target, source: &Path, obj: &ObjectFile) -> Option<String> {
-    let globals: Vec<usize> = (0..obj.symbols.len())
-        .filter(|&i| obj.symbols[i].kind == Kind::Function && !obj.symbols[i].local)
-        .collect();
-    let changed = global_changes(target, source, obj, &globals);
-    if changed.is_empty() {
-        return None;
-    }
-    let changed: Vec<String> = changed.into_iter().map(|(_, said)| said).collect();
+    let list = listed(&global_changes(target, source, obj, &global_functions(obj)))?;
     Some(format!(
-        "the signature of a global function is not the one the program runs ({}), though no code changed: nothing was patched, and an object whose code uses it is refused, as callers in other files call it the old way (restart the program for that change)",
-        changed.join("; ")
+        "the signature of a global function is not the one the program runs ({list}), though no code changed: nothing was patched, and an object whose code uses it is refused, as callers in other files call it the old way (restart the program for that change)"
     ))
+}
+
+/// The global functions of `obj` (indices).
+pub(crate) fn global_functions(obj: &ObjectFile) -> Vec<usize> {
+    (0..obj.symbols.len())
+        .filter(|&i| obj.symbols[i].kind == Kind::Function && !obj.symbols[i].local)
+        .collect()
 }
 
 /// The global functions among `functions` of `obj` (compiled from
@@ -154,6 +149,9 @@ pub fn one_shot_unpatched_signatures(target: &Target, source: &Path, obj: &Objec
 /// gave it (its generation's record). A libuv trial's function patched
 /// once, then given a parameter unused (nothing patched), then using it,
 /// was patched: only functions that ran their own code were compared.
+/// Compared as a call sees them: a renamed parameter or a typedef
+/// spelled out is no change (a generation keeps its signature's compared
+/// form too).
 pub(crate) fn global_changes(
     target: &Target,
     source: &Path,
@@ -172,21 +170,24 @@ pub(crate) fn global_changes(
         }));
     }
     // Patched ones, by what their running generation recorded.
-    let running: Vec<(&str, &String)> = functions
+    let running: Vec<(&str, &relive_patch::journal::Generation)> = functions
         .iter()
         .filter_map(|&i| {
             let symbol = obj.symbols.get(i).filter(|s| !s.local && s.kind == Kind::Function)?;
             let addr = live_address(obj, i, &target.resolver, &BaseNames::none())?;
-            let recorded = target.journal.patch(addr)?.history.last()?.signature.as_ref()?;
-            Some((symbol.name.as_str(), recorded))
+            let generation = target.journal.patch(addr)?.history.last()?;
+            generation.signature.as_ref()?;
+            Some((symbol.name.as_str(), generation))
         })
         .collect();
     if !running.is_empty() {
         let names: Vec<&str> = running.iter().map(|(n, _)| *n).collect();
-        let now = relive_patch::signature::signatures(obj, &names);
-        changed.extend(running.iter().filter_map(|(name, was)| {
-            let is = now.get(*name).filter(|is| is != was)?;
-            Some((name.to_string(), said(name, was, is)))
+        let now = relive_patch::signature::compared(obj, &names, Subprograms::Definitions);
+        changed.extend(running.iter().filter_map(|(name, generation)| {
+            let is = now.get(*name)?;
+            let was = generation.signature.as_deref().unwrap_or_default();
+            relive_patch::journal::recorded_signature_differs(generation, is)
+                .then(|| (name.to_string(), said(name, was, &is.shown)))
         }));
     }
     changed.sort_by(|a, b| a.1.cmp(&b.1));
