@@ -577,7 +577,7 @@ fn a_patched_main_whose_loop_keeps_its_old_code_differs() {
     let why = report[0]["differs"][0]["why"].as_str().unwrap_or_default();
     assert!(
         why.contains(
-            "whose code no call can run (NOT REACHABLE when it was patched): the running calls run this object's code"
+            "whose code no call could run when it was patched (NOT REACHABLE): the running calls run this object's code"
         ),
         "{report}"
     );

@@ -3390,7 +3390,7 @@ pub fn is_lasting_condition(warning: &str) -> bool {
     warning.starts_with(NO_UNWINDER) || warning.starts_with(GDB_UNTOLD)
 }
 
-/// How many functions a note names before "and N more".
+/// How many functions (or globals) a note names before "and N more".
 const NAMED_IN_NOTE: usize = 5;
 
 /// One note for the first redirects whose jump covers a statement of the

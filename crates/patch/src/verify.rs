@@ -400,9 +400,11 @@ pub fn note_reverted(
                 // and nothing more).
                 if now.unreached.is_some() {
                     why.push_str(&format!(
-                        "; its entry leads to generation {} of a relive patch{made}, whose code no call can run (NOT REACHABLE when it was patched): the running calls run this object's code, the program's own",
+                        "; its entry leads to generation {} of a relive patch{made}, whose code no call could run when it was patched (NOT REACHABLE): the running calls run this object's code, the program's own",
                         now.generation
                     ));
+                    // Explained by that patch, as a patch in force is.
+                    out.reverted.push(name.clone());
                     continue;
                 }
                 format!(

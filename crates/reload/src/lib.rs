@@ -4197,8 +4197,8 @@ impl<'p> Reloader<'p> {
 }
 
 /// How `obj` refers to the function `name` it does not define: one entry
-/// per reference, `true` for a call (`R_X86_64_PLT32` in code), `false`
-/// for anything else (its address taken, stored in data).
+/// per reference, `true` for a call or a jump to it, `false` for
+/// anything else (its address taken, stored in data).
 fn references(obj: &ObjectFile, name: &str) -> Vec<bool> {
     use relive_patch::objfile::{Kind, Target};
     let named = |r: &&relive_patch::objfile::Reloc| matches!(&r.target, Target::Undefined(n) if n == name);
@@ -4206,7 +4206,7 @@ fn references(obj: &ObjectFile, name: &str) -> Vec<bool> {
         .symbols
         .iter()
         .filter(|s| s.kind == Kind::Function)
-        .flat_map(|s| s.relocs.iter().filter(named).map(|r| r.r_type == PLT32));
+        .flat_map(|s| s.relocs.iter().filter(named).map(|r| is_call(s.bytes.as_deref(), r)));
     let in_data = obj
         .symbols
         .iter()
@@ -4240,8 +4240,38 @@ struct OldWayCallers {
     pointers: Vec<PathBuf>,
 }
 
+/// Whether relocation `r` of a function whose bytes are `code` is the
+/// target of a call or a jump: `R_X86_64_PLT32`; a `PC32` field after a
+/// `call`, `jmp` or `jcc` opcode (older assemblers); a `GOTPCREL(X)` field
+/// after `call *` or `jmp *` (`-fno-plt`: Fedora's and Arch's default).
+/// Anything else takes the address (a review: `-fno-plt` callers were
+/// said to take it, and told to restart).
+fn is_call(code: Option<&[u8]>, r: &relive_patch::objfile::Reloc) -> bool {
+    if r.r_type == PLT32 {
+        return true;
+    }
+    let (Some(code), Ok(at)) = (code, usize::try_from(r.offset)) else {
+        return false;
+    };
+    let before = |back: usize| at.checked_sub(back).and_then(|i| code.get(i)).copied();
+    match r.r_type {
+        PC32 => {
+            matches!(before(1), Some(0xe8 | 0xe9))
+                || (before(2) == Some(0x0f) && before(1).is_some_and(|b| (0x80..=0x8f).contains(&b)))
+        }
+        GOTPCREL | GOTPCRELX | REX_GOTPCRELX => before(2) == Some(0xff) && matches!(before(1), Some(0x15 | 0x25)),
+        _ => false,
+    }
+}
+
 /// `R_X86_64_PLT32`: a call.
 const PLT32: u32 = 4;
+/// `R_X86_64_PC32`, `R_X86_64_GOTPCREL`, `R_X86_64_GOTPCRELX` and
+/// `R_X86_64_REX_GOTPCRELX`: see [`is_call`].
+const PC32: u32 = 2;
+const GOTPCREL: u32 = 9;
+const GOTPCRELX: u32 = 41;
+const REX_GOTPCRELX: u32 = 42;
 
 /// Where one file's reload stands before anything is patched.
 enum Step {

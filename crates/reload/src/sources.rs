@@ -308,6 +308,8 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             }
         }
     }
+    // A directory some unit searches itself is no unit's to withhold.
+    replaced.retain(|d| !out.iter().any(|u| u.includes.contains(d)));
     for unit in &mut out {
         let missing: Vec<String> = all
             .iter()
