@@ -282,7 +282,9 @@ pub fn units(exe: &Path) -> Result<Vec<Unit>, String> {
             }
         }
         let spelled = spellings.of(std::iter::once(&source).chain(&headers), &searched);
-        let (includes, passed_over) = include_options(&unit.include_dirs, &dir, &source, &system, &spelled);
+        let (includes, passed_over) = include_options(&unit.include_dirs, &dir, &source, &system, &spelled, &mut |p| {
+            spellings.exists(p)
+        });
         replaced.extend(passed_over.into_iter().map(|d| format!("-I{}", d.display())));
         out.push(Unit {
             name: PathBuf::from(&unit.name),
@@ -334,6 +336,7 @@ fn include_options(
     source: &Path,
     system: &[PathBuf],
     spelled: &Spelled,
+    exists: &mut dyn FnMut(&Path) -> bool,
 ) -> (Vec<String>, Vec<PathBuf>) {
     let own = source.parent().map(normalize);
     let outside = |d: &PathBuf| !d.starts_with("/usr") && !system.iter().any(|s| d.starts_with(s));
@@ -345,7 +348,7 @@ fn include_options(
         .map(|d| normalize(&comp_dir.join(d)))
         .filter(|d| outside(d) && Some(d) != own.as_ref() && d != &normalize(comp_dir) && d.is_dir());
     for d in listed {
-        let searched = search_dirs(&d, spelled, system);
+        let searched = search_dirs(&d, spelled, system, exists);
         if !searched.contains(&d) {
             passed_over.push(d);
         }
@@ -367,14 +370,21 @@ fn include_options(
 /// has one of that name). `-I` of `dir` itself let its `errno.h` hide the
 /// system's `<errno.h>` (a libuv trial: 19 of 36 files failed to compile,
 /// and the message blamed a missing option of the build's).
-fn search_dirs(dir: &Path, spelled: &Spelled, system: &[PathBuf]) -> Vec<PathBuf> {
+/// `exists` answers whether a path names a file (each asked once over
+/// all the units: thousands of units each look for the same names).
+fn search_dirs(
+    dir: &Path,
+    spelled: &Spelled,
+    system: &[PathBuf],
+    exists: &mut dyn FnMut(&Path) -> bool,
+) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for (name, _) in spelled {
         let Some((between, file)) = name.rsplit_once('/') else {
             continue;
         };
         let plain = between.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-        if plain && dir.ends_with(between) && dir.join(file).is_file() {
+        if plain && dir.ends_with(between) && exists(&dir.join(file)) {
             let mut from = dir.to_path_buf();
             for _ in between.split('/') {
                 from.pop();
@@ -383,13 +393,16 @@ fn search_dirs(dir: &Path, spelled: &Spelled, system: &[PathBuf]) -> Vec<PathBuf
             break;
         }
     }
+    // Each plain name once, whatever includes it.
+    let plain_from_elsewhere: BTreeSet<&str> = spelled
+        .iter()
+        .filter(|(name, from)| !name.contains('/') && from.as_path() != dir)
+        .map(|(name, _)| name.as_str())
+        .collect();
     let needs_itself = out.is_empty()
-        || spelled.iter().any(|(name, from)| {
-            !name.contains('/')
-                && from.as_path() != dir
-                && dir.join(name).is_file()
-                && !system.iter().any(|s| s.join(name).is_file())
-        });
+        || plain_from_elsewhere
+            .into_iter()
+            .any(|name| exists(&dir.join(name)) && !system.iter().any(|s| exists(&s.join(name))));
     if needs_itself {
         out.push(dir.to_path_buf());
     }
@@ -416,6 +429,11 @@ struct Spellings {
 const FOLLOWED: usize = 4096;
 
 impl Spellings {
+    /// Whether `path` names a file, asked of the file system once.
+    fn exists(&mut self, path: &Path) -> bool {
+        *self.is_file.entry(path.to_path_buf()).or_insert_with(|| path.is_file())
+    }
+
     /// The names `files` include, and the files they include that are
     /// found beside the includer or in one of `searched` (a header that
     /// gives no code is in no line table: `lib.h`, which only includes
@@ -555,21 +573,30 @@ mod tests {
         let spelled: Spelled = names.into_iter().map(|n| (n, src.clone())).collect();
         let system = [system];
         // `<errno.h>` is the system's: include/uv is searched from include.
-        assert_eq!(search_dirs(&nested, &spelled, &system), std::slice::from_ref(&include));
+        assert_eq!(
+            search_dirs(&nested, &spelled, &system, &mut |p| p.is_file()),
+            std::slice::from_ref(&include)
+        );
         // Named without the directory: searched itself.
-        assert_eq!(search_dirs(&include, &spelled, &system), std::slice::from_ref(&include));
+        assert_eq!(
+            search_dirs(&include, &spelled, &system, &mut |p| p.is_file()),
+            std::slice::from_ref(&include)
+        );
         // A plain name only this directory has, from a file elsewhere: it
         // is searched too.
         let mut both = spelled.clone();
         both.insert(("log.h".into(), src.clone()));
-        assert_eq!(search_dirs(&nested, &both, &system), [include.clone(), nested.clone()]);
+        assert_eq!(
+            search_dirs(&nested, &both, &system, &mut |p| p.is_file()),
+            [include.clone(), nested.clone()]
+        );
         // A name whose file is not there, or that climbs, proves nothing.
         let other: Spelled = [
             ("uv/missing.h".to_string(), src.clone()),
             ("../uv/errno.h".to_string(), src),
         ]
         .into();
-        assert_eq!(search_dirs(&nested, &other, &system), [nested]);
+        assert_eq!(search_dirs(&nested, &other, &system, &mut |p| p.is_file()), [nested]);
     }
 
     #[test]
