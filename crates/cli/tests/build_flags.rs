@@ -2093,7 +2093,9 @@ fn a_save_after_a_revert_of_a_cross_file_signature_change_waits_for_the_other_fi
     assert_eq!(e["event"], "held", "{e}");
     let message = e["message"].as_str().unwrap();
     assert!(
-        message.contains("first calls scale") && message.contains("calc.c is patched with this file"),
+        message.contains("first calls scale")
+            && message.contains("this file is tried again when")
+            && message.contains("calc.c (or any file) is saved"),
         "{e}"
     );
     s.never_prints("v 20 8", Duration::from_millis(300));

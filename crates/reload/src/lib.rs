@@ -2540,8 +2540,17 @@ impl<'p> Reloader<'p> {
                 // watched: otherwise the advice is to watch them, and no
                 // save can bring the change in).
                 self.awaits_other_file = self.every_unit_watched && advice.is_some();
+                // The advice is the way in; a restart the other one (it
+                // read "so restart the program; ... save them, and they
+                // are patched": a libxz re-check).
                 let why = match advice {
-                    Some(advice) => format!("{what}; {advice}"),
+                    Some(advice) => match what.strip_suffix(", so restart the program") {
+                        Some(what) => format!(
+                            "{what}; {}; or restart the program",
+                            advice.strip_prefix("or ").unwrap_or(&advice)
+                        ),
+                        None => format!("{what}; {advice}"),
+                    },
                     None => what,
                 };
                 // The save's other edits wait with it: said, as the line
@@ -2650,7 +2659,15 @@ impl<'p> Reloader<'p> {
                     .filter(|s| s.kind == relive_patch::objfile::Kind::Function && !s.local)
                     .map(|s| s.name.as_str())
                     .collect();
-                let changed = relive_patch::signature::changed(old, &new, &globals);
+                let mut changed = relive_patch::signature::changed(old, &new, &globals);
+                // Only where the new one is not what runs (a save putting
+                // back the signature the program runs, after a revert, was
+                // said to wait for callers: a libxz re-check).
+                if !changed.is_empty() {
+                    let indices: Vec<usize> = changed.iter().filter_map(|c| new.function_named(&c.name)).collect();
+                    let runs_other = since_build::global_changes(&self.target, source, &new, &indices);
+                    changed.retain(|c| runs_other.iter().any(|(name, _)| *name == c.name));
+                }
                 if !changed.is_empty() {
                     let list: Vec<String> = changed.iter().map(ToString::to_string).collect();
                     // With some files watched no save can bring the
@@ -4572,7 +4589,10 @@ fn waited_for_said(source: &Path, waits: &[Wait]) -> Option<String> {
     }
     let files: Vec<String> = waits.iter().map(|w| w.file().display().to_string()).collect();
     let how_it_goes_in = match waits.len() {
-        1 => format!("{} is patched with this file at its next save", first.file().display()),
+        1 => format!(
+            "this file is tried again when {} (or any file) is saved, and goes in with it once nothing else holds either back",
+            first.file().display()
+        ),
         _ => format!(
             "save {} too (together, or one after another: this file goes in with the last), or undo the edit",
             listed(&files)

@@ -274,7 +274,25 @@ fn first_error(output: &str) -> Option<&str> {
         .find(|line| line.contains(": error:") || line.contains(": fatal error:"))
 }
 
+/// Whether `e` holds its file for the reason `said` last gave for it
+/// (then it need not be said again); notes what it says otherwise. Any
+/// other event of the file forgets its last reason.
+fn held_again(e: &ReloadEvent, said: &mut std::collections::HashMap<String, String>) -> bool {
+    let message = e.message.clone().unwrap_or_default();
+    if e.event != EventKind::Held {
+        said.remove(&e.file);
+        return false;
+    }
+    if said.get(&e.file) == Some(&message) {
+        return true;
+    }
+    said.insert(e.file.clone(), message);
+    false
+}
+
 thread_local! {
+    /// Each held file's reason, as last said ([`held_again`]).
+    static HELD_SAID: std::cell::RefCell<std::collections::HashMap<String, String>> = Default::default();
     /// The files whose compiler warnings were printed in full.
     static WARNINGS_SHOWN: std::cell::RefCell<std::collections::HashSet<String>> = Default::default();
 }
@@ -310,6 +328,13 @@ fn print_events(events: &[ReloadEvent], json: bool, verbose: bool) {
     // 2,801 lines, the same error 18 times).
     let mut errors_shown: Vec<(&str, &str)> = Vec::new();
     for e in shown {
+        // A file held again for the same reason, tried with every save:
+        // said once in full (a libxz re-check's output grew by a long
+        // line per held file with each save).
+        if !json && HELD_SAID.with(|said| held_again(e, &mut said.borrow_mut())) {
+            crate::output::say!("relive: {}: {} as said above", e.file, paint("still held", Tone::Warn));
+            continue;
+        }
         let first = (e.event == EventKind::CompileError && !json)
             .then(|| e.message.as_deref().and_then(first_error))
             .flatten();
@@ -1521,6 +1546,25 @@ pub fn watch_pid(args: WatchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file held again for the same reason is said once in full.
+    #[test]
+    fn a_file_held_again_for_the_same_reason_is_said_once() {
+        let mut said = std::collections::HashMap::new();
+        let mut held = ReloadEvent::new(std::path::Path::new("/p/check.c"));
+        held.event = EventKind::Held;
+        held.message = Some("waits for a.c".into());
+        assert!(!held_again(&held, &mut said));
+        assert!(held_again(&held, &mut said));
+        // Another reason is said.
+        held.message = Some("waits for b.c".into());
+        assert!(!held_again(&held, &mut said));
+        // Patched meanwhile: a later hold is news.
+        let mut patched = held.clone();
+        patched.event = EventKind::Patched;
+        assert!(!held_again(&patched, &mut said));
+        assert!(!held_again(&held, &mut said));
+    }
 
     /// The last reload's words say when another relive command changed
     /// patches after it (a snappy trial's exit line named patches
