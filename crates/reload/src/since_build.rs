@@ -108,15 +108,15 @@ fn listed(changed: &[(String, String)]) -> Option<String> {
     (!said.is_empty()).then(|| said.join("; "))
 }
 
-/// Why a one-shot patch of `functions` of `obj` (compiled from `source`)
-/// must not go in: a global
-/// one's signature is not the one the program runs (as built, or as the
-/// patch in force gave it), and callers in files the patch does not
-/// bring call it the old way. A diff against `--base` misses a signature
+/// Why a one-shot patch must not go in, of its global functions'
+/// signature changes (`changed`, as [`global_changes`] gives them): a
+/// global one's signature is not the one the program runs (as built, or
+/// as the patch in force gave it), and callers in files the patch does
+/// not bring call it the old way. A diff against `--base` misses a signature
 /// an earlier patch's object already had while its code did not change
 /// (nothing was patched then).
-pub fn one_shot_refusal(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-    let list = listed(&global_changes(target, source, obj, functions))?;
+pub fn one_shot_refusal(changed: &[(String, String)]) -> Option<String> {
+    let list = listed(changed)?;
     Some(format!(
         "the signature of a global function is not the one the program runs ({list}): callers in other files would still pass the old arguments and read the old return type, so restart the program"
     ))
@@ -152,12 +152,7 @@ pub(crate) fn global_functions(obj: &ObjectFile) -> Vec<usize> {
 /// Compared as a call sees them: a renamed parameter or a typedef
 /// spelled out is no change (a generation keeps its signature's compared
 /// form too).
-pub(crate) fn global_changes(
-    target: &Target,
-    source: &Path,
-    obj: &ObjectFile,
-    functions: &[usize],
-) -> Vec<(String, String)> {
+pub fn global_changes(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<(String, String)> {
     let said = |name: &str, was: &str, is: &str| format!("{}: {was} -> {is}", relive_patch::names::readable(name));
     let mut changed: Vec<(String, String)> = Vec::new();
     let built = built(target, source, obj, functions, Subprograms::Definitions, false);
@@ -294,12 +289,7 @@ pub fn changed_names(target: &Target, source: &Path, obj: &ObjectFile, functions
 
 /// [`changed_names`] of the `static` functions alone (the global ones come
 /// from [`global_changes`]).
-pub(crate) fn changed_static_names(
-    target: &Target,
-    source: &Path,
-    obj: &ObjectFile,
-    functions: &[usize],
-) -> Vec<String> {
+pub fn changed_static_names(target: &Target, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Vec<String> {
     changed_names_of(target, source, obj, functions, &[true])
 }
 

@@ -283,18 +283,28 @@ fn patch_opened(
         .iter()
         .map(|&i| objects.new.symbols[i].name.as_str())
         .collect();
-    // Signatures against the program as built, for functions that run its
-    // own code: a change `--base` already had (an earlier patch made the
-    // callers pass a parameter the callee ignored, then this one uses
-    // it) shows in no diff (a Lua trial).
-    let since_build: Vec<String> = match &objects.new.source {
-        Some(source) => relive_reload::since_build::changed_names(
-            &target,
-            std::path::Path::new(source),
-            &objects.new,
-            &objects.functions,
-        ),
-        None => Vec::new(),
+    // Signatures against the ones the program runs (as built, or as a
+    // patch in force gave them): a change `--base` already had (an
+    // earlier patch made the callers pass a parameter the callee ignored,
+    // then this one uses it) shows in no diff (a Lua trial). The
+    // program's DWARF read once for the global functions.
+    let (globals_changed, since_build): (Vec<(String, String)>, Vec<String>) = match &objects.new.source {
+        Some(source) => {
+            let source = std::path::Path::new(source);
+            let globals = relive_reload::since_build::global_changes(&target, source, &objects.new, &objects.functions);
+            let names = globals
+                .iter()
+                .map(|(name, _)| name.clone())
+                .chain(relive_reload::since_build::changed_static_names(
+                    &target,
+                    source,
+                    &objects.new,
+                    &objects.functions,
+                ))
+                .collect();
+            (globals, names)
+        }
+        None => (Vec::new(), Vec::new()),
     };
     // Calls into other files by the prototypes the program runs: a
     // header changed under this file alone passes what they do not take.
@@ -319,13 +329,8 @@ fn patch_opened(
     // Then calls from elsewhere into this file's functions, by the
     // signatures the program runs (a libuv re-check's two saves, as two
     // one-shot patches: a parameter added unused, then used).
-    if let Some(source) = &objects.new.source {
-        let source = std::path::Path::new(source);
-        if let Some(what) =
-            relive_reload::since_build::one_shot_refusal(&target, source, &objects.new, &objects.functions)
-        {
-            return Err(PatchError::Refused { what }.into());
-        }
+    if let Some(what) = relive_reload::since_build::one_shot_refusal(&globals_changed) {
+        return Err(PatchError::Refused { what }.into());
     }
     let report = if objects.functions.is_empty() {
         // A signature the object changed with no code: said, as the next
