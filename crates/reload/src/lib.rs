@@ -4260,7 +4260,7 @@ struct OldWayCallers {
 /// Whether relocation `r` of a function whose bytes are `code` is the
 /// target of a call or a jump: `R_X86_64_PLT32`; a `PC32` field after a
 /// `call`, `jmp` or `jcc` opcode (older assemblers); a `GOTPCREL(X)` field
-/// after `call *` or `jmp *` (`-fno-plt`: Fedora's and Arch's default).
+/// after `call *` or `jmp *` (`-fno-plt`, as Arch Linux's packages build).
 /// Anything else takes the address (a review: `-fno-plt` callers were
 /// said to take it, and told to restart).
 fn is_call(code: Option<&[u8]>, r: &relive_patch::objfile::Reloc) -> bool {
