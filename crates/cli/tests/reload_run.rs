@@ -886,6 +886,12 @@ fn a_caller_saved_alone_after_its_callees_revert_is_held() {
     std::fs::write(p.join("lib.c"), &callee).unwrap();
     let e = next_change_for(&events, "/lib.c");
     assert_eq!(e["event"], "held", "{e}");
+    // Said as what it was: a revert (the program runs its own code there).
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("was reverted by another relive command") && !message.contains("reverted or patched"),
+        "{e}"
+    );
     // ... and so does a caller's file saved alone next, with which the
     // held callee's file is tried again and held again: it went in, its
     // new code calling the build's `f(void)` with an argument.

@@ -3936,8 +3936,16 @@ impl<'p> Reloader<'p> {
                     if self.agree_as_built(source, new, i, &file, obj, name, caller == ours) {
                         continue;
                     }
+                    // Which of the two, where the program tells: its own
+                    // code runs there again, or another patch's (a libxz
+                    // re-check: the watch had said "reverted" itself).
+                    let what = match obj.function_named(name) {
+                        Some(j) if since_build::runs_as_built(&self.target, obj, j) => "was reverted",
+                        Some(_) => "was patched",
+                        None => "was reverted or patched",
+                    };
                     let how = format!(
-                        "{} calls {}; {} ({}) was reverted or patched by another relive command",
+                        "{} calls {}; {} ({}) {what} by another relive command",
                         relive_patch::names::readable(caller),
                         relive_patch::names::readable(callee),
                         relive_patch::names::readable(name),
