@@ -609,6 +609,35 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
     target.prints_only(&["r 21"], 20);
 }
 
+/// The programs of the signature tests: lib.c's `f(void)`, and app.c's
+/// `step`, which calls it (`f 1`).
+const LIB_F: &str = "__attribute__((noinline)) int f(void) { return 1; }\n";
+const SIGNATURE_FILES: [(&str, &str); 2] = [
+    ("lib.c", LIB_F),
+    (
+        "app.c",
+        "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
+    ),
+];
+
+/// lib.c with `f` given a parameter it does not use: the same code.
+fn lib_f_unused_parameter() -> String {
+    LIB_F.replace("f(void) {", "f(int x) { (void)x;")
+}
+
+/// lib.c with `f`'s parameter used (`f 5007` for app.c's new call).
+fn lib_f_using_parameter() -> String {
+    LIB_F.replace("f(void) { return 1; }", "f(int x) { return x + 5000; }")
+}
+
+/// app.c calling `f(7)` by the new prototype.
+fn caller_of_f_the_new_way() -> String {
+    SIGNATURE_FILES[1]
+        .1
+        .replace("int f(void);", "int f(int x);")
+        .replace("f())", "f(7))")
+}
+
 /// A parameter added in one save, unused (the code the same: nothing to
 /// patch), then used in the next, while the caller in another file is not
 /// saved and calls it the old way: refused, every file watched, naming
@@ -617,13 +646,7 @@ fn a_signature_change_in_steps_is_refused_under_a_running_caller_in_another_file
 /// `uv_version_string(int x)`). Saved with its caller, it goes in.
 #[test]
 fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old_way() {
-    let files: [(&str, &str); 2] = [
-        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
-        (
-            "app.c",
-            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
-        ),
-    ];
+    let files = SIGNATURE_FILES;
     // Every file watched, then lib.c alone (`--watch`), where the
     // callers cannot be known.
     for (watched, said) in [
@@ -670,9 +693,7 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         };
         assert!(notes.contains(then), "{e}");
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let used = files[0]
-            .1
-            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
+        let used = lib_f_using_parameter();
         std::fs::write(p.join("lib.c"), &used).unwrap();
         let e = next_change_for(&events, "/lib.c");
         // Every file watched, held for the caller's save; else refused.
@@ -685,14 +706,7 @@ fn a_parameter_added_unused_then_used_is_refused_while_a_caller_calls_it_the_old
         }
         // Saved with the caller: one step.
         std::thread::sleep(std::time::Duration::from_millis(300));
-        std::fs::write(
-            p.join("app.c"),
-            files[1]
-                .1
-                .replace("int f(void);", "int f(int x);")
-                .replace("f())", "f(7))"),
-        )
-        .unwrap();
+        std::fs::write(p.join("app.c"), caller_of_f_the_new_way()).unwrap();
         std::fs::write(p.join("lib.c"), &used).unwrap();
         target.wait_for("f 5007");
     }
@@ -744,27 +758,14 @@ fn a_renamed_parameter_of_a_patched_function_is_no_signature_change() {
 /// save, not refused for good.
 #[test]
 fn a_caller_built_with_no_plt_calls_the_function() {
-    let files: [(&str, &str); 2] = [
-        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
-        (
-            "app.c",
-            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
-        ),
-    ];
-    let (target, events) = run_files(&files, &["-O2", "-g", "-fno-plt"]);
+    let (target, events) = run_files(&SIGNATURE_FILES, &["-O2", "-g", "-fno-plt"]);
     target.wait_for("f 1");
     let p = target.dir.path().to_path_buf();
-    std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_unused_parameter()).unwrap();
     let e = next_event_for(&events, "/lib.c");
     assert_eq!(e["event"], "no_change", "{e}");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    std::fs::write(
-        p.join("lib.c"),
-        files[0]
-            .1
-            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }"),
-    )
-    .unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_using_parameter()).unwrap();
     let e = next_change_for(&events, "/lib.c");
     assert_eq!(e["event"], "held", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
@@ -780,17 +781,10 @@ fn a_caller_built_with_no_plt_calls_the_function() {
 /// "waits" for callers that had nothing to do: a libxz re-check).
 #[test]
 fn a_signature_put_back_as_the_program_runs_it_is_no_change() {
-    let files: [(&str, &str); 2] = [
-        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
-        (
-            "app.c",
-            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
-        ),
-    ];
-    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    let (target, events) = run_files(&SIGNATURE_FILES, &["-O2", "-g"]);
     target.wait_for("f 1");
     let p = target.dir.path().to_path_buf();
-    std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_unused_parameter()).unwrap();
     let e = next_event_for(&events, "/lib.c");
     assert!(
         e["notes"]
@@ -799,7 +793,7 @@ fn a_signature_put_back_as_the_program_runs_it_is_no_change() {
         "{e}"
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    std::fs::write(p.join("lib.c"), files[0].1).unwrap();
+    std::fs::write(p.join("lib.c"), LIB_F).unwrap();
     let e = next_event_for(&events, "/lib.c");
     assert_eq!(e["event"], "no_change", "{e}");
     assert!(!e["notes"].to_string().contains("signature"), "{e}");
@@ -811,7 +805,7 @@ fn a_signature_put_back_as_the_program_runs_it_is_no_change() {
 #[test]
 fn a_parameter_added_to_a_function_whose_address_is_taken_is_refused() {
     let files: [(&str, &str); 2] = [
-        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
+        ("lib.c", LIB_F),
         (
             "app.c",
             "#include <stdio.h>\n#include <unistd.h>\nint f(void);\nint (*volatile fp)(void) = f;\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"f %d\\n\", fp()); usleep(3000); } }\n",
@@ -820,17 +814,11 @@ fn a_parameter_added_to_a_function_whose_address_is_taken_is_refused() {
     let (target, events) = run_files(&files, &["-O2", "-g"]);
     target.wait_for("f 1");
     let p = target.dir.path().to_path_buf();
-    std::fs::write(p.join("lib.c"), files[0].1.replace("f(void) {", "f(int x) { (void)x;")).unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_unused_parameter()).unwrap();
     let e = next_event_for(&events, "/lib.c");
     assert_eq!(e["event"], "no_change", "{e}");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    std::fs::write(
-        p.join("lib.c"),
-        files[0]
-            .1
-            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }"),
-    )
-    .unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_using_parameter()).unwrap();
     let e = next_change_for(&events, "/lib.c");
     refused_saying(&e, "app.c takes its address");
     assert!(
@@ -861,9 +849,7 @@ fn a_caller_saved_alone_after_its_callees_revert_is_held() {
     let (target, events) = relive_testkit::relive_run_every_event(relive, &[], exe, &[], dir);
     target.wait_for("f 1 g 10");
     let p = target.dir.path().to_path_buf();
-    let callee = files[0]
-        .1
-        .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }");
+    let callee = lib_f_using_parameter();
     let other = files[1]
         .1
         .replace("int f(void);", "int f(int x);")
@@ -914,28 +900,12 @@ fn a_caller_saved_alone_after_its_callees_revert_is_held() {
 /// both go in in one step.
 #[test]
 fn a_signature_change_whose_callers_file_does_not_compile_says_so() {
-    let files: [(&str, &str); 2] = [
-        ("lib.c", "__attribute__((noinline)) int f(void) { return 1; }\n"),
-        (
-            "app.c",
-            "#include <stdio.h>\n#include <unistd.h>\nint f(void);\n__attribute__((noinline)) void step(void) { printf(\"f %d\\n\", f()); }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { step(); usleep(3000); } }\n",
-        ),
-    ];
-    let (target, events) = run_files(&files, &["-O2", "-g"]);
+    let (target, events) = run_files(&SIGNATURE_FILES, &["-O2", "-g"]);
     target.wait_for("f 1");
     let p = target.dir.path().to_path_buf();
-    let caller = files[1]
-        .1
-        .replace("int f(void);", "int f(int x);")
-        .replace("f())", "f(7))");
+    let caller = caller_of_f_the_new_way();
     std::fs::write(p.join("app.c"), caller.replace("usleep(3000);", "usleep(3000)")).unwrap();
-    std::fs::write(
-        p.join("lib.c"),
-        files[0]
-            .1
-            .replace("f(void) { return 1; }", "f(int x) { return x + 5000; }"),
-    )
-    .unwrap();
+    std::fs::write(p.join("lib.c"), lib_f_using_parameter()).unwrap();
     let e = next_change_for(&events, "/lib.c");
     assert_eq!(e["event"], "held", "{e}");
     let message = e["message"].as_str().unwrap_or_default();
