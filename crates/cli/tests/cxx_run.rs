@@ -394,29 +394,11 @@ int main() {
 /// in with nothing to compare, its code reading every field 8 bytes off.
 #[test]
 fn a_virtual_function_added_under_clang_is_refused() {
-    const PLAN: &str = r#"#include <cstdio>
-#include <cstdlib>
-#include <unistd.h>
-struct Plan { unsigned masks[4]; bool flag; };
-static void *make() { Plan *p = (Plan *) calloc(1, sizeof(Plan)); for (int i = 0; i < 4; i++) p->masks[i] = 10 * (i + 1); p->flag = true; return p; }
-__attribute__((noinline)) unsigned use(const void *data) { const Plan *p = (const Plan *) data; return p->masks[1] + (p->flag ? 1 : 0); }
-static void *volatile g;
-int main() {
-  setvbuf(stdout, nullptr, _IOLBF, 0);
-  g = make();
-  for (;;) { std::printf("v %u\n", use(g)); usleep(3000); }
-}
-"#;
     for opt in ["-O0", "-O2"] {
-        let (target, lines) = run_built("clang++", &[opt, "-g"], &[("app.cpp", PLAN)], &["app.cpp"]);
+        let (target, lines) = run_built("clang++", &[opt, "-g"], &[("app.cpp", common::PLAN)], &["app.cpp"]);
         lines.until("watching");
         target.wait_for("v 21");
-        let edited = PLAN
-            .replace(
-                "bool flag; };",
-                "bool flag; virtual unsigned extra() const { return 0; } };",
-            )
-            .replace("(p->flag ? 1 : 0);", "(p->flag ? 1 : 0) + p->Plan::extra();");
+        let edited = common::plan_with_a_virtual_function();
         std::fs::write(target.dir.path().join("app.cpp"), edited).unwrap();
         let said = lines.until("app.cpp: ");
         assert!(

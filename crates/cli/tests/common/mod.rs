@@ -154,3 +154,30 @@ __attribute__((noinline)) void run(void) {
 }
 int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); run(); }
 "#;
+
+/// A program whose objects of a class (`Plan`) are made by `calloc`: no
+/// constructor of the file needs its vtable, so compilers describe the
+/// class only by name once it has virtual functions. Prints `v 21`.
+pub const PLAN: &str = r#"#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+struct Plan { unsigned masks[4]; bool flag; };
+static void *make() { Plan *p = (Plan *) calloc(1, sizeof(Plan)); for (int i = 0; i < 4; i++) p->masks[i] = 10 * (i + 1); p->flag = true; return p; }
+__attribute__((noinline)) unsigned use(const void *data) { const Plan *p = (const Plan *) data; return p->masks[1] + (p->flag ? 1 : 0); }
+static void *volatile g;
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  g = make();
+  for (;;) { std::printf("v %u\n", use(g)); usleep(3000); }
+}
+"#;
+
+/// [`PLAN`] with a virtual function added to `Plan`, which `use` calls:
+/// every field of the program's plans moves past a new vtable pointer.
+pub fn plan_with_a_virtual_function() -> String {
+    PLAN.replace(
+        "bool flag; };",
+        "bool flag; virtual unsigned extra() const { return 0; } };",
+    )
+    .replace("(p->flag ? 1 : 0);", "(p->flag ? 1 : 0) + p->Plan::extra();")
+}
