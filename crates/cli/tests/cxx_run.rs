@@ -409,16 +409,28 @@ fn a_virtual_function_added_under_clang_is_refused() {
     }
 }
 
+/// A one-function C++ program printing `v 1` (the compile-error tests').
+const VALUE_APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
+
+/// [`VALUE_APP`] built by g++ as `app.cpp`, under `relive run`, printing.
+fn value_app_watched() -> (Target, Lines) {
+    let (target, lines) = run_built("g++", &["-O1", "-g"], &[("app.cpp", VALUE_APP)], &["app.cpp"]);
+    lines.until("watching");
+    target.wait_for("v 1");
+    (target, lines)
+}
+
 /// A save that does not compile says the program runs on with the code
 /// it has (not "without its edit": a header's edit recompiles files
 /// nobody edited, a libuv re-check), and shows the compiler's message.
 #[test]
 fn a_save_that_does_not_compile_says_the_program_runs_on() {
-    const APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
-    let (target, lines) = run_built("g++", &["-O1", "-g"], &[("app.cpp", APP)], &["app.cpp"]);
-    lines.until("watching");
-    target.wait_for("v 1");
-    std::fs::write(target.dir.path().join("app.cpp"), APP.replace("return 1;", "return 1")).unwrap();
+    let (target, lines) = value_app_watched();
+    std::fs::write(
+        target.dir.path().join("app.cpp"),
+        VALUE_APP.replace("return 1;", "return 1"),
+    )
+    .unwrap();
     let said = lines.until("app.cpp: ");
     assert!(
         said.contains("does not compile; the program runs on with the code it has:"),
@@ -459,12 +471,9 @@ fn a_headers_error_is_shown_once_for_all_its_includers() {
 /// header's broken macro), then its first error again.
 #[test]
 fn a_long_compiler_output_is_cut_short() {
-    const APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
-    let (target, lines) = run_built("g++", &["-O1", "-g"], &[("app.cpp", APP)], &["app.cpp"]);
-    lines.until("watching");
-    target.wait_for("v 1");
+    let (target, lines) = value_app_watched();
     let broken: String = (0..40).map(|k| format!("int broken{k} = ;\n")).collect();
-    std::fs::write(target.dir.path().join("app.cpp"), format!("{APP}{broken}")).unwrap();
+    std::fs::write(target.dir.path().join("app.cpp"), format!("{VALUE_APP}{broken}")).unwrap();
     lines.until("does not compile");
     let cut = lines.until("more lines of the compiler's output (-v shows them all)");
     assert!(cut.starts_with("… and "), "{cut}");
