@@ -2653,12 +2653,7 @@ impl<'p> Reloader<'p> {
             // libuv re-check); its next code edit is checked against
             // what runs.
             if let Some(old) = self.current.get(source) {
-                let globals: Vec<&str> = new
-                    .symbols
-                    .iter()
-                    .filter(|s| s.kind == relive_patch::objfile::Kind::Function && !s.local)
-                    .map(|s| s.name.as_str())
-                    .collect();
+                let globals = since_build::global_function_names(&new);
                 let mut changed = relive_patch::signature::changed(old, &new, &globals);
                 // Only where the new one is not what runs (a save putting
                 // back the signature the program runs, after a revert, was
@@ -3502,12 +3497,7 @@ impl<'p> Reloader<'p> {
     /// files call the functions concerned and how to have them patched
     /// with it.
     fn signature_advice(&self, source: &Path, old: &ObjectFile, new: &ObjectFile) -> Option<String> {
-        let globals: Vec<&str> = new
-            .symbols
-            .iter()
-            .filter(|s| s.kind == relive_patch::objfile::Kind::Function && !s.local)
-            .map(|s| s.name.as_str())
-            .collect();
+        let globals = since_build::global_function_names(new);
         let changed = relive_patch::signature::changed(old, new, &globals);
         let names: Vec<&str> = changed.iter().map(|c| c.name.as_str()).collect();
         if names.is_empty() {

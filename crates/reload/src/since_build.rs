@@ -141,6 +141,14 @@ pub(crate) fn global_functions(obj: &ObjectFile) -> Vec<usize> {
         .collect()
 }
 
+/// [`global_functions`] by their names.
+pub(crate) fn global_function_names(obj: &ObjectFile) -> Vec<&str> {
+    global_functions(obj)
+        .into_iter()
+        .map(|i| obj.symbols[i].name.as_str())
+        .collect()
+}
+
 /// The global functions among `functions` of `obj` (compiled from
 /// `source`) whose signature is not the one the program runs, each by
 /// its symbol and as "f: int() -> int(int x)", sorted: for a function
