@@ -288,9 +288,9 @@ fn patch_opened(
     // earlier patch made the callers pass a parameter the callee ignored,
     // then this one uses it) shows in no diff (a Lua trial). The
     // program's DWARF read once for the global functions.
-    let (globals_changed, since_build): (Vec<(String, String)>, Vec<String>) = match &objects.new.source {
+    let source = objects.new.source.as_deref().map(std::path::Path::new);
+    let (globals_changed, since_build): (Vec<(String, String)>, Vec<String>) = match source {
         Some(source) => {
-            let source = std::path::Path::new(source);
             let globals = relive_reload::since_build::global_changes(&target, source, &objects.new, &objects.functions);
             let names = globals
                 .iter()
@@ -308,8 +308,7 @@ fn patch_opened(
     };
     // Calls into other files by the prototypes the program runs: a
     // header changed under this file alone passes what they do not take.
-    if let Some(source) = &objects.new.source {
-        let source = std::path::Path::new(source);
+    if let Some(source) = source {
         if let Some(what) =
             relive_reload::since_build::callee_mismatch(&target, source, &objects.new, &objects.functions)
         {
@@ -335,8 +334,7 @@ fn patch_opened(
     let report = if objects.functions.is_empty() {
         // A signature the object changed with no code: said, as the next
         // object that uses it is refused.
-        if let Some(source) = &objects.new.source {
-            let source = std::path::Path::new(source);
+        if let Some(source) = source {
             concern.extend(relive_reload::since_build::one_shot_unpatched_signatures(
                 &target,
                 source,
