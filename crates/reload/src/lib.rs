@@ -1494,10 +1494,8 @@ impl<'p> Reloader<'p> {
         let refused = sources.iter().find(|source| {
             let functions = self.differing_functions(source).unwrap_or_default();
             self.current.get(*source).is_some_and(|obj| {
-                self.signature_since_build(source, obj, &functions).is_some()
-                    || self
-                        .catch_up_keeps_callers_the_old_way(source, obj, &functions, &together)
-                        .is_some()
+                self.catch_up_signature_refusal(source, obj, &functions, &together)
+                    .is_some()
                     || self.catch_up_layout_refusal(source, obj, &functions).is_some()
             })
         });
@@ -1732,9 +1730,8 @@ impl<'p> Reloader<'p> {
         let mut event = ReloadEvent::new(source);
         let baseline = &self.current[source];
         let refusal = match self
-            .signature_since_build(source, baseline, functions)
             // Alone: no other file's catch-up comes with it.
-            .or_else(|| self.catch_up_keeps_callers_the_old_way(source, baseline, functions, &[]))
+            .catch_up_signature_refusal(source, baseline, functions, &[])
             .or_else(|| self.catch_up_layout_refusal(source, baseline, functions))
         {
             Some(refusal) => Some(catch_up_refusal(refusal)),
@@ -3130,30 +3127,30 @@ impl<'p> Reloader<'p> {
         )
     }
 
-    /// Why `functions` of `obj` cannot be patched where no earlier compile
-    /// is what the program runs (a catch-up; code another command
-    /// reverted): see [`since_build`]. Only with some files watched: with
-    /// all of them, the callers' files are caught up or held with it.
-    fn signature_since_build(&self, source: &Path, obj: &ObjectFile, functions: &[usize]) -> Option<String> {
-        if self.every_unit_watched || functions.is_empty() {
-            return None;
-        }
-        since_build::refusal(&since_build::global_changes(&self.target, source, obj, functions))
-    }
-
     /// Why the catch-up of `functions` of `source`'s baseline `obj`, made
-    /// with the files of `together`, must wait: a caller would call one of
-    /// them the old way ([`Reloader::callers_keep_the_built_signature`]).
-    fn catch_up_keeps_callers_the_old_way(
+    /// with the files of `together`, is refused for a global function's
+    /// signature that is not the one the program runs: with some files
+    /// watched, any such change (see [`since_build`]); with all of them, a
+    /// caller that would call it the old way
+    /// ([`Reloader::callers_keep_the_built_signature`]). The program's
+    /// DWARF is read once for both.
+    fn catch_up_signature_refusal(
         &self,
         source: &Path,
         obj: &ObjectFile,
         functions: &[usize],
         together: &[(&Path, &ObjectFile)],
     ) -> Option<String> {
+        if functions.is_empty() {
+            return None;
+        }
         let changed = since_build::global_changes(&self.target, source, obj, functions);
-        self.callers_keep_the_built_signature(source, &changed, obj, together)
-            .map(|(why, _)| why)
+        match self.every_unit_watched {
+            false => since_build::refusal(&changed),
+            true => self
+                .callers_keep_the_built_signature(source, &changed, obj, together)
+                .map(|(why, _)| why),
+        }
     }
 
     /// Why `new` (the fresh compile of `source`) must not be patched,
