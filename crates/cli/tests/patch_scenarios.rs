@@ -2591,6 +2591,48 @@ int main(void) {
     run.target.prints_only(&["c 22"], 20);
 }
 
+/// `f`'s parameters swapped with its caller `call`, which runs most of
+/// the time (it sleeps 180 ms after its call of `f`; `main` waits 20 ms
+/// between calls): the one-shot patch waits for the call to return and
+/// goes in, and so does its revert, each at the first try. Both were
+/// refused whenever the command came while the call ran, though it
+/// returns a moment later.
+#[test]
+fn a_patch_and_its_revert_wait_for_a_callers_call_to_return() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static __attribute__((noinline, noipa)) int f(int a, long b) { return a * 100 - (int)b; }
+__attribute__((noinline)) long call(void) { long s = f(10, 3); usleep(180000); return s; }
+int main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf("r %ld\n", call()); usleep(20000); } }
+"#;
+    let edited = APP
+        .replace(
+            "int f(int a, long b) { return a * 100 - (int)b; }",
+            "int f(long b, int a) { return a * 100 - (int)b + 1; }",
+        )
+        .replace("f(10, 3)", "f(3, 10)");
+    let mut run = Run::start(APP, &["-O2", "-g"]);
+    run.expect("r 997");
+    let base = run.object("app.c", APP);
+    let new = run.object("app.c", &edited);
+    let pid = run.target.pid_arg();
+    let out = run.relive(&[
+        "patch",
+        "--pid",
+        &pid,
+        new.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run.expect("r 998");
+    // A line is printed as a call returns: 50 ms on, the next call runs.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let out = run.relive(&["revert", "--pid", &pid, "--all"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run.expect("r 997");
+}
+
 /// `f`'s parameters swapped, saved with its caller `call`: patched while
 /// `call` is not running. Then a thread enters the new `call` and stays
 /// (while a file `hold` exists): a revert now would let that call go on

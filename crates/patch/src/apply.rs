@@ -967,28 +967,31 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         }
     };
     failpoint("patch-before-stop");
-    let stop_start = Instant::now();
-    let (mut stopped, moved) = match displaced_area {
-        Some(area) => match stop_when_clear(process, &all_work, area, &mut filled) {
-            Ok((s, moved)) => (Some(s), moved),
-            Err(e) => {
-                abandon(target, &before, true, filled);
-                return Err(e);
-            }
-        },
-        None if !guard.is_empty() || !changed.is_empty() => match process.stop() {
-            Ok(s) => (Some(s), Vec::new()),
-            Err(e) => {
-                abandon(target, &before, true, filled);
-                return Err(e.into());
-            }
-        },
-        None => (None, Vec::new()),
-    };
-    if !moved.is_empty() {
-        failpoint("patch-after-move");
-    }
-    if let (Some(s), false) = (stopped.as_mut(), guard.is_empty() && changed.is_empty()) {
+    // A caller's call found running is looked for again, the threads
+    // resumed in between, until it returns or the patience is over.
+    let patience = Instant::now() + running_callers::CALLER_PATIENCE;
+    let (stop_start, mut stopped, moved) = loop {
+        let stop_start = Instant::now();
+        let (mut stopped, moved) = match displaced_area {
+            Some(area) => match stop_when_clear(process, &all_work, area, &mut filled) {
+                Ok((s, moved)) => (Some(s), moved),
+                Err(e) => {
+                    abandon(target, &before, true, filled);
+                    return Err(e);
+                }
+            },
+            None if !guard.is_empty() || !changed.is_empty() => match process.stop() {
+                Ok(s) => (Some(s), Vec::new()),
+                Err(e) => {
+                    abandon(target, &before, true, filled);
+                    return Err(e.into());
+                }
+            },
+            None => (None, Vec::new()),
+        };
+        let Some(s) = stopped.as_mut().filter(|_| !guard.is_empty() || !changed.is_empty()) else {
+            break (stop_start, stopped, moved);
+        };
         let positions = running_callers::positions_of(s.as_ref());
         let names: Vec<&str> = guard.iter().map(|(caller, _)| caller.as_str()).collect();
         let running = running_callers::running_at(target, &names, &positions);
@@ -999,12 +1002,19 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
             }
             None => running_callers::program_callers_running(target, &changed, &positions),
         };
-        if let Some(what) = refused {
-            put_back(s.as_mut(), &moved);
-            drop(stopped);
+        let Some(what) = refused else {
+            break (stop_start, stopped, moved);
+        };
+        put_back(s.as_mut(), &moved);
+        drop(stopped);
+        if Instant::now() >= patience {
             abandon(target, &before, true, filled);
             return Err(PatchError::Refused { what });
         }
+        std::thread::sleep(running_callers::CALLER_RECHECK);
+    };
+    if !moved.is_empty() {
+        failpoint("patch-after-move");
     }
     let stopped_at = Instant::now();
     let mut undo = Undo::default();
@@ -3802,16 +3812,25 @@ fn revert_change(
                 .map(move |callee| (p.name.as_str(), callee.as_str()))
         })
         .collect();
-    let stop_start = Instant::now();
-    let stopped = match !whole.is_empty() || unused_region || !signature_callers.is_empty() {
-        true => Some(process.stop()?),
-        false => None,
-    };
-    if let (Some(s), false) = (&stopped, signature_callers.is_empty()) {
-        let mut names: Vec<&str> = signature_callers.iter().map(|(caller, _)| *caller).collect();
-        names.dedup();
+    let mut names: Vec<&str> = signature_callers.iter().map(|(caller, _)| *caller).collect();
+    names.dedup();
+    // A caller's call found running is looked for again, the threads
+    // resumed in between, until it returns or the patience is over.
+    let patience = Instant::now() + running_callers::CALLER_PATIENCE;
+    let (stop_start, stopped) = loop {
+        let stop_start = Instant::now();
+        let stopped = match !whole.is_empty() || unused_region || !signature_callers.is_empty() {
+            true => Some(process.stop()?),
+            false => None,
+        };
+        let Some(s) = stopped.as_ref().filter(|_| !names.is_empty()) else {
+            break (stop_start, stopped);
+        };
         let running = running_callers::running_at(target, &names, &running_callers::positions_of(s.as_ref()));
-        if let Some((caller, threads)) = running.first() {
+        let Some((caller, threads)) = running.first() else {
+            break (stop_start, stopped);
+        };
+        if Instant::now() >= patience {
             let callee = signature_callers
                 .iter()
                 .find(|(c, _)| c == caller)
@@ -3820,7 +3839,9 @@ fn revert_change(
                 what: running_callers::revert_refusal(caller, callee, threads),
             });
         }
-    }
+        drop(stopped);
+        std::thread::sleep(running_callers::CALLER_RECHECK);
+    };
     // Calls of the code going back that are under way: each finishes in
     // it (a revert redirects new calls only), which the user is told.
     let undone_code: Vec<(String, u64, u64)> = undone_generations

@@ -4,11 +4,49 @@
 //! the old way (wrong arguments, a misread result). Such a patch waits
 //! until no thread runs one of those callers.
 
+use std::time::{Duration, Instant};
+
 use relive_process::{Process, ThreadPosition};
 
 use crate::objfile::{Kind, ObjectFile};
 use crate::reach;
 use crate::target::Target;
+
+/// How long a patch or revert refused for a running caller's call waits
+/// for that call to return, looking again every [`CALLER_RECHECK`]: a
+/// call in progress at one moment (a loop's `call()` between its sleeps)
+/// is usually over a moment later, and the save should not be refused for
+/// it (a test's program was inside its caller one time in a few hundred).
+/// A function its thread never leaves (`main`, a worker's loop) still
+/// runs at the end, and is refused then.
+pub const CALLER_PATIENCE: Duration = Duration::from_millis(250);
+
+/// How often a running caller is looked for again within
+/// [`CALLER_PATIENCE`].
+pub const CALLER_RECHECK: Duration = Duration::from_millis(2);
+
+/// What `look` finds, looked for again until it finds nothing or
+/// [`CALLER_PATIENCE`] is over: `None` once a running call has returned,
+/// what was found last otherwise.
+pub fn once_returned<T>(mut look: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + CALLER_PATIENCE;
+    loop {
+        let found = look()?;
+        if Instant::now() >= deadline {
+            return Some(found);
+        }
+        std::thread::sleep(CALLER_RECHECK);
+    }
+}
+
+/// How long a refusal waited for the running call, as said after its
+/// thread.
+fn waited() -> String {
+    format!(
+        " (still, after {} ms of waiting for that call to return)",
+        CALLER_PATIENCE.as_millis()
+    )
+}
 
 /// One unit of a patch: its new object, its base (none for a catch-up),
 /// the functions of the new object to patch, and those whose signature
@@ -112,12 +150,13 @@ fn same_parameters(obj: &ObjectFile, base: Option<&ObjectFile>, name: &str) -> b
 /// runs on `threads` (for a clone with chosen parameters: why its
 /// parameters may have changed).
 pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
+    let waited = waited();
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
     if has_chosen_parameters(callee) {
         let caller = crate::names::readable(caller);
         let base = crate::names::parse(callee).base;
         return format!(
-            "{callee} is GCC's copy of {base} with parameters GCC chose for this compile, and it changed with its caller {caller}, which is running on thread {}: that call finishes in {caller}'s old code, which may pass the new {callee} other arguments than it takes; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+            "{callee} is GCC's copy of {base} with parameters GCC chose for this compile, and it changed with its caller {caller}, which is running on thread {}{waited}: that call finishes in {caller}'s old code, which may pass the new {callee} other arguments than it takes; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
             tids.join(", ")
         );
     }
@@ -132,7 +171,7 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     };
     let (caller, callee) = (written(caller), written(callee));
     format!(
-        "the signature of {callee} changes, and its caller {caller} is running on thread {}: that call finishes in {caller}'s old code, which would call {callee} the old way; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
+        "the signature of {callee} changes, and its caller {caller} is running on thread {}{waited}: that call finishes in {caller}'s old code, which would call {callee} the old way; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
         tids.join(", ")
     )
 }
@@ -141,6 +180,7 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
 /// a patched signature change made it is running on `threads`, and its
 /// call could reach `callee`'s old code with the new arguments.
 pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
+    let waited = waited();
     let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
     // A GCC copy with parameters of its choosing changed with its caller:
     // its signature may not have changed at all, which "a patched
@@ -159,16 +199,17 @@ pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> Str
     };
     let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
     format!(
-        "{caller} is running on thread {}, in code that calls {how}: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
+        "{caller} is running on thread {}{waited}, in code that calls {how}: reverted now, that call could go on to call {callee}'s old code the new way (a revert that keeps {callee}'s change would leave code relive no longer records running); nothing was reverted: try again once that call has returned (a function its thread never leaves, main or a worker's loop, keeps it running until a restart)",
         tids.join(", ")
     )
 }
 
 /// The refusal of a patch that changes the signatures of `changed`
 /// (functions of `objects`, with every caller among them) while a caller's
-/// call runs in `target`; `None` when none does. A clone with chosen
-/// parameters among them counts only with its callers among `patched`
-/// (see [`clones_changed_with_callers`]).
+/// call runs in `target` and does not return within [`CALLER_PATIENCE`];
+/// `None` when none does. A clone with chosen parameters among them counts
+/// only with its callers among `patched` (see
+/// [`clones_changed_with_callers`]).
 pub fn running_caller<'o>(
     target: &Target,
     objects: impl Iterator<Item = &'o ObjectFile>,
@@ -183,10 +224,12 @@ pub fn running_caller<'o>(
         .filter(|(caller, callee)| !has_chosen_parameters(callee) || patched.contains(&caller.as_str()))
         .collect();
     let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-    let running = running_now(target, &names);
-    let (caller, threads) = running.first()?;
-    let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
-    Some(refusal(caller, callee, threads))
+    once_returned(|| {
+        let running = running_now(target, &names);
+        let (caller, threads) = running.first()?;
+        let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
+        Some(refusal(caller, callee, threads))
+    })
 }
 
 /// Why a patch that changes the signatures of `callees` must wait: a
@@ -511,7 +554,29 @@ pub(crate) fn positions_now(process: &dyn Process) -> Vec<ThreadPosition> {
 
 #[cfg(test)]
 mod tests {
-    use super::revert_refusal;
+    use super::{once_returned, revert_refusal, CALLER_PATIENCE};
+
+    /// A call seen running a few times, then returned: no refusal. One
+    /// that never returns is refused once the patience is over, with what
+    /// was seen last.
+    #[test]
+    fn a_running_call_is_looked_for_until_it_returns_or_the_patience_ends() {
+        let mut looks = 0;
+        let returned = once_returned(|| {
+            looks += 1;
+            (looks < 4).then_some(looks)
+        });
+        assert_eq!((returned, looks), (None, 4));
+        let started = std::time::Instant::now();
+        let mut looks = 0;
+        let never = once_returned(|| {
+            looks += 1;
+            Some(looks)
+        });
+        assert!(started.elapsed() >= CALLER_PATIENCE, "{:?}", started.elapsed());
+        assert_eq!(never, Some(looks));
+        assert!(looks > 1, "looked once");
+    }
 
     /// A GCC copy with chosen parameters is said as such, not as a
     /// signature change nobody made (a bzip2 re-check).

@@ -3436,19 +3436,21 @@ impl<'p> Reloader<'p> {
         let names: Vec<String> = callees.iter().map(|(c, _)| c.clone()).collect();
         let callers = relive_patch::running_callers::callers_among(objects.iter().map(|(_, obj, _)| *obj), &names);
         let running: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
-        for (caller, threads) in relive_patch::running_callers::running_now(&self.target, &running) {
-            for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
-                let Some(&(_, k)) = callees.iter().find(|(c, _)| c == callee) else {
-                    continue;
-                };
-                let (source, obj, _) = &objects[k];
-                let Some(i) = obj.function_named(callee) else { continue };
-                if !since_build::changed_names(&self.target, source, obj, &[i]).is_empty() {
-                    return Some(relive_patch::running_callers::refusal(&caller, callee, &threads));
+        relive_patch::running_callers::once_returned(|| {
+            for (caller, threads) in relive_patch::running_callers::running_now(&self.target, &running) {
+                for (_, callee) in callers.iter().filter(|(c, _)| *c == caller) {
+                    let Some(&(_, k)) = callees.iter().find(|(c, _)| c == callee) else {
+                        continue;
+                    };
+                    let (source, obj, _) = &objects[k];
+                    let Some(i) = obj.function_named(callee) else { continue };
+                    if !since_build::changed_names(&self.target, source, obj, &[i]).is_empty() {
+                        return Some(relive_patch::running_callers::refusal(&caller, callee, &threads));
+                    }
                 }
             }
-        }
-        None
+            None
+        })
     }
 
     /// Whether global function `name`, whose signature `new` (the fresh
