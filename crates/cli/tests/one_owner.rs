@@ -152,8 +152,9 @@ fn save(target: &Target, source: &str) {
 
 /// Saves `source` with an edit of `tick` alone: the watcher's reload must
 /// patch `value` with it (another relive command changed it, and the file
-/// says otherwise), and say so.
-fn tick_saved_brings_value_back(target: &Target, rx: &Receiver<Value>, source: &str) {
+/// says otherwise), and say so, with what the other command did (`what`:
+/// "reverted" or "patched", as the program tells).
+fn tick_saved_brings_value_back(target: &Target, rx: &Receiver<Value>, source: &str, what: &str) {
     save(
         target,
         &source.replace(
@@ -165,9 +166,9 @@ fn tick_saved_brings_value_back(target: &Target, rx: &Receiver<Value>, source: &
     assert_eq!(e["event"], "patched", "{e}");
     assert_eq!(sorted_functions(&e), ["tick", "value"], "{e}");
     assert!(
-        e["notes"]
-            .to_string()
-            .contains("value was reverted or patched by another relive command: patched again from"),
+        e["notes"].to_string().contains(&format!(
+            "value was {what} by another relive command: patched again from"
+        )),
         "{e}"
     );
 }
@@ -618,7 +619,7 @@ fn a_revert_of_an_earlier_sessions_patch_is_undone_by_the_next_save() {
     assert!(out.status.success(), "{}", stderr(&out));
     target.wait_for_prefix("value 1 ");
     // A save that changes tick only: value, as the file has it, with it.
-    tick_saved_brings_value_back(&target, &rx, &two);
+    tick_saved_brings_value_back(&target, &rx, &two, "reverted");
     target.wait_for_prefix("value 2 ");
     session.kill().unwrap();
     let _ = session.wait();
@@ -678,7 +679,7 @@ fn a_one_shot_patch_beside_a_watcher_survives_its_next_reload() {
     target.wait_for_prefix("value 7 ");
 
     // The watcher's next reload changes tick only.
-    tick_saved_brings_value_back(&target, &rx, &first);
+    tick_saved_brings_value_back(&target, &rx, &first, "patched");
     let start: i64 = target.wait_for_prefix("value 2 counter ").parse().unwrap();
     loop {
         let line = target.wait_for_prefix("value ");

@@ -4071,7 +4071,7 @@ fn a_save_after_another_commands_revert_says_what_runs() {
     assert_eq!(e["functions"], serde_json::json!(["first", "second"]), "{e}");
     assert!(
         said.iter()
-            .any(|n| n.contains("first was reverted or patched by another relive command: patched again from")),
+            .any(|n| n.contains("first was reverted by another relive command: patched again from")),
         "{said:?}"
     );
     s.target.wait_for("sum 32");

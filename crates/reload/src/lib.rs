@@ -2745,7 +2745,7 @@ impl<'p> Reloader<'p> {
             .into_iter()
             .filter(|n| !event.reverted.contains(n) && !waiting.contains(&n))
             .collect();
-        event.if_patched.extend(Self::patched_again_note(&again, source));
+        event.if_patched.extend(self.patched_again_note(&again, source, &new));
         if functions.is_empty() {
             self.current.insert(source.to_path_buf(), new);
             event.timing_us.total = us(start);
@@ -3802,15 +3802,36 @@ impl<'p> Reloader<'p> {
         (again, already)
     }
 
-    /// What a patch says of the functions `again` (symbols) that another
-    /// relive command changed and it patches again from `source`.
-    fn patched_again_note(again: &[String], source: &Path) -> Option<String> {
-        let readable = shown_functions(again);
-        (!readable.is_empty()).then(|| {
+    /// What a patch says of the functions `again` (symbols of `new`, the
+    /// compile of `source`) that another relive command changed and it
+    /// patches again from `source`: reverted (the program's own code runs
+    /// there) or patched (another patch's code runs), as the program
+    /// tells; "reverted or patched" where it does not (a function a patch
+    /// added). It said "reverted or patched" of a plain revert too.
+    fn patched_again_note(&self, again: &[String], source: &Path, new: &ObjectFile) -> Option<String> {
+        let mut by_what: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for name in again {
+            let what = match new.function_named(name) {
+                Some(i) if since_build::runs_as_built(&self.target, new, i) => "reverted",
+                Some(i) if since_build::runs_a_patch(&self.target, new, i) => "patched",
+                _ => "reverted or patched",
+            };
+            by_what.entry(what).or_default().push(name.clone());
+        }
+        let said: Vec<String> = by_what
+            .iter()
+            .filter_map(|(what, names)| {
+                let readable = shown_functions(names);
+                (!readable.is_empty()).then(|| {
+                    let verb = if readable.len() == 1 { "was" } else { "were" };
+                    format!("{} {verb} {what}", listed(&readable))
+                })
+            })
+            .collect();
+        (!said.is_empty()).then(|| {
             format!(
-                "{} {} reverted or patched by another relive command: patched again from {}, as it says now",
-                listed(&readable),
-                if readable.len() == 1 { "was" } else { "were" },
+                "{} by another relive command: patched again from {}, as it says now",
+                said.join(" and "),
                 source.display()
             )
         })

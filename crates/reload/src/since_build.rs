@@ -28,6 +28,12 @@ pub(crate) fn runs_as_built(target: &Target, obj: &ObjectFile, i: usize) -> bool
     live_address(obj, i, &target.resolver, &BaseNames::none()).is_some_and(|addr| target.journal.patch(addr).is_none())
 }
 
+/// Whether function `i` of `obj` is in the program and a patch redirects
+/// it: another compile's code runs there.
+pub(crate) fn runs_a_patch(target: &Target, obj: &ObjectFile, i: usize) -> bool {
+    live_address(obj, i, &target.resolver, &BaseNames::none()).is_some_and(|addr| target.journal.patch(addr).is_some())
+}
+
 /// `name -> "ret(param, param)"` as the program was built, for the global
 /// functions among `functions` of `obj` (compiled from `source`), each
 /// only where it runs the program's own code unless `patched_too` (a
