@@ -2160,14 +2160,15 @@ fn a_header_directory_named_in_includes_is_searched_from_where_the_name_starts()
 /// debug information (a -D of the build's that plain `-g` does not
 /// record) is said to fail with that command, with the fix, not to wait
 /// for an edit ("edits will be patched once it does" read as "edit it": a
-/// libuv trial).
+/// libuv trial). The error said is the compiler's first error, not a
+/// warning before it that has the word in it.
 #[test]
 fn a_file_the_derived_command_cannot_compile_names_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     std::fs::write(
         p.join("app.c"),
-        "#ifndef NEEDED\n#error built with -DNEEDED\n#endif\n#include <stdio.h>\n#include <unistd.h>\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", NEEDED); usleep(2000); } }\n",
+        "#warning this build is error-prone\n#ifndef NEEDED\n#error built with -DNEEDED\n#endif\n#include <stdio.h>\n#include <unistd.h>\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"v %d\\n\", NEEDED); usleep(2000); } }\n",
     )
     .unwrap();
     let out = Command::new("gcc")
@@ -2201,7 +2202,8 @@ fn a_file_the_derived_command_cannot_compile_names_the_command() {
     let _ = relive.wait();
     assert!(
         said.contains("app.c does not compile with the command relive derived from the debug info")
-            && said.contains("built with -DNEEDED")
+            && said.contains("error: #error built with -DNEEDED")
+            && !said.contains("error-prone")
             && said.contains("relive build -- make")
             && !said.contains("once it does"),
         "{said}"

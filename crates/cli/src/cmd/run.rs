@@ -788,11 +788,7 @@ fn baselines(
             Baseline::Verified(_) => verified += 1,
             Baseline::CompileError(message) => {
                 let command = reloader.command(&file);
-                let first_error = message
-                    .lines()
-                    .find(|l| l.contains("error"))
-                    .or(message.lines().next())
-                    .unwrap_or("");
+                let first_error = first_error(&message).or(message.lines().next()).unwrap_or("");
                 // A command relive made up is the likely cause, not the
                 // file: "edits will be patched once it does" read as "edit
                 // it" (a libuv trial), and the debug information does
