@@ -409,6 +409,42 @@ fn a_virtual_function_added_under_clang_is_refused() {
     }
 }
 
+/// A class whose constructor is defined in another file (`Options`, as
+/// LevelDB's): clang's program DWARF only declares it in the file that
+/// holds a struct of it (`Rep`), relive's compile defines it. A constant
+/// edited in that file is patched, and the program prints what a fresh
+/// build prints. It was refused as a layout change "from Options (0
+/// bytes) to Options (96 bytes)" (a LevelDB trial).
+#[test]
+fn a_class_clang_only_declares_in_the_program_is_no_layout_change() {
+    const OPTIONS_H: &str = "struct Options { Options(); int level; long sizes[11]; };\n";
+    const OPTIONS: &str = "#include \"options.h\"\nOptions::Options() : level(3) { for (long &s : sizes) s = 7; }\n";
+    const REP: &str = "#include \"options.h\"\nstruct Rep { Options options; int n; };\nstatic const int kDelta = 10;\n__attribute__((noinline)) int value(Rep *r) { return r->options.level + r->n + kDelta; }\nint run(int n) { static Rep rep; rep.n = n; return value(&rep); }\n";
+    const MAIN: &str = "#include <cstdio>\n#include <unistd.h>\nint run(int);\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", run(1)); usleep(3000); } }\n";
+    let files = [
+        ("options.h", OPTIONS_H),
+        ("options.cpp", OPTIONS),
+        ("rep.cpp", REP),
+        ("main.cpp", MAIN),
+    ];
+    let (target, lines) = run_built(
+        "clang++",
+        &["-O2", "-g"],
+        &files,
+        &["main.cpp", "rep.cpp", "options.cpp"],
+    );
+    lines.until("watching");
+    target.wait_for("v 14");
+    std::fs::write(
+        target.dir.path().join("rep.cpp"),
+        REP.replace("kDelta = 10", "kDelta = 20"),
+    )
+    .unwrap();
+    let said = lines.until("rep.cpp: ");
+    assert!(said.contains("rep.cpp: patched value(Rep*)"), "{said}");
+    target.wait_for("v 24");
+}
+
 /// A one-function C++ program printing `v 1` (the compile-error tests').
 const VALUE_APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
 

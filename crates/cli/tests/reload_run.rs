@@ -1135,6 +1135,78 @@ int main(void) {
     }
 }
 
+/// A table put back in a save that patches another function: its reader
+/// goes back to the program's own code, which reads its own table again,
+/// and the note says so. It said the reader's "new code" read a new copy
+/// (an expat trial: `getEncodingIndex.part.0` was said to be back, then to
+/// read the new `encodingNames`).
+#[test]
+fn a_table_put_back_beside_another_edit_is_said_to_be_back() {
+    const TABLE: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static const int levels[] = {1, 3, 5};
+__attribute__((noinline, noipa)) int pick(unsigned k) { return levels[k % 3]; }
+__attribute__((noinline, noipa)) int other(void) { return 10; }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (unsigned k = 0;; k++) { printf("pick %d other %d\n", pick(k), other()); usleep(1000); }
+}
+"#;
+    let mut s = Session::start(TABLE, &["-O2", "-g"]);
+    s.target.wait_for("pick 5 other 10");
+    s.edit("{1, 3, 5}", "{1, 3, 7}");
+    let e = s.event();
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("pick 7 other 10");
+    let e = s.save_with(&[("{1, 3, 7}", "{1, 3, 5}"), ("return 10;", "return 11;")]);
+    assert_eq!(e["reverted"], serde_json::json!(["pick"]), "{e}");
+    assert_eq!(e["functions"], serde_json::json!(["other"]), "{e}");
+    let notes = e["notes"].to_string();
+    assert!(
+        notes.contains("the contents of levels are back as the program was built"),
+        "{e}"
+    );
+    assert!(!notes.contains("reads the new copy"), "{e}");
+    s.target.wait_for("pick 5 other 11");
+}
+
+/// A function the program has only inlined (`helper`), added by a patch
+/// and patched again, whose next save gives it its first patch's code
+/// again: patched, not said to be "back to the program's own code" (the
+/// program has none of it; an expat trial's `checkCharRefNumber`). The
+/// program prints what a fresh build prints at each step.
+#[test]
+fn an_added_function_given_its_first_code_again_is_not_said_to_be_the_programs_own() {
+    const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+static const int table[3] = {1, 2, 3};
+static int helper(int k) { return table[k % 3] * 2; }
+__attribute__((noipa)) int caller(int k) { return helper(k); }
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (;;) { printf("c %d\n", caller(2)); usleep(1000); }
+}
+"#;
+    let mut s = Session::start(APP, &["-O2", "-g"]);
+    s.target.wait_for("c 6");
+    let e = s.save_with(&[(
+        "static int helper(int k) { return table[k % 3] * 2; }",
+        "static __attribute__((noinline)) int helper(int k) { return table[k % 3] * 2 + 1; }",
+    )]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["added"].to_string().contains("helper"), "{e}");
+    s.target.wait_for("c 7");
+    let e = s.save_with(&[("{1, 2, 3}", "{1, 2, 5}")]);
+    assert_eq!(e["event"], "patched", "{e}");
+    s.target.wait_for("c 11");
+    let e = s.save_with(&[("{1, 2, 5}", "{1, 2, 3}")]);
+    assert_eq!(e["event"], "patched", "{e}");
+    assert!(e["functions"].to_string().contains("helper"), "{e}");
+    assert!(!e["reverted"].to_string().contains("helper"), "{e}");
+    assert!(!e["as_built"].to_string().contains("helper"), "{e}");
+    s.target.wait_for("c 7");
+}
+
 /// A save that puts a table back, whose readers another command's
 /// revert had put back already, says nothing of the table: the program
 /// read its own copy before the save (a SQLite trial: "the contents of

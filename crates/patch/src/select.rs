@@ -198,8 +198,16 @@ fn shown(obj: &ObjectFile, name: &str) -> String {
 }
 
 /// What to tell the user of a constant table `name` whose contents
-/// changed, read by the functions `readers`.
-fn constant_table_note(name: &str, readers: &[&str]) -> String {
+/// changed, read by the functions `readers` (directly, or through new
+/// copies of the constants `through` that point to it), while the data
+/// `kept` (variables, constants other files may read) keeps pointing to
+/// the program's copy.
+fn constant_table_note(name: &str, readers: &[&str], through: &[String], kept: &[String]) -> String {
+    let kept = match kept {
+        [] => String::new(),
+        [one] => format!("; the program's own {one} keeps pointing to its old copy"),
+        many => format!("; the program's own {} keep pointing to its old copy", many.join(", ")),
+    };
     // Only other data refers to it (QuickJS's `js_math_funcs`, which a
     // table of object definitions points to): the note said "changed:
     // now read the new copy" with no reader named. Not "its own copy":
@@ -207,15 +215,69 @@ fn constant_table_note(name: &str, readers: &[&str]) -> String {
     // in, pointing to a copy of this table (tree-sitter's `language`).
     if readers.is_empty() {
         return format!(
-            "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps the copy it uses now (the one the data that refers to it points to, which may be a copy an earlier patch brought in) until a restart"
+            "the contents of {name} changed, but no function reads it directly (only other data of the program refers to it), so the program keeps the copy it uses now (the one the data that refers to it points to, which may be a copy an earlier patch brought in) until a restart{kept}"
         );
     }
+    let through = match through {
+        [] => String::new(),
+        list => format!(" (through a new copy of {}, which points to it)", list.join(", ")),
+    };
     // "The new code of": a reader whose new code cannot run (`main`'s
     // running loop) was said to "now read the new copy" (a re-check).
     format!(
-        "the contents of {name} changed: the new code of {} reads the new copy, but what the program already took from it (values it copied, pointers it keeps into the old copy) stays as it was until a restart",
+        "the contents of {name} changed: the new code of {} reads the new copy{through}, but what the program already took from it (values it copied, pointers it keeps into the old copy) stays as it was until a restart{kept}",
         readers.join(", "),
     )
+}
+
+/// For each of `changed` (constants of `obj`, by index), the constant data
+/// of `obj` that points to it, directly or through other such data: each
+/// gets a new copy pointing to the new one. Not a global (other files
+/// read the program's copy, which a patch leaves as it is) nor a C++
+/// vtable or type information (code compares their addresses).
+fn referring_constants(obj: &ObjectFile, changed: &[usize]) -> Vec<Vec<usize>> {
+    changed
+        .iter()
+        .map(|&c| {
+            let mut reached = vec![c];
+            loop {
+                let more: Vec<usize> = (0..obj.symbols.len())
+                    .filter(|j| !reached.contains(j))
+                    .filter(|&j| {
+                        let s = &obj.symbols[j];
+                        s.kind == Kind::Object
+                            && s.local
+                            && !crate::names::is_cxx_type_data(&s.name)
+                            && obj.section(s.section).is_some_and(|sec| sec.constant())
+                            && s.relocs
+                                .iter()
+                                .any(|r| obj.referenced_symbol(r).is_some_and(|t| reached.contains(&t)))
+                    })
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                reached.extend(more);
+            }
+            reached.split_off(1)
+        })
+        .collect()
+}
+
+/// The data of `obj` other than `through` that points to one of `reached`
+/// (sorted): it keeps pointing to the program's copies.
+fn kept_pointing(obj: &ObjectFile, reached: &[usize], through: &[usize]) -> Vec<usize> {
+    (0..obj.symbols.len())
+        .filter(|j| !reached.contains(j) && !through.contains(j))
+        .filter(|&j| {
+            let s = &obj.symbols[j];
+            s.kind == Kind::Object
+                && s.relocs.iter().any(|r| {
+                    obj.referenced_symbol(r)
+                        .is_some_and(|t| reached.binary_search(&t).is_ok())
+                })
+        })
+        .collect()
 }
 
 /// A [`constant_table_note`] said again for a save that put the table's
@@ -406,27 +468,35 @@ pub fn select_checking_layouts(
             ),
         });
     }
+    // Each changed constant with the constant data of this file that
+    // points to it, directly or through other such data (expat's
+    // `encodings`, a table of pointers to `latin1_encoding`): a copy of
+    // that data pointing to the new copy is what a fresh build has, so its
+    // readers are patched too. Before, a parser made after the patch took
+    // `latin1_encoding` from the program's own `encodings` and never saw
+    // the edit, under a "patched" line (a trial on expat).
+    let through = referring_constants(new, &changed_constants);
     let mut readers: Vec<Vec<&str>> = vec![Vec::new(); changed_constants.len()];
     let mut table_readers = Vec::new();
     for f in new.symbols.iter().filter(|s| s.kind == Kind::Function) {
         let mut uses = false;
         for r in &f.relocs {
-            let Some(k) = new
-                .referenced_symbol(r)
-                .and_then(|i| changed_constants.iter().position(|&c| c == i))
-            else {
-                continue;
-            };
-            uses = true;
-            if !readers[k].contains(&f.name.as_str()) {
-                readers[k].push(&f.name);
+            let Some(t) = new.referenced_symbol(r) else { continue };
+            for (k, &c) in changed_constants.iter().enumerate() {
+                if t != c && !through[k].contains(&t) {
+                    continue;
+                }
+                uses = true;
+                if !readers[k].contains(&f.name.as_str()) {
+                    readers[k].push(&f.name);
+                }
             }
         }
         if uses && !names.contains(&f.name.as_str()) {
             names.push(&f.name);
         }
     }
-    for (&i, readers) in changed_constants.iter().zip(&readers) {
+    for (k, (&i, readers)) in changed_constants.iter().zip(&readers).enumerate() {
         // A table of its one reader's own code addresses (a computed
         // goto's labels: Lua's `disptab`) changes with that code, which
         // is patched: nothing of it outlives the old code (every reload of
@@ -448,7 +518,16 @@ pub fn select_checking_layouts(
         let readable: Vec<String> = readers.iter().map(|r| crate::names::readable(r)).collect();
         let readable: Vec<&str> = readable.iter().map(String::as_str).collect();
         let label = crate::diff::static_label(new, i);
-        notes.push(constant_table_note(&label, &readable));
+        let label_of =
+            |list: &[usize]| -> Vec<String> { list.iter().map(|&j| crate::diff::static_label(new, j)).collect() };
+        let mut reached = std::iter::once(i).chain(through[k].iter().copied()).collect::<Vec<_>>();
+        reached.sort_unstable();
+        notes.push(constant_table_note(
+            &label,
+            &readable,
+            &label_of(&through[k]),
+            &label_of(&kept_pointing(new, &reached, &through[k])),
+        ));
         table_readers.push((label, readers.iter().map(|r| r.to_string()).collect()));
     }
     let functions = functions_where(new, |name| names.contains(&name));

@@ -2837,15 +2837,28 @@ impl<'p> Reloader<'p> {
         event.as_built.retain(|n| !names.contains(n));
         // Patched, if what is left is patched.
         event.event = EventKind::Reverted;
-        // Nothing left patched: a changed table is read, and a changed
-        // macro's value used, by the program's own code again.
-        if functions.is_empty() {
-            for note in event.notes.iter_mut().chain(event.if_patched.iter_mut()) {
-                let back = relive_patch::select::constant_table_put_back(note)
-                    .or_else(|| relive_patch::debug_macros::put_back(note));
-                if let Some(back) = back {
-                    *note = back;
+        // A changed table whose every reader went back is read by the
+        // program's own code again (one whose reader went back beside
+        // another function patched was said to be read "by the new code"
+        // of it: an expat trial); a changed macro's value is used by it
+        // again once nothing is left patched.
+        let tables_back: Vec<String> = event
+            .table_readers
+            .iter()
+            .filter(|(_, readers)| !readers.is_empty() && readers.iter().all(|r| names.contains(r)))
+            .map(|(table, _)| format!("the contents of {table} "))
+            .collect();
+        for note in event.notes.iter_mut().chain(event.if_patched.iter_mut()) {
+            let back = match functions.is_empty() {
+                true => relive_patch::select::constant_table_put_back(note)
+                    .or_else(|| relive_patch::debug_macros::put_back(note)),
+                false if tables_back.iter().any(|t| note.starts_with(t.as_str())) => {
+                    relive_patch::select::constant_table_put_back(note)
                 }
+                false => None,
+            };
+            if let Some(back) = back {
+                *note = back;
             }
         }
         self.settled_by(source, &names);
