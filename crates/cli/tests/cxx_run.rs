@@ -445,6 +445,34 @@ fn a_class_clang_only_declares_in_the_program_is_no_layout_change() {
     target.wait_for("v 24");
 }
 
+/// A function in a namespace made to return `double` (LevelDB's
+/// `crc32c::Extend`), its header and definition saved, while `main`'s
+/// running loop calls it through an inline wrapper: refused, as for a
+/// function outside a namespace. GCC gives such a function its return
+/// type on its declaration only; read from the definition, both compiles
+/// returned `void`, the change went in, and `main`'s old code read
+/// garbage from `eax` (a trial).
+#[test]
+fn a_return_type_changed_in_a_namespace_is_a_signature_change() {
+    const LIB_H: &str = "#include <cstdint>\nnamespace ns { namespace sub {\nuint32_t Extend(uint32_t init, int n);\ninline uint32_t Value(int n) { return Extend(0, n); }\n} }\n";
+    const LIB: &str = "#include \"lib.h\"\nnamespace ns { namespace sub {\nuint32_t Extend(uint32_t init, int n) { return init + 3u * (uint32_t)n; }\n} }\n";
+    const MAIN: &str = "#include <cstdio>\n#include <unistd.h>\n#include \"lib.h\"\nstatic volatile int seed = 7;\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %u\\n\", (unsigned)ns::sub::Value(seed)); usleep(3000); } }\n";
+    for cxx in ["g++", "clang++"] {
+        let files = [("lib.h", LIB_H), ("lib.cpp", LIB), ("main.cpp", MAIN)];
+        let (target, lines) = run_built(cxx, &["-O2", "-g"], &files, &["main.cpp", "lib.cpp"]);
+        lines.until("watching");
+        target.wait_for("v 21");
+        let p = target.dir.path();
+        std::fs::write(p.join("lib.h"), LIB_H.replace("uint32_t Extend", "double Extend")).unwrap();
+        std::fs::write(p.join("lib.cpp"), LIB.replace("uint32_t Extend", "double Extend")).unwrap();
+        // Held for main.cpp (the header's other includer) at first, then
+        // refused with it.
+        let said = lines.until("refused");
+        assert!(said.contains("its caller main is running"), "{cxx}: {said}");
+        target.prints_only(&["v 21"], 20);
+    }
+}
+
 /// A one-function C++ program printing `v 1` (the compile-error tests').
 const VALUE_APP: &str = "#include <cstdio>\n#include <unistd.h>\n__attribute__((noinline)) int value() { return 1; }\nint main() { setvbuf(stdout, nullptr, _IOLBF, 0); for (;;) { std::printf(\"v %d\\n\", value()); usleep(3000); } }\n";
 

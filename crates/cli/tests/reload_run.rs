@@ -984,6 +984,41 @@ int main(void) {
     s.target.prints_only(&["r -69"], 20);
 }
 
+/// Parameters' names moved in a definition alone (FreeType's `FT_MulDiv(a_,
+/// b_, c_)` defined as `(a_, c_, b_)`), the prototype and the callers as
+/// they were: the same call, so the callers compile as they did and a
+/// fresh build computes with them what the patched program does. It is
+/// patched, with `main`'s call running (it never returns): the global
+/// one in its own file, the `static` one beside its caller. The global
+/// one was held until every file that calls it was saved again (each
+/// then compiled as it was), and the static one refused while `main`
+/// ran.
+#[test]
+fn parameters_names_moved_in_a_definition_alone_are_patched() {
+    let lib = "long muldiv(long a, long b, long c) { return a * b / c; }\n";
+    let main_c = "#include <stdio.h>\n#include <unistd.h>\nlong muldiv(long a, long b, long c);\nstatic volatile long seed = 3;\n__attribute__((noinline)) static long calc(long a, long b) { return a * 7 - b; }\nint main(void) { setvbuf(stdout, NULL, _IOLBF, 0); for (;;) { printf(\"m %ld c %ld\\n\", muldiv(seed * 10, seed * 4, seed), calc(seed, seed * 30)); usleep(3000); } }\n";
+    let (target, events) = run_files(&[("main.c", main_c), ("lib.c", lib)], &["-O2", "-g"]);
+    target.wait_for("m 120 c -69");
+    std::fs::write(
+        target.dir.path().join("lib.c"),
+        lib.replace("muldiv(long a, long b, long c)", "muldiv(long a, long c, long b)"),
+    )
+    .unwrap();
+    let e = events.recv_timeout(PATIENCE).expect("lib.c's event");
+    assert_eq!(e["event"], "patched", "{e}");
+    // 30 * 3 / 12, as a fresh build computes: a * b / c with b = 3, c = 12.
+    target.wait_for("m 7 c -69");
+    std::fs::write(
+        target.dir.path().join("main.c"),
+        main_c.replace("calc(long a, long b)", "calc(long b, long a)"),
+    )
+    .unwrap();
+    let e = events.recv_timeout(PATIENCE).expect("main.c's event");
+    assert_eq!(e["event"], "patched", "{e}");
+    // 9 * 7 - 3, main's call as it was.
+    target.wait_for("m 7 c 627");
+}
+
 /// A caller patched before (a worker's loop, whose running call stays in
 /// its original code for good) still counts as running: a later signature
 /// change of what it calls was patched, as only unpatched callers were

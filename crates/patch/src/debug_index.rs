@@ -126,12 +126,18 @@ impl DebugIndex {
             }
             // Linkage names of declarations (in classes), and definitions
             // that point at a declaration, matched once the unit is read.
-            let mut linkage_of: foldhash::HashMap<UnitOffset, u64> = foldhash::HashMap::default();
+            // Each declaration with a linkage name: that name's hash, and
+            // whether the declaration is `external`.
+            let mut linkage_of: foldhash::HashMap<UnitOffset, (u64, bool)> = foldhash::HashMap::default();
             let mut specifying: Vec<(UnitOffset, TopEntry)> = Vec::new();
             let mut raw = unit.entries_raw(None)?;
             // Depth of the cursor's first entry in the unit: 1 once it was
             // restarted at a sibling.
             let mut shift = 0isize;
+            // The tag of the entry at each depth on the way to the current
+            // one: a declaration's parent tells a namespace's function
+            // (indexed) from a class's member (its definition is).
+            let mut tags_at: Vec<gimli::DwTag> = Vec::new();
             while !raw.is_empty() {
                 let depth = raw.next_depth() + shift;
                 let offset = raw.next_offset();
@@ -139,6 +145,11 @@ impl DebugIndex {
                     continue;
                 };
                 let tag = abbrev.tag();
+                let at_depth = usize::try_from(depth).unwrap_or(0);
+                tags_at.truncate(at_depth);
+                let in_namespace = at_depth >= 2 && tags_at.get(at_depth - 1) == Some(&gimli::DW_TAG_namespace);
+                tags_at.resize(at_depth, gimli::DW_TAG_null);
+                tags_at.push(tag);
                 let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
                 // Entries nested in something other than a namespace or
                 // class (a function's locals) are of no interest.
@@ -218,8 +229,11 @@ impl DebugIndex {
                 let has_linkage = linkage.is_some();
                 if let Some(linkage) = linkage {
                     let key = hash(&dwarf.attr_string(&unit, linkage)?.to_slice()?);
-                    linkage_of.insert(offset, key);
-                    if depth == 1 || !declaration {
+                    linkage_of.insert(offset, (key, external));
+                    // A namespace's function declared (a caller's view of
+                    // `ns::f`) too: its declaration was never found, and a
+                    // caller's prototype never compared.
+                    if depth == 1 || !declaration || in_namespace {
                         by_hash.push((key, entry));
                     }
                 }
@@ -244,13 +258,22 @@ impl DebugIndex {
                     shift = depth;
                 }
             }
-            // A member function's definition, by its declaration's
-            // linkage name.
-            by_hash.extend(
-                specifying
-                    .into_iter()
-                    .filter_map(|(spec, entry)| Some((*linkage_of.get(&spec)?, entry))),
-            );
+            // A member function's definition (or a namespace's function's),
+            // by its declaration's linkage name, and `external` as its
+            // declaration is: GCC puts `DW_AT_external` there only, and a
+            // global C++ function defined so was never taken for one (its
+            // signature never compared: a LevelDB trial's return type
+            // changed unseen).
+            by_hash.extend(specifying.into_iter().filter_map(|(spec, entry)| {
+                let &(key, external) = linkage_of.get(&spec)?;
+                Some((
+                    key,
+                    TopEntry {
+                        external: entry.external || external,
+                        ..entry
+                    },
+                ))
+            }));
         }
         by_hash.sort_unstable_by_key(|&(h, e)| (h, e.unit.0, e.offset.0));
         functions.sort_unstable_by_key(|&(start, _, _)| start);

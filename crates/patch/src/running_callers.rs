@@ -207,13 +207,15 @@ pub(crate) fn revert_refusal(caller: &str, callee: &str, threads: &[u32]) -> Str
 /// The refusal of a patch that changes the signatures of `changed`
 /// (functions of `objects`, with every caller among them) while a caller's
 /// call runs in `target` and does not return within [`CALLER_PATIENCE`];
-/// `None` when none does. A clone with chosen parameters among them counts
-/// only with its callers among `patched` (see
-/// [`clones_changed_with_callers`]).
+/// `None` when none does. A clone with chosen parameters among them, or
+/// one of `names_moved` (only its parameters' names moved), counts only
+/// with its callers among `patched` (see [`clones_changed_with_callers`],
+/// [`crate::signature::Signature::moves_names`]).
 pub fn running_caller<'o>(
     target: &Target,
     objects: impl Iterator<Item = &'o ObjectFile>,
     changed: &[String],
+    names_moved: &[String],
     patched: &[&str],
 ) -> Option<String> {
     if changed.is_empty() {
@@ -221,7 +223,9 @@ pub fn running_caller<'o>(
     }
     let callers: Vec<(String, String)> = callers_among(objects, changed)
         .into_iter()
-        .filter(|(caller, callee)| !has_chosen_parameters(callee) || patched.contains(&caller.as_str()))
+        .filter(|(caller, callee)| {
+            (!has_chosen_parameters(callee) && !names_moved.contains(callee)) || patched.contains(&caller.as_str())
+        })
         .collect();
     let names: Vec<&str> = callers.iter().map(|(caller, _)| caller.as_str()).collect();
     once_returned(|| {
@@ -495,8 +499,10 @@ pub(crate) fn running_code(
 /// running code: a re-patch of reverted code, a catch-up).
 pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<String>) {
     let mut changed: Vec<String> = Vec::new();
-    // Clones whose parameters may have changed with their callers': only
-    // the changed callers' running calls matter for them.
+    // Clones whose parameters may have changed with their callers', and
+    // functions whose parameters' names alone moved (the same call: see
+    // [`crate::signature::Signature::moves_names`]): only the changed
+    // callers' running calls matter for them.
     let mut clones: Vec<String> = Vec::new();
     let patched: Vec<&str> = units
         .iter()
@@ -513,8 +519,18 @@ pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<
             .filter(|s| s.kind == Kind::Function)
             .map(|s| s.name.as_str())
             .collect();
-        changed.extend(crate::signature::changed(base, obj, &names).into_iter().map(|c| c.name));
-        changed.extend(crate::signature::changed_static(base, obj, &names));
+        for change in crate::signature::changed(base, obj, &names) {
+            match change.names_only {
+                true => clones.push(change.name),
+                false => changed.push(change.name),
+            }
+        }
+        for (name, names_only) in crate::signature::changed_static(base, obj, &names) {
+            match names_only {
+                true => clones.push(name),
+                false => changed.push(name),
+            }
+        }
     }
     changed.sort();
     changed.dedup();

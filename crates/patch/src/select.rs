@@ -90,6 +90,10 @@ pub struct Selected {
     /// and `static` ones (their callers are in the file). A caller's call
     /// running now keeps its old code, which calls them the old way.
     pub new_signatures: Vec<String>,
+    /// Those of `new_signatures` whose parameters' names alone moved (the
+    /// same call): only their callers whose code changed count as calling
+    /// them the old way.
+    pub names_moved: Vec<String>,
     /// Notes true only once the patch goes in (what the patched functions
     /// have: a changed macro's new value): a save held or refused said
     /// them of a patch that never happened (a zstd trial).
@@ -369,13 +373,23 @@ pub fn select_checking_layouts(
             ),
         });
     }
+    // Parameters' names that moved change no call: callers in other
+    // files compile as they did (see `Signature::same_call`), and only
+    // callers whose call changed too need their running calls checked.
     let (followed, signatures): (Vec<_>, Vec<_>) = crate::signature::changed(old, new, &changed_code)
         .into_iter()
-        .partition(|change| callers_follow(&change.name));
+        .partition(|change| change.names_only || callers_follow(&change.name));
+    let statics = crate::signature::changed_static(old, new, &changed_code);
+    let names_moved: Vec<String> = followed
+        .iter()
+        .filter(|change| change.names_only)
+        .map(|change| change.name.clone())
+        .chain(statics.iter().filter(|(_, moved)| *moved).map(|(name, _)| name.clone()))
+        .collect();
     let new_signatures: Vec<String> = followed
         .into_iter()
         .map(|change| change.name)
-        .chain(crate::signature::changed_static(old, new, &changed_code))
+        .chain(statics.into_iter().map(|(name, _)| name))
         .collect();
     if !signatures.is_empty() {
         return Err(PatchError::Refused {
@@ -551,6 +565,7 @@ pub fn select_checking_layouts(
         notes,
         initial_values,
         new_signatures,
+        names_moved,
         if_patched,
         table_readers,
     })

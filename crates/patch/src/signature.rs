@@ -254,6 +254,10 @@ pub struct SignatureChange {
     pub name: String,
     pub was: String,
     pub now: String,
+    /// Only parameters' names moved ([`Signature::moves_names`]): the
+    /// same call, which matters only to callers whose call changed with
+    /// it.
+    pub names_only: bool,
 }
 
 impl std::fmt::Display for SignatureChange {
@@ -282,22 +286,24 @@ pub fn changed(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<Signat
 /// `main`'s loop kept calling `calc(x)` after `calc(x, y)` went in, and
 /// the program printed `x * 7 + garbage`). A GCC clone (`calc.isra.0`)
 /// counts by its function's signature: DWARF describes that one.
-pub fn changed_static(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<String> {
+///
+/// Each with whether only its parameters' names moved
+/// ([`SignatureChange::names_only`]).
+pub fn changed_static(old: &ObjectFile, new: &ObjectFile, names: &[&str]) -> Vec<(String, bool)> {
     let local = |name: &&str| new.symbols.iter().any(|s| s.name == *name && s.local);
     let symbols: Vec<&str> = names.iter().copied().filter(local).collect();
     let bases: Vec<String> = symbols.iter().map(|n| crate::names::parse(n).base).collect();
     let mut wanted: Vec<&str> = bases.iter().map(String::as_str).collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let changed: Vec<String> = changed_among(old, new, &wanted, Subprograms::StaticDefinitions)
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let changed = changed_among(old, new, &wanted, Subprograms::StaticDefinitions);
     symbols
         .iter()
         .zip(&bases)
-        .filter(|(_, base)| changed.contains(base))
-        .map(|(symbol, _)| symbol.to_string())
+        .filter_map(|(symbol, base)| {
+            let change = changed.iter().find(|c| c.name == *base)?;
+            Some((symbol.to_string(), change.names_only))
+        })
         .collect()
 }
 
@@ -316,10 +322,12 @@ fn changed_among(old: &ObjectFile, new: &ObjectFile, names: &[&str], kind: Subpr
         .into_iter()
         .filter_map(|(name, now)| {
             let was = before.get(&name)?;
-            (!was.same_call(&now)).then(|| SignatureChange {
+            let names_only = was.same_call(&now);
+            (!names_only || was.moves_names(&now)).then(|| SignatureChange {
                 name,
                 was: was.shown.clone(),
                 now: now.shown,
+                names_only,
             })
         })
         .collect();
@@ -450,6 +458,27 @@ fn is_named(
     }
 }
 
+/// The `DW_AT_type` (the return type) of the subprogram `entry`, or of
+/// the declaration it defines (`DW_AT_specification`): GCC gives a C++
+/// function declared in a namespace or a class its return type there
+/// only. Read from the definition alone, every such function returned
+/// `void` in both compiles, and a change of its return type went in
+/// unseen while a running caller read the old register (a LevelDB
+/// trial: `crc32c::Extend` made to return `double`, and `main`'s running
+/// call read garbage from `eax`).
+fn returned_type<'d>(
+    unit: &gimli::Unit<Reader<'d>>,
+    entry: &gimli::DebuggingInformationEntry<Reader<'d>>,
+) -> Result<Option<AttributeValue<Reader<'d>>>, gimli::Error> {
+    if let Some(ty) = entry.attr_value(gimli::DW_AT_type)? {
+        return Ok(Some(ty));
+    }
+    match entry.attr_value(gimli::DW_AT_specification)? {
+        Some(AttributeValue::UnitRef(declared)) => unit.entry(declared)?.attr_value(gimli::DW_AT_type),
+        _ => Ok(None),
+    }
+}
+
 fn read_signatures(
     dwarf: &gimli::Dwarf<Reader>,
     index: &DebugIndex,
@@ -476,14 +505,25 @@ pub struct Signature {
 
 impl Signature {
     /// Whether a call made for one is one the other takes: the same
-    /// types, and no parameter name found at another place (`f(int a,
-    /// int b)` made `f(int b, int a)` takes its arguments the other way
-    /// round, and a running caller's old code passed them the old way: a
-    /// re-check's swap went in unseen). A name changed in place is a
-    /// rename, which changes no call (a bzip2 re-check's `maxLen` made
-    /// `maxLength` was refused).
+    /// types (typedefs by what they name). Names are no part of a call: a
+    /// caller whose code did not change passes what a fresh build's
+    /// passes (a FreeType trial's `FT_MulDiv(a_, b_, c_)` defined as
+    /// `(a_, c_, b_)` was held until twelve files that call it were saved
+    /// again, and each compiled as it was); see [`Signature::moves_names`]
+    /// for the callers whose code did change.
     pub fn same_call(&self, other: &Signature) -> bool {
-        let moved = self.names.iter().enumerate().any(|(i, name)| {
+        self.compared == other.compared
+    }
+
+    /// Whether a parameter name of one is found at another place in the
+    /// other (`f(int a, int b)` made `f(int b, int a)`): the function takes
+    /// its arguments the other way round, so a caller whose call changed
+    /// with it (`f(x, y)` made `f(y, x)`) and is running finishes in old
+    /// code that passes them the old way (a re-check's swap went in
+    /// unseen). A name changed in place is a rename, which changes nothing
+    /// (a bzip2 re-check's `maxLen` made `maxLength` was refused).
+    pub fn moves_names(&self, other: &Signature) -> bool {
+        self.names.iter().enumerate().any(|(i, name)| {
             name.as_ref().is_some_and(|n| {
                 other
                     .names
@@ -491,8 +531,7 @@ impl Signature {
                     .position(|o| o.as_ref() == Some(n))
                     .is_some_and(|j| j != i)
             })
-        });
-        self.compared == other.compared && !moved
+        })
     }
 
     /// What [`Signature::same_call`] compares, as one string a journal
@@ -556,7 +595,7 @@ fn read_compared(
                 let compared = type_name(dwarf, unit, unqualified(unit, value, true), 0, true);
                 (shown, compared)
             };
-            let ret = both(node.entry().attr_value(gimli::DW_AT_type)?);
+            let ret = both(returned_type(unit, node.entry())?);
             let (mut shown, mut compared, mut names) = (Vec::new(), Vec::new(), Vec::new());
             let mut kids = node.children();
             while let Some(kid) = kids.next()? {

@@ -2524,9 +2524,13 @@ impl<'p> Reloader<'p> {
                 event.notes.extend(selected.notes);
                 event.if_patched.extend(selected.if_patched);
                 event.table_readers = selected.table_readers;
-                if let Some(refusal) =
-                    self.callers_running(source, &new, &selected.new_signatures, &selected.functions, batch)
-                {
+                if let Some(refusal) = self.callers_running(
+                    source,
+                    &new,
+                    (&selected.new_signatures, &selected.names_moved),
+                    &selected.functions,
+                    batch,
+                ) {
                     return Ok(Step::refused(event, refusal, start));
                 }
                 selected.functions
@@ -2619,7 +2623,7 @@ impl<'p> Reloader<'p> {
             ))
             .collect();
         if !stale_changes.is_empty() {
-            if let Some(refusal) = self.callers_running(source, &new, &stale_changes, &functions, batch) {
+            if let Some(refusal) = self.callers_running(source, &new, (&stale_changes, &[]), &functions, batch) {
                 return Ok(Step::refused(event, refusal, start));
             }
         }
@@ -3403,18 +3407,22 @@ impl<'p> Reloader<'p> {
     /// just now), and that call finishes in its old code, which passes the
     /// old arguments (a trial on Oniguruma: `worker` kept calling
     /// `onig_number_of_captures` with one argument, and the program
-    /// printed `g=-6` where a fresh build prints `g=73`).
+    /// printed `g=-6` where a fresh build prints `g=73`). `(changed,
+    /// names_moved)`: those of `changed` whose parameters' names alone
+    /// moved count only with a caller among `functions` (whose call
+    /// changed too); the patch checks the batch's other changed callers
+    /// again with the threads stopped.
     fn callers_running(
         &self,
         source: &Path,
         new: &ObjectFile,
-        changed: &[String],
+        (changed, names_moved): (&[String], &[String]),
         functions: &[usize],
         batch: &[(&Path, &ObjectFile)],
     ) -> Option<String> {
         let objects = std::iter::once(new).chain(batch.iter().filter(|(f, _)| *f != source).map(|(_, o)| *o));
         let patched: Vec<&str> = functions.iter().map(|&i| new.symbols[i].name.as_str()).collect();
-        relive_patch::running_callers::running_caller(&self.target, objects, changed, &patched)
+        relive_patch::running_callers::running_caller(&self.target, objects, changed, names_moved, &patched)
     }
 
     /// [`Reloader::callers_running`] for a catch-up of `sources` (their

@@ -152,6 +152,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         mut notes,
         initial_values,
         new_signatures,
+        names_moved,
         if_patched,
         table_readers,
     } = relive_patch::select::select(base, new, &|_| false)?;
@@ -184,6 +185,7 @@ pub fn select(new: &ObjectFile, base: Option<&ObjectFile>, only: &[String]) -> a
         notes,
         initial_values,
         new_signatures,
+        names_moved,
         if_patched: Vec::new(),
         table_readers,
     })
@@ -322,7 +324,9 @@ fn patch_opened(
         .cloned()
         .collect();
     let new = std::iter::once(&objects.new);
-    if let Some(why) = relive_patch::running_callers::running_caller(&target, new, &changed, &patched) {
+    if let Some(why) =
+        relive_patch::running_callers::running_caller(&target, new, &changed, &objects.names_moved, &patched)
+    {
         return Err(PatchError::Refused { what: why }.into());
     }
     // Then calls from elsewhere into this file's functions, by the
@@ -525,6 +529,9 @@ pub struct Objects {
     /// Functions whose signature the patch changes, with every caller
     /// (`static` ones): refused while a caller's call runs.
     pub new_signatures: Vec<String>,
+    /// Those of `new_signatures` whose parameters' names alone moved: only
+    /// a running caller whose call changed too counts.
+    pub names_moved: Vec<String>,
 }
 
 impl Objects {
@@ -542,6 +549,7 @@ impl Objects {
             functions,
             notes,
             new_signatures: Vec::new(),
+            names_moved: Vec::new(),
         }
     }
 }
@@ -582,6 +590,7 @@ fn read_objects(args: &PatchArgs) -> anyhow::Result<(Objects, Timing)> {
     let mut objects = Objects::new(new, base, selected.functions);
     objects.notes.extend(selected.notes);
     objects.new_signatures = selected.new_signatures;
+    objects.names_moved = selected.names_moved;
     Ok((objects, earlier))
 }
 
