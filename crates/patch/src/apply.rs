@@ -647,7 +647,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         .collect();
     // `changed`: the functions whose signature the patch changes; their
     // callers in the program's own code are checked in the stop too.
-    let (guard, changed, names_moved) = running_callers::signature_guard(&parts);
+    let (guard, changed) = running_callers::signature_guard(&parts);
     let mut generations: Vec<Vec<u32>> = Vec::with_capacity(prepared.len());
     after.changes += 1;
     let now = std::time::SystemTime::now()
@@ -998,10 +998,7 @@ pub fn patch_together(target: &mut Target, units: &[Unit], earlier: Timing) -> R
         let refused = match running.first() {
             Some((caller, threads)) => {
                 let callee = guard.iter().find(|(c, _)| c == caller).map_or("", |(_, callee)| callee);
-                Some(match names_moved.iter().any(|m| m == callee) {
-                    true => running_callers::moved_names_refusal(caller, callee, threads),
-                    false => running_callers::refusal(caller, callee, threads),
-                })
+                Some(running_callers::refusal(caller, callee, threads))
             }
             None => running_callers::program_callers_running(target, &changed, &positions),
         };

@@ -135,8 +135,8 @@ impl DebugIndex {
             // restarted at a sibling.
             let mut shift = 0isize;
             // The tag of the entry at each depth on the way to the current
-            // one: a declaration's parent tells a namespace's or a class's
-            // function (indexed) from a function's local declaration.
+            // one: a declaration's parent tells a namespace's function
+            // (indexed) from a class's member (its definition is).
             let mut tags_at: Vec<gimli::DwTag> = Vec::new();
             while !raw.is_empty() {
                 let depth = raw.next_depth() + shift;
@@ -147,16 +147,7 @@ impl DebugIndex {
                 let tag = abbrev.tag();
                 let at_depth = usize::try_from(depth).unwrap_or(0);
                 tags_at.truncate(at_depth);
-                let in_container = at_depth >= 2
-                    && tags_at.get(at_depth - 1).is_some_and(|parent| {
-                        matches!(
-                            *parent,
-                            gimli::DW_TAG_namespace
-                                | gimli::DW_TAG_structure_type
-                                | gimli::DW_TAG_class_type
-                                | gimli::DW_TAG_union_type
-                        )
-                    });
+                let in_namespace = at_depth >= 2 && tags_at.get(at_depth - 1) == Some(&gimli::DW_TAG_namespace);
                 tags_at.resize(at_depth, gimli::DW_TAG_null);
                 tags_at.push(tag);
                 let wanted = tag == gimli::DW_TAG_subprogram || tag == gimli::DW_TAG_variable;
@@ -239,13 +230,10 @@ impl DebugIndex {
                 if let Some(linkage) = linkage {
                     let key = hash(&dwarf.attr_string(&unit, linkage)?.to_slice()?);
                     linkage_of.insert(offset, (key, external));
-                    // A namespace's or a class's function declared (a
-                    // caller's view of `ns::f` or `C::f`) too: its
-                    // declaration was never found, a caller's prototype
-                    // never compared, and a signature change saved with
-                    // every caller was held for them (a LevelDB re-check's
-                    // `WriteBatch::ApproximateSize`).
-                    if depth == 1 || !declaration || in_container {
+                    // A namespace's function declared (a caller's view of
+                    // `ns::f`) too: its declaration was never found, and a
+                    // caller's prototype never compared.
+                    if depth == 1 || !declaration || in_namespace {
                         by_hash.push((key, entry));
                     }
                 }

@@ -176,21 +176,6 @@ pub fn refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
     )
 }
 
-/// Why a patch whose `callee` takes its arguments in another order (its
-/// parameters' names moved, the types the same) cannot go in while
-/// `caller`, whose call changed with it, runs on `threads`. Said as a
-/// signature change, it read as a false claim: the types, and the
-/// prototype shown, are the same (a LevelDB re-check's `WriteBatch::Put`).
-pub fn moved_names_refusal(caller: &str, callee: &str, threads: &[u32]) -> String {
-    let tids: Vec<String> = threads.iter().map(u32::to_string).collect();
-    let (caller, callee) = (crate::names::readable(caller), crate::names::readable(callee));
-    format!(
-        "{callee} takes its arguments in another order now (its parameters' names moved, their types the same), and its caller {caller}, whose call changed with it, is running on thread {}{}: that call finishes in {caller}'s old code, which passes them the old way; try again once that call has returned (under relive run or watch: save the changed files again, together), or, for a function its thread never leaves (main, a worker's loop), move the call into a function it calls, or restart the program",
-        tids.join(", "),
-        waited()
-    )
-}
-
 /// Why a revert is refused: `caller`'s code that calls `callee` the way
 /// a patched signature change made it is running on `threads`, and its
 /// call could reach `callee`'s old code with the new arguments.
@@ -247,10 +232,7 @@ pub fn running_caller<'o>(
         let running = running_now(target, &names);
         let (caller, threads) = running.first()?;
         let callee = &callers.iter().find(|(c, _)| c == caller)?.1;
-        Some(match names_moved.contains(callee) {
-            true => moved_names_refusal(caller, callee, threads),
-            false => refusal(caller, callee, threads),
-        })
+        Some(refusal(caller, callee, threads))
     })
 }
 
@@ -515,11 +497,8 @@ pub(crate) fn running_code(
 /// their functions to patch whose signature the patch changes (compared
 /// with each unit's base, and those the unit names as changed from the
 /// running code: a re-patch of reverted code, a catch-up).
-/// Also those of the callees whose parameters' names alone moved (said
-/// apart when refused: [`moved_names_refusal`]).
-pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
+pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<String>) {
     let mut changed: Vec<String> = Vec::new();
-    let mut moved: Vec<String> = Vec::new();
     // Clones whose parameters may have changed with their callers', and
     // functions whose parameters' names alone moved (the same call: see
     // [`crate::signature::Signature::moves_names`]): only the changed
@@ -540,21 +519,23 @@ pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<
             .filter(|s| s.kind == Kind::Function)
             .map(|s| s.name.as_str())
             .collect();
-        let globals = crate::signature::changed(base, obj, &names)
-            .into_iter()
-            .map(|change| (change.name, change.names_only));
-        for (name, names_only) in globals.chain(crate::signature::changed_static(base, obj, &names)) {
+        for change in crate::signature::changed(base, obj, &names) {
+            match change.names_only {
+                true => clones.push(change.name),
+                false => changed.push(change.name),
+            }
+        }
+        for (name, names_only) in crate::signature::changed_static(base, obj, &names) {
             match names_only {
-                true => moved.push(name),
+                true => clones.push(name),
                 false => changed.push(name),
             }
         }
     }
     changed.sort();
     changed.dedup();
-    clones.extend(moved.iter().cloned());
     if changed.is_empty() && clones.is_empty() {
-        return (Vec::new(), changed, moved);
+        return (Vec::new(), changed);
     }
     // The callers the old code has too: a running call is of that.
     let objects = units
@@ -564,7 +545,7 @@ pub(crate) fn signature_guard(units: &[Patched]) -> (Vec<(String, String)>, Vec<
     guard.extend(callers_where(objects, &clones, |caller| patched.contains(&caller)));
     guard.sort();
     guard.dedup();
-    (guard, changed, moved)
+    (guard, changed)
 }
 
 /// Where each thread of `process` is now. A thread on a CPU has no
